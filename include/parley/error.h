@@ -1,0 +1,99 @@
+/* parley — one error enum for the whole project.
+ *
+ * 0 is success; every other value is a specific, stable failure. Codes are grouped by range and are
+ * NEVER renumbered or reused: append new codes at the end of their range. The wire protocol carries
+ * these numbers in responses, so a client and server of different versions agree on their meaning.
+ */
+#ifndef PARLEY_ERROR_H
+#define PARLEY_ERROR_H
+
+#include <parley/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(name, value, message) */
+#define PARLEY_ERRNO_MAP(X)                                                                      \
+	/* 0-99: general */                                                                          \
+	X(OK, 0, "success")                                                                          \
+	X(NOMEM, 1, "out of memory")                                                                 \
+	X(INVAL, 2, "invalid argument")                                                              \
+	X(IO, 3, "input/output error")                                                               \
+	X(INTERNAL, 4, "internal error")                                                             \
+	X(NOT_FOUND, 5, "not found")                                                                 \
+	X(EXISTS, 6, "already exists")                                                               \
+	X(TOO_LARGE, 7, "too large")                                                                 \
+	X(TIMEOUT, 8, "timed out")                                                                   \
+	X(BUSY, 9, "busy, try again later")                                                          \
+	X(CLOSED, 10, "connection closed")                                                           \
+	X(UNSUPPORTED, 11, "not supported")                                                          \
+	X(PERM, 12, "permission denied")                                                             \
+	X(CONFIG, 13, "invalid configuration")                                                       \
+	X(STORE, 14, "storage error")                                                                \
+	X(RATE_LIMITED, 15, "rate limited")                                                          \
+	X(SHUTTING_DOWN, 16, "server is shutting down")                                              \
+	X(STATE, 17, "operation not valid in this state")                                           \
+	X(CRYPTO, 18, "cryptographic library failure")                                               \
+	/* 100-199: wire, HTTP, WebSocket, TLS, transport */                                         \
+	X(PROTO_MALFORMED, 100, "malformed protocol frame")                                          \
+	X(PROTO_TRUNCATED, 101, "truncated protocol frame")                                          \
+	X(PROTO_UNKNOWN, 102, "unknown request type")                                                \
+	X(PROTO_FIELD_TOO_LARGE, 103, "protocol field too large")                                    \
+	X(PROTO_MISSING_FIELD, 104, "required protocol field missing")                               \
+	X(HTTP_BAD_REQUEST, 110, "malformed HTTP request")                                           \
+	X(HTTP_HEADER_TOO_LARGE, 111, "HTTP header section too large")                               \
+	X(HTTP_BODY_TOO_LARGE, 112, "HTTP body too large")                                           \
+	X(HTTP_BAD_UPGRADE, 113, "bad WebSocket upgrade request")                                    \
+	X(HTTP_BAD_RESPONSE, 114, "malformed HTTP response")                                         \
+	X(WS_PROTOCOL, 120, "WebSocket protocol violation")                                          \
+	X(WS_UNMASKED, 121, "unmasked WebSocket frame from client")                                  \
+	X(WS_BAD_UTF8, 122, "invalid UTF-8 in WebSocket text frame")                                 \
+	X(WS_TOO_LARGE, 123, "WebSocket message too large")                                          \
+	X(WS_BAD_CLOSE, 124, "invalid WebSocket close frame")                                        \
+	X(TLS, 130, "TLS error")                                                                     \
+	X(CONNECT, 131, "could not connect")                                                         \
+	X(SLOW_CONSUMER, 132, "peer is not reading fast enough")                                     \
+	/* 200-299: accounts, devices, authentication */                                             \
+	X(UNAUTHENTICATED, 200, "not authenticated")                                                 \
+	X(BAD_SIGNATURE, 201, "bad signature")                                                       \
+	X(HANDLE_TAKEN, 202, "handle already registered")                                            \
+	X(BAD_HANDLE, 203, "invalid handle")                                                         \
+	X(NO_SUCH_ACCOUNT, 204, "no such account")                                                   \
+	X(NO_SUCH_DEVICE, 205, "no such device")                                                     \
+	X(LAST_DEVICE, 206, "cannot remove the account's last device")                               \
+	X(TOO_MANY_DEVICES, 207, "too many devices on this account")                                 \
+	X(ALREADY_AUTHENTICATED, 208, "connection is already authenticated")                         \
+	X(DEVICE_KEY_IN_USE, 209, "device key already registered")                                   \
+	X(NO_IDENTITY, 210, "no local identity: register first")                                     \
+	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
+	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
+	X(BAD_MAC, 301, "message authentication failed")                                             \
+	X(DUPLICATE_MESSAGE, 302, "duplicate message")                                               \
+	X(UNTRUSTED_IDENTITY, 303, "untrusted identity key")                                         \
+	X(NO_SESSION, 304, "no session")                                                             \
+	X(INVALID_KEY_ID, 305, "invalid key id")                                                     \
+	X(INVALID_KEY, 306, "invalid key")                                                           \
+	X(BAD_VERSION, 307, "unrecognised message version")                                          \
+	X(TOO_FAR_AHEAD, 308, "message from too far into the future")                                \
+	X(NO_SENDER_KEY, 309, "no sender key state")                                                 \
+	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")
+
+typedef enum parley_err {
+#define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,
+	PARLEY_ERRNO_MAP(PARLEY__ERR_ENUM)
+#undef PARLEY__ERR_ENUM
+} parley_err;
+
+#define PARLEY_OK PARLEY_E_OK
+
+/* A static, never-NULL English message for any value (unknown values get "unknown error"). */
+PARLEY_EXPORT const char *parley_strerror(int err);
+
+/* The enum name without prefix, e.g. "BAD_MAC"; "UNKNOWN" for unknown values. Stable for logs. */
+PARLEY_EXPORT const char *parley_errname(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,7 @@
+/* parley — umbrella header of libparley, the client library. */
+#ifndef PARLEY_H
+#define PARLEY_H
+#include <parley/export.h>
+#include <parley/error.h>
+#include <parley/version.h>
+#endif

@@ -1,0 +1,58 @@
+/* parleyd metrics, rendered as Prometheus text on GET /metrics.
+ *
+ * A fixed table (X-macro) of counters and gauges updated with relaxed atomics from any thread, plus
+ * one latency histogram per request kind. Fixed so that updating is a single atomic add on hot paths.
+ */
+#ifndef PARLEYD_METRICS_H
+#define PARLEYD_METRICS_H
+#include <stdint.h>
+
+#include "common/dynbuf.h"
+
+/* X(id, prometheus name, type, help) */
+#define METRICS_MAP(X)                                                                                     \
+	X(CONNECTIONS_ACCEPTED, "parley_connections_accepted_total", "counter", "TCP connections accepted")  \
+	X(CONNECTIONS_OPEN, "parley_connections_open", "gauge", "connections currently open")               \
+	X(CONNECTIONS_REJECTED, "parley_connections_rejected_total", "counter",                            \
+	  "connections refused (limit reached or shutting down)")                                          \
+	X(WS_SESSIONS_OPEN, "parley_websocket_sessions_open", "gauge", "WebSocket sessions currently open") \
+	X(WS_SESSIONS_AUTHENTICATED, "parley_websocket_sessions_authenticated", "gauge",                   \
+	  "WebSocket sessions currently authenticated as a device")                                        \
+	X(HTTP_REQUESTS, "parley_http_requests_total", "counter", "plain HTTP requests served")             \
+	X(FRAMES_IN, "parley_frames_received_total", "counter", "WebSocket messages received")              \
+	X(FRAMES_OUT, "parley_frames_sent_total", "counter", "WebSocket messages sent")                     \
+	X(BYTES_IN, "parley_bytes_received_total", "counter", "bytes read from sockets")                    \
+	X(BYTES_OUT, "parley_bytes_sent_total", "counter", "bytes written to sockets")                      \
+	X(PROTOCOL_ERRORS, "parley_protocol_errors_total", "counter",                                      \
+	  "HTTP/WebSocket/frame violations that closed a connection or were refused")                      \
+	X(REQUEST_ERRORS, "parley_request_errors_total", "counter", "requests answered with an error")     \
+	X(SLOW_CLIENTS, "parley_slow_clients_total", "counter", "connections closed for not reading")       \
+	X(TLS_ERRORS, "parley_tls_errors_total", "counter", "TLS handshake or record errors")              \
+	X(STORE_COMMITS, "parley_store_commits_total", "counter", "store transactions committed")           \
+	X(STORE_JOBS, "parley_store_jobs_total", "counter", "store jobs executed")                          \
+	X(STORE_ERRORS, "parley_store_errors_total", "counter", "store jobs that failed")
+
+enum metric_id {
+#define METRICS__ENUM(id, name, type, help) METRIC_##id,
+	METRICS_MAP(METRICS__ENUM)
+#undef METRICS__ENUM
+	METRIC__COUNT
+};
+
+void metrics__add(enum metric_id id, int64_t delta);
+static inline void metrics__inc(enum metric_id id)
+{
+	metrics__add(id, 1);
+}
+int64_t metrics__get(enum metric_id id);
+
+/* Request latency histogram: one series per request kind (label `kind`). */
+#define METRICS_MAX_KINDS 32
+/* Registers a kind name once at start-up (not thread-safe); returns its index or -1 when full. */
+int metrics__register_kind(const char *kind);
+void metrics__observe_latency(int kind, uint64_t nanoseconds);
+
+/* Appends the whole exposition (text format 0.0.4) to out. */
+int metrics__render(dynbuf *out);
+
+#endif

@@ -1,0 +1,56 @@
+/* The contract between parleyd's network layer (server/net) and the services above it.
+ *
+ * server/net owns sockets, TLS, HTTP and WebSocket framing. It hands each complete, size-checked
+ * WebSocket *binary* message to a net_handler and offers the calls below to answer. Services never
+ * see sockets and the net layer never parses protobuf.
+ *
+ * Threading: every connection belongs to exactly one loop thread; all handler callbacks for it run on
+ * that thread and every net__conn_* call must be made on that thread. Work done elsewhere (the store
+ * thread) hands results back to the loop first (uv_async), then calls net__conn_send.
+ *
+ * Lifetime: a net_conn is freed after on_close returns and its last reference is dropped. Code that
+ * keeps a pointer across an asynchronous step (a pending store job) takes a reference with
+ * net__conn_ref and drops it with net__conn_unref; net__conn_is_open tells whether it may still send.
+ */
+#ifndef PARLEYD_NET_CONN_H
+#define PARLEYD_NET_CONN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct net_conn net_conn;
+
+typedef struct net_handler {
+	void *ctx;
+	/* The WebSocket upgrade completed; the service may send (e.g. the auth challenge). */
+	void (*on_open)(void *ctx, net_conn *c);
+	/* One complete binary WebSocket message, already reassembled and within the size limit.
+	 * `buf` is valid only during the call. Text messages never reach here (refused by net). */
+	void (*on_message)(void *ctx, net_conn *c, const uint8_t *buf, size_t len);
+	/* The connection is gone (peer closed, error, shutdown). No send is possible any more.
+	 * Called once for every connection for which on_open was called. */
+	void (*on_close)(void *ctx, net_conn *c);
+} net_handler;
+
+/* Queue one binary WebSocket message. Copies buf. Returns PARLEY_OK, PARLEY_E_CLOSED if the
+ * connection is closing, or PARLEY_E_SLOW_CONSUMER if the peer's unsent output exceeds the configured
+ * limit (the connection is then closed with 1008 and on_close follows). */
+int net__conn_send(net_conn *c, const uint8_t *buf, size_t len);
+
+/* Start a graceful close with a WebSocket close code (RFC 6455 §7.4) and short reason. */
+void net__conn_close(net_conn *c, uint16_t code, const char *reason);
+
+void net__conn_ref(net_conn *c);
+void net__conn_unref(net_conn *c);
+int net__conn_is_open(const net_conn *c);
+
+/* One opaque pointer for the service's per-connection state (session, auth state). */
+void net__conn_set_data(net_conn *c, void *data);
+void *net__conn_data(const net_conn *c);
+
+uv_loop_t *net__conn_loop(const net_conn *c);
+uint64_t net__conn_id(const net_conn *c); /* unique for the life of the process */
+const char *net__conn_peer(const net_conn *c); /* "ip:port", for logs */
+
+#endif

@@ -1,0 +1,5 @@
+/* parleyd — placeholder main, replaced during integration */
+int main(void)
+{
+	return 0;
+}
