@@ -23,6 +23,11 @@ typedef struct net_conn net_conn;
 
 typedef struct net_handler {
 	void *ctx;
+	/* Called on each loop thread once before it accepts anything / after its last connection closed,
+	 * so a service can set up per-loop state (e.g. a store completion queue with its own uv_async).
+	 * `worker` is 0..workers-1. on_worker_start returning non-zero aborts server start-up. */
+	int (*on_worker_start)(void *ctx, int worker, uv_loop_t *loop);
+	void (*on_worker_stop)(void *ctx, int worker, uv_loop_t *loop);
 	/* The WebSocket upgrade completed; the service may send (e.g. the auth challenge). */
 	void (*on_open)(void *ctx, net_conn *c);
 	/* One complete binary WebSocket message, already reassembled and within the size limit.
@@ -50,6 +55,7 @@ void net__conn_set_data(net_conn *c, void *data);
 void *net__conn_data(const net_conn *c);
 
 uv_loop_t *net__conn_loop(const net_conn *c);
+int net__conn_worker(const net_conn *c); /* index of the loop thread that owns the connection */
 uint64_t net__conn_id(const net_conn *c); /* unique for the life of the process */
 const char *net__conn_peer(const net_conn *c); /* "ip:port", for logs */
 
