@@ -1,0 +1,78 @@
+/* parleyd's network layer: listeners, loop threads, TLS, HTTP routes and WebSocket sessions.
+ *
+ * Each of `workers` threads runs its own uv loop with its own listening socket bound to the same
+ * address with SO_REUSEPORT, so the kernel spreads connections and no lock sits on the accept path.
+ * A connection lives on the thread that accepted it (see net/conn.h for the service contract).
+ *
+ * Per connection: [TLS] -> HTTP/1.1 header (bounded, timed) -> either a plain answer
+ *   GET /healthz -> 200 {"status":"ok"}; GET /metrics -> Prometheus text; other -> 404;
+ *   header too large -> 431; malformed -> 400 (then close)
+ * or the WebSocket upgrade on ws_path -> binary messages to net_handler.on_message.
+ *
+ * Lifecycle (all calls from one controlling thread, normally main):
+ *   net__server_new -> net__server_start -> ... -> net__server_stop_accepting -> net__server_drain
+ *   -> net__server_free.
+ */
+#ifndef PARLEYD_NET_SERVER_H
+#define PARLEYD_NET_SERVER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/conn.h"
+
+typedef struct net_config {
+	const char *bind_address;     /* numeric IPv4/IPv6 address; default "127.0.0.1" */
+	uint16_t port;                /* 0 = ephemeral: read the result with net__server_port */
+	const char *tls_cert_file;    /* PEM chain; TLS is on when both cert and key are set */
+	const char *tls_key_file;
+	int workers;                  /* loop threads, >= 1; default 1 */
+	unsigned max_connections;     /* over all workers; further accepts are closed at once; default 10000 */
+	size_t max_header_bytes;      /* HTTP header section; default 8192 */
+	size_t max_message_bytes;     /* WebSocket message after reassembly; default 1 MiB */
+	size_t max_pending_output;    /* unsent bytes per connection before it is a slow consumer; default 4 MiB */
+	unsigned handshake_timeout_ms;/* accept -> TLS + HTTP header complete (slowloris); default 10000 */
+	unsigned ping_interval_ms;    /* send a ping after this much silence from the peer; 0 = never; default 30000 */
+	unsigned idle_timeout_ms;     /* close (1001) after this much silence; 0 = never; default 90000 */
+	const char *ws_path;          /* default "/v1/websocket" */
+} net_config;
+
+/* Fills the defaults listed above (strings point to static literals). */
+void net__config_defaults(net_config *cfg);
+
+typedef struct net_server net_server;
+
+/* Validates cfg (copied, strings duplicated) and loads the TLS certificate/key if set. handler is copied.
+ * Returns NULL with *err = PARLEY_E_CONFIG (bad values), PARLEY_E_TLS (cert/key unreadable or not
+ * matching), PARLEY_E_NOMEM. */
+net_server *net__server_new(const net_config *cfg, const net_handler *handler, int *err);
+
+/* Creates the listening sockets (bind + listen on every worker; the first bind decides the port when
+ * port is 0) and starts the loop threads; returns once every worker ran on_worker_start and listens.
+ * PARLEY_OK, PARLEY_E_IO (bind/listen failed, e.g. port in use), or the first non-zero value of
+ * on_worker_start (workers already started are stopped again before returning). */
+int net__server_start(net_server *s);
+
+/* The bound TCP port (valid after a successful start). */
+uint16_t net__server_port(const net_server *s);
+
+/* Close the listening sockets; open connections continue. Returns when every worker has done it. */
+void net__server_stop_accepting(net_server *s);
+
+/* Close every connection: WebSocket sessions get 1001 going-away, plain HTTP ones are cut. Waits up to
+ * timeout_ms for peers to answer and output to flush, then closes what is left, runs on_close for every
+ * opened session and on_worker_stop on every worker, and joins the threads. Implies stop_accepting.
+ * Returns PARLEY_OK, or PARLEY_E_TIMEOUT if connections had to be cut at the deadline. */
+int net__server_drain(net_server *s, unsigned timeout_ms);
+
+/* Frees everything; drains with a zero timeout first if still running. NULL is fine. */
+void net__server_free(net_server *s);
+
+/* Load a certificate/key (NULL = the configured paths again) into a new SSL_CTX used for connections
+ * accepted from now on; existing connections keep the old one. On failure the old context stays in use
+ * and PARLEY_E_TLS is returned (PARLEY_E_STATE if the server was started without TLS). Any thread. */
+int net__server_reload_tls(net_server *s, const char *cert_file, const char *key_file);
+
+/* Number of open connections over all workers (tests, logs). Any thread. */
+unsigned net__server_connections(const net_server *s);
+
+#endif
