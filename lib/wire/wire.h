@@ -1,0 +1,100 @@
+/* Frame codec shared by libparley and parleyd (wire protocol v1, proto/parley.proto, docs/protocol.md).
+ *
+ * Decoding is done in three steps so that hostile input is refused cheaply and precisely:
+ *   1. the total size is checked against limits->max_frame                  -> PARLEY_E_TOO_LARGE
+ *   2. a pure pre-scan walks the protobuf encoding with the schema's descriptors (varints, wire types,
+ *      nested lengths, UTF-8 of strings) without allocating:
+ *        the input ends inside a varint or a length-delimited field          -> PARLEY_E_PROTO_TRUNCATED
+ *        anything else inconsistent                                          -> PARLEY_E_PROTO_MALFORMED
+ *   3. protobuf-c unpacks with a bounded allocator (budget proportional to the frame size), then every
+ *      field is checked against its limit and presence rules -> PARLEY_E_PROTO_FIELD_TOO_LARGE /
+ *      PARLEY_E_PROTO_MISSING_FIELD; a Request/Push without a known body   -> PARLEY_E_PROTO_UNKNOWN.
+ *
+ * The codec never touches a socket and never prints. All memory goes through parley__malloc.
+ */
+#ifndef PARLEY_WIRE_H
+#define PARLEY_WIRE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dynbuf.h"
+#include "proto/parley.pb-c.h"
+
+/* Fixed sizes of the cryptographic fields (Ed25519). */
+#define WIRE_KEY_LEN 32
+#define WIRE_SIG_LEN 64
+#define WIRE_NONCE_LEN 32
+
+/* Default limits (see docs/protocol.md, "Limits"). */
+#define WIRE_DEFAULT_MAX_FRAME (64u * 1024u)
+#define WIRE_MAX_HANDLE 32
+#define WIRE_MIN_HANDLE 3
+#define WIRE_MAX_DEVICE_NAME 64
+#define WIRE_MAX_PING_PAYLOAD 1024
+#define WIRE_MAX_MESSAGE 256      /* Response.message */
+#define WIRE_MAX_DEVICES 64       /* entries in ListDevicesResponse */
+
+typedef struct wire_limits {
+	size_t max_frame;        /* whole encoded Frame */
+	size_t max_handle;       /* bytes */
+	size_t max_device_name;  /* bytes */
+	size_t max_ping_payload; /* bytes */
+	size_t max_message;      /* Response.message bytes */
+	size_t max_devices;      /* repeated Device entries */
+} wire_limits;
+
+/* Fills the defaults above. */
+void wire__limits_default(wire_limits *l);
+
+typedef struct wire_frame {
+	/* The unpacked frame; non-NULL only when wire__decode_frame returned PARLEY_OK. Its oneof case
+	 * (frame->kind_case) and the body's case are valid and all limits hold. */
+	Parley__Wire__Frame *frame;
+	/* Set even when decoding failed, whenever the id of a Request (or Response) could be read, so the
+	 * server can answer the right id with the error. has_id == 0: no id known -> close the connection. */
+	int has_id;
+	uint64_t id;
+	/* PARLEY__WIRE__FRAME__KIND_REQUEST / _RESPONSE / _PUSH if the pre-scan saw it, else 0. */
+	int kind;
+	/* Private: the bounded allocator's state. */
+	struct wire__arena *arena_;
+} wire_frame;
+
+/* Decode one complete frame. `limits` may be NULL for the defaults. On success *out owns the message
+ * (free it with wire__frame_free). On error out->frame is NULL, out->has_id/id/kind may be set, and
+ * wire__frame_free(out) is still safe (and a no-op). Returns PARLEY_OK, PARLEY_E_TOO_LARGE,
+ * PARLEY_E_PROTO_TRUNCATED, PARLEY_E_PROTO_MALFORMED, PARLEY_E_PROTO_FIELD_TOO_LARGE,
+ * PARLEY_E_PROTO_MISSING_FIELD, PARLEY_E_PROTO_UNKNOWN, PARLEY_E_NOMEM, PARLEY_E_INVAL. */
+int wire__decode_frame(const uint8_t *buf, size_t len, const wire_limits *limits, wire_frame *out);
+void wire__frame_free(wire_frame *f);
+
+/* The request kind of a decoded Request as a short stable name ("ping", "register", ...), used for
+ * metrics labels and logs; "unknown" for anything else. */
+const char *wire__request_kind_name(int body_case);
+
+/* --- encoding: every helper appends one complete Frame to `out` (a dynbuf with its own max) and
+ * returns PARLEY_OK, PARLEY_E_NOMEM or PARLEY_E_TOO_LARGE (out unchanged on error). --- */
+
+/* Any frame built by the caller (e.g. a client's Request). */
+int wire__encode_frame(const Parley__Wire__Frame *f, dynbuf *out);
+/* Wrap a Request / Response / Push (ids and bodies already set by the caller). */
+int wire__encode_request(Parley__Wire__Request *req, dynbuf *out);
+int wire__encode_response(Parley__Wire__Response *resp, dynbuf *out);
+int wire__encode_push(Parley__Wire__Push *push, dynbuf *out);
+/* Response{id, status=err, message=parley_strerror(err)} with no body. */
+int wire__encode_error(uint64_t id, int err, dynbuf *out);
+/* Push{Challenge{nonce, server_time_ms}}. */
+int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, dynbuf *out);
+
+/* --- the exact bytes a device signs (docs/protocol.md, "Signed bytes"); shared by client and server
+ * so both sides build them identically. Each appends to `out`. --- */
+
+/* "parley-register-v1\0" || nonce(32) || u8 len(handle) || handle || key(32)
+ *   || u8 len(device_name) || device_name */
+int wire__register_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle,
+				 const uint8_t key[WIRE_KEY_LEN], const char *device_name, dynbuf *out);
+/* "parley-auth-v1\0" || nonce(32) || u8 len(handle) || handle || u32be device_id */
+int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,
+			    dynbuf *out);
+
+#endif

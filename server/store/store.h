@@ -1,0 +1,140 @@
+/* parleyd storage: an asynchronous job interface over pluggable backends (SQLite now, PostgreSQL later).
+ *
+ * Threads: services run on loop threads and never block on the database. A service fills a store_job
+ * (operation + arguments) and submits it through its loop's store_client. One store thread executes
+ * jobs; each completion is delivered back on the submitting loop thread (through the client's
+ * uv_async), never on the store thread.
+ *
+ * Group commit: the store thread takes everything queued at once and runs all write jobs of that batch
+ * inside ONE transaction, each inside its own SAVEPOINT (a failing job — a duplicate handle — rolls
+ * back alone), commits (synchronous=FULL), and only then fires the completions. So a successful write
+ * completion always means the data is durable. Reads run outside the write transaction.
+ *
+ * SQL lives only inside backends (store/sqlite/); this header knows nothing about SQL.
+ */
+#ifndef PARLEYD_STORE_H
+#define PARLEYD_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define STORE_KEY_LEN 32
+#define STORE_MAX_HANDLE 32
+#define STORE_MAX_DEVICE_NAME 64
+#define STORE_DEFAULT_MAX_DEVICES 16
+
+typedef struct store store;
+typedef struct store_client store_client;
+typedef struct store_job store_job;
+
+typedef struct store_config {
+	const char *backend;        /* "sqlite" (default when NULL) */
+	const char *path;           /* sqlite: database file; created 0600 if missing */
+	int busy_timeout_ms;        /* default 5000 when 0 */
+	unsigned max_batch;         /* max jobs per group-commit transaction; default 1024 when 0 */
+	unsigned max_devices;       /* per account; default STORE_DEFAULT_MAX_DEVICES when 0 */
+} store_config;
+
+/* Opens the backend, applies pending migrations in one transaction and starts the store thread.
+ * Returns PARLEY_OK, PARLEY_E_CONFIG (unknown backend / missing path), PARLEY_E_STORE (cannot open,
+ * migration failed, or the database was written by a newer parleyd), PARLEY_E_NOMEM. On error *out is
+ * untouched and nothing is left running. */
+int store__open(const store_config *cfg, store **out);
+
+/* Stops accepting jobs, runs every job already queued (their completions are still posted to their
+ * clients' loops), stops the thread, checkpoints (WAL truncate) and closes. Intended order at shutdown:
+ * every loop closes its store_client (on_worker_stop), then store__close. NULL is a no-op. */
+void store__close(store *s);
+
+/* --- per-loop clients: create in net_handler.on_worker_start, close in on_worker_stop --- */
+
+/* Must be called on the thread that runs `loop`. */
+int store__client_new(store *s, uv_loop_t *loop, store_client **out);
+/* On the loop thread, after the loop's services stopped submitting. Waits for this client's jobs still
+ * in flight (the store finishes them) and runs their callbacks from within this call with their real
+ * results. Then closes the client's uv_async handle: the loop must run once more (uv_run) for that close
+ * to complete, after which the client's memory is released. NULL is a no-op. */
+void store__client_close(store_client *c);
+
+/* --- jobs --- */
+
+enum store_op {
+	STORE_OP_CREATE_ACCOUNT = 1, /* write: account + device 1 */
+	STORE_OP_GET_ACCOUNT,        /* read: account by handle */
+	STORE_OP_GET_DEVICE,         /* read: one device (public key) by account id + device id */
+	STORE_OP_LIST_DEVICES,       /* read */
+	STORE_OP_ADD_DEVICE,         /* write */
+	STORE_OP_REMOVE_DEVICE,      /* write */
+	STORE_OP_TOUCH_DEVICE,       /* write: last_seen_ms */
+	STORE_OP__COUNT
+};
+
+typedef struct store_device {
+	uint32_t device_id;
+	char name[STORE_MAX_DEVICE_NAME + 1];
+	uint8_t key[STORE_KEY_LEN];
+	uint64_t created_ms;
+	uint64_t last_seen_ms;
+} store_device;
+
+/* Completion: runs on the submitting loop's thread. `job` stays valid until the callback returns and
+ * is freed by the store afterwards (do not keep pointers into it). job->status is the result. */
+typedef void (*store_cb)(store_job *job, void *arg);
+
+struct store_job {
+	enum store_op op;
+	int status; /* result: PARLEY_OK or a parley_err */
+
+	/* Arguments (set by the caller before submit). Strings are copied into the job. */
+	char handle[STORE_MAX_HANDLE + 1];      /* CREATE_ACCOUNT, GET_ACCOUNT */
+	uint64_t account_id;                     /* GET_DEVICE, LIST/ADD/REMOVE/TOUCH */
+	uint32_t device_id;                      /* GET_DEVICE, REMOVE_DEVICE, TOUCH_DEVICE */
+	uint8_t key[STORE_KEY_LEN];              /* CREATE_ACCOUNT, ADD_DEVICE */
+	char device_name[STORE_MAX_DEVICE_NAME + 1]; /* CREATE_ACCOUNT, ADD_DEVICE */
+	uint64_t now_ms;                         /* writes: timestamps to record */
+
+	/* Results. account_id / device_id are also filled by CREATE_ACCOUNT (device 1), GET_ACCOUNT and
+	 * ADD_DEVICE. GET_DEVICE fills `device`. LIST_DEVICES fills devices[0..n_devices). */
+	store_device device;
+	store_device *devices;
+	size_t n_devices;
+
+	/* Private to the store. */
+	store_cb cb_;
+	void *arg_;
+	store_client *client_;
+	store_job *next_;
+};
+
+/* Allocates a zeroed job for `op`. NULL on out-of-memory. */
+store_job *store__job_new(enum store_op op);
+/* Frees a job that was never submitted (or one returned by store__run_sync). */
+void store__job_free(store_job *job);
+/* Copies a string argument, refusing it if longer than the field: PARLEY_E_TOO_LARGE. */
+int store__job_set_handle(store_job *job, const char *handle);
+int store__job_set_device_name(store_job *job, const char *name);
+
+/* Queues the job. On PARLEY_OK the store owns it and `cb` will be called exactly once on c's loop
+ * thread. On error (PARLEY_E_SHUTTING_DOWN) the callback is never called and the caller still owns
+ * the job. Call only on c's loop thread. */
+int store__submit(store_client *c, store_job *job, store_cb cb, void *arg);
+
+/* Runs one job and waits for it (any thread except the store thread; for tests and tools, never on a
+ * loop thread). Returns job->status; the caller keeps ownership of the job. */
+int store__run_sync(store *s, store_job *job);
+
+/* Whether an op writes (runs inside the group-commit transaction). */
+int store__op_is_write(enum store_op op);
+const char *store__op_name(enum store_op op);
+
+/* Counters for tests and /metrics (also mirrored into METRIC_STORE_*). */
+typedef struct store_stats {
+	uint64_t commits;
+	uint64_t jobs;
+	uint64_t errors;
+	uint64_t batches;
+} store_stats;
+void store__stats(store *s, store_stats *out);
+
+#endif
