@@ -1,0 +1,357 @@
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "core/log.h"
+
+enum opt_type { OPT_INT, OPT_STR, OPT_BOOL, OPT_LOGLEVEL, OPT_LOGFORMAT };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	long long min, max; /* OPT_INT bounds */
+	const char *def;
+	int reloadable;
+	const char *help;
+};
+
+#define OFF(f) offsetof(parleyd_config, f)
+
+/* The one table. Keep it sorted by topic; the sample file and --help follow this order. */
+static const struct opt opts[] = {
+	{"bind", OPT_STR, OFF(bind), 0, 0, "127.0.0.1", 0, "address to listen on (IPv4 or IPv6 literal)"},
+	{"port", OPT_INT, OFF(port), 0, 65535, "7600", 0, "TCP port; 0 picks a free port (see port_file)"},
+	{"workers", OPT_INT, OFF(workers), 1, 64, "1", 0,
+	 "event-loop threads, each with its own SO_REUSEPORT listener"},
+	{"data_dir", OPT_STR, OFF(data_dir), 0, 0, "./data", 0, "directory for the database and runtime files"},
+	{"database", OPT_STR, OFF(database), 0, 0, "", 0,
+	 "SQLite database file; empty means <data_dir>/parley.db"},
+	{"port_file", OPT_STR, OFF(port_file), 0, 0, "", 0,
+	 "if set, the bound port is written here once listening (for scripts and tests)"},
+	{"ws_path", OPT_STR, OFF(ws_path), 0, 0, "/v1/websocket", 0, "HTTP path of the WebSocket endpoint"},
+	{"tls_cert", OPT_STR, OFF(tls_cert), 0, 0, "", 1,
+	 "PEM certificate chain; TLS is on when tls_cert and tls_key are set (reloaded on SIGHUP)"},
+	{"tls_key", OPT_STR, OFF(tls_key), 0, 0, "", 1, "PEM private key for tls_cert"},
+	{"log_level", OPT_LOGLEVEL, OFF(log_level), 0, 0, "info", 1, "error, warn, info or debug"},
+	{"log_format", OPT_LOGFORMAT, OFF(log_json), 0, 0, "text", 1, "text or json (one JSON object per line)"},
+	{"max_connections", OPT_INT, OFF(max_connections), 1, 2000000, "100000", 0,
+	 "connections accepted at once; more are refused"},
+	{"max_header_bytes", OPT_INT, OFF(max_header_bytes), 1024, 65536, "8192", 0,
+	 "largest HTTP request header section (431 beyond)"},
+	{"max_message_bytes", OPT_INT, OFF(max_message_bytes), 1024, 16777216, "262144", 0,
+	 "largest WebSocket message (close 1009 beyond)"},
+	{"max_output_bytes", OPT_INT, OFF(max_output_bytes), 65536, 268435456, "4194304", 0,
+	 "unsent bytes queued for one client before it is closed as a slow consumer"},
+	{"handshake_timeout_ms", OPT_INT, OFF(handshake_timeout_ms), 100, 600000, "10000", 0,
+	 "time allowed from TCP accept to a complete HTTP request / WebSocket upgrade"},
+	{"idle_timeout_ms", OPT_INT, OFF(idle_timeout_ms), 1000, 86400000, "120000", 0,
+	 "a WebSocket silent this long is pinged, then closed if still silent"},
+	{"drain_timeout_ms", OPT_INT, OFF(drain_timeout_ms), 0, 600000, "5000", 0,
+	 "on SIGTERM/SIGINT, time given to connections to close before exit"},
+	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
+	 "most store jobs grouped into one transaction (group commit)"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static const struct opt *find(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+int config__has(const char *name)
+{
+	return find(name) != NULL;
+}
+
+static int set_opt(parleyd_config *cfg, const struct opt *o, const char *value, char *err, size_t errlen)
+{
+	char *field = (char *)cfg + o->offset;
+	switch (o->type) {
+	case OPT_INT: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0') {
+			snprintf(err, errlen, "%s: '%s' is not an integer", o->name, value);
+			return PARLEY_E_CONFIG;
+		}
+		if (v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s: %lld is outside %lld..%lld", o->name, v, o->min, o->max);
+			return PARLEY_E_CONFIG;
+		}
+		*(int *)(void *)field = (int)v;
+		return PARLEY_OK;
+	}
+	case OPT_STR: {
+		size_t n = strlen(value);
+		if (n >= CONFIG_STR_MAX) {
+			snprintf(err, errlen, "%s: value longer than %d bytes", o->name, CONFIG_STR_MAX - 1);
+			return PARLEY_E_CONFIG;
+		}
+		memcpy(field, value, n + 1);
+		return PARLEY_OK;
+	}
+	case OPT_BOOL:
+		if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on")) {
+			*(int *)(void *)field = 1;
+		} else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
+			   !strcmp(value, "off")) {
+			*(int *)(void *)field = 0;
+		} else {
+			snprintf(err, errlen, "%s: '%s' is not a boolean", o->name, value);
+			return PARLEY_E_CONFIG;
+		}
+		return PARLEY_OK;
+	case OPT_LOGLEVEL: {
+		int l = log__level_from_name(value);
+		if (l < 0) {
+			snprintf(err, errlen, "%s: '%s' is not one of error, warn, info, debug", o->name, value);
+			return PARLEY_E_CONFIG;
+		}
+		*(int *)(void *)field = l;
+		return PARLEY_OK;
+	}
+	case OPT_LOGFORMAT:
+		if (!strcmp(value, "text")) {
+			*(int *)(void *)field = 0;
+		} else if (!strcmp(value, "json")) {
+			*(int *)(void *)field = 1;
+		} else {
+			snprintf(err, errlen, "%s: '%s' is not text or json", o->name, value);
+			return PARLEY_E_CONFIG;
+		}
+		return PARLEY_OK;
+	}
+	return PARLEY_E_INTERNAL;
+}
+
+int config__set(parleyd_config *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct opt *o = find(name);
+	if (o == NULL) {
+		snprintf(err, errlen, "unknown option '%s'", name);
+		return PARLEY_E_CONFIG;
+	}
+	return set_opt(cfg, o, value, err, errlen);
+}
+
+void config__defaults(parleyd_config *cfg)
+{
+	char err[128];
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < NOPTS; i++) {
+		/* defaults are compile-time constants checked by the unit test */
+		(void)set_opt(cfg, &opts[i], opts[i].def, err, sizeof err);
+	}
+}
+
+int config__parse_text(parleyd_config *cfg, const char *text, size_t len, const char *origin, char *err,
+		       size_t errlen)
+{
+	size_t pos = 0;
+	int lineno = 0;
+	while (pos < len) {
+		char line[CONFIG_STR_MAX + 128];
+		size_t start = pos;
+		while (pos < len && text[pos] != '\n')
+			pos++;
+		size_t n = pos - start;
+		pos++; /* skip '\n' */
+		lineno++;
+		if (n >= sizeof line) {
+			snprintf(err, errlen, "%s:%d: line too long", origin, lineno);
+			return PARLEY_E_CONFIG;
+		}
+		memcpy(line, text + start, n);
+		line[n] = '\0';
+		if (memchr(line, '\0', n) != NULL) {
+			snprintf(err, errlen, "%s:%d: NUL byte in line", origin, lineno);
+			return PARLEY_E_CONFIG;
+		}
+
+		char *p = line;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0' || *p == '#')
+			continue;
+		char *name = p;
+		while (*p && (isalnum((unsigned char)*p) || *p == '_'))
+			p++;
+		char *name_end = p;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '=')
+			p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		*name_end = '\0';
+		/* value: rest of the line, trailing spaces trimmed; optional double quotes keep spaces and '#' */
+		char *value = p;
+		char *end = value + strlen(value);
+		while (end > value && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*value == '"') {
+			if (end - value < 2 || end[-1] != '"') {
+				snprintf(err, errlen, "%s:%d: unterminated quote", origin, lineno);
+				return PARLEY_E_CONFIG;
+			}
+			end[-1] = '\0';
+			value++;
+		} else {
+			char *hash = strchr(value, '#');
+			if (hash != NULL) {
+				*hash = '\0';
+				end = hash;
+				while (end > value && isspace((unsigned char)end[-1]))
+					*--end = '\0';
+			}
+		}
+		if (*name == '\0') {
+			snprintf(err, errlen, "%s:%d: expected 'name value'", origin, lineno);
+			return PARLEY_E_CONFIG;
+		}
+		char inner[256];
+		if (config__set(cfg, name, value, inner, sizeof inner) != PARLEY_OK) {
+			snprintf(err, errlen, "%s:%d: %s", origin, lineno, inner);
+			return PARLEY_E_CONFIG;
+		}
+	}
+	return PARLEY_OK;
+}
+
+int config__apply_env(parleyd_config *cfg, char *const *envp, char *err, size_t errlen)
+{
+	static const char prefix[] = "PARLEYD_";
+	for (; envp != NULL && *envp != NULL; envp++) {
+		const char *e = *envp;
+		if (strncmp(e, prefix, sizeof prefix - 1) != 0)
+			continue;
+		const char *eq = strchr(e, '=');
+		if (eq == NULL)
+			continue;
+		char name[64];
+		size_t n = (size_t)(eq - e) - (sizeof prefix - 1);
+		if (n == 0 || n >= sizeof name)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			name[i] = (char)tolower((unsigned char)e[sizeof prefix - 1 + i]);
+		name[n] = '\0';
+		if (find(name) == NULL)
+			continue; /* PARLEYD_* variables meant for other tools are not ours to reject */
+		char inner[256];
+		if (config__set(cfg, name, eq + 1, inner, sizeof inner) != PARLEY_OK) {
+			snprintf(err, errlen, "environment %.*s: %s", (int)(eq - e), e, inner);
+			return PARLEY_E_CONFIG;
+		}
+	}
+	return PARLEY_OK;
+}
+
+static int value_to_text(const parleyd_config *cfg, const struct opt *o, char *buf, size_t cap)
+{
+	const char *field = (const char *)cfg + o->offset;
+	switch (o->type) {
+	case OPT_INT:
+		return snprintf(buf, cap, "%d", *(const int *)(const void *)field);
+	case OPT_STR:
+		return snprintf(buf, cap, "%s", field);
+	case OPT_BOOL:
+		return snprintf(buf, cap, "%s", *(const int *)(const void *)field ? "true" : "false");
+	case OPT_LOGLEVEL:
+		return snprintf(buf, cap, "%s", log__level_name(*(const int *)(const void *)field));
+	case OPT_LOGFORMAT:
+		return snprintf(buf, cap, "%s", *(const int *)(const void *)field ? "json" : "text");
+	}
+	return 0;
+}
+
+void config__apply_reloadable(parleyd_config *live, const parleyd_config *fresh, dynbuf *changed)
+{
+	char a[CONFIG_STR_MAX + 16], b[CONFIG_STR_MAX + 16];
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		value_to_text(live, o, a, sizeof a);
+		value_to_text(fresh, o, b, sizeof b);
+		if (strcmp(a, b) == 0)
+			continue;
+		if (o->reloadable) {
+			char err[64];
+			(void)set_opt(live, o, b, err, sizeof err); /* fresh was validated when parsed */
+		} else if (changed != NULL) {
+			(void)dynbuf__printf(changed, "%s%s", changed->len ? ", " : "", o->name);
+		}
+	}
+}
+
+static const char *type_name(enum opt_type t)
+{
+	switch (t) {
+	case OPT_INT:
+		return "INT";
+	case OPT_BOOL:
+		return "BOOL";
+	case OPT_LOGLEVEL:
+		return "LEVEL";
+	case OPT_LOGFORMAT:
+		return "FORMAT";
+	case OPT_STR:
+		break;
+	}
+	return "TEXT";
+}
+
+int config__usage(dynbuf *out)
+{
+	int err = PARLEY_OK;
+	for (size_t i = 0; i < NOPTS && !err; i++) {
+		const struct opt *o = &opts[i];
+		char arg[64];
+		snprintf(arg, sizeof arg, "--%s=%s", o->name, type_name(o->type));
+		err = dynbuf__printf(out, "  %-32s %s (default: \"%s\"%s)\n", arg, o->help, o->def,
+				     o->reloadable ? ", reloadable" : "");
+	}
+	return err;
+}
+
+int config__sample(dynbuf *out)
+{
+	int err = dynbuf__append_str(out,
+				     "# parleyd configuration file (sample: every option at its default).\n"
+				     "# Syntax: `name value` or `name = value`; '#' starts a comment; quote values\n"
+				     "# containing spaces or '#'. Each option can also be set with the environment\n"
+				     "# variable PARLEYD_<NAME> or the flag --name=value (flags win, then environment,\n"
+				     "# then this file). Options marked reloadable change on SIGHUP.\n");
+	for (size_t i = 0; i < NOPTS && !err; i++) {
+		const struct opt *o = &opts[i];
+		if (o->type == OPT_INT)
+			err = dynbuf__printf(out, "\n# %s (%lld..%lld)%s\n", o->help, o->min, o->max,
+					     o->reloadable ? " [reloadable]" : "");
+		else
+			err = dynbuf__printf(out, "\n# %s%s\n", o->help, o->reloadable ? " [reloadable]" : "");
+		if (!err)
+			err = dynbuf__printf(out, "#%s \"%s\"\n", o->name, o->def);
+	}
+	return err;
+}
+
+int config__dump(const parleyd_config *cfg, dynbuf *out)
+{
+	int err = PARLEY_OK;
+	char v[CONFIG_STR_MAX + 16];
+	for (size_t i = 0; i < NOPTS && !err; i++) {
+		value_to_text(cfg, &opts[i], v, sizeof v);
+		err = dynbuf__printf(out, "%s \"%s\"\n", opts[i].name, v);
+	}
+	return err;
+}

@@ -1,0 +1,74 @@
+/* parleyd configuration: one table drives everything (Redis static_configs habit).
+ *
+ * Each option has a name, type, bounds, default, whether SIGHUP can change it, and help text. The same
+ * table parses the config file, the environment (PARLEYD_<NAME>), and command-line flags (--name=value),
+ * prints `--help`, dumps the effective configuration and writes the commented sample file. Precedence,
+ * lowest first: default < file < environment < flags.
+ *
+ * Parsing is pure: config__parse_text() works on a buffer and reports errors into a caller buffer, so
+ * it is unit-tested and never touches the process environment or files itself.
+ */
+#ifndef PARLEYD_CONFIG_H
+#define PARLEYD_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dynbuf.h"
+
+#define CONFIG_STR_MAX 512
+
+typedef struct parleyd_config {
+	char bind[CONFIG_STR_MAX];
+	int port;
+	int workers;
+	char data_dir[CONFIG_STR_MAX];
+	char database[CONFIG_STR_MAX];
+	char port_file[CONFIG_STR_MAX];
+	char ws_path[CONFIG_STR_MAX];
+	char tls_cert[CONFIG_STR_MAX];
+	char tls_key[CONFIG_STR_MAX];
+	int log_level; /* enum log_level */
+	int log_json;
+	int max_connections;
+	int max_header_bytes;
+	int max_message_bytes;
+	int max_output_bytes;
+	int handshake_timeout_ms;
+	int idle_timeout_ms;
+	int drain_timeout_ms;
+	int store_batch_max;
+} parleyd_config;
+
+enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
+
+/* Fill every option with its default. */
+void config__defaults(parleyd_config *cfg);
+
+/* Set one option by name from text (bounds and type checked). Returns PARLEY_E_CONFIG with a message
+ * in err (cap errlen) on unknown name or bad value. `reload_only`: refuse options not reloadable,
+ * reporting them through `skipped` (incremented) instead of failing. */
+int config__set(parleyd_config *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/* Parse config-file text: `name value` or `name = value` lines, `#` comments, blank lines, optional
+ * double quotes around values. Stops at the first error, naming the line. */
+int config__parse_text(parleyd_config *cfg, const char *text, size_t len, const char *origin, char *err,
+		       size_t errlen);
+
+/* Apply PARLEYD_<UPPERCASE NAME> variables found in envp (NULL-terminated, like environ). */
+int config__apply_env(parleyd_config *cfg, char *const *envp, char *err, size_t errlen);
+
+/* Copy into `live` the options of `fresh` that may change at run time (SIGHUP); report in `out` the
+ * names of non-reloadable options whose value differs (they need a restart). */
+void config__apply_reloadable(parleyd_config *live, const parleyd_config *fresh, dynbuf *changed_needing_restart);
+
+/* Usage text for all options (for --help). */
+int config__usage(dynbuf *out);
+/* A commented sample configuration file with every option at its default. */
+int config__sample(dynbuf *out);
+/* The effective configuration as `name value` lines. */
+int config__dump(const parleyd_config *cfg, dynbuf *out);
+
+/* Whether `name` is an option (for flag parsing). */
+int config__has(const char *name);
+
+#endif
