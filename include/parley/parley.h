@@ -4,4 +4,5 @@
 #include <parley/export.h>
 #include <parley/error.h>
 #include <parley/version.h>
+#include <parley/signal.h>
 #endif
