@@ -1,0 +1,397 @@
+/* Frame decoding (size check, pre-scan, bounded unpack, field limits) and encoding helpers. */
+#include "wire/wire.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "wire/scan.h"
+
+/* protobuf-c allocates one struct per message, a copy of each string/bytes field, records for unknown
+ * fields and temporary scan slabs. With the pre-scan's structural caps (depth, fields per message,
+ * repeated count) this stays well under WIRE_ALLOC_FACTOR bytes per input byte; the budget is the hard
+ * stop that makes it impossible for a hostile frame to cost more. */
+#define WIRE_ALLOC_BASE 4096u
+#define WIRE_ALLOC_FACTOR 32u
+
+struct wire__arena {
+	ProtobufCAllocator alloc;
+	size_t used;
+	size_t budget;
+	int over_budget;
+	int nomem;
+};
+
+/* Each block remembers its size so frees can give budget back (protobuf-c frees its scan slabs). */
+union arena_hdr {
+	max_align_t align;
+	size_t size;
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct wire__arena *ar = data;
+	if (size > ar->budget - ar->used) {
+		ar->over_budget = 1;
+		return NULL;
+	}
+	union arena_hdr *h = parley__malloc(sizeof(*h) + size);
+	if (h == NULL) {
+		ar->nomem = 1;
+		return NULL;
+	}
+	h->size = size;
+	ar->used += size;
+	return h + 1;
+}
+
+static void arena_free(void *data, void *ptr)
+{
+	struct wire__arena *ar = data;
+	if (ptr == NULL)
+		return;
+	union arena_hdr *h = (union arena_hdr *)ptr - 1;
+	ar->used -= h->size;
+	parley__free(h);
+}
+
+void wire__limits_default(wire_limits *l)
+{
+	l->max_frame = WIRE_DEFAULT_MAX_FRAME;
+	l->max_handle = WIRE_MAX_HANDLE;
+	l->max_device_name = WIRE_MAX_DEVICE_NAME;
+	l->max_ping_payload = WIRE_MAX_PING_PAYLOAD;
+	l->max_message = WIRE_MAX_MESSAGE;
+	l->max_devices = WIRE_MAX_DEVICES;
+}
+
+/* --- field checks --- */
+
+/* Fixed-size crypto fields: absent -> MISSING, longer -> FIELD_TOO_LARGE, shorter -> MALFORMED. */
+static int check_exact(const ProtobufCBinaryData *b, size_t n)
+{
+	if (b->len == 0)
+		return PARLEY_E_PROTO_MISSING_FIELD;
+	if (b->len > n)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	if (b->len < n)
+		return PARLEY_E_PROTO_MALFORMED;
+	return PARLEY_OK;
+}
+
+static int check_str(const char *s, size_t max, int required)
+{
+	size_t n = s != NULL ? strnlen(s, max + 1) : 0;
+	if (required && n == 0)
+		return PARLEY_E_PROTO_MISSING_FIELD;
+	if (n > max)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	return PARLEY_OK;
+}
+
+#define CHECK(expr)                                                                                \
+	do {                                                                                       \
+		int check__rc = (expr);                                                            \
+		if (check__rc != PARLEY_OK)                                                        \
+			return check__rc;                                                          \
+	} while (0)
+
+static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
+{
+	switch (r->body_case) {
+	case PARLEY__WIRE__REQUEST__BODY_PING:
+		if (r->ping->payload.len > l->max_ping_payload)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_REGISTER:
+		CHECK(check_str(r->register_->handle, l->max_handle, 1));
+		CHECK(check_exact(&r->register_->device_key, WIRE_KEY_LEN));
+		CHECK(check_str(r->register_->device_name, l->max_device_name, 0));
+		CHECK(check_exact(&r->register_->signature, WIRE_SIG_LEN));
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_AUTH:
+		CHECK(check_str(r->auth->handle, l->max_handle, 1));
+		if (r->auth->device_id == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		CHECK(check_exact(&r->auth->signature, WIRE_SIG_LEN));
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES:
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
+		CHECK(check_exact(&r->add_device->device_key, WIRE_KEY_LEN));
+		CHECK(check_str(r->add_device->device_name, l->max_device_name, 0));
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
+		if (r->remove_device->device_id == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return PARLEY_OK;
+	default:
+		/* no body, or a body number this version does not know */
+		return PARLEY_E_PROTO_UNKNOWN;
+	}
+}
+
+static int check_device(const Parley__Wire__Device *d, const wire_limits *l)
+{
+	CHECK(check_str(d->name, l->max_device_name, 0));
+	return check_exact(&d->device_key, WIRE_KEY_LEN);
+}
+
+static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
+{
+	CHECK(check_str(r->message, l->max_message, 0));
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES) {
+		const Parley__Wire__ListDevicesResponse *ld = r->list_devices;
+		if (ld->n_devices > l->max_devices)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+		for (size_t i = 0; i < ld->n_devices; i++)
+			CHECK(check_device(ld->devices[i], l));
+	}
+	/* other bodies hold only integers; an unknown body is left for the caller: a newer server may
+	 * answer a request with a body this client does not know, and the status still applies */
+	return PARLEY_OK;
+}
+
+static int check_push(const Parley__Wire__Push *p)
+{
+	switch (p->body_case) {
+	case PARLEY__WIRE__PUSH__BODY_CHALLENGE:
+		return check_exact(&p->challenge->nonce, WIRE_NONCE_LEN);
+	default:
+		return PARLEY_E_PROTO_UNKNOWN;
+	}
+}
+
+static int check_frame(const Parley__Wire__Frame *f, const wire_limits *l)
+{
+	switch (f->kind_case) {
+	case PARLEY__WIRE__FRAME__KIND_REQUEST:
+		return check_request(f->request, l);
+	case PARLEY__WIRE__FRAME__KIND_RESPONSE:
+		return check_response(f->response, l);
+	case PARLEY__WIRE__FRAME__KIND_PUSH:
+		return check_push(f->push);
+	default:
+		return PARLEY_E_PROTO_UNKNOWN;
+	}
+}
+
+/* --- decode --- */
+
+int wire__decode_frame(const uint8_t *buf, size_t len, const wire_limits *limits, wire_frame *out)
+{
+	wire_limits defaults;
+	wire_scan sc = {0};
+	struct wire__arena *ar = NULL;
+	Parley__Wire__Frame *f = NULL;
+	int rc;
+
+	if (out == NULL || (buf == NULL && len > 0))
+		return PARLEY_E_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (limits == NULL) {
+		wire__limits_default(&defaults);
+		limits = &defaults;
+	}
+	if (len > limits->max_frame)
+		return PARLEY_E_TOO_LARGE;
+
+	sc.max_repeated = limits->max_devices;
+	rc = wire__scan_frame(buf, len, &sc);
+	out->has_id = sc.has_id;
+	out->id = sc.id;
+	out->kind = sc.kind;
+	if (rc != PARLEY_OK)
+		goto out;
+
+	ar = parley__calloc(1, sizeof(*ar));
+	if (ar == NULL) {
+		rc = PARLEY_E_NOMEM;
+		goto out;
+	}
+	ar->alloc.alloc = arena_alloc;
+	ar->alloc.free = arena_free;
+	ar->alloc.allocator_data = ar;
+	ar->budget = WIRE_ALLOC_BASE + WIRE_ALLOC_FACTOR * len;
+
+	f = parley__wire__frame__unpack(&ar->alloc, len, buf);
+	if (f == NULL) {
+		if (ar->nomem)
+			rc = PARLEY_E_NOMEM;
+		else if (ar->over_budget)
+			rc = PARLEY_E_PROTO_FIELD_TOO_LARGE;
+		else
+			rc = PARLEY_E_PROTO_MALFORMED; /* something the pre-scan let through */
+		goto out;
+	}
+	rc = check_frame(f, limits);
+	if (rc != PARLEY_OK)
+		goto out;
+	out->frame = f;
+	out->arena_ = ar;
+	f = NULL;
+	ar = NULL;
+out:
+	if (f != NULL)
+		parley__wire__frame__free_unpacked(f, &ar->alloc);
+	parley__free(ar);
+	return rc;
+}
+
+void wire__frame_free(wire_frame *fr)
+{
+	if (fr == NULL)
+		return;
+	if (fr->frame != NULL)
+		parley__wire__frame__free_unpacked(fr->frame, &fr->arena_->alloc);
+	parley__free(fr->arena_);
+	fr->frame = NULL;
+	fr->arena_ = NULL;
+}
+
+const char *wire__request_kind_name(int body_case)
+{
+	switch (body_case) {
+	case PARLEY__WIRE__REQUEST__BODY_PING:
+		return "ping";
+	case PARLEY__WIRE__REQUEST__BODY_REGISTER:
+		return "register";
+	case PARLEY__WIRE__REQUEST__BODY_AUTH:
+		return "auth";
+	case PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES:
+		return "list_devices";
+	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
+		return "add_device";
+	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
+		return "remove_device";
+	default:
+		return "unknown";
+	}
+}
+
+/* --- encode --- */
+
+int wire__encode_frame(const Parley__Wire__Frame *f, dynbuf *out)
+{
+	int err;
+	size_t n = parley__wire__frame__get_packed_size(f);
+	uint8_t *dst = dynbuf__reserve(out, n, &err);
+	if (dst == NULL)
+		return err;
+	size_t w = parley__wire__frame__pack(f, dst);
+	if (w != n)
+		return PARLEY_E_INTERNAL;
+	out->len += n;
+	return PARLEY_OK;
+}
+
+int wire__encode_request(Parley__Wire__Request *req, dynbuf *out)
+{
+	Parley__Wire__Frame f = PARLEY__WIRE__FRAME__INIT;
+	f.kind_case = PARLEY__WIRE__FRAME__KIND_REQUEST;
+	f.request = req;
+	return wire__encode_frame(&f, out);
+}
+
+int wire__encode_response(Parley__Wire__Response *resp, dynbuf *out)
+{
+	Parley__Wire__Frame f = PARLEY__WIRE__FRAME__INIT;
+	f.kind_case = PARLEY__WIRE__FRAME__KIND_RESPONSE;
+	f.response = resp;
+	return wire__encode_frame(&f, out);
+}
+
+int wire__encode_push(Parley__Wire__Push *push, dynbuf *out)
+{
+	Parley__Wire__Frame f = PARLEY__WIRE__FRAME__INIT;
+	f.kind_case = PARLEY__WIRE__FRAME__KIND_PUSH;
+	f.push = push;
+	return wire__encode_frame(&f, out);
+}
+
+int wire__encode_error(uint64_t id, int err, dynbuf *out)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	r.id = id;
+	r.status = (uint32_t)err;
+	r.message = (char *)parley_strerror(err);
+	return wire__encode_response(&r, out);
+}
+
+int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, dynbuf *out)
+{
+	Parley__Wire__Challenge ch = PARLEY__WIRE__CHALLENGE__INIT;
+	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
+	ch.nonce.data = (uint8_t *)nonce;
+	ch.nonce.len = WIRE_NONCE_LEN;
+	ch.server_time_ms = server_time_ms;
+	p.body_case = PARLEY__WIRE__PUSH__BODY_CHALLENGE;
+	p.challenge = &ch;
+	return wire__encode_push(&p, out);
+}
+
+/* --- signed bytes (docs/protocol.md "Signed bytes") --- */
+
+#define REGISTER_DOMAIN "parley-register-v1"
+#define AUTH_DOMAIN "parley-auth-v1"
+
+/* Strings are length-prefixed (one byte: all are capped far below 256) so that no two different field
+ * tuples produce the same byte string. Appends nothing on error. */
+static int append_lp(dynbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+	uint8_t l = (uint8_t)n;
+	if (n > 255)
+		return PARLEY_E_INVAL;
+	int rc = dynbuf__append(b, &l, 1);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(b, s, n);
+	return rc;
+}
+
+int wire__register_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle,
+				 const uint8_t key[WIRE_KEY_LEN], const char *device_name, dynbuf *out)
+{
+	size_t start = out->len;
+	int rc;
+	if (device_name == NULL)
+		device_name = "";
+	if (handle == NULL || strlen(handle) > 255 || strlen(device_name) > 255)
+		return PARLEY_E_INVAL;
+	/* the domain string includes its NUL so it can never be a prefix of another domain string */
+	rc = dynbuf__append(out, REGISTER_DOMAIN, sizeof(REGISTER_DOMAIN));
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, nonce, WIRE_NONCE_LEN);
+	if (rc == PARLEY_OK)
+		rc = append_lp(out, handle);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, key, WIRE_KEY_LEN);
+	if (rc == PARLEY_OK)
+		rc = append_lp(out, device_name);
+	if (rc != PARLEY_OK)
+		out->len = start;
+	return rc;
+}
+
+int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,
+			    dynbuf *out)
+{
+	size_t start = out->len;
+	uint8_t id[4] = {(uint8_t)(device_id >> 24), (uint8_t)(device_id >> 16), (uint8_t)(device_id >> 8),
+			 (uint8_t)device_id};
+	int rc;
+	if (handle == NULL || strlen(handle) > 255)
+		return PARLEY_E_INVAL;
+	rc = dynbuf__append(out, AUTH_DOMAIN, sizeof(AUTH_DOMAIN));
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, nonce, WIRE_NONCE_LEN);
+	if (rc == PARLEY_OK)
+		rc = append_lp(out, handle);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, id, sizeof(id));
+	if (rc != PARLEY_OK)
+		out->len = start;
+	return rc;
+}
