@@ -1,0 +1,273 @@
+/* parley-bench: load generator and process measurements for parleyd (see docs/benchmarks.md).
+ *
+ *   parley-bench ws    [--url URL] [--clients N] [--duration S | --requests N] [--payload BYTES]
+ *                      [--threads T] [--mode parley|echo] [--connect-timeout S] [--json]
+ *   parley-bench start --parleyd PATH [--runs N] [--idle-clients N] [--json] [-- ARGS...]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+
+#include "bench.h"
+#include "wire/wire.h"
+#include "wsload.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: parley-bench ws [options]      closed-loop WebSocket round trips\n"
+	      "       parley-bench start --parleyd PATH [options] [-- ARGS...]\n"
+	      "                                      start time and idle memory of a server\n"
+	      "\n"
+	      "ws options:\n"
+	      "  --url URL             ws://HOST:PORT/PATH on loopback (default ws://127.0.0.1:8080/v1/websocket)\n"
+	      "  --clients N           connections (default 1)\n"
+	      "  --duration S          measure for S seconds (default 5)\n"
+	      "  --requests N          or: stop after N round trips in total\n"
+	      "  --max-time S          cap of a --requests run (default 300)\n"
+	      "  --payload BYTES       ping payload / echo message size (default 32)\n"
+	      "  --threads T           client loop threads (default 1)\n"
+	      "  --mode parley|echo    protobuf ping request (default) or raw echo\n"
+	      "  --connect-timeout S   whole connect phase (default 60)\n"
+	      "  --connect-batch N     handshakes in progress per thread (default 64)\n"
+	      "  --json                one JSON object on stdout instead of text\n"
+	      "\n"
+	      "start options:\n"
+	      "  --parleyd PATH        server executable (--exec is a synonym); ARGS after -- are passed on.\n"
+	      "                        It must print 'listening on HOST:PORT' and answer GET /healthz.\n"
+	      "  --runs N              starts to measure (default 5)\n"
+	      "  --idle-clients N      after the last start, open N idle WebSocket connections and read\n"
+	      "                        the memory again (default 0)\n"
+	      "  --ws-path PATH        WebSocket path for --idle-clients (default /v1/websocket)\n"
+	      "  --ready-timeout S     per start (default 20)\n"
+	      "  --json                one JSON object on stdout instead of text\n"
+	      "\n"
+	      "Exit status: 0 all good, 2 ran but with failures or errors, 1 usage or setup error.\n",
+	      f);
+}
+
+int bench__parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (!s || *s == '\0' || *s == '-')
+		return PARLEY_E_INVAL;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return PARLEY_E_INVAL;
+	*out = v;
+	return PARLEY_OK;
+}
+
+int bench__parse_seconds(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	if (!s || *s == '\0')
+		return PARLEY_E_INVAL;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
+		return PARLEY_E_INVAL;
+	*out = v;
+	return PARLEY_OK;
+}
+
+int bench__raise_nofile(uint64_t need)
+{
+	struct rlimit rl;
+	FILE *f;
+	unsigned long long nr_open = 1048576;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return PARLEY_E_IO;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+		return PARLEY_OK;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+		rl.rlim_cur = need;
+		return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? PARLEY_OK : PARLEY_E_PERM;
+	}
+	/* Raising the hard limit needs CAP_SYS_RESOURCE and may not pass fs.nr_open. */
+	f = fopen("/proc/sys/fs/nr_open", "r");
+	if (f) {
+		if (fscanf(f, "%llu", &nr_open) != 1)
+			nr_open = 1048576;
+		fclose(f);
+	}
+	if (need > nr_open)
+		return PARLEY_E_PERM;
+	rl.rlim_cur = need;
+	rl.rlim_max = need;
+	return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? PARLEY_OK : PARLEY_E_PERM;
+}
+
+void bench__json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *r, int json)
+{
+	const hist *h = &r->latency;
+	double rate = r->elapsed_s > 0 ? (double)r->round_trips / r->elapsed_s : 0.0;
+	const char *mode = cfg->mode == BENCH_MODE_PARLEY ? "parley" : "echo";
+
+	if (json) {
+		printf("{\"command\":\"ws\",\"url\":");
+		bench__json_str(stdout, url);
+		printf(",\"mode\":\"%s\",\"clients\":%u,\"threads\":%u,\"payload\":%zu,"
+		       "\"connected\":%llu,\"connect_failed\":%llu,\"connect_s\":%.3f,"
+		       "\"round_trips\":%llu,\"elapsed_s\":%.3f,\"rate\":%.1f,\"errors\":%llu,\"lost\":%llu,"
+		       "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,"
+		       "\"mean\":%.1f},\"first_error\":",
+		       mode, cfg->clients, cfg->threads, cfg->payload, (unsigned long long)r->connected,
+		       (unsigned long long)r->connect_failed, r->connect_s, (unsigned long long)r->round_trips,
+		       r->elapsed_s, rate, (unsigned long long)r->errors, (unsigned long long)r->lost,
+		       (double)hist__percentile(h, 50) / 1e3, (double)hist__percentile(h, 90) / 1e3,
+		       (double)hist__percentile(h, 99) / 1e3, (double)hist__percentile(h, 99.9) / 1e3,
+		       (double)h->max / 1e3, hist__mean(h) / 1e3);
+		bench__json_str(stdout, r->first_error);
+		printf("}\n");
+		return;
+	}
+	printf("target       %s (mode %s, payload %zu bytes, %u client thread%s)\n", url, mode, cfg->payload,
+	       cfg->threads, cfg->threads == 1 ? "" : "s");
+	printf("connections  %llu established, %llu failed, in %.2f s\n", (unsigned long long)r->connected,
+	       (unsigned long long)r->connect_failed, r->connect_s);
+	printf("round trips  %llu in %.2f s = %.0f/s; %llu errors, %llu connections lost\n",
+	       (unsigned long long)r->round_trips, r->elapsed_s, rate, (unsigned long long)r->errors,
+	       (unsigned long long)r->lost);
+	if (h->count)
+		printf("latency us   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n",
+		       (double)hist__percentile(h, 50) / 1e3, (double)hist__percentile(h, 90) / 1e3,
+		       (double)hist__percentile(h, 99) / 1e3, (double)hist__percentile(h, 99.9) / 1e3,
+		       (double)h->max / 1e3, hist__mean(h) / 1e3);
+	if (r->first_error[0])
+		printf("first error  %s\n", r->first_error);
+}
+
+static int cmd_ws(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"url", required_argument, NULL, 'u'},      {"clients", required_argument, NULL, 'c'},
+		{"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'n'},
+		{"payload", required_argument, NULL, 'p'},  {"threads", required_argument, NULL, 't'},
+		{"mode", required_argument, NULL, 'm'},     {"connect-timeout", required_argument, NULL, 'T'},
+		{"connect-batch", required_argument, NULL, 'b'}, {"max-time", required_argument, NULL, 'M'},
+		{"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *url = "ws://127.0.0.1:8080/v1/websocket", *why;
+	bench_cfg cfg;
+	bench_result *res;
+	bench_run *run;
+	uint64_t v;
+	int opt, json = 0, rc, bad = 0;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.clients = 1;
+	cfg.threads = 1;
+	cfg.connect_batch = 64;
+	cfg.connect_timeout_s = 60;
+	cfg.duration_s = 5;
+	cfg.max_time_s = 300;
+	cfg.payload = 32;
+	while ((opt = getopt_long(argc, argv, "u:c:d:n:p:t:m:T:b:M:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u': url = optarg; break;
+		case 'c': bad |= bench__parse_u64(optarg, 1, 200000, &v); cfg.clients = (unsigned)v; break;
+		case 'd': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.duration_s); break;
+		case 'n': bad |= bench__parse_u64(optarg, 1, UINT64_C(1) << 40, &cfg.requests); break;
+		case 'p': bad |= bench__parse_u64(optarg, 0, 65536, &v); cfg.payload = (size_t)v; break;
+		case 't': bad |= bench__parse_u64(optarg, 1, 64, &v); cfg.threads = (unsigned)v; break;
+		case 'T': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.connect_timeout_s); break;
+		case 'M': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.max_time_s); break;
+		case 'b': bad |= bench__parse_u64(optarg, 1, 100000, &v); cfg.connect_batch = (unsigned)v; break;
+		case 'm':
+			if (strcmp(optarg, "parley") == 0)
+				cfg.mode = BENCH_MODE_PARLEY;
+			else if (strcmp(optarg, "echo") == 0)
+				cfg.mode = BENCH_MODE_ECHO;
+			else
+				bad = 1;
+			break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+		if (bad) {
+			fprintf(stderr, "parley-bench: bad value '%s'\n", optarg);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	if (cfg.mode == BENCH_MODE_PARLEY && cfg.payload > WIRE_MAX_PING_PAYLOAD) {
+		fprintf(stderr, "parley-bench: a ping payload is at most %u bytes\n", WIRE_MAX_PING_PAYLOAD);
+		return 1;
+	}
+	rc = bench__target_parse(url, &cfg.target, &why);
+	if (rc != PARLEY_OK) {
+		fprintf(stderr, "parley-bench: %s: %s\n", url, why);
+		return 1;
+	}
+	if (bench__raise_nofile((uint64_t)cfg.clients + 64) != PARLEY_OK) {
+		fprintf(stderr, "parley-bench: cannot raise the open-file limit to %u\n", cfg.clients + 64);
+		return 1;
+	}
+	cfg.progress = isatty(STDERR_FILENO);
+	res = malloc(sizeof(*res)); /* the histogram makes it ~30 KB: not for the stack */
+	if (!res)
+		return 1;
+	rc = bench_ws__open(&cfg, &run);
+	if (rc != PARLEY_OK) {
+		fprintf(stderr, "parley-bench: %s\n", parley_strerror(rc));
+		free(res);
+		return 1;
+	}
+	if (bench_ws__connected(run) > 0)
+		bench_ws__measure(run);
+	bench_ws__close(run, res);
+	print_ws(&cfg, url, res, json);
+	rc = (res->connected == cfg.clients && res->errors == 0 && res->round_trips > 0) ? 0 : 2;
+	free(res);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (strcmp(argv[1], "ws") == 0)
+		return cmd_ws(argc - 1, argv + 1);
+	if (strcmp(argv[1], "start") == 0)
+		return bench__cmd_start(argc - 1, argv + 1);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "parley-bench: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 1;
+}
