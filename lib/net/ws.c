@@ -50,6 +50,7 @@ struct ws_session {
 	uint8_t close_buf[125];
 	size_t close_have;
 	int in_message;    /* a fragmented data message has started and not finished */
+	int text_message;  /* the current (or last) data message is text */
 	uint64_t msg_len;  /* bytes of the current data message so far */
 
 	int err;
@@ -186,8 +187,10 @@ static int judge_header(ws_session *s, uint16_t *code)
 		return PARLEY_E_WS_PROTOCOL;
 	if (h->opcode != WS_OP_CONT && s->in_message)
 		return PARLEY_E_WS_PROTOCOL;
-	if (h->opcode != WS_OP_CONT)
+	if (h->opcode != WS_OP_CONT) {
 		s->msg_len = 0;
+		s->text_message = h->opcode == WS_OP_TEXT;
+	}
 	if (h->payload_len > s->cfg.max_message - s->msg_len) {
 		*code = WS_CLOSE_TOO_LARGE;
 		return PARLEY_E_WS_TOO_LARGE;
@@ -359,6 +362,13 @@ int ws__feed(ws_session *s, const uint8_t *in, size_t len)
 	s->in_recv = 1;
 	int r = wslay_event_recv(s->ctx);
 	s->in_recv = 0;
+	if (r == 0 && s->err == PARLEY_OK && !s->close_queued && !wslay_event_get_read_enabled(s->ctx)) {
+		/* wslay refused something itself and queued its own close. Our tracker lets only one kind of
+		 * frame through that wslay can still refuse: text with invalid UTF-8, which wslay checks as it
+		 * arrives and answers with 1007 without ever calling on_msg. */
+		s->close_queued = 1;
+		s->err = s->text_message ? PARLEY_E_WS_BAD_UTF8 : PARLEY_E_WS_PROTOCOL;
+	}
 	if (r != 0 && s->err == PARLEY_OK)
 		fail(s, r == WSLAY_ERR_NOMEM ? PARLEY_E_NOMEM : PARLEY_E_WS_PROTOCOL, WS_CLOSE_PROTOCOL,
 		     "protocol error");

@@ -1,0 +1,320 @@
+/* lib/net/ws: a server session and a client session wired back to back in memory, plus hand-built frames
+ * for every violation the server must refuse with its own error and close code. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/dynbuf.h"
+#include "net/ws.h"
+#include "test.h"
+
+typedef struct side {
+	ws_session *s;
+	dynbuf got; /* all messages received, concatenated */
+	int nmsg;
+	size_t last_len;
+	uint16_t peer_code;
+	int peer_closed;
+} side;
+
+static void on_msg(void *ctx, const uint8_t *buf, size_t len)
+{
+	side *sd = ctx;
+	sd->nmsg++;
+	sd->last_len = len;
+	dynbuf__append(&sd->got, buf, len);
+}
+
+static void on_close(void *ctx, uint16_t code, const uint8_t *reason, size_t len)
+{
+	side *sd = ctx;
+	sd->peer_closed = 1;
+	sd->peer_code = code;
+}
+
+static void side_init(side *sd, enum ws_role role, size_t max_message)
+{
+	memset(sd, 0, sizeof(*sd));
+	dynbuf__init(&sd->got, 1 << 24);
+	ws_config cfg = {.max_message = max_message};
+	ws_callbacks cb = {.ctx = sd, .on_message = on_msg, .on_peer_close = on_close};
+	TEST_EQ_INT(ws__session_new(&sd->s, role, &cfg, &cb), PARLEY_OK);
+}
+
+static void side_free(side *sd)
+{
+	ws__session_free(sd->s);
+	dynbuf__free(&sd->got);
+}
+
+/* Moves output from one side to the other in chunks of `step`, until both are quiet. */
+static void pump(side *a, side *b, size_t step)
+{
+	for (int round = 0; round < 100000; round++) {
+		int moved = 0;
+		side *from[2] = {a, b}, *to[2] = {b, a};
+		for (int k = 0; k < 2; k++) {
+			size_t len;
+			const uint8_t *p = ws__pending_output(from[k]->s, &len);
+			if (len == 0)
+				continue;
+			size_t n = len < step ? len : step;
+			uint8_t *copy = malloc(n);
+			memcpy(copy, p, n);
+			ws__consume_output(from[k]->s, n);
+			ws__feed(to[k]->s, copy, n);
+			free(copy);
+			moved = 1;
+		}
+		if (!moved)
+			return;
+	}
+}
+
+static void test_messages_small_and_large(void)
+{
+	side srv, cli;
+	side_init(&srv, WS_ROLE_SERVER, 1 << 20);
+	side_init(&cli, WS_ROLE_CLIENT, 1 << 20);
+	TEST_EQ_INT(ws__send_binary(cli.s, (const uint8_t *)"hello", 5), PARLEY_OK);
+	pump(&srv, &cli, 1); /* byte by byte */
+	TEST_EQ_INT(srv.nmsg, 1);
+	TEST_CHECK(srv.got.len == 5 && memcmp(srv.got.data, "hello", 5) == 0);
+
+	size_t big = 700000;
+	uint8_t *buf = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		buf[i] = (uint8_t)(i * 7);
+	TEST_EQ_INT(ws__send_binary(cli.s, buf, big), PARLEY_OK);
+	TEST_EQ_INT(ws__send_binary(srv.s, buf, big), PARLEY_OK);
+	TEST_EQ_INT(ws__send_binary(srv.s, buf, 0), PARLEY_OK);
+	pump(&srv, &cli, 4093);
+	TEST_EQ_INT(srv.nmsg, 2);
+	TEST_EQ_INT(srv.last_len, big);
+	TEST_CHECK(memcmp(srv.got.data + 5, buf, big) == 0);
+	TEST_EQ_INT(cli.nmsg, 2);
+	TEST_CHECK(cli.got.len == big && memcmp(cli.got.data, buf, big) == 0);
+	TEST_EQ_INT(cli.last_len, 0);
+
+	/* close handshake started by the client */
+	TEST_EQ_INT(ws__close(cli.s, WS_CLOSE_NORMAL, "bye"), PARLEY_OK);
+	pump(&srv, &cli, 3);
+	TEST_CHECK(srv.peer_closed);
+	TEST_EQ_INT(srv.peer_code, 1000);
+	TEST_EQ_INT(cli.peer_code, 1000);
+	TEST_CHECK(ws__is_done(srv.s));
+	TEST_CHECK(ws__is_done(cli.s));
+	TEST_EQ_INT(ws__send_binary(cli.s, buf, 1), PARLEY_E_CLOSED);
+	TEST_EQ_INT(ws__error(srv.s), PARLEY_OK);
+	free(buf);
+	side_free(&srv);
+	side_free(&cli);
+}
+
+/* Builds one masked (mask != NULL) or unmasked frame. */
+static size_t frame(uint8_t *out, int fin, unsigned opcode, const uint8_t *mask, const void *payload, size_t len)
+{
+	size_t o = 0;
+	out[o++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
+	uint8_t mbit = mask != NULL ? 0x80 : 0;
+	if (len < 126) {
+		out[o++] = (uint8_t)(mbit | len);
+	} else if (len <= 0xffff) {
+		out[o++] = mbit | 126;
+		out[o++] = (uint8_t)(len >> 8);
+		out[o++] = (uint8_t)len;
+	} else {
+		out[o++] = mbit | 127;
+		for (int i = 7; i >= 0; i--)
+			out[o++] = (uint8_t)((uint64_t)len >> (8 * i));
+	}
+	if (mask != NULL) {
+		memcpy(out + o, mask, 4);
+		o += 4;
+	}
+	for (size_t i = 0; i < len; i++)
+		out[o + i] = ((const uint8_t *)payload)[i] ^ (mask != NULL ? mask[i % 4] : 0);
+	return o + len;
+}
+
+static const uint8_t M[4] = {0x11, 0x22, 0x33, 0x44};
+
+/* Decodes the close frame the server queued: returns its code (0 if none). */
+static uint16_t server_close_code(ws_session *s)
+{
+	size_t len;
+	const uint8_t *p = ws__pending_output(s, &len);
+	while (len >= 2) {
+		ws_frame_header h;
+		if (ws__frame_header_parse(p, len, &h) != PARLEY_OK)
+			return 0;
+		if (h.opcode == WS_OP_CLOSE && h.payload_len >= 2)
+			return (uint16_t)((p[h.header_len] << 8) | p[h.header_len + 1]);
+		p += h.header_len + h.payload_len;
+		len -= h.header_len + h.payload_len;
+	}
+	return 0;
+}
+
+static void expect_violation(const uint8_t *bytes, size_t len, size_t step, int err, uint16_t code, int nmsg)
+{
+	side srv;
+	side_init(&srv, WS_ROLE_SERVER, 1000);
+	int rc = PARLEY_OK;
+	for (size_t off = 0; off < len; off += step) {
+		size_t n = len - off < step ? len - off : step;
+		rc = ws__feed(srv.s, bytes + off, n);
+		if (rc != PARLEY_OK)
+			break;
+	}
+	TEST_EQ_INT(rc, err);
+	TEST_EQ_INT(ws__error(srv.s), err);
+	TEST_EQ_INT(server_close_code(srv.s), code);
+	TEST_EQ_INT(ws__sent_close_code(srv.s), code);
+	TEST_EQ_INT(srv.nmsg, nmsg);
+	TEST_CHECK(ws__is_done(srv.s));
+	side_free(&srv);
+}
+
+static void test_violations(void)
+{
+	uint8_t buf[4096];
+	size_t n;
+	for (size_t step = 1; step <= 64; step *= 4) {
+		/* a good message first, then an unmasked frame */
+		n = frame(buf, 1, WS_OP_BINARY, M, "ok", 2);
+		n += frame(buf + n, 1, WS_OP_BINARY, NULL, "bad", 3);
+		expect_violation(buf, n, step, PARLEY_E_WS_UNMASKED, 1002, 1);
+
+		uint8_t big[1001];
+		memset(big, 'x', sizeof(big));
+		n = frame(buf, 1, WS_OP_BINARY, M, big, sizeof(big));
+		expect_violation(buf, n, step, PARLEY_E_WS_TOO_LARGE, 1009, 0);
+		/* too large only once fragments add up */
+		n = frame(buf, 0, WS_OP_BINARY, M, big, 600);
+		n += frame(buf + n, 1, WS_OP_CONT, M, big, 401);
+		expect_violation(buf, n, step, PARLEY_E_WS_TOO_LARGE, 1009, 0);
+
+		n = frame(buf, 1, WS_OP_TEXT, M, "\xc0\xaf", 2); /* overlong '/' */
+		expect_violation(buf, n, step, PARLEY_E_WS_BAD_UTF8, 1007, 0);
+		n = frame(buf, 1, WS_OP_TEXT, M, "\xed\xa0\x80", 3); /* surrogate */
+		expect_violation(buf, n, step, PARLEY_E_WS_BAD_UTF8, 1007, 0);
+		n = frame(buf, 1, WS_OP_TEXT, M, "h\xc3\xa9llo", 6); /* valid text: parley is binary only */
+		expect_violation(buf, n, step, PARLEY_E_UNSUPPORTED, 1003, 0);
+
+		uint8_t cl[4] = {0x03, 0xed, 'x', 'y'}; /* 1005 may not be sent */
+		n = frame(buf, 1, WS_OP_CLOSE, M, cl, 2);
+		expect_violation(buf, n, step, PARLEY_E_WS_BAD_CLOSE, 1002, 0);
+		n = frame(buf, 1, WS_OP_CLOSE, M, cl, 1); /* one-byte close payload */
+		expect_violation(buf, n, step, PARLEY_E_WS_BAD_CLOSE, 1002, 0);
+		uint8_t cl2[4] = {0x03, 0xe8, 0xff, 0xfe}; /* 1000 with a non-UTF-8 reason */
+		n = frame(buf, 1, WS_OP_CLOSE, M, cl2, 4);
+		expect_violation(buf, n, step, PARLEY_E_WS_BAD_CLOSE, 1002, 0);
+
+		n = frame(buf, 1, WS_OP_CONT, M, "x", 1); /* continuation with nothing to continue */
+		expect_violation(buf, n, step, PARLEY_E_WS_PROTOCOL, 1002, 0);
+		n = frame(buf, 0, WS_OP_PING, M, "x", 1); /* fragmented control frame */
+		expect_violation(buf, n, step, PARLEY_E_WS_PROTOCOL, 1002, 0);
+		n = frame(buf, 1, 0x3, M, "x", 1); /* reserved opcode */
+		expect_violation(buf, n, step, PARLEY_E_WS_PROTOCOL, 1002, 0);
+		n = frame(buf, 1, WS_OP_BINARY, M, "x", 1);
+		buf[0] |= 0x40; /* RSV1 without an extension */
+		expect_violation(buf, n, step, PARLEY_E_WS_PROTOCOL, 1002, 0);
+		n = frame(buf, 0, WS_OP_BINARY, M, "a", 1);
+		n += frame(buf + n, 1, WS_OP_BINARY, M, "b", 1); /* new message before the first ended */
+		expect_violation(buf, n, step, PARLEY_E_WS_PROTOCOL, 1002, 0);
+	}
+}
+
+static void test_fragments_with_ping(void)
+{
+	uint8_t buf[4096];
+	size_t n = 0;
+	side srv;
+	side_init(&srv, WS_ROLE_SERVER, 1000);
+	n += frame(buf + n, 0, WS_OP_BINARY, M, "abc", 3);
+	n += frame(buf + n, 1, WS_OP_PING, M, "pi", 2);
+	n += frame(buf + n, 0, WS_OP_CONT, M, "def", 3);
+	n += frame(buf + n, 1, WS_OP_PONG, M, "", 0);
+	n += frame(buf + n, 1, WS_OP_CONT, M, "gh", 2);
+	uint8_t cl[5] = {0x0f, 0xa0, 'b', 'y', 'e'}; /* 4000, an application code */
+	n += frame(buf + n, 1, WS_OP_CLOSE, M, cl, 5);
+	for (size_t i = 0; i < n; i++)
+		TEST_EQ_INT(ws__feed(srv.s, buf + i, 1), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 1);
+	TEST_CHECK(srv.got.len == 8 && memcmp(srv.got.data, "abcdefgh", 8) == 0);
+	TEST_EQ_INT(srv.peer_code, 4000);
+	/* output: the pong (unmasked, payload "pi") then the close echo */
+	size_t len;
+	const uint8_t *p = ws__pending_output(srv.s, &len);
+	ws_frame_header h;
+	TEST_EQ_INT(ws__frame_header_parse(p, len, &h), PARLEY_OK);
+	TEST_EQ_INT(h.opcode, WS_OP_PONG);
+	TEST_EQ_INT(h.masked, 0);
+	TEST_CHECK(h.payload_len == 2 && memcmp(p + h.header_len, "pi", 2) == 0);
+	TEST_EQ_INT(server_close_code(srv.s), 4000);
+	TEST_CHECK(ws__is_done(srv.s));
+	TEST_EQ_INT(ws__error(srv.s), PARLEY_OK);
+	side_free(&srv);
+}
+
+static void test_ping_pair_and_client_rules(void)
+{
+	side srv, cli;
+	side_init(&srv, WS_ROLE_SERVER, 1000);
+	side_init(&cli, WS_ROLE_CLIENT, 1000);
+	TEST_EQ_INT(ws__send_ping(srv.s, (const uint8_t *)"x", 1), PARLEY_OK);
+	pump(&srv, &cli, 2);
+	TEST_EQ_INT(ws__error(cli.s), PARLEY_OK);
+	TEST_EQ_INT(ws__error(srv.s), PARLEY_OK);
+	/* client frames are masked on the wire */
+	ws__send_binary(cli.s, (const uint8_t *)"m", 1);
+	size_t len;
+	const uint8_t *p = ws__pending_output(cli.s, &len);
+	ws_frame_header h;
+	TEST_EQ_INT(ws__frame_header_parse(p, len, &h), PARLEY_OK);
+	TEST_EQ_INT(h.masked, 1);
+	/* a masked frame from the server is refused by the client */
+	uint8_t buf[64];
+	size_t n = frame(buf, 1, WS_OP_BINARY, M, "x", 1);
+	TEST_EQ_INT(ws__feed(cli.s, buf, n), PARLEY_E_WS_PROTOCOL);
+	/* server-initiated going-away close */
+	TEST_EQ_INT(ws__close(srv.s, WS_CLOSE_GOING_AWAY, "shutdown"), PARLEY_OK);
+	TEST_EQ_INT(ws__close(srv.s, 1005, NULL), PARLEY_E_INVAL);
+	side_free(&srv);
+	side_free(&cli);
+}
+
+static void test_pure_helpers(void)
+{
+	TEST_CHECK(ws__utf8_valid((const uint8_t *)"", 0));
+	TEST_CHECK(ws__utf8_valid((const uint8_t *)"\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
+	TEST_CHECK(!ws__utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	TEST_CHECK(!ws__utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));    /* overlong */
+	TEST_CHECK(!ws__utf8_valid((const uint8_t *)"\xf0\x80\x80\xaf", 4)); /* overlong */
+	TEST_CHECK(!ws__utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* truncated */
+	TEST_CHECK(ws__utf8_valid((const uint8_t *)"\xe2\x82\xac", 3));      /* euro */
+	TEST_CHECK(!ws__utf8_valid((const uint8_t *)"\x80", 1));
+	TEST_CHECK(ws__close_code_valid(1000) && ws__close_code_valid(4999) && ws__close_code_valid(1011));
+	TEST_CHECK(!ws__close_code_valid(999) && !ws__close_code_valid(1005) && !ws__close_code_valid(1006) &&
+		   !ws__close_code_valid(1015) && !ws__close_code_valid(2000) && !ws__close_code_valid(5000));
+	ws_frame_header h;
+	const uint8_t nonmin[] = {0x82, 0x7e, 0x00, 0x05};
+	TEST_EQ_INT(ws__frame_header_parse(nonmin, sizeof(nonmin), &h), PARLEY_E_WS_PROTOCOL);
+	const uint8_t top[] = {0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0};
+	TEST_EQ_INT(ws__frame_header_parse(top, sizeof(top), &h), PARLEY_E_WS_PROTOCOL);
+	TEST_EQ_INT(ws__frame_header_parse(top, 1, &h), PARLEY_E_PROTO_TRUNCATED);
+	const uint8_t bigping[] = {0x89, 0x7e, 0x01, 0x00};
+	TEST_EQ_INT(ws__frame_header_parse(bigping, 2, &h), PARLEY_E_WS_PROTOCOL);
+}
+
+int main(void)
+{
+	TEST_RUN(test_messages_small_and_large);
+	TEST_RUN(test_violations);
+	TEST_RUN(test_fragments_with_ping);
+	TEST_RUN(test_ping_pair_and_client_rules);
+	TEST_RUN(test_pure_helpers);
+	TEST_EXIT();
+}
