@@ -1,5 +1,389 @@
-/* parleyd — placeholder main, replaced during integration */
-int main(void)
+/* parleyd — the parley server: wires configuration, logging, the store, the request dispatcher and
+ * the network layer together, and owns process-level concerns (signals, start-up, clean shutdown).
+ *
+ * Threads: main runs a small uv loop for signals only; net workers run the connections; the store
+ * has its own thread. Shutdown order matters: stop accepting -> drain connections (workers close
+ * their store clients in on_worker_stop) -> free the dispatcher -> close the store (which finishes
+ * queued jobs and checkpoints the WAL), so nothing acknowledged is lost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+#include <parley/version.h>
+#include <uv.h>
+
+#include "common/dynbuf.h"
+#include "core/config.h"
+#include "core/dispatch.h"
+#include "core/log.h"
+#include "net/server.h"
+#include "store/store.h"
+
+extern char **environ;
+
+#define MODULE "parleyd"
+#define MAX_CONFIG_FILE (1024 * 1024)
+
+struct parleyd {
+	parleyd_config cfg;
+	const char *config_file; /* NULL: none */
+	int argc;
+	char **argv;
+	store *store;
+	dispatch *dispatch;
+	net_server *net;
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	int stopping;
+};
+
+static void usage(FILE *out)
 {
+	dynbuf b;
+	dynbuf__init(&b, 1 << 20);
+	config__usage(&b);
+	fprintf(out,
+		"Usage: parleyd [OPTIONS]\n"
+		"The parley server: accounts, devices and (soon) the key server, relay and groups over\n"
+		"WebSocket, with an embedded SQLite store.\n\n"
+		"  --config=FILE                    read options from FILE (see --sample-config)\n"
+		"  --sample-config                  print a commented configuration file and exit\n"
+		"  --print-config                   print the effective configuration and exit\n"
+		"  --help, --version\n\n"
+		"Options (also PARLEYD_<NAME> in the environment, or `name value` in the file):\n%.*s\n"
+		"Signals: SIGTERM/SIGINT stop accepting, drain connections and close the store;\n"
+		"SIGHUP re-reads the file and environment and applies reloadable options.\n"
+		"See parleyd(8).\n",
+		(int)b.len, b.data ? (const char *)b.data : "");
+	dynbuf__free(&b);
+}
+
+static int read_file(const char *path, dynbuf *out, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return PARLEY_E_CONFIG;
+	}
+	int rc = PARLEY_OK;
+	for (;;) {
+		int e;
+		uint8_t *dst = dynbuf__reserve(out, 4096, &e);
+		if (dst == NULL) {
+			snprintf(err, errlen, "%s: larger than %d bytes", path, MAX_CONFIG_FILE);
+			rc = PARLEY_E_CONFIG;
+			break;
+		}
+		ssize_t n = read(fd, dst, 4096);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			rc = PARLEY_E_CONFIG;
+			break;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Flags are `--name=value` or `--name value`. Only config options reach here. */
+static int apply_flags(parleyd_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0) {
+			snprintf(err, errlen, "unexpected argument '%s'", a);
+			return PARLEY_E_CONFIG;
+		}
+		a += 2;
+		if (!strcmp(a, "help") || !strcmp(a, "version") || !strcmp(a, "sample-config") ||
+		    !strcmp(a, "print-config"))
+			continue;
+		char name[64];
+		const char *value;
+		const char *eq = strchr(a, '=');
+		size_t n = eq ? (size_t)(eq - a) : strlen(a);
+		if (n >= sizeof name) {
+			snprintf(err, errlen, "unknown option '--%s'", a);
+			return PARLEY_E_CONFIG;
+		}
+		memcpy(name, a, n);
+		name[n] = '\0';
+		for (char *p = name; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		if (eq != NULL) {
+			value = eq + 1;
+		} else if (i + 1 < argc) {
+			value = argv[++i];
+		} else {
+			snprintf(err, errlen, "option '--%s' needs a value", name);
+			return PARLEY_E_CONFIG;
+		}
+		if (!strcmp(name, "config"))
+			continue;
+		int rc = config__set(cfg, name, value, err, errlen);
+		if (rc != PARLEY_OK)
+			return rc;
+	}
+	return PARLEY_OK;
+}
+
+/* defaults < file < environment < flags */
+static int load_config(struct parleyd *d, parleyd_config *cfg, char *err, size_t errlen)
+{
+	config__defaults(cfg);
+	if (d->config_file != NULL) {
+		dynbuf text;
+		dynbuf__init(&text, MAX_CONFIG_FILE);
+		int rc = read_file(d->config_file, &text, err, errlen);
+		if (rc == PARLEY_OK)
+			rc = config__parse_text(cfg, (const char *)text.data, text.len, d->config_file, err, errlen);
+		dynbuf__free(&text);
+		if (rc != PARLEY_OK)
+			return rc;
+	}
+	int rc = config__apply_env(cfg, environ, err, errlen);
+	if (rc != PARLEY_OK)
+		return rc;
+	return apply_flags(cfg, d->argc, d->argv, err, errlen);
+}
+
+static const char *find_config_flag(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strncmp(argv[i], "--config=", 9))
+			return argv[i] + 9;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			return argv[i + 1];
+	}
+	return NULL;
+}
+
+static int has_flag(int argc, char **argv, const char *flag)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return 1;
 	return 0;
+}
+
+static int write_port_file(const char *path, unsigned port)
+{
+	char tmp[CONFIG_STR_MAX + 8], text[16];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return PARLEY_E_IO;
+	int n = snprintf(text, sizeof text, "%u\n", port);
+	int ok = write(fd, text, (size_t)n) == n;
+	ok = close(fd) == 0 && ok;
+	/* rename makes the file appear complete: a test polling for it never reads half a number */
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return PARLEY_E_IO;
+	}
+	return PARLEY_OK;
+}
+
+static void shutdown_server(struct parleyd *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	log_info(MODULE, "shutting down: draining connections (up to %d ms)", d->cfg.drain_timeout_ms);
+	net__server_stop_accepting(d->net);
+	int rc = net__server_drain(d->net, (unsigned)d->cfg.drain_timeout_ms);
+	if (rc == PARLEY_E_TIMEOUT)
+		log_warn(MODULE, "drain deadline reached: remaining connections were cut");
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+}
+
+static void reload(struct parleyd *d)
+{
+	parleyd_config fresh;
+	char err[512];
+	if (load_config(d, &fresh, err, sizeof err) != PARLEY_OK) {
+		log_error(MODULE, "SIGHUP: configuration not reloaded: %s", err);
+		return;
+	}
+	dynbuf restart;
+	dynbuf__init(&restart, 4096);
+	int tls_changed = strcmp(fresh.tls_cert, d->cfg.tls_cert) != 0 || strcmp(fresh.tls_key, d->cfg.tls_key) != 0;
+	config__apply_reloadable(&d->cfg, &fresh, &restart);
+	log__setup(d->cfg.log_level, d->cfg.log_json, 2);
+	if (restart.len)
+		log_warn(MODULE, "SIGHUP: changed options need a restart to take effect: %.*s", (int)restart.len,
+			 (const char *)restart.data);
+	dynbuf__free(&restart);
+	/* certificates are re-read even when the paths are unchanged: renewal replaces files in place */
+	if (d->cfg.tls_cert[0] && d->cfg.tls_key[0]) {
+		int rc = net__server_reload_tls(d->net, d->cfg.tls_cert, d->cfg.tls_key);
+		if (rc != PARLEY_OK)
+			log_error(MODULE, "SIGHUP: TLS certificate not reloaded (%s); the previous one stays in use",
+				  parley_strerror(rc));
+		else
+			log_info(MODULE, "SIGHUP: TLS certificate reloaded");
+	} else if (tls_changed) {
+		log_warn(MODULE, "SIGHUP: turning TLS on or off needs a restart");
+	}
+	log_info(MODULE, "SIGHUP: configuration reloaded (log_level=%s)", log__level_name(d->cfg.log_level));
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct parleyd *d = h->data;
+	if (signum == SIGHUP)
+		reload(d);
+	else
+		shutdown_server(d);
+}
+
+static int start(struct parleyd *d)
+{
+	char dbpath[CONFIG_STR_MAX * 2 + 16];
+	parleyd_config *c = &d->cfg;
+	int rc;
+
+	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST) {
+		log_error(MODULE, "data_dir %s: %s", c->data_dir, strerror(errno));
+		return PARLEY_E_IO;
+	}
+	if (c->database[0])
+		snprintf(dbpath, sizeof dbpath, "%s", c->database);
+	else
+		snprintf(dbpath, sizeof dbpath, "%s/parley.db", c->data_dir);
+
+	store_config sc = {.backend = "sqlite", .path = dbpath, .max_batch = (unsigned)c->store_batch_max};
+	rc = store__open(&sc, &d->store);
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "store %s: %s", dbpath, parley_strerror(rc));
+		return rc;
+	}
+	dispatch_config dc;
+	dispatch__config_defaults(&dc);
+	dc.max_frame_bytes = (size_t)c->max_message_bytes;
+	rc = dispatch__new(d->store, &dc, &d->dispatch);
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "dispatcher: %s", parley_strerror(rc));
+		return rc;
+	}
+
+	net_config nc;
+	net__config_defaults(&nc);
+	nc.bind_address = c->bind;
+	nc.port = (uint16_t)c->port;
+	nc.tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL;
+	nc.tls_key_file = c->tls_key[0] ? c->tls_key : NULL;
+	nc.workers = c->workers;
+	nc.max_connections = (unsigned)c->max_connections;
+	nc.max_header_bytes = (size_t)c->max_header_bytes;
+	nc.max_message_bytes = (size_t)c->max_message_bytes;
+	nc.max_pending_output = (size_t)c->max_output_bytes;
+	nc.handshake_timeout_ms = (unsigned)c->handshake_timeout_ms;
+	nc.idle_timeout_ms = (unsigned)c->idle_timeout_ms;
+	nc.ping_interval_ms = (unsigned)c->idle_timeout_ms / 3;
+	nc.ws_path = c->ws_path;
+	net_handler h = dispatch__handler(d->dispatch);
+	d->net = net__server_new(&nc, &h, &rc);
+	if (d->net == NULL) {
+		log_error(MODULE, "network: %s", parley_strerror(rc));
+		return rc;
+	}
+	rc = net__server_start(d->net);
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "listen on %s:%d: %s", c->bind, c->port, parley_strerror(rc));
+		return rc;
+	}
+	unsigned port = net__server_port(d->net);
+	if (c->port_file[0] && write_port_file(c->port_file, port) != PARLEY_OK) {
+		log_error(MODULE, "port_file %s: %s", c->port_file, strerror(errno));
+		return PARLEY_E_IO;
+	}
+	log_info(MODULE, "parleyd %s listening on %s%s%s:%u (%s, %d worker%s), database %s", PARLEY_VERSION_STRING,
+		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
+		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", dbpath);
+	return PARLEY_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static struct parleyd d;
+	char err[512];
+	int rc;
+
+	d.argc = argc;
+	d.argv = argv;
+	if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (has_flag(argc, argv, "--version")) {
+		printf("parleyd %s\n", PARLEY_VERSION_STRING);
+		return 0;
+	}
+	if (has_flag(argc, argv, "--sample-config")) {
+		dynbuf b;
+		dynbuf__init(&b, 1 << 20);
+		config__sample(&b);
+		fwrite(b.data, 1, b.len, stdout);
+		dynbuf__free(&b);
+		return 0;
+	}
+	d.config_file = find_config_flag(argc, argv);
+	if (load_config(&d, &d.cfg, err, sizeof err) != PARLEY_OK) {
+		fprintf(stderr, "parleyd: %s\n(see parleyd --help)\n", err);
+		return 2;
+	}
+	if (has_flag(argc, argv, "--print-config")) {
+		dynbuf b;
+		dynbuf__init(&b, 1 << 20);
+		config__dump(&d.cfg, &b);
+		fwrite(b.data, 1, b.len, stdout);
+		dynbuf__free(&b);
+		return 0;
+	}
+	log__setup(d.cfg.log_level, d.cfg.log_json, 2);
+	/* a peer that vanishes mid-write must not kill the process */
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_loop_init(&d.loop);
+	uv_signal_init(&d.loop, &d.sig_term);
+	uv_signal_init(&d.loop, &d.sig_int);
+	uv_signal_init(&d.loop, &d.sig_hup);
+	d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+	uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&d.sig_int, on_signal, SIGINT);
+	uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+
+	rc = start(&d);
+	if (rc == PARLEY_OK) {
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+	} else {
+		uv_close((uv_handle_t *)&d.sig_term, NULL);
+		uv_close((uv_handle_t *)&d.sig_int, NULL);
+		uv_close((uv_handle_t *)&d.sig_hup, NULL);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+	}
+	net__server_free(d.net);
+	dispatch__free(d.dispatch);
+	store__close(d.store);
+	uv_loop_close(&d.loop);
+	if (rc == PARLEY_OK)
+		log_info(MODULE, "stopped cleanly");
+	return rc == PARLEY_OK ? 0 : 1;
 }

@@ -1,0 +1,96 @@
+# parley — top-level convenience wrapper around Meson. See README.md.
+#
+#   make run     install missing Debian packages, build, start parleyd on 127.0.0.1:$(PORT)
+#   make test    install, build, run every test; then again under ASan+UBSan; then a short fuzz run
+#   make fuzz    run every libFuzzer harness for $(FUZZ_SECONDS) seconds each
+#   make bench   baseline benchmarks (docs/benchmarks.md)
+#   make install meson install (PREFIX=/usr/local)
+
+PORT         ?= 7600
+DATA_DIR     ?= $(CURDIR)/data
+PREFIX       ?= /usr/local
+BUILD        ?= build
+ASAN_BUILD   ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 15
+JOBS         ?= 2
+
+# Debian 12 packages needed to build and test. Only the missing ones are installed.
+DEB_BUILD = gcc make pkg-config meson ninja-build \
+            libuv1-dev libwslay-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
+            libsodium-dev libssl-dev libsqlite3-dev
+DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev
+DEB_BENCH = mosquitto nats-server
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-test build run test test-unit test-asan fuzz fuzz-smoke bench install clean distclean
+
+all: build
+
+# apt-get update only when something is missing (a fresh machine has empty package lists).
+define apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_BUILD))
+
+deps-test: deps
+	$(call apt_install,$(DEB_TEST))
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing Debian packages: nodejs npm"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@if [ -x tests/interop/setup.sh ]; then tests/interop/setup.sh; fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(PREFIX)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j$(JOBS)
+
+run: build
+	@mkdir -p $(DATA_DIR)
+	@echo "parleyd: http://127.0.0.1:$(PORT)/healthz  ws://127.0.0.1:$(PORT)/v1/websocket  (Ctrl-C stops)"
+	exec $(BUILD)/server/parleyd --bind=127.0.0.1 --port=$(PORT) --data_dir=$(DATA_DIR)
+
+test: deps-test build
+	@tests/run-all.sh "$(BUILD)" "$(ASAN_BUILD)" "$(FUZZ_BUILD)" "$(FUZZ_SMOKE_SECONDS)" "$(JOBS)"
+
+test-unit: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)
+
+test-asan: deps-test
+	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	ninja -C $(ASAN_BUILD) -j$(JOBS)
+	meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes $(JOBS)
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+
+fuzz: deps-test $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) -j$(JOBS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: deps-test build
+	$(call apt_install,$(DEB_BENCH))
+	@if [ -x tests/bench/run-baseline.sh ]; then tests/bench/run-baseline.sh $(BUILD); fi
+	@if [ -x tests/bench/crypto/run.sh ]; then tests/bench/crypto/run.sh $(BUILD); fi
+
+install: build
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+distclean: clean
+	rm -rf $(DATA_DIR) tests/interop/node_modules tests/bench/node_modules

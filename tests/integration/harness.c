@@ -1,0 +1,577 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+#include <sodium.h>
+
+int it_failures;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "Bail out! %s (%s)\n", what, strerror(errno));
+	exit(99);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void launch(srv *s)
+{
+	char portfile[320], logfile[320], datadir[320];
+	snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+	snprintf(logfile, sizeof logfile, "%s/parleyd.log", s->dir);
+	snprintf(datadir, sizeof datadir, "%s/data", s->dir);
+	unlink(portfile);
+	const char *bin = getenv("PARLEYD");
+	if (bin == NULL)
+		die("PARLEYD not set");
+	char a_port[340], a_data[340];
+	snprintf(a_port, sizeof a_port, "--port_file=%s", portfile);
+	snprintf(a_data, sizeof a_data, "--data_dir=%s", datadir);
+	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info"};
+	int n = 5;
+	for (int i = 0; i < s->nextra && n < 38; i++)
+		argv[n++] = s->extra[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	s->pid = pid;
+	long deadline = now_ms() + 15000;
+	while (now_ms() < deadline) {
+		FILE *f = fopen(portfile, "r");
+		if (f != NULL) {
+			int ok = fscanf(f, "%d", &s->port) == 1;
+			fclose(f);
+			if (ok)
+				return;
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			char *log = srv_log(s);
+			fprintf(stderr, "parleyd exited at start-up:\n%s\n", log ? log : "");
+			free(log);
+			die("parleyd did not start");
+		}
+		usleep(10000);
+	}
+	die("parleyd did not write its port file in time");
+}
+
+void srv_start(srv *s, const char *const *extra)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->dir, sizeof s->dir, "/tmp/parley-it-XXXXXX");
+	if (mkdtemp(s->dir) == NULL)
+		die("mkdtemp");
+	for (int i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
+		snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", extra[i]);
+	launch(s);
+}
+
+void srv_restart(srv *s)
+{
+	launch(s);
+}
+
+int srv_signal(srv *s, int sig)
+{
+	return kill(s->pid, sig);
+}
+
+int srv_stop(srv *s)
+{
+	if (s->pid <= 0)
+		return 0;
+	kill(s->pid, SIGTERM);
+	long deadline = now_ms() + 20000;
+	while (now_ms() < deadline) {
+		int st;
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			if (WIFEXITED(st))
+				return WEXITSTATUS(st);
+			return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		}
+		usleep(10000);
+	}
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+	return -1;
+}
+
+void srv_kill9(srv *s)
+{
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+char *srv_log(srv *s)
+{
+	char path[320];
+	snprintf(path, sizeof path, "%s/parleyd.log", s->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	size_t cap = 1 << 22, n;
+	char *buf = malloc(cap + 1);
+	n = buf ? fread(buf, 1, cap, f) : 0;
+	fclose(f);
+	if (buf)
+		buf[n] = '\0';
+	return buf;
+}
+
+void srv_cleanup(srv *s)
+{
+	if (s->pid > 0)
+		srv_kill9(s);
+	if (getenv("PARLEY_IT_KEEP") != NULL)
+		return;
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", s->dir);
+}
+
+static int do_connect(int port, int rcvbuf)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int tcp_connect(int port)
+{
+	return do_connect(port, 0);
+}
+
+int tcp_connect_small_rcvbuf(int port, int rcvbuf)
+{
+	return do_connect(port, rcvbuf);
+}
+
+int send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t recv_exact(int fd, void *buf, size_t len, int timeout_ms)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+	long deadline = now_ms() + timeout_ms;
+	while (got < len) {
+		long left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		ssize_t n = recv(fd, p + got, len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int http_request(int port, const char *raw, char *resp, size_t cap)
+{
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return -1;
+	if (send_all(fd, raw, strlen(raw)) != 0) {
+		close(fd);
+		return -1;
+	}
+	size_t got = 0;
+	long deadline = now_ms() + 5000;
+	while (got + 1 < cap && now_ms() < deadline) {
+		ssize_t n = recv_exact(fd, resp + got, 1, 5000);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		resp[got] = '\0';
+		char *hdr_end = strstr(resp, "\r\n\r\n");
+		if (hdr_end != NULL) {
+			char *cl = strcasestr(resp, "content-length:");
+			if (cl != NULL && cl < hdr_end) {
+				size_t want = (size_t)strtoul(cl + 15, NULL, 10);
+				if (got >= (size_t)(hdr_end + 4 - resp) + want)
+					break;
+			}
+		}
+	}
+	resp[got] = '\0';
+	close(fd);
+	int status = -1;
+	if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+		return -1;
+	return status;
+}
+
+int http_get(int port, const char *path, char *resp, size_t cap)
+{
+	char req[512];
+	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+	return http_request(port, req, resp, cap);
+}
+
+int ws_open(int port)
+{
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return -1;
+	const char *req = "GET /v1/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n";
+	if (send_all(fd, req, strlen(req)) != 0) {
+		close(fd);
+		return -1;
+	}
+	/* read byte by byte to the end of the header so no frame bytes are consumed */
+	char hdr[4096];
+	size_t n = 0;
+	while (n + 1 < sizeof hdr) {
+		if (recv_exact(fd, hdr + n, 1, 5000) != 1)
+			break;
+		n++;
+		hdr[n] = '\0';
+		if (n >= 4 && memcmp(hdr + n - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	if (strncmp(hdr, "HTTP/1.1 101", 12) != 0 || strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == NULL) {
+		fprintf(stderr, "# bad upgrade response: %s\n", hdr);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ws_send_frame(int fd, int opcode, int fin, int masked, const void *payload, size_t len)
+{
+	uint8_t hdr[14];
+	size_t h = 0;
+	hdr[h++] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0f));
+	uint8_t mbit = masked ? 0x80 : 0;
+	if (len < 126) {
+		hdr[h++] = (uint8_t)(mbit | len);
+	} else if (len <= 0xffff) {
+		hdr[h++] = (uint8_t)(mbit | 126);
+		hdr[h++] = (uint8_t)(len >> 8);
+		hdr[h++] = (uint8_t)len;
+	} else {
+		hdr[h++] = (uint8_t)(mbit | 127);
+		for (int i = 7; i >= 0; i--)
+			hdr[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+	}
+	uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+	if (masked) {
+		randombytes_buf(mask, 4);
+		memcpy(hdr + h, mask, 4);
+		h += 4;
+	}
+	uint8_t *buf = malloc(h + len + 1);
+	if (buf == NULL)
+		return -1;
+	memcpy(buf, hdr, h);
+	const uint8_t *p = payload;
+	for (size_t i = 0; i < len; i++)
+		buf[h + i] = masked ? (uint8_t)(p[i] ^ mask[i & 3]) : p[i];
+	int rc = send_all(fd, buf, h + len);
+	free(buf);
+	return rc;
+}
+
+ssize_t ws_recv_frame(int fd, int *opcode, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	uint8_t h[2];
+	if (recv_exact(fd, h, 2, timeout_ms) != 2)
+		return -1;
+	*opcode = h[0] & 0x0f;
+	uint64_t len = h[1] & 0x7f;
+	if (h[1] & 0x80)
+		return -1; /* servers must not mask */
+	if (len == 126) {
+		uint8_t e[2];
+		if (recv_exact(fd, e, 2, timeout_ms) != 2)
+			return -1;
+		len = ((uint64_t)e[0] << 8) | e[1];
+	} else if (len == 127) {
+		uint8_t e[8];
+		if (recv_exact(fd, e, 8, timeout_ms) != 8)
+			return -1;
+		len = 0;
+		for (int i = 0; i < 8; i++)
+			len = (len << 8) | e[i];
+	}
+	if (len > cap)
+		return -1;
+	if (len > 0 && recv_exact(fd, buf, (size_t)len, timeout_ms) != (ssize_t)len)
+		return -1;
+	return (ssize_t)len;
+}
+
+int ws_expect_close(int fd, int timeout_ms)
+{
+	static uint8_t buf[1 << 20];
+	for (;;) {
+		int op;
+		ssize_t n = ws_recv_frame(fd, &op, buf, sizeof buf, timeout_ms);
+		if (n < 0)
+			return -1;
+		if (op == 0x8)
+			return n >= 2 ? (buf[0] << 8) | buf[1] : 1005;
+	}
+}
+
+int pw_send_request(int fd, Parley__Wire__Request *req)
+{
+	dynbuf b;
+	dynbuf__init(&b, 1 << 24);
+	if (wire__encode_request(req, &b) != PARLEY_OK)
+		return -1;
+	int rc = ws_send_frame(fd, 0x2, 1, 1, b.data, b.len);
+	dynbuf__free(&b);
+	return rc;
+}
+
+int pw_recv(int fd, wire_frame *out, int timeout_ms)
+{
+	static uint8_t buf[1 << 20];
+	for (;;) {
+		int op;
+		ssize_t n = ws_recv_frame(fd, &op, buf, sizeof buf, timeout_ms);
+		if (n < 0)
+			return -1;
+		if (op == 0x9 || op == 0xA)
+			continue;
+		if (op != 0x2)
+			return -1;
+		return wire__decode_frame(buf, (size_t)n, NULL, out) == PARLEY_OK ? 0 : -1;
+	}
+}
+
+int pw_connect(int port, uint8_t nonce[32])
+{
+	int fd = ws_open(port);
+	if (fd < 0)
+		return -1;
+	wire_frame f;
+	if (pw_recv(fd, &f, 5000) != 0) {
+		close(fd);
+		return -1;
+	}
+	int ok = f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
+		 f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_CHALLENGE &&
+		 f.frame->push->challenge->nonce.len == 32;
+	if (ok && nonce != NULL)
+		memcpy(nonce, f.frame->push->challenge->nonce.data, 32);
+	wire__frame_free(&f);
+	if (!ok) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Wait for the Response with this id; returns its status (or -1). *resp_out (if given) keeps it. */
+static int wait_response(int fd, uint64_t id, wire_frame *keep)
+{
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 5000) != 0)
+			return -1;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && f.frame->response->id == id) {
+			int st = (int)f.frame->response->status;
+			if (keep != NULL)
+				*keep = f;
+			else
+				wire__frame_free(&f);
+			return st;
+		}
+		wire__frame_free(&f);
+	}
+}
+
+int pw_call(int fd, Parley__Wire__Request *req, wire_frame *keep)
+{
+	if (pw_send_request(fd, req) != 0)
+		return -1;
+	return wait_response(fd, req->id, keep);
+}
+
+int pw_raw(int fd, const void *bytes, size_t len, uint64_t id)
+{
+	static uint8_t buf[1 << 20];
+	if (ws_send_frame(fd, 0x2, 1, 1, bytes, len) != 0)
+		return -1;
+	for (;;) {
+		int op;
+		ssize_t n = ws_recv_frame(fd, &op, buf, sizeof buf, 5000);
+		if (n < 0)
+			return -1;
+		if (op == 0x8)
+			return -(n >= 2 ? (buf[0] << 8) | buf[1] : 1005);
+		if (op != 0x2)
+			continue;
+		wire_frame f;
+		if (wire__decode_frame(buf, (size_t)n, NULL, &f) != 0)
+			return -1;
+		int st = -1;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && f.frame->response->id == id)
+			st = (int)f.frame->response->status;
+		wire__frame_free(&f);
+		if (st >= 0)
+			return st;
+	}
+}
+
+int pw_ping(int fd, uint64_t id)
+{
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__PingRequest ping = PARLEY__WIRE__PING_REQUEST__INIT;
+	req.id = id;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_PING;
+	req.ping = &ping;
+	ping.payload.data = (uint8_t *)"hello";
+	ping.payload.len = 5;
+	if (pw_send_request(fd, &req) != 0)
+		return -1;
+	return wait_response(fd, id, NULL);
+}
+
+int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out)
+{
+	uint8_t nonce[32];
+	int fd = pw_connect(port, nonce);
+	if (fd < 0)
+		return -1;
+	crypto_sign_keypair(pk, sk);
+	dynbuf m;
+	dynbuf__init(&m, 4096);
+	wire__register_signed_bytes(nonce, handle, pk, "it-device", &m);
+	uint8_t sig[64];
+	crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+	dynbuf__free(&m);
+
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__RegisterRequest r = PARLEY__WIRE__REGISTER_REQUEST__INIT;
+	req.id = 1;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
+	req.register_ = &r;
+	r.handle = (char *)handle;
+	r.device_key.data = pk;
+	r.device_key.len = 32;
+	r.device_name = "it-device";
+	r.signature.data = sig;
+	r.signature.len = 64;
+	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, NULL) : -1;
+	if (fd_out != NULL)
+		*fd_out = fd;
+	else
+		close(fd);
+	return st;
+}
+
+int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64])
+{
+	dynbuf m;
+	dynbuf__init(&m, 4096);
+	wire__auth_signed_bytes(nonce, handle, device_id, &m);
+	uint8_t sig[64];
+	crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+	dynbuf__free(&m);
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthRequest a = PARLEY__WIRE__AUTH_REQUEST__INIT;
+	req.id = 2;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH;
+	req.auth = &a;
+	a.handle = (char *)handle;
+	a.device_id = device_id;
+	a.signature.data = sig;
+	a.signature.len = 64;
+	if (pw_send_request(fd, &req) != 0)
+		return -1;
+	return wait_response(fd, 2, NULL);
+}
+
+int server_alive(int port)
+{
+	int fd = pw_connect(port, NULL);
+	if (fd < 0)
+		return 0;
+	int ok = pw_ping(fd, 77) == 0;
+	close(fd);
+	return ok;
+}
+
+uint64_t metric_value(int port, const char *name)
+{
+	static char resp[1 << 20];
+	if (http_get(port, "/metrics", resp, sizeof resp) != 200)
+		return (uint64_t)-1;
+	char key[200];
+	snprintf(key, sizeof key, "\n%s ", name);
+	char *p = strstr(resp, key);
+	if (p == NULL)
+		return (uint64_t)-1;
+	return strtoull(p + strlen(key), NULL, 10);
+}

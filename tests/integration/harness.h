@@ -1,0 +1,97 @@
+/* Black-box test harness: starts a real parleyd on an ephemeral loopback port and talks to it with
+ * raw sockets that send exact bytes (mosquitto test/broker habit), plus protobuf helpers. */
+#ifndef PARLEY_IT_HARNESS_H
+#define PARLEY_IT_HARNESS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wire/wire.h"
+
+typedef struct srv {
+	pid_t pid;
+	int port;
+	char dir[256];
+	char extra[16][160]; /* extra --name=value flags kept for restarts */
+	int nextra;
+} srv;
+
+/* Start parleyd ($PARLEYD) with a fresh data dir (or the same one on restart) and the given extra flags
+ * (NULL-terminated). Fails the test process on error. */
+void srv_start(srv *s, const char *const *extra);
+void srv_restart(srv *s);
+int srv_stop(srv *s);      /* SIGTERM; returns the exit status (0 = clean), -1 on timeout */
+void srv_kill9(srv *s);
+int srv_signal(srv *s, int sig);
+/* Whole log so far (stderr of parleyd); caller frees. */
+char *srv_log(srv *s);
+void srv_cleanup(srv *s); /* rm -rf the data dir */
+
+int tcp_connect(int port);
+int tcp_connect_small_rcvbuf(int port, int rcvbuf);
+int send_all(int fd, const void *buf, size_t len);
+/* Read until `len` bytes or timeout/EOF; returns bytes read. */
+ssize_t recv_exact(int fd, void *buf, size_t len, int timeout_ms);
+/* Read an HTTP response header+body until close or Content-Length satisfied. Returns status or -1. */
+int http_request(int port, const char *raw_request, char *resp, size_t cap);
+int http_get(int port, const char *path, char *resp, size_t cap);
+
+/* WebSocket over a raw socket. ws_open performs the upgrade; returns fd or -1. */
+int ws_open(int port);
+/* One frame: opcode, FIN bit, masked or not, payload. */
+int ws_send_frame(int fd, int opcode, int fin, int masked, const void *payload, size_t len);
+/* Read one server frame; returns payload length, sets *opcode; -1 on EOF/timeout. Payload cap-limited. */
+ssize_t ws_recv_frame(int fd, int *opcode, uint8_t *buf, size_t cap, int timeout_ms);
+/* Read frames until a close frame; returns its status code (1005 if none), or -1 if the socket closed or
+ * timed out first. Skips other frames. */
+int ws_expect_close(int fd, int timeout_ms);
+/* Open a WebSocket and read the challenge push; nonce (32 bytes) copied out. */
+int pw_connect(int port, uint8_t nonce[32]);
+/* Send one Frame{Request} (masked binary). */
+int pw_send_request(int fd, Parley__Wire__Request *req);
+/* Read the next Frame (skipping pings); decoded into *out (wire__frame_free after). 0 on success. */
+int pw_recv(int fd, wire_frame *out, int timeout_ms);
+/* Send a request and wait for its Response (same id): returns the status, -1 on error; if keep is
+ * non-NULL the response frame is kept there (wire__frame_free it). */
+int pw_call(int fd, Parley__Wire__Request *req, wire_frame *keep);
+/* Send raw bytes as one masked binary message and return the Response status for id, or -(close code)
+ * if the server closed instead (-1 on timeout). */
+int pw_raw(int fd, const void *bytes, size_t len, uint64_t id);
+/* Send a Ping request with id and wait for its response; 0 if answered OK. */
+int pw_ping(int fd, uint64_t id);
+
+/* Accounts: register handle with a new Ed25519 key on a fresh connection (fd returned authenticated).
+ * Returns the response status; pk/sk filled. */
+int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out);
+int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64]);
+
+/* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
+int server_alive(int port);
+
+uint64_t metric_value(int port, const char *name);
+
+extern int it_failures;
+#define IT_CHECK(cond)                                                                             \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			it_failures++;                                                             \
+			fprintf(stderr, "not ok - %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+		}                                                                                  \
+	} while (0)
+#define IT_EQ(a, b)                                                                                \
+	do {                                                                                       \
+		long long it__a = (long long)(a), it__b = (long long)(b);                          \
+		if (it__a != it__b) {                                                              \
+			it_failures++;                                                             \
+			fprintf(stderr, "not ok - %s:%d: %s == %s (%lld != %lld)\n", __FILE__,     \
+				__LINE__, #a, #b, it__a, it__b);                                   \
+		}                                                                                  \
+	} while (0)
+#define IT_RUN(fn)                                                                                 \
+	do {                                                                                       \
+		int it__before = it_failures;                                                      \
+		fn();                                                                              \
+		printf("%s - %s\n", it_failures == it__before ? "ok" : "not ok", #fn);             \
+		fflush(stdout);                                                                    \
+	} while (0)
+#endif
