@@ -1,0 +1,432 @@
+/* The generic store: job queue, the store thread with group commit, per-loop completion delivery. */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "store/backend.h"
+
+#define MODULE "store"
+#define DEFAULT_MAX_BATCH 1024u
+
+struct store {
+	const store_backend_ops *ops;
+	void *be;
+	unsigned max_batch;
+
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* store thread: work queued or stopping */
+	pthread_cond_t sync_cv; /* store__run_sync waiters */
+	store_job *head, *tail; /* guarded by mu */
+	int stopping;           /* guarded by mu */
+
+	atomic_uint_fast64_t commits, jobs, errors, batches;
+};
+
+struct store_client {
+	store *s;
+	uv_loop_t *loop;
+	uv_async_t async;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* signalled when a completion is queued (store__client_close waits) */
+	store_job *done_head, *done_tail; /* guarded by mu */
+	unsigned inflight;      /* submitted, callback not yet run: touched on the loop thread only */
+};
+
+/* Sync jobs (store__run_sync) have no client; arg_ points at this. */
+struct sync_wait {
+	int done;
+};
+
+static const char *const op_names[STORE_OP__COUNT] = {
+	[STORE_OP_CREATE_ACCOUNT] = "create_account",
+	[STORE_OP_GET_ACCOUNT] = "get_account",
+	[STORE_OP_GET_DEVICE] = "get_device",
+	[STORE_OP_LIST_DEVICES] = "list_devices",
+	[STORE_OP_ADD_DEVICE] = "add_device",
+	[STORE_OP_REMOVE_DEVICE] = "remove_device",
+	[STORE_OP_TOUCH_DEVICE] = "touch_device",
+};
+
+const char *store__op_name(enum store_op op)
+{
+	if ((int)op <= 0 || op >= STORE_OP__COUNT)
+		return "unknown";
+	return op_names[op];
+}
+
+int store__op_is_write(enum store_op op)
+{
+	switch (op) {
+	case STORE_OP_CREATE_ACCOUNT:
+	case STORE_OP_ADD_DEVICE:
+	case STORE_OP_REMOVE_DEVICE:
+	case STORE_OP_TOUCH_DEVICE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* --- jobs --- */
+
+store_job *store__job_new(enum store_op op)
+{
+	store_job *j = parley__calloc(1, sizeof(*j));
+	if (j != NULL)
+		j->op = op;
+	return j;
+}
+
+void store__job_free(store_job *job)
+{
+	if (job == NULL)
+		return;
+	parley__free(job->devices);
+	parley__free(job);
+}
+
+static int copy_bounded(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap);
+	if (n >= cap)
+		return PARLEY_E_TOO_LARGE;
+	memcpy(dst, src, n + 1);
+	return PARLEY_OK;
+}
+
+int store__job_set_handle(store_job *job, const char *handle)
+{
+	return copy_bounded(job->handle, sizeof(job->handle), handle);
+}
+
+int store__job_set_device_name(store_job *job, const char *name)
+{
+	return copy_bounded(job->device_name, sizeof(job->device_name), name);
+}
+
+/* --- store thread --- */
+
+static void deliver(store *s, store_job *j)
+{
+	if (j->status != PARLEY_OK) {
+		atomic_fetch_add(&s->errors, 1);
+		metrics__inc(METRIC_STORE_ERRORS);
+	}
+	atomic_fetch_add(&s->jobs, 1);
+	metrics__inc(METRIC_STORE_JOBS);
+	j->next_ = NULL;
+	if (j->client_ == NULL) {
+		struct sync_wait *w = j->arg_;
+		pthread_mutex_lock(&s->mu);
+		w->done = 1;
+		pthread_cond_broadcast(&s->sync_cv);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	store_client *c = j->client_;
+	/* uv_async_send under the client's lock: store__client_close takes this lock before it can
+	 * conclude that nothing is in flight, so the client is never freed while we still touch it */
+	pthread_mutex_lock(&c->mu);
+	if (c->done_tail != NULL)
+		c->done_tail->next_ = j;
+	else
+		c->done_head = j;
+	c->done_tail = j;
+	pthread_cond_signal(&c->cv);
+	uv_async_send(&c->async);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* All write jobs of a batch in one transaction, each in its own savepoint. Completions are delivered
+ * only after the commit returned, so "acknowledged" means durable. */
+static void run_writes(store *s, store_job **w, size_t n)
+{
+	const store_backend_ops *ops = s->ops;
+	int rc = ops->begin(s->be);
+	for (size_t i = 0; i < n; i++) {
+		if (rc != PARLEY_OK) {
+			w[i]->status = PARLEY_E_STORE;
+			continue;
+		}
+		if (ops->savepoint(s->be) != PARLEY_OK) {
+			w[i]->status = PARLEY_E_STORE;
+			continue;
+		}
+		w[i]->status = ops->run(s->be, w[i]);
+		int sp = w[i]->status == PARLEY_OK ? ops->release(s->be) : ops->rollback_savepoint(s->be);
+		if (sp != PARLEY_OK) {
+			/* the transaction state is unknown now: give up on the whole batch */
+			rc = PARLEY_E_STORE;
+			for (size_t k = 0; k <= i; k++)
+				w[k]->status = PARLEY_E_STORE;
+		}
+	}
+	if (rc == PARLEY_OK) {
+		rc = ops->commit(s->be);
+		if (rc == PARLEY_OK) {
+			atomic_fetch_add(&s->commits, 1);
+			metrics__inc(METRIC_STORE_COMMITS);
+		}
+	}
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "group commit of %zu jobs failed", n);
+		ops->rollback(s->be);
+		for (size_t i = 0; i < n; i++)
+			w[i]->status = PARLEY_E_STORE;
+	}
+}
+
+static void run_batch(store *s, store_job *list)
+{
+	store_job *writes_buf[64];
+	store_job **writes = writes_buf;
+	size_t nw = 0, total = 0;
+
+	for (store_job *j = list; j != NULL; j = j->next_)
+		total++;
+	if (total > sizeof(writes_buf) / sizeof(writes_buf[0])) {
+		writes = parley__malloc(total * sizeof(*writes));
+		if (writes == NULL) {
+			/* cannot batch: run writes one transaction each rather than failing them */
+			writes = writes_buf;
+			for (store_job *j = list; j != NULL; j = j->next_)
+				if (store__op_is_write(j->op))
+					run_writes(s, &j, 1);
+			goto reads;
+		}
+	}
+	for (store_job *j = list; j != NULL; j = j->next_)
+		if (store__op_is_write(j->op))
+			writes[nw++] = j;
+	if (nw > 0)
+		run_writes(s, writes, nw);
+reads:
+	/* reads after the commit, so a read queued behind a write of the same batch sees it */
+	for (store_job *j = list; j != NULL; j = j->next_)
+		if (!store__op_is_write(j->op))
+			j->status = s->ops->run(s->be, j);
+	if (writes != writes_buf)
+		parley__free(writes);
+	atomic_fetch_add(&s->batches, 1);
+	store_job *j = list;
+	while (j != NULL) {
+		store_job *next = j->next_;
+		deliver(s, j);
+		j = next;
+	}
+}
+
+static void *store_thread(void *arg)
+{
+	store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		while (s->head == NULL && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->head == NULL) {
+			pthread_mutex_unlock(&s->mu);
+			break; /* stopping and drained */
+		}
+		/* take up to max_batch jobs, oldest first */
+		store_job *list = s->head, *last = s->head;
+		unsigned n = 1;
+		while (last->next_ != NULL && n < s->max_batch) {
+			last = last->next_;
+			n++;
+		}
+		s->head = last->next_;
+		if (s->head == NULL)
+			s->tail = NULL;
+		last->next_ = NULL;
+		pthread_mutex_unlock(&s->mu);
+		run_batch(s, list);
+	}
+	return NULL;
+}
+
+static int enqueue(store *s, store_job *job)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		return PARLEY_E_SHUTTING_DOWN;
+	}
+	job->next_ = NULL;
+	if (s->tail != NULL)
+		s->tail->next_ = job;
+	else
+		s->head = job;
+	s->tail = job;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return PARLEY_OK;
+}
+
+/* --- open / close --- */
+
+int store__open(const store_config *cfg, store **out)
+{
+	store *s = NULL;
+	int rc;
+
+	if (cfg == NULL || out == NULL)
+		return PARLEY_E_INVAL;
+	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
+		return PARLEY_E_CONFIG;
+	if (cfg->path == NULL || cfg->path[0] == '\0')
+		return PARLEY_E_CONFIG;
+	s = parley__calloc(1, sizeof(*s));
+	if (s == NULL)
+		return PARLEY_E_NOMEM;
+	s->ops = &store__sqlite_ops;
+	s->max_batch = cfg->max_batch ? cfg->max_batch : DEFAULT_MAX_BATCH;
+	rc = s->ops->open(cfg, &s->be);
+	if (rc != PARLEY_OK)
+		goto out;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
+	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
+		pthread_cond_destroy(&s->sync_cv);
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		s->ops->close(s->be);
+		rc = PARLEY_E_INTERNAL;
+		goto out;
+	}
+	log_info(MODULE, "%s store open: %s (group commit up to %u jobs)", s->ops->name, cfg->path,
+		 s->max_batch);
+	*out = s;
+	s = NULL;
+out:
+	parley__free(s);
+	return rc;
+}
+
+void store__close(store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	s->ops->close(s->be);
+	pthread_cond_destroy(&s->sync_cv);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	parley__free(s);
+}
+
+void store__stats(store *s, store_stats *out)
+{
+	out->commits = atomic_load(&s->commits);
+	out->jobs = atomic_load(&s->jobs);
+	out->errors = atomic_load(&s->errors);
+	out->batches = atomic_load(&s->batches);
+}
+
+int store__run_sync(store *s, store_job *job)
+{
+	struct sync_wait w = {0};
+	job->cb_ = NULL;
+	job->arg_ = &w;
+	job->client_ = NULL;
+	int rc = enqueue(s, job);
+	if (rc != PARLEY_OK) {
+		job->status = rc;
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!w.done)
+		pthread_cond_wait(&s->sync_cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	return job->status;
+}
+
+/* --- clients --- */
+
+static void run_completions(store_client *c)
+{
+	pthread_mutex_lock(&c->mu);
+	store_job *j = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	while (j != NULL) {
+		store_job *next = j->next_;
+		c->inflight--;
+		j->cb_(j, j->arg_);
+		store__job_free(j);
+		j = next;
+	}
+}
+
+static void on_async(uv_async_t *h)
+{
+	run_completions(h->data);
+}
+
+int store__client_new(store *s, uv_loop_t *loop, store_client **out)
+{
+	store_client *c = parley__calloc(1, sizeof(*c));
+	if (c == NULL)
+		return PARLEY_E_NOMEM;
+	if (uv_async_init(loop, &c->async, on_async) != 0) {
+		parley__free(c);
+		return PARLEY_E_INTERNAL;
+	}
+	c->async.data = c;
+	c->s = s;
+	c->loop = loop;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	*out = c;
+	return PARLEY_OK;
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	store_client *c = h->data;
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	parley__free(c);
+}
+
+void store__client_close(store_client *c)
+{
+	if (c == NULL)
+		return;
+	for (;;) {
+		run_completions(c);
+		if (c->inflight == 0)
+			break;
+		pthread_mutex_lock(&c->mu);
+		while (c->done_head == NULL)
+			pthread_cond_wait(&c->cv, &c->mu);
+		pthread_mutex_unlock(&c->mu);
+	}
+	uv_close((uv_handle_t *)&c->async, on_client_closed);
+}
+
+int store__submit(store_client *c, store_job *job, store_cb cb, void *arg)
+{
+	if (c == NULL || job == NULL || cb == NULL)
+		return PARLEY_E_INVAL;
+	job->cb_ = cb;
+	job->arg_ = arg;
+	job->client_ = c;
+	job->status = PARLEY_OK;
+	int rc = enqueue(c->s, job);
+	if (rc == PARLEY_OK)
+		c->inflight++;
+	return rc;
+}

@@ -1,0 +1,364 @@
+/* server/store: SQLite backend, migrations, group commit, per-loop completion delivery. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <uv.h>
+
+#include <parley/error.h>
+
+#include "store/store.h"
+#include "test.h"
+
+static char dir[64];
+static char path[128];
+
+static void fresh_path(const char *name)
+{
+	snprintf(path, sizeof(path), "%s/%s.db", dir, name);
+}
+
+static store *open_store(unsigned max_devices)
+{
+	store_config cfg = {.path = path, .max_devices = max_devices};
+	store *s = NULL;
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_OK);
+	return s;
+}
+
+static int user_version(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static void key_for(uint8_t key[32], unsigned n)
+{
+	memset(key, 0, 32);
+	memcpy(key, &n, sizeof(n));
+	key[31] = 0x5a;
+}
+
+static int sync_create(store *s, const char *handle, unsigned keyn, uint64_t *account)
+{
+	store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
+	store__job_set_handle(j, handle);
+	store__job_set_device_name(j, "first");
+	key_for(j->key, keyn);
+	j->now_ms = 1000;
+	int rc = store__run_sync(s, j);
+	if (rc == PARLEY_OK) {
+		TEST_EQ_INT(j->device_id, 1);
+		if (account != NULL)
+			*account = j->account_id;
+	}
+	store__job_free(j);
+	return rc;
+}
+
+static int sync_simple(store *s, enum store_op op, uint64_t account, uint32_t device, unsigned keyn,
+		       uint32_t *out_device)
+{
+	store_job *j = store__job_new(op);
+	j->account_id = account;
+	j->device_id = device;
+	key_for(j->key, keyn);
+	store__job_set_device_name(j, "dev");
+	j->now_ms = 2000;
+	int rc = store__run_sync(s, j);
+	if (out_device != NULL)
+		*out_device = j->device_id;
+	store__job_free(j);
+	return rc;
+}
+
+static void test_fresh_and_existing(void)
+{
+	struct stat st;
+	uint64_t acc = 0;
+	fresh_path("fresh");
+	store *s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(stat(path, &st), 0);
+	TEST_EQ_INT(st.st_mode & 0777, 0600);
+	TEST_EQ_INT(user_version(), 1);
+	/* WAL folded back on close */
+	char wal[160];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	TEST_CHECK(stat(wal, &st) != 0 || st.st_size == 0);
+
+	/* reopen: migrations are not re-applied, data is there */
+	s = open_store(0);
+	store_job *j = store__job_new(STORE_OP_GET_ACCOUNT);
+	store__job_set_handle(j, "alice");
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->account_id, acc);
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(user_version(), 1);
+}
+
+static void test_pre_migration_database(void)
+{
+	/* a database at version 0 that already holds an unrelated table gets migrated in place */
+	sqlite3 *db;
+	fresh_path("v0");
+	TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	TEST_EQ_INT(sqlite3_exec(db, "CREATE TABLE other(x); INSERT INTO other VALUES (1);", NULL, NULL, NULL),
+		    SQLITE_OK);
+	sqlite3_close(db);
+	store *s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(user_version(), 1);
+}
+
+static void test_newer_refused(void)
+{
+	sqlite3 *db;
+	store *s = NULL;
+	fresh_path("newer");
+	TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	TEST_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	store_config cfg = {.path = path};
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
+	TEST_CHECK(s == NULL);
+	TEST_EQ_INT(user_version(), 99);
+	cfg.backend = "postgres";
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_CONFIG);
+}
+
+static void test_operations(void)
+{
+	uint64_t a = 0, b = 0;
+	uint32_t dev = 0;
+	fresh_path("ops");
+	store *s = open_store(4);
+	TEST_EQ_INT(sync_create(s, "alice", 10, &a), PARLEY_OK);
+	TEST_EQ_INT(sync_create(s, "alice", 11, NULL), PARLEY_E_HANDLE_TAKEN);
+	/* key already used: the account row of this failed job must be rolled back too */
+	TEST_EQ_INT(sync_create(s, "carol", 10, NULL), PARLEY_E_DEVICE_KEY_IN_USE);
+	store_job *j = store__job_new(STORE_OP_GET_ACCOUNT);
+	store__job_set_handle(j, "carol");
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_NO_SUCH_ACCOUNT);
+	store__job_free(j);
+	TEST_EQ_INT(sync_create(s, "bob", 20, &b), PARLEY_OK);
+	TEST_CHECK(a != b);
+
+	/* devices: ids 2, 3, 4; the 5th is over the limit of 4 */
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 12, &dev), PARLEY_OK);
+	TEST_EQ_INT(dev, 2);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 20, NULL), PARLEY_E_DEVICE_KEY_IN_USE);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 13, &dev), PARLEY_OK);
+	TEST_EQ_INT(dev, 3);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 14, &dev), PARLEY_OK);
+	TEST_EQ_INT(dev, 4);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 15, NULL), PARLEY_E_TOO_MANY_DEVICES);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, 9999, 0, 16, NULL), PARLEY_E_NO_SUCH_ACCOUNT);
+
+	/* remove 4 then add: id 5, never 4 again */
+	TEST_EQ_INT(sync_simple(s, STORE_OP_REMOVE_DEVICE, a, 4, 0, NULL), PARLEY_OK);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_REMOVE_DEVICE, a, 4, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_ADD_DEVICE, a, 0, 14, &dev), PARLEY_OK);
+	TEST_EQ_INT(dev, 5);
+
+	/* get, touch, list */
+	j = store__job_new(STORE_OP_GET_DEVICE);
+	j->account_id = a;
+	j->device_id = 2;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	uint8_t k[32];
+	key_for(k, 12);
+	TEST_EQ_MEM(j->device.key, k, 32);
+	TEST_EQ_STR(j->device.name, "dev");
+	TEST_EQ_INT(j->device.last_seen_ms, 2000);
+	store__job_free(j);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, a, 4, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, b, 2, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_TOUCH_DEVICE, a, 1, 0, NULL), PARLEY_OK);
+	TEST_EQ_INT(sync_simple(s, STORE_OP_TOUCH_DEVICE, a, 77, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
+
+	j = store__job_new(STORE_OP_LIST_DEVICES);
+	j->account_id = a;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->n_devices, 4);
+	if (j->n_devices == 4) {
+		TEST_EQ_INT(j->devices[0].device_id, 1);
+		TEST_EQ_STR(j->devices[0].name, "first");
+		TEST_EQ_INT(j->devices[0].last_seen_ms, 2000);
+		TEST_EQ_INT(j->devices[3].device_id, 5);
+	}
+	store__job_free(j);
+
+	/* the last device cannot go */
+	TEST_EQ_INT(sync_simple(s, STORE_OP_REMOVE_DEVICE, b, 1, 0, NULL), PARLEY_E_LAST_DEVICE);
+	/* a removed device's key can be registered again (the server only forbids two live owners) */
+	TEST_EQ_INT(sync_simple(s, STORE_OP_REMOVE_DEVICE, a, 5, 0, NULL), PARLEY_OK);
+	TEST_EQ_INT(sync_create(s, "dave", 14, NULL), PARLEY_OK);
+
+	/* bounded string arguments */
+	char longh[64];
+	memset(longh, 'h', sizeof(longh) - 1);
+	longh[63] = 0;
+	j = store__job_new(STORE_OP_GET_ACCOUNT);
+	TEST_EQ_INT(store__job_set_handle(j, longh), PARLEY_E_TOO_LARGE);
+	store__job_free(j);
+	store__close(s);
+}
+
+/* --- asynchronous clients --- */
+
+struct loop_ctx {
+	store *s;
+	store_client *c;
+	uv_loop_t loop;
+	pthread_t thread;
+	unsigned base; /* handle numbering */
+	unsigned n;
+	unsigned done, ok, taken, wrong_thread;
+};
+
+static void on_done(store_job *job, void *arg)
+{
+	struct loop_ctx *lc = arg;
+	if (!pthread_equal(pthread_self(), lc->thread))
+		lc->wrong_thread++;
+	if (job->status == PARLEY_OK)
+		lc->ok++;
+	else if (job->status == PARLEY_E_HANDLE_TAKEN)
+		lc->taken++;
+	if (++lc->done == lc->n)
+		uv_stop(&lc->loop);
+}
+
+/* Submits n account creations at once; every 10th reuses an earlier handle and must fail alone. */
+static void *loop_thread(void *arg)
+{
+	struct loop_ctx *lc = arg;
+	lc->thread = pthread_self();
+	uv_loop_init(&lc->loop);
+	TEST_EQ_INT(store__client_new(lc->s, &lc->loop, &lc->c), PARLEY_OK);
+	for (unsigned i = 0; i < lc->n; i++) {
+		char h[32];
+		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
+		unsigned hn = (i % 10 == 9) ? lc->base + i - 1 : lc->base + i;
+		snprintf(h, sizeof(h), "user%u", hn);
+		store__job_set_handle(j, h);
+		key_for(j->key, lc->base + i);
+		j->now_ms = 1;
+		TEST_EQ_INT(store__submit(lc->c, j, on_done, lc), PARLEY_OK);
+	}
+	uv_run(&lc->loop, UV_RUN_DEFAULT);
+	store__client_close(lc->c);
+	uv_run(&lc->loop, UV_RUN_DEFAULT);
+	TEST_EQ_INT(uv_loop_close(&lc->loop), 0);
+	return NULL;
+}
+
+static void test_group_commit_two_loops(void)
+{
+	struct loop_ctx a = {0}, b = {0};
+	store_stats st;
+	pthread_t ta, tb;
+	fresh_path("group");
+	store *s = open_store(0);
+	a.s = b.s = s;
+	a.n = b.n = 300;
+	a.base = 0;
+	b.base = 100000;
+	pthread_create(&ta, NULL, loop_thread, &a);
+	pthread_create(&tb, NULL, loop_thread, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	TEST_EQ_INT(a.done, 300);
+	TEST_EQ_INT(b.done, 300);
+	TEST_EQ_INT(a.ok, 270);
+	TEST_EQ_INT(a.taken, 30);
+	TEST_EQ_INT(b.ok, 270);
+	TEST_EQ_INT(b.taken, 30);
+	TEST_EQ_INT(a.wrong_thread + b.wrong_thread, 0);
+	store__stats(s, &st);
+	printf("# 600 write jobs -> %llu commits in %llu batches, %llu failed jobs\n",
+	       (unsigned long long)st.commits, (unsigned long long)st.batches, (unsigned long long)st.errors);
+	TEST_EQ_INT(st.jobs, 600);
+	TEST_EQ_INT(st.errors, 60);
+	TEST_CHECK(st.commits < 600 / 4);
+	store__close(s);
+
+	/* durable: every acknowledged account is there after reopening */
+	s = open_store(0);
+	unsigned found = 0;
+	for (unsigned i = 0; i < 300; i++) {
+		char h[32];
+		store_job *j = store__job_new(STORE_OP_GET_ACCOUNT);
+		snprintf(h, sizeof(h), "user%u", 100000 + i);
+		store__job_set_handle(j, h);
+		if (store__run_sync(s, j) == PARLEY_OK)
+			found++;
+		store__job_free(j);
+	}
+	TEST_EQ_INT(found, 270);
+	store__close(s);
+}
+
+/* store__client_close waits for in-flight jobs and runs their callbacks. */
+static void test_client_close_drains(void)
+{
+	struct loop_ctx lc = {0};
+	fresh_path("drain");
+	lc.s = open_store(0);
+	lc.n = 50;
+	lc.thread = pthread_self();
+	uv_loop_init(&lc.loop);
+	TEST_EQ_INT(store__client_new(lc.s, &lc.loop, &lc.c), PARLEY_OK);
+	for (unsigned i = 0; i < lc.n; i++) {
+		char h[32];
+		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
+		snprintf(h, sizeof(h), "drain%u", i);
+		store__job_set_handle(j, h);
+		key_for(j->key, 5000 + i);
+		TEST_EQ_INT(store__submit(lc.c, j, on_done, &lc), PARLEY_OK);
+	}
+	store__client_close(lc.c); /* without ever running the loop */
+	TEST_EQ_INT(lc.done, 50);
+	TEST_EQ_INT(lc.ok, 50);
+	/* the last callback called uv_stop, which makes the next uv_run return at once */
+	uv_run(&lc.loop, UV_RUN_DEFAULT);
+	uv_run(&lc.loop, UV_RUN_DEFAULT);
+	TEST_EQ_INT(uv_loop_close(&lc.loop), 0);
+	store__close(lc.s);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/parley-store-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	TEST_RUN(test_fresh_and_existing);
+	TEST_RUN(test_pre_migration_database);
+	TEST_RUN(test_newer_refused);
+	TEST_RUN(test_operations);
+	TEST_RUN(test_group_commit_two_loops);
+	TEST_RUN(test_client_close_drains);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", dir);
+	TEST_EXIT();
+}
