@@ -83,7 +83,8 @@ static long read_rss_kb(pid_t pid)
 	return kb;
 }
 
-/* Looks for "listening on HOST:PORT" in the server's output so far. Returns the port or 0. */
+/* Looks for "listening on HOST:PORT" in the server's output so far (the rest of the line may say
+ * more, e.g. "(plain, 1 worker)"). HOST may be "[v6]". Returns the port or 0. */
 static unsigned find_port(int logfd)
 {
 	char buf[16384], *p, *colon, *end;
@@ -95,18 +96,20 @@ static unsigned find_port(int logfd)
 		return 0;
 	buf[n] = '\0';
 	p = strstr(buf, "listening on ");
-	if (!p)
-		return 0;
-	end = strchr(p, '\n');
-	if (!end)
-		return 0; /* line not complete yet */
-	*end = '\0';
-	colon = strrchr(p, ':');
-	if (!colon)
+	if (!p || !strchr(p, '\n'))
+		return 0; /* not there, or the line is not complete yet */
+	p += strlen("listening on ");
+	if (*p == '[') {
+		p = strchr(p, ']');
+		if (!p)
+			return 0;
+	}
+	colon = strchr(p, ':');
+	if (!colon || colon[1] < '0' || colon[1] > '9')
 		return 0;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
-	if (errno || port == 0 || port > 65535 || (*end != '\0' && *end != ' ' && *end != '\r'))
+	if (errno || port == 0 || port > 65535)
 		return 0;
 	return (unsigned)port;
 }
@@ -268,7 +271,7 @@ static void report(const start_opts *o, const run_result *r, unsigned done, uint
 	printf("ready        fork -> /healthz 200: min %.1f ms, median %.1f ms, max %.1f ms\n", smin, smed, smax);
 	printf("listening    fork -> 'listening on': median %.1f ms\n", lmed);
 	printf("idle RSS     %ld kB after start\n", rss);
-	if (o->idle_clients)
+	if (o->idle_clients && idle_rss >= 0)
 		printf("with conns   %ld kB with %llu idle WebSocket connections (%.2f kB each)\n", idle_rss,
 		       (unsigned long long)idle_connected, per_conn);
 	printf("stop         SIGTERM -> exit: median %.1f ms, max %.1f ms; %u/%u clean exits\n", tmed, tmax, clean,
@@ -282,7 +285,8 @@ static int start_once(const start_opts *o, int logfd, run_result *r, pid_t *pid,
 	int status;
 
 	memset(r, 0, sizeof(*r));
-	if (ftruncate(logfd, 0) != 0)
+	/* The child shares this file offset: rewind it, or the next run writes after a hole of zeros. */
+	if (ftruncate(logfd, 0) != 0 || lseek(logfd, 0, SEEK_SET) != 0)
 		return PARLEY_E_IO;
 	*port = 0;
 	*pid = spawn(o, logfd);
