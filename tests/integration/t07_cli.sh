@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# 07: the `parley` CLI against a real parleyd, as a new user would run it: register, devices, errors,
+# state directory permissions, and linking a second device.
+set -uo pipefail
+: "${PARLEYD:?}" "${PARLEY:?}"
+dir=$(mktemp -d /tmp/parley-cli-XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+fail=0
+check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
+
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" 2>"$dir/log" &
+pid=$!
+for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
+port=$(cat "$dir/port")
+export PARLEY_SERVER="ws://127.0.0.1:$port/v1/websocket"
+
+p() { local home=$1; shift; PARLEY_HOME="$dir/$home" "$PARLEY" "$@"; }
+
+check "register alice" 'p alice register alice >"$dir/out" 2>&1'
+check "devices lists exactly one device, marked as this one" \
+	'p alice devices >"$dir/devs" 2>&1 && [ "$(grep -cE "^\s*\*?\s*[0-9]+" "$dir/devs")" = 1 ] && grep -q "\*" "$dir/devs"'
+check "state directory is 0700" '[ "$(stat -c %a "$dir/alice")" = 700 ]'
+check "every state file is 0600" '[ -z "$(find "$dir/alice" -type f ! -perm 0600)" ] && [ -n "$(find "$dir/alice" -type f)" ]'
+p bob register alice >"$dir/dup" 2>&1; rc=$?
+check "duplicate handle refused with exit 1" '[ "$rc" = 1 ]'
+check "duplicate handle message is specific" 'grep -qi "already registered" "$dir/dup"'
+p carol register 'Not A Handle' >"$dir/bad" 2>&1; rc=$?
+check "invalid handle refused" '[ "$rc" = 1 ] && grep -qi "invalid handle" "$dir/bad"'
+check "registering twice from the same home is refused" '! p alice register alice2 >/dev/null 2>&1'
+p nobody devices >"$dir/noid" 2>&1; rc=$?
+check "devices before register: clear error" '[ "$rc" = 1 ] && grep -qi "register" "$dir/noid"'
+"$PARLEY" --definitely-not-an-option >/dev/null 2>&1; rc=$?
+check "usage error exits 2" '[ "$rc" = 2 ]'
+check "--version" '"$PARLEY" --version | grep -q "[0-9]\.[0-9]"'
+
+# link a second device: the new device shows its key, an existing device adds it, the new one links
+check "new device key" 'key=$(p alice-laptop device-key) && [ -n "$key" ]'
+key=$(p alice-laptop device-key)
+check "devices add" 'p alice devices add "$key" laptop >"$dir/add" 2>&1'
+check "link the new device" 'p alice-laptop link alice 2 >/dev/null 2>&1'
+check "both devices listed from the new device" \
+	'[ "$(p alice-laptop devices | grep -cE "^\s*\*?\s*[0-9]+")" = 2 ]'
+check "devices remove" 'p alice devices remove 2 >/dev/null 2>&1'
+check "removed device can no longer list" '! p alice-laptop devices >/dev/null 2>&1'
+check "server down gives a connection error, not a hang" \
+	'! PARLEY_SERVER=ws://127.0.0.1:1/v1/websocket timeout 20 "$PARLEY" --home "$dir/alice" devices >/dev/null 2>&1'
+
+kill -TERM "$pid"; wait "$pid"; pid=
+exit $fail
