@@ -4,5 +4,6 @@
 #include <parley/export.h>
 #include <parley/error.h>
 #include <parley/version.h>
+#include <parley/client.h>
 #include <parley/signal.h>
 #endif

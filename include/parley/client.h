@@ -1,0 +1,171 @@
+/* parley — the client API: one account device talking to parleyd.
+ *
+ * A parley_client is one device of one account on one server. It owns:
+ *   - its own libuv loop (never shared, so the library stays out of the application's loop),
+ *   - a local state directory (SQLite `client.db`: the Ed25519 device key, handle, account and device
+ *     ids, the server URL), created 0700 with files 0600,
+ *   - at most one WebSocket connection, opened on demand and authenticated automatically by signing the
+ *     server's challenge with the device key.
+ *
+ * Two ways to call it:
+ *   - asynchronous: parley_*_start() queues an operation and returns at once; its callback runs later
+ *     from inside parley_client_run() / parley_client_run_once(). Contract for every *_start():
+ *     if it returns an error, the callback is NEVER called and nothing was queued; if it returns
+ *     PARLEY_OK, the callback is called EXACTLY ONCE (with a result, a server status, PARLEY_E_TIMEOUT,
+ *     PARLEY_E_CLOSED, or PARLEY_E_CLOSED from parley_client_free for operations still pending).
+ *   - blocking: parley_register(), parley_devices_list(), ... run the loop until their own operation
+ *     completes. They must not be called from inside a callback (PARLEY_E_STATE).
+ *
+ * Errors: every function returns a parley_err (<parley/error.h>). A refusal by the server comes back
+ * as the server's status code (e.g. PARLEY_E_HANDLE_TAKEN). parley_client_errmsg() holds a one-line
+ * detail about the last failure (a path, the server's message).
+ *
+ * Threading: a client is not thread-safe; use it from one thread at a time. Distinct clients are
+ * independent (there is no global state). The library never prints and never aborts.
+ */
+#ifndef PARLEY_CLIENT_H
+#define PARLEY_CLIENT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <parley/error.h>
+#include <parley/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PARLEY_DEFAULT_SERVER_URL "ws://127.0.0.1:7600/v1/websocket"
+#define PARLEY_DEVICE_KEY_BYTES 32   /* Ed25519 public key */
+#define PARLEY_HANDLE_MAX 32         /* bytes, without NUL */
+#define PARLEY_DEVICE_NAME_MAX 64    /* bytes, without NUL */
+#define PARLEY_URL_MAX 2048          /* bytes, without NUL */
+
+typedef struct parley_client parley_client;
+
+typedef struct parley_client_options {
+	/* ws://host[:port][/path] or wss://... NULL = the server this device registered with (saved in the
+	 * state), or PARLEY_DEFAULT_SERVER_URL when there is no account yet. An explicit URL always wins
+	 * (the server may have moved); register/link save the URL they used. */
+	const char *server_url;
+	/* NULL = $XDG_DATA_HOME/parley, else $HOME/.local/share/parley. Created (0700) on first need. */
+	const char *state_dir;
+	/* PEM CA bundle used to verify wss:// servers; NULL = the system's default store. */
+	const char *ca_file;
+	/* TCP + TLS + WebSocket upgrade + authentication; 0 = 10000. At most 600000. */
+	unsigned connect_timeout_ms;
+	/* Time for the server to answer one request; 0 = 10000. At most 600000. */
+	unsigned request_timeout_ms;
+} parley_client_options;
+
+/* Zeroes *opts (all defaults). Use it so fields added later start at their default. */
+PARLEY_EXPORT void parley_client_options_init(parley_client_options *opts);
+
+/* Creates a client. opts may be NULL (all defaults); its strings are copied. Nothing touches the disk
+ * or the network yet. On success *out owns the client (free with parley_client_free); on error *out is
+ * NULL and nothing is allocated. Errors: PARLEY_E_INVAL (out NULL, URL not ws:// / wss://, too long,
+ * timeout out of range, empty state_dir), PARLEY_E_NOMEM, PARLEY_E_INTERNAL (libuv/libsodium init). */
+PARLEY_EXPORT parley_err parley_client_new(const parley_client_options *opts, parley_client **out);
+
+/* Closes the connection, calls the callbacks of pending operations with PARLEY_E_CLOSED, zeroises the
+ * device secret key in memory and frees everything. NULL is a no-op. Must not be called from inside
+ * one of this client's callbacks. */
+PARLEY_EXPORT void parley_client_free(parley_client *client);
+
+/* A never-NULL, one-line detail of the last failure on this client ("" if none), e.g. the file with
+ * bad permissions or the server's message. Owned by the client; valid until the next call on it. */
+PARLEY_EXPORT const char *parley_client_errmsg(const parley_client *client);
+
+/* ---- event core ---- */
+
+/* Runs the client's loop, dispatching callbacks, until no operation is pending or the connection is
+ * idle, or timeout_ms elapsed (0 = no limit: until no work is left). Returns PARLEY_OK, or
+ * PARLEY_E_STATE if called recursively from a callback. */
+PARLEY_EXPORT parley_err parley_client_run(parley_client *client, unsigned timeout_ms);
+
+/* Waits for at least one event and dispatches it (never blocks when nothing is pending). Returns
+ * PARLEY_OK, or PARLEY_E_STATE if called from a callback. *more (may be NULL) is set to 1 while there
+ * is still work in progress. */
+PARLEY_EXPORT parley_err parley_client_run_once(parley_client *client, int *more);
+
+/* Closes the connection (gracefully). Pending operations complete with PARLEY_E_CLOSED. The next
+ * operation connects again. */
+PARLEY_EXPORT void parley_client_disconnect(parley_client *client);
+
+/* ---- local identity ---- */
+
+/* This device's Ed25519 public key (creating and saving the device key on first use), so another
+ * device of the account can add it (parley_device_add), after which this device calls parley_link.
+ * Errors: PARLEY_E_IO / PARLEY_E_STORE (state), PARLEY_E_PERM (state files readable by others). */
+PARLEY_EXPORT parley_err parley_device_public_key(parley_client *client, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
+
+/* The saved account of this device. handle_buf (handle_len bytes, may be NULL when handle_len is 0)
+ * receives the NUL-terminated handle; account_id / device_id may be NULL. Errors: PARLEY_E_NO_IDENTITY
+ * (not registered or linked), PARLEY_E_TOO_LARGE (handle_buf too small), state errors. */
+PARLEY_EXPORT parley_err parley_identity(parley_client *client, char *handle_buf, size_t handle_len,
+					 uint64_t *account_id, uint32_t *device_id);
+
+/* ---- devices ---- */
+
+typedef struct parley_device_list parley_device_list;
+
+typedef struct parley_device_info {
+	uint32_t id;
+	const char *name;        /* NUL-terminated, owned by the list */
+	const uint8_t *key;      /* PARLEY_DEVICE_KEY_BYTES bytes, owned by the list */
+	uint64_t created_ms;     /* Unix time in milliseconds */
+	uint64_t last_seen_ms;   /* 0 = never */
+	int is_self;             /* 1 for the device this client is */
+} parley_device_info;
+
+PARLEY_EXPORT size_t parley_device_list_count(const parley_device_list *list);
+/* Fills *out with entry i (pointers stay valid until the list is freed). PARLEY_E_INVAL if i is out of
+ * range or an argument is NULL. */
+PARLEY_EXPORT parley_err parley_device_list_get(const parley_device_list *list, size_t i,
+						parley_device_info *out);
+PARLEY_EXPORT void parley_device_list_free(parley_device_list *list);
+
+/* ---- asynchronous operations (see the contract at the top) ---- */
+
+/* Completion of an operation with no result. */
+typedef void (*parley_done_cb)(parley_client *client, parley_err status, void *user);
+/* Completion of parley_devices_list_start: on PARLEY_OK, list is owned by the callee (free it with
+ * parley_device_list_free; it may be kept after the callback); otherwise list is NULL. */
+typedef void (*parley_devices_cb)(parley_client *client, parley_err status, parley_device_list *list,
+				  void *user);
+/* Completion of parley_device_add_start: device_id is meaningful only on PARLEY_OK. */
+typedef void (*parley_device_id_cb)(parley_client *client, parley_err status, uint32_t device_id, void *user);
+
+/* Creates an account `handle` with this device (name: device_name, may be NULL = "primary") and saves
+ * it locally. Refused with PARLEY_E_STATE if this device already has an account. Server statuses:
+ * PARLEY_E_HANDLE_TAKEN, PARLEY_E_BAD_HANDLE, PARLEY_E_DEVICE_KEY_IN_USE, ... */
+PARLEY_EXPORT parley_err parley_register_start(parley_client *client, const char *handle,
+					       const char *device_name, parley_done_cb cb, void *user);
+/* Authenticates for the first time as device `device_id` of `handle` (this device's key must have been
+ * added by another device of the account) and saves the account locally. PARLEY_E_STATE if this device
+ * already has an account; server statuses such as PARLEY_E_BAD_SIGNATURE, PARLEY_E_NO_SUCH_DEVICE. */
+PARLEY_EXPORT parley_err parley_link_start(parley_client *client, const char *handle, uint32_t device_id,
+					   parley_done_cb cb, void *user);
+/* The following need an account (PARLEY_E_NO_IDENTITY otherwise). */
+PARLEY_EXPORT parley_err parley_devices_list_start(parley_client *client, parley_devices_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_device_add_start(parley_client *client,
+						 const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
+						 parley_device_id_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_device_remove_start(parley_client *client, uint32_t device_id,
+						    parley_done_cb cb, void *user);
+
+/* ---- blocking conveniences: start the operation and run the loop until it completes ---- */
+
+PARLEY_EXPORT parley_err parley_register(parley_client *client, const char *handle, const char *device_name);
+PARLEY_EXPORT parley_err parley_link(parley_client *client, const char *handle, uint32_t device_id);
+/* On PARLEY_OK *out owns a list (free with parley_device_list_free); on error *out is NULL. */
+PARLEY_EXPORT parley_err parley_devices_list(parley_client *client, parley_device_list **out);
+/* name may be NULL (server default). *device_id (may be NULL) receives the new device's id. */
+PARLEY_EXPORT parley_err parley_device_add(parley_client *client, const uint8_t key[PARLEY_DEVICE_KEY_BYTES],
+					   const char *name, uint32_t *device_id);
+PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t device_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
