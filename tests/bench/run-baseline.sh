@@ -62,6 +62,7 @@ wait_port() {
 	return 1
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "run-baseline: starting parleyd and the ws echo peer" >&2
 node "$HERE/ws-echo.js" >"$WORK/echo.log" 2>&1 &
 PIDS+=($!)
@@ -73,20 +74,20 @@ PARLEYD_PID=$!
 ECHO_PORT=$(wait_port "$WORK/echo.log") || die "ws-echo did not start: $(cat "$WORK/echo.log")"
 PARLEYD_PORT=$(wait_port "$WORK/parleyd.port") || die "parleyd did not start: $(cat "$WORK/parleyd.log")"
 
-# run NAME URL MODE CLIENTS: one closed-loop run, JSON kept in $OUT. A failed run still leaves its
+# run NAME URL MODE CLIENTS PID: one closed-loop run, JSON kept in $OUT. A failed run still leaves its
 # JSON (exit status 2 means it ran with errors, which the table shows).
 run() {
 	local rc=0
 	echo "run-baseline: $1, $4 clients, ${DURATION}s" >&2
 	"$BENCH" ws --url "$2" --mode "$3" --clients "$4" --threads "$THREADS" --payload "$PAYLOAD" \
-		--duration "$DURATION" --connect-timeout 60 --json >"$OUT/ws-$1-$4.json" || rc=$?
+		--duration "$DURATION" --connect-timeout 60 --server-pid "$5" --json >"$OUT/ws-$1-$4.json" || rc=$?
 	[ "$rc" -le 2 ] || die "parley-bench failed ($rc) for $1 with $4 clients"
 	# Let TIME_WAIT and the server's closing work settle before the next run.
 	sleep 1
 }
 for n in $CLIENTS; do
-	run parleyd "ws://127.0.0.1:$PARLEYD_PORT/v1/websocket" parley "$n"
-	run ws "ws://127.0.0.1:$ECHO_PORT/" echo "$n"
+	run parleyd "ws://127.0.0.1:$PARLEYD_PORT/v1/websocket" parley "$n" "$PARLEYD_PID"
+	run ws "ws://127.0.0.1:$ECHO_PORT/" echo "$n" "$ECHO_PID"
 done
 # Memory of the long-running servers after all that, for the record.
 PARLEYD_RSS_AFTER=$(awk '/VmRSS/ {print $2}' "/proc/$PARLEYD_PID/status" 2>/dev/null || echo "?")
@@ -106,6 +107,7 @@ rc=0
 	"$HERE/ws-echo.js" >"$OUT/start-ws.json" || rc=$?
 [ "$rc" -le 2 ] || die "parley-bench start failed for ws-echo"
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
 CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
@@ -117,6 +119,7 @@ const [out, clients] = process.argv.slice(2);
 const rd = (f) => { try { return JSON.parse(fs.readFileSync(out + '/' + f, 'utf8')); } catch (e) { return null; } };
 const f0 = (x) => x === undefined || x === null ? '–' : Math.round(x).toLocaleString('en-US');
 const f1 = (x) => x === undefined || x === null ? '–' : x.toFixed(1);
+const cpu = (r) => r ? r.server_cpu_pct + ', ' + r.client_cpu_pct : '–';
 const note = (r) => {
   if (!r) return 'no result';
   const bad = [];
@@ -129,18 +132,19 @@ const note = (r) => {
 console.log('Date: ' + new Date().toISOString().replace(/\.\d+Z$/, 'Z') + '  ');
 console.log('Commit: $COMMIT  ');
 console.log('Machine: $(nproc) cores ($CPU), Linux $(uname -r), node $(node --version), ws $WS_VERSION  ');
+console.log('Load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER  ');
 console.log('Settings: payload $PAYLOAD bytes, ${DURATION} s per run, $THREADS client thread(s), parleyd --workers $WORKERS; ' +
   'parleyd answers protobuf Request{ping} with Response{ping}, ws echoes the raw message.');
 console.log('');
-console.log('| clients | parleyd round trips/s | parleyd p50 / p99 (µs) | ws round trips/s | ws p50 / p99 (µs) | parleyd / ws | notes |');
-console.log('|---:|---:|---:|---:|---:|---:|---|');
+console.log('| clients | parleyd round trips/s | parleyd p50 / p99 (µs) | ws round trips/s | ws p50 / p99 (µs) | parleyd / ws | CPU % server, client (parleyd run; ws run) | notes |');
+console.log('|---:|---:|---:|---:|---:|---:|---|---|');
 for (const n of clients.split(/\s+/).filter(Boolean)) {
   const p = rd('ws-parleyd-' + n + '.json'), w = rd('ws-ws-' + n + '.json');
   const ratio = p && w && w.rate ? (p.rate / w.rate).toFixed(2) : '–';
   const notes = [p && note(p) ? 'parleyd: ' + note(p) : '', w && note(w) ? 'ws: ' + note(w) : ''].filter(Boolean).join('; ');
   console.log('| ' + Number(n).toLocaleString('en-US') + ' | ' + f0(p && p.rate) + ' | ' +
-    (p ? f1(p.latency_us.p50) + ' / ' + f1(p.latency_us.p99) : '–') + ' | ' + f0(w && w.rate) + ' | ' +
-    (w ? f1(w.latency_us.p50) + ' / ' + f1(w.latency_us.p99) : '–') + ' | ' + ratio + ' | ' + notes + ' |');
+    (p && p.round_trips ? f1(p.latency_us.p50) + ' / ' + f1(p.latency_us.p99) : '–') + ' | ' + f0(w && w.rate) + ' | ' +
+    (w && w.round_trips ? f1(w.latency_us.p50) + ' / ' + f1(w.latency_us.p99) : '–') + ' | ' + ratio + ' | ' + cpu(p) + '; ' + cpu(w) + ' | ' + notes + ' |');
 }
 console.log('');
 console.log('| server | start, fork → /healthz 200 (median, min–max) | RSS idle | RSS with idle connections | per connection | SIGTERM → exit |');

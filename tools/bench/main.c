@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <parley/error.h>
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 	      "  --mode parley|echo    protobuf ping request (default) or raw echo\n"
 	      "  --connect-timeout S   whole connect phase (default 60)\n"
 	      "  --connect-batch N     handshakes in progress per thread (default 64)\n"
+	      "  --server-pid PID      also report that process's CPU use during the measurement\n"
 	      "  --json                one JSON object on stdout instead of text\n"
 	      "\n"
 	      "start options:\n"
@@ -124,7 +126,46 @@ void bench__json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *r, int json)
+/* CPU seconds (user + system) used so far by this process, or by pid from /proc/PID/stat; -1 when
+ * unreadable. Reported so a reader can tell whether the client or the server was the bottleneck. */
+static double cpu_self(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double cpu_of(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces: fields are counted after its closing paren. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+typedef struct cpu_use {
+	double client_pct, server_pct; /* of one core over the measure phase; -1 unknown */
+} cpu_use;
+
+static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *r, const cpu_use *cpu, int json)
 {
 	const hist *h = &r->latency;
 	double rate = r->elapsed_s > 0 ? (double)r->round_trips / r->elapsed_s : 0.0;
@@ -137,13 +178,13 @@ static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *
 		       "\"connected\":%llu,\"connect_failed\":%llu,\"connect_s\":%.3f,"
 		       "\"round_trips\":%llu,\"elapsed_s\":%.3f,\"rate\":%.1f,\"errors\":%llu,\"lost\":%llu,"
 		       "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,"
-		       "\"mean\":%.1f},\"first_error\":",
+		       "\"mean\":%.1f},\"client_cpu_pct\":%.0f,\"server_cpu_pct\":%.0f,\"first_error\":",
 		       mode, cfg->clients, cfg->threads, cfg->payload, (unsigned long long)r->connected,
 		       (unsigned long long)r->connect_failed, r->connect_s, (unsigned long long)r->round_trips,
 		       r->elapsed_s, rate, (unsigned long long)r->errors, (unsigned long long)r->lost,
 		       (double)hist__percentile(h, 50) / 1e3, (double)hist__percentile(h, 90) / 1e3,
 		       (double)hist__percentile(h, 99) / 1e3, (double)hist__percentile(h, 99.9) / 1e3,
-		       (double)h->max / 1e3, hist__mean(h) / 1e3);
+		       (double)h->max / 1e3, hist__mean(h) / 1e3, cpu->client_pct, cpu->server_pct);
 		bench__json_str(stdout, r->first_error);
 		printf("}\n");
 		return;
@@ -160,6 +201,12 @@ static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *
 		       (double)hist__percentile(h, 50) / 1e3, (double)hist__percentile(h, 90) / 1e3,
 		       (double)hist__percentile(h, 99) / 1e3, (double)hist__percentile(h, 99.9) / 1e3,
 		       (double)h->max / 1e3, hist__mean(h) / 1e3);
+	if (cpu->client_pct >= 0)
+		printf("cpu          client %.0f %%", cpu->client_pct);
+	if (cpu->server_pct >= 0)
+		printf(", server %.0f %%", cpu->server_pct);
+	if (cpu->client_pct >= 0)
+		printf(" of one core\n");
 	if (r->first_error[0])
 		printf("first error  %s\n", r->first_error);
 }
@@ -173,6 +220,7 @@ static int cmd_ws(int argc, char **argv)
 		{"mode", required_argument, NULL, 'm'},     {"connect-timeout", required_argument, NULL, 'T'},
 		{"connect-batch", required_argument, NULL, 'b'}, {"max-time", required_argument, NULL, 'M'},
 		{"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+		{"server-pid", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0}};
 	const char *url = "ws://127.0.0.1:8080/v1/websocket", *why;
 	bench_cfg cfg;
@@ -180,6 +228,9 @@ static int cmd_ws(int argc, char **argv)
 	bench_run *run;
 	uint64_t v;
 	int opt, json = 0, rc, bad = 0;
+	long server_pid = 0;
+	cpu_use cpu = {-1, -1};
+	double c0 = -1, s0 = -1, c1 = -1, s1 = -1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clients = 1;
@@ -189,7 +240,7 @@ static int cmd_ws(int argc, char **argv)
 	cfg.duration_s = 5;
 	cfg.max_time_s = 300;
 	cfg.payload = 32;
-	while ((opt = getopt_long(argc, argv, "u:c:d:n:p:t:m:T:b:M:jh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:d:n:p:t:m:T:b:M:P:jh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': url = optarg; break;
 		case 'c': bad |= bench__parse_u64(optarg, 1, 200000, &v); cfg.clients = (unsigned)v; break;
@@ -208,6 +259,7 @@ static int cmd_ws(int argc, char **argv)
 			else
 				bad = 1;
 			break;
+		case 'P': bad |= bench__parse_u64(optarg, 1, 1u << 22, &v); server_pid = (long)v; break;
 		case 'j': json = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -244,10 +296,21 @@ static int cmd_ws(int argc, char **argv)
 		free(res);
 		return 1;
 	}
-	if (bench_ws__connected(run) > 0)
+	if (bench_ws__connected(run) > 0) {
+		c0 = cpu_self();
+		s0 = cpu_of(server_pid);
 		bench_ws__measure(run);
+		c1 = cpu_self();
+		s1 = cpu_of(server_pid);
+	}
 	bench_ws__close(run, res);
-	print_ws(&cfg, url, res, json);
+	if (res->elapsed_s > 0) {
+		if (c0 >= 0 && c1 >= 0)
+			cpu.client_pct = 100.0 * (c1 - c0) / res->elapsed_s;
+		if (s0 >= 0 && s1 >= 0)
+			cpu.server_pct = 100.0 * (s1 - s0) / res->elapsed_s;
+	}
+	print_ws(&cfg, url, res, &cpu, json);
 	rc = (res->connected == cfg.clients && res->errors == 0 && res->round_trips > 0) ? 0 : 2;
 	free(res);
 	return rc;
