@@ -1,0 +1,569 @@
+/* One client connection of parleyd: the state machine from accept to close.
+ *
+ *   accept -> [TLS handshake] -> HTTP header (handshake timer running) -> plain answer + close
+ *                                                                   \-> 101 -> WebSocket session
+ *
+ * This file moves bytes only: every byte is parsed by lib/net (tls_bio, http, ws). Output is accounted
+ * (write_pending + what the ws session still holds) against max_pending_output so a peer that stops
+ * reading is cut off instead of growing our memory (slow consumer, closed with 1008).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "net/net_internal.h"
+
+typedef struct write_req {
+	uv_write_t req;
+	net_conn *c;
+	size_t len;
+	uint8_t data[];
+} write_req;
+
+static void conn_close(net_conn *c, int hard);
+static void conn_flush(net_conn *c);
+static void on_timer(uv_timer_t *t);
+
+static uint64_t now_ms(net_conn *c)
+{
+	return uv_now(&c->w->loop);
+}
+
+/* ---- lifetime ---- */
+
+void net__conn_ref(net_conn *c)
+{
+	c->refs++;
+}
+
+void net__conn_unref(net_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	ws__session_free(c->ws);
+	http__req_parser_free(c->http);
+	tls__bio_free(c->tls);
+	parley__free(c);
+}
+
+int net__conn_is_open(const net_conn *c)
+{
+	return c->state == CONN_WS && c->ws != NULL && !ws__close_sent(c->ws) && !c->hard_closing;
+}
+
+void net__conn_set_data(net_conn *c, void *data)
+{
+	c->data = data;
+}
+
+void *net__conn_data(const net_conn *c)
+{
+	return c->data;
+}
+
+uv_loop_t *net__conn_loop(const net_conn *c)
+{
+	return &c->w->loop;
+}
+
+int net__conn_worker(const net_conn *c)
+{
+	return c->w->idx;
+}
+
+uint64_t net__conn_id(const net_conn *c)
+{
+	return c->id;
+}
+
+const char *net__conn_peer(const net_conn *c)
+{
+	return c->peer;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	net_conn *c = h->data;
+	if (--c->handles_open > 0)
+		return;
+	net_worker *w = c->w;
+	if (c->opened) {
+		metrics__add(METRIC_WS_SESSIONS_OPEN, -1);
+		if (w->srv->h.on_close != NULL)
+			w->srv->h.on_close(w->srv->h.ctx, c);
+	}
+	log_debug("net", "conn %llu %s closed", (unsigned long long)c->id, c->peer);
+	net__worker_conn_gone(w, c);
+	net__conn_unref(c);
+}
+
+static void conn_close(net_conn *c, int hard)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	if (!hard && (c->write_pending > 0 || (c->tls != NULL && tls__pending_output(c->tls) > 0))) {
+		/* let the last bytes (error page, close frame) reach the peer first */
+		c->close_after_flush = 1;
+		c->state = CONN_CLOSING;
+		uv_timer_start(&c->timer, on_timer, NET_CLOSE_GRACE_MS, 0);
+		return;
+	}
+	c->state = CONN_CLOSED;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+	write_req *wr = (write_req *)req;
+	net_conn *c = wr->c;
+	c->write_pending -= wr->len;
+	parley__free(wr);
+	if (status < 0) {
+		log_debug("net", "conn %llu write failed: %s", (unsigned long long)c->id, uv_strerror(status));
+		conn_close(c, 1);
+	} else if (c->state != CONN_CLOSED) {
+		conn_flush(c);
+		if (c->close_after_flush && c->write_pending == 0)
+			conn_close(c, 1);
+	}
+	net__conn_unref(c);
+}
+
+static int write_raw(net_conn *c, const uint8_t *buf, size_t len)
+{
+	write_req *wr = parley__malloc(sizeof(*wr) + len);
+	if (wr == NULL)
+		return PARLEY_E_NOMEM;
+	memcpy(wr->data, buf, len);
+	wr->c = c;
+	wr->len = len;
+	uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)len);
+	int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (r < 0) {
+		parley__free(wr);
+		return PARLEY_E_IO;
+	}
+	net__conn_ref(c);
+	c->write_pending += len;
+	metrics__add(METRIC_BYTES_OUT, (int64_t)len);
+	return PARLEY_OK;
+}
+
+/* Sends plaintext (through TLS when on). */
+static int send_plain(net_conn *c, const uint8_t *buf, size_t len)
+{
+	if (c->tls == NULL)
+		return write_raw(c, buf, len);
+	int rc = tls__write(c->tls, buf, len);
+	if (rc != PARLEY_OK)
+		return rc;
+	return PARLEY_OK; /* ciphertext goes out in flush_tls */
+}
+
+static void flush_tls(net_conn *c)
+{
+	uint8_t *tmp = c->w->readbuf; /* free here: reading is synchronous and done */
+	size_t n;
+	if (c->tls == NULL)
+		return;
+	while ((n = tls__take_output(c->tls, tmp, NET_READ_BUF)) > 0) {
+		if (write_raw(c, tmp, n) != PARLEY_OK) {
+			conn_close(c, 1);
+			return;
+		}
+	}
+}
+
+static void conn_flush(net_conn *c)
+{
+	if (c->state == CONN_CLOSED || c->in_dispatch)
+		return;
+	if (c->ws != NULL) {
+		size_t len;
+		const uint8_t *p = ws__pending_output(c->ws, &len);
+		while (p != NULL && len > 0) {
+			if (send_plain(c, p, len) != PARLEY_OK) {
+				conn_close(c, 1);
+				return;
+			}
+			ws__consume_output(c->ws, len);
+			p = ws__pending_output(c->ws, &len);
+		}
+	}
+	flush_tls(c);
+	if (c->ws != NULL && ws__is_done(c->ws) && c->state != CONN_CLOSED)
+		conn_close(c, 0);
+}
+
+static size_t pending_total(net_conn *c)
+{
+	return c->write_pending + (c->ws != NULL ? ws__pending_bytes(c->ws) : 0);
+}
+
+static void slow_consumer(net_conn *c)
+{
+	metrics__inc(METRIC_SLOW_CLIENTS);
+	log_warn("net", "conn %llu %s: slow consumer (%zu bytes unsent), closing", (unsigned long long)c->id, c->peer,
+		 pending_total(c));
+	ws__close(c->ws, WS_CLOSE_POLICY, "slow consumer");
+	/* the peer is not reading, so the close frame would never get through: cut the connection */
+	c->hard_closing = 1;
+	conn_close(c, 1);
+}
+
+int net__conn_send(net_conn *c, const uint8_t *buf, size_t len)
+{
+	int rc;
+	if (!net__conn_is_open(c))
+		return PARLEY_E_CLOSED;
+	if (pending_total(c) + len > c->w->srv->cfg.max_pending_output) {
+		slow_consumer(c);
+		return PARLEY_E_SLOW_CONSUMER;
+	}
+	rc = ws__send_binary(c->ws, buf, len);
+	if (rc != PARLEY_OK)
+		return rc;
+	metrics__inc(METRIC_FRAMES_OUT);
+	conn_flush(c);
+	return PARLEY_OK;
+}
+
+void net__conn_close(net_conn *c, uint16_t code, const char *reason)
+{
+	if (c->state == CONN_CLOSED || c->ws == NULL) {
+		conn_close(c, 1);
+		return;
+	}
+	ws__close(c->ws, code, reason);
+	conn_flush(c);
+	if (c->state != CONN_CLOSED) {
+		/* the peer has this long to answer the close frame */
+		c->state = CONN_CLOSING;
+		uv_timer_start(&c->timer, on_timer, NET_CLOSE_GRACE_MS, 0);
+	}
+}
+
+/* ---- timers: handshake deadline, idle/ping, closing grace ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	net_conn *c = t->data;
+	const net_config *cfg = &c->w->srv->cfg;
+	switch (c->state) {
+	case CONN_HTTP:
+		log_debug("net", "conn %llu %s: handshake timeout", (unsigned long long)c->id, c->peer);
+		metrics__inc(METRIC_PROTOCOL_ERRORS);
+		conn_close(c, 1);
+		return;
+	case CONN_WS: {
+		uint64_t idle = now_ms(c) - c->last_rx_ms;
+		if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
+			log_debug("net", "conn %llu %s: idle for %llu ms", (unsigned long long)c->id, c->peer,
+				  (unsigned long long)idle);
+			net__conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+			return;
+		}
+		if (cfg->ping_interval_ms && idle >= cfg->ping_interval_ms) {
+			ws__send_ping(c->ws, (const uint8_t *)"p", 1);
+			conn_flush(c);
+		}
+		return;
+	}
+	case CONN_CLOSING:
+		conn_close(c, 1);
+		return;
+	case CONN_CLOSED:
+		return;
+	}
+}
+
+static void start_ws_timer(net_conn *c)
+{
+	const net_config *cfg = &c->w->srv->cfg;
+	unsigned tick = cfg->ping_interval_ms;
+	if (cfg->idle_timeout_ms && (tick == 0 || cfg->idle_timeout_ms < tick))
+		tick = cfg->idle_timeout_ms;
+	uv_timer_stop(&c->timer);
+	if (tick > 0) {
+		/* check a few times per period so the timeouts are not off by a whole period */
+		unsigned step = tick / 4 ? tick / 4 : 1;
+		uv_timer_start(&c->timer, on_timer, step, step);
+	}
+}
+
+/* ---- input ---- */
+
+static void on_ws_message(void *ctx, const uint8_t *buf, size_t len)
+{
+	net_conn *c = ctx;
+	net_handler *h = &c->w->srv->h;
+	metrics__inc(METRIC_FRAMES_IN);
+	if (h->on_message != NULL && net__conn_is_open(c))
+		h->on_message(h->ctx, c, buf, len);
+}
+
+static void answer_and_close(net_conn *c, dynbuf *resp)
+{
+	if (send_plain(c, resp->data, resp->len) != PARLEY_OK) {
+		conn_close(c, 1);
+		return;
+	}
+	flush_tls(c);
+	conn_close(c, 0);
+}
+
+static int start_websocket(net_conn *c, const http_request *r, const uint8_t *rest, size_t rest_len)
+{
+	net_server *s = c->w->srv;
+	dynbuf resp;
+	int status = 0, rc;
+	dynbuf__init(&resp, 4096);
+	rc = http__ws_validate_upgrade(r, &status);
+	if (rc != PARLEY_OK) {
+		log_debug("net", "conn %llu %s: bad upgrade (%d)", (unsigned long long)c->id, c->peer, status);
+		metrics__inc(METRIC_PROTOCOL_ERRORS);
+		if (http__build_upgrade_refusal(&resp, status) == PARLEY_OK)
+			answer_and_close(c, &resp);
+		else
+			conn_close(c, 1);
+		goto out;
+	}
+	ws_config wcfg = {.max_message = s->cfg.max_message_bytes, .max_output = s->cfg.max_pending_output};
+	ws_callbacks cb = {.ctx = c, .on_message = on_ws_message};
+	rc = ws__session_new(&c->ws, WS_ROLE_SERVER, &wcfg, &cb);
+	if (rc == PARLEY_OK)
+		rc = http__ws_build_101(&resp, r->ws_key, NULL);
+	if (rc == PARLEY_OK)
+		rc = send_plain(c, resp.data, resp.len);
+	if (rc != PARLEY_OK) {
+		conn_close(c, 1);
+		goto out;
+	}
+	c->state = CONN_WS;
+	http__req_parser_free(c->http);
+	c->http = NULL;
+	c->opened = 1;
+	metrics__add(METRIC_WS_SESSIONS_OPEN, 1);
+	start_ws_timer(c);
+	log_debug("net", "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
+	if (s->h.on_open != NULL)
+		s->h.on_open(s->h.ctx, c);
+	rc = PARLEY_OK;
+	if (rest_len > 0 && c->state == CONN_WS) {
+		/* frames the client sent right behind its upgrade request */
+		rc = PARLEY_E_STATE; /* tells the caller to feed rest to the session */
+	}
+out:
+	dynbuf__free(&resp);
+	return rc;
+}
+
+static void feed_ws(net_conn *c, const uint8_t *buf, size_t len)
+{
+	c->in_dispatch = 1;
+	net__conn_ref(c);
+	int rc = ws__feed(c->ws, buf, len);
+	c->in_dispatch = 0;
+	if (rc != PARLEY_OK && rc != PARLEY_E_UNSUPPORTED) {
+		metrics__inc(METRIC_PROTOCOL_ERRORS);
+		log_debug("net", "conn %llu %s: websocket error %s", (unsigned long long)c->id, c->peer,
+			  parley_errname(rc));
+	}
+	if (c->state != CONN_CLOSED) {
+		if (pending_total(c) > c->w->srv->cfg.max_pending_output && !c->hard_closing)
+			slow_consumer(c);
+		else
+			conn_flush(c);
+	}
+	net__conn_unref(c);
+}
+
+static void feed_http(net_conn *c, const uint8_t *buf, size_t len)
+{
+	size_t used = 0;
+	int complete = 0;
+	int rc = http__req_parser_feed(c->http, buf, len, &used, &complete);
+	if (rc != PARLEY_OK) {
+		dynbuf resp;
+		int status = http__status_for_error(rc);
+		metrics__inc(METRIC_PROTOCOL_ERRORS);
+		log_debug("net", "conn %llu %s: HTTP error %s -> %d", (unsigned long long)c->id, c->peer,
+			  parley_errname(rc), status);
+		dynbuf__init(&resp, 1024);
+		if (http__build_response(&resp, status, NULL, NULL, 0, 1) == PARLEY_OK)
+			answer_and_close(c, &resp);
+		else
+			conn_close(c, 1);
+		dynbuf__free(&resp);
+		return;
+	}
+	if (!complete)
+		return;
+	const http_request *r = http__req_parser_request(c->http);
+	if (strcmp(r->path, c->w->srv->ws_path) == 0) {
+		if (start_websocket(c, r, buf + used, len - used) == PARLEY_E_STATE)
+			feed_ws(c, buf + used, len - used);
+		else if (c->state == CONN_WS)
+			conn_flush(c);
+		return;
+	}
+	dynbuf resp;
+	dynbuf__init(&resp, 2u << 20);
+	if (net__route_plain(c->w->srv, r, &resp) == PARLEY_OK)
+		answer_and_close(c, &resp);
+	else
+		conn_close(c, 1);
+	dynbuf__free(&resp);
+}
+
+static void process_plain(net_conn *c, const uint8_t *buf, size_t len)
+{
+	if (c->state == CONN_HTTP)
+		feed_http(c, buf, len);
+	else if ((c->state == CONN_WS || c->state == CONN_CLOSING) && c->ws != NULL)
+		feed_ws(c, buf, len);
+	/* anything after a plain answer is ignored: we are closing */
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	net_conn *c = h->data;
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->w->readbuf, NET_READ_BUF);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	net_conn *c = stream->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			log_debug("net", "conn %llu read: %s", (unsigned long long)c->id, uv_strerror((int)nread));
+		conn_close(c, 1);
+		return;
+	}
+	if (c->state == CONN_CLOSED)
+		return;
+	metrics__add(METRIC_BYTES_IN, nread);
+	c->last_rx_ms = now_ms(c);
+	net__conn_ref(c);
+	if (c->tls == NULL) {
+		process_plain(c, (const uint8_t *)buf->base, (size_t)nread);
+		goto out;
+	}
+	/* The read buffer is reused as TLS output scratch, so copy the ciphertext into OpenSSL first. */
+	if (tls__feed(c->tls, (const uint8_t *)buf->base, (size_t)nread) != PARLEY_OK) {
+		conn_close(c, 1);
+		goto out;
+	}
+	for (;;) {
+		dynbuf *plain = &c->w->plain;
+		dynbuf__reset(plain);
+		int rc = tls__read(c->tls, plain);
+		if (rc == PARLEY_E_TLS) {
+			metrics__inc(METRIC_TLS_ERRORS);
+			log_debug("net", "conn %llu %s: TLS error: %s", (unsigned long long)c->id, c->peer,
+				  tls__last_error(c->tls));
+			flush_tls(c); /* the alert */
+			conn_close(c, 0);
+			goto out;
+		}
+		if (plain->len > 0)
+			process_plain(c, plain->data, plain->len);
+		if (c->state == CONN_CLOSED)
+			goto out;
+		flush_tls(c);
+		if (rc == PARLEY_E_CLOSED) {
+			conn_close(c, 0);
+			goto out;
+		}
+		if (plain->len < plain->max)
+			break; /* OpenSSL had nothing more */
+	}
+out:
+	net__conn_unref(c);
+}
+
+void net__conn_accept(net_worker *w)
+{
+	net_server *s = w->srv;
+	net_conn *c = parley__calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	int namelen = sizeof(ss);
+	if (c == NULL)
+		return;
+	c->w = w;
+	c->refs = 1;
+	c->state = CONN_HTTP;
+	uv_tcp_init(&w->loop, &c->tcp);
+	uv_timer_init(&w->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles_open = 2;
+	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
+	net__worker_conn_add(w, c);
+	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c, 1);
+		return;
+	}
+	metrics__inc(METRIC_CONNECTIONS_ACCEPTED);
+	if (atomic_load(&s->nconns) > s->cfg.max_connections || w->draining) {
+		metrics__inc(METRIC_CONNECTIONS_REJECTED);
+		conn_close(c, 1);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		int port = 0;
+		if (ss.ss_family == AF_INET) {
+			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	http_limits lim = {.max_header_bytes = s->cfg.max_header_bytes};
+	if (http__req_parser_new(&c->http, &lim) != PARLEY_OK) {
+		conn_close(c, 1);
+		return;
+	}
+	SSL_CTX *ctx = net__tls_ctx_get(s);
+	if (ctx != NULL) {
+		int rc = tls__bio_new(&c->tls, ctx, 1, NULL);
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		if (rc != PARLEY_OK) {
+			metrics__inc(METRIC_TLS_ERRORS);
+			conn_close(c, 1);
+			return;
+		}
+	}
+	c->last_rx_ms = now_ms(c);
+	if (s->cfg.handshake_timeout_ms)
+		uv_timer_start(&c->timer, on_timer, s->cfg.handshake_timeout_ms, 0);
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	log_debug("net", "conn %llu %s accepted on worker %d", (unsigned long long)c->id, c->peer, w->idx);
+}
+
+void net__conn_shutdown(net_conn *c, int hard)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	if (hard || c->state != CONN_WS) {
+		conn_close(c, 1);
+		return;
+	}
+	net__conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+}

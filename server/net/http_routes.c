@@ -1,0 +1,37 @@
+/* The plain HTTP endpoints parleyd answers besides the WebSocket upgrade. Each answer closes the
+ * connection: these are probes and scrapes, not a workload worth keep-alive. */
+#include <string.h>
+
+#include <http_parser.h>
+#include <parley/error.h>
+
+#include "core/metrics.h"
+#include "net/net_internal.h"
+
+#define METRICS_MAX_BYTES (1u << 20)
+
+int net__route_plain(net_server *s, const http_request *r, dynbuf *out)
+{
+	int rc;
+	(void)s;
+	metrics__inc(METRIC_HTTP_REQUESTS);
+	if (r->method != HTTP_GET) {
+		static const char body[] = "method not allowed\n";
+		return http__build_response(out, 405, "text/plain", body, sizeof(body) - 1, 1);
+	}
+	if (strcmp(r->path, "/healthz") == 0) {
+		static const char body[] = "{\"status\":\"ok\"}";
+		return http__build_response(out, 200, "application/json", body, sizeof(body) - 1, 1);
+	}
+	if (strcmp(r->path, "/metrics") == 0) {
+		dynbuf m;
+		dynbuf__init(&m, METRICS_MAX_BYTES);
+		rc = metrics__render(&m);
+		if (rc == PARLEY_OK)
+			rc = http__build_response(out, 200, "text/plain; version=0.0.4", m.data, m.len, 1);
+		dynbuf__free(&m);
+		return rc;
+	}
+	static const char body[] = "not found\n";
+	return http__build_response(out, 404, "text/plain", body, sizeof(body) - 1, 1);
+}

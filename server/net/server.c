@@ -1,0 +1,369 @@
+/* parleyd's listeners and loop threads: one uv loop per worker, each with its own SO_REUSEPORT socket,
+ * and the start / stop-accepting / drain / free lifecycle driven from the controlling thread through
+ * uv_async (the only thread-safe libuv call). */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "net/net_internal.h"
+
+void net__config_defaults(net_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->bind_address = "127.0.0.1";
+	cfg->workers = 1;
+	cfg->max_connections = 10000;
+	cfg->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+	cfg->max_message_bytes = 1u << 20;
+	cfg->max_pending_output = 4u << 20;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->ping_interval_ms = 30000;
+	cfg->idle_timeout_ms = 90000;
+	cfg->ws_path = "/v1/websocket";
+}
+
+static char *dup_or_null(const char *s, int *fail)
+{
+	char *d;
+	if (s == NULL)
+		return NULL;
+	d = parley__strdup(s);
+	if (d == NULL)
+		*fail = 1;
+	return d;
+}
+
+net_server *net__server_new(const net_config *cfg, const net_handler *handler, int *err)
+{
+	net_server *s = NULL;
+	int fail = 0;
+	int rc = PARLEY_E_CONFIG;
+	if (cfg->workers < 1 || cfg->workers > 256 || cfg->max_connections == 0 || cfg->max_header_bytes < 256 ||
+	    cfg->max_message_bytes == 0 || cfg->max_pending_output == 0 ||
+	    (cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
+		goto fail;
+	if (cfg->ws_path != NULL && cfg->ws_path[0] != '/')
+		goto fail;
+	rc = PARLEY_E_NOMEM;
+	s = parley__calloc(1, sizeof(*s));
+	if (s == NULL)
+		goto fail;
+	s->cfg = *cfg;
+	s->h = *handler;
+	s->bind_address = dup_or_null(cfg->bind_address != NULL ? cfg->bind_address : "127.0.0.1", &fail);
+	s->ws_path = dup_or_null(cfg->ws_path != NULL ? cfg->ws_path : "/v1/websocket", &fail);
+	s->tls_cert = dup_or_null(cfg->tls_cert_file, &fail);
+	s->tls_key = dup_or_null(cfg->tls_key_file, &fail);
+	s->workers = parley__calloc((size_t)cfg->workers, sizeof(*s->workers));
+	if (fail || s->workers == NULL)
+		goto fail;
+	s->cfg.bind_address = s->bind_address;
+	s->cfg.ws_path = s->ws_path;
+	s->cfg.tls_cert_file = s->tls_cert;
+	s->cfg.tls_key_file = s->tls_key;
+	uv_mutex_init(&s->tls_mu);
+	if (s->tls_cert != NULL) {
+		rc = net__tls_ctx_load(s->tls_cert, s->tls_key, &s->tls_ctx);
+		if (rc != PARLEY_OK) {
+			uv_mutex_destroy(&s->tls_mu);
+			goto fail;
+		}
+	}
+	*err = PARLEY_OK;
+	return s;
+fail:
+	if (s != NULL) {
+		parley__free(s->bind_address);
+		parley__free(s->ws_path);
+		parley__free(s->tls_cert);
+		parley__free(s->tls_key);
+		parley__free(s->workers);
+		parley__free(s);
+	}
+	*err = rc;
+	return NULL;
+}
+
+/* Our own socket so SO_REUSEPORT is set before bind (libuv offers no way to do that). */
+static int make_listen_socket(net_server *s, uint16_t port, uv_os_sock_t *out, uint16_t *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	int one = 1;
+	memset(&ss, 0, sizeof(ss));
+	if (uv_ip4_addr(s->bind_address, port, (struct sockaddr_in *)&ss) == 0) {
+		slen = sizeof(struct sockaddr_in);
+	} else if (uv_ip6_addr(s->bind_address, port, (struct sockaddr_in6 *)&ss) == 0) {
+		slen = sizeof(struct sockaddr_in6);
+	} else {
+		log_warn("net", "bad bind address %s", s->bind_address);
+		return PARLEY_E_CONFIG;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return PARLEY_E_IO;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, slen) != 0) {
+		log_warn("net", "cannot bind %s:%u: %s", s->bind_address, port, strerror(errno));
+		close(fd);
+		return PARLEY_E_IO;
+	}
+	slen = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0) {
+		close(fd);
+		return PARLEY_E_IO;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	*out = fd;
+	return PARLEY_OK;
+}
+
+void net__worker_conn_add(net_worker *w, net_conn *c)
+{
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	atomic_fetch_add(&w->srv->nconns, 1);
+	metrics__add(METRIC_CONNECTIONS_OPEN, 1);
+}
+
+static void maybe_finish(net_worker *w);
+
+void net__worker_conn_gone(net_worker *w, net_conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&w->srv->nconns, 1);
+	metrics__add(METRIC_CONNECTIONS_OPEN, -1);
+	maybe_finish(w);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	net_worker *w = listener->data;
+	if (status < 0) {
+		log_warn("net", "accept on worker %d: %s", w->idx, uv_strerror(status));
+		return;
+	}
+	net__conn_accept(w);
+}
+
+static void close_listener(net_worker *w)
+{
+	if (w->listener_open) {
+		w->listener_open = 0;
+		uv_close((uv_handle_t *)&w->listener, NULL);
+	}
+}
+
+/* Once draining and the last connection is gone, close our own handles so uv_run returns. */
+static void maybe_finish(net_worker *w)
+{
+	if (!w->draining || w->nconns > 0)
+		return;
+	close_listener(w);
+	if (!w->stop_called) {
+		/* before the loop ends, so a service can close the handles it keeps on this loop */
+		w->stop_called = 1;
+		if (w->srv->h.on_worker_stop != NULL)
+			w->srv->h.on_worker_stop(w->srv->h.ctx, w->idx, &w->loop);
+	}
+	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
+		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&w->async))
+		uv_close((uv_handle_t *)&w->async, NULL);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+	net_worker *w = t->data;
+	net_conn *c = w->conns;
+	if (c != NULL)
+		w->drain_cut = 1;
+	while (c != NULL) {
+		net_conn *next = c->next;
+		net__conn_shutdown(c, 1);
+		c = next;
+	}
+}
+
+static void on_async(uv_async_t *a)
+{
+	net_worker *w = a->data;
+	if (atomic_load(&w->cmd_stop_accepting))
+		close_listener(w);
+	if (atomic_load(&w->cmd_drain) && !w->draining) {
+		w->draining = 1;
+		net_conn *c = w->conns;
+		while (c != NULL) {
+			net_conn *next = c->next;
+			net__conn_shutdown(c, 0);
+			c = next;
+		}
+		uv_timer_start(&w->drain_timer, on_drain_deadline, w->srv->drain_timeout_ms, 0);
+		maybe_finish(w);
+	}
+}
+
+static void worker_main(void *arg)
+{
+	net_worker *w = arg;
+	net_server *s = w->srv;
+	int rc = PARLEY_OK;
+	if (s->h.on_worker_start != NULL) {
+		rc = s->h.on_worker_start(s->h.ctx, w->idx, &w->loop);
+		if (rc != PARLEY_OK) {
+			close(w->fd);
+			goto fail;
+		}
+	}
+	uv_tcp_init(&w->loop, &w->listener);
+	w->listener.data = w;
+	w->listener_open = 1;
+	if (uv_tcp_open(&w->listener, w->fd) != 0 || uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
+		rc = PARLEY_E_IO;
+		goto fail_stop;
+	}
+	uv_async_init(&w->loop, &w->async, on_async);
+	w->async.data = w;
+	uv_timer_init(&w->loop, &w->drain_timer);
+	w->drain_timer.data = w;
+	w->start_rc = PARLEY_OK;
+	uv_sem_post(&w->ready);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return;
+fail_stop:
+	close_listener(w);
+	uv_run(&w->loop, UV_RUN_NOWAIT);
+	if (s->h.on_worker_stop != NULL)
+		s->h.on_worker_stop(s->h.ctx, w->idx, &w->loop);
+fail:
+	w->start_rc = rc;
+	uv_sem_post(&w->ready);
+}
+
+int net__server_start(net_server *s)
+{
+	int rc = PARLEY_OK;
+	int started = 0;
+	uint16_t port = s->cfg.port;
+	for (int i = 0; i < s->cfg.workers; i++) {
+		net_worker *w = &s->workers[i];
+		uint16_t bound = 0;
+		w->srv = s;
+		w->idx = i;
+		w->fd = -1;
+		dynbuf__init(&w->plain, NET_READ_BUF);
+		rc = make_listen_socket(s, port, &w->fd, &bound);
+		if (rc != PARLEY_OK)
+			break;
+		port = bound; /* the first ephemeral bind decides the port for all */
+	}
+	if (rc == PARLEY_OK) {
+		s->port = port;
+		for (int i = 0; i < s->cfg.workers; i++) {
+			net_worker *w = &s->workers[i];
+			uv_loop_init(&w->loop);
+			uv_sem_init(&w->ready, 0);
+			w->launched = 1;
+			if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+				rc = PARLEY_E_INTERNAL;
+				uv_sem_destroy(&w->ready);
+				uv_loop_close(&w->loop);
+				break;
+			}
+			uv_sem_wait(&w->ready);
+			uv_sem_destroy(&w->ready);
+			if (w->start_rc != PARLEY_OK) {
+				rc = w->start_rc;
+				uv_thread_join(&w->thread);
+				uv_loop_close(&w->loop);
+				break;
+			}
+			started++;
+		}
+	}
+	if (rc != PARLEY_OK) {
+		for (int i = 0; i < s->cfg.workers; i++) {
+			if (!s->workers[i].launched && s->workers[i].fd >= 0)
+				close(s->workers[i].fd);
+		}
+		s->started = started;
+		net__server_drain(s, 0);
+		return rc;
+	}
+	s->started = started;
+	log_info("net", "listening on %s:%u (%d workers%s)", s->bind_address, s->port, started,
+		 s->tls_ctx != NULL ? ", TLS" : "");
+	return PARLEY_OK;
+}
+
+uint16_t net__server_port(const net_server *s)
+{
+	return s->port;
+}
+
+unsigned net__server_connections(const net_server *s)
+{
+	return atomic_load(&((net_server *)s)->nconns);
+}
+
+void net__server_stop_accepting(net_server *s)
+{
+	for (int i = 0; i < s->started; i++) {
+		atomic_store(&s->workers[i].cmd_stop_accepting, 1);
+		uv_async_send(&s->workers[i].async);
+	}
+}
+
+int net__server_drain(net_server *s, unsigned timeout_ms)
+{
+	int cut = 0;
+	s->drain_timeout_ms = timeout_ms;
+	for (int i = 0; i < s->started; i++) {
+		net_worker *w = &s->workers[i];
+		atomic_store(&w->cmd_stop_accepting, 1);
+		atomic_store(&w->cmd_drain, 1);
+		uv_async_send(&w->async);
+	}
+	for (int i = 0; i < s->started; i++) {
+		net_worker *w = &s->workers[i];
+		uv_thread_join(&w->thread);
+		uv_loop_close(&w->loop);
+		dynbuf__free(&w->plain);
+		cut |= w->drain_cut;
+	}
+	s->started = 0;
+	return cut ? PARLEY_E_TIMEOUT : PARLEY_OK;
+}
+
+void net__server_free(net_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started > 0)
+		net__server_drain(s, 0);
+	SSL_CTX_free(s->tls_ctx);
+	uv_mutex_destroy(&s->tls_mu);
+	parley__free(s->bind_address);
+	parley__free(s->ws_path);
+	parley__free(s->tls_cert);
+	parley__free(s->tls_key);
+	parley__free(s->workers);
+	parley__free(s);
+}
