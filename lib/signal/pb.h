@@ -47,6 +47,9 @@ void pb__writer_init(pb_writer *w, uint8_t *buf, size_t cap);
 void pb__put_raw(pb_writer *w, const void *p, size_t n);
 void pb__put_varint_field(pb_writer *w, uint32_t num, uint64_t v);
 void pb__put_bytes_field(pb_writer *w, uint32_t num, const uint8_t *p, size_t n);
+/* Tag and length of a bytes field whose n content bytes the caller writes itself right after
+ * (lets a cipher write its output in place instead of copying it into the message). */
+void pb__put_len_prefix(pb_writer *w, uint32_t num, size_t n);
 /* Size a varint takes on the wire (1..10). */
 size_t pb__varint_size(uint64_t v);
 
