@@ -267,6 +267,8 @@ static int chain_reserve(sig_chain *c, uint32_t more)
 static void chain_add_skipped(sig_chain *c, const sig_skipped *add, uint32_t count)
 {
 	uint32_t limit = PARLEY_SIGNAL_MAX_MESSAGE_KEYS;
+	if (count == 0)
+		return;
 	if (count >= limit) {
 		add += count - limit;
 		count = limit;
