@@ -1,8 +1,8 @@
 /* Primitive wrappers: randomness, X25519, HMAC/HKDF-SHA256 (libsodium), AES-256-CBC (OpenSSL EVP).
  *
- * HKDF is the RFC 5869 composition of libsodium's HMAC-SHA256 rather than OpenSSL's EVP_KDF: the
- * ratchet runs one HKDF per message and EVP_KDF's provider dispatch and parameter parsing cost several
- * times the hash work for such short inputs. tests/unit/crypto checks it against RFC 5869's vectors and
+ * HKDF is the RFC 5869 composition of HMAC-SHA256 (OpenSSL EVP_MAC) rather than OpenSSL's EVP_KDF:
+ * the ratchet runs one HKDF per message and EVP_KDF's per-call context setup and parameter parsing
+ * cost several times the hash work for such short inputs. tests/unit/crypto checks it against RFC 5869's vectors and
  * against EVP_KDF "HKDF" on random inputs, so the two cannot drift apart.
  */
 #include "crypto/crypto.h"
@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <parley/error.h>
 
@@ -101,30 +103,104 @@ void crypto__sha512(uint8_t out[64], const uint8_t *in, size_t len)
 	crypto_hash_sha512(out, in, len);
 }
 
-void crypto__hmac_sha256(uint8_t out[CRYPTO_HMAC_LEN], const uint8_t *key, size_t key_len, const uint8_t *msg,
-			 size_t msg_len)
+/* HMAC runs on OpenSSL's SHA-256 through EVP_MAC contexts cached per thread (two: one for one-shot
+ * calls and HKDF, one for the streaming API), re-keyed by EVP_MAC_init on each use: no allocation on
+ * the hot path. The MAC and digest are fetched once. If anything of that is unavailable we fall back
+ * to libsodium's HMAC (same results, slower). */
+static EVP_MAC *hmac_alg;
+static pthread_key_t hmac_tls[2];
+static int hmac_init_ok;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void mac_ctx_destroy(void *p)
 {
-	crypto_auth_hmacsha256_state st;
-	crypto_auth_hmacsha256_init(&st, key, key_len);
-	crypto_auth_hmacsha256_update(&st, msg, msg_len);
-	crypto_auth_hmacsha256_final(&st, out);
-	crypto__wipe(&st, sizeof(st));
+	EVP_MAC_CTX_free(p);
 }
 
-void crypto__hmac_init(crypto_hmac_ctx *st, const uint8_t *key, size_t key_len)
+static void hmac_global_init(void)
 {
-	crypto_auth_hmacsha256_init(st, key, key_len);
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (hmac_alg == NULL)
+		return;
+	if (pthread_key_create(&hmac_tls[0], mac_ctx_destroy) != 0 ||
+	    pthread_key_create(&hmac_tls[1], mac_ctx_destroy) != 0)
+		return;
+	hmac_init_ok = 1;
+}
+
+/* The thread's EVP_MAC_CTX number `which` (0 one-shot, 1 streaming), or NULL. */
+static EVP_MAC_CTX *thread_mac(int which)
+{
+	EVP_MAC_CTX *ctx;
+	OSSL_PARAM params[2];
+
+	if (pthread_once(&hmac_once, hmac_global_init) != 0 || !hmac_init_ok)
+		return NULL;
+	ctx = pthread_getspecific(hmac_tls[which]);
+	if (ctx != NULL)
+		return ctx;
+	ctx = EVP_MAC_CTX_new(hmac_alg);
+	if (ctx == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(ctx, params) != 1 || pthread_setspecific(hmac_tls[which], ctx) != 0) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void hmac_begin(crypto_hmac_ctx *st, int which, const uint8_t *key, size_t key_len)
+{
+	static const uint8_t empty[1];
+	st->ossl = thread_mac(which);
+	/* EVP_MAC_init treats a NULL key as "keep the previous key": never pass NULL */
+	if (st->ossl != NULL && EVP_MAC_init(st->ossl, key_len > 0 ? key : empty, key_len, NULL) == 1)
+		return;
+	st->ossl = NULL;
+	crypto_auth_hmacsha256_init(&st->fallback, key, key_len);
 }
 
 void crypto__hmac_update(crypto_hmac_ctx *st, const uint8_t *p, size_t n)
 {
-	crypto_auth_hmacsha256_update(st, p, n);
+	if (n == 0)
+		return;
+	if (st->ossl != NULL) {
+		if (EVP_MAC_update(st->ossl, p, n) == 1)
+			return;
+		/* cannot happen for HMAC-SHA256 short of memory corruption; poison the result */
+		st->ossl = NULL;
+		crypto_auth_hmacsha256_init(&st->fallback, (const uint8_t *)"", 0);
+		return;
+	}
+	crypto_auth_hmacsha256_update(&st->fallback, p, n);
 }
 
 void crypto__hmac_final(crypto_hmac_ctx *st, uint8_t out[CRYPTO_HMAC_LEN])
 {
-	crypto_auth_hmacsha256_final(st, out);
-	crypto__wipe(st, sizeof(*st));
+	size_t n = 0;
+	if (st->ossl == NULL || EVP_MAC_final(st->ossl, out, &n, CRYPTO_HMAC_LEN) != 1 || n != CRYPTO_HMAC_LEN) {
+		if (st->ossl != NULL)
+			crypto_auth_hmacsha256_init(&st->fallback, (const uint8_t *)"", 0);
+		crypto_auth_hmacsha256_final(&st->fallback, out);
+	}
+	crypto__wipe(&st->fallback, sizeof(st->fallback));
+	st->ossl = NULL;
+}
+
+void crypto__hmac_init(crypto_hmac_ctx *st, const uint8_t *key, size_t key_len)
+{
+	hmac_begin(st, 1, key, key_len);
+}
+
+void crypto__hmac_sha256(uint8_t out[CRYPTO_HMAC_LEN], const uint8_t *key, size_t key_len, const uint8_t *msg,
+			 size_t msg_len)
+{
+	crypto_hmac_ctx st;
+	hmac_begin(&st, 0, key, key_len);
+	crypto__hmac_update(&st, msg, msg_len);
+	crypto__hmac_final(&st, out);
 }
 
 int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
@@ -132,7 +208,7 @@ int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_
 {
 	static const uint8_t zero_salt[CRYPTO_HMAC_LEN];
 	uint8_t prk[CRYPTO_HMAC_LEN], t[CRYPTO_HMAC_LEN];
-	crypto_auth_hmacsha256_state base, st;
+	crypto_hmac_ctx st;
 	size_t done = 0;
 	uint8_t counter = 1;
 
@@ -143,24 +219,20 @@ int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_
 		salt_len = sizeof(zero_salt);
 	}
 	crypto__hmac_sha256(prk, salt, salt_len, ikm, ikm_len);
-	/* Keyed once with PRK; each block resumes from a copy of this state (saves re-hashing the key). */
-	crypto_auth_hmacsha256_init(&base, prk, sizeof(prk));
 	while (done < out_len) {
 		size_t n = out_len - done < CRYPTO_HMAC_LEN ? out_len - done : CRYPTO_HMAC_LEN;
-		st = base;
+		hmac_begin(&st, 0, prk, sizeof(prk));
 		if (counter > 1)
-			crypto_auth_hmacsha256_update(&st, t, sizeof(t));
-		crypto_auth_hmacsha256_update(&st, info, info_len);
-		crypto_auth_hmacsha256_update(&st, &counter, 1);
-		crypto_auth_hmacsha256_final(&st, t);
+			crypto__hmac_update(&st, t, sizeof(t));
+		crypto__hmac_update(&st, info, info_len);
+		crypto__hmac_update(&st, &counter, 1);
+		crypto__hmac_final(&st, t);
 		memcpy(out + done, t, n);
 		done += n;
 		counter++;
 	}
 	crypto__wipe(prk, sizeof(prk));
 	crypto__wipe(t, sizeof(t));
-	crypto__wipe(&base, sizeof(base));
-	crypto__wipe(&st, sizeof(st));
 	return PARLEY_OK;
 }
 
