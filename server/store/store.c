@@ -53,6 +53,7 @@ static const char *const op_names[STORE_OP__COUNT] = {
 	[STORE_OP_ADD_DEVICE] = "add_device",
 	[STORE_OP_REMOVE_DEVICE] = "remove_device",
 	[STORE_OP_TOUCH_DEVICE] = "touch_device",
+	[STORE_OP_FIND_DEVICE] = "find_device",
 };
 
 const char *store__op_name(enum store_op op)

@@ -67,6 +67,7 @@ enum store_op {
 	STORE_OP_ADD_DEVICE,         /* write */
 	STORE_OP_REMOVE_DEVICE,      /* write */
 	STORE_OP_TOUCH_DEVICE,       /* write: last_seen_ms */
+	STORE_OP_FIND_DEVICE,        /* read: one device by handle + device id (fills account_id, device) */
 	STORE_OP__COUNT
 };
 
@@ -87,9 +88,9 @@ struct store_job {
 	int status; /* result: PARLEY_OK or a parley_err */
 
 	/* Arguments (set by the caller before submit). Strings are copied into the job. */
-	char handle[STORE_MAX_HANDLE + 1];      /* CREATE_ACCOUNT, GET_ACCOUNT */
+	char handle[STORE_MAX_HANDLE + 1];      /* CREATE_ACCOUNT, GET_ACCOUNT, FIND_DEVICE */
 	uint64_t account_id;                     /* GET_DEVICE, LIST/ADD/REMOVE/TOUCH */
-	uint32_t device_id;                      /* GET_DEVICE, REMOVE_DEVICE, TOUCH_DEVICE */
+	uint32_t device_id;                      /* GET/FIND_DEVICE, REMOVE_DEVICE, TOUCH_DEVICE */
 	uint8_t key[STORE_KEY_LEN];              /* CREATE_ACCOUNT, ADD_DEVICE */
 	char device_name[STORE_MAX_DEVICE_NAME + 1]; /* CREATE_ACCOUNT, ADD_DEVICE */
 	uint64_t now_ms;                         /* writes: timestamps to record */

@@ -57,6 +57,7 @@ enum stmt_id {
 	ST_COUNT_DEVICES,
 	ST_DELETE_DEVICE,
 	ST_TOUCH_DEVICE,
+	ST_FIND_DEVICE,
 	ST__COUNT
 };
 
@@ -80,6 +81,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_COUNT_DEVICES] = "SELECT count(*) FROM devices WHERE account_id = ?1",
 	[ST_DELETE_DEVICE] = "DELETE FROM devices WHERE account_id = ?1 AND device_id = ?2",
 	[ST_TOUCH_DEVICE] = "UPDATE devices SET last_seen_ms = ?3 WHERE account_id = ?1 AND device_id = ?2",
+	[ST_FIND_DEVICE] = "SELECT d.device_id, d.name, d.pubkey, d.created_ms, d.last_seen_ms, a.id"
+			   " FROM accounts a JOIN devices d ON d.account_id = a.id"
+			   " WHERE a.handle = ?1 AND d.device_id = ?2",
 };
 
 struct sqlite_be {
@@ -452,6 +456,28 @@ static int op_remove_device(struct sqlite_be *b, store_job *j)
 	return PARLEY_OK;
 }
 
+/* Auth's lookup in one query: handle + device id -> account id and the device's public key. */
+static int op_find_device(struct sqlite_be *b, store_job *j)
+{
+	sqlite3_stmt *st = stmt(b, ST_FIND_DEVICE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_text(st, 1, j->handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, j->device_id);
+	int rc = sqlite3_step(st);
+	int ret = PARLEY_E_NO_SUCH_DEVICE;
+	if (rc == SQLITE_ROW) {
+		read_device(st, &j->device);
+		j->account_id = (uint64_t)sqlite3_column_int64(st, 5);
+		ret = PARLEY_OK;
+	} else if (rc != SQLITE_DONE) {
+		ret = db_error(b, "find device");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
 static int op_touch_device(struct sqlite_be *b, store_job *j)
 {
 	sqlite3_stmt *st = stmt(b, ST_TOUCH_DEVICE);
@@ -483,6 +509,8 @@ static int be_run(void *be, store_job *j)
 		return op_remove_device(b, j);
 	case STORE_OP_TOUCH_DEVICE:
 		return op_touch_device(b, j);
+	case STORE_OP_FIND_DEVICE:
+		return op_find_device(b, j);
 	default:
 		return PARLEY_E_UNSUPPORTED;
 	}

@@ -1,0 +1,290 @@
+/* server/accounts driven directly (no sockets) over a real SQLite store in a temp dir. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include <parley/error.h>
+
+#include "accounts/accounts.h"
+#include "test.h"
+
+static uv_loop_t loop;
+static store *st;
+static store_client *sc;
+static accounts acc;
+
+struct outcome {
+	int done;
+	accounts_result r;
+	store_device devs[8];
+};
+
+static void on_result(void *arg, acct_session *s, const accounts_result *r)
+{
+	struct outcome *o = arg;
+	o->done = 1;
+	o->r = *r;
+	for (size_t i = 0; i < r->n_devices && i < 8; i++)
+		o->devs[i] = r->devices[i];
+	o->r.devices = NULL;
+	uv_stop(&loop);
+}
+
+static void wait_for(struct outcome *o)
+{
+	while (!o->done)
+		uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+struct dev {
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+};
+
+static int do_register(acct_session *s, const char *handle, const struct dev *d, const char *name,
+		       const uint8_t *sign_nonce, const char *signed_name, struct outcome *o)
+{
+	Parley__Wire__RegisterRequest rq = PARLEY__WIRE__REGISTER_REQUEST__INIT;
+	uint8_t sig[64];
+	dynbuf m;
+	dynbuf__init(&m, 1024);
+	wire__register_signed_bytes(sign_nonce ? sign_nonce : s->nonce, handle, d->pk,
+				    signed_name ? signed_name : name, &m);
+	crypto_sign_detached(sig, NULL, m.data, m.len, d->sk);
+	dynbuf__free(&m);
+	rq.handle = (char *)handle;
+	rq.device_key.data = (uint8_t *)d->pk;
+	rq.device_key.len = 32;
+	rq.device_name = (char *)name;
+	rq.signature.data = sig;
+	rq.signature.len = 64;
+	memset(o, 0, sizeof(*o));
+	accounts__register(&acc, sc, s, &rq, on_result, o);
+	wait_for(o);
+	return o->r.status;
+}
+
+static int do_auth(acct_session *s, const char *handle, uint32_t device, const struct dev *d,
+		   const uint8_t *sign_nonce, struct outcome *o)
+{
+	Parley__Wire__AuthRequest rq = PARLEY__WIRE__AUTH_REQUEST__INIT;
+	uint8_t sig[64];
+	dynbuf m;
+	dynbuf__init(&m, 1024);
+	wire__auth_signed_bytes(sign_nonce ? sign_nonce : s->nonce, handle, device, &m);
+	crypto_sign_detached(sig, NULL, m.data, m.len, d->sk);
+	dynbuf__free(&m);
+	rq.handle = (char *)handle;
+	rq.device_id = device;
+	rq.signature.data = sig;
+	rq.signature.len = 64;
+	memset(o, 0, sizeof(*o));
+	accounts__auth(&acc, sc, s, &rq, on_result, o);
+	wait_for(o);
+	return o->r.status;
+}
+
+static int do_add(acct_session *s, const uint8_t *pk, const char *name, struct outcome *o)
+{
+	Parley__Wire__AddDeviceRequest rq = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
+	rq.device_key.data = (uint8_t *)pk;
+	rq.device_key.len = 32;
+	rq.device_name = (char *)name;
+	memset(o, 0, sizeof(*o));
+	accounts__add_device(&acc, sc, s, &rq, on_result, o);
+	wait_for(o);
+	return o->r.status;
+}
+
+static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
+{
+	Parley__Wire__RemoveDeviceRequest rq = PARLEY__WIRE__REMOVE_DEVICE_REQUEST__INIT;
+	rq.device_id = id;
+	memset(o, 0, sizeof(*o));
+	accounts__remove_device(&acc, sc, s, &rq, on_result, o);
+	wait_for(o);
+	return o->r.status;
+}
+
+static int do_list(acct_session *s, struct outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	accounts__list_devices(&acc, sc, s, on_result, o);
+	wait_for(o);
+	return o->r.status;
+}
+
+static void test_handles(void)
+{
+	const char *good[] = {"abc", "a.b", "a_b-c9", "z0123456789012345678901234567890"};
+	const char *bad[] = {"", "ab", "1abc", "Abc", "a b", "abc!", "_abc", "a\xc3\xa9z",
+			     "a01234567890123456789012345678901"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		TEST_CHECK(accounts__handle_valid(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TEST_CHECK(!accounts__handle_valid(bad[i]));
+}
+
+static void test_flow(void)
+{
+	struct dev d1, d2, d3, other;
+	struct outcome o;
+	acct_session s1, s2, s3;
+	uint8_t old_nonce[32];
+	crypto_sign_keypair(d1.pk, d1.sk);
+	crypto_sign_keypair(d2.pk, d2.sk);
+	crypto_sign_keypair(d3.pk, d3.sk);
+	crypto_sign_keypair(other.pk, other.sk);
+
+	/* register: success authenticates as device 1 */
+	accounts__session_init(&s1);
+	TEST_EQ_INT(do_register(&s1, "alice", &d1, "laptop", NULL, NULL, &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.device_id, 1);
+	TEST_CHECK(o.r.account_id > 0);
+	TEST_CHECK(s1.authenticated);
+	TEST_EQ_INT(s1.device_id, 1);
+	uint64_t alice = o.r.account_id;
+	TEST_EQ_INT(do_register(&s1, "alice2", &d2, "x", NULL, NULL, &o), PARLEY_E_ALREADY_AUTHENTICATED);
+	TEST_EQ_INT(do_auth(&s1, "alice", 1, &d1, NULL, &o), PARLEY_E_ALREADY_AUTHENTICATED);
+
+	/* handle taken: consumes the challenge and issues a fresh one, not counted as a failure */
+	accounts__session_init(&s2);
+	memcpy(old_nonce, s2.nonce, 32);
+	TEST_EQ_INT(do_register(&s2, "alice", &d2, "phone", NULL, NULL, &o), PARLEY_E_HANDLE_TAKEN);
+	TEST_EQ_INT(o.r.new_challenge, 1);
+	TEST_CHECK(memcmp(old_nonce, s2.nonce, 32) != 0);
+	TEST_EQ_INT(s2.auth_failures, 0);
+	TEST_EQ_INT(do_register(&s2, "Alice", &d2, "phone", NULL, NULL, &o), PARLEY_E_BAD_HANDLE);
+	/* key already registered to alice */
+	TEST_EQ_INT(do_register(&s2, "bob", &d1, "laptop", NULL, NULL, &o), PARLEY_E_DEVICE_KEY_IN_USE);
+
+	/* replay: a signature over another connection's (or an old) nonce fails */
+	TEST_EQ_INT(do_register(&s2, "bob", &d2, "phone", old_nonce, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(o.r.close_conn, 0);
+	/* signature over different fields (name) fails */
+	TEST_EQ_INT(do_register(&s2, "bob", &d2, "phone", NULL, "tablet", &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(o.r.close_conn, 0);
+	/* third failure: the connection must be closed */
+	TEST_EQ_INT(do_auth(&s2, "alice", 1, &other, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(o.r.close_conn, 1);
+	TEST_CHECK(!s2.authenticated);
+
+	/* auth: unknown handle, unknown device and wrong key all look the same */
+	accounts__session_init(&s3);
+	TEST_EQ_INT(do_auth(&s3, "nobody", 1, &d1, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(o.r.new_challenge, 1);
+	TEST_EQ_INT(do_auth(&s3, "alice", 9, &d1, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	accounts__session_init(&s3);
+	memcpy(old_nonce, s3.nonce, 32);
+	TEST_EQ_INT(do_auth(&s3, "alice", 1, &d2, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	/* the consumed nonce cannot be used again, even with the right key */
+	TEST_EQ_INT(do_auth(&s3, "alice", 1, &d1, old_nonce, &o), PARLEY_E_BAD_SIGNATURE);
+	accounts__session_init(&s3);
+	TEST_EQ_INT(do_auth(&s3, "alice", 1, &d1, NULL, &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.account_id, alice);
+	TEST_CHECK(s3.authenticated);
+
+	/* devices */
+	acct_session anon;
+	accounts__session_init(&anon);
+	TEST_EQ_INT(do_list(&anon, &o), PARLEY_E_UNAUTHENTICATED);
+	TEST_EQ_INT(do_add(&anon, d2.pk, "x", &o), PARLEY_E_UNAUTHENTICATED);
+	TEST_EQ_INT(do_remove(&anon, 1, &o), PARLEY_E_UNAUTHENTICATED);
+	uint8_t zero[32] = {0};
+	TEST_EQ_INT(do_add(&s1, zero, "bad", &o), PARLEY_E_INVALID_KEY);
+	TEST_EQ_INT(do_add(&s1, d1.pk, "dup", &o), PARLEY_E_DEVICE_KEY_IN_USE);
+	TEST_EQ_INT(do_add(&s1, d2.pk, "phone", &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.device_id, 2);
+	TEST_EQ_INT(do_list(&s3, &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.n_devices, 2);
+	TEST_EQ_INT(o.devs[1].device_id, 2);
+	TEST_EQ_STR(o.devs[1].name, "phone");
+	TEST_EQ_MEM(o.devs[1].key, d2.pk, 32);
+	TEST_CHECK(o.devs[0].last_seen_ms > 0);
+
+	/* the new device can authenticate with its own key */
+	acct_session s4;
+	accounts__session_init(&s4);
+	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_OK);
+
+	/* limit (store configured with 3 devices per account) */
+	TEST_EQ_INT(do_add(&s1, d3.pk, "third", &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.device_id, 3);
+	TEST_EQ_INT(do_add(&s1, other.pk, "fourth", &o), PARLEY_E_TOO_MANY_DEVICES);
+
+	/* remove */
+	TEST_EQ_INT(do_remove(&s1, 2, &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.removed_device, 2);
+	TEST_EQ_INT(do_remove(&s1, 2, &o), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(do_remove(&s1, 3, &o), PARLEY_OK);
+	TEST_EQ_INT(do_remove(&s1, 1, &o), PARLEY_E_LAST_DEVICE);
+	accounts__session_init(&s4);
+	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_E_BAD_SIGNATURE);
+	/* ids are never reused */
+	TEST_EQ_INT(do_add(&s1, d2.pk, "phone again", &o), PARLEY_OK);
+	TEST_EQ_INT(o.r.device_id, 4);
+}
+
+static void test_busy(void)
+{
+	/* a second register while one is in flight is refused, without consuming the new challenge */
+	struct dev d;
+	struct outcome o1, o2;
+	acct_session s;
+	Parley__Wire__RegisterRequest rq = PARLEY__WIRE__REGISTER_REQUEST__INIT;
+	uint8_t sig[64];
+	dynbuf m;
+	crypto_sign_keypair(d.pk, d.sk);
+	accounts__session_init(&s);
+	dynbuf__init(&m, 1024);
+	wire__register_signed_bytes(s.nonce, "carol", d.pk, "", &m);
+	crypto_sign_detached(sig, NULL, m.data, m.len, d.sk);
+	dynbuf__free(&m);
+	rq.handle = "carol";
+	rq.device_key.data = d.pk;
+	rq.device_key.len = 32;
+	rq.device_name = "";
+	rq.signature.data = sig;
+	rq.signature.len = 64;
+	memset(&o1, 0, sizeof(o1));
+	memset(&o2, 0, sizeof(o2));
+	accounts__register(&acc, sc, &s, &rq, on_result, &o1);
+	accounts__register(&acc, sc, &s, &rq, on_result, &o2);
+	TEST_EQ_INT(o2.done, 1);
+	TEST_EQ_INT(o2.r.status, PARLEY_E_BUSY);
+	wait_for(&o1);
+	TEST_EQ_INT(o1.r.status, PARLEY_OK);
+}
+
+int main(void)
+{
+	char dir[64], path[128];
+	snprintf(dir, sizeof(dir), "/tmp/parley-acct-XXXXXX");
+	if (mkdtemp(dir) == NULL || sodium_init() < 0)
+		return 1;
+	snprintf(path, sizeof(path), "%s/a.db", dir);
+	store_config cfg = {.path = path, .max_devices = 3};
+	if (store__open(&cfg, &st) != PARLEY_OK)
+		return 1;
+	uv_loop_init(&loop);
+	store__client_new(st, &loop, &sc);
+	accounts__init(&acc, 3);
+
+	TEST_RUN(test_handles);
+	TEST_RUN(test_flow);
+	TEST_RUN(test_busy);
+
+	store__client_close(sc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TEST_EQ_INT(uv_loop_close(&loop), 0);
+	store__close(st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", dir);
+	TEST_EXIT();
+}
