@@ -6,4 +6,7 @@
 #include <parley/version.h>
 #include <parley/client.h>
 #include <parley/signal.h>
+#include <parley/signal_group.h>
+#include <parley/signal_sqlite.h>
+#include <parley/fingerprint.h>
 #endif
