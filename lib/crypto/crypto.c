@@ -189,6 +189,18 @@ void crypto__hmac_final(crypto_hmac_ctx *st, uint8_t out[CRYPTO_HMAC_LEN])
 	st->ossl = NULL;
 }
 
+void crypto__scrub_thread(void)
+{
+	static const uint8_t zero[CRYPTO_HMAC_LEN];
+	if (pthread_once(&hmac_once, hmac_global_init) != 0 || !hmac_init_ok)
+		return;
+	for (int i = 0; i < 2; i++) {
+		EVP_MAC_CTX *ctx = pthread_getspecific(hmac_tls[i]);
+		if (ctx != NULL)
+			(void)EVP_MAC_init(ctx, zero, sizeof(zero), NULL);
+	}
+}
+
 void crypto__hmac_init(crypto_hmac_ctx *st, const uint8_t *key, size_t key_len)
 {
 	hmac_begin(st, 1, key, key_len);

@@ -112,6 +112,12 @@ void crypto__hmac_init(crypto_hmac_ctx *st, const uint8_t *key, size_t key_len);
 void crypto__hmac_update(crypto_hmac_ctx *st, const uint8_t *p, size_t n);
 void crypto__hmac_final(crypto_hmac_ctx *st, uint8_t out[CRYPTO_HMAC_LEN]);
 
+/* Re-key this thread's cached HMAC contexts with a zero key, so that the keyed state of the last
+ * chain/message key does not linger in memory after a Signal operation (they are otherwise only
+ * cleansed at the next HMAC or at thread exit). Cheap (two HMAC key setups); call after each
+ * high-level operation. */
+void crypto__scrub_thread(void);
+
 /* HKDF-SHA256 (RFC 5869) extract + expand. salt may be NULL/0 (= 32 zero bytes, as RFC 5869 says).
  * out_len <= 255*32 else PARLEY_E_INVAL. Known-answer tested against RFC 5869 and cross-checked
  * against OpenSSL's EVP_KDF "HKDF" in tests/unit/crypto. */

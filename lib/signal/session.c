@@ -206,6 +206,7 @@ out:
 	sig__record_free(&rec);
 	crypto__keypair_wipe(&base);
 	crypto__keypair_wipe(&ratchet);
+	crypto__scrub_thread();
 	return rc;
 }
 
@@ -240,6 +241,7 @@ int parley_signal_encrypt(parley_signal_ctx *ctx, const parley_signal_address *a
 		rc = save_record(ctx, addr, &rec);
 out:
 	sig__record_free(&rec);
+	crypto__scrub_thread();
 	return rc;
 }
 
@@ -299,6 +301,7 @@ int parley_signal_decrypt_signal(parley_signal_ctx *ctx, const parley_signal_add
 		crypto__wipe(out, *out_len);
 out:
 	sig__record_free(&rec);
+	crypto__scrub_thread();
 	return rc;
 }
 
@@ -408,6 +411,7 @@ int parley_signal_decrypt_prekey(parley_signal_ctx *ctx, const parley_signal_add
 		crypto__wipe(out, *out_len);
 out:
 	sig__record_free(&rec);
+	crypto__scrub_thread();
 	return rc;
 }
 

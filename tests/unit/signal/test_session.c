@@ -6,6 +6,7 @@
 #include <parley/error.h>
 #include <parley/signal.h>
 
+#include "common/alloc.h"
 #include "../test.h"
 
 typedef struct party {
@@ -379,6 +380,68 @@ static void test_simultaneous_initiate(void)
 	party_free(&b);
 }
 
+/* Fail each allocation in turn during setup, encrypt and decrypt: every call returns OK or NOMEM,
+ * a NOMEM leaves the stored session exactly as it was, and (under ASan) nothing leaks. */
+static void test_alloc_failures(void)
+{
+	static uint8_t before[1 << 16], after[1 << 16];
+	int done_setup = 0, done_enc = 0, done_dec = 0;
+
+	for (unsigned long nth = 1; nth < 400 && !(done_setup && done_enc && done_dec); nth++) {
+		party a, b;
+		parley_prekey_bundle bundle;
+		wire_msg w;
+		int rc;
+		size_t n1, n2;
+
+		party_init(&a, "alice");
+		party_init(&b, "bob");
+		bundle_of(&b, &bundle, 1);
+		parley__alloc_fail_after(nth);
+		rc = parley_signal_process_bundle(a.ctx, &b.addr, &bundle);
+		if (rc == PARLEY_OK)
+			rc = send_msg(&a, &b, "first", &w);
+		if (rc == PARLEY_OK)
+			rc = recv_msg(&b, &a, &w);
+		parley__alloc_fail_after(0);
+		TEST_CHECK(rc == PARLEY_OK || rc == PARLEY_E_NOMEM);
+		if (rc == PARLEY_OK)
+			done_setup = 1;
+		else
+			goto next;
+		/* decrypt (with a DH ratchet step), then encrypt, under allocation failure */
+		TEST_EQ_INT(send_msg(&b, &a, "reply", &w), PARLEY_OK);
+		n1 = snapshot(&a, &b, before, sizeof(before));
+		parley__alloc_fail_after(nth);
+		rc = recv_msg(&a, &b, &w);
+		parley__alloc_fail_after(0);
+		TEST_CHECK(rc == PARLEY_OK || rc == PARLEY_E_NOMEM);
+		if (rc == PARLEY_E_NOMEM) {
+			n2 = snapshot(&a, &b, after, sizeof(after));
+			TEST_CHECK(n1 == n2 && memcmp(before, after, n1) == 0);
+			TEST_EQ_INT(recv_msg(&a, &b, &w), PARLEY_OK);
+		} else {
+			done_dec = 1;
+		}
+		n1 = snapshot(&a, &b, before, sizeof(before));
+		parley__alloc_fail_after(nth);
+		rc = send_msg(&a, &b, "after", &w);
+		parley__alloc_fail_after(0);
+		TEST_CHECK(rc == PARLEY_OK || rc == PARLEY_E_NOMEM);
+		if (rc == PARLEY_E_NOMEM) {
+			n2 = snapshot(&a, &b, after, sizeof(after));
+			TEST_CHECK(n1 == n2 && memcmp(before, after, n1) == 0);
+		} else {
+			done_enc = 1;
+			TEST_EQ_INT(recv_msg(&b, &a, &w), PARLEY_OK);
+		}
+next:
+		party_free(&a);
+		party_free(&b);
+	}
+	TEST_CHECK(done_setup && done_enc && done_dec);
+}
+
 int main(void)
 {
 	TEST_RUN(test_conversation_1000);
@@ -388,5 +451,6 @@ int main(void)
 	TEST_RUN(test_identity_change);
 	TEST_RUN(test_bundle_errors);
 	TEST_RUN(test_simultaneous_initiate);
+	TEST_RUN(test_alloc_failures);
 	TEST_EXIT();
 }
