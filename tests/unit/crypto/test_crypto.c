@@ -162,6 +162,28 @@ static void test_hmac(void)
 	crypto__hmac_update(&st, (const uint8_t *)"want for nothing?", 17);
 	crypto__hmac_final(&st, out);
 	TEST_EQ_MEM(out, want, 32);
+	/* empty key, empty message */
+	unhex(want, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+	crypto__hmac_sha256(out, (const uint8_t *)"", 0, (const uint8_t *)"", 0);
+	TEST_EQ_MEM(out, want, 32);
+	/* OpenSSL-backed HMAC agrees with libsodium's for all key lengths, including > block size */
+	for (size_t i = 0; i < 150; i++) {
+		uint8_t key[150], msg[300], ref[32];
+		crypto__random(key, sizeof(key));
+		crypto__random(msg, sizeof(msg));
+		crypto_auth_hmacsha256_state ref_st;
+		crypto_auth_hmacsha256_init(&ref_st, key, i);
+		crypto_auth_hmacsha256_update(&ref_st, msg, i * 2);
+		crypto_auth_hmacsha256_final(&ref_st, ref);
+		crypto__hmac_sha256(out, key, i, msg, i * 2);
+		TEST_EQ_MEM(out, ref, 32);
+		crypto__hmac_init(&st, key, i);
+		crypto__hmac_update(&st, msg, i);
+		crypto__hmac_sha256(want, key, 3, msg, 3); /* a one-shot in between must not disturb it */
+		crypto__hmac_update(&st, msg + i, i);
+		crypto__hmac_final(&st, out);
+		TEST_EQ_MEM(out, ref, 32);
+	}
 }
 
 static void test_aes_cbc(void)
