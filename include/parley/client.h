@@ -21,7 +21,9 @@
  * detail about the last failure (a path, the server's message).
  *
  * Threading: a client is not thread-safe; use it from one thread at a time. Distinct clients are
- * independent (there is no global state). The library never prints and never aborts.
+ * independent (there is no global state). The library never prints and never aborts; it does not touch
+ * signal dispositions either, so a program should ignore SIGPIPE (as `parley` does) or a peer that
+ * closes the socket mid-write could kill it.
  */
 #ifndef PARLEY_CLIENT_H
 #define PARLEY_CLIENT_H

@@ -1,0 +1,296 @@
+/* parley_client: life cycle, options, lazily opened local state, and the run loop. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "common/alloc.h"
+
+void client__set_err(parley_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+void parley_client_options_init(parley_client_options *opts)
+{
+	if (opts != NULL)
+		memset(opts, 0, sizeof(*opts));
+}
+
+static int valid_url(const char *url)
+{
+	size_t len = strnlen(url, PARLEY_URL_MAX + 1);
+	if (len > PARLEY_URL_MAX)
+		return 0;
+	if (strncmp(url, "ws://", 5) == 0)
+		return len > 5;
+	if (strncmp(url, "wss://", 6) == 0)
+		return len > 6;
+	return 0;
+}
+
+static int validate_options(const parley_client_options *o)
+{
+	if (o->server_url != NULL && !valid_url(o->server_url))
+		return PARLEY_E_INVAL;
+	if (o->state_dir != NULL && (o->state_dir[0] == '\0' || strnlen(o->state_dir, PATH_MAX) >= PATH_MAX))
+		return PARLEY_E_INVAL;
+	if (o->ca_file != NULL && (o->ca_file[0] == '\0' || strnlen(o->ca_file, PATH_MAX) >= PATH_MAX))
+		return PARLEY_E_INVAL;
+	if (o->connect_timeout_ms > CLIENT_MAX_TIMEOUT_MS || o->request_timeout_ms > CLIENT_MAX_TIMEOUT_MS)
+		return PARLEY_E_INVAL;
+	return PARLEY_OK;
+}
+
+static int dup_opt(const char *s, char **out)
+{
+	*out = NULL;
+	if (s == NULL)
+		return PARLEY_OK;
+	*out = parley__strdup(s);
+	return *out != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
+}
+
+parley_err parley_client_new(const parley_client_options *opts, parley_client **out)
+{
+	parley_client_options defaults;
+	parley_client *c = NULL;
+	int rc;
+
+	if (out == NULL)
+		return PARLEY_E_INVAL;
+	*out = NULL;
+	if (opts == NULL) {
+		parley_client_options_init(&defaults);
+		opts = &defaults;
+	}
+	rc = validate_options(opts);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* sodium_init is idempotent and thread-safe; it picks the fastest implementations and seeds
+	 * randombytes. */
+	if (sodium_init() < 0)
+		return PARLEY_E_INTERNAL;
+	c = parley__calloc(1, sizeof(*c));
+	if (c == NULL)
+		return PARLEY_E_NOMEM;
+	rc = dup_opt(opts->server_url, &c->server_url);
+	if (rc == PARLEY_OK)
+		rc = dup_opt(opts->state_dir, &c->state_dir);
+	if (rc == PARLEY_OK)
+		rc = dup_opt(opts->ca_file, &c->ca_file);
+	if (rc != PARLEY_OK)
+		goto out;
+	c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	c->next_id = 1;
+	if (uv_loop_init(&c->loop) != 0) {
+		rc = PARLEY_E_INTERNAL;
+		goto out;
+	}
+	c->loop_ready = 1;
+	/* uv_timer_init cannot fail on an initialised loop. */
+	uv_timer_init(&c->loop, &c->timer);
+	uv_timer_init(&c->loop, &c->kick);
+	uv_timer_init(&c->loop, &c->run_timer);
+	c->timer.data = c->kick.data = c->run_timer.data = c;
+	rc = PARLEY_OK;
+out:
+	if (rc != PARLEY_OK) {
+		parley__free(c->server_url);
+		parley__free(c->state_dir);
+		parley__free(c->ca_file);
+		parley__free(c);
+		return rc;
+	}
+	*out = c;
+	return PARLEY_OK;
+}
+
+void parley_client_free(parley_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->loop_ready) {
+		client__session_shutdown(c);
+		uv_loop_close(&c->loop);
+	}
+	client__state_close(c->state);
+	sodium_memzero(&c->key, sizeof(c->key));
+	sodium_memzero(c->nonce, sizeof(c->nonce));
+	parley__free(c->server_url);
+	parley__free(c->state_dir);
+	parley__free(c->ca_file);
+	parley__free(c);
+}
+
+const char *parley_client_errmsg(const parley_client *c)
+{
+	return c != NULL ? c->errmsg : "";
+}
+
+/* ---- local state ---- */
+
+static int open_state(parley_client *c)
+{
+	char *dir = NULL;
+	int rc;
+
+	if (c->state != NULL)
+		return PARLEY_OK;
+	rc = client__state_dir_resolve(c->state_dir, &dir);
+	if (rc != PARLEY_OK) {
+		if (rc == PARLEY_E_CONFIG)
+			client__set_err(c, "no state directory: set PARLEY_HOME, XDG_DATA_HOME or HOME");
+		return rc;
+	}
+	rc = client__state_open(dir, &c->state, c->errmsg, sizeof(c->errmsg));
+	if (rc == PARLEY_OK && c->state_dir == NULL) {
+		c->state_dir = dir; /* keep the resolved path */
+		dir = NULL;
+	}
+	parley__free(dir);
+	return rc;
+}
+
+int client__ensure_key(parley_client *c, int create)
+{
+	int rc = open_state(c);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (c->have_key)
+		return PARLEY_OK;
+	rc = client__state_key(c->state, create, &c->key, c->errmsg, sizeof(c->errmsg));
+	if (rc == PARLEY_OK)
+		c->have_key = 1;
+	else if (rc == PARLEY_E_NOT_FOUND)
+		rc = PARLEY_E_NO_IDENTITY;
+	return rc;
+}
+
+int client__load_account(parley_client *c)
+{
+	int rc = open_state(c);
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = client__state_account(c->state, &c->account, c->errmsg, sizeof(c->errmsg));
+	if (rc != PARLEY_OK) {
+		c->have_account = 0;
+		return rc;
+	}
+	c->have_account = 1;
+	return client__ensure_key(c, 0);
+}
+
+const char *client__server_url(const parley_client *c)
+{
+	if (c->server_url != NULL)
+		return c->server_url;
+	return c->have_account ? c->account.server_url : PARLEY_DEFAULT_SERVER_URL;
+}
+
+parley_err parley_device_public_key(parley_client *c, uint8_t out[PARLEY_DEVICE_KEY_BYTES])
+{
+	int rc;
+	if (c == NULL || out == NULL)
+		return PARLEY_E_INVAL;
+	rc = client__ensure_key(c, 1);
+	if (rc != PARLEY_OK)
+		return rc;
+	memcpy(out, c->key.pk, PARLEY_DEVICE_KEY_BYTES);
+	return PARLEY_OK;
+}
+
+parley_err parley_identity(parley_client *c, char *handle_buf, size_t handle_len, uint64_t *account_id,
+			   uint32_t *device_id)
+{
+	size_t n;
+	int rc;
+
+	if (c == NULL || (handle_buf == NULL && handle_len != 0))
+		return PARLEY_E_INVAL;
+	rc = client__load_account(c);
+	if (rc != PARLEY_OK)
+		return rc;
+	n = strlen(c->account.handle);
+	if (handle_len != 0) {
+		if (n >= handle_len)
+			return PARLEY_E_TOO_LARGE;
+		memcpy(handle_buf, c->account.handle, n + 1);
+	}
+	if (account_id != NULL)
+		*account_id = c->account.account_id;
+	if (device_id != NULL)
+		*device_id = c->account.device_id;
+	return PARLEY_OK;
+}
+
+/* ---- run loop ---- */
+
+static void on_run_timer(uv_timer_t *t)
+{
+	parley_client *c = t->data;
+	c->run_expired = 1;
+}
+
+parley_err parley_client_run(parley_client *c, unsigned timeout_ms)
+{
+	if (c == NULL)
+		return PARLEY_E_INVAL;
+	if (c->in_loop)
+		return PARLEY_E_STATE;
+	c->run_expired = 0;
+	c->stop = 0;
+	if (timeout_ms != 0)
+		uv_timer_start(&c->run_timer, on_run_timer, timeout_ms, 0);
+	c->in_loop = 1;
+	while (!c->run_expired && !c->stop && (timeout_ms != 0 || client__busy(c))) {
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !client__busy(c) && timeout_ms == 0)
+			break;
+	}
+	c->in_loop = 0;
+	uv_timer_stop(&c->run_timer);
+	return PARLEY_OK;
+}
+
+parley_err parley_client_run_once(parley_client *c, int *more)
+{
+	if (c == NULL)
+		return PARLEY_E_INVAL;
+	if (c->in_loop)
+		return PARLEY_E_STATE;
+	c->in_loop = 1;
+	/* With no operation pending, only poll: an idle authenticated connection would otherwise block us
+	 * until the server speaks. */
+	uv_run(&c->loop, client__busy(c) ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+	c->in_loop = 0;
+	if (more != NULL)
+		*more = client__busy(c);
+	return PARLEY_OK;
+}
+
+void parley_client_disconnect(parley_client *c)
+{
+	if (c != NULL)
+		client__disconnect(c);
+}
+
+int client__wait(parley_client *c, const int *done)
+{
+	if (c->in_loop)
+		return PARLEY_E_STATE;
+	c->in_loop = 1;
+	/* Termination: while the op is pending a timer (kick, connect deadline or request deadline) is
+	 * armed, so uv_run always has something to wake up for. */
+	while (!*done) {
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done && !client__busy(c))
+			break;
+	}
+	c->in_loop = 0;
+	return *done ? PARLEY_OK : PARLEY_E_INTERNAL;
+}

@@ -1,0 +1,440 @@
+/* The client's event core against a scripted in-process server: parleyd's real network layer
+ * (server/net) and wire codec, with a small service here that sends the challenge, checks Ed25519
+ * signatures over the exact signed bytes, keeps a device table, and can misbehave on demand (stay
+ * silent, send garbage, close). Covers register, auth on demand, list/add/remove, link of a second
+ * device, server refusals, request timeouts, malformed frames, dropped connections, concurrent async
+ * operations and re-entrancy. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <parley/client.h>
+#include <sodium.h>
+
+#include "../test.h"
+#include "common/alloc.h"
+#include "net/server.h"
+#include "wire/wire.h"
+
+enum { MODE_NORMAL, MODE_SILENT_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE };
+
+static atomic_int mode;
+static char root[256];
+
+/* Server-side state: touched only on the server's single worker thread. */
+typedef struct fake_device {
+	uint32_t id;
+	char name[65];
+	uint8_t key[32];
+	int present;
+} fake_device;
+static fake_device devices[8];
+static char account_handle[33];
+
+typedef struct fake_conn {
+	uint8_t nonce[WIRE_NONCE_LEN];
+	uint32_t authed_device; /* 0 = not authenticated */
+} fake_conn;
+
+static void send_resp(net_conn *c, Parley__Wire__Response *r)
+{
+	dynbuf out;
+	dynbuf__init(&out, WIRE_DEFAULT_MAX_FRAME);
+	if (wire__encode_response(r, &out) == PARLEY_OK)
+		net__conn_send(c, out.data, out.len);
+	dynbuf__free(&out);
+}
+
+static void send_status(net_conn *c, uint64_t id, int status)
+{
+	dynbuf out;
+	dynbuf__init(&out, WIRE_DEFAULT_MAX_FRAME);
+	if (wire__encode_error(id, status, &out) == PARLEY_OK)
+		net__conn_send(c, out.data, out.len);
+	dynbuf__free(&out);
+}
+
+static void fake_open(void *ctx, net_conn *c)
+{
+	fake_conn *fc = calloc(1, sizeof(*fc));
+	dynbuf out;
+
+	randombytes_buf(fc->nonce, sizeof(fc->nonce));
+	net__conn_set_data(c, fc);
+	dynbuf__init(&out, WIRE_DEFAULT_MAX_FRAME);
+	if (wire__encode_challenge(fc->nonce, 1, &out) == PARLEY_OK)
+		net__conn_send(c, out.data, out.len);
+	dynbuf__free(&out);
+}
+
+static void fake_close(void *ctx, net_conn *c)
+{
+	free(net__conn_data(c));
+}
+
+static int verify(const uint8_t *sig, size_t siglen, const dynbuf *msg, const uint8_t *key)
+{
+	return siglen == WIRE_SIG_LEN && crypto_sign_verify_detached(sig, msg->data, msg->len, key) == 0;
+}
+
+static void do_register(net_conn *c, fake_conn *fc, uint64_t id, const Parley__Wire__RegisterRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__RegisterResponse body = PARLEY__WIRE__REGISTER_RESPONSE__INIT;
+	dynbuf msg;
+	int ok;
+
+	dynbuf__init(&msg, 4096);
+	ok = r->device_key.len == 32 &&
+	     wire__register_signed_bytes(fc->nonce, r->handle, r->device_key.data, r->device_name, &msg) == PARLEY_OK &&
+	     verify(r->signature.data, r->signature.len, &msg, r->device_key.data);
+	dynbuf__free(&msg);
+	if (!ok) {
+		send_status(c, id, PARLEY_E_BAD_SIGNATURE);
+		return;
+	}
+	if (strcmp(r->handle, "taken") == 0 || account_handle[0] != '\0') {
+		send_status(c, id, PARLEY_E_HANDLE_TAKEN);
+		return;
+	}
+	snprintf(account_handle, sizeof(account_handle), "%s", r->handle);
+	devices[0].id = 1;
+	devices[0].present = 1;
+	snprintf(devices[0].name, sizeof(devices[0].name), "%s", r->device_name);
+	memcpy(devices[0].key, r->device_key.data, 32);
+	fc->authed_device = 1;
+	body.account_id = 7;
+	body.device_id = 1;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_REGISTER;
+	resp.register_ = &body;
+	send_resp(c, &resp);
+}
+
+static void do_auth(net_conn *c, fake_conn *fc, uint64_t id, const Parley__Wire__AuthRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthResponse body = PARLEY__WIRE__AUTH_RESPONSE__INIT;
+	dynbuf msg;
+	int ok;
+
+	if (strcmp(r->handle, account_handle) != 0 || r->device_id == 0 || r->device_id > 8 ||
+	    !devices[r->device_id - 1].present) {
+		send_status(c, id, PARLEY_E_NO_SUCH_DEVICE);
+		return;
+	}
+	dynbuf__init(&msg, 4096);
+	ok = wire__auth_signed_bytes(fc->nonce, r->handle, r->device_id, &msg) == PARLEY_OK &&
+	     verify(r->signature.data, r->signature.len, &msg, devices[r->device_id - 1].key);
+	dynbuf__free(&msg);
+	if (!ok) {
+		send_status(c, id, PARLEY_E_BAD_SIGNATURE);
+		return;
+	}
+	fc->authed_device = r->device_id;
+	body.account_id = 7;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH;
+	resp.auth = &body;
+	send_resp(c, &resp);
+}
+
+static void do_list(net_conn *c, uint64_t id)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__ListDevicesResponse body = PARLEY__WIRE__LIST_DEVICES_RESPONSE__INIT;
+	Parley__Wire__Device d[8], *pd[8];
+	size_t i, n = 0;
+
+	for (i = 0; i < 8; i++) {
+		if (!devices[i].present)
+			continue;
+		parley__wire__device__init(&d[n]);
+		d[n].device_id = devices[i].id;
+		d[n].name = devices[i].name;
+		d[n].device_key.data = devices[i].key;
+		d[n].device_key.len = 32;
+		d[n].created_ms = 1700000000000ull;
+		pd[n] = &d[n];
+		n++;
+	}
+	body.n_devices = n;
+	body.devices = pd;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES;
+	resp.list_devices = &body;
+	send_resp(c, &resp);
+}
+
+static void do_add(net_conn *c, uint64_t id, const Parley__Wire__AddDeviceRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AddDeviceResponse body = PARLEY__WIRE__ADD_DEVICE_RESPONSE__INIT;
+	size_t i;
+
+	for (i = 0; i < 8 && devices[i].present; i++)
+		;
+	if (i == 8 || r->device_key.len != 32) {
+		send_status(c, id, PARLEY_E_TOO_MANY_DEVICES);
+		return;
+	}
+	devices[i].id = (uint32_t)i + 1;
+	devices[i].present = 1;
+	snprintf(devices[i].name, sizeof(devices[i].name), "%s", r->device_name);
+	memcpy(devices[i].key, r->device_key.data, 32);
+	body.device_id = devices[i].id;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_ADD_DEVICE;
+	resp.add_device = &body;
+	send_resp(c, &resp);
+}
+
+static void do_remove(net_conn *c, uint64_t id, const Parley__Wire__RemoveDeviceRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__RemoveDeviceResponse body = PARLEY__WIRE__REMOVE_DEVICE_RESPONSE__INIT;
+
+	if (r->device_id == 0 || r->device_id > 8 || !devices[r->device_id - 1].present) {
+		send_status(c, id, PARLEY_E_NO_SUCH_DEVICE);
+		return;
+	}
+	devices[r->device_id - 1].present = 0;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_REMOVE_DEVICE;
+	resp.remove_device = &body;
+	send_resp(c, &resp);
+}
+
+static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
+{
+	fake_conn *fc = net__conn_data(c);
+	const Parley__Wire__Request *req;
+	wire_frame f;
+	int m = atomic_load(&mode);
+
+	if (wire__decode_frame(buf, len, NULL, &f) != PARLEY_OK ||
+	    f.frame->kind_case != PARLEY__WIRE__FRAME__KIND_REQUEST) {
+		wire__frame_free(&f);
+		net__conn_close(c, 1002, "bad frame");
+		return;
+	}
+	req = f.frame->request;
+	if (m == MODE_CLOSE) {
+		net__conn_close(c, 1011, "scripted close");
+	} else if (m == MODE_GARBAGE) {
+		static const uint8_t junk[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
+		net__conn_send(c, junk, sizeof(junk));
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_REGISTER) {
+		do_register(c, fc, req->id, req->register_);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH) {
+		do_auth(c, fc, req->id, req->auth);
+	} else if (fc->authed_device == 0) {
+		send_status(c, req->id, PARLEY_E_UNAUTHENTICATED);
+	} else if (m == MODE_SILENT_AFTER_AUTH) {
+		/* say nothing */
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES) {
+		do_list(c, req->id);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE) {
+		do_add(c, req->id, req->add_device);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE) {
+		do_remove(c, req->id, req->remove_device);
+	} else {
+		send_status(c, req->id, PARLEY_E_PROTO_UNKNOWN);
+	}
+	wire__frame_free(&f);
+}
+
+static char url[128];
+
+static parley_client *client_in(const char *sub, unsigned timeout_ms)
+{
+	char dir[512];
+	parley_client_options o;
+	parley_client *c = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
+	parley_client_options_init(&o);
+	o.state_dir = dir;
+	o.server_url = url;
+	o.connect_timeout_ms = timeout_ms;
+	o.request_timeout_ms = timeout_ms;
+	TEST_EQ_INT(parley_client_new(&o, &c), PARLEY_OK);
+	return c;
+}
+
+static void test_register_and_devices(void)
+{
+	parley_client *a = client_in("a", 5000), *b = client_in("b", 5000);
+	parley_device_list *l = NULL;
+	parley_device_info d;
+	uint8_t kb[PARLEY_DEVICE_KEY_BYTES];
+	char handle[64];
+	uint64_t account = 0;
+	uint32_t dev = 0, new_id = 0;
+
+	TEST_EQ_INT(parley_register(a, "taken", NULL), PARLEY_E_HANDLE_TAKEN);
+	TEST_EQ_INT(parley_identity(a, handle, sizeof(handle), NULL, NULL), PARLEY_E_NO_IDENTITY);
+	/* after a refusal the next attempt uses a new connection (the nonce was spent) */
+	TEST_EQ_INT(parley_register(a, "alice", "desk"), PARLEY_OK);
+	TEST_EQ_INT(parley_identity(a, handle, sizeof(handle), &account, &dev), PARLEY_OK);
+	TEST_EQ_STR(handle, "alice");
+	TEST_EQ_INT(account, 7);
+	TEST_EQ_INT(dev, 1);
+	TEST_EQ_INT(parley_register(a, "alice2", NULL), PARLEY_E_STATE);
+
+	/* same connection (authenticated by register) */
+	TEST_EQ_INT(parley_devices_list(a, &l), PARLEY_OK);
+	TEST_EQ_INT(parley_device_list_count(l), 1);
+	TEST_EQ_INT(parley_device_list_get(l, 0, &d), PARLEY_OK);
+	TEST_EQ_STR(d.name, "desk");
+	TEST_EQ_INT(d.is_self, 1);
+	parley_device_list_free(l);
+
+	/* a new connection authenticates on demand with the saved identity */
+	parley_client_disconnect(a);
+	TEST_EQ_INT(parley_device_public_key(b, kb), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add(a, kb, "laptop", &new_id), PARLEY_OK);
+	TEST_EQ_INT(new_id, 2);
+
+	/* the second device links, then sees both with itself marked */
+	TEST_EQ_INT(parley_link(b, "alice", 3), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(parley_link(b, "alice", 2), PARLEY_OK);
+	TEST_EQ_INT(parley_identity(b, handle, sizeof(handle), &account, &dev), PARLEY_OK);
+	TEST_EQ_INT(dev, 2);
+	TEST_EQ_INT(parley_devices_list(b, &l), PARLEY_OK);
+	TEST_EQ_INT(parley_device_list_count(l), 2);
+	TEST_EQ_INT(parley_device_list_get(l, 1, &d), PARLEY_OK);
+	TEST_EQ_INT(d.id, 2);
+	TEST_EQ_INT(d.is_self, 1);
+	TEST_EQ_MEM(d.key, kb, sizeof(kb));
+	parley_device_list_free(l);
+
+	/* removed: its next authentication is refused with the server's status */
+	TEST_EQ_INT(parley_device_remove(a, 2), PARLEY_OK);
+	TEST_EQ_INT(parley_device_remove(a, 2), PARLEY_E_NO_SUCH_DEVICE);
+	parley_client_disconnect(b);
+	TEST_EQ_INT(parley_devices_list(b, &l), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_CHECK(l == NULL);
+	parley_client_free(b);
+
+	/* the state survives the client: a new instance authenticates with the stored key */
+	parley_client_free(a);
+	a = client_in("a", 5000);
+	TEST_EQ_INT(parley_devices_list(a, &l), PARLEY_OK);
+	TEST_EQ_INT(parley_device_list_count(l), 1);
+	parley_device_list_free(l);
+	parley_client_free(a);
+}
+
+static int async_calls;
+static parley_err async_status[4];
+
+static void on_list(parley_client *c, parley_err st, parley_device_list *l, void *user)
+{
+	async_status[async_calls++] = st;
+	parley_device_list_free(l);
+	/* no blocking call, and no nested run, from inside a callback */
+	TEST_EQ_INT(parley_devices_list(c, &l), PARLEY_E_STATE);
+	TEST_EQ_INT(parley_client_run(c, 0), PARLEY_E_STATE);
+}
+
+static void on_id(parley_client *c, parley_err st, uint32_t id, void *user)
+{
+	async_status[async_calls++] = st;
+	*(uint32_t *)user = id;
+}
+
+static void test_async_concurrent(void)
+{
+	parley_client *a = client_in("a", 5000);
+	uint8_t key[32];
+	uint32_t id = 0;
+	int more = 1;
+
+	randombytes_buf(key, sizeof(key));
+	async_calls = 0;
+	TEST_EQ_INT(parley_devices_list_start(a, on_list, NULL), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add_start(a, key, "tablet", on_id, &id), PARLEY_OK);
+	TEST_EQ_INT(parley_devices_list_start(a, on_list, NULL), PARLEY_OK);
+	TEST_EQ_INT(async_calls, 0);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(async_calls, 3);
+	TEST_EQ_INT(async_status[0], PARLEY_OK);
+	TEST_EQ_INT(async_status[1], PARLEY_OK);
+	TEST_EQ_INT(async_status[2], PARLEY_OK);
+	TEST_CHECK(id >= 2);
+	/* nothing pending: run_once does not block */
+	TEST_EQ_INT(parley_client_run_once(a, &more), PARLEY_OK);
+	TEST_EQ_INT(more, 0);
+	parley_client_free(a);
+}
+
+static void test_misbehaving_server(void)
+{
+	parley_client *a = client_in("a", 400);
+	parley_device_list *l = NULL;
+	uint64_t t0;
+	int rc;
+
+	atomic_store(&mode, MODE_SILENT_AFTER_AUTH);
+	t0 = uv_hrtime();
+	TEST_EQ_INT(parley_devices_list(a, &l), PARLEY_E_TIMEOUT);
+	TEST_CHECK(uv_hrtime() - t0 < 3000000000ull); /* bounded by the request timeout */
+	TEST_CHECK(strstr(parley_client_errmsg(a), "no answer") != NULL);
+
+	atomic_store(&mode, MODE_GARBAGE);
+	parley_client_disconnect(a);
+	rc = parley_devices_list(a, &l);
+	TEST_CHECK(rc == PARLEY_E_PROTO_MALFORMED || rc == PARLEY_E_PROTO_TRUNCATED);
+
+	atomic_store(&mode, MODE_CLOSE);
+	rc = parley_devices_list(a, &l);
+	TEST_EQ_INT(rc, PARLEY_E_CLOSED);
+
+	/* and it recovers once the server behaves */
+	atomic_store(&mode, MODE_NORMAL);
+	TEST_EQ_INT(parley_devices_list(a, &l), PARLEY_OK);
+	parley_device_list_free(l);
+	parley_client_free(a);
+}
+
+int main(void)
+{
+	net_handler h;
+	net_config cfg;
+	net_server *srv;
+	int err = 0;
+
+	if (sodium_init() < 0)
+		return 1;
+	snprintf(root, sizeof(root), "/tmp/parley-client-test-XXXXXX");
+	if (mkdtemp(root) == NULL)
+		return 1;
+	memset(&h, 0, sizeof(h));
+	h.on_open = fake_open;
+	h.on_message = fake_message;
+	h.on_close = fake_close;
+	net__config_defaults(&cfg);
+	cfg.port = 0;
+	cfg.workers = 1; /* the fake service's tables are single-threaded */
+	srv = net__server_new(&cfg, &h, &err);
+	if (srv == NULL || net__server_start(srv) != PARLEY_OK) {
+		fprintf(stderr, "cannot start server: %d\n", err);
+		return 1;
+	}
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%u/v1/websocket", (unsigned)net__server_port(srv));
+
+	TEST_RUN(test_register_and_devices);
+	TEST_RUN(test_async_concurrent);
+	TEST_RUN(test_misbehaving_server);
+
+	net__server_drain(srv, 1000);
+	net__server_free(srv);
+	{
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# could not remove %s\n", root);
+	}
+	TEST_EXIT();
+}

@@ -1,0 +1,64 @@
+/* The `parley` command-line tool: shared definitions.
+ *
+ * The CLI uses only libparley's public API (<parley/parley.h>). Each command is one function in a file
+ * grouped by area (cmd_account.c, cmd_devices.c, ...), registered in the table in main.c. Output on
+ * stdout is meant to be stable and scriptable (no prompts, no colours); diagnostics go to stderr as
+ * "parley: COMMAND: message".
+ */
+#ifndef PARLEY_CLI_H
+#define PARLEY_CLI_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <parley/parley.h>
+
+/* Exit codes (documented in --help). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+typedef struct cli_ctx {
+	parley_client_options opts;
+	const char *command; /* name used in messages, e.g. "devices add" */
+	parley_client *client; /* created on first need by cli_client() */
+} cli_ctx;
+
+typedef struct cli_command {
+	const char *name;
+	int (*run)(cli_ctx *ctx, int argc, char **argv); /* argv[0] is the command name */
+	const char *usage;   /* arguments after the name */
+	const char *summary; /* one line for the command list */
+	const char *help;    /* paragraph for `parley help NAME` */
+} cli_command;
+
+/* Returns the client, creating it from ctx->opts; prints the error and returns NULL on failure. */
+parley_client *cli_client(cli_ctx *ctx);
+
+/* Prints "parley: COMMAND: <strerror> (<NAME>)[: detail]" and returns CLI_EXIT_ERROR. */
+int cli_fail(cli_ctx *ctx, parley_err err);
+/* Prints "parley: COMMAND: message" and "Try 'parley help COMMAND'." and returns CLI_EXIT_USAGE. */
+int cli_usage(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* 1 if arg is -h or --help. */
+int cli_is_help(const char *arg);
+/* Prints the help of one command (by name); returns CLI_EXIT_OK, or CLI_EXIT_USAGE if unknown. */
+int cli_print_command_help(const char *name);
+
+/* Parses a decimal device id (1..UINT32_MAX, no sign, no junk). 0 on success. */
+int cli_parse_device_id(const char *s, uint32_t *out);
+/* Base64 (standard or URL-safe, padding optional) of exactly PARLEY_DEVICE_KEY_BYTES bytes. 0 on success. */
+int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
+/* Standard base64 with padding; out has room for 45 bytes. */
+void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen);
+/* Writes s to stdout replacing control characters, so names chosen by other devices cannot drive the
+ * terminal. */
+void cli_print_safe(const char *s);
+
+/* Commands */
+int cmd_register(cli_ctx *ctx, int argc, char **argv);
+int cmd_link(cli_ctx *ctx, int argc, char **argv);
+int cmd_device_key(cli_ctx *ctx, int argc, char **argv);
+int cmd_whoami(cli_ctx *ctx, int argc, char **argv);
+int cmd_devices(cli_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,104 @@
+/* parley devices [add KEY [NAME] | remove ID] */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* UTC, ISO 8601, so the output does not depend on the machine's time zone or locale. */
+static void format_time(uint64_t ms, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ms / 1000u);
+	struct tm tm;
+
+	if (ms == 0 || gmtime_r(&t, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "%s", "never");
+}
+
+static int devices_list(cli_ctx *ctx, parley_client *c)
+{
+	parley_device_list *list = NULL;
+	parley_device_info d;
+	char added[32], seen[32];
+	parley_err rc;
+	size_t i;
+
+	rc = parley_devices_list(c, &list);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	/* Name last: it is the only column that may contain spaces. */
+	printf("  %10s  %-20s  %-20s  %s\n", "ID", "ADDED", "LAST SEEN", "NAME");
+	for (i = 0; i < parley_device_list_count(list); i++) {
+		if (parley_device_list_get(list, i, &d) != PARLEY_OK)
+			continue;
+		format_time(d.created_ms, added, sizeof(added));
+		format_time(d.last_seen_ms, seen, sizeof(seen));
+		printf("%c %10u  %-20s  %-20s  ", d.is_self ? '*' : ' ', (unsigned)d.id, added, seen);
+		cli_print_safe(d.name);
+		putchar('\n');
+	}
+	parley_device_list_free(list);
+	return CLI_EXIT_OK;
+}
+
+static int devices_add(cli_ctx *ctx, parley_client *c, int argc, char **argv)
+{
+	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint32_t id = 0;
+	parley_err rc;
+
+	if (argc < 2 || argc > 3)
+		return cli_usage(ctx, argc < 2 ? "missing PUBKEY_BASE64" : "too many arguments (quote a NAME with spaces)");
+	if (cli_parse_key(argv[1], key) != 0)
+		return cli_usage(ctx, "PUBKEY_BASE64 must be the base64 of a %d-byte key (see `parley device-key`)",
+				 PARLEY_DEVICE_KEY_BYTES);
+	if (argc == 3 && argv[2][0] == '\0')
+		return cli_usage(ctx, "the device name is empty");
+	rc = parley_device_add(c, key, argc == 3 ? argv[2] : NULL, &id);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	/* Only the id, so scripts can capture it: id=$(parley devices add "$KEY" phone) */
+	printf("%u\n", (unsigned)id);
+	return CLI_EXIT_OK;
+}
+
+static int devices_remove(cli_ctx *ctx, parley_client *c, int argc, char **argv)
+{
+	uint32_t id;
+	parley_err rc;
+
+	if (argc != 2)
+		return cli_usage(ctx, argc < 2 ? "missing ID" : "too many arguments");
+	if (cli_parse_device_id(argv[1], &id) != 0)
+		return cli_usage(ctx, "ID must be a positive integer, got '%s'", argv[1]);
+	rc = parley_device_remove(c, id);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	printf("removed device %u\n", (unsigned)id);
+	return CLI_EXIT_OK;
+}
+
+int cmd_devices(cli_ctx *ctx, int argc, char **argv)
+{
+	parley_client *c;
+
+	if (argc >= 2 && strcmp(argv[1], "add") == 0) {
+		ctx->command = "devices add";
+		if (argc >= 3 && cli_is_help(argv[2]))
+			return cli_print_command_help("devices");
+	} else if (argc >= 2 && strcmp(argv[1], "remove") == 0) {
+		ctx->command = "devices remove";
+		if (argc >= 3 && cli_is_help(argv[2]))
+			return cli_print_command_help("devices");
+	} else if (argc >= 2) {
+		return cli_usage(ctx, "unknown subcommand '%s' (expected add or remove)", argv[1]);
+	}
+	c = cli_client(ctx);
+	if (c == NULL)
+		return CLI_EXIT_ERROR;
+	if (argc == 1)
+		return devices_list(ctx, c);
+	if (strcmp(argv[1], "add") == 0)
+		return devices_add(ctx, c, argc - 1, argv + 1);
+	return devices_remove(ctx, c, argc - 1, argv + 1);
+}

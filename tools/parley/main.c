@@ -1,0 +1,273 @@
+/* parley — command-line client. Global options, the command table and shared helpers. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+	{"register", cmd_register, "HANDLE [--device-name NAME]", "create an account with this device",
+	 "Creates the account HANDLE on the server with this device as its first device, and saves it in\n"
+	 "the state directory. The device name defaults to \"primary\".\n"
+	 "Fails if this device already has an account."},
+	{"devices", cmd_devices, "[add PUBKEY_BASE64 [NAME] | remove ID]", "list, add or remove devices",
+	 "parley devices               list the account's devices: id, added, last seen (UTC), name;\n"
+	 "                             '*' marks this device\n"
+	 "parley devices add KEY [NAME]  add the device whose public key (base64, from `parley device-key`\n"
+	 "                             on that device) is KEY; prints the new device id\n"
+	 "parley devices remove ID     remove device ID from the account"},
+	{"device-key", cmd_device_key, "", "print this device's public key (base64)",
+	 "Prints this device's Ed25519 public key in base64, creating the key on first use. Give it to a\n"
+	 "device of the account (`parley devices add KEY`), then run `parley link HANDLE ID` here."},
+	{"link", cmd_link, "HANDLE DEVICE_ID", "join an account whose device added this one",
+	 "Authenticates for the first time as device DEVICE_ID of HANDLE (another device added this\n"
+	 "device's key with `parley devices add`) and saves the account."},
+	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
+	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
+	{"help", NULL, "[COMMAND]", "show help for parley or one command", "Shows the help of COMMAND."},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: parley [--server URL] [--home DIR] [--ca-file FILE] [--timeout MS] COMMAND [ARGS]\n"
+		   "\n"
+		   "Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n"
+		   "Options:\n"
+		   "  --server URL    server WebSocket URL (ws:// or wss://); env PARLEY_SERVER; default: the\n"
+		   "                  server this device registered with, else " PARLEY_DEFAULT_SERVER_URL "\n"
+		   "  --home DIR      state directory; env PARLEY_HOME; default $XDG_DATA_HOME/parley or\n"
+		   "                  ~/.local/share/parley\n"
+		   "  --ca-file FILE  CA certificates (PEM) for wss:// servers\n"
+		   "  --timeout MS    connect and request timeout in milliseconds (default 10000)\n"
+		   "  -h, --help      show this help;  -V, --version  show the version\n"
+		   "\n"
+		   "Run 'parley help COMMAND' for a command's help.\n"
+		   "\n"
+		   "Exit status: 0 success, 1 error (network, server refusal, local state), 2 usage error.\n");
+}
+
+int cli_print_command_help(const char *name)
+{
+	size_t i;
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			printf("usage: parley %s %s\n\n%s\n", commands[i].name, commands[i].usage, commands[i].help);
+			return CLI_EXIT_OK;
+		}
+	}
+	fprintf(stderr, "parley: help: unknown command '%s'\n", name);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+parley_client *cli_client(cli_ctx *ctx)
+{
+	parley_err rc;
+
+	if (ctx->client != NULL)
+		return ctx->client;
+	rc = parley_client_new(&ctx->opts, &ctx->client);
+	if (rc != PARLEY_OK) {
+		fprintf(stderr, "parley: %s: %s (%s)\n", ctx->command, parley_strerror(rc), parley_errname(rc));
+		return NULL;
+	}
+	return ctx->client;
+}
+
+int cli_fail(cli_ctx *ctx, parley_err err)
+{
+	const char *detail = ctx->client != NULL ? parley_client_errmsg(ctx->client) : "";
+	const char *msg = parley_strerror(err);
+
+	/* The detail repeats the message when the server sent parley_strerror(status) itself. */
+	if (detail[0] != '\0' && strcmp(detail, msg) != 0)
+		fprintf(stderr, "parley: %s: %s (%s): %s\n", ctx->command, msg, parley_errname(err), detail);
+	else
+		fprintf(stderr, "parley: %s: %s (%s)\n", ctx->command, msg, parley_errname(err));
+	return CLI_EXIT_ERROR;
+}
+
+int cli_usage(cli_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "parley: %s: ", ctx->command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	/* "devices add" -> help of "devices" */
+	fprintf(stderr, "\nTry 'parley help %.*s'.\n", (int)strcspn(ctx->command, " "), ctx->command);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_parse_device_id(const char *s, uint32_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES])
+{
+	static const int variants[] = {sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+				       sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+	size_t i, len;
+	const char *end;
+
+	for (i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+		if (sodium_base642bin(out, PARLEY_DEVICE_KEY_BYTES, s, strlen(s), NULL, &len, &end, variants[i]) == 0 &&
+		    *end == '\0' && len == PARLEY_DEVICE_KEY_BYTES)
+			return 0;
+	}
+	return -1;
+}
+
+void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen)
+{
+	sodium_bin2base64(out, outlen, key, PARLEY_DEVICE_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
+}
+
+void cli_print_safe(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
+	}
+}
+
+static const cli_command *find_command(const char *name)
+{
+	size_t i;
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static int parse_timeout(const char *s, unsigned *out)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 600000)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"server", required_argument, NULL, 's'}, {"home", required_argument, NULL, 'H'},
+		{"ca-file", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	cli_ctx ctx;
+	const cli_command *cmd;
+	const char *env;
+	unsigned timeout;
+	int opt, rc;
+
+	/* A server that drops the connection must be an error code, not a SIGPIPE death. */
+	signal(SIGPIPE, SIG_IGN);
+	memset(&ctx, 0, sizeof(ctx));
+	parley_client_options_init(&ctx.opts);
+	ctx.command = "parley";
+	env = getenv("PARLEY_SERVER");
+	if (env != NULL && env[0] != '\0')
+		ctx.opts.server_url = env;
+	env = getenv("PARLEY_HOME");
+	if (env != NULL && env[0] != '\0')
+		ctx.opts.state_dir = env;
+	opterr = 0;
+	/* '+': stop at the command name; everything after it belongs to the command. */
+	while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			ctx.opts.server_url = optarg;
+			break;
+		case 'H':
+			ctx.opts.state_dir = optarg;
+			break;
+		case 'c':
+			ctx.opts.ca_file = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &timeout) != 0) {
+				fprintf(stderr, "parley: --timeout: expected milliseconds, 1 to 600000\n");
+				return CLI_EXIT_USAGE;
+			}
+			ctx.opts.connect_timeout_ms = ctx.opts.request_timeout_ms = timeout;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return CLI_EXIT_OK;
+		case 'V':
+			printf("parley %s (libparley %s)\n", PARLEY_VERSION_STRING, parley_version());
+			return CLI_EXIT_OK;
+		default:
+			fprintf(stderr, "parley: unknown or incomplete option '%s'\n", argv[optind - 1]);
+			print_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		print_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (ctx.opts.server_url != NULL && strncmp(ctx.opts.server_url, "ws://", 5) != 0 &&
+	    strncmp(ctx.opts.server_url, "wss://", 6) != 0) {
+		fprintf(stderr, "parley: server URL must start with ws:// or wss:// (got '%s')\n", ctx.opts.server_url);
+		return CLI_EXIT_USAGE;
+	}
+	cmd = find_command(argv[optind]);
+	if (cmd == NULL) {
+		fprintf(stderr, "parley: unknown command '%s'\nTry 'parley --help'.\n", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	if (cmd->run == NULL) { /* help */
+		if (optind + 1 < argc)
+			return cli_print_command_help(argv[optind + 1]);
+		print_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (optind + 1 < argc && cli_is_help(argv[optind + 1]))
+		return cli_print_command_help(cmd->name);
+	ctx.command = cmd->name;
+	rc = cmd->run(&ctx, argc - optind, argv + optind);
+	parley_client_free(ctx.client);
+	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
+		fprintf(stderr, "parley: %s: cannot write output\n", ctx.command);
+		rc = CLI_EXIT_ERROR;
+	}
+	return rc;
+}
