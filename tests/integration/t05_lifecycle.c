@@ -62,13 +62,13 @@ static void sighup_reload(void)
 	char path[400];
 	snprintf(path, sizeof path, "%s/parleyd.conf", s.dir);
 	FILE *f = fopen(path, "w");
-	fputs("log_level debug\nport 1\n", f); /* port needs a restart: reported, not applied */
+	fputs("log_level debug\nworkers 2\n", f); /* workers need a restart: reported, not applied */
 	fclose(f);
 	IT_EQ(srv_signal(&s, SIGHUP), 0);
 	usleep(300000);
 	char *log = srv_log(&s);
 	IT_CHECK(log && strstr(log, "configuration reloaded") != NULL);
-	IT_CHECK(log && strstr(log, "need a restart") != NULL && strstr(log, "port") != NULL);
+	IT_CHECK(log && strstr(log, "need a restart") != NULL && strstr(log, "workers") != NULL);
 	free(log);
 	IT_CHECK(server_alive(s.port));
 
@@ -130,17 +130,15 @@ static void json_logs(void)
 
 int main(void)
 {
-	char conf[64];
 	srv_start(&s, NULL);
 	/* restart with a config file so SIGHUP has something to re-read */
 	IT_EQ(srv_stop(&s), 0);
-	snprintf(conf, sizeof conf, "--config=%s/parleyd.conf", s.dir);
 	char path[400];
 	snprintf(path, sizeof path, "%s/parleyd.conf", s.dir);
 	FILE *f = fopen(path, "w");
 	fputs("max_output_bytes 65536\n", f);
 	fclose(f);
-	snprintf(s.extra[s.nextra++], sizeof s.extra[0], "%s", conf);
+	snprintf(s.extra[s.nextra++], sizeof s.extra[0], "--config=%.120s/parleyd.conf", s.dir);
 	snprintf(s.extra[s.nextra++], sizeof s.extra[0], "--max_output_bytes=65536");
 	srv_restart(&s);
 	IT_RUN(slow_client);
