@@ -49,7 +49,10 @@ int sig__msg_decode(sig_msg *m, const uint8_t *buf, size_t len)
 		return rc;
 	m->previous_counter = 0;
 	pb__reader_init(&r, buf + 1, len - 1 - SIG_MAC_LEN);
-	while ((more = pb__next(&r, &f)) == 1) {
+	for (;;) {
+		more = pb__next(&r, &f);
+		if (more != 1)
+			break;
 		switch (f.num) {
 		case 1:
 			rc = key_field(m->ratchet_key, &f);
@@ -99,7 +102,10 @@ int sig__prekey_msg_decode(sig_prekey_msg *m, const uint8_t *buf, size_t len)
 	m->prekey_id = 0;
 	m->registration_id = 0;
 	pb__reader_init(&r, buf + 1, len - 1);
-	while ((more = pb__next(&r, &f)) == 1) {
+	for (;;) {
+		more = pb__next(&r, &f);
+		if (more != 1)
+			break;
 		switch (f.num) {
 		case 1:
 			rc = u32_field(&m->prekey_id, &f);

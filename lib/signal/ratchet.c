@@ -348,7 +348,7 @@ static int walk_chain(const sig_chain *c, uint32_t counter, pending_step *p, uin
 	return PARLEY_OK;
 }
 
-static int prepare(const sig_state *st, const sig_msg *m, pending_step *p, uint8_t seed[32], const sig_chain **chain_out)
+static int prepare(const sig_state *st, const sig_msg *m, pending_step *p, uint8_t seed[32])
 {
 	const sig_chain *c;
 	int idx = find_chain(st, m->ratchet_key);
@@ -371,10 +371,10 @@ static int prepare(const sig_state *st, const sig_msg *m, pending_step *p, uint8
 	} else {
 		c = &st->recv[idx];
 	}
-	*chain_out = c;
 	if (m->counter < c->index) {
 		/* an old message: only a stored skipped key can decrypt it, and only once */
-		for (uint32_t i = c->n_skipped; i-- > 0;) {
+		for (uint32_t k = 0; k < c->n_skipped; k++) {
+			uint32_t i = c->n_skipped - 1 - k; /* newest first: late messages are usually recent */
 			if (c->skipped[i].index == m->counter) {
 				memcpy(seed, c->skipped[i].seed, 32);
 				p->from_skipped = 1;
@@ -423,7 +423,6 @@ int sig__state_decrypt(sig_state *st, const sig_msg *m, uint8_t *out, size_t cap
 	pending_step p;
 	uint8_t seed[32], mac[SIG_MAC_LEN];
 	sig_msg_keys k;
-	const sig_chain *c = NULL;
 	int rc;
 
 	memset(&p, 0, sizeof(p));
@@ -431,7 +430,7 @@ int sig__state_decrypt(sig_state *st, const sig_msg *m, uint8_t *out, size_t cap
 		return PARLEY_E_INVALID_MESSAGE;
 	if (m->version != st->version)
 		return PARLEY_E_BAD_VERSION;
-	rc = prepare(st, m, &p, seed, &c);
+	rc = prepare(st, m, &p, seed);
 	if (rc != PARLEY_OK)
 		goto out;
 	rc = sig__message_keys(&k, seed);
@@ -457,7 +456,6 @@ int sig__state_decrypt(sig_state *st, const sig_msg *m, uint8_t *out, size_t cap
 	}
 	commit(st, &p, m);
 out:
-	(void)c;
 	crypto__wipe(seed, sizeof(seed));
 	crypto__wipe(&k, sizeof(k));
 	pending_clear(&p);
