@@ -290,12 +290,17 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 
 static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch)
 {
-	if (c->conn != CONN_WAIT_CHALLENGE || ch->nonce.len != WIRE_NONCE_LEN) {
-		client__set_err(c, "server sent an unexpected challenge");
+	if (ch->nonce.len != WIRE_NONCE_LEN) {
+		client__set_err(c, "server sent a malformed challenge");
 		session_fail(c, PARLEY_E_PROTO_MALFORMED);
 		return;
 	}
+	/* The server issues a fresh challenge after every failed register/auth attempt (the old nonce
+	 * is spent), possibly before the failure response itself: keep it, but only a connection that
+	 * was waiting for its first challenge moves on. */
 	memcpy(c->nonce, ch->nonce.data, WIRE_NONCE_LEN);
+	if (c->conn != CONN_WAIT_CHALLENGE)
+		return;
 	c->conn = CONN_CHALLENGED;
 	pump(c);
 }
