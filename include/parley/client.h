@@ -153,6 +153,7 @@ PARLEY_EXPORT parley_err parley_devices_list_start(parley_client *client, parley
 PARLEY_EXPORT parley_err parley_device_add_start(parley_client *client,
 						 const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
 						 parley_device_id_cb cb, void *user);
+/* Removing this device itself also forgets the saved account (the device key is kept). */
 PARLEY_EXPORT parley_err parley_device_remove_start(parley_client *client, uint32_t device_id,
 						    parley_done_cb cb, void *user);
 

@@ -90,6 +90,7 @@ struct parley_client {
 	client_conn_state conn;
 	char conn_url[PARLEY_URL_MAX + 1];
 	uint8_t nonce[WIRE_NONCE_LEN];
+	int fresh_nonce;        /* a new challenge arrived while a register/link attempt was in flight */
 	uint64_t conn_deadline; /* connect + challenge + auth must finish by then; 0 = none */
 	uint64_t auth_id;       /* id of our own AuthRequest while CONN_AUTHENTICATING with no op */
 	uint64_t next_id;

@@ -314,6 +314,12 @@ void client__op_complete(parley_client *c, client_op *op, int status, const Parl
 			break;
 		case OP_REMOVE_DEVICE:
 			status = expect_body(c, r, PARLEY__WIRE__RESPONSE__BODY_REMOVE_DEVICE);
+			/* This device removed itself: the saved account no longer works (the server closes
+			 * the connection next), so forget it and let the device register or link again. */
+			if (status == PARLEY_OK && c->have_account && op->device_id == c->account.device_id) {
+				status = client__state_forget_account(c->state, c->errmsg, sizeof(c->errmsg));
+				c->have_account = 0;
+			}
 			break;
 		}
 	}

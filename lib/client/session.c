@@ -5,8 +5,9 @@
  *   CHALLENGED + queued other op       -> send AuthRequest (signed nonce) -> AUTHENTICATING
  *   AUTHENTICATING --success--> READY (queued ops are sent) / --failure--> ops fail, connection closed
  *
- * Why register/link close the connection when they fail: the challenge nonce is single use, so the
- * only way to a fresh one is a fresh connection.
+ * The challenge nonce is single use: when a register/auth attempt fails, parleyd pushes a fresh
+ * challenge before the error response (docs/protocol.md §5) and the connection goes back to CHALLENGED;
+ * without that push the connection is closed, since only a new connection would bring a new nonce.
  *
  * Every transition runs from the loop (transport callbacks, timers, the 0 ms kick timer), never from
  * inside a *_start() call, so a user callback never runs before *_start() has returned.
@@ -211,12 +212,16 @@ static void pump(parley_client *c)
 		break;
 	case CONN_CHALLENGED:
 		if (c->queued->kind == OP_REGISTER || c->queued->kind == OP_LINK) {
+			/* From here the op's own request deadline bounds the wait. */
 			c->conn = CONN_AUTHENTICATING;
+			c->conn_deadline = 0;
+			c->fresh_nonce = 0;
 			rc = send_op(c, c->queued);
 			if (rc != PARLEY_OK)
 				close_transport(c); /* nonce spent or unusable: next op needs a new connection */
 			break;
 		}
+		c->fresh_nonce = 0;
 		rc = client__load_account(c);
 		if (rc == PARLEY_OK)
 			rc = send_auth(c);
@@ -288,19 +293,21 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 	arm_timer(c);
 }
 
+/* The first challenge of a connection, or the fresh one the server pushes *before* the error response
+ * of a register/auth attempt that failed (docs/protocol.md §5): keep it, the response comes next. */
 static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch)
 {
-	if (ch->nonce.len != WIRE_NONCE_LEN) {
-		client__set_err(c, "server sent a malformed challenge");
+	if (ch->nonce.len != WIRE_NONCE_LEN ||
+	    (c->conn != CONN_WAIT_CHALLENGE && c->conn != CONN_AUTHENTICATING)) {
+		client__set_err(c, "server sent an unexpected challenge");
 		session_fail(c, PARLEY_E_PROTO_MALFORMED);
 		return;
 	}
-	/* The server issues a fresh challenge after every failed register/auth attempt (the old nonce
-	 * is spent), possibly before the failure response itself: keep it, but only a connection that
-	 * was waiting for its first challenge moves on. */
 	memcpy(c->nonce, ch->nonce.data, WIRE_NONCE_LEN);
-	if (c->conn != CONN_WAIT_CHALLENGE)
+	if (c->conn == CONN_AUTHENTICATING) {
+		c->fresh_nonce = 1;
 		return;
+	}
 	c->conn = CONN_CHALLENGED;
 	pump(c);
 }
@@ -308,6 +315,7 @@ static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch
 static void handle_auth_response(parley_client *c, const Parley__Wire__Response *r)
 {
 	c->auth_id = 0;
+	c->fresh_nonce = 0;
 	if (r->status != PARLEY_OK) {
 		client__set_err(c, "authentication as %s device %u refused: %s", c->account.handle,
 				(unsigned)c->account.device_id, r->message != NULL ? r->message : "");
@@ -339,12 +347,13 @@ static void handle_response(parley_client *c, const Parley__Wire__Response *r)
 	*pp = op->next;
 	was_auth = op->kind == OP_REGISTER || op->kind == OP_LINK;
 	if (was_auth) {
-		if (r->status == PARLEY_OK) {
+		if (r->status == PARLEY_OK)
 			c->conn = CONN_READY;
-			c->conn_deadline = 0;
-		} else {
-			close_transport(c);
-		}
+		else if (c->fresh_nonce)
+			c->conn = CONN_CHALLENGED; /* the server already sent the nonce for a retry */
+		else
+			close_transport(c); /* nonce spent: only a new connection brings a new one */
+		c->fresh_nonce = 0;
 	}
 	if (r->status != PARLEY_OK)
 		client__set_err(c, "%s", r->message != NULL ? r->message : "");

@@ -481,3 +481,14 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 	sqlite3_finalize(st);
 	return rc;
 }
+
+int client__state_forget_account(client_state *s, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, "DELETE FROM account", NULL, NULL, &msg) != SQLITE_OK) {
+		set_err(err, errlen, "cannot forget account: %s", msg != NULL ? msg : "sqlite error");
+		sqlite3_free(msg);
+		return PARLEY_E_STORE;
+	}
+	return PARLEY_OK;
+}

@@ -62,6 +62,10 @@ int client__state_account(client_state *s, client_account *out, char *err, size_
 /* Saves the account if none is saved yet (one transaction). PARLEY_E_STATE if one already exists. */
 int client__state_save_account(client_state *s, const client_account *a, char *err, size_t errlen);
 
+/* Deletes the saved account (this device was removed from it); the device key stays, so the device can
+ * be added again or register anew. */
+int client__state_forget_account(client_state *s, char *err, size_t errlen);
+
 /* Checks that an existing file is a regular file owned by us with no group/other permission bits.
  * PARLEY_OK, PARLEY_E_PERM (with detail), PARLEY_E_IO. A missing file is PARLEY_E_NOT_FOUND. */
 int client__check_private_file(const char *path, char *err, size_t errlen);

@@ -16,7 +16,7 @@
 #include "net/server.h"
 #include "wire/wire.h"
 
-enum { MODE_NORMAL, MODE_SILENT_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE };
+enum { MODE_NORMAL, MODE_SILENT_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE, MODE_NO_RECHALLENGE };
 
 static atomic_int mode;
 static char root[256];
@@ -54,17 +54,33 @@ static void send_status(net_conn *c, uint64_t id, int status)
 	dynbuf__free(&out);
 }
 
-static void fake_open(void *ctx, net_conn *c)
+static void push_challenge(net_conn *c, fake_conn *fc)
 {
-	fake_conn *fc = calloc(1, sizeof(*fc));
 	dynbuf out;
 
 	randombytes_buf(fc->nonce, sizeof(fc->nonce));
-	net__conn_set_data(c, fc);
 	dynbuf__init(&out, WIRE_DEFAULT_MAX_FRAME);
 	if (wire__encode_challenge(fc->nonce, 1, &out) == PARLEY_OK)
 		net__conn_send(c, out.data, out.len);
 	dynbuf__free(&out);
+}
+
+static void fake_open(void *ctx, net_conn *c)
+{
+	fake_conn *fc = calloc(1, sizeof(*fc));
+	net__conn_set_data(c, fc);
+	push_challenge(c, fc);
+}
+
+/* A failed register/auth: like parleyd, a fresh challenge goes out before the error (protocol §5);
+ * MODE_NO_RECHALLENGE plays a server that does not, so the client must reconnect. */
+static void auth_failed(net_conn *c, fake_conn *fc, uint64_t id, int status)
+{
+	if (atomic_load(&mode) == MODE_NO_RECHALLENGE)
+		memset(fc->nonce, 0, sizeof(fc->nonce));
+	else
+		push_challenge(c, fc);
+	send_status(c, id, status);
 }
 
 static void fake_close(void *ctx, net_conn *c)
@@ -90,11 +106,11 @@ static void do_register(net_conn *c, fake_conn *fc, uint64_t id, const Parley__W
 	     verify(r->signature.data, r->signature.len, &msg, r->device_key.data);
 	dynbuf__free(&msg);
 	if (!ok) {
-		send_status(c, id, PARLEY_E_BAD_SIGNATURE);
+		auth_failed(c, fc, id, PARLEY_E_BAD_SIGNATURE);
 		return;
 	}
 	if (strcmp(r->handle, "taken") == 0 || account_handle[0] != '\0') {
-		send_status(c, id, PARLEY_E_HANDLE_TAKEN);
+		auth_failed(c, fc, id, PARLEY_E_HANDLE_TAKEN);
 		return;
 	}
 	snprintf(account_handle, sizeof(account_handle), "%s", r->handle);
@@ -118,9 +134,10 @@ static void do_auth(net_conn *c, fake_conn *fc, uint64_t id, const Parley__Wire_
 	dynbuf msg;
 	int ok;
 
+	/* unknown device and bad signature look the same (protocol §5.2) */
 	if (strcmp(r->handle, account_handle) != 0 || r->device_id == 0 || r->device_id > 8 ||
 	    !devices[r->device_id - 1].present) {
-		send_status(c, id, PARLEY_E_NO_SUCH_DEVICE);
+		auth_failed(c, fc, id, PARLEY_E_BAD_SIGNATURE);
 		return;
 	}
 	dynbuf__init(&msg, 4096);
@@ -128,7 +145,7 @@ static void do_auth(net_conn *c, fake_conn *fc, uint64_t id, const Parley__Wire_
 	     verify(r->signature.data, r->signature.len, &msg, devices[r->device_id - 1].key);
 	dynbuf__free(&msg);
 	if (!ok) {
-		send_status(c, id, PARLEY_E_BAD_SIGNATURE);
+		auth_failed(c, fc, id, PARLEY_E_BAD_SIGNATURE);
 		return;
 	}
 	fc->authed_device = r->device_id;
@@ -274,7 +291,13 @@ static void test_register_and_devices(void)
 
 	TEST_EQ_INT(parley_register(a, "taken", NULL), PARLEY_E_HANDLE_TAKEN);
 	TEST_EQ_INT(parley_identity(a, handle, sizeof(handle), NULL, NULL), PARLEY_E_NO_IDENTITY);
-	/* after a refusal the next attempt uses a new connection (the nonce was spent) */
+	/* a server that sends no fresh challenge after a refusal: the client reconnects for the next try */
+	atomic_store(&mode, MODE_NO_RECHALLENGE);
+	TEST_EQ_INT(parley_register(a, "taken", NULL), PARLEY_E_HANDLE_TAKEN);
+	TEST_EQ_INT(parley_register(a, "taken", NULL), PARLEY_E_HANDLE_TAKEN);
+	atomic_store(&mode, MODE_NORMAL);
+	/* after a refusal the next attempt signs the fresh challenge pushed on the same connection */
+	TEST_EQ_INT(parley_register(a, "taken", NULL), PARLEY_E_HANDLE_TAKEN);
 	TEST_EQ_INT(parley_register(a, "alice", "desk"), PARLEY_OK);
 	TEST_EQ_INT(parley_identity(a, handle, sizeof(handle), &account, &dev), PARLEY_OK);
 	TEST_EQ_STR(handle, "alice");
@@ -297,7 +320,7 @@ static void test_register_and_devices(void)
 	TEST_EQ_INT(new_id, 2);
 
 	/* the second device links, then sees both with itself marked */
-	TEST_EQ_INT(parley_link(b, "alice", 3), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(parley_link(b, "alice", 3), PARLEY_E_BAD_SIGNATURE);
 	TEST_EQ_INT(parley_link(b, "alice", 2), PARLEY_OK);
 	TEST_EQ_INT(parley_identity(b, handle, sizeof(handle), &account, &dev), PARLEY_OK);
 	TEST_EQ_INT(dev, 2);
@@ -313,8 +336,17 @@ static void test_register_and_devices(void)
 	TEST_EQ_INT(parley_device_remove(a, 2), PARLEY_OK);
 	TEST_EQ_INT(parley_device_remove(a, 2), PARLEY_E_NO_SUCH_DEVICE);
 	parley_client_disconnect(b);
-	TEST_EQ_INT(parley_devices_list(b, &l), PARLEY_E_NO_SUCH_DEVICE);
+	TEST_EQ_INT(parley_devices_list(b, &l), PARLEY_E_BAD_SIGNATURE);
 	TEST_CHECK(l == NULL);
+	parley_client_free(b);
+
+	/* a device that removes itself forgets its account, keeps its key, and can link again */
+	b = client_in("c", 5000);
+	TEST_EQ_INT(parley_device_public_key(b, kb), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add(a, kb, "phone", &new_id), PARLEY_OK);
+	TEST_EQ_INT(parley_link(b, "alice", new_id), PARLEY_OK);
+	TEST_EQ_INT(parley_device_remove(b, new_id), PARLEY_OK);
+	TEST_EQ_INT(parley_identity(b, handle, sizeof(handle), NULL, NULL), PARLEY_E_NO_IDENTITY);
 	parley_client_free(b);
 
 	/* the state survives the client: a new instance authenticates with the stored key */
