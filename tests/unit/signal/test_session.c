@@ -354,6 +354,31 @@ static void test_bundle_errors(void)
 	party_free(&b);
 }
 
+/* A late message stays decryptable while its chain is among the newest 5 receiving chains. */
+static void test_receiver_chain_limit(void)
+{
+	for (int steps = 4; steps <= 5; steps++) {
+		party a, b;
+		wire_msg late, w;
+		setup_pair(&a, &b);
+		TEST_EQ_INT(send_msg(&b, &a, "r", &w), PARLEY_OK);
+		TEST_EQ_INT(recv_msg(&a, &b, &w), PARLEY_OK);
+		TEST_EQ_INT(send_msg(&a, &b, "late", &late), PARLEY_OK);
+		TEST_EQ_INT(send_msg(&a, &b, "on time", &w), PARLEY_OK);
+		TEST_EQ_INT(recv_msg(&b, &a, &w), PARLEY_OK); /* Bob's receiving chain #2 (the first is Alice's X3DH chain) */
+		for (int i = 0; i < steps; i++) {
+			TEST_EQ_INT(send_msg(&b, &a, "ping", &w), PARLEY_OK);
+			TEST_EQ_INT(recv_msg(&a, &b, &w), PARLEY_OK);
+			TEST_EQ_INT(send_msg(&a, &b, "pong", &w), PARLEY_OK);
+			TEST_EQ_INT(recv_msg(&b, &a, &w), PARLEY_OK);
+		}
+		/* after 4 more chains the late message's chain is one of 5 kept; after 5 it was dropped */
+		TEST_EQ_INT(recv_msg(&b, &a, &late), steps == 4 ? PARLEY_OK : PARLEY_E_BAD_MAC);
+		party_free(&a);
+		party_free(&b);
+	}
+}
+
 /* Both start a session at the same time: each side ends up with two states and must still talk. */
 static void test_simultaneous_initiate(void)
 {
@@ -451,6 +476,7 @@ int main(void)
 	TEST_RUN(test_identity_change);
 	TEST_RUN(test_bundle_errors);
 	TEST_RUN(test_simultaneous_initiate);
+	TEST_RUN(test_receiver_chain_limit);
 	TEST_RUN(test_alloc_failures);
 	TEST_EXIT();
 }
