@@ -187,8 +187,12 @@ static void close_device_sessions(struct worker *w, uint64_t account, uint32_t d
 {
 	for (struct session *s = w->sessions; s != NULL; s = s->next)
 		if (s != keep && s->acct.authenticated && s->acct.account_id == account &&
-		    s->acct.device_id == device)
+		    s->acct.device_id == device) {
+			log_info(MODULE, "closing %s (worker %d): device %u of account %llu was removed",
+				 net__conn_peer(s->conn), net__conn_worker(s->conn), device,
+				 (unsigned long long)account);
 			net__conn_close(s->conn, 1008, "device removed");
+		}
 }
 
 static void post_kick(dispatch *d, struct worker *self, uint64_t account, uint32_t device)

@@ -11,6 +11,7 @@
 #include <parley/error.h>
 
 #include "core/dispatch.h"
+#include "core/metrics.h"
 #include "net/server.h"
 #include "test.h"
 #include "transport/transport.h"
@@ -250,8 +251,16 @@ static void test_dispatch(void)
 	send_req(&a, &ra);
 	resp = next_response(&a, 7);
 	TEST_CHECK(resp && resp->status == 0 && resp->add_device->device_id == 2);
+	/* several connections of device 2, so that both loop threads are likely to hold one (the
+	 * kernel spreads SO_REUSEPORT accepts by hash): removal must close them all */
+	struct cli extra[4];
+	for (int i = 0; i < 4; i++) {
+		cli_connect(&extra[i]);
+		TEST_EQ_INT(req_auth(&extra[i], 1, "zed", 2, sk2), PARLEY_OK);
+	}
 	cli_connect(&d2);
 	TEST_EQ_INT(req_auth(&d2, 1, "zed", 2, sk2), PARLEY_OK);
+	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_AUTHENTICATED), 6); /* a, extra[4], d2 */
 	Parley__Wire__RemoveDeviceRequest rd = PARLEY__WIRE__REMOVE_DEVICE_REQUEST__INIT;
 	Parley__Wire__Request rr = PARLEY__WIRE__REQUEST__INIT;
 	rd.device_id = 2;
@@ -261,10 +270,16 @@ static void test_dispatch(void)
 	send_req(&a, &rr);
 	resp = next_response(&a, 8);
 	TEST_EQ_INT(resp ? (int)resp->status : -1, PARLEY_OK);
-	RUN_UNTIL(d2.closed);
+	RUN_UNTIL(d2.closed && extra[0].closed && extra[1].closed && extra[2].closed && extra[3].closed);
 	TEST_CHECK(d2.closed);
 	TEST_EQ_INT(d2.code, 1008);
+	for (int i = 0; i < 4; i++) {
+		TEST_EQ_INT(extra[i].code, 1008);
+		cli_free(&extra[i]);
+	}
 	cli_free(&d2);
+	/* the account's own device is untouched */
+	TEST_CHECK(!a.closed);
 	cli_free(&a);
 }
 
@@ -303,6 +318,8 @@ int main(void)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	net__server_drain(ns, 1000);
+	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_OPEN), 0);
+	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_AUTHENTICATED), 0);
 	net__server_free(ns);
 	dispatch__free(d);
 	store__close(st);
