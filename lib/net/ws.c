@@ -286,8 +286,11 @@ static void flush(ws_session *s)
 {
 	if (s->in_recv)
 		return;
-	/* WOULDBLOCK (output full) is normal; other failures surface through the session state */
-	(void)wslay_event_send(s->ctx);
+	/* WOULDBLOCK (output full) is handled inside wslay and returns 0. Anything else means a frame may
+	 * be half written: the session cannot continue, and the socket layer must drop the connection. */
+	int r = wslay_event_send(s->ctx);
+	if (r != 0 && s->err == PARLEY_OK)
+		s->err = r == WSLAY_ERR_NOMEM || r == WSLAY_ERR_CALLBACK_FAILURE ? PARLEY_E_NOMEM : PARLEY_E_INTERNAL;
 }
 
 int ws__session_new(ws_session **out, enum ws_role role, const ws_config *cfg, const ws_callbacks *cb)
@@ -400,7 +403,7 @@ static int queue(ws_session *s, uint8_t opcode, const uint8_t *buf, size_t len)
 	if (r != 0)
 		return PARLEY_E_INVAL;
 	flush(s);
-	return PARLEY_OK;
+	return s->err;
 }
 
 int ws__send_binary(ws_session *s, const uint8_t *buf, size_t len)

@@ -28,6 +28,7 @@ typedef struct write_req {
 static void conn_close(net_conn *c, int hard);
 static void conn_flush(net_conn *c);
 static void on_timer(uv_timer_t *t);
+static void flush_tls(net_conn *c);
 
 static uint64_t now_ms(net_conn *c)
 {
@@ -106,6 +107,14 @@ static void conn_close(net_conn *c, int hard)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	if (!hard && c->tls != NULL && !c->tls_shutdown_sent) {
+		/* close_notify, so the peer can tell our close from a truncation attack */
+		c->tls_shutdown_sent = 1;
+		tls__shutdown(c->tls);
+		flush_tls(c);
+		if (c->state == CONN_CLOSED)
+			return;
+	}
 	if (!hard && (c->write_pending > 0 || (c->tls != NULL && tls__pending_output(c->tls) > 0))) {
 		/* let the last bytes (error page, close frame) reach the peer first */
 		c->close_after_flush = 1;
@@ -230,8 +239,11 @@ int net__conn_send(net_conn *c, const uint8_t *buf, size_t len)
 		return PARLEY_E_SLOW_CONSUMER;
 	}
 	rc = ws__send_binary(c->ws, buf, len);
-	if (rc != PARLEY_OK)
+	if (rc != PARLEY_OK) {
+		if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_INTERNAL)
+			conn_close(c, 1); /* the session may hold half a frame: it cannot continue */
 		return rc;
+	}
 	metrics__inc(METRIC_FRAMES_OUT);
 	conn_flush(c);
 	return PARLEY_OK;
@@ -373,7 +385,10 @@ static void feed_ws(net_conn *c, const uint8_t *buf, size_t len)
 	net__conn_ref(c);
 	int rc = ws__feed(c->ws, buf, len);
 	c->in_dispatch = 0;
-	if (rc != PARLEY_OK && rc != PARLEY_E_UNSUPPORTED) {
+	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_INTERNAL) {
+		log_warn("net", "conn %llu %s: %s, dropping", (unsigned long long)c->id, c->peer, parley_errname(rc));
+		conn_close(c, 1);
+	} else if (rc != PARLEY_OK && rc != PARLEY_E_UNSUPPORTED) {
 		metrics__inc(METRIC_PROTOCOL_ERRORS);
 		log_debug("net", "conn %llu %s: websocket error %s", (unsigned long long)c->id, c->peer,
 			  parley_errname(rc));

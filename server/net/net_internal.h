@@ -38,6 +38,7 @@ struct net_conn {
 	int opened;      /* on_open was called: on_close is owed */
 	int hard_closing;
 	int close_after_flush;
+	int tls_shutdown_sent;
 	size_t write_pending; /* bytes handed to uv_write and not yet completed */
 	uint64_t last_rx_ms;
 	int in_dispatch; /* inside ws__feed: sends only queue, the caller flushes */

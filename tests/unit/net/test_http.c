@@ -5,6 +5,7 @@
 #include <http_parser.h>
 #include <parley/error.h>
 
+#include "common/alloc.h"
 #include "common/dynbuf.h"
 #include "net/http.h"
 #include "test.h"
@@ -326,6 +327,31 @@ static void test_responses(void)
 	TEST_CHECK(!http__token_list_has(NULL, "upgrade"));
 }
 
+/* Every allocation failing in turn: always a clean NOMEM (or success), never a crash or a leak (ASan). */
+static void test_alloc_failures(void)
+{
+	size_t len = strlen(good_upgrade);
+	int saw_nomem = 0, saw_ok = 0;
+	for (unsigned long nth = 1; nth < 200 && !saw_ok; nth++) {
+		http_req_parser *p = NULL;
+		size_t used;
+		int complete = 0;
+		parley__alloc_fail_after(nth);
+		int rc = http__req_parser_new(&p, NULL);
+		if (rc == PARLEY_OK) {
+			rc = feed_in_steps(p, good_upgrade, len, 9, &used, &complete);
+			http__req_parser_free(p);
+		}
+		parley__alloc_fail_after(0);
+		TEST_CHECK(rc == PARLEY_OK || rc == PARLEY_E_NOMEM);
+		if (rc == PARLEY_E_NOMEM)
+			saw_nomem = 1;
+		if (rc == PARLEY_OK && complete)
+			saw_ok = 1;
+	}
+	TEST_CHECK(saw_nomem && saw_ok);
+}
+
 int main(void)
 {
 	TEST_RUN(test_accept_vector);
@@ -337,5 +363,6 @@ int main(void)
 	TEST_RUN(test_bad_upgrades);
 	TEST_RUN(test_client_roundtrip);
 	TEST_RUN(test_responses);
+	TEST_RUN(test_alloc_failures);
 	TEST_EXIT();
 }

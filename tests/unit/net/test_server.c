@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "net/http.h"
 #include "net/server.h"
+#include "net/ws.h"
 #include "test.h"
 #include "transport/transport.h"
 
@@ -277,10 +278,10 @@ static void test_oversized_header(uint16_t port)
 	dynbuf__free(&b);
 }
 
-/* Upgrades a raw socket, asks the server to flood it, and never reads. */
-static int start_non_reader(uint16_t port)
+/* Connects a raw socket and completes the WebSocket upgrade on it. */
+static int raw_upgrade(uint16_t port, int rcvbuf)
 {
-	int fd = raw_connect(port, 4096);
+	int fd = raw_connect(port, rcvbuf);
 	dynbuf req;
 	char key[HTTP_WS_KEY_LEN + 1];
 	char resp[2048];
@@ -301,6 +302,15 @@ static int start_non_reader(uint16_t port)
 			break;
 	}
 	TEST_CHECK(strncmp(resp, "HTTP/1.1 101", 12) == 0);
+	return fd;
+}
+
+/* Upgrades a raw socket, asks the server to flood it, and never reads. */
+static int start_non_reader(uint16_t port)
+{
+	int fd = raw_upgrade(port, 4096);
+	if (fd < 0)
+		return -1;
 	uint8_t frame[11] = {0x82, 0x85, 1, 2, 3, 4};
 	for (int i = 0; i < 5; i++)
 		frame[6 + i] = (uint8_t)("flood"[i] ^ frame[2 + i % 4]);
@@ -401,6 +411,62 @@ static void test_drain(uv_loop_t *loop, net_server *s)
 	TEST_EQ_INT(workers_stopped, 2);
 }
 
+/* Handshake deadline (slowloris) and idle handling (pings, then 1001). */
+static void test_timeouts(void)
+{
+	net_config cfg;
+	int err;
+	net__config_defaults(&cfg);
+	cfg.handshake_timeout_ms = 200;
+	cfg.ping_interval_ms = 100;
+	cfg.idle_timeout_ms = 400;
+	net_server *s = net__server_new(&cfg, &echo_handler, &err);
+	TEST_CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	TEST_EQ_INT(net__server_start(s), PARLEY_OK);
+	uint16_t port = net__server_port(s);
+
+	uint64_t t0 = uv_hrtime();
+	int fd = raw_connect(port, 0);
+	const char *partial = "GET /v1/websocket HTTP/1.1\r\nHost: x\r\n";
+	(void)send(fd, partial, strlen(partial), MSG_NOSIGNAL);
+	char c;
+	TEST_EQ_INT(recv(fd, &c, 1, 0), 0); /* closed by the server, without an answer */
+	uint64_t ms = (uv_hrtime() - t0) / 1000000;
+	TEST_CHECK(ms >= 150 && ms < 3000);
+	close(fd);
+
+	/* an upgraded client that says nothing: pinged, then closed with 1001 */
+	fd = raw_upgrade(port, 0);
+	uint8_t buf[4096];
+	size_t got = 0, off = 0;
+	int pings = 0;
+	uint16_t code = 0;
+	while (code == 0) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		ws_frame_header h;
+		while (ws__frame_header_parse(buf + off, got - off, &h) == PARLEY_OK &&
+		       got - off >= h.header_len + h.payload_len) {
+			if (h.opcode == WS_OP_PING)
+				pings++;
+			if (h.opcode == WS_OP_CLOSE && h.payload_len >= 2)
+				code = (uint16_t)((buf[off + h.header_len] << 8) | buf[off + h.header_len + 1]);
+			off += h.header_len + h.payload_len;
+		}
+		if (got == sizeof(buf))
+			break;
+	}
+	TEST_CHECK(pings >= 1);
+	TEST_EQ_INT(code, 1001);
+	close(fd);
+	TEST_EQ_INT(net__server_drain(s, 1000), PARLEY_OK);
+	net__server_free(s);
+}
+
 int main(void)
 {
 	uv_loop_t loop;
@@ -475,6 +541,8 @@ int main(void)
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	TEST_EQ_INT(system(cmd), 0);
+
+	test_timeouts();
 
 	uv_close((uv_handle_t *)&t, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);

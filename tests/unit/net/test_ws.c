@@ -5,6 +5,7 @@
 
 #include <parley/error.h>
 
+#include "common/alloc.h"
 #include "common/dynbuf.h"
 #include "net/ws.h"
 #include "test.h"
@@ -309,6 +310,33 @@ static void test_pure_helpers(void)
 	TEST_EQ_INT(ws__frame_header_parse(bigping, 2, &h), PARLEY_E_WS_PROTOCOL);
 }
 
+/* Each of our allocations failing in turn (wslay allocates with its own malloc). */
+static void test_alloc_failures(void)
+{
+	uint8_t buf[256];
+	size_t n = frame(buf, 1, WS_OP_BINARY, M, "hello", 5);
+	int saw_ok = 0;
+	for (unsigned long nth = 1; nth < 50 && !saw_ok; nth++) {
+		ws_session *s = NULL;
+		ws_callbacks cb = {0};
+		parley__alloc_fail_after(nth);
+		int rc = ws__session_new(&s, WS_ROLE_SERVER, NULL, &cb);
+		if (rc == PARLEY_OK) {
+			rc = ws__feed(s, buf, n);
+			if (rc == PARLEY_OK)
+				rc = ws__send_binary(s, (const uint8_t *)"x", 1);
+			size_t len;
+			ws__pending_output(s, &len);
+			if (rc == PARLEY_OK && len > 0)
+				saw_ok = 1;
+			ws__session_free(s);
+		}
+		parley__alloc_fail_after(0);
+		TEST_CHECK(rc == PARLEY_OK || rc == PARLEY_E_NOMEM);
+	}
+	TEST_CHECK(saw_ok);
+}
+
 int main(void)
 {
 	TEST_RUN(test_messages_small_and_large);
@@ -316,5 +344,6 @@ int main(void)
 	TEST_RUN(test_fragments_with_ping);
 	TEST_RUN(test_ping_pair_and_client_rules);
 	TEST_RUN(test_pure_helpers);
+	TEST_RUN(test_alloc_failures);
 	TEST_EXIT();
 }
