@@ -80,10 +80,16 @@ PARLEY_EXPORT const char *parley_client_errmsg(const parley_client *client);
 
 /* ---- event core ---- */
 
-/* Runs the client's loop, dispatching callbacks, until no operation is pending or the connection is
- * idle, or timeout_ms elapsed (0 = no limit: until no work is left). Returns PARLEY_OK, or
- * PARLEY_E_STATE if called recursively from a callback. */
+/* Runs the client's loop, dispatching callbacks.
+ *   timeout_ms == 0: until no operation is pending (returns at once if none is).
+ *   timeout_ms  > 0: for that long, even when idle, so that events the server pushes keep being
+ *                    dispatched (the shape of a future `listen`); or until parley_client_stop().
+ * Returns PARLEY_OK, or PARLEY_E_STATE if called from inside one of this client's callbacks. */
 PARLEY_EXPORT parley_err parley_client_run(parley_client *client, unsigned timeout_ms);
+
+/* Makes the current parley_client_run() return once the callback that calls it returns. Meant for
+ * callbacks (on the client's thread); no effect outside parley_client_run. */
+PARLEY_EXPORT void parley_client_stop(parley_client *client);
 
 /* Waits for at least one event and dispatches it (never blocks when nothing is pending). Returns
  * PARLEY_OK, or PARLEY_E_STATE if called from a callback. *more (may be NULL) is set to 1 while there
@@ -163,7 +169,7 @@ PARLEY_EXPORT parley_err parley_register(parley_client *client, const char *hand
 PARLEY_EXPORT parley_err parley_link(parley_client *client, const char *handle, uint32_t device_id);
 /* On PARLEY_OK *out owns a list (free with parley_device_list_free); on error *out is NULL. */
 PARLEY_EXPORT parley_err parley_devices_list(parley_client *client, parley_device_list **out);
-/* name may be NULL (server default). *device_id (may be NULL) receives the new device's id. */
+/* name may be NULL ("linked device"). *device_id (may be NULL) receives the new device's id. */
 PARLEY_EXPORT parley_err parley_device_add(parley_client *client, const uint8_t key[PARLEY_DEVICE_KEY_BYTES],
 					   const char *name, uint32_t *device_id);
 PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t device_id);

@@ -274,6 +274,14 @@ parley_err parley_client_run_once(parley_client *c, int *more)
 	return PARLEY_OK;
 }
 
+void parley_client_stop(parley_client *c)
+{
+	if (c != NULL && c->in_loop) {
+		c->stop = 1;
+		uv_stop(&c->loop);
+	}
+}
+
 void parley_client_disconnect(parley_client *c)
 {
 	if (c != NULL)

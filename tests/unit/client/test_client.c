@@ -283,6 +283,26 @@ static void test_connect_refused(void)
 	/* blocking form, and a second attempt reconnects */
 	TEST_EQ_INT(parley_register(c, "alice", NULL), PARLEY_E_CONNECT);
 	parley_client_free(c);
+
+	/* every allocation on the way (client, state, op, transport) fails in turn: NOMEM or the real
+	 * outcome, never a crash or a leak (ASan build) */
+	{
+		unsigned long n;
+		int saw_nomem = 0, saw_connect = 0;
+		for (n = 1; n < 200 && !saw_connect; n++) {
+			parley_client *k = client_in("refused-nomem", url, 2000);
+			int rc;
+			parley__alloc_fail_after(n);
+			rc = parley_register(k, "alice", NULL);
+			parley__alloc_fail_after(0);
+			TEST_CHECK(rc == PARLEY_E_NOMEM || rc == PARLEY_E_CONNECT);
+			saw_nomem |= rc == PARLEY_E_NOMEM;
+			saw_connect |= rc == PARLEY_E_CONNECT;
+			parley_client_free(k);
+		}
+		TEST_CHECK(saw_nomem);
+		TEST_CHECK(saw_connect);
+	}
 }
 
 /* A server that completes TCP (kernel backlog) but never answers the upgrade: TIMEOUT, bounded. */

@@ -401,6 +401,31 @@ static void test_async_concurrent(void)
 	parley_client_free(a);
 }
 
+static void stop_in_callback(parley_client *c, parley_err st, parley_device_list *l, void *user)
+{
+	*(parley_err *)user = st;
+	parley_device_list_free(l);
+	parley_client_stop(c);
+}
+
+/* run(timeout) keeps dispatching while idle for that long; parley_client_stop ends it early. */
+static void test_run_timeout_and_stop(void)
+{
+	parley_client *a = client_in("a", 5000);
+	parley_err st = PARLEY_E_INTERNAL;
+	uint64_t t0;
+
+	t0 = uv_hrtime();
+	TEST_EQ_INT(parley_client_run(a, 200), PARLEY_OK);
+	TEST_CHECK(uv_hrtime() - t0 >= 190000000ull);
+	TEST_EQ_INT(parley_devices_list_start(a, stop_in_callback, &st), PARLEY_OK);
+	t0 = uv_hrtime();
+	TEST_EQ_INT(parley_client_run(a, 20000), PARLEY_OK);
+	TEST_EQ_INT(st, PARLEY_OK);
+	TEST_CHECK(uv_hrtime() - t0 < 5000000000ull);
+	parley_client_free(a);
+}
+
 static void test_misbehaving_server(void)
 {
 	parley_client *a = client_in("a", 400);
@@ -458,6 +483,7 @@ int main(void)
 
 	TEST_RUN(test_register_and_devices);
 	TEST_RUN(test_async_concurrent);
+	TEST_RUN(test_run_timeout_and_stop);
 	TEST_RUN(test_misbehaving_server);
 
 	net__server_drain(srv, 1000);
