@@ -78,7 +78,7 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
 fuzz: deps-test $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) -j$(JOBS)
+	ninja -C $(FUZZ_BUILD) -j$(JOBS) $$(ninja -C $(FUZZ_BUILD) -t targets all | grep -oE '^tests/fuzz/fuzz-[^:]+' | sort -u)
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: deps-test build
