@@ -210,7 +210,10 @@ int main(int argc, char **argv)
 		ctx.opts.state_dir = env;
 	opterr = 0;
 	/* '+': stop at the command name; everything after it belongs to the command. */
-	while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+	for (;;) {
+		opt = getopt_long(argc, argv, "+hV", longopts, NULL);
+		if (opt == -1)
+			break;
 		switch (opt) {
 		case 's':
 			ctx.opts.server_url = optarg;
@@ -235,8 +238,8 @@ int main(int argc, char **argv)
 			printf("parley %s (libparley %s)\n", PARLEY_VERSION_STRING, parley_version());
 			return CLI_EXIT_OK;
 		default:
-			fprintf(stderr, "parley: unknown or incomplete option '%s'\n", argv[optind - 1]);
-			print_usage(stderr);
+			fprintf(stderr, "parley: unknown option or missing value: '%s'\nTry 'parley --help'.\n",
+				argv[optind - 1]);
 			return CLI_EXIT_USAGE;
 		}
 	}
