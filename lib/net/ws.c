@@ -145,10 +145,13 @@ static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 	if (s->err != PARLEY_OK)
 		return;
 	switch (arg->opcode) {
-	case WSLAY_BINARY_FRAME:
+	case WSLAY_BINARY_FRAME: {
+		/* wslay hands NULL for an empty message; callers may memcmp/memcpy it, so never pass NULL */
+		static const uint8_t empty[1];
 		if (s->cb.on_message != NULL)
-			s->cb.on_message(s->cb.ctx, arg->msg, arg->msg_length);
+			s->cb.on_message(s->cb.ctx, arg->msg != NULL ? arg->msg : empty, arg->msg_length);
 		break;
+	}
 	case WSLAY_TEXT_FRAME:
 		if (!ws__utf8_valid(arg->msg, arg->msg_length))
 			fail(s, PARLEY_E_WS_BAD_UTF8, WS_CLOSE_BAD_DATA, "invalid UTF-8");
