@@ -151,15 +151,26 @@ static EVP_MAC_CTX *thread_mac(int which)
 	return ctx;
 }
 
-static void hmac_begin(crypto_hmac_ctx *st, int which, const uint8_t *key, size_t key_len)
+/* Start an HMAC on the thread's context `which`. reuse = 1 means "same key as the previous HMAC on
+ * this context": EVP_MAC_init with a NULL key then restarts from the cached inner/outer pads instead
+ * of hashing the key again (HKDF-expand blocks and the two chain-key HMACs share a key). */
+static void hmac_start(crypto_hmac_ctx *st, int which, const uint8_t *key, size_t key_len, int reuse)
 {
 	static const uint8_t empty[1];
 	st->ossl = thread_mac(which);
-	/* EVP_MAC_init treats a NULL key as "keep the previous key": never pass NULL */
-	if (st->ossl != NULL && EVP_MAC_init(st->ossl, key_len > 0 ? key : empty, key_len, NULL) == 1)
-		return;
+	if (st->ossl != NULL) {
+		/* a NULL key means "keep the previous key" to EVP_MAC_init: only pass NULL on purpose */
+		const uint8_t *k = reuse ? NULL : (key_len > 0 ? key : empty);
+		if (EVP_MAC_init(st->ossl, k, reuse ? 0 : key_len, NULL) == 1)
+			return;
+	}
 	st->ossl = NULL;
 	crypto_auth_hmacsha256_init(&st->fallback, key, key_len);
+}
+
+static void hmac_begin(crypto_hmac_ctx *st, int which, const uint8_t *key, size_t key_len)
+{
+	hmac_start(st, which, key, key_len, 0);
 }
 
 void crypto__hmac_update(crypto_hmac_ctx *st, const uint8_t *p, size_t n)
@@ -215,6 +226,20 @@ void crypto__hmac_sha256(uint8_t out[CRYPTO_HMAC_LEN], const uint8_t *key, size_
 	crypto__hmac_final(&st, out);
 }
 
+void crypto__hmac_sha256_pair(const uint8_t *key, size_t key_len, const uint8_t *m1, size_t n1,
+			      uint8_t out1[CRYPTO_HMAC_LEN], const uint8_t *m2, size_t n2, uint8_t out2[CRYPTO_HMAC_LEN])
+{
+	crypto_hmac_ctx st;
+	int keyed;
+	hmac_start(&st, 0, key, key_len, 0);
+	keyed = st.ossl != NULL; /* only an OpenSSL context that took this key may be reused */
+	crypto__hmac_update(&st, m1, n1);
+	crypto__hmac_final(&st, out1);
+	hmac_start(&st, 0, key, key_len, keyed);
+	crypto__hmac_update(&st, m2, n2);
+	crypto__hmac_final(&st, out2);
+}
+
 int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
 			size_t ikm_len, const uint8_t *info, size_t info_len)
 {
@@ -223,6 +248,7 @@ int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_
 	crypto_hmac_ctx st;
 	size_t done = 0;
 	uint8_t counter = 1;
+	int keyed = 0;
 
 	if (out_len > 255 * CRYPTO_HMAC_LEN || (out_len > 0 && out == NULL))
 		return PARLEY_E_INVAL;
@@ -233,7 +259,9 @@ int crypto__hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_
 	crypto__hmac_sha256(prk, salt, salt_len, ikm, ikm_len);
 	while (done < out_len) {
 		size_t n = out_len - done < CRYPTO_HMAC_LEN ? out_len - done : CRYPTO_HMAC_LEN;
-		hmac_begin(&st, 0, prk, sizeof(prk));
+		/* blocks after the first reuse the PRK-keyed pads, if OpenSSL took the key */
+		hmac_start(&st, 0, prk, sizeof(prk), keyed);
+		keyed = st.ossl != NULL;
 		if (counter > 1)
 			crypto__hmac_update(&st, t, sizeof(t));
 		crypto__hmac_update(&st, info, info_len);

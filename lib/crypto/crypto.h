@@ -97,6 +97,10 @@ void crypto__sha512(uint8_t out[64], const uint8_t *in, size_t len);
 /* One-shot HMAC-SHA256 (any key length), OpenSSL-backed like the streaming form below. */
 void crypto__hmac_sha256(uint8_t out[CRYPTO_HMAC_LEN], const uint8_t *key, size_t key_len, const uint8_t *msg,
 			 size_t msg_len);
+/* Two HMACs under the same key (the key is hashed once): out1 = HMAC(key, m1), out2 = HMAC(key, m2). */
+void crypto__hmac_sha256_pair(const uint8_t *key, size_t key_len, const uint8_t *m1, size_t n1,
+			      uint8_t out1[CRYPTO_HMAC_LEN], const uint8_t *m2, size_t n2, uint8_t out2[CRYPTO_HMAC_LEN]);
+
 /* Streaming HMAC-SHA256, for MACs over several non-contiguous pieces (Signal's IK||IK||version||body)
  * without copying them together. Runs on OpenSSL's SHA-256 (SHA-NI / AVX2 assembly: about 2-3x
  * faster than libsodium's portable C for these short inputs) through one EVP_MAC_CTX cached per

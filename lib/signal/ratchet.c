@@ -18,9 +18,11 @@ static const uint8_t LABEL_KEYS[] = "WhisperMessageKeys";
 void sig__chain_step(const uint8_t ck[CRYPTO_KEY_LEN], uint8_t seed[CRYPTO_KEY_LEN], uint8_t next[CRYPTO_KEY_LEN])
 {
 	static const uint8_t one = 0x01, two = 0x02;
-	if (seed != NULL)
+	if (seed != NULL && next != NULL)
+		crypto__hmac_sha256_pair(ck, CRYPTO_KEY_LEN, &one, 1, seed, &two, 1, next);
+	else if (seed != NULL)
 		crypto__hmac_sha256(seed, ck, CRYPTO_KEY_LEN, &one, 1);
-	if (next != NULL)
+	else if (next != NULL)
 		crypto__hmac_sha256(next, ck, CRYPTO_KEY_LEN, &two, 1);
 }
 
