@@ -83,7 +83,7 @@ static int set_opt(parleyd_config *cfg, const struct opt *o, const char *value, 
 		errno = 0;
 		long long v = strtoll(value, &end, 10);
 		if (errno != 0 || end == value || *end != '\0') {
-			snprintf(err, errlen, "%s: '%s' is not an integer", o->name, value);
+			snprintf(err, errlen, "%s: '%.80s' is not an integer", o->name, value);
 			return PARLEY_E_CONFIG;
 		}
 		if (v < o->min || v > o->max) {
@@ -109,14 +109,14 @@ static int set_opt(parleyd_config *cfg, const struct opt *o, const char *value, 
 			   !strcmp(value, "off")) {
 			*(int *)(void *)field = 0;
 		} else {
-			snprintf(err, errlen, "%s: '%s' is not a boolean", o->name, value);
+			snprintf(err, errlen, "%s: '%.80s' is not a boolean", o->name, value);
 			return PARLEY_E_CONFIG;
 		}
 		return PARLEY_OK;
 	case OPT_LOGLEVEL: {
 		int l = log__level_from_name(value);
 		if (l < 0) {
-			snprintf(err, errlen, "%s: '%s' is not one of error, warn, info, debug", o->name, value);
+			snprintf(err, errlen, "%s: '%.80s' is not one of error, warn, info, debug", o->name, value);
 			return PARLEY_E_CONFIG;
 		}
 		*(int *)(void *)field = l;
@@ -128,7 +128,7 @@ static int set_opt(parleyd_config *cfg, const struct opt *o, const char *value, 
 		} else if (!strcmp(value, "json")) {
 			*(int *)(void *)field = 1;
 		} else {
-			snprintf(err, errlen, "%s: '%s' is not text or json", o->name, value);
+			snprintf(err, errlen, "%s: '%.80s' is not text or json", o->name, value);
 			return PARLEY_E_CONFIG;
 		}
 		return PARLEY_OK;
@@ -140,7 +140,7 @@ int config__set(parleyd_config *cfg, const char *name, const char *value, char *
 {
 	const struct opt *o = find(name);
 	if (o == NULL) {
-		snprintf(err, errlen, "unknown option '%s'", name);
+		snprintf(err, errlen, "unknown option '%.80s'", name);
 		return PARLEY_E_CONFIG;
 	}
 	return set_opt(cfg, o, value, err, errlen);
@@ -170,13 +170,13 @@ int config__parse_text(parleyd_config *cfg, const char *text, size_t len, const 
 		pos++; /* skip '\n' */
 		lineno++;
 		if (n >= sizeof line) {
-			snprintf(err, errlen, "%s:%d: line too long", origin, lineno);
+			snprintf(err, errlen, "%.200s:%d: line too long", origin, lineno);
 			return PARLEY_E_CONFIG;
 		}
 		memcpy(line, text + start, n);
 		line[n] = '\0';
 		if (memchr(line, '\0', n) != NULL) {
-			snprintf(err, errlen, "%s:%d: NUL byte in line", origin, lineno);
+			snprintf(err, errlen, "%.200s:%d: NUL byte in line", origin, lineno);
 			return PARLEY_E_CONFIG;
 		}
 
@@ -203,7 +203,7 @@ int config__parse_text(parleyd_config *cfg, const char *text, size_t len, const 
 			*--end = '\0';
 		if (*value == '"') {
 			if (end - value < 2 || end[-1] != '"') {
-				snprintf(err, errlen, "%s:%d: unterminated quote", origin, lineno);
+				snprintf(err, errlen, "%.200s:%d: unterminated quote", origin, lineno);
 				return PARLEY_E_CONFIG;
 			}
 			end[-1] = '\0';
@@ -218,12 +218,12 @@ int config__parse_text(parleyd_config *cfg, const char *text, size_t len, const 
 			}
 		}
 		if (*name == '\0') {
-			snprintf(err, errlen, "%s:%d: expected 'name value'", origin, lineno);
+			snprintf(err, errlen, "%.200s:%d: expected 'name value'", origin, lineno);
 			return PARLEY_E_CONFIG;
 		}
 		char inner[256];
 		if (config__set(cfg, name, value, inner, sizeof inner) != PARLEY_OK) {
-			snprintf(err, errlen, "%s:%d: %s", origin, lineno, inner);
+			snprintf(err, errlen, "%.200s:%d: %.250s", origin, lineno, inner);
 			return PARLEY_E_CONFIG;
 		}
 	}
@@ -251,7 +251,7 @@ int config__apply_env(parleyd_config *cfg, char *const *envp, char *err, size_t 
 			continue; /* PARLEYD_* variables meant for other tools are not ours to reject */
 		char inner[256];
 		if (config__set(cfg, name, eq + 1, inner, sizeof inner) != PARLEY_OK) {
-			snprintf(err, errlen, "environment %.*s: %s", (int)(eq - e), e, inner);
+			snprintf(err, errlen, "environment %.*s: %.250s", (int)(eq - e > 64 ? 64 : eq - e), e, inner);
 			return PARLEY_E_CONFIG;
 		}
 	}

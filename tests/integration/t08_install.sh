@@ -13,6 +13,10 @@ check "meson install" 'meson install -C "$BUILD_ROOT" --destdir "$dir/root" --no
 prefix=$(meson introspect "$BUILD_ROOT" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
 libdir=$(meson introspect "$BUILD_ROOT" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="libdir"][0])')
 case "$libdir" in /*) ;; *) libdir="$prefix/$libdir" ;; esac
+san=$(meson introspect "$BUILD_ROOT" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="b_sanitize"][0])')
+# a sanitizer-built library needs its runtime in the consumer too
+sanflags=""
+[ "$san" != none ] && sanflags="-fsanitize=$san"
 root="$dir/root"
 check "public headers installed" '[ -f "$root$prefix/include/parley/parley.h" ] && [ -f "$root$prefix/include/parley/version.h" ]'
 check "pkg-config file installed" '[ -f "$root$libdir/pkgconfig/libparley.pc" ]'
@@ -30,7 +34,7 @@ int main(void)
 C
 export PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$root$libdir/pkgconfig"
 check "compile against the installed library with pkg-config" \
-	'cc -std=c11 -Wall -Werror "$dir/hello.c" -o "$dir/hello" $(pkg-config --cflags --libs libparley) 2>"$dir/cc.log" || { cat "$dir/cc.log"; false; }'
+	'cc -std=c11 -Wall -Werror $sanflags "$dir/hello.c" -o "$dir/hello" $(pkg-config --cflags --libs libparley) 2>"$dir/cc.log" || { cat "$dir/cc.log"; false; }'
 check "run it" 'LD_LIBRARY_PATH="$root$libdir" "$dir/hello" | grep -q "message authentication failed"'
 lib=$(ls "$root$libdir"/libparley.so.* 2>/dev/null | head -1)
 check "only parley_* symbols exported" \
