@@ -152,7 +152,7 @@ static int n_encrypt(const char *from, const char *to, const char *text, wmsg *m
 {
 	if (peer_call(&P, "encrypt\t%s\t%s\t%s", from, to, b64((const uint8_t *)text, strlen(text))) != 1)
 		return -1;
-	m->type = atoi(P.field[1]) == 3 ? 3 : 2; /* field is "2" or "3" */
+	m->type = strcmp(P.field[1], "3") == 0 ? 3 : 2; /* field is "2" or "3" */
 	long n = unb64(m->b, sizeof m->b, P.field[2]);
 	if (n < 0)
 		return -1;
