@@ -70,8 +70,9 @@ void http__req_parser_reset(http_req_parser *p);
  *   PARLEY_OK, *complete == 1: the request (header, and body if allowed) is complete; *consumed says how
  *     many bytes of buf belong to it — bytes after that (e.g. the first WebSocket frames sent right after
  *     the upgrade) belong to the next layer. Feeding again before reset returns PARLEY_E_STATE.
- *   PARLEY_E_HTTP_HEADER_TOO_LARGE (answer 431), PARLEY_E_HTTP_BODY_TOO_LARGE (413),
- *   PARLEY_E_HTTP_BAD_REQUEST (400: malformed, too many headers, URL too long), PARLEY_E_NOMEM.
+ *   PARLEY_E_HTTP_HEADER_TOO_LARGE (answer 431: header section over max_header_bytes, more than
+ *   max_headers fields, or a URL over max_url), PARLEY_E_HTTP_BODY_TOO_LARGE (413: declared, chunked or
+ *   sent body over max_body), PARLEY_E_HTTP_BAD_REQUEST (400: malformed), PARLEY_E_NOMEM.
  *   After an error the parser stays failed and returns the same error. */
 int http__req_parser_feed(http_req_parser *p, const uint8_t *buf, size_t len, size_t *consumed, int *complete);
 

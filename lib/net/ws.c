@@ -341,12 +341,11 @@ void ws__session_free(ws_session *s)
 static void keep_tail(ws_session *s, const uint8_t *in, size_t len, size_t release)
 {
 	size_t total = s->held_len + len;
-	size_t keep = total - release;
 	uint8_t tmp[WS_HELD_MAX];
 	size_t k = 0;
+	/* the tail is one frame's header (+ close payload), so it always fits in WS_HELD_MAX */
 	for (size_t v = release; v < total && k < sizeof(tmp); v++)
 		tmp[k++] = v < s->held_len ? s->held[v] : in[v - s->held_len];
-	(void)keep;
 	memcpy(s->held, tmp, k);
 	s->held_len = k;
 }
