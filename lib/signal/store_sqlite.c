@@ -72,8 +72,7 @@ static const char *const SQL[Q_COUNT] = {
 	[Q_DEL_PREKEY] = "DELETE FROM prekeys WHERE id = ?",
 	[Q_COUNT_PREKEY] = "SELECT count(*) FROM prekeys",
 	[Q_GET_SPK] = "SELECT pub, priv, signature, timestamp_ms FROM signed_prekeys WHERE id = ?",
-	[Q_PUT_SPK] = "INSERT OR REPLACE INTO signed_prekeys (id, pub, priv, signature, timestamp_ms)"
-		      " VALUES (?, ?, ?, ?, ?)",
+	[Q_PUT_SPK] = "INSERT OR REPLACE INTO signed_prekeys (id, pub, priv, signature, timestamp_ms) VALUES (?, ?, ?, ?, ?)",
 	[Q_GET_SK] = "SELECT record FROM sender_keys WHERE name = ? AND device = ? AND distribution_id = ?",
 	[Q_PUT_SK] = "INSERT OR REPLACE INTO sender_keys (name, device, distribution_id, record) VALUES (?, ?, ?, ?)",
 };
