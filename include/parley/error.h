@@ -77,7 +77,15 @@ extern "C" {
 	X(BAD_VERSION, 307, "unrecognised message version")                                          \
 	X(TOO_FAR_AHEAD, 308, "message from too far into the future")                                \
 	X(NO_SENDER_KEY, 309, "no sender key state")                                                 \
-	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")
+	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")                              \
+	/* 400-499: key server and relay */                                                          \
+	X(MISMATCHED_DEVICES, 400, "device list does not match the recipient's devices")             \
+	X(STALE_DEVICES, 401, "stale registration ids in device list")                               \
+	X(QUEUE_FULL, 402, "recipient device queue is full")                                         \
+	X(PREKEY_POOL_FULL, 403, "one-time prekey pool is full")                                     \
+	X(IDENTITY_KEY_SET, 404, "a different identity key is already set for this device")          \
+	X(NO_KEYS, 405, "no keys uploaded")                                                          \
+	X(NO_THREAD, 406, "no conversation with this account")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,
