@@ -65,6 +65,7 @@ void wire__limits_default(wire_limits *l)
 	l->max_ping_payload = WIRE_MAX_PING_PAYLOAD;
 	l->max_message = WIRE_MAX_MESSAGE;
 	l->max_devices = WIRE_MAX_DEVICES;
+	l->max_repeated = WIRE_MAX_REPEATED;
 }
 
 /* --- field checks --- */
@@ -98,6 +99,54 @@ static int check_str(const char *s, size_t max, int required)
 			return check__rc;                                                          \
 	} while (0)
 
+static int check_signed_prekey(const Parley__Wire__SignedPrekey *sp)
+{
+	if (sp == NULL)
+		return PARLEY_E_PROTO_MISSING_FIELD;
+	CHECK(check_exact(&sp->public_key, WIRE_SIGNAL_KEY_LEN));
+	return check_exact(&sp->signature, WIRE_XEDDSA_SIG_LEN);
+}
+
+static int check_upload_keys(const Parley__Wire__UploadKeysRequest *u)
+{
+	CHECK(check_exact(&u->identity_key, WIRE_SIGNAL_KEY_LEN));
+	if (u->registration_id == 0)
+		return PARLEY_E_PROTO_MISSING_FIELD;
+	if (u->registration_id > WIRE_MAX_REGISTRATION_ID)
+		return PARLEY_E_PROTO_MALFORMED;
+	if (u->signed_prekey != NULL)
+		CHECK(check_signed_prekey(u->signed_prekey));
+	if (u->n_one_time_prekeys > WIRE_MAX_PREKEYS)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	for (size_t i = 0; i < u->n_one_time_prekeys; i++)
+		CHECK(check_exact(&u->one_time_prekeys[i]->public_key, WIRE_SIGNAL_KEY_LEN));
+	return PARLEY_OK;
+}
+
+static int envelope_type_valid(int t)
+{
+	return t == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT ||
+	       t == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE ||
+	       t == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT;
+}
+
+static int check_send(const Parley__Wire__SendMessageRequest *m, const wire_limits *l)
+{
+	CHECK(check_str(m->recipient, l->max_handle, 1));
+	if (m->n_messages == 0)
+		return PARLEY_E_PROTO_MISSING_FIELD;
+	if (m->n_messages > WIRE_MAX_OUTGOING)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	for (size_t i = 0; i < m->n_messages; i++) {
+		const Parley__Wire__OutgoingMessage *o = m->messages[i];
+		if (o->device_id == 0 || o->content.len == 0 || o->type == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		if (!envelope_type_valid((int)o->type))
+			return PARLEY_E_PROTO_MALFORMED;
+	}
+	return PARLEY_OK;
+}
+
 static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 {
 	switch (r->body_case) {
@@ -127,6 +176,22 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		if (r->remove_device->device_id == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
 		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS:
+		return check_upload_keys(r->upload_keys);
+	case PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT:
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES:
+		return check_str(r->get_bundles->handle, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE:
+		return check_send(r->send_message, l);
+	case PARLEY__WIRE__REQUEST__BODY_ACK:
+		if (r->ack->n_server_ids == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		if (r->ack->n_server_ids > WIRE_MAX_ACK_IDS)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+		return PARLEY_OK;
+	case PARLEY__WIRE__REQUEST__BODY_TYPING:
+		return check_str(r->typing->recipient, l->max_handle, 1);
 	default:
 		/* no body, or a body number this version does not know */
 		return PARLEY_E_PROTO_UNKNOWN;
@@ -139,9 +204,31 @@ static int check_device(const Parley__Wire__Device *d, const wire_limits *l)
 	return check_exact(&d->device_key, WIRE_KEY_LEN);
 }
 
+static int check_bundles(const Parley__Wire__GetBundlesResponse *g)
+{
+	if (g->n_bundles > WIRE_MAX_OUTGOING)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	for (size_t i = 0; i < g->n_bundles; i++) {
+		const Parley__Wire__PreKeyBundle *b = g->bundles[i];
+		CHECK(check_exact(&b->identity_key, WIRE_SIGNAL_KEY_LEN));
+		CHECK(check_signed_prekey(b->signed_prekey));
+		if (b->one_time_prekey != NULL)
+			CHECK(check_exact(&b->one_time_prekey->public_key, WIRE_SIGNAL_KEY_LEN));
+	}
+	return PARLEY_OK;
+}
+
 static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 {
 	CHECK(check_str(r->message, l->max_message, 0));
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES)
+		return check_bundles(r->get_bundles);
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE) {
+		const Parley__Wire__SendMessageResponse *m = r->send_message;
+		if (m->n_missing_devices > WIRE_MAX_OUTGOING || m->n_extra_devices > WIRE_MAX_OUTGOING ||
+		    m->n_stale_devices > WIRE_MAX_OUTGOING)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	}
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES) {
 		const Parley__Wire__ListDevicesResponse *ld = r->list_devices;
 		if (ld->n_devices > l->max_devices)
@@ -154,11 +241,23 @@ static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 	return PARLEY_OK;
 }
 
-static int check_push(const Parley__Wire__Push *p)
+static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 {
 	switch (p->body_case) {
 	case PARLEY__WIRE__PUSH__BODY_CHALLENGE:
 		return check_exact(&p->challenge->nonce, WIRE_NONCE_LEN);
+	case PARLEY__WIRE__PUSH__BODY_ENVELOPE:
+		CHECK(check_str(p->envelope->sender_handle, l->max_handle, 1));
+		if (p->envelope->content.len == 0 || p->envelope->server_id == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return PARLEY_OK;
+	case PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY:
+	case PARLEY__WIRE__PUSH__BODY_PREKEYS_LOW:
+		return PARLEY_OK;
+	case PARLEY__WIRE__PUSH__BODY_TYPING:
+		return check_str(p->typing->sender_handle, l->max_handle, 1);
+	case PARLEY__WIRE__PUSH__BODY_PRESENCE:
+		return check_str(p->presence->handle, l->max_handle, 1);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}
@@ -172,7 +271,7 @@ static int check_frame(const Parley__Wire__Frame *f, const wire_limits *l)
 	case PARLEY__WIRE__FRAME__KIND_RESPONSE:
 		return check_response(f->response, l);
 	case PARLEY__WIRE__FRAME__KIND_PUSH:
-		return check_push(f->push);
+		return check_push(f->push, l);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}
@@ -198,7 +297,7 @@ int wire__decode_frame(const uint8_t *buf, size_t len, const wire_limits *limits
 	if (len > limits->max_frame)
 		return PARLEY_E_TOO_LARGE;
 
-	sc.max_repeated = limits->max_devices;
+	sc.max_repeated = limits->max_repeated ? limits->max_repeated : limits->max_devices;
 	rc = wire__scan_frame(buf, len, &sc);
 	out->has_id = sc.has_id;
 	out->id = sc.id;
@@ -266,6 +365,18 @@ const char *wire__request_kind_name(int body_case)
 		return "add_device";
 	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
 		return "remove_device";
+	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS:
+		return "upload_keys";
+	case PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT:
+		return "get_prekey_count";
+	case PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES:
+		return "get_bundles";
+	case PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE:
+		return "send_message";
+	case PARLEY__WIRE__REQUEST__BODY_ACK:
+		return "ack";
+	case PARLEY__WIRE__REQUEST__BODY_TYPING:
+		return "typing";
 	default:
 		return "unknown";
 	}
@@ -330,6 +441,27 @@ int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_
 	p.body_case = PARLEY__WIRE__PUSH__BODY_CHALLENGE;
 	p.challenge = &ch;
 	return wire__encode_push(&p, out);
+}
+
+int wire__check_receipt(const uint8_t *buf, size_t len)
+{
+	struct wire__arena ar = {0};
+	int rc = PARLEY_OK;
+	ar.alloc.alloc = arena_alloc;
+	ar.alloc.free = arena_free;
+	ar.alloc.allocator_data = &ar;
+	ar.budget = WIRE_ALLOC_BASE + WIRE_ALLOC_FACTOR * len;
+	Parley__Wire__Receipt *r = parley__wire__receipt__unpack(&ar.alloc, len, buf);
+	if (r == NULL)
+		return ar.nomem ? PARLEY_E_NOMEM : ar.over_budget ? PARLEY_E_PROTO_FIELD_TOO_LARGE : PARLEY_E_PROTO_MALFORMED;
+	if (r->kind != PARLEY__WIRE__RECEIPT__KIND__DELIVERY && r->kind != PARLEY__WIRE__RECEIPT__KIND__READ)
+		rc = PARLEY_E_PROTO_MALFORMED;
+	else if (r->n_timestamps == 0)
+		rc = PARLEY_E_PROTO_MISSING_FIELD;
+	else if (r->n_timestamps > WIRE_MAX_ACK_IDS)
+		rc = PARLEY_E_PROTO_FIELD_TOO_LARGE;
+	parley__wire__receipt__free_unpacked(r, &ar.alloc);
+	return rc;
 }
 
 /* --- signed bytes (docs/protocol.md "Signed bytes") --- */

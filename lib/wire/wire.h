@@ -34,6 +34,15 @@
 #define WIRE_MAX_MESSAGE 256      /* Response.message */
 #define WIRE_MAX_DEVICES 64       /* entries in ListDevicesResponse */
 
+/* Key server and relay (docs/protocol.md §9, §10). */
+#define WIRE_SIGNAL_KEY_LEN 33    /* 0x05 || X25519 */
+#define WIRE_XEDDSA_SIG_LEN 64
+#define WIRE_MAX_REPEATED 100     /* occurrences of one repeated field (pre-scan) */
+#define WIRE_MAX_PREKEYS 100      /* one-time prekeys per UploadKeysRequest */
+#define WIRE_MAX_REGISTRATION_ID 16380
+#define WIRE_MAX_OUTGOING 64      /* OutgoingMessage entries per SendMessageRequest (and bundles) */
+#define WIRE_MAX_ACK_IDS 100      /* server ids per AckRequest, and timestamps per Receipt */
+
 typedef struct wire_limits {
 	size_t max_frame;        /* whole encoded Frame */
 	size_t max_handle;       /* bytes */
@@ -41,6 +50,7 @@ typedef struct wire_limits {
 	size_t max_ping_payload; /* bytes */
 	size_t max_message;      /* Response.message bytes */
 	size_t max_devices;      /* repeated Device entries */
+	size_t max_repeated;     /* occurrences of one repeated field (pre-scan); WIRE_MAX_REPEATED */
 } wire_limits;
 
 /* Fills the defaults above. */
@@ -94,6 +104,10 @@ int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_
 int wire__register_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle,
 				 const uint8_t key[WIRE_KEY_LEN], const char *device_name, dynbuf *out);
 /* "parley-auth-v1\0" || nonce(32) || u8 len(handle) || handle || u32be device_id */
+/* Checks a Receipt (the cleartext content of an ENVELOPE_RECEIPT): known kind, 1..WIRE_MAX_ACK_IDS
+ * timestamps. Returns PARLEY_OK or a PROTO_* code. Unpacks with the same bounded allocator rules. */
+int wire__check_receipt(const uint8_t *buf, size_t len);
+
 int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,
 			    dynbuf *out);
 
