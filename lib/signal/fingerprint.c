@@ -1,10 +1,9 @@
 /* Safety numbers, following libsignal's fingerprint.rs (v0.24.0) byte for byte.
  *
  * The scannable form is a three-field protobuf (CombinedFingerprints { 1 version, 2 local, 3 remote },
- * each side a LogicalFingerprint { 1 content }). It is small and fixed, so it is encoded and decoded
- * here directly rather than through a generated codec; the decoder follows prost's rules (unknown
- * fields skipped, last scalar wins, repeated sub-messages merge) so that anything libsignal accepts we
- * accept and vice versa.
+ * each side a LogicalFingerprint { 1 content }). Its encoding is fixed, so it is written directly;
+ * the decoder (over signal/pb.h) follows prost's rules (unknown fields skipped, last scalar wins,
+ * repeated sub-messages merge) so that anything libsignal accepts we accept and vice versa.
  */
 #include <string.h>
 
@@ -14,6 +13,7 @@
 #include <parley/fingerprint.h>
 
 #include "common/alloc.h"
+#include "signal/pb.h"
 
 #define FP_KEY_LEN 33
 #define FP_HASH_LEN 64
@@ -174,7 +174,7 @@ void parley_fingerprint_free(parley_fingerprint *fp)
 	parley__free(fp);
 }
 
-/* --- minimal protobuf reader (bounded; never reads past `end`) --- */
+/* --- scannable decoding (prost semantics over signal/pb.h) --- */
 
 typedef struct pb_span {
 	const uint8_t *p;
@@ -182,77 +182,24 @@ typedef struct pb_span {
 	int set;
 } pb_span;
 
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (int shift = 0; shift < 70; shift += 7) {
-		if (*p >= end)
-			return -1;
-		uint8_t b = *(*p)++;
-		if (shift == 63 && b > 1)
-			return -1; /* more than 64 bits */
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Reads one field: its number, wire type, and either its varint value or its byte span. Fixed-width
- * fields are skipped; groups (deprecated, never used by Signal) are refused. */
-static int get_field(const uint8_t **p, const uint8_t *end, uint32_t *num, int *wt, uint64_t *v,
-	pb_span *span)
-{
-	uint64_t key, len;
-
-	if (get_varint(p, end, &key) != 0 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
-		return -1;
-	*num = (uint32_t)(key >> 3);
-	*wt = (int)(key & 7);
-	switch (*wt) {
-	case 0:
-		return get_varint(p, end, v);
-	case 1:
-	case 5: {
-		size_t w = *wt == 1 ? 8 : 4;
-		if ((size_t)(end - *p) < w)
-			return -1;
-		*p += w;
-		return 0;
-	}
-	case 2:
-		if (get_varint(p, end, &len) != 0 || len > (uint64_t)(end - *p))
-			return -1;
-		span->p = *p;
-		span->len = (size_t)len;
-		span->set = 1;
-		*p += len;
-		return 0;
-	default:
-		return -1;
-	}
-}
-
 /* LogicalFingerprint: keep the last `content` (merging with what an earlier occurrence set). */
-static int parse_logical(pb_span msg, pb_span *content)
+static int parse_logical(const uint8_t *buf, size_t len, pb_span *content)
 {
-	const uint8_t *p = msg.p, *end = msg.p + msg.len;
-	while (p < end) {
-		uint32_t num;
-		int wt;
-		uint64_t v;
-		pb_span s = {0};
-		if (get_field(&p, end, &num, &wt, &v, &s) != 0)
+	pb_reader r;
+	pb_field f;
+	int rc;
+
+	pb__reader_init(&r, buf, len);
+	while ((rc = pb__next(&r, &f)) == 1) {
+		if (f.num != 1)
+			continue;
+		if (f.wire != PB_LEN)
 			return -1;
-		if (num == 1) {
-			if (wt != 2)
-				return -1;
-			*content = s;
-		}
+		content->p = f.data;
+		content->len = f.len;
+		content->set = 1;
 	}
-	return 0;
+	return rc;
 }
 
 typedef struct combined {
@@ -264,33 +211,30 @@ typedef struct combined {
 
 static int parse_combined(const uint8_t *buf, size_t len, combined *c)
 {
-	const uint8_t *p = buf, *end = buf + len;
+	pb_reader r;
+	pb_field f;
+	int rc;
 
 	memset(c, 0, sizeof *c);
-	while (p < end) {
-		uint32_t num;
-		int wt;
-		uint64_t v = 0;
-		pb_span s = {0};
-		if (get_field(&p, end, &num, &wt, &v, &s) != 0)
-			return -1;
-		if (num == 1) {
-			if (wt != 0)
+	pb__reader_init(&r, buf, len);
+	while ((rc = pb__next(&r, &f)) == 1) {
+		if (f.num == 1) {
+			if (f.wire != PB_VARINT)
 				return -1;
 			c->has_version = 1;
-			c->version = (uint32_t)v; /* prost truncates a wider varint to u32 */
-		} else if (num == 2 || num == 3) {
-			if (wt != 2)
+			c->version = (uint32_t)f.v; /* prost truncates a wider varint to u32 */
+		} else if (f.num == 2 || f.num == 3) {
+			if (f.wire != PB_LEN)
 				return -1;
-			if (parse_logical(s, num == 2 ? &c->local : &c->remote) != 0)
+			if (parse_logical(f.data, f.len, f.num == 2 ? &c->local : &c->remote) != 0)
 				return -1;
-			if (num == 2)
+			if (f.num == 2)
 				c->has_local = 1;
 			else
 				c->has_remote = 1;
 		}
 	}
-	return 0;
+	return rc;
 }
 
 static int ct_equal(pb_span s, const uint8_t *ours, size_t n)
