@@ -54,6 +54,15 @@ static const char *const op_names[STORE_OP__COUNT] = {
 	[STORE_OP_REMOVE_DEVICE] = "remove_device",
 	[STORE_OP_TOUCH_DEVICE] = "touch_device",
 	[STORE_OP_FIND_DEVICE] = "find_device",
+	[STORE_OP_UPLOAD_KEYS] = "upload_keys",
+	[STORE_OP_PREKEY_COUNT] = "prekey_count",
+	[STORE_OP_GET_BUNDLES] = "get_bundles",
+	[STORE_OP_SEND] = "send",
+	[STORE_OP_FETCH_QUEUE] = "fetch_queue",
+	[STORE_OP_ACK] = "ack",
+	[STORE_OP_PURGE_EXPIRED] = "purge_expired",
+	[STORE_OP_THREAD_PEERS] = "thread_peers",
+	[STORE_OP_FIND_PEER] = "find_peer",
 };
 
 const char *store__op_name(enum store_op op)
@@ -70,6 +79,11 @@ int store__op_is_write(enum store_op op)
 	case STORE_OP_ADD_DEVICE:
 	case STORE_OP_REMOVE_DEVICE:
 	case STORE_OP_TOUCH_DEVICE:
+	case STORE_OP_UPLOAD_KEYS:
+	case STORE_OP_GET_BUNDLES: /* pops one-time prekeys */
+	case STORE_OP_SEND:
+	case STORE_OP_ACK:
+	case STORE_OP_PURGE_EXPIRED:
 		return 1;
 	default:
 		return 0;
@@ -91,6 +105,13 @@ void store__job_free(store_job *job)
 	if (job == NULL)
 		return;
 	parley__free(job->devices);
+	parley__free(job->keys.bundles);
+	parley__free(job->msg.msgs);
+	parley__free(job->msg.content_buf);
+	for (size_t i = 0; i < job->msg.n_envs; i++)
+		parley__free(job->msg.envs[i].content);
+	parley__free(job->msg.envs);
+	parley__free(job->msg.peers);
 	parley__free(job);
 }
 

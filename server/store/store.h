@@ -68,6 +68,17 @@ enum store_op {
 	STORE_OP_REMOVE_DEVICE,      /* write */
 	STORE_OP_TOUCH_DEVICE,       /* write: last_seen_ms */
 	STORE_OP_FIND_DEVICE,        /* read: one device by handle + device id (fills account_id, device) */
+	/* key server (keys = store_keys_args) */
+	STORE_OP_UPLOAD_KEYS,        /* write: identity/registration id (immutable), signed prekey, pool */
+	STORE_OP_PREKEY_COUNT,       /* read: remaining one-time prekeys, signed prekey id */
+	STORE_OP_GET_BUNDLES,        /* write: bundles of one/all devices of `handle`, popping a prekey each */
+	/* relay (msg = store_msg_args) */
+	STORE_OP_SEND,               /* write: check the device list, enqueue one envelope per device */
+	STORE_OP_FETCH_QUEUE,        /* read: envelopes of (account, device) with id > after_id, in order */
+	STORE_OP_ACK,                /* write: delete envelopes of (account, device) by id */
+	STORE_OP_PURGE_EXPIRED,      /* write: delete envelopes whose TTL passed (bounded per run) */
+	STORE_OP_THREAD_PEERS,       /* read: accounts that share a thread with account_id */
+	STORE_OP_FIND_PEER,          /* read: `handle` -> account_id, and whether it shares a thread */
 	STORE_OP__COUNT
 };
 
@@ -78,6 +89,96 @@ typedef struct store_device {
 	uint64_t created_ms;
 	uint64_t last_seen_ms;
 } store_device;
+
+/* --- key server --- */
+#define STORE_SIGNAL_KEY_LEN 33 /* 0x05 || X25519 */
+#define STORE_SIG_LEN 64
+#define STORE_MAX_PREKEYS_PER_UPLOAD 100
+
+typedef struct store_prekey {
+	uint32_t id;
+	uint8_t pub[STORE_SIGNAL_KEY_LEN];
+} store_prekey;
+
+typedef struct store_bundle {
+	uint32_t device_id;
+	uint32_t registration_id;
+	uint8_t identity[STORE_SIGNAL_KEY_LEN];
+	uint32_t spk_id;
+	uint8_t spk_pub[STORE_SIGNAL_KEY_LEN];
+	uint8_t spk_sig[STORE_SIG_LEN];
+	int has_otk;
+	store_prekey otk;
+	uint32_t remaining; /* one-time prekeys left in that device's pool after this fetch */
+} store_bundle;
+
+typedef struct store_keys_args {
+	/* UPLOAD_KEYS (account_id, device_id of the uploader) */
+	uint32_t registration_id;
+	uint8_t identity[STORE_SIGNAL_KEY_LEN];
+	int has_spk;
+	uint32_t spk_id;
+	uint8_t spk_pub[STORE_SIGNAL_KEY_LEN];
+	uint8_t spk_sig[STORE_SIG_LEN];
+	store_prekey otks[STORE_MAX_PREKEYS_PER_UPLOAD];
+	size_t n_otks;
+	unsigned pool_max;    /* PARLEY_E_PREKEY_POOL_FULL beyond this */
+	/* results: UPLOAD_KEYS, PREKEY_COUNT */
+	uint32_t remaining;
+	uint32_t spk_id_out;
+	/* GET_BUNDLES (job->handle, job->device_id: 0 = all); fills job->account_id too */
+	store_bundle *bundles; /* owned by the job */
+	size_t n_bundles;
+} store_keys_args;
+
+/* --- relay --- */
+typedef struct store_out_msg {
+	uint32_t device_id;
+	uint32_t registration_id;
+	uint32_t type;
+	const uint8_t *content; /* points into store_msg_args.content_buf */
+	size_t content_len;
+	uint64_t server_id;     /* result */
+} store_out_msg;
+
+typedef struct store_envelope {
+	uint64_t server_id;
+	uint64_t sender_account;
+	uint32_t sender_device;
+	char sender_handle[STORE_MAX_HANDLE + 1];
+	uint32_t type;
+	uint64_t client_ts;
+	uint64_t server_ts;
+	uint8_t *content;       /* owned by the job (one allocation per envelope) */
+	size_t content_len;
+} store_envelope;
+
+typedef struct store_msg_args {
+	/* SEND: job->handle = recipient; job->account_id/device_id = sender; now_ms = server time */
+	char sender_handle[STORE_MAX_HANDLE + 1];
+	uint64_t client_ts;
+	uint64_t expires_ms;
+	unsigned queue_limit;     /* PARLEY_E_QUEUE_FULL at this many queued envelopes per device */
+	store_out_msg *msgs;      /* owned by the job */
+	size_t n_msgs;
+	uint8_t *content_buf;     /* owned by the job: every content, back to back */
+	/* SEND results */
+	uint64_t recipient_account;
+	uint32_t missing[64], extra[64], stale[64];
+	size_t n_missing, n_extra, n_stale;
+	/* FETCH_QUEUE: after_id, limit -> envs; ACK: ids -> n_deleted; PURGE: now_ms, limit -> n_deleted */
+	uint64_t after_id;
+	unsigned limit;
+	store_envelope *envs;     /* owned by the job */
+	size_t n_envs;
+	uint64_t ids[100];
+	size_t n_ids;
+	uint64_t n_deleted;
+	/* THREAD_PEERS: account_id -> peers (at most `limit`); FIND_PEER: handle -> account_id, shared */
+	uint64_t *peers;          /* owned by the job */
+	size_t n_peers;
+	int shared;
+} store_msg_args;
 
 /* Completion: runs on the submitting loop's thread. `job` stays valid until the callback returns and
  * is freed by the store afterwards (do not keep pointers into it). job->status is the result. */
@@ -100,6 +201,10 @@ struct store_job {
 	store_device device;
 	store_device *devices;
 	size_t n_devices;
+
+	/* Arguments and results of the key server and relay ops. */
+	store_keys_args keys;
+	store_msg_args msg;
 
 	/* Private to the store. */
 	store_cb cb_;

@@ -12,6 +12,7 @@
 #include "common/alloc.h"
 #include "core/log.h"
 #include "store/backend.h"
+#include "store/sqlite/sqlite_ext.h"
 
 #define MODULE "store"
 
@@ -37,6 +38,54 @@ static const char *const migrations[] = {
 	"  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (account_id, device_id)"
 	") WITHOUT ROWID;",
+	/* 2: key server and relay (server/store/sqlite/keys_relay.c). Every table hangs off devices with
+	 * ON DELETE CASCADE, so removing a device deletes its keys, its prekey pool and its queue in the
+	 * same transaction. Public keys and ciphertext only. device_keys.queue_len counts the device's
+	 * queued envelopes so the queue limit costs one row read, not a count. messages.id is
+	 * AUTOINCREMENT: ids are never reused, so a late or repeated ack can never delete a newer envelope. */
+	"CREATE TABLE device_keys ("
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  registration_id INTEGER NOT NULL,"
+	"  identity_key BLOB NOT NULL CHECK (length(identity_key) = 33),"
+	"  spk_id INTEGER NOT NULL,"
+	"  spk_pub BLOB NOT NULL CHECK (length(spk_pub) = 33),"
+	"  spk_sig BLOB NOT NULL CHECK (length(spk_sig) = 64),"
+	"  queue_len INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (account_id, device_id),"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	") WITHOUT ROWID;"
+	"CREATE TABLE prekeys ("
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  key_id INTEGER NOT NULL,"
+	"  pub BLOB NOT NULL CHECK (length(pub) = 33),"
+	"  PRIMARY KEY (account_id, device_id, key_id),"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	") WITHOUT ROWID;"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  sender_account INTEGER NOT NULL,"
+	"  sender_device INTEGER NOT NULL,"
+	"  sender_handle TEXT NOT NULL,"
+	"  type INTEGER NOT NULL,"
+	"  client_ts INTEGER NOT NULL,"
+	"  server_ts INTEGER NOT NULL,"
+	"  expires_ms INTEGER NOT NULL,"
+	"  content BLOB NOT NULL,"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	");"
+	"CREATE INDEX messages_queue ON messages(account_id, device_id, id);"
+	"CREATE INDEX messages_expiry ON messages(expires_ms);"
+	/* a thread between two accounts exists once either sent the other a message; a < b */
+	"CREATE TABLE threads ("
+	"  a INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  b INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (a, b)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX threads_b ON threads(b);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -90,6 +139,7 @@ struct sqlite_be {
 	sqlite3 *db;
 	unsigned max_devices;
 	sqlite3_stmt *stmts[ST__COUNT];
+	sqlite_ext *ext; /* key server and relay ops (keys_relay.c) */
 };
 
 static int db_error(struct sqlite_be *b, const char *what)
@@ -246,6 +296,9 @@ static int be_open(const store_config *cfg, void **out)
 	rc = migrate(b, cfg->path);
 	if (rc != PARLEY_OK)
 		goto out;
+	rc = sqlite_ext__new(b->db, &b->ext);
+	if (rc != PARLEY_OK)
+		goto out;
 	*out = b;
 	b = NULL;
 out:
@@ -259,6 +312,7 @@ out:
 static void be_close(void *be)
 {
 	struct sqlite_be *b = be;
+	sqlite_ext__free(b->ext);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(b->stmts[i]);
 	/* fold the WAL back into the main file so a stopped server leaves one self-contained file */
@@ -512,7 +566,7 @@ static int be_run(void *be, store_job *j)
 	case STORE_OP_FIND_DEVICE:
 		return op_find_device(b, j);
 	default:
-		return PARLEY_E_UNSUPPORTED;
+		return sqlite_ext__run(b->ext, j);
 	}
 }
 
