@@ -1,0 +1,69 @@
+/* Key server: upload of a device's Signal public keys, prekey count, bundle fetch with a per-(requester,
+ * target) leaky-bucket rate limit. docs/protocol.md §9.
+ *
+ * Transport-free like accounts/: each request function calls `cb` exactly once, either from within the
+ * call (validation, rate limit) or later on the same loop thread (store completion).
+ */
+#ifndef PARLEYD_KEYS_H
+#define PARLEYD_KEYS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/parley.pb-c.h"
+#include "store/store.h"
+
+#define KEYS_DEFAULT_POOL_MAX 1000
+#define KEYS_DEFAULT_LOW_THRESHOLD 10
+#define KEYS_DEFAULT_RL_CAPACITY 60   /* bundle fetches a requester may burst against one target */
+#define KEYS_DEFAULT_RL_PER_SEC 1.0   /* leak rate: sustained fetches per second per (requester, target) */
+#define KEYS_RL_SLOTS 8192            /* limiter entries per loop */
+
+typedef struct keys_config {
+	unsigned pool_max;      /* one-time prekeys per device */
+	unsigned low_threshold; /* PrekeysLow push below this */
+	double rl_capacity;     /* 0 disables the limiter */
+	double rl_per_sec;
+} keys_config;
+
+void keys__config_defaults(keys_config *c);
+
+/* One loop's leaky buckets (not shared between loops: a requester spread over N loops gets up to N
+ * times the budget — documented). Fixed size: when every candidate slot is busy the fullest-drained
+ * entry is evicted, so memory stays bounded whatever the number of pairs. */
+typedef struct keys_limiter {
+	struct keys_bucket {
+		uint64_t requester;
+		uint64_t target_hash;
+		double level;
+		uint64_t last_ms;
+		int used;
+	} slots[KEYS_RL_SLOTS];
+} keys_limiter;
+
+/* One token for (requester, target). 0 = allowed, else the milliseconds to wait. */
+uint64_t keys__limiter_take(keys_limiter *l, const keys_config *c, uint64_t requester, const char *target,
+			    uint64_t now_ms);
+
+typedef struct keys_result {
+	int status;
+	uint32_t remaining;          /* upload / count: this device's pool */
+	uint32_t spk_id;             /* count */
+	uint64_t account_id;         /* bundles: the target account */
+	const store_bundle *bundles; /* bundles: valid during the callback only */
+	size_t n_bundles;
+	uint64_t retry_after_ms;     /* RATE_LIMITED */
+} keys_result;
+
+typedef void (*keys_cb)(void *arg, const keys_result *r);
+
+/* Validates keys (0x05 form, XEdDSA signature of the signed prekey by the identity key, distinct
+ * one-time ids) and stores them. Errors: INVALID_KEY, BAD_KEY_SIGNATURE, PROTO_MALFORMED (duplicate id),
+ * IDENTITY_KEY_SET, NO_KEYS (first upload without signed prekey), PREKEY_POOL_FULL, STORE. */
+void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint32_t device,
+		  const Parley__Wire__UploadKeysRequest *req, keys_cb cb, void *arg);
+void keys__count(store_client *sc, uint64_t account, uint32_t device, keys_cb cb, void *arg);
+/* Errors: RATE_LIMITED (retry_after_ms set), NO_SUCH_ACCOUNT, NO_SUCH_DEVICE, NO_KEYS. */
+void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
+		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, keys_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,200 @@
+/* Relay service calls. See relay.h. */
+#include "relay/relay.h"
+
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "wire/wire.h"
+
+void relay__config_defaults(relay_config *c)
+{
+	c->max_content = RELAY_DEFAULT_MAX_CONTENT;
+	c->queue_limit = RELAY_DEFAULT_QUEUE_LIMIT;
+	c->ttl_ms = RELAY_DEFAULT_TTL_MS;
+	c->max_inflight = RELAY_DEFAULT_MAX_INFLIGHT;
+}
+
+struct rreq {
+	relay_cb cb;
+	void *arg;
+};
+
+static void on_job(store_job *j, void *arg)
+{
+	struct rreq q = *(struct rreq *)arg;
+	parley__free(arg);
+	q.cb(q.arg, j->status, j);
+}
+
+static void submit(store_client *sc, store_job *j, relay_cb cb, void *arg)
+{
+	struct rreq *q = parley__malloc(sizeof(*q));
+	if (q == NULL) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	q->cb = cb;
+	q->arg = arg;
+	int rc = store__submit(sc, j, on_job, q);
+	if (rc != PARLEY_OK) {
+		parley__free(q);
+		store__job_free(j);
+		cb(arg, rc, NULL);
+	}
+}
+
+static int check_send(const relay_config *c, const Parley__Wire__SendMessageRequest *req, size_t *total)
+{
+	*total = 0;
+	for (size_t i = 0; i < req->n_messages; i++) {
+		const Parley__Wire__OutgoingMessage *o = req->messages[i];
+		if (o->content.len > c->max_content)
+			return PARLEY_E_TOO_LARGE;
+		for (size_t k = 0; k < i; k++)
+			if (req->messages[k]->device_id == o->device_id)
+				return PARLEY_E_PROTO_MALFORMED; /* one device twice */
+		/* receipts travel in clear: make sure they are what they claim, not a text smuggled past */
+		if (o->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT) {
+			int rc = wire__check_receipt(o->content.data, o->content.len);
+			if (rc != PARLEY_OK)
+				return rc;
+		}
+		*total += o->content.len;
+	}
+	return PARLEY_OK;
+}
+
+void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint32_t device, const char *handle,
+		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, relay_cb cb, void *arg)
+{
+	size_t total = 0;
+	int rc = check_send(c, req, &total);
+	if (rc != PARLEY_OK) {
+		cb(arg, rc, NULL);
+		return;
+	}
+	store_job *j = store__job_new(STORE_OP_SEND);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	store_msg_args *m = &j->msg;
+	rc = store__job_set_handle(j, req->recipient);
+	if (rc != PARLEY_OK) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NO_SUCH_ACCOUNT, NULL);
+		return;
+	}
+	snprintf(m->sender_handle, sizeof(m->sender_handle), "%s", handle);
+	j->account_id = account;
+	j->device_id = device;
+	j->now_ms = now_ms;
+	m->client_ts = req->timestamp;
+	m->expires_ms = now_ms + c->ttl_ms;
+	m->queue_limit = c->queue_limit;
+	/* two allocations per request whatever the device count: the message array and one buffer that
+	 * holds every ciphertext (the request frame is freed when this call returns) */
+	m->msgs = parley__calloc(req->n_messages, sizeof(*m->msgs));
+	m->content_buf = parley__malloc(total ? total : 1);
+	if (m->msgs == NULL || m->content_buf == NULL) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < req->n_messages; i++) {
+		const Parley__Wire__OutgoingMessage *o = req->messages[i];
+		store_out_msg *d = &m->msgs[i];
+		d->device_id = o->device_id;
+		d->registration_id = o->registration_id;
+		d->type = (uint32_t)o->type;
+		memcpy(m->content_buf + off, o->content.data, o->content.len);
+		d->content = m->content_buf + off;
+		d->content_len = o->content.len;
+		off += o->content.len;
+	}
+	m->n_msgs = req->n_messages;
+	submit(sc, j, cb, arg);
+}
+
+void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
+		relay_cb cb, void *arg)
+{
+	if (req->n_server_ids > sizeof(((store_msg_args *)0)->ids) / sizeof(uint64_t)) {
+		cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);
+		return;
+	}
+	store_job *j = store__job_new(STORE_OP_ACK);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->account_id = account;
+	j->device_id = device;
+	memcpy(j->msg.ids, req->server_ids, req->n_server_ids * sizeof(uint64_t));
+	j->msg.n_ids = req->n_server_ids;
+	submit(sc, j, cb, arg);
+}
+
+void relay__find_peer(store_client *sc, uint64_t account, const char *handle, relay_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_FIND_PEER);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	if (store__job_set_handle(j, handle) != PARLEY_OK) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NO_SUCH_ACCOUNT, NULL);
+		return;
+	}
+	j->account_id = account;
+	submit(sc, j, cb, arg);
+}
+
+void relay__thread_peers(store_client *sc, uint64_t account, relay_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_THREAD_PEERS);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->account_id = account;
+	submit(sc, j, cb, arg);
+}
+
+void relay__purge(store_client *sc, uint64_t now_ms, relay_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_PURGE_EXPIRED);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->now_ms = now_ms;
+	j->msg.limit = RELAY_PURGE_BATCH;
+	submit(sc, j, cb, arg);
+}
+
+int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipient_account,
+			   uint32_t recipient_device)
+{
+	Parley__Wire__Envelope env = PARLEY__WIRE__ENVELOPE__INIT;
+	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
+	env.server_id = e->server_id;
+	env.sender_handle = (char *)e->sender_handle;
+	env.sender_account = e->sender_account;
+	env.sender_device = e->sender_device;
+	env.recipient_account = recipient_account;
+	env.recipient_device = recipient_device;
+	env.type = (Parley__Wire__EnvelopeType)e->type;
+	env.client_timestamp = e->client_ts;
+	env.server_timestamp = e->server_ts;
+	env.content.data = e->content;
+	env.content.len = e->content_len;
+	p.body_case = PARLEY__WIRE__PUSH__BODY_ENVELOPE;
+	p.envelope = &env;
+	return wire__encode_push(&p, out);
+}
