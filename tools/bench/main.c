@@ -3,6 +3,7 @@
  *   parley-bench ws    [--url URL] [--clients N] [--duration S | --requests N] [--payload BYTES]
  *                      [--threads T] [--mode parley|echo] [--connect-timeout S] [--json]
  *   parley-bench start --parleyd PATH [--runs N] [--idle-clients N] [--json] [-- ARGS...]
+ *   parley-bench relay [--peer parley|mosquitto|nats|nats-js] [--connections N] [--senders M] ...
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <parley/error.h>
 
 #include "bench.h"
+#include "relay.h"
 #include "wire/wire.h"
 #include "wsload.h"
 
@@ -24,6 +26,7 @@ static void usage(FILE *f)
 	fputs("usage: parley-bench ws [options]      closed-loop WebSocket round trips\n"
 	      "       parley-bench start --parleyd PATH [options] [-- ARGS...]\n"
 	      "                                      start time and idle memory of a server\n"
+	      "       parley-bench relay [options]    relay throughput and latency (relay --help)\n"
 	      "\n"
 	      "ws options:\n"
 	      "  --url URL             ws://HOST:PORT/PATH on loopback (default ws://127.0.0.1:8080/v1/websocket)\n"
@@ -326,6 +329,8 @@ int main(int argc, char **argv)
 		return cmd_ws(argc - 1, argv + 1);
 	if (strcmp(argv[1], "start") == 0)
 		return bench__cmd_start(argc - 1, argv + 1);
+	if (strcmp(argv[1], "relay") == 0)
+		return bench__cmd_relay(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;

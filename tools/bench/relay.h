@@ -1,0 +1,160 @@
+/* `parley-bench relay`: store-and-forward throughput and latency, the same workload against parleyd's
+ * relay and against reference brokers (mosquitto QoS 1, NATS core, NATS JetStream).
+ *
+ * Workload (identical for every peer): N connections, the first M of them senders, the others
+ * receivers; sender i always sends to receiver r(i) (round-robin pairs; when M == N every connection
+ * both sends and receives, sender i to connection i+1). Every message is `size` opaque bytes that
+ * start with a header (magic, sender index, sequence number, send time from CLOCK_MONOTONIC, which
+ * is the same clock for every thread of this process) and continue with random bytes. Sending is
+ * open-loop at a global `rate` spread evenly over the senders, or closed-loop (`rate` 0, "--max")
+ * with at most `window` messages awaiting their ack per sender.
+ *
+ * Measured per message: ack latency (send -> the peer says "stored": parleyd's Response, MQTT
+ * PUBACK, JetStream PubAck; for core NATS, which has no ack, the receiver's reply) and end-to-end
+ * latency (send -> the receiver has it). Every delivery is checked against a per-sender bitmap, so
+ * duplicates and losses (acked, never delivered after the drain) are counted exactly.
+ *
+ * Engines: one per peer (relay_parley.c, relay_mqtt.c, relay_nats.c), sharing this file's state.
+ * Ownership rule that makes the bitmaps lock-free: a sender's `acked` bitmap is written only by the
+ * thread that handles that sender's acks, its `delivered` bitmap only by the thread that handles its
+ * receiver's deliveries; both are read only after those threads are gone. Counters the progress line
+ * reads are relaxed atomics.
+ */
+#ifndef PARLEY_BENCH_RELAY_H
+#define PARLEY_BENCH_RELAY_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hist.h"
+#include "target.h"
+
+enum relay_peer { RELAY_PEER_PARLEY = 0, RELAY_PEER_MOSQUITTO, RELAY_PEER_NATS, RELAY_PEER_NATS_JS };
+
+#define RELAY_HDR 24u /* "PRLB" | u32 sender | u64 seq | u64 send time ns, little-endian */
+#define RELAY_MAX_SIZE (1u << 20)
+
+typedef struct relay_cfg {
+	enum relay_peer peer;
+	const char *url;
+	bench_target target;
+	unsigned conns, senders, threads;
+	unsigned window;       /* closed loop: messages awaiting ack per sender */
+	unsigned open_backlog; /* open loop: awaiting ack per sender before a send is skipped */
+	size_t size;
+	double rate;           /* messages/s over all senders; 0 = closed loop (--max) */
+	double duration_s;     /* send phase, when messages == 0 */
+	uint64_t messages;     /* total to send; 0 = duration */
+	double max_time_s;     /* cap of a --messages run */
+	double drain_s;        /* after sending stops: wait this long at most for acks and deliveries */
+	double connect_timeout_s;
+	unsigned ack_batch;    /* parley: server ids per AckRequest */
+	char run_tag[20];      /* unique per run: handles, client ids, topics never collide */
+	int progress;
+} relay_cfg;
+
+/* A growable bitmap with a duplicate count, written by one thread. */
+typedef struct relay_bits {
+	uint64_t *w;
+	uint64_t nwords;
+} relay_bits;
+
+typedef struct relay_sender {
+	unsigned idx;
+	unsigned receiver; /* connection index of its receiver */
+	pthread_mutex_t mu; /* engines whose sends and acks run on different threads */
+	uint64_t next_seq;  /* messages handed to the peer so far (sending thread) */
+	_Atomic uint64_t n_sent; /* the same, for other threads */
+	unsigned in_flight;
+	uint64_t skipped;   /* open loop: due but the backlog was full */
+	relay_bits acked;
+	hist ack_lat;
+	_Atomic uint64_t n_acked, n_errors;
+	void *engine; /* per-engine data */
+} relay_sender;
+
+typedef struct relay_stats {
+	hist e2e; /* per receiver thread */
+	_Atomic uint64_t delivered, dups, foreign, errors;
+} relay_stats;
+
+typedef struct relay_result {
+	uint64_t connected, connect_failed;
+	double connect_s, send_s, drain_s;
+	uint64_t sent, acked, delivered, acked_at_stop, delivered_at_stop;
+	uint64_t errors, dups, lost, unsettled, skipped, foreign;
+	hist ack_lat, e2e;
+	char first_error[200];
+} relay_result;
+
+typedef struct relay_run {
+	const relay_cfg *cfg;
+	relay_sender *senders;
+	relay_bits *delivered; /* per sender */
+	_Atomic int sending;   /* 1 while the send phase runs */
+	_Atomic int stopping;
+	uint64_t t0;           /* start of the send phase (ns) */
+	pthread_mutex_t err_mu;
+	char first_error[200];
+} relay_run;
+
+/* Receiver connection index of sender i. */
+unsigned relay__receiver_of(const relay_cfg *cfg, unsigned sender);
+/* 1 when connection c is a sender / a receiver. */
+int relay__is_sender(const relay_cfg *cfg, unsigned c);
+int relay__is_receiver(const relay_cfg *cfg, unsigned c);
+
+/* Fills buf (cfg->size bytes) for (sender, seq), stamping the current time; returns the stamp. */
+uint64_t relay__fill(uint8_t *buf, size_t size, unsigned sender, uint64_t seq);
+/* Parses a header: 0 on success. */
+int relay__parse(const uint8_t *buf, size_t len, unsigned *sender, uint64_t *seq, uint64_t *t_ns);
+
+/* Sets bit `i`; returns 1 if it was already set, -1 on allocation failure. */
+int relay__bits_set(relay_bits *b, uint64_t i);
+int relay__bits_get(const relay_bits *b, uint64_t i);
+void relay__bits_free(relay_bits *b);
+
+/* Records that `sender`'s message `seq` sent at t_ns reached a receiver (from the receiver's
+ * thread): end-to-end latency into st, duplicate and foreign checks. */
+void relay__delivered(relay_run *run, relay_stats *st, unsigned sender, uint64_t seq, uint64_t t_ns,
+		      uint64_t now);
+/* Records the ack of a message from the ack-handling thread of the sender. */
+void relay__acked(relay_run *run, relay_sender *s, uint64_t seq, uint64_t t_ns, uint64_t now);
+void relay__error(relay_run *run, const char *what, const char *detail);
+
+/* Open loop: how many messages sender s should have sent by `now` in total (bounded by the
+ * messages budget). Closed loop: UINT64_MAX while sending (the window bounds it). */
+uint64_t relay__due(const relay_run *run, const relay_sender *s, uint64_t now);
+
+/* Drives the phases from the calling thread once the engine has connected everything and started
+ * its own threads: sets t0 and `sending`, calls kick(ctx) (closed loop: fill the windows) and
+ * tick(ctx, now) every ~0.5 ms (open loop sends) unless tick is NULL, prints the progress line,
+ * stops sending after the duration / message budget, then waits for the drain. Fills the send/drain
+ * times and the *_at_stop counters. */
+typedef struct relay_driver {
+	void (*kick)(void *ctx);
+	void (*tick)(void *ctx, uint64_t now);
+	void *ctx;
+	relay_stats **stats; /* to sum delivered counts for the progress line and the drain */
+	unsigned nstats;
+} relay_driver;
+void relay__drive(relay_run *run, const relay_driver *d, relay_result *res);
+
+/* Sums senders, bitmaps and stats into res (after the engine's threads are gone). */
+void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_result *res);
+
+int relay__run_init(relay_run *run, const relay_cfg *cfg);
+void relay__run_free(relay_run *run);
+
+/* Engines: connect, run relay__drive, disconnect, collect. Return PARLEY_OK when they ran (the
+ * result says how well), PARLEY_E_UNSUPPORTED when built without that peer's library, or another
+ * code on a setup failure (with a message on stderr). */
+int relay__engine_parley(const relay_cfg *cfg, relay_result *res);
+int relay__engine_mqtt(const relay_cfg *cfg, relay_result *res);
+int relay__engine_nats(const relay_cfg *cfg, relay_result *res);
+
+/* `parley-bench relay`: argv[0] is "relay". Returns the process exit status. */
+int bench__cmd_relay(int argc, char **argv);
+
+#endif
