@@ -52,7 +52,7 @@ static int bench_node(const char *node, const char *script, const bench_params *
 		*tab = '\0';
 		for (int op = 0; op < OP_COUNT; op++)
 			if (strcmp(line, NODE_KEY[op]) == 0)
-				us[op] = strtod(tab + 1, NULL);
+				bench_keep(&us[op], strtod(tab + 1, NULL));
 	}
 	return pclose(f) == 0 ? 0 : -1;
 }
@@ -116,15 +116,24 @@ int main(int argc, char **argv)
 	printf("# payload %d B; %d setups, %d chain msgs, %d ping-pong msgs, %d group msgs; best of %d\n",
 		BENCH_PAYLOAD, p.setups, p.chain, p.pingpong, p.group, p.reps);
 	fflush(stdout);
-	if (bench_parley(&p, par) != 0) {
-		fprintf(stderr, "parley bench failed\n");
-		return 1;
+	/* Repetitions are interleaved (parley, libolm, libsignal, then again) so that load from other
+	 * processes on a shared machine drifts over all three columns alike, not over one of them. */
+	bench_params one = p;
+	int have_node = script != NULL;
+	one.reps = 1;
+	for (int r = 0; r < p.reps; r++) {
+		if (bench_parley(&one, par) != 0) {
+			fprintf(stderr, "parley bench failed\n");
+			return 1;
+		}
+		if (bench_olm(&one, olm) != 0) {
+			fprintf(stderr, "libolm bench failed\n");
+			return 1;
+		}
+		if (have_node && bench_node(node, script, &one, sig) != 0)
+			have_node = 0;
 	}
-	if (bench_olm(&p, olm) != 0) {
-		fprintf(stderr, "libolm bench failed\n");
-		return 1;
-	}
-	if (script == NULL || bench_node(node, script, &p, sig) != 0)
+	if (!have_node)
 		fprintf(stderr, "# libsignal (node) not measured: pass --script path/to/libsignal_bench.js and run "
 				"tests/interop/setup.sh\n");
 
