@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keys/keys.h"
 #include "net/conn.h"
+#include "relay/relay.h"
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
 
@@ -24,6 +26,8 @@ typedef struct dispatch_config {
 	size_t max_ping_payload;      /* default WIRE_MAX_PING_PAYLOAD */
 	unsigned max_auth_failures;   /* failed auth/register signatures before close; default 3 */
 	unsigned max_workers;         /* loop threads that may call on_worker_start; default 64 */
+	keys_config keys;             /* key server limits (keys__config_defaults) */
+	relay_config relay;           /* relay limits (relay__config_defaults) */
 } dispatch_config;
 
 void dispatch__config_defaults(dispatch_config *c);
