@@ -96,7 +96,7 @@ static void test_fresh_and_existing(void)
 	store__close(s);
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
-	TEST_EQ_INT(user_version(), 1);
+	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -110,7 +110,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 1);
+	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
 }
 
 static void test_pre_migration_database(void)
@@ -125,7 +125,7 @@ static void test_pre_migration_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 1);
+	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
 }
 
 static void test_newer_refused(void)
