@@ -393,6 +393,40 @@ static void scenario_tampered_mac(void)
 	CHECK(n_decrypt("bob", "alice", &m, out, sizeof out, err, sizeof err) == 1, "genuine: %s", err);
 }
 
+/* A libsignal peer that comes back with a new identity key is refused until the C side accepts it. */
+static void scenario_identity_change(void)
+{
+	cuser c;
+	parley_prekey_bundle b;
+	parley_signal_address fr = {"frank", 1};
+	wmsg m;
+	char out[256], err[256];
+
+	CHECK(cuser_new(&c, "ic-c") == 0, "C user");
+	CHECK(peer_call(&P, "user\tfrank\t5") == 1 && peer_call(&P, "bundle\tfrank\t1\t1") == 1, "node frank");
+	CHECK(bundle_from_peer(&b) == 0, "bundle");
+	CHECK(parley_signal_process_bundle(c.ctx, &fr, &b) == PARLEY_OK, "first bundle");
+	CHECK(c_encrypt(&c, "frank", "before", &m) == PARLEY_OK, "enc");
+	CHECK(n_decrypt("frank", c.name, &m, out, sizeof out, err, sizeof err) == 1, "dec: %s", err);
+	/* frank reinstalls: same address, new identity key */
+	CHECK(peer_call(&P, "user\tfrank\t6") == 1 && peer_call(&P, "bundle\tfrank\t2\t2") == 1, "new frank");
+	CHECK(bundle_from_peer(&b) == 0, "bundle");
+	int rc = parley_signal_process_bundle(c.ctx, &fr, &b);
+	CHECK(rc == PARLEY_E_UNTRUSTED_IDENTITY, "changed identity: %s", parley_errname(rc));
+	/* the new frank's own messages are refused too */
+	char args[1024];
+	CHECK(cuser_bundle_args(&c, 7, 8, args, sizeof args) == 0, "C bundle");
+	CHECK(peer_call(&P, "process_bundle\tfrank\t%s\t%s", c.name, args) == 1, "frank processes C bundle");
+	CHECK(n_encrypt("frank", c.name, "new me", &m) == 0, "enc");
+	rc = c_decrypt(&c, "frank", &m, out, sizeof out);
+	CHECK(rc == PARLEY_E_UNTRUSTED_IDENTITY, "prekey msg from changed identity: %s", parley_errname(rc));
+	/* after the user accepts the new key, the same message decrypts */
+	CHECK(parley_signal_trust_identity(c.ctx, &fr, b.identity_key) == PARLEY_OK, "trust");
+	rc = c_decrypt(&c, "frank", &m, out, sizeof out);
+	CHECK(rc == PARLEY_OK && strcmp(out, "new me") == 0, "after trust: %s", parley_errname(rc));
+	cuser_free(&c);
+}
+
 /* ---------------------------------------------------------------- groups */
 
 static const uint8_t DIST[16] = {0x8f, 0x6b, 0x2a, 0x3c, 0x11, 0x11, 0x42, 0x22,
@@ -539,6 +573,7 @@ static const struct {
 	{"group-c-sender", scenario_group_c_sender},
 	{"group-libsignal-sender", scenario_group_node_sender},
 	{"fingerprints", scenario_fingerprints},
+	{"identity-change", scenario_identity_change},
 };
 
 int main(int argc, char **argv)
