@@ -174,6 +174,103 @@ PARLEY_EXPORT parley_err parley_device_add(parley_client *client, const uint8_t 
 					   const char *name, uint32_t *device_id);
 PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t device_id);
 
+/* ---- end-to-end messaging (Signal protocol; docs/protocol.md §9-§10) ----
+ *
+ * Each device has its own Signal identity (Curve25519 identity key, registration id, signed prekey,
+ * one-time prekeys), created and uploaded by register/link and kept in `signal.db` next to client.db
+ * (0600). Sending sets up a session with every device of the recipient from the server's bundles,
+ * encrypts once per device, and sends a copy to this account's other devices. The server never sees
+ * plaintext. The library refills one-time prekeys when the server reports the pool low and rotates the
+ * signed prekey weekly (checked after each authentication).
+ *
+ * Identity changes: the first identity key seen for a (handle, device) is trusted; a different one
+ * later is never used silently — sending fails with PARLEY_E_UNTRUSTED_IDENTITY (errmsg names the
+ * handle) and received messages under it are not decrypted (nor acknowledged, so the server keeps
+ * them) until the application calls parley_trust() after the user compared the new safety number.
+ */
+
+#define PARLEY_MESSAGE_MAX 8192         /* largest message body, bytes (one frame carries a copy per device) */
+#define PARLEY_SAFETY_NUMBER_LEN 60     /* digits, without NUL */
+
+typedef enum parley_receipt_kind {
+	PARLEY_RECEIPT_DELIVERED = 1,
+	PARLEY_RECEIPT_READ = 2,
+} parley_receipt_kind;
+
+/* A received message; every pointer is valid during the callback only. */
+typedef struct parley_message {
+	const char *sender;          /* handle of the sending account */
+	uint32_t sender_device;
+	/* NULL for a message to this account; for a copy of a message this account sent from another of
+	 * its devices: the handle it was sent to. */
+	const char *destination;
+	uint64_t timestamp_ms;        /* the sender's timestamp: the message id receipts refer to */
+	uint64_t server_timestamp_ms; /* when the server accepted it */
+	const uint8_t *body;          /* body_len bytes (UTF-8 text for `parley send`), followed by a NUL */
+	size_t body_len;
+} parley_message;
+
+/* Event callbacks. Any may be NULL. They run inside parley_client_run / run_once / blocking calls.
+ * A message is acknowledged to the server (deleted there) only after on_message has returned, so a
+ * crash before that leaves it on the server. */
+typedef struct parley_events {
+	void (*on_message)(parley_client *c, const parley_message *msg, void *user);
+	/* timestamps: the ids of this account's messages that `handle`'s device delivered or read. */
+	void (*on_receipt)(parley_client *c, const char *handle, uint32_t device, parley_receipt_kind kind,
+			   const uint64_t *timestamps, size_t n, void *user);
+	void (*on_typing)(parley_client *c, const char *handle, uint32_t device, int started, void *user);
+	void (*on_presence)(parley_client *c, const char *handle, int online, void *user);
+	/* The identity key of (handle, device) changed: messages from it wait on the server until
+	 * parley_trust(handle). */
+	void (*on_identity_changed)(parley_client *c, const char *handle, uint32_t device, void *user);
+	/* A message that could not be decrypted or parsed (it is acknowledged and dropped). */
+	void (*on_error)(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user);
+	/* The connection closed (err says why); the next operation (e.g. parley_connect) reconnects. */
+	void (*on_disconnect)(parley_client *c, parley_err err, void *user);
+	void *user;
+} parley_events;
+
+/* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the
+ * default), envelopes the server pushes are left untouched on the server: a `parley send` never
+ * consumes messages meant for `parley listen`. */
+PARLEY_EXPORT void parley_client_set_events(parley_client *client, const parley_events *events);
+
+/* Connects and authenticates (if not already); the server then pushes queued envelopes. */
+PARLEY_EXPORT parley_err parley_connect_start(parley_client *client, parley_done_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_connect(parley_client *client);
+
+/* Sends body (1..PARLEY_MESSAGE_MAX bytes) to every device of `handle`, and a copy to this account's
+ * other devices. *timestamp (may be NULL) receives the message id (ms), which receipts refer to.
+ * Completes once the server has stored it durably for every device. Errors besides the server's:
+ * PARLEY_E_UNTRUSTED_IDENTITY (a device of handle has a new identity key: see parley_trust),
+ * PARLEY_E_NO_KEYS (the recipient has no device with keys), PARLEY_E_MISMATCHED_DEVICES (the device
+ * list kept changing, 3 attempts). */
+PARLEY_EXPORT parley_err parley_send_start(parley_client *client, const char *handle, const uint8_t *body,
+					   size_t len, uint64_t *timestamp, parley_done_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_send(parley_client *client, const char *handle, const char *text);
+PARLEY_EXPORT parley_err parley_send_bytes(parley_client *client, const char *handle, const uint8_t *body,
+					   size_t len, uint64_t *timestamp);
+
+/* Sends a read receipt for these message ids (1..100) to `handle`'s devices. Queued: completes in the
+ * loop; failures are not reported (receipts are best effort). */
+PARLEY_EXPORT parley_err parley_mark_read(parley_client *client, const char *handle, const uint64_t *timestamps,
+					  size_t n);
+/* Typing indicator to `handle` (best effort, queued). */
+PARLEY_EXPORT parley_err parley_typing(parley_client *client, const char *handle, int started);
+
+/* The safety number (60 digits, NUL-terminated, libsignal's displayable fingerprint of this device's
+ * identity key and the identity key of device `index` of handle, in device order; identifiers are the
+ * two handles). Fetches handle's bundles first if no device of handle is known. *device_id (may be
+ * NULL) receives the device's id; *changed (may be NULL) is set to 1 when this is a NEW identity key
+ * waiting for parley_trust. PARLEY_E_NOT_FOUND when index is past the last device. */
+PARLEY_EXPORT parley_err parley_safety_number(parley_client *client, const char *handle, size_t index,
+					      uint32_t *device_id, int *changed,
+					      char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
+/* Accepts the new identity keys of handle's devices (after the user verified the safety number):
+ * their old sessions are dropped and messages waiting on the server decrypt on the next connection.
+ * *accepted (may be NULL) receives the number of keys accepted (0: nothing was pending). */
+PARLEY_EXPORT parley_err parley_trust(parley_client *client, const char *handle, size_t *accepted);
+
 #ifdef __cplusplus
 }
 #endif

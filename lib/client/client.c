@@ -98,7 +98,8 @@ parley_err parley_client_new(const parley_client_options *opts, parley_client **
 	uv_timer_init(&c->loop, &c->timer);
 	uv_timer_init(&c->loop, &c->kick);
 	uv_timer_init(&c->loop, &c->run_timer);
-	c->timer.data = c->kick.data = c->run_timer.data = c;
+	uv_timer_init(&c->loop, &c->ack_timer);
+	c->timer.data = c->kick.data = c->run_timer.data = c->ack_timer.data = c;
 	rc = PARLEY_OK;
 out:
 	if (rc != PARLEY_OK) {
@@ -120,6 +121,7 @@ void parley_client_free(parley_client *c)
 		client__session_shutdown(c);
 		uv_loop_close(&c->loop);
 	}
+	client__e2e_close(c);
 	client__state_close(c->state);
 	sodium_memzero(&c->key, sizeof(c->key));
 	sodium_memzero(c->nonce, sizeof(c->nonce));

@@ -7,12 +7,20 @@
  *   ops.c      one start function + one completion handler per operation; blocking wrappers
  *   devices.c  parley_device_list
  *   state.c    client.db
+ *   e2e.c      the device's Signal identity (signal.db), key upload, refill, rotation, trust,
+ *              safety numbers, the local peer-device table
+ *   content.c  the plaintext Content format carried inside ciphertexts
+ *   send.c     sending: sessions from bundles, one ciphertext per device, mismatch recovery
+ *   recv.c     pushes: envelopes (decrypt, dedupe, hand to the app, ack, delivery receipt), typing,
+ *              presence, prekeys-low
  */
 #ifndef PARLEY_CLIENT_INTERNAL_H
 #define PARLEY_CLIENT_INTERNAL_H
 #include <stdint.h>
 
 #include <parley/client.h>
+#include <parley/signal.h>
+#include <parley/signal_sqlite.h>
 #include <uv.h>
 
 #include "client/state.h"
@@ -30,7 +38,14 @@ typedef enum client_op_kind {
 	OP_LIST_DEVICES,
 	OP_ADD_DEVICE,
 	OP_REMOVE_DEVICE,
+	OP_CONNECT, /* no request: completes once the connection is authenticated */
+	OP_RAW,     /* an internal request built in advance (keys, bundles, send, ack, typing) */
 } client_op_kind;
+
+struct client_op;
+/* Completion of an OP_RAW: resp is NULL when status is a local error (closed, timeout). */
+typedef void (*client_raw_cb)(parley_client *c, struct client_op *op, int status,
+			      const Parley__Wire__Response *resp);
 
 /* Where the connection is. Only one authentication is ever in flight, and register/link consume the
  * challenge of a fresh connection (they *are* its authentication). */
@@ -59,7 +74,17 @@ typedef struct client_op {
 	parley_devices_cb devices_cb;
 	parley_device_id_cb id_cb;
 	void *user;
+	/* OP_RAW: the request body (a protobuf-c message of case raw_case), freed with raw_free(raw_mem)
+	 * after completion; raw_ctx belongs to raw_cb. */
+	int raw_case;
+	void *raw_body;
+	void *raw_mem;
+	void (*raw_free)(void *mem);
+	client_raw_cb raw_cb;
+	void *raw_ctx;
 } client_op;
+
+#define CLIENT_ACK_BATCH 100
 
 struct parley_client {
 	uv_loop_t loop;
@@ -96,6 +121,21 @@ struct parley_client {
 	uint64_t next_id;
 	client_op *queued;      /* not sent yet, FIFO */
 	client_op *sent;        /* waiting for a response */
+
+	/* end-to-end state (e2e.c), opened on first need */
+	parley_signal_sqlite *sigdb;
+	parley_signal_store sigstore;
+	parley_signal_ctx *sig;
+	int maintenance_done; /* key checks after the first authentication of this client */
+	int refill_inflight;
+	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
+
+	/* receiving (recv.c): only while the application listens */
+	parley_events ev;
+	int receiving;
+	uint64_t acks[CLIENT_ACK_BATCH];
+	size_t nacks;
+	uv_timer_t ack_timer;
 
 	char errmsg[CLIENT_ERRMSG_LEN];
 };
@@ -141,6 +181,66 @@ typedef struct client_op_scratch {
 int client__op_build(parley_client *c, client_op *op, Parley__Wire__Request *req, client_op_scratch *s);
 /* Consumes op (the callback is called, then op is freed). resp is NULL when status is a local error. */
 void client__op_complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *resp);
+
+/* Queues an internal request. body is a protobuf-c message of kind body_case living inside mem
+ * (freed with free_fn after completion, also on every failure path). cb is called exactly once.
+ * Returns PARLEY_E_NOMEM (mem freed, cb not called) or PARLEY_OK. */
+int client__submit_raw(parley_client *c, int body_case, void *body, void *mem, void (*free_fn)(void *mem),
+		       client_raw_cb cb, void *ctx);
+/* The request union member for an OP_RAW. */
+void client__raw_set_body(Parley__Wire__Request *req, int body_case, void *body);
+
+/* session.c -> recv.c: one pushed frame other than the challenge. */
+void client__handle_push(parley_client *c, const Parley__Wire__Push *push);
+/* session.c -> e2e.c: the connection just authenticated with the saved account (auth, not register). */
+void client__on_ready(parley_client *c);
+/* session.c -> recv.c: the connection closed (after failing the operations). */
+void client__on_disconnect(parley_client *c, int err);
+void client__recv_shutdown(parley_client *c);
+
+/* e2e.c */
+/* Opens signal.db (and the e2e tables of client.db). */
+int client__e2e_open(parley_client *c);
+void client__e2e_close(parley_client *c);
+/* After a successful register/link: makes sure the Signal identity and keys exist, then uploads them;
+ * cb(user) is called once the upload completes (or fails). */
+int client__e2e_after_account(parley_client *c, parley_done_cb cb, void *user);
+/* Uploads `count` fresh one-time prekeys (refill) unless a refill is in flight. */
+void client__e2e_refill(parley_client *c, uint32_t remaining);
+/* Processes one bundle from the server for handle (X3DH) and remembers the device. */
+int client__e2e_process_bundle(parley_client *c, const char *handle, const Parley__Wire__PreKeyBundle *b);
+/* Known devices of handle that have a usable session: ids and registration ids (at most max). */
+int client__e2e_peer_devices(parley_client *c, const char *handle, uint32_t *ids, uint32_t *regids, size_t max,
+			     size_t *n);
+int client__e2e_peer_set(parley_client *c, const char *handle, uint32_t device, uint32_t regid);
+/* Forgets the session and the device (extra or stale device). */
+int client__e2e_peer_drop(parley_client *c, const char *handle, uint32_t device);
+/* A changed identity key seen for (handle, device): kept until parley_trust accepts it. */
+int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t device,
+				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
+/* Duplicate detection of received messages: 1 if (sender, device, ts) was seen (and records it if
+ * record is set). */
+int client__e2e_seen(parley_client *c, const char *sender, uint32_t device, uint64_t ts, int record, int *seen);
+uint64_t client__e2e_timestamp(parley_client *c);
+
+/* send.c */
+/* Sends a Receipt envelope of kind (PARLEY_RECEIPT_*) for timestamps to every device of handle. */
+int client__send_receipt(parley_client *c, const char *handle, int kind, const uint64_t *ts, size_t n);
+
+/* content.c: the plaintext inside a ciphertext (see content.c for the format) */
+#define CONTENT_KIND_MESSAGE 1
+#define CONTENT_KIND_SENT_COPY 2 /* a copy for the sender's other devices: has a destination */
+typedef struct client_content {
+	int kind;
+	uint64_t timestamp;
+	const uint8_t *body; /* borrowed from the decoded buffer */
+	size_t body_len;
+	char destination[PARLEY_HANDLE_MAX + 1];
+} client_content;
+/* Encodes into a new buffer (*out, parley__malloc, padded to a multiple of 160 bytes). */
+int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);
+/* PARLEY_E_INVALID_MESSAGE / PARLEY_E_BAD_VERSION on malformed input. */
+int client__content_decode(const uint8_t *buf, size_t len, client_content *out);
 
 /* devices.c */
 int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,

@@ -172,6 +172,20 @@ parley_err parley_device_remove_start(parley_client *c, uint32_t device_id, parl
 	return start_account_op(c, op);
 }
 
+parley_err parley_connect_start(parley_client *c, parley_done_cb cb, void *user)
+{
+	client_op *op;
+
+	if (c == NULL || cb == NULL)
+		return PARLEY_E_INVAL;
+	c->errmsg[0] = '\0';
+	op = op_new(OP_CONNECT, user);
+	if (op == NULL)
+		return PARLEY_E_NOMEM;
+	op->done_cb = cb;
+	return start_account_op(c, op);
+}
+
 /* ---- request builders (called by session.c when the op is sent) ---- */
 
 static int sign_for_op(parley_client *c, client_op *op, uint8_t sig[WIRE_SIG_LEN])
@@ -241,8 +255,62 @@ int client__op_build(parley_client *c, client_op *op, Parley__Wire__Request *req
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE;
 		req->remove_device = &s->body.remove;
 		return PARLEY_OK;
+	case OP_RAW:
+		client__raw_set_body(req, op->raw_case, op->raw_body);
+		return PARLEY_OK;
+	case OP_CONNECT:
+		break; /* never sent */
 	}
 	return PARLEY_E_INTERNAL;
+}
+
+void client__raw_set_body(Parley__Wire__Request *req, int body_case, void *body)
+{
+	req->body_case = (Parley__Wire__Request__BodyCase)body_case;
+	switch (body_case) {
+	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS:
+		req->upload_keys = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT:
+		req->get_prekey_count = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES:
+		req->get_bundles = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE:
+		req->send_message = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_ACK:
+		req->ack = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_TYPING:
+		req->typing = body;
+		break;
+	case PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES:
+		req->list_devices = body;
+		break;
+	default:
+		req->body_case = PARLEY__WIRE__REQUEST__BODY__NOT_SET;
+		break;
+	}
+}
+
+int client__submit_raw(parley_client *c, int body_case, void *body, void *mem, void (*free_fn)(void *mem),
+		       client_raw_cb cb, void *ctx)
+{
+	client_op *op = op_new(OP_RAW, NULL);
+	if (op == NULL) {
+		free_fn(mem);
+		return PARLEY_E_NOMEM;
+	}
+	op->raw_case = body_case;
+	op->raw_body = body;
+	op->raw_mem = mem;
+	op->raw_free = free_fn;
+	op->raw_cb = cb;
+	op->raw_ctx = ctx;
+	client__submit(c, op);
+	return PARLEY_OK;
 }
 
 /* ---- completions ---- */
@@ -296,11 +364,26 @@ void client__op_complete(parley_client *c, client_op *op, int status, const Parl
 	parley_device_list *list = NULL;
 	uint32_t new_id = 0;
 
+	if (op->kind == OP_RAW) {
+		op->raw_cb(c, op, status, r);
+		op->raw_free(op->raw_mem);
+		parley__free(op);
+		return;
+	}
 	if (status == PARLEY_OK && r != NULL) {
 		switch (op->kind) {
 		case OP_REGISTER:
 		case OP_LINK:
 			status = complete_new_account(c, op, r);
+			/* The account exists: the device is usable for messaging only once its Signal keys are
+			 * on the server, so the caller hears back after that upload. */
+			if (status == PARLEY_OK) {
+				status = client__e2e_after_account(c, op->done_cb, op->user);
+				if (status == PARLEY_OK) {
+					parley__free(op);
+					return;
+				}
+			}
 			break;
 		case OP_LIST_DEVICES:
 			status = expect_body(c, r, PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES);
@@ -320,6 +403,9 @@ void client__op_complete(parley_client *c, client_op *op, int status, const Parl
 				status = client__state_forget_account(c->state, c->errmsg, sizeof(c->errmsg));
 				c->have_account = 0;
 			}
+			break;
+		case OP_CONNECT:
+		case OP_RAW:
 			break;
 		}
 	}
@@ -436,6 +522,17 @@ parley_err parley_device_add(parley_client *c, const uint8_t key[PARLEY_DEVICE_K
 	if (rc == PARLEY_OK && device_id != NULL)
 		*device_id = s.id;
 	return (parley_err)rc;
+}
+
+parley_err parley_connect(parley_client *c)
+{
+	sync_result s = {0};
+	int rc;
+
+	if (c != NULL && c->in_loop)
+		return PARLEY_E_STATE;
+	rc = parley_connect_start(c, sync_done, &s);
+	return rc != PARLEY_OK ? (parley_err)rc : sync_wait(c, &s);
 }
 
 parley_err parley_device_remove(parley_client *c, uint32_t device_id)

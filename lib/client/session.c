@@ -237,6 +237,12 @@ static void pump(parley_client *c)
 				client__op_complete(c, op, PARLEY_E_STATE, NULL);
 				continue;
 			}
+			if (c->queued->kind == OP_CONNECT) {
+				client_op *op = c->queued;
+				c->queued = op->next;
+				client__op_complete(c, op, PARLEY_OK, NULL);
+				continue;
+			}
 			send_op(c, c->queued);
 		}
 		break;
@@ -269,6 +275,7 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 	c->conn = CONN_NONE;
 	c->conn_deadline = 0;
 	sodium_memzero(c->nonce, sizeof(c->nonce));
+	client__on_disconnect(c, err != PARLEY_OK ? err : PARLEY_E_CLOSED);
 	if (was_closing) {
 		/* We closed it, after failing what depended on it. Ops queued since then (by callbacks)
 		 * get a new connection; anything still in flight has lost its answer. */
@@ -324,6 +331,7 @@ static void handle_auth_response(parley_client *c, const Parley__Wire__Response 
 	}
 	c->conn = CONN_READY;
 	c->conn_deadline = 0;
+	client__on_ready(c);
 	pump(c);
 }
 
@@ -381,6 +389,8 @@ static void on_message(void *ctx, transport_conn *tp, const uint8_t *buf, size_t
 	case PARLEY__WIRE__FRAME__KIND_PUSH:
 		if (f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_CHALLENGE)
 			handle_challenge(c, f.frame->push->challenge);
+		else if (c->conn == CONN_READY)
+			client__handle_push(c, f.frame->push);
 		break;
 	case PARLEY__WIRE__FRAME__KIND_RESPONSE:
 		handle_response(c, f.frame->response);
@@ -450,6 +460,8 @@ void client__session_shutdown(parley_client *c)
 {
 	int guard;
 
+	/* The application hears nothing from a client it is freeing. */
+	parley_client_set_events(c, NULL);
 	client__fail_all(c, PARLEY_E_CLOSED);
 	close_transport(c);
 	/* The transport calls on_close exactly once; give it a bounded number of loop turns to finish the
@@ -459,5 +471,6 @@ void client__session_shutdown(parley_client *c)
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->kick, on_handle_closed);
 	uv_close((uv_handle_t *)&c->run_timer, on_handle_closed);
+	client__recv_shutdown(c);
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 }

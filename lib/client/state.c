@@ -191,8 +191,10 @@ static int create_private_file(const char *path, char *err, size_t errlen)
 
 static int check_state_files(const char *dir, char *err, size_t errlen)
 {
+	/* signal.db (lib/client/e2e.c) holds the Signal identity and sessions: same rule. */
 	static const char *const names[] = {CLIENT_DB_NAME, CLIENT_DB_NAME "-wal", CLIENT_DB_NAME "-shm",
-					    CLIENT_DB_NAME "-journal"};
+					    CLIENT_DB_NAME "-journal", "signal.db", "signal.db-wal", "signal.db-shm",
+					    "signal.db-journal"};
 	char path[PATH_MAX];
 	size_t i;
 	int rc;

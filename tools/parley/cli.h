@@ -60,5 +60,9 @@ int cmd_link(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_key(cli_ctx *ctx, int argc, char **argv);
 int cmd_whoami(cli_ctx *ctx, int argc, char **argv);
 int cmd_devices(cli_ctx *ctx, int argc, char **argv);
+int cmd_send(cli_ctx *ctx, int argc, char **argv);
+int cmd_listen(cli_ctx *ctx, int argc, char **argv);
+int cmd_safety_number(cli_ctx *ctx, int argc, char **argv);
+int cmd_trust(cli_ctx *ctx, int argc, char **argv);
 
 #endif

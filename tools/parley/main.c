@@ -30,6 +30,26 @@ static const cli_command commands[] = {
 	 "device's key with `parley devices add`) and saves the account."},
 	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
 	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
+	{"send", cmd_send, "HANDLE TEXT...", "send an end-to-end encrypted message",
+	 "Encrypts TEXT (several arguments are joined with spaces) for every device of HANDLE and for this\n"
+	 "account's other devices, and hands it to the server, which stores it until each device fetches\n"
+	 "it. Prints nothing on success. Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new\n"
+	 "identity key (see `parley safety-number` and `parley trust`)."},
+	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]", "print messages and receipts as they arrive",
+	 "Connects and prints each message as it arrives (first the ones waiting on the server):\n"
+	 "  HH:MM:SS alice: hi                  a message to you\n"
+	 "  HH:MM:SS alice -> bob: hi           (as alice) a copy of what your other device sent\n"
+	 "  HH:MM:SS bob delivered|read your message of HH:MM:SS (id N)   receipts\n"
+	 "Displayed messages are marked read (the sender gets a read receipt). Runs until SIGINT/SIGTERM,\n"
+	 "or until N messages were shown (--count), or for SECONDS (--timeout). With --count, exits 1 if\n"
+	 "the timeout comes first. Messages not shown stay on the server for the next listen."},
+	{"safety-number", cmd_safety_number, "HANDLE [--accept]", "show the safety number with HANDLE",
+	 "Prints the 60-digit safety number of this device and HANDLE's device (one line per device when\n"
+	 "HANDLE has several), identical to Signal's: compare it with HANDLE in person. --accept also\n"
+	 "accepts HANDLE's changed identity key (same as `parley trust HANDLE`)."},
+	{"trust", cmd_trust, "HANDLE", "accept HANDLE's changed identity key",
+	 "After HANDLE's identity key changed (listen and send warn), and only once you compared the new\n"
+	 "safety number, accepts the new key: held messages then decrypt on the next listen."},
 	{"help", NULL, "[COMMAND]", "show help for parley or one command", "Shows the help of COMMAND."},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -42,7 +62,7 @@ static void print_usage(FILE *f)
 		   "\n"
 		   "Commands:\n");
 	for (i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n"
 		   "Options:\n"
 		   "  --server URL    server WebSocket URL (ws:// or wss://); env PARLEY_SERVER; default: the\n"

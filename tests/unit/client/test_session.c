@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <parley/client.h>
+#include <parley/signal.h>
 #include <sodium.h>
 
 #include "../test.h"
@@ -222,6 +223,42 @@ static void do_remove(net_conn *c, uint64_t id, const Parley__Wire__RemoveDevice
 	send_resp(c, &resp);
 }
 
+/* Key upload after register/link: the scripted server checks the signed prekey's signature and
+ * counts the prekeys, like parleyd. */
+static unsigned prekeys_uploaded;
+
+static void do_upload(net_conn *c, uint64_t id, const Parley__Wire__UploadKeysRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__UploadKeysResponse body = PARLEY__WIRE__UPLOAD_KEYS_RESPONSE__INIT;
+
+	if (r->signed_prekey != NULL &&
+	    parley_signal_verify(r->identity_key.data, r->signed_prekey->public_key.data, 33,
+				 r->signed_prekey->signature.data) != PARLEY_OK) {
+		send_status(c, id, PARLEY_E_BAD_KEY_SIGNATURE);
+		return;
+	}
+	prekeys_uploaded += (unsigned)r->n_one_time_prekeys;
+	body.one_time_prekeys_remaining = prekeys_uploaded;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_UPLOAD_KEYS;
+	resp.upload_keys = &body;
+	send_resp(c, &resp);
+}
+
+static void do_count(net_conn *c, uint64_t id)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__GetPrekeyCountResponse body = PARLEY__WIRE__GET_PREKEY_COUNT_RESPONSE__INIT;
+
+	body.one_time_prekeys_remaining = 100;
+	body.signed_prekey_id = 1;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_GET_PREKEY_COUNT;
+	resp.get_prekey_count = &body;
+	send_resp(c, &resp);
+}
+
 static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 {
 	fake_conn *fc = net__conn_data(c);
@@ -255,6 +292,10 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		do_add(c, req->id, req->add_device);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE) {
 		do_remove(c, req->id, req->remove_device);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS) {
+		do_upload(c, req->id, req->upload_keys);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT) {
+		do_count(c, req->id);
 	} else {
 		send_status(c, req->id, PARLEY_E_PROTO_UNKNOWN);
 	}

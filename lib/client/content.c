@@ -1,0 +1,134 @@
+/* Content: the plaintext that travels inside a Signal ciphertext (the server never sees it).
+ *
+ *   version (1 byte, = 1)
+ *   records: tag (1 byte), length (2 bytes, big-endian), value
+ *     1 kind         1 byte: 1 = message, 2 = copy of a message this account sent (to its other devices)
+ *     2 timestamp    8 bytes big-endian: the sender's message id (ms)
+ *     3 body         0..PARLEY_MESSAGE_MAX bytes
+ *     4 destination  1..32 bytes: recipient handle (kind 2 only)
+ *     0 padding      any bytes, ignored; appended so that ciphertext lengths reveal the message length
+ *                    only to a 160-byte granularity (Signal pads the same way)
+ *   Unknown tags are skipped, so later versions can add fields; a record running past the end, a
+ *   missing kind/timestamp, or a repeated known tag is PARLEY_E_INVALID_MESSAGE.
+ *
+ * A record length is 16 bits, so a body is at most 65535 bytes; PARLEY_MESSAGE_MAX is below that.
+ */
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "common/alloc.h"
+
+#define CONTENT_VERSION 1
+#define PAD_BLOCK 160
+enum { TAG_PAD = 0, TAG_KIND = 1, TAG_TS = 2, TAG_BODY = 3, TAG_DEST = 4 };
+
+static uint8_t *put_record(uint8_t *p, int tag, const void *v, size_t len)
+{
+	*p++ = (uint8_t)tag;
+	*p++ = (uint8_t)(len >> 8);
+	*p++ = (uint8_t)len;
+	if (len != 0)
+		memcpy(p, v, len);
+	return p + len;
+}
+
+int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len)
+{
+	uint8_t kind = (uint8_t)ct->kind;
+	uint8_t ts[8];
+	size_t dest_len = strnlen(ct->destination, sizeof(ct->destination));
+	size_t len, padded, i;
+	uint8_t *buf, *p;
+
+	*out = NULL;
+	if (ct->body_len > PARLEY_MESSAGE_MAX || dest_len > PARLEY_HANDLE_MAX)
+		return PARLEY_E_TOO_LARGE;
+	for (i = 0; i < 8; i++)
+		ts[i] = (uint8_t)(ct->timestamp >> (56 - 8 * i));
+	len = 1 + (3 + 1) + (3 + 8) + (3 + ct->body_len) + (dest_len != 0 ? 3 + dest_len : 0);
+	/* Room for a padding record header (3 bytes) at least. */
+	padded = (len + 3 + PAD_BLOCK - 1) / PAD_BLOCK * PAD_BLOCK;
+	buf = parley__calloc(1, padded);
+	if (buf == NULL)
+		return PARLEY_E_NOMEM;
+	p = buf;
+	*p++ = CONTENT_VERSION;
+	p = put_record(p, TAG_KIND, &kind, 1);
+	p = put_record(p, TAG_TS, ts, 8);
+	p = put_record(p, TAG_BODY, ct->body, ct->body_len);
+	if (dest_len != 0)
+		p = put_record(p, TAG_DEST, ct->destination, dest_len);
+	/* the rest is zero: one padding record covering it */
+	put_record(p, TAG_PAD, NULL, 0);
+	p[1] = (uint8_t)((padded - (size_t)(p - buf) - 3) >> 8);
+	p[2] = (uint8_t)(padded - (size_t)(p - buf) - 3);
+	*out = buf;
+	*out_len = padded;
+	return PARLEY_OK;
+}
+
+int client__content_decode(const uint8_t *buf, size_t len, client_content *out)
+{
+	size_t pos = 1, i;
+	unsigned seen = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 1)
+		return PARLEY_E_INVALID_MESSAGE;
+	if (buf[0] != CONTENT_VERSION)
+		return PARLEY_E_BAD_VERSION;
+	while (pos < len) {
+		int tag;
+		size_t rlen;
+		const uint8_t *v;
+
+		if (len - pos < 3)
+			return PARLEY_E_INVALID_MESSAGE;
+		tag = buf[pos];
+		rlen = (size_t)buf[pos + 1] << 8 | buf[pos + 2];
+		pos += 3;
+		if (rlen > len - pos)
+			return PARLEY_E_INVALID_MESSAGE;
+		v = buf + pos;
+		pos += rlen;
+		if (tag >= TAG_KIND && tag <= TAG_DEST) {
+			if (seen & (1u << tag))
+				return PARLEY_E_INVALID_MESSAGE;
+			seen |= 1u << tag;
+		}
+		switch (tag) {
+		case TAG_KIND:
+			if (rlen != 1)
+				return PARLEY_E_INVALID_MESSAGE;
+			out->kind = v[0];
+			break;
+		case TAG_TS:
+			if (rlen != 8)
+				return PARLEY_E_INVALID_MESSAGE;
+			for (i = 0; i < 8; i++)
+				out->timestamp = out->timestamp << 8 | v[i];
+			break;
+		case TAG_BODY:
+			if (rlen > PARLEY_MESSAGE_MAX)
+				return PARLEY_E_INVALID_MESSAGE;
+			out->body = v;
+			out->body_len = rlen;
+			break;
+		case TAG_DEST:
+			if (rlen == 0 || rlen > PARLEY_HANDLE_MAX || memchr(v, '\0', rlen) != NULL)
+				return PARLEY_E_INVALID_MESSAGE;
+			memcpy(out->destination, v, rlen);
+			out->destination[rlen] = '\0';
+			break;
+		default: /* padding or a field from a later version */
+			break;
+		}
+	}
+	if (!(seen & (1u << TAG_KIND)) || !(seen & (1u << TAG_TS)))
+		return PARLEY_E_INVALID_MESSAGE;
+	if (out->kind == CONTENT_KIND_SENT_COPY && out->destination[0] == '\0')
+		return PARLEY_E_INVALID_MESSAGE;
+	if (out->body == NULL)
+		out->body = buf; /* empty body: a valid pointer with length 0 */
+	return PARLEY_OK;
+}

@@ -1,0 +1,272 @@
+/* Receiving: what the server pushes once the connection is authenticated (docs/protocol.md §10).
+ *
+ * An envelope is handled only while the application receives (parley_client_set_events with
+ * on_message); otherwise it is left alone and the server redelivers it on the next connection — so a
+ * short-lived `parley send` never swallows messages meant for `parley listen`.
+ *
+ * Per envelope, in this order, so that a crash loses nothing that was acknowledged:
+ *   1. duplicate check (sender, device, timestamp) in client.db — a redelivered message is acked again
+ *      and not shown twice;
+ *   2. decrypt (the Signal session advances and is saved);
+ *   3. hand the message to the application (on_message returns);
+ *   4. record it as received, then queue the ack (batched, up to 100 ids per AckRequest);
+ *   5. send a delivery receipt to the sender's devices.
+ * A message whose sender's identity key changed is neither decrypted nor acked: it stays on the server
+ * until the user accepts the new key (parley_trust), and on_identity_changed tells the application.
+ */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "common/alloc.h"
+#include "signal/message.h"
+
+void parley_client_set_events(parley_client *c, const parley_events *ev)
+{
+	if (c == NULL)
+		return;
+	if (ev == NULL) {
+		memset(&c->ev, 0, sizeof(c->ev));
+		c->receiving = 0;
+		return;
+	}
+	c->ev = *ev;
+	c->receiving = ev->on_message != NULL;
+}
+
+/* ---- acks ---- */
+
+typedef struct ack_mem {
+	Parley__Wire__AckRequest req;
+	uint64_t ids[CLIENT_ACK_BATCH];
+} ack_mem;
+
+static void ack_free(void *p)
+{
+	parley__free(p);
+}
+
+static void on_acked(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	/* A lost ack only means a redelivery, which the duplicate check absorbs. */
+}
+
+static void flush_acks(parley_client *c)
+{
+	ack_mem *m;
+
+	if (c->nacks == 0)
+		return;
+	m = parley__calloc(1, sizeof(*m));
+	if (m == NULL)
+		return; /* kept; retried at the next flush */
+	parley__wire__ack_request__init(&m->req);
+	memcpy(m->ids, c->acks, c->nacks * sizeof(c->acks[0]));
+	m->req.server_ids = m->ids;
+	m->req.n_server_ids = c->nacks;
+	c->nacks = 0;
+	client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_ACK, &m->req, m, ack_free, on_acked, NULL);
+}
+
+static void on_ack_timer(uv_timer_t *t)
+{
+	flush_acks(t->data);
+}
+
+static void ack(parley_client *c, uint64_t server_id)
+{
+	c->acks[c->nacks++] = server_id;
+	if (c->nacks == CLIENT_ACK_BATCH)
+		flush_acks(c);
+	else
+		uv_timer_start(&c->ack_timer, on_ack_timer, 0, 0); /* after this loop turn's other pushes */
+}
+
+/* ---- envelopes ---- */
+
+static void report_error(parley_client *c, int err, const Parley__Wire__Envelope *e)
+{
+	if (c->ev.on_error != NULL)
+		c->ev.on_error(c, (parley_err)err, e->sender_handle, e->sender_device, c->ev.user);
+}
+
+static void handle_receipt(parley_client *c, const Parley__Wire__Envelope *e)
+{
+	Parley__Wire__Receipt *r;
+
+	/* The content is bounded by the frame limit already checked by the wire codec; protobuf-c allocates
+	 * at most a small multiple of it. */
+	r = parley__wire__receipt__unpack(NULL, e->content.len, e->content.data);
+	if (r == NULL || r->n_timestamps == 0 || r->n_timestamps > WIRE_MAX_ACK_IDS ||
+	    (r->kind != PARLEY__WIRE__RECEIPT__KIND__DELIVERY && r->kind != PARLEY__WIRE__RECEIPT__KIND__READ)) {
+		report_error(c, PARLEY_E_INVALID_MESSAGE, e);
+	} else if (c->ev.on_receipt != NULL) {
+		c->ev.on_receipt(c, e->sender_handle, e->sender_device,
+				 r->kind == PARLEY__WIRE__RECEIPT__KIND__READ ? PARLEY_RECEIPT_READ
+									    : PARLEY_RECEIPT_DELIVERED,
+				 r->timestamps, r->n_timestamps, c->ev.user);
+	}
+	if (r != NULL)
+		parley__wire__receipt__free_unpacked(r, NULL);
+	ack(c, e->server_id);
+}
+
+/* Decrypts into *pt (allocated). On UNTRUSTED_IDENTITY the new key is recorded as pending. */
+static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **pt, size_t *pt_len)
+{
+	parley_signal_address a = {e->sender_handle, e->sender_device};
+	sig_prekey_msg pm;
+	int is_prekey = e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE;
+	int rc;
+
+	*pt = NULL;
+	if (e->content.len > PARLEY_SIGNAL_MAX_MESSAGE)
+		return PARLEY_E_TOO_LARGE;
+	if (is_prekey && sig__prekey_msg_decode(&pm, e->content.data, e->content.len) != PARLEY_OK)
+		return PARLEY_E_INVALID_MESSAGE;
+	*pt = parley__malloc(e->content.len + 1);
+	if (*pt == NULL)
+		return PARLEY_E_NOMEM;
+	if (is_prekey)
+		rc = parley_signal_decrypt_prekey(c->sig, &a, e->content.data, e->content.len, *pt, e->content.len,
+						  pt_len);
+	else
+		rc = parley_signal_decrypt_signal(c->sig, &a, e->content.data, e->content.len, *pt, e->content.len,
+						  pt_len);
+	if (rc == PARLEY_E_UNTRUSTED_IDENTITY && is_prekey)
+		client__e2e_pending_identity(c, e->sender_handle, e->sender_device, pm.identity_key);
+	/* The sender's registration id comes with its first message: our replies and receipts need it. */
+	if (rc == PARLEY_OK && is_prekey)
+		rc = client__e2e_peer_set(c, e->sender_handle, e->sender_device, pm.registration_id);
+	if (rc != PARLEY_OK) {
+		sodium_memzero(*pt, e->content.len + 1);
+		parley__free(*pt);
+		*pt = NULL;
+	}
+	return rc;
+}
+
+static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
+{
+	parley_message m;
+	uint8_t *body;
+
+	/* A copy of our own message may come only from our own account. */
+	if (ct->kind == CONTENT_KIND_SENT_COPY && strcmp(e->sender_handle, c->account.handle) != 0) {
+		report_error(c, PARLEY_E_INVALID_MESSAGE, e);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.sender = e->sender_handle;
+	m.sender_device = e->sender_device;
+	m.destination = ct->kind == CONTENT_KIND_SENT_COPY ? ct->destination : NULL;
+	m.timestamp_ms = ct->timestamp;
+	m.server_timestamp_ms = e->server_timestamp;
+	/* body is followed by a NUL: the decrypted buffer has room (decode copies nothing) */
+	body = (uint8_t *)ct->body;
+	m.body = body;
+	m.body_len = ct->body_len;
+	if (c->ev.on_message != NULL)
+		c->ev.on_message(c, &m, c->ev.user);
+}
+
+static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
+{
+	client_content ct;
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	int seen = 0, rc;
+
+	if (e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT) {
+		handle_receipt(c, e);
+		return;
+	}
+	if (e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT &&
+	    e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE) {
+		report_error(c, PARLEY_E_INVALID_MESSAGE, e);
+		ack(c, e->server_id);
+		return;
+	}
+	rc = client__e2e_seen(c, e->sender_handle, e->sender_device, e->client_timestamp, 0, &seen);
+	if (rc != PARLEY_OK)
+		return; /* local storage trouble: leave it on the server */
+	if (seen) {
+		ack(c, e->server_id);
+		return;
+	}
+	rc = decrypt(c, e, &pt, &pt_len);
+	if (rc == PARLEY_E_UNTRUSTED_IDENTITY) {
+		if (c->ev.on_identity_changed != NULL)
+			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
+		return; /* not acked: waits on the server for parley_trust */
+	}
+	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_STORE)
+		return; /* ours, not the message's fault: try again on the next delivery */
+	if (rc == PARLEY_OK) {
+		pt[pt_len] = '\0';
+		rc = client__content_decode(pt, pt_len, &ct);
+		/* the Content's own timestamp is the message id; it must match the routing header's */
+		if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
+			rc = PARLEY_E_INVALID_MESSAGE;
+	}
+	if (rc == PARLEY_OK) {
+		/* NUL after the body for the application's convenience: the body lies inside pt, and what
+		 * follows it (padding or another record) is no longer needed. */
+		((uint8_t *)ct.body)[ct.body_len] = '\0';
+		deliver(c, e, &ct);
+		client__e2e_seen(c, e->sender_handle, e->sender_device, e->client_timestamp, 1, &seen);
+	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
+		report_error(c, rc, e);
+	}
+	if (pt != NULL) {
+		sodium_memzero(pt, pt_len);
+		parley__free(pt);
+	}
+	ack(c, e->server_id);
+	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
+		client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
+}
+
+void client__handle_push(parley_client *c, const Parley__Wire__Push *p)
+{
+	switch (p->body_case) {
+	case PARLEY__WIRE__PUSH__BODY_ENVELOPE:
+		if (c->receiving && client__e2e_open(c) == PARLEY_OK)
+			handle_envelope(c, p->envelope);
+		break;
+	case PARLEY__WIRE__PUSH__BODY_PREKEYS_LOW:
+		client__e2e_refill(c, p->prekeys_low->one_time_prekeys_remaining);
+		break;
+	case PARLEY__WIRE__PUSH__BODY_TYPING:
+		if (c->ev.on_typing != NULL)
+			c->ev.on_typing(c, p->typing->sender_handle, p->typing->sender_device, p->typing->started,
+					c->ev.user);
+		break;
+	case PARLEY__WIRE__PUSH__BODY_PRESENCE:
+		if (c->ev.on_presence != NULL)
+			c->ev.on_presence(c, p->presence->handle, p->presence->online, c->ev.user);
+		break;
+	default: /* QueueEmpty, and push kinds of later versions */
+		break;
+	}
+}
+
+void client__on_disconnect(parley_client *c, int err)
+{
+	/* Acks not sent are lost with the connection; the server redelivers, the duplicate check skips. */
+	c->nacks = 0;
+	uv_timer_stop(&c->ack_timer);
+	if (c->ev.on_disconnect != NULL)
+		c->ev.on_disconnect(c, (parley_err)err, c->ev.user);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void client__recv_shutdown(parley_client *c)
+{
+	uv_close((uv_handle_t *)&c->ack_timer, on_closed);
+}

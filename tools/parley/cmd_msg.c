@@ -1,0 +1,364 @@
+/* parley send | listen | safety-number | trust */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define LISTEN_SLICE_MS 200   /* how often the loop looks at signals and deadlines */
+#define RECONNECT_DELAY_MS 1000
+#define MAX_PEER_DEVICES 64
+
+int cmd_send(cli_ctx *ctx, int argc, char **argv)
+{
+	char text[PARLEY_MESSAGE_MAX + 1];
+	size_t len = 0;
+	parley_client *c;
+	parley_err rc;
+	int i;
+
+	if (argc < 3)
+		return cli_usage(ctx, argc < 2 ? "missing HANDLE and TEXT" : "missing TEXT");
+	/* Several words are one message, as `echo` would join them. */
+	for (i = 2; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		if (len + n + (i > 2) > PARLEY_MESSAGE_MAX)
+			return cli_usage(ctx, "the message is longer than %d bytes", PARLEY_MESSAGE_MAX);
+		if (i > 2)
+			text[len++] = ' ';
+		memcpy(text + len, argv[i], n);
+		len += n;
+	}
+	text[len] = '\0';
+	if (len == 0)
+		return cli_usage(ctx, "the message is empty");
+	c = cli_client(ctx);
+	if (c == NULL)
+		return CLI_EXIT_ERROR;
+	rc = parley_send_bytes(c, argv[1], (const uint8_t *)text, len, NULL);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	return CLI_EXIT_OK;
+}
+
+/* ---- listen ---- */
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+typedef struct listen_state {
+	cli_ctx *ctx;
+	long count;      /* messages to show before exiting; 0 = no limit */
+	long shown;
+	int disconnected;
+	int connecting;
+	parley_err last_err;
+} listen_state;
+
+static void print_time(uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[16];
+
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, sizeof(buf), "%H:%M:%S", &tm) == 0)
+		snprintf(buf, sizeof(buf), "--:--:--");
+	fputs(buf, stdout);
+	putchar(' ');
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void ev_message(parley_client *c, const parley_message *m, void *user)
+{
+	listen_state *ls = user;
+
+	print_time(m->timestamp_ms);
+	cli_print_safe(m->sender);
+	if (m->destination != NULL) {
+		fputs(" -> ", stdout);
+		cli_print_safe(m->destination);
+	}
+	fputs(": ", stdout);
+	cli_print_safe((const char *)m->body);
+	putchar('\n');
+	fflush(stdout);
+	/* Shown on the terminal = read. */
+	if (m->destination == NULL)
+		parley_mark_read(c, m->sender, &m->timestamp_ms, 1);
+	ls->shown++;
+	if (ls->count > 0 && ls->shown >= ls->count) {
+		/* Stop taking messages now: the rest stay on the server for the next listen. */
+		parley_client_set_events(c, NULL);
+		parley_client_stop(c);
+	}
+}
+
+static void ev_receipt(parley_client *c, const char *handle, uint32_t device, parley_receipt_kind kind,
+		       const uint64_t *ts, size_t n, void *user)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		print_time(now_ms());
+		cli_print_safe(handle);
+		printf(" %s your message of ", kind == PARLEY_RECEIPT_READ ? "read" : "delivered");
+		time_t t = (time_t)(ts[i] / 1000);
+		struct tm tm;
+		char buf[16];
+		if (localtime_r(&t, &tm) != NULL && strftime(buf, sizeof(buf), "%H:%M:%S", &tm) != 0)
+			fputs(buf, stdout);
+		printf(" (id %llu)\n", (unsigned long long)ts[i]);
+	}
+	fflush(stdout);
+}
+
+static void ev_typing(parley_client *c, const char *handle, uint32_t device, int started, void *user)
+{
+	if (!started)
+		return;
+	print_time(now_ms());
+	cli_print_safe(handle);
+	fputs(" is typing...\n", stdout);
+	fflush(stdout);
+}
+
+static void ev_presence(parley_client *c, const char *handle, int online, void *user)
+{
+	print_time(now_ms());
+	cli_print_safe(handle);
+	printf(" is %s\n", online ? "online" : "offline");
+	fflush(stdout);
+}
+
+static void ev_identity(parley_client *c, const char *handle, uint32_t device, void *user)
+{
+	listen_state *ls = user;
+	fprintf(stderr,
+		"parley: %s: WARNING: the identity key of %s (device %u) has CHANGED.\n"
+		"  Someone may be intercepting the conversation, or %s reinstalled parley.\n"
+		"  Its messages are held on the server. Compare the safety number with %s in person:\n"
+		"    parley safety-number %s\n"
+		"  and only if it matches, accept the new key with:  parley trust %s\n",
+		ls->ctx->command, handle, (unsigned)device, handle, handle, handle, handle);
+}
+
+static void ev_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
+{
+	listen_state *ls = user;
+	fprintf(stderr, "parley: %s: a message from %s (device %u) could not be read: %s (%s)\n", ls->ctx->command,
+		handle, (unsigned)device, parley_strerror(err), parley_errname(err));
+}
+
+static void ev_disconnect(parley_client *c, parley_err err, void *user)
+{
+	listen_state *ls = user;
+	ls->disconnected = 1;
+	ls->last_err = err;
+}
+
+static void on_connected(parley_client *c, parley_err status, void *user)
+{
+	listen_state *ls = user;
+	ls->connecting = 0;
+	if (status != PARLEY_OK) {
+		ls->disconnected = 1;
+		ls->last_err = status;
+	}
+}
+
+static int parse_long(const char *s, long max, long *out)
+{
+	char *end = NULL;
+	long v;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cmd_listen(cli_ctx *ctx, int argc, char **argv)
+{
+	struct sigaction sa;
+	listen_state ls;
+	parley_events ev;
+	parley_client *c;
+	parley_err rc;
+	long timeout_s = 0;
+	uint64_t deadline = 0, retry_at = 0;
+	int i;
+
+	memset(&ls, 0, sizeof(ls));
+	ls.ctx = ctx;
+	for (i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		if ((strcmp(opt, "--count") == 0 || strcmp(opt, "--timeout") == 0) && i + 1 >= argc)
+			return cli_usage(ctx, "%s needs a value", opt);
+		if (strcmp(opt, "--count") == 0) {
+			if (parse_long(argv[++i], 1000000000L, &ls.count) != 0)
+				return cli_usage(ctx, "--count: expected a positive number, got '%s'", argv[i]);
+		} else if (strcmp(opt, "--timeout") == 0) {
+			if (parse_long(argv[++i], 31536000L, &timeout_s) != 0)
+				return cli_usage(ctx, "--timeout: expected seconds (1 or more), got '%s'", argv[i]);
+		} else {
+			return cli_usage(ctx, "unexpected argument '%s'", opt);
+		}
+	}
+	c = cli_client(ctx);
+	if (c == NULL)
+		return CLI_EXIT_ERROR;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (timeout_s > 0)
+		deadline = now_ms() + (uint64_t)timeout_s * 1000u;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.on_message = ev_message;
+	ev.on_receipt = ev_receipt;
+	ev.on_typing = ev_typing;
+	ev.on_presence = ev_presence;
+	ev.on_identity_changed = ev_identity;
+	ev.on_error = ev_error;
+	ev.on_disconnect = ev_disconnect;
+	ev.user = &ls;
+	parley_client_set_events(c, &ev);
+	rc = parley_connect(c);
+	if (rc != PARLEY_OK) {
+		parley_client_set_events(c, NULL);
+		return cli_fail(ctx, rc);
+	}
+	ls.disconnected = 0;
+	while (!got_signal && (ls.count == 0 || ls.shown < ls.count)) {
+		uint64_t now = now_ms();
+		if (deadline != 0 && now >= deadline)
+			break;
+		if (ls.disconnected && !ls.connecting && now >= retry_at) {
+			/* The server went away: keep listening, as a chat client would. */
+			if (retry_at != 0)
+				fprintf(stderr, "parley: %s: connection lost (%s), reconnecting\n", ctx->command,
+					parley_strerror(ls.last_err));
+			retry_at = now + RECONNECT_DELAY_MS;
+			ls.disconnected = 0;
+			ls.connecting = parley_connect_start(c, on_connected, &ls) == PARLEY_OK;
+			if (!ls.connecting)
+				ls.disconnected = 1;
+			continue;
+		}
+		if (ls.disconnected && retry_at == 0)
+			retry_at = now; /* first loss: retry at once */
+		parley_client_run(c, LISTEN_SLICE_MS);
+	}
+	/* Stop taking messages, then send what is owed for those shown (acks, receipts). */
+	parley_client_set_events(c, NULL);
+	parley_client_run(c, 0);
+	if (got_signal)
+		return CLI_EXIT_OK;
+	if (ls.count > 0 && ls.shown < ls.count) {
+		fprintf(stderr, "parley: %s: timed out after %ld s with %ld of %ld messages\n", ctx->command, timeout_s,
+			ls.shown, ls.count);
+		return CLI_EXIT_ERROR;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ---- safety numbers ---- */
+
+static void print_digits(const char *d)
+{
+	int i;
+	for (i = 0; i < PARLEY_SAFETY_NUMBER_LEN; i += 5)
+		printf("%.5s%s", d + i, i + 5 < PARLEY_SAFETY_NUMBER_LEN ? " " : "\n");
+}
+
+static int trust(cli_ctx *ctx, parley_client *c, const char *handle)
+{
+	size_t n = 0;
+	parley_err rc = parley_trust(c, handle, &n);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	if (n == 0)
+		printf("no changed identity key of %s to accept\n", handle);
+	else
+		printf("accepted the new identity key of %s (%zu device%s)\n", handle, n, n == 1 ? "" : "s");
+	return CLI_EXIT_OK;
+}
+
+int cmd_safety_number(cli_ctx *ctx, int argc, char **argv)
+{
+	char digits[MAX_PEER_DEVICES][PARLEY_SAFETY_NUMBER_LEN + 1];
+	uint32_t devs[MAX_PEER_DEVICES];
+	int changed[MAX_PEER_DEVICES];
+	const char *handle = NULL;
+	parley_client *c;
+	parley_err rc;
+	size_t i, n;
+	int accept = 0, any_changed = 0;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--accept") == 0)
+			accept = 1;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return cli_usage(ctx, "unknown option '%s'", argv[i]);
+		else if (handle == NULL)
+			handle = argv[i];
+		else
+			return cli_usage(ctx, "unexpected argument '%s'", argv[i]);
+	}
+	if (handle == NULL)
+		return cli_usage(ctx, "missing HANDLE");
+	c = cli_client(ctx);
+	if (c == NULL)
+		return CLI_EXIT_ERROR;
+	for (n = 0; n < MAX_PEER_DEVICES; n++) {
+		rc = parley_safety_number(c, handle, n, &devs[n], &changed[n], digits[n]);
+		if (rc == PARLEY_E_NOT_FOUND && n > 0)
+			break;
+		if (rc != PARLEY_OK)
+			return cli_fail(ctx, rc);
+		any_changed |= changed[n];
+	}
+	for (i = 0; i < n; i++) {
+		/* One device (the usual case): just the number, as Signal shows it. */
+		if (n > 1 || changed[i])
+			printf("device %u%s: ", (unsigned)devs[i], changed[i] ? " (NEW KEY)" : "");
+		print_digits(digits[i]);
+	}
+	if (accept)
+		return trust(ctx, c, handle);
+	if (any_changed)
+		fprintf(stderr,
+			"parley: %s: the identity key of %s has CHANGED. Compare this number with %s, then accept\n"
+			"  it with: parley trust %s  (or parley safety-number --accept %s)\n",
+			ctx->command, handle, handle, handle, handle);
+	return CLI_EXIT_OK;
+}
+
+int cmd_trust(cli_ctx *ctx, int argc, char **argv)
+{
+	parley_client *c;
+
+	if (argc != 2)
+		return cli_usage(ctx, argc < 2 ? "missing HANDLE" : "too many arguments");
+	c = cli_client(ctx);
+	if (c == NULL)
+		return CLI_EXIT_ERROR;
+	return trust(ctx, c, argv[1]);
+}
