@@ -140,6 +140,8 @@ static int fill_upload(store_job *j, const Parley__Wire__UploadKeysRequest *req)
 {
 	uint8_t ik[CRYPTO_KEY_LEN], spk[CRYPTO_KEY_LEN];
 	store_keys_args *k = &j->keys;
+	if (req->n_one_time_prekeys > STORE_MAX_PREKEYS_PER_UPLOAD)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE; /* before any signature work */
 	int rc = parse_key(&req->identity_key, ik);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -161,8 +163,6 @@ static int fill_upload(store_job *j, const Parley__Wire__UploadKeysRequest *req)
 		memcpy(k->spk_pub, sp->public_key.data, STORE_SIGNAL_KEY_LEN);
 		memcpy(k->spk_sig, sp->signature.data, STORE_SIG_LEN);
 	}
-	if (req->n_one_time_prekeys > STORE_MAX_PREKEYS_PER_UPLOAD)
-		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 	for (size_t i = 0; i < req->n_one_time_prekeys; i++) {
 		const Parley__Wire__OneTimePrekey *o = req->one_time_prekeys[i];
 		uint8_t raw[CRYPTO_KEY_LEN];
