@@ -163,8 +163,8 @@ for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk '/VmRSS/ {print $2}' "/proc/${PID[$p]}
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- server lib proto 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
 CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
-MQ_V=$(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p' | head -1)
-NATS_V=$(nats-server --version 2>/dev/null | sed 's/^nats-server: //')
+MQ_V=$( (mosquitto -h 2>/dev/null || true) | sed -n "s/^mosquitto version //p" | head -1)
+NATS_V=$( (nats-server --version 2>/dev/null || true) | sed "s/^nats-server: //")
 SKIPPED=""
 for p in "${!SKIP[@]}"; do SKIPPED="$SKIPPED $p (${SKIP[$p]});"; done
 
