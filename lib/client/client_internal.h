@@ -126,7 +126,7 @@ struct parley_client {
 	parley_signal_sqlite *sigdb;
 	parley_signal_store sigstore;
 	parley_signal_ctx *sig;
-	int maintenance_done; /* key checks after the first authentication of this client */
+	int maintenance_done; /* key checks done on this connection */
 	int refill_inflight;
 	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
 

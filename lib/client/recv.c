@@ -22,6 +22,8 @@
 #include "common/alloc.h"
 #include "signal/message.h"
 
+static void flush_acks(parley_client *c);
+
 void parley_client_set_events(parley_client *c, const parley_events *ev)
 {
 	if (c == NULL)
@@ -29,6 +31,7 @@ void parley_client_set_events(parley_client *c, const parley_events *ev)
 	if (ev == NULL) {
 		memset(&c->ev, 0, sizeof(c->ev));
 		c->receiving = 0;
+		flush_acks(c);
 		return;
 	}
 	c->ev = *ev;
@@ -77,7 +80,9 @@ static void on_ack_timer(uv_timer_t *t)
 static void ack(parley_client *c, uint64_t server_id)
 {
 	c->acks[c->nacks++] = server_id;
-	if (c->nacks == CLIENT_ACK_BATCH)
+	/* Not receiving any more (the application stopped in its callback): queue it now, so the
+	 * parley_client_run(c, 0) that follows sends it. */
+	if (c->nacks == CLIENT_ACK_BATCH || !c->receiving)
 		flush_acks(c);
 	else
 		uv_timer_start(&c->ack_timer, on_ack_timer, 0, 0); /* after this loop turn's other pushes */
@@ -211,6 +216,10 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 			rc = PARLEY_E_INVALID_MESSAGE;
 	}
 	if (rc == PARLEY_OK) {
+		/* Queued before the application sees the message, so the sender hears "delivered" before
+		 * any "read" the application sends from its callback. */
+		if (ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
+			client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
 		/* NUL after the body for the application's convenience: the body lies inside pt, and what
 		 * follows it (padding or another record) is no longer needed. */
 		((uint8_t *)ct.body)[ct.body_len] = '\0';
@@ -224,8 +233,6 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		parley__free(pt);
 	}
 	ack(c, e->server_id);
-	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
-		client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
 }
 
 void client__handle_push(parley_client *c, const Parley__Wire__Push *p)
@@ -257,6 +264,8 @@ void client__on_disconnect(parley_client *c, int err)
 	/* Acks not sent are lost with the connection; the server redelivers, the duplicate check skips. */
 	c->nacks = 0;
 	uv_timer_stop(&c->ack_timer);
+	/* The next authentication checks the key pool again (it may have run low while we were away). */
+	c->maintenance_done = 0;
 	if (c->ev.on_disconnect != NULL)
 		c->ev.on_disconnect(c, (parley_err)err, c->ev.user);
 }

@@ -1,0 +1,481 @@
+/* End to end through the real parleyd ($PARLEYD, started here on an ephemeral loopback port) with real
+ * libparley clients: offline delivery once and in order, receipts, multi-device fan-out with copies to
+ * the sender's other devices, device-list mismatch recovery, identity change (refused until trusted,
+ * in both directions), prekey refill, and no plaintext in any database or log. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <parley/client.h>
+#include <sqlite3.h>
+
+#include "../test.h"
+
+#define MAXMSG 32
+
+static char root[256];
+static char url[128];
+static pid_t server_pid;
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int start_server(void)
+{
+	const char *bin = getenv("PARLEYD");
+	char portfile[300], datadir[300], logfile[300], a1[320], a2[320];
+	int i, port = 0;
+	FILE *f;
+
+	if (bin == NULL)
+		return -1;
+	snprintf(portfile, sizeof(portfile), "%s/port", root);
+	snprintf(datadir, sizeof(datadir), "%s/data", root);
+	snprintf(logfile, sizeof(logfile), "%s/server.log", root);
+	snprintf(a1, sizeof(a1), "--port_file=%s", portfile);
+	snprintf(a2, sizeof(a2), "--data_dir=%s", datadir);
+	server_pid = fork();
+	if (server_pid == 0) {
+		FILE *lf = freopen(logfile, "w", stderr);
+		(void)lf;
+		dup2(2, 1);
+		execl(bin, bin, "--port=0", a1, a2, "--log_level=debug", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 100 && port == 0; i++) {
+		sleep_ms(50);
+		f = fopen(portfile, "r");
+		if (f != NULL) {
+			if (fscanf(f, "%d", &port) != 1)
+				port = 0;
+			fclose(f);
+		}
+	}
+	if (port == 0)
+		return -1;
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/websocket", port);
+	return 0;
+}
+
+static void stop_server(void)
+{
+	int st;
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, &st, 0);
+	}
+}
+
+static parley_client *client(const char *name)
+{
+	char dir[512];
+	parley_client_options o;
+	parley_client *c = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/%s", root, name);
+	parley_client_options_init(&o);
+	o.state_dir = dir;
+	o.server_url = url;
+	o.connect_timeout_ms = 5000;
+	o.request_timeout_ms = 5000;
+	TEST_EQ_INT(parley_client_new(&o, &c), PARLEY_OK);
+	return c;
+}
+
+/* ---- what a listener saw ---- */
+
+typedef struct inbox {
+	int n;
+	char body[MAXMSG][128];
+	char sender[MAXMSG][PARLEY_HANDLE_MAX + 1];
+	char dest[MAXMSG][PARLEY_HANDLE_MAX + 1];
+	uint32_t device[MAXMSG];
+	uint64_t ts[MAXMSG];
+	int delivered, read;
+	uint64_t receipt_ts[MAXMSG];
+	int identity_changed;
+	int errors;
+} inbox;
+
+static void on_message(parley_client *c, const parley_message *m, void *user)
+{
+	inbox *in = user;
+	if (in->n >= MAXMSG)
+		return;
+	snprintf(in->body[in->n], sizeof(in->body[0]), "%.*s", (int)m->body_len, (const char *)m->body);
+	snprintf(in->sender[in->n], sizeof(in->sender[0]), "%s", m->sender);
+	snprintf(in->dest[in->n], sizeof(in->dest[0]), "%s", m->destination != NULL ? m->destination : "");
+	in->device[in->n] = m->sender_device;
+	in->ts[in->n] = m->timestamp_ms;
+	TEST_CHECK(m->body[m->body_len] == '\0');
+	in->n++;
+}
+
+static void on_receipt(parley_client *c, const char *handle, uint32_t device, parley_receipt_kind kind,
+		       const uint64_t *ts, size_t n, void *user)
+{
+	inbox *in = user;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		int k = in->delivered + in->read;
+		if (k < MAXMSG)
+			in->receipt_ts[k] = ts[i];
+		if (kind == PARLEY_RECEIPT_READ)
+			in->read++;
+		else
+			in->delivered++;
+	}
+}
+
+static void on_identity(parley_client *c, const char *handle, uint32_t device, void *user)
+{
+	((inbox *)user)->identity_changed++;
+}
+
+static void on_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
+{
+	fprintf(stderr, "# decrypt error from %s/%u: %s\n", handle, (unsigned)device, parley_errname(err));
+	((inbox *)user)->errors++;
+}
+
+/* Connects afresh (the server pushes the backlog on a new connection) and collects until `want`
+ * messages arrived or ms passed; then stops receiving and sends the acks. */
+static void listen_for(parley_client *c, inbox *in, int want, int want_receipts, unsigned ms)
+{
+	parley_events ev;
+	struct timespec t0, t1;
+
+	memset(in, 0, sizeof(*in));
+	memset(&ev, 0, sizeof(ev));
+	ev.on_message = on_message;
+	ev.on_receipt = on_receipt;
+	ev.on_identity_changed = on_identity;
+	ev.on_error = on_error;
+	ev.user = in;
+	parley_client_disconnect(c);
+	parley_client_set_events(c, &ev);
+	TEST_EQ_INT(parley_connect(c), PARLEY_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((unsigned)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000) >= ms)
+			break;
+		if (want > 0 && in->n >= want && in->delivered + in->read >= want_receipts)
+			break;
+		parley_client_run(c, 50);
+	}
+	parley_client_set_events(c, NULL);
+	parley_client_run(c, 0);
+}
+
+/* ---- tests ---- */
+
+static parley_client *alice, *bob, *bob2, *alice2;
+
+static void test_offline_delivery(void)
+{
+	inbox in;
+	uint64_t ts[3];
+
+	alice = client("alice");
+	bob = client("bob");
+	TEST_EQ_INT(parley_register(alice, "alice", NULL), PARLEY_OK);
+	TEST_EQ_INT(parley_register(bob, "bob", NULL), PARLEY_OK);
+	parley_client_free(bob); /* bob is offline */
+
+	TEST_EQ_INT(parley_send_bytes(alice, "bob", (const uint8_t *)"m1-Quokka", 9, &ts[0]), PARLEY_OK);
+	TEST_EQ_INT(parley_send_bytes(alice, "bob", (const uint8_t *)"m2-Wombat", 9, &ts[1]), PARLEY_OK);
+	TEST_EQ_INT(parley_send_bytes(alice, "bob", (const uint8_t *)"m3-Numbat", 9, &ts[2]), PARLEY_OK);
+	TEST_CHECK(ts[0] < ts[1] && ts[1] < ts[2]);
+	TEST_EQ_INT(parley_send(alice, "nobody-here", "x"), PARLEY_E_NO_SUCH_ACCOUNT);
+
+	bob = client("bob");
+	listen_for(bob, &in, 3, 0, 5000);
+	TEST_EQ_INT(in.n, 3);
+	TEST_EQ_STR(in.body[0], "m1-Quokka");
+	TEST_EQ_STR(in.body[1], "m2-Wombat");
+	TEST_EQ_STR(in.body[2], "m3-Numbat");
+	TEST_EQ_STR(in.sender[0], "alice");
+	TEST_EQ_STR(in.dest[0], "");
+	TEST_EQ_INT(in.device[0], 1);
+	TEST_CHECK(in.ts[0] == ts[0] && in.ts[2] == ts[2]);
+	TEST_EQ_INT(in.errors, 0);
+	TEST_EQ_INT(parley_mark_read(bob, "alice", &ts[1], 1), PARLEY_OK);
+	parley_client_run(bob, 0);
+
+	/* delivered once: a new listener (new process in real life) gets nothing more */
+	parley_client_free(bob);
+	bob = client("bob");
+	listen_for(bob, &in, 0, 0, 700);
+	TEST_EQ_INT(in.n, 0);
+
+	/* alice: three delivery receipts and one read receipt, for her ids */
+	listen_for(alice, &in, 0, 4, 3000);
+	TEST_EQ_INT(in.n, 0);
+	TEST_EQ_INT(in.delivered, 3);
+	TEST_EQ_INT(in.read, 1);
+
+	/* a reply goes over the session bob built from alice's PreKey message */
+	TEST_EQ_INT(parley_send(bob, "alice", "reply"), PARLEY_OK);
+	listen_for(alice, &in, 1, 0, 3000);
+	TEST_EQ_INT(in.n, 1);
+	TEST_EQ_STR(in.body[0], "reply");
+	TEST_EQ_STR(in.sender[0], "bob");
+}
+
+static uint32_t link_device(parley_client *owner, const char *handle, parley_client *newdev)
+{
+	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint32_t id = 0;
+	TEST_EQ_INT(parley_device_public_key(newdev, key), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add(owner, key, "second", &id), PARLEY_OK);
+	TEST_EQ_INT(parley_link(newdev, handle, id), PARLEY_OK);
+	return id;
+}
+
+static void test_multi_device(void)
+{
+	inbox in;
+
+	bob2 = client("bob2");
+	alice2 = client("alice2");
+	TEST_EQ_INT(link_device(bob, "bob", bob2), 2);
+	TEST_EQ_INT(link_device(alice, "alice", alice2), 2);
+
+	/* alice knows bob's device 1 and none of her own: the server refuses the incomplete lists, the
+	 * client fetches the missing bundles and retries */
+	TEST_EQ_INT(parley_send(alice, "bob", "to all of bob"), PARLEY_OK);
+	listen_for(bob, &in, 1, 0, 3000);
+	TEST_EQ_INT(in.n, 1);
+	TEST_EQ_STR(in.body[0], "to all of bob");
+	listen_for(bob2, &in, 1, 0, 3000);
+	TEST_EQ_INT(in.n, 1);
+	TEST_EQ_STR(in.body[0], "to all of bob");
+	TEST_EQ_STR(in.sender[0], "alice");
+	listen_for(alice2, &in, 1, 0, 3000);
+	TEST_EQ_INT(in.n, 1);
+	TEST_EQ_STR(in.body[0], "to all of bob");
+	TEST_EQ_STR(in.sender[0], "alice");
+	TEST_EQ_STR(in.dest[0], "bob");
+	TEST_EQ_INT(in.device[0], 1);
+
+	/* from the new device: both of alice's devices and bob's first device (a copy) */
+	TEST_EQ_INT(parley_send(bob2, "alice", "from bob2"), PARLEY_OK);
+	listen_for(alice, &in, 1, 0, 3000);
+	TEST_CHECK(in.n == 1 && strcmp(in.body[0], "from bob2") == 0 && in.device[0] == 2);
+	listen_for(alice2, &in, 1, 0, 3000);
+	TEST_CHECK(in.n == 1 && strcmp(in.body[0], "from bob2") == 0);
+	listen_for(bob, &in, 1, 0, 3000);
+	TEST_CHECK(in.n == 1 && strcmp(in.dest[0], "alice") == 0 && strcmp(in.body[0], "from bob2") == 0);
+
+	/* bob removes device 2: alice's next send drops it after the server names it extra */
+	TEST_EQ_INT(parley_device_remove(bob, 2), PARLEY_OK);
+	TEST_EQ_INT(parley_send(alice, "bob", "after removal"), PARLEY_OK);
+	listen_for(bob, &in, 1, 0, 3000);
+	TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after removal") == 0);
+}
+
+/* Replaces the identity key client `dir` remembers for handle's device 1 and forgets the session: the
+ * server's (honest) bundle now looks like a key change, as a substituted key would. */
+static void tamper_identity(const char *dir, const char *handle)
+{
+	char path[512];
+	sqlite3 *db = NULL;
+	char sql[256];
+	uint8_t fake[33];
+
+	fake[0] = 0x05;
+	memset(fake + 1, 0x42, 32);
+	snprintf(path, sizeof(path), "%s/%s/signal.db", root, dir);
+	TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_stmt *st = NULL;
+	snprintf(sql, sizeof(sql), "UPDATE identities SET key = ? WHERE name = '%s' AND device = 1", handle);
+	TEST_EQ_INT(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, fake, sizeof(fake), SQLITE_STATIC);
+	TEST_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+	TEST_EQ_INT(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "DELETE FROM sessions WHERE name = '%s' AND device = 1", handle);
+	TEST_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void forget_session(const char *dir, const char *handle)
+{
+	char path[512], sql[256];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/%s/signal.db", root, dir);
+	TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql), "DELETE FROM sessions WHERE name = '%s'", handle);
+	TEST_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_identity_change(void)
+{
+	char digits[PARLEY_SAFETY_NUMBER_LEN + 1], theirs[PARLEY_SAFETY_NUMBER_LEN + 1];
+	uint32_t dev = 0;
+	int changed = -1;
+	size_t n = 9;
+	inbox in;
+
+	/* safety numbers agree on both sides before anything changes */
+	TEST_EQ_INT(parley_safety_number(alice, "bob", 0, &dev, &changed, digits), PARLEY_OK);
+	TEST_EQ_INT(parley_safety_number(bob, "alice", 0, NULL, NULL, theirs), PARLEY_OK);
+	TEST_EQ_INT(dev, 1);
+	TEST_EQ_INT(changed, 0);
+	TEST_EQ_STR(digits, theirs);
+	TEST_EQ_INT(strlen(digits), 60);
+
+	/* sending: refused, nothing encrypted for the new key */
+	tamper_identity("alice", "bob");
+	TEST_EQ_INT(parley_send(alice, "bob", "not with a new key"), PARLEY_E_UNTRUSTED_IDENTITY);
+	TEST_CHECK(strstr(parley_client_errmsg(alice), "bob") != NULL);
+	TEST_EQ_INT(parley_send(alice, "bob", "still not"), PARLEY_E_UNTRUSTED_IDENTITY);
+	TEST_EQ_INT(parley_safety_number(alice, "bob", 0, &dev, &changed, digits), PARLEY_OK);
+	TEST_EQ_INT(changed, 1);
+	TEST_EQ_STR(digits, theirs); /* the new key is bob's real one: the number matches bob's */
+	TEST_EQ_INT(parley_trust(alice, "bob", &n), PARLEY_OK);
+	TEST_EQ_INT(n, 1);
+	TEST_EQ_INT(parley_trust(alice, "bob", &n), PARLEY_OK);
+	TEST_EQ_INT(n, 0);
+	TEST_EQ_INT(parley_send(alice, "bob", "after trust"), PARLEY_OK);
+	listen_for(bob, &in, 1, 0, 3000);
+	TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after trust") == 0);
+
+	/* receiving: bob starts a new session (PreKey message) while alice remembers another key */
+	tamper_identity("alice", "bob");
+	forget_session("bob", "alice");
+	TEST_EQ_INT(parley_send(bob, "alice", "held until trusted"), PARLEY_OK);
+	listen_for(alice, &in, 1, 0, 1500);
+	TEST_EQ_INT(in.n, 0);
+	TEST_CHECK(in.identity_changed >= 1);
+	TEST_EQ_INT(parley_trust(alice, "bob", &n), PARLEY_OK);
+	TEST_EQ_INT(n, 1);
+	listen_for(alice, &in, 1, 0, 3000); /* redelivered by the server on the new connection */
+	TEST_EQ_INT(in.n, 1);
+	TEST_EQ_STR(in.body[0], "held until trusted");
+	TEST_EQ_INT(in.identity_changed, 0);
+}
+
+/* Spends carol's one-time prekeys through bundle fetches (each safety-number lookup of a new peer
+ * fetches bundles) until the server pushes PrekeysLow, then checks carol's client refilled. */
+static void test_prekey_refill(void)
+{
+	parley_client *carol = client("carol");
+	char digits[PARLEY_SAFETY_NUMBER_LEN + 1];
+	char name[32];
+	inbox in;
+	int i;
+
+	TEST_EQ_INT(parley_register(carol, "carol", NULL), PARLEY_OK);
+	for (i = 0; i < 85; i++) {
+		parley_client *p;
+		snprintf(name, sizeof(name), "peer%d", i);
+		p = client(name);
+		TEST_EQ_INT(parley_register(p, name, NULL), PARLEY_OK);
+		TEST_EQ_INT(parley_safety_number(p, "carol", 0, NULL, NULL, digits), PARLEY_OK);
+		parley_client_free(p);
+	}
+	/* carol connects: the count check after authentication tops the pool up to 100 */
+	listen_for(carol, &in, 0, 0, 1500);
+	{
+		char path[512];
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		int count = -1;
+		snprintf(path, sizeof(path), "%s/carol/signal.db", root);
+		TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+		TEST_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM prekeys", -1, &st, NULL), SQLITE_OK);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		/* 100 uploaded, 85 used by peers who never sent (kept locally: a PreKey message may still
+		 * come), 85 new ones uploaded */
+		TEST_EQ_INT(count, 185);
+	}
+	parley_client_free(carol);
+}
+
+/* Nothing sent in this test appears in clear in the server's database or log, nor in the clients'
+ * state files. */
+static void test_no_plaintext(void)
+{
+	static const char *const bodies[] = {"m1-Quokka", "m2-Wombat", "m3-Numbat", "to all of bob", "from bob2",
+					     "after removal", "after trust", "held until trusted", "reply"};
+	static const char *const files[] = {"data/parley.db", "data/parley.db-wal", "server.log",
+					    "alice/client.db", "alice/signal.db", "alice/signal.db-wal",
+					    "bob/client.db", "bob/signal.db", "bob/signal.db-wal",
+					    "alice/client.db-wal", "bob/client.db-wal"};
+	size_t i, j;
+	int scanned = 0;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[512];
+		FILE *f;
+		char *buf;
+		long len;
+		snprintf(path, sizeof(path), "%s/%s", root, files[i]);
+		f = fopen(path, "rb");
+		if (f == NULL)
+			continue;
+		fseek(f, 0, SEEK_END);
+		len = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc((size_t)len + 1);
+		TEST_CHECK(buf != NULL && fread(buf, 1, (size_t)len, f) == (size_t)len);
+		fclose(f);
+		scanned++;
+		for (j = 0; j < sizeof(bodies) / sizeof(bodies[0]); j++) {
+			if (memmem(buf, (size_t)len, bodies[j], strlen(bodies[j])) != NULL) {
+				fprintf(stderr, "# plaintext '%s' found in %s\n", bodies[j], files[i]);
+				TEST_CHECK(0);
+			}
+		}
+		free(buf);
+	}
+	TEST_CHECK(scanned >= 6);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/parley-e2e-XXXXXX";
+	if (mkdtemp(tmpl) == NULL)
+		return 1;
+	snprintf(root, sizeof(root), "%s", tmpl);
+	signal(SIGPIPE, SIG_IGN);
+	if (start_server() != 0) {
+		fprintf(stderr, "# cannot start parleyd (set PARLEYD)\n");
+		return 77;
+	}
+	TEST_RUN(test_offline_delivery);
+	TEST_RUN(test_multi_device);
+	TEST_RUN(test_identity_change);
+	TEST_RUN(test_prekey_refill);
+	parley_client_free(alice);
+	parley_client_free(alice2);
+	parley_client_free(bob);
+	parley_client_free(bob2);
+	stop_server();
+	TEST_RUN(test_no_plaintext);
+	if (test__failures == 0) {
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# could not remove %s\n", root);
+	} else {
+		fprintf(stderr, "# state kept in %s\n", root);
+	}
+	TEST_EXIT();
+}
