@@ -236,7 +236,8 @@ static int apply_mismatch(parley_client *c, send_job *job, const Parley__Wire__S
 
 static void next_phase(parley_client *c, send_job *job)
 {
-	if (job->phase == 0 && job->receipt_kind == 0 && job->copy != NULL) {
+	/* A note to self already went to every other device of this account in phase 0. */
+	if (job->phase == 0 && job->receipt_kind == 0 && job->copy != NULL && !is_self(c, job->recipient)) {
 		job->phase = 1;
 		job->attempts = 0;
 		job->fetched = 0;

@@ -405,6 +405,49 @@ static void test_prekey_refill(void)
 		 * come), 85 new ones uploaded */
 		TEST_EQ_INT(count, 185);
 	}
+
+	/* signed prekey rotation: make the current one look 8 days old; the next authentication
+	 * uploads a new one (the old one stays for messages already on their way) */
+	{
+		char path[512];
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		int count = -1;
+		snprintf(path, sizeof(path), "%s/carol/client.db", root);
+		TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		TEST_EQ_INT(sqlite3_exec(db, "UPDATE e2e_meta SET spk_created_ms = spk_created_ms - 691200000", NULL,
+					 NULL, NULL),
+			    SQLITE_OK);
+		sqlite3_close(db);
+		listen_for(carol, &in, 0, 0, 1000);
+		snprintf(path, sizeof(path), "%s/carol/signal.db", root);
+		TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+		TEST_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM signed_prekeys", -1, &st, NULL), SQLITE_OK);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		TEST_EQ_INT(count, 2);
+		/* and a peer that starts a session now uses the new signed prekey: it still works */
+		parley_client *p = client("peer-late");
+		TEST_EQ_INT(parley_register(p, "peer-late", NULL), PARLEY_OK);
+		TEST_EQ_INT(parley_send(p, "carol", "after rotation"), PARLEY_OK);
+		listen_for(carol, &in, 1, 0, 3000);
+		TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after rotation") == 0);
+		parley_client_free(p);
+	}
+	/* a note to self reaches this account's other devices only */
+	TEST_EQ_INT(parley_send(alice, "alice", "note to self"), PARLEY_OK);
+	listen_for(alice2, &in, 4, 0, 3000);
+	/* alice2's backlog: copies of what alice sent bob since, bob's message, then the note */
+	TEST_EQ_INT(in.n, 4);
+	TEST_EQ_STR(in.body[0], "after removal");
+	TEST_EQ_STR(in.dest[0], "bob");
+	TEST_EQ_STR(in.body[2], "held until trusted");
+	TEST_EQ_STR(in.body[3], "note to self");
+	TEST_EQ_STR(in.sender[3], "alice");
+	TEST_EQ_STR(in.dest[3], "");
 	parley_client_free(carol);
 }
 

@@ -1,0 +1,80 @@
+/* The Content codec (plaintext inside ciphertexts): round trip, padding, and refusal of every
+ * malformed shape with a specific error. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../test.h"
+#include "client/client_internal.h"
+#include "common/alloc.h"
+
+static void test_round_trip(void)
+{
+	client_content in, out;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = CONTENT_KIND_SENT_COPY;
+	in.timestamp = 0x0102030405060708ull;
+	in.body = (const uint8_t *)"hello";
+	in.body_len = 5;
+	snprintf(in.destination, sizeof(in.destination), "bob");
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(len % 160, 0);
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_OK);
+	TEST_EQ_INT(out.kind, CONTENT_KIND_SENT_COPY);
+	TEST_CHECK(out.timestamp == in.timestamp);
+	TEST_CHECK(out.body_len == 5 && memcmp(out.body, "hello", 5) == 0);
+	TEST_EQ_STR(out.destination, "bob");
+
+	/* every truncation is refused, none crashes */
+	for (size_t n = 0; n < 30; n++)
+		TEST_CHECK(client__content_decode(buf, n, &out) != PARLEY_OK);
+	buf[0] = 2;
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_E_BAD_VERSION);
+	parley__free(buf);
+
+	/* the largest body fits; one more byte is refused */
+	in.kind = CONTENT_KIND_MESSAGE;
+	in.destination[0] = '\0';
+	in.body_len = PARLEY_MESSAGE_MAX;
+	in.body = calloc(1, PARLEY_MESSAGE_MAX + 1);
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_OK);
+	TEST_EQ_INT(out.body_len, PARLEY_MESSAGE_MAX);
+	parley__free(buf);
+	in.body_len = PARLEY_MESSAGE_MAX + 1;
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_E_TOO_LARGE);
+	free((void *)in.body);
+}
+
+static void test_malformed(void)
+{
+	client_content out;
+	/* version, kind, timestamp */
+	static const uint8_t ok[] = {1, 1, 0, 1, 1, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t no_ts[] = {1, 1, 0, 1, 1};
+	static const uint8_t dup_kind[] = {1, 1, 0, 1, 1, 1, 0, 1, 1, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t bad_ts_len[] = {1, 1, 0, 1, 1, 2, 0, 7, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t overrun[] = {1, 1, 0, 1, 1, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9, 3, 0xff, 0xff, 'x'};
+	static const uint8_t copy_no_dest[] = {1, 1, 0, 1, 2, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t unknown_tag[] = {1, 1, 0, 1, 1, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9, 77, 0, 2, 'z', 'z'};
+
+	TEST_EQ_INT(client__content_decode(ok, sizeof(ok), &out), PARLEY_OK);
+	TEST_EQ_INT(out.body_len, 0);
+	TEST_CHECK(out.timestamp == 9);
+	TEST_EQ_INT(client__content_decode(no_ts, sizeof(no_ts), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(client__content_decode(dup_kind, sizeof(dup_kind), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(client__content_decode(bad_ts_len, sizeof(bad_ts_len), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(client__content_decode(overrun, sizeof(overrun), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(client__content_decode(copy_no_dest, sizeof(copy_no_dest), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(client__content_decode(unknown_tag, sizeof(unknown_tag), &out), PARLEY_OK);
+	TEST_EQ_INT(client__content_decode(ok, 0, &out), PARLEY_E_INVALID_MESSAGE);
+}
+
+int main(void)
+{
+	TEST_RUN(test_round_trip);
+	TEST_RUN(test_malformed);
+	TEST_EXIT();
+}
