@@ -232,7 +232,11 @@ typedef struct parley_events {
 
 /* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the
  * default), envelopes the server pushes are left untouched on the server: a `parley send` never
- * consumes messages meant for `parley listen`. */
+ * consumes messages meant for `parley listen`. The server pushes a device's backlog once per
+ * connection, so set the events BEFORE connecting (or call parley_client_disconnect first): what was
+ * pushed to a connection while not receiving comes again only on the next connection.
+ * Stopping (NULL) queues the acknowledgements still owed; parley_client_run(client, 0) sends them.
+ * Duplicates (a redelivery after a lost ack) are detected and not shown again. */
 PARLEY_EXPORT void parley_client_set_events(parley_client *client, const parley_events *events);
 
 /* Connects and authenticates (if not already); the server then pushes queued envelopes. */
