@@ -411,7 +411,7 @@ int client__e2e_peer_devices(parley_client *c, const char *handle, uint32_t *ids
 	if (rc != PARLEY_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
 		parley_signal_address a = {handle, (uint32_t)sqlite3_column_int64(st, 0)};
 		int exists = 0;
 		if (parley_signal_session_exists(c->sig, &a, &exists) != PARLEY_OK || !exists)
@@ -569,7 +569,7 @@ static int nth_device(parley_client *c, const char *handle, size_t index, uint32
 	if (rc != PARLEY_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
 		if (i++ == index) {
 			*device = (uint32_t)sqlite3_column_int64(st, 0);
 			*found = 1;
