@@ -140,6 +140,8 @@ static int scan_message(struct scan_ctx *c, const ProtobufCMessageDescriptor *d,
 			const uint8_t *limit, unsigned depth, int partial)
 {
 	unsigned counts[64] = {0};
+	unsigned oneof_seen[8];
+	unsigned noneofs = 0;
 	unsigned nfields = 0;
 	int first = PARLEY_OK;
 	int rc;
@@ -169,10 +171,24 @@ static int scan_message(struct scan_ctx *c, const ProtobufCMessageDescriptor *d,
 			int packed_ok = f->label == PROTOBUF_C_LABEL_REPEATED && want != 2 && wt == 2;
 			if ((int)wt != want && !packed_ok)
 				return first != PARLEY_OK ? first : PARLEY_E_PROTO_MALFORMED;
+			size_t idx = (size_t)(f - d->fields);
 			if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-				size_t idx = (size_t)(f - d->fields);
 				if (idx < 64 && ++counts[idx] > c->sc->max_repeated && first == PARLEY_OK)
 					first = PARLEY_E_PROTO_FIELD_TOO_LARGE;
+			} else if (idx < 64 && ++counts[idx] > 1) {
+				/* protobuf lets a repeated singular field win silently ("last one wins"); for us
+				 * that is two different readings of one frame (an id from one copy, a body from
+				 * another), so it is refused */
+				return first != PARLEY_OK ? first : PARLEY_E_PROTO_MALFORMED;
+			}
+			if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+				/* members of one oneof share their case field (quantifier_offset): a second
+				 * member would silently replace the first, so it is refused likewise */
+				for (unsigned k = 0; k < noneofs; k++)
+					if (oneof_seen[k] == f->quantifier_offset)
+						return first != PARLEY_OK ? first : PARLEY_E_PROTO_MALFORMED;
+				if (noneofs < sizeof oneof_seen / sizeof oneof_seen[0])
+					oneof_seen[noneofs++] = f->quantifier_offset;
 			}
 		}
 		switch (wt) {

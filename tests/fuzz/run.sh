@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 mkdir -p tests/fuzz/artifacts
 found=0
 for bin in "$BUILD"/tests/fuzz/fuzz-*; do
-	[ -x "$bin" ] || continue
+	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	found=1
 	name=${bin##*/fuzz-}
 	work=$(mktemp -d)
