@@ -21,11 +21,11 @@ DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libwslay-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev
 DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev
-DEB_BENCH = mosquitto nats-server
+DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-test build run test test-unit test-asan fuzz fuzz-smoke bench install clean distclean
+.PHONY: all deps deps-test deps-bench build run test test-unit test-asan fuzz fuzz-smoke bench install clean distclean
 
 all: build
 
@@ -78,13 +78,19 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
 fuzz: deps-test $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) -j$(JOBS) $$(ninja -C $(FUZZ_BUILD) -t targets all | grep -oE '^tests/fuzz/fuzz-[^:]+' | sort -u)
+	ninja -C $(FUZZ_BUILD) -j$(JOBS) $$(ninja -C $(FUZZ_BUILD) -t targets all | grep -E '^tests/fuzz/fuzz-[^:/]+:' | cut -d: -f1 | sort -u)
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-bench: deps-test build
+deps-bench: deps-test
 	$(call apt_install,$(DEB_BENCH))
-	@if [ -x tests/bench/run-baseline.sh ]; then tests/bench/run-baseline.sh $(BUILD); fi
-	@if [ -x tests/bench/crypto/run.sh ]; then tests/bench/crypto/run.sh $(BUILD); fi
+
+# reconfigure so meson sees the peers' client libraries (libmosquitto, libnats) installed just now
+bench: deps-bench build
+	meson setup --reconfigure $(BUILD) >/dev/null && ninja -C $(BUILD) -j$(JOBS)
+	tests/bench/run-baseline.sh $(BUILD)
+	tests/interop/setup.sh
+	$(BUILD)/tests/bench/crypto/crypto_bench --script tests/bench/crypto/libsignal_bench.js
+	@if [ -x tests/bench/run-relay.sh ]; then tests/bench/run-relay.sh $(BUILD); fi
 
 install: build
 	meson install -C $(BUILD)
