@@ -259,6 +259,12 @@ static int start(struct parleyd *d)
 	parleyd_config *c = &d->cfg;
 	int rc;
 
+	/* an envelope carries its content plus a routing header inside one frame */
+	if (c->max_content_bytes + 1024 > c->max_message_bytes) {
+		log_error(MODULE, "max_content_bytes (%d) must be at least 1024 below max_message_bytes (%d)",
+			  c->max_content_bytes, c->max_message_bytes);
+		return PARLEY_E_CONFIG;
+	}
 	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST) {
 		log_error(MODULE, "data_dir %s: %s", c->data_dir, strerror(errno));
 		return PARLEY_E_IO;
@@ -277,6 +283,14 @@ static int start(struct parleyd *d)
 	dispatch_config dc;
 	dispatch__config_defaults(&dc);
 	dc.max_frame_bytes = (size_t)c->max_message_bytes;
+	dc.keys.pool_max = (unsigned)c->prekey_pool_max;
+	dc.keys.low_threshold = (unsigned)c->prekey_low_threshold;
+	dc.keys.rl_capacity = c->bundle_rate_burst;
+	dc.keys.rl_per_sec = c->bundle_rate_per_min / 60.0;
+	dc.relay.max_content = (size_t)c->max_content_bytes;
+	dc.relay.queue_limit = (unsigned)c->queue_limit;
+	dc.relay.ttl_ms = (uint64_t)c->message_ttl_s * 1000u;
+	dc.relay.max_inflight = (unsigned)c->max_inflight;
 	rc = dispatch__new(d->store, &dc, &d->dispatch);
 	if (rc != PARLEY_OK) {
 		log_error(MODULE, "dispatcher: %s", parley_strerror(rc));

@@ -58,6 +58,22 @@ static const struct opt opts[] = {
 	 "on SIGTERM/SIGINT, time given to connections to close before exit"},
 	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
 	 "most store jobs grouped into one transaction (group commit)"},
+	{"prekey_pool_max", OPT_INT, OFF(prekey_pool_max), 100, 100000, "1000", 0,
+	 "one-time prekeys the key server keeps per device (uploads beyond are refused)"},
+	{"prekey_low_threshold", OPT_INT, OFF(prekey_low_threshold), 0, 1000, "10", 0,
+	 "a device whose pool falls below this is told to refill (PrekeysLow push)"},
+	{"bundle_rate_burst", OPT_INT, OFF(bundle_rate_burst), 0, 100000, "60", 0,
+	 "bundle fetches one account may burst against one target (leaky bucket; 0 = no limit)"},
+	{"bundle_rate_per_min", OPT_INT, OFF(bundle_rate_per_min), 1, 6000000, "60", 0,
+	 "sustained bundle fetches per minute per (requester, target)"},
+	{"max_content_bytes", OPT_INT, OFF(max_content_bytes), 256, 16000000, "32768", 0,
+	 "largest ciphertext per device in one message (must fit in max_message_bytes)"},
+	{"queue_limit", OPT_INT, OFF(queue_limit), 1, 100000000, "10000", 0,
+	 "envelopes queued for one offline device before sends to it are refused"},
+	{"message_ttl_s", OPT_INT, OFF(message_ttl_s), 60, 315360000, "2592000", 0,
+	 "queued envelopes older than this are purged and never delivered (default 30 days)"},
+	{"max_inflight", OPT_INT, OFF(max_inflight), 1, 100000, "100", 0,
+	 "envelopes pushed to one connection and not yet acknowledged"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

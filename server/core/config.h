@@ -37,6 +37,16 @@ typedef struct parleyd_config {
 	int idle_timeout_ms;
 	int drain_timeout_ms;
 	int store_batch_max;
+	/* key server */
+	int prekey_pool_max;
+	int prekey_low_threshold;
+	int bundle_rate_burst;
+	int bundle_rate_per_min;
+	/* relay */
+	int max_content_bytes;
+	int queue_limit;
+	int message_ttl_s;
+	int max_inflight;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
