@@ -1,0 +1,392 @@
+/* 09: key server and relay, black-box over the wire (content is opaque to the server, so these tests
+ * send arbitrary bytes; end-to-end encryption is covered by the CLI test and the client's tests):
+ * one-time prekeys handed out once under parallel fetches, bundle rate limit, stale/mismatched
+ * device lists naming the devices, offline delivery in order, 10,000 messages with no loss and no
+ * duplicate, redelivery of unacknowledged envelopes, and nothing acknowledged lost across SIGKILL. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+#include <parley/signal.h>
+#include <sodium.h>
+
+#include "harness.h"
+
+static srv s;
+
+typedef struct tuser {
+	char handle[33];
+	uint8_t pk[32], sk[64];
+	uint32_t regid;
+	int fd;
+} tuser;
+
+static int upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
+{
+	parley_keypair ik;
+	parley_signed_prekey spk;
+	parley_signal_keypair_generate(&ik);
+	parley_signal_registration_id_generate(regid);
+	parley_signal_signed_prekey_generate(&spk, &ik, 1, 0);
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__UploadKeysRequest u = PARLEY__WIRE__UPLOAD_KEYS_REQUEST__INIT;
+	Parley__Wire__SignedPrekey sp = PARLEY__WIRE__SIGNED_PREKEY__INIT;
+	Parley__Wire__OneTimePrekey otpk[100], *otpkp[100];
+	parley_prekey pre[100];
+	req.id = 900;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS;
+	req.upload_keys = &u;
+	u.identity_key.data = ik.pub;
+	u.identity_key.len = sizeof ik.pub;
+	u.registration_id = *regid;
+	u.signed_prekey = &sp;
+	sp.id = spk.id;
+	sp.public_key.data = spk.key.pub;
+	sp.public_key.len = sizeof spk.key.pub;
+	sp.signature.data = spk.signature;
+	sp.signature.len = sizeof spk.signature;
+	for (int i = 0; i < n_otpk; i++) {
+		parley_signal_prekey_generate(&pre[i], first_id + (uint32_t)i);
+		parley__wire__one_time_prekey__init(&otpk[i]);
+		otpk[i].id = pre[i].id;
+		otpk[i].public_key.data = pre[i].key.pub;
+		otpk[i].public_key.len = sizeof pre[i].key.pub;
+		otpkp[i] = &otpk[i];
+	}
+	u.n_one_time_prekeys = (size_t)n_otpk;
+	u.one_time_prekeys = otpkp;
+	return pw_call(fd, &req, NULL);
+}
+
+static void make_acct(tuser *a, const char *handle, int n_otpk)
+{
+	snprintf(a->handle, sizeof a->handle, "%s", handle);
+	IT_EQ(pw_register(s.port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
+	IT_EQ(upload_keys(a->fd, &a->regid, n_otpk, 1), PARLEY_OK);
+}
+
+static int reconnect(tuser *a)
+{
+	uint8_t nonce[32];
+	a->fd = pw_connect(s.port, nonce);
+	return pw_auth(a->fd, nonce, a->handle, 1, a->sk);
+}
+
+static void build_send(Parley__Wire__Request *req, Parley__Wire__SendMessageRequest *sm,
+		       Parley__Wire__OutgoingMessage *om, Parley__Wire__OutgoingMessage **omp, uint64_t id,
+		       const char *to, uint32_t device, uint32_t regid, const void *content, size_t len)
+{
+	parley__wire__request__init(req);
+	parley__wire__send_message_request__init(sm);
+	parley__wire__outgoing_message__init(om);
+	req->id = id;
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE;
+	req->send_message = sm;
+	sm->recipient = (char *)to;
+	sm->timestamp = id;
+	sm->n_messages = 1;
+	*omp = om;
+	sm->messages = omp;
+	om->device_id = device;
+	om->registration_id = regid;
+	om->type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+	om->content.data = (uint8_t *)content;
+	om->content.len = len;
+}
+
+/* Sends `count` messages "seq:N" (N from first) with up to `window` requests in flight; returns how
+ * many were acknowledged OK. */
+static int send_many(tuser *from, tuser *to, int first, int count, int window)
+{
+	int sent = 0, acked = 0, outstanding = 0;
+	while (acked < count) {
+		while (sent < count && outstanding < window) {
+			char body[64];
+			int n = snprintf(body, sizeof body, "seq:%d", first + sent);
+			Parley__Wire__Request req;
+			Parley__Wire__SendMessageRequest sm;
+			Parley__Wire__OutgoingMessage om, *omp;
+			build_send(&req, &sm, &om, &omp, (uint64_t)(first + sent) + 1000000, to->handle, 1, to->regid, body,
+				   (size_t)n);
+			if (pw_send_request(from->fd, &req) != 0)
+				return acked;
+			sent++;
+			outstanding++;
+		}
+		wire_frame f;
+		if (pw_recv(from->fd, &f, 10000) != 0)
+			return acked;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE) {
+			outstanding--;
+			if (f.frame->response->status == PARLEY_OK)
+				acked++;
+			else {
+				fprintf(stderr, "# send refused: %s\n", parley_errname((int)f.frame->response->status));
+				wire__frame_free(&f);
+				return acked;
+			}
+		}
+		wire__frame_free(&f);
+	}
+	return acked;
+}
+
+/* Receives envelopes until `want` have arrived or `timeout_ms` passes without one; records each seq
+ * in seen[] (counts) and checks order; acks in batches unless ack_upto < 0 (ack the first ack_upto
+ * only). Returns the number received. */
+static int receive(tuser *a, int *seen, int seen_len, int want, int ack_upto, int *in_order)
+{
+	int got = 0, last = -1;
+	uint64_t pending[100];
+	size_t npending = 0;
+	*in_order = 1;
+	while (got < want) {
+		wire_frame f;
+		if (pw_recv(a->fd, &f, 5000) != 0)
+			break;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
+		    f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_ENVELOPE) {
+			Parley__Wire__Envelope *e = f.frame->push->envelope;
+			int seq = -1;
+			char buf[64] = {0};
+			memcpy(buf, e->content.data, e->content.len < 63 ? e->content.len : 63);
+			if (sscanf(buf, "seq:%d", &seq) == 1 && seq >= 0 && seq < seen_len)
+				seen[seq]++;
+			if (seq <= last)
+				*in_order = 0;
+			last = seq;
+			got++;
+			if (ack_upto < 0 || got <= ack_upto)
+				pending[npending++] = e->server_id;
+		}
+		wire__frame_free(&f);
+		if (npending == 100 || (npending > 0 && got == want)) {
+			Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+			Parley__Wire__AckRequest ack = PARLEY__WIRE__ACK_REQUEST__INIT;
+			req.id = 5000000 + (uint64_t)got;
+			req.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
+			req.ack = &ack;
+			ack.server_ids = pending;
+			ack.n_server_ids = npending;
+			pw_send_request(a->fd, &req);
+			npending = 0;
+		}
+	}
+	if (npending > 0) {
+		Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__AckRequest ack = PARLEY__WIRE__ACK_REQUEST__INIT;
+		req.id = 6000000;
+		req.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
+		req.ack = &ack;
+		ack.server_ids = pending;
+		ack.n_server_ids = npending;
+		pw_call(a->fd, &req, NULL);
+	}
+	return got;
+}
+
+static void prekeys_once_under_parallel_fetches(void)
+{
+	tuser tina;
+	make_acct(&tina, "tina", 100);
+	enum { FETCHERS = 20, EACH = 8 };
+	int fds[FETCHERS];
+	for (int i = 0; i < FETCHERS; i++) {
+		char h[32];
+		uint8_t pk[32], sk[64];
+		snprintf(h, sizeof h, "fetcher%d", i);
+		IT_EQ(pw_register(s.port, h, pk, sk, &fds[i]), PARLEY_OK);
+	}
+	/* every fetcher pipelines all its requests before anyone reads an answer */
+	for (int k = 0; k < EACH; k++)
+		for (int i = 0; i < FETCHERS; i++) {
+			Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+			Parley__Wire__GetBundlesRequest g = PARLEY__WIRE__GET_BUNDLES_REQUEST__INIT;
+			req.id = (uint64_t)(k + 1);
+			req.body_case = PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES;
+			req.get_bundles = &g;
+			g.handle = "tina";
+			g.device_id = 1;
+			pw_send_request(fds[i], &req);
+		}
+	int hits[101] = {0}, with = 0, without = 0, dup = 0, errors = 0;
+	for (int i = 0; i < FETCHERS; i++) {
+		for (int k = 0; k < EACH; k++) {
+			wire_frame f;
+			if (pw_recv(fds[i], &f, 10000) != 0) {
+				errors++;
+				continue;
+			}
+			if (f.frame->kind_case != PARLEY__WIRE__FRAME__KIND_RESPONSE) {
+				k--;
+				wire__frame_free(&f);
+				continue;
+			}
+			Parley__Wire__Response *r = f.frame->response;
+			if (r->status != 0 || r->get_bundles == NULL || r->get_bundles->n_bundles != 1) {
+				errors++;
+			} else if (r->get_bundles->bundles[0]->one_time_prekey != NULL) {
+				uint32_t id = r->get_bundles->bundles[0]->one_time_prekey->id;
+				if (id >= 1 && id <= 100 && hits[id]++ > 0)
+					dup++;
+				with++;
+			} else {
+				without++;
+			}
+			wire__frame_free(&f);
+		}
+		close(fds[i]);
+	}
+	IT_EQ(errors, 0);
+	IT_EQ(dup, 0);
+	IT_EQ(with, 100);
+	IT_EQ(without, FETCHERS * EACH - 100);
+	close(tina.fd);
+}
+
+static void bundle_rate_limit(void)
+{
+	tuser rita;
+	make_acct(&rita, "rita", 5);
+	uint8_t pk[32], sk[64];
+	int fd;
+	IT_EQ(pw_register(s.port, "greedy", pk, sk, &fd), PARLEY_OK);
+	int limited = 0;
+	uint32_t retry = 0;
+	for (int i = 0; i < 200 && !limited; i++) {
+		Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__GetBundlesRequest g = PARLEY__WIRE__GET_BUNDLES_REQUEST__INIT;
+		req.id = (uint64_t)i + 1;
+		req.body_case = PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES;
+		req.get_bundles = &g;
+		g.handle = "rita";
+		wire_frame f;
+		int st = pw_call(fd, &req, &f);
+		if (st == PARLEY_E_RATE_LIMITED) {
+			limited = 1;
+			retry = (uint32_t)f.frame->response->retry_after_ms;
+		}
+		if (st >= 0)
+			wire__frame_free(&f);
+	}
+	IT_CHECK(limited);
+	IT_CHECK(retry > 0);
+	/* another requester is not affected */
+	int fd2;
+	IT_EQ(pw_register(s.port, "modest", pk, sk, &fd2), PARLEY_OK);
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__GetBundlesRequest g = PARLEY__WIRE__GET_BUNDLES_REQUEST__INIT;
+	req.id = 1;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES;
+	req.get_bundles = &g;
+	g.handle = "rita";
+	IT_EQ(pw_call(fd2, &req, NULL), PARLEY_OK);
+	close(fd);
+	close(fd2);
+	close(rita.fd);
+}
+
+static tuser alice, bob;
+
+static void device_lists(void)
+{
+	make_acct(&alice, "alice", 10);
+	make_acct(&bob, "bob", 10);
+	Parley__Wire__Request req;
+	Parley__Wire__SendMessageRequest sm;
+	Parley__Wire__OutgoingMessage om, *omp;
+	wire_frame f;
+	/* device 2 does not exist, device 1 is missing */
+	build_send(&req, &sm, &om, &omp, 11, "bob", 2, bob.regid, "x", 1);
+	IT_EQ(pw_call(alice.fd, &req, &f), PARLEY_E_MISMATCHED_DEVICES);
+	Parley__Wire__SendMessageResponse *r = f.frame->response->send_message;
+	IT_CHECK(r != NULL && r->n_missing_devices == 1 && r->missing_devices[0] == 1);
+	IT_CHECK(r != NULL && r->n_extra_devices == 1 && r->extra_devices[0] == 2);
+	wire__frame_free(&f);
+	/* right device, stale registration id */
+	build_send(&req, &sm, &om, &omp, 12, "bob", 1, bob.regid ^ 1, "x", 1);
+	IT_EQ(pw_call(alice.fd, &req, &f), PARLEY_E_STALE_DEVICES);
+	r = f.frame->response->send_message;
+	IT_CHECK(r != NULL && r->n_stale_devices == 1 && r->stale_devices[0] == 1);
+	wire__frame_free(&f);
+	/* oversized content */
+	size_t big = 40000;
+	uint8_t *content = calloc(1, big);
+	build_send(&req, &sm, &om, &omp, 13, "bob", 1, bob.regid, content, big);
+	IT_EQ(pw_call(alice.fd, &req, NULL), PARLEY_E_TOO_LARGE);
+	free(content);
+	/* nothing was queued by the refused sends */
+	close(bob.fd);
+}
+
+static int seen[10000];
+
+static void offline_then_online_ten_thousand(void)
+{
+	/* bob is offline (closed above); alice sends 4,000; bob connects and receives them in order, while
+	 * alice sends 6,000 more that reach him live */
+	memset(seen, 0, sizeof seen);
+	IT_EQ(send_many(&alice, &bob, 0, 4000, 200), 4000);
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	IT_EQ(send_many(&alice, &bob, 4000, 6000, 200), 6000);
+	int in_order = 0;
+	IT_EQ(receive(&bob, seen, 10000, 10000, -1, &in_order), 10000);
+	IT_CHECK(in_order);
+	int missing = 0, dups = 0;
+	for (int i = 0; i < 10000; i++) {
+		missing += seen[i] == 0;
+		dups += seen[i] > 1;
+	}
+	IT_EQ(missing, 0);
+	IT_EQ(dups, 0);
+	/* everything was acked: a reconnect delivers nothing more */
+	close(bob.fd);
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	int extra = receive(&bob, seen, 10000, 1, -1, &in_order);
+	IT_EQ(extra, 0);
+	close(bob.fd);
+}
+
+static void unacked_redelivered_and_sigkill(void)
+{
+	/* 300 messages acknowledged to alice; bob acks only the first 100 he reads. The server keeps at
+	 * most max_inflight (100) unacknowledged envelopes in flight, so he sees 200 and then nothing */
+	memset(seen, 0, sizeof seen);
+	IT_EQ(send_many(&alice, &bob, 0, 300, 100), 300);
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	int in_order;
+	IT_EQ(receive(&bob, seen, 10000, 300, 100, &in_order), 200);
+	close(bob.fd);
+	usleep(200000); /* the acks of the first 100 are processed */
+	/* SIGKILL right after alice's sends were acknowledged: nothing acknowledged may be lost */
+	IT_EQ(send_many(&alice, &bob, 300, 200, 100), 200);
+	close(alice.fd);
+	srv_kill9(&s);
+	srv_restart(&s);
+	memset(seen, 0, sizeof seen);
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	IT_EQ(receive(&bob, seen, 10000, 400, -1, &in_order), 400); /* 200 unacked + 200 new */
+	IT_CHECK(in_order);
+	int ok = 1;
+	for (int i = 0; i < 100; i++)
+		ok &= seen[i] == 0; /* acked ones are gone */
+	for (int i = 100; i < 500; i++)
+		ok &= seen[i] == 1;
+	IT_CHECK(ok);
+	close(bob.fd);
+}
+
+int main(void)
+{
+	srv_start(&s, NULL);
+	IT_RUN(prekeys_once_under_parallel_fetches);
+	IT_RUN(bundle_rate_limit);
+	IT_RUN(device_lists);
+	IT_RUN(offline_then_online_ten_thousand);
+	IT_RUN(unacked_redelivered_and_sigkill);
+	IT_EQ(srv_stop(&s), 0);
+	srv_cleanup(&s);
+	return it_failures ? 1 : 0;
+}
