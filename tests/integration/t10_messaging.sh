@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# 10: the first end-to-end conversation, as a new user would run it in two terminals: register alice and
+# bob, bob offline, `parley send bob hi`, then `parley listen` as bob shows "hi" exactly once; receipts
+# come back; a second device of bob's gets the next message too; the server's database and logs never
+# contain the plaintext; safety numbers agree on both sides.
+set -uo pipefail
+: "${PARLEYD:?}" "${PARLEY:?}"
+dir=$(mktemp -d /tmp/parley-msg-XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+fail=0
+check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
+
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" --log_level=debug 2>"$dir/log" &
+pid=$!
+for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
+export PARLEY_SERVER="ws://127.0.0.1:$(cat "$dir/port")/v1/websocket"
+p() { local home=$1; shift; PARLEY_HOME="$dir/$home" timeout 30 "$PARLEY" "$@"; }
+
+check "register alice" 'p alice register alice >/dev/null'
+check "register bob" 'p bob register bob >/dev/null'
+check "alice sends hi while bob is offline" 'p alice send bob hi >/dev/null'
+p bob listen --count 1 --timeout 10 >"$dir/out-bob1" 2>&1; rc=$?
+check "bob's listen exits 0 after one message" '[ "$rc" = 0 ]'
+check "bob sees 'alice: hi'" 'grep -q "alice: hi$" "$dir/out-bob1"'
+p bob listen --timeout 2 >"$dir/out-bob2" 2>&1
+check "delivered once: a second listen shows no message" '! grep -q "alice:" "$dir/out-bob2"'
+p alice listen --timeout 3 >"$dir/out-alice1" 2>&1
+check "alice gets the delivery receipt" 'grep -q "bob delivered" "$dir/out-alice1"'
+
+secret="zebra-quokka-$RANDOM$RANDOM-plaintext"
+check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'
+check "bob reads it" 'p bob listen --count 1 --timeout 10 | grep -q "$secret"'
+
+# a second device for bob: it must get new messages too (fan-out to every device)
+key=$(p bob2 device-key)
+check "bob adds a second device" 'p bob devices add "$key" tablet >/dev/null'
+check "the second device links" 'p bob2 link bob 2 >/dev/null'
+check "alice sends after bob's device list changed" 'p alice send bob "to both devices" >/dev/null'
+check "bob's first device gets it" 'p bob listen --count 1 --timeout 10 | grep -q "alice: to both devices"'
+check "bob's second device gets it" 'p bob2 listen --count 1 --timeout 10 | grep -q "alice: to both devices"'
+
+check "safety numbers agree" '[ "$(p alice safety-number bob)" = "$(p bob safety-number alice)" ]'
+check "safety number is 60 digits" '[ "$(p alice safety-number bob | tr -cd 0-9 | wc -c)" = 60 ]'
+
+kill -TERM "$pid"; wait "$pid"; pid=
+# the server saw only ciphertext: neither the database (with its WAL) nor the debug log holds the text
+check "database holds no plaintext" '! grep -rqa -- "$secret" "$dir/data"'
+check "database holds no 'to both devices'" '! grep -rqa -- "to both devices" "$dir/data"'
+check "log holds no plaintext" '! grep -qa -- "$secret" "$dir/log"'
+exit $fail
