@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -88,6 +89,7 @@ typedef struct pengine {
 	unsigned nw;
 	pconn *c;
 	_Atomic int phase; /* 0 connect, 1 send, 2 stop */
+	uint64_t ts_base;  /* wall clock (ms) at the start: client timestamps are ts_base + seq */
 } pengine;
 
 static void pconn_end(pconn *c, const char *why, const char *detail);
@@ -301,8 +303,8 @@ static void send_one(pconn *c)
 	om.content.data = w->msg;
 	om.content.len = cfg->size;
 	sm.recipient = c->to;
-	/* The client timestamp doubles as the message id: unique per sender. */
-	sm.timestamp = (uint64_t)(w->e->run.t0 / 1000000u) + s->next_seq;
+	/* The client timestamp doubles as the message id: unique per sender, near the wall clock. */
+	sm.timestamp = w->e->ts_base + s->next_seq;
 	sm.n_messages = 1;
 	sm.messages = oms;
 	req.id = SEND_ID_BASE + s->next_seq;
@@ -632,8 +634,11 @@ int relay__engine_parley(const relay_cfg *cfg, relay_result *res)
 	uint64_t t_open;
 	int rc;
 	relay_driver d;
+	struct timespec now;
 
 	memset(&e, 0, sizeof(e));
+	clock_gettime(CLOCK_REALTIME, &now);
+	e.ts_base = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
 	rc = crypto__init();
 	if (rc != PARLEY_OK)
 		return rc;
