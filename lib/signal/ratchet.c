@@ -146,12 +146,34 @@ int sig__init_bob(sig_state *st, const crypto_keypair *our_ik, const crypto_keyp
 	return rc;
 }
 
+/* ---------------------------------------------------------------- lazy sending chain */
+
+/* Derive the sending chain a receive-side DH step postponed (state.h, "Lazy sending chain"): a fresh
+ * ratchet pair and the root step against the peer's ratchet key that triggered the step, which is the
+ * newest receiving chain's. Writes only the outputs; the state is not touched. */
+static int lazy_sender_derive(const sig_state *st, crypto_keypair *kp, uint8_t root[CRYPTO_KEY_LEN],
+			      uint8_t ck[CRYPTO_KEY_LEN])
+{
+	int rc;
+
+	if (st->n_recv == 0)
+		return PARLEY_E_INTERNAL; /* the record decoder refuses this; kept for robustness */
+	rc = crypto__keypair_generate(kp);
+	if (rc == PARLEY_OK)
+		rc = sig__root_step(st->root, st->recv[st->n_recv - 1].ratchet_pub, kp->priv, root, ck);
+	if (rc != PARLEY_OK)
+		crypto__keypair_wipe(kp);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- encrypt */
 
 int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *out, size_t cap, size_t *out_len,
 		       int *type)
 {
-	uint8_t seed[32], next[32], mac[SIG_MAC_LEN];
+	uint8_t seed[32], next[32], mac[SIG_MAC_LEN], ck[32], lazy_root[32];
+	crypto_keypair lazy_kp;
+	const crypto_keypair *ratchet = &st->sender_ratchet;
 	sig_msg_keys k;
 	sig_prekey_fields pf;
 	size_t ct_len, hdr, inner_len, pre_hdr = 0, total, n;
@@ -179,7 +201,17 @@ int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *ou
 	if (cap < total)
 		return PARLEY_E_INVAL;
 
-	sig__chain_step(st->sender_ck, seed, next);
+	memset(&lazy_kp, 0, sizeof(lazy_kp));
+	memset(lazy_root, 0, sizeof(lazy_root));
+	memcpy(ck, st->sender_ck, 32);
+	if (st->sender_lazy) {
+		/* into locals: the state changes only once the message is complete */
+		rc = lazy_sender_derive(st, &lazy_kp, lazy_root, ck);
+		if (rc != PARLEY_OK)
+			goto out;
+		ratchet = &lazy_kp;
+	}
+	sig__chain_step(ck, seed, next);
 	rc = sig__message_keys(&k, seed);
 	if (rc != PARLEY_OK)
 		goto out;
@@ -188,8 +220,7 @@ int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *ou
 		goto out;
 	}
 	inner = out + pre_hdr;
-	if (sig__msg_write_header(inner, st->sender_ratchet.pub, st->sender_index, st->previous_counter, ct_len) !=
-	    hdr) {
+	if (sig__msg_write_header(inner, ratchet->pub, st->sender_index, st->previous_counter, ct_len) != hdr) {
 		rc = PARLEY_E_INTERNAL;
 		goto out;
 	}
@@ -201,6 +232,11 @@ int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *ou
 	if (st->has_pending)
 		sig__prekey_write_trailer(inner + inner_len, &pf);
 
+	if (st->sender_lazy) {
+		memcpy(st->root, lazy_root, 32);
+		st->sender_ratchet = lazy_kp;
+		st->sender_lazy = 0;
+	}
 	memcpy(st->sender_ck, next, 32);
 	st->sender_index++;
 	*out_len = total;
@@ -208,6 +244,9 @@ int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *ou
 out:
 	crypto__wipe(seed, sizeof(seed));
 	crypto__wipe(next, sizeof(next));
+	crypto__wipe(ck, sizeof(ck));
+	crypto__wipe(lazy_root, sizeof(lazy_root));
+	crypto__keypair_wipe(&lazy_kp);
 	crypto__wipe(&k, sizeof(k));
 	return rc;
 }
@@ -296,10 +335,8 @@ static void chain_remove_skipped(sig_chain *c, uint32_t pos)
 /* Everything a decryption would change, computed without touching the state. */
 typedef struct pending_step {
 	int new_chain; /* DH ratchet step needed: their key is unknown */
-	uint8_t root[32];
-	sig_chain chain; /* the new receiving chain (new_chain) */
-	crypto_keypair sender;
-	uint8_t sender_ck[32];
+	uint8_t root[32]; /* root after the receiving half of the step; the sending half stays lazy */
+	sig_chain chain;  /* the new receiving chain (new_chain) */
 	int from_skipped; /* message key came from the skipped store: remove entry skipped_pos */
 	uint32_t skipped_pos;
 	uint8_t next_ck[32]; /* receiving chain key after the message */
@@ -357,14 +394,26 @@ static int prepare(const sig_state *st, const sig_msg *m, pending_step *p, uint8
 	int rc;
 
 	if (idx < 0) {
-		uint8_t rk1[32];
+		/* Only the receiving half of libsignal's DH step (root step with our current ratchet key);
+		 * the new sending chain is derived by the next encrypt. If our sending chain is itself still
+		 * lazy, derive it here first, exactly as libsignal would have at the previous step: the peer
+		 * cannot know a ratchet key we never sent, so such a message fails its MAC either way, but
+		 * it fails at the same point and with the same error as in libsignal. */
+		crypto_keypair ours;
+		uint8_t root[32], unused_ck[32];
 		p->new_chain = 1;
-		rc = sig__root_step(st->root, m->ratchet_key, st->sender_ratchet.priv, rk1, p->chain.ck);
+		if (st->sender_lazy) {
+			rc = lazy_sender_derive(st, &ours, root, unused_ck);
+		} else {
+			ours = st->sender_ratchet;
+			memcpy(root, st->root, 32);
+			rc = PARLEY_OK;
+		}
 		if (rc == PARLEY_OK)
-			rc = crypto__keypair_generate(&p->sender);
-		if (rc == PARLEY_OK)
-			rc = sig__root_step(rk1, m->ratchet_key, p->sender.priv, p->root, p->sender_ck);
-		crypto__wipe(rk1, sizeof(rk1));
+			rc = sig__root_step(root, m->ratchet_key, ours.priv, p->root, p->chain.ck);
+		crypto__keypair_wipe(&ours);
+		crypto__wipe(root, sizeof(root));
+		crypto__wipe(unused_ck, sizeof(unused_ck));
 		if (rc != PARLEY_OK)
 			return rc;
 		memcpy(p->chain.ratchet_pub, m->ratchet_key, 32);
@@ -404,9 +453,11 @@ static void commit(sig_state *st, pending_step *p, const sig_msg *m)
 		st->recv[st->n_recv++] = p->chain;
 		memset(&p->chain, 0, sizeof(p->chain)); /* moved: the state owns its skipped array now */
 		st->previous_counter = st->sender_index > 0 ? st->sender_index - 1 : 0;
-		st->sender_ratchet = p->sender;
-		memcpy(st->sender_ck, p->sender_ck, 32);
+		/* the old sending ratchet pair and chain are done with: wipe them, derive anew on send */
+		crypto__keypair_wipe(&st->sender_ratchet);
+		crypto__wipe(st->sender_ck, sizeof(st->sender_ck));
 		st->sender_index = 0;
+		st->sender_lazy = 1;
 	}
 	idx = find_chain(st, m->ratchet_key);
 	c = &st->recv[idx];

@@ -1,12 +1,17 @@
 /* Session records: the current state plus archived ones, and their storage form.
  *
- * Storage form (all integers little-endian), version 1:
- *   "PSR" 0x01 | u8 has_current | u8 n_states | state*
+ * Storage form (all integers little-endian), version 2:
+ *   "PSR" 0x02 | u8 has_current | u8 n_states | state*
  *   state: u8 version | u8 flags | local_ik[33] | remote_ik[33] | u32 local_reg | u32 remote_reg |
  *          root[32] | [sender_pub[32] sender_priv[32] sender_ck[32] u32 sender_index] |
  *          u32 previous_counter | [u32 prekey_id u32 spk_id base[32]] | [alice_base[32]] |
  *          u8 n_recv | chain*
  *   chain: pub[32] | ck[32] | u32 index | u16 n_skipped | (u32 index, seed[32])*
+ * flags: 0x01 sender, 0x02 pending X3DH, 0x04 pending has a one-time prekey, 0x08 Alice's base key,
+ * 0x10 lazy sending chain (state.h): then the sender block is absent (the sending index is 0), and
+ * 0x01 must be set and n_recv >= 1.
+ * Version 1 is the same without flag 0x10 (no lazy chains); it is still read, and written back
+ * unchanged while it needs no lazy chain (state.h, sig__record_encode).
  * Every count is checked against its protocol limit before anything is allocated.
  */
 #include <string.h>
@@ -18,11 +23,16 @@
 #include "signal/message.h"
 #include "signal/state.h"
 
-#define REC_MAGIC "PSR\x01"
+#define REC_MAGIC "PSR"
+#define REC_V1 0x01
+#define REC_V2 0x02
 #define F_SENDER 0x01
 #define F_PENDING 0x02
 #define F_PENDING_PREKEY 0x04
 #define F_ALICE_BASE 0x08
+#define F_SENDER_LAZY 0x10 /* version 2 */
+#define F_ALL_V1 0x0F
+#define F_ALL_V2 0x1F
 
 void sig__record_init(sig_record *r)
 {
@@ -107,14 +117,15 @@ static int encode_state(const sig_state *s, dynbuf *b)
 
 	hdr[0] = s->version;
 	hdr[1] = (uint8_t)((s->has_sender ? F_SENDER : 0) | (s->has_pending ? F_PENDING : 0) |
-			   (s->pending_has_prekey ? F_PENDING_PREKEY : 0) | (s->has_alice_base ? F_ALICE_BASE : 0));
+			   (s->pending_has_prekey ? F_PENDING_PREKEY : 0) | (s->has_alice_base ? F_ALICE_BASE : 0) |
+			   (s->sender_lazy ? F_SENDER_LAZY : 0));
 	rc |= put(b, hdr, 2);
 	rc |= put(b, s->local_ik, sizeof(s->local_ik));
 	rc |= put(b, s->remote_ik, sizeof(s->remote_ik));
 	rc |= put_u32(b, s->local_reg);
 	rc |= put_u32(b, s->remote_reg);
 	rc |= put(b, s->root, 32);
-	if (s->has_sender) {
+	if (s->has_sender && !s->sender_lazy) {
 		rc |= put(b, s->sender_ratchet.pub, 32);
 		rc |= put(b, s->sender_ratchet.priv, 32);
 		rc |= put(b, s->sender_ck, 32);
@@ -146,10 +157,14 @@ static int encode_state(const sig_state *s, dynbuf *b)
 
 int sig__record_encode(const sig_record *r, dynbuf *out)
 {
-	uint8_t hdr[6];
+	uint8_t hdr[6], version = r->format == REC_V1 ? REC_V1 : REC_V2;
 	int rc;
 
-	memcpy(hdr, REC_MAGIC, 4);
+	for (uint32_t i = 0; version == REC_V1 && i < r->n_states; i++)
+		if (r->states[i].sender_lazy)
+			version = REC_V2;
+	memcpy(hdr, REC_MAGIC, 3);
+	hdr[3] = version;
 	hdr[4] = (uint8_t)(r->has_current ? 1 : 0);
 	hdr[5] = (uint8_t)r->n_states;
 	rc = put(out, hdr, sizeof(hdr));
@@ -219,14 +234,17 @@ static int decode_chain(sig_chain *c, rd *d)
 	return d->err ? PARLEY_E_INVALID_MESSAGE : PARLEY_OK;
 }
 
-static int decode_state(sig_state *s, rd *d)
+static int decode_state(sig_state *s, rd *d, uint8_t format)
 {
 	uint8_t flags, nrecv;
 	int rc;
 
 	s->version = get_u8(d);
 	flags = get_u8(d);
-	if (d->err || s->version != SIG_SESSION_VERSION || (flags & ~0x0F) != 0)
+	if (d->err || s->version != SIG_SESSION_VERSION || (flags & ~(format == REC_V1 ? F_ALL_V1 : F_ALL_V2)) != 0)
+		return PARLEY_E_INVALID_MESSAGE;
+	s->sender_lazy = (flags & F_SENDER_LAZY) != 0;
+	if (s->sender_lazy && (flags & F_SENDER) == 0)
 		return PARLEY_E_INVALID_MESSAGE;
 	get(d, s->local_ik, sizeof(s->local_ik));
 	get(d, s->remote_ik, sizeof(s->remote_ik));
@@ -236,7 +254,7 @@ static int decode_state(sig_state *s, rd *d)
 	s->remote_reg = get_u32(d);
 	get(d, s->root, 32);
 	s->has_sender = (flags & F_SENDER) != 0;
-	if (s->has_sender) {
+	if (s->has_sender && !s->sender_lazy) {
 		get(d, s->sender_ratchet.pub, 32);
 		get(d, s->sender_ratchet.priv, 32);
 		get(d, s->sender_ck, 32);
@@ -254,7 +272,8 @@ static int decode_state(sig_state *s, rd *d)
 	if (s->has_alice_base)
 		get(d, s->alice_base, 32);
 	nrecv = get_u8(d);
-	if (d->err || nrecv > PARLEY_SIGNAL_MAX_RECEIVER_CHAINS)
+	/* a lazy sending chain is derived against the newest receiving chain: there must be one */
+	if (d->err || nrecv > PARLEY_SIGNAL_MAX_RECEIVER_CHAINS || (s->sender_lazy && nrecv == 0))
 		return PARLEY_E_INVALID_MESSAGE;
 	for (uint32_t i = 0; i < nrecv; i++) {
 		/* count the chain in before decoding it so that sig__state_clear frees a half-decoded one */
@@ -276,7 +295,7 @@ int sig__record_decode(sig_record *r, const uint8_t *buf, size_t len)
 	get(&d, magic, 4);
 	has_current = get_u8(&d);
 	n = get_u8(&d);
-	if (d.err || memcmp(magic, REC_MAGIC, 4) != 0 || has_current > 1 ||
+	if (d.err || memcmp(magic, REC_MAGIC, 3) != 0 || (magic[3] != REC_V1 && magic[3] != REC_V2) || has_current > 1 ||
 	    n > 1 + PARLEY_SIGNAL_MAX_ARCHIVED_STATES || (has_current && n == 0))
 		return PARLEY_E_INVALID_MESSAGE;
 	if (n > 0) {
@@ -285,9 +304,10 @@ int sig__record_decode(sig_record *r, const uint8_t *buf, size_t len)
 			return rc;
 	}
 	r->has_current = has_current;
+	r->format = magic[3];
 	for (uint32_t i = 0; i < n; i++) {
 		r->n_states = i + 1;
-		rc = decode_state(&r->states[i], &d);
+		rc = decode_state(&r->states[i], &d, r->format);
 		if (rc != PARLEY_OK)
 			goto fail;
 	}

@@ -8,6 +8,16 @@
  *
  * Skipped keys are kept as 32-byte chain seeds (HMAC(CK, 0x01)), not as the 80 derived bytes: the
  * record stays small and the derivation is redone only for the rare late message.
+ *
+ * Lazy sending chain. libsignal's DH ratchet step on receive does two root steps: one with our old
+ * ratchet key (the new receiving chain) and, after generating a new ratchet pair, one for our new
+ * sending chain. The second half is only needed when we next send — its public key first appears on
+ * the wire in our next message — so we postpone it: after a receive-side step the state keeps the
+ * intermediate root key and `sender_lazy` = 1 (no sending ratchet pair, no sending chain key);
+ * sig__state_encrypt derives them against the newest receiving chain's ratchet key, which is the key
+ * that triggered the step. That saves one key generation and one X25519 on every receive-side step
+ * (the responder's first decrypt among them) and moves them to the next encrypt; the bytes on the
+ * wire are libsignal's. Invariant: sender_lazy implies has_sender and n_recv >= 1.
  */
 #ifndef PARLEY_SIGNAL_STATE_H
 #define PARLEY_SIGNAL_STATE_H
@@ -39,8 +49,9 @@ typedef struct sig_state {
 	uint32_t local_reg;
 	uint32_t remote_reg;
 	uint8_t root[CRYPTO_KEY_LEN];
-	int has_sender;
-	crypto_keypair sender_ratchet;
+	int has_sender;  /* the state can encrypt (always, once built) */
+	int sender_lazy; /* sending chain not derived yet: root is the intermediate root (see above) */
+	crypto_keypair sender_ratchet; /* zero while sender_lazy */
 	uint8_t sender_ck[CRYPTO_KEY_LEN];
 	uint32_t sender_index;
 	uint32_t previous_counter;
@@ -62,6 +73,7 @@ typedef struct sig_record {
 	sig_state *states; /* current (if any) then archived, newest first */
 	uint32_t n_states;
 	uint32_t cap_states;
+	uint8_t format; /* storage version it was read in (0: new); see sig__record_encode */
 } sig_record;
 
 /* ---------------------------------------------------------------- KDFs (ratchet.c) */
@@ -117,7 +129,11 @@ int sig__record_promote_new(sig_record *r, sig_state *st);
 /* Move archived state i (index in r->states) to the front as current. */
 void sig__record_promote(sig_record *r, uint32_t i);
 /* Versioned, bounded binary form. Decode refuses anything malformed or over the limits with
- * PARLEY_E_INVALID_MESSAGE (a corrupt record is treated like a malformed message, never trusted). */
+ * PARLEY_E_INVALID_MESSAGE (a corrupt record is treated like a malformed message, never trusted).
+ * Decode reads versions 1 and 2. Encode writes version 2, except that a record read as version 1
+ * is written back as version 1 while none of its states has a lazy sending chain (which version 1
+ * cannot express): decode-then-encode is the identity, and such records stay readable by builds
+ * that predate version 2. */
 int sig__record_encode(const sig_record *r, dynbuf *out);
 int sig__record_decode(sig_record *r, const uint8_t *buf, size_t len);
 

@@ -202,6 +202,232 @@ static void test_record_roundtrip(void)
 	dynbuf__free(&b2);
 }
 
+/* ---------------------------------------------------------------- lazy sending chain, record v1/v2 */
+
+/* Version-1 records written by parley before the lazy sending chain (commit 82ab05c, via
+ * sig__init_alice / sig__init_bob / sig__state_encrypt / sig__state_decrypt / sig__record_encode):
+ * Alice after sending two SignalMessages, Bob after decrypting the first one (his sending chain was
+ * derived eagerly then). V1_ALICE_MSG2 is Alice's second message, not yet received. */
+static const char V1_ALICE[] =
+	"505352010101030105e1ed823aad30d30990d5d238f83b710f067ecc073f66242e177f41c65067016605609f7192caa9"
+	"ad5b40a23cc7bfd3206c7693806bb7991f3d072187524a6b134f000000000000000040d993072cac4f6089c944750cd8"
+	"345bcf66e443d9f46205ec891db85968cd16bee770f681b9513e786772f28759e85f76b4cc78214d2f097263220d601f"
+	"1006d0adb46282cf602d5da315f7e4ad7a54c71ea67a2cd1b065c63f4cd9e953104c745a1f847b98188166237e516bbe"
+	"c0f5309af69eb420a084fcda94ef85375ba90200000000000000016cbc04077c71a65e4510ad9fb869f9c6e1a5e2387a"
+	"56dcf83e079d7e616add46882036ccb7071d1d94a967b80589e0f7ba4ff3fa9708624cc511cdc6aa6022ed0000000000"
+	"00";
+static const char V1_BOB[] =
+	"505352010101030105609f7192caa9ad5b40a23cc7bfd3206c7693806bb7991f3d072187524a6b134f05e1ed823aad30"
+	"d30990d5d238f83b710f067ecc073f66242e177f41c650670166000000000000000001edbe89b0b25351ac4737bb54fc"
+	"ba662089d7b50b0319cd08f1ac1b9ecee755bd8f2ae44b76f02d549252ab6ecc9ca8f2b14ba95ecf9090eb051362a6d6"
+	"7171e06bcf284cf25d80359b6bf4099aaa527841af3be02abf1e7433e78bf3097a56d0eb883ad8c9210f55ac3dfcba09"
+	"90a4cf94e63d8bdb20fa64fefaad7e80f428000000000000000001bee770f681b9513e786772f28759e85f76b4cc7821"
+	"4d2f097263220d601f1006f30439cd9adb32790e36d9ce0a24f1bb852add8c1eba8e530afb061dfe7c6e0f0100000000"
+	"00";
+static const char V1_ALICE_MSG2[] =
+	"330a2105bee770f681b9513e786772f28759e85f76b4cc78214d2f097263220d601f10061001180022107aac4abc25ae"
+	"a230ec64778a080cd9dd956533737d6cdc60";
+
+typedef struct blob {
+	uint8_t b[1024];
+	size_t n;
+} blob;
+
+static void blob_of(blob *o, const char *hex)
+{
+	TEST_CHECK(strlen(hex) / 2 <= sizeof(o->b));
+	o->n = unhex(o->b, hex);
+}
+
+static size_t enc_state(const sig_state *st, uint8_t *buf, size_t cap)
+{
+	sig_record r;
+	dynbuf b;
+	size_t n = 0;
+	sig__record_init(&r);
+	r.states = (sig_state *)st; /* borrowed: encode only reads */
+	r.n_states = 1;
+	r.has_current = 1;
+	dynbuf__init(&b, 1 << 16);
+	if (sig__record_encode(&r, &b) == PARLEY_OK && b.len <= cap) {
+		memcpy(buf, b.data, b.len);
+		n = b.len;
+	}
+	dynbuf__free_secure(&b);
+	return n;
+}
+
+/* send `text` from st to peer through the wire encoding; 0 on success */
+static int hop(sig_state *from, sig_state *to, const char *text)
+{
+	uint8_t buf[512], out[512];
+	size_t n = 0, on = 0, len = strlen(text);
+	int type = 0, rc;
+	sig_msg m;
+
+	rc = sig__state_encrypt(from, (const uint8_t *)text, len, buf, sizeof(buf), &n, &type);
+	if (rc == PARLEY_OK)
+		rc = type == PARLEY_SIGNAL_MSG_WHISPER ? sig__msg_decode(&m, buf, n) : -1;
+	if (rc == PARLEY_OK)
+		rc = sig__state_decrypt(to, &m, out, sizeof(out), &on);
+	if (rc == PARLEY_OK && (on != len || memcmp(out, text, len) != 0))
+		rc = -1;
+	return rc;
+}
+
+/* A version-1 record still loads, re-encodes to the same bytes while it needs no lazy chain, and
+ * its sessions go on in both directions; the first receive-side step makes it a version-2 record. */
+static void test_record_v1_compat(void)
+{
+	static blob a1, b1, msg2;
+	sig_record ra, rb;
+	dynbuf d;
+	sig_msg m;
+	uint8_t out[512];
+	size_t on = 0;
+
+	blob_of(&a1, V1_ALICE);
+	blob_of(&b1, V1_BOB);
+	blob_of(&msg2, V1_ALICE_MSG2);
+	TEST_EQ_INT(b1.b[3], 0x01);
+	TEST_EQ_INT(sig__record_decode(&ra, a1.b, a1.n), PARLEY_OK);
+	TEST_EQ_INT(sig__record_decode(&rb, b1.b, b1.n), PARLEY_OK);
+	TEST_EQ_INT(ra.format, 1);
+	TEST_EQ_INT(rb.states[0].sender_lazy, 0);
+	TEST_EQ_INT(rb.states[0].n_recv, 1);
+	dynbuf__init(&d, 1 << 16);
+	TEST_EQ_INT(sig__record_encode(&rb, &d), PARLEY_OK);
+	TEST_EQ_INT(d.len, b1.n);
+	TEST_EQ_MEM(d.data, b1.b, b1.n);
+
+	/* Bob takes Alice's pending second message on the known chain: still no lazy chain, still v1 */
+	TEST_EQ_INT(sig__msg_decode(&m, msg2.b, msg2.n), PARLEY_OK);
+	TEST_EQ_INT(sig__state_decrypt(&rb.states[0], &m, out, sizeof(out), &on), PARLEY_OK);
+	TEST_EQ_INT(on, 5);
+	TEST_EQ_MEM(out, "hello", 5);
+	dynbuf__reset(&d);
+	TEST_EQ_INT(sig__record_encode(&rb, &d), PARLEY_OK);
+	TEST_EQ_INT(d.data[3], 0x01);
+
+	/* Bob answers with his eagerly derived chain; Alice's receive-side step leaves her lazy: v2 */
+	TEST_EQ_INT(hop(&rb.states[0], &ra.states[0], "bob, from a v1 record"), PARLEY_OK);
+	TEST_EQ_INT(ra.states[0].sender_lazy, 1);
+	dynbuf__reset(&d);
+	TEST_EQ_INT(sig__record_encode(&ra, &d), PARLEY_OK);
+	TEST_EQ_INT(d.data[3], 0x02);
+	TEST_EQ_INT(hop(&ra.states[0], &rb.states[0], "alice, lazy chain derived"), PARLEY_OK);
+	TEST_EQ_INT(ra.states[0].sender_lazy, 0);
+	TEST_EQ_INT(rb.states[0].sender_lazy, 1);
+	TEST_EQ_INT(hop(&rb.states[0], &ra.states[0], "bob again"), PARLEY_OK);
+	TEST_EQ_INT(hop(&rb.states[0], &ra.states[0], "bob twice"), PARLEY_OK);
+	TEST_EQ_INT(hop(&ra.states[0], &rb.states[0], "alice again"), PARLEY_OK);
+	sig__record_free(&rb);
+
+	/* a v1 record may not carry the lazy flag (0x10); find Bob's flags byte: magic 4 + 2, version 1 */
+	b1.b[7] |= 0x10;
+	TEST_EQ_INT(sig__record_decode(&rb, b1.b, b1.n), PARLEY_E_INVALID_MESSAGE);
+	b1.b[7] &= (uint8_t)~0x10;
+	b1.b[3] = 0x03; /* unknown version */
+	TEST_EQ_INT(sig__record_decode(&rb, b1.b, b1.n), PARLEY_E_INVALID_MESSAGE);
+	b1.b[3] = 0x02; /* a v1 body under the v2 magic is a valid v2 record */
+	TEST_EQ_INT(sig__record_decode(&rb, b1.b, b1.n), PARLEY_OK);
+	sig__record_free(&rb);
+	sig__record_free(&ra);
+	dynbuf__free_secure(&d);
+}
+
+/* The lazy state itself: what a receive-side step leaves, that a failed decrypt or encrypt leaves it
+ * untouched, that a message on another new ratchet key fails as in libsignal (BAD_MAC), and how a
+ * lazy state is stored. */
+static void test_lazy_sender(void)
+{
+	crypto_keypair a_ik, a_base, b_ik, b_spk, ratchet, forged_key;
+	sig_state a, b;
+	static uint8_t before[1 << 12], after[1 << 12];
+	uint8_t buf[512], out[512], zero[32] = {0}, old_pub[32];
+	size_t n1, n2, n = 0, on = 0;
+	int type = 0;
+	sig_msg m;
+	sig_record r;
+	blob rec;
+
+	crypto__keypair_generate(&a_ik);
+	crypto__keypair_generate(&a_base);
+	crypto__keypair_generate(&b_ik);
+	crypto__keypair_generate(&b_spk);
+	crypto__keypair_generate(&ratchet);
+	crypto__keypair_generate(&forged_key);
+	TEST_EQ_INT(sig__init_alice(&a, &a_ik, &a_base, b_ik.pub, b_spk.pub, NULL, b_spk.pub, &ratchet), PARLEY_OK);
+	TEST_EQ_INT(sig__init_bob(&b, &b_ik, &b_spk, NULL, &b_spk, a_ik.pub, a_base.pub), PARLEY_OK);
+	TEST_EQ_INT(b.sender_lazy, 0);
+	TEST_EQ_INT(hop(&a, &b, "first"), PARLEY_OK);
+	/* Bob stepped on receive: receiving chain added, sending pair and chain not derived (wiped) */
+	TEST_EQ_INT(b.sender_lazy, 1);
+	TEST_EQ_INT(b.has_sender, 1);
+	TEST_EQ_INT(b.n_recv, 1);
+	TEST_EQ_MEM(b.sender_ratchet.priv, zero, 32);
+	TEST_EQ_MEM(b.sender_ck, zero, 32);
+	TEST_EQ_INT(b.sender_index, 0);
+	/* more from Alice on the same chain while Bob is lazy */
+	TEST_EQ_INT(hop(&a, &b, "second"), PARLEY_OK);
+	TEST_EQ_INT(b.sender_lazy, 1);
+
+	/* a message on a ratchet key Bob has never seen, while lazy: refused, state unchanged */
+	n1 = enc_state(&b, before, sizeof(before));
+	TEST_CHECK(n1 > 0);
+	TEST_EQ_INT(sig__state_encrypt(&a, (const uint8_t *)"x", 1, buf, sizeof(buf), &n, &type), PARLEY_OK);
+	TEST_EQ_INT(sig__msg_decode(&m, buf, n), PARLEY_OK);
+	memcpy(buf + 4, forged_key.pub, 32); /* 0x33 0a 21 05 | key */
+	TEST_EQ_INT(sig__msg_decode(&m, buf, n), PARLEY_OK);
+	TEST_EQ_INT(sig__state_decrypt(&b, &m, out, sizeof(out), &on), PARLEY_E_BAD_MAC);
+	n2 = enc_state(&b, after, sizeof(after));
+	TEST_EQ_INT(n1, n2);
+	TEST_EQ_MEM(before, after, n1);
+
+	/* the stored form of a lazy state: v2, flag 0x10, no sender block; round trip */
+	sig__record_init(&r);
+	TEST_CHECK(n1 <= sizeof(rec.b));
+	memcpy(rec.b, before, n1);
+	rec.n = n1;
+	TEST_EQ_INT(rec.b[3], 0x02);
+	TEST_EQ_INT(rec.b[7] & 0x11, 0x11);
+	TEST_EQ_INT(sig__record_decode(&r, rec.b, rec.n), PARLEY_OK);
+	TEST_EQ_INT(r.states[0].sender_lazy, 1);
+	TEST_EQ_INT(enc_state(&r.states[0], after, sizeof(after)), n1);
+	TEST_EQ_MEM(before, after, n1);
+	sig__record_free(&r);
+	rec.b[7] &= (uint8_t)~0x01; /* lazy without a sender */
+	TEST_EQ_INT(sig__record_decode(&r, rec.b, rec.n), PARLEY_E_INVALID_MESSAGE);
+	rec.b[7] |= 0x01;
+	/* lazy with no receiving chain: n_recv is the byte before the only chain (68 + 4 + 2 + 36*k) */
+	{
+		size_t chain_len = 32 + 32 + 4 + 2 + (size_t)b.recv[0].n_skipped * 36;
+		TEST_EQ_INT(rec.b[rec.n - chain_len - 1], 1);
+		rec.b[rec.n - chain_len - 1] = 0;
+		TEST_EQ_INT(sig__record_decode(&r, rec.b, rec.n - chain_len), PARLEY_E_INVALID_MESSAGE);
+	}
+
+	/* an encrypt that fails (buffer too small) leaves the lazy state as it was */
+	TEST_EQ_INT(sig__state_encrypt(&b, (const uint8_t *)"reply", 5, buf, 10, &n, &type), PARLEY_E_INVAL);
+	n2 = enc_state(&b, after, sizeof(after));
+	TEST_EQ_INT(n1, n2);
+	TEST_EQ_MEM(before, after, n1);
+
+	/* the reply derives the chain: a fresh ratchet key (not the signed prekey Bob started with) */
+	memcpy(old_pub, b_spk.pub, 32);
+	TEST_EQ_INT(hop(&b, &a, "reply"), PARLEY_OK);
+	TEST_EQ_INT(b.sender_lazy, 0);
+	TEST_CHECK(memcmp(b.sender_ratchet.pub, old_pub, 32) != 0);
+	TEST_CHECK(memcmp(b.sender_ratchet.priv, zero, 32) != 0);
+	TEST_EQ_INT(b.sender_index, 1);
+	TEST_EQ_INT(a.sender_lazy, 1);
+	TEST_EQ_INT(hop(&b, &a, "reply 2"), PARLEY_OK);
+	TEST_EQ_INT(hop(&a, &b, "and back"), PARLEY_OK);
+	TEST_EQ_INT(hop(&b, &a, "and forth"), PARLEY_OK);
+	sig__state_clear(&a);
+	sig__state_clear(&b);
+}
+
 int main(void)
 {
 	crypto__init();
@@ -211,5 +437,7 @@ int main(void)
 	TEST_RUN(test_init_agree);
 	TEST_RUN(test_msg_codec);
 	TEST_RUN(test_record_roundtrip);
+	TEST_RUN(test_record_v1_compat);
+	TEST_RUN(test_lazy_sender);
 	TEST_EXIT();
 }
