@@ -349,6 +349,70 @@ static void offline_then_online_ten_thousand(void)
 	close(bob.fd);
 }
 
+/* Waits for a push of the given kind; returns it in *out (wire__frame_free after) or -1. Other frames
+ * are skipped; envelopes among them are acked so they are not redelivered later. */
+static int wait_push(int fd, int body_case, wire_frame *out, int timeout_ms)
+{
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, timeout_ms) != 0)
+			return -1;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)f.frame->push->body_case == body_case) {
+			*out = f;
+			return 0;
+		}
+		wire__frame_free(&f);
+	}
+}
+
+static int send_typing(int fd, const char *to, int started)
+{
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__TypingRequest t = PARLEY__WIRE__TYPING_REQUEST__INIT;
+	req.id = 777;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_TYPING;
+	req.typing = &t;
+	t.recipient = (char *)to;
+	t.started = started;
+	t.timestamp = 1;
+	return pw_call(fd, &req, NULL);
+}
+
+static void typing_and_presence(void)
+{
+	/* alice and bob share a thread (alice wrote to bob above); carol shares none with bob */
+	wire_frame f;
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	/* alice may still hold the "offline" from bob's earlier disconnect: the next change is "online" */
+	int online = 0;
+	for (int i = 0; i < 4 && !online; i++) {
+		if (wait_push(alice.fd, PARLEY__WIRE__PUSH__BODY_PRESENCE, &f, 5000) != 0)
+			break;
+		IT_CHECK(strcmp(f.frame->push->presence->handle, "bob") == 0);
+		online = f.frame->push->presence->online;
+		wire__frame_free(&f);
+	}
+	IT_CHECK(online);
+	IT_EQ(send_typing(alice.fd, "bob", 1), PARLEY_OK);
+	IT_EQ(wait_push(bob.fd, PARLEY__WIRE__PUSH__BODY_TYPING, &f, 5000), 0);
+	if (f.frame) {
+		IT_CHECK(strcmp(f.frame->push->typing->sender_handle, "alice") == 0);
+		IT_CHECK(f.frame->push->typing->started);
+		wire__frame_free(&f);
+	}
+	tuser carol;
+	make_acct(&carol, "carol", 1);
+	IT_EQ(send_typing(carol.fd, "bob", 1), PARLEY_E_NO_THREAD);
+	close(carol.fd);
+	close(bob.fd);
+	IT_EQ(wait_push(alice.fd, PARLEY__WIRE__PUSH__BODY_PRESENCE, &f, 5000), 0);
+	if (f.frame) {
+		IT_CHECK(strcmp(f.frame->push->presence->handle, "bob") == 0);
+		IT_CHECK(!f.frame->push->presence->online);
+		wire__frame_free(&f);
+	}
+}
+
 static void unacked_redelivered_and_sigkill(void)
 {
 	/* 300 messages acknowledged to alice; bob acks only the first 100 he reads. The server keeps at
@@ -361,7 +425,13 @@ static void unacked_redelivered_and_sigkill(void)
 	close(bob.fd);
 	usleep(200000); /* the acks of the first 100 are processed */
 	/* SIGKILL right after alice's sends were acknowledged: nothing acknowledged may be lost */
-	IT_EQ(send_many(&alice, &bob, 300, 200, 100), 200);
+	IT_EQ(send_many(&alice, &bob, 300, 100, 100), 100);
+	/* a clean restart first, then more acknowledged sends and a SIGKILL */
+	close(alice.fd);
+	IT_EQ(srv_stop(&s), 0);
+	srv_restart(&s);
+	IT_EQ(reconnect(&alice), PARLEY_OK);
+	IT_EQ(send_many(&alice, &bob, 400, 100, 100), 100);
 	close(alice.fd);
 	srv_kill9(&s);
 	srv_restart(&s);
@@ -385,6 +455,7 @@ int main(void)
 	IT_RUN(bundle_rate_limit);
 	IT_RUN(device_lists);
 	IT_RUN(offline_then_online_ten_thousand);
+	IT_RUN(typing_and_presence);
 	IT_RUN(unacked_redelivered_and_sigkill);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);
