@@ -405,6 +405,45 @@ static void test_simultaneous_initiate(void)
 	party_free(&b);
 }
 
+/* The responder's first decrypt leaves its sending chain lazy (stored as a version-2 record, lazy
+ * flag set); more PreKeySignalMessages of the same session, out of order and duplicated, still
+ * decrypt or are refused as before, and the reply derives the chain. */
+static void test_responder_lazy(void)
+{
+	party a, b;
+	parley_prekey_bundle bundle;
+	wire_msg w[3], r;
+	static uint8_t rec[1 << 16];
+	size_t n;
+
+	party_init(&a, "alice");
+	party_init(&b, "bob");
+	bundle_of(&b, &bundle, 1);
+	TEST_EQ_INT(parley_signal_process_bundle(a.ctx, &b.addr, &bundle), PARLEY_OK);
+	TEST_EQ_INT(send_msg(&a, &b, "p0", &w[0]), PARLEY_OK);
+	TEST_EQ_INT(send_msg(&a, &b, "p1", &w[1]), PARLEY_OK);
+	TEST_EQ_INT(send_msg(&a, &b, "p2", &w[2]), PARLEY_OK);
+	TEST_EQ_INT(w[2].type, PARLEY_SIGNAL_MSG_PREKEY);
+	TEST_EQ_INT(recv_msg(&b, &a, &w[0]), PARLEY_OK);
+	n = snapshot(&b, &a, rec, sizeof(rec));
+	TEST_CHECK(n > 8);
+	TEST_EQ_MEM(rec, "PSR\x02", 4);
+	TEST_EQ_INT(rec[7] & 0x11, 0x11); /* state 0: sender, lazy */
+	TEST_EQ_INT(recv_msg(&b, &a, &w[2]), PARLEY_OK);
+	TEST_EQ_INT(recv_msg(&b, &a, &w[0]), PARLEY_E_DUPLICATE_MESSAGE);
+	TEST_EQ_INT(recv_msg(&b, &a, &w[1]), PARLEY_OK);
+	TEST_EQ_INT(send_msg(&b, &a, "reply", &r), PARLEY_OK);
+	TEST_EQ_INT(r.type, PARLEY_SIGNAL_MSG_WHISPER);
+	n = snapshot(&b, &a, rec, sizeof(rec));
+	TEST_EQ_INT(rec[7] & 0x10, 0);
+	TEST_EQ_INT(recv_msg(&a, &b, &r), PARLEY_OK);
+	TEST_EQ_INT(send_msg(&a, &b, "after reply", &w[0]), PARLEY_OK);
+	TEST_EQ_INT(w[0].type, PARLEY_SIGNAL_MSG_WHISPER);
+	TEST_EQ_INT(recv_msg(&b, &a, &w[0]), PARLEY_OK);
+	party_free(&a);
+	party_free(&b);
+}
+
 /* Fail each allocation in turn during setup, encrypt and decrypt: every call returns OK or NOMEM,
  * a NOMEM leaves the stored session exactly as it was, and (under ASan) nothing leaks. */
 static void test_alloc_failures(void)
@@ -478,5 +517,6 @@ int main(void)
 	TEST_RUN(test_simultaneous_initiate);
 	TEST_RUN(test_receiver_chain_limit);
 	TEST_RUN(test_alloc_failures);
+	TEST_RUN(test_responder_lazy);
 	TEST_EXIT();
 }
