@@ -6,6 +6,13 @@
  * This file moves bytes only: every byte is parsed by lib/net (tls_bio, http, ws). Output is accounted
  * (write_pending + what the ws session still holds) against max_pending_output so a peer that stops
  * reading is cut off instead of growing our memory (slow consumer, closed with 1008).
+ *
+ * Write coalescing: frames sent from service callbacks (store completions, mailbox pushes) only queue in
+ * the ws session; a per-connection uv_prepare handle, which libuv runs once per loop iteration just
+ * before it blocks in poll, moves everything queued to the socket in one write (one SSL_write batch with
+ * TLS). A store batch completing 100 sends then costs one write(2) per connection, not one per frame
+ * (write(2) was half of the loop thread's time). Frames stay in order: they all pass through the one ws
+ * output buffer; the slow-consumer bound stays exact because that buffer is part of pending_total.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +36,7 @@ static void conn_close(net_conn *c, int hard);
 static void conn_flush(net_conn *c);
 static void on_timer(uv_timer_t *t);
 static void flush_tls(net_conn *c);
+static void schedule_flush(net_conn *c);
 
 static uint64_t now_ms(net_conn *c)
 {
@@ -103,10 +111,14 @@ static void on_handle_closed(uv_handle_t *h)
 	net__conn_unref(c);
 }
 
+static int drain_ws(net_conn *c);
+
 static void conn_close(net_conn *c, int hard)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	if (!hard && c->ws != NULL && !c->in_dispatch && drain_ws(c) != PARLEY_OK)
+		hard = 1; /* frames queued for the deferred flush go out before the close */
 	if (!hard && c->tls != NULL && !c->tls_shutdown_sent) {
 		/* close_notify, so the peer can tell our close from a truncation attack */
 		c->tls_shutdown_sent = 1;
@@ -126,6 +138,7 @@ static void conn_close(net_conn *c, int hard)
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->flush_prep, on_handle_closed);
 }
 
 /* ---- output ---- */
@@ -149,6 +162,21 @@ static void on_write(uv_write_t *req, int status)
 
 static int write_raw(net_conn *c, const uint8_t *buf, size_t len)
 {
+	if (c->write_pending == 0) {
+		/* nothing queued: write straight from the caller's buffer, copy only what the socket did
+		 * not take (uv_write would make the same write(2), after a malloc and a copy) */
+		uv_buf_t direct = uv_buf_init((char *)buf, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+		if (n > 0) {
+			metrics__add(METRIC_BYTES_OUT, n);
+			buf += n;
+			len -= (size_t)n;
+			if (len == 0)
+				return PARLEY_OK;
+		} else if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+			return PARLEY_E_IO;
+		}
+	}
 	write_req *wr = parley__malloc(sizeof(*wr) + len);
 	if (wr == NULL)
 		return PARLEY_E_NOMEM;
@@ -192,25 +220,53 @@ static void flush_tls(net_conn *c)
 	}
 }
 
+/* Moves what the ws session holds to the socket (or into TLS). */
+static int drain_ws(net_conn *c)
+{
+	size_t len;
+	const uint8_t *p = ws__pending_output(c->ws, &len);
+	while (p != NULL && len > 0) {
+		if (send_plain(c, p, len) != PARLEY_OK)
+			return PARLEY_E_IO;
+		ws__consume_output(c->ws, len);
+		p = ws__pending_output(c->ws, &len);
+	}
+	return PARLEY_OK;
+}
+
 static void conn_flush(net_conn *c)
 {
 	if (c->state == CONN_CLOSED || c->in_dispatch)
 		return;
-	if (c->ws != NULL) {
-		size_t len;
-		const uint8_t *p = ws__pending_output(c->ws, &len);
-		while (p != NULL && len > 0) {
-			if (send_plain(c, p, len) != PARLEY_OK) {
-				conn_close(c, 1);
-				return;
-			}
-			ws__consume_output(c->ws, len);
-			p = ws__pending_output(c->ws, &len);
-		}
+	if (c->ws != NULL && drain_ws(c) != PARLEY_OK) {
+		conn_close(c, 1);
+		return;
 	}
 	flush_tls(c);
 	if (c->ws != NULL && ws__is_done(c->ws) && c->state != CONN_CLOSED)
 		conn_close(c, 0);
+}
+
+static void on_flush_prep(uv_prepare_t *h)
+{
+	net_conn *c = h->data;
+	uv_prepare_stop(h);
+	c->flush_scheduled = 0;
+	net__conn_ref(c);
+	conn_flush(c);
+	net__conn_unref(c);
+}
+
+/* Flush before the loop next blocks, together with whatever else this iteration queues. */
+static void schedule_flush(net_conn *c)
+{
+	if (c->flush_scheduled || c->state == CONN_CLOSED)
+		return;
+	if (uv_prepare_start(&c->flush_prep, on_flush_prep) != 0) {
+		conn_flush(c);
+		return;
+	}
+	c->flush_scheduled = 1;
 }
 
 static size_t pending_total(net_conn *c)
@@ -245,7 +301,8 @@ int net__conn_send(net_conn *c, const uint8_t *buf, size_t len)
 		return rc;
 	}
 	metrics__inc(METRIC_FRAMES_OUT);
-	conn_flush(c);
+	if (!c->in_dispatch)
+		schedule_flush(c); /* inside ws__feed, feed_ws schedules it */
 	return PARLEY_OK;
 }
 
@@ -396,8 +453,10 @@ static void feed_ws(net_conn *c, const uint8_t *buf, size_t len)
 	if (c->state != CONN_CLOSED) {
 		if (pending_total(c) > c->w->srv->cfg.max_pending_output && !c->hard_closing)
 			slow_consumer(c);
+		else if (c->ws != NULL && ws__pending_bytes(c->ws) > 0)
+			schedule_flush(c); /* answers join what store completions add this iteration */
 		else
-			conn_flush(c);
+			conn_flush(c); /* a close the session completed (ws__is_done) */
 	}
 	net__conn_unref(c);
 }
@@ -522,9 +581,11 @@ void net__conn_accept(net_worker *w)
 	c->state = CONN_HTTP;
 	uv_tcp_init(&w->loop, &c->tcp);
 	uv_timer_init(&w->loop, &c->timer);
+	uv_prepare_init(&w->loop, &c->flush_prep);
 	c->tcp.data = c;
 	c->timer.data = c;
-	c->handles_open = 2;
+	c->flush_prep.data = c;
+	c->handles_open = 3;
 	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
 	net__worker_conn_add(w, c);
 	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {

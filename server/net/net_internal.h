@@ -24,12 +24,13 @@ enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING, CONN_CLOSED };
 struct net_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_prepare_t flush_prep; /* runs the deferred flush once per loop iteration, before the loop blocks */
 	net_worker *w;
 	net_conn *prev, *next; /* worker's list */
 	uint64_t id;
 	char peer[64];
 	int refs;
-	int handles_open; /* tcp + timer still to be closed */
+	int handles_open; /* tcp + timer + flush_prep still to be closed */
 	enum conn_state state;
 	tls_bio *tls;
 	http_req_parser *http;
@@ -42,6 +43,7 @@ struct net_conn {
 	size_t write_pending; /* bytes handed to uv_write and not yet completed */
 	uint64_t last_rx_ms;
 	int in_dispatch; /* inside ws__feed: sends only queue, the caller flushes */
+	int flush_scheduled; /* flush_prep is started */
 };
 
 struct net_worker {
