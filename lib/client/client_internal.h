@@ -218,9 +218,10 @@ int client__e2e_peer_drop(parley_client *c, const char *handle, uint32_t device)
 /* A changed identity key seen for (handle, device): kept until parley_trust accepts it. */
 int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t device,
 				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
-/* Duplicate detection of received messages: 1 if (sender, device, ts) was seen (and records it if
- * record is set). */
-int client__e2e_seen(parley_client *c, const char *sender, uint32_t device, uint64_t ts, int record, int *seen);
+/* Duplicate detection of received envelopes by server id (unique per envelope, the same on every
+ * redelivery; message timestamps are not unique across processes): *seen = 1 if handed over before;
+ * with record set, remembers it. */
+int client__e2e_seen(parley_client *c, uint64_t server_id, int record, int *seen);
 uint64_t client__e2e_timestamp(parley_client *c);
 
 /* send.c */

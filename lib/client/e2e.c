@@ -5,8 +5,8 @@
  *     clobber the other's version number.
  *   - tables of client.db owned by this module: e2e_meta (prekey id counter, current signed prekey),
  *     peer_devices (devices of other accounts we have sessions with, and their registration ids, which
- *     the relay checks), pending_identity (changed identity keys waiting for the user), received
- *     (ids of delivered messages, for duplicate detection; never any content).
+ *     the relay checks), pending_identity (changed identity keys waiting for the user), received_ids
+ *     (server ids of envelopes handed to the application, for duplicate detection; never content).
  *   - key upload after register/link, refill when the server reports the pool low, weekly rotation of
  *     the signed prekey, trust decisions and safety numbers.
  */
@@ -34,8 +34,7 @@ static const char e2e_schema[] =
 	"  registration_id INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
 	"CREATE TABLE IF NOT EXISTS pending_identity (handle TEXT NOT NULL, device_id INTEGER NOT NULL,"
 	"  key BLOB NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
-	"CREATE TABLE IF NOT EXISTS received (sender TEXT NOT NULL, device_id INTEGER NOT NULL,"
-	"  timestamp INTEGER NOT NULL, PRIMARY KEY (sender, device_id, timestamp));";
+	"CREATE TABLE IF NOT EXISTS received_ids (server_id INTEGER PRIMARY KEY, seen_ms INTEGER NOT NULL);";
 
 static uint64_t now_ms(void)
 {
@@ -442,17 +441,17 @@ int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t 
 	return step_done(c, st);
 }
 
-int client__e2e_seen(parley_client *c, const char *sender, uint32_t device, uint64_t ts, int record, int *seen)
+int client__e2e_seen(parley_client *c, uint64_t server_id, int record, int *seen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prep(c, record ? "INSERT OR IGNORE INTO received (sender, device_id, timestamp) VALUES (?, ?, ?)"
-				: "SELECT 1 FROM received WHERE sender = ? AND device_id = ? AND timestamp = ?",
+	int rc = prep(c, record ? "INSERT OR IGNORE INTO received_ids (server_id, seen_ms) VALUES (?, ?)"
+				: "SELECT 1 FROM received_ids WHERE server_id = ?",
 		      &st);
 	if (rc != PARLEY_OK)
 		return rc;
-	sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, device);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)ts);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)server_id);
+	if (record)
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms());
 	rc = sqlite3_step(st);
 	*seen = rc == SQLITE_ROW;
 	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? PARLEY_OK : sql_err(c);

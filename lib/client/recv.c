@@ -5,8 +5,8 @@
  * short-lived `parley send` never swallows messages meant for `parley listen`.
  *
  * Per envelope, in this order, so that a crash loses nothing that was acknowledged:
- *   1. duplicate check (sender, device, timestamp) in client.db — a redelivered message is acked again
- *      and not shown twice;
+ *   1. duplicate check by server id in client.db — a redelivered envelope is acked again and not shown
+ *      twice;
  *   2. decrypt (the Signal session advances and is saved);
  *   3. hand the message to the application (on_message returns);
  *   4. record it as received, then queue the ack (batched, up to 100 ids per AckRequest);
@@ -193,7 +193,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		ack(c, e->server_id);
 		return;
 	}
-	rc = client__e2e_seen(c, e->sender_handle, e->sender_device, e->client_timestamp, 0, &seen);
+	rc = client__e2e_seen(c, e->server_id, 0, &seen);
 	if (rc != PARLEY_OK)
 		return; /* local storage trouble: leave it on the server */
 	if (seen) {
@@ -224,7 +224,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		 * follows it (padding or another record) is no longer needed. */
 		((uint8_t *)ct.body)[ct.body_len] = '\0';
 		deliver(c, e, &ct);
-		client__e2e_seen(c, e->sender_handle, e->sender_device, e->client_timestamp, 1, &seen);
+		client__e2e_seen(c, e->server_id, 1, &seen);
 	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
 		report_error(c, rc, e);
 	}
