@@ -295,8 +295,8 @@ int sig__record_decode(sig_record *r, const uint8_t *buf, size_t len)
 	get(&d, magic, 4);
 	has_current = get_u8(&d);
 	n = get_u8(&d);
-	if (d.err || memcmp(magic, REC_MAGIC, 3) != 0 || (magic[3] != REC_V1 && magic[3] != REC_V2) || has_current > 1 ||
-	    n > 1 + PARLEY_SIGNAL_MAX_ARCHIVED_STATES || (has_current && n == 0))
+	if (d.err || memcmp(magic, REC_MAGIC, 3) != 0 || (magic[3] != REC_V1 && magic[3] != REC_V2) ||
+	    has_current > 1 || n > 1 + PARLEY_SIGNAL_MAX_ARCHIVED_STATES || (has_current && n == 0))
 		return PARLEY_E_INVALID_MESSAGE;
 	if (n > 0) {
 		rc = ensure_cap(r, n);
