@@ -126,6 +126,7 @@ typedef struct inbox {
 	uint64_t receipt_ts[MAXMSG];
 	int identity_changed;
 	int errors;
+	int typing, presence_online;
 } inbox;
 
 static void on_message(parley_client *c, const parley_message *m, void *user)
@@ -156,6 +157,18 @@ static void on_receipt(parley_client *c, const char *handle, uint32_t device, pa
 		else
 			in->delivered++;
 	}
+}
+
+static void on_typing(parley_client *c, const char *handle, uint32_t device, int started, void *user)
+{
+	if (started && strcmp(handle, "alice") == 0)
+		((inbox *)user)->typing++;
+}
+
+static void on_presence(parley_client *c, const char *handle, int online, void *user)
+{
+	if (online)
+		((inbox *)user)->presence_online++;
 }
 
 static void on_identity(parley_client *c, const char *handle, uint32_t device, void *user)
@@ -252,6 +265,27 @@ static void test_offline_delivery(void)
 	TEST_EQ_INT(in.n, 1);
 	TEST_EQ_STR(in.body[0], "reply");
 	TEST_EQ_STR(in.sender[0], "bob");
+
+	/* typing and presence reach a listening peer (they share a thread now) */
+	{
+		parley_events ev;
+		memset(&ev, 0, sizeof(ev));
+		memset(&in, 0, sizeof(in));
+		ev.on_message = on_message;
+		ev.on_typing = on_typing;
+		ev.on_presence = on_presence;
+		ev.user = &in;
+		parley_client_disconnect(alice);
+		parley_client_disconnect(bob);
+		parley_client_set_events(bob, &ev);
+		TEST_EQ_INT(parley_connect(bob), PARLEY_OK);
+		TEST_EQ_INT(parley_typing(alice, "bob", 1), PARLEY_OK); /* connects alice: presence too */
+		parley_client_run(alice, 0);
+		parley_client_run(bob, 500);
+		parley_client_set_events(bob, NULL);
+		TEST_EQ_INT(in.typing, 1);
+		TEST_CHECK(in.presence_online >= 1);
+	}
 }
 
 static uint32_t link_device(parley_client *owner, const char *handle, parley_client *newdev)
@@ -391,6 +425,22 @@ static void test_identity_change(void)
 	TEST_EQ_INT(in.identity_changed, 0);
 }
 
+static int count_prekeys(const char *dir)
+{
+	char path[512];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int count = -1;
+	snprintf(path, sizeof(path), "%s/%s/signal.db", root, dir);
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM prekeys", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		count = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return count;
+}
+
 /* Spends carol's one-time prekeys through bundle fetches (each safety-number lookup of a new peer
  * fetches bundles) until the server pushes PrekeysLow, then checks carol's client refilled. */
 static void test_prekey_refill(void)
@@ -459,6 +509,32 @@ static void test_prekey_refill(void)
 		listen_for(carol, &in, 1, 0, 3000);
 		TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after rotation") == 0);
 		parley_client_free(p);
+	}
+	/* the PrekeysLow push: carol stays connected (her post-auth check already ran) while peers
+	 * drain her pool below the server's threshold; the push alone makes her refill */
+	{
+		parley_events ev;
+		int before = count_prekeys("carol"), after;
+		memset(&ev, 0, sizeof(ev));
+		memset(&in, 0, sizeof(in));
+		ev.on_message = on_message;
+		ev.user = &in;
+		parley_client_disconnect(carol);
+		parley_client_set_events(carol, &ev);
+		TEST_EQ_INT(parley_connect(carol), PARLEY_OK);
+		parley_client_run(carol, 300); /* post-auth check done: pool is full (99 after peer-late) */
+		for (i = 0; i < 90; i++) {
+			parley_client *p;
+			snprintf(name, sizeof(name), "drain%d", i);
+			p = client(name);
+			TEST_EQ_INT(parley_register(p, name, NULL), PARLEY_OK);
+			TEST_EQ_INT(parley_safety_number(p, "carol", 0, NULL, NULL, digits), PARLEY_OK);
+			parley_client_free(p);
+		}
+		parley_client_run(carol, 1000); /* the push arrives, the refill is uploaded */
+		parley_client_set_events(carol, NULL);
+		after = count_prekeys("carol");
+		TEST_EQ_INT(after - before, 91); /* 9 left on the server -> topped up to 100 */
 	}
 	/* a note to self reaches this account's other devices only */
 	TEST_EQ_INT(parley_send(alice, "alice", "note to self"), PARLEY_OK);
