@@ -25,6 +25,9 @@ typedef struct store_backend_ops {
 	int (*rollback_savepoint)(void *be);
 	/* Executes one job: fills its results, returns its status (also stored by the caller). */
 	int (*run)(void *be, store_job *job);
+	/* Optional maintenance between batches, after their completions were delivered (no transaction
+	 * open). `idle`: nothing is queued. The SQLite backend checkpoints its WAL here, off the commit path. */
+	void (*maintain)(void *be, int idle);
 } store_backend_ops;
 
 extern const store_backend_ops store__sqlite_ops;

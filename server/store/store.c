@@ -270,6 +270,13 @@ static void *store_thread(void *arg)
 		last->next_ = NULL;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, list);
+		if (s->ops->maintain != NULL) {
+			/* after the completions went out, so no acknowledgement waits for the maintenance */
+			pthread_mutex_lock(&s->mu);
+			int idle = s->head == NULL;
+			pthread_mutex_unlock(&s->mu);
+			s->ops->maintain(s->be, idle);
+		}
 	}
 	return NULL;
 }

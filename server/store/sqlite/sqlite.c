@@ -135,8 +135,22 @@ static const char *const stmt_sql[ST__COUNT] = {
 			   " WHERE a.handle = ?1 AND d.device_id = ?2",
 };
 
+/* WAL checkpoints. SQLite's automatic checkpoint (every 1000 pages) runs inside the COMMIT that crosses
+ * the threshold, so that commit, and every acknowledgement queued behind it, waited for the copy into
+ * the main file and its fsync. We turn it off (a wal_hook replaces it) and checkpoint in maintain():
+ * when the queue is empty and the WAL holds CKPT_IDLE_PAGES, or unconditionally at CKPT_HARD_PAGES so
+ * sustained load cannot grow the WAL without bound. This connection is the only one, so a PASSIVE
+ * checkpoint always copies every frame and the next commit restarts the WAL from its beginning;
+ * journal_size_limit truncates a WAL that grew past it. Durability is unchanged: every commit still
+ * fsyncs the WAL (synchronous=FULL) before its completions are delivered, and a checkpoint fsyncs the
+ * main file before the WAL may be reused. */
+#define CKPT_IDLE_PAGES 256
+#define CKPT_HARD_PAGES 4096
+#define WAL_SIZE_LIMIT (32 << 20)
+
 struct sqlite_be {
 	sqlite3 *db;
+	int wal_pages; /* frames in the WAL after the last commit (wal_hook) */
 	unsigned max_devices;
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite_ext *ext; /* key server and relay ops (keys_relay.c) */
@@ -262,6 +276,30 @@ out:
 	return rc;
 }
 
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct sqlite_be *b = arg;
+	(void)db;
+	(void)name;
+	b->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+static void be_maintain(void *be, int idle)
+{
+	struct sqlite_be *b = be;
+	int log_frames = 0, done = 0;
+	if (b->wal_pages < (idle ? CKPT_IDLE_PAGES : CKPT_HARD_PAGES))
+		return;
+	int rc = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+	if (rc != SQLITE_OK) {
+		(void)db_error(b, "checkpoint");
+		return;
+	}
+	if (done == log_frames)
+		b->wal_pages = 0;
+}
+
 static int be_open(const store_config *cfg, void **out)
 {
 	struct sqlite_be *b = NULL;
@@ -296,6 +334,13 @@ static int be_open(const store_config *cfg, void **out)
 	rc = migrate(b, cfg->path);
 	if (rc != PARLEY_OK)
 		goto out;
+	/* replaces SQLite's automatic checkpoint: see CKPT_IDLE_PAGES */
+	sqlite3_wal_hook(b->db, on_wal_commit, b);
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_size_limit = %d;", WAL_SIZE_LIMIT);
+	if (sqlite3_exec(b->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_error(b, "pragmas");
+		goto out;
+	}
 	rc = sqlite_ext__new(b->db, &b->ext);
 	if (rc != PARLEY_OK)
 		goto out;
@@ -581,4 +626,5 @@ const store_backend_ops store__sqlite_ops = {
 	.release = be_release,
 	.rollback_savepoint = be_rollback_savepoint,
 	.run = be_run,
+	.maintain = be_maintain,
 };
