@@ -606,15 +606,12 @@ static void route_send_message(struct pending *p, const Parley__Wire__Request *r
 static void ack_answer(void *arg, int status, store_job *j)
 {
 	struct pending *p = arg;
-	struct session *s = p->s;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__AckResponse ar = PARLEY__WIRE__ACK_RESPONSE__INIT;
 	r.status = (uint32_t)status;
 	if (status == PARLEY_OK) {
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_ACK;
 		r.ack = &ar;
-		if (!s->closed && j != NULL)
-			relay__dev_acked(&s->rdev, j->msg.n_deleted);
 	}
 	finish(p, &r);
 }
@@ -622,6 +619,9 @@ static void ack_answer(void *arg, int status, store_job *j)
 static void route_ack(struct pending *p, const Parley__Wire__Request *req)
 {
 	struct session *s = p->s;
+	/* reopen the push window now, so the next queue read rides in the same commit as the delete */
+	if (req->ack != NULL && !s->closed)
+		relay__dev_acked(&s->rdev, req->ack->server_ids, req->ack->n_server_ids);
 	relay__ack(s->w->sc, s->acct.account_id, s->acct.device_id, req->ack, ack_answer, p);
 }
 

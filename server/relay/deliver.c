@@ -134,9 +134,13 @@ void relay__dev_live(relay_dev *d, uint64_t server_id, const uint8_t *frame, siz
 	d->inflight++;
 }
 
-void relay__dev_acked(relay_dev *d, uint64_t deleted)
+void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n)
 {
-	d->inflight = deleted >= d->inflight ? 0 : d->inflight - (unsigned)deleted;
+	unsigned confirmed = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] != 0 && ids[i] <= d->last_pushed)
+			confirmed++;
+	d->inflight = confirmed >= d->inflight ? 0 : d->inflight - confirmed;
 	if (d->active && d->backlog)
 		read_more(d);
 }

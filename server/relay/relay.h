@@ -74,8 +74,13 @@ typedef struct relay_dev {
 void relay__dev_start(relay_dev *d);
 /* A live envelope (an encoded Push frame) for this device, committed with `server_id`. */
 void relay__dev_live(relay_dev *d, uint64_t server_id, const uint8_t *frame, size_t len);
-/* The device acked; `deleted` envelopes left the queue. */
-void relay__dev_acked(relay_dev *d, uint64_t deleted);
+/* The device sent an ack for `ids`: called when the AckRequest arrives, not when its delete commits.
+ * The in-flight window bounds what the device has been sent and not yet confirmed; the device has
+ * confirmed these ids, so the window reopens at once and the next queue read can share a commit with
+ * the delete instead of waiting for it (waiting made deliveries fall behind sends under load). Only
+ * ids this connection pushed (<= last_pushed) count, so a client cannot widen its window with made-up
+ * ids beyond what it really holds; a lost delete only means a redelivery, which the queue covers. */
+void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n);
 /* The connection closed: no more sends. A read in flight finishes and releases the owner. */
 void relay__dev_stop(relay_dev *d);
 
