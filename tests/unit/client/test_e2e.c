@@ -333,6 +333,27 @@ static void test_multi_device(void)
 	listen_for(bob, &in, 1, 0, 3000);
 	TEST_CHECK(in.n == 1 && strcmp(in.dest[0], "alice") == 0 && strcmp(in.body[0], "from bob2") == 0);
 
+	/* a wrong registration id for bob's device 1 (as after a reinstall behind a stale session): the
+	 * server answers STALE_DEVICES, the client drops that session and starts a new one */
+	{
+		char path[512];
+		sqlite3 *db = NULL;
+		snprintf(path, sizeof(path), "%s/alice/client.db", root);
+		TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		TEST_EQ_INT(sqlite3_exec(db, "UPDATE peer_devices SET registration_id = registration_id % 16380 + 1"
+					     " WHERE handle = 'bob' AND device_id = 1", NULL, NULL, NULL),
+			    SQLITE_OK);
+		TEST_EQ_INT(sqlite3_changes(db), 1);
+		sqlite3_close(db);
+		TEST_EQ_INT(parley_send(alice, "bob", "after stale"), PARLEY_OK);
+		listen_for(bob, &in, 1, 0, 3000);
+		TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after stale") == 0);
+		TEST_EQ_INT(in.errors, 0);
+		listen_for(bob2, &in, 1, 0, 3000);
+		TEST_CHECK(in.n == 1 && strcmp(in.body[0], "after stale") == 0);
+	}
+
 	/* bob removes device 2: alice's next send drops it after the server names it extra */
 	TEST_EQ_INT(parley_device_remove(bob, 2), PARLEY_OK);
 	TEST_EQ_INT(parley_send(alice, "bob", "after removal"), PARLEY_OK);
@@ -538,15 +559,16 @@ static void test_prekey_refill(void)
 	}
 	/* a note to self reaches this account's other devices only */
 	TEST_EQ_INT(parley_send(alice, "alice", "note to self"), PARLEY_OK);
-	listen_for(alice2, &in, 4, 0, 3000);
+	listen_for(alice2, &in, 5, 0, 3000);
 	/* alice2's backlog: copies of what alice sent bob since, bob's message, then the note */
-	TEST_EQ_INT(in.n, 4);
-	TEST_EQ_STR(in.body[0], "after removal");
-	TEST_EQ_STR(in.dest[0], "bob");
-	TEST_EQ_STR(in.body[2], "held until trusted");
-	TEST_EQ_STR(in.body[3], "note to self");
-	TEST_EQ_STR(in.sender[3], "alice");
-	TEST_EQ_STR(in.dest[3], "");
+	TEST_EQ_INT(in.n, 5);
+	TEST_EQ_STR(in.body[0], "after stale");
+	TEST_EQ_STR(in.body[1], "after removal");
+	TEST_EQ_STR(in.dest[1], "bob");
+	TEST_EQ_STR(in.body[3], "held until trusted");
+	TEST_EQ_STR(in.body[4], "note to self");
+	TEST_EQ_STR(in.sender[4], "alice");
+	TEST_EQ_STR(in.dest[4], "");
 	parley_client_free(carol);
 }
 
@@ -627,6 +649,7 @@ static void test_alloc_sweep(void)
 static void test_no_plaintext(void)
 {
 	static const char *const bodies[] = {"m1-Quokka", "m2-Wombat", "m3-Numbat", "to all of bob", "from bob2",
+					     "after stale", "after rotation", "note to self", "sweep-end",
 					     "after removal", "after trust", "held until trusted", "reply"};
 	static const char *const files[] = {"data/parley.db", "data/parley.db-wal", "server.log",
 					    "alice/client.db", "alice/signal.db", "alice/signal.db-wal",
