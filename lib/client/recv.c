@@ -79,6 +79,12 @@ static void on_ack_timer(uv_timer_t *t)
 
 static void ack(parley_client *c, uint64_t server_id)
 {
+	/* Full only when the last flush could not allocate: this id is then simply not acked; the server
+	 * redelivers it on the next connection and the duplicate check acks it then. */
+	if (c->nacks == CLIENT_ACK_BATCH)
+		flush_acks(c);
+	if (c->nacks == CLIENT_ACK_BATCH)
+		return;
 	c->acks[c->nacks++] = server_id;
 	/* Not receiving any more (the application stopped in its callback): queue it now, so the
 	 * parley_client_run(c, 0) that follows sends it. */
