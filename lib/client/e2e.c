@@ -350,7 +350,7 @@ static void on_prekey_count(parley_client *c, client_op *op, int status, const P
 	}
 }
 
-static void noop_free(void *mem)
+static void mem_free(void *mem)
 {
 	parley__free(mem);
 }
@@ -366,7 +366,7 @@ void client__on_ready(parley_client *c)
 	if (req == NULL)
 		return;
 	parley__wire__get_prekey_count_request__init(req);
-	client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT, req, req, noop_free, on_prekey_count, NULL);
+	client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT, req, req, mem_free, on_prekey_count, NULL);
 }
 
 /* ---- peers ---- */

@@ -161,7 +161,6 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
 {
 	parley_message m;
-	uint8_t *body;
 
 	/* A copy of our own message may come only from our own account. */
 	if (ct->kind == CONTENT_KIND_SENT_COPY && strcmp(e->sender_handle, c->account.handle) != 0) {
@@ -174,9 +173,7 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 	m.destination = ct->kind == CONTENT_KIND_SENT_COPY ? ct->destination : NULL;
 	m.timestamp_ms = ct->timestamp;
 	m.server_timestamp_ms = e->server_timestamp;
-	/* body is followed by a NUL: the decrypted buffer has room (decode copies nothing) */
-	body = (uint8_t *)ct->body;
-	m.body = body;
+	m.body = ct->body; /* NUL-terminated by handle_envelope */
 	m.body_len = ct->body_len;
 	if (c->ev.on_message != NULL)
 		c->ev.on_message(c, &m, c->ev.user);

@@ -381,8 +381,8 @@ static send_job *job_new(parley_client *c, const char *handle)
 	return job;
 }
 
-/* Starts at the next loop turn (through a no-op op would be overkill): the first step only queues
- * requests, and never calls the callback before returning, except on local errors returned here. */
+/* The first step of a job, from a *_start call: like job_step it only queues requests, but a local
+ * error is returned to the caller instead of reaching the callback (the *_start contract). */
 static int job_start(parley_client *c, send_job *job)
 {
 	uint32_t ids[SEND_MAX_DEVICES], regids[SEND_MAX_DEVICES];
