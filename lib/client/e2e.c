@@ -26,6 +26,7 @@
 #define PREKEY_LOW 20              /* refill below this when we check ourselves */
 #define PREKEY_MAX_ID 0xFFFFFFu    /* libsignal's Medium::MAX_VALUE: ids wrap below it */
 #define SPK_MAX_AGE_MS (7ull * 24 * 3600 * 1000)
+#define RECEIVED_KEEP_MS (45ull * 24 * 3600 * 1000)
 
 static const char e2e_schema[] =
 	"CREATE TABLE IF NOT EXISTS e2e_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -93,6 +94,15 @@ int client__e2e_open(parley_client *c)
 		client__set_err(c, "client.db: %s", msg != NULL ? msg : "sqlite error");
 		sqlite3_free(msg);
 		return PARLEY_E_STORE;
+	}
+	/* Duplicate detection only matters while the server may still redeliver: envelopes live at most
+	 * message_ttl (30 days by default) there. Keep ids a little longer, then forget them. */
+	{
+		sqlite3_stmt *st = NULL;
+		if (prep(c, "DELETE FROM received_ids WHERE seen_ms < ?", &st) == PARLEY_OK) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)(now_ms() - RECEIVED_KEEP_MS));
+			step_done(c, st);
+		}
 	}
 	if (snprintf(path, sizeof(path), "%s/%s", c->state_dir, SIGNAL_DB_NAME) >= (int)sizeof(path))
 		return PARLEY_E_TOO_LARGE;
