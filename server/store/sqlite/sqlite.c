@@ -138,13 +138,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 /* WAL checkpoints. SQLite's automatic checkpoint (every 1000 pages) runs inside the COMMIT that crosses
  * the threshold, so that commit, and every acknowledgement queued behind it, waited for the copy into
  * the main file and its fsync. We turn it off (a wal_hook replaces it) and checkpoint in maintain():
- * when the queue is empty and the WAL holds CKPT_IDLE_PAGES, or unconditionally at CKPT_HARD_PAGES so
+ * when the queue is empty and the WAL holds CKPT_IDLE_PAGES (SQLite's own period: checkpointing more
+ * often only adds stalls, the hot pages being the same few), or unconditionally at CKPT_HARD_PAGES so
  * sustained load cannot grow the WAL without bound. This connection is the only one, so a PASSIVE
  * checkpoint always copies every frame and the next commit restarts the WAL from its beginning;
  * journal_size_limit truncates a WAL that grew past it. Durability is unchanged: every commit still
  * fsyncs the WAL (synchronous=FULL) before its completions are delivered, and a checkpoint fsyncs the
  * main file before the WAL may be reused. */
-#define CKPT_IDLE_PAGES 256
+#define CKPT_IDLE_PAGES 1024
 #define CKPT_HARD_PAGES 4096
 #define WAL_SIZE_LIMIT (32 << 20)
 
