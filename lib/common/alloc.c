@@ -62,5 +62,5 @@ char *parley__strndup(const char *s, size_t maxlen)
 
 char *parley__strdup(const char *s)
 {
-	return parley__strndup(s, (size_t)-1);
+	return parley__strndup(s, strlen(s));
 }
