@@ -41,7 +41,7 @@ if [ ! -f "$FUZZ/build.ninja" ]; then
 	CC=clang meson setup "$FUZZ" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || failed=$((failed + 1))
 fi
 # only the harnesses (and what they link) are built in the fuzz tree
-fuzz_targets=$(ninja -C "$FUZZ" -t targets all 2>/dev/null | grep -oE '^tests/fuzz/fuzz-[^:]+' | sort -u)
+fuzz_targets=$(ninja -C "$FUZZ" -t targets all 2>/dev/null | grep -E '^tests/fuzz/fuzz-[^:/]+:' | cut -d: -f1 | sort -u)
 if [ -n "$fuzz_targets" ] && ninja -C "$FUZZ" -j"$JOBS" $fuzz_targets >/dev/null; then
 	out=$(tests/fuzz/run.sh "$FUZZ" "$FUZZ_SECONDS")
 	echo "$out"
