@@ -17,8 +17,6 @@ BUILD=${1:?usage: tests/bench/run-baseline.sh BUILD_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
-BENCH=$BUILD/tools/bench/parley-bench
-PARLEYD=$BUILD/server/parleyd
 CLIENTS=${BENCH_CLIENTS:-"1 100 10000"}
 DURATION=${BENCH_DURATION:-5}
 PAYLOAD=${BENCH_PAYLOAD:-32}
@@ -27,10 +25,10 @@ WORKERS=${BENCH_WORKERS:-1}
 START_RUNS=${BENCH_START_RUNS:-5}
 IDLE=${BENCH_IDLE_CLIENTS:-10000}
 OUT=$BUILD/bench-results
-
-die() { echo "run-baseline: $*" >&2; exit 1; }
-[ -x "$BENCH" ] || die "$BENCH not built (ninja -C $BUILD)"
-[ -x "$PARLEYD" ] || die "$PARLEYD not built (ninja -C $BUILD)"
+PROG=run-baseline
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_require
 command -v node >/dev/null || die "node not found (make deps-test installs it)"
 if [ ! -d "$HERE/node_modules/ws" ]; then
 	(cd "$HERE" && npm ci --no-audit --no-fund --silent) >&2 || die "npm ci in tests/bench failed"
@@ -39,30 +37,10 @@ fi
 # 10,000 clients and 10,000 server-side sockets, plus listeners, logs and the database.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d /tmp/parley-baseline.XXXXXX)
+bench_workdir /tmp/parley-baseline.XXXXXX
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-# wait_port FILE: the port from a "listening on HOST:PORT" line (or a bare port file), 20 s at most.
-wait_port() {
-	local i port
-	for i in $(seq 200); do
-		port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p; s/^\([0-9][0-9]*\)$/\1/p' "$1" 2>/dev/null | head -1)
-		[ -n "$port" ] && { echo "$port"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
-
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(bench_loadavg)
 echo "run-baseline: starting parleyd and the ws echo peer" >&2
 node "$HERE/ws-echo.js" >"$WORK/echo.log" 2>&1 &
 PIDS+=($!)
@@ -107,10 +85,9 @@ rc=0
 	"$HERE/ws-echo.js" >"$OUT/start-ws.json" || rc=$?
 [ "$rc" -le 2 ] || die "parley-bench start failed for ws-echo"
 
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
-CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
+LOAD_AFTER=$(bench_loadavg)
+COMMIT=$(bench_commit)
+CPU=$(bench_cpu)
 WS_VERSION=$(node -p "require('$HERE/node_modules/ws/package.json').version")
 
 node - "$OUT" "$CLIENTS" <<EOF

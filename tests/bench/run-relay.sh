@@ -24,8 +24,6 @@ BUILD=${1:?usage: tests/bench/run-relay.sh BUILD_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
-BENCH=$BUILD/tools/bench/parley-bench
-PARLEYD=$BUILD/server/parleyd
 CONNS=${RELAY_CONNS:-40}
 SENDERS=${RELAY_SENDERS:-$((CONNS / 2))}
 SIZE=${RELAY_SIZE:-256}
@@ -35,36 +33,16 @@ THREADS=${RELAY_THREADS:-1}
 WORKERS=${RELAY_WORKERS:-1}
 PEERS=${RELAY_PEERS:-"parley mosquitto nats nats-js"}
 OUT=$BUILD/bench-results
-
-die() { echo "run-relay: $*" >&2; exit 1; }
-[ -x "$BENCH" ] || die "$BENCH not built (ninja -C $BUILD)"
-[ -x "$PARLEYD" ] || die "$PARLEYD not built (ninja -C $BUILD)"
+PROG=run-relay
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_require
 mkdir -p "$OUT"
-WORK=$(mktemp -d "$BUILD/relay-bench.XXXXXX")
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir "$BUILD/relay-bench.XXXXXX"
 
 # A free loopback TCP port (for mosquitto, which has no "port 0").
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-# wait_port FILE: the port from a "listening on HOST:PORT" line, nats-server's "Listening for client
-# connections on HOST:PORT", or a bare port file; 20 s at most.
-wait_port() {
-	local i port
-	for i in $(seq 200); do
-		port=$(sed -n 's/.*[Ll]istening on [^ ]*:\([0-9][0-9]*\).*/\1/p; s/.*client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p; s/^\([0-9][0-9]*\)$/\1/p' "$1" 2>/dev/null | head -1)
-		[ -n "$port" ] && { echo "$port"; return 0; }
-		sleep 0.1
-	done
-	return 1
 }
 wait_tcp() { # PORT: until something accepts on 127.0.0.1:PORT, 20 s at most
 	local i
@@ -76,7 +54,7 @@ wait_tcp() { # PORT: until something accepts on 127.0.0.1:PORT, 20 s at most
 }
 has_peer() { "$BENCH" relay --peer "$1" --url 127.0.0.1:1 --connections 2 --duration 0.1 2>&1 | grep -q "built without" && return 1; return 0; }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(bench_loadavg)
 declare -A URL PID SKIP
 echo "run-relay: starting parleyd" >&2
 "$PARLEYD" --port 0 --workers "$WORKERS" --data-dir "$WORK/parleyd" --port-file "$WORK/parleyd.port" \
@@ -156,13 +134,12 @@ if [ "$RATE" -gt 0 ]; then
 else
 	echo "run-relay: no parleyd maximum to halve: latency runs skipped" >&2
 fi
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_AFTER=$(bench_loadavg)
 declare -A RSS
 for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk '/VmRSS/ {print $2}' "/proc/${PID[$p]}/status" 2>/dev/null || echo "?"); done
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- server lib proto 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
-CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
+COMMIT=$(bench_commit server lib proto)
+CPU=$(bench_cpu)
 MQ_V=$( (mosquitto -h 2>/dev/null || true) | sed -n "s/^mosquitto version //p" | head -1)
 NATS_V=$( (nats-server --version 2>/dev/null || true) | sed "s/^nats-server: //")
 SKIPPED=""
