@@ -14,6 +14,11 @@ int bench__raise_nofile(uint64_t need);
 /* Writes s as a JSON string literal. */
 void bench__json_str(FILE *f, const char *s);
 
+/* CPU seconds (user + system) used so far by this process, or by pid from /proc/PID/stat; -1 when
+ * unreadable. Reported so a reader can tell whether the client or the server was the bottleneck. */
+double bench__cpu_self(void);
+double bench__cpu_of(long pid);
+
 /* `parley-bench start`: argv[0] is "start". Returns the process exit status. */
 int bench__cmd_start(int argc, char **argv);
 

@@ -129,9 +129,7 @@ void bench__json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* CPU seconds (user + system) used so far by this process, or by pid from /proc/PID/stat; -1 when
- * unreadable. Reported so a reader can tell whether the client or the server was the bottleneck. */
-static double cpu_self(void)
+double bench__cpu_self(void)
 {
 	struct rusage ru;
 
@@ -141,7 +139,7 @@ static double cpu_self(void)
 	       (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static double cpu_of(long pid)
+double bench__cpu_of(long pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut, st;
@@ -300,11 +298,11 @@ static int cmd_ws(int argc, char **argv)
 		return 1;
 	}
 	if (bench_ws__connected(run) > 0) {
-		c0 = cpu_self();
-		s0 = cpu_of(server_pid);
+		c0 = bench__cpu_self();
+		s0 = bench__cpu_of(server_pid);
 		bench_ws__measure(run);
-		c1 = cpu_self();
-		s1 = cpu_of(server_pid);
+		c1 = bench__cpu_self();
+		s1 = bench__cpu_of(server_pid);
 	}
 	bench_ws__close(run, res);
 	if (res->elapsed_s > 0) {

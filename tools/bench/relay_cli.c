@@ -45,38 +45,6 @@ static void relay_usage(FILE *f)
 	      f);
 }
 
-static double cpu_self(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return -1;
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static double cpu_of(long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void print_lat_json(const char *name, const hist *h)
 {
 	printf(",\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f}",
@@ -251,15 +219,15 @@ int bench__cmd_relay(int argc, char **argv)
 	res = calloc(1, sizeof(*res));
 	if (!res)
 		return 1;
-	c0 = cpu_self();
-	s0 = cpu_of(server_pid);
+	c0 = bench__cpu_self();
+	s0 = bench__cpu_of(server_pid);
 	switch (cfg.peer) {
 	case RELAY_PEER_PARLEY: rc = relay__engine_parley(&cfg, res); break;
 	case RELAY_PEER_MOSQUITTO: rc = relay__engine_mqtt(&cfg, res); break;
 	default: rc = relay__engine_nats(&cfg, res); break;
 	}
-	c1 = cpu_self();
-	s1 = cpu_of(server_pid);
+	c1 = bench__cpu_self();
+	s1 = bench__cpu_of(server_pid);
 	if (rc == PARLEY_E_UNSUPPORTED) {
 		fprintf(stderr, "parley-bench: built without the client library for peer %s\n", peer_name(cfg.peer));
 		free(res);
