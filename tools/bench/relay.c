@@ -186,6 +186,26 @@ uint64_t relay__due(const relay_run *run, const relay_sender *s, uint64_t now)
 	return due < budget ? due : budget;
 }
 
+void relay__fill_window(const relay_run *run, relay_sender *s, uint64_t now, void (*send)(void *conn),
+			void *conn)
+{
+	const relay_cfg *cfg = run->cfg;
+	uint64_t due = relay__due(run, s, now);
+
+	if (cfg->rate <= 0) {
+		while (s->in_flight < cfg->window && s->next_seq < due)
+			send(conn);
+		return;
+	}
+	while (s->next_seq + s->skipped < due) {
+		if (s->in_flight >= cfg->open_backlog) {
+			s->skipped += due - (s->next_seq + s->skipped);
+			break;
+		}
+		send(conn);
+	}
+}
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};

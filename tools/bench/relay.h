@@ -126,6 +126,11 @@ void relay__error(relay_run *run, const char *what, const char *detail);
 /* Open loop: how many messages sender s should have sent by `now` in total (bounded by the
  * messages budget). Closed loop: UINT64_MAX while sending (the window bounds it). */
 uint64_t relay__due(const relay_run *run, const relay_sender *s, uint64_t now);
+/* Sends, one send(conn) a message, what sender s owes by `now` (relay__due): closed loop, while
+ * fewer than cfg->window await their ack; open loop, every due message, except that those due while
+ * cfg->open_backlog await their ack are counted as skipped, not queued. The caller holds s->mu. */
+void relay__fill_window(const relay_run *run, relay_sender *s, uint64_t now, void (*send)(void *conn),
+			void *conn);
 
 /* Drives the phases from the calling thread once the engine has connected everything and started
  * its own threads: sets t0 and `sending`, calls kick(ctx) (closed loop: fill the windows) and

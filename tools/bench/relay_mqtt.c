@@ -73,24 +73,14 @@ static void send_locked(mq_conn *c)
 	atomic_fetch_add_explicit(&s->n_sent, 1, memory_order_relaxed);
 }
 
+static void send_one(void *c)
+{
+	send_locked(c);
+}
+
 static void fill_window_locked(mq_conn *c, uint64_t now)
 {
-	relay_sender *s = c->s;
-	const relay_cfg *cfg = c->run->cfg;
-	uint64_t due = relay__due(c->run, s, now);
-
-	if (cfg->rate <= 0) {
-		while (s->in_flight < cfg->window && s->next_seq < due)
-			send_locked(c);
-		return;
-	}
-	while (s->next_seq + s->skipped < due) {
-		if (s->in_flight >= cfg->open_backlog) {
-			s->skipped += due - (s->next_seq + s->skipped);
-			break;
-		}
-		send_locked(c);
-	}
+	relay__fill_window(c->run, c->s, now, send_one, c);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc)
