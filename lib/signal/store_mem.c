@@ -304,6 +304,25 @@ static int store_signed_prekey(void *user, const parley_signed_prekey *spk)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* The callbacks, filled once; each store instance copies them and sets its own `user`. */
+static const parley_signal_store mem_store_ops = {
+	.get_identity_keypair = get_identity_keypair,
+	.get_local_registration_id = get_local_registration_id,
+	.save_identity = save_identity,
+	.is_trusted_identity = is_trusted_identity,
+	.get_identity = get_identity,
+	.load_session = load_session,
+	.store_session = store_session,
+	.delete_session = delete_session,
+	.load_prekey = load_prekey,
+	.store_prekey = store_prekey,
+	.remove_prekey = remove_prekey,
+	.load_signed_prekey = load_signed_prekey,
+	.store_signed_prekey = store_signed_prekey,
+	.load_sender_key = load_sender_key,
+	.store_sender_key = store_sender_key,
+};
+
 int parley_signal_mem_store_new(parley_signal_store *out, const parley_keypair *identity, uint32_t registration_id)
 {
 	mem_store *s;
@@ -315,22 +334,8 @@ int parley_signal_mem_store_new(parley_signal_store *out, const parley_keypair *
 		return PARLEY_E_NOMEM;
 	s->identity = *identity;
 	s->registration_id = registration_id;
+	*out = mem_store_ops;
 	out->user = s;
-	out->get_identity_keypair = get_identity_keypair;
-	out->get_local_registration_id = get_local_registration_id;
-	out->save_identity = save_identity;
-	out->is_trusted_identity = is_trusted_identity;
-	out->get_identity = get_identity;
-	out->load_session = load_session;
-	out->store_session = store_session;
-	out->delete_session = delete_session;
-	out->load_prekey = load_prekey;
-	out->store_prekey = store_prekey;
-	out->remove_prekey = remove_prekey;
-	out->load_signed_prekey = load_signed_prekey;
-	out->store_signed_prekey = store_signed_prekey;
-	out->load_sender_key = load_sender_key;
-	out->store_sender_key = store_sender_key;
 	return PARLEY_OK;
 }
 

@@ -553,23 +553,27 @@ int parley_signal_sqlite_prekey_count(parley_signal_sqlite *s, uint32_t *count)
 	return PARLEY_OK;
 }
 
+/* The callbacks, filled once; parley_signal_sqlite_store copies them and sets `user`. */
+static const parley_signal_store sqlite_store_ops = {
+	.get_identity_keypair = get_identity_keypair,
+	.get_local_registration_id = get_local_registration_id,
+	.save_identity = save_identity,
+	.is_trusted_identity = is_trusted_identity,
+	.get_identity = get_identity,
+	.load_session = load_session,
+	.store_session = store_session,
+	.delete_session = delete_session,
+	.load_prekey = load_prekey,
+	.store_prekey = store_prekey,
+	.remove_prekey = remove_prekey,
+	.load_signed_prekey = load_signed_prekey,
+	.store_signed_prekey = store_signed_prekey,
+	.load_sender_key = load_sender_key,
+	.store_sender_key = store_sender_key,
+};
+
 void parley_signal_sqlite_store(parley_signal_sqlite *s, parley_signal_store *out)
 {
-	memset(out, 0, sizeof *out);
+	*out = sqlite_store_ops;
 	out->user = s;
-	out->get_identity_keypair = get_identity_keypair;
-	out->get_local_registration_id = get_local_registration_id;
-	out->save_identity = save_identity;
-	out->is_trusted_identity = is_trusted_identity;
-	out->get_identity = get_identity;
-	out->load_session = load_session;
-	out->store_session = store_session;
-	out->delete_session = delete_session;
-	out->load_prekey = load_prekey;
-	out->store_prekey = store_prekey;
-	out->remove_prekey = remove_prekey;
-	out->load_signed_prekey = load_signed_prekey;
-	out->store_signed_prekey = store_signed_prekey;
-	out->load_sender_key = load_sender_key;
-	out->store_sender_key = store_sender_key;
 }
