@@ -21,9 +21,9 @@
 #include <uv.h>
 
 #include "common/dynbuf.h"
-#include "core/config.h"
-#include "core/dispatch.h"
-#include "core/log.h"
+#include "base/config.h"
+#include "dispatch/dispatch.h"
+#include "base/log.h"
 #include "net/server.h"
 #include "store/store.h"
 

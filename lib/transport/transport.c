@@ -16,9 +16,9 @@
 
 #include "common/alloc.h"
 #include "common/dynbuf.h"
-#include "net/http.h"
-#include "net/tls_bio.h"
-#include "net/ws.h"
+#include "codec/http.h"
+#include "codec/tls_bio.h"
+#include "codec/ws.h"
 
 #define T_READ_BUF 65536
 #define T_CLOSE_GRACE_MS 3000

@@ -10,7 +10,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #define MODULE "accounts"
 

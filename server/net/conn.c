@@ -21,8 +21,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "net/net_internal.h"
 
 typedef struct write_req {

@@ -5,7 +5,7 @@
 #include <http_parser.h>
 #include <parley/error.h>
 
-#include "core/metrics.h"
+#include "base/metrics.h"
 #include "net/net_internal.h"
 
 #define METRICS_MAX_BYTES (1u << 20)

@@ -9,10 +9,10 @@
 
 #include "common/dynbuf.h"
 #include "net/conn.h"
-#include "net/http.h"
+#include "codec/http.h"
 #include "net/server.h"
-#include "net/tls_bio.h"
-#include "net/ws.h"
+#include "codec/tls_bio.h"
+#include "codec/ws.h"
 
 #define NET_READ_BUF 65536
 #define NET_CLOSE_GRACE_MS 5000 /* how long a closing connection may take to flush and hear the peer */

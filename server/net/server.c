@@ -9,8 +9,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "net/net_internal.h"
 
 void net__config_defaults(net_config *cfg)

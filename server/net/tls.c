@@ -2,8 +2,8 @@
 #include <openssl/err.h>
 #include <parley/error.h>
 
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "net/net_internal.h"
 
 int net__tls_ctx_load(const char *cert, const char *key, SSL_CTX **out)

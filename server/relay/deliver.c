@@ -9,7 +9,7 @@
 
 #include <parley/error.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "wire/wire.h"
 
 #define MODULE "relay"

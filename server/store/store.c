@@ -8,8 +8,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "store/backend.h"
 
 #define MODULE "store"

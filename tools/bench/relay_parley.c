@@ -29,8 +29,8 @@
 #include "common/alloc.h"
 #include "common/dynbuf.h"
 #include "crypto/crypto.h"
-#include "net/http.h"
-#include "net/ws.h"
+#include "codec/http.h"
+#include "codec/ws.h"
 #include "wire/wire.h"
 
 #define SEND_ID_BASE 1000u /* request ids >= this are messages: id - base = seq */

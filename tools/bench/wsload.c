@@ -19,8 +19,8 @@
 
 #include "common/alloc.h"
 #include "common/dynbuf.h"
-#include "net/http.h"
-#include "net/ws.h"
+#include "codec/http.h"
+#include "codec/ws.h"
 #include "wire/wire.h"
 
 enum phase { PH_CONNECT = 0, PH_MEASURE = 1, PH_STOP = 2 };

@@ -4,7 +4,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "store/sqlite/sqlite_ext.h"
 
 #define MODULE "store"

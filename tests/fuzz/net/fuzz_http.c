@@ -5,7 +5,7 @@
 
 #include <parley/error.h>
 
-#include "net/http.h"
+#include "codec/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,8 +10,8 @@
 
 #include <parley/error.h>
 
-#include "core/dispatch.h"
-#include "core/metrics.h"
+#include "dispatch/dispatch.h"
+#include "base/metrics.h"
 #include "net/server.h"
 #include "test.h"
 #include "transport/transport.h"

@@ -7,7 +7,7 @@
 
 #include "common/alloc.h"
 #include "common/dynbuf.h"
-#include "net/http.h"
+#include "codec/http.h"
 #include "test.h"
 
 static const char *good_upgrade = "GET /v1/websocket?x=1 HTTP/1.1\r\n"

@@ -16,11 +16,11 @@
 #include <uv.h>
 
 #include "common/dynbuf.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "net/http.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "codec/http.h"
 #include "net/server.h"
-#include "net/ws.h"
+#include "codec/ws.h"
 #include "test.h"
 #include "transport/transport.h"
 

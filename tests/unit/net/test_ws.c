@@ -7,7 +7,7 @@
 
 #include "common/alloc.h"
 #include "common/dynbuf.h"
-#include "net/ws.h"
+#include "codec/ws.h"
 #include "test.h"
 
 typedef struct side {

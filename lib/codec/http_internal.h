@@ -5,7 +5,7 @@
 #include <http_parser.h>
 
 #include "common/dynbuf.h"
-#include "net/http.h"
+#include "codec/http.h"
 
 enum http_hdr {
 	HDR_HOST,

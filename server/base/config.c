@@ -1,4 +1,4 @@
-#include "core/config.h"
+#include "base/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include <parley/error.h>
 
-#include "core/log.h"
+#include "base/log.h"
 
 enum opt_type { OPT_INT, OPT_STR, OPT_BOOL, OPT_LOGLEVEL, OPT_LOGFORMAT };
 

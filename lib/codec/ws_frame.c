@@ -2,7 +2,7 @@
  * no allocation — they run on bytes straight from the network and are fuzzed on their own. */
 #include <parley/error.h>
 
-#include "net/ws.h"
+#include "codec/ws.h"
 
 int ws__frame_header_parse(const uint8_t *buf, size_t len, ws_frame_header *h)
 {

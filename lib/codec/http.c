@@ -4,7 +4,7 @@
  * stored, keeping only the headers parley needs, and stopping exactly at the end of one message so the
  * bytes after an upgrade belong to the WebSocket layer. The handshake helpers live in http_ws.c.
  */
-#include "net/http.h"
+#include "codec/http.h"
 
 #include <string.h>
 #include <strings.h>
@@ -13,7 +13,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "net/http_internal.h"
+#include "codec/http_internal.h"
 
 /* Header names we keep; anything else is counted and skipped. */
 static const char *const known_names[HDR__COUNT] = {

@@ -1,6 +1,6 @@
 /* OpenSSL over memory BIOs: the socket code never hands a file descriptor to OpenSSL, so TLS works
  * the same on libuv streams on either side and stays testable without sockets. */
-#include "net/tls_bio.h"
+#include "codec/tls_bio.h"
 
 #include <string.h>
 

@@ -4,8 +4,8 @@
 
 #include <parley/error.h>
 
-#include "core/config.h"
-#include "core/log.h"
+#include "base/config.h"
+#include "base/log.h"
 #include "test.h"
 
 static void test_defaults(void)

@@ -1,5 +1,5 @@
 /* The request dispatcher (net_handler): sessions, frame decoding, auth gate, routing. See dispatch.h. */
-#include "core/dispatch.h"
+#include "dispatch/dispatch.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -14,8 +14,8 @@
 #include "keys/keys.h"
 #include "relay/hub.h"
 #include "relay/relay.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "wire/wire.h"
 
 #define MODULE "dispatch"

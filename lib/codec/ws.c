@@ -8,7 +8,7 @@
  * violation gets its own parley error and close code. wslay still does the reassembly, control-frame
  * interleaving, automatic pong and close reply.
  */
-#include "net/ws.h"
+#include "codec/ws.h"
 
 #include <string.h>
 

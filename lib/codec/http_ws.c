@@ -8,8 +8,8 @@
 #include <sodium.h>
 
 #include "common/alloc.h"
-#include "net/http.h"
-#include "net/http_internal.h"
+#include "codec/http.h"
+#include "codec/http_internal.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
