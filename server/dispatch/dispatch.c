@@ -280,9 +280,16 @@ static void post_kick(dispatch *d, struct worker *self, uint64_t account, uint32
 	}
 }
 
+static void store_wake(void *arg)
+{
+	uv_async_send(arg);
+}
+
 static void on_kick(uv_async_t *h)
 {
 	struct worker *w = h->data;
+	if (w->sc != NULL)
+		store__client_run(w->sc);
 	struct kick k[MAX_KICKS];
 	size_t n;
 	pthread_mutex_lock(&w->kick_mu);
@@ -771,15 +778,14 @@ static int on_worker_start(void *ctx, int worker, uv_loop_t *loop)
 	w->d = d;
 	w->loop = loop;
 	dynbuf__init(&w->out, d->limits.max_frame + 1024);
-	int rc = store__client_new(d->store, loop, &w->sc);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (uv_async_init(loop, &w->kick_async, on_kick) != 0) {
-		store__client_close(w->sc);
-		w->sc = NULL;
+	if (uv_async_init(loop, &w->kick_async, on_kick) != 0)
 		return PARLEY_E_INTERNAL;
-	}
 	w->kick_async.data = w;
+	int rc = store__client_new(d->store, store_wake, &w->kick_async, &w->sc);
+	if (rc != PARLEY_OK) {
+		uv_close((uv_handle_t *)&w->kick_async, NULL);
+		return rc;
+	}
 	w->index = worker;
 	w->limiter = parley__calloc(1, sizeof(*w->limiter));
 	if (w->limiter == NULL || hub__worker_start(d->hub, worker, loop, on_hub_item, w) != PARLEY_OK) {

@@ -32,8 +32,8 @@ struct store {
 
 struct store_client {
 	store *s;
-	uv_loop_t *loop;
-	uv_async_t async;
+	store_wake_fn wake;
+	void *wake_arg;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* signalled when a completion is queued (store__client_close waits) */
 	store_job *done_head, *done_tail; /* guarded by mu */
@@ -154,8 +154,8 @@ static void deliver(store *s, store_job *j)
 		return;
 	}
 	store_client *c = j->client_;
-	/* uv_async_send under the client's lock: store__client_close takes this lock before it can
-	 * conclude that nothing is in flight, so the client is never freed while we still touch it */
+	/* wake under the client's lock: store__client_close takes this lock before it can conclude that
+	 * nothing is in flight, so the client is never freed while we still touch it */
 	pthread_mutex_lock(&c->mu);
 	if (c->done_tail != NULL)
 		c->done_tail->next_ = j;
@@ -163,7 +163,7 @@ static void deliver(store *s, store_job *j)
 		c->done_head = j;
 	c->done_tail = j;
 	pthread_cond_signal(&c->cv);
-	uv_async_send(&c->async);
+	c->wake(c->wake_arg);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -384,7 +384,7 @@ int store__run_sync(store *s, store_job *job)
 
 /* --- clients --- */
 
-static void run_completions(store_client *c)
+void store__client_run(store_client *c)
 {
 	pthread_mutex_lock(&c->mu);
 	store_job *j = c->done_head;
@@ -399,35 +399,25 @@ static void run_completions(store_client *c)
 	}
 }
 
-static void on_async(uv_async_t *h)
+unsigned store__client_inflight(const store_client *c)
 {
-	run_completions(h->data);
+	return c->inflight;
 }
 
-int store__client_new(store *s, uv_loop_t *loop, store_client **out)
+int store__client_new(store *s, store_wake_fn wake, void *wake_arg, store_client **out)
 {
+	if (s == NULL || wake == NULL || out == NULL)
+		return PARLEY_E_INVAL;
 	store_client *c = parley__calloc(1, sizeof(*c));
 	if (c == NULL)
 		return PARLEY_E_NOMEM;
-	if (uv_async_init(loop, &c->async, on_async) != 0) {
-		parley__free(c);
-		return PARLEY_E_INTERNAL;
-	}
-	c->async.data = c;
 	c->s = s;
-	c->loop = loop;
+	c->wake = wake;
+	c->wake_arg = wake_arg;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	*out = c;
 	return PARLEY_OK;
-}
-
-static void on_client_closed(uv_handle_t *h)
-{
-	store_client *c = h->data;
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	parley__free(c);
 }
 
 void store__client_close(store_client *c)
@@ -435,7 +425,7 @@ void store__client_close(store_client *c)
 	if (c == NULL)
 		return;
 	for (;;) {
-		run_completions(c);
+		store__client_run(c);
 		if (c->inflight == 0)
 			break;
 		pthread_mutex_lock(&c->mu);
@@ -443,7 +433,13 @@ void store__client_close(store_client *c)
 			pthread_cond_wait(&c->cv, &c->mu);
 		pthread_mutex_unlock(&c->mu);
 	}
-	uv_close((uv_handle_t *)&c->async, on_client_closed);
+	/* the store thread released c->mu after its last deliver: taking it once more makes sure it is
+	 * out of deliver() before the memory goes */
+	pthread_mutex_lock(&c->mu);
+	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	parley__free(c);
 }
 
 int store__submit(store_client *c, store_job *job, store_cb cb, void *arg)

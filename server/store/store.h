@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #define STORE_KEY_LEN 32
 #define STORE_MAX_HANDLE 32
 #define STORE_MAX_DEVICE_NAME 64
@@ -47,14 +45,25 @@ int store__open(const store_config *cfg, store **out);
  * every loop closes its store_client (on_worker_stop), then store__close. NULL is a no-op. */
 void store__close(store *s);
 
-/* --- per-loop clients: create in net_handler.on_worker_start, close in on_worker_stop --- */
+/* --- per-loop clients: one per loop thread (the dispatcher's worker owns it) ---
+ *
+ * A client does not own a wake-up handle: the store calls `wake(wake_arg)` (from the store thread) each
+ * time it queues a completion for the client, and the owner of the loop answers by calling
+ * store__client_run on its loop thread. The worker's single mailbox uv_async serves both the store and
+ * the other loops, so a loop needs no handle per subsystem. */
+typedef void (*store_wake_fn)(void *wake_arg);
 
-/* Must be called on the thread that runs `loop`. */
-int store__client_new(store *s, uv_loop_t *loop, store_client **out);
+/* wake must be callable from any thread (uv_async_send is). Returns PARLEY_OK, PARLEY_E_INVAL,
+ * PARLEY_E_NOMEM. */
+int store__client_new(store *s, store_wake_fn wake, void *wake_arg, store_client **out);
+/* On the client's loop thread: runs the callbacks of every completion queued so far. Cheap when none
+ * is queued; a spurious call is harmless. */
+void store__client_run(store_client *c);
+/* Jobs submitted and whose callback has not run yet. */
+unsigned store__client_inflight(const store_client *c);
 /* On the loop thread, after the loop's services stopped submitting. Waits for this client's jobs still
- * in flight (the store finishes them) and runs their callbacks from within this call with their real
- * results. Then closes the client's uv_async handle: the loop must run once more (uv_run) for that close
- * to complete, after which the client's memory is released. NULL is a no-op. */
+ * in flight (the store finishes them), runs their callbacks from within this call with their real
+ * results, and frees the client. `wake` is not called after this returns. NULL is a no-op. */
 void store__client_close(store_client *c);
 
 /* --- jobs --- */

@@ -1,4 +1,5 @@
 /* SQLite ops of the key server and the relay. Schema: migration 2 in sqlite.c. */
+#include <stdio.h>
 #include <string.h>
 
 #include <parley/error.h>

@@ -2,6 +2,7 @@
  * The connection is opened by store__open's thread and afterwards used by the store thread only, so it
  * is opened without SQLite's own mutexes. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 

@@ -10,6 +10,7 @@
 
 #include "accounts/accounts.h"
 #include "test.h"
+#include "store_loop.h"
 
 static uv_loop_t loop;
 static store *st;
@@ -270,14 +271,15 @@ int main(void)
 	if (store__open(&cfg, &st) != PARLEY_OK)
 		return 1;
 	uv_loop_init(&loop);
-	store__client_new(st, &loop, &sc);
+	test_store_client tsc;
+	test_store_client_open(&tsc, st, &loop, &sc);
 	accounts__init(&acc, 3);
 
 	TEST_RUN(test_handles);
 	TEST_RUN(test_flow);
 	TEST_RUN(test_busy);
 
-	store__client_close(sc);
+	test_store_client_close(&tsc);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	TEST_EQ_INT(uv_loop_close(&loop), 0);

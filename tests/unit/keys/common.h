@@ -12,10 +12,12 @@
 
 #include "crypto/crypto.h"
 #include "store/store.h"
+#include "store_loop.h"
 
 static uv_loop_t loop;
 static store *st;
 static store_client *sc;
+static test_store_client tsc;
 static char dbdir[] = "/tmp/parley-keys-XXXXXX";
 static char dbpath[200];
 
@@ -25,14 +27,14 @@ static void setup(void)
 		abort();
 	snprintf(dbpath, sizeof(dbpath), "%s/t.db", dbdir);
 	store_config cfg = {.path = dbpath};
-	if (store__open(&cfg, &st) != PARLEY_OK || uv_loop_init(&loop) != 0 || store__client_new(st, &loop, &sc) != PARLEY_OK)
+	if (store__open(&cfg, &st) != PARLEY_OK || uv_loop_init(&loop) != 0 || test_store_client_open(&tsc, st, &loop, &sc) != PARLEY_OK)
 		abort();
 	crypto__init();
 }
 
 static void teardown(void)
 {
-	store__client_close(sc);
+	test_store_client_close(&tsc);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	store__close(st);

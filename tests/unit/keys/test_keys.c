@@ -5,6 +5,7 @@
 
 #include "keys/keys.h"
 #include "test.h"
+#include "store_loop.h"
 #include "common.h"
 
 static keys_config kc;
@@ -230,7 +231,9 @@ static void *race(void *arg)
 	keys_config cfg = kc;
 	cfg.rl_capacity = 0; /* limiter off */
 	uv_loop_init(&l);
-	store__client_new(st, &l, &c);
+	test_store_client rtsc;
+	if (test_store_client_open(&rtsc, st, &l, &c) != PARLEY_OK)
+		abort();
 	Parley__Wire__GetBundlesRequest rq = PARLEY__WIRE__GET_BUNDLES_REQUEST__INIT;
 	rq.handle = (char *)"racepool";
 	/* keep several fetches in flight at once so both threads' jobs interleave in the store batches */
@@ -246,7 +249,7 @@ static void *race(void *arg)
 		else if (o[i].r.status == PARLEY_OK)
 			r->n_empty++;
 	}
-	store__client_close(c);
+	test_store_client_close(&rtsc);
 	uv_run(&l, UV_RUN_DEFAULT);
 	uv_loop_close(&l);
 	free(lim);

@@ -13,6 +13,7 @@
 
 #include "store/store.h"
 #include "test.h"
+#include "store_loop.h"
 
 static char dir[64];
 static char path[128];
@@ -227,6 +228,7 @@ static void test_operations(void)
 struct loop_ctx {
 	store *s;
 	store_client *c;
+	test_store_client tsc;
 	uv_loop_t loop;
 	pthread_t thread;
 	unsigned base; /* handle numbering */
@@ -253,7 +255,7 @@ static void *loop_thread(void *arg)
 	struct loop_ctx *lc = arg;
 	lc->thread = pthread_self();
 	uv_loop_init(&lc->loop);
-	TEST_EQ_INT(store__client_new(lc->s, &lc->loop, &lc->c), PARLEY_OK);
+	TEST_EQ_INT(test_store_client_open(&lc->tsc, lc->s, &lc->loop, &lc->c), PARLEY_OK);
 	for (unsigned i = 0; i < lc->n; i++) {
 		char h[32];
 		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
@@ -265,7 +267,7 @@ static void *loop_thread(void *arg)
 		TEST_EQ_INT(store__submit(lc->c, j, on_done, lc), PARLEY_OK);
 	}
 	uv_run(&lc->loop, UV_RUN_DEFAULT);
-	store__client_close(lc->c);
+	test_store_client_close(&lc->tsc);
 	uv_run(&lc->loop, UV_RUN_DEFAULT);
 	TEST_EQ_INT(uv_loop_close(&lc->loop), 0);
 	return NULL;
@@ -326,7 +328,7 @@ static void test_client_close_drains(void)
 	lc.n = 50;
 	lc.thread = pthread_self();
 	uv_loop_init(&lc.loop);
-	TEST_EQ_INT(store__client_new(lc.s, &lc.loop, &lc.c), PARLEY_OK);
+	TEST_EQ_INT(test_store_client_open(&lc.tsc, lc.s, &lc.loop, &lc.c), PARLEY_OK);
 	for (unsigned i = 0; i < lc.n; i++) {
 		char h[32];
 		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
@@ -335,7 +337,7 @@ static void test_client_close_drains(void)
 		key_for(j->key, 5000 + i);
 		TEST_EQ_INT(store__submit(lc.c, j, on_done, &lc), PARLEY_OK);
 	}
-	store__client_close(lc.c); /* without ever running the loop */
+	test_store_client_close(&lc.tsc); /* without ever running the loop */
 	TEST_EQ_INT(lc.done, 50);
 	TEST_EQ_INT(lc.ok, 50);
 	/* the last callback called uv_stop, which makes the next uv_run return at once */
