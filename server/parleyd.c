@@ -25,6 +25,7 @@
 #include "dispatch/dispatch.h"
 #include "base/log.h"
 #include "net/server.h"
+#include "services.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -280,18 +281,9 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "store %s: %s", dbpath, parley_strerror(rc));
 		return rc;
 	}
-	dispatch_config dc;
-	dispatch__config_defaults(&dc);
-	dc.max_frame_bytes = (size_t)c->max_message_bytes;
-	dc.keys.pool_max = (unsigned)c->prekey_pool_max;
-	dc.keys.low_threshold = (unsigned)c->prekey_low_threshold;
-	dc.keys.rl_capacity = c->bundle_rate_burst;
-	dc.keys.rl_per_sec = c->bundle_rate_per_min / 60.0;
-	dc.relay.max_content = (size_t)c->max_content_bytes;
-	dc.relay.queue_limit = (unsigned)c->queue_limit;
-	dc.relay.ttl_ms = (uint64_t)c->message_ttl_s * 1000u;
-	dc.relay.max_inflight = (unsigned)c->max_inflight;
-	rc = dispatch__new(d->store, &dc, &d->dispatch);
+	size_t n_services;
+	const struct service *const *services = parleyd__services(&n_services);
+	rc = dispatch__new(d->store, &d->cfg, services, n_services, &d->dispatch);
 	if (rc != PARLEY_OK) {
 		log_error(MODULE, "dispatcher: %s", parley_strerror(rc));
 		return rc;

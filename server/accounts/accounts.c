@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -11,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "base/log.h"
+#include "common/clock.h"
 
 #define MODULE "accounts"
 
@@ -18,8 +18,8 @@
 struct acct_op {
 	accounts *a;
 	store_client *sc;
-	acct_session *s;
-	accounts_cb cb;
+	acct_auth *s;
+	svc_cb cb;
 	void *arg;
 	uint8_t nonce[WIRE_NONCE_LEN]; /* the challenge this attempt consumed */
 	uint8_t sig[WIRE_SIG_LEN];
@@ -27,18 +27,18 @@ struct acct_op {
 	uint32_t device_id;
 };
 
-void accounts__init(accounts *a, unsigned max_auth_failures)
+void accounts__init(accounts *a, const parleyd_config *cfg)
 {
-	a->max_auth_failures = max_auth_failures ? max_auth_failures : ACCOUNTS_DEFAULT_MAX_AUTH_FAILURES;
+	a->max_auth_failures = (unsigned)cfg->max_auth_failures;
 }
 
-void accounts__new_challenge(acct_session *s)
+void accounts__new_challenge(acct_auth *s)
 {
 	randombytes_buf(s->nonce, sizeof(s->nonce));
 	s->nonce_valid = 1;
 }
 
-void accounts__session_init(acct_session *s)
+void accounts__auth_init(acct_auth *s)
 {
 	memset(s, 0, sizeof(*s));
 	accounts__new_challenge(s);
@@ -60,17 +60,10 @@ int accounts__handle_valid(const char *h)
 	return 1;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Register and auth consume the challenge before anything else: the same nonce can never be checked
  * twice, whatever the outcome. Refusals for state reasons (already authenticated, attempt in flight)
  * leave it alone. */
-static int begin_attempt(acct_session *s, uint8_t nonce[WIRE_NONCE_LEN])
+static int begin_attempt(acct_auth *s, uint8_t nonce[WIRE_NONCE_LEN])
 {
 	if (s->authenticated)
 		return PARLEY_E_ALREADY_AUTHENTICATED;
@@ -83,9 +76,9 @@ static int begin_attempt(acct_session *s, uint8_t nonce[WIRE_NONCE_LEN])
 
 /* An attempt that did not authenticate: issue a fresh challenge; bad signatures count towards the
  * limit after which the connection is closed (so guessing costs a reconnect every few tries). */
-static void attempt_failed(accounts *a, acct_session *s, accounts_result *r)
+static void attempt_failed(accounts *a, acct_auth *s, int status, accounts_result *r)
 {
-	if (r->status == PARLEY_E_BAD_SIGNATURE) {
+	if (status == PARLEY_E_BAD_SIGNATURE) {
 		s->auth_failures++;
 		if (s->auth_failures >= a->max_auth_failures)
 			r->close_conn = 1;
@@ -94,7 +87,7 @@ static void attempt_failed(accounts *a, acct_session *s, accounts_result *r)
 	r->new_challenge = 1;
 }
 
-static struct acct_op *op_new(accounts *a, store_client *sc, acct_session *s, accounts_cb cb, void *arg)
+static struct acct_op *op_new(accounts *a, store_client *sc, acct_auth *s, svc_cb cb, void *arg)
 {
 	struct acct_op *op = parley__calloc(1, sizeof(*op));
 	if (op != NULL) {
@@ -108,7 +101,7 @@ static struct acct_op *op_new(accounts *a, store_client *sc, acct_session *s, ac
 }
 
 /* Submits job for op; on failure frees both and returns the error (the caller answers it). */
-static int submit(struct acct_op *op, store_job *job, store_cb done)
+static int submit(struct acct_op *op, store_job *job, svc_cb done)
 {
 	int rc;
 	if (op == NULL || job == NULL) {
@@ -126,50 +119,49 @@ fail:
 
 /* --- register --- */
 
-static void register_done(store_job *job, void *arg)
+static void register_done(void *arg, int status, const void *result)
 {
+	const store_job *job = result;
 	struct acct_op *op = arg;
-	acct_session *s = op->s;
-	accounts_result r = {.status = job->status};
+	acct_auth *s = op->s;
+	accounts_result r = {0};
 	s->busy = 0;
-	if (r.status == PARLEY_OK) {
+	if (status == PARLEY_OK) {
 		s->authenticated = 1;
-		s->account_id = job->account_id;
-		s->device_id = job->device_id;
 		r.account_id = job->account_id;
 		r.device_id = job->device_id;
 		log_info(MODULE, "registered %s as account %llu", job->handle, (unsigned long long)job->account_id);
 	} else {
-		attempt_failed(op->a, s, &r);
+		attempt_failed(op->a, s, status, &r);
 	}
-	op->cb(op->arg, s, &r);
+	op->cb(op->arg, status, &r);
 	parley__free(op);
 }
 
-void accounts__register(accounts *a, store_client *sc, acct_session *s, const Parley__Wire__RegisterRequest *req,
-			accounts_cb cb, void *arg)
+void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__RegisterRequest *req,
+			svc_cb cb, void *arg)
 {
 	accounts_result r = {0};
 	uint8_t nonce[WIRE_NONCE_LEN];
 	dynbuf msg;
 	const char *name = req->device_name != NULL ? req->device_name : "";
+	int status = begin_attempt(s, nonce);
 
-	dynbuf__init(&msg, 512);
-	r.status = begin_attempt(s, nonce);
-	if (r.status != PARLEY_OK) {
-		cb(arg, s, &r);
+	if (status != PARLEY_OK) {
+		cb(arg, status, &r);
 		return;
 	}
+	dynbuf__init(&msg, 512);
 	if (!accounts__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
 	    req->signature.len != WIRE_SIG_LEN) {
-		r.status = !accounts__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
+		status = !accounts__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
 		goto fail;
 	}
-	r.status = wire__register_signed_bytes(nonce, req->handle, req->device_key.data, name, &msg);
-	if (r.status != PARLEY_OK)
+	status = wire__register_signed_bytes(nonce, req->handle, req->device_key.data, name, &msg);
+	if (status != PARLEY_OK)
 		goto fail;
 	if (crypto_sign_verify_detached(req->signature.data, msg.data, msg.len, req->device_key.data) != 0) {
-		r.status = PARLEY_E_BAD_SIGNATURE;
+		status = PARLEY_E_BAD_SIGNATURE;
 		goto fail;
 	}
 	store_job *job = store__job_new(STORE_OP_CREATE_ACCOUNT);
@@ -177,94 +169,94 @@ void accounts__register(accounts *a, store_client *sc, acct_session *s, const Pa
 		if (store__job_set_handle(job, req->handle) != PARLEY_OK ||
 		    store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);
-			r.status = PARLEY_E_INVAL;
+			status = PARLEY_E_INVAL;
 			goto fail;
 		}
 		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = now_ms();
+		job->now_ms = parley__wall_ms();
 	}
-	r.status = submit(op_new(a, sc, s, cb, arg), job, register_done);
-	if (r.status != PARLEY_OK)
+	snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
+	status = submit(op_new(a, sc, s, cb, arg), job, register_done);
+	if (status != PARLEY_OK)
 		goto fail;
 	s->busy = 1;
 	dynbuf__free(&msg);
 	return;
 fail:
 	dynbuf__free(&msg);
-	attempt_failed(a, s, &r);
-	cb(arg, s, &r);
+	attempt_failed(a, s, status, &r);
+	cb(arg, status, &r);
 }
 
 /* --- auth --- */
 
-static void touch_done(store_job *job, void *arg)
+static void touch_done(void *arg, int status, const void *result)
 {
-	if (job->status != PARLEY_OK)
+	const store_job *job = result;
+	if (status != PARLEY_OK)
 		log_warn(MODULE, "last-seen update for account %llu device %u: %s",
-			 (unsigned long long)job->account_id, job->device_id, parley_strerror(job->status));
+			 (unsigned long long)job->account_id, job->device_id, parley_strerror(status));
 }
 
-static void auth_done(store_job *job, void *arg)
+static void auth_done(void *arg, int status, const void *result)
 {
+	const store_job *job = result;
 	struct acct_op *op = arg;
-	acct_session *s = op->s;
-	accounts_result r = {.status = job->status};
+	acct_auth *s = op->s;
+	accounts_result r = {0};
 	dynbuf msg;
 
 	dynbuf__init(&msg, 512);
 	s->busy = 0;
 	/* unknown account and unknown device answer exactly like a bad signature (docs/protocol.md), and
 	 * cost the same: the signature is checked against the Ed25519 base point instead, which fails */
-	int unknown = r.status == PARLEY_E_NO_SUCH_DEVICE || r.status == PARLEY_E_NO_SUCH_ACCOUNT;
-	if (r.status == PARLEY_OK || unknown) {
+	int unknown = status == PARLEY_E_NO_SUCH_DEVICE || status == PARLEY_E_NO_SUCH_ACCOUNT;
+	if (status == PARLEY_OK || unknown) {
 		static const uint8_t base_point[WIRE_KEY_LEN] = {
 			0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66};
 		const uint8_t *key = unknown ? base_point : job->device.key;
-		r.status = wire__auth_signed_bytes(op->nonce, op->handle, op->device_id, &msg);
-		int bad = r.status == PARLEY_OK &&
-			  crypto_sign_verify_detached(op->sig, msg.data, msg.len, key) != 0;
-		if (bad || (r.status == PARLEY_OK && unknown))
-			r.status = PARLEY_E_BAD_SIGNATURE;
+		status = wire__auth_signed_bytes(op->nonce, op->handle, op->device_id, &msg);
+		int bad = status == PARLEY_OK && crypto_sign_verify_detached(op->sig, msg.data, msg.len, key) != 0;
+		if (bad || (status == PARLEY_OK && unknown))
+			status = PARLEY_E_BAD_SIGNATURE;
 	}
-	if (r.status == PARLEY_OK) {
+	if (status == PARLEY_OK) {
 		s->authenticated = 1;
-		s->account_id = job->account_id;
-		s->device_id = op->device_id;
 		r.account_id = job->account_id;
 		r.device_id = op->device_id;
 		store_job *t = store__job_new(STORE_OP_TOUCH_DEVICE);
 		if (t != NULL) {
 			t->account_id = job->account_id;
 			t->device_id = op->device_id;
-			t->now_ms = now_ms();
+			t->now_ms = parley__wall_ms();
 			if (store__submit(op->sc, t, touch_done, NULL) != PARLEY_OK)
 				store__job_free(t);
 		}
 	} else {
-		attempt_failed(op->a, s, &r);
+		attempt_failed(op->a, s, status, &r);
 	}
 	dynbuf__free(&msg);
-	op->cb(op->arg, s, &r);
+	op->cb(op->arg, status, &r);
 	parley__free(op);
 }
 
-void accounts__auth(accounts *a, store_client *sc, acct_session *s, const Parley__Wire__AuthRequest *req,
-		    accounts_cb cb, void *arg)
+void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__AuthRequest *req, svc_cb cb,
+		    void *arg)
 {
 	accounts_result r = {0};
 	struct acct_op *op = NULL;
 	store_job *job = NULL;
 	uint8_t nonce[WIRE_NONCE_LEN];
+	int status = begin_attempt(s, nonce);
 
-	r.status = begin_attempt(s, nonce);
-	if (r.status != PARLEY_OK) {
-		cb(arg, s, &r);
+	if (status != PARLEY_OK) {
+		cb(arg, status, &r);
 		return;
 	}
 	if (!accounts__handle_valid(req->handle) || req->device_id == 0 || req->signature.len != WIRE_SIG_LEN) {
-		r.status = PARLEY_E_BAD_SIGNATURE; /* no such account: same answer as a wrong signature */
+		status = PARLEY_E_BAD_SIGNATURE; /* no such account: same answer as a wrong signature */
 		goto fail;
 	}
 	op = op_new(a, sc, s, cb, arg);
@@ -273,115 +265,70 @@ void accounts__auth(accounts *a, store_client *sc, acct_session *s, const Parley
 		memcpy(op->nonce, nonce, WIRE_NONCE_LEN);
 		memcpy(op->sig, req->signature.data, WIRE_SIG_LEN);
 		snprintf(op->handle, sizeof(op->handle), "%s", req->handle);
+		snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
 		op->device_id = req->device_id;
 		(void)store__job_set_handle(job, req->handle); /* length checked by the handle rules */
 		job->device_id = req->device_id;
 	}
-	r.status = submit(op, job, auth_done);
-	if (r.status != PARLEY_OK)
+	status = submit(op, job, auth_done);
+	if (status != PARLEY_OK)
 		goto fail;
 	s->busy = 1;
 	return;
 fail:
-	attempt_failed(a, s, &r);
-	cb(arg, s, &r);
+	attempt_failed(a, s, status, &r);
+	cb(arg, status, &r);
 }
 
-/* --- authenticated device management --- */
+/* --- authenticated device management: the result is the store job itself (devices, device_id) --- */
 
-static void list_done(store_job *job, void *arg)
+static void submit_job(store_client *sc, store_job *job, svc_cb cb, void *arg)
 {
-	struct acct_op *op = arg;
-	accounts_result r = {.status = job->status, .devices = job->devices, .n_devices = job->n_devices};
-	op->cb(op->arg, op->s, &r);
-	parley__free(op);
-}
-
-static void add_done(store_job *job, void *arg)
-{
-	struct acct_op *op = arg;
-	accounts_result r = {.status = job->status, .device_id = job->device_id};
-	if (r.status == PARLEY_OK)
-		log_info(MODULE, "account %llu added device %u", (unsigned long long)job->account_id, job->device_id);
-	op->cb(op->arg, op->s, &r);
-	parley__free(op);
-}
-
-static void remove_done(store_job *job, void *arg)
-{
-	struct acct_op *op = arg;
-	accounts_result r = {.status = job->status};
-	if (r.status == PARLEY_OK) {
-		r.removed_device = job->device_id;
-		log_info(MODULE, "account %llu removed device %u", (unsigned long long)job->account_id,
-			 job->device_id);
+	int rc = job == NULL ? PARLEY_E_NOMEM : store__submit(sc, job, cb, arg);
+	if (rc != PARLEY_OK) {
+		store__job_free(job);
+		cb(arg, rc, NULL);
 	}
-	op->cb(op->arg, op->s, &r);
-	parley__free(op);
 }
 
-static void answer(acct_session *s, int status, accounts_cb cb, void *arg)
+void accounts__list_devices(store_client *sc, uint64_t account, svc_cb cb, void *arg)
 {
-	accounts_result r = {.status = status};
-	cb(arg, s, &r);
-}
-
-void accounts__list_devices(accounts *a, store_client *sc, acct_session *s, accounts_cb cb, void *arg)
-{
-	if (!s->authenticated) {
-		answer(s, PARLEY_E_UNAUTHENTICATED, cb, arg);
-		return;
-	}
 	store_job *job = store__job_new(STORE_OP_LIST_DEVICES);
 	if (job != NULL)
-		job->account_id = s->account_id;
-	int rc = submit(op_new(a, sc, s, cb, arg), job, list_done);
-	if (rc != PARLEY_OK)
-		answer(s, rc, cb, arg);
+		job->account_id = account;
+	submit_job(sc, job, cb, arg);
 }
 
-void accounts__add_device(accounts *a, store_client *sc, acct_session *s, const Parley__Wire__AddDeviceRequest *req,
-			  accounts_cb cb, void *arg)
+void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire__AddDeviceRequest *req, svc_cb cb,
+			  void *arg)
 {
 	const char *name = req->device_name != NULL ? req->device_name : "";
-	if (!s->authenticated) {
-		answer(s, PARLEY_E_UNAUTHENTICATED, cb, arg);
-		return;
-	}
 	/* a key that is not a valid, non-small-order point could never verify a signature */
 	if (req->device_key.len != WIRE_KEY_LEN || crypto_core_ed25519_is_valid_point(req->device_key.data) != 1) {
-		answer(s, PARLEY_E_INVALID_KEY, cb, arg);
+		cb(arg, PARLEY_E_INVALID_KEY, NULL);
 		return;
 	}
 	store_job *job = store__job_new(STORE_OP_ADD_DEVICE);
 	if (job != NULL) {
-		job->account_id = s->account_id;
+		job->account_id = account;
 		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = now_ms();
+		job->now_ms = parley__wall_ms();
 		if (store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);
-			answer(s, PARLEY_E_PROTO_FIELD_TOO_LARGE, cb, arg);
+			cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);
 			return;
 		}
 	}
-	int rc = submit(op_new(a, sc, s, cb, arg), job, add_done);
-	if (rc != PARLEY_OK)
-		answer(s, rc, cb, arg);
+	submit_job(sc, job, cb, arg);
 }
 
-void accounts__remove_device(accounts *a, store_client *sc, acct_session *s,
-			     const Parley__Wire__RemoveDeviceRequest *req, accounts_cb cb, void *arg)
+void accounts__remove_device(store_client *sc, uint64_t account, const Parley__Wire__RemoveDeviceRequest *req,
+			     svc_cb cb, void *arg)
 {
-	if (!s->authenticated) {
-		answer(s, PARLEY_E_UNAUTHENTICATED, cb, arg);
-		return;
-	}
 	store_job *job = store__job_new(STORE_OP_REMOVE_DEVICE);
 	if (job != NULL) {
-		job->account_id = s->account_id;
+		job->account_id = account;
 		job->device_id = req->device_id;
 	}
-	int rc = submit(op_new(a, sc, s, cb, arg), job, remove_done);
-	if (rc != PARLEY_OK)
-		answer(s, rc, cb, arg);
+	submit_job(sc, job, cb, arg);
 }

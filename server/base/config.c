@@ -56,6 +56,11 @@ static const struct opt opts[] = {
 	 "a WebSocket silent this long is pinged, then closed if still silent"},
 	{"drain_timeout_ms", OPT_INT, OFF(drain_timeout_ms), 0, 600000, "5000", 0,
 	 "on SIGTERM/SIGINT, time given to connections to close before exit"},
+	{"mailbox_items", OPT_INT, OFF(mailbox_items), 1024, 10000000, "65536", 0,
+	 "cross-loop items (deliveries, pushes) queued per loop thread; beyond, deliveries catch up from "
+	 "the store and ephemeral pushes are dropped"},
+	{"max_auth_failures", OPT_INT, OFF(max_auth_failures), 1, 100, "3", 0,
+	 "failed register/auth signatures on one connection before it is closed"},
 	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
 	 "most store jobs grouped into one transaction (group commit)"},
 	{"prekey_pool_max", OPT_INT, OFF(prekey_pool_max), 100, 100000, "1000", 0,

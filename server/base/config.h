@@ -36,6 +36,8 @@ typedef struct parleyd_config {
 	int handshake_timeout_ms;
 	int idle_timeout_ms;
 	int drain_timeout_ms;
+	int mailbox_items;
+	int max_auth_failures;
 	int store_batch_max;
 	/* key server */
 	int prekey_pool_max;

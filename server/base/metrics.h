@@ -30,7 +30,11 @@
 	X(TLS_ERRORS, "parley_tls_errors_total", "counter", "TLS handshake or record errors")              \
 	X(STORE_COMMITS, "parley_store_commits_total", "counter", "store transactions committed")           \
 	X(STORE_JOBS, "parley_store_jobs_total", "counter", "store jobs executed")                          \
-	X(STORE_ERRORS, "parley_store_errors_total", "counter", "store jobs that failed")
+	X(STORE_ERRORS, "parley_store_errors_total", "counter", "store jobs that failed")                   \
+	X(MAILBOX_DROPPED, "parley_mailbox_dropped_total", "counter",                                      \
+	  "ephemeral cross-loop pushes (typing, presence) dropped because a loop's mailbox was full")      \
+	X(MAILBOX_RESYNCS, "parley_mailbox_resyncs_total", "counter",                                      \
+	  "times a loop's mailbox overflowed and its deliveries caught up from the store")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -1,40 +1,30 @@
 /* The request dispatcher: parleyd's net_handler (see net/conn.h).
  *
- * It owns the per-connection session (auth state, challenge nonce), decodes each binary message with
- * lib/wire, enforces "unauthenticated connections may only ping, register or auth", and routes every
- * request kind to its service through one table (dispatch.c: `routes[]`). Services answer through
- * dispatch__reply / dispatch__reply_error, possibly later, after a store job completed.
+ * It turns connections into links (service.h), decodes each binary message with lib/wire, enforces
+ * "unauthenticated connections may only use the routes that say so", and hands each request to the
+ * route its service registered. It holds no service logic: the services (server/accounts, keys,
+ * relay, ...) own their routes and hooks and are passed in as descriptors.
  *
- * Threads: one dispatch is shared by all loop threads; its mutable per-loop state (store client,
- * session lists) lives in one slot per worker, touched only by that worker's thread.
+ * Threads: one dispatch is shared by all loop threads; its mutable per-loop state lives in one worker
+ * per loop (worker.c), touched only by that loop's thread (its mailbox excepted).
  */
-#ifndef PARLEYD_CORE_DISPATCH_H
-#define PARLEYD_CORE_DISPATCH_H
+#ifndef PARLEYD_DISPATCH_H
+#define PARLEYD_DISPATCH_H
 #include <stddef.h>
-#include <stdint.h>
 
-#include "keys/keys.h"
+#include "base/config.h"
 #include "net/conn.h"
-#include "relay/relay.h"
-#include "proto/parley.pb-c.h"
 #include "store/store.h"
 
 typedef struct dispatch dispatch;
+struct service;
 
-typedef struct dispatch_config {
-	size_t max_frame_bytes;       /* wire limit for one Frame; default WIRE_DEFAULT_MAX_FRAME */
-	size_t max_ping_payload;      /* default WIRE_MAX_PING_PAYLOAD */
-	unsigned max_auth_failures;   /* failed auth/register signatures before close; default 3 */
-	unsigned max_workers;         /* loop threads that may call on_worker_start; default 64 */
-	keys_config keys;             /* key server limits (keys__config_defaults) */
-	relay_config relay;           /* relay limits (relay__config_defaults) */
-} dispatch_config;
-
-void dispatch__config_defaults(dispatch_config *c);
-
-/* The store must outlive the dispatch. Registers the per-kind latency metrics (call once, at start-up,
- * before any loop runs). Returns PARLEY_OK, PARLEY_E_NOMEM or PARLEY_E_INVAL. */
-int dispatch__new(store *s, const dispatch_config *cfg, dispatch **out);
+/* cfg and the store must outlive the dispatch; `services` (and the descriptors) too. Runs every
+ * service's init, registers the per-kind latency metrics (call once, at start-up, before any loop
+ * runs). Returns PARLEY_OK, PARLEY_E_NOMEM, PARLEY_E_CONFIG (two routes for one request kind, too many
+ * services) or what a service's init returned. */
+int dispatch__new(store *s, const parleyd_config *cfg, const struct service *const *services, size_t n_services,
+		  dispatch **out);
 /* After the net server stopped (every on_worker_stop has run). NULL is a no-op. */
 void dispatch__free(dispatch *d);
 

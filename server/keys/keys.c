@@ -11,12 +11,19 @@
 
 #define PROBES 8
 
+void keys__config_from(keys_config *c, const parleyd_config *cfg)
+{
+	c->pool_max = (unsigned)cfg->prekey_pool_max;
+	c->low_threshold = (unsigned)cfg->prekey_low_threshold;
+	c->rl_capacity = cfg->bundle_rate_burst;
+	c->rl_per_sec = cfg->bundle_rate_per_min / 60.0;
+}
+
 void keys__config_defaults(keys_config *c)
 {
-	c->pool_max = KEYS_DEFAULT_POOL_MAX;
-	c->low_threshold = KEYS_DEFAULT_LOW_THRESHOLD;
-	c->rl_capacity = KEYS_DEFAULT_RL_CAPACITY;
-	c->rl_per_sec = KEYS_DEFAULT_RL_PER_SEC;
+	parleyd_config d;
+	config__defaults(&d);
+	keys__config_from(c, &d);
 }
 
 /* --- leaky bucket --- */
@@ -80,51 +87,14 @@ uint64_t keys__limiter_take(keys_limiter *l, const keys_config *c, uint64_t requ
 
 /* --- requests --- */
 
-struct kreq {
-	keys_cb cb;
-	void *arg;
-};
-
-static void answer_error(keys_cb cb, void *arg, int status)
+/* The result of every call is the store job (keys.remaining, keys.spk_id_out, keys.bundles), except
+ * a refusal before the store: RATE_LIMITED reports a keys_refusal, anything else NULL. */
+static void submit(store_client *sc, store_job *j, svc_cb cb, void *arg)
 {
-	keys_result r = {0};
-	r.status = status;
-	cb(arg, &r);
-}
-
-static void on_job(store_job *j, void *arg)
-{
-	struct kreq *q = arg;
-	keys_result r = {0};
-	r.status = j->status;
-	r.remaining = j->keys.remaining;
-	r.spk_id = j->keys.spk_id_out;
-	if (j->op == STORE_OP_GET_BUNDLES && j->status == PARLEY_OK) {
-		r.account_id = j->account_id;
-		r.bundles = j->keys.bundles;
-		r.n_bundles = j->keys.n_bundles;
-	}
-	keys_cb cb = q->cb;
-	void *cbarg = q->arg;
-	parley__free(q);
-	cb(cbarg, &r);
-}
-
-static void submit(store_client *sc, store_job *j, keys_cb cb, void *arg)
-{
-	struct kreq *q = parley__calloc(1, sizeof(*q));
-	if (q == NULL) {
-		store__job_free(j);
-		answer_error(cb, arg, PARLEY_E_NOMEM);
-		return;
-	}
-	q->cb = cb;
-	q->arg = arg;
-	int rc = store__submit(sc, j, on_job, q);
+	int rc = j == NULL ? PARLEY_E_NOMEM : store__submit(sc, j, cb, arg);
 	if (rc != PARLEY_OK) {
-		parley__free(q);
 		store__job_free(j);
-		answer_error(cb, arg, rc);
+		cb(arg, rc, NULL);
 	}
 }
 
@@ -180,17 +150,13 @@ static int fill_upload(store_job *j, const Parley__Wire__UploadKeysRequest *req)
 }
 
 void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint32_t device,
-		  const Parley__Wire__UploadKeysRequest *req, keys_cb cb, void *arg)
+		  const Parley__Wire__UploadKeysRequest *req, svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_UPLOAD_KEYS);
-	if (j == NULL) {
-		answer_error(cb, arg, PARLEY_E_NOMEM);
-		return;
-	}
-	int rc = fill_upload(j, req);
+	int rc = j == NULL ? PARLEY_E_NOMEM : fill_upload(j, req);
 	if (rc != PARLEY_OK) {
 		store__job_free(j);
-		answer_error(cb, arg, rc);
+		cb(arg, rc, NULL);
 		return;
 	}
 	j->account_id = account;
@@ -199,40 +165,32 @@ void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint
 	submit(sc, j, cb, arg);
 }
 
-void keys__count(store_client *sc, uint64_t account, uint32_t device, keys_cb cb, void *arg)
+void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_PREKEY_COUNT);
-	if (j == NULL) {
-		answer_error(cb, arg, PARLEY_E_NOMEM);
-		return;
+	if (j != NULL) {
+		j->account_id = account;
+		j->device_id = device;
 	}
-	j->account_id = account;
-	j->device_id = device;
 	submit(sc, j, cb, arg);
 }
 
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
-		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, keys_cb cb, void *arg)
+		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	uint64_t wait = keys__limiter_take(l, c, requester, req->handle, now_ms);
 	if (wait != 0) {
-		keys_result r = {0};
-		r.status = PARLEY_E_RATE_LIMITED;
-		r.retry_after_ms = wait;
-		cb(arg, &r);
+		keys_refusal r = {.retry_after_ms = wait};
+		cb(arg, PARLEY_E_RATE_LIMITED, &r);
 		return;
 	}
 	store_job *j = store__job_new(STORE_OP_GET_BUNDLES);
-	if (j == NULL) {
-		answer_error(cb, arg, PARLEY_E_NOMEM);
-		return;
-	}
-	int rc = store__job_set_handle(j, req->handle);
-	if (rc != PARLEY_OK) {
+	if (j != NULL && store__job_set_handle(j, req->handle) != PARLEY_OK) {
 		store__job_free(j);
-		answer_error(cb, arg, PARLEY_E_NO_SUCH_ACCOUNT);
+		cb(arg, PARLEY_E_NO_SUCH_ACCOUNT, NULL);
 		return;
 	}
-	j->device_id = req->device_id;
+	if (j != NULL)
+		j->device_id = req->device_id;
 	submit(sc, j, cb, arg);
 }

@@ -9,13 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
+#include "base/svc.h"
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
 
-#define KEYS_DEFAULT_POOL_MAX 1000
-#define KEYS_DEFAULT_LOW_THRESHOLD 10
-#define KEYS_DEFAULT_RL_CAPACITY 60   /* bundle fetches a requester may burst against one target */
-#define KEYS_DEFAULT_RL_PER_SEC 1.0   /* leak rate: sustained fetches per second per (requester, target) */
 #define KEYS_RL_SLOTS 8192            /* limiter entries per loop */
 
 typedef struct keys_config {
@@ -25,6 +23,8 @@ typedef struct keys_config {
 	double rl_per_sec;
 } keys_config;
 
+/* From the configuration table (the only place defaults live); _defaults: the table's defaults. */
+void keys__config_from(keys_config *c, const parleyd_config *cfg);
 void keys__config_defaults(keys_config *c);
 
 /* One loop's leaky buckets (not shared between loops: a requester spread over N loops gets up to N
@@ -44,26 +44,25 @@ typedef struct keys_limiter {
 uint64_t keys__limiter_take(keys_limiter *l, const keys_config *c, uint64_t requester, const char *target,
 			    uint64_t now_ms);
 
-typedef struct keys_result {
-	int status;
-	uint32_t remaining;          /* upload / count: this device's pool */
-	uint32_t spk_id;             /* count */
-	uint64_t account_id;         /* bundles: the target account */
-	const store_bundle *bundles; /* bundles: valid during the callback only */
-	size_t n_bundles;
-	uint64_t retry_after_ms;     /* RATE_LIMITED */
-} keys_result;
-
-typedef void (*keys_cb)(void *arg, const keys_result *r);
+/* Every call reports once through the one completion type (base/svc.h). Its result is the store
+ * job (`const store_job *`: keys.remaining, keys.spk_id_out, account_id + keys.bundles), except a
+ * refusal before the store: RATE_LIMITED reports a `const keys_refusal *`, other refusals NULL. */
+typedef struct keys_refusal {
+	uint64_t retry_after_ms;
+} keys_refusal;
 
 /* Validates keys (0x05 form, XEdDSA signature of the signed prekey by the identity key, distinct
  * one-time ids) and stores them. Errors: INVALID_KEY, BAD_KEY_SIGNATURE, PROTO_MALFORMED (duplicate id),
  * IDENTITY_KEY_SET, NO_KEYS (first upload without signed prekey), PREKEY_POOL_FULL, STORE. */
 void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint32_t device,
-		  const Parley__Wire__UploadKeysRequest *req, keys_cb cb, void *arg);
-void keys__count(store_client *sc, uint64_t account, uint32_t device, keys_cb cb, void *arg);
+		  const Parley__Wire__UploadKeysRequest *req, svc_cb cb, void *arg);
+void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
 /* Errors: RATE_LIMITED (retry_after_ms set), NO_SUCH_ACCOUNT, NO_SUCH_DEVICE, NO_KEYS. */
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
-		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, keys_cb cb, void *arg);
+		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
+
+/* The service descriptor (routes.c). */
+struct service;
+extern const struct service keys__service;
 
 #endif

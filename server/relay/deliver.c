@@ -5,26 +5,18 @@
  * notice always sees the envelope: nothing is skipped, nothing is sent twice on one connection. */
 #include "relay/relay.h"
 
-#include <time.h>
 
 #include <parley/error.h>
 
 #include "base/log.h"
+#include "common/clock.h"
 #include "wire/wire.h"
 
 #define MODULE "relay"
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void send_frame(relay_dev *d, const uint8_t *buf, size_t len)
 {
-	if (net__conn_is_open(d->conn))
-		(void)net__conn_send(d->conn, buf, len);
+	(void)d->ops->send(d->owner, buf, len);
 }
 
 static void send_queue_empty(relay_dev *d)
@@ -40,19 +32,22 @@ static void send_queue_empty(relay_dev *d)
 
 static void read_more(relay_dev *d);
 
-static void on_fetch(store_job *j, void *arg)
+static void on_fetch(void *arg, int status, const void *result)
 {
+	const store_job *j = result;
 	relay_dev *d = arg;
+	void *owner = d->owner;
+	const relay_dev_ops *ops = d->ops;
 	d->reading = 0;
 	if (!d->active) {
-		d->release(d->owner);
+		ops->release(owner); /* may free d */
 		return;
 	}
-	if (j->status != PARLEY_OK) {
+	if (status != PARLEY_OK) {
 		log_warn(MODULE, "queue read for device %u of account %llu: %s", d->device,
-			 (unsigned long long)d->account, parley_strerror(j->status));
+			 (unsigned long long)d->account, parley_strerror(status));
 		d->more = 1; /* retried on the next ack or live notice */
-		d->release(d->owner);
+		ops->release(owner);
 		return;
 	}
 	for (size_t i = 0; i < j->msg.n_envs; i++) {
@@ -77,7 +72,7 @@ static void on_fetch(store_job *j, void *arg)
 		d->more = 0;
 		read_more(d);
 	}
-	d->release(d->owner);
+	ops->release(owner);
 }
 
 static void read_more(relay_dev *d)
@@ -91,13 +86,13 @@ static void read_more(relay_dev *d)
 	}
 	j->account_id = d->account;
 	j->device_id = d->device;
-	j->now_ms = wall_ms(); /* expired envelopes are never delivered, even before the purge runs */
+	j->now_ms = parley__wall_ms(); /* expired envelopes are never delivered, even before the purge runs */
 	j->msg.after_id = d->last_pushed;
 	j->msg.limit = d->cfg->max_inflight - d->inflight;
-	d->hold(d->owner);
+	d->ops->hold(d->owner);
 	if (store__submit(d->sc, j, on_fetch, d) != PARLEY_OK) {
 		store__job_free(j);
-		d->release(d->owner);
+		d->ops->release(d->owner);
 		return;
 	}
 	d->reading = 1;
@@ -143,6 +138,15 @@ void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n)
 	d->inflight = confirmed >= d->inflight ? 0 : d->inflight - confirmed;
 	if (d->active && d->backlog)
 		read_more(d);
+}
+
+void relay__dev_resync(relay_dev *d)
+{
+	if (!d->active)
+		return;
+	d->backlog = 1;
+	d->more = 1;
+	read_more(d);
 }
 
 void relay__dev_stop(relay_dev *d)

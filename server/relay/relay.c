@@ -1,6 +1,7 @@
 /* Relay service calls. See relay.h. */
 #include "relay/relay.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <parley/error.h>
@@ -8,39 +9,26 @@
 #include "common/alloc.h"
 #include "wire/wire.h"
 
+void relay__config_from(relay_config *c, const parleyd_config *cfg)
+{
+	c->max_content = (size_t)cfg->max_content_bytes;
+	c->queue_limit = (unsigned)cfg->queue_limit;
+	c->ttl_ms = (uint64_t)cfg->message_ttl_s * 1000u;
+	c->max_inflight = (unsigned)cfg->max_inflight;
+}
+
 void relay__config_defaults(relay_config *c)
 {
-	c->max_content = RELAY_DEFAULT_MAX_CONTENT;
-	c->queue_limit = RELAY_DEFAULT_QUEUE_LIMIT;
-	c->ttl_ms = RELAY_DEFAULT_TTL_MS;
-	c->max_inflight = RELAY_DEFAULT_MAX_INFLIGHT;
+	parleyd_config d;
+	config__defaults(&d);
+	relay__config_from(c, &d);
 }
 
-struct rreq {
-	relay_cb cb;
-	void *arg;
-};
-
-static void on_job(store_job *j, void *arg)
+/* No adapter between the layers: the caller's (cb, arg) go to the store as they are. */
+static void submit(store_client *sc, store_job *j, svc_cb cb, void *arg)
 {
-	struct rreq q = *(struct rreq *)arg;
-	parley__free(arg);
-	q.cb(q.arg, j->status, j);
-}
-
-static void submit(store_client *sc, store_job *j, relay_cb cb, void *arg)
-{
-	struct rreq *q = parley__malloc(sizeof(*q));
-	if (q == NULL) {
-		store__job_free(j);
-		cb(arg, PARLEY_E_NOMEM, NULL);
-		return;
-	}
-	q->cb = cb;
-	q->arg = arg;
-	int rc = store__submit(sc, j, on_job, q);
+	int rc = store__submit(sc, j, cb, arg);
 	if (rc != PARLEY_OK) {
-		parley__free(q);
 		store__job_free(j);
 		cb(arg, rc, NULL);
 	}
@@ -68,7 +56,7 @@ static int check_send(const relay_config *c, const Parley__Wire__SendMessageRequ
 }
 
 void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint32_t device, const char *handle,
-		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, relay_cb cb, void *arg)
+		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	size_t total = 0;
 	int rc = check_send(c, req, &total);
@@ -121,7 +109,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 }
 
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
-		relay_cb cb, void *arg)
+		svc_cb cb, void *arg)
 {
 	if (req->n_server_ids > sizeof(((store_msg_args *)0)->ids) / sizeof(uint64_t)) {
 		cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);
@@ -139,7 +127,7 @@ void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parle
 	submit(sc, j, cb, arg);
 }
 
-void relay__find_peer(store_client *sc, uint64_t account, const char *handle, relay_cb cb, void *arg)
+void relay__find_peer(store_client *sc, uint64_t account, const char *handle, svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_FIND_PEER);
 	if (j == NULL) {
@@ -155,7 +143,7 @@ void relay__find_peer(store_client *sc, uint64_t account, const char *handle, re
 	submit(sc, j, cb, arg);
 }
 
-void relay__thread_peers(store_client *sc, uint64_t account, relay_cb cb, void *arg)
+void relay__thread_peers(store_client *sc, uint64_t account, svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_THREAD_PEERS);
 	if (j == NULL) {
@@ -166,7 +154,7 @@ void relay__thread_peers(store_client *sc, uint64_t account, relay_cb cb, void *
 	submit(sc, j, cb, arg);
 }
 
-void relay__purge(store_client *sc, uint64_t now_ms, relay_cb cb, void *arg)
+void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_PURGE_EXPIRED);
 	if (j == NULL) {

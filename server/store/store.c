@@ -393,7 +393,7 @@ void store__client_run(store_client *c)
 	while (j != NULL) {
 		store_job *next = j->next_;
 		c->inflight--;
-		j->cb_(j, j->arg_);
+		j->cb_(j->arg_, j->status, j);
 		store__job_free(j);
 		j = next;
 	}

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/svc.h"
+
 #define STORE_KEY_LEN 32
 #define STORE_MAX_HANDLE 32
 #define STORE_MAX_DEVICE_NAME 64
@@ -189,9 +191,11 @@ typedef struct store_msg_args {
 	int shared;
 } store_msg_args;
 
-/* Completion: runs on the submitting loop's thread. `job` stays valid until the callback returns and
- * is freed by the store afterwards (do not keep pointers into it). job->status is the result. */
-typedef void (*store_cb)(store_job *job, void *arg);
+/* Completion: the one completion type (base/svc.h), called as cb(arg, job->status, job) on the
+ * submitting loop's thread; the result is the `const store_job *`, valid until the callback returns
+ * (the store frees it afterwards: do not keep pointers into it). A service that has nothing to add to
+ * a job's result passes its own caller's (cb, arg) straight through. */
+typedef svc_cb store_cb;
 
 struct store_job {
 	enum store_op op;

@@ -13,6 +13,7 @@
 #include "dispatch/dispatch.h"
 #include "base/metrics.h"
 #include "net/server.h"
+#include "services.h"
 #include "test.h"
 #include "transport/transport.h"
 #include "wire/wire.h"
@@ -296,9 +297,12 @@ int main(void)
 	store_config scfg = {.path = path};
 	if (store__open(&scfg, &st) != PARLEY_OK)
 		return 1;
-	dispatch_config dc;
-	dispatch__config_defaults(&dc);
-	if (dispatch__new(st, &dc, &d) != PARLEY_OK)
+	static parleyd_config pc;
+	config__defaults(&pc);
+	pc.workers = 2;
+	size_t n_services;
+	const struct service *const *services = parleyd__services(&n_services);
+	if (dispatch__new(st, &pc, services, n_services, &d) != PARLEY_OK)
 		return 1;
 	net_config nc;
 	net__config_defaults(&nc);

@@ -10,20 +10,41 @@
 
 static keys_config kc;
 
+/* What a call reported, copied out of its result (the store job, or a keys_refusal). */
+struct result {
+	int status;
+	uint32_t remaining, spk_id;
+	uint64_t account_id, retry_after_ms;
+	size_t n_bundles;
+};
+
 struct outcome {
 	int done;
-	keys_result r;
+	struct result r;
 	store_bundle b[8];
 };
 
-static void on_result(void *arg, const keys_result *r)
+static void on_result(void *arg, int status, const void *result)
 {
 	struct outcome *o = arg;
 	o->done = 1;
-	o->r = *r;
-	for (size_t i = 0; i < r->n_bundles && i < 8; i++)
-		o->b[i] = r->bundles[i];
-	o->r.bundles = NULL;
+	memset(&o->r, 0, sizeof(o->r));
+	o->r.status = status;
+	if (status == PARLEY_E_RATE_LIMITED && result != NULL) {
+		o->r.retry_after_ms = ((const keys_refusal *)result)->retry_after_ms;
+		return;
+	}
+	const store_job *j = result;
+	if (j == NULL)
+		return;
+	o->r.remaining = j->keys.remaining;
+	o->r.spk_id = j->keys.spk_id_out;
+	if (j->op == STORE_OP_GET_BUNDLES && status == PARLEY_OK) {
+		o->r.account_id = j->account_id;
+		o->r.n_bundles = j->keys.n_bundles;
+		for (size_t i = 0; i < j->keys.n_bundles && i < 8; i++)
+			o->b[i] = j->keys.bundles[i];
+	}
 }
 
 static void wait_for(struct outcome *o)
@@ -149,7 +170,7 @@ static void test_pool_full(void)
 	keys__count(sc, a, 1, on_result, &o);
 	wait_for(&o);
 	TEST_EQ_INT(o.r.remaining, 5); /* the refused batch took nothing */
-	kc.pool_max = KEYS_DEFAULT_POOL_MAX;
+	keys__config_defaults(&kc);
 }
 
 static int fetch(keys_limiter *l, uint64_t requester, const char *handle, uint32_t dev, struct outcome *o, uint64_t now)
@@ -211,7 +232,7 @@ static void test_rate_limit(void)
 	TEST_EQ_INT(fetch(&lim, 42, "limited", 0, &o, 9000), PARLEY_E_NO_KEYS);
 	TEST_EQ_INT(fetch(&lim, 42, "limited", 0, &o, 9000), PARLEY_E_RATE_LIMITED);
 	TEST_CHECK(o.r.retry_after_ms > 0);
-	kc.rl_capacity = KEYS_DEFAULT_RL_CAPACITY;
+	keys__config_defaults(&kc);
 }
 
 /* Two loop threads, each with its own store client, race for one pool: every key goes out once. */

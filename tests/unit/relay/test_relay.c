@@ -15,8 +15,9 @@ struct outcome {
 	uint64_t ids[8];
 };
 
-static void on_result(void *arg, int status, store_job *j)
+static void on_result(void *arg, int status, const void *result)
 {
+	const store_job *j = result;
 	struct outcome *o = arg;
 	o->done = 1;
 	o->status = status;
@@ -162,7 +163,7 @@ static void test_limits(void)
 	rc_.queue_limit = 6; /* device 2 holds 5 */
 	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, T1, CT, sizeof(CT), 1000, &o), PARLEY_OK);
 	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, T1, CT, sizeof(CT), 1000, &o), PARLEY_E_QUEUE_FULL);
-	rc_.queue_limit = RELAY_DEFAULT_QUEUE_LIMIT;
+	relay__config_defaults(&rc_);
 	/* a receipt must be a well-formed Receipt: no text smuggled in clear */
 	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT, CT, sizeof(CT), 1000, &o) != PARLEY_OK, 1);
 	Parley__Wire__Receipt rcpt = PARLEY__WIRE__RECEIPT__INIT;
@@ -186,7 +187,7 @@ static void test_ttl(void)
 	uint32_t d[] = {1}, r[] = {31};
 	rc_.ttl_ms = 500;
 	TEST_EQ_INT(send_to(1, 1, "carol", d, r, 1, T1, CT, sizeof(CT), 1000, &o), PARLEY_OK);
-	rc_.ttl_ms = RELAY_DEFAULT_TTL_MS;
+	relay__config_defaults(&rc_);
 	TEST_EQ_INT(fetch(c, 1, 0, 10, 1499, &o), PARLEY_OK);
 	TEST_EQ_INT(o.m.n_envs, 1);
 	TEST_EQ_INT(fetch(c, 1, 0, 10, 1500, &o), PARLEY_OK); /* expired: never delivered */

@@ -236,14 +236,14 @@ struct loop_ctx {
 	unsigned done, ok, taken, wrong_thread;
 };
 
-static void on_done(store_job *job, void *arg)
+static void on_done(void *arg, int status, const void *job)
 {
 	struct loop_ctx *lc = arg;
 	if (!pthread_equal(pthread_self(), lc->thread))
 		lc->wrong_thread++;
-	if (job->status == PARLEY_OK)
+	if (status == PARLEY_OK && ((const store_job *)job)->status == PARLEY_OK)
 		lc->ok++;
-	else if (job->status == PARLEY_E_HANDLE_TAKEN)
+	else if (status == PARLEY_E_HANDLE_TAKEN)
 		lc->taken++;
 	if (++lc->done == lc->n)
 		uv_stop(&lc->loop);

@@ -1,0 +1,269 @@
+/* The accounts service on the wire: the challenge pushed on open, the register / auth / device routes,
+ * and closing a removed device's connections on every loop. The logic lives in accounts.c. */
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "accounts/accounts.h"
+#include "base/log.h"
+#include "common/alloc.h"
+#include "dispatch/service.h"
+
+#define MODULE "accounts"
+
+static int init(const parleyd_config *cfg, void **state)
+{
+	accounts *a = parley__calloc(1, sizeof(*a));
+	if (a == NULL)
+		return PARLEY_E_NOMEM;
+	accounts__init(a, cfg);
+	*state = a;
+	return PARLEY_OK;
+}
+
+static void fini(void *state)
+{
+	parley__free(state);
+}
+
+static acct_auth *auth_of(struct link *l)
+{
+	return *link__slot(l, LINK_SLOT_AUTH);
+}
+
+static void send_challenge(struct link *l)
+{
+	acct_auth *s = auth_of(l);
+	if (s == NULL || !link__is_open(l))
+		return;
+	dynbuf *out = worker__scratch(link__worker(l));
+	if (wire__encode_challenge(s->nonce, parley__wall_ms(), out) == PARLEY_OK)
+		(void)link__send(l, out->data, out->len);
+}
+
+/* Every connection starts with a challenge; the state is only needed until it authenticates. */
+static void link_open(struct link *l, void *state)
+{
+	acct_auth *s = parley__malloc(sizeof(*s));
+	if (s == NULL) {
+		link__close(l, 1011, "out of memory");
+		return;
+	}
+	accounts__auth_init(s);
+	*link__slot(l, LINK_SLOT_AUTH) = s;
+	send_challenge(l);
+}
+
+static void link_free(struct link *l, void *state)
+{
+	void **slot = link__slot(l, LINK_SLOT_AUTH);
+	parley__free(*slot);
+	*slot = NULL;
+}
+
+/* --- register and auth --- */
+
+/* Ends a register or auth request: challenge first (on failure), authenticate the link (on success),
+ * answer, then close if the attempt used up the allowed failures. */
+static void finish_attempt(request *rq, int status, const accounts_result *ar, Parley__Wire__Response *r)
+{
+	struct link *l = rq->ln;
+	r->status = (uint32_t)status;
+	/* the fresh challenge goes out before the error, so a client that retries on the error already
+	 * holds the nonce it must sign */
+	if (ar->new_challenge)
+		send_challenge(l);
+	if (status == PARLEY_OK) {
+		void **slot = link__slot(l, LINK_SLOT_AUTH);
+		acct_auth *s = *slot;
+		link__authenticate(l, ar->account_id, ar->device_id, s->handle);
+		/* the challenge state is not needed once the connection is authenticated */
+		parley__free(s);
+		*slot = NULL;
+	}
+	int close_conn = ar->close_conn;
+	link__hold(l); /* request__reply drops the request's reference, maybe the last one */
+	request__reply(rq, r);
+	if (close_conn)
+		link__close(l, 1008, "too many failed authentication attempts");
+	link__release(l);
+}
+
+static void register_answer(void *arg, int status, const void *result)
+{
+	const accounts_result *ar = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__RegisterResponse reg = PARLEY__WIRE__REGISTER_RESPONSE__INIT;
+	if (status == PARLEY_OK) {
+		reg.account_id = ar->account_id;
+		reg.device_id = ar->device_id;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_REGISTER;
+		r.register_ = &reg;
+	}
+	finish_attempt(arg, status, ar, &r);
+}
+
+static void auth_answer(void *arg, int status, const void *result)
+{
+	const accounts_result *ar = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthResponse au = PARLEY__WIRE__AUTH_RESPONSE__INIT;
+	if (status == PARLEY_OK) {
+		au.account_id = ar->account_id;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH;
+		r.auth = &au;
+	}
+	finish_attempt(arg, status, ar, &r);
+}
+
+static int begin(request *rq, acct_auth **s)
+{
+	if (link__authenticated(rq->ln))
+		return PARLEY_E_ALREADY_AUTHENTICATED;
+	*s = auth_of(rq->ln);
+	return *s == NULL ? PARLEY_E_INTERNAL : PARLEY_OK;
+}
+
+static void route_register(request *rq, const Parley__Wire__Request *req)
+{
+	acct_auth *s;
+	int rc = begin(rq, &s);
+	if (rc != PARLEY_OK)
+		request__fail(rq, rc);
+	else
+		accounts__register(rq->svc, worker__store(rq->w), s, req->register_, register_answer, rq);
+}
+
+static void route_auth(request *rq, const Parley__Wire__Request *req)
+{
+	acct_auth *s;
+	int rc = begin(rq, &s);
+	if (rc != PARLEY_OK)
+		request__fail(rq, rc);
+	else
+		accounts__auth(rq->svc, worker__store(rq->w), s, req->auth, auth_answer, rq);
+}
+
+/* --- device management --- */
+
+static void list_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__ListDevicesResponse ld = PARLEY__WIRE__LIST_DEVICES_RESPONSE__INIT;
+	Parley__Wire__Device *devs = NULL, **devp = NULL;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		size_t n = j->n_devices;
+		devs = parley__calloc(n ? n : 1, sizeof(*devs));
+		devp = parley__calloc(n ? n : 1, sizeof(*devp));
+		if (devs == NULL || devp == NULL) {
+			r.status = PARLEY_E_NOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const store_device *sd = &j->devices[i];
+			parley__wire__device__init(&devs[i]);
+			devs[i].device_id = sd->device_id;
+			devs[i].name = (char *)sd->name;
+			devs[i].device_key.data = (uint8_t *)sd->key;
+			devs[i].device_key.len = STORE_KEY_LEN;
+			devs[i].created_ms = sd->created_ms;
+			devs[i].last_seen_ms = sd->last_seen_ms;
+			devp[i] = &devs[i];
+		}
+		ld.n_devices = n;
+		ld.devices = devp;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES;
+		r.list_devices = &ld;
+	}
+out:
+	request__reply(arg, &r);
+	parley__free(devs);
+	parley__free(devp);
+}
+
+static void route_list_devices(request *rq, const Parley__Wire__Request *req)
+{
+	accounts__list_devices(worker__store(rq->w), rq->account, list_answer, rq);
+}
+
+static void add_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AddDeviceResponse ad = PARLEY__WIRE__ADD_DEVICE_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		log_info(MODULE, "account %llu added device %u", (unsigned long long)j->account_id, j->device_id);
+		ad.device_id = j->device_id;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_ADD_DEVICE;
+		r.add_device = &ad;
+	}
+	request__reply(arg, &r);
+}
+
+static void route_add_device(request *rq, const Parley__Wire__Request *req)
+{
+	accounts__add_device(worker__store(rq->w), rq->account, req->add_device, add_answer, rq);
+}
+
+static void close_removed(struct link *l, void *arg)
+{
+	log_info(MODULE, "closing %s (worker %d): device %u of account %llu was removed", link__peer(l),
+		 worker__index(link__worker(l)), link__device(l), (unsigned long long)link__account(l));
+	link__close(l, 1008, "device removed");
+}
+
+/* Mailbox handler, on every loop holding a connection of the removed device. */
+static void on_kick(worker *w, const mbox_item *it)
+{
+	worker__each_link(w, it->account, it->device, close_removed, NULL);
+}
+
+static void remove_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	request *rq = arg;
+	worker *w = rq->w;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__RemoveDeviceResponse rd = PARLEY__WIRE__REMOVE_DEVICE_RESPONSE__INIT;
+	uint64_t account = 0;
+	uint32_t removed = 0;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		account = j->account_id;
+		removed = j->device_id;
+		log_info(MODULE, "account %llu removed device %u", (unsigned long long)account, removed);
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_REMOVE_DEVICE;
+		r.remove_device = &rd;
+	}
+	request__reply(rq, &r);
+	/* after the response, so a device removing itself still gets its answer first; a removal notice
+	 * must arrive, so it may exceed the mailbox bound */
+	if (removed != 0)
+		(void)worker__post(w, &accounts__service, MBOX_MUST, account, removed, 0, NULL, 0, on_kick);
+}
+
+static void route_remove_device(request *rq, const Parley__Wire__Request *req)
+{
+	accounts__remove_device(worker__store(rq->w), rq->account, req->remove_device, remove_answer, rq);
+}
+
+static const route routes[] = {
+	{PARLEY__WIRE__REQUEST__BODY_REGISTER, "register", 0, route_register},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH, "auth", 0, route_auth},
+	{PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES, "list_devices", 1, route_list_devices},
+	{PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE, "add_device", 1, route_add_device},
+	{PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE, "remove_device", 1, route_remove_device},
+};
+
+const service accounts__service = {
+	.name = "accounts",
+	.routes = routes,
+	.n_routes = sizeof(routes) / sizeof(routes[0]),
+	.init = init,
+	.fini = fini,
+	.link_open = link_open,
+	.link_free = link_free,
+};

@@ -1,0 +1,82 @@
+/* Internals shared by dispatch.c (connections, requests, routing) and worker.c (the per-loop context,
+ * its mailbox and link index). Services see none of this: they use service.h. */
+#ifndef PARLEYD_DISPATCH_INTERNAL_H
+#define PARLEYD_DISPATCH_INTERNAL_H
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "dispatch/dispatch.h"
+#include "dispatch/registry.h"
+#include "dispatch/service.h"
+#include "net/conn.h"
+#include "wire/wire.h"
+
+#define DISPATCH_MAX_SERVICES 16
+#define DISPATCH_MAX_CASE 128 /* request oneof field numbers are below this (checked at start-up) */
+
+struct link {
+	net_conn *conn;          /* NULL once the connection is gone */
+	worker *w;
+	struct link *index_next;        /* the worker's index chain (authenticated links only) */
+	uint64_t account;
+	uint32_t device;
+	unsigned refs;           /* the open connection + requests and holds in flight */
+	uint8_t authenticated;
+	uint8_t closed;
+	int8_t presence_edge;    /* +1: its authentication brought the account online; -1: its close took it offline */
+	char handle[STORE_MAX_HANDLE + 1];
+	void *slot[LINK_SLOT__COUNT];
+};
+
+struct worker {
+	dispatch *d;
+	uv_loop_t *loop;
+	int index;
+	store_client *sc;
+	dynbuf out;
+	void *wstate[DISPATCH_MAX_SERVICES];
+
+	/* The mailbox: the one uv_async of this layer. Woken by other loops (items) and by the store
+	 * thread (completions); `running`, the list and `n` are guarded by mu. */
+	uv_async_t async;
+	pthread_mutex_t mu;
+	int running;
+	mbox_item *head, *tail;
+	size_t n;
+	atomic_int resync;       /* MBOX_RESYNC items were refused: catch up from the store */
+
+	/* authenticated links by account: chained hash, grown at load 1 */
+	struct link **buckets;
+	size_t nbuckets, nlinks;
+};
+
+struct route_entry {
+	const route *r;
+	const service *svc;
+	void *state;
+	int kind; /* metrics histogram */
+};
+
+struct dispatch {
+	store *store;
+	const parleyd_config *cfg;
+	wire_limits limits;
+	registry *reg;
+	const service *const *services;
+	size_t n_services;
+	void *state[DISPATCH_MAX_SERVICES];
+	struct route_entry by_case[DISPATCH_MAX_CASE];
+	int kind_unknown;
+	unsigned n_workers;
+	size_t mailbox_cap;
+	worker *workers;
+};
+
+/* worker.c */
+int worker__start(dispatch *d, worker *w, int index, uv_loop_t *loop);
+void worker__stop(worker *w);
+int worker__index_add(worker *w, struct link *l);
+void worker__index_remove(worker *w, struct link *l);
+int worker__service_index(const dispatch *d, const service *s);
+
+#endif

@@ -1,0 +1,137 @@
+/* Registry of connected devices. See registry.h. */
+#include "dispatch/registry.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+
+#define NBUCKETS 4096u
+
+struct entry {
+	struct entry *next;
+	uint64_t account;
+	uint32_t device; /* 0: the account's aggregate (device ids start at 1) */
+	uint32_t total;
+	uint16_t per_worker[REGISTRY_MAX_WORKERS];
+};
+
+struct registry {
+	pthread_mutex_t mu;
+	unsigned n_workers;
+	struct entry *buckets[NBUCKETS];
+};
+
+int registry__new(unsigned n_workers, registry **out)
+{
+	if (n_workers == 0 || n_workers > REGISTRY_MAX_WORKERS)
+		return PARLEY_E_INVAL;
+	registry *r = parley__calloc(1, sizeof(*r));
+	if (r == NULL)
+		return PARLEY_E_NOMEM;
+	pthread_mutex_init(&r->mu, NULL);
+	r->n_workers = n_workers;
+	*out = r;
+	return PARLEY_OK;
+}
+
+void registry__free(registry *r)
+{
+	if (r == NULL)
+		return;
+	for (unsigned i = 0; i < NBUCKETS; i++) {
+		struct entry *e = r->buckets[i];
+		while (e != NULL) {
+			struct entry *n = e->next;
+			parley__free(e);
+			e = n;
+		}
+	}
+	pthread_mutex_destroy(&r->mu);
+	parley__free(r);
+}
+
+/* --- registry --- */
+
+static unsigned bucket(uint64_t account, uint32_t device)
+{
+	uint64_t x = account * 0x9E3779B97F4A7C15ull ^ ((uint64_t)device << 32 | device);
+	return (unsigned)((x ^ (x >> 29)) % NBUCKETS);
+}
+
+static struct entry **find(registry *r, uint64_t account, uint32_t device)
+{
+	struct entry **pp = &r->buckets[bucket(account, device)];
+	while (*pp != NULL && !((*pp)->account == account && (*pp)->device == device))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* delta +1/-1 on one entry; returns its total before the change, or -1 on allocation failure */
+static int bump(registry *r, uint64_t account, uint32_t device, int worker, int delta)
+{
+	struct entry **pp = find(r, account, device);
+	struct entry *e = *pp;
+	if (e == NULL) {
+		if (delta < 0)
+			return 0;
+		e = parley__calloc(1, sizeof(*e));
+		if (e == NULL)
+			return -1;
+		e->account = account;
+		e->device = device;
+		*pp = e;
+	}
+	int before = (int)e->total;
+	if (delta > 0) {
+		e->total++;
+		e->per_worker[worker]++;
+	} else if (e->per_worker[worker] > 0) {
+		e->total--;
+		e->per_worker[worker]--;
+	}
+	if (e->total == 0) {
+		*pp = e->next;
+		parley__free(e);
+	}
+	return before;
+}
+
+int registry__add(registry *r, uint64_t account, uint32_t device, int worker)
+{
+	if (worker < 0 || (unsigned)worker >= r->n_workers || device == 0)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	int first = 0;
+	if (bump(r, account, device, worker, +1) >= 0)
+		first = bump(r, account, 0, worker, +1) == 0;
+	pthread_mutex_unlock(&r->mu);
+	return first;
+}
+
+int registry__remove(registry *r, uint64_t account, uint32_t device, int worker)
+{
+	if (worker < 0 || (unsigned)worker >= r->n_workers || device == 0)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	bump(r, account, device, worker, -1);
+	int before = bump(r, account, 0, worker, -1);
+	int last = before == 1 && *find(r, account, 0) == NULL;
+	pthread_mutex_unlock(&r->mu);
+	return last;
+}
+
+uint64_t registry__workers(registry *r, uint64_t account, uint32_t device)
+{
+	uint64_t mask = 0;
+	pthread_mutex_lock(&r->mu);
+	struct entry *e = *find(r, account, device);
+	if (e != NULL)
+		for (unsigned w = 0; w < r->n_workers; w++)
+			if (e->per_worker[w] > 0)
+				mask |= 1ull << w;
+	pthread_mutex_unlock(&r->mu);
+	return mask;
+}

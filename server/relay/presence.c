@@ -1,0 +1,118 @@
+/* Typing and presence: ephemeral pushes between accounts that share a thread. Neither is stored: the
+ * store only answers who the peers are. Both travel with MBOX_DROP (a lost typing indicator is harmless;
+ * presence is sent again on the next change). */
+#include <stdio.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "dispatch/service.h"
+#include "relay/relay.h"
+#include "wire/wire.h"
+
+/* --- presence: the peer list comes from the store; the job carries everything it needs by value,
+ * since the connection that triggered it may be gone when the answer arrives --- */
+
+struct presence_req {
+	worker *w;
+	char handle[STORE_MAX_HANDLE + 1];
+	uint64_t account;
+	int online;
+};
+
+static void presence_peers(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	struct presence_req *q = arg;
+	worker *w = q->w;
+	if (status == PARLEY_OK && j->msg.n_peers > 0) {
+		Parley__Wire__Presence pr = PARLEY__WIRE__PRESENCE__INIT;
+		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
+		pr.handle = q->handle;
+		pr.account_id = q->account;
+		pr.online = q->online;
+		pr.timestamp = parley__wall_ms();
+		push.body_case = PARLEY__WIRE__PUSH__BODY_PRESENCE;
+		push.presence = &pr;
+		dynbuf *out = worker__scratch(w);
+		if (wire__encode_push(&push, out) == PARLEY_OK) {
+			/* worker__post may reuse the scratch buffer on this loop: keep the frame apart */
+			uint8_t *frame = parley__malloc(out->len);
+			size_t len = out->len;
+			if (frame != NULL) {
+				memcpy(frame, out->data, len);
+				for (size_t i = 0; i < j->msg.n_peers; i++)
+					(void)worker__post(w, &relay__service, MBOX_DROP, j->msg.peers[i], 0, 0, frame, len,
+							   worker__send_frame);
+				parley__free(frame);
+			}
+		}
+	}
+	parley__free(q);
+}
+
+void relay__presence_changed(worker *w, uint64_t account, const char *handle, int online)
+{
+	struct presence_req *q = parley__calloc(1, sizeof(*q));
+	if (q == NULL)
+		return;
+	q->w = w;
+	snprintf(q->handle, sizeof(q->handle), "%s", handle);
+	q->account = account;
+	q->online = online;
+	relay__thread_peers(worker__store(w), account, presence_peers, q);
+}
+
+/* --- typing: the peer lookup (and the thread check) needs the store --- */
+
+struct typing_req {
+	request *rq;
+	int started;
+	uint64_t timestamp;
+};
+
+static void typing_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	struct typing_req *t = arg;
+	request *rq = t->rq;
+	worker *w = rq->w;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__TypingResponse tr = PARLEY__WIRE__TYPING_RESPONSE__INIT;
+	if (status == PARLEY_OK && !j->msg.shared)
+		status = PARLEY_E_NO_THREAD;
+	if (status == PARLEY_OK) {
+		Parley__Wire__Typing ty = PARLEY__WIRE__TYPING__INIT;
+		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
+		ty.sender_handle = rq->handle;
+		ty.sender_account = rq->account;
+		ty.sender_device = rq->device;
+		ty.started = t->started;
+		ty.timestamp = t->timestamp;
+		push.body_case = PARLEY__WIRE__PUSH__BODY_TYPING;
+		push.typing = &ty;
+		dynbuf *out = worker__scratch(w);
+		if (wire__encode_push(&push, out) == PARLEY_OK)
+			(void)worker__post(w, &relay__service, MBOX_DROP, j->msg.recipient_account, 0, 0, out->data,
+					   out->len, worker__send_frame);
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_TYPING;
+		r.typing = &tr;
+	}
+	r.status = (uint32_t)status;
+	parley__free(t);
+	request__reply(rq, &r);
+}
+
+void relay__route_typing(request *rq, const Parley__Wire__Request *req)
+{
+	struct typing_req *t = parley__calloc(1, sizeof(*t));
+	if (t == NULL) {
+		request__fail(rq, PARLEY_E_NOMEM);
+		return;
+	}
+	t->rq = rq;
+	t->started = req->typing->started;
+	t->timestamp = req->typing->timestamp;
+	relay__find_peer(worker__store(rq->w), rq->account, req->typing->recipient, typing_answer, t);
+}

@@ -1,0 +1,278 @@
+/* The relay on the wire: send and ack routes, the fan-out of committed envelopes to the loops that hold
+ * the recipients, each authenticated connection's relay_dev, overflow recovery and the TTL purge.
+ *
+ * The path of one message: route_send -> relay__send (validate, one store job) -> group commit ->
+ * send_answer (the sender's Response) -> fan_out: one Push frame per recipient device, posted to the
+ * loops the registry names (MBOX_RESYNC: never lost, at worst read again from the store) -> on_envelope
+ * on each of those loops -> the device's relay_dev pushes it live or reads it from the store.
+ */
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "base/log.h"
+#include "common/alloc.h"
+#include "dispatch/service.h"
+#include "relay/relay.h"
+
+#define MODULE "relay"
+
+static int init(const parleyd_config *cfg, void **state)
+{
+	relay_config *c = parley__calloc(1, sizeof(*c));
+	if (c == NULL)
+		return PARLEY_E_NOMEM;
+	relay__config_from(c, cfg);
+	*state = c;
+	return PARLEY_OK;
+}
+
+static void fini(void *state)
+{
+	parley__free(state);
+}
+
+/* --- the TTL purge: one loop runs it, the store serialises it anyway --- */
+
+struct purge {
+	uv_timer_t timer;
+	worker *w;
+	int running;
+};
+
+static void purge_done(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	struct purge *p = arg;
+	p->running = 0;
+	if (status == PARLEY_OK && j->msg.n_deleted > 0)
+		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->msg.n_deleted);
+}
+
+static void on_purge_timer(uv_timer_t *t)
+{
+	struct purge *p = t->data;
+	if (p->running)
+		return;
+	p->running = 1;
+	relay__purge(worker__store(p->w), parley__wall_ms(), purge_done, p);
+}
+
+static int worker_start(worker *w, void *state, void **wstate)
+{
+	if (worker__index(w) != 0)
+		return PARLEY_OK;
+	struct purge *p = parley__calloc(1, sizeof(*p));
+	if (p == NULL)
+		return PARLEY_E_NOMEM;
+	p->w = w;
+	uv_timer_init(worker__loop(w), &p->timer);
+	p->timer.data = p;
+	uv_timer_start(&p->timer, on_purge_timer, RELAY_PURGE_INTERVAL_MS, RELAY_PURGE_INTERVAL_MS);
+	uv_unref((uv_handle_t *)&p->timer);
+	*wstate = p;
+	return PARLEY_OK;
+}
+
+static void on_purge_closed(uv_handle_t *h)
+{
+	parley__free(h->data);
+}
+
+/* Runs before the store client closes, so a purge in flight still completes into `p`. */
+static void worker_stop(worker *w, void *state, void *wstate)
+{
+	struct purge *p = wstate;
+	if (p != NULL)
+		uv_close((uv_handle_t *)&p->timer, on_purge_closed);
+}
+
+/* --- per-connection delivery --- */
+
+static int dev_send(void *owner, const uint8_t *buf, size_t len)
+{
+	return link__send(owner, buf, len);
+}
+
+static void dev_hold(void *owner)
+{
+	link__hold(owner);
+}
+
+static void dev_release(void *owner)
+{
+	link__release(owner);
+}
+
+static const relay_dev_ops dev_ops = {dev_send, dev_hold, dev_release};
+
+static relay_dev *dev_of(struct link *l)
+{
+	return *link__slot(l, LINK_SLOT_RELAY);
+}
+
+static void link_auth(struct link *l, void *state)
+{
+	worker *w = link__worker(l);
+	relay_dev *d = parley__calloc(1, sizeof(*d));
+	if (d == NULL) {
+		link__close(l, 1011, "out of memory");
+		return;
+	}
+	d->ops = &dev_ops;
+	d->owner = l;
+	d->cfg = state;
+	d->sc = worker__store(w);
+	d->out = worker__scratch(w); /* the loop's scratch buffer */
+	d->account = link__account(l);
+	d->device = link__device(l);
+	*link__slot(l, LINK_SLOT_RELAY) = d;
+	relay__dev_start(d);
+	if (link__presence_edge(l) > 0)
+		relay__presence_changed(w, link__account(l), link__handle(l), 1);
+}
+
+static void link_close(struct link *l, void *state)
+{
+	relay_dev *d = dev_of(l);
+	if (d == NULL)
+		return;
+	relay__dev_stop(d);
+	if (link__presence_edge(l) < 0)
+		relay__presence_changed(link__worker(l), link__account(l), link__handle(l), 0);
+}
+
+/* Every read in flight held the link, so nothing refers to the relay_dev any more. */
+static void link_free(struct link *l, void *state)
+{
+	void **slot = link__slot(l, LINK_SLOT_RELAY);
+	parley__free(*slot);
+	*slot = NULL;
+}
+
+static void resync_link(struct link *l, void *arg)
+{
+	relay_dev *d = dev_of(l);
+	if (d != NULL)
+		relay__dev_resync(d);
+}
+
+static void resync(worker *w, void *state)
+{
+	worker__each_authenticated(w, resync_link, NULL);
+}
+
+/* --- send --- */
+
+static void live_to(struct link *l, void *arg)
+{
+	const mbox_item *it = arg;
+	relay_dev *d = dev_of(l);
+	if (d != NULL)
+		relay__dev_live(d, it->u64, it->data, it->len);
+}
+
+/* Mailbox handler, on each loop holding a connection of the recipient device. */
+static void on_envelope(worker *w, const mbox_item *it)
+{
+	worker__each_link(w, it->account, it->device, live_to, (void *)it);
+}
+
+/* After the commit: hand each envelope to the loops where its device is connected. The frame is encoded
+ * once per device from the job (no store read). */
+static void fan_out(worker *w, const store_job *j)
+{
+	const store_msg_args *m = &j->msg;
+	for (size_t i = 0; i < m->n_msgs; i++) {
+		const store_out_msg *o = &m->msgs[i];
+		store_envelope e = {0};
+		e.server_id = o->server_id;
+		e.sender_account = j->account_id;
+		e.sender_device = j->device_id;
+		memcpy(e.sender_handle, m->sender_handle, sizeof(e.sender_handle));
+		e.type = o->type;
+		e.client_ts = m->client_ts;
+		e.server_ts = j->now_ms;
+		e.content = (uint8_t *)o->content;
+		e.content_len = o->content_len;
+		dynbuf *out = worker__scratch(w);
+		if (relay__encode_envelope(out, &e, m->recipient_account, o->device_id) == PARLEY_OK)
+			(void)worker__post(w, &relay__service, MBOX_RESYNC, m->recipient_account, o->device_id,
+					   o->server_id, out->data, out->len, on_envelope);
+	}
+}
+
+static void send_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	request *rq = arg;
+	worker *w = rq->w;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__SendMessageResponse sr = PARLEY__WIRE__SEND_MESSAGE_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (j != NULL && (status == PARLEY_OK || status == PARLEY_E_MISMATCHED_DEVICES ||
+			  status == PARLEY_E_STALE_DEVICES)) {
+		/* the one error that carries a body: the sender needs the device lists to fix its own */
+		sr.server_timestamp = status == PARLEY_OK ? j->now_ms : 0;
+		sr.missing_devices = (uint32_t *)j->msg.missing;
+		sr.n_missing_devices = j->msg.n_missing;
+		sr.extra_devices = (uint32_t *)j->msg.extra;
+		sr.n_extra_devices = j->msg.n_extra;
+		sr.stale_devices = (uint32_t *)j->msg.stale;
+		sr.n_stale_devices = j->msg.n_stale;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE;
+		r.send_message = &sr;
+	}
+	request__reply(rq, &r);
+	if (status == PARLEY_OK && j != NULL)
+		fan_out(w, j);
+}
+
+static void route_send_message(request *rq, const Parley__Wire__Request *req)
+{
+	relay__send(rq->svc, worker__store(rq->w), rq->account, rq->device, rq->handle, req->send_message,
+		    parley__wall_ms(), send_answer, rq);
+}
+
+/* --- ack --- */
+
+static void ack_answer(void *arg, int status, const void *result)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AckResponse ar = PARLEY__WIRE__ACK_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_ACK;
+		r.ack = &ar;
+	}
+	request__reply(arg, &r);
+}
+
+static void route_ack(request *rq, const Parley__Wire__Request *req)
+{
+	relay_dev *d = dev_of(rq->ln);
+	/* reopen the push window now, so the next queue read rides in the same commit as the delete */
+	if (d != NULL && req->ack != NULL)
+		relay__dev_acked(d, req->ack->server_ids, req->ack->n_server_ids);
+	relay__ack(worker__store(rq->w), rq->account, rq->device, req->ack, ack_answer, rq);
+}
+
+static const route routes[] = {
+	{PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE, "send_message", 1, route_send_message},
+	{PARLEY__WIRE__REQUEST__BODY_ACK, "ack", 1, route_ack},
+	{PARLEY__WIRE__REQUEST__BODY_TYPING, "typing", 1, relay__route_typing},
+};
+
+const service relay__service = {
+	.name = "relay",
+	.routes = routes,
+	.n_routes = sizeof(routes) / sizeof(routes[0]),
+	.init = init,
+	.fini = fini,
+	.worker_start = worker_start,
+	.worker_stop = worker_stop,
+	.link_auth = link_auth,
+	.link_close = link_close,
+	.link_free = link_free,
+	.resync = resync,
+};
