@@ -53,8 +53,8 @@ static void usage(FILE *out)
 	config__usage(&b);
 	fprintf(out,
 		"Usage: parleyd [OPTIONS]\n"
-		"The parley server: accounts, devices and (soon) the key server, relay and groups over\n"
-		"WebSocket, with an embedded SQLite store.\n\n"
+		"The parley server: accounts and devices, the key server and the durable relay of\n"
+		"end-to-end encrypted messages, over WebSocket, with an embedded SQLite store.\n\n"
 		"  --config=FILE                    read options from FILE (see --sample-config)\n"
 		"  --sample-config                  print a commented configuration file and exit\n"
 		"  --print-config                   print the effective configuration and exit\n"

@@ -76,7 +76,7 @@ static const struct opt opts[] = {
 	{"queue_limit", OPT_INT, OFF(queue_limit), 1, 100000000, "10000", 0,
 	 "envelopes queued for one offline device before sends to it are refused"},
 	{"message_ttl_s", OPT_INT, OFF(message_ttl_s), 60, 315360000, "2592000", 0,
-	 "queued envelopes older than this are purged and never delivered (default 30 days)"},
+	 "queued envelopes older than this are purged and never delivered (2592000 s = 30 days)"},
 	{"max_inflight", OPT_INT, OFF(max_inflight), 1, 100000, "100", 0,
 	 "envelopes pushed to one connection and not yet acknowledged"},
 };
@@ -337,10 +337,12 @@ int config__usage(dynbuf *out)
 	int err = PARLEY_OK;
 	for (size_t i = 0; i < NOPTS && !err; i++) {
 		const struct opt *o = &opts[i];
-		char arg[64];
+		char arg[64], range[64] = "";
 		snprintf(arg, sizeof arg, "--%s=%s", o->name, type_name(o->type));
-		err = dynbuf__printf(out, "  %-32s %s (default: \"%s\"%s)\n", arg, o->help, o->def,
-				     o->reloadable ? ", reloadable" : "");
+		if (o->type == OPT_INT)
+			snprintf(range, sizeof range, ", %lld..%lld", o->min, o->max);
+		err = dynbuf__printf(out, "  %-32s %s\n  %-32s [default \"%s\"%s%s]\n", arg, o->help, "", o->def, range,
+				     o->reloadable ? ", reloadable on SIGHUP" : "");
 	}
 	return err;
 }
