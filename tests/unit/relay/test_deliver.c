@@ -1,0 +1,246 @@
+/* relay_dev, one connection's delivery state machine, over a real SQLite store with a fake connection
+ * (the send/hold/release hooks record what would have gone out): backlog streaming within the in-flight
+ * window, the window reopening on acks, QueueEmpty once, live pushes in order, falling back to the store
+ * when the device is behind, resync after lost notices, stop during a read. */
+#include "relay/relay.h"
+#include "test.h"
+#include "store_loop.h"
+#include "common.h"
+#include "common/clock.h"
+#include "wire/wire.h"
+
+#define MAX_SENT 1024
+
+/* The fake connection. */
+struct conn {
+	int open;
+	int holds;            /* hold - release */
+	size_t n;             /* frames "sent" */
+	uint64_t ids[MAX_SENT]; /* envelope server ids in send order; 0 for QueueEmpty */
+	int queue_empty;
+};
+
+static int fake_send(void *owner, const uint8_t *buf, size_t len)
+{
+	struct conn *c = owner;
+	wire_frame f;
+	if (!c->open)
+		return PARLEY_E_CLOSED;
+	if (wire__decode_frame(buf, len, NULL, &f) != PARLEY_OK)
+		return PARLEY_E_PROTO_MALFORMED;
+	if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && c->n < MAX_SENT) {
+		const Parley__Wire__Push *p = f.frame->push;
+		if (p->body_case == PARLEY__WIRE__PUSH__BODY_ENVELOPE) {
+			c->ids[c->n++] = p->envelope->server_id;
+		} else if (p->body_case == PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY) {
+			c->queue_empty++;
+		}
+	}
+	wire__frame_free(&f);
+	return PARLEY_OK;
+}
+
+static void fake_hold(void *owner)
+{
+	((struct conn *)owner)->holds++;
+}
+
+static void fake_release(void *owner)
+{
+	((struct conn *)owner)->holds--;
+}
+
+static const relay_dev_ops ops = {fake_send, fake_hold, fake_release};
+static relay_config rc_;
+static dynbuf out;
+
+static void dev_init(relay_dev *d, struct conn *c, uint64_t account, uint32_t device)
+{
+	memset(d, 0, sizeof(*d));
+	memset(c, 0, sizeof(*c));
+	c->open = 1;
+	d->ops = &ops;
+	d->owner = c;
+	d->cfg = &rc_;
+	d->sc = sc;
+	d->out = &out;
+	d->account = account;
+	d->device = device;
+}
+
+/* Runs the loop until no queue read is in flight. */
+static void settle(relay_dev *d)
+{
+	for (int i = 0; i < 10000 && d->reading; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* Enqueues n envelopes for (account, device 1) straight through the store; returns the last id. */
+static uint64_t enqueue(const char *to, uint32_t regid, unsigned n)
+{
+	uint64_t last = 0;
+	for (unsigned i = 0; i < n; i++) {
+		static const uint8_t ct[] = {0x33, 1, 2, 3};
+		store_job *j = store__job_new(STORE_OP_SEND);
+		store__job_set_handle(j, to);
+		j->account_id = 1;
+		j->device_id = 1;
+		j->now_ms = parley__wall_ms();
+		snprintf(j->msg.sender_handle, sizeof(j->msg.sender_handle), "alice");
+		j->msg.expires_ms = j->now_ms + 3600000;
+		j->msg.queue_limit = 100000;
+		j->msg.msgs = calloc(1, sizeof(*j->msg.msgs));
+		j->msg.content_buf = malloc(sizeof(ct));
+		memcpy(j->msg.content_buf, ct, sizeof(ct));
+		j->msg.msgs[0].device_id = 1;
+		j->msg.msgs[0].registration_id = regid;
+		j->msg.msgs[0].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+		j->msg.msgs[0].content = j->msg.content_buf;
+		j->msg.msgs[0].content_len = sizeof(ct);
+		j->msg.n_msgs = 1;
+		if (store__run_sync(st, j) != PARLEY_OK)
+			abort();
+		last = j->msg.msgs[0].server_id;
+		store__job_free(j);
+	}
+	return last;
+}
+
+static int ascending(const struct conn *c)
+{
+	for (size_t i = 1; i < c->n; i++)
+		if (c->ids[i] <= c->ids[i - 1])
+			return 0;
+	return 1;
+}
+
+static void test_window(void)
+{
+	relay_dev d;
+	struct conn c;
+	uint64_t bob = make_account("bob", 1);
+	store_keys(bob, 1, 41, 0, 1);
+	enqueue("bob", 41, 25);
+	rc_.max_inflight = 10;
+	dev_init(&d, &c, bob, 1);
+
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 10); /* the window, not the whole backlog */
+	TEST_EQ_INT(c.queue_empty, 0);
+	TEST_EQ_INT(d.inflight, 10);
+
+	/* acking 4 reopens the window by 4, at once (the read rides with the delete) */
+	relay__dev_acked(&d, c.ids, 4);
+	settle(&d);
+	TEST_EQ_INT(c.n, 14);
+	TEST_EQ_INT(d.inflight, 10);
+
+	/* acking everything sent drains the rest, then QueueEmpty exactly once */
+	relay__dev_acked(&d, c.ids + 4, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 24);
+	relay__dev_acked(&d, c.ids + 14, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 25);
+	relay__dev_acked(&d, c.ids + 24, 1);
+	settle(&d);
+	TEST_EQ_INT(c.queue_empty, 1);
+	TEST_EQ_INT(d.backlog, 0);
+	TEST_CHECK(ascending(&c));
+	TEST_EQ_INT(c.holds, 0); /* every read released what it held */
+
+	/* live mode: a newer envelope goes out at once, an old or repeated id never twice */
+	uint64_t id = enqueue("bob", 41, 1);
+	dynbuf f;
+	dynbuf__init(&f, 4096);
+	static uint8_t body[] = {0x33, 1, 2, 3};
+	store_envelope e = {.server_id = id, .sender_account = 1, .sender_device = 1, .type = 1, .client_ts = 1,
+			    .server_ts = 1, .content = body, .content_len = sizeof(body)};
+	snprintf(e.sender_handle, sizeof(e.sender_handle), "alice");
+	TEST_EQ_INT(relay__encode_envelope(&f, &e, bob, 1), PARLEY_OK);
+	relay__dev_live(&d, id, f.data, f.len);
+	TEST_EQ_INT(c.n, 26);
+	TEST_EQ_INT(c.ids[25], id);
+	relay__dev_live(&d, id, f.data, f.len);
+	relay__dev_live(&d, id - 1, f.data, f.len);
+	TEST_EQ_INT(c.n, 26);
+	TEST_EQ_INT(c.queue_empty, 1);
+
+	/* a device that stops acking: live pushes stop at the window and the rest waits in the store */
+	unsigned before = (unsigned)c.n;
+	uint64_t first = enqueue("bob", 41, 15) - 14;
+	for (uint64_t k = first; k < first + 15; k++) {
+		e.server_id = k;
+		dynbuf__reset(&f);
+		relay__encode_envelope(&f, &e, bob, 1);
+		relay__dev_live(&d, k, f.data, f.len);
+	}
+	settle(&d);
+	TEST_EQ_INT(c.n - before, 9); /* 1 was already in flight: 10 in all */
+	TEST_EQ_INT(d.backlog, 1);
+	/* acks bring the rest from the store, in order, none twice */
+	relay__dev_acked(&d, c.ids + before - 1, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n - before, 15);
+	TEST_CHECK(ascending(&c));
+	TEST_EQ_INT(c.holds, 0);
+	dynbuf__free(&f);
+	relay__dev_stop(&d);
+}
+
+/* Live notices lost (mailbox overflow) are recovered by a resync: read from the store. */
+static void test_resync(void)
+{
+	relay_dev d;
+	struct conn c;
+	uint64_t carol = make_account("carol", 1);
+	store_keys(carol, 1, 51, 0, 1);
+	rc_.max_inflight = 100;
+	dev_init(&d, &c, carol, 1);
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.queue_empty, 1);
+	enqueue("carol", 51, 5); /* no live notice reaches the device */
+	settle(&d);
+	TEST_EQ_INT(c.n, 0);
+	relay__dev_resync(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 5);
+	TEST_CHECK(ascending(&c));
+	TEST_EQ_INT(c.queue_empty, 1); /* once per connection */
+	relay__dev_stop(&d);
+}
+
+/* The connection closes while a read is in flight: nothing is sent after, the hold is released. */
+static void test_stop_during_read(void)
+{
+	relay_dev d;
+	struct conn c;
+	uint64_t dave = make_account("dave", 1);
+	store_keys(dave, 1, 61, 0, 1);
+	enqueue("dave", 61, 3);
+	dev_init(&d, &c, dave, 1);
+	relay__dev_start(&d);
+	TEST_EQ_INT(d.reading, 1);
+	TEST_EQ_INT(c.holds, 1);
+	relay__dev_stop(&d);
+	c.open = 0;
+	settle(&d);
+	TEST_EQ_INT(c.n, 0);
+	TEST_EQ_INT(c.holds, 0);
+}
+
+int main(void)
+{
+	setup();
+	make_account("alice", 1); /* the sender of every envelope */
+	relay__config_defaults(&rc_);
+	dynbuf__init(&out, 1 << 20);
+	TEST_RUN(test_window);
+	TEST_RUN(test_resync);
+	TEST_RUN(test_stop_during_read);
+	dynbuf__free(&out);
+	teardown();
+	TEST_EXIT();
+}
