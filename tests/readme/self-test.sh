@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The checks of this folder must be able to fail. Each fixtures/readme/*.md is a README that is wrong in
 # one way for run-readme.sh (the bug the README once had, a command that never returns, a promise the
-# output does not keep, a block without a marker, ...). A fixture's first line `<!-- expect: TEXT -->` names what the failure
+# output does not keep, a block without a marker, ...); each fixtures/options/*.md names parleyd options
+# wrongly for check-options.sh. A fixture's first line `<!-- expect: TEXT -->` names what the failure
 # report must say; the fixture passes when its check exits 1 and the report contains TEXT.
 set -uo pipefail
 : "${BUILD_ROOT:?BUILD_ROOT must name the meson build directory}"
 here=$(cd "$(dirname "$0")" && pwd)
 fail=0 n=0
-for f in "$here"/fixtures/readme/*.md; do
+for f in "$here"/fixtures/readme/*.md "$here"/fixtures/options/*.md; do
 	n=$((n + 1))
 	expect=$(sed -n '1s/^<!-- expect: \(.*\) -->$/\1/p' "$f")
 	name=${f#"$here"/}
@@ -18,6 +19,7 @@ for f in "$here"/fixtures/readme/*.md; do
 	fi
 	case $f in
 	*/fixtures/readme/*) out=$(README_CMD_TIMEOUT=2 "$here/run-readme.sh" "$f" 2>&1) ;;
+	*) out=$("$here/check-options.sh" "$f" 2>&1) ;;
 	esac
 	rc=$?
 	if [ "$rc" = 1 ] && grep -qF -- "$expect" <<<"$out"; then
