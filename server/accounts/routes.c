@@ -21,11 +21,6 @@ static int init(const parleyd_config *cfg, void **state)
 	return PARLEY_OK;
 }
 
-static void fini(void *state)
-{
-	parley__free(state);
-}
-
 static acct_auth *auth_of(struct link *l)
 {
 	return *link__slot(l, LINK_SLOT_AUTH);
@@ -260,10 +255,9 @@ static const route routes[] = {
 
 const service accounts__service = {
 	.name = "accounts",
-	.routes = routes,
-	.n_routes = sizeof(routes) / sizeof(routes[0]),
+	SERVICE_ROUTES(routes),
 	.init = init,
-	.fini = fini,
+	.fini = service__free_state,
 	.link_open = link_open,
 	.link_free = link_free,
 };

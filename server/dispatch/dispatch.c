@@ -181,8 +181,7 @@ static const route core_routes[] = {
 
 static const service core_service = {
 	.name = "core",
-	.routes = core_routes,
-	.n_routes = 1,
+	SERVICE_ROUTES(core_routes),
 };
 
 /* --- net_handler callbacks --- */
@@ -313,6 +312,11 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		e->r->fn(rq, req);
 	}
 	wire__frame_free(&f);
+}
+
+void service__free_state(void *state)
+{
+	parley__free(state);
 }
 
 /* --- set-up --- */

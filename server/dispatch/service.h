@@ -177,6 +177,11 @@ struct service {
 	void (*resync)(worker *w, void *state);
 };
 
+/* Fills a descriptor's route rows from one static array. */
+#define SERVICE_ROUTES(rows) .routes = (rows), .n_routes = sizeof(rows) / sizeof((rows)[0])
+/* A fini for services whose state is one parley__malloc'd block. */
+void service__free_state(void *state);
+
 /* The process-wide state (init's result) of a service, for mailbox handlers and timers. */
 void *worker__service(worker *w, const service *s);
 

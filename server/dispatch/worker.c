@@ -176,15 +176,27 @@ static void run_resync(worker *w)
 			w->d->services[i]->resync(w, w->d->state[i]);
 }
 
-static void on_async(uv_async_t *a)
+/* Empties the mailbox and returns its items, oldest first. With `stop`, it also stops accepting new
+ * ones and reports in *was_running whether it did before. */
+static mbox_item *take_all(worker *w, int stop, int *was_running)
 {
-	worker *w = a->data;
-	store__client_run(w->sc);
 	pthread_mutex_lock(&w->mu);
 	mbox_item *it = w->head;
 	w->head = w->tail = NULL;
 	w->n = 0;
+	if (stop) {
+		*was_running = w->running;
+		w->running = 0;
+	}
 	pthread_mutex_unlock(&w->mu);
+	return it;
+}
+
+static void on_async(uv_async_t *a)
+{
+	worker *w = a->data;
+	store__client_run(w->sc);
+	mbox_item *it = take_all(w, 0, NULL);
 	while (it != NULL) {
 		mbox_item *next = it->next;
 		run_item(w, it);
@@ -245,13 +257,7 @@ int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_
 			}
 			continue;
 		}
-		it->next = NULL;
-		it->fn = fn;
-		it->svc = svc;
-		it->account = account;
-		it->device = device;
-		it->u64 = u64;
-		it->len = len;
+		*it = (mbox_item){.fn = fn, .svc = svc, .account = account, .device = device, .u64 = u64, .len = len};
 		if (len > 0)
 			memcpy(it->data, data, len);
 		if (target == w) {
@@ -306,13 +312,8 @@ int worker__start(dispatch *d, worker *w, int index, uv_loop_t *loop)
 void worker__stop(worker *w)
 {
 	dispatch *d = w->d;
-	pthread_mutex_lock(&w->mu);
-	int was = w->running;
-	w->running = 0;
-	mbox_item *it = w->head;
-	w->head = w->tail = NULL;
-	w->n = 0;
-	pthread_mutex_unlock(&w->mu);
+	int was;
+	mbox_item *it = take_all(w, 1, &was);
 	/* undelivered items: envelopes are durable (read again on reconnect), the rest is ephemeral, and
 	 * the connections a removal notice would have closed are closed by the shutdown itself */
 	while (it != NULL) {

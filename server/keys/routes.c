@@ -17,11 +17,6 @@ static int init(const parleyd_config *cfg, void **state)
 	return PARLEY_OK;
 }
 
-static void fini(void *state)
-{
-	parley__free(state);
-}
-
 /* One leaky-bucket table per loop (keys.h says why it is not shared). */
 static int worker_start(worker *w, void *state, void **wstate)
 {
@@ -177,10 +172,9 @@ static const route routes[] = {
 
 const service keys__service = {
 	.name = "keys",
-	.routes = routes,
-	.n_routes = sizeof(routes) / sizeof(routes[0]),
+	SERVICE_ROUTES(routes),
 	.init = init,
-	.fini = fini,
+	.fini = service__free_state,
 	.worker_start = worker_start,
 	.worker_stop = worker_stop,
 };

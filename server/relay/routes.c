@@ -27,11 +27,6 @@ static int init(const parleyd_config *cfg, void **state)
 	return PARLEY_OK;
 }
 
-static void fini(void *state)
-{
-	parley__free(state);
-}
-
 /* --- the TTL purge: one loop runs it, the store serialises it anyway --- */
 
 struct purge {
@@ -265,10 +260,9 @@ static const route routes[] = {
 
 const service relay__service = {
 	.name = "relay",
-	.routes = routes,
-	.n_routes = sizeof(routes) / sizeof(routes[0]),
+	SERVICE_ROUTES(routes),
 	.init = init,
-	.fini = fini,
+	.fini = service__free_state,
 	.worker_start = worker_start,
 	.worker_stop = worker_stop,
 	.link_auth = link_auth,
