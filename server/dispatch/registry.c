@@ -8,20 +8,21 @@
 
 #include "common/alloc.h"
 
-#define NBUCKETS 4096u
+#define MIN_BUCKETS 1024u
 
 struct entry {
 	struct entry *next;
 	uint64_t account;
 	uint32_t device; /* 0: the account's aggregate (device ids start at 1) */
 	uint32_t total;
-	uint16_t per_worker[REGISTRY_MAX_WORKERS];
+	uint16_t per_worker[]; /* n_workers counts: an entry costs what this process's loops need */
 };
 
 struct registry {
 	pthread_mutex_t mu;
 	unsigned n_workers;
-	struct entry *buckets[NBUCKETS];
+	struct entry **buckets; /* chained; doubled when the entries outnumber them (load <= 1) */
+	size_t nbuckets, n;
 };
 
 int registry__new(unsigned n_workers, registry **out)
@@ -31,6 +32,12 @@ int registry__new(unsigned n_workers, registry **out)
 	registry *r = parley__calloc(1, sizeof(*r));
 	if (r == NULL)
 		return PARLEY_E_NOMEM;
+	r->buckets = parley__calloc(MIN_BUCKETS, sizeof(*r->buckets));
+	if (r->buckets == NULL) {
+		parley__free(r);
+		return PARLEY_E_NOMEM;
+	}
+	r->nbuckets = MIN_BUCKETS;
 	pthread_mutex_init(&r->mu, NULL);
 	r->n_workers = n_workers;
 	*out = r;
@@ -41,7 +48,7 @@ void registry__free(registry *r)
 {
 	if (r == NULL)
 		return;
-	for (unsigned i = 0; i < NBUCKETS; i++) {
+	for (size_t i = 0; i < r->nbuckets; i++) {
 		struct entry *e = r->buckets[i];
 		while (e != NULL) {
 			struct entry *n = e->next;
@@ -50,20 +57,43 @@ void registry__free(registry *r)
 		}
 	}
 	pthread_mutex_destroy(&r->mu);
+	parley__free(r->buckets);
 	parley__free(r);
 }
 
 /* --- registry --- */
 
-static unsigned bucket(uint64_t account, uint32_t device)
+static size_t bucket(size_t nbuckets, uint64_t account, uint32_t device)
 {
 	uint64_t x = account * 0x9E3779B97F4A7C15ull ^ ((uint64_t)device << 32 | device);
-	return (unsigned)((x ^ (x >> 29)) % NBUCKETS);
+	return (size_t)(x ^ (x >> 29)) & (nbuckets - 1);
+}
+
+/* A failed grow only lengthens the chains. */
+static void grow(registry *r)
+{
+	size_t nb = r->nbuckets * 2;
+	struct entry **b = parley__calloc(nb, sizeof(*b));
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		struct entry *e = r->buckets[i];
+		while (e != NULL) {
+			struct entry *next = e->next;
+			size_t k = bucket(nb, e->account, e->device);
+			e->next = b[k];
+			b[k] = e;
+			e = next;
+		}
+	}
+	parley__free(r->buckets);
+	r->buckets = b;
+	r->nbuckets = nb;
 }
 
 static struct entry **find(registry *r, uint64_t account, uint32_t device)
 {
-	struct entry **pp = &r->buckets[bucket(account, device)];
+	struct entry **pp = &r->buckets[bucket(r->nbuckets, account, device)];
 	while (*pp != NULL && !((*pp)->account == account && (*pp)->device == device))
 		pp = &(*pp)->next;
 	return pp;
@@ -77,12 +107,13 @@ static int bump(registry *r, uint64_t account, uint32_t device, int worker, int 
 	if (e == NULL) {
 		if (delta < 0)
 			return 0;
-		e = parley__calloc(1, sizeof(*e));
+		e = parley__calloc(1, sizeof(*e) + r->n_workers * sizeof(e->per_worker[0]));
 		if (e == NULL)
 			return -1;
 		e->account = account;
 		e->device = device;
 		*pp = e;
+		r->n++;
 	}
 	int before = (int)e->total;
 	if (delta > 0) {
@@ -95,6 +126,9 @@ static int bump(registry *r, uint64_t account, uint32_t device, int worker, int 
 	if (e->total == 0) {
 		*pp = e->next;
 		parley__free(e);
+		r->n--;
+	} else if (r->n > r->nbuckets) {
+		grow(r); /* after the last use of pp */
 	}
 	return before;
 }

@@ -159,6 +159,28 @@ static void test_index(void)
 	free(ls);
 }
 
+/* The registry grows with the number of connected devices and keeps the presence edges right. */
+static void test_registry(void)
+{
+	enum { N = 5000 };
+	for (uint64_t a = 1; a <= N; a++) {
+		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 1, (int)(a % 2)), 1); /* came online */
+		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 2, 1), 0);
+	}
+	int wrong = 0;
+	for (uint64_t a = 1; a <= N; a++) {
+		uint64_t want = a % 2 ? 2 : 3; /* device 1 on loop a % 2, device 2 on loop 1 */
+		wrong += registry__workers(d->reg, 100000 + a, 0) != want;
+		wrong += registry__workers(d->reg, 100000 + a, 2) != 2;
+	}
+	TEST_EQ_INT(wrong, 0);
+	for (uint64_t a = 1; a <= N; a++) {
+		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 2, 1), 0);
+		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 1, (int)(a % 2)), 1); /* went offline */
+	}
+	TEST_EQ_INT(registry__workers(d->reg, 100001, 0), 0);
+}
+
 static int store_done;
 
 static void on_store(void *arg, int status, const void *result)
@@ -213,6 +235,7 @@ int main(void)
 	TEST_RUN(test_policies);
 	TEST_RUN(test_self_and_targets);
 	TEST_RUN(test_index);
+	TEST_RUN(test_registry);
 	TEST_RUN(test_store_wake);
 	TEST_RUN(test_handles);
 	for (int i = 0; i < 2; i++) {
