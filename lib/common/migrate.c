@@ -67,6 +67,17 @@ static int user_version(sqlite3 *db, int *v)
 	return rc;
 }
 
+/* Keeps the pragma of a legacy schema equal to its recorded version. Without it a database adopted at
+ * version N and later migrated further would still say N to a program from before this helper, which
+ * would then open a schema newer than it knows; a database created here would say 0, and such a
+ * program would try to create its tables again. The pragma is part of the transaction. */
+static int set_user_version(sqlite3 *db, int v)
+{
+	char sql[48];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? PARLEY_OK : PARLEY_E_STORE;
+}
+
 /* The current version of `schema`, inside the caller's transaction when there is one. */
 static int current(sqlite3 *db, const migrate_schema *schema, int *v)
 {
@@ -153,6 +164,8 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 	sqlite3_bind_int(st, 2, target);
 	rc = sqlite3_step(st) == SQLITE_DONE ? PARLEY_OK : PARLEY_E_STORE;
 	sqlite3_finalize(st);
+	if (rc == PARLEY_OK && schema->legacy_user_version)
+		rc = set_user_version(db, target);
 	if (rc != PARLEY_OK) {
 		set_err(res, "%s migration: recording version %d: %s", schema->name, target, sqlite3_errmsg(db));
 		goto fail;

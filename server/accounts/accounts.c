@@ -180,7 +180,7 @@ void accounts__register(accounts *a, store_client *sc, acct_session *s, const Pa
 			r.status = PARLEY_E_INVAL;
 			goto fail;
 		}
-		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
+		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
 		job->now_ms = now_ms();
 	}
 	r.status = submit(op_new(a, sc, s, cb, arg), job, register_done);
@@ -221,7 +221,7 @@ static void auth_done(store_job *job, void *arg)
 			0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66};
-		const uint8_t *key = unknown ? base_point : job->device.key;
+		const uint8_t *key = unknown ? base_point : job->acct.device.key;
 		r.status = wire__auth_signed_bytes(op->nonce, op->handle, op->device_id, &msg);
 		int bad = r.status == PARLEY_OK &&
 			  crypto_sign_verify_detached(op->sig, msg.data, msg.len, key) != 0;
@@ -292,7 +292,7 @@ fail:
 static void list_done(store_job *job, void *arg)
 {
 	struct acct_op *op = arg;
-	accounts_result r = {.status = job->status, .devices = job->devices, .n_devices = job->n_devices};
+	accounts_result r = {.status = job->status, .devices = job->acct.devices, .n_devices = job->acct.n_devices};
 	op->cb(op->arg, op->s, &r);
 	parley__free(op);
 }
@@ -356,7 +356,7 @@ void accounts__add_device(accounts *a, store_client *sc, acct_session *s, const 
 	store_job *job = store__job_new(STORE_OP_ADD_DEVICE);
 	if (job != NULL) {
 		job->account_id = s->account_id;
-		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
+		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
 		job->now_ms = now_ms();
 		if (store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);

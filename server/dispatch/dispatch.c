@@ -555,7 +555,7 @@ static void route_get_bundles(struct pending *p, const Parley__Wire__Request *re
 static void fan_out(struct worker *w, store_job *j)
 {
 	dispatch *d = w->d;
-	const store_msg_args *m = &j->msg;
+	const store_relay_args *m = &j->relay;
 	for (size_t i = 0; i < m->n_msgs; i++) {
 		const store_out_msg *o = &m->msgs[i];
 		uint64_t mask = hub__workers(d->hub, m->recipient_account, o->device_id);
@@ -589,12 +589,12 @@ static void send_answer(void *arg, int status, store_job *j)
 			  status == PARLEY_E_STALE_DEVICES)) {
 		/* the one error that carries a body: the sender needs the device lists to fix its own */
 		sr.server_timestamp = status == PARLEY_OK ? j->now_ms : 0;
-		sr.missing_devices = j->msg.missing;
-		sr.n_missing_devices = j->msg.n_missing;
-		sr.extra_devices = j->msg.extra;
-		sr.n_extra_devices = j->msg.n_extra;
-		sr.stale_devices = j->msg.stale;
-		sr.n_stale_devices = j->msg.n_stale;
+		sr.missing_devices = j->relay.missing;
+		sr.n_missing_devices = j->relay.n_missing;
+		sr.extra_devices = j->relay.extra;
+		sr.n_extra_devices = j->relay.n_extra;
+		sr.stale_devices = j->relay.stale;
+		sr.n_stale_devices = j->relay.n_stale;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE;
 		r.send_message = &sr;
 	}
@@ -647,12 +647,12 @@ static void typing_answer(void *arg, int status, store_job *j)
 	struct worker *w = s->w;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__TypingResponse tr = PARLEY__WIRE__TYPING_RESPONSE__INIT;
-	if (status == PARLEY_OK && !j->msg.shared)
+	if (status == PARLEY_OK && !j->relay.shared)
 		status = PARLEY_E_NO_THREAD;
 	if (status == PARLEY_OK) {
 		Parley__Wire__Typing ty = PARLEY__WIRE__TYPING__INIT;
 		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
-		uint64_t peer = j->msg.recipient_account;
+		uint64_t peer = j->relay.recipient_account;
 		ty.sender_handle = s->handle;
 		ty.sender_account = s->acct.account_id;
 		ty.sender_device = s->acct.device_id;
@@ -698,7 +698,7 @@ static void presence_peers(void *arg, int status, store_job *j)
 {
 	struct presence_req *q = arg;
 	struct worker *w = q->w;
-	if (status == PARLEY_OK && j != NULL && j->msg.n_peers > 0) {
+	if (status == PARLEY_OK && j != NULL && j->relay.n_peers > 0) {
 		Parley__Wire__Presence pr = PARLEY__WIRE__PRESENCE__INIT;
 		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
 		pr.handle = q->handle;
@@ -709,10 +709,10 @@ static void presence_peers(void *arg, int status, store_job *j)
 		push.presence = &pr;
 		dynbuf__reset(&w->out);
 		if (wire__encode_push(&push, &w->out) == PARLEY_OK) {
-			for (size_t i = 0; i < j->msg.n_peers; i++) {
-				uint64_t mask = hub__workers(w->d->hub, j->msg.peers[i], 0);
+			for (size_t i = 0; i < j->relay.n_peers; i++) {
+				uint64_t mask = hub__workers(w->d->hub, j->relay.peers[i], 0);
 				if (mask != 0)
-					(void)hub__post(w->d->hub, mask, w->index, HUB_PUSH, j->msg.peers[i], 0, 0,
+					(void)hub__post(w->d->hub, mask, w->index, HUB_PUSH, j->relay.peers[i], 0, 0,
 							w->out.data, w->out.len);
 			}
 		}
@@ -754,8 +754,8 @@ static void purge_done(void *arg, int status, store_job *j)
 {
 	struct worker *w = arg;
 	w->purge_running = 0;
-	if (status == PARLEY_OK && j != NULL && j->msg.n_deleted > 0)
-		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->msg.n_deleted);
+	if (status == PARLEY_OK && j != NULL && j->relay.n_deleted > 0)
+		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->relay.n_deleted);
 }
 
 static void on_purge_timer(uv_timer_t *t)

@@ -31,7 +31,7 @@ typedef struct relay_config {
 void relay__config_defaults(relay_config *c);
 
 /* The job is valid during the callback only (NULL when the request failed before reaching the store).
- * For SEND, j->msg holds the server ids (msgs[i].server_id) or missing/extra/stale device lists. */
+ * For SEND, j->relay holds the server ids (msgs[i].server_id) or missing/extra/stale device lists. */
 typedef void (*relay_cb)(void *arg, int status, store_job *j);
 
 /* Validates (content size, receipt format, duplicate device ids) and enqueues durably. */
@@ -39,7 +39,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, relay_cb cb, void *arg);
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
 		relay_cb cb, void *arg);
-/* handle -> account id and whether it shares a thread with `account` (j->msg.recipient_account, .shared). */
+/* handle -> account id and whether it shares a thread with `account` (j->relay.recipient_account, .shared). */
 void relay__find_peer(store_client *sc, uint64_t account, const char *handle, relay_cb cb, void *arg);
 void relay__thread_peers(store_client *sc, uint64_t account, relay_cb cb, void *arg);
 void relay__purge(store_client *sc, uint64_t now_ms, relay_cb cb, void *arg);

@@ -59,7 +59,7 @@ static int sync_create(store *s, const char *handle, unsigned keyn, uint64_t *ac
 	store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
 	store__job_set_handle(j, handle);
 	store__job_set_device_name(j, "first");
-	key_for(j->key, keyn);
+	key_for(j->acct.key, keyn);
 	j->now_ms = 1000;
 	int rc = store__run_sync(s, j);
 	if (rc == PARLEY_OK) {
@@ -77,7 +77,7 @@ static int sync_simple(store *s, enum store_op op, uint64_t account, uint32_t de
 	store_job *j = store__job_new(op);
 	j->account_id = account;
 	j->device_id = device;
-	key_for(j->key, keyn);
+	key_for(j->acct.key, keyn);
 	store__job_set_device_name(j, "dev");
 	j->now_ms = 2000;
 	int rc = store__run_sync(s, j);
@@ -186,9 +186,9 @@ static void test_operations(void)
 	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
 	uint8_t k[32];
 	key_for(k, 12);
-	TEST_EQ_MEM(j->device.key, k, 32);
-	TEST_EQ_STR(j->device.name, "dev");
-	TEST_EQ_INT(j->device.last_seen_ms, 2000);
+	TEST_EQ_MEM(j->acct.device.key, k, 32);
+	TEST_EQ_STR(j->acct.device.name, "dev");
+	TEST_EQ_INT(j->acct.device.last_seen_ms, 2000);
 	store__job_free(j);
 	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, a, 4, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
 	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, b, 2, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
@@ -198,12 +198,12 @@ static void test_operations(void)
 	j = store__job_new(STORE_OP_LIST_DEVICES);
 	j->account_id = a;
 	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
-	TEST_EQ_INT(j->n_devices, 4);
-	if (j->n_devices == 4) {
-		TEST_EQ_INT(j->devices[0].device_id, 1);
-		TEST_EQ_STR(j->devices[0].name, "first");
-		TEST_EQ_INT(j->devices[0].last_seen_ms, 2000);
-		TEST_EQ_INT(j->devices[3].device_id, 5);
+	TEST_EQ_INT(j->acct.n_devices, 4);
+	if (j->acct.n_devices == 4) {
+		TEST_EQ_INT(j->acct.devices[0].device_id, 1);
+		TEST_EQ_STR(j->acct.devices[0].name, "first");
+		TEST_EQ_INT(j->acct.devices[0].last_seen_ms, 2000);
+		TEST_EQ_INT(j->acct.devices[3].device_id, 5);
 	}
 	store__job_free(j);
 
@@ -262,7 +262,7 @@ static void *loop_thread(void *arg)
 		unsigned hn = (i % 10 == 9) ? lc->base + i - 1 : lc->base + i;
 		snprintf(h, sizeof(h), "user%u", hn);
 		store__job_set_handle(j, h);
-		key_for(j->key, lc->base + i);
+		key_for(j->acct.key, lc->base + i);
 		j->now_ms = 1;
 		TEST_EQ_INT(store__submit(lc->c, j, on_done, lc), PARLEY_OK);
 	}
@@ -334,7 +334,7 @@ static void test_client_close_drains(void)
 		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
 		snprintf(h, sizeof(h), "drain%u", i);
 		store__job_set_handle(j, h);
-		key_for(j->key, 5000 + i);
+		key_for(j->acct.key, 5000 + i);
 		TEST_EQ_INT(store__submit(lc.c, j, on_done, &lc), PARLEY_OK);
 	}
 	test_store_client_close(&lc.tsc); /* without ever running the loop */
