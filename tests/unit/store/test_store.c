@@ -47,6 +47,48 @@ static int user_version(void)
 	return v;
 }
 
+/* First column of the first row of `sql` on the raw file (-1: no row, -2: error). */
+static int raw_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -2;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -2;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static int raw_exec(const char *sql)
+{
+	sqlite3 *db;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -2;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static unsigned char *slurp(size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long n = ftell(f);
+		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL)
+			*len = fread(buf, 1, (size_t)n, f);
+	}
+	fclose(f);
+	return buf;
+}
+
 static void key_for(uint8_t key[32], unsigned n)
 {
 	memset(key, 0, 32);
@@ -98,6 +140,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
 	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -129,6 +172,21 @@ static void test_pre_migration_database(void)
 	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
 }
 
+/* store__open refuses the file and leaves it byte for byte as it was */
+static void expect_refused(void)
+{
+	store *s = NULL;
+	size_t n0 = 0, n1 = 0;
+	unsigned char *before = slurp(&n0);
+	store_config cfg = {.path = path};
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
+	TEST_CHECK(s == NULL);
+	unsigned char *after = slurp(&n1);
+	TEST_CHECK(before != NULL && after != NULL && n0 == n1 && memcmp(before, after, n0) == 0);
+	free(before);
+	free(after);
+}
+
 static void test_newer_refused(void)
 {
 	sqlite3 *db;
@@ -143,6 +201,139 @@ static void test_newer_refused(void)
 	TEST_EQ_INT(user_version(), 99);
 	cfg.backend = "postgres";
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_CONFIG);
+
+	/* written by a newer parleyd (schema_version says so) */
+	fresh_path("newer2");
+	s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "alice", 1, NULL), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(raw_exec("UPDATE schema_version SET version = 3 WHERE name = 'server'"), SQLITE_OK);
+	expect_refused();
+	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 3);
+
+	/* written by a newer parleyd from before schema_version */
+	fresh_path("newer3");
+	s = open_store(0);
+	store__close(s);
+	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
+	expect_refused();
+	TEST_EQ_INT(user_version(), 3);
+	TEST_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+}
+
+/* Databases written before parley__migrate kept the version in PRAGMA user_version and had no
+ * schema_version table. Made here from a current file by removing what the old code never wrote
+ * (the steps themselves are the same SQL). */
+static void test_legacy_database(void)
+{
+	uint64_t acc = 0;
+	fresh_path("legacy2");
+	store *s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 2"), SQLITE_OK);
+
+	/* at the current version: opens unchanged, data there, version adopted */
+	s = open_store(0);
+	store_job *j = store__job_new(STORE_OP_GET_ACCOUNT);
+	store__job_set_handle(j, "alice");
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->account_id, acc);
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(user_version(), 2);
+
+	/* at version 1 (accounts only): step 2 runs, the accounts stay */
+	fresh_path("legacy1");
+	s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(raw_exec("DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE threads;"
+			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
+		    SQLITE_OK);
+	s = open_store(0);
+	j = store__job_new(STORE_OP_PREKEY_COUNT); /* a step-2 table */
+	j->account_id = acc;
+	j->device_id = 1;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->keys.remaining, 0);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_GET_DEVICE);
+	j->account_id = acc;
+	j->device_id = 1;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_STR(j->acct.device.name, "first");
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(user_version(), 2);
+}
+
+/* The op table: every op named and classified, the classification of before the table kept. */
+static void test_op_table(void)
+{
+	static const enum store_op writes[] = {
+		STORE_OP_CREATE_ACCOUNT, STORE_OP_ADD_DEVICE, STORE_OP_REMOVE_DEVICE, STORE_OP_TOUCH_DEVICE,
+		STORE_OP_UPLOAD_KEYS,    STORE_OP_GET_BUNDLES, STORE_OP_SEND,        STORE_OP_ACK,
+		STORE_OP_PURGE_EXPIRED,
+	};
+	for (int op = 1; op < STORE_OP__COUNT; op++) {
+		int w = 0;
+		for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
+			w |= writes[i] == (enum store_op)op;
+		TEST_EQ_INT(store__op_is_write((enum store_op)op), w);
+		TEST_CHECK(strcmp(store__op_name((enum store_op)op), "unknown") != 0);
+		for (int other = 1; other < op; other++)
+			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
+	}
+	TEST_EQ_INT(STORE_OP__COUNT, 18);
+	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
+	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
+	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
+	TEST_EQ_STR(store__op_name(STORE_OP__COUNT), "unknown");
+	TEST_EQ_INT(store__op_is_write(STORE_OP__COUNT), 0);
+
+	/* an op no backend knows completes with PARLEY_E_UNSUPPORTED (and frees cleanly) */
+	fresh_path("optable");
+	store *s = open_store(0);
+	store_job *j = store__job_new(STORE_OP__COUNT);
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_UNSUPPORTED);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_NONE);
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_UNSUPPORTED);
+	store__job_free(j);
+	store__close(s);
+}
+
+/* A job is a small header and a union of per-domain arguments; the big arrays live on the heap. */
+static void test_job_layout(void)
+{
+	printf("# sizeof(store_job) = %zu\n", sizeof(store_job));
+	TEST_CHECK(sizeof(store_job) <= 512);
+
+	store_job *j = store__job_new(STORE_OP_UPLOAD_KEYS);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 0), PARLEY_OK);
+	TEST_CHECK(j->keys.otks == NULL);
+	TEST_EQ_INT(j->keys.n_otks, 0);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 3), PARLEY_OK);
+	TEST_EQ_INT(j->keys.n_otks, 3);
+	TEST_CHECK(j->keys.otks != NULL && j->keys.otks[2].id == 0);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD), PARLEY_OK); /* replaces */
+	TEST_EQ_INT(j->keys.n_otks, STORE_MAX_PREKEYS_PER_UPLOAD);
+	j->keys.otks[STORE_MAX_PREKEYS_PER_UPLOAD - 1].id = 9;
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(j->keys.n_otks, STORE_MAX_PREKEYS_PER_UPLOAD); /* a refused call keeps the array */
+	TEST_EQ_INT(j->keys.otks[STORE_MAX_PREKEYS_PER_UPLOAD - 1].id, 9);
+	store__job_free(j); /* ASan (make test) checks that the array goes with it */
+
+	j = store__job_new(STORE_OP_ACK);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, STORE_MAX_ACK_IDS + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, STORE_MAX_ACK_IDS), PARLEY_OK);
+	TEST_EQ_INT(j->relay.n_ids, STORE_MAX_ACK_IDS);
+	TEST_CHECK(j->relay.ids != NULL && j->relay.ids[STORE_MAX_ACK_IDS - 1] == 0);
+	store__job_free(j);
 }
 
 static void test_operations(void)
@@ -355,6 +546,9 @@ int main(void)
 	TEST_RUN(test_fresh_and_existing);
 	TEST_RUN(test_pre_migration_database);
 	TEST_RUN(test_newer_refused);
+	TEST_RUN(test_legacy_database);
+	TEST_RUN(test_op_table);
+	TEST_RUN(test_job_layout);
 	TEST_RUN(test_operations);
 	TEST_RUN(test_group_commit_two_loops);
 	TEST_RUN(test_client_close_drains);
