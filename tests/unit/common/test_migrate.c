@@ -13,6 +13,7 @@
 
 #include "common/migrate.h"
 #include "test.h"
+#include "test_sqlite.h"
 
 static char dir[64];
 static char path[128];
@@ -62,23 +63,6 @@ static int version_of(sqlite3 *db, const char *name)
 	int v = -1;
 	TEST_EQ_INT(parley__migrate_version(db, name, &v), PARLEY_OK);
 	return v;
-}
-
-/* The whole file, to prove that a refused migration wrote nothing. Caller frees. */
-static unsigned char *slurp(size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long n = ftell(f);
-		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL)
-			*len = fread(buf, 1, (size_t)n, f);
-	}
-	fclose(f);
-	return buf;
 }
 
 static int commits;
@@ -240,16 +224,13 @@ static void test_legacy_adoption(void)
 static void expect_refused(sqlite3 *db, const migrate_schema *s, int found)
 {
 	migrate_result res;
-	size_t n0 = 0, n1 = 0;
-	unsigned char *before = slurp(&n0);
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
 	TEST_EQ_INT(parley__migrate(db, s, &res), PARLEY_E_BAD_VERSION);
 	TEST_EQ_INT(res.from, found);
 	TEST_CHECK(strstr(res.err, "newer") != NULL);
-	unsigned char *after = slurp(&n1);
-	TEST_CHECK(before != NULL && after != NULL && n0 == n1 && memcmp(before, after, n0) == 0);
+	TEST_CHECK(test_file_unchanged(path, before, n));
 	TEST_EQ_INT(sqlite3_get_autocommit(db), 1);
-	free(before);
-	free(after);
 }
 
 static void test_newer_refused(void)

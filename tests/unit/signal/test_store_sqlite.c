@@ -12,6 +12,7 @@
 #include <parley/signal_sqlite.h>
 
 #include "../test.h"
+#include "../test_sqlite.h"
 
 static char path[256];
 
@@ -217,49 +218,6 @@ static void test_group_over_sqlite(void)
 	fresh_path();
 }
 
-/* The first column of the first row of `sql` on the raw file (-1: none). */
-static int raw_int(const char *sql)
-{
-	sqlite3 *raw;
-	sqlite3_stmt *st;
-	int v = -1;
-	if (sqlite3_open(path, &raw) != SQLITE_OK)
-		return -2;
-	if (sqlite3_prepare_v2(raw, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(raw);
-	return v;
-}
-
-static int raw_exec(const char *sql)
-{
-	sqlite3 *raw;
-	if (sqlite3_open(path, &raw) != SQLITE_OK)
-		return -2;
-	int rc = sqlite3_exec(raw, sql, NULL, NULL, NULL);
-	sqlite3_close(raw);
-	return rc;
-}
-
-static unsigned char *slurp(size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long n = ftell(f);
-		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL)
-			*len = fread(buf, 1, (size_t)n, f);
-	}
-	fclose(f);
-	return buf;
-}
-
 /* signal.db files written before the shared migration helper kept their version in PRAGMA
  * user_version and had no schema_version table: they open unchanged, their data intact. One whose
  * pragma is newer than this library is refused and left byte for byte as it was. */
@@ -275,8 +233,8 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(parley_signal_sqlite_set_identity(db, &id, 77), PARLEY_OK);
 	parley_signal_sqlite_close(db);
 	/* what the old code left: its tables, user_version = 1, no schema_version */
-	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 1"), SQLITE_OK);
-	TEST_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 1"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
 
 	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_OK);
 	parley_signal_sqlite_store(db, &s);
@@ -285,21 +243,18 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(s.get_local_registration_id(s.user, &reg), PARLEY_OK);
 	TEST_EQ_INT(reg, 77);
 	parley_signal_sqlite_close(db);
-	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'signal'"), PARLEY_SIGNAL_SQLITE_SCHEMA);
-	TEST_EQ_INT(raw_int("PRAGMA user_version"), PARLEY_SIGNAL_SQLITE_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'signal'"), PARLEY_SIGNAL_SQLITE_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), PARLEY_SIGNAL_SQLITE_SCHEMA);
 
 	/* an old-style file from a newer library */
-	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 5"), SQLITE_OK);
-	size_t n0 = 0, n1 = 0;
-	unsigned char *before = slurp(&n0);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 5"), SQLITE_OK);
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
 	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_E_STORE);
 	TEST_CHECK(db == NULL);
-	unsigned char *after = slurp(&n1);
-	TEST_CHECK(before != NULL && after != NULL && n0 == n1 && memcmp(before, after, n0) == 0);
-	free(before);
-	free(after);
-	TEST_EQ_INT(raw_int("PRAGMA user_version"), 5);
-	TEST_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+	TEST_CHECK(test_file_unchanged(path, before, n));
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 5);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
 }
 
 int main(void)

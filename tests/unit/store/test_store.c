@@ -14,6 +14,7 @@
 #include "store/store.h"
 #include "test.h"
 #include "store_loop.h"
+#include "test_sqlite.h"
 
 static char dir[64];
 static char path[128];
@@ -29,64 +30,6 @@ static store *open_store(unsigned max_devices)
 	store *s = NULL;
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_OK);
 	return s;
-}
-
-static int user_version(void)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int v = -1;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
-}
-
-/* First column of the first row of `sql` on the raw file (-1: no row, -2: error). */
-static int raw_int(const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int v = -2;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -2;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
-}
-
-static int raw_exec(const char *sql)
-{
-	sqlite3 *db;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -2;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
-}
-
-static unsigned char *slurp(size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long n = ftell(f);
-		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL)
-			*len = fread(buf, 1, (size_t)n, f);
-	}
-	fclose(f);
-	return buf;
 }
 
 static void key_for(uint8_t key[32], unsigned n)
@@ -139,8 +82,8 @@ static void test_fresh_and_existing(void)
 	store__close(s);
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
-	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -154,7 +97,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
 }
 
 static void test_pre_migration_database(void)
@@ -169,22 +112,19 @@ static void test_pre_migration_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
 }
 
 /* store__open refuses the file and leaves it byte for byte as it was */
 static void expect_refused(void)
 {
 	store *s = NULL;
-	size_t n0 = 0, n1 = 0;
-	unsigned char *before = slurp(&n0);
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
 	store_config cfg = {.path = path};
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
 	TEST_CHECK(s == NULL);
-	unsigned char *after = slurp(&n1);
-	TEST_CHECK(before != NULL && after != NULL && n0 == n1 && memcmp(before, after, n0) == 0);
-	free(before);
-	free(after);
+	TEST_CHECK(test_file_unchanged(path, before, n));
 }
 
 static void test_newer_refused(void)
@@ -198,7 +138,7 @@ static void test_newer_refused(void)
 	store_config cfg = {.path = path};
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
 	TEST_CHECK(s == NULL);
-	TEST_EQ_INT(user_version(), 99);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 99);
 	cfg.backend = "postgres";
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_CONFIG);
 
@@ -207,18 +147,18 @@ static void test_newer_refused(void)
 	s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(raw_exec("UPDATE schema_version SET version = 3 WHERE name = 'server'"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 3 WHERE name = 'server'"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 3);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 3);
 
 	/* written by a newer parleyd from before schema_version */
 	fresh_path("newer3");
 	s = open_store(0);
 	store__close(s);
-	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(user_version(), 3);
-	TEST_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 3);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
 }
 
 /* Databases written before parley__migrate kept the version in PRAGMA user_version and had no
@@ -231,7 +171,7 @@ static void test_legacy_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(raw_exec("DROP TABLE schema_version; PRAGMA user_version = 2"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 2"), SQLITE_OK);
 
 	/* at the current version: opens unchanged, data there, version adopted */
 	s = open_store(0);
@@ -241,15 +181,15 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
-	TEST_EQ_INT(user_version(), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
 
 	/* at version 1 (accounts only): step 2 runs, the accounts stay */
 	fresh_path("legacy1");
 	s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(raw_exec("DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE threads;"
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE threads;"
 			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
 		    SQLITE_OK);
 	s = open_store(0);
@@ -266,8 +206,8 @@ static void test_legacy_database(void)
 	TEST_EQ_STR(j->acct.device.name, "first");
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(raw_int("SELECT version FROM schema_version WHERE name = 'server'"), 2);
-	TEST_EQ_INT(user_version(), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
 }
 
 /* The op table: every op named and classified, the classification of before the table kept. */
