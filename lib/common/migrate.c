@@ -97,6 +97,22 @@ static int current(sqlite3 *db, const migrate_schema *schema, int *v)
 	return PARLEY_OK;
 }
 
+/* A version found in the file that this code cannot migrate from: newer than its steps, or negative
+ * (PRAGMA user_version is a signed 32-bit field: a foreign or damaged file; steps[v] would be read out
+ * of bounds). */
+static int check_version(const migrate_schema *schema, int v, int target, migrate_result *res)
+{
+	if (v > target) {
+		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
+		return PARLEY_E_BAD_VERSION;
+	}
+	if (v < 0) {
+		set_err(res, "the %s schema has an invalid version %d", schema->name, v);
+		return PARLEY_E_STORE;
+	}
+	return PARLEY_OK;
+}
+
 int parley__migrate_version(sqlite3 *db, const char *name, int *version)
 {
 	migrate_schema s = {.name = name};
@@ -120,10 +136,9 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 	}
 	if (res != NULL)
 		res->from = res->to = v;
-	if (v > target) {
-		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
-		return PARLEY_E_BAD_VERSION;
-	}
+	rc = check_version(schema, v, target, res);
+	if (rc != PARLEY_OK)
+		return rc;
 	if (v == target && table_exists(db) == 1)
 		return PARLEY_OK;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -136,11 +151,9 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 		set_err(res, "reading the %s schema version: %s", schema->name, sqlite3_errmsg(db));
 		goto fail;
 	}
-	if (v > target) {
-		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
-		rc = PARLEY_E_BAD_VERSION;
+	rc = check_version(schema, v, target, res);
+	if (rc != PARLEY_OK)
 		goto fail;
-	}
 	if (sqlite3_exec(db, create_sql, NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(res, "%s migration: schema_version table: %s", schema->name, sqlite3_errmsg(db));
 		rc = PARLEY_E_STORE;

@@ -34,8 +34,9 @@ typedef struct migrate_result {
 } migrate_result;
 
 /* Applies the pending steps of `schema` to db (no transaction may be open). Returns PARLEY_OK,
- * PARLEY_E_STORE (SQL failed: res->err says which step; nothing changed) or PARLEY_E_BAD_VERSION
- * (the database is newer than this code; nothing changed). res may be NULL. */
+ * PARLEY_E_STORE (SQL failed: res->err says which step; or the recorded version is negative; nothing
+ * changed) or PARLEY_E_BAD_VERSION (the database is newer than this code; nothing changed). res may
+ * be NULL. */
 int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *res);
 
 /* The version recorded for `name` (0 when none). PARLEY_OK or PARLEY_E_STORE. */

@@ -253,6 +253,16 @@ static void test_newer_refused(void)
 	TEST_EQ_INT(has_table(db, "schema_version"), 0);
 	TEST_EQ_INT(query_int(db, "PRAGMA user_version"), 9);
 	sqlite3_close(db);
+
+	/* a negative pragma (a foreign or damaged file) is refused, never used as a step index */
+	db = legacy_db("negative", -1);
+	migrate_result res;
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
+	TEST_EQ_INT(parley__migrate(db, &l, &res), PARLEY_E_STORE);
+	TEST_CHECK(strstr(res.err, "invalid version -1") != NULL);
+	TEST_CHECK(test_file_unchanged(path, before, n));
+	sqlite3_close(db);
 }
 
 /* --- two connections --- */
