@@ -105,6 +105,14 @@ int store__op_is_write(enum store_op op)
 	return i != NULL && i->kind == STORE_WRITE;
 }
 
+/* Whether the job's op uses the union member that `free_args` releases, i.e. belongs to that domain.
+ * The setters below check it: writing another domain's member would corrupt the one the op uses. */
+static int in_domain(const store_job *j, void (*free_args)(store_job *j))
+{
+	const struct op_info *i = op_info(j->op);
+	return i != NULL && i->free_args == free_args;
+}
+
 /* Runs one job through the backend's table. An unknown op never reaches the backend. */
 static int run_job(store *s, store_job *j)
 {
@@ -149,6 +157,8 @@ static int alloc_array(void **arr, size_t *count, size_t n, size_t max, size_t s
 
 int store__job_keys_alloc_otks(store_job *job, size_t n)
 {
+	if (!in_domain(job, free_keys))
+		return PARLEY_E_INVAL;
 	void *p = job->keys.otks;
 	int rc = alloc_array(&p, &job->keys.n_otks, n, STORE_MAX_PREKEYS_PER_UPLOAD, sizeof(store_prekey));
 	job->keys.otks = p;
@@ -157,6 +167,8 @@ int store__job_keys_alloc_otks(store_job *job, size_t n)
 
 int store__job_relay_alloc_ids(store_job *job, size_t n)
 {
+	if (!in_domain(job, free_relay))
+		return PARLEY_E_INVAL;
 	void *p = job->relay.ids;
 	int rc = alloc_array(&p, &job->relay.n_ids, n, STORE_MAX_ACK_IDS, sizeof(uint64_t));
 	job->relay.ids = p;
@@ -179,6 +191,8 @@ int store__job_set_handle(store_job *job, const char *handle)
 
 int store__job_set_device_name(store_job *job, const char *name)
 {
+	if (!in_domain(job, free_acct))
+		return PARLEY_E_INVAL;
 	return copy_bounded(job->acct.device_name, sizeof(job->acct.device_name), name);
 }
 

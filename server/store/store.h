@@ -251,16 +251,20 @@ struct store_job {
 	store_job *next_;
 };
 
-/* Allocates a zeroed job for `op`. NULL on out-of-memory. */
+/* Allocates a zeroed job for `op`. NULL on out-of-memory. job->op must not change afterwards: it says
+ * which union member the job uses and what store__job_free releases. */
 store_job *store__job_new(enum store_op op);
-/* Frees a job that was never submitted (or one returned by store__run_sync). */
+/* Frees a job that was never submitted (or one returned by store__run_sync), with the heap arrays of
+ * its domain. */
 void store__job_free(store_job *job);
-/* Copies a string argument, refusing it if longer than the field: PARLEY_E_TOO_LARGE. */
+/* Copies a string argument, refusing it if longer than the field: PARLEY_E_TOO_LARGE.
+ * set_device_name: acct ops only (PARLEY_E_INVAL otherwise). */
 int store__job_set_handle(store_job *job, const char *handle);
 int store__job_set_device_name(store_job *job, const char *name);
 /* Heap arrays owned by the job, zeroed, with their count set to n (n == 0 allocates nothing). A
  * second call replaces the first. PARLEY_E_TOO_LARGE beyond STORE_MAX_PREKEYS_PER_UPLOAD /
- * STORE_MAX_ACK_IDS, PARLEY_E_NOMEM. For UPLOAD_KEYS and ACK jobs only. */
+ * STORE_MAX_ACK_IDS, PARLEY_E_NOMEM, PARLEY_E_INVAL for a job of another domain (keys ops,
+ * relay ops). */
 int store__job_keys_alloc_otks(store_job *job, size_t n);
 int store__job_relay_alloc_ids(store_job *job, size_t n);
 

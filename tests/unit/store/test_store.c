@@ -273,6 +273,15 @@ static void test_job_layout(void)
 	TEST_EQ_INT(store__job_relay_alloc_ids(j, STORE_MAX_ACK_IDS), PARLEY_OK);
 	TEST_EQ_INT(j->relay.n_ids, STORE_MAX_ACK_IDS);
 	TEST_CHECK(j->relay.ids != NULL && j->relay.ids[STORE_MAX_ACK_IDS - 1] == 0);
+	/* another domain's member would overlay this one's in the union */
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 1), PARLEY_E_INVAL);
+	TEST_EQ_INT(store__job_set_device_name(j, "x"), PARLEY_E_INVAL);
+	TEST_CHECK(j->relay.ids != NULL);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_ADD_DEVICE);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, 1), PARLEY_E_INVAL);
+	TEST_EQ_INT(store__job_set_device_name(j, "phone"), PARLEY_OK);
+	TEST_EQ_STR(j->acct.device_name, "phone");
 	store__job_free(j);
 }
 
