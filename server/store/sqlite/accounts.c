@@ -37,22 +37,6 @@ static void read_device(sqlite3_stmt *st, store_device *d)
 	d->last_seen_ms = (uint64_t)sqlite3_column_int64(st, 4);
 }
 
-/* Single-integer query with up to two integer parameters. SQLITE_ROW -> *v; returns the sqlite code. */
-static int query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
-{
-	sqlite3_stmt *st = sqlite__stmt(b, sql);
-	if (st == NULL)
-		return SQLITE_ERROR;
-	sqlite3_bind_int64(st, 1, p1);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, p2);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc;
-}
-
 int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id)
 {
 	sqlite3_stmt *st = sqlite__stmt(b, SQL_ACCOUNT_BY_HANDLE);
@@ -179,12 +163,12 @@ int sqlite__list_devices(store_be *b, store_job *j)
 int sqlite__add_device(store_be *b, store_job *j)
 {
 	int64_t next = 0, count = 0;
-	int rc = query_int(b, SQL_NEXT_DEVICE_ID, (int64_t)j->account_id, 0, &next);
+	int rc = sqlite__query_int(b, SQL_NEXT_DEVICE_ID, (int64_t)j->account_id, 0, &next);
 	if (rc == SQLITE_DONE)
 		return PARLEY_E_NO_SUCH_ACCOUNT;
 	if (rc != SQLITE_ROW)
 		return sqlite__error(b, "next device id");
-	if (query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
+	if (sqlite__query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
 		return sqlite__error(b, "count devices");
 	if (count >= (int64_t)b->max_devices)
 		return PARLEY_E_TOO_MANY_DEVICES;
@@ -206,12 +190,12 @@ int sqlite__add_device(store_be *b, store_job *j)
 int sqlite__remove_device(store_be *b, store_job *j)
 {
 	int64_t count = 0, dummy = 0;
-	int rc = query_int(b, SQL_GET_DEVICE, (int64_t)j->account_id, j->device_id, &dummy);
+	int rc = sqlite__query_int(b, SQL_GET_DEVICE, (int64_t)j->account_id, j->device_id, &dummy);
 	if (rc == SQLITE_DONE)
 		return PARLEY_E_NO_SUCH_DEVICE;
 	if (rc != SQLITE_ROW)
 		return sqlite__error(b, "get device");
-	if (query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
+	if (sqlite__query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
 		return sqlite__error(b, "count devices");
 	if (count <= 1)
 		return PARLEY_E_LAST_DEVICE;

@@ -193,6 +193,21 @@ int sqlite__step_done(sqlite3_stmt *st)
 	return rc;
 }
 
+int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, sql);
+	if (st == NULL)
+		return SQLITE_ERROR;
+	sqlite3_bind_int64(st, 1, p1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, p2);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
 void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n)
 {
 	const void *p = sqlite3_column_blob(st, col);

@@ -26,16 +26,11 @@ static const char SQL_LIST_KEYS[] = "SELECT device_id, registration_id, identity
 
 static int count_prekeys(store_be *b, uint64_t account, uint32_t device, uint32_t *n)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_COUNT_PREKEYS);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, device);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*n = (uint32_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "count prekeys");
+	int64_t v = 0;
+	if (sqlite__query_int(b, SQL_COUNT_PREKEYS, (int64_t)account, device, &v) != SQLITE_ROW)
+		return sqlite__error(b, "count prekeys");
+	*n = (uint32_t)v;
+	return PARLEY_OK;
 }
 
 /* The device's keys row, if any: *exists, and for an existing row whether its identity and

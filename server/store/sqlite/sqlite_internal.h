@@ -39,6 +39,9 @@ int sqlite__error(store_be *b, const char *what);
 /* Steps a statement without result rows, then resets it and clears its bindings. Returns the SQLite
  * code of the step (SQLITE_DONE on success). */
 int sqlite__step_done(sqlite3_stmt *st);
+/* Single-integer query with one or two integer parameters (p2 ignored when the SQL has one): on
+ * SQLITE_ROW, *v is the first column. Returns the SQLite code of the step. */
+int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v);
 /* Copies a blob column of exactly n bytes into dst; zeroes dst for NULL or any other length. */
 void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
 
