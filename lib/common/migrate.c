@@ -67,6 +67,17 @@ static int user_version(sqlite3 *db, int *v)
 	return rc;
 }
 
+/* Keeps the pragma of a legacy schema equal to its recorded version. Without it a database adopted at
+ * version N and later migrated further would still say N to a program from before this helper, which
+ * would then open a schema newer than it knows; a database created here would say 0, and such a
+ * program would try to create its tables again. The pragma is part of the transaction. */
+static int set_user_version(sqlite3 *db, int v)
+{
+	char sql[48];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? PARLEY_OK : PARLEY_E_STORE;
+}
+
 /* The current version of `schema`, inside the caller's transaction when there is one. */
 static int current(sqlite3 *db, const migrate_schema *schema, int *v)
 {
@@ -83,6 +94,22 @@ static int current(sqlite3 *db, const migrate_schema *schema, int *v)
 	}
 	if (schema->legacy_user_version)
 		return user_version(db, v);
+	return PARLEY_OK;
+}
+
+/* A version found in the file that this code cannot migrate from: newer than its steps, or negative
+ * (PRAGMA user_version is a signed 32-bit field: a foreign or damaged file; steps[v] would be read out
+ * of bounds). */
+static int check_version(const migrate_schema *schema, int v, int target, migrate_result *res)
+{
+	if (v > target) {
+		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
+		return PARLEY_E_BAD_VERSION;
+	}
+	if (v < 0) {
+		set_err(res, "the %s schema has an invalid version %d", schema->name, v);
+		return PARLEY_E_STORE;
+	}
 	return PARLEY_OK;
 }
 
@@ -109,10 +136,9 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 	}
 	if (res != NULL)
 		res->from = res->to = v;
-	if (v > target) {
-		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
-		return PARLEY_E_BAD_VERSION;
-	}
+	rc = check_version(schema, v, target, res);
+	if (rc != PARLEY_OK)
+		return rc;
 	if (v == target && table_exists(db) == 1)
 		return PARLEY_OK;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -125,11 +151,9 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 		set_err(res, "reading the %s schema version: %s", schema->name, sqlite3_errmsg(db));
 		goto fail;
 	}
-	if (v > target) {
-		set_err(res, "the %s schema is at version %d, newer than this program's %d", schema->name, v, target);
-		rc = PARLEY_E_BAD_VERSION;
+	rc = check_version(schema, v, target, res);
+	if (rc != PARLEY_OK)
 		goto fail;
-	}
 	if (sqlite3_exec(db, create_sql, NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(res, "%s migration: schema_version table: %s", schema->name, sqlite3_errmsg(db));
 		rc = PARLEY_E_STORE;
@@ -153,6 +177,8 @@ int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *r
 	sqlite3_bind_int(st, 2, target);
 	rc = sqlite3_step(st) == SQLITE_DONE ? PARLEY_OK : PARLEY_E_STORE;
 	sqlite3_finalize(st);
+	if (rc == PARLEY_OK && schema->legacy_user_version)
+		rc = set_user_version(db, target);
 	if (rc != PARLEY_OK) {
 		set_err(res, "%s migration: recording version %d: %s", schema->name, target, sqlite3_errmsg(db));
 		goto fail;

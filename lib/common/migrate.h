@@ -6,7 +6,9 @@
  * two modules can version their own tables inside one file without clobbering each other (PRAGMA
  * user_version has room for one number per file). A database written before this helper existed kept
  * its version in PRAGMA user_version: when a schema has no row yet, `legacy_user_version` says whether
- * that pragma is this schema's version (the one schema that used it in that file) and it is adopted.
+ * that pragma is this schema's version (the one schema that used it in that file) and it is adopted;
+ * the helper then keeps writing that schema's version into the pragma too, so a program from before
+ * the helper still refuses a database newer than it knows. At most one schema per file may set it.
  *
  * All pending steps and the new version are written in one IMMEDIATE transaction: a crash mid-way
  * leaves the old version intact. A database whose version is newer than the array is refused
@@ -32,8 +34,9 @@ typedef struct migrate_result {
 } migrate_result;
 
 /* Applies the pending steps of `schema` to db (no transaction may be open). Returns PARLEY_OK,
- * PARLEY_E_STORE (SQL failed: res->err says which step; nothing changed) or PARLEY_E_BAD_VERSION
- * (the database is newer than this code; nothing changed). res may be NULL. */
+ * PARLEY_E_STORE (SQL failed: res->err says which step; or the recorded version is negative; nothing
+ * changed) or PARLEY_E_BAD_VERSION (the database is newer than this code; nothing changed). res may
+ * be NULL. */
 int parley__migrate(sqlite3 *db, const migrate_schema *schema, migrate_result *res);
 
 /* The version recorded for `name` (0 when none). PARLEY_OK or PARLEY_E_STORE. */

@@ -18,6 +18,7 @@
 #include <parley/signal_sqlite.h>
 
 #include "common/alloc.h"
+#include "common/migrate.h"
 #include "crypto/crypto.h"
 
 /* Each entry upgrades the schema by one version; never edit a shipped entry, append a new one. */
@@ -435,36 +436,14 @@ static int create_private_file(const char *path)
 	return rc;
 }
 
-static int migrate(sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	int version, rc;
-
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return PARLEY_E_STORE;
-	rc = sqlite3_step(st);
-	version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
-	if (version < 0 || version > (int)NMIGRATIONS)
-		return PARLEY_E_STORE; /* unreadable, or written by a newer parley: do not touch it */
-	if (version == (int)NMIGRATIONS)
-		return PARLEY_OK;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return PARLEY_E_STORE;
-	for (size_t i = (size_t)version; i < NMIGRATIONS; i++) {
-		if (sqlite3_exec(db, MIGRATIONS[i], NULL, NULL, NULL) != SQLITE_OK)
-			goto fail;
-	}
-	char pragma[48];
-	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", (int)NMIGRATIONS);
-	if (sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
-	return PARLEY_OK;
-fail:
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return PARLEY_E_STORE;
-}
+/* parley__migrate records the version as the "signal" row of schema_version; a signal.db from before
+ * that helper kept it in PRAGMA user_version, which is adopted (and kept in step for older programs). */
+static const migrate_schema signal_schema = {
+	.name = "signal",
+	.steps = MIGRATIONS,
+	.n_steps = NMIGRATIONS,
+	.legacy_user_version = 1,
+};
 
 int parley_signal_sqlite_open(parley_signal_sqlite **out, const char *path)
 {
@@ -493,9 +472,10 @@ int parley_signal_sqlite_open(parley_signal_sqlite **out, const char *path)
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
-	rc = migrate(s->db);
-	if (rc != PARLEY_OK)
+	if (parley__migrate(s->db, &signal_schema, NULL) != PARLEY_OK) {
+		rc = PARLEY_E_STORE; /* unreadable, or written by a newer parley: left untouched */
 		goto out;
+	}
 	for (int i = 0; i < Q_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {
 			rc = PARLEY_E_STORE;

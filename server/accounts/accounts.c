@@ -172,7 +172,7 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 			status = PARLEY_E_INVAL;
 			goto fail;
 		}
-		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
+		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
 		job->now_ms = parley__wall_ms();
 	}
 	snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
@@ -216,7 +216,7 @@ static void auth_done(void *arg, int status, const void *result)
 			0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
 			0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66};
-		const uint8_t *key = unknown ? base_point : job->device.key;
+		const uint8_t *key = unknown ? base_point : job->acct.device.key;
 		status = wire__auth_signed_bytes(op->nonce, op->handle, op->device_id, &msg);
 		int bad = status == PARLEY_OK && crypto_sign_verify_detached(op->sig, msg.data, msg.len, key) != 0;
 		if (bad || (status == PARLEY_OK && unknown))
@@ -311,7 +311,7 @@ void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire
 	store_job *job = store__job_new(STORE_OP_ADD_DEVICE);
 	if (job != NULL) {
 		job->account_id = account;
-		memcpy(job->key, req->device_key.data, WIRE_KEY_LEN);
+		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
 		job->now_ms = parley__wall_ms();
 		if (store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);

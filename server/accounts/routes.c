@@ -149,7 +149,7 @@ static void list_answer(void *arg, int status, const void *result)
 	Parley__Wire__Device *devs = NULL, **devp = NULL;
 	r.status = (uint32_t)status;
 	if (status == PARLEY_OK) {
-		size_t n = j->n_devices;
+		size_t n = j->acct.n_devices;
 		devs = parley__calloc(n ? n : 1, sizeof(*devs));
 		devp = parley__calloc(n ? n : 1, sizeof(*devp));
 		if (devs == NULL || devp == NULL) {
@@ -157,7 +157,7 @@ static void list_answer(void *arg, int status, const void *result)
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
-			const store_device *sd = &j->devices[i];
+			const store_device *sd = &j->acct.devices[i];
 			parley__wire__device__init(&devs[i]);
 			devs[i].device_id = sd->device_id;
 			devs[i].name = (char *)sd->name;

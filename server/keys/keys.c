@@ -133,6 +133,9 @@ static int fill_upload(store_job *j, const Parley__Wire__UploadKeysRequest *req)
 		memcpy(k->spk_pub, sp->public_key.data, STORE_SIGNAL_KEY_LEN);
 		memcpy(k->spk_sig, sp->signature.data, STORE_SIG_LEN);
 	}
+	rc = store__job_keys_alloc_otks(j, req->n_one_time_prekeys);
+	if (rc != PARLEY_OK)
+		return rc;
 	for (size_t i = 0; i < req->n_one_time_prekeys; i++) {
 		const Parley__Wire__OneTimePrekey *o = req->one_time_prekeys[i];
 		uint8_t raw[CRYPTO_KEY_LEN];
@@ -145,7 +148,6 @@ static int fill_upload(store_job *j, const Parley__Wire__UploadKeysRequest *req)
 		k->otks[i].id = o->id;
 		memcpy(k->otks[i].pub, o->public_key.data, STORE_SIGNAL_KEY_LEN);
 	}
-	k->n_otks = req->n_one_time_prekeys;
 	return PARLEY_OK;
 }
 

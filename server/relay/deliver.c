@@ -50,8 +50,8 @@ static void on_fetch(void *arg, int status, const void *result)
 		ops->release(owner);
 		return;
 	}
-	for (size_t i = 0; i < j->msg.n_envs; i++) {
-		const store_envelope *e = &j->msg.envs[i];
+	for (size_t i = 0; i < j->relay.n_envs; i++) {
+		const store_envelope *e = &j->relay.envs[i];
 		if (e->server_id <= d->last_pushed)
 			continue;
 		dynbuf__reset(d->out);
@@ -61,7 +61,7 @@ static void on_fetch(void *arg, int status, const void *result)
 		d->last_pushed = e->server_id;
 		d->inflight++;
 	}
-	int full = j->msg.n_envs == j->msg.limit;
+	int full = j->relay.n_envs == j->relay.limit;
 	if (!full && !d->more) {
 		d->backlog = 0; /* caught up: live from now on */
 		if (!d->sent_empty) {
@@ -87,8 +87,8 @@ static void read_more(relay_dev *d)
 	j->account_id = d->account;
 	j->device_id = d->device;
 	j->now_ms = parley__wall_ms(); /* expired envelopes are never delivered, even before the purge runs */
-	j->msg.after_id = d->last_pushed;
-	j->msg.limit = d->cfg->max_inflight - d->inflight;
+	j->relay.after_id = d->last_pushed;
+	j->relay.limit = d->cfg->max_inflight - d->inflight;
 	d->ops->hold(d->owner);
 	if (store__submit(d->sc, j, on_fetch, d) != PARLEY_OK) {
 		store__job_free(j);

@@ -26,7 +26,7 @@ static void presence_peers(void *arg, int status, const void *result)
 	const store_job *j = result;
 	struct presence_req *q = arg;
 	worker *w = q->w;
-	if (status == PARLEY_OK && j->msg.n_peers > 0) {
+	if (status == PARLEY_OK && j->relay.n_peers > 0) {
 		Parley__Wire__Presence pr = PARLEY__WIRE__PRESENCE__INIT;
 		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
 		pr.handle = q->handle;
@@ -42,8 +42,8 @@ static void presence_peers(void *arg, int status, const void *result)
 			size_t len = out->len;
 			if (frame != NULL) {
 				memcpy(frame, out->data, len);
-				for (size_t i = 0; i < j->msg.n_peers; i++)
-					(void)worker__post(w, &relay__service, MBOX_DROP, j->msg.peers[i], 0, 0, frame, len,
+				for (size_t i = 0; i < j->relay.n_peers; i++)
+					(void)worker__post(w, &relay__service, MBOX_DROP, j->relay.peers[i], 0, 0, frame, len,
 							   worker__send_frame);
 				parley__free(frame);
 			}
@@ -80,7 +80,7 @@ static void typing_answer(void *arg, int status, const void *result)
 	worker *w = rq->w;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__TypingResponse tr = PARLEY__WIRE__TYPING_RESPONSE__INIT;
-	if (status == PARLEY_OK && !j->msg.shared)
+	if (status == PARLEY_OK && !j->relay.shared)
 		status = PARLEY_E_NO_THREAD;
 	if (status == PARLEY_OK) {
 		Parley__Wire__Typing ty = PARLEY__WIRE__TYPING__INIT;
@@ -94,7 +94,7 @@ static void typing_answer(void *arg, int status, const void *result)
 		push.typing = &ty;
 		dynbuf *out = worker__scratch(w);
 		if (wire__encode_push(&push, out) == PARLEY_OK)
-			(void)worker__post(w, &relay__service, MBOX_DROP, j->msg.recipient_account, 0, 0, out->data,
+			(void)worker__post(w, &relay__service, MBOX_DROP, j->relay.recipient_account, 0, 0, out->data,
 					   out->len, worker__send_frame);
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_TYPING;
 		r.typing = &tr;

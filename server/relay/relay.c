@@ -69,7 +69,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 		cb(arg, PARLEY_E_NOMEM, NULL);
 		return;
 	}
-	store_msg_args *m = &j->msg;
+	store_relay_args *m = &j->relay;
 	rc = store__job_set_handle(j, req->recipient);
 	if (rc != PARLEY_OK) {
 		store__job_free(j);
@@ -111,7 +111,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
 		svc_cb cb, void *arg)
 {
-	if (req->n_server_ids > sizeof(((store_msg_args *)0)->ids) / sizeof(uint64_t)) {
+	if (req->n_server_ids > STORE_MAX_ACK_IDS) {
 		cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);
 		return;
 	}
@@ -120,10 +120,15 @@ void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parle
 		cb(arg, PARLEY_E_NOMEM, NULL);
 		return;
 	}
+	if (store__job_relay_alloc_ids(j, req->n_server_ids) != PARLEY_OK) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
 	j->account_id = account;
 	j->device_id = device;
-	memcpy(j->msg.ids, req->server_ids, req->n_server_ids * sizeof(uint64_t));
-	j->msg.n_ids = req->n_server_ids;
+	if (req->n_server_ids > 0)
+		memcpy(j->relay.ids, req->server_ids, req->n_server_ids * sizeof(uint64_t));
 	submit(sc, j, cb, arg);
 }
 
@@ -162,7 +167,7 @@ void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg)
 		return;
 	}
 	j->now_ms = now_ms;
-	j->msg.limit = RELAY_PURGE_BATCH;
+	j->relay.limit = RELAY_PURGE_BATCH;
 	submit(sc, j, cb, arg);
 }
 

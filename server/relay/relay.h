@@ -43,7 +43,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
 		svc_cb cb, void *arg);
-/* handle -> account id and whether it shares a thread with `account` (msg.recipient_account, .shared). */
+/* handle -> account id and whether it shares a thread with `account` (relay.recipient_account, .shared). */
 void relay__find_peer(store_client *sc, uint64_t account, const char *handle, svc_cb cb, void *arg);
 void relay__thread_peers(store_client *sc, uint64_t account, svc_cb cb, void *arg);
 void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg);

@@ -40,8 +40,8 @@ static void purge_done(void *arg, int status, const void *result)
 	const store_job *j = result;
 	struct purge *p = arg;
 	p->running = 0;
-	if (status == PARLEY_OK && j->msg.n_deleted > 0)
-		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->msg.n_deleted);
+	if (status == PARLEY_OK && j->relay.n_deleted > 0)
+		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->relay.n_deleted);
 }
 
 static void on_purge_timer(uv_timer_t *t)
@@ -177,7 +177,7 @@ static void on_envelope(worker *w, const mbox_item *it)
  * once per device from the job (no store read). */
 static void fan_out(worker *w, const store_job *j)
 {
-	const store_msg_args *m = &j->msg;
+	const store_relay_args *m = &j->relay;
 	for (size_t i = 0; i < m->n_msgs; i++) {
 		const store_out_msg *o = &m->msgs[i];
 		store_envelope e = {0};
@@ -209,12 +209,12 @@ static void send_answer(void *arg, int status, const void *result)
 			  status == PARLEY_E_STALE_DEVICES)) {
 		/* the one error that carries a body: the sender needs the device lists to fix its own */
 		sr.server_timestamp = status == PARLEY_OK ? j->now_ms : 0;
-		sr.missing_devices = (uint32_t *)j->msg.missing;
-		sr.n_missing_devices = j->msg.n_missing;
-		sr.extra_devices = (uint32_t *)j->msg.extra;
-		sr.n_extra_devices = j->msg.n_extra;
-		sr.stale_devices = (uint32_t *)j->msg.stale;
-		sr.n_stale_devices = j->msg.n_stale;
+		sr.missing_devices = (uint32_t *)j->relay.missing;
+		sr.n_missing_devices = j->relay.n_missing;
+		sr.extra_devices = (uint32_t *)j->relay.extra;
+		sr.n_extra_devices = j->relay.n_extra;
+		sr.stale_devices = (uint32_t *)j->relay.stale;
+		sr.n_stale_devices = j->relay.n_stale;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE;
 		r.send_message = &sr;
 	}

@@ -1,33 +1,43 @@
 /* The backend vtable behind store.h. A backend keeps all of its query language inside itself; the
  * generic part (store.c) owns the thread, the queue, group commit and completion delivery.
  *
- * All ops are called on the store thread only, one at a time. Transaction calls nest exactly like
- * this per batch: begin, then per write job {savepoint, run, release | rollback_savepoint}, then commit
- * (or rollback if commit failed). Reads run with `run` outside any transaction.
+ * All functions are called on the store thread only, one at a time (open and close excepted: they run
+ * on the thread of store__open / store__close, before the store thread starts and after it stopped).
+ * Transaction calls nest exactly like this per batch: begin, then per write job {savepoint, run,
+ * release | rollback_savepoint}, then commit (or rollback if commit failed). Reads run outside any
+ * transaction, after the batch's commit.
  */
 #ifndef PARLEYD_STORE_BACKEND_H
 #define PARLEYD_STORE_BACKEND_H
 
 #include "store/store.h"
 
+/* A backend's connection state. Each backend defines `struct store_be` in its own files; the generic
+ * store only passes the pointer around, so no cast sits between the vtable and the backend. */
+typedef struct store_be store_be;
+
+/* Executes one job: fills its results, returns its status (also stored by the caller). */
+typedef int (*store_run_fn)(store_be *be, store_job *job);
+
 typedef struct store_backend_ops {
 	const char *name;
 	/* Opens, configures durability and applies migrations. PARLEY_E_STORE if the data was written
 	 * by a newer schema version than the backend knows. */
-	int (*open)(const store_config *cfg, void **be);
+	int (*open)(const store_config *cfg, store_be **be);
 	/* Checkpoints and closes. */
-	void (*close)(void *be);
-	int (*begin)(void *be);
-	int (*commit)(void *be);
-	int (*rollback)(void *be);
-	int (*savepoint)(void *be);
-	int (*release)(void *be);
-	int (*rollback_savepoint)(void *be);
-	/* Executes one job: fills its results, returns its status (also stored by the caller). */
-	int (*run)(void *be, store_job *job);
+	void (*close)(store_be *be);
+	int (*begin)(store_be *be);
+	int (*commit)(store_be *be);
+	int (*rollback)(store_be *be);
+	int (*savepoint)(store_be *be);
+	int (*release)(store_be *be);
+	int (*rollback_savepoint)(store_be *be);
+	/* run[op] for every op of STORE_OPS, indexed by enum store_op (STORE_OP__COUNT entries). A backend
+	 * builds it from STORE_OPS, so one that lacks an op does not link. */
+	const store_run_fn *run;
 	/* Optional maintenance between batches, after their completions were delivered (no transaction
 	 * open). `idle`: nothing is queued. The SQLite backend checkpoints its WAL here, off the commit path. */
-	void (*maintain)(void *be, int idle);
+	void (*maintain)(store_be *be, int idle);
 } store_backend_ops;
 
 extern const store_backend_ops store__sqlite_ops;

@@ -17,7 +17,7 @@
 
 struct store {
 	const store_backend_ops *ops;
-	void *be;
+	store_be *be;
 	unsigned max_batch;
 
 	pthread_t thread;
@@ -45,49 +45,80 @@ struct sync_wait {
 	int done;
 };
 
-static const char *const op_names[STORE_OP__COUNT] = {
-	[STORE_OP_CREATE_ACCOUNT] = "create_account",
-	[STORE_OP_GET_ACCOUNT] = "get_account",
-	[STORE_OP_GET_DEVICE] = "get_device",
-	[STORE_OP_LIST_DEVICES] = "list_devices",
-	[STORE_OP_ADD_DEVICE] = "add_device",
-	[STORE_OP_REMOVE_DEVICE] = "remove_device",
-	[STORE_OP_TOUCH_DEVICE] = "touch_device",
-	[STORE_OP_FIND_DEVICE] = "find_device",
-	[STORE_OP_UPLOAD_KEYS] = "upload_keys",
-	[STORE_OP_PREKEY_COUNT] = "prekey_count",
-	[STORE_OP_GET_BUNDLES] = "get_bundles",
-	[STORE_OP_SEND] = "send",
-	[STORE_OP_FETCH_QUEUE] = "fetch_queue",
-	[STORE_OP_ACK] = "ack",
-	[STORE_OP_PURGE_EXPIRED] = "purge_expired",
-	[STORE_OP_THREAD_PEERS] = "thread_peers",
-	[STORE_OP_FIND_PEER] = "find_peer",
+/* --- the op table (generated from STORE_OPS) --- */
+
+/* What store__job_free releases: the heap arrays of the job's domain member. */
+static void free_acct(store_job *j)
+{
+	parley__free(j->acct.devices);
+}
+
+static void free_keys(store_job *j)
+{
+	parley__free(j->keys.otks);
+	parley__free(j->keys.bundles);
+}
+
+static void free_relay(store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	parley__free(m->msgs);
+	parley__free(m->content_buf);
+	parley__free(m->missing);
+	parley__free(m->extra);
+	parley__free(m->stale);
+	for (size_t i = 0; i < m->n_envs; i++)
+		parley__free(m->envs[i].content);
+	parley__free(m->envs);
+	parley__free(m->ids);
+	parley__free(m->peers);
+}
+
+struct op_info {
+	const char *name;
+	enum store_kind kind;
+	void (*free_args)(store_job *j);
 };
+
+static const struct op_info ops_table[STORE_OP__COUNT] = {
+#define OP_INFO_(OP, name, kind, domain) [STORE_OP_##OP] = {#name, kind, free_##domain},
+	STORE_OPS(OP_INFO_)
+#undef OP_INFO_
+};
+
+static const struct op_info *op_info(enum store_op op)
+{
+	if ((int)op <= (int)STORE_OP_NONE || op >= STORE_OP__COUNT)
+		return NULL;
+	return &ops_table[op];
+}
 
 const char *store__op_name(enum store_op op)
 {
-	if ((int)op <= 0 || op >= STORE_OP__COUNT)
-		return "unknown";
-	return op_names[op];
+	const struct op_info *i = op_info(op);
+	return i != NULL ? i->name : "unknown";
 }
 
 int store__op_is_write(enum store_op op)
 {
-	switch (op) {
-	case STORE_OP_CREATE_ACCOUNT:
-	case STORE_OP_ADD_DEVICE:
-	case STORE_OP_REMOVE_DEVICE:
-	case STORE_OP_TOUCH_DEVICE:
-	case STORE_OP_UPLOAD_KEYS:
-	case STORE_OP_GET_BUNDLES: /* pops one-time prekeys */
-	case STORE_OP_SEND:
-	case STORE_OP_ACK:
-	case STORE_OP_PURGE_EXPIRED:
-		return 1;
-	default:
-		return 0;
-	}
+	const struct op_info *i = op_info(op);
+	return i != NULL && i->kind == STORE_WRITE;
+}
+
+/* Whether the job's op uses the union member that `free_args` releases, i.e. belongs to that domain.
+ * The setters below check it: writing another domain's member would corrupt the one the op uses. */
+static int in_domain(const store_job *j, void (*free_args)(store_job *j))
+{
+	const struct op_info *i = op_info(j->op);
+	return i != NULL && i->free_args == free_args;
+}
+
+/* Runs one job through the backend's table. An unknown op never reaches the backend. */
+static int run_job(store *s, store_job *j)
+{
+	if (op_info(j->op) == NULL)
+		return PARLEY_E_UNSUPPORTED;
+	return s->ops->run[j->op](s->be, j);
 }
 
 /* --- jobs --- */
@@ -104,15 +135,44 @@ void store__job_free(store_job *job)
 {
 	if (job == NULL)
 		return;
-	parley__free(job->devices);
-	parley__free(job->keys.bundles);
-	parley__free(job->msg.msgs);
-	parley__free(job->msg.content_buf);
-	for (size_t i = 0; i < job->msg.n_envs; i++)
-		parley__free(job->msg.envs[i].content);
-	parley__free(job->msg.envs);
-	parley__free(job->msg.peers);
+	const struct op_info *i = op_info(job->op);
+	if (i != NULL)
+		i->free_args(job);
 	parley__free(job);
+}
+
+/* A zeroed array of n elements of `size` bytes replacing *arr, n <= max. */
+static int alloc_array(void **arr, size_t *count, size_t n, size_t max, size_t size)
+{
+	void *p = NULL;
+	if (n > max)
+		return PARLEY_E_TOO_LARGE;
+	if (n > 0 && (p = parley__calloc(n, size)) == NULL)
+		return PARLEY_E_NOMEM;
+	parley__free(*arr);
+	*arr = p;
+	*count = n;
+	return PARLEY_OK;
+}
+
+int store__job_keys_alloc_otks(store_job *job, size_t n)
+{
+	if (!in_domain(job, free_keys))
+		return PARLEY_E_INVAL;
+	void *p = job->keys.otks;
+	int rc = alloc_array(&p, &job->keys.n_otks, n, STORE_MAX_PREKEYS_PER_UPLOAD, sizeof(store_prekey));
+	job->keys.otks = p;
+	return rc;
+}
+
+int store__job_relay_alloc_ids(store_job *job, size_t n)
+{
+	if (!in_domain(job, free_relay))
+		return PARLEY_E_INVAL;
+	void *p = job->relay.ids;
+	int rc = alloc_array(&p, &job->relay.n_ids, n, STORE_MAX_ACK_IDS, sizeof(uint64_t));
+	job->relay.ids = p;
+	return rc;
 }
 
 static int copy_bounded(char *dst, size_t cap, const char *src)
@@ -131,7 +191,9 @@ int store__job_set_handle(store_job *job, const char *handle)
 
 int store__job_set_device_name(store_job *job, const char *name)
 {
-	return copy_bounded(job->device_name, sizeof(job->device_name), name);
+	if (!in_domain(job, free_acct))
+		return PARLEY_E_INVAL;
+	return copy_bounded(job->acct.device_name, sizeof(job->acct.device_name), name);
 }
 
 /* --- store thread --- */
@@ -182,7 +244,7 @@ static void run_writes(store *s, store_job **w, size_t n)
 			w[i]->status = PARLEY_E_STORE;
 			continue;
 		}
-		w[i]->status = ops->run(s->be, w[i]);
+		w[i]->status = run_job(s, w[i]);
 		int sp = w[i]->status == PARLEY_OK ? ops->release(s->be) : ops->rollback_savepoint(s->be);
 		if (sp != PARLEY_OK) {
 			/* the transaction state is unknown now: give up on the whole batch */
@@ -234,7 +296,7 @@ reads:
 	/* reads after the commit, so a read queued behind a write of the same batch sees it */
 	for (store_job *j = list; j != NULL; j = j->next_)
 		if (!store__op_is_write(j->op))
-			j->status = s->ops->run(s->be, j);
+			j->status = run_job(s, j);
 	if (writes != writes_buf)
 		parley__free(writes);
 	atomic_fetch_add(&s->batches, 1);

@@ -2,8 +2,8 @@
  *
  * Threads: services run on loop threads and never block on the database. A service fills a store_job
  * (operation + arguments) and submits it through its loop's store_client. One store thread executes
- * jobs; each completion is delivered back on the submitting loop thread (through the client's
- * uv_async), never on the store thread.
+ * jobs; each completion is delivered back on the submitting loop thread (the client's wake hook asks
+ * that loop to run it), never on the store thread.
  *
  * Group commit: the store thread takes everything queued at once and runs all write jobs of that batch
  * inside ONE transaction, each inside its own SAVEPOINT (a failing job — a duplicate handle — rolls
@@ -70,29 +70,49 @@ void store__client_close(store_client *c);
 
 /* --- jobs --- */
 
+/* Kind of an op: writes run inside the group-commit transaction, each in its own SAVEPOINT; reads run
+ * after the batch's commit (so they see its writes), outside any transaction. */
+enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
+
+/* THE list of store operations: X(OP, name, kind, domain).
+ *   OP      -> enum store_op STORE_OP_<OP>
+ *   name    -> store__op_name() ("create_account") and the backend function that runs it (the SQLite
+ *              backend's sqlite__create_account: a backend that lacks one fails to link)
+ *   kind    -> STORE_WRITE / STORE_READ (store__op_is_write)
+ *   domain  -> the member of the job's argument union the op uses (acct, keys, relay), which is also
+ *              what store__job_free releases for it.
+ * A new op is one line here plus its backend function(s); nothing else lists the ops. */
+#define STORE_OPS(X)                                                                                            \
+	/* accounts and devices */                                                                              \
+	X(CREATE_ACCOUNT, create_account, STORE_WRITE, acct)  /* account + device 1 */                          \
+	X(GET_ACCOUNT, get_account, STORE_READ, acct)         /* account by handle */                           \
+	X(GET_DEVICE, get_device, STORE_READ, acct)           /* one device (public key): account + device */   \
+	X(LIST_DEVICES, list_devices, STORE_READ, acct)                                                         \
+	X(ADD_DEVICE, add_device, STORE_WRITE, acct)                                                            \
+	X(REMOVE_DEVICE, remove_device, STORE_WRITE, acct)                                                      \
+	X(TOUCH_DEVICE, touch_device, STORE_WRITE, acct)      /* last_seen_ms */                                \
+	X(FIND_DEVICE, find_device, STORE_READ, acct)         /* handle + device id -> account_id, device */    \
+	/* key server */                                                                                        \
+	X(UPLOAD_KEYS, upload_keys, STORE_WRITE, keys)        /* identity + reg. id (immutable), spk, pool */   \
+	X(PREKEY_COUNT, prekey_count, STORE_READ, keys)       /* one-time prekeys left, signed prekey id */     \
+	X(GET_BUNDLES, get_bundles, STORE_WRITE, keys)        /* bundles of `handle`, popping a prekey each */  \
+	/* relay */                                                                                             \
+	X(SEND, send, STORE_WRITE, relay)                     /* check device list, enqueue one per device */   \
+	X(FETCH_QUEUE, fetch_queue, STORE_READ, relay)        /* envelopes with id > after_id, in order */      \
+	X(ACK, ack, STORE_WRITE, relay)                       /* delete envelopes of (account, device) by id */ \
+	X(PURGE_EXPIRED, purge_expired, STORE_WRITE, relay)   /* delete expired envelopes (bounded) */          \
+	X(THREAD_PEERS, thread_peers, STORE_READ, relay)      /* accounts sharing a thread with account_id */   \
+	X(FIND_PEER, find_peer, STORE_READ, relay)            /* handle -> account_id, shares a thread? */
+
 enum store_op {
-	STORE_OP_CREATE_ACCOUNT = 1, /* write: account + device 1 */
-	STORE_OP_GET_ACCOUNT,        /* read: account by handle */
-	STORE_OP_GET_DEVICE,         /* read: one device (public key) by account id + device id */
-	STORE_OP_LIST_DEVICES,       /* read */
-	STORE_OP_ADD_DEVICE,         /* write */
-	STORE_OP_REMOVE_DEVICE,      /* write */
-	STORE_OP_TOUCH_DEVICE,       /* write: last_seen_ms */
-	STORE_OP_FIND_DEVICE,        /* read: one device by handle + device id (fills account_id, device) */
-	/* key server (keys = store_keys_args) */
-	STORE_OP_UPLOAD_KEYS,        /* write: identity/registration id (immutable), signed prekey, pool */
-	STORE_OP_PREKEY_COUNT,       /* read: remaining one-time prekeys, signed prekey id */
-	STORE_OP_GET_BUNDLES,        /* write: bundles of one/all devices of `handle`, popping a prekey each */
-	/* relay (msg = store_msg_args) */
-	STORE_OP_SEND,               /* write: check the device list, enqueue one envelope per device */
-	STORE_OP_FETCH_QUEUE,        /* read: envelopes of (account, device) with id > after_id, in order */
-	STORE_OP_ACK,                /* write: delete envelopes of (account, device) by id */
-	STORE_OP_PURGE_EXPIRED,      /* write: delete envelopes whose TTL passed (bounded per run) */
-	STORE_OP_THREAD_PEERS,       /* read: accounts that share a thread with account_id */
-	STORE_OP_FIND_PEER,          /* read: `handle` -> account_id, and whether it shares a thread */
+	STORE_OP_NONE = 0, /* a zeroed job is no op */
+#define STORE_OP_ENUM_(OP, name, kind, domain) STORE_OP_##OP,
+	STORE_OPS(STORE_OP_ENUM_)
+#undef STORE_OP_ENUM_
 	STORE_OP__COUNT
 };
 
+/* --- accounts and devices (job->acct) --- */
 typedef struct store_device {
 	uint32_t device_id;
 	char name[STORE_MAX_DEVICE_NAME + 1];
@@ -101,7 +121,16 @@ typedef struct store_device {
 	uint64_t last_seen_ms;
 } store_device;
 
-/* --- key server --- */
+typedef struct store_acct_args {
+	uint8_t key[STORE_KEY_LEN];                  /* CREATE_ACCOUNT, ADD_DEVICE */
+	char device_name[STORE_MAX_DEVICE_NAME + 1]; /* CREATE_ACCOUNT, ADD_DEVICE */
+	/* results: GET_DEVICE and FIND_DEVICE fill `device`; LIST_DEVICES fills devices[0..n_devices) */
+	store_device device;
+	store_device *devices; /* owned by the job */
+	size_t n_devices;
+} store_acct_args;
+
+/* --- key server (job->keys) --- */
 #define STORE_SIGNAL_KEY_LEN 33 /* 0x05 || X25519 */
 #define STORE_SIG_LEN 64
 #define STORE_MAX_PREKEYS_PER_UPLOAD 100
@@ -131,7 +160,7 @@ typedef struct store_keys_args {
 	uint32_t spk_id;
 	uint8_t spk_pub[STORE_SIGNAL_KEY_LEN];
 	uint8_t spk_sig[STORE_SIG_LEN];
-	store_prekey otks[STORE_MAX_PREKEYS_PER_UPLOAD];
+	store_prekey *otks;   /* owned by the job: store__job_keys_alloc_otks */
 	size_t n_otks;
 	unsigned pool_max;    /* PARLEY_E_PREKEY_POOL_FULL beyond this */
 	/* results: UPLOAD_KEYS, PREKEY_COUNT */
@@ -142,12 +171,14 @@ typedef struct store_keys_args {
 	size_t n_bundles;
 } store_keys_args;
 
-/* --- relay --- */
+/* --- relay (job->relay) --- */
+#define STORE_MAX_ACK_IDS 100
+
 typedef struct store_out_msg {
 	uint32_t device_id;
 	uint32_t registration_id;
 	uint32_t type;
-	const uint8_t *content; /* points into store_msg_args.content_buf */
+	const uint8_t *content; /* points into store_relay_args.content_buf */
 	size_t content_len;
 	uint64_t server_id;     /* result */
 } store_out_msg;
@@ -164,7 +195,7 @@ typedef struct store_envelope {
 	size_t content_len;
 } store_envelope;
 
-typedef struct store_msg_args {
+typedef struct store_relay_args {
 	/* SEND: job->handle = recipient; job->account_id/device_id = sender; now_ms = server time */
 	char sender_handle[STORE_MAX_HANDLE + 1];
 	uint64_t client_ts;
@@ -173,23 +204,23 @@ typedef struct store_msg_args {
 	store_out_msg *msgs;      /* owned by the job */
 	size_t n_msgs;
 	uint8_t *content_buf;     /* owned by the job: every content, back to back */
-	/* SEND results */
+	/* SEND results; the device lists are allocated by the backend only when not empty */
 	uint64_t recipient_account;
-	uint32_t missing[64], extra[64], stale[64];
+	uint32_t *missing, *extra, *stale; /* owned by the job */
 	size_t n_missing, n_extra, n_stale;
 	/* FETCH_QUEUE: after_id, limit -> envs; ACK: ids -> n_deleted; PURGE: now_ms, limit -> n_deleted */
 	uint64_t after_id;
 	unsigned limit;
 	store_envelope *envs;     /* owned by the job */
 	size_t n_envs;
-	uint64_t ids[100];
+	uint64_t *ids;            /* owned by the job: store__job_relay_alloc_ids */
 	size_t n_ids;
 	uint64_t n_deleted;
 	/* THREAD_PEERS: account_id -> peers (at most `limit`); FIND_PEER: handle -> account_id, shared */
 	uint64_t *peers;          /* owned by the job */
 	size_t n_peers;
 	int shared;
-} store_msg_args;
+} store_relay_args;
 
 /* Completion: the one completion type (base/svc.h), called as cb(arg, job->status, job) on the
  * submitting loop's thread; the result is the `const store_job *`, valid until the callback returns
@@ -201,23 +232,21 @@ struct store_job {
 	enum store_op op;
 	int status; /* result: PARLEY_OK or a parley_err */
 
-	/* Arguments (set by the caller before submit). Strings are copied into the job. */
-	char handle[STORE_MAX_HANDLE + 1];      /* CREATE_ACCOUNT, GET_ACCOUNT, FIND_DEVICE */
-	uint64_t account_id;                     /* GET_DEVICE, LIST/ADD/REMOVE/TOUCH */
-	uint32_t device_id;                      /* GET/FIND_DEVICE, REMOVE_DEVICE, TOUCH_DEVICE */
-	uint8_t key[STORE_KEY_LEN];              /* CREATE_ACCOUNT, ADD_DEVICE */
-	char device_name[STORE_MAX_DEVICE_NAME + 1]; /* CREATE_ACCOUNT, ADD_DEVICE */
-	uint64_t now_ms;                         /* writes: timestamps to record */
+	/* Common arguments (set by the caller before submit). Strings are copied into the job.
+	 * account_id / device_id are also results: CREATE_ACCOUNT (device 1), GET_ACCOUNT, ADD_DEVICE,
+	 * FIND_DEVICE and GET_BUNDLES fill them. */
+	char handle[STORE_MAX_HANDLE + 1]; /* CREATE_ACCOUNT, GET_ACCOUNT, FIND_DEVICE, GET_BUNDLES, SEND, FIND_PEER */
+	uint64_t account_id;
+	uint32_t device_id;
+	uint64_t now_ms;                   /* writes: timestamps to record; FETCH_QUEUE: expiry cut-off */
 
-	/* Results. account_id / device_id are also filled by CREATE_ACCOUNT (device 1), GET_ACCOUNT and
-	 * ADD_DEVICE. GET_DEVICE fills `device`. LIST_DEVICES fills devices[0..n_devices). */
-	store_device device;
-	store_device *devices;
-	size_t n_devices;
-
-	/* Arguments and results of the key server and relay ops. */
-	store_keys_args keys;
-	store_msg_args msg;
+	/* Per-domain arguments and results: only the member named by the op's domain in STORE_OPS is
+	 * meaningful (and freed by store__job_free). Large arrays live on the heap, owned by the job. */
+	union {
+		store_acct_args acct;
+		store_keys_args keys;
+		store_relay_args relay;
+	};
 
 	/* Private to the store. */
 	store_cb cb_;
@@ -226,13 +255,22 @@ struct store_job {
 	store_job *next_;
 };
 
-/* Allocates a zeroed job for `op`. NULL on out-of-memory. */
+/* Allocates a zeroed job for `op`. NULL on out-of-memory. job->op must not change afterwards: it says
+ * which union member the job uses and what store__job_free releases. */
 store_job *store__job_new(enum store_op op);
-/* Frees a job that was never submitted (or one returned by store__run_sync). */
+/* Frees a job that was never submitted (or one returned by store__run_sync), with the heap arrays of
+ * its domain. */
 void store__job_free(store_job *job);
-/* Copies a string argument, refusing it if longer than the field: PARLEY_E_TOO_LARGE. */
+/* Copies a string argument, refusing it if longer than the field: PARLEY_E_TOO_LARGE.
+ * set_device_name: acct ops only (PARLEY_E_INVAL otherwise). */
 int store__job_set_handle(store_job *job, const char *handle);
 int store__job_set_device_name(store_job *job, const char *name);
+/* Heap arrays owned by the job, zeroed, with their count set to n (n == 0 allocates nothing). A
+ * second call replaces the first. PARLEY_E_TOO_LARGE beyond STORE_MAX_PREKEYS_PER_UPLOAD /
+ * STORE_MAX_ACK_IDS, PARLEY_E_NOMEM, PARLEY_E_INVAL for a job of another domain (keys ops,
+ * relay ops). */
+int store__job_keys_alloc_otks(store_job *job, size_t n);
+int store__job_relay_alloc_ids(store_job *job, size_t n);
 
 /* Queues the job. On PARLEY_OK the store owns it and `cb` will be called exactly once on c's loop
  * thread. On error (PARLEY_E_SHUTTING_DOWN) the callback is never called and the caller still owns
@@ -243,8 +281,9 @@ int store__submit(store_client *c, store_job *job, store_cb cb, void *arg);
  * loop thread). Returns job->status; the caller keeps ownership of the job. */
 int store__run_sync(store *s, store_job *job);
 
-/* Whether an op writes (runs inside the group-commit transaction). */
+/* Whether an op writes (runs inside the group-commit transaction); 0 for an unknown op. */
 int store__op_is_write(enum store_op op);
+/* The op's STORE_OPS name, "unknown" for an unknown op. */
 const char *store__op_name(enum store_op op);
 
 /* Counters for tests and /metrics (also mirrored into METRIC_STORE_*). */

@@ -78,9 +78,9 @@ static void on_job(void *arg, int status, const void *result)
 	o->r.status = status;
 	if (j != NULL && status == PARLEY_OK) {
 		o->r.device_id = j->device_id;
-		o->r.n_devices = j->n_devices;
-		for (size_t i = 0; i < j->n_devices && i < 8; i++)
-			o->devs[i] = j->devices[i];
+		o->r.n_devices = j->acct.n_devices;
+		for (size_t i = 0; i < j->acct.n_devices && i < 8; i++)
+			o->devs[i] = j->acct.devices[i];
 		if (j->op == STORE_OP_REMOVE_DEVICE)
 			o->r.removed_device = j->device_id;
 	}

@@ -53,7 +53,7 @@ static uint64_t make_account(const char *handle, unsigned ndev)
 	static uint8_t seed;
 	store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
 	store__job_set_handle(j, handle);
-	memset(j->key, ++seed, sizeof(j->key));
+	memset(j->acct.key, ++seed, sizeof(j->acct.key));
 	if (store__run_sync(st, j) != PARLEY_OK)
 		abort();
 	uint64_t acc = j->account_id;
@@ -61,7 +61,7 @@ static uint64_t make_account(const char *handle, unsigned ndev)
 	for (unsigned i = 1; i < ndev; i++) {
 		j = store__job_new(STORE_OP_ADD_DEVICE);
 		j->account_id = acc;
-		memset(j->key, ++seed, sizeof(j->key));
+		memset(j->acct.key, ++seed, sizeof(j->acct.key));
 		if (store__run_sync(st, j) != PARLEY_OK)
 			abort();
 		store__job_free(j);
@@ -84,13 +84,14 @@ static int store_keys(uint64_t acc, uint32_t dev, uint32_t regid, unsigned n, ui
 	j->keys.spk_id = 1;
 	crypto__pubkey_serialize(j->keys.spk_pub, spk.pub);
 	crypto__xeddsa_sign(j->keys.spk_sig, ik.priv, j->keys.spk_pub, 33);
+	if (store__job_keys_alloc_otks(j, n) != PARLEY_OK)
+		abort();
 	for (unsigned i = 0; i < n; i++) {
 		crypto_keypair o;
 		crypto__keypair_generate(&o);
 		j->keys.otks[i].id = first_id + i;
 		crypto__pubkey_serialize(j->keys.otks[i].pub, o.pub);
 	}
-	j->keys.n_otks = n;
 	j->keys.pool_max = 1000;
 	int rc = store__run_sync(st, j);
 	store__job_free(j);

@@ -6,6 +6,7 @@
 #include "test.h"
 #include "store_loop.h"
 #include "common.h"
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "wire/wire.h"
 
@@ -86,21 +87,21 @@ static uint64_t enqueue(const char *to, uint32_t regid, unsigned n)
 		j->account_id = 1;
 		j->device_id = 1;
 		j->now_ms = parley__wall_ms();
-		snprintf(j->msg.sender_handle, sizeof(j->msg.sender_handle), "alice");
-		j->msg.expires_ms = j->now_ms + 3600000;
-		j->msg.queue_limit = 100000;
-		j->msg.msgs = calloc(1, sizeof(*j->msg.msgs));
-		j->msg.content_buf = malloc(sizeof(ct));
-		memcpy(j->msg.content_buf, ct, sizeof(ct));
-		j->msg.msgs[0].device_id = 1;
-		j->msg.msgs[0].registration_id = regid;
-		j->msg.msgs[0].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
-		j->msg.msgs[0].content = j->msg.content_buf;
-		j->msg.msgs[0].content_len = sizeof(ct);
-		j->msg.n_msgs = 1;
+		snprintf(j->relay.sender_handle, sizeof(j->relay.sender_handle), "alice");
+		j->relay.expires_ms = j->now_ms + 3600000;
+		j->relay.queue_limit = 100000;
+		j->relay.msgs = parley__calloc(1, sizeof(*j->relay.msgs));
+		j->relay.content_buf = parley__malloc(sizeof(ct));
+		memcpy(j->relay.content_buf, ct, sizeof(ct));
+		j->relay.msgs[0].device_id = 1;
+		j->relay.msgs[0].registration_id = regid;
+		j->relay.msgs[0].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+		j->relay.msgs[0].content = j->relay.content_buf;
+		j->relay.msgs[0].content_len = sizeof(ct);
+		j->relay.n_msgs = 1;
 		if (store__run_sync(st, j) != PARLEY_OK)
 			abort();
-		last = j->msg.msgs[0].server_id;
+		last = j->relay.msgs[0].server_id;
 		store__job_free(j);
 	}
 	return last;

@@ -10,10 +10,21 @@ static relay_config rc_;
 struct outcome {
 	int done;
 	int status;
-	store_msg_args m;
+	store_relay_args m; /* scalars of the job's relay args; the arrays point into this outcome */
 	store_envelope envs[16];
 	uint64_t ids[8];
+	uint32_t missing[8], extra[8], stale[8];
 };
+
+/* Copies a device list of the job (freed with it after the callback) into the outcome. */
+static void copy_list(uint32_t **dst_ptr, uint32_t *dst, size_t *n, const uint32_t *src)
+{
+	if (*n > 8)
+		*n = 8;
+	if (*n > 0)
+		memcpy(dst, src, *n * sizeof(*dst));
+	*dst_ptr = dst;
+}
 
 static void on_result(void *arg, int status, const void *result)
 {
@@ -22,17 +33,21 @@ static void on_result(void *arg, int status, const void *result)
 	o->done = 1;
 	o->status = status;
 	if (j != NULL) {
-		o->m = j->msg;
-		for (size_t i = 0; i < j->msg.n_envs && i < 16; i++) {
-			o->envs[i] = j->msg.envs[i];
+		o->m = j->relay;
+		for (size_t i = 0; i < j->relay.n_envs && i < 16; i++) {
+			o->envs[i] = j->relay.envs[i];
 			o->envs[i].content = NULL;
 		}
-		for (size_t i = 0; i < j->msg.n_msgs && i < 8; i++)
-			o->ids[i] = j->msg.msgs[i].server_id;
+		for (size_t i = 0; i < j->relay.n_msgs && i < 8; i++)
+			o->ids[i] = j->relay.msgs[i].server_id;
 		o->m.msgs = NULL;
 		o->m.envs = NULL;
 		o->m.peers = NULL;
+		o->m.ids = NULL;
 		o->m.content_buf = NULL;
+		copy_list(&o->m.missing, o->missing, &o->m.n_missing, j->relay.missing);
+		copy_list(&o->m.extra, o->extra, &o->m.n_extra, j->relay.extra);
+		copy_list(&o->m.stale, o->stale, &o->m.n_stale, j->relay.stale);
 	}
 }
 
@@ -72,15 +87,15 @@ static int fetch(uint64_t acc, uint32_t dev, uint64_t after, unsigned limit, uin
 	store_job *j = store__job_new(STORE_OP_FETCH_QUEUE);
 	j->account_id = acc;
 	j->device_id = dev;
-	j->msg.after_id = after;
-	j->msg.limit = limit;
+	j->relay.after_id = after;
+	j->relay.limit = limit;
 	j->now_ms = now;
 	memset(o, 0, sizeof(*o));
 	int rc = store__run_sync(st, j);
 	o->status = rc;
-	o->m.n_envs = j->msg.n_envs;
-	for (size_t i = 0; i < j->msg.n_envs && i < 16; i++) {
-		o->envs[i] = j->msg.envs[i];
+	o->m.n_envs = j->relay.n_envs;
+	for (size_t i = 0; i < j->relay.n_envs && i < 16; i++) {
+		o->envs[i] = j->relay.envs[i];
 		o->envs[i].content = NULL;
 	}
 	store__job_free(j);

@@ -12,6 +12,7 @@
 #include <parley/signal_sqlite.h>
 
 #include "../test.h"
+#include "../test_sqlite.h"
 
 static char path[256];
 
@@ -55,8 +56,12 @@ static void test_mode_and_schema(void)
 	TEST_EQ_INT(sqlite3_step(st), SQLITE_ROW);
 	TEST_EQ_STR((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
+	sqlite3_prepare_v2(raw, "SELECT version FROM schema_version WHERE name = 'signal'", -1, &st, NULL);
+	TEST_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	TEST_EQ_INT(sqlite3_column_int(st, 0), PARLEY_SIGNAL_SQLITE_SCHEMA);
+	sqlite3_finalize(st);
 	/* a schema from the future is refused, not "migrated" */
-	sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
+	sqlite3_exec(raw, "UPDATE schema_version SET version = 99 WHERE name = 'signal'", NULL, NULL, NULL);
 	sqlite3_close(raw);
 	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_E_STORE);
 	TEST_CHECK(db == NULL);
@@ -213,11 +218,51 @@ static void test_group_over_sqlite(void)
 	fresh_path();
 }
 
+/* signal.db files written before the shared migration helper kept their version in PRAGMA
+ * user_version and had no schema_version table: they open unchanged, their data intact. One whose
+ * pragma is newer than this library is refused and left byte for byte as it was. */
+static void test_legacy_database(void)
+{
+	parley_signal_sqlite *db = NULL;
+	parley_keypair id, got;
+	uint32_t reg = 0;
+	parley_signal_store s;
+	fresh_path();
+	randombytes_buf(&id, sizeof id);
+	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_OK);
+	TEST_EQ_INT(parley_signal_sqlite_set_identity(db, &id, 77), PARLEY_OK);
+	parley_signal_sqlite_close(db);
+	/* what the old code left: its tables, user_version = 1, no schema_version */
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 1"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+
+	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_OK);
+	parley_signal_sqlite_store(db, &s);
+	TEST_EQ_INT(s.get_identity_keypair(s.user, &got), PARLEY_OK);
+	TEST_EQ_MEM(&got, &id, sizeof id);
+	TEST_EQ_INT(s.get_local_registration_id(s.user, &reg), PARLEY_OK);
+	TEST_EQ_INT(reg, 77);
+	parley_signal_sqlite_close(db);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'signal'"), PARLEY_SIGNAL_SQLITE_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), PARLEY_SIGNAL_SQLITE_SCHEMA);
+
+	/* an old-style file from a newer library */
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 5"), SQLITE_OK);
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
+	TEST_EQ_INT(parley_signal_sqlite_open(&db, path), PARLEY_E_STORE);
+	TEST_CHECK(db == NULL);
+	TEST_CHECK(test_file_unchanged(path, before, n));
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 5);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	TEST_RUN(test_mode_and_schema);
+	TEST_RUN(test_legacy_database);
 	TEST_RUN(test_callbacks_and_persistence);
 	TEST_RUN(test_group_over_sqlite);
 	TEST_EXIT();

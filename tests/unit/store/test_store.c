@@ -14,6 +14,7 @@
 #include "store/store.h"
 #include "test.h"
 #include "store_loop.h"
+#include "test_sqlite.h"
 
 static char dir[64];
 static char path[128];
@@ -31,22 +32,6 @@ static store *open_store(unsigned max_devices)
 	return s;
 }
 
-static int user_version(void)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int v = -1;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
-}
-
 static void key_for(uint8_t key[32], unsigned n)
 {
 	memset(key, 0, 32);
@@ -59,7 +44,7 @@ static int sync_create(store *s, const char *handle, unsigned keyn, uint64_t *ac
 	store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
 	store__job_set_handle(j, handle);
 	store__job_set_device_name(j, "first");
-	key_for(j->key, keyn);
+	key_for(j->acct.key, keyn);
 	j->now_ms = 1000;
 	int rc = store__run_sync(s, j);
 	if (rc == PARLEY_OK) {
@@ -77,7 +62,7 @@ static int sync_simple(store *s, enum store_op op, uint64_t account, uint32_t de
 	store_job *j = store__job_new(op);
 	j->account_id = account;
 	j->device_id = device;
-	key_for(j->key, keyn);
+	key_for(j->acct.key, keyn);
 	store__job_set_device_name(j, "dev");
 	j->now_ms = 2000;
 	int rc = store__run_sync(s, j);
@@ -97,7 +82,8 @@ static void test_fresh_and_existing(void)
 	store__close(s);
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -111,7 +97,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
 }
 
 static void test_pre_migration_database(void)
@@ -126,7 +112,19 @@ static void test_pre_migration_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(user_version(), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
+}
+
+/* store__open refuses the file and leaves it byte for byte as it was */
+static void expect_refused(void)
+{
+	store *s = NULL;
+	size_t n = 0;
+	unsigned char *before = test_file_read(path, &n);
+	store_config cfg = {.path = path};
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
+	TEST_CHECK(s == NULL);
+	TEST_CHECK(test_file_unchanged(path, before, n));
 }
 
 static void test_newer_refused(void)
@@ -140,9 +138,151 @@ static void test_newer_refused(void)
 	store_config cfg = {.path = path};
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
 	TEST_CHECK(s == NULL);
-	TEST_EQ_INT(user_version(), 99);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 99);
 	cfg.backend = "postgres";
 	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_CONFIG);
+
+	/* written by a newer parleyd (schema_version says so) */
+	fresh_path("newer2");
+	s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "alice", 1, NULL), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 3 WHERE name = 'server'"), SQLITE_OK);
+	expect_refused();
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 3);
+
+	/* written by a newer parleyd from before schema_version */
+	fresh_path("newer3");
+	s = open_store(0);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
+	expect_refused();
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 3);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+}
+
+/* Databases written before parley__migrate kept the version in PRAGMA user_version and had no
+ * schema_version table. Made here from a current file by removing what the old code never wrote
+ * (the steps themselves are the same SQL). */
+static void test_legacy_database(void)
+{
+	uint64_t acc = 0;
+	fresh_path("legacy2");
+	store *s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 2"), SQLITE_OK);
+
+	/* at the current version: opens unchanged, data there, version adopted */
+	s = open_store(0);
+	store_job *j = store__job_new(STORE_OP_GET_ACCOUNT);
+	store__job_set_handle(j, "alice");
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->account_id, acc);
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
+
+	/* at version 1 (accounts only): step 2 runs, the accounts stay */
+	fresh_path("legacy1");
+	s = open_store(0);
+	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE threads;"
+			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
+		    SQLITE_OK);
+	s = open_store(0);
+	j = store__job_new(STORE_OP_PREKEY_COUNT); /* a step-2 table */
+	j->account_id = acc;
+	j->device_id = 1;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_INT(j->keys.remaining, 0);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_GET_DEVICE);
+	j->account_id = acc;
+	j->device_id = 1;
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
+	TEST_EQ_STR(j->acct.device.name, "first");
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
+}
+
+/* The op table: every op named and classified, the classification of before the table kept. */
+static void test_op_table(void)
+{
+	static const enum store_op writes[] = {
+		STORE_OP_CREATE_ACCOUNT, STORE_OP_ADD_DEVICE, STORE_OP_REMOVE_DEVICE, STORE_OP_TOUCH_DEVICE,
+		STORE_OP_UPLOAD_KEYS,    STORE_OP_GET_BUNDLES, STORE_OP_SEND,        STORE_OP_ACK,
+		STORE_OP_PURGE_EXPIRED,
+	};
+	for (int op = 1; op < STORE_OP__COUNT; op++) {
+		int w = 0;
+		for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
+			w |= writes[i] == (enum store_op)op;
+		TEST_EQ_INT(store__op_is_write((enum store_op)op), w);
+		TEST_CHECK(strcmp(store__op_name((enum store_op)op), "unknown") != 0);
+		for (int other = 1; other < op; other++)
+			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
+	}
+	TEST_EQ_INT(STORE_OP__COUNT, 18);
+	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
+	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
+	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
+	TEST_EQ_STR(store__op_name(STORE_OP__COUNT), "unknown");
+	TEST_EQ_INT(store__op_is_write(STORE_OP__COUNT), 0);
+
+	/* an op no backend knows completes with PARLEY_E_UNSUPPORTED (and frees cleanly) */
+	fresh_path("optable");
+	store *s = open_store(0);
+	store_job *j = store__job_new(STORE_OP__COUNT);
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_UNSUPPORTED);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_NONE);
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_UNSUPPORTED);
+	store__job_free(j);
+	store__close(s);
+}
+
+/* A job is a small header and a union of per-domain arguments; the big arrays live on the heap. */
+static void test_job_layout(void)
+{
+	printf("# sizeof(store_job) = %zu\n", sizeof(store_job));
+	TEST_CHECK(sizeof(store_job) <= 512);
+
+	store_job *j = store__job_new(STORE_OP_UPLOAD_KEYS);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 0), PARLEY_OK);
+	TEST_CHECK(j->keys.otks == NULL);
+	TEST_EQ_INT(j->keys.n_otks, 0);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 3), PARLEY_OK);
+	TEST_EQ_INT(j->keys.n_otks, 3);
+	TEST_CHECK(j->keys.otks != NULL && j->keys.otks[2].id == 0);
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD), PARLEY_OK); /* replaces */
+	TEST_EQ_INT(j->keys.n_otks, STORE_MAX_PREKEYS_PER_UPLOAD);
+	j->keys.otks[STORE_MAX_PREKEYS_PER_UPLOAD - 1].id = 9;
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, STORE_MAX_PREKEYS_PER_UPLOAD + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(j->keys.n_otks, STORE_MAX_PREKEYS_PER_UPLOAD); /* a refused call keeps the array */
+	TEST_EQ_INT(j->keys.otks[STORE_MAX_PREKEYS_PER_UPLOAD - 1].id, 9);
+	store__job_free(j); /* ASan (make test) checks that the array goes with it */
+
+	j = store__job_new(STORE_OP_ACK);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, STORE_MAX_ACK_IDS + 1), PARLEY_E_TOO_LARGE);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, STORE_MAX_ACK_IDS), PARLEY_OK);
+	TEST_EQ_INT(j->relay.n_ids, STORE_MAX_ACK_IDS);
+	TEST_CHECK(j->relay.ids != NULL && j->relay.ids[STORE_MAX_ACK_IDS - 1] == 0);
+	/* another domain's member would overlay this one's in the union */
+	TEST_EQ_INT(store__job_keys_alloc_otks(j, 1), PARLEY_E_INVAL);
+	TEST_EQ_INT(store__job_set_device_name(j, "x"), PARLEY_E_INVAL);
+	TEST_CHECK(j->relay.ids != NULL);
+	store__job_free(j);
+	j = store__job_new(STORE_OP_ADD_DEVICE);
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, 1), PARLEY_E_INVAL);
+	TEST_EQ_INT(store__job_set_device_name(j, "phone"), PARLEY_OK);
+	TEST_EQ_STR(j->acct.device_name, "phone");
+	store__job_free(j);
 }
 
 static void test_operations(void)
@@ -186,9 +326,9 @@ static void test_operations(void)
 	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
 	uint8_t k[32];
 	key_for(k, 12);
-	TEST_EQ_MEM(j->device.key, k, 32);
-	TEST_EQ_STR(j->device.name, "dev");
-	TEST_EQ_INT(j->device.last_seen_ms, 2000);
+	TEST_EQ_MEM(j->acct.device.key, k, 32);
+	TEST_EQ_STR(j->acct.device.name, "dev");
+	TEST_EQ_INT(j->acct.device.last_seen_ms, 2000);
 	store__job_free(j);
 	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, a, 4, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
 	TEST_EQ_INT(sync_simple(s, STORE_OP_GET_DEVICE, b, 2, 0, NULL), PARLEY_E_NO_SUCH_DEVICE);
@@ -198,12 +338,12 @@ static void test_operations(void)
 	j = store__job_new(STORE_OP_LIST_DEVICES);
 	j->account_id = a;
 	TEST_EQ_INT(store__run_sync(s, j), PARLEY_OK);
-	TEST_EQ_INT(j->n_devices, 4);
-	if (j->n_devices == 4) {
-		TEST_EQ_INT(j->devices[0].device_id, 1);
-		TEST_EQ_STR(j->devices[0].name, "first");
-		TEST_EQ_INT(j->devices[0].last_seen_ms, 2000);
-		TEST_EQ_INT(j->devices[3].device_id, 5);
+	TEST_EQ_INT(j->acct.n_devices, 4);
+	if (j->acct.n_devices == 4) {
+		TEST_EQ_INT(j->acct.devices[0].device_id, 1);
+		TEST_EQ_STR(j->acct.devices[0].name, "first");
+		TEST_EQ_INT(j->acct.devices[0].last_seen_ms, 2000);
+		TEST_EQ_INT(j->acct.devices[3].device_id, 5);
 	}
 	store__job_free(j);
 
@@ -262,7 +402,7 @@ static void *loop_thread(void *arg)
 		unsigned hn = (i % 10 == 9) ? lc->base + i - 1 : lc->base + i;
 		snprintf(h, sizeof(h), "user%u", hn);
 		store__job_set_handle(j, h);
-		key_for(j->key, lc->base + i);
+		key_for(j->acct.key, lc->base + i);
 		j->now_ms = 1;
 		TEST_EQ_INT(store__submit(lc->c, j, on_done, lc), PARLEY_OK);
 	}
@@ -334,7 +474,7 @@ static void test_client_close_drains(void)
 		store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
 		snprintf(h, sizeof(h), "drain%u", i);
 		store__job_set_handle(j, h);
-		key_for(j->key, 5000 + i);
+		key_for(j->acct.key, 5000 + i);
 		TEST_EQ_INT(store__submit(lc.c, j, on_done, &lc), PARLEY_OK);
 	}
 	test_store_client_close(&lc.tsc); /* without ever running the loop */
@@ -355,6 +495,9 @@ int main(void)
 	TEST_RUN(test_fresh_and_existing);
 	TEST_RUN(test_pre_migration_database);
 	TEST_RUN(test_newer_refused);
+	TEST_RUN(test_legacy_database);
+	TEST_RUN(test_op_table);
+	TEST_RUN(test_job_layout);
 	TEST_RUN(test_operations);
 	TEST_RUN(test_group_commit_two_loops);
 	TEST_RUN(test_client_close_drains);

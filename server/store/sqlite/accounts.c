@@ -1,0 +1,223 @@
+/* SQLite backend, accounts and devices: the acct ops of STORE_OPS (job->acct). Schema: migration 1 in
+ * engine.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "store/sqlite/sqlite_internal.h"
+
+static const char SQL_INSERT_ACCOUNT[] = "INSERT INTO accounts(handle, created_ms, next_device_id) VALUES (?1, ?2, 2)";
+static const char SQL_INSERT_DEVICE[] = "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms,"
+					" last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+static const char SQL_ACCOUNT_BY_HANDLE[] = "SELECT id FROM accounts WHERE handle = ?1";
+static const char SQL_NEXT_DEVICE_ID[] = "SELECT next_device_id FROM accounts WHERE id = ?1";
+static const char SQL_BUMP_DEVICE_ID[] = "UPDATE accounts SET next_device_id = next_device_id + 1 WHERE id = ?1";
+static const char SQL_GET_DEVICE[] = "SELECT device_id, name, pubkey, created_ms, last_seen_ms FROM devices"
+				     " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_LIST_DEVICES[] = "SELECT device_id, name, pubkey, created_ms, last_seen_ms FROM devices"
+				       " WHERE account_id = ?1 ORDER BY device_id";
+static const char SQL_COUNT_DEVICES[] = "SELECT count(*) FROM devices WHERE account_id = ?1";
+static const char SQL_DELETE_DEVICE[] = "DELETE FROM devices WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_TOUCH_DEVICE[] = "UPDATE devices SET last_seen_ms = ?3 WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_FIND_DEVICE[] = "SELECT d.device_id, d.name, d.pubkey, d.created_ms, d.last_seen_ms, a.id"
+				      " FROM accounts a JOIN devices d ON d.account_id = a.id"
+				      " WHERE a.handle = ?1 AND d.device_id = ?2";
+
+static void read_device(sqlite3_stmt *st, store_device *d)
+{
+	const unsigned char *name = sqlite3_column_text(st, 1);
+	memset(d, 0, sizeof(*d));
+	d->device_id = (uint32_t)sqlite3_column_int64(st, 0);
+	if (name != NULL)
+		snprintf(d->name, sizeof(d->name), "%s", (const char *)name);
+	sqlite__col_blob(st, 2, d->key, STORE_KEY_LEN);
+	d->created_ms = (uint64_t)sqlite3_column_int64(st, 3);
+	d->last_seen_ms = (uint64_t)sqlite3_column_int64(st, 4);
+}
+
+int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_ACCOUNT_BY_HANDLE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return PARLEY_OK;
+	return rc == SQLITE_DONE ? PARLEY_E_NO_SUCH_ACCOUNT : sqlite__error(b, "account by handle");
+}
+
+/* One device: by (account_id, device_id), or by (handle, device_id) which also fills j->account_id.
+ * -> j->acct.device. */
+static int one_device(store_be *b, store_job *j, int by_handle)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, by_handle ? SQL_FIND_DEVICE : SQL_GET_DEVICE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	if (by_handle)
+		sqlite3_bind_text(st, 1, j->handle, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(st, 2, j->device_id);
+	int rc = sqlite3_step(st);
+	int ret = PARLEY_E_NO_SUCH_DEVICE;
+	if (rc == SQLITE_ROW) {
+		read_device(st, &j->acct.device);
+		if (by_handle)
+			j->account_id = (uint64_t)sqlite3_column_int64(st, 5);
+		ret = PARLEY_OK;
+	} else if (rc != SQLITE_DONE) {
+		ret = sqlite__error(b, by_handle ? "find device" : "get device");
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+static int insert_device(store_be *b, store_job *j, uint32_t device_id)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_INSERT_DEVICE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(st, 2, device_id);
+	sqlite3_bind_text(st, 3, j->acct.device_name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, j->acct.key, STORE_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)j->now_ms);
+	int rc = sqlite__step_done(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return PARLEY_E_DEVICE_KEY_IN_USE; /* the only unique key a new (account, id) can hit */
+	if (rc != SQLITE_DONE)
+		return sqlite__error(b, "insert device");
+	return PARLEY_OK;
+}
+
+int sqlite__create_account(store_be *b, store_job *j)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_INSERT_ACCOUNT);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_text(st, 1, j->handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)j->now_ms);
+	int rc = sqlite__step_done(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return PARLEY_E_HANDLE_TAKEN;
+	if (rc != SQLITE_DONE)
+		return sqlite__error(b, "insert account");
+	j->account_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	j->device_id = 1;
+	return insert_device(b, j, 1);
+}
+
+int sqlite__get_account(store_be *b, store_job *j)
+{
+	return sqlite__account_by_handle(b, j->handle, &j->account_id);
+}
+
+int sqlite__get_device(store_be *b, store_job *j)
+{
+	return one_device(b, j, 0);
+}
+
+/* Auth's lookup in one query: handle + device id -> account id and the device's public key. */
+int sqlite__find_device(store_be *b, store_job *j)
+{
+	return one_device(b, j, 1);
+}
+
+int sqlite__list_devices(store_be *b, store_job *j)
+{
+	store_acct_args *a = &j->acct;
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_LIST_DEVICES);
+	size_t cap = 0;
+	int ret = PARLEY_OK, rc;
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (a->n_devices == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			store_device *nd = parley__realloc(a->devices, ncap * sizeof(*nd));
+			if (nd == NULL) {
+				ret = PARLEY_E_NOMEM;
+				break;
+			}
+			a->devices = nd;
+			cap = ncap;
+		}
+		read_device(st, &a->devices[a->n_devices++]);
+	}
+	if (ret == PARLEY_OK && rc != SQLITE_DONE)
+		ret = sqlite__error(b, "list devices");
+	sqlite3_reset(st);
+	return ret;
+}
+
+int sqlite__add_device(store_be *b, store_job *j)
+{
+	int64_t next = 0, count = 0;
+	int rc = sqlite__query_int(b, SQL_NEXT_DEVICE_ID, (int64_t)j->account_id, 0, &next);
+	if (rc == SQLITE_DONE)
+		return PARLEY_E_NO_SUCH_ACCOUNT;
+	if (rc != SQLITE_ROW)
+		return sqlite__error(b, "next device id");
+	if (sqlite__query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
+		return sqlite__error(b, "count devices");
+	if (count >= (int64_t)b->max_devices)
+		return PARLEY_E_TOO_MANY_DEVICES;
+	if (next <= 0 || next > UINT32_MAX)
+		return PARLEY_E_TOO_MANY_DEVICES; /* ids exhausted: never reuse one */
+	int ret = insert_device(b, j, (uint32_t)next);
+	if (ret != PARLEY_OK)
+		return ret;
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_BUMP_DEVICE_ID);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	if (sqlite__step_done(st) != SQLITE_DONE)
+		return sqlite__error(b, "bump device id");
+	j->device_id = (uint32_t)next;
+	return PARLEY_OK;
+}
+
+int sqlite__remove_device(store_be *b, store_job *j)
+{
+	int64_t count = 0, dummy = 0;
+	int rc = sqlite__query_int(b, SQL_GET_DEVICE, (int64_t)j->account_id, j->device_id, &dummy);
+	if (rc == SQLITE_DONE)
+		return PARLEY_E_NO_SUCH_DEVICE;
+	if (rc != SQLITE_ROW)
+		return sqlite__error(b, "get device");
+	if (sqlite__query_int(b, SQL_COUNT_DEVICES, (int64_t)j->account_id, 0, &count) != SQLITE_ROW)
+		return sqlite__error(b, "count devices");
+	if (count <= 1)
+		return PARLEY_E_LAST_DEVICE;
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_DELETE_DEVICE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(st, 2, j->device_id);
+	if (sqlite__step_done(st) != SQLITE_DONE)
+		return sqlite__error(b, "delete device");
+	return PARLEY_OK;
+}
+
+int sqlite__touch_device(store_be *b, store_job *j)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_TOUCH_DEVICE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(st, 2, j->device_id);
+	sqlite3_bind_int64(st, 3, (int64_t)j->now_ms);
+	if (sqlite__step_done(st) != SQLITE_DONE)
+		return sqlite__error(b, "touch device");
+	return sqlite3_changes(b->db) > 0 ? PARLEY_OK : PARLEY_E_NO_SUCH_DEVICE;
+}

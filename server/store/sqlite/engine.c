@@ -1,0 +1,411 @@
+/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL), migrations, the statement cache,
+ * transactions and savepoints, WAL maintenance, and the run table that sends each op to its domain file
+ * (accounts.c, keys.c, relay.c). The domain files see the engine through sqlite_internal.h. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include <parley/error.h>
+
+#include "base/log.h"
+#include "common/alloc.h"
+#include "common/migrate.h"
+#include "store/sqlite/sqlite_internal.h"
+
+#define MODULE "store"
+
+/* --- migrations ---
+ * Each step moves the "server" schema from version i to i+1 and is never edited once released: a
+ * change is a new step. parley__migrate (lib/common/migrate.h) records the version in the
+ * schema_version table and runs all pending steps in one transaction at open, so a crash mid-migration
+ * leaves the old version intact. Databases written before that helper kept the version in PRAGMA
+ * user_version: legacy_user_version adopts it (and the helper keeps the pragma in step, so an older
+ * parleyd still refuses a schema it does not know). */
+static const char *const migrations[] = {
+	/* 1: accounts and their devices. next_device_id makes device ids per account, from 1, never
+	 * reused after a removal. Public keys only; a key belongs to one device in the whole server. */
+	"CREATE TABLE accounts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  handle TEXT NOT NULL UNIQUE,"
+	"  created_ms INTEGER NOT NULL,"
+	"  next_device_id INTEGER NOT NULL DEFAULT 1"
+	");"
+	"CREATE TABLE devices ("
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  device_id INTEGER NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  pubkey BLOB NOT NULL UNIQUE CHECK (length(pubkey) = 32),"
+	"  created_ms INTEGER NOT NULL,"
+	"  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (account_id, device_id)"
+	") WITHOUT ROWID;",
+	/* 2: key server and relay (keys.c, relay.c). Every table hangs off devices with
+	 * ON DELETE CASCADE, so removing a device deletes its keys, its prekey pool and its queue in the
+	 * same transaction. Public keys and ciphertext only. device_keys.queue_len counts the device's
+	 * queued envelopes so the queue limit costs one row read, not a count. messages.id is
+	 * AUTOINCREMENT: ids are never reused, so a late or repeated ack can never delete a newer envelope. */
+	"CREATE TABLE device_keys ("
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  registration_id INTEGER NOT NULL,"
+	"  identity_key BLOB NOT NULL CHECK (length(identity_key) = 33),"
+	"  spk_id INTEGER NOT NULL,"
+	"  spk_pub BLOB NOT NULL CHECK (length(spk_pub) = 33),"
+	"  spk_sig BLOB NOT NULL CHECK (length(spk_sig) = 64),"
+	"  queue_len INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (account_id, device_id),"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	") WITHOUT ROWID;"
+	"CREATE TABLE prekeys ("
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  key_id INTEGER NOT NULL,"
+	"  pub BLOB NOT NULL CHECK (length(pub) = 33),"
+	"  PRIMARY KEY (account_id, device_id, key_id),"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	") WITHOUT ROWID;"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  sender_account INTEGER NOT NULL,"
+	"  sender_device INTEGER NOT NULL,"
+	"  sender_handle TEXT NOT NULL,"
+	"  type INTEGER NOT NULL,"
+	"  client_ts INTEGER NOT NULL,"
+	"  server_ts INTEGER NOT NULL,"
+	"  expires_ms INTEGER NOT NULL,"
+	"  content BLOB NOT NULL,"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	");"
+	"CREATE INDEX messages_queue ON messages(account_id, device_id, id);"
+	"CREATE INDEX messages_expiry ON messages(expires_ms);"
+	/* a thread between two accounts exists once either sent the other a message; a < b */
+	"CREATE TABLE threads ("
+	"  a INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  b INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (a, b)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX threads_b ON threads(b);",
+};
+
+static const migrate_schema server_schema = {
+	.name = "server",
+	.steps = migrations,
+	.n_steps = sizeof(migrations) / sizeof(migrations[0]),
+	.legacy_user_version = 1,
+};
+
+/* WAL checkpoints. SQLite's automatic checkpoint (every 1000 pages) runs inside the COMMIT that crosses
+ * the threshold, so that commit, and every acknowledgement queued behind it, waited for the copy into
+ * the main file and its fsync. We turn it off (a wal_hook replaces it) and checkpoint in maintain():
+ * when the queue is empty and the WAL holds CKPT_IDLE_PAGES (SQLite's own period: checkpointing more
+ * often only adds stalls, the hot pages being the same few), or unconditionally at CKPT_HARD_PAGES so
+ * sustained load cannot grow the WAL without bound. This connection is the only one, so a PASSIVE
+ * checkpoint always copies every frame and the next commit restarts the WAL from its beginning;
+ * journal_size_limit truncates a WAL that grew past it. Durability is unchanged: every commit still
+ * fsyncs the WAL (synchronous=FULL) before its completions are delivered, and a checkpoint fsyncs the
+ * main file before the WAL may be reused. */
+#define CKPT_IDLE_PAGES 1024
+#define CKPT_HARD_PAGES 4096
+#define WAL_SIZE_LIMIT (32 << 20)
+
+int sqlite__error(store_be *b, const char *what)
+{
+	log_error(MODULE, "sqlite %s: %s", what, sqlite3_errmsg(b->db));
+	return PARLEY_E_STORE;
+}
+
+/* --- statement cache --- */
+
+#define STMT_CACHE_MIN 64
+
+static size_t stmt_slot(const char *sql, size_t cap)
+{
+	/* Fibonacci hashing of the address: the constants sit a few bytes apart, the high bits spread them */
+	uint64_t h = (uint64_t)(uintptr_t)sql * UINT64_C(0x9E3779B97F4A7C15);
+	return (size_t)(h >> 32) & (cap - 1);
+}
+
+static struct sqlite_cached_stmt *stmt_find(struct sqlite_cached_stmt *t, size_t cap, const char *sql)
+{
+	size_t i = stmt_slot(sql, cap);
+	while (t[i].sql != NULL && t[i].sql != sql)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+/* Keeps the table at most half full, so a probe ends quickly. */
+static int stmt_grow(store_be *b)
+{
+	size_t cap = b->cap_stmts ? b->cap_stmts * 2 : STMT_CACHE_MIN;
+	struct sqlite_cached_stmt *t = parley__calloc(cap, sizeof(*t));
+	if (t == NULL)
+		return PARLEY_E_NOMEM;
+	for (size_t i = 0; i < b->cap_stmts; i++)
+		if (b->stmts[i].sql != NULL)
+			*stmt_find(t, cap, b->stmts[i].sql) = b->stmts[i];
+	parley__free(b->stmts);
+	b->stmts = t;
+	b->cap_stmts = cap;
+	return PARLEY_OK;
+}
+
+sqlite3_stmt *sqlite__stmt(store_be *b, const char *sql)
+{
+	if ((b->n_stmts + 1) * 2 > b->cap_stmts && stmt_grow(b) != PARLEY_OK) {
+		log_error(MODULE, "statement cache: out of memory");
+		return NULL;
+	}
+	struct sqlite_cached_stmt *c = stmt_find(b->stmts, b->cap_stmts, sql);
+	if (c->sql == NULL) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+			(void)sqlite__error(b, "prepare");
+			return NULL;
+		}
+		c->sql = sql;
+		c->st = st;
+		b->n_stmts++;
+	}
+	sqlite3_reset(c->st);
+	sqlite3_clear_bindings(c->st);
+	return c->st;
+}
+
+static void stmt_cache_free(store_be *b)
+{
+	for (size_t i = 0; i < b->cap_stmts; i++)
+		sqlite3_finalize(b->stmts[i].st);
+	parley__free(b->stmts);
+	b->stmts = NULL;
+	b->n_stmts = b->cap_stmts = 0;
+}
+
+int sqlite__step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, sql);
+	if (st == NULL)
+		return SQLITE_ERROR;
+	sqlite3_bind_int64(st, 1, p1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, p2);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
+void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	if (p != NULL && (size_t)sqlite3_column_bytes(st, col) == n)
+		memcpy(dst, p, n);
+	else
+		memset(dst, 0, n);
+}
+
+/* --- transactions: one per batch of writes, one savepoint per write job --- */
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT job";
+static const char SQL_RELEASE[] = "RELEASE job";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO job";
+
+static int exec_simple(store_be *b, const char *sql)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, sql);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	if (sqlite__step_done(st) != SQLITE_DONE)
+		return sqlite__error(b, sql);
+	return PARLEY_OK;
+}
+
+static int be_begin(store_be *b)
+{
+	return exec_simple(b, SQL_BEGIN);
+}
+
+static int be_commit(store_be *b)
+{
+	return exec_simple(b, SQL_COMMIT);
+}
+
+static int be_rollback(store_be *b)
+{
+	if (sqlite3_get_autocommit(b->db))
+		return PARLEY_OK; /* nothing open (SQLite may already have rolled back) */
+	return exec_simple(b, SQL_ROLLBACK);
+}
+
+static int be_savepoint(store_be *b)
+{
+	return exec_simple(b, SQL_SAVEPOINT);
+}
+
+static int be_release(store_be *b)
+{
+	return exec_simple(b, SQL_RELEASE);
+}
+
+static int be_rollback_savepoint(store_be *b)
+{
+	/* ROLLBACK TO keeps the savepoint open: release it so the next job starts clean */
+	int rc = exec_simple(b, SQL_ROLLBACK_TO);
+	if (rc == PARLEY_OK)
+		rc = exec_simple(b, SQL_RELEASE);
+	return rc;
+}
+
+/* --- WAL maintenance --- */
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	store_be *b = arg;
+	(void)db;
+	(void)name;
+	b->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+static void be_maintain(store_be *b, int idle)
+{
+	int log_frames = 0, done = 0;
+	if (b->wal_pages < (idle ? CKPT_IDLE_PAGES : CKPT_HARD_PAGES))
+		return;
+	int rc = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+	if (rc != SQLITE_OK) {
+		(void)sqlite__error(b, "checkpoint");
+		return;
+	}
+	if (done == log_frames)
+		b->wal_pages = 0;
+}
+
+/* --- open, close --- */
+
+static int migrate(store_be *b, const char *path)
+{
+	migrate_result res;
+	int rc = parley__migrate(b->db, &server_schema, &res);
+	if (rc == PARLEY_E_BAD_VERSION) {
+		log_error(MODULE, "%s: %s: refusing to open", path, res.err);
+		return PARLEY_E_STORE;
+	}
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "%s: %s", path, res.err);
+		return PARLEY_E_STORE;
+	}
+	if (res.to != res.from)
+		log_info(MODULE, "%s: schema migrated from version %d to %d", path, res.from, res.to);
+	return PARLEY_OK;
+}
+
+static int exec_pragmas(store_be *b, const char *sql)
+{
+	if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return sqlite__error(b, "pragmas");
+	return PARLEY_OK;
+}
+
+static void be_free(store_be *b)
+{
+	stmt_cache_free(b);
+	sqlite3_close(b->db);
+	parley__free(b);
+}
+
+static int be_open(const store_config *cfg, store_be **out)
+{
+	store_be *b = NULL;
+	char pragmas[160];
+	int rc = PARLEY_E_STORE;
+	int fd;
+
+	b = parley__calloc(1, sizeof(*b));
+	if (b == NULL)
+		return PARLEY_E_NOMEM;
+	b->max_devices = cfg->max_devices ? cfg->max_devices : STORE_DEFAULT_MAX_DEVICES;
+	/* create the file ourselves so it is 0600 whatever the umask; SQLite gives its -wal and -shm
+	 * files the database file's permissions */
+	fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error(MODULE, "cannot open %s: %m", cfg->path);
+		goto out;
+	}
+	close(fd);
+	if (sqlite3_open_v2(cfg->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_error(MODULE, "cannot open %s: %s", cfg->path, b->db ? sqlite3_errmsg(b->db) : "out of memory");
+		goto out;
+	}
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA busy_timeout = %d; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+		 " PRAGMA foreign_keys = ON;",
+		 cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
+	rc = exec_pragmas(b, pragmas);
+	if (rc != PARLEY_OK)
+		goto out;
+	rc = migrate(b, cfg->path);
+	if (rc != PARLEY_OK)
+		goto out;
+	/* replaces SQLite's automatic checkpoint: see CKPT_IDLE_PAGES */
+	sqlite3_wal_hook(b->db, on_wal_commit, b);
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_size_limit = %d;", WAL_SIZE_LIMIT);
+	rc = exec_pragmas(b, pragmas);
+	if (rc != PARLEY_OK)
+		goto out;
+	*out = b;
+	b = NULL;
+out:
+	if (b != NULL)
+		be_free(b);
+	return rc;
+}
+
+static void be_close(store_be *b)
+{
+	stmt_cache_free(b);
+	/* fold the WAL back into the main file so a stopped server leaves one self-contained file */
+	if (sqlite3_exec(b->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
+		(void)sqlite__error(b, "checkpoint");
+	if (sqlite3_close(b->db) != SQLITE_OK)
+		(void)sqlite__error(b, "close");
+	parley__free(b);
+}
+
+/* --- the backend --- */
+
+static const store_run_fn run_table[STORE_OP__COUNT] = {
+#define SQLITE_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sqlite__##name,
+	STORE_OPS(SQLITE_RUN_)
+#undef SQLITE_RUN_
+};
+
+const store_backend_ops store__sqlite_ops = {
+	.name = "sqlite",
+	.open = be_open,
+	.close = be_close,
+	.begin = be_begin,
+	.commit = be_commit,
+	.rollback = be_rollback,
+	.savepoint = be_savepoint,
+	.release = be_release,
+	.rollback_savepoint = be_rollback_savepoint,
+	.run = run_table,
+	.maintain = be_maintain,
+};

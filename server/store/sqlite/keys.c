@@ -1,0 +1,208 @@
+/* SQLite backend, key server: the keys ops of STORE_OPS (job->keys). Schema: migration 2 in engine.c
+ * (device_keys, prekeys). */
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "store/sqlite/sqlite_internal.h"
+
+static const char SQL_GET_KEYS[] = "SELECT registration_id, identity_key, spk_id FROM device_keys"
+				   " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_INSERT_KEYS[] = "INSERT INTO device_keys(account_id, device_id, registration_id, identity_key,"
+				      " spk_id, spk_pub, spk_sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char SQL_UPDATE_SPK[] = "UPDATE device_keys SET spk_id = ?3, spk_pub = ?4, spk_sig = ?5"
+				     " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_PUT_PREKEY[] = "INSERT OR REPLACE INTO prekeys(account_id, device_id, key_id, pub)"
+				     " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_COUNT_PREKEYS[] = "SELECT count(*) FROM prekeys WHERE account_id = ?1 AND device_id = ?2";
+/* select and delete in one statement: inside the store thread's single writer, a prekey can be returned
+ * to exactly one fetch */
+static const char SQL_POP_PREKEY[] = "DELETE FROM prekeys WHERE account_id = ?1 AND device_id = ?2 AND key_id ="
+				     " (SELECT min(key_id) FROM prekeys WHERE account_id = ?1 AND device_id = ?2)"
+				     " RETURNING key_id, pub";
+static const char SQL_LIST_KEYS[] = "SELECT device_id, registration_id, identity_key, spk_id, spk_pub, spk_sig"
+				    " FROM device_keys WHERE account_id = ?1 ORDER BY device_id";
+
+static int count_prekeys(store_be *b, uint64_t account, uint32_t device, uint32_t *n)
+{
+	int64_t v = 0;
+	if (sqlite__query_int(b, SQL_COUNT_PREKEYS, (int64_t)account, device, &v) != SQLITE_ROW)
+		return sqlite__error(b, "count prekeys");
+	*n = (uint32_t)v;
+	return PARLEY_OK;
+}
+
+/* The device's keys row, if any: *exists, and for an existing row whether its identity and
+ * registration id are the job's (PARLEY_E_IDENTITY_KEY_SET when not) and its signed prekey id. */
+static int get_keys(store_be *b, store_job *j, int check_identity, int *exists)
+{
+	store_keys_args *k = &j->keys;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_GET_KEYS);
+	int ret = PARLEY_OK;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	int rc = sqlite3_step(s);
+	*exists = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		uint8_t id[STORE_SIGNAL_KEY_LEN];
+		sqlite__col_blob(s, 1, id, sizeof(id));
+		/* identity and registration id are fixed for the life of a device: a change would silently
+		 * redirect everyone's sessions; a new identity means a new device */
+		if (check_identity && ((uint32_t)sqlite3_column_int64(s, 0) != k->registration_id ||
+				       memcmp(id, k->identity, sizeof(id)) != 0))
+			ret = PARLEY_E_IDENTITY_KEY_SET;
+		k->spk_id_out = (uint32_t)sqlite3_column_int64(s, 2);
+	} else if (rc != SQLITE_DONE) {
+		ret = sqlite__error(b, "get keys");
+	}
+	sqlite3_reset(s);
+	return ret;
+}
+
+static int put_signed_prekey(store_be *b, store_job *j, int exists)
+{
+	store_keys_args *k = &j->keys;
+	sqlite3_stmt *s = sqlite__stmt(b, exists ? SQL_UPDATE_SPK : SQL_INSERT_KEYS);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	int o = exists ? 3 : 5; /* first spk parameter */
+	if (!exists) {
+		sqlite3_bind_int64(s, 3, k->registration_id);
+		sqlite3_bind_blob(s, 4, k->identity, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(s, o, k->spk_id);
+	sqlite3_bind_blob(s, o + 1, k->spk_pub, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, o + 2, k->spk_sig, STORE_SIG_LEN, SQLITE_STATIC);
+	int rc = sqlite__step_done(s);
+	if (rc == SQLITE_CONSTRAINT)
+		return PARLEY_E_NO_SUCH_DEVICE; /* the device was removed meanwhile */
+	if (rc != SQLITE_DONE)
+		return sqlite__error(b, "put signed prekey");
+	k->spk_id_out = k->spk_id;
+	return PARLEY_OK;
+}
+
+int sqlite__upload_keys(store_be *b, store_job *j)
+{
+	store_keys_args *k = &j->keys;
+	int exists = 0;
+	int rc = get_keys(b, j, 1, &exists);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (!exists && !k->has_spk)
+		return PARLEY_E_NO_KEYS; /* the first upload must carry a signed prekey */
+	if (k->has_spk) {
+		rc = put_signed_prekey(b, j, exists);
+		if (rc != PARLEY_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < k->n_otks; i++) {
+		sqlite3_stmt *s = sqlite__stmt(b, SQL_PUT_PREKEY);
+		if (s == NULL)
+			return PARLEY_E_STORE;
+		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+		sqlite3_bind_int64(s, 2, j->device_id);
+		sqlite3_bind_int64(s, 3, k->otks[i].id);
+		sqlite3_bind_blob(s, 4, k->otks[i].pub, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
+		if (sqlite__step_done(s) != SQLITE_DONE)
+			return sqlite__error(b, "put prekey");
+	}
+	rc = count_prekeys(b, j->account_id, j->device_id, &k->remaining);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* the savepoint rolls the whole upload back: a full pool takes none of the batch */
+	if (k->pool_max != 0 && k->remaining > k->pool_max)
+		return PARLEY_E_PREKEY_POOL_FULL;
+	return PARLEY_OK;
+}
+
+int sqlite__prekey_count(store_be *b, store_job *j)
+{
+	int exists = 0;
+	int rc = get_keys(b, j, 0, &exists);
+	if (rc != PARLEY_OK)
+		return rc;
+	return count_prekeys(b, j->account_id, j->device_id, &j->keys.remaining);
+}
+
+static int pop_prekey(store_be *b, uint64_t account, store_bundle *bu)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_POP_PREKEY);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)account);
+	sqlite3_bind_int64(s, 2, bu->device_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		bu->has_otk = 1;
+		bu->otk.id = (uint32_t)sqlite3_column_int64(s, 0);
+		sqlite__col_blob(s, 1, bu->otk.pub, STORE_SIGNAL_KEY_LEN);
+		rc = sqlite3_step(s); /* finish the DELETE */
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sqlite__error(b, "pop prekey");
+	return count_prekeys(b, account, bu->device_id, &bu->remaining);
+}
+
+/* The keys rows of j->account_id (all devices, or j->device_id only) -> k->bundles, without prekeys. */
+static int list_bundles(store_be *b, store_job *j)
+{
+	store_keys_args *k = &j->keys;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_LIST_KEYS);
+	size_t cap = 0;
+	int rc = PARLEY_OK, sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	for (;;) {
+		sr = sqlite3_step(s);
+		if (sr != SQLITE_ROW)
+			break;
+		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
+		if (j->device_id != 0 && dev != j->device_id)
+			continue;
+		if (k->n_bundles == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			store_bundle *nb = parley__realloc(k->bundles, ncap * sizeof(*nb));
+			if (nb == NULL) {
+				rc = PARLEY_E_NOMEM;
+				break;
+			}
+			k->bundles = nb;
+			cap = ncap;
+		}
+		store_bundle *bu = &k->bundles[k->n_bundles++];
+		memset(bu, 0, sizeof(*bu));
+		bu->device_id = dev;
+		bu->registration_id = (uint32_t)sqlite3_column_int64(s, 1);
+		sqlite__col_blob(s, 2, bu->identity, STORE_SIGNAL_KEY_LEN);
+		bu->spk_id = (uint32_t)sqlite3_column_int64(s, 3);
+		sqlite__col_blob(s, 4, bu->spk_pub, STORE_SIGNAL_KEY_LEN);
+		sqlite__col_blob(s, 5, bu->spk_sig, STORE_SIG_LEN);
+	}
+	if (rc == PARLEY_OK && sr != SQLITE_DONE)
+		rc = sqlite__error(b, "list keys");
+	sqlite3_reset(s);
+	return rc;
+}
+
+int sqlite__get_bundles(store_be *b, store_job *j)
+{
+	store_keys_args *k = &j->keys;
+	int rc = sqlite__account_by_handle(b, j->handle, &j->account_id);
+	if (rc == PARLEY_OK)
+		rc = list_bundles(b, j);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (k->n_bundles == 0)
+		return j->device_id != 0 ? PARLEY_E_NO_SUCH_DEVICE : PARLEY_E_NO_KEYS;
+	for (size_t i = 0; i < k->n_bundles && rc == PARLEY_OK; i++)
+		rc = pop_prekey(b, j->account_id, &k->bundles[i]);
+	return rc;
+}

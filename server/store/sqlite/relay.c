@@ -1,0 +1,311 @@
+/* SQLite backend, relay: the relay ops of STORE_OPS (job->relay). Schema: migration 2 in engine.c
+ * (messages, threads, and device_keys.queue_len, the relay's counter on the key server's row). */
+#include <stdio.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "store/sqlite/sqlite_internal.h"
+
+#define MAX_PEERS_DEFAULT 1024u
+#define PURGE_LIMIT_DEFAULT 10000u
+/* recipient devices considered by one SEND (far above any configured max_devices) */
+#define MAX_EXPECTED 64
+
+/* the recipient's devices that can receive: those with keys */
+static const char SQL_RECIPIENTS[] = "SELECT device_id, registration_id, queue_len FROM device_keys"
+				     " WHERE account_id = ?1 ORDER BY device_id";
+static const char SQL_INSERT_MSG[] = "INSERT INTO messages(account_id, device_id, sender_account, sender_device,"
+				     " sender_handle, type, client_ts, server_ts, expires_ms, content)"
+				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char SQL_BUMP_QUEUE[] = "UPDATE device_keys SET queue_len = max(queue_len + ?3, 0)"
+				     " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_THREAD[] = "INSERT OR IGNORE INTO threads(a, b) VALUES (?1, ?2)";
+static const char SQL_FETCH[] = "SELECT id, sender_account, sender_device, sender_handle, type, client_ts, server_ts,"
+				" content FROM messages WHERE account_id = ?1 AND device_id = ?2 AND id > ?3"
+				" AND expires_ms > ?4 ORDER BY id LIMIT ?5";
+static const char SQL_DELETE_MSG[] = "DELETE FROM messages WHERE id = ?3 AND account_id = ?1 AND device_id = ?2";
+static const char SQL_PURGE[] = "DELETE FROM messages WHERE id IN"
+				" (SELECT id FROM messages WHERE expires_ms <= ?1 LIMIT ?2)";
+static const char SQL_RECOUNT[] = "UPDATE device_keys SET queue_len = (SELECT count(*) FROM messages m"
+				  " WHERE m.account_id = device_keys.account_id AND m.device_id = device_keys.device_id)"
+				  " WHERE queue_len > 0";
+static const char SQL_PEERS[] = "SELECT b FROM threads WHERE a = ?1 UNION ALL SELECT a FROM threads WHERE b = ?1"
+				" LIMIT ?2";
+static const char SQL_HAS_THREAD[] = "SELECT 1 FROM threads WHERE a = ?1 AND b = ?2";
+
+/* --- SEND --- */
+
+struct expected {
+	uint32_t device_id, registration_id, queue_len;
+};
+
+/* Appends to a device list of the job, allocated on first use with room for `cap` (the most it can
+ * hold), so a successful send allocates no list at all. */
+static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
+{
+	if (*list == NULL && (*list = parley__calloc(cap, sizeof(**list))) == NULL)
+		return PARLEY_E_NOMEM;
+	(*list)[(*n)++] = device_id;
+	return PARLEY_OK;
+}
+
+/* Compares the sender's list with the recipient's devices that have keys. Fills missing/extra/stale. */
+static int check_devices(store_job *j, const struct expected *e, size_t ne)
+{
+	store_relay_args *m = &j->relay;
+	int rc = PARLEY_OK;
+	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++) {
+		int found = 0;
+		for (size_t k = 0; k < m->n_msgs && !found; k++)
+			found = m->msgs[k].device_id == e[i].device_id;
+		if (!found)
+			rc = list_add(&m->missing, &m->n_missing, ne, e[i].device_id);
+	}
+	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++) {
+		const struct expected *hit = NULL;
+		for (size_t i = 0; i < ne && hit == NULL; i++)
+			if (e[i].device_id == m->msgs[k].device_id)
+				hit = &e[i];
+		if (hit == NULL)
+			rc = list_add(&m->extra, &m->n_extra, m->n_msgs, m->msgs[k].device_id);
+		else if (hit->registration_id != m->msgs[k].registration_id)
+			rc = list_add(&m->stale, &m->n_stale, m->n_msgs, m->msgs[k].device_id);
+	}
+	if (rc != PARLEY_OK)
+		return rc;
+	if (m->n_missing || m->n_extra)
+		return PARLEY_E_MISMATCHED_DEVICES;
+	return m->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
+}
+
+static int load_expected(store_be *b, store_job *j, struct expected *e, size_t cap, size_t *n)
+{
+	const store_relay_args *m = &j->relay;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_RECIPIENTS);
+	int sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
+	*n = 0;
+	for (;;) {
+		sr = sqlite3_step(s);
+		if (sr != SQLITE_ROW)
+			break;
+		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
+		/* sending to one's own account: the sending device is not a recipient */
+		if (m->recipient_account == j->account_id && dev == j->device_id)
+			continue;
+		if (*n < cap) {
+			e[*n].device_id = dev;
+			e[*n].registration_id = (uint32_t)sqlite3_column_int64(s, 1);
+			e[*n].queue_len = (uint32_t)sqlite3_column_int64(s, 2);
+			(*n)++;
+		}
+	}
+	sqlite3_reset(s);
+	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "list recipients");
+}
+
+/* queue_len of (account, device) += delta, never below 0 */
+static int bump_queue(store_be *b, uint64_t account, uint32_t device, int64_t delta)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUMP_QUEUE);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)account);
+	sqlite3_bind_int64(s, 2, device);
+	sqlite3_bind_int64(s, 3, delta);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "queue length");
+}
+
+static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
+{
+	const store_relay_args *m = &j->relay;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_MSG);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
+	sqlite3_bind_int64(s, 2, o->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 4, j->device_id);
+	sqlite3_bind_text(s, 5, m->sender_handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, o->type);
+	sqlite3_bind_int64(s, 7, (int64_t)m->client_ts);
+	sqlite3_bind_int64(s, 8, (int64_t)j->now_ms);
+	sqlite3_bind_int64(s, 9, (int64_t)m->expires_ms);
+	sqlite3_bind_blob(s, 10, o->content, (int)o->content_len, SQLITE_STATIC);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "insert message");
+	o->server_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	return bump_queue(b, m->recipient_account, o->device_id, 1);
+}
+
+/* Records that the two accounts share a thread (a < b in the table). */
+static int add_thread(store_be *b, uint64_t x, uint64_t y)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_THREAD);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)(x < y ? x : y));
+	sqlite3_bind_int64(s, 2, (int64_t)(x < y ? y : x));
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread");
+}
+
+int sqlite__send(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	struct expected e[MAX_EXPECTED];
+	size_t ne = 0;
+	int rc = sqlite__account_by_handle(b, j->handle, &m->recipient_account);
+	if (rc == PARLEY_OK)
+		rc = load_expected(b, j, e, MAX_EXPECTED, &ne);
+	if (rc == PARLEY_OK)
+		rc = check_devices(j, e, ne);
+	if (rc != PARLEY_OK)
+		return rc;
+	for (size_t k = 0; k < m->n_msgs; k++)
+		for (size_t i = 0; i < ne; i++)
+			if (e[i].device_id == m->msgs[k].device_id && e[i].queue_len >= m->queue_limit)
+				return PARLEY_E_QUEUE_FULL; /* all or nothing: no device gets a partial send */
+	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++)
+		rc = insert_msg(b, j, &m->msgs[k]);
+	if (rc == PARLEY_OK && m->recipient_account != j->account_id)
+		rc = add_thread(b, j->account_id, m->recipient_account);
+	return rc;
+}
+
+/* --- queue reads and deletes --- */
+
+int sqlite__fetch_queue(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_FETCH);
+	int sr, rc = PARLEY_OK;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	if (m->limit == 0)
+		return PARLEY_OK;
+	m->envs = parley__calloc(m->limit, sizeof(*m->envs));
+	if (m->envs == NULL)
+		return PARLEY_E_NOMEM;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)m->after_id);
+	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
+	sqlite3_bind_int64(s, 5, m->limit);
+	for (;;) {
+		sr = sqlite3_step(s);
+		if (sr != SQLITE_ROW || m->n_envs >= m->limit)
+			break;
+		store_envelope *e = &m->envs[m->n_envs];
+		const unsigned char *h = sqlite3_column_text(s, 3);
+		int n = sqlite3_column_bytes(s, 7);
+		e->server_id = (uint64_t)sqlite3_column_int64(s, 0);
+		e->sender_account = (uint64_t)sqlite3_column_int64(s, 1);
+		e->sender_device = (uint32_t)sqlite3_column_int64(s, 2);
+		if (h != NULL)
+			snprintf(e->sender_handle, sizeof(e->sender_handle), "%s", (const char *)h);
+		e->type = (uint32_t)sqlite3_column_int64(s, 4);
+		e->client_ts = (uint64_t)sqlite3_column_int64(s, 5);
+		e->server_ts = (uint64_t)sqlite3_column_int64(s, 6);
+		e->content = parley__malloc(n > 0 ? (size_t)n : 1);
+		if (e->content == NULL) {
+			rc = PARLEY_E_NOMEM;
+			break;
+		}
+		if (n > 0)
+			memcpy(e->content, sqlite3_column_blob(s, 7), (size_t)n);
+		e->content_len = (size_t)n;
+		m->n_envs++;
+	}
+	if (rc == PARLEY_OK && sr != SQLITE_DONE && sr != SQLITE_ROW)
+		rc = sqlite__error(b, "fetch queue");
+	sqlite3_reset(s);
+	return rc;
+}
+
+int sqlite__ack(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	m->n_deleted = 0;
+	for (size_t i = 0; i < m->n_ids; i++) {
+		sqlite3_stmt *s = sqlite__stmt(b, SQL_DELETE_MSG);
+		if (s == NULL)
+			return PARLEY_E_STORE;
+		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+		sqlite3_bind_int64(s, 2, j->device_id);
+		sqlite3_bind_int64(s, 3, (int64_t)m->ids[i]);
+		if (sqlite__step_done(s) != SQLITE_DONE)
+			return sqlite__error(b, "delete message");
+		m->n_deleted += (uint64_t)sqlite3_changes(b->db);
+	}
+	if (m->n_deleted == 0)
+		return PARLEY_OK;
+	return bump_queue(b, j->account_id, j->device_id, -(int64_t)m->n_deleted);
+}
+
+int sqlite__purge_expired(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_PURGE);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
+	sqlite3_bind_int64(s, 2, m->limit ? m->limit : PURGE_LIMIT_DEFAULT);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "purge");
+	m->n_deleted = (uint64_t)sqlite3_changes(b->db);
+	if (m->n_deleted == 0)
+		return PARLEY_OK;
+	s = sqlite__stmt(b, SQL_RECOUNT);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "recount queues");
+}
+
+/* --- threads --- */
+
+int sqlite__thread_peers(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	unsigned limit = m->limit ? m->limit : MAX_PEERS_DEFAULT;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_PEERS);
+	int sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	m->peers = parley__calloc(limit, sizeof(*m->peers));
+	if (m->peers == NULL)
+		return PARLEY_E_NOMEM;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, limit);
+	for (;;) {
+		sr = sqlite3_step(s);
+		if (sr != SQLITE_ROW || m->n_peers >= limit)
+			break;
+		m->peers[m->n_peers++] = (uint64_t)sqlite3_column_int64(s, 0);
+	}
+	sqlite3_reset(s);
+	return (sr == SQLITE_DONE || sr == SQLITE_ROW) ? PARLEY_OK : sqlite__error(b, "thread peers");
+}
+
+int sqlite__find_peer(store_be *b, store_job *j)
+{
+	uint64_t peer = 0;
+	int rc = sqlite__account_by_handle(b, j->handle, &peer);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_HAS_THREAD);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)(j->account_id < peer ? j->account_id : peer));
+	sqlite3_bind_int64(s, 2, (int64_t)(j->account_id < peer ? peer : j->account_id));
+	int sr = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
+		return sqlite__error(b, "has thread");
+	j->relay.shared = sr == SQLITE_ROW;
+	j->relay.recipient_account = peer;
+	return PARLEY_OK;
+}

@@ -1,0 +1,57 @@
+/* What the SQLite backend's domain files (accounts.c, keys.c, relay.c) get from its engine (engine.c).
+ *
+ * Everything here runs on the store thread only. The connection is opened without SQLite's own mutexes
+ * (store__open's thread opens it, then only the store thread touches it).
+ *
+ * Statements: a domain file keeps its SQL in `static const char NAME[] = "..."` constants and asks the
+ * engine for the prepared statement with sqlite__stmt(b, NAME). The engine prepares each text once,
+ * keyed by the text's address, and keeps it for the life of the connection; a domain's SQL stays in its
+ * own file and a new statement is one constant, not an entry in a shared enum. */
+#ifndef PARLEYD_STORE_SQLITE_INTERNAL_H
+#define PARLEYD_STORE_SQLITE_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+
+struct sqlite_cached_stmt {
+	const char *sql; /* key: the address of a domain file's SQL constant */
+	sqlite3_stmt *st;
+};
+
+struct store_be {
+	sqlite3 *db;
+	int wal_pages;         /* frames in the WAL after the last commit (wal_hook) */
+	unsigned max_devices;  /* per account (accounts.c) */
+	struct sqlite_cached_stmt *stmts; /* open addressing, power-of-two capacity */
+	size_t n_stmts, cap_stmts;
+};
+
+/* The cached statement for `sql`, prepared on first use, reset and with its bindings cleared, so a
+ * caller that returned early last time leaves nothing behind. NULL (logged) if it cannot be prepared.
+ * Callers still reset a statement when done with it: an unfinished SELECT would keep its read
+ * transaction (and the WAL frames it sees) open. */
+sqlite3_stmt *sqlite__stmt(store_be *b, const char *sql);
+/* Logs `what` with SQLite's message; returns PARLEY_E_STORE. */
+int sqlite__error(store_be *b, const char *what);
+/* Steps a statement without result rows, then resets it and clears its bindings. Returns the SQLite
+ * code of the step (SQLITE_DONE on success). */
+int sqlite__step_done(sqlite3_stmt *st);
+/* Single-integer query with one or two integer parameters (p2 ignored when the SQL has one): on
+ * SQLITE_ROW, *v is the first column. Returns the SQLite code of the step. */
+int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v);
+/* Copies a blob column of exactly n bytes into dst; zeroes dst for NULL or any other length. */
+void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
+
+/* accounts.c, for the other domains: handle -> account id. PARLEY_E_NO_SUCH_ACCOUNT, PARLEY_E_STORE. */
+int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id);
+
+/* One function per store op, named after its STORE_OPS line (sqlite__create_account, ...), defined in
+ * the file of its domain; engine.c builds the backend's run table from the same list. */
+#define SQLITE_OP_DECL_(OP, name, kind, domain) int sqlite__##name(store_be *b, store_job *j);
+STORE_OPS(SQLITE_OP_DECL_)
+#undef SQLITE_OP_DECL_
+
+#endif
