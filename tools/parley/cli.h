@@ -9,6 +9,7 @@
 #define PARLEY_CLI_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <parley/parley.h>
 
@@ -50,8 +51,10 @@ int cli_parse_device_id(const char *s, uint32_t *out);
 int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
 /* Standard base64 with padding; out has room for 45 bytes. */
 void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen);
-/* Writes s to stdout replacing control characters, so names chosen by other devices cannot drive the
- * terminal. */
+/* Writes len bytes of text to f so that text chosen by someone else cannot drive the terminal: control
+ * characters (C0, DEL, C1, bidi overrides) become '?', ill-formed UTF-8 becomes U+FFFD (text.c). */
+void cli_write_safe(FILE *f, const void *text, size_t len);
+/* cli_write_safe of a NUL-terminated string to stdout. */
 void cli_print_safe(const char *s);
 
 /* Commands */

@@ -11,10 +11,16 @@
 
 #include "cli.h"
 
+/* PARLEY_MESSAGE_MAX as a string literal, for the help texts */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define MESSAGE_MAX STR(PARLEY_MESSAGE_MAX)
+
 static const cli_command commands[] = {
 	{"register", cmd_register, "HANDLE [--device-name NAME]", "create an account with this device",
 	 "Creates the account HANDLE on the server with this device as its first device, and saves it in\n"
-	 "the state directory. The device name defaults to \"primary\".\n"
+	 "the state directory. A handle has 3 to 32 characters from a-z, 0-9, '.', '_' and '-', and\n"
+	 "starts with a letter a-z. The device name defaults to \"primary\".\n"
 	 "Fails if this device already has an account."},
 	{"devices", cmd_devices, "[add PUBKEY_BASE64 [NAME] | remove ID]", "list, add or remove devices",
 	 "parley devices               list the account's devices: id, added, last seen (UTC), name;\n"
@@ -30,19 +36,30 @@ static const cli_command commands[] = {
 	 "device's key with `parley devices add`) and saves the account."},
 	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
 	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
-	{"send", cmd_send, "HANDLE TEXT...", "send an end-to-end encrypted message",
+	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE -",
+	 "send an end-to-end encrypted message (at most " MESSAGE_MAX " bytes)",
 	 "Encrypts TEXT (several arguments are joined with spaces) for every device of HANDLE and for this\n"
 	 "account's other devices, and hands it to the server, which stores it until each device fetches\n"
-	 "it. Prints nothing on success. Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new\n"
-	 "identity key (see `parley safety-number` and `parley trust`)."},
-	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]", "print messages and receipts as they arrive",
+	 "it. With - instead of TEXT, the message is read from standard input (one trailing newline is\n"
+	 "dropped): echo hi | parley send bob -\n"
+	 "A message has 1 to " MESSAGE_MAX " bytes; a longer one is refused whole, never cut (exit 1 from\n"
+	 "standard input, 2 from arguments). Sending to your own handle reaches your other devices.\n"
+	 "On success prints one line, \"sent to HANDLE at HH:MM:SS (id N)\": the time and id that the\n"
+	 "receipts in `parley listen` refer to; -q, --quiet prints nothing. Options go before TEXT; --\n"
+	 "ends them.\n"
+	 "Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new identity key (see\n"
+	 "`parley safety-number` and `parley trust`)."},
+	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]",
+	 "print incoming messages until Ctrl-C (or --count/--timeout)",
 	 "Connects and prints each message as it arrives (first the ones waiting on the server):\n"
 	 "  HH:MM:SS alice: hi                  a message to you\n"
 	 "  HH:MM:SS alice -> bob: hi           (as alice) a copy of what your other device sent\n"
 	 "  HH:MM:SS bob delivered|read your message of HH:MM:SS (id N)   receipts\n"
-	 "Displayed messages are marked read (the sender gets a read receipt). Runs until SIGINT/SIGTERM,\n"
-	 "or until N messages were shown (--count), or for SECONDS (--timeout). With --count, exits 1 if\n"
-	 "the timeout comes first. Messages not shown stay on the server for the next listen."},
+	 "Displayed messages are marked read (the sender gets a read receipt). It does not exit on its\n"
+	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
+	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
+	 "is given; with both, exits 1 if the timeout comes first. Messages not shown stay on the server\n"
+	 "for the next listen."},
 	{"safety-number", cmd_safety_number, "HANDLE [--accept]", "show the safety number with HANDLE",
 	 "Prints the 60-digit safety number of this device and HANDLE's device (one line per device when\n"
 	 "HANDLE has several), identical to Signal's: compare it with HANDLE in person. --accept also\n"
@@ -168,14 +185,6 @@ int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES])
 void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen)
 {
 	sodium_bin2base64(out, outlen, key, PARLEY_DEVICE_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
-}
-
-void cli_print_safe(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
-	}
 }
 
 static const cli_command *find_command(const char *name)
