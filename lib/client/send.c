@@ -252,8 +252,21 @@ static void complete_send(parley_client *c, client_op *op, int status, const Par
 		job_finish(c, job, rc);
 }
 
-/* Own devices when we know none yet: ask the server which exist before fetching their bundles, so a
- * single-device account does not spend its own prekeys on every send. */
+/* No device of the target can receive: the copy phase has nothing to do, the recipient phase fails. */
+static int no_device(parley_client *c, send_job *job)
+{
+	if (job->phase == 1) {
+		next_phase(c, job);
+		return PARLEY_OK;
+	}
+	if (is_self(c, job->target))
+		client__set_err(c, "you have no other device to send to: a message to your own handle goes to "
+				   "your other devices (add one with parley devices add)");
+	else
+		client__set_err(c, "%s has no device that can receive messages", job->target);
+	return PARLEY_E_NO_KEYS;
+}
+
 static void on_own_devices(parley_client *c, parley_err status, parley_device_list *list, void *user)
 {
 	send_job *job = user;
@@ -264,16 +277,19 @@ static void on_own_devices(parley_client *c, parley_err status, parley_device_li
 	for (i = 0; i < parley_device_list_count(list); i++)
 		others += parley_device_list_get(list, i, &d) == PARLEY_OK && !d.is_self;
 	parley_device_list_free(list);
-	if (status != PARLEY_OK || others == 0) {
+	if (status != PARLEY_OK) {
 		job_finish(c, job, status);
 		return;
 	}
-	rc = fetch_bundles(c, job, 0);
+	rc = others == 0 ? no_device(c, job) : fetch_bundles(c, job, 0);
 	if (rc != PARLEY_OK)
 		job_finish(c, job, rc);
 }
 
-static void job_step(parley_client *c, send_job *job)
+/* Queues the job's next request: the send itself when devices of the target are known, else what finds
+ * them. PARLEY_OK once a request is queued (or the job moved on); otherwise an error, and the job is
+ * still the caller's. */
+static int job_next(parley_client *c, send_job *job)
 {
 	uint32_t ids[SEND_MAX_DEVICES], regids[SEND_MAX_DEVICES];
 	size_t n = 0, i, j;
@@ -281,7 +297,7 @@ static void job_step(parley_client *c, send_job *job)
 
 	rc = client__e2e_peer_devices(c, job->target, ids, regids, SEND_MAX_DEVICES, &n);
 	if (rc != PARLEY_OK)
-		goto fail;
+		return rc;
 	if (is_self(c, job->target)) {
 		for (i = j = 0; i < n; i++) {
 			if (ids[i] != c->account.device_id) {
@@ -291,33 +307,22 @@ static void job_step(parley_client *c, send_job *job)
 		}
 		n = j;
 	}
-	if (n == 0 && !job->fetched) {
-		if (job->phase == 1)
-			rc = client__devices_list_submit(c, on_own_devices, job);
-		else
-			rc = fetch_bundles(c, job, 0);
-		if (rc != PARLEY_OK)
-			goto fail;
-		return;
-	}
-	if (n == 0) {
-		if (job->phase == 1) {
-			next_phase(c, job);
-			return;
-		}
-		if (is_self(c, job->target))
-			client__set_err(c, "you have no other device to send to: a message to your own handle goes "
-					   "to your other devices (add one with parley devices add)");
-		else
-			client__set_err(c, "%s has no device that can receive messages", job->target);
-		rc = PARLEY_E_NO_KEYS;
-		goto fail;
-	}
-	rc = build_and_send(c, job, ids, regids, n);
-	if (rc == PARLEY_OK)
-		return;
-fail:
-	job_finish(c, job, rc);
+	if (n != 0)
+		return build_and_send(c, job, ids, regids, n);
+	if (job->fetched)
+		return no_device(c, job);
+	/* Own devices when we know none yet: ask the server which exist before fetching their bundles, so
+	 * a single-device account does not spend its own prekeys on every send (nor on a note to self). */
+	if (is_self(c, job->target))
+		return client__devices_list_submit(c, on_own_devices, job);
+	return fetch_bundles(c, job, 0);
+}
+
+static void job_step(parley_client *c, send_job *job)
+{
+	int rc = job_next(c, job);
+	if (rc != PARLEY_OK)
+		job_finish(c, job, rc);
 }
 
 /* ---- public ---- */
@@ -330,22 +335,6 @@ static send_job *job_new(parley_client *c, const char *handle)
 		memcpy(job->target, job->recipient, sizeof(job->target));
 	}
 	return job;
-}
-
-/* The first step of a job, from a *_start call: like job_step it only queues requests, but a local
- * error is returned to the caller instead of reaching the callback (the *_start contract). */
-static int job_start(parley_client *c, send_job *job)
-{
-	uint32_t ids[SEND_MAX_DEVICES], regids[SEND_MAX_DEVICES];
-	size_t n = 0;
-	int rc;
-
-	rc = client__e2e_peer_devices(c, job->target, ids, regids, SEND_MAX_DEVICES, &n);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (n == 0)
-		return fetch_bundles(c, job, 0);
-	return build_and_send(c, job, ids, regids, n);
 }
 
 parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t *body, size_t len,
@@ -383,7 +372,7 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 	job->cb = cb;
 	job->user = user;
 	if (rc == PARLEY_OK)
-		rc = job_start(c, job);
+		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK) {
 		job->cb = NULL;
 		job_free(job);
@@ -418,7 +407,7 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 	job->content_len = parley__wire__receipt__pack(&rcpt, job->content);
 	job->receipt_kind = kind;
 	job->timestamp = client__e2e_timestamp(c);
-	rc = job_start(c, job);
+	rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK)
 		job_free(job);
 	return rc;

@@ -45,7 +45,9 @@ int cli_is_help(const char *arg);
 /* Prints the help of one command (by name); returns CLI_EXIT_OK, or CLI_EXIT_USAGE if unknown. */
 int cli_print_command_help(const char *name);
 
-/* Parses a decimal device id (1..UINT32_MAX, no sign, no junk). 0 on success. */
+/* Parses a decimal number 1..max (no sign, no spaces, no junk). 0 on success. */
+int cli_parse_number(const char *s, unsigned long long max, unsigned long long *out);
+/* Parses a decimal device id (1..UINT32_MAX). 0 on success. */
 int cli_parse_device_id(const char *s, uint32_t *out);
 /* Base64 (standard or URL-safe, padding optional) of exactly PARLEY_DEVICE_KEY_BYTES bytes. 0 on success. */
 int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);

@@ -259,20 +259,6 @@ static void on_connected(parley_client *c, parley_err status, void *user)
 	}
 }
 
-static int parse_long(const char *s, long max, long *out)
-{
-	char *end = NULL;
-	long v;
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0 || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 {
 	struct sigaction sa;
@@ -281,6 +267,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	parley_client *c;
 	parley_err rc;
 	long timeout_s = 0;
+	unsigned long long n;
 	uint64_t deadline = 0, retry_at = 0;
 	int i;
 
@@ -291,11 +278,13 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 		if ((strcmp(opt, "--count") == 0 || strcmp(opt, "--timeout") == 0) && i + 1 >= argc)
 			return cli_usage(ctx, "%s needs a value", opt);
 		if (strcmp(opt, "--count") == 0) {
-			if (parse_long(argv[++i], 1000000000L, &ls.count) != 0)
+			if (cli_parse_number(argv[++i], 1000000000u, &n) != 0)
 				return cli_usage(ctx, "--count: expected a positive number, got '%s'", argv[i]);
+			ls.count = (long)n;
 		} else if (strcmp(opt, "--timeout") == 0) {
-			if (parse_long(argv[++i], 31536000L, &timeout_s) != 0)
+			if (cli_parse_number(argv[++i], 31536000u, &n) != 0)
 				return cli_usage(ctx, "--timeout: expected seconds (1 or more), got '%s'", argv[i]);
+			timeout_s = (long)n;
 		} else {
 			return cli_usage(ctx, "unexpected argument '%s'", opt);
 		}

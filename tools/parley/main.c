@@ -152,16 +152,26 @@ int cli_usage(cli_ctx *ctx, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
-int cli_parse_device_id(const char *s, uint32_t *out)
+int cli_parse_number(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end = NULL;
 	unsigned long long v;
 
+	/* strtoull alone would accept " 5", "+5" and "-5" (negated into a huge value) */
 	if (s[0] < '0' || s[0] > '9')
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_device_id(const char *s, uint32_t *out)
+{
+	unsigned long long v;
+	if (cli_parse_number(s, UINT32_MAX, &v) != 0)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -197,21 +207,6 @@ static const cli_command *find_command(const char *name)
 	return NULL;
 }
 
-static int parse_timeout(const char *s, unsigned *out)
-{
-	char *end = NULL;
-	unsigned long v;
-
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > 600000)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -223,7 +218,7 @@ int main(int argc, char **argv)
 	cli_ctx ctx;
 	const cli_command *cmd;
 	const char *env;
-	unsigned timeout;
+	unsigned long long timeout;
 	int opt, rc;
 
 	/* A server that drops the connection must be an error code, not a SIGPIPE death. */
@@ -254,11 +249,11 @@ int main(int argc, char **argv)
 			ctx.opts.ca_file = optarg;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &timeout) != 0) {
+			if (cli_parse_number(optarg, 600000, &timeout) != 0) {
 				fprintf(stderr, "parley: --timeout: expected milliseconds, 1 to 600000\n");
 				return CLI_EXIT_USAGE;
 			}
-			ctx.opts.connect_timeout_ms = ctx.opts.request_timeout_ms = timeout;
+			ctx.opts.connect_timeout_ms = ctx.opts.request_timeout_ms = (unsigned)timeout;
 			break;
 		case 'h':
 			print_usage(stdout);
