@@ -406,6 +406,10 @@ static void on_timer(uv_timer_t *t)
 			continue;
 		}
 		*pp = op->next;
+		/* Without the answer, nobody knows whether the nonce was spent: this connection can no longer
+		 * be authenticated, and ops queued behind it need a new one (on_close reschedules them). */
+		if (op->vt->flags & CLIENT_OP_AUTHENTICATES)
+			close_transport(c);
 		client__set_err(c, "no answer from %s within %u ms", c->conn_url, c->request_timeout_ms);
 		complete(c, op, PARLEY_E_TIMEOUT, NULL);
 		/* The completion may have changed the list: start over from the head. */

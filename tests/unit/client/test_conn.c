@@ -22,7 +22,7 @@
 #include "net/server.h"
 #include "wire/wire.h"
 
-enum { MODE_NORMAL, MODE_SILENT_AFTER_AUTH, MODE_SLOW_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE, MODE_NO_RECHALLENGE };
+enum { MODE_NORMAL, MODE_SILENT, MODE_SILENT_AFTER_AUTH, MODE_SLOW_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE, MODE_NO_RECHALLENGE };
 
 #define SLOW_MS 400 /* MODE_SLOW_AFTER_AUTH: the answer comes this late */
 
@@ -280,7 +280,9 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		return;
 	}
 	req = f.frame->request;
-	if (m == MODE_CLOSE) {
+	if (m == MODE_SILENT) {
+		/* not even register/auth get an answer */
+	} else if (m == MODE_CLOSE) {
 		net__conn_close(c, 1011, "scripted close");
 	} else if (m == MODE_GARBAGE) {
 		static const uint8_t junk[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
@@ -627,6 +629,31 @@ static void test_op_completes_once_on_timeout(void)
 	parley_client_free(a);
 }
 
+/* An authenticating request that times out leaves a connection nobody can authenticate any more (was
+ * the nonce spent?): the ops queued behind it must get a new connection, not wait forever. */
+static void test_auth_timeout_reconnects(void)
+{
+	parley_client *a = client_in("a", 300);
+	test_op t, u;
+	int k;
+
+	atomic_store(&mode, MODE_SILENT);
+	submit(a, &t, &auth_like_vt);
+	submit(a, &u, &test_vt);
+	for (k = 0; k < 100 && t.completions == 0; k++)
+		parley_client_run(a, 50);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.status, PARLEY_E_TIMEOUT);
+	TEST_EQ_INT(u.completions, 0);
+	atomic_store(&mode, MODE_NORMAL);
+	for (k = 0; k < 100 && u.completions == 0; k++)
+		parley_client_run(a, 50);
+	TEST_EQ_INT(u.completions, 1);
+	TEST_EQ_INT(u.status, PARLEY_OK);
+	parley_client_free(a);
+	TEST_EQ_INT(t.completions + u.completions, 2);
+}
+
 static void test_op_completes_once_on_disconnect(void)
 {
 	parley_client *a = client_in("a", 5000);
@@ -694,6 +721,7 @@ int main(void)
 	TEST_RUN(test_op_completes_once_on_response);
 	TEST_RUN(test_op_completes_once_on_timeout);
 	TEST_RUN(test_op_completes_once_on_disconnect);
+	TEST_RUN(test_auth_timeout_reconnects);
 
 	net__server_drain(srv, 1000);
 	net__server_free(srv);
