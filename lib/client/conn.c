@@ -21,8 +21,8 @@
  * inside a *_start() call, so a user callback never runs before *_start() has returned.
  *
  * Timeouts: one timer for the whole client, armed at the nearest of the connect-phase deadline
- * (connect + challenge, connect_timeout_ms) and the deadlines of sent requests (request_timeout_ms each;
- * the authentication request is one of them).
+ * (connect + challenge + the default authentication, connect_timeout_ms) and the deadlines of sent
+ * requests (request_timeout_ms each, authenticating ones included).
  */
 #include <string.h>
 
@@ -196,12 +196,16 @@ static int start_connect(parley_client *c)
 }
 
 /* A fresh challenge: the head op authenticates the connection itself, or the hooks' authentication
- * op is put in front of it. From here the request deadline of that op bounds the wait. */
+ * op is put in front of it. */
 static int authenticate(parley_client *c)
 {
 	int rc;
 
-	if (!(c->queued->vt->flags & CLIENT_OP_AUTHENTICATES)) {
+	if (c->queued->vt->flags & CLIENT_OP_AUTHENTICATES) {
+		/* register/link: from here their own request deadline bounds the wait */
+		c->conn_deadline = 0;
+	} else {
+		/* the default authentication is part of connecting: connect_timeout_ms still bounds it */
 		client_op *auth = NULL;
 		rc = c->hooks->new_auth_op(c, &auth);
 		if (rc != PARLEY_OK)
@@ -210,7 +214,6 @@ static int authenticate(parley_client *c)
 		c->queued = auth;
 	}
 	c->conn = CONN_AUTHENTICATING;
-	c->conn_deadline = 0;
 	c->fresh_nonce = 0;
 	/* A failure has completed the head op; the caller fails the connection (the nonce is spent or
 	 * unusable, so the next op needs a new one) and the ops that were waiting on it. */
@@ -319,6 +322,7 @@ static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch
  * completion already sees a READY connection (and may queue requests on it). */
 static void auth_answered(parley_client *c, int status)
 {
+	c->conn_deadline = 0;
 	if (status == PARLEY_OK)
 		c->conn = CONN_READY;
 	else if (c->fresh_nonce)
