@@ -34,14 +34,17 @@ p alice listen --timeout 3 >"$dir/out-alice1" 2>&1
 check "alice gets the delivery receipt" 'grep -q "bob delivered" "$dir/out-alice1"'
 
 p alice send alice "note to self" >"$dir/self" 2>&1; rc=$?
-check "send to yourself with one device: a specific error" '[ "$rc" = 1 ] && grep -q "you have no other device" "$dir/self"'
+check "send to yourself with one device: a specific error" \
+	'[ "$rc" = 1 ] && grep -q "you have no other device" "$dir/self"'
 
 # standard input: a pipe, the limit (exactly 8192 bytes pass, 8193 are refused whole), -q
 check "send -q from standard input prints nothing" \
 	'[ -z "$(printf "from stdin\n" | p alice send -q bob -)" ]'
-check "bob gets the message from stdin without its newline" 'p bob listen --count 1 --timeout 10 | grep -q "alice: from stdin$"'
+check "bob gets the message from stdin without its newline" \
+	'p bob listen --count 1 --timeout 10 | grep -q "alice: from stdin$"'
 head -c 8193 /dev/zero | tr '\0' x | p alice send bob - >"$dir/big" 2>&1; rc=$?
-check "8193 bytes on stdin refused with exit 1, naming the limit" '[ "$rc" = 1 ] && grep -q "longer than 8192 bytes" "$dir/big"'
+check "8193 bytes on stdin refused with exit 1, naming the limit" \
+	'[ "$rc" = 1 ] && grep -q "longer than 8192 bytes" "$dir/big"'
 check "8192 bytes on stdin are sent" 'head -c 8192 /dev/zero | tr "\0" y | p alice send -q bob -'
 check "bob gets all 8192 bytes" \
 	'[ "$(p bob listen --count 1 --timeout 10 | grep -o "y*$" | tr -d "\n" | wc -c)" = 8192 ]'
@@ -50,7 +53,9 @@ check "bob gets all 8192 bytes" \
 printf 'bad \377 utf8 \033[31m red \a' | p alice send -q bob -
 p bob listen --count 1 --timeout 10 >"$dir/raw" 2>&1
 check "ill-formed UTF-8 shown as U+FFFD" 'grep -q "bad $(printf "\357\277\275") utf8" "$dir/raw"'
-check "ESC and BEL never reach the terminal" '! grep -q "$(printf "\033")" "$dir/raw" && ! grep -q "$(printf "\a")" "$dir/raw" && grep -q "?\[31m red ?" "$dir/raw"'
+check "ESC and BEL never reach the terminal" \
+	'! grep -q "$(printf "\033")" "$dir/raw" && ! grep -q "$(printf "\a")" "$dir/raw" &&
+	 grep -q "?\[31m red ?" "$dir/raw"'
 
 secret="zebra-quokka-$RANDOM$RANDOM-plaintext"
 check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'
