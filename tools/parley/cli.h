@@ -58,6 +58,9 @@ void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_
 void cli_write_safe(FILE *f, const void *text, size_t len);
 /* cli_write_safe of a NUL-terminated string to stdout. */
 void cli_print_safe(const char *s);
+/* A handle the server sent, for a format string: characters outside the handle alphabet become '?' and
+ * it is cut at PARLEY_HANDLE_MAX bytes (a server is not trusted with the user's terminal). Returns out. */
+const char *cli_safe_handle(const char *handle, char out[PARLEY_HANDLE_MAX + 1]);
 
 /* Commands */
 int cmd_register(cli_ctx *ctx, int argc, char **argv);

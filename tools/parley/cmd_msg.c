@@ -223,9 +223,12 @@ static void ev_presence(parley_client *c, const char *handle, int online, void *
 	fflush(stdout);
 }
 
-static void ev_identity(parley_client *c, const char *handle, uint32_t device, void *user)
+static void ev_identity(parley_client *c, const char *from, uint32_t device, void *user)
 {
 	listen_state *ls = user;
+	char buf[PARLEY_HANDLE_MAX + 1];
+	const char *handle = cli_safe_handle(from, buf);
+
 	fprintf(stderr,
 		"parley: %s: WARNING: the identity key of %s (device %u) has CHANGED.\n"
 		"  Someone may be intercepting the conversation, or %s reinstalled parley.\n"
@@ -238,8 +241,10 @@ static void ev_identity(parley_client *c, const char *handle, uint32_t device, v
 static void ev_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
 {
 	listen_state *ls = user;
+	char buf[PARLEY_HANDLE_MAX + 1];
+
 	fprintf(stderr, "parley: %s: a message from %s (device %u) could not be read: %s (%s)\n", ls->ctx->command,
-		handle, (unsigned)device, parley_strerror(err), parley_errname(err));
+		cli_safe_handle(handle, buf), (unsigned)device, parley_strerror(err), parley_errname(err));
 }
 
 static void ev_disconnect(parley_client *c, parley_err err, void *user)

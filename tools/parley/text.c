@@ -88,3 +88,16 @@ void cli_print_safe(const char *s)
 {
 	cli_write_safe(stdout, s, strlen(s));
 }
+
+const char *cli_safe_handle(const char *handle, char out[PARLEY_HANDLE_MAX + 1])
+{
+	size_t i;
+
+	for (i = 0; i < PARLEY_HANDLE_MAX && handle[i] != '\0'; i++) {
+		char ch = handle[i];
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+		out[i] = ok ? ch : '?';
+	}
+	out[i] = '\0';
+	return out;
+}

@@ -68,10 +68,23 @@ static void test_ill_formed(void)
 	CHECK("\xe2\x82" "\xe2\x82\xac", R "\xe2\x82\xac");
 }
 
+static void test_safe_handle(void)
+{
+	char buf[PARLEY_HANDLE_MAX + 1];
+	char longer[80];
+
+	TEST_EQ_STR(cli_safe_handle("alice.b_c-9", buf), "alice.b_c-9");
+	TEST_EQ_STR(cli_safe_handle("ev\x1b[2Jil", buf), "ev??2?il");
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	TEST_EQ_INT(strlen(cli_safe_handle(longer, buf)), PARLEY_HANDLE_MAX);
+}
+
 int main(void)
 {
 	TEST_RUN(test_valid_text_unchanged);
 	TEST_RUN(test_controls);
 	TEST_RUN(test_ill_formed);
+	TEST_RUN(test_safe_handle);
 	TEST_EXIT();
 }
