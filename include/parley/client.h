@@ -39,6 +39,9 @@ extern "C" {
 
 #define PARLEY_DEFAULT_SERVER_URL "ws://127.0.0.1:7600/v1/websocket"
 #define PARLEY_DEVICE_KEY_BYTES 32   /* Ed25519 public key */
+/* A handle has 3 to 32 characters from a-z, 0-9, '.', '_' and '-', the first a letter a-z
+ * (docs/protocol.md §5.1). Every function taking a handle checks this before anything is queued or sent:
+ * PARLEY_E_BAD_HANDLE, with the rule and the offending character in parley_client_errmsg(). */
 #define PARLEY_HANDLE_MAX 32         /* bytes, without NUL */
 #define PARLEY_DEVICE_NAME_MAX 64    /* bytes, without NUL */
 #define PARLEY_URL_MAX 2048          /* bytes, without NUL */
@@ -247,8 +250,8 @@ PARLEY_EXPORT parley_err parley_connect(parley_client *client);
  * other devices. *timestamp (may be NULL) receives the message id (ms), which receipts refer to.
  * Completes once the server has stored it durably for every device. Errors besides the server's:
  * PARLEY_E_UNTRUSTED_IDENTITY (a device of handle has a new identity key: see parley_trust),
- * PARLEY_E_NO_KEYS (the recipient has no device with keys), PARLEY_E_MISMATCHED_DEVICES (the device
- * list kept changing, 3 attempts). */
+ * PARLEY_E_NO_KEYS (the recipient has no device with keys; for this account's own handle: it has no
+ * other device), PARLEY_E_MISMATCHED_DEVICES (the device list kept changing, 3 attempts). */
 PARLEY_EXPORT parley_err parley_send_start(parley_client *client, const char *handle, const uint8_t *body,
 					   size_t len, uint64_t *timestamp, parley_done_cb cb, void *user);
 PARLEY_EXPORT parley_err parley_send(parley_client *client, const char *handle, const char *text);

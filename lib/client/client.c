@@ -1,4 +1,5 @@
-/* parley_client: life cycle, options, lazily opened local state, and the run loop. */
+/* parley_client: life cycle, options, lazily opened local state, the run loop, the connection hooks,
+ * and the helpers shared by every entry point (argument checks, blocking waits). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,13 @@ void parley_client_options_init(parley_client_options *opts)
 	if (opts != NULL)
 		memset(opts, 0, sizeof(*opts));
 }
+
+/* The wiring of the event core: conn.c calls these and nothing else outside itself. */
+static const client_conn_hooks conn_hooks = {
+	.new_auth_op = client__auth_op_new,
+	.on_push = client__recv_push,
+	.on_disconnect = client__recv_disconnect,
+};
 
 static int valid_url(const char *url)
 {
@@ -89,6 +97,7 @@ parley_err parley_client_new(const parley_client_options *opts, parley_client **
 	c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
 	c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
 	c->next_id = 1;
+	c->hooks = &conn_hooks;
 	if (uv_loop_init(&c->loop) != 0) {
 		rc = PARLEY_E_INTERNAL;
 		goto out;
@@ -118,7 +127,12 @@ void parley_client_free(parley_client *c)
 	if (c == NULL)
 		return;
 	if (c->loop_ready) {
-		client__session_shutdown(c);
+		/* The application hears nothing from a client it is freeing. */
+		parley_client_set_events(c, NULL);
+		client__conn_shutdown(c);
+		uv_close((uv_handle_t *)&c->run_timer, NULL);
+		client__recv_shutdown(c);
+		uv_run(&c->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&c->loop);
 	}
 	client__e2e_close(c);
@@ -189,6 +203,52 @@ int client__load_account(parley_client *c)
 	return client__ensure_key(c, 0);
 }
 
+/* docs/protocol.md §5.1, the rule parleyd applies at registration (accounts__handle_valid): every
+ * existing handle follows it, so a handle that breaks it cannot be registered, linked or messaged. */
+#define HANDLE_FIRST "abcdefghijklmnopqrstuvwxyz"
+#define HANDLE_CHARS HANDLE_FIRST "0123456789._-"
+#define HANDLE_RULE "3 to 32 characters from a-z, 0-9, '.', '_' and '-', starting with a letter a-z"
+
+int client__check_handle(parley_client *c, const char *handle)
+{
+	size_t n, ok;
+
+	if (handle == NULL)
+		return PARLEY_E_INVAL;
+	n = strnlen(handle, PARLEY_HANDLE_MAX + 1);
+	ok = strspn(handle, HANDLE_CHARS);
+	if (n < WIRE_MIN_HANDLE || n > PARLEY_HANDLE_MAX) {
+		if (n > PARLEY_HANDLE_MAX)
+			client__set_err(c, "a handle has %s (this one has more than %d)", HANDLE_RULE, PARLEY_HANDLE_MAX);
+		else
+			client__set_err(c, "a handle has %s (this one has %zu)", HANDLE_RULE, n);
+		return PARLEY_E_BAD_HANDLE;
+	}
+	if (ok < n) {
+		unsigned char bad = (unsigned char)handle[ok];
+		/* Name the character, not the whole input: it may hold terminal escapes. */
+		if (bad > 0x20 && bad < 0x7f)
+			client__set_err(c, "'%c' is not allowed in a handle: a handle has %s", bad, HANDLE_RULE);
+		else
+			client__set_err(c, "byte 0x%02x is not allowed in a handle: a handle has %s", bad, HANDLE_RULE);
+		return PARLEY_E_BAD_HANDLE;
+	}
+	if (strchr(HANDLE_FIRST, handle[0]) == NULL) {
+		client__set_err(c, "a handle starts with a letter a-z: a handle has %s", HANDLE_RULE);
+		return PARLEY_E_BAD_HANDLE;
+	}
+	return PARLEY_OK;
+}
+
+int client__check_name(parley_client *c, const char *name)
+{
+	if (name != NULL && strnlen(name, PARLEY_DEVICE_NAME_MAX + 1) > PARLEY_DEVICE_NAME_MAX) {
+		client__set_err(c, "a device name has at most %d bytes", PARLEY_DEVICE_NAME_MAX);
+		return PARLEY_E_INVAL;
+	}
+	return PARLEY_OK;
+}
+
 const char *client__server_url(const parley_client *c)
 {
 	if (c->server_url != NULL)
@@ -251,8 +311,8 @@ parley_err parley_client_run(parley_client *c, unsigned timeout_ms)
 	if (timeout_ms != 0)
 		uv_timer_start(&c->run_timer, on_run_timer, timeout_ms, 0);
 	c->in_loop = 1;
-	while (!c->run_expired && !c->stop && (timeout_ms != 0 || client__busy(c))) {
-		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !client__busy(c) && timeout_ms == 0)
+	while (!c->run_expired && !c->stop && (timeout_ms != 0 || client__conn_busy(c))) {
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !client__conn_busy(c) && timeout_ms == 0)
 			break;
 	}
 	c->in_loop = 0;
@@ -269,10 +329,10 @@ parley_err parley_client_run_once(parley_client *c, int *more)
 	c->in_loop = 1;
 	/* With no operation pending, only poll: an idle authenticated connection would otherwise block us
 	 * until the server speaks. */
-	uv_run(&c->loop, client__busy(c) ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+	uv_run(&c->loop, client__conn_busy(c) ? UV_RUN_ONCE : UV_RUN_NOWAIT);
 	c->in_loop = 0;
 	if (more != NULL)
-		*more = client__busy(c);
+		*more = client__conn_busy(c);
 	return PARLEY_OK;
 }
 
@@ -287,7 +347,7 @@ void parley_client_stop(parley_client *c)
 void parley_client_disconnect(parley_client *c)
 {
 	if (c != NULL)
-		client__disconnect(c);
+		client__conn_fail(c, PARLEY_E_CLOSED);
 }
 
 int client__wait(parley_client *c, const int *done)
@@ -298,9 +358,32 @@ int client__wait(parley_client *c, const int *done)
 	/* Termination: while the op is pending a timer (kick, connect deadline or request deadline) is
 	 * armed, so uv_run always has something to wake up for. */
 	while (!*done) {
-		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done && !client__busy(c))
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done && !client__conn_busy(c))
 			break;
 	}
 	c->in_loop = 0;
 	return *done ? PARLEY_OK : PARLEY_E_INTERNAL;
+}
+
+/* ---- blocking conveniences ---- */
+
+int client__sync_refused(const parley_client *c)
+{
+	return c != NULL && c->in_loop;
+}
+
+void client__sync_done(parley_client *c, parley_err status, void *user)
+{
+	client_sync *s = user;
+	s->status = status;
+	s->done = 1;
+}
+
+parley_err client__sync_wait(parley_client *c, client_sync *s, int start_rc)
+{
+	if (start_rc != PARLEY_OK)
+		return (parley_err)start_rc;
+	if (client__wait(c, &s->done) != PARLEY_OK && !s->done)
+		client__conn_fail_all(c, PARLEY_E_INTERNAL);
+	return s->status;
 }

@@ -1,14 +1,19 @@
 /* Internals of the parley_client handle, shared by the files of lib/client/ only.
  *
- * Layout of the module:
- *   client.c   handle life cycle, options, lazy state/key loading, run loop, blocking helpers
- *   session.c  the connection state machine: connect, challenge, auth, request/response matching,
- *              timeouts (the event core)
- *   ops.c      one start function + one completion handler per operation; blocking wrappers
- *   devices.c  parley_device_list
- *   state.c    client.db
- *   e2e.c      the device's Signal identity (signal.db), key upload, refill, rotation, trust,
- *              safety numbers, the local peer-device table
+ * Layout of the module. Calls go one way: features call down into conn.c (submit an op, fail the
+ * connection); conn.c never calls a feature: it runs the build/complete functions stored in each op and
+ * the hooks client.c installs (c->hooks).
+ *   client.c   handle life cycle, options, lazy state/key loading, run loop, the connection hooks, and
+ *              the helpers every entry point shares (argument checks, blocking waits)
+ *   conn.c     the connection state machine (the event core): connect, challenge, authentication,
+ *              request/response matching by id, timeouts; knows ops only through client_op_vtable
+ *   account.c  register, link, the saved account's authentication of a connection, connect
+ *   devices.c  list/add/remove devices, parley_device_list
+ *   state.c    client.db: directory and file permissions, schema migrations, device key, account
+ *   e2e.c      the local end-to-end store (signal.db; peer devices, pending identities and received
+ *              ids in client.db) and fetching/processing key bundles (X3DH)
+ *   keys.c     this device's Signal keys: upload after register/link, refill, signed-prekey rotation
+ *   trust.c    safety numbers and trust decisions
  *   content.c  the plaintext Content format carried inside ciphertexts
  *   send.c     sending: sessions from bundles, one ciphertext per device, mismatch recovery
  *   recv.c     pushes: envelopes (decrypt, dedupe, hand to the app, ack, delivery receipt), typing,
@@ -16,6 +21,7 @@
  */
 #ifndef PARLEY_CLIENT_INTERNAL_H
 #define PARLEY_CLIENT_INTERNAL_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include <parley/client.h>
@@ -32,57 +38,70 @@
 #define CLIENT_MAX_TIMEOUT_MS 600000u
 #define CLIENT_ERRMSG_LEN 512
 
-typedef enum client_op_kind {
-	OP_REGISTER,
-	OP_LINK,
-	OP_LIST_DEVICES,
-	OP_ADD_DEVICE,
-	OP_REMOVE_DEVICE,
-	OP_CONNECT, /* no request: completes once the connection is authenticated */
-	OP_RAW,     /* an internal request built in advance (keys, bundles, send, ack, typing) */
-} client_op_kind;
+/* ---- operations ----
+ *
+ * An operation is one request and its completion. Its memory is a struct of the feature that embeds a
+ * client_op (and whatever the request body points to), allocated by the feature and freed by its own
+ * completion function. */
+typedef struct client_op client_op;
 
-struct client_op;
-/* Completion of an OP_RAW: resp is NULL when status is a local error (closed, timeout). */
-typedef void (*client_raw_cb)(parley_client *c, struct client_op *op, int status,
-			      const Parley__Wire__Response *resp);
+/* How one kind of request is built and completed. The event core (conn.c) knows requests only through
+ * this table: adding a request kind means writing its build and complete functions and one const table,
+ * with no change to conn.c. */
+typedef struct client_op_vtable {
+	/* Sets req->body_case and the matching body member, when the request is about to be sent. Pointers
+	 * may refer into the op's own memory (it lives until complete). An op flagged
+	 * CLIENT_OP_AUTHENTICATES signs c->nonce here: the fresh challenge of the connection. A non-OK
+	 * return completes this op with that status. NULL for CLIENT_OP_NO_REQUEST. */
+	int (*build)(parley_client *c, client_op *op, Parley__Wire__Request *req);
+	/* Called exactly once per op, which it then owns (frees). status is the server's status, or a local
+	 * error (PARLEY_E_CLOSED, PARLEY_E_TIMEOUT, a build failure, ...) with resp NULL. With PARLEY_OK and
+	 * a response, resp->body_case is response_case (the core checks). May submit new ops. */
+	void (*complete)(parley_client *c, client_op *op, int status, const Parley__Wire__Response *resp);
+	/* The Parley__Wire__Response__BodyCase a success carries; 0 = not checked. */
+	int response_case;
+	unsigned flags;
+} client_op_vtable;
 
-/* Where the connection is. Only one authentication is ever in flight, and register/link consume the
- * challenge of a fresh connection (they *are* its authentication). */
+/* The request answers the challenge of a fresh connection and authenticates it (register, link, the
+ * saved account's auth): it consumes the nonce, and is refused (PARLEY_E_STATE) on a connection that is
+ * already authenticated. */
+#define CLIENT_OP_AUTHENTICATES 1u
+/* No request: the op completes with PARLEY_OK once the connection is authenticated (connect). */
+#define CLIENT_OP_NO_REQUEST 2u
+
+struct client_op {
+	client_op *next;
+	const client_op_vtable *vt;
+	uint64_t id;       /* request id once sent, 0 while queued */
+	uint64_t deadline; /* uv_now() ms by which the response must arrive; 0 while queued */
+};
+
+/* The feature struct that embeds op as its member `member`. */
+#define CLIENT_OP_OWNER(op, type, member) ((type *)(void *)((char *)(op) - offsetof(type, member)))
+
+/* What the event core needs from the rest of the client, installed by client.c. */
+typedef struct client_conn_hooks {
+	/* Makes the op that authenticates a fresh connection for queued ops that do not authenticate it
+	 * themselves (the saved account's AuthRequest, account.c). Its completion must fail the connection
+	 * (client__conn_fail) when the server refuses it, since everything queued depended on it. */
+	int (*new_auth_op)(parley_client *c, client_op **out);
+	/* A push other than the challenge, on an authenticated connection (recv.c). */
+	void (*on_push)(parley_client *c, const Parley__Wire__Push *push);
+	/* The transport closed (recv.c); called before the ops that were waiting on it complete. */
+	void (*on_disconnect)(parley_client *c, int err);
+} client_conn_hooks;
+
+/* Where the connection is. Only one authentication is ever in flight. */
 typedef enum client_conn_state {
 	CONN_NONE,        /* no transport */
 	CONN_CONNECTING,  /* transport__connect done, waiting for on_open */
 	CONN_WAIT_CHALLENGE,
 	CONN_CHALLENGED,  /* nonce received, not used yet */
-	CONN_AUTHENTICATING, /* our AuthRequest, or a register/link op, is in flight */
-	CONN_READY,       /* authenticated as the saved account's device */
+	CONN_AUTHENTICATING, /* an op flagged CLIENT_OP_AUTHENTICATES is in flight */
+	CONN_READY,       /* authenticated */
 	CONN_CLOSING,     /* transport__close called, waiting for on_close */
 } client_conn_state;
-
-typedef struct client_op {
-	struct client_op *next;
-	client_op_kind kind;
-	uint64_t id;       /* request id once sent, 0 while queued */
-	uint64_t deadline; /* uv_now() ms by which the response must arrive; 0 while queued */
-	/* arguments */
-	char handle[PARLEY_HANDLE_MAX + 1];
-	char name[PARLEY_DEVICE_NAME_MAX + 1];
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
-	uint32_t device_id;
-	/* completion: exactly one of these, by kind */
-	parley_done_cb done_cb;
-	parley_devices_cb devices_cb;
-	parley_device_id_cb id_cb;
-	void *user;
-	/* OP_RAW: the request body (a protobuf-c message of case raw_case), freed with raw_free(raw_mem)
-	 * after completion; raw_ctx belongs to raw_cb. */
-	int raw_case;
-	void *raw_body;
-	void *raw_mem;
-	void (*raw_free)(void *mem);
-	client_raw_cb raw_cb;
-	void *raw_ctx;
-} client_op;
 
 #define CLIENT_ACK_BATCH 100
 
@@ -110,14 +129,14 @@ struct parley_client {
 	client_account account;
 	int have_account;
 
-	/* connection */
+	/* connection (conn.c) */
+	const client_conn_hooks *hooks;
 	transport_conn *tp;
 	client_conn_state conn;
 	char conn_url[PARLEY_URL_MAX + 1];
 	uint8_t nonce[WIRE_NONCE_LEN];
-	int fresh_nonce;        /* a new challenge arrived while a register/link attempt was in flight */
-	uint64_t conn_deadline; /* connect + challenge + auth must finish by then; 0 = none */
-	uint64_t auth_id;       /* id of our own AuthRequest while CONN_AUTHENTICATING with no op */
+	int fresh_nonce;        /* a new challenge arrived while an authenticating op was in flight */
+	uint64_t conn_deadline; /* connect + challenge must finish by then; 0 = none */
 	uint64_t next_id;
 	client_op *queued;      /* not sent yet, FIFO */
 	client_op *sent;        /* waiting for a response */
@@ -126,8 +145,8 @@ struct parley_client {
 	parley_signal_sqlite *sigdb;
 	parley_signal_store sigstore;
 	parley_signal_ctx *sig;
-	int maintenance_done; /* key checks done on this connection */
-	int refill_inflight;
+	int maintenance_done; /* key checks done on this connection (keys.c) */
+	int refill_inflight;  /* keys.c */
 	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
 
 	/* receiving (recv.c): only while the application listens */
@@ -149,66 +168,70 @@ int client__load_account(parley_client *c);
 /* The URL to connect to: the option if given (the server may have moved), else the account's server,
  * else the default. */
 const char *client__server_url(const parley_client *c);
+/* Checks a handle against the server's rule (docs/protocol.md §5.1) before anything is queued, so a
+ * typo fails at once with a message that states the rule. PARLEY_E_INVAL (NULL), PARLEY_E_BAD_HANDLE. */
+int client__check_handle(parley_client *c, const char *handle);
+/* A device name: NULL (the default) or at most PARLEY_DEVICE_NAME_MAX bytes. PARLEY_E_INVAL. */
+int client__check_name(parley_client *c, const char *name);
 /* Runs the loop until *done is set. PARLEY_E_STATE when called from inside the loop. */
 int client__wait(parley_client *c, const int *done);
 
-/* session.c */
-/* Queues op (taking ownership) and schedules the state machine. Never calls a callback itself. */
-void client__submit(parley_client *c, client_op *op);
-/* Completes every queued and sent op with err and drops the connection. */
-void client__fail_all(parley_client *c, int err);
-void client__disconnect(parley_client *c);
-/* Closes handles and waits for the transport to finish (from parley_client_free). */
-void client__session_shutdown(parley_client *c);
+/* The blocking conveniences: start an operation whose callback fills a client_sync, then wait. */
+typedef struct client_sync {
+	int done;
+	parley_err status;
+	parley_device_list *list; /* parley_devices_list */
+	uint32_t id;              /* parley_device_add */
+} client_sync;
+/* 1 when a blocking call must be refused (called from a callback: no nested uv_run). */
+int client__sync_refused(const parley_client *c);
+/* A parley_done_cb for user = client_sync. */
+void client__sync_done(parley_client *c, parley_err status, void *user);
+/* start_rc: what the *_start call returned. Runs until s->done and returns s->status. If the loop
+ * cannot finish the op, everything pending fails now, so no callback can later write into the
+ * caller's stack frame. */
+parley_err client__sync_wait(parley_client *c, client_sync *s, int start_rc);
+
+/* conn.c: the event core */
+/* Queues op (taking ownership; op->vt set) and schedules the state machine. Never calls a callback. */
+void client__conn_submit(parley_client *c, client_op *op);
+/* Completes every queued and sent op with err; the connection stays. */
+void client__conn_fail_all(parley_client *c, int err);
+/* Drops the connection and completes every queued and sent op with err. */
+void client__conn_fail(parley_client *c, int err);
+/* Fails what is pending, closes handles and waits for the transport to finish (parley_client_free). */
+void client__conn_shutdown(parley_client *c);
 /* 1 while an operation is queued or in flight. */
-int client__busy(const parley_client *c);
+int client__conn_busy(const parley_client *c);
+
+/* account.c */
+/* conn hook: the saved account's AuthRequest. */
+int client__auth_op_new(parley_client *c, client_op **out);
 /* Ed25519 detached signature of msg with the device key (the device's answer to a challenge). */
 int client__sign_challenge(const parley_client *c, const uint8_t *msg, size_t len, uint8_t sig[WIRE_SIG_LEN]);
 
-/* The request body of one op; lives on the sender's stack until the frame is encoded. */
-typedef struct client_op_scratch {
-	union {
-		Parley__Wire__RegisterRequest reg;
-		Parley__Wire__AuthRequest auth;
-		Parley__Wire__ListDevicesRequest list;
-		Parley__Wire__AddDeviceRequest add;
-		Parley__Wire__RemoveDeviceRequest remove;
-	} body;
-	uint8_t sig[WIRE_SIG_LEN];
-} client_op_scratch;
+/* devices.c */
+int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,
+				  parley_device_list **out);
+/* Queues a ListDevicesRequest (the account must be loaded); cb is called exactly once. */
+int client__devices_list_submit(parley_client *c, parley_devices_cb cb, void *user);
 
-/* ops.c: sets req->body for a queued op (signing c->nonce for register/link); pointers go into s. */
-int client__op_build(parley_client *c, client_op *op, Parley__Wire__Request *req, client_op_scratch *s);
-/* Consumes op (the callback is called, then op is freed). resp is NULL when status is a local error. */
-void client__op_complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *resp);
-
-/* Queues an internal request. body is a protobuf-c message of kind body_case living inside mem
- * (freed with free_fn after completion, also on every failure path). cb is called exactly once.
- * Returns PARLEY_E_NOMEM (mem freed, cb not called) or PARLEY_OK. */
-int client__submit_raw(parley_client *c, int body_case, void *body, void *mem, void (*free_fn)(void *mem),
-		       client_raw_cb cb, void *ctx);
-/* The request union member for an OP_RAW. */
-void client__raw_set_body(Parley__Wire__Request *req, int body_case, void *body);
-
-/* session.c -> recv.c: one pushed frame other than the challenge. */
-void client__handle_push(parley_client *c, const Parley__Wire__Push *push);
-/* session.c -> e2e.c: the connection just authenticated with the saved account (auth, not register). */
-void client__on_ready(parley_client *c);
-/* session.c -> recv.c: the connection closed (after failing the operations). */
-void client__on_disconnect(parley_client *c, int err);
+/* recv.c */
+/* conn hooks */
+void client__recv_push(parley_client *c, const Parley__Wire__Push *push);
+void client__recv_disconnect(parley_client *c, int err);
 void client__recv_shutdown(parley_client *c);
 
-/* e2e.c */
-/* Opens signal.db (and the e2e tables of client.db). */
+/* e2e.c: the local end-to-end store */
+/* Opens signal.db (the e2e tables of client.db come with its schema). */
 int client__e2e_open(parley_client *c);
 void client__e2e_close(parley_client *c);
-/* After a successful register/link: makes sure the Signal identity and keys exist, then uploads them;
- * cb(user) is called once the upload completes (or fails). */
-int client__e2e_after_account(parley_client *c, parley_done_cb cb, void *user);
-/* Uploads `count` fresh one-time prekeys (refill) unless a refill is in flight. */
-void client__e2e_refill(parley_client *c, uint32_t remaining);
-/* Processes one bundle from the server for handle (X3DH) and remembers the device. */
-int client__e2e_process_bundle(parley_client *c, const char *handle, const Parley__Wire__PreKeyBundle *b);
+/* The checks of every messaging entry point: a valid handle, a saved account, the e2e store open. */
+int client__e2e_begin(parley_client *c, const char *handle);
+/* SQL on client.db with errors in c->errmsg: prepare, and step-to-done + finalize. */
+int client__sql_prep(parley_client *c, const char *sql, sqlite3_stmt **st);
+int client__sql_done(parley_client *c, sqlite3_stmt *st);
+int client__sql_err(parley_client *c);
 /* Known devices of handle that have a usable session: ids and registration ids (at most max). */
 int client__e2e_peer_devices(parley_client *c, const char *handle, uint32_t *ids, uint32_t *regids, size_t max,
 			     size_t *n);
@@ -222,7 +245,29 @@ int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t 
  * redelivery; message timestamps are not unique across processes): *seen = 1 if handed over before;
  * with record set, remembers it. */
 int client__e2e_seen(parley_client *c, uint64_t server_id, int record, int *seen);
+/* Message ids (ms) that strictly increase per client. */
 uint64_t client__e2e_timestamp(parley_client *c);
+/* Completion of client__e2e_fetch_bundles: r is NULL unless status is PARLEY_OK. */
+typedef void (*client_bundles_cb)(parley_client *c, int status, const Parley__Wire__GetBundlesResponse *r,
+				  void *ctx);
+/* Queues a GetBundlesRequest for handle (device 0 = every device). PARLEY_E_NOMEM (cb not called) or
+ * PARLEY_OK (cb called exactly once). */
+int client__e2e_fetch_bundles(parley_client *c, const char *handle, uint32_t device, client_bundles_cb cb,
+			      void *ctx);
+/* Sets up a session (X3DH) with each device in r we do not talk to yet (this device is skipped) and
+ * remembers it. A changed identity key is recorded as pending; with stop_on_untrusted it ends the
+ * processing with PARLEY_E_UNTRUSTED_IDENTITY (after on_identity_changed), else it is skipped. */
+int client__e2e_process_bundles(parley_client *c, const char *handle, const Parley__Wire__GetBundlesResponse *r,
+				int stop_on_untrusted);
+
+/* keys.c: this device's Signal keys */
+/* After a successful register/link: makes sure the Signal identity and keys exist, then uploads them;
+ * cb(user) is called once the upload completes (or fails). */
+int client__keys_after_account(parley_client *c, parley_done_cb cb, void *user);
+/* After the saved account authenticated a connection: checks the key pool once per connection. */
+void client__keys_after_auth(parley_client *c);
+/* Uploads fresh one-time prekeys up to the pool target (refill) unless a refill is in flight. */
+void client__keys_refill(parley_client *c, uint32_t remaining);
 
 /* send.c */
 /* Sends a Receipt envelope of kind (PARLEY_RECEIPT_*) for timestamps to every device of handle. */
@@ -242,9 +287,5 @@ typedef struct client_content {
 int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);
 /* PARLEY_E_INVALID_MESSAGE / PARLEY_E_BAD_VERSION on malformed input. */
 int client__content_decode(const uint8_t *buf, size_t len, client_content *out);
-
-/* devices.c */
-int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,
-				  parley_device_list **out);
 
 #endif

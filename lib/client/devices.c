@@ -1,5 +1,6 @@
-/* parley_device_list: an immutable copy of a ListDevicesResponse, independent of the decoded frame
- * (which is freed as soon as the response is handled). One allocation for the entries, one per name. */
+/* The account's devices: list, add and remove operations, and parley_device_list, an immutable copy of
+ * a ListDevicesResponse independent of the decoded frame (which is freed as soon as the response is
+ * handled): one allocation for the entries, one per name. */
 #include <string.h>
 
 #include "client/client_internal.h"
@@ -99,4 +100,227 @@ void parley_device_list_free(parley_device_list *l)
 		parley__free(l->entries[i].name);
 	parley__free(l->entries);
 	parley__free(l);
+}
+
+/* ---- operations ---- */
+
+#define DEFAULT_ADD_NAME "linked device"
+
+typedef struct devices_op {
+	client_op op;
+	union {
+		Parley__Wire__ListDevicesRequest list;
+		Parley__Wire__AddDeviceRequest add;
+		Parley__Wire__RemoveDeviceRequest remove;
+	} body;
+	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	char name[PARLEY_DEVICE_NAME_MAX + 1];
+	uint32_t device_id;
+	union {
+		parley_devices_cb list;
+		parley_device_id_cb add;
+		parley_done_cb remove;
+	} cb;
+	void *user;
+} devices_op;
+
+static int build_list(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+	parley__wire__list_devices_request__init(&d->body.list);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES;
+	req->list_devices = &d->body.list;
+	return PARLEY_OK;
+}
+
+static void complete_list(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+	parley_device_list *list = NULL;
+
+	if (status == PARLEY_OK)
+		status = client__device_list_from_wire(r->list_devices, c->account.device_id, &list);
+	d->cb.list(c, (parley_err)status, list, d->user);
+	parley__free(d);
+}
+
+static int build_add(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+	parley__wire__add_device_request__init(&d->body.add);
+	d->body.add.device_key.data = d->key;
+	d->body.add.device_key.len = PARLEY_DEVICE_KEY_BYTES;
+	d->body.add.device_name = d->name;
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
+	req->add_device = &d->body.add;
+	return PARLEY_OK;
+}
+
+static void complete_add(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+	d->cb.add(c, (parley_err)status, status == PARLEY_OK ? r->add_device->device_id : 0, d->user);
+	parley__free(d);
+}
+
+static int build_remove(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+	parley__wire__remove_device_request__init(&d->body.remove);
+	d->body.remove.device_id = d->device_id;
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE;
+	req->remove_device = &d->body.remove;
+	return PARLEY_OK;
+}
+
+static void complete_remove(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
+
+	/* This device removed itself: the saved account no longer works (the server closes the connection
+	 * next), so forget it and let the device register or link again. */
+	if (status == PARLEY_OK && c->have_account && d->device_id == c->account.device_id) {
+		status = client__state_forget_account(c->state, c->errmsg, sizeof(c->errmsg));
+		c->have_account = 0;
+	}
+	d->cb.remove(c, (parley_err)status, d->user);
+	parley__free(d);
+}
+
+static const client_op_vtable list_vt = {build_list, complete_list, PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES, 0};
+static const client_op_vtable add_vt = {build_add, complete_add, PARLEY__WIRE__RESPONSE__BODY_ADD_DEVICE, 0};
+static const client_op_vtable remove_vt = {build_remove, complete_remove, PARLEY__WIRE__RESPONSE__BODY_REMOVE_DEVICE,
+					   0};
+
+static devices_op *op_new(const client_op_vtable *vt, void *user)
+{
+	devices_op *d = parley__calloc(1, sizeof(*d));
+	if (d != NULL) {
+		d->op.vt = vt;
+		d->user = user;
+	}
+	return d;
+}
+
+int client__devices_list_submit(parley_client *c, parley_devices_cb cb, void *user)
+{
+	devices_op *d = op_new(&list_vt, user);
+	if (d == NULL)
+		return PARLEY_E_NOMEM;
+	d->cb.list = cb;
+	client__conn_submit(c, &d->op);
+	return PARLEY_OK;
+}
+
+parley_err parley_devices_list_start(parley_client *c, parley_devices_cb cb, void *user)
+{
+	int rc;
+
+	if (c == NULL || cb == NULL)
+		return PARLEY_E_INVAL;
+	c->errmsg[0] = '\0';
+	rc = client__load_account(c);
+	if (rc == PARLEY_OK)
+		rc = client__devices_list_submit(c, cb, user);
+	return (parley_err)rc;
+}
+
+parley_err parley_device_add_start(parley_client *c, const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
+				   parley_device_id_cb cb, void *user)
+{
+	devices_op *d;
+	int rc;
+
+	if (c == NULL || cb == NULL || key == NULL)
+		return PARLEY_E_INVAL;
+	c->errmsg[0] = '\0';
+	rc = client__check_name(c, name);
+	if (rc == PARLEY_OK)
+		rc = client__load_account(c);
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	d = op_new(&add_vt, user);
+	if (d == NULL)
+		return PARLEY_E_NOMEM;
+	memcpy(d->key, key, PARLEY_DEVICE_KEY_BYTES);
+	snprintf(d->name, sizeof(d->name), "%s", name != NULL ? name : DEFAULT_ADD_NAME);
+	d->cb.add = cb;
+	client__conn_submit(c, &d->op);
+	return PARLEY_OK;
+}
+
+parley_err parley_device_remove_start(parley_client *c, uint32_t device_id, parley_done_cb cb, void *user)
+{
+	devices_op *d;
+	int rc;
+
+	if (c == NULL || cb == NULL || device_id == 0)
+		return PARLEY_E_INVAL;
+	c->errmsg[0] = '\0';
+	rc = client__load_account(c);
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	d = op_new(&remove_vt, user);
+	if (d == NULL)
+		return PARLEY_E_NOMEM;
+	d->device_id = device_id;
+	d->cb.remove = cb;
+	client__conn_submit(c, &d->op);
+	return PARLEY_OK;
+}
+
+/* ---- blocking wrappers ---- */
+
+static void sync_devices(parley_client *c, parley_err status, parley_device_list *list, void *user)
+{
+	client_sync *s = user;
+	s->list = list;
+	client__sync_done(c, status, s);
+}
+
+static void sync_id(parley_client *c, parley_err status, uint32_t id, void *user)
+{
+	client_sync *s = user;
+	s->id = id;
+	client__sync_done(c, status, s);
+}
+
+parley_err parley_devices_list(parley_client *c, parley_device_list **out)
+{
+	client_sync s = {0};
+	parley_err rc;
+
+	if (out == NULL)
+		return PARLEY_E_INVAL;
+	*out = NULL;
+	if (client__sync_refused(c))
+		return PARLEY_E_STATE;
+	rc = client__sync_wait(c, &s, parley_devices_list_start(c, sync_devices, &s));
+	if (rc == PARLEY_OK)
+		*out = s.list;
+	else
+		parley_device_list_free(s.list);
+	return rc;
+}
+
+parley_err parley_device_add(parley_client *c, const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
+			     uint32_t *device_id)
+{
+	client_sync s = {0};
+	parley_err rc;
+
+	if (client__sync_refused(c))
+		return PARLEY_E_STATE;
+	rc = client__sync_wait(c, &s, parley_device_add_start(c, key, name, sync_id, &s));
+	if (rc == PARLEY_OK && device_id != NULL)
+		*device_id = s.id;
+	return rc;
+}
+
+parley_err parley_device_remove(parley_client *c, uint32_t device_id)
+{
+	client_sync s = {0};
+	if (client__sync_refused(c))
+		return PARLEY_E_STATE;
+	return client__sync_wait(c, &s, parley_device_remove_start(c, device_id, client__sync_done, &s));
 }

@@ -40,36 +40,44 @@ void parley_client_set_events(parley_client *c, const parley_events *ev)
 
 /* ---- acks ---- */
 
-typedef struct ack_mem {
+typedef struct ack_op {
+	client_op op;
 	Parley__Wire__AckRequest req;
 	uint64_t ids[CLIENT_ACK_BATCH];
-} ack_mem;
+} ack_op;
 
-static void ack_free(void *p)
+static int build_ack(parley_client *c, client_op *op, Parley__Wire__Request *req)
 {
-	parley__free(p);
+	ack_op *m = CLIENT_OP_OWNER(op, ack_op, op);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
+	req->ack = &m->req;
+	return PARLEY_OK;
 }
 
-static void on_acked(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+/* A lost ack only means a redelivery, which the duplicate check absorbs. */
+static void complete_ack(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
-	/* A lost ack only means a redelivery, which the duplicate check absorbs. */
+	parley__free(CLIENT_OP_OWNER(op, ack_op, op));
 }
+
+static const client_op_vtable ack_vt = {build_ack, complete_ack, 0, 0};
 
 static void flush_acks(parley_client *c)
 {
-	ack_mem *m;
+	ack_op *m;
 
 	if (c->nacks == 0)
 		return;
 	m = parley__calloc(1, sizeof(*m));
 	if (m == NULL)
 		return; /* kept; retried at the next flush */
+	m->op.vt = &ack_vt;
 	parley__wire__ack_request__init(&m->req);
 	memcpy(m->ids, c->acks, c->nacks * sizeof(c->acks[0]));
 	m->req.server_ids = m->ids;
 	m->req.n_server_ids = c->nacks;
 	c->nacks = 0;
-	client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_ACK, &m->req, m, ack_free, on_acked, NULL);
+	client__conn_submit(c, &m->op);
 }
 
 static void on_ack_timer(uv_timer_t *t)
@@ -238,7 +246,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 	ack(c, e->server_id);
 }
 
-void client__handle_push(parley_client *c, const Parley__Wire__Push *p)
+void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 {
 	switch (p->body_case) {
 	case PARLEY__WIRE__PUSH__BODY_ENVELOPE:
@@ -246,7 +254,7 @@ void client__handle_push(parley_client *c, const Parley__Wire__Push *p)
 			handle_envelope(c, p->envelope);
 		break;
 	case PARLEY__WIRE__PUSH__BODY_PREKEYS_LOW:
-		client__e2e_refill(c, p->prekeys_low->one_time_prekeys_remaining);
+		client__keys_refill(c, p->prekeys_low->one_time_prekeys_remaining);
 		break;
 	case PARLEY__WIRE__PUSH__BODY_TYPING:
 		if (c->ev.on_typing != NULL)
@@ -262,7 +270,7 @@ void client__handle_push(parley_client *c, const Parley__Wire__Push *p)
 	}
 }
 
-void client__on_disconnect(parley_client *c, int err)
+void client__recv_disconnect(parley_client *c, int err)
 {
 	/* Acks not sent are lost with the connection; the server redelivers, the duplicate check skips. */
 	c->nacks = 0;
@@ -273,12 +281,7 @@ void client__on_disconnect(parley_client *c, int err)
 		c->ev.on_disconnect(c, (parley_err)err, c->ev.user);
 }
 
-static void on_closed(uv_handle_t *h)
-{
-	(void)h;
-}
-
 void client__recv_shutdown(parley_client *c)
 {
-	uv_close((uv_handle_t *)&c->ack_timer, on_closed);
+	uv_close((uv_handle_t *)&c->ack_timer, NULL);
 }

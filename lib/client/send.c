@@ -41,14 +41,16 @@ typedef struct send_job {
 	void *user;
 } send_job;
 
-/* The request and everything it points to, in one allocation per attempt. */
-typedef struct send_mem {
+/* One attempt: the op, the request and everything it points to, in one allocation. */
+typedef struct send_op {
+	client_op op;
+	send_job *job;
 	Parley__Wire__SendMessageRequest req;
 	Parley__Wire__OutgoingMessage msg[SEND_MAX_DEVICES];
 	Parley__Wire__OutgoingMessage *msgp[SEND_MAX_DEVICES];
 	uint8_t *ct[SEND_MAX_DEVICES];
 	size_t n;
-} send_mem;
+} send_op;
 
 static void job_step(parley_client *c, send_job *job);
 
@@ -70,9 +72,8 @@ static void job_finish(parley_client *c, send_job *job, int status)
 	job_free(job);
 }
 
-static void send_mem_free(void *p)
+static void send_op_free(send_op *m)
 {
-	send_mem *m = p;
 	size_t i;
 	for (i = 0; i < m->n; i++)
 		parley__free(m->ct[i]);
@@ -86,49 +87,15 @@ static int is_self(parley_client *c, const char *handle)
 
 /* ---- bundles ---- */
 
-typedef struct bundle_req {
-	Parley__Wire__GetBundlesRequest req;
-	char handle[PARLEY_HANDLE_MAX + 1];
-} bundle_req;
-
-static void bundle_req_free(void *p)
+static void on_bundles(parley_client *c, int status, const Parley__Wire__GetBundlesResponse *r, void *ctx)
 {
-	parley__free(p);
-}
+	send_job *job = ctx;
 
-static void on_bundles(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
-{
-	send_job *job = op->raw_ctx;
-	size_t i;
-
-	if (status == PARLEY_OK && (r == NULL || r->body_case != PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES))
-		status = PARLEY_E_PROTO_MISSING_FIELD;
+	if (status == PARLEY_OK)
+		status = client__e2e_process_bundles(c, job->target, r, 1);
 	if (status != PARLEY_OK) {
-		if (status == PARLEY_E_NO_SUCH_ACCOUNT)
-			client__set_err(c, "no account %s", job->target);
 		job_finish(c, job, status);
 		return;
-	}
-	for (i = 0; i < r->get_bundles->n_bundles; i++) {
-		const Parley__Wire__PreKeyBundle *b = r->get_bundles->bundles[i];
-		parley_signal_address a = {job->target, b->device_id};
-		int exists = 0, rc;
-
-		if (is_self(c, job->target) && b->device_id == c->account.device_id)
-			continue;
-		/* A fetch of every device also returns devices we already talk to: keep those sessions. */
-		if (parley_signal_session_exists(c->sig, &a, &exists) == PARLEY_OK && exists)
-			continue;
-		rc = client__e2e_process_bundle(c, job->target, b);
-		if (rc == PARLEY_E_UNTRUSTED_IDENTITY) {
-			parley_events *ev = &c->ev;
-			if (ev->on_identity_changed != NULL)
-				ev->on_identity_changed(c, job->target, b->device_id, ev->user);
-		}
-		if (rc != PARLEY_OK) {
-			job_finish(c, job, rc);
-			return;
-		}
 	}
 	job->fetched = 1;
 	job_step(c, job);
@@ -137,31 +104,36 @@ static void on_bundles(parley_client *c, client_op *op, int status, const Parley
 /* device 0 = every device of the target. */
 static int fetch_bundles(parley_client *c, send_job *job, uint32_t device)
 {
-	bundle_req *b = parley__calloc(1, sizeof(*b));
-	if (b == NULL)
-		return PARLEY_E_NOMEM;
-	parley__wire__get_bundles_request__init(&b->req);
-	memcpy(b->handle, job->target, sizeof(b->handle));
-	b->req.handle = b->handle;
-	b->req.device_id = device;
-	return client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES, &b->req, b, bundle_req_free, on_bundles,
-				  job);
+	return client__e2e_fetch_bundles(c, job->target, device, on_bundles, job);
 }
 
 /* ---- the send request ---- */
 
-static void on_sent(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r);
+static int build_send(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	send_op *m = CLIENT_OP_OWNER(op, send_op, op);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE;
+	req->send_message = &m->req;
+	return PARLEY_OK;
+}
+
+static void complete_send(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r);
+
+/* The errors that carry a body (MISMATCHED/STALE_DEVICES) are checked by complete_send itself. */
+static const client_op_vtable send_vt = {build_send, complete_send, PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE, 0};
 
 static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, const uint32_t *regids, size_t n)
 {
 	const uint8_t *pt = job->phase == 0 ? job->content : job->copy;
 	size_t pt_len = job->phase == 0 ? job->content_len : job->copy_len;
-	send_mem *m = parley__calloc(1, sizeof(*m));
+	send_op *m = parley__calloc(1, sizeof(*m));
 	size_t i;
 	int rc = PARLEY_OK;
 
 	if (m == NULL)
 		return PARLEY_E_NOMEM;
+	m->op.vt = &send_vt;
+	m->job = job;
 	parley__wire__send_message_request__init(&m->req);
 	m->req.recipient = job->target;
 	m->req.timestamp = job->timestamp;
@@ -200,12 +172,13 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 		o->content.len = len;
 	}
 	if (rc != PARLEY_OK) {
-		send_mem_free(m);
+		send_op_free(m);
 		return rc;
 	}
 	m->req.n_messages = n;
 	m->req.messages = m->msgp;
-	return client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE, &m->req, m, send_mem_free, on_sent, job);
+	client__conn_submit(c, &m->op);
+	return PARLEY_OK;
 }
 
 /* Applies the server's device lists; returns the device to fetch (0 = all) in *fetch, or -1 if none. */
@@ -248,12 +221,14 @@ static void next_phase(parley_client *c, send_job *job)
 	job_finish(c, job, PARLEY_OK);
 }
 
-static void on_sent(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+static void complete_send(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
-	send_job *job = op->raw_ctx;
+	send_op *m = CLIENT_OP_OWNER(op, send_op, op);
+	send_job *job = m->job;
 	int64_t fetch;
 	int rc;
 
+	send_op_free(m);
 	if (status == PARLEY_OK) {
 		next_phase(c, job);
 		return;
@@ -277,35 +252,44 @@ static void on_sent(parley_client *c, client_op *op, int status, const Parley__W
 		job_finish(c, job, rc);
 }
 
-/* Own devices when we know none yet: ask the server which exist before fetching their bundles, so a
- * single-device account does not spend its own prekeys on every send. */
-static void on_own_devices(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+/* No device of the target can receive: the copy phase has nothing to do, the recipient phase fails. */
+static int no_device(parley_client *c, send_job *job)
 {
-	send_job *job = op->raw_ctx;
+	if (job->phase == 1) {
+		next_phase(c, job);
+		return PARLEY_OK;
+	}
+	if (is_self(c, job->target))
+		client__set_err(c, "you have no other device to send to: a message to your own handle goes to "
+				   "your other devices (add one with parley devices add)");
+	else
+		client__set_err(c, "%s has no device that can receive messages", job->target);
+	return PARLEY_E_NO_KEYS;
+}
+
+static void on_own_devices(parley_client *c, parley_err status, parley_device_list *list, void *user)
+{
+	send_job *job = user;
+	parley_device_info d;
 	size_t i, others = 0;
 	int rc;
 
-	if (status != PARLEY_OK || r == NULL || r->body_case != PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES) {
-		job_finish(c, job, status != PARLEY_OK ? status : PARLEY_E_PROTO_MISSING_FIELD);
+	for (i = 0; i < parley_device_list_count(list); i++)
+		others += parley_device_list_get(list, i, &d) == PARLEY_OK && !d.is_self;
+	parley_device_list_free(list);
+	if (status != PARLEY_OK) {
+		job_finish(c, job, status);
 		return;
 	}
-	for (i = 0; i < r->list_devices->n_devices; i++)
-		others += r->list_devices->devices[i]->device_id != c->account.device_id;
-	if (others == 0) {
-		job_finish(c, job, PARLEY_OK);
-		return;
-	}
-	rc = fetch_bundles(c, job, 0);
+	rc = others == 0 ? no_device(c, job) : fetch_bundles(c, job, 0);
 	if (rc != PARLEY_OK)
 		job_finish(c, job, rc);
 }
 
-static void list_free(void *p)
-{
-	parley__free(p);
-}
-
-static void job_step(parley_client *c, send_job *job)
+/* Queues the job's next request: the send itself when devices of the target are known, else what finds
+ * them. PARLEY_OK once a request is queued (or the job moved on); otherwise an error, and the job is
+ * still the caller's. */
+static int job_next(parley_client *c, send_job *job)
 {
 	uint32_t ids[SEND_MAX_DEVICES], regids[SEND_MAX_DEVICES];
 	size_t n = 0, i, j;
@@ -313,7 +297,7 @@ static void job_step(parley_client *c, send_job *job)
 
 	rc = client__e2e_peer_devices(c, job->target, ids, regids, SEND_MAX_DEVICES, &n);
 	if (rc != PARLEY_OK)
-		goto fail;
+		return rc;
 	if (is_self(c, job->target)) {
 		for (i = j = 0; i < n; i++) {
 			if (ids[i] != c->account.device_id) {
@@ -323,53 +307,25 @@ static void job_step(parley_client *c, send_job *job)
 		}
 		n = j;
 	}
-	if (n == 0 && !job->fetched) {
-		if (job->phase == 1) {
-			Parley__Wire__ListDevicesRequest *req = parley__malloc(sizeof(*req));
-			if (req == NULL) {
-				rc = PARLEY_E_NOMEM;
-				goto fail;
-			}
-			parley__wire__list_devices_request__init(req);
-			rc = client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES, req, req, list_free,
-						on_own_devices, job);
-		} else {
-			rc = fetch_bundles(c, job, 0);
-		}
-		if (rc != PARLEY_OK)
-			goto fail;
-		return;
-	}
-	if (n == 0) {
-		if (job->phase == 1) {
-			next_phase(c, job);
-			return;
-		}
-		client__set_err(c, "%s has no device that can receive messages", job->target);
-		rc = PARLEY_E_NO_KEYS;
-		goto fail;
-	}
-	rc = build_and_send(c, job, ids, regids, n);
-	if (rc == PARLEY_OK)
-		return;
-fail:
-	job_finish(c, job, rc);
+	if (n != 0)
+		return build_and_send(c, job, ids, regids, n);
+	if (job->fetched)
+		return no_device(c, job);
+	/* Own devices when we know none yet: ask the server which exist before fetching their bundles, so
+	 * a single-device account does not spend its own prekeys on every send (nor on a note to self). */
+	if (is_self(c, job->target))
+		return client__devices_list_submit(c, on_own_devices, job);
+	return fetch_bundles(c, job, 0);
+}
+
+static void job_step(parley_client *c, send_job *job)
+{
+	int rc = job_next(c, job);
+	if (rc != PARLEY_OK)
+		job_finish(c, job, rc);
 }
 
 /* ---- public ---- */
-
-static int check_target(parley_client *c, const char *handle)
-{
-	size_t n;
-	if (handle == NULL)
-		return PARLEY_E_INVAL;
-	n = strnlen(handle, PARLEY_HANDLE_MAX + 1);
-	if (n < WIRE_MIN_HANDLE || n > PARLEY_HANDLE_MAX) {
-		client__set_err(c, "a handle has %d to %d bytes", WIRE_MIN_HANDLE, PARLEY_HANDLE_MAX);
-		return PARLEY_E_BAD_HANDLE;
-	}
-	return PARLEY_OK;
-}
 
 static send_job *job_new(parley_client *c, const char *handle)
 {
@@ -379,22 +335,6 @@ static send_job *job_new(parley_client *c, const char *handle)
 		memcpy(job->target, job->recipient, sizeof(job->target));
 	}
 	return job;
-}
-
-/* The first step of a job, from a *_start call: like job_step it only queues requests, but a local
- * error is returned to the caller instead of reaching the callback (the *_start contract). */
-static int job_start(parley_client *c, send_job *job)
-{
-	uint32_t ids[SEND_MAX_DEVICES], regids[SEND_MAX_DEVICES];
-	size_t n = 0;
-	int rc;
-
-	rc = client__e2e_peer_devices(c, job->target, ids, regids, SEND_MAX_DEVICES, &n);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (n == 0)
-		return fetch_bundles(c, job, 0);
-	return build_and_send(c, job, ids, regids, n);
 }
 
 parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t *body, size_t len,
@@ -411,11 +351,7 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 		client__set_err(c, "a message has 1 to %d bytes", PARLEY_MESSAGE_MAX);
 		return len == 0 ? PARLEY_E_INVAL : PARLEY_E_TOO_LARGE;
 	}
-	rc = check_target(c, handle);
-	if (rc == PARLEY_OK)
-		rc = client__load_account(c);
-	if (rc == PARLEY_OK)
-		rc = client__e2e_open(c);
+	rc = client__e2e_begin(c, handle);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
 	job = job_new(c, handle);
@@ -436,7 +372,7 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 	job->cb = cb;
 	job->user = user;
 	if (rc == PARLEY_OK)
-		rc = job_start(c, job);
+		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK) {
 		job->cb = NULL;
 		job_free(job);
@@ -471,7 +407,7 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 	job->content_len = parley__wire__receipt__pack(&rcpt, job->content);
 	job->receipt_kind = kind;
 	job->timestamp = client__e2e_timestamp(c);
-	rc = job_start(c, job);
+	rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK)
 		job_free(job);
 	return rc;
@@ -479,32 +415,13 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 
 /* ---- blocking and best-effort wrappers ---- */
 
-typedef struct send_wait {
-	int done;
-	parley_err status;
-} send_wait;
-
-static void on_send_done(parley_client *c, parley_err status, void *user)
-{
-	send_wait *w = user;
-	w->status = status;
-	w->done = 1;
-}
-
 parley_err parley_send_bytes(parley_client *c, const char *handle, const uint8_t *body, size_t len,
 			     uint64_t *timestamp)
 {
-	send_wait w = {0, PARLEY_OK};
-	int rc;
-
-	if (c != NULL && c->in_loop)
+	client_sync s = {0};
+	if (client__sync_refused(c))
 		return PARLEY_E_STATE;
-	rc = parley_send_start(c, handle, body, len, timestamp, on_send_done, &w);
-	if (rc != PARLEY_OK)
-		return (parley_err)rc;
-	if (client__wait(c, &w.done) != PARLEY_OK && !w.done)
-		client__fail_all(c, PARLEY_E_INTERNAL);
-	return w.status;
+	return client__sync_wait(c, &s, parley_send_start(c, handle, body, len, timestamp, client__sync_done, &s));
 }
 
 parley_err parley_send(parley_client *c, const char *handle, const char *text)
@@ -520,34 +437,42 @@ parley_err parley_mark_read(parley_client *c, const char *handle, const uint64_t
 
 	if (c == NULL || timestamps == NULL || n == 0 || n > WIRE_MAX_ACK_IDS)
 		return PARLEY_E_INVAL;
-	rc = check_target(c, handle);
-	if (rc == PARLEY_OK)
-		rc = client__load_account(c);
-	if (rc == PARLEY_OK)
-		rc = client__e2e_open(c);
+	rc = client__e2e_begin(c, handle);
 	if (rc == PARLEY_OK)
 		rc = client__send_receipt(c, handle, PARLEY_RECEIPT_READ, timestamps, n);
 	return (parley_err)rc;
 }
 
-typedef struct typing_mem {
+typedef struct typing_op {
+	client_op op;
 	Parley__Wire__TypingRequest req;
 	char handle[PARLEY_HANDLE_MAX + 1];
-} typing_mem;
+} typing_op;
 
-static void on_typing_sent(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+static int build_typing(parley_client *c, client_op *op, Parley__Wire__Request *req)
 {
-	/* best effort: a typing indicator that did not arrive is not worth an error */
+	typing_op *t = CLIENT_OP_OWNER(op, typing_op, op);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_TYPING;
+	req->typing = &t->req;
+	return PARLEY_OK;
 }
+
+/* Best effort: a typing indicator that did not arrive is not worth an error. */
+static void complete_typing(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	parley__free(CLIENT_OP_OWNER(op, typing_op, op));
+}
+
+static const client_op_vtable typing_vt = {build_typing, complete_typing, 0, 0};
 
 parley_err parley_typing(parley_client *c, const char *handle, int started)
 {
-	typing_mem *t;
+	typing_op *t;
 	int rc;
 
 	if (c == NULL)
 		return PARLEY_E_INVAL;
-	rc = check_target(c, handle);
+	rc = client__check_handle(c, handle);
 	if (rc == PARLEY_OK)
 		rc = client__load_account(c);
 	if (rc != PARLEY_OK)
@@ -555,11 +480,12 @@ parley_err parley_typing(parley_client *c, const char *handle, int started)
 	t = parley__calloc(1, sizeof(*t));
 	if (t == NULL)
 		return PARLEY_E_NOMEM;
+	t->op.vt = &typing_vt;
 	parley__wire__typing_request__init(&t->req);
 	snprintf(t->handle, sizeof(t->handle), "%s", handle);
 	t->req.recipient = t->handle;
 	t->req.started = started != 0;
 	t->req.timestamp = client__e2e_timestamp(c);
-	return (parley_err)client__submit_raw(c, PARLEY__WIRE__REQUEST__BODY_TYPING, &t->req, t, list_free,
-					      on_typing_sent, NULL);
+	client__conn_submit(c, &t->op);
+	return PARLEY_OK;
 }

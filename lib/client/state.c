@@ -14,10 +14,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
+#include "common/migrate.h"
 
-/* Schema version of client.db. Other modules add their own tables with CREATE TABLE IF NOT EXISTS;
- * this number covers the tables created here. */
-#define CLIENT_SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
 
 struct client_state {
@@ -25,7 +23,20 @@ struct client_state {
 	char *dir;
 };
 
-static const char schema_sql[] =
+/* The schema of client.db, through the shared migration helper (lib/common/migrate.h). Append steps,
+ * never edit one that shipped.
+ *
+ * One schema, "client", for every table of the file, although e2e.c owns some of them: the file has one
+ * version number that says exactly which tables it holds, all of them exist as soon as it is open, and a
+ * later step may touch tables of both halves in one transaction, with no ordering to get right between
+ * two schemas of one file (which a separate "client.e2e" schema would need).
+ *
+ * Version 1 is the schema before the helper existed, kept in PRAGMA user_version = 1 (hence
+ * legacy_user_version). Step 2 moves the e2e tables under versioning: until then e2e.c created them with
+ * CREATE TABLE IF NOT EXISTS on first use, so a version-1 file may or may not have them already, and the
+ * step keeps IF NOT EXISTS for that reason. */
+static const char *const client_steps[] = {
+	/* 1: device key and account */
 	"CREATE TABLE IF NOT EXISTS device_key ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  seed BLOB NOT NULL CHECK (length(seed) = 32),"
@@ -37,9 +48,28 @@ static const char schema_sql[] =
 	"  account_id INTEGER NOT NULL,"
 	"  device_id INTEGER NOT NULL,"
 	"  server_url TEXT NOT NULL,"
-	"  saved_ms INTEGER NOT NULL);";
+	"  saved_ms INTEGER NOT NULL);",
+	/* 2: e2e.c and keys.c: prekey id counter and current signed prekey; devices of other accounts we
+	 * have sessions with and their registration ids (the relay checks them); changed identity keys
+	 * waiting for the user; server ids of envelopes handed to the application (duplicate detection,
+	 * never content) */
+	"CREATE TABLE IF NOT EXISTS e2e_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  next_prekey_id INTEGER NOT NULL, spk_id INTEGER NOT NULL, spk_created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS peer_devices (handle TEXT NOT NULL, device_id INTEGER NOT NULL,"
+	"  registration_id INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
+	"CREATE TABLE IF NOT EXISTS pending_identity (handle TEXT NOT NULL, device_id INTEGER NOT NULL,"
+	"  key BLOB NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
+	"CREATE TABLE IF NOT EXISTS received_ids (server_id INTEGER PRIMARY KEY, seen_ms INTEGER NOT NULL);",
+};
 
-static uint64_t now_ms(void)
+static const migrate_schema client_schema = {
+	.name = "client",
+	.steps = client_steps,
+	.n_steps = sizeof(client_steps) / sizeof(client_steps[0]),
+	.legacy_user_version = 1,
+};
+
+uint64_t client__now_ms(void)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -222,8 +252,7 @@ static int exec_sql(client_state *s, const char *sql, char *err, size_t errlen)
 
 static int init_schema(client_state *s, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int version = 0;
+	migrate_result res;
 	int rc;
 
 	/* secure_delete: overwritten rows (an old key) are zeroed on disk, not left in free pages. */
@@ -234,29 +263,13 @@ static int init_schema(client_state *s, char *err, size_t errlen)
 	rc = exec_sql(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", err, errlen);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
-		return PARLEY_E_STORE;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > CLIENT_SCHEMA_VERSION) {
-		set_err(err, errlen, "%s/%s was written by a newer parley (schema %d > %d)", s->dir, CLIENT_DB_NAME,
-			version, CLIENT_SCHEMA_VERSION);
-		return PARLEY_E_STORE;
-	}
-	if (version == CLIENT_SCHEMA_VERSION)
-		return PARLEY_OK;
-	rc = exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = exec_sql(s, schema_sql, err, errlen);
-	if (rc == PARLEY_OK)
-		rc = exec_sql(s, "PRAGMA user_version = 1; COMMIT", err, errlen);
-	if (rc != PARLEY_OK)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	rc = parley__migrate(s->db, &client_schema, &res);
+	if (rc == PARLEY_E_BAD_VERSION)
+		set_err(err, errlen, "%s/%s was written by a newer parley: %s", s->dir, CLIENT_DB_NAME, res.err);
+	else if (rc != PARLEY_OK)
+		set_err(err, errlen, "%s/%s: %s", s->dir, CLIENT_DB_NAME, res.err);
+	/* One error code for "this file cannot be used", as before the helper. */
+	return rc == PARLEY_OK ? PARLEY_OK : PARLEY_E_STORE;
 }
 
 int client__state_open(const char *dir, client_state **out, char *err, size_t errlen)
@@ -384,7 +397,7 @@ static int insert_key(client_state *s, char *err, size_t errlen)
 	}
 	sqlite3_bind_blob(st, 1, seed, sizeof(seed), SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, k.pk, sizeof(k.pk), SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms());
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)client__now_ms());
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		set_err(err, errlen, "cannot save device key: %s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
@@ -468,7 +481,7 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->account_id);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)a->device_id);
 	sqlite3_bind_text(st, 4, a->server_url, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)now_ms());
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)client__now_ms());
 	/* A single INSERT is its own transaction; the PRIMARY KEY makes a second account impossible. */
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT) {

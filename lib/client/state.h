@@ -19,6 +19,9 @@
 
 #define CLIENT_DB_NAME "client.db"
 
+/* Wall-clock time in Unix milliseconds, as stored in client.db and used for message ids. */
+uint64_t client__now_ms(void);
+
 typedef struct client_state client_state;
 
 /* The account this device belongs to, as saved after register/link. */
@@ -43,7 +46,9 @@ typedef struct client_key {
 int client__state_dir_resolve(const char *dir, char **out);
 
 /* Creates `dir` (and missing parents) with mode 0700, checks permissions, creates/opens client.db 0600
- * and its schema. err (errlen bytes) receives a one-line detail on failure.
+ * and brings its schema up to date (every table of the file, including those of e2e.c; a file written
+ * by an older parley is migrated, one written by a newer parley is refused with PARLEY_E_STORE).
+ * err (errlen bytes) receives a one-line detail on failure.
  * Returns PARLEY_OK, PARLEY_E_IO, PARLEY_E_PERM, PARLEY_E_STORE, PARLEY_E_NOMEM. */
 int client__state_open(const char *dir, client_state **out, char *err, size_t errlen);
 void client__state_close(client_state *s);

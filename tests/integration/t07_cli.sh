@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 07: the `parley` CLI against a real parleyd, as a new user would run it: register, devices, errors,
-# state directory permissions, and linking a second device.
+# state directory permissions, linking a second device, and what the help says in the first hour.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}"
 dir=$(mktemp -d /tmp/parley-cli-XXXXXX)
@@ -28,12 +28,25 @@ check "duplicate handle refused with exit 1" '[ "$rc" = 1 ]'
 check "duplicate handle message is specific" 'grep -qi "already registered" "$dir/dup"'
 p carol register 'Not A Handle' >"$dir/bad" 2>&1; rc=$?
 check "invalid handle refused" '[ "$rc" = 1 ] && grep -qi "invalid handle" "$dir/bad"'
+check "invalid handle message states the rule" \
+	'grep -q "3 to 32 characters from a-z, 0-9" "$dir/bad" && grep -q "starting with a letter" "$dir/bad"'
+PARLEY_SERVER=ws://127.0.0.1:1/v1/websocket p carol register Carol >"$dir/bad2" 2>&1; rc=$?
+check "invalid handle refused locally, before connecting" \
+	'[ "$rc" = 1 ] && grep -q "'"'"'C'"'"' is not allowed" "$dir/bad2" &&
+	 ! grep -qi "connect" "$dir/bad2"'
 check "registering twice from the same home is refused" '! p alice register alice2 >/dev/null 2>&1'
 p nobody devices >"$dir/noid" 2>&1; rc=$?
 check "devices before register: clear error" '[ "$rc" = 1 ] && grep -qi "register" "$dir/noid"'
 "$PARLEY" --definitely-not-an-option >/dev/null 2>&1; rc=$?
 check "usage error exits 2" '[ "$rc" = 2 ]'
 check "--version" '"$PARLEY" --version | grep -q "[0-9]\.[0-9]"'
+# a first-time user reads these: listen waits until Ctrl-C, send's limit and stdin form
+check "usage says listen runs until Ctrl-C" '"$PARLEY" --help | grep "listen" | grep -q "Ctrl-C"'
+check "listen --help says how it stops" \
+	'"$PARLEY" listen --help >"$dir/lh" && grep -q "Ctrl-C" "$dir/lh" &&
+	 grep -q -- "--count" "$dir/lh" && grep -q -- "--timeout" "$dir/lh"'
+check "send --help gives the 8192-byte limit and the stdin form" \
+	'"$PARLEY" help send >"$dir/sh" && grep -q "8192 bytes" "$dir/sh" && grep -q "parley send bob -" "$dir/sh"'
 
 # link a second device: the new device shows its key, an existing device adds it, the new one links
 check "new device key" 'key=$(p alice-laptop device-key) && [ -n "$key" ]'

@@ -2,7 +2,9 @@
 # 10: the first end-to-end conversation, as a new user would run it in two terminals: register alice and
 # bob, bob offline, `parley send bob hi`, then `parley listen` as bob shows "hi" exactly once; receipts
 # come back; a second device of bob's gets the next message too; the server's database and logs never
-# contain the plaintext; safety numbers agree on both sides.
+# contain the plaintext; safety numbers agree on both sides. And the details a new user meets: the
+# confirmation line of send, -q, messages from standard input (with the 8192-byte limit), sending to
+# yourself with one device, and text that is not UTF-8 or carries terminal escapes.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}"
 dir=$(mktemp -d /tmp/parley-msg-XXXXXX)
@@ -20,7 +22,9 @@ p() { local home=$1; shift; PARLEY_HOME="$dir/$home" timeout 30 "$PARLEY" "$@"; 
 
 check "register alice" 'p alice register alice >/dev/null'
 check "register bob" 'p bob register bob >/dev/null'
-check "alice sends hi while bob is offline" 'p alice send bob hi >/dev/null'
+check "alice sends hi while bob is offline" 'p alice send bob hi >"$dir/sent"'
+check "send confirms in one line" \
+	'[ "$(wc -l <"$dir/sent")" = 1 ] && grep -qE "^sent to bob at [0-9]{2}:[0-9]{2}:[0-9]{2} \(id [0-9]+\)$" "$dir/sent"'
 p bob listen --count 1 --timeout 10 >"$dir/out-bob1" 2>&1; rc=$?
 check "bob's listen exits 0 after one message" '[ "$rc" = 0 ]'
 check "bob sees 'alice: hi'" 'grep -q "alice: hi$" "$dir/out-bob1"'
@@ -28,6 +32,30 @@ p bob listen --timeout 2 >"$dir/out-bob2" 2>&1
 check "delivered once: a second listen shows no message" '! grep -q "alice:" "$dir/out-bob2"'
 p alice listen --timeout 3 >"$dir/out-alice1" 2>&1
 check "alice gets the delivery receipt" 'grep -q "bob delivered" "$dir/out-alice1"'
+
+p alice send alice "note to self" >"$dir/self" 2>&1; rc=$?
+check "send to yourself with one device: a specific error" \
+	'[ "$rc" = 1 ] && grep -q "you have no other device" "$dir/self"'
+
+# standard input: a pipe, the limit (exactly 8192 bytes pass, 8193 are refused whole), -q
+check "send -q from standard input prints nothing" \
+	'[ -z "$(printf "from stdin\n" | p alice send -q bob -)" ]'
+check "bob gets the message from stdin without its newline" \
+	'p bob listen --count 1 --timeout 10 | grep -q "alice: from stdin$"'
+head -c 8193 /dev/zero | tr '\0' x | p alice send bob - >"$dir/big" 2>&1; rc=$?
+check "8193 bytes on stdin refused with exit 1, naming the limit" \
+	'[ "$rc" = 1 ] && grep -q "longer than 8192 bytes" "$dir/big"'
+check "8192 bytes on stdin are sent" 'head -c 8192 /dev/zero | tr "\0" y | p alice send -q bob -'
+check "bob gets all 8192 bytes" \
+	'[ "$(p bob listen --count 1 --timeout 10 | grep -o "y*$" | tr -d "\n" | wc -c)" = 8192 ]'
+
+# text that is not UTF-8, and escape sequences, are made harmless on bob's terminal
+printf 'bad \377 utf8 \033[31m red \a' | p alice send -q bob -
+p bob listen --count 1 --timeout 10 >"$dir/raw" 2>&1
+check "ill-formed UTF-8 shown as U+FFFD" 'grep -q "bad $(printf "\357\277\275") utf8" "$dir/raw"'
+check "ESC and BEL never reach the terminal" \
+	'! grep -q "$(printf "\033")" "$dir/raw" && ! grep -q "$(printf "\a")" "$dir/raw" &&
+	 grep -q "?\[31m red ?" "$dir/raw"'
 
 secret="zebra-quokka-$RANDOM$RANDOM-plaintext"
 check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'

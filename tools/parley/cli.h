@@ -9,6 +9,7 @@
 #define PARLEY_CLI_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <parley/parley.h>
 
@@ -44,15 +45,22 @@ int cli_is_help(const char *arg);
 /* Prints the help of one command (by name); returns CLI_EXIT_OK, or CLI_EXIT_USAGE if unknown. */
 int cli_print_command_help(const char *name);
 
-/* Parses a decimal device id (1..UINT32_MAX, no sign, no junk). 0 on success. */
+/* Parses a decimal number 1..max (no sign, no spaces, no junk). 0 on success. */
+int cli_parse_number(const char *s, unsigned long long max, unsigned long long *out);
+/* Parses a decimal device id (1..UINT32_MAX). 0 on success. */
 int cli_parse_device_id(const char *s, uint32_t *out);
 /* Base64 (standard or URL-safe, padding optional) of exactly PARLEY_DEVICE_KEY_BYTES bytes. 0 on success. */
 int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
 /* Standard base64 with padding; out has room for 45 bytes. */
 void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen);
-/* Writes s to stdout replacing control characters, so names chosen by other devices cannot drive the
- * terminal. */
+/* Writes len bytes of text to f so that text chosen by someone else cannot drive the terminal: control
+ * characters (C0, DEL, C1, bidi overrides) become '?', ill-formed UTF-8 becomes U+FFFD (text.c). */
+void cli_write_safe(FILE *f, const void *text, size_t len);
+/* cli_write_safe of a NUL-terminated string to stdout. */
 void cli_print_safe(const char *s);
+/* A handle the server sent, for a format string: characters outside the handle alphabet become '?' and
+ * it is cut at PARLEY_HANDLE_MAX bytes (a server is not trusted with the user's terminal). Returns out. */
+const char *cli_safe_handle(const char *handle, char out[PARLEY_HANDLE_MAX + 1]);
 
 /* Commands */
 int cmd_register(cli_ctx *ctx, int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -12,35 +13,124 @@
 #define RECONNECT_DELAY_MS 1000
 #define MAX_PEER_DEVICES 64
 
+/* ---- send ---- */
+
+/* HH:MM:SS, local time, of a Unix time in ms. */
+static void print_clock(uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[16];
+
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, sizeof(buf), "%H:%M:%S", &tm) == 0)
+		snprintf(buf, sizeof(buf), "--:--:--");
+	fputs(buf, stdout);
+}
+
+/* The message from standard input: up to PARLEY_MESSAGE_MAX bytes, and one more byte means it is too
+ * large (refused whole: cutting a message short would send something the user did not write). One
+ * trailing newline, which `echo` and editors add, is not part of the message. */
+static int read_stdin(cli_ctx *ctx, char *buf, size_t *len)
+{
+	size_t n = 0, r;
+
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "parley: %s: type the message, then press Ctrl-D on a new line\n", ctx->command);
+	do {
+		r = fread(buf + n, 1, PARLEY_MESSAGE_MAX + 1 - n, stdin);
+		n += r;
+	} while (r != 0 && n <= PARLEY_MESSAGE_MAX);
+	if (ferror(stdin)) {
+		fprintf(stderr, "parley: %s: cannot read standard input: %s\n", ctx->command, strerror(errno));
+		return CLI_EXIT_ERROR;
+	}
+	if (n > PARLEY_MESSAGE_MAX) {
+		fprintf(stderr,
+			"parley: %s: the message on standard input is longer than %d bytes, the limit for one "
+			"message; nothing was sent\n",
+			ctx->command, PARLEY_MESSAGE_MAX);
+		return CLI_EXIT_ERROR;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	*len = n;
+	return CLI_EXIT_OK;
+}
+
+/* TEXT words joined with spaces, as `echo` would. */
+static int join_words(cli_ctx *ctx, char **words, int n, char *buf, size_t *len)
+{
+	size_t k = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		size_t w = strlen(words[i]);
+		if (k + w + (i > 0) > PARLEY_MESSAGE_MAX)
+			return cli_usage(ctx, "the message is longer than %d bytes, the limit for one message",
+					 PARLEY_MESSAGE_MAX);
+		if (i > 0)
+			buf[k++] = ' ';
+		memcpy(buf + k, words[i], w);
+		k += w;
+	}
+	*len = k;
+	return CLI_EXIT_OK;
+}
+
 int cmd_send(cli_ctx *ctx, int argc, char **argv)
 {
-	char text[PARLEY_MESSAGE_MAX + 1];
+	char text[PARLEY_MESSAGE_MAX + 2];
+	const char *handle = NULL;
+	uint64_t id = 0;
 	size_t len = 0;
 	parley_client *c;
 	parley_err rc;
-	int i;
+	int i, quiet = 0;
 
-	if (argc < 3)
-		return cli_usage(ctx, argc < 2 ? "missing HANDLE and TEXT" : "missing TEXT");
-	/* Several words are one message, as `echo` would join them. */
-	for (i = 2; i < argc; i++) {
-		size_t n = strlen(argv[i]);
-		if (len + n + (i > 2) > PARLEY_MESSAGE_MAX)
-			return cli_usage(ctx, "the message is longer than %d bytes", PARLEY_MESSAGE_MAX);
-		if (i > 2)
-			text[len++] = ' ';
-		memcpy(text + len, argv[i], n);
-		len += n;
+	/* Options come before the first TEXT word ("--" ends them), so a message may start with '-'. */
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
+			quiet = 1;
+		} else if (strcmp(argv[i], "--") == 0) {
+			i++;
+			if (handle == NULL && i < argc)
+				handle = argv[i++];
+			break;
+		} else if (handle == NULL && argv[i][0] == '-' && argv[i][1] != '\0') {
+			return cli_usage(ctx, "unknown option '%s'", argv[i]);
+		} else if (handle == NULL) {
+			handle = argv[i];
+		} else {
+			break;
+		}
 	}
-	text[len] = '\0';
+	if (handle == NULL || i >= argc)
+		return cli_usage(ctx, handle == NULL ? "missing HANDLE and TEXT"
+						     : "missing TEXT (or - to read it from standard input)");
+	if (argc - i == 1 && strcmp(argv[i], "-") == 0)
+		rc = (parley_err)read_stdin(ctx, text, &len);
+	else
+		rc = (parley_err)join_words(ctx, argv + i, argc - i, text, &len);
+	if (rc != CLI_EXIT_OK)
+		return (int)rc;
 	if (len == 0)
 		return cli_usage(ctx, "the message is empty");
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;
-	rc = parley_send_bytes(c, argv[1], (const uint8_t *)text, len, NULL);
+	rc = parley_send_bytes(c, handle, (const uint8_t *)text, len, &id);
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
+	/* The same "HH:MM:SS (id N)" as the receipts `parley listen` prints for this message. */
+	if (!quiet) {
+		fputs("sent to ", stdout);
+		cli_print_safe(handle);
+		fputs(" at ", stdout);
+		print_clock(id);
+		printf(" (id %llu)\n", (unsigned long long)id);
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -62,15 +152,10 @@ typedef struct listen_state {
 	parley_err last_err;
 } listen_state;
 
+/* The time at the start of each line of listen's output. */
 static void print_time(uint64_t ms)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[16];
-
-	if (localtime_r(&t, &tm) == NULL || strftime(buf, sizeof(buf), "%H:%M:%S", &tm) == 0)
-		snprintf(buf, sizeof(buf), "--:--:--");
-	fputs(buf, stdout);
+	print_clock(ms);
 	putchar(' ');
 }
 
@@ -92,7 +177,7 @@ static void ev_message(parley_client *c, const parley_message *m, void *user)
 		cli_print_safe(m->destination);
 	}
 	fputs(": ", stdout);
-	cli_print_safe((const char *)m->body);
+	cli_write_safe(stdout, m->body, m->body_len);
 	putchar('\n');
 	fflush(stdout);
 	/* Shown on the terminal = read. */
@@ -114,11 +199,7 @@ static void ev_receipt(parley_client *c, const char *handle, uint32_t device, pa
 		print_time(now_ms());
 		cli_print_safe(handle);
 		printf(" %s your message of ", kind == PARLEY_RECEIPT_READ ? "read" : "delivered");
-		time_t t = (time_t)(ts[i] / 1000);
-		struct tm tm;
-		char buf[16];
-		if (localtime_r(&t, &tm) != NULL && strftime(buf, sizeof(buf), "%H:%M:%S", &tm) != 0)
-			fputs(buf, stdout);
+		print_clock(ts[i]);
 		printf(" (id %llu)\n", (unsigned long long)ts[i]);
 	}
 	fflush(stdout);
@@ -142,9 +223,12 @@ static void ev_presence(parley_client *c, const char *handle, int online, void *
 	fflush(stdout);
 }
 
-static void ev_identity(parley_client *c, const char *handle, uint32_t device, void *user)
+static void ev_identity(parley_client *c, const char *from, uint32_t device, void *user)
 {
 	listen_state *ls = user;
+	char buf[PARLEY_HANDLE_MAX + 1];
+	const char *handle = cli_safe_handle(from, buf);
+
 	fprintf(stderr,
 		"parley: %s: WARNING: the identity key of %s (device %u) has CHANGED.\n"
 		"  Someone may be intercepting the conversation, or %s reinstalled parley.\n"
@@ -157,8 +241,10 @@ static void ev_identity(parley_client *c, const char *handle, uint32_t device, v
 static void ev_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
 {
 	listen_state *ls = user;
+	char buf[PARLEY_HANDLE_MAX + 1];
+
 	fprintf(stderr, "parley: %s: a message from %s (device %u) could not be read: %s (%s)\n", ls->ctx->command,
-		handle, (unsigned)device, parley_strerror(err), parley_errname(err));
+		cli_safe_handle(handle, buf), (unsigned)device, parley_strerror(err), parley_errname(err));
 }
 
 static void ev_disconnect(parley_client *c, parley_err err, void *user)
@@ -178,20 +264,6 @@ static void on_connected(parley_client *c, parley_err status, void *user)
 	}
 }
 
-static int parse_long(const char *s, long max, long *out)
-{
-	char *end = NULL;
-	long v;
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0 || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 {
 	struct sigaction sa;
@@ -200,6 +272,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	parley_client *c;
 	parley_err rc;
 	long timeout_s = 0;
+	unsigned long long n;
 	uint64_t deadline = 0, retry_at = 0;
 	int i;
 
@@ -210,11 +283,13 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 		if ((strcmp(opt, "--count") == 0 || strcmp(opt, "--timeout") == 0) && i + 1 >= argc)
 			return cli_usage(ctx, "%s needs a value", opt);
 		if (strcmp(opt, "--count") == 0) {
-			if (parse_long(argv[++i], 1000000000L, &ls.count) != 0)
+			if (cli_parse_number(argv[++i], 1000000000u, &n) != 0)
 				return cli_usage(ctx, "--count: expected a positive number, got '%s'", argv[i]);
+			ls.count = (long)n;
 		} else if (strcmp(opt, "--timeout") == 0) {
-			if (parse_long(argv[++i], 31536000L, &timeout_s) != 0)
+			if (cli_parse_number(argv[++i], 31536000u, &n) != 0)
 				return cli_usage(ctx, "--timeout: expected seconds (1 or more), got '%s'", argv[i]);
+			timeout_s = (long)n;
 		} else {
 			return cli_usage(ctx, "unexpected argument '%s'", opt);
 		}
@@ -246,6 +321,9 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(ctx, rc);
 	}
 	ls.disconnected = 0;
+	/* Someone trying it out sees a silent terminal otherwise and may think it hangs. */
+	if (ls.count == 0 && timeout_s == 0 && isatty(STDERR_FILENO))
+		fprintf(stderr, "parley: %s: waiting for messages; press Ctrl-C to stop\n", ctx->command);
 	while (!got_signal && (ls.count == 0 || ls.shown < ls.count)) {
 		uint64_t now = now_ms();
 		if (deadline != 0 && now >= deadline)

@@ -11,10 +11,16 @@
 
 #include "cli.h"
 
+/* PARLEY_MESSAGE_MAX as a string literal, for the help texts */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define MESSAGE_MAX STR(PARLEY_MESSAGE_MAX)
+
 static const cli_command commands[] = {
 	{"register", cmd_register, "HANDLE [--device-name NAME]", "create an account with this device",
 	 "Creates the account HANDLE on the server with this device as its first device, and saves it in\n"
-	 "the state directory. The device name defaults to \"primary\".\n"
+	 "the state directory. A handle has 3 to 32 characters from a-z, 0-9, '.', '_' and '-', and\n"
+	 "starts with a letter a-z. The device name defaults to \"primary\".\n"
 	 "Fails if this device already has an account."},
 	{"devices", cmd_devices, "[add PUBKEY_BASE64 [NAME] | remove ID]", "list, add or remove devices",
 	 "parley devices               list the account's devices: id, added, last seen (UTC), name;\n"
@@ -30,19 +36,30 @@ static const cli_command commands[] = {
 	 "device's key with `parley devices add`) and saves the account."},
 	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
 	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
-	{"send", cmd_send, "HANDLE TEXT...", "send an end-to-end encrypted message",
+	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE -",
+	 "send an end-to-end encrypted message (at most " MESSAGE_MAX " bytes)",
 	 "Encrypts TEXT (several arguments are joined with spaces) for every device of HANDLE and for this\n"
 	 "account's other devices, and hands it to the server, which stores it until each device fetches\n"
-	 "it. Prints nothing on success. Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new\n"
-	 "identity key (see `parley safety-number` and `parley trust`)."},
-	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]", "print messages and receipts as they arrive",
+	 "it. With - instead of TEXT, the message is read from standard input (one trailing newline is\n"
+	 "dropped): echo hi | parley send bob -\n"
+	 "A message has 1 to " MESSAGE_MAX " bytes; a longer one is refused whole, never cut (exit 1 from\n"
+	 "standard input, 2 from arguments). Sending to your own handle reaches your other devices.\n"
+	 "On success prints one line, \"sent to HANDLE at HH:MM:SS (id N)\": the time and id that the\n"
+	 "receipts in `parley listen` refer to; -q, --quiet prints nothing. Options go before TEXT; --\n"
+	 "ends them.\n"
+	 "Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new identity key (see\n"
+	 "`parley safety-number` and `parley trust`)."},
+	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]",
+	 "print incoming messages until Ctrl-C (or --count/--timeout)",
 	 "Connects and prints each message as it arrives (first the ones waiting on the server):\n"
 	 "  HH:MM:SS alice: hi                  a message to you\n"
 	 "  HH:MM:SS alice -> bob: hi           (as alice) a copy of what your other device sent\n"
 	 "  HH:MM:SS bob delivered|read your message of HH:MM:SS (id N)   receipts\n"
-	 "Displayed messages are marked read (the sender gets a read receipt). Runs until SIGINT/SIGTERM,\n"
-	 "or until N messages were shown (--count), or for SECONDS (--timeout). With --count, exits 1 if\n"
-	 "the timeout comes first. Messages not shown stay on the server for the next listen."},
+	 "Displayed messages are marked read (the sender gets a read receipt). It does not exit on its\n"
+	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
+	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
+	 "is given; with both, exits 1 if the timeout comes first. Messages not shown stay on the server\n"
+	 "for the next listen."},
 	{"safety-number", cmd_safety_number, "HANDLE [--accept]", "show the safety number with HANDLE",
 	 "Prints the 60-digit safety number of this device and HANDLE's device (one line per device when\n"
 	 "HANDLE has several), identical to Signal's: compare it with HANDLE in person. --accept also\n"
@@ -135,16 +152,26 @@ int cli_usage(cli_ctx *ctx, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
-int cli_parse_device_id(const char *s, uint32_t *out)
+int cli_parse_number(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end = NULL;
 	unsigned long long v;
 
+	/* strtoull alone would accept " 5", "+5" and "-5" (negated into a huge value) */
 	if (s[0] < '0' || s[0] > '9')
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_device_id(const char *s, uint32_t *out)
+{
+	unsigned long long v;
+	if (cli_parse_number(s, UINT32_MAX, &v) != 0)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -170,14 +197,6 @@ void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_
 	sodium_bin2base64(out, outlen, key, PARLEY_DEVICE_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
 }
 
-void cli_print_safe(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
-	}
-}
-
 static const cli_command *find_command(const char *name)
 {
 	size_t i;
@@ -186,21 +205,6 @@ static const cli_command *find_command(const char *name)
 			return &commands[i];
 	}
 	return NULL;
-}
-
-static int parse_timeout(const char *s, unsigned *out)
-{
-	char *end = NULL;
-	unsigned long v;
-
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > 600000)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -214,7 +218,7 @@ int main(int argc, char **argv)
 	cli_ctx ctx;
 	const cli_command *cmd;
 	const char *env;
-	unsigned timeout;
+	unsigned long long timeout;
 	int opt, rc;
 
 	/* A server that drops the connection must be an error code, not a SIGPIPE death. */
@@ -245,11 +249,11 @@ int main(int argc, char **argv)
 			ctx.opts.ca_file = optarg;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &timeout) != 0) {
+			if (cli_parse_number(optarg, 600000, &timeout) != 0) {
 				fprintf(stderr, "parley: --timeout: expected milliseconds, 1 to 600000\n");
 				return CLI_EXIT_USAGE;
 			}
-			ctx.opts.connect_timeout_ms = ctx.opts.request_timeout_ms = timeout;
+			ctx.opts.connect_timeout_ms = ctx.opts.request_timeout_ms = (unsigned)timeout;
 			break;
 		case 'h':
 			print_usage(stdout);

@@ -124,6 +124,7 @@ static void test_no_identity(void)
 	TEST_EQ_INT(parley_register(c, NULL, NULL), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_register(c, "ab", NULL), PARLEY_E_BAD_HANDLE);
 	TEST_EQ_INT(parley_register(c, "a-handle-that-is-much-too-long-for-parley", NULL), PARLEY_E_BAD_HANDLE);
+	TEST_CHECK(strstr(parley_client_errmsg(c), "more than 32") != NULL);
 	TEST_EQ_INT(parley_register(c, "alice",
 				    "a device name that is longer than sixty-four bytes, which the server refuses"),
 		    PARLEY_E_INVAL);
@@ -132,6 +133,43 @@ static void test_no_identity(void)
 	TEST_EQ_INT(parley_devices_list(NULL, &list), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_devices_list(c, NULL), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_device_public_key(NULL, key), PARLEY_E_INVAL);
+	parley_client_free(c);
+}
+
+/* The handle rule (docs/protocol.md §5.1) is checked before anything is queued or any connection is
+ * tried (the URL here refuses connections: an attempt would fail with CLOSED, not BAD_HANDLE), and the
+ * message states the rule and the offending character, never the raw input. */
+static void test_handle_rule(void)
+{
+	static const struct {
+		const char *handle;
+		const char *says;
+	} bad[] = {
+		{"Not A Handle", "'N' is not allowed"},
+		{"alice smith", "byte 0x20 is not allowed"},
+		{"bob\x1b[31m", "byte 0x1b is not allowed"},
+		{"1alice", "starts with a letter"},
+		{"_bob", "starts with a letter"},
+		{"al", "(this one has 2)"},
+		{"bob\xc3\xa9", "byte 0xc3 is not allowed"},
+	};
+	static const char *const good[] = {"bob", "a.b_c-d", "abcdefghijklmnopqrstuvwxyz012345"};
+	parley_client *c = client_in("rule", "ws://127.0.0.1:1/v1/websocket", 2000);
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TEST_EQ_INT(parley_register(c, bad[i].handle, NULL), PARLEY_E_BAD_HANDLE);
+		TEST_CHECK(strstr(parley_client_errmsg(c), bad[i].says) != NULL);
+		TEST_CHECK(strstr(parley_client_errmsg(c), "from a-z, 0-9, '.', '_' and '-'") != NULL);
+		TEST_CHECK(strchr(parley_client_errmsg(c), 0x1b) == NULL);
+		TEST_EQ_INT(parley_link(c, bad[i].handle, 2), PARLEY_E_BAD_HANDLE);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		TEST_EQ_INT(client__check_handle(c, good[i]), PARLEY_OK);
+	/* the messaging entry points apply it too (before needing an account) */
+	TEST_EQ_INT(parley_send(c, "Bob", "hi"), PARLEY_E_BAD_HANDLE);
+	TEST_EQ_INT(parley_typing(c, "Bob", 1), PARLEY_E_BAD_HANDLE);
+	TEST_EQ_INT(parley_trust(c, "Bob", NULL), PARLEY_E_BAD_HANDLE);
 	parley_client_free(c);
 }
 
@@ -340,6 +378,7 @@ int main(void)
 		return 1;
 	TEST_RUN(test_options);
 	TEST_RUN(test_no_identity);
+	TEST_RUN(test_handle_rule);
 	TEST_RUN(test_alloc_failures);
 	TEST_RUN(test_device_list);
 	TEST_RUN(test_signing);

@@ -239,6 +239,13 @@ static void test_offline_delivery(void)
 	TEST_EQ_INT(parley_send_bytes(alice, "bob", (const uint8_t *)"m3-Numbat", 9, &ts[2]), PARLEY_OK);
 	TEST_CHECK(ts[0] < ts[1] && ts[1] < ts[2]);
 	TEST_EQ_INT(parley_send(alice, "nobody-here", "x"), PARLEY_E_NO_SUCH_ACCOUNT);
+	/* alone on her account, alice has nowhere to send a note to self: a specific message, not "alice
+	 * has no device" */
+	TEST_EQ_INT(parley_send(alice, "alice", "x"), PARLEY_E_NO_KEYS);
+	TEST_CHECK(strstr(parley_client_errmsg(alice), "you have no other device") != NULL);
+	/* a handle that breaks the rule fails at once, naming the rule */
+	TEST_EQ_INT(parley_send(alice, "Bob", "x"), PARLEY_E_BAD_HANDLE);
+	TEST_CHECK(strstr(parley_client_errmsg(alice), "'B' is not allowed") != NULL);
 
 	bob = client("bob");
 	listen_for(bob, &in, 3, 0, 5000);

@@ -1,5 +1,6 @@
 /* lib/client local state: directory resolution, modes 0700/0600, key persistence, refusal of state
- * files other users can read, account save/load. */
+ * files other users can read, account save/load, and schema migrations of client.db files written by
+ * older versions (built here by hand in the old format). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "client/client_internal.h"
 #include "client/state.h"
 #include "common/alloc.h"
+#include "common/migrate.h"
 
 static char root[256];
 
@@ -275,6 +277,115 @@ static void test_identity_through_api(void)
 	parley_client_free(c);
 }
 
+/* client.db as parley wrote it before the shared migration helper: PRAGMA user_version = 1 for the
+ * device key and account tables; the e2e tables created outside any versioning, on first use. */
+static const char old_schema_v1[] =
+	"CREATE TABLE device_key (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  seed BLOB NOT NULL CHECK (length(seed) = 32),"
+	"  public_key BLOB NOT NULL CHECK (length(public_key) = 32), created_ms INTEGER NOT NULL);"
+	"CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 1), handle TEXT NOT NULL,"
+	"  account_id INTEGER NOT NULL, device_id INTEGER NOT NULL, server_url TEXT NOT NULL,"
+	"  saved_ms INTEGER NOT NULL);"
+	"PRAGMA user_version = 1;";
+static const char old_e2e_tables[] =
+	"CREATE TABLE e2e_meta (id INTEGER PRIMARY KEY CHECK (id = 1), next_prekey_id INTEGER NOT NULL,"
+	"  spk_id INTEGER NOT NULL, spk_created_ms INTEGER NOT NULL);"
+	"CREATE TABLE peer_devices (handle TEXT NOT NULL, device_id INTEGER NOT NULL,"
+	"  registration_id INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
+	"CREATE TABLE pending_identity (handle TEXT NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,"
+	"  seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
+	"CREATE TABLE received_ids (server_id INTEGER PRIMARY KEY, seen_ms INTEGER NOT NULL);"
+	"INSERT INTO peer_devices VALUES ('bob', 3, 4242);"
+	"INSERT INTO received_ids VALUES (77, 1700000000000);";
+
+/* Writes an old-format client.db in a new private directory: key from seed 0x11.., account carol. */
+static void make_old_db(const char *dir, int with_e2e, uint8_t pk[32])
+{
+	char path[512];
+	uint8_t seed[32], sk[64];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	TEST_EQ_INT(mkdir(dir, 0700), 0);
+	path_join(path, sizeof(path), dir, CLIENT_DB_NAME);
+	memset(seed, 0x11, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+	TEST_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	TEST_EQ_INT(sqlite3_exec(db, old_schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	if (with_e2e)
+		TEST_EQ_INT(sqlite3_exec(db, old_e2e_tables, NULL, NULL, NULL), SQLITE_OK);
+	TEST_EQ_INT(sqlite3_prepare_v2(db, "INSERT INTO device_key VALUES (1, ?, ?, 1)", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, seed, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, pk, 32, SQLITE_STATIC);
+	TEST_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	TEST_EQ_INT(sqlite3_exec(db, "INSERT INTO account VALUES (1, 'carol', 9, 2, 'ws://127.0.0.1:9/v1/websocket', 1)",
+				 NULL, NULL, NULL),
+		    SQLITE_OK);
+	sqlite3_close(db);
+	TEST_EQ_INT(chmod(path, 0600), 0);
+}
+
+static int count_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_migrate_old_db(void)
+{
+	char dir[512], err[256], handle[PARLEY_HANDLE_MAX + 1];
+	uint8_t pk[32], key[PARLEY_DEVICE_KEY_BYTES];
+	client_state *s = NULL;
+	parley_client *c;
+	uint32_t device = 0;
+	int v = -1, with_e2e;
+
+	for (with_e2e = 0; with_e2e < 2; with_e2e++) {
+		snprintf(dir, sizeof(dir), "%s/old-v1-%d", root, with_e2e);
+		make_old_db(dir, with_e2e, pk);
+
+		/* through the public API: the same key and account as before the upgrade */
+		c = client_at(dir);
+		TEST_EQ_INT(parley_identity(c, handle, sizeof(handle), NULL, &device), PARLEY_OK);
+		TEST_EQ_STR(handle, "carol");
+		TEST_EQ_INT(device, 2);
+		TEST_EQ_INT(parley_device_public_key(c, key), PARLEY_OK);
+		TEST_EQ_MEM(key, pk, sizeof(pk));
+		parley_client_free(c);
+
+		/* the file is at the current version of schema "client", with every table */
+		TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_OK);
+		TEST_EQ_INT(parley__migrate_version(client__state_db(s), "client", &v), PARLEY_OK);
+		TEST_EQ_INT(v, 2);
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+							    "name IN ('e2e_meta', 'peer_devices', 'pending_identity',"
+							    " 'received_ids')"),
+			    4);
+		/* rows the old code had written to the e2e tables are kept */
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM peer_devices WHERE registration_id = 4242"),
+			    with_e2e ? 1 : 0);
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM received_ids"), with_e2e ? 1 : 0);
+		client__state_close(s);
+	}
+
+	/* a file from a newer parley is refused, untouched, with a message that says so */
+	snprintf(dir, sizeof(dir), "%s/old-v1-0", root);
+	TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_OK);
+	TEST_EQ_INT(sqlite3_exec(client__state_db(s), "UPDATE schema_version SET version = 99 WHERE name = 'client'", NULL,
+				 NULL, NULL),
+		    SQLITE_OK);
+	client__state_close(s);
+	s = NULL;
+	TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_E_STORE);
+	TEST_CHECK(s == NULL);
+	TEST_CHECK(strstr(err, "newer parley") != NULL);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/parley-client-test-XXXXXX");
@@ -287,6 +398,7 @@ int main(void)
 	TEST_RUN(test_symlink_refused);
 	TEST_RUN(test_account_store);
 	TEST_RUN(test_identity_through_api);
+	TEST_RUN(test_migrate_old_db);
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);

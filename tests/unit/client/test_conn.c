@@ -1,23 +1,38 @@
-/* The client's event core against a scripted in-process server: parleyd's real network layer
- * (server/net) and wire codec, with a small service here that sends the challenge, checks Ed25519
- * signatures over the exact signed bytes, keeps a device table, and can misbehave on demand (stay
- * silent, send garbage, close). Covers register, auth on demand, list/add/remove, link of a second
- * device, server refusals, request timeouts, malformed frames, dropped connections, concurrent async
- * operations and re-entrancy. */
+/* The client's event core (lib/client/conn.c) against a scripted in-process server: parleyd's real
+ * network layer (server/net) and wire codec, with a small service here that sends the challenge, checks
+ * Ed25519 signatures over the exact signed bytes, keeps a device table, and can misbehave on demand
+ * (stay silent, answer late, send garbage, close). Covers register, auth on demand, list/add/remove,
+ * link of a second device, server refusals, request timeouts, malformed frames, dropped connections,
+ * concurrent async operations and re-entrancy; and the op mechanism itself with an op kind defined only
+ * here (its own build + complete, no change to the core): it completes exactly once on a response, a
+ * timeout (a late answer is ignored), a disconnect, a dropped connection, a failed build, a wrong
+ * response kind and parley_client_free. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <parley/client.h>
 #include <parley/signal.h>
 #include <sodium.h>
 
 #include "../test.h"
+#include "client/client_internal.h"
 #include "common/alloc.h"
 #include "net/server.h"
 #include "wire/wire.h"
 
-enum { MODE_NORMAL, MODE_SILENT_AFTER_AUTH, MODE_GARBAGE, MODE_CLOSE, MODE_NO_RECHALLENGE };
+enum {
+	MODE_NORMAL,
+	MODE_SILENT_BEFORE_AUTH,
+	MODE_SILENT_AFTER_AUTH,
+	MODE_SLOW_AFTER_AUTH,
+	MODE_GARBAGE,
+	MODE_CLOSE,
+	MODE_NO_RECHALLENGE
+};
+
+#define SLOW_MS 400 /* MODE_SLOW_AFTER_AUTH: the answer comes this late */
 
 static atomic_int mode;
 static char root[256];
@@ -282,10 +297,17 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		do_register(c, fc, req->id, req->register_);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH) {
 		do_auth(c, fc, req->id, req->auth);
+	} else if (fc->authed_device == 0 && m == MODE_SILENT_BEFORE_AUTH) {
+		/* an unauthenticated connection's other requests get no answer at all */
 	} else if (fc->authed_device == 0) {
 		send_status(c, req->id, PARLEY_E_UNAUTHENTICATED);
 	} else if (m == MODE_SILENT_AFTER_AUTH) {
 		/* say nothing */
+	} else if (m == MODE_SLOW_AFTER_AUTH && req->body_case == PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES) {
+		/* the single worker thread sleeps: the answer arrives after the client gave up */
+		struct timespec ts = {0, SLOW_MS * 1000000L};
+		nanosleep(&ts, NULL);
+		do_list(c, req->id);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES) {
 		do_list(c, req->id);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE) {
@@ -496,6 +518,183 @@ static void test_misbehaving_server(void)
 	parley_client_free(a);
 }
 
+/* ---- the op mechanism, with an op kind the core has never heard of ---- */
+
+typedef struct test_op {
+	client_op op;
+	Parley__Wire__ListDevicesRequest body;
+	int build_rc;  /* what build returns */
+	int builds;
+	int completions;
+	int status;
+	int had_resp;
+	int resp_case;
+} test_op;
+
+static int test_build(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	test_op *t = CLIENT_OP_OWNER(op, test_op, op);
+	t->builds++;
+	if (t->build_rc != PARLEY_OK)
+		return t->build_rc;
+	parley__wire__list_devices_request__init(&t->body);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES;
+	req->list_devices = &t->body;
+	return PARLEY_OK;
+}
+
+/* Records instead of freeing: the test owns the memory and checks the counts afterwards. */
+static void test_complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	test_op *t = CLIENT_OP_OWNER(op, test_op, op);
+	t->completions++;
+	t->status = status;
+	t->had_resp = r != NULL;
+	t->resp_case = r != NULL ? (int)r->body_case : -1;
+}
+
+static const client_op_vtable test_vt = {test_build, test_complete, PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES, 0};
+/* expects another response kind than the server sends for a list request */
+static const client_op_vtable wrong_kind_vt = {test_build, test_complete, PARLEY__WIRE__RESPONSE__BODY_ADD_DEVICE,
+					       0};
+/* claims to authenticate the connection: refused on one that is already authenticated */
+static const client_op_vtable auth_like_vt = {test_build, test_complete, PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES,
+					      CLIENT_OP_AUTHENTICATES};
+static const client_op_vtable no_request_vt = {NULL, test_complete, 0, CLIENT_OP_NO_REQUEST};
+
+static void submit(parley_client *c, test_op *t, const client_op_vtable *vt)
+{
+	memset(t, 0, sizeof(*t));
+	t->op.vt = vt;
+	/* the account must be loaded for the core's authentication hook, as every feature does */
+	TEST_EQ_INT(client__load_account(c), PARLEY_OK);
+	client__conn_submit(c, &t->op);
+}
+
+static void test_op_completes_once_on_response(void)
+{
+	parley_client *a = client_in("a", 5000);
+	test_op t, u, v, w;
+
+	submit(a, &t, &test_vt);
+	submit(a, &u, &no_request_vt);
+	TEST_EQ_INT(t.completions, 0); /* never from inside submit */
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.builds, 1);
+	TEST_EQ_INT(t.status, PARLEY_OK);
+	TEST_CHECK(t.had_resp);
+	TEST_EQ_INT(t.resp_case, PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES);
+	TEST_EQ_INT(u.completions, 1);
+	TEST_EQ_INT(u.status, PARLEY_OK);
+	TEST_CHECK(!u.had_resp);
+
+	/* the core checks the response kind the op declared */
+	submit(a, &v, &wrong_kind_vt);
+	/* an op that would authenticate an authenticated connection is refused, never built */
+	submit(a, &w, &auth_like_vt);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(v.completions, 1);
+	TEST_EQ_INT(v.status, PARLEY_E_PROTO_MISSING_FIELD);
+	TEST_EQ_INT(w.completions, 1);
+	TEST_EQ_INT(w.builds, 0);
+	TEST_EQ_INT(w.status, PARLEY_E_STATE);
+
+	/* a failed build completes that op only; the connection serves the next one */
+	submit(a, &v, &test_vt);
+	v.build_rc = PARLEY_E_CRYPTO;
+	submit(a, &w, &test_vt);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(v.completions, 1);
+	TEST_EQ_INT(v.status, PARLEY_E_CRYPTO);
+	TEST_EQ_INT(w.completions, 1);
+	TEST_EQ_INT(w.status, PARLEY_OK);
+
+	/* nothing completes twice later */
+	TEST_EQ_INT(parley_client_run(a, 100), PARLEY_OK);
+	TEST_EQ_INT(t.completions + u.completions + v.completions + w.completions, 4);
+	parley_client_free(a);
+}
+
+static void test_op_completes_once_on_timeout(void)
+{
+	parley_client *a = client_in("a", SLOW_MS / 2);
+	test_op t;
+	uint64_t t0;
+
+	atomic_store(&mode, MODE_SLOW_AFTER_AUTH);
+	submit(a, &t, &test_vt);
+	t0 = uv_hrtime();
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.status, PARLEY_E_TIMEOUT);
+	TEST_CHECK(!t.had_resp);
+	TEST_CHECK(uv_hrtime() - t0 < (uint64_t)SLOW_MS * 1000000u); /* it did not wait for the answer */
+	/* the answer arrives late, on the same connection: nobody waits for it any more */
+	TEST_EQ_INT(parley_client_run(a, SLOW_MS * 2), PARLEY_OK);
+	TEST_EQ_INT(t.completions, 1);
+	atomic_store(&mode, MODE_NORMAL);
+	parley_client_free(a);
+}
+
+/* An authenticating request that times out leaves a connection nobody can authenticate any more (was
+ * the nonce spent?): the ops queued behind it must get a new connection, not wait forever. */
+static void test_auth_timeout_reconnects(void)
+{
+	parley_client *a = client_in("a", 300);
+	test_op t, u;
+	int k;
+
+	/* t's request (a list request posing as authentication) gets no answer; the saved account's
+	 * AuthRequest on the next connection does */
+	atomic_store(&mode, MODE_SILENT_BEFORE_AUTH);
+	submit(a, &t, &auth_like_vt);
+	submit(a, &u, &test_vt);
+	for (k = 0; k < 200 && u.completions == 0; k++)
+		parley_client_run(a, 50);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.status, PARLEY_E_TIMEOUT);
+	atomic_store(&mode, MODE_NORMAL);
+	TEST_EQ_INT(u.completions, 1);
+	TEST_EQ_INT(u.status, PARLEY_OK);
+	parley_client_free(a);
+	TEST_EQ_INT(t.completions + u.completions, 2);
+}
+
+static void test_op_completes_once_on_disconnect(void)
+{
+	parley_client *a = client_in("a", 5000);
+	test_op t, u;
+
+	/* in flight when the application disconnects */
+	atomic_store(&mode, MODE_SILENT_AFTER_AUTH);
+	submit(a, &t, &test_vt);
+	TEST_EQ_INT(parley_client_run(a, 300), PARLEY_OK);
+	TEST_EQ_INT(t.builds, 1);
+	TEST_EQ_INT(t.completions, 0);
+	parley_client_disconnect(a);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.status, PARLEY_E_CLOSED);
+	TEST_EQ_INT(parley_client_run(a, 200), PARLEY_OK);
+	TEST_EQ_INT(t.completions, 1);
+
+	/* the server drops the connection */
+	atomic_store(&mode, MODE_CLOSE);
+	submit(a, &t, &test_vt);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(t.completions, 1);
+	TEST_EQ_INT(t.status, PARLEY_E_CLOSED);
+
+	/* queued, never sent, when the client is freed */
+	atomic_store(&mode, MODE_NORMAL);
+	submit(a, &u, &test_vt);
+	parley_client_free(a);
+	TEST_EQ_INT(u.completions, 1);
+	TEST_EQ_INT(u.builds, 0);
+	TEST_EQ_INT(u.status, PARLEY_E_CLOSED);
+	TEST_EQ_INT(t.completions, 1);
+}
+
 int main(void)
 {
 	net_handler h;
@@ -526,6 +725,10 @@ int main(void)
 	TEST_RUN(test_async_concurrent);
 	TEST_RUN(test_run_timeout_and_stop);
 	TEST_RUN(test_misbehaving_server);
+	TEST_RUN(test_op_completes_once_on_response);
+	TEST_RUN(test_op_completes_once_on_timeout);
+	TEST_RUN(test_op_completes_once_on_disconnect);
+	TEST_RUN(test_auth_timeout_reconnects);
 
 	net__server_drain(srv, 1000);
 	net__server_free(srv);

@@ -1,20 +1,28 @@
 /* The client's connection state machine (the event core).
  *
  * CONN_NONE --connect--> CONNECTING --on_open--> WAIT_CHALLENGE --Push{Challenge}--> CHALLENGED
- *   CHALLENGED + queued register/link  -> send it (it consumes the nonce)  -> AUTHENTICATING
- *   CHALLENGED + queued other op       -> send AuthRequest (signed nonce) -> AUTHENTICATING
- *   AUTHENTICATING --success--> READY (queued ops are sent) / --failure--> ops fail, connection closed
+ *   CHALLENGED + queued op that authenticates (register, link) -> send it (it consumes the nonce)
+ *   CHALLENGED + any other queued op -> the hooks' authentication op goes first (the saved account's
+ *                                      AuthRequest, signed with the nonce)          -> AUTHENTICATING
+ *   AUTHENTICATING --success--> READY (queued ops are sent) / --failure--> see below
  *
  * The challenge nonce is single use: when a register/auth attempt fails, parleyd pushes a fresh
  * challenge before the error response (docs/protocol.md §5) and the connection goes back to CHALLENGED;
  * without that push the connection is closed, since only a new connection would bring a new nonce.
  *
+ * The core knows operations only through their client_op_vtable: it builds a request with op->vt->build,
+ * matches the response by id and hands it to op->vt->complete. It never looks at what an op does, so a
+ * new request kind needs no change here. The only things it reads are the vtable's flags (does this op
+ * authenticate the connection, does it send anything at all) and the response kind a success must carry.
+ * Pushes, the end of a connection and the choice of the default authentication go through the hooks
+ * client.c installs (c->hooks).
+ *
  * Every transition runs from the loop (transport callbacks, timers, the 0 ms kick timer), never from
  * inside a *_start() call, so a user callback never runs before *_start() has returned.
  *
  * Timeouts: one timer for the whole client, armed at the nearest of the connect-phase deadline
- * (connect + challenge + auth, connect_timeout_ms) and the deadlines of sent requests
- * (request_timeout_ms each).
+ * (connect + challenge + the default authentication, connect_timeout_ms) and the deadlines of sent
+ * requests (request_timeout_ms each, authenticating ones included).
  */
 #include <string.h>
 
@@ -26,18 +34,9 @@
 static void pump(parley_client *c);
 static void arm_timer(parley_client *c);
 
-int client__busy(const parley_client *c)
+int client__conn_busy(const parley_client *c)
 {
 	return c->queued != NULL || c->sent != NULL;
-}
-
-int client__sign_challenge(const parley_client *c, const uint8_t *msg, size_t len, uint8_t sig[WIRE_SIG_LEN])
-{
-	if (!c->have_key)
-		return PARLEY_E_NO_IDENTITY;
-	if (crypto_sign_detached(sig, NULL, msg, len, c->key.sk) != 0)
-		return PARLEY_E_CRYPTO;
-	return PARLEY_OK;
 }
 
 static void on_kick(uv_timer_t *t)
@@ -50,14 +49,29 @@ static void schedule(parley_client *c)
 	uv_timer_start(&c->kick, on_kick, 0, 0);
 }
 
-void client__submit(parley_client *c, client_op *op)
+void client__conn_submit(parley_client *c, client_op *op)
 {
 	client_op **tail = &c->queued;
 	while (*tail != NULL)
 		tail = &(*tail)->next;
 	op->next = NULL;
+	op->id = 0;
+	op->deadline = 0;
 	*tail = op;
 	schedule(c);
+}
+
+/* The one place an op ends: the response must carry the body its kind promises, so completion
+ * functions never see a success without one. */
+static void complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	op->next = NULL;
+	if (status == PARLEY_OK && r != NULL && op->vt->response_case != 0 &&
+	    (int)r->body_case != op->vt->response_case) {
+		client__set_err(c, "server answered with the wrong response kind");
+		status = PARLEY_E_PROTO_MISSING_FIELD;
+	}
+	op->vt->complete(c, op, status, r);
 }
 
 static void close_transport(parley_client *c)
@@ -70,8 +84,8 @@ static void close_transport(parley_client *c)
 	sodium_memzero(c->nonce, sizeof(c->nonce));
 }
 
-/* Detach both lists first: callbacks may submit new operations, which must not be failed too. */
-void client__fail_all(parley_client *c, int err)
+/* Detach both lists first: completions may submit new operations, which must not be failed too. */
+void client__conn_fail_all(parley_client *c, int err)
 {
 	client_op *list[2] = {c->sent, c->queued};
 	size_t i;
@@ -82,22 +96,17 @@ void client__fail_all(parley_client *c, int err)
 		while (list[i] != NULL) {
 			client_op *op = list[i];
 			list[i] = op->next;
-			client__op_complete(c, op, err, NULL);
+			complete(c, op, err, NULL);
 		}
 	}
 }
 
 /* The connection failed as a whole: drop it and fail everything that was waiting on it. */
-static void session_fail(parley_client *c, int err)
+void client__conn_fail(parley_client *c, int err)
 {
 	close_transport(c);
-	client__fail_all(c, err);
+	client__conn_fail_all(c, err);
 	arm_timer(c);
-}
-
-void client__disconnect(parley_client *c)
-{
-	session_fail(c, PARLEY_E_CLOSED);
 }
 
 /* ---- sending ---- */
@@ -115,23 +124,25 @@ static int send_request(parley_client *c, Parley__Wire__Request *req)
 	return rc;
 }
 
-/* Builds and sends op (moving it from the queue head to the sent list). A failure to build (bad
- * arguments are checked at start, so this is NOMEM or a crypto failure) completes only this op. */
-static int send_op(parley_client *c, client_op *op)
+/* Builds and sends the op at the queue head, moving it to the sent list. A failure to build or send
+ * completes only this op and is returned. */
+static int send_head(parley_client *c)
 {
 	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	client_op_scratch scratch;
+	client_op *op = c->queued;
 	int rc;
 
 	c->queued = op->next;
 	op->next = NULL;
 	op->id = c->next_id++;
 	req.id = op->id;
-	rc = client__op_build(c, op, &req, &scratch);
+	rc = op->vt->build(c, op, &req);
+	if (rc == PARLEY_OK && req.body_case == PARLEY__WIRE__REQUEST__BODY__NOT_SET)
+		rc = PARLEY_E_INTERNAL;
 	if (rc == PARLEY_OK)
 		rc = send_request(c, &req);
 	if (rc != PARLEY_OK) {
-		client__op_complete(c, op, rc, NULL);
+		complete(c, op, rc, NULL);
 		return rc;
 	}
 	op->deadline = uv_now(&c->loop) + c->request_timeout_ms;
@@ -140,30 +151,15 @@ static int send_op(parley_client *c, client_op *op)
 	return PARLEY_OK;
 }
 
-static int send_auth(parley_client *c)
+/* Completes the queue head without a request (status OK for an op that needs only a ready connection,
+ * STATE for one that would authenticate an already authenticated connection). */
+static void complete_head(parley_client *c, int status)
 {
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__AuthRequest auth = PARLEY__WIRE__AUTH_REQUEST__INIT;
-	uint8_t sig[WIRE_SIG_LEN];
-	dynbuf msg;
-	int rc;
-
-	dynbuf__init(&msg, WIRE_DEFAULT_MAX_FRAME);
-	rc = wire__auth_signed_bytes(c->nonce, c->account.handle, c->account.device_id, &msg);
-	if (rc == PARLEY_OK)
-		rc = client__sign_challenge(c, msg.data, msg.len, sig);
-	dynbuf__free(&msg);
-	if (rc != PARLEY_OK)
-		return rc;
-	auth.handle = c->account.handle;
-	auth.device_id = c->account.device_id;
-	auth.signature.data = sig;
-	auth.signature.len = sizeof(sig);
-	c->auth_id = c->next_id++;
-	req.id = c->auth_id;
-	req.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH;
-	req.auth = &auth;
-	return send_request(c, &req);
+	client_op *op = c->queued;
+	c->queued = op->next;
+	if (status != PARLEY_OK)
+		client__set_err(c, "the connection is already authenticated");
+	complete(c, op, status, NULL);
 }
 
 /* ---- the state machine ---- */
@@ -199,6 +195,31 @@ static int start_connect(parley_client *c)
 	return PARLEY_OK;
 }
 
+/* A fresh challenge: the head op authenticates the connection itself, or the hooks' authentication
+ * op is put in front of it. */
+static int authenticate(parley_client *c)
+{
+	int rc;
+
+	if (c->queued->vt->flags & CLIENT_OP_AUTHENTICATES) {
+		/* register/link: from here their own request deadline bounds the wait */
+		c->conn_deadline = 0;
+	} else {
+		/* the default authentication is part of connecting: connect_timeout_ms still bounds it */
+		client_op *auth = NULL;
+		rc = c->hooks->new_auth_op(c, &auth);
+		if (rc != PARLEY_OK)
+			return rc;
+		auth->next = c->queued;
+		c->queued = auth;
+	}
+	c->conn = CONN_AUTHENTICATING;
+	c->fresh_nonce = 0;
+	/* A failure has completed the head op; the caller fails the connection (the nonce is spent or
+	 * unusable, so the next op needs a new one) and the ops that were waiting on it. */
+	return send_head(c);
+}
+
 /* Moves the connection forward as far as the queued ops need it. */
 static void pump(parley_client *c)
 {
@@ -211,46 +232,24 @@ static void pump(parley_client *c)
 		rc = start_connect(c);
 		break;
 	case CONN_CHALLENGED:
-		if (c->queued->kind == OP_REGISTER || c->queued->kind == OP_LINK) {
-			/* From here the op's own request deadline bounds the wait. */
-			c->conn = CONN_AUTHENTICATING;
-			c->conn_deadline = 0;
-			c->fresh_nonce = 0;
-			rc = send_op(c, c->queued);
-			if (rc != PARLEY_OK)
-				close_transport(c); /* nonce spent or unusable: next op needs a new connection */
-			break;
-		}
-		c->fresh_nonce = 0;
-		rc = client__load_account(c);
-		if (rc == PARLEY_OK)
-			rc = send_auth(c);
-		if (rc == PARLEY_OK)
-			c->conn = CONN_AUTHENTICATING;
+		rc = authenticate(c);
 		break;
 	case CONN_READY:
-		while (c->queued != NULL) {
-			if (c->queued->kind == OP_REGISTER || c->queued->kind == OP_LINK) {
-				client_op *op = c->queued;
-				c->queued = op->next;
-				client__set_err(c, "this device already has an account");
-				client__op_complete(c, op, PARLEY_E_STATE, NULL);
-				continue;
-			}
-			if (c->queued->kind == OP_CONNECT) {
-				client_op *op = c->queued;
-				c->queued = op->next;
-				client__op_complete(c, op, PARLEY_OK, NULL);
-				continue;
-			}
-			send_op(c, c->queued);
+		while (c->queued != NULL && c->conn == CONN_READY) {
+			unsigned flags = c->queued->vt->flags;
+			if (flags & CLIENT_OP_AUTHENTICATES)
+				complete_head(c, PARLEY_E_STATE);
+			else if (flags & CLIENT_OP_NO_REQUEST)
+				complete_head(c, PARLEY_OK);
+			else
+				send_head(c);
 		}
 		break;
 	default: /* waiting for the transport or the server */
 		break;
 	}
 	if (rc != PARLEY_OK) {
-		session_fail(c, rc);
+		client__conn_fail(c, rc);
 		return;
 	}
 out:
@@ -275,17 +274,17 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 	c->conn = CONN_NONE;
 	c->conn_deadline = 0;
 	sodium_memzero(c->nonce, sizeof(c->nonce));
-	client__on_disconnect(c, err != PARLEY_OK ? err : PARLEY_E_CLOSED);
+	c->hooks->on_disconnect(c, err != PARLEY_OK ? err : PARLEY_E_CLOSED);
 	if (was_closing) {
-		/* We closed it, after failing what depended on it. Ops queued since then (by callbacks)
+		/* We closed it, after failing what depended on it. Ops queued since then (by completions)
 		 * get a new connection; anything still in flight has lost its answer. */
 		c->sent = NULL;
 		while (sent != NULL) {
 			client_op *op = sent;
 			sent = op->next;
-			client__op_complete(c, op, PARLEY_E_CLOSED, NULL);
+			complete(c, op, PARLEY_E_CLOSED, NULL);
 		}
-	} else if (client__busy(c)) {
+	} else if (client__conn_busy(c)) {
 		if (err == PARLEY_OK)
 			err = PARLEY_E_CLOSED;
 		if (!was_open)
@@ -293,7 +292,7 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 		else
 			client__set_err(c, "connection to %s closed: %s (WebSocket close code %u)", c->conn_url,
 					parley_strerror(err), (unsigned)ws_code);
-		client__fail_all(c, err);
+		client__conn_fail_all(c, err);
 	}
 	if (c->queued != NULL)
 		schedule(c);
@@ -307,7 +306,7 @@ static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch
 	if (ch->nonce.len != WIRE_NONCE_LEN ||
 	    (c->conn != CONN_WAIT_CHALLENGE && c->conn != CONN_AUTHENTICATING)) {
 		client__set_err(c, "server sent an unexpected challenge");
-		session_fail(c, PARLEY_E_PROTO_MALFORMED);
+		client__conn_fail(c, PARLEY_E_PROTO_MALFORMED);
 		return;
 	}
 	memcpy(c->nonce, ch->nonce.data, WIRE_NONCE_LEN);
@@ -319,32 +318,26 @@ static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch
 	pump(c);
 }
 
-static void handle_auth_response(parley_client *c, const Parley__Wire__Response *r)
+/* The answer to an authenticating op decides the connection's state before the op completes, so the
+ * completion already sees a READY connection (and may queue requests on it). */
+static void auth_answered(parley_client *c, int status)
 {
-	c->auth_id = 0;
-	c->fresh_nonce = 0;
-	if (r->status != PARLEY_OK) {
-		client__set_err(c, "authentication as %s device %u refused: %s", c->account.handle,
-				(unsigned)c->account.device_id, r->message != NULL ? r->message : "");
-		session_fail(c, (int)r->status);
-		return;
-	}
-	c->conn = CONN_READY;
 	c->conn_deadline = 0;
-	client__on_ready(c);
-	pump(c);
+	if (status == PARLEY_OK)
+		c->conn = CONN_READY;
+	else if (c->fresh_nonce)
+		c->conn = CONN_CHALLENGED; /* the server already sent the nonce for a retry */
+	else
+		close_transport(c); /* nonce spent: only a new connection brings a new one */
+	c->fresh_nonce = 0;
 }
 
 static void handle_response(parley_client *c, const Parley__Wire__Response *r)
 {
 	client_op **pp;
 	client_op *op;
-	int was_auth;
+	int authenticates;
 
-	if (c->auth_id != 0 && r->id == c->auth_id) {
-		handle_auth_response(c, r);
-		return;
-	}
 	for (pp = &c->sent; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->id == r->id)
 			break;
@@ -353,20 +346,13 @@ static void handle_response(parley_client *c, const Parley__Wire__Response *r)
 	if (op == NULL)
 		return; /* an answer to a request we already timed out: nothing waits for it */
 	*pp = op->next;
-	was_auth = op->kind == OP_REGISTER || op->kind == OP_LINK;
-	if (was_auth) {
-		if (r->status == PARLEY_OK)
-			c->conn = CONN_READY;
-		else if (c->fresh_nonce)
-			c->conn = CONN_CHALLENGED; /* the server already sent the nonce for a retry */
-		else
-			close_transport(c); /* nonce spent: only a new connection brings a new one */
-		c->fresh_nonce = 0;
-	}
+	authenticates = (op->vt->flags & CLIENT_OP_AUTHENTICATES) != 0;
+	if (authenticates)
+		auth_answered(c, (int)r->status);
 	if (r->status != PARLEY_OK)
 		client__set_err(c, "%s", r->message != NULL ? r->message : "");
-	client__op_complete(c, op, (int)r->status, r);
-	if (was_auth)
+	complete(c, op, (int)r->status, r);
+	if (authenticates)
 		pump(c);
 	else
 		arm_timer(c);
@@ -382,7 +368,7 @@ static void on_message(void *ctx, transport_conn *tp, const uint8_t *buf, size_t
 	if (rc != PARLEY_OK) {
 		client__set_err(c, "server sent a bad frame: %s", parley_strerror(rc));
 		wire__frame_free(&f);
-		session_fail(c, rc);
+		client__conn_fail(c, rc);
 		return;
 	}
 	switch (f.frame->kind_case) {
@@ -390,7 +376,7 @@ static void on_message(void *ctx, transport_conn *tp, const uint8_t *buf, size_t
 		if (f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_CHALLENGE)
 			handle_challenge(c, f.frame->push->challenge);
 		else if (c->conn == CONN_READY)
-			client__handle_push(c, f.frame->push);
+			c->hooks->on_push(c, f.frame->push);
 		break;
 	case PARLEY__WIRE__FRAME__KIND_RESPONSE:
 		handle_response(c, f.frame->response);
@@ -398,7 +384,7 @@ static void on_message(void *ctx, transport_conn *tp, const uint8_t *buf, size_t
 	default:
 		/* The server never sends requests in protocol v1. */
 		client__set_err(c, "server sent a request frame");
-		session_fail(c, PARLEY_E_PROTO_UNKNOWN);
+		client__conn_fail(c, PARLEY_E_PROTO_UNKNOWN);
 		break;
 	}
 	wire__frame_free(&f);
@@ -414,7 +400,7 @@ static void on_timer(uv_timer_t *t)
 
 	if (c->conn_deadline != 0 && now >= c->conn_deadline) {
 		client__set_err(c, "connecting to %s timed out after %u ms", c->conn_url, c->connect_timeout_ms);
-		session_fail(c, PARLEY_E_TIMEOUT);
+		client__conn_fail(c, PARLEY_E_TIMEOUT);
 		return;
 	}
 	while (*pp != NULL) {
@@ -424,9 +410,13 @@ static void on_timer(uv_timer_t *t)
 			continue;
 		}
 		*pp = op->next;
+		/* Without the answer, nobody knows whether the nonce was spent: this connection can no longer
+		 * be authenticated, and ops queued behind it need a new one (on_close reschedules them). */
+		if (op->vt->flags & CLIENT_OP_AUTHENTICATES)
+			close_transport(c);
 		client__set_err(c, "no answer from %s within %u ms", c->conn_url, c->request_timeout_ms);
-		client__op_complete(c, op, PARLEY_E_TIMEOUT, NULL);
-		/* The callback may have changed the list: start over from the head. */
+		complete(c, op, PARLEY_E_TIMEOUT, NULL);
+		/* The completion may have changed the list: start over from the head. */
 		pp = &c->sent;
 	}
 	arm_timer(c);
@@ -451,26 +441,16 @@ static void arm_timer(parley_client *c)
 
 /* ---- shutdown ---- */
 
-static void on_handle_closed(uv_handle_t *h)
-{
-	(void)h;
-}
-
-void client__session_shutdown(parley_client *c)
+void client__conn_shutdown(parley_client *c)
 {
 	int guard;
 
-	/* The application hears nothing from a client it is freeing. */
-	parley_client_set_events(c, NULL);
-	client__fail_all(c, PARLEY_E_CLOSED);
+	client__conn_fail_all(c, PARLEY_E_CLOSED);
 	close_transport(c);
 	/* The transport calls on_close exactly once; give it a bounded number of loop turns to finish the
 	 * close handshake (its own timers bound each turn). */
 	for (guard = 0; c->tp != NULL && guard < 1000; guard++)
 		uv_run(&c->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-	uv_close((uv_handle_t *)&c->kick, on_handle_closed);
-	uv_close((uv_handle_t *)&c->run_timer, on_handle_closed);
-	client__recv_shutdown(c);
-	uv_run(&c->loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&c->timer, NULL);
+	uv_close((uv_handle_t *)&c->kick, NULL);
 }
