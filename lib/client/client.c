@@ -203,41 +203,41 @@ int client__load_account(parley_client *c)
 	return client__ensure_key(c, 0);
 }
 
-/* docs/protocol.md §5.1, the rule parleyd applies at registration (accounts__handle_valid): every
- * existing handle follows it, so a handle that breaks it cannot be registered, linked or messaged. */
-#define HANDLE_FIRST "abcdefghijklmnopqrstuvwxyz"
-#define HANDLE_CHARS HANDLE_FIRST "0123456789._-"
-#define HANDLE_RULE "3 to 32 characters from a-z, 0-9, '.', '_' and '-', starting with a letter a-z"
-
+/* docs/protocol.md §5.1, the rule parleyd applies at registration (wire__handle_check, shared with the
+ * server): every existing handle follows it, so a handle that breaks it cannot be registered, linked
+ * or messaged. The error says which rule and, for a bad byte, which one. */
 int client__check_handle(parley_client *c, const char *handle)
 {
-	size_t n, ok;
-
+	size_t pos = 0;
 	if (handle == NULL)
 		return PARLEY_E_INVAL;
-	n = strnlen(handle, PARLEY_HANDLE_MAX + 1);
-	ok = strspn(handle, HANDLE_CHARS);
-	if (n < WIRE_MIN_HANDLE || n > PARLEY_HANDLE_MAX) {
-		if (n > PARLEY_HANDLE_MAX)
-			client__set_err(c, "a handle has %s (this one has more than %d)", HANDLE_RULE, PARLEY_HANDLE_MAX);
+	switch (wire__handle_check(handle, &pos)) {
+	case 0:
+		return PARLEY_OK;
+	case WIRE_HANDLE_BAD_LENGTH: {
+		size_t n = strnlen(handle, WIRE_MAX_HANDLE + 1);
+		if (n > WIRE_MAX_HANDLE)
+			client__set_err(c, "a handle has %s (this one has more than %d)", WIRE_HANDLE_RULE,
+					WIRE_MAX_HANDLE);
 		else
-			client__set_err(c, "a handle has %s (this one has %zu)", HANDLE_RULE, n);
-		return PARLEY_E_BAD_HANDLE;
+			client__set_err(c, "a handle has %s (this one has %zu)", WIRE_HANDLE_RULE, n);
+		break;
 	}
-	if (ok < n) {
-		unsigned char bad = (unsigned char)handle[ok];
+	case WIRE_HANDLE_BAD_CHAR: {
+		unsigned char bad = (unsigned char)handle[pos];
 		/* Name the character, not the whole input: it may hold terminal escapes. */
 		if (bad > 0x20 && bad < 0x7f)
-			client__set_err(c, "'%c' is not allowed in a handle: a handle has %s", bad, HANDLE_RULE);
+			client__set_err(c, "'%c' is not allowed in a handle: a handle has %s", bad, WIRE_HANDLE_RULE);
 		else
-			client__set_err(c, "byte 0x%02x is not allowed in a handle: a handle has %s", bad, HANDLE_RULE);
-		return PARLEY_E_BAD_HANDLE;
+			client__set_err(c, "byte 0x%02x is not allowed in a handle: a handle has %s", bad,
+					WIRE_HANDLE_RULE);
+		break;
 	}
-	if (strchr(HANDLE_FIRST, handle[0]) == NULL) {
-		client__set_err(c, "a handle starts with a letter a-z: a handle has %s", HANDLE_RULE);
-		return PARLEY_E_BAD_HANDLE;
+	default:
+		client__set_err(c, "a handle starts with a letter a-z: a handle has %s", WIRE_HANDLE_RULE);
+		break;
 	}
-	return PARLEY_OK;
+	return PARLEY_E_BAD_HANDLE;
 }
 
 int client__check_name(parley_client *c, const char *name)

@@ -443,6 +443,23 @@ int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_
 	return wire__encode_push(&p, out);
 }
 
+int wire__handle_check(const char *h, size_t *pos)
+{
+	size_t n = strnlen(h, WIRE_MAX_HANDLE + 1);
+	if (n < WIRE_MIN_HANDLE || n > WIRE_MAX_HANDLE)
+		return WIRE_HANDLE_BAD_LENGTH;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok) {
+			if (pos != NULL)
+				*pos = i;
+			return WIRE_HANDLE_BAD_CHAR;
+		}
+	}
+	return h[0] >= 'a' && h[0] <= 'z' ? 0 : WIRE_HANDLE_BAD_FIRST;
+}
+
 int wire__check_receipt(const uint8_t *buf, size_t len)
 {
 	struct wire__arena ar = {0};

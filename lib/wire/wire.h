@@ -29,6 +29,8 @@
 #define WIRE_DEFAULT_MAX_FRAME (64u * 1024u)
 #define WIRE_MAX_HANDLE 32
 #define WIRE_MIN_HANDLE 3
+/* The handle rule (docs/protocol.md §5.1), stated once for the server's check and the client's errors. */
+#define WIRE_HANDLE_RULE "3 to 32 characters from a-z, 0-9, '.', '_' and '-', starting with a letter a-z"
 #define WIRE_MAX_DEVICE_NAME 64
 #define WIRE_MAX_PING_PAYLOAD 1024
 #define WIRE_MAX_MESSAGE 256      /* Response.message */
@@ -106,6 +108,16 @@ int wire__register_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char 
 /* "parley-auth-v1\0" || nonce(32) || u8 len(handle) || handle || u32be device_id */
 /* Checks a Receipt (the cleartext content of an ENVELOPE_RECEIPT): known kind, 1..WIRE_MAX_ACK_IDS
  * timestamps. Returns PARLEY_OK or a PROTO_* code. Unpacks with the same bounded allocator rules. */
+/* The handle rule, for both sides. Returns 0 when h follows it, else what breaks it:
+ * WIRE_HANDLE_BAD_LENGTH, WIRE_HANDLE_BAD_CHAR (the first offending byte at *pos) or
+ * WIRE_HANDLE_BAD_FIRST (it does not start with a letter). pos may be NULL. */
+enum { WIRE_HANDLE_BAD_LENGTH = 1, WIRE_HANDLE_BAD_CHAR, WIRE_HANDLE_BAD_FIRST };
+int wire__handle_check(const char *h, size_t *pos);
+static inline int wire__handle_valid(const char *h)
+{
+	return h != NULL && wire__handle_check(h, NULL) == 0;
+}
+
 int wire__check_receipt(const uint8_t *buf, size_t len);
 
 int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,

@@ -44,22 +44,6 @@ void accounts__auth_init(acct_auth *s)
 	accounts__new_challenge(s);
 }
 
-int accounts__handle_valid(const char *h)
-{
-	size_t n = strnlen(h, WIRE_MAX_HANDLE + 1);
-	if (n < WIRE_MIN_HANDLE || n > WIRE_MAX_HANDLE)
-		return 0;
-	if (h[0] < 'a' || h[0] > 'z')
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		char c = h[i];
-		int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-		if (!ok)
-			return 0;
-	}
-	return 1;
-}
-
 /* Register and auth consume the challenge before anything else: the same nonce can never be checked
  * twice, whatever the outcome. Refusals for state reasons (already authenticated, attempt in flight)
  * leave it alone. */
@@ -152,9 +136,9 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 		return;
 	}
 	dynbuf__init(&msg, 512);
-	if (!accounts__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
+	if (!wire__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
 	    req->signature.len != WIRE_SIG_LEN) {
-		status = !accounts__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
+		status = !wire__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
 		goto fail;
 	}
 	status = wire__register_signed_bytes(nonce, req->handle, req->device_key.data, name, &msg);
@@ -255,7 +239,7 @@ void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__W
 		cb(arg, status, &r);
 		return;
 	}
-	if (!accounts__handle_valid(req->handle) || req->device_id == 0 || req->signature.len != WIRE_SIG_LEN) {
+	if (!wire__handle_valid(req->handle) || req->device_id == 0 || req->signature.len != WIRE_SIG_LEN) {
 		status = PARLEY_E_BAD_SIGNATURE; /* no such account: same answer as a wrong signature */
 		goto fail;
 	}

@@ -53,8 +53,7 @@ void accounts__auth_init(acct_auth *s);
 /* Replaces the challenge (after a failed or consumed attempt). */
 void accounts__new_challenge(acct_auth *s);
 
-/* Handle rules: 3-32 bytes of [a-z0-9._-], first one a letter. */
-int accounts__handle_valid(const char *handle);
+/* Handles follow wire__handle_valid (lib/wire: the same rule the client checks). */
 
 /* register / auth report through cb(arg, status, const accounts_result *) exactly once (never NULL).
  * handle: copied into s for the caller's use after success. */

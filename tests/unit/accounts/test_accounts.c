@@ -179,9 +179,9 @@ static void test_handles(void)
 	const char *bad[] = {"", "ab", "1abc", "Abc", "a b", "abc!", "_abc", "a\xc3\xa9z",
 			     "a01234567890123456789012345678901"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		TEST_CHECK(accounts__handle_valid(good[i]));
+		TEST_CHECK(wire__handle_valid(good[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		TEST_CHECK(!accounts__handle_valid(bad[i]));
+		TEST_CHECK(!wire__handle_valid(bad[i]));
 }
 
 static void test_flow(void)
