@@ -275,7 +275,8 @@ static int start(struct parleyd *d)
 	else
 		snprintf(dbpath, sizeof dbpath, "%s/parley.db", c->data_dir);
 
-	store_config sc = {.backend = "sqlite", .path = dbpath, .max_batch = (unsigned)c->store_batch_max};
+	store_config sc;
+	store__config_from(&sc, c, dbpath);
 	rc = store__open(&sc, &d->store);
 	if (rc != PARLEY_OK) {
 		log_error(MODULE, "store %s: %s", dbpath, parley_strerror(rc));

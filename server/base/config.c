@@ -61,6 +61,8 @@ static const struct opt opts[] = {
 	 "the store and ephemeral pushes are dropped"},
 	{"max_auth_failures", OPT_INT, OFF(max_auth_failures), 1, 100, "3", 0,
 	 "failed register/auth signatures on one connection before it is closed"},
+	{"max_devices", OPT_INT, OFF(max_devices), 1, 64, "16", 0,
+	 "devices one account may have (TOO_MANY_DEVICES beyond)"},
 	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
 	 "most store jobs grouped into one transaction (group commit)"},
 	{"prekey_pool_max", OPT_INT, OFF(prekey_pool_max), 100, 100000, "1000", 0,

@@ -38,6 +38,7 @@ typedef struct parleyd_config {
 	int drain_timeout_ms;
 	int mailbox_items;
 	int max_auth_failures;
+	int max_devices;
 	int store_batch_max;
 	/* key server */
 	int prekey_pool_max;

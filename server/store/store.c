@@ -13,7 +13,6 @@
 #include "store/backend.h"
 
 #define MODULE "store"
-#define DEFAULT_MAX_BATCH 1024u
 
 struct store {
 	const store_backend_ops *ops;
@@ -363,13 +362,32 @@ static int enqueue(store *s, store_job *job)
 
 /* --- open / close --- */
 
-int store__open(const store_config *cfg, store **out)
+void store__config_from(store_config *sc, const parleyd_config *cfg, const char *path)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->backend = "sqlite";
+	sc->path = path;
+	sc->max_batch = (unsigned)cfg->store_batch_max;
+	sc->max_devices = (unsigned)cfg->max_devices;
+}
+
+int store__open(const store_config *in, store **out)
 {
 	store *s = NULL;
+	store_config c;
+	const store_config *cfg = &c;
 	int rc;
 
-	if (cfg == NULL || out == NULL)
+	if (in == NULL || out == NULL)
 		return PARLEY_E_INVAL;
+	/* fields left 0 (tests, tools) take the configuration table's defaults */
+	c = *in;
+	if (c.max_batch == 0 || c.max_devices == 0) {
+		parleyd_config d;
+		config__defaults(&d);
+		c.max_batch = c.max_batch ? c.max_batch : (unsigned)d.store_batch_max;
+		c.max_devices = c.max_devices ? c.max_devices : (unsigned)d.max_devices;
+	}
 	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
 		return PARLEY_E_CONFIG;
 	if (cfg->path == NULL || cfg->path[0] == '\0')
@@ -378,7 +396,7 @@ int store__open(const store_config *cfg, store **out)
 	if (s == NULL)
 		return PARLEY_E_NOMEM;
 	s->ops = &store__sqlite_ops;
-	s->max_batch = cfg->max_batch ? cfg->max_batch : DEFAULT_MAX_BATCH;
+	s->max_batch = cfg->max_batch;
 	rc = s->ops->open(cfg, &s->be);
 	if (rc != PARLEY_OK)
 		goto out;

@@ -17,12 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "base/svc.h"
 
 #define STORE_KEY_LEN 32
 #define STORE_MAX_HANDLE 32
 #define STORE_MAX_DEVICE_NAME 64
-#define STORE_DEFAULT_MAX_DEVICES 16
 
 typedef struct store store;
 typedef struct store_client store_client;
@@ -32,9 +32,13 @@ typedef struct store_config {
 	const char *backend;        /* "sqlite" (default when NULL) */
 	const char *path;           /* sqlite: database file; created 0600 if missing */
 	int busy_timeout_ms;        /* default 5000 when 0 */
-	unsigned max_batch;         /* max jobs per group-commit transaction; default 1024 when 0 */
-	unsigned max_devices;       /* per account; default STORE_DEFAULT_MAX_DEVICES when 0 */
+	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
+	unsigned max_devices;       /* per account (max_devices) */
 } store_config;
+
+/* The store's fields of the configuration table (the only place their defaults live); path: the
+ * database file. */
+void store__config_from(store_config *sc, const parleyd_config *cfg, const char *path);
 
 /* Opens the backend, applies pending migrations in one transaction and starts the store thread.
  * Returns PARLEY_OK, PARLEY_E_CONFIG (unknown backend / missing path), PARLEY_E_STORE (cannot open,

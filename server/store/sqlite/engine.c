@@ -340,7 +340,7 @@ static int be_open(const store_config *cfg, store_be **out)
 	b = parley__calloc(1, sizeof(*b));
 	if (b == NULL)
 		return PARLEY_E_NOMEM;
-	b->max_devices = cfg->max_devices ? cfg->max_devices : STORE_DEFAULT_MAX_DEVICES;
+	b->max_devices = cfg->max_devices;
 	/* create the file ourselves so it is 0600 whatever the umask; SQLite gives its -wal and -shm
 	 * files the database file's permissions */
 	fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
