@@ -190,12 +190,13 @@ static void upgrade_failed(transport_conn *c, int rc)
 		transport__fail(c, rc, "out of memory");
 	else if (status != 0 && status != 101)
 		transport__fail(c, PARLEY_E_HTTP_UPGRADE_REFUSED, "server answered HTTP %d%s%s to the WebSocket upgrade", status,
-		     strcmp(reason, "Unknown") != 0 ? " " : "", strcmp(reason, "Unknown") != 0 ? reason : "");
+				strcmp(reason, "Unknown") != 0 ? " " : "", strcmp(reason, "Unknown") != 0 ? reason : "");
 	else if (status == 101)
 		transport__fail(c, PARLEY_E_HTTP_BAD_RESPONSE,
-		     "server answered 101 without a valid WebSocket handshake (Upgrade, Connection or Sec-WebSocket-Accept)");
+				"server answered 101 without a valid WebSocket handshake (Upgrade, Connection or Sec-WebSocket-Accept)");
 	else
-		transport__fail(c, PARLEY_E_HTTP_BAD_RESPONSE, "server did not answer the WebSocket upgrade with HTTP (malformed HTTP response)");
+		transport__fail(c, PARLEY_E_HTTP_BAD_RESPONSE,
+				"server did not answer the WebSocket upgrade with HTTP (malformed HTTP response)");
 }
 
 static void feed_http(transport_conn *c, const uint8_t *buf, size_t len)
@@ -260,7 +261,7 @@ static void process_tls(transport_conn *c, const uint8_t *buf, size_t len)
 				transport__finish(c, c->err);
 			else
 				transport__fail(c, PARLEY_E_CLOSED,
-				     "connection lost without a WebSocket close frame: the server ended the TLS session");
+						"connection lost without a WebSocket close frame: the server ended the TLS session");
 			return;
 		}
 		if (c->plain.len < c->plain.max)
@@ -281,7 +282,7 @@ static void read_ended(transport_conn *c, int uverr)
 		transport__fail(c, PARLEY_E_TLS, "connection closed during the TLS handshake (%s)", uv_strerror(uverr));
 	else
 		transport__fail(c, PARLEY_E_HTTP_BAD_RESPONSE, "connection closed before the WebSocket upgrade was answered (%s)",
-		     uv_strerror(uverr));
+				uv_strerror(uverr));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -323,7 +324,8 @@ void transport__on_connected(uv_connect_t *req, int status)
 		return;
 	}
 	if (status < 0) {
-		transport__fail(c, PARLEY_E_CONNECT, "cannot connect to %s: %s", transport__endpoint(c, ep, sizeof(ep)), uv_strerror(status));
+		transport__fail(c, PARLEY_E_CONNECT, "cannot connect to %s: %s", transport__endpoint(c, ep, sizeof(ep)),
+				uv_strerror(status));
 		transport__release(c);
 		return;
 	}

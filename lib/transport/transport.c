@@ -19,8 +19,8 @@
 
 /* The first reason is kept: what follows a failure is usually a consequence of it. */
 void transport__set_text(transport_conn *c, const char *fmt, ...)
-{
-	va_list ap;
+			 {
+			 va_list ap;
 	if (c->err_text[0] != '\0')
 		return;
 	va_start(ap, fmt);
@@ -29,8 +29,8 @@ void transport__set_text(transport_conn *c, const char *fmt, ...)
 }
 
 void transport__fail(transport_conn *c, int err, const char *fmt, ...)
-{
-	va_list ap;
+		     {
+		     va_list ap;
 	if (c->state == T_DONE)
 		return;
 	if (c->err_text[0] == '\0') {
@@ -185,7 +185,7 @@ void transport__on_timer(uv_timer_t *t)
 		transport__finish(c, c->err != PARLEY_OK ? c->err : ws__close_received(c->ws) ? PARLEY_OK : PARLEY_E_TIMEOUT);
 	} else {
 		transport__fail(c, PARLEY_E_TIMEOUT, "no WebSocket connection after %u ms (still %s)", c->connect_timeout_ms,
-		     doing[c->state <= T_HANDSHAKE ? c->state : T_HANDSHAKE]);
+				doing[c->state <= T_HANDSHAKE ? c->state : T_HANDSHAKE]);
 	}
 }
 
@@ -204,7 +204,8 @@ static void start_tcp(transport_conn *c, const struct sockaddr *addr)
 	c->creq.data = c;
 	rc = uv_tcp_connect(&c->creq, &c->tcp, addr, transport__on_connected);
 	if (rc != 0)
-		transport__fail(c, PARLEY_E_CONNECT, "cannot connect to %s: %s", transport__endpoint(c, ep, sizeof(ep)), uv_strerror(rc));
+		transport__fail(c, PARLEY_E_CONNECT, "cannot connect to %s: %s", transport__endpoint(c, ep, sizeof(ep)),
+				uv_strerror(rc));
 	else
 		c->pending++;
 }
@@ -221,7 +222,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	if (status < 0 || res == NULL) {
 		uv_freeaddrinfo(res);
 		transport__fail(c, PARLEY_E_CONNECT, "cannot resolve %s: %s", c->host,
-		     status == UV_EAI_NONAME || res == NULL ? "host not found" : uv_strerror(status));
+				status == UV_EAI_NONAME || res == NULL ? "host not found" : uv_strerror(status));
 		transport__release(c);
 		return;
 	}

@@ -380,6 +380,32 @@ void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 			res->stop_reason ? res->stop_reason : "");
 }
 
+void relay__note_setup(relay_result *res, unsigned ready, unsigned n, uint64_t t_open)
+{
+	res->connected = ready;
+	res->connect_failed = n - ready;
+	res->connect_s = (double)(uv_hrtime() - t_open) / 1e9;
+}
+
+void relay__drive_when_ready(relay_run *run, const relay_driver *d, relay_result *res, unsigned ready, unsigned n,
+			     uint64_t t_open)
+{
+	relay__note_setup(res, ready, n, t_open);
+	if (ready == n)
+		relay__drive(run, d, res);
+}
+
+relay_stats *relay__stats_new(relay_stats **list, unsigned *n)
+{
+	relay_stats *st = parley__calloc(1, sizeof(*st));
+
+	if (st != NULL) {
+		hist__init(&st->e2e);
+		list[(*n)++] = st;
+	}
+	return st;
+}
+
 void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_result *res)
 {
 	const relay_cfg *cfg = run->cfg;

@@ -207,6 +207,15 @@ typedef struct relay_driver {
 } relay_driver;
 void relay__drive(relay_run *run, const relay_driver *d, relay_result *res);
 
+/* For engines, once their connect phase is over: records it (ready of n connections, begun at t_open,
+ * uv_hrtime) into res; relay__drive_when_ready also runs relay__drive if every connection is ready. */
+void relay__note_setup(relay_result *res, unsigned ready, unsigned n, uint64_t t_open);
+void relay__drive_when_ready(relay_run *run, const relay_driver *d, relay_result *res, unsigned ready, unsigned n,
+			     uint64_t t_open);
+/* For engines: a receiver's stats (zeroed, histogram ready) appended to list[*n]; NULL if out of
+ * memory. The caller frees it with parley__free. */
+relay_stats *relay__stats_new(relay_stats **list, unsigned *n);
+
 /* Sums senders, bitmaps and stats into res (after the engine's threads are gone). Acked messages not
  * delivered count as lost only when deliveries were expected (not in --phase send). */
 void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_result *res);

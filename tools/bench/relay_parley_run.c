@@ -119,9 +119,7 @@ static unsigned wait_ready(pengine *e, unsigned nthreads, relay_result *res)
 	}
 	if (cfg->progress)
 		fprintf(stderr, "\r\033[K");
-	res->connected = t.ready;
-	res->connect_failed = e->nactive - t.ready;
-	res->connect_s = (double)(uv_hrtime() - t_open) / 1e9;
+	relay__note_setup(res, t.ready, e->nactive, t_open);
 	return t.ready;
 }
 
