@@ -54,6 +54,7 @@ extern "C" {
 	X(TLS, 130, "TLS error")                                                                     \
 	X(CONNECT, 131, "could not connect")                                                         \
 	X(SLOW_CONSUMER, 132, "peer is not reading fast enough")                                     \
+	X(HTTP_UPGRADE_REFUSED, 133, "server refused the WebSocket upgrade")                         \
 	/* 200-299: accounts, devices, authentication */                                             \
 	X(UNAUTHENTICATED, 200, "not authenticated")                                                 \
 	X(BAD_SIGNATURE, 201, "bad signature")                                                       \

@@ -164,8 +164,10 @@ def note(r):
     if not r: return 'no result'
     bad = []
     for k, t in (('connect_failed', 'connects failed'), ('errors', 'errors'), ('lost', 'lost'),
-                 ('duplicates', 'duplicates'), ('unsettled', 'unsettled'), ('skipped', 'skipped')):
+                 ('duplicates', 'duplicates'), ('unsettled', 'unsettled'), ('skipped', 'skipped'),
+                 ('conns_lost', 'connections lost')):
         if r.get(k): bad.append('%d %s' % (r[k], t))
+    if r.get('stop_reason'): bad.append('stopped after %.1f s: %s' % (r['send_s'], r['stop_reason']))
     if bad and r.get('first_error'): bad.append('first: ' + r['first_error'])
     return ', '.join(bad)
 print('Date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  ')

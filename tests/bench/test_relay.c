@@ -1,7 +1,13 @@
 /* parley-bench relay's bookkeeping: the message header survives a round trip, the delivery bitmaps
- * catch duplicates and losses, senders pair with receivers as documented, and the open-loop schedule
- * spreads the global rate over the senders. */
+ * catch duplicates and losses, senders pair with receivers as documented, the open-loop schedule
+ * spreads the global rate over the senders, the phases' MAC catches corrupted and misrouted bodies,
+ * the state file survives a round trip (and a cut-short one is refused), and a send phase whose
+ * senders all lost their connections ends at once and reports its real length. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include <uv.h>
 
@@ -101,11 +107,111 @@ static void test_schedule_and_collect(void)
 	free(res);
 }
 
+static void test_mac(void)
+{
+	relay_cfg cfg = {.size = 64, .have_key = 1}, other;
+	uint8_t buf[64];
+
+	randombytes_buf(cfg.key, sizeof(cfg.key));
+	other = cfg;
+	other.key[0] ^= 1;
+	relay__fill(buf, sizeof(buf), 3, 9);
+	relay__seal(&cfg, buf, 5);
+	TEST_EQ_INT(relay__mac_ok(&cfg, buf, sizeof(buf), 5), 1);
+	TEST_EQ_INT(relay__mac_ok(&cfg, buf, sizeof(buf), 6), 0);   /* delivered to the wrong receiver */
+	TEST_EQ_INT(relay__mac_ok(&other, buf, sizeof(buf), 5), 0); /* another run */
+	TEST_EQ_INT(relay__mac_ok(&cfg, buf, sizeof(buf) - 1, 5), 0);
+	buf[30] ^= 0x40; /* one payload bit */
+	TEST_EQ_INT(relay__mac_ok(&cfg, buf, sizeof(buf), 5), 0);
+	buf[30] ^= 0x40;
+	buf[8] ^= 1; /* the sequence number in the header */
+	TEST_EQ_INT(relay__mac_ok(&cfg, buf, sizeof(buf), 5), 0);
+}
+
+static void test_state_file(void)
+{
+	relay_cfg cfg = {.conns = 5, .senders = 2, .size = 64, .have_key = 1, .phase = RELAY_PHASE_SEND};
+	relay_run run;
+	relay_state st;
+	uint8_t sk[5][64];
+	char dir[] = "/tmp/parley-relay-state-XXXXXX", path[128], why[300];
+	static const uint64_t acked[] = {0, 1, 2, 5, 9};
+	unsigned i;
+	FILE *f;
+
+	TEST_CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/state", dir);
+	snprintf(cfg.run_tag, sizeof(cfg.run_tag), "btest");
+	randombytes_buf(cfg.key, sizeof(cfg.key));
+	randombytes_buf(sk, sizeof(sk));
+	TEST_EQ_INT(relay__run_init(&run, &cfg), PARLEY_OK);
+	atomic_store(&run.senders[0].n_sent, 10);
+	for (i = 0; i < sizeof(acked) / sizeof(acked[0]); i++)
+		relay__bits_set(&run.senders[0].acked, acked[i]);
+	TEST_EQ_INT(relay__state_save(path, &cfg, &run, sk), PARLEY_OK);
+	relay__run_free(&run);
+
+	TEST_EQ_INT(relay__state_load(path, &st, why, sizeof(why)), PARLEY_OK);
+	TEST_EQ_STR(st.run_tag, "btest");
+	TEST_EQ_MEM(st.key, cfg.key, sizeof(cfg.key));
+	TEST_EQ_INT(st.conns, 5);
+	TEST_EQ_INT(st.senders, 2);
+	TEST_EQ_INT(st.size, 64);
+	TEST_EQ_INT(st.sent[0], 10);
+	TEST_EQ_INT(st.sent[1], 0);
+	for (i = 0; i < 10; i++)
+		TEST_EQ_INT(relay__bits_get(&st.acked[0], i), i <= 2 || i == 5 || i == 9);
+	for (i = 2; i < 5; i++) /* the receivers' device keys */
+		TEST_EQ_MEM(st.device_sk[i], sk[i], 64);
+	relay__state_free(&st);
+
+	/* cut short: everything but the end line */
+	TEST_EQ_INT(truncate(path, 100), 0);
+	TEST_EQ_INT(relay__state_load(path, &st, why, sizeof(why)), PARLEY_E_INVAL);
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fputs("parley-bench relay state 1\nconnections 4\nsenders 2\nsize 64\nacked 0 0 3\nend\n", f);
+		fclose(f);
+	}
+	TEST_EQ_INT(relay__state_load(path, &st, why, sizeof(why)), PARLEY_E_INVAL); /* acked past sent */
+	TEST_CHECK(strstr(why, ":5: bad acked line") != NULL);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void lose_every_sender(void *ctx)
+{
+	relay_run *run = ctx;
+	relay__conn_lost(run, 0); /* the only sender */
+}
+
+/* The server dies at once: the send phase must not last the planned 5 s nor report rates over them. */
+static void test_drive_stops_when_senders_are_gone(void)
+{
+	relay_cfg cfg = {.conns = 2, .senders = 1, .duration_s = 5, .drain_s = 5};
+	relay_run run;
+	relay_driver d = {.kick = lose_every_sender};
+	relay_result *res = calloc(1, sizeof(*res));
+
+	TEST_EQ_INT(relay__run_init(&run, &cfg), PARLEY_OK);
+	d.ctx = &run;
+	relay__drive(&run, &d, res);
+	TEST_CHECK(res->send_s < 1.0);
+	TEST_CHECK(res->drain_s < 1.0);
+	TEST_CHECK(res->planned_s == 5.0);
+	TEST_CHECK(res->stop_reason != NULL && strstr(res->stop_reason, "lost") != NULL);
+	relay__run_free(&run);
+	free(res);
+}
+
 int main(void)
 {
 	TEST_RUN(test_header);
 	TEST_RUN(test_bits);
 	TEST_RUN(test_pairs);
 	TEST_RUN(test_schedule_and_collect);
+	TEST_RUN(test_mac);
+	TEST_RUN(test_state_file);
+	TEST_RUN(test_drive_stops_when_senders_are_gone);
 	TEST_EXIT();
 }

@@ -8,6 +8,33 @@
 int bench__parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int bench__parse_seconds(const char *s, double min, double max, double *out);
 
+/* One command's options as a table (opts.c), instead of a getopt switch per command: every value is
+ * checked against its range and stored where dst points. */
+enum bench_opt_kind {
+	BOPT_FLAG,    /* no value: *(int *)dst = 1 */
+	BOPT_STR,     /* *(const char **)dst = the argument */
+	BOPT_U64,     /* *(uint64_t *)dst, within [min, max] */
+	BOPT_UINT,    /* *(unsigned *)dst */
+	BOPT_SIZE,    /* *(size_t *)dst */
+	BOPT_LONG,    /* *(long *)dst */
+	BOPT_SECONDS, /* *(double *)dst, a decimal number within [min, max] */
+	BOPT_CHOICE,  /* *(int *)dst = index of the argument in choices (NULL-terminated) */
+};
+
+typedef struct bench_opt {
+	const char *name; /* without the leading "--" */
+	enum bench_opt_kind kind;
+	void *dst;
+	double min, max;
+	const char *const *choices;
+	int *given; /* optional: set to 1 when the option appears */
+} bench_opt;
+
+/* Parses argv (argv[0] is the command) up to the first non-option when stop_at_arg, else all of it.
+ * "--help" sets *help. Returns the index of the first argument left, or -1 after printing why the
+ * command line is wrong. */
+int bench__parse_opts(int argc, char **argv, const bench_opt *opts, int stop_at_arg, int *help);
+
 /* Makes sure this process may hold `need` descriptors, raising the hard limit too when allowed. */
 int bench__raise_nofile(uint64_t need);
 

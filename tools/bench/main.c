@@ -5,8 +5,6 @@
  *   parley-bench start --parleyd PATH [--runs N] [--idle-clients N] [--json] [-- ARGS...]
  *   parley-bench relay [--peer parley|mosquitto|nats|nats-js] [--connections N] [--senders M] ...
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,36 +52,6 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 all good, 2 ran but with failures or errors, 1 usage or setup error.\n",
 	      f);
-}
-
-int bench__parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	if (!s || *s == '\0' || *s == '-')
-		return PARLEY_E_INVAL;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return PARLEY_E_INVAL;
-	*out = v;
-	return PARLEY_OK;
-}
-
-int bench__parse_seconds(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	if (!s || *s == '\0')
-		return PARLEY_E_INVAL;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
-		return PARLEY_E_INVAL;
-	*out = v;
-	return PARLEY_OK;
 }
 
 int bench__raise_nofile(uint64_t need)
@@ -214,24 +182,29 @@ static void print_ws(const bench_cfg *cfg, const char *url, const bench_result *
 
 static int cmd_ws(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"url", required_argument, NULL, 'u'},      {"clients", required_argument, NULL, 'c'},
-		{"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'n'},
-		{"payload", required_argument, NULL, 'p'},  {"threads", required_argument, NULL, 't'},
-		{"mode", required_argument, NULL, 'm'},     {"connect-timeout", required_argument, NULL, 'T'},
-		{"connect-batch", required_argument, NULL, 'b'}, {"max-time", required_argument, NULL, 'M'},
-		{"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
-		{"server-pid", required_argument, NULL, 'P'},
-		{NULL, 0, NULL, 0}};
+	static const char *const modes[] = {"parley", "echo", NULL}; /* enum bench_mode order */
 	const char *url = "ws://127.0.0.1:8080/v1/websocket", *why;
 	bench_cfg cfg;
 	bench_result *res;
 	bench_run *run;
-	uint64_t v;
-	int opt, json = 0, rc, bad = 0;
+	int json = 0, rc, help, mode = BENCH_MODE_PARLEY;
 	long server_pid = 0;
 	cpu_use cpu = {-1, -1};
 	double c0 = -1, s0 = -1, c1 = -1, s1 = -1;
+	const bench_opt opts[] = {
+		{"url", BOPT_STR, &url, 0, 0, NULL, NULL},
+		{"clients", BOPT_UINT, &cfg.clients, 1, 200000, NULL, NULL},
+		{"duration", BOPT_SECONDS, &cfg.duration_s, 0.1, 3600, NULL, NULL},
+		{"requests", BOPT_U64, &cfg.requests, 1, (double)(UINT64_C(1) << 40), NULL, NULL},
+		{"payload", BOPT_SIZE, &cfg.payload, 0, 65536, NULL, NULL},
+		{"threads", BOPT_UINT, &cfg.threads, 1, 64, NULL, NULL},
+		{"mode", BOPT_CHOICE, &mode, 0, 0, modes, NULL},
+		{"connect-timeout", BOPT_SECONDS, &cfg.connect_timeout_s, 0.1, 3600, NULL, NULL},
+		{"connect-batch", BOPT_UINT, &cfg.connect_batch, 1, 100000, NULL, NULL},
+		{"max-time", BOPT_SECONDS, &cfg.max_time_s, 0.1, 3600, NULL, NULL},
+		{"server-pid", BOPT_LONG, &server_pid, 1, 1u << 22, NULL, NULL},
+		{"json", BOPT_FLAG, &json, 0, 0, NULL, NULL},
+		{NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clients = 1;
@@ -241,39 +214,16 @@ static int cmd_ws(int argc, char **argv)
 	cfg.duration_s = 5;
 	cfg.max_time_s = 300;
 	cfg.payload = 32;
-	while ((opt = getopt_long(argc, argv, "u:c:d:n:p:t:m:T:b:M:P:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'u': url = optarg; break;
-		case 'c': bad |= bench__parse_u64(optarg, 1, 200000, &v); cfg.clients = (unsigned)v; break;
-		case 'd': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.duration_s); break;
-		case 'n': bad |= bench__parse_u64(optarg, 1, UINT64_C(1) << 40, &cfg.requests); break;
-		case 'p': bad |= bench__parse_u64(optarg, 0, 65536, &v); cfg.payload = (size_t)v; break;
-		case 't': bad |= bench__parse_u64(optarg, 1, 64, &v); cfg.threads = (unsigned)v; break;
-		case 'T': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.connect_timeout_s); break;
-		case 'M': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.max_time_s); break;
-		case 'b': bad |= bench__parse_u64(optarg, 1, 100000, &v); cfg.connect_batch = (unsigned)v; break;
-		case 'm':
-			if (strcmp(optarg, "parley") == 0)
-				cfg.mode = BENCH_MODE_PARLEY;
-			else if (strcmp(optarg, "echo") == 0)
-				cfg.mode = BENCH_MODE_ECHO;
-			else
-				bad = 1;
-			break;
-		case 'P': bad |= bench__parse_u64(optarg, 1, 1u << 22, &v); server_pid = (long)v; break;
-		case 'j': json = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
-		}
-		if (bad) {
-			fprintf(stderr, "parley-bench: bad value '%s'\n", optarg);
-			return 1;
-		}
+	rc = bench__parse_opts(argc, argv, opts, 0, &help);
+	if (help) {
+		usage(stdout);
+		return 0;
 	}
-	if (optind != argc) {
+	if (rc != argc) {
 		usage(stderr);
 		return 1;
 	}
+	cfg.mode = (enum bench_mode)mode;
 	if (cfg.mode == BENCH_MODE_PARLEY && cfg.payload > WIRE_MAX_PING_PAYLOAD) {
 		fprintf(stderr, "parley-bench: a ping payload is at most %u bytes\n", WIRE_MAX_PING_PAYLOAD);
 		return 1;

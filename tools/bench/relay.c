@@ -2,6 +2,7 @@
  * the result collection (see relay.h). The command line and the report are in relay_cli.c. */
 #include "relay.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,12 @@
 #include <uv.h>
 
 #include <parley/error.h>
+#include <sodium.h>
 
 #include "common/alloc.h"
+
+/* Set by a SIGINT/SIGTERM while a run is in progress (relay__catch_interrupts). */
+static volatile sig_atomic_t interrupted;
 
 unsigned relay__receiver_of(const relay_cfg *cfg, unsigned sender)
 {
@@ -72,6 +77,33 @@ uint64_t relay__fill(uint8_t *buf, size_t size, unsigned sender, uint64_t seq)
 	return t;
 }
 
+static void mac_of(const relay_cfg *cfg, const uint8_t *buf, unsigned receiver, uint8_t out[RELAY_MAC])
+{
+	crypto_generichash_state st;
+	uint8_t r[4];
+
+	put_le(r, receiver, 4);
+	crypto_generichash_init(&st, cfg->key, RELAY_KEY, RELAY_MAC);
+	crypto_generichash_update(&st, r, sizeof(r));
+	crypto_generichash_update(&st, buf, cfg->size - RELAY_MAC);
+	crypto_generichash_final(&st, out, RELAY_MAC);
+}
+
+void relay__seal(const relay_cfg *cfg, uint8_t *buf, unsigned receiver)
+{
+	mac_of(cfg, buf, receiver, buf + cfg->size - RELAY_MAC);
+}
+
+int relay__mac_ok(const relay_cfg *cfg, const uint8_t *buf, size_t len, unsigned receiver)
+{
+	uint8_t m[RELAY_MAC];
+
+	if (len != cfg->size || len < RELAY_HDR + RELAY_MAC)
+		return 0;
+	mac_of(cfg, buf, receiver, m);
+	return sodium_memcmp(m, buf + len - RELAY_MAC, RELAY_MAC) == 0;
+}
+
 int relay__parse(const uint8_t *buf, size_t len, unsigned *sender, uint64_t *seq, uint64_t *t_ns)
 {
 	if (len < RELAY_HDR || memcmp(buf, "PRLB", 4) != 0)
@@ -123,6 +155,30 @@ void relay__error(relay_run *run, const char *what, const char *detail)
 		snprintf(run->first_error, sizeof(run->first_error), "%s%s%s", what, detail ? ": " : "",
 			 detail ? detail : "");
 	pthread_mutex_unlock(&run->err_mu);
+}
+
+void relay__conn_lost(relay_run *run, unsigned conn)
+{
+	atomic_fetch_add(&run->lost_conns, 1);
+	if (relay__is_sender(run->cfg, conn))
+		atomic_fetch_add(&run->lost_senders, 1);
+}
+
+static void on_interrupt(int sig)
+{
+	interrupted = 1;
+	signal(sig, SIG_DFL); /* a second one ends the process */
+}
+
+int relay__interrupted(void)
+{
+	return interrupted != 0;
+}
+
+void relay__catch_interrupts(void)
+{
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
 }
 
 void relay__delivered(relay_run *run, relay_stats *st, unsigned sender, uint64_t seq, uint64_t t_ns, uint64_t now)
@@ -230,13 +286,42 @@ static void sum_now(const relay_run *run, const relay_driver *d, sums *t)
 		t->delivered += atomic_load_explicit(&d->stats[i]->delivered, memory_order_relaxed);
 }
 
+/* Why the send phase must end now, before its planned end (NULL: it need not). */
+static const char *early_stop(relay_run *run)
+{
+	if (interrupted) {
+		atomic_store(&run->stopping, 1);
+		return "interrupted";
+	}
+	if (atomic_load(&run->stopping))
+		return "stopped";
+	if (run->cfg->senders > 0 && atomic_load(&run->lost_senders) >= run->cfg->senders)
+		return "every sender's connection was lost";
+	return NULL;
+}
+
+/* --crash-after: SIGKILL the server once enough messages are acked, from here, so the point of the
+ * crash does not depend on a script's timing. */
+static void maybe_crash(const relay_cfg *cfg, uint64_t acked, int *done)
+{
+	if (*done || !cfg->crash_after || acked < cfg->crash_after || cfg->server_pid <= 0)
+		return;
+	*done = 1;
+	kill((pid_t)cfg->server_pid, SIGKILL);
+	if (cfg->progress)
+		fprintf(stderr, "\r\033[K--crash-after: SIGKILL sent to %ld after %llu acks\n", cfg->server_pid,
+			(unsigned long long)acked);
+}
+
 void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 {
 	const relay_cfg *cfg = run->cfg;
 	uint64_t now, t_stop, last_p, last_acked = 0, last_del = 0;
 	double el, cap = cfg->messages ? cfg->max_time_s : cfg->duration_s;
+	int crashed = 0;
 	sums t;
 
+	res->planned_s = cap;
 	run->t0 = uv_hrtime();
 	last_p = run->t0;
 	atomic_store(&run->sending, 1);
@@ -249,6 +334,7 @@ void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 			d->tick(d->ctx, now);
 		el = (double)(now - run->t0) / 1e9;
 		sum_now(run, d, &t);
+		maybe_crash(cfg, t.acked, &crashed);
 		if (cfg->progress && now - last_p >= 250000000ull) {
 			fprintf(stderr, "\r\033[K[%6.1fs] sent %llu, acked %llu (%.0f/s), delivered %llu (%.0f/s), %llu errors",
 				el, (unsigned long long)t.sent, (unsigned long long)t.acked,
@@ -264,29 +350,60 @@ void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 			break;
 		if (cfg->messages && t.acked + t.errors >= cfg->messages)
 			break;
-		if (atomic_load(&run->stopping))
+		res->stop_reason = early_stop(run);
+		if (res->stop_reason)
 			break;
 	}
 	atomic_store(&run->sending, 0);
+	/* The send phase lasted until now, whatever was planned: the rates are over this time. */
 	t_stop = uv_hrtime();
 	sum_now(run, d, &t);
 	res->send_s = (double)(t_stop - run->t0) / 1e9;
 	res->acked_at_stop = t.acked;
 	res->delivered_at_stop = t.delivered;
-	/* Drain: everything sent should be acked and everything acked delivered. */
+	/* Drain: everything sent should be acked and everything acked delivered, unless nothing that could
+	 * still answer is connected. */
 	for (;;) {
 		sum_now(run, d, &t);
 		now = uv_hrtime();
-		if ((t.acked + t.errors >= t.sent && t.delivered >= t.acked) ||
-		    (double)(now - t_stop) / 1e9 >= cfg->drain_s || atomic_load(&run->stopping))
+		if ((t.acked + t.errors >= t.sent && (t.delivered >= t.acked || !run->expect_delivery)) ||
+		    (double)(now - t_stop) / 1e9 >= cfg->drain_s || atomic_load(&run->stopping) || interrupted ||
+		    atomic_load(&run->lost_conns) >= run->active_conns)
 			break;
 		sleep_ns(5000000ull);
 	}
 	res->drain_s = (double)(uv_hrtime() - t_stop) / 1e9;
 	if (cfg->progress)
-		fprintf(stderr, "\r\033[Kdone: sent %llu, acked %llu, delivered %llu in %.2f s (+%.2f s drain)\n",
+		fprintf(stderr, "\r\033[Kdone: sent %llu, acked %llu, delivered %llu in %.2f s (+%.2f s drain)%s%s\n",
 			(unsigned long long)t.sent, (unsigned long long)t.acked, (unsigned long long)t.delivered,
-			res->send_s, res->drain_s);
+			res->send_s, res->drain_s, res->stop_reason ? "; stopped early: " : "",
+			res->stop_reason ? res->stop_reason : "");
+}
+
+void relay__note_setup(relay_result *res, unsigned ready, unsigned n, uint64_t t_open)
+{
+	res->connected = ready;
+	res->connect_failed = n - ready;
+	res->connect_s = (double)(uv_hrtime() - t_open) / 1e9;
+}
+
+void relay__drive_when_ready(relay_run *run, const relay_driver *d, relay_result *res, unsigned ready, unsigned n,
+			     uint64_t t_open)
+{
+	relay__note_setup(res, ready, n, t_open);
+	if (ready == n)
+		relay__drive(run, d, res);
+}
+
+relay_stats *relay__stats_new(relay_stats **list, unsigned *n)
+{
+	relay_stats *st = parley__calloc(1, sizeof(*st));
+
+	if (st != NULL) {
+		hist__init(&st->e2e);
+		list[(*n)++] = st;
+	}
+	return st;
 }
 
 void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_result *res)
@@ -307,10 +424,17 @@ void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_
 		hist__merge(&res->ack_lat, &s->ack_lat);
 		for (q = 0; q < n; q++) {
 			int a = relay__bits_get(&s->acked, q), dl = relay__bits_get(&run->delivered[i], q);
-			if (a && !dl)
-				res->lost++;
-			else if (!a && !dl)
+			if (!a && !dl) {
 				res->unsettled++;
+			} else if (!a) {
+				res->extra++;
+			} else if (!dl && run->expect_delivery) {
+				if (res->lost == 0) {
+					res->first_lost_sender = i;
+					res->first_lost_seq = q;
+				}
+				res->lost++;
+			}
 		}
 	}
 	for (i = 0; i < nstats; i++) {
@@ -318,8 +442,10 @@ void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_
 		res->dups += atomic_load(&stats[i]->dups);
 		res->foreign += atomic_load(&stats[i]->foreign);
 		res->errors += atomic_load(&stats[i]->errors);
+		res->corrupt += atomic_load(&stats[i]->corrupt);
 		hist__merge(&res->e2e, &stats[i]->e2e);
 	}
+	res->conns_lost = atomic_load(&run->lost_conns);
 	if (res->first_error[0] == '\0')
 		memcpy(res->first_error, run->first_error, sizeof(res->first_error));
 }
@@ -330,6 +456,8 @@ int relay__run_init(relay_run *run, const relay_cfg *cfg)
 
 	memset(run, 0, sizeof(*run));
 	run->cfg = cfg;
+	run->active_conns = cfg->conns;
+	run->expect_delivery = cfg->phase != RELAY_PHASE_SEND;
 	pthread_mutex_init(&run->err_mu, NULL);
 	run->senders = parley__calloc(cfg->senders, sizeof(*run->senders));
 	run->delivered = parley__calloc(cfg->senders, sizeof(*run->delivered));

@@ -14,6 +14,15 @@
  * latency (send -> the receiver has it). Every delivery is checked against a per-sender bitmap, so
  * duplicates and losses (acked, never delivered after the drain) are counted exactly.
  *
+ * Restart check (parley peer): `--phase send` registers the receivers and lets them go offline, sends
+ * (the script may SIGKILL the server meanwhile, or --crash-after makes this process do it at an exact
+ * point), and leaves a state file: the run key, the receivers' device keys, every sender's sent count
+ * and the ids (sender, seq) of every acked message. After the server restarted on the same data,
+ * `--phase verify` logs the receivers in, takes their stored queues and checks every acked message
+ * arrived exactly once with its body intact. In the phases every body ends with a keyed BLAKE2b
+ * (RELAY_MAC bytes, run key) over the rest of the body and the receiver's index, so a corrupted or
+ * misrouted message is an error, not a delivery.
+ *
  * Engines: one per peer (relay_parley.c, relay_mqtt.c, relay_nats.c), sharing this file's state.
  * Ownership rule that makes the bitmaps lock-free: a sender's `acked` bitmap is written only by the
  * thread that handles that sender's acks, its `delivered` bitmap only by the thread that handles its
@@ -31,9 +40,13 @@
 #include "target.h"
 
 enum relay_peer { RELAY_PEER_PARLEY = 0, RELAY_PEER_MOSQUITTO, RELAY_PEER_NATS, RELAY_PEER_NATS_JS };
+/* run: the benchmark; send / verify: the two halves of the restart check (see above). */
+enum relay_phase { RELAY_PHASE_RUN = 0, RELAY_PHASE_SEND, RELAY_PHASE_VERIFY };
 
 #define RELAY_HDR 24u /* "PRLB" | u32 sender | u64 seq | u64 send time ns, little-endian */
 #define RELAY_MAX_SIZE (1u << 20)
+#define RELAY_MAC 16u     /* phases: keyed BLAKE2b at the end of every body */
+#define RELAY_KEY 32u
 
 typedef struct relay_cfg {
 	enum relay_peer peer;
@@ -52,6 +65,13 @@ typedef struct relay_cfg {
 	unsigned ack_batch;    /* parley: server ids per AckRequest */
 	char run_tag[20];      /* unique per run: handles, client ids, topics never collide */
 	int progress;
+	enum relay_phase phase;
+	const char *state_path; /* phases */
+	long server_pid;        /* CPU figure; --crash-after's target */
+	uint64_t crash_after;   /* SIGKILL server_pid once this many messages are acked (0 = never) */
+	int have_key;           /* phases: bodies carry a MAC under key */
+	uint8_t key[RELAY_KEY];
+	const struct relay_state *state; /* verify: what --phase send left */
 } relay_cfg;
 
 /* A growable bitmap with a duplicate count, written by one thread. */
@@ -77,6 +97,7 @@ typedef struct relay_sender {
 typedef struct relay_stats {
 	hist e2e; /* per receiver thread */
 	_Atomic uint64_t delivered, dups, foreign, errors;
+	_Atomic uint64_t corrupt; /* phases: MAC, sender or sequence number wrong */
 } relay_stats;
 
 typedef struct relay_result {
@@ -84,6 +105,13 @@ typedef struct relay_result {
 	double connect_s, send_s, drain_s;
 	uint64_t sent, acked, delivered, acked_at_stop, delivered_at_stop;
 	uint64_t errors, dups, lost, unsettled, skipped, foreign;
+	uint64_t corrupt, extra;  /* extra: delivered but never acked (sent before a crash: allowed) */
+	uint64_t conns_lost;      /* ready connections that ended before the stop */
+	double planned_s;         /* the send phase the options asked for */
+	const char *stop_reason;  /* why sending ended early, NULL if it did not */
+	uint64_t first_lost_sender, first_lost_seq; /* the first acked message never delivered */
+	uint64_t incomplete;      /* verify: receivers that did not finish reading their queue */
+	int state_saved;          /* send: the state file was written */
 	hist ack_lat, e2e;
 	char first_error[200];
 } relay_result;
@@ -93,7 +121,10 @@ typedef struct relay_run {
 	relay_sender *senders;
 	relay_bits *delivered; /* per sender */
 	_Atomic int sending;   /* 1 while the send phase runs */
-	_Atomic int stopping;
+	_Atomic int stopping;  /* interrupted (SIGINT/SIGTERM): stop sending, skip the drain */
+	_Atomic unsigned lost_conns, lost_senders; /* relay__conn_lost */
+	unsigned active_conns; /* connections open during sending (all but parked receivers) */
+	int expect_delivery;   /* 0 in --phase send: receivers are offline */
 	uint64_t t0;           /* start of the send phase (ns) */
 	pthread_mutex_t err_mu;
 	char first_error[200];
@@ -122,6 +153,36 @@ void relay__delivered(relay_run *run, relay_stats *st, unsigned sender, uint64_t
 /* Records the ack of a message from the ack-handling thread of the sender. */
 void relay__acked(relay_run *run, relay_sender *s, uint64_t seq, uint64_t t_ns, uint64_t now);
 void relay__error(relay_run *run, const char *what, const char *detail);
+/* A ready connection ended before the stop (the server died, or dropped it); from its thread. When
+ * every sender's connection is gone the send phase ends early, and its real length is reported. */
+void relay__conn_lost(relay_run *run, unsigned conn);
+/* Installs SIGINT/SIGTERM handlers that stop the send phase of the running relay__drive (a second
+ * signal kills as usual), so an interrupted run still reports what it measured. */
+void relay__catch_interrupts(void);
+int relay__interrupted(void);
+
+/* Phases: the MAC at the end of a cfg->size body for `receiver` (relay__seal writes it over the last
+ * RELAY_MAC bytes; relay__mac_ok checks it: 1 good, 0 corrupted or meant for another receiver). */
+void relay__seal(const relay_cfg *cfg, uint8_t *buf, unsigned receiver);
+int relay__mac_ok(const relay_cfg *cfg, const uint8_t *buf, size_t len, unsigned receiver);
+
+/* The state file between the phases (relay_state.c): one text line per fact, written to a temporary
+ * name and renamed, mode 0600 (it holds the receivers' device secret keys). */
+typedef struct relay_state relay_state;
+struct relay_state {
+	char run_tag[20];
+	uint8_t key[RELAY_KEY];
+	unsigned conns, senders;
+	size_t size;
+	uint8_t (*device_sk)[64]; /* per connection (receivers' are meaningful) */
+	uint64_t *sent;           /* per sender */
+	relay_bits *acked;        /* per sender */
+};
+/* Saves cfg, the senders' sent counts and acked bitmaps from run, and device_sk (per connection). */
+int relay__state_save(const char *path, const relay_cfg *cfg, const relay_run *run, uint8_t (*device_sk)[64]);
+/* PARLEY_OK, or an error with a reason in why. Free with relay__state_free. */
+int relay__state_load(const char *path, relay_state *st, char *why, size_t why_len);
+void relay__state_free(relay_state *st);
 
 /* Open loop: how many messages sender s should have sent by `now` in total (bounded by the
  * messages budget). Closed loop: UINT64_MAX while sending (the window bounds it). */
@@ -146,7 +207,17 @@ typedef struct relay_driver {
 } relay_driver;
 void relay__drive(relay_run *run, const relay_driver *d, relay_result *res);
 
-/* Sums senders, bitmaps and stats into res (after the engine's threads are gone). */
+/* For engines, once their connect phase is over: records it (ready of n connections, begun at t_open,
+ * uv_hrtime) into res; relay__drive_when_ready also runs relay__drive if every connection is ready. */
+void relay__note_setup(relay_result *res, unsigned ready, unsigned n, uint64_t t_open);
+void relay__drive_when_ready(relay_run *run, const relay_driver *d, relay_result *res, unsigned ready, unsigned n,
+			     uint64_t t_open);
+/* For engines: a receiver's stats (zeroed, histogram ready) appended to list[*n]; NULL if out of
+ * memory. The caller frees it with parley__free. */
+relay_stats *relay__stats_new(relay_stats **list, unsigned *n);
+
+/* Sums senders, bitmaps and stats into res (after the engine's threads are gone). Acked messages not
+ * delivered count as lost only when deliveries were expected (not in --phase send). */
 void relay__collect(relay_run *run, relay_stats **stats, unsigned nstats, relay_result *res);
 
 int relay__run_init(relay_run *run, const relay_cfg *cfg);

@@ -1,5 +1,4 @@
 /* `parley-bench relay`: options, engine choice and the report (text or one JSON object). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 #include <unistd.h>
 
 #include <parley/error.h>
+#include <sodium.h>
 
 #include "bench.h"
 #include "relay.h"
@@ -30,18 +30,25 @@ static void relay_usage(FILE *f)
 	      "  --url URL          parley: ws://HOST:PORT/PATH; brokers: HOST:PORT (loopback only)\n"
 	      "  --connections N    connections (default 20)\n"
 	      "  --senders M        the first M connections send (default N/2), each to one receiver\n"
-	      "  --size BYTES       message content size (default 256, at least 24)\n"
+	      "  --size BYTES       message content size (default 256, at least 24; 40 in the phases)\n"
 	      "  --rate R           open loop: R messages/s over all senders\n"
 	      "  --max              closed loop: as fast as acks come back (default)\n"
 	      "  --window W         closed loop: messages awaiting ack per sender (default 16)\n"
 	      "  --duration S       send for S seconds (default 5)\n"
 	      "  --messages K       or: send K messages in total\n"
 	      "  --max-time S       cap of a --messages run (default 300)\n"
-	      "  --drain S          after sending: wait at most S for acks/deliveries (default 10)\n"
+	      "  --drain S          after sending: wait at most S for acks/deliveries (default 10;\n"
+	      "                     verify: at most S for the receivers' queues)\n"
 	      "  --threads T        client loop threads (parley peer, default 1)\n"
-	      "  --ack-batch B      parley: server ids per AckRequest (default 32)\n"
+	      "  --ack-batch B      parley: server ids per AckRequest (default 32, at most 100)\n"
 	      "  --server-pid PID   also report that process's CPU use during the run\n"
-	      "  --json             one JSON object on stdout instead of text\n",
+	      "  --json             one JSON object on stdout instead of text\n"
+	      "Restart check (parley peer; see docs/benchmarks.md):\n"
+	      "  --phase send       register, take the receivers offline, send; write --state\n"
+	      "  --phase verify     log the receivers in and check every acked message of --state\n"
+	      "                     arrived once, intact (the workload comes from the state file)\n"
+	      "  --state FILE       the state file the two phases share\n"
+	      "  --crash-after K    send phase: SIGKILL --server-pid once K messages are acked\n",
 	      f);
 }
 
@@ -65,25 +72,43 @@ static void print_lat_text(const char *name, const hist *h)
 	       (double)h->max / 1e3, hist__mean(h) / 1e3, (unsigned long long)h->count);
 }
 
+static const char *const phase_names[] = {"run", "send", "verify", NULL}; /* enum relay_phase order */
+
+/* Keys shared by every JSON report (after "command" and "peer"). */
+static void json_common(const relay_cfg *cfg, const relay_result *r)
+{
+	printf(",\"phase\":\"%s\",\"url\":", phase_names[cfg->phase]);
+	bench__json_str(stdout, cfg->url);
+	printf(",\"connections\":%u,\"senders\":%u,\"size\":%zu,\"connected\":%llu,\"connect_failed\":%llu,"
+	       "\"connect_s\":%.3f,\"sent\":%llu,\"acked\":%llu,\"delivered\":%llu,\"errors\":%llu,\"duplicates\":%llu,"
+	       "\"lost\":%llu,\"unsettled\":%llu,\"extra\":%llu,\"corrupt\":%llu,\"foreign\":%llu,\"conns_lost\":%llu",
+	       cfg->conns, cfg->senders, cfg->size, (unsigned long long)r->connected,
+	       (unsigned long long)r->connect_failed, r->connect_s, (unsigned long long)r->sent,
+	       (unsigned long long)r->acked, (unsigned long long)r->delivered, (unsigned long long)r->errors,
+	       (unsigned long long)r->dups, (unsigned long long)r->lost, (unsigned long long)r->unsettled,
+	       (unsigned long long)r->extra, (unsigned long long)r->corrupt, (unsigned long long)r->foreign,
+	       (unsigned long long)r->conns_lost);
+	if (cfg->state_path) {
+		printf(",\"state\":");
+		bench__json_str(stdout, cfg->state_path);
+	}
+}
+
 static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, double scpu, int json)
 {
+	/* over the send phase as it really went (it ends early when every sender lost its connection) */
 	double ack_rate = r->send_s > 0 ? (double)r->acked_at_stop / r->send_s : 0;
 	double del_rate = r->send_s > 0 ? (double)r->delivered_at_stop / r->send_s : 0;
 
 	if (json) {
-		printf("{\"command\":\"relay\",\"peer\":\"%s\",\"url\":", peer_name(cfg->peer));
-		bench__json_str(stdout, cfg->url);
-		printf(",\"connections\":%u,\"senders\":%u,\"size\":%zu,\"rate\":%.1f,\"window\":%u,"
-		       "\"connected\":%llu,\"connect_failed\":%llu,\"connect_s\":%.3f,\"send_s\":%.3f,\"drain_s\":%.3f,"
-		       "\"sent\":%llu,\"acked\":%llu,\"delivered\":%llu,\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,"
-		       "\"errors\":%llu,\"duplicates\":%llu,\"lost\":%llu,\"unsettled\":%llu,\"skipped\":%llu,"
-		       "\"foreign\":%llu,\"client_cpu_pct\":%.0f,\"server_cpu_pct\":%.0f",
-		       cfg->conns, cfg->senders, cfg->size, cfg->rate, cfg->window, (unsigned long long)r->connected,
-		       (unsigned long long)r->connect_failed, r->connect_s, r->send_s, r->drain_s,
-		       (unsigned long long)r->sent, (unsigned long long)r->acked, (unsigned long long)r->delivered,
-		       ack_rate, del_rate, (unsigned long long)r->errors, (unsigned long long)r->dups,
-		       (unsigned long long)r->lost, (unsigned long long)r->unsettled, (unsigned long long)r->skipped,
-		       (unsigned long long)r->foreign, ccpu, scpu);
+		printf("{\"command\":\"relay\",\"peer\":\"%s\"", peer_name(cfg->peer));
+		json_common(cfg, r);
+		printf(",\"rate\":%.1f,\"window\":%u,\"send_s\":%.3f,\"planned_s\":%.3f,\"drain_s\":%.3f,"
+		       "\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"skipped\":%llu,\"client_cpu_pct\":%.0f,"
+		       "\"server_cpu_pct\":%.0f,\"state_saved\":%s,\"stop_reason\":",
+		       cfg->rate, cfg->window, r->send_s, r->planned_s, r->drain_s, ack_rate, del_rate,
+		       (unsigned long long)r->skipped, ccpu, scpu, r->state_saved ? "true" : "false");
+		bench__json_str(stdout, r->stop_reason ? r->stop_reason : "");
 		print_lat_json("ack_us", &r->ack_lat);
 		print_lat_json("e2e_us", &r->e2e);
 		printf(",\"first_error\":");
@@ -101,12 +126,21 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 	printf("connections  %llu established, %llu failed, in %.2f s\n", (unsigned long long)r->connected,
 	       (unsigned long long)r->connect_failed, r->connect_s);
 	printf("throughput   %.0f acked/s, %.0f delivered/s over %.2f s of sending\n", ack_rate, del_rate, r->send_s);
+	if (r->stop_reason)
+		printf("stopped      early, after %.2f s of %.2f s planned: %s\n", r->send_s, r->planned_s, r->stop_reason);
 	printf("messages     %llu sent, %llu acked, %llu delivered (drain %.2f s)\n", (unsigned long long)r->sent,
 	       (unsigned long long)r->acked, (unsigned long long)r->delivered, r->drain_s);
-	printf("checks       %llu lost (acked, never delivered), %llu duplicates, %llu unsettled, %llu errors, "
-	       "%llu skipped (backlog full)\n",
-	       (unsigned long long)r->lost, (unsigned long long)r->dups, (unsigned long long)r->unsettled,
-	       (unsigned long long)r->errors, (unsigned long long)r->skipped);
+	if (cfg->phase == RELAY_PHASE_SEND)
+		printf("checks       %llu sent but not acked, %llu errors; receivers offline: deliveries are checked by "
+		       "--phase verify\n",
+		       (unsigned long long)r->unsettled, (unsigned long long)r->errors);
+	else
+		printf("checks       %llu lost (acked, never delivered), %llu duplicates, %llu unsettled, %llu errors, "
+		       "%llu skipped (backlog full)\n",
+		       (unsigned long long)r->lost, (unsigned long long)r->dups, (unsigned long long)r->unsettled,
+		       (unsigned long long)r->errors, (unsigned long long)r->skipped);
+	if (r->conns_lost)
+		printf("lost conns   %llu connections ended before the stop\n", (unsigned long long)r->conns_lost);
 	print_lat_text("ack us", &r->ack_lat);
 	print_lat_text("e2e us", &r->e2e);
 	if (ccpu >= 0)
@@ -115,32 +149,151 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		printf(", server %.0f %%", scpu);
 	if (ccpu >= 0)
 		printf(" of one core\n");
+	if (cfg->phase == RELAY_PHASE_SEND)
+		printf("state        %s%s\n", cfg->state_path, r->state_saved ? "" : " NOT written");
 	if (r->first_error[0])
 		printf("first error  %s\n", r->first_error);
 }
 
+static int verify_ok(const relay_result *r, unsigned receivers)
+{
+	return r->connected == receivers && r->lost == 0 && r->dups == 0 && r->corrupt == 0 && r->foreign == 0 &&
+	       r->errors == 0 && r->conns_lost == 0 && r->incomplete == 0;
+}
+
+static void report_verify(const relay_cfg *cfg, const relay_result *r, int json)
+{
+	unsigned receivers = cfg->conns - cfg->senders;
+	int ok = verify_ok(r, receivers);
+
+	if (json) {
+		printf("{\"command\":\"relay\",\"peer\":\"parley\"");
+		json_common(cfg, r);
+		printf(",\"verify_s\":%.3f,\"incomplete\":%llu,\"ok\":%s", r->drain_s, (unsigned long long)r->incomplete,
+		       ok ? "true" : "false");
+		if (r->lost)
+			printf(",\"first_missing\":{\"sender\":%llu,\"seq\":%llu}", (unsigned long long)r->first_lost_sender,
+			       (unsigned long long)r->first_lost_seq);
+		printf(",\"first_error\":");
+		bench__json_str(stdout, r->first_error);
+		printf("}\n");
+		return;
+	}
+	printf("verify       %s, state %s (run %s)\n", cfg->url, cfg->state_path, cfg->run_tag);
+	printf("receivers    %llu of %u logged in, in %.2f s; queues read in %.2f s%s\n",
+	       (unsigned long long)r->connected, receivers, r->connect_s, r->drain_s,
+	       r->incomplete ? " (some did not finish)" : "");
+	printf("messages     %llu sent, %llu acked before the stop, %llu delivered now\n", (unsigned long long)r->sent,
+	       (unsigned long long)r->acked, (unsigned long long)r->delivered);
+	printf("checks       %llu missing (acked, not delivered), %llu duplicates, %llu corrupted or misrouted, "
+	       "%llu errors\n",
+	       (unsigned long long)r->lost, (unsigned long long)r->dups, (unsigned long long)r->corrupt,
+	       (unsigned long long)(r->errors + r->foreign));
+	printf("unacked      %llu delivered although never acked, %llu neither acked nor delivered (both fine)\n",
+	       (unsigned long long)r->extra, (unsigned long long)r->unsettled);
+	if (r->lost)
+		printf("missing      first: sender %llu, sequence number %llu\n", (unsigned long long)r->first_lost_sender,
+		       (unsigned long long)r->first_lost_seq);
+	if (r->first_error[0])
+		printf("first error  %s\n", r->first_error);
+	printf("result       %s\n", ok ? "OK: every acked message was delivered exactly once, intact"
+				       : "FAILED: see the checks above");
+}
+
+/* The phases' own rules; loads the state for verify. Returns 0 or prints why not and returns 1. */
+static int setup_phase(relay_cfg *cfg, relay_state *st, int workload_given)
+{
+	char why[300];
+
+	if (cfg->phase == RELAY_PHASE_RUN) {
+		if (cfg->state_path || cfg->crash_after) {
+			fprintf(stderr, "parley-bench: --state and --crash-after belong to --phase send|verify\n");
+			return 1;
+		}
+		return 0;
+	}
+	if (cfg->peer != RELAY_PEER_PARLEY || !cfg->state_path) {
+		fprintf(stderr, "parley-bench: --phase needs --peer parley and --state FILE\n");
+		return 1;
+	}
+	if (cfg->crash_after && (cfg->phase != RELAY_PHASE_SEND || cfg->server_pid <= 0)) {
+		fprintf(stderr, "parley-bench: --crash-after needs --phase send and --server-pid\n");
+		return 1;
+	}
+	cfg->have_key = 1;
+	if (cfg->phase == RELAY_PHASE_SEND) {
+		if (cfg->senders >= cfg->conns || cfg->size < RELAY_HDR + RELAY_MAC) {
+			fprintf(stderr, "parley-bench: --phase send needs fewer senders than connections and --size >= %u\n",
+				RELAY_HDR + RELAY_MAC);
+			return 1;
+		}
+		randombytes_buf(cfg->key, sizeof(cfg->key));
+		return 0;
+	}
+	if (workload_given) {
+		fprintf(stderr, "parley-bench: --phase verify takes the workload from the state file\n");
+		return 1;
+	}
+	if (relay__state_load(cfg->state_path, st, why, sizeof(why)) != PARLEY_OK) {
+		fprintf(stderr, "parley-bench: %s\n", why);
+		return 1;
+	}
+	memcpy(cfg->run_tag, st->run_tag, sizeof(cfg->run_tag));
+	memcpy(cfg->key, st->key, sizeof(cfg->key));
+	cfg->conns = st->conns;
+	cfg->senders = st->senders;
+	cfg->size = st->size;
+	cfg->state = st;
+	return 0;
+}
+
+static int exit_status(const relay_cfg *cfg, const relay_result *r)
+{
+	if (cfg->phase == RELAY_PHASE_VERIFY)
+		return verify_ok(r, cfg->conns - cfg->senders) ? 0 : 2;
+	if (cfg->phase == RELAY_PHASE_SEND) /* lost connections are the point of a crash */
+		return r->state_saved && r->connected == cfg->conns && r->errors == 0 && r->acked > 0 ? 0 : 2;
+	return r->connected == cfg->conns && r->errors == 0 && r->lost == 0 && r->dups == 0 && r->unsettled == 0 &&
+			       r->conns_lost == 0 && r->acked > 0
+		       ? 0
+		       : 2;
+}
+
 int bench__cmd_relay(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"url", required_argument, NULL, 'u'},         {"connections", required_argument, NULL, 'c'},
-		{"senders", required_argument, NULL, 's'},     {"size", required_argument, NULL, 'z'},
-		{"rate", required_argument, NULL, 'r'},        {"max", no_argument, NULL, 'x'},
-		{"window", required_argument, NULL, 'w'},      {"duration", required_argument, NULL, 'd'},
-		{"messages", required_argument, NULL, 'n'},    {"max-time", required_argument, NULL, 'M'},
-		{"drain", required_argument, NULL, 'D'},       {"threads", required_argument, NULL, 't'},
-		{"ack-batch", required_argument, NULL, 'a'},   {"peer", required_argument, NULL, 'p'},
-		{"server-pid", required_argument, NULL, 'P'},  {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+	static const char *const peers[] = {"parley", "mosquitto", "nats", "nats-js", NULL}; /* enum order */
 	relay_cfg cfg;
+	relay_state st;
 	relay_result *res;
-	uint64_t v;
 	const char *why;
-	int opt, json = 0, bad = 0, rc, senders_set = 0;
-	long server_pid = 0;
+	int json = 0, rc, help, closed_loop = 0, peer = RELAY_PEER_PARLEY, phase = RELAY_PHASE_RUN;
+	int senders_given = 0, workload_given = 0;
 	double c0, s0, c1, s1, ccpu = -1, scpu = -1, t_start;
 	struct timespec ts;
+	const bench_opt opts[] = {
+		{"url", BOPT_STR, &cfg.url, 0, 0, NULL, NULL},
+		{"connections", BOPT_UINT, &cfg.conns, 2, 20000, NULL, &workload_given},
+		{"senders", BOPT_UINT, &cfg.senders, 1, 20000, NULL, &senders_given},
+		{"size", BOPT_SIZE, &cfg.size, RELAY_HDR, RELAY_MAX_SIZE, NULL, &workload_given},
+		{"rate", BOPT_SECONDS, &cfg.rate, 1, 10000000, NULL, NULL},
+		{"max", BOPT_FLAG, &closed_loop, 0, 0, NULL, NULL},
+		{"window", BOPT_UINT, &cfg.window, 1, 65000, NULL, NULL},
+		{"duration", BOPT_SECONDS, &cfg.duration_s, 0.1, 3600, NULL, NULL},
+		{"messages", BOPT_U64, &cfg.messages, 1, (double)(UINT64_C(1) << 32), NULL, NULL},
+		{"max-time", BOPT_SECONDS, &cfg.max_time_s, 0.1, 3600, NULL, NULL},
+		{"drain", BOPT_SECONDS, &cfg.drain_s, 0, 600, NULL, NULL},
+		{"threads", BOPT_UINT, &cfg.threads, 1, 64, NULL, NULL},
+		{"ack-batch", BOPT_UINT, &cfg.ack_batch, 1, 100, NULL, NULL}, /* parleyd takes 1..100 ids */
+		{"peer", BOPT_CHOICE, &peer, 0, 0, peers, NULL},
+		{"server-pid", BOPT_LONG, &cfg.server_pid, 1, 1u << 22, NULL, NULL},
+		{"phase", BOPT_CHOICE, &phase, 0, 0, phase_names, NULL},
+		{"state", BOPT_STR, &cfg.state_path, 0, 0, NULL, NULL},
+		{"crash-after", BOPT_U64, &cfg.crash_after, 1, (double)(UINT64_C(1) << 32), NULL, NULL},
+		{"json", BOPT_FLAG, &json, 0, 0, NULL, NULL},
+		{NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 	memset(&cfg, 0, sizeof(cfg));
+	memset(&st, 0, sizeof(st));
 	cfg.conns = 20;
 	cfg.threads = 1;
 	cfg.window = 16;
@@ -151,83 +304,59 @@ int bench__cmd_relay(int argc, char **argv)
 	cfg.drain_s = 10;
 	cfg.connect_timeout_s = 60;
 	cfg.ack_batch = 32;
-	cfg.url = NULL;
-	while ((opt = getopt_long(argc, argv, "u:c:s:z:r:xw:d:n:M:D:t:a:p:P:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'u': cfg.url = optarg; break;
-		case 'c': bad |= bench__parse_u64(optarg, 2, 20000, &v); cfg.conns = (unsigned)v; break;
-		case 's': bad |= bench__parse_u64(optarg, 1, 20000, &v); cfg.senders = (unsigned)v; senders_set = 1; break;
-		case 'z': bad |= bench__parse_u64(optarg, RELAY_HDR, RELAY_MAX_SIZE, &v); cfg.size = (size_t)v; break;
-		case 'r': bad |= bench__parse_seconds(optarg, 1, 10000000, &cfg.rate); break;
-		case 'x': cfg.rate = 0; break;
-		case 'w': bad |= bench__parse_u64(optarg, 1, 65000, &v); cfg.window = (unsigned)v; break;
-		case 'd': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.duration_s); break;
-		case 'n': bad |= bench__parse_u64(optarg, 1, UINT64_C(1) << 32, &cfg.messages); break;
-		case 'M': bad |= bench__parse_seconds(optarg, 0.1, 3600, &cfg.max_time_s); break;
-		case 'D': bad |= bench__parse_seconds(optarg, 0, 600, &cfg.drain_s); break;
-		case 't': bad |= bench__parse_u64(optarg, 1, 64, &v); cfg.threads = (unsigned)v; break;
-		case 'a': bad |= bench__parse_u64(optarg, 1, 1000, &v); cfg.ack_batch = (unsigned)v; break;
-		case 'P': bad |= bench__parse_u64(optarg, 1, 1u << 22, &v); server_pid = (long)v; break;
-		case 'p':
-			if (strcmp(optarg, "parley") == 0)
-				cfg.peer = RELAY_PEER_PARLEY;
-			else if (strcmp(optarg, "mosquitto") == 0)
-				cfg.peer = RELAY_PEER_MOSQUITTO;
-			else if (strcmp(optarg, "nats") == 0)
-				cfg.peer = RELAY_PEER_NATS;
-			else if (strcmp(optarg, "nats-js") == 0)
-				cfg.peer = RELAY_PEER_NATS_JS;
-			else
-				bad = 1;
-			break;
-		case 'j': json = 1; break;
-		case 'h': relay_usage(stdout); return 0;
-		default: relay_usage(stderr); return 1;
-		}
-		if (bad) {
-			fprintf(stderr, "parley-bench: bad value '%s'\n", optarg);
-			return 1;
-		}
+	rc = bench__parse_opts(argc, argv, opts, 0, &help);
+	if (help) {
+		relay_usage(stdout);
+		return 0;
 	}
-	if (optind != argc) {
+	if (rc != argc) {
 		relay_usage(stderr);
 		return 1;
 	}
-	if (!senders_set)
+	cfg.peer = (enum relay_peer)peer;
+	cfg.phase = (enum relay_phase)phase;
+	if (closed_loop)
+		cfg.rate = 0;
+	if (!senders_given)
 		cfg.senders = cfg.conns / 2;
 	if (cfg.senders > cfg.conns) {
 		fprintf(stderr, "parley-bench: --senders is at most --connections\n");
 		return 1;
 	}
+	if (setup_phase(&cfg, &st, workload_given || senders_given) != 0)
+		return 1;
 	if (!cfg.url)
 		cfg.url = cfg.peer == RELAY_PEER_PARLEY ? "ws://127.0.0.1:8080/v1/websocket"
 			  : cfg.peer == RELAY_PEER_MOSQUITTO ? "127.0.0.1:1883"
 							     : "127.0.0.1:4222";
 	rc = bench__target_parse(cfg.url, &cfg.target, &why);
-	if (rc != PARLEY_OK) {
-		fprintf(stderr, "parley-bench: %s: %s\n", cfg.url, why);
+	if (rc == PARLEY_OK && bench__raise_nofile((uint64_t)cfg.conns * 4 + 64) != PARLEY_OK) {
+		why = "cannot raise the open-file limit";
+		rc = PARLEY_E_PERM;
+	}
+	res = rc == PARLEY_OK ? calloc(1, sizeof(*res)) : NULL;
+	if (res == NULL) {
+		fprintf(stderr, "parley-bench: %s: %s\n", cfg.url, rc != PARLEY_OK ? why : "out of memory");
+		relay__state_free(&st);
 		return 1;
 	}
-	if (bench__raise_nofile((uint64_t)cfg.conns * 4 + 64) != PARLEY_OK) {
-		fprintf(stderr, "parley-bench: cannot raise the open-file limit\n");
-		return 1;
+	if (cfg.phase != RELAY_PHASE_VERIFY) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		t_start = (double)ts.tv_sec;
+		snprintf(cfg.run_tag, sizeof(cfg.run_tag), "b%lx%lx", (unsigned long)getpid(), (unsigned long)t_start);
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t_start = (double)ts.tv_sec;
-	snprintf(cfg.run_tag, sizeof(cfg.run_tag), "b%lx%lx", (unsigned long)getpid(), (unsigned long)t_start);
 	cfg.progress = isatty(STDERR_FILENO);
-	res = calloc(1, sizeof(*res));
-	if (!res)
-		return 1;
+	relay__catch_interrupts();
 	c0 = bench__cpu_self();
-	s0 = bench__cpu_of(server_pid);
+	s0 = bench__cpu_of(cfg.server_pid);
 	switch (cfg.peer) {
 	case RELAY_PEER_PARLEY: rc = relay__engine_parley(&cfg, res); break;
 	case RELAY_PEER_MOSQUITTO: rc = relay__engine_mqtt(&cfg, res); break;
 	default: rc = relay__engine_nats(&cfg, res); break;
 	}
 	c1 = bench__cpu_self();
-	s1 = bench__cpu_of(server_pid);
+	s1 = bench__cpu_of(cfg.server_pid);
+	relay__state_free(&st);
 	if (rc == PARLEY_E_UNSUPPORTED) {
 		fprintf(stderr, "parley-bench: built without the client library for peer %s\n", peer_name(cfg.peer));
 		free(res);
@@ -238,17 +367,20 @@ int bench__cmd_relay(int argc, char **argv)
 		free(res);
 		return 1;
 	}
-	/* CPU over connect + send + drain: close enough to the send phase, which dominates. */
-	if (res->send_s > 0) {
-		double span = res->connect_s + res->send_s + res->drain_s;
-		if (c0 >= 0 && c1 >= 0)
-			ccpu = 100.0 * (c1 - c0) / span;
-		if (s0 >= 0 && s1 >= 0)
-			scpu = 100.0 * (s1 - s0) / span;
+	if (cfg.phase == RELAY_PHASE_VERIFY) {
+		report_verify(&cfg, res, json);
+	} else {
+		/* CPU over connect + send + drain: close enough to the send phase, which dominates. */
+		if (res->send_s > 0) {
+			double span = res->connect_s + res->send_s + res->drain_s;
+			if (c0 >= 0 && c1 >= 0)
+				ccpu = 100.0 * (c1 - c0) / span;
+			if (s0 >= 0 && s1 >= 0)
+				scpu = 100.0 * (s1 - s0) / span;
+		}
+		report(&cfg, res, ccpu, scpu, json);
 	}
-	report(&cfg, res, ccpu, scpu, json);
-	rc = (res->connected == cfg.conns && res->errors == 0 && res->lost == 0 && res->dups == 0 &&
-	      res->unsettled == 0 && res->acked > 0) ? 0 : 2;
+	rc = exit_status(&cfg, res);
 	free(res);
 	return rc;
 }

@@ -304,13 +304,11 @@ int relay__engine_nats(const relay_cfg *cfg, relay_result *res)
 		c->run = &e.run;
 		c->idx = i;
 		if (relay__is_receiver(cfg, i)) {
-			c->st = parley__calloc(1, sizeof(*c->st));
+			c->st = relay__stats_new(e.stats, &e.nstats);
 			if (!c->st) {
 				rc = PARLEY_E_NOMEM;
 				goto out;
 			}
-			hist__init(&c->st->e2e);
-			e.stats[e.nstats++] = c->st;
 		}
 		if (relay__is_sender(cfg, i)) {
 			c->s = &e.run.senders[i];
@@ -329,17 +327,9 @@ int relay__engine_nats(const relay_cfg *cfg, relay_result *res)
 		}
 		ready++;
 	}
-	res->connected = ready;
-	res->connect_failed = n - ready;
-	res->connect_s = (double)(uv_hrtime() - t_open) / 1e9;
-	if (ready == n) {
-		d.kick = kick;
-		d.tick = cfg->rate > 0 ? tick : NULL;
-		d.ctx = &e;
-		d.stats = e.stats;
-		d.nstats = e.nstats;
-		relay__drive(&e.run, &d, res);
-	}
+	d = (relay_driver){
+		.kick = kick, .tick = cfg->rate > 0 ? tick : NULL, .ctx = &e, .stats = e.stats, .nstats = e.nstats};
+	relay__drive_when_ready(&e.run, &d, res, ready, n, t_open);
 out:
 	if (e.c) {
 		for (i = 0; i < n; i++) {

@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -322,48 +321,31 @@ static int start_once(const start_opts *o, int logfd, run_result *r, pid_t *pid,
 
 static int parse_start(int argc, char **argv, start_opts *o)
 {
-	static const struct option opts[] = {
-		{"parleyd", required_argument, NULL, 'x'}, {"exec", required_argument, NULL, 'x'},
-		{"runs", required_argument, NULL, 'r'},    {"idle-clients", required_argument, NULL, 'i'},
-		{"ws-path", required_argument, NULL, 'w'}, {"ready-timeout", required_argument, NULL, 'T'},
-		{"json", no_argument, NULL, 'j'},          {NULL, 0, NULL, 0}};
-	uint64_t v;
-	int opt, i, nargs;
+	int i, nargs, help, first;
+	const bench_opt opts[] = {
+		{"parleyd", BOPT_STR, &o->exec, 0, 0, NULL, NULL},
+		{"exec", BOPT_STR, &o->exec, 0, 0, NULL, NULL},
+		{"runs", BOPT_UINT, &o->runs, 1, MAX_RUNS, NULL, NULL},
+		{"idle-clients", BOPT_UINT, &o->idle_clients, 0, 200000, NULL, NULL},
+		{"ws-path", BOPT_STR, &o->ws_path, 0, 0, NULL, NULL},
+		{"ready-timeout", BOPT_SECONDS, &o->ready_timeout_s, 0.1, 600, NULL, NULL},
+		{"json", BOPT_FLAG, &o->json, 0, 0, NULL, NULL},
+		{NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 	o->runs = 5;
 	o->ws_path = "/v1/websocket";
 	o->ready_timeout_s = 20;
-	while ((opt = getopt_long(argc, argv, "+x:r:i:w:T:j", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'x': o->exec = optarg; break;
-		case 'r':
-			if (bench__parse_u64(optarg, 1, MAX_RUNS, &v) != PARLEY_OK)
-				return PARLEY_E_INVAL;
-			o->runs = (unsigned)v;
-			break;
-		case 'i':
-			if (bench__parse_u64(optarg, 0, 200000, &v) != PARLEY_OK)
-				return PARLEY_E_INVAL;
-			o->idle_clients = (unsigned)v;
-			break;
-		case 'w': o->ws_path = optarg; break;
-		case 'T':
-			if (bench__parse_seconds(optarg, 0.1, 600, &o->ready_timeout_s) != PARLEY_OK)
-				return PARLEY_E_INVAL;
-			break;
-		case 'j': o->json = 1; break;
-		default: return PARLEY_E_INVAL;
-		}
-	}
-	if (!o->exec || o->ws_path[0] != '/')
+	/* stop at the first argument: what follows belongs to the server */
+	first = bench__parse_opts(argc, argv, opts, 1, &help);
+	if (first < 0 || help || !o->exec || o->ws_path[0] != '/')
 		return PARLEY_E_INVAL;
-	nargs = argc - optind;
+	nargs = argc - first;
 	o->args = calloc((size_t)nargs + 2, sizeof(char *));
 	if (!o->args)
 		return PARLEY_E_NOMEM;
 	o->args[0] = (char *)o->exec;
 	for (i = 0; i < nargs; i++)
-		o->args[i + 1] = argv[optind + i];
+		o->args[i + 1] = argv[first + i];
 	return PARLEY_OK;
 }
 

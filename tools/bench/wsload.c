@@ -19,46 +19,36 @@
 
 #include "common/alloc.h"
 #include "common/dynbuf.h"
-#include "codec/http.h"
-#include "codec/ws.h"
+#include "loop.h"
+#include "transport/transport.h"
 #include "wire/wire.h"
 
 enum phase { PH_CONNECT = 0, PH_MEASURE = 1, PH_STOP = 2 };
 
-enum conn_state { C_IDLE = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING };
+enum conn_state { C_IDLE = 0, C_CONNECTING, C_OPEN, C_DONE };
 
 struct worker;
 
 typedef struct conn {
-	uv_tcp_t tcp;
-	uv_connect_t creq;
-	uv_write_t wreq;
+	transport_conn *t; /* NULL once on_close ran */
 	struct worker *w;
 	enum conn_state state;
-	int inited;  /* tcp handle initialised, so it must be uv_close'd */
-	int writing; /* a uv_write owns wbuf */
 	int in_flight;
-	uint8_t *wbuf;
-	http_resp_parser *hp;
-	ws_session *ws;
+	int timed_out; /* closed by the connect-phase timeout */
 	uint64_t next_id;
 	uint64_t sent_at;
-	char key[HTTP_WS_KEY_LEN + 1];
 } conn;
 
 typedef struct worker {
 	struct bench_run *run;
-	uv_loop_t loop;
-	uv_async_t wake;
-	uv_timer_t conn_timer;
-	uv_thread_t tid;
-	int thread_started;
+	bench_loop lp; /* its timer is the connect-phase deadline */
 	conn *conns;
 	unsigned n;
 	unsigned next_connect; /* conns[0..next_connect) were attempted */
 	unsigned pending;      /* attempts not yet resolved */
 	unsigned resolved;     /* established + failed */
 	int seen_phase;
+	transport_options topt;
 	dynbuf enc;
 	wire_limits limits;
 	uint8_t *payload;
@@ -66,24 +56,26 @@ typedef struct worker {
 	char first_error[160];
 	_Atomic uint64_t connected, failed, round_trips, errors, lost;
 	_Atomic int connect_done;
-	/* Reads land here: the loop reads one stream at a time and every byte is fed to the parser or
-	 * the session (which copy what they keep) before the read callback returns. */
-	char rbuf[64 * 1024];
+	/* Every connection's reads land here (transport_options.read_buf): the loop reads one stream at
+	 * a time and the transport consumes every byte before the read callback returns. */
+	uint8_t rbuf[64 * 1024];
 } worker;
 
 struct bench_run {
 	bench_cfg cfg;
+	char url[400]; /* ws://HOST:PORT/path of the target, for the transport */
 	worker *workers;
 	unsigned nworkers;
+	unsigned nthreads; /* workers whose thread runs */
 	_Atomic int phase;
 	_Atomic uint64_t issued;  /* requests mode: round trips started */
 	_Atomic uint64_t settled; /* requests mode: answered, or lost with the connection */
 	uint64_t t_open, t_connected, t_measure, t_stop;
 };
 
-static void on_close(uv_handle_t *h);
-static void on_connect(uv_connect_t *req, int status);
-static void conn_flush(conn *c);
+static void on_open(void *ctx, transport_conn *t);
+static void on_message(void *ctx, transport_conn *t, const uint8_t *buf, size_t len);
+static void on_close(void *ctx, transport_conn *t, int err, uint16_t ws_code);
 
 /* Keeps the first error of the thread as "what: detail" (detail may be NULL). */
 static void note_error(worker *w, const char *what, const char *detail)
@@ -93,38 +85,43 @@ static void note_error(worker *w, const char *what, const char *detail)
 			 detail ? detail : "");
 }
 
+static int phase_of(const worker *w)
+{
+	return atomic_load_explicit(&w->run->phase, memory_order_relaxed);
+}
+
 /* ---- connect phase bookkeeping ---- */
 
 static void check_connect_done(worker *w)
 {
 	if (w->resolved == w->n && !atomic_load_explicit(&w->connect_done, memory_order_relaxed)) {
-		uv_timer_stop(&w->conn_timer);
+		uv_timer_stop(&w->lp.timer);
 		atomic_store(&w->connect_done, 1);
 	}
+}
+
+/* One attempt is over without a connection. */
+static void attempt_failed(worker *w)
+{
+	w->pending--;
+	w->resolved++;
+	atomic_fetch_add_explicit(&w->failed, 1, memory_order_relaxed);
 }
 
 static void start_connect(conn *c)
 {
 	worker *w = c->w;
+	transport_callbacks cb = {.ctx = c, .on_open = on_open, .on_message = on_message, .on_close = on_close};
 	int rc;
 
 	c->state = C_CONNECTING;
 	w->pending++;
-	rc = uv_tcp_init(&w->loop, &c->tcp);
-	if (rc == 0) {
-		c->inited = 1;
-		c->tcp.data = c;
-		rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&w->run->cfg.target.addr,
-				    on_connect);
-	}
-	if (rc != 0) {
-		note_error(w, "connect", uv_strerror(rc));
-		c->state = C_CLOSING;
-		w->pending--;
-		w->resolved++;
-		atomic_fetch_add_explicit(&w->failed, 1, memory_order_relaxed);
-		if (c->inited)
-			uv_close((uv_handle_t *)&c->tcp, on_close);
+	rc = transport__connect(&w->lp.loop, w->run->url, &w->topt, &cb, &c->t);
+	if (rc != PARLEY_OK) {
+		c->t = NULL;
+		c->state = C_DONE;
+		note_error(w, "connect", parley_strerror(rc));
+		attempt_failed(w);
 	}
 }
 
@@ -132,128 +129,12 @@ static void start_connect(conn *c)
  * accept queue and turn into retransmission delays that say nothing about the server. */
 static void ramp(worker *w)
 {
-	while (w->pending < w->run->cfg.connect_batch && w->next_connect < w->n &&
-	       atomic_load_explicit(&w->run->phase, memory_order_relaxed) != PH_STOP)
+	while (w->pending < w->run->cfg.connect_batch && w->next_connect < w->n && phase_of(w) != PH_STOP)
 		start_connect(&w->conns[w->next_connect++]);
 	check_connect_done(w);
 }
 
-/* Ends a connection. During the connect phase it counts as a failed attempt; once open, as lost. */
-static void conn_end(conn *c, const char *why, const char *detail)
-{
-	worker *w = c->w;
-
-	if (c->state == C_CLOSING || c->state == C_IDLE)
-		return;
-	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
-		w->pending--;
-		w->resolved++;
-		atomic_fetch_add_explicit(&w->failed, 1, memory_order_relaxed);
-		if (why)
-			note_error(w, why, detail);
-	} else if (atomic_load_explicit(&w->run->phase, memory_order_relaxed) != PH_STOP) {
-		atomic_fetch_add_explicit(&w->lost, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
-		if (c->in_flight)
-			atomic_fetch_add_explicit(&w->run->settled, 1, memory_order_relaxed);
-		if (why)
-			note_error(w, why, detail);
-	}
-	c->state = C_CLOSING;
-	c->in_flight = 0;
-	uv_close((uv_handle_t *)&c->tcp, on_close);
-	if (w->pending < w->run->cfg.connect_batch)
-		ramp(w);
-}
-
-static void on_close(uv_handle_t *h)
-{
-	conn *c = h->data;
-
-	if (c->hp) {
-		http__resp_parser_free(c->hp);
-		c->hp = NULL;
-	}
-	if (c->ws) {
-		ws__session_free(c->ws);
-		c->ws = NULL;
-	}
-	/* A write cancelled by uv_close already ran its callback (which freed wbuf) before this one. */
-}
-
-/* ---- writing ---- */
-
-static void on_write(uv_write_t *req, int status)
-{
-	conn *c = req->data;
-
-	parley__free(c->wbuf);
-	c->wbuf = NULL;
-	c->writing = 0;
-	if (status < 0) {
-		if (status != UV_ECANCELED)
-			conn_end(c, "write", uv_strerror(status));
-		return;
-	}
-	if (c->state == C_OPEN)
-		conn_flush(c);
-}
-
-/* Writes without copying when the socket takes everything (the usual case for small frames);
- * otherwise copies the rest for one uv_write. Requires !c->writing. Returns 0 or a libuv error. */
-static int conn_send_raw(conn *c, const uint8_t *p, size_t len)
-{
-	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
-	int n;
-
-	n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-	if (n == UV_EAGAIN)
-		n = 0;
-	if (n < 0)
-		return n;
-	if ((size_t)n == len)
-		return 0;
-	c->wbuf = parley__malloc(len - (size_t)n);
-	if (!c->wbuf)
-		return UV_ENOMEM;
-	memcpy(c->wbuf, p + n, len - (size_t)n);
-	b = uv_buf_init((char *)c->wbuf, (unsigned)(len - (size_t)n));
-	c->wreq.data = c;
-	c->writing = 1;
-	n = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (n < 0) {
-		c->writing = 0;
-		parley__free(c->wbuf);
-		c->wbuf = NULL;
-	}
-	return n;
-}
-
-static void conn_flush(conn *c)
-{
-	const uint8_t *p;
-	size_t len;
-	int rc;
-
-	while (c->ws && !c->writing && c->state == C_OPEN) {
-		p = ws__pending_output(c->ws, &len);
-		if (len == 0)
-			return;
-		rc = conn_send_raw(c, p, len);
-		if (rc < 0) {
-			conn_end(c, "write", uv_strerror(rc));
-			return;
-		}
-		ws__consume_output(c->ws, len);
-	}
-}
-
 /* ---- round trips ---- */
-
-static int phase_of(const worker *w)
-{
-	return atomic_load_explicit(&w->run->phase, memory_order_relaxed);
-}
 
 static void send_request(conn *c)
 {
@@ -284,14 +165,14 @@ static void send_request(conn *c)
 	if (rc == PARLEY_OK) {
 		c->sent_at = uv_hrtime();
 		c->in_flight = 1;
-		rc = ws__send_binary(c->ws, w->enc.data, w->enc.len);
+		rc = transport__send(c->t, w->enc.data, w->enc.len);
 	}
 	if (rc != PARLEY_OK) {
+		/* on_close counts the connection as lost */
 		c->in_flight = 0;
-		conn_end(c, "send", parley_strerror(rc));
-		return;
+		note_error(w, "send", parley_strerror(rc));
+		transport__close(c->t);
 	}
-	conn_flush(c);
 }
 
 /* 1 when msg is the answer to c's request in flight. Sets *skip for frames to ignore (the Challenge
@@ -341,13 +222,14 @@ static int check_answer(conn *c, const uint8_t *msg, size_t len, int *skip)
 	return ok;
 }
 
-static void on_message(void *ctx, const uint8_t *buf, size_t len)
+static void on_message(void *ctx, transport_conn *t, const uint8_t *buf, size_t len)
 {
 	conn *c = ctx;
 	worker *w = c->w;
 	uint64_t now = uv_hrtime();
 	int ok, skip, measuring = phase_of(w) == PH_MEASURE;
 
+	(void)t;
 	ok = check_answer(c, buf, len, &skip);
 	if (skip)
 		return;
@@ -370,123 +252,63 @@ static void on_message(void *ctx, const uint8_t *buf, size_t len)
 	send_request(c);
 }
 
-/* ---- reading ---- */
+/* ---- connection events ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_open(void *ctx, transport_conn *t)
 {
-	conn *c = h->data;
-
-	buf->base = c->w->rbuf;
-	buf->len = sizeof(c->w->rbuf);
-}
-
-static void conn_open(conn *c, const uint8_t *rest, size_t rest_len)
-{
+	conn *c = ctx;
 	worker *w = c->w;
-	ws_callbacks cb = {.ctx = c, .on_message = on_message};
-	int rc;
 
-	http__resp_parser_free(c->hp);
-	c->hp = NULL;
-	rc = ws__session_new(&c->ws, WS_ROLE_CLIENT, NULL, &cb);
-	if (rc != PARLEY_OK) {
-		conn_end(c, "session", parley_strerror(rc));
-		return;
-	}
+	(void)t;
 	c->state = C_OPEN;
 	w->pending--;
 	w->resolved++;
 	atomic_fetch_add_explicit(&w->connected, 1, memory_order_relaxed);
 	if (phase_of(w) == PH_MEASURE)
 		send_request(c);
-	if (c->state == C_OPEN && rest_len) {
-		rc = ws__feed(c->ws, rest, rest_len);
-		conn_flush(c);
-		if (rc != PARLEY_OK)
-			conn_end(c, "websocket", parley_strerror(rc));
-	}
 	ramp(w);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* During the connect phase an end counts as a failed attempt; once open, as a lost connection. */
+static void on_close(void *ctx, transport_conn *t, int err, uint16_t ws_code)
 {
-	conn *c = s->data;
-	const uint8_t *p = (const uint8_t *)buf->base;
-	size_t used = 0;
-	int rc, complete = 0;
-
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		conn_end(c, c->state == C_OPEN ? "connection closed by the server" : "handshake",
-			 uv_strerror((int)nread));
-		return;
-	}
-	if (c->state == C_HANDSHAKE) {
-		rc = http__resp_parser_feed(c->hp, p, (size_t)nread, &used, &complete);
-		if (rc != PARLEY_OK) {
-			char st[16];
-			snprintf(st, sizeof(st), "%d", http__resp_parser_status(c->hp));
-			conn_end(c, "upgrade refused, HTTP status", st);
-			return;
-		}
-		if (complete)
-			conn_open(c, p + used, (size_t)nread - used);
-		return;
-	}
-	if (c->state != C_OPEN)
-		return;
-	rc = ws__feed(c->ws, p, (size_t)nread);
-	conn_flush(c);
-	if (rc != PARLEY_OK)
-		conn_end(c, "websocket", parley_strerror(rc));
-	else if (c->state == C_OPEN && ws__close_received(c->ws))
-		conn_end(c, "server closed the WebSocket", NULL);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-	conn *c = req->handle->data;
+	conn *c = ctx;
 	worker *w = c->w;
-	dynbuf d;
-	int rc;
+	const char *why = transport__error_text(t);
+	int stopping = phase_of(w) == PH_STOP;
 
-	if (status == UV_ECANCELED || c->state != C_CONNECTING)
-		return;
-	if (status < 0) {
-		conn_end(c, "connect", uv_strerror(status));
-		return;
+	(void)ws_code;
+	c->t = NULL;
+	if (c->state == C_CONNECTING) {
+		attempt_failed(w);
+		if (!stopping)
+			note_error(w, c->timed_out ? "connect timeout" : why, NULL);
+	} else if (c->state == C_OPEN && !stopping) {
+		atomic_fetch_add_explicit(&w->lost, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+		if (c->in_flight)
+			atomic_fetch_add_explicit(&w->run->settled, 1, memory_order_relaxed);
+		note_error(w, why[0] ? why : err == PARLEY_OK ? "closed by the server" : parley_strerror(err), NULL);
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	c->state = C_HANDSHAKE;
-	dynbuf__init(&d, 4096);
-	rc = http__ws_build_request(&d, w->run->cfg.target.host, w->run->cfg.target.path, NULL, NULL, c->key);
-	if (rc == PARLEY_OK)
-		rc = http__resp_parser_new(&c->hp, NULL, c->key);
-	if (rc != PARLEY_OK) {
-		dynbuf__free(&d);
-		conn_end(c, "handshake", parley_strerror(rc));
-		return;
-	}
-	rc = conn_send_raw(c, d.data, d.len);
-	dynbuf__free(&d);
-	if (rc == 0)
-		rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	if (rc != 0)
-		conn_end(c, "handshake", uv_strerror(rc));
+	c->state = C_DONE;
+	c->in_flight = 0;
+	ramp(w);
 }
 
 /* ---- phase changes ---- */
 
-static void on_connect_timeout(uv_timer_t *t)
+static void on_connect_timeout(uv_timer_t *tm)
 {
-	worker *w = t->data;
+	worker *w = tm->data;
 	unsigned i;
 
+	/* Attempts in progress are aborted (on_close counts them); those never started count as failed
+	 * too: the phase is over. */
 	for (i = 0; i < w->next_connect; i++)
-		if (w->conns[i].state == C_CONNECTING || w->conns[i].state == C_HANDSHAKE)
-			conn_end(&w->conns[i], "connect timeout", NULL);
-	/* Attempts never started count as failed too: the phase is over. */
+		if (w->conns[i].state == C_CONNECTING) {
+			w->conns[i].timed_out = 1;
+			transport__close(w->conns[i].t);
+		}
 	if (w->next_connect < w->n) {
 		note_error(w, "connect timeout", NULL);
 		atomic_fetch_add_explicit(&w->failed, w->n - w->next_connect, memory_order_relaxed);
@@ -496,26 +318,16 @@ static void on_connect_timeout(uv_timer_t *t)
 	check_connect_done(w);
 }
 
+/* Every connection gets a close handshake (bounded by the transport's grace period); the loop ends
+ * when the last one is over. */
 static void stop_worker(worker *w)
 {
 	unsigned i;
-	conn *c;
 
-	uv_timer_stop(&w->conn_timer);
-	for (i = 0; i < w->next_connect; i++) {
-		c = &w->conns[i];
-		if (c->state == C_OPEN) {
-			/* Say goodbye if the socket takes it right away; do not wait for the answer. */
-			ws__close(c->ws, WS_CLOSE_GOING_AWAY, "benchmark over");
-			conn_flush(c);
-		}
-		if (c->state != C_CLOSING && c->state != C_IDLE) {
-			c->state = C_CLOSING;
-			uv_close((uv_handle_t *)&c->tcp, on_close);
-		}
-	}
-	uv_close((uv_handle_t *)&w->conn_timer, NULL);
-	uv_close((uv_handle_t *)&w->wake, NULL);
+	for (i = 0; i < w->next_connect; i++)
+		if (w->conns[i].t != NULL)
+			transport__close(w->conns[i].t);
+	bench__loop_stop(&w->lp);
 }
 
 static void on_wake(uv_async_t *a)
@@ -540,10 +352,10 @@ static void worker_main(void *arg)
 {
 	worker *w = arg;
 
-	uv_timer_start(&w->conn_timer, on_connect_timeout, (uint64_t)(w->run->cfg.connect_timeout_s * 1000.0), 0);
+	uv_timer_start(&w->lp.timer, on_connect_timeout, (uint64_t)(w->run->cfg.connect_timeout_s * 1000.0), 0);
 	ramp(w);
 	/* The wake handle keeps the loop alive until PH_STOP closes it with every connection. */
-	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_run(&w->lp.loop, UV_RUN_DEFAULT);
 }
 
 /* ---- the calling thread ---- */
@@ -580,8 +392,8 @@ static void wake_all(bench_run *run, int phase)
 	unsigned i;
 
 	atomic_store(&run->phase, phase);
-	for (i = 0; i < run->nworkers; i++)
-		uv_async_send(&run->workers[i].wake);
+	for (i = 0; i < run->nthreads; i++)
+		uv_async_send(&run->workers[i].lp.wake);
 }
 
 static void free_run(bench_run *run)
@@ -601,7 +413,7 @@ static void free_run(bench_run *run)
 int bench_ws__open(const bench_cfg *cfg, bench_run **out)
 {
 	bench_run *run;
-	unsigned i, base, extra, started = 0;
+	unsigned i, base, extra;
 	int rc = PARLEY_OK;
 	totals t;
 	double waited;
@@ -611,6 +423,7 @@ int bench_ws__open(const bench_cfg *cfg, bench_run **out)
 	if (!run)
 		return PARLEY_E_NOMEM;
 	run->cfg = *cfg;
+	snprintf(run->url, sizeof(run->url), "ws://%s%s", cfg->target.host, cfg->target.path);
 	run->nworkers = cfg->threads < cfg->clients ? cfg->threads : cfg->clients;
 	if (run->nworkers == 0)
 		run->nworkers = 1;
@@ -638,37 +451,22 @@ int bench_ws__open(const bench_cfg *cfg, bench_run **out)
 		}
 		for (k = 0; k < w->n; k++)
 			w->conns[k].w = w;
+		/* The target is a loopback literal (target.h): no resolver round trip per connection. */
+		w->topt.addr = (const struct sockaddr *)&run->cfg.target.addr;
+		w->topt.read_buf = w->rbuf;
+		w->topt.read_buf_len = sizeof(w->rbuf);
+		w->topt.connect_timeout_ms = (unsigned)(cfg->connect_timeout_s * 1000.0);
 		memset(w->payload, 'p', cfg->payload);
 	}
 	run->t_open = uv_hrtime();
-	for (i = 0; i < run->nworkers; i++) {
-		worker *w = &run->workers[i];
-		if (uv_loop_init(&w->loop) != 0) {
-			rc = PARLEY_E_IO;
-			break;
-		}
-		uv_async_init(&w->loop, &w->wake, on_wake);
-		uv_timer_init(&w->loop, &w->conn_timer);
-		w->wake.data = w;
-		w->conn_timer.data = w;
-		if (uv_thread_create(&w->tid, worker_main, w) != 0) {
-			uv_close((uv_handle_t *)&w->wake, NULL);
-			uv_close((uv_handle_t *)&w->conn_timer, NULL);
-			uv_run(&w->loop, UV_RUN_DEFAULT);
-			uv_loop_close(&w->loop);
-			rc = PARLEY_E_IO;
-			break;
-		}
-		w->thread_started = 1;
-		started++;
+	for (i = 0; i < run->nworkers && rc == PARLEY_OK; i++) {
+		rc = bench__loop_start(&run->workers[i].lp, on_wake, worker_main, &run->workers[i]);
+		run->nthreads += rc == PARLEY_OK;
 	}
 	if (rc != PARLEY_OK) {
-		run->nworkers = started;
 		wake_all(run, PH_STOP);
-		for (i = 0; i < started; i++) {
-			uv_thread_join(&run->workers[i].tid);
-			uv_loop_close(&run->workers[i].loop);
-		}
+		for (i = 0; i < run->nthreads; i++)
+			bench__loop_join(&run->workers[i].lp);
 		free_run(run);
 		return rc;
 	}
@@ -743,10 +541,8 @@ void bench_ws__close(bench_run *run, bench_result *res)
 
 	if (atomic_load(&run->phase) != PH_STOP)
 		wake_all(run, PH_STOP);
-	for (i = 0; i < run->nworkers; i++) {
-		uv_thread_join(&run->workers[i].tid);
-		uv_loop_close(&run->workers[i].loop);
-	}
+	for (i = 0; i < run->nthreads; i++)
+		bench__loop_join(&run->workers[i].lp);
 	if (res) {
 		memset(res, 0, sizeof(*res));
 		hist__init(&res->latency);

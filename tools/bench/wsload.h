@@ -1,10 +1,11 @@
 /* parley-bench's WebSocket load engine: N client connections spread over T libuv loop threads, each
  * connection doing closed-loop request/response round trips (one request in flight per connection).
  *
- * Lean on purpose: one connection is a uv_tcp_t, an http_resp_parser during the upgrade and a
- * ws_session after it (lib/net, sans-I/O), with reads landing in one buffer per thread. The full
- * libparley transport is not used here because at 10,000 connections its per-connection weight would
- * be measured along with the server.
+ * Every connection is a lib/transport connection (the project's one client WebSocket pump, shared
+ * with libparley), set up for 10,000 of them: the target address is handed over (no resolver call per
+ * connection), all reads of a thread land in one buffer, and answers sent while a read is delivered go
+ * out in one write. What stays per connection is the socket, a timer, the upgrade parser until the 101
+ * and the session after it.
  *
  * Phases, driven by the calling thread:
  *   bench_ws__open     spawns the threads and connects every client (ramped: at most connect_batch
