@@ -263,6 +263,24 @@ static void on_open(void *ctx, transport_conn *tp)
 	arm_timer(c);
 }
 
+/* Records why the connection ended, in the words of the transport (refused, not resolvable, HTTP 404,
+ * lost without a close frame, the server's close code), which are valid during on_close only. */
+static void record_close_reason(parley_client *c, transport_conn *tp, int err, uint16_t ws_code, int was_open)
+{
+	const char *why = transport__error_text(tp);
+	if (why == NULL || why[0] == '\0')
+		why = parley_strerror(err);
+	if (!was_open && strncmp(why, "cannot ", 7) == 0)
+		client__set_err(c, "%s (%s)", why, c->conn_url); /* it names the address already */
+	else if (!was_open)
+		client__set_err(c, "cannot connect to %s: %s", c->conn_url, why);
+	else if (ws_code != 0 && strstr(why, "close code") == NULL)
+		client__set_err(c, "connection to %s closed: %s (WebSocket close code %u)", c->conn_url, why,
+				(unsigned)ws_code);
+	else
+		client__set_err(c, "connection to %s closed: %s", c->conn_url, why);
+}
+
 static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 {
 	parley_client *c = ctx;
@@ -270,6 +288,11 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 	int was_open = c->conn != CONN_CONNECTING;
 	client_op *sent = c->sent;
 
+	if (err == PARLEY_OK && !was_closing)
+		err = PARLEY_E_CLOSED;
+	/* before the application hears of it, so its disconnect handler can read parley_client_errmsg */
+	if (!was_closing)
+		record_close_reason(c, tp, err, ws_code, was_open);
 	c->tp = NULL;
 	c->conn = CONN_NONE;
 	c->conn_deadline = 0;
@@ -285,13 +308,6 @@ static void on_close(void *ctx, transport_conn *tp, int err, uint16_t ws_code)
 			complete(c, op, PARLEY_E_CLOSED, NULL);
 		}
 	} else if (client__conn_busy(c)) {
-		if (err == PARLEY_OK)
-			err = PARLEY_E_CLOSED;
-		if (!was_open)
-			client__set_err(c, "cannot connect to %s", c->conn_url);
-		else
-			client__set_err(c, "connection to %s closed: %s (WebSocket close code %u)", c->conn_url,
-					parley_strerror(err), (unsigned)ws_code);
 		client__conn_fail_all(c, err);
 	}
 	if (c->queued != NULL)

@@ -59,6 +59,22 @@ check "devices remove" 'p alice devices remove 2 >/dev/null 2>&1'
 check "removed device can no longer list" '! p alice-laptop devices >/dev/null 2>&1'
 check "server down gives a connection error, not a hang" \
 	'! PARLEY_SERVER=ws://127.0.0.1:1/v1/websocket timeout 20 "$PARLEY" --home "$dir/alice" devices >/dev/null 2>&1'
+# each way of not reaching the server says which it is
+PARLEY_SERVER=ws://127.0.0.1:1/v1/websocket p alice devices >"$dir/e1" 2>&1
+check "a refused port says so" 'grep -q "connection refused" "$dir/e1"'
+PARLEY_SERVER=ws://nonexistent.invalid:7600/v1/websocket p alice devices >"$dir/e2" 2>&1
+check "an unknown host says so" 'grep -q "cannot resolve nonexistent.invalid" "$dir/e2" && ! grep -q "refused" "$dir/e2"'
+PARLEY_SERVER="ws://127.0.0.1:$port/no/such/path" p alice devices >"$dir/e3" 2>&1
+check "a wrong path reports the HTTP status, not a malformed response" \
+	'grep -q "HTTP 404" "$dir/e3" && ! grep -qi "malformed" "$dir/e3"'
 
-kill -TERM "$pid"; wait "$pid"; pid=
+# the server dies under a listening client: the client says the connection was lost, not "close code 0"
+p alice listen --timeout 4 >"$dir/lost" 2>&1 &
+lpid=$!
+sleep 1
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+wait "$lpid"
+check "a server killed under listen reads as a lost connection" \
+	'grep -q "connection lost without a WebSocket close frame" "$dir/lost" && ! grep -q "close code 0" "$dir/lost"'
+check "listen keeps trying and says why it cannot reconnect" 'grep -q "connection refused" "$dir/lost"'
 exit $fail

@@ -150,7 +150,15 @@ typedef struct listen_state {
 	int disconnected;
 	int connecting;
 	parley_err last_err;
+	char why[256];   /* the library's one-line reason for the last loss */
 } listen_state;
+
+static void note_loss(listen_state *ls, parley_client *c, parley_err err)
+{
+	ls->disconnected = 1;
+	ls->last_err = err;
+	snprintf(ls->why, sizeof(ls->why), "%s", parley_client_errmsg(c));
+}
 
 /* The time at the start of each line of listen's output. */
 static void print_time(uint64_t ms)
@@ -249,19 +257,15 @@ static void ev_error(parley_client *c, parley_err err, const char *handle, uint3
 
 static void ev_disconnect(parley_client *c, parley_err err, void *user)
 {
-	listen_state *ls = user;
-	ls->disconnected = 1;
-	ls->last_err = err;
+	note_loss(user, c, err);
 }
 
 static void on_connected(parley_client *c, parley_err status, void *user)
 {
 	listen_state *ls = user;
 	ls->connecting = 0;
-	if (status != PARLEY_OK) {
-		ls->disconnected = 1;
-		ls->last_err = status;
-	}
+	if (status != PARLEY_OK)
+		note_loss(ls, c, status);
 }
 
 int cmd_listen(cli_ctx *ctx, int argc, char **argv)
@@ -330,9 +334,12 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 			break;
 		if (ls.disconnected && !ls.connecting && now >= retry_at) {
 			/* The server went away: keep listening, as a chat client would. */
-			if (retry_at != 0)
-				fprintf(stderr, "parley: %s: connection lost (%s), reconnecting\n", ctx->command,
-					parley_strerror(ls.last_err));
+			/* the library's reason names the cause (lost without a close frame, refused, ...);
+			 * it comes from the network, so it is printed through the terminal-safe filter */
+			fprintf(stderr, "parley: %s: ", ctx->command);
+			const char *why = ls.why[0] ? ls.why : parley_strerror(ls.last_err);
+			cli_write_safe(stderr, why, strlen(why));
+			fprintf(stderr, "; reconnecting\n");
 			retry_at = now + RECONNECT_DELAY_MS;
 			ls.disconnected = 0;
 			ls.connecting = parley_connect_start(c, on_connected, &ls) == PARLEY_OK;
