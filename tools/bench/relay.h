@@ -63,6 +63,7 @@ typedef struct relay_cfg {
 	double drain_s;        /* after sending stops: wait this long at most for acks and deliveries */
 	double connect_timeout_s;
 	unsigned ack_batch;    /* parley: server ids per AckRequest */
+	unsigned idle;         /* parley: idle WebSocket connections held open on the server during the run */
 	char run_tag[20];      /* unique per run: handles, client ids, topics never collide */
 	int progress;
 	enum relay_phase phase;

@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "relay.h"
+#include "wsload.h"
 
 static const char *peer_name(enum relay_peer p)
 {
@@ -40,6 +41,8 @@ static void relay_usage(FILE *f)
 	      "  --drain S          after sending: wait at most S for acks/deliveries (default 10;\n"
 	      "                     verify: at most S for the receivers' queues)\n"
 	      "  --threads T        client loop threads (parley peer, default 1)\n"
+	      "  --idle N           parley: hold N more WebSocket connections open, idle, during the run\n"
+	      "                     (shows whether delivery cost depends on the connections a loop holds)\n"
 	      "  --ack-batch B      parley: server ids per AckRequest (default 32, at most 100)\n"
 	      "  --server-pid PID   also report that process's CPU use during the run\n"
 	      "  --json             one JSON object on stdout instead of text\n"
@@ -103,6 +106,7 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 	if (json) {
 		printf("{\"command\":\"relay\",\"peer\":\"%s\"", peer_name(cfg->peer));
 		json_common(cfg, r);
+		printf(",\"idle\":%u", cfg->idle);
 		printf(",\"rate\":%.1f,\"window\":%u,\"send_s\":%.3f,\"planned_s\":%.3f,\"drain_s\":%.3f,"
 		       "\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"skipped\":%llu,\"client_cpu_pct\":%.0f,"
 		       "\"server_cpu_pct\":%.0f,\"state_saved\":%s,\"stop_reason\":",
@@ -123,8 +127,11 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		printf("%.0f msg/s\n", cfg->rate);
 	else
 		printf("%u per sender\n", cfg->window);
-	printf("connections  %llu established, %llu failed, in %.2f s\n", (unsigned long long)r->connected,
+	printf("connections  %llu established, %llu failed, in %.2f s", (unsigned long long)r->connected,
 	       (unsigned long long)r->connect_failed, r->connect_s);
+	if (cfg->idle)
+		printf(" (and %u idle ones held open)", cfg->idle);
+	printf("\n");
 	printf("throughput   %.0f acked/s, %.0f delivered/s over %.2f s of sending\n", ack_rate, del_rate, r->send_s);
 	if (r->stop_reason)
 		printf("stopped      early, after %.2f s of %.2f s planned: %s\n", r->send_s, r->planned_s, r->stop_reason);
@@ -259,6 +266,24 @@ static int exit_status(const relay_cfg *cfg, const relay_result *r)
 		       : 2;
 }
 
+/* The idle connections: upgraded WebSockets that send nothing, on their own client thread. */
+static int open_idle(const relay_cfg *rc, bench_run **out)
+{
+	bench_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.target = rc->target;
+	cfg.clients = rc->idle;
+	cfg.threads = 1;
+	cfg.connect_batch = 64;
+	cfg.connect_timeout_s = 60;
+	int rc2 = bench_ws__open(&cfg, out);
+	if (rc2 == PARLEY_OK && bench_ws__connected(*out) != rc->idle) {
+		bench_ws__close(*out, NULL);
+		return PARLEY_E_CONNECT;
+	}
+	return rc2;
+}
+
 int bench__cmd_relay(int argc, char **argv)
 {
 	static const char *const peers[] = {"parley", "mosquitto", "nats", "nats-js", NULL}; /* enum order */
@@ -284,6 +309,7 @@ int bench__cmd_relay(int argc, char **argv)
 		{"drain", BOPT_SECONDS, &cfg.drain_s, 0, 600, NULL, NULL},
 		{"threads", BOPT_UINT, &cfg.threads, 1, 64, NULL, NULL},
 		{"ack-batch", BOPT_UINT, &cfg.ack_batch, 1, 100, NULL, NULL}, /* parleyd takes 1..100 ids */
+		{"idle", BOPT_UINT, &cfg.idle, 0, 15000, NULL, NULL},
 		{"peer", BOPT_CHOICE, &peer, 0, 0, peers, NULL},
 		{"server-pid", BOPT_LONG, &cfg.server_pid, 1, 1u << 22, NULL, NULL},
 		{"phase", BOPT_CHOICE, &phase, 0, 0, phase_names, NULL},
@@ -330,7 +356,11 @@ int bench__cmd_relay(int argc, char **argv)
 			  : cfg.peer == RELAY_PEER_MOSQUITTO ? "127.0.0.1:1883"
 							     : "127.0.0.1:4222";
 	rc = bench__target_parse(cfg.url, &cfg.target, &why);
-	if (rc == PARLEY_OK && bench__raise_nofile((uint64_t)cfg.conns * 4 + 64) != PARLEY_OK) {
+	if (cfg.idle && cfg.peer != RELAY_PEER_PARLEY) {
+		fprintf(stderr, "parley-bench: --idle is for the parley peer\n");
+		return 1;
+	}
+	if (rc == PARLEY_OK && bench__raise_nofile((uint64_t)cfg.conns * 4 + cfg.idle + 64) != PARLEY_OK) {
 		why = "cannot raise the open-file limit";
 		rc = PARLEY_E_PERM;
 	}
@@ -347,6 +377,13 @@ int bench__cmd_relay(int argc, char **argv)
 	}
 	cfg.progress = isatty(STDERR_FILENO);
 	relay__catch_interrupts();
+	bench_run *idle = NULL;
+	if (cfg.idle && open_idle(&cfg, &idle) != PARLEY_OK) {
+		fprintf(stderr, "parley-bench: could not hold %u idle connections open\n", cfg.idle);
+		relay__state_free(&st);
+		free(res);
+		return 1;
+	}
 	c0 = bench__cpu_self();
 	s0 = bench__cpu_of(cfg.server_pid);
 	switch (cfg.peer) {
@@ -356,6 +393,8 @@ int bench__cmd_relay(int argc, char **argv)
 	}
 	c1 = bench__cpu_self();
 	s1 = bench__cpu_of(cfg.server_pid);
+	if (idle != NULL)
+		bench_ws__close(idle, NULL);
 	relay__state_free(&st);
 	if (rc == PARLEY_E_UNSUPPORTED) {
 		fprintf(stderr, "parley-bench: built without the client library for peer %s\n", peer_name(cfg.peer));
