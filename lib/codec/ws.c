@@ -62,6 +62,8 @@ struct ws_session {
 	uint16_t sent_code;
 	int err;
 };
+/* parleyd keeps one per idle connection, within a budget of 4 KiB for everything: grow it knowingly */
+_Static_assert(sizeof(struct ws_session) <= 384, "ws_session outgrew the idle-connection budget");
 
 /* ---- output ---- */
 
@@ -237,7 +239,7 @@ static int take_header(ws_session *s, const uint8_t *in, size_t len, size_t *use
 {
 	size_t before = s->hdr_have;
 	size_t take = sizeof(s->hdr) - before;
-	uint16_t code;
+	uint16_t code = WS_CLOSE_PROTOCOL;
 	if (take > len)
 		take = len;
 	memcpy(s->hdr + before, in, take);
@@ -255,7 +257,7 @@ static int take_header(ws_session *s, const uint8_t *in, size_t len, size_t *use
 				  : rc == PARLEY_E_WS_TOO_LARGE ? "message too large"
 				  : rc == PARLEY_E_WS_BAD_CLOSE ? "bad close frame"
 								 : "protocol error";
-		fail(s, rc, rc == PARLEY_E_WS_TOO_LARGE ? WS_CLOSE_TOO_LARGE : WS_CLOSE_PROTOCOL, why);
+		fail(s, rc, code, why);
 		return rc;
 	}
 	*used = s->fh.header_len - before;
@@ -304,7 +306,8 @@ static int msg_append(ws_session *s, const uint8_t *p, size_t n, uint64_t off)
 	return PARLEY_OK;
 }
 
-/* Text is refused either way, so it is only checked (incrementally, like a validating peer), not kept. */
+/* Text is refused either way, so it is only checked (incrementally, like a validating peer), not kept.
+ * PARLEY_OK while the text so far can still be UTF-8. */
 static int check_text(ws_session *s, const uint8_t *p, size_t n, uint64_t off)
 {
 	uint8_t tmp[256];
@@ -375,20 +378,19 @@ static void end_frame(ws_session *s)
 	drop_msg(s);
 }
 
-/* n payload bytes of the current frame; win is the same bytes when the caller lets us unmask in place. */
-static int take_payload(ws_session *s, const uint8_t *in, uint8_t *win, size_t n)
+/* n payload bytes of the current frame; win is the same bytes when the caller lets us unmask in place.
+ * A failure is recorded in s->err (with the close frame queued). */
+static void take_payload(ws_session *s, const uint8_t *in, uint8_t *win, size_t n)
 {
 	uint64_t off = s->fh.payload_len - s->remaining;
-	int rc = PARLEY_OK;
 	s->remaining -= n;
 	if (s->fh.opcode & 0x8) {
 		apply_mask(s->ctrl + s->ctrl_have, in, n, s->fh.mask, off);
 		s->ctrl_have = (uint8_t)(s->ctrl_have + n);
 	} else if (s->text_message) {
-		rc = check_text(s, in, n, off);
-		if (rc != PARLEY_OK) {
-			fail(s, rc, WS_CLOSE_BAD_DATA, "invalid UTF-8");
-			return rc;
+		if (check_text(s, in, n, off) != PARLEY_OK) {
+			fail(s, PARLEY_E_WS_BAD_UTF8, WS_CLOSE_BAD_DATA, "invalid UTF-8");
+			return;
 		}
 	} else if (s->fh.fin && s->fh.opcode == WS_OP_BINARY && n == s->fh.payload_len &&
 		   (!s->fh.masked || win != NULL)) {
@@ -398,41 +400,32 @@ static int take_payload(ws_session *s, const uint8_t *in, uint8_t *win, size_t n
 		s->hdr_done = 0;
 		s->hdr_have = 0;
 		deliver(s, s->fh.masked ? win : in, n);
-		return PARLEY_OK;
-	} else if (n > 0) {
-		rc = msg_append(s, in, n, off);
-		if (rc != PARLEY_OK) {
-			fail(s, rc, WS_CLOSE_INTERNAL, "out of memory");
-			return rc;
-		}
+		return;
+	} else if (n > 0 && msg_append(s, in, n, off) != PARLEY_OK) {
+		fail(s, PARLEY_E_NOMEM, WS_CLOSE_INTERNAL, "out of memory");
+		return;
 	}
 	if (s->remaining == 0)
 		end_frame(s);
-	return PARLEY_OK;
 }
 
+/* Frame by frame until the input ends, a violation, or the peer's close (what follows it is ignored). */
 static int feed(ws_session *s, const uint8_t *in, uint8_t *win, size_t len)
 {
 	size_t i = 0;
-	while (s->err == PARLEY_OK && !s->close_received) {
+	while (i < len && s->err == PARLEY_OK && !s->close_received) {
 		if (!s->hdr_done) {
 			size_t used;
-			if (i == len)
-				break;
 			int rc = take_header(s, in + i, len - i, &used);
 			i += used;
-			if (rc == PARLEY_E_PROTO_TRUNCATED)
-				break;
 			if (rc != PARLEY_OK)
-				break;
+				break; /* header incomplete (all of the input taken), or refused */
 			if (s->remaining == 0)
 				end_frame(s);
 			continue;
 		}
-		if (i == len)
-			break;
 		size_t n = s->remaining < len - i ? (size_t)s->remaining : len - i;
-		(void)take_payload(s, in + i, win != NULL ? win + i : NULL, n);
+		take_payload(s, in + i, win != NULL ? win + i : NULL, n);
 		i += n;
 	}
 	return s->err;
