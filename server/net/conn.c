@@ -64,7 +64,7 @@ void net__conn_unref(net_conn *c)
 
 size_t net__conn_buffered(const net_conn *c)
 {
-	return c->ws != NULL ? ws__buffered_bytes(c->ws) : 0;
+	return (c->ws != NULL ? ws__buffered_bytes(c->ws) : 0) + (c->tls != NULL ? tls__buffered_bytes(c->tls) : 0);
 }
 
 int net__conn_is_open(const net_conn *c)

@@ -117,8 +117,8 @@ SSL_CTX *net__tls_ctx_get(net_server *s);
 void net__conn_accept(net_worker *w);
 void net__conn_shutdown(net_conn *c, int hard); /* drain: 1001 for WebSocket, cut otherwise */
 void net__conn_flush(net_conn *c);    /* the queued flush is due (sched.c) */
-/* Heap bytes held in buffers beyond the connection's fixed state (ws output and reassembly); 0 for an
- * idle WebSocket connection. For tests and diagnostics. */
+/* Heap bytes held in buffers beyond the connection's fixed state (ws output and reassembly, TLS memory
+ * BIOs); 0 for an idle plain WebSocket connection, at most about 2 KiB with TLS. Tests, diagnostics. */
 size_t net__conn_buffered(const net_conn *c);
 void net__conn_deadline(net_conn *c); /* its deadline expired; it is off the list already (sched.c) */
 

@@ -210,7 +210,8 @@ static void echo_once(uv_loop_t *loop, const char *url, const transport_options 
 }
 
 /* A large message (reassembled by the server), its echo, then "stat": the server reports the buffer
- * bytes the connection still holds, which must be none. */
+ * bytes the connection still holds: none without TLS; with TLS only what the "stat" record itself took
+ * in a memory BIO, not the 64 KiB reads and the 150 kB echo that went through them. */
 typedef struct stat_client {
 	transport_conn *t;
 	int done, step, err;
@@ -247,7 +248,8 @@ static void st_close(void *ctx, transport_conn *t, int err, uint16_t code)
 	st->err = err;
 }
 
-static void test_drained_holds_nothing(uv_loop_t *loop, const char *url, const transport_options *opt)
+static void test_drained_holds_nothing(uv_loop_t *loop, const char *url, const transport_options *opt,
+				       uint64_t max_held)
 {
 	stat_client st = {.held = UINT64_MAX};
 	transport_callbacks cb = {.ctx = &st, .on_open = st_open, .on_message = st_message, .on_close = st_close};
@@ -260,7 +262,10 @@ static void test_drained_holds_nothing(uv_loop_t *loop, const char *url, const t
 	TEST_CHECK(st.done);
 	TEST_EQ_INT(st.err, PARLEY_OK);
 	TEST_EQ_INT(st.step, 2);
-	TEST_EQ_INT(st.held, 0);
+	if (max_held == 0)
+		TEST_EQ_INT(st.held, 0);
+	else
+		TEST_CHECK(st.held <= max_held);
 }
 
 /* ---- raw blocking sockets for what a well-behaved client would never do ---- */
@@ -568,7 +573,7 @@ int main(void)
 	test_plain_routes(port);
 	test_oversized_header(port);
 	echo_once(&loop, url, NULL, PARLEY_OK); /* still serving after the 431 */
-	test_drained_holds_nothing(&loop, url, NULL);
+	test_drained_holds_nothing(&loop, url, NULL, 0);
 	test_slow_consumer(&loop, s);
 	/* wrong path, refused upgrade */
 	char bad_url[128];
@@ -588,7 +593,7 @@ int main(void)
 		transport_options opt = {.ca_file = cert};
 		snprintf(url, sizeof(url), "wss://localhost:%u/v1/websocket", port);
 		echo_once(&loop, url, &opt, PARLEY_OK);
-		test_drained_holds_nothing(&loop, url, &opt);
+		test_drained_holds_nothing(&loop, url, &opt, 2048);
 		/* the system store does not know our certificate */
 		echo_once(&loop, url, NULL, PARLEY_E_TLS);
 		/* tests-only escape hatch */
