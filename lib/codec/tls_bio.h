@@ -45,6 +45,10 @@ void tls__shutdown(tls_bio *t);
 size_t tls__take_output(tls_bio *t, uint8_t *out, size_t max);
 size_t tls__pending_output(const tls_bio *t);
 
+/* Capacity of the two memory BIOs (a drained one is emptied once after the handshake, then whenever
+ * it grew past 1 KiB). OpenSSL's own per-connection state is not counted. */
+size_t tls__buffered_bytes(const tls_bio *t);
+
 /* Last OpenSSL error as text, for logs ("" if none). Thread-local like OpenSSL's error queue. */
 const char *tls__last_error(const tls_bio *t);
 

@@ -1,12 +1,19 @@
-/* WebSocket session: wslay's event API driven from buffers, with parley's own frame checks in front.
+/* WebSocket session: RFC 6455 framing driven from buffers, sized for the idle connection.
  *
- * Why a checker in front of wslay: wslay refuses bad frames with one generic WSLAY_ERR_PROTO and picks
- * the close code itself, so "unmasked client frame", "too large" and "bad close payload" would look the
- * same to the caller. The tracker below walks the same byte stream frame by frame (headers only, plus
- * the <= 125-byte close payload) and holds back the bytes of a frame until its header — or, for a close
- * frame, its whole payload — has been judged. wslay therefore only ever sees frames we accept, and every
- * violation gets its own parley error and close code. wslay still does the reassembly, control-frame
- * interleaving, automatic pong and close reply.
+ * Why our own framing and not wslay: a wslay event context embeds two 4 KiB frame buffers and three
+ * queues (about 9 KiB per connection, busy or idle) and allocates three times for every message it
+ * sends. parleyd holds tens of thousands of mostly idle connections, so the session keeps only the
+ * few bytes of parser state an idle connection needs and takes memory when there is work:
+ *   - input: a binary message that arrives whole in one feed (the usual case) is delivered straight
+ *     from the caller's buffer (unmasked in place with ws__feed_inplace); only a message split over
+ *     feeds or fragments is reassembled, in a buffer that grows with the bytes received and is freed
+ *     as soon as the message is delivered;
+ *   - output: frames are encoded directly into one output buffer, allocated on the first frame and
+ *     freed when the socket layer has taken everything (ws__consume_output). It has a hard bound:
+ *     max_output for data, a little more for the control frames the session answers with itself.
+ * Frames are checked header by header as bytes arrive (ws__frame_header_parse, then judge_header in
+ * context), so each violation has its own error and close code and nothing is stored for a frame that
+ * is going to be refused.
  */
 #include "codec/ws.h"
 
@@ -14,116 +21,162 @@
 
 #include <parley/error.h>
 #include <sodium.h>
-#include <wslay/wslay.h>
 
 #include "common/alloc.h"
-#include "common/dynbuf.h"
 
-/* a frame's bytes held until judged: longest header + longest close payload */
-#define WS_HELD_MAX (14 + 125)
+#define WS_MAX_HDR 14                       /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_MAX_CTRL 125                     /* control frame payload, §5.5 */
+#define WS_CTRL_FRAME (2 + 4 + WS_MAX_CTRL) /* longest control frame on the wire */
+#define WS_OUT_MIN 512                      /* first output allocation: a few small frames fit */
 
 struct ws_session {
-	wslay_event_context_ptr ctx;
-	enum ws_role role;
-	ws_config cfg;
 	ws_callbacks cb;
+	size_t max_message;
+	size_t max_output;
 
-	/* input being handed to wslay by recv_cb: held[0..held_len) then in[0..in_len), first `release`
-	 * bytes of that sequence only */
-	const uint8_t *in;
-	size_t in_len;
-	size_t release;
-	size_t served;
+	/* output not yet taken by the socket layer: out[out_off..out_len); NULL when empty */
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
 
-	/* output: frames written by wslay, not yet taken by the socket layer = out.data[out_off..out.len) */
-	dynbuf out;
-	size_t out_off;
+	/* reassembly of a binary message not delivered straight from the input; NULL otherwise */
+	uint8_t *msg;
+	size_t msg_have, msg_cap;
+	uint64_t msg_len; /* judged length of the current data message, all fragments so far */
 
-	/* tracker state for the frame currently being received */
-	uint8_t held[WS_HELD_MAX];
-	size_t held_len;
-	uint8_t hdr[14];
-	size_t hdr_have;
-	int hdr_done;
+	/* frame being received */
 	ws_frame_header fh;
-	uint64_t remaining;
-	uint8_t close_buf[125];
-	size_t close_have;
-	int in_message;    /* a fragmented data message has started and not finished */
-	int text_message;  /* the current (or last) data message is text */
-	uint64_t msg_len;  /* bytes of the current data message so far */
+	uint64_t remaining; /* payload bytes of fh still to come */
+	uint8_t hdr[WS_MAX_HDR];
+	uint8_t hdr_have;
+	uint8_t hdr_done;
+	uint8_t ctrl_have;
+	uint8_t ctrl[WS_MAX_CTRL]; /* control frame payload, unmasked */
+	ws_utf8 utf8;              /* text message being checked */
 
-	int err;
-	int in_recv;        /* inside wslay_event_recv: callbacks must not flush */
-	int close_queued;
+	uint8_t role;
+	uint8_t in_message;   /* a fragmented data message has started and not finished */
+	uint8_t text_message; /* the current (or last) data message is text */
+	uint8_t close_sent;   /* our close frame is in the output (nothing may follow it) */
+	uint8_t close_received;
 	uint16_t peer_code;
+	uint16_t sent_code;
+	int err;
 };
+/* parleyd keeps one per idle connection, within a budget of 4 KiB for everything: grow it knowingly */
+_Static_assert(sizeof(struct ws_session) <= 384, "ws_session outgrew the idle-connection budget");
 
-/* ---- wslay callbacks ---- */
+/* ---- output ---- */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+/* dst = src XOR the mask, starting at payload offset off. dst may equal src. */
+static void apply_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4], uint64_t off)
 {
-	ws_session *s = user;
-	size_t n = 0;
-	(void)flags;
-	if (s->err != PARLEY_OK) {
-		/* after a violation nothing more is read */
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
+	uint8_t m[8];
+	uint64_t m64;
+	size_t i = 0;
+	for (int k = 0; k < 8; k++)
+		m[k] = mask[(off + (uint64_t)k) & 3];
+	memcpy(&m64, m, sizeof(m64));
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, src + i, sizeof(v));
+		v ^= m64;
+		memcpy(dst + i, &v, sizeof(v));
 	}
-	while (n < len && s->served < s->release) {
-		size_t avail, chunk;
-		const uint8_t *src;
-		if (s->served < s->held_len) {
-			src = s->held + s->served;
-			avail = s->held_len - s->served;
-		} else {
-			src = s->in + (s->served - s->held_len);
-			avail = s->release - s->served;
-		}
-		if (avail > s->release - s->served)
-			avail = s->release - s->served;
-		chunk = avail < len - n ? avail : len - n;
-		memcpy(buf + n, src, chunk);
-		n += chunk;
-		s->served += chunk;
-	}
-	if (n == 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	return (ssize_t)n;
+	for (; i < n; i++)
+		dst[i] = src[i] ^ m[i & 7];
 }
 
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+/* Room for n more bytes of output, as long as the unsent total stays within limit. Returns the tail
+ * or NULL with *rc = PARLEY_E_SLOW_CONSUMER (over the limit) or PARLEY_E_NOMEM. */
+static uint8_t *out_reserve(ws_session *s, size_t n, size_t limit, int *rc)
 {
-	ws_session *s = user;
-	(void)flags;
-	/* reclaim consumed space first so the bound counts only unsent bytes */
+	size_t pending = s->out_len - s->out_off;
+	*rc = PARLEY_OK;
+	if (n > limit || pending > limit - n) {
+		*rc = PARLEY_E_SLOW_CONSUMER;
+		return NULL;
+	}
+	if (s->out_cap - s->out_len >= n)
+		return s->out + s->out_len;
 	if (s->out_off > 0) {
-		dynbuf__consume(&s->out, s->out_off);
+		/* reclaim what the socket layer already took before growing */
+		memmove(s->out, s->out + s->out_off, pending);
+		s->out_len = pending;
 		s->out_off = 0;
+		if (s->out_cap - s->out_len >= n)
+			return s->out + s->out_len;
 	}
-	size_t room = s->out.max - s->out.len;
-	if (room == 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
+	size_t want = pending + n;
+	size_t ncap = s->out_cap > WS_OUT_MIN / 2 ? s->out_cap * 2 : WS_OUT_MIN;
+	if (ncap < want)
+		ncap = want;
+	uint8_t *p = parley__realloc(s->out, ncap);
+	if (p == NULL) {
+		*rc = PARLEY_E_NOMEM;
+		return NULL;
 	}
-	if (len > room)
-		len = room;
-	if (dynbuf__append(&s->out, data, len) != PARLEY_OK) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return (ssize_t)len;
+	s->out = p;
+	s->out_cap = ncap;
+	return s->out + s->out_len;
 }
 
-static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+/* Appends one complete frame (fin set), masked in the client role. limit bounds the unsent output.
+ * All or nothing: on failure the output is unchanged. */
+static int put_frame(ws_session *s, unsigned opcode, const uint8_t *payload, size_t len, size_t limit)
 {
-	(void)ctx;
-	(void)user;
-	randombytes_buf(buf, len);
-	return 0;
+	size_t hl = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + (s->role == WS_ROLE_CLIENT ? 4 : 0);
+	int rc;
+	if (len > SIZE_MAX - hl)
+		return PARLEY_E_SLOW_CONSUMER;
+	uint8_t *h = out_reserve(s, hl + len, limit, &rc);
+	if (h == NULL)
+		return rc;
+	uint8_t mbit = s->role == WS_ROLE_CLIENT ? 0x80 : 0;
+	size_t o = 0;
+	h[o++] = (uint8_t)(0x80 | opcode);
+	if (len < 126) {
+		h[o++] = (uint8_t)(mbit | len);
+	} else if (len <= 0xffff) {
+		h[o++] = mbit | 126;
+		h[o++] = (uint8_t)(len >> 8);
+		h[o++] = (uint8_t)len;
+	} else {
+		h[o++] = mbit | 127;
+		for (int i = 7; i >= 0; i--)
+			h[o++] = (uint8_t)((uint64_t)len >> (8 * i));
+	}
+	if (mbit) {
+		/* §5.3: a fresh unpredictable key for every frame */
+		randombytes_buf(h + o, 4);
+		apply_mask(h + o + 4, payload, len, h + o, 0);
+	} else if (len > 0) {
+		memcpy(h + o, payload, len);
+	}
+	s->out_len += hl + len;
+	return PARLEY_OK;
+}
+
+/* The close frame: never refused for size (one per session, and the peer must see it). code 0 sends
+ * an empty close (the echo of a close that carried no code). */
+static int put_close(ws_session *s, uint16_t code, const uint8_t *reason, size_t rlen)
+{
+	uint8_t p[2 + 123] = {0};
+	size_t n = 0;
+	if (code != 0) {
+		if (rlen > sizeof(p) - 2)
+			rlen = sizeof(p) - 2;
+		p[0] = (uint8_t)(code >> 8);
+		p[1] = (uint8_t)code;
+		if (rlen > 0)
+			memcpy(p + 2, reason, rlen);
+		n = 2 + rlen;
+	}
+	int rc = put_frame(s, WS_OP_CLOSE, p, n, SIZE_MAX);
+	if (rc == PARLEY_OK) {
+		s->close_sent = 1;
+		s->sent_code = code != 0 ? code : WS_CLOSE_NO_STATUS;
+	}
+	return rc;
 }
 
 /* Records the first violation and queues the matching close frame. */
@@ -132,46 +185,11 @@ static void fail(ws_session *s, int err, uint16_t code, const char *reason)
 	if (s->err != PARLEY_OK)
 		return;
 	s->err = err;
-	if (!s->close_queued) {
-		s->close_queued = 1;
-		wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, strlen(reason));
-	}
+	if (!s->close_sent)
+		(void)put_close(s, code, (const uint8_t *)reason, strlen(reason));
 }
 
-static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
-{
-	ws_session *s = user;
-	(void)ctx;
-	if (s->err != PARLEY_OK)
-		return;
-	switch (arg->opcode) {
-	case WSLAY_BINARY_FRAME: {
-		/* wslay hands NULL for an empty message; callers may memcmp/memcpy it, so never pass NULL */
-		static const uint8_t empty[1];
-		if (s->cb.on_message != NULL)
-			s->cb.on_message(s->cb.ctx, arg->msg != NULL ? arg->msg : empty, arg->msg_length);
-		break;
-	}
-	case WSLAY_TEXT_FRAME:
-		if (!ws__utf8_valid(arg->msg, arg->msg_length))
-			fail(s, PARLEY_E_WS_BAD_UTF8, WS_CLOSE_BAD_DATA, "invalid UTF-8");
-		else
-			fail(s, PARLEY_E_UNSUPPORTED, WS_CLOSE_UNSUPPORTED, "binary messages only");
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-		s->peer_code = arg->msg_length >= 2 ? arg->status_code : WS_CLOSE_NO_STATUS;
-		/* wslay queues the reply itself, echoing the code */
-		s->close_queued = 1;
-		if (s->cb.on_peer_close != NULL)
-			s->cb.on_peer_close(s->cb.ctx, s->peer_code, arg->msg_length >= 2 ? arg->msg + 2 : NULL,
-					    arg->msg_length >= 2 ? arg->msg_length - 2 : 0);
-		break;
-	default: /* ping (answered by wslay) and pong */
-		break;
-	}
-}
-
-/* ---- frame tracker ---- */
+/* ---- input ---- */
 
 /* Judges a complete header in context: role, fragmentation order, message size. */
 static int judge_header(ws_session *s, uint16_t *code)
@@ -193,8 +211,9 @@ static int judge_header(ws_session *s, uint16_t *code)
 	if (h->opcode != WS_OP_CONT) {
 		s->msg_len = 0;
 		s->text_message = h->opcode == WS_OP_TEXT;
+		memset(&s->utf8, 0, sizeof(s->utf8));
 	}
-	if (h->payload_len > s->cfg.max_message - s->msg_len) {
+	if (h->payload_len > s->max_message - s->msg_len) {
 		*code = WS_CLOSE_TOO_LARGE;
 		return PARLEY_E_WS_TOO_LARGE;
 	}
@@ -203,127 +222,227 @@ static int judge_header(ws_session *s, uint16_t *code)
 	return PARLEY_OK;
 }
 
-static int judge_close_payload(ws_session *s)
+static int judge_close_payload(const ws_session *s)
 {
-	if (s->close_have < 2)
+	if (s->ctrl_have < 2)
 		return PARLEY_OK; /* empty close: allowed, no status */
-	uint16_t code = (uint16_t)((s->close_buf[0] << 8) | s->close_buf[1]);
+	uint16_t code = (uint16_t)((s->ctrl[0] << 8) | s->ctrl[1]);
 	if (!ws__close_code_valid(code))
 		return PARLEY_E_WS_BAD_CLOSE;
-	if (!ws__utf8_valid(s->close_buf + 2, s->close_have - 2))
+	if (!ws__utf8_valid(s->ctrl + 2, s->ctrl_have - 2u))
 		return PARLEY_E_WS_BAD_CLOSE;
 	return PARLEY_OK;
 }
 
-/* Walks the new input. Sets *release to how many bytes of held+in wslay may have; returns the first
- * violation (then *release ends before the offending frame) or PARLEY_OK. */
-static int track(ws_session *s, const uint8_t *in, size_t len, size_t *release, uint16_t *code)
+/* Reads header bytes from in; *used says how many. PARLEY_E_PROTO_TRUNCATED: all of in was header. */
+static int take_header(ws_session *s, const uint8_t *in, size_t len, size_t *used)
+{
+	size_t before = s->hdr_have;
+	size_t take = sizeof(s->hdr) - before;
+	uint16_t code = WS_CLOSE_PROTOCOL;
+	if (take > len)
+		take = len;
+	memcpy(s->hdr + before, in, take);
+	int rc = ws__frame_header_parse(s->hdr, before + take, &s->fh);
+	if (rc == PARLEY_E_PROTO_TRUNCATED) {
+		s->hdr_have = (uint8_t)(before + take);
+		*used = take;
+		return rc;
+	}
+	*used = 0;
+	if (rc == PARLEY_OK)
+		rc = judge_header(s, &code);
+	if (rc != PARLEY_OK) {
+		const char *why = rc == PARLEY_E_WS_UNMASKED   ? "unmasked frame"
+				  : rc == PARLEY_E_WS_TOO_LARGE ? "message too large"
+				  : rc == PARLEY_E_WS_BAD_CLOSE ? "bad close frame"
+								 : "protocol error";
+		fail(s, rc, code, why);
+		return rc;
+	}
+	*used = s->fh.header_len - before;
+	s->hdr_done = 1;
+	s->remaining = s->fh.payload_len;
+	s->ctrl_have = 0;
+	return PARLEY_OK;
+}
+
+static void deliver(ws_session *s, const uint8_t *buf, size_t len)
+{
+	/* never hand NULL for an empty message: callers may memcmp/memcpy it */
+	static const uint8_t empty[1];
+	if (s->cb.on_message != NULL)
+		s->cb.on_message(s->cb.ctx, buf != NULL ? buf : empty, len);
+}
+
+static void drop_msg(ws_session *s)
+{
+	parley__free(s->msg);
+	s->msg = NULL;
+	s->msg_have = s->msg_cap = 0;
+}
+
+/* Unmasked payload bytes of a binary message into the reassembly buffer. It grows with the bytes that
+ * actually arrived (doubling, never past the judged length of the message), not with the length a
+ * header announces: a peer trickling a large frame costs what it sent, not max_message up front. */
+static int msg_append(ws_session *s, const uint8_t *p, size_t n, uint64_t off)
+{
+	if (s->msg_cap - s->msg_have < n) {
+		size_t need = s->msg_have + n;
+		size_t ncap = s->msg_cap * 2 > need ? s->msg_cap * 2 : need;
+		if (ncap > s->msg_len)
+			ncap = (size_t)s->msg_len; /* >= need: this frame is counted in msg_len */
+		uint8_t *m = parley__realloc(s->msg, ncap);
+		if (m == NULL)
+			return PARLEY_E_NOMEM;
+		s->msg = m;
+		s->msg_cap = ncap;
+	}
+	if (s->fh.masked)
+		apply_mask(s->msg + s->msg_have, p, n, s->fh.mask, off);
+	else
+		memcpy(s->msg + s->msg_have, p, n);
+	s->msg_have += n;
+	return PARLEY_OK;
+}
+
+/* Text is refused either way, so it is only checked (incrementally, like a validating peer), not kept.
+ * PARLEY_OK while the text so far can still be UTF-8. */
+static int check_text(ws_session *s, const uint8_t *p, size_t n, uint64_t off)
+{
+	uint8_t tmp[256];
+	while (n > 0) {
+		size_t k = n < sizeof(tmp) ? n : sizeof(tmp);
+		apply_mask(tmp, p, k, s->fh.mask, off); /* an unmasked frame has a zero mask */
+		if (!ws__utf8_feed(&s->utf8, tmp, k))
+			return PARLEY_E_WS_BAD_UTF8;
+		p += k;
+		n -= k;
+		off += k;
+	}
+	return PARLEY_OK;
+}
+
+static void on_control(ws_session *s)
+{
+	switch (s->fh.opcode) {
+	case WS_OP_PING:
+		/* answered unless we are closing; a peer that does not read its pongs gets none past the bound */
+		if (!s->close_sent &&
+		    put_frame(s, WS_OP_PONG, s->ctrl, s->ctrl_have, s->max_output + WS_MAX_HDR + WS_CTRL_FRAME) ==
+			    PARLEY_E_NOMEM)
+			fail(s, PARLEY_E_NOMEM, WS_CLOSE_INTERNAL, "out of memory");
+		break;
+	case WS_OP_CLOSE: {
+		if (judge_close_payload(s) != PARLEY_OK) {
+			fail(s, PARLEY_E_WS_BAD_CLOSE, WS_CLOSE_PROTOCOL, "bad close frame");
+			return;
+		}
+		uint16_t code = s->ctrl_have >= 2 ? (uint16_t)((s->ctrl[0] << 8) | s->ctrl[1]) : 0;
+		const uint8_t *reason = s->ctrl_have >= 2 ? s->ctrl + 2 : NULL;
+		size_t rlen = s->ctrl_have >= 2 ? s->ctrl_have - 2u : 0;
+		s->close_received = 1;
+		s->peer_code = code != 0 ? code : WS_CLOSE_NO_STATUS;
+		/* §5.5.1: answer with the same code (and reason) unless our close went first */
+		if (!s->close_sent && put_close(s, code, reason, rlen) != PARLEY_OK)
+			s->err = PARLEY_E_NOMEM;
+		if (s->cb.on_peer_close != NULL)
+			s->cb.on_peer_close(s->cb.ctx, s->peer_code, reason, rlen);
+		break;
+	}
+	default: /* pong */
+		break;
+	}
+}
+
+/* The last payload byte of the current frame (or its header, for an empty one) was read. */
+static void end_frame(ws_session *s)
+{
+	s->hdr_done = 0;
+	s->hdr_have = 0;
+	if (s->fh.opcode & 0x8) {
+		on_control(s);
+		return;
+	}
+	if (!s->fh.fin)
+		return;
+	if (s->text_message) {
+		if (s->utf8.need != 0)
+			fail(s, PARLEY_E_WS_BAD_UTF8, WS_CLOSE_BAD_DATA, "invalid UTF-8");
+		else
+			fail(s, PARLEY_E_UNSUPPORTED, WS_CLOSE_UNSUPPORTED, "binary messages only");
+		return;
+	}
+	/* the message buffer is released before anything can be fed again, so an idle session holds none */
+	deliver(s, s->msg, s->msg_have);
+	drop_msg(s);
+}
+
+/* n payload bytes of the current frame; win is the same bytes when the caller lets us unmask in place.
+ * A failure is recorded in s->err (with the close frame queued). */
+static void take_payload(ws_session *s, const uint8_t *in, uint8_t *win, size_t n)
+{
+	uint64_t off = s->fh.payload_len - s->remaining;
+	s->remaining -= n;
+	if (s->fh.opcode & 0x8) {
+		apply_mask(s->ctrl + s->ctrl_have, in, n, s->fh.mask, off);
+		s->ctrl_have = (uint8_t)(s->ctrl_have + n);
+	} else if (s->text_message) {
+		if (check_text(s, in, n, off) != PARLEY_OK) {
+			fail(s, PARLEY_E_WS_BAD_UTF8, WS_CLOSE_BAD_DATA, "invalid UTF-8");
+			return;
+		}
+	} else if (s->fh.fin && s->fh.opcode == WS_OP_BINARY && n == s->fh.payload_len &&
+		   (!s->fh.masked || win != NULL)) {
+		/* a whole unfragmented message in this input: no copy */
+		if (s->fh.masked)
+			apply_mask(win, win, n, s->fh.mask, 0);
+		s->hdr_done = 0;
+		s->hdr_have = 0;
+		deliver(s, s->fh.masked ? win : in, n);
+		return;
+	} else if (n > 0 && msg_append(s, in, n, off) != PARLEY_OK) {
+		fail(s, PARLEY_E_NOMEM, WS_CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	if (s->remaining == 0)
+		end_frame(s);
+}
+
+/* Frame by frame until the input ends, a violation, or the peer's close (what follows it is ignored). */
+static int feed(ws_session *s, const uint8_t *in, uint8_t *win, size_t len)
 {
 	size_t i = 0;
-	size_t frame_start = 0; /* virtual index (held + in) of the current frame */
-	int rc = PARLEY_OK;
-	*code = WS_CLOSE_PROTOCOL;
-	while (i < len || (s->hdr_done && s->remaining == 0)) {
+	while (i < len && s->err == PARLEY_OK && !s->close_received) {
 		if (!s->hdr_done) {
-			size_t take = sizeof(s->hdr) - s->hdr_have;
-			if (take > len - i)
-				take = len - i;
-			memcpy(s->hdr + s->hdr_have, in + i, take);
-			size_t before = s->hdr_have;
-			rc = ws__frame_header_parse(s->hdr, s->hdr_have + take, &s->fh);
-			if (rc == PARLEY_E_PROTO_TRUNCATED) {
-				s->hdr_have += take;
-				i += take;
-				rc = PARLEY_OK;
-				break;
-			}
-			if (rc == PARLEY_OK)
-				rc = judge_header(s, code);
+			size_t used;
+			int rc = take_header(s, in + i, len - i, &used);
+			i += used;
 			if (rc != PARLEY_OK)
-				goto fail;
-			i += s->fh.header_len - before;
-			s->hdr_have = s->fh.header_len;
-			s->hdr_done = 1;
-			s->remaining = s->fh.payload_len;
-			s->close_have = 0;
+				break; /* header incomplete (all of the input taken), or refused */
+			if (s->remaining == 0)
+				end_frame(s);
 			continue;
 		}
 		size_t n = s->remaining < len - i ? (size_t)s->remaining : len - i;
-		if (s->fh.opcode == WS_OP_CLOSE) {
-			for (size_t k = 0; k < n; k++) {
-				uint8_t b = in[i + k];
-				if (s->fh.masked)
-					b ^= s->fh.mask[s->close_have % 4];
-				s->close_buf[s->close_have++] = b;
-			}
-		}
-		s->remaining -= n;
+		take_payload(s, in + i, win != NULL ? win + i : NULL, n);
 		i += n;
-		if (s->remaining > 0)
-			break;
-		if (s->fh.opcode == WS_OP_CLOSE) {
-			rc = judge_close_payload(s);
-			if (rc != PARLEY_OK)
-				goto fail;
-		}
-		s->hdr_done = 0;
-		s->hdr_have = 0;
-		frame_start = s->held_len + i;
 	}
-	/* hold back an unjudged header, and a close frame until its payload is complete */
-	if (!s->hdr_done && s->hdr_have > 0)
-		*release = frame_start;
-	else if (s->hdr_done && s->fh.opcode == WS_OP_CLOSE)
-		*release = frame_start;
-	else
-		*release = s->held_len + len;
-	return PARLEY_OK;
-fail:
-	*release = frame_start;
-	return rc;
+	return s->err;
 }
 
 /* ---- session API ---- */
 
-static void flush(ws_session *s)
-{
-	if (s->in_recv)
-		return;
-	/* WOULDBLOCK (output full) is handled inside wslay and returns 0. Anything else means a frame may
-	 * be half written: the session cannot continue, and the socket layer must drop the connection. */
-	int r = wslay_event_send(s->ctx);
-	if (r != 0 && s->err == PARLEY_OK)
-		s->err = r == WSLAY_ERR_NOMEM || r == WSLAY_ERR_CALLBACK_FAILURE ? PARLEY_E_NOMEM : PARLEY_E_INTERNAL;
-}
-
 int ws__session_new(ws_session **out, enum ws_role role, const ws_config *cfg, const ws_callbacks *cb)
 {
-	struct wslay_event_callbacks wcb = {
-		.recv_callback = recv_cb,
-		.send_callback = send_cb,
-		.genmask_callback = genmask_cb,
-		.on_msg_recv_callback = on_msg_cb,
-	};
 	ws_session *s = parley__calloc(1, sizeof(*s));
-	int r;
 	if (s == NULL)
 		return PARLEY_E_NOMEM;
-	s->role = role;
-	s->cfg.max_message = cfg != NULL && cfg->max_message ? cfg->max_message : WS_DEFAULT_MAX_MESSAGE;
-	s->cfg.max_output = cfg != NULL && cfg->max_output ? cfg->max_output : WS_DEFAULT_MAX_OUTPUT;
+	s->role = (uint8_t)role;
+	s->max_message = cfg != NULL && cfg->max_message ? cfg->max_message : WS_DEFAULT_MAX_MESSAGE;
+	s->max_output = cfg != NULL && cfg->max_output ? cfg->max_output : WS_DEFAULT_MAX_OUTPUT;
 	if (cb != NULL)
 		s->cb = *cb;
-	dynbuf__init(&s->out, s->cfg.max_output);
-	if (role == WS_ROLE_SERVER)
-		r = wslay_event_context_server_init(&s->ctx, &wcb, s);
-	else
-		r = wslay_event_context_client_init(&s->ctx, &wcb, s);
-	if (r != 0) {
-		parley__free(s);
-		return PARLEY_E_NOMEM;
-	}
-	/* our tracker refuses first; this is wslay's own backstop */
-	wslay_event_config_set_max_recv_msg_length(s->ctx, s->cfg.max_message);
 	*out = s;
 	return PARLEY_OK;
 }
@@ -332,149 +451,98 @@ void ws__session_free(ws_session *s)
 {
 	if (s == NULL)
 		return;
-	wslay_event_context_free(s->ctx);
-	dynbuf__free(&s->out);
+	parley__free(s->out);
+	parley__free(s->msg);
 	parley__free(s);
-}
-
-/* Keeps the not-released tail (bytes of the current, still unjudged frame) for the next feed. */
-static void keep_tail(ws_session *s, const uint8_t *in, size_t len, size_t release)
-{
-	size_t total = s->held_len + len;
-	uint8_t tmp[WS_HELD_MAX];
-	size_t k = 0;
-	/* the tail is one frame's header (+ close payload), so it always fits in WS_HELD_MAX */
-	for (size_t v = release; v < total && k < sizeof(tmp); v++)
-		tmp[k++] = v < s->held_len ? s->held[v] : in[v - s->held_len];
-	memcpy(s->held, tmp, k);
-	s->held_len = k;
 }
 
 int ws__feed(ws_session *s, const uint8_t *in, size_t len)
 {
-	size_t release = 0;
-	uint16_t code = WS_CLOSE_PROTOCOL;
-	int rc;
-	if (s->err != PARLEY_OK)
-		return s->err;
-	if (!wslay_event_want_read(s->ctx))
-		return PARLEY_OK; /* close already received: the rest is ignored (§5.5.1) */
-	rc = track(s, in, len, &release, &code);
-	s->in = in;
-	s->in_len = len;
-	s->release = release;
-	s->served = 0;
-	s->in_recv = 1;
-	int r = wslay_event_recv(s->ctx);
-	s->in_recv = 0;
-	if (r == 0 && s->err == PARLEY_OK && !s->close_queued && !wslay_event_get_read_enabled(s->ctx)) {
-		/* wslay refused something itself and queued its own close. Our tracker lets only one kind of
-		 * frame through that wslay can still refuse: text with invalid UTF-8, which wslay checks as it
-		 * arrives and answers with 1007 without ever calling on_msg. */
-		s->close_queued = 1;
-		s->err = s->text_message ? PARLEY_E_WS_BAD_UTF8 : PARLEY_E_WS_PROTOCOL;
-	}
-	if (r != 0 && s->err == PARLEY_OK)
-		fail(s, r == WSLAY_ERR_NOMEM ? PARLEY_E_NOMEM : PARLEY_E_WS_PROTOCOL, WS_CLOSE_PROTOCOL,
-		     "protocol error");
-	if (rc != PARLEY_OK) {
-		const char *why = rc == PARLEY_E_WS_UNMASKED   ? "unmasked frame"
-				  : rc == PARLEY_E_WS_TOO_LARGE ? "message too large"
-				  : rc == PARLEY_E_WS_BAD_CLOSE ? "bad close frame"
-								 : "protocol error";
-		fail(s, rc, code, why);
-	} else if (s->err == PARLEY_OK) {
-		keep_tail(s, in, len, release);
-	}
-	s->in = NULL;
-	s->in_len = 0;
-	flush(s);
-	return s->err;
+	return feed(s, in, NULL, len);
 }
 
-static int queue(ws_session *s, uint8_t opcode, const uint8_t *buf, size_t len)
+int ws__feed_inplace(ws_session *s, uint8_t *in, size_t len)
 {
-	struct wslay_event_msg msg = {.opcode = opcode, .msg = buf, .msg_length = len};
-	if (s->close_queued || s->err != PARLEY_OK)
+	return feed(s, in, in, len);
+}
+
+static int queue(ws_session *s, unsigned opcode, const uint8_t *buf, size_t len, size_t limit)
+{
+	if (s->close_sent || s->err != PARLEY_OK)
 		return PARLEY_E_CLOSED;
-	int r = wslay_event_queue_msg(s->ctx, &msg);
-	if (r == WSLAY_ERR_NO_MORE_MSG)
-		return PARLEY_E_CLOSED;
-	if (r == WSLAY_ERR_NOMEM)
-		return PARLEY_E_NOMEM;
-	if (r != 0)
-		return PARLEY_E_INVAL;
-	flush(s);
-	return s->err;
+	return put_frame(s, opcode, buf, len, limit);
 }
 
 int ws__send_binary(ws_session *s, const uint8_t *buf, size_t len)
 {
-	return queue(s, WSLAY_BINARY_FRAME, buf, len);
+	return queue(s, WS_OP_BINARY, buf, len, s->max_output + WS_MAX_HDR);
 }
 
 int ws__send_ping(ws_session *s, const uint8_t *buf, size_t len)
 {
-	if (len > 125)
+	if (len > WS_MAX_CTRL)
 		return PARLEY_E_INVAL;
-	return queue(s, WSLAY_PING, buf, len);
+	return queue(s, WS_OP_PING, buf, len, s->max_output + WS_MAX_HDR + WS_CTRL_FRAME);
 }
 
 int ws__close(ws_session *s, uint16_t code, const char *reason)
 {
-	size_t rlen = reason != NULL ? strlen(reason) : 0;
 	if (!ws__close_code_valid(code))
 		return PARLEY_E_INVAL;
-	if (s->close_queued)
+	if (s->close_sent)
 		return PARLEY_OK;
-	if (rlen > 123)
-		rlen = 123;
-	s->close_queued = 1;
-	int r = wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, rlen);
-	if (r == WSLAY_ERR_NOMEM)
+	if (put_close(s, code, (const uint8_t *)reason, reason != NULL ? strlen(reason) : 0) != PARLEY_OK) {
+		/* the session cannot end cleanly any more; the socket layer cuts it */
+		if (s->err == PARLEY_OK)
+			s->err = PARLEY_E_NOMEM;
 		return PARLEY_E_NOMEM;
-	flush(s);
+	}
 	return PARLEY_OK;
 }
 
 const uint8_t *ws__pending_output(ws_session *s, size_t *len)
 {
-	flush(s);
-	*len = s->out.len - s->out_off;
-	return *len > 0 ? s->out.data + s->out_off : NULL;
+	*len = s->out_len - s->out_off;
+	return *len > 0 ? s->out + s->out_off : NULL;
 }
 
 void ws__consume_output(ws_session *s, size_t n)
 {
-	size_t avail = s->out.len - s->out_off;
+	size_t avail = s->out_len - s->out_off;
 	s->out_off += n < avail ? n : avail;
-	if (s->out_off == s->out.len) {
-		s->out.len = 0;
-		s->out_off = 0;
+	if (s->out_off == s->out_len) {
+		/* drained: an idle session keeps no output buffer */
+		parley__free(s->out);
+		s->out = NULL;
+		s->out_off = s->out_len = s->out_cap = 0;
 	}
-	flush(s);
 }
 
 size_t ws__pending_bytes(const ws_session *s)
 {
-	return (s->out.len - s->out_off) + wslay_event_get_queued_msg_length(s->ctx);
+	return s->out_len - s->out_off;
+}
+
+size_t ws__buffered_bytes(const ws_session *s)
+{
+	return s->out_cap + s->msg_cap;
 }
 
 int ws__close_sent(const ws_session *s)
 {
-	return wslay_event_get_close_sent(s->ctx);
+	return s->close_sent;
 }
 
 int ws__close_received(const ws_session *s)
 {
-	return wslay_event_get_close_received(s->ctx);
+	return s->close_received;
 }
 
 int ws__is_done(const ws_session *s)
 {
-	if (!ws__close_sent(s))
+	if (!s->close_sent)
 		return 0;
-	return ws__close_received(s) || s->err != PARLEY_OK;
+	return s->close_received || s->err != PARLEY_OK;
 }
 
 int ws__error(const ws_session *s)
@@ -489,5 +557,5 @@ uint16_t ws__peer_close_code(const ws_session *s)
 
 uint16_t ws__sent_close_code(const ws_session *s)
 {
-	return ws__close_sent(s) ? wslay_event_get_status_code_sent(s->ctx) : 0;
+	return s->close_sent ? s->sent_code : 0;
 }

@@ -1,8 +1,11 @@
-/* Sans-I/O WebSocket session (RFC 6455) over wslay's event API, for either role.
+/* Sans-I/O WebSocket session (RFC 6455), for either role.
  *
- * The socket layer appends what it read with ws__feed and writes out what ws__pending_output holds;
- * wslay's recv/send callbacks only read the fed bytes and write into a bounded output buffer. Complete
- * messages come out through ws_callbacks.on_message.
+ * The socket layer hands what it read to ws__feed (or ws__feed_inplace) and writes out what
+ * ws__pending_output holds. Complete messages come out through ws_callbacks.on_message.
+ *
+ * Memory: an idle session is one small fixed struct. The output buffer exists only while frames wait
+ * for the socket layer (freed when ws__consume_output has taken everything) and the reassembly buffer
+ * only while a message is arriving in pieces; ws__buffered_bytes tells what both hold.
  *
  * What the session enforces, and what the caller sees (ws__feed's return, ws__error, ws__close_code):
  *   - server role: every client frame must be masked     -> close 1002, PARLEY_E_WS_UNMASKED
@@ -18,8 +21,8 @@
  *     binary only, so it is refused too                  -> close 1003, PARLEY_E_UNSUPPORTED
  * Fragmented messages are reassembled (control frames may come between fragments); a ping is answered
  * with a pong automatically; a peer's close is answered with the same code (RFC 6455 §5.5.1).
- * Frame headers are checked by ws__frame_header_parse (below) as bytes arrive, before wslay sees them,
- * so each violation has its own error and nothing is buffered for a frame that is going to be refused.
+ * Frame headers are checked by ws__frame_header_parse (below) as bytes arrive, so each violation has
+ * its own error and nothing is buffered for a frame that is going to be refused.
  *
  * Not thread-safe: one session belongs to one thread.
  */
@@ -75,6 +78,15 @@ int ws__frame_header_parse(const uint8_t *buf, size_t len, ws_frame_header *h);
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. 1 if valid. */
 int ws__utf8_valid(const uint8_t *s, size_t len);
 
+/* The same check over text that arrives in pieces. Start from a zeroed ws_utf8. ws__utf8_feed returns 0
+ * at the first byte that cannot be part of valid UTF-8, else 1; the text is complete and valid when the
+ * last feed returned 1 and need is 0 (not inside a character). */
+typedef struct ws_utf8 {
+	uint8_t need;   /* continuation bytes still expected */
+	uint8_t lo, hi; /* allowed range of the next continuation byte */
+} ws_utf8;
+int ws__utf8_feed(ws_utf8 *u, const uint8_t *s, size_t len);
+
 /* 1 if a close code may appear in a close frame on the wire (RFC 6455 §7.4). */
 int ws__close_code_valid(uint16_t code);
 
@@ -84,8 +96,9 @@ typedef struct ws_session ws_session;
 
 typedef struct ws_config {
 	size_t max_message; /* largest reassembled message accepted; 0 = WS_DEFAULT_MAX_MESSAGE */
-	size_t max_output;  /* bound of the output buffer (frames not yet taken by the socket layer); wslay
-			       keeps queued messages until there is room. 0 = WS_DEFAULT_MAX_OUTPUT */
+	size_t max_output;  /* hard bound of unsent output: a data frame that would take it past max_output
+			       (+ its header) is refused; pongs and our one close frame may use a few hundred
+			       bytes more. 0 = WS_DEFAULT_MAX_OUTPUT */
 } ws_config;
 
 typedef struct ws_callbacks {
@@ -101,14 +114,20 @@ typedef struct ws_callbacks {
 int ws__session_new(ws_session **out, enum ws_role role, const ws_config *cfg, const ws_callbacks *cb);
 void ws__session_free(ws_session *s);
 
-/* Consume bytes read from the peer: delivers complete messages, answers pings and close frames, and
- * moves what wslay wants to send into the output buffer. Returns PARLEY_OK, or the first violation
- * (see the table above) — a close frame with the matching code is then already queued in the output,
- * the session refuses further input, and the same code stays available from ws__error. */
+/* Consume bytes read from the peer: delivers complete messages, answers pings and close frames into the
+ * output. Returns PARLEY_OK, or the first violation (see the table above) — a close frame with the
+ * matching code is then already queued in the output, the session refuses further input, and the same
+ * code stays available from ws__error. PARLEY_E_NOMEM if a buffer could not be had (the session is
+ * then failed too). Input after the peer's close frame is ignored. */
 int ws__feed(ws_session *s, const uint8_t *in, size_t len);
+/* The same, but the session may unmask payloads in place: a masked message that arrives whole is then
+ * delivered from `in` without a copy. The contents of `in` are unspecified afterwards. */
+int ws__feed_inplace(ws_session *s, uint8_t *in, size_t len);
 
-/* Queue one message (copied). The client role masks it with fresh random keys. Returns PARLEY_OK,
- * PARLEY_E_CLOSED once a close was sent or the session failed, PARLEY_E_NOMEM. */
+/* Queue one message (copied, encoded into the output at once). The client role masks it with a fresh
+ * random key. Returns PARLEY_OK, PARLEY_E_CLOSED once a close was sent or the session failed,
+ * PARLEY_E_SLOW_CONSUMER if the output would exceed max_output (nothing queued, the session goes on),
+ * PARLEY_E_NOMEM (nothing queued either). */
 int ws__send_binary(ws_session *s, const uint8_t *buf, size_t len);
 int ws__send_ping(ws_session *s, const uint8_t *buf, size_t len); /* len <= 125, else PARLEY_E_INVAL */
 /* Start the close handshake (code must satisfy ws__close_code_valid; reason <= 123 bytes, truncated
@@ -117,11 +136,12 @@ int ws__close(ws_session *s, uint16_t code, const char *reason);
 
 /* Output for the socket: a pointer/length into the buffer, valid until the next call on the session. */
 const uint8_t *ws__pending_output(ws_session *s, size_t *len);
-/* The socket layer wrote n bytes of it; room frees up, so more queued frames move into the buffer. */
+/* The socket layer took n bytes of it. Once everything is taken the buffer is freed. */
 void ws__consume_output(ws_session *s, size_t n);
-/* Bytes not yet handed to the socket layer: the output buffer plus messages still queued in wslay.
- * This is the number a slow-consumer limit looks at. */
+/* Bytes not yet handed to the socket layer. This is the number a slow-consumer limit looks at. */
 size_t ws__pending_bytes(const ws_session *s);
+/* Heap bytes the session holds in buffers (output + reassembly capacity); 0 for an idle session. */
+size_t ws__buffered_bytes(const ws_session *s);
 
 /* 1 once the session is over on our side: both close frames exchanged, or we sent a close after a
  * failure. The socket layer then flushes the pending output and closes the TCP connection. */

@@ -1,5 +1,5 @@
-/* Pure helpers of the WebSocket codec: frame-header parsing, strict UTF-8, close-code rules. No state,
- * no allocation — they run on bytes straight from the network and are fuzzed on their own. */
+/* Pure helpers of the WebSocket codec: frame-header parsing, strict UTF-8, close-code rules. No
+ * allocation — they run on bytes straight from the network and are fuzzed on their own. */
 #include <parley/error.h>
 
 #include "codec/ws.h"
@@ -64,45 +64,50 @@ int ws__frame_header_parse(const uint8_t *buf, size_t len, ws_frame_header *h)
 	return PARLEY_OK;
 }
 
-int ws__utf8_valid(const uint8_t *s, size_t len)
+int ws__utf8_feed(ws_utf8 *u, const uint8_t *s, size_t len)
 {
-	size_t i = 0;
-	while (i < len) {
+	for (size_t i = 0; i < len; i++) {
 		uint8_t c = s[i];
-		if (c < 0x80) {
-			i++;
+		if (u->need > 0) {
+			if (c < u->lo || c > u->hi)
+				return 0;
+			u->need--;
+			u->lo = 0x80;
+			u->hi = 0xbf;
 			continue;
 		}
-		size_t n;
-		uint32_t cp, min;
-		if (c >= 0xc2 && c <= 0xdf) { /* 0xc0, 0xc1 would only start overlongs */
-			n = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-			min = 0x800;
+		if (c < 0x80)
+			continue;
+		/* the lead byte fixes how many continuation bytes follow and, for the second one, the range
+		 * that rules out overlong forms (e0, f0), surrogates (ed) and code points past U+10FFFF (f4),
+		 * so a bad sequence is refused at its first wrong byte (RFC 3629 §4) */
+		u->lo = 0x80;
+		u->hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf) {
+			u->need = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			u->need = 2;
+			if (c == 0xe0)
+				u->lo = 0xa0;
+			else if (c == 0xed)
+				u->hi = 0x9f;
 		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-			min = 0x10000;
+			u->need = 3;
+			if (c == 0xf0)
+				u->lo = 0x90;
+			else if (c == 0xf4)
+				u->hi = 0x8f;
 		} else {
-			return 0;
+			return 0; /* continuation byte without a lead, c0/c1 (overlong only), f5..ff */
 		}
-		if (len - i - 1 < n)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			uint8_t cc = s[i + k];
-			if ((cc & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (cc & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
 	}
 	return 1;
+}
+
+int ws__utf8_valid(const uint8_t *s, size_t len)
+{
+	ws_utf8 u = {0};
+	return ws__utf8_feed(&u, s, len) && u.need == 0;
 }
 
 int ws__close_code_valid(uint16_t code)

@@ -8,11 +8,16 @@
  * reading is cut off instead of growing our memory (slow consumer, closed with 1008).
  *
  * Write coalescing: frames sent from service callbacks (store completions, mailbox pushes) only queue in
- * the ws session; a per-connection uv_prepare handle, which libuv runs once per loop iteration just
- * before it blocks in poll, moves everything queued to the socket in one write (one SSL_write batch with
- * TLS). A store batch completing 100 sends then costs one write(2) per connection, not one per frame
- * (write(2) was half of the loop thread's time). Frames stay in order: they all pass through the one ws
- * output buffer; the slow-consumer bound stays exact because that buffer is part of pending_total.
+ * the ws session; the connection goes on its worker's flush queue, which runs once per loop iteration
+ * just before the loop blocks in poll (sched.c) and moves everything queued to the socket in one write
+ * (one SSL_write batch with TLS). A store batch completing 100 sends then costs one write(2) per
+ * connection, not one per frame (write(2) was half of the loop thread's time). Frames stay in order:
+ * they all pass through the one ws output buffer; the slow-consumer bound stays exact because that
+ * buffer is part of pending_total.
+ *
+ * Memory: an idle WebSocket connection is this struct (one uv_tcp_t, list links for the flush queue and
+ * the deadlines) plus a ws session without buffers: the HTTP parser is freed at the upgrade, the ws
+ * output buffer when it drained, and input is unmasked in place in the worker's read buffer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +38,7 @@ typedef struct write_req {
 } write_req;
 
 static void conn_close(net_conn *c, int hard);
-static void conn_flush(net_conn *c);
-static void on_timer(uv_timer_t *t);
 static void flush_tls(net_conn *c);
-static void schedule_flush(net_conn *c);
 
 static uint64_t now_ms(net_conn *c)
 {
@@ -58,6 +60,11 @@ void net__conn_unref(net_conn *c)
 	http__req_parser_free(c->http);
 	tls__bio_free(c->tls);
 	parley__free(c);
+}
+
+size_t net__conn_buffered(const net_conn *c)
+{
+	return (c->ws != NULL ? ws__buffered_bytes(c->ws) : 0) + (c->tls != NULL ? tls__buffered_bytes(c->tls) : 0);
 }
 
 int net__conn_is_open(const net_conn *c)
@@ -98,8 +105,6 @@ const char *net__conn_peer(const net_conn *c)
 static void on_handle_closed(uv_handle_t *h)
 {
 	net_conn *c = h->data;
-	if (--c->handles_open > 0)
-		return;
 	net_worker *w = c->w;
 	if (c->opened) {
 		metrics__add(METRIC_WS_SESSIONS_OPEN, -1);
@@ -131,14 +136,13 @@ static void conn_close(net_conn *c, int hard)
 		/* let the last bytes (error page, close frame) reach the peer first */
 		c->close_after_flush = 1;
 		c->state = CONN_CLOSING;
-		uv_timer_start(&c->timer, on_timer, NET_CLOSE_GRACE_MS, 0);
+		net__sched_deadline(c, NET_DL_CLOSING);
 		return;
 	}
 	c->state = CONN_CLOSED;
+	net__sched_deadline(c, NET_DL_NONE);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-	uv_close((uv_handle_t *)&c->flush_prep, on_handle_closed);
 }
 
 /* ---- output ---- */
@@ -153,7 +157,7 @@ static void on_write(uv_write_t *req, int status)
 		log_debug("net", "conn %llu write failed: %s", (unsigned long long)c->id, uv_strerror(status));
 		conn_close(c, 1);
 	} else if (c->state != CONN_CLOSED) {
-		conn_flush(c);
+		net__conn_flush(c);
 		if (c->close_after_flush && c->write_pending == 0)
 			conn_close(c, 1);
 	}
@@ -234,7 +238,7 @@ static int drain_ws(net_conn *c)
 	return PARLEY_OK;
 }
 
-static void conn_flush(net_conn *c)
+void net__conn_flush(net_conn *c)
 {
 	if (c->state == CONN_CLOSED || c->in_dispatch)
 		return;
@@ -247,26 +251,11 @@ static void conn_flush(net_conn *c)
 		conn_close(c, 0);
 }
 
-static void on_flush_prep(uv_prepare_t *h)
-{
-	net_conn *c = h->data;
-	uv_prepare_stop(h);
-	c->flush_scheduled = 0;
-	net__conn_ref(c);
-	conn_flush(c);
-	net__conn_unref(c);
-}
-
 /* Flush before the loop next blocks, together with whatever else this iteration queues. */
 static void schedule_flush(net_conn *c)
 {
-	if (c->flush_scheduled || c->state == CONN_CLOSED)
-		return;
-	if (uv_prepare_start(&c->flush_prep, on_flush_prep) != 0) {
-		conn_flush(c);
-		return;
-	}
-	c->flush_scheduled = 1;
+	if (c->state != CONN_CLOSED)
+		net__sched_flush(c);
 }
 
 static size_t pending_total(net_conn *c)
@@ -313,19 +302,18 @@ void net__conn_close(net_conn *c, uint16_t code, const char *reason)
 		return;
 	}
 	ws__close(c->ws, code, reason);
-	conn_flush(c);
+	net__conn_flush(c);
 	if (c->state != CONN_CLOSED) {
 		/* the peer has this long to answer the close frame */
 		c->state = CONN_CLOSING;
-		uv_timer_start(&c->timer, on_timer, NET_CLOSE_GRACE_MS, 0);
+		net__sched_deadline(c, NET_DL_CLOSING);
 	}
 }
 
 /* ---- timers: handshake deadline, idle/ping, closing grace ---- */
 
-static void on_timer(uv_timer_t *t)
+void net__conn_deadline(net_conn *c)
 {
-	net_conn *c = t->data;
 	const net_config *cfg = &c->w->srv->cfg;
 	switch (c->state) {
 	case CONN_HTTP:
@@ -343,8 +331,10 @@ static void on_timer(uv_timer_t *t)
 		}
 		if (cfg->ping_interval_ms && idle >= cfg->ping_interval_ms) {
 			ws__send_ping(c->ws, (const uint8_t *)"p", 1);
-			conn_flush(c);
+			net__conn_flush(c);
 		}
+		if (c->state == CONN_WS)
+			net__sched_deadline(c, NET_DL_TICK); /* the next check */
 		return;
 	}
 	case CONN_CLOSING:
@@ -352,20 +342,6 @@ static void on_timer(uv_timer_t *t)
 		return;
 	case CONN_CLOSED:
 		return;
-	}
-}
-
-static void start_ws_timer(net_conn *c)
-{
-	const net_config *cfg = &c->w->srv->cfg;
-	unsigned tick = cfg->ping_interval_ms;
-	if (cfg->idle_timeout_ms && (tick == 0 || cfg->idle_timeout_ms < tick))
-		tick = cfg->idle_timeout_ms;
-	uv_timer_stop(&c->timer);
-	if (tick > 0) {
-		/* check a few times per period so the timeouts are not off by a whole period */
-		unsigned step = tick / 4 ? tick / 4 : 1;
-		uv_timer_start(&c->timer, on_timer, step, step);
 	}
 }
 
@@ -422,7 +398,7 @@ static int start_websocket(net_conn *c, const http_request *r, const uint8_t *re
 	c->http = NULL;
 	c->opened = 1;
 	metrics__add(METRIC_WS_SESSIONS_OPEN, 1);
-	start_ws_timer(c);
+	net__sched_deadline(c, NET_DL_TICK);
 	log_debug("net", "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
 	if (s->h.on_open != NULL)
 		s->h.on_open(s->h.ctx, c);
@@ -436,11 +412,13 @@ out:
 	return rc;
 }
 
-static void feed_ws(net_conn *c, const uint8_t *buf, size_t len)
+/* buf is scratch (the worker's read or TLS plaintext buffer): the session unmasks in place and hands
+ * whole messages to the service without a copy. */
+static void feed_ws(net_conn *c, uint8_t *buf, size_t len)
 {
 	c->in_dispatch = 1;
 	net__conn_ref(c);
-	int rc = ws__feed(c->ws, buf, len);
+	int rc = ws__feed_inplace(c->ws, buf, len);
 	c->in_dispatch = 0;
 	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_INTERNAL) {
 		log_warn("net", "conn %llu %s: %s, dropping", (unsigned long long)c->id, c->peer, parley_errname(rc));
@@ -456,12 +434,12 @@ static void feed_ws(net_conn *c, const uint8_t *buf, size_t len)
 		else if (c->ws != NULL && ws__pending_bytes(c->ws) > 0)
 			schedule_flush(c); /* answers join what store completions add this iteration */
 		else
-			conn_flush(c); /* a close the session completed (ws__is_done) */
+			net__conn_flush(c); /* a close the session completed (ws__is_done) */
 	}
 	net__conn_unref(c);
 }
 
-static void feed_http(net_conn *c, const uint8_t *buf, size_t len)
+static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 {
 	size_t used = 0;
 	int complete = 0;
@@ -487,7 +465,7 @@ static void feed_http(net_conn *c, const uint8_t *buf, size_t len)
 		if (start_websocket(c, r, buf + used, len - used) == PARLEY_E_STATE)
 			feed_ws(c, buf + used, len - used);
 		else if (c->state == CONN_WS)
-			conn_flush(c);
+			net__conn_flush(c);
 		return;
 	}
 	dynbuf resp;
@@ -499,7 +477,7 @@ static void feed_http(net_conn *c, const uint8_t *buf, size_t len)
 	dynbuf__free(&resp);
 }
 
-static void process_plain(net_conn *c, const uint8_t *buf, size_t len)
+static void process_plain(net_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->state == CONN_HTTP)
 		feed_http(c, buf, len);
@@ -532,7 +510,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	c->last_rx_ms = now_ms(c);
 	net__conn_ref(c);
 	if (c->tls == NULL) {
-		process_plain(c, (const uint8_t *)buf->base, (size_t)nread);
+		process_plain(c, (uint8_t *)buf->base, (size_t)nread);
 		goto out;
 	}
 	/* The read buffer is reused as TLS output scratch, so copy the ciphertext into OpenSSL first. */
@@ -580,12 +558,7 @@ void net__conn_accept(net_worker *w)
 	c->refs = 1;
 	c->state = CONN_HTTP;
 	uv_tcp_init(&w->loop, &c->tcp);
-	uv_timer_init(&w->loop, &c->timer);
-	uv_prepare_init(&w->loop, &c->flush_prep);
 	c->tcp.data = c;
-	c->timer.data = c;
-	c->flush_prep.data = c;
-	c->handles_open = 3;
 	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
 	net__worker_conn_add(w, c);
 	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -627,8 +600,7 @@ void net__conn_accept(net_worker *w)
 		}
 	}
 	c->last_rx_ms = now_ms(c);
-	if (s->cfg.handshake_timeout_ms)
-		uv_timer_start(&c->timer, on_timer, s->cfg.handshake_timeout_ms, 0);
+	net__sched_deadline(c, NET_DL_HANDSHAKE);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 	log_debug("net", "conn %llu %s accepted on worker %d", (unsigned long long)c->id, c->peer, w->idx);
 }

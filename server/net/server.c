@@ -183,6 +183,7 @@ static void maybe_finish(net_worker *w)
 		if (w->srv->h.on_worker_stop != NULL)
 			w->srv->h.on_worker_stop(w->srv->h.ctx, w->idx, &w->loop);
 	}
+	net__sched_close(w);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->async))
@@ -243,6 +244,7 @@ static void worker_main(void *arg)
 	w->async.data = w;
 	uv_timer_init(&w->loop, &w->drain_timer);
 	w->drain_timer.data = w;
+	net__sched_init(w);
 	w->start_rc = PARLEY_OK;
 	uv_sem_post(&w->ready);
 	uv_run(&w->loop, UV_RUN_DEFAULT);

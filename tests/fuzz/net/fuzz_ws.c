@@ -1,5 +1,8 @@
 /* Fuzz a server-role WebSocket session fed the input in chunks (sizes from the input itself), draining
- * its output as a socket would, plus the pure frame-header parser and UTF-8 validator. */
+ * its output as a socket would, plus the pure frame-header parser and UTF-8 validator. Odd chunk sizes
+ * go through ws__feed_inplace (the server's path: unmasking in the read buffer), even ones ws__feed. */
+#include <string.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	current = s;
 	for (size_t off = 0; off < size; off += step) {
 		size_t n = size - off < step ? size - off : step;
-		if (ws__feed(s, data + off, n) != PARLEY_OK)
+		uint8_t scratch[256];
+		int rc;
+		if (step % 2) {
+			memcpy(scratch, data + off, n);
+			rc = ws__feed_inplace(s, scratch, n);
+		} else {
+			rc = ws__feed(s, data + off, n);
+		}
+		if (rc != PARLEY_OK)
 			break;
 		size_t len;
 		(void)ws__pending_output(s, &len);

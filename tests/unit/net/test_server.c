@@ -1,6 +1,7 @@
 /* server/net + lib/transport over real loopback sockets: echo (plain and TLS), plain HTTP routes,
  * oversized header (431) while other clients keep working, a client that never reads is cut as a slow
- * consumer while others continue, TLS reload, and drain with 1001. */
+ * consumer while others continue, TLS reload, drain with 1001, timeouts, and that a connection holds no
+ * buffer once its traffic drained. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "codec/http.h"
+#include "net/net_internal.h"
 #include "net/server.h"
 #include "codec/ws.h"
 #include "test.h"
@@ -47,6 +49,12 @@ static void srv_open(void *ctx, net_conn *c)
 
 static void srv_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 {
+	if (len == 4 && memcmp(buf, "stat", 4) == 0) {
+		/* what the connection holds now: the last echo was flushed, this message arrived whole */
+		uint64_t held = net__conn_buffered(c);
+		net__conn_send(c, (const uint8_t *)&held, sizeof(held));
+		return;
+	}
 	if (len == 5 && memcmp(buf, "flood", 5) == 0) {
 		static uint8_t chunk[65536];
 		int rc = PARLEY_OK;
@@ -269,6 +277,65 @@ static void test_shared_buffer_and_cork(uv_loop_t *loop, const char *url)
 		TEST_EQ_INT(cls[i].received, 4);
 		TEST_EQ_INT(cls[i].mismatches, 0);
 	}
+}
+
+/* A large message (reassembled by the server), its echo, then "stat": the server reports the buffer
+ * bytes the connection still holds: none without TLS; with TLS only what the "stat" record itself took
+ * in a memory BIO, not the 64 KiB reads and the 150 kB echo that went through them. */
+typedef struct stat_client {
+	transport_conn *t;
+	int done, step, err;
+	uint64_t held;
+} stat_client;
+
+#define STAT_BIG 150000
+
+static void st_open(void *ctx, transport_conn *t)
+{
+	uint8_t *big = calloc(1, STAT_BIG);
+	TEST_EQ_INT(transport__send(t, big, STAT_BIG), PARLEY_OK);
+	free(big);
+}
+
+static void st_message(void *ctx, transport_conn *t, const uint8_t *buf, size_t len)
+{
+	stat_client *st = ctx;
+	if (st->step++ == 0) {
+		TEST_EQ_INT(len, STAT_BIG);
+		TEST_EQ_INT(transport__send(t, (const uint8_t *)"stat", 4), PARLEY_OK);
+		return;
+	}
+	TEST_EQ_INT(len, sizeof(st->held));
+	if (len == sizeof(st->held))
+		memcpy(&st->held, buf, len);
+	transport__close(t);
+}
+
+static void st_close(void *ctx, transport_conn *t, int err, uint16_t code)
+{
+	stat_client *st = ctx;
+	st->done = 1;
+	st->err = err;
+}
+
+static void test_drained_holds_nothing(uv_loop_t *loop, const char *url, const transport_options *opt,
+				       uint64_t max_held)
+{
+	stat_client st = {.held = UINT64_MAX};
+	transport_callbacks cb = {.ctx = &st, .on_open = st_open, .on_message = st_message, .on_close = st_close};
+	TEST_EQ_INT(transport__connect(loop, url, opt, &cb, &st.t), PARLEY_OK);
+	uint64_t deadline = uv_now(loop) + 15000;
+	while (!st.done && uv_now(loop) < deadline) {
+		uv_run(loop, UV_RUN_ONCE);
+		uv_update_time(loop);
+	}
+	TEST_CHECK(st.done);
+	TEST_EQ_INT(st.err, PARLEY_OK);
+	TEST_EQ_INT(st.step, 2);
+	if (max_held == 0)
+		TEST_EQ_INT(st.held, 0);
+	else
+		TEST_CHECK(st.held <= max_held);
 }
 
 /* ---- raw blocking sockets for what a well-behaved client would never do ---- */
@@ -498,6 +565,8 @@ static void test_timeouts(void)
 	TEST_EQ_INT(net__server_start(s), PARLEY_OK);
 	uint16_t port = net__server_port(s);
 
+	/* an upgraded client that says nothing, ticking on its worker's deadline list meanwhile */
+	int wsfd = raw_upgrade(port, 0);
 	uint64_t t0 = uv_hrtime();
 	int fd = raw_connect(port, 0);
 	const char *partial = "GET /v1/websocket HTTP/1.1\r\nHost: x\r\n";
@@ -508,8 +577,8 @@ static void test_timeouts(void)
 	TEST_CHECK(ms >= 150 && ms < 3000);
 	close(fd);
 
-	/* an upgraded client that says nothing: pinged, then closed with 1001 */
-	fd = raw_upgrade(port, 0);
+	/* the silent WebSocket client: pinged, then closed with 1001 */
+	fd = wsfd;
 	uint8_t buf[4096];
 	size_t got = 0, off = 0;
 	int pings = 0;
@@ -576,6 +645,7 @@ int main(void)
 	test_plain_routes(port);
 	test_oversized_header(port);
 	echo_once(&loop, url, NULL, PARLEY_OK); /* still serving after the 431 */
+	test_drained_holds_nothing(&loop, url, NULL, 0);
 	test_slow_consumer(&loop, s);
 	/* wrong path, refused upgrade */
 	char bad_url[128];
@@ -596,6 +666,7 @@ int main(void)
 		transport_options opt = {.ca_file = cert};
 		snprintf(url, sizeof(url), "wss://localhost:%u/v1/websocket", port);
 		echo_once(&loop, url, &opt, PARLEY_OK);
+		test_drained_holds_nothing(&loop, url, &opt, 2048);
 		/* the system store does not know our certificate */
 		echo_text(&loop, url, NULL, PARLEY_E_TLS, "TLS handshake failed: ");
 		/* tests-only escape hatch */

@@ -1,5 +1,6 @@
-/* lib/net/ws: a server session and a client session wired back to back in memory, plus hand-built frames
- * for every violation the server must refuse with its own error and close code. */
+/* lib/codec/ws: a server session and a client session wired back to back in memory, hand-built frames
+ * for every violation the server must refuse with its own error and close code, and the memory rules:
+ * no buffer held while idle, none allocated for a message that arrives whole, a hard output bound. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,7 +311,7 @@ static void test_pure_helpers(void)
 	TEST_EQ_INT(ws__frame_header_parse(bigping, 2, &h), PARLEY_E_WS_PROTOCOL);
 }
 
-/* Each of our allocations failing in turn (wslay allocates with its own malloc). */
+/* Each of our allocations failing in turn: the session reports NOMEM and never crashes. */
 static void test_alloc_failures(void)
 {
 	uint8_t buf[256];
@@ -337,6 +338,197 @@ static void test_alloc_failures(void)
 	TEST_CHECK(saw_ok);
 }
 
+/* An idle session holds no buffer: output is freed once taken, reassembly once delivered. */
+static void test_buffers_released_when_drained(void)
+{
+	side srv, cli;
+	side_init(&srv, WS_ROLE_SERVER, 1 << 20);
+	side_init(&cli, WS_ROLE_CLIENT, 1 << 20);
+	TEST_EQ_INT(ws__buffered_bytes(srv.s), 0);
+	TEST_EQ_INT(ws__send_binary(srv.s, (const uint8_t *)"hello", 5), PARLEY_OK);
+	TEST_EQ_INT(ws__send_binary(srv.s, (const uint8_t *)"world", 5), PARLEY_OK);
+	TEST_CHECK(ws__buffered_bytes(srv.s) > 0);
+	size_t len;
+	ws__pending_output(srv.s, &len);
+	TEST_EQ_INT(len, 14);
+	ws__consume_output(srv.s, 3); /* partly taken: still held */
+	TEST_CHECK(ws__buffered_bytes(srv.s) > 0);
+	TEST_EQ_INT(ws__pending_bytes(srv.s), 11);
+	ws__consume_output(srv.s, 11);
+	TEST_EQ_INT(ws__pending_bytes(srv.s), 0);
+	TEST_EQ_INT(ws__buffered_bytes(srv.s), 0);
+
+	/* a message split over many feeds is reassembled, then the buffer goes */
+	size_t big = 100000;
+	uint8_t *buf = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		buf[i] = (uint8_t)(i * 13);
+	TEST_EQ_INT(ws__send_binary(cli.s, buf, big), PARLEY_OK);
+	const uint8_t *p = ws__pending_output(cli.s, &len);
+	uint8_t *wire = malloc(len);
+	memcpy(wire, p, len);
+	ws__consume_output(cli.s, len);
+	TEST_EQ_INT(ws__buffered_bytes(cli.s), 0);
+	size_t half = len / 2;
+	TEST_EQ_INT(ws__feed(srv.s, wire, half), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 0);
+	/* it grows with what arrived, not with the 100000 bytes the header announced */
+	TEST_CHECK(ws__buffered_bytes(srv.s) > 0 && ws__buffered_bytes(srv.s) <= half);
+	TEST_EQ_INT(ws__feed(srv.s, wire + half, len - half), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 1);
+	TEST_CHECK(srv.got.len == big && memcmp(srv.got.data, buf, big) == 0);
+	TEST_EQ_INT(ws__buffered_bytes(srv.s), 0);
+
+	/* fragments: held while the message is open, released when it completes */
+	uint8_t fr[256];
+	size_t n = frame(fr, 0, WS_OP_BINARY, M, "abc", 3);
+	TEST_EQ_INT(ws__feed(srv.s, fr, n), PARLEY_OK);
+	TEST_CHECK(ws__buffered_bytes(srv.s) > 0);
+	n = frame(fr, 1, WS_OP_CONT, M, "de", 2);
+	TEST_EQ_INT(ws__feed(srv.s, fr, n), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 2);
+	TEST_EQ_INT(srv.last_len, 5);
+	TEST_EQ_INT(ws__buffered_bytes(srv.s), 0);
+	free(wire);
+	free(buf);
+	side_free(&srv);
+	side_free(&cli);
+}
+
+/* ws__feed_inplace: masked messages that arrive whole are unmasked in the caller's buffer and delivered
+ * without a single allocation, several per feed; a message cut at the end of the input is not. */
+static void test_inplace_without_allocation(void)
+{
+	side srv;
+	side_init(&srv, WS_ROLE_SERVER, 1 << 20);
+	uint8_t wire[4096];
+	size_t n = frame(wire, 1, WS_OP_BINARY, M, "first", 5);
+	n += frame(wire + n, 1, WS_OP_PONG, M, "", 0);
+	uint8_t mid[300];
+	memset(mid, 'm', sizeof(mid));
+	n += frame(wire + n, 1, WS_OP_BINARY, M, mid, sizeof(mid));
+	n += frame(wire + n, 1, WS_OP_BINARY, M, "", 0);
+	size_t cut = n;
+	n += frame(wire + n, 1, WS_OP_BINARY, M, "last", 4);
+	int err;
+	dynbuf__reserve(&srv.got, 4096, &err); /* the test's own recorder must not allocate either */
+	parley__alloc_fail_after(1); /* any allocation would now fail the session */
+	TEST_EQ_INT(ws__feed_inplace(srv.s, wire, cut), PARLEY_OK);
+	TEST_EQ_INT(parley__alloc_count(), 0);
+	parley__alloc_fail_after(0);
+	TEST_EQ_INT(srv.nmsg, 3);
+	TEST_CHECK(srv.got.len == 305 && memcmp(srv.got.data, "first", 5) == 0 &&
+		   memcmp(srv.got.data + 5, mid, sizeof(mid)) == 0);
+	TEST_EQ_INT(srv.last_len, 0);
+	/* "last" split in the middle of its payload: reassembled (one allocation), then released */
+	TEST_EQ_INT(ws__feed_inplace(srv.s, wire + cut, n - cut - 2), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 3);
+	TEST_EQ_INT(ws__feed_inplace(srv.s, wire + n - 2, 2), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 4);
+	TEST_CHECK(srv.got.len == 309 && memcmp(srv.got.data + 305, "last", 4) == 0);
+	TEST_EQ_INT(ws__buffered_bytes(srv.s), 0);
+	TEST_EQ_INT(ws__error(srv.s), PARLEY_OK);
+	side_free(&srv);
+}
+
+/* The output bound is hard: data past max_output is refused (and the session goes on), pongs to a
+ * peer that does not read are dropped at the bound, our close frame always fits. */
+static void test_output_bound(void)
+{
+	ws_session *s;
+	ws_config cfg = {.max_message = 1000, .max_output = 1000};
+	ws_callbacks cb = {0};
+	uint8_t data[600];
+	memset(data, 'd', sizeof(data));
+	TEST_EQ_INT(ws__session_new(&s, WS_ROLE_SERVER, &cfg, &cb), PARLEY_OK);
+	TEST_EQ_INT(ws__send_binary(s, data, 600), PARLEY_OK);
+	TEST_EQ_INT(ws__send_binary(s, data, 600), PARLEY_E_SLOW_CONSUMER);
+	TEST_EQ_INT(ws__send_binary(s, data, 390), PARLEY_OK); /* 604 + 392 <= 1000 + header */
+	size_t before = ws__pending_bytes(s);
+	TEST_EQ_INT(ws__send_binary(s, data, 100), PARLEY_E_SLOW_CONSUMER);
+	TEST_EQ_INT(ws__pending_bytes(s), before);
+	/* pings keep coming: answered while there is control-frame room, then not, without error */
+	uint8_t ping[256];
+	size_t n = frame(ping, 1, WS_OP_PING, M, "0123456789", 10);
+	for (int i = 0; i < 50; i++)
+		TEST_EQ_INT(ws__feed(s, ping, n), PARLEY_OK);
+	size_t bounded = ws__pending_bytes(s);
+	TEST_CHECK(bounded > before && bounded <= 1000 + 14 + 131);
+	TEST_EQ_INT(ws__close(s, WS_CLOSE_GOING_AWAY, "bye"), PARLEY_OK);
+	TEST_CHECK(ws__close_sent(s));
+	TEST_CHECK(ws__pending_bytes(s) > bounded);
+	TEST_EQ_INT(ws__send_binary(s, data, 1), PARLEY_E_CLOSED);
+	/* what was refused never reached the wire: every frame in the output is whole */
+	size_t len, off = 0;
+	const uint8_t *p = ws__pending_output(s, &len);
+	int frames = 0;
+	ws_frame_header h;
+	while (off < len && ws__frame_header_parse(p + off, len - off, &h) == PARLEY_OK) {
+		off += h.header_len + h.payload_len;
+		frames++;
+	}
+	TEST_EQ_INT(off, len);
+	TEST_CHECK(frames >= 4);
+	ws__session_free(s);
+}
+
+/* Text is refused either way, but checked as it arrives like before: a character split between frames
+ * is fine (then 1003 at the end), a bad byte in a later fragment fails at once (1007). */
+static void test_text_across_frames(void)
+{
+	uint8_t buf[256];
+	size_t n = frame(buf, 0, WS_OP_TEXT, M, "a\xe2\x82", 3);
+	n += frame(buf + n, 1, WS_OP_CONT, M, "\xac", 1);
+	expect_violation(buf, n, 1, PARLEY_E_UNSUPPORTED, 1003, 0);
+	n = frame(buf, 0, WS_OP_TEXT, M, "ok", 2);
+	n += frame(buf + n, 0, WS_OP_CONT, M, "\xff", 1);
+	expect_violation(buf, n, 64, PARLEY_E_WS_BAD_UTF8, 1007, 0);
+	n = frame(buf, 1, WS_OP_TEXT, M, "a\xe2\x82", 3); /* ends inside a character */
+	expect_violation(buf, n, 2, PARLEY_E_WS_BAD_UTF8, 1007, 0);
+	/* the incremental check agrees with the whole-buffer one at every split */
+	static const char *const samples[] = {"h\xc3\xa9llo", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+					      "\xe0\x80\xaf", "\xed\xa0\x80", "\xed\x9f\xbf", "\xf0\x90\x80\x80",
+					      "\xe2\x82", "\xc1\xbf"};
+	for (size_t k = 0; k < sizeof(samples) / sizeof(samples[0]); k++) {
+		const uint8_t *t = (const uint8_t *)samples[k];
+		size_t tl = strlen(samples[k]);
+		for (size_t cutp = 0; cutp <= tl; cutp++) {
+			ws_utf8 u = {0};
+			int ok = ws__utf8_feed(&u, t, cutp) && ws__utf8_feed(&u, t + cutp, tl - cutp) && u.need == 0;
+			TEST_EQ_INT(ok, ws__utf8_valid(t, tl));
+		}
+	}
+}
+
+/* A peer's close is echoed with its code and reason; an empty one with an empty close (sent 1005). */
+static void test_close_echo(void)
+{
+	uint8_t buf[64];
+	side srv;
+	side_init(&srv, WS_ROLE_SERVER, 1000);
+	size_t n = frame(buf, 1, WS_OP_CLOSE, M, "", 0);
+	n += frame(buf + n, 1, WS_OP_BINARY, M, "late", 4); /* after the close: ignored */
+	TEST_EQ_INT(ws__feed(srv.s, buf, n), PARLEY_OK);
+	TEST_EQ_INT(srv.nmsg, 0);
+	TEST_EQ_INT(srv.peer_code, WS_CLOSE_NO_STATUS);
+	TEST_EQ_INT(ws__sent_close_code(srv.s), WS_CLOSE_NO_STATUS);
+	size_t len;
+	const uint8_t *p = ws__pending_output(srv.s, &len);
+	TEST_CHECK(len == 2 && p[0] == 0x88 && p[1] == 0);
+	TEST_CHECK(ws__is_done(srv.s));
+	side_free(&srv);
+
+	side_init(&srv, WS_ROLE_SERVER, 1000);
+	uint8_t cl[6] = {0x0b, 0xb8, 'g', 'o', 'n', 'e'}; /* 3000 "gone" */
+	n = frame(buf, 1, WS_OP_CLOSE, M, cl, sizeof(cl));
+	TEST_EQ_INT(ws__feed(srv.s, buf, n), PARLEY_OK);
+	p = ws__pending_output(srv.s, &len);
+	TEST_CHECK(len == 8 && p[1] == 6 && memcmp(p + 2, cl, 6) == 0);
+	TEST_EQ_INT(ws__sent_close_code(srv.s), 3000);
+	TEST_EQ_INT(ws__send_ping(srv.s, (const uint8_t *)"x", 1), PARLEY_E_CLOSED);
+	side_free(&srv);
+}
+
 int main(void)
 {
 	TEST_RUN(test_messages_small_and_large);
@@ -345,5 +537,10 @@ int main(void)
 	TEST_RUN(test_ping_pair_and_client_rules);
 	TEST_RUN(test_pure_helpers);
 	TEST_RUN(test_alloc_failures);
+	TEST_RUN(test_buffers_released_when_drained);
+	TEST_RUN(test_inplace_without_allocation);
+	TEST_RUN(test_output_bound);
+	TEST_RUN(test_text_across_frames);
+	TEST_RUN(test_close_echo);
 	TEST_EXIT();
 }
