@@ -291,20 +291,7 @@ static int start(struct parleyd *d)
 	}
 
 	net_config nc;
-	net__config_defaults(&nc);
-	nc.bind_address = c->bind;
-	nc.port = (uint16_t)c->port;
-	nc.tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL;
-	nc.tls_key_file = c->tls_key[0] ? c->tls_key : NULL;
-	nc.workers = c->workers;
-	nc.max_connections = (unsigned)c->max_connections;
-	nc.max_header_bytes = (size_t)c->max_header_bytes;
-	nc.max_message_bytes = (size_t)c->max_message_bytes;
-	nc.max_pending_output = (size_t)c->max_output_bytes;
-	nc.handshake_timeout_ms = (unsigned)c->handshake_timeout_ms;
-	nc.idle_timeout_ms = (unsigned)c->idle_timeout_ms;
-	nc.ping_interval_ms = (unsigned)c->idle_timeout_ms / 3;
-	nc.ws_path = c->ws_path;
+	net__config_from(&nc, c);
 	net_handler h = dispatch__handler(d->dispatch);
 	d->net = net__server_new(&nc, &h, &rc);
 	if (d->net == NULL) {

@@ -97,6 +97,12 @@ int config__has(const char *name)
 	return find(name) != NULL;
 }
 
+const char *config__default_text(const char *name)
+{
+	const struct opt *o = find(name);
+	return o != NULL ? o->def : NULL;
+}
+
 static int set_opt(parleyd_config *cfg, const struct opt *o, const char *value, char *err, size_t errlen)
 {
 	char *field = (char *)cfg + o->offset;

@@ -83,5 +83,7 @@ int config__dump(const parleyd_config *cfg, dynbuf *out);
 
 /* Whether `name` is an option (for flag parsing). */
 int config__has(const char *name);
+/* The table's default of `name` as text, in static storage (NULL for an unknown name). */
+const char *config__default_text(const char *name);
 
 #endif

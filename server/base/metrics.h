@@ -15,9 +15,9 @@
 	X(CONNECTIONS_OPEN, "parley_connections_open", "gauge", "connections currently open")               \
 	X(CONNECTIONS_REJECTED, "parley_connections_rejected_total", "counter",                            \
 	  "connections refused (limit reached or shutting down)")                                          \
-	X(WS_SESSIONS_OPEN, "parley_websocket_sessions_open", "gauge", "WebSocket sessions currently open") \
-	X(WS_SESSIONS_AUTHENTICATED, "parley_websocket_sessions_authenticated", "gauge",                   \
-	  "WebSocket sessions currently authenticated as a device")                                        \
+	X(WS_CONNS_OPEN, "parley_websocket_connections_open", "gauge", "WebSocket connections currently open") \
+	X(WS_CONNS_AUTHENTICATED, "parley_websocket_connections_authenticated", "gauge",                   \
+	  "WebSocket connections currently authenticated as a device")                                        \
 	X(HTTP_REQUESTS, "parley_http_requests_total", "counter", "plain HTTP requests served")             \
 	X(FRAMES_IN, "parley_frames_received_total", "counter", "WebSocket messages received")              \
 	X(FRAMES_OUT, "parley_frames_sent_total", "counter", "WebSocket messages sent")                     \

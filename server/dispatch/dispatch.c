@@ -112,11 +112,11 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
 	l->account = account;
 	l->device = device;
 	snprintf(l->handle, sizeof(l->handle), "%s", handle);
-	metrics__inc(METRIC_WS_SESSIONS_AUTHENTICATED);
+	metrics__inc(METRIC_WS_CONNS_AUTHENTICATED);
 	if (worker__index_add(w, l) != PARLEY_OK) {
 		/* not findable means not deliverable: better no connection than a silent one */
 		l->authenticated = 0;
-		metrics__add(METRIC_WS_SESSIONS_AUTHENTICATED, -1);
+		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
 		net__conn_close(l->conn, 1011, "out of memory");
 		return;
 	}
@@ -230,7 +230,7 @@ static void on_close(void *ctx, net_conn *c)
 	l->closed = 1;
 	if (l->authenticated) {
 		worker__index_remove(l->w, l);
-		metrics__add(METRIC_WS_SESSIONS_AUTHENTICATED, -1);
+		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
 		l->presence_edge = registry__remove(d->reg, l->account, l->device, l->w->index) ? -1 : 0;
 	}
 	for (size_t i = 0; i < d->n_services; i++)

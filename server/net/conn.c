@@ -107,7 +107,7 @@ static void on_handle_closed(uv_handle_t *h)
 	net_conn *c = h->data;
 	net_worker *w = c->w;
 	if (c->opened) {
-		metrics__add(METRIC_WS_SESSIONS_OPEN, -1);
+		metrics__add(METRIC_WS_CONNS_OPEN, -1);
 		if (w->srv->h.on_close != NULL)
 			w->srv->h.on_close(w->srv->h.ctx, c);
 	}
@@ -397,7 +397,7 @@ static int start_websocket(net_conn *c, const http_request *r, const uint8_t *re
 	http__req_parser_free(c->http);
 	c->http = NULL;
 	c->opened = 1;
-	metrics__add(METRIC_WS_SESSIONS_OPEN, 1);
+	metrics__add(METRIC_WS_CONNS_OPEN, 1);
 	net__sched_deadline(c, NET_DL_TICK);
 	log_debug("net", "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
 	if (s->h.on_open != NULL)

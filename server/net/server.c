@@ -8,24 +8,38 @@
 
 #include <parley/error.h>
 
+#include "base/config.h"
 #include "common/alloc.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "net/net_internal.h"
 
-void net__config_defaults(net_config *cfg)
+void net__config_from(net_config *nc, const parleyd_config *c)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->bind_address = "127.0.0.1";
-	cfg->workers = 1;
-	cfg->max_connections = 10000;
-	cfg->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
-	cfg->max_message_bytes = 1u << 20;
-	cfg->max_pending_output = 4u << 20;
-	cfg->handshake_timeout_ms = 10000;
-	cfg->ping_interval_ms = 30000;
-	cfg->idle_timeout_ms = 90000;
-	cfg->ws_path = "/v1/websocket";
+	memset(nc, 0, sizeof(*nc));
+	nc->bind_address = c->bind;
+	nc->port = (uint16_t)c->port;
+	nc->tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL;
+	nc->tls_key_file = c->tls_key[0] ? c->tls_key : NULL;
+	nc->workers = c->workers;
+	nc->max_connections = (unsigned)c->max_connections;
+	nc->max_header_bytes = (size_t)c->max_header_bytes;
+	nc->max_message_bytes = (size_t)c->max_message_bytes;
+	nc->max_pending_output = (size_t)c->max_output_bytes;
+	nc->handshake_timeout_ms = (unsigned)c->handshake_timeout_ms;
+	nc->idle_timeout_ms = (unsigned)c->idle_timeout_ms;
+	nc->ping_interval_ms = (unsigned)c->idle_timeout_ms / 3;
+	nc->ws_path = c->ws_path;
+}
+
+void net__config_defaults(net_config *nc)
+{
+	parleyd_config d;
+	config__defaults(&d);
+	net__config_from(nc, &d);
+	/* the strings must outlive `d`: the table's own literals */
+	nc->bind_address = config__default_text("bind");
+	nc->ws_path = config__default_text("ws_path");
 }
 
 static char *dup_or_null(const char *s, int *fail)

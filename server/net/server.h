@@ -20,23 +20,28 @@
 
 #include "net/conn.h"
 
+/* Filled from the configuration table (net__config_from); the table holds every default. */
 typedef struct net_config {
-	const char *bind_address;     /* numeric IPv4/IPv6 address; default "127.0.0.1" */
+	const char *bind_address;     /* numeric IPv4/IPv6 address */
 	uint16_t port;                /* 0 = ephemeral: read the result with net__server_port */
 	const char *tls_cert_file;    /* PEM chain; TLS is on when both cert and key are set */
 	const char *tls_key_file;
-	int workers;                  /* loop threads, >= 1; default 1 */
-	unsigned max_connections;     /* over all workers; further accepts are closed at once; default 10000 */
-	size_t max_header_bytes;      /* HTTP header section; default 8192 */
-	size_t max_message_bytes;     /* WebSocket message after reassembly; default 1 MiB */
-	size_t max_pending_output;    /* unsent bytes per connection before it is a slow consumer; default 4 MiB */
-	unsigned handshake_timeout_ms;/* accept -> TLS + HTTP header complete (slowloris); default 10000 */
-	unsigned ping_interval_ms;    /* send a ping after this much silence from the peer; 0 = never; default 30000 */
-	unsigned idle_timeout_ms;     /* close (1001) after this much silence; 0 = never; default 90000 */
-	const char *ws_path;          /* default "/v1/websocket" */
+	int workers;                  /* loop threads, >= 1 */
+	unsigned max_connections;     /* over all workers; further accepts are closed at once */
+	size_t max_header_bytes;      /* HTTP header section */
+	size_t max_message_bytes;     /* WebSocket message after reassembly */
+	size_t max_pending_output;    /* unsent bytes per connection before it is a slow consumer */
+	unsigned handshake_timeout_ms;/* accept -> TLS + HTTP header complete (slowloris) */
+	unsigned ping_interval_ms;    /* send a ping after this much silence from the peer; 0 = never */
+	unsigned idle_timeout_ms;     /* close (1001) after this much silence; 0 = never */
+	const char *ws_path;          /* the WebSocket endpoint */
 } net_config;
 
-/* Fills the defaults listed above (strings point to static literals). */
+struct parleyd_config;
+/* The network's fields of the configuration table (strings point into c, which must outlive
+ * net__server_new; it copies them). */
+void net__config_from(net_config *nc, const struct parleyd_config *c);
+/* The table's defaults (strings point to static literals). */
 void net__config_defaults(net_config *cfg);
 
 typedef struct net_server net_server;

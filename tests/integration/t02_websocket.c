@@ -129,7 +129,7 @@ static void many_clients(void)
 	for (int i = 0; i < N; i++)
 		ok += fds[i] >= 0 && pw_ping(fds[i], (uint64_t)i + 1) == 0;
 	IT_EQ(ok, N);
-	IT_CHECK(metric_value(s.port, "parley_websocket_sessions_open") >= N);
+	IT_CHECK(metric_value(s.port, "parley_websocket_connections_open") >= N);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
 }

@@ -261,7 +261,7 @@ static void test_dispatch(void)
 	}
 	cli_connect(&d2);
 	TEST_EQ_INT(req_auth(&d2, 1, "zed", 2, sk2), PARLEY_OK);
-	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_AUTHENTICATED), 6); /* a, extra[4], d2 */
+	TEST_EQ_INT(metrics__get(METRIC_WS_CONNS_AUTHENTICATED), 6); /* a, extra[4], d2 */
 	Parley__Wire__RemoveDeviceRequest rd = PARLEY__WIRE__REMOVE_DEVICE_REQUEST__INIT;
 	Parley__Wire__Request rr = PARLEY__WIRE__REQUEST__INIT;
 	rd.device_id = 2;
@@ -322,8 +322,8 @@ int main(void)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	net__server_drain(ns, 1000);
-	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_OPEN), 0);
-	TEST_EQ_INT(metrics__get(METRIC_WS_SESSIONS_AUTHENTICATED), 0);
+	TEST_EQ_INT(metrics__get(METRIC_WS_CONNS_OPEN), 0);
+	TEST_EQ_INT(metrics__get(METRIC_WS_CONNS_AUTHENTICATED), 0);
 	net__server_free(ns);
 	dispatch__free(d);
 	store__close(st);

@@ -86,6 +86,7 @@ static net_server *start_server(const char *cert, const char *key)
 	net__config_defaults(&cfg);
 	cfg.workers = 2;
 	cfg.port = 0;
+	cfg.max_message_bytes = 1u << 20; /* the echo tests send messages of several hundred kB */
 	cfg.max_pending_output = 1u << 20;
 	cfg.tls_cert_file = cert;
 	cfg.tls_key_file = key;
@@ -555,6 +556,7 @@ static void test_timeouts(void)
 	net_config cfg;
 	int err;
 	net__config_defaults(&cfg);
+	cfg.port = 0;
 	cfg.handshake_timeout_ms = 200;
 	cfg.ping_interval_ms = 100;
 	cfg.idle_timeout_ms = 400;
