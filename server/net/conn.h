@@ -50,7 +50,7 @@ void net__conn_ref(net_conn *c);
 void net__conn_unref(net_conn *c);
 int net__conn_is_open(const net_conn *c);
 
-/* One opaque pointer for the service's per-connection state (session, auth state). */
+/* One opaque pointer for the handler's per-connection state (the dispatcher keeps its link there). */
 void net__conn_set_data(net_conn *c, void *data);
 void *net__conn_data(const net_conn *c);
 
