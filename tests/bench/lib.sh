@@ -50,3 +50,41 @@ bench_commit() {
 	echo "$c"
 }
 bench_cpu() { sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1; }
+
+# A free loopback TCP port (for mosquitto, which has no "port 0").
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+wait_tcp() { # PORT: until something accepts on 127.0.0.1:PORT, 20 s at most
+	local i
+	for i in $(seq 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# bench_start_mosquitto DIR: mosquitto on a free loopback port with persistence on (its database is
+# written on autosave and at exit, not per message), no queue/in-flight caps (QoS 1 messages are never
+# dropped by the broker) and TCP_NODELAY as parleyd and the clients use it. Sets MQ_PORT and MQ_PID.
+bench_start_mosquitto() {
+	local dir=$1
+	MQ_PORT=$(free_port)
+	mkdir -p "$dir"
+	cat >"$dir/mosquitto.conf" <<EOF
+listener $MQ_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $dir/
+persistence_file mosquitto.db
+max_queued_messages 0
+max_inflight_messages 0
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+EOF
+	mosquitto -c "$dir/mosquitto.conf" >"$dir.log" 2>&1 &
+	PIDS+=($!)
+	MQ_PID=$!
+	wait_tcp "$MQ_PORT" || die "mosquitto did not start: $(cat "$dir.log")"
+}

@@ -40,18 +40,6 @@ bench_require
 mkdir -p "$OUT"
 bench_workdir "$BUILD/relay-bench.XXXXXX"
 
-# A free loopback TCP port (for mosquitto, which has no "port 0").
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-wait_tcp() { # PORT: until something accepts on 127.0.0.1:PORT, 20 s at most
-	local i
-	for i in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 has_peer() { "$BENCH" relay --peer "$1" --url 127.0.0.1:1 --connections 2 --duration 0.1 2>&1 | grep -q "built without" && return 1; return 0; }
 
 LOAD_BEFORE=$(bench_loadavg)
@@ -67,28 +55,8 @@ if [[ " $PEERS " == *" mosquitto "* ]]; then
 	if ! command -v mosquitto >/dev/null; then SKIP[mosquitto]="mosquitto not installed"
 	elif ! has_peer mosquitto; then SKIP[mosquitto]="parley-bench built without libmosquitto"
 	else
-		MQ_PORT=$(free_port)
-		mkdir -p "$WORK/mosquitto"
-		# persistence on (the database is written on autosave and at exit, not per message);
-		# no queue/in-flight caps, so QoS 1 messages are never dropped by the broker; TCP_NODELAY as
-		# parleyd and the clients use it.
-		cat >"$WORK/mosquitto/mosquitto.conf" <<EOF
-listener $MQ_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $WORK/mosquitto/
-persistence_file mosquitto.db
-max_queued_messages 0
-max_inflight_messages 0
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-log_type warning
-EOF
-		mosquitto -c "$WORK/mosquitto/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-		PIDS+=($!)
-		PID[mosquitto]=$!
-		wait_tcp "$MQ_PORT" || die "mosquitto did not start: $(cat "$WORK/mosquitto.log")"
+		bench_start_mosquitto "$WORK/mosquitto"
+		PID[mosquitto]=$MQ_PID
 		URL[mosquitto]="127.0.0.1:$MQ_PORT"
 	fi
 fi
