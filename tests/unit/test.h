@@ -4,6 +4,7 @@
 #ifndef PARLEY_TEST_H
 #define PARLEY_TEST_H
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int test__failures;
@@ -38,6 +39,15 @@ static int test__checks;
 		fn();                                                                              \
 		printf("%s - %s\n", test__failures == test__before ? "ok" : "not ok", #fn);        \
 	} while (0)
+
+/* Removes a test's temporary directory tree; a failure is reported, not fatal. */
+static inline void test_remove_tree(const char *dir)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", dir);
+}
 
 #define TEST_EXIT()                                                                                \
 	do {                                                                                       \

@@ -339,9 +339,6 @@ int main(void)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	TEST_EQ_INT(uv_loop_close(&loop), 0);
 	store__close(st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
+	test_remove_tree(dir);
 	TEST_EXIT();
 }

@@ -327,9 +327,6 @@ int main(void)
 	net__server_free(ns);
 	dispatch__free(d);
 	store__close(st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
+	test_remove_tree(dir);
 	TEST_EXIT();
 }

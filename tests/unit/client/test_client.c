@@ -384,11 +384,6 @@ int main(void)
 	TEST_RUN(test_signing);
 	TEST_RUN(test_connect_refused);
 	TEST_RUN(test_connect_timeout);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "# could not remove %s\n", root);
-	}
+	test_remove_tree(root);
 	TEST_EXIT();
 }

@@ -732,11 +732,6 @@ int main(void)
 
 	net__server_drain(srv, 1000);
 	net__server_free(srv);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "# could not remove %s\n", root);
-	}
+	test_remove_tree(root);
 	TEST_EXIT();
 }

@@ -789,10 +789,7 @@ int main(void)
 	stop_server();
 	TIMED_RUN(test_no_plaintext);
 	if (test__failures == 0) {
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "# could not remove %s\n", root);
+		test_remove_tree(root);
 	} else {
 		fprintf(stderr, "# state kept in %s\n", root);
 	}

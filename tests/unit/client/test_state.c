@@ -399,11 +399,6 @@ int main(void)
 	TEST_RUN(test_account_store);
 	TEST_RUN(test_identity_through_api);
 	TEST_RUN(test_migrate_old_db);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "# could not remove %s\n", root);
-	}
+	test_remove_tree(root);
 	TEST_EXIT();
 }

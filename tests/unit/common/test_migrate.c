@@ -341,9 +341,6 @@ int main(void)
 	TEST_RUN(test_legacy_adoption);
 	TEST_RUN(test_newer_refused);
 	TEST_RUN(test_concurrent_open);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
+	test_remove_tree(dir);
 	TEST_EXIT();
 }

@@ -245,9 +245,6 @@ int main(void)
 	}
 	dispatch__free(d);
 	store__close(st);
-	char cmd[96];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
+	test_remove_tree(dir);
 	TEST_EXIT();
 }

@@ -107,6 +107,15 @@ static uint64_t enqueue(const char *to, uint32_t regid, unsigned n)
 	return last;
 }
 
+/* A fresh account with one device holding keys (registration id regid), and its fake connection. */
+static uint64_t new_device(const char *handle, uint32_t regid, relay_dev *d, struct conn *c)
+{
+	uint64_t acc = make_account(handle, 1);
+	store_keys(acc, 1, regid, 0, 1);
+	dev_init(d, c, acc, 1);
+	return acc;
+}
+
 static int ascending(const struct conn *c)
 {
 	for (size_t i = 1; i < c->n; i++)
@@ -119,11 +128,9 @@ static void test_window(void)
 {
 	relay_dev d;
 	struct conn c;
-	uint64_t bob = make_account("bob", 1);
-	store_keys(bob, 1, 41, 0, 1);
-	enqueue("bob", 41, 25);
 	rc_.max_inflight = 10;
-	dev_init(&d, &c, bob, 1);
+	uint64_t bob = new_device("bob", 41, &d, &c);
+	enqueue("bob", 41, 25);
 
 	relay__dev_start(&d);
 	settle(&d);
@@ -195,10 +202,8 @@ static void test_resync(void)
 {
 	relay_dev d;
 	struct conn c;
-	uint64_t carol = make_account("carol", 1);
-	store_keys(carol, 1, 51, 0, 1);
 	rc_.max_inflight = 100;
-	dev_init(&d, &c, carol, 1);
+	new_device("carol", 51, &d, &c);
 	relay__dev_start(&d);
 	settle(&d);
 	TEST_EQ_INT(c.queue_empty, 1);
@@ -218,10 +223,8 @@ static void test_stop_during_read(void)
 {
 	relay_dev d;
 	struct conn c;
-	uint64_t dave = make_account("dave", 1);
-	store_keys(dave, 1, 61, 0, 1);
+	new_device("dave", 61, &d, &c);
 	enqueue("dave", 61, 3);
-	dev_init(&d, &c, dave, 1);
 	relay__dev_start(&d);
 	TEST_EQ_INT(d.reading, 1);
 	TEST_EQ_INT(c.holds, 1);

@@ -501,9 +501,6 @@ int main(void)
 	TEST_RUN(test_operations);
 	TEST_RUN(test_group_commit_two_loops);
 	TEST_RUN(test_client_close_drains);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
+	test_remove_tree(dir);
 	TEST_EXIT();
 }
