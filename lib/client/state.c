@@ -64,8 +64,7 @@ static const char *const client_steps[] = {
 
 static const migrate_schema client_schema = {
 	.name = "client",
-	.steps = client_steps,
-	.n_steps = sizeof(client_steps) / sizeof(client_steps[0]),
+	MIGRATE_STEPS(client_steps),
 	.legacy_user_version = 1,
 };
 

@@ -27,6 +27,9 @@ typedef struct migrate_schema {
 	int legacy_user_version;     /* 1: adopt PRAGMA user_version when this schema has no row yet */
 } migrate_schema;
 
+/* Fills .steps and .n_steps from one static array of SQL steps. */
+#define MIGRATE_STEPS(arr) .steps = (arr), .n_steps = sizeof(arr) / sizeof((arr)[0])
+
 typedef struct migrate_result {
 	int from;                    /* version found (0 for a new database) */
 	int to;                      /* version now */

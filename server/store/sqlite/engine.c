@@ -94,8 +94,7 @@ static const char *const migrations[] = {
 
 static const migrate_schema server_schema = {
 	.name = "server",
-	.steps = migrations,
-	.n_steps = sizeof(migrations) / sizeof(migrations[0]),
+	MIGRATE_STEPS(migrations),
 	.legacy_user_version = 1,
 };
 
