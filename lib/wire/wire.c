@@ -350,36 +350,13 @@ void wire__frame_free(wire_frame *fr)
 	fr->arena_ = NULL;
 }
 
+/* From the schema itself (the oneof member's field name), so a new request kind needs no entry here. */
 const char *wire__request_kind_name(int body_case)
 {
-	switch (body_case) {
-	case PARLEY__WIRE__REQUEST__BODY_PING:
-		return "ping";
-	case PARLEY__WIRE__REQUEST__BODY_REGISTER:
-		return "register";
-	case PARLEY__WIRE__REQUEST__BODY_AUTH:
-		return "auth";
-	case PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES:
-		return "list_devices";
-	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
-		return "add_device";
-	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
-		return "remove_device";
-	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS:
-		return "upload_keys";
-	case PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT:
-		return "get_prekey_count";
-	case PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES:
-		return "get_bundles";
-	case PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE:
-		return "send_message";
-	case PARLEY__WIRE__REQUEST__BODY_ACK:
-		return "ack";
-	case PARLEY__WIRE__REQUEST__BODY_TYPING:
-		return "typing";
-	default:
-		return "unknown";
-	}
+	const ProtobufCFieldDescriptor *f =
+		body_case > 0 ? protobuf_c_message_descriptor_get_field(&parley__wire__request__descriptor, (unsigned)body_case)
+			      : NULL;
+	return f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? f->name : "unknown";
 }
 
 /* --- encode --- */

@@ -53,6 +53,9 @@ static void test_round_trip_register(void)
 	TEST_EQ_STR(f.frame->request->register_->device_name, "laptop");
 	TEST_EQ_INT(f.frame->request->register_->device_key.len, 32);
 	TEST_EQ_STR(wire__request_kind_name(f.frame->request->body_case), "register");
+	TEST_EQ_STR(wire__request_kind_name(PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE), "send_message");
+	TEST_EQ_STR(wire__request_kind_name(1), "unknown"); /* the id field, not a body */
+	TEST_EQ_STR(wire__request_kind_name(9999), "unknown");
 	wire__frame_free(&f);
 	wire__frame_free(&f); /* idempotent */
 	dynbuf__free(&b);
