@@ -1,5 +1,5 @@
 /* Public session API: context, X3DH from a bundle, session cipher, identity trust.
- * Mirrors libsignal's session.rs / session_cipher.rs semantics (see SIGNAL-WIRE.md §7). */
+ * Mirrors libsignal's session.rs / session_cipher.rs semantics (see docs/signal.md, "Behaviour that mirrors libsignal"). */
 #include <string.h>
 
 #include <parley/error.h>
