@@ -34,6 +34,12 @@ typedef struct store_config {
 	int busy_timeout_ms;        /* default 5000 when 0 */
 	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
 	unsigned max_devices;       /* per account (max_devices) */
+	/* Test hooks: neither weakens anything, so they are plain fields (parleyd leaves them 0). */
+	const char *vfs;            /* sqlite: VFS name, NULL = SQLite's default. The crash test opens
+	                             * through its power-cut VFS; any VFS must still give WAL +
+	                             * synchronous=FULL, or the open fails. */
+	unsigned wal_checkpoint_pages; /* sqlite: WAL pages before an idle checkpoint, 0 = the default
+	                                * (1024); the crash test lowers it so short runs cross checkpoints */
 } store_config;
 
 /* The store's fields of the configuration table (the only place their defaults live); path: the

@@ -102,15 +102,30 @@ static const migrate_schema server_schema = {
  * the threshold, so that commit, and every acknowledgement queued behind it, waited for the copy into
  * the main file and its fsync. We turn it off (a wal_hook replaces it) and checkpoint in maintain():
  * when the queue is empty and the WAL holds CKPT_IDLE_PAGES (SQLite's own period: checkpointing more
- * often only adds stalls, the hot pages being the same few), or unconditionally at CKPT_HARD_PAGES so
- * sustained load cannot grow the WAL without bound. This connection is the only one, so a PASSIVE
+ * often only adds stalls, the hot pages being the same few; store_config.wal_checkpoint_pages overrides
+ * it for tests), or unconditionally at CKPT_HARD_FACTOR times that so sustained load cannot grow the WAL
+ * without bound. This connection is the only one, so a PASSIVE
  * checkpoint always copies every frame and the next commit restarts the WAL from its beginning;
  * journal_size_limit truncates a WAL that grew past it. Durability is unchanged: every commit still
  * fsyncs the WAL (synchronous=FULL) before its completions are delivered, and a checkpoint fsyncs the
  * main file before the WAL may be reused. */
 #define CKPT_IDLE_PAGES 1024
-#define CKPT_HARD_PAGES 4096
+#define CKPT_HARD_FACTOR 4 /* hard threshold = 4 x idle threshold */
 #define WAL_SIZE_LIMIT (32 << 20)
+
+/* Durability. Every acknowledgement promises a commit that survives a power cut: WAL with
+ * synchronous=FULL fsyncs the WAL at each commit. PARLEY_TEST_STORE_SYNC_OFF is a test-only weakening
+ * (meson -Dtest_store_sync_off=true, or the separate store objects of the store-crash-sync-off test):
+ * it commits without any fsync, so the crash test (tests/unit/store/test_crash.c) can show that it
+ * notices. It is a compile-time definition on purpose: no configuration key or environment variable
+ * of parleyd can weaken a production build. */
+#ifdef PARLEY_TEST_STORE_SYNC_OFF
+#define SYNCHRONOUS "OFF"
+#define DURABILITY_ENFORCED 0
+#else
+#define SYNCHRONOUS "FULL"
+#define DURABILITY_ENFORCED 1
+#endif
 
 int sqlite__error(store_be *b, const char *what)
 {
@@ -285,7 +300,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 static void be_maintain(store_be *b, int idle)
 {
 	int log_frames = 0, done = 0;
-	if (b->wal_pages < (idle ? CKPT_IDLE_PAGES : CKPT_HARD_PAGES))
+	if (b->wal_pages < (idle ? b->ckpt_pages : b->ckpt_pages * CKPT_HARD_FACTOR))
 		return;
 	int rc = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
 	if (rc != SQLITE_OK) {
@@ -322,6 +337,30 @@ static int exec_pragmas(store_be *b, const char *sql)
 	return PARLEY_OK;
 }
 
+/* SQLite does not fail a PRAGMA it cannot honour: journal_mode=WAL on a VFS without shared memory
+ * answers with the old mode, and a build may default synchronous differently. So read back what the
+ * connection really runs with. Anything weaker than WAL + FULL breaks the acknowledgement contract
+ * (an acknowledged write must survive a power cut), and the store refuses to run on it. EXTRA
+ * (fsync of the directory too) is stronger than FULL and accepted. */
+int sqlite__check_durability(sqlite3 *db, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	char mode[16] = "?";
+	int sync = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		sync = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (strcmp(mode, "wal") == 0 && sync >= 2)
+		return PARLEY_OK;
+	log_error(MODULE, "%s: runs with journal_mode=%s synchronous=%d, not wal and 2 (FULL): acknowledged"
+		  " writes would not survive a power cut", path, mode, sync);
+	return PARLEY_E_STORE;
+}
+
 static void be_free(store_be *b)
 {
 	stmt_cache_free(b);
@@ -340,6 +379,7 @@ static int be_open(const store_config *cfg, store_be **out)
 	if (b == NULL)
 		return PARLEY_E_NOMEM;
 	b->max_devices = cfg->max_devices;
+	b->ckpt_pages = cfg->wal_checkpoint_pages > 0 ? (int)cfg->wal_checkpoint_pages : CKPT_IDLE_PAGES;
 	/* create the file ourselves so it is 0600 whatever the umask; SQLite gives its -wal and -shm
 	 * files the database file's permissions */
 	fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -348,15 +388,25 @@ static int be_open(const store_config *cfg, store_be **out)
 		goto out;
 	}
 	close(fd);
-	if (sqlite3_open_v2(cfg->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(cfg->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, cfg->vfs) != SQLITE_OK) {
 		log_error(MODULE, "cannot open %s: %s", cfg->path, b->db ? sqlite3_errmsg(b->db) : "out of memory");
 		goto out;
 	}
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA busy_timeout = %d; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+		 "PRAGMA busy_timeout = %d; PRAGMA journal_mode = WAL; PRAGMA synchronous = " SYNCHRONOUS ";"
 		 " PRAGMA foreign_keys = ON;",
 		 cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
 	rc = exec_pragmas(b, pragmas);
+	if (rc != PARLEY_OK)
+		goto out;
+	rc = sqlite__check_durability(b->db, cfg->path);
+	if (rc != PARLEY_OK && !DURABILITY_ENFORCED) {
+		/* The weakened test build must open: it exists so the crash test can prove that the power-cut
+		 * simulation catches a missing fsync. Refusing here would make that test fail for another
+		 * reason and prove nothing. The check above already logged the weakened mode. */
+		log_error(MODULE, "test build with synchronous=OFF (PARLEY_TEST_STORE_SYNC_OFF): never deploy it");
+		rc = PARLEY_OK;
+	}
 	if (rc != PARLEY_OK)
 		goto out;
 	rc = migrate(b, cfg->path);

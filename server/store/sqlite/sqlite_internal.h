@@ -24,6 +24,7 @@ struct sqlite_cached_stmt {
 struct store_be {
 	sqlite3 *db;
 	int wal_pages;         /* frames in the WAL after the last commit (wal_hook) */
+	int ckpt_pages;        /* idle checkpoint threshold (store_config.wal_checkpoint_pages) */
 	unsigned max_devices;  /* per account (accounts.c) */
 	struct sqlite_cached_stmt *stmts; /* open addressing, power-of-two capacity */
 	size_t n_stmts, cap_stmts;
@@ -44,6 +45,10 @@ int sqlite__step_done(sqlite3_stmt *st);
 int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v);
 /* Copies a blob column of exactly n bytes into dst; zeroes dst for NULL or any other length. */
 void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
+
+/* PARLEY_OK when the connection runs with journal_mode=WAL and synchronous FULL (or EXTRA); else logs
+ * what it found and returns PARLEY_E_STORE. Exposed for the store's unit test. */
+int sqlite__check_durability(sqlite3 *db, const char *path);
 
 /* accounts.c, for the other domains: handle -> account id. PARLEY_E_NO_SUCH_ACCOUNT, PARLEY_E_STORE. */
 int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id);

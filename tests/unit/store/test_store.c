@@ -12,6 +12,7 @@
 #include <parley/error.h>
 
 #include "store/store.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "test.h"
 #include "store_loop.h"
 #include "test_sqlite.h"
@@ -159,6 +160,36 @@ static void test_newer_refused(void)
 	expect_refused();
 	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 3);
 	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
+}
+
+/* The open reads back journal_mode and synchronous on its own connection: each weaker combination is
+ * refused, so a VFS or build that silently ignores a PRAGMA cannot run the store. */
+static int durability_with(const char *pragmas)
+{
+	sqlite3 *db = NULL;
+	int rc = -1;
+	fresh_path("durability");
+	unlink(path);
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, pragmas, NULL, NULL, NULL) == SQLITE_OK)
+		rc = sqlite__check_durability(db, path);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void test_durability_readback(void)
+{
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL"), PARLEY_OK);
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = WAL; PRAGMA synchronous = EXTRA"), PARLEY_OK);
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"), PARLEY_E_STORE);
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF"), PARLEY_E_STORE);
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL"), PARLEY_E_STORE);
+	TEST_EQ_INT(durability_with("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = FULL"), PARLEY_E_STORE);
+	/* a VFS that does not exist is refused, never replaced by the default one */
+	store *s = NULL;
+	fresh_path("novfs");
+	store_config cfg = {.path = path, .vfs = "no-such-vfs"};
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
+	TEST_CHECK(s == NULL);
 }
 
 /* Databases written before parley__migrate kept the version in PRAGMA user_version and had no
@@ -496,6 +527,7 @@ int main(void)
 	TEST_RUN(test_pre_migration_database);
 	TEST_RUN(test_newer_refused);
 	TEST_RUN(test_legacy_database);
+	TEST_RUN(test_durability_readback);
 	TEST_RUN(test_op_table);
 	TEST_RUN(test_job_layout);
 	TEST_RUN(test_operations);
