@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -286,9 +287,11 @@ static int cv_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
  * the file's size and the bytes about to be replaced or removed. */
 static struct change *record(cv_file *p, sqlite3_int64 off, const void *data, int len)
 {
-	sqlite3_int64 size = 0;
-	if (p->real->pMethods->xFileSize(p->real, &size) != SQLITE_OK)
+	/* the size from the path, not xFileSize: the unix VFS reports a 1-byte file as empty */
+	struct stat sb;
+	if (stat(p->rec->path, &sb) != 0)
 		return NULL;
+	sqlite3_int64 size = sb.st_size;
 	struct change *c = rec_push(p->rec);
 	if (c == NULL)
 		return NULL;
