@@ -114,13 +114,17 @@ static const migrate_schema server_schema = {
 #define WAL_SIZE_LIMIT (32 << 20)
 
 /* Durability. Every acknowledgement promises a commit that survives a power cut: WAL with
- * synchronous=FULL fsyncs the WAL at each commit. PARLEY_TEST_STORE_SYNC_OFF is a test-only weakening
- * (meson -Dtest_store_sync_off=true, or the separate store objects of the store-crash-sync-off test):
- * it commits without any fsync, so the crash test (tests/unit/store/test_crash.c) can show that it
- * notices. It is a compile-time definition on purpose: no configuration key or environment variable
- * of parleyd can weaken a production build. */
-#ifdef PARLEY_TEST_STORE_SYNC_OFF
+ * synchronous=FULL fsyncs the WAL at each commit. Two test-only weakenings let the crash test
+ * (tests/unit/store/test_crash.c) show that it notices: PARLEY_TEST_STORE_SYNC_OFF never fsyncs
+ * (meson -Dtest_store_sync_off=true, or the store objects of the store-crash-sync-off test), and
+ * PARLEY_TEST_STORE_SYNC_NORMAL fsyncs the WAL only at checkpoints (store-crash-sync-normal). They are
+ * compile-time definitions on purpose: no configuration key or environment variable of parleyd can
+ * weaken a production build. */
+#if defined(PARLEY_TEST_STORE_SYNC_OFF)
 #define SYNCHRONOUS "OFF"
+#define DURABILITY_ENFORCED 0
+#elif defined(PARLEY_TEST_STORE_SYNC_NORMAL)
+#define SYNCHRONOUS "NORMAL"
 #define DURABILITY_ENFORCED 0
 #else
 #define SYNCHRONOUS "FULL"
@@ -404,7 +408,7 @@ static int be_open(const store_config *cfg, store_be **out)
 		/* The weakened test build must open: it exists so the crash test can prove that the power-cut
 		 * simulation catches a missing fsync. Refusing here would make that test fail for another
 		 * reason and prove nothing. The check above already logged the weakened mode. */
-		log_error(MODULE, "test build with synchronous=OFF (PARLEY_TEST_STORE_SYNC_OFF): never deploy it");
+		log_error(MODULE, "weakened test build (synchronous=" SYNCHRONOUS "): never deploy it");
 		rc = PARLEY_OK;
 	}
 	if (rc != PARLEY_OK)

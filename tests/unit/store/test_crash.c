@@ -13,8 +13,8 @@
  * deleted it, an acknowledged ack's envelope is gone, nothing is duplicated, each queue counter matches
  * its queue, and the accounts made before the runs exist.
  *
- * Exit status: 0 nothing lost, 1 a durability violation (what the sync-off build must produce: meson
- * runs that build's copy with should_fail), 99 the harness itself failed (meson reports an error even
+ * Exit status: 0 nothing lost, 1 a durability violation (what the weakened builds must produce: meson
+ * runs their copies with should_fail), 99 the harness itself failed (meson reports an error even
  * under should_fail, so the weakened build cannot "fail" for a wrong reason). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,8 +431,8 @@ int main(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* the store logs every I/O error after each cut; the checks below say what matters */
 	log__level = getenv("PARLEY_TEST_VERBOSE") != NULL ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR - 1;
-#ifdef PARLEY_TEST_STORE_SYNC_OFF
-	printf("# store compiled with PARLEY_TEST_STORE_SYNC_OFF: this run must lose acknowledged data\n");
+#if defined(PARLEY_TEST_STORE_SYNC_OFF) || defined(PARLEY_TEST_STORE_SYNC_NORMAL)
+	printf("# store compiled weakened (synchronous OFF or NORMAL): this run must lose acknowledged data\n");
 #endif
 	if (mkdtemp(dir) == NULL || uv_loop_init(&loop) != 0 || crashvfs_register() != SQLITE_OK)
 		harness_fail("set-up");
