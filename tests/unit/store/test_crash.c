@@ -16,6 +16,7 @@
  * Exit status: 0 nothing lost, 1 a durability violation (what the weakened builds must produce: meson
  * runs their copies with should_fail), 99 the harness itself failed (meson reports an error even
  * under should_fail, so the weakened build cannot "fail" for a wrong reason). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,16 @@ static void harness_fail(const char *what)
 {
 	fprintf(stderr, "harness error: %s\n", what);
 	exit(99);
+}
+
+/* A crash is a harness error too, never the expected failure of a weakened build. */
+static void on_fatal_signal(int sig)
+{
+	(void)sig;
+	static const char msg[] = "harness error: fatal signal\n";
+	ssize_t w = write(2, msg, sizeof(msg) - 1);
+	(void)w;
+	_exit(99);
 }
 
 static void content_for(uint8_t *buf, unsigned send, unsigned dev)
@@ -429,6 +440,13 @@ int main(void)
 	crashvfs_stats stats;
 	unsigned bad = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* (a sanitizer's handler, when there is one, stays: it reports and exits 99 by crash_env) */
+	static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+		struct sigaction old, sa = {.sa_handler = on_fatal_signal};
+		if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+			sigaction(fatal[i], &sa, NULL);
+	}
 	/* the store logs every I/O error after each cut; the checks below say what matters */
 	log__level = getenv("PARLEY_TEST_VERBOSE") != NULL ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR - 1;
 #if defined(PARLEY_TEST_STORE_SYNC_OFF) || defined(PARLEY_TEST_STORE_SYNC_NORMAL)
