@@ -503,22 +503,9 @@ static const sqlite3_io_methods io_shm = {
 	.xUnfetch = cv_unfetch,
 };
 
-/* version 1: no shared memory, so SQLite cannot use WAL (journal_mode=WAL keeps the old mode) */
-static const sqlite3_io_methods io_noshm = {
-	.iVersion = 1,
-	.xClose = cv_close,
-	.xRead = cv_read,
-	.xWrite = cv_write,
-	.xTruncate = cv_truncate,
-	.xSync = cv_sync,
-	.xFileSize = cv_file_size,
-	.xLock = cv_lock,
-	.xUnlock = cv_unlock,
-	.xCheckReservedLock = cv_check_reserved,
-	.xFileControl = cv_file_control,
-	.xSectorSize = cv_sector_size,
-	.xDeviceCharacteristics = cv_device_characteristics,
-};
+/* version 1, no shared memory, so SQLite cannot use WAL (journal_mode=WAL keeps the old mode): io_shm
+ * without its version-2 and -3 methods, made by crashvfs_register */
+static sqlite3_io_methods io_noshm;
 
 /* --- the VFS --- */
 
@@ -690,6 +677,14 @@ int crashvfs_register(void)
 			rc = SQLITE_ERROR;
 		} else {
 			root = def;
+			io_noshm = io_shm;
+			io_noshm.iVersion = 1;
+			io_noshm.xShmMap = NULL;
+			io_noshm.xShmLock = NULL;
+			io_noshm.xShmBarrier = NULL;
+			io_noshm.xShmUnmap = NULL;
+			io_noshm.xFetch = NULL;
+			io_noshm.xUnfetch = NULL;
 			vfs_init(&vfs_shm, CRASHVFS_NAME);
 			vfs_init(&vfs_noshm, CRASHVFS_NOSHM_NAME);
 			rc = sqlite3_vfs_register(&vfs_shm, 0);
