@@ -1,4 +1,4 @@
-/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL), migrations, the statement cache,
+/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL, read back), migrations, the statement cache,
  * transactions and savepoints, WAL maintenance, and the run table that sends each op to its domain file
  * (accounts.c, keys.c, relay.c). The domain files see the engine through sqlite_internal.h. */
 #include <fcntl.h>
@@ -104,9 +104,9 @@ static const migrate_schema server_schema = {
  * when the queue is empty and the WAL holds CKPT_IDLE_PAGES (SQLite's own period: checkpointing more
  * often only adds stalls, the hot pages being the same few; store_config.wal_checkpoint_pages overrides
  * it for tests), or unconditionally at CKPT_HARD_FACTOR times that so sustained load cannot grow the WAL
- * without bound. This connection is the only one, so a PASSIVE
- * checkpoint always copies every frame and the next commit restarts the WAL from its beginning;
- * journal_size_limit truncates a WAL that grew past it. Durability is unchanged: every commit still
+ * without bound. This connection is the only one, so a PASSIVE checkpoint always copies every frame and
+ * the next commit restarts the WAL from its beginning; journal_size_limit truncates a WAL that grew past
+ * it. Durability is unchanged: every commit still
  * fsyncs the WAL (synchronous=FULL) before its completions are delivered, and a checkpoint fsyncs the
  * main file before the WAL may be reused. */
 #define CKPT_IDLE_PAGES 1024
