@@ -1,6 +1,6 @@
-/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL, read back), migrations, the statement cache,
- * transactions and savepoints, WAL maintenance, and the run table that sends each op to its domain file
- * (accounts.c, keys.c, relay.c). The domain files see the engine through sqlite_internal.h. */
+/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL, read back), migrations, the statement
+ * cache, transactions and savepoints, WAL maintenance, and the run table that sends each op to its
+ * domain file (accounts.c, keys.c, relay.c). The domain files see the engine through sqlite_internal.h. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
