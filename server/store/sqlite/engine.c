@@ -351,11 +351,13 @@ int sqlite__check_durability(sqlite3 *db, const char *path)
 	sqlite3_stmt *st = NULL;
 	char mode[16] = "?";
 	int sync = -1;
-	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		sync = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (strcmp(mode, "wal") == 0 && sync >= 2)

@@ -45,7 +45,7 @@
 #define WRITE_POINTS 80       /* cuts during a write, spread over a run's writes */
 #define ACK_POINTS 40         /* cuts after n acknowledgements, spread over a run's acknowledgements */
 #define DRY_RUNS 3            /* runs without an early cut, to count a run's syncs and writes */
-#define RESTART_SYNCS 4       /* cuts on each of the first syncs from the clean close, and from the reopening */
+#define RESTART_SYNCS 4       /* cuts on each first sync from the clean close, and from the reopening */
 #define RESTART_WRITES 12     /* the same for writes */
 
 /* Where the count of a cut starts. The clean restart gets cuts of its own: a few syncs and writes
@@ -85,7 +85,8 @@ static struct {
 } run;
 
 static struct {
-	unsigned points, per_from[FROM__COUNT], early, lost, resurrected, duplicated, bad_counters, bad_setup, reopen_failed;
+	unsigned points, per_from[FROM__COUNT], early;
+	unsigned lost, resurrected, duplicated, bad_counters, bad_setup, reopen_failed;
 	unsigned acked_sends, acked_acks;
 	unsigned undone, kept, files_removed, files_restored; /* what the cuts did (crashvfs_stats) */
 } total;
