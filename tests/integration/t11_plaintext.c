@@ -9,8 +9,8 @@
  * Positive controls, so a scan that cannot see anything cannot pass:
  *   - the scanner finds the marker in every encoding the test itself writes to a file, at every
  *     alignment, and reports a missing file as missing;
- *   - an envelope whose content is a second marker in clear (sent over the raw protocol: the server
- *     cannot tell ciphertext from text) is found by the same live scan of the same files.
+ *   - envelopes whose content is another marker in clear, or in base64 (sent over the raw protocol: the
+ *     server cannot tell ciphertext from text), are found by the same live scan of the same files.
  *
  * Exit status: 1 only when a plaintext scan finds the marker; 99 (an error, never an "expected
  * failure") for anything else that goes wrong. So the leak variant (it-t11_plaintext_leak, whose
@@ -36,6 +36,7 @@ static srv s;
 static char url[128];
 static char marker[64];  /* in the messages libparley encrypts */
 static char control[64]; /* sent in clear over the raw protocol: the scan must find it */
+static char control64[64]; /* sent base64-encoded the same way: found too */
 
 static void bail_at(int line, const char *what)
 {
@@ -189,10 +190,11 @@ static void expect_clean(const char *when, int live, parley_client *open_a, parl
 	fflush(stdout);
 }
 
-/* The second positive control: an envelope with the control marker in clear, queued for bob next to
- * alice's. Over the raw protocol, as a client that does not encrypt would send it. */
+/* The second positive control: envelopes with the control markers in clear and in base64, queued for
+ * bob next to alice's. Over the raw protocol, as a client that does not encrypt would send them. */
 static void send_in_clear(void)
 {
+	char b64[128], plain[80];
 	uint8_t pk[32], sk[64];
 	int fd = -1;
 	wire_frame f;
@@ -226,6 +228,14 @@ static void send_in_clear(void)
 	om.content.data = (uint8_t *)control;
 	om.content.len = strlen(control);
 	MUST(pw_call(fd, &req, NULL) == PARLEY_OK);
+	/* "(" shifts the marker by one byte in the base64 grouping */
+	snprintf(plain, sizeof plain, "(%s)", control64);
+	MUST(scan_encode("base64", plain, strlen(plain), b64, sizeof b64) > 0);
+	req.id = 12;
+	sm.timestamp = 2;
+	om.content.data = (uint8_t *)b64;
+	om.content.len = strlen(b64);
+	MUST(pw_call(fd, &req, NULL) == PARLEY_OK);
 	close(fd);
 }
 
@@ -242,7 +252,7 @@ static void on_message(parley_client *c, const parley_message *m, void *user)
 
 static void on_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
 {
-	((inbox *)user)->errors++; /* mallory's envelope is not a Signal message: one error expected */
+	((inbox *)user)->errors++; /* mallory's envelopes are not Signal messages */
 }
 
 static void queued_then_delivered(void)
@@ -273,10 +283,11 @@ static void queued_then_delivered(void)
 
 	/* the same live scan finds a text that was sent in clear */
 	send_in_clear();
-	int r = srv_scan(&s, control, strlen(control), 1);
-	if (r != SCAN_FOUND)
+	if (srv_scan(&s, control, strlen(control), 1) != SCAN_FOUND)
 		bail_at(__LINE__, "the live scan missed a control marker queued in clear");
-	printf("ok - the live scan finds a message queued in clear\n");
+	if (srv_scan(&s, control64, strlen(control64), 1) != SCAN_FOUND)
+		bail_at(__LINE__, "the live scan missed a control marker queued in base64");
+	printf("ok - the live scan finds messages queued in clear and in base64\n");
 
 	/* bob comes online and gets all of alice's messages (so they were real, deliverable messages) */
 	bob = client("bob");
@@ -288,12 +299,13 @@ static void queued_then_delivered(void)
 	ev.user = &in;
 	parley_client_set_events(bob, &ev);
 	MUST(parley_connect(bob) == PARLEY_OK);
-	for (int i = 0; i < 100 && in.mine < N_MSG; i++)
+	for (int i = 0; i < 100 && (in.mine < N_MSG || in.errors < 2); i++)
 		parley_client_run(bob, 50);
 	parley_client_run(bob, 300); /* the acks go out */
 	parley_client_set_events(bob, NULL);
 	parley_client_run(bob, 100);
-	MUST(in.mine == N_MSG);
+	MUST(in.mine == N_MSG && in.n == N_MSG);
+	MUST(in.errors == 2); /* mallory's two, which do not decrypt */
 	expect_clean("in the live server files after delivery", 1, alice, bob);
 
 	parley_client_free(alice);
@@ -307,6 +319,7 @@ int main(void)
 	const char *extra[] = {"--log_level=debug", NULL};
 	make_marker(marker, sizeof marker, "zebra-quokka");
 	make_marker(control, sizeof control, "in-clear");
+	make_marker(control64, sizeof control64, "in-base64");
 	srv_start(&s, extra);
 	snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/websocket", s.port);
 	scanner_controls();
