@@ -594,25 +594,12 @@ uint64_t metric_value_at(const char *file, int line, int port, const char *name)
 
 int srv_scan(srv *s, const void *marker, size_t len, int live)
 {
-	static const char *const files[] = {"data/parley.db", "data/parley.db-wal", "data/parley.db-shm",
-					    "parleyd.log"};
+	static const char *const files[] = {"data/parley.db", "parleyd.log", "data/parley.db-wal",
+					    "data/parley.db-shm"};
 	int result = SCAN_CLEAN;
 
-	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-		char path[400];
-		scan_hit hit;
-		/* after a clean stop the WAL is checkpointed and both side files are deleted */
-		int required = live || strstr(files[i], "-") == NULL;
-		snprintf(path, sizeof path, "%s/%s", s->dir, files[i]);
-		int r = scan_file(path, marker, len, &hit);
-		if (r == SCAN_FOUND) {
-			fprintf(stderr, "# marker found as %s at offset %zu in %s\n", hit.encoding, hit.offset, files[i]);
-			result = SCAN_FOUND;
-		} else if (r == SCAN_MISSING && required) {
-			fprintf(stderr, "# %s is missing: nothing scanned there\n", files[i]);
-			if (result == SCAN_CLEAN)
-				result = SCAN_MISSING;
-		}
-	}
+	/* after a clean stop the WAL is checkpointed and both side files are deleted */
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);
 	return result;
 }

@@ -75,10 +75,10 @@ int server_alive(int port);
 uint64_t metric_value_at(const char *file, int line, int port, const char *name);
 #define metric_value(port, name) metric_value_at(__FILE__, __LINE__, port, name)
 
-/* Scans the server's files for marker (raw and encoded, see scan.h): data/parley.db, its -wal and
- * -shm, and the log. live: the server runs, so all four must exist (after a clean stop the -wal and
- * -shm are gone). Returns SCAN_FOUND if the marker is anywhere (each hit printed as a "# " line), else
- * SCAN_MISSING if a required file is missing, else SCAN_CLEAN. */
+/* Scans the server's files for marker (raw and encoded, see scan.h): data/parley.db, the log, and
+ * parley.db-wal and -shm, which must exist when live (the server runs; after a clean stop they are
+ * gone). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
+ * reported on stderr. */
 int srv_scan(srv *s, const void *marker, size_t len, int live);
 
 extern int it_failures;

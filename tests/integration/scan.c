@@ -138,3 +138,39 @@ int scan_file(const char *path, const void *marker, size_t marker_len, scan_hit 
 	free(buf);
 	return found ? SCAN_FOUND : SCAN_CLEAN;
 }
+
+int scan_path(const char *dir, const char *rel, const void *marker, size_t marker_len, int required)
+{
+	char path[512];
+	scan_hit hit;
+	const char *m = marker;
+	size_t i;
+	int r, printable = marker_len < 80;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	r = scan_file(path, marker, marker_len, &hit);
+	for (i = 0; printable && i < marker_len; i++)
+		printable = m[i] >= 0x20 && m[i] < 0x7f;
+	if (r == SCAN_FOUND)
+		fprintf(stderr, "# '%.*s' found as %s at offset %zu in %s\n", printable ? (int)marker_len : 6,
+			printable ? m : "marker", hit.encoding, hit.offset, rel);
+	else if (r == SCAN_MISSING && required)
+		fprintf(stderr, "# %s is missing: nothing scanned there\n", rel);
+	else if (r == SCAN_MISSING)
+		r = SCAN_CLEAN;
+	return r;
+}
+
+int scan_client_dir(const char *dir, const char *name, const void *marker, size_t marker_len, int open)
+{
+	static const char *const files[] = {"client.db", "signal.db", "client.db-wal", "signal.db-wal"};
+	char rel[300];
+	size_t i;
+	int r = SCAN_CLEAN;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(rel, sizeof(rel), "%s/%s", name, files[i]);
+		r |= scan_path(dir, rel, marker, marker_len, open || i < 2);
+	}
+	return r;
+}

@@ -19,11 +19,22 @@ typedef struct scan_hit {
 /* 1 if marker (len bytes) occurs in buf in any of the encodings (hit filled), 0 if not. */
 int scan_buf(const uint8_t *buf, size_t len, const void *marker, size_t marker_len, scan_hit *hit);
 
+/* Results are bits, so the scans of several files combine with |: SCAN_FOUND | SCAN_MISSING says the
+ * marker was found in one file and another was missing. */
 enum { SCAN_CLEAN = 0, SCAN_FOUND = 1, SCAN_MISSING = 2 };
 /* Scans a whole file: SCAN_FOUND (hit filled), SCAN_CLEAN, or SCAN_MISSING when it cannot be opened
  * or read (a scan of a file that is not there proves nothing, so callers treat it as a failure
  * unless the file is optional at that moment). */
 int scan_file(const char *path, const void *marker, size_t marker_len, scan_hit *hit);
+
+/* Scans dir/rel and says on stderr what it found ("# 'marker' found as base64 at offset N in rel") or
+ * that a required file is missing. Returns SCAN_FOUND, SCAN_MISSING (required and missing), else
+ * SCAN_CLEAN (an optional file that is absent counts as clean). */
+int scan_path(const char *dir, const char *rel, const void *marker, size_t marker_len, int required);
+
+/* A client's state directory dir/name: client.db and signal.db must exist; their -wal only while the
+ * client is open (SQLite deletes it at the last close). The results of its files, combined. */
+int scan_client_dir(const char *dir, const char *name, const void *marker, size_t marker_len, int open);
 
 /* Writes `marker` encoded as `encoding` (one of the names above) into out (cap bytes, NUL-terminated);
  * returns the length, or 0 if it does not fit or the encoding is unknown. For positive controls. */

@@ -222,59 +222,27 @@ static void listen_for(parley_client *c, inbox *in, int want, int want_receipts,
 
 /* ---- plaintext scans (tests/integration/scan.c: raw, hex, base64, UTF-16) ---- */
 
-/* Scans root/rel for each body; returns how many were found. A file that cannot be read fails the
- * test when required: a scan of nothing must not pass. */
-static int scan_bodies(const char *rel, int required, const char *const *bodies, size_t n)
-{
-	char path[512];
-	int found = 0;
-	size_t j;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	for (j = 0; j < n; j++) {
-		scan_hit hit;
-		int r = scan_file(path, bodies[j], strlen(bodies[j]), &hit);
-		if (r == SCAN_MISSING) {
-			if (required) {
-				fprintf(stderr, "# %s is missing: nothing scanned there\n", rel);
-				TEST_CHECK(0);
-			}
-			return found;
-		}
-		if (r == SCAN_FOUND) {
-			fprintf(stderr, "# plaintext '%s' found as %s at offset %zu in %s\n", bodies[j], hit.encoding,
-				hit.offset, rel);
-			found++;
-		}
-	}
-	return found;
-}
-
-/* The server's files (live: with its -wal and -shm, which exist while it runs) and the clients' state
- * files (client.db, signal.db; their -wal required while that client is open). */
+/* No body in the server's files (live: with its -wal and -shm, which exist while it runs) and log, nor
+ * in the clients' state files (their -wal required while that client is open). Every file that must
+ * be there is: a scan of nothing must not pass. */
 static void expect_no_plaintext(int live, const char *const *open_clients, const char *const *closed_clients,
 				const char *const *bodies, size_t n)
 {
-	static const char *const dbs[] = {"client.db", "signal.db", "client.db-wal", "signal.db-wal"};
-	char rel[300];
-	size_t i, k;
-	int found = 0;
+	static const char *const server[] = {"data/parley.db", "server.log", "data/parley.db-wal",
+					     "data/parley.db-shm"};
+	size_t i, j;
+	int r = SCAN_CLEAN;
 
-	found += scan_bodies("data/parley.db", 1, bodies, n);
-	found += scan_bodies("data/parley.db-wal", live, bodies, n);
-	found += scan_bodies("data/parley.db-shm", live, bodies, n);
-	found += scan_bodies("server.log", 1, bodies, n);
-	for (k = 0; k < 2; k++) {
-		const char *const *names = k == 0 ? open_clients : closed_clients;
-		for (i = 0; names != NULL && names[i] != NULL; i++) {
-			size_t d;
-			for (d = 0; d < sizeof(dbs) / sizeof(dbs[0]); d++) {
-				snprintf(rel, sizeof(rel), "%s/%s", names[i], dbs[d]);
-				found += scan_bodies(rel, k == 0 || d < 2, bodies, n);
-			}
-		}
+	for (j = 0; j < n; j++) {
+		size_t len = strlen(bodies[j]);
+		for (i = 0; i < sizeof(server) / sizeof(server[0]); i++)
+			r |= scan_path(root, server[i], bodies[j], len, live || i < 2);
+		for (i = 0; open_clients != NULL && open_clients[i] != NULL; i++)
+			r |= scan_client_dir(root, open_clients[i], bodies[j], len, 1);
+		for (i = 0; closed_clients != NULL && closed_clients[i] != NULL; i++)
+			r |= scan_client_dir(root, closed_clients[i], bodies[j], len, 0);
 	}
-	TEST_EQ_INT(found, 0);
+	TEST_EQ_INT(r, SCAN_CLEAN);
 }
 
 /* ---- tests ---- */
@@ -315,8 +283,9 @@ static void test_offline_delivery(void)
 		snprintf(path, sizeof(path), "%s/control", root);
 		f = fopen(path, "wb");
 		TEST_CHECK(f != NULL && fputs("..m2-Wombat..", f) >= 0 && fclose(f) == 0);
-		TEST_EQ_INT(scan_bodies("control", 1, sent, 3), 1);
-		TEST_EQ_INT(scan_bodies("no-such-file", 0, sent, 3), 0);
+		TEST_EQ_INT(scan_path(root, "control", sent[1], strlen(sent[1]), 1), SCAN_FOUND);
+		TEST_EQ_INT(scan_path(root, "control", sent[0], strlen(sent[0]), 1), SCAN_CLEAN);
+		TEST_EQ_INT(scan_path(root, "no-such-file", sent[0], strlen(sent[0]), 1), SCAN_MISSING);
 		unlink(path);
 		expect_no_plaintext(1, open_c, closed_c, sent, 3);
 	}
