@@ -78,7 +78,12 @@ scan() {
 	"$IT_SCAN" "$secret" "$@" "$dir/log" >"$dir/scan" 2>&1; rc=$?
 	check "no plaintext $what" '[ "$rc" = 0 ] || { cat "$dir/scan"; false; }'
 }
-homes() { local h; for h in "$@"; do echo "$dir/$h/client.db" "$dir/$h/signal.db" "?$dir/$h/client.db-wal" "?$dir/$h/signal.db-wal"; done; }
+homes() {
+	local h
+	for h in "$@"; do
+		echo "$dir/$h/client.db" "$dir/$h/signal.db" "?$dir/$h/client.db-wal" "?$dir/$h/signal.db-wal"
+	done
+}
 live="$dir/data/parley.db $dir/data/parley.db-wal $dir/data/parley.db-shm"
 check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'
 check "alice sends it again inside a sentence" 'p alice send bob "the word is $secret, keep it" >/dev/null'
