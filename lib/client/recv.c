@@ -131,35 +131,48 @@ static void handle_receipt(parley_client *c, const Parley__Wire__Envelope *e)
 	ack(c, e->server_id);
 }
 
+#ifdef PARLEY_TEST_PLAINTEXT_LEAK
+/* TEST ONLY: the ciphertext length that send.c's leak_in_clear put at the end (0: malformed). */
+static size_t leak_strip(const uint8_t *content, size_t len)
+{
+	size_t ct_len = 0;
+	for (size_t b = 0; len >= 4 && b < 4; b++)
+		ct_len = ct_len << 8 | content[len - 4 + b];
+	return len >= 4 && ct_len <= len - 4 ? ct_len : 0;
+}
+#endif
+
 /* Decrypts into *pt (allocated). On UNTRUSTED_IDENTITY the new key is recorded as pending. */
 static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **pt, size_t *pt_len)
 {
 	parley_signal_address a = {e->sender_handle, e->sender_device};
 	sig_prekey_msg pm;
 	int is_prekey = e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE;
+	size_t len = e->content.len;
 	int rc;
 
+#ifdef PARLEY_TEST_PLAINTEXT_LEAK
+	len = leak_strip(e->content.data, len);
+#endif
 	*pt = NULL;
-	if (e->content.len > PARLEY_SIGNAL_MAX_MESSAGE)
+	if (len > PARLEY_SIGNAL_MAX_MESSAGE)
 		return PARLEY_E_TOO_LARGE;
-	if (is_prekey && sig__prekey_msg_decode(&pm, e->content.data, e->content.len) != PARLEY_OK)
+	if (is_prekey && sig__prekey_msg_decode(&pm, e->content.data, len) != PARLEY_OK)
 		return PARLEY_E_INVALID_MESSAGE;
-	*pt = parley__malloc(e->content.len + 1);
+	*pt = parley__malloc(len + 1);
 	if (*pt == NULL)
 		return PARLEY_E_NOMEM;
 	if (is_prekey)
-		rc = parley_signal_decrypt_prekey(c->sig, &a, e->content.data, e->content.len, *pt, e->content.len,
-						  pt_len);
+		rc = parley_signal_decrypt_prekey(c->sig, &a, e->content.data, len, *pt, len, pt_len);
 	else
-		rc = parley_signal_decrypt_signal(c->sig, &a, e->content.data, e->content.len, *pt, e->content.len,
-						  pt_len);
+		rc = parley_signal_decrypt_signal(c->sig, &a, e->content.data, len, *pt, len, pt_len);
 	if (rc == PARLEY_E_UNTRUSTED_IDENTITY && is_prekey)
 		client__e2e_pending_identity(c, e->sender_handle, e->sender_device, pm.identity_key);
 	/* The sender's registration id comes with its first message: our replies and receipts need it. */
 	if (rc == PARLEY_OK && is_prekey)
 		rc = client__e2e_peer_set(c, e->sender_handle, e->sender_device, pm.registration_id);
 	if (rc != PARLEY_OK) {
-		sodium_memzero(*pt, e->content.len + 1);
+		sodium_memzero(*pt, len + 1);
 		parley__free(*pt);
 		*pt = NULL;
 	}

@@ -54,6 +54,23 @@ typedef struct send_op {
 
 static void job_step(parley_client *c, send_job *job);
 
+#ifdef PARLEY_TEST_PLAINTEXT_LEAK
+/* TEST ONLY (meson -Dtest_plaintext_leak=true, or the leak variant of tests/integration/t11): the
+ * plaintext Content follows each ciphertext IN CLEAR, then the ciphertext length (4 bytes, big-endian),
+ * so the plaintext scans have a real leak to catch. recv.c strips it, so delivery still works and the
+ * scans are the only checks that fail. */
+#define LEAK_EXTRA(n) ((size_t)(n) + 4u)
+static size_t leak_in_clear(uint8_t *ct, size_t len, const uint8_t *pt, size_t pt_len)
+{
+	memcpy(ct + len, pt, pt_len);
+	for (int b = 0; b < 4; b++)
+		ct[len + pt_len + (size_t)b] = (uint8_t)(len >> (24 - 8 * b));
+	return len + pt_len + 4;
+}
+#else
+#define LEAK_EXTRA(n) 0u
+#endif
+
 static void job_free(send_job *job)
 {
 	if (job->content != NULL)
@@ -150,7 +167,7 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 			continue;
 		}
 		parley_signal_address a = {job->target, ids[i]};
-		size_t cap = PARLEY_SIGNAL_CIPHERTEXT_MAX(pt_len), len = 0;
+		size_t cap = PARLEY_SIGNAL_CIPHERTEXT_MAX(pt_len) + LEAK_EXTRA(pt_len), len = 0;
 		int type = 0;
 		m->ct[i] = parley__malloc(cap);
 		if (m->ct[i] == NULL) {
@@ -166,6 +183,9 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 						job->target, (unsigned)ids[i], job->target);
 			break;
 		}
+#ifdef PARLEY_TEST_PLAINTEXT_LEAK
+		len = leak_in_clear(m->ct[i], len, pt, pt_len);
+#endif
 		o->type = type == PARLEY_SIGNAL_MSG_PREKEY ? PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE
 							   : PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
 		o->content.data = m->ct[i];

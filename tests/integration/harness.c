@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "scan.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -563,15 +564,42 @@ int server_alive(int port)
 	return ok;
 }
 
-uint64_t metric_value(int port, const char *name)
+uint64_t metric_value_at(const char *file, int line, int port, const char *name)
 {
 	static char resp[1 << 20];
-	if (http_get(port, "/metrics", resp, sizeof resp) != 200)
-		return (uint64_t)-1;
-	char key[200];
+	char key[200], *p, *end;
+	unsigned long long v;
+
+	if (http_get(port, "/metrics", resp, sizeof resp) != 200) {
+		it_failures++;
+		fprintf(stderr, "not ok - %s:%d: GET /metrics failed (looking for %s)\n", file, line, name);
+		return 0;
+	}
 	snprintf(key, sizeof key, "\n%s ", name);
-	char *p = strstr(resp, key);
-	if (p == NULL)
-		return (uint64_t)-1;
-	return strtoull(p + strlen(key), NULL, 10);
+	p = strstr(resp, key);
+	if (p == NULL) {
+		it_failures++;
+		fprintf(stderr, "not ok - %s:%d: metric %s missing from /metrics\n", file, line, name);
+		return 0;
+	}
+	p += strlen(key);
+	v = strtoull(p, &end, 10);
+	if (end == p || (*end != '\n' && *end != '\0')) {
+		it_failures++;
+		fprintf(stderr, "not ok - %s:%d: metric %s is not an integer: %.20s\n", file, line, name, p);
+		return 0;
+	}
+	return v;
+}
+
+int srv_scan(srv *s, const void *marker, size_t len, int live)
+{
+	static const char *const files[] = {"data/parley.db", "parleyd.log", "data/parley.db-wal",
+					    "data/parley.db-shm"};
+	int result = SCAN_CLEAN;
+
+	/* after a clean stop the WAL is checkpointed and both side files are deleted */
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);
+	return result;
 }

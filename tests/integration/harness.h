@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "scan.h"
 #include "wire/wire.h"
 
 typedef struct srv {
@@ -68,7 +69,17 @@ int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
 int server_alive(int port);
 
-uint64_t metric_value(int port, const char *name);
+/* The value of an unlabelled integer metric from /metrics. A metric that is missing (or not an
+ * integer, or /metrics not answering) is a test failure, recorded here with the caller's line, and
+ * reads as 0: a `>= N` or `> before` check cannot pass vacuously on it. */
+uint64_t metric_value_at(const char *file, int line, int port, const char *name);
+#define metric_value(port, name) metric_value_at(__FILE__, __LINE__, port, name)
+
+/* Scans the server's files for marker (raw and encoded, see scan.h): data/parley.db, the log, and
+ * parley.db-wal and -shm, which must exist when live (the server runs; after a clean stop they are
+ * gone). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
+ * reported on stderr. */
+int srv_scan(srv *s, const void *marker, size_t len, int live);
 
 extern int it_failures;
 #define IT_CHECK(cond)                                                                             \

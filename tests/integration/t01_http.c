@@ -21,6 +21,18 @@ static void healthz_and_metrics(void)
 	IT_CHECK(metric_value(s.port, "parley_http_requests_total") >= 2);
 }
 
+/* metric_value cannot pass vacuously: a metric that is not there records a failure and reads as 0. */
+static void missing_metric_is_a_failure(void)
+{
+	int before = it_failures;
+	fprintf(stderr, "# the next 'not ok' line is expected:\n");
+	uint64_t v = metric_value(s.port, "parley_no_such_metric_total");
+	int recorded = it_failures - before;
+	it_failures = before; /* that failure was the point of this test */
+	IT_EQ(recorded, 1);
+	IT_EQ(v, 0);
+}
+
 static void not_found(void)
 {
 	IT_EQ(http_get(s.port, "/nope", resp, sizeof resp), 404);
@@ -85,6 +97,7 @@ int main(void)
 	const char *extra[] = {"--handshake_timeout_ms=500", NULL};
 	srv_start(&s, extra);
 	IT_RUN(healthz_and_metrics);
+	IT_RUN(missing_metric_is_a_failure);
 	IT_RUN(not_found);
 	IT_RUN(oversized_header);
 	IT_RUN(malformed);

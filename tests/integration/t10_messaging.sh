@@ -2,11 +2,12 @@
 # 10: the first end-to-end conversation, as a new user would run it in two terminals: register alice and
 # bob, bob offline, `parley send bob hi`, then `parley listen` as bob shows "hi" exactly once; receipts
 # come back; a second device of bob's gets the next message too; the server's database and logs never
-# contain the plaintext; safety numbers agree on both sides. And the details a new user meets: the
-# confirmation line of send, -q, messages from standard input (with the 8192-byte limit), sending to
-# yourself with one device, and text that is not UTF-8 or carries terminal escapes.
+# contain the plaintext (scanned while it runs with the message queued, with positive controls); safety
+# numbers agree on both sides. And the details a new user meets: the confirmation line of send, -q,
+# messages from standard input (with the 8192-byte limit), sending to yourself with one device, and
+# text that is not UTF-8 or carries terminal escapes.
 set -uo pipefail
-: "${PARLEYD:?}" "${PARLEY:?}"
+: "${PARLEYD:?}" "${PARLEY:?}" "${IT_SCAN:?}"
 dir=$(mktemp -d /tmp/parley-msg-XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
@@ -57,9 +58,40 @@ check "ESC and BEL never reach the terminal" \
 	'! grep -q "$(printf "\033")" "$dir/raw" && ! grep -q "$(printf "\a")" "$dir/raw" &&
 	 grep -q "?\[31m red ?" "$dir/raw"'
 
+# No plaintext at rest, with a scan that can fail ($IT_SCAN, tests/integration/scan.c: the text raw, in
+# hex, base64, base64url, UTF-16). The scanner must first find the text in files this test writes with
+# other tools, and call a missing file missing.
 secret="zebra-quokka-$RANDOM$RANDOM-plaintext"
+printf 'xx%s yy' "$secret" >"$dir/control-raw"
+printf 'x%s y' "$secret" | base64 -w0 >"$dir/control-b64"
+printf '%s' "$secret" | od -An -tx1 | tr -d ' \n' >"$dir/control-hex"
+for f in raw b64 hex; do
+	"$IT_SCAN" "$secret" "$dir/control-$f" >"$dir/scan" 2>&1; rc=$?
+	check "positive control: the scanner finds the text in control-$f" '[ "$rc" = 1 ]'
+done
+"$IT_SCAN" "$secret" "$dir/no-such-file" >"$dir/scan" 2>&1; rc=$?
+check "positive control: a missing file is a failure, not a clean scan" '[ "$rc" = 2 ]'
+# $1: what; then the server's files (all must exist while it runs: the -wal holds the queued
+# envelopes) and the CLI homes (a CLI that exited leaves no -wal: optional there)
+scan() {
+	local what=$1; shift
+	"$IT_SCAN" "$secret" "$@" "$dir/log" >"$dir/scan" 2>&1; rc=$?
+	check "no plaintext $what" '[ "$rc" = 0 ] || { cat "$dir/scan"; false; }'
+}
+homes() {
+	local h
+	for h in "$@"; do
+		echo "$dir/$h/client.db" "$dir/$h/signal.db" "?$dir/$h/client.db-wal" "?$dir/$h/signal.db-wal"
+	done
+}
+live="$dir/data/parley.db $dir/data/parley.db-wal $dir/data/parley.db-shm"
 check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'
-check "bob reads it" 'p bob listen --count 1 --timeout 10 | grep -q "$secret"'
+check "alice sends it again inside a sentence" 'p alice send bob "the word is $secret, keep it" >/dev/null'
+# shellcheck disable=SC2046,SC2086
+scan "in the live server files and the CLI homes while bob has not fetched it" $live $(homes alice bob)
+check "bob reads both" '[ "$(p bob listen --count 2 --timeout 10 | grep -c "$secret")" = 2 ]'
+# shellcheck disable=SC2046,SC2086
+scan "in the live server files and the CLI homes after delivery" $live $(homes alice bob)
 
 # a second device for bob: it must get new messages too (fan-out to every device)
 key=$(p bob2 device-key)
@@ -77,7 +109,9 @@ check "safety numbers agree (bob's second device)" \
 check "safety number is 60 digits" '[ "$(p bob safety-number alice | tr -cd 0-9 | wc -c)" = 60 ]'
 
 kill -TERM "$pid"; wait "$pid"; pid=
-# the server saw only ciphertext: neither the database (with its WAL) nor the debug log holds the text
+# after the stop too (the WAL is checkpointed and gone, so only the main file is scanned there)
+# shellcheck disable=SC2046
+scan "after a clean stop" "$dir/data/parley.db" $(homes alice bob bob2)
 check "database holds no plaintext" '! grep -rqa -- "$secret" "$dir/data"'
 check "database holds no 'to both devices'" '! grep -rqa -- "to both devices" "$dir/data"'
 check "log holds no plaintext" '! grep -qa -- "$secret" "$dir/log"'
