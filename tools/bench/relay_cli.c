@@ -272,7 +272,7 @@ static int exit_status(const relay_cfg *cfg, const relay_result *r)
 	if (cfg->phase == RELAY_PHASE_SEND) /* lost connections are the point of a crash */
 		return r->state_saved && r->connected == cfg->conns && r->errors == 0 && r->acked > 0 ? 0 : 2;
 	return r->connected == cfg->conns && r->errors == 0 && r->lost == 0 && r->dups == 0 && r->unsettled == 0 &&
-			       r->conns_lost == 0 && r->acked > 0
+			       r->corrupt == 0 && r->foreign == 0 && r->conns_lost == 0 && r->acked > 0
 		       ? 0
 		       : 2;
 }
