@@ -144,11 +144,46 @@ static void test_ids(void)
 	TEST_EQ_INT(mqtt__seq_of(0, 100, 16, &seq), -1);
 }
 
+/* Random and mutated input (a poor man's fuzzer that runs in every `meson test`, under ASan in
+ * `make test`): the parser never reads past the buffer, never claims more than it has, and whatever it
+ * accepts is within the limit. */
+static void test_garbage(void)
+{
+	uint8_t buf[600], seed[64];
+	mqtt_packet p;
+	dynbuf b;
+	unsigned i, n, bad = 0;
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+
+	dynbuf__init(&b, 1 << 16);
+	mqtt__publish(&b, "t/r1", 1, 9, (const uint8_t *)"payload", 7);
+	memcpy(seed, b.data, b.len);
+	for (i = 0; i < 200000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		n = (unsigned)(x % sizeof(buf));
+		if (i % 2) { /* mutate a valid packet */
+			memcpy(buf, seed, b.len);
+			buf[x % b.len] ^= (uint8_t)(x >> 8);
+			n = (unsigned)(x >> 16) % (b.len + 1);
+		} else {
+			for (unsigned k = 0; k < n; k++)
+				buf[k] = (uint8_t)(x >> (k % 56));
+			buf[0] = (uint8_t)((x >> 3) & 0xf0); /* a type nibble, so some get past the first check */
+		}
+		int rc = mqtt__parse(buf, n, 512, &p);
+		if (rc == PARLEY_OK && (p.len > n || p.len > 512 || p.payload_len > n || p.topic_len > n))
+			bad++;
+	}
+	TEST_EQ_INT(bad, 0);
+	dynbuf__free(&b);
+}
+
 int main(void)
 {
 	TEST_RUN(test_encode);
 	TEST_RUN(test_parse_publish);
 	TEST_RUN(test_parse_control);
 	TEST_RUN(test_ids);
+	TEST_RUN(test_garbage);
 	TEST_EXIT();
 }

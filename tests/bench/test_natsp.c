@@ -127,11 +127,42 @@ static void test_json(void)
 	TEST_EQ_INT(natsp__subject_u64("a.1x", 4, &v), -1);
 }
 
+/* Random and mutated input, as in test_mqtt.c: nothing read past the buffer, nothing claimed beyond
+ * it, accepted payloads within the limit. */
+static void test_garbage(void)
+{
+	static const char *seeds[] = {"MSG a.r.1 7 a.a.3.42 5\r\nhello\r\n", "HMSG d 2 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+				      "INFO {\"a\":1}\r\n", "-ERR 'x'\r\n", "PING\r\n"};
+	uint8_t buf[256];
+	natsp_op op;
+	unsigned i, n, bad = 0;
+	uint64_t x = 0x2545F4914F6CDD1Dull;
+	const char *sd;
+	size_t sl;
+
+	for (i = 0; i < 200000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		sd = seeds[x % 5];
+		sl = strlen(sd);
+		memcpy(buf, sd, sl);
+		buf[(x >> 8) % sl] = (uint8_t)(x >> 20);
+		if (i % 3 == 0)
+			buf[(x >> 28) % sl] = " \r\n0123456789"[(x >> 36) % 13];
+		n = (unsigned)((x >> 40) % (sl + 1));
+		int rc = natsp__parse(buf, n, 64, 32, &op);
+		if (rc == PARLEY_OK && (op.len > n || op.payload_len > 32 || op.subject_len > n || op.arg_len > n ||
+					op.hdr_len + op.payload_len > n))
+			bad++;
+	}
+	TEST_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
 	TEST_RUN(test_parse_ops);
 	TEST_RUN(test_parse_msg);
 	TEST_RUN(test_encode);
 	TEST_RUN(test_json);
+	TEST_RUN(test_garbage);
 	TEST_EXIT();
 }

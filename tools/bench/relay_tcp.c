@@ -137,19 +137,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (t->in.len == 0) {
 		/* the common case: whole packets straight from the shared buffer, only a tail is copied */
 		used = feed(t, t->rbuf, (size_t)nread);
-		if (used >= 0 && dynbuf__append(&t->in, t->rbuf + used, (size_t)nread - (size_t)used) != 0) {
-			set_why(t, "a packet larger than the input limit", 0);
-			close_now(t);
+		if (used >= 0 && dynbuf__append(&t->in, t->rbuf + used, (size_t)nread - (size_t)used) != 0)
 			used = -1;
-		}
 	} else if (dynbuf__append(&t->in, t->rbuf, (size_t)nread) != 0) {
-		set_why(t, "a packet larger than the input limit", 0);
-		close_now(t);
 		used = -1;
 	} else {
 		used = feed(t, t->in.data, t->in.len);
 		if (used > 0)
 			dynbuf__consume(&t->in, (size_t)used);
+	}
+	/* the bound is on what is left over: one incomplete packet, never more than max_in */
+	if (used >= 0 && t->in.len > t->max_in)
+		used = -1;
+	if (used < 0 && !t->closing) {
+		set_why(t, "a packet larger than the input limit", 0);
+		close_now(t);
 	}
 	if (used >= 0 && t->cb->on_read_done)
 		t->cb->on_read_done(t);
@@ -194,7 +196,8 @@ int rtcp__connect(rtcp *t, uv_loop_t *loop, const struct sockaddr *addr, uint8_t
 	if (rc != 0)
 		return rc;
 	t->h.data = t;
-	dynbuf__init(&t->in, max_in);
+	t->max_in = max_in;
+	dynbuf__init(&t->in, max_in + rbuf_len); /* a leftover tail plus one read */
 	dynbuf__init(&t->out, max_out);
 	dynbuf__init(&t->wbuf, max_out);
 	uv_tcp_nodelay(&t->h, 1);

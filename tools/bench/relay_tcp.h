@@ -44,7 +44,7 @@ struct rtcp {
 	dynbuf out;     /* queued output */
 	dynbuf wbuf;    /* the bytes of the uv_write in flight */
 	uint8_t *rbuf;  /* the loop's shared read buffer */
-	size_t rbuf_len;
+	size_t rbuf_len, max_in;
 	const rtcp_callbacks *cb;
 	void *data;     /* the protocol's connection */
 	int open, writing, held, corked, closing, shutdown_after_write;
