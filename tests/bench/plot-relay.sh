@@ -42,12 +42,12 @@ TITLE=$(cat "$DIR/plot-title.txt")
 RATE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["common_rate"])' "$DIR/meta.json")
 
 gnuplot <<EOF
-set terminal pngcairo size 900,520 font ",11"
+set terminal pngcairo size 1000,520 font ",11"
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set grid ytics
-set key top right
+set key outside right top
 set bmargin 4
 set output "$DIR/throughput.png"
 set title "Relay: maximum throughput, closed loop\n$TITLE"
