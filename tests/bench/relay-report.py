@@ -25,16 +25,17 @@ def durable(peer, meta):
     """What is durable when the peer acks (docs/benchmarks.md, "What the ack means")."""
     base = peer[:-4] if peer.endswith('-lib') else peer
     if base == 'parley':
-        return ('**on disk**: committed to SQLite (WAL, `synchronous=FULL`, group commit) and fdatasync\'d '
-                'before the answer')
+        return ('**on disk at ack**: committed to SQLite (WAL, `synchronous=FULL`, group commit) and '
+                'fdatasync\'d before the answer')
     if base == 'mosquitto':
-        return ('**in memory** at the PUBACK; the whole database is written every %s s (autosave_interval) '
-                'and at exit: up to %s s of acked messages are lost on a crash' % (meta['mq_autosave'], meta['mq_autosave']))
+        return ('**in memory at ack, snapshot every %s s** (autosave_interval) and at exit: a crash loses up '
+                'to %s s of acked messages' % (meta['mq_autosave'], meta['mq_autosave']))
     if base == 'nats':
-        return '**none**: core NATS stores nothing; the "ack" is the receiver\'s reply'
-    return ('**in server memory / the OS page cache** at the PubAck: the file store writes asynchronously '
-            'and fsyncs on its own timer, not per message (nats-server 2.9 has no per-message sync '
-            'option; 2.10 adds `sync_interval`, default 2 min, and `always`)')
+        return '**nothing stored**: core NATS keeps no message; the "ack" is the receiver\'s reply'
+    return ('**in the OS page cache at ack, not fsync\'d**: one write per message to the stream\'s block file, '
+            'fsync on the file store\'s own timer (nats-server 2.9 has no sync option; 2.10 adds '
+            '`sync_interval`, 2 min by default, or `always`): survives a server crash, not an OS crash or '
+            'power loss')
 
 
 def load(out, phase, peer):
