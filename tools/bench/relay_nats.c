@@ -13,10 +13,11 @@
  * reply subject, so the "ack" is a round trip sender → server → receiver → server → sender: the
  * closest core NATS comes to "the receiver has it"; read it as an in-memory, no-durability ceiling.
  *
- * nats-js (JetStream): stream "S<tag>" over "<tag>.r.*", file storage. Every receiver, on its own
- * connection, asks "$JS.API.STREAM.CREATE.S<tag>" (the same configuration from each: the server
- * answers an identical re-create with the existing stream) and then
- * "$JS.API.CONSUMER.DURABLE.CREATE.S<tag>.d<r>" for a durable push consumer on its subject, delivering
+ * nats-js (JetStream): stream "S<tag>" over "<tag>.r.*", file storage, created by the first receiver
+ * ("$JS.API.STREAM.CREATE.S<tag>"); once it is confirmed (the others wait, see wait_stream) every
+ * receiver asks "$JS.API.CONSUMER.DURABLE.CREATE.S<tag>.d<r>"
+ * (requests refused while the stream is being created are repeated, see on_api) for a durable push
+ * consumer on its subject, delivering
  * to "<tag>.d.<r>", ack policy "all". The stream's answer to a publish (a PubAck, {"stream":..,
  * "seq":..}, or {"error":..}) arrives on the reply subject: that is the ack. Receivers ack the way the
  * parley engine does: once per socket read (and every ack_batch deliveries), "+ACK" to the reply
@@ -30,6 +31,7 @@
 
 #include <parley/error.h>
 
+#include "common/alloc.h"
 #include "natsp.h"
 #include "relay_loop.h"
 #include "relay_tcp.h"
@@ -40,13 +42,19 @@
 #define MAX_LINE 16384u
 #define MAX_OUT (64u << 20)
 
-enum nstate { N_CONNECTING = 0, N_INFO, N_STREAM, N_CONSUMER, N_PING, N_READY, N_CLOSED };
+enum nstate { N_CONNECTING = 0, N_INFO, N_STREAM, N_WAIT_STREAM, N_CONSUMER, N_PING, N_READY, N_CLOSED };
+
+/* Per run: set by the receiver that created the JetStream stream, once the server confirmed it. */
+typedef struct nrun {
+	_Atomic int stream_ready;
+} nrun;
 
 typedef struct nconn {
 	rl_conn b; /* first: the loop's view of the connection */
 	rtcp t;
 	enum nstate state;
 	unsigned unacked;          /* JetStream receiver: deliveries since its last ack */
+	uint64_t api_t0;           /* JetStream receiver: when its set-up requests began */
 	char ack_to[160];          /* ... and the reply subject of the last one */
 	char subj[64], reply[64];  /* sender: its receiver's subject; its reply subjects' prefix */
 } nconn;
@@ -64,6 +72,11 @@ static relay_run *run_of(const nconn *c)
 static int is_js(const nconn *c)
 {
 	return cfg_of(c)->peer == RELAY_PEER_NATS_JS;
+}
+
+static unsigned first_receiver(const relay_cfg *cfg)
+{
+	return cfg->senders >= cfg->conns ? 0 : cfg->senders;
 }
 
 static void fail(nconn *c, const char *why, const char *detail)
@@ -160,6 +173,8 @@ static void ping(nconn *c)
 		c->state = N_PING;
 }
 
+static void wait_stream(nconn *c);
+
 /* The server's INFO: CONNECT and the subscriptions, then the JetStream requests or the PING. */
 static void on_info(nconn *c)
 {
@@ -184,24 +199,58 @@ static void on_info(nconn *c)
 	}
 	if (!out_ok(c, rc, "nats connect"))
 		return;
-	if (c->b.st != NULL && is_js(c))
+	if (c->b.st == NULL || !is_js(c)) {
+		ping(c);
+		return;
+	}
+	c->api_t0 = uv_hrtime();
+	if (c->b.idx == first_receiver(cfg_of(c)))
 		create_stream(c);
 	else
-		ping(c);
+		wait_stream(c);
 }
 
+#define JS_WAIT_NS 10000000000ull /* how long the set-up requests are repeated */
+
+/* One receiver creates the stream (concurrent creates of one stream race inside nats-server: "subjects
+ * overlap", "error creating store for stream"); the others create their consumers at once. nats-server
+ * 2.9 also refuses some requests transiently while a stream is being created ("stream not found",
+ * "invalid stream" for a consumer; now and then "error creating store for stream" for the stream
+ * itself), so a refused request is asked again, for 10 s at most, after which its error fails the
+ * connection. */
 static void on_api(nconn *c, const natsp_op *op)
 {
 	char why[160];
 
 	if (natsp__json_error((const char *)op->payload, op->payload_len, why, sizeof(why))) {
-		fail(c, c->state == N_STREAM ? "jetstream stream create" : "jetstream consumer create", why);
+		if (uv_hrtime() - c->api_t0 >= JS_WAIT_NS)
+			fail(c, c->state == N_STREAM ? "jetstream stream create" : "jetstream consumer create", why);
+		else if (c->state == N_STREAM)
+			create_stream(c);
+		else
+			create_consumer(c);
 		return;
 	}
-	if (c->state == N_STREAM)
+	if (c->state == N_STREAM) {
+		atomic_store(&((nrun *)c->b.w->e->data)->stream_ready, 1);
 		create_consumer(c);
-	else if (c->state == N_CONSUMER)
+	} else if (c->state == N_CONSUMER) {
 		ping(c);
+	}
+}
+
+/* The other receivers wait for the stream before they create their consumers (a consumer made while
+ * its stream is being created may never deliver, seen with nats-server 2.9.10); PING → PONG is the
+ * poll, so no timer is needed. */
+static void wait_stream(nconn *c)
+{
+	if (atomic_load(&((nrun *)c->b.w->e->data)->stream_ready)) {
+		create_consumer(c);
+	} else if (uv_hrtime() - c->api_t0 >= JS_WAIT_NS) {
+		fail(c, "jetstream", "the stream was not created within 10 s");
+	} else if (out_ok(c, natsp__ping(rtcp__out(&c->t)), "ping")) {
+		c->state = N_WAIT_STREAM;
+	}
 }
 
 /* ---- messages ---- */
@@ -274,7 +323,9 @@ static void on_op(nconn *c, const natsp_op *op, uint64_t now)
 		out_ok(c, natsp__pong(rtcp__out(&c->t)), "pong");
 		break;
 	case NATSP_PONG:
-		if (c->state == N_PING) {
+		if (c->state == N_WAIT_STREAM) {
+			wait_stream(c);
+		} else if (c->state == N_PING) {
 			c->state = N_READY;
 			relay__loop_ready(&c->b);
 		}
@@ -400,9 +451,24 @@ static int nats_conn_init(rl_conn *b)
 	return PARLEY_OK;
 }
 
+static int nats_init(rl_engine *e)
+{
+	e->data = parley__calloc(1, sizeof(nrun));
+	return e->data != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
+}
+
+static void nats_fini(rl_engine *e, relay_result *res)
+{
+	(void)res;
+	parley__free(e->data);
+	e->data = NULL;
+}
+
 static const relay_proto nats_proto = {
 	.name = "nats",
 	.conn_size = sizeof(nconn),
+	.init = nats_init,
+	.fini = nats_fini,
 	.conn_init = nats_conn_init,
 	.connect = nats_connect,
 	.fill = nats_fill,
