@@ -15,13 +15,15 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 JOBS         ?= 2
+# crypto_bench repetitions in `make bench`: as many as its run of record in docs/benchmarks.md
+CRYPTO_REPS  ?= 5
 
 # Debian 12 packages needed to build and test. Only the missing ones are installed.
 DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev
 DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev
-DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev
+DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -89,8 +91,8 @@ bench: deps-bench build
 	meson setup --reconfigure $(BUILD) >/dev/null && ninja -C $(BUILD) -j$(JOBS)
 	tests/bench/run-baseline.sh $(BUILD)
 	tests/interop/setup.sh
-	$(BUILD)/tests/bench/crypto/crypto_bench --script tests/bench/crypto/libsignal_bench.js
-	@if [ -x tests/bench/run-relay.sh ]; then tests/bench/run-relay.sh $(BUILD); fi
+	$(BUILD)/tests/bench/crypto/crypto_bench --reps $(CRYPTO_REPS) --script tests/bench/crypto/libsignal_bench.js
+	tests/bench/run-relay.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)

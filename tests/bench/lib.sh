@@ -63,28 +63,42 @@ wait_tcp() { # PORT: until something accepts on 127.0.0.1:PORT, 20 s at most
 	done
 	return 1
 }
-# bench_start_mosquitto DIR: mosquitto on a free loopback port with persistence on (its database is
-# written on autosave and at exit, not per message), no queue/in-flight caps (QoS 1 messages are never
-# dropped by the broker) and TCP_NODELAY as parleyd and the clients use it. Sets MQ_PORT and MQ_PID.
+# bench_start_mosquitto DIR: mosquitto on a free loopback port with persistence on, no queue/in-flight
+# caps (QoS 1 messages are never dropped by the broker) and TCP_NODELAY as parleyd and the clients use
+# it. Sets MQ_PORT, MQ_PID, MQ_LOG and MQ_AUTOSAVE. Durability: mosquitto keeps messages in memory and
+# writes its whole database every MQ_AUTOSAVE seconds (autosave_interval, 1800 = its default) and at
+# exit; nothing is on disk when it sends a PUBACK. Started as root, mosquitto drops to the user
+# "mosquitto", which cannot write into our root-owned 0700 directory (its save at exit then fails with
+# "Error: Permission denied."): as root it is told to stay root. bench_stop_mosquitto checks the save.
 bench_start_mosquitto() {
 	local dir=$1
 	MQ_PORT=$(free_port)
+	MQ_AUTOSAVE=${MQ_AUTOSAVE:-1800}
+	MQ_LOG=$dir.log
+	MQ_DIR=$dir
 	mkdir -p "$dir"
-	cat >"$dir/mosquitto.conf" <<EOF
-listener $MQ_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $dir/
-persistence_file mosquitto.db
-max_queued_messages 0
-max_inflight_messages 0
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-log_type warning
-EOF
-	mosquitto -c "$dir/mosquitto.conf" >"$dir.log" 2>&1 &
+	{
+		echo "listener $MQ_PORT 127.0.0.1"
+		[ "$(id -u)" != 0 ] || echo "user root"
+		printf '%s\n' "allow_anonymous true" "persistence true" "persistence_location $dir/" \
+			"persistence_file mosquitto.db" "autosave_interval $MQ_AUTOSAVE" "max_queued_messages 0" \
+			"max_inflight_messages 0" "set_tcp_nodelay true" "log_dest stderr" "log_type error" \
+			"log_type warning"
+	} >"$dir/mosquitto.conf"
+	mosquitto -c "$dir/mosquitto.conf" >"$MQ_LOG" 2>&1 &
 	PIDS+=($!)
 	MQ_PID=$!
-	wait_tcp "$MQ_PORT" || die "mosquitto did not start: $(cat "$dir.log")"
+	wait_tcp "$MQ_PORT" || die "mosquitto did not start: $(cat "$MQ_LOG")"
+}
+# bench_stop_mosquitto [KEEP_LOG]: SIGTERM, wait for the exit (it saves its database then), and fail
+# the run if it logged an error or wrote no database: persistence that silently does not work would
+# make the durability column a lie. The log is copied to KEEP_LOG first when given.
+bench_stop_mosquitto() {
+	kill -TERM "$MQ_PID" 2>/dev/null || true
+	wait "$MQ_PID" 2>/dev/null || true
+	[ -z "${1:-}" ] || cp "$MQ_LOG" "$1"
+	if grep -qi "error" "$MQ_LOG"; then
+		die "mosquitto logged an error (persistence not working?): $(grep -i error "$MQ_LOG" | head -3)"
+	fi
+	[ -s "$MQ_DIR/mosquitto.db" ] || die "mosquitto wrote no database at exit ($MQ_DIR/mosquitto.db)"
 }

@@ -77,6 +77,7 @@ for r in $(seq "$ROUNDS"); do
 		--server-pid "$MQ_PID" --max --json >"$OUT/compare-relay-mosquitto-$r.json" || true
 	sleep 1
 done
+bench_stop_mosquitto "$OUT/compare-mosquitto.log"
 LOAD_AFTER=$(bench_loadavg)
 
 python3 - "$OUT" "$ROUNDS" <<PY

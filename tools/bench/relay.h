@@ -19,11 +19,16 @@
  * point), and leaves a state file: the run key, the receivers' device keys, every sender's sent count
  * and the ids (sender, seq) of every acked message. After the server restarted on the same data,
  * `--phase verify` logs the receivers in, takes their stored queues and checks every acked message
- * arrived exactly once with its body intact. In the phases every body ends with a keyed BLAKE2b
- * (RELAY_MAC bytes, run key) over the rest of the body and the receiver's index, so a corrupted or
- * misrouted message is an error, not a delivery.
+ * arrived exactly once with its body intact.
  *
- * Engines: one per peer (relay_parley.c, relay_mqtt.c, relay_nats.c), sharing this file's state.
+ * Every body, in every run and for every peer, ends with a keyed BLAKE2b (RELAY_MAC bytes, a random
+ * key per run) over the rest of the body and the receiver's index: a receiver counts a body that does
+ * not verify for it, or that comes from a sender that does not send to it, as corrupt (misrouted or
+ * damaged), not as a delivery (relay__check_body).
+ *
+ * Engines: one protocol per peer (relay_parley.c, relay_mqtt.c, relay_nats.c) on one client
+ * architecture (relay_loop.c), plus the client-library engines kept as a cross-check
+ * (relay_mqtt_lib.c, relay_nats_lib.c), all sharing this file's state.
  * Ownership rule that makes the bitmaps lock-free: a sender's `acked` bitmap is written only by the
  * thread that handles that sender's acks, its `delivered` bitmap only by the thread that handles its
  * receiver's deliveries; both are read only after those threads are gone. Counters the progress line
@@ -39,13 +44,24 @@
 #include "hist.h"
 #include "target.h"
 
-enum relay_peer { RELAY_PEER_PARLEY = 0, RELAY_PEER_MOSQUITTO, RELAY_PEER_NATS, RELAY_PEER_NATS_JS };
+/* The *_LIB peers drive the same brokers through their client libraries: a cross-check of the engines
+ * of record, which share one client architecture (relay_loop.h). */
+enum relay_peer {
+	RELAY_PEER_PARLEY = 0,
+	RELAY_PEER_MOSQUITTO,
+	RELAY_PEER_NATS,
+	RELAY_PEER_NATS_JS,
+	RELAY_PEER_MOSQUITTO_LIB,
+	RELAY_PEER_NATS_LIB,
+	RELAY_PEER_NATS_JS_LIB
+};
 /* run: the benchmark; send / verify: the two halves of the restart check (see above). */
 enum relay_phase { RELAY_PHASE_RUN = 0, RELAY_PHASE_SEND, RELAY_PHASE_VERIFY };
 
 #define RELAY_HDR 24u /* "PRLB" | u32 sender | u64 seq | u64 send time ns, little-endian */
 #define RELAY_MAX_SIZE (1u << 20)
-#define RELAY_MAC 16u     /* phases: keyed BLAKE2b at the end of every body */
+#define RELAY_MAC 16u     /* keyed BLAKE2b at the end of every body */
+#define RELAY_MIN_SIZE (RELAY_HDR + RELAY_MAC)
 #define RELAY_KEY 32u
 
 typedef struct relay_cfg {
@@ -70,8 +86,7 @@ typedef struct relay_cfg {
 	const char *state_path; /* phases */
 	long server_pid;        /* CPU figure; --crash-after's target */
 	uint64_t crash_after;   /* SIGKILL server_pid once this many messages are acked (0 = never) */
-	int have_key;           /* phases: bodies carry a MAC under key */
-	uint8_t key[RELAY_KEY];
+	uint8_t key[RELAY_KEY]; /* the MAC key: random per run (verify: the send phase's) */
 	const struct relay_state *state; /* verify: what --phase send left */
 } relay_cfg;
 
@@ -98,7 +113,7 @@ typedef struct relay_sender {
 typedef struct relay_stats {
 	hist e2e; /* per receiver thread */
 	_Atomic uint64_t delivered, dups, foreign, errors;
-	_Atomic uint64_t corrupt; /* phases: MAC, sender or sequence number wrong */
+	_Atomic uint64_t corrupt; /* MAC, receiver, sender or sequence number wrong */
 } relay_stats;
 
 typedef struct relay_result {
@@ -151,6 +166,12 @@ void relay__bits_free(relay_bits *b);
  * thread): end-to-end latency into st, duplicate and foreign checks. */
 void relay__delivered(relay_run *run, relay_stats *st, unsigned sender, uint64_t seq, uint64_t t_ns,
 		      uint64_t now);
+/* A receiver (connection index `receiver`) got body[0..len): a body of the wrong size or without the
+ * header counts as an error; one whose MAC does not verify for this receiver, from a sender that does
+ * not send to it, or (verify) with a sequence number its sender never used, as corrupt; otherwise it
+ * is recorded with relay__delivered. Returns the sender index, or -1. */
+int relay__check_body(relay_run *run, relay_stats *st, const uint8_t *body, size_t len, unsigned receiver,
+		      uint64_t now);
 /* Records the ack of a message from the ack-handling thread of the sender. */
 void relay__acked(relay_run *run, relay_sender *s, uint64_t seq, uint64_t t_ns, uint64_t now);
 void relay__error(relay_run *run, const char *what, const char *detail);
@@ -162,7 +183,7 @@ void relay__conn_lost(relay_run *run, unsigned conn);
 void relay__catch_interrupts(void);
 int relay__interrupted(void);
 
-/* Phases: the MAC at the end of a cfg->size body for `receiver` (relay__seal writes it over the last
+/* The MAC at the end of a cfg->size body for `receiver` (relay__seal writes it over the last
  * RELAY_MAC bytes; relay__mac_ok checks it: 1 good, 0 corrupted or meant for another receiver). */
 void relay__seal(const relay_cfg *cfg, uint8_t *buf, unsigned receiver);
 int relay__mac_ok(const relay_cfg *cfg, const uint8_t *buf, size_t len, unsigned receiver);
@@ -225,11 +246,14 @@ int relay__run_init(relay_run *run, const relay_cfg *cfg);
 void relay__run_free(relay_run *run);
 
 /* Engines: connect, run relay__drive, disconnect, collect. Return PARLEY_OK when they ran (the
- * result says how well), PARLEY_E_UNSUPPORTED when built without that peer's library, or another
- * code on a setup failure (with a message on stderr). */
+ * result says how well), PARLEY_E_UNSUPPORTED when built without that peer's library (the *_lib
+ * ones), or another code on a setup failure (with a message on stderr). engine_nats serves nats and
+ * nats-js, engine_nats_lib nats-lib and nats-js-lib. */
 int relay__engine_parley(const relay_cfg *cfg, relay_result *res);
 int relay__engine_mqtt(const relay_cfg *cfg, relay_result *res);
 int relay__engine_nats(const relay_cfg *cfg, relay_result *res);
+int relay__engine_mqtt_lib(const relay_cfg *cfg, relay_result *res);
+int relay__engine_nats_lib(const relay_cfg *cfg, relay_result *res);
 
 /* `parley-bench relay`: argv[0] is "relay". Returns the process exit status. */
 int bench__cmd_relay(int argc, char **argv);

@@ -13,25 +13,33 @@
 #include "relay.h"
 #include "wsload.h"
 
+/* enum relay_peer order */
+static const char *const peer_names[] = {"parley",        "mosquitto", "nats",        "nats-js",
+					 "mosquitto-lib", "nats-lib",  "nats-js-lib", NULL};
+
 static const char *peer_name(enum relay_peer p)
 {
-	switch (p) {
-	case RELAY_PEER_PARLEY: return "parley";
-	case RELAY_PEER_MOSQUITTO: return "mosquitto";
-	case RELAY_PEER_NATS: return "nats";
-	case RELAY_PEER_NATS_JS: return "nats-js";
-	}
-	return "?";
+	return peer_names[p];
+}
+
+/* The client used more CPU than the server: the run measured the client as much as the server, and
+ * its rates are a lower bound for the server. */
+static int client_bound(double ccpu, double scpu)
+{
+	return ccpu >= 0 && scpu >= 0 && ccpu > scpu;
 }
 
 static void relay_usage(FILE *f)
 {
 	fputs("usage: parley-bench relay [options]\n"
-	      "  --peer parley|mosquitto|nats|nats-js   what to measure (default parley)\n"
+	      "  --peer P           parley (default), mosquitto (MQTT 3.1.1 QoS 1), nats (core), nats-js\n"
+	      "                     (JetStream): one client architecture for all (libuv loop threads, the\n"
+	      "                     protocols spoken by parley-bench); mosquitto-lib, nats-lib, nats-js-lib:\n"
+	      "                     the same through libmosquitto / nats.c, as a cross-check\n"
 	      "  --url URL          parley: ws://HOST:PORT/PATH; brokers: HOST:PORT (loopback only)\n"
 	      "  --connections N    connections (default 20)\n"
 	      "  --senders M        the first M connections send (default N/2), each to one receiver\n"
-	      "  --size BYTES       message content size (default 256, at least 24; 40 in the phases)\n"
+	      "  --size BYTES       message content size (default 256, at least 40: header and MAC)\n"
 	      "  --rate R           open loop: R messages/s over all senders\n"
 	      "  --max              closed loop: as fast as acks come back (default)\n"
 	      "  --window W         closed loop: messages awaiting ack per sender (default 16)\n"
@@ -40,10 +48,11 @@ static void relay_usage(FILE *f)
 	      "  --max-time S       cap of a --messages run (default 300)\n"
 	      "  --drain S          after sending: wait at most S for acks/deliveries (default 10;\n"
 	      "                     verify: at most S for the receivers' queues)\n"
-	      "  --threads T        client loop threads (parley peer, default 1)\n"
+	      "  --threads T        client loop threads (default 1; not for the *-lib peers)\n"
 	      "  --idle N           parley: hold N more WebSocket connections open, idle, during the run\n"
 	      "                     (shows whether delivery cost depends on the connections a loop holds)\n"
-	      "  --ack-batch B      parley: server ids per AckRequest (default 32, at most 100)\n"
+	      "  --ack-batch B      parley, nats-js: a receiver acks once per read and at least every B\n"
+	      "                     deliveries (default 32, at most 100; MQTT acks each message)\n"
 	      "  --server-pid PID   also report that process's CPU use during the run\n"
 	      "  --json             one JSON object on stdout instead of text\n"
 	      "Restart check (parley peer; see docs/benchmarks.md):\n"
@@ -109,9 +118,11 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		printf(",\"idle\":%u", cfg->idle);
 		printf(",\"rate\":%.1f,\"window\":%u,\"send_s\":%.3f,\"planned_s\":%.3f,\"drain_s\":%.3f,"
 		       "\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"skipped\":%llu,\"client_cpu_pct\":%.0f,"
-		       "\"server_cpu_pct\":%.0f,\"state_saved\":%s,\"stop_reason\":",
+		       "\"server_cpu_pct\":%.0f,\"client_bound\":%s,\"threads\":%u,\"ack_batch\":%u,"
+		       "\"state_saved\":%s,\"stop_reason\":",
 		       cfg->rate, cfg->window, r->send_s, r->planned_s, r->drain_s, ack_rate, del_rate,
-		       (unsigned long long)r->skipped, ccpu, scpu, r->state_saved ? "true" : "false");
+		       (unsigned long long)r->skipped, ccpu, scpu, client_bound(ccpu, scpu) ? "true" : "false",
+		       cfg->threads, cfg->ack_batch, r->state_saved ? "true" : "false");
 		bench__json_str(stdout, r->stop_reason ? r->stop_reason : "");
 		print_lat_json("ack_us", &r->ack_lat);
 		print_lat_json("e2e_us", &r->e2e);
@@ -142,20 +153,23 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		       "--phase verify\n",
 		       (unsigned long long)r->unsettled, (unsigned long long)r->errors);
 	else
-		printf("checks       %llu lost (acked, never delivered), %llu duplicates, %llu unsettled, %llu errors, "
-		       "%llu skipped (backlog full)\n",
-		       (unsigned long long)r->lost, (unsigned long long)r->dups, (unsigned long long)r->unsettled,
-		       (unsigned long long)r->errors, (unsigned long long)r->skipped);
+		printf("checks       %llu lost (acked, never delivered), %llu duplicates, %llu corrupted or misrouted, "
+		       "%llu unsettled, %llu errors, %llu skipped (backlog full)\n",
+		       (unsigned long long)r->lost, (unsigned long long)r->dups, (unsigned long long)r->corrupt,
+		       (unsigned long long)r->unsettled, (unsigned long long)r->errors, (unsigned long long)r->skipped);
 	if (r->conns_lost)
 		printf("lost conns   %llu connections ended before the stop\n", (unsigned long long)r->conns_lost);
 	print_lat_text("ack us", &r->ack_lat);
 	print_lat_text("e2e us", &r->e2e);
-	if (ccpu >= 0)
-		printf("cpu          client %.0f %%", ccpu);
-	if (scpu >= 0)
-		printf(", server %.0f %%", scpu);
-	if (ccpu >= 0)
-		printf(" of one core\n");
+	if (ccpu >= 0) {
+		printf("cpu          server ");
+		if (scpu >= 0)
+			printf("%.0f %%", scpu);
+		else
+			printf("? (no --server-pid)");
+		printf(", client %.0f %% of one core%s\n", ccpu,
+		       client_bound(ccpu, scpu) ? "  CLIENT-BOUND: the client used more CPU than the server" : "");
+	}
 	if (cfg->phase == RELAY_PHASE_SEND)
 		printf("state        %s%s\n", cfg->state_path, r->state_saved ? "" : " NOT written");
 	if (r->first_error[0])
@@ -227,14 +241,11 @@ static int setup_phase(relay_cfg *cfg, relay_state *st, int workload_given)
 		fprintf(stderr, "parley-bench: --crash-after needs --phase send and --server-pid\n");
 		return 1;
 	}
-	cfg->have_key = 1;
 	if (cfg->phase == RELAY_PHASE_SEND) {
-		if (cfg->senders >= cfg->conns || cfg->size < RELAY_HDR + RELAY_MAC) {
-			fprintf(stderr, "parley-bench: --phase send needs fewer senders than connections and --size >= %u\n",
-				RELAY_HDR + RELAY_MAC);
+		if (cfg->senders >= cfg->conns) {
+			fprintf(stderr, "parley-bench: --phase send needs fewer senders than connections\n");
 			return 1;
 		}
-		randombytes_buf(cfg->key, sizeof(cfg->key));
 		return 0;
 	}
 	if (workload_given) {
@@ -261,7 +272,7 @@ static int exit_status(const relay_cfg *cfg, const relay_result *r)
 	if (cfg->phase == RELAY_PHASE_SEND) /* lost connections are the point of a crash */
 		return r->state_saved && r->connected == cfg->conns && r->errors == 0 && r->acked > 0 ? 0 : 2;
 	return r->connected == cfg->conns && r->errors == 0 && r->lost == 0 && r->dups == 0 && r->unsettled == 0 &&
-			       r->conns_lost == 0 && r->acked > 0
+			       r->corrupt == 0 && r->foreign == 0 && r->conns_lost == 0 && r->acked > 0
 		       ? 0
 		       : 2;
 }
@@ -286,7 +297,6 @@ static int open_idle(const relay_cfg *rc, bench_run **out)
 
 int bench__cmd_relay(int argc, char **argv)
 {
-	static const char *const peers[] = {"parley", "mosquitto", "nats", "nats-js", NULL}; /* enum order */
 	relay_cfg cfg;
 	relay_state st;
 	relay_result *res;
@@ -299,7 +309,7 @@ int bench__cmd_relay(int argc, char **argv)
 		{"url", BOPT_STR, &cfg.url, 0, 0, NULL, NULL},
 		{"connections", BOPT_UINT, &cfg.conns, 2, 20000, NULL, &workload_given},
 		{"senders", BOPT_UINT, &cfg.senders, 1, 20000, NULL, &senders_given},
-		{"size", BOPT_SIZE, &cfg.size, RELAY_HDR, RELAY_MAX_SIZE, NULL, &workload_given},
+		{"size", BOPT_SIZE, &cfg.size, RELAY_MIN_SIZE, RELAY_MAX_SIZE, NULL, &workload_given},
 		{"rate", BOPT_SECONDS, &cfg.rate, 1, 10000000, NULL, NULL},
 		{"max", BOPT_FLAG, &closed_loop, 0, 0, NULL, NULL},
 		{"window", BOPT_UINT, &cfg.window, 1, 65000, NULL, NULL},
@@ -310,7 +320,7 @@ int bench__cmd_relay(int argc, char **argv)
 		{"threads", BOPT_UINT, &cfg.threads, 1, 64, NULL, NULL},
 		{"ack-batch", BOPT_UINT, &cfg.ack_batch, 1, 100, NULL, NULL}, /* parleyd takes 1..100 ids */
 		{"idle", BOPT_UINT, &cfg.idle, 0, 15000, NULL, NULL},
-		{"peer", BOPT_CHOICE, &peer, 0, 0, peers, NULL},
+		{"peer", BOPT_CHOICE, &peer, 0, 0, peer_names, NULL},
 		{"server-pid", BOPT_LONG, &cfg.server_pid, 1, 1u << 22, NULL, NULL},
 		{"phase", BOPT_CHOICE, &phase, 0, 0, phase_names, NULL},
 		{"state", BOPT_STR, &cfg.state_path, 0, 0, NULL, NULL},
@@ -349,12 +359,14 @@ int bench__cmd_relay(int argc, char **argv)
 		fprintf(stderr, "parley-bench: --senders is at most --connections\n");
 		return 1;
 	}
+	/* every body carries a MAC under a fresh key (verify: the send phase's, from its state file) */
+	randombytes_buf(cfg.key, sizeof(cfg.key));
 	if (setup_phase(&cfg, &st, workload_given || senders_given) != 0)
 		return 1;
 	if (!cfg.url)
 		cfg.url = cfg.peer == RELAY_PEER_PARLEY ? "ws://127.0.0.1:8080/v1/websocket"
-			  : cfg.peer == RELAY_PEER_MOSQUITTO ? "127.0.0.1:1883"
-							     : "127.0.0.1:4222";
+			  : cfg.peer == RELAY_PEER_MOSQUITTO || cfg.peer == RELAY_PEER_MOSQUITTO_LIB ? "127.0.0.1:1883"
+												     : "127.0.0.1:4222";
 	rc = bench__target_parse(cfg.url, &cfg.target, &why);
 	if (cfg.idle && cfg.peer != RELAY_PEER_PARLEY) {
 		fprintf(stderr, "parley-bench: --idle is for the parley peer\n");
@@ -389,7 +401,10 @@ int bench__cmd_relay(int argc, char **argv)
 	switch (cfg.peer) {
 	case RELAY_PEER_PARLEY: rc = relay__engine_parley(&cfg, res); break;
 	case RELAY_PEER_MOSQUITTO: rc = relay__engine_mqtt(&cfg, res); break;
-	default: rc = relay__engine_nats(&cfg, res); break;
+	case RELAY_PEER_NATS:
+	case RELAY_PEER_NATS_JS: rc = relay__engine_nats(&cfg, res); break;
+	case RELAY_PEER_MOSQUITTO_LIB: rc = relay__engine_mqtt_lib(&cfg, res); break;
+	default: rc = relay__engine_nats_lib(&cfg, res); break;
 	}
 	c1 = bench__cpu_self();
 	s1 = bench__cpu_of(cfg.server_pid);

@@ -1,15 +1,19 @@
-/* `parley-bench relay --peer mosquitto`: the relay workload over MQTT 3.1.1 with libmosquitto.
+/* `parley-bench relay --peer mosquitto`: the relay workload over MQTT 3.1.1, spoken by parley-bench
+ * itself on the same loop threads as every other peer (relay_loop.c) over plain TCP (relay_tcp.c),
+ * with the sans-I/O codec mqtt.c. (`--peer mosquitto-lib` runs the same workload with libmosquitto,
+ * as a cross-check of this engine: relay_mqtt_lib.c.)
  *
- * Every connection is a libmosquitto client with its own network thread (mosquitto_loop_start), a
- * persistent session (clean_session false, client id unique per run) and, for receivers, a QoS 1
- * subscription to "<tag>/r<index>". Senders publish QoS 1 to their receiver's topic: the ack is the
- * broker's PUBACK, the delivery is the subscriber's on_message (libmosquitto PUBACKs it after the
- * callback). PUBACK only carries the message id, so each sender keeps the send time and sequence
- * number of every id in flight (ids are 16-bit: two 64 Ki tables).
+ * Each connection: CONNECT (client id "<tag>-c<index>", clean session off: a persistent session, so
+ * the broker queues QoS 1 messages for a receiver as parleyd does for a device) → CONNACK; receivers
+ * SUBSCRIBE "<tag>/r<index>" at QoS 1 → SUBACK granting 1; then PINGREQ → PINGRESP: the broker has
+ * handled everything before it, the connection is ready.
+ *
+ * Senders PUBLISH at QoS 1 to their receiver's topic; the broker's PUBACK is the ack. The packet id
+ * is the sequence number modulo 65,535 (plus one), and the sequence number is recovered from it within
+ * the sender's window (mqtt__seq_of): ids never repeat among messages in flight (at most 4,096).
+ * Receivers check every PUBLISH body (relay__loop_delivered: MAC for this receiver, routing) and
+ * PUBACK each one (QoS 1 has no batched ack); the PUBACKs of one read leave in one write.
  */
-#include "relay.h"
-
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,280 +21,224 @@
 
 #include <parley/error.h>
 
-#include "common/alloc.h"
+#include "mqtt.h"
+#include "relay_loop.h"
+#include "relay_tcp.h"
 
-#ifndef PARLEY_BENCH_HAVE_MOSQUITTO
+#define MQTT_KEEPALIVE_S 60
+#define MQTT_SUB_ID 1u
+#define MAX_OUT (64u << 20) /* queued output: an open-loop backlog of messages at most */
 
-int relay__engine_mqtt(const relay_cfg *cfg, relay_result *res)
+enum mstate { M_CONNECTING = 0, M_CONNACK, M_SUBACK, M_PING, M_READY, M_CLOSED };
+
+typedef struct mconn {
+	rl_conn b; /* first: the loop's view of the connection */
+	rtcp t;
+	enum mstate state;
+	char topic[64]; /* sender: its receiver's topic */
+} mconn;
+
+static const relay_cfg *cfg_of(const mconn *c)
 {
-	(void)cfg;
-	(void)res;
-	return PARLEY_E_UNSUPPORTED;
+	return c->b.w->e->run.cfg;
 }
 
-#else
-#include <mosquitto.h>
-
-typedef struct mq_conn {
-	struct mosquitto *m;
-	relay_run *run;
-	unsigned idx;
-	int looping;
-	_Atomic int connected, subscribed, failed;
-	relay_stats *st;       /* receivers */
-	relay_sender *s;       /* senders */
-	uint8_t *buf;          /* senders: message being built */
-	uint64_t *mid_t, *mid_seq;
-	char topic[96];        /* senders: where to publish */
-} mq_conn;
-
-typedef struct mq_engine {
-	relay_run run;
-	mq_conn *c;
-	relay_stats **stats;
-	unsigned nstats;
-} mq_engine;
-
-/* Publishes the next message of c's sender; c->s->mu held. */
-static void send_locked(mq_conn *c)
+static void fail(mconn *c, const char *why, const char *detail)
 {
-	relay_sender *s = c->s;
-	uint64_t t = relay__fill(c->buf, c->run->cfg->size, s->idx, s->next_seq);
-	int mid = 0, rc;
-
-	rc = mosquitto_publish(c->m, &mid, c->topic, (int)c->run->cfg->size, c->buf, 1, false);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(c->run, "mosquitto_publish", mosquitto_strerror(rc));
-		s->next_seq++;
-		atomic_fetch_add_explicit(&s->n_sent, 1, memory_order_relaxed);
-		return;
-	}
-	c->mid_t[mid & 0xffff] = t;
-	c->mid_seq[mid & 0xffff] = s->next_seq;
-	s->next_seq++;
-	s->in_flight++;
-	atomic_fetch_add_explicit(&s->n_sent, 1, memory_order_relaxed);
+	relay__loop_failed(&c->b, why, detail);
+	c->state = M_CLOSED;
+	rtcp__close(&c->t, 0);
 }
 
-static void send_one(void *c)
+static int out_ok(mconn *c, int rc, const char *what)
 {
-	send_locked(c);
-}
-
-static void fill_window_locked(mq_conn *c, uint64_t now)
-{
-	relay__fill_window(c->run, c->s, now, send_one, c);
-}
-
-static void on_connect(struct mosquitto *m, void *obj, int rc)
-{
-	mq_conn *c = obj;
-	int mid;
-
-	if (rc != 0) {
-		relay__error(c->run, "mqtt connect refused", mosquitto_connack_string(rc));
-		atomic_store(&c->failed, 1);
-		return;
-	}
-	atomic_store(&c->connected, 1);
-	if (c->st) {
-		char topic[96];
-		snprintf(topic, sizeof(topic), "%s/r%u", c->run->cfg->run_tag, c->idx);
-		rc = mosquitto_subscribe(m, &mid, topic, 1);
-		if (rc != MOSQ_ERR_SUCCESS) {
-			relay__error(c->run, "mosquitto_subscribe", mosquitto_strerror(rc));
-			atomic_store(&c->failed, 1);
-		}
-	}
-}
-
-static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
-{
-	mq_conn *c = obj;
-
-	(void)m;
-	(void)mid;
-	if (n != 1 || granted[0] != 1) {
-		relay__error(c->run, "subscription not granted at QoS 1", NULL);
-		atomic_store(&c->failed, 1);
-		return;
-	}
-	atomic_store(&c->subscribed, 1);
-}
-
-static void on_publish(struct mosquitto *m, void *obj, int mid)
-{
-	mq_conn *c = obj;
-	relay_sender *s = c->s;
-	uint64_t now = uv_hrtime();
-
-	(void)m;
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->mu);
-	relay__acked(c->run, s, c->mid_seq[mid & 0xffff], c->mid_t[mid & 0xffff], now);
-	s->in_flight--;
-	if (c->run->cfg->rate <= 0)
-		fill_window_locked(c, now);
-	pthread_mutex_unlock(&s->mu);
-}
-
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
-{
-	mq_conn *c = obj;
-	uint64_t now = uv_hrtime(), seq, t;
-	unsigned sender;
-
-	(void)m;
-	if (!c->st)
-		return;
-	if ((size_t)msg->payloadlen != c->run->cfg->size ||
-	    relay__parse(msg->payload, (size_t)msg->payloadlen, &sender, &seq, &t) != 0) {
-		atomic_fetch_add_explicit(&c->st->errors, 1, memory_order_relaxed);
-		relay__error(c->run, "malformed delivery", NULL);
-		return;
-	}
-	relay__delivered(c->run, c->st, sender, seq, t, now);
-}
-
-static void kick(void *ctx)
-{
-	mq_engine *e = ctx;
-	unsigned i;
-
-	for (i = 0; i < e->run.cfg->senders; i++) {
-		pthread_mutex_lock(&e->c[i].s->mu);
-		fill_window_locked(&e->c[i], uv_hrtime());
-		pthread_mutex_unlock(&e->c[i].s->mu);
-	}
-}
-
-static void tick(void *ctx, uint64_t now)
-{
-	kick(ctx);
-	(void)now;
-}
-
-int relay__engine_mqtt(const relay_cfg *cfg, relay_result *res)
-{
-	mq_engine e;
-	char host[INET6_ADDRSTRLEN], id[96];
-	unsigned i, n = cfg->conns, ready;
-	uint64_t t_open, deadline;
-	int rc = PARLEY_OK;
-	relay_driver d;
-
-	memset(&e, 0, sizeof(e));
-	if (cfg->target.addr.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&cfg->target.addr)->sin6_addr, host, sizeof(host));
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)&cfg->target.addr)->sin_addr, host, sizeof(host));
-	rc = relay__run_init(&e.run, cfg);
-	if (rc != PARLEY_OK)
-		return rc;
-	mosquitto_lib_init();
-	e.c = parley__calloc(n, sizeof(*e.c));
-	e.stats = parley__calloc(n, sizeof(*e.stats));
-	if (!e.c || !e.stats) {
-		rc = PARLEY_E_NOMEM;
-		goto out;
-	}
-	t_open = uv_hrtime();
-	for (i = 0; i < n; i++) {
-		mq_conn *c = &e.c[i];
-		c->run = &e.run;
-		c->idx = i;
-		if (relay__is_receiver(cfg, i)) {
-			c->st = relay__stats_new(e.stats, &e.nstats);
-			if (!c->st) {
-				rc = PARLEY_E_NOMEM;
-				goto out;
-			}
-		}
-		if (relay__is_sender(cfg, i)) {
-			c->s = &e.run.senders[i];
-			c->buf = parley__malloc(cfg->size);
-			c->mid_t = parley__calloc(65536, sizeof(uint64_t));
-			c->mid_seq = parley__calloc(65536, sizeof(uint64_t));
-			if (!c->buf || !c->mid_t || !c->mid_seq) {
-				rc = PARLEY_E_NOMEM;
-				goto out;
-			}
-			snprintf(c->topic, sizeof(c->topic), "%s/r%u", cfg->run_tag, relay__receiver_of(cfg, i));
-		}
-		snprintf(id, sizeof(id), "%s-c%u", cfg->run_tag, i);
-		c->m = mosquitto_new(id, false, c);
-		if (!c->m) {
-			rc = PARLEY_E_NOMEM;
-			goto out;
-		}
-		mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
-		/* No client-side cap: the window (or the open-loop backlog) bounds what is in flight, and a
-		 * message queued inside libmosquitto would count client time as broker latency. */
-		mosquitto_max_inflight_messages_set(c->m, 0);
-		mosquitto_connect_callback_set(c->m, on_connect);
-		mosquitto_subscribe_callback_set(c->m, on_subscribe);
-		mosquitto_publish_callback_set(c->m, on_publish);
-		mosquitto_message_callback_set(c->m, on_message);
-		rc = mosquitto_connect(c->m, host, (int)cfg->target.port, 60);
-		if (rc != MOSQ_ERR_SUCCESS) {
-			relay__error(&e.run, "mqtt connect", mosquitto_strerror(rc));
-			atomic_store(&c->failed, 1);
-			continue;
-		}
-		rc = mosquitto_loop_start(c->m);
-		if (rc != MOSQ_ERR_SUCCESS) {
-			relay__error(&e.run, "mosquitto_loop_start", mosquitto_strerror(rc));
-			atomic_store(&c->failed, 1);
-			continue;
-		}
-		c->looping = 1;
-	}
-	rc = PARLEY_OK;
-	deadline = t_open + (uint64_t)(cfg->connect_timeout_s * 1e9);
-	for (;;) {
-		unsigned failed = 0;
-		ready = 0;
-		for (i = 0; i < n; i++) {
-			if (atomic_load(&e.c[i].failed))
-				failed++;
-			else if (atomic_load(&e.c[i].connected) && (!e.c[i].st || atomic_load(&e.c[i].subscribed)))
-				ready++;
-		}
-		if (ready + failed == n || uv_hrtime() > deadline)
-			break;
-		uv_sleep(5);
-	}
-	d = (relay_driver){
-		.kick = kick, .tick = cfg->rate > 0 ? tick : NULL, .ctx = &e, .stats = e.stats, .nstats = e.nstats};
-	relay__drive_when_ready(&e.run, &d, res, ready, n, t_open);
-out:
-	if (e.c) {
-		for (i = 0; i < n; i++) {
-			mq_conn *c = &e.c[i];
-			if (c->m && c->looping) {
-				mosquitto_disconnect(c->m);
-				mosquitto_loop_stop(c->m, false);
-			}
-			if (c->m)
-				mosquitto_destroy(c->m);
-		}
-	}
 	if (rc == PARLEY_OK)
-		relay__collect(&e.run, e.stats, e.nstats, res);
-	if (e.c) {
-		for (i = 0; i < n; i++) {
-			parley__free(e.c[i].st);
-			parley__free(e.c[i].buf);
-			parley__free(e.c[i].mid_t);
-			parley__free(e.c[i].mid_seq);
-		}
+		return 1;
+	if (c->state == M_READY) {
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(&c->b.w->e->run, what, parley_strerror(rc));
+	} else {
+		fail(c, what, parley_strerror(rc));
 	}
-	parley__free(e.c);
-	parley__free(e.stats);
-	relay__run_free(&e.run);
-	mosquitto_lib_cleanup();
-	return rc;
+	return 0;
 }
-#endif
+
+static void send_one(void *arg)
+{
+	mconn *c = arg;
+	uint64_t seq = relay__loop_next(&c->b);
+	int rc = mqtt__publish(rtcp__out(&c->t), c->topic, 1, mqtt__id_of(seq), c->b.w->msg, cfg_of(c)->size);
+
+	if (rc != PARLEY_OK)
+		relay__loop_send_failed(&c->b, parley_strerror(rc));
+}
+
+static void mqtt_fill(rl_conn *b, uint64_t now)
+{
+	mconn *c = (mconn *)b;
+
+	if (b->s == NULL || c->state != M_READY)
+		return;
+	rtcp__cork(&c->t, 1);
+	relay__fill_window(&b->w->e->run, b->s, now, send_one, c);
+	rtcp__cork(&c->t, 0);
+}
+
+static void on_open(rtcp *t)
+{
+	mconn *c = t->data;
+	char id[64];
+
+	snprintf(id, sizeof(id), "%s-c%u", cfg_of(c)->run_tag, c->b.idx);
+	if (out_ok(c, mqtt__connect(rtcp__out(t), id, MQTT_KEEPALIVE_S, 0), "mqtt connect"))
+		c->state = M_CONNACK;
+}
+
+static void on_puback(mconn *c, unsigned id, uint64_t now)
+{
+	uint64_t seq = UINT64_MAX;
+
+	if (c->b.s == NULL || mqtt__seq_of(id, c->b.s->next_seq, c->b.cap, &seq) != 0)
+		seq = UINT64_MAX; /* relay__loop_acked counts it as an ack for nothing in flight */
+	relay__loop_acked(&c->b, seq, 1, NULL, now);
+}
+
+static void on_publish(mconn *c, const mqtt_packet *p, uint64_t now)
+{
+	if (c->b.st == NULL || p->qos != 1) {
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(&c->b.w->e->run, "unexpected PUBLISH", c->b.st ? "not QoS 1" : "not a receiver");
+	} else {
+		relay__loop_delivered(&c->b, p->payload, p->payload_len, now);
+	}
+	if (p->qos == 1)
+		out_ok(c, mqtt__puback(rtcp__out(&c->t), p->id), "puback");
+}
+
+/* One packet in the set-up sequence; returns 0, or -1 after failing the connection. */
+static int on_setup(mconn *c, const mqtt_packet *p)
+{
+	char topic[64];
+	char rc[16];
+
+	if (p->type == MQTT_CONNACK && c->state == M_CONNACK) {
+		if (p->rc != 0) {
+			snprintf(rc, sizeof(rc), "code %u", p->rc);
+			fail(c, "mqtt connect refused", rc);
+			return -1;
+		}
+		if (c->b.st != NULL) {
+			snprintf(topic, sizeof(topic), "%s/r%u", cfg_of(c)->run_tag, c->b.idx);
+			if (!out_ok(c, mqtt__subscribe(rtcp__out(&c->t), MQTT_SUB_ID, topic, 1), "subscribe"))
+				return -1;
+			c->state = M_SUBACK;
+			return 0;
+		}
+	} else if (p->type == MQTT_SUBACK && c->state == M_SUBACK && p->id == MQTT_SUB_ID) {
+		if (p->rc != 1) {
+			fail(c, "subscription not granted at QoS 1", NULL);
+			return -1;
+		}
+	} else if (p->type == MQTT_PINGRESP && c->state == M_PING) {
+		c->state = M_READY;
+		relay__loop_ready(&c->b);
+		return 0;
+	} else {
+		fail(c, "unexpected packet during the MQTT set-up", NULL);
+		return -1;
+	}
+	if (!out_ok(c, mqtt__pingreq(rtcp__out(&c->t)), "pingreq"))
+		return -1;
+	c->state = M_PING;
+	return 0;
+}
+
+static long on_data(rtcp *t, const uint8_t *buf, size_t len)
+{
+	mconn *c = t->data;
+	uint64_t now = uv_hrtime();
+	size_t off = 0;
+	mqtt_packet p;
+	int rc;
+
+	while (off < len && c->state != M_CLOSED) {
+		rc = mqtt__parse(buf + off, len - off, cfg_of(c)->size + 512, &p);
+		if (rc == PARLEY_E_PROTO_TRUNCATED)
+			break;
+		if (rc != PARLEY_OK) {
+			relay__error(&c->b.w->e->run, "mqtt: bad packet from the broker", parley_strerror(rc));
+			return -1;
+		}
+		off += p.len;
+		if (c->state != M_READY) {
+			if (on_setup(c, &p) != 0)
+				break;
+		} else if (p.type == MQTT_PUBACK) {
+			on_puback(c, p.id, now);
+		} else if (p.type == MQTT_PUBLISH) {
+			on_publish(c, &p, now);
+		} /* a PINGRESP while ready: nothing to do */
+	}
+	return (long)off;
+}
+
+static void on_close(rtcp *t, const char *why)
+{
+	mconn *c = t->data;
+	int was_ready = c->state == M_READY;
+
+	c->state = M_CLOSED;
+	relay__loop_closed(&c->b, was_ready, why[0] ? why : "connection closed");
+}
+
+static const rtcp_callbacks mqtt_cb = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
+
+static void mqtt_connect(rl_conn *b)
+{
+	mconn *c = (mconn *)b;
+	const relay_cfg *cfg = cfg_of(c);
+	int rc;
+
+	c->state = M_CONNECTING;
+	rc = rtcp__connect(&c->t, &b->w->lp.loop, (const struct sockaddr *)&cfg->target.addr, b->w->rbuf,
+			   sizeof(b->w->rbuf), cfg->size + 1024, MAX_OUT, &mqtt_cb, c);
+	if (rc != 0) {
+		c->state = M_CLOSED;
+		relay__loop_failed(b, "connect", uv_strerror(rc));
+	}
+}
+
+static void mqtt_close(rl_conn *b)
+{
+	mconn *c = (mconn *)b;
+
+	if (c->state == M_CLOSED)
+		return;
+	if (c->state == M_READY)
+		mqtt__disconnect(rtcp__out(&c->t));
+	rtcp__close(&c->t, c->state == M_READY);
+}
+
+static int mqtt_conn_init(rl_conn *b)
+{
+	mconn *c = (mconn *)b;
+
+	c->state = M_CLOSED;
+	if (b->s != NULL)
+		snprintf(c->topic, sizeof(c->topic), "%s/r%u", b->w->e->run.cfg->run_tag, b->to_idx);
+	return PARLEY_OK;
+}
+
+static const relay_proto mqtt_proto = {
+	.name = "mqtt",
+	.conn_size = sizeof(mconn),
+	.conn_init = mqtt_conn_init,
+	.connect = mqtt_connect,
+	.fill = mqtt_fill,
+	.close = mqtt_close,
+};
+
+int relay__engine_mqtt(const relay_cfg *cfg, relay_result *res)
+{
+	return relay__loop_run(cfg, &mqtt_proto, res);
+}

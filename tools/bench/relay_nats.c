@@ -1,21 +1,29 @@
-/* `parley-bench relay --peer nats|nats-js`: the relay workload with nats.c (libnats).
+/* `parley-bench relay --peer nats|nats-js`: the relay workload over the NATS protocol, spoken by
+ * parley-bench itself on the same loop threads as every other peer (relay_loop.c) over plain TCP
+ * (relay_tcp.c), with the sans-I/O codec natsp.c. (`--peer nats-lib|nats-js-lib` runs the same
+ * workload with nats.c, as a cross-check of this engine: relay_nats_lib.c.)
  *
- * Every connection is a natsConnection (the library's own reader/flusher threads; each subscription
- * delivers on its own thread). Receiver r subscribes to "<tag>.r<r>".
+ * Subjects (tag = the run's tag): receiver r listens on "<tag>.r.<r>"; sender i publishes there with
+ * the reply subject "<tag>.a.<i>.<seq>" and subscribes to "<tag>.a.<i>.*", so an ack names its
+ * message by its subject (no lookup table, and an ack for a message not in flight is caught).
+ * Set-up: the server's INFO → CONNECT (verbose off, headers and no_responders on) and the SUBs, then
+ * PING → PONG: the server has registered everything before it, the connection is ready.
  *
- * nats (core): fire-and-forget pub/sub, nothing is stored. A sender publishes with a reply subject
- * "<tag>.a<i>" and the receiver answers every delivery with the 24-byte header, so the "ack" here is
- * the receiver's reply (a full round trip through the server, not durability). That is the closest
- * core NATS comes to "acknowledged"; read its numbers as an in-memory, no-durability ceiling.
+ * nats (core): nothing is stored. The receiver answers every delivery with an empty message to its
+ * reply subject, so the "ack" is a round trip sender → server → receiver → server → sender: the
+ * closest core NATS comes to "the receiver has it"; read it as an in-memory, no-durability ceiling.
  *
- * nats-js (JetStream): one stream "S<tag>" with file storage over "<tag>.>", created at the start
- * and deleted at the end. Senders use js_PublishAsync: the ack is the stream's PubAck (the message is
- * stored). Each receiver has a durable push consumer on its subject, acked per message by the
- * library after the callback (AckExplicit).
+ * nats-js (JetStream): stream "S<tag>" over "<tag>.r.*", file storage, created by the first receiver
+ * ("$JS.API.STREAM.CREATE.S<tag>"); once it is confirmed (the others wait, see wait_stream) every
+ * receiver asks "$JS.API.CONSUMER.DURABLE.CREATE.S<tag>.d<r>"
+ * (requests refused while the stream is being created are repeated, see on_api) for a durable push
+ * consumer on its subject, delivering
+ * to "<tag>.d.<r>", ack policy "all". The stream's answer to a publish (a PubAck, {"stream":..,
+ * "seq":..}, or {"error":..}) arrives on the reply subject: that is the ack. Receivers ack the way the
+ * parley engine does: once per socket read (and every ack_batch deliveries), "+ACK" to the reply
+ * subject of the last delivery, which under policy "all" acknowledges it and every one before it.
+ * At the end, connection 0 publishes "$JS.API.STREAM.DELETE.S<tag>" before it closes.
  */
-#include "relay.h"
-
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,340 +32,450 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
+#include "natsp.h"
+#include "relay_loop.h"
+#include "relay_tcp.h"
 
-#ifndef PARLEY_BENCH_HAVE_NATS
+#define SID_IN 1u  /* deliveries: "<tag>.r.<i>" (core) or "<tag>.d.<i>" (JetStream) */
+#define SID_ACK 2u /* a sender's acks: "<tag>.a.<i>.*" */
+#define SID_API 3u /* JetStream API answers: "<tag>.j.<i>" */
+#define MAX_LINE 16384u
+#define MAX_OUT (64u << 20)
 
-int relay__engine_nats(const relay_cfg *cfg, relay_result *res)
-{
-	(void)cfg;
-	(void)res;
-	return PARLEY_E_UNSUPPORTED;
-}
+enum nstate { N_CONNECTING = 0, N_INFO, N_STREAM, N_WAIT_STREAM, N_CONSUMER, N_PING, N_READY, N_CLOSED };
 
-#else
-#include <nats/nats.h>
+/* Per run: set by the receiver that created the JetStream stream, once the server confirmed it. */
+typedef struct nrun {
+	_Atomic int stream_ready;
+} nrun;
 
 typedef struct nconn {
-	natsConnection *nc;
-	jsCtx *js;
-	natsSubscription *sub, *ack_sub;
-	relay_run *run;
-	unsigned idx;
-	relay_stats *st;
-	relay_sender *s;
-	uint8_t *buf;
-	char subj[96], reply[96];
+	rl_conn b; /* first: the loop's view of the connection */
+	rtcp t;
+	enum nstate state;
+	unsigned unacked;          /* JetStream receiver: deliveries since its last ack */
+	uint64_t api_t0;           /* JetStream receiver: when its set-up requests began */
+	char ack_to[160];          /* ... and the reply subject of the last one */
+	char subj[64], reply[64];  /* sender: its receiver's subject; its reply subjects' prefix */
 } nconn;
 
-typedef struct nengine {
-	relay_run run;
-	nconn *c;
-	relay_stats **stats;
-	unsigned nstats;
-	int js;
-} nengine;
-
-static void send_locked(nconn *c)
+static const relay_cfg *cfg_of(const nconn *c)
 {
-	relay_sender *s = c->s;
-	natsStatus st;
+	return c->b.w->e->run.cfg;
+}
 
-	relay__fill(c->buf, c->run->cfg->size, s->idx, s->next_seq);
-	if (c->js)
-		st = js_PublishAsync(c->js, c->subj, c->buf, (int)c->run->cfg->size, NULL);
-	else
-		st = natsConnection_PublishRequest(c->nc, c->subj, c->reply, c->buf, (int)c->run->cfg->size);
-	s->next_seq++;
-	atomic_fetch_add_explicit(&s->n_sent, 1, memory_order_relaxed);
-	if (st != NATS_OK) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(c->run, "nats publish", natsStatus_GetText(st));
+static relay_run *run_of(const nconn *c)
+{
+	return &c->b.w->e->run;
+}
+
+static int is_js(const nconn *c)
+{
+	return cfg_of(c)->peer == RELAY_PEER_NATS_JS;
+}
+
+static unsigned first_receiver(const relay_cfg *cfg)
+{
+	return cfg->senders >= cfg->conns ? 0 : cfg->senders;
+}
+
+static void fail(nconn *c, const char *why, const char *detail)
+{
+	relay__loop_failed(&c->b, why, detail);
+	c->state = N_CLOSED;
+	rtcp__close(&c->t, 0);
+}
+
+/* Output errors: during the set-up they fail the connection; later they are counted. */
+static int out_ok(nconn *c, int rc, const char *what)
+{
+	if (rc == PARLEY_OK)
+		return 1;
+	if (c->state == N_READY) {
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(run_of(c), what, parley_strerror(rc));
+	} else {
+		fail(c, what, parley_strerror(rc));
+	}
+	return 0;
+}
+
+/* ---- sending ---- */
+
+static void send_one(void *arg)
+{
+	nconn *c = arg;
+	char reply[96];
+	uint64_t seq = relay__loop_next(&c->b);
+	int rc;
+
+	snprintf(reply, sizeof(reply), "%s.%llu", c->reply, (unsigned long long)seq);
+	rc = natsp__pub(rtcp__out(&c->t), c->subj, reply, c->b.w->msg, cfg_of(c)->size);
+	if (rc != PARLEY_OK)
+		relay__loop_send_failed(&c->b, parley_strerror(rc));
+}
+
+static void nats_fill(rl_conn *b, uint64_t now)
+{
+	nconn *c = (nconn *)b;
+
+	if (b->s == NULL || c->state != N_READY)
+		return;
+	rtcp__cork(&c->t, 1);
+	relay__fill_window(run_of(c), b->s, now, send_one, c);
+	rtcp__cork(&c->t, 0);
+}
+
+/* ---- set-up ---- */
+
+static int api_request(nconn *c, const char *subject, const char *json)
+{
+	char inbox[64];
+
+	snprintf(inbox, sizeof(inbox), "%s.j.%u", cfg_of(c)->run_tag, c->b.idx);
+	return out_ok(c, natsp__pub(rtcp__out(&c->t), subject, inbox, (const uint8_t *)json, strlen(json)),
+		      "jetstream request");
+}
+
+static void create_stream(nconn *c)
+{
+	const char *tag = cfg_of(c)->run_tag;
+	char subject[96], json[256];
+
+	snprintf(subject, sizeof(subject), "$JS.API.STREAM.CREATE.S%s", tag);
+	snprintf(json, sizeof(json),
+		 "{\"name\":\"S%s\",\"subjects\":[\"%s.r.*\"],\"storage\":\"file\",\"retention\":\"limits\","
+		 "\"discard\":\"old\",\"num_replicas\":1}",
+		 tag, tag);
+	if (api_request(c, subject, json))
+		c->state = N_STREAM;
+}
+
+static void create_consumer(nconn *c)
+{
+	const char *tag = cfg_of(c)->run_tag;
+	unsigned i = c->b.idx;
+	char subject[128], json[512];
+
+	snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.DURABLE.CREATE.S%s.d%u", tag, i);
+	snprintf(json, sizeof(json),
+		 "{\"stream_name\":\"S%s\",\"config\":{\"durable_name\":\"d%u\",\"deliver_subject\":\"%s.d.%u\","
+		 "\"deliver_policy\":\"all\",\"ack_policy\":\"all\",\"filter_subject\":\"%s.r.%u\","
+		 "\"max_ack_pending\":65536,\"replay_policy\":\"instant\"}}",
+		 tag, i, tag, i, tag, i);
+	if (api_request(c, subject, json))
+		c->state = N_CONSUMER;
+}
+
+static void ping(nconn *c)
+{
+	if (out_ok(c, natsp__ping(rtcp__out(&c->t)), "ping"))
+		c->state = N_PING;
+}
+
+static void wait_stream(nconn *c);
+
+/* The server's INFO: CONNECT and the subscriptions, then the JetStream requests or the PING. */
+static void on_info(nconn *c)
+{
+	const char *tag = cfg_of(c)->run_tag;
+	dynbuf *o = rtcp__out(&c->t);
+	char name[64], subject[96];
+	int rc;
+
+	snprintf(name, sizeof(name), "%s-c%u", tag, c->b.idx);
+	rc = natsp__connect(o, name);
+	if (rc == PARLEY_OK && c->b.st != NULL) {
+		snprintf(subject, sizeof(subject), "%s.%s.%u", tag, is_js(c) ? "d" : "r", c->b.idx);
+		rc = natsp__sub(o, subject, SID_IN);
+	}
+	if (rc == PARLEY_OK && c->b.s != NULL) {
+		snprintf(subject, sizeof(subject), "%s.*", c->reply);
+		rc = natsp__sub(o, subject, SID_ACK);
+	}
+	if (rc == PARLEY_OK && c->b.st != NULL && is_js(c)) {
+		snprintf(subject, sizeof(subject), "%s.j.%u", tag, c->b.idx);
+		rc = natsp__sub(o, subject, SID_API);
+	}
+	if (!out_ok(c, rc, "nats connect"))
+		return;
+	if (c->b.st == NULL || !is_js(c)) {
+		ping(c);
 		return;
 	}
-	s->in_flight++;
+	c->api_t0 = uv_hrtime();
+	if (c->b.idx == first_receiver(cfg_of(c)))
+		create_stream(c);
+	else
+		wait_stream(c);
 }
 
-static void send_one(void *c)
-{
-	send_locked(c);
-}
+#define JS_WAIT_NS 10000000000ull /* how long the set-up requests are repeated */
 
-static void fill_locked(nconn *c, uint64_t now)
+/* One receiver creates the stream (concurrent creates of one stream race inside nats-server: "subjects
+ * overlap", "error creating store for stream"); the others create their consumers at once. nats-server
+ * 2.9 also refuses some requests transiently while a stream is being created ("stream not found",
+ * "invalid stream" for a consumer; now and then "error creating store for stream" for the stream
+ * itself), so a refused request is asked again, for 10 s at most, after which its error fails the
+ * connection. */
+static void on_api(nconn *c, const natsp_op *op)
 {
-	relay__fill_window(c->run, c->s, now, send_one, c);
-}
+	char why[160];
 
-/* An ack (core: the receiver's reply; JetStream: the PubAck) for the message whose header is hdr. */
-static void on_ack_hdr(nconn *c, const uint8_t *hdr, size_t len, int ok, const char *err)
-{
-	relay_sender *s = c->s;
-	uint64_t now = uv_hrtime(), seq, t;
-	unsigned sender;
-
-	pthread_mutex_lock(&s->mu);
-	s->in_flight--;
-	if (relay__parse(hdr, len, &sender, &seq, &t) != 0 || sender != s->idx) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(c->run, "malformed ack", NULL);
-	} else if (!ok) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(c->run, "publish refused", err);
-	} else {
-		relay__acked(c->run, s, seq, t, now);
+	if (natsp__json_error((const char *)op->payload, op->payload_len, why, sizeof(why))) {
+		if (uv_hrtime() - c->api_t0 >= JS_WAIT_NS)
+			fail(c, c->state == N_STREAM ? "jetstream stream create" : "jetstream consumer create", why);
+		else if (c->state == N_STREAM)
+			create_stream(c);
+		else
+			create_consumer(c);
+		return;
 	}
-	if (c->run->cfg->rate <= 0)
-		fill_locked(c, now);
-	pthread_mutex_unlock(&s->mu);
-}
-
-static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-	(void)nc;
-	(void)sub;
-	on_ack_hdr(closure, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 1, NULL);
-	natsMsg_Destroy(msg);
-}
-
-static void on_js_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-	(void)js;
-	on_ack_hdr(closure, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-		   pa != NULL && pae == NULL, pae && pae->ErrText ? pae->ErrText : "no PubAck");
-	natsMsg_Destroy(msg);
-}
-
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-	nconn *c = closure;
-	uint64_t now = uv_hrtime(), seq, t;
-	unsigned sender;
-	const uint8_t *data = (const uint8_t *)natsMsg_GetData(msg);
-	size_t len = (size_t)natsMsg_GetDataLength(msg);
-	const char *reply;
-
-	(void)sub;
-	if (len != c->run->cfg->size || relay__parse(data, len, &sender, &seq, &t) != 0) {
-		atomic_fetch_add_explicit(&c->st->errors, 1, memory_order_relaxed);
-		relay__error(c->run, "malformed delivery", NULL);
-	} else {
-		relay__delivered(c->run, c->st, sender, seq, t, now);
-	}
-	reply = natsMsg_GetReply(msg);
-	if (!c->js && reply && len >= RELAY_HDR)
-		natsConnection_Publish(nc, reply, data, (int)RELAY_HDR);
-	natsMsg_Destroy(msg);
-}
-
-static void kick(void *ctx)
-{
-	nengine *e = ctx;
-	uint64_t now = uv_hrtime();
-	unsigned i;
-
-	for (i = 0; i < e->run.cfg->senders; i++) {
-		pthread_mutex_lock(&e->c[i].s->mu);
-		fill_locked(&e->c[i], now);
-		pthread_mutex_unlock(&e->c[i].s->mu);
+	if (c->state == N_STREAM) {
+		atomic_store(&((nrun *)c->b.w->e->data)->stream_ready, 1);
+		create_consumer(c);
+	} else if (c->state == N_CONSUMER) {
+		ping(c);
 	}
 }
 
-static void tick(void *ctx, uint64_t now)
+/* The other receivers wait for the stream before they create their consumers (a consumer made while
+ * its stream is being created may never deliver, seen with nats-server 2.9.10); PING → PONG is the
+ * poll, so no timer is needed. */
+static void wait_stream(nconn *c)
 {
-	(void)now;
-	kick(ctx);
+	if (atomic_load(&((nrun *)c->b.w->e->data)->stream_ready)) {
+		create_consumer(c);
+	} else if (uv_hrtime() - c->api_t0 >= JS_WAIT_NS) {
+		fail(c, "jetstream", "the stream was not created within 10 s");
+	} else if (out_ok(c, natsp__ping(rtcp__out(&c->t)), "ping")) {
+		c->state = N_WAIT_STREAM;
+	}
 }
 
-static natsStatus connect_one(nengine *e, nconn *c, const char *url)
-{
-	const relay_cfg *cfg = e->run.cfg;
-	natsOptions *o = NULL;
-	natsStatus st;
-	jsOptions jo;
-	jsSubOptions so;
-	jsErrCode jerr = 0;
-	char durable[64];
+/* ---- messages ---- */
 
-	st = natsOptions_Create(&o);
-	if (st == NATS_OK)
-		st = natsOptions_SetURL(o, url);
-	/* Deliveries can outrun a slow callback by far more than the default 64 Ki before the window
-	 * stops the senders; a drop here would show up as a lost message. */
-	if (st == NATS_OK)
-		st = natsOptions_SetMaxPendingMsgs(o, 1 << 20);
-	/* Write each publish at once instead of leaving it to the library's flusher thread: parleyd's
-	 * client does the same (one write per message), and batching would be traded for latency. */
-	if (st == NATS_OK)
-		st = natsOptions_SetSendAsap(o, true);
-	if (st == NATS_OK)
-		st = natsConnection_Connect(&c->nc, o);
-	natsOptions_Destroy(o);
-	if (st == NATS_OK && e->js) {
-		jsOptions_Init(&jo);
-		jo.PublishAsync.AckHandler = on_js_ack;
-		jo.PublishAsync.AckHandlerClosure = c;
-		/* Our window/backlog bounds what is in flight; the library's own bound must stay above it, as
-		 * it counts a message as pending until its ack handler has returned, and the closed loop
-		 * publishes the next message from inside that handler. */
-		jo.PublishAsync.MaxPending = 2 * (int64_t)(cfg->rate > 0 ? cfg->open_backlog : cfg->window) + 16;
-		st = natsConnection_JetStream(&c->js, c->nc, &jo);
+static void js_ack(nconn *c)
+{
+	if (c->unacked == 0)
+		return;
+	c->unacked = 0;
+	out_ok(c, natsp__pub(rtcp__out(&c->t), c->ack_to, NULL, (const uint8_t *)"+ACK", 4), "jetstream ack");
+}
+
+static void on_delivery(nconn *c, const natsp_op *op, uint64_t now)
+{
+	if (op->kind == NATSP_HMSG && op->payload_len == 0)
+		return; /* a JetStream status message (idle heartbeat, flow control): none is asked for */
+	relay__loop_delivered(&c->b, op->payload, op->payload_len, now);
+	if (op->reply == NULL)
+		return;
+	if (!is_js(c)) {
+		/* core: the reply is the sender's ack */
+		char reply[160];
+		if (op->reply_len >= sizeof(reply))
+			return;
+		memcpy(reply, op->reply, op->reply_len);
+		reply[op->reply_len] = '\0';
+		out_ok(c, natsp__pub(rtcp__out(&c->t), reply, NULL, NULL, 0), "reply");
+		return;
 	}
-	if (st == NATS_OK && c->s && !e->js)
-		st = natsConnection_Subscribe(&c->ack_sub, c->nc, c->reply, on_reply, c);
-	if (st == NATS_OK && c->st) {
-		char subj[96];
-		snprintf(subj, sizeof(subj), "%s.r%u", cfg->run_tag, c->idx);
-		if (e->js) {
-			char stream[64];
-			snprintf(stream, sizeof(stream), "S%s", cfg->run_tag);
-			snprintf(durable, sizeof(durable), "d%sr%u", cfg->run_tag, c->idx);
-			jsSubOptions_Init(&so);
-			so.Stream = stream;
-			so.Config.Durable = durable;
-			so.Config.AckPolicy = js_AckExplicit;
-			so.Config.MaxAckPending = 65536;
-			st = js_Subscribe(&c->sub, c->js, subj, on_msg, c, NULL, &so, &jerr);
-		} else {
-			st = natsConnection_Subscribe(&c->sub, c->nc, subj, on_msg, c);
+	if (op->reply_len >= sizeof(c->ack_to)) {
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(run_of(c), "jetstream ack subject too long", NULL);
+		return;
+	}
+	memcpy(c->ack_to, op->reply, op->reply_len);
+	c->ack_to[op->reply_len] = '\0';
+	if (++c->unacked >= cfg_of(c)->ack_batch)
+		js_ack(c);
+}
+
+/* A sender's ack: the sequence number is the subject's last token. */
+static void on_ack(nconn *c, const natsp_op *op, uint64_t now)
+{
+	uint64_t seq = UINT64_MAX;
+	char why[160] = "";
+	int ok = 1;
+
+	if (natsp__subject_u64(op->subject, op->subject_len, &seq) != 0)
+		seq = UINT64_MAX;
+	if (op->kind == NATSP_HMSG) {
+		ok = 0; /* a status instead of an answer: 503 no responders (no stream), 408 ... */
+		snprintf(why, sizeof(why), "%.*s", (int)(op->hdr_len < 40 ? op->hdr_len : 40), (const char *)op->hdr);
+	} else if (is_js(c)) {
+		uint64_t stored;
+		if (natsp__json_error((const char *)op->payload, op->payload_len, why, sizeof(why)) ||
+		    natsp__json_u64((const char *)op->payload, op->payload_len, "seq", &stored) != 0)
+			ok = 0;
+	}
+	relay__loop_acked(&c->b, seq, ok, why[0] ? why : "no PubAck", now);
+}
+
+static void on_op(nconn *c, const natsp_op *op, uint64_t now)
+{
+	switch (op->kind) {
+	case NATSP_INFO:
+		if (c->state == N_INFO)
+			on_info(c);
+		break;
+	case NATSP_PING:
+		out_ok(c, natsp__pong(rtcp__out(&c->t)), "pong");
+		break;
+	case NATSP_PONG:
+		if (c->state == N_WAIT_STREAM) {
+			wait_stream(c);
+		} else if (c->state == N_PING) {
+			c->state = N_READY;
+			relay__loop_ready(&c->b);
 		}
-		if (st == NATS_OK)
-			st = natsSubscription_SetPendingLimits(c->sub, -1, -1);
+		break;
+	case NATSP_ERR:
+		if (c->state != N_READY) {
+			char why[128];
+			snprintf(why, sizeof(why), "%.*s", (int)(op->arg_len < 100 ? op->arg_len : 100), op->arg);
+			fail(c, "nats -ERR", why);
+		} else {
+			atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+			relay__error(run_of(c), "nats -ERR", NULL);
+		}
+		break;
+	case NATSP_MSG:
+	case NATSP_HMSG:
+		if (op->sid == SID_IN && c->b.st != NULL)
+			on_delivery(c, op, now);
+		else if (op->sid == SID_ACK && c->b.s != NULL)
+			on_ack(c, op, now);
+		else if (op->sid == SID_API && (c->state == N_STREAM || c->state == N_CONSUMER))
+			on_api(c, op);
+		else {
+			atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+			relay__error(run_of(c), "nats message on an unknown subscription", NULL);
+		}
+		break;
+	case NATSP_OK:
+		break;
 	}
-	if (st == NATS_OK)
-		st = natsConnection_Flush(c->nc);
-	return st;
 }
 
-static natsStatus stream_op(nengine *e, const char *url, int create)
+static long on_data(rtcp *t, const uint8_t *buf, size_t len)
 {
-	const relay_cfg *cfg = e->run.cfg;
-	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
-	jsStreamConfig sc;
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	char name[64], subj[64];
-	const char *subjects[1] = {subj};
-	natsStatus st;
+	nconn *c = t->data;
+	uint64_t now = uv_hrtime();
+	size_t off = 0;
+	natsp_op op;
+	int rc;
 
-	snprintf(name, sizeof(name), "S%s", cfg->run_tag);
-	snprintf(subj, sizeof(subj), "%s.>", cfg->run_tag);
-	st = natsConnection_ConnectTo(&nc, url);
-	if (st == NATS_OK)
-		st = natsConnection_JetStream(&js, nc, NULL);
-	if (st == NATS_OK && create) {
-		jsStreamConfig_Init(&sc);
-		sc.Name = name;
-		sc.Subjects = subjects;
-		sc.SubjectsLen = 1;
-		sc.Storage = js_FileStorage;
-		st = js_AddStream(&si, js, &sc, NULL, &jerr);
-		jsStreamInfo_Destroy(si);
-	} else if (st == NATS_OK) {
-		st = js_DeleteStream(js, name, NULL, &jerr);
+	while (off < len && c->state != N_CLOSED) {
+		rc = natsp__parse(buf + off, len - off, MAX_LINE, cfg_of(c)->size + 4096, &op);
+		if (rc == PARLEY_E_PROTO_TRUNCATED)
+			break;
+		if (rc != PARLEY_OK) {
+			relay__error(run_of(c), "nats: bad operation from the server", parley_strerror(rc));
+			return -1;
+		}
+		off += op.len;
+		on_op(c, &op, now);
 	}
-	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
-	return st;
+	return (long)off;
 }
+
+/* JetStream receivers ack what one read delivered in one ack (as parley's receivers do). */
+static void on_read_done(rtcp *t)
+{
+	nconn *c = t->data;
+
+	if (c->state == N_READY)
+		js_ack(c);
+}
+
+static void on_open(rtcp *t)
+{
+	nconn *c = t->data;
+
+	c->state = N_INFO; /* the server speaks first */
+}
+
+static void on_close(rtcp *t, const char *why)
+{
+	nconn *c = t->data;
+	int was_ready = c->state == N_READY;
+
+	c->state = N_CLOSED;
+	relay__loop_closed(&c->b, was_ready, why[0] ? why : "connection closed");
+}
+
+static const rtcp_callbacks nats_cb = {
+	.on_open = on_open, .on_data = on_data, .on_read_done = on_read_done, .on_close = on_close};
+
+static void nats_connect(rl_conn *b)
+{
+	nconn *c = (nconn *)b;
+	const relay_cfg *cfg = cfg_of(c);
+	int rc;
+
+	c->state = N_CONNECTING;
+	rc = rtcp__connect(&c->t, &b->w->lp.loop, (const struct sockaddr *)&cfg->target.addr, b->w->rbuf,
+			   sizeof(b->w->rbuf), MAX_LINE + cfg->size + 4096, MAX_OUT, &nats_cb, c);
+	if (rc != 0) {
+		c->state = N_CLOSED;
+		relay__loop_failed(b, "connect", uv_strerror(rc));
+	}
+}
+
+static void nats_close(rl_conn *b)
+{
+	nconn *c = (nconn *)b;
+	char subject[96];
+
+	if (c->state == N_CLOSED)
+		return;
+	if (c->state == N_READY && is_js(c) && b->idx == 0) {
+		/* no reply subject: nothing to wait for; the graceful close lets the server read it */
+		snprintf(subject, sizeof(subject), "$JS.API.STREAM.DELETE.S%s", cfg_of(c)->run_tag);
+		natsp__pub(rtcp__out(&c->t), subject, NULL, NULL, 0);
+	}
+	rtcp__close(&c->t, c->state == N_READY);
+}
+
+static int nats_conn_init(rl_conn *b)
+{
+	nconn *c = (nconn *)b;
+	const char *tag = b->w->e->run.cfg->run_tag;
+
+	c->state = N_CLOSED;
+	if (b->s != NULL) {
+		snprintf(c->subj, sizeof(c->subj), "%s.r.%u", tag, b->to_idx);
+		snprintf(c->reply, sizeof(c->reply), "%s.a.%u", tag, b->idx);
+	}
+	return PARLEY_OK;
+}
+
+static int nats_init(rl_engine *e)
+{
+	e->data = parley__calloc(1, sizeof(nrun));
+	return e->data != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
+}
+
+static void nats_fini(rl_engine *e, relay_result *res)
+{
+	(void)res;
+	parley__free(e->data);
+	e->data = NULL;
+}
+
+static const relay_proto nats_proto = {
+	.name = "nats",
+	.conn_size = sizeof(nconn),
+	.init = nats_init,
+	.fini = nats_fini,
+	.conn_init = nats_conn_init,
+	.connect = nats_connect,
+	.fill = nats_fill,
+	.close = nats_close,
+};
 
 int relay__engine_nats(const relay_cfg *cfg, relay_result *res)
 {
-	nengine e;
-	char host[INET6_ADDRSTRLEN], url[128];
-	unsigned i, n = cfg->conns, ready = 0;
-	uint64_t t_open;
-	natsStatus st;
-	int rc = PARLEY_OK, stream = 0;
-	relay_driver d;
-
-	memset(&e, 0, sizeof(e));
-	e.js = cfg->peer == RELAY_PEER_NATS_JS;
-	if (cfg->target.addr.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&cfg->target.addr)->sin6_addr, host, sizeof(host));
-		snprintf(url, sizeof(url), "nats://[%s]:%u", host, cfg->target.port);
-	} else {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)&cfg->target.addr)->sin_addr, host, sizeof(host));
-		snprintf(url, sizeof(url), "nats://%s:%u", host, cfg->target.port);
-	}
-	rc = relay__run_init(&e.run, cfg);
-	if (rc != PARLEY_OK)
-		return rc;
-	e.c = parley__calloc(n, sizeof(*e.c));
-	e.stats = parley__calloc(n, sizeof(*e.stats));
-	if (!e.c || !e.stats) {
-		rc = PARLEY_E_NOMEM;
-		goto out;
-	}
-	if (e.js) {
-		st = stream_op(&e, url, 1);
-		if (st != NATS_OK) {
-			fprintf(stderr, "parley-bench: cannot create the JetStream stream: %s (is JetStream on?)\n",
-				natsStatus_GetText(st));
-			rc = PARLEY_E_IO;
-			goto out;
-		}
-		stream = 1;
-	}
-	t_open = uv_hrtime();
-	for (i = 0; i < n; i++) {
-		nconn *c = &e.c[i];
-		c->run = &e.run;
-		c->idx = i;
-		if (relay__is_receiver(cfg, i)) {
-			c->st = relay__stats_new(e.stats, &e.nstats);
-			if (!c->st) {
-				rc = PARLEY_E_NOMEM;
-				goto out;
-			}
-		}
-		if (relay__is_sender(cfg, i)) {
-			c->s = &e.run.senders[i];
-			c->buf = parley__malloc(cfg->size);
-			if (!c->buf) {
-				rc = PARLEY_E_NOMEM;
-				goto out;
-			}
-			snprintf(c->subj, sizeof(c->subj), "%s.r%u", cfg->run_tag, relay__receiver_of(cfg, i));
-			snprintf(c->reply, sizeof(c->reply), "%s.a%u", cfg->run_tag, i);
-		}
-		st = connect_one(&e, c, url);
-		if (st != NATS_OK) {
-			relay__error(&e.run, "nats connect/subscribe", natsStatus_GetText(st));
-			break;
-		}
-		ready++;
-	}
-	d = (relay_driver){
-		.kick = kick, .tick = cfg->rate > 0 ? tick : NULL, .ctx = &e, .stats = e.stats, .nstats = e.nstats};
-	relay__drive_when_ready(&e.run, &d, res, ready, n, t_open);
-out:
-	if (e.c) {
-		for (i = 0; i < n; i++) {
-			nconn *c = &e.c[i];
-			if (c->nc)
-				natsConnection_Close(c->nc);
-		}
-		for (i = 0; i < n; i++) {
-			nconn *c = &e.c[i];
-			natsSubscription_Destroy(c->sub);
-			natsSubscription_Destroy(c->ack_sub);
-			jsCtx_Destroy(c->js);
-			natsConnection_Destroy(c->nc);
-		}
-	}
-	if (stream)
-		stream_op(&e, url, 0);
-	if (rc == PARLEY_OK)
-		relay__collect(&e.run, e.stats, e.nstats, res);
-	if (e.c)
-		for (i = 0; i < n; i++) {
-			parley__free(e.c[i].st);
-			parley__free(e.c[i].buf);
-		}
-	parley__free(e.c);
-	parley__free(e.stats);
-	relay__run_free(&e.run);
-	nats_Close();
-	return rc;
+	return relay__loop_run(cfg, &nats_proto, res);
 }
-#endif

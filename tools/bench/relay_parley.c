@@ -18,19 +18,73 @@
  *
  * Connections are lib/transport connections (the client pump libparley uses), with the target
  * address handed over and one read buffer per loop thread. This file is one connection's protocol,
- * run on its loop thread; the threads and the calling thread are relay_parley_run.c's.
+ * run on its loop thread; the threads and the calling thread are relay_loop.c's, the same for every
+ * peer.
  */
-#include "relay_parley.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uv.h>
 
 #include <parley/error.h>
 
+#include "common/alloc.h"
+#include "common/dynbuf.h"
 #include "crypto/crypto.h"
+#include "relay_loop.h"
+#include "transport/transport.h"
+#include "wire/wire.h"
+
+enum pstate { P_CONNECTING = 0, P_CHALLENGE, P_REGISTER, P_AUTH, P_KEYS, P_READY, P_PARKED, P_CLOSED };
+
+typedef struct pconn {
+	rl_conn b;         /* first: the loop's view of the connection */
+	transport_conn *t; /* NULL once its on_close ran */
+	enum pstate state;
+	char handle[WIRE_MAX_HANDLE + 1];
+	char to[WIRE_MAX_HANDLE + 1]; /* sender: recipient handle */
+	uint64_t *acks;               /* receiver: server ids to ack */
+	unsigned nacks, acks_in_flight;
+	uint64_t next_ack_id;
+	int queue_empty;              /* verify: QueueEmpty seen */
+	uint8_t *device_sk;           /* phases, receivers: the device's Ed25519 secret key */
+} pconn;
+
+/* Per loop thread. */
+typedef struct pworker {
+	transport_options topt;
+	dynbuf enc;
+	wire_limits limits;
+} pworker;
+
+/* Per run. */
+typedef struct prun {
+	uint8_t (*device_sk)[64]; /* phases: per connection */
+	char url[400];
+	uint64_t ts_base;         /* wall clock (ms) at the start: client timestamps are ts_base + seq */
+} prun;
+
+static relay_run *run_of(const pconn *c)
+{
+	return &c->b.w->e->run;
+}
+
+static const relay_cfg *cfg_of(const pconn *c)
+{
+	return c->b.w->e->run.cfg;
+}
+
+static pworker *pw_of(const pconn *c)
+{
+	return c->b.w->proto;
+}
+
+static prun *pr_of(const pconn *c)
+{
+	return c->b.w->e->data;
+}
 
 #define REQ_REGISTER 1u
 #define REQ_KEYS 2u
@@ -43,25 +97,10 @@ static uint32_t regid_of(unsigned idx)
 	return 1 + idx % WIRE_MAX_REGISTRATION_ID;
 }
 
-static int stopping(const pworker *w)
-{
-	return atomic_load(&w->e->phase) == E_STOP;
-}
-
-static void count_failed(pconn *c)
-{
-	if (!c->counted) {
-		c->counted = 1;
-		atomic_fetch_add(&c->w->n_conns.failed, 1);
-	}
-}
-
 /* Gives up on a connection that is not ready (yet): counted as failed, the reason kept. */
 static void pconn_fail(pconn *c, const char *why, const char *detail)
 {
-	count_failed(c);
-	if (!stopping(c->w))
-		relay__error(&c->w->e->run, why, detail);
+	relay__loop_failed(&c->b, why, detail);
 	c->state = P_CLOSED;
 	if (c->t != NULL)
 		transport__close(c->t);
@@ -69,7 +108,7 @@ static void pconn_fail(pconn *c, const char *why, const char *detail)
 
 static int send_request(pconn *c, Parley__Wire__Request *req)
 {
-	pworker *w = c->w;
+	pworker *w = pw_of(c);
 	int rc;
 
 	dynbuf__reset(&w->enc);
@@ -81,9 +120,8 @@ static int send_request(pconn *c, Parley__Wire__Request *req)
 
 static void set_ready(pconn *c)
 {
-	c->counted = 1;
-	atomic_fetch_add(&c->w->n_conns.ready, 1);
-	if (c->w->e->run.cfg->phase == RELAY_PHASE_SEND && !relay__is_sender(c->w->e->run.cfg, c->idx)) {
+	relay__loop_ready(&c->b);
+	if (cfg_of(c)->phase == RELAY_PHASE_SEND && !relay__is_sender(cfg_of(c), c->b.idx)) {
 		/* offline from now on: what is sent to it stays in the store until --phase verify */
 		c->state = P_PARKED;
 		transport__close(c->t);
@@ -186,7 +224,7 @@ static void do_upload_keys(pconn *c)
 		req.upload_keys = &u;
 		u.identity_key.data = ik33;
 		u.identity_key.len = sizeof(ik33);
-		u.registration_id = regid_of(c->idx);
+		u.registration_id = regid_of(c->b.idx);
 		u.signed_prekey = &spk;
 		spk.id = 1;
 		spk.public_key.data = spk33;
@@ -207,51 +245,40 @@ static void do_upload_keys(pconn *c)
 static void send_one(void *arg)
 {
 	pconn *c = arg;
-	pworker *w = c->w;
-	relay_sender *s = c->s;
-	const relay_cfg *cfg = w->e->run.cfg;
 	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__SendMessageRequest sm = PARLEY__WIRE__SEND_MESSAGE_REQUEST__INIT;
 	Parley__Wire__OutgoingMessage om = PARLEY__WIRE__OUTGOING_MESSAGE__INIT;
 	Parley__Wire__OutgoingMessage *oms[1] = {&om};
-	uint64_t t;
+	uint64_t seq = relay__loop_next(&c->b);
 	int rc;
 
-	t = relay__fill(w->msg, cfg->size, s->idx, s->next_seq);
-	if (cfg->have_key)
-		relay__seal(cfg, w->msg, c->to_idx);
 	om.device_id = 1;
-	om.registration_id = regid_of(c->to_idx);
+	om.registration_id = regid_of(c->b.to_idx);
 	om.type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
-	om.content.data = w->msg;
-	om.content.len = cfg->size;
+	om.content.data = c->b.w->msg;
+	om.content.len = cfg_of(c)->size;
 	sm.recipient = c->to;
 	/* The client timestamp doubles as the message id: unique per sender, near the wall clock. */
-	sm.timestamp = w->e->ts_base + s->next_seq;
+	sm.timestamp = pr_of(c)->ts_base + seq;
 	sm.n_messages = 1;
 	sm.messages = oms;
-	req.id = SEND_ID_BASE + s->next_seq;
+	req.id = SEND_ID_BASE + seq;
 	req.body_case = PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE;
 	req.send_message = &sm;
 	rc = send_request(c, &req);
-	c->sent_t[s->next_seq % c->cap] = t;
-	s->next_seq++;
-	atomic_fetch_add_explicit(&s->n_sent, 1, memory_order_relaxed);
-	if (rc != PARLEY_OK) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "send", parley_strerror(rc));
-		return;
-	}
-	s->in_flight++;
+	if (rc != PARLEY_OK)
+		relay__loop_send_failed(&c->b, parley_strerror(rc));
 }
 
 /* Sends what the schedule owes, in one write. */
-void relay__parley_fill(pconn *c, uint64_t now)
+static void parley_fill(rl_conn *b, uint64_t now)
 {
-	if (c->s == NULL || c->state != P_READY)
+	pconn *c = (pconn *)b;
+
+	if (b->s == NULL || c->state != P_READY)
 		return;
 	transport__cork(c->t, 1);
-	relay__fill_window(&c->w->e->run, c->s, now, send_one, c);
+	relay__fill_window(run_of(c), b->s, now, send_one, c);
 	transport__cork(c->t, 0);
 }
 
@@ -272,8 +299,8 @@ static void flush_acks(pconn *c)
 	rc = send_request(c, &req);
 	c->nacks = 0;
 	if (rc != PARLEY_OK) {
-		atomic_fetch_add_explicit(&c->w->st.errors, 1, memory_order_relaxed);
-		relay__error(&c->w->e->run, "ack", parley_strerror(rc));
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(run_of(c), "ack", parley_strerror(rc));
 		return;
 	}
 	c->acks_in_flight++;
@@ -282,50 +309,32 @@ static void flush_acks(pconn *c)
 /* verify: this receiver is done once its stored queue was sent and every ack answered. */
 static void check_drained(pconn *c)
 {
-	if (c->queue_empty && c->nacks == 0 && c->acks_in_flight == 0 && !c->drained) {
-		c->drained = 1;
-		atomic_fetch_add(&c->w->n_conns.drained, 1);
-	}
+	if (c->queue_empty && c->nacks == 0 && c->acks_in_flight == 0)
+		relay__loop_drained(&c->b);
 }
 
-/* Phases: the body must carry a good MAC for this receiver, come from the sender its header names
- * (handle included) and have a sequence number that sender used. */
-static int intact(pconn *c, const Parley__Wire__Envelope *env, unsigned sender, uint64_t seq)
-{
-	pengine *e = c->w->e;
-	const relay_cfg *cfg = e->run.cfg;
-	char h[WIRE_MAX_HANDLE + 1];
-
-	if (!cfg->have_key)
-		return 1;
-	if (sender >= cfg->senders || relay__receiver_of(cfg, sender) != c->idx)
-		return 0;
-	snprintf(h, sizeof(h), "%s-%u", cfg->run_tag, sender);
-	if (env->sender_handle == NULL || strcmp(env->sender_handle, h) != 0)
-		return 0;
-	if (cfg->phase == RELAY_PHASE_VERIFY && seq >= e->run.senders[sender].next_seq)
-		return 0;
-	return relay__mac_ok(cfg, env->content.data, env->content.len, c->idx);
-}
-
+/* The body is checked as for every peer (relay__check_body: MAC for this receiver, routing, sequence
+ * number); parleyd also names the sender, which must be the account the header's sender index has. */
 static void on_envelope(pconn *c, const Parley__Wire__Envelope *env, uint64_t now)
 {
-	pworker *w = c->w;
+	rl_worker *w = c->b.w;
+	char h[WIRE_MAX_HANDLE + 1];
 	unsigned sender;
 	uint64_t seq, t;
 
-	if (c->st == NULL || env->content.len != w->e->run.cfg->size ||
-	    relay__parse(env->content.data, env->content.len, &sender, &seq, &t) != 0) {
+	if (c->b.st == NULL) {
 		atomic_fetch_add_explicit(&w->st.errors, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "unexpected envelope", NULL);
-	} else if (!intact(c, env, sender, seq)) {
+		relay__error(run_of(c), "envelope on a connection that receives nothing", NULL);
+	} else if (relay__parse(env->content.data, env->content.len, &sender, &seq, &t) == 0 &&
+		   (snprintf(h, sizeof(h), "%s-%u", cfg_of(c)->run_tag, sender),
+		    env->sender_handle == NULL || strcmp(env->sender_handle, h) != 0)) {
 		atomic_fetch_add_explicit(&w->st.corrupt, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "corrupted or misrouted message", env->sender_handle);
+		relay__error(run_of(c), "message from another sender than its header names", env->sender_handle);
 	} else {
-		relay__delivered(&w->e->run, c->st, sender, seq, t, now);
+		relay__loop_delivered(&c->b, env->content.data, env->content.len, now);
 	}
 	c->acks[c->nacks++] = env->server_id;
-	if (c->nacks >= w->e->run.cfg->ack_batch)
+	if (c->nacks >= cfg_of(c)->ack_batch)
 		flush_acks(c);
 }
 
@@ -357,36 +366,18 @@ static int setup_response(pconn *c, const Parley__Wire__Response *r)
 
 static void on_response(pconn *c, const Parley__Wire__Response *r, uint64_t now)
 {
-	pworker *w = c->w;
-	relay_sender *s = c->s;
-	uint64_t seq;
-
 	if (setup_response(c, r))
 		return;
 	if (r->id >= UINT64_MAX - c->next_ack_id) {
 		c->acks_in_flight--;
 		if (r->status != 0) {
-			atomic_fetch_add_explicit(&w->st.errors, 1, memory_order_relaxed);
-			relay__error(&w->e->run, "ack refused", r->message);
+			atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+			relay__error(run_of(c), "ack refused", r->message);
 		}
 		return;
 	}
-	if (!s || r->id < SEND_ID_BASE || r->id - SEND_ID_BASE >= s->next_seq ||
-	    s->next_seq - (r->id - SEND_ID_BASE) > c->cap) {
-		atomic_fetch_add_explicit(&w->st.errors, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "response to an unknown request", NULL);
-		return;
-	}
-	seq = r->id - SEND_ID_BASE;
-	s->in_flight--;
-	if (r->status != 0) {
-		atomic_fetch_add_explicit(&s->n_errors, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "message refused", r->message ? r->message : parley_strerror((int)r->status));
-	} else {
-		relay__acked(&w->e->run, s, seq, c->sent_t[seq % c->cap], now);
-	}
-	if (w->e->run.cfg->rate <= 0)
-		relay__parley_fill(c, now);
+	relay__loop_acked(&c->b, r->id >= SEND_ID_BASE ? r->id - SEND_ID_BASE : UINT64_MAX, r->status == 0,
+			  r->message ? r->message : parley_strerror((int)r->status), now);
 }
 
 /* ---- transport callbacks ---- */
@@ -403,7 +394,6 @@ static void on_open(void *ctx, transport_conn *t)
 static void on_message(void *ctx, transport_conn *t, const uint8_t *buf, size_t len)
 {
 	pconn *c = ctx;
-	pworker *w = c->w;
 	uint64_t now = uv_hrtime();
 	wire_frame f;
 	int rc;
@@ -411,17 +401,17 @@ static void on_message(void *ctx, transport_conn *t, const uint8_t *buf, size_t 
 	(void)t;
 	if (c->state == P_CLOSED || c->state == P_PARKED)
 		return;
-	rc = wire__decode_frame(buf, len, &w->limits, &f);
+	rc = wire__decode_frame(buf, len, &pw_of(c)->limits, &f);
 	if (rc != PARLEY_OK) {
 		wire__frame_free(&f);
-		atomic_fetch_add_explicit(&w->st.errors, 1, memory_order_relaxed);
-		relay__error(&w->e->run, "undecodable frame", parley_strerror(rc));
+		atomic_fetch_add_explicit(&c->b.w->st.errors, 1, memory_order_relaxed);
+		relay__error(run_of(c), "undecodable frame", parley_strerror(rc));
 		return;
 	}
 	if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH) {
 		const Parley__Wire__Push *p = f.frame->push;
 		if (p->body_case == PARLEY__WIRE__PUSH__BODY_CHALLENGE && c->state == P_CHALLENGE) {
-			if (w->e->run.cfg->phase == RELAY_PHASE_VERIFY)
+			if (cfg_of(c)->phase == RELAY_PHASE_VERIFY)
 				do_auth(c, p->challenge->nonce.data);
 			else
 				do_register(c, p->challenge->nonce.data);
@@ -444,45 +434,186 @@ static void on_read_done(void *ctx, transport_conn *t)
 
 	(void)t;
 	flush_acks(c);
-	if (c->w->e->run.cfg->phase == RELAY_PHASE_VERIFY)
+	if (cfg_of(c)->phase == RELAY_PHASE_VERIFY)
 		check_drained(c);
 }
 
 static void on_close(void *ctx, transport_conn *t, int err, uint16_t ws_code)
 {
 	pconn *c = ctx;
-	pengine *e = c->w->e;
 	const char *why = transport__error_text(t);
 	enum pstate was = c->state;
 
 	(void)ws_code;
 	c->t = NULL;
 	c->state = P_CLOSED;
-	if (was == P_CLOSED || was == P_PARKED || stopping(c->w))
-		return; /* failed already, parked on purpose, or the run is over */
+	if (was == P_CLOSED || was == P_PARKED)
+		return; /* failed already, or parked on purpose */
 	if (why[0] == '\0')
 		why = err != PARLEY_OK ? parley_strerror(err) : "closed by the server";
-	if (was == P_READY) {
-		/* A ready connection that ends before the stop breaks the run: its messages are lost. */
-		relay__conn_lost(&e->run, c->idx);
-	} else {
-		count_failed(c);
-	}
-	relay__error(&e->run, why, NULL); /* the transport's text says what and why */
+	relay__loop_closed(&c->b, was == P_READY, why); /* the transport's text says what and why */
 }
 
-void relay__parley_connect(pconn *c)
+static void parley_connect(rl_conn *b)
 {
-	pworker *w = c->w;
+	pconn *c = (pconn *)b;
+	pworker *w = pw_of(c);
 	transport_callbacks cb = {.ctx = c,
 				  .on_open = on_open,
 				  .on_message = on_message,
 				  .on_read_done = on_read_done,
 				  .on_close = on_close};
-	int rc = transport__connect(&w->lp.loop, w->e->url, &w->topt, &cb, &c->t);
+	int rc = transport__connect(&b->w->lp.loop, pr_of(c)->url, &w->topt, &cb, &c->t);
 
 	if (rc != PARLEY_OK) {
 		c->t = NULL;
 		pconn_fail(c, "connect", parley_strerror(rc));
 	}
+}
+
+static void parley_close(rl_conn *b)
+{
+	pconn *c = (pconn *)b;
+
+	if (c->t != NULL)
+		transport__close(c->t);
+}
+
+/* ---- set-up on the calling thread ---- */
+
+static int parley_worker_init(rl_worker *w)
+{
+	const relay_cfg *cfg = w->e->run.cfg;
+	pworker *p = parley__calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return PARLEY_E_NOMEM;
+	w->proto = p;
+	dynbuf__init(&p->enc, cfg->size + 1024);
+	wire__limits_default(&p->limits);
+	p->topt.addr = (const struct sockaddr *)&cfg->target.addr;
+	p->topt.read_buf = w->rbuf;
+	p->topt.read_buf_len = sizeof(w->rbuf);
+	p->topt.connect_timeout_ms = (unsigned)(cfg->connect_timeout_s * 1000.0);
+	return PARLEY_OK;
+}
+
+static void parley_worker_free(rl_worker *w)
+{
+	pworker *p = w->proto;
+
+	if (p != NULL)
+		dynbuf__free(&p->enc);
+	parley__free(p);
+	w->proto = NULL;
+}
+
+static int parley_conn_init(rl_conn *b)
+{
+	pconn *c = (pconn *)b;
+	const relay_cfg *cfg = cfg_of(c);
+
+	snprintf(c->handle, sizeof(c->handle), "%s-%u", cfg->run_tag, b->idx);
+	if (b->st != NULL) {
+		c->acks = parley__calloc(cfg->ack_batch, sizeof(uint64_t));
+		if (!c->acks)
+			return PARLEY_E_NOMEM;
+	}
+	if (b->s != NULL)
+		snprintf(c->to, sizeof(c->to), "%s-%u", cfg->run_tag, b->to_idx);
+	return PARLEY_OK;
+}
+
+static void parley_conn_free(rl_conn *b)
+{
+	parley__free(((pconn *)b)->acks);
+}
+
+/* verify: what --phase send recorded becomes the senders' state, as if this run had sent it. */
+static void load_sent(rl_engine *e, const relay_state *st)
+{
+	unsigned i;
+	uint64_t q;
+
+	for (i = 0; i < st->senders; i++) {
+		relay_sender *s = &e->run.senders[i];
+		s->next_seq = st->sent[i];
+		atomic_store(&s->n_sent, st->sent[i]);
+		for (q = 0; q < st->sent[i]; q++)
+			if (relay__bits_get(&st->acked[i], q)) {
+				relay__bits_set(&s->acked, q);
+				atomic_fetch_add(&s->n_acked, 1);
+			}
+	}
+}
+
+static int parley_init(rl_engine *e)
+{
+	const relay_cfg *cfg = e->run.cfg;
+	struct timespec now;
+	prun *r;
+	unsigned i;
+	int rc = crypto__init();
+
+	if (rc != PARLEY_OK)
+		return rc;
+	r = parley__calloc(1, sizeof(*r));
+	if (r == NULL)
+		return PARLEY_E_NOMEM;
+	e->data = r;
+	clock_gettime(CLOCK_REALTIME, &now);
+	r->ts_base = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+	snprintf(r->url, sizeof(r->url), "ws://%s%s", cfg->target.host, cfg->target.path);
+	if (cfg->phase == RELAY_PHASE_RUN)
+		return PARLEY_OK;
+	r->device_sk = parley__calloc(cfg->conns, sizeof(*r->device_sk));
+	if (r->device_sk == NULL)
+		return PARLEY_E_NOMEM;
+	if (cfg->phase == RELAY_PHASE_VERIFY) {
+		load_sent(e, cfg->state);
+		memcpy(r->device_sk, cfg->state->device_sk, (size_t)cfg->conns * sizeof(*r->device_sk));
+	}
+	for (i = 0; i < cfg->conns; i++) {
+		pconn *c = (pconn *)relay__loop_conn(e, i);
+		if (c->b.w != NULL)
+			c->device_sk = r->device_sk[i];
+	}
+	return PARLEY_OK;
+}
+
+/* send: the state file for --phase verify, once every connection was set up. */
+static void parley_fini(rl_engine *e, relay_result *res)
+{
+	const relay_cfg *cfg = e->run.cfg;
+	prun *r = e->data;
+
+	if (r == NULL)
+		return;
+	if (cfg->phase == RELAY_PHASE_SEND && res->connected == e->nactive &&
+	    relay__state_save(cfg->state_path, cfg, &e->run, r->device_sk) == PARLEY_OK)
+		res->state_saved = 1;
+	if (r->device_sk != NULL)
+		crypto__wipe(r->device_sk, (size_t)cfg->conns * sizeof(*r->device_sk));
+	parley__free(r->device_sk);
+	parley__free(r);
+	e->data = NULL;
+}
+
+static const relay_proto parley_proto = {
+	.name = "parley",
+	.conn_size = sizeof(pconn),
+	.init = parley_init,
+	.fini = parley_fini,
+	.worker_init = parley_worker_init,
+	.worker_free = parley_worker_free,
+	.conn_init = parley_conn_init,
+	.conn_free = parley_conn_free,
+	.connect = parley_connect,
+	.fill = parley_fill,
+	.close = parley_close,
+};
+
+int relay__engine_parley(const relay_cfg *cfg, relay_result *res)
+{
+	return relay__loop_run(cfg, &parley_proto, res);
 }
