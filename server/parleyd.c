@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ extern char **environ;
 struct parleyd {
 	parleyd_config cfg;
 	const char *config_file; /* NULL: none */
+	int lock_fd; /* <data_dir>/parleyd.lock, held (flock) for the life of the process; -1: none */
 	int argc;
 	char **argv;
 	store *store;
@@ -254,6 +256,40 @@ static void on_signal(uv_signal_t *h, int signum)
 		shutdown_server(d);
 }
 
+/* Two parleyds on one data directory would each cache keys and live sessions the other never sees, so
+ * the second one must not start. flock: the kernel drops it when the process dies, however it dies, so
+ * a stale file never blocks a restart. Our pid goes into the file after locking, for the message the
+ * next one prints. */
+static int lock_data_dir(const char *dir, int *out)
+{
+	char path[CONFIG_STR_MAX + 32], text[24];
+	snprintf(path, sizeof path, "%s/parleyd.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_error(MODULE, "lock file %s: %s", path, strerror(errno));
+		return PARLEY_E_IO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = e == EWOULDBLOCK ? pread(fd, text, sizeof text - 1, 0) : -1;
+		text[n > 0 ? n : 0] = '\0';
+		long pid = strtol(text, NULL, 10);
+		if (e != EWOULDBLOCK)
+			log_error(MODULE, "lock file %s: %s", path, strerror(e));
+		else if (pid > 0)
+			log_error(MODULE, "data directory locked: %s is in use by another parleyd (pid %ld)", dir, pid);
+		else
+			log_error(MODULE, "data directory locked: %s is in use by another parleyd", dir);
+		close(fd);
+		return PARLEY_E_IO;
+	}
+	int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n)
+		log_warn(MODULE, "lock file %s: cannot record pid: %s", path, strerror(errno));
+	*out = fd;
+	return PARLEY_OK;
+}
+
 static int start(struct parleyd *d)
 {
 	char dbpath[CONFIG_STR_MAX * 2 + 16];
@@ -270,6 +306,9 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "data_dir %s: %s", c->data_dir, strerror(errno));
 		return PARLEY_E_IO;
 	}
+	rc = lock_data_dir(c->data_dir, &d->lock_fd);
+	if (rc != PARLEY_OK)
+		return rc;
 	if (c->database[0])
 		snprintf(dbpath, sizeof dbpath, "%s", c->database);
 	else
@@ -322,6 +361,7 @@ int main(int argc, char **argv)
 
 	d.argc = argc;
 	d.argv = argv;
+	d.lock_fd = -1;
 	if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
 		usage(stdout);
 		return 0;
@@ -376,6 +416,9 @@ int main(int argc, char **argv)
 	net__server_free(d.net);
 	dispatch__free(d.dispatch);
 	store__close(d.store);
+	/* released only after the store is closed: the next parleyd may then open the database at once */
+	if (d.lock_fd >= 0)
+		close(d.lock_fd);
 	uv_loop_close(&d.loop);
 	if (rc == PARLEY_OK)
 		log_info(MODULE, "stopped cleanly");

@@ -1,7 +1,9 @@
-/* parleyd's listeners and loop threads: one uv loop per worker, each with its own SO_REUSEPORT socket,
- * and the start / stop-accepting / drain / free lifecycle driven from the controlling thread through
+/* parleyd's listener and loop threads: one uv loop per worker, all accepting from ONE listening socket
+ * (each worker polls its own dup of it; the kernel hands each connection to whichever loop accepts
+ * first), and the start / stop-accepting / drain / free lifecycle driven from the controlling thread through
  * uv_async (the only thread-safe libuv call). */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -104,7 +106,10 @@ fail:
 	return NULL;
 }
 
-/* Our own socket so SO_REUSEPORT is set before bind (libuv offers no way to do that). */
+/* One socket for the whole process, bound WITHOUT SO_REUSEPORT: with it, a second parleyd on the same
+ * port would bind cleanly and the kernel would split the connections between the two processes (other
+ * keys, other live sessions). Without it the second one gets EADDRINUSE and exits. SO_REUSEADDR only
+ * lets us rebind over our own TIME_WAIT connections after a restart; it never admits a second listener. */
 static int make_listen_socket(net_server *s, uint16_t port, uv_os_sock_t *out, uint16_t *bound)
 {
 	struct sockaddr_storage ss;
@@ -123,9 +128,10 @@ static int make_listen_socket(net_server *s, uint16_t port, uv_os_sock_t *out, u
 	if (fd < 0)
 		return PARLEY_E_IO;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
 	    bind(fd, (struct sockaddr *)&ss, slen) != 0) {
-		log_warn("net", "cannot bind %s:%u: %s", s->bind_address, port, strerror(errno));
+		int e = errno;
+		log_error("net", "cannot bind %s:%u: %s%s", s->bind_address, port, strerror(e),
+			  e == EADDRINUSE ? " (another process listens on this port)" : "");
 		close(fd);
 		return PARLEY_E_IO;
 	}
@@ -277,19 +283,27 @@ int net__server_start(net_server *s)
 {
 	int rc = PARLEY_OK;
 	int started = 0;
-	uint16_t port = s->cfg.port;
+	uint16_t port = 0;
+	uv_os_sock_t lfd = -1;
 	for (int i = 0; i < s->cfg.workers; i++) {
 		net_worker *w = &s->workers[i];
-		uint16_t bound = 0;
 		w->srv = s;
 		w->idx = i;
 		w->fd = -1;
 		dynbuf__init(&w->plain, NET_READ_BUF);
-		rc = make_listen_socket(s, port, &w->fd, &bound);
-		if (rc != PARLEY_OK)
-			break;
-		port = bound; /* the first ephemeral bind decides the port for all */
 	}
+	rc = make_listen_socket(s, s->cfg.port, &lfd, &port);
+	/* a dup per worker: each uv_tcp_t owns (and closes) its fd, and a worker that stops accepting
+	 * closes only its own; the socket itself lives until the last worker lets go of it */
+	for (int i = 0; rc == PARLEY_OK && i < s->cfg.workers; i++) {
+		s->workers[i].fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+		if (s->workers[i].fd < 0) {
+			log_error("net", "dup listening socket: %s", strerror(errno));
+			rc = PARLEY_E_IO;
+		}
+	}
+	if (lfd >= 0)
+		close(lfd);
 	if (rc == PARLEY_OK) {
 		s->port = port;
 		for (int i = 0; i < s->cfg.workers; i++) {
