@@ -197,6 +197,56 @@ static void test_window(void)
 	relay__dev_stop(&d);
 }
 
+/* Acks count only for ids this connection pushed and has not had acknowledged, once each: repeating one id,
+ * acking an id never pushed (above the window, another device's, 0) or one already acked must not reopen
+ * the window, or a device could pull its whole backlog past max_inflight. */
+static void test_ack_only_inflight(void)
+{
+	relay_dev d;
+	struct conn c;
+	rc_.max_inflight = 10;
+	new_device("frank", 71, &d, &c);
+	relay_dev d2;
+	struct conn c2;
+	new_device("grace", 72, &d2, &c2);
+	enqueue("frank", 71, 5);
+	uint64_t foreign = enqueue("grace", 72, 1); /* inside frank's window, not his */
+	enqueue("frank", 71, 25);
+
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 10);
+	relay__dev_acked(&d, c.ids, 1); /* one real ack: the window slides by one */
+	settle(&d);
+	TEST_EQ_INT(c.n, 11);
+	TEST_EQ_INT(d.inflight, 10);
+	TEST_CHECK(c.ids[0] < foreign && foreign < c.ids[10]);
+
+	uint64_t dup[10];
+	for (int i = 0; i < 10; i++)
+		dup[i] = c.ids[1];
+	uint64_t bogus[] = {c.ids[10] + 5, c.ids[0], 0, foreign, UINT64_MAX};
+	relay__dev_acked(&d, dup, 10); /* counts once */
+	relay__dev_acked(&d, bogus, sizeof(bogus) / sizeof(bogus[0]));
+	settle(&d);
+	TEST_EQ_INT(c.n, 12); /* only the single real ack of c.ids[1] reopened one slot */
+	TEST_EQ_INT(d.inflight, 10);
+
+	/* the 10 real ids in flight, once each, reopen it by exactly 10; repeating them does nothing */
+	uint64_t real[10];
+	memcpy(real, c.ids + 2, sizeof(real));
+	relay__dev_acked(&d, real, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 22);
+	TEST_EQ_INT(d.inflight, 10);
+	relay__dev_acked(&d, real, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 22);
+	TEST_CHECK(ascending(&c));
+	TEST_EQ_INT(c.holds, 0);
+	relay__dev_stop(&d);
+}
+
 /* Live notices lost (mailbox overflow) are recovered by a resync: read from the store. */
 static void test_resync(void)
 {
@@ -242,6 +292,7 @@ int main(void)
 	relay__config_defaults(&rc_);
 	dynbuf__init(&out, 1 << 20);
 	TEST_RUN(test_window);
+	TEST_RUN(test_ack_only_inflight);
 	TEST_RUN(test_resync);
 	TEST_RUN(test_stop_during_read);
 	dynbuf__free(&out);
