@@ -8,7 +8,10 @@
 
 #include <parley/error.h>
 
+#include <string.h>
+
 #include "base/log.h"
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "wire/wire.h"
 
@@ -28,6 +31,74 @@ static void send_queue_empty(relay_dev *d)
 	dynbuf__reset(d->out);
 	if (wire__encode_push(&p, d->out) == PARLEY_OK)
 		send_frame(d, d->out->data, d->out->len);
+}
+
+/* The in-flight set. pending[head, tail) holds the ids pushed on this connection in push order, which is
+ * ascending (both paths only push ids above last_pushed), so an ack is found by binary search. An acked id
+ * keeps its slot with ACKED set, which keeps the slice sorted, and head skips leading acked slots. The
+ * array holds 2 x max_inflight ids: when tail reaches the end, compaction copies the at most max_inflight
+ * live ids down and frees at least as many slots, so a push costs O(1) amortized and an acked id O(log n)
+ * in whatever order the device acks. It exists only while something is in flight (an idle connection
+ * holds no array). Server ids are SQLite rowids, below 2^63, so the top bit is free for the mark. */
+#define ACKED (UINT64_C(1) << 63)
+
+static void window_free(relay_dev *d)
+{
+	parley__free(d->pending);
+	d->pending = NULL;
+	d->cap = d->head = d->tail = 0;
+	d->inflight = 0;
+}
+
+/* Records `id` as pushed; on failure (no memory) the envelope must not be sent: an untracked push could
+ * never be acknowledged and would hold its slot of the window for the life of the connection. */
+static int track(relay_dev *d, uint64_t id)
+{
+	if (d->pending == NULL) {
+		unsigned cap = 2 * d->cfg->max_inflight;
+		d->pending = parley__malloc((size_t)cap * sizeof(*d->pending));
+		if (d->pending == NULL)
+			return PARLEY_E_NOMEM;
+		d->cap = cap;
+		d->head = d->tail = 0;
+	} else if (d->tail == d->cap) {
+		unsigned n = 0;
+		for (unsigned i = d->head; i < d->tail; i++)
+			if (!(d->pending[i] & ACKED))
+				d->pending[n++] = d->pending[i];
+		d->head = 0;
+		d->tail = n;
+		if (n == d->cap)
+			return PARLEY_E_BUSY; /* unreachable while callers respect max_inflight */
+	}
+	d->pending[d->tail++] = id;
+	d->inflight++;
+	return PARLEY_OK;
+}
+
+/* 1 if `id` was in flight on this connection (it is now acknowledged), else 0: repeated, never pushed
+ * here, another device's, or already acked. */
+static int untrack(relay_dev *d, uint64_t id)
+{
+	if (d->pending == NULL || id == 0 || (id & ACKED))
+		return 0;
+	unsigned lo = d->head, hi = d->tail;
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if ((d->pending[mid] & ~ACKED) < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == d->tail || d->pending[lo] != id) /* absent, or present with ACKED set */
+		return 0;
+	d->pending[lo] |= ACKED;
+	d->inflight--;
+	while (d->head < d->tail && (d->pending[d->head] & ACKED))
+		d->head++;
+	if (d->head == d->tail)
+		window_free(d);
+	return 1;
 }
 
 static void read_more(relay_dev *d);
@@ -50,6 +121,7 @@ static void on_fetch(void *arg, int status, const void *result)
 		ops->release(owner);
 		return;
 	}
+	int stalled = 0;
 	for (size_t i = 0; i < j->relay.n_envs; i++) {
 		const store_envelope *e = &j->relay.envs[i];
 		if (e->server_id <= d->last_pushed)
@@ -57,12 +129,17 @@ static void on_fetch(void *arg, int status, const void *result)
 		dynbuf__reset(d->out);
 		if (relay__encode_envelope(d->out, e, d->account, d->device) != PARLEY_OK)
 			continue;
+		if (track(d, e->server_id) != PARLEY_OK) {
+			stalled = 1;
+			break;
+		}
 		send_frame(d, d->out->data, d->out->len);
 		d->last_pushed = e->server_id;
-		d->inflight++;
 	}
 	int full = j->relay.n_envs == j->relay.limit;
-	if (!full && !d->more) {
+	if (stalled) {
+		d->more = 1; /* retried on the next ack or live notice, not in a loop of reads */
+	} else if (!full && !d->more) {
 		d->backlog = 0; /* caught up: live from now on */
 		if (!d->sent_empty) {
 			d->sent_empty = 1;
@@ -124,18 +201,19 @@ void relay__dev_live(relay_dev *d, uint64_t server_id, const uint8_t *frame, siz
 		d->more = 1;
 		return;
 	}
+	if (track(d, server_id) != PARLEY_OK) {
+		d->backlog = 1; /* the store still has it: the next read delivers it */
+		d->more = 1;
+		return;
+	}
 	send_frame(d, frame, len);
 	d->last_pushed = server_id;
-	d->inflight++;
 }
 
 void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n)
 {
-	unsigned confirmed = 0;
 	for (size_t i = 0; i < n; i++)
-		if (ids[i] != 0 && ids[i] <= d->last_pushed)
-			confirmed++;
-	d->inflight = confirmed >= d->inflight ? 0 : d->inflight - confirmed;
+		(void)untrack(d, ids[i]);
 	if (d->active && d->backlog)
 		read_more(d);
 }
@@ -152,4 +230,5 @@ void relay__dev_resync(relay_dev *d)
 void relay__dev_stop(relay_dev *d)
 {
 	d->active = 0;
+	window_free(d); /* nothing is pushed after this; a read in flight returns on !active */
 }

@@ -70,7 +70,9 @@ typedef struct relay_dev {
 	dynbuf *out;     /* the loop's scratch buffer */
 	uint64_t account;
 	uint32_t device;
-	unsigned inflight;  /* pushed and not yet acknowledged */
+	unsigned inflight;  /* pushed and not yet acknowledged: the live ids in pending */
+	uint64_t *pending;  /* the in-flight ids (deliver.c); NULL while nothing is in flight */
+	unsigned cap, head, tail;
 	uint64_t last_pushed;
 	uint8_t active;     /* started and not stopped */
 	uint8_t backlog;    /* streaming from the store; live notices only set `more` */
@@ -89,10 +91,13 @@ void relay__dev_resync(relay_dev *d);
 /* The device sent an ack for `ids`: called when the AckRequest arrives, not when its delete commits.
  * The in-flight window bounds what the device has been sent and not yet confirmed; the device has
  * confirmed these ids, so the window reopens at once and the next queue read can share a commit with
- * the delete instead of waiting for it (waiting made deliveries fall behind sends under load). Only
- * ids at or below the last pushed one count. */
+ * the delete instead of waiting for it (waiting made deliveries fall behind sends under load). An id
+ * counts only if this connection pushed it and it is still in flight, and then once (it leaves the set):
+ * repeated ids, ids never pushed here (another device's, made up) and ids already acked do not reopen
+ * the window, so a device cannot pull its backlog past max_inflight by acking what it never received. */
 void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n);
-/* The connection closed: no more sends. A read in flight finishes and releases the owner. */
+/* The connection closed: no more sends, the in-flight set is freed. A read in flight finishes and
+ * releases the owner. */
 void relay__dev_stop(relay_dev *d);
 
 /* --- the service (routes.c, presence.c) --- */

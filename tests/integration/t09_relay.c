@@ -470,6 +470,66 @@ static void typing_and_presence(void)
 	}
 }
 
+/* Collects envelopes pushed on fd until none comes for quiet_ms; records up to max server ids. */
+static int collect(int fd, uint64_t *ids, int max, int quiet_ms)
+{
+	int got = 0;
+	wire_frame f;
+	while (pw_recv(fd, &f, quiet_ms) == 0) {
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
+		    f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_ENVELOPE) {
+			if (got < max)
+				ids[got] = f.frame->push->envelope->server_id;
+			got++;
+		}
+		wire__frame_free(&f);
+	}
+	return got;
+}
+
+static int send_ack(int fd, uint64_t *ids, size_t n)
+{
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AckRequest ack = PARLEY__WIRE__ACK_REQUEST__INIT;
+	req.id = 7000000;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
+	req.ack = &ack;
+	ack.server_ids = ids;
+	ack.n_server_ids = n;
+	return pw_send_request(fd, &req);
+}
+
+/* With 300 queued and max_inflight (100) in flight, an ack repeating one pushed id 100 times plus ids
+ * never pushed to this device (another device's, made up, 0) reopens the window by exactly one (its one
+ * real id), not by the backlog; acking the real ids in flight then reopens it by exactly that many. */
+static void forged_acks_keep_window(void)
+{
+	tuser carol, erin;
+	uint64_t ids[400] = {0}, erin_id = 0;
+	make_acct(&carol, "mallory", 0);
+	make_acct(&erin, "erin", 0);
+	close(carol.fd);
+	IT_EQ(send_many(&alice, &erin, 0, 1, 1), 1);
+	IT_EQ(collect(erin.fd, &erin_id, 1, 1000), 1);
+	IT_EQ(send_many(&alice, &carol, 0, 300, 100), 300);
+	IT_EQ(reconnect(&carol), PARLEY_OK);
+	IT_EQ(collect(carol.fd, ids, 400, 1000), 100);
+	uint64_t forged[104];
+	for (int i = 0; i < 100; i++)
+		forged[i] = ids[0];
+	forged[100] = erin_id;
+	forged[101] = 0;
+	forged[102] = ids[99] + 1000;
+	forged[103] = UINT64_MAX;
+	IT_EQ(send_ack(carol.fd, forged, 100), 0); /* at most 100 ids per AckRequest */
+	IT_EQ(send_ack(carol.fd, forged + 100, 4), 0);
+	IT_EQ(collect(carol.fd, ids + 100, 300, 1000), 1);
+	IT_EQ(send_ack(carol.fd, ids + 1, 100), 0); /* the 100 really in flight */
+	IT_EQ(collect(carol.fd, ids + 101, 299, 1000), 100);
+	close(carol.fd);
+	close(erin.fd);
+}
+
 static void unacked_redelivered_and_sigkill(void)
 {
 	/* 300 messages acknowledged to alice; bob acks only the first 100 he reads. The server keeps at
@@ -514,6 +574,7 @@ int main(void)
 	IT_RUN(device_lists);
 	IT_RUN(offline_then_online_ten_thousand);
 	IT_RUN(typing_and_presence);
+	IT_RUN(forged_acks_keep_window);
 	IT_RUN(unacked_redelivered_and_sigkill);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);

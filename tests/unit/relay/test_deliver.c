@@ -197,6 +197,105 @@ static void test_window(void)
 	relay__dev_stop(&d);
 }
 
+/* Acks count only for ids this connection pushed and has not had acknowledged, once each: repeating one id,
+ * acking an id never pushed (above the window, another device's, 0) or one already acked must not reopen
+ * the window, or a device could pull its whole backlog past max_inflight. */
+static void test_ack_only_inflight(void)
+{
+	relay_dev d;
+	struct conn c;
+	rc_.max_inflight = 10;
+	new_device("frank", 71, &d, &c);
+	relay_dev d2;
+	struct conn c2;
+	new_device("grace", 72, &d2, &c2);
+	enqueue("frank", 71, 5);
+	uint64_t foreign = enqueue("grace", 72, 1); /* inside frank's window, not his */
+	enqueue("frank", 71, 25);
+
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 10);
+	relay__dev_acked(&d, c.ids, 1); /* one real ack: the window slides by one */
+	settle(&d);
+	TEST_EQ_INT(c.n, 11);
+	TEST_EQ_INT(d.inflight, 10);
+	TEST_CHECK(c.ids[0] < foreign && foreign < c.ids[10]);
+
+	uint64_t dup[10];
+	for (int i = 0; i < 10; i++)
+		dup[i] = c.ids[1];
+	uint64_t bogus[] = {c.ids[10] + 5, c.ids[0], 0, foreign, UINT64_MAX};
+	relay__dev_acked(&d, dup, 10); /* counts once */
+	relay__dev_acked(&d, bogus, sizeof(bogus) / sizeof(bogus[0]));
+	settle(&d);
+	TEST_EQ_INT(c.n, 12); /* only the single real ack of c.ids[1] reopened one slot */
+	TEST_EQ_INT(d.inflight, 10);
+
+	/* the 10 real ids in flight, once each, reopen it by exactly 10; repeating them does nothing */
+	uint64_t real[10];
+	memcpy(real, c.ids + 2, sizeof(real));
+	relay__dev_acked(&d, real, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 22);
+	TEST_EQ_INT(d.inflight, 10);
+	relay__dev_acked(&d, real, 10);
+	settle(&d);
+	TEST_EQ_INT(c.n, 22);
+	TEST_CHECK(ascending(&c));
+	TEST_EQ_INT(c.holds, 0);
+	relay__dev_stop(&d);
+}
+
+/* Acks out of order: the oldest id stays in flight while each newest one is acked, so acked slots pile up
+ * behind it and the in-flight array is compacted many times; the window stays exactly max_inflight, an id
+ * acked before a compaction never counts again, and the array exists only while something is in flight. */
+static void test_ack_out_of_order(void)
+{
+	relay_dev d;
+	struct conn c;
+	rc_.max_inflight = 4;
+	new_device("heidi", 81, &d, &c);
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_CHECK(d.pending == NULL); /* idle: no array */
+	enqueue("heidi", 81, 40);
+	relay__dev_resync(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 4);
+	TEST_CHECK(d.pending != NULL);
+	int slid = 1;
+	for (size_t k = 0; k < 30; k++) {
+		size_t before = c.n;
+		relay__dev_acked(&d, &c.ids[c.n - 1], 1);
+		settle(&d);
+		if (c.n != before + 1 || d.inflight != 4)
+			slid = 0;
+	}
+	TEST_CHECK(slid);
+	TEST_EQ_INT(c.n, 34);
+	relay__dev_acked(&d, c.ids + 3, 28); /* acked long ago, across compactions */
+	settle(&d);
+	TEST_EQ_INT(c.n, 34);
+	relay__dev_acked(&d, c.ids, 1); /* the oldest, still in flight */
+	settle(&d);
+	TEST_EQ_INT(c.n, 35);
+	/* in flight now: ids[1], ids[2] (never acked), ids[33], ids[34] */
+	uint64_t rest[] = {c.ids[1], c.ids[2], c.ids[33], c.ids[34]};
+	relay__dev_acked(&d, rest, 4);
+	settle(&d);
+	TEST_EQ_INT(c.n, 39);
+	relay__dev_acked(&d, c.ids + 35, 4);
+	settle(&d);
+	TEST_EQ_INT(c.n, 40);
+	relay__dev_acked(&d, c.ids + 39, 1);
+	settle(&d);
+	TEST_EQ_INT(d.inflight, 0);
+	TEST_CHECK(d.pending == NULL); /* the window emptied: freed */
+	TEST_CHECK(ascending(&c));
+	relay__dev_stop(&d);
+}
+
 /* Live notices lost (mailbox overflow) are recovered by a resync: read from the store. */
 static void test_resync(void)
 {
@@ -242,6 +341,8 @@ int main(void)
 	relay__config_defaults(&rc_);
 	dynbuf__init(&out, 1 << 20);
 	TEST_RUN(test_window);
+	TEST_RUN(test_ack_only_inflight);
+	TEST_RUN(test_ack_out_of_order);
 	TEST_RUN(test_resync);
 	TEST_RUN(test_stop_during_read);
 	dynbuf__free(&out);
