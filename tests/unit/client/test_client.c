@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "../test.h"
+#include "client_test.h"
 #include "client/client_internal.h"
 #include "common/alloc.h"
 
@@ -66,18 +67,7 @@ static void test_options(void)
 
 static parley_client *client_in(const char *sub, const char *url, unsigned timeout_ms)
 {
-	char dir[512];
-	parley_client_options o;
-	parley_client *c = NULL;
-
-	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
-	parley_client_options_init(&o);
-	o.state_dir = dir;
-	o.server_url = url;
-	o.connect_timeout_ms = timeout_ms;
-	o.request_timeout_ms = timeout_ms;
-	TEST_EQ_INT(parley_client_new(&o, &c), PARLEY_OK);
-	return c;
+	return test_client_new(root, sub, url, timeout_ms);
 }
 
 static int cb_calls;

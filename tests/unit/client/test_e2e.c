@@ -16,6 +16,7 @@
 
 #include "../../integration/scan.h"
 #include "../test.h"
+#include "client_test.h"
 #include "common/alloc.h"
 
 #define MAXMSG 512
@@ -100,18 +101,7 @@ static parley_client *client(const char *name)
 
 static parley_client *client_t(const char *name, unsigned timeout_ms)
 {
-	char dir[512];
-	parley_client_options o;
-	parley_client *c = NULL;
-
-	snprintf(dir, sizeof(dir), "%s/%s", root, name);
-	parley_client_options_init(&o);
-	o.state_dir = dir;
-	o.server_url = url;
-	o.connect_timeout_ms = timeout_ms;
-	o.request_timeout_ms = timeout_ms;
-	TEST_EQ_INT(parley_client_new(&o, &c), PARLEY_OK);
-	return c;
+	return test_client_new(root, name, url, timeout_ms);
 }
 
 /* ---- what a listener saw ---- */
