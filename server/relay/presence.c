@@ -36,18 +36,12 @@ static void presence_peers(void *arg, int status, const void *result)
 		push.body_case = PARLEY__WIRE__PUSH__BODY_PRESENCE;
 		push.presence = &pr;
 		dynbuf *out = worker__scratch(w);
-		if (wire__encode_push(&push, out) == PARLEY_OK) {
-			/* worker__post may reuse the scratch buffer on this loop: keep the frame apart */
-			uint8_t *frame = parley__malloc(out->len);
-			size_t len = out->len;
-			if (frame != NULL) {
-				memcpy(frame, out->data, len);
-				for (size_t i = 0; i < j->relay.n_peers; i++)
-					(void)worker__post(w, &relay__service, MBOX_DROP, j->relay.peers[i], 0, 0, frame, len,
-							   worker__send_frame);
-				parley__free(frame);
-			}
-		}
+		/* worker__post copies the frame into each item and worker__send_frame only sends it, so the
+		 * scratch buffer stays intact across the posts */
+		if (wire__encode_push(&push, out) == PARLEY_OK)
+			for (size_t i = 0; i < j->relay.n_peers; i++)
+				(void)worker__post(w, &relay__service, MBOX_DROP, j->relay.peers[i], 0, 0, out->data,
+						   out->len, worker__send_frame);
 	}
 	parley__free(q);
 }
