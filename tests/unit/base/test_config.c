@@ -6,6 +6,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "wire/wire.h"
 #include "test.h"
 
 static void test_defaults(void)
@@ -18,6 +19,8 @@ static void test_defaults(void)
 	TEST_EQ_INT(c.log_level, LOG_LEVEL_INFO);
 	TEST_EQ_INT(c.log_json, 0);
 	TEST_EQ_INT(c.max_header_bytes, 8192);
+	/* one frame limit on both sides: libparley's (the codec default) is parleyd's default */
+	TEST_EQ_INT(c.max_message_bytes, WIRE_DEFAULT_MAX_FRAME);
 	TEST_EQ_STR(c.ws_path, "/v1/websocket");
 }
 
