@@ -28,7 +28,7 @@
 /* Default limits (see docs/protocol.md, "Limits"). The frame limit is the one number both sides use
  * (docs/protocol.md §1): libparley sends and accepts frames up to it, and parleyd's max_message_bytes
  * defaults to it (tests/unit/base/test_config.c checks the two agree). A send carries one ciphertext per
- * recipient device in one frame: PARLEY_MESSAGE_MAX (8 KiB) to max_devices (16) devices is ~140 KiB. */
+ * recipient device in one frame: PARLEY_MESSAGE_MAX (8 KiB) to max_devices (16) devices is ~136 KB. */
 #define WIRE_DEFAULT_MAX_FRAME (256u * 1024u)
 #define WIRE_MAX_HANDLE 32
 #define WIRE_MIN_HANDLE 3

@@ -2,7 +2,7 @@
  *
  * A send carries one ciphertext per device of the recipient in ONE frame, so the largest message
  * (PARLEY_MESSAGE_MAX bytes, about 8.5 KiB once padded and encrypted) to an account with max_devices
- * (default 16) devices is a frame of about 140 KiB. parleyd accepts frames up to max_message_bytes
+ * (default 16) devices is a frame of about 136 KB. parleyd accepts frames up to max_message_bytes
  * (262144); a client whose own frame limit is lower (it was 64 KiB) cannot send such a message at all.
  * This test sends it with real libparley clients to a real parleyd and checks that the 16th device
  * receives it intact. */
@@ -56,7 +56,7 @@ static void on_error(parley_client *c, parley_err err, const char *handle, uint3
 	((inbox *)user)->errors++;
 }
 
-/* The largest message to an account with N_DEV devices: one frame of ~140 KiB, under the shared limit. */
+/* The largest message to an account with N_DEV devices: one frame of ~136 KB, under the shared limit. */
 static void largest_message_to_every_device(void)
 {
 	static uint8_t body[PARLEY_MESSAGE_MAX];
