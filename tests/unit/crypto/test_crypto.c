@@ -1,10 +1,12 @@
-/* Known-answer tests of lib/crypto: XEdDSA (libsignal's vector), HKDF (RFC 5869, and agreement with
- * OpenSSL's EVP_KDF "HKDF"), AES-256-CBC (NIST SP 800-38A F.2.5), X25519 keys and Signal key encoding. */
+/* Known-answer tests of lib/crypto: XEdDSA (libsignal's vector, and where verification is stricter),
+ * HKDF (RFC 5869, and agreement with OpenSSL's EVP_KDF "HKDF"), AES-256-CBC (NIST SP 800-38A F.2.5),
+ * X25519 keys and Signal key encoding. */
 #include <stdlib.h>
 
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include <parley/error.h>
 
@@ -85,6 +87,67 @@ static void test_xeddsa_random(void)
 		TEST_EQ_INT(crypto__keypair_generate(&other), PARLEY_OK);
 		TEST_EQ_INT(crypto__xeddsa_verify(other.pub, msg, len, sig), PARLEY_E_BAD_KEY_SIGNATURE);
 	}
+}
+
+/* Where verification is stricter than libsignal's (which takes s as 253 bits and checks R = s.B - h.A
+ * without a cofactor or a key check): a non-canonical s = s + L and forgeries for a small-order key are
+ * refused. Positive controls show each refused signature is one the weaker rule accepts. */
+static void test_xeddsa_strict(void)
+{
+	static const uint8_t L[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+				      0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+	crypto_keypair kp;
+	uint8_t msg[40], sig[64], big[64], wide[64] = {0};
+	crypto__random(msg, sizeof(msg));
+	TEST_EQ_INT(crypto__keypair_generate(&kp), PARLEY_OK);
+	TEST_EQ_INT(crypto__xeddsa_sign(sig, kp.priv, msg, sizeof(msg)), PARLEY_OK);
+	TEST_EQ_INT(crypto__xeddsa_verify(kp.pub, msg, sizeof(msg), sig), PARLEY_OK);
+	/* s + L: the same scalar mod L, still below 2^253 (libsignal's only check on s) */
+	memcpy(big, sig, 64);
+	big[63] &= 0x7F;
+	unsigned carry = 0;
+	for (int i = 0; i < 32; i++) {
+		unsigned v = big[32 + i] + L[i] + carry;
+		big[32 + i] = (uint8_t)v;
+		carry = v >> 8;
+	}
+	TEST_EQ_INT(carry, 0);
+	TEST_EQ_INT(big[63] & 0xE0, 0);
+	memcpy(wide, big + 32, 32);
+	crypto_core_ed25519_scalar_reduce(wide, wide);
+	uint8_t s[32];
+	memcpy(s, sig + 32, 32);
+	s[31] &= 0x7F;
+	TEST_EQ_MEM(wide, s, 32); /* control: reduced, it is the valid s */
+	big[63] |= (uint8_t)(sig[63] & 0x80);
+	TEST_EQ_INT(crypto__xeddsa_verify(kp.pub, msg, sizeof(msg), big), PARLEY_E_BAD_KEY_SIGNATURE);
+
+	/* u = 0 maps to the Edwards point y = -1 (x = 0), of order 2. With R = r.B and s = r, the equation
+	 * s.B = R + h.A holds whenever h is even: a forgery, for any message, under a cofactorless rule. */
+	uint8_t u0[32] = {0}, a_ed[32], twice[32], ident[32] = {1}, hash[64], h[32];
+	memset(a_ed, 0xFF, sizeof(a_ed));
+	a_ed[0] = 0xEC;
+	a_ed[31] = 0x7F;
+	TEST_EQ_INT(crypto_core_ed25519_add(twice, a_ed, a_ed), 0);
+	TEST_EQ_MEM(twice, ident, 32); /* control: A + A is the identity */
+	int forgeries = 0;
+	for (int i = 0; i < 64; i++) {
+		uint8_t r[32], fake[64];
+		crypto_core_ed25519_scalar_random(r);
+		TEST_EQ_INT(crypto_scalarmult_ed25519_base_noclamp(fake, r), 0);
+		memcpy(fake + 32, r, 32); /* r < L < 2^253, sign bit 0 (x of A is 0) */
+		msg[0] = (uint8_t)i;
+		crypto_hash_sha512_state st;
+		crypto_hash_sha512_init(&st);
+		crypto_hash_sha512_update(&st, fake, 32);
+		crypto_hash_sha512_update(&st, a_ed, 32);
+		crypto_hash_sha512_update(&st, msg, sizeof(msg));
+		crypto_hash_sha512_final(&st, hash);
+		crypto_core_ed25519_scalar_reduce(h, hash);
+		forgeries += (h[0] & 1) == 0;
+		TEST_EQ_INT(crypto__xeddsa_verify(u0, msg, sizeof(msg), fake), PARLEY_E_BAD_KEY_SIGNATURE);
+	}
+	TEST_CHECK(forgeries >= 8); /* control: about half of them satisfy the cofactorless equation */
 }
 
 static void test_hkdf_rfc5869(void)
@@ -250,6 +313,7 @@ int main(void)
 		return 1;
 	TEST_RUN(test_xeddsa_vector);
 	TEST_RUN(test_xeddsa_random);
+	TEST_RUN(test_xeddsa_strict);
 	TEST_RUN(test_hkdf_rfc5869);
 	TEST_RUN(test_hkdf_vs_openssl);
 	TEST_RUN(test_hmac);
