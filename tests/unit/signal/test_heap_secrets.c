@@ -170,6 +170,19 @@ static void hmac_inner_state(const uint8_t key[32], uint8_t out[32])
 	sodium_memzero(&st, sizeof st);
 }
 
+/* AddressSanitizer owns the heap (redzones, terabytes of shadow): the search would trip it or take
+ * forever, so the sanitizer build skips it; the plain build runs it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_SEARCH 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAP_SEARCH 0
+#endif
+#endif
+#ifndef HEAP_SEARCH
+#define HEAP_SEARCH 1
+#endif
+
 /* 1 if the 32 bytes occur in a writable private mapping of this process other than a stack */
 static int in_heap(const uint8_t needle[32])
 {
@@ -206,6 +219,11 @@ static void test_group_hmac_scrubbed(void)
 	TEST_EQ_INT(parley_signal_mem_store_new(&st, &ik, 1), PARLEY_OK);
 	TEST_EQ_INT(parley_group_create_distribution(&st, &self, dist, skdm, sizeof skdm, &skdm_len), PARLEY_OK);
 	TEST_EQ_INT(parley_group_process_distribution(&st, &from, skdm, skdm_len, NULL), PARLEY_OK);
+	if (!HEAP_SEARCH) {
+		printf("# heap search skipped under AddressSanitizer\n");
+		parley_signal_mem_store_free(&st);
+		return;
+	}
 	TEST_EQ_INT(sender_key__distribution_decode(&d, skdm, skdm_len), PARLEY_OK);
 	TEST_EQ_INT(d.iteration, 0);
 	/* message 0 is keyed from chain key 0, the last key both sides' HMAC contexts take */
