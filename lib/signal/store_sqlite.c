@@ -438,7 +438,7 @@ static int store_signed_prekey(void *user, const parley_signed_prekey *spk)
  * happens to overwrite them, so after each commit the WAL is checkpointed into the database and
  * truncated to zero bytes (this hook replaces SQLite's automatic checkpoint). Measured against a
  * rollback journal (journal_mode=DELETE with secure_delete; docs/benchmarks.md, "Secret store
- * journal"): both cost about 0.8 ms a write, but WAL keeps another process's readers (a running
+ * journal"): both cost about 0.6 ms a write, but WAL keeps another process's readers (a running
  * `parley listen`) off the writer's path and stays corruption-free with synchronous=NORMAL. A reader
  * holding the WAL at that moment only postpones the truncation to the next commit. */
 static int checkpoint_after_commit(void *arg, sqlite3 *db, const char *name, int pages)
