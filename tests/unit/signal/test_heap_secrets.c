@@ -53,7 +53,8 @@ unsigned long parley__alloc_count(void)
 
 static int fail_now(void)
 {
-	return ++calls, fail_at != 0 && calls >= fail_at;
+	calls++;
+	return fail_at != 0 && calls >= fail_at;
 }
 
 void *parley__malloc(size_t n)
