@@ -238,8 +238,10 @@ static void test_acked_ciphertext_gone(void)
 	parley_client_disconnect(bob);
 	IT_EQ(parley_send(alice, "bob", "queued for bob"), PARLEY_OK);
 	/* the envelope as parleyd stores it: its last bytes (ciphertext and MAC) are random, a marker */
-	n = db_query("data/parley.db", "SELECT content FROM messages ORDER BY id DESC LIMIT 1", 0, content,
-		     sizeof content);
+	n = db_query("data/parley.db",
+		     "SELECT content FROM messages WHERE account_id = (SELECT id FROM accounts WHERE handle = 'bob')"
+		     " ORDER BY id DESC LIMIT 1",
+		     0, content, sizeof content);
 	IT_CHECK(n >= (long long)sizeof marker);
 	if (n < (long long)sizeof marker)
 		return;
