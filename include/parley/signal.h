@@ -54,6 +54,11 @@ extern "C" {
 #define PARLEY_SIGNAL_MAX_MESSAGE_KEYS 2000   /* skipped message keys kept per receiving chain */
 #define PARLEY_SIGNAL_MAX_RECEIVER_CHAINS 5   /* old receiving chains kept per session state */
 #define PARLEY_SIGNAL_MAX_ARCHIVED_STATES 40  /* previous session states kept per address */
+/* Not in libsignal: how far a counter may jump ahead on an ARCHIVED session state (the newest state
+ * keeps MAX_FORWARD_JUMPS), so that a forged message costs the 40 archived states at most 40 x 200
+ * chain steps instead of 40 x 25,000. An archived state is also tried for a new ratchet key only if
+ * the peer could have seen our ratchet key there. docs/signal.md, "Where parley is stricter". */
+#define PARLEY_SIGNAL_MAX_ARCHIVED_JUMP 200
 
 /* Largest plaintext accepted by encrypt, and largest message accepted by the decoders: protects
  * against a peer making us allocate or work on unbounded input. */

@@ -3,7 +3,8 @@
  * One database file holds the local identity, remote identities (trust on first use), session
  * records, one-time and signed prekeys, and sender-key records. The file is created with mode 0600
  * (and tightened to 0600 if it already exists), runs in WAL mode with secure_delete on (deleted
- * secrets are overwritten on disk), and carries a schema version (PRAGMA user_version) that
+ * secrets are overwritten on disk) and checkpoints and truncates the WAL after every commit (so the
+ * -wal file does not keep old keys either), and carries a schema version (PRAGMA user_version) that
  * parley_signal_sqlite_open migrates forward inside a transaction.
  *
  * Threading: a handle is used by one thread at a time (like the store contract says).

@@ -115,6 +115,13 @@ typedef struct parley_signal_store {
 	int (*store_sender_key)(void *user, const parley_signal_address *sender,
 				const uint8_t distribution_id[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], const uint8_t *data,
 				size_t len);
+
+	/* ---- signed prekeys, continued (appended: stores written for the earlier layout keep theirs) ----
+	 * Delete signed prekey `id` and wipe its private key (deleting nothing succeeds too). The key's
+	 * owner calls it once a retired key's grace period is over, so that a later theft of the store
+	 * cannot decrypt the X3DH of old sessions (forward secrecy at rest). NULL: the store cannot delete;
+	 * callers then keep the key. */
+	int (*remove_signed_prekey)(void *user, uint32_t id);
 } parley_signal_store;
 
 /* ---------------------------------------------------------------- in-memory store */

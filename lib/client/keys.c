@@ -1,8 +1,9 @@
 /* This device's Signal keys (docs/protocol.md §9): the identity key pair and registration id (created on
  * first use), the upload of a signed prekey and a batch of one-time prekeys after register/link, the
  * refill when the server reports the pool low, and, once per connection authenticated with the saved
- * account, a check of the pool that also rotates the signed prekey weekly. The prekey id counter and the
- * current signed prekey live in client.db's e2e_meta table. */
+ * account, a check of the pool that also rotates the signed prekey weekly and deletes retired ones after
+ * their grace period. The prekey id counter and the current signed prekey live in client.db's e2e_meta
+ * table. */
 #include <string.h>
 
 #include "client/client_internal.h"
@@ -12,6 +13,14 @@
 #define PREKEY_LOW 20              /* refill below this when we check ourselves */
 #define PREKEY_MAX_ID 0xFFFFFFu    /* libsignal's Medium::MAX_VALUE: ids wrap below it */
 #define SPK_MAX_AGE_MS (7ull * 24 * 3600 * 1000)
+/* How long a retired signed prekey is kept after its successor was created (security item 9): a
+ * PreKeySignalMessage built from a bundle fetched just before the rotation may still arrive, after
+ * waiting in our server queue up to its message TTL (30 days by default, message_ttl_s). After that
+ * the private key is deleted, so a later theft of signal.db cannot decrypt those sessions' X3DH.
+ * Documented in docs/signal.md ("Signed prekeys"). */
+#define SPK_GRACE_MS (30ull * 24 * 3600 * 1000)
+/* Retired keys examined per check: one a week, so even an old install has far fewer. */
+#define SPK_RETIRED_SCAN 1024
 
 /* ---- local identity and meta ---- */
 
@@ -232,6 +241,33 @@ void client__keys_refill(parley_client *c, uint32_t remaining)
 	upload_submit(c, 0, PREKEY_BATCH - remaining, 1, NULL, NULL);
 }
 
+/* ---- retired signed prekeys ---- */
+
+/* Deletes the retired signed prekeys whose successor is older than SPK_GRACE_MS. Ids are issued in
+ * sequence, so the retired keys are the ones below the current id, newest first, and key k retired
+ * when k + 1 was created. Best effort: a key left behind is deleted at the next check. */
+static void delete_retired_spks(parley_client *c, const e2e_meta *m)
+{
+	parley_signed_prekey spk;
+	uint64_t now = client__now_ms(), successor_ms;
+	uint32_t id = m->spk_id;
+
+	if (c->sigstore.remove_signed_prekey == NULL || m->spk_id == 0 ||
+	    c->sigstore.load_signed_prekey(c->sigstore.user, m->spk_id, &spk) != PARLEY_OK)
+		return;
+	successor_ms = spk.timestamp_ms;
+	for (int i = 0; i < SPK_RETIRED_SCAN; i++) {
+		id = (id + PREKEY_MAX_ID - 2) % PREKEY_MAX_ID + 1; /* the previous id, wrapping as issued */
+		if (id == m->spk_id || c->sigstore.load_signed_prekey(c->sigstore.user, id, &spk) != PARLEY_OK)
+			break;
+		if (now > successor_ms && now - successor_ms > SPK_GRACE_MS &&
+		    c->sigstore.remove_signed_prekey(c->sigstore.user, id) != PARLEY_OK)
+			break;
+		successor_ms = spk.timestamp_ms;
+	}
+	parley_signal_keypair_wipe(&spk.key);
+}
+
 /* ---- the check after each authentication ---- */
 
 typedef struct count_op {
@@ -258,6 +294,7 @@ static void complete_count(parley_client *c, client_op *op, int status, const Pa
 	parley__free(CLIENT_OP_OWNER(op, count_op, op));
 	if (status != PARLEY_OK || meta_load(c, &m) != PARLEY_OK)
 		return;
+	delete_retired_spks(c, &m);
 	p = r->get_prekey_count;
 	rotate = p->signed_prekey_id == 0 || m.spk_id == 0 || client__now_ms() - m.spk_created_ms > SPK_MAX_AGE_MS;
 	if (rotate || p->one_time_prekeys_remaining < PREKEY_LOW) {

@@ -15,9 +15,17 @@ static const uint8_t LABEL_KEYS[] = "WhisperMessageKeys";
 
 /* ---------------------------------------------------------------- KDFs */
 
+#ifdef PARLEY_TEST_SIGNAL_WORK
+sig_work_counters sig__work;
+#define COUNT_WORK(field) (sig__work.field++)
+#else
+#define COUNT_WORK(field) ((void)0)
+#endif
+
 void sig__chain_step(const uint8_t ck[CRYPTO_KEY_LEN], uint8_t seed[CRYPTO_KEY_LEN], uint8_t next[CRYPTO_KEY_LEN])
 {
 	static const uint8_t one = 0x01, two = 0x02;
+	COUNT_WORK(chain_steps);
 	if (seed != NULL && next != NULL)
 		crypto__hmac_sha256_pair(ck, CRYPTO_KEY_LEN, &one, 1, seed, &two, 1, next);
 	else if (seed != NULL)
@@ -44,7 +52,10 @@ int sig__root_step(const uint8_t root[CRYPTO_KEY_LEN], const uint8_t their_pub[C
 		   const uint8_t our_priv[CRYPTO_KEY_LEN], uint8_t new_root[CRYPTO_KEY_LEN], uint8_t ck[CRYPTO_KEY_LEN])
 {
 	uint8_t shared[CRYPTO_KEY_LEN], okm[64];
-	int rc = crypto__dh(shared, our_priv, their_pub);
+	int rc;
+
+	COUNT_WORK(scalar_mults);
+	rc = crypto__dh(shared, our_priv, their_pub);
 	if (rc == PARLEY_OK)
 		rc = crypto__hkdf_sha256(okm, sizeof(okm), root, CRYPTO_KEY_LEN, shared, sizeof(shared), LABEL_RATCHET,
 					 sizeof(LABEL_RATCHET) - 1);
@@ -158,6 +169,7 @@ static int lazy_sender_derive(const sig_state *st, crypto_keypair *kp, uint8_t r
 
 	if (st->n_recv == 0)
 		return PARLEY_E_INTERNAL; /* the record decoder refuses this; kept for robustness */
+	COUNT_WORK(scalar_mults);
 	rc = crypto__keypair_generate(kp);
 	if (rc == PARLEY_OK)
 		rc = sig__root_step(st->root, st->recv[st->n_recv - 1].ratchet_pub, kp->priv, root, ck);
@@ -387,12 +399,40 @@ static int walk_chain(const sig_chain *c, uint32_t counter, pending_step *p, uin
 	return PARLEY_OK;
 }
 
-static int prepare(const sig_state *st, const sig_msg *m, pending_step *p, uint8_t seed[32])
+/* Could the peer have started a new receiving chain on st? Its DH ratchet turns only in answer to a
+ * ratchet key of ours it has seen: our sending key once we sent with it (sender_index > 0), or, while we
+ * never received on st, the signed prekey a responder's state starts with (n_recv == 0). After a
+ * receive-side step (sender_lazy, or a version-1 record's sender_index == 0) we have not sent since, so
+ * the peer's newest ratchet key is one we already know and an unknown one cannot be genuine. */
+static int peer_may_step(const sig_state *st)
+{
+	return st->n_recv == 0 || (st->has_sender && !st->sender_lazy && st->sender_index > 0);
+}
+
+/* The limits, checked before any work is done, so that a message over them costs nothing (not even
+ * the DH step an unknown ratchet key needs). An archived state (see sig__state_decrypt) allows a jump
+ * of PARLEY_SIGNAL_MAX_ARCHIVED_JUMP only, and a new ratchet key only where the peer could have turned
+ * its ratchet. The error is the one libsignal gives after the work. */
+static int check_limits(const sig_state *st, const sig_msg *m, int idx, int archived)
+{
+	uint32_t from = idx < 0 ? 0 : st->recv[idx].index;
+	uint32_t max = archived ? PARLEY_SIGNAL_MAX_ARCHIVED_JUMP : PARLEY_SIGNAL_MAX_FORWARD_JUMPS;
+
+	if (archived && idx < 0 && !peer_may_step(st))
+		return PARLEY_E_BAD_MAC; /* could not have verified: no genuine message looks like this */
+	if (m->counter > from && m->counter - from > max)
+		return PARLEY_E_TOO_FAR_AHEAD;
+	return PARLEY_OK;
+}
+
+static int prepare(const sig_state *st, const sig_msg *m, int archived, pending_step *p, uint8_t seed[32])
 {
 	const sig_chain *c;
 	int idx = find_chain(st, m->ratchet_key);
-	int rc;
+	int rc = check_limits(st, m, idx, archived);
 
+	if (rc != PARLEY_OK)
+		return rc;
 	if (idx < 0) {
 		/* Only the receiving half of libsignal's DH step (root step with our current ratchet key);
 		 * the new sending chain is derived by the next encrypt. If our sending chain is itself still
@@ -471,7 +511,7 @@ static void commit(sig_state *st, pending_step *p, const sig_msg *m)
 	st->has_pending = 0; /* the peer answered: stop sending PreKeySignalMessages */
 }
 
-int sig__state_decrypt(sig_state *st, const sig_msg *m, uint8_t *out, size_t cap, size_t *out_len)
+int sig__state_decrypt(sig_state *st, const sig_msg *m, int archived, uint8_t *out, size_t cap, size_t *out_len)
 {
 	pending_step p;
 	uint8_t seed[32], mac[SIG_MAC_LEN];
@@ -483,7 +523,7 @@ int sig__state_decrypt(sig_state *st, const sig_msg *m, uint8_t *out, size_t cap
 		return PARLEY_E_INVALID_MESSAGE;
 	if (m->version != st->version)
 		return PARLEY_E_BAD_VERSION;
-	rc = prepare(st, m, &p, seed);
+	rc = prepare(st, m, archived, &p, seed);
 	if (rc != PARLEY_OK)
 		goto out;
 	rc = sig__message_keys(&k, seed);

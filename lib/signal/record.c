@@ -99,8 +99,29 @@ void sig__record_promote(sig_record *r, uint32_t i)
 
 /* ---------------------------------------------------------------- encode */
 
+/* Append to the record being encoded. The buffer holds root and chain keys, so it never grows with
+ * realloc (which may leave the old block's bytes in freed heap): a bigger block is allocated, the
+ * bytes copied, the old block wiped and freed (security item 9). Doubling keeps it amortised. */
 static int put(dynbuf *b, const void *p, size_t n)
 {
+	if (n > b->max || b->len > b->max - n)
+		return PARLEY_E_TOO_LARGE;
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap > 0 ? b->cap : 256;
+		uint8_t *nd;
+		while (ncap < b->len + n)
+			ncap = ncap > b->max / 2 ? b->max : ncap * 2;
+		nd = parley__malloc(ncap);
+		if (nd == NULL)
+			return PARLEY_E_NOMEM;
+		if (b->data != NULL) {
+			memcpy(nd, b->data, b->len);
+			crypto__wipe(b->data, b->cap);
+			parley__free(b->data);
+		}
+		b->data = nd;
+		b->cap = ncap;
+	}
 	return dynbuf__append(b, p, n);
 }
 

@@ -205,6 +205,7 @@ out:
 		parley__free(ct);
 	crypto__wipe(&keys, sizeof keys);
 	sender_key__record_clear(&rec);
+	crypto__scrub_thread(); /* the thread's cached HMAC state was keyed with chain keys */
 	return rc;
 }
 
@@ -265,5 +266,6 @@ int parley_group_decrypt(const parley_signal_store *store, const parley_signal_a
 out:
 	crypto__wipe(&keys, sizeof keys);
 	sender_key__record_clear(&rec);
+	crypto__scrub_thread(); /* the thread's cached HMAC state was keyed with chain keys */
 	return rc;
 }

@@ -114,8 +114,24 @@ struct sig_msg;
  * X3DH is unacknowledged); advances the chain. *type = PARLEY_SIGNAL_MSG_WHISPER or _PREKEY. */
 int sig__state_encrypt(sig_state *st, const uint8_t *pt, size_t len, uint8_t *out, size_t cap, size_t *out_len,
 		       int *type);
-/* Decrypt a decoded SignalMessage. Atomic: st is modified only when PARLEY_OK is returned. */
-int sig__state_decrypt(sig_state *st, const struct sig_msg *m, uint8_t *out, size_t cap, size_t *out_len);
+/* Decrypt a decoded SignalMessage. Atomic: st is modified only when PARLEY_OK is returned.
+ *
+ * archived = 0: libsignal's limits (for the state the peer most likely uses). archived = 1 (security
+ * item 11): the counter may be at most PARLEY_SIGNAL_MAX_ARCHIVED_JUMP ahead of the chain, and an
+ * unknown ratchet key is only tried when the peer could have seen our current ratchet key; both are
+ * checked before any work, so a forged message costs an archived state at most one DH step and
+ * MAX_ARCHIVED_JUMP chain steps, and usually nothing. */
+int sig__state_decrypt(sig_state *st, const struct sig_msg *m, int archived, uint8_t *out, size_t cap,
+		       size_t *out_len);
+
+#ifdef PARLEY_TEST_SIGNAL_WORK
+/* Test builds only (tests/unit/signal compiles ratchet.c with the macro): what the ratchet computed. */
+typedef struct sig_work_counters {
+	uint64_t chain_steps;  /* sig__chain_step calls (an HMAC or an HMAC pair) */
+	uint64_t scalar_mults; /* X25519 DH or key generations */
+} sig_work_counters;
+extern sig_work_counters sig__work;
+#endif
 
 void sig__state_clear(sig_state *st); /* wipe and free the skipped-key arrays */
 

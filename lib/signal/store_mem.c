@@ -302,6 +302,18 @@ static int store_signed_prekey(void *user, const parley_signed_prekey *spk)
 	return PARLEY_OK;
 }
 
+static int remove_signed_prekey(void *user, uint32_t id)
+{
+	mem_store *s = user;
+	for (size_t i = 0; i < s->n_spks; i++)
+		if (s->spks[i].id == id) {
+			s->spks[i] = s->spks[--s->n_spks];
+			crypto__wipe(&s->spks[s->n_spks], sizeof(s->spks[0]));
+			return PARLEY_OK;
+		}
+	return PARLEY_OK;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 /* The callbacks, filled once; each store instance copies them and sets its own `user`. */
@@ -321,6 +333,7 @@ static const parley_signal_store mem_store_ops = {
 	.store_signed_prekey = store_signed_prekey,
 	.load_sender_key = load_sender_key,
 	.store_sender_key = store_sender_key,
+	.remove_signed_prekey = remove_signed_prekey,
 };
 
 int parley_signal_mem_store_new(parley_signal_store *out, const parley_keypair *identity, uint32_t registration_id)

@@ -400,7 +400,7 @@ static int be_open(const store_config *cfg, store_be **out)
 	}
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA busy_timeout = %d; PRAGMA journal_mode = WAL; PRAGMA synchronous = " SYNCHRONOUS ";"
-		 " PRAGMA foreign_keys = ON;",
+		 " PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", /* acked ciphertext zeroed on disk */
 		 cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
 	rc = exec_pragmas(b, pragmas);
 	if (rc != PARLEY_OK)

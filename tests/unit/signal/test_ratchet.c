@@ -269,7 +269,7 @@ static int hop(sig_state *from, sig_state *to, const char *text)
 	if (rc == PARLEY_OK)
 		rc = type == PARLEY_SIGNAL_MSG_WHISPER ? sig__msg_decode(&m, buf, n) : -1;
 	if (rc == PARLEY_OK)
-		rc = sig__state_decrypt(to, &m, out, sizeof(out), &on);
+		rc = sig__state_decrypt(to, &m, 0, out, sizeof(out), &on);
 	if (rc == PARLEY_OK && (on != len || memcmp(out, text, len) != 0))
 		rc = -1;
 	return rc;
@@ -302,7 +302,7 @@ static void test_record_v1_compat(void)
 
 	/* Bob takes Alice's pending second message on the known chain: still no lazy chain, still v1 */
 	TEST_EQ_INT(sig__msg_decode(&m, msg2.b, msg2.n), PARLEY_OK);
-	TEST_EQ_INT(sig__state_decrypt(&rb.states[0], &m, out, sizeof(out), &on), PARLEY_OK);
+	TEST_EQ_INT(sig__state_decrypt(&rb.states[0], &m, 0, out, sizeof(out), &on), PARLEY_OK);
 	TEST_EQ_INT(on, 5);
 	TEST_EQ_MEM(out, "hello", 5);
 	dynbuf__reset(&d);
@@ -379,7 +379,7 @@ static void test_lazy_sender(void)
 	TEST_EQ_INT(sig__msg_decode(&m, buf, n), PARLEY_OK);
 	memcpy(buf + 4, forged_key.pub, 32); /* 0x33 0a 21 05 | key */
 	TEST_EQ_INT(sig__msg_decode(&m, buf, n), PARLEY_OK);
-	TEST_EQ_INT(sig__state_decrypt(&b, &m, out, sizeof(out), &on), PARLEY_E_BAD_MAC);
+	TEST_EQ_INT(sig__state_decrypt(&b, &m, 0, out, sizeof(out), &on), PARLEY_E_BAD_MAC);
 	n2 = enc_state(&b, after, sizeof(after));
 	TEST_EQ_INT(n1, n2);
 	TEST_EQ_MEM(before, after, n1);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <parley/error.h>
+#include <parley/signal.h>
 #include <parley/signal_group.h>
 #include <parley/signal_sqlite.h>
 
@@ -77,6 +78,19 @@ static void test_mode_and_schema(void)
 	parley_signal_sqlite_close(db);
 	TEST_EQ_INT(parley_signal_sqlite_open(&db, "/nonexistent-dir/x.db"), PARLEY_E_IO);
 	TEST_EQ_INT(parley_signal_sqlite_open(&db, NULL), PARLEY_E_INVAL);
+}
+
+/* remove_signed_prekey (security item 9): the key is gone, deleting nothing succeeds, others stay */
+static void spk_removal(parley_signal_store *s)
+{
+	parley_signed_prekey spk = {.id = 9, .timestamp_ms = 1}, spk2;
+	randombytes_buf(&spk.key, sizeof spk.key);
+	TEST_CHECK(s->remove_signed_prekey != NULL);
+	TEST_EQ_INT(s->store_signed_prekey(s->user, &spk), PARLEY_OK);
+	TEST_EQ_INT(s->load_signed_prekey(s->user, 9, &spk2), PARLEY_OK);
+	TEST_EQ_INT(s->remove_signed_prekey(s->user, 9), PARLEY_OK);
+	TEST_EQ_INT(s->load_signed_prekey(s->user, 9, &spk2), PARLEY_E_NOT_FOUND);
+	TEST_EQ_INT(s->remove_signed_prekey(s->user, 9), PARLEY_OK);
 }
 
 static void test_callbacks_and_persistence(void)
@@ -170,6 +184,8 @@ static void test_callbacks_and_persistence(void)
 	TEST_EQ_MEM(spk2.signature, spk.signature, 64);
 	TEST_EQ_INT(spk2.timestamp_ms, spk.timestamp_ms);
 	TEST_EQ_INT(s.load_signed_prekey(s.user, 4, &spk2), PARLEY_E_NOT_FOUND);
+	spk_removal(&s);
+	TEST_EQ_INT(s.load_signed_prekey(s.user, 3, &spk2), PARLEY_OK);
 	TEST_EQ_INT(s.load_sender_key(s.user, &bob, dist, &data, &len), PARLEY_OK);
 	TEST_CHECK(len == 77 && memcmp(data, rec, 77) == 0);
 	dist[15] = 9;
@@ -184,6 +200,19 @@ static void test_callbacks_and_persistence(void)
 	TEST_EQ_INT(s.load_session(s.user, &null_name, &data, &len), PARLEY_E_INVAL);
 	parley_signal_sqlite_close(db);
 	parley_signal_sqlite_close(NULL);
+}
+
+static void test_mem_store_spk_removal(void)
+{
+	parley_keypair ik;
+	parley_signal_store s;
+	parley_signed_prekey keep = {.id = 3}, out;
+	TEST_EQ_INT(parley_signal_keypair_generate(&ik), PARLEY_OK);
+	TEST_EQ_INT(parley_signal_mem_store_new(&s, &ik, 1), PARLEY_OK);
+	TEST_EQ_INT(s.store_signed_prekey(s.user, &keep), PARLEY_OK);
+	spk_removal(&s);
+	TEST_EQ_INT(s.load_signed_prekey(s.user, 3, &out), PARLEY_OK);
+	parley_signal_mem_store_free(&s);
 }
 
 static void test_group_over_sqlite(void)
@@ -265,5 +294,6 @@ int main(void)
 	TEST_RUN(test_legacy_database);
 	TEST_RUN(test_callbacks_and_persistence);
 	TEST_RUN(test_group_over_sqlite);
+	TEST_RUN(test_mem_store_spk_removal);
 	TEST_EXIT();
 }
