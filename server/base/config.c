@@ -54,6 +54,28 @@ static const struct opt opts[] = {
 	 "time allowed from TCP accept to a complete HTTP request / WebSocket upgrade"},
 	{"idle_timeout_ms", OPT_INT, OFF(idle_timeout_ms), 1000, 86400000, "120000", 0,
 	 "a WebSocket silent this long is pinged, then closed if still silent"},
+	{"auth_timeout_ms", OPT_INT, OFF(auth_timeout_ms), 0, 600000, "10000", 0,
+	 "a WebSocket not authenticated (register/auth) this long after the upgrade is closed (4408); 0 = never"},
+	{"max_preauth_message_bytes", OPT_INT, OFF(max_preauth_message_bytes), 512, 16777216, "4096", 0,
+	 "largest WebSocket message before authentication (close 1009 beyond); register, auth and ping fit"},
+	{"message_timeout_ms", OPT_INT, OFF(message_timeout_ms), 0, 600000, "30000", 0,
+	 "time to receive one whole WebSocket message once its first byte arrived (close 1008); 0 = never"},
+	{"max_connections_per_address", OPT_INT, OFF(max_connections_per_address), 0, 2000000, "256", 0,
+	 "connections open at once from one IPv4 address or IPv6 /64 (429 beyond; 0 = no limit; "
+	 "behind a proxy every client has the proxy's address)"},
+	{"fd_reserve", OPT_INT, OFF(fd_reserve), 0, 100000, "64", 0,
+	 "file descriptors kept for the store, logs and refusals: max_connections is lowered to "
+	 "RLIMIT_NOFILE minus this"},
+	{"allowed_origins", OPT_STR, OFF(allowed_origins), 0, 0, "", 0,
+	 "browser origins allowed to open the WebSocket, separated by spaces or commas (e.g. "
+	 "https://chat.example.com), * for any; a request with another Origin gets 403, one without "
+	 "Origin (native clients) is allowed"},
+	{"admin_bind", OPT_STR, OFF(admin_bind), 0, 0, "127.0.0.1", 0,
+	 "address of the admin listener (/metrics, /healthz); keep it private"},
+	{"admin_port", OPT_INT, OFF(admin_port), -1, 65535, "-1", 0,
+	 "admin listener port; -1 = port + 1 (a free port when port is 0), 0 = no admin listener"},
+	{"admin_port_file", OPT_STR, OFF(admin_port_file), 0, 0, "", 0,
+	 "if set, the bound admin port is written here once listening (for scripts and tests)"},
 	{"drain_timeout_ms", OPT_INT, OFF(drain_timeout_ms), 0, 600000, "5000", 0,
 	 "on SIGTERM/SIGINT, time given to connections to close before exit"},
 	{"mailbox_items", OPT_INT, OFF(mailbox_items), 1024, 10000000, "65536", 0,
