@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -152,25 +153,18 @@ static void addr_key_of(const struct sockaddr_storage *ss, uint8_t key[16])
 
 enum refusal { REFUSE_DRAINING, REFUSE_FULL, REFUSE_PER_ADDRESS, REFUSE_NO_FDS, REFUSE_ADMIN_FULL, REFUSE__COUNT };
 
+/* What the refused client is told: the HTTP status and, as the body, the stable name of the error
+ * (parley_errname), which a client can act on without parsing prose. */
 static const struct {
+	int status;
+	int code;
 	const char *why;
-	const char *answer;
 } refusals[REFUSE__COUNT] = {
-	[REFUSE_DRAINING] = {"shutting down",
-			     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n"
-			     "Retry-After: 5\r\nConnection: close\r\n\r\nshutting down\n"},
-	[REFUSE_FULL] = {"max_connections reached",
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n"
-			 "Retry-After: 5\r\nConnection: close\r\n\r\nserver full\n"},
-	[REFUSE_PER_ADDRESS] = {"per-address connection limit reached",
-				"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 38\r\n"
-				"Retry-After: 5\r\nConnection: close\r\n\r\ntoo many connections from your address\n"},
-	[REFUSE_NO_FDS] = {"out of file descriptors",
-			   "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n"
-			   "Retry-After: 5\r\nConnection: close\r\n\r\nserver full\n"},
-	[REFUSE_ADMIN_FULL] = {"admin connection limit reached",
-			       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n"
-			       "Retry-After: 1\r\nConnection: close\r\n\r\nserver full\n"},
+	[REFUSE_DRAINING] = {503, PARLEY_E_SHUTTING_DOWN, "shutting down"},
+	[REFUSE_FULL] = {503, PARLEY_E_SERVER_FULL, "max_connections reached"},
+	[REFUSE_PER_ADDRESS] = {429, PARLEY_E_TOO_MANY_CONNECTIONS, "per-address connection limit reached"},
+	[REFUSE_NO_FDS] = {503, PARLEY_E_SERVER_FULL, "out of file descriptors"},
+	[REFUSE_ADMIN_FULL] = {503, PARLEY_E_SERVER_FULL, "admin connection limit reached"},
 };
 
 /* At most one log line per second per reason, over all workers, with the count since the last one:
@@ -203,15 +197,16 @@ static void refusal_log(net_server *s, enum refusal why, const struct sockaddr_s
 	if (peer != NULL)
 		peer_text(peer, who, sizeof(who));
 	uint64_t n = atomic_exchange(&refusal_unlogged[why], 0);
-	if (why == REFUSE_FULL)
-		log_warn("net", "refused %llu connection(s) (last from %s): max_connections (%u) reached",
-			 (unsigned long long)n, who, s->cfg.max_connections);
-	else if (why == REFUSE_PER_ADDRESS)
-		log_warn("net", "refused %llu connection(s) (last from %s): per-address connection limit (%u) reached",
-			 (unsigned long long)n, who, s->cfg.max_conns_per_address);
+	unsigned limit = why == REFUSE_FULL ? s->cfg.max_connections
+		       : why == REFUSE_PER_ADDRESS ? s->cfg.max_conns_per_address
+		       : why == REFUSE_ADMIN_FULL  ? NET_ADMIN_MAX_CONNS
+						   : 0;
+	if (limit != 0)
+		log_warn("net", "refused %llu connection(s) with %d %s (last from %s): %s (%u)", (unsigned long long)n,
+			 refusals[why].status, parley_errname(refusals[why].code), who, refusals[why].why, limit);
 	else
-		log_warn("net", "refused %llu connection(s) (last from %s): %s", (unsigned long long)n, who,
-			 refusals[why].why);
+		log_warn("net", "refused %llu connection(s) with %d %s (last from %s): %s", (unsigned long long)n,
+			 refusals[why].status, parley_errname(refusals[why].code), who, refusals[why].why);
 }
 
 /* Answers and closes an accepted socket that gets no connection. What the client already sent is read
@@ -224,8 +219,14 @@ static void refuse_fd(net_worker *w, int fd, enum refusal why, const struct sock
 	if (s->tls_ctx == NULL) {
 		for (int i = 0; i < 4 && recv(fd, w->readbuf, NET_READ_BUF, MSG_DONTWAIT) > 0; i++)
 			;
-		const char *a = refusals[why].answer;
-		ssize_t n = send(fd, a, strlen(a), MSG_DONTWAIT | MSG_NOSIGNAL);
+		char a[256];
+		const char *name = parley_errname(refusals[why].code);
+		int len = snprintf(a, sizeof(a),
+				   "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+				   "Retry-After: %d\r\nConnection: close\r\n\r\n%s\n",
+				   refusals[why].status, http__status_reason(refusals[why].status), strlen(name) + 1,
+				   NET_REFUSAL_RETRY_AFTER_S, name);
+		ssize_t n = send(fd, a, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0)
 			metrics__add(METRIC_BYTES_OUT, n);
 		(void)shutdown(fd, SHUT_WR);
@@ -234,6 +235,58 @@ static void refuse_fd(net_worker *w, int fd, enum refusal why, const struct sock
 }
 
 /* ---- accepting ---- */
+
+/* A connection for an accepted socket that passed the limits; addr_key: its per-address slot (taken
+ * by the caller, released when the connection is freed), NULL when not counted. */
+static void conn_new(net_worker *w, int fd, const struct sockaddr_storage *peer, int admin, const uint8_t *addr_key)
+{
+	net_server *s = w->srv;
+	net_conn *c = parley__calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		if (addr_key != NULL)
+			net__addr_release(s, addr_key);
+		return;
+	}
+	c->w = w;
+	c->refs = 1;
+	c->state = CONN_HTTP;
+	c->admin = (uint8_t)admin;
+	if (admin)
+		atomic_fetch_add(&s->nadmin, 1);
+	if (addr_key != NULL) {
+		memcpy(c->addr_key, addr_key, sizeof(c->addr_key));
+		c->addr_counted = 1; /* released when the handle is closed, whatever happens next */
+	}
+	uv_tcp_init(&w->loop, &c->tcp);
+	c->tcp.data = c;
+	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
+	net__worker_conn_add(w, c);
+	if (uv_tcp_open(&c->tcp, fd) != 0) {
+		close(fd);
+		net__conn_shutdown(c, 1);
+		return;
+	}
+	peer_text(peer, c->peer, sizeof(c->peer));
+	uv_tcp_nodelay(&c->tcp, 1);
+	http_limits lim = {.max_header_bytes = s->cfg.max_header_bytes};
+	if (http__req_parser_new(&c->http, &lim) != PARLEY_OK) {
+		net__conn_shutdown(c, 1);
+		return;
+	}
+	SSL_CTX *ctx = admin ? NULL : net__tls_ctx_get(s); /* the admin listener is plain HTTP on loopback */
+	if (ctx != NULL) {
+		int rc = tls__bio_new(&c->tls, ctx, 1, NULL);
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		if (rc != PARLEY_OK) {
+			metrics__inc(METRIC_TLS_ERRORS);
+			net__conn_shutdown(c, 1);
+			return;
+		}
+	}
+	net__conn_start(c);
+}
+
 
 static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 {
@@ -250,7 +303,7 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 			refuse_fd(w, fd, REFUSE_ADMIN_FULL, ss);
 			return;
 		}
-		net__conn_accept(w, fd, (struct sockaddr *)ss, 1, NULL);
+		conn_new(w, fd, ss, 1, NULL);
 		return;
 	}
 	if (atomic_load(&s->nconns) - atomic_load(&s->nadmin) >= s->cfg.max_connections) {
@@ -258,7 +311,7 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 		return;
 	}
 	if (s->cfg.max_conns_per_address == 0) {
-		net__conn_accept(w, fd, (struct sockaddr *)ss, 0, NULL);
+		conn_new(w, fd, ss, 0, NULL);
 		return;
 	}
 	addr_key_of(ss, key);
@@ -268,7 +321,7 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 		refuse_fd(w, fd, rc == PARLEY_E_TOO_MANY_CONNECTIONS ? REFUSE_PER_ADDRESS : REFUSE_FULL, ss);
 		return;
 	}
-	net__conn_accept(w, fd, (struct sockaddr *)ss, 0, key);
+	conn_new(w, fd, ss, 0, key);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events);

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <parley/error.h>
 
@@ -431,7 +430,7 @@ static int start_websocket(net_conn *c, const http_request *r, const uint8_t *re
 		/* a page of another site, riding on the user's browser (cross-site WebSocket hijacking) */
 		log_debug("net", "conn %llu %s: origin %s not allowed", (unsigned long long)c->id, c->peer, r->origin);
 		metrics__inc(METRIC_ORIGIN_REFUSED);
-		static const char body[] = "origin not allowed\n";
+		static const char body[] = "ORIGIN_REFUSED\n"; /* parley_errname: stable for clients */
 		if (http__build_response(&resp, 403, "text/plain", body, sizeof(body) - 1, 1) == PARLEY_OK)
 			answer_and_close(c, &resp);
 		else
@@ -607,68 +606,13 @@ out:
 	net__conn_unref(c);
 }
 
-void net__conn_accept(net_worker *w, int fd, const struct sockaddr *peer, int admin, const uint8_t *addr_key)
+void net__conn_start(net_conn *c)
 {
-	net_server *s = w->srv;
-	net_conn *c = parley__calloc(1, sizeof(*c));
-	if (c == NULL) {
-		close(fd);
-		if (addr_key != NULL)
-			net__addr_release(s, addr_key);
-		return;
-	}
-	c->w = w;
-	c->refs = 1;
-	c->state = CONN_HTTP;
-	c->admin = (uint8_t)admin;
-	if (admin)
-		atomic_fetch_add(&s->nadmin, 1);
-	if (addr_key != NULL) {
-		memcpy(c->addr_key, addr_key, sizeof(c->addr_key));
-		c->addr_counted = 1; /* released in on_handle_closed, whatever happens next */
-	}
-	uv_tcp_init(&w->loop, &c->tcp);
-	c->tcp.data = c;
-	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
-	net__worker_conn_add(w, c);
-	if (uv_tcp_open(&c->tcp, fd) != 0) {
-		close(fd);
-		conn_close(c, 1);
-		return;
-	}
-	{
-		char ip[INET6_ADDRSTRLEN] = "?";
-		int port = 0;
-		if (peer->sa_family == AF_INET) {
-			uv_ip4_name((const struct sockaddr_in *)peer, ip, sizeof(ip));
-			port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
-		} else if (peer->sa_family == AF_INET6) {
-			uv_ip6_name((const struct sockaddr_in6 *)peer, ip, sizeof(ip));
-			port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
-		}
-		snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	http_limits lim = {.max_header_bytes = s->cfg.max_header_bytes};
-	if (http__req_parser_new(&c->http, &lim) != PARLEY_OK) {
-		conn_close(c, 1);
-		return;
-	}
-	SSL_CTX *ctx = admin ? NULL : net__tls_ctx_get(s); /* the admin listener is loopback plain HTTP */
-	if (ctx != NULL) {
-		int rc = tls__bio_new(&c->tls, ctx, 1, NULL);
-		SSL_CTX_free(ctx); /* the SSL holds its own reference */
-		if (rc != PARLEY_OK) {
-			metrics__inc(METRIC_TLS_ERRORS);
-			conn_close(c, 1);
-			return;
-		}
-	}
 	c->last_rx_ms = now_ms(c);
 	net__sched_deadline(c, NET_DL_HANDSHAKE);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	log_debug("net", "conn %llu %s accepted on worker %d%s", (unsigned long long)c->id, c->peer, w->idx,
-		  admin ? " (admin)" : "");
+	log_debug("net", "conn %llu %s accepted on worker %d%s", (unsigned long long)c->id, c->peer, c->w->idx,
+		  c->admin ? " (admin)" : "");
 }
 
 void net__conn_shutdown(net_conn *c, int hard)

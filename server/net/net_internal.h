@@ -18,6 +18,7 @@
 #define NET_CLOSE_GRACE_MS 5000 /* how long a closing connection may take to flush and hear the peer */
 #define NET_TRIM_AFTER_CLOSES 256 /* connections closed on a worker before its heap is trimmed */
 #define NET_TRIM_DELAY_MS 1000    /* ... a second later, once for the whole wave */
+#define NET_REFUSAL_RETRY_AFTER_S 5 /* Retry-After of a connection refused at accept (503/429) */
 #define NET_ADMIN_MAX_CONNS 16  /* admin connections at once: scrapes and probes, never many */
 #define NET_CLOSE_AUTH_TIMEOUT 4408 /* WebSocket close code: not authenticated by auth_timeout_ms */
 
@@ -154,8 +155,8 @@ int net__tls_ctx_load(const char *cert, const char *key, SSL_CTX **out);
 SSL_CTX *net__tls_ctx_get(net_server *s);
 
 /* conn.c */
-/* Takes over an accepted socket (which passed accept.c's limits): a connection in CONN_HTTP. */
-void net__conn_accept(net_worker *w, int fd, const struct sockaddr *peer, int admin, const uint8_t *addr_key);
+/* A new connection (set up by accept.c) starts reading, with the handshake deadline running. */
+void net__conn_start(net_conn *c);
 void net__conn_shutdown(net_conn *c, int hard); /* drain: 1001 for WebSocket, cut otherwise */
 void net__conn_flush(net_conn *c);    /* the queued flush is due (sched.c) */
 /* Heap bytes held in buffers beyond the connection's fixed state (ws output and reassembly, TLS memory

@@ -57,22 +57,27 @@ static int upgrade_on(int fd, const char *extra_headers)
 	return status;
 }
 
+/* The whole answer of the last refusal_status call (header and body). */
+static char refusal[1024];
+
 /* The status of the first answer on a fresh connection that sends nothing: what the server says to a
- * client it refuses at accept (503/429), -1 if it closed without a word, 0 if it said nothing within
- * wait_ms (accepted, waiting for a request). */
+ * client it refuses at accept (503/429, kept in `refusal`), -1 if it closed without a word, 0 if it said
+ * nothing within wait_ms (accepted, waiting for a request). */
 static int refusal_status(int fd, int wait_ms)
 {
-	char buf[512];
 	int status = -1;
-	ssize_t n = recv_exact(fd, buf, 12, wait_ms);
+	refusal[0] = '\0';
+	ssize_t n = recv_exact(fd, refusal, 12, wait_ms);
 	if (n <= 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 0) == 0)
 			return 0;
 		return -1;
 	}
-	buf[n] = '\0';
-	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+	/* the rest until the server closes */
+	ssize_t more = recv_exact(fd, refusal + n, sizeof refusal - 1 - (size_t)n, 1000);
+	refusal[n + (more > 0 ? more : 0)] = '\0';
+	if (sscanf(refusal, "HTTP/1.1 %d", &status) != 1)
 		return -1;
 	return status;
 }
@@ -307,6 +312,7 @@ static void test_per_address_cap(void)
 	int st = refusal_status(extra_fd, 2000);
 	printf("# sixth connection from 127.0.0.2: %d\n", st);
 	IT_EQ(st, 429);
+	IT_CHECK(strstr(refusal, "Retry-After: 5\r\n") != NULL && strstr(refusal, "\r\n\r\nTOO_MANY_CONNECTIONS\n"));
 	close(extra_fd);
 	int other = ws_open_from(s.port, "127.0.0.3");
 	IT_CHECK(other >= 0);
@@ -317,7 +323,8 @@ static void test_per_address_cap(void)
 	IT_CHECK(fds[0] >= 0);
 	IT_CHECK(metric_value(s.port, "parley_connections_rejected_total") >= rejected + 1);
 	char *log = srv_log(&s);
-	IT_CHECK(log != NULL && strstr(log, "127.0.0.2") != NULL && strstr(log, "per-address") != NULL);
+	IT_CHECK(log != NULL && strstr(log, "127.0.0.2") != NULL && strstr(log, "per-address") != NULL &&
+		 strstr(log, "TOO_MANY_CONNECTIONS") != NULL);
 	free(log);
 	for (int i = 0; i < 5; i++)
 		if (fds[i] >= 0)
@@ -335,6 +342,9 @@ static void test_origin(void)
 	srv_start(&s, extra);
 	int fd = tcp_connect(s.port);
 	IT_EQ(upgrade_on(fd, "Origin: https://evil.example.net\r\n"), 403);
+	char body[64] = "";
+	IT_EQ(recv_exact(fd, body, 15, 2000), 15);
+	IT_CHECK(memcmp(body, "ORIGIN_REFUSED\n", 15) == 0);
 	close(fd);
 	fd = tcp_connect(s.port);
 	IT_EQ(upgrade_on(fd, "Origin: https://chat.example.com.evil.net\r\n"), 403);
@@ -345,6 +355,7 @@ static void test_origin(void)
 	fd = tcp_connect(s.port);
 	IT_EQ(upgrade_on(fd, NULL), 101); /* native clients send no Origin */
 	close(fd);
+	IT_CHECK(metric_value(s.port, "parley_origin_refused_total") == 2);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);
 
@@ -408,6 +419,7 @@ static void test_max_connections_503(void)
 	int st = refusal_status(fd, 2000);
 	printf("# ninth connection with max_connections=8: %d\n", st);
 	IT_EQ(st, 503);
+	IT_CHECK(strstr(refusal, "Retry-After: 5\r\n") != NULL && strstr(refusal, "\r\n\r\nSERVER_FULL\n"));
 	close(fd);
 	close_all(fds, 8);
 	usleep(200000);
@@ -436,7 +448,7 @@ static void test_emfile(void)
 		if (fds[i] < 0)
 			continue;
 		int st = refusal_status(fds[i], 50);
-		if (st == 503)
+		if (st == 503 && strstr(refusal, "\r\n\r\nSERVER_FULL\n") != NULL)
 			refused++;
 		else if (st == -1)
 			silent++;
