@@ -84,8 +84,7 @@ static int addr_resize(net_addr_table *t, size_t ncap)
 	return PARLEY_OK;
 }
 
-/* One more connection from key: PARLEY_OK, PARLEY_E_TOO_MANY_CONNECTIONS at the limit, PARLEY_E_NOMEM. */
-static int addr_acquire(net_server *s, const uint8_t key[16])
+int net__addr_acquire(net_server *s, const uint8_t key[16])
 {
 	net_addr_table *t = &s->addrs;
 	int rc = PARLEY_OK;
@@ -134,9 +133,7 @@ void net__addr_release(net_server *s, const uint8_t key[16])
 	uv_mutex_unlock(&t->mu);
 }
 
-/* The unit of the per-address cap: an IPv4 address (also when it arrives v4-mapped on an IPv6 socket)
- * or an IPv6 /64, the block one subscriber or host normally has. */
-static void addr_key_of(const struct sockaddr_storage *ss, uint8_t key[16])
+void net__addr_key(const struct sockaddr_storage *ss, uint8_t key[16])
 {
 	memset(key, 0, 16);
 	if (ss->ss_family == AF_INET) {
@@ -314,8 +311,8 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 		conn_new(w, fd, ss, 0, NULL);
 		return;
 	}
-	addr_key_of(ss, key);
-	int rc = addr_acquire(s, key);
+	net__addr_key(ss, key);
+	int rc = net__addr_acquire(s, key);
 	if (rc != PARLEY_OK) {
 		/* without memory for the table entry the cap cannot be kept: refuse as if full */
 		refuse_fd(w, fd, rc == PARLEY_E_TOO_MANY_CONNECTIONS ? REFUSE_PER_ADDRESS : REFUSE_FULL, ss);

@@ -171,6 +171,12 @@ int net__listener_start(net_worker *w, net_listener *l, int fd, int admin); /* o
 void net__listener_close(net_listener *l);
 int net__addr_table_init(net_addr_table *t);
 void net__addr_table_free(net_addr_table *t);
+/* The unit of the per-address cap: an IPv4 address (also when it arrives v4-mapped on an IPv6 socket)
+ * or an IPv6 /64, the block one subscriber or host normally has. */
+void net__addr_key(const struct sockaddr_storage *ss, uint8_t key[16]);
+/* One more connection from key: PARLEY_OK, PARLEY_E_TOO_MANY_CONNECTIONS at max_conns_per_address,
+ * PARLEY_E_NOMEM. Any thread. */
+int net__addr_acquire(net_server *s, const uint8_t key[16]);
 void net__addr_release(net_server *s, const uint8_t key[16]);
 
 /* sched.c: one uv_prepare and one uv_timer per worker serve all its connections */
