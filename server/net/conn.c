@@ -396,6 +396,10 @@ static void on_ws_message(void *ctx, const uint8_t *buf, size_t len)
 	net_conn *c = ctx;
 	net_handler *h = &c->w->srv->h;
 	metrics__inc(METRIC_FRAMES_IN);
+	/* the message deadline is per message: one that completes ends it, even when the same read
+	 * already started the next (a busy stream is never between messages when a read ends) */
+	if (c->dl == NET_DL_MESSAGE)
+		net__sched_deadline(c, NET_DL_NONE);
 	if (h->on_message != NULL && net__conn_is_open(c))
 		h->on_message(h->ctx, c, buf, len);
 }

@@ -263,6 +263,59 @@ static int trickle(int fd, int step_ms, int max_ms)
 	return 0;
 }
 
+/* Sends n Ping requests as masked binary messages, each split in two writes step_ms apart, the second
+ * half of one message in the same write as the first half of the next; returns how many were answered. */
+static int stream_split_pings(int fd, int n, int step_ms)
+{
+	static uint8_t frames[64][64];
+	size_t len[64];
+	int answered = 0;
+	for (int i = 0; i < n && i < 64; i++) {
+		uint8_t body[32];
+		dynbuf b;
+		Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__PingRequest ping = PARLEY__WIRE__PING_REQUEST__INIT;
+		memset(body, 'x', sizeof body);
+		req.id = 1000 + (uint64_t)i;
+		req.body_case = PARLEY__WIRE__REQUEST__BODY_PING;
+		req.ping = &ping;
+		ping.payload.data = body;
+		ping.payload.len = sizeof body;
+		dynbuf__init(&b, 4096);
+		if (wire__encode_request(&req, &b) != PARLEY_OK || b.len > 50)
+			return -1;
+		frames[i][0] = 0x82;
+		frames[i][1] = (uint8_t)(0x80 | b.len);
+		memset(frames[i] + 2, 0, 4); /* zero mask */
+		memcpy(frames[i] + 6, b.data, b.len);
+		len[i] = 6 + b.len;
+		dynbuf__free(&b);
+	}
+	size_t half0 = len[0] / 2;
+	if (send_all(fd, frames[0], half0) != 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		uint8_t out[128];
+		size_t o = len[i] - len[i] / 2;
+		memcpy(out, frames[i] + len[i] / 2, o);
+		if (i + 1 < n) {
+			memcpy(out + o, frames[i + 1], len[i + 1] / 2);
+			o += len[i + 1] / 2;
+		}
+		usleep((useconds_t)step_ms * 1000);
+		if (send_all(fd, out, o) != 0)
+			return answered;
+	}
+	while (answered < n) { /* pushes (queue empty, ...) may come in between */
+		wire_frame f;
+		if (pw_recv(fd, &f, 2000) != 0)
+			break;
+		answered += f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && f.frame->response->status == 0;
+		wire__frame_free(&f);
+	}
+	return answered;
+}
+
 /* One byte every 300 ms is never idle (idle_timeout_ms 1000), so before the fix the trickler lived as
  * long as it liked; the message deadline closes it. Before authentication the auth deadline does. */
 static void test_message_deadline(void)
@@ -279,6 +332,13 @@ static void test_message_deadline(void)
 	printf("# authenticated trickler: close %d after %ld ms\n", code, took);
 	IT_EQ(code, 1008);
 	IT_CHECK(took >= 1400 && took < 4000);
+	close(fd);
+
+	/* a busy stream is not a trickle: messages split across writes so that every read ends inside
+	 * one, for longer than message_timeout_ms, and the connection stays */
+	IT_EQ(pw_register(s.port, "streamer", pk, sk, &fd), 0);
+	IT_EQ(stream_split_pings(fd, 30, 100), 30);
+	IT_EQ(pw_ping(fd, 99), 0);
 	close(fd);
 
 	fd = pw_connect(s.port, NULL);
