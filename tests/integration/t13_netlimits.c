@@ -25,6 +25,21 @@
 
 #define MIB 1024L
 
+/* Under AddressSanitizer parleyd's RSS is the sanitizer's (shadow memory, a quarantine of freed
+ * blocks that malloc_trim cannot reach): the memory test then runs the attack and reports the
+ * numbers, and the bounds are checked by the normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+#define IT_RSS_BELOW(kib, limit) IT_CHECK(!RSS_CHECKED || (kib) < (limit))
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -165,12 +180,12 @@ static void test_preauth_memory(void)
 	printf("# 4000 x partial 260 KB frame: %d upgraded, RSS %ld -> %ld KiB (+%ld)\n", opened, base, peak,
 	       peak - base);
 	IT_EQ(opened, N);
-	IT_CHECK(peak - base < 64 * MIB);
+	IT_RSS_BELOW(peak - base, 64 * MIB);
 	close_all(fds, N);
 	usleep(500000);
 	long after = settled_rss(&s);
 	printf("# after close: RSS %ld KiB (+%ld over the start)\n", after, after - base);
-	IT_CHECK(after - base < 16 * MIB);
+	IT_RSS_BELOW(after - base, 16 * MIB);
 
 	/* the worst within the rules: one byte short of the pre-auth limit, held */
 	opened = open_and_hold(s.port, fds, N, 4096, 4095);
@@ -180,12 +195,12 @@ static void test_preauth_memory(void)
 	       (unsigned long long)held, peak - base);
 	IT_CHECK(held >= N);
 	IT_EQ(opened, N);
-	IT_CHECK(peak - base < 64 * MIB);
+	IT_RSS_BELOW(peak - base, 64 * MIB);
 	close_all(fds, N);
 	usleep(1500000); /* the heap is trimmed a second after a wave of closes */
 	after = settled_rss(&s);
 	printf("# after close: RSS +%ld KiB over the start\n", after - base);
-	IT_CHECK(after - base < 16 * MIB);
+	IT_RSS_BELOW(after - base, 16 * MIB);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);
 }
