@@ -399,8 +399,9 @@ int net__listener_start(net_worker *w, net_listener *l, int fd, int admin)
 	l->fd = fd;
 	l->admin = (uint8_t)admin;
 	if (uv_poll_init_socket(&w->loop, &l->poll, fd) != 0)
-		return PARLEY_E_IO;
+		return PARLEY_E_IO; /* net__listener_close closes fd */
 	l->poll.data = l;
+	l->inited = 1;
 	l->open = 1;
 	if (uv_poll_start(&l->poll, UV_READABLE, on_readable) != 0)
 		return PARLEY_E_IO;
@@ -417,6 +418,11 @@ static void on_listener_closed(uv_handle_t *h)
 
 void net__listener_close(net_listener *l)
 {
+	if (!l->inited && l->fd >= 0) {
+		/* never polled (start-up failed before it): nobody else will close it */
+		close(l->fd);
+		l->fd = -1;
+	}
 	if (!l->open)
 		return;
 	l->open = 0;

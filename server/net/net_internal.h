@@ -30,7 +30,8 @@ typedef struct net_listener {
 	uv_poll_t poll;
 	net_worker *w;
 	int fd;       /* -1: none */
-	uint8_t open; /* poll handle initialised and not closed */
+	uint8_t inited; /* poll handle initialised (fd then closed by its close callback) */
+	uint8_t open;   /* poll handle initialised and not closed */
 	uint8_t admin;
 } net_listener;
 

@@ -313,9 +313,7 @@ static void worker_main(void *arg)
 	if (s->h.on_worker_start != NULL) {
 		rc = s->h.on_worker_start(s->h.ctx, w->idx, &w->loop);
 		if (rc != PARLEY_OK) {
-			close(w->pub.fd);
-			if (w->adm.fd >= 0)
-				close(w->adm.fd);
+			close_listener(w); /* not polled yet: closes both descriptors */
 			goto fail;
 		}
 	}
