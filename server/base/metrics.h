@@ -40,7 +40,11 @@
 	X(MESSAGE_TIMEOUTS, "parley_message_timeouts_total", "counter",                                    \
 	  "WebSocket connections closed for not completing a message within message_timeout_ms")           \
 	X(ORIGIN_REFUSED, "parley_origin_refused_total", "counter",                                        \
-	  "WebSocket upgrades refused for an Origin not in allowed_origins")
+	  "WebSocket upgrades refused for an Origin not in allowed_origins")                                 \
+	X(REFUSED_PER_ADDRESS, "parley_connections_refused_per_address_total", "counter",                 \
+	  "connections refused (429) for max_connections_per_address; also in rejected_total")            \
+	X(REFUSED_NO_FDS, "parley_connections_refused_no_fds_total", "counter",                           \
+	  "connections refused (503) because the process was out of file descriptors; also in rejected_total")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -212,6 +212,10 @@ static void refuse_fd(net_worker *w, int fd, enum refusal why, const struct sock
 {
 	net_server *s = w->srv;
 	metrics__inc(METRIC_CONNECTIONS_REJECTED);
+	if (why == REFUSE_PER_ADDRESS)
+		metrics__inc(METRIC_REFUSED_PER_ADDRESS);
+	else if (why == REFUSE_NO_FDS)
+		metrics__inc(METRIC_REFUSED_NO_FDS);
 	refusal_log(s, why, peer);
 	if (s->tls_ctx == NULL) {
 		for (int i = 0; i < 4 && recv(fd, w->readbuf, NET_READ_BUF, MSG_DONTWAIT) > 0; i++)

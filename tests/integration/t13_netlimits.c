@@ -397,6 +397,7 @@ static void test_per_address_cap(void)
 	fds[0] = ws_open_from(s.port, "127.0.0.2");
 	IT_CHECK(fds[0] >= 0);
 	IT_CHECK(metric_value(s.port, "parley_connections_rejected_total") >= rejected + 1);
+	IT_EQ(metric_value(s.port, "parley_connections_refused_per_address_total"), 1);
 	char *log = srv_log(&s);
 	IT_CHECK(log != NULL && strstr(log, "127.0.0.2") != NULL && strstr(log, "per-address") != NULL &&
 		 strstr(log, "TOO_MANY_CONNECTIONS") != NULL);
@@ -535,6 +536,7 @@ static void test_emfile(void)
 	usleep(300000);
 	IT_CHECK(server_alive(s.port));
 	IT_CHECK(metric_value(s.port, "parley_connections_rejected_total") >= (uint64_t)refused);
+	IT_CHECK(metric_value(s.port, "parley_connections_refused_no_fds_total") >= (uint64_t)refused);
 	char *log = srv_log(&s);
 	IT_CHECK(log != NULL && strstr(log, "out of file descriptors") != NULL);
 	free(log);
