@@ -30,7 +30,7 @@ static const struct opt opts[] = {
 	{"bind", OPT_STR, OFF(bind), 0, 0, "127.0.0.1", 0, "address to listen on (IPv4 or IPv6 literal)"},
 	{"port", OPT_INT, OFF(port), 0, 65535, "7600", 0, "TCP port; 0 picks a free port (see port_file)"},
 	{"workers", OPT_INT, OFF(workers), 1, 64, "1", 0,
-	 "event-loop threads, each with its own SO_REUSEPORT listener"},
+	 "event-loop threads, all accepting from one listening socket"},
 	{"data_dir", OPT_STR, OFF(data_dir), 0, 0, "./data", 0, "directory for the database and runtime files"},
 	{"database", OPT_STR, OFF(database), 0, 0, "", 0,
 	 "SQLite database file; empty means <data_dir>/parley.db"},

@@ -1,7 +1,8 @@
 /* parleyd's network layer: listeners, loop threads, TLS, HTTP routes and WebSocket sessions.
  *
- * Each of `workers` threads runs its own uv loop with its own listening socket bound to the same
- * address with SO_REUSEPORT, so the kernel spreads connections and no lock sits on the accept path.
+ * Each of `workers` threads runs its own uv loop and polls its own descriptor of the one listening
+ * socket (no SO_REUSEPORT: a second process cannot join it); whichever loop accepts first gets the
+ * connection (accept.c), so no lock sits on the accept path.
  * A connection lives on the thread that accepted it (see net/conn.h for the service contract).
  *
  * Per connection: [TLS] -> HTTP/1.1 header (bounded, timed) -> either a plain answer
