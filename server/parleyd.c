@@ -307,13 +307,14 @@ static int fit_fd_limit(const parleyd_config *c, unsigned *max_connections)
 		want.rlim_cur = rl.rlim_max;
 		if (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > (1u << 20))
 			want.rlim_cur = 1u << 20; /* the kernel's usual nr_open */
-		if (want.rlim_cur <= rl.rlim_cur)
-			; /* already as high as we would go */
-		else if (setrlimit(RLIMIT_NOFILE, &want) == 0)
-			rl.rlim_cur = want.rlim_cur;
-		else
-			log_warn(MODULE, "cannot raise RLIMIT_NOFILE above %llu: %s", (unsigned long long)rl.rlim_cur,
-				 strerror(errno));
+		/* (a soft limit already at the cap stays as it is) */
+		if (want.rlim_cur > rl.rlim_cur) {
+			if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+				rl.rlim_cur = want.rlim_cur;
+			else
+				log_warn(MODULE, "cannot raise RLIMIT_NOFILE above %llu: %s",
+					 (unsigned long long)rl.rlim_cur, strerror(errno));
+		}
 	}
 	long long limit = rl.rlim_cur == RLIM_INFINITY ? (1LL << 20) : (long long)rl.rlim_cur;
 	long long usable = limit - c->fd_reserve;
