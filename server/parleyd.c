@@ -345,6 +345,10 @@ static int start(struct parleyd *d)
 			  c->max_content_bytes, c->max_message_bytes);
 		return PARLEY_E_CONFIG;
 	}
+	if (c->admin_port == -1 && c->port == 65535) {
+		log_error(MODULE, "admin_port -1 means port + 1, and port is 65535: set admin_port (0 = none)");
+		return PARLEY_E_CONFIG;
+	}
 	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST) {
 		log_error(MODULE, "data_dir %s: %s", c->data_dir, strerror(errno));
 		return PARLEY_E_IO;
