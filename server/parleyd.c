@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -290,6 +291,48 @@ static int lock_data_dir(const char *dir, int *out)
 	return PARLEY_OK;
 }
 
+/* Every connection is a file descriptor. The soft RLIMIT_NOFILE (often 1024) is raised to the hard one,
+ * and max_connections is lowered to what the limit allows after fd_reserve (the store's files, logs,
+ * the admin listener, the descriptor kept to answer refusals): above it the limit never applied and
+ * accept ran out of descriptors instead, refusing everyone without a word. */
+static int fit_fd_limit(const parleyd_config *c, unsigned *max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_error(MODULE, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return PARLEY_E_IO;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = rl;
+		want.rlim_cur = rl.rlim_max;
+		if (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > (1u << 20))
+			want.rlim_cur = 1u << 20; /* the kernel's usual nr_open */
+		/* (a soft limit already at the cap stays as it is) */
+		if (want.rlim_cur > rl.rlim_cur) {
+			if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+				rl.rlim_cur = want.rlim_cur;
+			else
+				log_warn(MODULE, "cannot raise RLIMIT_NOFILE above %llu: %s",
+					 (unsigned long long)rl.rlim_cur, strerror(errno));
+		}
+	}
+	long long limit = rl.rlim_cur == RLIM_INFINITY ? (1LL << 20) : (long long)rl.rlim_cur;
+	long long usable = limit - c->fd_reserve;
+	if (usable < 1) {
+		log_error(MODULE, "RLIMIT_NOFILE %lld leaves no file descriptor for connections after fd_reserve %d",
+			  limit, c->fd_reserve);
+		return PARLEY_E_CONFIG;
+	}
+	/* the network's copy only: the configuration keeps what was asked, so SIGHUP sees no change */
+	if (*max_connections > usable) {
+		log_warn(MODULE, "max_connections lowered from %u to %lld: RLIMIT_NOFILE is %lld, fd_reserve %d",
+			 *max_connections, usable, limit, c->fd_reserve);
+		*max_connections = (unsigned)usable;
+	}
+	log_info(MODULE, "file descriptors: limit %lld, max_connections %u", limit, *max_connections);
+	return PARLEY_OK;
+}
+
 static int start(struct parleyd *d)
 {
 	char dbpath[CONFIG_STR_MAX * 2 + 16];
@@ -300,6 +343,10 @@ static int start(struct parleyd *d)
 	if (c->max_content_bytes + 1024 > c->max_message_bytes) {
 		log_error(MODULE, "max_content_bytes (%d) must be at least 1024 below max_message_bytes (%d)",
 			  c->max_content_bytes, c->max_message_bytes);
+		return PARLEY_E_CONFIG;
+	}
+	if (c->admin_port == -1 && c->port == 65535) {
+		log_error(MODULE, "admin_port -1 means port + 1, and port is 65535: set admin_port (0 = none)");
 		return PARLEY_E_CONFIG;
 	}
 	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -331,6 +378,9 @@ static int start(struct parleyd *d)
 
 	net_config nc;
 	net__config_from(&nc, c);
+	rc = fit_fd_limit(c, &nc.max_connections);
+	if (rc != PARLEY_OK)
+		return rc;
 	net_handler h = dispatch__handler(d->dispatch);
 	d->net = net__server_new(&nc, &h, &rc);
 	if (d->net == NULL) {
@@ -342,7 +392,12 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "listen on %s:%d: %s", c->bind, c->port, parley_strerror(rc));
 		return rc;
 	}
-	unsigned port = net__server_port(d->net);
+	unsigned port = net__server_port(d->net), admin_port = net__server_admin_port(d->net);
+	/* before port_file: a script that waits for port_file finds both */
+	if (c->admin_port_file[0] && admin_port != 0 && write_port_file(c->admin_port_file, admin_port) != PARLEY_OK) {
+		log_error(MODULE, "admin_port_file %s: %s", c->admin_port_file, strerror(errno));
+		return PARLEY_E_IO;
+	}
 	if (c->port_file[0] && write_port_file(c->port_file, port) != PARLEY_OK) {
 		log_error(MODULE, "port_file %s: %s", c->port_file, strerror(errno));
 		return PARLEY_E_IO;

@@ -55,6 +55,11 @@ extern "C" {
 	X(CONNECT, 131, "could not connect")                                                         \
 	X(SLOW_CONSUMER, 132, "peer is not reading fast enough")                                     \
 	X(HTTP_UPGRADE_REFUSED, 133, "server refused the WebSocket upgrade")                         \
+	X(AUTH_TIMEOUT, 134, "not authenticated in time")                                            \
+	X(MESSAGE_TIMEOUT, 135, "message not completed in time")                                     \
+	X(TOO_MANY_CONNECTIONS, 136, "too many connections from this address")                       \
+	X(SERVER_FULL, 137, "server at its connection limit")                                        \
+	X(ORIGIN_REFUSED, 138, "origin not allowed")                                                 \
 	/* 200-299: accounts, devices, authentication */                                             \
 	X(UNAUTHENTICATED, 200, "not authenticated")                                                 \
 	X(BAD_SIGNATURE, 201, "bad signature")                                                       \

@@ -528,6 +528,16 @@ size_t ws__buffered_bytes(const ws_session *s)
 	return s->out_cap + s->msg_cap;
 }
 
+void ws__set_max_message(ws_session *s, size_t max_message)
+{
+	s->max_message = max_message ? max_message : WS_DEFAULT_MAX_MESSAGE;
+}
+
+int ws__receiving(const ws_session *s)
+{
+	return s->hdr_have > 0 || s->hdr_done || s->in_message;
+}
+
 int ws__close_sent(const ws_session *s)
 {
 	return s->close_sent;

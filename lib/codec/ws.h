@@ -143,6 +143,13 @@ size_t ws__pending_bytes(const ws_session *s);
 /* Heap bytes the session holds in buffers (output + reassembly capacity); 0 for an idle session. */
 size_t ws__buffered_bytes(const ws_session *s);
 
+/* Changes the message limit from the next frame header on (parleyd: a small limit until the
+ * connection authenticates, then max_message_bytes). A message already announced keeps its judgement. */
+void ws__set_max_message(ws_session *s, size_t max_message);
+/* 1 while part of a frame or of a fragmented message has arrived and the rest has not: what a deadline
+ * for finishing a message watches (a peer trickling one byte at a time is never idle). */
+int ws__receiving(const ws_session *s);
+
 /* 1 once the session is over on our side: both close frames exchanged, or we sent a close after a
  * failure. The socket layer then flushes the pending output and closes the TCP connection. */
 int ws__is_done(const ws_session *s);

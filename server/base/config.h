@@ -50,6 +50,16 @@ typedef struct parleyd_config {
 	int queue_limit;
 	int message_ttl_s;
 	int max_inflight;
+	/* network hardening (issue 8: pre-auth limits, fd exhaustion, admin listener) */
+	int auth_timeout_ms;
+	int max_preauth_message_bytes;
+	int message_timeout_ms;
+	int max_connections_per_address;
+	int fd_reserve;
+	char allowed_origins[CONFIG_STR_MAX];
+	char admin_bind[CONFIG_STR_MAX];
+	int admin_port;
+	char admin_port_file[CONFIG_STR_MAX];
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

@@ -34,7 +34,17 @@
 	X(MAILBOX_DROPPED, "parley_mailbox_dropped_total", "counter",                                      \
 	  "ephemeral cross-loop pushes (typing, presence) dropped because a loop's mailbox was full")      \
 	X(MAILBOX_RESYNCS, "parley_mailbox_resyncs_total", "counter",                                      \
-	  "times a loop's mailbox overflowed and its deliveries caught up from the store")
+	  "times a loop's mailbox overflowed and its deliveries caught up from the store")                 \
+	X(AUTH_TIMEOUTS, "parley_auth_timeouts_total", "counter",                                          \
+	  "WebSocket connections closed for not authenticating within auth_timeout_ms")                    \
+	X(MESSAGE_TIMEOUTS, "parley_message_timeouts_total", "counter",                                    \
+	  "WebSocket connections closed for not completing a message within message_timeout_ms")           \
+	X(ORIGIN_REFUSED, "parley_origin_refused_total", "counter",                                        \
+	  "WebSocket upgrades refused for an Origin not in allowed_origins")                                 \
+	X(REFUSED_PER_ADDRESS, "parley_connections_refused_per_address_total", "counter",                 \
+	  "connections refused (429) for max_connections_per_address; also in rejected_total")            \
+	X(REFUSED_NO_FDS, "parley_connections_refused_no_fds_total", "counter",                           \
+	  "connections refused (503) because the process was out of file descriptors; also in rejected_total")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -120,6 +120,7 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
 		net__conn_close(l->conn, 1011, "out of memory");
 		return;
 	}
+	net__conn_authenticated(l->conn); /* the full message size from now on, no auth deadline */
 	l->presence_edge = registry__add(d->reg, account, device, w->index) ? 1 : 0;
 	for (size_t i = 0; i < d->n_services; i++)
 		if (d->services[i]->link_auth != NULL)

@@ -112,6 +112,10 @@ static void on_handle_closed(uv_handle_t *h)
 			w->srv->h.on_close(w->srv->h.ctx, c);
 	}
 	log_debug("net", "conn %llu %s closed", (unsigned long long)c->id, c->peer);
+	if (c->addr_counted)
+		net__addr_release(w->srv, c->addr_key);
+	if (c->admin)
+		atomic_fetch_sub(&w->srv->nadmin, 1);
 	net__worker_conn_gone(w, c);
 	net__conn_unref(c);
 }
@@ -310,9 +314,35 @@ void net__conn_close(net_conn *c, uint16_t code, const char *reason)
 	}
 }
 
-/* ---- timers: handshake deadline, idle/ping, closing grace ---- */
+/* ---- timers: handshake deadline, auth and message deadlines, idle/ping, closing grace ---- */
 
-void net__conn_deadline(net_conn *c)
+/* The one deadline an open WebSocket waits for: until authenticated, the auth deadline (armed once, at
+ * the upgrade: it bounds everything before auth, trickled messages included); then the message
+ * deadline while a message is partly in, else the idle tick. Called after every read. */
+static void ws_deadline(net_conn *c)
+{
+	const net_worker *w = c->w;
+	enum net_deadline want = NET_DL_TICK;
+	if (c->state != CONN_WS)
+		return;
+	if (!c->authed && w->dl_delay[NET_DL_AUTH] != 0)
+		want = NET_DL_AUTH;
+	else if (w->dl_delay[NET_DL_MESSAGE] != 0 && ws__receiving(c->ws))
+		want = NET_DL_MESSAGE;
+	if (c->dl != want)
+		net__sched_deadline(c, want);
+}
+
+void net__conn_authenticated(net_conn *c)
+{
+	if (c->authed || c->ws == NULL)
+		return;
+	c->authed = 1;
+	ws__set_max_message(c->ws, c->w->srv->cfg.max_message_bytes);
+	ws_deadline(c);
+}
+
+void net__conn_deadline(net_conn *c, enum net_deadline dl)
 {
 	const net_config *cfg = &c->w->srv->cfg;
 	switch (c->state) {
@@ -322,6 +352,20 @@ void net__conn_deadline(net_conn *c)
 		conn_close(c, 1);
 		return;
 	case CONN_WS: {
+		if (dl == NET_DL_AUTH) {
+			log_debug("net", "conn %llu %s: not authenticated within %u ms", (unsigned long long)c->id,
+				  c->peer, cfg->auth_timeout_ms);
+			metrics__inc(METRIC_AUTH_TIMEOUTS);
+			net__conn_close(c, NET_CLOSE_AUTH_TIMEOUT, parley_errname(PARLEY_E_AUTH_TIMEOUT));
+			return;
+		}
+		if (dl == NET_DL_MESSAGE) {
+			log_debug("net", "conn %llu %s: message not complete within %u ms", (unsigned long long)c->id,
+				  c->peer, cfg->message_timeout_ms);
+			metrics__inc(METRIC_MESSAGE_TIMEOUTS);
+			net__conn_close(c, WS_CLOSE_POLICY, parley_errname(PARLEY_E_MESSAGE_TIMEOUT));
+			return;
+		}
 		uint64_t idle = now_ms(c) - c->last_rx_ms;
 		if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
 			log_debug("net", "conn %llu %s: idle for %llu ms", (unsigned long long)c->id, c->peer,
@@ -352,6 +396,10 @@ static void on_ws_message(void *ctx, const uint8_t *buf, size_t len)
 	net_conn *c = ctx;
 	net_handler *h = &c->w->srv->h;
 	metrics__inc(METRIC_FRAMES_IN);
+	/* the message deadline is per message: one that completes ends it, even when the same read
+	 * already started the next (a busy stream is never between messages when a read ends) */
+	if (c->dl == NET_DL_MESSAGE)
+		net__sched_deadline(c, NET_DL_NONE);
 	if (h->on_message != NULL && net__conn_is_open(c))
 		h->on_message(h->ctx, c, buf, len);
 }
@@ -382,7 +430,22 @@ static int start_websocket(net_conn *c, const http_request *r, const uint8_t *re
 			conn_close(c, 1);
 		goto out;
 	}
-	ws_config wcfg = {.max_message = s->cfg.max_message_bytes, .max_output = s->cfg.max_pending_output};
+	if (!net__origin_allowed(s, r->origin)) {
+		/* a page of another site, riding on the user's browser (cross-site WebSocket hijacking) */
+		log_debug("net", "conn %llu %s: origin %s not allowed", (unsigned long long)c->id, c->peer, r->origin);
+		metrics__inc(METRIC_ORIGIN_REFUSED);
+		static const char body[] = "ORIGIN_REFUSED\n"; /* parley_errname: stable for clients */
+		if (http__build_response(&resp, 403, "text/plain", body, sizeof(body) - 1, 1) == PARLEY_OK)
+			answer_and_close(c, &resp);
+		else
+			conn_close(c, 1);
+		goto out;
+	}
+	/* until the service authenticates the connection, only what register/auth/ping need is buffered */
+	size_t max_message = s->cfg.max_message_bytes;
+	if (s->cfg.max_preauth_message_bytes != 0 && s->cfg.max_preauth_message_bytes < max_message)
+		max_message = s->cfg.max_preauth_message_bytes;
+	ws_config wcfg = {.max_message = max_message, .max_output = s->cfg.max_pending_output};
 	ws_callbacks cb = {.ctx = c, .on_message = on_ws_message};
 	rc = ws__session_new(&c->ws, WS_ROLE_SERVER, &wcfg, &cb);
 	if (rc == PARLEY_OK)
@@ -398,7 +461,7 @@ static int start_websocket(net_conn *c, const http_request *r, const uint8_t *re
 	c->http = NULL;
 	c->opened = 1;
 	metrics__add(METRIC_WS_CONNS_OPEN, 1);
-	net__sched_deadline(c, NET_DL_TICK);
+	ws_deadline(c);
 	log_debug("net", "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
 	if (s->h.on_open != NULL)
 		s->h.on_open(s->h.ctx, c);
@@ -428,6 +491,7 @@ static void feed_ws(net_conn *c, uint8_t *buf, size_t len)
 		log_debug("net", "conn %llu %s: websocket error %s", (unsigned long long)c->id, c->peer,
 			  parley_errname(rc));
 	}
+	ws_deadline(c);
 	if (c->state != CONN_CLOSED) {
 		if (pending_total(c) > c->w->srv->cfg.max_pending_output && !c->hard_closing)
 			slow_consumer(c);
@@ -461,7 +525,7 @@ static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 	if (!complete)
 		return;
 	const http_request *r = http__req_parser_request(c->http);
-	if (strcmp(r->path, c->w->srv->ws_path) == 0) {
+	if (!c->admin && strcmp(r->path, c->w->srv->ws_path) == 0) {
 		if (start_websocket(c, r, buf + used, len - used) == PARLEY_E_STATE)
 			feed_ws(c, buf + used, len - used);
 		else if (c->state == CONN_WS)
@@ -470,7 +534,7 @@ static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 	}
 	dynbuf resp;
 	dynbuf__init(&resp, 2u << 20);
-	if (net__route_plain(c->w->srv, r, &resp) == PARLEY_OK)
+	if (net__route_plain(c->w->srv, r, c->admin, &resp) == PARLEY_OK)
 		answer_and_close(c, &resp);
 	else
 		conn_close(c, 1);
@@ -546,63 +610,13 @@ out:
 	net__conn_unref(c);
 }
 
-void net__conn_accept(net_worker *w)
+void net__conn_start(net_conn *c)
 {
-	net_server *s = w->srv;
-	net_conn *c = parley__calloc(1, sizeof(*c));
-	struct sockaddr_storage ss;
-	int namelen = sizeof(ss);
-	if (c == NULL)
-		return;
-	c->w = w;
-	c->refs = 1;
-	c->state = CONN_HTTP;
-	uv_tcp_init(&w->loop, &c->tcp);
-	c->tcp.data = c;
-	c->id = atomic_fetch_add(&s->next_id, 1) + 1;
-	net__worker_conn_add(w, c);
-	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
-		conn_close(c, 1);
-		return;
-	}
-	metrics__inc(METRIC_CONNECTIONS_ACCEPTED);
-	if (atomic_load(&s->nconns) > s->cfg.max_connections || w->draining) {
-		metrics__inc(METRIC_CONNECTIONS_REJECTED);
-		conn_close(c, 1);
-		return;
-	}
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
-		char ip[INET6_ADDRSTRLEN] = "?";
-		int port = 0;
-		if (ss.ss_family == AF_INET) {
-			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-		snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	http_limits lim = {.max_header_bytes = s->cfg.max_header_bytes};
-	if (http__req_parser_new(&c->http, &lim) != PARLEY_OK) {
-		conn_close(c, 1);
-		return;
-	}
-	SSL_CTX *ctx = net__tls_ctx_get(s);
-	if (ctx != NULL) {
-		int rc = tls__bio_new(&c->tls, ctx, 1, NULL);
-		SSL_CTX_free(ctx); /* the SSL holds its own reference */
-		if (rc != PARLEY_OK) {
-			metrics__inc(METRIC_TLS_ERRORS);
-			conn_close(c, 1);
-			return;
-		}
-	}
 	c->last_rx_ms = now_ms(c);
 	net__sched_deadline(c, NET_DL_HANDSHAKE);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	log_debug("net", "conn %llu %s accepted on worker %d", (unsigned long long)c->id, c->peer, w->idx);
+	log_debug("net", "conn %llu %s accepted on worker %d%s", (unsigned long long)c->id, c->peer, c->w->idx,
+		  c->admin ? " (admin)" : "");
 }
 
 void net__conn_shutdown(net_conn *c, int hard)

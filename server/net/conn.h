@@ -46,6 +46,10 @@ int net__conn_send(net_conn *c, const uint8_t *buf, size_t len);
 /* Start a graceful close with a WebSocket close code (RFC 6455 §7.4) and short reason. */
 void net__conn_close(net_conn *c, uint16_t code, const char *reason);
 
+/* The service authenticated the connection: the full max_message_bytes applies from now on and the
+ * auth deadline is off. Until then messages are limited to max_preauth_message_bytes. */
+void net__conn_authenticated(net_conn *c);
+
 void net__conn_ref(net_conn *c);
 void net__conn_unref(net_conn *c);
 int net__conn_is_open(const net_conn *c);

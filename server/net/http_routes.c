@@ -1,6 +1,7 @@
 /* The plain HTTP endpoints parleyd answers besides the WebSocket upgrade. Each answer closes the
  * connection: these are probes and scrapes, not a workload worth keep-alive. */
 #include <string.h>
+#include <strings.h>
 
 #include <http_parser.h>
 #include <parley/error.h>
@@ -10,7 +11,19 @@
 
 #define METRICS_MAX_BYTES (1u << 20)
 
-int net__route_plain(net_server *s, const http_request *r, dynbuf *out)
+int net__origin_allowed(const net_server *s, const char *origin)
+{
+	if (origin == NULL || s->origin_any)
+		return 1;
+	for (char **o = s->origin_list; *o != NULL; o++)
+		if (strcasecmp(*o, origin) == 0)
+			return 1;
+	return 0;
+}
+
+/* admin: the admin listener's connection. /metrics is served there only: it tells anyone who can read
+ * it how many users are connected, the request mix and error rates, which the public need not know. */
+int net__route_plain(net_server *s, const http_request *r, int admin, dynbuf *out)
 {
 	int rc;
 	(void)s;
@@ -23,7 +36,7 @@ int net__route_plain(net_server *s, const http_request *r, dynbuf *out)
 		static const char body[] = "{\"status\":\"ok\"}";
 		return http__build_response(out, 200, "application/json", body, sizeof(body) - 1, 1);
 	}
-	if (strcmp(r->path, "/metrics") == 0) {
+	if (admin && strcmp(r->path, "/metrics") == 0) {
 		dynbuf m;
 		dynbuf__init(&m, METRICS_MAX_BYTES);
 		rc = metrics__render(&m);

@@ -16,8 +16,37 @@
 
 #define NET_READ_BUF 65536
 #define NET_CLOSE_GRACE_MS 5000 /* how long a closing connection may take to flush and hear the peer */
+#define NET_TRIM_AFTER_CLOSES 256 /* connections closed on a worker before its heap is trimmed */
+#define NET_TRIM_DELAY_MS 1000    /* ... a second later, once for the whole wave */
+#define NET_REFUSAL_RETRY_AFTER_S 5 /* Retry-After of a connection refused at accept (503/429) */
+#define NET_ADMIN_MAX_CONNS 16  /* admin connections at once: scrapes and probes, never many */
+#define NET_CLOSE_AUTH_TIMEOUT 4408 /* WebSocket close code: not authenticated by auth_timeout_ms */
 
 typedef struct net_worker net_worker;
+
+/* A listening socket polled by one worker; accept.c accepts from it itself (not uv_listen) so that
+ * running out of file descriptors can be answered (503) rather than silently closed. */
+typedef struct net_listener {
+	uv_poll_t poll;
+	net_worker *w;
+	int fd;       /* -1: none */
+	uint8_t inited; /* poll handle initialised (fd then closed by its close callback) */
+	uint8_t open;   /* poll handle initialised and not closed */
+	uint8_t admin;
+} net_listener;
+
+/* The per-address connection counts of the whole server (accept.c): open addressing keyed by a
+ * SipHash of the address with a random key, so peers cannot aim at one probe chain. */
+typedef struct net_addr_slot {
+	uint8_t key[16];
+	uint32_t count; /* 0: empty */
+} net_addr_slot;
+typedef struct net_addr_table {
+	uv_mutex_t mu;
+	net_addr_slot *slots;
+	size_t cap, used;
+	uint8_t hash_key[16];
+} net_addr_table;
 
 enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING, CONN_CLOSED };
 
@@ -28,6 +57,8 @@ enum net_deadline {
 	NET_DL_HANDSHAKE, /* accept -> TLS + HTTP header complete (slowloris) */
 	NET_DL_TICK,      /* WebSocket idle/ping check, a few times per period */
 	NET_DL_CLOSING,   /* closing: time for the last bytes and the peer's close frame */
+	NET_DL_AUTH,      /* WebSocket open -> authenticated (closed with 4408 at the deadline) */
+	NET_DL_MESSAGE,   /* first byte of a WebSocket message -> its last (trickling peers) */
 	NET_DL__COUNT
 };
 
@@ -57,6 +88,10 @@ struct net_conn {
 	uint8_t close_after_flush;
 	uint8_t tls_shutdown_sent;
 	uint8_t in_dispatch;     /* inside ws__feed: sends only queue, the caller flushes */
+	uint8_t authed;          /* the service authenticated it (net__conn_authenticated) */
+	uint8_t admin;           /* accepted on the admin listener: /metrics, /healthz, no WebSocket */
+	uint8_t addr_counted;    /* holds one slot of addr_key in the per-address table */
+	uint8_t addr_key[16];    /* IPv4 (v4-mapped) or the IPv6 /64: the per-address cap's unit */
 	char peer[56];           /* "ip:port" for logs: INET6_ADDRSTRLEN + ':' + 5 digits fits */
 };
 /* An idle WebSocket connection may cost 4 KiB of RSS in all (it is ~1.1 KiB): grow this knowingly */
@@ -66,9 +101,12 @@ struct net_worker {
 	net_server *srv;
 	int idx;
 	uv_loop_t loop;
-	uv_tcp_t listener;
-	int listener_open;
-	uv_os_sock_t fd;
+	net_listener pub;   /* the public listener: this worker's dup of the one socket */
+	net_listener adm;   /* the admin listener, on worker 0 only (fd -1 elsewhere) */
+	int reserve_fd;     /* kept open to be closed when accept hits EMFILE (accept.c) */
+	uv_timer_t accept_backoff; /* out of fds with no reserve left: accepting pauses briefly */
+	uv_timer_t trim_timer;     /* gives the heap of many closed connections back to the system */
+	unsigned closed_since_trim;
 	uv_async_t async;
 	uv_timer_t drain_timer;
 	uv_thread_t thread;
@@ -96,11 +134,15 @@ struct net_worker {
 
 struct net_server {
 	net_config cfg;
-	char *bind_address, *tls_cert, *tls_key, *ws_path;
+	char *bind_address, *tls_cert, *tls_key, *ws_path, *admin_bind, *origins;
+	char **origin_list; /* allowed_origins split (pointers into origins); NULL-terminated */
+	int origin_any;     /* "*" */
 	net_handler h;
 	net_worker *workers;
-	uint16_t port;
+	uint16_t port, admin_port;
+	net_addr_table addrs;
 	_Atomic unsigned nconns;
+	_Atomic unsigned nadmin; /* admin connections among nconns (not under max_connections) */
 	_Atomic uint64_t next_id;
 	uv_mutex_t tls_mu;
 	SSL_CTX *tls_ctx; /* NULL without TLS; replaced by reload under tls_mu */
@@ -114,13 +156,29 @@ int net__tls_ctx_load(const char *cert, const char *key, SSL_CTX **out);
 SSL_CTX *net__tls_ctx_get(net_server *s);
 
 /* conn.c */
-void net__conn_accept(net_worker *w);
+/* A new connection (set up by accept.c) starts reading, with the handshake deadline running. */
+void net__conn_start(net_conn *c);
 void net__conn_shutdown(net_conn *c, int hard); /* drain: 1001 for WebSocket, cut otherwise */
 void net__conn_flush(net_conn *c);    /* the queued flush is due (sched.c) */
 /* Heap bytes held in buffers beyond the connection's fixed state (ws output and reassembly, TLS memory
  * BIOs); 0 for an idle plain WebSocket connection, at most about 2 KiB with TLS. Tests, diagnostics. */
 size_t net__conn_buffered(const net_conn *c);
-void net__conn_deadline(net_conn *c); /* its deadline expired; it is off the list already (sched.c) */
+/* Its deadline of kind dl expired; it is off the list already (sched.c). */
+void net__conn_deadline(net_conn *c, enum net_deadline dl);
+
+/* accept.c: listeners, the limits checked at accept (draining, max_connections, per address, fds)
+ * and the answer to a refused connection */
+int net__listener_start(net_worker *w, net_listener *l, int fd, int admin); /* on the loop thread */
+void net__listener_close(net_listener *l);
+int net__addr_table_init(net_addr_table *t);
+void net__addr_table_free(net_addr_table *t);
+/* The unit of the per-address cap: an IPv4 address (also when it arrives v4-mapped on an IPv6 socket)
+ * or an IPv6 /64, the block one subscriber or host normally has. */
+void net__addr_key(const struct sockaddr_storage *ss, uint8_t key[16]);
+/* One more connection from key: PARLEY_OK, PARLEY_E_TOO_MANY_CONNECTIONS at max_conns_per_address,
+ * PARLEY_E_NOMEM. Any thread. */
+int net__addr_acquire(net_server *s, const uint8_t key[16]);
+void net__addr_release(net_server *s, const uint8_t key[16]);
 
 /* sched.c: one uv_prepare and one uv_timer per worker serve all its connections */
 void net__sched_init(net_worker *w); /* on the loop thread, before the first accept */
@@ -133,8 +191,10 @@ void net__sched_flush(net_conn *c);
  * worker's for that kind (handshake timeout, tick step, close grace). */
 void net__sched_deadline(net_conn *c, enum net_deadline dl);
 
-/* http_routes.c: builds the answer for a non-WebSocket request */
-int net__route_plain(net_server *s, const http_request *r, dynbuf *out);
+/* http_routes.c: builds the answer for a non-WebSocket request; /metrics only on the admin listener */
+int net__route_plain(net_server *s, const http_request *r, int admin, dynbuf *out);
+/* 1 if a WebSocket upgrade with this Origin header (NULL: none, a native client) may proceed. */
+int net__origin_allowed(const net_server *s, const char *origin);
 
 /* server.c: the worker's list of connections and the open-connection count */
 void net__worker_conn_add(net_worker *w, net_conn *c);

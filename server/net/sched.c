@@ -73,7 +73,7 @@ static void on_dl_timer(uv_timer_t *t)
 			/* off the list first: the handler may arm the next deadline (the tick re-arms itself) */
 			dl_unlink(w, c);
 			net__conn_ref(c);
-			net__conn_deadline(c);
+			net__conn_deadline(c, (enum net_deadline)k);
 			net__conn_unref(c);
 		}
 	}
@@ -147,6 +147,8 @@ void net__sched_init(net_worker *w)
 	/* check a few times per period so the timeouts are not off by a whole period */
 	w->dl_delay[NET_DL_TICK] = tick == 0 ? 0 : tick / 4 ? tick / 4 : 1;
 	w->dl_delay[NET_DL_CLOSING] = NET_CLOSE_GRACE_MS;
+	w->dl_delay[NET_DL_AUTH] = cfg->auth_timeout_ms;
+	w->dl_delay[NET_DL_MESSAGE] = cfg->message_timeout_ms;
 	w->sched_open = 1;
 }
 

@@ -4,6 +4,7 @@
  * uv_async (the only thread-safe libuv call). */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +33,13 @@ void net__config_from(net_config *nc, const parleyd_config *c)
 	nc->idle_timeout_ms = (unsigned)c->idle_timeout_ms;
 	nc->ping_interval_ms = (unsigned)c->idle_timeout_ms / 3;
 	nc->ws_path = c->ws_path;
+	nc->auth_timeout_ms = (unsigned)c->auth_timeout_ms;
+	nc->max_preauth_message_bytes = (size_t)c->max_preauth_message_bytes;
+	nc->message_timeout_ms = (unsigned)c->message_timeout_ms;
+	nc->max_conns_per_address = (unsigned)c->max_connections_per_address;
+	nc->allowed_origins = c->allowed_origins;
+	nc->admin_bind = c->admin_bind;
+	nc->admin_port = c->admin_port;
 }
 
 void net__config_defaults(net_config *nc)
@@ -42,6 +50,8 @@ void net__config_defaults(net_config *nc)
 	/* the strings must outlive `d`: the table's own literals */
 	nc->bind_address = config__default_text("bind");
 	nc->ws_path = config__default_text("ws_path");
+	nc->allowed_origins = config__default_text("allowed_origins");
+	nc->admin_bind = config__default_text("admin_bind");
 }
 
 static char *dup_or_null(const char *s, int *fail)
@@ -55,6 +65,41 @@ static char *dup_or_null(const char *s, int *fail)
 	return d;
 }
 
+/* allowed_origins -> origin_list: the separators become NULs in the server's own copy. */
+static int split_origins(net_server *s)
+{
+	size_t n = 0;
+	for (char *p = s->origins; *p; p++)
+		n += *p == ',' || *p == ' ';
+	s->origin_list = parley__calloc(n + 2, sizeof(char *));
+	if (s->origin_list == NULL)
+		return PARLEY_E_NOMEM;
+	n = 0;
+	for (char *p = s->origins; *p;) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			*p++ = '\0';
+		if (*p == '\0')
+			break;
+		if (strcmp(p, "*") == 0 || strncmp(p, "* ", 2) == 0 || strncmp(p, "*,", 2) == 0)
+			s->origin_any = 1;
+		s->origin_list[n++] = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+	}
+	return PARLEY_OK;
+}
+
+static void free_strings(net_server *s)
+{
+	parley__free(s->bind_address);
+	parley__free(s->ws_path);
+	parley__free(s->tls_cert);
+	parley__free(s->tls_key);
+	parley__free(s->admin_bind);
+	parley__free(s->origins);
+	parley__free(s->origin_list);
+}
+
 net_server *net__server_new(const net_config *cfg, const net_handler *handler, int *err)
 {
 	net_server *s = NULL;
@@ -66,6 +111,8 @@ net_server *net__server_new(const net_config *cfg, const net_handler *handler, i
 		goto fail;
 	if (cfg->ws_path != NULL && cfg->ws_path[0] != '/')
 		goto fail;
+	if (cfg->admin_port < -1 || cfg->admin_port > 65535 || (cfg->admin_port == -1 && cfg->port == 65535))
+		goto fail;
 	rc = PARLEY_E_NOMEM;
 	s = parley__calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -76,6 +123,10 @@ net_server *net__server_new(const net_config *cfg, const net_handler *handler, i
 	s->ws_path = dup_or_null(cfg->ws_path != NULL ? cfg->ws_path : "/v1/websocket", &fail);
 	s->tls_cert = dup_or_null(cfg->tls_cert_file, &fail);
 	s->tls_key = dup_or_null(cfg->tls_key_file, &fail);
+	s->admin_bind = dup_or_null(cfg->admin_bind != NULL ? cfg->admin_bind : "127.0.0.1", &fail);
+	s->origins = dup_or_null(cfg->allowed_origins != NULL ? cfg->allowed_origins : "", &fail);
+	if (!fail && split_origins(s) != PARLEY_OK)
+		fail = 1;
 	s->workers = parley__calloc((size_t)cfg->workers, sizeof(*s->workers));
 	if (fail || s->workers == NULL)
 		goto fail;
@@ -83,11 +134,16 @@ net_server *net__server_new(const net_config *cfg, const net_handler *handler, i
 	s->cfg.ws_path = s->ws_path;
 	s->cfg.tls_cert_file = s->tls_cert;
 	s->cfg.tls_key_file = s->tls_key;
+	s->cfg.admin_bind = s->admin_bind;
+	s->cfg.allowed_origins = s->origins;
+	if (net__addr_table_init(&s->addrs) != PARLEY_OK)
+		goto fail;
 	uv_mutex_init(&s->tls_mu);
 	if (s->tls_cert != NULL) {
 		rc = net__tls_ctx_load(s->tls_cert, s->tls_key, &s->tls_ctx);
 		if (rc != PARLEY_OK) {
 			uv_mutex_destroy(&s->tls_mu);
+			net__addr_table_free(&s->addrs);
 			goto fail;
 		}
 	}
@@ -95,10 +151,7 @@ net_server *net__server_new(const net_config *cfg, const net_handler *handler, i
 	return s;
 fail:
 	if (s != NULL) {
-		parley__free(s->bind_address);
-		parley__free(s->ws_path);
-		parley__free(s->tls_cert);
-		parley__free(s->tls_key);
+		free_strings(s);
 		parley__free(s->workers);
 		parley__free(s);
 	}
@@ -110,27 +163,27 @@ fail:
  * port would bind cleanly and the kernel would split the connections between the two processes (other
  * keys, other live sessions). Without it the second one gets EADDRINUSE and exits. SO_REUSEADDR only
  * lets us rebind over our own TIME_WAIT connections after a restart; it never admits a second listener. */
-static int make_listen_socket(net_server *s, uint16_t port, uv_os_sock_t *out, uint16_t *bound)
+static int make_listen_socket(const char *address, uint16_t port, int backlog, uv_os_sock_t *out, uint16_t *bound)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen;
 	int one = 1;
 	memset(&ss, 0, sizeof(ss));
-	if (uv_ip4_addr(s->bind_address, port, (struct sockaddr_in *)&ss) == 0) {
+	if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) == 0) {
 		slen = sizeof(struct sockaddr_in);
-	} else if (uv_ip6_addr(s->bind_address, port, (struct sockaddr_in6 *)&ss) == 0) {
+	} else if (uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) == 0) {
 		slen = sizeof(struct sockaddr_in6);
 	} else {
-		log_warn("net", "bad bind address %s", s->bind_address);
+		log_warn("net", "bad bind address %s", address);
 		return PARLEY_E_CONFIG;
 	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return PARLEY_E_IO;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, slen) != 0) {
+	    bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, backlog) != 0) {
 		int e = errno;
-		log_error("net", "cannot bind %s:%u: %s%s", s->bind_address, port, strerror(e),
+		log_error("net", "cannot bind %s:%u: %s%s", address, port, strerror(e),
 			  e == EADDRINUSE ? " (another process listens on this port)" : "");
 		close(fd);
 		return PARLEY_E_IO;
@@ -159,8 +212,23 @@ void net__worker_conn_add(net_worker *w, net_conn *c)
 
 static void maybe_finish(net_worker *w);
 
+/* A wave of closed connections (a flood that was cut, clients leaving) leaves their buffers as free
+ * holes in this thread's malloc arena, which glibc keeps: RSS stayed at the peak after the connections
+ * were gone. One trim a second after the wave returns the free pages; never more than once a second. */
+static void on_trim(uv_timer_t *t)
+{
+	net_worker *w = t->data;
+	w->closed_since_trim = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 void net__worker_conn_gone(net_worker *w, net_conn *c)
 {
+	if (++w->closed_since_trim >= NET_TRIM_AFTER_CLOSES && !w->draining &&
+	    !uv_is_active((uv_handle_t *)&w->trim_timer))
+		uv_timer_start(&w->trim_timer, on_trim, NET_TRIM_DELAY_MS, 0);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -173,22 +241,10 @@ void net__worker_conn_gone(net_worker *w, net_conn *c)
 	maybe_finish(w);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
-{
-	net_worker *w = listener->data;
-	if (status < 0) {
-		log_warn("net", "accept on worker %d: %s", w->idx, uv_strerror(status));
-		return;
-	}
-	net__conn_accept(w);
-}
-
 static void close_listener(net_worker *w)
 {
-	if (w->listener_open) {
-		w->listener_open = 0;
-		uv_close((uv_handle_t *)&w->listener, NULL);
-	}
+	net__listener_close(&w->pub);
+	net__listener_close(&w->adm);
 }
 
 /* Once draining and the last connection is gone, close our own handles so uv_run returns. */
@@ -204,6 +260,14 @@ static void maybe_finish(net_worker *w)
 			w->srv->h.on_worker_stop(w->srv->h.ctx, w->idx, &w->loop);
 	}
 	net__sched_close(w);
+	if (w->reserve_fd >= 0) {
+		close(w->reserve_fd);
+		w->reserve_fd = -1;
+	}
+	if (!uv_is_closing((uv_handle_t *)&w->accept_backoff))
+		uv_close((uv_handle_t *)&w->accept_backoff, NULL);
+	if (!uv_is_closing((uv_handle_t *)&w->trim_timer))
+		uv_close((uv_handle_t *)&w->trim_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->async))
@@ -249,14 +313,18 @@ static void worker_main(void *arg)
 	if (s->h.on_worker_start != NULL) {
 		rc = s->h.on_worker_start(s->h.ctx, w->idx, &w->loop);
 		if (rc != PARLEY_OK) {
-			close(w->fd);
+			close_listener(w); /* not polled yet: closes both descriptors */
 			goto fail;
 		}
 	}
-	uv_tcp_init(&w->loop, &w->listener);
-	w->listener.data = w;
-	w->listener_open = 1;
-	if (uv_tcp_open(&w->listener, w->fd) != 0 || uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
+	uv_timer_init(&w->loop, &w->accept_backoff);
+	w->accept_backoff.data = w;
+	uv_timer_init(&w->loop, &w->trim_timer);
+	w->trim_timer.data = w;
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int adm_fd = w->adm.fd;
+	if (net__listener_start(w, &w->pub, w->pub.fd, 0) != PARLEY_OK ||
+	    (adm_fd >= 0 && net__listener_start(w, &w->adm, adm_fd, 1) != PARLEY_OK)) {
 		rc = PARLEY_E_IO;
 		goto fail_stop;
 	}
@@ -271,6 +339,10 @@ static void worker_main(void *arg)
 	return;
 fail_stop:
 	close_listener(w);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
+	uv_close((uv_handle_t *)&w->accept_backoff, NULL);
+	uv_close((uv_handle_t *)&w->trim_timer, NULL);
 	uv_run(&w->loop, UV_RUN_NOWAIT);
 	if (s->h.on_worker_stop != NULL)
 		s->h.on_worker_stop(s->h.ctx, w->idx, &w->loop);
@@ -283,21 +355,30 @@ int net__server_start(net_server *s)
 {
 	int rc = PARLEY_OK;
 	int started = 0;
-	uint16_t port = 0;
-	uv_os_sock_t lfd = -1;
+	uint16_t port = 0, admin_port = 0;
+	uv_os_sock_t lfd = -1, afd = -1;
 	for (int i = 0; i < s->cfg.workers; i++) {
 		net_worker *w = &s->workers[i];
 		w->srv = s;
 		w->idx = i;
-		w->fd = -1;
+		w->pub.fd = w->adm.fd = -1;
+		w->reserve_fd = -1;
 		dynbuf__init(&w->plain, NET_READ_BUF);
 	}
-	rc = make_listen_socket(s, s->cfg.port, &lfd, &port);
+	rc = make_listen_socket(s->bind_address, s->cfg.port, 1024, &lfd, &port);
+	if (rc == PARLEY_OK && s->cfg.admin_port != 0) {
+		/* -1: the port after the public one, so two servers never fight over a fixed admin port */
+		uint16_t want = s->cfg.admin_port > 0 ? (uint16_t)s->cfg.admin_port
+				: s->cfg.port == 0     ? 0
+						       : (uint16_t)(s->cfg.port + 1);
+		rc = make_listen_socket(s->admin_bind, want, 64, &afd, &admin_port);
+		s->workers[0].adm.fd = afd; /* worker 0 closes it */
+	}
 	/* a dup per worker: each uv_tcp_t owns (and closes) its fd, and a worker that stops accepting
 	 * closes only its own; the socket itself lives until the last worker lets go of it */
 	for (int i = 0; rc == PARLEY_OK && i < s->cfg.workers; i++) {
-		s->workers[i].fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
-		if (s->workers[i].fd < 0) {
+		s->workers[i].pub.fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+		if (s->workers[i].pub.fd < 0) {
 			log_error("net", "dup listening socket: %s", strerror(errno));
 			rc = PARLEY_E_IO;
 		}
@@ -330,17 +411,27 @@ int net__server_start(net_server *s)
 	}
 	if (rc != PARLEY_OK) {
 		for (int i = 0; i < s->cfg.workers; i++) {
-			if (!s->workers[i].launched && s->workers[i].fd >= 0)
-				close(s->workers[i].fd);
+			if (!s->workers[i].launched && s->workers[i].pub.fd >= 0)
+				close(s->workers[i].pub.fd);
+			if (!s->workers[i].launched && s->workers[i].adm.fd >= 0)
+				close(s->workers[i].adm.fd);
 		}
 		s->started = started;
 		net__server_drain(s, 0);
 		return rc;
 	}
 	s->started = started;
+	s->admin_port = admin_port;
 	log_info("net", "listening on %s:%u (%d workers%s)", s->bind_address, s->port, started,
 		 s->tls_ctx != NULL ? ", TLS" : "");
+	if (admin_port != 0)
+		log_info("net", "admin listener (/metrics, /healthz) on %s:%u", s->admin_bind, admin_port);
 	return PARLEY_OK;
+}
+
+uint16_t net__server_admin_port(const net_server *s)
+{
+	return s->admin_port;
 }
 
 uint16_t net__server_port(const net_server *s)
@@ -390,10 +481,8 @@ void net__server_free(net_server *s)
 		net__server_drain(s, 0);
 	SSL_CTX_free(s->tls_ctx);
 	uv_mutex_destroy(&s->tls_mu);
-	parley__free(s->bind_address);
-	parley__free(s->ws_path);
-	parley__free(s->tls_cert);
-	parley__free(s->tls_key);
+	net__addr_table_free(&s->addrs);
+	free_strings(s);
 	parley__free(s->workers);
 	parley__free(s);
 }

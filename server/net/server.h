@@ -1,13 +1,21 @@
 /* parleyd's network layer: listeners, loop threads, TLS, HTTP routes and WebSocket sessions.
  *
- * Each of `workers` threads runs its own uv loop with its own listening socket bound to the same
- * address with SO_REUSEPORT, so the kernel spreads connections and no lock sits on the accept path.
+ * Each of `workers` threads runs its own uv loop and polls its own descriptor of the one listening
+ * socket (no SO_REUSEPORT: a second process cannot join it); whichever loop accepts first gets the
+ * connection (accept.c), so no lock sits on the accept path.
  * A connection lives on the thread that accepted it (see net/conn.h for the service contract).
  *
  * Per connection: [TLS] -> HTTP/1.1 header (bounded, timed) -> either a plain answer
- *   GET /healthz -> 200 {"status":"ok"}; GET /metrics -> Prometheus text; other -> 404;
+ *   GET /healthz -> 200 {"status":"ok"}; other -> 404 (/metrics too: it is on the admin listener);
  *   header too large -> 431; malformed -> 400 (then close)
- * or the WebSocket upgrade on ws_path -> binary messages to net_handler.on_message.
+ * or the WebSocket upgrade on ws_path (Origin checked against allowed_origins, 403) -> binary messages
+ * to net_handler.on_message: at most max_preauth_message_bytes each until the service calls
+ * net__conn_authenticated, which must happen within auth_timeout_ms (else close 4408); a message must
+ * arrive whole within message_timeout_ms of its first byte (else close 1008).
+ * The admin listener (admin_bind:admin_port, worker 0, plain HTTP) answers /metrics and /healthz only.
+ * At accept: over max_connections -> 503, over max_conns_per_address -> 429, out of file descriptors
+ * -> 503 through a reserve descriptor; each counted and logged (rate-limited). With TLS the refusal is
+ * a close without an answer (an HTTP answer would need the handshake the refusal is meant to save).
  *
  * Lifecycle (all calls from one controlling thread, normally main):
  *   net__server_new -> net__server_start -> ... -> net__server_stop_accepting -> net__server_drain
@@ -35,6 +43,13 @@ typedef struct net_config {
 	unsigned ping_interval_ms;    /* send a ping after this much silence from the peer; 0 = never */
 	unsigned idle_timeout_ms;     /* close (1001) after this much silence; 0 = never */
 	const char *ws_path;          /* the WebSocket endpoint */
+	unsigned auth_timeout_ms;     /* WebSocket open -> authenticated, else close 4408; 0 = never */
+	size_t max_preauth_message_bytes; /* WebSocket message limit until authenticated; 0 = max_message_bytes */
+	unsigned message_timeout_ms;  /* first byte of a message -> its last, else close 1008; 0 = never */
+	unsigned max_conns_per_address; /* per IPv4 address / IPv6 /64, 429 beyond; 0 = no limit */
+	const char *allowed_origins;  /* space/comma separated; "*" any; Origin-less requests always pass */
+	const char *admin_bind;       /* admin listener (/metrics, /healthz) address */
+	int admin_port;               /* -1 = port + 1 (ephemeral when port is 0), 0 = none */
 } net_config;
 
 struct parleyd_config;
@@ -59,6 +74,8 @@ int net__server_start(net_server *s);
 
 /* The bound TCP port (valid after a successful start). */
 uint16_t net__server_port(const net_server *s);
+/* The bound admin port, 0 without an admin listener. */
+uint16_t net__server_admin_port(const net_server *s);
 
 /* Close the listening sockets; open connections continue. Returns when every worker has done it. */
 void net__server_stop_accepting(net_server *s);

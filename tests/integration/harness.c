@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,21 +36,62 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* public port -> admin port of the servers this process started, for metric_value(port, ...) */
+static struct {
+	int port, admin;
+} admin_ports[64];
+
+int srv_admin_port(int port)
+{
+	for (size_t i = 0; i < sizeof admin_ports / sizeof admin_ports[0]; i++)
+		if (admin_ports[i].port == port)
+			return admin_ports[i].admin;
+	return 0;
+}
+
+static void remember_admin_port(int port, int admin)
+{
+	size_t n = sizeof admin_ports / sizeof admin_ports[0], slot = n;
+	for (size_t i = 0; i < n; i++) {
+		if (admin_ports[i].port == port || (slot == n && admin_ports[i].port == 0))
+			slot = i;
+		if (admin_ports[i].port == port)
+			break;
+	}
+	if (slot < n) {
+		admin_ports[slot].port = port;
+		admin_ports[slot].admin = admin;
+	}
+}
+
+static int read_port(const char *path, int *out)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	int ok = fscanf(f, "%d", out) == 1;
+	fclose(f);
+	return ok;
+}
+
 static void launch(srv *s)
 {
-	char portfile[320], logfile[320], datadir[320];
+	char portfile[320], logfile[320], datadir[320], adminfile[320];
 	snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+	snprintf(adminfile, sizeof adminfile, "%s/admin_port", s->dir);
 	snprintf(logfile, sizeof logfile, "%s/parleyd.log", s->dir);
 	snprintf(datadir, sizeof datadir, "%s/data", s->dir);
 	unlink(portfile);
+	unlink(adminfile);
 	const char *bin = getenv("PARLEYD");
 	if (bin == NULL)
 		die("PARLEYD not set");
-	char a_port[340], a_data[340];
+	char a_port[340], a_data[340], a_admin[340];
 	snprintf(a_port, sizeof a_port, "--port_file=%s", portfile);
 	snprintf(a_data, sizeof a_data, "--data_dir=%s", datadir);
-	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info"};
-	int n = 5;
+	snprintf(a_admin, sizeof a_admin, "--admin_port_file=%s", adminfile);
+	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", a_admin};
+	int n = 6;
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
@@ -62,18 +104,23 @@ static void launch(srv *s)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		if (s->nofile[0] > 0) {
+			struct rlimit rl = {.rlim_cur = (rlim_t)s->nofile[0], .rlim_max = (rlim_t)s->nofile[1]};
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				_exit(126);
+		}
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	s->pid = pid;
 	long deadline = now_ms() + 15000;
 	while (now_ms() < deadline) {
-		FILE *f = fopen(portfile, "r");
-		if (f != NULL) {
-			int ok = fscanf(f, "%d", &s->port) == 1;
-			fclose(f);
-			if (ok)
-				return;
+		if (read_port(portfile, &s->port)) {
+			/* the admin port file is written just before the public one */
+			s->admin_port = 0;
+			(void)read_port(adminfile, &s->admin_port);
+			remember_admin_port(s->port, s->admin_port);
+			return;
 		}
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -89,7 +136,14 @@ static void launch(srv *s)
 
 void srv_start(srv *s, const char *const *extra)
 {
+	srv_start_nofile(s, extra, 0, 0);
+}
+
+void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard)
+{
 	memset(s, 0, sizeof *s);
+	s->nofile[0] = soft;
+	s->nofile[1] = hard;
 	snprintf(s->dir, sizeof s->dir, "/tmp/parley-it-XXXXXX");
 	if (mkdtemp(s->dir) == NULL)
 		die("mkdtemp");
@@ -186,6 +240,37 @@ static int do_connect(int port, int rcvbuf)
 int tcp_connect(int port)
 {
 	return do_connect(port, 0);
+}
+
+int tcp_connect_from(int port, const char *src_ip)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1 || bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+long proc_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
 }
 
 int tcp_connect_small_rcvbuf(int port, int rcvbuf)
@@ -570,7 +655,8 @@ uint64_t metric_value_at(const char *file, int line, int port, const char *name)
 	char key[200], *p, *end;
 	unsigned long long v;
 
-	if (http_get(port, "/metrics", resp, sizeof resp) != 200) {
+	int admin = srv_admin_port(port);
+	if (http_get(admin != 0 ? admin : port, "/metrics", resp, sizeof resp) != 200) {
 		it_failures++;
 		fprintf(stderr, "not ok - %s:%d: GET /metrics failed (looking for %s)\n", file, line, name);
 		return 0;

@@ -15,8 +15,12 @@ typedef struct srv {
 	char dir[256];
 	char extra[16][160]; /* extra --name=value flags kept for restarts */
 	int nextra;
+	int admin_port;  /* the admin listener (/metrics); 0 = none */
+	long nofile[2];  /* RLIMIT_NOFILE soft, hard set in the child before exec; 0 = inherited */
 } srv;
 
+/* srv_start with RLIMIT_NOFILE set to soft:hard in parleyd (as `prlimit --nofile=soft:hard` would). */
+void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard);
 /* Start parleyd ($PARLEYD) with a fresh data dir (or the same one on restart) and the given extra flags
  * (NULL-terminated). Fails the test process on error. */
 void srv_start(srv *s, const char *const *extra);
@@ -29,6 +33,13 @@ char *srv_log(srv *s);
 void srv_cleanup(srv *s); /* rm -rf the data dir */
 
 int tcp_connect(int port);
+/* From a given loopback source address (e.g. "127.0.0.2": the whole 127/8 is local on Linux), so a test
+ * can be several clients for a per-address limit. */
+int tcp_connect_from(int port, const char *src_ip);
+/* VmRSS of a process in KiB (from /proc/<pid>/status), -1 if unreadable. */
+long proc_rss_kb(pid_t pid);
+/* The admin port of the parleyd listening on public port `port` (0 if it has none). */
+int srv_admin_port(int port);
 int tcp_connect_small_rcvbuf(int port, int rcvbuf);
 int send_all(int fd, const void *buf, size_t len);
 /* Read until `len` bytes or timeout/EOF; returns bytes read. */
@@ -69,7 +80,8 @@ int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
 int server_alive(int port);
 
-/* The value of an unlabelled integer metric from /metrics. A metric that is missing (or not an
+/* The value of an unlabelled integer metric from /metrics (scraped from the admin listener of the
+ * parleyd started on `port`). A metric that is missing (or not an
  * integer, or /metrics not answering) is a test failure, recorded here with the caller's line, and
  * reads as 0: a `>= N` or `> before` check cannot pass vacuously on it. */
 uint64_t metric_value_at(const char *file, int line, int port, const char *name);

@@ -1,4 +1,4 @@
-/* 01: plain HTTP: /healthz, /metrics, 404, oversized and malformed headers, slowloris. */
+/* 01: plain HTTP: /healthz, /metrics (admin listener), 404, oversized and malformed headers, slowloris. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,8 @@ static void healthz_and_metrics(void)
 {
 	IT_EQ(http_get(s.port, "/healthz", resp, sizeof resp), 200);
 	IT_CHECK(strstr(resp, "\"status\":\"ok\"") != NULL);
-	IT_EQ(http_get(s.port, "/metrics", resp, sizeof resp), 200);
+	IT_EQ(http_get(s.port, "/metrics", resp, sizeof resp), 404); /* only on the admin listener */
+	IT_EQ(http_get(s.admin_port, "/metrics", resp, sizeof resp), 200);
 	IT_CHECK(strstr(resp, "text/plain") != NULL);
 	IT_CHECK(strstr(resp, "# TYPE parley_connections_accepted_total counter") != NULL);
 	IT_CHECK(strstr(resp, "parley_connections_open ") != NULL);

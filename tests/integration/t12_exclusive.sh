@@ -26,12 +26,14 @@ wait_exit() {
 }
 stop_second() { [ -n "$pid2" ] && { kill -9 "$pid2" 2>/dev/null; wait "$pid2" 2>/dev/null; pid2=; }; }
 wait_port() { for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
-requests() { curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | awk '/^parley_http_requests_total /{print $2}'; }
+requests() { curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | awk '/^parley_http_requests_total /{print $2}'; }
 
-"$PARLEYD" --port=0 --workers=2 --port_file="$dir/port" --data_dir="$dir/a" 2>"$dir/first.log" &
+"$PARLEYD" --port=0 --workers=2 --port_file="$dir/port" --admin_port_file="$dir/admin" --data_dir="$dir/a" \
+	2>"$dir/first.log" &
 pid=$!
 wait_port "$dir/port" || { echo "Bail out! first parleyd did not start"; cat "$dir/first.log"; exit 1; }
 port=$(cat "$dir/port")
+admin=$(cat "$dir/admin")  # /metrics is on the admin listener
 
 # (a) same port, another data directory
 start_bg second --port="$port" --data_dir="$dir/b"
@@ -64,7 +66,8 @@ check "the first parleyd still serves" 'curl -s --max-time 5 "http://127.0.0.1:$
 kill -TERM "$pid"
 wait "$pid"; rc=$?; pid=
 check "first parleyd stops cleanly (got $rc)" '[ "$rc" = 0 ]'
-start_bg restart --port="$port" --port_file="$dir/port4" --data_dir="$dir/a"
+# (no admin listener: its default, port + 1, is not ours to count on being free)
+start_bg restart --port="$port" --admin_port=0 --port_file="$dir/port4" --data_dir="$dir/a"
 check "restart on the same port and data directory starts" 'wait_port "$dir/port4"'
 check "restart serves" 'curl -s --max-time 5 "http://127.0.0.1:$port/healthz" | grep -q ok'
 kill -TERM "$pid2" 2>/dev/null

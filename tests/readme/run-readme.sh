@@ -23,6 +23,7 @@
 #   for the sandbox before it runs:
 #       `build/` at the start of a word               -> $BUILD_ROOT/ (the build under test: build-asan...)
 #       `localhost:7600`, `127.0.0.1:7600`            -> 127.0.0.1:<the test server's port>
+#       `localhost:7601`, `127.0.0.1:7601`            -> 127.0.0.1:<its admin port (/metrics)>
 #       `/tmp/` at the start of a word or after `=`   -> <sandbox>/tmp/
 #   and runs from the repository root with HOME=<sandbox>/home,
 #   PARLEY_SERVER=ws://127.0.0.1:<port>/v1/websocket, and no PARLEY_HOME or XDG_DATA_HOME.
@@ -141,17 +142,19 @@ pattern_to_ere() {
 }
 
 # ---- 2. the server, as `make run` starts it, on a free port ----
-"$parleyd" --bind=127.0.0.1 --port=0 --port_file="$sandbox/port" --data_dir="$sandbox/data" \
-	2>"$sandbox/parleyd.log" &
+"$parleyd" --bind=127.0.0.1 --port=0 --port_file="$sandbox/port" --admin_port_file="$sandbox/admin_port" \
+	--data_dir="$sandbox/data" 2>"$sandbox/parleyd.log" &
 pid=$!
 for _ in $(seq 200); do [ -s "$sandbox/port" ] && break; sleep 0.05; done
 [ -s "$sandbox/port" ] || { cat "$sandbox/parleyd.log"; die "parleyd did not start"; }
 port=$(cat "$sandbox/port")
+admin_port=$(cat "$sandbox/admin_port")
 
 rewrite() {
 	printf '%s' "$1" | sed -E \
 		-e "s#(^|[[:space:]])build/#\\1$BUILD_ROOT/#g" \
 		-e "s#(localhost|127\\.0\\.0\\.1):7600([^0-9]|\$)#127.0.0.1:$port\\2#g" \
+		-e "s#(localhost|127\\.0\\.0\\.1):7601([^0-9]|\$)#127.0.0.1:$admin_port\\2#g" \
 		-e "s#(^|[[:space:]=])/tmp/#\\1$sandbox/tmp/#g"
 }
 

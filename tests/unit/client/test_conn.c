@@ -704,6 +704,8 @@ int main(void)
 	net__config_defaults(&cfg);
 	cfg.port = 0;
 	cfg.workers = 1; /* the fake service's tables are single-threaded */
+	cfg.auth_timeout_ms = 0; /* the fake service does not tell the network layer who authenticated */
+	cfg.max_preauth_message_bytes = 0;
 	srv = net__server_new(&cfg, &h, &err);
 	if (srv == NULL || net__server_start(srv) != PARLEY_OK) {
 		fprintf(stderr, "cannot start server: %d\n", err);

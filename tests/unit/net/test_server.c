@@ -88,6 +88,8 @@ static net_server *start_server(const char *cert, const char *key)
 	cfg.port = 0;
 	cfg.max_message_bytes = 1u << 20; /* the echo tests send messages of several hundred kB */
 	cfg.max_pending_output = 1u << 20;
+	cfg.auth_timeout_ms = 0;	   /* the echo service never authenticates anyone */
+	cfg.max_preauth_message_bytes = 0; /* so the full message size applies from the start */
 	cfg.tls_cert_file = cert;
 	cfg.tls_key_file = key;
 	net_server *s = net__server_new(&cfg, &echo_handler, &err);
@@ -378,15 +380,18 @@ static void raw_exchange(uint16_t port, const void *req, size_t len, char *out, 
 	close(fd);
 }
 
-static void test_plain_routes(uint16_t port)
+static void test_plain_routes(uint16_t port, uint16_t admin_port)
 {
 	char resp[65536];
 	const char *h = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
 	raw_exchange(port, h, strlen(h), resp, sizeof(resp));
 	TEST_CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
 	TEST_CHECK(strstr(resp, "{\"status\":\"ok\"}") != NULL);
+	/* /metrics is served on the admin listener only */
 	const char *m = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
 	raw_exchange(port, m, strlen(m), resp, sizeof(resp));
+	TEST_CHECK(strncmp(resp, "HTTP/1.1 404", 12) == 0);
+	raw_exchange(admin_port, m, strlen(m), resp, sizeof(resp));
 	TEST_CHECK(strstr(resp, "text/plain; version=0.0.4") != NULL);
 	TEST_CHECK(strstr(resp, "parley_connections_accepted_total") != NULL);
 	const char *nf = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -560,6 +565,7 @@ static void test_timeouts(void)
 	cfg.handshake_timeout_ms = 200;
 	cfg.ping_interval_ms = 100;
 	cfg.idle_timeout_ms = 400;
+	cfg.auth_timeout_ms = 0; /* the echo service never authenticates: the idle tick runs from the start */
 	net_server *s = net__server_new(&cfg, &echo_handler, &err);
 	TEST_CHECK(s != NULL);
 	if (s == NULL)
@@ -644,7 +650,8 @@ int main(void)
 		TEST_EQ_INT(cls[i].mismatches, 0);
 	}
 	test_shared_buffer_and_cork(&loop, url);
-	test_plain_routes(port);
+	TEST_CHECK(net__server_admin_port(s) != 0 && net__server_admin_port(s) != port);
+	test_plain_routes(port, net__server_admin_port(s));
 	test_oversized_header(port);
 	echo_once(&loop, url, NULL, PARLEY_OK); /* still serving after the 431 */
 	test_drained_holds_nothing(&loop, url, NULL, 0);

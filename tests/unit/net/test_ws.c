@@ -529,6 +529,49 @@ static void test_close_echo(void)
 	side_free(&srv);
 }
 
+/* The limit can be raised (parleyd: after authentication) and applies from the next frame header;
+ * ws__receiving tells a message in progress, header bytes included, from a session between messages. */
+static void test_limit_change_and_receiving(void)
+{
+	side srv, cli;
+	uint8_t big[3000];
+	memset(big, 'b', sizeof(big));
+	side_init(&srv, WS_ROLE_SERVER, 1024);
+	side_init(&cli, WS_ROLE_CLIENT, 0);
+	TEST_CHECK(!ws__receiving(srv.s));
+	/* a message split so the server sees one header byte, then half the payload */
+	TEST_EQ_INT(ws__send_binary(cli.s, big, 500), PARLEY_OK);
+	size_t len;
+	const uint8_t *p = ws__pending_output(cli.s, &len);
+	uint8_t frame[600];
+	TEST_CHECK(len <= sizeof(frame));
+	memcpy(frame, p, len);
+	ws__consume_output(cli.s, len);
+	TEST_EQ_INT(ws__feed(srv.s, frame, 1), PARLEY_OK);
+	TEST_CHECK(ws__receiving(srv.s));
+	TEST_EQ_INT(ws__feed(srv.s, frame + 1, len / 2), PARLEY_OK);
+	TEST_CHECK(ws__receiving(srv.s));
+	TEST_EQ_INT(ws__feed(srv.s, frame + 1 + len / 2, len - 1 - len / 2), PARLEY_OK);
+	TEST_CHECK(!ws__receiving(srv.s));
+	TEST_EQ_INT(srv.nmsg, 1);
+	/* raised: 3000 bytes now pass */
+	ws__set_max_message(srv.s, 4096);
+	TEST_EQ_INT(ws__send_binary(cli.s, big, sizeof(big)), PARLEY_OK);
+	pump(&cli, &srv, 700);
+	TEST_EQ_INT(srv.nmsg, 2);
+	TEST_EQ_INT(srv.last_len, sizeof(big));
+	TEST_CHECK(!ws__receiving(srv.s));
+	/* lowered again: refused at its header, 1009 */
+	ws__set_max_message(srv.s, 1024);
+	TEST_EQ_INT(ws__send_binary(cli.s, big, sizeof(big)), PARLEY_OK);
+	pump(&cli, &srv, 700);
+	TEST_EQ_INT(srv.nmsg, 2);
+	TEST_EQ_INT(ws__error(srv.s), PARLEY_E_WS_TOO_LARGE);
+	TEST_EQ_INT(ws__sent_close_code(srv.s), WS_CLOSE_TOO_LARGE);
+	side_free(&srv);
+	side_free(&cli);
+}
+
 int main(void)
 {
 	TEST_RUN(test_messages_small_and_large);
@@ -542,5 +585,6 @@ int main(void)
 	TEST_RUN(test_output_bound);
 	TEST_RUN(test_text_across_frames);
 	TEST_RUN(test_close_echo);
+	TEST_RUN(test_limit_change_and_receiving);
 	TEST_EXIT();
 }
