@@ -34,7 +34,14 @@
 	X(MAILBOX_DROPPED, "parley_mailbox_dropped_total", "counter",                                      \
 	  "ephemeral cross-loop pushes (typing, presence) dropped because a loop's mailbox was full")      \
 	X(MAILBOX_RESYNCS, "parley_mailbox_resyncs_total", "counter",                                      \
-	  "times a loop's mailbox overflowed and its deliveries caught up from the store")
+	  "times a loop's mailbox overflowed and its deliveries caught up from the store")                 \
+	X(BACKPRESSURE_PAUSES, "parley_backpressure_pauses_total", "counter",                              \
+	  "times a connection stopped being read because too many of its (or its loop's) requests were in flight") \
+	X(STORE_BUSY, "parley_store_busy_total", "counter",                                                \
+	  "requests refused with SERVER_BUSY because the store queue was full")                             \
+	X(MEMORY_TRIMS, "parley_memory_trims_total", "counter",                                            \
+	  "times an idle loop returned free heap memory to the system")                                      \
+	X(STORAGE_FULL, "parley_storage_full", "gauge", "1 while the store refuses writes: the disk is full")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

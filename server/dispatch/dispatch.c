@@ -126,6 +126,79 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
 			d->services[i]->link_auth(l, d->state[i]);
 }
 
+/* --- backpressure ---
+ *
+ * Every request in flight holds memory until it completes (a send's job holds a copy of its
+ * ciphertexts), and the store completes them at its own pace, so a client that pipelines without
+ * waiting could make the server buffer its whole burst. Instead, a link with conn_max_requests in
+ * flight, or any link that sends while its loop has loop_max_requests or loop_max_request_bytes in
+ * flight, stops being read (net__conn_pause): its client's writes then block in TCP, on its side.
+ * Nothing is refused; the burst is only slowed to what the store absorbs. The bytes counted are the
+ * frame sizes, an upper bound of what a request copies. A link paused for its own count resumes as
+ * soon as one of its requests completes; links paused for the loop resume when the loop is back under
+ * three quarters of its bounds, so the links do not pause and resume once per request. What a link
+ * can add beyond the bounds is what one read already held: one read buffer, at most one frame. */
+
+static int loop_over(const worker *w, unsigned div_num, unsigned div_den)
+{
+	const dispatch *d = w->d;
+	return w->inflight >= d->loop_max_requests / div_den * div_num ||
+	       w->inflight_bytes >= d->loop_max_bytes / div_den * div_num;
+}
+
+static void pause_link(struct link *l)
+{
+	worker *w = l->w;
+	if (l->paused || l->closed)
+		return;
+	l->paused = 1;
+	l->pause_prev = NULL;
+	l->pause_next = w->paused;
+	if (w->paused != NULL)
+		w->paused->pause_prev = l;
+	w->paused = l;
+	metrics__inc(METRIC_BACKPRESSURE_PAUSES);
+	net__conn_pause(l->conn, 1);
+}
+
+/* Takes l off its worker's paused list; with `read`, reading resumes. */
+static void unpause_link(struct link *l, int read)
+{
+	worker *w = l->w;
+	if (!l->paused)
+		return;
+	l->paused = 0;
+	if (l->pause_prev != NULL)
+		l->pause_prev->pause_next = l->pause_next;
+	else
+		w->paused = l->pause_next;
+	if (l->pause_next != NULL)
+		l->pause_next->pause_prev = l->pause_prev;
+	l->pause_prev = l->pause_next = NULL;
+	if (read && !l->closed)
+		net__conn_pause(l->conn, 0);
+}
+
+static void request_end(struct link *l, size_t bytes)
+{
+	worker *w = l->w;
+	l->inflight--;
+	w->inflight--;
+	w->inflight_bytes -= bytes;
+	w->served++;
+	if (l->paused && l->inflight < w->d->conn_max_requests && !loop_over(w, 1, 1))
+		unpause_link(l, 1);
+	if (w->paused != NULL && !loop_over(w, 3, 4)) {
+		struct link *p = w->paused;
+		while (p != NULL) {
+			struct link *next = p->pause_next;
+			if (p->inflight < w->d->conn_max_requests)
+				unpause_link(p, 1);
+			p = next;
+		}
+	}
+}
+
 /* --- requests --- */
 
 void request__reply(request *rq, Parley__Wire__Response *resp)
@@ -151,7 +224,9 @@ void request__reply(request *rq, Parley__Wire__Response *resp)
 			(void)link__send(l, out->data, out->len);
 	}
 	metrics__observe_latency(rq->kind_, uv_hrtime() - rq->t0_);
+	size_t bytes = rq->bytes_;
 	parley__free(rq);
+	request_end(l, bytes);
 	link__release(l);
 }
 
@@ -228,6 +303,7 @@ static void on_close(void *ctx, net_conn *c)
 		return;
 	net__conn_set_data(c, NULL);
 	l->closed = 1;
+	unpause_link(l, 0);
 	if (l->authenticated) {
 		worker__index_remove(l->w, l);
 		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
@@ -302,7 +378,11 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 	memcpy(rq->handle, l->handle, sizeof(rq->handle));
 	rq->kind_ = e != NULL ? e->kind : d->kind_unknown;
 	rq->t0_ = t0;
+	rq->bytes_ = (uint32_t)len;
 	link__hold(l);
+	l->inflight++;
+	l->w->inflight++;
+	l->w->inflight_bytes += len;
 	if (e == NULL) {
 		request__fail(rq, PARLEY_E_PROTO_UNKNOWN); /* wire knows a kind no service routes */
 	} else if (e->r->needs_auth && !l->authenticated) {
@@ -312,6 +392,9 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		e->r->fn(rq, req);
 	}
 	wire__frame_free(&f);
+	/* rq may be gone already (answered at once): decide on the counts, not on it */
+	if (l->inflight >= d->conn_max_requests || loop_over(l->w, 1, 1))
+		pause_link(l);
 }
 
 void service__free_state(void *state)
@@ -351,6 +434,9 @@ int dispatch__new(store *s, const parleyd_config *cfg, const service *const *ser
 	d->services = services;
 	d->n_workers = (unsigned)cfg->workers;
 	d->mailbox_cap = (size_t)cfg->mailbox_items;
+	d->conn_max_requests = (unsigned)cfg->conn_max_requests;
+	d->loop_max_requests = (unsigned)cfg->loop_max_requests;
+	d->loop_max_bytes = (size_t)cfg->loop_max_request_bytes;
 	wire__limits_default(&d->limits);
 	d->limits.max_frame = (size_t)cfg->max_message_bytes;
 	d->workers = parley__calloc(d->n_workers, sizeof(*d->workers));

@@ -46,6 +46,11 @@ int net__conn_send(net_conn *c, const uint8_t *buf, size_t len);
 /* Start a graceful close with a WebSocket close code (RFC 6455 §7.4) and short reason. */
 void net__conn_close(net_conn *c, uint16_t code, const char *reason);
 
+/* Backpressure (the dispatcher's request caps): paused, the connection reads nothing more from its
+ * socket, so a client that pipelines faster than its requests complete blocks in TCP instead of
+ * growing the server; unpaused, reading resumes. Bytes already read are still delivered. */
+void net__conn_pause(net_conn *c, int paused);
+
 void net__conn_ref(net_conn *c);
 void net__conn_unref(net_conn *c);
 int net__conn_is_open(const net_conn *c);

@@ -24,6 +24,8 @@ struct store {
 	pthread_cond_t cv;      /* store thread: work queued or stopping */
 	pthread_cond_t sync_cv; /* store__run_sync waiters */
 	store_job *head, *tail; /* guarded by mu */
+	size_t queued;          /* jobs between head and tail; guarded by mu */
+	size_t queue_max;       /* store_queue_max */
 	int stopping;           /* guarded by mu */
 
 	atomic_uint_fast64_t commits, jobs, errors, batches;
@@ -110,6 +112,17 @@ static int in_domain(const store_job *j, void (*free_args)(store_job *j))
 {
 	const struct op_info *i = op_info(j->op);
 	return i != NULL && i->free_args == free_args;
+}
+
+/* Ops admitted whatever the queue holds and whatever the disk: they free space (an ack deletes what
+ * it acknowledges, the purge what expired, a device removal its queue), and a fetch is what delivers
+ * the backlog, so refusing them would keep a busy or full server from draining itself. Their number
+ * is bounded elsewhere: acks and removals are requests (conn_max_requests, loop_max_requests), a
+ * connection has at most one fetch in flight, the purge runs from one timer. */
+static int op_drains(enum store_op op)
+{
+	return op == STORE_OP_ACK || op == STORE_OP_PURGE_EXPIRED || op == STORE_OP_REMOVE_DEVICE ||
+	       op == STORE_OP_FETCH_QUEUE;
 }
 
 /* Runs one job through the backend's table. An unknown op never reaches the backend. */
@@ -328,6 +341,7 @@ static void *store_thread(void *arg)
 		s->head = last->next_;
 		if (s->head == NULL)
 			s->tail = NULL;
+		s->queued -= n;
 		last->next_ = NULL;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, list);
@@ -342,13 +356,21 @@ static void *store_thread(void *arg)
 	return NULL;
 }
 
-static int enqueue(store *s, store_job *job)
+/* `bounded`: refuse with SERVER_BUSY once store_queue_max jobs wait. A burst that got past the
+ * dispatcher's caps (many loops, many connections) then costs a short answer, not memory. */
+static int enqueue(store *s, store_job *job, int bounded)
 {
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->mu);
 		return PARLEY_E_SHUTTING_DOWN;
 	}
+	if (bounded && s->queued >= s->queue_max && !op_drains(job->op)) {
+		pthread_mutex_unlock(&s->mu);
+		metrics__inc(METRIC_STORE_BUSY);
+		return PARLEY_E_SERVER_BUSY;
+	}
+	s->queued++;
 	job->next_ = NULL;
 	if (s->tail != NULL)
 		s->tail->next_ = job;
@@ -369,6 +391,8 @@ void store__config_from(store_config *sc, const parleyd_config *cfg, const char 
 	sc->path = path;
 	sc->max_batch = (unsigned)cfg->store_batch_max;
 	sc->max_devices = (unsigned)cfg->max_devices;
+	sc->queue_max = (unsigned)cfg->store_queue_max;
+	sc->reserve_bytes = (uint64_t)cfg->storage_reserve_bytes;
 }
 
 int store__open(const store_config *in, store **out)
@@ -382,11 +406,12 @@ int store__open(const store_config *in, store **out)
 		return PARLEY_E_INVAL;
 	/* fields left 0 (tests, tools) take the configuration table's defaults */
 	c = *in;
-	if (c.max_batch == 0 || c.max_devices == 0) {
+	if (c.max_batch == 0 || c.max_devices == 0 || c.queue_max == 0) {
 		parleyd_config d;
 		config__defaults(&d);
 		c.max_batch = c.max_batch ? c.max_batch : (unsigned)d.store_batch_max;
 		c.max_devices = c.max_devices ? c.max_devices : (unsigned)d.max_devices;
+		c.queue_max = c.queue_max ? c.queue_max : (unsigned)d.store_queue_max;
 	}
 	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
 		return PARLEY_E_CONFIG;
@@ -397,6 +422,7 @@ int store__open(const store_config *in, store **out)
 		return PARLEY_E_NOMEM;
 	s->ops = &store__sqlite_ops;
 	s->max_batch = cfg->max_batch;
+	s->queue_max = cfg->queue_max;
 	rc = s->ops->open(cfg, &s->be);
 	if (rc != PARLEY_OK)
 		goto out;
@@ -450,7 +476,7 @@ int store__run_sync(store *s, store_job *job)
 	job->cb_ = NULL;
 	job->arg_ = &w;
 	job->client_ = NULL;
-	int rc = enqueue(s, job);
+	int rc = enqueue(s, job, 0);
 	if (rc != PARLEY_OK) {
 		job->status = rc;
 		return rc;
@@ -530,7 +556,7 @@ int store__submit(store_client *c, store_job *job, store_cb cb, void *arg)
 	job->arg_ = arg;
 	job->client_ = c;
 	job->status = PARLEY_OK;
-	int rc = enqueue(c->s, job);
+	int rc = enqueue(c->s, job, 1);
 	if (rc == PARLEY_OK)
 		c->inflight++;
 	return rc;

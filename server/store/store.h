@@ -34,6 +34,8 @@ typedef struct store_config {
 	int busy_timeout_ms;        /* default 5000 when 0 */
 	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
 	unsigned max_devices;       /* per account (max_devices) */
+	unsigned queue_max;         /* jobs queued before store__submit answers SERVER_BUSY (store_queue_max) */
+	uint64_t reserve_bytes;     /* disk space kept in reserve (storage_reserve_bytes); 0 = none */
 	/* Test hooks: neither weakens anything, so they are plain fields (parleyd leaves them 0). */
 	const char *vfs;            /* sqlite: VFS name, NULL = SQLite's default. The crash test opens
 	                             * through its power-cut VFS; any VFS must still give WAL +
@@ -283,8 +285,9 @@ int store__job_keys_alloc_otks(store_job *job, size_t n);
 int store__job_relay_alloc_ids(store_job *job, size_t n);
 
 /* Queues the job. On PARLEY_OK the store owns it and `cb` will be called exactly once on c's loop
- * thread. On error (PARLEY_E_SHUTTING_DOWN) the callback is never called and the caller still owns
- * the job. Call only on c's loop thread. */
+ * thread. On error (PARLEY_E_SHUTTING_DOWN, or PARLEY_E_SERVER_BUSY when store_queue_max jobs are
+ * queued and the op is not one that drains: ack, purge, device removal, queue fetch) the callback is
+ * never called and the caller still owns the job. Call only on c's loop thread. */
 int store__submit(store_client *c, store_job *job, store_cb cb, void *arg);
 
 /* Runs one job and waits for it (any thread except the store thread; for tests and tools, never on a
