@@ -481,6 +481,12 @@ void dispatch__free(dispatch *d)
 	parley__free(d);
 }
 
+static int on_health(void *ctx, char *reason, size_t cap)
+{
+	dispatch *d = ctx;
+	return store__health(d->store, reason, cap);
+}
+
 net_handler dispatch__handler(dispatch *d)
 {
 	net_handler h = {
@@ -490,6 +496,7 @@ net_handler dispatch__handler(dispatch *d)
 		.on_open = on_open,
 		.on_message = on_message,
 		.on_close = on_close,
+		.health = on_health,
 	};
 	return h;
 }

@@ -36,6 +36,9 @@ typedef struct net_handler {
 	/* The connection is gone (peer closed, error, shutdown). No send is possible any more.
 	 * Called once for every connection for which on_open was called. */
 	void (*on_close)(void *ctx, net_conn *c);
+	/* GET /healthz, on any loop thread: 0 = healthy, 1 = degraded (503). A reason (degraded, or a
+	 * warning when healthy) goes into reason as plain text without quotes, "" if none. NULL = healthy. */
+	int (*health)(void *ctx, char *reason, size_t cap);
 } net_handler;
 
 /* Queue one binary WebSocket message. Copies buf. Returns PARLEY_OK, PARLEY_E_CLOSED if the

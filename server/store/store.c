@@ -3,7 +3,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <parley/error.h>
 
@@ -29,6 +31,7 @@ struct store {
 	int stopping;           /* guarded by mu */
 
 	atomic_uint_fast64_t commits, jobs, errors, batches;
+	atomic_int space;       /* enum store_space, as of the last batch or maintenance */
 };
 
 struct store_client {
@@ -280,6 +283,56 @@ static void run_writes(store *s, store_job **w, size_t n)
 	}
 }
 
+/* While the disk is full: only the writes that free space run, each in its own transaction followed
+ * by the backend's maintenance (a checkpoint), so each reuses the WAL space of the one before instead
+ * of growing the file on a disk that has no room. The others fail at once, touching nothing. */
+static void run_writes_full(store *s, store_job **w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!op_drains(w[i]->op)) {
+			w[i]->status = PARLEY_E_STORAGE_FULL;
+			continue;
+		}
+		run_writes(s, &w[i], 1);
+		if (s->ops->maintain != NULL)
+			s->ops->maintain(s->be, 0);
+	}
+}
+
+static int space_of(store *s)
+{
+	return s->ops->space != NULL ? s->ops->space(s->be) : STORE_SPACE_OK;
+}
+
+static void publish_space(store *s)
+{
+	int sp = space_of(s), was = atomic_exchange(&s->space, sp);
+	if ((was == STORE_SPACE_FULL) != (sp == STORE_SPACE_FULL))
+		metrics__add(METRIC_STORAGE_FULL, sp == STORE_SPACE_FULL ? 1 : -1);
+}
+
+/* Runs the writes of a batch. A batch that ran into a full disk failed as a whole (SQLite rolls the
+ * transaction back): its jobs report STORAGE_FULL, and those that free space run again at once, alone,
+ * on the space the released reserve gave back, so an ack never fails because the disk filled. */
+static void run_all_writes(store *s, store_job **w, size_t n)
+{
+	if (space_of(s) == STORE_SPACE_FULL) {
+		run_writes_full(s, w, n);
+		return;
+	}
+	run_writes(s, w, n);
+	if (space_of(s) != STORE_SPACE_FULL)
+		return;
+	size_t again = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i]->status == PARLEY_E_STORE)
+			w[i]->status = PARLEY_E_STORAGE_FULL;
+		if (w[i]->status == PARLEY_E_STORAGE_FULL && op_drains(w[i]->op))
+			w[again++] = w[i]; /* w is the batch's own array, only its order changes */
+	}
+	run_writes_full(s, w, again);
+}
+
 static void run_batch(store *s, store_job *list)
 {
 	store_job *writes_buf[64];
@@ -295,7 +348,7 @@ static void run_batch(store *s, store_job *list)
 			writes = writes_buf;
 			for (store_job *j = list; j != NULL; j = j->next_)
 				if (store__op_is_write(j->op))
-					run_writes(s, &j, 1);
+					run_all_writes(s, &j, 1);
 			goto reads;
 		}
 	}
@@ -303,7 +356,7 @@ static void run_batch(store *s, store_job *list)
 		if (store__op_is_write(j->op))
 			writes[nw++] = j;
 	if (nw > 0)
-		run_writes(s, writes, nw);
+		run_all_writes(s, writes, nw);
 reads:
 	/* reads after the commit, so a read queued behind a write of the same batch sees it */
 	for (store_job *j = list; j != NULL; j = j->next_)
@@ -320,13 +373,34 @@ reads:
 	}
 }
 
+/* Waits for work; while the disk space is not OK, wakes every second to run the maintenance that
+ * notices space coming back (nobody may write meanwhile). Called and returns with s->mu held. */
+static void wait_work(store *s)
+{
+	while (s->head == NULL && !s->stopping) {
+		if (atomic_load(&s->space) == STORE_SPACE_OK || s->ops->maintain == NULL) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0 && s->head == NULL && !s->stopping) {
+			pthread_mutex_unlock(&s->mu);
+			s->ops->maintain(s->be, 1);
+			publish_space(s);
+			pthread_mutex_lock(&s->mu);
+		}
+	}
+}
+
 static void *store_thread(void *arg)
 {
 	store *s = arg;
+	publish_space(s);
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->cv, &s->mu);
+		wait_work(s);
 		if (s->head == NULL) {
 			pthread_mutex_unlock(&s->mu);
 			break; /* stopping and drained */
@@ -352,6 +426,7 @@ static void *store_thread(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			s->ops->maintain(s->be, idle);
 		}
+		publish_space(s);
 	}
 	return NULL;
 }
@@ -460,6 +535,27 @@ void store__close(store *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	parley__free(s);
+}
+
+int store__space(store *s)
+{
+	return atomic_load(&s->space);
+}
+
+int store__health(store *s, char *reason, size_t cap)
+{
+	switch (store__space(s)) {
+	case STORE_SPACE_FULL:
+		snprintf(reason, cap, "storage full: new data refused (STORAGE_FULL), acks and deletes served");
+		return 1;
+	case STORE_SPACE_NO_RESERVE:
+		snprintf(reason, cap, "no disk reserve: a full disk could not drain itself");
+		return 0;
+	default:
+		if (cap > 0)
+			reason[0] = '\0';
+		return 0;
+	}
 }
 
 void store__stats(store *s, store_stats *out)

@@ -42,6 +42,8 @@ typedef struct store_config {
 	                             * synchronous=FULL, or the open fails. */
 	unsigned wal_checkpoint_pages; /* sqlite: WAL pages before an idle checkpoint, 0 = the default
 	                                * (1024); the crash test lowers it so short runs cross checkpoints */
+	unsigned max_page_count;    /* sqlite: PRAGMA max_page_count, 0 = SQLite's; the disk-full unit test
+	                             * fills a small database with it (a deterministic SQLITE_FULL) */
 } store_config;
 
 /* The store's fields of the configuration table (the only place their defaults live); path: the
@@ -298,6 +300,13 @@ int store__run_sync(store *s, store_job *job);
 int store__op_is_write(enum store_op op);
 /* The op's STORE_OPS name, "unknown" for an unknown op. */
 const char *store__op_name(enum store_op op);
+
+/* Disk space as the store last saw it (any thread). */
+enum store_space { STORE_SPACE_OK = 0, STORE_SPACE_FULL = 1, STORE_SPACE_NO_RESERVE = 2 };
+int store__space(store *s);
+/* For /healthz: 0 healthy, 1 degraded (storage full). A reason (full, or healthy but without a disk
+ * reserve) goes into reason, "" if none; plain text without quotes. Any thread. */
+int store__health(store *s, char *reason, size_t cap);
 
 /* Counters for tests and /metrics (also mirrored into METRIC_STORE_*). */
 typedef struct store_stats {
