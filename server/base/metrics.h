@@ -37,6 +37,8 @@
 	  "times a loop's mailbox overflowed and its deliveries caught up from the store")                 \
 	X(BACKPRESSURE_PAUSES, "parley_backpressure_pauses_total", "counter",                              \
 	  "times a connection stopped being read because too many of its (or its loop's) requests were in flight") \
+	X(STORE_CANCELLED, "parley_store_jobs_cancelled_total", "counter",                                 \
+	  "queued store jobs dropped because their connection closed")                                      \
 	X(STORE_BUSY, "parley_store_busy_total", "counter",                                                \
 	  "requests refused with SERVER_BUSY because the store queue was full")                             \
 	X(MEMORY_TRIMS, "parley_memory_trims_total", "counter",                                            \

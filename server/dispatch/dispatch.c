@@ -304,6 +304,9 @@ static void on_close(void *ctx, net_conn *c)
 	net__conn_set_data(c, NULL);
 	l->closed = 1;
 	unpause_link(l, 0);
+	/* its answers would be dropped: its queued jobs need not run, nor hold their copies meanwhile */
+	if (l->inflight > 0)
+		store__client_cancel(l->w->sc, l);
 	if (l->authenticated) {
 		worker__index_remove(l->w, l);
 		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
@@ -389,7 +392,9 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		request__fail(rq, PARLEY_E_UNAUTHENTICATED);
 	} else {
 		rq->svc = e->state;
+		store__client_set_owner(l->w->sc, l); /* the route's store jobs are this link's */
 		e->r->fn(rq, req);
+		store__client_set_owner(l->w->sc, NULL);
 	}
 	wire__frame_free(&f);
 	/* rq may be gone already (answered at once): decide on the counts, not on it */

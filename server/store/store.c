@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -42,6 +43,7 @@ struct store_client {
 	pthread_cond_t cv;      /* signalled when a completion is queued (store__client_close waits) */
 	store_job *done_head, *done_tail; /* guarded by mu */
 	unsigned inflight;      /* submitted, callback not yet run: touched on the loop thread only */
+	const void *owner;      /* tag of the jobs submitted now: loop thread only */
 };
 
 /* Sync jobs (store__run_sync) have no client; arg_ points at this. */
@@ -131,6 +133,8 @@ static int op_drains(enum store_op op)
 /* Runs one job through the backend's table. An unknown op never reaches the backend. */
 static int run_job(store *s, store_job *j)
 {
+	if (j->cancelled_)
+		return PARLEY_E_CLOSED;
 	if (op_info(j->op) == NULL)
 		return PARLEY_E_UNSUPPORTED;
 	return s->ops->run[j->op](s->be, j);
@@ -595,10 +599,41 @@ void store__client_run(store_client *c)
 	while (j != NULL) {
 		store_job *next = j->next_;
 		c->inflight--;
+		const void *was = c->owner;
+		c->owner = j->owner_; /* what the callback submits belongs to the same owner */
 		j->cb_(j->arg_, j->status, j);
+		c->owner = was;
 		store__job_free(j);
 		j = next;
 	}
+}
+
+void store__client_set_owner(store_client *c, const void *owner)
+{
+	c->owner = owner;
+}
+
+size_t store__client_cancel(store_client *c, const void *owner)
+{
+	store *s = c->s;
+	size_t n = 0;
+	if (owner == NULL)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	for (store_job *j = s->head; j != NULL; j = j->next_) {
+		if (j->client_ != c || j->owner_ != owner || j->cancelled_)
+			continue;
+		const struct op_info *i = op_info(j->op);
+		if (i != NULL)
+			i->free_args(j);
+		/* the callback may look at the result: nothing dangling, every count 0 */
+		memset((char *)j + offsetof(store_job, relay), 0, offsetof(store_job, cb_) - offsetof(store_job, relay));
+		j->cancelled_ = 1;
+		n++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	metrics__add(METRIC_STORE_CANCELLED, (int64_t)n);
+	return n;
 }
 
 unsigned store__client_inflight(const store_client *c)
@@ -651,6 +686,7 @@ int store__submit(store_client *c, store_job *job, store_cb cb, void *arg)
 	job->cb_ = cb;
 	job->arg_ = arg;
 	job->client_ = c;
+	job->owner_ = c->owner;
 	job->status = PARLEY_OK;
 	int rc = enqueue(c->s, job, 1);
 	if (rc == PARLEY_OK)

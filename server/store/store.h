@@ -75,6 +75,15 @@ int store__client_new(store *s, store_wake_fn wake, void *wake_arg, store_client
 /* On the client's loop thread: runs the callbacks of every completion queued so far. Cheap when none
  * is queued; a spurious call is harmless. */
 void store__client_run(store_client *c);
+/* Owner tags, so the jobs of a connection that closed can be cancelled. On c's loop thread: jobs
+ * submitted from now on are `owner`'s (NULL: nobody's), and so are jobs submitted from the completion
+ * of a job of `owner` (the tag follows a chain of jobs). */
+void store__client_set_owner(store_client *c, const void *owner);
+/* Cancels owner's jobs of this client still queued (not yet taken by the store thread): their
+ * arguments are freed at once (the copy of a send's ciphertexts is most of the memory a request
+ * holds), they never run, and they complete as usual with PARLEY_E_CLOSED and a zeroed result.
+ * Their requests were never acknowledged, so the client sends them again. Returns how many. */
+size_t store__client_cancel(store_client *c, const void *owner);
 /* Jobs submitted and whose callback has not run yet. */
 unsigned store__client_inflight(const store_client *c);
 /* On the loop thread, after the loop's services stopped submitting. Waits for this client's jobs still
@@ -267,6 +276,8 @@ struct store_job {
 	void *arg_;
 	store_client *client_;
 	store_job *next_;
+	const void *owner_;  /* store__client_set_owner at submit time */
+	int cancelled_;      /* store__client_cancel: completes with PARLEY_E_CLOSED, never runs */
 };
 
 /* Allocates a zeroed job for `op`. NULL on out-of-memory. job->op must not change afterwards: it says

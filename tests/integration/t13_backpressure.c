@@ -200,7 +200,7 @@ static size_t frame_len;
 
 /* Item 3: one connection, 2,000 x 200 KiB without reading: growth under 64 MiB; every request is
  * still answered OK (backpressure slows the client down, it refuses nothing). Item 13: after the
- * answers, the server returns to within 24 MiB of its start. */
+ * answers, the server returns to within 16 MiB of its start. */
 static void one_connection_pipelining(void)
 {
 	int fd = alice_connect(), sent = 0;
@@ -216,9 +216,9 @@ static void one_connection_pipelining(void)
 	IT_CHECK(sent >= 100);
 	IT_CHECK(peak - base < 64 * MiB);
 	IT_EQ(drain_answers(fd, sent), sent);
-	long rss = rss_after_idle(base + 24 * MiB);
+	long rss = rss_after_idle(base + 16 * MiB);
 	printf("# one connection: RSS %ld MiB after the answers and an idle period\n", rss / MiB);
-	IT_CHECK(rss <= base + 24 * MiB);
+	IT_CHECK(rss <= base + 16 * MiB);
 	close(fd);
 }
 
@@ -244,9 +244,9 @@ static void many_connections_pipelining(void)
 	IT_CHECK(peak - base < 96 * MiB);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
-	long rss = rss_after_idle(base + 24 * MiB);
+	long rss = rss_after_idle(base + 16 * MiB);
 	printf("# %d connections: RSS %ld MiB after they closed and an idle period\n", n, rss / MiB);
-	IT_CHECK(rss <= base + 24 * MiB);
+	IT_CHECK(rss <= base + 16 * MiB);
 	IT_CHECK(server_alive(s.port));
 }
 

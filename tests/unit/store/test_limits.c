@@ -1,8 +1,13 @@
-/* server/store: a full database (security item 16), made deterministic with PRAGMA max_page_count
- * (store_config.max_page_count) instead of a full filesystem (tests/integration/t14_disk_full does
- * that one): sends fail with STORAGE_FULL, the store reports itself degraded, every other write that
- * needs room is refused at once, acks (deletes need no new pages) still work, and once they freed the
- * database the store takes writes again by itself. */
+/* server/store limits (security items 3 and 16).
+ *
+ * A full database, made deterministic with PRAGMA max_page_count (store_config.max_page_count) instead
+ * of a full filesystem (tests/integration/t14_disk_full does that one): sends fail with STORAGE_FULL,
+ * the store reports itself degraded, every other write that needs room is refused at once, acks
+ * (deletes need no new pages) still work, and once they freed the database the store takes writes
+ * again by itself.
+ *
+ * The bounded queue: past store_queue_max, submit answers SERVER_BUSY, except for the ops that drain.
+ * Cancellation: the queued jobs of an owner (a closed connection) never run and complete with CLOSED. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +17,7 @@
 #include <parley/error.h>
 
 #include "store/store.h"
+#include "store_loop.h"
 #include "test.h"
 
 #define CONTENT 30000u
@@ -140,12 +146,129 @@ static void test_full_database_drains(void)
 	store__close(s);
 }
 
+/* --- the queue bound and cancellation, through a client on a loop --- */
+
+struct counts {
+	unsigned ok, closed, other;
+};
+
+static void on_done(void *arg, int status, const void *job)
+{
+	struct counts *c = arg;
+	(void)job;
+	if (status == PARLEY_OK)
+		c->ok++;
+	else if (status == PARLEY_E_CLOSED)
+		c->closed++;
+	else
+		c->other++;
+}
+
+static store_job *account_job(const char *prefix, unsigned i)
+{
+	char h[32];
+	store_job *j = store__job_new(STORE_OP_CREATE_ACCOUNT);
+	snprintf(h, sizeof(h), "%s%u", prefix, i);
+	store__job_set_handle(j, h);
+	memset(j->acct.key, 0, sizeof(j->acct.key));
+	memcpy(j->acct.key, prefix, 2);
+	memcpy(j->acct.key + 2, &i, sizeof(i));
+	return j;
+}
+
+/* max_batch 1: one transaction (and fsync) per job, so what is submitted at once stays queued. */
+static store *open_slow(const char *name, unsigned queue_max)
+{
+	snprintf(path, sizeof(path), "%s/%s.db", dir, name);
+	store_config cfg = {.path = path, .max_batch = 1, .queue_max = queue_max};
+	store *s = NULL;
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_OK);
+	return s;
+}
+
+static void test_queue_bound(void)
+{
+	uv_loop_t loop;
+	test_store_client t;
+	store_client *c = NULL;
+	struct counts n = {0};
+	unsigned busy = 0, accepted = 0;
+	store *s = open_slow("bound", 8);
+	uv_loop_init(&loop);
+	TEST_EQ_INT(test_store_client_open(&t, s, &loop, &c), PARLEY_OK);
+	for (unsigned i = 0; i < 100; i++) {
+		store_job *j = account_job("qb", i);
+		int rc = store__submit(c, j, on_done, &n);
+		if (rc == PARLEY_E_SERVER_BUSY) {
+			busy++;
+			store__job_free(j); /* refused: still the caller's */
+		} else {
+			TEST_EQ_INT(rc, PARLEY_OK);
+			accepted++;
+		}
+	}
+	printf("# 100 submitted at once: %u queued, %u refused with SERVER_BUSY\n", accepted, busy);
+	TEST_CHECK(busy > 0);
+	TEST_CHECK(accepted >= 8);
+	/* an ack is admitted whatever the queue holds: it is what drains */
+	store_job *a = store__job_new(STORE_OP_ACK);
+	a->account_id = 1;
+	a->device_id = 1;
+	TEST_EQ_INT(store__submit(c, a, on_done, &n), PARLEY_OK);
+	test_store_client_close(&t);
+	TEST_EQ_INT(n.ok, accepted + 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TEST_EQ_INT(uv_loop_close(&loop), 0);
+	store__close(s);
+}
+
+static void test_cancel_owner(void)
+{
+	uv_loop_t loop;
+	test_store_client t;
+	store_client *c = NULL;
+	struct counts others = {0}, mine = {0};
+	static const int tag = 1;
+	store *s = open_slow("cancel", 1000);
+	uv_loop_init(&loop);
+	TEST_EQ_INT(test_store_client_open(&t, s, &loop, &c), PARLEY_OK);
+	for (unsigned i = 0; i < 20; i++)
+		TEST_EQ_INT(store__submit(c, account_job("ot", i), on_done, &others), PARLEY_OK);
+	store__client_set_owner(c, &tag);
+	for (unsigned i = 0; i < 50; i++)
+		TEST_EQ_INT(store__submit(c, account_job("mi", i), on_done, &mine), PARLEY_OK);
+	store__client_set_owner(c, NULL);
+	size_t cancelled = store__client_cancel(c, &tag);
+	printf("# 50 jobs of a closed owner: %zu cancelled while queued\n", cancelled);
+	TEST_CHECK(cancelled > 0);
+	test_store_client_close(&t);
+	TEST_EQ_INT(others.ok, 20); /* nobody else's job is touched */
+	TEST_EQ_INT(mine.closed, cancelled);
+	TEST_EQ_INT(mine.ok + mine.closed, 50);
+	TEST_EQ_INT(mine.other, 0);
+	/* the cancelled ones never ran */
+	unsigned exist = 0;
+	for (unsigned i = 0; i < 50; i++) {
+		char h[32];
+		store_job *g = store__job_new(STORE_OP_GET_ACCOUNT);
+		snprintf(h, sizeof(h), "mi%u", i);
+		store__job_set_handle(g, h);
+		exist += run(s, g) == PARLEY_OK;
+	}
+	TEST_EQ_INT(exist, mine.ok);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TEST_EQ_INT(uv_loop_close(&loop), 0);
+	store__close(s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/parley-space-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return 99;
 	TEST_RUN(test_full_database_drains);
+	TEST_RUN(test_queue_bound);
+	TEST_RUN(test_cancel_owner);
 	test_remove_tree(dir);
 	TEST_EXIT();
 }
