@@ -135,39 +135,36 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
  * flight, stops being read (net__conn_pause): its client's writes then block in TCP, on its side.
  * Nothing is refused; the burst is only slowed to what the store absorbs. The bytes counted are the
  * frame sizes, an upper bound of what a request copies. A link paused for its own count resumes as
- * soon as one of its requests completes; links paused for the loop resume when the loop is back under
- * three quarters of its bounds, so the links do not pause and resume once per request. What a link
- * can add beyond the bounds is what one read already held: one read buffer, at most one frame. */
+ * soon as one of its requests completes; links paused for the loop wait on the worker's list and
+ * resume when the loop is back under three quarters of its bounds, so they do not pause and resume
+ * once per request. What a link can add beyond the bounds is what one read already held: one read
+ * buffer, at most one frame. */
 
-static int loop_over(const worker *w, unsigned div_num, unsigned div_den)
+static int loop_over(const worker *w, unsigned num, unsigned den)
 {
 	const dispatch *d = w->d;
-	return w->inflight >= d->loop_max_requests / div_den * div_num ||
-	       w->inflight_bytes >= d->loop_max_bytes / div_den * div_num;
+	return w->inflight >= d->loop_max_requests / den * num || w->inflight_bytes >= d->loop_max_bytes / den * num;
 }
 
-static void pause_link(struct link *l)
+/* The worker's list holds the links waiting for the loop to get under its bounds; a link paused for
+ * its own count only is on no list: its own completions resume it. */
+static void list_add(struct link *l)
 {
 	worker *w = l->w;
-	if (l->paused || l->closed)
-		return;
-	l->paused = 1;
+	l->waits_loop = 1;
 	l->pause_prev = NULL;
 	l->pause_next = w->paused;
 	if (w->paused != NULL)
 		w->paused->pause_prev = l;
 	w->paused = l;
-	metrics__inc(METRIC_BACKPRESSURE_PAUSES);
-	net__conn_pause(l->conn, 1);
 }
 
-/* Takes l off its worker's paused list; with `read`, reading resumes. */
-static void unpause_link(struct link *l, int read)
+static void list_remove(struct link *l)
 {
 	worker *w = l->w;
-	if (!l->paused)
+	if (!l->waits_loop)
 		return;
-	l->paused = 0;
+	l->waits_loop = 0;
 	if (l->pause_prev != NULL)
 		l->pause_prev->pause_next = l->pause_next;
 	else
@@ -175,8 +172,32 @@ static void unpause_link(struct link *l, int read)
 	if (l->pause_next != NULL)
 		l->pause_next->pause_prev = l->pause_prev;
 	l->pause_prev = l->pause_next = NULL;
-	if (read && !l->closed)
-		net__conn_pause(l->conn, 0);
+}
+
+static void set_paused(struct link *l, int paused)
+{
+	if (l->paused == paused || (paused && l->closed))
+		return;
+	l->paused = (uint8_t)paused;
+	if (paused)
+		metrics__inc(METRIC_BACKPRESSURE_PAUSES);
+	if (!l->closed)
+		net__conn_pause(l->conn, paused);
+}
+
+/* After l got a request or finished one: paused while over its own bound, or while the loop is over
+ * its bounds (then waiting on the loop's list), reading otherwise. */
+static void apply_bounds(struct link *l)
+{
+	if (l->inflight >= l->w->d->conn_max_requests) {
+		set_paused(l, 1);
+	} else if (loop_over(l->w, 1, 1)) {
+		set_paused(l, 1);
+		if (!l->waits_loop && !l->closed)
+			list_add(l);
+	} else if (!l->waits_loop) {
+		set_paused(l, 0);
+	}
 }
 
 static void request_end(struct link *l, size_t bytes)
@@ -186,16 +207,14 @@ static void request_end(struct link *l, size_t bytes)
 	w->inflight--;
 	w->inflight_bytes -= bytes;
 	w->served++;
-	if (l->paused && l->inflight < w->d->conn_max_requests && !loop_over(w, 1, 1))
-		unpause_link(l, 1);
-	if (w->paused != NULL && !loop_over(w, 3, 4)) {
+	if (l->paused)
+		apply_bounds(l);
+	/* each waiting link leaves the list once: resumed, or still paused for its own count */
+	while (w->paused != NULL && !loop_over(w, 3, 4)) {
 		struct link *p = w->paused;
-		while (p != NULL) {
-			struct link *next = p->pause_next;
-			if (p->inflight < w->d->conn_max_requests)
-				unpause_link(p, 1);
-			p = next;
-		}
+		list_remove(p);
+		if (p->inflight < w->d->conn_max_requests)
+			set_paused(p, 0);
 	}
 }
 
@@ -303,7 +322,7 @@ static void on_close(void *ctx, net_conn *c)
 		return;
 	net__conn_set_data(c, NULL);
 	l->closed = 1;
-	unpause_link(l, 0);
+	list_remove(l);
 	/* its answers would be dropped: its queued jobs need not run, nor hold their copies meanwhile */
 	if (l->inflight > 0)
 		store__client_cancel(l->w->sc, l);
@@ -398,8 +417,7 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 	}
 	wire__frame_free(&f);
 	/* rq may be gone already (answered at once): decide on the counts, not on it */
-	if (l->inflight >= d->conn_max_requests || loop_over(l->w, 1, 1))
-		pause_link(l);
+	apply_bounds(l);
 }
 
 void service__free_state(void *state)

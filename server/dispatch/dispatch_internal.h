@@ -24,7 +24,8 @@ struct link {
 	uint8_t authenticated;
 	uint8_t closed;
 	int8_t presence_edge;    /* +1: its authentication brought the account online; -1: its close took it offline */
-	uint8_t paused;          /* reading stopped by backpressure; on the worker's paused list */
+	uint8_t paused;          /* reading stopped by backpressure */
+	uint8_t waits_loop;      /* on the worker's paused list: waits for the loop to get under its bounds */
 	unsigned inflight;       /* its requests not answered yet (conn_max_requests) */
 	struct link *pause_prev, *pause_next;
 	char handle[STORE_MAX_HANDLE + 1];
@@ -52,7 +53,7 @@ struct worker {
 	struct link **buckets;
 	size_t nbuckets, nlinks;
 
-	/* backpressure: requests in flight on this loop and the links whose reading is stopped */
+	/* backpressure: requests in flight on this loop and the links waiting for it to get under them */
 	unsigned inflight;
 	size_t inflight_bytes;
 	struct link *paused;
