@@ -613,6 +613,14 @@ void store__client_set_owner(store_client *c, const void *owner)
 	c->owner = owner;
 }
 
+/* What a closed connection's job may skip: reads (their result was only for the answer) and sends
+ * (unacknowledged, so the sender's to send again; and a send holds the copy of its ciphertexts). Acks,
+ * removals, uploads take effect whoever is left to hear it: a client may ack and disconnect at once. */
+static int op_cancellable(enum store_op op)
+{
+	return !store__op_is_write(op) || op == STORE_OP_SEND;
+}
+
 size_t store__client_cancel(store_client *c, const void *owner)
 {
 	store *s = c->s;
@@ -621,7 +629,7 @@ size_t store__client_cancel(store_client *c, const void *owner)
 		return 0;
 	pthread_mutex_lock(&s->mu);
 	for (store_job *j = s->head; j != NULL; j = j->next_) {
-		if (j->client_ != c || j->owner_ != owner || j->cancelled_)
+		if (j->client_ != c || j->owner_ != owner || j->cancelled_ || !op_cancellable(j->op))
 			continue;
 		const struct op_info *i = op_info(j->op);
 		if (i != NULL)

@@ -79,10 +79,11 @@ void store__client_run(store_client *c);
  * submitted from now on are `owner`'s (NULL: nobody's), and so are jobs submitted from the completion
  * of a job of `owner` (the tag follows a chain of jobs). */
 void store__client_set_owner(store_client *c, const void *owner);
-/* Cancels owner's jobs of this client still queued (not yet taken by the store thread): their
- * arguments are freed at once (the copy of a send's ciphertexts is most of the memory a request
- * holds), they never run, and they complete as usual with PARLEY_E_CLOSED and a zeroed result.
- * Their requests were never acknowledged, so the client sends them again. Returns how many. */
+/* Cancels owner's reads and sends of this client still queued (not yet taken by the store thread):
+ * their arguments are freed at once (the copy of a send's ciphertexts is most of the memory a request
+ * holds), they never run, and they complete as usual with PARLEY_E_CLOSED and a zeroed result. A
+ * send never acknowledged is the client's to send again. Other writes (acks, removals, uploads) still
+ * run: a client may ack and close at once. Returns how many. */
 size_t store__client_cancel(store_client *c, const void *owner);
 /* Jobs submitted and whose callback has not run yet. */
 unsigned store__client_inflight(const store_client *c);

@@ -24,6 +24,24 @@
 
 #include "harness.h"
 
+/* AddressSanitizer's allocator keeps freed memory in quarantine (256 MiB) and has no malloc_trim:
+ * the RSS of a sanitized parleyd says nothing about these bounds. Its functional checks still run. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+#define RSS_CHECK(cond)                                                                            \
+	do {                                                                                       \
+		if (RSS_CHECKED)                                                                   \
+			IT_CHECK(cond);                                                            \
+	} while (0)
+
 #define CONTENT_BYTES (200u * 1024u)
 #define MiB (1024L * 1024L)
 #define BURST_MS 8000
@@ -214,11 +232,11 @@ static void one_connection_pipelining(void)
 	printf("# one connection: %d frames of %u bytes sent; RSS %ld MiB before, peak %ld MiB\n", sent,
 	       CONTENT_BYTES, base / MiB, peak / MiB);
 	IT_CHECK(sent >= 100);
-	IT_CHECK(peak - base < 64 * MiB);
+	RSS_CHECK(peak - base < 64 * MiB);
 	IT_EQ(drain_answers(fd, sent), sent);
 	long rss = rss_after_idle(base + 16 * MiB);
 	printf("# one connection: RSS %ld MiB after the answers and an idle period\n", rss / MiB);
-	IT_CHECK(rss <= base + 16 * MiB);
+	RSS_CHECK(rss <= base + 16 * MiB);
 	close(fd);
 }
 
@@ -241,12 +259,12 @@ static void many_connections_pipelining(void)
 	printf("# %d connections: %d frames sent; RSS %ld MiB before, %ld MiB at the end, peak %ld MiB\n", n, total,
 	       base / MiB, now / MiB, peak / MiB);
 	IT_CHECK(total >= 100);
-	IT_CHECK(peak - base < 96 * MiB);
+	RSS_CHECK(peak - base < 96 * MiB);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	long rss = rss_after_idle(base + 16 * MiB);
 	printf("# %d connections: RSS %ld MiB after they closed and an idle period\n", n, rss / MiB);
-	IT_CHECK(rss <= base + 16 * MiB);
+	RSS_CHECK(rss <= base + 16 * MiB);
 	IT_CHECK(server_alive(s.port));
 }
 
@@ -257,6 +275,8 @@ int main(void)
 	int fd;
 	if (sodium_init() < 0)
 		return 99;
+	if (!RSS_CHECKED)
+		printf("# AddressSanitizer build: RSS bounds reported, not checked (its quarantine keeps freed memory)\n");
 	srv_start(&s, flags);
 	IT_EQ(pw_register(s.port, "alice", pk, sk_alice, &fd), PARLEY_OK);
 	close(fd);

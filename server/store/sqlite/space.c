@@ -43,8 +43,9 @@ static int reserve_create(store_be *b)
 	int fd = open(b->reserve_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	/* real blocks, not a sparse file: releasing it must give the space back */
-	int rc = posix_fallocate(fd, 0, (off_t)b->reserve_bytes);
+	/* real blocks, not a sparse file: releasing it must give the space back; one left larger by an
+	 * earlier configuration is cut to the size configured now */
+	int rc = ftruncate(fd, 0) == 0 ? posix_fallocate(fd, 0, (off_t)b->reserve_bytes) : errno;
 	if (rc == 0 && fsync(fd) != 0)
 		rc = errno;
 	close(fd);
