@@ -35,6 +35,8 @@ extern "C" {
 	X(SHUTTING_DOWN, 16, "server is shutting down")                                              \
 	X(STATE, 17, "operation not valid in this state")                                           \
 	X(CRYPTO, 18, "cryptographic library failure")                                               \
+	X(SERVER_BUSY, 19, "server busy: too much work queued, retry later")                         \
+	X(STORAGE_FULL, 20, "server storage is full")                                                \
 	/* 100-199: wire, HTTP, WebSocket, TLS, transport */                                         \
 	X(PROTO_MALFORMED, 100, "malformed protocol frame")                                          \
 	X(PROTO_TRUNCATED, 101, "truncated protocol frame")                                          \

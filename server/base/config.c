@@ -103,6 +103,20 @@ static const struct opt opts[] = {
 	 "queued envelopes older than this are purged and never delivered (2592000 s = 30 days)"},
 	{"max_inflight", OPT_INT, OFF(max_inflight), 1, 100000, "100", 0,
 	 "envelopes pushed to one connection and not yet acknowledged"},
+	/* backpressure and memory (security items 3, 13, 16) */
+	{"conn_max_requests", OPT_INT, OFF(conn_max_requests), 1, 100000, "64", 0,
+	 "requests of one connection in flight; beyond, parleyd stops reading it until some complete"},
+	{"loop_max_requests", OPT_INT, OFF(loop_max_requests), 1, 10000000, "4096", 0,
+	 "requests in flight on one loop thread; beyond, it stops reading the connections that send more"},
+	{"loop_max_request_bytes", OPT_INT, OFF(loop_max_request_bytes), 1048576, 2147483647, "33554432", 0,
+	 "bytes of requests in flight on one loop thread (frame sizes); beyond, as loop_max_requests"},
+	{"store_queue_max", OPT_INT, OFF(store_queue_max), 64, 10000000, "16384", 0,
+	 "store jobs queued at once; beyond, requests are refused with SERVER_BUSY"},
+	{"idle_trim_ms", OPT_INT, OFF(idle_trim_ms), 0, 3600000, "2000", 0,
+	 "a loop quiet this long after serving requests returns free heap memory to the system (0 = never)"},
+	{"storage_reserve_bytes", OPT_INT, OFF(storage_reserve_bytes), 0, 2147483647, "33554432", 0,
+	 "disk space held in <data_dir>/parley.reserve and released when the disk fills, so acks can still "
+	 "delete (0 = no reserve)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -60,6 +60,13 @@ typedef struct parleyd_config {
 	char admin_bind[CONFIG_STR_MAX];
 	int admin_port;
 	char admin_port_file[CONFIG_STR_MAX];
+	/* backpressure and memory */
+	int conn_max_requests;
+	int loop_max_requests;
+	int loop_max_request_bytes;
+	int store_queue_max;
+	int idle_trim_ms;
+	int storage_reserve_bytes;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

@@ -44,7 +44,16 @@
 	X(REFUSED_PER_ADDRESS, "parley_connections_refused_per_address_total", "counter",                 \
 	  "connections refused (429) for max_connections_per_address; also in rejected_total")            \
 	X(REFUSED_NO_FDS, "parley_connections_refused_no_fds_total", "counter",                           \
-	  "connections refused (503) because the process was out of file descriptors; also in rejected_total")
+	  "connections refused (503) because the process was out of file descriptors; also in rejected_total")  \
+	X(BACKPRESSURE_PAUSES, "parley_backpressure_pauses_total", "counter",                              \
+	  "times a connection stopped being read because too many of its (or its loop's) requests were in flight") \
+	X(STORE_CANCELLED, "parley_store_jobs_cancelled_total", "counter",                                 \
+	  "queued store jobs dropped because their connection closed")                                      \
+	X(STORE_BUSY, "parley_store_busy_total", "counter",                                                \
+	  "requests refused with SERVER_BUSY because the store queue was full")                             \
+	X(MEMORY_TRIMS, "parley_memory_trims_total", "counter",                                            \
+	  "times an idle loop returned free heap memory to the system")                                      \
+	X(STORAGE_FULL, "parley_storage_full", "gauge", "1 while the store refuses writes: the disk is full")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -127,6 +127,98 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
 			d->services[i]->link_auth(l, d->state[i]);
 }
 
+/* --- backpressure ---
+ *
+ * Every request in flight holds memory until it completes (a send's job holds a copy of its
+ * ciphertexts), and the store completes them at its own pace, so a client that pipelines without
+ * waiting could make the server buffer its whole burst. Instead, a link with conn_max_requests in
+ * flight, or any link that sends while its loop has loop_max_requests or loop_max_request_bytes in
+ * flight, stops being read (net__conn_pause): its client's writes then block in TCP, on its side.
+ * Nothing is refused; the burst is only slowed to what the store absorbs. The bytes counted are the
+ * frame sizes, an upper bound of what a request copies. A link paused for its own count resumes as
+ * soon as one of its requests completes; links paused for the loop wait on the worker's list and
+ * resume when the loop is back under three quarters of its bounds, so they do not pause and resume
+ * once per request. What a link can add beyond the bounds is what one read already held: one read
+ * buffer, at most one frame. */
+
+static int loop_over(const worker *w, unsigned num, unsigned den)
+{
+	const dispatch *d = w->d;
+	return w->inflight >= d->loop_max_requests / den * num || w->inflight_bytes >= d->loop_max_bytes / den * num;
+}
+
+/* The worker's list holds the links waiting for the loop to get under its bounds; a link paused for
+ * its own count only is on no list: its own completions resume it. */
+static void list_add(struct link *l)
+{
+	worker *w = l->w;
+	l->waits_loop = 1;
+	l->pause_prev = NULL;
+	l->pause_next = w->paused;
+	if (w->paused != NULL)
+		w->paused->pause_prev = l;
+	w->paused = l;
+}
+
+static void list_remove(struct link *l)
+{
+	worker *w = l->w;
+	if (!l->waits_loop)
+		return;
+	l->waits_loop = 0;
+	if (l->pause_prev != NULL)
+		l->pause_prev->pause_next = l->pause_next;
+	else
+		w->paused = l->pause_next;
+	if (l->pause_next != NULL)
+		l->pause_next->pause_prev = l->pause_prev;
+	l->pause_prev = l->pause_next = NULL;
+}
+
+static void set_paused(struct link *l, int paused)
+{
+	if (l->paused == paused || (paused && l->closed))
+		return;
+	l->paused = (uint8_t)paused;
+	if (paused)
+		metrics__inc(METRIC_BACKPRESSURE_PAUSES);
+	if (!l->closed)
+		net__conn_pause(l->conn, paused);
+}
+
+/* After l got a request or finished one: paused while over its own bound, or while the loop is over
+ * its bounds (then waiting on the loop's list), reading otherwise. */
+static void apply_bounds(struct link *l)
+{
+	if (l->inflight >= l->w->d->conn_max_requests) {
+		set_paused(l, 1);
+	} else if (loop_over(l->w, 1, 1)) {
+		set_paused(l, 1);
+		if (!l->waits_loop && !l->closed)
+			list_add(l);
+	} else if (!l->waits_loop) {
+		set_paused(l, 0);
+	}
+}
+
+static void request_end(struct link *l, size_t bytes)
+{
+	worker *w = l->w;
+	l->inflight--;
+	w->inflight--;
+	w->inflight_bytes -= bytes;
+	w->served++;
+	if (l->paused)
+		apply_bounds(l);
+	/* each waiting link leaves the list once: resumed, or still paused for its own count */
+	while (w->paused != NULL && !loop_over(w, 3, 4)) {
+		struct link *p = w->paused;
+		list_remove(p);
+		if (p->inflight < w->d->conn_max_requests)
+			set_paused(p, 0);
+	}
+}
+
 /* --- requests --- */
 
 void request__reply(request *rq, Parley__Wire__Response *resp)
@@ -152,7 +244,9 @@ void request__reply(request *rq, Parley__Wire__Response *resp)
 			(void)link__send(l, out->data, out->len);
 	}
 	metrics__observe_latency(rq->kind_, uv_hrtime() - rq->t0_);
+	size_t bytes = rq->bytes_;
 	parley__free(rq);
+	request_end(l, bytes);
 	link__release(l);
 }
 
@@ -229,6 +323,10 @@ static void on_close(void *ctx, net_conn *c)
 		return;
 	net__conn_set_data(c, NULL);
 	l->closed = 1;
+	list_remove(l);
+	/* its answers would be dropped: its queued jobs need not run, nor hold their copies meanwhile */
+	if (l->inflight > 0)
+		store__client_cancel(l->w->sc, l);
 	if (l->authenticated) {
 		worker__index_remove(l->w, l);
 		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
@@ -303,16 +401,24 @@ static void on_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 	memcpy(rq->handle, l->handle, sizeof(rq->handle));
 	rq->kind_ = e != NULL ? e->kind : d->kind_unknown;
 	rq->t0_ = t0;
+	rq->bytes_ = (uint32_t)len;
 	link__hold(l);
+	l->inflight++;
+	l->w->inflight++;
+	l->w->inflight_bytes += len;
 	if (e == NULL) {
 		request__fail(rq, PARLEY_E_PROTO_UNKNOWN); /* wire knows a kind no service routes */
 	} else if (e->r->needs_auth && !l->authenticated) {
 		request__fail(rq, PARLEY_E_UNAUTHENTICATED);
 	} else {
 		rq->svc = e->state;
+		store__client_set_owner(l->w->sc, l); /* the route's store jobs are this link's */
 		e->r->fn(rq, req);
+		store__client_set_owner(l->w->sc, NULL);
 	}
 	wire__frame_free(&f);
+	/* rq may be gone already (answered at once): decide on the counts, not on it */
+	apply_bounds(l);
 }
 
 void service__free_state(void *state)
@@ -352,6 +458,9 @@ int dispatch__new(store *s, const parleyd_config *cfg, const service *const *ser
 	d->services = services;
 	d->n_workers = (unsigned)cfg->workers;
 	d->mailbox_cap = (size_t)cfg->mailbox_items;
+	d->conn_max_requests = (unsigned)cfg->conn_max_requests;
+	d->loop_max_requests = (unsigned)cfg->loop_max_requests;
+	d->loop_max_bytes = (size_t)cfg->loop_max_request_bytes;
 	wire__limits_default(&d->limits);
 	d->limits.max_frame = (size_t)cfg->max_message_bytes;
 	d->workers = parley__calloc(d->n_workers, sizeof(*d->workers));
@@ -396,6 +505,12 @@ void dispatch__free(dispatch *d)
 	parley__free(d);
 }
 
+static int on_health(void *ctx, char *reason, size_t cap)
+{
+	dispatch *d = ctx;
+	return store__health(d->store, reason, cap);
+}
+
 net_handler dispatch__handler(dispatch *d)
 {
 	net_handler h = {
@@ -405,6 +520,7 @@ net_handler dispatch__handler(dispatch *d)
 		.on_open = on_open,
 		.on_message = on_message,
 		.on_close = on_close,
+		.health = on_health,
 	};
 	return h;
 }

@@ -24,6 +24,10 @@ struct link {
 	uint8_t authenticated;
 	uint8_t closed;
 	int8_t presence_edge;    /* +1: its authentication brought the account online; -1: its close took it offline */
+	uint8_t paused;          /* reading stopped by backpressure */
+	uint8_t waits_loop;      /* on the worker's paused list: waits for the loop to get under its bounds */
+	unsigned inflight;       /* its requests not answered yet (conn_max_requests) */
+	struct link *pause_prev, *pause_next;
 	char handle[STORE_MAX_HANDLE + 1];
 	void *slot[LINK_SLOT__COUNT];
 };
@@ -48,6 +52,17 @@ struct worker {
 	/* authenticated links by account: chained hash, grown at load 1 */
 	struct link **buckets;
 	size_t nbuckets, nlinks;
+
+	/* backpressure: requests in flight on this loop and the links waiting for it to get under them */
+	unsigned inflight;
+	size_t inflight_bytes;
+	struct link *paused;
+
+	/* idle trim: requests served, as seen at the timer's last tick, and whether any came since the
+	 * last trim */
+	uv_timer_t trim;
+	uint64_t served, served_seen;
+	int trim_due;
 };
 
 struct route_entry {
@@ -69,6 +84,8 @@ struct dispatch {
 	int kind_unknown;
 	unsigned n_workers;
 	size_t mailbox_cap;
+	unsigned conn_max_requests, loop_max_requests;
+	size_t loop_max_bytes;
 	worker *workers;
 };
 

@@ -49,6 +49,7 @@ struct request {
 	char handle[STORE_MAX_HANDLE + 1];
 	/* private to the dispatcher */
 	int kind_;
+	uint32_t bytes_;   /* size of its frame, counted against loop_max_request_bytes */
 	uint64_t t0_;
 };
 

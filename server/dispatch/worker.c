@@ -7,6 +7,9 @@
  * every service's resync hook.
  */
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <parley/error.h>
 
@@ -272,6 +275,39 @@ int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_
 	return rc;
 }
 
+/* --- idle trim ---
+ * glibc keeps freed heap memory for reuse: after a burst (200 KiB frames copied into store jobs) the
+ * process stays at its peak although nothing is in use. Once a loop has served requests and then been
+ * quiet for a whole idle_trim_ms period with nothing in flight, malloc_trim(0) hands the free pages of
+ * every arena back to the system. It runs once per quiet spell, never under load, so its cost (a walk
+ * of the free lists) does not land on the request path. */
+static void on_trim(uv_timer_t *t)
+{
+	worker *w = t->data;
+	if (w->served != w->served_seen) {
+		w->served_seen = w->served;
+		w->trim_due = 1;
+		return;
+	}
+	if (!w->trim_due || w->inflight > 0)
+		return;
+	w->trim_due = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+	metrics__inc(METRIC_MEMORY_TRIMS);
+#endif
+}
+
+static void trim_start(worker *w)
+{
+	unsigned ms = (unsigned)w->d->cfg->idle_trim_ms;
+	uv_timer_init(w->loop, &w->trim);
+	w->trim.data = w;
+	if (ms > 0)
+		uv_timer_start(&w->trim, on_trim, ms, ms);
+	uv_unref((uv_handle_t *)&w->trim); /* never what keeps a loop alive */
+}
+
 /* --- life cycle --- */
 
 int worker__start(dispatch *d, worker *w, int index, uv_loop_t *loop)
@@ -303,6 +339,7 @@ int worker__start(dispatch *d, worker *w, int index, uv_loop_t *loop)
 		dynbuf__free(&w->out);
 		return rc;
 	}
+	trim_start(w);
 	pthread_mutex_lock(&w->mu);
 	w->running = 1;
 	pthread_mutex_unlock(&w->mu);
@@ -330,6 +367,7 @@ void worker__stop(worker *w)
 	store__client_close(w->sc);
 	w->sc = NULL;
 	uv_close((uv_handle_t *)&w->async, NULL);
+	uv_close((uv_handle_t *)&w->trim, NULL);
 	parley__free(w->buckets);
 	w->buckets = NULL;
 	w->nbuckets = w->nlinks = 0;

@@ -38,6 +38,8 @@ typedef struct write_req {
 } write_req;
 
 static void conn_close(net_conn *c, int hard);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void flush_tls(net_conn *c);
 
 static uint64_t now_ms(net_conn *c)
@@ -147,6 +149,14 @@ static void conn_close(net_conn *c, int hard)
 	net__sched_deadline(c, NET_DL_NONE);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+void net__conn_pause(net_conn *c, int paused)
+{
+	if (paused)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	else if (c->state != CONN_CLOSED)
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* ---- output ---- */

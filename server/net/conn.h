@@ -36,6 +36,9 @@ typedef struct net_handler {
 	/* The connection is gone (peer closed, error, shutdown). No send is possible any more.
 	 * Called once for every connection for which on_open was called. */
 	void (*on_close)(void *ctx, net_conn *c);
+	/* GET /healthz, on any loop thread: 0 = healthy, 1 = degraded (503). A reason (degraded, or a
+	 * warning when healthy) goes into reason as plain text without quotes, "" if none. NULL = healthy. */
+	int (*health)(void *ctx, char *reason, size_t cap);
 } net_handler;
 
 /* Queue one binary WebSocket message. Copies buf. Returns PARLEY_OK, PARLEY_E_CLOSED if the
@@ -49,6 +52,10 @@ void net__conn_close(net_conn *c, uint16_t code, const char *reason);
 /* The service authenticated the connection: the full max_message_bytes applies from now on and the
  * auth deadline is off. Until then messages are limited to max_preauth_message_bytes. */
 void net__conn_authenticated(net_conn *c);
+/* Backpressure (the dispatcher's request caps): paused, the connection reads nothing more from its
+ * socket, so a client that pipelines faster than its requests complete blocks in TCP instead of
+ * growing the server; unpaused, reading resumes. Bytes already read are still delivered. */
+void net__conn_pause(net_conn *c, int paused);
 
 void net__conn_ref(net_conn *c);
 void net__conn_unref(net_conn *c);

@@ -1,5 +1,6 @@
 /* The plain HTTP endpoints parleyd answers besides the WebSocket upgrade. Each answer closes the
  * connection: these are probes and scrapes, not a workload worth keep-alive. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -21,21 +22,30 @@ int net__origin_allowed(const net_server *s, const char *origin)
 	return 0;
 }
 
+/* 200 {"status":"ok"}, with a "warning" if the handler gave one; 503 {"status":"degraded","reason":..}
+ * (the handler's reason: storage full) so a load balancer takes the node out. */
+static int healthz(net_server *s, dynbuf *out)
+{
+	char reason[160] = "", body[256];
+	int bad = s->h.health != NULL ? s->h.health(s->h.ctx, reason, sizeof(reason)) : 0;
+	int n = bad ? snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"reason\":\"%s\"}", reason)
+		: reason[0] ? snprintf(body, sizeof(body), "{\"status\":\"ok\",\"warning\":\"%s\"}", reason)
+			    : snprintf(body, sizeof(body), "{\"status\":\"ok\"}");
+	return http__build_response(out, bad ? 503 : 200, "application/json", body, (size_t)n, 1);
+}
+
 /* admin: the admin listener's connection. /metrics is served there only: it tells anyone who can read
  * it how many users are connected, the request mix and error rates, which the public need not know. */
 int net__route_plain(net_server *s, const http_request *r, int admin, dynbuf *out)
 {
 	int rc;
-	(void)s;
 	metrics__inc(METRIC_HTTP_REQUESTS);
 	if (r->method != HTTP_GET) {
 		static const char body[] = "method not allowed\n";
 		return http__build_response(out, 405, "text/plain", body, sizeof(body) - 1, 1);
 	}
-	if (strcmp(r->path, "/healthz") == 0) {
-		static const char body[] = "{\"status\":\"ok\"}";
-		return http__build_response(out, 200, "application/json", body, sizeof(body) - 1, 1);
-	}
+	if (strcmp(r->path, "/healthz") == 0)
+		return healthz(s, out);
 	if (admin && strcmp(r->path, "/metrics") == 0) {
 		dynbuf m;
 		dynbuf__init(&m, METRICS_MAX_BYTES);

@@ -38,6 +38,11 @@ typedef struct store_backend_ops {
 	/* Optional maintenance between batches, after their completions were delivered (no transaction
 	 * open). `idle`: nothing is queued. The SQLite backend checkpoints its WAL here, off the commit path. */
 	void (*maintain)(store_be *be, int idle);
+	/* Disk space: STORE_SPACE_OK, STORE_SPACE_FULL (a write failed for want of space and there is
+	 * no room again yet: only ops that free space may run) or STORE_SPACE_NO_RESERVE (writes run,
+	 * but the reserve that lets a full disk drain itself could not be re-created). While not OK,
+	 * maintain(be, 1) is also called every second, so space coming back is noticed without traffic. */
+	int (*space)(store_be *be);
 } store_backend_ops;
 
 extern const store_backend_ops store__sqlite_ops;

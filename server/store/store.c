@@ -3,7 +3,10 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <parley/error.h>
 
@@ -24,9 +27,12 @@ struct store {
 	pthread_cond_t cv;      /* store thread: work queued or stopping */
 	pthread_cond_t sync_cv; /* store__run_sync waiters */
 	store_job *head, *tail; /* guarded by mu */
+	size_t queued;          /* jobs between head and tail; guarded by mu */
+	size_t queue_max;       /* store_queue_max */
 	int stopping;           /* guarded by mu */
 
 	atomic_uint_fast64_t commits, jobs, errors, batches;
+	atomic_int space;       /* enum store_space, as of the last batch or maintenance */
 };
 
 struct store_client {
@@ -37,6 +43,7 @@ struct store_client {
 	pthread_cond_t cv;      /* signalled when a completion is queued (store__client_close waits) */
 	store_job *done_head, *done_tail; /* guarded by mu */
 	unsigned inflight;      /* submitted, callback not yet run: touched on the loop thread only */
+	const void *owner;      /* tag of the jobs submitted now: loop thread only */
 };
 
 /* Sync jobs (store__run_sync) have no client; arg_ points at this. */
@@ -112,9 +119,22 @@ static int in_domain(const store_job *j, void (*free_args)(store_job *j))
 	return i != NULL && i->free_args == free_args;
 }
 
+/* Ops admitted whatever the queue holds and whatever the disk: they free space (an ack deletes what
+ * it acknowledges, the purge what expired, a device removal its queue), and a fetch is what delivers
+ * the backlog, so refusing them would keep a busy or full server from draining itself. Their number
+ * is bounded elsewhere: acks and removals are requests (conn_max_requests, loop_max_requests), a
+ * connection has at most one fetch in flight, the purge runs from one timer. */
+static int op_drains(enum store_op op)
+{
+	return op == STORE_OP_ACK || op == STORE_OP_PURGE_EXPIRED || op == STORE_OP_REMOVE_DEVICE ||
+	       op == STORE_OP_FETCH_QUEUE;
+}
+
 /* Runs one job through the backend's table. An unknown op never reaches the backend. */
 static int run_job(store *s, store_job *j)
 {
+	if (j->cancelled_)
+		return PARLEY_E_CLOSED;
 	if (op_info(j->op) == NULL)
 		return PARLEY_E_UNSUPPORTED;
 	return s->ops->run[j->op](s->be, j);
@@ -267,6 +287,56 @@ static void run_writes(store *s, store_job **w, size_t n)
 	}
 }
 
+/* While the disk is full: only the writes that free space run, each in its own transaction followed
+ * by the backend's maintenance (a checkpoint), so each reuses the WAL space of the one before instead
+ * of growing the file on a disk that has no room. The others fail at once, touching nothing. */
+static void run_writes_full(store *s, store_job **w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!op_drains(w[i]->op)) {
+			w[i]->status = PARLEY_E_STORAGE_FULL;
+			continue;
+		}
+		run_writes(s, &w[i], 1);
+		if (s->ops->maintain != NULL)
+			s->ops->maintain(s->be, 0);
+	}
+}
+
+static int space_of(store *s)
+{
+	return s->ops->space != NULL ? s->ops->space(s->be) : STORE_SPACE_OK;
+}
+
+static void publish_space(store *s)
+{
+	int sp = space_of(s), was = atomic_exchange(&s->space, sp);
+	if ((was == STORE_SPACE_FULL) != (sp == STORE_SPACE_FULL))
+		metrics__add(METRIC_STORAGE_FULL, sp == STORE_SPACE_FULL ? 1 : -1);
+}
+
+/* Runs the writes of a batch. A batch that ran into a full disk failed as a whole (SQLite rolls the
+ * transaction back): its jobs report STORAGE_FULL, and those that free space run again at once, alone,
+ * on the space the released reserve gave back, so an ack never fails because the disk filled. */
+static void run_all_writes(store *s, store_job **w, size_t n)
+{
+	if (space_of(s) == STORE_SPACE_FULL) {
+		run_writes_full(s, w, n);
+		return;
+	}
+	run_writes(s, w, n);
+	if (space_of(s) != STORE_SPACE_FULL)
+		return;
+	size_t again = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i]->status == PARLEY_E_STORE)
+			w[i]->status = PARLEY_E_STORAGE_FULL;
+		if (w[i]->status == PARLEY_E_STORAGE_FULL && op_drains(w[i]->op))
+			w[again++] = w[i]; /* w is the batch's own array, only its order changes */
+	}
+	run_writes_full(s, w, again);
+}
+
 static void run_batch(store *s, store_job *list)
 {
 	store_job *writes_buf[64];
@@ -282,7 +352,7 @@ static void run_batch(store *s, store_job *list)
 			writes = writes_buf;
 			for (store_job *j = list; j != NULL; j = j->next_)
 				if (store__op_is_write(j->op))
-					run_writes(s, &j, 1);
+					run_all_writes(s, &j, 1);
 			goto reads;
 		}
 	}
@@ -290,7 +360,7 @@ static void run_batch(store *s, store_job *list)
 		if (store__op_is_write(j->op))
 			writes[nw++] = j;
 	if (nw > 0)
-		run_writes(s, writes, nw);
+		run_all_writes(s, writes, nw);
 reads:
 	/* reads after the commit, so a read queued behind a write of the same batch sees it */
 	for (store_job *j = list; j != NULL; j = j->next_)
@@ -307,13 +377,34 @@ reads:
 	}
 }
 
+/* Waits for work; while the disk space is not OK, wakes every second to run the maintenance that
+ * notices space coming back (nobody may write meanwhile). Called and returns with s->mu held. */
+static void wait_work(store *s)
+{
+	while (s->head == NULL && !s->stopping) {
+		if (atomic_load(&s->space) == STORE_SPACE_OK || s->ops->maintain == NULL) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0 && s->head == NULL && !s->stopping) {
+			pthread_mutex_unlock(&s->mu);
+			s->ops->maintain(s->be, 1);
+			publish_space(s);
+			pthread_mutex_lock(&s->mu);
+		}
+	}
+}
+
 static void *store_thread(void *arg)
 {
 	store *s = arg;
+	publish_space(s);
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->cv, &s->mu);
+		wait_work(s);
 		if (s->head == NULL) {
 			pthread_mutex_unlock(&s->mu);
 			break; /* stopping and drained */
@@ -328,6 +419,7 @@ static void *store_thread(void *arg)
 		s->head = last->next_;
 		if (s->head == NULL)
 			s->tail = NULL;
+		s->queued -= n;
 		last->next_ = NULL;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, list);
@@ -338,17 +430,26 @@ static void *store_thread(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			s->ops->maintain(s->be, idle);
 		}
+		publish_space(s);
 	}
 	return NULL;
 }
 
-static int enqueue(store *s, store_job *job)
+/* `bounded`: refuse with SERVER_BUSY once store_queue_max jobs wait. A burst that got past the
+ * dispatcher's caps (many loops, many connections) then costs a short answer, not memory. */
+static int enqueue(store *s, store_job *job, int bounded)
 {
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->mu);
 		return PARLEY_E_SHUTTING_DOWN;
 	}
+	if (bounded && s->queued >= s->queue_max && !op_drains(job->op)) {
+		pthread_mutex_unlock(&s->mu);
+		metrics__inc(METRIC_STORE_BUSY);
+		return PARLEY_E_SERVER_BUSY;
+	}
+	s->queued++;
 	job->next_ = NULL;
 	if (s->tail != NULL)
 		s->tail->next_ = job;
@@ -369,6 +470,8 @@ void store__config_from(store_config *sc, const parleyd_config *cfg, const char 
 	sc->path = path;
 	sc->max_batch = (unsigned)cfg->store_batch_max;
 	sc->max_devices = (unsigned)cfg->max_devices;
+	sc->queue_max = (unsigned)cfg->store_queue_max;
+	sc->reserve_bytes = (uint64_t)cfg->storage_reserve_bytes;
 }
 
 int store__open(const store_config *in, store **out)
@@ -382,11 +485,12 @@ int store__open(const store_config *in, store **out)
 		return PARLEY_E_INVAL;
 	/* fields left 0 (tests, tools) take the configuration table's defaults */
 	c = *in;
-	if (c.max_batch == 0 || c.max_devices == 0) {
+	if (c.max_batch == 0 || c.max_devices == 0 || c.queue_max == 0) {
 		parleyd_config d;
 		config__defaults(&d);
 		c.max_batch = c.max_batch ? c.max_batch : (unsigned)d.store_batch_max;
 		c.max_devices = c.max_devices ? c.max_devices : (unsigned)d.max_devices;
+		c.queue_max = c.queue_max ? c.queue_max : (unsigned)d.store_queue_max;
 	}
 	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
 		return PARLEY_E_CONFIG;
@@ -397,6 +501,7 @@ int store__open(const store_config *in, store **out)
 		return PARLEY_E_NOMEM;
 	s->ops = &store__sqlite_ops;
 	s->max_batch = cfg->max_batch;
+	s->queue_max = cfg->queue_max;
 	rc = s->ops->open(cfg, &s->be);
 	if (rc != PARLEY_OK)
 		goto out;
@@ -436,6 +541,27 @@ void store__close(store *s)
 	parley__free(s);
 }
 
+int store__space(store *s)
+{
+	return atomic_load(&s->space);
+}
+
+int store__health(store *s, char *reason, size_t cap)
+{
+	switch (store__space(s)) {
+	case STORE_SPACE_FULL:
+		snprintf(reason, cap, "storage full: new data refused (STORAGE_FULL), acks and deletes served");
+		return 1;
+	case STORE_SPACE_NO_RESERVE:
+		snprintf(reason, cap, "no disk reserve: a full disk could not drain itself");
+		return 0;
+	default:
+		if (cap > 0)
+			reason[0] = '\0';
+		return 0;
+	}
+}
+
 void store__stats(store *s, store_stats *out)
 {
 	out->commits = atomic_load(&s->commits);
@@ -450,7 +576,7 @@ int store__run_sync(store *s, store_job *job)
 	job->cb_ = NULL;
 	job->arg_ = &w;
 	job->client_ = NULL;
-	int rc = enqueue(s, job);
+	int rc = enqueue(s, job, 0);
 	if (rc != PARLEY_OK) {
 		job->status = rc;
 		return rc;
@@ -473,10 +599,49 @@ void store__client_run(store_client *c)
 	while (j != NULL) {
 		store_job *next = j->next_;
 		c->inflight--;
+		const void *was = c->owner;
+		c->owner = j->owner_; /* what the callback submits belongs to the same owner */
 		j->cb_(j->arg_, j->status, j);
+		c->owner = was;
 		store__job_free(j);
 		j = next;
 	}
+}
+
+void store__client_set_owner(store_client *c, const void *owner)
+{
+	c->owner = owner;
+}
+
+/* What a closed connection's job may skip: reads (their result was only for the answer) and sends
+ * (unacknowledged, so the sender's to send again; and a send holds the copy of its ciphertexts). Acks,
+ * removals, uploads take effect whoever is left to hear it: a client may ack and disconnect at once. */
+static int op_cancellable(enum store_op op)
+{
+	return !store__op_is_write(op) || op == STORE_OP_SEND;
+}
+
+size_t store__client_cancel(store_client *c, const void *owner)
+{
+	store *s = c->s;
+	size_t n = 0;
+	if (owner == NULL)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	for (store_job *j = s->head; j != NULL; j = j->next_) {
+		if (j->client_ != c || j->owner_ != owner || j->cancelled_ || !op_cancellable(j->op))
+			continue;
+		const struct op_info *i = op_info(j->op);
+		if (i != NULL)
+			i->free_args(j);
+		/* the callback may look at the result: nothing dangling, every count 0 */
+		memset((char *)j + offsetof(store_job, relay), 0, offsetof(store_job, cb_) - offsetof(store_job, relay));
+		j->cancelled_ = 1;
+		n++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	metrics__add(METRIC_STORE_CANCELLED, (int64_t)n);
+	return n;
 }
 
 unsigned store__client_inflight(const store_client *c)
@@ -529,8 +694,9 @@ int store__submit(store_client *c, store_job *job, store_cb cb, void *arg)
 	job->cb_ = cb;
 	job->arg_ = arg;
 	job->client_ = c;
+	job->owner_ = c->owner;
 	job->status = PARLEY_OK;
-	int rc = enqueue(c->s, job);
+	int rc = enqueue(c->s, job, 1);
 	if (rc == PARLEY_OK)
 		c->inflight++;
 	return rc;

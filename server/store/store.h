@@ -34,12 +34,16 @@ typedef struct store_config {
 	int busy_timeout_ms;        /* default 5000 when 0 */
 	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
 	unsigned max_devices;       /* per account (max_devices) */
+	unsigned queue_max;         /* jobs queued before store__submit answers SERVER_BUSY (store_queue_max) */
+	uint64_t reserve_bytes;     /* disk space kept in reserve (storage_reserve_bytes); 0 = none */
 	/* Test hooks: neither weakens anything, so they are plain fields (parleyd leaves them 0). */
 	const char *vfs;            /* sqlite: VFS name, NULL = SQLite's default. The crash test opens
 	                             * through its power-cut VFS; any VFS must still give WAL +
 	                             * synchronous=FULL, or the open fails. */
 	unsigned wal_checkpoint_pages; /* sqlite: WAL pages before an idle checkpoint, 0 = the default
 	                                * (1024); the crash test lowers it so short runs cross checkpoints */
+	unsigned max_page_count;    /* sqlite: PRAGMA max_page_count, 0 = SQLite's; the disk-full unit test
+	                             * fills a small database with it (a deterministic SQLITE_FULL) */
 } store_config;
 
 /* The store's fields of the configuration table (the only place their defaults live); path: the
@@ -71,6 +75,16 @@ int store__client_new(store *s, store_wake_fn wake, void *wake_arg, store_client
 /* On the client's loop thread: runs the callbacks of every completion queued so far. Cheap when none
  * is queued; a spurious call is harmless. */
 void store__client_run(store_client *c);
+/* Owner tags, so the jobs of a connection that closed can be cancelled. On c's loop thread: jobs
+ * submitted from now on are `owner`'s (NULL: nobody's), and so are jobs submitted from the completion
+ * of a job of `owner` (the tag follows a chain of jobs). */
+void store__client_set_owner(store_client *c, const void *owner);
+/* Cancels owner's reads and sends of this client still queued (not yet taken by the store thread):
+ * their arguments are freed at once (the copy of a send's ciphertexts is most of the memory a request
+ * holds), they never run, and they complete as usual with PARLEY_E_CLOSED and a zeroed result. A
+ * send never acknowledged is the client's to send again. Other writes (acks, removals, uploads) still
+ * run: a client may ack and close at once. Returns how many. */
+size_t store__client_cancel(store_client *c, const void *owner);
 /* Jobs submitted and whose callback has not run yet. */
 unsigned store__client_inflight(const store_client *c);
 /* On the loop thread, after the loop's services stopped submitting. Waits for this client's jobs still
@@ -263,6 +277,8 @@ struct store_job {
 	void *arg_;
 	store_client *client_;
 	store_job *next_;
+	const void *owner_;  /* store__client_set_owner at submit time */
+	int cancelled_;      /* store__client_cancel: completes with PARLEY_E_CLOSED, never runs */
 };
 
 /* Allocates a zeroed job for `op`. NULL on out-of-memory. job->op must not change afterwards: it says
@@ -283,8 +299,9 @@ int store__job_keys_alloc_otks(store_job *job, size_t n);
 int store__job_relay_alloc_ids(store_job *job, size_t n);
 
 /* Queues the job. On PARLEY_OK the store owns it and `cb` will be called exactly once on c's loop
- * thread. On error (PARLEY_E_SHUTTING_DOWN) the callback is never called and the caller still owns
- * the job. Call only on c's loop thread. */
+ * thread. On error (PARLEY_E_SHUTTING_DOWN, or PARLEY_E_SERVER_BUSY when store_queue_max jobs are
+ * queued and the op is not one that drains: ack, purge, device removal, queue fetch) the callback is
+ * never called and the caller still owns the job. Call only on c's loop thread. */
 int store__submit(store_client *c, store_job *job, store_cb cb, void *arg);
 
 /* Runs one job and waits for it (any thread except the store thread; for tests and tools, never on a
@@ -295,6 +312,13 @@ int store__run_sync(store *s, store_job *job);
 int store__op_is_write(enum store_op op);
 /* The op's STORE_OPS name, "unknown" for an unknown op. */
 const char *store__op_name(enum store_op op);
+
+/* Disk space as the store last saw it (any thread). */
+enum store_space { STORE_SPACE_OK = 0, STORE_SPACE_FULL = 1, STORE_SPACE_NO_RESERVE = 2 };
+int store__space(store *s);
+/* For /healthz: 0 healthy, 1 degraded (storage full). A reason (full, or healthy but without a disk
+ * reserve) goes into reason, "" if none; plain text without quotes. Any thread. */
+int store__health(store *s, char *reason, size_t cap);
 
 /* Counters for tests and /metrics (also mirrored into METRIC_STORE_*). */
 typedef struct store_stats {

@@ -75,6 +75,9 @@ int pw_ping(int fd, uint64_t id);
 /* Accounts: register handle with a new Ed25519 key on a fresh connection (fd returned authenticated).
  * Returns the response status; pk/sk filled. */
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out);
+/* Upload an identity, a signed prekey and n_otpk (<= 100) one-time prekeys numbered from first_id on an
+ * authenticated connection; *regid gets the new registration id. Returns the response status. */
+int pw_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
 int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64]);
 
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */

@@ -133,6 +133,13 @@ static const migrate_schema server_schema = {
 
 int sqlite__error(store_be *b, const char *what)
 {
+	/* every failing statement of every domain reports here, so this is where a full disk is seen
+	 * (in WAL mode usually at COMMIT, when the frames are written) */
+	if (sqlite3_errcode(b->db) == SQLITE_FULL) {
+		log_debug(MODULE, "sqlite %s: %s", what, sqlite3_errmsg(b->db));
+		sqlite__space_full(b);
+		return PARLEY_E_STORAGE_FULL;
+	}
 	log_error(MODULE, "sqlite %s: %s", what, sqlite3_errmsg(b->db));
 	return PARLEY_E_STORE;
 }
@@ -249,8 +256,15 @@ static int exec_simple(store_be *b, const char *sql)
 	sqlite3_stmt *st = sqlite__stmt(b, sql);
 	if (st == NULL)
 		return PARLEY_E_STORE;
-	if (sqlite__step_done(st) != SQLITE_DONE)
-		return sqlite__error(b, sql);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		/* read the error before the reset: the reset of a statement whose transaction SQLite
+		 * already rolled back may report something else */
+		rc = sqlite__error(b, sql);
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
 	return PARLEY_OK;
 }
 
@@ -304,6 +318,10 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 static void be_maintain(store_be *b, int idle)
 {
 	int log_frames = 0, done = 0;
+	if (b->full || (!b->reserve_present && b->reserve_bytes > 0))
+		sqlite__space_maintain(b, idle);
+	if (b->full)
+		return; /* space_maintain checkpointed */
 	if (b->wal_pages < (idle ? b->ckpt_pages : b->ckpt_pages * CKPT_HARD_FACTOR))
 		return;
 	int rc = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
@@ -369,6 +387,7 @@ int sqlite__check_durability(sqlite3 *db, const char *path)
 
 static void be_free(store_be *b)
 {
+	sqlite__space_close(b);
 	stmt_cache_free(b);
 	sqlite3_close(b->db);
 	parley__free(b);
@@ -418,6 +437,9 @@ static int be_open(const store_config *cfg, store_be **out)
 	rc = migrate(b, cfg->path);
 	if (rc != PARLEY_OK)
 		goto out;
+	rc = sqlite__space_open(b, cfg->path, cfg->reserve_bytes, cfg->max_page_count);
+	if (rc != PARLEY_OK)
+		goto out;
 	/* replaces SQLite's automatic checkpoint: see CKPT_IDLE_PAGES */
 	sqlite3_wal_hook(b->db, on_wal_commit, b);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_size_limit = %d;", WAL_SIZE_LIMIT);
@@ -434,6 +456,7 @@ out:
 
 static void be_close(store_be *b)
 {
+	sqlite__space_close(b);
 	stmt_cache_free(b);
 	/* fold the WAL back into the main file so a stopped server leaves one self-contained file */
 	if (sqlite3_exec(b->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
@@ -463,4 +486,5 @@ const store_backend_ops store__sqlite_ops = {
 	.rollback_savepoint = be_rollback_savepoint,
 	.run = run_table,
 	.maintain = be_maintain,
+	.space = sqlite__space_state,
 };

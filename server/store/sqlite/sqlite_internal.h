@@ -28,6 +28,11 @@ struct store_be {
 	unsigned max_devices;  /* per account (accounts.c) */
 	struct sqlite_cached_stmt *stmts; /* open addressing, power-of-two capacity */
 	size_t n_stmts, cap_stmts;
+	/* disk space (space.c) */
+	char *db_path, *reserve_path;
+	uint64_t reserve_bytes;
+	int reserve_present;
+	int full;              /* a write hit SQLITE_FULL and there is no room again yet */
 };
 
 /* The cached statement for `sql`, prepared on first use, reset and with its bindings cleared, so a
@@ -35,7 +40,8 @@ struct store_be {
  * Callers still reset a statement when done with it: an unfinished SELECT would keep its read
  * transaction (and the WAL frames it sees) open. */
 sqlite3_stmt *sqlite__stmt(store_be *b, const char *sql);
-/* Logs `what` with SQLite's message; returns PARLEY_E_STORE. */
+/* Logs `what` with SQLite's message; returns PARLEY_E_STORE, or PARLEY_E_STORAGE_FULL when the
+ * failure was SQLITE_FULL (the backend then enters the full state: space.c). */
 int sqlite__error(store_be *b, const char *what);
 /* Steps a statement without result rows, then resets it and clears its bindings. Returns the SQLite
  * code of the step (SQLITE_DONE on success). */
@@ -49,6 +55,16 @@ void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
 /* PARLEY_OK when the connection runs with journal_mode=WAL and synchronous FULL (or EXTRA); else logs
  * what it found and returns PARLEY_E_STORE. Exposed for the store's unit test. */
 int sqlite__check_durability(sqlite3 *db, const char *path);
+
+/* space.c: the disk reserve and the full state (see there). space_open after the pragmas; the
+ * reserve is `<db_path>.reserve`, none if reserve_bytes is 0; max_page_count > 0 caps the database
+ * (tests). space_full: a write hit SQLITE_FULL. space_maintain: between batches (and every second
+ * while not OK). space_state: STORE_SPACE_*. */
+int sqlite__space_open(store_be *b, const char *db_path, uint64_t reserve_bytes, unsigned max_page_count);
+void sqlite__space_close(store_be *b);
+void sqlite__space_full(store_be *b);
+void sqlite__space_maintain(store_be *b, int idle);
+int sqlite__space_state(store_be *b);
 
 /* accounts.c, for the other domains: handle -> account id. PARLEY_E_NO_SUCH_ACCOUNT, PARLEY_E_STORE. */
 int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id);
