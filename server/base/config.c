@@ -81,6 +81,14 @@ static const struct opt opts[] = {
 	 "queued envelopes older than this are purged and never delivered (2592000 s = 30 days)"},
 	{"max_inflight", OPT_INT, OFF(max_inflight), 1, 100000, "100", 0,
 	 "envelopes pushed to one connection and not yet acknowledged"},
+	/* message requests (relay/presence.c, store/sqlite/contacts.c) */
+	{"contact_ttl_s", OPT_INT, OFF(contact_ttl_s), 1, 315360000, "2592000", 0,
+	 "an acceptance (a send to, or an accept of, a peer) unused this long is pruned: presence and "
+	 "typing between the two stop until both write again (2592000 s = 30 days)"},
+	{"presence_share_default", OPT_BOOL, OFF(presence_share_default), 0, 1, "true", 0,
+	 "whether an account that never chose shares its online state with mutually accepted contacts"},
+	{"purge_interval_s", OPT_INT, OFF(purge_interval_s), 1, 86400, "60", 0,
+	 "period of the purge of expired envelopes and stale contacts"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

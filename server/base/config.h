@@ -50,6 +50,10 @@ typedef struct parleyd_config {
 	int queue_limit;
 	int message_ttl_s;
 	int max_inflight;
+	/* message requests */
+	int contact_ttl_s;
+	int presence_share_default;
+	int purge_interval_s;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
