@@ -71,22 +71,26 @@ void relay__presence_changed(worker *w, const relay_config *c, uint64_t account,
 
 /* --- the settings: accept/decline a peer, share presence or not --- */
 
-static void reply_empty(request *rq, int status, int body_case, void *body)
+/* Both answers are empty messages: the status, and on success the body of the request's kind. */
+static void reply_empty(request *rq, int status, Parley__Wire__Response__BodyCase body_case)
 {
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__ContactResponse cr = PARLEY__WIRE__CONTACT_RESPONSE__INIT;
+	Parley__Wire__PresenceSettingResponse pr = PARLEY__WIRE__PRESENCE_SETTING_RESPONSE__INIT;
 	r.status = (uint32_t)status;
 	if (status == PARLEY_OK) {
-		r.body_case = (Parley__Wire__Response__BodyCase)body_case;
-		/* the two bodies are empty messages: any of them is a valid pointer for its case */
-		r.contact = body;
+		r.body_case = body_case;
+		if (body_case == PARLEY__WIRE__RESPONSE__BODY_CONTACT)
+			r.contact = &cr;
+		else
+			r.presence_setting = &pr;
 	}
 	request__reply(rq, &r);
 }
 
 static void contact_answer(void *arg, int status, const void *result)
 {
-	Parley__Wire__ContactResponse cr = PARLEY__WIRE__CONTACT_RESPONSE__INIT;
-	reply_empty(arg, status, PARLEY__WIRE__RESPONSE__BODY_CONTACT, &cr);
+	reply_empty(arg, status, PARLEY__WIRE__RESPONSE__BODY_CONTACT);
 }
 
 void relay__route_contact(request *rq, const Parley__Wire__Request *req)
@@ -99,13 +103,12 @@ static void presence_set_answer(void *arg, int status, const void *result)
 {
 	request *rq = arg;
 	const store_job *j = result;
-	Parley__Wire__PresenceSettingResponse pr = PARLEY__WIRE__PRESENCE_SETTING_RESPONSE__INIT;
 	/* Either way the contacts learn the new state at once: "online" when sharing again (the account is
 	 * online: it asked), "offline" when it stops (sent whatever the setting now says, or the last
 	 * "online" they saw would stay). */
 	if (status == PARLEY_OK)
 		presence_push(rq->w, rq->svc, rq->account, rq->handle, j->relay.shared, !j->relay.shared);
-	reply_empty(rq, status, PARLEY__WIRE__RESPONSE__BODY_PRESENCE_SETTING, &pr);
+	reply_empty(rq, status, PARLEY__WIRE__RESPONSE__BODY_PRESENCE_SETTING);
 }
 
 void relay__route_presence_setting(request *rq, const Parley__Wire__Request *req)
