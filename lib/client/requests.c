@@ -88,7 +88,7 @@ int client__requests_set_accepted(parley_client *c, const char *handle, int acce
 
 	if (rc == PARLEY_OK)
 		rc = client__sql_prep(c,
-				      accepted ? "INSERT OR REPLACE INTO accepted (handle, at_ms) VALUES (?, ?)"
+				      accepted ? "INSERT OR IGNORE INTO accepted (handle, at_ms) VALUES (?, ?)"
 					       : "DELETE FROM accepted WHERE handle = ?",
 				      &st);
 	if (rc != PARLEY_OK)
