@@ -14,8 +14,9 @@
  *                                typing is dropped (both directions); after the victim replies both
  *                                get presence and typing, and receipts flow; an explicit accept does
  *                                the same, a decline undoes it; the presence opt-out stops presence.
- *   contacts_pruned              (2) acceptances unused for contact_ttl_s are pruned by the periodic
- *                                purge: rows gone, typing dropped again.
+ *   contacts_pruned              (2) presence_share_default=false hides presence until an account opts
+ *                                in; acceptances unused for contact_ttl_s are pruned by the periodic
+ *                                purge: rows gone, typing and presence dropped again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,10 +416,12 @@ static void stranger_gets_nothing(void)
 	parley_client_free(wendy);
 }
 
+/* With presence_share_default=false, and acceptances pruned after contact_ttl_s. */
 static void contacts_pruned(void)
 {
 	seen av, bv;
-	static const char *const extra[] = {"--contact_ttl_s=2", "--purge_interval_s=1", NULL};
+	static const char *const extra[] = {"--contact_ttl_s=6", "--purge_interval_s=1",
+					    "--presence_share_default=false", NULL};
 	IT_EQ(srv_stop(&s), 0); /* clean exit (and no sanitizer report in a sanitized build) */
 	srv_cleanup(&s);
 	srv_start(&s, extra);
@@ -426,12 +429,18 @@ static void contacts_pruned(void)
 	parley_client *a = user("ann"), *b = user("ben");
 	IT_EQ(parley_send(a, "ben", "hi ben"), PARLEY_OK);
 	IT_EQ(parley_send(b, "ann", "hi ann"), PARLEY_OK);
+	IT_EQ(db_count("SELECT count(*) FROM contacts"), 2);
 	watch(a, &av);
 	watch(b, &bv);
-	pump2(a, b, 500);
+	pump2(a, b, 300);
 	IT_EQ(typing_arrives(a, b, &bv, "ben"), 1);
-	IT_EQ(db_count("SELECT count(*) FROM contacts"), 2);
-	pump2(a, b, 3500); /* past contact_ttl_s, and a purge ran */
+	/* the operator's default hides presence until an account opts in */
+	IT_EQ(presence_seen(a, &av, b), 0);
+	int on = av.online;
+	IT_EQ(parley_presence_share(b, 1), PARLEY_OK);
+	pump2(a, b, 300);
+	IT_CHECK(av.online > on);
+	pump2(a, b, 7000); /* past contact_ttl_s, and a purge ran */
 	IT_EQ(db_count("SELECT count(*) FROM contacts"), 0);
 	IT_EQ(typing_arrives(a, b, &bv, "ben"), 0);
 	IT_EQ(presence_seen(a, &av, b), 0);
