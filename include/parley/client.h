@@ -211,6 +211,9 @@ typedef struct parley_message {
 	uint64_t server_timestamp_ms; /* when the server accepted it */
 	const uint8_t *body;          /* body_len bytes (UTF-8 text for `parley send`), followed by a NUL */
 	size_t body_len;
+	/* 1: a message request: this account has not accepted the sender (never wrote to it, nor called
+	 * parley_accept), so no receipts go back and no presence or typing flows (see parley_accept) */
+	int request;
 } parley_message;
 
 /* Event callbacks. Any may be NULL. They run inside parley_client_run / run_once / blocking calls.

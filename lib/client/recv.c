@@ -140,18 +140,22 @@ static void handle_receipt(parley_client *c, const Parley__Wire__Envelope *e, co
 		parley__wire__receipt__free_unpacked(r, NULL);
 }
 
-/* After a message is decrypted and shown: the delivery receipt, only to an accepted sender; a copy
- * of what another device of this account sent records that message (receipts for it are believed
- * from its recipient) and accepts its recipient, as a send from this device does. */
-static void after_message(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
+/* Before a decrypted message is shown: the delivery receipt, only to an accepted sender; a copy of
+ * what another device of this account sent records that message (receipts for it are believed from
+ * its recipient) and accepts its recipient, as a send from this device does. Returns 1 for a message
+ * request (a message from a sender this account has not accepted). */
+static int before_message(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
 {
 	int accepted = 0;
 
 	if (ct->kind == CONTENT_KIND_SENT_COPY && strcmp(ct->destination, c->account.handle) != 0)
 		client__requests_record_sent(c, ct->timestamp, ct->destination);
-	if (ct->kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0 &&
-	    client__requests_accepted(c, e->sender_handle, &accepted) == PARLEY_OK && accepted)
+	if (ct->kind != CONTENT_KIND_MESSAGE || strcmp(e->sender_handle, c->account.handle) == 0 ||
+	    client__requests_accepted(c, e->sender_handle, &accepted) != PARLEY_OK)
+		return 0;
+	if (accepted)
 		client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
+	return !accepted;
 }
 
 #ifdef PARLEY_TEST_PLAINTEXT_LEAK
@@ -202,7 +206,7 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 	return rc;
 }
 
-static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
+static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct, int request)
 {
 	parley_message m;
 
@@ -219,6 +223,7 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 	m.server_timestamp_ms = e->server_timestamp;
 	m.body = ct->body; /* NUL-terminated by handle_envelope */
 	m.body_len = ct->body_len;
+	m.request = request;
 	if (c->ev.on_message != NULL)
 		c->ev.on_message(c, &m, c->ev.user);
 }
@@ -267,11 +272,11 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 	} else if (rc == PARLEY_OK) {
 		/* Queued before the application sees the message, so the sender hears "delivered" before
 		 * any "read" the application sends from its callback. */
-		after_message(c, e, &ct);
+		int request = before_message(c, e, &ct);
 		/* NUL after the body for the application's convenience: the body lies inside pt, and what
 		 * follows it (padding or another record) is no longer needed. */
 		((uint8_t *)ct.body)[ct.body_len] = '\0';
-		deliver(c, e, &ct);
+		deliver(c, e, &ct, request);
 		client__e2e_seen(c, e->server_id, 1, &seen);
 	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
 		report_error(c, rc, e);

@@ -110,6 +110,14 @@ check "safety numbers agree (bob's second device)" \
 	'p alice safety-number bob | grep "device 2" | grep -qF "$(p bob2 safety-number alice)"'
 check "safety number is 60 digits" '[ "$(p bob safety-number alice | tr -cd 0-9 | wc -c)" = 60 ]'
 
+# a stranger's first message is a message request: listen says why no receipt goes back
+check "carol registers" 'p carol register carol >/dev/null'
+check "carol writes to bob" 'p carol send -q bob "hello from carol"'
+p bob listen --count 1 --timeout 10 >"$dir/out-bob-req" 2>&1
+check "bob sees carol's message" 'grep -q "carol: hello from carol$" "$dir/out-bob-req"'
+check "listen marks it a message request" 'grep -q "(a message request: carol gets no receipts" "$dir/out-bob-req"'
+check "no hint for alice, whom bob accepted" '! grep -q "message request" "$dir/out-bob1"'
+
 kill -TERM "$pid"; wait "$pid"; pid=
 # after the stop too (the WAL is checkpointed and gone, so only the main file is scanned there)
 # shellcheck disable=SC2046

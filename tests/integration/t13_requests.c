@@ -61,6 +61,7 @@ static parley_client *user(const char *handle)
 
 typedef struct seen {
 	int messages;
+	int requests;           /* messages flagged as message requests */
 	char last_body[64];
 	int decrypt_errors;
 	int receipts;           /* receipt callbacks */
@@ -75,6 +76,7 @@ static void on_message(parley_client *c, const parley_message *m, void *user)
 {
 	seen *v = user;
 	v->messages++;
+	v->requests += m->request != 0;
 	snprintf(v->last_body, sizeof v->last_body, "%.*s", (int)m->body_len, (const char *)m->body);
 }
 
@@ -368,6 +370,7 @@ static void stranger_gets_nothing(void)
 	watch(stan, &sv);
 	pump2(vera, stan, 1500);
 	IT_EQ(vv.messages, 1);
+	IT_EQ(vv.requests, 1);                          /* shown as a message request */
 	IT_EQ(sv.receipts, 0);                          /* no receipt to a stranger */
 	IT_EQ(parley_mark_read(vera, "stan", &sv.receipt_ts, 1), PARLEY_E_NOT_ACCEPTED);
 	IT_EQ(presence_seen(stan, &sv, vera), 0);       /* stan gets no presence of vera */
@@ -385,6 +388,9 @@ static void stranger_gets_nothing(void)
 	IT_EQ(parley_send(stan, "vera", "second"), PARLEY_OK);
 	pump2(vera, stan, 1500);
 	IT_EQ(sv.delivered, 1);                         /* receipts now flow */
+	IT_EQ(vv.messages, 2);
+	IT_EQ(vv.requests, 1);                          /* and it is no request any more */
+	IT_EQ(sv.requests, 0);                          /* vera's reply was none for stan: he wrote first */
 
 	/* the presence opt-out: stan is told "offline" at once, then sees nothing */
 	int off = sv.offline;
