@@ -211,6 +211,9 @@ typedef struct parley_message {
 	uint64_t server_timestamp_ms; /* when the server accepted it */
 	const uint8_t *body;          /* body_len bytes (UTF-8 text for `parley send`), followed by a NUL */
 	size_t body_len;
+	/* 1: a message request: this account has not accepted the sender (never wrote to it, nor called
+	 * parley_accept), so no receipts go back and no presence or typing flows (see parley_accept) */
+	int request;
 } parley_message;
 
 /* Event callbacks. Any may be NULL. They run inside parley_client_run / run_once / blocking calls.
@@ -258,12 +261,29 @@ PARLEY_EXPORT parley_err parley_send(parley_client *client, const char *handle, 
 PARLEY_EXPORT parley_err parley_send_bytes(parley_client *client, const char *handle, const uint8_t *body,
 					   size_t len, uint64_t *timestamp);
 
-/* Sends a read receipt for these message ids (1..100) to `handle`'s devices. Queued: completes in the
- * loop; failures are not reported (receipts are best effort). */
+/* Sends a read receipt for these message ids (1..100) to `handle`'s devices, end-to-end encrypted.
+ * Queued: completes in the loop; failures are not reported (receipts are best effort). Receipts go only
+ * to accepted peers (see parley_accept): PARLEY_E_NOT_ACCEPTED, and nothing is sent, for anyone else. */
 PARLEY_EXPORT parley_err parley_mark_read(parley_client *client, const char *handle, const uint64_t *timestamps,
 					  size_t n);
-/* Typing indicator to `handle` (best effort, queued). */
+/* Typing indicator to `handle` (best effort, queued). The server drops it (NOT_ACCEPTED) unless both
+ * accounts accepted each other. */
 PARLEY_EXPORT parley_err parley_typing(parley_client *client, const char *handle, int started);
+
+/* Message requests (as Signal and WhatsApp). This account accepts a peer by writing to it (from any of
+ * its devices) or with parley_accept. Until then a peer who wrote first is a request: it gets no
+ * receipts, no presence and cannot show typing here. Presence and typing flow between two accounts
+ * once each accepted the other. parley_decline withdraws the acceptance (no more receipts, presence or
+ * typing between the two); messages still arrive. */
+PARLEY_EXPORT parley_err parley_contact_start(parley_client *client, const char *handle, int accept,
+					      parley_done_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_accept(parley_client *client, const char *handle);
+PARLEY_EXPORT parley_err parley_decline(parley_client *client, const char *handle);
+/* Whether this account's online state goes to its accepted contacts (default: the server's
+ * presence_share_default, on unless the operator changed it). Turning it off tells them "offline". */
+PARLEY_EXPORT parley_err parley_presence_share_start(parley_client *client, int share, parley_done_cb cb,
+						     void *user);
+PARLEY_EXPORT parley_err parley_presence_share(parley_client *client, int share);
 
 /* The safety number (60 digits, NUL-terminated, libsignal's displayable fingerprint of this device's
  * identity key and the identity key of device `index` of handle, in device order; identifiers are the

@@ -93,7 +93,9 @@ extern "C" {
 	X(PREKEY_POOL_FULL, 403, "one-time prekey pool is full")                                     \
 	X(IDENTITY_KEY_SET, 404, "a different identity key is already set for this device")          \
 	X(NO_KEYS, 405, "no keys uploaded")                                                          \
-	X(NO_THREAD, 406, "no conversation with this account")
+	X(NO_THREAD, 406, "no conversation with this account")                                      \
+	X(RECEIPT_IN_CLEAR, 407, "cleartext receipts are refused: receipts travel end-to-end encrypted") \
+	X(NOT_ACCEPTED, 408, "the recipient has not accepted a conversation with you")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

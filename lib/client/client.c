@@ -308,6 +308,10 @@ parley_err parley_client_run(parley_client *c, unsigned timeout_ms)
 		return PARLEY_E_STATE;
 	c->run_expired = 0;
 	c->stop = 0;
+	/* The loop's clock stands still between runs: a timer started on it could be due already, fire in
+	 * the first timer phase of uv_run and leave the poll with no deadline (waiting forever when no
+	 * I/O comes, as the other loop of a program running two clients in turns saw). */
+	uv_update_time(&c->loop);
 	if (timeout_ms != 0)
 		uv_timer_start(&c->run_timer, on_run_timer, timeout_ms, 0);
 	c->in_loop = 1;

@@ -18,6 +18,8 @@
  *   send.c     sending: sessions from bundles, one ciphertext per device, mismatch recovery
  *   recv.c     pushes: envelopes (decrypt, dedupe, hand to the app, ack, delivery receipt), typing,
  *              presence, prekeys-low
+ *   requests.c message requests: whom this account accepted (receipts go only to them), what it sent
+ *              to whom (receipts are believed only from there), parley_accept/decline/presence
  */
 #ifndef PARLEY_CLIENT_INTERNAL_H
 #define PARLEY_CLIENT_INTERNAL_H
@@ -148,6 +150,7 @@ struct parley_client {
 	int maintenance_done; /* key checks done on this connection (keys.c) */
 	int refill_inflight;  /* keys.c */
 	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
+	int requests_ready;      /* requests.c: its schema is migrated in this client.db */
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -236,8 +239,10 @@ int client__sql_err(parley_client *c);
 int client__e2e_peer_devices(parley_client *c, const char *handle, uint32_t *ids, uint32_t *regids, size_t max,
 			     size_t *n);
 int client__e2e_peer_set(parley_client *c, const char *handle, uint32_t device, uint32_t regid);
-/* Forgets the session and the device (extra or stale device). */
+/* Forgets the session and the device (stale device: reinstalled). */
 int client__e2e_peer_drop(parley_client *c, const char *handle, uint32_t device);
+/* Forgets the device only (not a recipient now), keeping its session: its messages still decrypt. */
+int client__e2e_peer_forget(parley_client *c, const char *handle, uint32_t device);
 /* A changed identity key seen for (handle, device): kept until parley_trust accepts it. */
 int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t device,
 				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
@@ -270,18 +275,33 @@ void client__keys_after_auth(parley_client *c);
 void client__keys_refill(parley_client *c, uint32_t remaining);
 
 /* send.c */
-/* Sends a Receipt envelope of kind (PARLEY_RECEIPT_*) for timestamps to every device of handle. */
+/* Sends an end-to-end encrypted receipt of kind (PARLEY_RECEIPT_*) for timestamps to every device of
+ * handle (a Content of kind CONTENT_KIND_RECEIPT; no copy to this account's other devices). The caller
+ * checks that handle is accepted (requests.c): a receipt to a stranger would accept it server-side. */
 int client__send_receipt(parley_client *c, const char *handle, int kind, const uint64_t *ts, size_t n);
+
+/* requests.c: message requests on the client (tables in client.db, schema "client.requests").
+ * accepted: the peers this account accepted (wrote to, from any of its devices, or parley_accept);
+ * only they get receipts. sent: (message id, recipient) of the messages this account sent, so a
+ * receipt is believed only from the account a message went to. */
+int client__requests_accepted(parley_client *c, const char *handle, int *accepted);
+int client__requests_set_accepted(parley_client *c, const char *handle, int accepted);
+int client__requests_record_sent(parley_client *c, uint64_t timestamp, const char *handle);
+/* Keeps in ts[] (in order) only the ids this account sent to handle; *n is updated. */
+int client__requests_filter_sent(parley_client *c, const char *handle, uint64_t *ts, size_t *n);
 
 /* content.c: the plaintext inside a ciphertext (see content.c for the format) */
 #define CONTENT_KIND_MESSAGE 1
 #define CONTENT_KIND_SENT_COPY 2 /* a copy for the sender's other devices: has a destination */
+#define CONTENT_KIND_RECEIPT 3   /* a delivery/read receipt: has a receipt (packed wire Receipt) */
 typedef struct client_content {
 	int kind;
 	uint64_t timestamp;
 	const uint8_t *body; /* borrowed from the decoded buffer */
 	size_t body_len;
 	char destination[PARLEY_HANDLE_MAX + 1];
+	const uint8_t *receipt; /* borrowed: a packed Parley__Wire__Receipt (kind RECEIPT only) */
+	size_t receipt_len;
 } client_content;
 /* Encodes into a new buffer (*out, parley__malloc, padded to a multiple of 160 bytes). */
 int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);

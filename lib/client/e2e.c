@@ -127,11 +127,14 @@ int client__e2e_peer_set(parley_client *c, const char *handle, uint32_t device, 
 int client__e2e_peer_drop(parley_client *c, const char *handle, uint32_t device)
 {
 	parley_signal_address a = {handle, device};
-	sqlite3_stmt *st = NULL;
 	int rc = parley_signal_session_delete(c->sig, &a);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = client__sql_prep(c, "DELETE FROM peer_devices WHERE handle = ? AND device_id = ?", &st);
+	return rc == PARLEY_OK ? client__e2e_peer_forget(c, handle, device) : rc;
+}
+
+int client__e2e_peer_forget(parley_client *c, const char *handle, uint32_t device)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__sql_prep(c, "DELETE FROM peer_devices WHERE handle = ? AND device_id = ?", &st);
 	if (rc != PARLEY_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);

@@ -10,7 +10,11 @@
  *   2. decrypt (the Signal session advances and is saved);
  *   3. hand the message to the application (on_message returns);
  *   4. record it as received, then queue the ack (batched, up to 100 ids per AckRequest);
- *   5. send a delivery receipt to the sender's devices.
+ *   5. send a delivery receipt to the sender's devices, if this account accepted the sender
+ *      (requests.c: a receipt to a stranger would accept it server-side and hand it our presence).
+ * Receipts arrive encrypted like messages (Content kind RECEIPT) and are shown only for message ids
+ * this account sent to the receipt's (authenticated) sender; a cleartext Receipt envelope, which
+ * anyone could forge and today's server refuses, is never shown.
  * A message whose sender's identity key changed is neither decrypted nor acked: it stays on the server
  * until the user accepts the new key (parley_trust), and on_identity_changed tells the application.
  */
@@ -110,25 +114,48 @@ static void report_error(parley_client *c, int err, const Parley__Wire__Envelope
 		c->ev.on_error(c, (parley_err)err, e->sender_handle, e->sender_device, c->ev.user);
 }
 
-static void handle_receipt(parley_client *c, const Parley__Wire__Envelope *e)
+/* A decrypted receipt: the session authenticated its sender, so only the ids this account sent to that
+ * sender count; the rest (another account's messages, made-up ids) are dropped. */
+static void handle_receipt(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
 {
-	Parley__Wire__Receipt *r;
+	Parley__Wire__Receipt *r = NULL;
+	uint64_t ts[WIRE_MAX_ACK_IDS];
+	size_t n = 0;
 
-	/* The content is bounded by the frame limit already checked by the wire codec; protobuf-c allocates
-	 * at most a small multiple of it. */
-	r = parley__wire__receipt__unpack(NULL, e->content.len, e->content.data);
-	if (r == NULL || r->n_timestamps == 0 || r->n_timestamps > WIRE_MAX_ACK_IDS ||
-	    (r->kind != PARLEY__WIRE__RECEIPT__KIND__DELIVERY && r->kind != PARLEY__WIRE__RECEIPT__KIND__READ)) {
+	if (wire__check_receipt(ct->receipt, ct->receipt_len) == PARLEY_OK)
+		r = parley__wire__receipt__unpack(NULL, ct->receipt_len, ct->receipt);
+	if (r == NULL || strcmp(e->sender_handle, c->account.handle) == 0) {
 		report_error(c, PARLEY_E_INVALID_MESSAGE, e);
-	} else if (c->ev.on_receipt != NULL) {
-		c->ev.on_receipt(c, e->sender_handle, e->sender_device,
-				 r->kind == PARLEY__WIRE__RECEIPT__KIND__READ ? PARLEY_RECEIPT_READ
-									    : PARLEY_RECEIPT_DELIVERED,
-				 r->timestamps, r->n_timestamps, c->ev.user);
+	} else {
+		n = r->n_timestamps;
+		memcpy(ts, r->timestamps, n * sizeof(ts[0]));
+		if (client__requests_filter_sent(c, e->sender_handle, ts, &n) == PARLEY_OK && n > 0 &&
+		    c->ev.on_receipt != NULL)
+			c->ev.on_receipt(c, e->sender_handle, e->sender_device,
+					 r->kind == PARLEY__WIRE__RECEIPT__KIND__READ ? PARLEY_RECEIPT_READ
+										    : PARLEY_RECEIPT_DELIVERED,
+					 ts, n, c->ev.user);
 	}
 	if (r != NULL)
 		parley__wire__receipt__free_unpacked(r, NULL);
-	ack(c, e->server_id);
+}
+
+/* Before a decrypted message is shown: the delivery receipt, only to an accepted sender; a copy of
+ * what another device of this account sent records that message (receipts for it are believed from
+ * its recipient) and accepts its recipient, as a send from this device does. Returns 1 for a message
+ * request (a message from a sender this account has not accepted). */
+static int before_message(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
+{
+	int accepted = 0;
+
+	if (ct->kind == CONTENT_KIND_SENT_COPY && strcmp(ct->destination, c->account.handle) != 0)
+		client__requests_record_sent(c, ct->timestamp, ct->destination);
+	if (ct->kind != CONTENT_KIND_MESSAGE || strcmp(e->sender_handle, c->account.handle) == 0 ||
+	    client__requests_accepted(c, e->sender_handle, &accepted) != PARLEY_OK)
+		return 0;
+	if (accepted)
+		client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
+	return !accepted;
 }
 
 #ifdef PARLEY_TEST_PLAINTEXT_LEAK
@@ -179,7 +206,7 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 	return rc;
 }
 
-static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
+static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct, int request)
 {
 	parley_message m;
 
@@ -196,6 +223,7 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 	m.server_timestamp_ms = e->server_timestamp;
 	m.body = ct->body; /* NUL-terminated by handle_envelope */
 	m.body_len = ct->body_len;
+	m.request = request;
 	if (c->ev.on_message != NULL)
 		c->ev.on_message(c, &m, c->ev.user);
 }
@@ -207,13 +235,12 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 	size_t pt_len = 0;
 	int seen = 0, rc;
 
-	if (e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT) {
-		handle_receipt(c, e);
-		return;
-	}
 	if (e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT &&
 	    e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE) {
-		report_error(c, PARLEY_E_INVALID_MESSAGE, e);
+		/* a cleartext receipt (queued before the server refused them) is as forgeable as ever */
+		report_error(c, e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT ? PARLEY_E_RECEIPT_IN_CLEAR
+										      : PARLEY_E_INVALID_MESSAGE,
+			     e);
 		ack(c, e->server_id);
 		return;
 	}
@@ -239,15 +266,17 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
 			rc = PARLEY_E_INVALID_MESSAGE;
 	}
-	if (rc == PARLEY_OK) {
+	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_RECEIPT) {
+		handle_receipt(c, e, &ct);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else if (rc == PARLEY_OK) {
 		/* Queued before the application sees the message, so the sender hears "delivered" before
 		 * any "read" the application sends from its callback. */
-		if (ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
-			client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
+		int request = before_message(c, e, &ct);
 		/* NUL after the body for the application's convenience: the body lies inside pt, and what
 		 * follows it (padding or another record) is no longer needed. */
 		((uint8_t *)ct.body)[ct.body_len] = '\0';
-		deliver(c, e, &ct);
+		deliver(c, e, &ct, request);
 		client__e2e_seen(c, e->server_id, 1, &seen);
 	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
 		report_error(c, rc, e);

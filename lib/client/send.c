@@ -7,11 +7,18 @@
  *   1. devices = the target's devices we hold a session with (peer_devices + session present);
  *      with none yet, fetch every bundle of the target first (X3DH per device);
  *   2. encrypt once per device, send;
- *   3. MISMATCHED_DEVICES / STALE_DEVICES (the server names the devices): drop the sessions of extra
- *      and stale devices, fetch bundles for missing and stale ones, go to 2 — at most SEND_ATTEMPTS
+ *   3. MISMATCHED_DEVICES / STALE_DEVICES (the server names the devices): leave out the extra and
+ *      stale devices, fetch bundles for missing and stale ones, go to 2 — at most SEND_ATTEMPTS
  *      times, so a device list that keeps changing ends in an error instead of a loop.
- * Receipts (cleartext Receipt envelopes) take the same path without encryption; they still need the
- * device list and registration ids, which the relay checks the same way.
+ * A refused send never destroys a session that still works (security item 12). "Extra" means only
+ * that the server will not queue for that device now (removed, or no keys uploaded): its session may
+ * still be the one its messages arrive on, so it stays; the device is left out of this job and, for a
+ * message, off the list of devices to send to (a new bundle brings it back if it returns).
+ * Only a message to a stale device (a new registration id: the device was reinstalled) drops that
+ * session, to build a new one from its bundle. A receipt never changes any session or device list:
+ * it is best effort, and losing a conversation over one was the bug.
+ * Receipts are end-to-end encrypted Content (kind RECEIPT) like messages (security item 17): the
+ * server sees an ordinary ciphertext envelope and cannot forge, read or tell one from a message.
  *
  * The message timestamp stays the same across retries: it is the message id receipts refer to.
  */
@@ -33,7 +40,9 @@ typedef struct send_job {
 	int fetched;     /* all bundles of target were fetched in this phase */
 	uint64_t timestamp;
 	int receipt_kind; /* 0: a message */
-	uint8_t *content; /* plaintext Content (or packed Receipt) for the recipient */
+	uint32_t skip[SEND_MAX_DEVICES]; /* devices the server refused in this job (extra/stale receipt) */
+	size_t n_skip;
+	uint8_t *content; /* plaintext Content for the recipient */
 	size_t content_len;
 	uint8_t *copy;    /* plaintext Content for our other devices */
 	size_t copy_len;
@@ -160,12 +169,6 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 		o->device_id = ids[i];
 		o->registration_id = regids[i];
 		m->msgp[i] = o;
-		if (job->receipt_kind != 0) {
-			o->type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT;
-			o->content.data = (uint8_t *)pt;
-			o->content.len = pt_len;
-			continue;
-		}
 		parley_signal_address a = {job->target, ids[i]};
 		size_t cap = PARLEY_SIGNAL_CIPHERTEXT_MAX(pt_len) + LEAK_EXTRA(pt_len), len = 0;
 		int type = 0;
@@ -201,7 +204,30 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 	return PARLEY_OK;
 }
 
-/* Applies the server's device lists; returns the device to fetch (0 = all) in *fetch, or -1 if none. */
+static void skip_device(send_job *job, uint32_t device)
+{
+	size_t i;
+	for (i = 0; i < job->n_skip; i++)
+		if (job->skip[i] == device)
+			return;
+	if (job->n_skip < SEND_MAX_DEVICES)
+		job->skip[job->n_skip++] = device;
+}
+
+static int skipped(const send_job *job, uint32_t device)
+{
+	size_t i;
+	for (i = 0; i < job->n_skip; i++)
+		if (job->skip[i] == device)
+			return 1;
+	return 0;
+}
+
+/* Applies the server's device lists; returns the device to fetch (0 = all) in *fetch, or -1 if none.
+ * Extra devices are left out of this job, their sessions kept (see the top of the file); a message
+ * also takes them off the device list, so the next one does not ask again. Stale ones:
+ * a message drops the session and fetches the new bundle; a receipt leaves them out and touches
+ * nothing. */
 static int apply_mismatch(parley_client *c, send_job *job, const Parley__Wire__SendMessageResponse *r,
 			  int64_t *fetch)
 {
@@ -209,9 +235,17 @@ static int apply_mismatch(parley_client *c, send_job *job, const Parley__Wire__S
 	int rc = PARLEY_OK;
 
 	*fetch = -1;
-	for (i = 0; rc == PARLEY_OK && i < r->n_extra_devices; i++)
-		rc = client__e2e_peer_drop(c, job->target, r->extra_devices[i]);
+	for (i = 0; rc == PARLEY_OK && i < r->n_extra_devices; i++) {
+		skip_device(job, r->extra_devices[i]);
+		/* later messages need not ask again (a receipt leaves even that alone) */
+		if (job->receipt_kind == 0)
+			rc = client__e2e_peer_forget(c, job->target, r->extra_devices[i]);
+	}
 	for (i = 0; rc == PARLEY_OK && i < r->n_stale_devices; i++) {
+		if (job->receipt_kind != 0) {
+			skip_device(job, r->stale_devices[i]);
+			continue;
+		}
 		rc = client__e2e_peer_drop(c, job->target, r->stale_devices[i]);
 		*fetch = r->stale_devices[i];
 		nfetch++;
@@ -234,6 +268,7 @@ static void next_phase(parley_client *c, send_job *job)
 		job->phase = 1;
 		job->attempts = 0;
 		job->fetched = 0;
+		job->n_skip = 0; /* device ids of the recipient: they say nothing about ours */
 		memcpy(job->target, c->account.handle, sizeof(job->target));
 		job_step(c, job);
 		return;
@@ -318,15 +353,14 @@ static int job_next(parley_client *c, send_job *job)
 	rc = client__e2e_peer_devices(c, job->target, ids, regids, SEND_MAX_DEVICES, &n);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (is_self(c, job->target)) {
-		for (i = j = 0; i < n; i++) {
-			if (ids[i] != c->account.device_id) {
-				ids[j] = ids[i];
-				regids[j++] = regids[i];
-			}
-		}
-		n = j;
+	/* not this device (a note to self), nor the devices the server refused in this job */
+	for (i = j = 0; i < n; i++) {
+		if ((is_self(c, job->target) && ids[i] == c->account.device_id) || skipped(job, ids[i]))
+			continue;
+		ids[j] = ids[i];
+		regids[j++] = regids[i];
 	}
+	n = j;
 	if (n != 0)
 		return build_and_send(c, job, ids, regids, n);
 	if (job->fetched)
@@ -391,6 +425,10 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 	}
 	job->cb = cb;
 	job->user = user;
+	/* Writing to someone accepts them (receipts to them from now on), and a receipt for this id is
+	 * believed only from them. A note to self goes to our own devices: nobody to accept. */
+	if (rc == PARLEY_OK && !is_self(c, handle))
+		rc = client__requests_record_sent(c, job->timestamp, handle);
 	if (rc == PARLEY_OK)
 		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK) {
@@ -406,28 +444,31 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 int client__send_receipt(parley_client *c, const char *handle, int kind, const uint64_t *ts, size_t n)
 {
 	Parley__Wire__Receipt rcpt = PARLEY__WIRE__RECEIPT__INIT;
+	uint8_t packed[WIRE_MAX_ACK_IDS * 11 + 16]; /* a tag + a 10-byte varint per id, plus the kind */
+	client_content ct;
 	send_job *job;
-	size_t len;
 	int rc;
 
 	if (n == 0 || n > WIRE_MAX_ACK_IDS)
 		return PARLEY_E_INVAL;
-	job = job_new(c, handle);
-	if (job == NULL)
-		return PARLEY_E_NOMEM;
 	rcpt.kind = kind == PARLEY_RECEIPT_READ ? PARLEY__WIRE__RECEIPT__KIND__READ : PARLEY__WIRE__RECEIPT__KIND__DELIVERY;
 	rcpt.n_timestamps = n;
 	rcpt.timestamps = (uint64_t *)ts;
-	len = parley__wire__receipt__get_packed_size(&rcpt);
-	job->content = parley__malloc(len);
-	if (job->content == NULL) {
-		job_free(job);
+	if (parley__wire__receipt__get_packed_size(&rcpt) > sizeof(packed))
+		return PARLEY_E_TOO_LARGE;
+	job = job_new(c, handle);
+	if (job == NULL)
 		return PARLEY_E_NOMEM;
-	}
-	job->content_len = parley__wire__receipt__pack(&rcpt, job->content);
 	job->receipt_kind = kind;
 	job->timestamp = client__e2e_timestamp(c);
-	rc = job_next(c, job); /* a local error goes to the caller, not the callback */
+	memset(&ct, 0, sizeof(ct));
+	ct.kind = CONTENT_KIND_RECEIPT;
+	ct.timestamp = job->timestamp;
+	ct.receipt = packed;
+	ct.receipt_len = parley__wire__receipt__pack(&rcpt, packed);
+	rc = client__content_encode(&ct, &job->content, &job->content_len);
+	if (rc == PARLEY_OK)
+		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK)
 		job_free(job);
 	return rc;
@@ -453,11 +494,18 @@ parley_err parley_send(parley_client *c, const char *handle, const char *text)
 
 parley_err parley_mark_read(parley_client *c, const char *handle, const uint64_t *timestamps, size_t n)
 {
-	int rc;
+	int rc, accepted = 0;
 
 	if (c == NULL || timestamps == NULL || n == 0 || n > WIRE_MAX_ACK_IDS)
 		return PARLEY_E_INVAL;
 	rc = client__e2e_begin(c, handle);
+	if (rc == PARLEY_OK)
+		rc = client__requests_accepted(c, handle, &accepted);
+	if (rc == PARLEY_OK && !accepted) {
+		client__set_err(c, "%s is not an accepted contact: no read receipt (parley accept %s)", handle,
+				handle);
+		rc = PARLEY_E_NOT_ACCEPTED;
+	}
 	if (rc == PARLEY_OK)
 		rc = client__send_receipt(c, handle, PARLEY_RECEIPT_READ, timestamps, n);
 	return (parley_err)rc;

@@ -192,6 +192,10 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_TYPING:
 		return check_str(r->typing->recipient, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_CONTACT:
+		return check_str(r->contact->handle, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING:
+		return PARLEY_OK;
 	default:
 		/* no body, or a body number this version does not know */
 		return PARLEY_E_PROTO_UNKNOWN;

@@ -117,6 +117,14 @@ static const struct opt opts[] = {
 	{"storage_reserve_bytes", OPT_INT, OFF(storage_reserve_bytes), 0, 2147483647, "33554432", 0,
 	 "disk space held in <data_dir>/parley.reserve and released when the disk fills, so acks can still "
 	 "delete (0 = no reserve)"},
+	/* message requests (relay/presence.c, store/sqlite/contacts.c) */
+	{"contact_ttl_s", OPT_INT, OFF(contact_ttl_s), 1, 315360000, "2592000", 0,
+	 "an acceptance (a send to, or an accept of, a peer) unused this long is pruned: presence and "
+	 "typing between the two stop until both write again (2592000 s = 30 days)"},
+	{"presence_share_default", OPT_BOOL, OFF(presence_share_default), 0, 1, "true", 0,
+	 "whether an account that never chose shares its online state with mutually accepted contacts"},
+	{"purge_interval_s", OPT_INT, OFF(purge_interval_s), 1, 86400, "60", 0,
+	 "period of the purge of expired envelopes and stale contacts"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

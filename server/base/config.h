@@ -67,6 +67,10 @@ typedef struct parleyd_config {
 	int store_queue_max;
 	int idle_trim_ms;
 	int storage_reserve_bytes;
+	/* message requests */
+	int contact_ttl_s;
+	int presence_share_default;
+	int purge_interval_s;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

@@ -1,6 +1,10 @@
-/* Typing and presence: ephemeral pushes between accounts that share a thread. Neither is stored: the
- * store only answers who the peers are. Both travel with MBOX_DROP (a lost typing indicator is harmless;
- * presence is sent again on the next change). */
+/* Message requests: typing and presence are ephemeral pushes between accounts that accepted each other
+ * (store/sqlite/contacts.c): an account accepts a peer by sending it anything or with
+ * ContactRequest{accept}, so a stranger's one message gets it neither the victim's presence nor a way
+ * to push typing, until the victim replies or accepts. An account may also stop sharing its presence
+ * altogether (PresenceSettingRequest). Neither push is stored: the store only answers who the peers
+ * are. Both travel with MBOX_DROP (a lost typing indicator is harmless; presence is sent again on the
+ * next change). */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,7 +50,9 @@ static void presence_peers(void *arg, int status, const void *result)
 	parley__free(q);
 }
 
-void relay__presence_changed(worker *w, uint64_t account, const char *handle, int online)
+/* force: to every mutual contact, whatever the account's presence setting */
+static void presence_push(worker *w, const relay_config *c, uint64_t account, const char *handle, int online,
+			  int force)
 {
 	struct presence_req *q = parley__calloc(1, sizeof(*q));
 	if (q == NULL)
@@ -55,10 +61,63 @@ void relay__presence_changed(worker *w, uint64_t account, const char *handle, in
 	snprintf(q->handle, sizeof(q->handle), "%s", handle);
 	q->account = account;
 	q->online = online;
-	relay__thread_peers(worker__store(w), account, presence_peers, q);
+	relay__thread_peers(c, worker__store(w), account, force, presence_peers, q);
 }
 
-/* --- typing: the peer lookup (and the thread check) needs the store --- */
+void relay__presence_changed(worker *w, const relay_config *c, uint64_t account, const char *handle, int online)
+{
+	presence_push(w, c, account, handle, online, 0);
+}
+
+/* --- the settings: accept/decline a peer, share presence or not --- */
+
+/* Both answers are empty messages: the status, and on success the body of the request's kind. */
+static void reply_empty(request *rq, int status, Parley__Wire__Response__BodyCase body_case)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__ContactResponse cr = PARLEY__WIRE__CONTACT_RESPONSE__INIT;
+	Parley__Wire__PresenceSettingResponse pr = PARLEY__WIRE__PRESENCE_SETTING_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		r.body_case = body_case;
+		if (body_case == PARLEY__WIRE__RESPONSE__BODY_CONTACT)
+			r.contact = &cr;
+		else
+			r.presence_setting = &pr;
+	}
+	request__reply(rq, &r);
+}
+
+static void contact_answer(void *arg, int status, const void *result)
+{
+	reply_empty(arg, status, PARLEY__WIRE__RESPONSE__BODY_CONTACT);
+}
+
+void relay__route_contact(request *rq, const Parley__Wire__Request *req)
+{
+	relay__contact_set(worker__store(rq->w), rq->account, req->contact->handle, req->contact->accept,
+			   parley__wall_ms(), contact_answer, rq);
+}
+
+static void presence_set_answer(void *arg, int status, const void *result)
+{
+	request *rq = arg;
+	const store_job *j = result;
+	/* Either way the contacts learn the new state at once: "online" when sharing again (the account is
+	 * online: it asked), "offline" when it stops (sent whatever the setting now says, or the last
+	 * "online" they saw would stay). */
+	if (status == PARLEY_OK)
+		presence_push(rq->w, rq->svc, rq->account, rq->handle, j->relay.shared, !j->relay.shared);
+	reply_empty(rq, status, PARLEY__WIRE__RESPONSE__BODY_PRESENCE_SETTING);
+}
+
+void relay__route_presence_setting(request *rq, const Parley__Wire__Request *req)
+{
+	relay__presence_set(worker__store(rq->w), rq->account, req->presence_setting->share,
+			    presence_set_answer, rq);
+}
+
+/* --- typing: the peer lookup (and the acceptance check) needs the store --- */
 
 struct typing_req {
 	request *rq;
@@ -75,7 +134,7 @@ static void typing_answer(void *arg, int status, const void *result)
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__TypingResponse tr = PARLEY__WIRE__TYPING_RESPONSE__INIT;
 	if (status == PARLEY_OK && !j->relay.shared)
-		status = PARLEY_E_NO_THREAD;
+		status = PARLEY_E_NOT_ACCEPTED;
 	if (status == PARLEY_OK) {
 		Parley__Wire__Typing ty = PARLEY__WIRE__TYPING__INIT;
 		Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;

@@ -15,6 +15,9 @@ void relay__config_from(relay_config *c, const parleyd_config *cfg)
 	c->queue_limit = (unsigned)cfg->queue_limit;
 	c->ttl_ms = (uint64_t)cfg->message_ttl_s * 1000u;
 	c->max_inflight = (unsigned)cfg->max_inflight;
+	c->contact_ttl_ms = (uint64_t)cfg->contact_ttl_s * 1000u;
+	c->purge_interval_ms = (uint64_t)cfg->purge_interval_s * 1000u;
+	c->presence_share_default = cfg->presence_share_default != 0;
 }
 
 void relay__config_defaults(relay_config *c)
@@ -44,12 +47,10 @@ static int check_send(const relay_config *c, const Parley__Wire__SendMessageRequ
 		for (size_t k = 0; k < i; k++)
 			if (req->messages[k]->device_id == o->device_id)
 				return PARLEY_E_PROTO_MALFORMED; /* one device twice */
-		/* receipts travel in clear: make sure they are what they claim, not a text smuggled past */
-		if (o->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT) {
-			int rc = wire__check_receipt(o->content.data, o->content.len);
-			if (rc != PARLEY_OK)
-				return rc;
-		}
+		/* A cleartext receipt names no session, so anyone could claim "delivered" or "read" for any
+		 * message id; receipts travel inside the end-to-end content instead (security item 17). */
+		if (o->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT)
+			return PARLEY_E_RECEIPT_IN_CLEAR;
 		*total += o->content.len;
 	}
 	return PARLEY_OK;
@@ -148,7 +149,8 @@ void relay__find_peer(store_client *sc, uint64_t account, const char *handle, sv
 	submit(sc, j, cb, arg);
 }
 
-void relay__thread_peers(store_client *sc, uint64_t account, svc_cb cb, void *arg)
+void relay__thread_peers(const relay_config *c, store_client *sc, uint64_t account, int force, svc_cb cb,
+			 void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_THREAD_PEERS);
 	if (j == NULL) {
@@ -156,6 +158,50 @@ void relay__thread_peers(store_client *sc, uint64_t account, svc_cb cb, void *ar
 		return;
 	}
 	j->account_id = account;
+	j->relay.shared = (c->presence_share_default ? STORE_PEERS_DEFAULT_SHARE : 0) | (force ? STORE_PEERS_FORCE : 0);
+	submit(sc, j, cb, arg);
+}
+
+void relay__contact_set(store_client *sc, uint64_t account, const char *handle, int accept, uint64_t now_ms,
+			svc_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_CONTACT_SET);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	if (store__job_set_handle(j, handle) != PARLEY_OK) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NO_SUCH_ACCOUNT, NULL);
+		return;
+	}
+	j->account_id = account;
+	j->now_ms = now_ms;
+	j->relay.shared = accept != 0;
+	submit(sc, j, cb, arg);
+}
+
+void relay__presence_set(store_client *sc, uint64_t account, int share, svc_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_PRESENCE_SET);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->account_id = account;
+	j->relay.shared = share != 0;
+	submit(sc, j, cb, arg);
+}
+
+void relay__prune_contacts(const relay_config *c, store_client *sc, uint64_t now_ms, svc_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_PRUNE_CONTACTS);
+	if (j == NULL) {
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->now_ms = now_ms > c->contact_ttl_ms ? now_ms - c->contact_ttl_ms : 0;
+	j->relay.limit = RELAY_PURGE_BATCH;
 	submit(sc, j, cb, arg);
 }
 

@@ -8,7 +8,8 @@
  *               bounded in-flight window, then live pushes). Sends through a hook, never a socket.
  *   routes.c    the service on the wire: send / ack / typing routes, fan-out of committed envelopes
  *               to the loops holding the recipients, the per-connection relay_dev, the TTL purge.
- *   presence.c  typing and presence pushes between thread peers.
+ *   presence.c  message requests: typing and presence pushes between mutually accepted contacts,
+ *               the contact (accept/decline) and presence-setting routes.
  */
 #ifndef PARLEYD_RELAY_H
 #define PARLEYD_RELAY_H
@@ -21,7 +22,6 @@
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
 
-#define RELAY_PURGE_INTERVAL_MS 60000u
 #define RELAY_PURGE_BATCH 10000u
 
 typedef struct relay_config {
@@ -29,6 +29,9 @@ typedef struct relay_config {
 	unsigned queue_limit;   /* envelopes queued per device -> PARLEY_E_QUEUE_FULL */
 	uint64_t ttl_ms;        /* envelopes older than this are purged, never delivered */
 	unsigned max_inflight;  /* pushed but unacked envelopes per connection */
+	uint64_t contact_ttl_ms;    /* acceptances unused this long are pruned */
+	uint64_t purge_interval_ms; /* period of the purge (envelopes, then contacts) */
+	int presence_share_default; /* for accounts without a presence setting */
 } relay_config;
 
 /* From the configuration table (the only place defaults live); _defaults: the table's defaults. */
@@ -38,14 +41,23 @@ void relay__config_defaults(relay_config *c);
 /* Every call reports once through cb(arg, status, const store_job *). For SEND the job holds the
  * server ids (msgs[i].server_id) or the missing/extra/stale device lists. */
 
-/* Validates (content size, receipt format, duplicate device ids) and enqueues durably. */
+/* Validates (content size, no cleartext receipt, duplicate device ids) and enqueues durably. */
 void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint32_t device, const char *handle,
 		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
 		svc_cb cb, void *arg);
-/* handle -> account id and whether it shares a thread with `account` (relay.recipient_account, .shared). */
+/* Message requests (store/sqlite/contacts.c). find_peer: handle -> account id and whether it and
+ * `account` accepted each other (relay.recipient_account, .shared). thread_peers: the accounts that
+ * should see `account`'s presence (mutual contacts; none if it does not share, unless `force`). contact_set: `account`
+ * accepts (or, accept = 0, declines) handle. presence_set: the account's presence opt-in/out.
+ * prune_contacts: drops acceptances older than contact_ttl_ms. */
 void relay__find_peer(store_client *sc, uint64_t account, const char *handle, svc_cb cb, void *arg);
-void relay__thread_peers(store_client *sc, uint64_t account, svc_cb cb, void *arg);
+void relay__thread_peers(const relay_config *c, store_client *sc, uint64_t account, int force, svc_cb cb,
+			 void *arg);
+void relay__contact_set(store_client *sc, uint64_t account, const char *handle, int accept, uint64_t now_ms,
+			svc_cb cb, void *arg);
+void relay__presence_set(store_client *sc, uint64_t account, int share, svc_cb cb, void *arg);
+void relay__prune_contacts(const relay_config *c, store_client *sc, uint64_t now_ms, svc_cb cb, void *arg);
 void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg);
 
 /* Encodes Push{Envelope} into out (appended). */
@@ -105,10 +117,14 @@ void relay__dev_stop(relay_dev *d);
 struct service;
 extern const struct service relay__service;
 
-/* presence.c: push the account's online state to its thread peers, and typing to one peer. */
+/* presence.c: push the account's online state to its mutual contacts, typing to one of them, and the
+ * routes that change who those are. */
 struct worker;
-void relay__presence_changed(struct worker *w, uint64_t account, const char *handle, int online);
+void relay__presence_changed(struct worker *w, const relay_config *c, uint64_t account, const char *handle,
+			     int online);
 struct request;
 void relay__route_typing(struct request *rq, const Parley__Wire__Request *req);
+void relay__route_contact(struct request *rq, const Parley__Wire__Request *req);
+void relay__route_presence_setting(struct request *rq, const Parley__Wire__Request *req);
 
 #endif

@@ -32,16 +32,27 @@ static int init(const parleyd_config *cfg, void **state)
 struct purge {
 	uv_timer_t timer;
 	worker *w;
+	const relay_config *cfg;
 	int running;
 };
 
-static void purge_done(void *arg, int status, const void *result)
+static void prune_done(void *arg, int status, const void *result)
 {
 	const store_job *j = result;
 	struct purge *p = arg;
 	p->running = 0;
 	if (status == PARLEY_OK && j->relay.n_deleted > 0)
+		log_info(MODULE, "pruned %llu unused contacts", (unsigned long long)j->relay.n_deleted);
+}
+
+/* Envelopes first, then contacts unused for contact_ttl_s (store/sqlite/contacts.c). */
+static void purge_done(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	struct purge *p = arg;
+	if (status == PARLEY_OK && j->relay.n_deleted > 0)
 		log_info(MODULE, "purged %llu expired envelopes", (unsigned long long)j->relay.n_deleted);
+	relay__prune_contacts(p->cfg, worker__store(p->w), parley__wall_ms(), prune_done, p);
 }
 
 static void on_purge_timer(uv_timer_t *t)
@@ -61,9 +72,10 @@ static int worker_start(worker *w, void *state, void **wstate)
 	if (p == NULL)
 		return PARLEY_E_NOMEM;
 	p->w = w;
+	p->cfg = state;
 	uv_timer_init(worker__loop(w), &p->timer);
 	p->timer.data = p;
-	uv_timer_start(&p->timer, on_purge_timer, RELAY_PURGE_INTERVAL_MS, RELAY_PURGE_INTERVAL_MS);
+	uv_timer_start(&p->timer, on_purge_timer, p->cfg->purge_interval_ms, p->cfg->purge_interval_ms);
 	uv_unref((uv_handle_t *)&p->timer);
 	*wstate = p;
 	return PARLEY_OK;
@@ -124,7 +136,7 @@ static void link_auth(struct link *l, void *state)
 	*link__slot(l, LINK_SLOT_RELAY) = d;
 	relay__dev_start(d);
 	if (link__presence_edge(l) > 0)
-		relay__presence_changed(w, link__account(l), link__handle(l), 1);
+		relay__presence_changed(w, state, link__account(l), link__handle(l), 1);
 }
 
 static void link_close(struct link *l, void *state)
@@ -134,7 +146,7 @@ static void link_close(struct link *l, void *state)
 		return;
 	relay__dev_stop(d);
 	if (link__presence_edge(l) < 0)
-		relay__presence_changed(link__worker(l), link__account(l), link__handle(l), 0);
+		relay__presence_changed(link__worker(l), state, link__account(l), link__handle(l), 0);
 }
 
 /* Every read in flight held the link, so nothing refers to the relay_dev any more. */
@@ -256,6 +268,8 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE, "send_message", 1, route_send_message},
 	{PARLEY__WIRE__REQUEST__BODY_ACK, "ack", 1, route_ack},
 	{PARLEY__WIRE__REQUEST__BODY_TYPING, "typing", 1, relay__route_typing},
+	{PARLEY__WIRE__REQUEST__BODY_CONTACT, "contact", 1, relay__route_contact},
+	{PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING, "presence_setting", 1, relay__route_presence_setting},
 };
 
 const service relay__service = {

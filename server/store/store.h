@@ -125,8 +125,12 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(FETCH_QUEUE, fetch_queue, STORE_READ, relay)        /* envelopes with id > after_id, in order */      \
 	X(ACK, ack, STORE_WRITE, relay)                       /* delete envelopes of (account, device) by id */ \
 	X(PURGE_EXPIRED, purge_expired, STORE_WRITE, relay)   /* delete expired envelopes (bounded) */          \
-	X(THREAD_PEERS, thread_peers, STORE_READ, relay)      /* accounts sharing a thread with account_id */   \
-	X(FIND_PEER, find_peer, STORE_READ, relay)            /* handle -> account_id, shares a thread? */
+	/* message requests (sqlite/contacts.c): contacts(owner, peer) = owner accepted peer */              \
+	X(THREAD_PEERS, thread_peers, STORE_READ, relay)      /* mutual contacts, if account_id shares presence */ \
+	X(FIND_PEER, find_peer, STORE_READ, relay)            /* handle -> account_id, mutually accepted? */    \
+	X(CONTACT_SET, contact_set, STORE_WRITE, relay)       /* account_id accepts (shared=1) / declines handle */ \
+	X(PRESENCE_SET, presence_set, STORE_WRITE, relay)     /* account_id shares presence (shared) or not */  \
+	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -219,6 +223,9 @@ typedef struct store_envelope {
 	size_t content_len;
 } store_envelope;
 
+#define STORE_PEERS_DEFAULT_SHARE 1 /* THREAD_PEERS: presence_share_default */
+#define STORE_PEERS_FORCE 2         /* THREAD_PEERS: whatever the account's setting */
+
 typedef struct store_relay_args {
 	/* SEND: job->handle = recipient; job->account_id/device_id = sender; now_ms = server time */
 	char sender_handle[STORE_MAX_HANDLE + 1];
@@ -240,7 +247,12 @@ typedef struct store_relay_args {
 	uint64_t *ids;            /* owned by the job: store__job_relay_alloc_ids */
 	size_t n_ids;
 	uint64_t n_deleted;
-	/* THREAD_PEERS: account_id -> peers (at most `limit`); FIND_PEER: handle -> account_id, shared */
+	/* THREAD_PEERS: account_id, shared = STORE_PEERS_* flags -> peers (at most `limit`): the
+	 * accounts it and they accepted each other; none if account_id does not share its presence
+	 * (its setting, else DEFAULT_SHARE), unless FORCE.
+	 * FIND_PEER: handle -> recipient_account, shared = accepted both ways. CONTACT_SET: handle,
+	 * shared = 1 accept / 0 decline; PRESENCE_SET: shared; PRUNE_CONTACTS: now_ms = cut-off, limit ->
+	 * n_deleted */
 	uint64_t *peers;          /* owned by the job */
 	size_t n_peers;
 	int shared;

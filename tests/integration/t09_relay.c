@@ -397,10 +397,27 @@ static int send_typing(int fd, const char *to, int started)
 	return pw_call(fd, &req, NULL);
 }
 
+static int send_contact(int fd, const char *handle, int accept)
+{
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ContactRequest c = PARLEY__WIRE__CONTACT_REQUEST__INIT;
+	req.id = 778;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_CONTACT;
+	req.contact = &c;
+	c.handle = (char *)handle;
+	c.accept = accept;
+	return pw_call(fd, &req, NULL);
+}
+
 static void typing_and_presence(void)
 {
-	/* alice and bob share a thread (alice wrote to bob above); carol shares none with bob */
+	/* alice wrote to bob above and bob accepts her now (message requests: both ways needed); carol
+	 * shares nothing with bob */
 	wire_frame f;
+	IT_EQ(reconnect(&bob), PARLEY_OK);
+	IT_EQ(send_contact(bob.fd, "alice", 1), PARLEY_OK);
+	/* the accept came after bob's "online" (nobody to tell then): say it again with a new connection */
+	close(bob.fd);
 	IT_EQ(reconnect(&bob), PARLEY_OK);
 	/* alice may still hold the "offline" from bob's earlier disconnect: the next change is "online" */
 	int online = 0;
@@ -421,7 +438,7 @@ static void typing_and_presence(void)
 	}
 	tuser carol;
 	make_acct(&carol, "carol", 1);
-	IT_EQ(send_typing(carol.fd, "bob", 1), PARLEY_E_NO_THREAD);
+	IT_EQ(send_typing(carol.fd, "bob", 1), PARLEY_E_NOT_ACCEPTED);
 	close(carol.fd);
 	close(bob.fd);
 	IT_EQ(wait_push(alice.fd, PARLEY__WIRE__PUSH__BODY_PRESENCE, &f, 5000), 0);

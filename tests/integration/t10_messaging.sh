@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 10: the first end-to-end conversation, as a new user would run it in two terminals: register alice and
-# bob, bob offline, `parley send bob hi`, then `parley listen` as bob shows "hi" exactly once; receipts
-# come back; a second device of bob's gets the next message too; the server's database and logs never
+# bob, bob accepts alice (message requests), bob offline, `parley send bob hi`, then `parley listen` as
+# bob shows "hi" exactly once; receipts come back (end-to-end encrypted); a second device of bob's gets the next message too; the server's database and logs never
 # contain the plaintext (scanned while it runs with the message queued, with positive controls); safety
 # numbers agree on both sides. And the details a new user meets: the confirmation line of send, -q,
 # messages from standard input (with the 8192-byte limit), sending to yourself with one device, and
@@ -23,6 +23,8 @@ p() { local home=$1; shift; PARLEY_HOME="$dir/$home" timeout 30 "$PARLEY" "$@"; 
 
 check "register alice" 'p alice register alice >/dev/null'
 check "register bob" 'p bob register bob >/dev/null'
+# Message requests: bob gives receipts (and presence) only to people he wrote to or accepted.
+check "bob accepts alice" '[ "$(p bob accept alice)" = "accepted alice" ]'
 check "alice sends hi while bob is offline" 'p alice send bob hi >"$dir/sent"'
 check "send confirms in one line" \
 	'[ "$(wc -l <"$dir/sent")" = 1 ] && grep -qE "^sent to bob at [0-9]{2}:[0-9]{2}:[0-9]{2} \(id [0-9]+\)$" "$dir/sent"'
@@ -107,6 +109,14 @@ check "safety numbers agree (bob's first device)" \
 check "safety numbers agree (bob's second device)" \
 	'p alice safety-number bob | grep "device 2" | grep -qF "$(p bob2 safety-number alice)"'
 check "safety number is 60 digits" '[ "$(p bob safety-number alice | tr -cd 0-9 | wc -c)" = 60 ]'
+
+# a stranger's first message is a message request: listen says why no receipt goes back
+check "carol registers" 'p carol register carol >/dev/null'
+check "carol writes to bob" 'p carol send -q bob "hello from carol"'
+p bob listen --count 1 --timeout 10 >"$dir/out-bob-req" 2>&1
+check "bob sees carol's message" 'grep -q "carol: hello from carol$" "$dir/out-bob-req"'
+check "listen marks it a message request" 'grep -q "(a message request: carol gets no receipts" "$dir/out-bob-req"'
+check "no hint for alice, whom bob accepted" '! grep -q "message request" "$dir/out-bob1"'
 
 kill -TERM "$pid"; wait "$pid"; pid=
 # after the stop too (the WAL is checkpointed and gone, so only the main file is scanned there)

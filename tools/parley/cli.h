@@ -72,5 +72,8 @@ int cmd_send(cli_ctx *ctx, int argc, char **argv);
 int cmd_listen(cli_ctx *ctx, int argc, char **argv);
 int cmd_safety_number(cli_ctx *ctx, int argc, char **argv);
 int cmd_trust(cli_ctx *ctx, int argc, char **argv);
+int cmd_accept(cli_ctx *ctx, int argc, char **argv);
+int cmd_block(cli_ctx *ctx, int argc, char **argv);
+int cmd_presence(cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -151,6 +151,7 @@ typedef struct listen_state {
 	int connecting;
 	parley_err last_err;
 	char why[256];   /* the library's one-line reason for the last loss */
+	char hinted[PARLEY_HANDLE_MAX + 1]; /* the last sender told about message requests */
 } listen_state;
 
 static void note_loss(listen_state *ls, parley_client *c, parley_err err)
@@ -187,6 +188,14 @@ static void ev_message(parley_client *c, const parley_message *m, void *user)
 	fputs(": ", stdout);
 	cli_write_safe(stdout, m->body, m->body_len);
 	putchar('\n');
+	/* Once per sender and listen: why this sender gets no receipts, and what to do about it. */
+	if (m->request && strcmp(ls->hinted, m->sender) != 0) {
+		char h[PARLEY_HANDLE_MAX + 1];
+		cli_safe_handle(m->sender, h);
+		printf("  (a message request: %s gets no receipts, presence or typing from you until you reply or "
+		       "run: parley accept %s)\n", h, h);
+		snprintf(ls->hinted, sizeof(ls->hinted), "%s", m->sender);
+	}
 	fflush(stdout);
 	/* Shown on the terminal = read. */
 	if (m->destination == NULL)

@@ -55,7 +55,9 @@ static const cli_command commands[] = {
 	 "  HH:MM:SS alice: hi                  a message to you\n"
 	 "  HH:MM:SS alice -> bob: hi           (as alice) a copy of what your other device sent\n"
 	 "  HH:MM:SS bob delivered|read your message of HH:MM:SS (id N)   receipts\n"
-	 "Displayed messages are marked read (the sender gets a read receipt). It does not exit on its\n"
+	 "  (a message request: ...)            after the first message from someone you never wrote\n"
+	 "                                      to nor accepted: they get no receipts (parley accept)\n"
+	 "Displayed messages are marked read (an accepted sender gets a read receipt). It does not exit on its\n"
 	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
 	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
 	 "is given; with both, exits 1 if the timeout comes first. Messages not shown stay on the server\n"
@@ -67,6 +69,16 @@ static const cli_command commands[] = {
 	{"trust", cmd_trust, "HANDLE", "accept HANDLE's changed identity key",
 	 "After HANDLE's identity key changed (listen and send warn), and only once you compared the new\n"
 	 "safety number, accepts the new key: held messages then decrypt on the next listen."},
+	{"accept", cmd_accept, "HANDLE", "accept a message request from HANDLE",
+	 "Someone who writes to you first is a message request: you see the messages, but they get no\n"
+	 "delivery or read receipts, no presence and cannot show typing to you. Replying to HANDLE or\n"
+	 "this command accepts them; presence and typing then flow once both of you accepted."},
+	{"block", cmd_block, "HANDLE", "withdraw your acceptance of HANDLE",
+	 "Stops receipts, presence and typing between you and HANDLE (until you write to or accept\n"
+	 "HANDLE again). Messages from HANDLE still arrive."},
+	{"presence", cmd_presence, "on|off", "share your online state with accepted contacts or not",
+	 "off: your accepted contacts see you offline from now on; on: they see when you are online\n"
+	 "(the default unless the server's operator changed it)."},
 	{"help", NULL, "[COMMAND]", "show help for parley or one command", "Shows the help of COMMAND."},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -335,10 +335,10 @@ static void be_maintain(store_be *b, int idle)
 
 /* --- open, close --- */
 
-static int migrate(store_be *b, const char *path)
+static int migrate_one(store_be *b, const char *path, const migrate_schema *schema)
 {
 	migrate_result res;
-	int rc = parley__migrate(b->db, &server_schema, &res);
+	int rc = parley__migrate(b->db, schema, &res);
 	if (rc == PARLEY_E_BAD_VERSION) {
 		log_error(MODULE, "%s: %s: refusing to open", path, res.err);
 		return PARLEY_E_STORE;
@@ -348,8 +348,16 @@ static int migrate(store_be *b, const char *path)
 		return PARLEY_E_STORE;
 	}
 	if (res.to != res.from)
-		log_info(MODULE, "%s: schema migrated from version %d to %d", path, res.from, res.to);
+		log_info(MODULE, "%s: %s schema migrated from version %d to %d", path, schema->name, res.from,
+			 res.to);
 	return PARLEY_OK;
+}
+
+/* The server schema, then the schemas that domain files version on their own (contacts.c). */
+static int migrate(store_be *b, const char *path)
+{
+	int rc = migrate_one(b, path, &server_schema);
+	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__contacts_schema) : rc;
 }
 
 static int exec_pragmas(store_be *b, const char *sql)

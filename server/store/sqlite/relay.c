@@ -1,5 +1,6 @@
 /* SQLite backend, relay: the relay ops of STORE_OPS (job->relay). Schema: migration 2 in engine.c
- * (messages, threads, and device_keys.queue_len, the relay's counter on the key server's row). */
+ * (messages, and device_keys.queue_len, the relay's counter on the key server's row). Who accepted
+ * whom (presence, typing) is contacts.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,7 +9,6 @@
 #include "common/alloc.h"
 #include "store/sqlite/sqlite_internal.h"
 
-#define MAX_PEERS_DEFAULT 1024u
 #define PURGE_LIMIT_DEFAULT 10000u
 /* recipient devices considered by one SEND (far above any configured max_devices) */
 #define MAX_EXPECTED 64
@@ -21,7 +21,6 @@ static const char SQL_INSERT_MSG[] = "INSERT INTO messages(account_id, device_id
 				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char SQL_BUMP_QUEUE[] = "UPDATE device_keys SET queue_len = max(queue_len + ?3, 0)"
 				     " WHERE account_id = ?1 AND device_id = ?2";
-static const char SQL_THREAD[] = "INSERT OR IGNORE INTO threads(a, b) VALUES (?1, ?2)";
 static const char SQL_FETCH[] = "SELECT id, sender_account, sender_device, sender_handle, type, client_ts, server_ts,"
 				" content FROM messages WHERE account_id = ?1 AND device_id = ?2 AND id > ?3"
 				" AND expires_ms > ?4 ORDER BY id LIMIT ?5";
@@ -31,9 +30,6 @@ static const char SQL_PURGE[] = "DELETE FROM messages WHERE id IN"
 static const char SQL_RECOUNT[] = "UPDATE device_keys SET queue_len = (SELECT count(*) FROM messages m"
 				  " WHERE m.account_id = device_keys.account_id AND m.device_id = device_keys.device_id)"
 				  " WHERE queue_len > 0";
-static const char SQL_PEERS[] = "SELECT b FROM threads WHERE a = ?1 UNION ALL SELECT a FROM threads WHERE b = ?1"
-				" LIMIT ?2";
-static const char SQL_HAS_THREAD[] = "SELECT 1 FROM threads WHERE a = ?1 AND b = ?2";
 
 /* --- SEND --- */
 
@@ -142,17 +138,6 @@ static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 	return bump_queue(b, m->recipient_account, o->device_id, 1);
 }
 
-/* Records that the two accounts share a thread (a < b in the table). */
-static int add_thread(store_be *b, uint64_t x, uint64_t y)
-{
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_THREAD);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)(x < y ? x : y));
-	sqlite3_bind_int64(s, 2, (int64_t)(x < y ? y : x));
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread");
-}
-
 int sqlite__send(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
@@ -172,7 +157,7 @@ int sqlite__send(store_be *b, store_job *j)
 	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++)
 		rc = insert_msg(b, j, &m->msgs[k]);
 	if (rc == PARLEY_OK && m->recipient_account != j->account_id)
-		rc = add_thread(b, j->account_id, m->recipient_account);
+		rc = sqlite__contact_touch(b, j->account_id, m->recipient_account, j->now_ms);
 	return rc;
 }
 
@@ -263,49 +248,4 @@ int sqlite__purge_expired(store_be *b, store_job *j)
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "recount queues");
-}
-
-/* --- threads --- */
-
-int sqlite__thread_peers(store_be *b, store_job *j)
-{
-	store_relay_args *m = &j->relay;
-	unsigned limit = m->limit ? m->limit : MAX_PEERS_DEFAULT;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PEERS);
-	int sr;
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	m->peers = parley__calloc(limit, sizeof(*m->peers));
-	if (m->peers == NULL)
-		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, limit);
-	for (;;) {
-		sr = sqlite3_step(s);
-		if (sr != SQLITE_ROW || m->n_peers >= limit)
-			break;
-		m->peers[m->n_peers++] = (uint64_t)sqlite3_column_int64(s, 0);
-	}
-	sqlite3_reset(s);
-	return (sr == SQLITE_DONE || sr == SQLITE_ROW) ? PARLEY_OK : sqlite__error(b, "thread peers");
-}
-
-int sqlite__find_peer(store_be *b, store_job *j)
-{
-	uint64_t peer = 0;
-	int rc = sqlite__account_by_handle(b, j->handle, &peer);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_HAS_THREAD);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)(j->account_id < peer ? j->account_id : peer));
-	sqlite3_bind_int64(s, 2, (int64_t)(j->account_id < peer ? peer : j->account_id));
-	int sr = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
-		return sqlite__error(b, "has thread");
-	j->relay.shared = sr == SQLITE_ROW;
-	j->relay.recipient_account = peer;
-	return PARLEY_OK;
 }

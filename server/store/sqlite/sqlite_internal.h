@@ -75,4 +75,10 @@ int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id);
 STORE_OPS(SQLITE_OP_DECL_)
 #undef SQLITE_OP_DECL_
 
+/* contacts.c versions its tables as their own schema ("server.contacts"), migrated after "server". */
+#include "common/migrate.h"
+extern const migrate_schema sqlite__contacts_schema;
+/* SEND: the sender accepted the recipient (contacts.c). */
+int sqlite__contact_touch(store_be *b, uint64_t sender, uint64_t recipient, uint64_t now_ms);
+
 #endif

@@ -72,9 +72,39 @@ static void test_malformed(void)
 	TEST_EQ_INT(client__content_decode(ok, 0, &out), PARLEY_E_INVALID_MESSAGE);
 }
 
+/* A receipt (kind 3) carries its Receipt record; a receipt without one, or a record on another kind,
+ * is refused. */
+static void test_receipt(void)
+{
+	static const uint8_t rcpt[] = {0x08, 0x01, 0x12, 0x01, 0x05}; /* Receipt{DELIVERY, [5]} */
+	client_content in, out;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = CONTENT_KIND_RECEIPT;
+	in.timestamp = 42;
+	in.receipt = rcpt;
+	in.receipt_len = sizeof(rcpt);
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(len % 160, 0); /* padded like a message: same lengths on the wire */
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_OK);
+	TEST_EQ_INT(out.kind, CONTENT_KIND_RECEIPT);
+	TEST_CHECK(out.receipt_len == sizeof(rcpt) && memcmp(out.receipt, rcpt, sizeof(rcpt)) == 0);
+	buf[1 + 3] = CONTENT_KIND_MESSAGE; /* the kind byte: a message with a receipt record */
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_E_INVALID_MESSAGE);
+	parley__free(buf);
+	in.receipt = NULL;
+	in.receipt_len = 0;
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_E_INVALID_MESSAGE); /* no record */
+	parley__free(buf);
+}
+
 int main(void)
 {
 	TEST_RUN(test_round_trip);
 	TEST_RUN(test_malformed);
+	TEST_RUN(test_receipt);
 	TEST_EXIT();
 }

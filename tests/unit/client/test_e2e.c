@@ -248,6 +248,8 @@ static void test_offline_delivery(void)
 	bob = client("bob");
 	TEST_EQ_INT(parley_register(alice, "alice", NULL), PARLEY_OK);
 	TEST_EQ_INT(parley_register(bob, "bob", NULL), PARLEY_OK);
+	/* message requests: bob sends receipts to alice only once he accepted her */
+	TEST_EQ_INT(parley_accept(bob, "alice"), PARLEY_OK);
 	parley_client_free(bob); /* bob is offline */
 
 	TEST_EQ_INT(parley_send_bytes(alice, "bob", (const uint8_t *)"m1-Quokka", 9, &ts[0]), PARLEY_OK);

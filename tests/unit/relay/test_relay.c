@@ -1,5 +1,6 @@
 /* server/relay service calls over a real SQLite store: device-list checks naming the devices, durable
- * enqueue, queue order, ack deletes, queue limit, TTL expiry and purge, receipts, thread peers. The
+ * enqueue, queue order, ack deletes, queue limit, TTL expiry and purge, cleartext receipts refused,
+ * message requests (directed acceptance, presence opt-out, pruning). The
  * per-connection delivery (push/backlog window) needs sockets and is covered by the integration tests. */
 #include "relay/relay.h"
 #include "test.h"
@@ -179,8 +180,9 @@ static void test_limits(void)
 	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, T1, CT, sizeof(CT), 1000, &o), PARLEY_OK);
 	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, T1, CT, sizeof(CT), 1000, &o), PARLEY_E_QUEUE_FULL);
 	relay__config_defaults(&rc_);
-	/* a receipt must be a well-formed Receipt: no text smuggled in clear */
-	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT, CT, sizeof(CT), 1000, &o) != PARLEY_OK, 1);
+	/* no cleartext receipt at all, malformed or well-formed: anyone could forge one (item 17) */
+	TEST_EQ_INT(send_to(1, 1, "bob", d, r, 2, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT, CT, sizeof(CT), 1000, &o),
+		    PARLEY_E_RECEIPT_IN_CLEAR);
 	Parley__Wire__Receipt rcpt = PARLEY__WIRE__RECEIPT__INIT;
 	uint64_t ts[] = {1234};
 	uint8_t buf[64];
@@ -191,7 +193,8 @@ static void test_limits(void)
 	uint64_t a = 1;
 	(void)a;
 	uint32_t da[] = {1}, ra[] = {1};
-	TEST_EQ_INT(send_to(2, 1, "alice", da, ra, 1, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT, buf, n, 1000, &o), PARLEY_OK);
+	TEST_EQ_INT(send_to(2, 1, "alice", da, ra, 1, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT, buf, n, 1000, &o),
+		    PARLEY_E_RECEIPT_IN_CLEAR);
 }
 
 static void test_ttl(void)
@@ -214,23 +217,100 @@ static void test_ttl(void)
 	TEST_CHECK(o.m.n_deleted >= 1);
 }
 
-static void test_threads(void)
+static void run(struct outcome *o)
+{
+	wait_for(o);
+	TEST_EQ_INT(o->status, PARLEY_OK);
+}
+
+static int mutual(uint64_t acc, const char *peer)
 {
 	struct outcome o;
-	uint64_t dave = make_account("dave", 1);
 	memset(&o, 0, sizeof(o));
-	relay__find_peer(sc, 1, "bob", on_result, &o);
-	wait_for(&o);
-	TEST_EQ_INT(o.status, PARLEY_OK);
-	TEST_EQ_INT(o.m.shared, 1);
+	relay__find_peer(sc, acc, peer, on_result, &o);
+	run(&o);
+	return o.m.shared;
+}
+
+static size_t peers(uint64_t acc, int force)
+{
+	struct outcome o;
 	memset(&o, 0, sizeof(o));
-	relay__find_peer(sc, dave, "bob", on_result, &o);
-	wait_for(&o);
-	TEST_EQ_INT(o.m.shared, 0); /* never exchanged a message */
+	relay__thread_peers(&rc_, sc, acc, force, on_result, &o);
+	run(&o);
+	return o.m.n_peers;
+}
+
+static void contact(uint64_t acc, const char *peer, int accept, uint64_t now)
+{
+	struct outcome o;
 	memset(&o, 0, sizeof(o));
-	relay__thread_peers(sc, 1, on_result, &o);
-	wait_for(&o);
-	TEST_EQ_INT(o.m.n_peers, 2); /* bob, carol */
+	relay__contact_set(sc, acc, peer, accept, now, on_result, &o);
+	run(&o);
+}
+
+static void presence(uint64_t acc, int share)
+{
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	relay__presence_set(sc, acc, share, on_result, &o);
+	run(&o);
+}
+
+/* Message requests: alice (1) wrote to bob and carol; neither answered. */
+static void test_contacts(void)
+{
+	uint64_t dave = make_account("dave", 1), bob = 2;
+	TEST_EQ_INT(mutual(1, "bob"), 0); /* alice wrote; bob never accepted */
+	TEST_EQ_INT(mutual(bob, "alice"), 0);
+	TEST_EQ_INT(mutual(dave, "bob"), 0); /* never exchanged a message */
+	TEST_EQ_INT(peers(1, 0), 0);
+	contact(bob, "alice", 1, 5000); /* bob accepts */
+	TEST_EQ_INT(mutual(1, "bob"), 1);
+	TEST_EQ_INT(mutual(bob, "alice"), 1);
+	TEST_EQ_INT(peers(1, 0), 1); /* bob; carol never answered */
+	TEST_EQ_INT(peers(bob, 0), 1);
+	/* presence opt-out: nobody, except for the "offline" sent when it is turned off (force) */
+	presence(bob, 0);
+	TEST_EQ_INT(peers(bob, 0), 0);
+	TEST_EQ_INT(peers(bob, 1), 1);
+	TEST_EQ_INT(peers(1, 0), 1); /* alice still shares with bob */
+	presence(bob, 1);
+	TEST_EQ_INT(peers(bob, 0), 1);
+	/* the server default applies to accounts that never chose */
+	rc_.presence_share_default = 0;
+	TEST_EQ_INT(peers(1, 0), 0);
+	TEST_EQ_INT(peers(bob, 0), 1);
+	relay__config_defaults(&rc_);
+	/* decline withdraws bob's acceptance only */
+	contact(bob, "alice", 0, 6000);
+	TEST_EQ_INT(mutual(1, "bob"), 0);
+	TEST_EQ_INT(peers(1, 0), 0);
+	{
+		struct outcome o;
+		memset(&o, 0, sizeof(o));
+		relay__contact_set(sc, bob, "nobody", 1, 6000, on_result, &o);
+		wait_for(&o);
+		TEST_EQ_INT(o.status, PARLEY_E_NO_SUCH_ACCOUNT);
+	}
+	/* pruning: acceptances unused for contact_ttl are dropped, newer ones stay */
+	contact(bob, "alice", 1, 7000);
+	TEST_EQ_INT(mutual(1, "bob"), 1);
+	rc_.contact_ttl_ms = 1000;
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	relay__prune_contacts(&rc_, sc, 7500, on_result, &o); /* cut-off 6500: alice's sends (1000) go */
+	run(&o);
+	TEST_CHECK(o.m.n_deleted >= 2);
+	TEST_EQ_INT(mutual(1, "bob"), 0);
+	contact(1, "bob", 1, 7000);
+	TEST_EQ_INT(mutual(1, "bob"), 1); /* bob's acceptance (7000) was kept */
+	memset(&o, 0, sizeof(o));
+	relay__prune_contacts(&rc_, sc, 9000, on_result, &o);
+	run(&o);
+	TEST_EQ_INT(o.m.n_deleted, 2);
+	TEST_EQ_INT(mutual(1, "bob"), 0);
+	relay__config_defaults(&rc_);
 }
 
 int main(void)
@@ -241,7 +321,7 @@ int main(void)
 	TEST_RUN(test_queue_order_ack);
 	TEST_RUN(test_limits);
 	TEST_RUN(test_ttl);
-	TEST_RUN(test_threads);
+	TEST_RUN(test_contacts);
 	teardown();
 	TEST_EXIT();
 }

@@ -234,7 +234,7 @@ static void test_legacy_database(void)
 	s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE threads;"
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE IF EXISTS threads;"
 			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
 		    SQLITE_OK);
 	s = open_store(0);
@@ -261,7 +261,7 @@ static void test_op_table(void)
 	static const enum store_op writes[] = {
 		STORE_OP_CREATE_ACCOUNT, STORE_OP_ADD_DEVICE, STORE_OP_REMOVE_DEVICE, STORE_OP_TOUCH_DEVICE,
 		STORE_OP_UPLOAD_KEYS,    STORE_OP_GET_BUNDLES, STORE_OP_SEND,        STORE_OP_ACK,
-		STORE_OP_PURGE_EXPIRED,
+		STORE_OP_PURGE_EXPIRED,  STORE_OP_CONTACT_SET, STORE_OP_PRESENCE_SET, STORE_OP_PRUNE_CONTACTS,
 	};
 	for (int op = 1; op < STORE_OP__COUNT; op++) {
 		int w = 0;
@@ -272,7 +272,7 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 18);
+	TEST_EQ_INT(STORE_OP__COUNT, 21);
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
