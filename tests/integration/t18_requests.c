@@ -1,4 +1,4 @@
-/* 13: receipts and message requests against a real parleyd, with real libparley clients (security items
+/* t18: receipts and message requests against a real parleyd, with real libparley clients (security items
  * 2, 12 and 17 of issue 8). Each function performs the attack or the fault, then checks the positive
  * case in the same run, so a check cannot pass by seeing nothing.
  *
