@@ -67,6 +67,7 @@ extern "C" {
 	X(ALREADY_AUTHENTICATED, 208, "connection is already authenticated")                         \
 	X(DEVICE_KEY_IN_USE, 209, "device key already registered")                                   \
 	X(NO_IDENTITY, 210, "no local identity: register first")                                     \
+	X(DEVICE_REMOVED, 211, "this device was removed from its account")                           \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \

@@ -266,8 +266,13 @@ fail:
 
 /* --- authenticated device management: the result is the store job itself (devices, device_id) --- */
 
-static void submit_job(store_client *sc, store_job *job, svc_cb cb, void *arg)
+/* caller: the authenticated device the job runs for (store.h caller_account) */
+static void submit_job(store_client *sc, store_job *job, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
+	if (job != NULL) {
+		job->caller_account = account;
+		job->caller_device = device;
+	}
 	int rc = job == NULL ? PARLEY_E_NOMEM : store__submit(sc, job, cb, arg);
 	if (rc != PARLEY_OK) {
 		store__job_free(job);
@@ -275,16 +280,16 @@ static void submit_job(store_client *sc, store_job *job, svc_cb cb, void *arg)
 	}
 }
 
-void accounts__list_devices(store_client *sc, uint64_t account, svc_cb cb, void *arg)
+void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
 	store_job *job = store__job_new(STORE_OP_LIST_DEVICES);
 	if (job != NULL)
 		job->account_id = account;
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }
 
-void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire__AddDeviceRequest *req, svc_cb cb,
-			  void *arg)
+void accounts__add_device(store_client *sc, uint64_t account, uint32_t device,
+			  const Parley__Wire__AddDeviceRequest *req, svc_cb cb, void *arg)
 {
 	const char *name = req->device_name != NULL ? req->device_name : "";
 	/* a key that is not a valid, non-small-order point could never verify a signature */
@@ -303,16 +308,16 @@ void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire
 			return;
 		}
 	}
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }
 
-void accounts__remove_device(store_client *sc, uint64_t account, const Parley__Wire__RemoveDeviceRequest *req,
-			     svc_cb cb, void *arg)
+void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
+			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg)
 {
 	store_job *job = store__job_new(STORE_OP_REMOVE_DEVICE);
 	if (job != NULL) {
 		job->account_id = account;
 		job->device_id = req->device_id;
 	}
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }

@@ -63,11 +63,13 @@ void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__W
 		    void *arg);
 /* list / add / remove report the store job itself (const store_job *: devices, device_id), NULL when
  * refused before reaching the store (INVALID_KEY, PROTO_FIELD_TOO_LARGE, NOMEM). */
-void accounts__list_devices(store_client *sc, uint64_t account, svc_cb cb, void *arg);
-void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire__AddDeviceRequest *req, svc_cb cb,
-			  void *arg);
-void accounts__remove_device(store_client *sc, uint64_t account, const Parley__Wire__RemoveDeviceRequest *req,
-			     svc_cb cb, void *arg);
+/* (account, device) is the authenticated caller: the store refuses the job with DEVICE_REMOVED once
+ * that device no longer exists (store.h caller_account). */
+void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
+void accounts__add_device(store_client *sc, uint64_t account, uint32_t device,
+			  const Parley__Wire__AddDeviceRequest *req, svc_cb cb, void *arg);
+void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
+			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg);
 
 /* The service descriptor (routes.c). */
 struct service;

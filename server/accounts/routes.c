@@ -180,7 +180,7 @@ out:
 
 static void route_list_devices(request *rq, const Parley__Wire__Request *req)
 {
-	accounts__list_devices(worker__store(rq->w), rq->account, list_answer, rq);
+	accounts__list_devices(worker__store(rq->w), rq->account, rq->device, list_answer, rq);
 }
 
 static void add_answer(void *arg, int status, const void *result)
@@ -200,7 +200,7 @@ static void add_answer(void *arg, int status, const void *result)
 
 static void route_add_device(request *rq, const Parley__Wire__Request *req)
 {
-	accounts__add_device(worker__store(rq->w), rq->account, req->add_device, add_answer, rq);
+	accounts__add_device(worker__store(rq->w), rq->account, rq->device, req->add_device, add_answer, rq);
 }
 
 static void close_removed(struct link *l, void *arg)
@@ -236,13 +236,21 @@ static void remove_answer(void *arg, int status, const void *result)
 	request__reply(rq, &r);
 	/* after the response, so a device removing itself still gets its answer first; a removal notice
 	 * must arrive, so it may exceed the mailbox bound */
+#ifndef PARLEYD_TEST_NO_KICK
 	if (removed != 0)
 		(void)worker__post(w, &accounts__service, MBOX_MUST, account, removed, 0, NULL, 0, on_kick);
+#else
+	/* TEST ONLY (parleyd-test-nokick, tests/integration/s05): the notice is lost, as it could be to a
+	 * race with the device's own auth completing on another loop; the store must refuse alone */
+	(void)w;
+	(void)account;
+	(void)on_kick;
+#endif
 }
 
 static void route_remove_device(request *rq, const Parley__Wire__Request *req)
 {
-	accounts__remove_device(worker__store(rq->w), rq->account, req->remove_device, remove_answer, rq);
+	accounts__remove_device(worker__store(rq->w), rq->account, rq->device, req->remove_device, remove_answer, rq);
 }
 
 static const route routes[] = {

@@ -89,8 +89,12 @@ uint64_t keys__limiter_take(keys_limiter *l, const keys_config *c, uint64_t requ
 
 /* The result of every call is the store job (keys.remaining, keys.spk_id_out, keys.bundles), except
  * a refusal before the store: RATE_LIMITED reports a keys_refusal, anything else NULL. */
-static void submit(store_client *sc, store_job *j, svc_cb cb, void *arg)
+static void submit(store_client *sc, store_job *j, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
+	if (j != NULL) {
+		j->caller_account = account;
+		j->caller_device = device;
+	}
 	int rc = j == NULL ? PARLEY_E_NOMEM : store__submit(sc, j, cb, arg);
 	if (rc != PARLEY_OK) {
 		store__job_free(j);
@@ -164,7 +168,7 @@ void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint
 	j->account_id = account;
 	j->device_id = device;
 	j->keys.pool_max = c->pool_max;
-	submit(sc, j, cb, arg);
+	submit(sc, j, account, device, cb, arg);
 }
 
 void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg)
@@ -174,11 +178,11 @@ void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb,
 		j->account_id = account;
 		j->device_id = device;
 	}
-	submit(sc, j, cb, arg);
+	submit(sc, j, account, device, cb, arg);
 }
 
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
-		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
+		       uint32_t requester_device, const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	uint64_t wait = keys__limiter_take(l, c, requester, req->handle, now_ms);
 	if (wait != 0) {
@@ -194,5 +198,5 @@ void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, 
 	}
 	if (j != NULL)
 		j->device_id = req->device_id;
-	submit(sc, j, cb, arg);
+	submit(sc, j, requester, requester_device, cb, arg);
 }

@@ -51,7 +51,10 @@ typedef struct keys_refusal {
 	uint64_t retry_after_ms;
 } keys_refusal;
 
-/* Validates keys (0x05 form, XEdDSA signature of the signed prekey by the identity key, distinct
+/* Every job runs for the authenticated (account, device) given (the requester for bundles): the store
+ * refuses it with DEVICE_REMOVED once that device no longer exists (store.h caller_account).
+ *
+ * Validates keys (0x05 form, XEdDSA signature of the signed prekey by the identity key, distinct
  * one-time ids) and stores them. Errors: INVALID_KEY, BAD_KEY_SIGNATURE, PROTO_MALFORMED (duplicate id),
  * IDENTITY_KEY_SET, NO_KEYS (first upload without signed prekey), PREKEY_POOL_FULL, STORE. */
 void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint32_t device,
@@ -59,7 +62,7 @@ void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint
 void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
 /* Errors: RATE_LIMITED (retry_after_ms set), NO_SUCH_ACCOUNT, NO_SUCH_DEVICE, NO_KEYS. */
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
-		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
+		       uint32_t requester_device, const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
 
 /* The service descriptor (routes.c). */
 struct service;

@@ -161,7 +161,7 @@ static void bundles_answer(void *arg, int status, const void *result)
 static void route_get_bundles(request *rq, const Parley__Wire__Request *req)
 {
 	keys__get_bundles(rq->svc, worker__state(rq->w, &keys__service), worker__store(rq->w), rq->account,
-			  req->get_bundles, parley__wall_ms(), bundles_answer, rq);
+			  rq->device, req->get_bundles, parley__wall_ms(), bundles_answer, rq);
 }
 
 static const route routes[] = {

@@ -117,6 +117,11 @@ static int run_job(store *s, store_job *j)
 {
 	if (op_info(j->op) == NULL)
 		return PARLEY_E_UNSUPPORTED;
+	if (j->caller_device != 0) {
+		int rc = s->ops->run[STORE_OP_CHECK_CALLER](s->be, j); /* store.h: caller_account */
+		if (rc != PARLEY_OK)
+			return rc;
+	}
 	return s->ops->run[j->op](s->be, j);
 }
 

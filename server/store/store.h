@@ -102,6 +102,7 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(REMOVE_DEVICE, remove_device, STORE_WRITE, acct)                                                      \
 	X(TOUCH_DEVICE, touch_device, STORE_WRITE, acct)      /* last_seen_ms */                                \
 	X(FIND_DEVICE, find_device, STORE_READ, acct)         /* handle + device id -> account_id, device */    \
+	X(CHECK_CALLER, check_caller, STORE_READ, acct)       /* caller_* still a device (run before others) */ \
 	/* key server */                                                                                        \
 	X(UPLOAD_KEYS, upload_keys, STORE_WRITE, keys)        /* identity + reg. id (immutable), spk, pool */   \
 	X(PREKEY_COUNT, prekey_count, STORE_READ, keys)       /* one-time prekeys left, signed prekey id */     \
@@ -249,6 +250,13 @@ struct store_job {
 	uint64_t account_id;
 	uint32_t device_id;
 	uint64_t now_ms;                   /* writes: timestamps to record; FETCH_QUEUE: expiry cut-off */
+	/* The authenticated device on whose behalf the job runs (caller_device 0 = none: the server's own
+	 * jobs, register, auth; device ids start at 1). When set, the store first checks, in the same transaction as the op (the
+	 * write's savepoint; a read runs after every earlier commit), that the device still exists, and
+	 * fails the job with PARLEY_E_DEVICE_REMOVED otherwise: a connection's cached authorization
+	 * never outlives its device, whether or not the removal notice reached that connection. */
+	uint64_t caller_account;
+	uint32_t caller_device;
 
 	/* Per-domain arguments and results: only the member named by the op's domain in STORE_OPS is
 	 * meaningful (and freed by store__job_free). Large arrays live on the heap, owned by the job. */

@@ -106,3 +106,14 @@ extern int it_failures;
 		fflush(stdout);                                                                    \
 	} while (0)
 #endif
+
+/* --- helpers shared by the security tests (s04, s05, s10) --- */
+/* Uploads a fresh Signal identity, a signed prekey (id 1) and n_otpk one-time prekeys with ids
+ * first_id.. for the device authenticated on fd; *regid receives its registration id. Returns the
+ * response status. */
+int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
+/* AddDevice on fd (authenticated as a device of `handle`) for the key pk, with the proof of possession
+ * signed by sk (NULL: no proof). *id receives the new device id. Returns the status. */
+int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint32_t *id);
+/* A fresh connection authenticated as device_id of handle; -1 on failure. */
+int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_t sk[64]);

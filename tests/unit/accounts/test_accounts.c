@@ -150,7 +150,7 @@ static int do_add(acct_session *s, const uint8_t *pk, const char *name, struct o
 	rq.device_key.len = 32;
 	rq.device_name = (char *)name;
 	memset(o, 0, sizeof(*o));
-	accounts__add_device(sc, s->account_id, &rq, on_job, o);
+	accounts__add_device(sc, s->account_id, 1, &rq, on_job, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -160,7 +160,7 @@ static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
 	Parley__Wire__RemoveDeviceRequest rq = PARLEY__WIRE__REMOVE_DEVICE_REQUEST__INIT;
 	rq.device_id = id;
 	memset(o, 0, sizeof(*o));
-	accounts__remove_device(sc, s->account_id, &rq, on_job, o);
+	accounts__remove_device(sc, s->account_id, 1, &rq, on_job, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -168,7 +168,7 @@ static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
 static int do_list(acct_session *s, struct outcome *o)
 {
 	memset(o, 0, sizeof(*o));
-	accounts__list_devices(sc, s->account_id, on_job, o);
+	accounts__list_devices(sc, s->account_id, 1, on_job, o);
 	wait_for(o);
 	return o->r.status;
 }

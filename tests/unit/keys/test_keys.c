@@ -179,7 +179,7 @@ static int fetch(keys_limiter *l, uint64_t requester, const char *handle, uint32
 	rq.handle = (char *)handle;
 	rq.device_id = dev;
 	memset(o, 0, sizeof(*o));
-	keys__get_bundles(&kc, l, sc, requester, &rq, now, on_result, o);
+	keys__get_bundles(&kc, l, sc, requester, 0, &rq, now, on_result, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -261,7 +261,7 @@ static void *race(void *arg)
 	struct outcome o[PER_THREAD];
 	memset(o, 0, sizeof(o));
 	for (int i = 0; i < PER_THREAD; i++)
-		keys__get_bundles(&cfg, lim, c, 1, &rq, 0, on_result, &o[i]);
+		keys__get_bundles(&cfg, lim, c, 1, 0, &rq, 0, on_result, &o[i]);
 	for (int i = 0; i < PER_THREAD; i++) {
 		while (!o[i].done)
 			uv_run(&l, UV_RUN_ONCE);

@@ -272,7 +272,7 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 18);
+	TEST_EQ_INT(STORE_OP__COUNT, 19);
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
