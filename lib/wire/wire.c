@@ -171,6 +171,9 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
 		CHECK(check_exact(&r->add_device->device_key, WIRE_KEY_LEN));
 		CHECK(check_str(r->add_device->device_name, l->max_device_name, 0));
+		/* a missing or short signature is the service's BAD_SIGNATURE, not a frame error */
+		if (r->add_device->signature.len > WIRE_SIG_LEN)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
 		if (r->remove_device->device_id == 0)
@@ -461,6 +464,7 @@ int wire__check_receipt(const uint8_t *buf, size_t len)
 /* --- signed bytes (docs/protocol.md "Signed bytes") --- */
 
 #define REGISTER_DOMAIN "parley-register-v1"
+#define ADD_DEVICE_DOMAIN "parley-add-device-v1"
 #define AUTH_DOMAIN "parley-auth-v1"
 
 /* Strings are length-prefixed (one byte: all are capped far below 256) so that no two different field
@@ -517,6 +521,28 @@ int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *han
 		rc = append_lp(out, handle);
 	if (rc == PARLEY_OK)
 		rc = dynbuf__append(out, id, sizeof(id));
+	if (rc != PARLEY_OK)
+		out->len = start;
+	return rc;
+}
+
+int wire__add_device_signed_bytes(const char *handle, const uint8_t key[WIRE_KEY_LEN], uint64_t timestamp_ms,
+				   dynbuf *out)
+{
+	size_t start = out->len;
+	uint8_t ts[8];
+	int rc;
+	if (handle == NULL || strlen(handle) > 255)
+		return PARLEY_E_INVAL;
+	for (int i = 0; i < 8; i++)
+		ts[i] = (uint8_t)(timestamp_ms >> (56 - 8 * i));
+	rc = dynbuf__append(out, ADD_DEVICE_DOMAIN, sizeof(ADD_DEVICE_DOMAIN));
+	if (rc == PARLEY_OK)
+		rc = append_lp(out, handle);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, key, WIRE_KEY_LEN);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, ts, sizeof(ts));
 	if (rc != PARLEY_OK)
 		out->len = start;
 	return rc;

@@ -122,5 +122,10 @@ int wire__check_receipt(const uint8_t *buf, size_t len);
 
 int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,
 			    dynbuf *out);
+/* The new device's proof of possession for AddDevice (signed with the new device key; no nonce, the new
+ * device is not connected: the handle binds it to one account, the timestamp bounds its life):
+ * "parley-add-device-v1\0" || u8 len(handle) || handle || key(32) || u64be timestamp_ms */
+int wire__add_device_signed_bytes(const char *handle, const uint8_t key[WIRE_KEY_LEN], uint64_t timestamp_ms,
+				   dynbuf *out);
 
 #endif

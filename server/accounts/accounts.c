@@ -30,6 +30,7 @@ struct acct_op {
 void accounts__init(accounts *a, const parleyd_config *cfg)
 {
 	a->max_auth_failures = (unsigned)cfg->max_auth_failures;
+	a->link_max_age_ms = (uint64_t)cfg->device_link_max_age_s * 1000u;
 }
 
 void accounts__new_challenge(acct_auth *s)
@@ -288,8 +289,33 @@ void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device,
 	submit_job(sc, job, account, device, cb, arg);
 }
 
-void accounts__add_device(store_client *sc, uint64_t account, uint32_t device,
-			  const Parley__Wire__AddDeviceRequest *req, svc_cb cb, void *arg)
+/* Without this proof any account could add someone else's public key to itself and squat it: keys are
+ * unique server-wide, so the owner could never be added to its own account. The handle binds the proof
+ * to one account; the timestamp bounds a leaked link code's life (a removed device cannot be re-added
+ * from an old code). */
+static int check_link_proof(const accounts *a, const char *handle, const Parley__Wire__AddDeviceRequest *req,
+			    uint64_t now_ms)
+{
+	dynbuf msg;
+	uint64_t ts = req->timestamp_ms;
+	int rc;
+	if (req->signature.len != WIRE_SIG_LEN)
+		return PARLEY_E_BAD_SIGNATURE;
+	dynbuf__init(&msg, 128);
+	rc = wire__add_device_signed_bytes(handle, req->device_key.data, ts, &msg);
+	if (rc == PARLEY_OK &&
+	    crypto_sign_verify_detached(req->signature.data, msg.data, msg.len, req->device_key.data) != 0)
+		rc = PARLEY_E_BAD_SIGNATURE;
+	dynbuf__free(&msg);
+	/* the age is checked after the signature, so a forged code learns nothing about the window */
+	if (rc == PARLEY_OK && (ts > now_ms + a->link_max_age_ms || ts + a->link_max_age_ms < now_ms))
+		rc = PARLEY_E_LINK_CODE_EXPIRED;
+	return rc;
+}
+
+void accounts__add_device(const accounts *a, store_client *sc, uint64_t account, uint32_t device,
+			  const char *handle, const Parley__Wire__AddDeviceRequest *req, uint64_t now_ms, svc_cb cb,
+			  void *arg)
 {
 	const char *name = req->device_name != NULL ? req->device_name : "";
 	/* a key that is not a valid, non-small-order point could never verify a signature */
@@ -297,11 +323,16 @@ void accounts__add_device(store_client *sc, uint64_t account, uint32_t device,
 		cb(arg, PARLEY_E_INVALID_KEY, NULL);
 		return;
 	}
+	int rc = check_link_proof(a, handle, req, now_ms);
+	if (rc != PARLEY_OK) {
+		cb(arg, rc, NULL);
+		return;
+	}
 	store_job *job = store__job_new(STORE_OP_ADD_DEVICE);
 	if (job != NULL) {
 		job->account_id = account;
 		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = parley__wall_ms();
+		job->now_ms = now_ms;
 		if (store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);
 			cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);

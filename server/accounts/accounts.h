@@ -23,6 +23,7 @@
 
 typedef struct accounts {
 	unsigned max_auth_failures; /* failed signatures before the connection is closed */
+	uint64_t link_max_age_ms;   /* AddDevice proofs older or newer than this are refused */
 } accounts;
 
 /* One connection's authentication state (the challenge it must sign). */
@@ -66,8 +67,12 @@ void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__W
 /* (account, device) is the authenticated caller: the store refuses the job with DEVICE_REMOVED once
  * that device no longer exists (store.h caller_account). */
 void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
-void accounts__add_device(store_client *sc, uint64_t account, uint32_t device,
-			  const Parley__Wire__AddDeviceRequest *req, svc_cb cb, void *arg);
+/* add_device first checks the new device's proof of possession (proto AddDeviceRequest): signed for
+ * `handle` (the caller's account) by the new key, timestamp within link_max_age_ms of now_ms.
+ * BAD_SIGNATURE, LINK_CODE_EXPIRED. */
+void accounts__add_device(const accounts *a, store_client *sc, uint64_t account, uint32_t device,
+			  const char *handle, const Parley__Wire__AddDeviceRequest *req, uint64_t now_ms, svc_cb cb,
+			  void *arg);
 void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
 			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg);
 

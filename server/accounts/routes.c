@@ -200,7 +200,8 @@ static void add_answer(void *arg, int status, const void *result)
 
 static void route_add_device(request *rq, const Parley__Wire__Request *req)
 {
-	accounts__add_device(worker__store(rq->w), rq->account, rq->device, req->add_device, add_answer, rq);
+	accounts__add_device(rq->svc, worker__store(rq->w), rq->account, rq->device, rq->handle, req->add_device,
+			     parley__wall_ms(), add_answer, rq);
 }
 
 static void close_removed(struct link *l, void *arg)

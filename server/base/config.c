@@ -63,6 +63,9 @@ static const struct opt opts[] = {
 	 "failed register/auth signatures on one connection before it is closed"},
 	{"max_devices", OPT_INT, OFF(max_devices), 1, 64, "16", 0,
 	 "devices one account may have (TOO_MANY_DEVICES beyond)"},
+	{"device_link_max_age_s", OPT_INT, OFF(device_link_max_age_s), 10, 86400, "600", 0,
+	 "a device link code (the new device's signed proof for AddDevice) is accepted this long, either "
+	 "side of the server's clock (LINK_CODE_EXPIRED beyond)"},
 	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
 	 "most store jobs grouped into one transaction (group commit)"},
 	{"prekey_pool_max", OPT_INT, OFF(prekey_pool_max), 100, 100000, "1000", 0,

@@ -39,6 +39,7 @@ typedef struct parleyd_config {
 	int mailbox_items;
 	int max_auth_failures;
 	int max_devices;
+	int device_link_max_age_s;
 	int store_batch_max;
 	/* key server */
 	int prekey_pool_max;

@@ -646,12 +646,34 @@ int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
 	return pw_call(fd, &req, NULL);
 }
 
+uint64_t it_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint32_t *id)
+{
+	return it_add_device_at(fd, handle, pk, sk, it_now_ms(), id);
+}
+
+int it_add_device_at(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint64_t ts_ms,
+		     uint32_t *id)
 {
 	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__AddDeviceRequest a = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
-	(void)handle;
-	(void)sk;
+	uint8_t sig[64];
+	if (sk != NULL) {
+		dynbuf m;
+		dynbuf__init(&m, 256);
+		wire__add_device_signed_bytes(handle, pk, ts_ms, &m);
+		crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+		dynbuf__free(&m);
+		a.signature.data = sig;
+		a.signature.len = 64;
+	}
+	a.timestamp_ms = ts_ms;
 	req.id = 31;
 	req.body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
 	req.add_device = &a;

@@ -112,8 +112,13 @@ extern int it_failures;
  * first_id.. for the device authenticated on fd; *regid receives its registration id. Returns the
  * response status. */
 int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
-/* AddDevice on fd (authenticated as a device of `handle`) for the key pk, with the proof of possession
- * signed by sk (NULL: no proof). *id receives the new device id. Returns the status. */
+/* AddDevice on fd (authenticated as a device of an account) for the key pk, with the proof of
+ * possession signed by sk over (handle, pk, ts_ms) (sk NULL: no proof). *id receives the new device id.
+ * Returns the status. it_add_device: ts_ms = now. */
+int it_add_device_at(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint64_t ts_ms,
+		     uint32_t *id);
 int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint32_t *id);
+/* Wall-clock milliseconds (the server's time base for timestamps). */
+uint64_t it_now_ms(void);
 /* A fresh connection authenticated as device_id of handle; -1 on failure. */
 int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_t sk[64]);

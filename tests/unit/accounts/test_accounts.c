@@ -143,16 +143,34 @@ static int do_auth(acct_session *s, const char *handle, uint32_t device, const s
 	return o->r.status;
 }
 
-static int do_add(acct_session *s, const uint8_t *pk, const char *name, struct outcome *o)
+/* AddDevice of pk to alice's account, with the new device's proof signed by sk (NULL: none) at ts. */
+static int do_add_at(acct_session *s, const uint8_t *pk, const uint8_t *sk, uint64_t ts, const char *name,
+		     struct outcome *o)
 {
 	Parley__Wire__AddDeviceRequest rq = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
+	uint8_t sig[64];
+	dynbuf m;
 	rq.device_key.data = (uint8_t *)pk;
 	rq.device_key.len = 32;
 	rq.device_name = (char *)name;
+	rq.timestamp_ms = ts;
+	if (sk != NULL) {
+		dynbuf__init(&m, 256);
+		wire__add_device_signed_bytes("alice", pk, ts, &m);
+		crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+		dynbuf__free(&m);
+		rq.signature.data = sig;
+		rq.signature.len = 64;
+	}
 	memset(o, 0, sizeof(*o));
-	accounts__add_device(sc, s->account_id, 1, &rq, on_job, o);
+	accounts__add_device(&acc, sc, s->account_id, 1, "alice", &rq, 1000000000, on_job, o);
 	wait_for(o);
 	return o->r.status;
+}
+
+static int do_add(acct_session *s, const struct dev *d, const char *name, struct outcome *o)
+{
+	return do_add_at(s, d->pk, d->sk, 1000000000, name, o);
 }
 
 static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
@@ -245,9 +263,14 @@ static void test_flow(void)
 
 	/* devices (the "authenticated only" gate is the dispatcher's: tests/unit/accounts/test_dispatch.c) */
 	uint8_t zero[32] = {0};
-	TEST_EQ_INT(do_add(&s1, zero, "bad", &o), PARLEY_E_INVALID_KEY);
-	TEST_EQ_INT(do_add(&s1, d1.pk, "dup", &o), PARLEY_E_DEVICE_KEY_IN_USE);
-	TEST_EQ_INT(do_add(&s1, d2.pk, "phone", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add_at(&s1, zero, d1.sk, 1000000000, "bad", &o), PARLEY_E_INVALID_KEY);
+	/* the new device's proof of possession (security item 10): missing, by another key, too old */
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, NULL, 1000000000, "phone", &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d3.sk, 1000000000, "phone", &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d2.sk, 1000000000 - 601000, "phone", &o), PARLEY_E_LINK_CODE_EXPIRED);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d2.sk, 1000000000 + 601000, "phone", &o), PARLEY_E_LINK_CODE_EXPIRED);
+	TEST_EQ_INT(do_add(&s1, &d1, "dup", &o), PARLEY_E_DEVICE_KEY_IN_USE);
+	TEST_EQ_INT(do_add(&s1, &d2, "phone", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 2);
 	TEST_EQ_INT(do_list(&s3, &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.n_devices, 2);
@@ -262,9 +285,9 @@ static void test_flow(void)
 	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_OK);
 
 	/* limit (store configured with 3 devices per account) */
-	TEST_EQ_INT(do_add(&s1, d3.pk, "third", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add(&s1, &d3, "third", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 3);
-	TEST_EQ_INT(do_add(&s1, other.pk, "fourth", &o), PARLEY_E_TOO_MANY_DEVICES);
+	TEST_EQ_INT(do_add(&s1, &other, "fourth", &o), PARLEY_E_TOO_MANY_DEVICES);
 
 	/* remove */
 	TEST_EQ_INT(do_remove(&s1, 2, &o), PARLEY_OK);
@@ -275,7 +298,7 @@ static void test_flow(void)
 	accounts__session_init(&s4);
 	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_E_BAD_SIGNATURE);
 	/* ids are never reused */
-	TEST_EQ_INT(do_add(&s1, d2.pk, "phone again", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add(&s1, &d2, "phone again", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 4);
 }
 

@@ -337,10 +337,10 @@ static void test_offline_delivery(void)
 
 static uint32_t link_device(parley_client *owner, const char *handle, parley_client *newdev)
 {
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
 	uint32_t id = 0;
-	TEST_EQ_INT(parley_device_public_key(newdev, key), PARLEY_OK);
-	TEST_EQ_INT(parley_device_add(owner, key, "second", &id), PARLEY_OK);
+	TEST_EQ_INT(parley_device_link_code(newdev, handle, code), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add(owner, code, "second", &id), PARLEY_OK);
 	TEST_EQ_INT(parley_link(newdev, handle, id), PARLEY_OK);
 	return id;
 }
