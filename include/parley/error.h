@@ -69,6 +69,7 @@ extern "C" {
 	X(NO_IDENTITY, 210, "no local identity: register first")                                     \
 	X(DEVICE_REMOVED, 211, "this device was removed from its account")                           \
 	X(LINK_CODE_EXPIRED, 212, "device link code expired or from the future: make a new one")     \
+	X(REGISTRATION_LIMITED, 213, "too many registrations from this address: try again later")    \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \

@@ -232,6 +232,9 @@ static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 		    m->n_stale_devices > WIRE_MAX_OUTGOING)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 	}
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_PREKEY_COUNT &&
+	    r->get_prekey_count->n_forget_prekey_ids > WIRE_MAX_REPEATED)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES) {
 		const Parley__Wire__ListDevicesResponse *ld = r->list_devices;
 		if (ld->n_devices > l->max_devices)

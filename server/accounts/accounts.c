@@ -1,6 +1,7 @@
 /* Accounts and devices: register, challenge-response auth, device management. See accounts.h. */
 #include "accounts/accounts.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,51 @@ void accounts__init(accounts *a, const parleyd_config *cfg)
 {
 	a->max_auth_failures = (unsigned)cfg->max_auth_failures;
 	a->link_max_age_ms = (uint64_t)cfg->device_link_max_age_s * 1000u;
+	a->reg_capacity = cfg->register_rate_burst;
+	a->reg_per_sec = cfg->register_rate_per_hour / 3600.0;
+	randombytes_buf(a->reg_hash_key, sizeof(a->reg_hash_key));
+	memset(a->reg_slots, 0, sizeof(a->reg_slots));
+	pthread_mutex_init(&a->reg_mu, NULL);
+}
+
+void accounts__fini(accounts *a)
+{
+	pthread_mutex_destroy(&a->reg_mu);
+}
+
+int accounts__addr_key(const char *peer, uint8_t key[RL_KEY_LEN])
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(peer, ':');
+	size_t n = colon != NULL ? (size_t)(colon - peer) : 0;
+	uint8_t a6[16];
+	memset(key, 0, RL_KEY_LEN);
+	if (n == 0 || n >= sizeof(ip))
+		return -1;
+	memcpy(ip, peer, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, key + 12) == 1) {
+		key[10] = key[11] = 0xff; /* the IPv4-mapped form, so both spellings share a bucket */
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, a6) != 1)
+		return -1;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memcpy(key, a6, memcmp(a6, mapped, sizeof(mapped)) == 0 ? 16 : 8);
+	return 0;
+}
+
+/* One registration token for the peer's address: 0 = allowed, else ms to wait. */
+static uint64_t register_take(accounts *a, const char *peer, uint64_t now_ms)
+{
+	uint8_t key[RL_KEY_LEN];
+	uint64_t h;
+	(void)accounts__addr_key(peer != NULL ? peer : "", key);
+	crypto_shorthash((uint8_t *)&h, key, sizeof(key), (const uint8_t *)a->reg_hash_key);
+	pthread_mutex_lock(&a->reg_mu);
+	uint64_t wait = rl__take(a->reg_slots, ACCOUNTS_REG_SLOTS, h, key, a->reg_capacity, a->reg_per_sec, now_ms);
+	pthread_mutex_unlock(&a->reg_mu);
+	return wait;
 }
 
 void accounts__new_challenge(acct_auth *s)
@@ -124,7 +170,7 @@ static void register_done(void *arg, int status, const void *result)
 }
 
 void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__RegisterRequest *req,
-			svc_cb cb, void *arg)
+			const char *peer, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	accounts_result r = {0};
 	uint8_t nonce[WIRE_NONCE_LEN];
@@ -137,6 +183,13 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 		return;
 	}
 	dynbuf__init(&msg, 512);
+	/* before any other work, whatever the outcome: free accounts are what a prekey drain (and any
+	 * per-account limit's evasion) is made of */
+	r.retry_after_ms = register_take(a, peer, now_ms);
+	if (r.retry_after_ms != 0) {
+		status = PARLEY_E_REGISTRATION_LIMITED;
+		goto fail;
+	}
 	if (!wire__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
 	    req->signature.len != WIRE_SIG_LEN) {
 		status = !wire__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
@@ -158,7 +211,7 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 			goto fail;
 		}
 		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = parley__wall_ms();
+		job->now_ms = now_ms;
 	}
 	snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
 	status = submit(op_new(a, sc, s, cb, arg), job, register_done);

@@ -12,18 +12,29 @@
  */
 #ifndef PARLEYD_ACCOUNTS_H
 #define PARLEYD_ACCOUNTS_H
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/config.h"
+#include "base/ratelimit.h"
 #include "base/svc.h"
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
 #include "wire/wire.h"
 
+#define ACCOUNTS_REG_SLOTS 4096 /* registration buckets (source addresses) */
+
 typedef struct accounts {
 	unsigned max_auth_failures; /* failed signatures before the connection is closed */
 	uint64_t link_max_age_ms;   /* AddDevice proofs older or newer than this are refused */
+	/* Registrations per source address, for the whole process (every loop registers into the same
+	 * table, under reg_mu: a per-loop table would multiply the rate by the number of loops).
+	 * Registrations are rare, so one lock costs nothing. */
+	double reg_capacity, reg_per_sec;
+	uint64_t reg_hash_key[2]; /* random: an attacker cannot aim addresses at one probe window */
+	pthread_mutex_t reg_mu;
+	rl_bucket reg_slots[ACCOUNTS_REG_SLOTS];
 } accounts;
 
 /* One connection's authentication state (the challenge it must sign). */
@@ -44,10 +55,17 @@ typedef struct accounts_result {
 	int new_challenge;    /* the auth state holds a fresh nonce: push it (before the response) */
 	int close_conn;       /* too many failed attempts: close after the response */
 	uint32_t removed_device; /* remove_device succeeded: close that device's connections */
+	uint64_t retry_after_ms; /* REGISTRATION_LIMITED */
 } accounts_result;
 
-/* Reads its fields from the configuration table. */
+/* Reads its fields from the configuration table. fini releases what init set up (not `a` itself). */
 void accounts__init(accounts *a, const parleyd_config *cfg);
+void accounts__fini(accounts *a);
+
+/* The registration limiter's key for a peer "ip:port" (link__peer): an IPv4 address whole, an IPv6
+ * address by its /64 (one host usually holds a whole /64), an IPv4-mapped IPv6 address as IPv4.
+ * Returns -1 for an address it cannot parse (such peers share one bucket). */
+int accounts__addr_key(const char *peer, uint8_t key[RL_KEY_LEN]);
 
 /* Fresh state with a new random challenge nonce (libsodium randombytes). */
 void accounts__auth_init(acct_auth *s);
@@ -57,9 +75,11 @@ void accounts__new_challenge(acct_auth *s);
 /* Handles follow wire__handle_valid (lib/wire: the same rule the client checks). */
 
 /* register / auth report through cb(arg, status, const accounts_result *) exactly once (never NULL).
- * handle: copied into s for the caller's use after success. */
+ * handle: copied into s for the caller's use after success. register: peer is the connection's
+ * "ip:port" (link__peer); beyond register_rate_* from its address, REGISTRATION_LIMITED with
+ * retry_after_ms. */
 void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__RegisterRequest *req,
-			svc_cb cb, void *arg);
+			const char *peer, uint64_t now_ms, svc_cb cb, void *arg);
 void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__AuthRequest *req, svc_cb cb,
 		    void *arg);
 /* list / add / remove report the store job itself (const store_job *: devices, device_id), NULL when

@@ -21,6 +21,12 @@ static int init(const parleyd_config *cfg, void **state)
 	return PARLEY_OK;
 }
 
+static void fini(void *state)
+{
+	accounts__fini(state);
+	parley__free(state);
+}
+
 static acct_auth *auth_of(struct link *l)
 {
 	return *link__slot(l, LINK_SLOT_AUTH);
@@ -89,6 +95,7 @@ static void register_answer(void *arg, int status, const void *result)
 	const accounts_result *ar = result;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__RegisterResponse reg = PARLEY__WIRE__REGISTER_RESPONSE__INIT;
+	r.retry_after_ms = ar->retry_after_ms;
 	if (status == PARLEY_OK) {
 		reg.account_id = ar->account_id;
 		reg.device_id = ar->device_id;
@@ -126,7 +133,8 @@ static void route_register(request *rq, const Parley__Wire__Request *req)
 	if (rc != PARLEY_OK)
 		request__fail(rq, rc);
 	else
-		accounts__register(rq->svc, worker__store(rq->w), s, req->register_, register_answer, rq);
+		accounts__register(rq->svc, worker__store(rq->w), s, req->register_, link__peer(rq->ln),
+				   parley__wall_ms(), register_answer, rq);
 }
 
 static void route_auth(request *rq, const Parley__Wire__Request *req)
@@ -266,7 +274,7 @@ const service accounts__service = {
 	.name = "accounts",
 	SERVICE_ROUTES(routes),
 	.init = init,
-	.fini = service__free_state,
+	.fini = fini,
 	.link_open = link_open,
 	.link_free = link_free,
 };

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/config.h"
+#include "base/ratelimit.h"
 #include "base/svc.h"
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
@@ -21,23 +22,25 @@ typedef struct keys_config {
 	unsigned low_threshold; /* PrekeysLow push below this */
 	double rl_capacity;     /* 0 disables the limiter */
 	double rl_per_sec;
+	double budget_capacity; /* one-time prekeys a device hands out in a burst; 0 = no budget */
+	double budget_per_ms;
+	uint64_t forget_after_ms; /* handed-out prekeys older than this are reported to their device */
 } keys_config;
+
+/* How long a handed-out prekey stays reported after it became forgettable: a device that does not
+ * connect for this long keeps those private keys (they are still useless to anyone without the
+ * recipient's other secrets). Bounds the records kept per device. */
+#define KEYS_REPORT_WINDOW_MS (90ull * 24 * 3600 * 1000)
 
 /* From the configuration table (the only place defaults live); _defaults: the table's defaults. */
 void keys__config_from(keys_config *c, const parleyd_config *cfg);
 void keys__config_defaults(keys_config *c);
 
-/* One loop's leaky buckets (not shared between loops: a requester spread over N loops gets up to N
- * times the budget — documented). Fixed size: when every candidate slot is busy the fullest-drained
- * entry is evicted, so memory stays bounded whatever the number of pairs. */
+/* One loop's leaky buckets (base/ratelimit.h) per (requester, target). Not shared between loops: a
+ * requester spread over N loops gets up to N times this rate. What bounds the one-time prekeys any
+ * number of requesters can take from a device is its budget, kept in the store (prekey_budget_*). */
 typedef struct keys_limiter {
-	struct keys_bucket {
-		uint64_t requester;
-		uint64_t target_hash;
-		double level;
-		uint64_t last_ms;
-		int used;
-	} slots[KEYS_RL_SLOTS];
+	rl_bucket slots[KEYS_RL_SLOTS];
 } keys_limiter;
 
 /* One token for (requester, target). 0 = allowed, else the milliseconds to wait. */
@@ -59,7 +62,9 @@ typedef struct keys_refusal {
  * IDENTITY_KEY_SET, NO_KEYS (first upload without signed prekey), PREKEY_POOL_FULL, STORE. */
 void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint32_t device,
 		  const Parley__Wire__UploadKeysRequest *req, svc_cb cb, void *arg);
-void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
+/* Also lists the device's one-time prekeys handed out before now_ms - forget_after_ms (keys.forget_ids). */
+void keys__count(const keys_config *c, store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms,
+		 svc_cb cb, void *arg);
 /* Errors: RATE_LIMITED (retry_after_ms set), NO_SUCH_ACCOUNT, NO_SUCH_DEVICE, NO_KEYS. */
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
 		       uint32_t requester_device, const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg);

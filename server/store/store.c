@@ -56,6 +56,7 @@ static void free_keys(store_job *j)
 {
 	parley__free(j->keys.otks);
 	parley__free(j->keys.bundles);
+	parley__free(j->keys.forget_ids);
 }
 
 static void free_relay(store_job *j)

@@ -145,6 +145,7 @@ typedef struct store_acct_args {
 #define STORE_SIGNAL_KEY_LEN 33 /* 0x05 || X25519 */
 #define STORE_SIG_LEN 64
 #define STORE_MAX_PREKEYS_PER_UPLOAD 100
+#define STORE_MAX_FORGET 100 /* handed-out prekey ids reported per count (WIRE_MAX_REPEATED) */
 
 typedef struct store_prekey {
 	uint32_t id;
@@ -174,9 +175,21 @@ typedef struct store_keys_args {
 	store_prekey *otks;   /* owned by the job: store__job_keys_alloc_otks */
 	size_t n_otks;
 	unsigned pool_max;    /* PARLEY_E_PREKEY_POOL_FULL beyond this */
+	/* UPLOAD_KEYS, GET_BUNDLES: handed-out records older than this are pruned (0 = keep) */
+	uint64_t prune_before_ms;
 	/* results: UPLOAD_KEYS, PREKEY_COUNT */
 	uint32_t remaining;
 	uint32_t spk_id_out;
+	/* PREKEY_COUNT: one-time prekeys of this device handed out before forget_before_ms (at most
+	 * STORE_MAX_FORGET, oldest first) -> forget_ids, owned by the job */
+	uint64_t forget_before_ms;
+	uint32_t *forget_ids;
+	size_t n_forget;
+	/* GET_BUNDLES: each target device's one-time-prekey budget (leaky bucket kept in the store, so it
+	 * holds across requesters and loops; capacity 0 = none). Beyond it a bundle carries the signed
+	 * prekey only. job->now_ms is the time of the fetch. */
+	double budget_capacity;
+	double budget_per_ms;
 	/* GET_BUNDLES (job->handle, job->device_id: 0 = all); fills job->account_id too */
 	store_bundle *bundles; /* owned by the job */
 	size_t n_bundles;

@@ -6,6 +6,10 @@ die() { echo "$PROG: $*" >&2; exit 1; }
 
 BENCH=$BUILD/tools/bench/parley-bench
 PARLEYD=$BUILD/server/parleyd
+# A benchmark registers its clients from one address and measures the relay: parleyd's registration
+# limit and prekey budget (security item 4) are off for every parleyd started from here (as
+# configuration variables, so an older parleyd being compared simply ignores them).
+export PARLEYD_REGISTER_RATE_BURST=0 PARLEYD_PREKEY_BUDGET_BURST=0
 
 # bench_require: the two programs every run needs; this builds nothing, so say how to.
 bench_require() {

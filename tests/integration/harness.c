@@ -49,8 +49,12 @@ static void launch(srv *s)
 	char a_port[340], a_data[340];
 	snprintf(a_port, sizeof a_port, "--port_file=%s", portfile);
 	snprintf(a_data, sizeof a_data, "--data_dir=%s", datadir);
-	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info"};
-	int n = 5;
+	/* Tests register many accounts from 127.0.0.1 and drain pools on purpose: the registration limit
+	 * and the prekey budget (security item 4) are off unless a test turns them on in its extra flags
+	 * (later flags win), as s04_prekey_drain does. */
+	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", "--register_rate_burst=0",
+				"--prekey_budget_burst=0"};
+	int n = 7;
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
@@ -166,11 +170,19 @@ void srv_cleanup(srv *s)
 		fprintf(stderr, "# could not remove %s\n", s->dir);
 }
 
-static int do_connect(int port, int rcvbuf)
+/* src: a loopback source address to bind ("127.0.0.7"), NULL for the kernel's choice */
+static int do_connect_from(int port, int rcvbuf, const char *src)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (src != NULL) {
+		struct sockaddr_in la = {.sin_family = AF_INET};
+		if (inet_pton(AF_INET, src, &la.sin_addr) != 1 || bind(fd, (struct sockaddr *)&la, sizeof la) != 0) {
+			close(fd);
+			return -1;
+		}
+	}
 	if (rcvbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	int one = 1;
@@ -182,6 +194,11 @@ static int do_connect(int port, int rcvbuf)
 		return -1;
 	}
 	return fd;
+}
+
+static int do_connect(int port, int rcvbuf)
+{
+	return do_connect_from(port, rcvbuf, NULL);
 }
 
 int tcp_connect(int port)
@@ -278,7 +295,12 @@ int http_get(int port, const char *path, char *resp, size_t cap)
 
 int ws_open(int port)
 {
-	int fd = tcp_connect(port);
+	return ws_open_from(port, NULL);
+}
+
+int ws_open_from(int port, const char *src)
+{
+	int fd = do_connect_from(port, 0, src);
 	if (fd < 0)
 		return -1;
 	const char *req = "GET /v1/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -413,7 +435,12 @@ int pw_recv(int fd, wire_frame *out, int timeout_ms)
 
 int pw_connect(int port, uint8_t nonce[32])
 {
-	int fd = ws_open(port);
+	return pw_connect_from(port, NULL, nonce);
+}
+
+int pw_connect_from(int port, const char *src, uint8_t nonce[32])
+{
+	int fd = ws_open_from(port, src);
 	if (fd < 0)
 		return -1;
 	wire_frame f;
@@ -502,8 +529,14 @@ int pw_ping(int fd, uint64_t id)
 
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out)
 {
+	return pw_register_from(port, NULL, handle, pk, sk, fd_out, NULL);
+}
+
+int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out,
+		     uint64_t *retry_after_ms)
+{
 	uint8_t nonce[32];
-	int fd = pw_connect(port, nonce);
+	int fd = pw_connect_from(port, src, nonce);
 	if (fd < 0)
 		return -1;
 	crypto_sign_keypair(pk, sk);
@@ -525,7 +558,13 @@ int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], in
 	r.device_name = "it-device";
 	r.signature.data = sig;
 	r.signature.len = 64;
-	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, NULL) : -1;
+	wire_frame f;
+	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, &f) : -1;
+	if (st >= 0) {
+		if (retry_after_ms != NULL)
+			*retry_after_ms = f.frame->response->retry_after_ms;
+		wire__frame_free(&f);
+	}
 	if (fd_out != NULL)
 		*fd_out = fd;
 	else
@@ -607,12 +646,20 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 
 /* --- helpers shared by the security tests --- */
 
-int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
+/* the identity of the last it_upload_keys, for it_upload_keys_more */
+static parley_keypair last_ik;
+static uint32_t last_regid;
+
+static int upload(int fd, int fresh, uint32_t *regid, int n_otpk, uint32_t first_id)
 {
 	parley_keypair ik;
 	parley_signed_prekey spk;
-	parley_signal_keypair_generate(&ik);
-	parley_signal_registration_id_generate(regid);
+	if (fresh) {
+		parley_signal_keypair_generate(&last_ik);
+		parley_signal_registration_id_generate(&last_regid);
+	}
+	ik = last_ik;
+	*regid = last_regid;
 	parley_signal_signed_prekey_generate(&spk, &ik, 1, 0);
 	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__UploadKeysRequest u = PARLEY__WIRE__UPLOAD_KEYS_REQUEST__INIT;
@@ -627,7 +674,7 @@ int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
 	u.identity_key.data = ik.pub;
 	u.identity_key.len = sizeof ik.pub;
 	u.registration_id = *regid;
-	u.signed_prekey = &sp;
+	u.signed_prekey = fresh ? &sp : NULL;
 	sp.id = spk.id;
 	sp.public_key.data = spk.key.pub;
 	sp.public_key.len = sizeof spk.key.pub;
@@ -644,6 +691,17 @@ int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
 	u.n_one_time_prekeys = (size_t)n_otpk;
 	u.one_time_prekeys = otpkp;
 	return pw_call(fd, &req, NULL);
+}
+
+int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
+{
+	return upload(fd, 1, regid, n_otpk, first_id);
+}
+
+int it_upload_keys_more(int fd, int n_otpk, uint32_t first_id)
+{
+	uint32_t regid;
+	return upload(fd, 0, &regid, n_otpk, first_id);
 }
 
 uint64_t it_now_ms(void)

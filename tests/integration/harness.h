@@ -39,6 +39,8 @@ int http_get(int port, const char *path, char *resp, size_t cap);
 
 /* WebSocket over a raw socket. ws_open performs the upgrade; returns fd or -1. */
 int ws_open(int port);
+/* The same from a given loopback source address ("127.0.0.9"), for per-address limits. */
+int ws_open_from(int port, const char *src);
 /* One frame: opcode, FIN bit, masked or not, payload. */
 int ws_send_frame(int fd, int opcode, int fin, int masked, const void *payload, size_t len);
 /* Read one server frame; returns payload length, sets *opcode; -1 on EOF/timeout. Payload cap-limited. */
@@ -48,6 +50,7 @@ ssize_t ws_recv_frame(int fd, int *opcode, uint8_t *buf, size_t cap, int timeout
 int ws_expect_close(int fd, int timeout_ms);
 /* Open a WebSocket and read the challenge push; nonce (32 bytes) copied out. */
 int pw_connect(int port, uint8_t nonce[32]);
+int pw_connect_from(int port, const char *src, uint8_t nonce[32]);
 /* Send one Frame{Request} (masked binary). */
 int pw_send_request(int fd, Parley__Wire__Request *req);
 /* Read the next Frame (skipping pings); decoded into *out (wire__frame_free after). 0 on success. */
@@ -64,6 +67,9 @@ int pw_ping(int fd, uint64_t id);
 /* Accounts: register handle with a new Ed25519 key on a fresh connection (fd returned authenticated).
  * Returns the response status; pk/sk filled. */
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out);
+/* The same from source address src (NULL: any); *retry_after_ms (may be NULL) gets the response's. */
+int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out,
+		     uint64_t *retry_after_ms);
 int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64]);
 
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
@@ -112,6 +118,8 @@ extern int it_failures;
  * first_id.. for the device authenticated on fd; *regid receives its registration id. Returns the
  * response status. */
 int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
+/* More one-time prekeys (ids first_id..) for the device of the last it_upload_keys (same identity). */
+int it_upload_keys_more(int fd, int n_otpk, uint32_t first_id);
 /* AddDevice on fd (authenticated as a device of an account) for the key pk, with the proof of
  * possession signed by sk over (handle, pk, ts_ms) (sk NULL: no proof). *id receives the new device id.
  * Returns the status. it_add_device: ts_ms = now. */

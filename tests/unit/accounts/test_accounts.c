@@ -42,6 +42,7 @@ struct result {
 	size_t n_devices;
 	int new_challenge, close_conn;
 	uint32_t removed_device;
+	uint64_t retry_after_ms;
 };
 
 struct outcome {
@@ -61,6 +62,7 @@ static void on_attempt(void *arg, int status, const void *result)
 	o->r.device_id = ar->device_id;
 	o->r.new_challenge = ar->new_challenge;
 	o->r.close_conn = ar->close_conn;
+	o->r.retry_after_ms = ar->retry_after_ms;
 	o->s->authenticated = o->s->a.authenticated;
 	o->s->auth_failures = o->s->a.auth_failures;
 	if (status == PARLEY_OK) {
@@ -98,6 +100,9 @@ struct dev {
 	uint8_t sk[crypto_sign_SECRETKEYBYTES];
 };
 
+static const char *reg_peer = "127.0.0.1:1"; /* where do_register comes from */
+static uint64_t reg_now = 1000;
+
 static int do_register(acct_session *s, const char *handle, const struct dev *d, const char *name,
 		       const uint8_t *sign_nonce, const char *signed_name, struct outcome *o)
 {
@@ -117,7 +122,7 @@ static int do_register(acct_session *s, const char *handle, const struct dev *d,
 	rq.signature.len = 64;
 	memset(o, 0, sizeof(*o));
 	o->s = s;
-	accounts__register(&acc, sc, &s->a, &rq, on_attempt, o);
+	accounts__register(&acc, sc, &s->a, &rq, reg_peer, reg_now, on_attempt, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -302,6 +307,51 @@ static void test_flow(void)
 	TEST_EQ_INT(o.r.device_id, 4);
 }
 
+/* Security item 4: registrations per source address (an IPv4 address, an IPv6 /64). */
+static void test_register_limit(void)
+{
+	uint8_t k1[RL_KEY_LEN], k2[RL_KEY_LEN];
+	TEST_EQ_INT(accounts__addr_key("10.1.2.3:80", k1), 0);
+	TEST_EQ_INT(accounts__addr_key("::ffff:10.1.2.3:9", k2), 0);
+	TEST_EQ_MEM(k1, k2, RL_KEY_LEN);
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:2::1:443", k1), 0);
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:2:ffff::7:443", k2), 0);
+	TEST_EQ_MEM(k1, k2, RL_KEY_LEN); /* same /64 */
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:3::1:443", k2), 0);
+	TEST_CHECK(memcmp(k1, k2, RL_KEY_LEN) != 0);
+	TEST_EQ_INT(accounts__addr_key("garbage", k1), -1);
+
+	struct dev d;
+	struct outcome o;
+	acct_session s;
+	double cap = acc.reg_capacity, rate = acc.reg_per_sec;
+	acc.reg_capacity = 2;
+	acc.reg_per_sec = 1.0; /* one a second */
+	reg_peer = "10.9.9.9:1000";
+	reg_now = 50000;
+	const char *handles[] = {"lim1", "lim2", "lim3"};
+	for (int i = 0; i < 3; i++) {
+		crypto_sign_keypair(d.pk, d.sk);
+		accounts__session_init(&s);
+		TEST_EQ_INT(do_register(&s, handles[i], &d, "", NULL, NULL, &o),
+			    i < 2 ? PARLEY_OK : PARLEY_E_REGISTRATION_LIMITED);
+	}
+	TEST_CHECK(o.r.retry_after_ms > 0 && o.r.retry_after_ms <= 1001);
+	TEST_EQ_INT(o.r.new_challenge, 1); /* a fresh challenge, as after any failed attempt */
+	/* another address is not affected; the same one is after the bucket drained */
+	reg_peer = "10.9.9.8:1000";
+	accounts__session_init(&s);
+	TEST_EQ_INT(do_register(&s, "lim3", &d, "", NULL, NULL, &o), PARLEY_OK);
+	reg_peer = "10.9.9.9:2000";
+	reg_now += 1001;
+	crypto_sign_keypair(d.pk, d.sk);
+	accounts__session_init(&s);
+	TEST_EQ_INT(do_register(&s, "lim4", &d, "", NULL, NULL, &o), PARLEY_OK);
+	acc.reg_capacity = cap;
+	acc.reg_per_sec = rate;
+	reg_peer = "127.0.0.1:1";
+}
+
 static void test_busy(void)
 {
 	/* a second register while one is in flight is refused, without consuming the new challenge */
@@ -327,8 +377,8 @@ static void test_busy(void)
 	memset(&o1.r, 0, sizeof(o1.r));
 	memset(&o2.r, 0, sizeof(o2.r));
 	o1.done = o2.done = 0;
-	accounts__register(&acc, sc, &s.a, &rq, on_attempt, &o1);
-	accounts__register(&acc, sc, &s.a, &rq, on_attempt, &o2);
+	accounts__register(&acc, sc, &s.a, &rq, "127.0.0.1:1", 1000, on_attempt, &o1);
+	accounts__register(&acc, sc, &s.a, &rq, "127.0.0.1:1", 1000, on_attempt, &o2);
 	TEST_EQ_INT(o2.done, 1);
 	TEST_EQ_INT(o2.r.status, PARLEY_E_BUSY);
 	wait_for(&o1);
@@ -356,6 +406,7 @@ int main(void)
 	TEST_RUN(test_handles);
 	TEST_RUN(test_flow);
 	TEST_RUN(test_busy);
+	TEST_RUN(test_register_limit);
 
 	test_store_client_close(&tsc);
 	uv_run(&loop, UV_RUN_DEFAULT);
