@@ -70,6 +70,7 @@ extern "C" {
 	X(DEVICE_REMOVED, 211, "this device was removed from its account")                           \
 	X(LINK_CODE_EXPIRED, 212, "device link code expired or from the future: make a new one")     \
 	X(REGISTRATION_LIMITED, 213, "too many registrations from this address: try again later")    \
+	X(POW_REQUIRED, 214, "registration needs a (stronger) proof of work")                        \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \

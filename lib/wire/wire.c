@@ -159,6 +159,8 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		CHECK(check_exact(&r->register_->device_key, WIRE_KEY_LEN));
 		CHECK(check_str(r->register_->device_name, l->max_device_name, 0));
 		CHECK(check_exact(&r->register_->signature, WIRE_SIG_LEN));
+		if (r->register_->pow.len > WIRE_POW_MAX_LEN)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH:
 		CHECK(check_str(r->auth->handle, l->max_handle, 1));
@@ -416,11 +418,18 @@ int wire__encode_error(uint64_t id, int err, dynbuf *out)
 
 int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, dynbuf *out)
 {
+	return wire__encode_challenge_pow(nonce, server_time_ms, 0, out);
+}
+
+int wire__encode_challenge_pow(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, unsigned pow_bits,
+			       dynbuf *out)
+{
 	Parley__Wire__Challenge ch = PARLEY__WIRE__CHALLENGE__INIT;
 	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
 	ch.nonce.data = (uint8_t *)nonce;
 	ch.nonce.len = WIRE_NONCE_LEN;
 	ch.server_time_ms = server_time_ms;
+	ch.register_pow_bits = pow_bits;
 	p.body_case = PARLEY__WIRE__PUSH__BODY_CHALLENGE;
 	p.challenge = &ch;
 	return wire__encode_push(&p, out);

@@ -28,7 +28,7 @@ struct acct_op {
 	uint32_t device_id;
 };
 
-void accounts__init(accounts *a, const parleyd_config *cfg)
+int accounts__init(accounts *a, const parleyd_config *cfg)
 {
 	a->max_auth_failures = (unsigned)cfg->max_auth_failures;
 	a->link_max_age_ms = (uint64_t)cfg->device_link_max_age_s * 1000u;
@@ -37,6 +37,14 @@ void accounts__init(accounts *a, const parleyd_config *cfg)
 	randombytes_buf(a->reg_hash_key, sizeof(a->reg_hash_key));
 	memset(a->reg_slots, 0, sizeof(a->reg_slots));
 	pthread_mutex_init(&a->reg_mu, NULL);
+	a->pow_bits = 0;
+	if (strcmp(cfg->registration, "pow") == 0) {
+		a->pow_bits = (unsigned)cfg->register_pow_bits;
+	} else if (strcmp(cfg->registration, "open") != 0) {
+		log_error(MODULE, "registration: '%.40s' is not open or pow", cfg->registration);
+		return PARLEY_E_CONFIG;
+	}
+	return PARLEY_OK;
 }
 
 void accounts__fini(accounts *a)
@@ -193,6 +201,13 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 	if (!wire__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
 	    req->signature.len != WIRE_SIG_LEN) {
 		status = !wire__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
+		goto fail;
+	}
+	/* one hash, before the signature: the work is checked against the challenge this attempt
+	 * consumed, so it can be neither computed ahead nor reused */
+	if (!wire__register_pow_check(nonce, req->handle, req->device_key.data, req->pow.data, req->pow.len,
+				      a->pow_bits)) {
+		status = PARLEY_E_POW_REQUIRED;
 		goto fail;
 	}
 	status = wire__register_signed_bytes(nonce, req->handle, req->device_key.data, name, &msg);

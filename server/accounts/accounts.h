@@ -28,6 +28,7 @@
 typedef struct accounts {
 	unsigned max_auth_failures; /* failed signatures before the connection is closed */
 	uint64_t link_max_age_ms;   /* AddDevice proofs older or newer than this are refused */
+	unsigned pow_bits;          /* registration proof of work asked in every challenge; 0 = none */
 	/* Registrations per source address, for the whole process (every loop registers into the same
 	 * table, under reg_mu: a per-loop table would multiply the rate by the number of loops).
 	 * Registrations are rare, so one lock costs nothing. */
@@ -58,8 +59,9 @@ typedef struct accounts_result {
 	uint64_t retry_after_ms; /* REGISTRATION_LIMITED */
 } accounts_result;
 
-/* Reads its fields from the configuration table. fini releases what init set up (not `a` itself). */
-void accounts__init(accounts *a, const parleyd_config *cfg);
+/* Reads its fields from the configuration table: PARLEY_E_CONFIG for an unknown `registration` mode.
+ * fini releases what init set up (not `a` itself). */
+int accounts__init(accounts *a, const parleyd_config *cfg);
 void accounts__fini(accounts *a);
 
 /* The registration limiter's key for a peer "ip:port" (link__peer): an IPv4 address whole, an IPv6

@@ -16,7 +16,11 @@ static int init(const parleyd_config *cfg, void **state)
 	accounts *a = parley__calloc(1, sizeof(*a));
 	if (a == NULL)
 		return PARLEY_E_NOMEM;
-	accounts__init(a, cfg);
+	int rc = accounts__init(a, cfg);
+	if (rc != PARLEY_OK) {
+		parley__free(a);
+		return rc;
+	}
 	*state = a;
 	return PARLEY_OK;
 }
@@ -32,13 +36,13 @@ static acct_auth *auth_of(struct link *l)
 	return *link__slot(l, LINK_SLOT_AUTH);
 }
 
-static void send_challenge(struct link *l)
+static void send_challenge(struct link *l, const accounts *a)
 {
 	acct_auth *s = auth_of(l);
 	if (s == NULL || !link__is_open(l))
 		return;
 	dynbuf *out = worker__scratch(link__worker(l));
-	if (wire__encode_challenge(s->nonce, parley__wall_ms(), out) == PARLEY_OK)
+	if (wire__encode_challenge_pow(s->nonce, parley__wall_ms(), a->pow_bits, out) == PARLEY_OK)
 		(void)link__send(l, out->data, out->len);
 }
 
@@ -52,7 +56,7 @@ static void link_open(struct link *l, void *state)
 	}
 	accounts__auth_init(s);
 	*link__slot(l, LINK_SLOT_AUTH) = s;
-	send_challenge(l);
+	send_challenge(l, state);
 }
 
 static void link_free(struct link *l, void *state)
@@ -73,7 +77,7 @@ static void finish_attempt(request *rq, int status, const accounts_result *ar, P
 	/* the fresh challenge goes out before the error, so a client that retries on the error already
 	 * holds the nonce it must sign */
 	if (ar->new_challenge)
-		send_challenge(l);
+		send_challenge(l, rq->svc);
 	if (status == PARLEY_OK) {
 		void **slot = link__slot(l, LINK_SLOT_AUTH);
 		acct_auth *s = *slot;

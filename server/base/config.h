@@ -42,6 +42,8 @@ typedef struct parleyd_config {
 	int device_link_max_age_s;
 	int register_rate_burst;
 	int register_rate_per_hour;
+	char registration[CONFIG_STR_MAX];
+	int register_pow_bits;
 	int store_batch_max;
 	/* key server */
 	int prekey_pool_max;

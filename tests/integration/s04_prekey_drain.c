@@ -6,7 +6,8 @@
  *    beyond it, bundles carry the signed prekey only (the last-resort key: X3DH without DH4);
  *  - an exhausted pool or budget still yields a bundle, and a session built from it works;
  *  - one-time keys handed out and never used are reported to their device after
- *    prekey_forget_after_s, and its client deletes their private halves.
+ *    prekey_forget_after_s, and its client deletes their private halves;
+ *  - optionally (registration=pow) each registration pays a proof of work bound to its challenge.
  * Against a real parleyd with --workers=2 and the default limits, given explicitly since the harness
  * turns them off for the other tests (except prekey_forget_after_s, so the last check need not wait 31
  * days); default_limits checks they are the defaults. */
@@ -258,6 +259,75 @@ static void handed_out_keys_are_forgotten(void)
 	parley_client_free(c);
 }
 
+/* Register on a fresh connection with a proof of work of `bits` (0 = none) solved for `pow_nonce`
+ * (NULL: the connection's own challenge). Returns the status; *asked gets the challenge's bits. */
+static int register_with_pow(int port, const char *handle, unsigned bits, const uint8_t *pow_nonce,
+			     unsigned *asked)
+{
+	uint8_t nonce[32], pk[32], sk[64], sig[64], pow[WIRE_POW_LEN];
+	int fd = ws_open(port);
+	wire_frame f;
+	if (fd < 0 || pw_recv(fd, &f, 5000) != 0)
+		return -1;
+	memcpy(nonce, f.frame->push->challenge->nonce.data, 32);
+	*asked = f.frame->push->challenge->register_pow_bits;
+	wire__frame_free(&f);
+	crypto_sign_keypair(pk, sk);
+	dynbuf m;
+	dynbuf__init(&m, 256);
+	wire__register_signed_bytes(nonce, handle, pk, "", &m);
+	crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+	dynbuf__free(&m);
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__RegisterRequest r = PARLEY__WIRE__REGISTER_REQUEST__INIT;
+	req.id = 1;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
+	req.register_ = &r;
+	r.handle = (char *)handle;
+	r.device_key.data = pk;
+	r.device_key.len = 32;
+	r.device_name = "";
+	r.signature.data = sig;
+	r.signature.len = 64;
+	if (bits > 0) {
+		wire__register_pow_solve(pow_nonce != NULL ? pow_nonce : nonce, handle, pk, bits, pow);
+		r.pow.data = pow;
+		r.pow.len = sizeof pow;
+	}
+	int st = pw_call(fd, &req, NULL);
+	close(fd);
+	return st;
+}
+
+/* registration=pow: every registration pays a proof of work bound to its own challenge. */
+static void registration_proof_of_work(void)
+{
+	srv p;
+	const char *extra[] = {"--registration=pow", "--register_pow_bits=14", NULL};
+	unsigned asked = 0;
+	uint8_t other_nonce[32] = {1};
+	srv_start(&p, extra);
+	IT_EQ(register_with_pow(p.port, "nopow", 0, NULL, &asked), PARLEY_E_POW_REQUIRED);
+	IT_EQ(asked, 14); /* the challenge says how much */
+	IT_EQ(register_with_pow(p.port, "weakpow", 6, NULL, &asked), PARLEY_E_POW_REQUIRED);
+	IT_EQ(register_with_pow(p.port, "otherpow", 14, other_nonce, &asked), PARLEY_E_POW_REQUIRED);
+	IT_EQ(register_with_pow(p.port, "paid", 14, NULL, &asked), PARLEY_OK);
+	/* libparley pays it by itself */
+	char u[128], dir[400];
+	parley_client_options o;
+	parley_client *c = NULL;
+	snprintf(u, sizeof u, "ws://127.0.0.1:%d/v1/websocket", p.port);
+	snprintf(dir, sizeof dir, "%s/client", p.dir);
+	parley_client_options_init(&o);
+	o.state_dir = dir;
+	o.server_url = u;
+	IT_EQ(parley_client_new(&o, &c), PARLEY_OK);
+	IT_EQ(parley_register(c, "libpaid", NULL), PARLEY_OK);
+	parley_client_free(c);
+	IT_EQ(srv_stop(&p), 0);
+	srv_cleanup(&p);
+}
+
 /* The limits this test runs with are parleyd's defaults. */
 static void default_limits(void)
 {
@@ -287,6 +357,7 @@ int main(void)
 	IT_RUN(registration_rate_limited_per_address);
 	IT_RUN(exhausted_pool_still_gives_a_working_session);
 	IT_RUN(handed_out_keys_are_forgotten);
+	IT_RUN(registration_proof_of_work);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);
 	return it_failures ? 1 : 0;
