@@ -243,12 +243,20 @@ fail:
 
 /* --- auth --- */
 
-static void touch_done(void *arg, int status, const void *result)
+void accounts__touch(store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms, svc_cb cb, void *arg)
 {
-	const store_job *job = result;
-	if (status != PARLEY_OK)
-		log_warn(MODULE, "last-seen update for account %llu device %u: %s",
-			 (unsigned long long)job->account_id, job->device_id, parley_strerror(status));
+	store_job *t = store__job_new(STORE_OP_TOUCH_DEVICE);
+	int rc = t == NULL ? PARLEY_E_NOMEM : PARLEY_OK;
+	if (t != NULL) {
+		t->account_id = account;
+		t->device_id = device;
+		t->now_ms = now_ms;
+		rc = store__submit(sc, t, cb, arg);
+		if (rc != PARLEY_OK)
+			store__job_free(t);
+	}
+	if (rc != PARLEY_OK)
+		cb(arg, rc, NULL);
 }
 
 static void auth_done(void *arg, int status, const void *result)
@@ -279,14 +287,6 @@ static void auth_done(void *arg, int status, const void *result)
 		s->authenticated = 1;
 		r.account_id = job->account_id;
 		r.device_id = op->device_id;
-		store_job *t = store__job_new(STORE_OP_TOUCH_DEVICE);
-		if (t != NULL) {
-			t->account_id = job->account_id;
-			t->device_id = op->device_id;
-			t->now_ms = parley__wall_ms();
-			if (store__submit(op->sc, t, touch_done, NULL) != PARLEY_OK)
-				store__job_free(t);
-		}
 	} else {
 		attempt_failed(op->a, s, status, &r);
 	}

@@ -84,6 +84,10 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 			const char *peer, uint64_t now_ms, svc_cb cb, void *arg);
 void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__AuthRequest *req, svc_cb cb,
 		    void *arg);
+/* Records last_seen_ms of a device that just authenticated; reports the store job (NULL when it could
+ * not be submitted). NO_SUCH_DEVICE means the device was removed since auth read it. */
+void accounts__touch(store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms, svc_cb cb, void *arg);
+
 /* list / add / remove report the store job itself (const store_job *: devices, device_id), NULL when
  * refused before reaching the store (INVALID_KEY, PROTO_FIELD_TOO_LARGE, NOMEM). */
 /* (account, device) is the authenticated caller: the store refuses the job with DEVICE_REMOVED once

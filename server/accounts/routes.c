@@ -109,6 +109,24 @@ static void register_answer(void *arg, int status, const void *result)
 	finish_attempt(arg, status, ar, &r);
 }
 
+/* The last-seen update after an auth doubles as a second look at the device: a removal that
+ * committed between auth's read and the link's registration on this loop posted its notice before
+ * the link could be found, so the link would stay authenticated (and receive the account's typing
+ * and presence). The update runs after that removal, finds no row, and the link is closed here. */
+static void touch_done(void *arg, int status, const void *result)
+{
+	struct link *l = arg;
+	if (status == PARLEY_E_NO_SUCH_DEVICE) {
+		log_info(MODULE, "closing %s: device %u of account %llu was removed while it authenticated",
+			 link__peer(l), link__device(l), (unsigned long long)link__account(l));
+		link__close(l, 1008, "device removed");
+	} else if (status != PARLEY_OK) {
+		log_warn(MODULE, "last-seen update for account %llu device %u: %s",
+			 (unsigned long long)link__account(l), link__device(l), parley_strerror(status));
+	}
+	link__release(l);
+}
+
 static void auth_answer(void *arg, int status, const void *result)
 {
 	const accounts_result *ar = result;
@@ -119,7 +137,15 @@ static void auth_answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH;
 		r.auth = &au;
 	}
-	finish_attempt(arg, status, ar, &r);
+	request *rq = arg;
+	struct link *l = rq->ln;
+	worker *w = rq->w;
+	link__hold(l);
+	finish_attempt(rq, status, ar, &r); /* authenticates the link first */
+	if (status == PARLEY_OK)
+		accounts__touch(worker__store(w), ar->account_id, ar->device_id, parley__wall_ms(), touch_done, l);
+	else
+		link__release(l);
 }
 
 static int begin(request *rq, acct_auth **s)
