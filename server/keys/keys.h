@@ -1,5 +1,6 @@
-/* Key server: upload of a device's Signal public keys, prekey count, bundle fetch with a per-(requester,
- * target) leaky-bucket rate limit. docs/protocol.md §9.
+/* Key server: upload of a device's Signal public keys, prekey count (with the handed-out one-time
+ * prekeys the device may now forget), bundle fetch with a per-(requester, target) leaky-bucket rate
+ * limit and a per-device one-time-prekey budget kept in the store. docs/protocol.md §9.
  *
  * Transport-free like accounts/: each request function calls `cb` exactly once, either from within the
  * call (validation, rate limit) or later on the same loop thread (store completion).
