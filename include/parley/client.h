@@ -110,6 +110,17 @@ PARLEY_EXPORT void parley_client_disconnect(parley_client *client);
  * Errors: PARLEY_E_IO / PARLEY_E_STORE (state), PARLEY_E_PERM (state files readable by others). */
 PARLEY_EXPORT parley_err parley_device_public_key(parley_client *client, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
 
+/* A link code: this device's key, a timestamp and this device's signature over them and the handle of
+ * the account it is to join. The server adds a device only with it (proof of possession: nobody can add
+ * someone else's key to their account and squat it). */
+#define PARLEY_DEVICE_LINK_CODE_BYTES 104 /* key(32) || timestamp_ms u64be(8) || Ed25519 signature(64) */
+/* On the NEW device: its link code for joining account `handle` (creating the device key on first use).
+ * Another device of that account passes it to parley_device_add; the server accepts it for
+ * device_link_max_age_s (default 10 minutes) either side of its clock (PARLEY_E_LINK_CODE_EXPIRED
+ * beyond). Errors: PARLEY_E_BAD_HANDLE, state errors. */
+PARLEY_EXPORT parley_err parley_device_link_code(parley_client *client, const char *handle,
+						 uint8_t out[PARLEY_DEVICE_LINK_CODE_BYTES]);
+
 /* The saved account of this device. handle_buf (handle_len bytes, may be NULL when handle_len is 0)
  * receives the NUL-terminated handle; account_id / device_id may be NULL. Errors: PARLEY_E_NO_IDENTITY
  * (not registered or linked), PARLEY_E_TOO_LARGE (handle_buf too small), state errors. */
@@ -159,9 +170,11 @@ PARLEY_EXPORT parley_err parley_link_start(parley_client *client, const char *ha
 					   parley_done_cb cb, void *user);
 /* The following need an account (PARLEY_E_NO_IDENTITY otherwise). */
 PARLEY_EXPORT parley_err parley_devices_list_start(parley_client *client, parley_devices_cb cb, void *user);
+/* link_code: from parley_device_link_code on the new device. Server statuses: PARLEY_E_BAD_SIGNATURE
+ * (not signed by that key for this account), PARLEY_E_LINK_CODE_EXPIRED, PARLEY_E_DEVICE_KEY_IN_USE. */
 PARLEY_EXPORT parley_err parley_device_add_start(parley_client *client,
-						 const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
-						 parley_device_id_cb cb, void *user);
+						 const uint8_t link_code[PARLEY_DEVICE_LINK_CODE_BYTES],
+						 const char *name, parley_device_id_cb cb, void *user);
 /* Removing this device itself also forgets the saved account (the device key is kept). */
 PARLEY_EXPORT parley_err parley_device_remove_start(parley_client *client, uint32_t device_id,
 						    parley_done_cb cb, void *user);
@@ -173,8 +186,9 @@ PARLEY_EXPORT parley_err parley_link(parley_client *client, const char *handle, 
 /* On PARLEY_OK *out owns a list (free with parley_device_list_free); on error *out is NULL. */
 PARLEY_EXPORT parley_err parley_devices_list(parley_client *client, parley_device_list **out);
 /* name may be NULL ("linked device"). *device_id (may be NULL) receives the new device's id. */
-PARLEY_EXPORT parley_err parley_device_add(parley_client *client, const uint8_t key[PARLEY_DEVICE_KEY_BYTES],
-					   const char *name, uint32_t *device_id);
+PARLEY_EXPORT parley_err parley_device_add(parley_client *client,
+					   const uint8_t link_code[PARLEY_DEVICE_LINK_CODE_BYTES], const char *name,
+					   uint32_t *device_id);
 PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t device_id);
 
 /* ---- end-to-end messaging (Signal protocol; docs/protocol.md §9-§10) ----

@@ -74,6 +74,10 @@ extern "C" {
 	X(ALREADY_AUTHENTICATED, 208, "connection is already authenticated")                         \
 	X(DEVICE_KEY_IN_USE, 209, "device key already registered")                                   \
 	X(NO_IDENTITY, 210, "no local identity: register first")                                     \
+	X(DEVICE_REMOVED, 211, "this device was removed from its account")                           \
+	X(LINK_CODE_EXPIRED, 212, "device link code expired or from the future: make a new one")     \
+	X(REGISTRATION_LIMITED, 213, "too many registrations from this address: try again later")    \
+	X(POW_REQUIRED, 214, "registration needs a (stronger) proof of work")                        \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \

@@ -25,6 +25,7 @@ typedef struct account_op {
 		Parley__Wire__AuthRequest auth;
 	} body;
 	uint8_t sig[WIRE_SIG_LEN];
+	uint8_t pow[WIRE_POW_LEN];
 } account_op;
 
 int client__sign_challenge(const parley_client *c, const uint8_t *msg, size_t len, uint8_t sig[WIRE_SIG_LEN])
@@ -69,6 +70,18 @@ static int build_register(parley_client *c, client_op *op, Parley__Wire__Request
 	a->body.reg.device_name = a->name;
 	a->body.reg.signature.data = a->sig;
 	a->body.reg.signature.len = WIRE_SIG_LEN;
+	if (c->register_pow_bits != 0) {
+		/* the server asks each registration to pay some work (registration=pow): about
+		 * 2^bits hashes, bound to this challenge, so it is done here and now */
+		rc = wire__register_pow_solve(c->nonce, a->handle, c->key.pk, c->register_pow_bits, a->pow);
+		if (rc != PARLEY_OK) {
+			client__set_err(c, "the server asks a %u-bit proof of work to register; at most %d is supported",
+					c->register_pow_bits, WIRE_POW_MAX_BITS);
+			return rc;
+		}
+		a->body.reg.pow.data = a->pow;
+		a->body.reg.pow.len = WIRE_POW_LEN;
+	}
 	req->body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
 	req->register_ = &a->body.reg;
 	return PARLEY_OK;

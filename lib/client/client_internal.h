@@ -137,6 +137,7 @@ struct parley_client {
 	client_conn_state conn;
 	char conn_url[PARLEY_URL_MAX + 1];
 	uint8_t nonce[WIRE_NONCE_LEN];
+	unsigned register_pow_bits; /* the challenge's: a register must carry that proof of work */
 	int fresh_nonce;        /* a new challenge arrived while an authenticating op was in flight */
 	uint64_t conn_deadline; /* connect + challenge must finish by then; 0 = none */
 	uint64_t next_id;

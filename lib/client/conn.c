@@ -326,6 +326,7 @@ static void handle_challenge(parley_client *c, const Parley__Wire__Challenge *ch
 		return;
 	}
 	memcpy(c->nonce, ch->nonce.data, WIRE_NONCE_LEN);
+	c->register_pow_bits = ch->register_pow_bits;
 	if (c->conn == CONN_AUTHENTICATING) {
 		c->fresh_nonce = 1;
 		return;

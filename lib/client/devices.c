@@ -1,10 +1,14 @@
-/* The account's devices: list, add and remove operations, and parley_device_list, an immutable copy of
- * a ListDevicesResponse independent of the decoded frame (which is freed as soon as the response is
- * handled): one allocation for the entries, one per name. */
+/* The account's devices: list, add and remove operations, the new device's link code (its proof of
+ * possession for add), and parley_device_list, an immutable copy of a ListDevicesResponse independent
+ * of the decoded frame (which is freed as soon as the response is handled): one allocation for the
+ * entries, one per name. */
 #include <string.h>
+
+#include <sodium.h>
 
 #include "client/client_internal.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 
 typedef struct device_entry {
 	uint32_t id;
@@ -106,6 +110,43 @@ void parley_device_list_free(parley_device_list *l)
 
 #define DEFAULT_ADD_NAME "linked device"
 
+/* the link code's layout (include/parley/client.h) */
+#define LINK_TS_OFF PARLEY_DEVICE_KEY_BYTES
+#define LINK_SIG_OFF (LINK_TS_OFF + 8)
+
+static uint64_t load_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+parley_err parley_device_link_code(parley_client *c, const char *handle, uint8_t out[PARLEY_DEVICE_LINK_CODE_BYTES])
+{
+	dynbuf msg;
+	uint64_t ts = parley__wall_ms();
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return PARLEY_E_INVAL;
+	if (!wire__handle_valid(handle))
+		return PARLEY_E_BAD_HANDLE;
+	rc = client__ensure_key(c, 1);
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	dynbuf__init(&msg, 128);
+	rc = wire__add_device_signed_bytes(handle, c->key.pk, ts, &msg);
+	if (rc == PARLEY_OK) {
+		memcpy(out, c->key.pk, PARLEY_DEVICE_KEY_BYTES);
+		for (int i = 0; i < 8; i++)
+			out[LINK_TS_OFF + i] = (uint8_t)(ts >> (56 - 8 * i));
+		crypto_sign_detached(out + LINK_SIG_OFF, NULL, msg.data, msg.len, c->key.sk);
+	}
+	dynbuf__free(&msg);
+	return (parley_err)rc;
+}
+
 typedef struct devices_op {
 	client_op op;
 	union {
@@ -113,7 +154,7 @@ typedef struct devices_op {
 		Parley__Wire__AddDeviceRequest add;
 		Parley__Wire__RemoveDeviceRequest remove;
 	} body;
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES]; /* add: key || timestamp || signature */
 	char name[PARLEY_DEVICE_NAME_MAX + 1];
 	uint32_t device_id;
 	union {
@@ -148,8 +189,11 @@ static int build_add(parley_client *c, client_op *op, Parley__Wire__Request *req
 {
 	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
 	parley__wire__add_device_request__init(&d->body.add);
-	d->body.add.device_key.data = d->key;
+	d->body.add.device_key.data = d->code;
 	d->body.add.device_key.len = PARLEY_DEVICE_KEY_BYTES;
+	d->body.add.timestamp_ms = load_be64(d->code + LINK_TS_OFF);
+	d->body.add.signature.data = d->code + LINK_SIG_OFF;
+	d->body.add.signature.len = PARLEY_DEVICE_LINK_CODE_BYTES - LINK_SIG_OFF;
 	d->body.add.device_name = d->name;
 	req->body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
 	req->add_device = &d->body.add;
@@ -225,13 +269,13 @@ parley_err parley_devices_list_start(parley_client *c, parley_devices_cb cb, voi
 	return (parley_err)rc;
 }
 
-parley_err parley_device_add_start(parley_client *c, const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
-				   parley_device_id_cb cb, void *user)
+parley_err parley_device_add_start(parley_client *c, const uint8_t link_code[PARLEY_DEVICE_LINK_CODE_BYTES],
+				   const char *name, parley_device_id_cb cb, void *user)
 {
 	devices_op *d;
 	int rc;
 
-	if (c == NULL || cb == NULL || key == NULL)
+	if (c == NULL || cb == NULL || link_code == NULL)
 		return PARLEY_E_INVAL;
 	c->errmsg[0] = '\0';
 	rc = client__check_name(c, name);
@@ -242,7 +286,7 @@ parley_err parley_device_add_start(parley_client *c, const uint8_t key[PARLEY_DE
 	d = op_new(&add_vt, user);
 	if (d == NULL)
 		return PARLEY_E_NOMEM;
-	memcpy(d->key, key, PARLEY_DEVICE_KEY_BYTES);
+	memcpy(d->code, link_code, PARLEY_DEVICE_LINK_CODE_BYTES);
 	snprintf(d->name, sizeof(d->name), "%s", name != NULL ? name : DEFAULT_ADD_NAME);
 	d->cb.add = cb;
 	client__conn_submit(c, &d->op);
@@ -303,15 +347,15 @@ parley_err parley_devices_list(parley_client *c, parley_device_list **out)
 	return rc;
 }
 
-parley_err parley_device_add(parley_client *c, const uint8_t key[PARLEY_DEVICE_KEY_BYTES], const char *name,
-			     uint32_t *device_id)
+parley_err parley_device_add(parley_client *c, const uint8_t link_code[PARLEY_DEVICE_LINK_CODE_BYTES],
+			     const char *name, uint32_t *device_id)
 {
 	client_sync s = {0};
 	parley_err rc;
 
 	if (client__sync_refused(c))
 		return PARLEY_E_STATE;
-	rc = client__sync_wait(c, &s, parley_device_add_start(c, key, name, sync_id, &s));
+	rc = client__sync_wait(c, &s, parley_device_add_start(c, link_code, name, sync_id, &s));
 	if (rc == PARLEY_OK && device_id != NULL)
 		*device_id = s.id;
 	return rc;

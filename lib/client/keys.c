@@ -1,8 +1,10 @@
 /* This device's Signal keys (docs/protocol.md §9): the identity key pair and registration id (created on
  * first use), the upload of a signed prekey and a batch of one-time prekeys after register/link, the
  * refill when the server reports the pool low, and, once per connection authenticated with the saved
- * account, a check of the pool that also rotates the signed prekey weekly and deletes retired ones after
- * their grace period. The prekey id counter and the current signed prekey live in client.db's e2e_meta
+ * account, a check of the pool that also rotates the signed prekey weekly, deletes retired ones after
+ * their grace period and deletes the private halves of one-time prekeys the server reports handed out
+ * long ago (nobody can use them any more: see forget_handed_out). The prekey id counter and the current
+ * signed prekey live in client.db's e2e_meta
  * table. */
 #include <string.h>
 
@@ -283,8 +285,19 @@ static int build_count(parley_client *c, client_op *op, Parley__Wire__Request *r
 	return PARLEY_OK;
 }
 
+/* The server reports one-time prekeys it handed out more than prekey_forget_after_s ago (above its
+ * message TTL: any PreKey message using one was sent after the hand-out and is either processed by
+ * now, which already deleted the key, or purged unread). Keeping the private half would only leave a
+ * secret at rest for nothing, and a drained pool would leave thousands. Removing an absent key (used,
+ * or reported twice) is a no-op. */
+static void forget_handed_out(parley_client *c, const Parley__Wire__GetPrekeyCountResponse *p)
+{
+	for (size_t i = 0; i < p->n_forget_prekey_ids; i++)
+		(void)c->sigstore.remove_prekey(c->sigstore.user, p->forget_prekey_ids[i]);
+}
+
 /* Repairs a missing upload (e.g. the one after register failed), refills a low pool, rotates an old
- * signed prekey. */
+ * signed prekey, forgets handed-out prekeys. */
 static void complete_count(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
 	const Parley__Wire__GetPrekeyCountResponse *p;
@@ -296,6 +309,7 @@ static void complete_count(parley_client *c, client_op *op, int status, const Pa
 		return;
 	delete_retired_spks(c, &m);
 	p = r->get_prekey_count;
+	forget_handed_out(c, p);
 	rotate = p->signed_prekey_id == 0 || m.spk_id == 0 || client__now_ms() - m.spk_created_ms > SPK_MAX_AGE_MS;
 	if (rotate || p->one_time_prekeys_remaining < PREKEY_LOW) {
 		size_t n = p->one_time_prekeys_remaining < PREKEY_LOW ? PREKEY_BATCH - p->one_time_prekeys_remaining : 0;

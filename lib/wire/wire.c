@@ -159,6 +159,8 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		CHECK(check_exact(&r->register_->device_key, WIRE_KEY_LEN));
 		CHECK(check_str(r->register_->device_name, l->max_device_name, 0));
 		CHECK(check_exact(&r->register_->signature, WIRE_SIG_LEN));
+		if (r->register_->pow.len > WIRE_POW_MAX_LEN)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH:
 		CHECK(check_str(r->auth->handle, l->max_handle, 1));
@@ -171,6 +173,9 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
 		CHECK(check_exact(&r->add_device->device_key, WIRE_KEY_LEN));
 		CHECK(check_str(r->add_device->device_name, l->max_device_name, 0));
+		/* a missing or short signature is the service's BAD_SIGNATURE, not a frame error */
+		if (r->add_device->signature.len > WIRE_SIG_LEN)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE:
 		if (r->remove_device->device_id == 0)
@@ -233,6 +238,9 @@ static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 		    m->n_stale_devices > WIRE_MAX_OUTGOING)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 	}
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_PREKEY_COUNT &&
+	    r->get_prekey_count->n_forget_prekey_ids > WIRE_MAX_REPEATED)
+		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES) {
 		const Parley__Wire__ListDevicesResponse *ld = r->list_devices;
 		if (ld->n_devices > l->max_devices)
@@ -414,11 +422,18 @@ int wire__encode_error(uint64_t id, int err, dynbuf *out)
 
 int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, dynbuf *out)
 {
+	return wire__encode_challenge_pow(nonce, server_time_ms, 0, out);
+}
+
+int wire__encode_challenge_pow(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, unsigned pow_bits,
+			       dynbuf *out)
+{
 	Parley__Wire__Challenge ch = PARLEY__WIRE__CHALLENGE__INIT;
 	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
 	ch.nonce.data = (uint8_t *)nonce;
 	ch.nonce.len = WIRE_NONCE_LEN;
 	ch.server_time_ms = server_time_ms;
+	ch.register_pow_bits = pow_bits;
 	p.body_case = PARLEY__WIRE__PUSH__BODY_CHALLENGE;
 	p.challenge = &ch;
 	return wire__encode_push(&p, out);
@@ -465,6 +480,7 @@ int wire__check_receipt(const uint8_t *buf, size_t len)
 /* --- signed bytes (docs/protocol.md "Signed bytes") --- */
 
 #define REGISTER_DOMAIN "parley-register-v1"
+#define ADD_DEVICE_DOMAIN "parley-add-device-v1"
 #define AUTH_DOMAIN "parley-auth-v1"
 
 /* Strings are length-prefixed (one byte: all are capped far below 256) so that no two different field
@@ -521,6 +537,28 @@ int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *han
 		rc = append_lp(out, handle);
 	if (rc == PARLEY_OK)
 		rc = dynbuf__append(out, id, sizeof(id));
+	if (rc != PARLEY_OK)
+		out->len = start;
+	return rc;
+}
+
+int wire__add_device_signed_bytes(const char *handle, const uint8_t key[WIRE_KEY_LEN], uint64_t timestamp_ms,
+				   dynbuf *out)
+{
+	size_t start = out->len;
+	uint8_t ts[8];
+	int rc;
+	if (handle == NULL || strlen(handle) > 255)
+		return PARLEY_E_INVAL;
+	for (int i = 0; i < 8; i++)
+		ts[i] = (uint8_t)(timestamp_ms >> (56 - 8 * i));
+	rc = dynbuf__append(out, ADD_DEVICE_DOMAIN, sizeof(ADD_DEVICE_DOMAIN));
+	if (rc == PARLEY_OK)
+		rc = append_lp(out, handle);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, key, WIRE_KEY_LEN);
+	if (rc == PARLEY_OK)
+		rc = dynbuf__append(out, ts, sizeof(ts));
 	if (rc != PARLEY_OK)
 		out->len = start;
 	return rc;

@@ -100,6 +100,9 @@ int wire__encode_push(Parley__Wire__Push *push, dynbuf *out);
 int wire__encode_error(uint64_t id, int err, dynbuf *out);
 /* Push{Challenge{nonce, server_time_ms}}. */
 int wire__encode_challenge(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, dynbuf *out);
+/* The same with register_pow_bits (0 = no proof of work asked). */
+int wire__encode_challenge_pow(const uint8_t nonce[WIRE_NONCE_LEN], uint64_t server_time_ms, unsigned pow_bits,
+			       dynbuf *out);
 
 /* --- the exact bytes a device signs (docs/protocol.md, "Signed bytes"); shared by client and server
  * so both sides build them identically. Each appends to `out`. --- */
@@ -125,5 +128,22 @@ int wire__check_receipt(const uint8_t *buf, size_t len);
 
 int wire__auth_signed_bytes(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle, uint32_t device_id,
 			    dynbuf *out);
+/* Registration proof of work (lib/wire/pow.c, docs/protocol.md §5.3): pow (1..WIRE_POW_MAX_LEN bytes)
+ * such that BLAKE2b-256("parley-register-pow-v1\0" || nonce || u8 len(handle) || handle || key || pow)
+ * starts with `bits` zero bits. check: 1 when it does (always for bits 0), else 0. solve: fills an
+ * WIRE_POW_LEN-byte pow (about 2^bits hashes); PARLEY_E_UNSUPPORTED beyond WIRE_POW_MAX_BITS. */
+#define WIRE_POW_LEN 8
+#define WIRE_POW_MAX_LEN 16
+#define WIRE_POW_MAX_BITS 28
+int wire__register_pow_check(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle,
+			     const uint8_t key[WIRE_KEY_LEN], const uint8_t *pow, size_t pow_len, unsigned bits);
+int wire__register_pow_solve(const uint8_t nonce[WIRE_NONCE_LEN], const char *handle,
+			     const uint8_t key[WIRE_KEY_LEN], unsigned bits, uint8_t pow[WIRE_POW_LEN]);
+
+/* The new device's proof of possession for AddDevice (signed with the new device key; no nonce, the new
+ * device is not connected: the handle binds it to one account, the timestamp bounds its life):
+ * "parley-add-device-v1\0" || u8 len(handle) || handle || key(32) || u64be timestamp_ms */
+int wire__add_device_signed_bytes(const char *handle, const uint8_t key[WIRE_KEY_LEN], uint64_t timestamp_ms,
+				   dynbuf *out);
 
 #endif

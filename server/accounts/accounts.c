@@ -1,6 +1,7 @@
 /* Accounts and devices: register, challenge-response auth, device management. See accounts.h. */
 #include "accounts/accounts.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,9 +28,63 @@ struct acct_op {
 	uint32_t device_id;
 };
 
-void accounts__init(accounts *a, const parleyd_config *cfg)
+int accounts__init(accounts *a, const parleyd_config *cfg)
 {
 	a->max_auth_failures = (unsigned)cfg->max_auth_failures;
+	a->link_max_age_ms = (uint64_t)cfg->device_link_max_age_s * 1000u;
+	a->reg_capacity = cfg->register_rate_burst;
+	a->reg_per_sec = cfg->register_rate_per_hour / 3600.0;
+	randombytes_buf(a->reg_hash_key, sizeof(a->reg_hash_key));
+	memset(a->reg_slots, 0, sizeof(a->reg_slots));
+	pthread_mutex_init(&a->reg_mu, NULL);
+	a->pow_bits = 0;
+	if (strcmp(cfg->registration, "pow") == 0) {
+		a->pow_bits = (unsigned)cfg->register_pow_bits;
+	} else if (strcmp(cfg->registration, "open") != 0) {
+		log_error(MODULE, "registration: '%.40s' is not open or pow", cfg->registration);
+		return PARLEY_E_CONFIG;
+	}
+	return PARLEY_OK;
+}
+
+void accounts__fini(accounts *a)
+{
+	pthread_mutex_destroy(&a->reg_mu);
+}
+
+int accounts__addr_key(const char *peer, uint8_t key[RL_KEY_LEN])
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(peer, ':');
+	size_t n = colon != NULL ? (size_t)(colon - peer) : 0;
+	uint8_t a6[16];
+	memset(key, 0, RL_KEY_LEN);
+	if (n == 0 || n >= sizeof(ip))
+		return -1;
+	memcpy(ip, peer, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, key + 12) == 1) {
+		key[10] = key[11] = 0xff; /* the IPv4-mapped form, so both spellings share a bucket */
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, a6) != 1)
+		return -1;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memcpy(key, a6, memcmp(a6, mapped, sizeof(mapped)) == 0 ? 16 : 8);
+	return 0;
+}
+
+/* One registration token for the peer's address: 0 = allowed, else ms to wait. */
+static uint64_t register_take(accounts *a, const char *peer, uint64_t now_ms)
+{
+	uint8_t key[RL_KEY_LEN];
+	uint64_t h;
+	(void)accounts__addr_key(peer != NULL ? peer : "", key);
+	crypto_shorthash((uint8_t *)&h, key, sizeof(key), (const uint8_t *)a->reg_hash_key);
+	pthread_mutex_lock(&a->reg_mu);
+	uint64_t wait = rl__take(a->reg_slots, ACCOUNTS_REG_SLOTS, h, key, a->reg_capacity, a->reg_per_sec, now_ms);
+	pthread_mutex_unlock(&a->reg_mu);
+	return wait;
 }
 
 void accounts__new_challenge(acct_auth *s)
@@ -123,7 +178,7 @@ static void register_done(void *arg, int status, const void *result)
 }
 
 void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__RegisterRequest *req,
-			svc_cb cb, void *arg)
+			const char *peer, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	accounts_result r = {0};
 	uint8_t nonce[WIRE_NONCE_LEN];
@@ -136,9 +191,23 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 		return;
 	}
 	dynbuf__init(&msg, 512);
+	/* before any other work, whatever the outcome: free accounts are what a prekey drain (and any
+	 * per-account limit's evasion) is made of */
+	r.retry_after_ms = register_take(a, peer, now_ms);
+	if (r.retry_after_ms != 0) {
+		status = PARLEY_E_REGISTRATION_LIMITED;
+		goto fail;
+	}
 	if (!wire__handle_valid(req->handle) || req->device_key.len != WIRE_KEY_LEN ||
 	    req->signature.len != WIRE_SIG_LEN) {
 		status = !wire__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
+		goto fail;
+	}
+	/* one hash, before the signature: the work is checked against the challenge this attempt
+	 * consumed, so it can be neither computed ahead nor reused */
+	if (!wire__register_pow_check(nonce, req->handle, req->device_key.data, req->pow.data, req->pow.len,
+				      a->pow_bits)) {
+		status = PARLEY_E_POW_REQUIRED;
 		goto fail;
 	}
 	status = wire__register_signed_bytes(nonce, req->handle, req->device_key.data, name, &msg);
@@ -157,7 +226,7 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 			goto fail;
 		}
 		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = parley__wall_ms();
+		job->now_ms = now_ms;
 	}
 	snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
 	status = submit(op_new(a, sc, s, cb, arg), job, register_done);
@@ -174,12 +243,20 @@ fail:
 
 /* --- auth --- */
 
-static void touch_done(void *arg, int status, const void *result)
+void accounts__touch(store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms, svc_cb cb, void *arg)
 {
-	const store_job *job = result;
-	if (status != PARLEY_OK)
-		log_warn(MODULE, "last-seen update for account %llu device %u: %s",
-			 (unsigned long long)job->account_id, job->device_id, parley_strerror(status));
+	store_job *t = store__job_new(STORE_OP_TOUCH_DEVICE);
+	int rc = t == NULL ? PARLEY_E_NOMEM : PARLEY_OK;
+	if (t != NULL) {
+		t->account_id = account;
+		t->device_id = device;
+		t->now_ms = now_ms;
+		rc = store__submit(sc, t, cb, arg);
+		if (rc != PARLEY_OK)
+			store__job_free(t);
+	}
+	if (rc != PARLEY_OK)
+		cb(arg, rc, NULL);
 }
 
 static void auth_done(void *arg, int status, const void *result)
@@ -210,14 +287,6 @@ static void auth_done(void *arg, int status, const void *result)
 		s->authenticated = 1;
 		r.account_id = job->account_id;
 		r.device_id = op->device_id;
-		store_job *t = store__job_new(STORE_OP_TOUCH_DEVICE);
-		if (t != NULL) {
-			t->account_id = job->account_id;
-			t->device_id = op->device_id;
-			t->now_ms = parley__wall_ms();
-			if (store__submit(op->sc, t, touch_done, NULL) != PARLEY_OK)
-				store__job_free(t);
-		}
 	} else {
 		attempt_failed(op->a, s, status, &r);
 	}
@@ -266,8 +335,13 @@ fail:
 
 /* --- authenticated device management: the result is the store job itself (devices, device_id) --- */
 
-static void submit_job(store_client *sc, store_job *job, svc_cb cb, void *arg)
+/* caller: the authenticated device the job runs for (store.h caller_account) */
+static void submit_job(store_client *sc, store_job *job, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
+	if (job != NULL) {
+		job->caller_account = account;
+		job->caller_device = device;
+	}
 	int rc = job == NULL ? PARLEY_E_NOMEM : store__submit(sc, job, cb, arg);
 	if (rc != PARLEY_OK) {
 		store__job_free(job);
@@ -275,15 +349,40 @@ static void submit_job(store_client *sc, store_job *job, svc_cb cb, void *arg)
 	}
 }
 
-void accounts__list_devices(store_client *sc, uint64_t account, svc_cb cb, void *arg)
+void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
 	store_job *job = store__job_new(STORE_OP_LIST_DEVICES);
 	if (job != NULL)
 		job->account_id = account;
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }
 
-void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire__AddDeviceRequest *req, svc_cb cb,
+/* Without this proof any account could add someone else's public key to itself and squat it: keys are
+ * unique server-wide, so the owner could never be added to its own account. The handle binds the proof
+ * to one account; the timestamp bounds a leaked link code's life (a removed device cannot be re-added
+ * from an old code). */
+static int check_link_proof(const accounts *a, const char *handle, const Parley__Wire__AddDeviceRequest *req,
+			    uint64_t now_ms)
+{
+	dynbuf msg;
+	uint64_t ts = req->timestamp_ms;
+	int rc;
+	if (req->signature.len != WIRE_SIG_LEN)
+		return PARLEY_E_BAD_SIGNATURE;
+	dynbuf__init(&msg, 128);
+	rc = wire__add_device_signed_bytes(handle, req->device_key.data, ts, &msg);
+	if (rc == PARLEY_OK &&
+	    crypto_sign_verify_detached(req->signature.data, msg.data, msg.len, req->device_key.data) != 0)
+		rc = PARLEY_E_BAD_SIGNATURE;
+	dynbuf__free(&msg);
+	/* the age is checked after the signature, so a forged code learns nothing about the window */
+	if (rc == PARLEY_OK && (ts > now_ms + a->link_max_age_ms || ts + a->link_max_age_ms < now_ms))
+		rc = PARLEY_E_LINK_CODE_EXPIRED;
+	return rc;
+}
+
+void accounts__add_device(const accounts *a, store_client *sc, uint64_t account, uint32_t device,
+			  const char *handle, const Parley__Wire__AddDeviceRequest *req, uint64_t now_ms, svc_cb cb,
 			  void *arg)
 {
 	const char *name = req->device_name != NULL ? req->device_name : "";
@@ -292,27 +391,32 @@ void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire
 		cb(arg, PARLEY_E_INVALID_KEY, NULL);
 		return;
 	}
+	int rc = check_link_proof(a, handle, req, now_ms);
+	if (rc != PARLEY_OK) {
+		cb(arg, rc, NULL);
+		return;
+	}
 	store_job *job = store__job_new(STORE_OP_ADD_DEVICE);
 	if (job != NULL) {
 		job->account_id = account;
 		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
-		job->now_ms = parley__wall_ms();
+		job->now_ms = now_ms;
 		if (store__job_set_device_name(job, name) != PARLEY_OK) {
 			store__job_free(job);
 			cb(arg, PARLEY_E_PROTO_FIELD_TOO_LARGE, NULL);
 			return;
 		}
 	}
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }
 
-void accounts__remove_device(store_client *sc, uint64_t account, const Parley__Wire__RemoveDeviceRequest *req,
-			     svc_cb cb, void *arg)
+void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
+			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg)
 {
 	store_job *job = store__job_new(STORE_OP_REMOVE_DEVICE);
 	if (job != NULL) {
 		job->account_id = account;
 		job->device_id = req->device_id;
 	}
-	submit_job(sc, job, cb, arg);
+	submit_job(sc, job, account, device, cb, arg);
 }

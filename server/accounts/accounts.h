@@ -12,17 +12,30 @@
  */
 #ifndef PARLEYD_ACCOUNTS_H
 #define PARLEYD_ACCOUNTS_H
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/config.h"
+#include "base/ratelimit.h"
 #include "base/svc.h"
 #include "proto/parley.pb-c.h"
 #include "store/store.h"
 #include "wire/wire.h"
 
+#define ACCOUNTS_REG_SLOTS 4096 /* registration buckets (source addresses) */
+
 typedef struct accounts {
 	unsigned max_auth_failures; /* failed signatures before the connection is closed */
+	uint64_t link_max_age_ms;   /* AddDevice proofs older or newer than this are refused */
+	unsigned pow_bits;          /* registration proof of work asked in every challenge; 0 = none */
+	/* Registrations per source address, for the whole process (every loop registers into the same
+	 * table, under reg_mu: a per-loop table would multiply the rate by the number of loops).
+	 * Registrations are rare, so one lock costs nothing. */
+	double reg_capacity, reg_per_sec;
+	uint64_t reg_hash_key[2]; /* random: an attacker cannot aim addresses at one probe window */
+	pthread_mutex_t reg_mu;
+	rl_bucket reg_slots[ACCOUNTS_REG_SLOTS];
 } accounts;
 
 /* One connection's authentication state (the challenge it must sign). */
@@ -43,10 +56,18 @@ typedef struct accounts_result {
 	int new_challenge;    /* the auth state holds a fresh nonce: push it (before the response) */
 	int close_conn;       /* too many failed attempts: close after the response */
 	uint32_t removed_device; /* remove_device succeeded: close that device's connections */
+	uint64_t retry_after_ms; /* REGISTRATION_LIMITED */
 } accounts_result;
 
-/* Reads its fields from the configuration table. */
-void accounts__init(accounts *a, const parleyd_config *cfg);
+/* Reads its fields from the configuration table: PARLEY_E_CONFIG for an unknown `registration` mode.
+ * fini releases what init set up (not `a` itself). */
+int accounts__init(accounts *a, const parleyd_config *cfg);
+void accounts__fini(accounts *a);
+
+/* The registration limiter's key for a peer "ip:port" (link__peer): an IPv4 address whole, an IPv6
+ * address by its /64 (one host usually holds a whole /64), an IPv4-mapped IPv6 address as IPv4.
+ * Returns -1 for an address it cannot parse (such peers share one bucket). */
+int accounts__addr_key(const char *peer, uint8_t key[RL_KEY_LEN]);
 
 /* Fresh state with a new random challenge nonce (libsodium randombytes). */
 void accounts__auth_init(acct_auth *s);
@@ -56,18 +77,30 @@ void accounts__new_challenge(acct_auth *s);
 /* Handles follow wire__handle_valid (lib/wire: the same rule the client checks). */
 
 /* register / auth report through cb(arg, status, const accounts_result *) exactly once (never NULL).
- * handle: copied into s for the caller's use after success. */
+ * handle: copied into s for the caller's use after success. register: peer is the connection's
+ * "ip:port" (link__peer); beyond register_rate_* from its address, REGISTRATION_LIMITED with
+ * retry_after_ms. */
 void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__RegisterRequest *req,
-			svc_cb cb, void *arg);
+			const char *peer, uint64_t now_ms, svc_cb cb, void *arg);
 void accounts__auth(accounts *a, store_client *sc, acct_auth *s, const Parley__Wire__AuthRequest *req, svc_cb cb,
 		    void *arg);
+/* Records last_seen_ms of a device that just authenticated; reports the store job (NULL when it could
+ * not be submitted). NO_SUCH_DEVICE means the device was removed since auth read it. */
+void accounts__touch(store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms, svc_cb cb, void *arg);
+
 /* list / add / remove report the store job itself (const store_job *: devices, device_id), NULL when
  * refused before reaching the store (INVALID_KEY, PROTO_FIELD_TOO_LARGE, NOMEM). */
-void accounts__list_devices(store_client *sc, uint64_t account, svc_cb cb, void *arg);
-void accounts__add_device(store_client *sc, uint64_t account, const Parley__Wire__AddDeviceRequest *req, svc_cb cb,
+/* (account, device) is the authenticated caller: the store refuses the job with DEVICE_REMOVED once
+ * that device no longer exists (store.h caller_account). */
+void accounts__list_devices(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg);
+/* add_device first checks the new device's proof of possession (proto AddDeviceRequest): signed for
+ * `handle` (the caller's account) by the new key, timestamp within link_max_age_ms of now_ms.
+ * BAD_SIGNATURE, LINK_CODE_EXPIRED. */
+void accounts__add_device(const accounts *a, store_client *sc, uint64_t account, uint32_t device,
+			  const char *handle, const Parley__Wire__AddDeviceRequest *req, uint64_t now_ms, svc_cb cb,
 			  void *arg);
-void accounts__remove_device(store_client *sc, uint64_t account, const Parley__Wire__RemoveDeviceRequest *req,
-			     svc_cb cb, void *arg);
+void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
+			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg);
 
 /* The service descriptor (routes.c). */
 struct service;

@@ -85,6 +85,18 @@ static const struct opt opts[] = {
 	 "failed register/auth signatures on one connection before it is closed"},
 	{"max_devices", OPT_INT, OFF(max_devices), 1, 64, "16", 0,
 	 "devices one account may have (TOO_MANY_DEVICES beyond)"},
+	{"device_link_max_age_s", OPT_INT, OFF(device_link_max_age_s), 10, 86400, "600", 0,
+	 "a device link code (the new device's signed proof for AddDevice) is accepted this long, either "
+	 "side of the server's clock (LINK_CODE_EXPIRED beyond)"},
+	{"register_rate_burst", OPT_INT, OFF(register_rate_burst), 0, 100000, "10", 0,
+	 "registrations one source address (IPv4 address, IPv6 /64) may burst (leaky bucket; "
+	 "REGISTRATION_LIMITED beyond; 0 = no limit)"},
+	{"register_rate_per_hour", OPT_INT, OFF(register_rate_per_hour), 1, 1000000, "20", 0,
+	 "sustained registrations per hour per source address"},
+	{"registration", OPT_STR, OFF(registration), 0, 0, "open", 0,
+	 "open, or pow: each registration pays a proof of work bound to its challenge (register_pow_bits)"},
+	{"register_pow_bits", OPT_INT, OFF(register_pow_bits), 1, 28, "20", 0,
+	 "registration=pow: leading zero bits of the proof's hash (about 2^bits hashes per account)"},
 	{"store_batch_max", OPT_INT, OFF(store_batch_max), 1, 100000, "512", 0,
 	 "most store jobs grouped into one transaction (group commit)"},
 	{"prekey_pool_max", OPT_INT, OFF(prekey_pool_max), 100, 100000, "1000", 0,
@@ -95,6 +107,14 @@ static const struct opt opts[] = {
 	 "bundle fetches one account may burst against one target (leaky bucket; 0 = no limit)"},
 	{"bundle_rate_per_min", OPT_INT, OFF(bundle_rate_per_min), 1, 6000000, "60", 0,
 	 "sustained bundle fetches per minute per (requester, target)"},
+	{"prekey_budget_burst", OPT_INT, OFF(prekey_budget_burst), 0, 100000, "100", 0,
+	 "one-time prekeys one device hands out in a burst, whoever asks (beyond, bundles carry the "
+	 "signed prekey only; 0 = no budget)"},
+	{"prekey_budget_per_hour", OPT_INT, OFF(prekey_budget_per_hour), 1, 1000000, "100", 0,
+	 "sustained one-time prekeys one device hands out per hour"},
+	{"prekey_forget_after_s", OPT_INT, OFF(prekey_forget_after_s), 1, 315360000, "2678400", 0,
+	 "a one-time prekey handed out this long ago is reported to its device, which deletes its private "
+	 "half; keep it above message_ttl_s (2678400 s = 31 days)"},
 	{"max_content_bytes", OPT_INT, OFF(max_content_bytes), 256, 16000000, "32768", 0,
 	 "largest ciphertext per device in one message (must fit in max_message_bytes)"},
 	{"queue_limit", OPT_INT, OFF(queue_limit), 1, 100000000, "10000", 0,

@@ -39,12 +39,20 @@ typedef struct parleyd_config {
 	int mailbox_items;
 	int max_auth_failures;
 	int max_devices;
+	int device_link_max_age_s;
+	int register_rate_burst;
+	int register_rate_per_hour;
+	char registration[CONFIG_STR_MAX];
+	int register_pow_bits;
 	int store_batch_max;
 	/* key server */
 	int prekey_pool_max;
 	int prekey_low_threshold;
 	int bundle_rate_burst;
 	int bundle_rate_per_min;
+	int prekey_budget_burst;
+	int prekey_budget_per_hour;
+	int prekey_forget_after_s;
 	/* relay */
 	int max_content_bytes;
 	int queue_limit;

@@ -6,10 +6,9 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "crypto/crypto.h"
 #include "wire/wire.h"
-
-#define PROBES 8
 
 void keys__config_from(keys_config *c, const parleyd_config *cfg)
 {
@@ -17,6 +16,16 @@ void keys__config_from(keys_config *c, const parleyd_config *cfg)
 	c->low_threshold = (unsigned)cfg->prekey_low_threshold;
 	c->rl_capacity = cfg->bundle_rate_burst;
 	c->rl_per_sec = cfg->bundle_rate_per_min / 60.0;
+	c->budget_capacity = cfg->prekey_budget_burst;
+	c->budget_per_ms = cfg->prekey_budget_per_hour / 3600000.0;
+	c->forget_after_ms = (uint64_t)cfg->prekey_forget_after_s * 1000u;
+}
+
+/* Handed-out records older than this are gone (keys.h KEYS_REPORT_WINDOW_MS). */
+static uint64_t prune_before(const keys_config *c, uint64_t now_ms)
+{
+	uint64_t keep = c->forget_after_ms + KEYS_REPORT_WINDOW_MS;
+	return now_ms > keep ? now_ms - keep : 0;
 }
 
 void keys__config_defaults(keys_config *c)
@@ -36,61 +45,27 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-static double drained(const struct keys_bucket *b, const keys_config *c, uint64_t now_ms)
-{
-	double dt = now_ms > b->last_ms ? (double)(now_ms - b->last_ms) / 1000.0 : 0.0;
-	double lvl = b->level - dt * c->rl_per_sec;
-	return lvl > 0 ? lvl : 0;
-}
-
 uint64_t keys__limiter_take(keys_limiter *l, const keys_config *c, uint64_t requester, const char *target,
 			    uint64_t now_ms)
 {
-	if (c->rl_capacity <= 0 || c->rl_per_sec <= 0)
-		return 0;
+	uint8_t key[RL_KEY_LEN];
 	uint64_t th = hash_str(target);
-	uint64_t start = (requester * 0x9E3779B97F4A7C15ull ^ th) % KEYS_RL_SLOTS;
-	struct keys_bucket *b = NULL, *victim = NULL;
-	double victim_lvl = 0;
-	for (unsigned i = 0; i < PROBES && b == NULL; i++) {
-		struct keys_bucket *s = &l->slots[(start + i) % KEYS_RL_SLOTS];
-		if (s->used && s->requester == requester && s->target_hash == th) {
-			b = s;
-			break;
-		}
-		double lvl = s->used ? drained(s, c, now_ms) : -1;
-		if (victim == NULL || lvl < victim_lvl) {
-			victim = s;
-			victim_lvl = lvl;
-		}
-	}
-	if (b == NULL) {
-		/* a free or fully drained slot loses nothing; otherwise the emptiest bucket is forgotten */
-		b = victim;
-		memset(b, 0, sizeof(*b));
-		b->used = 1;
-		b->requester = requester;
-		b->target_hash = th;
-		b->last_ms = now_ms;
-	}
-	double lvl = drained(b, c, now_ms);
-	b->last_ms = now_ms;
-	if (lvl + 1.0 > c->rl_capacity) {
-		b->level = lvl;
-		double wait_s = (lvl + 1.0 - c->rl_capacity) / c->rl_per_sec;
-		uint64_t ms = (uint64_t)(wait_s * 1000.0) + 1;
-		return ms;
-	}
-	b->level = lvl + 1.0;
-	return 0;
+	memcpy(key, &requester, 8);
+	memcpy(key + 8, &th, 8);
+	return rl__take(l->slots, KEYS_RL_SLOTS, requester * 0x9E3779B97F4A7C15ull ^ th, key, c->rl_capacity,
+			c->rl_per_sec, now_ms);
 }
 
 /* --- requests --- */
 
 /* The result of every call is the store job (keys.remaining, keys.spk_id_out, keys.bundles), except
  * a refusal before the store: RATE_LIMITED reports a keys_refusal, anything else NULL. */
-static void submit(store_client *sc, store_job *j, svc_cb cb, void *arg)
+static void submit(store_client *sc, store_job *j, uint64_t account, uint32_t device, svc_cb cb, void *arg)
 {
+	if (j != NULL) {
+		j->caller_account = account;
+		j->caller_device = device;
+	}
 	int rc = j == NULL ? PARLEY_E_NOMEM : store__submit(sc, j, cb, arg);
 	if (rc != PARLEY_OK) {
 		store__job_free(j);
@@ -164,21 +139,24 @@ void keys__upload(const keys_config *c, store_client *sc, uint64_t account, uint
 	j->account_id = account;
 	j->device_id = device;
 	j->keys.pool_max = c->pool_max;
-	submit(sc, j, cb, arg);
+	j->keys.prune_before_ms = prune_before(c, parley__wall_ms());
+	submit(sc, j, account, device, cb, arg);
 }
 
-void keys__count(store_client *sc, uint64_t account, uint32_t device, svc_cb cb, void *arg)
+void keys__count(const keys_config *c, store_client *sc, uint64_t account, uint32_t device, uint64_t now_ms,
+		 svc_cb cb, void *arg)
 {
 	store_job *j = store__job_new(STORE_OP_PREKEY_COUNT);
 	if (j != NULL) {
 		j->account_id = account;
 		j->device_id = device;
+		j->keys.forget_before_ms = now_ms > c->forget_after_ms ? now_ms - c->forget_after_ms : 0;
 	}
-	submit(sc, j, cb, arg);
+	submit(sc, j, account, device, cb, arg);
 }
 
 void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, uint64_t requester,
-		       const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
+		       uint32_t requester_device, const Parley__Wire__GetBundlesRequest *req, uint64_t now_ms, svc_cb cb, void *arg)
 {
 	uint64_t wait = keys__limiter_take(l, c, requester, req->handle, now_ms);
 	if (wait != 0) {
@@ -192,7 +170,12 @@ void keys__get_bundles(const keys_config *c, keys_limiter *l, store_client *sc, 
 		cb(arg, PARLEY_E_NO_SUCH_ACCOUNT, NULL);
 		return;
 	}
-	if (j != NULL)
+	if (j != NULL) {
 		j->device_id = req->device_id;
-	submit(sc, j, cb, arg);
+		j->now_ms = now_ms;
+		j->keys.budget_capacity = c->budget_capacity;
+		j->keys.budget_per_ms = c->budget_per_ms;
+		j->keys.prune_before_ms = prune_before(c, now_ms);
+	}
+	submit(sc, j, requester, requester_device, cb, arg);
 }

@@ -2,10 +2,14 @@
  * device whose pool runs low. The logic lives in keys.c. */
 #include <parley/error.h>
 
+#include "base/log.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "dispatch/service.h"
 #include "keys/keys.h"
 #include "wire/wire.h"
+
+#define MODULE "keys"
 
 static int init(const parleyd_config *cfg, void **state)
 {
@@ -13,6 +17,11 @@ static int init(const parleyd_config *cfg, void **state)
 	if (c == NULL)
 		return PARLEY_E_NOMEM;
 	keys__config_from(c, cfg);
+	/* a report before the envelope TTL could delete a key a queued PreKey message still needs */
+	if (cfg->prekey_forget_after_s <= cfg->message_ttl_s)
+		log_warn(MODULE, "prekey_forget_after_s (%d) is not above message_ttl_s (%d): devices may delete a "
+				 "one-time key that a queued message still needs", cfg->prekey_forget_after_s,
+			 cfg->message_ttl_s);
 	*state = c;
 	return PARLEY_OK;
 }
@@ -43,6 +52,8 @@ static void answer_count(void *arg, int status, const void *result, int upload)
 	} else if (status == PARLEY_OK) {
 		cnt.one_time_prekeys_remaining = j->keys.remaining;
 		cnt.signed_prekey_id = j->keys.spk_id_out;
+		cnt.n_forget_prekey_ids = j->keys.n_forget;
+		cnt.forget_prekey_ids = j->keys.forget_ids;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_GET_PREKEY_COUNT;
 		r.get_prekey_count = &cnt;
 	}
@@ -66,7 +77,7 @@ static void route_upload_keys(request *rq, const Parley__Wire__Request *req)
 
 static void route_get_prekey_count(request *rq, const Parley__Wire__Request *req)
 {
-	keys__count(worker__store(rq->w), rq->account, rq->device, count_answer, rq);
+	keys__count(rq->svc, worker__store(rq->w), rq->account, rq->device, parley__wall_ms(), count_answer, rq);
 }
 
 /* Tells a device (wherever it is connected) to refill its pool; offline devices check after auth. */
@@ -161,7 +172,7 @@ static void bundles_answer(void *arg, int status, const void *result)
 static void route_get_bundles(request *rq, const Parley__Wire__Request *req)
 {
 	keys__get_bundles(rq->svc, worker__state(rq->w, &keys__service), worker__store(rq->w), rq->account,
-			  req->get_bundles, parley__wall_ms(), bundles_answer, rq);
+			  rq->device, req->get_bundles, parley__wall_ms(), bundles_answer, rq);
 }
 
 static const route routes[] = {

@@ -80,6 +80,8 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 	snprintf(m->sender_handle, sizeof(m->sender_handle), "%s", handle);
 	j->account_id = account;
 	j->device_id = device;
+	j->caller_account = account; /* a removed device's connection cannot send (store.h) */
+	j->caller_device = device;
 	j->now_ms = now_ms;
 	m->client_ts = req->timestamp;
 	m->expires_ms = now_ms + c->ttl_ms;

@@ -63,6 +63,7 @@ static void free_keys(store_job *j)
 {
 	parley__free(j->keys.otks);
 	parley__free(j->keys.bundles);
+	parley__free(j->keys.forget_ids);
 }
 
 static void free_relay(store_job *j)
@@ -137,6 +138,11 @@ static int run_job(store *s, store_job *j)
 		return PARLEY_E_CLOSED;
 	if (op_info(j->op) == NULL)
 		return PARLEY_E_UNSUPPORTED;
+	if (j->caller_device != 0) {
+		int rc = s->ops->run[STORE_OP_CHECK_CALLER](s->be, j); /* store.h: caller_account */
+		if (rc != PARLEY_OK)
+			return rc;
+	}
 	return s->ops->run[j->op](s->be, j);
 }
 

@@ -116,6 +116,7 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(REMOVE_DEVICE, remove_device, STORE_WRITE, acct)                                                      \
 	X(TOUCH_DEVICE, touch_device, STORE_WRITE, acct)      /* last_seen_ms */                                \
 	X(FIND_DEVICE, find_device, STORE_READ, acct)         /* handle + device id -> account_id, device */    \
+	X(CHECK_CALLER, check_caller, STORE_READ, acct)       /* caller_* still a device (run before others) */ \
 	/* key server */                                                                                        \
 	X(UPLOAD_KEYS, upload_keys, STORE_WRITE, keys)        /* identity + reg. id (immutable), spk, pool */   \
 	X(PREKEY_COUNT, prekey_count, STORE_READ, keys)       /* one-time prekeys left, signed prekey id */     \
@@ -162,6 +163,7 @@ typedef struct store_acct_args {
 #define STORE_SIGNAL_KEY_LEN 33 /* 0x05 || X25519 */
 #define STORE_SIG_LEN 64
 #define STORE_MAX_PREKEYS_PER_UPLOAD 100
+#define STORE_MAX_FORGET 100 /* handed-out prekey ids reported per count (WIRE_MAX_REPEATED) */
 
 typedef struct store_prekey {
 	uint32_t id;
@@ -191,9 +193,21 @@ typedef struct store_keys_args {
 	store_prekey *otks;   /* owned by the job: store__job_keys_alloc_otks */
 	size_t n_otks;
 	unsigned pool_max;    /* PARLEY_E_PREKEY_POOL_FULL beyond this */
+	/* UPLOAD_KEYS, GET_BUNDLES: handed-out records older than this are pruned (0 = keep) */
+	uint64_t prune_before_ms;
 	/* results: UPLOAD_KEYS, PREKEY_COUNT */
 	uint32_t remaining;
 	uint32_t spk_id_out;
+	/* PREKEY_COUNT: one-time prekeys of this device handed out before forget_before_ms (at most
+	 * STORE_MAX_FORGET, oldest first) -> forget_ids, owned by the job */
+	uint64_t forget_before_ms;
+	uint32_t *forget_ids;
+	size_t n_forget;
+	/* GET_BUNDLES: each target device's one-time-prekey budget (leaky bucket kept in the store, so it
+	 * holds across requesters and loops; capacity 0 = none). Beyond it a bundle carries the signed
+	 * prekey only. job->now_ms is the time of the fetch. */
+	double budget_capacity;
+	double budget_per_ms;
 	/* GET_BUNDLES (job->handle, job->device_id: 0 = all); fills job->account_id too */
 	store_bundle *bundles; /* owned by the job */
 	size_t n_bundles;
@@ -275,6 +289,13 @@ struct store_job {
 	uint64_t account_id;
 	uint32_t device_id;
 	uint64_t now_ms;                   /* writes: timestamps to record; FETCH_QUEUE: expiry cut-off */
+	/* The authenticated device on whose behalf the job runs (caller_device 0 = none: the server's own
+	 * jobs, register, auth; device ids start at 1). When set, the store first checks, in the same transaction as the op (the
+	 * write's savepoint; a read runs after every earlier commit), that the device still exists, and
+	 * fails the job with PARLEY_E_DEVICE_REMOVED otherwise: a connection's cached authorization
+	 * never outlives its device, whether or not the removal notice reached that connection. */
+	uint64_t caller_account;
+	uint32_t caller_device;
 
 	/* Per-domain arguments and results: only the member named by the op's domain in STORE_OPS is
 	 * meaningful (and freed by store__job_free). Large arrays live on the heap, owned by the job. */

@@ -10,6 +10,10 @@ PARLEYD=$BUILD/server/parleyd
 # per-address cap (default 256). An environment variable, so older parleyds (run-compare's "before")
 # that do not know the option simply ignore it.
 export PARLEYD_MAX_CONNECTIONS_PER_ADDRESS=0
+# A benchmark registers its clients from one address and measures the relay: parleyd's registration
+# limit and prekey budget (security item 4) are off for every parleyd started from here (as
+# configuration variables, so an older parleyd being compared simply ignores them).
+export PARLEYD_REGISTER_RATE_BURST=0 PARLEYD_PREKEY_BUDGET_BURST=0
 
 # bench_require: the two programs every run needs; this builds nothing, so say how to.
 bench_require() {

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 : "${PARLEYD:?PARLEYD=path/to/parleyd}" "${BENCH:?BENCH=path/to/parley-bench}"
+# its clients register from one address: parleyd's registration limit (security item 4) is off here
+export PARLEYD_REGISTER_RATE_BURST=0 PARLEYD_PREKEY_BUDGET_BURST=0
 W=$(mktemp -d /tmp/parley-restart.XXXXXX)
 SRV=
 cleanup() {

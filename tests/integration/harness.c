@@ -91,8 +91,12 @@ static void launch(srv *s)
 	snprintf(a_port, sizeof a_port, "--port_file=%s", portfile);
 	snprintf(a_data, sizeof a_data, "--data_dir=%s", datadir);
 	snprintf(a_admin, sizeof a_admin, "--admin_port_file=%s", adminfile);
-	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", a_admin};
-	int n = 6;
+	/* Tests register many accounts from 127.0.0.1 and drain pools on purpose: the registration limit
+	 * and the prekey budget (security item 4) are off unless a test turns them on in its extra flags
+	 * (later flags win), as s04_prekey_drain does. */
+	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", a_admin,
+				"--register_rate_burst=0", "--prekey_budget_burst=0"};
+	int n = 8;
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
@@ -220,11 +224,19 @@ void srv_cleanup(srv *s)
 		fprintf(stderr, "# could not remove %s\n", s->dir);
 }
 
-static int do_connect(int port, int rcvbuf)
+/* src: a loopback source address to bind ("127.0.0.7"), NULL for the kernel's choice */
+static int do_connect_from(int port, int rcvbuf, const char *src)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (src != NULL) {
+		struct sockaddr_in la = {.sin_family = AF_INET};
+		if (inet_pton(AF_INET, src, &la.sin_addr) != 1 || bind(fd, (struct sockaddr *)&la, sizeof la) != 0) {
+			close(fd);
+			return -1;
+		}
+	}
 	if (rcvbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	int one = 1;
@@ -236,6 +248,11 @@ static int do_connect(int port, int rcvbuf)
 		return -1;
 	}
 	return fd;
+}
+
+static int do_connect(int port, int rcvbuf)
+{
+	return do_connect_from(port, rcvbuf, NULL);
 }
 
 int tcp_connect(int port)
@@ -363,7 +380,12 @@ int http_get(int port, const char *path, char *resp, size_t cap)
 
 int ws_open(int port)
 {
-	int fd = tcp_connect(port);
+	return ws_open_from(port, NULL);
+}
+
+int ws_open_from(int port, const char *src)
+{
+	int fd = do_connect_from(port, 0, src);
 	if (fd < 0)
 		return -1;
 	const char *req = "GET /v1/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -498,7 +520,12 @@ int pw_recv(int fd, wire_frame *out, int timeout_ms)
 
 int pw_connect(int port, uint8_t nonce[32])
 {
-	int fd = ws_open(port);
+	return pw_connect_from(port, NULL, nonce);
+}
+
+int pw_connect_from(int port, const char *src, uint8_t nonce[32])
+{
+	int fd = ws_open_from(port, src);
 	if (fd < 0)
 		return -1;
 	wire_frame f;
@@ -587,8 +614,14 @@ int pw_ping(int fd, uint64_t id)
 
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out)
 {
+	return pw_register_from(port, NULL, handle, pk, sk, fd_out, NULL);
+}
+
+int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out,
+		     uint64_t *retry_after_ms)
+{
 	uint8_t nonce[32];
-	int fd = pw_connect(port, nonce);
+	int fd = pw_connect_from(port, src, nonce);
 	if (fd < 0)
 		return -1;
 	crypto_sign_keypair(pk, sk);
@@ -610,7 +643,13 @@ int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], in
 	r.device_name = "it-device";
 	r.signature.data = sig;
 	r.signature.len = 64;
-	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, NULL) : -1;
+	wire_frame f;
+	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, &f) : -1;
+	if (st >= 0) {
+		if (retry_after_ms != NULL)
+			*retry_after_ms = f.frame->response->retry_after_ms;
+		wire__frame_free(&f);
+	}
 	if (fd_out != NULL)
 		*fd_out = fd;
 	else
@@ -726,4 +765,118 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);
 	return result;
+}
+
+/* --- helpers shared by the security tests --- */
+
+/* the identity of the last it_upload_keys, for it_upload_keys_more */
+static parley_keypair last_ik;
+static uint32_t last_regid;
+
+static int upload(int fd, int fresh, uint32_t *regid, int n_otpk, uint32_t first_id)
+{
+	parley_keypair ik;
+	parley_signed_prekey spk;
+	if (fresh) {
+		parley_signal_keypair_generate(&last_ik);
+		parley_signal_registration_id_generate(&last_regid);
+	}
+	ik = last_ik;
+	*regid = last_regid;
+	parley_signal_signed_prekey_generate(&spk, &ik, 1, 0);
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__UploadKeysRequest u = PARLEY__WIRE__UPLOAD_KEYS_REQUEST__INIT;
+	Parley__Wire__SignedPrekey sp = PARLEY__WIRE__SIGNED_PREKEY__INIT;
+	Parley__Wire__OneTimePrekey otpk[100], *otpkp[100];
+	parley_prekey pre[100];
+	if (n_otpk > 100)
+		return -1;
+	req.id = 900;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS;
+	req.upload_keys = &u;
+	u.identity_key.data = ik.pub;
+	u.identity_key.len = sizeof ik.pub;
+	u.registration_id = *regid;
+	u.signed_prekey = fresh ? &sp : NULL;
+	sp.id = spk.id;
+	sp.public_key.data = spk.key.pub;
+	sp.public_key.len = sizeof spk.key.pub;
+	sp.signature.data = spk.signature;
+	sp.signature.len = sizeof spk.signature;
+	for (int i = 0; i < n_otpk; i++) {
+		parley_signal_prekey_generate(&pre[i], first_id + (uint32_t)i);
+		parley__wire__one_time_prekey__init(&otpk[i]);
+		otpk[i].id = pre[i].id;
+		otpk[i].public_key.data = pre[i].key.pub;
+		otpk[i].public_key.len = sizeof pre[i].key.pub;
+		otpkp[i] = &otpk[i];
+	}
+	u.n_one_time_prekeys = (size_t)n_otpk;
+	u.one_time_prekeys = otpkp;
+	return pw_call(fd, &req, NULL);
+}
+
+int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
+{
+	return upload(fd, 1, regid, n_otpk, first_id);
+}
+
+int it_upload_keys_more(int fd, int n_otpk, uint32_t first_id)
+{
+	uint32_t regid;
+	return upload(fd, 0, &regid, n_otpk, first_id);
+}
+
+uint64_t it_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint32_t *id)
+{
+	return it_add_device_at(fd, handle, pk, sk, it_now_ms(), id);
+}
+
+int it_add_device_at(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint64_t ts_ms,
+		     uint32_t *id)
+{
+	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AddDeviceRequest a = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
+	uint8_t sig[64];
+	if (sk != NULL) {
+		dynbuf m;
+		dynbuf__init(&m, 256);
+		wire__add_device_signed_bytes(handle, pk, ts_ms, &m);
+		crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+		dynbuf__free(&m);
+		a.signature.data = sig;
+		a.signature.len = 64;
+	}
+	a.timestamp_ms = ts_ms;
+	req.id = 31;
+	req.body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
+	req.add_device = &a;
+	a.device_key.data = (uint8_t *)pk;
+	a.device_key.len = 32;
+	a.device_name = "it-added";
+	wire_frame f;
+	int st = pw_call(fd, &req, &f);
+	if (st == 0 && id != NULL)
+		*id = f.frame->response->add_device ? f.frame->response->add_device->device_id : 0;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_t sk[64])
+{
+	uint8_t nonce[32];
+	int fd = pw_connect(port, nonce);
+	if (fd >= 0 && pw_auth(fd, nonce, handle, device_id, sk) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }

@@ -50,6 +50,8 @@ int http_get(int port, const char *path, char *resp, size_t cap);
 
 /* WebSocket over a raw socket. ws_open performs the upgrade; returns fd or -1. */
 int ws_open(int port);
+/* The same from a given loopback source address ("127.0.0.9"), for per-address limits. */
+int ws_open_from(int port, const char *src);
 /* One frame: opcode, FIN bit, masked or not, payload. */
 int ws_send_frame(int fd, int opcode, int fin, int masked, const void *payload, size_t len);
 /* Read one server frame; returns payload length, sets *opcode; -1 on EOF/timeout. Payload cap-limited. */
@@ -59,6 +61,7 @@ ssize_t ws_recv_frame(int fd, int *opcode, uint8_t *buf, size_t cap, int timeout
 int ws_expect_close(int fd, int timeout_ms);
 /* Open a WebSocket and read the challenge push; nonce (32 bytes) copied out. */
 int pw_connect(int port, uint8_t nonce[32]);
+int pw_connect_from(int port, const char *src, uint8_t nonce[32]);
 /* Send one Frame{Request} (masked binary). */
 int pw_send_request(int fd, Parley__Wire__Request *req);
 /* Read the next Frame (skipping pings); decoded into *out (wire__frame_free after). 0 on success. */
@@ -78,6 +81,9 @@ int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], in
 /* Upload an identity, a signed prekey and n_otpk (<= 100) one-time prekeys numbered from first_id on an
  * authenticated connection; *regid gets the new registration id. Returns the response status. */
 int pw_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
+/* The same from source address src (NULL: any); *retry_after_ms (may be NULL) gets the response's. */
+int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out,
+		     uint64_t *retry_after_ms);
 int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64]);
 
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
@@ -121,3 +127,21 @@ extern int it_failures;
 		fflush(stdout);                                                                    \
 	} while (0)
 #endif
+
+/* --- helpers shared by the security tests (s04, s05, s10) --- */
+/* Uploads a fresh Signal identity, a signed prekey (id 1) and n_otpk one-time prekeys with ids
+ * first_id.. for the device authenticated on fd; *regid receives its registration id. Returns the
+ * response status. */
+int it_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
+/* More one-time prekeys (ids first_id..) for the device of the last it_upload_keys (same identity). */
+int it_upload_keys_more(int fd, int n_otpk, uint32_t first_id);
+/* AddDevice on fd (authenticated as a device of an account) for the key pk, with the proof of
+ * possession signed by sk over (handle, pk, ts_ms) (sk NULL: no proof). *id receives the new device id.
+ * Returns the status. it_add_device: ts_ms = now. */
+int it_add_device_at(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint64_t ts_ms,
+		     uint32_t *id);
+int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_t *sk, uint32_t *id);
+/* Wall-clock milliseconds (the server's time base for timestamps). */
+uint64_t it_now_ms(void);
+/* A fresh connection authenticated as device_id of handle; -1 on failure. */
+int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_t sk[64]);

@@ -111,27 +111,6 @@ static void auth(void)
 	close(fd);
 }
 
-static int add_device(int fd, const uint8_t pk[32], uint32_t *id)
-{
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__AddDeviceRequest a = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
-	req.id = 31;
-	req.body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
-	req.add_device = &a;
-	a.device_key.data = (uint8_t *)pk;
-	a.device_key.len = 32;
-	a.device_name = "laptop";
-	wire_frame f;
-	int st = pw_call(fd, &req, &f);
-	if (st == 0) {
-		*id = f.frame->response->add_device ? f.frame->response->add_device->device_id : 0;
-		wire__frame_free(&f);
-	} else if (st > 0) {
-		wire__frame_free(&f);
-	}
-	return st;
-}
-
 static int remove_device(int fd, uint32_t id)
 {
 	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
@@ -151,11 +130,11 @@ static void devices(void)
 	uint8_t pk2[32], sk2[64];
 	crypto_sign_keypair(pk2, sk2);
 	uint32_t id2 = 0;
-	IT_EQ(add_device(fd, pk2, &id2), PARLEY_OK);
+	IT_EQ(it_add_device(fd, "alice", pk2, sk2, &id2), PARLEY_OK);
 	accepted(sk2);
 	IT_EQ(id2, 2);
 	uint32_t dup = 0;
-	IT_EQ(add_device(fd, pk2, &dup), PARLEY_E_DEVICE_KEY_IN_USE);
+	IT_EQ(it_add_device(fd, "alice", pk2, sk2, &dup), PARLEY_E_DEVICE_KEY_IN_USE);
 	int n = 0;
 	IT_EQ(list_devices(fd, 7, &n), PARLEY_OK);
 	IT_EQ(n, 2);

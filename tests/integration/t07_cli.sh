@@ -48,10 +48,17 @@ check "listen --help says how it stops" \
 check "send --help gives the 8192-byte limit and the stdin form" \
 	'"$PARLEY" help send >"$dir/sh" && grep -q "8192 bytes" "$dir/sh" && grep -q "parley send bob -" "$dir/sh"'
 
-# link a second device: the new device shows its key, an existing device adds it, the new one links
+# link a second device: the new device shows its link code (key + its signature for alice), an existing
+# device adds it, the new one links. A bare key is refused: it proves nothing (security item 10).
 check "new device key" 'key=$(p alice-laptop device-key) && [ -n "$key" ]'
 key=$(p alice-laptop device-key)
-check "devices add" 'p alice devices add "$key" laptop >"$dir/add" 2>&1'
+check "a bare key is refused by devices add" \
+	'! p alice devices add "$key" laptop >"$dir/bare" 2>&1 && grep -q "link code" "$dir/bare"'
+code=$(p alice-laptop device-key alice)
+check "a link code signed for another account is refused" \
+	'! p alice devices add "$(p alice-laptop device-key carol)" laptop >"$dir/bad" 2>&1 &&
+	 grep -qi "bad signature" "$dir/bad"'
+check "devices add" 'p alice devices add "$code" laptop >"$dir/add" 2>&1'
 check "link the new device" 'p alice-laptop link alice 2 >/dev/null 2>&1'
 check "both devices listed from the new device" \
 	'[ "$(p alice-laptop devices | grep -cE "^\s*\*?\s*[0-9]+")" = 2 ]'

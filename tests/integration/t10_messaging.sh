@@ -96,8 +96,8 @@ check "bob reads both" '[ "$(p bob listen --count 2 --timeout 10 | grep -c "$sec
 scan "in the live server files and the CLI homes after delivery" $live $(homes alice bob)
 
 # a second device for bob: it must get new messages too (fan-out to every device)
-key=$(p bob2 device-key)
-check "bob adds a second device" 'p bob devices add "$key" tablet >/dev/null'
+code=$(p bob2 device-key bob)
+check "bob adds a second device" 'p bob devices add "$code" tablet >/dev/null'
 check "the second device links" 'p bob2 link bob 2 >/dev/null'
 check "alice sends after bob's device list changed" 'p alice send bob "to both devices" >/dev/null'
 check "bob's first device gets it" 'p bob listen --count 1 --timeout 10 | grep -q "alice: to both devices"'

@@ -51,8 +51,10 @@ int cli_parse_number(const char *s, unsigned long long max, unsigned long long *
 int cli_parse_device_id(const char *s, uint32_t *out);
 /* Base64 (standard or URL-safe, padding optional) of exactly PARLEY_DEVICE_KEY_BYTES bytes. 0 on success. */
 int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES]);
-/* Standard base64 with padding; out has room for 45 bytes. */
-void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen);
+/* The same for exactly n bytes. */
+int cli_parse_b64(const char *s, uint8_t *out, size_t n);
+/* Standard base64 with padding of n bytes; out has room for sodium_base64_ENCODED_LEN(n). */
+void cli_format_b64(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* Writes len bytes of text to f so that text chosen by someone else cannot drive the terminal: control
  * characters (C0, DEL, C1, bidi overrides) become '?', ill-formed UTF-8 becomes U+FFFD (text.c). */
 void cli_write_safe(FILE *f, const void *text, size_t len);

@@ -70,20 +70,26 @@ int cmd_link(cli_ctx *ctx, int argc, char **argv)
 
 int cmd_device_key(cli_ctx *ctx, int argc, char **argv)
 {
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
-	char b64[64];
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
+	char b64[sizeof(code) / 3 * 4 + 8];
+	size_t n = PARLEY_DEVICE_KEY_BYTES;
 	parley_client *c;
 	parley_err rc;
 
-	if (argc != 1)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[1]);
+	if (argc > 2)
+		return cli_usage(ctx, "unexpected argument '%s'", argv[2]);
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;
-	rc = parley_device_public_key(c, key);
+	if (argc == 2) {
+		rc = parley_device_link_code(c, argv[1], code);
+		n = sizeof(code);
+	} else {
+		rc = parley_device_public_key(c, code);
+	}
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
-	cli_format_key(key, b64, sizeof(b64));
+	cli_format_b64(code, n, b64, sizeof(b64));
 	printf("%s\n", b64);
 	return CLI_EXIT_OK;
 }

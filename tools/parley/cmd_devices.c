@@ -43,18 +43,22 @@ static int devices_list(cli_ctx *ctx, parley_client *c)
 
 static int devices_add(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 {
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
 	uint32_t id = 0;
 	parley_err rc;
 
 	if (argc < 2 || argc > 3)
-		return cli_usage(ctx, argc < 2 ? "missing PUBKEY_BASE64" : "too many arguments (quote a NAME with spaces)");
-	if (cli_parse_key(argv[1], key) != 0)
-		return cli_usage(ctx, "PUBKEY_BASE64 must be the base64 of a %d-byte key (see `parley device-key`)",
-				 PARLEY_DEVICE_KEY_BYTES);
+		return cli_usage(ctx, argc < 2 ? "missing LINK_CODE" : "too many arguments (quote a NAME with spaces)");
+	/* a bare key is refused here rather than by the server: it cannot prove the device holds it */
+	if (cli_parse_key(argv[1], code) == 0)
+		return cli_usage(ctx, "that is a bare public key: on the new device run `parley device-key HANDLE` "
+				      "and give its link code");
+	if (cli_parse_b64(argv[1], code, sizeof(code)) != 0)
+		return cli_usage(ctx, "LINK_CODE must be the base64 of %d bytes (see `parley device-key HANDLE`)",
+				 PARLEY_DEVICE_LINK_CODE_BYTES);
 	if (argc == 3 && argv[2][0] == '\0')
 		return cli_usage(ctx, "the device name is empty");
-	rc = parley_device_add(c, key, argc == 3 ? argv[2] : NULL, &id);
+	rc = parley_device_add(c, code, argc == 3 ? argv[2] : NULL, &id);
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
 	/* Only the id, so scripts can capture it: id=$(parley devices add "$KEY" phone) */

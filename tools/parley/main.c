@@ -22,15 +22,18 @@ static const cli_command commands[] = {
 	 "the state directory. A handle has 3 to 32 characters from a-z, 0-9, '.', '_' and '-', and\n"
 	 "starts with a letter a-z. The device name defaults to \"primary\".\n"
 	 "Fails if this device already has an account."},
-	{"devices", cmd_devices, "[add PUBKEY_BASE64 [NAME] | remove ID]", "list, add or remove devices",
+	{"devices", cmd_devices, "[add LINK_CODE [NAME] | remove ID]", "list, add or remove devices",
 	 "parley devices               list the account's devices: id, added, last seen (UTC), name;\n"
 	 "                             '*' marks this device\n"
-	 "parley devices add KEY [NAME]  add the device whose public key (base64, from `parley device-key`\n"
-	 "                             on that device) is KEY; prints the new device id\n"
+	 "parley devices add CODE [NAME]  add the device whose link code (from `parley device-key HANDLE`\n"
+	 "                             on that device, valid 10 minutes) is CODE; prints the new device id\n"
 	 "parley devices remove ID     remove device ID from the account"},
-	{"device-key", cmd_device_key, "", "print this device's public key (base64)",
-	 "Prints this device's Ed25519 public key in base64, creating the key on first use. Give it to a\n"
-	 "device of the account (`parley devices add KEY`), then run `parley link HANDLE ID` here."},
+	{"device-key", cmd_device_key, "[HANDLE]", "print this device's public key, or its link code for HANDLE",
+	 "Without HANDLE: prints this device's Ed25519 public key in base64, creating the key on first use.\n"
+	 "With HANDLE: prints this device's link code for joining account HANDLE (its key, the time and\n"
+	 "its signature over both and HANDLE: the proof that it holds the key). Give the code to a device\n"
+	 "of the account (`parley devices add CODE`) within 10 minutes, then run `parley link HANDLE ID`\n"
+	 "here."},
 	{"link", cmd_link, "HANDLE DEVICE_ID", "join an account whose device added this one",
 	 "Authenticates for the first time as device DEVICE_ID of HANDLE (another device added this\n"
 	 "device's key with `parley devices add`) and saves the account."},
@@ -191,22 +194,27 @@ int cli_parse_device_id(const char *s, uint32_t *out)
 
 int cli_parse_key(const char *s, uint8_t out[PARLEY_DEVICE_KEY_BYTES])
 {
+	return cli_parse_b64(s, out, PARLEY_DEVICE_KEY_BYTES);
+}
+
+int cli_parse_b64(const char *s, uint8_t *out, size_t n)
+{
 	static const int variants[] = {sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
 				       sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
 	size_t i, len;
 	const char *end;
 
 	for (i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-		if (sodium_base642bin(out, PARLEY_DEVICE_KEY_BYTES, s, strlen(s), NULL, &len, &end, variants[i]) == 0 &&
-		    *end == '\0' && len == PARLEY_DEVICE_KEY_BYTES)
+		if (sodium_base642bin(out, n, s, strlen(s), NULL, &len, &end, variants[i]) == 0 && *end == '\0' &&
+		    len == n)
 			return 0;
 	}
 	return -1;
 }
 
-void cli_format_key(const uint8_t key[PARLEY_DEVICE_KEY_BYTES], char *out, size_t outlen)
+void cli_format_b64(const uint8_t *in, size_t n, char *out, size_t outlen)
 {
-	sodium_bin2base64(out, outlen, key, PARLEY_DEVICE_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(out, outlen, in, n, sodium_base64_VARIANT_ORIGINAL);
 }
 
 static const cli_command *find_command(const char *name)

@@ -21,6 +21,7 @@ static const char SQL_LIST_DEVICES[] = "SELECT device_id, name, pubkey, created_
 static const char SQL_COUNT_DEVICES[] = "SELECT count(*) FROM devices WHERE account_id = ?1";
 static const char SQL_DELETE_DEVICE[] = "DELETE FROM devices WHERE account_id = ?1 AND device_id = ?2";
 static const char SQL_TOUCH_DEVICE[] = "UPDATE devices SET last_seen_ms = ?3 WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_DEVICE_EXISTS[] = "SELECT 1 FROM devices WHERE account_id = ?1 AND device_id = ?2";
 static const char SQL_FIND_DEVICE[] = "SELECT d.device_id, d.name, d.pubkey, d.created_ms, d.last_seen_ms, a.id"
 				      " FROM accounts a JOIN devices d ON d.account_id = a.id"
 				      " WHERE a.handle = ?1 AND d.device_id = ?2";
@@ -220,4 +221,15 @@ int sqlite__touch_device(store_be *b, store_job *j)
 	if (sqlite__step_done(st) != SQLITE_DONE)
 		return sqlite__error(b, "touch device");
 	return sqlite3_changes(b->db) > 0 ? PARLEY_OK : PARLEY_E_NO_SUCH_DEVICE;
+}
+
+/* Reads only caller_account / caller_device and writes nothing into the job, so it can run before any
+ * op of any domain (store.c run_job). */
+int sqlite__check_caller(store_be *b, store_job *j)
+{
+	int64_t one = 0;
+	int rc = sqlite__query_int(b, SQL_DEVICE_EXISTS, (int64_t)j->caller_account, j->caller_device, &one);
+	if (rc == SQLITE_ROW)
+		return PARLEY_OK;
+	return rc == SQLITE_DONE ? PARLEY_E_DEVICE_REMOVED : sqlite__error(b, "check caller");
 }

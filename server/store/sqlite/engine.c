@@ -90,6 +90,20 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (a, b)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX threads_b ON threads(b);",
+	/* 3: one-time prekey drain (security item 4, keys.c). Each device's one-time-prekey budget, a
+	 * leaky bucket (level, last update) shared by every requester and every loop; and the one-time
+	 * prekeys handed out, reported to their device after prekey_forget_after_s so it deletes the
+	 * private halves nobody will use. */
+	"ALTER TABLE device_keys ADD COLUMN otk_budget REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE device_keys ADD COLUMN otk_budget_ms INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE prekeys_handed ("
+	"  account_id INTEGER NOT NULL,"
+	"  device_id INTEGER NOT NULL,"
+	"  key_id INTEGER NOT NULL,"
+	"  handed_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (account_id, device_id, key_id),"
+	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
+	") WITHOUT ROWID;",
 };
 
 static const migrate_schema server_schema = {

@@ -21,6 +21,16 @@ static const char SQL_COUNT_PREKEYS[] = "SELECT count(*) FROM prekeys WHERE acco
 static const char SQL_POP_PREKEY[] = "DELETE FROM prekeys WHERE account_id = ?1 AND device_id = ?2 AND key_id ="
 				     " (SELECT min(key_id) FROM prekeys WHERE account_id = ?1 AND device_id = ?2)"
 				     " RETURNING key_id, pub";
+static const char SQL_GET_BUDGET[] = "SELECT otk_budget, otk_budget_ms FROM device_keys"
+				     " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_SET_BUDGET[] = "UPDATE device_keys SET otk_budget = ?3, otk_budget_ms = ?4"
+				     " WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_HANDED[] = "INSERT OR REPLACE INTO prekeys_handed(account_id, device_id, key_id, handed_ms)"
+				 " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_PRUNE_HANDED[] = "DELETE FROM prekeys_handed WHERE account_id = ?1 AND device_id = ?2"
+				       " AND handed_ms < ?3";
+static const char SQL_LIST_HANDED[] = "SELECT key_id FROM prekeys_handed WHERE account_id = ?1 AND device_id = ?2"
+				      " AND handed_ms < ?3 ORDER BY handed_ms LIMIT ?4";
 static const char SQL_LIST_KEYS[] = "SELECT device_id, registration_id, identity_key, spk_id, spk_pub, spk_sig"
 				    " FROM device_keys WHERE account_id = ?1 ORDER BY device_id";
 
@@ -87,6 +97,21 @@ static int put_signed_prekey(store_be *b, store_job *j, int exists)
 	return PARLEY_OK;
 }
 
+/* Records of handed-out prekeys live until prune_before_ms (the device had a long window to hear about
+ * them): bounded by what the device uploaded, and gone with the device (ON DELETE CASCADE). */
+static int prune_handed(store_be *b, uint64_t account, uint32_t device, uint64_t prune_before_ms)
+{
+	if (prune_before_ms == 0)
+		return PARLEY_OK;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_PRUNE_HANDED);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)account);
+	sqlite3_bind_int64(s, 2, device);
+	sqlite3_bind_int64(s, 3, (int64_t)prune_before_ms);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "prune handed prekeys");
+}
+
 int sqlite__upload_keys(store_be *b, store_job *j)
 {
 	store_keys_args *k = &j->keys;
@@ -113,6 +138,8 @@ int sqlite__upload_keys(store_be *b, store_job *j)
 			return sqlite__error(b, "put prekey");
 	}
 	rc = count_prekeys(b, j->account_id, j->device_id, &k->remaining);
+	if (rc == PARLEY_OK)
+		rc = prune_handed(b, j->account_id, j->device_id, k->prune_before_ms);
 	if (rc != PARLEY_OK)
 		return rc;
 	/* the savepoint rolls the whole upload back: a full pool takes none of the batch */
@@ -121,33 +148,125 @@ int sqlite__upload_keys(store_be *b, store_job *j)
 	return PARLEY_OK;
 }
 
+/* The ids of this device's one-time prekeys handed out before forget_before_ms -> k->forget_ids. */
+static int list_forget(store_be *b, store_job *j)
+{
+	store_keys_args *k = &j->keys;
+	if (k->forget_before_ms == 0)
+		return PARLEY_OK;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_LIST_HANDED);
+	int rc = PARLEY_OK, sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	k->forget_ids = parley__calloc(STORE_MAX_FORGET, sizeof(*k->forget_ids));
+	if (k->forget_ids == NULL)
+		return PARLEY_E_NOMEM;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)k->forget_before_ms);
+	sqlite3_bind_int64(s, 4, STORE_MAX_FORGET);
+	while ((sr = sqlite3_step(s)) == SQLITE_ROW && k->n_forget < STORE_MAX_FORGET)
+		k->forget_ids[k->n_forget++] = (uint32_t)sqlite3_column_int64(s, 0);
+	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
+		rc = sqlite__error(b, "list handed prekeys");
+	sqlite3_reset(s);
+	return rc;
+}
+
 int sqlite__prekey_count(store_be *b, store_job *j)
 {
 	int exists = 0;
 	int rc = get_keys(b, j, 0, &exists);
-	if (rc != PARLEY_OK)
-		return rc;
-	return count_prekeys(b, j->account_id, j->device_id, &j->keys.remaining);
+	if (rc == PARLEY_OK)
+		rc = count_prekeys(b, j->account_id, j->device_id, &j->keys.remaining);
+	if (rc == PARLEY_OK)
+		rc = list_forget(b, j);
+	return rc;
 }
 
-static int pop_prekey(store_be *b, uint64_t account, store_bundle *bu)
+/* The device's budget level now (drained since its last update): *level. */
+static int budget_level(store_be *b, const store_job *j, uint32_t device, double *level)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_POP_PREKEY);
+	const store_keys_args *k = &j->keys;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_GET_BUDGET);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, bu->device_id);
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, device);
 	int rc = sqlite3_step(s);
+	*level = 0;
 	if (rc == SQLITE_ROW) {
-		bu->has_otk = 1;
-		bu->otk.id = (uint32_t)sqlite3_column_int64(s, 0);
-		sqlite__col_blob(s, 1, bu->otk.pub, STORE_SIGNAL_KEY_LEN);
-		rc = sqlite3_step(s); /* finish the DELETE */
+		uint64_t last = (uint64_t)sqlite3_column_int64(s, 1);
+		double dt = j->now_ms > last ? (double)(j->now_ms - last) : 0.0;
+		*level = sqlite3_column_double(s, 0) - dt * k->budget_per_ms;
+		if (*level < 0)
+			*level = 0;
 	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return sqlite__error(b, "pop prekey");
-	return count_prekeys(b, account, bu->device_id, &bu->remaining);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "get prekey budget");
+}
+
+/* A one-time prekey was handed out: one token of the budget, and a record so the device learns of it
+ * (PREKEY_COUNT) and can delete the private half once no message can use it any more. */
+static int record_handout(store_be *b, const store_job *j, const store_bundle *bu, double level)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_SET_BUDGET);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, bu->device_id);
+	sqlite3_bind_double(s, 3, level + 1.0);
+	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "set prekey budget");
+	s = sqlite__stmt(b, SQL_HANDED);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, bu->device_id);
+	sqlite3_bind_int64(s, 3, bu->otk.id);
+	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "record handed prekey");
+	return prune_handed(b, j->account_id, bu->device_id, j->keys.prune_before_ms);
+}
+
+/* One one-time prekey for bu's device, if its pool has one and its budget allows: whoever asks, a
+ * device hands out at most budget_capacity in a burst; beyond, the bundle carries the signed prekey
+ * only (X3DH without the one-time DH: still authenticated and forward secret once the ratchet
+ * turns, as libsignal does when a pool is empty). */
+static int pop_prekey(store_be *b, const store_job *j, store_bundle *bu)
+{
+	const store_keys_args *k = &j->keys;
+	double level = 0;
+	int rc = PARLEY_OK;
+	if (k->budget_capacity > 0) {
+		rc = budget_level(b, j, bu->device_id, &level);
+		if (rc != PARLEY_OK)
+			return rc;
+	}
+	if (k->budget_capacity <= 0 || level + 1.0 <= k->budget_capacity) {
+		sqlite3_stmt *s = sqlite__stmt(b, SQL_POP_PREKEY);
+		if (s == NULL)
+			return PARLEY_E_STORE;
+		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+		sqlite3_bind_int64(s, 2, bu->device_id);
+		int sr = sqlite3_step(s);
+		if (sr == SQLITE_ROW) {
+			bu->has_otk = 1;
+			bu->otk.id = (uint32_t)sqlite3_column_int64(s, 0);
+			sqlite__col_blob(s, 1, bu->otk.pub, STORE_SIGNAL_KEY_LEN);
+			sr = sqlite3_step(s); /* finish the DELETE */
+		}
+		sqlite3_reset(s);
+		if (sr != SQLITE_DONE)
+			return sqlite__error(b, "pop prekey");
+		if (bu->has_otk)
+			rc = record_handout(b, j, bu, level);
+	}
+	if (rc != PARLEY_OK)
+		return rc;
+	return count_prekeys(b, j->account_id, bu->device_id, &bu->remaining);
 }
 
 /* The keys rows of j->account_id (all devices, or j->device_id only) -> k->bundles, without prekeys. */
@@ -203,6 +322,6 @@ int sqlite__get_bundles(store_be *b, store_job *j)
 	if (k->n_bundles == 0)
 		return j->device_id != 0 ? PARLEY_E_NO_SUCH_DEVICE : PARLEY_E_NO_KEYS;
 	for (size_t i = 0; i < k->n_bundles && rc == PARLEY_OK; i++)
-		rc = pop_prekey(b, j->account_id, &k->bundles[i]);
+		rc = pop_prekey(b, j, &k->bundles[i]);
 	return rc;
 }

@@ -42,6 +42,7 @@ struct result {
 	size_t n_devices;
 	int new_challenge, close_conn;
 	uint32_t removed_device;
+	uint64_t retry_after_ms;
 };
 
 struct outcome {
@@ -61,6 +62,7 @@ static void on_attempt(void *arg, int status, const void *result)
 	o->r.device_id = ar->device_id;
 	o->r.new_challenge = ar->new_challenge;
 	o->r.close_conn = ar->close_conn;
+	o->r.retry_after_ms = ar->retry_after_ms;
 	o->s->authenticated = o->s->a.authenticated;
 	o->s->auth_failures = o->s->a.auth_failures;
 	if (status == PARLEY_OK) {
@@ -98,6 +100,9 @@ struct dev {
 	uint8_t sk[crypto_sign_SECRETKEYBYTES];
 };
 
+static const char *reg_peer = "127.0.0.1:1"; /* where do_register comes from */
+static uint64_t reg_now = 1000;
+
 static int do_register(acct_session *s, const char *handle, const struct dev *d, const char *name,
 		       const uint8_t *sign_nonce, const char *signed_name, struct outcome *o)
 {
@@ -117,7 +122,7 @@ static int do_register(acct_session *s, const char *handle, const struct dev *d,
 	rq.signature.len = 64;
 	memset(o, 0, sizeof(*o));
 	o->s = s;
-	accounts__register(&acc, sc, &s->a, &rq, on_attempt, o);
+	accounts__register(&acc, sc, &s->a, &rq, reg_peer, reg_now, on_attempt, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -143,16 +148,34 @@ static int do_auth(acct_session *s, const char *handle, uint32_t device, const s
 	return o->r.status;
 }
 
-static int do_add(acct_session *s, const uint8_t *pk, const char *name, struct outcome *o)
+/* AddDevice of pk to alice's account, with the new device's proof signed by sk (NULL: none) at ts. */
+static int do_add_at(acct_session *s, const uint8_t *pk, const uint8_t *sk, uint64_t ts, const char *name,
+		     struct outcome *o)
 {
 	Parley__Wire__AddDeviceRequest rq = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
+	uint8_t sig[64];
+	dynbuf m;
 	rq.device_key.data = (uint8_t *)pk;
 	rq.device_key.len = 32;
 	rq.device_name = (char *)name;
+	rq.timestamp_ms = ts;
+	if (sk != NULL) {
+		dynbuf__init(&m, 256);
+		wire__add_device_signed_bytes("alice", pk, ts, &m);
+		crypto_sign_detached(sig, NULL, m.data, m.len, sk);
+		dynbuf__free(&m);
+		rq.signature.data = sig;
+		rq.signature.len = 64;
+	}
 	memset(o, 0, sizeof(*o));
-	accounts__add_device(sc, s->account_id, &rq, on_job, o);
+	accounts__add_device(&acc, sc, s->account_id, 1, "alice", &rq, 1000000000, on_job, o);
 	wait_for(o);
 	return o->r.status;
+}
+
+static int do_add(acct_session *s, const struct dev *d, const char *name, struct outcome *o)
+{
+	return do_add_at(s, d->pk, d->sk, 1000000000, name, o);
 }
 
 static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
@@ -160,7 +183,7 @@ static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
 	Parley__Wire__RemoveDeviceRequest rq = PARLEY__WIRE__REMOVE_DEVICE_REQUEST__INIT;
 	rq.device_id = id;
 	memset(o, 0, sizeof(*o));
-	accounts__remove_device(sc, s->account_id, &rq, on_job, o);
+	accounts__remove_device(sc, s->account_id, 1, &rq, on_job, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -168,7 +191,7 @@ static int do_remove(acct_session *s, uint32_t id, struct outcome *o)
 static int do_list(acct_session *s, struct outcome *o)
 {
 	memset(o, 0, sizeof(*o));
-	accounts__list_devices(sc, s->account_id, on_job, o);
+	accounts__list_devices(sc, s->account_id, 1, on_job, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -245,9 +268,14 @@ static void test_flow(void)
 
 	/* devices (the "authenticated only" gate is the dispatcher's: tests/unit/accounts/test_dispatch.c) */
 	uint8_t zero[32] = {0};
-	TEST_EQ_INT(do_add(&s1, zero, "bad", &o), PARLEY_E_INVALID_KEY);
-	TEST_EQ_INT(do_add(&s1, d1.pk, "dup", &o), PARLEY_E_DEVICE_KEY_IN_USE);
-	TEST_EQ_INT(do_add(&s1, d2.pk, "phone", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add_at(&s1, zero, d1.sk, 1000000000, "bad", &o), PARLEY_E_INVALID_KEY);
+	/* the new device's proof of possession (security item 10): missing, by another key, too old */
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, NULL, 1000000000, "phone", &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d3.sk, 1000000000, "phone", &o), PARLEY_E_BAD_SIGNATURE);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d2.sk, 1000000000 - 601000, "phone", &o), PARLEY_E_LINK_CODE_EXPIRED);
+	TEST_EQ_INT(do_add_at(&s1, d2.pk, d2.sk, 1000000000 + 601000, "phone", &o), PARLEY_E_LINK_CODE_EXPIRED);
+	TEST_EQ_INT(do_add(&s1, &d1, "dup", &o), PARLEY_E_DEVICE_KEY_IN_USE);
+	TEST_EQ_INT(do_add(&s1, &d2, "phone", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 2);
 	TEST_EQ_INT(do_list(&s3, &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.n_devices, 2);
@@ -262,9 +290,9 @@ static void test_flow(void)
 	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_OK);
 
 	/* limit (store configured with 3 devices per account) */
-	TEST_EQ_INT(do_add(&s1, d3.pk, "third", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add(&s1, &d3, "third", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 3);
-	TEST_EQ_INT(do_add(&s1, other.pk, "fourth", &o), PARLEY_E_TOO_MANY_DEVICES);
+	TEST_EQ_INT(do_add(&s1, &other, "fourth", &o), PARLEY_E_TOO_MANY_DEVICES);
 
 	/* remove */
 	TEST_EQ_INT(do_remove(&s1, 2, &o), PARLEY_OK);
@@ -275,8 +303,53 @@ static void test_flow(void)
 	accounts__session_init(&s4);
 	TEST_EQ_INT(do_auth(&s4, "alice", 2, &d2, NULL, &o), PARLEY_E_BAD_SIGNATURE);
 	/* ids are never reused */
-	TEST_EQ_INT(do_add(&s1, d2.pk, "phone again", &o), PARLEY_OK);
+	TEST_EQ_INT(do_add(&s1, &d2, "phone again", &o), PARLEY_OK);
 	TEST_EQ_INT(o.r.device_id, 4);
+}
+
+/* Security item 4: registrations per source address (an IPv4 address, an IPv6 /64). */
+static void test_register_limit(void)
+{
+	uint8_t k1[RL_KEY_LEN], k2[RL_KEY_LEN];
+	TEST_EQ_INT(accounts__addr_key("10.1.2.3:80", k1), 0);
+	TEST_EQ_INT(accounts__addr_key("::ffff:10.1.2.3:9", k2), 0);
+	TEST_EQ_MEM(k1, k2, RL_KEY_LEN);
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:2::1:443", k1), 0);
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:2:ffff::7:443", k2), 0);
+	TEST_EQ_MEM(k1, k2, RL_KEY_LEN); /* same /64 */
+	TEST_EQ_INT(accounts__addr_key("2001:db8:1:3::1:443", k2), 0);
+	TEST_CHECK(memcmp(k1, k2, RL_KEY_LEN) != 0);
+	TEST_EQ_INT(accounts__addr_key("garbage", k1), -1);
+
+	struct dev d;
+	struct outcome o;
+	acct_session s;
+	double cap = acc.reg_capacity, rate = acc.reg_per_sec;
+	acc.reg_capacity = 2;
+	acc.reg_per_sec = 1.0; /* one a second */
+	reg_peer = "10.9.9.9:1000";
+	reg_now = 50000;
+	const char *handles[] = {"lim1", "lim2", "lim3"};
+	for (int i = 0; i < 3; i++) {
+		crypto_sign_keypair(d.pk, d.sk);
+		accounts__session_init(&s);
+		TEST_EQ_INT(do_register(&s, handles[i], &d, "", NULL, NULL, &o),
+			    i < 2 ? PARLEY_OK : PARLEY_E_REGISTRATION_LIMITED);
+	}
+	TEST_CHECK(o.r.retry_after_ms > 0 && o.r.retry_after_ms <= 1001);
+	TEST_EQ_INT(o.r.new_challenge, 1); /* a fresh challenge, as after any failed attempt */
+	/* another address is not affected; the same one is after the bucket drained */
+	reg_peer = "10.9.9.8:1000";
+	accounts__session_init(&s);
+	TEST_EQ_INT(do_register(&s, "lim3", &d, "", NULL, NULL, &o), PARLEY_OK);
+	reg_peer = "10.9.9.9:2000";
+	reg_now += 1001;
+	crypto_sign_keypair(d.pk, d.sk);
+	accounts__session_init(&s);
+	TEST_EQ_INT(do_register(&s, "lim4", &d, "", NULL, NULL, &o), PARLEY_OK);
+	acc.reg_capacity = cap;
+	acc.reg_per_sec = rate;
+	reg_peer = "127.0.0.1:1";
 }
 
 static void test_busy(void)
@@ -304,8 +377,8 @@ static void test_busy(void)
 	memset(&o1.r, 0, sizeof(o1.r));
 	memset(&o2.r, 0, sizeof(o2.r));
 	o1.done = o2.done = 0;
-	accounts__register(&acc, sc, &s.a, &rq, on_attempt, &o1);
-	accounts__register(&acc, sc, &s.a, &rq, on_attempt, &o2);
+	accounts__register(&acc, sc, &s.a, &rq, "127.0.0.1:1", 1000, on_attempt, &o1);
+	accounts__register(&acc, sc, &s.a, &rq, "127.0.0.1:1", 1000, on_attempt, &o2);
 	TEST_EQ_INT(o2.done, 1);
 	TEST_EQ_INT(o2.r.status, PARLEY_E_BUSY);
 	wait_for(&o1);
@@ -333,6 +406,7 @@ int main(void)
 	TEST_RUN(test_handles);
 	TEST_RUN(test_flow);
 	TEST_RUN(test_busy);
+	TEST_RUN(test_register_limit);
 
 	test_store_client_close(&tsc);
 	uv_run(&loop, UV_RUN_DEFAULT);

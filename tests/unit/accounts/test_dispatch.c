@@ -12,6 +12,7 @@
 
 #include "dispatch/dispatch.h"
 #include "base/metrics.h"
+#include "common/clock.h"
 #include "net/server.h"
 #include "services.h"
 #include "test.h"
@@ -243,9 +244,18 @@ static void test_dispatch(void)
 	/* add a device, authenticate it elsewhere, remove it: its connection is closed */
 	Parley__Wire__AddDeviceRequest ad = PARLEY__WIRE__ADD_DEVICE_REQUEST__INIT;
 	Parley__Wire__Request ra = PARLEY__WIRE__REQUEST__INIT;
+	uint8_t proof[64];
+	dynbuf pm;
 	ad.device_key.data = pk2;
 	ad.device_key.len = 32;
 	ad.device_name = "phone";
+	ad.timestamp_ms = parley__wall_ms();
+	dynbuf__init(&pm, 128);
+	wire__add_device_signed_bytes("zed", pk2, ad.timestamp_ms, &pm); /* the new device's proof */
+	crypto_sign_detached(proof, NULL, pm.data, pm.len, sk2);
+	dynbuf__free(&pm);
+	ad.signature.data = proof;
+	ad.signature.len = 64;
 	ra.id = 7;
 	ra.body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
 	ra.add_device = &ad;

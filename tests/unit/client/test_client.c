@@ -91,7 +91,7 @@ static void test_no_identity(void)
 {
 	parley_client *c = client_in("noid", NULL, 0);
 	parley_device_list *list = (parley_device_list *)c;
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES] = {0};
+	uint8_t key[PARLEY_DEVICE_LINK_CODE_BYTES] = {0};
 	uint32_t id = 99;
 	char handle[64];
 

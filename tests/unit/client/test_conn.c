@@ -337,7 +337,7 @@ static void test_register_and_devices(void)
 	parley_client *a = client_in("a", 5000), *b = client_in("b", 5000);
 	parley_device_list *l = NULL;
 	parley_device_info d;
-	uint8_t kb[PARLEY_DEVICE_KEY_BYTES];
+	uint8_t kb[PARLEY_DEVICE_KEY_BYTES], code[PARLEY_DEVICE_LINK_CODE_BYTES];
 	char handle[64];
 	uint64_t account = 0;
 	uint32_t dev = 0, new_id = 0;
@@ -369,7 +369,9 @@ static void test_register_and_devices(void)
 	/* a new connection authenticates on demand with the saved identity */
 	parley_client_disconnect(a);
 	TEST_EQ_INT(parley_device_public_key(b, kb), PARLEY_OK);
-	TEST_EQ_INT(parley_device_add(a, kb, "laptop", &new_id), PARLEY_OK);
+	TEST_EQ_INT(parley_device_link_code(b, "alice", code), PARLEY_OK);
+	TEST_EQ_MEM(code, kb, sizeof(kb)); /* the code starts with the key */
+	TEST_EQ_INT(parley_device_add(a, code, "laptop", &new_id), PARLEY_OK);
 	TEST_EQ_INT(new_id, 2);
 
 	/* the second device links, then sees both with itself marked */
@@ -395,8 +397,8 @@ static void test_register_and_devices(void)
 
 	/* a device that removes itself forgets its account, keeps its key, and can link again */
 	b = client_in("c", 5000);
-	TEST_EQ_INT(parley_device_public_key(b, kb), PARLEY_OK);
-	TEST_EQ_INT(parley_device_add(a, kb, "phone", &new_id), PARLEY_OK);
+	TEST_EQ_INT(parley_device_link_code(b, "alice", code), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add(a, code, "phone", &new_id), PARLEY_OK);
 	TEST_EQ_INT(parley_link(b, "alice", new_id), PARLEY_OK);
 	TEST_EQ_INT(parley_device_remove(b, new_id), PARLEY_OK);
 	TEST_EQ_INT(parley_identity(b, handle, sizeof(handle), NULL, NULL), PARLEY_E_NO_IDENTITY);
@@ -432,14 +434,16 @@ static void on_id(parley_client *c, parley_err st, uint32_t id, void *user)
 static void test_async_concurrent(void)
 {
 	parley_client *a = client_in("a", 5000);
-	uint8_t key[32];
+	parley_client *t = client_in("t", 5000);
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
 	uint32_t id = 0;
 	int more = 1;
 
-	randombytes_buf(key, sizeof(key));
+	TEST_EQ_INT(parley_device_link_code(t, "alice", code), PARLEY_OK);
+	parley_client_free(t);
 	async_calls = 0;
 	TEST_EQ_INT(parley_devices_list_start(a, on_list, NULL), PARLEY_OK);
-	TEST_EQ_INT(parley_device_add_start(a, key, "tablet", on_id, &id), PARLEY_OK);
+	TEST_EQ_INT(parley_device_add_start(a, code, "tablet", on_id, &id), PARLEY_OK);
 	TEST_EQ_INT(parley_devices_list_start(a, on_list, NULL), PARLEY_OK);
 	TEST_EQ_INT(async_calls, 0);
 	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);

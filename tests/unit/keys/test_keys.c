@@ -16,6 +16,8 @@ struct result {
 	uint32_t remaining, spk_id;
 	uint64_t account_id, retry_after_ms;
 	size_t n_bundles;
+	size_t n_forget;
+	uint32_t forget[8];
 };
 
 struct outcome {
@@ -39,6 +41,9 @@ static void on_result(void *arg, int status, const void *result)
 		return;
 	o->r.remaining = j->keys.remaining;
 	o->r.spk_id = j->keys.spk_id_out;
+	o->r.n_forget = j->keys.n_forget;
+	for (size_t i = 0; i < j->keys.n_forget && i < 8; i++)
+		o->r.forget[i] = j->keys.forget_ids[i];
 	if (j->op == STORE_OP_GET_BUNDLES && status == PARLEY_OK) {
 		o->r.account_id = j->account_id;
 		o->r.n_bundles = j->keys.n_bundles;
@@ -142,7 +147,7 @@ static void test_upload_and_count(void)
 	make_upload(&u3, 1, 0, 1);
 	TEST_EQ_INT(upload(a, 1, &u3, &o), PARLEY_E_IDENTITY_KEY_SET);
 	memset(&o, 0, sizeof(o));
-	keys__count(sc, a, 1, on_result, &o);
+	keys__count(&kc, sc, a, 1, 1000, on_result, &o);
 	wait_for(&o);
 	TEST_EQ_INT(o.r.status, PARLEY_OK);
 	TEST_EQ_INT(o.r.remaining, 5);
@@ -167,7 +172,7 @@ static void test_pool_full(void)
 		u.ot[i].id = 100 + (uint32_t)i;
 	TEST_EQ_INT(upload(a, 1, &u, &o), PARLEY_E_PREKEY_POOL_FULL);
 	memset(&o, 0, sizeof(o));
-	keys__count(sc, a, 1, on_result, &o);
+	keys__count(&kc, sc, a, 1, 1000, on_result, &o);
 	wait_for(&o);
 	TEST_EQ_INT(o.r.remaining, 5); /* the refused batch took nothing */
 	keys__config_defaults(&kc);
@@ -179,7 +184,7 @@ static int fetch(keys_limiter *l, uint64_t requester, const char *handle, uint32
 	rq.handle = (char *)handle;
 	rq.device_id = dev;
 	memset(o, 0, sizeof(*o));
-	keys__get_bundles(&kc, l, sc, requester, &rq, now, on_result, o);
+	keys__get_bundles(&kc, l, sc, requester, 0, &rq, now, on_result, o);
 	wait_for(o);
 	return o->r.status;
 }
@@ -208,6 +213,52 @@ static void test_bundles(void)
 	TEST_EQ_INT(fetch(&lim, 1, "bundled", 1, &o, 1000), PARLEY_OK);
 	TEST_EQ_INT(o.b[0].has_otk, 0);
 	TEST_EQ_INT(fetch(&lim, 1, "bundled", 2, &o, 1000), PARLEY_E_NO_SUCH_DEVICE);
+}
+
+/* Security item 4: a device's one-time-prekey budget holds across requesters (it lives in the store),
+ * refills with time, and what was handed out is reported to the device after forget_after_ms. */
+static void test_budget(void)
+{
+	static keys_limiter lim;
+	uint64_t a = make_account("budgeted", 1);
+	struct outcome o;
+	TEST_EQ_INT(store_keys(a, 1, 5, 10, 1), PARLEY_OK);
+	kc.budget_capacity = 3;
+	kc.budget_per_ms = 1.0 / 1000; /* one a second */
+	kc.forget_after_ms = 60000;
+	int with = 0;
+	for (uint64_t requester = 100; requester < 106; requester++) {
+		TEST_EQ_INT(fetch(&lim, requester, "budgeted", 0, &o, 10000), PARLEY_OK);
+		TEST_EQ_INT(o.r.n_bundles, 1); /* always a bundle */
+		with += o.b[0].has_otk;
+	}
+	TEST_EQ_INT(with, 3); /* six requesters, one budget */
+	TEST_EQ_INT(o.b[0].remaining, 7);
+	TEST_EQ_INT(fetch(&lim, 200, "budgeted", 0, &o, 11001), PARLEY_OK);
+	TEST_EQ_INT(o.b[0].has_otk, 1); /* one token leaked back after a second */
+	TEST_EQ_INT(o.b[0].otk.id, 4);
+	/* nothing to forget yet; after forget_after_ms, the four ids handed out, oldest first */
+	memset(&o, 0, sizeof(o));
+	keys__count(&kc, sc, a, 1, 11001, on_result, &o);
+	wait_for(&o);
+	TEST_EQ_INT(o.r.n_forget, 0);
+	memset(&o, 0, sizeof(o));
+	keys__count(&kc, sc, a, 1, 10000 + 60001, on_result, &o);
+	wait_for(&o);
+	TEST_EQ_INT(o.r.n_forget, 3);
+	memset(&o, 0, sizeof(o));
+	keys__count(&kc, sc, a, 1, 11001 + 60001, on_result, &o);
+	wait_for(&o);
+	TEST_EQ_INT(o.r.n_forget, 4);
+	TEST_EQ_INT(o.r.forget[0] + o.r.forget[1] + o.r.forget[2], 1 + 2 + 3);
+	TEST_EQ_INT(o.r.forget[3], 4);
+	/* capacity 0: no budget, the pool is what limits */
+	kc.budget_capacity = 0;
+	for (uint64_t requester = 300; requester < 306; requester++) {
+		TEST_EQ_INT(fetch(&lim, requester, "budgeted", 0, &o, 11002), PARLEY_OK);
+		TEST_EQ_INT(o.b[0].has_otk, 1);
+	}
+	keys__config_defaults(&kc);
 }
 
 static void test_rate_limit(void)
@@ -261,7 +312,7 @@ static void *race(void *arg)
 	struct outcome o[PER_THREAD];
 	memset(o, 0, sizeof(o));
 	for (int i = 0; i < PER_THREAD; i++)
-		keys__get_bundles(&cfg, lim, c, 1, &rq, 0, on_result, &o[i]);
+		keys__get_bundles(&cfg, lim, c, 1, 0, &rq, 0, on_result, &o[i]);
 	for (int i = 0; i < PER_THREAD; i++) {
 		while (!o[i].done)
 			uv_run(&l, UV_RUN_ONCE);
@@ -309,6 +360,7 @@ int main(void)
 	TEST_RUN(test_pool_full);
 	TEST_RUN(test_bundles);
 	TEST_RUN(test_rate_limit);
+	TEST_RUN(test_budget);
 	TEST_RUN(test_concurrent_fetch);
 	teardown();
 	TEST_EXIT();

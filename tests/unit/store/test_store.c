@@ -18,6 +18,9 @@
 #include "store_loop.h"
 #include "test_sqlite.h"
 
+/* The server schema's version (engine.c migrations): 3 since the prekey budget (security item 4). */
+#define SERVER_SCHEMA 3
+
 static char dir[64];
 static char path[128];
 
@@ -84,8 +87,8 @@ static void test_fresh_and_existing(void)
 	store__close(s);
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -99,7 +102,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
 }
 
 static void test_pre_migration_database(void)
@@ -114,7 +117,7 @@ static void test_pre_migration_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2); /* migration 2: key server and relay */
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
 }
 
 /* store__open refuses the file and leaves it byte for byte as it was */
@@ -149,17 +152,17 @@ static void test_newer_refused(void)
 	s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 3 WHERE name = 'server'"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 99 WHERE name = 'server'"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 3);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 99);
 
 	/* written by a newer parleyd from before schema_version */
 	fresh_path("newer3");
 	s = open_store(0);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 99"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 3);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 99);
 	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
 }
 
@@ -216,7 +219,7 @@ static void test_legacy_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 2"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
 
 	/* at the current version: opens unchanged, data there, version adopted */
 	s = open_store(0);
@@ -226,8 +229,8 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
 
 	/* at version 1 (accounts only): step 2 runs, the accounts stay */
 	fresh_path("legacy1");
@@ -235,6 +238,7 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
 	store__close(s);
 	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE IF EXISTS threads;"
+			     " DROP TABLE prekeys_handed;"
 			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
 		    SQLITE_OK);
 	s = open_store(0);
@@ -251,8 +255,8 @@ static void test_legacy_database(void)
 	TEST_EQ_STR(j->acct.device.name, "first");
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 2);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
 }
 
 /* The op table: every op named and classified, the classification of before the table kept. */
@@ -272,7 +276,7 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 21);
+	TEST_EQ_INT(STORE_OP__COUNT, 22);
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");

@@ -364,6 +364,25 @@ static void test_alloc_failures(void)
 	dynbuf__free(&b);
 }
 
+/* The registration proof of work: solved work checks, and is bound to nonce, handle and key. */
+static void test_register_pow(void)
+{
+	uint8_t nonce[WIRE_NONCE_LEN] = {7}, key[WIRE_KEY_LEN] = {9}, pow[WIRE_POW_LEN];
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, NULL, 0, 0), 1); /* none asked */
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, NULL, 0, 16), 0);
+	TEST_EQ_INT(wire__register_pow_solve(nonce, "bob", key, 16, pow), PARLEY_OK);
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, pow, sizeof(pow), 16), 1);
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, pow, sizeof(pow), 12), 1);
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, pow, sizeof(pow), 28), 0);
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bo", key, pow, sizeof(pow), 16), 0);
+	key[0] ^= 1;
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, pow, sizeof(pow), 16), 0);
+	key[0] ^= 1;
+	nonce[0] ^= 1;
+	TEST_EQ_INT(wire__register_pow_check(nonce, "bob", key, pow, sizeof(pow), 16), 0);
+	TEST_EQ_INT(wire__register_pow_solve(nonce, "bob", key, WIRE_POW_MAX_BITS + 1, pow), PARLEY_E_UNSUPPORTED);
+}
+
 static void test_signed_bytes(void)
 {
 	dynbuf a, b;
@@ -406,5 +425,6 @@ int main(void)
 	TEST_RUN(test_unknown_field_flood);
 	TEST_RUN(test_alloc_failures);
 	TEST_RUN(test_signed_bytes);
+	TEST_RUN(test_register_pow);
 	TEST_EXIT();
 }
