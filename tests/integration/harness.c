@@ -262,18 +262,7 @@ int tcp_connect(int port)
 
 int tcp_connect_from(int port, const char *src_ip)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in src = {.sin_family = AF_INET};
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1 || bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return do_connect_from(port, 0, src_ip);
 }
 
 long proc_rss_kb(pid_t pid)

@@ -97,18 +97,6 @@ static int refusal_status(int fd, int wait_ms)
 	return status;
 }
 
-static int ws_open_from(int port, const char *src)
-{
-	int fd = tcp_connect_from(port, src);
-	if (fd < 0)
-		return -1;
-	if (upgrade_on(fd, NULL) != 101) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* ---- item 6: memory, deadlines, per-address cap, Origin ---- */
 
 /* The attack of the issue: connections that upgrade, announce a ~260 KB message and send most of it,

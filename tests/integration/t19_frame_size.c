@@ -61,7 +61,7 @@ static void largest_message_to_every_device(void)
 {
 	static uint8_t body[PARLEY_MESSAGE_MAX];
 	char name[32];
-	uint8_t key[PARLEY_DEVICE_KEY_BYTES];
+	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
 	uint32_t id = 0;
 
 	for (size_t i = 0; i < sizeof body; i++)
@@ -72,8 +72,8 @@ static void largest_message_to_every_device(void)
 	for (int d = 2; d <= N_DEV; d++) {
 		snprintf(name, sizeof name, "bob%d", d);
 		parley_client *nd = client(name);
-		IT_EQ(parley_device_public_key(nd, key), PARLEY_OK);
-		IT_EQ(parley_device_add(bob, key, name, &id), PARLEY_OK);
+		IT_EQ(parley_device_link_code(nd, "bob", code), PARLEY_OK);
+		IT_EQ(parley_device_add(bob, code, name, &id), PARLEY_OK);
 		IT_EQ(id, (uint32_t)d);
 		IT_EQ(parley_link(nd, "bob", id), PARLEY_OK); /* uploads its keys: it counts in device lists */
 		parley_client_free(nd);
