@@ -79,6 +79,7 @@ extern "C" {
 	X(TOO_FAR_AHEAD, 308, "message from too far into the future")                                \
 	X(NO_SENDER_KEY, 309, "no sender key state")                                                 \
 	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")                              \
+	X(AMBIGUOUS_IDENTITY, 311, "several pending identity keys: choose the one to accept")      \
 	/* 400-499: key server and relay */                                                          \
 	X(MISMATCHED_DEVICES, 400, "device list does not match the recipient's devices")             \
 	X(STALE_DEVICES, 401, "stale registration ids in device list")                               \

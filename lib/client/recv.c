@@ -11,8 +11,12 @@
  *   3. hand the message to the application (on_message returns);
  *   4. record it as received, then queue the ack (batched, up to 100 ids per AckRequest);
  *   5. send a delivery receipt to the sender's devices.
- * A message whose sender's identity key changed is neither decrypted nor acked: it stays on the server
- * until the user accepts the new key (parley_trust), and on_identity_changed tells the application.
+ * An envelope that cannot be decrypted now (its sender's identity key changed, no session, bad MAC...)
+ * is saved in the quarantine (quarantine.c) and then acked: left on the server, a few of them would
+ * hold the server's whole in-flight window, on every connection (security item 1, inbox lock). Nothing
+ * of it is saved in the Signal store (the identity is pinned only once a message decrypts). When the
+ * user accepts a key of its sender (parley_trust), the sender's quarantined envelopes are retried:
+ * after the server's backlog (QueueEmpty) or at once if the application is receiving.
  */
 #include <string.h>
 
@@ -179,6 +183,59 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 	return rc;
 }
 
+static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct);
+
+/* After a successful decrypt: parse the content, hand it to the application, record it as received.
+ * Wipes and frees pt. */
+static void hand_over(parley_client *c, const Parley__Wire__Envelope *e, uint8_t *pt, size_t pt_len)
+{
+	client_content ct;
+	int seen = 0;
+
+	pt[pt_len] = '\0';
+	int rc = client__content_decode(pt, pt_len, &ct);
+	/* the Content's own timestamp is the message id; it must match the routing header's */
+	if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
+		rc = PARLEY_E_INVALID_MESSAGE;
+	if (rc == PARLEY_OK) {
+		/* Queued before the application sees the message, so the sender hears "delivered" before
+		 * any "read" the application sends from its callback. */
+		if (ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
+			client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
+		/* NUL after the body for the application's convenience: the body lies inside pt, and what
+		 * follows it (padding or another record) is no longer needed. */
+		((uint8_t *)ct.body)[ct.body_len] = '\0';
+		deliver(c, e, &ct);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else {
+		report_error(c, rc, e);
+	}
+	sodium_memzero(pt, pt_len);
+	parley__free(pt);
+}
+
+/* client_retry_fn: one quarantined envelope again (a key of its sender was accepted). */
+static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
+{
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	int seen = 0;
+	int rc = client__e2e_seen(c, e->server_id, 0, &seen);
+
+	if (rc != PARLEY_OK || seen)
+		return rc; /* seen: handed over already (it was quarantined again after a redelivery) */
+	rc = decrypt(c, e, &pt, &pt_len);
+	if (rc == PARLEY_OK)
+		hand_over(c, e, pt, pt_len);
+	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
+}
+
+void client__recv_retry_quarantine(parley_client *c)
+{
+	if (c->receiving && client__e2e_open(c) == PARLEY_OK)
+		(void)client__quarantine_retry(c, retry_one);
+}
+
 static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct)
 {
 	parley_message m;
@@ -202,7 +259,6 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 
 static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 {
-	client_content ct;
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	int seen = 0, rc;
@@ -225,36 +281,19 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		return;
 	}
 	rc = decrypt(c, e, &pt, &pt_len);
-	if (rc == PARLEY_E_UNTRUSTED_IDENTITY) {
-		if (c->ev.on_identity_changed != NULL)
-			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
-		return; /* not acked: waits on the server for parley_trust */
-	}
 	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_STORE)
 		return; /* ours, not the message's fault: try again on the next delivery */
 	if (rc == PARLEY_OK) {
-		pt[pt_len] = '\0';
-		rc = client__content_decode(pt, pt_len, &ct);
-		/* the Content's own timestamp is the message id; it must match the routing header's */
-		if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
-			rc = PARLEY_E_INVALID_MESSAGE;
-	}
-	if (rc == PARLEY_OK) {
-		/* Queued before the application sees the message, so the sender hears "delivered" before
-		 * any "read" the application sends from its callback. */
-		if (ct.kind == CONTENT_KIND_MESSAGE && strcmp(e->sender_handle, c->account.handle) != 0)
-			client__send_receipt(c, e->sender_handle, PARLEY_RECEIPT_DELIVERED, &e->client_timestamp, 1);
-		/* NUL after the body for the application's convenience: the body lies inside pt, and what
-		 * follows it (padding or another record) is no longer needed. */
-		((uint8_t *)ct.body)[ct.body_len] = '\0';
-		deliver(c, e, &ct);
-		client__e2e_seen(c, e->server_id, 1, &seen);
+		hand_over(c, e, pt, pt_len);
 	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
-		report_error(c, rc, e);
-	}
-	if (pt != NULL) {
-		sodium_memzero(pt, pt_len);
-		parley__free(pt);
+		/* Kept before the ack, so a crash in between means a redelivery, never a loss. If it cannot
+		 * be kept (local storage), it stays on the server like any local failure. */
+		if (client__quarantine_add(c, e, rc) != PARLEY_OK)
+			return;
+		if (rc == PARLEY_E_UNTRUSTED_IDENTITY && c->ev.on_identity_changed != NULL)
+			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
+		else if (rc != PARLEY_E_UNTRUSTED_IDENTITY)
+			report_error(c, rc, e);
 	}
 	ack(c, e->server_id);
 }
@@ -278,7 +317,11 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 		if (c->ev.on_presence != NULL)
 			c->ev.on_presence(c, p->presence->handle, p->presence->online, c->ev.user);
 		break;
-	default: /* QueueEmpty, and push kinds of later versions */
+	case PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY:
+		/* the backlog is in: quarantined envelopes whose sender's key was accepted come after it */
+		client__recv_retry_quarantine(c);
+		break;
+	default: /* push kinds of later versions */
 		break;
 	}
 }

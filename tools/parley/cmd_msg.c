@@ -1,4 +1,4 @@
-/* parley send | listen | safety-number | trust */
+/* parley send | listen | safety-number (trust: cmd_trust.c) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -366,24 +366,11 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- safety numbers ---- */
 
-static void print_digits(const char *d)
+void cli_print_digits(const char *d)
 {
 	int i;
 	for (i = 0; i < PARLEY_SAFETY_NUMBER_LEN; i += 5)
 		printf("%.5s%s", d + i, i + 5 < PARLEY_SAFETY_NUMBER_LEN ? " " : "\n");
-}
-
-static int trust(cli_ctx *ctx, parley_client *c, const char *handle)
-{
-	size_t n = 0;
-	parley_err rc = parley_trust(c, handle, &n);
-	if (rc != PARLEY_OK)
-		return cli_fail(ctx, rc);
-	if (n == 0)
-		printf("no changed identity key of %s to accept\n", handle);
-	else
-		printf("accepted the new identity key of %s (%zu device%s)\n", handle, n, n == 1 ? "" : "s");
-	return CLI_EXIT_OK;
 }
 
 int cmd_safety_number(cli_ctx *ctx, int argc, char **argv)
@@ -424,26 +411,14 @@ int cmd_safety_number(cli_ctx *ctx, int argc, char **argv)
 		/* One device (the usual case): just the number, as Signal shows it. */
 		if (n > 1 || changed[i])
 			printf("device %u%s: ", (unsigned)devs[i], changed[i] ? " (NEW KEY)" : "");
-		print_digits(digits[i]);
+		cli_print_digits(digits[i]);
 	}
 	if (accept)
-		return trust(ctx, c, handle);
+		return cli_trust(ctx, c, handle);
 	if (any_changed)
 		fprintf(stderr,
 			"parley: %s: the identity key of %s has CHANGED. Compare this number with %s, then accept\n"
 			"  it with: parley trust %s  (or parley safety-number --accept %s)\n",
 			ctx->command, handle, handle, handle, handle);
 	return CLI_EXIT_OK;
-}
-
-int cmd_trust(cli_ctx *ctx, int argc, char **argv)
-{
-	parley_client *c;
-
-	if (argc != 2)
-		return cli_usage(ctx, argc < 2 ? "missing HANDLE" : "too many arguments");
-	c = cli_client(ctx);
-	if (c == NULL)
-		return CLI_EXIT_ERROR;
-	return trust(ctx, c, argv[1]);
 }
