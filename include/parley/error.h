@@ -87,7 +87,9 @@ extern "C" {
 	X(PREKEY_POOL_FULL, 403, "one-time prekey pool is full")                                     \
 	X(IDENTITY_KEY_SET, 404, "a different identity key is already set for this device")          \
 	X(NO_KEYS, 405, "no keys uploaded")                                                          \
-	X(NO_THREAD, 406, "no conversation with this account")
+	X(NO_THREAD, 406, "no conversation with this account")                                      \
+	X(SENDER_QUEUE_FULL, 407, "this sender's share of the recipient device queue is full")       \
+	X(SEND_RATE_LIMITED, 408, "sending too fast: slow down")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

@@ -34,7 +34,11 @@
 	X(MAILBOX_DROPPED, "parley_mailbox_dropped_total", "counter",                                      \
 	  "ephemeral cross-loop pushes (typing, presence) dropped because a loop's mailbox was full")      \
 	X(MAILBOX_RESYNCS, "parley_mailbox_resyncs_total", "counter",                                      \
-	  "times a loop's mailbox overflowed and its deliveries caught up from the store")
+	  "times a loop's mailbox overflowed and its deliveries caught up from the store")                  \
+	X(RELAY_REQUEUED, "parley_relay_requeued_total", "counter",                                        \
+	  "envelopes moved to the back of their queue after max_redeliveries unacknowledged pushes")       \
+	X(RELAY_SENDER_REFUSED, "parley_relay_sender_refused_total", "counter",                            \
+	  "sends refused by the per-sender queue share or send rate limit")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

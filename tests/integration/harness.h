@@ -66,6 +66,10 @@ int pw_ping(int fd, uint64_t id);
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out);
 int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64]);
 
+/* Uploads a fresh identity, signed prekey and n_otpk one-time prekeys (ids from first_id, n_otpk <= 100)
+ * for the authenticated device on fd; *regid receives its registration id. Returns the status. */
+int pw_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);
+
 /* A fresh connection that can still do a ping round trip: proves the server keeps serving. */
 int server_alive(int port);
 

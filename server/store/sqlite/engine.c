@@ -90,6 +90,12 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (a, b)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX threads_b ON threads(b);",
+	/* 3: relay (security items 1 and 7). messages.deliveries counts the connections that were pushed
+	 * an envelope and closed without acknowledging it (max_redeliveries moves it to the back of the
+	 * queue); messages_sender makes the per-sender share of a device queue (queue_sender_share) an
+	 * index range count. */
+	"ALTER TABLE messages ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX messages_sender ON messages(account_id, device_id, sender_account);",
 };
 
 static const migrate_schema server_schema = {
