@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <parley/client.h>
@@ -244,6 +245,84 @@ static void inbox_not_locked(void)
 	IT_EQ(n, PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
 }
 
+/* Runs `parley --home <state dir of name> args` and returns how many output lines contain `needle`;
+ * *status receives the exit status. */
+static int cli_lines(const char *name, const char *args, const char *needle, int *status)
+{
+	char cmd[1024], line[512];
+	const char *parley = getenv("PARLEY");
+	int n = 0;
+	MUST(parley != NULL);
+	snprintf(cmd, sizeof cmd, "'%s' --home '%s/%s' --server '%s' %s 2>&1", parley, s.dir, name, url, args);
+	FILE *p = popen(cmd, "r");
+	MUST(p != NULL);
+	while (fgets(line, sizeof line, p) != NULL)
+		n += strstr(line, needle) != NULL;
+	int st = pclose(p);
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return n;
+}
+
+/* `parley quarantine` shows the same: sender, device, reason per line, and the dropped count. */
+static void quarantine_cli(void)
+{
+	int st = -1;
+	IT_EQ(cli_lines("victim", "quarantine", "stranger device 1: untrusted identity key (UNTRUSTED_IDENTITY)", &st),
+	      PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	IT_EQ(st, 0);
+	IT_EQ(cli_lines("victim", "quarantine", "50 dropped", &st), 1);
+	/* the stranger's pending keys are many: the plain trust accepts none and lists them */
+	IT_EQ(cli_lines("victim", "trust stranger", "device 1: ", &st), PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	IT_EQ(st, 1);
+	IT_EQ(cli_lines("victim", "trust --list stranger", "device 1: ", &st), PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	IT_EQ(st, 0);
+}
+
+/* The total bound: a client with small bounds keeps at most quarantine_max entries, the oldest go. */
+static void quarantine_bounds(void)
+{
+	char dir[400];
+	parley_client_options o;
+	parley_client *v2 = NULL;
+	stranger a, b;
+	inbox in = {0};
+	static parley_quarantine_entry q[64];
+	size_t n = 0, from_a = 0, from_b = 0;
+	uint64_t dropped = 0;
+
+	snprintf(dir, sizeof dir, "%s/victim2", s.dir);
+	parley_client_options_init(&o);
+	o.state_dir = dir;
+	o.server_url = url;
+	o.quarantine_per_sender = 5;
+	o.quarantine_max = 8;
+	MUST(parley_client_new(&o, &v2) == PARLEY_OK);
+	MUST(parley_register(v2, "victim2", NULL) == PARLEY_OK);
+	stranger_open(&a, "stranger4", "victim2");
+	stranger_open(&b, "stranger5", "victim2");
+	for (int i = 0; i < 10; i++)
+		stranger_craft_send(&a, "victim2", 10 + (uint64_t)i, 1, NULL); /* bad MACs */
+	for (int i = 0; i < 10; i++)
+		stranger_craft_send(&b, "victim2", 10 + (uint64_t)i, 1, NULL);
+	close(a.fd);
+	close(b.fd);
+	receive(v2, &in, 0, 0);
+	IT_EQ(in.errors, 20); /* each reported once */
+	IT_EQ(parley_quarantine_list(v2, q, 64, &n, &dropped), PARLEY_OK);
+	IT_EQ(n, 8);
+	for (size_t i = 0; i < n; i++) {
+		from_a += strcmp(q[i].sender, "stranger4") == 0;
+		from_b += strcmp(q[i].sender, "stranger5") == 0;
+		IT_CHECK(q[i].reason != PARLEY_E_UNTRUSTED_IDENTITY && q[i].reason != PARLEY_OK);
+	}
+	IT_EQ(from_a, 3);
+	IT_EQ(from_b, 5);
+	IT_EQ(dropped, 12);
+	/* the newest are kept: stranger5's last five */
+	IT_EQ(q[n - 1].timestamp_ms, 19);
+	parley_client_free(v2);
+}
+
 static void nothing_saved_before_decrypt(void)
 {
 	stranger st;
@@ -304,6 +383,8 @@ int main(void)
 	MUST(parley_register(victim, "victim", NULL) == PARLEY_OK);
 	MUST(parley_register(legit, "legit", NULL) == PARLEY_OK);
 	IT_RUN(inbox_not_locked);
+	IT_RUN(quarantine_cli);
+	IT_RUN(quarantine_bounds);
 	IT_RUN(nothing_saved_before_decrypt);
 	IT_RUN(trust_releases_quarantine);
 	parley_client_free(victim);

@@ -151,6 +151,11 @@ typedef struct listen_state {
 	int connecting;
 	parley_err last_err;
 	char why[256];   /* the library's one-line reason for the last loss */
+	/* (handle, device) already warned about a changed key: a stranger's hundred forged messages
+	 * make one warning, not a hundred */
+	char warned[16][PARLEY_HANDLE_MAX + 1];
+	uint32_t warned_dev[16];
+	unsigned nwarned;
 } listen_state;
 
 static void note_loss(listen_state *ls, parley_client *c, parley_err err)
@@ -237,11 +242,18 @@ static void ev_identity(parley_client *c, const char *from, uint32_t device, voi
 	char buf[PARLEY_HANDLE_MAX + 1];
 	const char *handle = cli_safe_handle(from, buf);
 
+	for (unsigned i = 0; i < ls->nwarned; i++)
+		if (ls->warned_dev[i] == device && strcmp(ls->warned[i], handle) == 0)
+			return;
+	if (ls->nwarned < sizeof(ls->warned) / sizeof(ls->warned[0])) {
+		snprintf(ls->warned[ls->nwarned], sizeof(ls->warned[0]), "%s", handle);
+		ls->warned_dev[ls->nwarned++] = device;
+	}
 	fprintf(stderr,
 		"parley: %s: WARNING: the identity key of %s (device %u) has CHANGED.\n"
 		"  Someone may be intercepting the conversation, or %s reinstalled parley.\n"
-		"  Its messages are held on the server. Compare the safety number with %s in person:\n"
-		"    parley safety-number %s\n"
+		"  Its messages are held aside (parley quarantine). Compare the safety number with %s in\n"
+		"  person:  parley safety-number %s\n"
 		"  and only if it matches, accept the new key with:  parley trust %s\n",
 		ls->ctx->command, handle, (unsigned)device, handle, handle, handle, handle);
 }
