@@ -286,7 +286,8 @@ PARLEY_EXPORT parley_err parley_typing(parley_client *client, const char *handle
  * identity key and the identity key of device `index` of handle, in device order; identifiers are the
  * two handles). Fetches handle's bundles first if no device of handle is known. *device_id (may be
  * NULL) receives the device's id; *changed (may be NULL) is set to 1 when this is a NEW identity key
- * waiting for parley_trust. PARLEY_E_NOT_FOUND when index is past the last device. */
+ * waiting for parley_trust (with several pending keys for the device: the one seen last;
+ * parley_pending_keys lists them all). PARLEY_E_NOT_FOUND when index is past the last device. */
 PARLEY_EXPORT parley_err parley_safety_number(parley_client *client, const char *handle, size_t index,
 					      uint32_t *device_id, int *changed,
 					      char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
