@@ -61,7 +61,16 @@ typedef struct parley_client_options {
 	unsigned connect_timeout_ms;
 	/* Time for the server to answer one request; 0 = 10000. At most 600000. */
 	unsigned request_timeout_ms;
+	/* Bounds of the local quarantine of envelopes that could not be decrypted (parley_quarantine_list):
+	 * per sending account (also the most pending identity keys kept per account), and in total; the
+	 * oldest are dropped beyond (counted). 0 = the defaults below. At most PARLEY_QUARANTINE_LIMIT. */
+	unsigned quarantine_per_sender;
+	unsigned quarantine_max;
 } parley_client_options;
+
+#define PARLEY_QUARANTINE_PER_SENDER_DEFAULT 50
+#define PARLEY_QUARANTINE_MAX_DEFAULT 1000
+#define PARLEY_QUARANTINE_LIMIT 100000
 
 /* Zeroes *opts (all defaults). Use it so fields added later start at their default. */
 PARLEY_EXPORT void parley_client_options_init(parley_client_options *opts);
@@ -200,10 +209,17 @@ PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t de
  * plaintext. The library refills one-time prekeys when the server reports the pool low and rotates the
  * signed prekey weekly (checked after each authentication).
  *
- * Identity changes: the first identity key seen for a (handle, device) is trusted; a different one
- * later is never used silently — sending fails with PARLEY_E_UNTRUSTED_IDENTITY (errmsg names the
- * handle) and received messages under it are not decrypted (nor acknowledged, so the server keeps
- * them) until the application calls parley_trust() after the user compared the new safety number.
+ * Identity changes: the first identity key seen for a (handle, device) is trusted (once a message under
+ * it decrypted: nothing is saved from a message that does not); a different one later is never used
+ * silently — sending fails with PARLEY_E_UNTRUSTED_IDENTITY (errmsg names the handle) and received
+ * messages under it are not decrypted until the application calls parley_trust() / parley_trust_key()
+ * after the user compared the new safety number.
+ *
+ * Quarantine: an envelope that cannot be decrypted when it arrives (untrusted identity, no session,
+ * bad MAC, unknown prekey...) is acknowledged to the server and kept, ciphertext only, in client.db
+ * (bounded: parley_client_options.quarantine_*), so that no sender can hold this device's delivery
+ * window on the server. Accepting a key of its sender (parley_trust / parley_trust_key) retries that
+ * sender's quarantined envelopes: at once when receiving, else on the next connection that receives.
  */
 
 #define PARLEY_MESSAGE_MAX 8192         /* largest message body, bytes (one frame carries a copy per device) */
@@ -240,10 +256,11 @@ typedef struct parley_events {
 			   const uint64_t *timestamps, size_t n, void *user);
 	void (*on_typing)(parley_client *c, const char *handle, uint32_t device, int started, void *user);
 	void (*on_presence)(parley_client *c, const char *handle, int online, void *user);
-	/* The identity key of (handle, device) changed: messages from it wait on the server until
-	 * parley_trust(handle). */
+	/* The identity key of (handle, device) changed: messages from it wait in the quarantine until
+	 * parley_trust(handle) / parley_trust_key. */
 	void (*on_identity_changed)(parley_client *c, const char *handle, uint32_t device, void *user);
-	/* A message that could not be decrypted or parsed (it is acknowledged and dropped). */
+	/* A message that could not be decrypted (it is acknowledged and kept in the quarantine) or parsed
+	 * (acknowledged and dropped). */
 	void (*on_error)(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user);
 	/* The connection closed (err says why); the next operation (e.g. parley_connect) reconnects. */
 	void (*on_disconnect)(parley_client *c, parley_err err, void *user);
@@ -303,14 +320,50 @@ PARLEY_EXPORT parley_err parley_presence_share(parley_client *client, int share)
  * identity key and the identity key of device `index` of handle, in device order; identifiers are the
  * two handles). Fetches handle's bundles first if no device of handle is known. *device_id (may be
  * NULL) receives the device's id; *changed (may be NULL) is set to 1 when this is a NEW identity key
- * waiting for parley_trust. PARLEY_E_NOT_FOUND when index is past the last device. */
+ * waiting for parley_trust (with several pending keys for the device: the one seen last;
+ * parley_pending_keys lists them all). PARLEY_E_NOT_FOUND when index is past the last device. */
 PARLEY_EXPORT parley_err parley_safety_number(parley_client *client, const char *handle, size_t index,
 					      uint32_t *device_id, int *changed,
 					      char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
 /* Accepts the new identity keys of handle's devices (after the user verified the safety number):
- * their old sessions are dropped and messages waiting on the server decrypt on the next connection.
- * *accepted (may be NULL) receives the number of keys accepted (0: nothing was pending). */
+ * their old sessions are dropped and quarantined messages of handle are retried (at once when
+ * receiving, else on the next connection that receives). *accepted (may be NULL) receives the number of
+ * keys accepted (0: nothing was pending). PARLEY_E_AMBIGUOUS_IDENTITY (nothing accepted) when a device
+ * of handle has several pending keys: list them with parley_pending_keys, accept one with
+ * parley_trust_key. */
 PARLEY_EXPORT parley_err parley_trust(parley_client *client, const char *handle, size_t *accepted);
+
+/* One identity key claimed for a device of handle and not accepted yet. */
+typedef struct parley_pending_key {
+	uint32_t device_id;
+	uint64_t seen_ms;                                /* when it was last seen */
+	uint8_t key[33];                                 /* the identity key (0x05 || X25519) */
+	char safety_number[PARLEY_SAFETY_NUMBER_LEN + 1]; /* with this device's identity, as displayed */
+} parley_pending_key;
+
+/* Every pending key of handle (all devices), oldest first: up to max in out, *n = how many. */
+PARLEY_EXPORT parley_err parley_pending_keys(parley_client *client, const char *handle, parley_pending_key *out,
+					     size_t max, size_t *n);
+/* Accepts the one pending key of (handle, device_id) whose safety number is safety_number (digits; any
+ * spaces are ignored), as parley_trust does for a single key. PARLEY_E_NOT_FOUND if none matches. */
+PARLEY_EXPORT parley_err parley_trust_key(parley_client *client, const char *handle, uint32_t device_id,
+					  const char *safety_number);
+
+/* One quarantined envelope (see "Quarantine" above). */
+typedef struct parley_quarantine_entry {
+	char sender[PARLEY_HANDLE_MAX + 1];
+	uint32_t sender_device;
+	uint64_t server_id;        /* the server's id of the envelope */
+	uint64_t timestamp_ms;     /* the sender's timestamp (its message id) */
+	uint64_t received_ms;      /* when this device received it */
+	parley_err reason;         /* why it could not be decrypted (last attempt) */
+	int retry;                 /* 1: to be retried (a key of its sender was accepted) */
+} parley_quarantine_entry;
+
+/* The quarantine, oldest first: up to max entries in out, *n = how many; *dropped (may be NULL) = how
+ * many envelopes the bounds pushed out so far. */
+PARLEY_EXPORT parley_err parley_quarantine_list(parley_client *client, parley_quarantine_entry *out, size_t max,
+						size_t *n, uint64_t *dropped);
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,7 @@ extern "C" {
 	X(TOO_FAR_AHEAD, 308, "message from too far into the future")                                \
 	X(NO_SENDER_KEY, 309, "no sender key state")                                                 \
 	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")                              \
+	X(AMBIGUOUS_IDENTITY, 311, "several pending identity keys: choose the one to accept")      \
 	/* 400-499: key server and relay */                                                          \
 	X(MISMATCHED_DEVICES, 400, "device list does not match the recipient's devices")             \
 	X(STALE_DEVICES, 401, "stale registration ids in device list")                               \
@@ -99,7 +100,9 @@ extern "C" {
 	X(NO_KEYS, 405, "no keys uploaded")                                                          \
 	X(NO_THREAD, 406, "no conversation with this account")                                      \
 	X(RECEIPT_IN_CLEAR, 407, "cleartext receipts are refused: receipts travel end-to-end encrypted") \
-	X(NOT_ACCEPTED, 408, "the recipient has not accepted a conversation with you")
+	X(NOT_ACCEPTED, 408, "the recipient has not accepted a conversation with you") \
+	X(SENDER_QUEUE_FULL, 409, "this sender's share of the recipient device queue is full")       \
+	X(SEND_RATE_LIMITED, 410, "sending too fast: slow down")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

@@ -52,6 +52,8 @@ static int validate_options(const parley_client_options *o)
 		return PARLEY_E_INVAL;
 	if (o->connect_timeout_ms > CLIENT_MAX_TIMEOUT_MS || o->request_timeout_ms > CLIENT_MAX_TIMEOUT_MS)
 		return PARLEY_E_INVAL;
+	if (o->quarantine_per_sender > PARLEY_QUARANTINE_LIMIT || o->quarantine_max > PARLEY_QUARANTINE_LIMIT)
+		return PARLEY_E_INVAL;
 	return PARLEY_OK;
 }
 
@@ -96,6 +98,9 @@ parley_err parley_client_new(const parley_client_options *opts, parley_client **
 		goto out;
 	c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
 	c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	c->quarantine_per_sender =
+		opts->quarantine_per_sender ? opts->quarantine_per_sender : PARLEY_QUARANTINE_PER_SENDER_DEFAULT;
+	c->quarantine_max = opts->quarantine_max ? opts->quarantine_max : PARLEY_QUARANTINE_MAX_DEFAULT;
 	c->next_id = 1;
 	c->hooks = &conn_hooks;
 	if (uv_loop_init(&c->loop) != 0) {

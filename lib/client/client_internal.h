@@ -123,6 +123,7 @@ struct parley_client {
 	char *ca_file;
 	unsigned connect_timeout_ms;
 	unsigned request_timeout_ms;
+	unsigned quarantine_per_sender, quarantine_max; /* quarantine.c */
 
 	/* local state, opened on first need */
 	client_state *state;
@@ -244,7 +245,8 @@ int client__e2e_peer_set(parley_client *c, const char *handle, uint32_t device, 
 int client__e2e_peer_drop(parley_client *c, const char *handle, uint32_t device);
 /* Forgets the device only (not a recipient now), keeping its session: its messages still decrypt. */
 int client__e2e_peer_forget(parley_client *c, const char *handle, uint32_t device);
-/* A changed identity key seen for (handle, device): kept until parley_trust accepts it. */
+/* A changed identity key seen for (handle, device): kept until parley_trust accepts it (several per
+ * device; at most quarantine_per_sender per handle, the oldest forgotten). */
 int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t device,
 				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
 /* Duplicate detection of received envelopes by server id (unique per envelope, the same on every
@@ -290,6 +292,18 @@ int client__requests_set_accepted(parley_client *c, const char *handle, int acce
 int client__requests_record_sent(parley_client *c, uint64_t timestamp, const char *handle);
 /* Keeps in ts[] (in order) only the ids this account sent to handle; *n is updated. */
 int client__requests_filter_sent(parley_client *c, const char *handle, uint64_t *ts, size_t *n);
+/* quarantine.c: envelopes that could not be decrypted (client.db table quarantine) */
+/* Keeps e (reason: the decrypt error) within the bounds, oldest of the sender then oldest overall
+ * dropped and counted. PARLEY_OK once it is saved: then it may be acknowledged. */
+int client__quarantine_add(parley_client *c, const Parley__Wire__Envelope *e, int reason);
+/* Marks handle's quarantined envelopes for a retry (a key of handle was accepted). */
+int client__quarantine_mark(parley_client *c, const char *handle);
+/* Calls retry(c, envelope) for each envelope marked for a retry, oldest first; retry returns the
+ * decrypt result: PARLEY_OK removes the entry, anything else keeps it (reason updated, unmarked). */
+typedef int (*client_retry_fn)(parley_client *c, const Parley__Wire__Envelope *e);
+int client__quarantine_retry(parley_client *c, client_retry_fn retry);
+/* recv.c: retries marked quarantined envelopes now if the application receives. */
+void client__recv_retry_quarantine(parley_client *c);
 
 /* content.c: the plaintext inside a ciphertext (see content.c for the format) */
 #define CONTENT_KIND_MESSAGE 1

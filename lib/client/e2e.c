@@ -5,7 +5,7 @@
  *     keep their Signal state there.
  *   - tables of client.db used here (created by its schema, state.c): peer_devices (devices of other
  *     accounts we have sessions with, and their registration ids, which the relay checks),
- *     pending_identity (changed identity keys waiting for the user), received_ids (server ids of
+ *     pending_keys (changed identity keys waiting for the user), received_ids (server ids of
  *     envelopes handed to the application, for duplicate detection; never content).
  *   - fetching key bundles from the server and setting up sessions from them (X3DH), for send.c and
  *     trust.c.
@@ -174,8 +174,9 @@ int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t 
 				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN])
 {
 	sqlite3_stmt *st = NULL;
+	/* REPLACE gives a key seen again a new rowid: the bound below forgets the keys seen longest ago. */
 	int rc = client__sql_prep(c,
-				  "INSERT OR REPLACE INTO pending_identity (handle, device_id, key, seen_ms)"
+				  "INSERT OR REPLACE INTO pending_keys (handle, device_id, key, seen_ms)"
 				  " VALUES (?, ?, ?, ?)",
 				  &st);
 	if (rc != PARLEY_OK)
@@ -184,6 +185,18 @@ int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t 
 	sqlite3_bind_int64(st, 2, device);
 	sqlite3_bind_blob(st, 3, key, PARLEY_SIGNAL_PUBKEY_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)client__now_ms());
+	rc = client__sql_done(c, st);
+	/* Every claimed key is kept for the user to choose from, so a stranger's forged ones cannot hide
+	 * the real one; bounded per handle like that handle's quarantine. */
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c,
+				      "DELETE FROM pending_keys WHERE handle = ?1 AND rowid NOT IN (SELECT rowid FROM"
+				      " pending_keys WHERE handle = ?1 ORDER BY rowid DESC LIMIT ?2)",
+				      &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->quarantine_per_sender);
 	return client__sql_done(c, st);
 }
 

@@ -15,8 +15,12 @@
  * Receipts arrive encrypted like messages (Content kind RECEIPT) and are shown only for message ids
  * this account sent to the receipt's (authenticated) sender; a cleartext Receipt envelope, which
  * anyone could forge and today's server refuses, is never shown.
- * A message whose sender's identity key changed is neither decrypted nor acked: it stays on the server
- * until the user accepts the new key (parley_trust), and on_identity_changed tells the application.
+ * An envelope that cannot be decrypted now (its sender's identity key changed, no session, bad MAC...)
+ * is saved in the quarantine (quarantine.c) and then acked: left on the server, a few of them would
+ * hold the server's whole in-flight window, on every connection (security item 1, inbox lock). Nothing
+ * of it is saved in the Signal store (the identity is pinned only once a message decrypts). When the
+ * user accepts a key of its sender (parley_trust), the sender's quarantined envelopes are retried:
+ * after the server's backlog (QueueEmpty) or at once if the application is receiving.
  */
 #include <string.h>
 
@@ -206,6 +210,61 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 	return rc;
 }
 
+static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct, int request);
+
+/* After a successful decrypt: parse the content, hand it to the application, record it as received.
+ * Wipes and frees pt. */
+static void hand_over(parley_client *c, const Parley__Wire__Envelope *e, uint8_t *pt, size_t pt_len)
+{
+	client_content ct;
+	int seen = 0;
+
+	pt[pt_len] = '\0';
+	int rc = client__content_decode(pt, pt_len, &ct);
+	/* the Content's own timestamp is the message id; it must match the routing header's */
+	if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
+		rc = PARLEY_E_INVALID_MESSAGE;
+	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_RECEIPT) {
+		handle_receipt(c, e, &ct);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else if (rc == PARLEY_OK) {
+		/* Queued before the application sees the message, so the sender hears "delivered" before
+		 * any "read" the application sends from its callback. */
+		int request = before_message(c, e, &ct);
+		/* NUL after the body for the application's convenience: the body lies inside pt, and what
+		 * follows it (padding or another record) is no longer needed. */
+		((uint8_t *)ct.body)[ct.body_len] = '\0';
+		deliver(c, e, &ct, request);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else {
+		report_error(c, rc, e);
+	}
+	sodium_memzero(pt, pt_len);
+	parley__free(pt);
+}
+
+/* client_retry_fn: one quarantined envelope again (a key of its sender was accepted). */
+static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
+{
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	int seen = 0;
+	int rc = client__e2e_seen(c, e->server_id, 0, &seen);
+
+	if (rc != PARLEY_OK || seen)
+		return rc; /* seen: handed over already (it was quarantined again after a redelivery) */
+	rc = decrypt(c, e, &pt, &pt_len);
+	if (rc == PARLEY_OK)
+		hand_over(c, e, pt, pt_len);
+	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
+}
+
+void client__recv_retry_quarantine(parley_client *c)
+{
+	if (c->receiving && client__e2e_open(c) == PARLEY_OK)
+		(void)client__quarantine_retry(c, retry_one);
+}
+
 static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct, int request)
 {
 	parley_message m;
@@ -230,7 +289,6 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 
 static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 {
-	client_content ct;
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	int seen = 0, rc;
@@ -252,38 +310,19 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		return;
 	}
 	rc = decrypt(c, e, &pt, &pt_len);
-	if (rc == PARLEY_E_UNTRUSTED_IDENTITY) {
-		if (c->ev.on_identity_changed != NULL)
-			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
-		return; /* not acked: waits on the server for parley_trust */
-	}
 	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_STORE)
 		return; /* ours, not the message's fault: try again on the next delivery */
 	if (rc == PARLEY_OK) {
-		pt[pt_len] = '\0';
-		rc = client__content_decode(pt, pt_len, &ct);
-		/* the Content's own timestamp is the message id; it must match the routing header's */
-		if (rc == PARLEY_OK && ct.timestamp != e->client_timestamp)
-			rc = PARLEY_E_INVALID_MESSAGE;
-	}
-	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_RECEIPT) {
-		handle_receipt(c, e, &ct);
-		client__e2e_seen(c, e->server_id, 1, &seen);
-	} else if (rc == PARLEY_OK) {
-		/* Queued before the application sees the message, so the sender hears "delivered" before
-		 * any "read" the application sends from its callback. */
-		int request = before_message(c, e, &ct);
-		/* NUL after the body for the application's convenience: the body lies inside pt, and what
-		 * follows it (padding or another record) is no longer needed. */
-		((uint8_t *)ct.body)[ct.body_len] = '\0';
-		deliver(c, e, &ct, request);
-		client__e2e_seen(c, e->server_id, 1, &seen);
+		hand_over(c, e, pt, pt_len);
 	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
-		report_error(c, rc, e);
-	}
-	if (pt != NULL) {
-		sodium_memzero(pt, pt_len);
-		parley__free(pt);
+		/* Kept before the ack, so a crash in between means a redelivery, never a loss. If it cannot
+		 * be kept (local storage), it stays on the server like any local failure. */
+		if (client__quarantine_add(c, e, rc) != PARLEY_OK)
+			return;
+		if (rc == PARLEY_E_UNTRUSTED_IDENTITY && c->ev.on_identity_changed != NULL)
+			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
+		else if (rc != PARLEY_E_UNTRUSTED_IDENTITY)
+			report_error(c, rc, e);
 	}
 	ack(c, e->server_id);
 }
@@ -307,7 +346,11 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 		if (c->ev.on_presence != NULL)
 			c->ev.on_presence(c, p->presence->handle, p->presence->online, c->ev.user);
 		break;
-	default: /* QueueEmpty, and push kinds of later versions */
+	case PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY:
+		/* the backlog is in: quarantined envelopes whose sender's key was accepted come after it */
+		client__recv_retry_quarantine(c);
+		break;
+	default: /* push kinds of later versions */
 		break;
 	}
 }

@@ -60,6 +60,25 @@ static const char *const client_steps[] = {
 	"CREATE TABLE IF NOT EXISTS pending_identity (handle TEXT NOT NULL, device_id INTEGER NOT NULL,"
 	"  key BLOB NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
 	"CREATE TABLE IF NOT EXISTS received_ids (server_id INTEGER PRIMARY KEY, seen_ms INTEGER NOT NULL);",
+	/* 3: recv.c and trust.c (security item 1, inbox lock). quarantine: envelopes that could not be
+	 * decrypted when they arrived (untrusted identity, no session, bad MAC...), acknowledged to the server
+	 * and kept here, ciphertext only, so that no sender can hold the server's delivery window; `retry` is
+	 * set when `trust` accepts a key of the sender. quarantine_meta.dropped counts the envelopes pushed
+	 * out by the per-sender and total bounds. pending_keys replaces pending_identity, which kept one key
+	 * per device (the last one seen): a stranger could bury the real new key under forged ones, so every
+	 * claimed key is kept (bounded per handle) and the user accepts the one they verified. */
+	"CREATE TABLE quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT, server_id INTEGER NOT NULL UNIQUE,"
+	"  sender TEXT NOT NULL, sender_device INTEGER NOT NULL, type INTEGER NOT NULL,"
+	"  client_ts INTEGER NOT NULL, server_ts INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+	"  reason INTEGER NOT NULL, retry INTEGER NOT NULL DEFAULT 0, content BLOB NOT NULL);"
+	"CREATE INDEX quarantine_sender ON quarantine(sender, id);"
+	"CREATE TABLE quarantine_meta (id INTEGER PRIMARY KEY CHECK (id = 1), dropped INTEGER NOT NULL);"
+	"INSERT INTO quarantine_meta (id, dropped) VALUES (1, 0);"
+	"CREATE TABLE pending_keys (handle TEXT NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,"
+	"  seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id, key));"
+	"INSERT INTO pending_keys (handle, device_id, key, seen_ms)"
+	"  SELECT handle, device_id, key, seen_ms FROM pending_identity;"
+	"DROP TABLE pending_identity;",
 };
 
 static const migrate_schema client_schema = {

@@ -404,14 +404,15 @@ int parley_signal_decrypt_prekey(parley_signal_ctx *ctx, const parley_signal_add
 	rc = process_prekey(ctx, &rec, &pm, &used_prekey);
 	if (rc != PARLEY_OK)
 		goto out;
-	/* libsignal saves the identity before decrypting */
-	rc = save_identity(ctx, addr, pm.identity_key);
-	if (rc != PARLEY_OK)
-		goto out;
 	rc = decrypt_with_record(&rec, &pm.message, out, out_cap, out_len);
 	if (rc != PARLEY_OK)
 		goto out;
-	rc = save_record(ctx, addr, &rec);
+	/* The identity is saved only once the message proved to come from its key (as current libsignal
+	 * does): saved before, a forged PreKeySignalMessage would pin any identity it names for this
+	 * address (trust on first use), and the real peer's messages would then be refused as untrusted. */
+	rc = save_identity(ctx, addr, pm.identity_key);
+	if (rc == PARLEY_OK)
+		rc = save_record(ctx, addr, &rec);
 	if (rc == PARLEY_OK && used_prekey && ctx->store.remove_prekey != NULL)
 		rc = ctx->store.remove_prekey(ctx->store.user, pm.prekey_id);
 	if (rc != PARLEY_OK)

@@ -145,6 +145,20 @@ static const struct opt opts[] = {
 	 "whether an account that never chose shares its online state with mutually accepted contacts"},
 	{"purge_interval_s", OPT_INT, OFF(purge_interval_s), 1, 86400, "60", 0,
 	 "period of the purge of expired envelopes and stale contacts"},
+	/* relay: inbox lock and queue flooding (security items 1, 7) */
+	{"max_redeliveries", OPT_INT, OFF(max_redeliveries), 0, 1000, "5", 0,
+	 "connections that acknowledged envelopes but left this one in flight before it is moved to the "
+	 "back of its queue, so that it cannot hold the window (0 = never)"},
+	{"queue_sender_share", OPT_INT, OFF(queue_sender_share), 1, 100, "50", 0,
+	 "percent of queue_limit one sender may hold in one device's queue (SENDER_QUEUE_FULL beyond)"},
+	{"send_rate_burst", OPT_INT, OFF(send_rate_burst), 0, 1000000, "10000", 0,
+	 "messages one account may send in a burst (leaky bucket per loop; SEND_RATE_LIMITED beyond; 0 = no "
+	 "limit)"},
+	{"send_rate_per_min", OPT_INT, OFF(send_rate_per_min), 1, 100000000, "360000", 0,
+	 "sustained messages per minute one account may send (per loop)"},
+	{"redelivery_grace_ms", OPT_INT, OFF(redelivery_grace_ms), 0, 3600000, "10000", 0,
+	 "a connection that acknowledged nothing counts toward max_redeliveries only if it stayed this long "
+	 "(a short-lived sender that does not read its queue is not refusing anything)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -79,6 +79,11 @@ typedef struct parleyd_config {
 	int contact_ttl_s;
 	int presence_share_default;
 	int purge_interval_s;
+	int max_redeliveries;
+	int queue_sender_share;
+	int send_rate_burst;
+	int send_rate_per_min;
+	int redelivery_grace_ms;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

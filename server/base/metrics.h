@@ -53,7 +53,11 @@
 	  "requests refused with SERVER_BUSY because the store queue was full")                             \
 	X(MEMORY_TRIMS, "parley_memory_trims_total", "counter",                                            \
 	  "times an idle loop returned free heap memory to the system")                                      \
-	X(STORAGE_FULL, "parley_storage_full", "gauge", "1 while the store refuses writes: the disk is full")
+	X(STORAGE_FULL, "parley_storage_full", "gauge", "1 while the store refuses writes: the disk is full")  \
+	X(RELAY_REQUEUED, "parley_relay_requeued_total", "counter",                                        \
+	  "envelopes moved to the back of their queue after max_redeliveries unacknowledged pushes")       \
+	X(RELAY_SENDER_REFUSED, "parley_relay_sender_refused_total", "counter",                            \
+	  "sends refused by the per-sender queue share or send rate limit")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "wire/wire.h"
@@ -92,6 +93,7 @@ static int untrack(relay_dev *d, uint64_t id)
 	}
 	if (lo == d->tail || d->pending[lo] != id) /* absent, or present with ACKED set */
 		return 0;
+	d->acked_any = 1;
 	d->pending[lo] |= ACKED;
 	d->inflight--;
 	while (d->head < d->tail && (d->pending[d->head] & ACKED))
@@ -177,6 +179,7 @@ static void read_more(relay_dev *d)
 
 void relay__dev_start(relay_dev *d)
 {
+	d->started_ms = parley__wall_ms();
 	d->active = 1;
 	d->backlog = 1;
 	d->more = 0;
@@ -227,8 +230,41 @@ void relay__dev_resync(relay_dev *d)
 	read_more(d);
 }
 
+static void on_redelivered(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	(void)arg;
+	if (status != PARLEY_OK) {
+		log_warn(MODULE, "counting unacknowledged deliveries: %s", parley_strerror(status));
+		return;
+	}
+	if (j->relay.n_deleted == 0)
+		return;
+	metrics__add(METRIC_RELAY_REQUEUED, (int64_t)j->relay.n_deleted);
+	log_info(MODULE, "moved %llu envelopes of device %u of account %llu to the back of its queue after %u "
+			 "unacknowledged deliveries",
+		 (unsigned long long)j->relay.n_deleted, j->device_id, (unsigned long long)j->account_id,
+		 j->relay.limit);
+}
+
+/* See relay.h (relay__dev_stop). The ids still in flight, oldest first (at most STORE_MAX_ACK_IDS). */
+static void count_unacked(relay_dev *d)
+{
+	uint64_t ids[STORE_MAX_ACK_IDS];
+	size_t n = 0;
+	if (d->cfg->max_redeliveries == 0 || d->inflight == 0 ||
+	    (!d->acked_any && parley__wall_ms() - d->started_ms < d->cfg->redelivery_grace_ms))
+		return;
+	for (unsigned i = d->head; i < d->tail && n < STORE_MAX_ACK_IDS; i++)
+		if (!(d->pending[i] & ACKED))
+			ids[n++] = d->pending[i];
+	relay__redelivered(d->cfg, d->sc, d->account, d->device, ids, n, on_redelivered, NULL);
+}
+
 void relay__dev_stop(relay_dev *d)
 {
+	if (d->active)
+		count_unacked(d);
 	d->active = 0;
 	window_free(d); /* nothing is pushed after this; a read in flight returns on !active */
 }

@@ -18,6 +18,14 @@ void relay__config_from(relay_config *c, const parleyd_config *cfg)
 	c->contact_ttl_ms = (uint64_t)cfg->contact_ttl_s * 1000u;
 	c->purge_interval_ms = (uint64_t)cfg->purge_interval_s * 1000u;
 	c->presence_share_default = cfg->presence_share_default != 0;
+	c->max_redeliveries = (unsigned)cfg->max_redeliveries;
+	c->redelivery_grace_ms = (uint64_t)cfg->redelivery_grace_ms;
+	/* at least one, whatever the percentage of a small queue */
+	c->sender_queue_limit = (unsigned)((uint64_t)cfg->queue_limit * (unsigned)cfg->queue_sender_share / 100u);
+	if (c->sender_queue_limit == 0)
+		c->sender_queue_limit = 1;
+	c->rate_burst = cfg->send_rate_burst;
+	c->rate_per_sec = cfg->send_rate_per_min / 60.0;
 }
 
 void relay__config_defaults(relay_config *c)
@@ -86,6 +94,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 	m->client_ts = req->timestamp;
 	m->expires_ms = now_ms + c->ttl_ms;
 	m->queue_limit = c->queue_limit;
+	m->sender_queue_limit = c->sender_queue_limit;
 	/* two allocations per request whatever the device count: the message array and one buffer that
 	 * holds every ciphertext (the request frame is freed when this call returns) */
 	m->msgs = parley__calloc(req->n_messages, sizeof(*m->msgs));
@@ -217,6 +226,67 @@ void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg)
 	j->now_ms = now_ms;
 	j->relay.limit = RELAY_PURGE_BATCH;
 	submit(sc, j, cb, arg);
+}
+
+void relay__redelivered(const relay_config *c, store_client *sc, uint64_t account, uint32_t device,
+			const uint64_t *ids, size_t n, svc_cb cb, void *arg)
+{
+	store_job *j = store__job_new(STORE_OP_REDELIVERED);
+	if (n > STORE_MAX_ACK_IDS)
+		n = STORE_MAX_ACK_IDS; /* the oldest: those that hold the window */
+	if (j == NULL || store__job_relay_alloc_ids(j, n) != PARLEY_OK) {
+		store__job_free(j);
+		cb(arg, PARLEY_E_NOMEM, NULL);
+		return;
+	}
+	j->account_id = account;
+	j->device_id = device;
+	j->relay.limit = c->max_redeliveries;
+	memcpy(j->relay.ids, ids, n * sizeof(uint64_t));
+	submit(sc, j, cb, arg);
+}
+
+static double drained(const struct relay_bucket *b, const relay_config *c, uint64_t now_ms)
+{
+	double dt = now_ms > b->last_ms ? (double)(now_ms - b->last_ms) / 1000.0 : 0.0;
+	double lvl = b->level - dt * c->rate_per_sec;
+	return lvl > 0 ? lvl : 0;
+}
+
+uint64_t relay__rate_take(relay_limiter *l, const relay_config *c, uint64_t account, uint64_t now_ms)
+{
+	if (c->rate_burst <= 0 || c->rate_per_sec <= 0)
+		return 0;
+	unsigned start = (unsigned)((account * 0x9E3779B97F4A7C15ull) >> 40) % RELAY_RL_SLOTS;
+	struct relay_bucket *b = NULL, *victim = NULL;
+	double victim_lvl = 0;
+	/* a few probes; a new account takes a free slot or the most drained one, so an account near its
+	 * limit is not forgotten merely because others collide with it */
+	for (unsigned i = 0; i < RELAY_RL_PROBES && b == NULL; i++) {
+		struct relay_bucket *sl = &l->slots[(start + i) % RELAY_RL_SLOTS];
+		if (sl->account == account) {
+			b = sl;
+			break;
+		}
+		double lvl = sl->account != 0 ? drained(sl, c, now_ms) : -1;
+		if (victim == NULL || lvl < victim_lvl) {
+			victim = sl;
+			victim_lvl = lvl;
+		}
+	}
+	if (b == NULL) {
+		b = victim;
+		b->account = account;
+		b->level = 0;
+		b->last_ms = now_ms;
+	}
+	double lvl = drained(b, c, now_ms);
+	b->last_ms = now_ms;
+	b->level = lvl;
+	if (lvl + 1.0 > c->rate_burst)
+		return (uint64_t)((lvl + 1.0 - c->rate_burst) / c->rate_per_sec * 1000.0) + 1;
+	b->level = lvl + 1.0;
+	return 0;
 }
 
 int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipient_account,

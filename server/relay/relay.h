@@ -32,6 +32,10 @@ typedef struct relay_config {
 	uint64_t contact_ttl_ms;    /* acceptances unused this long are pruned */
 	uint64_t purge_interval_ms; /* period of the purge (envelopes, then contacts) */
 	int presence_share_default; /* for accounts without a presence setting */
+	unsigned max_redeliveries;    /* unacked pushes before an envelope goes to the back (0: never) */
+	uint64_t redelivery_grace_ms; /* a connection that acked nothing counts only if it lasted this long */
+	unsigned sender_queue_limit;  /* queued envelopes one sender may hold per device (queue share) */
+	double rate_burst, rate_per_sec; /* per-account send leaky bucket (burst 0: none) */
 } relay_config;
 
 /* From the configuration table (the only place defaults live); _defaults: the table's defaults. */
@@ -59,6 +63,25 @@ void relay__contact_set(store_client *sc, uint64_t account, const char *handle, 
 void relay__presence_set(store_client *sc, uint64_t account, int share, svc_cb cb, void *arg);
 void relay__prune_contacts(const relay_config *c, store_client *sc, uint64_t now_ms, svc_cb cb, void *arg);
 void relay__purge(store_client *sc, uint64_t now_ms, svc_cb cb, void *arg);
+/* A connection closed with `ids` pushed and not acknowledged: one more unacked delivery each; those that
+ * reach c->max_redeliveries move to the back of the queue (job->relay.n_deleted of them). */
+void relay__redelivered(const relay_config *c, store_client *sc, uint64_t account, uint32_t device,
+			const uint64_t *ids, size_t n, svc_cb cb, void *arg);
+
+/* Per-loop send rate limit: one leaky bucket per sending account, in a fixed table (an account whose
+ * bucket is pushed out by others starts over: bounded memory, the same trade-off as the key server's
+ * bundle limit). Not shared between loops: an account spread over N loops gets up to N times the rate. */
+#define RELAY_RL_SLOTS 4096
+#define RELAY_RL_PROBES 8
+typedef struct relay_limiter {
+	struct relay_bucket {
+		uint64_t account; /* 0: free */
+		uint64_t last_ms;
+		double level;
+	} slots[RELAY_RL_SLOTS];
+} relay_limiter;
+/* 0 if `account` may send one more message now, else the ms until it may. */
+uint64_t relay__rate_take(relay_limiter *l, const relay_config *c, uint64_t account, uint64_t now_ms);
 
 /* Encodes Push{Envelope} into out (appended). */
 int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipient_account,
@@ -91,6 +114,8 @@ typedef struct relay_dev {
 	uint8_t reading;    /* a FETCH_QUEUE job is in flight */
 	uint8_t more;       /* something arrived since the last read started */
 	uint8_t sent_empty; /* QueueEmpty pushed once */
+	uint8_t acked_any;  /* this connection acknowledged something it was pushed */
+	uint64_t started_ms; /* parley__wall_ms at start: a long connection that acks nothing counts too */
 } relay_dev;
 
 /* After auth: start streaming the stored queue. The caller filled ops, owner, cfg, sc, out, account,
@@ -109,7 +134,11 @@ void relay__dev_resync(relay_dev *d);
  * the window, so a device cannot pull its backlog past max_inflight by acking what it never received. */
 void relay__dev_acked(relay_dev *d, const uint64_t *ids, size_t n);
 /* The connection closed: no more sends, the in-flight set is freed. A read in flight finishes and
- * releases the owner. */
+ * releases the owner. What was still in flight counts as one unacknowledged delivery (relay__redelivered)
+ * if the connection acknowledged something or lasted redelivery_grace_ms: a device reading its queue
+ * that leaves envelopes unacknowledged cannot process them, and on the next connection they would be
+ * pushed first again; after max_redeliveries such connections they go to the back of the queue, so
+ * they can never hold the window against newer envelopes (security item 1). */
 void relay__dev_stop(relay_dev *d);
 
 /* --- the service (routes.c, presence.c) --- */

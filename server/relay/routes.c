@@ -11,6 +11,7 @@
 #include <parley/error.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "common/alloc.h"
 #include "dispatch/service.h"
 #include "relay/relay.h"
@@ -64,8 +65,18 @@ static void on_purge_timer(uv_timer_t *t)
 	relay__purge(worker__store(p->w), parley__wall_ms(), purge_done, p);
 }
 
+/* One loop's relay state: the send rate limiter, and on loop 0 the purge timer. */
+struct relay_worker {
+	relay_limiter rl;
+	struct purge *purge;
+};
+
 static int worker_start(worker *w, void *state, void **wstate)
 {
+	struct relay_worker *rw = parley__calloc(1, sizeof(*rw));
+	if (rw == NULL)
+		return PARLEY_E_NOMEM;
+	*wstate = rw;
 	if (worker__index(w) != 0)
 		return PARLEY_OK;
 	struct purge *p = parley__calloc(1, sizeof(*p));
@@ -77,7 +88,7 @@ static int worker_start(worker *w, void *state, void **wstate)
 	p->timer.data = p;
 	uv_timer_start(&p->timer, on_purge_timer, p->cfg->purge_interval_ms, p->cfg->purge_interval_ms);
 	uv_unref((uv_handle_t *)&p->timer);
-	*wstate = p;
+	rw->purge = p;
 	return PARLEY_OK;
 }
 
@@ -89,9 +100,12 @@ static void on_purge_closed(uv_handle_t *h)
 /* Runs before the store client closes, so a purge in flight still completes into `p`. */
 static void worker_stop(worker *w, void *state, void *wstate)
 {
-	struct purge *p = wstate;
-	if (p != NULL)
-		uv_close((uv_handle_t *)&p->timer, on_purge_closed);
+	struct relay_worker *rw = wstate;
+	if (rw == NULL)
+		return;
+	if (rw->purge != NULL)
+		uv_close((uv_handle_t *)&rw->purge->timer, on_purge_closed);
+	parley__free(rw);
 }
 
 /* --- per-connection delivery --- */
@@ -217,6 +231,8 @@ static void send_answer(void *arg, int status, const void *result)
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
 	Parley__Wire__SendMessageResponse sr = PARLEY__WIRE__SEND_MESSAGE_RESPONSE__INIT;
 	r.status = (uint32_t)status;
+	if (status == PARLEY_E_SENDER_QUEUE_FULL)
+		metrics__inc(METRIC_RELAY_SENDER_REFUSED);
 	if (j != NULL && (status == PARLEY_OK || status == PARLEY_E_MISMATCHED_DEVICES ||
 			  status == PARLEY_E_STALE_DEVICES)) {
 		/* the one error that carries a body: the sender needs the device lists to fix its own */
@@ -237,6 +253,13 @@ static void send_answer(void *arg, int status, const void *result)
 
 static void route_send_message(request *rq, const Parley__Wire__Request *req)
 {
+	struct relay_worker *rw = worker__state(rq->w, &relay__service);
+	/* before anything is copied: a sender over its rate costs one bucket update */
+	if (rw != NULL && relay__rate_take(&rw->rl, rq->svc, rq->account, parley__wall_ms()) != 0) {
+		metrics__inc(METRIC_RELAY_SENDER_REFUSED);
+		request__fail(rq, PARLEY_E_SEND_RATE_LIMITED);
+		return;
+	}
 	relay__send(rq->svc, worker__store(rq->w), rq->account, rq->device, rq->handle, req->send_message,
 		    parley__wall_ms(), send_answer, rq);
 }

@@ -131,7 +131,8 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(FIND_PEER, find_peer, STORE_READ, relay)            /* handle -> account_id, mutually accepted? */    \
 	X(CONTACT_SET, contact_set, STORE_WRITE, relay)       /* account_id accepts (shared=1) / declines handle */ \
 	X(PRESENCE_SET, presence_set, STORE_WRITE, relay)     /* account_id shares presence (shared) or not */  \
-	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */
+	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */  \
+	X(REDELIVERED, redelivered, STORE_WRITE, relay)       /* pushed, not acked: count; requeue at limit */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -246,6 +247,7 @@ typedef struct store_relay_args {
 	uint64_t client_ts;
 	uint64_t expires_ms;
 	unsigned queue_limit;     /* PARLEY_E_QUEUE_FULL at this many queued envelopes per device */
+	unsigned sender_queue_limit; /* PARLEY_E_SENDER_QUEUE_FULL at this many from this sender (0: none) */
 	store_out_msg *msgs;      /* owned by the job */
 	size_t n_msgs;
 	uint8_t *content_buf;     /* owned by the job: every content, back to back */
@@ -253,7 +255,9 @@ typedef struct store_relay_args {
 	uint64_t recipient_account;
 	uint32_t *missing, *extra, *stale; /* owned by the job */
 	size_t n_missing, n_extra, n_stale;
-	/* FETCH_QUEUE: after_id, limit -> envs; ACK: ids -> n_deleted; PURGE: now_ms, limit -> n_deleted */
+	/* FETCH_QUEUE: after_id, limit -> envs; ACK: ids -> n_deleted; PURGE: now_ms, limit -> n_deleted;
+	 * REDELIVERED: ids (pushed to a connection that closed without acking them), limit (the
+	 * max_redeliveries) -> n_deleted = how many reached it and were moved to the back of the queue */
 	uint64_t after_id;
 	unsigned limit;
 	store_envelope *envs;     /* owned by the job */

@@ -648,39 +648,7 @@ int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[3
 
 int pw_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id)
 {
-	parley_keypair ik;
-	parley_signed_prekey spk;
-	parley_signal_keypair_generate(&ik);
-	parley_signal_registration_id_generate(regid);
-	parley_signal_signed_prekey_generate(&spk, &ik, 1, 0);
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__UploadKeysRequest u = PARLEY__WIRE__UPLOAD_KEYS_REQUEST__INIT;
-	Parley__Wire__SignedPrekey sp = PARLEY__WIRE__SIGNED_PREKEY__INIT;
-	Parley__Wire__OneTimePrekey otpk[100], *otpkp[100];
-	parley_prekey pre[100];
-	req.id = 900;
-	req.body_case = PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS;
-	req.upload_keys = &u;
-	u.identity_key.data = ik.pub;
-	u.identity_key.len = sizeof ik.pub;
-	u.registration_id = *regid;
-	u.signed_prekey = &sp;
-	sp.id = spk.id;
-	sp.public_key.data = spk.key.pub;
-	sp.public_key.len = sizeof spk.key.pub;
-	sp.signature.data = spk.signature;
-	sp.signature.len = sizeof spk.signature;
-	for (int i = 0; i < n_otpk; i++) {
-		parley_signal_prekey_generate(&pre[i], first_id + (uint32_t)i);
-		parley__wire__one_time_prekey__init(&otpk[i]);
-		otpk[i].id = pre[i].id;
-		otpk[i].public_key.data = pre[i].key.pub;
-		otpk[i].public_key.len = sizeof pre[i].key.pub;
-		otpkp[i] = &otpk[i];
-	}
-	u.n_one_time_prekeys = (size_t)n_otpk;
-	u.one_time_prekeys = otpkp;
-	return pw_call(fd, &req, NULL);
+	return it_upload_keys(fd, regid, n_otpk, first_id);
 }
 
 int pw_auth(int fd, const uint8_t nonce[32], const char *handle, uint32_t device_id, const uint8_t sk[64])

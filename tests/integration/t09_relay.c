@@ -546,7 +546,10 @@ static void unacked_redelivered_and_sigkill(void)
 
 int main(void)
 {
-	srv_start(&s, NULL);
+	/* offline_then_online_ten_thousand fills a whole queue_limit (10,000) from one sender: the
+	 * per-sender share (queue_sender_share, t14_flood) would refuse it at half */
+	const char *extra[] = {"--queue_sender_share=100", NULL};
+	srv_start(&s, extra);
 	IT_RUN(prekeys_once_under_parallel_fetches);
 	IT_RUN(prekeys_once_under_parallel_fetches_two_workers);
 	IT_RUN(bundle_rate_limit);

@@ -64,6 +64,11 @@ void cli_print_safe(const char *s);
  * it is cut at PARLEY_HANDLE_MAX bytes (a server is not trusted with the user's terminal). Returns out. */
 const char *cli_safe_handle(const char *handle, char out[PARLEY_HANDLE_MAX + 1]);
 
+/* The 60 digits of a safety number in groups of five, and a newline (cmd_msg.c). */
+void cli_print_digits(const char *digits);
+/* parley_trust(handle) with its report on stdout; lists the choice when it is ambiguous (cmd_trust.c). */
+int cli_trust(cli_ctx *ctx, parley_client *c, const char *handle);
+
 /* Commands */
 int cmd_register(cli_ctx *ctx, int argc, char **argv);
 int cmd_link(cli_ctx *ctx, int argc, char **argv);
@@ -77,5 +82,6 @@ int cmd_trust(cli_ctx *ctx, int argc, char **argv);
 int cmd_accept(cli_ctx *ctx, int argc, char **argv);
 int cmd_block(cli_ctx *ctx, int argc, char **argv);
 int cmd_presence(cli_ctx *ctx, int argc, char **argv);
+int cmd_quarantine(cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* parley send | listen | safety-number | trust */
+/* parley send | listen | safety-number (trust: cmd_trust.c) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -152,6 +152,11 @@ typedef struct listen_state {
 	parley_err last_err;
 	char why[256];   /* the library's one-line reason for the last loss */
 	char hinted[PARLEY_HANDLE_MAX + 1]; /* the last sender told about message requests */
+	/* (handle, device) already warned about a changed key: a stranger's hundred forged messages
+	 * make one warning, not a hundred */
+	char warned[16][PARLEY_HANDLE_MAX + 1];
+	uint32_t warned_dev[16];
+	unsigned nwarned;
 } listen_state;
 
 static void note_loss(listen_state *ls, parley_client *c, parley_err err)
@@ -246,11 +251,18 @@ static void ev_identity(parley_client *c, const char *from, uint32_t device, voi
 	char buf[PARLEY_HANDLE_MAX + 1];
 	const char *handle = cli_safe_handle(from, buf);
 
+	for (unsigned i = 0; i < ls->nwarned; i++)
+		if (ls->warned_dev[i] == device && strcmp(ls->warned[i], handle) == 0)
+			return;
+	if (ls->nwarned < sizeof(ls->warned) / sizeof(ls->warned[0])) {
+		snprintf(ls->warned[ls->nwarned], sizeof(ls->warned[0]), "%s", handle);
+		ls->warned_dev[ls->nwarned++] = device;
+	}
 	fprintf(stderr,
 		"parley: %s: WARNING: the identity key of %s (device %u) has CHANGED.\n"
 		"  Someone may be intercepting the conversation, or %s reinstalled parley.\n"
-		"  Its messages are held on the server. Compare the safety number with %s in person:\n"
-		"    parley safety-number %s\n"
+		"  Its messages are held aside (parley quarantine). Compare the safety number with %s in\n"
+		"  person:  parley safety-number %s\n"
 		"  and only if it matches, accept the new key with:  parley trust %s\n",
 		ls->ctx->command, handle, (unsigned)device, handle, handle, handle, handle);
 }
@@ -375,24 +387,11 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- safety numbers ---- */
 
-static void print_digits(const char *d)
+void cli_print_digits(const char *d)
 {
 	int i;
 	for (i = 0; i < PARLEY_SAFETY_NUMBER_LEN; i += 5)
 		printf("%.5s%s", d + i, i + 5 < PARLEY_SAFETY_NUMBER_LEN ? " " : "\n");
-}
-
-static int trust(cli_ctx *ctx, parley_client *c, const char *handle)
-{
-	size_t n = 0;
-	parley_err rc = parley_trust(c, handle, &n);
-	if (rc != PARLEY_OK)
-		return cli_fail(ctx, rc);
-	if (n == 0)
-		printf("no changed identity key of %s to accept\n", handle);
-	else
-		printf("accepted the new identity key of %s (%zu device%s)\n", handle, n, n == 1 ? "" : "s");
-	return CLI_EXIT_OK;
 }
 
 int cmd_safety_number(cli_ctx *ctx, int argc, char **argv)
@@ -433,26 +432,14 @@ int cmd_safety_number(cli_ctx *ctx, int argc, char **argv)
 		/* One device (the usual case): just the number, as Signal shows it. */
 		if (n > 1 || changed[i])
 			printf("device %u%s: ", (unsigned)devs[i], changed[i] ? " (NEW KEY)" : "");
-		print_digits(digits[i]);
+		cli_print_digits(digits[i]);
 	}
 	if (accept)
-		return trust(ctx, c, handle);
+		return cli_trust(ctx, c, handle);
 	if (any_changed)
 		fprintf(stderr,
 			"parley: %s: the identity key of %s has CHANGED. Compare this number with %s, then accept\n"
 			"  it with: parley trust %s  (or parley safety-number --accept %s)\n",
 			ctx->command, handle, handle, handle, handle);
 	return CLI_EXIT_OK;
-}
-
-int cmd_trust(cli_ctx *ctx, int argc, char **argv)
-{
-	parley_client *c;
-
-	if (argc != 2)
-		return cli_usage(ctx, argc < 2 ? "missing HANDLE" : "too many arguments");
-	c = cli_client(ctx);
-	if (c == NULL)
-		return CLI_EXIT_ERROR;
-	return trust(ctx, c, argv[1]);
 }

@@ -69,9 +69,20 @@ static const cli_command commands[] = {
 	 "Prints the 60-digit safety number of this device and HANDLE's device (one line per device when\n"
 	 "HANDLE has several), identical to Signal's: compare it with HANDLE in person. --accept also\n"
 	 "accepts HANDLE's changed identity key (same as `parley trust HANDLE`)."},
-	{"trust", cmd_trust, "HANDLE", "accept HANDLE's changed identity key",
+	{"trust", cmd_trust, "HANDLE [--list | --device N --key DIGITS]", "accept HANDLE's changed identity key",
 	 "After HANDLE's identity key changed (listen and send warn), and only once you compared the new\n"
-	 "safety number, accepts the new key: held messages then decrypt on the next listen."},
+	 "safety number, accepts the new key: held (quarantined) messages then decrypt on the next listen.\n"
+	 "When a device of HANDLE has several pending keys (someone may be claiming identities that are\n"
+	 "not HANDLE's), nothing is accepted: each pending key is listed with its safety number (also with\n"
+	 "--list), and --device N --key DIGITS accepts the one whose safety number you verified (DIGITS:\n"
+	 "the 60 digits, spaces allowed if quoted)."},
+	{"quarantine", cmd_quarantine, "", "list received messages that could not be decrypted",
+	 "Messages that could not be decrypted when they arrived (changed identity key, no session, failed\n"
+	 "authentication...) are acknowledged to the server and kept here, so that they cannot block the\n"
+	 "messages behind them. One line each, oldest first:\n"
+	 "  YYYY-MM-DD HH:MM:SS SENDER device N: REASON [retry]\n"
+	 "then \"N dropped\" if the bounds (50 per sender, 1000 in all) pushed older ones out. Accepting\n"
+	 "a key of the sender with `parley trust` retries its messages on the next listen."},
 	{"accept", cmd_accept, "HANDLE", "accept a message request from HANDLE",
 	 "Someone who writes to you first is a message request: you see the messages, but they get no\n"
 	 "delivery or read receipts, no presence and cannot show typing to you. Replying to HANDLE or\n"

@@ -104,6 +104,12 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (account_id, device_id, key_id),"
 	"  FOREIGN KEY (account_id, device_id) REFERENCES devices(account_id, device_id) ON DELETE CASCADE"
 	") WITHOUT ROWID;",
+	/* 4: relay (security items 1 and 7). messages.deliveries counts the connections that were pushed
+	 * an envelope and closed without acknowledging it (max_redeliveries moves it to the back of the
+	 * queue); messages_sender makes the per-sender share of a device queue (queue_sender_share) an
+	 * index range count. */
+	"ALTER TABLE messages ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX messages_sender ON messages(account_id, device_id, sender_account);",
 };
 
 static const migrate_schema server_schema = {

@@ -30,6 +30,15 @@ static const char SQL_PURGE[] = "DELETE FROM messages WHERE id IN"
 static const char SQL_RECOUNT[] = "UPDATE device_keys SET queue_len = (SELECT count(*) FROM messages m"
 				  " WHERE m.account_id = device_keys.account_id AND m.device_id = device_keys.device_id)"
 				  " WHERE queue_len > 0";
+static const char SQL_SENDER_COUNT[] = "SELECT count(*) FROM messages WHERE account_id = ?1 AND device_id = ?2"
+				       " AND sender_account = ?3";
+static const char SQL_REDELIVERED[] = "UPDATE messages SET deliveries = deliveries + 1 WHERE id = ?3"
+				      " AND account_id = ?1 AND device_id = ?2 RETURNING deliveries";
+/* the same envelope under a new (higher) id: behind everything queued so far; expiry unchanged */
+static const char SQL_REQUEUE[] = "INSERT INTO messages(account_id, device_id, sender_account, sender_device,"
+				  " sender_handle, type, client_ts, server_ts, expires_ms, content) SELECT account_id,"
+				  " device_id, sender_account, sender_device, sender_handle, type, client_ts, server_ts,"
+				  " expires_ms, content FROM messages WHERE id = ?1";
 
 /* --- SEND --- */
 
@@ -138,6 +147,28 @@ static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 	return bump_queue(b, m->recipient_account, o->device_id, 1);
 }
 
+/* PARLEY_E_SENDER_QUEUE_FULL when the sender already holds its share of (recipient, device)'s queue.
+ * One index range (messages_sender) of at most that share. Sends to one's own account are exempt: a
+ * device's copies of its own messages deny nobody else. */
+static int sender_full(store_be *b, const store_job *j, uint32_t device)
+{
+	const store_relay_args *m = &j->relay;
+	if (m->sender_queue_limit == 0 || m->recipient_account == j->account_id)
+		return PARLEY_OK;
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_SENDER_COUNT);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
+	sqlite3_bind_int64(s, 2, device);
+	sqlite3_bind_int64(s, 3, (int64_t)j->account_id);
+	int sr = sqlite3_step(s);
+	int64_t n = sr == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	if (sr != SQLITE_ROW)
+		return sqlite__error(b, "sender share");
+	return n >= (int64_t)m->sender_queue_limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
+}
+
 int sqlite__send(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
@@ -154,6 +185,15 @@ int sqlite__send(store_be *b, store_job *j)
 		for (size_t i = 0; i < ne; i++)
 			if (e[i].device_id == m->msgs[k].device_id && e[i].queue_len >= m->queue_limit)
 				return PARLEY_E_QUEUE_FULL; /* all or nothing: no device gets a partial send */
+	for (size_t i = 0; i < ne; i++) {
+		/* A sender cannot hold more than its share of a queue it did not fill alone, so the count is
+		 * needed only once the whole queue reaches the share: free for every queue below it. */
+		if (e[i].queue_len < m->sender_queue_limit)
+			continue;
+		rc = sender_full(b, j, e[i].device_id);
+		if (rc != PARLEY_OK)
+			return rc;
+	}
 	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++)
 		rc = insert_msg(b, j, &m->msgs[k]);
 	if (rc == PARLEY_OK && m->recipient_account != j->account_id)
@@ -248,4 +288,57 @@ int sqlite__purge_expired(store_be *b, store_job *j)
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "recount queues");
+}
+
+/* One more connection closed with envelope `id` pushed and not acknowledged. *count = its total. 0 when
+ * the envelope is gone (acked meanwhile, or another device's id). */
+static int count_redelivery(store_be *b, const store_job *j, uint64_t id, int64_t *count)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_REDELIVERED);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)id);
+	int sr = sqlite3_step(s);
+	*count = sr == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	if (sr == SQLITE_ROW)
+		sr = sqlite3_step(s); /* RETURNING: run the statement to its end */
+	sqlite3_reset(s);
+	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "count redelivery");
+}
+
+/* Moves envelope id to the back of its queue: a copy under a new id (deliveries 0), then the delete.
+ * The queue length does not change. */
+static int requeue(store_be *b, const store_job *j, uint64_t id)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_REQUEUE);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "requeue");
+	s = sqlite__stmt(b, SQL_DELETE_MSG);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)id);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "requeue delete");
+}
+
+int sqlite__redelivered(store_be *b, store_job *j)
+{
+	store_relay_args *m = &j->relay;
+	int rc = PARLEY_OK;
+	m->n_deleted = 0;
+	for (size_t i = 0; i < m->n_ids && rc == PARLEY_OK; i++) {
+		int64_t count = 0;
+		rc = count_redelivery(b, j, m->ids[i], &count);
+		if (rc == PARLEY_OK && m->limit > 0 && count >= (int64_t)m->limit) {
+			rc = requeue(b, j, m->ids[i]);
+			m->n_deleted++;
+		}
+	}
+	return rc;
 }

@@ -296,6 +296,7 @@ static const char old_e2e_tables[] =
 	"  seen_ms INTEGER NOT NULL, PRIMARY KEY (handle, device_id));"
 	"CREATE TABLE received_ids (server_id INTEGER PRIMARY KEY, seen_ms INTEGER NOT NULL);"
 	"INSERT INTO peer_devices VALUES ('bob', 3, 4242);"
+	"INSERT INTO pending_identity VALUES ('dave', 2, x'05" "4242424242424242424242424242424242424242424242424242424242424242', 1700000000000);"
 	"INSERT INTO received_ids VALUES (77, 1700000000000);";
 
 /* Writes an old-format client.db in a new private directory: key from seed 0x11.., account carol. */
@@ -361,11 +362,17 @@ static void test_migrate_old_db(void)
 		/* the file is at the current version of schema "client", with every table */
 		TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_OK);
 		TEST_EQ_INT(parley__migrate_version(client__state_db(s), "client", &v), PARLEY_OK);
-		TEST_EQ_INT(v, 2);
+		TEST_EQ_INT(v, 3);
 		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-							    "name IN ('e2e_meta', 'peer_devices', 'pending_identity',"
-							    " 'received_ids')"),
-			    4);
+							    "name IN ('e2e_meta', 'peer_devices', 'pending_keys',"
+							    " 'received_ids', 'quarantine', 'quarantine_meta')"),
+			    6);
+		/* step 3 replaced pending_identity (one key per device) by pending_keys, keeping its rows */
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE name = 'pending_identity'"),
+			    0);
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM pending_keys WHERE handle = 'dave'"
+							    " AND device_id = 2 AND length(key) = 33"),
+			    with_e2e ? 1 : 0);
 		/* rows the old code had written to the e2e tables are kept */
 		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM peer_devices WHERE registration_id = 4242"),
 			    with_e2e ? 1 : 0);

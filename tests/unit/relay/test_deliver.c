@@ -9,6 +9,9 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "wire/wire.h"
+#include "base/metrics.h"
+
+#include <unistd.h>
 
 #define MAX_SENT 1024
 
@@ -334,6 +337,76 @@ static void test_stop_during_read(void)
 	TEST_EQ_INT(c.holds, 0);
 }
 
+/* Runs the loop a while: a job submitted without a hold (the count at stop) completes. */
+static void drain_loop(void)
+{
+	for (int i = 0; i < 200; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	usleep(20000);
+	for (int i = 0; i < 200; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* Security item 1, server side: what a reading connection leaves in flight when it closes counts one
+ * unacknowledged delivery; at max_redeliveries the envelope goes to the back (new, higher id), never
+ * away. A connection that acks nothing and closes before the grace counts nothing. */
+static void test_redeliveries(void)
+{
+	relay_dev d;
+	struct conn c;
+	relay_config saved = rc_;
+	rc_.max_redeliveries = 2;
+	rc_.redelivery_grace_ms = 3600000;
+	uint64_t acc = new_device("rita", 40, &d, &c);
+	uint64_t last = enqueue("rita", 40, 3);
+
+	/* a short connection that acks nothing (a sender that does not read): not counted, ever */
+	for (int k = 0; k < 3; k++) {
+		dev_init(&d, &c, acc, 1);
+		relay__dev_start(&d);
+		settle(&d);
+		TEST_EQ_INT(c.n, 3);
+		relay__dev_stop(&d);
+		drain_loop();
+	}
+	dev_init(&d, &c, acc, 1);
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 3);
+	TEST_CHECK(c.ids[2] == last); /* same ids: nothing moved */
+	/* reading: acks the first, leaves two in flight */
+	uint64_t first = c.ids[0];
+	relay__dev_acked(&d, &first, 1);
+	store_job *j = store__job_new(STORE_OP_ACK); /* the delete that the ack route submits */
+	j->account_id = acc;
+	j->device_id = 1;
+	TEST_EQ_INT(store__job_relay_alloc_ids(j, 1), PARLEY_OK);
+	j->relay.ids[0] = first;
+	TEST_EQ_INT(store__run_sync(st, j), PARLEY_OK);
+	store__job_free(j);
+	settle(&d);
+	relay__dev_stop(&d);
+	drain_loop();
+	/* second reading connection leaves them again: they reach 2 and move behind */
+	dev_init(&d, &c, acc, 1);
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 2);
+	TEST_CHECK(c.ids[1] == last);
+	relay__dev_acked(&d, &first, 1); /* not in flight here: does not make it a reading connection */
+	rc_.redelivery_grace_ms = 0;     /* ... but a long one counts all the same */
+	relay__dev_stop(&d);
+	drain_loop();
+	TEST_EQ_INT(metrics__get(METRIC_RELAY_REQUEUED), 2);
+	dev_init(&d, &c, acc, 1);
+	relay__dev_start(&d);
+	settle(&d);
+	TEST_EQ_INT(c.n, 2);
+	TEST_CHECK(c.ids[0] > last && ascending(&c)); /* new ids, still both there */
+	relay__dev_stop(&d);
+	rc_ = saved;
+}
+
 int main(void)
 {
 	setup();
@@ -345,6 +418,7 @@ int main(void)
 	TEST_RUN(test_ack_out_of_order);
 	TEST_RUN(test_resync);
 	TEST_RUN(test_stop_during_read);
+	TEST_RUN(test_redeliveries);
 	dynbuf__free(&out);
 	teardown();
 	TEST_EXIT();

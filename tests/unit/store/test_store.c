@@ -18,8 +18,9 @@
 #include "store_loop.h"
 #include "test_sqlite.h"
 
-/* The server schema's version (engine.c migrations): 3 since the prekey budget (security item 4). */
-#define SERVER_SCHEMA 3
+/* the server schema's current version (engine.c migrations); 1000: a version from the future */
+#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION_TEXT "4"
 
 static char dir[64];
 static char path[128];
@@ -87,8 +88,8 @@ static void test_fresh_and_existing(void)
 	store__close(s);
 	TEST_EQ_INT(stat(path, &st), 0);
 	TEST_EQ_INT(st.st_mode & 0777, 0600);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SCHEMA_VERSION);
 	/* WAL folded back on close */
 	char wal[160];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
@@ -102,7 +103,7 @@ static void test_fresh_and_existing(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
 static void test_pre_migration_database(void)
@@ -117,7 +118,7 @@ static void test_pre_migration_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "bob", 2, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
 /* store__open refuses the file and leaves it byte for byte as it was */
@@ -152,17 +153,17 @@ static void test_newer_refused(void)
 	s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, NULL), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 99 WHERE name = 'server'"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "UPDATE schema_version SET version = 1000 WHERE name = 'server'"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 99);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), 1000);
 
 	/* written by a newer parleyd from before schema_version */
 	fresh_path("newer3");
 	s = open_store(0);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 99"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 1000"), SQLITE_OK);
 	expect_refused();
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 99);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), 1000);
 	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_version'"), 0);
 }
 
@@ -219,7 +220,7 @@ static void test_legacy_database(void)
 	store *s = open_store(0);
 	TEST_EQ_INT(sync_create(s, "alice", 1, &acc), PARLEY_OK);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = 3"), SQLITE_OK);
+	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE schema_version; PRAGMA user_version = " SCHEMA_VERSION_TEXT), SQLITE_OK);
 
 	/* at the current version: opens unchanged, data there, version adopted */
 	s = open_store(0);
@@ -229,8 +230,8 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(j->account_id, acc);
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SCHEMA_VERSION);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 
 	/* at version 1 (accounts only): step 2 runs, the accounts stay */
 	fresh_path("legacy1");
@@ -255,8 +256,8 @@ static void test_legacy_database(void)
 	TEST_EQ_STR(j->acct.device.name, "first");
 	store__job_free(j);
 	store__close(s);
-	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SERVER_SCHEMA);
-	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SERVER_SCHEMA);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server'"), SCHEMA_VERSION);
+	TEST_EQ_INT(test_sqlite_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
 /* The op table: every op named and classified, the classification of before the table kept. */
@@ -266,6 +267,7 @@ static void test_op_table(void)
 		STORE_OP_CREATE_ACCOUNT, STORE_OP_ADD_DEVICE, STORE_OP_REMOVE_DEVICE, STORE_OP_TOUCH_DEVICE,
 		STORE_OP_UPLOAD_KEYS,    STORE_OP_GET_BUNDLES, STORE_OP_SEND,        STORE_OP_ACK,
 		STORE_OP_PURGE_EXPIRED,  STORE_OP_CONTACT_SET, STORE_OP_PRESENCE_SET, STORE_OP_PRUNE_CONTACTS,
+		STORE_OP_REDELIVERED,
 	};
 	for (int op = 1; op < STORE_OP__COUNT; op++) {
 		int w = 0;
@@ -276,7 +278,7 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 22);
+	TEST_EQ_INT(STORE_OP__COUNT, 23);
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
