@@ -468,6 +468,18 @@ static int be_open(const store_config *cfg, store_be **out)
 	rc = sqlite__space_open(b, cfg->path, cfg->reserve_bytes, cfg->max_page_count);
 	if (rc != PARLEY_OK)
 		goto out;
+	/* The reserve must cover a checkpoint: when the disk fills, the WAL's frames not yet copied into
+	 * the database may need that much new file space, and until they are copied the WAL cannot start
+	 * over, so no ack could commit. The WAL therefore never holds more than half the reserve between
+	 * checkpoints (the hard threshold is CKPT_HARD_FACTOR x ckpt_pages). */
+	int64_t page = 0;
+	if (cfg->reserve_bytes > 0 && sqlite__query_int(b, "PRAGMA page_size", 0, 0, &page) == SQLITE_ROW && page > 0) {
+		uint64_t cap = cfg->reserve_bytes / 2 / (uint64_t)page / CKPT_HARD_FACTOR;
+		if (cap < 16)
+			cap = 16;
+		if ((uint64_t)b->ckpt_pages > cap)
+			b->ckpt_pages = (int)cap;
+	}
 	/* replaces SQLite's automatic checkpoint: see CKPT_IDLE_PAGES */
 	sqlite3_wal_hook(b->db, on_wal_commit, b);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_size_limit = %d;", WAL_SIZE_LIMIT);

@@ -150,20 +150,23 @@ void sqlite__space_maintain(store_be *b, int idle)
 	}
 	if (!idle)
 		return;
+	if (b->full) {
+		/* Not while the disk is still full: the reserve just released is the room the acks draining
+		 * it commit into; re-created at once, it would leave them none. */
+		uint64_t page = 0, r = room(b, &page);
+		/* the WAL grows to the checkpoint threshold between checkpoints: that much must fit too, or
+		 * the disk fills again with the next few commits */
+		uint64_t need = 2 * (b->reserve_bytes > MIN_ROOM ? b->reserve_bytes : MIN_ROOM) +
+				(uint64_t)b->ckpt_pages * page;
+		if (page == 0 || r < need)
+			return;
+		b->full = 0;
+		log_info(MODULE, "%s: space is back (%llu bytes free for new data): accepting writes again", b->db_path,
+			 (unsigned long long)r);
+	}
 	if (!b->reserve_present && b->reserve_bytes > 0 && reserve_create(b) == 0)
 		log_info(MODULE, "%s: disk reserve re-created (%llu bytes)", b->reserve_path,
 			 (unsigned long long)b->reserve_bytes);
-	if (!b->full)
-		return;
-	uint64_t page = 0, r = room(b, &page);
-	/* the WAL grows to the checkpoint threshold between checkpoints: that much must fit too, or the
-	 * disk fills again with the next few commits */
-	uint64_t need = 2 * (b->reserve_bytes > MIN_ROOM ? b->reserve_bytes : MIN_ROOM) + (uint64_t)b->ckpt_pages * page;
-	if (page == 0 || r < need)
-		return;
-	b->full = 0;
-	log_info(MODULE, "%s: space is back (%llu bytes free for new data): accepting writes again%s", b->db_path,
-		 (unsigned long long)r, b->reserve_present || b->reserve_bytes == 0 ? "" : ", without a disk reserve");
 }
 
 int sqlite__space_state(store_be *b)
