@@ -837,3 +837,24 @@ int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_
 	}
 	return fd;
 }
+
+parley_client *it_client_at(const char *dir, const char *name, const char *url, int timeout_ms)
+{
+	char path[512];
+	parley_client_options o;
+	parley_client *c = NULL;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	parley_client_options_init(&o);
+	o.state_dir = path;
+	o.server_url = url;
+	if (timeout_ms > 0) {
+		o.connect_timeout_ms = (uint32_t)timeout_ms;
+		o.request_timeout_ms = (uint32_t)timeout_ms;
+	}
+	int rc = parley_client_new(&o, &c);
+	if (rc != PARLEY_OK) {
+		fprintf(stderr, "# cannot create client %s: %s\n", path, parley_errname(rc));
+		return NULL;
+	}
+	return c;
+}

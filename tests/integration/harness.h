@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <parley/client.h>
+
 #include "scan.h"
 #include "wire/wire.h"
 
@@ -126,7 +128,11 @@ extern int it_failures;
 		printf("%s - %s\n", it_failures == it__before ? "ok" : "not ok", #fn);             \
 		fflush(stdout);                                                                    \
 	} while (0)
-#endif
+
+/* A libparley client with its state in dir/name, talking to url; timeout_ms (0: the library's
+ * defaults) bounds connecting and each request. NULL (after a "# " line on stderr) if it cannot be made. */
+parley_client *it_client_at(const char *dir, const char *name, const char *url, int timeout_ms);
+
 
 /* --- helpers shared by the security tests (s04, s05, s10) --- */
 /* Uploads a fresh Signal identity, a signed prekey (id 1) and n_otpk one-time prekeys with ids
@@ -145,3 +151,5 @@ int it_add_device(int fd, const char *handle, const uint8_t pk[32], const uint8_
 uint64_t it_now_ms(void);
 /* A fresh connection authenticated as device_id of handle; -1 on failure. */
 int it_connect_as(int port, const char *handle, uint32_t device_id, const uint8_t sk[64]);
+
+#endif

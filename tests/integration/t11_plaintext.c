@@ -150,14 +150,8 @@ static void scanner_controls(void)
 
 static parley_client *client(const char *name)
 {
-	char dir[400];
-	parley_client_options o;
-	parley_client *c = NULL;
-	snprintf(dir, sizeof dir, "%s/%s", s.dir, name);
-	parley_client_options_init(&o);
-	o.state_dir = dir;
-	o.server_url = url;
-	MUST(parley_client_new(&o, &c) == PARLEY_OK);
+	parley_client *c = it_client_at(s.dir, name, url, 0);
+	MUST(c != NULL);
 	return c;
 }
 

@@ -37,16 +37,8 @@ static char url[128];
 
 static parley_client *client(const char *name)
 {
-	char dir[400];
-	parley_client_options o;
-	parley_client *c = NULL;
-	snprintf(dir, sizeof dir, "%s/%s", s.dir, name);
-	parley_client_options_init(&o);
-	o.state_dir = dir;
-	o.server_url = url;
-	o.connect_timeout_ms = 5000;
-	o.request_timeout_ms = 5000;
-	IT_EQ(parley_client_new(&o, &c), PARLEY_OK);
+	parley_client *c = it_client_at(s.dir, name, url, 5000);
+	IT_CHECK(c != NULL);
 	return c;
 }
 
