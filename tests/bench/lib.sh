@@ -14,6 +14,10 @@ export PARLEYD_MAX_CONNECTIONS_PER_ADDRESS=0
 # limit and prekey budget (security item 4) are off for every parleyd started from here (as
 # configuration variables, so an older parleyd being compared simply ignores them).
 export PARLEYD_REGISTER_RATE_BURST=0 PARLEYD_PREKEY_BUDGET_BURST=0
+# The idle connections (--idle, start --idle-clients) and the ws ping clients stand in for idle and busy
+# devices but never authenticate: parleyd's auth deadline (security item 6, 10 s) would close them in
+# the middle of a run, so it is off here.
+export PARLEYD_AUTH_TIMEOUT_MS=0
 
 # bench_require: the two programs every run needs; this builds nothing, so say how to.
 bench_require() {
