@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "store/backend.h"
+#include "store/job.h"
 
 #define MODULE "store"
 
@@ -51,75 +52,6 @@ struct sync_wait {
 	int done;
 };
 
-/* --- the op table (generated from STORE_OPS) --- */
-
-/* What store__job_free releases: the heap arrays of the job's domain member. */
-static void free_acct(store_job *j)
-{
-	parley__free(j->acct.devices);
-}
-
-static void free_keys(store_job *j)
-{
-	parley__free(j->keys.otks);
-	parley__free(j->keys.bundles);
-	parley__free(j->keys.forget_ids);
-}
-
-static void free_relay(store_job *j)
-{
-	store_relay_args *m = &j->relay;
-	parley__free(m->msgs);
-	parley__free(m->content_buf);
-	parley__free(m->missing);
-	parley__free(m->extra);
-	parley__free(m->stale);
-	for (size_t i = 0; i < m->n_envs; i++)
-		parley__free(m->envs[i].content);
-	parley__free(m->envs);
-	parley__free(m->ids);
-	parley__free(m->peers);
-}
-
-struct op_info {
-	const char *name;
-	enum store_kind kind;
-	void (*free_args)(store_job *j);
-};
-
-static const struct op_info ops_table[STORE_OP__COUNT] = {
-#define OP_INFO_(OP, name, kind, domain) [STORE_OP_##OP] = {#name, kind, free_##domain},
-	STORE_OPS(OP_INFO_)
-#undef OP_INFO_
-};
-
-static const struct op_info *op_info(enum store_op op)
-{
-	if ((int)op <= (int)STORE_OP_NONE || op >= STORE_OP__COUNT)
-		return NULL;
-	return &ops_table[op];
-}
-
-const char *store__op_name(enum store_op op)
-{
-	const struct op_info *i = op_info(op);
-	return i != NULL ? i->name : "unknown";
-}
-
-int store__op_is_write(enum store_op op)
-{
-	const struct op_info *i = op_info(op);
-	return i != NULL && i->kind == STORE_WRITE;
-}
-
-/* Whether the job's op uses the union member that `free_args` releases, i.e. belongs to that domain.
- * The setters below check it: writing another domain's member would corrupt the one the op uses. */
-static int in_domain(const store_job *j, void (*free_args)(store_job *j))
-{
-	const struct op_info *i = op_info(j->op);
-	return i != NULL && i->free_args == free_args;
-}
-
 /* Ops admitted whatever the queue holds and whatever the disk: they free space (an ack deletes what
  * it acknowledges, the purge what expired, a device removal its queue), and a fetch is what delivers
  * the backlog, so refusing them would keep a busy or full server from draining itself. Their number
@@ -136,7 +68,7 @@ static int run_job(store *s, store_job *j)
 {
 	if (j->cancelled_)
 		return PARLEY_E_CLOSED;
-	if (op_info(j->op) == NULL)
+	if (!store__op_known(j->op))
 		return PARLEY_E_UNSUPPORTED;
 	if (j->caller_device != 0) {
 		int rc = s->ops->run[STORE_OP_CHECK_CALLER](s->be, j); /* store.h: caller_account */
@@ -144,81 +76,6 @@ static int run_job(store *s, store_job *j)
 			return rc;
 	}
 	return s->ops->run[j->op](s->be, j);
-}
-
-/* --- jobs --- */
-
-store_job *store__job_new(enum store_op op)
-{
-	store_job *j = parley__calloc(1, sizeof(*j));
-	if (j != NULL)
-		j->op = op;
-	return j;
-}
-
-void store__job_free(store_job *job)
-{
-	if (job == NULL)
-		return;
-	const struct op_info *i = op_info(job->op);
-	if (i != NULL)
-		i->free_args(job);
-	parley__free(job);
-}
-
-/* A zeroed array of n elements of `size` bytes replacing *arr, n <= max. */
-static int alloc_array(void **arr, size_t *count, size_t n, size_t max, size_t size)
-{
-	void *p = NULL;
-	if (n > max)
-		return PARLEY_E_TOO_LARGE;
-	if (n > 0 && (p = parley__calloc(n, size)) == NULL)
-		return PARLEY_E_NOMEM;
-	parley__free(*arr);
-	*arr = p;
-	*count = n;
-	return PARLEY_OK;
-}
-
-int store__job_keys_alloc_otks(store_job *job, size_t n)
-{
-	if (!in_domain(job, free_keys))
-		return PARLEY_E_INVAL;
-	void *p = job->keys.otks;
-	int rc = alloc_array(&p, &job->keys.n_otks, n, STORE_MAX_PREKEYS_PER_UPLOAD, sizeof(store_prekey));
-	job->keys.otks = p;
-	return rc;
-}
-
-int store__job_relay_alloc_ids(store_job *job, size_t n)
-{
-	if (!in_domain(job, free_relay))
-		return PARLEY_E_INVAL;
-	void *p = job->relay.ids;
-	int rc = alloc_array(&p, &job->relay.n_ids, n, STORE_MAX_ACK_IDS, sizeof(uint64_t));
-	job->relay.ids = p;
-	return rc;
-}
-
-static int copy_bounded(char *dst, size_t cap, const char *src)
-{
-	size_t n = strnlen(src, cap);
-	if (n >= cap)
-		return PARLEY_E_TOO_LARGE;
-	memcpy(dst, src, n + 1);
-	return PARLEY_OK;
-}
-
-int store__job_set_handle(store_job *job, const char *handle)
-{
-	return copy_bounded(job->handle, sizeof(job->handle), handle);
-}
-
-int store__job_set_device_name(store_job *job, const char *name)
-{
-	if (!in_domain(job, free_acct))
-		return PARLEY_E_INVAL;
-	return copy_bounded(job->acct.device_name, sizeof(job->acct.device_name), name);
 }
 
 /* --- store thread --- */
@@ -637,11 +494,7 @@ size_t store__client_cancel(store_client *c, const void *owner)
 	for (store_job *j = s->head; j != NULL; j = j->next_) {
 		if (j->client_ != c || j->owner_ != owner || j->cancelled_ || !op_cancellable(j->op))
 			continue;
-		const struct op_info *i = op_info(j->op);
-		if (i != NULL)
-			i->free_args(j);
-		/* the callback may look at the result: nothing dangling, every count 0 */
-		memset((char *)j + offsetof(store_job, relay), 0, offsetof(store_job, cb_) - offsetof(store_job, relay));
+		store__job_drop_args(j);
 		j->cancelled_ = 1;
 		n++;
 	}
