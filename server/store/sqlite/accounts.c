@@ -207,6 +207,7 @@ int sqlite__remove_device(store_be *b, store_job *j)
 	sqlite3_bind_int64(st, 2, j->device_id);
 	if (sqlite__step_done(st) != SQLITE_DONE)
 		return sqlite__error(b, "delete device");
+	sqlite__share_clear(b); /* its queue went with it (ON DELETE CASCADE) */
 	return PARLEY_OK;
 }
 

@@ -30,8 +30,9 @@ static const char SQL_PURGE[] = "DELETE FROM messages WHERE id IN"
 static const char SQL_RECOUNT[] = "UPDATE device_keys SET queue_len = (SELECT count(*) FROM messages m"
 				  " WHERE m.account_id = device_keys.account_id AND m.device_id = device_keys.device_id)"
 				  " WHERE queue_len > 0";
-static const char SQL_SENDER_COUNT[] = "SELECT count(*) FROM messages WHERE account_id = ?1 AND device_id = ?2"
-				       " AND sender_account = ?3";
+/* the delete of an acknowledgement to a queue whose senders are tallied (share.c) */
+static const char SQL_DELETE_MSG_SENDER[] = "DELETE FROM messages WHERE id = ?3 AND account_id = ?1"
+					    " AND device_id = ?2 RETURNING sender_account";
 static const char SQL_REDELIVERED[] = "UPDATE messages SET deliveries = deliveries + 1 WHERE id = ?3"
 				      " AND account_id = ?1 AND device_id = ?2 RETURNING deliveries";
 /* the same envelope under a new (higher) id: behind everything queued so far; expiry unchanged */
@@ -144,29 +145,23 @@ static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "insert message");
 	o->server_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	sqlite__share_moved(b, m->recipient_account, o->device_id, j->account_id, 1);
 	return bump_queue(b, m->recipient_account, o->device_id, 1);
 }
 
-/* PARLEY_E_SENDER_QUEUE_FULL when the sender already holds its share of (recipient, device)'s queue.
- * One index range (messages_sender) of at most that share. Sends to one's own account are exempt: a
- * device's copies of its own messages deny nobody else. */
-static int sender_full(store_be *b, const store_job *j, uint32_t device)
+/* PARLEY_E_SENDER_QUEUE_FULL when the sender already holds its share of (recipient, device)'s queue
+ * (the tally of share.c). Sends to one's own account are exempt: a device's copies of its own messages
+ * deny nobody else. */
+static int sender_full(store_be *b, const store_job *j, const struct expected *e)
 {
 	const store_relay_args *m = &j->relay;
+	uint64_t n = 0;
 	if (m->sender_queue_limit == 0 || m->recipient_account == j->account_id)
 		return PARLEY_OK;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_SENDER_COUNT);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
-	sqlite3_bind_int64(s, 2, device);
-	sqlite3_bind_int64(s, 3, (int64_t)j->account_id);
-	int sr = sqlite3_step(s);
-	int64_t n = sr == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW)
-		return sqlite__error(b, "sender share");
-	return n >= (int64_t)m->sender_queue_limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
+	int rc = sqlite__share_count(b, m->recipient_account, e->device_id, e->queue_len, j->account_id, &n);
+	if (rc != PARLEY_OK)
+		return rc;
+	return n >= m->sender_queue_limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
 }
 
 int sqlite__send(store_be *b, store_job *j)
@@ -190,7 +185,7 @@ int sqlite__send(store_be *b, store_job *j)
 		 * needed only once the whole queue reaches the share: free for every queue below it. */
 		if (e[i].queue_len < m->sender_queue_limit)
 			continue;
-		rc = sender_full(b, j, e[i].device_id);
+		rc = sender_full(b, j, &e[i]);
 		if (rc != PARLEY_OK)
 			return rc;
 	}
@@ -251,20 +246,43 @@ int sqlite__fetch_queue(store_be *b, store_job *j)
 	return rc;
 }
 
+/* Deletes acknowledged envelope `id`; *deleted 1 if it was there. Through the RETURNING variant when
+ * the queue's senders are tallied, so the tally loses the right sender. */
+static int delete_acked(store_be *b, const store_job *j, uint64_t id, int tracked, uint64_t *deleted)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, tracked ? SQL_DELETE_MSG_SENDER : SQL_DELETE_MSG);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(s, 2, j->device_id);
+	sqlite3_bind_int64(s, 3, (int64_t)id);
+	if (!tracked) {
+		if (sqlite__step_done(s) != SQLITE_DONE)
+			return sqlite__error(b, "delete message");
+		*deleted = (uint64_t)sqlite3_changes(b->db);
+		return PARLEY_OK;
+	}
+	int sr = sqlite3_step(s);
+	*deleted = 0;
+	if (sr == SQLITE_ROW) {
+		sqlite__share_moved(b, j->account_id, j->device_id, (uint64_t)sqlite3_column_int64(s, 0), -1);
+		*deleted = 1;
+		sr = sqlite3_step(s); /* RETURNING: run the statement to its end */
+	}
+	sqlite3_reset(s);
+	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "delete message");
+}
+
 int sqlite__ack(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
 	m->n_deleted = 0;
 	for (size_t i = 0; i < m->n_ids; i++) {
-		sqlite3_stmt *s = sqlite__stmt(b, SQL_DELETE_MSG);
-		if (s == NULL)
-			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-		sqlite3_bind_int64(s, 2, j->device_id);
-		sqlite3_bind_int64(s, 3, (int64_t)m->ids[i]);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "delete message");
-		m->n_deleted += (uint64_t)sqlite3_changes(b->db);
+		uint64_t deleted = 0;
+		int rc = delete_acked(b, j, m->ids[i], sqlite__share_tracked(b, j->account_id, j->device_id), &deleted);
+		if (rc != PARLEY_OK)
+			return rc;
+		m->n_deleted += deleted;
 	}
 	if (m->n_deleted == 0)
 		return PARLEY_OK;
@@ -284,6 +302,7 @@ int sqlite__purge_expired(store_be *b, store_job *j)
 	m->n_deleted = (uint64_t)sqlite3_changes(b->db);
 	if (m->n_deleted == 0)
 		return PARLEY_OK;
+	sqlite__share_clear(b); /* rows of any queue went: rescan tallied queues when next needed */
 	s = sqlite__stmt(b, SQL_RECOUNT);
 	if (s == NULL)
 		return PARLEY_E_STORE;

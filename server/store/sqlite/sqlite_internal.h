@@ -33,6 +33,7 @@ struct store_be {
 	uint64_t reserve_bytes;
 	int reserve_present;
 	int full;              /* a write hit SQLITE_FULL and there is no room again yet */
+	struct sqlite_share *share; /* per-sender tallies of long queues (share.c), NULL until needed */
 };
 
 /* The cached statement for `sql`, prepared on first use, reset and with its bindings cleared, so a
@@ -55,6 +56,17 @@ void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
 /* PARLEY_OK when the connection runs with journal_mode=WAL and synchronous FULL (or EXTRA); else logs
  * what it found and returns PARLEY_E_STORE. Exposed for the store's unit test. */
 int sqlite__check_durability(sqlite3 *db, const char *path);
+
+/* share.c: how many envelopes of `sender` (account) the queue of (account, device) holds, for
+ * queue_sender_share. queue_len is the device's counter as read in this transaction. share_moved: the
+ * relay inserted (+1) or deleted (-1) one envelope of `sender`; share_tracked: whether deletes must say
+ * whose envelope went; share_clear: anything else removed rows (purge, rollback); share_free at close. */
+int sqlite__share_count(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
+			uint64_t *count);
+void sqlite__share_moved(store_be *b, uint64_t account, uint32_t device, uint64_t sender, int delta);
+int sqlite__share_tracked(store_be *b, uint64_t account, uint32_t device);
+void sqlite__share_clear(store_be *b);
+void sqlite__share_free(store_be *b);
 
 /* space.c: the disk reserve and the full state (see there). space_open after the pragmas; the
  * reserve is `<db_path>.reserve`, none if reserve_bytes is 0; max_page_count > 0 caps the database

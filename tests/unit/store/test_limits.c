@@ -7,7 +7,11 @@
  * again by itself.
  *
  * The bounded queue: past store_queue_max, submit answers SERVER_BUSY, except for the ops that drain.
- * Cancellation: the queued jobs of an owner (a closed connection) never run and complete with CLOSED. */
+ * Cancellation: the queued jobs of an owner (a closed connection) never run and complete with CLOSED.
+ *
+ * The per-sender share (queue_sender_share, security item 7) is counted in memory for long queues
+ * (server/store/sqlite/share.c): random sends from several senders, acks and expiry purges, each answer
+ * compared with a model that counts every queue exactly; and more long queues than the tally holds. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +44,22 @@ static uint64_t create(store *s, const char *handle, uint8_t seed)
 	uint64_t acc = j->account_id;
 	store__job_free(j);
 	return acc;
+}
+
+/* device 1 of `acc` gets keys (registration id 21), so sends can reach it */
+static void upload_keys(store *s, uint64_t acc)
+{
+	store_job *k = store__job_new(STORE_OP_UPLOAD_KEYS);
+	k->account_id = acc;
+	k->device_id = 1;
+	k->keys.registration_id = 21;
+	memset(k->keys.identity, 3, sizeof(k->keys.identity));
+	k->keys.has_spk = 1;
+	k->keys.spk_id = 1;
+	memset(k->keys.spk_pub, 4, sizeof(k->keys.spk_pub));
+	memset(k->keys.spk_sig, 5, sizeof(k->keys.spk_sig));
+	k->keys.pool_max = 100;
+	TEST_EQ_INT(run(s, k), PARLEY_OK);
 }
 
 static int send_to_bob(store *s, uint64_t from)
@@ -109,17 +129,7 @@ static void test_full_database_drains(void)
 	if (s == NULL)
 		return;
 	uint64_t alice = create(s, "alice", 1), bob = create(s, "bob", 2);
-	store_job *k = store__job_new(STORE_OP_UPLOAD_KEYS);
-	k->account_id = bob;
-	k->device_id = 1;
-	k->keys.registration_id = 21;
-	memset(k->keys.identity, 3, sizeof(k->keys.identity));
-	k->keys.has_spk = 1;
-	k->keys.spk_id = 1;
-	memset(k->keys.spk_pub, 4, sizeof(k->keys.spk_pub));
-	memset(k->keys.spk_sig, 5, sizeof(k->keys.spk_sig));
-	k->keys.pool_max = 100;
-	TEST_EQ_INT(run(s, k), PARLEY_OK);
+	upload_keys(s, bob);
 	TEST_EQ_INT(store__health(s, reason, sizeof(reason)), 0);
 
 	int sent = 0, rc;
@@ -261,6 +271,171 @@ static void test_cancel_owner(void)
 	store__close(s);
 }
 
+/* --- the per-sender share --- */
+
+#define SHARE_QUEUE 40u  /* queue_limit */
+#define SHARE_LIMIT 10u  /* sender_queue_limit: 25% */
+#define SHARE_SENDERS 4
+#define SHARE_MAX_IDS 64
+
+/* One small envelope from `from` to device 1 of `to`; *id its server id when accepted. */
+static int share_send(store *s, uint64_t from, const char *to, uint64_t now, uint64_t expires, uint64_t *id)
+{
+	store_job *j = store__job_new(STORE_OP_SEND);
+	store__job_set_handle(j, to);
+	j->account_id = from;
+	j->device_id = 1;
+	j->now_ms = now;
+	j->relay.expires_ms = expires;
+	j->relay.queue_limit = SHARE_QUEUE;
+	j->relay.sender_queue_limit = SHARE_LIMIT;
+	j->relay.msgs = calloc(1, sizeof(*j->relay.msgs));
+	j->relay.content_buf = malloc(16);
+	memset(j->relay.content_buf, 0x42, 16);
+	j->relay.msgs[0] = (store_out_msg){.device_id = 1, .registration_id = 21, .type = 1,
+					   .content = j->relay.content_buf, .content_len = 16};
+	j->relay.n_msgs = 1;
+	int rc = store__run_sync(s, j);
+	*id = j->relay.msgs[0].server_id;
+	store__job_free(j);
+	return rc;
+}
+
+static void share_ack(store *s, uint64_t acc, uint64_t id)
+{
+	store_job *a = store__job_new(STORE_OP_ACK);
+	a->account_id = acc;
+	a->device_id = 1;
+	TEST_EQ_INT(store__job_relay_alloc_ids(a, 1), PARLEY_OK);
+	a->relay.ids[0] = id;
+	TEST_EQ_INT(store__run_sync(s, a), PARLEY_OK);
+	TEST_EQ_INT(a->relay.n_deleted, 1);
+	store__job_free(a);
+}
+
+static void share_purge(store *s, uint64_t now)
+{
+	store_job *p = store__job_new(STORE_OP_PURGE_EXPIRED);
+	p->now_ms = now;
+	TEST_EQ_INT(run(s, p), PARLEY_OK);
+}
+
+/* What the store must answer, from an exact model of one queue. */
+struct share_model {
+	uint64_t id[SHARE_MAX_IDS], expires[SHARE_MAX_IDS];
+	int sender[SHARE_MAX_IDS];
+	size_t n;
+};
+
+static int model_expect(const struct share_model *m, int sender)
+{
+	unsigned mine = 0;
+	for (size_t i = 0; i < m->n; i++)
+		mine += m->sender[i] == sender;
+	if (m->n >= SHARE_QUEUE)
+		return PARLEY_E_QUEUE_FULL;
+	if (m->n >= SHARE_LIMIT && mine >= SHARE_LIMIT)
+		return PARLEY_E_SENDER_QUEUE_FULL;
+	return PARLEY_OK;
+}
+
+static void model_remove(struct share_model *m, size_t i)
+{
+	m->id[i] = m->id[m->n - 1];
+	m->expires[i] = m->expires[m->n - 1];
+	m->sender[i] = m->sender[m->n - 1];
+	m->n--;
+}
+
+static void test_sender_share_model(void)
+{
+	snprintf(path, sizeof(path), "%s/share.db", dir);
+	store_config cfg = {.path = path};
+	store *s = NULL;
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_OK);
+	if (s == NULL)
+		return;
+	uint64_t bob = create(s, "bob", 2), from[SHARE_SENDERS];
+	for (int i = 0; i < SHARE_SENDERS; i++) {
+		char h[16];
+		snprintf(h, sizeof(h), "sender%d", i);
+		from[i] = create(s, h, (uint8_t)(10 + i));
+	}
+	upload_keys(s, bob);
+	struct share_model m = {0};
+	unsigned seed = 12345, outcomes[3] = {0}, mismatches = 0;
+	uint64_t now = 1000;
+	for (int step = 0; step < 3000; step++) {
+		int op = (int)(rand_r(&seed) % 10);
+		now += 10;
+		if (op < 6) {
+			/* senders 0 and 1 send most: they reach their share first */
+			int who = (int)(rand_r(&seed) % 8);
+			who = who < 3 ? 0 : who < 6 ? 1 : who - 4;
+			/* one send in ten expires soon, for the purge */
+			uint64_t expires = rand_r(&seed) % 10 == 0 ? now + 50 : UINT64_MAX / 2, id = 0;
+			int want = model_expect(&m, who);
+			int got = share_send(s, from[who], "bob", now, expires, &id);
+			if (got != want) {
+				printf("# step %d: sender %d got %s, the model says %s (queue %zu)\n", step, who,
+				       parley_errname(got), parley_errname(want), m.n);
+				mismatches++;
+			}
+			if (got == PARLEY_OK && m.n < SHARE_MAX_IDS) {
+				m.id[m.n] = id;
+				m.expires[m.n] = expires;
+				m.sender[m.n++] = who;
+			}
+			outcomes[got == PARLEY_OK ? 0 : got == PARLEY_E_SENDER_QUEUE_FULL ? 1 : 2]++;
+		} else if (op < 9 && m.n > 0) {
+			size_t i = rand_r(&seed) % m.n;
+			if (m.expires[i] > now) { /* an expired one is the purge's */
+				share_ack(s, bob, m.id[i]);
+				model_remove(&m, i);
+			}
+		} else if (op == 9) {
+			share_purge(s, now);
+			for (size_t i = m.n; i-- > 0;)
+				if (m.expires[i] <= now)
+					model_remove(&m, i);
+		}
+	}
+	printf("# 3000 steps: %u sends accepted, %u SENDER_QUEUE_FULL, %u QUEUE_FULL; %u answers off the model\n",
+	       outcomes[0], outcomes[1], outcomes[2], mismatches);
+	TEST_EQ_INT(mismatches, 0);
+	TEST_CHECK(outcomes[1] > 50); /* the share was reached often, and released by acks */
+	TEST_CHECK(outcomes[0] > 500);
+	store__close(s);
+}
+
+/* More queues past the share than the tally keeps (64): each still refuses at exactly the share. */
+static void test_sender_share_many_queues(void)
+{
+	snprintf(path, sizeof(path), "%s/share-many.db", dir);
+	store_config cfg = {.path = path};
+	store *s = NULL;
+	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_OK);
+	if (s == NULL)
+		return;
+	uint64_t alice = create(s, "alice", 1), id = 0;
+	enum { N = 80 };
+	unsigned exact = 0;
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < N; i++) {
+			char h[16];
+			snprintf(h, sizeof(h), "victim%d", i);
+			if (round == 0) {
+				upload_keys(s, create(s, h, (uint8_t)(20 + i)));
+				for (unsigned k = 0; k < SHARE_LIMIT; k++)
+					TEST_EQ_INT(share_send(s, alice, h, 1000, UINT64_MAX / 2, &id), PARLEY_OK);
+			}
+			exact += share_send(s, alice, h, 1000, UINT64_MAX / 2, &id) == PARLEY_E_SENDER_QUEUE_FULL;
+		}
+	printf("# %d long queues, visited twice: %u of %d sends refused at the share\n", N, exact, 2 * N);
+	TEST_EQ_INT(exact, 2 * N);
+	store__close(s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/parley-space-XXXXXX");
@@ -269,6 +444,8 @@ int main(void)
 	TEST_RUN(test_full_database_drains);
 	TEST_RUN(test_queue_bound);
 	TEST_RUN(test_cancel_owner);
+	TEST_RUN(test_sender_share_model);
+	TEST_RUN(test_sender_share_many_queues);
 	test_remove_tree(dir);
 	TEST_EXIT();
 }
