@@ -78,6 +78,8 @@ extern "C" {
 	X(LINK_CODE_EXPIRED, 212, "device link code expired or from the future: make a new one")     \
 	X(REGISTRATION_LIMITED, 213, "too many registrations from this address: try again later")    \
 	X(POW_REQUIRED, 214, "registration needs a (stronger) proof of work")                        \
+	X(NO_ACCOUNT_KEY, 215, "this device does not hold the account key") \
+	X(ACCOUNT_KEY_SET, 216, "the account already has an account key") \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \
@@ -91,6 +93,12 @@ extern "C" {
 	X(NO_SENDER_KEY, 309, "no sender key state")                                                 \
 	X(BAD_KEY_SIGNATURE, 310, "key signature verification failed")                              \
 	X(AMBIGUOUS_IDENTITY, 311, "several pending identity keys: choose the one to accept")      \
+	X(DEVICE_LIST_INVALID, 312, "signed device list malformed or badly signed") \
+	X(DEVICE_LIST_ROLLBACK, 313, "device list older than one already seen") \
+	X(DEVICE_NOT_LISTED, 314, "device not in its account's signed device list") \
+	X(NO_DEVICE_LIST, 315, "the account has no signed device list") \
+	X(STAFF_LIST_INVALID, 316, "signed staff list malformed, badly signed or not what the call does") \
+	X(STAFF_LIST_ROLLBACK, 317, "staff list older than one already seen") \
 	/* 400-499: key server and relay */                                                          \
 	X(MISMATCHED_DEVICES, 400, "device list does not match the recipient's devices")             \
 	X(STALE_DEVICES, 401, "stale registration ids in device list")                               \
@@ -102,7 +110,23 @@ extern "C" {
 	X(RECEIPT_IN_CLEAR, 407, "cleartext receipts are refused: receipts travel end-to-end encrypted") \
 	X(NOT_ACCEPTED, 408, "the recipient has not accepted a conversation with you") \
 	X(SENDER_QUEUE_FULL, 409, "this sender's share of the recipient device queue is full")       \
-	X(SEND_RATE_LIMITED, 410, "sending too fast: slow down")
+	X(SEND_RATE_LIMITED, 410, "sending too fast: slow down") \
+	/* entities (docs/entities.md) */ \
+	X(NO_SUCH_ENTITY, 500, "no such entity") \
+	X(NOT_ENTITY_ADMIN, 501, "not an admin of this entity") \
+	X(NOT_PRIMARY_ADMIN, 502, "only the primary admin may do this") \
+	X(NOT_ENTITY_MEMBER, 503, "not a member of this entity") \
+	X(ENROL_CODE_UNKNOWN, 504, "unknown enrolment code") \
+	X(ENROL_CODE_EXPIRED, 505, "enrolment code expired: ask for a new one") \
+	X(ENROL_CODE_USED, 506, "enrolment code already used") \
+	X(ENROL_CODE_DENIED, 507, "the join request of this enrolment code was denied") \
+	X(ENROL_RATE_LIMITED, 508, "too many enrolment code attempts: try again later") \
+	X(PRIMARY_ADMIN_FIXED, 509, "the primary admin cannot be removed, only transferred") \
+	X(ALREADY_MEMBER, 510, "already a member of this entity") \
+	X(NO_SUCH_REQUEST, 511, "no such pending join request") \
+	X(ENTITY_KEY_REQUIRED, 512, "this device does not hold the entity key") \
+	X(TOO_MANY_MEMBERS, 513, "the entity has its maximum number of members") \
+	X(REQUEST_PENDING, 514, "a join request of this account is already pending")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

@@ -147,6 +147,62 @@ static int check_send(const Parley__Wire__SendMessageRequest *m, const wire_limi
 	return PARLEY_OK;
 }
 
+/* An optional bytes field of at most max bytes. */
+static int check_max(const ProtobufCBinaryData *b, size_t max)
+{
+	return b->len > max ? PARLEY_E_PROTO_FIELD_TOO_LARGE : PARLEY_OK;
+}
+
+/* The signed-list and entity requests (docs/protocol.md §11, §12): sizes only; the services check the
+ * records themselves. */
+static int check_list_request(const Parley__Wire__Request *r, const wire_limits *l)
+{
+	switch (r->body_case) {
+	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_DEVICE_LIST:
+		if (r->upload_device_list->signed_device_list.len == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return check_max(&r->upload_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_GET_DEVICE_LIST:
+		return check_str(r->get_device_list->handle, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_SET_ACCOUNT_KEY:
+		CHECK(check_exact(&r->set_account_key->account_key, WIRE_SIGNAL_KEY_LEN));
+		return check_max(&r->set_account_key->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE:
+		CHECK(check_str(r->entity_create->handle, l->max_handle, 1));
+		CHECK(check_str(r->entity_create->display_name, WIRE_MAX_DISPLAY_NAME, 1));
+		CHECK(check_exact(&r->entity_create->entity_key, WIRE_SIGNAL_KEY_LEN));
+		return check_max(&r->entity_create->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_GET:
+		return check_str(r->entity_get->handle, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER:
+		CHECK(check_str(r->entity_member->entity, l->max_handle, 1));
+		CHECK(check_str(r->entity_member->member, l->max_handle, 1));
+		return check_max(&r->entity_member->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE:
+		return check_str(r->entity_code->entity, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN:
+		CHECK(check_str(r->entity_join->entity, l->max_handle, 1));
+		CHECK(check_str(r->entity_join->code, WIRE_MAX_ENROL_CODE, 1));
+		CHECK(check_exact(&r->entity_join->account_key, WIRE_SIGNAL_KEY_LEN));
+		return check_max(&r->entity_join->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS:
+		return check_str(r->entity_requests->entity, l->max_handle, 1);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE:
+		CHECK(check_str(r->entity_decide->entity, l->max_handle, 1));
+		if (r->entity_decide->request_id == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return check_max(&r->entity_decide->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+	case PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF:
+		CHECK(check_str(r->entity_staff->entity, l->max_handle, 1));
+		if (r->entity_staff->signed_staff_list.len == 0)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return check_max(&r->entity_staff->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+	default:
+		/* no body, or a body number this version does not know */
+		return PARLEY_E_PROTO_UNKNOWN;
+	}
+}
+
 static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 {
 	switch (r->body_case) {
@@ -161,7 +217,8 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		CHECK(check_exact(&r->register_->signature, WIRE_SIG_LEN));
 		if (r->register_->pow.len > WIRE_POW_MAX_LEN)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
-		return PARLEY_OK;
+		/* required by the service (NO_ACCOUNT_KEY's sibling, a clear status), bounded here */
+		return check_max(&r->register_->account_key, WIRE_SIGNAL_KEY_LEN);
 	case PARLEY__WIRE__REQUEST__BODY_AUTH:
 		CHECK(check_str(r->auth->handle, l->max_handle, 1));
 		if (r->auth->device_id == 0)
@@ -202,8 +259,7 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 	case PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING:
 		return PARLEY_OK;
 	default:
-		/* no body, or a body number this version does not know */
-		return PARLEY_E_PROTO_UNKNOWN;
+		return check_list_request(r, l);
 	}
 }
 
@@ -227,11 +283,48 @@ static int check_bundles(const Parley__Wire__GetBundlesResponse *g)
 	return PARLEY_OK;
 }
 
+static int check_join_info(const Parley__Wire__EntityJoinInfo *j, const wire_limits *l)
+{
+	CHECK(check_str(j->handle, l->max_handle, 1));
+	CHECK(check_max(&j->account_key, WIRE_SIGNAL_KEY_LEN));
+	return check_max(&j->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+}
+
+/* responses of §11 and §12 */
+static int check_list_response(const Parley__Wire__Response *r, const wire_limits *l)
+{
+	switch (r->body_case) {
+	case PARLEY__WIRE__RESPONSE__BODY_GET_DEVICE_LIST:
+		return check_max(&r->get_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_GET: {
+		const Parley__Wire__Entity *e = r->entity_get->entity;
+		if (e == NULL)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		CHECK(check_str(e->handle, l->max_handle, 1));
+		CHECK(check_str(e->display_name, WIRE_MAX_DISPLAY_NAME, 0));
+		CHECK(check_max(&e->entity_key, WIRE_SIGNAL_KEY_LEN));
+		return check_max(&e->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+	}
+	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_CODE:
+		return check_str(r->entity_code->code, WIRE_MAX_ENROL_CODE, 0);
+	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_REQUESTS:
+		if (r->entity_requests->n_requests > WIRE_MAX_REPEATED)
+			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
+		for (size_t i = 0; i < r->entity_requests->n_requests; i++)
+			CHECK(check_join_info(r->entity_requests->requests[i], l));
+		return PARLEY_OK;
+	default:
+		return PARLEY_OK;
+	}
+}
+
 static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 {
 	CHECK(check_str(r->message, l->max_message, 0));
-	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES)
+	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES) {
+		CHECK(check_max(&r->get_bundles->signed_device_list, WIRE_DEVLIST_MAX_BYTES));
 		return check_bundles(r->get_bundles);
+	}
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE) {
 		const Parley__Wire__SendMessageResponse *m = r->send_message;
 		if (m->n_missing_devices > WIRE_MAX_OUTGOING || m->n_extra_devices > WIRE_MAX_OUTGOING ||
@@ -247,10 +340,11 @@ static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		for (size_t i = 0; i < ld->n_devices; i++)
 			CHECK(check_device(ld->devices[i], l));
+		return check_max(&ld->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	}
 	/* other bodies hold only integers; an unknown body is left for the caller: a newer server may
 	 * answer a request with a body this client does not know, and the status still applies */
-	return PARLEY_OK;
+	return check_list_response(r, l);
 }
 
 static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
@@ -270,6 +364,13 @@ static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 		return check_str(p->typing->sender_handle, l->max_handle, 1);
 	case PARLEY__WIRE__PUSH__BODY_PRESENCE:
 		return check_str(p->presence->handle, l->max_handle, 1);
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED:
+		CHECK(check_str(p->entity_join_requested->entity, l->max_handle, 1));
+		if (p->entity_join_requested->request == NULL)
+			return PARLEY_E_PROTO_MISSING_FIELD;
+		return check_join_info(p->entity_join_requested->request, l);
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
+		return check_str(p->entity_staff_changed->entity, l->max_handle, 1);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}

@@ -47,6 +47,12 @@
 #define WIRE_MAX_REGISTRATION_ID 16380
 #define WIRE_MAX_OUTGOING 64      /* OutgoingMessage entries per SendMessageRequest (and bundles) */
 #define WIRE_MAX_ACK_IDS 100      /* server ids per AckRequest, and timestamps per Receipt */
+/* Signed records (docs/protocol.md §6.1 device list, §12.1 staff list): the largest possible device
+ * list (64 devices) and the staff-list bound; both fit one frame. */
+#define WIRE_DEVLIST_MAX_BYTES (21 + 8 + 1 + 32 + 33 + 8 + 8 + 1 + 64 * (4 + 33 + 32) + 64)
+#define WIRE_STAFFLIST_MAX_BYTES (200u * 1024u)
+#define WIRE_MAX_DISPLAY_NAME 64  /* entity display name, bytes */
+#define WIRE_MAX_ENROL_CODE 32    /* enrolment code as typed (dashes and spaces allowed) */
 
 typedef struct wire_limits {
 	size_t max_frame;        /* whole encoded Frame */
