@@ -69,6 +69,18 @@ void cli_print_digits(const char *digits);
 /* parley_trust(handle) with its report on stdout; lists the choice when it is ambiguous (cmd_trust.c). */
 int cli_trust(cli_ctx *ctx, parley_client *c, const char *handle);
 
+/* QR codes (qr.c): CLI_QR_QUIET modules of quiet zone around the symbol, CLI_QR_SCALE pixels per
+ * module in a PNG. Errors: PARLEY_E_TOO_LARGE (empty payload or one that no QR version holds),
+ * PARLEY_E_NOMEM, PARLEY_E_IO (output; err names the file). */
+#define CLI_QR_QUIET 4
+#define CLI_QR_SCALE 8
+/* The symbol's width in modules (without the quiet zone). */
+int cli_qr_modules(const char *payload, int *width);
+/* The symbol in Unicode half blocks, two module rows per line, light modules as ink. */
+int cli_qr_print(FILE *f, const char *payload);
+/* The symbol as an 8-bit greyscale PNG at path (written to path.tmp, then renamed). */
+int cli_qr_png(const char *path, const char *payload, char *err, size_t errlen);
+
 /* Commands */
 int cmd_register(cli_ctx *ctx, int argc, char **argv);
 int cmd_link(cli_ctx *ctx, int argc, char **argv);
