@@ -47,6 +47,8 @@ extern "C" {
 #define PARLEY_URL_MAX 2048          /* bytes, without NUL */
 
 typedef struct parley_client parley_client;
+/* <parley/entity.h> */
+typedef struct parley_join_request parley_join_request;
 
 typedef struct parley_client_options {
 	/* ws://host[:port][/path] or wss://... NULL = the server this device registered with (saved in the
@@ -264,6 +266,13 @@ typedef struct parley_events {
 	void (*on_error)(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user);
 	/* The connection closed (err says why); the next operation (e.g. parley_connect) reconnects. */
 	void (*on_disconnect)(parley_client *c, parley_err err, void *user);
+	/* Entities (<parley/entity.h>), whether or not on_message is set: a candidate asked to join
+	 * `entity` (to its admins; req valid during the call, its safety_number empty), and a new staff
+	 * list of `entity` (to its members; removed = 1: this account is no longer one). */
+	void (*on_entity_join_requested)(parley_client *c, const char *entity, const parley_join_request *req,
+					 void *user);
+	void (*on_entity_staff_changed)(parley_client *c, const char *entity, uint64_t staff_version, int removed,
+					void *user);
 	void *user;
 } parley_events;
 

@@ -5,6 +5,7 @@
 #include <parley/error.h>
 #include <parley/version.h>
 #include <parley/client.h>
+#include <parley/entity.h>
 #include <parley/signal.h>
 #include <parley/signal_group.h>
 #include <parley/signal_sqlite.h>

@@ -153,6 +153,7 @@ struct parley_client {
 	int refill_inflight;  /* keys.c */
 	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
 	int requests_ready;      /* requests.c: its schema is migrated in this client.db */
+	int entities_ready;      /* entity_state.c: the same for its schema */
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -226,6 +227,8 @@ int client__devices_list_submit(parley_client *c, parley_devices_cb cb, void *us
 void client__recv_push(parley_client *c, const Parley__Wire__Push *push);
 void client__recv_disconnect(parley_client *c, int err);
 void client__recv_shutdown(parley_client *c);
+/* entity.c: the entity pushes (EntityJoinRequested, EntityStaffChanged) to the application */
+void client__entity_push(parley_client *c, const Parley__Wire__Push *p);
 
 /* e2e.c: the local end-to-end store */
 /* Opens signal.db (the e2e tables of client.db come with its schema). */

@@ -1,0 +1,102 @@
+/* Internals of entities on the client (include/parley/entity.h), shared by entity.c (the calls) and
+ * entity_state.c (client.db: the entity keys this device holds, the pins; verification of a fetched
+ * entity into a parley_entity).
+ */
+#ifndef PARLEY_CLIENT_ENTITY_INTERNAL_H
+#define PARLEY_CLIENT_ENTITY_INTERNAL_H
+#include <parley/entity.h>
+
+#include "client/client_internal.h"
+#include "wire/devlist.h"
+#include "wire/stafflist.h"
+
+/* A verified entity: the fetched record and its parsed staff list (members point into raw). */
+struct parley_entity {
+	char handle[PARLEY_HANDLE_MAX + 1];
+	uint8_t *raw; /* the signed staff list as fetched */
+	size_t raw_len;
+	wire_stafflist sl;
+	int key_here; /* this device holds the entity key */
+};
+
+/* One entity call through its stages (entity.c): each stage is one request. */
+enum { ST_GET, ST_OWN_LIST, ST_MEMBER_LIST, ST_REQUESTS, ST_CALL };
+enum { K_GET, K_CREATE, K_CODE, K_JOIN, K_REQUESTS, K_DECIDE, K_ADD_ADMIN, K_REMOVE, K_RULES };
+
+typedef struct entity_op {
+	client_op op;
+	int kind, stage;
+	char entity[PARLEY_HANDLE_MAX + 1];
+	char member[PARLEY_HANDLE_MAX + 1]; /* add-admin, remove */
+	char name[PARLEY_ENTITY_NAME_MAX + 1];
+	char code[PARLEY_ENROL_CODE_MAX + 1];
+	unsigned ttl_s;
+	int role, approve;
+	uint64_t request_id;
+	parley_rules_change rules;
+	int rules_member; /* rules: for member, not the entity */
+	parley_entity *ent;                /* verified by GET */
+	uint8_t ak[PARLEY_ENTITY_KEY_BYTES]; /* create, join: this account's key */
+	uint8_t *blob;                     /* the device list of this account or of the new member */
+	size_t blob_len;
+	uint64_t member_id;
+	uint8_t *list; /* the new signed staff list */
+	size_t list_len;
+	uint8_t ek[PARLEY_ENTITY_KEY_BYTES]; /* create: the new entity key */
+	union {
+		Parley__Wire__EntityGetRequest get;
+		Parley__Wire__GetDeviceListRequest devlist;
+		Parley__Wire__EntityCreateRequest create;
+		Parley__Wire__EntityCodeRequest code;
+		Parley__Wire__EntityJoinRequest join;
+		Parley__Wire__EntityRequestsRequest requests;
+		Parley__Wire__EntityDecideRequest decide;
+		Parley__Wire__EntityMemberRequest member;
+		Parley__Wire__EntityStaffRequest staff;
+	} body;
+	union {
+		parley_entity_cb get;
+		parley_entity_id_cb id;
+		parley_entity_code_cb code;
+		parley_join_requests_cb requests;
+		parley_done_cb done;
+	} cb;
+	void *user;
+} entity_op;
+
+extern const client_op_vtable client__entity_vt;
+void client__entity_op_free(entity_op *o);
+/* This account's key (public half) from the client state: PARLEY_E_NO_ACCOUNT_KEY when unknown. */
+int client__entity_own_key(parley_client *c, uint8_t pub[PARLEY_ENTITY_KEY_BYTES]);
+
+/* client.db tables of entities (own schema "client.entities", migrated on first use). */
+int client__entity_ready(parley_client *c);
+/* The entity key pair this device holds for handle: PARLEY_OK, PARLEY_E_ENTITY_KEY_REQUIRED (none).
+ * priv is secret: the caller wipes it. */
+int client__entity_key_load(parley_client *c, const char *handle, uint8_t pub[PARLEY_ENTITY_KEY_BYTES],
+			    uint8_t priv[32]);
+/* A new entity key for handle, saved before the create request goes out (a crash after the server
+ * accepted it must not lose the key); PARLEY_E_EXISTS when this device already created that entity. */
+int client__entity_key_new(parley_client *c, const char *handle, uint8_t pub[PARLEY_ENTITY_KEY_BYTES]);
+/* The create succeeded (entity id known) or failed (the unused key is deleted). */
+int client__entity_key_done(parley_client *c, const char *handle, uint64_t entity_id, int ok);
+/* Verifies a fetched entity for handle (signature by its key, names the entity), checks and updates the
+ * pins (entity key TOFU: PARLEY_E_UNTRUSTED_IDENTITY; version: PARLEY_E_STAFF_LIST_ROLLBACK) and makes
+ * *out. */
+int client__entity_verify(parley_client *c, const char *handle, const Parley__Wire__Entity *w, parley_entity **out);
+/* Forgets the pin of handle (parley_entity_trust). */
+int client__entity_unpin(parley_client *c, const char *handle);
+/* The pinned entity key of handle: PARLEY_OK or PARLEY_E_NOT_FOUND. */
+int client__entity_pinned_key(parley_client *c, const char *handle, uint8_t key[PARLEY_ENTITY_KEY_BYTES]);
+/* Verifies a member's signed device list (devlist, len) as the staff list gives it: it must verify and
+ * be signed by account_key for account_id. PARLEY_E_DEVICE_LIST_INVALID otherwise;
+ * PARLEY_E_NO_DEVICE_LIST when len is 0. */
+int client__entity_member_devlist(const uint8_t *devlist, size_t len, uint64_t account_id,
+				  const uint8_t account_key[PARLEY_ENTITY_KEY_BYTES], wire_devlist *out);
+
+/* The safety number of this account's key `mine` and `theirs` (identifier: other, an entity or a
+ * candidate's handle), as parley_entity_safety_number shows it (entity_view.c). */
+int client__entity_fingerprint(parley_client *c, const uint8_t mine[PARLEY_ENTITY_KEY_BYTES], const char *other,
+			       const uint8_t theirs[PARLEY_ENTITY_KEY_BYTES], char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
+
+#endif
