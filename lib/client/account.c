@@ -26,6 +26,7 @@ typedef struct account_op {
 	} body;
 	uint8_t sig[WIRE_SIG_LEN];
 	uint8_t pow[WIRE_POW_LEN];
+	uint8_t account_key[PARLEY_SIGNAL_PUBKEY_LEN]; /* register: the new account key's public half */
 } account_op;
 
 int client__sign_challenge(const parley_client *c, const uint8_t *msg, size_t len, uint8_t sig[WIRE_SIG_LEN])
@@ -70,6 +71,8 @@ static int build_register(parley_client *c, client_op *op, Parley__Wire__Request
 	a->body.reg.device_name = a->name;
 	a->body.reg.signature.data = a->sig;
 	a->body.reg.signature.len = WIRE_SIG_LEN;
+	a->body.reg.account_key.data = a->account_key;
+	a->body.reg.account_key.len = sizeof(a->account_key);
 	if (c->register_pow_bits != 0) {
 		/* the server asks each registration to pay some work (registration=pow): about
 		 * 2^bits hashes, bound to this challenge, so it is done here and now */
@@ -106,7 +109,8 @@ static int build_auth(parley_client *c, client_op *op, Parley__Wire__Request *re
 
 /* ---- completions ---- */
 
-static int save_account(parley_client *c, const char *handle, uint64_t account_id, uint32_t device_id)
+static int save_account(parley_client *c, const char *handle, uint64_t account_id, uint32_t device_id,
+			int registered)
 {
 	client_account a;
 	int rc;
@@ -116,6 +120,7 @@ static int save_account(parley_client *c, const char *handle, uint64_t account_i
 	snprintf(a.server_url, sizeof(a.server_url), "%s", c->conn_url);
 	a.account_id = account_id;
 	a.device_id = device_id;
+	a.registered = registered;
 	rc = client__state_save_account(c->state, &a, c->errmsg, sizeof(c->errmsg));
 	if (rc == PARLEY_OK) {
 		c->account = a;
@@ -134,9 +139,11 @@ static void complete_new_account(parley_client *c, client_op *op, int status, co
 		client__set_err(c, "this device already has an account (%s, device %u)", c->account.handle,
 				(unsigned)c->account.device_id);
 	if (status == PARLEY_OK && r->body_case == PARLEY__WIRE__RESPONSE__BODY_REGISTER)
-		status = save_account(c, a->handle, r->register_->account_id, r->register_->device_id);
+		status = save_account(c, a->handle, r->register_->account_id, r->register_->device_id, 1);
 	else if (status == PARLEY_OK)
-		status = save_account(c, a->handle, r->auth->account_id, a->device_id);
+		status = save_account(c, a->handle, r->auth->account_id, a->device_id, 0);
+	if (status == PARLEY_OK && r->body_case == PARLEY__WIRE__RESPONSE__BODY_AUTH)
+		status = client__akey_learn(c, r->auth->account_key.data, r->auth->account_key.len);
 	if (status == PARLEY_OK)
 		status = client__keys_after_account(c, a->cb, a->user);
 	if (status != PARLEY_OK)
@@ -150,6 +157,10 @@ static void complete_auth(parley_client *c, client_op *op, int status, const Par
 	account_op *a = CLIENT_OP_OWNER(op, account_op, op);
 
 	if (status == PARLEY_OK) {
+		/* the account key as the server holds it; a key it does not recognise is refused (a
+		 * different one replaces the public half: only a re-registration changes it) */
+		if (client__akey_learn(c, r->auth->account_key.data, r->auth->account_key.len) != PARLEY_OK)
+			client__set_err(c, "the server sent a malformed account key");
 		client__keys_after_auth(c);
 	} else {
 		if (r != NULL)
@@ -242,6 +253,11 @@ parley_err parley_register_start(parley_client *c, const char *handle, const cha
 	a = op_new(&register_vt, handle, cb, user);
 	if (a == NULL)
 		return PARLEY_E_NOMEM;
+	rc = client__akey_generate(c, a->account_key);
+	if (rc != PARLEY_OK) {
+		parley__free(a);
+		return rc;
+	}
 	snprintf(a->name, sizeof(a->name), "%s", device_name != NULL ? device_name : DEFAULT_REGISTER_NAME);
 	client__conn_submit(c, &a->op);
 	return PARLEY_OK;

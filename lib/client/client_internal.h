@@ -216,6 +216,24 @@ int client__auth_op_new(parley_client *c, client_op **out);
 /* Ed25519 detached signature of msg with the device key (the device's answer to a challenge). */
 int client__sign_challenge(const parley_client *c, const uint8_t *msg, size_t len, uint8_t sig[WIRE_SIG_LEN]);
 
+/* akey.c: this account's account key (client.db table account_key) */
+/* pub (33) and, when priv is non-NULL and this device holds it, the private half (the caller wipes it).
+ * PARLEY_E_NOT_FOUND when no account key is known. */
+int client__akey_load(parley_client *c, uint8_t pub[PARLEY_SIGNAL_PUBKEY_LEN], uint8_t priv[32], int *have_private);
+/* Replaces the stored key (priv NULL: public half only). */
+int client__akey_save(parley_client *c, const uint8_t pub[PARLEY_SIGNAL_PUBKEY_LEN], const uint8_t *priv);
+/* A key the server reports (AuthResponse.account_key; empty is ignored): stored if it is not the one
+ * known. PARLEY_E_PROTO_MALFORMED if it is not a 33-byte Signal public key. */
+int client__akey_learn(parley_client *c, const uint8_t *pub, size_t len);
+/* Generates a new account key and stores both halves (registration, legacy migration). */
+int client__akey_generate(parley_client *c, uint8_t pub[PARLEY_SIGNAL_PUBKEY_LEN]);
+/* The private half leaves this device (after a transfer). */
+int client__akey_drop_private(parley_client *c);
+/* The account key's public half as known on this device; *have_private (may be NULL) = 1 when this
+ * device holds the private half. PARLEY_E_NOT_FOUND when none is known yet. For entity.c
+ * (EntityJoinRequest.account_key). */
+int client__account_key(parley_client *c, uint8_t pub[33], int *have_private);
+
 /* devices.c */
 int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,
 				  parley_device_list **out);

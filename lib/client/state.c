@@ -79,6 +79,22 @@ static const char *const client_steps[] = {
 	"INSERT INTO pending_keys (handle, device_id, key, seen_ms)"
 	"  SELECT handle, device_id, key, seen_ms FROM pending_identity;"
 	"DROP TABLE pending_identity;",
+	/* 4: signed device lists (issue 9, akey.c and peers.c). account_key: this account's key (public
+	 * always, private only on the device that holds it). account.registered marks the device that
+	 * registered the account: it alone creates an account key for an account registered before keys
+	 * existed; the server gives the registering device id 1, which is how older files are marked.
+	 * peer_lists: per peer account the pinned account key (first seen, TOFU), the highest verified
+	 * list and its version (a lower one is a rollback), and pending_ak: a different key the server
+	 * now shows (the peer re-registered), waiting for parley_trust. */
+	"CREATE TABLE account_key (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  public_key BLOB NOT NULL CHECK (length(public_key) = 33),"
+	"  private_key BLOB CHECK (private_key IS NULL OR length(private_key) = 32),"
+	"  created_ms INTEGER NOT NULL);"
+	"ALTER TABLE account ADD COLUMN registered INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE account SET registered = (device_id = 1);"
+	"CREATE TABLE peer_lists (handle TEXT PRIMARY KEY, account_id INTEGER NOT NULL,"
+	"  account_key BLOB NOT NULL CHECK (length(account_key) = 33), pinned_ms INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL DEFAULT 0, list BLOB, pending_ak BLOB);",
 };
 
 static const migrate_schema client_schema = {
@@ -448,7 +464,7 @@ int client__state_account(client_state *s, client_account *out, char *err, size_
 
 	memset(out, 0, sizeof(*out));
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT handle, account_id, device_id, server_url, saved_ms FROM account WHERE id = 1", -1,
+			       "SELECT handle, account_id, device_id, server_url, saved_ms, registered FROM account WHERE id = 1", -1,
 			       &st, NULL) != SQLITE_OK) {
 		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return PARLEY_E_STORE;
@@ -477,6 +493,7 @@ int client__state_account(client_state *s, client_account *out, char *err, size_
 	out->account_id = (uint64_t)sqlite3_column_int64(st, 1);
 	out->device_id = (uint32_t)sqlite3_column_int64(st, 2);
 	out->saved_ms = (uint64_t)sqlite3_column_int64(st, 4);
+	out->registered = sqlite3_column_int(st, 5);
 	rc = PARLEY_OK;
 out:
 	sqlite3_finalize(st);
@@ -489,8 +506,8 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO account (id, handle, account_id, device_id, server_url, saved_ms)"
-			       " VALUES (1, ?, ?, ?, ?, ?)",
+			       "INSERT INTO account (id, handle, account_id, device_id, server_url, saved_ms, registered)"
+			       " VALUES (1, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return PARLEY_E_STORE;
@@ -500,6 +517,7 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)a->device_id);
 	sqlite3_bind_text(st, 4, a->server_url, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)client__now_ms());
+	sqlite3_bind_int(st, 6, a->registered != 0);
 	/* A single INSERT is its own transaction; the PRIMARY KEY makes a second account impossible. */
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT) {

@@ -31,6 +31,7 @@ typedef struct client_account {
 	uint32_t device_id;
 	char server_url[PARLEY_URL_MAX + 1];
 	uint64_t saved_ms;
+	int registered; /* this device registered the account (it created the account key) */
 } client_account;
 
 /* The Ed25519 device key pair. The secret key lives only in memory owned by the client and is wiped

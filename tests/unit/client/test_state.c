@@ -362,7 +362,12 @@ static void test_migrate_old_db(void)
 		/* the file is at the current version of schema "client", with every table */
 		TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_OK);
 		TEST_EQ_INT(parley__migrate_version(client__state_db(s), "client", &v), PARLEY_OK);
-		TEST_EQ_INT(v, 3);
+		TEST_EQ_INT(v, 4);
+		/* step 4 (signed device lists): device 2 did not register the account */
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM account WHERE registered = 0"), 1);
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+							    "name IN ('account_key', 'peer_lists')"),
+			    2);
 		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
 							    "name IN ('e2e_meta', 'peer_devices', 'pending_keys',"
 							    " 'received_ids', 'quarantine', 'quarantine_meta')"),
