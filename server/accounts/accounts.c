@@ -203,6 +203,10 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 		status = !wire__handle_valid(req->handle) ? PARLEY_E_BAD_HANDLE : PARLEY_E_INVAL;
 		goto fail;
 	}
+	/* every new account has a key that signs its device lists (docs/protocol.md §11) */
+	status = accounts__check_account_key(req->account_key.data, req->account_key.len);
+	if (status != PARLEY_OK)
+		goto fail;
 	/* one hash, before the signature: the work is checked against the challenge this attempt
 	 * consumed, so it can be neither computed ahead nor reused */
 	if (!wire__register_pow_check(nonce, req->handle, req->device_key.data, req->pow.data, req->pow.len,
@@ -226,6 +230,8 @@ void accounts__register(accounts *a, store_client *sc, acct_auth *s, const Parle
 			goto fail;
 		}
 		memcpy(job->acct.key, req->device_key.data, WIRE_KEY_LEN);
+		memcpy(job->acct.account_key, req->account_key.data, 33);
+		job->acct.has_account_key = 1;
 		job->now_ms = now_ms;
 	}
 	snprintf(s->handle, sizeof(s->handle), "%s", req->handle);
@@ -287,6 +293,8 @@ static void auth_done(void *arg, int status, const void *result)
 		s->authenticated = 1;
 		r.account_id = job->account_id;
 		r.device_id = op->device_id;
+		r.has_account_key = job->acct.has_account_key;
+		memcpy(r.account_key, job->acct.account_key, sizeof(r.account_key));
 	} else {
 		attempt_failed(op->a, s, status, &r);
 	}

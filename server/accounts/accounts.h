@@ -57,6 +57,8 @@ typedef struct accounts_result {
 	int close_conn;       /* too many failed attempts: close after the response */
 	uint32_t removed_device; /* remove_device succeeded: close that device's connections */
 	uint64_t retry_after_ms; /* REGISTRATION_LIMITED */
+	uint8_t account_key[33]; /* auth: the account's key (has_account_key) */
+	int has_account_key;
 } accounts_result;
 
 /* Reads its fields from the configuration table: PARLEY_E_CONFIG for an unknown `registration` mode.
@@ -101,6 +103,20 @@ void accounts__add_device(const accounts *a, store_client *sc, uint64_t account,
 			  void *arg);
 void accounts__remove_device(store_client *sc, uint64_t account, uint32_t device,
 			     const Parley__Wire__RemoveDeviceRequest *req, svc_cb cb, void *arg);
+
+/* Signed device lists (devlists.c, docs/protocol.md §11); both report the store job (NULL when refused
+ * before the store). upload: the record is verified (DEVICE_LIST_INVALID), then the store checks it
+ * against the account (DEVICE_LIST_INVALID, DEVICE_LIST_ROLLBACK); set_key non-NULL is SetAccountKey
+ * (the key must be the list's signer; ACCOUNT_KEY_SET if the account has one). get: the account of
+ * `handle`, its key and its list (BAD_HANDLE, NO_SUCH_ACCOUNT). */
+void accounts__upload_devlist(store_client *sc, uint64_t account, uint32_t device, const uint8_t *rec,
+			      size_t len, const uint8_t *set_key, size_t set_key_len, uint64_t now_ms, svc_cb cb,
+			      void *arg);
+void accounts__get_devlist(store_client *sc, uint64_t account, uint32_t device, const char *handle, svc_cb cb,
+			   void *arg);
+/* An account key as RegisterRequest / SetAccountKeyRequest carry it: 33 bytes, 0x05 || X25519.
+ * PARLEY_E_INVALID_KEY otherwise. */
+int accounts__check_account_key(const uint8_t *key, size_t len);
 
 /* The service descriptor (routes.c). */
 struct service;

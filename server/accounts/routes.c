@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "common/alloc.h"
 #include "dispatch/service.h"
+#include "wire/devlist.h"
 
 #define MODULE "accounts"
 
@@ -134,6 +135,10 @@ static void auth_answer(void *arg, int status, const void *result)
 	Parley__Wire__AuthResponse au = PARLEY__WIRE__AUTH_RESPONSE__INIT;
 	if (status == PARLEY_OK) {
 		au.account_id = ar->account_id;
+		if (ar->has_account_key) {
+			au.account_key.data = (uint8_t *)ar->account_key;
+			au.account_key.len = sizeof(ar->account_key);
+		}
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH;
 		r.auth = &au;
 	}
@@ -207,6 +212,8 @@ static void list_answer(void *arg, int status, const void *result)
 		}
 		ld.n_devices = n;
 		ld.devices = devp;
+		ld.signed_device_list.data = j->acct.devlist;
+		ld.signed_device_list.len = j->acct.devlist_len;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES;
 		r.list_devices = &ld;
 	}
@@ -292,12 +299,90 @@ static void route_remove_device(request *rq, const Parley__Wire__Request *req)
 	accounts__remove_device(worker__store(rq->w), rq->account, rq->device, req->remove_device, remove_answer, rq);
 }
 
+/* --- signed device lists --- */
+
+static void upload_devlist_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__UploadDeviceListResponse u = PARLEY__WIRE__UPLOAD_DEVICE_LIST_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		u.version = j->acct.parsed->version;
+		log_info(MODULE, "account %llu uploaded device list v%llu (%zu devices)",
+			 (unsigned long long)j->account_id, (unsigned long long)u.version, j->acct.parsed->n);
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_UPLOAD_DEVICE_LIST;
+		r.upload_device_list = &u;
+	}
+	request__reply(arg, &r);
+}
+
+static void route_upload_devlist(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__UploadDeviceListRequest *u = req->upload_device_list;
+	accounts__upload_devlist(worker__store(rq->w), rq->account, rq->device, u->signed_device_list.data,
+				 u->signed_device_list.len, NULL, 0, parley__wall_ms(), upload_devlist_answer, rq);
+}
+
+static void set_key_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__SetAccountKeyResponse sk = PARLEY__WIRE__SET_ACCOUNT_KEY_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		log_info(MODULE, "account %llu set its account key (device list v%llu)",
+			 (unsigned long long)j->account_id, (unsigned long long)j->acct.parsed->version);
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_SET_ACCOUNT_KEY;
+		r.set_account_key = &sk;
+	}
+	request__reply(arg, &r);
+}
+
+static void route_set_account_key(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__SetAccountKeyRequest *s = req->set_account_key;
+	int rc = accounts__check_account_key(s->account_key.data, s->account_key.len);
+	if (rc != PARLEY_OK) {
+		request__fail(rq, rc);
+		return;
+	}
+	accounts__upload_devlist(worker__store(rq->w), rq->account, rq->device, s->signed_device_list.data,
+				 s->signed_device_list.len, s->account_key.data, s->account_key.len,
+				 parley__wall_ms(), set_key_answer, rq);
+}
+
+static void get_devlist_answer(void *arg, int status, const void *result)
+{
+	const store_job *j = result;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__GetDeviceListResponse g = PARLEY__WIRE__GET_DEVICE_LIST_RESPONSE__INIT;
+	r.status = (uint32_t)status;
+	if (status == PARLEY_OK) {
+		g.account_id = j->account_id;
+		g.signed_device_list.data = j->acct.devlist;
+		g.signed_device_list.len = j->acct.devlist_len;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_GET_DEVICE_LIST;
+		r.get_device_list = &g;
+	}
+	request__reply(arg, &r);
+}
+
+static void route_get_devlist(request *rq, const Parley__Wire__Request *req)
+{
+	accounts__get_devlist(worker__store(rq->w), rq->account, rq->device, req->get_device_list->handle,
+			      get_devlist_answer, rq);
+}
+
 static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_REGISTER, "register", 0, route_register},
 	{PARLEY__WIRE__REQUEST__BODY_AUTH, "auth", 0, route_auth},
 	{PARLEY__WIRE__REQUEST__BODY_LIST_DEVICES, "list_devices", 1, route_list_devices},
 	{PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE, "add_device", 1, route_add_device},
 	{PARLEY__WIRE__REQUEST__BODY_REMOVE_DEVICE, "remove_device", 1, route_remove_device},
+	{PARLEY__WIRE__REQUEST__BODY_UPLOAD_DEVICE_LIST, "upload_device_list", 1, route_upload_devlist},
+	{PARLEY__WIRE__REQUEST__BODY_GET_DEVICE_LIST, "get_device_list", 1, route_get_devlist},
+	{PARLEY__WIRE__REQUEST__BODY_SET_ACCOUNT_KEY, "set_account_key", 1, route_set_account_key},
 };
 
 const service accounts__service = {

@@ -156,6 +156,8 @@ static void bundles_answer(void *arg, int status, const void *result)
 		gb.account_id = j->account_id;
 		gb.n_bundles = n;
 		gb.bundles = bp;
+		gb.signed_device_list.data = j->keys.devlist;
+		gb.signed_device_list.len = j->keys.devlist_len;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES;
 		r.get_bundles = &gb;
 	}

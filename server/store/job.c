@@ -16,6 +16,8 @@
 static void free_acct(store_job *j)
 {
 	parley__free(j->acct.devices);
+	parley__free(j->acct.devlist);
+	parley__free(j->acct.parsed);
 }
 
 static void free_keys(store_job *j)
@@ -23,6 +25,7 @@ static void free_keys(store_job *j)
 	parley__free(j->keys.otks);
 	parley__free(j->keys.bundles);
 	parley__free(j->keys.forget_ids);
+	parley__free(j->keys.devlist);
 }
 
 static void free_relay(store_job *j)

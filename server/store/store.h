@@ -117,6 +117,8 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(TOUCH_DEVICE, touch_device, STORE_WRITE, acct)      /* last_seen_ms */                                \
 	X(FIND_DEVICE, find_device, STORE_READ, acct)         /* handle + device id -> account_id, device */    \
 	X(CHECK_CALLER, check_caller, STORE_READ, acct)       /* caller_* still a device (run before others) */ \
+	X(SET_DEVLIST, set_devlist, STORE_WRITE, acct)        /* checked signed device list (+ key if set_key) */ \
+	X(GET_DEVLIST, get_devlist, STORE_READ, acct)         /* handle -> account_id, account key, list */     \
 	/* key server */                                                                                        \
 	X(UPLOAD_KEYS, upload_keys, STORE_WRITE, keys)        /* identity + reg. id (immutable), spk, pool */   \
 	X(PREKEY_COUNT, prekey_count, STORE_READ, keys)       /* one-time prekeys left, signed prekey id */     \
@@ -158,6 +160,23 @@ typedef struct store_acct_args {
 	store_device device;
 	store_device *devices; /* owned by the job */
 	size_t n_devices;
+	/* Signed device lists (docs/protocol.md §11).
+	 * CREATE_ACCOUNT: account_key (has_account_key) is stored with the account.
+	 * SET_DEVLIST (account_id, caller): devlist/devlist_len, the record, and parsed, its verified
+	 * content (the service checked the signature by the key embedded in it, off the store thread);
+	 * the store checks, in the transaction that stores it, that the embedded key is the account's
+	 * (DEVICE_LIST_INVALID), account id and handle match (DEVICE_LIST_INVALID), version > stored
+	 * (DEVICE_LIST_ROLLBACK), every listed device exists with that device key and, when it uploaded
+	 * Signal keys, that identity key (DEVICE_LIST_INVALID). set_key (SetAccountKey): the account must
+	 * have no key yet (ACCOUNT_KEY_SET) and gets the embedded one.
+	 * FIND_DEVICE, GET_DEVLIST (handle), LIST_DEVICES: account_key (has_account_key) and the stored
+	 * list (devlist, NULL/0 when none) are results. */
+	uint8_t account_key[33];
+	int has_account_key;
+	int set_key;
+	uint8_t *devlist;         /* owned by the job */
+	size_t devlist_len;
+	struct wire_devlist *parsed; /* owned by the job (SET_DEVLIST) */
 } store_acct_args;
 
 /* --- key server (job->keys) --- */
@@ -212,6 +231,9 @@ typedef struct store_keys_args {
 	/* GET_BUNDLES (job->handle, job->device_id: 0 = all); fills job->account_id too */
 	store_bundle *bundles; /* owned by the job */
 	size_t n_bundles;
+	/* GET_BUNDLES result: the account's latest signed device list (owned by the job; NULL: none) */
+	uint8_t *devlist;
+	size_t devlist_len;
 } store_keys_args;
 
 /* --- relay (job->relay) --- */

@@ -22,6 +22,9 @@
 #include <parley/signal.h>
 #include <sodium.h>
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 int it_failures;
 
 static void die(const char *what)
@@ -632,6 +635,8 @@ int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[3
 	r.device_name = "it-device";
 	r.signature.data = sig;
 	r.signature.len = 64;
+	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.len = 33;
 	wire_frame f;
 	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, &f) : -1;
 	if (st >= 0) {

@@ -24,6 +24,9 @@
 
 #include "harness.h"
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 #define ATTACKERS 200
 #define VICTIM_KEYS 200
 
@@ -283,6 +286,8 @@ static int register_with_pow(int port, const char *handle, unsigned bits, const 
 	r.device_name = "";
 	r.signature.data = sig;
 	r.signature.len = 64;
+	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.len = 33;
 	if (bits > 0) {
 		wire__register_pow_solve(pow_nonce != NULL ? pow_nonce : nonce, handle, pk, bits, pow);
 		r.pow.data = pow;

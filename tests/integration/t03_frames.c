@@ -10,6 +10,9 @@
 
 #include "harness.h"
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 static srv s;
 
 static void valid_raw_ping(void)
@@ -75,6 +78,8 @@ static void field_limits(void)
 	r.device_key.len = 32;
 	r.signature.data = sig;
 	r.signature.len = 64;
+	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.len = 33;
 	IT_EQ(pw_call(fd, &req, NULL), PARLEY_E_PROTO_FIELD_TOO_LARGE);
 	/* missing signature */
 	req.id = 12;
@@ -86,6 +91,8 @@ static void field_limits(void)
 	req.id = 13;
 	r.signature.data = sig;
 	r.signature.len = 64;
+	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.len = 33;
 	r.device_key.len = 31;
 	int st = pw_call(fd, &req, NULL);
 	IT_CHECK(st == PARLEY_E_PROTO_FIELD_TOO_LARGE || st == PARLEY_E_PROTO_MALFORMED || st == PARLEY_E_INVAL);

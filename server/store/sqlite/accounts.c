@@ -7,8 +7,10 @@
 
 #include "common/alloc.h"
 #include "store/sqlite/sqlite_internal.h"
+#include "wire/devlist.h"
 
-static const char SQL_INSERT_ACCOUNT[] = "INSERT INTO accounts(handle, created_ms, next_device_id) VALUES (?1, ?2, 2)";
+static const char SQL_INSERT_ACCOUNT[] = "INSERT INTO accounts(handle, created_ms, next_device_id, account_key)"
+					 " VALUES (?1, ?2, 2, ?3)";
 static const char SQL_INSERT_DEVICE[] = "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms,"
 					" last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
 static const char SQL_ACCOUNT_BY_HANDLE[] = "SELECT id FROM accounts WHERE handle = ?1";
@@ -22,7 +24,8 @@ static const char SQL_COUNT_DEVICES[] = "SELECT count(*) FROM devices WHERE acco
 static const char SQL_DELETE_DEVICE[] = "DELETE FROM devices WHERE account_id = ?1 AND device_id = ?2";
 static const char SQL_TOUCH_DEVICE[] = "UPDATE devices SET last_seen_ms = ?3 WHERE account_id = ?1 AND device_id = ?2";
 static const char SQL_DEVICE_EXISTS[] = "SELECT 1 FROM devices WHERE account_id = ?1 AND device_id = ?2";
-static const char SQL_FIND_DEVICE[] = "SELECT d.device_id, d.name, d.pubkey, d.created_ms, d.last_seen_ms, a.id"
+static const char SQL_FIND_DEVICE[] = "SELECT d.device_id, d.name, d.pubkey, d.created_ms, d.last_seen_ms, a.id,"
+				      " a.account_key"
 				      " FROM accounts a JOIN devices d ON d.account_id = a.id"
 				      " WHERE a.handle = ?1 AND d.device_id = ?2";
 
@@ -69,8 +72,11 @@ static int one_device(store_be *b, store_job *j, int by_handle)
 	int ret = PARLEY_E_NO_SUCH_DEVICE;
 	if (rc == SQLITE_ROW) {
 		read_device(st, &j->acct.device);
-		if (by_handle)
+		if (by_handle) {
 			j->account_id = (uint64_t)sqlite3_column_int64(st, 5);
+			j->acct.has_account_key = sqlite3_column_bytes(st, 6) == 33;
+			sqlite__col_blob(st, 6, j->acct.account_key, 33);
+		}
 		ret = PARLEY_OK;
 	} else if (rc != SQLITE_DONE) {
 		ret = sqlite__error(b, by_handle ? "find device" : "get device");
@@ -104,6 +110,10 @@ int sqlite__create_account(store_be *b, store_job *j)
 		return PARLEY_E_STORE;
 	sqlite3_bind_text(st, 1, j->handle, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)j->now_ms);
+	if (j->acct.has_account_key)
+		sqlite3_bind_blob(st, 3, j->acct.account_key, 33, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
 	int rc = sqlite__step_done(st);
 	if (rc == SQLITE_CONSTRAINT)
 		return PARLEY_E_HANDLE_TAKEN;
@@ -158,6 +168,8 @@ int sqlite__list_devices(store_be *b, store_job *j)
 	if (ret == PARLEY_OK && rc != SQLITE_DONE)
 		ret = sqlite__error(b, "list devices");
 	sqlite3_reset(st);
+	if (ret == PARLEY_OK)
+		ret = sqlite__read_devlist(b, j->account_id, &a->devlist, &a->devlist_len);
 	return ret;
 }
 
@@ -233,4 +245,157 @@ int sqlite__check_caller(store_be *b, store_job *j)
 	if (rc == SQLITE_ROW)
 		return PARLEY_OK;
 	return rc == SQLITE_DONE ? PARLEY_E_DEVICE_REMOVED : sqlite__error(b, "check caller");
+}
+
+/* --- signed device lists (docs/protocol.md §11) --- */
+
+static const char SQL_ACCOUNT_KEY[] = "SELECT account_key FROM accounts WHERE id = ?1";
+static const char SQL_SET_ACCOUNT_KEY[] = "UPDATE accounts SET account_key = ?2 WHERE id = ?1 AND account_key IS NULL";
+static const char SQL_ACCOUNT_HANDLE[] = "SELECT handle FROM accounts WHERE id = ?1";
+static const char SQL_GET_DEVLIST[] = "SELECT version, list FROM device_lists WHERE account_id = ?1";
+static const char SQL_PUT_DEVLIST[] = "INSERT OR REPLACE INTO device_lists(account_id, version, list, updated_ms)"
+				      " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_DEVICE_KEYS[] = "SELECT d.pubkey, k.identity_key FROM devices d LEFT JOIN device_keys k"
+				      " ON k.account_id = d.account_id AND k.device_id = d.device_id"
+				      " WHERE d.account_id = ?1 AND d.device_id = ?2";
+
+int sqlite__read_devlist(store_be *b, uint64_t account_id, uint8_t **out, size_t *len)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_GET_DEVLIST);
+	int ret = PARLEY_OK;
+	*out = NULL;
+	*len = 0;
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)account_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		/* a row this server wrote is never larger; anything else is not served */
+		if (n > 0 && n <= WIRE_DEVLIST_MAX_BYTES) {
+			*out = parley__malloc(n);
+			if (*out == NULL) {
+				ret = PARLEY_E_NOMEM;
+			} else {
+				memcpy(*out, sqlite3_column_blob(st, 1), n);
+				*len = n;
+			}
+		}
+	} else if (rc != SQLITE_DONE) {
+		ret = sqlite__error(b, "get device list");
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* The account's key -> ak; *has = 0 when it has none (registered before account keys). */
+static int account_key(store_be *b, uint64_t account_id, uint8_t ak[33], int *has)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_ACCOUNT_KEY);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)account_id);
+	int rc = sqlite3_step(st), ret = PARLEY_OK;
+	*has = 0;
+	if (rc == SQLITE_ROW) {
+		*has = sqlite3_column_bytes(st, 0) == 33;
+		sqlite__col_blob(st, 0, ak, 33);
+	} else {
+		ret = rc == SQLITE_DONE ? PARLEY_E_NO_SUCH_ACCOUNT : sqlite__error(b, "account key");
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int sqlite__get_devlist(store_be *b, store_job *j)
+{
+	int rc = sqlite__account_by_handle(b, j->handle, &j->account_id);
+	if (rc == PARLEY_OK)
+		rc = account_key(b, j->account_id, j->acct.account_key, &j->acct.has_account_key);
+	if (rc == PARLEY_OK)
+		rc = sqlite__read_devlist(b, j->account_id, &j->acct.devlist, &j->acct.devlist_len);
+	return rc;
+}
+
+/* Every listed device is a device of the account with that device key, and with that identity key
+ * when it uploaded Signal keys: the list cannot name a device the server does not know (the client
+ * could not send to it) nor give it a key the server hands out differently. */
+static int check_listed(store_be *b, uint64_t account_id, const wire_devlist *l)
+{
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_DEVICE_KEYS);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	int ret = PARLEY_OK;
+	for (size_t i = 0; i < l->n && ret == PARLEY_OK; i++) {
+		sqlite3_bind_int64(st, 1, (int64_t)account_id);
+		sqlite3_bind_int64(st, 2, l->dev[i].device_id);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			int ik = sqlite3_column_bytes(st, 1) == 33;
+			if (sqlite3_column_bytes(st, 0) != STORE_KEY_LEN ||
+			    memcmp(sqlite3_column_blob(st, 0), l->dev[i].device_key, STORE_KEY_LEN) != 0 ||
+			    (ik && memcmp(sqlite3_column_blob(st, 1), l->dev[i].identity_key, 33) != 0))
+				ret = PARLEY_E_DEVICE_LIST_INVALID;
+		} else {
+			ret = rc == SQLITE_DONE ? PARLEY_E_DEVICE_LIST_INVALID : sqlite__error(b, "device keys");
+		}
+		sqlite3_reset(st);
+	}
+	return ret;
+}
+
+int sqlite__set_devlist(store_be *b, store_job *j)
+{
+	const wire_devlist *l = j->acct.parsed;
+	uint8_t ak[33];
+	int has = 0;
+	if (l == NULL || j->acct.devlist == NULL)
+		return PARLEY_E_INVAL;
+	int rc = account_key(b, j->account_id, ak, &has);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (j->acct.set_key && has)
+		return PARLEY_E_ACCOUNT_KEY_SET;
+	if (!j->acct.set_key && (!has || memcmp(ak, l->account_key, 33) != 0))
+		return PARLEY_E_DEVICE_LIST_INVALID; /* signed by another key than the account's */
+	sqlite3_stmt *st = sqlite__stmt(b, SQL_ACCOUNT_HANDLE);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	rc = sqlite3_step(st);
+	int same = rc == SQLITE_ROW && l->account_id == j->account_id &&
+		   strcmp((const char *)sqlite3_column_text(st, 0), l->handle) == 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return sqlite__error(b, "account handle");
+	if (!same)
+		return PARLEY_E_DEVICE_LIST_INVALID;
+	int64_t version = 0;
+	rc = sqlite__query_int(b, SQL_GET_DEVLIST, (int64_t)j->account_id, 0, &version);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqlite__error(b, "device list version");
+	if (rc == SQLITE_ROW && (uint64_t)version >= l->version)
+		return PARLEY_E_DEVICE_LIST_ROLLBACK;
+	rc = check_listed(b, j->account_id, l);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (j->acct.set_key) {
+		st = sqlite__stmt(b, SQL_SET_ACCOUNT_KEY);
+		if (st == NULL)
+			return PARLEY_E_STORE;
+		sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+		sqlite3_bind_blob(st, 2, l->account_key, 33, SQLITE_STATIC);
+		if (sqlite__step_done(st) != SQLITE_DONE)
+			return sqlite__error(b, "set account key");
+	}
+	st = sqlite__stmt(b, SQL_PUT_DEVLIST);
+	if (st == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (int64_t)j->account_id);
+	sqlite3_bind_int64(st, 2, (int64_t)l->version);
+	sqlite3_bind_blob(st, 3, j->acct.devlist, (int)j->acct.devlist_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)j->now_ms);
+	if (sqlite__step_done(st) != SQLITE_DONE)
+		return sqlite__error(b, "put device list");
+	return PARLEY_OK;
 }

@@ -112,6 +112,17 @@ static const char *const migrations[] = {
 	 * share; its upkeep cost every relay insert and delete 12%, so the share is tallied in memory
 	 * (share.c) and the index goes from databases that have it. */
 	"DROP INDEX IF EXISTS messages_sender;",
+	/* 6: signed device lists (issue 9, devlist.c in sqlite/accounts.c). accounts.account_key: the
+	 * account key (33 bytes) that signs the account's device lists; NULL for accounts registered
+	 * before it existed, until their primary device sets one (SetAccountKey). device_lists: the
+	 * latest signed list per account, as uploaded (the server checks it, it cannot make one). */
+	"ALTER TABLE accounts ADD COLUMN account_key BLOB CHECK (account_key IS NULL OR length(account_key) = 33);"
+	"CREATE TABLE device_lists ("
+	"  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  version INTEGER NOT NULL,"
+	"  list BLOB NOT NULL,"
+	"  updated_ms INTEGER NOT NULL"
+	");",
 };
 
 static const migrate_schema server_schema = {

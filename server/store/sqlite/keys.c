@@ -323,5 +323,9 @@ int sqlite__get_bundles(store_be *b, store_job *j)
 		return j->device_id != 0 ? PARLEY_E_NO_SUCH_DEVICE : PARLEY_E_NO_KEYS;
 	for (size_t i = 0; i < k->n_bundles && rc == PARLEY_OK; i++)
 		rc = pop_prekey(b, j, &k->bundles[i]);
+	/* with the list the sender checks every bundle against (docs/protocol.md §11), read in the same
+	 * transaction so the two agree */
+	if (rc == PARLEY_OK)
+		rc = sqlite__read_devlist(b, j->account_id, &k->devlist, &k->devlist_len);
 	return rc;
 }

@@ -52,6 +52,8 @@ int sqlite__step_done(sqlite3_stmt *st);
 int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v);
 /* Copies a blob column of exactly n bytes into dst; zeroes dst for NULL or any other length. */
 void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n);
+/* The account's stored signed device list (accounts.c) -> *out (parley__malloc, NULL when none). */
+int sqlite__read_devlist(store_be *b, uint64_t account_id, uint8_t **out, size_t *len);
 
 /* PARLEY_OK when the connection runs with journal_mode=WAL and synchronous FULL (or EXTRA); else logs
  * what it found and returns PARLEY_E_STORE. Exposed for the store's unit test. */

@@ -12,6 +12,9 @@
 #include "test.h"
 #include "store_loop.h"
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 static uv_loop_t loop;
 static store *st;
 static store_client *sc;
@@ -102,6 +105,8 @@ struct dev {
 
 static const char *reg_peer = "127.0.0.1:1"; /* where do_register comes from */
 static uint64_t reg_now = 1000;
+static const uint8_t *reg_ak = test_account_key; /* RegisterRequest.account_key of do_register */
+static size_t reg_ak_len = 33;
 
 static int do_register(acct_session *s, const char *handle, const struct dev *d, const char *name,
 		       const uint8_t *sign_nonce, const char *signed_name, struct outcome *o)
@@ -120,6 +125,8 @@ static int do_register(acct_session *s, const char *handle, const struct dev *d,
 	rq.device_name = (char *)name;
 	rq.signature.data = sig;
 	rq.signature.len = 64;
+	rq.account_key.data = (uint8_t *)reg_ak;
+	rq.account_key.len = reg_ak_len;
 	memset(o, 0, sizeof(*o));
 	o->s = s;
 	accounts__register(&acc, sc, &s->a, &rq, reg_peer, reg_now, on_attempt, o);
@@ -205,6 +212,28 @@ static void test_handles(void)
 		TEST_CHECK(wire__handle_valid(good[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		TEST_CHECK(!wire__handle_valid(bad[i]));
+}
+
+/* issue 9: a new account needs its account key, 33 bytes 0x05 || X25519 */
+static void test_account_key_required(void)
+{
+	struct dev d;
+	struct outcome o;
+	acct_session s;
+	const uint8_t bad_type[33] = {0x06, 1};
+	crypto_sign_keypair(d.pk, d.sk);
+	accounts__session_init(&s);
+	reg_peer = "127.0.0.9:1"; /* its own registration budget: the attempts below spend it */
+	reg_ak_len = 0;
+	TEST_EQ_INT(do_register(&s, "akless", &d, "x", NULL, NULL, &o), PARLEY_E_INVALID_KEY);
+	reg_ak_len = 32;
+	TEST_EQ_INT(do_register(&s, "akless", &d, "x", NULL, NULL, &o), PARLEY_E_INVALID_KEY);
+	reg_ak = bad_type;
+	reg_ak_len = 33;
+	TEST_EQ_INT(do_register(&s, "akless", &d, "x", NULL, NULL, &o), PARLEY_E_INVALID_KEY);
+	reg_ak = test_account_key;
+	TEST_EQ_INT(do_register(&s, "akless", &d, "x", NULL, NULL, &o), PARLEY_OK);
+	reg_peer = "127.0.0.1:1";
 }
 
 static void test_flow(void)
@@ -374,6 +403,8 @@ static void test_busy(void)
 	rq.device_name = "";
 	rq.signature.data = sig;
 	rq.signature.len = 64;
+	rq.account_key.data = (uint8_t *)test_account_key;
+	rq.account_key.len = 33;
 	memset(&o1.r, 0, sizeof(o1.r));
 	memset(&o2.r, 0, sizeof(o2.r));
 	o1.done = o2.done = 0;
@@ -405,6 +436,7 @@ int main(void)
 
 	TEST_RUN(test_handles);
 	TEST_RUN(test_flow);
+	TEST_RUN(test_account_key_required);
 	TEST_RUN(test_busy);
 	TEST_RUN(test_register_limit);
 

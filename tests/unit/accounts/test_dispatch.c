@@ -19,6 +19,9 @@
 #include "transport/transport.h"
 #include "wire/wire.h"
 
+/* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
+static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+
 #define MAXQ 32
 
 struct cli {
@@ -146,6 +149,8 @@ static int req_register(struct cli *k, uint64_t id, const char *handle, const ui
 	rr.device_name = "dev";
 	rr.signature.data = sig;
 	rr.signature.len = 64;
+	rr.account_key.data = (uint8_t *)test_account_key;
+	rr.account_key.len = 33;
 	r.id = id;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
 	r.register_ = &rr;

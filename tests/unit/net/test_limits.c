@@ -145,6 +145,8 @@ static void test_preauth_frames_fit(void)
 	r.device_key = (ProtobufCBinaryData){sizeof(key), key};
 	r.device_name = name;
 	r.signature = (ProtobufCBinaryData){sizeof(sig), sig};
+	uint8_t ak[33] = {0x05};
+	r.account_key = (ProtobufCBinaryData){sizeof(ak), ak};
 	req.body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
 	req.register_ = &r;
 	size_t reg = encoded(&req);

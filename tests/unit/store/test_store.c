@@ -19,8 +19,8 @@
 #include "test_sqlite.h"
 
 /* the server schema's current version (engine.c migrations); 1000: a version from the future */
-#define SCHEMA_VERSION 5
-#define SCHEMA_VERSION_TEXT "5"
+#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION_TEXT "6"
 
 static char dir[64];
 static char path[128];
@@ -241,7 +241,7 @@ static void test_legacy_database(void)
 	TEST_EQ_INT(sync_create(s, "bob", 2, &acc), PARLEY_OK);
 	store__close(s);
 	TEST_EQ_INT(test_sqlite_exec(path, "DROP TABLE device_keys; DROP TABLE prekeys; DROP TABLE messages; DROP TABLE IF EXISTS threads;"
-			     " DROP TABLE prekeys_handed;"
+			     " DROP TABLE prekeys_handed; DROP TABLE device_lists; ALTER TABLE accounts DROP COLUMN account_key;"
 			     " DROP TABLE schema_version; PRAGMA user_version = 1"),
 		    SQLITE_OK);
 	s = open_store(0);
@@ -269,7 +269,7 @@ static void test_op_table(void)
 		STORE_OP_CREATE_ACCOUNT, STORE_OP_ADD_DEVICE, STORE_OP_REMOVE_DEVICE, STORE_OP_TOUCH_DEVICE,
 		STORE_OP_UPLOAD_KEYS,    STORE_OP_GET_BUNDLES, STORE_OP_SEND,        STORE_OP_ACK,
 		STORE_OP_PURGE_EXPIRED,  STORE_OP_CONTACT_SET, STORE_OP_PRESENCE_SET, STORE_OP_PRUNE_CONTACTS,
-		STORE_OP_REDELIVERED,
+		STORE_OP_REDELIVERED,    STORE_OP_SET_DEVLIST,
 	};
 	for (int op = 1; op < STORE_OP__COUNT; op++) {
 		int w = 0;
@@ -280,7 +280,7 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 23);
+	TEST_EQ_INT(STORE_OP__COUNT, 25); /* 23 + set_devlist, get_devlist (issue 9) */
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
