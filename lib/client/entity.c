@@ -523,6 +523,9 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		switch (o->kind) {
 		case K_CREATE:
 			status = client__entity_key_done(c, o->entity, r->entity_create->entity_id, 1);
+			/* the creator pins its own key now: its first read must not take the server's word */
+			if (status == PARLEY_OK)
+				status = client__entity_pin(c, o->entity, o->ek, 1);
 			finish(c, o, status, NULL, NULL, r->entity_create->entity_id);
 			return;
 		case K_CODE:

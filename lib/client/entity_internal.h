@@ -84,6 +84,9 @@ int client__entity_key_done(parley_client *c, const char *handle, uint64_t entit
  * pins (entity key TOFU: PARLEY_E_UNTRUSTED_IDENTITY; version: PARLEY_E_STAFF_LIST_ROLLBACK) and makes
  * *out. */
 int client__entity_verify(parley_client *c, const char *handle, const Parley__Wire__Entity *w, parley_entity **out);
+/* Checks and updates the pins of handle (TOFU key, highest version; see client__entity_verify). */
+int client__entity_pin(parley_client *c, const char *handle, const uint8_t key[PARLEY_ENTITY_KEY_BYTES],
+		       uint64_t version);
 /* Forgets the pin of handle (parley_entity_trust). */
 int client__entity_unpin(parley_client *c, const char *handle);
 /* The pinned entity key of handle: PARLEY_OK or PARLEY_E_NOT_FOUND. */

@@ -170,7 +170,7 @@ int client__entity_unpin(parley_client *c, const char *handle)
 }
 
 /* The pin check and update, in one transaction so two processes cannot both pin a first key. */
-static int pin(parley_client *c, const char *handle, const uint8_t key[PARLEY_ENTITY_KEY_BYTES], uint64_t version)
+int client__entity_pin(parley_client *c, const char *handle, const uint8_t key[PARLEY_ENTITY_KEY_BYTES], uint64_t version)
 {
 	sqlite3 *db = client__state_db(c->state);
 	sqlite3_stmt *st = NULL;
@@ -257,7 +257,7 @@ int client__entity_verify(parley_client *c, const char *handle, const Parley__Wi
 		rc = PARLEY_E_STAFF_LIST_INVALID;
 		goto fail;
 	}
-	rc = pin(c, handle, e->sl.entity_key, e->sl.version);
+	rc = client__entity_pin(c, handle, e->sl.entity_key, e->sl.version);
 	if (rc != PARLEY_OK)
 		goto fail;
 	if (client__entity_key_load(c, handle, pub, priv) == PARLEY_OK)
