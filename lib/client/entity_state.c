@@ -172,10 +172,13 @@ int client__entity_unpin(parley_client *c, const char *handle)
 /* The pin check and update, in one transaction so two processes cannot both pin a first key. */
 int client__entity_pin(parley_client *c, const char *handle, const uint8_t key[PARLEY_ENTITY_KEY_BYTES], uint64_t version)
 {
-	sqlite3 *db = client__state_db(c->state);
+	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
-	int rc, step;
+	int rc = client__entity_ready(c), step;
 
+	if (rc != PARLEY_OK)
+		return rc;
+	db = client__state_db(c->state);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return client__sql_err(c);
 	rc = client__sql_prep(c, "SELECT entity_key, staff_version FROM entity_pins WHERE handle = ?", &st);

@@ -350,6 +350,10 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 		/* the backlog is in: quarantined envelopes whose sender's key was accepted come after it */
 		client__recv_retry_quarantine(c);
 		break;
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED:
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
+		client__entity_push(c, p);
+		break;
 	default: /* push kinds of later versions */
 		break;
 	}

@@ -338,6 +338,8 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	ev.on_identity_changed = ev_identity;
 	ev.on_error = ev_error;
 	ev.on_disconnect = ev_disconnect;
+	ev.on_entity_join_requested = cli_ev_join_requested;
+	ev.on_entity_staff_changed = cli_ev_staff_changed;
 	ev.user = &ls;
 	parley_client_set_events(c, &ev);
 	rc = parley_connect(c);

@@ -60,6 +60,8 @@ static const cli_command commands[] = {
 	 "  HH:MM:SS bob delivered|read your message of HH:MM:SS (id N)   receipts\n"
 	 "  (a message request: ...)            after the first message from someone you never wrote\n"
 	 "                                      to nor accepted: they get no receipts (parley accept)\n"
+	 "  ENTITY: join request N from HANDLE (agent)   to an entity's admins (parley entity requests)\n"
+	 "  ENTITY: staff list changed (version N)        to its members; or: you were removed ...\n"
 	 "Displayed messages are marked read (an accepted sender gets a read receipt). It does not exit on its\n"
 	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
 	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
@@ -93,6 +95,37 @@ static const cli_command commands[] = {
 	{"presence", cmd_presence, "on|off", "share your online state with accepted contacts or not",
 	 "off: your accepted contacts see you offline from now on; on: they see when you are online\n"
 	 "(the default unless the server's operator changed it)."},
+	{"entity", cmd_entity, "SUBCOMMAND ENTITY [ARGS]", "businesses: create, admins, agents, codes, rules",
+	 "An entity is a business on parley: a handle, a display name, admins and agents, and an entity key\n"
+	 "(kept by the device that created it) that signs its staff list. docs/entities.md walks through it.\n"
+	 "parley entity create ENTITY NAME...        create ENTITY; you are its primary admin\n"
+	 "parley entity show ENTITY                  display name, staff version, rules, admins and agents\n"
+	 "parley entity admins|agents ENTITY         one line per member: handle, role, devices, rules\n"
+	 "parley entity add-admin ENTITY HANDLE      (primary admin) make account HANDLE an admin\n"
+	 "parley entity remove-admin ENTITY HANDLE   (primary admin) remove an admin (never the primary)\n"
+	 "parley entity code ENTITY [--ttl S] [--bot] [--png FILE]\n"
+	 "                                           (admins) a one-time enrolment code, as text and as a QR\n"
+	 "                                           code (and a PNG with --png); valid 15 minutes or --ttl S\n"
+	 "parley entity requests ENTITY              (admins) pending join requests: ID HANDLE ROLE ...\n"
+	 "parley entity approve|deny ENTITY ID       (admins) decide a request; approving signs a new staff\n"
+	 "                                           list: only the device holding the entity key can\n"
+	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent or bot at once\n"
+	 "parley entity rules ENTITY [--agent HANDLE] [default-agent=on|off] [may-initiate=on|off]\n"
+	 "                   [may-pay=on|off] [lock=none|first-responder] [admins-exempt=on|off]\n"
+	 "                                           show, or change and show, the entity's rules or one\n"
+	 "                                           agent's (=inherit drops an agent's override)\n"
+	 "parley entity devices ENTITY               the devices a customer's client would encrypt to: those\n"
+	 "                                           in each member's signed device list; others are left out\n"
+	 "parley entity safety-number ENTITY         the safety number of your account key and ENTITY's key:\n"
+	 "                                           compare it with the business\n"
+	 "Errors name the refusal, e.g. NOT_ENTITY_ADMIN, ENTITY_KEY_REQUIRED, PRIMARY_ADMIN_FIXED,\n"
+	 "STAFF_LIST_ROLLBACK (the server served an older staff list than one already seen)."},
+	{"agent", cmd_agent, "join ENTITY CODE", "ask to join ENTITY as an agent with an enrolment code",
+	 "Sends a join request to ENTITY's admins with CODE (from `parley entity code`, case and dashes\n"
+	 "ignored; the QR payload parley:join?entity=ENTITY&code=CODE works too) and this account's key and\n"
+	 "signed device list. An admin approves or denies it (`parley listen` shows the staff change).\n"
+	 "Errors: ENROL_CODE_UNKNOWN, ENROL_CODE_EXPIRED, ENROL_CODE_USED, ENROL_CODE_DENIED,\n"
+	 "ENROL_RATE_LIMITED (too many wrong codes: wait), ALREADY_MEMBER, REQUEST_PENDING."},
 	{"help", NULL, "[COMMAND]", "show help for parley or one command", "Shows the help of COMMAND."},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
