@@ -124,11 +124,17 @@ PARLEY_EXPORT parley_err parley_device_public_key(parley_client *client, uint8_t
 /* A link code: this device's key, a timestamp and this device's signature over them and the handle of
  * the account it is to join. The server adds a device only with it (proof of possession: nobody can add
  * someone else's key to their account and squat it). */
-#define PARLEY_DEVICE_LINK_CODE_BYTES 104 /* key(32) || timestamp_ms u64be(8) || Ed25519 signature(64) */
-/* On the NEW device: its link code for joining account `handle` (creating the device key on first use).
- * Another device of that account passes it to parley_device_add; the server accepts it for
- * device_link_max_age_s (default 10 minutes) either side of its clock (PARLEY_E_LINK_CODE_EXPIRED
- * beyond). Errors: PARLEY_E_BAD_HANDLE, state errors. */
+/* The link code (docs/protocol.md §4.3, §11): key(32) || timestamp_ms u64be(8) || Ed25519 signature(64)
+ * by that key over the AddDevice signed bytes || Signal identity key(33) || XEdDSA signature(64) by that
+ * identity key over the same signed bytes followed by the identity key (its proof of possession, so the
+ * account key signs a device list with an identity key the new device really holds). 201 bytes since
+ * issue 9 (104 before: key, timestamp, signature). */
+#define PARLEY_DEVICE_LINK_CODE_BYTES 201
+/* On the NEW device: its link code for joining account `handle` (creating the device key and the Signal
+ * identity on first use). The device holding the account key passes it to parley_device_add (CLI:
+ * `parley devices link CODE`), which adds the device and signs the next device list with it; the server
+ * accepts it for device_link_max_age_s (default 10 minutes) either side of its clock
+ * (PARLEY_E_LINK_CODE_EXPIRED beyond). Errors: PARLEY_E_BAD_HANDLE, state errors. */
 PARLEY_EXPORT parley_err parley_device_link_code(parley_client *client, const char *handle,
 						 uint8_t out[PARLEY_DEVICE_LINK_CODE_BYTES]);
 
@@ -274,6 +280,11 @@ typedef struct parley_events {
 	void (*on_entity_staff_changed)(parley_client *c, const char *entity, uint64_t staff_version, int removed,
 					void *user);
 	void *user;
+	/* A newer signed device list of `handle` (docs/protocol.md §11) was verified: `added` devices joined
+	 * and `removed` left since the list seen before ("alice linked a new device"). Not called for the
+	 * first list seen of an account. Appended last so existing initialisers stay valid. */
+	void (*on_devices_changed)(parley_client *c, const char *handle, uint64_t version, size_t added,
+				   size_t removed, void *user);
 } parley_events;
 
 /* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the

@@ -129,6 +129,32 @@ static int save_account(parley_client *c, const char *handle, uint64_t account_i
 	return rc;
 }
 
+/* After a registration's keys are on the server: the account's first signed device list (version 1,
+ * this device alone), so peers can check this device from the first message. register completes
+ * after it. */
+typedef struct reg_chain {
+	parley_done_cb cb;
+	void *user;
+} reg_chain;
+
+static void after_register_keys(parley_client *c, parley_err status, void *user)
+{
+	reg_chain ch = *(reg_chain *)user;
+	wire_devlist_entry self;
+
+	parley__free(user);
+	memset(&self, 0, sizeof(self));
+	if (status == PARLEY_OK) {
+		self.device_id = c->account.device_id;
+		memcpy(self.device_key, c->key.pk, sizeof(self.device_key));
+		status = (parley_err)client__own_identity(c, self.identity_key);
+	}
+	if (status == PARLEY_OK)
+		status = (parley_err)client__ownlist_update(c, &self, 0, ch.cb, ch.user);
+	if (status != PARLEY_OK)
+		ch.cb(c, status, ch.user);
+}
+
 /* register and link: save the account, then upload the Signal keys. The device is usable for messaging
  * only once they are on the server, so the caller hears back after that upload. */
 static void complete_new_account(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
@@ -144,8 +170,20 @@ static void complete_new_account(parley_client *c, client_op *op, int status, co
 		status = save_account(c, a->handle, r->auth->account_id, a->device_id, 0);
 	if (status == PARLEY_OK && r->body_case == PARLEY__WIRE__RESPONSE__BODY_AUTH)
 		status = client__akey_learn(c, r->auth->account_key.data, r->auth->account_key.len);
-	if (status == PARLEY_OK)
+	if (status == PARLEY_OK && r->body_case == PARLEY__WIRE__RESPONSE__BODY_REGISTER) {
+		reg_chain *ch = parley__malloc(sizeof(*ch));
+		if (ch == NULL) {
+			status = PARLEY_E_NOMEM;
+		} else {
+			ch->cb = a->cb;
+			ch->user = a->user;
+			status = client__keys_after_account(c, after_register_keys, ch);
+			if (status != PARLEY_OK)
+				parley__free(ch);
+		}
+	} else if (status == PARLEY_OK) {
 		status = client__keys_after_account(c, a->cb, a->user);
+	}
 	if (status != PARLEY_OK)
 		a->cb(c, (parley_err)status, a->user);
 	parley__free(a);

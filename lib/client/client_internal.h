@@ -34,6 +34,7 @@
 #include "client/state.h"
 #include "proto/parley.pb-c.h"
 #include "transport/transport.h"
+#include "wire/devlist.h"
 #include "wire/wire.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000u
@@ -234,6 +235,37 @@ int client__akey_drop_private(parley_client *c);
  * (EntityJoinRequest.account_key). */
 int client__account_key(parley_client *c, uint8_t pub[33], int *have_private);
 
+/* peers.c: signed device lists of peers and of this account (client.db peer_lists) */
+/* Verifies rec as handle's list against the pinned key (TOFU; this account: its own key) and the kept
+ * version; keeps it when newer (on_devices_changed, devices that left are forgotten). out = the list.
+ * NO_DEVICE_LIST (len 0), DEVICE_LIST_INVALID, UNTRUSTED_IDENTITY (another key: kept as pending),
+ * DEVICE_LIST_ROLLBACK. errmsg says which. */
+int client__peer_check_list(parley_client *c, const char *handle, const uint8_t *rec, size_t len,
+			    wire_devlist *out);
+/* The kept verified list of handle (*found = 0 if none). */
+int client__peer_kept_list(parley_client *c, const char *handle, wire_devlist *out, int *found);
+/* PARLEY_OK if l lists device (with identity_key, unless NULL), else DEVICE_NOT_LISTED + errmsg. */
+int client__peer_device_listed(const wire_devlist *l, const char *handle, uint32_t device,
+			       const uint8_t *identity_key, parley_client *c);
+/* The pinned account key of handle (this account: its own); *found = 0 if none. */
+int client__peer_pinned_key(parley_client *c, const char *handle, uint8_t ak[33], int *found);
+/* A changed account key waiting for parley_trust; *found = 0 if none. */
+int client__peer_pending_key(parley_client *c, const char *handle, uint8_t ak[33], int *found);
+/* parley_trust: the pending key replaces the pinned one (*changed = 1 if there was one). */
+int client__peer_trust_key(parley_client *c, const char *handle, int *changed);
+
+/* ownlist.c: this account's signed device list, from the device holding the account key */
+/* Signs l (its account fields and timestamp are set here) with the account key. NO_ACCOUNT_KEY. */
+int client__ownlist_sign(parley_client *c, wire_devlist *l, dynbuf *out);
+/* Fetches the current list, adds `add` (NULL: none) and drops remove_id (0: none), signs the next
+ * version and uploads it; cb once. PARLEY_E_NO_ACCOUNT_KEY at once on a device without the key. */
+int client__ownlist_update(parley_client *c, const wire_devlist_entry *add, uint32_t remove_id, parley_done_cb cb,
+			   void *user);
+/* PARLEY_OK when this device holds the account key, else NO_ACCOUNT_KEY (errmsg says where it is). */
+int client__require_account_key(parley_client *c);
+/* This device's Signal identity key (created with the keys, keys.c). */
+int client__own_identity(parley_client *c, uint8_t ik[PARLEY_SIGNAL_PUBKEY_LEN]);
+
 /* devices.c */
 int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,
 				  parley_device_list **out);
@@ -288,8 +320,15 @@ int client__e2e_fetch_bundles(parley_client *c, const char *handle, uint32_t dev
  * processing with PARLEY_E_UNTRUSTED_IDENTITY (after on_identity_changed), else it is skipped. */
 int client__e2e_process_bundles(parley_client *c, const char *handle, const Parley__Wire__GetBundlesResponse *r,
 				int stop_on_untrusted);
+/* The check process_bundles starts with: r's signed device list verifies (peers.c) and names every
+ * bundle's device with its identity key. DEVICE_NOT_LISTED, NO_DEVICE_LIST, DEVICE_LIST_INVALID,
+ * DEVICE_LIST_ROLLBACK, UNTRUSTED_IDENTITY (account key changed); on_error fires. */
+int client__e2e_check_bundles(parley_client *c, const char *handle, const Parley__Wire__GetBundlesResponse *r);
 
 /* keys.c: this device's Signal keys */
+/* This device's Signal identity key pair, created on first use (the link code carries it before the
+ * device has an account). The caller wipes id. */
+int client__keys_identity(parley_client *c, parley_keypair *id);
 /* After a successful register/link: makes sure the Signal identity and keys exist, then uploads them;
  * cb(user) is called once the upload completes (or fails). */
 int client__keys_after_account(parley_client *c, parley_done_cb cb, void *user);

@@ -9,6 +9,7 @@
 #include "client/client_internal.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "crypto/crypto.h"
 
 typedef struct device_entry {
 	uint32_t id;
@@ -110,11 +111,7 @@ void parley_device_list_free(parley_device_list *l)
 
 #define DEFAULT_ADD_NAME "linked device"
 
-/* the link code's layout (include/parley/client.h) */
-#define LINK_TS_OFF PARLEY_DEVICE_KEY_BYTES
-#define LINK_SIG_OFF (LINK_TS_OFF + 8)
-
-static uint64_t load_be64(const uint8_t *p)
+static uint64_t load_be64_(const uint8_t *p)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
@@ -122,9 +119,25 @@ static uint64_t load_be64(const uint8_t *p)
 	return v;
 }
 
+/* the link code's layout (include/parley/client.h) */
+#define LINK_TS_OFF PARLEY_DEVICE_KEY_BYTES
+#define LINK_SIG_OFF (LINK_TS_OFF + 8)
+#define LINK_IK_OFF (LINK_SIG_OFF + 64)
+#define LINK_IKSIG_OFF (LINK_IK_OFF + PARLEY_SIGNAL_PUBKEY_LEN)
+_Static_assert(LINK_IKSIG_OFF + 64 == PARLEY_DEVICE_LINK_CODE_BYTES, "link code layout");
+
+/* What the identity key's XEdDSA signature covers: the AddDevice signed bytes, then the identity key. */
+static int link_ik_bytes(const char *handle, const uint8_t *code, dynbuf *msg)
+{
+	int rc = wire__add_device_signed_bytes(handle, code, load_be64_(code + LINK_TS_OFF), msg);
+	return rc == PARLEY_OK ? dynbuf__append(msg, code + LINK_IK_OFF, PARLEY_SIGNAL_PUBKEY_LEN) : rc;
+}
+
+
 parley_err parley_device_link_code(parley_client *c, const char *handle, uint8_t out[PARLEY_DEVICE_LINK_CODE_BYTES])
 {
 	dynbuf msg;
+	parley_keypair id;
 	uint64_t ts = parley__wall_ms();
 	int rc;
 
@@ -135,16 +148,48 @@ parley_err parley_device_link_code(parley_client *c, const char *handle, uint8_t
 	rc = client__ensure_key(c, 1);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
-	dynbuf__init(&msg, 128);
+	memset(&id, 0, sizeof(id));
+	rc = client__keys_identity(c, &id);
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	dynbuf__init(&msg, 256);
 	rc = wire__add_device_signed_bytes(handle, c->key.pk, ts, &msg);
 	if (rc == PARLEY_OK) {
 		memcpy(out, c->key.pk, PARLEY_DEVICE_KEY_BYTES);
 		for (int i = 0; i < 8; i++)
 			out[LINK_TS_OFF + i] = (uint8_t)(ts >> (56 - 8 * i));
 		crypto_sign_detached(out + LINK_SIG_OFF, NULL, msg.data, msg.len, c->key.sk);
+		memcpy(out + LINK_IK_OFF, id.pub, PARLEY_SIGNAL_PUBKEY_LEN);
+		dynbuf__reset(&msg);
+		rc = link_ik_bytes(handle, out, &msg);
 	}
+	if (rc == PARLEY_OK)
+		rc = crypto__xeddsa_sign(out + LINK_IKSIG_OFF, id.priv, msg.data, msg.len);
+	parley_signal_keypair_wipe(&id);
 	dynbuf__free(&msg);
 	return (parley_err)rc;
+}
+
+/* On the device adding it: the new device's identity key must be a Signal key it signed with (the
+ * account key is about to vouch for it). */
+static int check_link_identity(parley_client *c, const uint8_t *code)
+{
+	uint8_t raw[32];
+	dynbuf msg;
+	dynbuf__init(&msg, 256);
+	int rc = crypto__pubkey_parse(raw, code + LINK_IK_OFF, PARLEY_SIGNAL_PUBKEY_LEN);
+	if (rc == PARLEY_OK)
+		rc = link_ik_bytes(c->account.handle, code, &msg);
+	if (rc == PARLEY_OK)
+		rc = crypto__xeddsa_verify(raw, msg.data, msg.len, code + LINK_IKSIG_OFF);
+	dynbuf__free(&msg);
+	if (rc != PARLEY_OK) {
+		client__set_err(c, "the link code's identity key is not signed by it: make a new code on the new "
+				   "device (parley device-key %s)",
+				c->account.handle);
+		return PARLEY_E_BAD_SIGNATURE;
+	}
+	return PARLEY_OK;
 }
 
 typedef struct devices_op {
@@ -191,7 +236,7 @@ static int build_add(parley_client *c, client_op *op, Parley__Wire__Request *req
 	parley__wire__add_device_request__init(&d->body.add);
 	d->body.add.device_key.data = d->code;
 	d->body.add.device_key.len = PARLEY_DEVICE_KEY_BYTES;
-	d->body.add.timestamp_ms = load_be64(d->code + LINK_TS_OFF);
+	d->body.add.timestamp_ms = load_be64_(d->code + LINK_TS_OFF);
 	d->body.add.signature.data = d->code + LINK_SIG_OFF;
 	d->body.add.signature.len = PARLEY_DEVICE_LINK_CODE_BYTES - LINK_SIG_OFF;
 	d->body.add.device_name = d->name;
@@ -200,10 +245,31 @@ static int build_add(parley_client *c, client_op *op, Parley__Wire__Request *req
 	return PARLEY_OK;
 }
 
+/* The added device's id is reported even when the list upload failed: it exists on the server, and
+ * errmsg (from ownlist.c) says why peers will refuse it until a list names it. */
+static void listed_after_add(parley_client *c, parley_err status, void *user)
+{
+	devices_op *d = user;
+	d->cb.add(c, status, d->device_id, d->user);
+	parley__free(d);
+}
+
+/* Added: the account key now signs the next list with the new device (its identity key from the code). */
 static void complete_add(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
 	devices_op *d = CLIENT_OP_OWNER(op, devices_op, op);
-	d->cb.add(c, (parley_err)status, status == PARLEY_OK ? r->add_device->device_id : 0, d->user);
+	wire_devlist_entry e;
+	if (status == PARLEY_OK) {
+		memset(&e, 0, sizeof(e));
+		d->device_id = r->add_device->device_id;
+		e.device_id = d->device_id;
+		memcpy(e.identity_key, d->code + LINK_IK_OFF, sizeof(e.identity_key));
+		memcpy(e.device_key, d->code, sizeof(e.device_key));
+		status = client__ownlist_update(c, &e, 0, listed_after_add, d);
+		if (status == PARLEY_OK)
+			return;
+	}
+	d->cb.add(c, (parley_err)status, status == PARLEY_OK ? d->device_id : 0, d->user);
 	parley__free(d);
 }
 
@@ -226,6 +292,13 @@ static void complete_remove(parley_client *c, client_op *op, int status, const P
 	if (status == PARLEY_OK && c->have_account && d->device_id == c->account.device_id) {
 		status = client__state_forget_account(c->state, c->errmsg, sizeof(c->errmsg));
 		c->have_account = 0;
+	} else if (status == PARLEY_OK) {
+		/* the account key signs the list without it, so peers stop encrypting to it */
+		status = client__ownlist_update(c, NULL, d->device_id, d->cb.remove, d->user);
+		if (status == PARLEY_OK) {
+			parley__free(d);
+			return;
+		}
 	}
 	d->cb.remove(c, (parley_err)status, d->user);
 	parley__free(d);
@@ -283,6 +356,11 @@ parley_err parley_device_add_start(parley_client *c, const uint8_t link_code[PAR
 		rc = client__load_account(c);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
+	rc = client__require_account_key(c);
+	if (rc == PARLEY_OK)
+		rc = check_link_identity(c, link_code);
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
 	d = op_new(&add_vt, user);
 	if (d == NULL)
 		return PARLEY_E_NOMEM;
@@ -302,6 +380,10 @@ parley_err parley_device_remove_start(parley_client *c, uint32_t device_id, parl
 		return PARLEY_E_INVAL;
 	c->errmsg[0] = '\0';
 	rc = client__load_account(c);
+	/* removing another device needs the account key (the list must drop it); a device may always
+	 * remove itself */
+	if (rc == PARLEY_OK && device_id != c->account.device_id)
+		rc = client__require_account_key(c);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
 	d = op_new(&remove_vt, user);

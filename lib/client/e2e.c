@@ -221,6 +221,35 @@ int client__e2e_seen(parley_client *c, uint64_t server_id, int record, int *seen
 
 /* ---- bundles ---- */
 
+/* No device enters the encryption set unless the account key vouches for it (docs/protocol.md §11):
+ * the response's signed list must verify against the pinned key and version, and name every device
+ * of the response with its identity key. Anything else refuses the whole send (nothing is encrypted
+ * to anyone) and fires on_error, so the application can warn. */
+int client__e2e_check_bundles(parley_client *c, const char *handle, const Parley__Wire__GetBundlesResponse *r)
+{
+	wire_devlist *l = parley__malloc(sizeof(*l));
+	uint32_t bad = 0;
+	int rc;
+
+	if (l == NULL)
+		return PARLEY_E_NOMEM;
+	rc = client__peer_check_list(c, handle, r->signed_device_list.data, r->signed_device_list.len, l);
+	for (size_t i = 0; rc == PARLEY_OK && i < r->n_bundles; i++) {
+		const Parley__Wire__PreKeyBundle *b = r->bundles[i];
+		if (b->identity_key.len != PARLEY_SIGNAL_PUBKEY_LEN) {
+			rc = PARLEY_E_INVALID_KEY;
+			break;
+		}
+		rc = client__peer_device_listed(l, handle, b->device_id, b->identity_key.data, c);
+		if (rc != PARLEY_OK)
+			bad = b->device_id;
+	}
+	parley__free(l);
+	if (rc != PARLEY_OK && rc != PARLEY_E_NOMEM && rc != PARLEY_E_STORE && c->ev.on_error != NULL)
+		c->ev.on_error(c, (parley_err)rc, handle, bad, c->ev.user);
+	return rc;
+}
+
 /* X3DH with one device's bundle; remembers the device. */
 static int process_bundle(parley_client *c, const char *handle, const Parley__Wire__PreKeyBundle *b)
 {
@@ -268,11 +297,14 @@ int client__e2e_process_bundles(parley_client *c, const char *handle, const Parl
 {
 	int own = strcmp(handle, c->account.handle) == 0;
 	size_t i;
+	int rc = client__e2e_check_bundles(c, handle, r);
 
+	if (rc != PARLEY_OK)
+		return rc;
 	for (i = 0; i < r->n_bundles; i++) {
 		const Parley__Wire__PreKeyBundle *b = r->bundles[i];
 		parley_signal_address a = {handle, b->device_id};
-		int exists = 0, rc;
+		int exists = 0;
 
 		if (own && b->device_id == c->account.device_id)
 			continue;

@@ -89,6 +89,13 @@ static int ensure_identity(parley_client *c, parley_keypair *id, uint32_t *regid
 	return rc;
 }
 
+int client__keys_identity(parley_client *c, parley_keypair *id)
+{
+	uint32_t regid;
+	int rc = client__e2e_open(c);
+	return rc == PARLEY_OK ? ensure_identity(c, id, &regid) : rc;
+}
+
 /* ---- key upload ---- */
 
 typedef struct upload_op {
