@@ -272,19 +272,19 @@ typedef struct parley_events {
 	void (*on_error)(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user);
 	/* The connection closed (err says why); the next operation (e.g. parley_connect) reconnects. */
 	void (*on_disconnect)(parley_client *c, parley_err err, void *user);
-	/* Entities (<parley/entity.h>), whether or not on_message is set: a candidate asked to join
-	 * `entity` (to its admins; req valid during the call, its safety_number empty), and a new staff
-	 * list of `entity` (to its members; removed = 1: this account is no longer one). */
-	void (*on_entity_join_requested)(parley_client *c, const char *entity, const parley_join_request *req,
-					 void *user);
-	void (*on_entity_staff_changed)(parley_client *c, const char *entity, uint64_t staff_version, int removed,
-					void *user);
 	void *user;
 	/* A newer signed device list of `handle` (docs/protocol.md §11) was verified: `added` devices joined
 	 * and `removed` left since the list seen before ("alice linked a new device"). Not called for the
 	 * first list seen of an account. Appended last so existing initialisers stay valid. */
 	void (*on_devices_changed)(parley_client *c, const char *handle, uint64_t version, size_t added,
 				   size_t removed, void *user);
+	/* Entities (<parley/entity.h>), whether or not on_message is set (appended last too): a candidate asked to join
+	 * `entity` (to its admins; req valid during the call, its safety_number empty), and a new staff
+	 * list of `entity` (to its members; removed = 1: this account is no longer one). */
+	void (*on_entity_join_requested)(parley_client *c, const char *entity, const parley_join_request *req,
+					 void *user);
+	void (*on_entity_staff_changed)(parley_client *c, const char *entity, uint64_t staff_version, int removed,
+					void *user);
 } parley_events;
 
 /* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the
