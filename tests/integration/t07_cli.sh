@@ -75,6 +75,29 @@ PARLEY_SERVER="ws://127.0.0.1:$port/no/such/path" p alice devices >"$dir/e3" 2>&
 check "a wrong path reports the HTTP status, not a malformed response" \
 	'grep -q "HTTP 404" "$dir/e3" && ! grep -qi "malformed" "$dir/e3"'
 
+# entities: what the CLI refuses by itself, before any request (docs/entities.md has the story)
+ent() { p alice "$@" >"$dir/ent" 2>&1; echo $?; }
+check "entity without a subcommand: usage, exit 2" '[ "$(ent entity)" = 2 ]'
+check "entity code without ENTITY: usage, exit 2" '[ "$(ent entity code --bot)" = 2 ]'
+check "entity rules: a bad value is a usage error naming it" \
+	'[ "$(ent entity rules acme lock=sometimes)" = 2 ] && grep -q "lock=sometimes" "$dir/ent"'
+check "entity rules: =inherit is for an agent only" \
+	'[ "$(ent entity rules acme may-pay=inherit)" = 2 ] && grep -q -- "--agent" "$dir/ent"'
+check "entity rules: lock= is not an agent rule" '[ "$(ent entity rules acme --agent bob lock=none)" = 2 ]'
+check "entity approve needs a numeric id" '[ "$(ent entity approve acme seven)" = 2 ]'
+check "agent join: a QR payload for another entity is refused" \
+	'[ "$(ent agent join acme "parley:join?entity=evil&code=AAAA-BBBB-CCCC")" = 2 ] && grep -q "another entity" "$dir/ent"'
+check "entity: a bad entity handle is refused locally, before connecting" \
+	'[ "$(PARLEY_SERVER=ws://127.0.0.1:1/v1/websocket ent entity show Acme)" = 1 ] &&
+	 grep -q "BAD_HANDLE" "$dir/ent" && ! grep -qi "connect" "$dir/ent"'
+check "entity before register: NO_IDENTITY" \
+	'p nobody entity show acme >"$dir/ent" 2>&1; [ $? = 1 ] && grep -q "NO_IDENTITY" "$dir/ent"'
+"$PARLEY" help entity >"$dir/eh"
+missing=
+for s in create show admins agents add-admin remove-admin code requests approve deny remove-agent rules devices \
+	safety-number; do grep -qE "parley entity ([a-z-]+\|)*$s([| ]|\$)" "$dir/eh" || missing="$missing $s"; done
+check "help entity lists every subcommand" '[ -z "$missing" ]'
+
 # the server dies under a listening client: the client says the connection was lost, not "close code 0"
 p alice listen --timeout 4 >"$dir/lost" 2>&1 &
 lpid=$!
