@@ -238,7 +238,7 @@ static int build_add(parley_client *c, client_op *op, Parley__Wire__Request *req
 	d->body.add.device_key.len = PARLEY_DEVICE_KEY_BYTES;
 	d->body.add.timestamp_ms = load_be64_(d->code + LINK_TS_OFF);
 	d->body.add.signature.data = d->code + LINK_SIG_OFF;
-	d->body.add.signature.len = PARLEY_DEVICE_LINK_CODE_BYTES - LINK_SIG_OFF;
+	d->body.add.signature.len = LINK_IK_OFF - LINK_SIG_OFF;
 	d->body.add.device_name = d->name;
 	req->body_case = PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE;
 	req->add_device = &d->body.add;

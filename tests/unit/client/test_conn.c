@@ -47,6 +47,8 @@ typedef struct fake_device {
 } fake_device;
 static fake_device devices[8];
 static char account_handle[33];
+static uint8_t devlist[WIRE_DEVLIST_MAX_BYTES];
+static size_t devlist_len;
 
 typedef struct fake_conn {
 	uint8_t nonce[WIRE_NONCE_LEN];
@@ -194,6 +196,8 @@ static void do_list(net_conn *c, uint64_t id)
 	}
 	body.n_devices = n;
 	body.devices = pd;
+	body.signed_device_list.data = devlist;
+	body.signed_device_list.len = devlist_len;
 	resp.id = id;
 	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_LIST_DEVICES;
 	resp.list_devices = &body;
@@ -236,6 +240,24 @@ static void do_remove(net_conn *c, uint64_t id, const Parley__Wire__RemoveDevice
 	resp.id = id;
 	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_REMOVE_DEVICE;
 	resp.remove_device = &body;
+	send_resp(c, &resp);
+}
+
+/* Signed device lists (issue 9): kept as uploaded (parleyd's checks are tested against parleyd) and
+ * served with the device list, which is where the client reads the current one before the next. */
+static void do_upload_devlist(net_conn *c, uint64_t id, const Parley__Wire__UploadDeviceListRequest *r)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__UploadDeviceListResponse body = PARLEY__WIRE__UPLOAD_DEVICE_LIST_RESPONSE__INIT;
+	if (r->signed_device_list.len > sizeof(devlist)) {
+		send_status(c, id, PARLEY_E_DEVICE_LIST_INVALID);
+		return;
+	}
+	memcpy(devlist, r->signed_device_list.data, r->signed_device_list.len);
+	devlist_len = r->signed_device_list.len;
+	resp.id = id;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_UPLOAD_DEVICE_LIST;
+	resp.upload_device_list = &body;
 	send_resp(c, &resp);
 }
 
@@ -317,6 +339,8 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		do_remove(c, req->id, req->remove_device);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS) {
 		do_upload(c, req->id, req->upload_keys);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_UPLOAD_DEVICE_LIST) {
+		do_upload_devlist(c, req->id, req->upload_device_list);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT) {
 		do_count(c, req->id);
 	} else {
