@@ -69,7 +69,9 @@ int client__entity_own_key(parley_client *c, uint8_t pub[PARLEY_ENTITY_KEY_BYTES
 	return rc;
 }
 
-/* The verified device list of a member-to-be (blob), signed by key for account_id. */
+/* The device list of a member-to-be (buf): signed by key for account_id, and key is the account key
+ * this client pinned for `who` (peers.c: trust on first use, like a message peer; a server claiming
+ * another key for a known account is UNTRUSTED_IDENTITY, an older list DEVICE_LIST_ROLLBACK). */
 static int check_devlist(parley_client *c, const char *who, const uint8_t *buf, size_t len, uint64_t account_id,
 			 const uint8_t key[PARLEY_ENTITY_KEY_BYTES])
 {
@@ -79,11 +81,13 @@ static int check_devlist(parley_client *c, const char *who, const uint8_t *buf, 
 	if (dl == NULL)
 		return PARLEY_E_NOMEM;
 	rc = client__entity_member_devlist(buf, len, account_id, key, dl);
-	parley__free(dl);
 	if (rc == PARLEY_E_NO_DEVICE_LIST)
 		client__set_err(c, "%s has no signed device list", who);
 	else if (rc != PARLEY_OK)
 		client__set_err(c, "the signed device list of %s does not verify under its account key", who);
+	else
+		rc = client__peer_check_list(c, who, buf, len, dl);
+	parley__free(dl);
 	return rc;
 }
 
@@ -499,12 +503,11 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 				return;
 			}
 		} else if (status == PARLEY_OK) {
-			/* a new admin's key is the one its own list carries: the list is signed by it, and
-			 * the member is listed under it, so the entity safety number the admin sees is over
-			 * that key (TODO: compare with the peer's pinned account key of lib/client) */
+			/* a new admin's key: the one this client pinned for the account (its first list
+			 * seen, or an earlier one); the list must verify under it (peers.c) */
 			wire_devlist *v = parley__malloc(sizeof(*v));
 			status = v == NULL ? PARLEY_E_NOMEM
-					   : wire__devlist_verify(o->blob, o->blob_len, v);
+					   : client__peer_check_list(c, o->member, o->blob, o->blob_len, v);
 			if (status == PARLEY_OK)
 				status = add_member(c, o, dl->account_id, o->member, PARLEY_ROLE_ADMIN, v->account_key);
 			parley__free(v);

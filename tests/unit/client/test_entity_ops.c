@@ -270,6 +270,58 @@ static void test_approve(void)
 	}
 }
 
+/* A server that re-keys bob (a new account key and a list signed by it, self-consistent) after alice
+ * pinned bob's key at the approval: refused like a message peer's changed key, nothing sent. */
+static void test_approve_rekeyed(void)
+{
+	Parley__Wire__Request req;
+	Parley__Wire__Response resp;
+	Parley__Wire__EntityRequestsResponse rr;
+	Parley__Wire__EntityJoinInfo ji, *jp = &ji;
+	crypto_keypair k;
+	wire_devlist l;
+	dynbuf b;
+	uint8_t ak[33];
+	client_op *op;
+
+	crypto__keypair_generate(&k);
+	crypto__pubkey_serialize(ak, k.pub);
+	memset(&l, 0, sizeof l);
+	l.account_id = bob.id;
+	snprintf(l.handle, sizeof l.handle, "bob");
+	memcpy(l.account_key, ak, 33);
+	l.version = 5;
+	l.n = 1;
+	l.dev[0].device_id = 9;
+	l.dev[0].identity_key[0] = 0x05;
+	dynbuf__init(&b, WIRE_DEVLIST_MAX_BYTES);
+	TEST_EQ_INT(wire__devlist_sign(&l, k.priv, &b), PARLEY_OK);
+	TEST_EQ_INT(parley_entity_decide_start(alice.c, "acme", 4, 1, on_done, NULL), PARLEY_OK);
+	answer_get(&alice, list_v[1], list_len[1]);
+	op = take(alice.c, &req);
+	TEST_CHECK(op != NULL);
+	if (op == NULL)
+		return;
+	parley__wire__response__init(&resp);
+	parley__wire__entity_requests_response__init(&rr);
+	parley__wire__entity_join_info__init(&ji);
+	ji.request_id = 4;
+	ji.handle = bob.handle;
+	ji.account_id = bob.id;
+	ji.account_key.data = ak;
+	ji.account_key.len = 33;
+	ji.signed_device_list.data = b.data;
+	ji.signed_device_list.len = b.len;
+	rr.n_requests = 1;
+	rr.requests = &jp;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_ENTITY_REQUESTS;
+	resp.entity_requests = &rr;
+	op->vt->complete(alice.c, op, PARLEY_OK, &resp);
+	TEST_EQ_INT(last_status, PARLEY_E_UNTRUSTED_IDENTITY);
+	TEST_CHECK(alice.c->queued == NULL);
+	dynbuf__free(&b);
+}
+
 static void test_get_pins(void)
 {
 	uint8_t forged[sizeof list_v[0]];
@@ -410,6 +462,7 @@ int main(void)
 	make_acct(&carol, "carol", 3);
 	TEST_RUN(test_create);
 	TEST_RUN(test_approve);
+	TEST_RUN(test_approve_rekeyed);
 	TEST_RUN(test_get_pins);
 	TEST_RUN(test_remove_and_rules);
 	TEST_RUN(test_not_admin);
