@@ -207,8 +207,14 @@ PARLEY_EXPORT parley_err parley_entity_set_rules(parley_client *c, const char *e
  * signed by the member's account key as the verified staff list gives it (listed = 1), and the devices
  * the server reports for a member beyond that (listed = 0: left out, a customer never encrypts to
  * them; the on_error event fires with PARLEY_E_DEVICE_NOT_LISTED for each, and errmsg names the
- * first). Up to max in out; *n = how many there are; *left_out (may be NULL) = how many are listed = 0.
- * A member whose list does not verify contributes no device (all its server devices are left out). */
+ * first). A member whose list does not verify contributes no device (all its server devices are left
+ * out). Fetches the entity, then each member's bundles. devs (n entries, left_out of them listed = 0)
+ * is valid during the callback. */
+typedef void (*parley_entity_devices_cb)(parley_client *c, parley_err status, const parley_entity_device *devs,
+					 size_t n, size_t left_out, void *user);
+PARLEY_EXPORT parley_err parley_entity_devices_start(parley_client *c, const char *entity,
+						     parley_entity_devices_cb cb, void *user);
+/* Blocking: up to max in out; *n = how many there are; *left_out (may be NULL). */
 PARLEY_EXPORT parley_err parley_entity_devices(parley_client *c, const char *entity, parley_entity_device *out,
 					       size_t max, size_t *n, size_t *left_out);
 

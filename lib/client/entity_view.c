@@ -239,112 +239,194 @@ parley_err parley_entity_trust(parley_client *c, const char *entity)
 
 /* ---- the business's devices ---- */
 
-typedef struct devices_ctx {
-	int done;
-	int status;
-	const wire_staff_member *m;
-	wire_devlist *listed; /* the member's verified list (n = 0: none verifies) */
-	parley_entity_device *out;
-	size_t max, n, left_out;
-	parley_err first_bad;
-} devices_ctx;
+/* One parley_entity_devices_start: the verified entity, then each member's bundles in turn. */
+typedef struct devices_run {
+	parley_entity *e;
+	size_t next;          /* the member whose bundles come next */
+	wire_devlist *listed; /* that member's verified list (n = 0: none verifies) */
+	parley_entity_device *devs;
+	size_t n, cap, left_out;
+	char first_bad[CLIENT_ERRMSG_LEN];
+	parley_entity_devices_cb cb;
+	void *user;
+} devices_run;
 
-static void add_device(devices_ctx *d, const char *handle, uint32_t id, int listed)
+static void devices_finish(parley_client *c, devices_run *d, int status)
 {
-	if (d->n < d->max) {
-		parley_entity_device *o = &d->out[d->n];
-		snprintf(o->handle, sizeof(o->handle), "%s", handle);
-		o->device_id = id;
-		o->listed = listed;
+	if (status == PARLEY_OK && d->first_bad[0] != '\0')
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", d->first_bad); /* the warning */
+	d->cb(c, (parley_err)status, status == PARLEY_OK ? d->devs : NULL, status == PARLEY_OK ? d->n : 0,
+	      status == PARLEY_OK ? d->left_out : 0, d->user);
+	parley_entity_free(d->e);
+	parley__free(d->listed);
+	parley__free(d->devs);
+	parley__free(d);
+}
+
+static int add_device(devices_run *d, const char *handle, uint32_t id, int listed)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		parley_entity_device *nd = parley__realloc(d->devs, cap * sizeof(*nd));
+		if (nd == NULL)
+			return PARLEY_E_NOMEM;
+		d->devs = nd;
+		d->cap = cap;
 	}
+	snprintf(d->devs[d->n].handle, sizeof(d->devs[d->n].handle), "%s", handle);
+	d->devs[d->n].device_id = id;
+	d->devs[d->n].listed = listed;
 	d->n++;
 	d->left_out += !listed;
+	return PARLEY_OK;
 }
+
+static void devices_next(parley_client *c, devices_run *d);
 
 /* The member's bundles: each device the server serves must be in the verified list with the same
  * identity key. A newer list served with the bundles counts when it verifies under the same account
  * key as the staff list gives (the member linked a device since the staff list was signed). */
-static void on_bundles(parley_client *c, int status, const Parley__Wire__GetBundlesResponse *r, void *ctx)
+static void devices_on_bundles(parley_client *c, int status, const Parley__Wire__GetBundlesResponse *r, void *ctx)
 {
-	devices_ctx *d = ctx;
-	wire_devlist *newer = parley__malloc(sizeof(*newer));
+	devices_run *d = ctx;
+	const wire_staff_member *m = &d->e->sl.members[d->next];
+	wire_devlist *newer;
 	const wire_devlist *l = d->listed;
 	size_t i;
 
-	d->done = 1;
-	d->status = status;
-	if (status != PARLEY_OK || newer == NULL) {
-		d->status = status != PARLEY_OK ? status : PARLEY_E_NOMEM;
-		parley__free(newer);
+	if (status == PARLEY_E_NO_KEYS) { /* a member without keys: no device to encrypt to */
+		d->next++;
+		devices_next(c, d);
+		return;
+	}
+	newer = status == PARLEY_OK ? parley__malloc(sizeof(*newer)) : NULL;
+	if (newer == NULL) {
+		devices_finish(c, d, status != PARLEY_OK ? status : PARLEY_E_NOMEM);
 		return;
 	}
 	if (d->listed->n > 0 &&
-	    client__entity_member_devlist(r->signed_device_list.data, r->signed_device_list.len, d->m->account_id,
-					  d->m->account_key, newer) == PARLEY_OK &&
+	    client__entity_member_devlist(r->signed_device_list.data, r->signed_device_list.len, m->account_id,
+					  m->account_key, newer) == PARLEY_OK &&
 	    newer->version > d->listed->version)
 		l = newer;
-	for (i = 0; i < l->n; i++)
-		add_device(d, d->m->handle, l->dev[i].device_id, 1);
-	for (i = 0; i < r->n_bundles; i++) {
+	for (i = 0; i < l->n && status == PARLEY_OK; i++)
+		status = add_device(d, m->handle, l->dev[i].device_id, 1);
+	for (i = 0; i < r->n_bundles && status == PARLEY_OK; i++) {
 		const Parley__Wire__PreKeyBundle *b = r->bundles[i];
 		const wire_devlist_entry *e = wire__devlist_find(l, b->device_id);
 
 		if (e != NULL && b->identity_key.len == sizeof(e->identity_key) &&
 		    memcmp(b->identity_key.data, e->identity_key, sizeof(e->identity_key)) == 0)
 			continue; /* counted above */
-		add_device(d, d->m->handle, b->device_id, 0);
-		if (d->first_bad == PARLEY_OK) {
-			d->first_bad = PARLEY_E_DEVICE_NOT_LISTED;
-			client__set_err(c, "device %u of %s is not in its signed device list: left out",
-					(unsigned)b->device_id, d->m->handle);
-		}
+		status = add_device(d, m->handle, b->device_id, 0);
+		if (d->first_bad[0] == '\0')
+			snprintf(d->first_bad, sizeof(d->first_bad),
+				 "device %u of %s is not in its signed device list: left out", (unsigned)b->device_id,
+				 m->handle);
 		if (c->ev.on_error != NULL)
-			c->ev.on_error(c, PARLEY_E_DEVICE_NOT_LISTED, d->m->handle, b->device_id, c->ev.user);
+			c->ev.on_error(c, PARLEY_E_DEVICE_NOT_LISTED, m->handle, b->device_id, c->ev.user);
 	}
 	parley__free(newer);
+	if (status != PARLEY_OK) {
+		devices_finish(c, d, status);
+		return;
+	}
+	d->next++;
+	devices_next(c, d);
+}
+
+static void devices_next(parley_client *c, devices_run *d)
+{
+	const wire_staff_member *m;
+	int rc;
+
+	if (d->next >= d->e->sl.n) {
+		devices_finish(c, d, PARLEY_OK);
+		return;
+	}
+	m = &d->e->sl.members[d->next];
+	if (client__entity_member_devlist(m->devlist, m->devlist_len, m->account_id, m->account_key, d->listed) !=
+	    PARLEY_OK)
+		memset(d->listed, 0, sizeof(*d->listed)); /* no verified device: every served one is left out */
+	rc = client__e2e_fetch_bundles(c, m->handle, 0, devices_on_bundles, d);
+	if (rc != PARLEY_OK)
+		devices_finish(c, d, rc);
+}
+
+static void devices_on_entity(parley_client *c, parley_err st, parley_entity *e, void *user)
+{
+	devices_run *d = user;
+
+	if (st != PARLEY_OK) {
+		devices_finish(c, d, st);
+		return;
+	}
+	d->e = e;
+	devices_next(c, d);
+}
+
+parley_err parley_entity_devices_start(parley_client *c, const char *entity, parley_entity_devices_cb cb, void *user)
+{
+	devices_run *d;
+	parley_err rc;
+
+	if (c == NULL || cb == NULL)
+		return PARLEY_E_INVAL;
+	d = parley__calloc(1, sizeof(*d));
+	if (d == NULL || (d->listed = parley__malloc(sizeof(*d->listed))) == NULL) {
+		parley__free(d);
+		return PARLEY_E_NOMEM;
+	}
+	d->cb = cb;
+	d->user = user;
+	rc = parley_entity_get_start(c, entity, devices_on_entity, d);
+	if (rc != PARLEY_OK) {
+		parley__free(d->listed);
+		parley__free(d);
+	}
+	return rc;
+}
+
+typedef struct devices_sync {
+	int done;
+	parley_err status;
+	parley_entity_device *out;
+	size_t max, n, left_out;
+} devices_sync;
+
+static void sync_devices(parley_client *c, parley_err st, const parley_entity_device *devs, size_t n, size_t left_out,
+			 void *user)
+{
+	devices_sync *s = user;
+	s->status = st;
+	s->n = n;
+	s->left_out = left_out;
+	if (n > 0 && s->max > 0)
+		memcpy(s->out, devs, (n < s->max ? n : s->max) * sizeof(*devs));
+	s->done = 1;
 }
 
 parley_err parley_entity_devices(parley_client *c, const char *entity, parley_entity_device *out, size_t max,
 				 size_t *n, size_t *left_out)
 {
-	devices_ctx d;
-	parley_entity *e = NULL;
-	char warn[CLIENT_ERRMSG_LEN] = "";
-	int rc;
+	devices_sync s = {0};
+	parley_err rc;
 
 	if (n == NULL || (out == NULL && max > 0))
 		return PARLEY_E_INVAL;
 	*n = 0;
 	REFUSE_NESTED(c);
-	rc = parley_entity_get(c, entity, &e);
+	s.out = out;
+	s.max = max;
+	rc = parley_entity_devices_start(c, entity, sync_devices, &s);
+	if (rc == PARLEY_OK && client__wait(c, &s.done) != PARLEY_OK && !s.done)
+		client__conn_fail_all(c, PARLEY_E_INTERNAL);
+	if (rc == PARLEY_OK)
+		rc = s.status;
 	if (rc != PARLEY_OK)
-		return (parley_err)rc;
-	memset(&d, 0, sizeof(d));
-	d.out = out;
-	d.max = max;
-	d.listed = parley__malloc(sizeof(*d.listed));
-	rc = d.listed == NULL ? PARLEY_E_NOMEM : PARLEY_OK;
-	for (size_t i = 0; rc == PARLEY_OK && i < e->sl.n; i++) {
-		d.m = &e->sl.members[i];
-		if (client__entity_member_devlist(d.m->devlist, d.m->devlist_len, d.m->account_id, d.m->account_key,
-						  d.listed) != PARLEY_OK)
-			memset(d.listed, 0, sizeof(*d.listed)); /* no verified device: every served one is left out */
-		d.done = 0;
-		rc = client__e2e_fetch_bundles(c, d.m->handle, 0, on_bundles, &d);
-		if (rc == PARLEY_OK && client__wait(c, &d.done) != PARLEY_OK && !d.done)
-			client__conn_fail_all(c, PARLEY_E_INTERNAL);
-		if (rc == PARLEY_OK)
-			rc = d.status == PARLEY_E_NO_KEYS ? PARLEY_OK : d.status; /* a member without keys: none */
-		if (d.first_bad != PARLEY_OK && warn[0] == '\0')
-			snprintf(warn, sizeof(warn), "%s", c->errmsg);
-	}
-	parley__free(d.listed);
-	parley_entity_free(e);
-	if (rc != PARLEY_OK)
-		return (parley_err)rc;
-	*n = d.n;
+		return rc;
+	*n = s.n;
 	if (left_out != NULL)
-		*left_out = d.left_out;
-	snprintf(c->errmsg, sizeof(c->errmsg), "%s", warn);
+		*left_out = s.left_out;
 	return PARLEY_OK;
 }

@@ -3,7 +3,7 @@
  * version and exactly the call's change), and completed with a response made here, the way a honest or
  * a lying server would answer. Covers create (key saved, list v1 with the creator as primary), get
  * (verification, entity-key pin, version pin: STAFF_LIST_ROLLBACK, UNTRUSTED_IDENTITY,
- * STAFF_LIST_INVALID), approve (the candidate's devices signed in, a candidate list under another key
+ * STAFF_LIST_INVALID), the business's devices (a device the server adds is left out and reported), approve (the candidate's devices signed in, a candidate list under another key
  * refused and nothing sent), remove (never the primary), rules, and a non-admin refused locally. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,6 +371,79 @@ static void test_get_pins(void)
 	TEST_EQ_INT(last_status, PARLEY_OK);
 }
 
+/* ---- the business's devices ---- */
+static size_t dev_n, dev_left, dev_unlisted_id, not_listed_events;
+
+static void on_devices(parley_client *c, parley_err st, const parley_entity_device *d, size_t n, size_t left,
+		       void *user)
+{
+	last_status = st;
+	dev_n = n;
+	dev_left = left;
+	for (size_t i = 0; i < n; i++)
+		if (!d[i].listed)
+			dev_unlisted_id = d[i].device_id;
+}
+
+static void on_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
+{
+	not_listed_events += err == PARLEY_E_DEVICE_NOT_LISTED && strcmp(handle, "bob") == 0 && device == 7;
+}
+
+/* The server's bundles for a member: device 1 under the key its list names, and an extra device. */
+static void answer_bundles(test_acct *a, const char *member, int extra)
+{
+	Parley__Wire__Request req;
+	Parley__Wire__Response resp;
+	Parley__Wire__GetBundlesResponse gb;
+	Parley__Wire__PreKeyBundle b[2], *bp[2] = {&b[0], &b[1]};
+	uint8_t listed_ik[33] = {0x05}, injected_ik[33] = {0x05, 0x77};
+	client_op *op = take(a->c, &req);
+
+	TEST_CHECK(op != NULL);
+	if (op == NULL)
+		return;
+	TEST_EQ_INT(req.body_case, PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES);
+	TEST_EQ_STR(req.get_bundles->handle, member);
+	parley__wire__response__init(&resp);
+	parley__wire__get_bundles_response__init(&gb);
+	for (int i = 0; i < 2; i++) {
+		parley__wire__pre_key_bundle__init(&b[i]);
+		b[i].device_id = i == 0 ? 1 : 7;
+		b[i].identity_key.data = i == 0 ? listed_ik : injected_ik;
+		b[i].identity_key.len = 33;
+	}
+	gb.n_bundles = extra ? 2 : 1;
+	gb.bundles = bp;
+	resp.body_case = PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES;
+	resp.get_bundles = &gb;
+	op->vt->complete(a->c, op, PARLEY_OK, &resp);
+}
+
+static void test_devices(void)
+{
+	parley_events ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.on_error = on_error;
+	parley_client_set_events(carol.c, &ev);
+	for (int injected = 0; injected <= 1; injected++) {
+		last_status = -1;
+		TEST_EQ_INT(parley_entity_devices_start(carol.c, "acme", on_devices, NULL), PARLEY_OK);
+		answer_get(&carol, list_v[2], list_len[2]);
+		answer_bundles(&carol, "alice", 0);
+		answer_bundles(&carol, "bob", injected);
+		TEST_EQ_INT(last_status, PARLEY_OK);
+		TEST_EQ_INT(dev_n, 2 + (size_t)injected);
+		TEST_EQ_INT(dev_left, (size_t)injected);
+		TEST_CHECK(carol.c->queued == NULL);
+	}
+	TEST_EQ_INT(dev_unlisted_id, 7);
+	TEST_EQ_INT(not_listed_events, 1);
+	TEST_CHECK(strstr(parley_client_errmsg(carol.c), "device 7 of bob") != NULL);
+	parley_client_set_events(carol.c, NULL);
+}
+
 static void test_remove_and_rules(void)
 {
 	Parley__Wire__Request req;
@@ -464,6 +537,7 @@ int main(void)
 	TEST_RUN(test_approve);
 	TEST_RUN(test_approve_rekeyed);
 	TEST_RUN(test_get_pins);
+	TEST_RUN(test_devices);
 	TEST_RUN(test_remove_and_rules);
 	TEST_RUN(test_not_admin);
 	parley_entity_free(last_entity);
