@@ -223,6 +223,11 @@ PARLEY_EXPORT parley_err parley_entity_devices(parley_client *c, const char *ent
  * compare them with the business out of band. Fetches (and pins) the entity first if not known. */
 PARLEY_EXPORT parley_err parley_entity_safety_number(parley_client *c, const char *entity,
 						     char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
+/* The same number as the business sees it with customer `customer` (the entity's pinned key with the
+ * customer's pinned account key, learnt from its signed device list if not known yet): a member of the
+ * entity reads it to the customer, who compares it with parley_entity_safety_number. */
+PARLEY_EXPORT parley_err parley_entity_safety_number_for(parley_client *c, const char *entity, const char *customer,
+							 char out[PARLEY_SAFETY_NUMBER_LEN + 1]);
 /* After the user verified a new entity key (the entity was re-created: UNTRUSTED_IDENTITY), forgets
  * the pinned key and version so the next read pins the current ones. */
 PARLEY_EXPORT parley_err parley_entity_trust(parley_client *c, const char *entity);

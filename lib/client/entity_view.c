@@ -229,6 +229,47 @@ parley_err parley_entity_safety_number(parley_client *c, const char *entity, cha
 	return (parley_err)client__entity_fingerprint(c, mine, entity, ek, out);
 }
 
+parley_err parley_entity_safety_number_for(parley_client *c, const char *entity, const char *customer,
+					  char out[PARLEY_SAFETY_NUMBER_LEN + 1])
+{
+	uint8_t ak[PARLEY_ENTITY_KEY_BYTES], ek[PARLEY_ENTITY_KEY_BYTES];
+	parley_fingerprint *fp = NULL;
+	char tmp[PARLEY_SAFETY_NUMBER_LEN + 1];
+	int found = 0, rc;
+
+	if (c == NULL || out == NULL)
+		return PARLEY_E_INVAL;
+	out[0] = '\0';
+	REFUSE_NESTED(c);
+	rc = client__check_handle(c, customer);
+	if (rc == PARLEY_OK)
+		rc = parley_entity_safety_number(c, entity, tmp); /* the entity's key, verified and pinned */
+	if (rc == PARLEY_OK)
+		rc = client__entity_pinned_key(c, entity, ek);
+	if (rc == PARLEY_OK)
+		rc = client__peer_pinned_key(c, customer, ak, &found);
+	if (rc == PARLEY_OK && !found) {
+		/* learn (and pin) the customer's account key with its signed device list */
+		rc = parley_safety_number(c, customer, 0, NULL, NULL, tmp);
+		if (rc == PARLEY_OK)
+			rc = client__peer_pinned_key(c, customer, ak, &found);
+		if (rc == PARLEY_OK && !found)
+			rc = PARLEY_E_NO_DEVICE_LIST;
+	}
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	/* the customer's computation seen from the other side: the same 60 digits */
+	rc = parley_fingerprint_new(&fp, PARLEY_FINGERPRINT_VERSION, PARLEY_FINGERPRINT_ITERATIONS,
+				    (const uint8_t *)entity, strlen(entity), ek, sizeof(ek), (const uint8_t *)customer,
+				    strlen(customer), ak, sizeof(ak));
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	memcpy(out, parley_fingerprint_display(fp), PARLEY_SAFETY_NUMBER_LEN);
+	out[PARLEY_SAFETY_NUMBER_LEN] = '\0';
+	parley_fingerprint_free(fp);
+	return PARLEY_OK;
+}
+
 parley_err parley_entity_trust(parley_client *c, const char *entity)
 {
 	int rc = c == NULL ? PARLEY_E_INVAL : client__check_handle(c, entity);

@@ -233,10 +233,17 @@ static int rules(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 	return show(ctx, c, entity, 2);
 }
 
-static int safety(cli_ctx *ctx, parley_client *c, const char *entity)
+static int safety(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 {
 	char digits[PARLEY_SAFETY_NUMBER_LEN + 1];
-	parley_err rc = parley_entity_safety_number(c, entity, digits);
+	parley_err rc;
+
+	if (argc == 3 && strcmp(argv[1], "--customer") == 0)
+		rc = parley_entity_safety_number_for(c, argv[0], argv[2], digits);
+	else if (argc == 1)
+		rc = parley_entity_safety_number(c, argv[0], digits);
+	else
+		return cli_usage(ctx, "expected ENTITY [--customer HANDLE]");
 
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
@@ -302,6 +309,8 @@ int cmd_entity(cli_ctx *ctx, int argc, char **argv)
 		return code(ctx, c, argc - 2, argv + 2);
 	if (strcmp(sub, "rules") == 0)
 		return rules(ctx, c, argc - 2, argv + 2);
+	if (strcmp(sub, "safety-number") == 0)
+		return safety(ctx, c, argc - 2, argv + 2);
 	if (argc > 4 || (argc == 4) != (strcmp(sub, "add-admin") == 0 || strcmp(sub, "remove-admin") == 0 ||
 					strcmp(sub, "remove-agent") == 0 || strcmp(sub, "approve") == 0 ||
 					strcmp(sub, "deny") == 0))
@@ -314,8 +323,6 @@ int cmd_entity(cli_ctx *ctx, int argc, char **argv)
 		return show(ctx, c, entity, 2);
 	if (strcmp(sub, "requests") == 0)
 		return requests(ctx, c, entity);
-	if (strcmp(sub, "safety-number") == 0)
-		return safety(ctx, c, entity);
 	if (strcmp(sub, "devices") == 0)
 		return devices(ctx, c, entity);
 	if (strcmp(sub, "approve") == 0 || strcmp(sub, "deny") == 0) {

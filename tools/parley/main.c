@@ -116,8 +116,10 @@ static const cli_command commands[] = {
 	 "                                           agent's (=inherit drops an agent's override)\n"
 	 "parley entity devices ENTITY               the devices a customer's client would encrypt to: those\n"
 	 "                                           in each member's signed device list; others are left out\n"
-	 "parley entity safety-number ENTITY         the safety number of your account key and ENTITY's key:\n"
-	 "                                           compare it with the business\n"
+	 "parley entity safety-number ENTITY [--customer HANDLE]\n"
+	 "                                           the safety number of your account key and ENTITY's key:\n"
+	 "                                           compare it with the business; with --customer, the same\n"
+	 "                                           number as the business sees it with HANDLE\n"
 	 "Errors name the refusal, e.g. NOT_ENTITY_ADMIN, ENTITY_KEY_REQUIRED, PRIMARY_ADMIN_FIXED,\n"
 	 "STAFF_LIST_ROLLBACK (the server served an older staff list than one already seen)."},
 	{"agent", cmd_agent, "join ENTITY CODE", "ask to join ENTITY as an agent with an enrolment code",

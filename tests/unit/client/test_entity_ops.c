@@ -444,6 +444,24 @@ static void test_devices(void)
 	parley_client_set_events(carol.c, NULL);
 }
 
+/* The customer's entity safety number and the business's with that customer are the same digits;
+ * another customer's differs. */
+static void test_safety_number(void)
+{
+	char mine[PARLEY_SAFETY_NUMBER_LEN + 1], theirs[PARLEY_SAFETY_NUMBER_LEN + 1];
+	char other[PARLEY_SAFETY_NUMBER_LEN + 1];
+	wire_devlist l;
+
+	/* alice learnt carol's and bob's keys (as a message or a devices fetch would pin them) */
+	TEST_EQ_INT(client__peer_check_list(alice.c, "carol", carol.devlist, carol.devlist_len, &l), PARLEY_OK);
+	TEST_EQ_INT(parley_entity_safety_number(carol.c, "acme", mine), PARLEY_OK);
+	TEST_EQ_INT(strlen(mine), PARLEY_SAFETY_NUMBER_LEN);
+	TEST_EQ_INT(parley_entity_safety_number_for(alice.c, "acme", "carol", theirs), PARLEY_OK);
+	TEST_EQ_STR(mine, theirs);
+	TEST_EQ_INT(parley_entity_safety_number_for(alice.c, "acme", "bob", other), PARLEY_OK);
+	TEST_CHECK(strcmp(other, mine) != 0);
+}
+
 static void test_remove_and_rules(void)
 {
 	Parley__Wire__Request req;
@@ -538,6 +556,7 @@ int main(void)
 	TEST_RUN(test_approve_rekeyed);
 	TEST_RUN(test_get_pins);
 	TEST_RUN(test_devices);
+	TEST_RUN(test_safety_number);
 	TEST_RUN(test_remove_and_rules);
 	TEST_RUN(test_not_admin);
 	parley_entity_free(last_entity);
