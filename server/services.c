@@ -5,6 +5,7 @@
 
 #include "accounts/accounts.h"
 #include "dispatch/service.h"
+#include "entities/entities.h"
 #include "keys/keys.h"
 #include "relay/relay.h"
 
@@ -12,6 +13,7 @@ static const service *const services[] = {
 	&accounts__service,
 	&keys__service,
 	&relay__service,
+	&entities__service,
 };
 
 const service *const *parleyd__services(size_t *n)

@@ -159,6 +159,24 @@ static const struct opt opts[] = {
 	{"redelivery_grace_ms", OPT_INT, OFF(redelivery_grace_ms), 0, 3600000, "10000", 0,
 	 "a connection that acknowledged nothing counts toward max_redeliveries only if it stayed this long "
 	 "(a short-lived sender that does not read its queue is not refusing anything)"},
+	/* entity registry (server/entities, store/sqlite/entities.c) */
+	{"entity_code_ttl_s", OPT_INT, OFF(entity_code_ttl_s), 1, 86400, "900", 0,
+	 "lifetime of an enrolment code (a request's ttl_s may only shorten it; ENROL_CODE_EXPIRED after)"},
+	{"enrol_guess_burst", OPT_INT, OFF(enrol_guess_burst), 1, 1000, "10", 0,
+	 "failed enrolment code attempts one entity absorbs in a burst (leaky bucket in the store, shared by "
+	 "every loop; ENROL_RATE_LIMITED beyond)"},
+	{"enrol_guess_per_min", OPT_INT, OFF(enrol_guess_per_min), 1, 100000, "10", 0,
+	 "sustained failed enrolment code attempts per minute per entity"},
+	{"enrol_guess_account_burst", OPT_INT, OFF(enrol_guess_account_burst), 1, 1000, "5", 0,
+	 "failed enrolment code attempts one requesting account may make in a burst (all entities)"},
+	{"enrol_guess_account_per_min", OPT_INT, OFF(enrol_guess_account_per_min), 1, 100000, "5", 0,
+	 "sustained failed enrolment code attempts per minute per requesting account"},
+	{"entity_max_members", OPT_INT, OFF(entity_max_members), 1, 200, "100", 0,
+	 "members (admins, agents, bots) of one entity (TOO_MANY_MEMBERS beyond; at most the staff list's 200)"},
+	{"entity_max_pending", OPT_INT, OFF(entity_max_pending), 1, 1000, "50", 0,
+	 "pending join requests of one entity (TOO_MANY_MEMBERS beyond, until admins decide)"},
+	{"entity_max_codes", OPT_INT, OFF(entity_max_codes), 1, 10000, "100", 0,
+	 "open (unused, unexpired) enrolment codes of one entity (RATE_LIMITED beyond)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

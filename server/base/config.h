@@ -84,6 +84,15 @@ typedef struct parleyd_config {
 	int send_rate_burst;
 	int send_rate_per_min;
 	int redelivery_grace_ms;
+	/* entity registry (server/entities) */
+	int entity_code_ttl_s;
+	int enrol_guess_burst;
+	int enrol_guess_per_min;
+	int enrol_guess_account_burst;
+	int enrol_guess_account_per_min;
+	int entity_max_members;
+	int entity_max_pending;
+	int entity_max_codes;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "store/job.h"
 #include "store/store.h"
+#include "wire/stafflist.h"
 
 /* --- the op table (generated from STORE_OPS) --- */
 
@@ -41,6 +42,27 @@ static void free_relay(store_job *j)
 	parley__free(m->envs);
 	parley__free(m->ids);
 	parley__free(m->peers);
+}
+
+static void free_ent_list(store_job *j)
+{
+	parley__free(j->ent.list);
+	if (j->ent.staff != NULL)
+		wire__stafflist_free(j->ent.staff);
+	parley__free(j->ent.staff);
+	j->ent.list = NULL;
+	j->ent.staff = NULL;
+}
+
+static void free_ent(store_job *j)
+{
+	store_ent_args *e = &j->ent;
+	free_ent_list(j);
+	parley__free(e->devlist);
+	parley__free(e->accounts);
+	for (size_t i = 0; i < e->n_reqs; i++)
+		parley__free(e->reqs[i].devlist);
+	parley__free(e->reqs);
 }
 
 struct op_info {
@@ -169,4 +191,15 @@ void store__job_drop_args(store_job *j)
 		i->free_args(j);
 	/* the callback may look at the result: nothing dangling, every count 0 */
 	memset((char *)j + offsetof(store_job, relay), 0, offsetof(store_job, cb_) - offsetof(store_job, relay));
+}
+
+int store__job_ent_set_list(store_job *job, uint8_t *list, size_t len, void *parsed)
+{
+	if (!in_domain(job, free_ent))
+		return PARLEY_E_INVAL;
+	free_ent_list(job);
+	job->ent.list = list;
+	job->ent.list_len = len;
+	job->ent.staff = parsed;
+	return PARLEY_OK;
 }

@@ -134,7 +134,16 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(CONTACT_SET, contact_set, STORE_WRITE, relay)       /* account_id accepts (shared=1) / declines handle */ \
 	X(PRESENCE_SET, presence_set, STORE_WRITE, relay)     /* account_id shares presence (shared) or not */  \
 	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */  \
-	X(REDELIVERED, redelivered, STORE_WRITE, relay)       /* pushed, not acked: count; requeue at limit */
+	X(REDELIVERED, redelivered, STORE_WRITE, relay)       /* pushed, not acked: count; requeue at limit */ \
+	/* entity registry (sqlite/entities.c): each checks the caller's role in the op's own transaction */ \
+	X(ENTITY_CREATE, entity_create, STORE_WRITE, ent)     /* handle free in accounts and entities */      \
+	X(ENTITY_GET, entity_get, STORE_READ, ent)            /* by handle: record + signed staff list */     \
+	X(ENTITY_MEMBER, entity_member, STORE_WRITE, ent)     /* add admin / remove member + the new list */  \
+	X(ENTITY_CODE, entity_code, STORE_WRITE, ent)         /* admins: store a code's hash */               \
+	X(ENTITY_JOIN, entity_join, STORE_WRITE, ent)         /* guess buckets, code, pending request */      \
+	X(ENTITY_REQUESTS, entity_requests, STORE_READ, ent)  /* admins: pending requests */                  \
+	X(ENTITY_DECIDE, entity_decide, STORE_WRITE, ent)     /* admins: approve (+ list) / deny */           \
+	X(ENTITY_STAFF, entity_staff, STORE_WRITE, ent)       /* admins: same members, new rules or devlists */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -298,6 +307,55 @@ typedef struct store_relay_args {
 	int shared;
 } store_relay_args;
 
+/* --- entity registry (job->ent); the caller is job->caller_account (its role is checked in the op's
+ * transaction, so a removed member's very next call fails whatever its connection cached) --- */
+#define STORE_ENT_MAX_REQUESTS 100 /* pending requests listed per call (WIRE_MAX_REPEATED) */
+
+typedef struct store_ent_request {
+	uint64_t id, account_id, created_ms;
+	char handle[STORE_MAX_HANDLE + 1];
+	int role;
+	uint8_t account_key[STORE_SIGNAL_KEY_LEN];
+	uint8_t *devlist; /* owned by the job */
+	size_t devlist_len;
+} store_ent_request;
+
+typedef struct store_ent_args {
+	char entity[STORE_MAX_HANDLE + 1];      /* every op: the entity's handle */
+	char member[STORE_MAX_HANDLE + 1];      /* ENTITY_MEMBER: the member's account handle */
+	char display_name[65];                  /* CREATE; GET result */
+	uint8_t entity_key[STORE_SIGNAL_KEY_LEN]; /* CREATE; GET result */
+	/* CREATE, MEMBER, DECIDE(approve), STAFF: the new signed staff list, already verified against its
+	 * embedded key by the service (wire__stafflist_verify); `staff` points into `list`. GET: result. */
+	uint8_t *list;                          /* owned by the job */
+	size_t list_len;
+	void *staff;                            /* a wire_stafflist * owned by the job (store__job_ent_set_list) */
+	int role;                               /* MEMBER (add: admin), CODE (agent/bot) */
+	int remove, approve;                    /* MEMBER, DECIDE */
+	uint64_t request_id;                    /* DECIDE; JOIN result */
+	uint8_t code_hash[32];                  /* CODE, JOIN: SHA-256 of the normalised code */
+	uint64_t expires_ms;                    /* CODE */
+	uint8_t account_key[STORE_SIGNAL_KEY_LEN]; /* JOIN: the candidate's */
+	uint8_t *devlist;                       /* JOIN: the candidate's signed device list, owned by the job */
+	size_t devlist_len;
+	unsigned max_members, max_pending, max_codes;
+	double guess_cap, guess_per_ms, acct_cap, acct_per_ms; /* JOIN: the two leaky buckets */
+	/* results */
+	int refusal;               /* JOIN: a refused code, committed with the guess it costs (status OK) */
+	uint64_t retry_after_ms;   /* JOIN: ENROL_RATE_LIMITED */
+	uint64_t entity_id, staff_version, created_ms;
+	uint64_t target_account;   /* MEMBER, DECIDE: the account added or removed */
+	int target_removed;        /* MEMBER: target_account was removed */
+	uint64_t *accounts;        /* owned by the job: who to tell (JOIN: the admins; staff changes: the members) */
+	size_t n_accounts;
+	store_ent_request *reqs;   /* owned by the job: REQUESTS; JOIN: reqs[0] = the new request */
+	size_t n_reqs;
+} store_ent_args;
+
+/* Hands a verified staff list (parsed: a wire_stafflist *, its members pointing into list) to the job,
+ * which frees both; PARLEY_E_INVAL for a job of another domain. */
+int store__job_ent_set_list(store_job *job, uint8_t *list, size_t len, void *parsed);
+
 /* Completion: the one completion type (base/svc.h), called as cb(arg, job->status, job) on the
  * submitting loop's thread; the result is the `const store_job *`, valid until the callback returns
  * (the store frees it afterwards: do not keep pointers into it). A service that has nothing to add to
@@ -329,6 +387,7 @@ struct store_job {
 		store_acct_args acct;
 		store_keys_args keys;
 		store_relay_args relay;
+		store_ent_args ent;
 	};
 
 	/* Private to the store. */

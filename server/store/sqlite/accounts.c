@@ -105,6 +105,9 @@ static int insert_device(store_be *b, store_job *j, uint32_t device_id)
 
 int sqlite__create_account(store_be *b, store_job *j)
 {
+	/* accounts and entities share one handle namespace (a customer must not mistake one for the other) */
+	if (sqlite__entity_handle_taken(b, j->handle))
+		return PARLEY_E_HANDLE_TAKEN;
 	sqlite3_stmt *st = sqlite__stmt(b, SQL_INSERT_ACCOUNT);
 	if (st == NULL)
 		return PARLEY_E_STORE;

@@ -92,6 +92,10 @@ STORE_OPS(SQLITE_OP_DECL_)
 /* contacts.c versions its tables as their own schema ("server.contacts"), migrated after "server". */
 #include "common/migrate.h"
 extern const migrate_schema sqlite__contacts_schema;
+/* entities.c: the registry's tables ("server.entities"). */
+extern const migrate_schema sqlite__entities_schema;
+/* entities.c, for accounts.c: 1 if an entity holds the handle (registration refuses it), else 0. */
+int sqlite__entity_handle_taken(store_be *b, const char *handle);
 /* SEND: the sender accepted the recipient (contacts.c). */
 int sqlite__contact_touch(store_be *b, uint64_t sender, uint64_t recipient, uint64_t now_ms);
 
