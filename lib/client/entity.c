@@ -177,6 +177,7 @@ static int next_list(parley_client *c, entity_op *o, const wire_staff_member *ad
 	next.members = m;
 	next.n = k;
 	next.version = cur->version + 1;
+	next.entity_id = o->ent->id; /* version 1 carried 0 (signed before the id existed) */
 	if (o->kind == K_RULES) {
 		wire_staff_member *who = NULL;
 		if (o->rules_member) {

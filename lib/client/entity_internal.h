@@ -13,6 +13,7 @@
 /* A verified entity: the fetched record and its parsed staff list (members point into raw). */
 struct parley_entity {
 	char handle[PARLEY_HANDLE_MAX + 1];
+	uint64_t id;  /* the server's id of the entity (lists from version 2 on carry it; version 1: 0) */
 	uint8_t *raw; /* the signed staff list as fetched */
 	size_t raw_len;
 	wire_stafflist sl;

@@ -255,11 +255,14 @@ int client__entity_verify(parley_client *c, const char *handle, const Parley__Wi
 		goto fail;
 	}
 	/* a list signed for another entity (the server swapping two businesses' lists) */
-	if (strcmp(e->sl.handle, handle) != 0 || (w->entity_id != 0 && e->sl.entity_id != w->entity_id)) {
+	/* version 1 is signed before the server gives the entity its id: it carries 0; later ones the id */
+	if (strcmp(e->sl.handle, handle) != 0 || w->entity_id == 0 ||
+	    e->sl.entity_id != (e->sl.version == 1 ? 0 : w->entity_id)) {
 		client__set_err(c, "%s: the server sent the staff list of another entity", handle);
 		rc = PARLEY_E_STAFF_LIST_INVALID;
 		goto fail;
 	}
+	e->id = w->entity_id;
 	rc = client__entity_pin(c, handle, e->sl.entity_key, e->sl.version);
 	if (rc != PARLEY_OK)
 		goto fail;
@@ -313,7 +316,7 @@ const char *parley_entity_display_name(const parley_entity *e)
 
 uint64_t parley_entity_id(const parley_entity *e)
 {
-	return e != NULL ? e->sl.entity_id : 0;
+	return e != NULL ? e->id : 0;
 }
 
 uint64_t parley_entity_staff_version(const parley_entity *e)

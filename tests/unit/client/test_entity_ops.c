@@ -130,6 +130,7 @@ static void answer_get(test_acct *a, const uint8_t *list, size_t len)
 	parley__wire__entity_get_response__init(&g);
 	parley__wire__entity__init(&e);
 	e.handle = (char *)"acme";
+	e.entity_id = 7;
 	e.signed_staff_list.data = (uint8_t *)list;
 	e.signed_staff_list.len = len;
 	g.entity = &e;
@@ -257,6 +258,7 @@ static void test_approve(void)
 		TEST_EQ_INT(req.entity_decide->request_id, 3);
 		TEST_CHECK(req.entity_decide->approve);
 		keep_list(&req.entity_decide->signed_staff_list, 2, &l);
+		TEST_EQ_INT(l.entity_id, 7); /* version 1 carried 0: the id did not exist yet */
 		TEST_EQ_INT(l.n, 2);
 		TEST_EQ_INT(l.members[1].account_id, bob.id);
 		TEST_EQ_INT(l.members[1].role, WIRE_ROLE_AGENT);
