@@ -168,9 +168,9 @@ static void answer(void *arg, int status, const void *result)
 			break;
 		}
 	}
+	request__reply(rq, &r); /* before the wipe: the answer points at c->code */
 	crypto__wipe(c->code, sizeof(c->code));
 	parley__free(c);
-	request__reply(rq, &r);
 }
 
 /* A job for the call with the common arguments, or NULL after failing the request. */
