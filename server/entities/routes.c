@@ -12,6 +12,7 @@
 #include "crypto/crypto.h"
 #include "dispatch/service.h"
 #include "entities/entities.h"
+#include "wire/scan.h"
 #include "wire/stafflist.h"
 #include "wire/wire.h"
 
@@ -168,7 +169,7 @@ static void answer(void *arg, int status, const void *result)
 			break;
 		}
 	}
-	request__reply(rq, &r); /* before the code it points to is wiped */
+	request__reply(rq, &r); /* before the wipe: the answer points at c->code */
 	crypto__wipe(c->code, sizeof(c->code));
 	parley__free(c);
 }
@@ -227,6 +228,12 @@ static void route_create(request *rq, const Parley__Wire__Request *req)
 	if (j == NULL)
 		return;
 	snprintf(j->ent.display_name, sizeof(j->ent.display_name), "%s", m->display_name);
+	/* the name is shown to customers; it never changes afterwards, so it is checked once, here */
+	if (!wire__utf8_valid((const uint8_t *)m->display_name, strlen(m->display_name))) {
+		store__job_free(j);
+		request__fail(rq, PARLEY_E_INVAL);
+		return;
+	}
 	memcpy(j->ent.entity_key, m->entity_key.data, STORE_SIGNAL_KEY_LEN); /* exact size checked by wire */
 	submit(rq, j, req->body_case, entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len), NULL);
 }

@@ -1,0 +1,702 @@
+/* t23: the entity registry against a real parleyd, driven on the wire (raw sockets; staff lists signed
+ * here with lib/wire's codec and a test entity key).
+ *
+ *   lifecycle        create; get; add and remove an admin; a code, a join (the admins' connection is
+ *                    pushed EntityJoinRequested), approval (the new agent is pushed EntityStaffChanged).
+ *   codes            reused -> ENROL_CODE_USED, denied -> ENROL_CODE_DENIED, expired (ttl_s 1) ->
+ *                    ENROL_CODE_EXPIRED, unknown -> ENROL_CODE_UNKNOWN; 100 guesses: UNKNOWN until the
+ *                    account's bucket (5) is spent, then ENROL_RATE_LIMITED with retry_after_ms, even
+ *                    for the right code; another account then hits the entity's bucket.
+ *   deauthorization  an admin with open connections (two workers: several connections, so both loops
+ *                    hold some) is removed: every connection's very next call is refused and each is
+ *                    pushed EntityStaffChanged{removed}.
+ *   forgeries        lists signed with the wrong key, a version not next, an extra member, a changed
+ *                    role, no primary flag: STAFF_LIST_INVALID, and the registry keeps its version.
+ *   auth_table       every entity call x every role, one table of expected statuses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <parley/error.h>
+
+#include "crypto/crypto.h"
+#include "harness.h"
+#include "wire/stafflist.h"
+
+/* ---- accounts and the staff model ---- */
+
+typedef struct tacct {
+	char handle[33];
+	uint8_t pk[32], sk[64];
+	uint64_t id;
+	int fd;
+} tacct;
+
+static uint64_t next_id; /* a fresh server numbers accounts 1, 2, ... in registration order */
+
+static void mk(int port, tacct *a, const char *handle)
+{
+	snprintf(a->handle, sizeof(a->handle), "%s", handle);
+	IT_EQ(pw_register(port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
+	a->id = ++next_id;
+}
+
+typedef struct model {
+	char handle[33];
+	crypto_keypair ek;
+	uint64_t version, entity_id;
+	size_t n;
+	wire_staff_member m[WIRE_STAFF_MAX];
+} model;
+
+static void model_init(model *md, const char *handle)
+{
+	memset(md, 0, sizeof(*md));
+	snprintf(md->handle, sizeof(md->handle), "%s", handle);
+	crypto__keypair_generate(&md->ek);
+}
+
+/* inserts (ascending ids) or, role 0, removes */
+static void model_set(model *md, const tacct *a, int role, int primary)
+{
+	size_t i = 0;
+	while (i < md->n && md->m[i].account_id < a->id)
+		i++;
+	if (i < md->n && md->m[i].account_id == a->id) {
+		memmove(&md->m[i], &md->m[i + 1], (md->n - i - 1) * sizeof(md->m[0]));
+		md->n--;
+	}
+	if (role == 0)
+		return;
+	memmove(&md->m[i + 1], &md->m[i], (md->n - i) * sizeof(md->m[0]));
+	md->n++;
+	wire_staff_member *m = &md->m[i];
+	memset(m, 0, sizeof(*m));
+	m->account_id = a->id;
+	snprintf(m->handle, sizeof(m->handle), "%s", a->handle);
+	m->role = (uint8_t)role;
+	m->flags = primary ? WIRE_STAFF_PRIMARY : 0;
+	m->account_key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+	memset(m->account_key + 1, (int)a->id, 32);
+}
+
+/* The list of the model at `version` signed with key (NULL: the entity's). */
+static void sign(const model *md, uint64_t version, const crypto_keypair *key, dynbuf *out)
+{
+	wire_stafflist l;
+	memset(&l, 0, sizeof(l));
+	const crypto_keypair *k = key != NULL ? key : &md->ek;
+	l.entity_id = version == 1 ? 0 : md->entity_id;
+	snprintf(l.handle, sizeof(l.handle), "%s", md->handle);
+	snprintf(l.display_name, sizeof(l.display_name), "%s Support", md->handle);
+	crypto__pubkey_serialize(l.entity_key, k->pub);
+	l.version = version;
+	l.timestamp_ms = it_now_ms();
+	l.n = md->n;
+	l.members = (wire_staff_member *)md->m;
+	dynbuf__init(out, WIRE_STAFFLIST_MAX_BYTES);
+	IT_EQ(wire__stafflist_sign(&l, k->priv, out), PARLEY_OK);
+}
+
+/* ---- the calls ---- */
+
+static uint64_t rid = 100;
+static int seen_removed; /* EntityStaffChanged{removed} pushes read while waiting for a response */
+
+/* pw_call, counting the removal notices it reads past (deauthorization checks both orders) */
+static int call(int fd, Parley__Wire__Request *r, wire_frame *keep)
+{
+	r->id = ++rid;
+	if (pw_send_request(fd, r) != 0)
+		return -1;
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 5000) != 0)
+			return -1;
+		const Parley__Wire__Frame *fr = f.frame;
+		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
+		    fr->push->body_case == PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED && fr->push->entity_staff_changed->removed)
+			seen_removed++;
+		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && fr->response->id == r->id) {
+			int st = (int)fr->response->status;
+			if (keep != NULL)
+				*keep = f;
+			else
+				wire__frame_free(&f);
+			return st;
+		}
+		wire__frame_free(&f);
+	}
+}
+
+static int ent_create(int fd, model *md)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityCreateRequest m = PARLEY__WIRE__ENTITY_CREATE_REQUEST__INIT;
+	uint8_t key[33];
+	char name[80];
+	dynbuf l;
+	wire_frame f;
+	sign(md, 1, NULL, &l);
+	crypto__pubkey_serialize(key, md->ek.pub);
+	snprintf(name, sizeof(name), "%s Support", md->handle);
+	m.handle = md->handle;
+	m.display_name = name;
+	m.entity_key.data = key;
+	m.entity_key.len = 33;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE;
+	r.entity_create = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK) {
+		md->entity_id = f.frame->response->entity_create->entity_id;
+		md->version = 1;
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	dynbuf__free(&l);
+	return st;
+}
+
+/* the staff version the server holds (0: none) */
+static uint64_t ent_version(int fd, const char *handle)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityGetRequest m = PARLEY__WIRE__ENTITY_GET_REQUEST__INIT;
+	wire_frame f;
+	m.handle = (char *)handle;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_GET;
+	r.entity_get = &m;
+	if (call(fd, &r, &f) != PARLEY_OK)
+		return 0;
+	uint64_t v = f.frame->response->entity_get->entity->staff_version;
+	wire_stafflist l;
+	const Parley__Wire__Entity *e = f.frame->response->entity_get->entity;
+	IT_EQ(wire__stafflist_verify(e->signed_staff_list.data, e->signed_staff_list.len, &l), PARLEY_OK);
+	IT_EQ(l.version, v);
+	wire__stafflist_free(&l);
+	wire__frame_free(&f);
+	return v;
+}
+
+/* member add/remove with the model's list at `version` signed by key (NULL: the entity's) */
+static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_t version, const crypto_keypair *key)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
+	dynbuf l;
+	sign(md, version, key, &l);
+	m.entity = md->handle;
+	m.member = (char *)who->handle;
+	m.role = remove ? PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE : PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
+	m.remove = remove;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
+	r.entity_member = &m;
+	int st = call(fd, &r, NULL);
+	dynbuf__free(&l);
+	return st;
+}
+
+/* the change applied to the model, then sent; on refusal the model is put back */
+static int ent_member(int fd, model *md, const tacct *who, int remove)
+{
+	model keep = *md;
+	model_set(md, who, remove ? 0 : WIRE_ROLE_ADMIN, 0);
+	int st = ent_member_v(fd, md, who, remove, md->version + 1, NULL);
+	if (st == PARLEY_OK)
+		md->version++;
+	else
+		*md = keep;
+	return st;
+}
+
+static int ent_code(int fd, const char *entity, uint32_t ttl_s, char *code, size_t cap)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityCodeRequest m = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
+	wire_frame f;
+	m.entity = (char *)entity;
+	m.ttl_s = ttl_s;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
+	r.entity_code = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK) {
+		if (code != NULL)
+			snprintf(code, cap, "%s", f.frame->response->entity_code->code);
+		IT_EQ(strlen(f.frame->response->entity_code->code), 14);
+		IT_CHECK(f.frame->response->entity_code->expires_ms > it_now_ms());
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int ent_join(int fd, const char *entity, const char *code, uint64_t *req_id, uint64_t *retry)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityJoinRequest m = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
+	uint8_t key[33];
+	wire_frame f;
+	key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+	memset(key + 1, 0x42, 32);
+	m.entity = (char *)entity;
+	m.code = (char *)code;
+	m.account_key.data = key;
+	m.account_key.len = 33;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
+	r.entity_join = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && req_id != NULL)
+		*req_id = f.frame->response->entity_join->request_id;
+	if (st >= 0 && retry != NULL)
+		*retry = f.frame->response->retry_after_ms;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int ent_requests(int fd, const char *entity, size_t *n)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityRequestsRequest m = PARLEY__WIRE__ENTITY_REQUESTS_REQUEST__INIT;
+	wire_frame f;
+	m.entity = (char *)entity;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS;
+	r.entity_requests = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && n != NULL)
+		*n = f.frame->response->entity_requests->n_requests;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* approve (the model gains `who` as role at version+1; list_version 0: the next) or deny */
+static int ent_decide_v(int fd, model *md, uint64_t req_id, int approve, uint64_t list_version)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityDecideRequest m = PARLEY__WIRE__ENTITY_DECIDE_REQUEST__INIT;
+	dynbuf l = {0};
+	if (approve) {
+		sign(md, list_version, NULL, &l);
+		m.signed_staff_list.data = l.data;
+		m.signed_staff_list.len = l.len;
+	}
+	m.entity = md->handle;
+	m.request_id = req_id;
+	m.approve = approve;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
+	r.entity_decide = &m;
+	int st = call(fd, &r, NULL);
+	dynbuf__free(&l);
+	return st;
+}
+
+static int ent_approve(int fd, model *md, uint64_t req_id, const tacct *who)
+{
+	model keep = *md;
+	model_set(md, who, WIRE_ROLE_AGENT, 0);
+	int st = ent_decide_v(fd, md, req_id, 1, md->version + 1);
+	if (st == PARLEY_OK)
+		md->version++;
+	else
+		*md = keep;
+	return st;
+}
+
+static int ent_staff(int fd, model *md, uint64_t version)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
+	dynbuf l;
+	sign(md, version, NULL, &l);
+	m.entity = md->handle;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
+	r.entity_staff = &m;
+	int st = call(fd, &r, NULL);
+	dynbuf__free(&l);
+	return st;
+}
+
+/* Waits for a push of `body_case` on fd; for EntityStaffChanged, *removed gets its flag. 1 if seen. */
+static int wait_push(int fd, int body_case, int *removed)
+{
+	for (int i = 0; i < 20; i++) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 2000) != 0)
+			return 0;
+		int hit = f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
+			  (int)f.frame->push->body_case == body_case;
+		if (hit && removed != NULL)
+			*removed = f.frame->push->entity_staff_changed->removed;
+		wire__frame_free(&f);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- the scenarios ---- */
+
+static srv s;
+
+/* an account that joined with a fresh code, pending; its request id */
+static uint64_t joined(int admin_fd, const model *md, const tacct *a)
+{
+	char code[32];
+	uint64_t req = 0;
+	IT_EQ(ent_code(admin_fd, md->handle, 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(ent_join(a->fd, md->handle, code, &req, NULL), PARLEY_OK);
+	return req;
+}
+
+static void lifecycle(void)
+{
+	tacct alice, bob, carol, dave;
+	model md;
+	mk(s.port, &alice, "alice");
+	mk(s.port, &bob, "bob");
+	mk(s.port, &carol, "carol");
+	mk(s.port, &dave, "dave");
+	model_init(&md, "acme");
+	model_set(&md, &alice, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(alice.fd, &md), PARLEY_OK);
+	IT_EQ(ent_create(bob.fd, &md), PARLEY_E_HANDLE_TAKEN);
+	uint8_t pk[32], sk[64];
+	int fd = -1;
+	IT_EQ(pw_register(s.port, "acme", pk, sk, &fd), PARLEY_E_HANDLE_TAKEN); /* one namespace */
+	IT_EQ(ent_version(bob.fd, "acme"), 1);
+	/* an admin added then removed by the primary */
+	IT_EQ(ent_member(alice.fd, &md, &carol, 0), PARLEY_OK);
+	IT_EQ(ent_requests(carol.fd, "acme", NULL), PARLEY_OK);
+	IT_EQ(ent_member(alice.fd, &md, &carol, 1), PARLEY_OK);
+	IT_EQ(ent_requests(carol.fd, "acme", NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(ent_version(bob.fd, "acme"), 3);
+	/* enrolment: the admin's second connection is told, the new agent too */
+	int watch = it_connect_as(s.port, "alice", 1, alice.sk);
+	IT_CHECK(watch >= 0);
+	uint64_t req = joined(alice.fd, &md, &dave);
+	IT_CHECK(wait_push(watch, PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED, NULL));
+	size_t n = 0;
+	IT_EQ(ent_requests(alice.fd, "acme", &n), PARLEY_OK);
+	IT_EQ(n, 1);
+	IT_EQ(ent_join(dave.fd, "acme", "0000-0000-0000", NULL, NULL), PARLEY_E_REQUEST_PENDING);
+	IT_EQ(ent_approve(alice.fd, &md, req, &dave), PARLEY_OK);
+	int removed = -1;
+	IT_CHECK(wait_push(dave.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
+	IT_EQ(removed, 0);
+	IT_EQ(ent_requests(alice.fd, "acme", &n), PARLEY_OK);
+	IT_EQ(n, 0);
+	IT_EQ(ent_version(bob.fd, "acme"), 4);
+	/* rules only: same members, next version */
+	md.m[0].rules_mask = WIRE_RULE_MAY_PAY;
+	md.m[0].rules_values = WIRE_RULE_MAY_PAY;
+	IT_EQ(ent_staff(alice.fd, &md, 5), PARLEY_OK);
+	md.version = 5;
+	removed = -1;
+	IT_CHECK(wait_push(dave.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
+	IT_EQ(removed, 0);
+	IT_EQ(ent_version(bob.fd, "acme"), 5);
+	/* the agent removed by an admin; the primary cannot be */
+	IT_EQ(ent_member(alice.fd, &md, &dave, 1), PARLEY_OK);
+	removed = -1;
+	IT_CHECK(wait_push(dave.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
+	IT_EQ(removed, 1);
+	IT_EQ(ent_member_v(alice.fd, &md, &alice, 1, md.version + 1, NULL), PARLEY_E_PRIMARY_ADMIN_FIXED);
+	close(watch);
+}
+
+static void codes(void)
+{
+	tacct boss, eve, frank, gina, hal;
+	model md;
+	char code[32];
+	uint64_t req = 0, retry = 0;
+	mk(s.port, &boss, "boss");
+	mk(s.port, &eve, "eve");
+	mk(s.port, &frank, "frank");
+	mk(s.port, &gina, "gina");
+	mk(s.port, &hal, "hal");
+	model_init(&md, "shop");
+	model_set(&md, &boss, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(boss.fd, &md), PARLEY_OK);
+	/* reused: eve's code again, by hal (the code is spent whatever happens to eve's request) */
+	IT_EQ(ent_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
+	for (char *p = code; *p; p++) /* typed in lower case, with spaces instead of dashes */
+		*p = *p == '-' ? ' ' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	IT_EQ(ent_join(eve.fd, "shop", code, &req, NULL), PARLEY_OK);
+	IT_EQ(ent_join(hal.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_CODE_USED); /* entity: 1 */
+	/* denied */
+	IT_EQ(ent_decide_v(boss.fd, &md, req, 0, 0), PARLEY_OK);
+	IT_EQ(ent_decide_v(boss.fd, &md, req, 0, 0), PARLEY_E_NO_SUCH_REQUEST);
+	IT_EQ(ent_join(eve.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_CODE_DENIED); /* 2 */
+	/* expired */
+	IT_EQ(ent_code(boss.fd, "shop", 1, code, sizeof(code)), PARLEY_OK);
+	usleep(1200 * 1000);
+	IT_EQ(ent_join(gina.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_CODE_EXPIRED); /* 3 */
+	/* 100 guesses: the account's burst (5) of UNKNOWN, then limited with a wait */
+	IT_EQ(ent_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
+	int unknown = 0, limited = 0, other = 0;
+	for (int i = 0; i < 100; i++) {
+		char guess[16];
+		snprintf(guess, sizeof(guess), "ZZZZ-ZZZZ-%04d", i);
+		int st = ent_join(frank.fd, "shop", guess, NULL, &retry);
+		unknown += st == PARLEY_E_ENROL_CODE_UNKNOWN;
+		limited += st == PARLEY_E_ENROL_RATE_LIMITED && retry > 0;
+		other += st != PARLEY_E_ENROL_CODE_UNKNOWN && st != PARLEY_E_ENROL_RATE_LIMITED;
+	}
+	IT_EQ(unknown, 5);
+	IT_EQ(limited, 95);
+	IT_EQ(other, 0);
+	/* limited means limited: the right code too */
+	IT_EQ(ent_join(frank.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_RATE_LIMITED); /* entity: 8 */
+	/* the entity's bucket (10) holds 8: two more failures by anyone, then everyone waits */
+	IT_EQ(ent_join(hal.fd, "shop", "1111-1111-1111", NULL, NULL), PARLEY_E_ENROL_CODE_UNKNOWN);
+	IT_EQ(ent_join(hal.fd, "shop", "1111-1111-1112", NULL, NULL), PARLEY_E_ENROL_CODE_UNKNOWN);
+	IT_EQ(ent_join(gina.fd, "shop", "1111-1111-1113", &req, &retry), PARLEY_E_ENROL_RATE_LIMITED);
+	IT_CHECK(retry > 0 && retry <= 60000);
+	IT_EQ(ent_join(gina.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_RATE_LIMITED);
+	IT_EQ(ent_join(gina.fd, "nosuch", code, NULL, NULL), PARLEY_E_NO_SUCH_ENTITY);
+}
+
+static void deauthorization(void)
+{
+	srv w;
+	const char *extra[] = {"--workers=2", NULL};
+	tacct p, a;
+	model md;
+	enum { NCONN = 6 };
+	int fds[NCONN];
+	srv_start(&w, extra);
+	uint64_t saved = next_id;
+	next_id = 0;
+	mk(w.port, &p, "prim");
+	mk(w.port, &a, "adm");
+	model_init(&md, "corp");
+	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	IT_EQ(ent_member(p.fd, &md, &a, 0), PARLEY_OK);
+	/* several connections of the admin: with two loops accepting, both hold some */
+	for (int i = 0; i < NCONN; i++) {
+		fds[i] = it_connect_as(w.port, "adm", 1, a.sk);
+		IT_CHECK(fds[i] >= 0);
+		IT_EQ(ent_requests(fds[i], "corp", NULL), PARLEY_OK);
+	}
+	IT_EQ(ent_member(p.fd, &md, &a, 1), PARLEY_OK);
+	int told = 0, refused = 0;
+	for (int i = 0; i < NCONN; i++) {
+		/* the very next call, whether or not the notice arrived first */
+		seen_removed = 0;
+		refused += ent_requests(fds[i], "corp", NULL) == PARLEY_E_NOT_ENTITY_ADMIN;
+		refused += ent_code(fds[i], "corp", 0, NULL, 0) == PARLEY_E_NOT_ENTITY_ADMIN;
+		int removed = 0;
+		told += seen_removed > 0 ||
+			(wait_push(fds[i], PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed) && removed);
+		close(fds[i]);
+	}
+	IT_EQ(refused, 2 * NCONN);
+	IT_EQ(told, NCONN);
+	char *log = srv_log(&w);
+	IT_CHECK(log != NULL && strstr(log, "(2 workers") != NULL);
+	free(log);
+	IT_EQ(srv_stop(&w), 0);
+	srv_cleanup(&w);
+	next_id = saved;
+}
+
+static void forgeries(void)
+{
+	tacct p, x;
+	model md;
+	crypto_keypair other;
+	mk(s.port, &p, "owner");
+	mk(s.port, &x, "xavier");
+	model_init(&md, "forge");
+	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	crypto__keypair_generate(&other);
+	model next = md;
+	model_set(&next, &x, WIRE_ROLE_ADMIN, 0);
+	/* wrong key, version not next (same, skipped, older) */
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 2, &other), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 3, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* an extra member besides the one added */
+	tacct ghost = {.id = 999};
+	snprintf(ghost.handle, sizeof(ghost.handle), "ghost");
+	model extra = next;
+	model_set(&extra, &ghost, WIRE_ROLE_AGENT, 0);
+	IT_EQ(ent_member_v(p.fd, &extra, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* the added member with another role than the call's */
+	model rerole = next;
+	model_set(&rerole, &x, WIRE_ROLE_AGENT, 0);
+	IT_EQ(ent_member_v(p.fd, &rerole, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* the primary flag moved to the new admin (the codec refuses a list with none) */
+	model moved = next;
+	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
+	model_set(&moved, &x, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_member_v(p.fd, &moved, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* a rules-only change that slips in a member */
+	IT_EQ(ent_staff(p.fd, &next, 2), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(ent_version(x.fd, "forge"), 1);
+	/* the honest list passes */
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 2, NULL), PARLEY_OK);
+	IT_EQ(ent_version(x.fd, "forge"), 2);
+}
+
+/* ---- the authorization table: every entity call x every role ----
+ *
+ * Calls that carry a staff list send the current members at a version far ahead: a caller the role
+ * checks let through reaches the list check (STAFF_LIST_INVALID) and nothing changes, so every cell
+ * runs against the same registry. DENY names a request that does not exist (NO_SUCH_REQUEST past the
+ * role check), JOIN a code nobody has, CREATE the entity's own handle (HANDLE_TAKEN: any account may
+ * try). Roles: ANON an unauthenticated socket; OTHER an account with no tie; HOLDER holds an unused
+ * code; PENDING its join request waits (the pending agent); DENIED its request was denied; AGENT;
+ * REMOVED an agent removed; ADMIN; PRIMARY the primary admin. */
+enum { ANON, OTHER, HOLDER, PENDING, DENIED, AGENT, REMOVED, ADMIN, PRIMARY, NROLES };
+enum { C_CREATE, C_GET, C_ADD_ADMIN, C_RM_AGENT, C_RM_ADMIN, C_RM_PRIMARY, C_CODE, C_JOIN, C_REQUESTS, C_APPROVE,
+       C_DENY, C_STAFF, NCALLS };
+static const char *const role_name[NROLES] = {"anonymous", "other", "holder", "pending", "denied", "agent",
+					      "removed", "admin", "primary"};
+static const char *const call_name[NCALLS] = {"create", "get", "add_admin", "remove_agent", "remove_admin",
+					      "remove_primary", "code", "join", "requests", "approve", "deny", "staff"};
+#define U PARLEY_E_UNAUTHENTICATED
+#define A PARLEY_E_NOT_ENTITY_ADMIN
+#define P PARLEY_E_NOT_PRIMARY_ADMIN
+#define S PARLEY_E_STAFF_LIST_INVALID
+#define K PARLEY_E_ENROL_CODE_UNKNOWN
+#define M PARLEY_E_ALREADY_MEMBER
+#define F PARLEY_E_PRIMARY_ADMIN_FIXED
+#define T PARLEY_E_HANDLE_TAKEN
+#define Q PARLEY_E_NO_SUCH_REQUEST
+#define R PARLEY_E_REQUEST_PENDING
+#define O PARLEY_OK
+static const int expected[NCALLS][NROLES] = {
+	/*                anon other holder pending denied agent removed admin primary */
+	[C_CREATE]     = {U,   T,    T,     T,      T,     T,    T,      T,    T},
+	[C_GET]        = {U,   O,    O,     O,      O,     O,    O,      O,    O},
+	[C_ADD_ADMIN]  = {U,   A,    A,     A,      A,     A,    A,      P,    S},
+	[C_RM_AGENT]   = {U,   A,    A,     A,      A,     A,    A,      S,    S},
+	[C_RM_ADMIN]   = {U,   A,    A,     A,      A,     A,    A,      P,    S},
+	[C_RM_PRIMARY] = {U,   A,    A,     A,      A,     A,    A,      F,    F},
+	[C_CODE]       = {U,   A,    A,     A,      A,     A,    A,      O,    O},
+	[C_JOIN]       = {U,   K,    K,     R,      K,     M,    K,      M,    M},
+	[C_REQUESTS]   = {U,   A,    A,     A,      A,     A,    A,      O,    O},
+	[C_APPROVE]    = {U,   A,    A,     A,      A,     A,    A,      S,    S},
+	[C_DENY]       = {U,   A,    A,     A,      A,     A,    A,      Q,    Q},
+	[C_STAFF]      = {U,   A,    A,     A,      A,     A,    A,      S,    S},
+};
+#undef U
+#undef A
+#undef P
+#undef S
+#undef K
+#undef M
+#undef F
+#undef T
+#undef Q
+#undef R
+#undef O
+
+static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *agent, const tacct *admin2,
+		    const tacct *prim, const tacct *zed, uint64_t pending_req)
+{
+	uint64_t ahead = md->version + 7;
+	model cm;
+	switch (c) {
+	case C_CREATE:
+		model_init(&cm, md->handle);
+		model_set(&cm, caller, WIRE_ROLE_ADMIN, 1);
+		return ent_create(fd, &cm);
+	case C_GET: {
+		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__EntityGetRequest m = PARLEY__WIRE__ENTITY_GET_REQUEST__INIT;
+		m.handle = md->handle;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_GET;
+		r.entity_get = &m;
+		return call(fd, &r, NULL);
+	}
+	case C_ADD_ADMIN: return ent_member_v(fd, md, zed, 0, ahead, NULL);
+	case C_RM_AGENT: return ent_member_v(fd, md, agent, 1, ahead, NULL);
+	case C_RM_ADMIN: return ent_member_v(fd, md, admin2, 1, ahead, NULL);
+	case C_RM_PRIMARY: return ent_member_v(fd, md, prim, 1, ahead, NULL);
+	case C_CODE: return ent_code(fd, md->handle, 0, NULL, 0);
+	case C_JOIN: return ent_join(fd, md->handle, "QQQQ-QQQQ-QQQQ", NULL, NULL);
+	case C_REQUESTS: return ent_requests(fd, md->handle, NULL);
+	case C_APPROVE: return ent_decide_v(fd, md, pending_req, 1, ahead);
+	case C_DENY: return ent_decide_v(fd, md, 999999, 0, 0);
+	default: return ent_staff(fd, md, ahead);
+	}
+}
+
+static void auth_table(void)
+{
+	tacct prim, admin, hank, agent, rem, pend, den, holder, oth, zed;
+	model md;
+	mk(s.port, &prim, "tprim");
+	mk(s.port, &admin, "tadmin");
+	mk(s.port, &hank, "thank");
+	mk(s.port, &agent, "tagent");
+	mk(s.port, &rem, "tremoved");
+	mk(s.port, &pend, "tpending");
+	mk(s.port, &den, "tdenied");
+	mk(s.port, &holder, "tholder");
+	mk(s.port, &oth, "tother");
+	mk(s.port, &zed, "tzed");
+	model_init(&md, "tbl");
+	model_set(&md, &prim, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(prim.fd, &md), PARLEY_OK);
+	IT_EQ(ent_member(prim.fd, &md, &admin, 0), PARLEY_OK);
+	IT_EQ(ent_member(prim.fd, &md, &hank, 0), PARLEY_OK);
+	IT_EQ(ent_approve(prim.fd, &md, joined(prim.fd, &md, &agent), &agent), PARLEY_OK);
+	IT_EQ(ent_approve(prim.fd, &md, joined(prim.fd, &md, &rem), &rem), PARLEY_OK);
+	IT_EQ(ent_member(admin.fd, &md, &rem, 1), PARLEY_OK);
+	uint64_t pending_req = joined(prim.fd, &md, &pend);
+	IT_EQ(ent_decide_v(admin.fd, &md, joined(prim.fd, &md, &den), 0, 0), PARLEY_OK);
+	IT_EQ(ent_code(prim.fd, md.handle, 0, NULL, 0), PARLEY_OK); /* the holder's, never used */
+	uint8_t nonce[32];
+	int anon = pw_connect(s.port, nonce);
+	IT_CHECK(anon >= 0);
+	const tacct *who[NROLES] = {&prim, &oth, &holder, &pend, &den, &agent, &rem, &admin, &prim};
+	int fds[NROLES] = {anon, oth.fd, holder.fd, pend.fd, den.fd, agent.fd, rem.fd, admin.fd, prim.fd};
+	uint64_t v0 = md.version;
+	int cells = 0;
+	for (int c = 0; c < NCALLS; c++)
+		for (int r = 0; r < NROLES; r++) {
+			int st = run_cell(c, fds[r], who[r], &md, &agent, &hank, &prim, &zed, pending_req);
+			cells++;
+			if (st != expected[c][r]) {
+				fprintf(stderr, "# auth table: %s by %s: %d (%s), expected %d (%s)\n", call_name[c],
+					role_name[r], st, parley_strerror(st), expected[c][r],
+					parley_strerror(expected[c][r]));
+				it_failures++;
+			}
+		}
+	IT_EQ(cells, NCALLS * NROLES);
+	/* nothing in the table changed the staff */
+	IT_EQ(ent_version(oth.fd, "tbl"), v0);
+	close(anon);
+}
+
+int main(void)
+{
+	const char *extra[] = {NULL};
+	crypto__init();
+	srv_start(&s, extra);
+	IT_RUN(lifecycle);
+	IT_RUN(codes);
+	IT_RUN(forgeries);
+	IT_RUN(deauthorization);
+	IT_RUN(auth_table);
+	IT_EQ(srv_stop(&s), 0);
+	srv_cleanup(&s);
+	return it_failures != 0;
+}
