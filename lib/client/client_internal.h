@@ -167,6 +167,7 @@ struct parley_client {
 	struct {
 		char handle[PARLEY_HANDLE_MAX + 1];
 		uint64_t at_ms;
+		int inflight; /* the answer has not come yet: what it will say is not known */
 	} list_fetch[8];
 	unsigned list_fetch_next;
 

@@ -264,6 +264,9 @@ static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
 	rc = decrypt(c, e, &pt, &pt_len, &fetching);
 	if (rc == PARLEY_OK)
 		hand_over(c, e, pt, pt_len);
+	/* the sender's list was fetched for it and still does not name the device: now it is final */
+	if (rc == PARLEY_E_DEVICE_NOT_LISTED && !fetching)
+		report_error(c, rc, e);
 	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
 }
 
