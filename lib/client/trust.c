@@ -248,6 +248,11 @@ parley_err parley_trust(parley_client *c, const char *handle, size_t *accepted)
 	c->errmsg[0] = '\0';
 	memset(&t, 0, sizeof(t));
 	rc = client__e2e_begin(c, handle);
+	/* a changed account key (the peer registered again, issue 9) is accepted first: its lists then
+	 * start over under the new key */
+	int ak_changed = 0;
+	if (rc == PARLEY_OK)
+		rc = client__peer_trust_key(c, handle, &ak_changed);
 	if (rc == PARLEY_OK)
 		rc = each_pending(c, handle, scan_one, &t);
 	if (rc == PARLEY_OK && t.ambiguous) {
@@ -260,6 +265,7 @@ parley_err parley_trust(parley_client *c, const char *handle, size_t *accepted)
 	}
 	if (rc == PARLEY_OK)
 		rc = each_pending(c, handle, accept_one, &t);
+	t.n += (size_t)ak_changed;
 	if (accepted != NULL)
 		*accepted = t.n;
 	if (rc == PARLEY_OK && t.n != 0)
