@@ -9,6 +9,9 @@
  *             sends to alice lands in alice's quarantine with DEVICE_NOT_LISTED.
  *  rollback:  the test writes bob's saved list v1 back into the server database: alice refuses it
  *             with DEVICE_LIST_ROLLBACK.
+ *  safety:    the number (over the two account keys) is the same on both sides, unchanged by linking a
+ *             device; a list signed by another account key (the account registered again) is
+ *             UNTRUSTED_IDENTITY with a changed safety number until parley_trust.
  *  server:    uploads signed by another key (DEVICE_LIST_INVALID), with a lower or equal version
  *             (DEVICE_LIST_ROLLBACK), naming an unknown device or a wrong device key
  *             (DEVICE_LIST_INVALID); SetAccountKey on an account with a key (ACCOUNT_KEY_SET);
@@ -105,6 +108,7 @@ static void run_briefly(parley_client *c)
 }
 
 static parley_client *alice, *bob1, *bob2, *evil;
+static char sn_before[PARLEY_SAFETY_NUMBER_LEN + 1];
 static uint8_t list_v1[WIRE_DEVLIST_MAX_BYTES];
 static size_t list_v1_len;
 
@@ -129,6 +133,13 @@ static void link_with_signature(void)
 	parley_client_set_events(alice, &ev);
 	IT_EQ(parley_send(alice, "bob", "before the link"), PARLEY_OK); /* pins bob's key and v1 */
 	IT_EQ(changed_calls, 0);
+	/* safety numbers are over the two account keys: the same on both sides */
+	char sn_bob[PARLEY_SAFETY_NUMBER_LEN + 1];
+	int changed = 1;
+	IT_EQ(parley_safety_number(alice, "bob", 0, NULL, &changed, sn_before), PARLEY_OK);
+	IT_EQ(changed, 0);
+	IT_EQ(parley_safety_number(bob1, "alice", 0, NULL, NULL, sn_bob), PARLEY_OK);
+	IT_CHECK(strcmp(sn_before, sn_bob) == 0);
 
 	/* a code without the identity proof (its last byte changed) is refused before the server */
 	MUST(parley_device_link_code(bob2, "bob", code) == PARLEY_OK);
@@ -152,6 +163,10 @@ static void link_with_signature(void)
 	IT_EQ(parley_send(alice, "bob", "after the link"), PARLEY_OK);
 	IT_EQ(changed_calls, 1);
 	IT_EQ(changed_added, 1);
+	/* linking a device does not change the safety number */
+	char sn_after[PARLEY_SAFETY_NUMBER_LEN + 1];
+	IT_EQ(parley_safety_number(alice, "bob", 1, NULL, NULL, sn_after), PARLEY_OK);
+	IT_CHECK(strcmp(sn_before, sn_after) == 0);
 }
 
 static void server_injection(void)
@@ -211,6 +226,43 @@ static void rollback(void)
 	sqlite3_close(db);
 	/* device 9 is still there, so alice fetches bundles again and meets the older list */
 	IT_EQ(parley_send(alice, "bob", "secret"), PARLEY_E_DEVICE_LIST_ROLLBACK);
+}
+
+/* bob "registered again" as far as alice can tell: the server now holds a list of bob signed by another
+ * account key (written straight into its database, with that key). alice refuses it until trust, and the
+ * safety number changes. */
+static void account_key_changed(void)
+{
+	crypto_keypair nk;
+	wire_devlist l;
+	dynbuf rec;
+	char sn[PARLEY_SAFETY_NUMBER_LEN + 1];
+	int changed = 0;
+	size_t accepted = 0;
+
+	MUST(crypto__keypair_generate(&nk) == PARLEY_OK);
+	MUST(wire__devlist_verify(list_v1, list_v1_len, &l) == PARLEY_OK);
+	crypto__pubkey_serialize(l.account_key, nk.pub);
+	l.version = 5;
+	dynbuf__init(&rec, WIRE_DEVLIST_MAX_BYTES);
+	MUST(wire__devlist_sign(&l, nk.priv, &rec) == PARLEY_OK);
+	sqlite3 *db = server_db();
+	sqlite3_stmt *st = NULL;
+	MUST(sqlite3_prepare_v2(db, "UPDATE device_lists SET version = 5, list = ?1 WHERE account_id ="
+				    " (SELECT id FROM accounts WHERE handle = 'bob')", -1, &st, NULL) == SQLITE_OK);
+	sqlite3_bind_blob(st, 1, rec.data, (int)rec.len, SQLITE_STATIC);
+	IT_EQ(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	IT_EQ(parley_send(alice, "bob", "secret"), PARLEY_E_UNTRUSTED_IDENTITY);
+	IT_EQ(parley_safety_number(alice, "bob", 0, NULL, &changed, sn), PARLEY_OK);
+	IT_EQ(changed, 1);
+	IT_CHECK(strcmp(sn, sn_before) != 0);
+	IT_EQ(parley_trust(alice, "bob", &accepted), PARLEY_OK);
+	IT_CHECK(accepted >= 1);
+	/* trusted: the new key is pinned, its lists start over (device 9 is still not in it) */
+	IT_EQ(parley_send(alice, "bob", "secret"), PARLEY_E_DEVICE_NOT_LISTED);
+	dynbuf__free(&rec);
 }
 
 /* raw protocol: an account whose key the test holds */
@@ -335,6 +387,7 @@ int main(void)
 	IT_RUN(link_with_signature);
 	IT_RUN(server_injection);
 	IT_RUN(rollback);
+	IT_RUN(account_key_changed);
 	IT_RUN(server_checks);
 	parley_client_free(alice);
 	parley_client_free(bob1);
