@@ -163,6 +163,15 @@ struct parley_client {
 	size_t nacks;
 	uv_timer_t ack_timer;
 
+	/* peers.c: when a signed device list was last fetched for a sender not in the kept one (a device
+	 * not listed is quarantined and the list fetched once; the guard stops a retry from fetching again) */
+	struct {
+		char handle[PARLEY_HANDLE_MAX + 1];
+		uint64_t at_ms;
+		int inflight; /* the answer has not come yet: what it will say is not known */
+	} list_fetch[8];
+	unsigned list_fetch_next;
+
 	char errmsg[CLIENT_ERRMSG_LEN];
 };
 
@@ -251,6 +260,12 @@ int client__peer_device_listed(const wire_devlist *l, const char *handle, uint32
 int client__peer_pinned_key(parley_client *c, const char *handle, uint8_t ak[33], int *found);
 /* A changed account key waiting for parley_trust; *found = 0 if none. */
 int client__peer_pending_key(parley_client *c, const char *handle, uint8_t ak[33], int *found);
+/* Receiving: PARLEY_OK if the kept list of handle names device (with identity_key unless NULL). Else
+ * DEVICE_NOT_LISTED, and the list is fetched once (GetDeviceList; at most every few seconds per
+ * handle): when a newer one verifies, the handle's quarantined envelopes are retried. *fetching = 1
+ * when such a fetch was started now (the answer is not final yet). */
+int client__peer_check_sender(parley_client *c, const char *handle, uint32_t device, const uint8_t *identity_key,
+			      int *fetching);
 /* parley_trust: the pending key replaces the pinned one (*changed = 1 if there was one). */
 int client__peer_trust_key(parley_client *c, const char *handle, int *changed);
 

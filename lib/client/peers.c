@@ -240,3 +240,103 @@ int client__peer_device_listed(const wire_devlist *l, const char *handle, uint32
 			(unsigned)device, handle);
 	return PARLEY_E_DEVICE_NOT_LISTED;
 }
+
+/* ---- fetching a sender's list (receive side) ---- */
+
+#define LIST_FETCH_GAP_MS 5000
+
+#define LIST_FETCH_SLOTS (sizeof(((parley_client *)0)->list_fetch) / sizeof(((parley_client *)0)->list_fetch[0]))
+
+static int fetch_slot(parley_client *c, const char *handle)
+{
+	for (size_t i = 0; i < LIST_FETCH_SLOTS; i++)
+		if (strcmp(c->list_fetch[i].handle, handle) == 0)
+			return (int)i;
+	return -1;
+}
+
+typedef struct fetch_op {
+	client_op op;
+	Parley__Wire__GetDeviceListRequest req;
+	char handle[PARLEY_HANDLE_MAX + 1];
+} fetch_op;
+
+static int build_fetch(parley_client *c, client_op *op, Parley__Wire__Request *req)
+{
+	fetch_op *f = CLIENT_OP_OWNER(op, fetch_op, op);
+	req->body_case = PARLEY__WIRE__REQUEST__BODY_GET_DEVICE_LIST;
+	req->get_device_list = &f->req;
+	return PARLEY_OK;
+}
+
+static void complete_fetch(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
+{
+	fetch_op *f = CLIENT_OP_OWNER(op, fetch_op, op);
+	wire_devlist *l = parley__malloc(sizeof(*l));
+	int slot = fetch_slot(c, f->handle);
+	if (slot >= 0) {
+		c->list_fetch[slot].inflight = 0;
+		c->list_fetch[slot].at_ms = client__now_ms();
+	}
+	if (status == PARLEY_OK && l != NULL) {
+		/* whatever the answer (a newer list, none, a bad one), the quarantined envelopes are judged
+		 * again: the ones of devices still not listed stay, and are reported now (the guard keeps
+		 * this from fetching again) */
+		(void)client__peer_check_list(c, f->handle, r->get_device_list->signed_device_list.data,
+					      r->get_device_list->signed_device_list.len, l);
+		if (client__quarantine_mark(c, f->handle) == PARLEY_OK)
+			client__recv_retry_quarantine(c);
+	}
+	parley__free(l);
+	parley__free(f);
+}
+
+static const client_op_vtable fetch_vt = {build_fetch, complete_fetch, PARLEY__WIRE__RESPONSE__BODY_GET_DEVICE_LIST,
+					  0};
+
+/* 1 if handle's list was fetched within LIST_FETCH_GAP_MS (*inflight: its answer is still awaited);
+ * else records a fetch now (in flight) and returns 0. */
+static int fetched_lately(parley_client *c, const char *handle, int *inflight)
+{
+	uint64_t now = client__now_ms();
+	int i = fetch_slot(c, handle);
+	*inflight = 0;
+	if (i >= 0 && (c->list_fetch[i].inflight || now - c->list_fetch[i].at_ms < LIST_FETCH_GAP_MS)) {
+		*inflight = c->list_fetch[i].inflight;
+		return 1;
+	}
+	unsigned k = i >= 0 ? (unsigned)i : c->list_fetch_next++ % LIST_FETCH_SLOTS;
+	snprintf(c->list_fetch[k].handle, sizeof(c->list_fetch[k].handle), "%s", handle);
+	c->list_fetch[k].at_ms = now;
+	c->list_fetch[k].inflight = 1;
+	return 0;
+}
+
+int client__peer_check_sender(parley_client *c, const char *handle, uint32_t device, const uint8_t *identity_key,
+			      int *fetching)
+{
+	wire_devlist *l = parley__malloc(sizeof(*l));
+	int found = 0, rc;
+
+	*fetching = 0;
+	if (l == NULL)
+		return PARLEY_E_NOMEM;
+	rc = client__peer_kept_list(c, handle, l, &found);
+	if (rc == PARLEY_OK)
+		rc = found ? client__peer_device_listed(l, handle, device, identity_key, c) : PARLEY_E_DEVICE_NOT_LISTED;
+	parley__free(l);
+	if (rc == PARLEY_E_DEVICE_NOT_LISTED && fetched_lately(c, handle, fetching) == 0) {
+		fetch_op *f = parley__calloc(1, sizeof(*f));
+		if (f != NULL) {
+			f->op.vt = &fetch_vt;
+			snprintf(f->handle, sizeof(f->handle), "%s", handle);
+			parley__wire__get_device_list_request__init(&f->req);
+			f->req.handle = f->handle;
+			client__conn_submit(c, &f->op);
+			*fetching = 1;
+		} else {
+			c->list_fetch[fetch_slot(c, handle)].inflight = 0;
+		}
+	}
+	return rc;
+}

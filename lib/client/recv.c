@@ -173,8 +173,10 @@ static size_t leak_strip(const uint8_t *content, size_t len)
 }
 #endif
 
-/* Decrypts into *pt (allocated). On UNTRUSTED_IDENTITY the new key is recorded as pending. */
-static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **pt, size_t *pt_len)
+/* Decrypts into *pt (allocated). On UNTRUSTED_IDENTITY the new key is recorded as pending. A sender
+ * device not in its account's list: DEVICE_NOT_LISTED, *fetching = 1 when its list is being fetched
+ * (the quarantined envelope is retried when it arrives, so that is not an error yet). */
+static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **pt, size_t *pt_len, int *fetching)
 {
 	parley_signal_address a = {e->sender_handle, e->sender_device};
 	sig_prekey_msg pm;
@@ -190,6 +192,12 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 		return PARLEY_E_TOO_LARGE;
 	if (is_prekey && sig__prekey_msg_decode(&pm, e->content.data, len) != PARLEY_OK)
 		return PARLEY_E_INVALID_MESSAGE;
+	/* only devices the sender's account key lists (docs/protocol.md §11); a first message of a new
+	 * session must come from the identity key the list names */
+	rc = client__peer_check_sender(c, e->sender_handle, e->sender_device, is_prekey ? pm.identity_key : NULL,
+				       fetching);
+	if (rc != PARLEY_OK)
+		return rc;
 	*pt = parley__malloc(len + 1);
 	if (*pt == NULL)
 		return PARLEY_E_NOMEM;
@@ -248,14 +256,17 @@ static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
 {
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
-	int seen = 0;
+	int seen = 0, fetching = 0;
 	int rc = client__e2e_seen(c, e->server_id, 0, &seen);
 
 	if (rc != PARLEY_OK || seen)
 		return rc; /* seen: handed over already (it was quarantined again after a redelivery) */
-	rc = decrypt(c, e, &pt, &pt_len);
+	rc = decrypt(c, e, &pt, &pt_len, &fetching);
 	if (rc == PARLEY_OK)
 		hand_over(c, e, pt, pt_len);
+	/* the sender's list was fetched for it and still does not name the device: now it is final */
+	if (rc == PARLEY_E_DEVICE_NOT_LISTED && !fetching)
+		report_error(c, rc, e);
 	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
 }
 
@@ -291,7 +302,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 {
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
-	int seen = 0, rc;
+	int seen = 0, fetching = 0, rc;
 
 	if (e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT &&
 	    e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE) {
@@ -309,7 +320,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		ack(c, e->server_id);
 		return;
 	}
-	rc = decrypt(c, e, &pt, &pt_len);
+	rc = decrypt(c, e, &pt, &pt_len, &fetching);
 	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_STORE)
 		return; /* ours, not the message's fault: try again on the next delivery */
 	if (rc == PARLEY_OK) {
@@ -321,7 +332,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 			return;
 		if (rc == PARLEY_E_UNTRUSTED_IDENTITY && c->ev.on_identity_changed != NULL)
 			c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
-		else if (rc != PARLEY_E_UNTRUSTED_IDENTITY)
+		else if (rc != PARLEY_E_UNTRUSTED_IDENTITY && !fetching)
 			report_error(c, rc, e);
 	}
 	ack(c, e->server_id);

@@ -84,26 +84,55 @@ static int pending_key(parley_client *c, const char *handle, uint32_t device, ui
 	return PARLEY_OK;
 }
 
-/* The displayed safety number of this device's identity and `theirs` (identity of handle). */
-static int safety_digits(parley_client *c, const char *handle, const uint8_t theirs[PARLEY_SIGNAL_PUBKEY_LEN],
-			 char out[PARLEY_SAFETY_NUMBER_LEN + 1])
+/* libsignal's displayable fingerprint of (this account, mine) and (handle, theirs). */
+static int safety_digits(parley_client *c, const char *handle, const uint8_t mine[PARLEY_SIGNAL_PUBKEY_LEN],
+			 const uint8_t theirs[PARLEY_SIGNAL_PUBKEY_LEN], char out[PARLEY_SAFETY_NUMBER_LEN + 1])
 {
-	parley_keypair mine;
 	parley_fingerprint *fp = NULL;
-	int rc = c->sigstore.get_identity_keypair(c->sigstore.user, &mine);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = parley_fingerprint_new(&fp, PARLEY_FINGERPRINT_VERSION, PARLEY_FINGERPRINT_ITERATIONS,
-				    (const uint8_t *)c->account.handle, strlen(c->account.handle), mine.pub,
-				    sizeof(mine.pub), (const uint8_t *)handle, strlen(handle), theirs,
-				    PARLEY_SIGNAL_PUBKEY_LEN);
-	parley_signal_keypair_wipe(&mine);
+	int rc = parley_fingerprint_new(&fp, PARLEY_FINGERPRINT_VERSION, PARLEY_FINGERPRINT_ITERATIONS,
+					(const uint8_t *)c->account.handle, strlen(c->account.handle), mine,
+					PARLEY_SIGNAL_PUBKEY_LEN, (const uint8_t *)handle, strlen(handle), theirs,
+					PARLEY_SIGNAL_PUBKEY_LEN);
 	if (rc != PARLEY_OK)
 		return rc;
 	memcpy(out, parley_fingerprint_display(fp), PARLEY_SAFETY_NUMBER_LEN);
 	out[PARLEY_SAFETY_NUMBER_LEN] = '\0';
 	parley_fingerprint_free(fp);
 	return PARLEY_OK;
+}
+
+/* Per device (pending keys of a device): this device's identity key and theirs. */
+static int device_digits(parley_client *c, const char *handle, const uint8_t theirs[PARLEY_SIGNAL_PUBKEY_LEN],
+			 char out[PARLEY_SAFETY_NUMBER_LEN + 1])
+{
+	parley_keypair mine;
+	int rc = c->sigstore.get_identity_keypair(c->sigstore.user, &mine);
+	if (rc == PARLEY_OK)
+		rc = safety_digits(c, handle, mine.pub, theirs, out);
+	parley_signal_keypair_wipe(&mine);
+	return rc;
+}
+
+/* Issue 9: the two ACCOUNT keys when both are known (linking a device changes nothing, registering
+ * again does): theirs = the pending key of a re-registered peer (*changed = 1), else the pinned one.
+ * *done = 0 when either is unknown (an account from before account keys): the device keys then. */
+static int account_digits(parley_client *c, const char *handle, int *changed, char out[PARLEY_SAFETY_NUMBER_LEN + 1],
+			  int *done)
+{
+	uint8_t mine[PARLEY_SIGNAL_PUBKEY_LEN], theirs[PARLEY_SIGNAL_PUBKEY_LEN];
+	int have_mine = 0, have_theirs = 0, pending = 0;
+	int rc = client__peer_pinned_key(c, c->account.handle, mine, &have_mine);
+	if (rc == PARLEY_OK)
+		rc = client__peer_pending_key(c, handle, theirs, &pending);
+	if (rc == PARLEY_OK && !pending)
+		rc = client__peer_pinned_key(c, handle, theirs, &have_theirs);
+	*done = 0;
+	if (rc != PARLEY_OK || !have_mine || !(pending || have_theirs))
+		return rc;
+	rc = safety_digits(c, handle, mine, theirs, out);
+	*done = rc == PARLEY_OK;
+	*changed = pending;
+	return rc;
 }
 
 parley_err parley_safety_number(parley_client *c, const char *handle, size_t index, uint32_t *device_id,
@@ -134,14 +163,17 @@ parley_err parley_safety_number(parley_client *c, const char *handle, size_t ind
 		rc = PARLEY_E_NOT_FOUND;
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
-	rc = pending_key(c, handle, dev, theirs, &pending);
-	if (rc == PARLEY_OK && !pending) {
-		parley_signal_address a = {handle, dev};
-		rc = parley_signal_remote_identity(c->sig, &a, theirs);
+	int by_account = 0;
+	rc = account_digits(c, handle, &pending, out, &by_account);
+	if (rc == PARLEY_OK && !by_account) {
+		rc = pending_key(c, handle, dev, theirs, &pending);
+		if (rc == PARLEY_OK && !pending) {
+			parley_signal_address a = {handle, dev};
+			rc = parley_signal_remote_identity(c->sig, &a, theirs);
+		}
+		if (rc == PARLEY_OK)
+			rc = device_digits(c, handle, theirs, out);
 	}
-	if (rc != PARLEY_OK)
-		return (parley_err)rc;
-	rc = safety_digits(c, handle, theirs, out);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
 	if (device_id != NULL)
@@ -248,6 +280,11 @@ parley_err parley_trust(parley_client *c, const char *handle, size_t *accepted)
 	c->errmsg[0] = '\0';
 	memset(&t, 0, sizeof(t));
 	rc = client__e2e_begin(c, handle);
+	/* a changed account key (the peer registered again, issue 9) is accepted first: its lists then
+	 * start over under the new key */
+	int ak_changed = 0;
+	if (rc == PARLEY_OK)
+		rc = client__peer_trust_key(c, handle, &ak_changed);
 	if (rc == PARLEY_OK)
 		rc = each_pending(c, handle, scan_one, &t);
 	if (rc == PARLEY_OK && t.ambiguous) {
@@ -260,6 +297,7 @@ parley_err parley_trust(parley_client *c, const char *handle, size_t *accepted)
 	}
 	if (rc == PARLEY_OK)
 		rc = each_pending(c, handle, accept_one, &t);
+	t.n += (size_t)ak_changed;
 	if (accepted != NULL)
 		*accepted = t.n;
 	if (rc == PARLEY_OK && t.n != 0)
@@ -289,7 +327,7 @@ static int list_one(parley_client *c, const char *handle, uint32_t device, uint6
 	if (l->digits != NULL) {
 		if (device != l->device || l->found)
 			return PARLEY_OK;
-		rc = safety_digits(c, handle, key, sn);
+		rc = device_digits(c, handle, key, sn);
 		if (rc == PARLEY_OK && strcmp(sn, l->digits) == 0) {
 			l->found = 1;
 			memcpy(l->key, key, sizeof(l->key));
@@ -303,7 +341,7 @@ static int list_one(parley_client *c, const char *handle, uint32_t device, uint6
 	p->device_id = device;
 	p->seen_ms = seen_ms;
 	memcpy(p->key, key, sizeof(p->key));
-	rc = safety_digits(c, handle, key, p->safety_number);
+	rc = device_digits(c, handle, key, p->safety_number);
 	if (rc == PARLEY_OK)
 		l->n++;
 	return rc;

@@ -24,6 +24,7 @@
 
 /* any 33-byte Signal public key will do where no list is signed (issue 9: registration needs one) */
 static const uint8_t test_account_key[33] = {0x05, 1, 2, 3};
+const uint8_t *pw_account_key;
 
 int it_failures;
 
@@ -635,7 +636,7 @@ int pw_register_from(int port, const char *src, const char *handle, uint8_t pk[3
 	r.device_name = "it-device";
 	r.signature.data = sig;
 	r.signature.len = 64;
-	r.account_key.data = (uint8_t *)test_account_key;
+	r.account_key.data = (uint8_t *)(pw_account_key != NULL ? pw_account_key : test_account_key);
 	r.account_key.len = 33;
 	wire_frame f;
 	int st = pw_send_request(fd, &req) == 0 ? wait_response(fd, 1, &f) : -1;

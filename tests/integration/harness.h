@@ -80,6 +80,8 @@ int pw_ping(int fd, uint64_t id);
 /* Accounts: register handle with a new Ed25519 key on a fresh connection (fd returned authenticated).
  * Returns the response status; pk/sk filled. */
 int pw_register(int port, const char *handle, uint8_t pk[32], uint8_t sk[64], int *fd_out);
+/* The account key pw_register* sends (33 bytes); NULL (the default): a fixed key nobody can sign with. */
+extern const uint8_t *pw_account_key;
 /* Upload an identity, a signed prekey and n_otpk (<= 100) one-time prekeys numbered from first_id on an
  * authenticated connection; *regid gets the new registration id. Returns the response status. */
 int pw_upload_keys(int fd, uint32_t *regid, int n_otpk, uint32_t first_id);

@@ -58,8 +58,11 @@ code=$(p alice-laptop device-key alice)
 check "a link code signed for another account is refused" \
 	'! p alice devices add "$(p alice-laptop device-key carol)" laptop >"$dir/bad" 2>&1 &&
 	 grep -qi "bad signature" "$dir/bad"'
-check "devices add" 'p alice devices add "$code" laptop >"$dir/add" 2>&1'
+check "devices link (the alias of devices add)" 'p alice devices link "$code" laptop >"$dir/add" 2>&1'
 check "link the new device" 'p alice-laptop link alice 2 >/dev/null 2>&1'
+check "a device without the account key cannot link another" \
+	'! p alice-laptop devices link "$(p alice-phone device-key alice)" phone >"$dir/noak" 2>&1 &&
+	 grep -q "does not hold the account key" "$dir/noak"'
 check "both devices listed from the new device" \
 	'[ "$(p alice-laptop devices | grep -cE "^\s*\*?\s*[0-9]+")" = 2 ]'
 check "devices remove" 'p alice devices remove 2 >/dev/null 2>&1'

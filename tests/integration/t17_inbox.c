@@ -217,7 +217,9 @@ static void inbox_not_locked(void)
 	receive(victim, &in, N_LEGIT, 1);
 	receive(victim, &in, N_LEGIT, 1);
 	IT_EQ(in.from_legit, N_LEGIT);
-	IT_EQ(in.from_stranger, 1);
+	/* issue 9: the stranger (raw protocol) has no signed device list, so none of its envelopes is even
+	 * decrypted: all wait in the quarantine as DEVICE_NOT_LISTED, and claim no identity key */
+	IT_EQ(in.from_stranger, 0);
 	/* S's envelopes are visible in the quarantine, bounded per sender with the rest counted */
 	static parley_quarantine_entry q[256];
 	size_t n = 0;
@@ -228,15 +230,15 @@ static void inbox_not_locked(void)
 		if (strcmp(q[i].sender, "stranger") == 0) {
 			mine++;
 			IT_EQ(q[i].sender_device, 1);
-			IT_EQ(q[i].reason, PARLEY_E_UNTRUSTED_IDENTITY);
+			IT_EQ(q[i].reason, PARLEY_E_DEVICE_NOT_LISTED);
 			IT_CHECK(q[i].received_ms > 0);
 		}
 	IT_EQ(mine, PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
-	IT_EQ(dropped, N_FORGED - PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
-	/* every pending key of the stranger can be seen, not only the last one */
+	IT_EQ(dropped, N_FORGED + 1 - PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	/* refused before decryption: no key of the stranger is pending */
 	static parley_pending_key pk[256];
 	IT_EQ(parley_pending_keys(victim, "stranger", pk, 256, &n), PARLEY_OK);
-	IT_EQ(n, PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	IT_EQ(n, 0);
 }
 
 /* Runs `parley --home <state dir of name> args` and returns how many output lines contain `needle`;
@@ -261,14 +263,16 @@ static int cli_lines(const char *name, const char *args, const char *needle, int
 static void quarantine_cli(void)
 {
 	int st = -1;
-	IT_EQ(cli_lines("victim", "quarantine", "stranger device 1: untrusted identity key (UNTRUSTED_IDENTITY)", &st),
+	IT_EQ(cli_lines("victim", "quarantine",
+			"stranger device 1: device not in its account's signed device list (DEVICE_NOT_LISTED)", &st),
 	      PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
 	IT_EQ(st, 0);
-	IT_EQ(cli_lines("victim", "quarantine", "50 dropped", &st), 1);
-	/* the stranger's pending keys are many: the plain trust accepts none and lists them */
-	IT_EQ(cli_lines("victim", "trust stranger", "device 1: ", &st), PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
-	IT_EQ(st, 1);
-	IT_EQ(cli_lines("victim", "trust --list stranger", "device 1: ", &st), PARLEY_QUARANTINE_PER_SENDER_DEFAULT);
+	IT_EQ(cli_lines("victim", "quarantine", "51 dropped", &st), 1);
+	/* issue 9: nothing of the stranger was decrypted, so no key of it is pending: trust has nothing
+	 * to accept (an account key is what trust accepts now, and the stranger has none in a list) */
+	IT_EQ(cli_lines("victim", "trust stranger", "no changed identity key of stranger to accept", &st), 1);
+	IT_EQ(st, 0);
+	IT_EQ(cli_lines("victim", "trust --list stranger", "no changed identity key of stranger is pending", &st), 1);
 	IT_EQ(st, 0);
 }
 
@@ -301,7 +305,9 @@ static void quarantine_bounds(void)
 	close(a.fd);
 	close(b.fd);
 	receive(v2, &in, 0, 0);
-	IT_EQ(in.errors, 20); /* each reported once */
+	/* issue 9: reported once each when the senders' lists were fetched (they have none); the twelve
+	 * pushed out of the bounded quarantine before that are counted in `dropped` instead */
+	IT_EQ(in.errors, 8);
 	IT_EQ(parley_quarantine_list(v2, q, 64, &n, &dropped), PARLEY_OK);
 	IT_EQ(n, 8);
 	for (size_t i = 0; i < n; i++) {
@@ -325,47 +331,49 @@ static void nothing_saved_before_decrypt(void)
 	stranger_craft_send(&st, "victim", 1, 1, NULL); /* identity X2, bad MAC */
 	stranger_craft_send(&st, "victim", 2, 0, NULL); /* identity Z2, valid */
 	close(st.fd);
-	receive(victim, &in, 0, 1);
-	IT_EQ(in.from_stranger, 1); /* Z2's message decrypted: X2 was not pinned by the forged one */
+	receive(victim, &in, 0, 0);
+	/* issue 9: neither is decrypted (no signed list names stranger2's device), so nothing of either
+	 * identity is saved or pinned */
+	IT_EQ(in.from_stranger, 0);
 	IT_EQ(in.changed, 0);
+	parley_pending_key pk[4];
+	size_t n = 9;
+	IT_EQ(parley_pending_keys(victim, "stranger2", pk, 4, &n), PARLEY_OK);
+	IT_EQ(n, 0);
 }
 
-/* An untrusted message waits in the quarantine; trusting its key (chosen among several) delivers it. */
+/* Before issue 9 a device's changed identity key waited for `trust`, which released its quarantined
+ * messages. Now a device outside its account's signed list is refused before decryption whatever key it
+ * claims: trust finds nothing to accept and the messages stay quarantined. (The account key's change is
+ * what trust accepts now: tests/integration/t22.) */
 static void trust_releases_quarantine(void)
 {
 	stranger st;
 	inbox in = {0};
 	uint8_t id_a[33], id_b[33];
 	parley_pending_key pk[8];
-	size_t n = 0, accepted = 0;
+	size_t n = 0, accepted = 9;
 
 	stranger_open(&st, "stranger3", "victim");
-	stranger_craft_send(&st, "victim", 1, 0, NULL); /* pins identity X3 */
-	stranger_craft_send(&st, "victim", 2, 0, id_a);  /* A: untrusted */
-	stranger_craft_send(&st, "victim", 3, 0, id_b);  /* B: untrusted */
+	stranger_craft_send(&st, "victim", 1, 0, NULL);
+	stranger_craft_send(&st, "victim", 2, 0, id_a);
+	stranger_craft_send(&st, "victim", 3, 0, id_b);
 	close(st.fd);
-	receive(victim, &in, 0, 1);
-	IT_EQ(in.from_stranger, 1);
+	receive(victim, &in, 0, 0);
+	IT_EQ(in.from_stranger, 0);
 	IT_EQ(parley_pending_keys(victim, "stranger3", pk, 8, &n), PARLEY_OK);
-	IT_EQ(n, 2);
-	/* ambiguous: the plain trust refuses and names the choice */
-	IT_EQ(parley_trust(victim, "stranger3", &accepted), PARLEY_E_AMBIGUOUS_IDENTITY);
-	size_t pick = n;
-	for (size_t i = 0; i < n; i++)
-		if (memcmp(pk[i].key, id_a, 33) == 0)
-			pick = i;
-	MUST(pick < n);
-	IT_EQ(parley_trust_key(victim, "stranger3", pk[pick].device_id, pk[pick].safety_number), PARLEY_OK);
-	/* the quarantined message of A is delivered on the next receive; B's stays quarantined */
-	receive(victim, &in, 0, 2);
-	IT_EQ(in.from_stranger, 2);
+	IT_EQ(n, 0);
+	IT_EQ(parley_trust(victim, "stranger3", &accepted), PARLEY_OK);
+	IT_EQ(accepted, 0);
+	receive(victim, &in, 0, 0);
+	IT_EQ(in.from_stranger, 0);
 	static parley_quarantine_entry q[256];
 	uint64_t dropped = 0;
 	IT_EQ(parley_quarantine_list(victim, q, 256, &n, &dropped), PARLEY_OK);
 	size_t left = 0;
 	for (size_t i = 0; i < n; i++)
-		left += strcmp(q[i].sender, "stranger3") == 0;
-	IT_EQ(left, 1);
+		left += strcmp(q[i].sender, "stranger3") == 0 && q[i].reason == PARLEY_E_DEVICE_NOT_LISTED;
+	IT_EQ(left, 3);
 }
 
 int main(void)

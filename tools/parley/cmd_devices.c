@@ -1,4 +1,4 @@
-/* parley devices [add KEY [NAME] | remove ID] */
+/* parley devices [link|add CODE [NAME] | remove ID] */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -86,8 +86,11 @@ int cmd_devices(cli_ctx *ctx, int argc, char **argv)
 {
 	parley_client *c;
 
-	if (argc >= 2 && strcmp(argv[1], "add") == 0) {
-		ctx->command = "devices add";
+	/* `link` is `add` under the name the issue-9 flow uses (the device holding the account key links
+	 * the new device's code and signs the next device list) */
+	int is_add = argc >= 2 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "link") == 0);
+	if (is_add) {
+		ctx->command = strcmp(argv[1], "link") == 0 ? "devices link" : "devices add";
 		if (argc >= 3 && cli_is_help(argv[2]))
 			return cli_print_command_help("devices");
 	} else if (argc >= 2 && strcmp(argv[1], "remove") == 0) {
@@ -95,14 +98,14 @@ int cmd_devices(cli_ctx *ctx, int argc, char **argv)
 		if (argc >= 3 && cli_is_help(argv[2]))
 			return cli_print_command_help("devices");
 	} else if (argc >= 2) {
-		return cli_usage(ctx, "unknown subcommand '%s' (expected add or remove)", argv[1]);
+		return cli_usage(ctx, "unknown subcommand '%s' (expected link, add or remove)", argv[1]);
 	}
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;
 	if (argc == 1)
 		return devices_list(ctx, c);
-	if (strcmp(argv[1], "add") == 0)
+	if (is_add)
 		return devices_add(ctx, c, argc - 1, argv + 1);
 	return devices_remove(ctx, c, argc - 1, argv + 1);
 }

@@ -245,6 +245,21 @@ static void ev_presence(parley_client *c, const char *handle, int online, void *
 	fflush(stdout);
 }
 
+/* A peer's (or this account's) signed device list changed: say so, as a messenger does. */
+static void ev_devices_changed(parley_client *c, const char *from, uint64_t version, size_t added, size_t removed,
+			       void *user)
+{
+	char buf[PARLEY_HANDLE_MAX + 1];
+	const char *handle = cli_safe_handle(from, buf);
+	if (added > 0)
+		printf("* %s linked %zu new device%s (device list version %llu)\n", handle, added, added == 1 ? "" : "s",
+		       (unsigned long long)version);
+	if (removed > 0)
+		printf("* %s removed %zu device%s (device list version %llu)\n", handle, removed,
+		       removed == 1 ? "" : "s", (unsigned long long)version);
+	fflush(stdout);
+}
+
 static void ev_identity(parley_client *c, const char *from, uint32_t device, void *user)
 {
 	listen_state *ls = user;
@@ -338,6 +353,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	ev.on_identity_changed = ev_identity;
 	ev.on_error = ev_error;
 	ev.on_disconnect = ev_disconnect;
+	ev.on_devices_changed = ev_devices_changed;
 	ev.on_entity_join_requested = cli_ev_join_requested;
 	ev.on_entity_staff_changed = cli_ev_staff_changed;
 	ev.user = &ls;
