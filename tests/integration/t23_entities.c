@@ -686,10 +686,65 @@ static void auth_table(void)
 	close(anon);
 }
 
-int main(void)
+/* Enrolment round trips per second (code + join + decide, each awaited, one admin connection and one
+ * per candidate): `it-t23_entities --bench N` (meson benchmark enrol). Approvals sign and send a list
+ * that grows by one member each time (the server verifies it and compares it with the registry);
+ * denials carry no list. */
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int bench(int n)
+{
+	srv w;
+	const char *extra[] = {"--entity_max_members=200", "--entity_max_pending=1000",
+			       "--max_connections_per_address=2000", NULL};
+	tacct *c = calloc((size_t)(2 * n + 1), sizeof(*c));
+	model *md = calloc(1, sizeof(*md));
+	if (c == NULL || md == NULL || n < 1 || n > 190)
+		return 2;
+	srv_start(&w, extra);
+	next_id = 0;
+	mk(w.port, &c[0], "benchboss");
+	for (int i = 1; i <= 2 * n; i++) {
+		char h[33];
+		snprintf(h, sizeof(h), "cand%d", i);
+		mk(w.port, &c[i], h);
+	}
+	model_init(md, "benchco");
+	model_set(md, &c[0], WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(c[0].fd, md), PARLEY_OK);
+	for (int pass = 0; pass < 2; pass++) {
+		double t0 = now_s();
+		for (int i = 1; i <= n; i++) {
+			const tacct *a = &c[pass * n + i];
+			uint64_t req = joined(c[0].fd, md, a);
+			if (pass == 0)
+				IT_EQ(ent_approve(c[0].fd, md, req, a), PARLEY_OK);
+			else
+				IT_EQ(ent_decide_v(c[0].fd, md, req, 0, 0), PARLEY_OK);
+		}
+		double dt = now_s() - t0;
+		printf("enrolment %s: %d round trips (code + join + %s) in %.3f s: %.1f per second\n",
+		       pass == 0 ? "approved" : "denied", n, pass == 0 ? "approve with a signed list" : "deny", dt,
+		       n / dt);
+	}
+	IT_EQ(srv_stop(&w), 0);
+	srv_cleanup(&w);
+	free(c);
+	free(md);
+	return it_failures != 0;
+}
+
+int main(int argc, char **argv)
 {
 	const char *extra[] = {NULL};
 	crypto__init();
+	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
+		return bench((int)strtol(argv[2], NULL, 10));
 	srv_start(&s, extra);
 	IT_RUN(lifecycle);
 	IT_RUN(codes);
