@@ -281,6 +281,10 @@ int client__require_account_key(parley_client *c);
 /* This device's Signal identity key (created with the keys, keys.c). */
 int client__own_identity(parley_client *c, uint8_t ik[PARLEY_SIGNAL_PUBKEY_LEN]);
 
+/* legacy.c: an account registered before account keys gets one from the device that registered it:
+ * after an auth whose AuthResponse.account_key was empty (server_key_len 0), in the background. */
+void client__legacy_account_key(parley_client *c, size_t server_key_len);
+
 /* devices.c */
 int client__device_list_from_wire(const Parley__Wire__ListDevicesResponse *r, uint32_t self_id,
 				  parley_device_list **out);

@@ -163,8 +163,11 @@ parley_err parley_safety_number(parley_client *c, const char *handle, size_t ind
 		rc = PARLEY_E_NOT_FOUND;
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
-	int by_account = 0;
+	int by_account = 0, dev_pending = 0;
 	rc = account_digits(c, handle, &pending, out, &by_account);
+	/* the number is the account's, but a device key still waiting for trust is a change to show */
+	if (rc == PARLEY_OK && by_account && !pending && pending_key(c, handle, dev, theirs, &dev_pending) == PARLEY_OK)
+		pending = dev_pending;
 	if (rc == PARLEY_OK && !by_account) {
 		rc = pending_key(c, handle, dev, theirs, &pending);
 		if (rc == PARLEY_OK && !pending) {

@@ -16,7 +16,9 @@
  *             (DEVICE_LIST_ROLLBACK), naming an unknown device or a wrong device key
  *             (DEVICE_LIST_INVALID); SetAccountKey on an account with a key (ACCOUNT_KEY_SET);
  *             GetDeviceList serves the latest; a device without the account key cannot add another
- *             (NO_ACCOUNT_KEY). */
+ *             (NO_ACCOUNT_KEY).
+ *  legacy:    an account without a key (erased in the server database) gets one from its registering
+ *             device at the next authentication (SetAccountKey with a first list). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +267,52 @@ static void account_key_changed(void)
 	dynbuf__free(&rec);
 }
 
+/* An account from before account keys: the server has no key and no list for carol (the test erases
+ * them in its database, as migration 6 leaves old accounts). On its next authentication carol's
+ * registering device makes a key and sets it with a first list (SetAccountKey); the server then holds
+ * that key and a list naming the device. */
+static int64_t server_int(const char *sql)
+{
+	sqlite3 *db = server_db();
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	MUST(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void legacy_migration(void)
+{
+	parley_client *carol = client("carol");
+	uint8_t before[33], after[33];
+	MUST(parley_register(carol, "carol", NULL) == PARLEY_OK);
+	MUST(client__account_key(carol, before, NULL) == PARLEY_OK);
+	parley_client_disconnect(carol);
+	sqlite3 *db = server_db();
+	IT_EQ(sqlite3_exec(db, "UPDATE accounts SET account_key = NULL WHERE handle = 'carol';"
+			       " DELETE FROM device_lists WHERE account_id = (SELECT id FROM accounts WHERE handle = 'carol')",
+			   NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	IT_EQ(server_int("SELECT count(*) FROM accounts WHERE handle = 'carol' AND account_key IS NULL"), 1);
+	IT_EQ(parley_connect(carol), PARLEY_OK);
+	for (int i = 0; i < 30 && server_int("SELECT count(*) FROM device_lists l JOIN accounts a ON a.id = l.account_id"
+					     " WHERE a.handle = 'carol'") != 1; i++)
+		(void)parley_client_run(carol, 100);
+	IT_EQ(server_int("SELECT count(*) FROM accounts WHERE handle = 'carol' AND length(account_key) = 33"), 1);
+	IT_EQ(server_int("SELECT l.version FROM device_lists l JOIN accounts a ON a.id = l.account_id"
+			 " WHERE a.handle = 'carol'"), 1);
+	int have = 0;
+	IT_EQ(client__account_key(carol, after, &have), PARLEY_OK);
+	IT_EQ(have, 1);
+	IT_CHECK(memcmp(before, after, 33) != 0); /* a new key, set once */
+	/* alice can write to carol: the list verifies and names carol's device */
+	IT_EQ(parley_send(alice, "carol", "welcome to account keys"), PARLEY_OK);
+	parley_client_free(carol);
+}
+
 /* raw protocol: an account whose key the test holds */
 static void upload(int fd, uint64_t id, const uint8_t *rec, size_t len, int expect)
 {
@@ -389,6 +437,7 @@ int main(void)
 	IT_RUN(rollback);
 	IT_RUN(account_key_changed);
 	IT_RUN(server_checks);
+	IT_RUN(legacy_migration);
 	parley_client_free(alice);
 	parley_client_free(bob1);
 	parley_client_free(bob2);
