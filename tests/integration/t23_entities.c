@@ -544,12 +544,38 @@ static void forgeries(void)
 	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
 	model_set(&moved, &x, WIRE_ROLE_ADMIN, 1);
 	IT_EQ(ent_member_v(p.fd, &moved, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* no primary flag at all: the codec will not sign that, so the flag is cleared in the bytes of a
+	 * signed list and the record signed again by the entity key */
+	{
+		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
+		dynbuf l;
+		sign(&md, 2, NULL, &l);
+		size_t head = WIRE_STAFFLIST_MAGIC_LEN + 8 + 1 + strlen(md.handle) + 1 + strlen(md.handle) +
+			      strlen(" Support") + 33 + 8 + 8 + 3 + 2;
+		size_t flag = head + 8 + 1 + strlen(md.m[0].handle) + 1;
+		IT_EQ(l.data[flag], WIRE_STAFF_PRIMARY);
+		l.data[flag] = 0;
+		IT_EQ(crypto__xeddsa_sign(l.data + l.len - 64, md.ek.priv, l.data, l.len - 64), PARLEY_OK);
+		m.entity = md.handle;
+		m.signed_staff_list.data = l.data;
+		m.signed_staff_list.len = l.len;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
+		r.entity_staff = &m;
+		IT_EQ(call(p.fd, &r, NULL), PARLEY_E_STAFF_LIST_INVALID);
+		l.data[flag] = WIRE_STAFF_PRIMARY; /* the same bytes with the flag: accepted, so the offset was right */
+		IT_EQ(crypto__xeddsa_sign(l.data + l.len - 64, md.ek.priv, l.data, l.len - 64), PARLEY_OK);
+		IT_EQ(call(p.fd, &r, NULL), PARLEY_OK);
+		md.version = 2;
+		next.version = 2;
+		dynbuf__free(&l);
+	}
 	/* a rules-only change that slips in a member */
-	IT_EQ(ent_staff(p.fd, &next, 2), PARLEY_E_STAFF_LIST_INVALID);
-	IT_EQ(ent_version(x.fd, "forge"), 1);
-	/* the honest list passes */
-	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 2, NULL), PARLEY_OK);
+	IT_EQ(ent_staff(p.fd, &next, 3), PARLEY_E_STAFF_LIST_INVALID);
 	IT_EQ(ent_version(x.fd, "forge"), 2);
+	/* the honest list passes */
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 3, NULL), PARLEY_OK);
+	IT_EQ(ent_version(x.fd, "forge"), 3);
 }
 
 /* ---- the authorization table: every entity call x every role ----
