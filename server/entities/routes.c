@@ -251,7 +251,7 @@ static void route_member(request *rq, const Parley__Wire__Request *req)
 	store_job *j = job_for(rq, STORE_OP_ENTITY_MEMBER, m->entity);
 	if (j == NULL)
 		return;
-	snprintf(j->ent.member, sizeof(j->ent.member), "%s", m->member);
+	snprintf(j->handle, sizeof(j->handle), "%s", m->member);
 	j->ent.role = (int)m->role;
 	j->ent.remove = m->remove;
 	submit(rq, j, req->body_case, entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len), NULL);
@@ -283,7 +283,7 @@ static void route_join(request *rq, const Parley__Wire__Request *req)
 	if (j == NULL)
 		return;
 	entities__code_hash(m->code, j->ent.code_hash);
-	memcpy(j->ent.account_key, m->account_key.data, STORE_SIGNAL_KEY_LEN);
+	memcpy(j->ent.entity_key, m->account_key.data, STORE_SIGNAL_KEY_LEN); /* the candidate's account key */
 	if (m->signed_device_list.len > 0) {
 		j->ent.devlist = parley__malloc(m->signed_device_list.len);
 		if (j->ent.devlist == NULL)

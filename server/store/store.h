@@ -321,10 +321,10 @@ typedef struct store_ent_request {
 } store_ent_request;
 
 typedef struct store_ent_args {
-	char entity[STORE_MAX_HANDLE + 1];      /* every op: the entity's handle */
-	char member[STORE_MAX_HANDLE + 1];      /* ENTITY_MEMBER: the member's account handle */
+	char entity[STORE_MAX_HANDLE + 1];      /* every op: the entity's handle (ENTITY_MEMBER: the
+	                                         * member's account handle is job->handle) */
 	char display_name[65];                  /* CREATE; GET result */
-	uint8_t entity_key[STORE_SIGNAL_KEY_LEN]; /* CREATE; GET result */
+	uint8_t entity_key[STORE_SIGNAL_KEY_LEN]; /* CREATE; GET result; JOIN: the candidate's account key */
 	/* CREATE, MEMBER, DECIDE(approve), STAFF: the new signed staff list, already verified against its
 	 * embedded key by the service (wire__stafflist_verify); `staff` points into `list`. GET: result. */
 	uint8_t *list;                          /* owned by the job */
@@ -335,7 +335,6 @@ typedef struct store_ent_args {
 	uint64_t request_id;                    /* DECIDE; JOIN result */
 	uint8_t code_hash[32];                  /* CODE, JOIN: SHA-256 of the normalised code */
 	uint64_t expires_ms;                    /* CODE */
-	uint8_t account_key[STORE_SIGNAL_KEY_LEN]; /* JOIN: the candidate's */
 	uint8_t *devlist;                       /* JOIN: the candidate's signed device list, owned by the job */
 	size_t devlist_len;
 	unsigned max_members, max_pending, max_codes;
@@ -343,7 +342,7 @@ typedef struct store_ent_args {
 	/* results */
 	int refusal;               /* JOIN: a refused code, committed with the guess it costs (status OK) */
 	uint64_t retry_after_ms;   /* JOIN: ENROL_RATE_LIMITED */
-	uint64_t entity_id, staff_version, created_ms;
+	uint64_t entity_id, staff_version;
 	uint64_t target_account;   /* MEMBER, DECIDE: the account added or removed */
 	int target_removed;        /* MEMBER: target_account was removed */
 	uint64_t *accounts;        /* owned by the job: who to tell (JOIN: the admins; staff changes: the members) */

@@ -12,6 +12,7 @@
  *                    pushed EntityStaffChanged{removed}.
  *   forgeries        lists signed with the wrong key, a version not next, an extra member, a changed
  *                    role, no primary flag: STAFF_LIST_INVALID, and the registry keeps its version.
+ *   limits           entity_max_codes, entity_max_pending, entity_max_members, entity_code_ttl_s.
  *   auth_table       every entity call x every role, one table of expected statuses.
  */
 #include <stdio.h>
@@ -512,6 +513,47 @@ static void deauthorization(void)
 	next_id = saved;
 }
 
+/* Every registry limit of the configuration table reached: open codes (entity_max_codes), pending
+ * requests (entity_max_pending), members (entity_max_members, by approval and by adding an admin) and
+ * the code lifetime (entity_code_ttl_s caps a longer ttl_s). */
+static void limits(void)
+{
+	srv w;
+	const char *extra[] = {"--entity_max_members=2", "--entity_max_pending=1", "--entity_max_codes=2",
+			       "--entity_code_ttl_s=2", NULL};
+	tacct p, a, b, d;
+	model md;
+	char c1[32], c2[32], c3[32];
+	srv_start(&w, extra);
+	uint64_t saved = next_id;
+	next_id = 0;
+	mk(w.port, &p, "lprim");
+	mk(w.port, &a, "lagent");
+	mk(w.port, &b, "lbot");
+	mk(w.port, &d, "ladmin");
+	model_init(&md, "lim");
+	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	IT_EQ(ent_code(p.fd, "lim", 3600, c1, sizeof(c1)), PARLEY_OK);
+	IT_EQ(ent_code(p.fd, "lim", 3600, c2, sizeof(c2)), PARLEY_OK);
+	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_RATE_LIMITED);
+	uint64_t ra = 0, rb = 0;
+	IT_EQ(ent_join(a.fd, "lim", c1, &ra, NULL), PARLEY_OK);
+	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_MEMBERS);
+	IT_EQ(ent_approve(p.fd, &md, ra, &a), PARLEY_OK);
+	IT_EQ(ent_join(b.fd, "lim", c2, &rb, NULL), PARLEY_OK); /* the refused join did not spend it */
+	IT_EQ(ent_approve(p.fd, &md, rb, &b), PARLEY_E_TOO_MANY_MEMBERS);
+	IT_EQ(ent_member(p.fd, &md, &d, 0), PARLEY_E_TOO_MANY_MEMBERS);
+	/* an hour asked, two seconds given (entity_code_ttl_s) */
+	IT_EQ(ent_decide_v(p.fd, &md, rb, 0, 0), PARLEY_OK);
+	IT_EQ(ent_code(p.fd, "lim", 3600, c3, sizeof(c3)), PARLEY_OK);
+	usleep(2200 * 1000);
+	IT_EQ(ent_join(d.fd, "lim", c3, NULL, NULL), PARLEY_E_ENROL_CODE_EXPIRED);
+	IT_EQ(srv_stop(&w), 0);
+	srv_cleanup(&w);
+	next_id = saved;
+}
+
 static void forgeries(void)
 {
 	tacct p, x;
@@ -544,12 +586,38 @@ static void forgeries(void)
 	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
 	model_set(&moved, &x, WIRE_ROLE_ADMIN, 1);
 	IT_EQ(ent_member_v(p.fd, &moved, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* no primary flag at all: the codec will not sign that, so the flag is cleared in the bytes of a
+	 * signed list and the record signed again by the entity key */
+	{
+		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
+		dynbuf l;
+		sign(&md, 2, NULL, &l);
+		size_t head = WIRE_STAFFLIST_MAGIC_LEN + 8 + 1 + strlen(md.handle) + 1 + strlen(md.handle) +
+			      strlen(" Support") + 33 + 8 + 8 + 3 + 2;
+		size_t flag = head + 8 + 1 + strlen(md.m[0].handle) + 1;
+		IT_EQ(l.data[flag], WIRE_STAFF_PRIMARY);
+		l.data[flag] = 0;
+		IT_EQ(crypto__xeddsa_sign(l.data + l.len - 64, md.ek.priv, l.data, l.len - 64), PARLEY_OK);
+		m.entity = md.handle;
+		m.signed_staff_list.data = l.data;
+		m.signed_staff_list.len = l.len;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
+		r.entity_staff = &m;
+		IT_EQ(call(p.fd, &r, NULL), PARLEY_E_STAFF_LIST_INVALID);
+		l.data[flag] = WIRE_STAFF_PRIMARY; /* the same bytes with the flag: accepted, so the offset was right */
+		IT_EQ(crypto__xeddsa_sign(l.data + l.len - 64, md.ek.priv, l.data, l.len - 64), PARLEY_OK);
+		IT_EQ(call(p.fd, &r, NULL), PARLEY_OK);
+		md.version = 2;
+		next.version = 2;
+		dynbuf__free(&l);
+	}
 	/* a rules-only change that slips in a member */
-	IT_EQ(ent_staff(p.fd, &next, 2), PARLEY_E_STAFF_LIST_INVALID);
-	IT_EQ(ent_version(x.fd, "forge"), 1);
-	/* the honest list passes */
-	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 2, NULL), PARLEY_OK);
+	IT_EQ(ent_staff(p.fd, &next, 3), PARLEY_E_STAFF_LIST_INVALID);
 	IT_EQ(ent_version(x.fd, "forge"), 2);
+	/* the honest list passes */
+	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 3, NULL), PARLEY_OK);
+	IT_EQ(ent_version(x.fd, "forge"), 3);
 }
 
 /* ---- the authorization table: every entity call x every role ----
@@ -750,6 +818,7 @@ int main(int argc, char **argv)
 	IT_RUN(codes);
 	IT_RUN(forgeries);
 	IT_RUN(deauthorization);
+	IT_RUN(limits);
 	IT_RUN(auth_table);
 	IT_EQ(srv_stop(&s), 0);
 	srv_cleanup(&s);

@@ -85,8 +85,8 @@ const migrate_schema sqlite__entities_schema = {
 };
 
 static const char SQL_TAKEN[] = "SELECT count(*) FROM entities WHERE handle = ?1";
-static const char SQL_ENTITY[] = "SELECT id, display_name, entity_key, primary_admin, staff_version, staff_list,"
-				 " created_ms FROM entities WHERE handle = ?1";
+static const char SQL_ENTITY[] = "SELECT id, display_name, entity_key, primary_admin, staff_version, staff_list"
+				 " FROM entities WHERE handle = ?1";
 static const char SQL_INSERT[] = "INSERT INTO entities(handle, display_name, entity_key, primary_admin,"
 				 " staff_version, staff_list, created_ms) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)";
 static const char SQL_SET_LIST[] = "UPDATE entities SET staff_version = ?2, staff_list = ?3 WHERE id = ?1";
@@ -158,7 +158,6 @@ static int load(store_be *b, store_job *j, ent_row *e, int full)
 			size_t n = (size_t)sqlite3_column_bytes(s, 5);
 			snprintf(j->ent.display_name, sizeof(j->ent.display_name), "%s", name ? (const char *)name : "");
 			sqlite__col_blob(s, 2, j->ent.entity_key, STORE_SIGNAL_KEY_LEN);
-			j->ent.created_ms = (uint64_t)sqlite3_column_int64(s, 6);
 			j->ent.list = n > 0 ? parley__malloc(n) : NULL;
 			if (n > 0 && j->ent.list == NULL)
 				rc = PARLEY_E_NOMEM;
@@ -341,7 +340,7 @@ int sqlite__entity_member(store_be *b, store_job *j)
 	if (rc == PARLEY_OK && caller != WIRE_ROLE_ADMIN)
 		rc = PARLEY_E_NOT_ENTITY_ADMIN;
 	if (rc == PARLEY_OK)
-		rc = sqlite__account_by_handle(b, j->ent.member, &acct);
+		rc = sqlite__account_by_handle(b, j->handle, &acct);
 	if (rc == PARLEY_OK)
 		rc = role_of(b, e.id, acct, &target);
 	if (rc != PARLEY_OK)
@@ -469,7 +468,7 @@ static int insert_request(store_be *b, store_job *j, uint64_t entity, int64_t co
 	sqlite3_bind_int64(s, 2, (int64_t)j->caller_account);
 	sqlite3_bind_int64(s, 3, code_id);
 	sqlite3_bind_int(s, 4, role);
-	sqlite3_bind_blob(s, 5, j->ent.account_key, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, j->ent.entity_key, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 6, j->ent.devlist != NULL ? (const void *)j->ent.devlist : (const void *)"",
 			  (int)j->ent.devlist_len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
