@@ -326,13 +326,13 @@ int sqlite__entity_create(store_be *b, store_job *j)
 
 int sqlite__entity_get(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	return load(b, j, &e, 1);
 }
 
 int sqlite__entity_member(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	int caller = 0, target = 0, rc = load(b, j, &e, 0);
 	uint64_t acct = 0;
 	if (rc == PARLEY_OK)
@@ -374,7 +374,7 @@ int sqlite__entity_member(store_be *b, store_job *j)
 
 int sqlite__entity_code(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	int caller = 0, rc = load_admin(b, j, &e, &caller);
 	int64_t n = 0;
 	if (rc != PARLEY_OK)
@@ -485,7 +485,7 @@ static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t on
 int sqlite__entity_join(store_be *b, store_job *j)
 {
 	store_ent_args *a = &j->ent;
-	ent_row e;
+	ent_row e = {0};
 	int role = 0, rc = load(b, j, &e, 0);
 	int64_t n = 0, code_id = 0;
 	double le = 0, la = 0;
@@ -566,14 +566,14 @@ static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t on
 
 int sqlite__entity_requests(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	int caller = 0, rc = load_admin(b, j, &e, &caller);
 	return rc == PARLEY_OK ? read_requests(b, j, e.id, 0) : rc;
 }
 
 int sqlite__entity_decide(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	int caller = 0, rc = load_admin(b, j, &e, &caller);
 	int64_t n = 0;
 	if (rc == PARLEY_OK)
@@ -605,7 +605,7 @@ int sqlite__entity_decide(store_be *b, store_job *j)
 
 int sqlite__entity_staff(store_be *b, store_job *j)
 {
-	ent_row e;
+	ent_row e = {0};
 	int caller = 0, rc = load_admin(b, j, &e, &caller);
 	return rc == PARLEY_OK ? check_list(b, j, &e) : rc;
 }
