@@ -35,6 +35,21 @@ static entity_op *op_new(parley_client *c, int kind, const char *entity, const c
 	return o;
 }
 
+/* op_new for the calls that send this account's own key and signed device list (create, join):
+ * the op also carries the account key, and is not made at all without one. */
+static entity_op *op_new_own_key(parley_client *c, int kind, const char *entity, void *user, int *rc)
+{
+	entity_op *o = op_new(c, kind, entity, NULL, user, rc);
+	if (o == NULL)
+		return NULL;
+	*rc = client__entity_own_key(c, o->ak);
+	if (*rc != PARLEY_OK) {
+		client__entity_op_free(o);
+		return NULL;
+	}
+	return o;
+}
+
 static parley_err submit(parley_client *c, entity_op *o, int stage)
 {
 	o->stage = stage;
@@ -67,14 +82,9 @@ parley_err parley_entity_create_start(parley_client *c, const char *handle, cons
 			client__set_err(c, "a display name has 1 to %d bytes", PARLEY_ENTITY_NAME_MAX);
 		return PARLEY_E_INVAL;
 	}
-	o = op_new(c, K_CREATE, handle, NULL, user, &rc);
+	o = op_new_own_key(c, K_CREATE, handle, user, &rc);
 	if (o == NULL)
 		return (parley_err)rc;
-	rc = client__entity_own_key(c, o->ak);
-	if (rc != PARLEY_OK) {
-		client__entity_op_free(o);
-		return (parley_err)rc;
-	}
 	memcpy(o->name, display_name, n);
 	o->cb.id = cb;
 	return submit(c, o, ST_OWN_LIST);
@@ -106,14 +116,9 @@ parley_err parley_entity_join_start(parley_client *c, const char *entity, const 
 
 	if (cb == NULL || n == 0 || n > PARLEY_ENROL_CODE_MAX)
 		return PARLEY_E_INVAL;
-	o = op_new(c, K_JOIN, entity, NULL, user, &rc);
+	o = op_new_own_key(c, K_JOIN, entity, user, &rc);
 	if (o == NULL)
 		return (parley_err)rc;
-	rc = client__entity_own_key(c, o->ak);
-	if (rc != PARLEY_OK) {
-		client__entity_op_free(o);
-		return (parley_err)rc;
-	}
 	memcpy(o->code, code, n);
 	o->cb.id = cb;
 	return submit(c, o, ST_OWN_LIST);
