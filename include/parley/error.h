@@ -80,6 +80,8 @@ extern "C" {
 	X(POW_REQUIRED, 214, "registration needs a (stronger) proof of work")                        \
 	X(NO_ACCOUNT_KEY, 215, "this device does not hold the account key") \
 	X(ACCOUNT_KEY_SET, 216, "the account already has an account key") \
+	X(KEY_TRANSFER_INVALID, 217, "key transfer refused: not from a listed device or the keys do not match") \
+	X(KEY_TRANSFER_PENDING, 218, "a key transfer from this device is waiting for its receiver's confirmation") \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \
@@ -126,7 +128,12 @@ extern "C" {
 	X(NO_SUCH_REQUEST, 511, "no such pending join request") \
 	X(ENTITY_KEY_REQUIRED, 512, "this device does not hold the entity key") \
 	X(TOO_MANY_MEMBERS, 513, "the entity has its maximum number of members") \
-	X(REQUEST_PENDING, 514, "a join request of this account is already pending")
+	X(REQUEST_PENDING, 514, "a join request of this account is already pending") \
+	X(TOO_MANY_PENDING, 515, "the entity has its maximum number of pending join requests") \
+	X(TOO_MANY_CODES, 516, "the entity has its maximum number of open enrolment codes") \
+	X(APPROVAL_INVALID, 517, "join approval malformed or not signed by an admin's listed device") \
+	X(NEW_PRIMARY_NOT_ADMIN, 518, "the new primary admin must already be an admin of the entity") \
+	X(ALREADY_APPROVED, 519, "this join request is already approved and waits for the entity key")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

@@ -191,6 +191,7 @@ static int check_list_request(const Parley__Wire__Request *r, const wire_limits 
 		CHECK(check_str(r->entity_decide->entity, l->max_handle, 1));
 		if (r->entity_decide->request_id == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
+		CHECK(check_max(&r->entity_decide->approval, WIRE_APPROVAL_MAX_BYTES));
 		return check_max(&r->entity_decide->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF:
 		CHECK(check_str(r->entity_staff->entity, l->max_handle, 1));
@@ -287,6 +288,7 @@ static int check_join_info(const Parley__Wire__EntityJoinInfo *j, const wire_lim
 {
 	CHECK(check_str(j->handle, l->max_handle, 1));
 	CHECK(check_max(&j->account_key, WIRE_SIGNAL_KEY_LEN));
+	CHECK(check_max(&j->approval, WIRE_APPROVAL_MAX_BYTES));
 	return check_max(&j->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 }
 
@@ -371,6 +373,8 @@ static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 		return check_join_info(p->entity_join_requested->request, l);
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
 		return check_str(p->entity_staff_changed->entity, l->max_handle, 1);
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED:
+		return check_str(p->entity_join_decided->entity, l->max_handle, 1);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}

@@ -51,6 +51,10 @@
  * list (64 devices) and the staff-list bound; both fit one frame. */
 #define WIRE_DEVLIST_MAX_BYTES (21 + 8 + 1 + 32 + 33 + 8 + 8 + 1 + 64 * (4 + 33 + 32) + 64)
 #define WIRE_STAFFLIST_MAX_BYTES (200u * 1024u)
+/* A join approval by an admin without the entity key (lib/wire/approval.c, docs/protocol.md §12.5):
+ * magic 23, handle 1+32, request 8, candidate 8 + key 33, role 1, list hash 32, approver 8 + device 4,
+ * timestamp 8, signature 64. */
+#define WIRE_APPROVAL_MAX_BYTES (23 + 1 + 32 + 8 + 8 + 33 + 1 + 32 + 8 + 4 + 8 + 64)
 #define WIRE_MAX_DISPLAY_NAME 64  /* entity display name, bytes */
 #define WIRE_MAX_ENROL_CODE 32    /* enrolment code as typed (dashes and spaces allowed) */
 
