@@ -1,0 +1,128 @@
+/* Join approval codec (approval.h). Fixed layout but for the handle: one bounded walk, the signature
+ * checked last. */
+#include "wire/approval.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include <parley/error.h>
+
+#include "crypto/crypto.h"
+
+#define INVALID PARLEY_E_APPROVAL_INVALID
+#define SIG_LEN 64
+/* bytes after the handle up to the signature */
+#define BODY_FIXED (8 + 8 + 33 + 1 + 32 + 8 + 4 + 8)
+
+static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+	return p + bytes;
+}
+
+static uint64_t get_be(const uint8_t **p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v = (v << 8) | (*p)[i];
+	*p += bytes;
+	return v;
+}
+
+static int check(const wire_approval *a)
+{
+	if (memchr(a->entity, '\0', sizeof(a->entity)) == NULL || !wire__handle_valid(a->entity))
+		return INVALID;
+	if (a->request_id == 0 || a->candidate_id == 0 || a->approver_id == 0 || a->approver_device == 0)
+		return INVALID;
+	if (a->candidate_key[0] != CRYPTO_SIGNAL_KEY_TYPE)
+		return INVALID;
+	if (a->role != WIRE_ROLE_AGENT && a->role != WIRE_ROLE_BOT)
+		return INVALID;
+	return PARLEY_OK;
+}
+
+void wire__approval_devlist_hash(const uint8_t *devlist, size_t len, uint8_t out[32])
+{
+	crypto_hash_sha256(out, devlist, len);
+}
+
+int wire__approval_sign(const wire_approval *a, const uint8_t sk[64], uint8_t *out, size_t cap, size_t *len)
+{
+	size_t hl;
+	uint8_t *p = out;
+
+	if (a == NULL || sk == NULL || out == NULL || len == NULL || cap < WIRE_APPROVAL_MAX_BYTES)
+		return PARLEY_E_INVAL;
+	if (check(a) != PARLEY_OK)
+		return INVALID;
+	hl = strlen(a->entity);
+	memcpy(p, WIRE_APPROVAL_MAGIC, WIRE_APPROVAL_MAGIC_LEN);
+	p += WIRE_APPROVAL_MAGIC_LEN;
+	*p++ = (uint8_t)hl;
+	memcpy(p, a->entity, hl);
+	p += hl;
+	p = put_be(p, a->request_id, 8);
+	p = put_be(p, a->candidate_id, 8);
+	memcpy(p, a->candidate_key, 33);
+	p += 33;
+	*p++ = a->role;
+	memcpy(p, a->devlist_hash, 32);
+	p += 32;
+	p = put_be(p, a->approver_id, 8);
+	p = put_be(p, a->approver_device, 4);
+	p = put_be(p, a->timestamp_ms, 8);
+	crypto_sign_detached(p, NULL, out, (size_t)(p - out), sk);
+	*len = (size_t)(p - out) + SIG_LEN;
+	return PARLEY_OK;
+}
+
+int wire__approval_parse(const uint8_t *buf, size_t len, wire_approval *out)
+{
+	const uint8_t *p = buf;
+	size_t hl;
+
+	if (out == NULL)
+		return PARLEY_E_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (buf == NULL || len < WIRE_APPROVAL_MAGIC_LEN + 1 || len > WIRE_APPROVAL_MAX_BYTES ||
+	    memcmp(p, WIRE_APPROVAL_MAGIC, WIRE_APPROVAL_MAGIC_LEN) != 0)
+		return INVALID;
+	p += WIRE_APPROVAL_MAGIC_LEN;
+	hl = *p++;
+	/* the whole length follows from the handle's: nothing short, nothing trailing */
+	if (hl > WIRE_MAX_HANDLE || len != WIRE_APPROVAL_MAGIC_LEN + 1 + hl + BODY_FIXED + SIG_LEN)
+		return INVALID;
+	memcpy(out->entity, p, hl);
+	p += hl;
+	out->request_id = get_be(&p, 8);
+	out->candidate_id = get_be(&p, 8);
+	memcpy(out->candidate_key, p, 33);
+	p += 33;
+	out->role = *p++;
+	memcpy(out->devlist_hash, p, 32);
+	p += 32;
+	out->approver_id = get_be(&p, 8);
+	out->approver_device = (uint32_t)get_be(&p, 4);
+	out->timestamp_ms = get_be(&p, 8);
+	if (memchr(out->entity, '\0', hl) != NULL || check(out) != PARLEY_OK) {
+		memset(out, 0, sizeof(*out));
+		return INVALID;
+	}
+	return PARLEY_OK;
+}
+
+int wire__approval_verify(const uint8_t *buf, size_t len, const uint8_t device_key[32], wire_approval *out)
+{
+	int rc = wire__approval_parse(buf, len, out);
+
+	if (rc != PARLEY_OK)
+		return rc;
+	if (device_key == NULL || crypto_sign_verify_detached(buf + len - SIG_LEN, buf, len - SIG_LEN, device_key) != 0) {
+		memset(out, 0, sizeof(*out));
+		return INVALID;
+	}
+	return PARLEY_OK;
+}
