@@ -285,6 +285,10 @@ typedef struct parley_events {
 					 void *user);
 	void (*on_entity_staff_changed)(parley_client *c, const char *entity, uint64_t staff_version, int removed,
 					void *user);
+	/* This account's join request to `entity` was denied (approved ones show as a staff change that
+	 * names this account). */
+	void (*on_entity_join_decided)(parley_client *c, const char *entity, uint64_t request_id, int approved,
+				       void *user);
 } parley_events;
 
 /* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the

@@ -108,6 +108,9 @@ struct parley_join_request {
 	parley_entity_role role;          /* what the code enrols: agent or bot */
 	uint64_t created_ms;
 	size_t n_devices;                 /* in the candidate's signed device list (0: none or invalid) */
+	/* the account id of the admin who approved it from a device without the entity key (0: nobody
+	 * yet): the request waits for the key holder's device, which checks that approval and signs */
+	uint64_t approved_by;
 	/* the safety number of this device's account key and the candidate's (compare with the candidate
 	 * before approving); "" when either key is unknown */
 	char safety_number[PARLEY_SAFETY_NUMBER_LEN + 1];
@@ -153,9 +156,13 @@ PARLEY_EXPORT parley_err parley_entity_join_start(parley_client *c, const char *
 /* Pending requests (admins), oldest first; the array is valid during the callback. */
 PARLEY_EXPORT parley_err parley_entity_requests_start(parley_client *c, const char *entity,
 						      parley_join_requests_cb cb, void *user);
-/* Approves (signs a staff list with the candidate and its devices: entity key needed) or denies a
- * request. The candidate's signed device list must verify under the key it sent (else
- * PARLEY_E_DEVICE_LIST_INVALID and nothing is approved). */
+/* Approves or denies a request. On the device holding the entity key an approval signs a staff list
+ * with the candidate and its devices. On an admin's device without it, the approval is a record
+ * signed with this device's key (docs/protocol.md §12.5): the request stays pending (approved_by set)
+ * until the key holder's device checks that approval against its verified staff list and signs the
+ * list, which it does by itself when it is told (a push) or next connects. Either way the candidate's
+ * signed device list must verify under the key it sent (else PARLEY_E_DEVICE_LIST_INVALID and nothing
+ * is approved). A second approval: PARLEY_E_ALREADY_APPROVED. */
 PARLEY_EXPORT parley_err parley_entity_decide_start(parley_client *c, const char *entity, uint64_t request_id,
 						    int approve, parley_done_cb cb, void *user);
 /* Adds account `member` as an admin (primary admin only). The member's account key and signed device
@@ -168,6 +175,16 @@ PARLEY_EXPORT parley_err parley_entity_add_admin_start(parley_client *c, const c
  * `remove-agent` never removes an admin by a typo. */
 PARLEY_EXPORT parley_err parley_entity_remove_start(parley_client *c, const char *entity, const char *member,
 						    parley_entity_role role, parley_done_cb cb, void *user);
+
+/* Makes `member` (already an admin) the primary admin (primary admin only, from the device holding the
+ * entity key): signs a list with the primary flag moved (PARLEY_E_NEW_PRIMARY_NOT_ADMIN for a
+ * non-admin or oneself), then sends the entity key end to end to member's devices. This device keeps
+ * its copy until the new primary's device confirms it holds it (parley_events.on_keys_moved on both
+ * sides). The callback fires once the key is queued on the server. Run again after an interruption:
+ * when the list already names member primary it only sends the key again. */
+PARLEY_EXPORT parley_err parley_entity_transfer_primary_start(parley_client *c, const char *entity,
+							      const char *member, parley_done_cb cb, void *user);
+PARLEY_EXPORT parley_err parley_entity_transfer_primary(parley_client *c, const char *entity, const char *member);
 
 /* A rules change: each field set to -1 is left as it is. member NULL: the entity's rules (lock_mode,
  * admins_exempt, and the default bits); member set: that member's overrides (set: override with

@@ -298,6 +298,8 @@ void client__recv_disconnect(parley_client *c, int err);
 void client__recv_shutdown(parley_client *c);
 /* entity.c: the entity pushes (EntityJoinRequested, EntityStaffChanged) to the application */
 void client__entity_push(parley_client *c, const Parley__Wire__Push *p);
+/* entity_approve.c: after authentication, the key holder signs what other admins approved meanwhile */
+void client__entity_after_auth(parley_client *c);
 
 /* e2e.c: the local end-to-end store */
 /* Opens signal.db (the e2e tables of client.db come with its schema). */

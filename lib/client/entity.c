@@ -72,8 +72,8 @@ int client__entity_own_key(parley_client *c, uint8_t pub[PARLEY_ENTITY_KEY_BYTES
 /* The device list of a member-to-be (buf): signed by key for account_id, and key is the account key
  * this client pinned for `who` (peers.c: trust on first use, like a message peer; a server claiming
  * another key for a known account is UNTRUSTED_IDENTITY, an older list DEVICE_LIST_ROLLBACK). */
-static int check_devlist(parley_client *c, const char *who, const uint8_t *buf, size_t len, uint64_t account_id,
-			 const uint8_t key[PARLEY_ENTITY_KEY_BYTES])
+int client__entity_check_devlist(parley_client *c, const char *who, const uint8_t *buf, size_t len,
+				 uint64_t account_id, const uint8_t key[PARLEY_ENTITY_KEY_BYTES])
 {
 	wire_devlist *dl = parley__malloc(sizeof(*dl));
 	int rc;
@@ -155,8 +155,8 @@ static int sign_list(parley_client *c, entity_op *o, wire_stafflist *l)
 }
 
 /* The next version of the verified list with one change: add (not NULL) inserted in account order,
- * remove_id (not 0) dropped, or the rules change of o. */
-static int next_list(parley_client *c, entity_op *o, const wire_staff_member *add, uint64_t remove_id)
+ * remove_id (not 0) dropped, the rules change of o, or (K_TRANSFER) the primary flag on o->member. */
+int client__entity_next_list(parley_client *c, entity_op *o, const wire_staff_member *add, uint64_t remove_id)
 {
 	const wire_stafflist *cur = &o->ent->sl;
 	wire_stafflist next = *cur;
@@ -192,21 +192,29 @@ static int next_list(parley_client *c, entity_op *o, const wire_staff_member *ad
 		}
 		apply_rules(&next, who, &o->rules);
 	}
+	if (o->kind == K_TRANSFER)
+		for (i = 0; i < k; i++)
+			m[i].flags = strcmp(m[i].handle, o->member) == 0 ? (uint8_t)(m[i].flags | WIRE_STAFF_PRIMARY)
+								     : (uint8_t)(m[i].flags & ~WIRE_STAFF_PRIMARY);
 	rc = sign_list(c, o, &next);
 	parley__free(m);
 	return rc;
 }
 
-/* The caller's standing in the verified list for a staff change: an admin with the entity key here. */
+/* The caller's standing in the verified list for a staff change: an admin with the entity key here.
+ * An approval without the key is an admin's too: it is signed with this device's key instead
+ * (entity_approve.c), and the key holder signs the list. */
 static int may_sign(parley_client *c, entity_op *o)
 {
+	int need_key = !(o->kind == K_DECIDE && o->approve);
+
 	const wire_staff_member *me = wire__stafflist_find(&o->ent->sl, c->account.account_id);
 
 	if (me == NULL || me->role != PARLEY_ROLE_ADMIN) {
 		client__set_err(c, "%s is not an admin of %s", c->account.handle, o->entity);
 		return PARLEY_E_NOT_ENTITY_ADMIN;
 	}
-	if (!o->ent->key_here) {
+	if (need_key && !o->ent->key_here) {
 		client__set_err(c, "this device does not hold the entity key of %s (the primary admin's device does)",
 				o->entity);
 		return PARLEY_E_ENTITY_KEY_REQUIRED;
@@ -314,21 +322,26 @@ static int build(parley_client *c, client_op *op, Parley__Wire__Request *req)
 		req->entity_requests = &o->body.requests;
 		break;
 	case K_DECIDE:
+	case K_SWEEP:
 		parley__wire__entity_decide_request__init(&o->body.decide);
 		o->body.decide.entity = o->entity;
 		o->body.decide.request_id = o->request_id;
 		o->body.decide.approve = o->approve;
 		set_list(&o->body.decide.signed_staff_list, o);
+		o->body.decide.approval.data = o->approval;
+		o->body.decide.approval.len = o->approval_len;
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
 		req->entity_decide = &o->body.decide;
 		break;
 	case K_ADD_ADMIN:
 	case K_REMOVE:
+	case K_TRANSFER:
 		parley__wire__entity_member_request__init(&o->body.member);
 		o->body.member.entity = o->entity;
 		o->body.member.member = o->member;
 		o->body.member.role = (Parley__Wire__EntityRole)o->role;
 		o->body.member.remove = o->kind == K_REMOVE;
+		o->body.member.transfer_primary = o->kind == K_TRANSFER;
 		set_list(&o->body.member.signed_staff_list, o);
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
 		req->entity_member = &o->body.member;
@@ -361,6 +374,8 @@ static int expected_case(const entity_op *o)
 		[K_ADD_ADMIN] = PARLEY__WIRE__RESPONSE__BODY_ENTITY_MEMBER,
 		[K_REMOVE] = PARLEY__WIRE__RESPONSE__BODY_ENTITY_MEMBER,
 		[K_RULES] = PARLEY__WIRE__RESPONSE__BODY_ENTITY_STAFF,
+		[K_SWEEP] = PARLEY__WIRE__RESPONSE__BODY_ENTITY_DECIDE,
+		[K_TRANSFER] = PARLEY__WIRE__RESPONSE__BODY_ENTITY_MEMBER,
 	};
 	switch (o->stage) {
 	case ST_GET:
@@ -409,8 +424,26 @@ static int after_get(parley_client *c, entity_op *o)
 		return rc;
 	switch (o->kind) {
 	case K_DECIDE:
+	case K_SWEEP:
 		next_stage(c, o, ST_REQUESTS);
 		return PARLEY_OK;
+	case K_TRANSFER:
+		m = find_handle(&o->ent->sl, o->member);
+		if (m == NULL || m->role != PARLEY_ROLE_ADMIN || m->account_id == c->account.account_id) {
+			client__set_err(c, "%s is not another admin of %s: add it with parley entity add-admin first",
+					o->member, o->entity);
+			return m == NULL ? PARLEY_E_NOT_ENTITY_MEMBER : PARLEY_E_NEW_PRIMARY_NOT_ADMIN;
+		}
+		/* already done (a run that ended before the key went out): send the key again */
+		if (m->flags & WIRE_STAFF_PRIMARY)
+			return client__entity_send_key(c, o);
+		m = wire__stafflist_find(&o->ent->sl, c->account.account_id);
+		if (!(m->flags & WIRE_STAFF_PRIMARY)) {
+			client__set_err(c, "%s is not the primary admin of %s", c->account.handle, o->entity);
+			return PARLEY_E_NOT_PRIMARY_ADMIN;
+		}
+		rc = client__entity_next_list(c, o, NULL, 0);
+		break;
 	case K_ADD_ADMIN:
 		if (find_handle(&o->ent->sl, o->member) != NULL) {
 			client__set_err(c, "%s is already a member of %s", o->member, o->entity);
@@ -432,10 +465,10 @@ static int after_get(parley_client *c, entity_op *o)
 			client__set_err(c, "%s is the primary admin of %s", o->member, o->entity);
 			return PARLEY_E_PRIMARY_ADMIN_FIXED;
 		}
-		rc = next_list(c, o, NULL, m->account_id);
+		rc = client__entity_next_list(c, o, NULL, m->account_id);
 		break;
 	default: /* K_RULES */
-		rc = next_list(c, o, NULL, 0);
+		rc = client__entity_next_list(c, o, NULL, 0);
 	}
 	if (rc == PARLEY_OK)
 		next_stage(c, o, ST_CALL);
@@ -447,7 +480,7 @@ static int add_member(parley_client *c, entity_op *o, uint64_t account_id, const
 		      const uint8_t *key)
 {
 	wire_staff_member m;
-	int rc = check_devlist(c, handle, o->blob, o->blob_len, account_id, key);
+	int rc = client__entity_check_devlist(c, handle, o->blob, o->blob_len, account_id, key);
 
 	if (rc != PARLEY_OK)
 		return rc;
@@ -458,13 +491,43 @@ static int add_member(parley_client *c, entity_op *o, uint64_t account_id, const
 	memcpy(m.account_key, key, sizeof(m.account_key));
 	m.devlist = o->blob;
 	m.devlist_len = o->blob_len;
-	rc = next_list(c, o, &m, 0);
+	rc = client__entity_next_list(c, o, &m, 0);
 	if (rc == PARLEY_OK)
 		next_stage(c, o, ST_CALL);
 	return rc;
 }
 
 static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__EntityRequestsResponse *r);
+
+/* K_SWEEP: the first request that another admin approved validly gets its list signed (add_member
+ * submits the call); invalid approvals are reported and skipped. None left: the sweep is done (-1). */
+static int sweep_pick(parley_client *c, entity_op *o, const Parley__Wire__EntityRequestsResponse *r)
+{
+	for (size_t i = 0; i < r->n_requests; i++) {
+		const Parley__Wire__EntityJoinInfo *j = r->requests[i];
+		int rc;
+
+		if (j->approval.len == 0)
+			continue;
+		rc = j->account_key.len == PARLEY_ENTITY_KEY_BYTES && j->handle != NULL && wire__handle_valid(j->handle)
+			     ? client__entity_approval_check(c, o->ent, j)
+			     : PARLEY_E_APPROVAL_INVALID;
+		if (rc == PARLEY_OK && keep_blob(o, &j->signed_device_list) == PARLEY_OK) {
+			o->request_id = j->request_id;
+			o->approve = 1;
+			rc = add_member(c, o, j->account_id, j->handle,
+					j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT,
+					j->account_key.data);
+			if (rc == PARLEY_OK)
+				return PARLEY_OK;
+		}
+		if (c->ev.on_error != NULL)
+			c->ev.on_error(c, rc == PARLEY_OK ? PARLEY_E_NO_DEVICE_LIST : (parley_err)rc,
+				       j->handle != NULL ? j->handle : "", 0, c->ev.user);
+	}
+	finish(c, o, PARLEY_OK, NULL, NULL, 0);
+	return -1;
+}
 
 static void complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
@@ -475,6 +538,11 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		client__set_err(c, "server answered with the wrong response kind");
 		status = PARLEY_E_PROTO_MISSING_FIELD;
 	}
+	/* a sweep that raced another staff change: fetch the new list and sign again */
+	if (status == PARLEY_E_STAFF_LIST_INVALID && o->kind == K_SWEEP && o->stage == ST_CALL && o->retries-- > 0) {
+		next_stage(c, o, ST_GET);
+		return;
+	}
 	if (status != PARLEY_OK) {
 		if (o->kind == K_CREATE && o->stage == ST_CALL)
 			client__entity_key_done(c, o->entity, 0, 0);
@@ -483,6 +551,8 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 	}
 	switch (o->stage) {
 	case ST_GET:
+		parley_entity_free(o->ent); /* a sweep fetches again after each list it signed */
+		o->ent = NULL;
 		status = client__entity_verify(c, o->entity, r->entity_get->entity, &o->ent);
 		if (status == PARLEY_OK)
 			status = after_get(c, o);
@@ -496,7 +566,7 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		dl = r->get_device_list;
 		status = keep_blob(o, &dl->signed_device_list);
 		if (status == PARLEY_OK && o->stage == ST_OWN_LIST) {
-			status = check_devlist(c, c->account.handle, o->blob, o->blob_len, c->account.account_id, o->ak);
+			status = client__entity_check_devlist(c, c->account.handle, o->blob, o->blob_len, c->account.account_id, o->ak);
 			if (status == PARLEY_OK && o->kind == K_CREATE)
 				status = first_list(c, o);
 			if (status == PARLEY_OK) {
@@ -518,7 +588,7 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		break;
 	case ST_REQUESTS:
 		status = on_requests(c, o, r->entity_requests);
-		if (status == PARLEY_OK && o->kind == K_DECIDE)
+		if (status == PARLEY_OK && (o->kind == K_DECIDE || o->kind == K_SWEEP))
 			return;
 		if (status == -1) /* K_REQUESTS finished in on_requests */
 			return;
@@ -539,6 +609,16 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		case K_JOIN:
 			finish(c, o, PARLEY_OK, NULL, NULL, r->entity_join->request_id);
 			return;
+		case K_SWEEP: /* one approved request is in: look for the next */
+			o->retries = SWEEP_RETRIES;
+			o->approve = 0;
+			next_stage(c, o, ST_GET);
+			return;
+		case K_TRANSFER:
+			status = client__entity_send_key(c, o);
+			if (status == PARLEY_OK)
+				return; /* the op is the key send's now */
+			break;
 		case K_REQUESTS:
 			if (on_requests(c, o, r->entity_requests) == -1)
 				return;
@@ -559,6 +639,8 @@ static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__Entit
 	int have_mine;
 	size_t i;
 
+	if (o->kind == K_SWEEP)
+		return sweep_pick(c, o, r);
 	if (o->kind == K_DECIDE) {
 		for (i = 0; i < r->n_requests; i++) {
 			const Parley__Wire__EntityJoinInfo *j = r->requests[i];
@@ -567,8 +649,15 @@ static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__Entit
 			if (j->account_key.len != PARLEY_ENTITY_KEY_BYTES || j->handle == NULL ||
 			    !wire__handle_valid(j->handle))
 				return PARLEY_E_PROTO_MALFORMED;
+			/* an admin without the entity key: its approval, signed with this device's key */
+			if (!o->ent->key_here) {
+				int rc = client__entity_approval_make(c, o, j);
+				if (rc == PARLEY_OK)
+					next_stage(c, o, ST_CALL);
+				return rc;
+			}
 			if (keep_blob(o, &j->signed_device_list) != PARLEY_OK)
-				return check_devlist(c, j->handle, NULL, 0, 0, j->account_key.data);
+				return client__entity_check_devlist(c, j->handle, NULL, 0, 0, j->account_key.data);
 			return add_member(c, o, j->account_id, j->handle, j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT
 									     ? PARLEY_ROLE_BOT
 									     : PARLEY_ROLE_AGENT,
@@ -593,6 +682,9 @@ static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__Entit
 		q->account_id = j->account_id;
 		q->role = j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT;
 		q->created_ms = j->created_ms;
+		wire_approval a;
+		if (j->approval.len > 0 && wire__approval_parse(j->approval.data, j->approval.len, &a) == PARLEY_OK)
+			q->approved_by = a.approver_id;
 		if (j->account_key.len == PARLEY_ENTITY_KEY_BYTES) {
 			if (dl != NULL && client__entity_member_devlist(j->signed_device_list.data, j->signed_device_list.len,
 									j->account_id, j->account_key.data, dl) == PARLEY_OK)

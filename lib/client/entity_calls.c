@@ -198,6 +198,18 @@ parley_err parley_entity_remove_start(parley_client *c, const char *entity, cons
 	return submit(c, o, ST_GET);
 }
 
+parley_err parley_entity_transfer_primary_start(parley_client *c, const char *entity, const char *member,
+					      parley_done_cb cb, void *user)
+{
+	entity_op *o;
+	parley_err rc = done_call(c, K_TRANSFER, entity, member, ST_GET, cb, user, &o);
+
+	if (rc != PARLEY_OK)
+		return rc;
+	o->role = PARLEY_ROLE_ADMIN;
+	return submit(c, o, ST_GET);
+}
+
 void parley_rules_change_init(parley_rules_change *r)
 {
 	if (r != NULL)
@@ -223,6 +235,15 @@ parley_err parley_entity_rules_start(parley_client *c, const char *entity, const
 	return submit(c, o, ST_GET);
 }
 
+/* After a staff change push: the new list is fetched and verified at once, so the pinned version moves
+ * up (a server that later serves an older list is caught) and a bad list is reported now. */
+static void refreshed(parley_client *c, parley_err status, parley_entity *e, void *user)
+{
+	parley_entity_free(e);
+	if (status != PARLEY_OK && status != PARLEY_E_CLOSED && c->ev.on_error != NULL)
+		c->ev.on_error(c, status, "", 0, c->ev.user);
+}
+
 /* conn hook (recv.c): the entity pushes, to the application's callbacks whether or not it receives
  * messages (an admin's `parley listen` shows join requests; a removed member learns it at once). */
 void client__entity_push(parley_client *c, const Parley__Wire__Push *p)
@@ -231,6 +252,9 @@ void client__entity_push(parley_client *c, const Parley__Wire__Push *p)
 		const Parley__Wire__EntityJoinRequested *j = p->entity_join_requested;
 		parley_join_request q;
 
+		/* another admin approved it: the key holder (a no-op elsewhere) checks and signs */
+		if (j->entity != NULL && wire__handle_valid(j->entity) && j->request != NULL && j->request->approval.len > 0)
+			client__entity_sweep(c, j->entity);
 		if (c->ev.on_entity_join_requested == NULL || j->entity == NULL || !wire__handle_valid(j->entity) ||
 		    j->request == NULL)
 			return;
@@ -240,12 +264,25 @@ void client__entity_push(parley_client *c, const Parley__Wire__Push *p)
 		q.account_id = j->request->account_id;
 		q.role = j->request->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT;
 		q.created_ms = j->request->created_ms;
+		wire_approval a;
+		if (j->request->approval.len > 0 &&
+		    wire__approval_parse(j->request->approval.data, j->request->approval.len, &a) == PARLEY_OK)
+			q.approved_by = a.approver_id;
 		c->ev.on_entity_join_requested(c, j->entity, &q, c->ev.user);
 	} else if (p->body_case == PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED) {
 		const Parley__Wire__EntityStaffChanged *s = p->entity_staff_changed;
 
-		if (c->ev.on_entity_staff_changed == NULL || s->entity == NULL || !wire__handle_valid(s->entity))
+		if (s->entity == NULL || !wire__handle_valid(s->entity))
+			return;
+		if (!s->removed)
+			(void)parley_entity_get_start(c, s->entity, refreshed, NULL);
+		if (c->ev.on_entity_staff_changed == NULL)
 			return;
 		c->ev.on_entity_staff_changed(c, s->entity, s->staff_version, s->removed, c->ev.user);
+	} else if (p->body_case == PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED) {
+		const Parley__Wire__EntityJoinDecided *d = p->entity_join_decided;
+
+		if (c->ev.on_entity_join_decided != NULL && d->entity != NULL && wire__handle_valid(d->entity))
+			c->ev.on_entity_join_decided(c, d->entity, d->request_id, d->approved, c->ev.user);
 	}
 }

@@ -7,6 +7,7 @@
 #include <parley/entity.h>
 
 #include "client/client_internal.h"
+#include "wire/approval.h"
 #include "wire/devlist.h"
 #include "wire/stafflist.h"
 
@@ -22,7 +23,10 @@ struct parley_entity {
 
 /* One entity call through its stages (entity.c): each stage is one request. */
 enum { ST_GET, ST_OWN_LIST, ST_MEMBER_LIST, ST_REQUESTS, ST_CALL };
-enum { K_GET, K_CREATE, K_CODE, K_JOIN, K_REQUESTS, K_DECIDE, K_ADD_ADMIN, K_REMOVE, K_RULES };
+/* K_SWEEP: the entity key holder signs the lists of requests other admins approved (entity_approve.c);
+ * K_TRANSFER: the primary admin role and the entity key move to another admin. */
+enum { K_GET, K_CREATE, K_CODE, K_JOIN, K_REQUESTS, K_DECIDE, K_ADD_ADMIN, K_REMOVE, K_RULES, K_SWEEP, K_TRANSFER };
+#define SWEEP_RETRIES 3 /* a sweep racing another staff change fetches again at most this often */
 
 typedef struct entity_op {
 	client_op op;
@@ -44,6 +48,9 @@ typedef struct entity_op {
 	uint8_t *list; /* the new signed staff list */
 	size_t list_len;
 	uint8_t ek[PARLEY_ENTITY_KEY_BYTES]; /* create: the new entity key */
+	uint8_t approval[WIRE_APPROVAL_MAX_BYTES]; /* decide without the entity key: this device's approval */
+	size_t approval_len;
+	int retries; /* K_SWEEP: fetches left after a concurrent change */
 	union {
 		Parley__Wire__EntityGetRequest get;
 		Parley__Wire__GetDeviceListRequest devlist;
@@ -97,6 +104,30 @@ int client__entity_pinned_key(parley_client *c, const char *handle, uint8_t key[
  * PARLEY_E_NO_DEVICE_LIST when len is 0. */
 int client__entity_member_devlist(const uint8_t *devlist, size_t len, uint64_t account_id,
 				  const uint8_t account_key[PARLEY_ENTITY_KEY_BYTES], wire_devlist *out);
+
+/* Checks a member-to-be's signed device list (verifies under key for account_id, and key is the one
+ * pinned for `who`: peers.c); errmsg names who. */
+int client__entity_check_devlist(parley_client *c, const char *who, const uint8_t *buf, size_t len,
+				 uint64_t account_id, const uint8_t key[PARLEY_ENTITY_KEY_BYTES]);
+/* The next version of the verified list with one change (entity.c): add inserted, remove_id dropped,
+ * or o's rules, or (K_TRANSFER) the primary flag moved to o->member; signed with the key held here. */
+int client__entity_next_list(parley_client *c, entity_op *o, const wire_staff_member *add, uint64_t remove_id);
+
+/* entity_approve.c: approvals by admins without the entity key, and the key holder's side. */
+/* Signs this device's approval of request j into o->approval (after checking the candidate's list). */
+int client__entity_approval_make(parley_client *c, entity_op *o, const Parley__Wire__EntityJoinInfo *j);
+/* Checks j's approval against the verified staff list of e: signed by a device that the approver's
+ * device list in that staff list names, the approver an admin in it, and naming exactly request j.
+ * PARLEY_E_APPROVAL_INVALID (errmsg says why) otherwise. */
+int client__entity_approval_check(parley_client *c, const parley_entity *e, const Parley__Wire__EntityJoinInfo *j);
+/* Starts a sweep of entity (a no-op unless this device holds its key): fetch, verify, sign the list of
+ * each validly approved request, one after another. Errors go to on_error. */
+void client__entity_sweep(parley_client *c, const char *entity);
+/* The handles of the entities whose key this device holds, up to max; *n how many were written. */
+int client__entity_keys_held(parley_client *c, char (*out)[PARLEY_HANDLE_MAX + 1], size_t max, size_t *n);
+/* After a committed primary transfer: the entity key goes end to end to the new primary's devices and
+ * stays here until they confirm (keymove.c). */
+int client__entity_send_key(parley_client *c, entity_op *o);
 
 /* The safety number of this account's key `mine` and `theirs` (identifier: other, an entity or a
  * candidate's handle), as parley_entity_safety_number shows it (entity_view.c). */

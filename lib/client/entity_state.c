@@ -135,6 +135,26 @@ int client__entity_key_done(parley_client *c, const char *handle, uint64_t entit
 	return client__sql_done(c, st);
 }
 
+int client__entity_keys_held(parley_client *c, char (*out)[PARLEY_HANDLE_MAX + 1], size_t max, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__entity_ready(c);
+
+	*n = 0;
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c, "SELECT handle FROM entity_keys WHERE entity_id != 0 ORDER BY handle", &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *h = sqlite3_column_text(st, 0);
+		if (h != NULL && snprintf(out[*n], sizeof(out[*n]), "%s", (const char *)h) < (int)sizeof(out[*n]))
+			(*n)++;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? PARLEY_OK : client__sql_err(c);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int client__entity_pinned_key(parley_client *c, const char *handle, uint8_t key[PARLEY_ENTITY_KEY_BYTES])
 {
 	sqlite3_stmt *st = NULL;

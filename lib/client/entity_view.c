@@ -172,6 +172,13 @@ parley_err parley_entity_remove(parley_client *c, const char *entity, const char
 	return wait(c, &s, parley_entity_remove_start(c, entity, member, role, sync_done, &s));
 }
 
+parley_err parley_entity_transfer_primary(parley_client *c, const char *entity, const char *member)
+{
+	ent_sync s = {0};
+	REFUSE_NESTED(c);
+	return wait(c, &s, parley_entity_transfer_primary_start(c, entity, member, sync_done, &s));
+}
+
 parley_err parley_entity_set_rules(parley_client *c, const char *entity, const char *member,
 				   const parley_rules_change *change)
 {

@@ -363,6 +363,7 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 		break;
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED:
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
+	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED:
 		client__entity_push(c, p);
 		break;
 	default: /* push kinds of later versions */

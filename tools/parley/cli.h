@@ -100,5 +100,6 @@ int cmd_agent(cli_ctx *ctx, int argc, char **argv);
 /* listen's lines for the entity pushes (cmd_entity.c) */
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);
 void cli_ev_staff_changed(parley_client *c, const char *entity, uint64_t version, int removed, void *user);
+void cli_ev_join_decided(parley_client *c, const char *entity, uint64_t request_id, int approved, void *user);
 
 #endif

@@ -142,6 +142,15 @@ static int code(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* 1 when this device holds the entity key (it signs lists itself). */
+static int key_here(parley_client *c, const char *entity)
+{
+	parley_entity *e = NULL;
+	int here = parley_entity_get(c, entity, &e) == PARLEY_OK && parley_entity_key_here(e);
+	parley_entity_free(e);
+	return here;
+}
+
 static int requests(cli_ctx *ctx, parley_client *c, const char *entity)
 {
 	static parley_join_request reqs[MAX_LISTED];
@@ -158,6 +167,9 @@ static int requests(cli_ctx *ctx, parley_client *c, const char *entity)
 		       cli_safe_handle(reqs[i].handle, h), parley_entity_role_name(reqs[i].role), reqs[i].n_devices);
 		print_utc(reqs[i].created_ms);
 		putchar('\n');
+		if (reqs[i].approved_by != 0)
+			printf("  approved by admin account %llu: waiting for the device holding the entity key\n",
+			       (unsigned long long)reqs[i].approved_by);
 		if (reqs[i].safety_number[0] != '\0') {
 			fputs("  safety number: ", stdout);
 			cli_print_digits(reqs[i].safety_number);
@@ -313,7 +325,7 @@ int cmd_entity(cli_ctx *ctx, int argc, char **argv)
 		return safety(ctx, c, argc - 2, argv + 2);
 	if (argc > 4 || (argc == 4) != (strcmp(sub, "add-admin") == 0 || strcmp(sub, "remove-admin") == 0 ||
 					strcmp(sub, "remove-agent") == 0 || strcmp(sub, "approve") == 0 ||
-					strcmp(sub, "deny") == 0))
+					strcmp(sub, "deny") == 0 || strcmp(sub, "transfer-primary") == 0))
 		return cli_usage(ctx, "wrong number of arguments");
 	if (strcmp(sub, "show") == 0)
 		return show(ctx, c, entity, 0);
@@ -334,6 +346,19 @@ int cmd_entity(cli_ctx *ctx, int argc, char **argv)
 		if (rc != PARLEY_OK)
 			return cli_fail(ctx, rc);
 		printf("request %llu %s\n", (unsigned long long)id, approve ? "approved" : "denied");
+		if (approve && !key_here(c, entity))
+			printf("this device does not hold the entity key of %s: the device that does checks your "
+			       "approval and adds the candidate when it is next connected\n",
+			       entity);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(sub, "transfer-primary") == 0) {
+		rc = parley_entity_transfer_primary(c, entity, argv[3]);
+		if (rc != PARLEY_OK)
+			return cli_fail(ctx, rc);
+		printf("%s is now the primary admin of %s; the entity key is on its way to %s's devices and this "
+		       "device deletes its copy when one of them confirms (parley listen shows it)\n",
+		       argv[3], entity, argv[3]);
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(sub, "add-admin") == 0) {
@@ -393,8 +418,19 @@ void cli_ev_join_requested(parley_client *c, const char *entity, const parley_jo
 
 	cli_safe_handle(entity, e);
 	cli_safe_handle(req->handle, h);
-	printf("%s: join request %llu from %s (%s): parley entity requests %s\n", e,
-	       (unsigned long long)req->request_id, h, parley_entity_role_name(req->role), e);
+	printf("%s: join request %llu from %s (%s)%s: parley entity requests %s\n", e,
+	       (unsigned long long)req->request_id, h, parley_entity_role_name(req->role),
+	       req->approved_by != 0 ? " approved by another admin" : "", e);
+	fflush(stdout);
+}
+
+void cli_ev_join_decided(parley_client *c, const char *entity, uint64_t request_id, int approved, void *user)
+{
+	char e[PARLEY_HANDLE_MAX + 1];
+
+	cli_safe_handle(entity, e);
+	printf("%s: your join request %llu was %s\n", e, (unsigned long long)request_id,
+	       approved ? "approved" : "denied");
 	fflush(stdout);
 }
 

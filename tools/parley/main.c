@@ -64,6 +64,7 @@ static const cli_command commands[] = {
 	 "                                      to nor accepted: they get no receipts (parley accept)\n"
 	 "  ENTITY: join request N from HANDLE (agent)   to an entity's admins (parley entity requests)\n"
 	 "  ENTITY: staff list changed (version N)        to its members; or: you were removed ...\n"
+	 "  ENTITY: your join request N was denied        to the candidate\n"
 	 "Displayed messages are marked read (an accepted sender gets a read receipt). It does not exit on its\n"
 	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
 	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
@@ -105,12 +106,18 @@ static const cli_command commands[] = {
 	 "parley entity admins|agents ENTITY         one line per member: handle, role, devices, rules\n"
 	 "parley entity add-admin ENTITY HANDLE      (primary admin) make account HANDLE an admin\n"
 	 "parley entity remove-admin ENTITY HANDLE   (primary admin) remove an admin (never the primary)\n"
+	 "parley entity transfer-primary ENTITY HANDLE\n"
+	 "                                           (primary admin, on the device holding the entity key)\n"
+	 "                                           make admin HANDLE the primary admin; the entity key\n"
+	 "                                           follows end to end to HANDLE's devices\n"
 	 "parley entity code ENTITY [--ttl S] [--bot] [--png FILE]\n"
 	 "                                           (admins) a one-time enrolment code, as text and as a QR\n"
 	 "                                           code (and a PNG with --png); valid 15 minutes or --ttl S\n"
 	 "parley entity requests ENTITY              (admins) pending join requests: ID HANDLE ROLE ...\n"
-	 "parley entity approve|deny ENTITY ID       (admins) decide a request; approving signs a new staff\n"
-	 "                                           list: only the device holding the entity key can\n"
+	 "parley entity approve|deny ENTITY ID       (admins) decide a request; approving on the device\n"
+	 "                                           holding the entity key signs a new staff list; on\n"
+	 "                                           another admin device it signs an approval that the\n"
+	 "                                           key holder checks and completes when next connected\n"
 	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent or bot at once\n"
 	 "parley entity rules ENTITY [--agent HANDLE] [default-agent=on|off] [may-initiate=on|off]\n"
 	 "                   [may-pay=on|off] [lock=none|first-responder] [admins-exempt=on|off]\n"
@@ -359,6 +366,11 @@ int main(int argc, char **argv)
 		return cli_print_command_help(cmd->name);
 	ctx.command = cmd->name;
 	rc = cmd->run(&ctx, argc - optind, argv + optind);
+	/* Work the library started by itself finishes before the process goes (e.g. the entity key
+	 * holder signing what another admin approved, after authenticating): each request is bounded by
+	 * the request timeout. */
+	if (ctx.client != NULL)
+		(void)parley_client_run(ctx.client, 0);
 	parley_client_free(ctx.client);
 	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
 		fprintf(stderr, "parley: %s: cannot write output\n", ctx.command);
