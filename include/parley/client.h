@@ -195,6 +195,15 @@ PARLEY_EXPORT parley_err parley_device_add_start(parley_client *client,
 /* Removing this device itself also forgets the saved account (the device key is kept). */
 PARLEY_EXPORT parley_err parley_device_remove_start(parley_client *client, uint32_t device_id,
 						    parley_done_cb cb, void *user);
+/* Moves the account key (and every entity key this device holds) to another device of this account,
+ * end to end (docs/protocol.md §11.4). Only on the device holding the account key
+ * (PARLEY_E_NO_ACCOUNT_KEY); device_id must be another device of the account (PARLEY_E_NO_SUCH_DEVICE)
+ * named by the account's signed device list (PARLEY_E_DEVICE_NOT_LISTED); one transfer at a time
+ * (PARLEY_E_KEY_TRANSFER_PENDING until its receiver confirms, or leaves the list). Completes once the
+ * server queued it. This device keeps its copies until the receiver confirms (on_keys_moved, received
+ * 0, when this device wipes them: it must be receiving then, e.g. `parley listen`). */
+PARLEY_EXPORT parley_err parley_account_key_transfer_start(parley_client *client, uint32_t device_id,
+							   parley_done_cb cb, void *user);
 
 /* ---- blocking conveniences: start the operation and run the loop until it completes ---- */
 
@@ -207,6 +216,7 @@ PARLEY_EXPORT parley_err parley_device_add(parley_client *client,
 					   const uint8_t link_code[PARLEY_DEVICE_LINK_CODE_BYTES], const char *name,
 					   uint32_t *device_id);
 PARLEY_EXPORT parley_err parley_device_remove(parley_client *client, uint32_t device_id);
+PARLEY_EXPORT parley_err parley_account_key_transfer(parley_client *client, uint32_t device_id);
 
 /* ---- end-to-end messaging (Signal protocol; docs/protocol.md §9-§10) ----
  *
@@ -289,6 +299,11 @@ typedef struct parley_events {
 	 * names this account). */
 	void (*on_entity_join_decided)(parley_client *c, const char *entity, uint64_t request_id, int approved,
 				       void *user);
+	/* Private keys moved (docs/protocol.md §11.4; appended last too): received = 1 when this device
+	 * imported `what` ("account key" or an entity handle) from `handle`, 0 when it wiped its own copy
+	 * after `handle` confirmed it holds the key now. A refused transfer goes to on_error
+	 * (PARLEY_E_KEY_TRANSFER_INVALID). */
+	void (*on_keys_moved)(parley_client *c, const char *handle, int received, const char *what, void *user);
 } parley_events;
 
 /* Starts receiving with these callbacks (copied), or stops with NULL. While not receiving (the

@@ -18,6 +18,7 @@
  *   send.c     sending: sessions from bundles, one ciphertext per device, mismatch recovery
  *   recv.c     pushes: envelopes (decrypt, dedupe, hand to the app, ack, delivery receipt), typing,
  *              presence, prekeys-low
+ *   keymove.c  private keys moving between devices: transfers, their import and confirm (§11.4)
  *   requests.c message requests: whom this account accepted (receipts go only to them), what it sent
  *              to whom (receipts are believed only from there), parley_accept/decline/presence
  */
@@ -155,6 +156,7 @@ struct parley_client {
 	uint64_t last_timestamp; /* message ids (ms) strictly increase per client */
 	int requests_ready;      /* requests.c: its schema is migrated in this client.db */
 	int entities_ready;      /* entity_state.c: the same for its schema */
+	int keymove_ready;       /* keymove.c: the same for its schema */
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -256,6 +258,9 @@ int client__peer_kept_list(parley_client *c, const char *handle, wire_devlist *o
 /* PARLEY_OK if l lists device (with identity_key, unless NULL), else DEVICE_NOT_LISTED + errmsg. */
 int client__peer_device_listed(const wire_devlist *l, const char *handle, uint32_t device,
 			       const uint8_t *identity_key, parley_client *c);
+/* PARLEY_OK if the kept verified list of handle names device now; NO_DEVICE_LIST (none kept) or
+ * DEVICE_NOT_LISTED, errmsg set. No fetch. */
+int client__peer_listed_now(parley_client *c, const char *handle, uint32_t device);
 /* The pinned account key of handle (this account: its own); *found = 0 if none. */
 int client__peer_pinned_key(parley_client *c, const char *handle, uint8_t ak[33], int *found);
 /* A changed account key waiting for parley_trust; *found = 0 if none. */
@@ -363,6 +368,11 @@ void client__keys_refill(parley_client *c, uint32_t remaining);
  * handle (a Content of kind CONTENT_KIND_RECEIPT; no copy to this account's other devices). The caller
  * checks that handle is accepted (requests.c): a receipt to a stranger would accept it server-side. */
 int client__send_receipt(parley_client *c, const char *handle, int kind, const uint64_t *ts, size_t n);
+/* Sends a packed parley.wire.KeyTransfer end to end: to one device of this account (device != 0) or
+ * to every device of handle's signed device list (device 0). Only devices in the target's verified
+ * signed list (the send path's rules). cb fires when the server has queued it (durable). */
+int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device,
+			      const uint8_t *packed, size_t len, parley_done_cb cb, void *user);
 
 /* requests.c: message requests on the client (tables in client.db, schema "client.requests").
  * accepted: the peers this account accepted (wrote to, from any of its devices, or parley_accept);
@@ -390,6 +400,9 @@ void client__recv_retry_quarantine(parley_client *c);
 #define CONTENT_KIND_MESSAGE 1
 #define CONTENT_KIND_SENT_COPY 2 /* a copy for the sender's other devices: has a destination */
 #define CONTENT_KIND_RECEIPT 3   /* a delivery/read receipt: has a receipt (packed wire Receipt) */
+#define CONTENT_KIND_KEY_TRANSFER 4 /* private keys (packed wire KeyTransfer), or the filler without one */
+/* A packed KeyTransfer: the account key and KEYMOVE_MAX_ENTITIES entity keys (~110 bytes each) fit. */
+#define CONTENT_TRANSFER_MAX PARLEY_MESSAGE_MAX /* the filler's body matches it */
 typedef struct client_content {
 	int kind;
 	uint64_t timestamp;
@@ -398,10 +411,23 @@ typedef struct client_content {
 	char destination[PARLEY_HANDLE_MAX + 1];
 	const uint8_t *receipt; /* borrowed: a packed Parley__Wire__Receipt (kind RECEIPT only) */
 	size_t receipt_len;
+	const uint8_t *transfer; /* borrowed: a packed Parley__Wire__KeyTransfer (kind KEY_TRANSFER only) */
+	size_t transfer_len;
 } client_content;
 /* Encodes into a new buffer (*out, parley__malloc, padded to a multiple of 160 bytes). */
 int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);
 /* PARLEY_E_INVALID_MESSAGE / PARLEY_E_BAD_VERSION on malformed input. */
 int client__content_decode(const uint8_t *buf, size_t len, client_content *out);
+
+/* keymove.c: private keys moving between devices (docs/protocol.md §11.4) */
+/* Records an outgoing transfer: when a KeyTransfer{confirm, transfer_id} arrives from `handle`
+ * (a device in its list), the keys named here are wiped on this device. entity NULL = the account key. */
+int client__keymove_pending_add(parley_client *c, uint64_t transfer_id, const char *handle,
+				const char *entity /* or NULL */);
+/* A decrypted Content of kind KEY_TRANSFER from e's sender (recv.c; never reaches on_message): imports
+ * the keys it carries (then confirms), or wipes what a confirm names. Refusals go to on_error. */
+void client__keymove_receive(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct);
+/* A fresh nonzero transfer id. */
+uint64_t client__keymove_new_id(void);
 
 #endif

@@ -3,13 +3,19 @@
  *   version (1 byte, = 1)
  *   records: tag (1 byte), length (2 bytes, big-endian), value
  *     1 kind         1 byte: 1 = message, 2 = copy of a message this account sent (to its other devices),
- *                    3 = delivery/read receipt
+ *                    3 = delivery/read receipt, 4 = key transfer
  *     2 timestamp    8 bytes big-endian: the sender's message id (ms)
  *     3 body         0..PARLEY_MESSAGE_MAX bytes
  *     4 destination  1..32 bytes: recipient handle (kind 2 only)
  *     5 receipt      a packed parley.wire.Receipt (kind 3 only, required there): receipts travel inside
  *                    the ciphertext like messages, so only the session's peer can send one and the
  *                    server cannot tell a receipt from a message
+ *     6 transfer     a packed parley.wire.KeyTransfer (kind 4 only, optional there): private keys moving
+ *                    between devices (docs/protocol.md §11.4). A kind 4 Content without it is the filler
+ *                    the other devices of the account get when a transfer goes to one device (the server
+ *                    wants a ciphertext for every device); the filler carries a body of the transfer's
+ *                    length instead, so both pad to the same size and the server cannot tell which
+ *                    device got the keys
  *     0 padding      any bytes, ignored; appended so that ciphertext lengths reveal the message length
  *                    only to a 160-byte granularity (Signal pads the same way)
  *   Unknown tags are skipped, so later versions can add fields; a record running past the end, a
@@ -24,7 +30,7 @@
 
 #define CONTENT_VERSION 1
 #define PAD_BLOCK 160
-enum { TAG_PAD = 0, TAG_KIND = 1, TAG_TS = 2, TAG_BODY = 3, TAG_DEST = 4, TAG_RECEIPT = 5 };
+enum { TAG_PAD = 0, TAG_KIND = 1, TAG_TS = 2, TAG_BODY = 3, TAG_DEST = 4, TAG_RECEIPT = 5, TAG_TRANSFER = 6 };
 #define RECEIPT_MAX 1024 /* a Receipt of 100 ids packs into well under this */
 
 static uint8_t *put_record(uint8_t *p, int tag, const void *v, size_t len)
@@ -46,12 +52,13 @@ int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_
 	uint8_t *buf, *p;
 
 	*out = NULL;
-	if (ct->body_len > PARLEY_MESSAGE_MAX || dest_len > PARLEY_HANDLE_MAX || ct->receipt_len > RECEIPT_MAX)
+	if (ct->body_len > PARLEY_MESSAGE_MAX || dest_len > PARLEY_HANDLE_MAX || ct->receipt_len > RECEIPT_MAX ||
+	    ct->transfer_len > CONTENT_TRANSFER_MAX)
 		return PARLEY_E_TOO_LARGE;
 	for (i = 0; i < 8; i++)
 		ts[i] = (uint8_t)(ct->timestamp >> (56 - 8 * i));
 	len = 1 + (3 + 1) + (3 + 8) + (3 + ct->body_len) + (dest_len != 0 ? 3 + dest_len : 0) +
-	      (ct->receipt_len != 0 ? 3 + ct->receipt_len : 0);
+	      (ct->receipt_len != 0 ? 3 + ct->receipt_len : 0) + (ct->transfer_len != 0 ? 3 + ct->transfer_len : 0);
 	/* Room for a padding record header (3 bytes) at least. */
 	padded = (len + 3 + PAD_BLOCK - 1) / PAD_BLOCK * PAD_BLOCK;
 	buf = parley__calloc(1, padded);
@@ -66,6 +73,8 @@ int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_
 		p = put_record(p, TAG_DEST, ct->destination, dest_len);
 	if (ct->receipt_len != 0)
 		p = put_record(p, TAG_RECEIPT, ct->receipt, ct->receipt_len);
+	if (ct->transfer_len != 0)
+		p = put_record(p, TAG_TRANSFER, ct->transfer, ct->transfer_len);
 	/* the rest is zero: one padding record covering it */
 	put_record(p, TAG_PAD, NULL, 0);
 	p[1] = (uint8_t)((padded - (size_t)(p - buf) - 3) >> 8);
@@ -99,7 +108,7 @@ int client__content_decode(const uint8_t *buf, size_t len, client_content *out)
 			return PARLEY_E_INVALID_MESSAGE;
 		v = buf + pos;
 		pos += rlen;
-		if (tag >= TAG_KIND && tag <= TAG_RECEIPT) {
+		if (tag >= TAG_KIND && tag <= TAG_TRANSFER) {
 			if (seen & (1u << tag))
 				return PARLEY_E_INVALID_MESSAGE;
 			seen |= 1u << tag;
@@ -134,6 +143,12 @@ int client__content_decode(const uint8_t *buf, size_t len, client_content *out)
 			out->receipt = v;
 			out->receipt_len = rlen;
 			break;
+		case TAG_TRANSFER:
+			if (rlen == 0 || rlen > CONTENT_TRANSFER_MAX)
+				return PARLEY_E_INVALID_MESSAGE;
+			out->transfer = v;
+			out->transfer_len = rlen;
+			break;
 		default: /* padding or a field from a later version */
 			break;
 		}
@@ -143,6 +158,8 @@ int client__content_decode(const uint8_t *buf, size_t len, client_content *out)
 	if (out->kind == CONTENT_KIND_SENT_COPY && out->destination[0] == '\0')
 		return PARLEY_E_INVALID_MESSAGE;
 	if ((out->kind == CONTENT_KIND_RECEIPT) != (out->receipt != NULL))
+		return PARLEY_E_INVALID_MESSAGE;
+	if (out->kind != CONTENT_KIND_KEY_TRANSFER && out->transfer != NULL)
 		return PARLEY_E_INVALID_MESSAGE;
 	if (out->body == NULL)
 		out->body = buf; /* empty body: a valid pointer with length 0 */

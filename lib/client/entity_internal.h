@@ -86,6 +86,10 @@ int client__entity_key_load(parley_client *c, const char *handle, uint8_t pub[PA
 /* A new entity key for handle, saved before the create request goes out (a crash after the server
  * accepted it must not lose the key); PARLEY_E_EXISTS when this device already created that entity. */
 int client__entity_key_new(parley_client *c, const char *handle, uint8_t pub[PARLEY_ENTITY_KEY_BYTES]);
+/* A key pair received in a transfer (keymove.c) for the verified entity entity_id: stored like a created
+ * one. PARLEY_OK if this very key is held already; PARLEY_E_EXISTS (nothing changed) if another is. */
+int client__entity_key_import(parley_client *c, const char *handle, uint64_t entity_id, const uint8_t priv[32],
+			      const uint8_t pub[PARLEY_ENTITY_KEY_BYTES]);
 /* The create succeeded (entity id known) or failed (the unused key is deleted). */
 int client__entity_key_done(parley_client *c, const char *handle, uint64_t entity_id, int ok);
 /* Verifies a fetched entity for handle (signature by its key, names the entity), checks and updates the

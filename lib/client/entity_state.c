@@ -135,6 +135,38 @@ int client__entity_key_done(parley_client *c, const char *handle, uint64_t entit
 	return client__sql_done(c, st);
 }
 
+int client__entity_key_import(parley_client *c, const char *handle, uint64_t entity_id, const uint8_t priv[32],
+			      const uint8_t pub[PARLEY_ENTITY_KEY_BYTES])
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__entity_ready(c);
+
+	/* never replaces a key: a transfer cannot take an entity away from the key this device has */
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c,
+				      "INSERT INTO entity_keys (handle, entity_id, public, private, created_ms)"
+				      " VALUES (?, ?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING",
+				      &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)entity_id);
+	sqlite3_bind_blob(st, 3, pub, PARLEY_ENTITY_KEY_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, priv, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)client__now_ms());
+	rc = client__sql_done(c, st);
+	if (rc == PARLEY_OK && sqlite3_changes(client__state_db(c->state)) == 0) {
+		uint8_t have[PARLEY_ENTITY_KEY_BYTES], hpriv[32];
+		rc = client__entity_key_load(c, handle, have, hpriv);
+		crypto__wipe(hpriv, sizeof(hpriv));
+		if (rc == PARLEY_OK && !crypto__ct_equal(have, pub, sizeof(have))) {
+			client__set_err(c, "this device holds another key for entity %s", handle);
+			rc = PARLEY_E_EXISTS;
+		}
+	}
+	return rc;
+}
+
 int client__entity_keys_held(parley_client *c, char (*out)[PARLEY_HANDLE_MAX + 1], size_t max, size_t *n)
 {
 	sqlite3_stmt *st = NULL;

@@ -241,6 +241,24 @@ int client__peer_device_listed(const wire_devlist *l, const char *handle, uint32
 	return PARLEY_E_DEVICE_NOT_LISTED;
 }
 
+int client__peer_listed_now(parley_client *c, const char *handle, uint32_t device)
+{
+	wire_devlist *l = parley__malloc(sizeof(*l));
+	int found = 0, rc;
+
+	if (l == NULL)
+		return PARLEY_E_NOMEM;
+	rc = client__peer_kept_list(c, handle, l, &found);
+	if (rc == PARLEY_OK && !found) {
+		client__set_err(c, "no verified device list of %s is known here yet", handle);
+		rc = PARLEY_E_NO_DEVICE_LIST;
+	}
+	if (rc == PARLEY_OK)
+		rc = client__peer_device_listed(l, handle, device, NULL, c);
+	parley__free(l);
+	return rc;
+}
+
 /* ---- fetching a sender's list (receive side) ---- */
 
 #define LIST_FETCH_GAP_MS 5000

@@ -235,6 +235,10 @@ static void hand_over(parley_client *c, const Parley__Wire__Envelope *e, uint8_t
 	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_RECEIPT) {
 		handle_receipt(c, e, &ct);
 		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_KEY_TRANSFER) {
+		/* keys, never a message: the application hears of them through on_keys_moved */
+		client__keymove_receive(c, e, &ct);
+		client__e2e_seen(c, e->server_id, 1, &seen);
 	} else if (rc == PARLEY_OK) {
 		/* Queued before the application sees the message, so the sender hears "delivered" before
 		 * any "read" the application sends from its callback. */

@@ -46,6 +46,11 @@ typedef struct send_job {
 	size_t content_len;
 	uint8_t *copy;    /* plaintext Content for our other devices */
 	size_t copy_len;
+	/* A key transfer to one device (only_device != 0): it gets content, the target's other devices
+	 * get filler (the server wants one ciphertext per device of the account). */
+	uint32_t only_device;
+	uint8_t *filler;
+	size_t filler_len;
 	parley_done_cb cb;
 	void *user;
 } send_job;
@@ -88,6 +93,7 @@ static void job_free(send_job *job)
 		sodium_memzero(job->copy, job->copy_len);
 	parley__free(job->content);
 	parley__free(job->copy);
+	parley__free(job->filler);
 	parley__free(job);
 }
 
@@ -165,6 +171,10 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 	m->req.timestamp = job->timestamp;
 	for (i = 0; i < n; i++) {
 		Parley__Wire__OutgoingMessage *o = &m->msg[i];
+		if (job->only_device != 0) {
+			pt = ids[i] == job->only_device ? job->content : job->filler;
+			pt_len = ids[i] == job->only_device ? job->content_len : job->filler_len;
+		}
 		parley__wire__outgoing_message__init(o);
 		o->device_id = ids[i];
 		o->registration_id = regids[i];
@@ -361,6 +371,13 @@ static int job_next(parley_client *c, send_job *job)
 		regids[j++] = regids[i];
 	}
 	n = j;
+	/* a transfer to one device needs a session with that one: the others get only filler */
+	if (job->only_device != 0 && !job->fetched) {
+		for (i = 0; i < n && ids[i] != job->only_device; i++)
+			;
+		if (i == n)
+			return fetch_bundles(c, job, job->only_device);
+	}
 	if (n != 0)
 		return build_and_send(c, job, ids, regids, n);
 	if (job->fetched)
@@ -471,6 +488,63 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
 	if (rc != PARLEY_OK)
 		job_free(job);
+	return rc;
+}
+
+int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device, const uint8_t *packed,
+			      size_t len, parley_done_cb cb, void *user)
+{
+	client_content ct;
+	send_job *job;
+	int rc;
+
+	if (c == NULL || packed == NULL || len == 0 || cb == NULL)
+		return PARLEY_E_INVAL;
+	if (len > CONTENT_TRANSFER_MAX)
+		return PARLEY_E_TOO_LARGE;
+	rc = client__e2e_begin(c, handle);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* One device: it must be in the kept verified list now (a bundle would be checked against the
+	 * list too, but a session set up earlier would not be). */
+	if (device != 0) {
+		rc = client__peer_listed_now(c, handle, device);
+		if (rc == PARLEY_OK && is_self(c, handle) && device == c->account.device_id) {
+			client__set_err(c, "a key transfer goes to another device than this one");
+			rc = PARLEY_E_INVAL;
+		}
+		if (rc != PARLEY_OK)
+			return rc;
+	}
+	job = job_new(c, handle);
+	if (job == NULL)
+		return PARLEY_E_NOMEM;
+	job->timestamp = client__e2e_timestamp(c);
+	job->only_device = device;
+	memset(&ct, 0, sizeof(ct));
+	ct.kind = CONTENT_KIND_KEY_TRANSFER;
+	ct.timestamp = job->timestamp;
+	ct.transfer = packed;
+	ct.transfer_len = len;
+	rc = client__content_encode(&ct, &job->content, &job->content_len);
+	if (rc == PARLEY_OK && device != 0) {
+		/* the same length as the transfer, so both pad alike; its bytes are zero (calloc) */
+		uint8_t *zero = parley__calloc(1, len);
+		ct.transfer = NULL;
+		ct.transfer_len = 0;
+		ct.body = zero;
+		ct.body_len = len;
+		rc = zero == NULL ? PARLEY_E_NOMEM : client__content_encode(&ct, &job->filler, &job->filler_len);
+		parley__free(zero);
+	}
+	job->cb = cb;
+	job->user = user;
+	if (rc == PARLEY_OK)
+		rc = job_next(c, job); /* a local error goes to the caller, not the callback */
+	if (rc != PARLEY_OK) {
+		job->cb = NULL;
+		job_free(job);
+	}
 	return rc;
 }
 
