@@ -536,10 +536,10 @@ static void limits(void)
 	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
 	IT_EQ(ent_code(p.fd, "lim", 3600, c1, sizeof(c1)), PARLEY_OK);
 	IT_EQ(ent_code(p.fd, "lim", 3600, c2, sizeof(c2)), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_RATE_LIMITED);
+	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_TOO_MANY_CODES);
 	uint64_t ra = 0, rb = 0;
 	IT_EQ(ent_join(a.fd, "lim", c1, &ra, NULL), PARLEY_OK);
-	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_MEMBERS);
+	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_PENDING);
 	IT_EQ(ent_approve(p.fd, &md, ra, &a), PARLEY_OK);
 	IT_EQ(ent_join(b.fd, "lim", c2, &rb, NULL), PARLEY_OK); /* the refused join did not spend it */
 	IT_EQ(ent_approve(p.fd, &md, rb, &b), PARLEY_E_TOO_MANY_MEMBERS);
