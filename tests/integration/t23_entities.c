@@ -12,7 +12,15 @@
  *                    pushed EntityStaffChanged{removed}.
  *   forgeries        lists signed with the wrong key, a version not next, an extra member, a changed
  *                    role, no primary flag: STAFF_LIST_INVALID, and the registry keeps its version.
- *   limits           entity_max_codes, entity_max_pending, entity_max_members, entity_code_ttl_s.
+ *   approvals        an admin without the entity key approves: each field of the approval checked
+ *                    (APPROVAL_INVALID), an agent's refused, a second one ALREADY_APPROVED; the valid
+ *                    one is listed and pushed to the primary; the primary then signs; a denied
+ *                    candidate is pushed EntityJoinDecided.
+ *   transfer         primary admin transfer: every refusal (NOT_PRIMARY_ADMIN, NEW_PRIMARY_NOT_ADMIN,
+ *                    a list moving the flag elsewhere or not at all) changes nothing; afterwards the
+ *                    primary-only calls follow the flag.
+ *   limits           entity_max_codes (TOO_MANY_CODES), entity_max_pending (TOO_MANY_PENDING),
+ *                    entity_max_members, entity_code_ttl_s.
  *   auth_table       every entity call x every role, one table of expected statuses.
  */
 #include <stdio.h>
@@ -898,18 +906,22 @@ static void forgeries(void)
  *
  * Calls that carry a staff list send the current members at a version far ahead: a caller the role
  * checks let through reaches the list check (STAFF_LIST_INVALID) and nothing changes, so every cell
- * runs against the same registry. DENY names a request that does not exist (NO_SUCH_REQUEST past the
- * role check), JOIN a code nobody has, CREATE the entity's own handle (HANDLE_TAKEN: any account may
+ * runs against the same registry. TRANSFER names an admin (a list ahead: the primary reaches the list
+ * check). APPROVAL (approve with an approval, no list) is signed by the caller's own device for the
+ * pending request but names another device-list hash: an admin passes the role check and gets
+ * APPROVAL_INVALID. DENY names a request that does not exist (NO_SUCH_REQUEST past the role check), JOIN a code nobody has, CREATE the entity's own handle (HANDLE_TAKEN: any account may
  * try). Roles: ANON an unauthenticated socket; OTHER an account with no tie; HOLDER holds an unused
  * code; PENDING its join request waits (the pending agent); DENIED its request was denied; AGENT;
  * REMOVED an agent removed; ADMIN; PRIMARY the primary admin. */
 enum { ANON, OTHER, HOLDER, PENDING, DENIED, AGENT, REMOVED, ADMIN, PRIMARY, NROLES };
-enum { C_CREATE, C_GET, C_ADD_ADMIN, C_RM_AGENT, C_RM_ADMIN, C_RM_PRIMARY, C_CODE, C_JOIN, C_REQUESTS, C_APPROVE,
-       C_DENY, C_STAFF, NCALLS };
+enum { C_CREATE, C_GET, C_TRANSFER, C_ADD_ADMIN, C_RM_AGENT, C_RM_ADMIN, C_RM_PRIMARY, C_CODE, C_JOIN, C_REQUESTS,
+       C_APPROVE, C_APPROVAL, C_DENY, C_STAFF, NCALLS };
 static const char *const role_name[NROLES] = {"anonymous", "other", "holder", "pending", "denied", "agent",
 					      "removed", "admin", "primary"};
-static const char *const call_name[NCALLS] = {"create", "get", "add_admin", "remove_agent", "remove_admin",
-					      "remove_primary", "code", "join", "requests", "approve", "deny", "staff"};
+static const char *const call_name[NCALLS] = {"create",   "get",     "transfer_primary", "add_admin",
+					      "remove_agent", "remove_admin", "remove_primary", "code",
+					      "join",     "requests", "approve", "approve_with_approval",
+					      "deny",     "staff"};
 #define U PARLEY_E_UNAUTHENTICATED
 #define A PARLEY_E_NOT_ENTITY_ADMIN
 #define P PARLEY_E_NOT_PRIMARY_ADMIN
@@ -920,11 +932,13 @@ static const char *const call_name[NCALLS] = {"create", "get", "add_admin", "rem
 #define T PARLEY_E_HANDLE_TAKEN
 #define Q PARLEY_E_NO_SUCH_REQUEST
 #define R PARLEY_E_REQUEST_PENDING
+#define X PARLEY_E_APPROVAL_INVALID
 #define O PARLEY_OK
 static const int expected[NCALLS][NROLES] = {
 	/*                anon other holder pending denied agent removed admin primary */
 	[C_CREATE]     = {U,   T,    T,     T,      T,     T,    T,      T,    T},
 	[C_GET]        = {U,   O,    O,     O,      O,     O,    O,      O,    O},
+	[C_TRANSFER]   = {U,   A,    A,     A,      A,     A,    A,      P,    S},
 	[C_ADD_ADMIN]  = {U,   A,    A,     A,      A,     A,    A,      P,    S},
 	[C_RM_AGENT]   = {U,   A,    A,     A,      A,     A,    A,      S,    S},
 	[C_RM_ADMIN]   = {U,   A,    A,     A,      A,     A,    A,      P,    S},
@@ -933,6 +947,7 @@ static const int expected[NCALLS][NROLES] = {
 	[C_JOIN]       = {U,   K,    K,     R,      K,     M,    K,      M,    M},
 	[C_REQUESTS]   = {U,   A,    A,     A,      A,     A,    A,      O,    O},
 	[C_APPROVE]    = {U,   A,    A,     A,      A,     A,    A,      S,    S},
+	[C_APPROVAL]   = {U,   A,    A,     A,      A,     A,    A,      X,    X},
 	[C_DENY]       = {U,   A,    A,     A,      A,     A,    A,      Q,    Q},
 	[C_STAFF]      = {U,   A,    A,     A,      A,     A,    A,      S,    S},
 };
@@ -946,12 +961,16 @@ static const int expected[NCALLS][NROLES] = {
 #undef T
 #undef Q
 #undef R
+#undef X
 #undef O
 
+static void edit_devlist(wire_approval *a) { a->devlist_hash[31] ^= 0x80; }
+
 static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *agent, const tacct *admin2,
-		    const tacct *prim, const tacct *zed, uint64_t pending_req)
+		    const tacct *prim, const tacct *zed, const tacct *pend, uint64_t pending_req)
 {
 	uint64_t ahead = md->version + 7;
+	uint8_t rec[WIRE_APPROVAL_MAX_BYTES];
 	model cm;
 	switch (c) {
 	case C_CREATE:
@@ -966,6 +985,7 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 		r.entity_get = &m;
 		return call(fd, &r, NULL);
 	}
+	case C_TRANSFER: return member_call(fd, md, admin2, 0, 1, ahead, NULL);
 	case C_ADD_ADMIN: return ent_member_v(fd, md, zed, 0, ahead, NULL);
 	case C_RM_AGENT: return ent_member_v(fd, md, agent, 1, ahead, NULL);
 	case C_RM_ADMIN: return ent_member_v(fd, md, admin2, 1, ahead, NULL);
@@ -974,6 +994,10 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 	case C_JOIN: return ent_join(fd, md->handle, "QQQQ-QQQQ-QQQQ", NULL, NULL);
 	case C_REQUESTS: return ent_requests(fd, md->handle, NULL);
 	case C_APPROVE: return ent_decide_v(fd, md, pending_req, 1, ahead);
+	case C_APPROVAL: /* signed by the caller's own device; a wrong device-list hash leaves it pending */
+		return decide_call(fd, md->handle, pending_req, 1, NULL, rec,
+				   approval_for(md->handle, pending_req, pend, NULL, caller, NULL, edit_devlist, rec),
+				   NULL);
 	case C_DENY: return ent_decide_v(fd, md, 999999, 0, 0);
 	default: return ent_staff(fd, md, ahead);
 	}
@@ -1013,7 +1037,7 @@ static void auth_table(void)
 	int cells = 0;
 	for (int c = 0; c < NCALLS; c++)
 		for (int r = 0; r < NROLES; r++) {
-			int st = run_cell(c, fds[r], who[r], &md, &agent, &hank, &prim, &zed, pending_req);
+			int st = run_cell(c, fds[r], who[r], &md, &agent, &hank, &prim, &zed, &pend, pending_req);
 			cells++;
 			if (st != expected[c][r]) {
 				fprintf(stderr, "# auth table: %s by %s: %d (%s), expected %d (%s)\n", call_name[c],
@@ -1023,8 +1047,11 @@ static void auth_table(void)
 			}
 		}
 	IT_EQ(cells, NCALLS * NROLES);
-	/* nothing in the table changed the staff */
+	/* nothing in the table changed the staff, or the pending request (the transfer row comes before
+	 * the primary-only rows: they show the primary did not move) */
 	IT_EQ(ent_version(oth.fd, "tbl"), v0);
+	uint8_t got[WIRE_APPROVAL_MAX_BYTES];
+	IT_EQ(listed_approval(prim.fd, "tbl", pending_req, got), 0);
 	close(anon);
 }
 
