@@ -174,9 +174,9 @@ static const struct opt opts[] = {
 	{"entity_max_members", OPT_INT, OFF(entity_max_members), 1, 200, "100", 0,
 	 "members (admins, agents, bots) of one entity (TOO_MANY_MEMBERS beyond; at most the staff list's 200)"},
 	{"entity_max_pending", OPT_INT, OFF(entity_max_pending), 1, 1000, "50", 0,
-	 "pending join requests of one entity (TOO_MANY_MEMBERS beyond, until admins decide)"},
+	 "pending join requests of one entity (TOO_MANY_PENDING beyond, until admins decide)"},
 	{"entity_max_codes", OPT_INT, OFF(entity_max_codes), 1, 10000, "100", 0,
-	 "open (unused, unexpired) enrolment codes of one entity (RATE_LIMITED beyond)"},
+	 "open (unused, unexpired) enrolment codes of one entity (TOO_MANY_CODES beyond)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

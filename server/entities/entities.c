@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "crypto/crypto.h"
+#include "wire/approval.h"
 #include "wire/stafflist.h"
 #include "wire/wire.h"
 
@@ -94,4 +95,19 @@ int entities__job_list(store_job *j, const uint8_t *list, size_t len)
 		parley__free(l);
 	}
 	return rc;
+}
+
+int entities__job_approval(store_job *j, const uint8_t *rec, size_t len)
+{
+	wire_approval a;
+	/* the form is checked here, off the store thread; the signature where the device key is */
+	int rc = wire__approval_parse(rec, len, &a);
+	if (rc != PARLEY_OK)
+		return rc;
+	j->ent.approval = parley__malloc(len);
+	if (j->ent.approval == NULL)
+		return PARLEY_E_NOMEM;
+	memcpy(j->ent.approval, rec, len);
+	j->ent.approval_len = len;
+	return PARLEY_OK;
 }

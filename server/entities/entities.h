@@ -31,5 +31,8 @@ void entities__code_hash(const char *typed, uint8_t hash[32]);
 /* Copies a signed staff list into the job and verifies it (structure + the embedded key's signature):
  * PARLEY_E_STAFF_LIST_INVALID, PARLEY_E_NOMEM. */
 int entities__job_list(store_job *j, const uint8_t *list, size_t len);
+/* Copies a join approval record (lib/wire/approval.h) into the job after checking its form:
+ * PARLEY_E_APPROVAL_INVALID, PARLEY_E_NOMEM. Its signature and fields are checked by the store op. */
+int entities__job_approval(store_job *j, const uint8_t *rec, size_t len);
 
 #endif

@@ -1,7 +1,8 @@
 /* The entity registry on the wire: one route per Entity* request, each a single store op (the role
  * checks and effects live in store/sqlite/entities.c), and the pushes that follow a committed change:
- * EntityJoinRequested to the admins' online devices, EntityStaffChanged to the members' and to a removed
- * member's (removed = true), on whatever loop they are connected. */
+ * EntityJoinRequested to the admins' online devices (a new request, or one an admin approved without the
+ * entity key), EntityStaffChanged to the members' and to a removed member's (removed = true),
+ * EntityJoinDecided to a denied candidate's, on whatever loop they are connected. */
 #include <stdio.h>
 #include <string.h>
 
@@ -44,6 +45,8 @@ static void info_of(Parley__Wire__EntityJoinInfo *in, const store_ent_request *r
 	in->account_key.len = sizeof(r->account_key);
 	in->signed_device_list.data = r->devlist;
 	in->signed_device_list.len = r->devlist_len;
+	in->approval.data = r->approval;
+	in->approval.len = r->approval_len;
 }
 
 static void post_push(worker *w, enum mbox_policy policy, uint64_t account, Parley__Wire__Push *p)
@@ -54,8 +57,9 @@ static void post_push(worker *w, enum mbox_policy policy, uint64_t account, Parl
 				   worker__send_frame);
 }
 
-/* After a committed join request: every admin's online devices hear of it (an admin that misses it
- * sees it in EntityRequests, so a full mailbox may drop it). */
+/* After a committed join request, or an approval by an admin without the entity key (then with the
+ * approval, for the key's holder to sign the list): every admin's online devices hear of it (an admin
+ * that misses it sees it in EntityRequests, so a full mailbox may drop it). */
 static void push_join(worker *w, const store_job *j)
 {
 	Parley__Wire__EntityJoinRequested jr = PARLEY__WIRE__ENTITY_JOIN_REQUESTED__INIT;
@@ -88,6 +92,21 @@ static void push_staff(worker *w, const store_job *j)
 		sc.removed = 1;
 		post_push(w, MBOX_MUST, j->ent.target_account, &p);
 	}
+}
+
+/* After a committed deny: the candidate's online devices hear the verdict, which they cannot ask for
+ * (a non-member may not list requests). Must arrive like a removal notice: a committed write makes
+ * it, so its rate is the store's. */
+static void push_denied(worker *w, const store_job *j)
+{
+	Parley__Wire__EntityJoinDecided d = PARLEY__WIRE__ENTITY_JOIN_DECIDED__INIT;
+	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
+	d.entity = (char *)j->ent.entity;
+	d.request_id = j->ent.request_id;
+	d.approved = 0;
+	p.body_case = PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED;
+	p.entity_join_decided = &d;
+	post_push(w, MBOX_MUST, j->ent.target_account, &p);
 }
 
 static void answer(void *arg, int status, const void *result)
@@ -159,8 +178,12 @@ static void answer(void *arg, int status, const void *result)
 		case PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE:
 			dr.staff_version = j->ent.staff_version;
 			r.entity_decide = &dr;
-			if (j->ent.approve)
+			if (j->ent.approval != NULL)
+				push_join(rq->w, j);
+			else if (j->ent.approve)
 				push_staff(rq->w, j);
+			else
+				push_denied(rq->w, j);
 			break;
 		default: /* ENTITY_STAFF */
 			sr.staff_version = j->ent.staff_version;
@@ -254,7 +277,13 @@ static void route_member(request *rq, const Parley__Wire__Request *req)
 	snprintf(j->handle, sizeof(j->handle), "%s", m->member);
 	j->ent.role = (int)m->role;
 	j->ent.remove = m->remove;
-	submit(rq, j, req->body_case, entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len), NULL);
+	j->ent.transfer = m->transfer_primary;
+	/* a transfer keeps the member's role (admin): a role that says otherwise, or a removal with it, is
+	 * a malformed call, not a question for the registry */
+	int bad = m->transfer_primary && (m->remove || (m->role != PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE &&
+							 m->role != PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN));
+	submit(rq, j, req->body_case,
+	       bad ? PARLEY_E_INVAL : entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len), NULL);
 }
 
 static void route_code(request *rq, const Parley__Wire__Request *req)
@@ -311,8 +340,13 @@ static void route_decide(request *rq, const Parley__Wire__Request *req)
 		return;
 	j->ent.request_id = m->request_id;
 	j->ent.approve = m->approve;
-	/* a deny changes no staff: a list with it would be a version nobody checks */
-	if (m->approve)
+	/* a deny changes no staff: a list with it would be a version nobody checks; an approval goes with
+	 * no list (it is what an admin without the entity key sends instead) and never with a deny */
+	if (m->approval.len > 0)
+		rc = m->signed_staff_list.len > 0 ? PARLEY_E_STAFF_LIST_INVALID
+		     : !m->approve		 ? PARLEY_E_APPROVAL_INVALID
+						 : entities__job_approval(j, m->approval.data, m->approval.len);
+	else if (m->approve)
 		rc = entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len);
 	else if (m->signed_staff_list.len > 0)
 		rc = PARLEY_E_STAFF_LIST_INVALID;

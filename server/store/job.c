@@ -59,9 +59,12 @@ static void free_ent(store_job *j)
 	store_ent_args *e = &j->ent;
 	free_ent_list(j);
 	parley__free(e->devlist);
+	parley__free(e->approval);
 	parley__free(e->accounts);
-	for (size_t i = 0; i < e->n_reqs; i++)
+	for (size_t i = 0; i < e->n_reqs; i++) {
 		parley__free(e->reqs[i].devlist);
+		parley__free(e->reqs[i].approval);
+	}
 	parley__free(e->reqs);
 }
 

@@ -138,11 +138,11 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	/* entity registry (sqlite/entities.c): each checks the caller's role in the op's own transaction */ \
 	X(ENTITY_CREATE, entity_create, STORE_WRITE, ent)     /* handle free in accounts and entities */      \
 	X(ENTITY_GET, entity_get, STORE_READ, ent)            /* by handle: record + signed staff list */     \
-	X(ENTITY_MEMBER, entity_member, STORE_WRITE, ent)     /* add admin / remove member + the new list */  \
+	X(ENTITY_MEMBER, entity_member, STORE_WRITE, ent)     /* add admin / remove / transfer + new list */  \
 	X(ENTITY_CODE, entity_code, STORE_WRITE, ent)         /* admins: store a code's hash */               \
 	X(ENTITY_JOIN, entity_join, STORE_WRITE, ent)         /* guess buckets, code, pending request */      \
 	X(ENTITY_REQUESTS, entity_requests, STORE_READ, ent)  /* admins: pending requests */                  \
-	X(ENTITY_DECIDE, entity_decide, STORE_WRITE, ent)     /* admins: approve (+ list) / deny */           \
+	X(ENTITY_DECIDE, entity_decide, STORE_WRITE, ent)     /* admins: approve (+ list or approval) / deny */ \
 	X(ENTITY_STAFF, entity_staff, STORE_WRITE, ent)       /* admins: same members, new rules or devlists */
 
 enum store_op {
@@ -318,6 +318,8 @@ typedef struct store_ent_request {
 	uint8_t account_key[STORE_SIGNAL_KEY_LEN];
 	uint8_t *devlist; /* owned by the job */
 	size_t devlist_len;
+	uint8_t *approval; /* owned by the job: an admin's approval waiting for the entity key (none: NULL) */
+	size_t approval_len;
 } store_ent_request;
 
 typedef struct store_ent_args {
@@ -332,7 +334,13 @@ typedef struct store_ent_args {
 	void *staff;                            /* a wire_stafflist * owned by the job (store__job_ent_set_list) */
 	int role;                               /* MEMBER (add: admin), CODE (agent/bot) */
 	int remove, approve;                    /* MEMBER, DECIDE */
+	int transfer;                           /* MEMBER: job->handle becomes the primary admin */
 	uint64_t request_id;                    /* DECIDE; JOIN result */
+	/* DECIDE(approve) by an admin without the entity key: the approval record (lib/wire/approval.h),
+	 * already parsed by the service, owned by the job; its signature is checked in the op under the
+	 * caller device's stored key. The result's reqs[0] then carries a copy. */
+	uint8_t *approval;
+	size_t approval_len;
 	uint8_t code_hash[32];                  /* CODE, JOIN: SHA-256 of the normalised code */
 	uint64_t expires_ms;                    /* CODE */
 	uint8_t *devlist;                       /* JOIN: the candidate's signed device list, owned by the job */
@@ -341,10 +349,10 @@ typedef struct store_ent_args {
 	double guess_cap, guess_per_ms, acct_cap, acct_per_ms; /* JOIN: the two leaky buckets */
 	/* results */
 	int refusal;               /* JOIN: a refused code, committed with the guess it costs (status OK) */
+	int target_removed;        /* MEMBER: target_account was removed (next to refusal: no padding) */
 	uint64_t retry_after_ms;   /* JOIN: ENROL_RATE_LIMITED */
 	uint64_t entity_id, staff_version;
-	uint64_t target_account;   /* MEMBER, DECIDE: the account added or removed */
-	int target_removed;        /* MEMBER: target_account was removed */
+	uint64_t target_account;   /* MEMBER, DECIDE: the account added, removed, made primary or decided on */
 	uint64_t *accounts;        /* owned by the job: who to tell (JOIN: the admins; staff changes: the members) */
 	size_t n_accounts;
 	store_ent_request *reqs;   /* owned by the job: REQUESTS; JOIN: reqs[0] = the new request */

@@ -12,7 +12,15 @@
  *                    pushed EntityStaffChanged{removed}.
  *   forgeries        lists signed with the wrong key, a version not next, an extra member, a changed
  *                    role, no primary flag: STAFF_LIST_INVALID, and the registry keeps its version.
- *   limits           entity_max_codes, entity_max_pending, entity_max_members, entity_code_ttl_s.
+ *   approvals        an admin without the entity key approves: each field of the approval checked
+ *                    (APPROVAL_INVALID), an agent's refused, a second one ALREADY_APPROVED; the valid
+ *                    one is listed and pushed to the primary; the primary then signs; a denied
+ *                    candidate is pushed EntityJoinDecided.
+ *   transfer         primary admin transfer: every refusal (NOT_PRIMARY_ADMIN, NEW_PRIMARY_NOT_ADMIN,
+ *                    a list moving the flag elsewhere or not at all) changes nothing; afterwards the
+ *                    primary-only calls follow the flag.
+ *   limits           entity_max_codes (TOO_MANY_CODES), entity_max_pending (TOO_MANY_PENDING),
+ *                    entity_max_members, entity_code_ttl_s.
  *   auth_table       every entity call x every role, one table of expected statuses.
  */
 #include <stdio.h>
@@ -25,6 +33,7 @@
 
 #include "crypto/crypto.h"
 #include "harness.h"
+#include "wire/approval.h"
 #include "wire/stafflist.h"
 
 /* ---- accounts and the staff model ---- */
@@ -184,8 +193,10 @@ static uint64_t ent_version(int fd, const char *handle)
 	return v;
 }
 
-/* member add/remove with the model's list at `version` signed by key (NULL: the entity's) */
-static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_t version, const crypto_keypair *key)
+/* An EntityMemberRequest for `who` (add an admin, remove, or with `transfer` make it the primary admin)
+ * with the model's list at `version` signed by key (NULL: the entity's) */
+static int member_call(int fd, model *md, const tacct *who, int remove, int transfer, uint64_t version,
+		       const crypto_keypair *key)
 {
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
@@ -193,8 +204,9 @@ static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_
 	sign(md, version, key, &l);
 	m.entity = md->handle;
 	m.member = (char *)who->handle;
-	m.role = remove ? PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE : PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
+	m.role = remove || transfer ? PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE : PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
 	m.remove = remove;
+	m.transfer_primary = transfer;
 	m.signed_staff_list.data = l.data;
 	m.signed_staff_list.len = l.len;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
@@ -202,6 +214,11 @@ static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_
 	int st = call(fd, &r, NULL);
 	dynbuf__free(&l);
 	return st;
+}
+
+static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_t version, const crypto_keypair *key)
+{
+	return member_call(fd, md, who, remove, 0, version, key);
 }
 
 /* the change applied to the model, then sent; on refusal the model is put back */
@@ -238,18 +255,30 @@ static int ent_code(int fd, const char *entity, uint32_t ttl_s, char *code, size
 	return st;
 }
 
-static int ent_join(int fd, const char *entity, const char *code, uint64_t *req_id, uint64_t *retry)
+/* the account key every candidate of this test joins with */
+static void cand_key(uint8_t key[33])
+{
+	key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+	memset(key + 1, 0x42, 32);
+}
+
+/* a join carrying `devlist` as the candidate's device list (the registry keeps it as given) */
+static int ent_join_dl(int fd, const char *entity, const char *code, const char *devlist, uint64_t *req_id,
+		       uint64_t *retry)
 {
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__EntityJoinRequest m = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
 	uint8_t key[33];
 	wire_frame f;
-	key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-	memset(key + 1, 0x42, 32);
+	cand_key(key);
 	m.entity = (char *)entity;
 	m.code = (char *)code;
 	m.account_key.data = key;
 	m.account_key.len = 33;
+	if (devlist != NULL) {
+		m.signed_device_list.data = (uint8_t *)devlist;
+		m.signed_device_list.len = strlen(devlist);
+	}
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
 	r.entity_join = &m;
 	int st = call(fd, &r, &f);
@@ -260,6 +289,11 @@ static int ent_join(int fd, const char *entity, const char *code, uint64_t *req_
 	if (st >= 0)
 		wire__frame_free(&f);
 	return st;
+}
+
+static int ent_join(int fd, const char *entity, const char *code, uint64_t *req_id, uint64_t *retry)
+{
+	return ent_join_dl(fd, entity, code, NULL, req_id, retry);
 }
 
 static int ent_requests(int fd, const char *entity, size_t *n)
@@ -278,25 +312,90 @@ static int ent_requests(int fd, const char *entity, size_t *n)
 	return st;
 }
 
-/* approve (the model gains `who` as role at version+1; list_version 0: the next) or deny */
-static int ent_decide_v(int fd, model *md, uint64_t req_id, int approve, uint64_t list_version)
+/* An EntityDecideRequest with whatever it carries: a list (NULL: none), an approval (len 0: none); the
+ * answer's staff_version into *version (optional). */
+static int decide_call(int fd, const char *entity, uint64_t req_id, int approve, const dynbuf *list,
+		       const uint8_t *appr, size_t appr_len, uint64_t *version)
 {
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__EntityDecideRequest m = PARLEY__WIRE__ENTITY_DECIDE_REQUEST__INIT;
-	dynbuf l = {0};
-	if (approve) {
-		sign(md, list_version, NULL, &l);
-		m.signed_staff_list.data = l.data;
-		m.signed_staff_list.len = l.len;
+	wire_frame f;
+	if (list != NULL) {
+		m.signed_staff_list.data = list->data;
+		m.signed_staff_list.len = list->len;
 	}
-	m.entity = md->handle;
+	m.approval.data = (uint8_t *)appr;
+	m.approval.len = appr_len;
+	m.entity = (char *)entity;
 	m.request_id = req_id;
 	m.approve = approve;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
 	r.entity_decide = &m;
-	int st = call(fd, &r, NULL);
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && version != NULL)
+		*version = f.frame->response->entity_decide->staff_version;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* approve (the model gains `who` as role at version+1; list_version 0: the next) or deny */
+static int ent_decide_v(int fd, model *md, uint64_t req_id, int approve, uint64_t list_version)
+{
+	dynbuf l = {0};
+	if (approve)
+		sign(md, list_version, NULL, &l);
+	int st = decide_call(fd, md->handle, req_id, approve, approve ? &l : NULL, NULL, 0, NULL);
 	dynbuf__free(&l);
 	return st;
+}
+
+/* An approval of request req_id as the registry holds it (candidate `cand`, its device list `devlist`,
+ * role agent) by approver's device 1, signed with sk (NULL: the approver's own key); edit, if given,
+ * changes a field before signing. */
+static size_t approval_for(const char *entity, uint64_t req_id, const tacct *cand, const char *devlist,
+			   const tacct *approver, const uint8_t *sk, void (*edit)(wire_approval *), uint8_t *out)
+{
+	wire_approval a;
+	size_t len = 0;
+	memset(&a, 0, sizeof(a));
+	snprintf(a.entity, sizeof(a.entity), "%s", entity);
+	a.request_id = req_id;
+	a.candidate_id = cand->id;
+	cand_key(a.candidate_key);
+	a.role = WIRE_ROLE_AGENT;
+	wire__approval_devlist_hash((const uint8_t *)(devlist != NULL ? devlist : ""),
+				    devlist != NULL ? strlen(devlist) : 0, a.devlist_hash);
+	a.approver_id = approver->id;
+	a.approver_device = 1;
+	a.timestamp_ms = it_now_ms();
+	if (edit != NULL)
+		edit(&a);
+	IT_EQ(wire__approval_sign(&a, sk != NULL ? sk : approver->sk, out, WIRE_APPROVAL_MAX_BYTES, &len), PARLEY_OK);
+	return len;
+}
+
+/* The approval the registry lists with request req_id: its length (0: none), -1 if the request is not
+ * listed or the call failed. */
+static long listed_approval(int fd, const char *entity, uint64_t req_id, uint8_t *out)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityRequestsRequest m = PARLEY__WIRE__ENTITY_REQUESTS_REQUEST__INIT;
+	wire_frame f;
+	long len = -1;
+	m.entity = (char *)entity;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS;
+	r.entity_requests = &m;
+	if (call(fd, &r, &f) != PARLEY_OK)
+		return -1;
+	const Parley__Wire__EntityRequestsResponse *q = f.frame->response->entity_requests;
+	for (size_t i = 0; i < q->n_requests; i++)
+		if (q->requests[i]->request_id == req_id && q->requests[i]->approval.len <= WIRE_APPROVAL_MAX_BYTES) {
+			len = (long)q->requests[i]->approval.len;
+			memcpy(out, q->requests[i]->approval.data, (size_t)len);
+		}
+	wire__frame_free(&f);
+	return len;
 }
 
 static int ent_approve(int fd, model *md, uint64_t req_id, const tacct *who)
@@ -327,22 +426,32 @@ static int ent_staff(int fd, model *md, uint64_t version)
 	return st;
 }
 
-/* Waits for a push of `body_case` on fd; for EntityStaffChanged, *removed gets its flag. 1 if seen. */
-static int wait_push(int fd, int body_case, int *removed)
+/* Waits for a push of `body_case` on fd and keeps it in *keep (the caller frees it). 1 if seen. */
+static int wait_push_keep(int fd, int body_case, wire_frame *keep)
 {
 	for (int i = 0; i < 20; i++) {
 		wire_frame f;
 		if (pw_recv(fd, &f, 2000) != 0)
 			return 0;
-		int hit = f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
-			  (int)f.frame->push->body_case == body_case;
-		if (hit && removed != NULL)
-			*removed = f.frame->push->entity_staff_changed->removed;
-		wire__frame_free(&f);
-		if (hit)
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)f.frame->push->body_case == body_case) {
+			*keep = f;
 			return 1;
+		}
+		wire__frame_free(&f);
 	}
 	return 0;
+}
+
+/* Waits for a push of `body_case` on fd; for EntityStaffChanged, *removed gets its flag. 1 if seen. */
+static int wait_push(int fd, int body_case, int *removed)
+{
+	wire_frame f;
+	if (!wait_push_keep(fd, body_case, &f))
+		return 0;
+	if (removed != NULL)
+		*removed = f.frame->push->entity_staff_changed->removed;
+	wire__frame_free(&f);
+	return 1;
 }
 
 /* ---- the scenarios ---- */
@@ -468,6 +577,179 @@ static void codes(void)
 	IT_EQ(ent_join(gina.fd, "nosuch", code, NULL, NULL), PARLEY_E_NO_SUCH_ENTITY);
 }
 
+/* Approval by an admin without the entity key (docs/protocol.md §12.5): every field the approval
+ * names is checked against the request as stored and the caller, refusals change nothing, a valid one
+ * is kept and pushed to the admins with the request, and the entity key's holder then approves with a
+ * list. A deny still works on an approved request; the denied candidate is told. */
+static void edit_request(wire_approval *a) { a->request_id++; }
+static void edit_candidate(wire_approval *a) { a->candidate_id += 1000; }
+static void edit_key(wire_approval *a) { a->candidate_key[7] ^= 1; }
+static void edit_role(wire_approval *a) { a->role = WIRE_ROLE_BOT; }
+static void edit_hash(wire_approval *a) { a->devlist_hash[0] ^= 1; }
+static void edit_device(wire_approval *a) { a->approver_device = 2; }
+static void edit_approver(wire_approval *a) { a->approver_id--; }
+static void edit_entity(wire_approval *a) { snprintf(a->entity, sizeof(a->entity), "other"); }
+
+#define DL "acand's signed device list"
+
+static void approvals(void)
+{
+	static void (*const edits[])(wire_approval *) = {edit_request, edit_candidate, edit_key,      edit_role,
+							  edit_hash,    edit_device,    edit_approver, edit_entity};
+	tacct p, b, g, c, c2;
+	model md;
+	uint8_t rec[WIRE_APPROVAL_MAX_BYTES], got[WIRE_APPROVAL_MAX_BYTES], opk[32], osk[64];
+	char code[32];
+	uint64_t req = 0, req2 = 0, v = 0;
+	size_t n;
+	wire_frame f;
+	mk(s.port, &p, "aprim");
+	mk(s.port, &b, "aadmin");
+	mk(s.port, &g, "aagent");
+	mk(s.port, &c, "acand");
+	mk(s.port, &c2, "acand2");
+	model_init(&md, "appr");
+	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	IT_EQ(ent_member(p.fd, &md, &b, 0), PARLEY_OK);
+	IT_EQ(ent_approve(p.fd, &md, joined(p.fd, &md, &g), &g), PARLEY_OK);
+	IT_EQ(ent_code(p.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(ent_join_dl(c.fd, "appr", code, DL, &req, NULL), PARLEY_OK);
+	int watch = it_connect_as(s.port, "aprim", 1, p.sk);
+	IT_CHECK(watch >= 0);
+
+	/* signed by a key that is not the caller device's */
+	crypto_sign_keypair(opk, osk);
+	n = approval_for("appr", req, &c, DL, &b, osk, NULL, rec);
+	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
+	/* signed by the caller's device, naming anything else than this request and this caller */
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		n = approval_for("appr", req, &c, DL, &b, NULL, edits[i], rec);
+		int st = decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL);
+		if (st != PARLEY_E_APPROVAL_INVALID) {
+			fprintf(stderr, "# approval edit %zu: %d (%s)\n", i, st, parley_strerror(st));
+			it_failures++;
+		}
+	}
+	/* malformed (one byte short), an agent's own, with a list, with a deny, for no such request */
+	n = approval_for("appr", req, &c, DL, &b, NULL, NULL, rec);
+	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n - 1, NULL), PARLEY_E_APPROVAL_INVALID);
+	uint8_t grec[WIRE_APPROVAL_MAX_BYTES];
+	size_t gn = approval_for("appr", req, &c, DL, &g, NULL, NULL, grec);
+	IT_EQ(decide_call(g.fd, "appr", req, 1, NULL, grec, gn, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	model next = md;
+	model_set(&next, &c, WIRE_ROLE_AGENT, 0);
+	dynbuf l;
+	sign(&next, md.version + 1, NULL, &l);
+	IT_EQ(decide_call(b.fd, "appr", req, 1, &l, rec, n, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	dynbuf__free(&l);
+	IT_EQ(decide_call(b.fd, "appr", req, 0, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
+	IT_EQ(decide_call(b.fd, "appr", req + 500, 1, NULL, rec, n, NULL), PARLEY_E_NO_SUCH_REQUEST);
+	IT_EQ(listed_approval(p.fd, "appr", req, got), 0);
+
+	/* the valid one: kept with the pending request, the staff unchanged, the primary's device told */
+	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, &v), PARLEY_OK);
+	IT_EQ(v, md.version);
+	IT_EQ(ent_version(p.fd, "appr"), md.version);
+	IT_EQ(listed_approval(p.fd, "appr", req, got), (long)n);
+	IT_CHECK(memcmp(got, rec, n) == 0);
+	if (wait_push_keep(watch, PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED, &f)) {
+		const Parley__Wire__EntityJoinInfo *in = f.frame->push->entity_join_requested->request;
+		IT_EQ(in->request_id, req);
+		IT_EQ(in->approval.len, n);
+		IT_CHECK(in->approval.len == n && memcmp(in->approval.data, rec, n) == 0);
+		IT_EQ(in->signed_device_list.len, strlen(DL));
+		wire__frame_free(&f);
+	} else {
+		IT_CHECK(!"the primary's device was pushed the approval");
+	}
+	/* once approved, no second approval, not even a valid one by another admin */
+	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
+	n = approval_for("appr", req, &c, DL, &p, NULL, NULL, rec);
+	IT_EQ(decide_call(p.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
+	/* the entity key's holder signs the candidate in */
+	IT_EQ(ent_approve(p.fd, &md, req, &c), PARLEY_OK);
+	IT_EQ(listed_approval(p.fd, "appr", req, got), -1);
+	IT_EQ(ent_version(g.fd, "appr"), md.version);
+
+	/* an approved request may still be denied (by any admin); its candidate hears it */
+	IT_EQ(ent_code(b.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(ent_join_dl(c2.fd, "appr", code, NULL, &req2, NULL), PARLEY_OK);
+	n = approval_for("appr", req2, &c2, NULL, &b, NULL, NULL, rec);
+	IT_EQ(decide_call(b.fd, "appr", req2, 1, NULL, rec, n, NULL), PARLEY_OK);
+	IT_EQ(ent_decide_v(b.fd, &md, req2, 0, 0), PARLEY_OK);
+	if (wait_push_keep(c2.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED, &f)) {
+		const Parley__Wire__EntityJoinDecided *d = f.frame->push->entity_join_decided;
+		IT_CHECK(strcmp(d->entity, "appr") == 0);
+		IT_EQ(d->request_id, req2);
+		IT_EQ(d->approved, 0);
+		wire__frame_free(&f);
+	} else {
+		IT_CHECK(!"the denied candidate was pushed EntityJoinDecided");
+	}
+	IT_EQ(listed_approval(p.fd, "appr", req2, got), -1);
+	close(watch);
+}
+
+/* Primary admin transfer (docs/protocol.md §12.6): only to another admin, only by the primary, with a
+ * list that moves the flag and nothing else; then the primary-only calls follow the flag. */
+static void transfer(void)
+{
+	tacct p, b, d, g, z;
+	model md;
+	int removed = -1;
+	mk(s.port, &p, "xprim");
+	mk(s.port, &b, "xadmin");
+	mk(s.port, &d, "xadmin2");
+	mk(s.port, &g, "xagent");
+	mk(s.port, &z, "xzed");
+	model_init(&md, "xfer");
+	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
+	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	IT_EQ(ent_member(p.fd, &md, &b, 0), PARLEY_OK);
+	IT_EQ(ent_member(p.fd, &md, &d, 0), PARLEY_OK);
+	IT_EQ(ent_approve(p.fd, &md, joined(p.fd, &md, &g), &g), PARLEY_OK);
+	uint64_t v = md.version;
+	model moved = md; /* the honest list: the flag from p to b */
+	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
+	model_set(&moved, &b, WIRE_ROLE_ADMIN, 1);
+	model elsewhere = md; /* the flag to d while the call names b */
+	model_set(&elsewhere, &p, WIRE_ROLE_ADMIN, 0);
+	model_set(&elsewhere, &d, WIRE_ROLE_ADMIN, 1);
+	model demoted = moved; /* the flag moved, and the old primary made an agent on the way */
+	model_set(&demoted, &p, WIRE_ROLE_AGENT, 0);
+	IT_EQ(member_call(b.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_PRIMARY_ADMIN);
+	IT_EQ(member_call(g.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(member_call(p.fd, &moved, &g, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
+	IT_EQ(member_call(p.fd, &md, &p, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
+	IT_EQ(member_call(p.fd, &moved, &z, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(member_call(p.fd, &moved, &b, 1, 1, v + 1, NULL), PARLEY_E_INVAL);
+	IT_EQ(member_call(p.fd, &elsewhere, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(member_call(p.fd, &md, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(member_call(p.fd, &demoted, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	/* nothing changed: same version, and p is still the primary (b may not add an admin) */
+	IT_EQ(ent_version(z.fd, "xfer"), v);
+	IT_EQ(ent_member(b.fd, &md, &z, 0), PARLEY_E_NOT_PRIMARY_ADMIN);
+
+	IT_EQ(member_call(p.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_OK);
+	md = moved;
+	md.version = v + 1;
+	IT_CHECK(wait_push(g.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
+	IT_EQ(removed, 0);
+	IT_EQ(ent_version(z.fd, "xfer"), v + 1);
+	/* the primary-only calls follow the flag */
+	IT_EQ(ent_member(p.fd, &md, &z, 0), PARLEY_E_NOT_PRIMARY_ADMIN);
+	IT_EQ(ent_member(b.fd, &md, &z, 0), PARLEY_OK);
+	/* (the codec signs no list without a primary: the current members, as lifecycle does) */
+	IT_EQ(ent_member_v(b.fd, &md, &b, 1, md.version + 1, NULL), PARLEY_E_PRIMARY_ADMIN_FIXED);
+	IT_EQ(ent_member_v(p.fd, &md, &b, 1, md.version + 1, NULL), PARLEY_E_PRIMARY_ADMIN_FIXED);
+	IT_EQ(ent_member(p.fd, &md, &d, 1), PARLEY_E_NOT_PRIMARY_ADMIN);
+	/* the old primary stayed an admin: it still makes codes, and the new one may remove it */
+	IT_EQ(ent_code(p.fd, "xfer", 0, NULL, 0), PARLEY_OK);
+	IT_EQ(ent_member(b.fd, &md, &p, 1), PARLEY_OK);
+	IT_EQ(ent_version(z.fd, "xfer"), v + 3);
+}
+
 static void deauthorization(void)
 {
 	srv w;
@@ -536,10 +818,10 @@ static void limits(void)
 	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
 	IT_EQ(ent_code(p.fd, "lim", 3600, c1, sizeof(c1)), PARLEY_OK);
 	IT_EQ(ent_code(p.fd, "lim", 3600, c2, sizeof(c2)), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_RATE_LIMITED);
+	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_TOO_MANY_CODES);
 	uint64_t ra = 0, rb = 0;
 	IT_EQ(ent_join(a.fd, "lim", c1, &ra, NULL), PARLEY_OK);
-	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_MEMBERS);
+	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_PENDING);
 	IT_EQ(ent_approve(p.fd, &md, ra, &a), PARLEY_OK);
 	IT_EQ(ent_join(b.fd, "lim", c2, &rb, NULL), PARLEY_OK); /* the refused join did not spend it */
 	IT_EQ(ent_approve(p.fd, &md, rb, &b), PARLEY_E_TOO_MANY_MEMBERS);
@@ -624,18 +906,22 @@ static void forgeries(void)
  *
  * Calls that carry a staff list send the current members at a version far ahead: a caller the role
  * checks let through reaches the list check (STAFF_LIST_INVALID) and nothing changes, so every cell
- * runs against the same registry. DENY names a request that does not exist (NO_SUCH_REQUEST past the
- * role check), JOIN a code nobody has, CREATE the entity's own handle (HANDLE_TAKEN: any account may
+ * runs against the same registry. TRANSFER names an admin (a list ahead: the primary reaches the list
+ * check). APPROVAL (approve with an approval, no list) is signed by the caller's own device for the
+ * pending request but names another device-list hash: an admin passes the role check and gets
+ * APPROVAL_INVALID. DENY names a request that does not exist (NO_SUCH_REQUEST past the role check), JOIN a code nobody has, CREATE the entity's own handle (HANDLE_TAKEN: any account may
  * try). Roles: ANON an unauthenticated socket; OTHER an account with no tie; HOLDER holds an unused
  * code; PENDING its join request waits (the pending agent); DENIED its request was denied; AGENT;
  * REMOVED an agent removed; ADMIN; PRIMARY the primary admin. */
 enum { ANON, OTHER, HOLDER, PENDING, DENIED, AGENT, REMOVED, ADMIN, PRIMARY, NROLES };
-enum { C_CREATE, C_GET, C_ADD_ADMIN, C_RM_AGENT, C_RM_ADMIN, C_RM_PRIMARY, C_CODE, C_JOIN, C_REQUESTS, C_APPROVE,
-       C_DENY, C_STAFF, NCALLS };
+enum { C_CREATE, C_GET, C_TRANSFER, C_ADD_ADMIN, C_RM_AGENT, C_RM_ADMIN, C_RM_PRIMARY, C_CODE, C_JOIN, C_REQUESTS,
+       C_APPROVE, C_APPROVAL, C_DENY, C_STAFF, NCALLS };
 static const char *const role_name[NROLES] = {"anonymous", "other", "holder", "pending", "denied", "agent",
 					      "removed", "admin", "primary"};
-static const char *const call_name[NCALLS] = {"create", "get", "add_admin", "remove_agent", "remove_admin",
-					      "remove_primary", "code", "join", "requests", "approve", "deny", "staff"};
+static const char *const call_name[NCALLS] = {"create",   "get",     "transfer_primary", "add_admin",
+					      "remove_agent", "remove_admin", "remove_primary", "code",
+					      "join",     "requests", "approve", "approve_with_approval",
+					      "deny",     "staff"};
 #define U PARLEY_E_UNAUTHENTICATED
 #define A PARLEY_E_NOT_ENTITY_ADMIN
 #define P PARLEY_E_NOT_PRIMARY_ADMIN
@@ -646,11 +932,13 @@ static const char *const call_name[NCALLS] = {"create", "get", "add_admin", "rem
 #define T PARLEY_E_HANDLE_TAKEN
 #define Q PARLEY_E_NO_SUCH_REQUEST
 #define R PARLEY_E_REQUEST_PENDING
+#define X PARLEY_E_APPROVAL_INVALID
 #define O PARLEY_OK
 static const int expected[NCALLS][NROLES] = {
 	/*                anon other holder pending denied agent removed admin primary */
 	[C_CREATE]     = {U,   T,    T,     T,      T,     T,    T,      T,    T},
 	[C_GET]        = {U,   O,    O,     O,      O,     O,    O,      O,    O},
+	[C_TRANSFER]   = {U,   A,    A,     A,      A,     A,    A,      P,    S},
 	[C_ADD_ADMIN]  = {U,   A,    A,     A,      A,     A,    A,      P,    S},
 	[C_RM_AGENT]   = {U,   A,    A,     A,      A,     A,    A,      S,    S},
 	[C_RM_ADMIN]   = {U,   A,    A,     A,      A,     A,    A,      P,    S},
@@ -659,6 +947,7 @@ static const int expected[NCALLS][NROLES] = {
 	[C_JOIN]       = {U,   K,    K,     R,      K,     M,    K,      M,    M},
 	[C_REQUESTS]   = {U,   A,    A,     A,      A,     A,    A,      O,    O},
 	[C_APPROVE]    = {U,   A,    A,     A,      A,     A,    A,      S,    S},
+	[C_APPROVAL]   = {U,   A,    A,     A,      A,     A,    A,      X,    X},
 	[C_DENY]       = {U,   A,    A,     A,      A,     A,    A,      Q,    Q},
 	[C_STAFF]      = {U,   A,    A,     A,      A,     A,    A,      S,    S},
 };
@@ -672,12 +961,16 @@ static const int expected[NCALLS][NROLES] = {
 #undef T
 #undef Q
 #undef R
+#undef X
 #undef O
 
+static void edit_devlist(wire_approval *a) { a->devlist_hash[31] ^= 0x80; }
+
 static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *agent, const tacct *admin2,
-		    const tacct *prim, const tacct *zed, uint64_t pending_req)
+		    const tacct *prim, const tacct *zed, const tacct *pend, uint64_t pending_req)
 {
 	uint64_t ahead = md->version + 7;
+	uint8_t rec[WIRE_APPROVAL_MAX_BYTES];
 	model cm;
 	switch (c) {
 	case C_CREATE:
@@ -692,6 +985,7 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 		r.entity_get = &m;
 		return call(fd, &r, NULL);
 	}
+	case C_TRANSFER: return member_call(fd, md, admin2, 0, 1, ahead, NULL);
 	case C_ADD_ADMIN: return ent_member_v(fd, md, zed, 0, ahead, NULL);
 	case C_RM_AGENT: return ent_member_v(fd, md, agent, 1, ahead, NULL);
 	case C_RM_ADMIN: return ent_member_v(fd, md, admin2, 1, ahead, NULL);
@@ -700,6 +994,10 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 	case C_JOIN: return ent_join(fd, md->handle, "QQQQ-QQQQ-QQQQ", NULL, NULL);
 	case C_REQUESTS: return ent_requests(fd, md->handle, NULL);
 	case C_APPROVE: return ent_decide_v(fd, md, pending_req, 1, ahead);
+	case C_APPROVAL: /* signed by the caller's own device; a wrong device-list hash leaves it pending */
+		return decide_call(fd, md->handle, pending_req, 1, NULL, rec,
+				   approval_for(md->handle, pending_req, pend, NULL, caller, NULL, edit_devlist, rec),
+				   NULL);
 	case C_DENY: return ent_decide_v(fd, md, 999999, 0, 0);
 	default: return ent_staff(fd, md, ahead);
 	}
@@ -739,7 +1037,7 @@ static void auth_table(void)
 	int cells = 0;
 	for (int c = 0; c < NCALLS; c++)
 		for (int r = 0; r < NROLES; r++) {
-			int st = run_cell(c, fds[r], who[r], &md, &agent, &hank, &prim, &zed, pending_req);
+			int st = run_cell(c, fds[r], who[r], &md, &agent, &hank, &prim, &zed, &pend, pending_req);
 			cells++;
 			if (st != expected[c][r]) {
 				fprintf(stderr, "# auth table: %s by %s: %d (%s), expected %d (%s)\n", call_name[c],
@@ -749,8 +1047,11 @@ static void auth_table(void)
 			}
 		}
 	IT_EQ(cells, NCALLS * NROLES);
-	/* nothing in the table changed the staff */
+	/* nothing in the table changed the staff, or the pending request (the transfer row comes before
+	 * the primary-only rows: they show the primary did not move) */
 	IT_EQ(ent_version(oth.fd, "tbl"), v0);
+	uint8_t got[WIRE_APPROVAL_MAX_BYTES];
+	IT_EQ(listed_approval(prim.fd, "tbl", pending_req, got), 0);
 	close(anon);
 }
 
@@ -817,6 +1118,8 @@ int main(int argc, char **argv)
 	IT_RUN(lifecycle);
 	IT_RUN(codes);
 	IT_RUN(forgeries);
+	IT_RUN(approvals);
+	IT_RUN(transfer);
 	IT_RUN(deauthorization);
 	IT_RUN(limits);
 	IT_RUN(auth_table);

@@ -1,5 +1,5 @@
-/* SQLite backend, entity registry (docs/protocol.md §12): entities, their members, enrolment codes,
- * join requests and the enrolment guess buckets, versioned as their own schema "server.entities".
+/* SQLite backend, entity registry (docs/protocol.md §12): entities and their members, versioned with
+ * the enrolment tables (enrol.c) as their own schema "server.entities".
  *
  * Every op names its caller (job->caller_account) and checks the caller's role here, in the op's own
  * transaction, with its effect: no right is cached anywhere, so a member removed by one loop is refused
@@ -7,7 +7,8 @@
  * verified against its embedded key by the service) against the registry AFTER the op's change: same
  * entity, key, handle and name, version = stored + 1, and exactly the registry's members with their
  * roles and the primary flag on the primary admin; anything else is STAFF_LIST_INVALID, and the op's
- * savepoint rolls the change back.
+ * savepoint rolls the change back (a primary transfer too: the registry's primary moves first, then
+ * the list must carry the flag on the new one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,12 +16,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/sqlite_internal.h"
+#include "store/sqlite/entities_internal.h"
 #include "wire/stafflist.h"
-
-enum { REQ_PENDING = 0, REQ_APPROVED = 1, REQ_DENIED = 2 };
-enum { CODE_OPEN = 0, CODE_USED = 1, CODE_DENIED = 2 };
-enum { BUCKET_ENTITY = 1, BUCKET_ACCOUNT = 2 };
 
 static const char *const entity_steps[] = {
 	/* 1: the registry */
@@ -76,6 +73,16 @@ static const char *const entity_steps[] = {
 	"  at_ms INTEGER NOT NULL,"
 	"  PRIMARY KEY (kind, id)"
 	") WITHOUT ROWID;",
+	/* 2: an admin without the entity key approves a request (enrol.c): the approval record waits with
+	 * the request for the entity key's holder; at most one per request (the key). A table of its own
+	 * rather than a column: every step here must run again harmlessly over existing tables (a file
+	 * from before schema_version re-runs this schema's steps) and ADD COLUMN cannot say IF NOT EXISTS. */
+	"CREATE TABLE IF NOT EXISTS entity_approvals ("
+	"  request_id INTEGER PRIMARY KEY REFERENCES entity_requests(id) ON DELETE CASCADE,"
+	"  approval BLOB NOT NULL,"
+	"  approver INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL"
+	");",
 };
 
 const migrate_schema sqlite__entities_schema = {
@@ -90,6 +97,7 @@ static const char SQL_ENTITY[] = "SELECT id, display_name, entity_key, primary_a
 static const char SQL_INSERT[] = "INSERT INTO entities(handle, display_name, entity_key, primary_admin,"
 				 " staff_version, staff_list, created_ms) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)";
 static const char SQL_SET_LIST[] = "UPDATE entities SET staff_version = ?2, staff_list = ?3 WHERE id = ?1";
+static const char SQL_SET_PRIMARY[] = "UPDATE entities SET primary_admin = ?2 WHERE id = ?1";
 static const char SQL_ROLE[] = "SELECT role FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
 static const char SQL_MEMBERS[] = "SELECT account_id, role FROM entity_members WHERE entity_id = ?1"
 				  " ORDER BY account_id";
@@ -98,32 +106,6 @@ static const char SQL_ADD_MEMBER[] = "INSERT INTO entity_members(entity_id, acco
 				     " VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_DEL_MEMBER[] = "DELETE FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
 static const char SQL_COUNT_MEMBERS[] = "SELECT count(*) FROM entity_members WHERE entity_id = ?1";
-static const char SQL_COUNT_CODES[] = "SELECT count(*) FROM entity_codes WHERE entity_id = ?1 AND state = 0"
-				      " AND expires_ms > ?2";
-static const char SQL_INSERT_CODE[] = "INSERT INTO entity_codes(entity_id, code_hash, role, created_by,"
-				      " created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)";
-static const char SQL_FIND_CODE[] = "SELECT c.id, c.role, c.expires_ms, c.state FROM entity_codes c"
-				    " WHERE c.entity_id = ?1 AND c.code_hash = ?2";
-static const char SQL_USE_CODE[] = "UPDATE entity_codes SET state = ?2, request_id = ?3 WHERE id = ?1";
-static const char SQL_PENDING_OF[] = "SELECT count(*) FROM entity_requests WHERE entity_id = ?1 AND"
-				     " account_id = ?2 AND state = 0";
-static const char SQL_PENDING[] = "SELECT count(*) FROM entity_requests WHERE entity_id = ?1 AND state = 0";
-static const char SQL_INSERT_REQ[] = "INSERT INTO entity_requests(entity_id, account_id, code_id, role,"
-				     " account_key, devlist, state, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)";
-static const char SQL_REQS[] = "SELECT r.id, r.account_id, r.created_ms, a.handle, r.role, r.account_key, r.devlist"
-			       " FROM entity_requests r JOIN accounts a ON a.id = r.account_id"
-			       " WHERE r.entity_id = ?1 AND r.state = 0 AND (?2 = 0 OR r.id = ?2) ORDER BY r.id LIMIT ?3";
-static const char SQL_DECIDE[] = "UPDATE entity_requests SET state = ?2, decided_by = ?3, decided_ms = ?4"
-				 " WHERE id = ?1";
-static const char SQL_DENY_CODE[] = "UPDATE entity_codes SET state = 2 WHERE request_id = ?1";
-static const char SQL_BUCKET[] = "SELECT level, at_ms FROM entity_guesses WHERE kind = ?1 AND id = ?2";
-static const char SQL_BUCKET_SET[] = "INSERT INTO entity_guesses(kind, id, level, at_ms) VALUES (?1, ?2, ?3, ?4)"
-				     " ON CONFLICT(kind, id) DO UPDATE SET level = excluded.level, at_ms = excluded.at_ms";
-
-/* the entity row as the ops need it */
-typedef struct ent_row {
-	uint64_t id, primary, version;
-} ent_row;
 
 int sqlite__entity_handle_taken(store_be *b, const char *handle)
 {
@@ -139,7 +121,7 @@ int sqlite__entity_handle_taken(store_be *b, const char *handle)
 }
 
 /* Loads the entity named by j->ent.entity; with `full`, its record and staff list into the job too. */
-static int load(store_be *b, store_job *j, ent_row *e, int full)
+int sqlite__ent_load(store_be *b, store_job *j, ent_row *e, int full)
 {
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_ENTITY);
 	int rc = PARLEY_OK;
@@ -173,7 +155,7 @@ static int load(store_be *b, store_job *j, ent_row *e, int full)
 }
 
 /* The role of account in entity e (0: not a member). */
-static int role_of(store_be *b, uint64_t entity, uint64_t account, int *role)
+int sqlite__ent_role(store_be *b, uint64_t entity, uint64_t account, int *role)
 {
 	int64_t v = 0;
 	int sr = sqlite__query_int(b, SQL_ROLE, (int64_t)entity, (int64_t)account, &v);
@@ -184,17 +166,17 @@ static int role_of(store_be *b, uint64_t entity, uint64_t account, int *role)
 }
 
 /* Loads the entity and checks the caller is an admin of it. */
-static int load_admin(store_be *b, store_job *j, ent_row *e, int *caller_role)
+int sqlite__ent_load_admin(store_be *b, store_job *j, ent_row *e, int *caller_role)
 {
-	int rc = load(b, j, e, 0);
+	int rc = sqlite__ent_load(b, j, e, 0);
 	if (rc == PARLEY_OK)
-		rc = role_of(b, e->id, j->caller_account, caller_role);
+		rc = sqlite__ent_role(b, e->id, j->caller_account, caller_role);
 	if (rc == PARLEY_OK && *caller_role != WIRE_ROLE_ADMIN)
 		rc = PARLEY_E_NOT_ENTITY_ADMIN;
 	return rc;
 }
 
-static int exec3(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t p3, const char *what)
+int sqlite__ent_exec3(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t p3, const char *what)
 {
 	sqlite3_stmt *s = sqlite__stmt(b, sql);
 	if (s == NULL)
@@ -206,7 +188,7 @@ static int exec3(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t p
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, what);
 }
 
-static int add_member(store_be *b, uint64_t entity, uint64_t account, int role, uint64_t now_ms)
+int sqlite__ent_add_member(store_be *b, uint64_t entity, uint64_t account, int role, uint64_t now_ms)
 {
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_ADD_MEMBER);
 	if (s == NULL)
@@ -223,7 +205,7 @@ static int add_member(store_be *b, uint64_t entity, uint64_t account, int role, 
 
 /* The members (account ids, ascending; with `admins_only` the admins) into j->ent.accounts: who a push
  * goes to, and for check_list the registry as it is after the op's change. roles: optional, parallel. */
-static int members(store_be *b, store_job *j, uint64_t entity, int admins_only, int **roles)
+int sqlite__ent_members(store_be *b, store_job *j, uint64_t entity, int admins_only, int **roles)
 {
 	sqlite3_stmt *s = sqlite__stmt(b, admins_only ? SQL_ADMINS : SQL_MEMBERS);
 	size_t cap = WIRE_STAFF_MAX + 1;
@@ -249,14 +231,14 @@ static int members(store_be *b, store_job *j, uint64_t entity, int admins_only, 
 
 /* The signed list must be exactly the registry after the change (see the top of this file), then
  * becomes the entity's. Leaves the members in j->ent.accounts (the push's recipients). */
-static int check_list(store_be *b, store_job *j, const ent_row *e)
+int sqlite__ent_check_list(store_be *b, store_job *j, const ent_row *e)
 {
 	const wire_stafflist *l = j->ent.staff;
 	int *roles = NULL;
 	int rc;
 	if (l == NULL)
 		return PARLEY_E_STAFF_LIST_INVALID;
-	rc = members(b, j, e->id, 0, &roles);
+	rc = sqlite__ent_members(b, j, e->id, 0, &roles);
 	if (rc == PARLEY_OK) {
 		/* at create the id is not known to the signer yet: version 1 carries 0 */
 		int same = (l->entity_id == (l->version == 1 ? 0 : e->id)) && l->version == e->version + 1 &&
@@ -272,7 +254,7 @@ static int check_list(store_be *b, store_job *j, const ent_row *e)
 			store_job probe;
 			memset(&probe, 0, sizeof(probe));
 			memcpy(probe.ent.entity, j->ent.entity, sizeof(probe.ent.entity));
-			rc = load(b, &probe, &cur, 1);
+			rc = sqlite__ent_load(b, &probe, &cur, 1);
 			same = rc == PARLEY_OK && strcmp(probe.ent.display_name, l->display_name) == 0 &&
 			       memcmp(probe.ent.entity_key, l->entity_key, STORE_SIGNAL_KEY_LEN) == 0;
 			parley__free(probe.ent.list);
@@ -293,6 +275,14 @@ static int check_list(store_be *b, store_job *j, const ent_row *e)
 	if (rc == PARLEY_OK)
 		j->ent.staff_version = l->version;
 	return rc;
+}
+
+int sqlite__ent_room(store_be *b, const store_job *j, uint64_t entity)
+{
+	int64_t n = 0;
+	if (sqlite__query_int(b, SQL_COUNT_MEMBERS, (int64_t)entity, 0, &n) != SQLITE_ROW)
+		return sqlite__error(b, "count members");
+	return n >= (int64_t)j->ent.max_members ? PARLEY_E_TOO_MANY_MEMBERS : PARLEY_OK;
 }
 
 int sqlite__entity_create(store_be *b, store_job *j)
@@ -320,292 +310,80 @@ int sqlite__entity_create(store_be *b, store_job *j)
 		return sqlite__error(b, "insert entity");
 	ent_row e = {.id = (uint64_t)sqlite3_last_insert_rowid(b->db), .primary = j->caller_account, .version = 0};
 	j->ent.entity_id = e.id;
-	int rc = add_member(b, e.id, j->caller_account, WIRE_ROLE_ADMIN, j->now_ms);
-	return rc == PARLEY_OK ? check_list(b, j, &e) : rc;
+	int rc = sqlite__ent_add_member(b, e.id, j->caller_account, WIRE_ROLE_ADMIN, j->now_ms);
+	return rc == PARLEY_OK ? sqlite__ent_check_list(b, j, &e) : rc;
 }
 
 int sqlite__entity_get(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	return load(b, j, &e, 1);
+	return sqlite__ent_load(b, j, &e, 1);
+}
+
+static int add_admin(store_be *b, store_job *j, const ent_row *e, uint64_t acct, int target)
+{
+	int rc = PARLEY_OK;
+	if (j->caller_account != e->primary)
+		return PARLEY_E_NOT_PRIMARY_ADMIN;
+	if (j->ent.role != WIRE_ROLE_ADMIN)
+		return PARLEY_E_INVAL;
+	if (target != 0)
+		return PARLEY_E_ALREADY_MEMBER;
+	rc = sqlite__ent_room(b, j, e->id);
+	return rc == PARLEY_OK ? sqlite__ent_add_member(b, e->id, acct, WIRE_ROLE_ADMIN, j->now_ms) : rc;
+}
+
+static int remove_member(store_be *b, store_job *j, const ent_row *e, uint64_t acct, int target)
+{
+	if (target == 0)
+		return PARLEY_E_NOT_ENTITY_MEMBER;
+	if (acct == e->primary)
+		return PARLEY_E_PRIMARY_ADMIN_FIXED;
+	if (target == WIRE_ROLE_ADMIN && j->caller_account != e->primary)
+		return PARLEY_E_NOT_PRIMARY_ADMIN;
+	j->ent.target_removed = 1;
+	return sqlite__ent_exec3(b, SQL_DEL_MEMBER, (int64_t)e->id, (int64_t)acct, 0, "remove member");
+}
+
+/* The primary admin hands its role to another admin and stays an admin. Only an admin can take it:
+ * the new primary must already be trusted with the staff, and the list that moves the flag changes
+ * nothing else (check_list then finds the flag on the registry's new primary, and only there). */
+static int transfer_primary(store_be *b, store_job *j, ent_row *e, uint64_t acct, int target)
+{
+	if (j->caller_account != e->primary)
+		return PARLEY_E_NOT_PRIMARY_ADMIN;
+	if (target == 0)
+		return PARLEY_E_NOT_ENTITY_MEMBER;
+	if (target != WIRE_ROLE_ADMIN || acct == e->primary)
+		return PARLEY_E_NEW_PRIMARY_NOT_ADMIN;
+	e->primary = acct;
+	return sqlite__ent_exec3(b, SQL_SET_PRIMARY, (int64_t)e->id, (int64_t)acct, 0, "primary admin");
 }
 
 int sqlite__entity_member(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	int caller = 0, target = 0, rc = load(b, j, &e, 0);
+	int caller = 0, target = 0, rc = sqlite__ent_load_admin(b, j, &e, &caller);
 	uint64_t acct = 0;
-	if (rc == PARLEY_OK)
-		rc = role_of(b, e.id, j->caller_account, &caller);
-	if (rc == PARLEY_OK && caller != WIRE_ROLE_ADMIN)
-		rc = PARLEY_E_NOT_ENTITY_ADMIN;
 	if (rc == PARLEY_OK)
 		rc = sqlite__account_by_handle(b, j->handle, &acct);
 	if (rc == PARLEY_OK)
-		rc = role_of(b, e.id, acct, &target);
+		rc = sqlite__ent_role(b, e.id, acct, &target);
 	if (rc != PARLEY_OK)
 		return rc;
 	j->ent.target_account = acct;
-	if (!j->ent.remove) {
-		if (j->caller_account != e.primary)
-			return PARLEY_E_NOT_PRIMARY_ADMIN;
-		if (j->ent.role != WIRE_ROLE_ADMIN)
-			return PARLEY_E_INVAL;
-		if (target != 0)
-			return PARLEY_E_ALREADY_MEMBER;
-		int64_t n = 0;
-		if (sqlite__query_int(b, SQL_COUNT_MEMBERS, (int64_t)e.id, 0, &n) != SQLITE_ROW)
-			return sqlite__error(b, "count members");
-		if (n >= (int64_t)j->ent.max_members)
-			return PARLEY_E_TOO_MANY_MEMBERS;
-		rc = add_member(b, e.id, acct, WIRE_ROLE_ADMIN, j->now_ms);
-	} else {
-		if (target == 0)
-			return PARLEY_E_NOT_ENTITY_MEMBER;
-		if (acct == e.primary)
-			return PARLEY_E_PRIMARY_ADMIN_FIXED;
-		if (target == WIRE_ROLE_ADMIN && j->caller_account != e.primary)
-			return PARLEY_E_NOT_PRIMARY_ADMIN;
-		rc = exec3(b, SQL_DEL_MEMBER, (int64_t)e.id, (int64_t)acct, 0, "remove member");
-		j->ent.target_removed = 1;
-	}
-	return rc == PARLEY_OK ? check_list(b, j, &e) : rc;
-}
-
-int sqlite__entity_code(store_be *b, store_job *j)
-{
-	ent_row e = {0};
-	int caller = 0, rc = load_admin(b, j, &e, &caller);
-	int64_t n = 0;
-	if (rc != PARLEY_OK)
-		return rc;
-	if (sqlite__query_int(b, SQL_COUNT_CODES, (int64_t)e.id, (int64_t)j->now_ms, &n) != SQLITE_ROW)
-		return sqlite__error(b, "count codes");
-	if (n >= (int64_t)j->ent.max_codes)
-		return PARLEY_E_RATE_LIMITED;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_CODE);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)e.id);
-	sqlite3_bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash), SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, j->ent.role);
-	sqlite3_bind_int64(s, 4, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 5, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 6, (int64_t)j->ent.expires_ms);
-	int sr = sqlite__step_done(s);
-	if (sr == SQLITE_CONSTRAINT)
-		return PARLEY_E_EXISTS; /* 2^-60: the service draws again */
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "insert code");
-}
-
-/* A leaky bucket row: its level drained to now; the wait until one more failure fits (0: it fits). */
-static int bucket(store_be *b, int kind, uint64_t id, double cap, double per_ms, uint64_t now_ms, double *level,
-		  uint64_t *wait)
-{
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUCKET);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int(s, 1, kind);
-	sqlite3_bind_int64(s, 2, (int64_t)id);
-	*level = 0;
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW) {
-		uint64_t at = (uint64_t)sqlite3_column_int64(s, 1);
-		*level = sqlite3_column_double(s, 0) - (now_ms > at ? (double)(now_ms - at) * per_ms : 0);
-		if (*level < 0)
-			*level = 0;
-	}
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
-		return sqlite__error(b, "guess bucket");
-	*wait = *level + 1 > cap ? (uint64_t)((*level + 1 - cap) / per_ms) + 1 : 0;
-	return PARLEY_OK;
-}
-
-static int bucket_set(store_be *b, int kind, uint64_t id, double level, uint64_t now_ms)
-{
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUCKET_SET);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int(s, 1, kind);
-	sqlite3_bind_int64(s, 2, (int64_t)id);
-	sqlite3_bind_double(s, 3, level);
-	sqlite3_bind_int64(s, 4, (int64_t)now_ms);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "guess bucket");
-}
-
-/* Looks the code up: its id and role, or the refusal it earns. */
-static int find_code(store_be *b, store_job *j, uint64_t entity, int64_t *code_id, int *role)
-{
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_FIND_CODE);
-	int rc;
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash), SQLITE_STATIC);
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW) {
-		int state = sqlite3_column_int(s, 3);
-		*code_id = sqlite3_column_int64(s, 0);
-		*role = sqlite3_column_int(s, 1);
-		rc = state == CODE_DENIED  ? PARLEY_E_ENROL_CODE_DENIED
-		     : state == CODE_USED ? PARLEY_E_ENROL_CODE_USED
-		     : (uint64_t)sqlite3_column_int64(s, 2) <= j->now_ms ? PARLEY_E_ENROL_CODE_EXPIRED
-									   : PARLEY_OK;
-	} else {
-		rc = sr == SQLITE_DONE ? PARLEY_E_ENROL_CODE_UNKNOWN : sqlite__error(b, "code");
-	}
-	sqlite3_reset(s);
-	return rc;
-}
-
-static int insert_request(store_be *b, store_job *j, uint64_t entity, int64_t code_id, int role)
-{
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_REQ);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_int64(s, 2, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 3, code_id);
-	sqlite3_bind_int(s, 4, role);
-	sqlite3_bind_blob(s, 5, j->ent.entity_key, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 6, j->ent.devlist != NULL ? (const void *)j->ent.devlist : (const void *)"",
-			  (int)j->ent.devlist_len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "insert request");
-	j->ent.request_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
-	return exec3(b, SQL_USE_CODE, code_id, CODE_USED, (int64_t)j->ent.request_id, "use code");
-}
-
-static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t only);
-
-/* A refused code is not a failed job: the guess it costs must commit (a rolled-back count would let
- * an attacker guess forever), so the refusal travels in j->ent.refusal with status OK. */
-int sqlite__entity_join(store_be *b, store_job *j)
-{
-	store_ent_args *a = &j->ent;
-	ent_row e = {0};
-	int role = 0, rc = load(b, j, &e, 0);
-	int64_t n = 0, code_id = 0;
-	double le = 0, la = 0;
-	uint64_t we = 0, wa = 0;
-	if (rc == PARLEY_OK)
-		rc = role_of(b, e.id, j->caller_account, &role);
-	if (rc == PARLEY_OK && role != 0)
-		rc = PARLEY_E_ALREADY_MEMBER;
-	if (rc == PARLEY_OK && sqlite__query_int(b, SQL_PENDING_OF, (int64_t)e.id, (int64_t)j->caller_account, &n) !=
-				       SQLITE_ROW)
-		rc = sqlite__error(b, "pending");
-	if (rc == PARLEY_OK && n > 0)
-		rc = PARLEY_E_REQUEST_PENDING;
-	if (rc == PARLEY_OK)
-		rc = bucket(b, BUCKET_ENTITY, e.id, a->guess_cap, a->guess_per_ms, j->now_ms, &le, &we);
-	if (rc == PARLEY_OK)
-		rc = bucket(b, BUCKET_ACCOUNT, j->caller_account, a->acct_cap, a->acct_per_ms, j->now_ms, &la, &wa);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (we > 0 || wa > 0) {
-		/* limited: even the right code is refused, or the limit would be an oracle */
-		a->refusal = PARLEY_E_ENROL_RATE_LIMITED;
-		a->retry_after_ms = we > wa ? we : wa;
-		return PARLEY_OK;
-	}
-	rc = find_code(b, j, e.id, &code_id, &role);
-	if (rc == PARLEY_E_ENROL_CODE_UNKNOWN || rc == PARLEY_E_ENROL_CODE_EXPIRED || rc == PARLEY_E_ENROL_CODE_USED ||
-	    rc == PARLEY_E_ENROL_CODE_DENIED) {
-		a->refusal = rc;
-		rc = bucket_set(b, BUCKET_ENTITY, e.id, le + 1, j->now_ms);
-		return rc == PARLEY_OK ? bucket_set(b, BUCKET_ACCOUNT, j->caller_account, la + 1, j->now_ms) : rc;
-	}
-	if (rc != PARLEY_OK)
-		return rc;
-	if (sqlite__query_int(b, SQL_PENDING, (int64_t)e.id, 0, &n) != SQLITE_ROW)
-		return sqlite__error(b, "pending");
-	if (n >= (int64_t)a->max_pending)
-		return PARLEY_E_TOO_MANY_MEMBERS;
-	rc = insert_request(b, j, e.id, code_id, role);
-	if (rc == PARLEY_OK)
-		rc = read_requests(b, j, e.id, a->request_id);
-	if (rc == PARLEY_OK)
-		rc = members(b, j, e.id, 1, NULL);
-	return rc;
-}
-
-static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t only)
-{
-	store_ent_args *a = &j->ent;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_REQS);
-	int sr;
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	a->reqs = parley__calloc(STORE_ENT_MAX_REQUESTS, sizeof(*a->reqs));
-	if (a->reqs == NULL)
-		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_int64(s, 2, (int64_t)only);
-	sqlite3_bind_int64(s, 3, STORE_ENT_MAX_REQUESTS);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && a->n_reqs < STORE_ENT_MAX_REQUESTS) {
-		store_ent_request *r = &a->reqs[a->n_reqs++];
-		const unsigned char *h = sqlite3_column_text(s, 3);
-		size_t n = (size_t)sqlite3_column_bytes(s, 6);
-		r->id = (uint64_t)sqlite3_column_int64(s, 0);
-		r->account_id = (uint64_t)sqlite3_column_int64(s, 1);
-		r->created_ms = (uint64_t)sqlite3_column_int64(s, 2);
-		snprintf(r->handle, sizeof(r->handle), "%s", h ? (const char *)h : "");
-		r->role = sqlite3_column_int(s, 4);
-		sqlite__col_blob(s, 5, r->account_key, STORE_SIGNAL_KEY_LEN);
-		if (n > 0 && (r->devlist = parley__malloc(n)) != NULL) {
-			memcpy(r->devlist, sqlite3_column_blob(s, 6), n);
-			r->devlist_len = n;
-		}
-	}
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE || sr == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "requests");
-}
-
-int sqlite__entity_requests(store_be *b, store_job *j)
-{
-	ent_row e = {0};
-	int caller = 0, rc = load_admin(b, j, &e, &caller);
-	return rc == PARLEY_OK ? read_requests(b, j, e.id, 0) : rc;
-}
-
-int sqlite__entity_decide(store_be *b, store_job *j)
-{
-	ent_row e = {0};
-	int caller = 0, rc = load_admin(b, j, &e, &caller);
-	int64_t n = 0;
-	if (rc == PARLEY_OK)
-		rc = read_requests(b, j, e.id, j->ent.request_id);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (j->ent.n_reqs != 1)
-		return PARLEY_E_NO_SUCH_REQUEST;
-	const store_ent_request *r = &j->ent.reqs[0];
-	j->ent.target_account = r->account_id;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_DECIDE);
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)r->id);
-	sqlite3_bind_int(s, 2, j->ent.approve ? REQ_APPROVED : REQ_DENIED);
-	sqlite3_bind_int64(s, 3, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "decide");
-	if (!j->ent.approve)
-		return exec3(b, SQL_DENY_CODE, (int64_t)r->id, 0, 0, "deny code");
-	if (sqlite__query_int(b, SQL_COUNT_MEMBERS, (int64_t)e.id, 0, &n) != SQLITE_ROW)
-		return sqlite__error(b, "count members");
-	if (n >= (int64_t)j->ent.max_members)
-		return PARLEY_E_TOO_MANY_MEMBERS;
-	rc = add_member(b, e.id, r->account_id, r->role, j->now_ms);
-	return rc == PARLEY_OK ? check_list(b, j, &e) : rc;
+	if (j->ent.transfer)
+		rc = transfer_primary(b, j, &e, acct, target);
+	else if (j->ent.remove)
+		rc = remove_member(b, j, &e, acct, target);
+	else
+		rc = add_admin(b, j, &e, acct, target);
+	return rc == PARLEY_OK ? sqlite__ent_check_list(b, j, &e) : rc;
 }
 
 int sqlite__entity_staff(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	int caller = 0, rc = load_admin(b, j, &e, &caller);
-	return rc == PARLEY_OK ? check_list(b, j, &e) : rc;
+	int caller = 0, rc = sqlite__ent_load_admin(b, j, &e, &caller);
+	return rc == PARLEY_OK ? sqlite__ent_check_list(b, j, &e) : rc;
 }
