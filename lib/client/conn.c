@@ -72,6 +72,13 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 		status = PARLEY_E_PROTO_MISSING_FIELD;
 	}
 	op->vt->complete(c, op, status, r);
+	/* An op can end from a timer (the kick of an op that needs no request, a deadline) with no I/O to
+	 * come: the uv_run of a waiting caller would then poll with no deadline, until the server's next
+	 * ping (parley_connect on a connected client waited ~50 s). uv_stop makes this iteration's poll
+	 * return at once; the callers loop until their own condition holds. Only inside a run: a flag
+	 * left set would make parley_client_free's closing uv_run a no-op. */
+	if (c->in_loop)
+		uv_stop(&c->loop);
 }
 
 static void close_transport(parley_client *c)

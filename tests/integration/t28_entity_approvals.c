@@ -173,7 +173,11 @@ static void write_approval(uint64_t req, const uint8_t *a, size_t len)
 	sqlite3 *db = server_db();
 	sqlite3_stmt *st = NULL;
 
-	IT_EQ(sqlite3_prepare_v2(db, "UPDATE entity_requests SET approval = ? WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+	IT_EQ(sqlite3_prepare_v2(db,
+				 "INSERT OR REPLACE INTO entity_approvals (request_id, approval, approver, created_ms)"
+				 " SELECT ?2, ?1, id, 0 FROM accounts WHERE handle = 'dave'",
+				 -1, &st, NULL),
+	      SQLITE_OK);
 	sqlite3_bind_blob(st, 1, a, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)req);
 	IT_EQ(sqlite3_step(st), SQLITE_DONE);
@@ -188,7 +192,7 @@ static size_t read_approval(uint64_t req, uint8_t *out, size_t cap)
 	sqlite3_stmt *st = NULL;
 	size_t len = 0;
 
-	IT_EQ(sqlite3_prepare_v2(db, "SELECT approval FROM entity_requests WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+	IT_EQ(sqlite3_prepare_v2(db, "SELECT approval FROM entity_approvals WHERE request_id = ?", -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)req);
 	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
 		len = (size_t)sqlite3_column_bytes(st, 0);
@@ -293,8 +297,9 @@ static void primary_transfer(void)
 	IT_EQ(parley_entity_transfer_primary(alice, "acme", "dave"), PARLEY_OK);
 	IT_CHECK(member("dave", &m) && m.primary);
 	IT_CHECK(member("alice", &m) && !m.primary && m.role == PARLEY_ROLE_ADMIN);
-	/* the server: alice is no longer the primary admin */
+	/* the server: alice is no longer the primary admin; her client: dave is */
 	IT_EQ(parley_entity_add_admin(alice, "acme", "kim"), PARLEY_E_NOT_PRIMARY_ADMIN);
+	IT_EQ(parley_entity_remove(alice, "acme", "dave", PARLEY_ROLE_ADMIN), PARLEY_E_PRIMARY_ADMIN_FIXED);
 	/* the key reaches dave's device (it receives), which can then sign */
 	listen_with_errors(dave);
 	IT_EQ(parley_connect(dave), PARLEY_OK);
@@ -302,7 +307,6 @@ static void primary_transfer(void)
 		parley_client_run(dave, 100);
 	IT_CHECK(key_here(dave));
 	IT_EQ(parley_entity_add_admin(dave, "acme", "kim"), PARLEY_OK);
-	IT_EQ(parley_entity_remove(alice, "acme", "dave", PARLEY_ROLE_ADMIN), PARLEY_E_PRIMARY_ADMIN_FIXED);
 	/* dave's confirm reaches alice: her copy is wiped */
 	for (int i = 0; i < 50 && key_here(alice); i++)
 		parley_client_run(alice, 100);
