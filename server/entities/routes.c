@@ -342,10 +342,12 @@ static void route_decide(request *rq, const Parley__Wire__Request *req)
 	j->ent.approve = m->approve;
 	/* a deny changes no staff: a list with it would be a version nobody checks; an approval goes with
 	 * no list (it is what an admin without the entity key sends instead) and never with a deny */
-	if (m->approval.len > 0)
-		rc = m->signed_staff_list.len > 0 ? PARLEY_E_STAFF_LIST_INVALID
-		     : !m->approve		 ? PARLEY_E_APPROVAL_INVALID
-						 : entities__job_approval(j, m->approval.data, m->approval.len);
+	if (m->approval.len > 0 && m->signed_staff_list.len > 0)
+		rc = PARLEY_E_STAFF_LIST_INVALID;
+	else if (m->approval.len > 0 && !m->approve)
+		rc = PARLEY_E_APPROVAL_INVALID;
+	else if (m->approval.len > 0)
+		rc = entities__job_approval(j, m->approval.data, m->approval.len);
 	else if (m->approve)
 		rc = entities__job_list(j, m->signed_staff_list.data, m->signed_staff_list.len);
 	else if (m->signed_staff_list.len > 0)

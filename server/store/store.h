@@ -135,7 +135,7 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(PRESENCE_SET, presence_set, STORE_WRITE, relay)     /* account_id shares presence (shared) or not */  \
 	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */  \
 	X(REDELIVERED, redelivered, STORE_WRITE, relay)       /* pushed, not acked: count; requeue at limit */ \
-	/* entity registry (sqlite/entities.c): each checks the caller's role in the op's own transaction */ \
+	/* entity registry (sqlite/entities.c, enrol.c): each checks the caller's role in its own transaction */ \
 	X(ENTITY_CREATE, entity_create, STORE_WRITE, ent)     /* handle free in accounts and entities */      \
 	X(ENTITY_GET, entity_get, STORE_READ, ent)            /* by handle: record + signed staff list */     \
 	X(ENTITY_MEMBER, entity_member, STORE_WRITE, ent)     /* add admin / remove / transfer + new list */  \
