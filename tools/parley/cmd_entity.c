@@ -151,6 +151,22 @@ static int key_here(parley_client *c, const char *entity)
 	return here;
 }
 
+/* The handle of member account_id as the verified staff list names it (into buf), else "account N". */
+static const char *member_name(parley_client *c, const char *entity, uint64_t account_id,
+			       char buf[PARLEY_HANDLE_MAX + 1])
+{
+	parley_entity *e = NULL;
+	parley_entity_member m;
+
+	snprintf(buf, PARLEY_HANDLE_MAX + 1, "account %llu", (unsigned long long)account_id);
+	if (parley_entity_get(c, entity, &e) == PARLEY_OK)
+		for (size_t i = 0; i < parley_entity_member_count(e); i++)
+			if (parley_entity_member_get(e, i, &m) == PARLEY_OK && m.account_id == account_id)
+				cli_safe_handle(m.handle, buf);
+	parley_entity_free(e);
+	return buf;
+}
+
 static int requests(cli_ctx *ctx, parley_client *c, const char *entity)
 {
 	static parley_join_request reqs[MAX_LISTED];
@@ -168,8 +184,8 @@ static int requests(cli_ctx *ctx, parley_client *c, const char *entity)
 		print_utc(reqs[i].created_ms);
 		putchar('\n');
 		if (reqs[i].approved_by != 0)
-			printf("  approved by admin account %llu: waiting for the device holding the entity key\n",
-			       (unsigned long long)reqs[i].approved_by);
+			printf("  approved by %s: waiting for the device holding the entity key\n",
+			       member_name(c, entity, reqs[i].approved_by, h));
 		if (reqs[i].safety_number[0] != '\0') {
 			fputs("  safety number: ", stdout);
 			cli_print_digits(reqs[i].safety_number);
