@@ -53,7 +53,7 @@ static parley_client *client(const char *name)
 /* What each client saw (user = its tally). */
 typedef struct tally {
 	const char *name;
-	int imported, wiped, invalid, messages;
+	int imported, wiped, invalid, messages, identity_changed;
 	char last_from[PARLEY_HANDLE_MAX + 1];
 	uint32_t from_devices; /* bit per sender device of the messages */
 } tally;
@@ -76,6 +76,10 @@ static void on_err(parley_client *c, parley_err err, const char *handle, uint32_
 	if (err == PARLEY_E_KEY_TRANSFER_INVALID)
 		t->invalid++;
 }
+static void on_ident(parley_client *c, const char *handle, uint32_t device, void *user)
+{
+	((tally *)user)->identity_changed++;
+}
 static void on_msg(parley_client *c, const parley_message *m, void *user)
 {
 	tally *t = user;
@@ -93,6 +97,7 @@ static void listen_with(parley_client *c, tally *t, const char *name)
 	ev.on_message = on_msg;
 	ev.on_error = on_err;
 	ev.on_keys_moved = on_moved;
+	ev.on_identity_changed = on_ident;
 	ev.user = t;
 	parley_client_set_events(c, &ev);
 }
@@ -324,14 +329,23 @@ static void delete_account(const char *handle)
 
 static void reregister(void)
 {
-	parley_client *alice = client("alice-r"), *b1 = client("b1"), *b2, *nb1, *nb2, *evil;
-	tally ta, tb1, tb2;
+	parley_client *alice = client("alice-r"), *erin = client("erin"), *b1 = client("b1"), *b2, *nb1, *nb2, *evil;
+	tally ta, te, tb1, tb2;
 	uint32_t id = 0;
 	size_t accepted = 0;
 
 	MUST(parley_register(alice, "carla", NULL) == PARLEY_OK);
+	MUST(parley_register(erin, "erin", NULL) == PARLEY_OK);
 	MUST(parley_register(b1, "dan", NULL) == PARLEY_OK);
 	b2 = link_device(b1, "dan", "b2", &id);
+	/* erin knows both of dan's devices from their messages (sessions they started) */
+	listen_with(erin, &te, "erin");
+	IT_EQ(parley_send(erin, "dan", "hi dan, erin here"), PARLEY_OK);
+	IT_EQ(parley_send(b1, "erin", "hi erin from b1"), PARLEY_OK);
+	IT_EQ(parley_send(b2, "erin", "hi erin from b2"), PARLEY_OK);
+	run_until(erin, &te.messages, 1);
+	IT_EQ(te.messages, 2);
+	parley_client_disconnect(erin);
 	/* sessions both ways with both of dan's devices */
 	listen_with(alice, &ta, "carla");
 	IT_EQ(parley_send(alice, "dan", "hi dan"), PARLEY_OK);
@@ -373,6 +387,27 @@ static void reregister(void)
 	run_until(alice, &ta.messages, 1);
 	IT_EQ(ta.messages, 2);
 	IT_EQ(ta.from_devices, (1u << 1) | (1u << 2));
+
+	/* receive first: the new devices write to erin before she sends anything. Their prekey messages
+	 * come under new identity keys for addresses she knew: quarantined while the account key is not
+	 * trusted, decrypted after parley_trust(dan) with no per-device step */
+	IT_EQ(parley_send(nb1, "erin", "new nb1 to erin"), PARLEY_OK);
+	IT_EQ(parley_send(nb2, "erin", "new nb2 to erin"), PARLEY_OK);
+	listen_with(erin, &te, "erin");
+	IT_EQ(parley_connect(erin), PARLEY_OK);
+	for (int i = 0; i < 20; i++)
+		(void)parley_client_run(erin, 100);
+	IT_EQ(te.messages, 0);
+	IT_CHECK(te.identity_changed >= 1); /* the user hears of the new account key, not of unlisted devices */
+	accepted = 0;
+	IT_EQ(parley_trust(erin, "dan", &accepted), PARLEY_OK);
+	IT_CHECK(accepted >= 1);
+	for (int i = 0; i < 100 && te.messages < 2; i++)
+		(void)parley_client_run(erin, 100);
+	IT_EQ(te.messages, 2);
+	IT_EQ(te.from_devices, (1u << 1) | (1u << 2));
+	IT_EQ(parley_send(erin, "dan", "welcome back from erin"), PARLEY_OK);
+	parley_client_free(erin);
 
 	/* a device the new list does not name stays refused */
 	evil = inject_device("dan", 9, "evil-d");
