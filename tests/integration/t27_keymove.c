@@ -11,7 +11,12 @@
  *  forgery:    KeyTransfers built with the internal API: from a2 to a3 one whose private half does not
  *              derive the account key, one with a consistent key pair that is not alice's account key,
  *              and from bob one carrying alice's REAL account key pair: all KEY_TRANSFER_INVALID on
- *              a3, which still holds no private half. A confirm with a made-up id wipes nothing.
+ *              a3, which still holds no private half; entity keys from bob for alicecorp that are not
+ *              its verified key, or whose private half does not match, likewise. A confirm with a
+ *              made-up id wipes nothing.
+ *  confirm:    a2 moves the key on to a3 while a1 listens (it gets the filler: nothing imported);
+ *              confirms of that id from bob, from a1 and of another id from a3 wipe nothing; a3's
+ *              real confirm makes a2 wipe both keys.
  *  reregister: bob (b1, b2) registers again from scratch under the same handle (the old account is
  *              deleted from the server database, as an operator freeing the handle would): alice gets
  *              UNTRUSTED_IDENTITY until parley_trust(bob), then sends to both new devices and receives
@@ -303,6 +308,33 @@ static void forgery(void)
 	MUST(client__account_key(a3, pub_now, NULL) == PARLEY_OK);
 	IT_CHECK(memcmp(pub_now, ak_pub, 33) == 0); /* nothing changed */
 
+	/* entity keys from bob for alice's entity: a consistent pair that is not the entity's key, and the
+	 * entity's real public key with another private half */
+	Parley__Wire__KeyTransfer ek = PARLEY__WIRE__KEY_TRANSFER__INIT;
+	Parley__Wire__EntityKeyTransfer et = PARLEY__WIRE__ENTITY_KEY_TRANSFER__INIT, *etp = &et;
+	parley_entity *ent = NULL;
+	uint8_t ent_pub[33];
+	MUST(parley_entity_get(a3, "alicecorp", &ent) == PARLEY_OK);
+	memcpy(ent_pub, parley_entity_key(ent), 33);
+	parley_entity_free(ent);
+	ek.transfer_id = 78;
+	ek.n_entity_keys = 1;
+	ek.entity_keys = &etp;
+	et.entity = "alicecorp";
+	et.entity_key.data = other_pub;
+	et.entity_key.len = 33;
+	et.private_key.data = other.priv;
+	et.private_key.len = 32;
+	send_raw(bob, "alice", 0, &ek);
+	run_until(a3, &ta3.invalid, 3);
+	IT_EQ(ta3.invalid, 4);
+	et.entity_key.data = ent_pub;
+	send_raw(bob, "alice", 0, &ek);
+	run_until(a3, &ta3.invalid, 4);
+	IT_EQ(ta3.invalid, 5);
+	IT_EQ(ta3.imported, 0);
+	IT_EQ(entity_key_here(a3, "alicecorp"), 0);
+
 	/* a confirm nobody asked for wipes nothing on a2 */
 	Parley__Wire__KeyTransfer cf = PARLEY__WIRE__KEY_TRANSFER__INIT;
 	cf.transfer_id = 77;
@@ -314,6 +346,63 @@ static void forgery(void)
 	IT_EQ(holds_account_key(a2), 1);
 	sodium_memzero(ak_priv, sizeof ak_priv);
 	crypto__keypair_wipe(&other);
+}
+
+/* The transfer id a2 recorded for its pending transfer (client.db key_moves). */
+static uint64_t pending_id(parley_client *c)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t id = 0;
+	MUST(sqlite3_prepare_v2(client__state_db(c->state), "SELECT transfer_id FROM key_moves WHERE entity = ''", -1,
+				&st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* a2 moves the key on to a3: a1 (listening) gets only the filler; confirms of that id from the wrong
+ * account, from the wrong device of the account and of another id wipe nothing; a3's real one does. */
+static void confirm_rules(void)
+{
+	Parley__Wire__KeyTransfer cf = PARLEY__WIRE__KEY_TRANSFER__INIT;
+	uint64_t id;
+
+	listen_with(a1, &ta1, "a1");
+	for (int i = 0; i < 10; i++) /* what forgery sent to every device of alice */
+		(void)parley_client_run(a1, 100);
+	listen_with(a1, &ta1, "a1");
+	listen_with(a2, &ta2, "a2");
+	listen_with(a3, &ta3, "a3");
+	IT_EQ(parley_account_key_transfer(a2, 3), PARLEY_OK);
+	id = pending_id(a2);
+	IT_CHECK(id != 0);
+	for (int i = 0; i < 10; i++)
+		(void)parley_client_run(a1, 100);
+	IT_EQ(ta1.imported, 0); /* the filler: no key, no error */
+	IT_EQ(ta1.invalid, 0);
+	IT_EQ(holds_account_key(a1), 0);
+	cf.confirm = 1;
+	cf.transfer_id = id;
+	send_raw(bob, "alice", 0, &cf);  /* another account */
+	send_raw(a1, "alice", 2, &cf);   /* the wrong device of alice */
+	cf.transfer_id = id + 1;
+	send_raw(a3, "alice", 2, &cf);   /* the right device, another id */
+	for (int i = 0; i < 15; i++)
+		(void)parley_client_run(a2, 100);
+	IT_EQ(ta2.wiped, 0);
+	IT_EQ(holds_account_key(a2), 1);
+	IT_EQ(pending_id(a2), id);
+	/* a3 imports and confirms: now a2 wipes */
+	run_until(a3, &ta3.imported, 1);
+	IT_EQ(ta3.imported, 2);
+	run_until(a2, &ta2.wiped, 1);
+	IT_EQ(ta2.wiped, 2);
+	IT_EQ(holds_account_key(a2), 0);
+	IT_EQ(holds_account_key(a3), 1);
+	IT_EQ(pending_id(a2), 0);
+	IT_EQ(entity_key_here(a3, "alicecorp"), 1);
+	IT_EQ(entity_key_here(a2, "alicecorp"), 0);
 }
 
 /* The operator frees the handle: the account goes from the server database (cascading to its devices,
@@ -426,6 +515,7 @@ int main(void)
 	IT_RUN(transfer);
 	IT_RUN(entity_key_carried);
 	IT_RUN(forgery);
+	IT_RUN(confirm_rules);
 	parley_client_free(a1);
 	parley_client_free(a2);
 	parley_client_free(a3);
