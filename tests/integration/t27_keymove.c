@@ -403,6 +403,21 @@ static void confirm_rules(void)
 	IT_EQ(pending_id(a2), 0);
 	IT_EQ(entity_key_here(a3, "alicecorp"), 1);
 	IT_EQ(entity_key_here(a2, "alicecorp"), 0);
+
+	/* the internal API other transfers use (an entity key to another account: any device of that
+	 * handle may confirm): a confirm from another handle wipes nothing, one from that handle does */
+	IT_EQ(client__keymove_pending_add(a3, 555, "alice", "alicecorp"), PARLEY_OK);
+	cf.transfer_id = 555;
+	send_raw(bob, "alice", 0, &cf);
+	for (int i = 0; i < 15; i++)
+		(void)parley_client_run(a3, 100);
+	IT_EQ(entity_key_here(a3, "alicecorp"), 1);
+	ta3.wiped = 0;
+	send_raw(a1, "alice", 3, &cf);
+	run_until(a3, &ta3.wiped, 0);
+	IT_EQ(ta3.wiped, 1);
+	IT_EQ(entity_key_here(a3, "alicecorp"), 0);
+	IT_EQ(holds_account_key(a3), 1); /* only what the pending entry named */
 }
 
 /* The operator frees the handle: the account goes from the server database (cascading to its devices,
