@@ -271,6 +271,10 @@ int client__peer_pending_key(parley_client *c, const char *handle, uint8_t ak[33
  * when such a fetch was started now (the answer is not final yet). */
 int client__peer_check_sender(parley_client *c, const char *handle, uint32_t device, const uint8_t *identity_key,
 			      int *fetching);
+/* Fetches handle's list now (unless a fetch is in flight), whatever the receive side's guard says; its
+ * answer retries handle's quarantine (parley_trust after a new account key: the envelopes its devices
+ * sent wait for the list that key signed). */
+void client__peer_refetch(parley_client *c, const char *handle);
 /* parley_trust: the pending key replaces the pinned one (*changed = 1 if there was one). */
 int client__peer_trust_key(parley_client *c, const char *handle, int *changed);
 
@@ -328,6 +332,15 @@ int client__e2e_peer_forget(parley_client *c, const char *handle, uint32_t devic
  * device; at most quarantine_per_sender per handle, the oldest forgotten). */
 int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t device,
 				 const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
+/* Accepts key as the identity of (handle, device): the old session goes (the next message starts from a
+ * bundle) and the key leaves the pending set (parley_trust, and a key the trusted list names). */
+int client__e2e_accept_identity(parley_client *c, const char *handle, uint32_t device,
+				const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
+/* Called only with a key that handle's verified list, signed by its TRUSTED account key, names for
+ * device: if another identity key is remembered for that address, the listed one replaces it
+ * (client__e2e_accept_identity) instead of waiting for a per-device trust (docs/protocol.md §11.3). */
+int client__e2e_accept_listed(parley_client *c, const char *handle, uint32_t device,
+			      const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN]);
 /* Duplicate detection of received envelopes by server id (unique per envelope, the same on every
  * redelivery; message timestamps are not unique across processes): *seen = 1 if handed over before;
  * with record set, remembers it. */

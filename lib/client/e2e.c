@@ -200,6 +200,37 @@ int client__e2e_pending_identity(parley_client *c, const char *handle, uint32_t 
 	return client__sql_done(c, st);
 }
 
+int client__e2e_accept_identity(parley_client *c, const char *handle, uint32_t device,
+				const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN])
+{
+	parley_signal_address a = {handle, device};
+	sqlite3_stmt *st = NULL;
+	int rc = parley_signal_trust_identity(c->sig, &a, key);
+	/* the old session was built on the old key: the next message starts over from a bundle */
+	if (rc == PARLEY_OK)
+		rc = client__e2e_peer_drop(c, handle, device);
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c, "DELETE FROM pending_keys WHERE handle = ? AND device_id = ? AND key = ?", &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	sqlite3_bind_blob(st, 3, key, PARLEY_SIGNAL_PUBKEY_LEN, SQLITE_STATIC);
+	return client__sql_done(c, st);
+}
+
+int client__e2e_accept_listed(parley_client *c, const char *handle, uint32_t device,
+			      const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN])
+{
+	parley_signal_address a = {handle, device};
+	uint8_t have[PARLEY_SIGNAL_PUBKEY_LEN];
+	int rc = parley_signal_remote_identity(c->sig, &a, have);
+
+	if (rc == PARLEY_E_NOT_FOUND || (rc == PARLEY_OK && memcmp(have, key, sizeof(have)) == 0))
+		return PARLEY_OK; /* first contact (trusted on first use anyway) or the same key */
+	return rc != PARLEY_OK ? rc : client__e2e_accept_identity(c, handle, device, key);
+}
+
 int client__e2e_seen(parley_client *c, uint64_t server_id, int record, int *seen)
 {
 	sqlite3_stmt *st = NULL;
@@ -276,7 +307,12 @@ static int process_bundle(parley_client *c, const char *handle, const Parley__Wi
 		pb.prekey_id = b->one_time_prekey->id;
 		memcpy(pb.prekey_pub, b->one_time_prekey->public_key.data, PARLEY_SIGNAL_PUBKEY_LEN);
 	}
-	rc = parley_signal_process_bundle(c->sig, &a, &pb);
+	/* check_bundles (process_bundles' first step) verified that the list signed by the trusted account
+	 * key names this device with this identity key: the account key vouches for it, even when it
+	 * replaces a key seen before (the account registered again, §11.3) */
+	rc = client__e2e_accept_listed(c, handle, b->device_id, pb.identity_key);
+	if (rc == PARLEY_OK)
+		rc = parley_signal_process_bundle(c->sig, &a, &pb);
 	if (rc == PARLEY_E_UNTRUSTED_IDENTITY) {
 		client__e2e_pending_identity(c, handle, b->device_id, pb.identity_key);
 		client__set_err(c, "the identity key of %s (device %u) has changed: compare the safety number "

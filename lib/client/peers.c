@@ -330,6 +330,22 @@ static int fetched_lately(parley_client *c, const char *handle, int *inflight)
 	return 0;
 }
 
+/* Queues a GetDeviceList for handle (fetched_lately recorded it in flight); 1 if queued. */
+static int submit_fetch(parley_client *c, const char *handle)
+{
+	fetch_op *f = parley__calloc(1, sizeof(*f));
+	if (f == NULL) {
+		c->list_fetch[fetch_slot(c, handle)].inflight = 0;
+		return 0;
+	}
+	f->op.vt = &fetch_vt;
+	snprintf(f->handle, sizeof(f->handle), "%s", handle);
+	parley__wire__get_device_list_request__init(&f->req);
+	f->req.handle = f->handle;
+	client__conn_submit(c, &f->op);
+	return 1;
+}
+
 int client__peer_check_sender(parley_client *c, const char *handle, uint32_t device, const uint8_t *identity_key,
 			      int *fetching)
 {
@@ -343,18 +359,29 @@ int client__peer_check_sender(parley_client *c, const char *handle, uint32_t dev
 	if (rc == PARLEY_OK)
 		rc = found ? client__peer_device_listed(l, handle, device, identity_key, c) : PARLEY_E_DEVICE_NOT_LISTED;
 	parley__free(l);
-	if (rc == PARLEY_E_DEVICE_NOT_LISTED && fetched_lately(c, handle, fetching) == 0) {
-		fetch_op *f = parley__calloc(1, sizeof(*f));
-		if (f != NULL) {
-			f->op.vt = &fetch_vt;
-			snprintf(f->handle, sizeof(f->handle), "%s", handle);
-			parley__wire__get_device_list_request__init(&f->req);
-			f->req.handle = f->handle;
-			client__conn_submit(c, &f->op);
-			*fetching = 1;
-		} else {
-			c->list_fetch[fetch_slot(c, handle)].inflight = 0;
+	if (rc == PARLEY_E_DEVICE_NOT_LISTED && fetched_lately(c, handle, fetching) == 0)
+		*fetching = submit_fetch(c, handle);
+	/* the account registered again and its new key waits for parley_trust: that is what the user must
+	 * hear of (the new key's list names the device), not an unlisted device */
+	if (rc == PARLEY_E_DEVICE_NOT_LISTED && !*fetching) {
+		uint8_t ak[33];
+		int pending = 0;
+		if (client__peer_pending_key(c, handle, ak, &pending) == PARLEY_OK && pending) {
+			client__set_err(c, "the account key of %s has changed (the account was registered again): "
+					   "compare the safety number, then accept it with: parley trust %s",
+					handle, handle);
+			rc = PARLEY_E_UNTRUSTED_IDENTITY;
 		}
 	}
 	return rc;
+}
+
+void client__peer_refetch(parley_client *c, const char *handle)
+{
+	int inflight = 0, slot = fetch_slot(c, handle);
+
+	if (slot >= 0 && !c->list_fetch[slot].inflight)
+		c->list_fetch[slot].at_ms = 0; /* the guard does not hold back a fetch for a new key */
+	if (fetched_lately(c, handle, &inflight) == 0)
+		(void)submit_fetch(c, handle);
 }

@@ -196,6 +196,9 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 	 * session must come from the identity key the list names */
 	rc = client__peer_check_sender(c, e->sender_handle, e->sender_device, is_prekey ? pm.identity_key : NULL,
 				       fetching);
+	/* the trusted list names this identity key for the device: it replaces one seen before (§11.3) */
+	if (rc == PARLEY_OK && is_prekey)
+		rc = client__e2e_accept_listed(c, e->sender_handle, e->sender_device, pm.identity_key);
 	if (rc != PARLEY_OK)
 		return rc;
 	*pt = parley__malloc(len + 1);
@@ -271,6 +274,9 @@ static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
 	/* the sender's list was fetched for it and still does not name the device: now it is final */
 	if (rc == PARLEY_E_DEVICE_NOT_LISTED && !fetching)
 		report_error(c, rc, e);
+	/* the fetched list came under a new account key: the user's decision is needed */
+	if (rc == PARLEY_E_UNTRUSTED_IDENTITY && c->ev.on_identity_changed != NULL)
+		c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
 	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
 }
 

@@ -186,24 +186,11 @@ parley_err parley_safety_number(parley_client *c, const char *handle, size_t ind
 	return PARLEY_OK;
 }
 
-/* Accepts key for (handle, device): the old session was built on the old key, so the next message
- * starts over from a bundle; the key leaves the pending set and handle's quarantine is marked for a
- * retry. */
+/* Accepts key for (handle, device) (e2e.c: the identity, the old session dropped, no longer pending) and
+ * marks handle's quarantine for a retry. */
 static int accept_key(parley_client *c, const char *handle, uint32_t device, const uint8_t key[PARLEY_SIGNAL_PUBKEY_LEN])
 {
-	parley_signal_address a = {handle, device};
-	sqlite3_stmt *st = NULL;
-	int rc = parley_signal_trust_identity(c->sig, &a, key);
-	if (rc == PARLEY_OK)
-		rc = client__e2e_peer_drop(c, handle, device);
-	if (rc == PARLEY_OK)
-		rc = client__sql_prep(c, "DELETE FROM pending_keys WHERE handle = ? AND device_id = ? AND key = ?", &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, device);
-	sqlite3_bind_blob(st, 3, key, PARLEY_SIGNAL_PUBKEY_LEN, SQLITE_STATIC);
-	rc = client__sql_done(c, st);
+	int rc = client__e2e_accept_identity(c, handle, device, key);
 	if (rc == PARLEY_OK)
 		rc = client__quarantine_mark(c, handle);
 	return rc;
@@ -288,6 +275,10 @@ parley_err parley_trust(parley_client *c, const char *handle, size_t *accepted)
 	int ak_changed = 0;
 	if (rc == PARLEY_OK)
 		rc = client__peer_trust_key(c, handle, &ak_changed);
+	/* the new key's list is not kept yet: fetched now, and its answer retries the quarantine, where
+	 * the new devices' first messages wait (their identity keys are the ones that list names) */
+	if (rc == PARLEY_OK && ak_changed)
+		client__peer_refetch(c, handle);
 	if (rc == PARLEY_OK)
 		rc = each_pending(c, handle, scan_one, &t);
 	if (rc == PARLEY_OK && t.ambiguous) {

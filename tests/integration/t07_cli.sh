@@ -65,6 +65,21 @@ check "a device without the account key cannot link another" \
 	 grep -q "does not hold the account key" "$dir/noak"'
 check "both devices listed from the new device" \
 	'[ "$(p alice-laptop devices | grep -cE "^\s*\*?\s*[0-9]+")" = 2 ]'
+# the account key moves to the laptop and back (docs/protocol.md §11.4): each side imports or wipes when
+# it listens
+check "devices transfer-key to the laptop" \
+	'p alice devices transfer-key 2 >"$dir/tk" 2>&1 && grep -q "wipes its copy" "$dir/tk"'
+check "a second transfer waits for the confirm" \
+	'! p alice devices transfer-key 2 >"$dir/tk2" 2>&1 && grep -q "has not confirmed" "$dir/tk2"'
+check "the laptop imports the account key" \
+	'p alice-laptop listen --timeout 3 >"$dir/tl" 2>&1; grep -q "imported the account key" "$dir/tl"'
+check "the old device wipes its copy on the confirm" \
+	'p alice listen --timeout 3 >"$dir/ta" 2>&1; grep -q "wiped its copy" "$dir/ta"'
+check "the old device no longer holds the account key" \
+	'! p alice devices transfer-key 2 >"$dir/tk3" 2>&1 && grep -q "does not hold the account key" "$dir/tk3"'
+check "and back to the first device" \
+	'p alice-laptop devices transfer-key 1 >/dev/null 2>&1 && p alice listen --timeout 3 >/dev/null 2>&1 &&
+	 p alice-laptop listen --timeout 3 >"$dir/tb" 2>&1; grep -q "wiped its copy" "$dir/tb"'
 check "devices remove" 'p alice devices remove 2 >/dev/null 2>&1'
 check "removed device can no longer list" '! p alice-laptop devices >/dev/null 2>&1'
 check "server down gives a connection error, not a hang" \

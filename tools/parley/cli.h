@@ -101,5 +101,7 @@ int cmd_agent(cli_ctx *ctx, int argc, char **argv);
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);
 void cli_ev_staff_changed(parley_client *c, const char *entity, uint64_t version, int removed, void *user);
 void cli_ev_join_decided(parley_client *c, const char *entity, uint64_t request_id, int approved, void *user);
+/* cmd_devices.c: on_keys_moved for listen */
+void cli_ev_keys_moved(parley_client *c, const char *from, int received, const char *what, void *user);
 
 #endif

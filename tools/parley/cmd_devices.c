@@ -1,4 +1,4 @@
-/* parley devices [link|add CODE [NAME] | remove ID] */
+/* parley devices [link|add CODE [NAME] | remove ID | transfer-key ID] */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -82,6 +82,42 @@ static int devices_remove(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+static int devices_transfer_key(cli_ctx *ctx, parley_client *c, int argc, char **argv)
+{
+	uint32_t id;
+	parley_err rc;
+
+	if (argc != 2)
+		return cli_usage(ctx, argc < 2 ? "missing ID" : "too many arguments");
+	if (cli_parse_device_id(argv[1], &id) != 0)
+		return cli_usage(ctx, "ID must be a positive integer, got '%s'", argv[1]);
+	rc = parley_account_key_transfer(c, id);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	printf("sent the account key (and the entity keys this device holds) to device %u, end-to-end encrypted.\n"
+	       "This device keeps its copy until device %u confirms: run `parley listen` there to import the keys,\n"
+	       "then `parley listen` here: this device wipes its copy when the confirmation arrives.\n",
+	       (unsigned)id, (unsigned)id);
+	return CLI_EXIT_OK;
+}
+
+/* listen: keys this device imported or wiped (docs/protocol.md §11.4) */
+void cli_ev_keys_moved(parley_client *c, const char *from, int received, const char *what, void *user)
+{
+	char buf[PARLEY_HANDLE_MAX + 1], wbuf[PARLEY_HANDLE_MAX + 1];
+	const char *handle = cli_safe_handle(from, buf);
+	/* "account key" or an entity handle (checked by the library, still filtered like any name) */
+	const char *w = strcmp(what, "account key") == 0 ? what : cli_safe_handle(what, wbuf);
+
+	if (received)
+		printf("* imported the %s%s from %s: this device holds it now\n", w,
+		       strcmp(what, "account key") == 0 ? "" : " entity key", handle);
+	else
+		printf("* %s confirmed it holds the %s%s: this device wiped its copy\n", handle, w,
+		       strcmp(what, "account key") == 0 ? "" : " entity key");
+	fflush(stdout);
+}
+
 int cmd_devices(cli_ctx *ctx, int argc, char **argv)
 {
 	parley_client *c;
@@ -93,12 +129,12 @@ int cmd_devices(cli_ctx *ctx, int argc, char **argv)
 		ctx->command = strcmp(argv[1], "link") == 0 ? "devices link" : "devices add";
 		if (argc >= 3 && cli_is_help(argv[2]))
 			return cli_print_command_help("devices");
-	} else if (argc >= 2 && strcmp(argv[1], "remove") == 0) {
-		ctx->command = "devices remove";
+	} else if (argc >= 2 && (strcmp(argv[1], "remove") == 0 || strcmp(argv[1], "transfer-key") == 0)) {
+		ctx->command = strcmp(argv[1], "remove") == 0 ? "devices remove" : "devices transfer-key";
 		if (argc >= 3 && cli_is_help(argv[2]))
 			return cli_print_command_help("devices");
 	} else if (argc >= 2) {
-		return cli_usage(ctx, "unknown subcommand '%s' (expected link, add or remove)", argv[1]);
+		return cli_usage(ctx, "unknown subcommand '%s' (expected link, add, remove or transfer-key)", argv[1]);
 	}
 	c = cli_client(ctx);
 	if (c == NULL)
@@ -107,5 +143,7 @@ int cmd_devices(cli_ctx *ctx, int argc, char **argv)
 		return devices_list(ctx, c);
 	if (is_add)
 		return devices_add(ctx, c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "transfer-key") == 0)
+		return devices_transfer_key(ctx, c, argc - 1, argv + 1);
 	return devices_remove(ctx, c, argc - 1, argv + 1);
 }

@@ -357,6 +357,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	ev.on_entity_join_requested = cli_ev_join_requested;
 	ev.on_entity_staff_changed = cli_ev_staff_changed;
 	ev.on_entity_join_decided = cli_ev_join_decided;
+	ev.on_keys_moved = cli_ev_keys_moved;
 	ev.user = &ls;
 	parley_client_set_events(c, &ev);
 	rc = parley_connect(c);

@@ -22,14 +22,21 @@ static const cli_command commands[] = {
 	 "the state directory. A handle has 3 to 32 characters from a-z, 0-9, '.', '_' and '-', and\n"
 	 "starts with a letter a-z. The device name defaults to \"primary\".\n"
 	 "Fails if this device already has an account."},
-	{"devices", cmd_devices, "[link|add LINK_CODE [NAME] | remove ID]", "list, add or remove devices",
+	{"devices", cmd_devices, "[link|add LINK_CODE [NAME] | remove ID | transfer-key ID]",
+	 "list, add or remove devices; move the account key",
 	 "parley devices               list the account's devices: id, added, last seen (UTC), name;\n"
 	 "                             '*' marks this device\n"
 	 "parley devices link CODE [NAME]  on the device holding the account key: add the device whose\n"
 	 "                             link code (from `parley device-key HANDLE` on that device, valid 10\n"
 	 "                             minutes) is CODE and sign the next device list with it; prints the\n"
 	 "                             new device id (`devices add` is the same command)\n"
-	 "parley devices remove ID     remove device ID from the account (and from the signed list)"},
+	 "parley devices remove ID     remove device ID from the account (and from the signed list)\n"
+	 "parley devices transfer-key ID  on the device holding the account key: send it (and every entity\n"
+	 "                             key this device holds) end-to-end encrypted to device ID of the\n"
+	 "                             account (named by the signed list). Device ID imports them when it\n"
+	 "                             next receives (`parley listen`) and confirms; this device wipes its\n"
+	 "                             copy when that confirmation arrives (`parley listen` here). One\n"
+	 "                             transfer at a time; removing device ID cancels a pending one"},
 	{"device-key", cmd_device_key, "[HANDLE]", "print this device's public key, or its link code for HANDLE",
 	 "Without HANDLE: prints this device's Ed25519 public key in base64, creating the key on first use.\n"
 	 "With HANDLE: prints this device's link code for joining account HANDLE (its key, the time and\n"

@@ -101,10 +101,74 @@ static void test_receipt(void)
 	parley__free(buf);
 }
 
+/* A key transfer (kind 4) carries a KeyTransfer record, or none (the filler the other devices of the
+ * account get); the filler with a body of the transfer's length pads to the same size. A transfer
+ * record on another kind, an empty one or one over the limit is refused. */
+static void test_key_transfer(void)
+{
+	uint8_t transfer[300], *buf = NULL, *filler = NULL;
+	client_content in, out;
+	size_t len = 0, flen = 0;
+
+	for (size_t i = 0; i < sizeof(transfer); i++)
+		transfer[i] = (uint8_t)(i * 7 + 1);
+	memset(&in, 0, sizeof(in));
+	in.kind = CONTENT_KIND_KEY_TRANSFER;
+	in.timestamp = 43;
+	in.transfer = transfer;
+	in.transfer_len = sizeof(transfer);
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_OK);
+	TEST_EQ_INT(out.kind, CONTENT_KIND_KEY_TRANSFER);
+	TEST_CHECK(out.transfer_len == sizeof(transfer) && memcmp(out.transfer, transfer, sizeof(transfer)) == 0);
+	TEST_EQ_INT(out.body_len, 0);
+	/* the filler: no record, a zero body as long as the transfer: the same padded size */
+	static const uint8_t zero[sizeof(transfer)];
+	in.transfer = NULL;
+	in.transfer_len = 0;
+	in.body = zero;
+	in.body_len = sizeof(zero);
+	TEST_EQ_INT(client__content_encode(&in, &filler, &flen), PARLEY_OK);
+	TEST_EQ_INT(flen, len);
+	TEST_EQ_INT(client__content_decode(filler, flen, &out), PARLEY_OK);
+	TEST_CHECK(out.kind == CONTENT_KIND_KEY_TRANSFER && out.transfer == NULL);
+	parley__free(filler);
+	/* the record on a message is refused (kind byte after version, tag, length) */
+	buf[1 + 3] = CONTENT_KIND_MESSAGE;
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_E_INVALID_MESSAGE);
+	parley__free(buf);
+	/* an empty record, and one over the limit */
+	static const uint8_t empty[] = {1, 1, 0, 1, 4, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9, 6, 0, 0};
+	TEST_EQ_INT(client__content_decode(empty, sizeof(empty), &out), PARLEY_E_INVALID_MESSAGE);
+	uint8_t *big = calloc(1, CONTENT_TRANSFER_MAX + 1);
+	in.body = NULL;
+	in.body_len = 0;
+	in.transfer = big;
+	in.transfer_len = CONTENT_TRANSFER_MAX + 1;
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_E_TOO_LARGE);
+	in.transfer_len = CONTENT_TRANSFER_MAX;
+	TEST_EQ_INT(client__content_encode(&in, &buf, &len), PARLEY_OK);
+	TEST_EQ_INT(client__content_decode(buf, len, &out), PARLEY_OK);
+	parley__free(buf);
+	free(big);
+	/* decoding a record one byte over the limit */
+	size_t n = 16 + 3 + CONTENT_TRANSFER_MAX + 1;
+	uint8_t *over = calloc(1, n);
+	memcpy(over, empty, 16);
+	over[16] = 6;
+	over[17] = (uint8_t)((CONTENT_TRANSFER_MAX + 1) >> 8);
+	over[18] = (uint8_t)(CONTENT_TRANSFER_MAX + 1);
+	TEST_EQ_INT(client__content_decode(over, n, &out), PARLEY_E_INVALID_MESSAGE);
+	over[18] = (uint8_t)CONTENT_TRANSFER_MAX;
+	TEST_EQ_INT(client__content_decode(over, n - 1, &out), PARLEY_OK);
+	free(over);
+}
+
 int main(void)
 {
 	TEST_RUN(test_round_trip);
 	TEST_RUN(test_malformed);
 	TEST_RUN(test_receipt);
+	TEST_RUN(test_key_transfer);
 	TEST_EXIT();
 }
