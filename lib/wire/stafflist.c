@@ -91,7 +91,8 @@ static int check(const wire_stafflist *l, size_t *bytes)
 			return INVALID;
 		if ((m->flags & WIRE_STAFF_PRIMARY) && (m->role != WIRE_ROLE_ADMIN || primaries++ > 0))
 			return INVALID;
-		if ((m->rules_mask & ~WIRE_RULE_ALL) != 0 || (m->rules_values & ~WIRE_RULE_ALL) != 0)
+		/* a value bit without its mask bit means nothing: one record, one meaning */
+		if ((m->rules_mask & ~WIRE_RULE_ALL) != 0 || (m->rules_values & ~m->rules_mask) != 0)
 			return INVALID;
 		if (m->account_key[0] != CRYPTO_SIGNAL_KEY_TYPE || m->devlist_len > WIRE_DEVLIST_MAX_BYTES ||
 		    (m->devlist_len > 0 && m->devlist == NULL))

@@ -117,6 +117,9 @@ static void test_rules(void)
 	base.n = 0;
 	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
 	make();
+	mem[2].rules_values |= WIRE_RULE_DEFAULT_AGENT; /* a value outside the member's mask */
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
+	make();
 	crypto__keypair_generate(&other); /* not the listed key */
 	TEST_EQ_INT(wire__stafflist_sign(&base, other.priv, &b), PARLEY_E_INVALID_KEY);
 	TEST_EQ_INT(b.len, 0);
