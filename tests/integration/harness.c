@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -863,4 +864,29 @@ parley_client *it_client_at(const char *dir, const char *name, const char *url, 
 		return NULL;
 	}
 	return c;
+}
+
+parley_client *it_user(const srv *s, const char *url, const char *handle)
+{
+	parley_client *c = it_client_at(s->dir, handle, url, 5000);
+	IT_CHECK(c != NULL);
+	if (c != NULL)
+		IT_EQ(parley_register(c, handle, NULL), PARLEY_OK);
+	return c;
+}
+
+sqlite3 *it_server_db(const srv *s)
+{
+	char path[512];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof path, "%s/data/parley.db", s->dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		fprintf(stderr, "# cannot open %s\n", path);
+		it_failures++;
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return db;
 }

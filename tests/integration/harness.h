@@ -134,6 +134,11 @@ extern int it_failures;
 /* A libparley client with its state in dir/name, talking to url; timeout_ms (0: the library's
  * defaults) bounds connecting and each request. NULL (after a "# " line on stderr) if it cannot be made. */
 parley_client *it_client_at(const char *dir, const char *name, const char *url, int timeout_ms);
+/* it_client_at(s->dir, handle, url, 5000) registered as handle (a failure counts, NULL if no client). */
+parley_client *it_user(const srv *s, const char *url, const char *handle);
+/* The running server's database (data/parley.db; WAL mode lets a test read and write it while parleyd
+ * runs, as an operator could), with a 5 s busy timeout; a failure counts and returns NULL. */
+struct sqlite3 *it_server_db(const srv *s);
 
 
 /* --- helpers shared by the security tests (s04, s05, s10) --- */

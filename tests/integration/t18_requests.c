@@ -263,24 +263,16 @@ static void forged_encrypted_receipt(void)
 
 static void db_exec(const char *sql)
 {
-	char path[400];
-	sqlite3 *db = NULL;
-	snprintf(path, sizeof path, "%s/data/parley.db", s.dir);
-	IT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
+	sqlite3 *db = it_server_db(&s);
 	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
 
 static int db_count(const char *sql)
 {
-	char path[400];
-	sqlite3 *db = NULL;
+	sqlite3 *db = it_server_db(&s);
 	sqlite3_stmt *st = NULL;
 	int n = -1;
-	snprintf(path, sizeof path, "%s/data/parley.db", s.dir);
-	IT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int(st, 0);
 	IT_CHECK(n >= 0);

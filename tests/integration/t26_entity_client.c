@@ -35,22 +35,12 @@ static parley_client *alice, *bob, *carol; /* primary admin, agent, customer */
 
 static parley_client *user(const char *handle)
 {
-	parley_client *c = it_client_at(s.dir, handle, url, 5000);
-	IT_CHECK(c != NULL);
-	if (c != NULL)
-		IT_EQ(parley_register(c, handle, NULL), PARLEY_OK);
-	return c;
+	return it_user(&s, url, handle);
 }
 
 static sqlite3 *server_db(void)
 {
-	char path[512];
-	sqlite3 *db = NULL;
-
-	snprintf(path, sizeof path, "%s/data/parley.db", s.dir);
-	IT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
+	return it_server_db(&s);
 }
 
 /* The stored staff list of acme (version, bytes); *len 0 if none. */
