@@ -171,16 +171,23 @@ parley_err parley_entity_decide_start(parley_client *c, const char *entity, uint
 	return submit(c, o, o->stage);
 }
 
-parley_err parley_entity_add_admin_start(parley_client *c, const char *entity, const char *member, parley_done_cb cb,
-					 void *user)
+/* The calls about an admin (add one, make one primary): fetch the list first. */
+static parley_err admin_call(parley_client *c, int kind, const char *entity, const char *member, parley_done_cb cb,
+			     void *user)
 {
 	entity_op *o;
-	parley_err rc = done_call(c, K_ADD_ADMIN, entity, member, ST_GET, cb, user, &o);
+	parley_err rc = done_call(c, kind, entity, member, ST_GET, cb, user, &o);
 
 	if (rc != PARLEY_OK)
 		return rc;
 	o->role = PARLEY_ROLE_ADMIN;
 	return submit(c, o, ST_GET);
+}
+
+parley_err parley_entity_add_admin_start(parley_client *c, const char *entity, const char *member, parley_done_cb cb,
+					 void *user)
+{
+	return admin_call(c, K_ADD_ADMIN, entity, member, cb, user);
 }
 
 parley_err parley_entity_remove_start(parley_client *c, const char *entity, const char *member, parley_entity_role role,
@@ -201,13 +208,7 @@ parley_err parley_entity_remove_start(parley_client *c, const char *entity, cons
 parley_err parley_entity_transfer_primary_start(parley_client *c, const char *entity, const char *member,
 					      parley_done_cb cb, void *user)
 {
-	entity_op *o;
-	parley_err rc = done_call(c, K_TRANSFER, entity, member, ST_GET, cb, user, &o);
-
-	if (rc != PARLEY_OK)
-		return rc;
-	o->role = PARLEY_ROLE_ADMIN;
-	return submit(c, o, ST_GET);
+	return admin_call(c, K_TRANSFER, entity, member, cb, user);
 }
 
 void parley_rules_change_init(parley_rules_change *r)
