@@ -71,18 +71,30 @@ int cmd_link(cli_ctx *ctx, int argc, char **argv)
 int cmd_device_key(cli_ctx *ctx, int argc, char **argv)
 {
 	uint8_t code[PARLEY_DEVICE_LINK_CODE_BYTES];
-	char b64[sizeof(code) / 3 * 4 + 8];
+	char b64[sizeof(code) / 3 * 4 + 8], err[160];
 	size_t n = PARLEY_DEVICE_KEY_BYTES;
+	const char *handle = NULL, *png = NULL;
+	int qr = 0;
 	parley_client *c;
 	parley_err rc;
 
-	if (argc > 2)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[2]);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--qr") == 0)
+			qr = 1;
+		else if (strcmp(argv[i], "--png") == 0 && i + 1 < argc)
+			png = argv[++i];
+		else if (argv[i][0] != '-' && handle == NULL)
+			handle = argv[i];
+		else
+			return cli_usage(ctx, "unexpected argument '%s'", argv[i]);
+	}
+	if ((qr || png != NULL) && handle == NULL)
+		return cli_usage(ctx, "--qr and --png show a link code: give the account's HANDLE");
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;
-	if (argc == 2) {
-		rc = parley_device_link_code(c, argv[1], code);
+	if (handle != NULL) {
+		rc = parley_device_link_code(c, handle, code);
 		n = sizeof(code);
 	} else {
 		rc = parley_device_public_key(c, code);
@@ -91,6 +103,14 @@ int cmd_device_key(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(ctx, rc);
 	cli_format_b64(code, n, b64, sizeof(b64));
 	printf("%s\n", b64);
+	/* the same text as a QR code, for the device holding the account key to scan (parley devices
+	 * link CODE); only on request, so that $(parley device-key HANDLE) stays the code alone */
+	if (qr && cli_qr_print(stdout, b64) != PARLEY_OK)
+		return cli_fail(ctx, PARLEY_E_NOMEM);
+	if (png != NULL && cli_qr_png(png, b64, err, sizeof(err)) != PARLEY_OK) {
+		fprintf(stderr, "parley: %s: %s\n", ctx->command, err);
+		return CLI_EXIT_ERROR;
+	}
 	return CLI_EXIT_OK;
 }
 

@@ -37,12 +37,14 @@ static const cli_command commands[] = {
 	 "                             next receives (`parley listen`) and confirms; this device wipes its\n"
 	 "                             copy when that confirmation arrives (`parley listen` here). One\n"
 	 "                             transfer at a time; removing device ID cancels a pending one"},
-	{"device-key", cmd_device_key, "[HANDLE]", "print this device's public key, or its link code for HANDLE",
+	{"device-key", cmd_device_key, "[HANDLE [--qr] [--png FILE]]",
+	 "print this device's public key, or its link code for HANDLE",
 	 "Without HANDLE: prints this device's Ed25519 public key in base64, creating the key on first use.\n"
 	 "With HANDLE: prints this device's link code for joining account HANDLE (its key, the time and\n"
-	 "its signature over both and HANDLE: the proof that it holds the key). Give the code to a device\n"
-	 "of the account (`parley devices add CODE`) within 10 minutes, then run `parley link HANDLE ID`\n"
-	 "here."},
+	 "its signature over both and HANDLE: the proof that it holds the key). Give the code to the device\n"
+	 "of the account that holds the account key (`parley devices link CODE`) within 10 minutes, then\n"
+	 "run `parley link HANDLE ID` here. --qr also prints the code as a QR code to scan, --png FILE\n"
+	 "writes it as a PNG image."},
 	{"link", cmd_link, "HANDLE DEVICE_ID", "join an account whose device added this one",
 	 "Authenticates for the first time as device DEVICE_ID of HANDLE (another device added this\n"
 	 "device's key with `parley devices add`) and saves the account."},

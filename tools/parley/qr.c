@@ -23,7 +23,7 @@
 
 #include "cli.h"
 
-#define CLI_QR_MAX_PAYLOAD 512 /* our payloads are < 100 bytes; bounds the symbol at version ~20 */
+#define CLI_QR_MAX_PAYLOAD 512 /* join URIs ~60 bytes, link codes 268; bounds the symbol at version ~20 */
 
 /* 1 = light at (x, y) of the symbol with its quiet zone (coordinates include the zone). */
 static int light_at(const QRcode *q, int x, int y)

@@ -26,6 +26,13 @@ static void test_modules(void)
 
 	TEST_EQ_INT(cli_qr_modules("hello", &w), PARLEY_OK);
 	TEST_EQ_INT(w, 21); /* version 1 */
+	/* a device link code in base64 (201 bytes -> 268 characters, `parley device-key HANDLE --qr`):
+	 * past version 11-M (251 bytes), within 12-M (287): 65 modules */
+	char link[269];
+	memset(link, 'A', 268);
+	link[268] = '\0';
+	TEST_EQ_INT(cli_qr_modules(link, &w), PARLEY_OK);
+	TEST_EQ_INT(w, 65);
 	/* 51 bytes: past version 3-M (42 bytes in 8-bit mode), within version 4-M (62) */
 	TEST_EQ_INT(strlen(JOIN), 51);
 	TEST_EQ_INT(cli_qr_modules(JOIN, &w), PARLEY_OK);
