@@ -146,7 +146,7 @@ int client__entity_send_key(parley_client *c, entity_op *o)
 
 	if (rc != PARLEY_OK)
 		return rc;
-	crypto__random(&kt.transfer_id, sizeof(kt.transfer_id));
+	kt.transfer_id = client__keymove_new_id();
 	ek.entity = o->entity;
 	ek.entity_key.data = pub;
 	ek.entity_key.len = sizeof(pub);
