@@ -866,6 +866,13 @@ parley_client *it_client_at(const char *dir, const char *name, const char *url, 
 	return c;
 }
 
+parley_client *it_client_must(srv *s, const char *url, const char *name)
+{
+	parley_client *c = it_client_at(s->dir, name, url, 0);
+	IT_MUST(s, c != NULL);
+	return c;
+}
+
 parley_client *it_user(const srv *s, const char *url, const char *handle)
 {
 	parley_client *c = it_client_at(s->dir, handle, url, 5000);

@@ -3,6 +3,8 @@
 #ifndef PARLEY_IT_HARNESS_H
 #define PARLEY_IT_HARNESS_H
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -134,6 +136,18 @@ extern int it_failures;
 /* A libparley client with its state in dir/name, talking to url; timeout_ms (0: the library's
  * defaults) bounds connecting and each request. NULL (after a "# " line on stderr) if it cannot be made. */
 parley_client *it_client_at(const char *dir, const char *name, const char *url, int timeout_ms);
+/* For steps a test cannot go on without: "Bail out!" (TAP) with the place, the server stopped and its
+ * directory removed, exit 99. */
+#define IT_MUST(srvp, cond)                                                                        \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "Bail out! %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+			srv_cleanup(srvp);                                                         \
+			exit(99);                                                                  \
+		}                                                                                  \
+	} while (0)
+/* it_client_at(s->dir, name, url, 0), or bail out (IT_MUST) when it cannot be made. */
+parley_client *it_client_must(srv *s, const char *url, const char *name);
 /* it_client_at(s->dir, handle, url, 5000) registered as handle (a failure counts, NULL if no client). */
 parley_client *it_user(const srv *s, const char *url, const char *handle);
 /* The running server's database (data/parley.db; WAL mode lets a test read and write it while parleyd

@@ -36,20 +36,11 @@
 static srv s;
 static char url[128];
 
-#define MUST(cond)                                                                                 \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "Bail out! %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-			srv_cleanup(&s);                                                           \
-			exit(99);                                                                  \
-		}                                                                                  \
-	} while (0)
+#define MUST(cond) IT_MUST(&s, cond)
 
 static parley_client *client(const char *name)
 {
-	parley_client *c = it_client_at(s.dir, name, url, 0);
-	MUST(c != NULL);
-	return c;
+	return it_client_must(&s, url, name);
 }
 
 /* events of alice */
