@@ -133,7 +133,19 @@ extern "C" {
 	X(TOO_MANY_CODES, 516, "the entity has its maximum number of open enrolment codes") \
 	X(APPROVAL_INVALID, 517, "join approval malformed or not signed by an admin's listed device") \
 	X(NEW_PRIMARY_NOT_ADMIN, 518, "the new primary admin must already be an admin of the entity") \
-	X(ALREADY_APPROVED, 519, "this join request is already approved and waits for the entity key")
+	X(ALREADY_APPROVED, 519, "this join request is already approved and waits for the entity key") \
+	/* threads and the group server (docs/threads.md) */ \
+	X(NO_SUCH_THREAD, 600, "no such thread") \
+	X(NOT_THREAD_MEMBER, 601, "not a member of this thread") \
+	X(THREAD_LOCKED, 602, "the thread is locked by another member") \
+	X(THREAD_CLOSED, 603, "the thread is closed") \
+	X(STALE_MEMBERSHIP, 604, "the thread's membership changed: refresh and send again") \
+	X(THREAD_EVENT_INVALID, 605, "thread event malformed, badly signed or not allowed to its signer") \
+	X(FORWARD_INVALID, 606, "forwarded thread refused: not from a staff device allowed to forward") \
+	X(NOT_ALLOWED_TO_INITIATE, 607, "this member may not open threads with customers") \
+	X(PAYMENT_NOT_ALLOWED, 608, "this member may not send payment requests") \
+	X(THREAD_WRONG_ENTITY, 609, "the thread belongs to another entity") \
+	X(TOO_MANY_THREADS, 610, "too many open threads")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,
