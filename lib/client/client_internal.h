@@ -19,6 +19,12 @@
  *   recv.c     pushes: envelopes (decrypt, dedupe, hand to the app, ack, delivery receipt), typing,
  *              presence, prekeys-low
  *   keymove.c  private keys moving between devices: transfers, their import and confirm (§11.4)
+ *   peers.c, ownlist.c, legacy.c, akey.c  signed device lists: peers' (pins, checks), this account's
+ *              (signing), migration of accounts from before account keys, the account key
+ *   entity*.c  entities (entity_internal.h): the calls and their stages (entity.c), entry points and
+ *              pushes (entity_calls.c), client.db side and verification (entity_state.c), blocking
+ *              calls and views (entity_view.c), approvals without the entity key and the key holder's
+ *              sweep, primary transfer's key send (entity_approve.c)
  *   requests.c message requests: whom this account accepted (receipts go only to them), what it sent
  *              to whom (receipts are believed only from there), parley_accept/decline/presence
  */
