@@ -392,7 +392,8 @@ static long listed_approval(int fd, const char *entity, uint64_t req_id, uint8_t
 	for (size_t i = 0; i < q->n_requests; i++)
 		if (q->requests[i]->request_id == req_id && q->requests[i]->approval.len <= WIRE_APPROVAL_MAX_BYTES) {
 			len = (long)q->requests[i]->approval.len;
-			memcpy(out, q->requests[i]->approval.data, (size_t)len);
+			if (len > 0) /* an empty bytes field has no data pointer */
+				memcpy(out, q->requests[i]->approval.data, (size_t)len);
 		}
 	wire__frame_free(&f);
 	return len;
