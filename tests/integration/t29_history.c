@@ -13,11 +13,16 @@
  *              right passphrase receives it.
  *  retention:  dave keeps 5 rows per conversation: after 8 messages his history holds exactly the 5
  *              newest; alice (default bound) keeps all of hers.
+ *  crash:      erin's process dies inside on_message (fork, _exit): the redelivered envelope is a
+ *              DUPLICATE for the Signal session, and the message is handed over from the history,
+ *              exactly once.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <parley/client.h>
 #include <parley/error.h>
@@ -35,11 +40,14 @@ static char marker[48];
 
 typedef struct tally {
 	int messages, storage_errors;
+	char last[128];
 } tally;
 
 static void on_msg(parley_client *c, const parley_message *m, void *user)
 {
-	((tally *)user)->messages++;
+	tally *t = user;
+	t->messages++;
+	snprintf(t->last, sizeof t->last, "%s", (const char *)m->body);
 }
 static void on_err(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
 {
@@ -58,18 +66,22 @@ static void listen_with(parley_client *c, tally *t)
 	parley_client_set_events(c, &ev);
 }
 
-/* Receives until n messages (or storage errors) came, at most ~5 s; returns the messages. */
+static tally last_receive;
+
+/* Receives until n messages (or storage errors) came, at most ~5 s; returns the messages (the tally
+ * stays in last_receive). */
 static int receive(parley_client *c, int n)
 {
-	tally t;
-	listen_with(c, &t);
+	tally *tp = &last_receive, t;
+	listen_with(c, tp);
 	(void)parley_connect(c);
-	for (int i = 0; i < 50 && t.messages + t.storage_errors < n; i++)
+	for (int i = 0; i < 50 && tp->messages + tp->storage_errors < n; i++)
 		(void)parley_client_run(c, 100);
 	(void)parley_client_run(c, 200); /* the acks */
 	parley_client_set_events(c, NULL);
 	(void)parley_client_run(c, 0);
 	parley_client_disconnect(c);
+	t = *tp;
 	return t.messages;
 }
 
@@ -280,6 +292,50 @@ static void test_retention(void)
 	parley_client_free(dave);
 }
 
+/* The crash window: erin's process dies inside on_message (after the decrypt saved the session and the
+ * history row was written, before the message was marked handed and acknowledged). The server
+ * redelivers; the session says DUPLICATE; the message is handed over from the history, once. */
+static void die_in_callback(parley_client *c, const parley_message *m, void *user)
+{
+	_exit(42);
+}
+
+static void test_crash_window(void)
+{
+	parley_client *erin = client_with("erin", NULL, 0);
+	parley_history_entry e[4];
+	parley_events ev = {0};
+	size_t n = 0;
+	int status = 0;
+	pid_t pid;
+
+	MUST(parley_register(erin, "erin", NULL) == PARLEY_OK);
+	parley_client_free(erin);
+	IT_EQ(parley_send(alice, "erin", "lost in a crash? no"), PARLEY_OK);
+	fflush(NULL);
+	pid = fork();
+	MUST(pid >= 0);
+	if (pid == 0) {
+		parley_client *x = client_with("erin", NULL, 0);
+		ev.on_message = die_in_callback;
+		parley_client_set_events(x, &ev);
+		(void)parley_connect(x);
+		for (int i = 0; i < 50; i++)
+			(void)parley_client_run(x, 100);
+		_exit(1); /* never got it */
+	}
+	MUST(waitpid(pid, &status, 0) == pid);
+	IT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+	erin = client_with("erin", NULL, 0);
+	IT_EQ(receive(erin, 1), 1);
+	IT_CHECK(strcmp(last_receive.last, "lost in a crash? no") == 0);
+	IT_EQ(receive(erin, 1), 0); /* handed over once, acknowledged */
+	IT_EQ(parley_history_list(erin, "alice", 0, 4, e, &n), PARLEY_OK);
+	IT_EQ(n, 1);
+	parley_history_entries_free(e, n);
+	parley_client_free(erin);
+}
+
 int main(void)
 {
 	uint8_t rnd[12];
@@ -297,6 +353,7 @@ int main(void)
 	IT_RUN(test_at_rest);
 	IT_RUN(test_passphrase);
 	IT_RUN(test_retention);
+	IT_RUN(test_crash_window);
 	parley_client_free(alice);
 	parley_client_free(a2);
 	parley_client_free(bob);
