@@ -86,6 +86,9 @@ static void test_seal_tamper(void)
 	m.conversation = "bob2";
 	TEST_EQ_INT(client__history_open(key, &m, nonce, ct, clen, pt, &n), PARLEY_E_BAD_MAC);
 	m = meta;
+	m.conversation = "bib"; /* the same length: the bytes themselves are bound */
+	TEST_EQ_INT(client__history_open(key, &m, nonce, ct, clen, pt, &n), PARLEY_E_BAD_MAC);
+	m = meta;
 	m.outgoing = 1;
 	TEST_EQ_INT(client__history_open(key, &m, nonce, ct, clen, pt, &n), PARLEY_E_BAD_MAC);
 	m = meta;
@@ -237,6 +240,19 @@ static void test_moved_row(void)
 		    SQLITE_OK);
 	TEST_EQ_INT(client__history_select(db, key, "carol", 0, 4, e, &n, err, sizeof err), PARLEY_E_BAD_MAC);
 	TEST_EQ_INT(n, 0);
+	/* the same message (sender, device, time, direction) in two conversations of the same length: a
+	 * body moved between them is refused on the conversation alone */
+	TEST_EQ_INT(insert(db, key, "ann", "alice", 3000, "to ann", 10), PARLEY_OK);
+	TEST_EQ_INT(insert(db, key, "ben", "alice", 3000, "to ben", 10), PARLEY_OK);
+	TEST_EQ_INT(sqlite3_exec(db,
+				 "UPDATE history SET nonce = (SELECT nonce FROM history WHERE conversation = 'ann'),"
+				 " body = (SELECT body FROM history WHERE conversation = 'ann') WHERE conversation = 'ben'",
+				 NULL, NULL, NULL),
+		    SQLITE_OK);
+	TEST_EQ_INT(client__history_select(db, key, "ben", 0, 4, e, &n, err, sizeof err), PARLEY_E_BAD_MAC);
+	TEST_EQ_INT(client__history_select(db, key, "ann", 0, 4, e, &n, err, sizeof err), PARLEY_OK);
+	TEST_EQ_INT(n, 1);
+	parley_history_entries_free(e, n);
 	/* a row re-labelled to another conversation */
 	TEST_EQ_INT(sqlite3_exec(db, "UPDATE history SET conversation = 'dave' WHERE conversation = 'bob'", NULL, NULL,
 				 NULL),
