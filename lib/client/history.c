@@ -33,7 +33,6 @@
 #include "common/alloc.h"
 #include "common/migrate.h"
 
-#define DAY_MS (24ull * 3600 * 1000)
 
 static const char *const history_steps[] = {
 	/* 1: history_key: how the storage key is obtained (kind 1: the key file, 2: a passphrase with this
