@@ -33,7 +33,6 @@
 #include "common/alloc.h"
 #include "common/migrate.h"
 
-
 static const char *const history_steps[] = {
 	/* 1: history_key: how the storage key is obtained (kind 1: the key file, 2: a passphrase with this
 	 * salt and these Argon2id limits) and a check value sealed under it. history: one row per message;

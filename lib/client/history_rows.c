@@ -235,15 +235,19 @@ int client__history_select(sqlite3 *db, const uint8_t key[HISTORY_KEY_BYTES], co
 	sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, before_ms == 0 || before_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)before_ms);
 	sqlite3_bind_int64(st, 3, max > INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
-	while (rc == PARLEY_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (;;) {
+		int step = sqlite3_step(st); /* an SQLite code, never mixed with rc's parley codes */
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_ROW) {
+			rc = client__history_sql_fail(db, err, errlen);
+			break;
+		}
 		rc = read_row(st, key, conv, &out[*n], err, errlen);
-		if (rc == PARLEY_OK)
-			(*n)++;
+		if (rc != PARLEY_OK)
+			break;
+		(*n)++;
 	}
-	if (rc == SQLITE_DONE)
-		rc = PARLEY_OK;
-	else if (rc != PARLEY_OK && rc != PARLEY_E_BAD_MAC && rc != PARLEY_E_NOMEM)
-		rc = client__history_sql_fail(db, err, errlen);
 	sqlite3_finalize(st);
 	if (rc != PARLEY_OK) {
 		parley_history_entries_free(out, *n);
