@@ -68,7 +68,21 @@ typedef struct parley_client_options {
 	 * oldest are dropped beyond (counted). 0 = the defaults below. At most PARLEY_QUARANTINE_LIMIT. */
 	unsigned quarantine_per_sender;
 	unsigned quarantine_max;
+	/* Local history (parley_history_list; docs/history.md). Message bodies are sealed at rest under a
+	 * storage key: by default 32 random bytes in `history.key` (0600, next to client.db, created on
+	 * first use); with a passphrase, a key derived from it with Argon2id and no key file (chosen on first
+	 * use: the same mode and passphrase are needed ever after, else PARLEY_E_STORAGE_KEY). Copied. */
+	const char *storage_passphrase;
+	/* Rows kept per conversation, the oldest pruned beyond: 0 = PARLEY_HISTORY_MAX_DEFAULT; at most
+	 * PARLEY_HISTORY_LIMIT. */
+	unsigned history_max_per_conversation;
+	/* Rows older than this many days (by server time) are pruned; 0 = no age limit. */
+	unsigned history_max_age_days;
 } parley_client_options;
+
+#define PARLEY_HISTORY_MAX_DEFAULT 10000
+#define PARLEY_HISTORY_LIMIT 1000000
+#define PARLEY_HISTORY_MAX_AGE_LIMIT 36500
 
 #define PARLEY_QUARANTINE_PER_SENDER_DEFAULT 50
 #define PARLEY_QUARANTINE_MAX_DEFAULT 1000
@@ -403,6 +417,40 @@ typedef struct parley_quarantine_entry {
  * many envelopes the bounds pushed out so far. */
 PARLEY_EXPORT parley_err parley_quarantine_list(parley_client *client, parley_quarantine_entry *out, size_t max,
 						size_t *n, uint64_t *dropped);
+
+/* ---- local history (docs/history.md) ----
+ *
+ * Every message handed to on_message (including copies of what this account sent from its other
+ * devices) and every message this device sent (once the server stored it) is kept in client.db, the
+ * body sealed under the storage key (parley_client_options.storage_passphrase). Receipts, typing and key
+ * transfers are not history. A conversation is named by a string of 1..PARLEY_CONVERSATION_MAX
+ * printable ASCII bytes: today the peer's handle (the own handle for notes to self). Errors of every
+ * call below: PARLEY_E_STORAGE_KEY (the key file or passphrase is not the one the history was sealed
+ * with, or missing: nothing is read or written), PARLEY_E_NO_IDENTITY, state errors. With a wrong key,
+ * sending fails and received envelopes stay on the server (on_error) until the right key is given. */
+#define PARLEY_CONVERSATION_MAX 64
+
+typedef struct parley_history_entry {
+	int outgoing;                       /* 1: sent by this account (from any of its devices) */
+	char sender[PARLEY_HANDLE_MAX + 1];
+	uint32_t sender_device;
+	uint64_t timestamp_ms;              /* the sender's timestamp: the message id */
+	uint64_t server_timestamp_ms;       /* when the server accepted it (the listing order) */
+	uint8_t *body;                      /* body_len bytes and a NUL; owned by the entry */
+	size_t body_len;
+} parley_history_entry;
+
+/* Up to max entries of `conversation`, newest first (by server time), only those with a server time
+ * below before_ms (0 = no bound: page backwards by passing the oldest one's server_timestamp_ms).
+ * *n = how many were filled; their bodies are allocated: release them with
+ * parley_history_entries_free(out, *n) (on error nothing is left allocated and *n is 0).
+ * PARLEY_E_BAD_MAC when a stored row does not open (altered or moved: refused, not shown). */
+PARLEY_EXPORT parley_err parley_history_list(parley_client *client, const char *conversation, uint64_t before_ms,
+					     size_t max, parley_history_entry *out, size_t *n);
+/* Wipes and frees the bodies of n entries (NULL or n == 0: no-op); the array stays the caller's. */
+PARLEY_EXPORT void parley_history_entries_free(parley_history_entry *entries, size_t n);
+/* Deletes the history of one conversation (*deleted, may be NULL = rows removed). */
+PARLEY_EXPORT parley_err parley_history_clear(parley_client *client, const char *conversation, size_t *deleted);
 
 #ifdef __cplusplus
 }

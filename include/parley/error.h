@@ -82,6 +82,7 @@ extern "C" {
 	X(ACCOUNT_KEY_SET, 216, "the account already has an account key") \
 	X(KEY_TRANSFER_INVALID, 217, "key transfer refused: not from a listed device or the keys do not match") \
 	X(KEY_TRANSFER_PENDING, 218, "a key transfer from this device is waiting for its receiver's confirmation") \
+	X(STORAGE_KEY, 219, "wrong storage key or passphrase: the local history cannot be opened") \
 	/* 300-399: end-to-end crypto (Signal protocol) */                                           \
 	X(INVALID_MESSAGE, 300, "invalid message")                                                   \
 	X(BAD_MAC, 301, "message authentication failed")                                             \

@@ -94,6 +94,8 @@ parley_err parley_client_new(const parley_client_options *opts, parley_client **
 		rc = dup_opt(opts->state_dir, &c->state_dir);
 	if (rc == PARLEY_OK)
 		rc = dup_opt(opts->ca_file, &c->ca_file);
+	if (rc == PARLEY_OK)
+		rc = client__history_options(c, opts);
 	if (rc != PARLEY_OK)
 		goto out;
 	c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
@@ -120,6 +122,7 @@ out:
 		parley__free(c->server_url);
 		parley__free(c->state_dir);
 		parley__free(c->ca_file);
+		client__history_free(c);
 		parley__free(c);
 		return rc;
 	}
@@ -144,6 +147,7 @@ void parley_client_free(parley_client *c)
 	client__state_close(c->state);
 	sodium_memzero(&c->key, sizeof(c->key));
 	sodium_memzero(c->nonce, sizeof(c->nonce));
+	client__history_free(c);
 	parley__free(c->server_url);
 	parley__free(c->state_dir);
 	parley__free(c->ca_file);

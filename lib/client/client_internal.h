@@ -25,6 +25,9 @@
  *              pushes (entity_calls.c), client.db side and verification (entity_state.c), blocking
  *              calls and views (entity_view.c), approvals without the entity key and the key holder's
  *              sweep, primary transfer's key send (entity_approve.c)
+ *   history.c  the local history's store: the storage key (key file or passphrase), sealing rows
+ *   history_rows.c  its rows: insert with retention, listing, the crash window's un-handed rows
+ *   history_api.c   the history of a parley_client: recording on receive/send, the public calls
  *   requests.c message requests: whom this account accepted (receipts go only to them), what it sent
  *              to whom (receipts are believed only from there), parley_accept/decline/presence
  */
@@ -54,6 +57,8 @@
  * client_op (and whatever the request body points to), allocated by the feature and freed by its own
  * completion function. */
 typedef struct client_op client_op;
+/* content.c */
+typedef struct client_content client_content;
 
 /* How one kind of request is built and completed. The event core (conn.c) knows requests only through
  * this table: adding a request kind means writing its build and complete functions and one const table,
@@ -163,6 +168,11 @@ struct parley_client {
 	int requests_ready;      /* requests.c: its schema is migrated in this client.db */
 	int entities_ready;      /* entity_state.c: the same for its schema */
 	int keymove_ready;       /* keymove.c: the same for its schema */
+	/* history (history_api.c): the storage key in sodium_malloc'd memory once unlocked (sodium_free
+	 * wipes it); the passphrase (sodium_malloc'd) only until then */
+	uint8_t *history_key;
+	char *storage_passphrase;
+	unsigned history_max, history_max_age_days;
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -415,6 +425,94 @@ int client__quarantine_retry(parley_client *c, client_retry_fn retry);
 /* recv.c: retries marked quarantined envelopes now if the application receives. */
 void client__recv_retry_quarantine(parley_client *c);
 
+/* history.c, history_rows.c, history_api.c: the local history (docs/history.md) */
+#define HISTORY_KEY_FILE "history.key"
+#define HISTORY_KEY_BYTES 32
+#define HISTORY_NONCE_BYTES 24 /* crypto_aead_xchacha20poly1305_ietf_NPUBBYTES */
+#define HISTORY_ABYTES 16      /* crypto_aead_xchacha20poly1305_ietf_ABYTES */
+#define HISTORY_SALT_BYTES 16  /* crypto_pwhash_SALTBYTES */
+#define HISTORY_CONV_MAX PARLEY_CONVERSATION_MAX
+/* label(18) + direction + 1 + conversation + 1 + sender + device(4) + timestamp(8) */
+#define HISTORY_AD_MAX (18 + 1 + 1 + HISTORY_CONV_MAX + 1 + PARLEY_HANDLE_MAX + 4 + 8)
+/* What a row's seal is bound to (its associated data). */
+typedef struct client_history_meta {
+	const char *conversation;
+	int outgoing;
+	const char *sender;
+	uint32_t sender_device;
+	uint64_t timestamp;
+} client_history_meta;
+/* Error text for the history's functions (err may be NULL); sql_fail: sqlite's message, PARLEY_E_STORE. */
+void client__history_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int client__history_sql_fail(sqlite3 *db, char *err, size_t errlen);
+/* 1 if conv is a valid conversation id (1..HISTORY_CONV_MAX printable ASCII, no space). */
+int client__history_conversation_ok(const char *conv);
+/* Seals body (len bytes) for m under key: a fresh random nonce, ct = len + HISTORY_ABYTES bytes. */
+void client__history_seal(const uint8_t key[HISTORY_KEY_BYTES], const client_history_meta *m, const uint8_t *body,
+			  size_t len, uint8_t nonce[HISTORY_NONCE_BYTES], uint8_t *ct);
+/* Opens a sealed body into body (ct_len - HISTORY_ABYTES bytes). PARLEY_E_BAD_MAC when anything of key,
+ * metadata, nonce or ciphertext differs from the seal's. */
+int client__history_open(const uint8_t key[HISTORY_KEY_BYTES], const client_history_meta *m,
+			 const uint8_t nonce[HISTORY_NONCE_BYTES], const uint8_t *ct, size_t ct_len, uint8_t *body,
+			 size_t *len);
+/* Argon2id of passphrase with these limits. PARLEY_E_NOMEM when mem cannot be allocated. */
+int client__history_derive(const char *passphrase, const uint8_t salt[HISTORY_SALT_BYTES], uint64_t ops,
+			   uint64_t mem, uint8_t key[HISTORY_KEY_BYTES]);
+/* Migrates the history schema of db and gets the storage key into key: from dir/history.key
+ * (passphrase NULL) or the passphrase, created on first use. PARLEY_E_STORAGE_KEY (err says which: the
+ * other mode, a missing key file, a wrong key or passphrase), PARLEY_E_PERM (key file readable by
+ * others), PARLEY_E_STORE, PARLEY_E_IO. key is wiped on error. */
+int client__history_unlock(sqlite3 *db, const char *dir, const char *passphrase, uint8_t key[HISTORY_KEY_BYTES],
+			   char *err, size_t errlen);
+/* One row to record. server_id 0: none (sent by this device); handed 0: not handed to the application
+ * yet (the crash window). */
+typedef struct client_history_row {
+	client_history_meta m;
+	uint64_t server_ts;
+	uint64_t server_id;
+	int handed;
+	int request;
+	const uint8_t *body;
+	size_t body_len;
+} client_history_row;
+typedef struct client_history_limits {
+	unsigned max_per_conversation; /* > 0 */
+	unsigned max_age_days;         /* 0: none */
+	uint64_t now_ms;
+} client_history_limits;
+/* Seals and inserts r (an envelope already recorded is left as it is), then prunes its conversation to
+ * the limits, in one transaction. */
+int client__history_insert(sqlite3 *db, const uint8_t key[HISTORY_KEY_BYTES], const client_history_row *r,
+			   const client_history_limits *lim, char *err, size_t errlen);
+/* Rows older than the age limit, in every conversation (once per unlock). */
+int client__history_prune_age(sqlite3 *db, const client_history_limits *lim, char *err, size_t errlen);
+/* The listing of parley_history_list on db. */
+int client__history_select(sqlite3 *db, const uint8_t key[HISTORY_KEY_BYTES], const char *conv, uint64_t before_ms,
+			   size_t max, parley_history_entry *out, size_t *n, char *err, size_t errlen);
+/* The row of envelope server_id if it is still un-handed: *found, e (its body allocated, free with
+ * parley_history_entries_free(e, 1)), its conversation and request flag. */
+int client__history_unhanded(sqlite3 *db, const uint8_t key[HISTORY_KEY_BYTES], uint64_t server_id, int *found,
+			     parley_history_entry *e, char conv[HISTORY_CONV_MAX + 1], int *request, char *err,
+			     size_t errlen);
+int client__history_mark_handed(sqlite3 *db, uint64_t server_id, char *err, size_t errlen);
+int client__history_delete(sqlite3 *db, const char *conv, size_t *deleted, char *err, size_t errlen);
+/* The glue (history_api.c). ready: unlocks the history of c once (PARLEY_E_STORAGE_KEY...). */
+int client__history_ready(parley_client *c);
+/* recv.c, before on_message: records a decrypted message (un-handed), conversation chosen from ct. */
+int client__history_received(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct,
+			     int request);
+/* recv.c, after on_message returned. */
+void client__history_handed(parley_client *c, uint64_t server_id);
+/* recv.c: a redelivered envelope whose session already advanced (DUPLICATE_MESSAGE): if its row was
+ * recorded and never handed over (the process died in between), it is handed over now. */
+void client__history_rehand(parley_client *c, uint64_t server_id);
+/* send.c: a message this device sent (content: its encoded Content), once the server stored it. */
+void client__history_sent(parley_client *c, const char *recipient, const uint8_t *content, size_t content_len,
+			  uint64_t server_ts);
+/* client.c: option copies, and the release of the key and passphrase. */
+int client__history_options(parley_client *c, const parley_client_options *o);
+void client__history_free(parley_client *c);
+
 /* content.c: the plaintext inside a ciphertext (see content.c for the format) */
 #define CONTENT_KIND_MESSAGE 1
 #define CONTENT_KIND_SENT_COPY 2 /* a copy for the sender's other devices: has a destination */
@@ -422,7 +520,7 @@ void client__recv_retry_quarantine(parley_client *c);
 #define CONTENT_KIND_KEY_TRANSFER 4 /* private keys (packed wire KeyTransfer), or the filler without one */
 /* A packed KeyTransfer: the account key and KEYMOVE_MAX_ENTITIES entity keys (~110 bytes each) fit. */
 #define CONTENT_TRANSFER_MAX PARLEY_MESSAGE_MAX /* the filler's body matches it */
-typedef struct client_content {
+struct client_content {
 	int kind;
 	uint64_t timestamp;
 	const uint8_t *body; /* borrowed from the decoded buffer */
@@ -432,7 +530,7 @@ typedef struct client_content {
 	size_t receipt_len;
 	const uint8_t *transfer; /* borrowed: a packed Parley__Wire__KeyTransfer (kind KEY_TRANSFER only) */
 	size_t transfer_len;
-} client_content;
+};
 /* Encodes into a new buffer (*out, parley__malloc, padded to a multiple of 160 bytes). */
 int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);
 /* PARLEY_E_INVALID_MESSAGE / PARLEY_E_BAD_VERSION on malformed input. */

@@ -277,6 +277,8 @@ static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
 	/* the fetched list came under a new account key: the user's decision is needed */
 	if (rc == PARLEY_E_UNTRUSTED_IDENTITY && c->ev.on_identity_changed != NULL)
 		c->ev.on_identity_changed(c, e->sender_handle, e->sender_device, c->ev.user);
+	if (rc == PARLEY_E_DUPLICATE_MESSAGE)
+		client__history_rehand(c, e->server_id);
 	return rc == PARLEY_E_DUPLICATE_MESSAGE ? PARLEY_OK : rc;
 }
 
@@ -304,8 +306,13 @@ static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const cli
 	m.body = ct->body; /* NUL-terminated by handle_envelope */
 	m.body_len = ct->body_len;
 	m.request = request;
+	/* kept (un-handed) before the application sees it: if the process dies before on_message returns,
+	 * the redelivery is handed over from the history (client__history_rehand). A failure to keep it
+	 * must not cost the message: it is handed over all the same. */
+	(void)client__history_received(c, e, ct, request);
 	if (c->ev.on_message != NULL)
 		c->ev.on_message(c, &m, c->ev.user);
+	client__history_handed(c, e->server_id);
 }
 
 static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
@@ -326,6 +333,13 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 	rc = client__e2e_seen(c, e->server_id, 0, &seen);
 	if (rc != PARLEY_OK)
 		return; /* local storage trouble: leave it on the server */
+	/* a wrong storage key or passphrase: nothing is decrypted (the session would advance with nowhere
+	 * to keep the message); it waits on the server for the right one */
+	rc = client__history_ready(c);
+	if (rc != PARLEY_OK) {
+		report_error(c, rc, e);
+		return;
+	}
 	if (seen) {
 		ack(c, e->server_id);
 		return;
@@ -335,7 +349,11 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		return; /* ours, not the message's fault: try again on the next delivery */
 	if (rc == PARLEY_OK) {
 		hand_over(c, e, pt, pt_len);
-	} else if (rc != PARLEY_E_DUPLICATE_MESSAGE) {
+	} else if (rc == PARLEY_E_DUPLICATE_MESSAGE) {
+		/* decrypted before, but perhaps never handed over (the process died in between) */
+		client__history_rehand(c, e->server_id);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else {
 		/* Kept before the ack, so a crash in between means a redelivery, never a loss. If it cannot
 		 * be kept (local storage), it stays on the server like any local failure. */
 		if (client__quarantine_add(c, e, rc) != PARLEY_OK)

@@ -295,6 +295,10 @@ static void complete_send(parley_client *c, client_op *op, int status, const Par
 
 	send_op_free(m);
 	if (status == PARLEY_OK) {
+		/* the recipient's phase is what makes a message sent: it joins this device's history */
+		if (job->phase == 0 && job->receipt_kind == 0 && job->only_device == 0 && r != NULL)
+			client__history_sent(c, job->recipient, job->content, job->content_len,
+					     r->send_message->server_timestamp);
 		next_phase(c, job);
 		return;
 	}
@@ -423,6 +427,9 @@ parley_err parley_send_start(parley_client *c, const char *handle, const uint8_t
 		return len == 0 ? PARLEY_E_INVAL : PARLEY_E_TOO_LARGE;
 	}
 	rc = client__e2e_begin(c, handle);
+	/* a wrong storage key would leave the message out of the history: refused before anything is sent */
+	if (rc == PARLEY_OK)
+		rc = client__history_ready(c);
 	if (rc != PARLEY_OK)
 		return (parley_err)rc;
 	job = job_new(c, handle);

@@ -94,6 +94,16 @@ scan "in the live server files and the CLI homes while bob has not fetched it" $
 check "bob reads both" '[ "$(p bob listen --count 2 --timeout 10 | grep -c "$secret")" = 2 ]'
 # shellcheck disable=SC2046,SC2086
 scan "in the live server files and the CLI homes after delivery" $live $(homes alice bob)
+# the local history (docs/history.md) has both, oldest first, and keeps nothing of them in clear
+p bob history alice --last 2 >"$dir/hist" 2>&1
+check "bob's history lists both as HH:MM:SS alice: TEXT, oldest first" \
+	'[ "$(grep -Ec "^[0-9]{2}:[0-9]{2}:[0-9]{2} alice: (the word is )?$secret" "$dir/hist")" = 2 ] &&
+	 head -n 1 "$dir/hist" | grep -q "alice: $secret$"'
+check "alice's history has what she sent" '[ "$(p alice history bob --last 2 | grep -c "alice: .*$secret")" = 2 ]'
+check "the history key file is private" '[ "$(stat -c %a "$dir/bob/history.key")" = 600 ]'
+# shellcheck disable=SC2046,SC2086
+scan "in the CLI homes and history keys after the history was read" $(homes alice bob) \
+	"$dir/alice/history.key" "$dir/bob/history.key"
 
 # a second device for bob: it must get new messages too (fan-out to every device)
 code=$(p bob2 device-key bob)

@@ -95,6 +95,7 @@ int cmd_accept(cli_ctx *ctx, int argc, char **argv);
 int cmd_block(cli_ctx *ctx, int argc, char **argv);
 int cmd_presence(cli_ctx *ctx, int argc, char **argv);
 int cmd_quarantine(cli_ctx *ctx, int argc, char **argv);
+int cmd_history(cli_ctx *ctx, int argc, char **argv);
 int cmd_entity(cli_ctx *ctx, int argc, char **argv);
 int cmd_agent(cli_ctx *ctx, int argc, char **argv);
 /* listen's lines for the entity pushes (cmd_entity.c) */

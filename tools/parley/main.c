@@ -97,6 +97,13 @@ static const cli_command commands[] = {
 	 "  YYYY-MM-DD HH:MM:SS SENDER device N: REASON [retry]\n"
 	 "then \"N dropped\" if the bounds (50 per sender, 1000 in all) pushed older ones out. Accepting\n"
 	 "a key of the sender with `parley trust` retries its messages on the next listen."},
+	{"history", cmd_history, "HANDLE [--last N]", "show this device's history of the conversation with HANDLE",
+	 "The last N messages (default 20, at most 1000) this device received from or sent to HANDLE,\n"
+	 "including what this account sent from its other devices, oldest first, one line each:\n"
+	 "  HH:MM:SS SENDER: TEXT\n"
+	 "Read from this device only (no network). The history is sealed at rest under history.key in the\n"
+	 "state directory, or under a passphrase when PARLEY_STORAGE_PASSPHRASE is set (chosen at first use:\n"
+	 "always the same one afterwards). It keeps 10000 messages per conversation."},
 	{"accept", cmd_accept, "HANDLE", "accept a message request from HANDLE",
 	 "Someone who writes to you first is a message request: you see the messages, but they get no\n"
 	 "delivery or read receipts, no presence and cannot show typing to you. Replying to HANDLE or\n"
@@ -168,6 +175,9 @@ static void print_usage(FILE *f)
 		   "  --ca-file FILE  CA certificates (PEM) for wss:// servers\n"
 		   "  --timeout MS    connect and request timeout in milliseconds (default 10000)\n"
 		   "  -h, --help      show this help;  -V, --version  show the version\n"
+		   "\n"
+		   "Environment: PARLEY_STORAGE_PASSPHRASE seals the local history under a passphrase instead of\n"
+		   "the key file history.key (see 'parley help history').\n"
 		   "\n"
 		   "Run 'parley help COMMAND' for a command's help.\n"
 		   "\n"
@@ -316,6 +326,10 @@ int main(int argc, char **argv)
 	env = getenv("PARLEY_HOME");
 	if (env != NULL && env[0] != '\0')
 		ctx.opts.state_dir = env;
+	/* an environment variable, not an option: a command line is visible to every user in ps */
+	env = getenv("PARLEY_STORAGE_PASSPHRASE");
+	if (env != NULL && env[0] != '\0')
+		ctx.opts.storage_passphrase = env;
 	opterr = 0;
 	/* '+': stop at the command name; everything after it belongs to the command. */
 	for (;;) {
