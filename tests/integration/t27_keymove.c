@@ -386,8 +386,11 @@ static void confirm_rules(void)
 	IT_EQ(ta2.wiped, 0);
 	IT_EQ(holds_account_key(a2), 1);
 	IT_EQ(pending_id(a2), id);
-	/* a3 imports and confirms: now a2 wipes */
+	/* a3 imports and confirms: now a2 wipes (a reconnect: envelopes pushed while a3 was not
+	 * receiving stay on the server until its next connection) */
+	parley_client_disconnect(a3);
 	listen_with(a3, &ta3, "a3");
+	IT_EQ(parley_connect(a3), PARLEY_OK);
 	run_until(a3, &ta3.imported, 1);
 	IT_EQ(ta3.imported, 2);
 	run_until(a2, &ta2.wiped, 1);
