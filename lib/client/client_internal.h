@@ -443,7 +443,6 @@ typedef struct client_history_meta {
 	uint64_t timestamp;
 } client_history_meta;
 /* Error text for the history's functions (err may be NULL); sql_fail: sqlite's message, PARLEY_E_STORE. */
-void client__history_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int client__history_sql_fail(sqlite3 *db, char *err, size_t errlen);
 /* 1 if conv is a valid conversation id (1..HISTORY_CONV_MAX printable ASCII, no space). */
 int client__history_conversation_ok(const char *conv);

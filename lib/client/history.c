@@ -176,7 +176,7 @@ static int read_key_file(const char *dir, uint8_t key[HISTORY_KEY_BYTES], char *
 		return rc;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		client__history_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return PARLEY_E_IO;
 	}
 	got = read(fd, key, HISTORY_KEY_BYTES);
@@ -185,7 +185,7 @@ static int read_key_file(const char *dir, uint8_t key[HISTORY_KEY_BYTES], char *
 	close(fd);
 	if (got != HISTORY_KEY_BYTES) {
 		sodium_memzero(key, HISTORY_KEY_BYTES);
-		client__history_set_err(err, errlen, "%s is not a %d-byte key", path, HISTORY_KEY_BYTES);
+		client__errbuf_set(err, errlen, "%s is not a %d-byte key", path, HISTORY_KEY_BYTES);
 		return PARLEY_E_STORAGE_KEY;
 	}
 	return PARLEY_OK;
@@ -202,11 +202,11 @@ static int create_key_file(const char *dir, uint8_t key[HISTORY_KEY_BYTES], char
 	randombytes_buf(key, HISTORY_KEY_BYTES);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		client__history_set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return errno == EEXIST ? PARLEY_E_STORAGE_KEY : PARLEY_E_IO;
 	}
 	if (fchmod(fd, 0600) != 0 || write(fd, key, HISTORY_KEY_BYTES) != HISTORY_KEY_BYTES || fsync(fd) != 0) {
-		client__history_set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		return PARLEY_E_IO;
@@ -263,32 +263,32 @@ static int key_load(sqlite3_stmt *st, const char *dir, const char *passphrase, u
 	int rc;
 
 	if (kind == KIND_FILE && passphrase != NULL) {
-		client__history_set_err(err, errlen, "the history is sealed with %s/%s, not with a passphrase", dir, HISTORY_KEY_FILE);
+		client__errbuf_set(err, errlen, "the history is sealed with %s/%s, not with a passphrase", dir, HISTORY_KEY_FILE);
 		return PARLEY_E_STORAGE_KEY;
 	}
 	if (kind == KIND_PASSPHRASE && passphrase == NULL) {
-		client__history_set_err(err, errlen, "the history is sealed with a storage passphrase: give it");
+		client__errbuf_set(err, errlen, "the history is sealed with a storage passphrase: give it");
 		return PARLEY_E_STORAGE_KEY;
 	}
 	if (kind == KIND_FILE) {
 		rc = read_key_file(dir, key, err, errlen);
 		if (rc == PARLEY_E_NOT_FOUND) {
 			/* never a new one: the rows are sealed under the lost one */
-			client__history_set_err(err, errlen, "%s/%s is missing: the history cannot be opened", dir, HISTORY_KEY_FILE);
+			client__errbuf_set(err, errlen, "%s/%s is missing: the history cannot be opened", dir, HISTORY_KEY_FILE);
 			rc = PARLEY_E_STORAGE_KEY;
 		}
 	} else if (kind == KIND_PASSPHRASE && salt != NULL && sqlite3_column_bytes(st, 1) == HISTORY_SALT_BYTES) {
 		rc = client__history_derive(passphrase, salt, (uint64_t)sqlite3_column_int64(st, 2),
 					    (uint64_t)sqlite3_column_int64(st, 3), key);
 	} else {
-		client__history_set_err(err, errlen, "client.db: unknown history key kind %d", kind);
+		client__errbuf_set(err, errlen, "client.db: unknown history key kind %d", kind);
 		return PARLEY_E_STORE;
 	}
 	if (rc != PARLEY_OK)
 		return rc;
 	if (!check_ok(key, sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4))) {
 		sodium_memzero(key, HISTORY_KEY_BYTES);
-		client__history_set_err(err, errlen, kind == KIND_FILE ? "%s/" HISTORY_KEY_FILE " is not the key the history is sealed with"
+		client__errbuf_set(err, errlen, kind == KIND_FILE ? "%s/" HISTORY_KEY_FILE " is not the key the history is sealed with"
 						       : "%swrong storage passphrase",
 			kind == KIND_FILE ? dir : "");
 		return PARLEY_E_STORAGE_KEY;
@@ -304,7 +304,7 @@ int client__history_unlock(sqlite3 *db, const char *dir, const char *passphrase,
 	int rc = parley__migrate(db, &history_schema, &res);
 
 	if (rc != PARLEY_OK) {
-		client__history_set_err(err, errlen, "client.db: %s", res.err);
+		client__errbuf_set(err, errlen, "client.db: %s", res.err);
 		return rc;
 	}
 	/* IMMEDIATE: two processes starting at once create one key, not two */

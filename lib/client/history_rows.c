@@ -6,7 +6,6 @@
  * many entries, and everything at or below it goes; the age bound is one range delete on the same
  * index. So a conversation never holds more than its bound, and nothing scans the whole table.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,19 +16,9 @@
 
 #define DAY_MS (24ull * 3600 * 1000)
 
-void client__history_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int client__history_sql_fail(sqlite3 *db, char *err, size_t errlen)
 {
-	client__history_set_err(err, errlen, "client.db (history): %s", sqlite3_errmsg(db));
+	client__errbuf_set(err, errlen, "client.db (history): %s", sqlite3_errmsg(db));
 	return PARLEY_E_STORE;
 }
 
@@ -210,7 +199,7 @@ static int read_row(sqlite3_stmt *st, const uint8_t *key, const char *conv, parl
 bad:
 	parley__free(e->body);
 	e->body = NULL;
-	client__history_set_err(err, errlen, "history row %lld of %s does not open under the storage key: altered or moved",
+	client__errbuf_set(err, errlen, "history row %lld of %s does not open under the storage key: altered or moved",
 		(long long)sqlite3_column_int64(st, 7), conv);
 	return PARLEY_E_BAD_MAC;
 }

@@ -110,8 +110,7 @@ uint64_t client__now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void client__errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	if (err == NULL || errlen == 0)
@@ -167,14 +166,14 @@ static int make_dirs(char *path, char *err, size_t errlen)
 	for (slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
 		if (path[0] != '\0' && mkdir(path, 0700) != 0 && errno != EEXIST) {
-			set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+			client__errbuf_set(err, errlen, "cannot create %s: %s", path, strerror(errno));
 			*slash = '/';
 			return errno == EACCES ? PARLEY_E_PERM : PARLEY_E_IO;
 		}
 		*slash = '/';
 	}
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return errno == EACCES ? PARLEY_E_PERM : PARLEY_E_IO;
 	}
 	return PARLEY_OK;
@@ -185,20 +184,20 @@ static int check_dir(const char *dir, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(dir, &st) != 0) {
-		set_err(err, errlen, "cannot access %s: %s", dir, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot access %s: %s", dir, strerror(errno));
 		return PARLEY_E_IO;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		set_err(err, errlen, "%s is not a directory", dir);
+		client__errbuf_set(err, errlen, "%s is not a directory", dir);
 		return PARLEY_E_IO;
 	}
 	if (st.st_uid != geteuid()) {
-		set_err(err, errlen, "%s is owned by another user (uid %u)", dir, (unsigned)st.st_uid);
+		client__errbuf_set(err, errlen, "%s is owned by another user (uid %u)", dir, (unsigned)st.st_uid);
 		return PARLEY_E_PERM;
 	}
 	/* Another user able to write here could swap client.db for their own. */
 	if ((st.st_mode & 0022) != 0) {
-		set_err(err, errlen, "%s is writable by other users (mode %04o); run: chmod 700 %s", dir,
+		client__errbuf_set(err, errlen, "%s is writable by other users (mode %04o); run: chmod 700 %s", dir,
 			(unsigned)(st.st_mode & 07777), dir);
 		return PARLEY_E_PERM;
 	}
@@ -212,19 +211,19 @@ int client__check_private_file(const char *path, char *err, size_t errlen)
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return PARLEY_E_NOT_FOUND;
-		set_err(err, errlen, "cannot access %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot access %s: %s", path, strerror(errno));
 		return PARLEY_E_IO;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "%s is not a regular file", path);
+		client__errbuf_set(err, errlen, "%s is not a regular file", path);
 		return PARLEY_E_PERM;
 	}
 	if (st.st_uid != geteuid()) {
-		set_err(err, errlen, "%s is owned by another user (uid %u)", path, (unsigned)st.st_uid);
+		client__errbuf_set(err, errlen, "%s is owned by another user (uid %u)", path, (unsigned)st.st_uid);
 		return PARLEY_E_PERM;
 	}
 	if ((st.st_mode & 0077) != 0) {
-		set_err(err, errlen,
+		client__errbuf_set(err, errlen,
 			"%s holds secret keys but is accessible by other users (mode %04o); run: chmod 600 %s",
 			path, (unsigned)(st.st_mode & 07777), path);
 		return PARLEY_E_PERM;
@@ -240,12 +239,12 @@ static int create_private_file(const char *path, char *err, size_t errlen)
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return PARLEY_OK;
-		set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return errno == EACCES ? PARLEY_E_PERM : PARLEY_E_IO;
 	}
 	/* The umask can only remove bits, but make the mode exact anyway. */
 	if (fchmod(fd, 0600) != 0) {
-		set_err(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
+		client__errbuf_set(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
 		close(fd);
 		return PARLEY_E_IO;
 	}
@@ -277,7 +276,7 @@ static int exec_sql(client_state *s, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_err(err, errlen, "%s/%s: %s", s->dir, CLIENT_DB_NAME, msg != NULL ? msg : "sqlite error");
+		client__errbuf_set(err, errlen, "%s/%s: %s", s->dir, CLIENT_DB_NAME, msg != NULL ? msg : "sqlite error");
 		sqlite3_free(msg);
 		return PARLEY_E_STORE;
 	}
@@ -299,9 +298,9 @@ static int init_schema(client_state *s, char *err, size_t errlen)
 		return rc;
 	rc = parley__migrate(s->db, &client_schema, &res);
 	if (rc == PARLEY_E_BAD_VERSION)
-		set_err(err, errlen, "%s/%s was written by a newer parley: %s", s->dir, CLIENT_DB_NAME, res.err);
+		client__errbuf_set(err, errlen, "%s/%s was written by a newer parley: %s", s->dir, CLIENT_DB_NAME, res.err);
 	else if (rc != PARLEY_OK)
-		set_err(err, errlen, "%s/%s: %s", s->dir, CLIENT_DB_NAME, res.err);
+		client__errbuf_set(err, errlen, "%s/%s: %s", s->dir, CLIENT_DB_NAME, res.err);
 	/* One error code for "this file cannot be used", as before the helper. */
 	return rc == PARLEY_OK ? PARLEY_OK : PARLEY_E_STORE;
 }
@@ -337,7 +336,7 @@ int client__state_open(const char *dir, client_state **out, char *err, size_t er
 		goto out;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK) {
-		set_err(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		client__errbuf_set(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		rc = s->db ? PARLEY_E_STORE : PARLEY_E_NOMEM;
 		goto out;
 	}
@@ -375,7 +374,7 @@ static int load_key(client_state *s, client_key *out, char *err, size_t errlen)
 
 	if (sqlite3_prepare_v2(s->db, "SELECT seed, public_key FROM device_key WHERE id = 1", -1, &st, NULL) !=
 	    SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return PARLEY_E_STORE;
 	}
 	rc = sqlite3_step(st);
@@ -384,13 +383,13 @@ static int load_key(client_state *s, client_key *out, char *err, size_t errlen)
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
 	if (sqlite3_column_bytes(st, 0) != crypto_sign_SEEDBYTES ||
 	    sqlite3_column_bytes(st, 1) != crypto_sign_PUBLICKEYBYTES) {
-		set_err(err, errlen, "%s/%s: device key has the wrong size", s->dir, CLIENT_DB_NAME);
+		client__errbuf_set(err, errlen, "%s/%s: device key has the wrong size", s->dir, CLIENT_DB_NAME);
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
@@ -398,7 +397,7 @@ static int load_key(client_state *s, client_key *out, char *err, size_t errlen)
 	if (crypto_sign_seed_keypair(out->pk, out->sk, sqlite3_column_blob(st, 0)) != 0 ||
 	    sodium_memcmp(pk, out->pk, sizeof(pk)) != 0) {
 		sodium_memzero(out, sizeof(*out));
-		set_err(err, errlen, "%s/%s: device key is corrupt (public key does not match)", s->dir,
+		client__errbuf_set(err, errlen, "%s/%s: device key is corrupt (public key does not match)", s->dir,
 			CLIENT_DB_NAME);
 		rc = PARLEY_E_STORE;
 		goto out;
@@ -425,7 +424,7 @@ static int insert_key(client_state *s, char *err, size_t errlen)
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT OR IGNORE INTO device_key (id, seed, public_key, created_ms) VALUES (1, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
@@ -433,7 +432,7 @@ static int insert_key(client_state *s, char *err, size_t errlen)
 	sqlite3_bind_blob(st, 2, k.pk, sizeof(k.pk), SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)client__now_ms());
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		set_err(err, errlen, "cannot save device key: %s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "cannot save device key: %s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
@@ -466,17 +465,17 @@ int client__state_account(client_state *s, client_account *out, char *err, size_
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT handle, account_id, device_id, server_url, saved_ms, registered FROM account WHERE id = 1", -1,
 			       &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return PARLEY_E_STORE;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		set_err(err, errlen, "this device has no account yet: run register or link first");
+		client__errbuf_set(err, errlen, "this device has no account yet: run register or link first");
 		rc = PARLEY_E_NO_IDENTITY;
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
@@ -484,7 +483,7 @@ int client__state_account(client_state *s, client_account *out, char *err, size_
 	url = sqlite3_column_text(st, 3);
 	if (handle == NULL || url == NULL || (size_t)sqlite3_column_bytes(st, 0) > PARLEY_HANDLE_MAX ||
 	    (size_t)sqlite3_column_bytes(st, 3) > PARLEY_URL_MAX) {
-		set_err(err, errlen, "%s/%s: saved account is corrupt", s->dir, CLIENT_DB_NAME);
+		client__errbuf_set(err, errlen, "%s/%s: saved account is corrupt", s->dir, CLIENT_DB_NAME);
 		rc = PARLEY_E_STORE;
 		goto out;
 	}
@@ -509,7 +508,7 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 			       "INSERT INTO account (id, handle, account_id, device_id, server_url, saved_ms, registered)"
 			       " VALUES (1, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return PARLEY_E_STORE;
 	}
 	sqlite3_bind_text(st, 1, a->handle, -1, SQLITE_TRANSIENT);
@@ -521,10 +520,10 @@ int client__state_save_account(client_state *s, const client_account *a, char *e
 	/* A single INSERT is its own transaction; the PRIMARY KEY makes a second account impossible. */
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT) {
-		set_err(err, errlen, "this device already has an account");
+		client__errbuf_set(err, errlen, "this device already has an account");
 		rc = PARLEY_E_STATE;
 	} else if (rc != SQLITE_DONE) {
-		set_err(err, errlen, "cannot save account: %s", sqlite3_errmsg(s->db));
+		client__errbuf_set(err, errlen, "cannot save account: %s", sqlite3_errmsg(s->db));
 		rc = PARLEY_E_STORE;
 	} else {
 		rc = PARLEY_OK;
@@ -537,7 +536,7 @@ int client__state_forget_account(client_state *s, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, "DELETE FROM account", NULL, NULL, &msg) != SQLITE_OK) {
-		set_err(err, errlen, "cannot forget account: %s", msg != NULL ? msg : "sqlite error");
+		client__errbuf_set(err, errlen, "cannot forget account: %s", msg != NULL ? msg : "sqlite error");
 		sqlite3_free(msg);
 		return PARLEY_E_STORE;
 	}

@@ -76,4 +76,8 @@ int client__state_forget_account(client_state *s, char *err, size_t errlen);
  * PARLEY_OK, PARLEY_E_PERM (with detail), PARLEY_E_IO. A missing file is PARLEY_E_NOT_FOUND. */
 int client__check_private_file(const char *path, char *err, size_t errlen);
 
+/* Formats into a caller's error buffer (NULL or 0 bytes: nothing); the state and the history store use it
+ * where no parley_client is at hand. */
+void client__errbuf_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif
