@@ -430,19 +430,26 @@ static int queued(const tacct *a, uint32_t device, const uint8_t *sk, uint64_t t
 	return n;
 }
 
-/* waits for a ThreadChanged push on fd (other frames dropped): 1 if one came */
-static int got_changed(int fd)
+/* waits for a push of `body` on fd (other frames dropped; an envelope must be of thread tid): 1 if
+ * one came */
+static int got_push(int fd, int body, uint64_t tid)
 {
 	for (;;) {
 		wire_frame f;
 		if (pw_recv(fd, &f, 3000) != 0)
 			return 0;
-		int hit = f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
-			  f.frame->push->body_case == PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED;
+		const Parley__Wire__Frame *fr = f.frame;
+		int hit = fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)fr->push->body_case == body &&
+			  (body != PARLEY__WIRE__PUSH__BODY_ENVELOPE || fr->push->envelope->thread_id == tid);
 		wire__frame_free(&f);
 		if (hit)
 			return 1;
 	}
+}
+
+static int got_changed(int fd)
+{
+	return got_push(fd, PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED, 0);
 }
 
 static int has_member(const tinfo *t, uint64_t id)
@@ -603,6 +610,10 @@ static void test_fanout(void)
 	tacct *all[] = {&P, &A2, &G, &H, &C, &O, &R, &Q};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		reconnect(all[i]);
+	/* live: a connected member device is pushed the envelope at once */
+	IT_EQ(th_send(G.fd, T, 1), PARLEY_OK);
+	IT_CHECK(got_push(P.fd, PARLEY__WIRE__PUSH__BODY_ENVELOPE, T));
+	IT_EQ(queued(&C, 1, NULL, T, NULL), 1);
 	/* a non-member sends nothing */
 	IT_EQ(th_send(H.fd, T, 1), PARLEY_E_NOT_THREAD_MEMBER);
 	IT_EQ(th_send(C.fd, 424242, 1), PARLEY_E_NO_SUCH_THREAD);
