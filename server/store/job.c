@@ -78,6 +78,9 @@ static void free_thr(store_job *j)
 		parley__free(t->events[i].data);
 	parley__free(t->events);
 	parley__free(t->rcpts);
+	parley__free(t->event2);
+	parley__free(t->msgs);
+	parley__free(t->msg_buf);
 }
 
 struct op_info {

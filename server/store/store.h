@@ -148,6 +148,7 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(THREAD_OPEN, thread_open, STORE_WRITE, thr)         /* customer (or MAY_INITIATE staff) opens or gets */ \
 	X(THREAD_SEND, thread_send, STORE_WRITE, thr)         /* one envelope per member device (+ LOCK) */     \
 	X(THREAD_EVENT, thread_event, STORE_WRITE, thr)       /* a signed membership event and its effect */    \
+	X(THREAD_FORWARD, thread_forward, STORE_WRITE, thr)   /* admin: ADD + HANDLING of an agent + payloads */ \
 	X(THREAD_GET, thread_get, STORE_READ, thr)            /* members: the thread and its latest events */   \
 	X(THREAD_LIST, thread_list, STORE_READ, thr)          /* a customer's own, or an entity's (staff) */
 
@@ -408,6 +409,14 @@ typedef struct store_thread_args {
 	int payment;
 	unsigned queue_limit, sender_queue_limit;
 	unsigned limit;                    /* LIST */
+	/* FORWARD (job->handle: the agent): the HANDLING event after `event` (ADD; none when the agent is
+	 * already a member and `event` is the HANDLING), and one pairwise message per agent device
+	 * (contents back to back in msg_buf) */
+	uint8_t *event2;                   /* owned by the job */
+	size_t event2_len;
+	store_out_msg *msgs;               /* owned by the job */
+	size_t n_msgs;
+	uint8_t *msg_buf;                  /* owned by the job */
 	/* results */
 	const char *why;                   /* a refusal's specific reason (static text), NULL: the code's */
 	int existing;                      /* OPEN: the caller's open thread came back */

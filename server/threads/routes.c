@@ -1,6 +1,6 @@
 /* Threads on the wire: one route per Thread* request, each a single store op, the answers, and what
  * follows a commit: the envelopes of a group send handed to the relay's delivery, and ThreadChanged to
- * the members' online devices. ThreadForward is not served yet (PROTO_UNKNOWN). */
+ * the members' online devices. */
 #include <stdio.h>
 #include <string.h>
 
@@ -65,19 +65,19 @@ static void post_push(worker *w, uint64_t account, Parley__Wire__Push *p)
 }
 
 /* After a committed event: ThreadChanged with the event to every member, and to a removed one. */
-static void push_changed(worker *w, const store_job *j)
+static void push_changed(worker *w, const store_job *j, const uint8_t *event, size_t len)
 {
 	Parley__Wire__ThreadChanged tc = PARLEY__WIRE__THREAD_CHANGED__INIT;
 	Parley__Wire__ThreadInfo in;
 	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
 	const store_thread_info *t = j->thr.infos;
 
-	if (t == NULL || j->thr.event == NULL)
+	if (t == NULL || event == NULL)
 		return;
 	info_of(&in, t);
 	tc.thread = &in;
-	tc.event.data = j->thr.event;
-	tc.event.len = j->thr.event_len;
+	tc.event.data = (uint8_t *)event;
+	tc.event.len = len;
 	p.body_case = PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED;
 	p.thread_changed = &tc;
 	for (size_t i = 0; i < t->n_members; i++)
@@ -86,10 +86,12 @@ static void push_changed(worker *w, const store_job *j)
 		post_push(w, j->thr.removed, &p);
 }
 
-/* After a committed group send: each envelope to the loops holding its device (the relay's delivery). */
+/* After a committed group send (one content, one type) or forward (a payload per device): each
+ * envelope to the loops holding its device (the relay's delivery). */
 static void fan_out(worker *w, const store_job *j)
 {
 	const store_thread_args *a = &j->thr;
+	int forward = j->op == STORE_OP_THREAD_FORWARD;
 	store_envelope e = {0};
 	e.sender_account = j->caller_account;
 	e.sender_device = j->caller_device;
@@ -100,8 +102,13 @@ static void fan_out(worker *w, const store_job *j)
 	e.server_ts = j->now_ms;
 	e.content = a->content;
 	e.content_len = a->content_len;
-	e.thread_id = a->thread_id;
+	e.thread_id = forward ? 0 : a->thread_id; /* a forward's payloads are pairwise messages */
 	for (size_t i = 0; i < a->n_rcpts; i++) {
+		if (forward) {
+			e.type = a->msgs[i].type;
+			e.content = (uint8_t *)a->msgs[i].content;
+			e.content_len = a->msgs[i].content_len;
+		}
 		e.server_id = a->rcpts[i].server_id;
 		relay__post_envelope(w, &e, a->rcpts[i].account, a->rcpts[i].device);
 	}
@@ -117,6 +124,7 @@ static void answer(void *arg, int status, const void *result)
 	Parley__Wire__ThreadOpenResponse open = PARLEY__WIRE__THREAD_OPEN_RESPONSE__INIT;
 	Parley__Wire__ThreadSendResponse send = PARLEY__WIRE__THREAD_SEND_RESPONSE__INIT;
 	Parley__Wire__ThreadEventResponse ev = PARLEY__WIRE__THREAD_EVENT_RESPONSE__INIT;
+	Parley__Wire__ThreadForwardResponse fw = PARLEY__WIRE__THREAD_FORWARD_RESPONSE__INIT;
 	Parley__Wire__ThreadGetResponse get = PARLEY__WIRE__THREAD_GET_RESPONSE__INIT;
 	Parley__Wire__ThreadListResponse list = PARLEY__WIRE__THREAD_LIST_RESPONSE__INIT;
 	Parley__Wire__ThreadInfo infos[STORE_THREAD_MAX_LIST], *pinfos[STORE_THREAD_MAX_LIST];
@@ -156,6 +164,10 @@ static void answer(void *arg, int status, const void *result)
 		ev.membership_version = a->infos[0].version;
 		r.thread_event = &ev;
 		break;
+	case PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD:
+		fw.membership_version = a->infos[0].version;
+		r.thread_forward = &fw;
+		break;
 	case PARLEY__WIRE__REQUEST__BODY_THREAD_GET:
 		for (size_t i = 0; i < a->n_events; i++) {
 			evs[i].data = a->events[i].data;
@@ -173,12 +185,14 @@ static void answer(void *arg, int status, const void *result)
 		break;
 	}
 	request__reply(rq, &r);
-	if (kind == PARLEY__WIRE__REQUEST__BODY_THREAD_SEND)
+	if (kind == PARLEY__WIRE__REQUEST__BODY_THREAD_SEND || kind == PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD)
 		fan_out(w, j);
 	/* an OPEN that gave back the caller's existing thread changed nothing */
 	if (kind != PARLEY__WIRE__REQUEST__BODY_THREAD_GET && kind != PARLEY__WIRE__REQUEST__BODY_THREAD_LIST &&
-	    !a->existing)
-		push_changed(w, j);
+	    !a->existing) {
+		push_changed(w, j, a->event, a->event_len);
+		push_changed(w, j, a->event2, a->event2_len);
+	}
 }
 
 static store_job *job_for(request *rq, enum store_op op)
@@ -285,6 +299,82 @@ static void route_event(request *rq, const Parley__Wire__Request *req)
 	submit(rq, j, req->body_case, job_event(j, &req->thread_event->event));
 }
 
+/* the payloads into the job: pairwise Signal messages, one per device (no duplicate), each within the
+ * relay's content limit */
+static int job_payloads(store_job *j, const Parley__Wire__ThreadForwardRequest *m, size_t max_content)
+{
+	store_thread_args *a = &j->thr;
+	size_t total = 0, off = 0;
+
+	for (size_t i = 0; i < m->n_payloads; i++) {
+		const Parley__Wire__OutgoingMessage *o = m->payloads[i];
+		if (o->content.len > max_content)
+			return PARLEY_E_TOO_LARGE;
+		if (o->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT &&
+		    o->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE)
+			return PARLEY_E_INVAL;
+		for (size_t k = 0; k < i; k++)
+			if (m->payloads[k]->device_id == o->device_id)
+				return PARLEY_E_INVAL;
+		total += o->content.len;
+	}
+	a->msgs = parley__calloc(m->n_payloads, sizeof(*a->msgs));
+	a->msg_buf = parley__malloc(total);
+	if (a->msgs == NULL || a->msg_buf == NULL)
+		return PARLEY_E_NOMEM;
+	for (size_t i = 0; i < m->n_payloads; i++) {
+		const Parley__Wire__OutgoingMessage *o = m->payloads[i];
+		store_out_msg *d = &a->msgs[i];
+		d->device_id = o->device_id;
+		d->registration_id = o->registration_id;
+		d->type = o->type;
+		memcpy(a->msg_buf + off, o->content.data, o->content.len);
+		d->content = a->msg_buf + off;
+		d->content_len = o->content.len;
+		off += o->content.len;
+	}
+	a->n_msgs = m->n_payloads;
+	return PARLEY_OK;
+}
+
+static void route_forward(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__ThreadForwardRequest *m = req->thread_forward;
+	const threads_config *cfg = rq->svc;
+	store_job *j;
+	store_thread_args *a;
+	int rc;
+
+	if (!wire__handle_valid(m->agent)) {
+		request__fail(rq, PARLEY_E_NO_SUCH_ACCOUNT);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_THREAD_FORWARD)) == NULL)
+		return;
+	a = &j->thr;
+	a->thread_id = m->thread_id;
+	snprintf(a->sender_handle, sizeof(a->sender_handle), "%s", rq->handle);
+	a->client_ts = m->timestamp;
+	a->expires_ms = j->now_ms + cfg->relay.ttl_ms;
+	a->queue_limit = cfg->relay.queue_limit;
+	a->sender_queue_limit = cfg->relay.sender_queue_limit;
+	rc = store__job_set_handle(j, m->agent);
+	if (rc == PARLEY_OK)
+		rc = job_event(j, &m->events[0]);
+	if (rc == PARLEY_OK && m->n_events > 1) {
+		/* the second event in its own field (job_event fills the first) */
+		if ((a->event2 = parley__malloc(m->events[1].len)) == NULL)
+			rc = PARLEY_E_NOMEM;
+		else {
+			memcpy(a->event2, m->events[1].data, m->events[1].len);
+			a->event2_len = m->events[1].len;
+		}
+	}
+	if (rc == PARLEY_OK)
+		rc = job_payloads(j, m, cfg->relay.max_content);
+	submit(rq, j, req->body_case, rc);
+}
+
 static void route_get(request *rq, const Parley__Wire__Request *req)
 {
 	store_job *j = job_for(rq, STORE_OP_THREAD_GET);
@@ -315,6 +405,7 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN, "thread_open", 1, route_open},
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_SEND, "thread_send", 1, route_send},
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_EVENT, "thread_event", 1, route_event},
+	{PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD, "thread_forward", 1, route_forward},
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_GET, "thread_get", 1, route_get},
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_LIST, "thread_list", 1, route_list},
 };

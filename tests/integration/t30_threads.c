@@ -14,6 +14,9 @@
  *                 THREAD_LOCKED, admins exempt, the customer never locked out; unlock.
  *   removal       a staff member removed from the entity leaves its threads at once: no envelope.
  *   auth_table    every thread call x every role, one table of expected statuses.
+ *   forward       an admin hands a thread to an agent: ADD + HANDLING + one payload per agent device in
+ *                 one transaction; a non-admin, a non-staff agent, missing events, the wrong devices or
+ *                 a stale registration id change nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,7 @@ typedef struct tacct {
 	char handle[33];
 	uint8_t pk[32], sk[64];
 	uint64_t id;
+	uint32_t regid; /* device 1's registration id */
 	int fd;
 } tacct;
 
@@ -43,10 +47,9 @@ static srv S;
 
 static void mk(tacct *a, const char *handle)
 {
-	uint32_t regid;
 	snprintf(a->handle, sizeof(a->handle), "%s", handle);
 	IT_EQ(pw_register(S.port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
-	IT_EQ(pw_upload_keys(a->fd, &regid, 1, 1), PARLEY_OK); /* a device receives once it has keys */
+	IT_EQ(pw_upload_keys(a->fd, &a->regid, 1, 1), PARLEY_OK); /* a device receives once it has keys */
 	a->id = ++next_id;
 }
 
@@ -815,6 +818,76 @@ static void test_auth_table(void)
 	close(anon);
 }
 
+/* ThreadForward of thread tid to `agent` by `by`: events (n of them) and one payload per listed device
+ * (registration ids as given) */
+static int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const tev *evs, size_t n,
+		      const uint32_t *devs, const uint32_t *regids, size_t n_devs)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadForwardRequest m = PARLEY__WIRE__THREAD_FORWARD_REQUEST__INIT;
+	Parley__Wire__OutgoingMessage out[4], *pout[4];
+	ProtobufCBinaryData b[2];
+	static const uint8_t bundle[] = "forward-bundle";
+	for (size_t i = 0; i < n; i++) {
+		b[i].data = (uint8_t *)evs[i].b;
+		b[i].len = evs[i].len;
+	}
+	for (size_t i = 0; i < n_devs; i++) {
+		parley__wire__outgoing_message__init(&out[i]);
+		out[i].device_id = devs[i];
+		out[i].registration_id = regids[i];
+		out[i].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+		out[i].content.data = (uint8_t *)bundle;
+		out[i].content.len = sizeof(bundle);
+		pout[i] = &out[i];
+	}
+	m.thread_id = tid;
+	m.agent = (char *)agent->handle;
+	m.events = b;
+	m.n_events = n;
+	m.payloads = pout;
+	m.n_payloads = n_devs;
+	m.timestamp = it_now_ms();
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD;
+	r.thread_forward = &m;
+	return call(by->fd, &r, NULL);
+}
+
+/* an admin forwards T3 to H (not a member): ADD + HANDLING + one payload per H device, one transaction */
+static void test_forward(void)
+{
+	tinfo t;
+	tev ev[2];
+	uint32_t dev1 = 1, wrong = 7;
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	uint64_t v = t.version;
+	IT_CHECK(!has_member(&t, H.id));
+	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	ev[1] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 2, NULL);
+	IT_EQ(th_forward(&G, T3, &H, ev, 2, &dev1, &H.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN);
+	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	ev[1] = ev_by(&P, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 2, NULL);
+	IT_EQ(th_forward(&P, T3, &O, ev, 2, &dev1, &O.regid, 1), PARLEY_E_NOT_ENTITY_MEMBER); /* not staff */
+	IT_EQ(th_forward(&P, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_E_THREAD_EVENT_INVALID); /* no HANDLING */
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &wrong, &H.regid, 1), PARLEY_E_MISMATCHED_DEVICES);
+	uint32_t stale = H.regid + 1;
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &dev1, &stale, 1), PARLEY_E_STALE_DEVICES);
+	/* every refusal changed nothing: not a member, same version, nothing queued */
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v);
+	IT_CHECK(!has_member(&t, H.id));
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 0);
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &dev1, &H.regid, 1), PARLEY_OK);
+	IT_EQ(th_get(H.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v + 2);
+	IT_EQ(t.handling, H.id);
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 1); /* the bundle, a pairwise envelope from P */
+	/* to a member: the HANDLING alone */
+	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 3, NULL);
+	IT_EQ(th_forward(&P, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_OK);
+	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -827,6 +900,7 @@ int main(void)
 	IT_RUN(test_locking);
 	IT_RUN(test_removal);
 	IT_RUN(test_auth_table);
+	IT_RUN(test_forward);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
 	return it_failures ? 1 : 0;

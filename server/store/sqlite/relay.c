@@ -48,12 +48,8 @@ static const char SQL_REQUEUE[] = "INSERT INTO messages(account_id, device_id, s
 
 /* --- SEND --- */
 
-struct expected {
-	uint32_t device_id, registration_id, queue_len;
-};
-
-/* Appends to a device list of the job, allocated on first use with room for `cap` (the most it can
- * hold), so a successful send allocates no list at all. */
+/* Appends to a device list, allocated on first use with room for `cap` (the most it can hold), so a
+ * successful send allocates no list at all. */
 static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
 {
 	if (*list == NULL && (*list = parley__calloc(cap, sizeof(**list))) == NULL)
@@ -62,43 +58,42 @@ static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
 	return PARLEY_OK;
 }
 
-/* Compares the sender's list with the recipient's devices that have keys. Fills missing/extra/stale. */
-static int check_devices(store_job *j, const struct expected *e, size_t ne)
+int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite_expected *e, size_t ne,
+			  sqlite_mismatch *mm)
 {
-	store_relay_args *m = &j->relay;
 	int rc = PARLEY_OK;
 	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++) {
 		int found = 0;
-		for (size_t k = 0; k < m->n_msgs && !found; k++)
-			found = m->msgs[k].device_id == e[i].device_id;
+		for (size_t k = 0; k < n_msgs && !found; k++)
+			found = msgs[k].device_id == e[i].device_id;
 		if (!found)
-			rc = list_add(&m->missing, &m->n_missing, ne, e[i].device_id);
+			rc = list_add(&mm->missing, &mm->n_missing, ne, e[i].device_id);
 	}
-	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++) {
-		const struct expected *hit = NULL;
+	for (size_t k = 0; k < n_msgs && rc == PARLEY_OK; k++) {
+		const sqlite_expected *hit = NULL;
 		for (size_t i = 0; i < ne && hit == NULL; i++)
-			if (e[i].device_id == m->msgs[k].device_id)
+			if (e[i].device_id == msgs[k].device_id)
 				hit = &e[i];
 		if (hit == NULL)
-			rc = list_add(&m->extra, &m->n_extra, m->n_msgs, m->msgs[k].device_id);
-		else if (hit->registration_id != m->msgs[k].registration_id)
-			rc = list_add(&m->stale, &m->n_stale, m->n_msgs, m->msgs[k].device_id);
+			rc = list_add(&mm->extra, &mm->n_extra, n_msgs, msgs[k].device_id);
+		else if (hit->registration_id != msgs[k].registration_id)
+			rc = list_add(&mm->stale, &mm->n_stale, n_msgs, msgs[k].device_id);
 	}
 	if (rc != PARLEY_OK)
 		return rc;
-	if (m->n_missing || m->n_extra)
+	if (mm->n_missing || mm->n_extra)
 		return PARLEY_E_MISMATCHED_DEVICES;
-	return m->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
+	return mm->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
 }
 
-static int load_expected(store_be *b, store_job *j, struct expected *e, size_t cap, size_t *n)
+int sqlite__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
+			  sqlite_expected *e, size_t cap, size_t *n)
 {
-	const store_relay_args *m = &j->relay;
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_RECIPIENTS);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
+	sqlite3_bind_int64(s, 1, (int64_t)account);
 	*n = 0;
 	for (;;) {
 		sr = sqlite3_step(s);
@@ -106,7 +101,7 @@ static int load_expected(store_be *b, store_job *j, struct expected *e, size_t c
 			break;
 		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
 		/* sending to one's own account: the sending device is not a recipient */
-		if (m->recipient_account == j->account_id && dev == j->device_id)
+		if (account == sender && dev == sender_device)
 			continue;
 		if (*n < cap) {
 			e[*n].device_id = dev;
@@ -197,13 +192,21 @@ int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t
 int sqlite__send(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	struct expected e[MAX_EXPECTED];
+	sqlite_expected e[MAX_EXPECTED];
+	sqlite_mismatch mm = {0};
 	size_t ne = 0;
 	int rc = sqlite__account_by_handle(b, j->handle, &m->recipient_account);
 	if (rc == PARLEY_OK)
-		rc = load_expected(b, j, e, MAX_EXPECTED, &ne);
-	if (rc == PARLEY_OK)
-		rc = check_devices(j, e, ne);
+		rc = sqlite__load_expected(b, m->recipient_account, j->account_id, j->device_id, e, MAX_EXPECTED, &ne);
+	if (rc == PARLEY_OK) {
+		rc = sqlite__check_devices(m->msgs, m->n_msgs, e, ne, &mm);
+		m->missing = mm.missing;
+		m->n_missing = mm.n_missing;
+		m->extra = mm.extra;
+		m->n_extra = mm.n_extra;
+		m->stale = mm.stale;
+		m->n_stale = mm.n_stale;
+	}
 	if (rc != PARLEY_OK)
 		return rc;
 	for (size_t k = 0; k < m->n_msgs; k++)

@@ -100,6 +100,20 @@ typedef struct sqlite_env {
 	size_t content_len;
 } sqlite_env;
 int sqlite__enqueue(store_be *b, const sqlite_env *e, uint64_t *server_id);
+/* The recipient's devices with keys (ascending; sending to one's own account skips the sending device),
+ * and the check of a send's per-device messages against them: missing / extra -> MISMATCHED_DEVICES,
+ * another registration id -> STALE_DEVICES, the lists allocated into mm (the caller frees them). */
+typedef struct sqlite_expected {
+	uint32_t device_id, registration_id, queue_len;
+} sqlite_expected;
+typedef struct sqlite_mismatch {
+	uint32_t *missing, *extra, *stale;
+	size_t n_missing, n_extra, n_stale;
+} sqlite_mismatch;
+int sqlite__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
+			  sqlite_expected *e, size_t cap, size_t *n);
+int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite_expected *e, size_t ne,
+			  sqlite_mismatch *mm);
 int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
 			unsigned limit);
 

@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "proto/parley.pb-c.h"
 #include "store/sqlite/threads_internal.h"
+#include "wire/wire.h"
 
 #define BAD PARLEY_E_THREAD_EVENT_INVALID
 
@@ -257,6 +258,117 @@ int sqlite__thread_event(store_be *b, store_job *j)
 	}
 	if (rc == PARLEY_OK)
 		rc = sqlite__thr_result(j, &t);
+	sqlite__thr_staff_free(&st);
+	return rc;
+}
+
+/* --- forward --- */
+
+/* One event of a forward: signed by the caller for this thread's next version, of `kind`, naming the
+ * agent; its effect and the event committed. */
+static int forward_event(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st, const uint8_t *buf,
+			 size_t len, unsigned kind, uint64_t agent)
+{
+	wire_threadev ev;
+	int rc = sqlite__thr_check_event(b, j, t, st, buf, len, kind, &ev);
+	if (rc == PARLEY_OK && ev.subject != agent)
+		rc = sqlite__thr_refuse(j, BAD, "a forward's events name the agent it forwards to");
+	if (rc == PARLEY_OK)
+		rc = apply(b, j, t, st, &ev);
+	if (rc != PARLEY_OK)
+		return rc;
+	t->version = ev.version;
+	return sqlite__thr_commit(b, t, buf, len, j->now_ms);
+}
+
+/* The payloads: exactly the agent's devices with keys (as SendMessage), within the queue limits, queued
+ * as pairwise envelopes from the caller (the bundle travels end to end; the server only stores it). */
+static int forward_payloads(store_be *b, store_job *j, uint64_t agent)
+{
+	store_thread_args *a = &j->thr;
+	sqlite_expected e[WIRE_MAX_OUTGOING];
+	sqlite_mismatch mm = {0};
+	size_t ne = 0;
+	int rc = sqlite__load_expected(b, agent, j->caller_account, j->caller_device, e, WIRE_MAX_OUTGOING, &ne);
+	if (rc == PARLEY_OK)
+		rc = sqlite__check_devices(a->msgs, a->n_msgs, e, ne, &mm);
+	parley__free(mm.missing);
+	parley__free(mm.extra);
+	parley__free(mm.stale);
+	for (size_t i = 0; rc == PARLEY_OK && i < ne; i++)
+		rc = e[i].queue_len >= a->queue_limit ? PARLEY_E_QUEUE_FULL
+						      : sqlite__sender_room(b, agent, e[i].device_id, e[i].queue_len,
+									    j->caller_account, a->sender_queue_limit);
+	if (rc == PARLEY_OK && a->n_msgs > 0 && (a->rcpts = parley__calloc(a->n_msgs, sizeof(*a->rcpts))) == NULL)
+		rc = PARLEY_E_NOMEM;
+	for (size_t i = 0; rc == PARLEY_OK && i < a->n_msgs; i++) {
+		store_out_msg *o = &a->msgs[i];
+		sqlite_env env = {
+			.account = agent,
+			.device = o->device_id,
+			.sender_account = j->caller_account,
+			.sender_device = j->caller_device,
+			.sender_handle = a->sender_handle,
+			.type = o->type,
+			.client_ts = a->client_ts,
+			.server_ts = j->now_ms,
+			.expires_ms = a->expires_ms,
+			.content = o->content,
+			.content_len = o->content_len,
+		};
+		a->rcpts[i].account = agent;
+		a->rcpts[i].device = o->device_id;
+		rc = sqlite__enqueue(b, &env, &o->server_id);
+		a->rcpts[i].server_id = o->server_id;
+		a->n_rcpts += rc == PARLEY_OK;
+	}
+	return rc;
+}
+
+static int forward_checked(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
+{
+	store_thread_args *a = &j->thr;
+	uint64_t agent = 0;
+	int admin, sadmin;
+	int rc;
+
+	(void)sqlite__thr_staff_of(st, j->caller_account, &admin);
+	if (!admin)
+		return PARLEY_E_NOT_ENTITY_ADMIN;
+	rc = sqlite__account_by_handle(b, j->handle, &agent);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (sqlite__thr_staff_of(st, agent, &sadmin) == NULL)
+		return PARLEY_E_NOT_ENTITY_MEMBER;
+	/* ADD then HANDLING; an agent already in the thread: the HANDLING alone */
+	if (!sqlite__thr_is_member(t, agent)) {
+		if (a->event2 == NULL)
+			return sqlite__thr_refuse(j, BAD, "a forward to a new member carries ADD then HANDLING");
+		rc = forward_event(b, j, t, st, a->event, a->event_len, WIRE_THREADEV_ADD, agent);
+		if (rc == PARLEY_OK)
+			rc = forward_event(b, j, t, st, a->event2, a->event2_len, WIRE_THREADEV_HANDLING, agent);
+	} else if (a->event2 != NULL) {
+		return sqlite__thr_refuse(j, BAD, "a forward to a member carries the HANDLING event only");
+	} else {
+		rc = forward_event(b, j, t, st, a->event, a->event_len, WIRE_THREADEV_HANDLING, agent);
+	}
+	if (rc == PARLEY_OK)
+		rc = forward_payloads(b, j, agent);
+	return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+}
+
+int sqlite__thread_forward(store_be *b, store_job *j)
+{
+	store_thread_info t;
+	thr_staff st;
+	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	if (rc == PARLEY_OK && t.status == THR_CLOSED)
+		rc = PARLEY_E_THREAD_CLOSED;
+	if (rc == PARLEY_OK)
+		rc = sqlite__thr_staff(b, t.entity_id, &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = forward_checked(b, j, &t, &st);
 	sqlite__thr_staff_free(&st);
 	return rc;
 }
