@@ -8,12 +8,14 @@
 #include "entities/entities.h"
 #include "keys/keys.h"
 #include "relay/relay.h"
+#include "threads/threads.h"
 
 static const service *const services[] = {
 	&accounts__service,
 	&keys__service,
 	&relay__service,
 	&entities__service,
+	&threads__service,
 };
 
 const service *const *parleyd__services(size_t *n)

@@ -9,27 +9,12 @@
 #include <parley/error.h>
 
 #include "crypto/crypto.h"
+#include "wire/be.h"
 
 #define INVALID PARLEY_E_APPROVAL_INVALID
 #define SIG_LEN 64
 /* bytes after the handle up to the signature */
 #define BODY_FIXED (8 + 8 + 33 + 1 + 32 + 8 + 4 + 8)
-
-static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-	return p + bytes;
-}
-
-static uint64_t get_be(const uint8_t **p, int bytes)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < bytes; i++)
-		v = (v << 8) | (*p)[i];
-	*p += bytes;
-	return v;
-}
 
 static int check(const wire_approval *a)
 {
@@ -64,16 +49,16 @@ int wire__approval_sign(const wire_approval *a, const uint8_t sk[64], uint8_t *o
 	*p++ = (uint8_t)hl;
 	memcpy(p, a->entity, hl);
 	p += hl;
-	p = put_be(p, a->request_id, 8);
-	p = put_be(p, a->candidate_id, 8);
+	p = wire__put_be(p, a->request_id, 8);
+	p = wire__put_be(p, a->candidate_id, 8);
 	memcpy(p, a->candidate_key, 33);
 	p += 33;
 	*p++ = a->role;
 	memcpy(p, a->devlist_hash, 32);
 	p += 32;
-	p = put_be(p, a->approver_id, 8);
-	p = put_be(p, a->approver_device, 4);
-	p = put_be(p, a->timestamp_ms, 8);
+	p = wire__put_be(p, a->approver_id, 8);
+	p = wire__put_be(p, a->approver_device, 4);
+	p = wire__put_be(p, a->timestamp_ms, 8);
 	crypto_sign_detached(p, NULL, out, (size_t)(p - out), sk);
 	*len = (size_t)(p - out) + SIG_LEN;
 	return PARLEY_OK;
@@ -97,16 +82,16 @@ int wire__approval_parse(const uint8_t *buf, size_t len, wire_approval *out)
 		return INVALID;
 	memcpy(out->entity, p, hl);
 	p += hl;
-	out->request_id = get_be(&p, 8);
-	out->candidate_id = get_be(&p, 8);
+	out->request_id = wire__get_be(&p, 8);
+	out->candidate_id = wire__get_be(&p, 8);
 	memcpy(out->candidate_key, p, 33);
 	p += 33;
 	out->role = *p++;
 	memcpy(out->devlist_hash, p, 32);
 	p += 32;
-	out->approver_id = get_be(&p, 8);
-	out->approver_device = (uint32_t)get_be(&p, 4);
-	out->timestamp_ms = get_be(&p, 8);
+	out->approver_id = wire__get_be(&p, 8);
+	out->approver_device = (uint32_t)wire__get_be(&p, 4);
+	out->timestamp_ms = wire__get_be(&p, 8);
 	if (memchr(out->entity, '\0', hl) != NULL || check(out) != PARLEY_OK) {
 		memset(out, 0, sizeof(*out));
 		return INVALID;

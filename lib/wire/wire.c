@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "wire/scan.h"
+#include "wire/wire_threads.h"
 
 /* protobuf-c allocates one struct per message, a copy of each string/bytes field, records for unknown
  * fields and temporary scan slabs. With the pre-scan's structural caps (depth, fields per message,
@@ -82,7 +83,7 @@ static int check_exact(const ProtobufCBinaryData *b, size_t n)
 	return PARLEY_OK;
 }
 
-static int check_str(const char *s, size_t max, int required)
+int wire__check_str(const char *s, size_t max, int required)
 {
 	size_t n = s != NULL ? strnlen(s, max + 1) : 0;
 	if (required && n == 0)
@@ -132,13 +133,18 @@ static int envelope_type_valid(int t)
 
 static int check_send(const Parley__Wire__SendMessageRequest *m, const wire_limits *l)
 {
-	CHECK(check_str(m->recipient, l->max_handle, 1));
-	if (m->n_messages == 0)
+	CHECK(wire__check_str(m->recipient, l->max_handle, 1));
+	return wire__check_outgoing(m->messages, m->n_messages);
+}
+
+int wire__check_outgoing(Parley__Wire__OutgoingMessage *const *msgs, size_t n)
+{
+	if (n == 0)
 		return PARLEY_E_PROTO_MISSING_FIELD;
-	if (m->n_messages > WIRE_MAX_OUTGOING)
+	if (n > WIRE_MAX_OUTGOING)
 		return PARLEY_E_PROTO_FIELD_TOO_LARGE;
-	for (size_t i = 0; i < m->n_messages; i++) {
-		const Parley__Wire__OutgoingMessage *o = m->messages[i];
+	for (size_t i = 0; i < n; i++) {
+		const Parley__Wire__OutgoingMessage *o = msgs[i];
 		if (o->device_id == 0 || o->content.len == 0 || o->type == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
 		if (!envelope_type_valid((int)o->type))
@@ -148,7 +154,7 @@ static int check_send(const Parley__Wire__SendMessageRequest *m, const wire_limi
 }
 
 /* An optional bytes field of at most max bytes. */
-static int check_max(const ProtobufCBinaryData *b, size_t max)
+int wire__check_max(const ProtobufCBinaryData *b, size_t max)
 {
 	return b->len > max ? PARLEY_E_PROTO_FIELD_TOO_LARGE : PARLEY_OK;
 }
@@ -161,46 +167,46 @@ static int check_list_request(const Parley__Wire__Request *r, const wire_limits 
 	case PARLEY__WIRE__REQUEST__BODY_UPLOAD_DEVICE_LIST:
 		if (r->upload_device_list->signed_device_list.len == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
-		return check_max(&r->upload_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+		return wire__check_max(&r->upload_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_GET_DEVICE_LIST:
-		return check_str(r->get_device_list->handle, l->max_handle, 1);
+		return wire__check_str(r->get_device_list->handle, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_SET_ACCOUNT_KEY:
 		CHECK(check_exact(&r->set_account_key->account_key, WIRE_SIGNAL_KEY_LEN));
-		return check_max(&r->set_account_key->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+		return wire__check_max(&r->set_account_key->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE:
-		CHECK(check_str(r->entity_create->handle, l->max_handle, 1));
-		CHECK(check_str(r->entity_create->display_name, WIRE_MAX_DISPLAY_NAME, 1));
+		CHECK(wire__check_str(r->entity_create->handle, l->max_handle, 1));
+		CHECK(wire__check_str(r->entity_create->display_name, WIRE_MAX_DISPLAY_NAME, 1));
 		CHECK(check_exact(&r->entity_create->entity_key, WIRE_SIGNAL_KEY_LEN));
-		return check_max(&r->entity_create->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+		return wire__check_max(&r->entity_create->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_GET:
-		return check_str(r->entity_get->handle, l->max_handle, 1);
+		return wire__check_str(r->entity_get->handle, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER:
-		CHECK(check_str(r->entity_member->entity, l->max_handle, 1));
-		CHECK(check_str(r->entity_member->member, l->max_handle, 1));
-		return check_max(&r->entity_member->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+		CHECK(wire__check_str(r->entity_member->entity, l->max_handle, 1));
+		CHECK(wire__check_str(r->entity_member->member, l->max_handle, 1));
+		return wire__check_max(&r->entity_member->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE:
-		return check_str(r->entity_code->entity, l->max_handle, 1);
+		return wire__check_str(r->entity_code->entity, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN:
-		CHECK(check_str(r->entity_join->entity, l->max_handle, 1));
-		CHECK(check_str(r->entity_join->code, WIRE_MAX_ENROL_CODE, 1));
+		CHECK(wire__check_str(r->entity_join->entity, l->max_handle, 1));
+		CHECK(wire__check_str(r->entity_join->code, WIRE_MAX_ENROL_CODE, 1));
 		CHECK(check_exact(&r->entity_join->account_key, WIRE_SIGNAL_KEY_LEN));
-		return check_max(&r->entity_join->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+		return wire__check_max(&r->entity_join->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS:
-		return check_str(r->entity_requests->entity, l->max_handle, 1);
+		return wire__check_str(r->entity_requests->entity, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE:
-		CHECK(check_str(r->entity_decide->entity, l->max_handle, 1));
+		CHECK(wire__check_str(r->entity_decide->entity, l->max_handle, 1));
 		if (r->entity_decide->request_id == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
-		CHECK(check_max(&r->entity_decide->approval, WIRE_APPROVAL_MAX_BYTES));
-		return check_max(&r->entity_decide->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+		CHECK(wire__check_max(&r->entity_decide->approval, WIRE_APPROVAL_MAX_BYTES));
+		return wire__check_max(&r->entity_decide->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	case PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF:
-		CHECK(check_str(r->entity_staff->entity, l->max_handle, 1));
+		CHECK(wire__check_str(r->entity_staff->entity, l->max_handle, 1));
 		if (r->entity_staff->signed_staff_list.len == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
-		return check_max(&r->entity_staff->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+		return wire__check_max(&r->entity_staff->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	default:
-		/* no body, or a body number this version does not know */
-		return PARLEY_E_PROTO_UNKNOWN;
+		/* the thread requests (§13), or PROTO_UNKNOWN: no body, or one this version does not know */
+		return wire__check_thread_request(r, l);
 	}
 }
 
@@ -212,16 +218,16 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_REGISTER:
-		CHECK(check_str(r->register_->handle, l->max_handle, 1));
+		CHECK(wire__check_str(r->register_->handle, l->max_handle, 1));
 		CHECK(check_exact(&r->register_->device_key, WIRE_KEY_LEN));
-		CHECK(check_str(r->register_->device_name, l->max_device_name, 0));
+		CHECK(wire__check_str(r->register_->device_name, l->max_device_name, 0));
 		CHECK(check_exact(&r->register_->signature, WIRE_SIG_LEN));
 		if (r->register_->pow.len > WIRE_POW_MAX_LEN)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		/* required by the service (NO_ACCOUNT_KEY's sibling, a clear status), bounded here */
-		return check_max(&r->register_->account_key, WIRE_SIGNAL_KEY_LEN);
+		return wire__check_max(&r->register_->account_key, WIRE_SIGNAL_KEY_LEN);
 	case PARLEY__WIRE__REQUEST__BODY_AUTH:
-		CHECK(check_str(r->auth->handle, l->max_handle, 1));
+		CHECK(wire__check_str(r->auth->handle, l->max_handle, 1));
 		if (r->auth->device_id == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
 		CHECK(check_exact(&r->auth->signature, WIRE_SIG_LEN));
@@ -230,7 +236,7 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_ADD_DEVICE:
 		CHECK(check_exact(&r->add_device->device_key, WIRE_KEY_LEN));
-		CHECK(check_str(r->add_device->device_name, l->max_device_name, 0));
+		CHECK(wire__check_str(r->add_device->device_name, l->max_device_name, 0));
 		/* a missing or short signature is the service's BAD_SIGNATURE, not a frame error */
 		if (r->add_device->signature.len > WIRE_SIG_LEN)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
@@ -244,7 +250,7 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 	case PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT:
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES:
-		return check_str(r->get_bundles->handle, l->max_handle, 1);
+		return wire__check_str(r->get_bundles->handle, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE:
 		return check_send(r->send_message, l);
 	case PARLEY__WIRE__REQUEST__BODY_ACK:
@@ -254,9 +260,9 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		return PARLEY_OK;
 	case PARLEY__WIRE__REQUEST__BODY_TYPING:
-		return check_str(r->typing->recipient, l->max_handle, 1);
+		return wire__check_str(r->typing->recipient, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_CONTACT:
-		return check_str(r->contact->handle, l->max_handle, 1);
+		return wire__check_str(r->contact->handle, l->max_handle, 1);
 	case PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING:
 		return PARLEY_OK;
 	default:
@@ -266,7 +272,7 @@ static int check_request(const Parley__Wire__Request *r, const wire_limits *l)
 
 static int check_device(const Parley__Wire__Device *d, const wire_limits *l)
 {
-	CHECK(check_str(d->name, l->max_device_name, 0));
+	CHECK(wire__check_str(d->name, l->max_device_name, 0));
 	return check_exact(&d->device_key, WIRE_KEY_LEN);
 }
 
@@ -286,10 +292,10 @@ static int check_bundles(const Parley__Wire__GetBundlesResponse *g)
 
 static int check_join_info(const Parley__Wire__EntityJoinInfo *j, const wire_limits *l)
 {
-	CHECK(check_str(j->handle, l->max_handle, 1));
-	CHECK(check_max(&j->account_key, WIRE_SIGNAL_KEY_LEN));
-	CHECK(check_max(&j->approval, WIRE_APPROVAL_MAX_BYTES));
-	return check_max(&j->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+	CHECK(wire__check_str(j->handle, l->max_handle, 1));
+	CHECK(wire__check_max(&j->account_key, WIRE_SIGNAL_KEY_LEN));
+	CHECK(wire__check_max(&j->approval, WIRE_APPROVAL_MAX_BYTES));
+	return wire__check_max(&j->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 }
 
 /* responses of §11 and §12 */
@@ -297,18 +303,18 @@ static int check_list_response(const Parley__Wire__Response *r, const wire_limit
 {
 	switch (r->body_case) {
 	case PARLEY__WIRE__RESPONSE__BODY_GET_DEVICE_LIST:
-		return check_max(&r->get_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+		return wire__check_max(&r->get_device_list->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_GET: {
 		const Parley__Wire__Entity *e = r->entity_get->entity;
 		if (e == NULL)
 			return PARLEY_E_PROTO_MISSING_FIELD;
-		CHECK(check_str(e->handle, l->max_handle, 1));
-		CHECK(check_str(e->display_name, WIRE_MAX_DISPLAY_NAME, 0));
-		CHECK(check_max(&e->entity_key, WIRE_SIGNAL_KEY_LEN));
-		return check_max(&e->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
+		CHECK(wire__check_str(e->handle, l->max_handle, 1));
+		CHECK(wire__check_str(e->display_name, WIRE_MAX_DISPLAY_NAME, 0));
+		CHECK(wire__check_max(&e->entity_key, WIRE_SIGNAL_KEY_LEN));
+		return wire__check_max(&e->signed_staff_list, WIRE_STAFFLIST_MAX_BYTES);
 	}
 	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_CODE:
-		return check_str(r->entity_code->code, WIRE_MAX_ENROL_CODE, 0);
+		return wire__check_str(r->entity_code->code, WIRE_MAX_ENROL_CODE, 0);
 	case PARLEY__WIRE__RESPONSE__BODY_ENTITY_REQUESTS:
 		if (r->entity_requests->n_requests > WIRE_MAX_REPEATED)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
@@ -316,15 +322,15 @@ static int check_list_response(const Parley__Wire__Response *r, const wire_limit
 			CHECK(check_join_info(r->entity_requests->requests[i], l));
 		return PARLEY_OK;
 	default:
-		return PARLEY_OK;
+		return wire__check_thread_response(r, l);
 	}
 }
 
 static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 {
-	CHECK(check_str(r->message, l->max_message, 0));
+	CHECK(wire__check_str(r->message, l->max_message, 0));
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_GET_BUNDLES) {
-		CHECK(check_max(&r->get_bundles->signed_device_list, WIRE_DEVLIST_MAX_BYTES));
+		CHECK(wire__check_max(&r->get_bundles->signed_device_list, WIRE_DEVLIST_MAX_BYTES));
 		return check_bundles(r->get_bundles);
 	}
 	if (r->body_case == PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE) {
@@ -342,7 +348,7 @@ static int check_response(const Parley__Wire__Response *r, const wire_limits *l)
 			return PARLEY_E_PROTO_FIELD_TOO_LARGE;
 		for (size_t i = 0; i < ld->n_devices; i++)
 			CHECK(check_device(ld->devices[i], l));
-		return check_max(&ld->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
+		return wire__check_max(&ld->signed_device_list, WIRE_DEVLIST_MAX_BYTES);
 	}
 	/* other bodies hold only integers; an unknown body is left for the caller: a newer server may
 	 * answer a request with a body this client does not know, and the status still applies */
@@ -355,7 +361,7 @@ static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 	case PARLEY__WIRE__PUSH__BODY_CHALLENGE:
 		return check_exact(&p->challenge->nonce, WIRE_NONCE_LEN);
 	case PARLEY__WIRE__PUSH__BODY_ENVELOPE:
-		CHECK(check_str(p->envelope->sender_handle, l->max_handle, 1));
+		CHECK(wire__check_str(p->envelope->sender_handle, l->max_handle, 1));
 		if (p->envelope->content.len == 0 || p->envelope->server_id == 0)
 			return PARLEY_E_PROTO_MISSING_FIELD;
 		return PARLEY_OK;
@@ -363,18 +369,20 @@ static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 	case PARLEY__WIRE__PUSH__BODY_PREKEYS_LOW:
 		return PARLEY_OK;
 	case PARLEY__WIRE__PUSH__BODY_TYPING:
-		return check_str(p->typing->sender_handle, l->max_handle, 1);
+		return wire__check_str(p->typing->sender_handle, l->max_handle, 1);
 	case PARLEY__WIRE__PUSH__BODY_PRESENCE:
-		return check_str(p->presence->handle, l->max_handle, 1);
+		return wire__check_str(p->presence->handle, l->max_handle, 1);
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_REQUESTED:
-		CHECK(check_str(p->entity_join_requested->entity, l->max_handle, 1));
+		CHECK(wire__check_str(p->entity_join_requested->entity, l->max_handle, 1));
 		if (p->entity_join_requested->request == NULL)
 			return PARLEY_E_PROTO_MISSING_FIELD;
 		return check_join_info(p->entity_join_requested->request, l);
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
-		return check_str(p->entity_staff_changed->entity, l->max_handle, 1);
+		return wire__check_str(p->entity_staff_changed->entity, l->max_handle, 1);
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED:
-		return check_str(p->entity_join_decided->entity, l->max_handle, 1);
+		return wire__check_str(p->entity_join_decided->entity, l->max_handle, 1);
+	case PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED:
+		return wire__check_thread_changed(p->thread_changed, l);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}

@@ -177,6 +177,8 @@ static const struct opt opts[] = {
 	 "pending join requests of one entity (TOO_MANY_PENDING beyond, until admins decide)"},
 	{"entity_max_codes", OPT_INT, OFF(entity_max_codes), 1, 10000, "100", 0,
 	 "open (unused, unexpired) enrolment codes of one entity (TOO_MANY_CODES beyond)"},
+	{"thread_max_open_per_customer", OPT_INT, OFF(thread_max_open_per_customer), 1, 1000, "20", 0,
+	 "open threads of one customer with one entity (TOO_MANY_THREADS beyond; a customer's own open is idempotent)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

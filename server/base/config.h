@@ -93,6 +93,7 @@ typedef struct parleyd_config {
 	int entity_max_members;
 	int entity_max_pending;
 	int entity_max_codes;
+	int thread_max_open_per_customer;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

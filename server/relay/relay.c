@@ -305,6 +305,7 @@ int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipi
 	env.server_timestamp = e->server_ts;
 	env.content.data = e->content;
 	env.content.len = e->content_len;
+	env.thread_id = e->thread_id;
 	p.body_case = PARLEY__WIRE__PUSH__BODY_ENVELOPE;
 	p.envelope = &env;
 	return wire__encode_push(&p, out);

@@ -87,6 +87,12 @@ uint64_t relay__rate_take(relay_limiter *l, const relay_config *c, uint64_t acco
 int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipient_account,
 			   uint32_t recipient_device);
 
+/* routes.c, also for server/threads: after the commit of envelope e to (account, device), hands it to
+ * the loops where that device is connected (MBOX_RESYNC: never lost, at worst read again from the
+ * store). Call on a loop thread. */
+struct worker;
+void relay__post_envelope(struct worker *w, const store_envelope *e, uint64_t account, uint32_t device);
+
 /* --- per-connection delivery (deliver.c) --- */
 
 /* How a relay_dev reaches its connection. `send` copies the frame (PARLEY_E_CLOSED once gone);

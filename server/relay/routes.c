@@ -199,6 +199,14 @@ static void on_envelope(worker *w, const mbox_item *it)
 	worker__each_link(w, it->account, it->device, live_to, (void *)it);
 }
 
+void relay__post_envelope(worker *w, const store_envelope *e, uint64_t account, uint32_t device)
+{
+	dynbuf *out = worker__scratch(w);
+	if (relay__encode_envelope(out, e, account, device) == PARLEY_OK)
+		(void)worker__post(w, &relay__service, MBOX_RESYNC, account, device, e->server_id, out->data, out->len,
+				   on_envelope);
+}
+
 /* After the commit: hand each envelope to the loops where its device is connected. The frame is encoded
  * once per device from the job (no store read). */
 static void fan_out(worker *w, const store_job *j)
@@ -216,10 +224,7 @@ static void fan_out(worker *w, const store_job *j)
 		e.server_ts = j->now_ms;
 		e.content = (uint8_t *)o->content;
 		e.content_len = o->content_len;
-		dynbuf *out = worker__scratch(w);
-		if (relay__encode_envelope(out, &e, m->recipient_account, o->device_id) == PARLEY_OK)
-			(void)worker__post(w, &relay__service, MBOX_RESYNC, m->recipient_account, o->device_id,
-					   o->server_id, out->data, out->len, on_envelope);
+		relay__post_envelope(w, &e, m->recipient_account, o->device_id);
 	}
 }
 

@@ -68,6 +68,21 @@ static void free_ent(store_job *j)
 	parley__free(e->reqs);
 }
 
+static void free_thr(store_job *j)
+{
+	store_thread_args *t = &j->thr;
+	parley__free(t->event);
+	parley__free(t->content);
+	parley__free(t->infos);
+	for (size_t i = 0; i < t->n_events; i++)
+		parley__free(t->events[i].data);
+	parley__free(t->events);
+	parley__free(t->rcpts);
+	parley__free(t->event2);
+	parley__free(t->msgs);
+	parley__free(t->msg_buf);
+}
+
 struct op_info {
 	const char *name;
 	enum store_kind kind;

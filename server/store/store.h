@@ -143,7 +143,14 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(ENTITY_JOIN, entity_join, STORE_WRITE, ent)         /* guess buckets, code, pending request */      \
 	X(ENTITY_REQUESTS, entity_requests, STORE_READ, ent)  /* admins: pending requests */                  \
 	X(ENTITY_DECIDE, entity_decide, STORE_WRITE, ent)     /* admins: approve (+ list or approval) / deny */ \
-	X(ENTITY_STAFF, entity_staff, STORE_WRITE, ent)       /* admins: same members, new rules or devlists */
+	X(ENTITY_STAFF, entity_staff, STORE_WRITE, ent)       /* admins: same members, new rules or devlists */ \
+	/* threads (sqlite/threads.c): each checks the caller, the signed event and the rules in its own transaction */ \
+	X(THREAD_OPEN, thread_open, STORE_WRITE, thr)         /* customer (or MAY_INITIATE staff) opens or gets */ \
+	X(THREAD_SEND, thread_send, STORE_WRITE, thr)         /* one envelope per member device (+ LOCK) */     \
+	X(THREAD_EVENT, thread_event, STORE_WRITE, thr)       /* a signed membership event and its effect */    \
+	X(THREAD_FORWARD, thread_forward, STORE_WRITE, thr)   /* admin: ADD + HANDLING of an agent + payloads */ \
+	X(THREAD_GET, thread_get, STORE_READ, thr)            /* members: the thread and its latest events */   \
+	X(THREAD_LIST, thread_list, STORE_READ, thr)          /* a customer's own, or an entity's (staff) */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -267,6 +274,7 @@ typedef struct store_envelope {
 	uint64_t server_ts;
 	uint8_t *content;       /* owned by the job (one allocation per envelope) */
 	size_t content_len;
+	uint64_t thread_id;     /* GROUP_MESSAGE / PAYMENT_REQUEST: the thread (0 otherwise) */
 } store_envelope;
 
 #define STORE_PEERS_DEFAULT_SHARE 1 /* THREAD_PEERS: presence_share_default */
@@ -359,6 +367,68 @@ typedef struct store_ent_args {
 	size_t n_reqs;
 } store_ent_args;
 
+/* --- threads (job->thr, docs/protocol.md §13); the caller is job->caller_account / caller_device, whose
+ * stored device key checks the signed event in the op's transaction --- */
+#define STORE_THREAD_MAX_MEMBERS 100 /* accounts per thread (WIRE_THREAD_MAX_MEMBERS) */
+#define STORE_THREAD_MAX_EVENTS 100  /* events per THREAD_GET (the latest) */
+#define STORE_THREAD_MAX_LIST 100    /* threads per THREAD_LIST */
+
+typedef struct store_thread_info {
+	uint64_t thread_id, entity_id, customer, handling_agent, lock_holder, version, created_ms, updated_ms;
+	char entity[STORE_MAX_HANDLE + 1];
+	char customer_handle[STORE_MAX_HANDLE + 1];
+	uint32_t channel;
+	int status;                                /* PARLEY__WIRE__THREAD_STATUS__* values: 1 open, 2 locked, 3 closed */
+	uint64_t members[STORE_THREAD_MAX_MEMBERS]; /* customer first */
+	size_t n_members;
+} store_thread_info;
+
+typedef struct store_thread_blob {
+	uint8_t *data; /* owned by the job */
+	size_t len;
+} store_thread_blob;
+
+typedef struct store_thread_rcpt {
+	uint64_t account;
+	uint32_t device;
+	uint64_t server_id;
+} store_thread_rcpt;
+
+typedef struct store_thread_args {
+	char entity[STORE_MAX_HANDLE + 1]; /* OPEN; LIST (empty: the caller's own threads as a customer) */
+	uint64_t thread_id;                /* SEND, EVENT, GET; LIST: before_id */
+	/* OPEN, EVENT: the signed event; SEND: the LOCK event of a first response (none: NULL) */
+	uint8_t *event;                    /* owned by the job */
+	size_t event_len;
+	unsigned max_open;                 /* OPEN: open threads per (customer, entity) -> TOO_MANY_THREADS */
+	/* SEND (job->handle: none; sender_handle: the caller's) */
+	char sender_handle[STORE_MAX_HANDLE + 1];
+	uint8_t *content;                  /* owned by the job */
+	size_t content_len;
+	uint64_t client_ts, expires_ms, membership_version;
+	int payment;
+	unsigned queue_limit, sender_queue_limit;
+	unsigned limit;                    /* LIST */
+	/* FORWARD (job->handle: the agent): the HANDLING event after `event` (ADD; none when the agent is
+	 * already a member and `event` is the HANDLING), and one pairwise message per agent device
+	 * (contents back to back in msg_buf) */
+	uint8_t *event2;                   /* owned by the job */
+	size_t event2_len;
+	store_out_msg *msgs;               /* owned by the job */
+	size_t n_msgs;
+	uint8_t *msg_buf;                  /* owned by the job */
+	/* results */
+	const char *why;                   /* a refusal's specific reason (static text), NULL: the code's */
+	int existing;                      /* OPEN: the caller's open thread came back */
+	uint64_t removed;                  /* EVENT: the account that left (it is told too) */
+	store_thread_info *infos;          /* owned by the job: OPEN, SEND, EVENT, GET one; LIST n */
+	size_t n_infos;
+	store_thread_blob *events;         /* owned by the job: GET, oldest first */
+	size_t n_events;
+	store_thread_rcpt *rcpts;          /* owned by the job: SEND, one per envelope queued */
+	size_t n_rcpts;
+} store_thread_args;
+
 /* Hands a verified staff list (parsed: a wire_stafflist *, its members pointing into list) to the job,
  * which frees both; PARLEY_E_INVAL for a job of another domain. */
 int store__job_ent_set_list(store_job *job, uint8_t *list, size_t len, void *parsed);
@@ -395,6 +465,7 @@ struct store_job {
 		store_keys_args keys;
 		store_relay_args relay;
 		store_ent_args ent;
+		store_thread_args thr;
 	};
 
 	/* Private to the store. */

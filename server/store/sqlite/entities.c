@@ -342,7 +342,9 @@ static int remove_member(store_be *b, store_job *j, const ent_row *e, uint64_t a
 	if (target == WIRE_ROLE_ADMIN && j->caller_account != e->primary)
 		return PARLEY_E_NOT_PRIMARY_ADMIN;
 	j->ent.target_removed = 1;
-	return sqlite__ent_exec3(b, SQL_DEL_MEMBER, (int64_t)e->id, (int64_t)acct, 0, "remove member");
+	int rc = sqlite__ent_exec3(b, SQL_DEL_MEMBER, (int64_t)e->id, (int64_t)acct, 0, "remove member");
+	/* out of the entity's threads in the same transaction: the fan-out stops with the removal */
+	return rc == PARLEY_OK ? sqlite__threads_drop_member(b, e->id, acct, j->now_ms) : rc;
 }
 
 /* The primary admin hands its role to another admin and stays an admin. Only an admin can take it:

@@ -19,11 +19,16 @@ static const char SQL_RECIPIENTS[] = "SELECT device_id, registration_id, queue_l
 static const char SQL_INSERT_MSG[] = "INSERT INTO messages(account_id, device_id, sender_account, sender_device,"
 				     " sender_handle, type, client_ts, server_ts, expires_ms, content)"
 				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/* a group envelope's thread (threads.c's table; deleted with the envelope by its foreign key) */
+static const char SQL_INSERT_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) VALUES (?1, ?2)";
+static const char SQL_REQUEUE_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) SELECT ?2, thread_id"
+					 " FROM thread_envelopes WHERE message_id = ?1";
 static const char SQL_BUMP_QUEUE[] = "UPDATE device_keys SET queue_len = max(queue_len + ?3, 0)"
 				     " WHERE account_id = ?1 AND device_id = ?2";
-static const char SQL_FETCH[] = "SELECT id, sender_account, sender_device, sender_handle, type, client_ts, server_ts,"
-				" content FROM messages WHERE account_id = ?1 AND device_id = ?2 AND id > ?3"
-				" AND expires_ms > ?4 ORDER BY id LIMIT ?5";
+static const char SQL_FETCH[] = "SELECT m.id, m.sender_account, m.sender_device, m.sender_handle, m.type,"
+				" m.client_ts, m.server_ts, m.content, coalesce(t.thread_id, 0) FROM messages m"
+				" LEFT JOIN thread_envelopes t ON t.message_id = m.id WHERE m.account_id = ?1"
+				" AND m.device_id = ?2 AND m.id > ?3 AND m.expires_ms > ?4 ORDER BY m.id LIMIT ?5";
 static const char SQL_DELETE_MSG[] = "DELETE FROM messages WHERE id = ?3 AND account_id = ?1 AND device_id = ?2";
 static const char SQL_PURGE[] = "DELETE FROM messages WHERE id IN"
 				" (SELECT id FROM messages WHERE expires_ms <= ?1 LIMIT ?2)";
@@ -43,12 +48,8 @@ static const char SQL_REQUEUE[] = "INSERT INTO messages(account_id, device_id, s
 
 /* --- SEND --- */
 
-struct expected {
-	uint32_t device_id, registration_id, queue_len;
-};
-
-/* Appends to a device list of the job, allocated on first use with room for `cap` (the most it can
- * hold), so a successful send allocates no list at all. */
+/* Appends to a device list, allocated on first use with room for `cap` (the most it can hold), so a
+ * successful send allocates no list at all. */
 static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
 {
 	if (*list == NULL && (*list = parley__calloc(cap, sizeof(**list))) == NULL)
@@ -57,43 +58,42 @@ static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
 	return PARLEY_OK;
 }
 
-/* Compares the sender's list with the recipient's devices that have keys. Fills missing/extra/stale. */
-static int check_devices(store_job *j, const struct expected *e, size_t ne)
+int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite_expected *e, size_t ne,
+			  sqlite_mismatch *mm)
 {
-	store_relay_args *m = &j->relay;
 	int rc = PARLEY_OK;
 	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++) {
 		int found = 0;
-		for (size_t k = 0; k < m->n_msgs && !found; k++)
-			found = m->msgs[k].device_id == e[i].device_id;
+		for (size_t k = 0; k < n_msgs && !found; k++)
+			found = msgs[k].device_id == e[i].device_id;
 		if (!found)
-			rc = list_add(&m->missing, &m->n_missing, ne, e[i].device_id);
+			rc = list_add(&mm->missing, &mm->n_missing, ne, e[i].device_id);
 	}
-	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++) {
-		const struct expected *hit = NULL;
+	for (size_t k = 0; k < n_msgs && rc == PARLEY_OK; k++) {
+		const sqlite_expected *hit = NULL;
 		for (size_t i = 0; i < ne && hit == NULL; i++)
-			if (e[i].device_id == m->msgs[k].device_id)
+			if (e[i].device_id == msgs[k].device_id)
 				hit = &e[i];
 		if (hit == NULL)
-			rc = list_add(&m->extra, &m->n_extra, m->n_msgs, m->msgs[k].device_id);
-		else if (hit->registration_id != m->msgs[k].registration_id)
-			rc = list_add(&m->stale, &m->n_stale, m->n_msgs, m->msgs[k].device_id);
+			rc = list_add(&mm->extra, &mm->n_extra, n_msgs, msgs[k].device_id);
+		else if (hit->registration_id != msgs[k].registration_id)
+			rc = list_add(&mm->stale, &mm->n_stale, n_msgs, msgs[k].device_id);
 	}
 	if (rc != PARLEY_OK)
 		return rc;
-	if (m->n_missing || m->n_extra)
+	if (mm->n_missing || mm->n_extra)
 		return PARLEY_E_MISMATCHED_DEVICES;
-	return m->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
+	return mm->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
 }
 
-static int load_expected(store_be *b, store_job *j, struct expected *e, size_t cap, size_t *n)
+int sqlite__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
+			  sqlite_expected *e, size_t cap, size_t *n)
 {
-	const store_relay_args *m = &j->relay;
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_RECIPIENTS);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
+	sqlite3_bind_int64(s, 1, (int64_t)account);
 	*n = 0;
 	for (;;) {
 		sr = sqlite3_step(s);
@@ -101,7 +101,7 @@ static int load_expected(store_be *b, store_job *j, struct expected *e, size_t c
 			break;
 		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
 		/* sending to one's own account: the sending device is not a recipient */
-		if (m->recipient_account == j->account_id && dev == j->device_id)
+		if (account == sender && dev == sender_device)
 			continue;
 		if (*n < cap) {
 			e[*n].device_id = dev;
@@ -126,69 +126,98 @@ static int bump_queue(store_be *b, uint64_t account, uint32_t device, int64_t de
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "queue length");
 }
 
-static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
+int sqlite__enqueue(store_be *b, const sqlite_env *e, uint64_t *server_id)
 {
-	const store_relay_args *m = &j->relay;
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_MSG);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)m->recipient_account);
-	sqlite3_bind_int64(s, 2, o->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 4, j->device_id);
-	sqlite3_bind_text(s, 5, m->sender_handle, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, o->type);
-	sqlite3_bind_int64(s, 7, (int64_t)m->client_ts);
-	sqlite3_bind_int64(s, 8, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 9, (int64_t)m->expires_ms);
-	sqlite3_bind_blob(s, 10, o->content, (int)o->content_len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 1, (int64_t)e->account);
+	sqlite3_bind_int64(s, 2, e->device);
+	sqlite3_bind_int64(s, 3, (int64_t)e->sender_account);
+	sqlite3_bind_int64(s, 4, e->sender_device);
+	sqlite3_bind_text(s, 5, e->sender_handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, e->type);
+	sqlite3_bind_int64(s, 7, (int64_t)e->client_ts);
+	sqlite3_bind_int64(s, 8, (int64_t)e->server_ts);
+	sqlite3_bind_int64(s, 9, (int64_t)e->expires_ms);
+	sqlite3_bind_blob(s, 10, e->content, (int)e->content_len, SQLITE_STATIC);
 	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "insert message");
-	o->server_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
-	sqlite__share_moved(b, m->recipient_account, o->device_id, j->account_id, 1);
-	return bump_queue(b, m->recipient_account, o->device_id, 1);
+	*server_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	if (e->thread_id != 0) {
+		if ((s = sqlite__stmt(b, SQL_INSERT_THREAD)) == NULL)
+			return PARLEY_E_STORE;
+		sqlite3_bind_int64(s, 1, (int64_t)*server_id);
+		sqlite3_bind_int64(s, 2, (int64_t)e->thread_id);
+		if (sqlite__step_done(s) != SQLITE_DONE)
+			return sqlite__error(b, "insert thread envelope");
+	}
+	sqlite__share_moved(b, e->account, e->device, e->sender_account, 1);
+	return bump_queue(b, e->account, e->device, 1);
 }
 
-/* PARLEY_E_SENDER_QUEUE_FULL when the sender already holds its share of (recipient, device)'s queue
- * (the tally of share.c). Sends to one's own account are exempt: a device's copies of its own messages
- * deny nobody else. */
-static int sender_full(store_be *b, const store_job *j, const struct expected *e)
+static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 {
 	const store_relay_args *m = &j->relay;
+	sqlite_env e = {
+		.account = m->recipient_account,
+		.device = o->device_id,
+		.sender_account = j->account_id,
+		.sender_device = j->device_id,
+		.sender_handle = m->sender_handle,
+		.type = o->type,
+		.client_ts = m->client_ts,
+		.server_ts = j->now_ms,
+		.expires_ms = m->expires_ms,
+		.content = o->content,
+		.content_len = o->content_len,
+	};
+	return sqlite__enqueue(b, &e, &o->server_id);
+}
+
+int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
+			unsigned limit)
+{
 	uint64_t n = 0;
-	if (m->sender_queue_limit == 0 || m->recipient_account == j->account_id)
+	/* A sender cannot hold more than its share of a queue it did not fill alone, so the count is needed
+	 * only once the whole queue reaches the share: free for every queue below it. */
+	if (limit == 0 || account == sender || queue_len < limit)
 		return PARLEY_OK;
-	int rc = sqlite__share_count(b, m->recipient_account, e->device_id, e->queue_len, j->account_id, &n);
+	int rc = sqlite__share_count(b, account, device, queue_len, sender, &n);
 	if (rc != PARLEY_OK)
 		return rc;
-	return n >= m->sender_queue_limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
+	return n >= limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
 }
 
 int sqlite__send(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	struct expected e[MAX_EXPECTED];
+	sqlite_expected e[MAX_EXPECTED];
+	sqlite_mismatch mm = {0};
 	size_t ne = 0;
 	int rc = sqlite__account_by_handle(b, j->handle, &m->recipient_account);
 	if (rc == PARLEY_OK)
-		rc = load_expected(b, j, e, MAX_EXPECTED, &ne);
-	if (rc == PARLEY_OK)
-		rc = check_devices(j, e, ne);
+		rc = sqlite__load_expected(b, m->recipient_account, j->account_id, j->device_id, e, MAX_EXPECTED, &ne);
+	if (rc == PARLEY_OK) {
+		rc = sqlite__check_devices(m->msgs, m->n_msgs, e, ne, &mm);
+		m->missing = mm.missing;
+		m->n_missing = mm.n_missing;
+		m->extra = mm.extra;
+		m->n_extra = mm.n_extra;
+		m->stale = mm.stale;
+		m->n_stale = mm.n_stale;
+	}
 	if (rc != PARLEY_OK)
 		return rc;
 	for (size_t k = 0; k < m->n_msgs; k++)
 		for (size_t i = 0; i < ne; i++)
 			if (e[i].device_id == m->msgs[k].device_id && e[i].queue_len >= m->queue_limit)
 				return PARLEY_E_QUEUE_FULL; /* all or nothing: no device gets a partial send */
-	for (size_t i = 0; i < ne; i++) {
-		/* A sender cannot hold more than its share of a queue it did not fill alone, so the count is
-		 * needed only once the whole queue reaches the share: free for every queue below it. */
-		if (e[i].queue_len < m->sender_queue_limit)
-			continue;
-		rc = sender_full(b, j, &e[i]);
-		if (rc != PARLEY_OK)
-			return rc;
-	}
+	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++)
+		rc = sqlite__sender_room(b, m->recipient_account, e[i].device_id, e[i].queue_len, j->account_id,
+					 m->sender_queue_limit);
+	if (rc != PARLEY_OK)
+		return rc;
 	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++)
 		rc = insert_msg(b, j, &m->msgs[k]);
 	if (rc == PARLEY_OK && m->recipient_account != j->account_id)
@@ -238,6 +267,7 @@ int sqlite__fetch_queue(store_be *b, store_job *j)
 		if (n > 0)
 			memcpy(e->content, sqlite3_column_blob(s, 7), (size_t)n);
 		e->content_len = (size_t)n;
+		e->thread_id = (uint64_t)sqlite3_column_int64(s, 8);
 		m->n_envs++;
 	}
 	if (rc == PARLEY_OK && sr != SQLITE_DONE && sr != SQLITE_ROW)
@@ -337,6 +367,13 @@ static int requeue(store_be *b, const store_job *j, uint64_t id)
 	sqlite3_bind_int64(s, 1, (int64_t)id);
 	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "requeue");
+	/* a group envelope keeps its thread under the new id */
+	if ((s = sqlite__stmt(b, SQL_REQUEUE_THREAD)) == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	sqlite3_bind_int64(s, 2, sqlite3_last_insert_rowid(b->db));
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "requeue thread");
 	s = sqlite__stmt(b, SQL_DELETE_MSG);
 	if (s == NULL)
 		return PARLEY_E_STORE;

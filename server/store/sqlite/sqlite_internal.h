@@ -83,6 +83,40 @@ int sqlite__space_state(store_be *b);
 /* accounts.c, for the other domains: handle -> account id. PARLEY_E_NO_SUCH_ACCOUNT, PARLEY_E_STORE. */
 int sqlite__account_by_handle(store_be *b, const char *handle, uint64_t *id);
 
+/* relay.c, for threads.c: the relay's queue, shared so a group message is queued exactly as a pairwise
+ * one. enqueue: one envelope into (account, device)'s queue (its length counter and the per-sender
+ * tally follow). sender_room: PARLEY_E_SENDER_QUEUE_FULL when `sender` already holds `limit` envelopes
+ * of that queue (queue_len: its counter as read in this transaction; 0 or sending to one's own
+ * account: no limit). */
+typedef struct sqlite_env {
+	uint64_t account;       /* recipient */
+	uint32_t device;
+	uint64_t sender_account;
+	uint32_t sender_device;
+	const char *sender_handle;
+	uint32_t type;
+	uint64_t client_ts, server_ts, expires_ms, thread_id;
+	const uint8_t *content;
+	size_t content_len;
+} sqlite_env;
+int sqlite__enqueue(store_be *b, const sqlite_env *e, uint64_t *server_id);
+/* The recipient's devices with keys (ascending; sending to one's own account skips the sending device),
+ * and the check of a send's per-device messages against them: missing / extra -> MISMATCHED_DEVICES,
+ * another registration id -> STALE_DEVICES, the lists allocated into mm (the caller frees them). */
+typedef struct sqlite_expected {
+	uint32_t device_id, registration_id, queue_len;
+} sqlite_expected;
+typedef struct sqlite_mismatch {
+	uint32_t *missing, *extra, *stale;
+	size_t n_missing, n_extra, n_stale;
+} sqlite_mismatch;
+int sqlite__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
+			  sqlite_expected *e, size_t cap, size_t *n);
+int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite_expected *e, size_t ne,
+			  sqlite_mismatch *mm);
+int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
+			unsigned limit);
+
 /* One function per store op, named after its STORE_OPS line (sqlite__create_account, ...), defined in
  * the file of its domain; engine.c builds the backend's run table from the same list. */
 #define SQLITE_OP_DECL_(OP, name, kind, domain) int sqlite__##name(store_be *b, store_job *j);
@@ -94,6 +128,10 @@ STORE_OPS(SQLITE_OP_DECL_)
 extern const migrate_schema sqlite__contacts_schema;
 /* entities.c: the registry's tables ("server.entities"). */
 extern const migrate_schema sqlite__entities_schema;
+/* threads.c: the thread tables ("server.threads", with thread_envelopes for relay.c) */
+extern const migrate_schema sqlite__threads_schema;
+/* threads.c, for entities.c: a removed staff member leaves every thread of the entity at once */
+int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, uint64_t now_ms);
 /* entities.c, for accounts.c: 1 if an entity holds the handle (registration refuses it), else 0. */
 int sqlite__entity_handle_taken(store_be *b, const char *handle);
 /* SEND: the sender accepted the recipient (contacts.c). */

@@ -1,0 +1,127 @@
+/* Thread event codec (threadev.h). Fixed layout but for the handle: one bounded walk, the field rules,
+ * the signature last. */
+#include "wire/threadev.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include <parley/error.h>
+
+#include "wire/be.h"
+
+#define INVALID PARLEY_E_THREAD_EVENT_INVALID
+#define SIG_LEN 64
+
+static int check(const wire_threadev *ev)
+{
+	if (memchr(ev->entity, '\0', sizeof(ev->entity)) == NULL || !wire__handle_valid(ev->entity))
+		return INVALID;
+	if (ev->actor == 0 || ev->actor_device == 0 || ev->staff_version == 0)
+		return INVALID;
+	/* OPEN names no thread yet (the server assigns it) and starts the membership at 1; every other
+	 * event names its thread and follows at least the OPEN */
+	if (ev->kind == WIRE_THREADEV_OPEN)
+		return ev->thread_id == 0 && ev->version == 1 && ev->subject != 0 ? PARLEY_OK : INVALID;
+	if (ev->thread_id == 0 || ev->version < 2)
+		return INVALID;
+	switch (ev->kind) {
+	case WIRE_THREADEV_ADD:
+	case WIRE_THREADEV_REMOVE:
+	case WIRE_THREADEV_HANDLING:
+		return ev->subject != 0 ? PARLEY_OK : INVALID;
+	case WIRE_THREADEV_LOCK:
+		/* only the first responder locks, for itself */
+		return ev->subject == ev->actor ? PARLEY_OK : INVALID;
+	case WIRE_THREADEV_UNLOCK:
+	case WIRE_THREADEV_CLOSE:
+		return ev->subject == 0 ? PARLEY_OK : INVALID;
+	case WIRE_THREADEV_HANDBACK:
+		return PARLEY_OK; /* 0: back to the admins' queue */
+	default:
+		return INVALID;
+	}
+}
+
+const char *wire__threadev_kind_name(unsigned kind)
+{
+	static const char *const names[] = {"unknown", "open", "add", "remove", "handling",
+					    "lock", "unlock", "close", "handback"};
+	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : names[0];
+}
+
+int wire__threadev_sign(const wire_threadev *ev, const uint8_t sk[64], uint8_t *out, size_t cap, size_t *len)
+{
+	size_t hl;
+	uint8_t *p = out;
+
+	if (ev == NULL || sk == NULL || out == NULL || len == NULL || cap < WIRE_THREADEV_MAX_BYTES)
+		return PARLEY_E_INVAL;
+	if (check(ev) != PARLEY_OK)
+		return INVALID;
+	hl = strlen(ev->entity);
+	memcpy(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN);
+	p += WIRE_THREADEV_MAGIC_LEN;
+	p = wire__put_be(p, ev->thread_id, 8);
+	*p++ = (uint8_t)hl;
+	memcpy(p, ev->entity, hl);
+	p += hl;
+	p = wire__put_be(p, ev->version, 8);
+	*p++ = ev->kind;
+	p = wire__put_be(p, ev->subject, 8);
+	p = wire__put_be(p, ev->actor, 8);
+	p = wire__put_be(p, ev->actor_device, 4);
+	p = wire__put_be(p, ev->staff_version, 8);
+	p = wire__put_be(p, ev->timestamp_ms, 8);
+	crypto_sign_detached(p, NULL, out, (size_t)(p - out), sk);
+	*len = (size_t)(p - out) + SIG_LEN;
+	return PARLEY_OK;
+}
+
+int wire__threadev_parse(const uint8_t *buf, size_t len, wire_threadev *out)
+{
+	const uint8_t *p = buf;
+	size_t hl;
+
+	if (out == NULL)
+		return PARLEY_E_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (buf == NULL || len < WIRE_THREADEV_FIXED || len > WIRE_THREADEV_MAX_BYTES ||
+	    memcmp(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN) != 0)
+		return INVALID;
+	p += WIRE_THREADEV_MAGIC_LEN;
+	out->thread_id = wire__get_be(&p, 8);
+	hl = *p++;
+	/* the whole length follows from the handle's: nothing short, nothing trailing */
+	if (hl > WIRE_MAX_HANDLE || len != WIRE_THREADEV_FIXED + hl) {
+		memset(out, 0, sizeof(*out));
+		return INVALID;
+	}
+	memcpy(out->entity, p, hl);
+	p += hl;
+	out->version = wire__get_be(&p, 8);
+	out->kind = *p++;
+	out->subject = wire__get_be(&p, 8);
+	out->actor = wire__get_be(&p, 8);
+	out->actor_device = (uint32_t)wire__get_be(&p, 4);
+	out->staff_version = wire__get_be(&p, 8);
+	out->timestamp_ms = wire__get_be(&p, 8);
+	if (memchr(out->entity, '\0', hl) != NULL || check(out) != PARLEY_OK) {
+		memset(out, 0, sizeof(*out));
+		return INVALID;
+	}
+	return PARLEY_OK;
+}
+
+int wire__threadev_verify(const uint8_t *buf, size_t len, const uint8_t device_key[32], wire_threadev *out)
+{
+	int rc = wire__threadev_parse(buf, len, out);
+
+	if (rc != PARLEY_OK)
+		return rc;
+	if (device_key == NULL || crypto_sign_verify_detached(buf + len - SIG_LEN, buf, len - SIG_LEN, device_key) != 0) {
+		memset(out, 0, sizeof(*out));
+		return INVALID;
+	}
+	return PARLEY_OK;
+}

@@ -1,0 +1,528 @@
+/* SQLite backend, threads (docs/protocol.md §13): a customer's conversation with an entity, its member
+ * accounts and its signed membership events, versioned as their own schema "server.threads".
+ *
+ * Like the entity registry, every op checks its caller here, in the op's own transaction, against the
+ * entity's CURRENT signed staff list (who is an admin, the rules, the lock mode) and the caller
+ * device's stored key (the signed event): nothing is cached, so a staff member removed on one loop is
+ * refused on its very next call on any loop, and removal also drops it from the entity's threads in
+ * the removal's own transaction (sqlite__threads_drop_member), so the fan-out stops at once.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <parley/error.h>
+
+#include "common/alloc.h"
+#include "store/sqlite/threads_internal.h"
+
+static const char *const thread_steps[] = {
+	/* 1: threads, their members and events, and the thread of each queued group envelope (the relay's
+	 * queue is shared: a group message is queued exactly as a pairwise one) */
+	"CREATE TABLE IF NOT EXISTS threads ("
+	"  id INTEGER PRIMARY KEY,"
+	"  entity_id INTEGER NOT NULL REFERENCES entities(id) ON DELETE CASCADE,"
+	"  customer INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  channel INTEGER NOT NULL DEFAULT 0,"
+	"  status INTEGER NOT NULL,"
+	"  handling_agent INTEGER NOT NULL DEFAULT 0,"
+	"  lock_holder INTEGER NOT NULL DEFAULT 0,"
+	"  version INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS threads_customer ON threads(customer, entity_id, status);"
+	"CREATE INDEX IF NOT EXISTS threads_entity ON threads(entity_id, id);"
+	"CREATE TABLE IF NOT EXISTS thread_members ("
+	"  thread_id INTEGER NOT NULL REFERENCES threads(id) ON DELETE CASCADE,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  role_at_add INTEGER NOT NULL," /* 0 the customer, else WIRE_ROLE_* */
+	"  added_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (thread_id, account_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS thread_members_account ON thread_members(account_id);"
+	"CREATE TABLE IF NOT EXISTS thread_events ("
+	"  thread_id INTEGER NOT NULL REFERENCES threads(id) ON DELETE CASCADE,"
+	"  version INTEGER NOT NULL,"
+	"  event BLOB NOT NULL,"
+	"  PRIMARY KEY (thread_id, version)"
+	") WITHOUT ROWID;"
+	/* the thread of a queued group envelope (relay.c). A table rather than a column of messages: a
+	 * file from before schema_version re-runs every step, and ADD COLUMN cannot say IF NOT EXISTS */
+	"CREATE TABLE IF NOT EXISTS thread_envelopes ("
+	"  message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+	"  thread_id INTEGER NOT NULL"
+	");",
+};
+
+const migrate_schema sqlite__threads_schema = {
+	.name = "server.threads",
+	MIGRATE_STEPS(thread_steps),
+	.legacy_user_version = 0,
+};
+
+static const char SQL_STAFF[] = "SELECT staff_list FROM entities WHERE id = ?1";
+static const char SQL_ENTITY_ID[] = "SELECT id FROM entities WHERE handle = ?1";
+static const char SQL_THREAD[] = "SELECT t.entity_id, e.handle, t.customer, a.handle, t.channel, t.status,"
+				 " t.handling_agent, t.lock_holder, t.version, t.created_ms, t.updated_ms FROM threads t"
+				 " JOIN entities e ON e.id = t.entity_id JOIN accounts a ON a.id = t.customer"
+				 " WHERE t.id = ?1";
+static const char SQL_MEMBERS[] = "SELECT account_id FROM thread_members WHERE thread_id = ?1"
+				  " ORDER BY role_at_add, added_ms, account_id";
+static const char SQL_DEVICE_KEY[] = "SELECT pubkey FROM devices WHERE account_id = ?1 AND device_id = ?2";
+static const char SQL_ADD_EVENT[] = "INSERT INTO thread_events(thread_id, version, event) VALUES (?1, ?2, ?3)";
+static const char SQL_SET_THREAD[] = "UPDATE threads SET status = ?2, handling_agent = ?3, lock_holder = ?4,"
+				     " version = ?5, updated_ms = ?6 WHERE id = ?1";
+static const char SQL_ADD_MEMBER[] = "INSERT INTO thread_members(thread_id, account_id, role_at_add, added_ms)"
+				     " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_DEL_MEMBER[] = "DELETE FROM thread_members WHERE thread_id = ?1 AND account_id = ?2";
+static const char SQL_OPEN_OF[] = "SELECT id FROM threads WHERE customer = ?1 AND entity_id = ?2 AND status != 3"
+				  " ORDER BY id LIMIT 1";
+static const char SQL_COUNT_OPEN[] = "SELECT count(*) FROM threads WHERE customer = ?1 AND entity_id = ?2"
+				     " AND status != 3";
+static const char SQL_NEW_THREAD[] = "INSERT INTO threads(entity_id, customer, status, version, created_ms,"
+				     " updated_ms) VALUES (?1, ?2, 1, 1, ?3, ?3)";
+static const char SQL_EVENTS[] = "SELECT event FROM (SELECT version, event FROM thread_events WHERE thread_id = ?1"
+				 " ORDER BY version DESC LIMIT ?2) ORDER BY version";
+static const char SQL_IS_STAFF[] = "SELECT count(*) FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
+static const char SQL_LIST_ENTITY[] = "SELECT id FROM threads WHERE entity_id = ?1 AND id < ?2 ORDER BY id DESC"
+				      " LIMIT ?3";
+static const char SQL_LIST_CUSTOMER[] = "SELECT id FROM threads WHERE customer = ?1 AND id < ?2 ORDER BY id DESC"
+					" LIMIT ?3";
+/* the removal hook: out of every thread of the entity, and no longer its handling agent or lock holder */
+static const char SQL_DROP_MEMBER[] = "DELETE FROM thread_members WHERE account_id = ?2 AND thread_id IN"
+				      " (SELECT id FROM threads WHERE entity_id = ?1)";
+static const char SQL_DROP_AGENT[] = "UPDATE threads SET handling_agent = 0, updated_ms = ?3 WHERE entity_id = ?1"
+				     " AND handling_agent = ?2";
+static const char SQL_DROP_LOCK[] = "UPDATE threads SET lock_holder = 0, status = 1, updated_ms = ?3"
+				    " WHERE entity_id = ?1 AND lock_holder = ?2 AND status = 2";
+
+int sqlite__thr_refuse(store_job *j, int code, const char *why)
+{
+	j->thr.why = why;
+	return code;
+}
+
+/* --- the staff list, the thread, the event --- */
+
+int sqlite__thr_staff(store_be *b, uint64_t entity, thr_staff *st)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_STAFF);
+	int rc = PARLEY_E_NO_SUCH_ENTITY;
+	memset(st, 0, sizeof(*st));
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)entity);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 0);
+		st->buf = n > 0 ? parley__malloc((size_t)n) : NULL;
+		rc = st->buf != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
+		if (rc == PARLEY_OK) {
+			memcpy(st->buf, sqlite3_column_blob(s, 0), (size_t)n);
+			st->len = (size_t)n;
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* the stored list was checked when it was stored; parsed again here because the rules, roles and
+	 * lock mode are read from it (its signature check is the price of not keeping a second copy) */
+	rc = wire__stafflist_verify(st->buf, st->len, &st->l);
+	st->parsed = rc == PARLEY_OK;
+	if (rc != PARLEY_OK)
+		sqlite__thr_staff_free(st);
+	return rc == PARLEY_OK ? PARLEY_OK : PARLEY_E_STORE;
+}
+
+void sqlite__thr_staff_free(thr_staff *st)
+{
+	if (st->parsed)
+		wire__stafflist_free(&st->l);
+	parley__free(st->buf);
+	memset(st, 0, sizeof(*st));
+}
+
+const wire_staff_member *sqlite__thr_staff_of(const thr_staff *st, uint64_t account, int *admin)
+{
+	const wire_staff_member *m = wire__stafflist_find(&st->l, account);
+	*admin = m != NULL && m->role == WIRE_ROLE_ADMIN;
+	return m;
+}
+
+static void col_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+static int load_members(store_be *b, store_thread_info *t)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_MEMBERS);
+	int sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
+	t->n_members = 0;
+	while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+		if (t->n_members < STORE_THREAD_MAX_MEMBERS)
+			t->members[t->n_members++] = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread members");
+}
+
+int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_THREAD);
+	int sr;
+	memset(t, 0, sizeof(*t));
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
+	sr = sqlite3_step(s);
+	if (sr == SQLITE_ROW) {
+		t->thread_id = thread_id;
+		t->entity_id = (uint64_t)sqlite3_column_int64(s, 0);
+		col_text(s, 1, t->entity, sizeof(t->entity));
+		t->customer = (uint64_t)sqlite3_column_int64(s, 2);
+		col_text(s, 3, t->customer_handle, sizeof(t->customer_handle));
+		t->channel = (uint32_t)sqlite3_column_int64(s, 4);
+		t->status = (int)sqlite3_column_int64(s, 5);
+		t->handling_agent = (uint64_t)sqlite3_column_int64(s, 6);
+		t->lock_holder = (uint64_t)sqlite3_column_int64(s, 7);
+		t->version = (uint64_t)sqlite3_column_int64(s, 8);
+		t->created_ms = (uint64_t)sqlite3_column_int64(s, 9);
+		t->updated_ms = (uint64_t)sqlite3_column_int64(s, 10);
+	}
+	sqlite3_reset(s);
+	if (sr == SQLITE_DONE)
+		return PARLEY_E_NO_SUCH_THREAD;
+	if (sr != SQLITE_ROW)
+		return sqlite__error(b, "load thread");
+	return load_members(b, t);
+}
+
+int sqlite__thr_is_member(const store_thread_info *t, uint64_t account)
+{
+	for (size_t i = 0; i < t->n_members; i++)
+		if (t->members[i] == account)
+			return 1;
+	return 0;
+}
+
+int sqlite__thr_check_event(store_be *b, store_job *j, const store_thread_info *t, const thr_staff *st,
+			    const uint8_t *buf, size_t len, unsigned kind, wire_threadev *ev)
+{
+	const int bad = PARLEY_E_THREAD_EVENT_INVALID;
+	uint8_t key[32];
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_DEVICE_KEY);
+	int found = 0;
+
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->caller_account);
+	sqlite3_bind_int64(s, 2, j->caller_device);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == (int)sizeof(key)) {
+		memcpy(key, sqlite3_column_blob(s, 0), sizeof(key));
+		found = 1;
+	}
+	sqlite3_reset(s);
+	if (!found)
+		return PARLEY_E_DEVICE_REMOVED;
+	if (buf == NULL || wire__threadev_verify(buf, len, key, ev) != PARLEY_OK)
+		return sqlite__thr_refuse(j, bad, "thread event malformed or not signed by this device");
+	if (ev->actor != j->caller_account || ev->actor_device != j->caller_device)
+		return sqlite__thr_refuse(j, bad, "thread event: the actor must be the calling device");
+	if (kind != 0 && ev->kind != kind)
+		return sqlite__thr_refuse(j, bad, "thread event of the wrong kind for this call");
+	if (strcmp(ev->entity, t != NULL ? t->entity : j->thr.entity) != 0)
+		return sqlite__thr_refuse(j, bad, "thread event names another entity");
+	if (ev->thread_id != (t != NULL ? t->thread_id : 0))
+		return sqlite__thr_refuse(j, bad, "thread event names another thread");
+	if (ev->version != (t != NULL ? t->version + 1 : 1))
+		return sqlite__thr_refuse(j, bad, "thread event version is not the thread's next");
+	if (ev->staff_version != st->l.version)
+		return sqlite__thr_refuse(j, bad, "thread event checked another staff list version: refresh");
+	return PARLEY_OK;
+}
+
+static int exec_ids(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t p3, int n, const char *what)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, sql);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, p1);
+	sqlite3_bind_int64(s, 2, p2);
+	if (n > 2)
+		sqlite3_bind_int64(s, 3, p3);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, what);
+}
+
+int sqlite__thr_commit(store_be *b, const store_thread_info *t, const uint8_t *ev, size_t len, uint64_t now_ms)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_ADD_EVENT);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
+	sqlite3_bind_int64(s, 2, (int64_t)t->version);
+	sqlite3_bind_blob(s, 3, ev, (int)len, SQLITE_STATIC);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "thread event");
+	s = sqlite__stmt(b, SQL_SET_THREAD);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
+	sqlite3_bind_int64(s, 2, t->status);
+	sqlite3_bind_int64(s, 3, (int64_t)t->handling_agent);
+	sqlite3_bind_int64(s, 4, (int64_t)t->lock_holder);
+	sqlite3_bind_int64(s, 5, (int64_t)t->version);
+	sqlite3_bind_int64(s, 6, (int64_t)now_ms);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "update thread");
+}
+
+int sqlite__thr_add_member(store_be *b, store_thread_info *t, uint64_t account, int role, uint64_t now_ms)
+{
+	sqlite3_stmt *s;
+	if (sqlite__thr_is_member(t, account))
+		return PARLEY_OK;
+	if (t->n_members >= STORE_THREAD_MAX_MEMBERS)
+		return PARLEY_E_TOO_MANY_MEMBERS;
+	s = sqlite__stmt(b, SQL_ADD_MEMBER);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
+	sqlite3_bind_int64(s, 2, (int64_t)account);
+	sqlite3_bind_int64(s, 3, role);
+	sqlite3_bind_int64(s, 4, (int64_t)now_ms);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "add thread member");
+	t->members[t->n_members++] = account;
+	return PARLEY_OK;
+}
+
+int sqlite__thr_del_member(store_be *b, store_thread_info *t, uint64_t account)
+{
+	int rc = exec_ids(b, SQL_DEL_MEMBER, (int64_t)t->thread_id, (int64_t)account, 0, 2, "remove thread member");
+	for (size_t i = 0; rc == PARLEY_OK && i < t->n_members; i++)
+		if (t->members[i] == account) {
+			memmove(&t->members[i], &t->members[i + 1], (t->n_members - i - 1) * sizeof(t->members[0]));
+			t->n_members--;
+			break;
+		}
+	return rc;
+}
+
+int sqlite__thr_result(store_job *j, const store_thread_info *t)
+{
+	if (j->thr.infos == NULL && (j->thr.infos = parley__calloc(1, sizeof(*j->thr.infos))) == NULL)
+		return PARLEY_E_NOMEM;
+	j->thr.infos[0] = *t;
+	j->thr.n_infos = 1;
+	return PARLEY_OK;
+}
+
+int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, uint64_t now_ms)
+{
+	int rc = exec_ids(b, SQL_DROP_MEMBER, (int64_t)entity, (int64_t)account, 0, 2, "drop thread member");
+	if (rc == PARLEY_OK)
+		rc = exec_ids(b, SQL_DROP_AGENT, (int64_t)entity, (int64_t)account, (int64_t)now_ms, 3, "drop agent");
+	return rc == PARLEY_OK ? exec_ids(b, SQL_DROP_LOCK, (int64_t)entity, (int64_t)account, (int64_t)now_ms, 3,
+					  "drop lock")
+			       : rc;
+}
+
+/* --- open --- */
+
+static int one_id(store_be *b, const char *sql, int64_t p1, int64_t p2, uint64_t *out)
+{
+	int64_t v = 0;
+	int sr = sqlite__query_int(b, sql, p1, p2, &v);
+	*out = sr == SQLITE_ROW ? (uint64_t)v : 0;
+	return sr == SQLITE_ROW || sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread query");
+}
+
+static int entity_id(store_be *b, const char *handle, uint64_t *id)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_ENTITY_ID);
+	int sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
+	sr = sqlite3_step(s);
+	*id = sr == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return sr == SQLITE_ROW ? PARLEY_OK : sr == SQLITE_DONE ? PARLEY_E_NO_SUCH_ENTITY : sqlite__error(b, "entity");
+}
+
+/* Members of a new thread: the customer, the admins and the default agents (the rule DEFAULT_AGENT),
+ * and a staff member who opened it: what every client derives from the signed list the OPEN names. */
+static int initial_members(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
+{
+	int rc = sqlite__thr_add_member(b, t, t->customer, 0, j->now_ms);
+	for (size_t i = 0; rc == PARLEY_OK && i < st->l.n; i++) {
+		const wire_staff_member *m = &st->l.members[i];
+		if (m->role == WIRE_ROLE_ADMIN || (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_DEFAULT_AGENT) ||
+		    m->account_id == j->caller_account)
+			rc = sqlite__thr_add_member(b, t, m->account_id, m->role, j->now_ms);
+	}
+	return rc;
+}
+
+static int open_checked(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
+{
+	wire_threadev ev;
+	int admin, rc;
+	const wire_staff_member *me = sqlite__thr_staff_of(st, j->caller_account, &admin);
+	uint64_t existing = 0, n = 0;
+
+	if (j->handle[0] != '\0') { /* staff-initiated */
+		if (me == NULL)
+			return PARLEY_E_NOT_ENTITY_MEMBER;
+		if (!(wire__stafflist_effective_rules(&st->l, me) & WIRE_RULE_MAY_INITIATE))
+			return PARLEY_E_NOT_ALLOWED_TO_INITIATE;
+		rc = sqlite__account_by_handle(b, j->handle, &t->customer);
+		if (rc != PARLEY_OK)
+			return rc;
+	} else {
+		t->customer = j->caller_account;
+	}
+	/* a staff member is the entity, not its customer: its own thread would put it on both sides */
+	if (wire__stafflist_find(&st->l, t->customer) != NULL)
+		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "a staff member cannot be the customer");
+	rc = sqlite__thr_check_event(b, j, NULL, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_OPEN, &ev);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (ev.subject != t->customer)
+		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "an OPEN names the customer as subject");
+	/* a customer's open is idempotent: its open thread comes back (staff may open several) */
+	rc = one_id(b, SQL_OPEN_OF, (int64_t)t->customer, (int64_t)t->entity_id, &existing);
+	if (rc == PARLEY_OK && existing != 0 && j->handle[0] == '\0') {
+		j->thr.existing = 1;
+		rc = sqlite__thr_load(b, existing, t);
+		return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+	}
+	if (rc == PARLEY_OK)
+		rc = one_id(b, SQL_COUNT_OPEN, (int64_t)t->customer, (int64_t)t->entity_id, &n);
+	if (rc == PARLEY_OK && n >= j->thr.max_open)
+		rc = PARLEY_E_TOO_MANY_THREADS;
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = exec_ids(b, SQL_NEW_THREAD, (int64_t)t->entity_id, (int64_t)t->customer, (int64_t)j->now_ms, 3,
+		      "new thread");
+	if (rc != PARLEY_OK)
+		return rc;
+	t->thread_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	t->status = THR_OPEN;
+	t->version = 1;
+	t->created_ms = t->updated_ms = j->now_ms;
+	snprintf(t->entity, sizeof(t->entity), "%s", j->thr.entity);
+	rc = initial_members(b, j, t, st);
+	if (rc == PARLEY_OK)
+		rc = sqlite__thr_commit(b, t, j->thr.event, j->thr.event_len, j->now_ms);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* the customer's handle, as the info carries it */
+	rc = sqlite__thr_load(b, t->thread_id, t);
+	return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+}
+
+int sqlite__thread_open(store_be *b, store_job *j)
+{
+	store_thread_info t;
+	thr_staff st;
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	rc = entity_id(b, j->thr.entity, &t.entity_id);
+	if (rc == PARLEY_OK)
+		rc = sqlite__thr_staff(b, t.entity_id, &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = open_checked(b, j, &t, &st);
+	sqlite__thr_staff_free(&st);
+	return rc;
+}
+
+/* --- get, list --- */
+
+static int load_events(store_be *b, store_job *j, uint64_t thread_id)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_EVENTS);
+	store_thread_args *a = &j->thr;
+	int sr, rc = PARLEY_OK;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	a->events = parley__calloc(STORE_THREAD_MAX_EVENTS, sizeof(*a->events));
+	if (a->events == NULL)
+		return PARLEY_E_NOMEM;
+	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
+	sqlite3_bind_int64(s, 2, STORE_THREAD_MAX_EVENTS);
+	while (rc == PARLEY_OK && (sr = sqlite3_step(s)) == SQLITE_ROW && a->n_events < STORE_THREAD_MAX_EVENTS) {
+		int n = sqlite3_column_bytes(s, 0);
+		store_thread_blob *e = &a->events[a->n_events];
+		e->data = parley__malloc(n > 0 ? (size_t)n : 1);
+		if (e->data == NULL) {
+			rc = PARLEY_E_NOMEM;
+			break;
+		}
+		if (n > 0)
+			memcpy(e->data, sqlite3_column_blob(s, 0), (size_t)n);
+		e->len = (size_t)n;
+		a->n_events++;
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int sqlite__thread_get(store_be *b, store_job *j)
+{
+	store_thread_info t;
+	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (!sqlite__thr_is_member(&t, j->caller_account))
+		return PARLEY_E_NOT_THREAD_MEMBER;
+	rc = sqlite__thr_result(j, &t);
+	return rc == PARLEY_OK ? load_events(b, j, t.thread_id) : rc;
+}
+
+int sqlite__thread_list(store_be *b, store_job *j)
+{
+	store_thread_args *a = &j->thr;
+	uint64_t ent = 0, ids[STORE_THREAD_MAX_LIST];
+	size_t n = 0;
+	int64_t staff = 0;
+	int rc = PARLEY_OK, sr;
+	unsigned limit = a->limit == 0 || a->limit > STORE_THREAD_MAX_LIST ? STORE_THREAD_MAX_LIST : a->limit;
+
+	if (a->entity[0] != '\0') {
+		rc = entity_id(b, a->entity, &ent);
+		if (rc != PARLEY_OK)
+			return rc;
+		/* the registry's membership, as the entity ops read it: staff see the entity's threads */
+		sr = sqlite__query_int(b, SQL_IS_STAFF, (int64_t)ent, (int64_t)j->caller_account, &staff);
+		if (sr != SQLITE_ROW)
+			return sqlite__error(b, "staff");
+		if (staff == 0)
+			return PARLEY_E_NOT_ENTITY_MEMBER;
+	}
+	sqlite3_stmt *s = sqlite__stmt(b, ent != 0 ? SQL_LIST_ENTITY : SQL_LIST_CUSTOMER);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)(ent != 0 ? ent : j->caller_account));
+	sqlite3_bind_int64(s, 2, a->thread_id != 0 ? (int64_t)a->thread_id : INT64_MAX);
+	sqlite3_bind_int64(s, 3, limit);
+	while ((sr = sqlite3_step(s)) == SQLITE_ROW && n < limit)
+		ids[n++] = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (sr != SQLITE_DONE && sr != SQLITE_ROW)
+		return sqlite__error(b, "list threads");
+	if (n == 0)
+		return PARLEY_OK;
+	a->infos = parley__calloc(n, sizeof(*a->infos));
+	if (a->infos == NULL)
+		return PARLEY_E_NOMEM;
+	for (size_t i = 0; i < n && rc == PARLEY_OK; i++) {
+		rc = sqlite__thr_load(b, ids[i], &a->infos[i]);
+		a->n_infos += rc == PARLEY_OK;
+	}
+	return rc;
+}

@@ -1,0 +1,907 @@
+/* t30: threads, the group server (docs/protocol.md §13), against a real parleyd driven on the wire (raw
+ * sockets; staff lists and thread events signed here with lib/wire's codecs).
+ *
+ *   open          a customer opens (members: customer + admins + default agents, from the signed staff
+ *                 list), again (the same thread back), with a bad event (THREAD_EVENT_INVALID); staff
+ *                 opens toward a customer only with MAY_INITIATE; thread_max_open_per_customer.
+ *   fanout        one ThreadSend: one envelope per member device but the sender's (the customer's
+ *                 second device included, a non-member none), durable: parleyd is killed -9 right after
+ *                 the ack and every envelope is there after the restart; stale membership.
+ *   payments      PAYMENT_NOT_ALLOWED without MAY_PAY; with it, a PAYMENT_REQUEST envelope.
+ *   events        each kind allowed and refused by role, with the membership version chain; a close
+ *                 ends sends and events.
+ *   locking       first responder (lock_mode 1): the LOCK event with the first staff send, others
+ *                 THREAD_LOCKED, admins exempt, the customer never locked out; unlock.
+ *   removal       a staff member removed from the entity leaves its threads at once: no envelope.
+ *   auth_table    every thread call x every role, one table of expected statuses.
+ *   forward       an admin hands a thread to an agent: ADD + HANDLING + one payload per agent device in
+ *                 one transaction; a non-admin, a non-staff agent, missing events, the wrong devices or
+ *                 a stale registration id change nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include <parley/error.h>
+
+#include "crypto/crypto.h"
+#include "harness.h"
+#include "wire/stafflist.h"
+#include "wire/threadev.h"
+
+/* ---- accounts and the staff model (as t23) ---- */
+
+typedef struct tacct {
+	char handle[33];
+	uint8_t pk[32], sk[64];
+	uint64_t id;
+	uint32_t regid; /* device 1's registration id */
+	int fd;
+} tacct;
+
+static uint64_t next_id; /* a fresh server numbers accounts 1, 2, ... in registration order */
+static srv S;
+
+static void mk(tacct *a, const char *handle)
+{
+	snprintf(a->handle, sizeof(a->handle), "%s", handle);
+	IT_EQ(pw_register(S.port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
+	IT_EQ(pw_upload_keys(a->fd, &a->regid, 1, 1), PARLEY_OK); /* a device receives once it has keys */
+	a->id = ++next_id;
+}
+
+typedef struct model {
+	char handle[33];
+	crypto_keypair ek;
+	uint64_t version, entity_id;
+	uint8_t lock_mode, admins_exempt;
+	size_t n;
+	wire_staff_member m[16];
+} model;
+
+static void model_set(model *md, const tacct *a, int role, int primary, uint8_t rules)
+{
+	size_t i = 0;
+	while (i < md->n && md->m[i].account_id < a->id)
+		i++;
+	if (i < md->n && md->m[i].account_id == a->id) {
+		memmove(&md->m[i], &md->m[i + 1], (md->n - i - 1) * sizeof(md->m[0]));
+		md->n--;
+	}
+	if (role == 0)
+		return;
+	memmove(&md->m[i + 1], &md->m[i], (md->n - i) * sizeof(md->m[0]));
+	md->n++;
+	wire_staff_member *m = &md->m[i];
+	memset(m, 0, sizeof(*m));
+	m->account_id = a->id;
+	snprintf(m->handle, sizeof(m->handle), "%s", a->handle);
+	m->role = (uint8_t)role;
+	m->flags = primary ? WIRE_STAFF_PRIMARY : 0;
+	m->rules_mask = m->rules_values = rules;
+	m->account_key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+	memset(m->account_key + 1, (int)a->id, 32);
+}
+
+static void sign_list(const model *md, uint64_t version, dynbuf *out)
+{
+	wire_stafflist l;
+	memset(&l, 0, sizeof(l));
+	l.entity_id = version == 1 ? 0 : md->entity_id;
+	snprintf(l.handle, sizeof(l.handle), "%s", md->handle);
+	snprintf(l.display_name, sizeof(l.display_name), "%s Support", md->handle);
+	crypto__pubkey_serialize(l.entity_key, md->ek.pub);
+	l.version = version;
+	l.timestamp_ms = it_now_ms();
+	l.lock_mode = md->lock_mode;
+	l.admins_exempt = md->admins_exempt;
+	l.n = md->n;
+	l.members = (wire_staff_member *)md->m;
+	dynbuf__init(out, WIRE_STAFFLIST_MAX_BYTES);
+	IT_EQ(wire__stafflist_sign(&l, md->ek.priv, out), PARLEY_OK);
+}
+
+/* ---- calls ---- */
+
+static uint64_t rid = 100;
+
+/* one request; pushes read past are dropped. keep: the response frame (caller frees) */
+static int call(int fd, Parley__Wire__Request *r, wire_frame *keep)
+{
+	r->id = ++rid;
+	if (pw_send_request(fd, r) != 0)
+		return -1;
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 5000) != 0)
+			return -1;
+		const Parley__Wire__Frame *fr = f.frame;
+		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && fr->response->id == r->id) {
+			int st = (int)fr->response->status;
+			if (keep != NULL)
+				*keep = f;
+			else
+				wire__frame_free(&f);
+			return st;
+		}
+		wire__frame_free(&f);
+	}
+}
+
+static void ent_create(const tacct *p, model *md, const char *handle, uint8_t lock_mode)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityCreateRequest m = PARLEY__WIRE__ENTITY_CREATE_REQUEST__INIT;
+	uint8_t key[33];
+	char name[80];
+	dynbuf l;
+	wire_frame f;
+
+	memset(md, 0, sizeof(*md));
+	snprintf(md->handle, sizeof(md->handle), "%s", handle);
+	crypto__keypair_generate(&md->ek);
+	md->lock_mode = lock_mode;
+	md->admins_exempt = lock_mode;
+	model_set(md, p, WIRE_ROLE_ADMIN, 1, 0);
+	sign_list(md, 1, &l);
+	crypto__pubkey_serialize(key, md->ek.pub);
+	snprintf(name, sizeof(name), "%s Support", md->handle);
+	m.handle = md->handle;
+	m.display_name = name;
+	m.entity_key.data = key;
+	m.entity_key.len = 33;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE;
+	r.entity_create = &m;
+	IT_EQ(call(p->fd, &r, &f), PARLEY_OK);
+	md->entity_id = f.frame->response->entity_create->entity_id;
+	md->version = 1;
+	wire__frame_free(&f);
+	dynbuf__free(&l);
+}
+
+/* An admin (by the primary p) or, role agent, a code + join + approval; with the member's rules */
+static void ent_add(const tacct *p, model *md, const tacct *who, int role, uint8_t rules)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	dynbuf l;
+	wire_frame f;
+	uint64_t req_id = 0;
+
+	model_set(md, who, role, 0, rules);
+	sign_list(md, md->version + 1, &l);
+	if (role == WIRE_ROLE_ADMIN) {
+		Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
+		m.entity = md->handle;
+		m.member = (char *)who->handle;
+		m.role = PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
+		m.signed_staff_list.data = l.data;
+		m.signed_staff_list.len = l.len;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
+		r.entity_member = &m;
+		IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+	} else {
+		Parley__Wire__EntityCodeRequest c = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
+		Parley__Wire__EntityJoinRequest j = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
+		Parley__Wire__EntityDecideRequest d = PARLEY__WIRE__ENTITY_DECIDE_REQUEST__INIT;
+		char code[32];
+		uint8_t key[33];
+		c.entity = md->handle;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
+		r.entity_code = &c;
+		IT_EQ(call(p->fd, &r, &f), PARLEY_OK);
+		snprintf(code, sizeof(code), "%s", f.frame->response->entity_code->code);
+		wire__frame_free(&f);
+		key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+		memset(key + 1, 0x42, 32);
+		j.entity = md->handle;
+		j.code = code;
+		j.account_key.data = key;
+		j.account_key.len = 33;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
+		r.entity_join = &j;
+		IT_EQ(call(who->fd, &r, &f), PARLEY_OK);
+		req_id = f.frame->response->entity_join->request_id;
+		wire__frame_free(&f);
+		d.entity = md->handle;
+		d.request_id = req_id;
+		d.approve = 1;
+		d.signed_staff_list.data = l.data;
+		d.signed_staff_list.len = l.len;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
+		r.entity_decide = &d;
+		IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+	}
+	md->version++;
+	dynbuf__free(&l);
+}
+
+static void ent_remove(const tacct *p, model *md, const tacct *who)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
+	dynbuf l;
+	model_set(md, who, 0, 0, 0);
+	sign_list(md, md->version + 1, &l);
+	m.entity = md->handle;
+	m.member = (char *)who->handle;
+	m.remove = 1;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
+	r.entity_member = &m;
+	IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+	md->version++;
+	dynbuf__free(&l);
+}
+
+/* a signed event by a's device 1 (sk: another key to sign with, NULL: a's) */
+typedef struct tev {
+	uint8_t b[WIRE_THREADEV_MAX_BYTES];
+	size_t len;
+} tev;
+
+static tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject, uint64_t version,
+		 const uint8_t *sk)
+{
+	wire_threadev e;
+	tev out;
+	memset(&e, 0, sizeof(e));
+	snprintf(e.entity, sizeof(e.entity), "%s", md->handle);
+	e.thread_id = tid;
+	e.version = version;
+	e.kind = (uint8_t)kind;
+	e.subject = subject;
+	e.actor = a->id;
+	e.actor_device = 1;
+	e.staff_version = md->version;
+	e.timestamp_ms = it_now_ms();
+	IT_EQ(wire__threadev_sign(&e, sk != NULL ? sk : a->sk, out.b, sizeof(out.b), &out.len), PARLEY_OK);
+	return out;
+}
+
+typedef struct tinfo {
+	uint64_t id, version, lock_holder, handling;
+	int status;
+	size_t n_members;
+	uint64_t members[16];
+} tinfo;
+
+static void info_from(tinfo *o, const Parley__Wire__ThreadInfo *t)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = t->thread_id;
+	o->version = t->membership_version;
+	o->lock_holder = t->lock_holder;
+	o->handling = t->handling_agent;
+	o->status = (int)t->status;
+	o->n_members = t->n_members < 16 ? t->n_members : 16;
+	memcpy(o->members, t->members, o->n_members * sizeof(uint64_t));
+}
+
+static int th_open(int fd, const char *entity, const char *customer, const tev *ev, tinfo *out)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadOpenRequest m = PARLEY__WIRE__THREAD_OPEN_REQUEST__INIT;
+	wire_frame f;
+	m.entity = (char *)entity;
+	m.customer = (char *)(customer != NULL ? customer : "");
+	m.event.data = (uint8_t *)ev->b;
+	m.event.len = ev->len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN;
+	r.thread_open = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && out != NULL)
+		info_from(out, f.frame->response->thread_open->thread);
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* *version (optional): the answer's membership version (also with STALE_MEMBERSHIP) */
+static int th_send_full(int fd, uint64_t tid, uint64_t version, int payment, const tev *lock, uint64_t *out)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadSendRequest m = PARLEY__WIRE__THREAD_SEND_REQUEST__INIT;
+	static const uint8_t ct[] = "sender-key-message";
+	wire_frame f;
+	m.thread_id = tid;
+	m.timestamp = it_now_ms();
+	m.ciphertext.data = (uint8_t *)ct;
+	m.ciphertext.len = sizeof(ct);
+	m.membership_version = version;
+	m.payment_request = payment;
+	if (lock != NULL) {
+		m.lock_event.data = (uint8_t *)lock->b;
+		m.lock_event.len = lock->len;
+	}
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_SEND;
+	r.thread_send = &m;
+	int st = call(fd, &r, &f);
+	if (st >= 0 && out != NULL)
+		*out = f.frame->response->body_case == PARLEY__WIRE__RESPONSE__BODY_THREAD_SEND
+			       ? f.frame->response->thread_send->membership_version
+			       : 0;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int th_send(int fd, uint64_t tid, uint64_t version)
+{
+	return th_send_full(fd, tid, version, 0, NULL, NULL);
+}
+
+static int th_event(int fd, uint64_t tid, const tev *ev)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadEventRequest m = PARLEY__WIRE__THREAD_EVENT_REQUEST__INIT;
+	m.thread_id = tid;
+	m.event.data = (uint8_t *)ev->b;
+	m.event.len = ev->len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_EVENT;
+	r.thread_event = &m;
+	return call(fd, &r, NULL);
+}
+
+static int th_get(int fd, uint64_t tid, tinfo *out, size_t *n_events)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadGetRequest m = PARLEY__WIRE__THREAD_GET_REQUEST__INIT;
+	wire_frame f;
+	m.thread_id = tid;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_GET;
+	r.thread_get = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && out != NULL)
+		info_from(out, f.frame->response->thread_get->thread);
+	if (st == PARLEY_OK && n_events != NULL)
+		*n_events = f.frame->response->thread_get->n_events;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int th_list(int fd, const char *entity, size_t *n)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadListRequest m = PARLEY__WIRE__THREAD_LIST_REQUEST__INIT;
+	wire_frame f;
+	m.entity = (char *)(entity != NULL ? entity : "");
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_LIST;
+	r.thread_list = &m;
+	int st = call(fd, &r, &f);
+	if (st == PARLEY_OK && n != NULL)
+		*n = f.frame->response->thread_list->n_threads;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* Envelopes of thread tid queued for (a, device): a fresh connection reads its stored queue up to
+ * QueueEmpty and acknowledges what it read, so the next count starts from an empty queue. *type: the
+ * last one's type. */
+static int queued(const tacct *a, uint32_t device, const uint8_t *sk, uint64_t tid, uint32_t *type)
+{
+	int fd = it_connect_as(S.port, a->handle, device, sk != NULL ? sk : a->sk);
+	uint64_t ids[100];
+	size_t n_ids = 0;
+	int n = 0;
+	IT_CHECK(fd >= 0);
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 5000) != 0) {
+			n = -1;
+			break;
+		}
+		const Parley__Wire__Frame *fr = f.frame;
+		int done = 0;
+		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH) {
+			if (fr->push->body_case == PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY)
+				done = 1;
+			if (fr->push->body_case == PARLEY__WIRE__PUSH__BODY_ENVELOPE) {
+				const Parley__Wire__Envelope *e = fr->push->envelope;
+				if (n_ids < 100)
+					ids[n_ids++] = e->server_id;
+				if (e->thread_id == tid) {
+					n++;
+					if (type != NULL)
+						*type = (uint32_t)e->type;
+				}
+			}
+		}
+		wire__frame_free(&f);
+		if (done)
+			break;
+	}
+	if (n_ids > 0) {
+		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__AckRequest m = PARLEY__WIRE__ACK_REQUEST__INIT;
+		m.server_ids = ids;
+		m.n_server_ids = n_ids;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
+		r.ack = &m;
+		IT_EQ(call(fd, &r, NULL), PARLEY_OK);
+	}
+	close(fd);
+	return n;
+}
+
+/* waits for a push of `body` on fd (other frames dropped; an envelope must be of thread tid): 1 if
+ * one came */
+static int got_push(int fd, int body, uint64_t tid)
+{
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, 3000) != 0)
+			return 0;
+		const Parley__Wire__Frame *fr = f.frame;
+		int hit = fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)fr->push->body_case == body &&
+			  (body != PARLEY__WIRE__PUSH__BODY_ENVELOPE || fr->push->envelope->thread_id == tid);
+		wire__frame_free(&f);
+		if (hit)
+			return 1;
+	}
+}
+
+static int got_changed(int fd)
+{
+	return got_push(fd, PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED, 0);
+}
+
+static int has_member(const tinfo *t, uint64_t id)
+{
+	for (size_t i = 0; i < t->n_members; i++)
+		if (t->members[i] == id)
+			return 1;
+	return 0;
+}
+
+/* ---- the cast ---- */
+
+static tacct P, A2, G, H, C, O, R, Q; /* primary, admin, agents (default / plain / to remove), customer,
+				       * other user, pending candidate */
+static uint8_t c2_pk[32], c2_sk[64];
+static uint32_t c2_dev;
+static model acme, lockco;
+
+static void reconnect(tacct *a)
+{
+	close(a->fd);
+	a->fd = it_connect_as(S.port, a->handle, 1, a->sk);
+	IT_CHECK(a->fd >= 0);
+}
+
+static void setup(void)
+{
+	const char *extra[] = {"--thread_max_open_per_customer=2", NULL};
+	uint32_t regid;
+	srv_start(&S, extra);
+	mk(&P, "pat");
+	mk(&A2, "ada");
+	mk(&G, "gus");
+	mk(&H, "hal");
+	mk(&C, "cleo");
+	mk(&O, "otto");
+	mk(&R, "rex");
+	mk(&Q, "quinn");
+	/* the customer's second device */
+	crypto_sign_keypair(c2_pk, c2_sk);
+	IT_EQ(it_add_device(C.fd, C.handle, c2_pk, c2_sk, &c2_dev), PARLEY_OK);
+	int fd2 = it_connect_as(S.port, C.handle, c2_dev, c2_sk);
+	IT_CHECK(fd2 >= 0);
+	IT_EQ(pw_upload_keys(fd2, &regid, 1, 1), PARLEY_OK);
+	close(fd2);
+
+	ent_create(&P, &acme, "acme", 0);
+	ent_add(&P, &acme, &A2, WIRE_ROLE_ADMIN, 0);
+	ent_add(&P, &acme, &G, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT | WIRE_RULE_MAY_PAY | WIRE_RULE_MAY_INITIATE);
+	ent_add(&P, &acme, &H, WIRE_ROLE_AGENT, 0);
+	ent_add(&P, &acme, &R, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT);
+	ent_create(&P, &lockco, "lockco", 1);
+	ent_add(&P, &lockco, &G, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT);
+	ent_add(&P, &lockco, &H, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT);
+	/* Q: a pending join request on acme (never decided) */
+	{
+		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+		Parley__Wire__EntityCodeRequest c = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
+		Parley__Wire__EntityJoinRequest j = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
+		wire_frame f;
+		char code[32];
+		uint8_t key[33];
+		c.entity = acme.handle;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
+		r.entity_code = &c;
+		IT_EQ(call(P.fd, &r, &f), PARLEY_OK);
+		snprintf(code, sizeof(code), "%s", f.frame->response->entity_code->code);
+		wire__frame_free(&f);
+		key[0] = CRYPTO_SIGNAL_KEY_TYPE;
+		memset(key + 1, 0x42, 32);
+		j.entity = acme.handle;
+		j.code = code;
+		j.account_key.data = key;
+		j.account_key.len = 33;
+		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
+		r.entity_join = &j;
+		IT_EQ(call(Q.fd, &r, NULL), PARLEY_OK);
+	}
+}
+
+static uint64_t T; /* the customer's acme thread */
+
+static void test_open(void)
+{
+	tinfo t, t2;
+	tev ev = ev_by(&C, &acme, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
+
+	IT_EQ(th_open(C.fd, "acme", NULL, &ev, &t), PARLEY_OK);
+	T = t.id;
+	IT_CHECK(T != 0);
+	IT_EQ(t.version, 1);
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_OPEN);
+	/* the customer first, then the admins and the default agents of the signed list; not H */
+	IT_EQ(t.n_members, 5);
+	IT_EQ(t.members[0], C.id);
+	IT_CHECK(has_member(&t, P.id) && has_member(&t, A2.id) && has_member(&t, G.id) && has_member(&t, R.id));
+	IT_CHECK(!has_member(&t, H.id));
+	/* idempotent: the same thread back */
+	IT_EQ(th_open(C.fd, "acme", NULL, &ev, &t2), PARLEY_OK);
+	IT_EQ(t2.id, T);
+	size_t n = 0;
+	IT_EQ(th_get(C.fd, T, NULL, &n), PARLEY_OK);
+	IT_EQ(n, 1); /* the OPEN event, stored as signed */
+
+	/* events that do not hold */
+	tev bad = ev_by(&O, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, C.sk); /* signed with another key */
+	IT_EQ(th_open(O.fd, "acme", NULL, &bad, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+	bad = ev_by(&O, &acme, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL); /* another customer as subject */
+	IT_EQ(th_open(O.fd, "acme", NULL, &bad, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+	acme.version--; /* an older staff list */
+	bad = ev_by(&O, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL);
+	acme.version++;
+	IT_EQ(th_open(O.fd, "acme", NULL, &bad, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+	bad = ev_by(&O, &lockco, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL); /* names another entity */
+	IT_EQ(th_open(O.fd, "acme", NULL, &bad, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+	bad = ev_by(&O, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL);
+	IT_EQ(th_open(O.fd, "nosuch", NULL, &bad, NULL), PARLEY_E_NO_SUCH_ENTITY);
+	/* a staff member is not a customer of its own entity */
+	bad = ev_by(&H, &acme, 0, WIRE_THREADEV_OPEN, H.id, 1, NULL);
+	IT_EQ(th_open(H.fd, "acme", NULL, &bad, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+
+	/* staff-initiated: MAY_INITIATE only, and at most thread_max_open_per_customer (2) */
+	tev hi = ev_by(&H, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL);
+	IT_EQ(th_open(H.fd, "acme", "otto", &hi, NULL), PARLEY_E_NOT_ALLOWED_TO_INITIATE);
+	tev gi = ev_by(&G, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL);
+	IT_EQ(th_open(G.fd, "acme", "otto", &gi, &t), PARLEY_OK);
+	IT_EQ(t.members[0], O.id);
+	IT_CHECK(has_member(&t, G.id));
+	IT_EQ(th_open(G.fd, "acme", "otto", &gi, &t2), PARLEY_OK);
+	IT_CHECK(t2.id != t.id);
+	IT_EQ(th_open(G.fd, "acme", "otto", &gi, NULL), PARLEY_E_TOO_MANY_THREADS);
+	IT_EQ(th_open(C.fd, "acme", "otto", &gi, NULL), PARLEY_E_NOT_ENTITY_MEMBER); /* a customer initiates nothing */
+	tev ni = ev_by(&G, &acme, 0, WIRE_THREADEV_OPEN, 9999, 1, NULL);
+	IT_EQ(th_open(G.fd, "acme", "nobody", &ni, NULL), PARLEY_E_NO_SUCH_ACCOUNT);
+}
+
+static void test_fanout(void)
+{
+	uint64_t v = 0;
+	uint32_t type = 0;
+	/* a stale membership is refused with the current version */
+	IT_EQ(th_send_full(C.fd, T, 7, 0, NULL, &v), PARLEY_E_STALE_MEMBERSHIP);
+	IT_EQ(v, 1);
+	IT_EQ(th_send_full(C.fd, T, 1, 0, NULL, &v), PARLEY_OK);
+	IT_EQ(v, 1);
+	/* acked means durable: kill -9 now, every envelope is there after the restart */
+	srv_kill9(&S);
+	srv_restart(&S);
+	IT_EQ(queued(&C, 1, NULL, T, NULL), 0); /* the sending device keeps its own */
+	IT_EQ(queued(&C, c2_dev, c2_sk, T, &type), 1);
+	IT_EQ(type, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_GROUP_MESSAGE);
+	IT_EQ(queued(&P, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(&A2, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(&G, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(&R, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(&H, 1, NULL, T, NULL), 0); /* not a member */
+	IT_EQ(queued(&O, 1, NULL, T, NULL), 0);
+	tacct *all[] = {&P, &A2, &G, &H, &C, &O, &R, &Q};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		reconnect(all[i]);
+	/* live: a connected member device is pushed the envelope at once */
+	IT_EQ(th_send(G.fd, T, 1), PARLEY_OK);
+	IT_CHECK(got_push(P.fd, PARLEY__WIRE__PUSH__BODY_ENVELOPE, T));
+	IT_EQ(queued(&C, 1, NULL, T, NULL), 1);
+	/* a non-member sends nothing */
+	IT_EQ(th_send(H.fd, T, 1), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(th_send(C.fd, 424242, 1), PARLEY_E_NO_SUCH_THREAD);
+}
+
+static void test_payments(void)
+{
+	uint32_t type = 0;
+	IT_EQ(th_send_full(C.fd, T, 1, 1, NULL, NULL), PARLEY_E_PAYMENT_NOT_ALLOWED);
+	IT_EQ(th_send_full(R.fd, T, 1, 1, NULL, NULL), PARLEY_E_PAYMENT_NOT_ALLOWED); /* no MAY_PAY */
+	IT_EQ(th_send_full(G.fd, T, 1, 1, NULL, NULL), PARLEY_OK);
+	IT_EQ(queued(&C, 1, NULL, T, &type), 1);
+	IT_EQ(type, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PAYMENT_REQUEST);
+}
+
+static void test_events(void)
+{
+	uint64_t v = 1;
+	tev e;
+	tinfo t;
+
+	e = ev_by(&H, &acme, T, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	IT_EQ(th_event(H.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* only an admin adds */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_ADD, O.id, v + 1, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not staff */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_ADD, H.id, v + 2, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not the next version */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_ADD, H.id, v + 1, A2.sk);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not the caller's device key */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	IT_EQ(th_event(A2.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* another actor's event */
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_OK);
+	v++;
+	IT_CHECK(got_changed(H.fd)); /* the added member hears of it */
+	IT_EQ(th_get(H.fd, T, &t, NULL), PARLEY_OK);
+	IT_CHECK(has_member(&t, H.id));
+	IT_EQ(t.version, v);
+	e = ev_by(&A2, &acme, T, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	IT_EQ(th_event(A2.fd, T, &e), PARLEY_E_ALREADY_MEMBER);
+	/* the old version is stale now */
+	IT_EQ(th_send(C.fd, T, v - 1), PARLEY_E_STALE_MEMBERSHIP);
+	IT_EQ(th_send(C.fd, T, v), PARLEY_OK);
+
+	e = ev_by(&G, &acme, T, WIRE_THREADEV_HANDLING, G.id, v + 1, NULL);
+	IT_EQ(th_event(G.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* only an admin sets it */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_HANDLING, H.id, ++v, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_OK);
+	e = ev_by(&G, &acme, T, WIRE_THREADEV_HANDBACK, 0, v + 1, NULL);
+	IT_EQ(th_event(G.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not the handling agent */
+	e = ev_by(&H, &acme, T, WIRE_THREADEV_HANDBACK, 0, ++v, NULL);
+	IT_EQ(th_event(H.fd, T, &e), PARLEY_OK);
+	IT_EQ(th_get(H.fd, T, &t, NULL), PARLEY_OK);
+	IT_EQ(t.handling, 0);
+	e = ev_by(&H, &acme, T, WIRE_THREADEV_REMOVE, G.id, v + 1, NULL);
+	IT_EQ(th_event(H.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* an agent removes only itself */
+	e = ev_by(&C, &acme, T, WIRE_THREADEV_REMOVE, C.id, v + 1, NULL);
+	IT_EQ(th_event(C.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* the customer stays */
+	e = ev_by(&H, &acme, T, WIRE_THREADEV_REMOVE, H.id, ++v, NULL);
+	IT_EQ(th_event(H.fd, T, &e), PARLEY_OK);
+	IT_EQ(th_send(H.fd, T, v), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(th_get(H.fd, T, NULL, NULL), PARLEY_E_NOT_THREAD_MEMBER);
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_LOCK, P.id, v + 1, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* a lock comes with a send */
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_UNLOCK, 0, v + 1, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not locked */
+	e = ev_by(&G, &acme, T, WIRE_THREADEV_CLOSE, 0, v + 1, NULL);
+	IT_EQ(th_event(G.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not admin, handling agent, customer */
+	e = ev_by(&C, &acme, T, WIRE_THREADEV_CLOSE, 0, ++v, NULL);
+	IT_EQ(th_event(C.fd, T, &e), PARLEY_OK);
+	IT_EQ(th_send(C.fd, T, v), PARLEY_E_THREAD_CLOSED);
+	e = ev_by(&P, &acme, T, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_CLOSED);
+	size_t n = 0;
+	IT_EQ(th_get(C.fd, T, &t, &n), PARLEY_OK);
+	IT_EQ(n, v); /* every event, OPEN to CLOSE */
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_CLOSED);
+}
+
+static void test_locking(void)
+{
+	tinfo t;
+	uint64_t v = 0;
+	tev e = ev_by(&C, &lockco, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
+	IT_EQ(th_open(C.fd, "lockco", NULL, &e, &t), PARLEY_OK);
+	uint64_t L = t.id;
+	IT_CHECK(has_member(&t, G.id) && has_member(&t, H.id));
+	IT_EQ(th_send(C.fd, L, 1), PARLEY_OK); /* the customer never locks */
+	IT_EQ(th_send(G.fd, L, 1), PARLEY_E_THREAD_EVENT_INVALID); /* a first response carries its LOCK */
+	tev other = ev_by(&G, &lockco, L, WIRE_THREADEV_LOCK, G.id, 2, H.sk);
+	IT_EQ(th_send_full(G.fd, L, 1, 0, &other, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+	tev lock = ev_by(&G, &lockco, L, WIRE_THREADEV_LOCK, G.id, 2, NULL);
+	IT_EQ(th_send_full(G.fd, L, 1, 0, &lock, &v), PARLEY_OK);
+	IT_EQ(v, 2);
+	IT_EQ(th_get(C.fd, L, &t, NULL), PARLEY_OK);
+	IT_EQ(t.lock_holder, G.id);
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_LOCKED);
+	IT_EQ(th_send(H.fd, L, 2), PARLEY_E_THREAD_LOCKED);
+	IT_EQ(th_send(G.fd, L, 2), PARLEY_OK);
+	IT_EQ(th_send(P.fd, L, 2), PARLEY_OK); /* admins exempt on this entity */
+	IT_EQ(th_send(C.fd, L, 2), PARLEY_OK);
+	IT_EQ(th_send_full(G.fd, L, 2, 0, &lock, NULL), PARLEY_E_THREAD_EVENT_INVALID); /* no second lock */
+	e = ev_by(&H, &lockco, L, WIRE_THREADEV_UNLOCK, 0, 3, NULL);
+	IT_EQ(th_event(H.fd, L, &e), PARLEY_E_THREAD_EVENT_INVALID);
+	e = ev_by(&G, &lockco, L, WIRE_THREADEV_UNLOCK, 0, 3, NULL);
+	IT_EQ(th_event(G.fd, L, &e), PARLEY_OK);
+	lock = ev_by(&H, &lockco, L, WIRE_THREADEV_LOCK, H.id, 4, NULL);
+	IT_EQ(th_send_full(H.fd, L, 3, 0, &lock, &v), PARLEY_OK);
+	IT_EQ(v, 4);
+	IT_EQ(th_send(G.fd, L, 4), PARLEY_E_THREAD_LOCKED);
+	e = ev_by(&P, &lockco, L, WIRE_THREADEV_UNLOCK, 0, 5, NULL);
+	IT_EQ(th_event(P.fd, L, &e), PARLEY_OK); /* an admin unlocks */
+	IT_EQ(th_get(C.fd, L, &t, NULL), PARLEY_OK);
+	IT_EQ(t.lock_holder, 0);
+}
+
+static uint64_t T3; /* the customer's second acme thread, R removed from the entity meanwhile */
+
+static void test_removal(void)
+{
+	tinfo t;
+	tev e = ev_by(&C, &acme, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
+	IT_EQ(th_open(C.fd, "acme", NULL, &e, &t), PARLEY_OK); /* the first is closed: a new one */
+	T3 = t.id;
+	IT_CHECK(T3 != T && has_member(&t, R.id));
+	IT_EQ(th_send(C.fd, T3, 1), PARLEY_OK);
+	IT_EQ(queued(&R, 1, NULL, T3, NULL), 1);
+	ent_remove(&P, &acme, &R);
+	IT_EQ(th_send(C.fd, T3, 1), PARLEY_OK);
+	IT_EQ(queued(&R, 1, NULL, T3, NULL), 0); /* nothing after the removal */
+	IT_EQ(queued(&P, 1, NULL, T3, NULL), 2);
+	IT_EQ(th_get(R.fd, T3, NULL, NULL), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(th_send(R.fd, T3, 1), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_CHECK(!has_member(&t, R.id));
+}
+
+/* ---- every thread call x every role ---- */
+
+enum { R_ANON, R_OTHER, R_CUSTOMER, R_PENDING, R_AGENT, R_NONMEMBER, R_REMOVED, R_ADMIN, R_PRIMARY, NROLES };
+enum { C_GET, C_LIST, C_SEND, C_HANDLING, C_OPEN_FOR, NCALLS };
+static const char *const role_name[NROLES] = {"anonymous", "other", "customer", "pending", "agent",
+					      "agent-not-member", "removed", "admin", "primary"};
+static const char *const call_name[NCALLS] = {"get", "list", "send", "handling", "open_for"};
+
+static void test_auth_table(void)
+{
+	/* T3: members C, P, A2, G; H is staff but not a member; R removed; Q pending; O nobody */
+	const int U = PARLEY_E_UNAUTHENTICATED, NTM = PARLEY_E_NOT_THREAD_MEMBER, NEM = PARLEY_E_NOT_ENTITY_MEMBER,
+		  BAD = PARLEY_E_THREAD_EVENT_INVALID, NI = PARLEY_E_NOT_ALLOWED_TO_INITIATE, OK = PARLEY_OK;
+	static int want[NCALLS][NROLES];
+	const int rows[NCALLS][NROLES] = {
+		/*            anon other customer pending agent nonmember removed admin primary */
+		[C_GET] = {U, NTM, OK, NTM, OK, NTM, NTM, OK, OK},
+		[C_LIST] = {U, NEM, NEM, NEM, OK, OK, NEM, OK, OK},
+		[C_SEND] = {U, NTM, OK, NTM, OK, NTM, NTM, OK, OK},
+		[C_HANDLING] = {U, BAD, BAD, BAD, BAD, BAD, BAD, OK, OK}, /* admins only */
+		[C_OPEN_FOR] = {U, NEM, NEM, NEM, OK, NI, NEM, NI, NI},
+	};
+	memcpy(want, rows, sizeof(want));
+	uint8_t nonce[32];
+	int anon = pw_connect(S.port, nonce);
+	IT_CHECK(anon >= 0);
+	const tacct *who[NROLES] = {NULL, &O, &C, &Q, &G, &H, &R, &A2, &P};
+	tinfo t;
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	for (int c = 0; c < NCALLS; c++)
+		for (int r = 0; r < NROLES; r++) {
+			const tacct *a = who[r];
+			int fd = a != NULL ? a->fd : anon;
+			const tacct *signer = a != NULL ? a : &O;
+			int st;
+			tev e;
+			switch (c) {
+			case C_GET:
+				st = th_get(fd, T3, NULL, NULL);
+				break;
+			case C_LIST:
+				st = th_list(fd, "acme", NULL);
+				break;
+			case C_SEND:
+				st = th_send(fd, T3, t.version);
+				break;
+			case C_HANDLING:
+				/* G becomes the handling agent (again): at the thread's next version */
+				IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+				e = ev_by(signer, &acme, T3, WIRE_THREADEV_HANDLING, G.id, t.version + 1, NULL);
+				st = th_event(fd, T3, &e);
+				IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+				break;
+			default: /* C_OPEN_FOR: a staff-initiated open toward cleo (one open thread: room for one) */
+				e = ev_by(signer, &acme, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
+				st = th_open(fd, "acme", "cleo", &e, NULL);
+				break;
+			}
+			if (st != want[c][r])
+				fprintf(stderr, "# %s as %s: %d, want %d\n", call_name[c], role_name[r], st, want[c][r]);
+			IT_EQ(st, want[c][r]);
+		}
+	close(anon);
+}
+
+/* ThreadForward of thread tid to `agent` by `by`: events (n of them) and one payload per listed device
+ * (registration ids as given) */
+static int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const tev *evs, size_t n,
+		      const uint32_t *devs, const uint32_t *regids, size_t n_devs)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__ThreadForwardRequest m = PARLEY__WIRE__THREAD_FORWARD_REQUEST__INIT;
+	Parley__Wire__OutgoingMessage out[4], *pout[4];
+	ProtobufCBinaryData b[2];
+	static const uint8_t bundle[] = "forward-bundle";
+	for (size_t i = 0; i < n; i++) {
+		b[i].data = (uint8_t *)evs[i].b;
+		b[i].len = evs[i].len;
+	}
+	for (size_t i = 0; i < n_devs; i++) {
+		parley__wire__outgoing_message__init(&out[i]);
+		out[i].device_id = devs[i];
+		out[i].registration_id = regids[i];
+		out[i].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+		out[i].content.data = (uint8_t *)bundle;
+		out[i].content.len = sizeof(bundle);
+		pout[i] = &out[i];
+	}
+	m.thread_id = tid;
+	m.agent = (char *)agent->handle;
+	m.events = b;
+	m.n_events = n;
+	m.payloads = pout;
+	m.n_payloads = n_devs;
+	m.timestamp = it_now_ms();
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD;
+	r.thread_forward = &m;
+	return call(by->fd, &r, NULL);
+}
+
+/* an admin forwards T3 to H (not a member): ADD + HANDLING + one payload per H device, one transaction */
+static void test_forward(void)
+{
+	tinfo t;
+	tev ev[2];
+	uint32_t dev1 = 1, wrong = 7;
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	uint64_t v = t.version;
+	IT_CHECK(!has_member(&t, H.id));
+	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	ev[1] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 2, NULL);
+	IT_EQ(th_forward(&G, T3, &H, ev, 2, &dev1, &H.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN);
+	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_ADD, H.id, v + 1, NULL);
+	ev[1] = ev_by(&P, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 2, NULL);
+	IT_EQ(th_forward(&P, T3, &O, ev, 2, &dev1, &O.regid, 1), PARLEY_E_NOT_ENTITY_MEMBER); /* not staff */
+	IT_EQ(th_forward(&P, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_E_THREAD_EVENT_INVALID); /* no HANDLING */
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &wrong, &H.regid, 1), PARLEY_E_MISMATCHED_DEVICES);
+	uint32_t stale = H.regid + 1;
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &dev1, &stale, 1), PARLEY_E_STALE_DEVICES);
+	/* every refusal changed nothing: not a member, same version, nothing queued */
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v);
+	IT_CHECK(!has_member(&t, H.id));
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 0);
+	IT_EQ(th_forward(&P, T3, &H, ev, 2, &dev1, &H.regid, 1), PARLEY_OK);
+	IT_EQ(th_get(H.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v + 2);
+	IT_EQ(t.handling, H.id);
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 1); /* the bundle, a pairwise envelope from P */
+	/* to a member: the HANDLING alone */
+	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 3, NULL);
+	IT_EQ(th_forward(&P, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_OK);
+	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	setup();
+	IT_RUN(test_open);
+	IT_RUN(test_fanout);
+	IT_RUN(test_payments);
+	IT_RUN(test_events);
+	IT_RUN(test_locking);
+	IT_RUN(test_removal);
+	IT_RUN(test_auth_table);
+	IT_RUN(test_forward);
+	IT_EQ(srv_stop(&S), 0);
+	srv_cleanup(&S);
+	return it_failures ? 1 : 0;
+}
