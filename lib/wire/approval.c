@@ -4,15 +4,13 @@
 
 #include <string.h>
 
-#include <sodium.h>
-
 #include <parley/error.h>
 
 #include "crypto/crypto.h"
 #include "wire/be.h"
+#include "wire/sigrec.h"
 
 #define INVALID PARLEY_E_APPROVAL_INVALID
-#define SIG_LEN 64
 /* bytes after the handle up to the signature */
 #define BODY_FIXED (8 + 8 + 33 + 1 + 32 + 8 + 4 + 8)
 
@@ -36,19 +34,15 @@ void wire__approval_devlist_hash(const uint8_t *devlist, size_t len, uint8_t out
 
 int wire__approval_sign(const wire_approval *a, const uint8_t sk[64], uint8_t *out, size_t cap, size_t *len)
 {
-	size_t hl;
 	uint8_t *p = out;
 
 	if (a == NULL || sk == NULL || out == NULL || len == NULL || cap < WIRE_APPROVAL_MAX_BYTES)
 		return PARLEY_E_INVAL;
 	if (check(a) != PARLEY_OK)
 		return INVALID;
-	hl = strlen(a->entity);
 	memcpy(p, WIRE_APPROVAL_MAGIC, WIRE_APPROVAL_MAGIC_LEN);
 	p += WIRE_APPROVAL_MAGIC_LEN;
-	*p++ = (uint8_t)hl;
-	memcpy(p, a->entity, hl);
-	p += hl;
+	p = wire__put_handle(p, a->entity);
 	p = wire__put_be(p, a->request_id, 8);
 	p = wire__put_be(p, a->candidate_id, 8);
 	memcpy(p, a->candidate_key, 33);
@@ -59,8 +53,7 @@ int wire__approval_sign(const wire_approval *a, const uint8_t sk[64], uint8_t *o
 	p = wire__put_be(p, a->approver_id, 8);
 	p = wire__put_be(p, a->approver_device, 4);
 	p = wire__put_be(p, a->timestamp_ms, 8);
-	crypto_sign_detached(p, NULL, out, (size_t)(p - out), sk);
-	*len = (size_t)(p - out) + SIG_LEN;
+	*len = wire__sigrec_sign(out, p, sk);
 	return PARLEY_OK;
 }
 
@@ -78,7 +71,7 @@ int wire__approval_parse(const uint8_t *buf, size_t len, wire_approval *out)
 	p += WIRE_APPROVAL_MAGIC_LEN;
 	hl = *p++;
 	/* the whole length follows from the handle's: nothing short, nothing trailing */
-	if (hl > WIRE_MAX_HANDLE || len != WIRE_APPROVAL_MAGIC_LEN + 1 + hl + BODY_FIXED + SIG_LEN)
+	if (hl > WIRE_MAX_HANDLE || len != WIRE_APPROVAL_MAGIC_LEN + 1 + hl + BODY_FIXED + WIRE_SIGREC_SIG_LEN)
 		return INVALID;
 	memcpy(out->entity, p, hl);
 	p += hl;
@@ -105,7 +98,7 @@ int wire__approval_verify(const uint8_t *buf, size_t len, const uint8_t device_k
 
 	if (rc != PARLEY_OK)
 		return rc;
-	if (device_key == NULL || crypto_sign_verify_detached(buf + len - SIG_LEN, buf, len - SIG_LEN, device_key) != 0) {
+	if (!wire__sigrec_ok(buf, len, device_key)) {
 		memset(out, 0, sizeof(*out));
 		return INVALID;
 	}

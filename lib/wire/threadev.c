@@ -4,14 +4,12 @@
 
 #include <string.h>
 
-#include <sodium.h>
-
 #include <parley/error.h>
 
 #include "wire/be.h"
+#include "wire/sigrec.h"
 
 #define INVALID PARLEY_E_THREAD_EVENT_INVALID
-#define SIG_LEN 64
 
 static int check(const wire_threadev *ev)
 {
@@ -52,20 +50,16 @@ const char *wire__threadev_kind_name(unsigned kind)
 
 int wire__threadev_sign(const wire_threadev *ev, const uint8_t sk[64], uint8_t *out, size_t cap, size_t *len)
 {
-	size_t hl;
 	uint8_t *p = out;
 
 	if (ev == NULL || sk == NULL || out == NULL || len == NULL || cap < WIRE_THREADEV_MAX_BYTES)
 		return PARLEY_E_INVAL;
 	if (check(ev) != PARLEY_OK)
 		return INVALID;
-	hl = strlen(ev->entity);
 	memcpy(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN);
 	p += WIRE_THREADEV_MAGIC_LEN;
 	p = wire__put_be(p, ev->thread_id, 8);
-	*p++ = (uint8_t)hl;
-	memcpy(p, ev->entity, hl);
-	p += hl;
+	p = wire__put_handle(p, ev->entity);
 	p = wire__put_be(p, ev->version, 8);
 	*p++ = ev->kind;
 	p = wire__put_be(p, ev->subject, 8);
@@ -73,8 +67,7 @@ int wire__threadev_sign(const wire_threadev *ev, const uint8_t sk[64], uint8_t *
 	p = wire__put_be(p, ev->actor_device, 4);
 	p = wire__put_be(p, ev->staff_version, 8);
 	p = wire__put_be(p, ev->timestamp_ms, 8);
-	crypto_sign_detached(p, NULL, out, (size_t)(p - out), sk);
-	*len = (size_t)(p - out) + SIG_LEN;
+	*len = wire__sigrec_sign(out, p, sk);
 	return PARLEY_OK;
 }
 
@@ -119,7 +112,7 @@ int wire__threadev_verify(const uint8_t *buf, size_t len, const uint8_t device_k
 
 	if (rc != PARLEY_OK)
 		return rc;
-	if (device_key == NULL || crypto_sign_verify_detached(buf + len - SIG_LEN, buf, len - SIG_LEN, device_key) != 0) {
+	if (!wire__sigrec_ok(buf, len, device_key)) {
 		memset(out, 0, sizeof(*out));
 		return INVALID;
 	}
