@@ -6,6 +6,7 @@
 #include <parley/version.h>
 #include <parley/client.h>
 #include <parley/entity.h>
+#include <parley/thread.h>
 #include <parley/signal.h>
 #include <parley/signal_group.h>
 #include <parley/signal_sqlite.h>

@@ -517,6 +517,15 @@ void client__history_free(parley_client *c);
 #define CONTENT_KIND_SENT_COPY 2 /* a copy for the sender's other devices: has a destination */
 #define CONTENT_KIND_RECEIPT 3   /* a delivery/read receipt: has a receipt (packed wire Receipt) */
 #define CONTENT_KIND_KEY_TRANSFER 4 /* private keys (packed wire KeyTransfer), or the filler without one */
+/* Threads (lib/client/thread*.c, docs/protocol.md §13.4): pairwise kinds 5-8, kind 9 inside a group
+ * message. */
+#define CONTENT_KIND_SENDER_KEY 5         /* payload: our SKDM for thread_id */
+#define CONTENT_KIND_SENDER_KEY_REQUEST 6 /* thread_id: please send me your SKDM (I have none of yours) */
+#define CONTENT_KIND_FORWARD 7            /* payload: a packed ForwardBundle (lib/wire/forward.c) */
+#define CONTENT_KIND_FORWARD_HISTORY 8    /* payload: a packed ForwardHistory chunk */
+#define CONTENT_KIND_THREAD_MESSAGE 9     /* thread_id, body: a message of the thread (in a SenderKeyMessage) */
+/* Largest payload record: a record length is 16 bits; max_content_bytes (32 KiB) bounds it in practice. */
+#define CONTENT_PAYLOAD_MAX 60000u
 /* A packed KeyTransfer: the account key and KEYMOVE_MAX_ENTITIES entity keys (~110 bytes each) fit. */
 #define CONTENT_TRANSFER_MAX PARLEY_MESSAGE_MAX /* the filler's body matches it */
 struct client_content {
@@ -529,6 +538,9 @@ struct client_content {
 	size_t receipt_len;
 	const uint8_t *transfer; /* borrowed: a packed Parley__Wire__KeyTransfer (kind KEY_TRANSFER only) */
 	size_t transfer_len;
+	uint64_t thread_id;      /* kinds SENDER_KEY, SENDER_KEY_REQUEST, THREAD_MESSAGE (0 = none) */
+	const uint8_t *payload;  /* borrowed: kinds SENDER_KEY, FORWARD, FORWARD_HISTORY */
+	size_t payload_len;
 };
 /* Encodes into a new buffer (*out, parley__malloc, padded to a multiple of 160 bytes). */
 int client__content_encode(const client_content *ct, uint8_t **out, size_t *out_len);

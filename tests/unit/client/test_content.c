@@ -164,8 +164,59 @@ static void test_key_transfer(void)
 	free(over);
 }
 
+/* Thread kinds: the thread record exactly on 5, 6, 9 (nonzero), the payload exactly on 5, 7, 8. */
+static int enc_dec(int kind, uint64_t thread, const uint8_t *payload, size_t plen, client_content *out)
+{
+	client_content in;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = kind;
+	in.timestamp = 7;
+	in.thread_id = thread;
+	in.payload = payload;
+	in.payload_len = plen;
+	rc = client__content_encode(&in, &buf, &len);
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = client__content_decode(buf, len, out);
+	parley__free(buf);
+	return rc;
+}
+
+static void test_thread_kinds(void)
+{
+	static const uint8_t skdm[] = {0x33, 1, 2, 3};
+	client_content out;
+	uint8_t *big = calloc(1, CONTENT_PAYLOAD_MAX + 1);
+
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_SENDER_KEY, 0x0102030405060708ull, skdm, sizeof(skdm), &out), PARLEY_OK);
+	TEST_CHECK(out.thread_id == 0x0102030405060708ull);
+	TEST_CHECK(out.payload_len == sizeof(skdm) && memcmp(out.payload, skdm, sizeof(skdm)) == 0);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_SENDER_KEY, 0, skdm, sizeof(skdm), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_SENDER_KEY, 5, NULL, 0, &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_SENDER_KEY_REQUEST, 5, NULL, 0, &out), PARLEY_OK);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_SENDER_KEY_REQUEST, 5, skdm, 1, &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_THREAD_MESSAGE, 9, NULL, 0, &out), PARLEY_OK);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_THREAD_MESSAGE, 0, NULL, 0, &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_FORWARD, 0, skdm, sizeof(skdm), &out), PARLEY_OK);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_FORWARD, 3, skdm, sizeof(skdm), &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_FORWARD_HISTORY, 0, NULL, 0, &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_MESSAGE, 4, NULL, 0, &out), PARLEY_E_INVALID_MESSAGE);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_MESSAGE, 0, skdm, 1, &out), PARLEY_E_INVALID_MESSAGE);
+	/* the largest payload fits, one more byte is refused */
+	big[0] = 1;
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_FORWARD, 0, big, CONTENT_PAYLOAD_MAX, &out), PARLEY_OK);
+	TEST_EQ_INT(out.payload_len, CONTENT_PAYLOAD_MAX);
+	TEST_EQ_INT(enc_dec(CONTENT_KIND_FORWARD, 0, big, CONTENT_PAYLOAD_MAX + 1, &out), PARLEY_E_TOO_LARGE);
+	free(big);
+}
+
 int main(void)
 {
+	TEST_RUN(test_thread_kinds);
 	TEST_RUN(test_round_trip);
 	TEST_RUN(test_malformed);
 	TEST_RUN(test_receipt);
