@@ -82,6 +82,11 @@ typedef struct relay_limiter {
 } relay_limiter;
 /* 0 if `account` may send one more message now, else the ms until it may. */
 uint64_t relay__rate_take(relay_limiter *l, const relay_config *c, uint64_t account, uint64_t now_ms);
+/* routes.c: one send of `account` taken from the limiter of loop w (the relay's per-loop table, so a
+ * ThreadSend and a SendMessage draw on the same bucket): PARLEY_OK or PARLEY_E_SEND_RATE_LIMITED
+ * (counted as a refused sender). Call on a loop thread. */
+struct worker;
+int relay__rate_check(struct worker *w, const relay_config *c, uint64_t account);
 
 /* Encodes Push{Envelope} into out (appended). */
 int relay__encode_envelope(dynbuf *out, const store_envelope *e, uint64_t recipient_account,

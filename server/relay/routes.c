@@ -256,13 +256,21 @@ static void send_answer(void *arg, int status, const void *result)
 		fan_out(w, j);
 }
 
+int relay__rate_check(worker *w, const relay_config *c, uint64_t account)
+{
+	struct relay_worker *rw = worker__state(w, &relay__service);
+	if (rw == NULL || relay__rate_take(&rw->rl, c, account, parley__wall_ms()) == 0)
+		return PARLEY_OK;
+	metrics__inc(METRIC_RELAY_SENDER_REFUSED);
+	return PARLEY_E_SEND_RATE_LIMITED;
+}
+
 static void route_send_message(request *rq, const Parley__Wire__Request *req)
 {
-	struct relay_worker *rw = worker__state(rq->w, &relay__service);
 	/* before anything is copied: a sender over its rate costs one bucket update */
-	if (rw != NULL && relay__rate_take(&rw->rl, rq->svc, rq->account, parley__wall_ms()) != 0) {
-		metrics__inc(METRIC_RELAY_SENDER_REFUSED);
-		request__fail(rq, PARLEY_E_SEND_RATE_LIMITED);
+	int rc = relay__rate_check(rq->w, rq->svc, rq->account);
+	if (rc != PARLEY_OK) {
+		request__fail(rq, rc);
 		return;
 	}
 	relay__send(rq->svc, worker__store(rq->w), rq->account, rq->device, rq->handle, req->send_message,

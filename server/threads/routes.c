@@ -265,11 +265,17 @@ static void route_send(request *rq, const Parley__Wire__Request *req)
 {
 	const Parley__Wire__ThreadSendRequest *m = req->thread_send;
 	const threads_config *cfg = rq->svc;
-	store_job *j = job_for(rq, STORE_OP_THREAD_SEND);
+	store_job *j;
 	store_thread_args *a;
-	int rc;
+	/* a group send is a send: the same per-account bucket as SendMessage, taken before anything is
+	 * copied, so one account cannot fan out past the rate it may send pairwise */
+	int rc = relay__rate_check(rq->w, &cfg->relay, rq->account);
 
-	if (j == NULL)
+	if (rc != PARLEY_OK) {
+		request__fail(rq, rc);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_THREAD_SEND)) == NULL)
 		return;
 	a = &j->thr;
 	a->thread_id = m->thread_id;

@@ -32,6 +32,10 @@
 #include "wire/stafflist.h"
 #include "wire/threadev.h"
 
+#define RATE_BURST 40 /* the server's send_rate_burst */
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 /* ---- accounts and the staff model (as t23) ---- */
 
 typedef struct tacct {
@@ -480,7 +484,9 @@ static void reconnect(tacct *a)
 
 static void setup(void)
 {
-	const char *extra[] = {"--thread_max_open_per_customer=2", NULL};
+	/* a send bucket this test can empty (rate_limit), far above what the other tests send per account */
+	const char *extra[] = {"--thread_max_open_per_customer=2", "--send_rate_burst=" XSTR(RATE_BURST),
+			       "--send_rate_per_min=60", NULL};
 	uint32_t regid;
 	srv_start(&S, extra);
 	mk(&P, "pat");
@@ -533,7 +539,9 @@ static void setup(void)
 	}
 }
 
-static uint64_t T; /* the customer's acme thread */
+static uint64_t T;  /* the customer's acme thread */
+static uint64_t TO; /* a thread G opened toward O */
+static uint64_t L;  /* the customer's lockco thread */
 
 static void test_open(void)
 {
@@ -579,6 +587,7 @@ static void test_open(void)
 	IT_EQ(th_open(H.fd, "acme", "otto", &hi, NULL), PARLEY_E_NOT_ALLOWED_TO_INITIATE);
 	tev gi = ev_by(&G, &acme, 0, WIRE_THREADEV_OPEN, O.id, 1, NULL);
 	IT_EQ(th_open(G.fd, "acme", "otto", &gi, &t), PARLEY_OK);
+	TO = t.id;
 	IT_EQ(t.members[0], O.id);
 	IT_CHECK(has_member(&t, G.id));
 	IT_EQ(th_open(G.fd, "acme", "otto", &gi, &t2), PARLEY_OK);
@@ -678,8 +687,8 @@ static void test_events(void)
 	IT_EQ(th_event(H.fd, T, &e), PARLEY_OK);
 	IT_EQ(th_send(H.fd, T, v), PARLEY_E_NOT_THREAD_MEMBER);
 	IT_EQ(th_get(H.fd, T, NULL, NULL), PARLEY_E_NOT_THREAD_MEMBER);
-	e = ev_by(&P, &acme, T, WIRE_THREADEV_LOCK, P.id, v + 1, NULL);
-	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* a lock comes with a send */
+	e = ev_by(&C, &acme, T, WIRE_THREADEV_LOCK, C.id, v + 1, NULL);
+	IT_EQ(th_event(C.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* staff lock, not the customer */
 	e = ev_by(&P, &acme, T, WIRE_THREADEV_UNLOCK, 0, v + 1, NULL);
 	IT_EQ(th_event(P.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not locked */
 	e = ev_by(&G, &acme, T, WIRE_THREADEV_CLOSE, 0, v + 1, NULL);
@@ -701,7 +710,7 @@ static void test_locking(void)
 	uint64_t v = 0;
 	tev e = ev_by(&C, &lockco, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
 	IT_EQ(th_open(C.fd, "lockco", NULL, &e, &t), PARLEY_OK);
-	uint64_t L = t.id;
+	L = t.id;
 	IT_CHECK(has_member(&t, G.id) && has_member(&t, H.id));
 	IT_EQ(th_send(C.fd, L, 1), PARLEY_OK); /* the customer never locks */
 	IT_EQ(th_send(G.fd, L, 1), PARLEY_E_THREAD_EVENT_INVALID); /* a first response carries its LOCK */
@@ -888,6 +897,99 @@ static void test_forward(void)
 	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
 }
 
+
+/* `thread lock` (ThreadEvent LOCK): a staff member of the thread takes the lock of an open thread; the
+ * customer, an outsider, staff of another entity and a second lock are refused (a LOCK for someone
+ * else does not even encode: lib/wire) */
+static void test_lock_event(void)
+{
+	tinfo t;
+	tev e;
+	IT_EQ(th_get(C.fd, L, &t, NULL), PARLEY_OK);
+	uint64_t v = t.version;
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_OPEN);
+	e = ev_by(&C, &lockco, L, WIRE_THREADEV_LOCK, C.id, v + 1, NULL);
+	IT_EQ(th_event(C.fd, L, &e), PARLEY_E_THREAD_EVENT_INVALID); /* the customer is not staff */
+	e = ev_by(&O, &lockco, L, WIRE_THREADEV_LOCK, O.id, v + 1, NULL);
+	IT_EQ(th_event(O.fd, L, &e), PARLEY_E_THREAD_EVENT_INVALID); /* nor is an outsider */
+	e = ev_by(&A2, &lockco, L, WIRE_THREADEV_LOCK, A2.id, v + 1, NULL);
+	IT_EQ(th_event(A2.fd, L, &e), PARLEY_E_THREAD_EVENT_INVALID); /* acme's admin: not lockco's staff */
+	e = ev_by(&G, &lockco, L, WIRE_THREADEV_LOCK, G.id, v + 1, NULL);
+	IT_EQ(th_event(G.fd, L, &e), PARLEY_OK);
+	IT_EQ(th_get(C.fd, L, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v + 1);
+	IT_EQ(t.lock_holder, G.id);
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_LOCKED);
+	e = ev_by(&H, &lockco, L, WIRE_THREADEV_LOCK, H.id, v + 2, NULL);
+	IT_EQ(th_event(H.fd, L, &e), PARLEY_E_THREAD_EVENT_INVALID); /* already locked */
+	IT_EQ(th_send(H.fd, L, v + 1), PARLEY_E_THREAD_LOCKED);
+	IT_EQ(th_send(G.fd, L, v + 1), PARLEY_OK); /* no lock_event: the lock is held */
+	e = ev_by(&G, &lockco, L, WIRE_THREADEV_UNLOCK, 0, v + 2, NULL);
+	IT_EQ(th_event(G.fd, L, &e), PARLEY_OK);
+	/* the admin may lock too */
+	e = ev_by(&P, &lockco, L, WIRE_THREADEV_LOCK, P.id, v + 3, NULL);
+	IT_EQ(th_event(P.fd, L, &e), PARLEY_OK);
+	IT_EQ(th_get(C.fd, L, &t, NULL), PARLEY_OK);
+	IT_EQ(t.lock_holder, P.id);
+}
+
+/* With a handling agent (G, since the forward), the customer's message reaches G, the admins and the
+ * customer's other device, not H (a member agent that does not handle it); a staff message reaches
+ * every member device. */
+static void test_routing(void)
+{
+	tinfo t;
+	const tacct *staff[] = {&P, &A2, &G, &H};
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.handling, G.id);
+	IT_CHECK(has_member(&t, H.id) && has_member(&t, A2.id));
+	/* empty queues first */
+	for (size_t i = 0; i < 4; i++)
+		(void)queued(staff[i], 1, NULL, T3, NULL);
+	(void)queued(&C, 1, NULL, T3, NULL);
+	(void)queued(&C, c2_dev, c2_sk, T3, NULL);
+	IT_EQ(th_send(C.fd, T3, t.version), PARLEY_OK);
+	IT_EQ(queued(&G, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&P, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&A2, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&C, c2_dev, c2_sk, T3, NULL), 1);
+	IT_EQ(queued(&H, 1, NULL, T3, NULL), 0);
+	IT_EQ(th_send(H.fd, T3, t.version), PARLEY_OK); /* staff: to everyone */
+	IT_EQ(queued(&G, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&P, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&C, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(&C, c2_dev, c2_sk, T3, NULL), 1);
+	IT_EQ(queued(&H, 1, NULL, T3, NULL), 0); /* not to the sending device */
+}
+
+/* ThreadSend draws on the relay's per-account send bucket: O, customer of TO, empties it (RATE_BURST,
+ * refilled at 1/s) with group sends, then both kinds of send are SEND_RATE_LIMITED. */
+static void test_rate_limit(void)
+{
+	int st = PARLEY_OK, n = 0;
+	while (n < 2 * RATE_BURST && (st = th_send(O.fd, TO, 1)) == PARLEY_OK)
+		n++;
+	IT_EQ(st, PARLEY_E_SEND_RATE_LIMITED);
+	IT_CHECK(n >= RATE_BURST - 2 && n <= RATE_BURST + 2); /* the burst, give or take the refill */
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__SendMessageRequest m = PARLEY__WIRE__SEND_MESSAGE_REQUEST__INIT;
+	Parley__Wire__OutgoingMessage o = PARLEY__WIRE__OUTGOING_MESSAGE__INIT, *po = &o;
+	static const uint8_t ct[] = "pairwise";
+	o.device_id = 1;
+	o.registration_id = G.regid;
+	o.type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+	o.content.data = (uint8_t *)ct;
+	o.content.len = sizeof(ct);
+	m.recipient = G.handle;
+	m.timestamp = it_now_ms();
+	m.messages = &po;
+	m.n_messages = 1;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE;
+	r.send_message = &m;
+	IT_EQ(call(O.fd, &r, NULL), PARLEY_E_SEND_RATE_LIMITED); /* the same bucket */
+	IT_EQ(th_send(G.fd, TO, 1), PARLEY_OK); /* per account: G still sends */
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -901,6 +1003,9 @@ int main(void)
 	IT_RUN(test_removal);
 	IT_RUN(test_auth_table);
 	IT_RUN(test_forward);
+	IT_RUN(test_lock_event);
+	IT_RUN(test_routing);
+	IT_RUN(test_rate_limit);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
 	return it_failures ? 1 : 0;

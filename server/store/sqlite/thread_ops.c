@@ -25,9 +25,26 @@ struct rcpt {
 	uint32_t device, queue_len;
 };
 
-/* The recipients (every member device but the sending one) into r (allocated, *n of them). */
-static int load_rcpts(store_be *b, const store_job *j, uint64_t thread_id, struct rcpt **r, size_t *n)
+/* Whether `account`'s devices get j's send (docs/protocol.md §13.2): every member's, except that while
+ * a handling agent is set, the customer's messages go only to that agent, the admins (by the entity's
+ * current signed list) and the customer's own other devices. The other agents stay members (they read
+ * and post what staff write) but a customer's words reach the one who handles the thread. Safe to
+ * narrow on the server: the copy is encrypted with the sender key, which only decides who CAN read. */
+static int routed(const store_job *j, const store_thread_info *t, const thr_staff *st, uint64_t account)
 {
+	int admin;
+	if (t->handling_agent == 0 || j->caller_account != t->customer || account == t->customer ||
+	    account == t->handling_agent)
+		return 1;
+	(void)sqlite__thr_staff_of(st, account, &admin);
+	return admin;
+}
+
+/* The recipients (the routed member devices but the sending one) into r (allocated, *n of them). */
+static int load_rcpts(store_be *b, const store_job *j, const store_thread_info *t, const thr_staff *st,
+		      struct rcpt **r, size_t *n)
+{
+	uint64_t thread_id = t->thread_id;
 	int64_t count = 0;
 	int sr = sqlite__query_int(b, SQL_COUNT_RCPTS, (int64_t)thread_id, 0, &count);
 	sqlite3_stmt *s;
@@ -50,6 +67,8 @@ static int load_rcpts(store_be *b, const store_job *j, uint64_t thread_id, struc
 		x->queue_len = (uint32_t)sqlite3_column_int64(s, 2);
 		if (x->account == j->caller_account && x->device == j->caller_device)
 			continue; /* the sender keeps its own copy */
+		if (!routed(j, t, st, x->account))
+			continue;
 		(*n)++;
 	}
 	sqlite3_reset(s);
@@ -57,12 +76,12 @@ static int load_rcpts(store_be *b, const store_job *j, uint64_t thread_id, struc
 }
 
 /* One envelope per recipient, all or nothing: the relay's queue limits first, for every queue. */
-static int fan_out(store_be *b, store_job *j, const store_thread_info *t)
+static int fan_out(store_be *b, store_job *j, const store_thread_info *t, const thr_staff *st)
 {
 	store_thread_args *a = &j->thr;
 	struct rcpt *r = NULL;
 	size_t n = 0;
-	int rc = load_rcpts(b, j, t->thread_id, &r, &n);
+	int rc = load_rcpts(b, j, t, st, &r, &n);
 
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++)
 		if (r[i].queue_len >= a->queue_limit)
@@ -143,7 +162,7 @@ static int send_checked(store_be *b, store_job *j, store_thread_info *t, const t
 		return PARLEY_E_PAYMENT_NOT_ALLOWED;
 	rc = first_response(b, j, t, st, me);
 	if (rc == PARLEY_OK)
-		rc = fan_out(b, j, t);
+		rc = fan_out(b, j, t, st);
 	if (rc == PARLEY_OK && j->thr.event == NULL) {
 		sqlite3_stmt *s = sqlite__stmt(b, SQL_TOUCH);
 		if (s == NULL)
@@ -231,7 +250,15 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 		t->handling_agent = who;
 		return who != 0 ? sqlite__thr_add_member(b, t, who, subject->role, j->now_ms) : PARLEY_OK;
 	case WIRE_THREADEV_LOCK:
-		return sqlite__thr_refuse(j, BAD, "a lock is taken by the first response (ThreadSend)");
+		/* `thread lock`: a staff member of the thread takes a lock nobody holds, for itself (the
+		 * codec holds subject = actor); a first responder's lock comes with its send instead */
+		if (sqlite__thr_staff_of(st, me, &admin) == NULL || !sqlite__thr_is_member(t, me))
+			return sqlite__thr_refuse(j, BAD, "only a staff member of the thread locks it");
+		if (t->status != THR_OPEN)
+			return sqlite__thr_refuse(j, BAD, "the thread is already locked");
+		t->status = THR_LOCKED;
+		t->lock_holder = me;
+		return PARLEY_OK;
 	default:
 		return sqlite__thr_refuse(j, BAD, "a thread is opened by ThreadOpen");
 	}
