@@ -17,6 +17,11 @@
  *   forward       an admin hands a thread to an agent: ADD + HANDLING + one payload per agent device in
  *                 one transaction; a non-admin, a non-staff agent, missing events, the wrong devices or
  *                 a stale registration id change nothing.
+ *   lock_event    `thread lock` (ThreadEvent LOCK): a staff member of the thread locks an open thread;
+ *                 the customer, an outsider, another entity's admin, a second lock: refused.
+ *   routing       with a handling agent, the customer's message reaches that agent, the admins and the
+ *                 customer's other device, not another member agent; a staff message reaches all.
+ *   rate_limit    ThreadSend takes from SendMessage's per-account bucket: SEND_RATE_LIMITED for both.
  */
 #include <stdio.h>
 #include <stdlib.h>
