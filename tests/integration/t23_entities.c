@@ -33,144 +33,11 @@
 
 #include "crypto/crypto.h"
 #include "harness.h"
+#include "staffmodel.h"
 #include "wire/approval.h"
 #include "wire/stafflist.h"
 
-/* ---- accounts and the staff model ---- */
-
-typedef struct tacct {
-	char handle[33];
-	uint8_t pk[32], sk[64];
-	uint64_t id;
-	int fd;
-} tacct;
-
-static uint64_t next_id; /* a fresh server numbers accounts 1, 2, ... in registration order */
-
-static void mk(int port, tacct *a, const char *handle)
-{
-	snprintf(a->handle, sizeof(a->handle), "%s", handle);
-	IT_EQ(pw_register(port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
-	a->id = ++next_id;
-}
-
-typedef struct model {
-	char handle[33];
-	crypto_keypair ek;
-	uint64_t version, entity_id;
-	size_t n;
-	wire_staff_member m[WIRE_STAFF_MAX];
-} model;
-
-static void model_init(model *md, const char *handle)
-{
-	memset(md, 0, sizeof(*md));
-	snprintf(md->handle, sizeof(md->handle), "%s", handle);
-	crypto__keypair_generate(&md->ek);
-}
-
-/* inserts (ascending ids) or, role 0, removes */
-static void model_set(model *md, const tacct *a, int role, int primary)
-{
-	size_t i = 0;
-	while (i < md->n && md->m[i].account_id < a->id)
-		i++;
-	if (i < md->n && md->m[i].account_id == a->id) {
-		memmove(&md->m[i], &md->m[i + 1], (md->n - i - 1) * sizeof(md->m[0]));
-		md->n--;
-	}
-	if (role == 0)
-		return;
-	memmove(&md->m[i + 1], &md->m[i], (md->n - i) * sizeof(md->m[0]));
-	md->n++;
-	wire_staff_member *m = &md->m[i];
-	memset(m, 0, sizeof(*m));
-	m->account_id = a->id;
-	snprintf(m->handle, sizeof(m->handle), "%s", a->handle);
-	m->role = (uint8_t)role;
-	m->flags = primary ? WIRE_STAFF_PRIMARY : 0;
-	m->account_key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-	memset(m->account_key + 1, (int)a->id, 32);
-}
-
-/* The list of the model at `version` signed with key (NULL: the entity's). */
-static void sign(const model *md, uint64_t version, const crypto_keypair *key, dynbuf *out)
-{
-	wire_stafflist l;
-	memset(&l, 0, sizeof(l));
-	const crypto_keypair *k = key != NULL ? key : &md->ek;
-	l.entity_id = version == 1 ? 0 : md->entity_id;
-	snprintf(l.handle, sizeof(l.handle), "%s", md->handle);
-	snprintf(l.display_name, sizeof(l.display_name), "%s Support", md->handle);
-	crypto__pubkey_serialize(l.entity_key, k->pub);
-	l.version = version;
-	l.timestamp_ms = it_now_ms();
-	l.n = md->n;
-	l.members = (wire_staff_member *)md->m;
-	dynbuf__init(out, WIRE_STAFFLIST_MAX_BYTES);
-	IT_EQ(wire__stafflist_sign(&l, k->priv, out), PARLEY_OK);
-}
-
-/* ---- the calls ---- */
-
-static uint64_t rid = 100;
-static int seen_removed; /* EntityStaffChanged{removed} pushes read while waiting for a response */
-
-/* pw_call, counting the removal notices it reads past (deauthorization checks both orders) */
-static int call(int fd, Parley__Wire__Request *r, wire_frame *keep)
-{
-	r->id = ++rid;
-	if (pw_send_request(fd, r) != 0)
-		return -1;
-	for (;;) {
-		wire_frame f;
-		if (pw_recv(fd, &f, 5000) != 0)
-			return -1;
-		const Parley__Wire__Frame *fr = f.frame;
-		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH &&
-		    fr->push->body_case == PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED && fr->push->entity_staff_changed->removed)
-			seen_removed++;
-		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && fr->response->id == r->id) {
-			int st = (int)fr->response->status;
-			if (keep != NULL)
-				*keep = f;
-			else
-				wire__frame_free(&f);
-			return st;
-		}
-		wire__frame_free(&f);
-	}
-}
-
-static int ent_create(int fd, model *md)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityCreateRequest m = PARLEY__WIRE__ENTITY_CREATE_REQUEST__INIT;
-	uint8_t key[33];
-	char name[80];
-	dynbuf l;
-	wire_frame f;
-	sign(md, 1, NULL, &l);
-	crypto__pubkey_serialize(key, md->ek.pub);
-	snprintf(name, sizeof(name), "%s Support", md->handle);
-	m.handle = md->handle;
-	m.display_name = name;
-	m.entity_key.data = key;
-	m.entity_key.len = 33;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE;
-	r.entity_create = &m;
-	int st = call(fd, &r, &f);
-	if (st == PARLEY_OK) {
-		md->entity_id = f.frame->response->entity_create->entity_id;
-		md->version = 1;
-	}
-	if (st >= 0)
-		wire__frame_free(&f);
-	dynbuf__free(&l);
-	return st;
-}
+/* ---- the calls (accounts, the staff model and the entity calls: staffmodel.h) ---- */
 
 /* the staff version the server holds (0: none) */
 static uint64_t ent_version(int fd, const char *handle)
@@ -181,7 +48,7 @@ static uint64_t ent_version(int fd, const char *handle)
 	m.handle = (char *)handle;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_GET;
 	r.entity_get = &m;
-	if (call(fd, &r, &f) != PARLEY_OK)
+	if (sm_call(fd, &r, &f) != PARLEY_OK)
 		return 0;
 	uint64_t v = f.frame->response->entity_get->entity->staff_version;
 	wire_stafflist l;
@@ -193,39 +60,16 @@ static uint64_t ent_version(int fd, const char *handle)
 	return v;
 }
 
-/* An EntityMemberRequest for `who` (add an admin, remove, or with `transfer` make it the primary admin)
- * with the model's list at `version` signed by key (NULL: the entity's) */
-static int member_call(int fd, model *md, const tacct *who, int remove, int transfer, uint64_t version,
-		       const crypto_keypair *key)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
-	dynbuf l;
-	sign(md, version, key, &l);
-	m.entity = md->handle;
-	m.member = (char *)who->handle;
-	m.role = remove || transfer ? PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE : PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
-	m.remove = remove;
-	m.transfer_primary = transfer;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
-	r.entity_member = &m;
-	int st = call(fd, &r, NULL);
-	dynbuf__free(&l);
-	return st;
-}
-
 static int ent_member_v(int fd, model *md, const tacct *who, int remove, uint64_t version, const crypto_keypair *key)
 {
-	return member_call(fd, md, who, remove, 0, version, key);
+	return sm_member(fd, md, who, remove, 0, version, key);
 }
 
 /* the change applied to the model, then sent; on refusal the model is put back */
 static int ent_member(int fd, model *md, const tacct *who, int remove)
 {
 	model keep = *md;
-	model_set(md, who, remove ? 0 : WIRE_ROLE_ADMIN, 0);
+	sm_model_set(md, who, remove ? 0 : WIRE_ROLE_ADMIN, 0, 0);
 	int st = ent_member_v(fd, md, who, remove, md->version + 1, NULL);
 	if (st == PARLEY_OK)
 		md->version++;
@@ -234,66 +78,9 @@ static int ent_member(int fd, model *md, const tacct *who, int remove)
 	return st;
 }
 
-static int ent_code(int fd, const char *entity, uint32_t ttl_s, char *code, size_t cap)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityCodeRequest m = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
-	wire_frame f;
-	m.entity = (char *)entity;
-	m.ttl_s = ttl_s;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
-	r.entity_code = &m;
-	int st = call(fd, &r, &f);
-	if (st == PARLEY_OK) {
-		if (code != NULL)
-			snprintf(code, cap, "%s", f.frame->response->entity_code->code);
-		IT_EQ(strlen(f.frame->response->entity_code->code), 14);
-		IT_CHECK(f.frame->response->entity_code->expires_ms > it_now_ms());
-	}
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-/* the account key every candidate of this test joins with */
-static void cand_key(uint8_t key[33])
-{
-	key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-	memset(key + 1, 0x42, 32);
-}
-
-/* a join carrying `devlist` as the candidate's device list (the registry keeps it as given) */
-static int ent_join_dl(int fd, const char *entity, const char *code, const char *devlist, uint64_t *req_id,
-		       uint64_t *retry)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityJoinRequest m = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
-	uint8_t key[33];
-	wire_frame f;
-	cand_key(key);
-	m.entity = (char *)entity;
-	m.code = (char *)code;
-	m.account_key.data = key;
-	m.account_key.len = 33;
-	if (devlist != NULL) {
-		m.signed_device_list.data = (uint8_t *)devlist;
-		m.signed_device_list.len = strlen(devlist);
-	}
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
-	r.entity_join = &m;
-	int st = call(fd, &r, &f);
-	if (st == PARLEY_OK && req_id != NULL)
-		*req_id = f.frame->response->entity_join->request_id;
-	if (st >= 0 && retry != NULL)
-		*retry = f.frame->response->retry_after_ms;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
 static int ent_join(int fd, const char *entity, const char *code, uint64_t *req_id, uint64_t *retry)
 {
-	return ent_join_dl(fd, entity, code, NULL, req_id, retry);
+	return sm_join(fd, entity, code, NULL, req_id, retry);
 }
 
 static int ent_requests(int fd, const char *entity, size_t *n)
@@ -304,36 +91,9 @@ static int ent_requests(int fd, const char *entity, size_t *n)
 	m.entity = (char *)entity;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS;
 	r.entity_requests = &m;
-	int st = call(fd, &r, &f);
+	int st = sm_call(fd, &r, &f);
 	if (st == PARLEY_OK && n != NULL)
 		*n = f.frame->response->entity_requests->n_requests;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-/* An EntityDecideRequest with whatever it carries: a list (NULL: none), an approval (len 0: none); the
- * answer's staff_version into *version (optional). */
-static int decide_call(int fd, const char *entity, uint64_t req_id, int approve, const dynbuf *list,
-		       const uint8_t *appr, size_t appr_len, uint64_t *version)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityDecideRequest m = PARLEY__WIRE__ENTITY_DECIDE_REQUEST__INIT;
-	wire_frame f;
-	if (list != NULL) {
-		m.signed_staff_list.data = list->data;
-		m.signed_staff_list.len = list->len;
-	}
-	m.approval.data = (uint8_t *)appr;
-	m.approval.len = appr_len;
-	m.entity = (char *)entity;
-	m.request_id = req_id;
-	m.approve = approve;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
-	r.entity_decide = &m;
-	int st = call(fd, &r, &f);
-	if (st == PARLEY_OK && version != NULL)
-		*version = f.frame->response->entity_decide->staff_version;
 	if (st >= 0)
 		wire__frame_free(&f);
 	return st;
@@ -344,8 +104,8 @@ static int ent_decide_v(int fd, model *md, uint64_t req_id, int approve, uint64_
 {
 	dynbuf l = {0};
 	if (approve)
-		sign(md, list_version, NULL, &l);
-	int st = decide_call(fd, md->handle, req_id, approve, approve ? &l : NULL, NULL, 0, NULL);
+		sm_sign(md, list_version, NULL, &l);
+	int st = sm_decide(fd, md->handle, req_id, approve, approve ? &l : NULL, NULL, 0, NULL);
 	dynbuf__free(&l);
 	return st;
 }
@@ -362,7 +122,7 @@ static size_t approval_for(const char *entity, uint64_t req_id, const tacct *can
 	snprintf(a.entity, sizeof(a.entity), "%s", entity);
 	a.request_id = req_id;
 	a.candidate_id = cand->id;
-	cand_key(a.candidate_key);
+	sm_cand_key(a.candidate_key);
 	a.role = WIRE_ROLE_AGENT;
 	wire__approval_devlist_hash((const uint8_t *)(devlist != NULL ? devlist : ""),
 				    devlist != NULL ? strlen(devlist) : 0, a.devlist_hash);
@@ -386,7 +146,7 @@ static long listed_approval(int fd, const char *entity, uint64_t req_id, uint8_t
 	m.entity = (char *)entity;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_REQUESTS;
 	r.entity_requests = &m;
-	if (call(fd, &r, &f) != PARLEY_OK)
+	if (sm_call(fd, &r, &f) != PARLEY_OK)
 		return -1;
 	const Parley__Wire__EntityRequestsResponse *q = f.frame->response->entity_requests;
 	for (size_t i = 0; i < q->n_requests; i++)
@@ -402,7 +162,7 @@ static long listed_approval(int fd, const char *entity, uint64_t req_id, uint8_t
 static int ent_approve(int fd, model *md, uint64_t req_id, const tacct *who)
 {
 	model keep = *md;
-	model_set(md, who, WIRE_ROLE_AGENT, 0);
+	sm_model_set(md, who, WIRE_ROLE_AGENT, 0, 0);
 	int st = ent_decide_v(fd, md, req_id, 1, md->version + 1);
 	if (st == PARLEY_OK)
 		md->version++;
@@ -416,13 +176,13 @@ static int ent_staff(int fd, model *md, uint64_t version)
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
 	dynbuf l;
-	sign(md, version, NULL, &l);
+	sm_sign(md, version, NULL, &l);
 	m.entity = md->handle;
 	m.signed_staff_list.data = l.data;
 	m.signed_staff_list.len = l.len;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
 	r.entity_staff = &m;
-	int st = call(fd, &r, NULL);
+	int st = sm_call(fd, &r, NULL);
 	dynbuf__free(&l);
 	return st;
 }
@@ -464,7 +224,7 @@ static uint64_t joined(int admin_fd, const model *md, const tacct *a)
 {
 	char code[32];
 	uint64_t req = 0;
-	IT_EQ(ent_code(admin_fd, md->handle, 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_code(admin_fd, md->handle, 0, code, sizeof(code)), PARLEY_OK);
 	IT_EQ(ent_join(a->fd, md->handle, code, &req, NULL), PARLEY_OK);
 	return req;
 }
@@ -473,14 +233,9 @@ static void lifecycle(void)
 {
 	tacct alice, bob, carol, dave;
 	model md;
-	mk(s.port, &alice, "alice");
-	mk(s.port, &bob, "bob");
-	mk(s.port, &carol, "carol");
-	mk(s.port, &dave, "dave");
-	model_init(&md, "acme");
-	model_set(&md, &alice, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(alice.fd, &md), PARLEY_OK);
-	IT_EQ(ent_create(bob.fd, &md), PARLEY_E_HANDLE_TAKEN);
+	sm_mk_many(s.port, 0, "alice bob carol dave", (tacct *[]){&alice, &bob, &carol, &dave});
+	sm_entity(&md, &alice, "acme", 0, 0);
+	IT_EQ(sm_ent_create(bob.fd, &md), PARLEY_E_HANDLE_TAKEN);
 	uint8_t pk[32], sk[64];
 	int fd = -1;
 	IT_EQ(pw_register(s.port, "acme", pk, sk, &fd), PARLEY_E_HANDLE_TAKEN); /* one namespace */
@@ -531,16 +286,10 @@ static void codes(void)
 	model md;
 	char code[32];
 	uint64_t req = 0, retry = 0;
-	mk(s.port, &boss, "boss");
-	mk(s.port, &eve, "eve");
-	mk(s.port, &frank, "frank");
-	mk(s.port, &gina, "gina");
-	mk(s.port, &hal, "hal");
-	model_init(&md, "shop");
-	model_set(&md, &boss, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(boss.fd, &md), PARLEY_OK);
+	sm_mk_many(s.port, 0, "boss eve frank gina hal", (tacct *[]){&boss, &eve, &frank, &gina, &hal});
+	sm_entity(&md, &boss, "shop", 0, 0);
 	/* reused: eve's code again, by hal (the code is spent whatever happens to eve's request) */
-	IT_EQ(ent_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
 	for (char *p = code; *p; p++) /* typed in lower case, with spaces instead of dashes */
 		*p = *p == '-' ? ' ' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
 	IT_EQ(ent_join(eve.fd, "shop", code, &req, NULL), PARLEY_OK);
@@ -550,11 +299,11 @@ static void codes(void)
 	IT_EQ(ent_decide_v(boss.fd, &md, req, 0, 0), PARLEY_E_NO_SUCH_REQUEST);
 	IT_EQ(ent_join(eve.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_CODE_DENIED); /* 2 */
 	/* expired */
-	IT_EQ(ent_code(boss.fd, "shop", 1, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_code(boss.fd, "shop", 1, code, sizeof(code)), PARLEY_OK);
 	usleep(1200 * 1000);
 	IT_EQ(ent_join(gina.fd, "shop", code, NULL, NULL), PARLEY_E_ENROL_CODE_EXPIRED); /* 3 */
 	/* 100 guesses: the account's burst (5) of UNKNOWN, then limited with a wait */
-	IT_EQ(ent_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_code(boss.fd, "shop", 0, code, sizeof(code)), PARLEY_OK);
 	int unknown = 0, limited = 0, other = 0;
 	for (int i = 0; i < 100; i++) {
 		char guess[16];
@@ -604,29 +353,23 @@ static void approvals(void)
 	uint64_t req = 0, req2 = 0, v = 0;
 	size_t n;
 	wire_frame f;
-	mk(s.port, &p, "aprim");
-	mk(s.port, &b, "aadmin");
-	mk(s.port, &g, "aagent");
-	mk(s.port, &c, "acand");
-	mk(s.port, &c2, "acand2");
-	model_init(&md, "appr");
-	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	sm_mk_many(s.port, 0, "aprim aadmin aagent acand acand2", (tacct *[]){&p, &b, &g, &c, &c2});
+	sm_entity(&md, &p, "appr", 0, 0);
 	IT_EQ(ent_member(p.fd, &md, &b, 0), PARLEY_OK);
 	IT_EQ(ent_approve(p.fd, &md, joined(p.fd, &md, &g), &g), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
-	IT_EQ(ent_join_dl(c.fd, "appr", code, DL, &req, NULL), PARLEY_OK);
+	IT_EQ(sm_code(p.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_join(c.fd, "appr", code, DL, &req, NULL), PARLEY_OK);
 	int watch = it_connect_as(s.port, "aprim", 1, p.sk);
 	IT_CHECK(watch >= 0);
 
 	/* signed by a key that is not the caller device's */
 	crypto_sign_keypair(opk, osk);
 	n = approval_for("appr", req, &c, DL, &b, osk, NULL, rec);
-	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
+	IT_EQ(sm_decide(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
 	/* signed by the caller's device, naming anything else than this request and this caller */
 	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
 		n = approval_for("appr", req, &c, DL, &b, NULL, edits[i], rec);
-		int st = decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL);
+		int st = sm_decide(b.fd, "appr", req, 1, NULL, rec, n, NULL);
 		if (st != PARLEY_E_APPROVAL_INVALID) {
 			fprintf(stderr, "# approval edit %zu: %d (%s)\n", i, st, parley_strerror(st));
 			it_failures++;
@@ -634,22 +377,22 @@ static void approvals(void)
 	}
 	/* malformed (one byte short), an agent's own, with a list, with a deny, for no such request */
 	n = approval_for("appr", req, &c, DL, &b, NULL, NULL, rec);
-	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n - 1, NULL), PARLEY_E_APPROVAL_INVALID);
+	IT_EQ(sm_decide(b.fd, "appr", req, 1, NULL, rec, n - 1, NULL), PARLEY_E_APPROVAL_INVALID);
 	uint8_t grec[WIRE_APPROVAL_MAX_BYTES];
 	size_t gn = approval_for("appr", req, &c, DL, &g, NULL, NULL, grec);
-	IT_EQ(decide_call(g.fd, "appr", req, 1, NULL, grec, gn, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(sm_decide(g.fd, "appr", req, 1, NULL, grec, gn, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
 	model next = md;
-	model_set(&next, &c, WIRE_ROLE_AGENT, 0);
+	sm_model_set(&next, &c, WIRE_ROLE_AGENT, 0, 0);
 	dynbuf l;
-	sign(&next, md.version + 1, NULL, &l);
-	IT_EQ(decide_call(b.fd, "appr", req, 1, &l, rec, n, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	sm_sign(&next, md.version + 1, NULL, &l);
+	IT_EQ(sm_decide(b.fd, "appr", req, 1, &l, rec, n, NULL), PARLEY_E_STAFF_LIST_INVALID);
 	dynbuf__free(&l);
-	IT_EQ(decide_call(b.fd, "appr", req, 0, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
-	IT_EQ(decide_call(b.fd, "appr", req + 500, 1, NULL, rec, n, NULL), PARLEY_E_NO_SUCH_REQUEST);
+	IT_EQ(sm_decide(b.fd, "appr", req, 0, NULL, rec, n, NULL), PARLEY_E_APPROVAL_INVALID);
+	IT_EQ(sm_decide(b.fd, "appr", req + 500, 1, NULL, rec, n, NULL), PARLEY_E_NO_SUCH_REQUEST);
 	IT_EQ(listed_approval(p.fd, "appr", req, got), 0);
 
 	/* the valid one: kept with the pending request, the staff unchanged, the primary's device told */
-	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, &v), PARLEY_OK);
+	IT_EQ(sm_decide(b.fd, "appr", req, 1, NULL, rec, n, &v), PARLEY_OK);
 	IT_EQ(v, md.version);
 	IT_EQ(ent_version(p.fd, "appr"), md.version);
 	IT_EQ(listed_approval(p.fd, "appr", req, got), (long)n);
@@ -665,19 +408,19 @@ static void approvals(void)
 		IT_CHECK(!"the primary's device was pushed the approval");
 	}
 	/* once approved, no second approval, not even a valid one by another admin */
-	IT_EQ(decide_call(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
+	IT_EQ(sm_decide(b.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
 	n = approval_for("appr", req, &c, DL, &p, NULL, NULL, rec);
-	IT_EQ(decide_call(p.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
+	IT_EQ(sm_decide(p.fd, "appr", req, 1, NULL, rec, n, NULL), PARLEY_E_ALREADY_APPROVED);
 	/* the entity key's holder signs the candidate in */
 	IT_EQ(ent_approve(p.fd, &md, req, &c), PARLEY_OK);
 	IT_EQ(listed_approval(p.fd, "appr", req, got), -1);
 	IT_EQ(ent_version(g.fd, "appr"), md.version);
 
 	/* an approved request may still be denied (by any admin); its candidate hears it */
-	IT_EQ(ent_code(b.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
-	IT_EQ(ent_join_dl(c2.fd, "appr", code, NULL, &req2, NULL), PARLEY_OK);
+	IT_EQ(sm_code(b.fd, "appr", 0, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_join(c2.fd, "appr", code, NULL, &req2, NULL), PARLEY_OK);
 	n = approval_for("appr", req2, &c2, NULL, &b, NULL, NULL, rec);
-	IT_EQ(decide_call(b.fd, "appr", req2, 1, NULL, rec, n, NULL), PARLEY_OK);
+	IT_EQ(sm_decide(b.fd, "appr", req2, 1, NULL, rec, n, NULL), PARLEY_OK);
 	IT_EQ(ent_decide_v(b.fd, &md, req2, 0, 0), PARLEY_OK);
 	if (wait_push_keep(c2.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED, &f)) {
 		const Parley__Wire__EntityJoinDecided *d = f.frame->push->entity_join_decided;
@@ -699,40 +442,34 @@ static void transfer(void)
 	tacct p, b, d, g, z;
 	model md;
 	int removed = -1;
-	mk(s.port, &p, "xprim");
-	mk(s.port, &b, "xadmin");
-	mk(s.port, &d, "xadmin2");
-	mk(s.port, &g, "xagent");
-	mk(s.port, &z, "xzed");
-	model_init(&md, "xfer");
-	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	sm_mk_many(s.port, 0, "xprim xadmin xadmin2 xagent xzed", (tacct *[]){&p, &b, &d, &g, &z});
+	sm_entity(&md, &p, "xfer", 0, 0);
 	IT_EQ(ent_member(p.fd, &md, &b, 0), PARLEY_OK);
 	IT_EQ(ent_member(p.fd, &md, &d, 0), PARLEY_OK);
 	IT_EQ(ent_approve(p.fd, &md, joined(p.fd, &md, &g), &g), PARLEY_OK);
 	uint64_t v = md.version;
 	model moved = md; /* the honest list: the flag from p to b */
-	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
-	model_set(&moved, &b, WIRE_ROLE_ADMIN, 1);
+	sm_model_set(&moved, &p, WIRE_ROLE_ADMIN, 0, 0);
+	sm_model_set(&moved, &b, WIRE_ROLE_ADMIN, 1, 0);
 	model elsewhere = md; /* the flag to d while the call names b */
-	model_set(&elsewhere, &p, WIRE_ROLE_ADMIN, 0);
-	model_set(&elsewhere, &d, WIRE_ROLE_ADMIN, 1);
+	sm_model_set(&elsewhere, &p, WIRE_ROLE_ADMIN, 0, 0);
+	sm_model_set(&elsewhere, &d, WIRE_ROLE_ADMIN, 1, 0);
 	model demoted = moved; /* the flag moved, and the old primary made an agent on the way */
-	model_set(&demoted, &p, WIRE_ROLE_AGENT, 0);
-	IT_EQ(member_call(b.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_PRIMARY_ADMIN);
-	IT_EQ(member_call(g.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
-	IT_EQ(member_call(p.fd, &moved, &g, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
-	IT_EQ(member_call(p.fd, &md, &p, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
-	IT_EQ(member_call(p.fd, &moved, &z, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_MEMBER);
-	IT_EQ(member_call(p.fd, &moved, &b, 1, 1, v + 1, NULL), PARLEY_E_INVAL);
-	IT_EQ(member_call(p.fd, &elsewhere, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
-	IT_EQ(member_call(p.fd, &md, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
-	IT_EQ(member_call(p.fd, &demoted, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	sm_model_set(&demoted, &p, WIRE_ROLE_AGENT, 0, 0);
+	IT_EQ(sm_member(b.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_PRIMARY_ADMIN);
+	IT_EQ(sm_member(g.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(sm_member(p.fd, &moved, &g, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
+	IT_EQ(sm_member(p.fd, &md, &p, 0, 1, v + 1, NULL), PARLEY_E_NEW_PRIMARY_NOT_ADMIN);
+	IT_EQ(sm_member(p.fd, &moved, &z, 0, 1, v + 1, NULL), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(sm_member(p.fd, &moved, &b, 1, 1, v + 1, NULL), PARLEY_E_INVAL);
+	IT_EQ(sm_member(p.fd, &elsewhere, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(sm_member(p.fd, &md, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(sm_member(p.fd, &demoted, &b, 0, 1, v + 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
 	/* nothing changed: same version, and p is still the primary (b may not add an admin) */
 	IT_EQ(ent_version(z.fd, "xfer"), v);
 	IT_EQ(ent_member(b.fd, &md, &z, 0), PARLEY_E_NOT_PRIMARY_ADMIN);
 
-	IT_EQ(member_call(p.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_OK);
+	IT_EQ(sm_member(p.fd, &moved, &b, 0, 1, v + 1, NULL), PARLEY_OK);
 	md = moved;
 	md.version = v + 1;
 	IT_CHECK(wait_push(g.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
@@ -746,7 +483,7 @@ static void transfer(void)
 	IT_EQ(ent_member_v(p.fd, &md, &b, 1, md.version + 1, NULL), PARLEY_E_PRIMARY_ADMIN_FIXED);
 	IT_EQ(ent_member(p.fd, &md, &d, 1), PARLEY_E_NOT_PRIMARY_ADMIN);
 	/* the old primary stayed an admin: it still makes codes, and the new one may remove it */
-	IT_EQ(ent_code(p.fd, "xfer", 0, NULL, 0), PARLEY_OK);
+	IT_EQ(sm_code(p.fd, "xfer", 0, NULL, 0), PARLEY_OK);
 	IT_EQ(ent_member(b.fd, &md, &p, 1), PARLEY_OK);
 	IT_EQ(ent_version(z.fd, "xfer"), v + 3);
 }
@@ -760,13 +497,10 @@ static void deauthorization(void)
 	enum { NCONN = 6 };
 	int fds[NCONN];
 	srv_start(&w, extra);
-	uint64_t saved = next_id;
-	next_id = 0;
-	mk(w.port, &p, "prim");
-	mk(w.port, &a, "adm");
-	model_init(&md, "corp");
-	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	uint64_t saved = sm_next_id;
+	sm_next_id = 0;
+	sm_mk_many(w.port, 0, "prim adm", (tacct *[]){&p, &a});
+	sm_entity(&md, &p, "corp", 0, 0);
 	IT_EQ(ent_member(p.fd, &md, &a, 0), PARLEY_OK);
 	/* several connections of the admin: with two loops accepting, both hold some */
 	for (int i = 0; i < NCONN; i++) {
@@ -778,11 +512,11 @@ static void deauthorization(void)
 	int told = 0, refused = 0;
 	for (int i = 0; i < NCONN; i++) {
 		/* the very next call, whether or not the notice arrived first */
-		seen_removed = 0;
+		sm_seen_removed = 0;
 		refused += ent_requests(fds[i], "corp", NULL) == PARLEY_E_NOT_ENTITY_ADMIN;
-		refused += ent_code(fds[i], "corp", 0, NULL, 0) == PARLEY_E_NOT_ENTITY_ADMIN;
+		refused += sm_code(fds[i], "corp", 0, NULL, 0) == PARLEY_E_NOT_ENTITY_ADMIN;
 		int removed = 0;
-		told += seen_removed > 0 ||
+		told += sm_seen_removed > 0 ||
 			(wait_push(fds[i], PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed) && removed);
 		close(fds[i]);
 	}
@@ -793,7 +527,7 @@ static void deauthorization(void)
 	free(log);
 	IT_EQ(srv_stop(&w), 0);
 	srv_cleanup(&w);
-	next_id = saved;
+	sm_next_id = saved;
 }
 
 /* Every registry limit of the configuration table reached: open codes (entity_max_codes), pending
@@ -808,18 +542,13 @@ static void limits(void)
 	model md;
 	char c1[32], c2[32], c3[32];
 	srv_start(&w, extra);
-	uint64_t saved = next_id;
-	next_id = 0;
-	mk(w.port, &p, "lprim");
-	mk(w.port, &a, "lagent");
-	mk(w.port, &b, "lbot");
-	mk(w.port, &d, "ladmin");
-	model_init(&md, "lim");
-	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 3600, c1, sizeof(c1)), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 3600, c2, sizeof(c2)), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_TOO_MANY_CODES);
+	uint64_t saved = sm_next_id;
+	sm_next_id = 0;
+	sm_mk_many(w.port, 0, "lprim lagent lbot ladmin", (tacct *[]){&p, &a, &b, &d});
+	sm_entity(&md, &p, "lim", 0, 0);
+	IT_EQ(sm_code(p.fd, "lim", 3600, c1, sizeof(c1)), PARLEY_OK);
+	IT_EQ(sm_code(p.fd, "lim", 3600, c2, sizeof(c2)), PARLEY_OK);
+	IT_EQ(sm_code(p.fd, "lim", 0, c3, sizeof(c3)), PARLEY_E_TOO_MANY_CODES);
 	uint64_t ra = 0, rb = 0;
 	IT_EQ(ent_join(a.fd, "lim", c1, &ra, NULL), PARLEY_OK);
 	IT_EQ(ent_join(b.fd, "lim", c2, NULL, NULL), PARLEY_E_TOO_MANY_PENDING);
@@ -829,12 +558,12 @@ static void limits(void)
 	IT_EQ(ent_member(p.fd, &md, &d, 0), PARLEY_E_TOO_MANY_MEMBERS);
 	/* an hour asked, two seconds given (entity_code_ttl_s) */
 	IT_EQ(ent_decide_v(p.fd, &md, rb, 0, 0), PARLEY_OK);
-	IT_EQ(ent_code(p.fd, "lim", 3600, c3, sizeof(c3)), PARLEY_OK);
+	IT_EQ(sm_code(p.fd, "lim", 3600, c3, sizeof(c3)), PARLEY_OK);
 	usleep(2200 * 1000);
 	IT_EQ(ent_join(d.fd, "lim", c3, NULL, NULL), PARLEY_E_ENROL_CODE_EXPIRED);
 	IT_EQ(srv_stop(&w), 0);
 	srv_cleanup(&w);
-	next_id = saved;
+	sm_next_id = saved;
 }
 
 static void forgeries(void)
@@ -842,14 +571,11 @@ static void forgeries(void)
 	tacct p, x;
 	model md;
 	crypto_keypair other;
-	mk(s.port, &p, "owner");
-	mk(s.port, &x, "xavier");
-	model_init(&md, "forge");
-	model_set(&md, &p, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(p.fd, &md), PARLEY_OK);
+	sm_mk_many(s.port, 0, "owner xavier", (tacct *[]){&p, &x});
+	sm_entity(&md, &p, "forge", 0, 0);
 	crypto__keypair_generate(&other);
 	model next = md;
-	model_set(&next, &x, WIRE_ROLE_ADMIN, 0);
+	sm_model_set(&next, &x, WIRE_ROLE_ADMIN, 0, 0);
 	/* wrong key, version not next (same, skipped, older) */
 	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 2, &other), PARLEY_E_STAFF_LIST_INVALID);
 	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 1, NULL), PARLEY_E_STAFF_LIST_INVALID);
@@ -858,16 +584,16 @@ static void forgeries(void)
 	tacct ghost = {.id = 999};
 	snprintf(ghost.handle, sizeof(ghost.handle), "ghost");
 	model extra = next;
-	model_set(&extra, &ghost, WIRE_ROLE_AGENT, 0);
+	sm_model_set(&extra, &ghost, WIRE_ROLE_AGENT, 0, 0);
 	IT_EQ(ent_member_v(p.fd, &extra, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
 	/* the added member with another role than the call's */
 	model rerole = next;
-	model_set(&rerole, &x, WIRE_ROLE_AGENT, 0);
+	sm_model_set(&rerole, &x, WIRE_ROLE_AGENT, 0, 0);
 	IT_EQ(ent_member_v(p.fd, &rerole, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
 	/* the primary flag moved to the new admin (the codec refuses a list with none) */
 	model moved = next;
-	model_set(&moved, &p, WIRE_ROLE_ADMIN, 0);
-	model_set(&moved, &x, WIRE_ROLE_ADMIN, 1);
+	sm_model_set(&moved, &p, WIRE_ROLE_ADMIN, 0, 0);
+	sm_model_set(&moved, &x, WIRE_ROLE_ADMIN, 1, 0);
 	IT_EQ(ent_member_v(p.fd, &moved, &x, 0, 2, NULL), PARLEY_E_STAFF_LIST_INVALID);
 	/* no primary flag at all: the codec will not sign that, so the flag is cleared in the bytes of a
 	 * signed list and the record signed again by the entity key */
@@ -875,7 +601,7 @@ static void forgeries(void)
 		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 		Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
 		dynbuf l;
-		sign(&md, 2, NULL, &l);
+		sm_sign(&md, 2, NULL, &l);
 		size_t head = WIRE_STAFFLIST_MAGIC_LEN + 8 + 1 + strlen(md.handle) + 1 + strlen(md.handle) +
 			      strlen(" Support") + 33 + 8 + 8 + 3 + 2;
 		size_t flag = head + 8 + 1 + strlen(md.m[0].handle) + 1;
@@ -887,10 +613,10 @@ static void forgeries(void)
 		m.signed_staff_list.len = l.len;
 		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
 		r.entity_staff = &m;
-		IT_EQ(call(p.fd, &r, NULL), PARLEY_E_STAFF_LIST_INVALID);
+		IT_EQ(sm_call(p.fd, &r, NULL), PARLEY_E_STAFF_LIST_INVALID);
 		l.data[flag] = WIRE_STAFF_PRIMARY; /* the same bytes with the flag: accepted, so the offset was right */
 		IT_EQ(crypto__xeddsa_sign(l.data + l.len - 64, md.ek.priv, l.data, l.len - 64), PARLEY_OK);
-		IT_EQ(call(p.fd, &r, NULL), PARLEY_OK);
+		IT_EQ(sm_call(p.fd, &r, NULL), PARLEY_OK);
 		md.version = 2;
 		next.version = 2;
 		dynbuf__free(&l);
@@ -975,28 +701,28 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 	model cm;
 	switch (c) {
 	case C_CREATE:
-		model_init(&cm, md->handle);
-		model_set(&cm, caller, WIRE_ROLE_ADMIN, 1);
-		return ent_create(fd, &cm);
+		sm_model_init(&cm, md->handle);
+		sm_model_set(&cm, caller, WIRE_ROLE_ADMIN, 1, 0);
+		return sm_ent_create(fd, &cm);
 	case C_GET: {
 		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 		Parley__Wire__EntityGetRequest m = PARLEY__WIRE__ENTITY_GET_REQUEST__INIT;
 		m.handle = md->handle;
 		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_GET;
 		r.entity_get = &m;
-		return call(fd, &r, NULL);
+		return sm_call(fd, &r, NULL);
 	}
-	case C_TRANSFER: return member_call(fd, md, admin2, 0, 1, ahead, NULL);
+	case C_TRANSFER: return sm_member(fd, md, admin2, 0, 1, ahead, NULL);
 	case C_ADD_ADMIN: return ent_member_v(fd, md, zed, 0, ahead, NULL);
 	case C_RM_AGENT: return ent_member_v(fd, md, agent, 1, ahead, NULL);
 	case C_RM_ADMIN: return ent_member_v(fd, md, admin2, 1, ahead, NULL);
 	case C_RM_PRIMARY: return ent_member_v(fd, md, prim, 1, ahead, NULL);
-	case C_CODE: return ent_code(fd, md->handle, 0, NULL, 0);
+	case C_CODE: return sm_code(fd, md->handle, 0, NULL, 0);
 	case C_JOIN: return ent_join(fd, md->handle, "QQQQ-QQQQ-QQQQ", NULL, NULL);
 	case C_REQUESTS: return ent_requests(fd, md->handle, NULL);
 	case C_APPROVE: return ent_decide_v(fd, md, pending_req, 1, ahead);
 	case C_APPROVAL: /* signed by the caller's own device; a wrong device-list hash leaves it pending */
-		return decide_call(fd, md->handle, pending_req, 1, NULL, rec,
+		return sm_decide(fd, md->handle, pending_req, 1, NULL, rec,
 				   approval_for(md->handle, pending_req, pend, NULL, caller, NULL, edit_devlist, rec),
 				   NULL);
 	case C_DENY: return ent_decide_v(fd, md, 999999, 0, 0);
@@ -1008,19 +734,8 @@ static void auth_table(void)
 {
 	tacct prim, admin, hank, agent, rem, pend, den, holder, oth, zed;
 	model md;
-	mk(s.port, &prim, "tprim");
-	mk(s.port, &admin, "tadmin");
-	mk(s.port, &hank, "thank");
-	mk(s.port, &agent, "tagent");
-	mk(s.port, &rem, "tremoved");
-	mk(s.port, &pend, "tpending");
-	mk(s.port, &den, "tdenied");
-	mk(s.port, &holder, "tholder");
-	mk(s.port, &oth, "tother");
-	mk(s.port, &zed, "tzed");
-	model_init(&md, "tbl");
-	model_set(&md, &prim, WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(prim.fd, &md), PARLEY_OK);
+	sm_mk_many(s.port, 0, "tprim tadmin thank tagent tremoved tpending tdenied tholder tother tzed", (tacct *[]){&prim, &admin, &hank, &agent, &rem, &pend, &den, &holder, &oth, &zed});
+	sm_entity(&md, &prim, "tbl", 0, 0);
 	IT_EQ(ent_member(prim.fd, &md, &admin, 0), PARLEY_OK);
 	IT_EQ(ent_member(prim.fd, &md, &hank, 0), PARLEY_OK);
 	IT_EQ(ent_approve(prim.fd, &md, joined(prim.fd, &md, &agent), &agent), PARLEY_OK);
@@ -1028,7 +743,7 @@ static void auth_table(void)
 	IT_EQ(ent_member(admin.fd, &md, &rem, 1), PARLEY_OK);
 	uint64_t pending_req = joined(prim.fd, &md, &pend);
 	IT_EQ(ent_decide_v(admin.fd, &md, joined(prim.fd, &md, &den), 0, 0), PARLEY_OK);
-	IT_EQ(ent_code(prim.fd, md.handle, 0, NULL, 0), PARLEY_OK); /* the holder's, never used */
+	IT_EQ(sm_code(prim.fd, md.handle, 0, NULL, 0), PARLEY_OK); /* the holder's, never used */
 	uint8_t nonce[32];
 	int anon = pw_connect(s.port, nonce);
 	IT_CHECK(anon >= 0);
@@ -1077,16 +792,16 @@ static int bench(int n)
 	if (c == NULL || md == NULL || n < 1 || n > 190)
 		return 2;
 	srv_start(&w, extra);
-	next_id = 0;
-	mk(w.port, &c[0], "benchboss");
+	sm_next_id = 0;
+	sm_mk(w.port, &c[0], "benchboss", 0);
 	for (int i = 1; i <= 2 * n; i++) {
 		char h[33];
 		snprintf(h, sizeof(h), "cand%d", i);
-		mk(w.port, &c[i], h);
+		sm_mk(w.port, &c[i], h, 0);
 	}
-	model_init(md, "benchco");
-	model_set(md, &c[0], WIRE_ROLE_ADMIN, 1);
-	IT_EQ(ent_create(c[0].fd, md), PARLEY_OK);
+	sm_model_init(md, "benchco");
+	sm_model_set(md, &c[0], WIRE_ROLE_ADMIN, 1, 0);
+	IT_EQ(sm_ent_create(c[0].fd, md), PARLEY_OK);
 	for (int pass = 0; pass < 2; pass++) {
 		double t0 = now_s();
 		for (int i = 1; i <= n; i++) {

@@ -34,6 +34,7 @@
 
 #include "crypto/crypto.h"
 #include "harness.h"
+#include "staffmodel.h"
 #include "wire/stafflist.h"
 #include "wire/threadev.h"
 
@@ -41,189 +42,29 @@
 #define STR(x) #x
 #define XSTR(x) STR(x)
 
-/* ---- accounts and the staff model (as t23) ---- */
+/* ---- accounts and the staff model (staffmodel.h, shared with t23) ---- */
 
-typedef struct tacct {
-	char handle[33];
-	uint8_t pk[32], sk[64];
-	uint64_t id;
-	uint32_t regid; /* device 1's registration id */
-	int fd;
-} tacct;
-
-static uint64_t next_id; /* a fresh server numbers accounts 1, 2, ... in registration order */
 static srv S;
-
-static void mk(tacct *a, const char *handle)
-{
-	snprintf(a->handle, sizeof(a->handle), "%s", handle);
-	IT_EQ(pw_register(S.port, handle, a->pk, a->sk, &a->fd), PARLEY_OK);
-	IT_EQ(pw_upload_keys(a->fd, &a->regid, 1, 1), PARLEY_OK); /* a device receives once it has keys */
-	a->id = ++next_id;
-}
-
-typedef struct model {
-	char handle[33];
-	crypto_keypair ek;
-	uint64_t version, entity_id;
-	uint8_t lock_mode, admins_exempt;
-	size_t n;
-	wire_staff_member m[16];
-} model;
-
-static void model_set(model *md, const tacct *a, int role, int primary, uint8_t rules)
-{
-	size_t i = 0;
-	while (i < md->n && md->m[i].account_id < a->id)
-		i++;
-	if (i < md->n && md->m[i].account_id == a->id) {
-		memmove(&md->m[i], &md->m[i + 1], (md->n - i - 1) * sizeof(md->m[0]));
-		md->n--;
-	}
-	if (role == 0)
-		return;
-	memmove(&md->m[i + 1], &md->m[i], (md->n - i) * sizeof(md->m[0]));
-	md->n++;
-	wire_staff_member *m = &md->m[i];
-	memset(m, 0, sizeof(*m));
-	m->account_id = a->id;
-	snprintf(m->handle, sizeof(m->handle), "%s", a->handle);
-	m->role = (uint8_t)role;
-	m->flags = primary ? WIRE_STAFF_PRIMARY : 0;
-	m->rules_mask = m->rules_values = rules;
-	m->account_key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-	memset(m->account_key + 1, (int)a->id, 32);
-}
-
-static void sign_list(const model *md, uint64_t version, dynbuf *out)
-{
-	wire_stafflist l;
-	memset(&l, 0, sizeof(l));
-	l.entity_id = version == 1 ? 0 : md->entity_id;
-	snprintf(l.handle, sizeof(l.handle), "%s", md->handle);
-	snprintf(l.display_name, sizeof(l.display_name), "%s Support", md->handle);
-	crypto__pubkey_serialize(l.entity_key, md->ek.pub);
-	l.version = version;
-	l.timestamp_ms = it_now_ms();
-	l.lock_mode = md->lock_mode;
-	l.admins_exempt = md->admins_exempt;
-	l.n = md->n;
-	l.members = (wire_staff_member *)md->m;
-	dynbuf__init(out, WIRE_STAFFLIST_MAX_BYTES);
-	IT_EQ(wire__stafflist_sign(&l, md->ek.priv, out), PARLEY_OK);
-}
-
-/* ---- calls ---- */
-
-static uint64_t rid = 100;
-
-/* one request; pushes read past are dropped. keep: the response frame (caller frees) */
-static int call(int fd, Parley__Wire__Request *r, wire_frame *keep)
-{
-	r->id = ++rid;
-	if (pw_send_request(fd, r) != 0)
-		return -1;
-	for (;;) {
-		wire_frame f;
-		if (pw_recv(fd, &f, 5000) != 0)
-			return -1;
-		const Parley__Wire__Frame *fr = f.frame;
-		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_RESPONSE && fr->response->id == r->id) {
-			int st = (int)fr->response->status;
-			if (keep != NULL)
-				*keep = f;
-			else
-				wire__frame_free(&f);
-			return st;
-		}
-		wire__frame_free(&f);
-	}
-}
 
 static void ent_create(const tacct *p, model *md, const char *handle, uint8_t lock_mode)
 {
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityCreateRequest m = PARLEY__WIRE__ENTITY_CREATE_REQUEST__INIT;
-	uint8_t key[33];
-	char name[80];
-	dynbuf l;
-	wire_frame f;
-
-	memset(md, 0, sizeof(*md));
-	snprintf(md->handle, sizeof(md->handle), "%s", handle);
-	crypto__keypair_generate(&md->ek);
-	md->lock_mode = lock_mode;
-	md->admins_exempt = lock_mode;
-	model_set(md, p, WIRE_ROLE_ADMIN, 1, 0);
-	sign_list(md, 1, &l);
-	crypto__pubkey_serialize(key, md->ek.pub);
-	snprintf(name, sizeof(name), "%s Support", md->handle);
-	m.handle = md->handle;
-	m.display_name = name;
-	m.entity_key.data = key;
-	m.entity_key.len = 33;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CREATE;
-	r.entity_create = &m;
-	IT_EQ(call(p->fd, &r, &f), PARLEY_OK);
-	md->entity_id = f.frame->response->entity_create->entity_id;
-	md->version = 1;
-	wire__frame_free(&f);
-	dynbuf__free(&l);
+	sm_entity(md, p, handle, lock_mode, lock_mode);
 }
 
 /* An admin (by the primary p) or, role agent, a code + join + approval; with the member's rules */
 static void ent_add(const tacct *p, model *md, const tacct *who, int role, uint8_t rules)
 {
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	dynbuf l;
-	wire_frame f;
-	uint64_t req_id = 0;
-
-	model_set(md, who, role, 0, rules);
-	sign_list(md, md->version + 1, &l);
+	sm_model_set(md, who, role, 0, rules);
+	sm_sign(md, md->version + 1, NULL, &l);
 	if (role == WIRE_ROLE_ADMIN) {
-		Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
-		m.entity = md->handle;
-		m.member = (char *)who->handle;
-		m.role = PARLEY__WIRE__ENTITY_ROLE__ROLE_ADMIN;
-		m.signed_staff_list.data = l.data;
-		m.signed_staff_list.len = l.len;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
-		r.entity_member = &m;
-		IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+		IT_EQ(sm_member(p->fd, md, who, 0, 0, md->version + 1, NULL), PARLEY_OK);
 	} else {
-		Parley__Wire__EntityCodeRequest c = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
-		Parley__Wire__EntityJoinRequest j = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
-		Parley__Wire__EntityDecideRequest d = PARLEY__WIRE__ENTITY_DECIDE_REQUEST__INIT;
 		char code[32];
-		uint8_t key[33];
-		c.entity = md->handle;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
-		r.entity_code = &c;
-		IT_EQ(call(p->fd, &r, &f), PARLEY_OK);
-		snprintf(code, sizeof(code), "%s", f.frame->response->entity_code->code);
-		wire__frame_free(&f);
-		key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-		memset(key + 1, 0x42, 32);
-		j.entity = md->handle;
-		j.code = code;
-		j.account_key.data = key;
-		j.account_key.len = 33;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
-		r.entity_join = &j;
-		IT_EQ(call(who->fd, &r, &f), PARLEY_OK);
-		req_id = f.frame->response->entity_join->request_id;
-		wire__frame_free(&f);
-		d.entity = md->handle;
-		d.request_id = req_id;
-		d.approve = 1;
-		d.signed_staff_list.data = l.data;
-		d.signed_staff_list.len = l.len;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_DECIDE;
-		r.entity_decide = &d;
-		IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+		uint64_t req_id = 0;
+		IT_EQ(sm_code(p->fd, md->handle, 0, code, sizeof(code)), PARLEY_OK);
+		IT_EQ(sm_join(who->fd, md->handle, code, NULL, &req_id, NULL), PARLEY_OK);
+		IT_EQ(sm_decide(p->fd, md->handle, req_id, 1, &l, NULL, 0, NULL), PARLEY_OK);
 	}
 	md->version++;
 	dynbuf__free(&l);
@@ -231,21 +72,9 @@ static void ent_add(const tacct *p, model *md, const tacct *who, int role, uint8
 
 static void ent_remove(const tacct *p, model *md, const tacct *who)
 {
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityMemberRequest m = PARLEY__WIRE__ENTITY_MEMBER_REQUEST__INIT;
-	dynbuf l;
-	model_set(md, who, 0, 0, 0);
-	sign_list(md, md->version + 1, &l);
-	m.entity = md->handle;
-	m.member = (char *)who->handle;
-	m.remove = 1;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_MEMBER;
-	r.entity_member = &m;
-	IT_EQ(call(p->fd, &r, NULL), PARLEY_OK);
+	sm_model_set(md, who, 0, 0, 0);
+	IT_EQ(sm_member(p->fd, md, who, 1, 0, md->version + 1, NULL), PARLEY_OK);
 	md->version++;
-	dynbuf__free(&l);
 }
 
 /* a signed event by a's device 1 (sk: another key to sign with, NULL: a's) */
@@ -303,7 +132,7 @@ static int th_open(int fd, const char *entity, const char *customer, const tev *
 	m.event.len = ev->len;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN;
 	r.thread_open = &m;
-	int st = call(fd, &r, &f);
+	int st = sm_call(fd, &r, &f);
 	if (st == PARLEY_OK && out != NULL)
 		info_from(out, f.frame->response->thread_open->thread);
 	if (st >= 0)
@@ -330,7 +159,7 @@ static int th_send_full(int fd, uint64_t tid, uint64_t version, int payment, con
 	}
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_SEND;
 	r.thread_send = &m;
-	int st = call(fd, &r, &f);
+	int st = sm_call(fd, &r, &f);
 	if (st >= 0 && out != NULL)
 		*out = f.frame->response->body_case == PARLEY__WIRE__RESPONSE__BODY_THREAD_SEND
 			       ? f.frame->response->thread_send->membership_version
@@ -354,7 +183,7 @@ static int th_event(int fd, uint64_t tid, const tev *ev)
 	m.event.len = ev->len;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_EVENT;
 	r.thread_event = &m;
-	return call(fd, &r, NULL);
+	return sm_call(fd, &r, NULL);
 }
 
 static int th_get(int fd, uint64_t tid, tinfo *out, size_t *n_events)
@@ -365,7 +194,7 @@ static int th_get(int fd, uint64_t tid, tinfo *out, size_t *n_events)
 	m.thread_id = tid;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_GET;
 	r.thread_get = &m;
-	int st = call(fd, &r, &f);
+	int st = sm_call(fd, &r, &f);
 	if (st == PARLEY_OK && out != NULL)
 		info_from(out, f.frame->response->thread_get->thread);
 	if (st == PARLEY_OK && n_events != NULL)
@@ -383,7 +212,7 @@ static int th_list(int fd, const char *entity, size_t *n)
 	m.entity = (char *)(entity != NULL ? entity : "");
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_LIST;
 	r.thread_list = &m;
-	int st = call(fd, &r, &f);
+	int st = sm_call(fd, &r, &f);
 	if (st == PARLEY_OK && n != NULL)
 		*n = f.frame->response->thread_list->n_threads;
 	if (st >= 0)
@@ -436,7 +265,7 @@ static int queued(const tacct *a, uint32_t device, const uint8_t *sk, uint64_t t
 		m.n_server_ids = n_ids;
 		r.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
 		r.ack = &m;
-		IT_EQ(call(fd, &r, NULL), PARLEY_OK);
+		IT_EQ(sm_call(fd, &r, NULL), PARLEY_OK);
 	}
 	close(fd);
 	return n;
@@ -494,14 +323,7 @@ static void setup(void)
 			       "--send_rate_per_min=60", NULL};
 	uint32_t regid;
 	srv_start(&S, extra);
-	mk(&P, "pat");
-	mk(&A2, "ada");
-	mk(&G, "gus");
-	mk(&H, "hal");
-	mk(&C, "cleo");
-	mk(&O, "otto");
-	mk(&R, "rex");
-	mk(&Q, "quinn");
+	sm_mk_many(S.port, 1, "pat ada gus hal cleo otto rex quinn", (tacct *[]){&P, &A2, &G, &H, &C, &O, &R, &Q});
 	/* the customer's second device */
 	crypto_sign_keypair(c2_pk, c2_sk);
 	IT_EQ(it_add_device(C.fd, C.handle, c2_pk, c2_sk, &c2_dev), PARLEY_OK);
@@ -520,27 +342,9 @@ static void setup(void)
 	ent_add(&P, &lockco, &H, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT);
 	/* Q: a pending join request on acme (never decided) */
 	{
-		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-		Parley__Wire__EntityCodeRequest c = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
-		Parley__Wire__EntityJoinRequest j = PARLEY__WIRE__ENTITY_JOIN_REQUEST__INIT;
-		wire_frame f;
 		char code[32];
-		uint8_t key[33];
-		c.entity = acme.handle;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
-		r.entity_code = &c;
-		IT_EQ(call(P.fd, &r, &f), PARLEY_OK);
-		snprintf(code, sizeof(code), "%s", f.frame->response->entity_code->code);
-		wire__frame_free(&f);
-		key[0] = CRYPTO_SIGNAL_KEY_TYPE;
-		memset(key + 1, 0x42, 32);
-		j.entity = acme.handle;
-		j.code = code;
-		j.account_key.data = key;
-		j.account_key.len = 33;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_JOIN;
-		r.entity_join = &j;
-		IT_EQ(call(Q.fd, &r, NULL), PARLEY_OK);
+		IT_EQ(sm_code(P.fd, acme.handle, 0, code, sizeof(code)), PARLEY_OK);
+		IT_EQ(sm_join(Q.fd, acme.handle, code, NULL, NULL, NULL), PARLEY_OK);
 	}
 }
 
@@ -864,7 +668,7 @@ static int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const t
 	m.timestamp = it_now_ms();
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD;
 	r.thread_forward = &m;
-	return call(by->fd, &r, NULL);
+	return sm_call(by->fd, &r, NULL);
 }
 
 /* an admin forwards T3 to H (not a member): ADD + HANDLING + one payload per H device, one transaction */
@@ -991,7 +795,7 @@ static void test_rate_limit(void)
 	m.n_messages = 1;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_SEND_MESSAGE;
 	r.send_message = &m;
-	IT_EQ(call(O.fd, &r, NULL), PARLEY_E_SEND_RATE_LIMITED); /* the same bucket */
+	IT_EQ(sm_call(O.fd, &r, NULL), PARLEY_E_SEND_RATE_LIMITED); /* the same bucket */
 	IT_EQ(th_send(G.fd, TO, 1), PARLEY_OK); /* per account: G still sends */
 }
 
