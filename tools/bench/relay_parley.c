@@ -33,6 +33,7 @@
 #include "common/alloc.h"
 #include "common/dynbuf.h"
 #include "crypto/crypto.h"
+#include "pwire.h"
 #include "relay_loop.h"
 #include "transport/transport.h"
 #include "wire/wire.h"
@@ -90,7 +91,6 @@ static prun *pr_of(const pconn *c)
 #define REQ_KEYS 2u
 #define REQ_AUTH 3u
 #define SEND_ID_BASE 1000u /* request ids >= this are messages: id - base = seq */
-#define DEVICE_NAME "bench"
 
 static uint32_t regid_of(unsigned idx)
 {
@@ -132,116 +132,38 @@ static void set_ready(pconn *c)
 
 /* ---- set-up: register and upload keys, or log in ---- */
 
+/* Sends the set-up request pwire encoded into the worker's buffer (rc: the encoder's status), moving
+ * to state `next`; on failure the connection gives up with `what`. */
+static void setup_send(pconn *c, int rc, enum pstate next, const char *what)
+{
+	if (rc == PARLEY_OK)
+		rc = transport__send(c->t, pw_of(c)->enc.data, pw_of(c)->enc.len);
+	if (rc != PARLEY_OK) {
+		pconn_fail(c, what, parley_strerror(rc));
+		return;
+	}
+	c->state = next;
+}
+
 static void do_register(pconn *c, const uint8_t *nonce)
 {
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__RegisterRequest r = PARLEY__WIRE__REGISTER_REQUEST__INIT;
-	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
-	dynbuf m;
-	int rc;
-
-	crypto_sign_keypair(pk, sk);
-	dynbuf__init(&m, 4096);
-	rc = wire__register_signed_bytes(nonce, c->handle, pk, DEVICE_NAME, &m);
-	if (rc == PARLEY_OK)
-		crypto_sign_detached(sig, NULL, m.data, m.len, sk);
-	dynbuf__free(&m);
+	uint8_t sk[64];
+	int rc = pwire__register(&pw_of(c)->enc, REQ_REGISTER, c->handle, nonce, sk);
 	if (c->device_sk != NULL)
 		memcpy(c->device_sk, sk, sizeof(sk));
 	crypto__wipe(sk, sizeof(sk));
-	if (rc == PARLEY_OK) {
-		req.id = REQ_REGISTER;
-		req.body_case = PARLEY__WIRE__REQUEST__BODY_REGISTER;
-		req.register_ = &r;
-		r.handle = c->handle;
-		r.device_key.data = pk;
-		r.device_key.len = sizeof(pk);
-		r.device_name = DEVICE_NAME;
-		r.signature.data = sig;
-		r.signature.len = sizeof(sig);
-		/* the benchmark signs no device list: any valid account key will do */
-		static const uint8_t ak[33] = {0x05, 0x42};
-		r.account_key.data = (uint8_t *)ak;
-		r.account_key.len = sizeof(ak);
-		rc = send_request(c, &req);
-	}
-	if (rc != PARLEY_OK) {
-		pconn_fail(c, "register", parley_strerror(rc));
-		return;
-	}
-	c->state = P_REGISTER;
+	setup_send(c, rc, P_REGISTER, "register");
 }
 
 /* verify: device 1 of the account --phase send registered, with the key it left in the state. */
 static void do_auth(pconn *c, const uint8_t *nonce)
 {
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__AuthRequest a = PARLEY__WIRE__AUTH_REQUEST__INIT;
-	uint8_t sig[crypto_sign_BYTES];
-	dynbuf m;
-	int rc;
-
-	dynbuf__init(&m, 4096);
-	rc = wire__auth_signed_bytes(nonce, c->handle, 1, &m);
-	if (rc == PARLEY_OK)
-		crypto_sign_detached(sig, NULL, m.data, m.len, c->device_sk);
-	dynbuf__free(&m);
-	if (rc == PARLEY_OK) {
-		req.id = REQ_AUTH;
-		req.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH;
-		req.auth = &a;
-		a.handle = c->handle;
-		a.device_id = 1;
-		a.signature.data = sig;
-		a.signature.len = sizeof(sig);
-		rc = send_request(c, &req);
-	}
-	if (rc != PARLEY_OK) {
-		pconn_fail(c, "login", parley_strerror(rc));
-		return;
-	}
-	c->state = P_AUTH;
+	setup_send(c, pwire__auth(&pw_of(c)->enc, REQ_AUTH, c->handle, 1, nonce, c->device_sk), P_AUTH, "login");
 }
 
 static void do_upload_keys(pconn *c)
 {
-	Parley__Wire__Request req = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__UploadKeysRequest u = PARLEY__WIRE__UPLOAD_KEYS_REQUEST__INIT;
-	Parley__Wire__SignedPrekey spk = PARLEY__WIRE__SIGNED_PREKEY__INIT;
-	crypto_keypair ik, sk;
-	uint8_t ik33[CRYPTO_SIGNAL_PUBKEY_LEN], spk33[CRYPTO_SIGNAL_PUBKEY_LEN], sig[CRYPTO_SIG_LEN];
-	int rc;
-
-	rc = crypto__keypair_generate(&ik);
-	if (rc == PARLEY_OK)
-		rc = crypto__keypair_generate(&sk);
-	if (rc == PARLEY_OK) {
-		crypto__pubkey_serialize(ik33, ik.pub);
-		crypto__pubkey_serialize(spk33, sk.pub);
-		rc = crypto__xeddsa_sign(sig, ik.priv, spk33, sizeof(spk33));
-	}
-	crypto__keypair_wipe(&ik);
-	crypto__keypair_wipe(&sk);
-	if (rc == PARLEY_OK) {
-		req.id = REQ_KEYS;
-		req.body_case = PARLEY__WIRE__REQUEST__BODY_UPLOAD_KEYS;
-		req.upload_keys = &u;
-		u.identity_key.data = ik33;
-		u.identity_key.len = sizeof(ik33);
-		u.registration_id = regid_of(c->b.idx);
-		u.signed_prekey = &spk;
-		spk.id = 1;
-		spk.public_key.data = spk33;
-		spk.public_key.len = sizeof(spk33);
-		spk.signature.data = sig;
-		spk.signature.len = sizeof(sig);
-		rc = send_request(c, &req);
-	}
-	if (rc != PARLEY_OK) {
-		pconn_fail(c, "upload keys", parley_strerror(rc));
-		return;
-	}
-	c->state = P_KEYS;
+	setup_send(c, pwire__keys(&pw_of(c)->enc, REQ_KEYS, regid_of(c->b.idx)), P_KEYS, "upload keys");
 }
 
 /* ---- messages ---- */
