@@ -4,6 +4,7 @@
  *                      [--threads T] [--mode parley|echo] [--connect-timeout S] [--json]
  *   parley-bench start --parleyd PATH [--runs N] [--idle-clients N] [--json] [-- ARGS...]
  *   parley-bench relay [--peer parley|mosquitto|nats|nats-js] [--connections N] [--senders M] ...
+ *   parley-bench fanout --url URL [--mqtt HOST:PORT] [--receivers N] [--messages M] ...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <parley/error.h>
 
 #include "bench.h"
+#include "fanout.h"
 #include "relay.h"
 #include "wire/wire.h"
 #include "wsload.h"
@@ -25,6 +27,8 @@ static void usage(FILE *f)
 	      "       parley-bench start --parleyd PATH [options] [-- ARGS...]\n"
 	      "                                      start time and idle memory of a server\n"
 	      "       parley-bench relay [options]    relay throughput and latency (relay --help)\n"
+	      "       parley-bench fanout [options]   one message to N devices: group, pairwise, MQTT\n"
+	      "                                      (fanout --help)\n"
 	      "\n"
 	      "ws options:\n"
 	      "  --url URL             ws://HOST:PORT/PATH on loopback (default ws://127.0.0.1:8080/v1/websocket)\n"
@@ -279,6 +283,8 @@ int main(int argc, char **argv)
 		return bench__cmd_start(argc - 1, argv + 1);
 	if (strcmp(argv[1], "relay") == 0)
 		return bench__cmd_relay(argc - 1, argv + 1);
+	if (strcmp(argv[1], "fanout") == 0)
+		return bench__cmd_fanout(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;
