@@ -15,7 +15,7 @@
 #include "target.h"
 
 #define MQ_MAX_PACKET (64u * 1024u)
-#define MQ_ID_WINDOW 65535u
+#define MQ_ID_WINDOW 65534u /* below the id space: mqtt__seq_of */
 
 struct mq;
 
