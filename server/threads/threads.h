@@ -1,7 +1,9 @@
 /* Threads, the group server (docs/protocol.md §13): a customer's conversation with an entity, its
  * member accounts and its signed membership events (lib/wire/threadev.c), and the durable fan-out of a
- * group message (one SenderKeyMessage) to every member device in one store transaction, through the
- * relay's queues and delivery.
+ * group message (one SenderKeyMessage) to the member devices it is routed to (every member's; a
+ * customer's, while an agent handles the thread, that agent's, the admins' and its own) in one store
+ * transaction, through the relay's queues and delivery; a group send draws on the relay's per-account
+ * send rate like SendMessage.
  *
  * Like the entity registry, the service checks what needs no database (handles, sizes were checked by
  * lib/wire) and hands each call to one store op that checks the caller, the signed event and the rules
