@@ -127,7 +127,7 @@ static void on_response(fdev *d, wire_frame *fr, uint64_t now)
 {
 	fan *f = d->f;
 	const Parley__Wire__Response *r = fr->frame->response;
-	if (r->id == d->want && !d->got) {
+	if (d->want != 0 && r->id == d->want && !d->got) {
 		d->resp = *fr; /* the set-up call takes the frame (and its arena) */
 		memset(fr, 0, sizeof(*fr));
 		d->got = 1;
@@ -214,13 +214,17 @@ static int call_encoded(fan *f, fdev *d, uint64_t id, wire_frame *keep)
 	rc = transport__send(d->t, f->enc.data, f->enc.len);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (fanout__wait(&f->loop, &d->got, f->cfg->timeout_s) != 0)
+	if (fanout__wait(&f->loop, &d->got, f->cfg->timeout_s) != 0) {
+		d->want = 0; /* an answer that comes later is nobody's */
 		return PARLEY_E_TIMEOUT;
-	st = (int)d->resp.frame->response->status;
+	}
+	wire_frame fr = d->resp;
+	memset(&d->resp, 0, sizeof(d->resp));
+	st = (int)fr.frame->response->status;
 	if (keep != NULL && st == PARLEY_OK)
-		*keep = d->resp;
+		*keep = fr;
 	else
-		wire__frame_free(&d->resp);
+		wire__frame_free(&fr);
 	return st;
 }
 
