@@ -402,6 +402,29 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
  * signed list (the send path's rules). cb fires when the server has queued it (durable). */
 int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device,
 			      const uint8_t *packed, size_t len, parley_done_cb cb, void *user);
+/* Sends one Content (its timestamp is set here) end to end to handle: to one device of it (device != 0;
+ * the others get filler of the same length) or to every device of handle's verified signed list
+ * (device 0), with the send path's device handling (bundles, MISMATCHED / STALE retries). A message
+ * kind gets no copy to this account's other devices and no history row: for the client's own kinds
+ * (key transfers, forward history chunks). cb fires when the server has queued it (durable). */
+int client__send_content(parley_client *c, const char *handle, uint32_t device, const client_content *ct,
+			 parley_done_cb cb, void *user);
+/* One Content encrypted for each of the n devices ids (registration ids regids) of handle with this
+ * device's pairwise sessions (they exist: the caller chose the devices from client__e2e_peer_devices,
+ * i.e. from handle's verified signed list): the OutgoingMessages of a SendMessage or a ThreadForward.
+ * With only_device != 0, every other device gets `other` instead (filler). On error nothing is left
+ * allocated; else release with client__outgoing_free. */
+#define CLIENT_OUTGOING_MAX 64
+typedef struct client_outgoing {
+	Parley__Wire__OutgoingMessage msg[CLIENT_OUTGOING_MAX];
+	Parley__Wire__OutgoingMessage *msgp[CLIENT_OUTGOING_MAX];
+	uint8_t *ct[CLIENT_OUTGOING_MAX];
+	size_t n;
+} client_outgoing;
+int client__outgoing_encrypt(parley_client *c, const char *handle, const uint32_t *ids, const uint32_t *regids,
+			     size_t n, const uint8_t *pt, size_t pt_len, uint32_t only_device, const uint8_t *other,
+			     size_t other_len, client_outgoing *out);
+void client__outgoing_free(client_outgoing *o);
 
 /* requests.c: message requests on the client (tables in client.db, schema "client.requests").
  * accepted: the peers this account accepted (wrote to, from any of its devices, or parley_accept);
