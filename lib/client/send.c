@@ -517,14 +517,13 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 	return rc;
 }
 
-int client__send_content(parley_client *c, const char *handle, uint32_t device, const client_content *content,
+int client__send_content(parley_client *c, const char *handle, uint32_t device, client_content *ct,
 			 parley_done_cb cb, void *user)
 {
-	client_content ct = *content;
 	send_job *job;
 	int rc;
 
-	if (c == NULL || cb == NULL)
+	if (c == NULL || ct == NULL || cb == NULL)
 		return PARLEY_E_INVAL;
 	rc = client__e2e_begin(c, handle);
 	if (rc != PARLEY_OK)
@@ -534,7 +533,7 @@ int client__send_content(parley_client *c, const char *handle, uint32_t device, 
 	if (device != 0) {
 		rc = client__peer_listed_now(c, handle, device);
 		if (rc == PARLEY_OK && is_self(c, handle) && device == c->account.device_id) {
-			client__set_err(c, "this goes to another device than this one");
+			client__set_err(c, "this content goes to another device than this one");
 			rc = PARLEY_E_INVAL;
 		}
 		if (rc != PARLEY_OK)
@@ -545,18 +544,21 @@ int client__send_content(parley_client *c, const char *handle, uint32_t device, 
 		return PARLEY_E_NOMEM;
 	job->timestamp = client__e2e_timestamp(c);
 	job->only_device = device;
-	ct.timestamp = job->timestamp;
-	rc = client__content_encode(&ct, &job->content, &job->content_len);
+	ct->timestamp = job->timestamp;
+	rc = client__content_encode(ct, &job->content, &job->content_len);
 	if (rc == PARLEY_OK && device != 0) {
-		/* the other devices get filler: a body as long as what the chosen one gets, so both pad alike
-		 * and the server cannot tell which device got it; its bytes are zero (calloc) */
-		size_t len = ct.transfer_len + ct.payload_len + ct.body_len;
-		uint8_t *zero = parley__calloc(1, len != 0 ? len : 1);
-		ct.transfer = ct.payload = ct.body = NULL;
-		ct.transfer_len = ct.payload_len = 0;
-		ct.body = zero;
-		ct.body_len = len;
-		rc = zero == NULL ? PARLEY_E_NOMEM : client__content_encode(&ct, &job->filler, &job->filler_len);
+		/* the other devices get the same kind without its record, with a zero body of the record's
+		 * length, so both pad alike; its bytes are zero (calloc) */
+		client_content f = *ct;
+		size_t len = ct->transfer_len + ct->payload_len;
+		uint8_t *zero = parley__calloc(1, len ? len : 1);
+		f.transfer = NULL;
+		f.transfer_len = 0;
+		f.payload = NULL;
+		f.payload_len = 0;
+		f.body = zero;
+		f.body_len = len;
+		rc = zero == NULL ? PARLEY_E_NOMEM : client__content_encode(&f, &job->filler, &job->filler_len);
 		parley__free(zero);
 	}
 	job->cb = cb;
