@@ -183,6 +183,10 @@ struct parley_client {
 		uint64_t thread_id, at_ms;
 	} thread_refresh[8]; /* when a thread was last fetched for an envelope it did not explain */
 	unsigned thread_refresh_next;
+	/* forwards (thread_forward_recv.c): bundles under check (their early chunks wait with them) and the
+	 * schema flag of client.forward */
+	struct fwd_import *fwd_imports;
+	int forward_ready;
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;

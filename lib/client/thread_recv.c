@@ -18,6 +18,7 @@
 #include <parley/signal_group.h>
 
 #include "client/thread_core.h"
+#include "client/thread_forward.h"
 #include "common/alloc.h"
 #include "signal/sender_key.h"
 
@@ -299,7 +300,8 @@ void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, 
 	case CONTENT_KIND_THREAD_MESSAGE: /* only ever inside a group message */
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		break;
-	default: /* 7, 8: forward bundles (thread_forward.c) */
+	default: /* 7, 8: forward bundles and their history (thread_forward_recv.c) */
+		client__forward_receive(c, e, ct);
 		break;
 	}
 }
