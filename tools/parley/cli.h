@@ -69,6 +69,11 @@ void cli_print_digits(const char *digits);
 /* parley_trust(handle) with its report on stdout; lists the choice when it is ambiguous (cmd_trust.c). */
 int cli_trust(cli_ctx *ctx, parley_client *c, const char *handle);
 
+/* `parley thread forward` (cmd_forward.c; argv[0] = "forward"), and the line listen prints for a forward
+ * received (on_thread_forwarded). */
+int cli_thread_forward(cli_ctx *ctx, int argc, char **argv);
+void cli_print_forwarded(const parley_thread_forwarded *f);
+
 /* QR codes (qr.c): CLI_QR_QUIET modules of quiet zone around the symbol, CLI_QR_SCALE pixels per
  * module in a PNG. Errors: PARLEY_E_TOO_LARGE (empty payload or one that no QR version holds),
  * PARLEY_E_NOMEM, PARLEY_E_IO (output; err names the file). */
