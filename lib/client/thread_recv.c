@@ -36,17 +36,19 @@ static void seen(parley_client *c, const Parley__Wire__Envelope *e)
 	(void)client__e2e_seen(c, e->server_id, 1, &s);
 }
 
-/* A refresh of thread_id (ThreadGet, verify, apply) unless one ran very recently; *started. */
+/* A refresh of thread_id (entity, ThreadGet, verify, apply) unless one ran very recently: *started = 1
+ * when one starts now, 2 when one ran (or runs) within REFRESH_GUARD_MS, 0 when none could start. */
 static void refresh(parley_client *c, uint64_t thread_id, const char *entity, const char *retry_handle, int *started)
 {
 	uint64_t now = client__now_ms();
 	thread_op *o;
 	int rc;
 
-	*started = 0;
+	*started = 2;
 	for (size_t i = 0; i < sizeof(c->thread_refresh) / sizeof(c->thread_refresh[0]); i++)
 		if (c->thread_refresh[i].thread_id == thread_id && c->thread_refresh[i].at_ms + REFRESH_GUARD_MS > now)
 			return;
+	*started = 0;
 	o = client__thread_op_new(c, TK_REFRESH, thread_id, entity, NULL, &rc);
 	if (o == NULL)
 		return;
@@ -66,8 +68,16 @@ void client__thread_refreshed(parley_client *c, thread_op *o, int status)
 			c->ev.on_error(c, (parley_err)status, o->retry_handle, 0, c->ev.user);
 		return;
 	}
-	if (o->retry_handle[0] != '\0' && client__quarantine_mark(c, o->retry_handle) == PARLEY_OK)
-		client__recv_retry_quarantine(c);
+	/* every member's waiting envelopes: a refresh from a push explains them as well as one from an
+	 * envelope */
+	thread_member m[THREAD_MEMBERS_MAX];
+	size_t n = 0;
+	if (o->retry_handle[0] != '\0')
+		(void)client__quarantine_mark(c, o->retry_handle);
+	if (client__thread_members(c, o->thread_id, m, THREAD_MEMBERS_MAX, &n) == PARLEY_OK)
+		for (size_t i = 0; i < n; i++)
+			(void)client__quarantine_mark(c, m[i].handle);
+	client__recv_retry_quarantine(c);
 }
 
 /* The sender's standing: a member device that signatures vouch for (PARLEY_OK), with its role. */
@@ -81,8 +91,9 @@ static int check_sender(parley_client *c, const client_thread *t, const parley_e
 	if (rc != PARLEY_OK)
 		return rc;
 	if (!found) {
+		/* fetched a moment ago (or under way): what it brings retries the quarantine, so this waits */
 		refresh(c, t->thread_id, t->entity, e->sender_handle, &started);
-		*pending = started;
+		*pending = started != 0;
 		return PARLEY_E_NOT_THREAD_MEMBER;
 	}
 	/* staff who left the staff list left the thread */
@@ -165,6 +176,7 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 
 	*pending = 0;
 	if (e->thread_id == 0 || e->content.len == 0 || e->content.len > PARLEY_GROUP_MAX_MESSAGE) {
+		client__set_err(c, "a group message without a thread or content");
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		seen(c, e);
 		return PARLEY_OK;
@@ -172,7 +184,7 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	rc = client__thread_load(c, e->thread_id, &t);
 	if (rc == PARLEY_E_NO_SUCH_THREAD) {
 		refresh(c, e->thread_id, NULL, e->sender_handle, &started);
-		*pending = started;
+		*pending = started != 0;
 		return rc;
 	}
 	if (rc == PARLEY_OK)
@@ -180,6 +192,14 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	if (rc == PARLEY_OK)
 		rc = check_sender(c, &t, ent, e, &m, pending);
 	if (rc == PARLEY_OK && e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PAYMENT_REQUEST && !payment_allowed(ent, &m)) {
+		/* the rules may have changed since this device verified the list: the entity is fetched once
+		 * and the request waits for it; then the signed rules decide */
+		refresh(c, t.thread_id, t.entity, e->sender_handle, &started);
+		if (started == 1) {
+			*pending = 1;
+			rc = PARLEY_E_PAYMENT_NOT_ALLOWED;
+			goto out;
+		}
 		/* the server should have refused it; the signed rules say no: dropped */
 		client__set_err(c, "a payment request from %s, who may not send one", e->sender_handle);
 		report(c, PARLEY_E_PAYMENT_NOT_ALLOWED, e);
@@ -201,6 +221,8 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	pt[pt_len] = '\0';
 	if (client__content_decode(pt, pt_len, &ct) != PARLEY_OK || ct.kind != CONTENT_KIND_THREAD_MESSAGE ||
 	    ct.thread_id != e->thread_id || ct.timestamp != e->client_timestamp) {
+		client__set_err(c, "a group message of thread %llu whose content is no message of that thread",
+				(unsigned long long)e->thread_id);
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 	} else {
 		((uint8_t *)ct.body)[ct.body_len] = '\0'; /* inside pt: what follows is no longer needed */
@@ -251,8 +273,10 @@ static void got_sender_key(parley_client *c, const Parley__Wire__Envelope *e, co
 
 	client__thread_distribution_id(ct->thread_id, want);
 	/* the key must be for the thread the Content names, or a message of one thread could pass as another's */
-	if (rc == PARLEY_OK && memcmp(d.distribution_id, want, sizeof(want)) != 0)
+	if (rc == PARLEY_OK && memcmp(d.distribution_id, want, sizeof(want)) != 0) {
+		client__set_err(c, "a sender key for another thread than the one it names");
 		rc = PARLEY_E_INVALID_MESSAGE;
+	}
 	sodium_memzero(&d, sizeof(d));
 	if (rc == PARLEY_OK)
 		rc = parley_group_process_distribution(&c->sigstore, &a, ct->payload, ct->payload_len, NULL);
@@ -298,6 +322,7 @@ void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, 
 		got_key_request(c, e, ct);
 		break;
 	case CONTENT_KIND_THREAD_MESSAGE: /* only ever inside a group message */
+		client__set_err(c, "a thread message outside a group message");
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		break;
 	default: /* 7, 8: forward bundles and their history (thread_forward_recv.c) */

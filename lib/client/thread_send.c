@@ -230,6 +230,14 @@ int client__thread_send_build(parley_client *c, thread_op *o)
 
 	if (rc != PARLEY_OK)
 		return rc;
+	if (o->flags & PARLEY_THREAD_SEND_PAYMENT) {
+		/* only staff whose effective rules in the verified list allow it (the server checks too) */
+		const wire_staff_member *me = wire__stafflist_find(&o->ent->sl, c->account.account_id);
+		if (me == NULL || !(wire__stafflist_effective_rules(&o->ent->sl, me) & WIRE_RULE_MAY_PAY)) {
+			client__set_err(c, "you may not send payment requests for %s (rule may_pay)", o->entity);
+			return PARLEY_E_PAYMENT_NOT_ALLOWED;
+		}
+	}
 	if (o->timestamp == 0)
 		o->timestamp = client__e2e_timestamp(c);
 	memset(&ct, 0, sizeof(ct));
