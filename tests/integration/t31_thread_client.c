@@ -27,6 +27,7 @@
 #include "client/thread_core.h"
 #include "wire/threadev.h"
 #include "harness.h"
+#include "scan.h"
 
 static srv s;
 static char url[128];
@@ -155,10 +156,24 @@ static void customer_admin(void)
 	IT_EQ(pump(admin, &in_admin, 2), 2);
 }
 
+static int exec_db(const char *sql);
+static uint64_t account_id(const char *handle);
+
 static void add_member(void)
 {
+	char sql[256];
+
 	IT_EQ(parley_thread_add(admin, tid, "dave"), PARLEY_OK);
 	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-after-add", 13, 0), PARLEY_OK);
+	/* carol's sender key never reaches dave (the server drops the pairwise envelopes): the message
+	 * waits in dave's quarantine, dave asks carol (kind 6), carol answers, the message decrypts */
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM messages WHERE account_id = %llu AND id NOT IN (SELECT message_id FROM thread_envelopes)",
+		 (unsigned long long)account_id("dave"));
+	IT_CHECK(exec_db(sql) >= 1);
+	parley_client_disconnect(agent2);
+	IT_EQ(pump(agent2, &in_agent2, 1), 0);
+	pump(cust, &in_cust, 99); /* carol gets the request and sends her key again */
 	IT_EQ(pump(agent2, &in_agent2, 1), 1);
 	IT_CHECK(strcmp(in_agent2.last, "t31-after-add") == 0);
 	/* the admin writes too: dave now holds the sender keys of both (what a replay would give back) */
@@ -365,6 +380,17 @@ static void forged_event(void)
 	}
 }
 
+/* The server's files hold no message text: a message queued for every member is not in them, while
+ * the same scan finds the customer's handle (the control: the scan reads those files). */
+static void no_plaintext(void)
+{
+	const char *marker = "t31-marker-plaintext-7f3a";
+
+	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)marker, strlen(marker), 0), PARLEY_OK);
+	IT_EQ(srv_scan(&s, marker, strlen(marker), 1), SCAN_CLEAN);
+	IT_CHECK(srv_scan(&s, "carol", 5, 1) & SCAN_FOUND);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -376,6 +402,7 @@ int main(void)
 	IT_RUN(payment);
 	IT_RUN(first_responder);
 	IT_RUN(forged_event);
+	IT_RUN(no_plaintext);
 	parley_client_free(admin);
 	parley_client_free(agent);
 	parley_client_free(agent2);

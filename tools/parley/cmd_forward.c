@@ -50,7 +50,7 @@ int cli_thread_forward(cli_ctx *ctx, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-void cli_print_forwarded(const parley_thread_forwarded *f)
+void cli_on_forwarded(parley_client *c, const parley_thread_forwarded *f, void *user)
 {
 	char from[PARLEY_HANDLE_MAX + 1], entity[PARLEY_HANDLE_MAX + 1];
 
