@@ -12,6 +12,9 @@
  *                      read by bob although carol's own sender key to him was deleted from his queue
  *                      (the bundle's key suffices); the server's files hold neither note nor history.
  *   chunk_other_device a history chunk of that forward sent by eve: refused, nothing added.
+ *   admin_bad_keys     bundles from alice's (admin) device with the thread's real events but a sender key
+ *                      of a non-member, of another thread, or for bob's own device: refused, nothing
+ *                      imported.
  *   kill9              parleyd SIGKILLed right after a forward went out: after the restart the forward is
  *                      wholly there or wholly absent (handling agent, bundle envelope), and a retry
  *                      completes it.
@@ -388,6 +391,74 @@ static void chunk_other_device(void)
 	IT_EQ(thread_history(bob), before);
 }
 
+/* An admin's own device sends bundles with the thread's real events but a bad sender key: for eve (no
+ * member of the thread), for another thread's distribution id, for bob's own device. Each refused with
+ * its reason, nothing of it imported (no key of eve; bob's own key untouched). */
+static void admin_bad_keys(void)
+{
+	uint8_t **evs = NULL, did[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], skdm[3][PARLEY_GROUP_DISTRIBUTION_MAX];
+	size_t *lens = NULL, nev = 0, skdm_len[3] = {0};
+	parley_signal_address eve1 = {"eve", 1}, carol1 = {"carol", 1}, bob1 = {"bob", 1};
+	static const char *const why[3] = {"no member", "not one of thread", "this very device"};
+	int invalid = bob_seen.forward_invalid;
+	uint8_t before[PARLEY_GROUP_DISTRIBUTION_MAX], after[PARLEY_GROUP_DISTRIBUTION_MAX];
+	size_t before_len = 0, after_len = 0;
+
+	/* the agent answers: his own sender key exists from now on */
+	IT_EQ(parley_thread_send(bob, thread_id, (const uint8_t *)"bob here", 8, 0), PARLEY_OK);
+	IT_EQ(client__thread_events(alice, thread_id, &evs, &lens, &nev), PARLEY_OK);
+	client__thread_distribution_id(thread_id, did);
+	IT_EQ(parley_group_create_distribution(&eve->sigstore, &eve1, did, skdm[0], sizeof skdm[0], &skdm_len[0]),
+	      PARLEY_OK);
+	client__thread_distribution_id(thread_id + 1000, did); /* another thread's id */
+	IT_EQ(parley_group_create_distribution(&eve->sigstore, &carol1, did, skdm[1], sizeof skdm[1], &skdm_len[1]),
+	      PARLEY_OK);
+	client__thread_distribution_id(thread_id, did);
+	IT_EQ(parley_group_create_distribution(&eve->sigstore, &bob1, did, skdm[2], sizeof skdm[2], &skdm_len[2]),
+	      PARLEY_OK);
+	IT_EQ(sender_key__export_distribution(&bob->sigstore, &bob1, did, before, sizeof before, &before_len),
+	      PARLEY_OK);
+	for (int k = 0; k < 3; k++) {
+		ProtobufCBinaryData *pe = calloc(nev, sizeof(*pe));
+		Parley__Wire__ForwardSenderKey key = PARLEY__WIRE__FORWARD_SENDER_KEY__INIT, *kp[1] = {&key};
+		Parley__Wire__ForwardBundle b = PARLEY__WIRE__FORWARD_BUNDLE__INIT;
+		uint8_t *buf;
+		size_t len;
+
+		for (size_t i = 0; i < nev; i++) {
+			pe[i].data = evs[i];
+			pe[i].len = lens[i];
+		}
+		b.forward_id = 900 + (uint64_t)k;
+		b.thread_id = thread_id;
+		b.entity = (char *)"acme";
+		b.staff_version = 3;
+		b.events = pe;
+		b.n_events = nev;
+		key.handle = (char *)(k == 0 ? "eve" : k == 1 ? "carol" : "bob");
+		key.device = 1;
+		key.distribution.data = skdm[k];
+		key.distribution.len = skdm_len[k];
+		b.sender_keys = kp;
+		b.n_sender_keys = 1;
+		b.note = (char *)"";
+		len = parley__wire__forward_bundle__get_packed_size(&b);
+		buf = malloc(len);
+		parley__wire__forward_bundle__pack(&b, buf);
+		IT_EQ(send_raw(alice, CONTENT_KIND_FORWARD, buf, len), PARLEY_OK);
+		for (int i = 0; i < 50 && bob_seen.forward_invalid == invalid + k; i++)
+			run(bob, 1);
+		IT_EQ(bob_seen.forward_invalid, invalid + k + 1);
+		IT_CHECK(strstr(parley_client_errmsg(bob), why[k]) != NULL);
+		free(buf);
+		free(pe);
+	}
+	IT_CHECK(!holds_key(bob, "eve", 1));
+	IT_EQ(sender_key__export_distribution(&bob->sigstore, &bob1, did, after, sizeof after, &after_len), PARLEY_OK);
+	IT_CHECK(before_len == after_len && memcmp(before, after, before_len) == 0);
+	client__thread_events_free(evs, lens, nev);
+}
+
 static void kill9(void)
 {
 	uint64_t agent;
@@ -433,6 +504,7 @@ int main(void)
 	IT_RUN(refusals);
 	IT_RUN(forward);
 	IT_RUN(chunk_other_device);
+	IT_RUN(admin_bad_keys);
 	IT_RUN(kill9);
 	parley_client_free(alice);
 	parley_client_free(bob);
