@@ -7,10 +7,11 @@
  *                      sender key of it is imported.
  *   refusals           forward by a non-admin (dave), to a non-member (eve), over a thread of another
  *                      entity (alice's globex thread to bob): nothing stored, nothing received.
- *   forward            carol writes 3 messages; alice forwards with a note and history 10: bob gets the
- *                      note, then the 3 messages (complete) in his thread history; carol's next message is
- *                      read by bob although carol's own sender key to him was deleted from his queue
- *                      (the bundle's key suffices); the server's files hold neither note nor history.
+ *   forward            carol writes; alice answers, adds bob (a new epoch of every key), carol's key to
+ *                      bob is deleted from his queue; alice forwards (HANDLING alone) with a note and
+ *                      history 10: bob gets the note and the 5 messages (complete) in his thread history,
+ *                      and reads carol's next message with the bundle's key, nothing from carol; the
+ *                      server's files hold neither note nor history.
  *   chunk_other_device a history chunk of that forward sent by eve: refused, nothing added.
  *   admin_bad_keys     bundles from alice's (admin) device with the thread's real events but a sender key
  *                      of a non-member, of another thread, or for bob's own device: refused, nothing
@@ -314,39 +315,65 @@ static void refusals(void)
 	IT_EQ(bob_seen.forwarded, 0);
 }
 
-static void forward(void)
+/* Deletes carol's pairwise envelopes (her sender key) from bob's queue; how many. */
+static int64_t drop_carols_keys_to_bob(void)
 {
-	static const char note[] = "note-for-bob-7f3a: VIP customer, refund approved";
-	sqlite3 *db;
+	sqlite3 *db = it_server_db(&s);
 	char sql[256];
-	int64_t deleted;
+	int64_t n;
 
-	/* alice answers once: her own sender key exists and goes into the bundle too */
-	IT_EQ(parley_thread_send(alice, thread_id, (const uint8_t *)"we are on it", 12, 0), PARLEY_OK);
-	IT_EQ(thread_history(alice), 4);
-	IT_EQ(parley_thread_forward(alice, thread_id, "bob", note, 10), PARLEY_OK);
-	IT_EQ(handling_agent(), account_id("bob"));
-	for (int i = 0; i < 80 && !bob_seen.complete; i++)
-		run(bob, 1);
-	IT_EQ(bob_seen.forwarded, 1);
-	IT_CHECK(strcmp(bob_seen.note, note) == 0);
-	IT_EQ(bob_seen.history, 4);
-	IT_EQ(bob_seen.complete, 1);
-	IT_EQ(thread_history(bob), 4);
-	IT_CHECK(holds_key(bob, "carol", 1));
-	IT_CHECK(holds_key(bob, "alice", 1));
-
-	/* carol writes again; her own sender key to bob (pairwise) is deleted from bob's queue before he
-	 * reads it: the forwarded key must do */
-	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"after the forward", 17, 0), PARLEY_OK);
-	db = it_server_db(&s);
 	snprintf(sql, sizeof sql,
 		 "DELETE FROM messages WHERE account_id = %llu AND sender_handle = 'carol' AND type IN (1, 2)",
 		 (unsigned long long)account_id("bob"));
 	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	deleted = sqlite3_changes(db);
+	n = sqlite3_changes(db);
 	sqlite3_close(db);
-	fprintf(stderr, "# carol's pairwise envelopes deleted from bob's queue: %lld\n", (long long)deleted);
+	return n;
+}
+
+static void bob_connects(void)
+{
+	parley_thread_info info;
+	IT_EQ(parley_thread_get(bob, thread_id, &info), PARLEY_OK);
+}
+
+/* bob is a member already (ADD: every member starts a new epoch of its key), carol's key for that epoch
+ * never reaches him (deleted from his queue); then the forward (HANDLING alone: no new epoch) carries
+ * it, at alice's position: carol's NEXT message is read with it, with nothing from carol. */
+static void forward(void)
+{
+	static const char note[] = "note-for-bob-7f3a: VIP customer, refund approved";
+
+	/* alice answers once: her own sender key exists and goes into the bundle too */
+	IT_EQ(parley_thread_send(alice, thread_id, (const uint8_t *)"we are on it", 12, 0), PARLEY_OK);
+	IT_EQ(parley_thread_add(alice, thread_id, "bob"), PARLEY_OK);
+	parley_client_disconnect(bob); /* nothing pushed to him until he connects again */
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"before the forward", 18, 0), PARLEY_OK);
+	IT_EQ(drop_carols_keys_to_bob(), 1);
+	for (int i = 0; i < 50 && thread_history(alice) < 5; i++)
+		run(alice, 1);
+	IT_EQ(thread_history(alice), 5);
+
+	IT_EQ(parley_thread_forward(alice, thread_id, "bob", note, 10), PARLEY_OK);
+	IT_EQ(handling_agent(), account_id("bob"));
+	bob_connects();
+	for (int i = 0; i < 80 && !bob_seen.complete; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forwarded, 1);
+	IT_CHECK(strcmp(bob_seen.note, note) == 0);
+	IT_EQ(bob_seen.history, 5);
+	IT_EQ(bob_seen.complete, 1);
+	IT_EQ(thread_history(bob), 5); /* "before the forward" too: he could not decrypt it, the history has it */
+	IT_CHECK(holds_key(bob, "carol", 1));
+	IT_CHECK(holds_key(bob, "alice", 1));
+
+	/* carol writes again: bob got "her key" for this epoch as far as her client knows, so nothing more
+	 * comes from her; whatever pairwise envelope of hers there is goes too */
+	parley_client_disconnect(bob);
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"after the forward", 17, 0), PARLEY_OK);
+	fprintf(stderr, "# carol's pairwise envelopes deleted after the forward: %lld\n",
+		(long long)drop_carols_keys_to_bob());
+	bob_connects();
 	for (int i = 0; i < 50 && strcmp(bob_seen.last, "after the forward") != 0; i++)
 		run(bob, 1);
 	IT_CHECK(strcmp(bob_seen.last, "after the forward") == 0);
