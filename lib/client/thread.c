@@ -385,13 +385,19 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 	case TK_OPEN:
 		client__thread_run(c, o, TS_CUSTOMER);
 		return;
-	default:
+	default: {
+		client_thread t;
 		/* a ThreadGet came first (the entity was not known): its events now */
 		if (o->gev != NULL)
 			client__thread_run(c, o, TS_CUSTOMER);
+		/* a send to a thread this device verified goes at its kept membership version: the server
+		 * answers STALE_MEMBERSHIP if it moved on (then the thread is fetched, once) */
+		else if (o->kind == TK_SEND && client__thread_load(c, o->thread_id, &t) == PARLEY_OK)
+			after_apply(c, o);
 		else
 			client__thread_run(c, o, TS_GET);
 		return;
+	}
 	}
 }
 
