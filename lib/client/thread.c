@@ -385,13 +385,19 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 	case TK_OPEN:
 		client__thread_run(c, o, TS_CUSTOMER);
 		return;
-	default:
+	default: {
+		client_thread t;
 		/* a ThreadGet came first (the entity was not known): its events now */
 		if (o->gev != NULL)
 			client__thread_run(c, o, TS_CUSTOMER);
+		/* a send to a thread this device verified goes at its kept membership version: the server
+		 * answers STALE_MEMBERSHIP if it moved on (then the thread is fetched, once) */
+		else if (o->kind == TK_SEND && client__thread_load(c, o->thread_id, &t) == PARLEY_OK)
+			after_apply(c, o);
 		else
 			client__thread_run(c, o, TS_GET);
 		return;
+	}
 	}
 }
 
@@ -584,4 +590,50 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 	}
 	if (rc != PARLEY_OK)
 		client__thread_finish(c, o, rc);
+}
+
+int client__thread_senders(parley_client *c, uint64_t thread_id, client_thread_sender *out, size_t max, size_t *n)
+{
+	thread_member m[THREAD_MEMBERS_MAX];
+	uint32_t ids[WIRE_DEVLIST_MAX];
+	uint8_t dist[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN];
+	parley_entity *ent = NULL;
+	client_thread t;
+	size_t nm = 0, nd = 0;
+	int rc = client__thread_load(c, thread_id, &t);
+
+	*n = 0;
+	if (rc == PARLEY_OK)
+		rc = client__entity_kept(c, t.entity, &ent);
+	if (rc == PARLEY_OK)
+		rc = client__thread_members(c, thread_id, m, THREAD_MEMBERS_MAX, &nm);
+	client__thread_distribution_id(thread_id, dist);
+	for (size_t i = 0; rc == PARLEY_OK && i < nm && *n < max; i++) {
+		/* only devices the verified lists name (a member without a kept list has none here) */
+		if (client__thread_member_devices(c, ent, &m[i], ids, WIRE_DEVLIST_MAX, &nd) != PARLEY_OK)
+			continue;
+		for (size_t j = 0; j < nd && *n < max; j++) {
+			parley_signal_address a = {m[i].handle, ids[j]};
+			const uint8_t *data = NULL;
+			size_t len = 0;
+			if (c->sigstore.load_sender_key(c->sigstore.user, &a, dist, &data, &len) != PARLEY_OK)
+				continue;
+			snprintf(out[*n].handle, sizeof(out[*n].handle), "%s", m[i].handle);
+			out[(*n)++].device = ids[j];
+		}
+	}
+	/* this device's own key, whether or not a kept list names it */
+	parley_signal_address self = {c->account.handle, c->account.device_id};
+	const uint8_t *data = NULL;
+	size_t len = 0;
+	int listed = 0;
+	for (size_t i = 0; i < *n; i++)
+		listed |= out[i].device == self.device_id && strcmp(out[i].handle, self.name) == 0;
+	if (rc == PARLEY_OK && !listed && *n < max &&
+	    c->sigstore.load_sender_key(c->sigstore.user, &self, dist, &data, &len) == PARLEY_OK) {
+		snprintf(out[*n].handle, sizeof(out[*n].handle), "%s", self.name);
+		out[(*n)++].device = self.device_id;
+	}
+	parley_entity_free(ent);
+	return rc;
 }

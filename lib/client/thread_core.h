@@ -2,8 +2,8 @@
  * the local thread state beyond thread_internal.h's contract, and the staged thread op.
  *
  *   thread.c        distribution id, conversation name, the thread op's engine (stages, requests)
- *   thread_state.c  client.db schema "client.threads": threads, members, events (verified replay),
- *                   own sender-key epochs, who got which epoch, bounded key requests, unread
+ *   thread_state.c  client.db schema "client.threads": threads, members, events (verified replay)
+ *   thread_local.c  own sender-key epochs, who got which epoch, bounded key requests, unread
  *   thread_send.c   sender-key distribution (Content kind 5), rotation, the group send
  *   thread_recv.c   group envelopes, kinds 5/6 over pairwise sessions, ThreadChanged pushes
  *   thread_api.c    the public entry points and their blocking variants
@@ -17,8 +17,10 @@
 #define THREAD_MEMBERS_MAX (PARLEY_THREAD_MEMBERS_MAX + 1)
 #define THREAD_KEY_REQUEST_MS (10u * 60u * 1000u) /* one kind-6 request per sender device and thread */
 
-/* ---- thread_state.c ---- */
+/* ---- thread_state.c, thread_local.c ---- */
 int client__thread_ready(parley_client *c);
+/* Prepares sql on client.db (schema migrated) with thread_id bound as parameter 1. */
+int client__thread_prep(parley_client *c, const char *sql, uint64_t thread_id, sqlite3_stmt **st);
 
 typedef struct thread_member {
 	uint64_t account;

@@ -9,6 +9,7 @@
  *   thread_sent_keys    which devices of which member got our sender key of which epoch
  *   thread_key_requests when we last asked a sender device for its key (a bounded kind-6 request)
  *   thread_epoch_keys   our SKDM at the start of the current epoch (answers to kind-6 requests)
+ * (the last four, and unread, are kept by thread_local.c)
  *
  * Membership is never taken from the server's word: it is the replay of the signed events against the
  * verified staff list (client__thread_apply), whose roles follow docs/protocol.md §13.3.
@@ -66,8 +67,7 @@ int client__thread_ready(parley_client *c)
 	return PARLEY_OK;
 }
 
-/* prepare with the thread id bound as parameter 1 */
-static int prep_id(parley_client *c, const char *sql, uint64_t thread_id, sqlite3_stmt **st)
+int client__thread_prep(parley_client *c, const char *sql, uint64_t thread_id, sqlite3_stmt **st)
 {
 	int rc = client__thread_ready(c);
 	if (rc == PARLEY_OK)
@@ -86,7 +86,7 @@ static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
 int client__thread_load(parley_client *c, uint64_t thread_id, client_thread *out)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c,
+	int rc = client__thread_prep(c,
 			 "SELECT entity, customer, customer_account, status, handling_agent, lock_holder,"
 			 " membership_version, staff FROM threads WHERE thread_id = ?",
 			 thread_id, &st);
@@ -116,7 +116,7 @@ int client__thread_load(parley_client *c, uint64_t thread_id, client_thread *out
 int client__thread_members(parley_client *c, uint64_t thread_id, thread_member *out, size_t max, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "SELECT account, handle, role FROM thread_members WHERE thread_id = ? ORDER BY role, account",
+	int rc = client__thread_prep(c, "SELECT account, handle, role FROM thread_members WHERE thread_id = ? ORDER BY role, account",
 			 thread_id, &st);
 
 	*n = 0;
@@ -216,7 +216,7 @@ static int kept_event(parley_client *c, uint64_t thread_id, uint64_t version, co
 		      int *same)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "SELECT blob FROM thread_events WHERE thread_id = ? AND version = ?", thread_id, &st);
+	int rc = client__thread_prep(c, "SELECT blob FROM thread_events WHERE thread_id = ? AND version = ?", thread_id, &st);
 
 	*same = 0;
 	if (rc != PARLEY_OK)
@@ -417,11 +417,11 @@ static int save_replay(parley_client *c, const replay *r)
 	sqlite3_bind_int(st, 11, r->removed_any);
 	rc = client__sql_done(c, st);
 	if (rc == PARLEY_OK)
-		rc = prep_id(c, "DELETE FROM thread_members WHERE thread_id = ?", r->t.thread_id, &st);
+		rc = client__thread_prep(c, "DELETE FROM thread_members WHERE thread_id = ?", r->t.thread_id, &st);
 	if (rc == PARLEY_OK)
 		rc = client__sql_done(c, st);
 	for (size_t i = 0; rc == PARLEY_OK && i < r->n; i++) {
-		rc = prep_id(c, "INSERT INTO thread_members (thread_id, account, handle, role) VALUES (?, ?, ?, ?)",
+		rc = client__thread_prep(c, "INSERT INTO thread_members (thread_id, account, handle, role) VALUES (?, ?, ?, ?)",
 			     r->t.thread_id, &st);
 		if (rc != PARLEY_OK)
 			break;
@@ -436,7 +436,7 @@ static int save_replay(parley_client *c, const replay *r)
 static int save_event(parley_client *c, uint64_t thread_id, uint64_t version, const uint8_t *blob, size_t len)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "INSERT INTO thread_events (thread_id, version, blob) VALUES (?, ?, ?)", thread_id, &st);
+	int rc = client__thread_prep(c, "INSERT INTO thread_events (thread_id, version, blob) VALUES (?, ?, ?)", thread_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
@@ -545,7 +545,7 @@ int client__thread_prune(parley_client *c, uint64_t thread_id, const parley_enti
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++) {
 		if (m[i].role == PARLEY_ROLE_NONE || wire__stafflist_find(&ent->sl, m[i].account) != NULL)
 			continue;
-		rc = prep_id(c, "DELETE FROM thread_members WHERE thread_id = ? AND account = ?", thread_id, &st);
+		rc = client__thread_prep(c, "DELETE FROM thread_members WHERE thread_id = ? AND account = ?", thread_id, &st);
 		if (rc == PARLEY_OK) {
 			sqlite3_bind_int64(st, 2, (sqlite3_int64)m[i].account);
 			rc = client__sql_done(c, st);
@@ -561,7 +561,7 @@ int client__thread_events(parley_client *c, uint64_t thread_id, uint8_t ***event
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 16;
-	int rc = prep_id(c, "SELECT blob FROM thread_events WHERE thread_id = ? ORDER BY version", thread_id, &st);
+	int rc = client__thread_prep(c, "SELECT blob FROM thread_events WHERE thread_id = ? ORDER BY version", thread_id, &st);
 
 	*events = NULL;
 	*lens = NULL;
@@ -612,196 +612,3 @@ void client__thread_events_free(uint8_t **events, size_t *lens, size_t n)
 	parley__free(lens);
 }
 
-/* ---- own sender key, distribution bookkeeping, unread ---- */
-
-int client__thread_epoch(parley_client *c, uint64_t thread_id, uint64_t *epoch, int *rotate)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "SELECT own_epoch, rotate FROM threads WHERE thread_id = ?", thread_id, &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*epoch = (uint64_t)sqlite3_column_int64(st, 0);
-		*rotate = sqlite3_column_int(st, 1);
-		rc = PARLEY_OK;
-	} else {
-		rc = rc == SQLITE_DONE ? PARLEY_E_NO_SUCH_THREAD : client__sql_err(c);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int exec_id(parley_client *c, const char *sql, uint64_t thread_id)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, sql, thread_id, &st);
-	return rc == PARLEY_OK ? client__sql_done(c, st) : rc;
-}
-
-int client__thread_set_rotate(parley_client *c, uint64_t thread_id)
-{
-	return exec_id(c, "UPDATE threads SET rotate = 1 WHERE thread_id = ?", thread_id);
-}
-
-int client__thread_rotated(parley_client *c, uint64_t thread_id)
-{
-	return exec_id(c, "UPDATE threads SET rotate = 0, own_epoch = own_epoch + 1 WHERE thread_id = ?", thread_id);
-}
-
-int client__thread_key_sent(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
-			    const uint32_t *devices, size_t n, int *sent)
-{
-	int rc = PARLEY_OK;
-
-	*sent = 1;
-	for (size_t i = 0; rc == PARLEY_OK && *sent && i < n; i++) {
-		sqlite3_stmt *st = NULL;
-		rc = prep_id(c, "SELECT 1 FROM thread_sent_keys WHERE thread_id = ? AND epoch = ? AND handle = ? AND device = ?",
-			     thread_id, &st);
-		if (rc != PARLEY_OK)
-			break;
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-		sqlite3_bind_text(st, 3, handle, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, devices[i]);
-		int step = sqlite3_step(st);
-		*sent = step == SQLITE_ROW;
-		if (step != SQLITE_ROW && step != SQLITE_DONE)
-			rc = client__sql_err(c);
-		sqlite3_finalize(st);
-	}
-	return rc;
-}
-
-int client__thread_key_record(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
-			      const uint32_t *devices, size_t n)
-{
-	int rc = PARLEY_OK;
-
-	for (size_t i = 0; rc == PARLEY_OK && i < n; i++) {
-		sqlite3_stmt *st = NULL;
-		rc = prep_id(c, "INSERT OR IGNORE INTO thread_sent_keys (thread_id, epoch, handle, device) VALUES (?, ?, ?, ?)",
-			     thread_id, &st);
-		if (rc != PARLEY_OK)
-			break;
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-		sqlite3_bind_text(st, 3, handle, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, devices[i]);
-		rc = client__sql_done(c, st);
-	}
-	return rc;
-}
-
-int client__thread_request_allowed(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device,
-				   int *allowed)
-{
-	sqlite3_stmt *st = NULL;
-	uint64_t now = client__now_ms();
-	int rc = prep_id(c,
-			 "INSERT INTO thread_key_requests (thread_id, handle, device, at_ms) VALUES (?1, ?2, ?3, ?4)"
-			 " ON CONFLICT(thread_id, handle, device) DO UPDATE SET at_ms = ?4 WHERE at_ms + ?5 <= ?4",
-			 thread_id, &st);
-
-	*allowed = 0;
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_text(st, 2, handle, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, device);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-	sqlite3_bind_int64(st, 5, THREAD_KEY_REQUEST_MS);
-	rc = client__sql_done(c, st);
-	/* a row written now (new, or the old one aged out) means a request may go */
-	if (rc == PARLEY_OK)
-		*allowed = sqlite3_changes(client__state_db(c->state)) > 0;
-	return rc;
-}
-
-int client__thread_unread_add(parley_client *c, uint64_t thread_id, unsigned n)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "UPDATE threads SET unread = CASE WHEN ?2 = 0 THEN 0 ELSE unread + ?2 END WHERE thread_id = ?1",
-			 thread_id, &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, n);
-	return client__sql_done(c, st);
-}
-
-int client__thread_unread(parley_client *c, uint64_t thread_id, unsigned *n)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "SELECT unread FROM threads WHERE thread_id = ?", thread_id, &st);
-
-	*n = 0;
-	if (rc != PARLEY_OK)
-		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*n = (unsigned)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return PARLEY_OK;
-}
-
-int client__thread_times(parley_client *c, uint64_t thread_id, uint64_t created_ms, uint64_t updated_ms)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "UPDATE threads SET created_ms = ?2, updated_ms = MAX(updated_ms, ?3) WHERE thread_id = ?1",
-			 thread_id, &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)created_ms);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)updated_ms);
-	return client__sql_done(c, st);
-}
-
-int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size_t max, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = client__thread_ready(c);
-
-	*n = 0;
-	if (rc == PARLEY_OK)
-		rc = client__sql_prep(c,
-				      entity != NULL ? "SELECT thread_id FROM threads WHERE entity = ? ORDER BY thread_id DESC"
-						     : "SELECT thread_id FROM threads WHERE staff = 0 ORDER BY thread_id DESC",
-				      &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	if (entity != NULL)
-		sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-	while (*n < max && sqlite3_step(st) == SQLITE_ROW)
-		ids[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return PARLEY_OK;
-}
-
-int client__thread_epoch_key(parley_client *c, uint64_t thread_id, uint64_t epoch, uint8_t *skdm, size_t cap,
-			     size_t *len, int *found)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "SELECT skdm FROM thread_epoch_keys WHERE thread_id = ? AND epoch = ?", thread_id, &st);
-
-	*found = 0;
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
-		*len = (size_t)sqlite3_column_bytes(st, 0);
-		memcpy(skdm, sqlite3_column_blob(st, 0), *len);
-		*found = 1;
-	}
-	sqlite3_finalize(st);
-	return PARLEY_OK;
-}
-
-int client__thread_epoch_key_save(parley_client *c, uint64_t thread_id, uint64_t epoch, const uint8_t *skdm,
-				  size_t len)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prep_id(c, "INSERT OR REPLACE INTO thread_epoch_keys (thread_id, epoch, skdm) VALUES (?, ?, ?)",
-			 thread_id, &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-	sqlite3_bind_blob(st, 3, skdm, (int)len, SQLITE_STATIC);
-	return client__sql_done(c, st);
-}

@@ -3,7 +3,10 @@
  *   customer_admin   a customer writes to the entity: the thread opens (signed OPEN), the admin and the
  *                    default agent receive and decrypt it; the admin answers: the customer decrypts it
  *                    and sees the entity's handle as the sender, never the admin's.
- *   add_member       an added agent (signed ADD) reads the next messages.
+ *   add_member       an added agent (signed ADD) reads the next messages: the customer, offline during
+ *                    the ADD, sends at the old version and retries after STALE_MEMBERSHIP; the agent
+ *                    misses the customer's key (the test drops it on the server): the message waits,
+ *                    the agent asks (kind 6), the customer answers, it decrypts.
  *   remove_rekey     after a REMOVE the remaining members rotate: every later group envelope, copied
  *                    into the removed device's queue in the server database together with the old
  *                    sender keys it had, decrypts for nobody there.
@@ -163,6 +166,10 @@ static void add_member(void)
 {
 	char sql[256];
 
+	/* carol is offline while dave is added: no push tells her, her next send is at the old membership
+	 * version, the server answers STALE_MEMBERSHIP, her client verifies the ADD, gives dave its key
+	 * and sends again: dave reads it */
+	parley_client_disconnect(cust);
 	IT_EQ(parley_thread_add(admin, tid, "dave"), PARLEY_OK);
 	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-after-add", 13, 0), PARLEY_OK);
 	/* carol's sender key never reaches dave (the server drops the pairwise envelopes): the message

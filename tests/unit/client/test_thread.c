@@ -7,6 +7,8 @@
 
 #include <sodium.h>
 
+#include <parley/signal_group.h>
+
 #include "../test.h"
 #include "client/thread_core.h"
 #include "crypto/crypto.h"
@@ -211,6 +213,20 @@ static void test_replay(void)
 	TEST_EQ_INT(n, 3);
 	TEST_CHECK(n == 3 && lens[0] == ol && memcmp(evs[0], open, ol) == 0);
 	client__thread_events_free(evs, lens, n);
+
+	/* the sender keys held for the thread: none, then carol's device 1 (named by her kept list) */
+	client_thread_sender snd[8];
+	uint8_t dist[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
+	parley_signal_address ca = {"carol", 1};
+	size_t ns = 9, sl = 0;
+	TEST_EQ_INT(client__e2e_open(c), PARLEY_OK);
+	TEST_EQ_INT(client__thread_senders(c, 5, snd, 8, &ns), PARLEY_OK);
+	TEST_EQ_INT(ns, 0);
+	client__thread_distribution_id(5, dist);
+	TEST_EQ_INT(parley_group_create_distribution(&c->sigstore, &ca, dist, skdm, sizeof skdm, &sl), PARLEY_OK);
+	TEST_EQ_INT(client__thread_senders(c, 5, snd, 8, &ns), PARLEY_OK);
+	TEST_EQ_INT(ns, 1);
+	TEST_CHECK(ns == 1 && strcmp(snd[0].handle, "carol") == 0 && snd[0].device == 1);
 	parley_client_free(c);
 	test_remove_tree(dir);
 }
