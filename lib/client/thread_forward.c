@@ -107,37 +107,14 @@ static int sign_event(parley_client *c, fwd_send *s, const client_thread *t, con
 	return rc;
 }
 
-/* Every (member, device) of the thread that the verified lists vouch for (this device included): the
- * candidates whose sender key this device may hold. */
-static int member_devices(parley_client *c, uint64_t thread_id, const parley_entity *ent,
-			  client_thread_sender *out, size_t max, size_t *n)
-{
-	thread_member m[THREAD_MEMBERS_MAX];
-	uint32_t ids[CLIENT_OUTGOING_MAX];
-	size_t nm = 0, nd;
-	int rc = client__thread_members(c, thread_id, m, THREAD_MEMBERS_MAX, &nm);
-
-	*n = 0;
-	for (size_t i = 0; rc == PARLEY_OK && i < nm; i++) {
-		/* a member whose list is not at hand has no key here either */
-		if (client__thread_member_devices(c, ent, &m[i], ids, CLIENT_OUTGOING_MAX, &nd) != PARLEY_OK)
-			continue;
-		for (size_t k = 0; k < nd && *n < max; k++) {
-			snprintf(out[*n].handle, sizeof(out[*n].handle), "%s", m[i].handle);
-			out[(*n)++].device = ids[k];
-		}
-	}
-	return rc;
-}
-
 /* The sender keys of the thread's members as this device holds them, at their current position. */
-static int add_sender_keys(parley_client *c, fwd_send *s, const parley_entity *ent, Parley__Wire__ForwardBundle *b,
+static int add_sender_keys(parley_client *c, fwd_send *s, Parley__Wire__ForwardBundle *b,
 			   Parley__Wire__ForwardSenderKey *keys, Parley__Wire__ForwardSenderKey **keyp,
 			   uint8_t (*dist)[PARLEY_GROUP_DISTRIBUTION_MAX], client_thread_sender *senders)
 {
 	uint8_t did[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN];
 	size_t n = 0;
-	int rc = member_devices(c, s->thread_id, ent, senders, FWD_MAX_SENDERS, &n);
+	int rc = client__thread_senders(c, s->thread_id, senders, FWD_MAX_SENDERS, &n);
 
 	client__thread_distribution_id(s->thread_id, did);
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++) {
@@ -302,7 +279,7 @@ static int prepare(parley_client *c, fwd_send *s)
 		b.events = evs;
 		b.n_events = nkept + s->nev;
 		b.note = s->note;
-		rc = add_sender_keys(c, s, ent, &b, keys, keyp, dist, senders);
+		rc = add_sender_keys(c, s, &b, keys, keyp, dist, senders);
 	}
 	if (rc == PARLEY_OK)
 		rc = pack_history(c, s, b.forward_id, &b.history_total);
