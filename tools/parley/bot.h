@@ -60,7 +60,36 @@ void bot__lines_feed(bot_lines *l, const char *data, size_t n, bot_line_fn fn, v
 /* End of the stream: a last line without a newline is still a line. */
 void bot__lines_finish(bot_lines *l, bot_line_fn fn, void *user);
 
+/* ---- bot_exec.c: the program of --exec ---- */
+
+typedef struct bot_child {
+	int pid;    /* pid_t */
+	int to_fd;  /* its standard input (ours: non-blocking); -1 once closed */
+	int from_fd; /* its standard output; -1 at end of file */
+	int exited;
+	int status; /* waitpid's, once exited */
+} bot_child;
+/* Starts argv[0] (looked up in PATH) with argv. 0, or -1 with the reason in err. */
+int bot__child_spawn(bot_child *ch, char *const argv[], char *err, size_t errlen);
+/* Non-blocking: bytes written (0: the pipe is full), or -1 when the program closed its input. */
+long bot__child_write(bot_child *ch, const char *data, size_t len);
+/* Non-blocking: bytes read (0: nothing yet), or -1 at end of file. */
+long bot__child_read(bot_child *ch, char *buf, size_t cap);
+/* Waits at most wait_ms until the input can take bytes (want_write) or the output has some (want_read). */
+void bot__child_wait(bot_child *ch, int want_write, int want_read, unsigned wait_ms, int *can_write,
+		     int *can_read);
+/* 1 once the program exited (status set), without waiting. */
+int bot__child_reap(bot_child *ch);
+void bot__child_close_input(bot_child *ch);
+/* Ends it: closes its input, waits grace_ms for it to exit, then SIGTERM (2 s), then SIGKILL. */
+void bot__child_stop(bot_child *ch, unsigned grace_ms);
+/* Its exit status, or 128 + the signal that killed it (the shell's convention). */
+int bot__child_exit_code(const bot_child *ch);
+
 /* ---- bot_webhook.c ---- */
+
+/* A monotonic clock in ms. */
+uint64_t bot__mono_ms(void);
 
 /* "sha256=" and 64 hex digits of HMAC-SHA256(secret, timestamp "." body), and a NUL. */
 #define BOT_SIGNATURE_LEN (7 + 64)

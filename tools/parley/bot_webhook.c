@@ -51,7 +51,7 @@ struct bot_webhook {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static uint64_t mono_ms(void)
+uint64_t bot__mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -324,7 +324,7 @@ static void completed(bot_webhook *w, CURLcode rc, bot_webhook_done_fn done, voi
 		uint64_t delay = (uint64_t)BOT_WEBHOOK_BACKOFF_MS << (w->attempt - 1 < 16 ? w->attempt - 1 : 16);
 		if (delay > BOT_WEBHOOK_BACKOFF_MAX_MS)
 			delay = BOT_WEBHOOK_BACKOFF_MAX_MS;
-		w->next_at_ms = mono_ms() + delay;
+		w->next_at_ms = bot__mono_ms() + delay;
 		return;
 	}
 	finish(w, 0, done, user);
@@ -338,11 +338,11 @@ void bot__webhook_pump(bot_webhook *w, unsigned wait_ms, bot_webhook_done_fn don
 	if (!w->busy)
 		return;
 	if (!w->in_flight) {
-		uint64_t now = mono_ms();
+		uint64_t now = bot__mono_ms();
 		if (now < w->next_at_ms) {
 			uint64_t rest = w->next_at_ms - now;
 			(void)poll(NULL, 0, (int)(rest < wait_ms ? rest : wait_ms));
-			if (mono_ms() < w->next_at_ms)
+			if (bot__mono_ms() < w->next_at_ms)
 				return;
 		}
 		if (start_attempt(w) != 0) {

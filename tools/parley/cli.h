@@ -101,6 +101,7 @@ int cmd_quarantine(cli_ctx *ctx, int argc, char **argv);
 int cmd_history(cli_ctx *ctx, int argc, char **argv);
 int cmd_entity(cli_ctx *ctx, int argc, char **argv);
 int cmd_agent(cli_ctx *ctx, int argc, char **argv);
+int cmd_bot(cli_ctx *ctx, int argc, char **argv);
 /* listen's lines for the entity pushes (cmd_entity.c) */
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);
 void cli_ev_staff_changed(parley_client *c, const char *entity, uint64_t version, int removed, void *user);
