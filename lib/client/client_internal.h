@@ -39,6 +39,7 @@
 #include <parley/client.h>
 #include <parley/signal.h>
 #include <parley/signal_sqlite.h>
+#include <parley/thread.h>
 #include <uv.h>
 
 #include "client/state.h"
@@ -173,6 +174,15 @@ struct parley_client {
 	uint8_t *history_key;
 	char *storage_passphrase;
 	unsigned history_max, history_max_age_days;
+
+	/* threads (thread*.c): the application's thread events and the schema flag of client.threads */
+	parley_thread_events tev;
+	int threads_ready;
+	int thread_retry; /* a sender key arrived: retry the quarantine after this push (recv.c) */
+	struct {
+		uint64_t thread_id, at_ms;
+	} thread_refresh[8]; /* when a thread was last fetched for an envelope it did not explain */
+	unsigned thread_refresh_next;
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -403,6 +413,13 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device,
 			      const uint8_t *packed, size_t len, parley_done_cb cb, void *user);
 
+/* Sends ct (kind and records set by the caller; its timestamp is set here) end to end, pairwise: to one
+ * device of handle (device != 0: its other devices get the same kind with a zero body in place of the
+ * record, as a key transfer's filler) or to every device of handle's signed list (device 0). Only
+ * devices in the target's verified signed list. cb fires once the server queued it. */
+int client__send_content(parley_client *c, const char *handle, uint32_t device, client_content *ct,
+			 parley_done_cb cb, void *user);
+
 /* requests.c: message requests on the client (tables in client.db, schema "client.requests").
  * accepted: the peers this account accepted (wrote to, from any of its devices, or parley_accept);
  * only they get receipts. sent: (message id, recipient) of the messages this account sent, so a
@@ -508,6 +525,20 @@ void client__history_rehand(parley_client *c, uint64_t server_id);
 /* send.c: a message this device sent (content: its encoded Content), once the server stored it. */
 void client__history_sent(parley_client *c, const char *recipient, const uint8_t *content, size_t content_len,
 			  uint64_t server_ts);
+/* thread_recv.c, thread_send.c: a thread's message (conversation "#<id>"); handed 0 on receive until the
+ * application saw it. */
+int client__history_thread(parley_client *c, uint64_t thread_id, const char *sender, uint32_t device, uint64_t ts,
+			   uint64_t server_ts, uint64_t server_id, int handed, const uint8_t *body, size_t len);
+/* thread_recv.c: the un-handed row e of a thread's conversation conv, to on_thread_message again. */
+void client__thread_rehand(parley_client *c, const parley_history_entry *e, const char *conv, uint64_t server_id);
+/* thread_recv.c: a group envelope (GROUP_MESSAGE / PAYMENT_REQUEST): checked, decrypted, handed over and
+ * recorded as seen (PARLEY_OK, also when dropped after a report), or the reason to quarantine it
+ * (*pending = 1: what it waits for is under way: a key request, a refresh, a device list). */
+int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, int *pending);
+/* thread_recv.c: a pairwise Content of a thread kind (5-8) from e's sender; never reaches on_message. */
+void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct);
+/* thread_recv.c: a ThreadChanged push. */
+void client__thread_push(parley_client *c, const Parley__Wire__ThreadChanged *tc);
 /* client.c: option copies, and the release of the key and passphrase. */
 int client__history_options(parley_client *c, const parley_client_options *o);
 void client__history_free(parley_client *c);

@@ -96,6 +96,10 @@ int client__entity_key_done(parley_client *c, const char *handle, uint64_t entit
  * pins (entity key TOFU: PARLEY_E_UNTRUSTED_IDENTITY; version: PARLEY_E_STAFF_LIST_ROLLBACK) and makes
  * *out. */
 int client__entity_verify(parley_client *c, const char *handle, const Parley__Wire__Entity *w, parley_entity **out);
+/* The kept signed staff list of handle (the pinned version, as last verified), verified again under the
+ * pinned entity key: PARLEY_E_NO_SUCH_ENTITY when none is kept (fetch the entity first),
+ * PARLEY_E_STAFF_LIST_INVALID. Free with parley_entity_free. */
+int client__entity_kept(parley_client *c, const char *handle, parley_entity **out);
 /* Checks and updates the pins of handle (TOFU key, highest version; see client__entity_verify). */
 int client__entity_pin(parley_client *c, const char *handle, const uint8_t key[PARLEY_ENTITY_KEY_BYTES],
 		       uint64_t version);

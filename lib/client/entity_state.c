@@ -9,6 +9,8 @@
  *   entity_pins(handle)  per entity handle the first entity key seen (TOFU) and the highest staff list
  *                        version verified: a server replaying an older list (one that still names a
  *                        removed agent) is refused with STAFF_LIST_ROLLBACK.
+ *   entity_lists(handle) the signed staff list of the highest version verified, as fetched (threads
+ *                        check against it without a request; loading re-verifies it).
  */
 #include <string.h>
 
@@ -23,6 +25,10 @@ static const char *const entity_steps[] = {
 	"  private BLOB NOT NULL, created_ms INTEGER NOT NULL);"
 	"CREATE TABLE entity_pins (handle TEXT PRIMARY KEY, entity_key BLOB NOT NULL,"
 	"  staff_version INTEGER NOT NULL, seen_ms INTEGER NOT NULL);",
+	/* 2: the signed staff list of the pinned version as fetched, so threads (thread_state.c) check
+	 * events and senders synchronously on receive; re-verified under the pinned key when loaded */
+	"CREATE TABLE entity_lists (handle TEXT PRIMARY KEY, entity_id INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL, raw BLOB NOT NULL);",
 };
 
 static const migrate_schema entity_schema = {
@@ -276,6 +282,71 @@ out:
 	return rc;
 }
 
+/* Keeps e's raw list if it is at least as new as the kept one (the pin just accepted its version). */
+static int keep_list(parley_client *c, const parley_entity *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__sql_prep(c,
+				  "INSERT INTO entity_lists (handle, entity_id, version, raw) VALUES (?, ?, ?, ?)"
+				  " ON CONFLICT(handle) DO UPDATE SET entity_id = excluded.entity_id,"
+				  " version = excluded.version, raw = excluded.raw WHERE excluded.version >= version",
+				  &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, e->handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)e->id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->sl.version);
+	sqlite3_bind_blob(st, 4, e->raw, (int)e->raw_len, SQLITE_STATIC);
+	return client__sql_done(c, st);
+}
+
+int client__entity_kept(parley_client *c, const char *handle, parley_entity **out)
+{
+	uint8_t pinned[PARLEY_ENTITY_KEY_BYTES];
+	sqlite3_stmt *st = NULL;
+	parley_entity *e = NULL;
+	int rc = client__entity_pinned_key(c, handle, pinned);
+
+	*out = NULL;
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c, "SELECT entity_id, raw FROM entity_lists WHERE handle = ?", &st);
+	if (rc != PARLEY_OK)
+		return rc == PARLEY_E_NOT_FOUND ? PARLEY_E_NO_SUCH_ENTITY : rc;
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? PARLEY_E_NO_SUCH_ENTITY : client__sql_err(c);
+		goto out;
+	}
+	e = parley__calloc(1, sizeof(*e));
+	size_t len = (size_t)sqlite3_column_bytes(st, 1);
+	if (e == NULL || len == 0 || (e->raw = parley__malloc(len)) == NULL) {
+		rc = PARLEY_E_NOMEM;
+		goto out;
+	}
+	memcpy(e->raw, sqlite3_column_blob(st, 1), len);
+	e->raw_len = len;
+	e->id = (uint64_t)sqlite3_column_int64(st, 0);
+	snprintf(e->handle, sizeof(e->handle), "%s", handle);
+	/* client.db is the user's own file, but a list is believed only under the pinned key, as fetched */
+	rc = wire__stafflist_verify(e->raw, e->raw_len, &e->sl);
+	if (rc == PARLEY_OK && (strcmp(e->sl.handle, handle) != 0 ||
+				memcmp(e->sl.entity_key, pinned, PARLEY_ENTITY_KEY_BYTES) != 0))
+		rc = PARLEY_E_STAFF_LIST_INVALID;
+	if (rc != PARLEY_OK) {
+		client__set_err(c, "client.db: the kept staff list of %s does not verify under its pinned key", handle);
+		rc = PARLEY_E_STAFF_LIST_INVALID;
+	}
+out:
+	sqlite3_finalize(st);
+	if (rc != PARLEY_OK) {
+		parley_entity_free(e);
+		return rc;
+	}
+	*out = e;
+	return PARLEY_OK;
+}
+
 int client__entity_verify(parley_client *c, const char *handle, const Parley__Wire__Entity *w, parley_entity **out)
 {
 	uint8_t pub[PARLEY_ENTITY_KEY_BYTES], priv[32];
@@ -316,6 +387,8 @@ int client__entity_verify(parley_client *c, const char *handle, const Parley__Wi
 	}
 	e->id = w->entity_id;
 	rc = client__entity_pin(c, handle, e->sl.entity_key, e->sl.version);
+	if (rc == PARLEY_OK)
+		rc = keep_list(c, e);
 	if (rc != PARLEY_OK)
 		goto fail;
 	if (client__entity_key_load(c, handle, pub, priv) == PARLEY_OK)

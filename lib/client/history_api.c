@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "client/thread_internal.h"
 #include "common/alloc.h"
 
 #define PASSPHRASE_MAX 1024
@@ -136,6 +137,12 @@ void client__history_rehand(parley_client *c, uint64_t server_id)
 				     NULL, 0) != PARLEY_OK ||
 	    !found)
 		return;
+	/* a thread's message goes back to on_thread_message (thread_recv.c) */
+	if (strncmp(conv, PARLEY_THREAD_CONVERSATION_PREFIX, strlen(PARLEY_THREAD_CONVERSATION_PREFIX)) == 0) {
+		client__thread_rehand(c, &e, conv, server_id);
+		parley_history_entries_free(&e, 1);
+		return;
+	}
 	memset(&m, 0, sizeof(m));
 	m.sender = e.sender;
 	m.sender_device = e.sender_device;
@@ -171,6 +178,27 @@ void client__history_sent(parley_client *c, const char *recipient, const uint8_t
 	r.body_len = ct.body_len;
 	/* the message is sent whatever happens here; a failure only leaves it out of this device's history */
 	(void)record(c, &r);
+}
+
+int client__history_thread(parley_client *c, uint64_t thread_id, const char *sender, uint32_t device, uint64_t ts,
+			   uint64_t server_ts, uint64_t server_id, int handed, const uint8_t *body, size_t len)
+{
+	char conv[HISTORY_CONV_MAX + 1];
+	client_history_row r;
+
+	client__thread_conversation(thread_id, conv);
+	memset(&r, 0, sizeof(r));
+	r.m.conversation = conv;
+	r.m.outgoing = strcmp(sender, c->account.handle) == 0;
+	r.m.sender = sender;
+	r.m.sender_device = device;
+	r.m.timestamp = ts;
+	r.server_ts = server_ts;
+	r.server_id = server_id;
+	r.handed = handed;
+	r.body = body;
+	r.body_len = len;
+	return record(c, &r);
 }
 
 /* ---- public ---- */

@@ -223,6 +223,13 @@ static int decrypt(parley_client *c, const Parley__Wire__Envelope *e, uint8_t **
 
 static void deliver(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct, int request);
 
+/* A thread's group message (thread_recv.c decrypts and hands it over). */
+static int is_group(const Parley__Wire__Envelope *e)
+{
+	return e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_GROUP_MESSAGE ||
+	       e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PAYMENT_REQUEST;
+}
+
 /* After a successful decrypt: parse the content, hand it to the application, record it as received.
  * Wipes and frees pt. */
 static void hand_over(parley_client *c, const Parley__Wire__Envelope *e, uint8_t *pt, size_t pt_len)
@@ -237,6 +244,10 @@ static void hand_over(parley_client *c, const Parley__Wire__Envelope *e, uint8_t
 		rc = PARLEY_E_INVALID_MESSAGE;
 	if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_RECEIPT) {
 		handle_receipt(c, e, &ct);
+		client__e2e_seen(c, e->server_id, 1, &seen);
+	} else if (rc == PARLEY_OK && ct.kind >= CONTENT_KIND_SENDER_KEY && ct.kind <= CONTENT_KIND_THREAD_MESSAGE) {
+		/* threads' keys and forwards (thread_recv.c), never a message */
+		client__thread_pairwise(c, e, &ct);
 		client__e2e_seen(c, e->server_id, 1, &seen);
 	} else if (rc == PARLEY_OK && ct.kind == CONTENT_KIND_KEY_TRANSFER) {
 		/* keys, never a message: the application hears of them through on_keys_moved */
@@ -268,8 +279,8 @@ static int retry_one(parley_client *c, const Parley__Wire__Envelope *e)
 
 	if (rc != PARLEY_OK || seen)
 		return rc; /* seen: handed over already (it was quarantined again after a redelivery) */
-	rc = decrypt(c, e, &pt, &pt_len, &fetching);
-	if (rc == PARLEY_OK)
+	rc = is_group(e) ? client__thread_receive(c, e, &fetching) : decrypt(c, e, &pt, &pt_len, &fetching);
+	if (rc == PARLEY_OK && pt != NULL)
 		hand_over(c, e, pt, pt_len);
 	/* the sender's list was fetched for it and still does not name the device: now it is final */
 	if (rc == PARLEY_E_DEVICE_NOT_LISTED && !fetching)
@@ -322,7 +333,7 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 	int seen = 0, fetching = 0, rc;
 
 	if (e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT &&
-	    e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE) {
+	    e->type != PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE && !is_group(e)) {
 		/* a cleartext receipt (queued before the server refused them) is as forgeable as ever */
 		report_error(c, e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_RECEIPT ? PARLEY_E_RECEIPT_IN_CLEAR
 										      : PARLEY_E_INVALID_MESSAGE,
@@ -344,11 +355,12 @@ static void handle_envelope(parley_client *c, const Parley__Wire__Envelope *e)
 		ack(c, e->server_id);
 		return;
 	}
-	rc = decrypt(c, e, &pt, &pt_len, &fetching);
+	rc = is_group(e) ? client__thread_receive(c, e, &fetching) : decrypt(c, e, &pt, &pt_len, &fetching);
 	if (rc == PARLEY_E_NOMEM || rc == PARLEY_E_STORE)
 		return; /* ours, not the message's fault: try again on the next delivery */
 	if (rc == PARLEY_OK) {
-		hand_over(c, e, pt, pt_len);
+		if (pt != NULL)
+			hand_over(c, e, pt, pt_len);
 	} else if (rc == PARLEY_E_DUPLICATE_MESSAGE) {
 		/* decrypted before, but perhaps never handed over (the process died in between) */
 		client__history_rehand(c, e->server_id);
@@ -372,6 +384,14 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 	case PARLEY__WIRE__PUSH__BODY_ENVELOPE:
 		if (c->receiving && client__e2e_open(c) == PARLEY_OK)
 			handle_envelope(c, p->envelope);
+		/* a thread's sender key arrived: the group messages that waited for it, now */
+		if (c->thread_retry) {
+			c->thread_retry = 0;
+			client__recv_retry_quarantine(c);
+		}
+		break;
+	case PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED:
+		client__thread_push(c, p->thread_changed);
 		break;
 	case PARLEY__WIRE__PUSH__BODY_PREKEYS_LOW:
 		client__keys_refill(c, p->prekeys_low->one_time_prekeys_remaining);

@@ -498,17 +498,14 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
 	return rc;
 }
 
-int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device, const uint8_t *packed,
-			      size_t len, parley_done_cb cb, void *user)
+int client__send_content(parley_client *c, const char *handle, uint32_t device, client_content *ct,
+			 parley_done_cb cb, void *user)
 {
-	client_content ct;
 	send_job *job;
 	int rc;
 
-	if (c == NULL || packed == NULL || len == 0 || cb == NULL)
+	if (c == NULL || ct == NULL || cb == NULL)
 		return PARLEY_E_INVAL;
-	if (len > CONTENT_TRANSFER_MAX)
-		return PARLEY_E_TOO_LARGE;
 	rc = client__e2e_begin(c, handle);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -517,7 +514,7 @@ int client__send_key_transfer(parley_client *c, const char *handle, uint32_t dev
 	if (device != 0) {
 		rc = client__peer_listed_now(c, handle, device);
 		if (rc == PARLEY_OK && is_self(c, handle) && device == c->account.device_id) {
-			client__set_err(c, "a key transfer goes to another device than this one");
+			client__set_err(c, "this content goes to another device than this one");
 			rc = PARLEY_E_INVAL;
 		}
 		if (rc != PARLEY_OK)
@@ -528,20 +525,21 @@ int client__send_key_transfer(parley_client *c, const char *handle, uint32_t dev
 		return PARLEY_E_NOMEM;
 	job->timestamp = client__e2e_timestamp(c);
 	job->only_device = device;
-	memset(&ct, 0, sizeof(ct));
-	ct.kind = CONTENT_KIND_KEY_TRANSFER;
-	ct.timestamp = job->timestamp;
-	ct.transfer = packed;
-	ct.transfer_len = len;
-	rc = client__content_encode(&ct, &job->content, &job->content_len);
+	ct->timestamp = job->timestamp;
+	rc = client__content_encode(ct, &job->content, &job->content_len);
 	if (rc == PARLEY_OK && device != 0) {
-		/* the same length as the transfer, so both pad alike; its bytes are zero (calloc) */
-		uint8_t *zero = parley__calloc(1, len);
-		ct.transfer = NULL;
-		ct.transfer_len = 0;
-		ct.body = zero;
-		ct.body_len = len;
-		rc = zero == NULL ? PARLEY_E_NOMEM : client__content_encode(&ct, &job->filler, &job->filler_len);
+		/* the other devices get the same kind without its record, with a zero body of the record's
+		 * length, so both pad alike; its bytes are zero (calloc) */
+		client_content f = *ct;
+		size_t len = ct->transfer_len + ct->payload_len;
+		uint8_t *zero = parley__calloc(1, len ? len : 1);
+		f.transfer = NULL;
+		f.transfer_len = 0;
+		f.payload = NULL;
+		f.payload_len = 0;
+		f.body = zero;
+		f.body_len = len;
+		rc = zero == NULL ? PARLEY_E_NOMEM : client__content_encode(&f, &job->filler, &job->filler_len);
 		parley__free(zero);
 	}
 	job->cb = cb;
@@ -553,6 +551,22 @@ int client__send_key_transfer(parley_client *c, const char *handle, uint32_t dev
 		job_free(job);
 	}
 	return rc;
+}
+
+int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device, const uint8_t *packed,
+			      size_t len, parley_done_cb cb, void *user)
+{
+	client_content ct;
+
+	if (c == NULL || packed == NULL || len == 0 || cb == NULL)
+		return PARLEY_E_INVAL;
+	if (len > CONTENT_TRANSFER_MAX)
+		return PARLEY_E_TOO_LARGE;
+	memset(&ct, 0, sizeof(ct));
+	ct.kind = CONTENT_KIND_KEY_TRANSFER;
+	ct.transfer = packed;
+	ct.transfer_len = len;
+	return client__send_content(c, handle, device, &ct, cb, user);
 }
 
 /* ---- blocking and best-effort wrappers ---- */

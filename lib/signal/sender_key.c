@@ -64,20 +64,60 @@ static int save_record(const parley_signal_store *store, const parley_signal_add
 	return rc;
 }
 
+/* A fresh own state (random 31-bit chain id, random chain key, new signing key pair) added to rec. */
+static int add_fresh_state(sk_record *rec)
+{
+	crypto_keypair kp;
+	uint8_t ck[SK_CHAIN_KEY_LEN], pub[PARLEY_SIGNAL_PUBKEY_LEN];
+	uint32_t chain_id;
+	int rc;
+
+	memset(&kp, 0, sizeof kp);
+	/* libsignal-protocol-java uses 31-bit chain ids; libsignal keeps that for compatibility */
+	crypto__random(&chain_id, sizeof chain_id);
+	chain_id >>= 1;
+	crypto__random(ck, sizeof ck);
+	rc = crypto__keypair_generate(&kp);
+	if (rc == PARLEY_OK) {
+		crypto__pubkey_serialize(pub, kp.pub);
+		rc = sender_key__record_add_state(rec, SK_VERSION, chain_id, 0, ck, pub, kp.priv);
+	}
+	crypto__keypair_wipe(&kp);
+	crypto__wipe(ck, sizeof ck);
+	return rc;
+}
+
+int sender_key__rotate_own(const parley_signal_store *store, const parley_signal_address *self,
+	const uint8_t distribution_id[SK_UUID_LEN])
+{
+	sk_record rec;
+	int rc;
+
+	rc = check_addr(store, self);
+	if (rc != PARLEY_OK || distribution_id == NULL)
+		return PARLEY_E_INVAL;
+	rc = crypto__init();
+	if (rc != PARLEY_OK)
+		return rc;
+	/* a record with the new state ONLY: the old chains (which removed members hold) are never used
+	 * again, and keeping their signing keys here would serve no one */
+	sender_key__record_init(&rec);
+	rc = add_fresh_state(&rec);
+	if (rc == PARLEY_OK)
+		rc = save_record(store, self, distribution_id, &rec);
+	sender_key__record_clear(&rec);
+	return rc;
+}
+
 int parley_group_create_distribution(const parley_signal_store *store, const parley_signal_address *self,
 	const uint8_t distribution_id[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], uint8_t *out, size_t out_cap,
 	size_t *out_len)
 {
 	sk_record rec;
 	sk_distribution d;
-	crypto_keypair kp;
-	uint8_t ck[SK_CHAIN_KEY_LEN], pub[PARLEY_SIGNAL_PUBKEY_LEN];
-	uint32_t chain_id;
 	int found, rc;
 
-	memset(&kp, 0, sizeof kp);
 	memset(&d, 0, sizeof d);
-	memset(ck, 0, sizeof ck);
 	rc = check_addr(store, self);
 	if (rc != PARLEY_OK || distribution_id == NULL || out == NULL || out_len == NULL)
 		return PARLEY_E_INVAL;
@@ -88,15 +128,7 @@ int parley_group_create_distribution(const parley_signal_store *store, const par
 	if (rc != PARLEY_OK)
 		goto out;
 	if (!found || rec.nstates == 0) {
-		/* libsignal-protocol-java uses 31-bit chain ids; libsignal keeps that for compatibility */
-		crypto__random(&chain_id, sizeof chain_id);
-		chain_id >>= 1;
-		crypto__random(ck, sizeof ck);
-		rc = crypto__keypair_generate(&kp);
-		if (rc != PARLEY_OK)
-			goto out;
-		crypto__pubkey_serialize(pub, kp.pub);
-		rc = sender_key__record_add_state(&rec, SK_VERSION, chain_id, 0, ck, pub, kp.priv);
+		rc = add_fresh_state(&rec);
 		if (rc == PARLEY_OK)
 			rc = save_record(store, self, distribution_id, &rec);
 		if (rc != PARLEY_OK)
@@ -112,8 +144,6 @@ int parley_group_create_distribution(const parley_signal_store *store, const par
 	memcpy(d.signing_key, s->signing_pub, PARLEY_SIGNAL_PUBKEY_LEN);
 	rc = sender_key__distribution_encode(out, out_cap, out_len, &d);
 out:
-	crypto__keypair_wipe(&kp);
-	crypto__wipe(ck, sizeof ck);
 	crypto__wipe(&d, sizeof d);
 	sender_key__record_clear(&rec);
 	return rc;

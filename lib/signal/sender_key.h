@@ -58,6 +58,14 @@ typedef struct sk_distribution {
 int sender_key__distribution_decode(sk_distribution *d, const uint8_t *buf, size_t len);
 int sender_key__distribution_encode(uint8_t *out, size_t out_cap, size_t *out_len, const sk_distribution *d);
 
+/* ---------------------------------------------------------------- rotation (sender_key.c) */
+
+/* Replaces our own record for distribution_id with one holding a NEW state only (new chain id, chain
+ * key and signing key): after a member left a group, what we send next is readable only by those who
+ * get the new SKDM (parley_group_create_distribution then returns it). */
+int sender_key__rotate_own(const parley_signal_store *store, const parley_signal_address *self,
+	const uint8_t distribution_id[SK_UUID_LEN]);
+
 /* ---------------------------------------------------------------- record */
 
 typedef struct sk_msg_key {

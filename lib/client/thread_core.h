@@ -1,0 +1,167 @@
+/* Private to the thread core (thread.c, thread_state.c, thread_send.c, thread_recv.c, thread_api.c):
+ * the local thread state beyond thread_internal.h's contract, and the staged thread op.
+ *
+ *   thread.c        distribution id, conversation name, the thread op's engine (stages, requests)
+ *   thread_state.c  client.db schema "client.threads": threads, members, events (verified replay),
+ *                   own sender-key epochs, who got which epoch, bounded key requests, unread
+ *   thread_send.c   sender-key distribution (Content kind 5), rotation, the group send
+ *   thread_recv.c   group envelopes, kinds 5/6 over pairwise sessions, ThreadChanged pushes
+ *   thread_api.c    the public entry points and their blocking variants
+ */
+#ifndef PARLEY_CLIENT_THREAD_CORE_H
+#define PARLEY_CLIENT_THREAD_CORE_H
+#include "client/entity_internal.h"
+#include "client/thread_internal.h"
+#include "wire/threadev.h"
+
+#define THREAD_MEMBERS_MAX (PARLEY_THREAD_MEMBERS_MAX + 1)
+#define THREAD_KEY_REQUEST_MS (10u * 60u * 1000u) /* one kind-6 request per sender device and thread */
+
+/* ---- thread_state.c ---- */
+int client__thread_ready(parley_client *c);
+
+typedef struct thread_member {
+	uint64_t account;
+	char handle[PARLEY_HANDLE_MAX + 1];
+	int role; /* PARLEY_ROLE_NONE: the customer, else the staff role */
+} thread_member;
+int client__thread_members(parley_client *c, uint64_t thread_id, thread_member *out, size_t max, size_t *n);
+/* The member named handle: *found = 0 when handle is no member. */
+int client__thread_member(parley_client *c, uint64_t thread_id, const char *handle, thread_member *out, int *found);
+
+/* Called for each newly applied event after the apply committed. */
+typedef void (*thread_applied_fn)(parley_client *c, const wire_threadev *ev, void *user);
+/* client__thread_apply_events with the customer's handle when this device may not know it yet (the
+ * caller fetched its signed device list), and a callback per applied event. */
+int client__thread_apply(parley_client *c, const char *entity, uint64_t thread_id, const char *customer,
+			 const uint8_t *const *events, const size_t *lens, size_t n, thread_applied_fn fn, void *user);
+/* Drops staff members of the thread that the kept staff list no longer names (their leaving the staff
+ * list is no thread event); *dropped = how many (then a rotation is due, set here). */
+int client__thread_prune(parley_client *c, uint64_t thread_id, const parley_entity *ent, size_t *dropped);
+
+/* Own sender key: the epoch in use and whether a rotation is due before the next message. */
+int client__thread_epoch(parley_client *c, uint64_t thread_id, uint64_t *epoch, int *rotate);
+int client__thread_set_rotate(parley_client *c, uint64_t thread_id);
+/* A rotation happened: the epoch moves on, nobody has its key yet. */
+int client__thread_rotated(parley_client *c, uint64_t thread_id);
+/* Whether handle's devices got this epoch's key (every device the kept verified list names for it). */
+int client__thread_key_sent(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
+			    const uint32_t *devices, size_t n, int *sent);
+int client__thread_key_record(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
+			      const uint32_t *devices, size_t n);
+/* A kind-6 request to (handle, device) for thread_id may go now (persisted bound): *allowed. */
+int client__thread_request_allowed(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device,
+				   int *allowed);
+int client__thread_unread_add(parley_client *c, uint64_t thread_id, unsigned n);
+int client__thread_unread(parley_client *c, uint64_t thread_id, unsigned *n);
+int client__thread_times(parley_client *c, uint64_t thread_id, uint64_t created_ms, uint64_t updated_ms);
+/* Known thread ids (as customer or staff), newest first, at most max. */
+int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size_t max, size_t *n);
+
+/* ---- thread.c ---- */
+/* The device key of (handle's) account's device as vouched for by ent's staff list (staff) or the kept
+ * verified device list (anyone else). */
+int client__thread_device_key(parley_client *c, const parley_entity *ent, uint64_t account, const char *handle,
+			      uint32_t device, uint8_t key[32]);
+/* The verified device ids of a member: from the staff list's device list (staff), else the kept list. */
+int client__thread_member_devices(parley_client *c, const parley_entity *ent, const thread_member *m,
+				  uint32_t *ids, size_t max, size_t *n);
+/* Fills a public info from the kept thread (names from the kept staff list). */
+int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info *out);
+
+/* The staged op behind every thread call. */
+enum {
+	TK_SEND,        /* parley_thread_send */
+	TK_SEND_ENTITY, /* customer: find or open, then send */
+	TK_OPEN,        /* staff: open toward a customer */
+	TK_EVENT,       /* add, remove, lock, unlock, close, handback */
+	TK_GET,         /* parley_thread_get */
+	TK_LIST,        /* parley_thread_list */
+	TK_REFRESH,     /* internal: a push or an envelope of a thread not (fully) known */
+	TK_KEY,         /* internal: our SKDM to one device (it asked) */
+};
+enum {
+	TS_ENTITY,   /* EntityGet (verified list kept) */
+	TS_LIST,     /* ThreadList */
+	TS_OPEN,     /* ThreadOpen */
+	TS_GET,      /* ThreadGet */
+	TS_CUSTOMER, /* the customer's bundles (its signed device list kept) */
+	TS_DIST,     /* our SKDM to the members, one handle after another */
+	TS_SEND,     /* ThreadSend */
+	TS_EVENT,    /* ThreadEvent */
+	TS_DONE,
+};
+
+typedef struct thread_op {
+	client_op op;
+	int kind, stage;
+	uint64_t thread_id;
+	char entity[PARLEY_HANDLE_MAX + 1];
+	char customer[PARLEY_HANDLE_MAX + 1];
+	char member[PARLEY_HANDLE_MAX + 1]; /* TK_EVENT: subject; TK_KEY: the device's handle */
+	uint32_t device;                    /* TK_KEY */
+	int ev_kind;                        /* TK_EVENT: WIRE_THREADEV_* */
+	char retry_handle[PARLEY_HANDLE_MAX + 1]; /* TK_REFRESH: quarantine of this sender retried after */
+	uint8_t *push_event;                /* TK_REFRESH from a push: the event (applied alone if it follows) */
+	size_t push_event_len;
+	parley_entity *ent;
+	uint8_t *body;
+	size_t body_len;
+	unsigned flags;
+	int stale_retried;
+	uint64_t timestamp;
+	uint8_t event[WIRE_THREADEV_MAX_BYTES];
+	size_t event_len;
+	uint8_t *ct;
+	size_t ct_len;
+	char (*targets)[PARLEY_HANDLE_MAX + 1]; /* TS_DIST: handles left */
+	size_t ntargets, next_target;
+	uint64_t epoch;
+	uint8_t **gev; /* TS_GET: the events ThreadGet returned, applied after the checks they need */
+	size_t *gev_len, ngev;
+	uint64_t created_ms, updated_ms;
+	parley_thread_info *infos; /* TK_LIST */
+	size_t ninfos;
+	union {
+		Parley__Wire__ThreadOpenRequest open;
+		Parley__Wire__ThreadSendRequest send;
+		Parley__Wire__ThreadEventRequest event;
+		Parley__Wire__ThreadGetRequest get;
+		Parley__Wire__ThreadListRequest list;
+	} req;
+	union {
+		parley_thread_id_cb id;
+		parley_done_cb done;
+		parley_thread_info_cb info;
+		parley_thread_list_cb list;
+	} cb;
+	void *user;
+} thread_op;
+
+thread_op *client__thread_op_new(parley_client *c, int kind, uint64_t thread_id, const char *entity, void *user,
+				 int *rc);
+/* Runs o from stage (takes it). */
+void client__thread_run(parley_client *c, thread_op *o, int stage);
+/* Ends o: the callback with status, then frees it. */
+void client__thread_finish(parley_client *c, thread_op *o, int status);
+/* Signs a thread event of this device into o->event. */
+int client__thread_sign(parley_client *c, thread_op *o, uint64_t thread_id, uint64_t version, int kind,
+			uint64_t subject);
+
+/* ---- thread_send.c ---- */
+/* TS_DIST: distributes our key (rotating first when due) to the members that lack it; then stage next. */
+void client__thread_distribute(parley_client *c, thread_op *o, int next);
+/* TS_SEND: encrypts o->body and submits the ThreadSend. */
+int client__thread_send_build(parley_client *c, thread_op *o);
+/* The ThreadSend answered. */
+void client__thread_send_done(parley_client *c, thread_op *o, int status, const Parley__Wire__Response *r);
+/* Our current SKDM to one device of handle (a kind-6 request). */
+int client__thread_send_key(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device);
+
+/* ---- thread_recv.c ---- */
+/* After a refresh, the sender's quarantined envelopes are retried. */
+void client__thread_refreshed(parley_client *c, thread_op *o, int status);
+/* The applied-event callback that tells the application (on_thread_changed). */
+void client__thread_emit_change(parley_client *c, const wire_threadev *ev, void *user);
+
+#endif
