@@ -50,7 +50,7 @@ static int add_locked(parley_client *c, const Parley__Wire__Envelope *e, int rea
 	uint64_t dropped = 0;
 	int rc = client__sql_prep(c,
 				  "INSERT OR IGNORE INTO quarantine (server_id, sender, sender_device, type, client_ts,"
-				  " server_ts, received_ms, reason, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				  " server_ts, received_ms, reason, content, thread_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				  &st);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -64,6 +64,7 @@ static int add_locked(parley_client *c, const Parley__Wire__Envelope *e, int rea
 	sqlite3_bind_int64(st, 8, reason);
 	sqlite3_bind_blob(st, 9, e->content.len ? e->content.data : (const void *)"", (int)e->content.len,
 			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)e->thread_id);
 	rc = client__sql_done(c, st);
 	if (rc == PARLEY_OK)
 		rc = trim(c, e->sender_handle, c->quarantine_per_sender, &dropped);
@@ -131,8 +132,8 @@ int client__quarantine_retry(parley_client *c, client_retry_fn retry)
 		int r;
 
 		rc = client__sql_prep(c,
-				      "SELECT id, server_id, sender, sender_device, type, client_ts, server_ts, content"
-				      " FROM quarantine WHERE retry = 1 ORDER BY id LIMIT 1",
+				      "SELECT id, server_id, sender, sender_device, type, client_ts, server_ts, content,"
+				      " thread_id FROM quarantine WHERE retry = 1 ORDER BY id LIMIT 1",
 				      &st);
 		if (rc != PARLEY_OK)
 			break;
@@ -150,6 +151,7 @@ int client__quarantine_retry(parley_client *c, client_retry_fn retry)
 		e.type = (Parley__Wire__EnvelopeType)sqlite3_column_int64(st, 4);
 		e.client_timestamp = (uint64_t)sqlite3_column_int64(st, 5);
 		e.server_timestamp = (uint64_t)sqlite3_column_int64(st, 6);
+		e.thread_id = (uint64_t)sqlite3_column_int64(st, 8);
 		e.content.len = (size_t)sqlite3_column_bytes(st, 7);
 		e.content.data = e.content.len ? parley__malloc(e.content.len) : NULL;
 		if (e.content.len && e.content.data == NULL) {

@@ -95,6 +95,8 @@ static const char *const client_steps[] = {
 	"CREATE TABLE peer_lists (handle TEXT PRIMARY KEY, account_id INTEGER NOT NULL,"
 	"  account_key BLOB NOT NULL CHECK (length(account_key) = 33), pinned_ms INTEGER NOT NULL,"
 	"  version INTEGER NOT NULL DEFAULT 0, list BLOB, pending_ak BLOB);",
+	/* 5: a quarantined group message keeps its thread (Envelope.thread_id, issue 10) */
+	"ALTER TABLE quarantine ADD COLUMN thread_id INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const migrate_schema client_schema = {

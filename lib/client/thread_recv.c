@@ -42,10 +42,12 @@ static void refresh(parley_client *c, uint64_t thread_id, const char *entity, co
 	thread_op *o;
 	int rc;
 
-	*started = 0;
+	/* fetched a moment ago (or under way): what it brings retries the quarantine, so this waits too */
+	*started = 1;
 	for (size_t i = 0; i < sizeof(c->thread_refresh) / sizeof(c->thread_refresh[0]); i++)
 		if (c->thread_refresh[i].thread_id == thread_id && c->thread_refresh[i].at_ms + REFRESH_GUARD_MS > now)
 			return;
+	*started = 0;
 	o = client__thread_op_new(c, TK_REFRESH, thread_id, entity, NULL, &rc);
 	if (o == NULL)
 		return;
@@ -65,8 +67,16 @@ void client__thread_refreshed(parley_client *c, thread_op *o, int status)
 			c->ev.on_error(c, (parley_err)status, o->retry_handle, 0, c->ev.user);
 		return;
 	}
-	if (o->retry_handle[0] != '\0' && client__quarantine_mark(c, o->retry_handle) == PARLEY_OK)
-		client__recv_retry_quarantine(c);
+	/* every member's waiting envelopes: a refresh from a push explains them as well as one from an
+	 * envelope */
+	thread_member m[THREAD_MEMBERS_MAX];
+	size_t n = 0;
+	if (o->retry_handle[0] != '\0')
+		(void)client__quarantine_mark(c, o->retry_handle);
+	if (client__thread_members(c, o->thread_id, m, THREAD_MEMBERS_MAX, &n) == PARLEY_OK)
+		for (size_t i = 0; i < n; i++)
+			(void)client__quarantine_mark(c, m[i].handle);
+	client__recv_retry_quarantine(c);
 }
 
 /* The sender's standing: a member device that signatures vouch for (PARLEY_OK), with its role. */
@@ -164,6 +174,7 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 
 	*pending = 0;
 	if (e->thread_id == 0 || e->content.len == 0 || e->content.len > PARLEY_GROUP_MAX_MESSAGE) {
+		client__set_err(c, "a group message without a thread or content");
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		seen(c, e);
 		return PARLEY_OK;
@@ -200,6 +211,8 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	pt[pt_len] = '\0';
 	if (client__content_decode(pt, pt_len, &ct) != PARLEY_OK || ct.kind != CONTENT_KIND_THREAD_MESSAGE ||
 	    ct.thread_id != e->thread_id || ct.timestamp != e->client_timestamp) {
+		client__set_err(c, "a group message of thread %llu whose content is no message of that thread",
+				(unsigned long long)e->thread_id);
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 	} else {
 		((uint8_t *)ct.body)[ct.body_len] = '\0'; /* inside pt: what follows is no longer needed */
@@ -250,8 +263,10 @@ static void got_sender_key(parley_client *c, const Parley__Wire__Envelope *e, co
 
 	client__thread_distribution_id(ct->thread_id, want);
 	/* the key must be for the thread the Content names, or a message of one thread could pass as another's */
-	if (rc == PARLEY_OK && memcmp(d.distribution_id, want, sizeof(want)) != 0)
+	if (rc == PARLEY_OK && memcmp(d.distribution_id, want, sizeof(want)) != 0) {
+		client__set_err(c, "a sender key for another thread than the one it names");
 		rc = PARLEY_E_INVALID_MESSAGE;
+	}
 	sodium_memzero(&d, sizeof(d));
 	if (rc == PARLEY_OK)
 		rc = parley_group_process_distribution(&c->sigstore, &a, ct->payload, ct->payload_len, NULL);
@@ -297,6 +312,7 @@ void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, 
 		got_key_request(c, e, ct);
 		break;
 	case CONTENT_KIND_THREAD_MESSAGE: /* only ever inside a group message */
+		client__set_err(c, "a thread message outside a group message");
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		break;
 	default: /* 7, 8: forward bundles (thread_forward.c) */

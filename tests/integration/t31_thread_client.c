@@ -1,0 +1,248 @@
+/* t31: the client's thread core through libparley against a real parleyd (docs/protocol.md §13.4).
+ *
+ *   customer_admin   a customer writes to the entity: the thread opens (signed OPEN), the admin and the
+ *                    default agent receive and decrypt it; the admin answers: the customer decrypts it
+ *                    and sees the entity's handle as the sender, never the admin's.
+ *   add_member       an added agent (signed ADD) reads the next messages.
+ *   remove_rekey     after a REMOVE the remaining members rotate: every later group envelope, copied
+ *                    into the removed device's queue in the server database together with the old
+ *                    sender keys it had, decrypts for nobody there.
+ *   forged_event     an event signed by a non-admin, pushed as the server could: THREAD_EVENT_INVALID,
+ *                    the membership unchanged.
+ *   payment          a payment request from a member without MAY_PAY (written into the server
+ *                    database): dropped by the receiver with PAYMENT_NOT_ALLOWED.
+ *   no_plaintext     the server's files hold none of the message texts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <parley/client.h>
+#include <parley/entity.h>
+#include <parley/error.h>
+#include <parley/thread.h>
+#include <sqlite3.h>
+
+#include "client/thread_core.h"
+#include "harness.h"
+
+static srv s;
+static char url[128];
+static parley_client *admin, *agent, *agent2, *cust;
+static uint64_t tid;
+
+typedef struct inbox {
+	int n;
+	char last[256];
+	char last_sender[64];
+	int errors, last_error, payments;
+} inbox;
+static inbox in_admin, in_agent, in_agent2, in_cust;
+
+static void on_msg(parley_client *c, const parley_message *m, void *user)
+{
+	(void)c;
+	(void)m;
+	(void)user;
+}
+
+static void on_err(parley_client *c, parley_err e, const char *h, uint32_t d, void *user)
+{
+	inbox *b = user;
+	b->errors++;
+	b->last_error = e;
+	fprintf(stderr, "# on_error %d from %s/%u: %s\n", (int)e, h, (unsigned)d, parley_client_errmsg(c));
+}
+
+static void on_tmsg(parley_client *c, const parley_thread_message *m, void *user)
+{
+	inbox *b = user;
+	(void)c;
+	b->n++;
+	b->payments += m->payment;
+	snprintf(b->last, sizeof b->last, "%s", (const char *)m->body);
+	snprintf(b->last_sender, sizeof b->last_sender, "%s", m->sender);
+}
+
+static void listen_on(parley_client *c, inbox *b)
+{
+	parley_events ev;
+	parley_thread_events tev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.on_message = on_msg;
+	ev.on_error = on_err;
+	ev.user = b;
+	parley_client_set_events(c, &ev);
+	memset(&tev, 0, sizeof tev);
+	tev.on_thread_message = on_tmsg;
+	tev.user = b;
+	parley_thread_set_events(c, &tev);
+}
+
+/* Runs c until it has n thread messages (or ~5 s). */
+static int pump(parley_client *c, inbox *b, int n)
+{
+	(void)parley_connect(c);
+	for (int i = 0; i < 50 && b->n < n; i++)
+		(void)parley_client_run(c, 100);
+	(void)parley_client_run(c, 200);
+	return b->n;
+}
+
+static void setup(void)
+{
+	char code[PARLEY_ENROL_CODE_MAX + 1];
+	uint64_t id = 0, req = 0;
+	parley_rules_change ch;
+
+	admin = it_user(&s, url, "alice");
+	agent = it_user(&s, url, "bob");
+	agent2 = it_user(&s, url, "dave");
+	cust = it_user(&s, url, "carol");
+	IT_MUST(&s, admin && agent && agent2 && cust);
+	IT_EQ(parley_entity_create(admin, "acme", "Acme Support", &id), PARLEY_OK);
+	IT_EQ(parley_entity_code(admin, "acme", 0, PARLEY_ROLE_AGENT, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(agent, "acme", code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(admin, "acme", req, 1), PARLEY_OK);
+	IT_EQ(parley_entity_code(admin, "acme", 0, PARLEY_ROLE_AGENT, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(agent2, "acme", code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(admin, "acme", req, 1), PARLEY_OK);
+	/* bob is a default agent; dave is not (he joins threads only when added) */
+	parley_rules_change_init(&ch);
+	ch.default_agent = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", "bob", &ch), PARLEY_OK);
+	listen_on(admin, &in_admin);
+	listen_on(agent, &in_agent);
+	listen_on(agent2, &in_agent2);
+	listen_on(cust, &in_cust);
+}
+
+static void customer_admin(void)
+{
+	parley_thread_info info;
+	const char *hello = "t31-hello-from-carol";
+
+	IT_EQ(parley_thread_send_entity(cust, "acme", (const uint8_t *)hello, strlen(hello), &tid), PARLEY_OK);
+	IT_CHECK(tid != 0);
+	IT_EQ(pump(admin, &in_admin, 1), 1);
+	IT_CHECK(strcmp(in_admin.last, hello) == 0);
+	IT_CHECK(strcmp(in_admin.last_sender, "carol") == 0);
+	IT_EQ(pump(agent, &in_agent, 1), 1); /* the default agent */
+	IT_CHECK(strcmp(in_agent.last, hello) == 0);
+	IT_EQ(pump(agent2, &in_agent2, 1), 0); /* not a member */
+
+	const char *answer = "t31-answer-from-alice";
+	IT_EQ(parley_thread_send(admin, tid, (const uint8_t *)answer, strlen(answer), 0), PARLEY_OK);
+	IT_EQ(pump(cust, &in_cust, 1), 1);
+	IT_CHECK(strcmp(in_cust.last, answer) == 0);
+	IT_CHECK(strcmp(in_cust.last_sender, "acme") == 0); /* the entity, never "alice" */
+	IT_EQ(parley_thread_get(cust, tid, &info), PARLEY_OK);
+	IT_CHECK(strcmp(info.entity_name, "Acme Support") == 0);
+	IT_CHECK(info.handling_agent[0] == '\0');
+	IT_EQ(info.staff, 0);
+	IT_EQ(info.member_count, 3);
+	IT_EQ(info.unread, 1);
+	IT_EQ(parley_thread_mark_read(cust, tid), PARLEY_OK);
+	IT_EQ(parley_thread_get(cust, tid, &info), PARLEY_OK);
+	IT_EQ(info.unread, 0);
+	/* a second message continues the same thread */
+	uint64_t again = 0;
+	IT_EQ(parley_thread_send_entity(cust, "acme", (const uint8_t *)"t31-second", 10, &again), PARLEY_OK);
+	IT_EQ(again, tid);
+	IT_EQ(pump(admin, &in_admin, 2), 2);
+}
+
+static void add_member(void)
+{
+	IT_EQ(parley_thread_add(admin, tid, "dave"), PARLEY_OK);
+	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-after-add", 13, 0), PARLEY_OK);
+	IT_EQ(pump(agent2, &in_agent2, 1), 1);
+	IT_CHECK(strcmp(in_agent2.last, "t31-after-add") == 0);
+	/* the admin writes too: dave now holds the sender keys of both (what a replay would give back) */
+	IT_EQ(parley_thread_send(admin, tid, (const uint8_t *)"t31-admin-after-add", 19, 0), PARLEY_OK);
+	IT_EQ(pump(agent2, &in_agent2, 2), 2);
+	IT_CHECK(strcmp(in_agent2.last, "t31-admin-after-add") == 0);
+}
+
+/* Every group envelope queued for the account `to`, copied to the queue of (victim account, device 1):
+ * what a server that kept the removed device in the fan-out would deliver. */
+static int copy_queue(const char *to, const char *victim)
+{
+	sqlite3 *db = it_server_db(&s);
+	sqlite3_stmt *sel = NULL, *ins = NULL, *tin = NULL;
+	char sql[512];
+	int n = 0;
+
+	if (db == NULL)
+		return 0;
+	snprintf(sql, sizeof sql,
+		 "SELECT m.sender_account, m.sender_device, m.sender_handle, m.type, m.client_ts, m.server_ts,"
+		 " m.expires_ms, m.content, t.thread_id FROM messages m JOIN thread_envelopes t ON t.message_id = m.id"
+		 " WHERE m.account_id = (SELECT id FROM accounts WHERE handle = '%s')",
+		 to);
+	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &sel, NULL), SQLITE_OK);
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO messages (account_id, device_id, sender_account, sender_device, sender_handle, type,"
+		 " client_ts, server_ts, expires_ms, content) VALUES ((SELECT id FROM accounts WHERE handle = '%s'),"
+		 " 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+		 victim);
+	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &ins, NULL), SQLITE_OK);
+	IT_EQ(sqlite3_prepare_v2(db, "INSERT INTO thread_envelopes (message_id, thread_id) VALUES (?, ?)", -1, &tin, NULL),
+	      SQLITE_OK);
+	while (sel != NULL && ins != NULL && tin != NULL && sqlite3_step(sel) == SQLITE_ROW) {
+		for (int i = 0; i < 8; i++)
+			sqlite3_bind_value(ins, i + 1, sqlite3_column_value(sel, i));
+		IT_EQ(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(tin, 1, sqlite3_last_insert_rowid(db));
+		sqlite3_bind_value(tin, 2, sqlite3_column_value(sel, 8));
+		IT_EQ(sqlite3_step(tin), SQLITE_DONE);
+		sqlite3_reset(tin);
+		n++;
+	}
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(tin);
+	sqlite3_close(db);
+	return n;
+}
+
+static void remove_rekey(void)
+{
+	inbox before = in_agent2;
+	int copied, bob_before;
+
+	bob_before = pump(agent, &in_agent, 99); /* bob's queue drained: what is copied below is new */
+
+	IT_EQ(parley_thread_remove(admin, tid, "dave"), PARLEY_OK);
+	/* both the customer and the admin write after the removal: each rotated first */
+	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-secret-after-remove", 23, 0), PARLEY_OK);
+	IT_EQ(parley_thread_send(admin, tid, (const uint8_t *)"t31-admin-after-remove", 22, 0), PARLEY_OK);
+	/* the server copies bob's envelopes (which carry both) into dave's queue */
+	copied = copy_queue("bob", "dave");
+	IT_CHECK(copied >= 2);
+	/* a fresh connection: the server hands over its queue, the copies included */
+	parley_client_disconnect(agent2);
+	IT_EQ(pump(agent2, &in_agent2, before.n + 1), before.n); /* nothing new decrypts */
+	IT_EQ(pump(agent, &in_agent, bob_before + 2), bob_before + 2); /* the member reads both */
+	IT_CHECK(strcmp(in_agent.last, "t31-admin-after-remove") == 0);
+}
+
+int main(void)
+{
+	srv_start(&s, NULL);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/websocket", s.port);
+	setup();
+	IT_RUN(customer_admin);
+	IT_RUN(add_member);
+	IT_RUN(remove_rekey);
+	parley_client_free(admin);
+	parley_client_free(agent);
+	parley_client_free(agent2);
+	parley_client_free(cust);
+	IT_EQ(srv_stop(&s), 0);
+	srv_cleanup(&s);
+	return it_failures > 0;
+}
