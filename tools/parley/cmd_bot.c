@@ -78,7 +78,8 @@ typedef struct bot_state {
 
 /* ---- the queue ---- */
 
-static void push(bot_state *st, char *line, size_t len, uint64_t thread)
+/* line: an event line from bot_json.c (NUL-terminated, no NUL inside: JSON escapes it), or NULL. */
+static void push(bot_state *st, char *line, uint64_t thread)
 {
 	bot_event *e;
 
@@ -89,7 +90,7 @@ static void push(bot_state *st, char *line, size_t len, uint64_t thread)
 		return;
 	}
 	e->line = line;
-	e->len = len;
+	e->len = strlen(line);
 	e->thread = thread;
 	if (st->tail != NULL)
 		st->tail->next = e;
@@ -97,7 +98,7 @@ static void push(bot_state *st, char *line, size_t len, uint64_t thread)
 		st->head = e;
 	st->tail = e;
 	st->queued++;
-	st->queued_bytes += len;
+	st->queued_bytes += e->len;
 	if (!st->paused && (st->queued >= QUEUE_HIGH || st->queued_bytes >= QUEUE_HIGH_BYTES)) {
 		/* stop receiving now, from inside the callback: nothing more is handed to us (or
 		 * acknowledged) until the queue drains */
@@ -132,7 +133,7 @@ static void push_error(bot_state *st, uint64_t thread, parley_err err, const cha
 	else
 		snprintf(msg, sizeof(msg), "%s", parley_strerror(err));
 	line = bot__event_error(thread, err, msg, &len);
-	push(st, line, len, thread);
+	push(st, line, thread);
 }
 
 /* ---- events from the client ---- */
@@ -146,21 +147,21 @@ static void ev_thread_message(parley_client *c, const parley_thread_message *m, 
 	 * itself */
 	if (m->sender != NULL && strcmp(m->sender, st->self) == 0)
 		return;
-	push(st, bot__event_message(m, &len), len, m->thread_id);
+	push(st, bot__event_message(m, &len), m->thread_id);
 }
 
 static void ev_thread_changed(parley_client *c, const parley_thread_change *ch, void *user)
 {
 	bot_state *st = user;
 	size_t len = 0;
-	push(st, bot__event_changed(ch, &len), len, ch->thread_id);
+	push(st, bot__event_changed(ch, &len), ch->thread_id);
 }
 
 static void ev_thread_forwarded(parley_client *c, const parley_thread_forwarded *f, void *user)
 {
 	bot_state *st = user;
 	size_t len = 0;
-	push(st, bot__event_forwarded(f, &len), len, f->thread_id);
+	push(st, bot__event_forwarded(f, &len), f->thread_id);
 }
 
 /* Receiving needs on_message; a bot answers threads, so a direct message is only noted. */
@@ -179,8 +180,15 @@ static void ev_error(parley_client *c, parley_err err, const char *handle, uint3
 	bot_state *st = user;
 	char h[PARLEY_HANDLE_MAX + 1];
 
-	fprintf(stderr, "parley: %s: a message from %s device %u: %s (%s)\n", st->ctx->command,
+	const char *detail = parley_client_errmsg(c);
+
+	fprintf(stderr, "parley: %s: a message from %s device %u: %s (%s)", st->ctx->command,
 		cli_safe_handle(handle != NULL ? handle : "?", h), device, parley_strerror(err), parley_errname(err));
+	if (detail[0] != '\0') {
+		fputs(": ", stderr);
+		cli_write_safe(stderr, detail, strlen(detail));
+	}
+	fputc('\n', stderr);
 }
 
 static void ev_disconnect(parley_client *c, parley_err err, void *user)
