@@ -94,6 +94,7 @@ bench: deps-bench build
 	tests/interop/setup.sh
 	$(BUILD)/tests/bench/crypto/crypto_bench --reps $(CRYPTO_REPS) --script tests/bench/crypto/libsignal_bench.js
 	tests/bench/run-relay.sh $(BUILD)
+	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
 
 install: build
 	meson install -C $(BUILD)

@@ -183,6 +183,10 @@ struct parley_client {
 		uint64_t thread_id, at_ms;
 	} thread_refresh[8]; /* when a thread was last fetched for an envelope it did not explain */
 	unsigned thread_refresh_next;
+	/* forwards (thread_forward_recv.c): bundles under check (their early chunks wait with them) and the
+	 * schema flag of client.forward */
+	struct fwd_import *fwd_imports;
+	int forward_ready;
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;
@@ -412,6 +416,22 @@ int client__send_receipt(parley_client *c, const char *handle, int kind, const u
  * signed list (the send path's rules). cb fires when the server has queued it (durable). */
 int client__send_key_transfer(parley_client *c, const char *handle, uint32_t device,
 			      const uint8_t *packed, size_t len, parley_done_cb cb, void *user);
+/* One Content encrypted for each of the n devices ids (registration ids regids) of handle with this
+ * device's pairwise sessions (they exist: the caller chose the devices from client__e2e_peer_devices,
+ * i.e. from handle's verified signed list): the OutgoingMessages of a SendMessage or a ThreadForward.
+ * With only_device != 0, every other device gets `other` instead (filler). On error nothing is left
+ * allocated; else release with client__outgoing_free. */
+#define CLIENT_OUTGOING_MAX 64
+typedef struct client_outgoing {
+	Parley__Wire__OutgoingMessage msg[CLIENT_OUTGOING_MAX];
+	Parley__Wire__OutgoingMessage *msgp[CLIENT_OUTGOING_MAX];
+	uint8_t *ct[CLIENT_OUTGOING_MAX];
+	size_t n;
+} client_outgoing;
+int client__outgoing_encrypt(parley_client *c, const char *handle, const uint32_t *ids, const uint32_t *regids,
+			     size_t n, const uint8_t *pt, size_t pt_len, uint32_t only_device, const uint8_t *other,
+			     size_t other_len, client_outgoing *out);
+void client__outgoing_free(client_outgoing *o);
 
 /* Sends ct (kind and records set by the caller; its timestamp is set here) end to end, pairwise: to one
  * device of handle (device != 0: its other devices get the same kind with a zero body in place of the

@@ -30,7 +30,7 @@
 #include "common/alloc.h"
 
 #define SEND_ATTEMPTS 4
-#define SEND_MAX_DEVICES 64
+#define SEND_MAX_DEVICES CLIENT_OUTGOING_MAX
 
 typedef struct send_job {
 	char recipient[PARLEY_HANDLE_MAX + 1];
@@ -60,10 +60,7 @@ typedef struct send_op {
 	client_op op;
 	send_job *job;
 	Parley__Wire__SendMessageRequest req;
-	Parley__Wire__OutgoingMessage msg[SEND_MAX_DEVICES];
-	Parley__Wire__OutgoingMessage *msgp[SEND_MAX_DEVICES];
-	uint8_t *ct[SEND_MAX_DEVICES];
-	size_t n;
+	client_outgoing out;
 } send_op;
 
 static void job_step(parley_client *c, send_job *job);
@@ -106,9 +103,7 @@ static void job_finish(parley_client *c, send_job *job, int status)
 
 static void send_op_free(send_op *m)
 {
-	size_t i;
-	for (i = 0; i < m->n; i++)
-		parley__free(m->ct[i]);
+	client__outgoing_free(&m->out);
 	parley__free(m);
 }
 
@@ -154,13 +149,69 @@ static void complete_send(parley_client *c, client_op *op, int status, const Par
 /* The errors that carry a body (MISMATCHED/STALE_DEVICES) are checked by complete_send itself. */
 static const client_op_vtable send_vt = {build_send, complete_send, PARLEY__WIRE__RESPONSE__BODY_SEND_MESSAGE, 0};
 
+/* ---- one Content to devices of a handle ---- */
+
+void client__outgoing_free(client_outgoing *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		parley__free(o->ct[i]);
+	o->n = 0;
+}
+
+int client__outgoing_encrypt(parley_client *c, const char *handle, const uint32_t *ids, const uint32_t *regids,
+			     size_t n, const uint8_t *pt, size_t pt_len, uint32_t only_device, const uint8_t *other,
+			     size_t other_len, client_outgoing *out)
+{
+	int rc = PARLEY_OK;
+
+	out->n = 0;
+	if (n > CLIENT_OUTGOING_MAX)
+		return PARLEY_E_TOO_LARGE;
+	for (size_t i = 0; i < n; i++) {
+		Parley__Wire__OutgoingMessage *o = &out->msg[i];
+		const uint8_t *p = only_device == 0 || ids[i] == only_device ? pt : other;
+		size_t p_len = only_device == 0 || ids[i] == only_device ? pt_len : other_len;
+		parley_signal_address a = {handle, ids[i]};
+		size_t cap = PARLEY_SIGNAL_CIPHERTEXT_MAX(p_len) + LEAK_EXTRA(p_len), len = 0;
+		int type = 0;
+
+		parley__wire__outgoing_message__init(o);
+		o->device_id = ids[i];
+		o->registration_id = regids[i];
+		out->msgp[i] = o;
+		out->ct[i] = parley__malloc(cap);
+		if (out->ct[i] == NULL) {
+			rc = PARLEY_E_NOMEM;
+			break;
+		}
+		out->n = i + 1;
+		rc = parley_signal_encrypt(c->sig, &a, p, p_len, out->ct[i], cap, &len, &type);
+		if (rc != PARLEY_OK) {
+			if (rc == PARLEY_E_UNTRUSTED_IDENTITY)
+				client__set_err(c, "the identity key of %s (device %u) has changed: compare the safety "
+						   "number, then accept it with: parley trust %s",
+						handle, (unsigned)ids[i], handle);
+			break;
+		}
+#ifdef PARLEY_TEST_PLAINTEXT_LEAK
+		len = leak_in_clear(out->ct[i], len, p, p_len);
+#endif
+		o->type = type == PARLEY_SIGNAL_MSG_PREKEY ? PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE
+							   : PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
+		o->content.data = out->ct[i];
+		o->content.len = len;
+	}
+	if (rc != PARLEY_OK)
+		client__outgoing_free(out);
+	return rc;
+}
+
 static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, const uint32_t *regids, size_t n)
 {
 	const uint8_t *pt = job->phase == 0 ? job->content : job->copy;
 	size_t pt_len = job->phase == 0 ? job->content_len : job->copy_len;
 	send_op *m = parley__calloc(1, sizeof(*m));
-	size_t i;
-	int rc = PARLEY_OK;
+	int rc;
 
 	if (m == NULL)
 		return PARLEY_E_NOMEM;
@@ -169,47 +220,14 @@ static int build_and_send(parley_client *c, send_job *job, const uint32_t *ids, 
 	parley__wire__send_message_request__init(&m->req);
 	m->req.recipient = job->target;
 	m->req.timestamp = job->timestamp;
-	for (i = 0; i < n; i++) {
-		Parley__Wire__OutgoingMessage *o = &m->msg[i];
-		if (job->only_device != 0) {
-			pt = ids[i] == job->only_device ? job->content : job->filler;
-			pt_len = ids[i] == job->only_device ? job->content_len : job->filler_len;
-		}
-		parley__wire__outgoing_message__init(o);
-		o->device_id = ids[i];
-		o->registration_id = regids[i];
-		m->msgp[i] = o;
-		parley_signal_address a = {job->target, ids[i]};
-		size_t cap = PARLEY_SIGNAL_CIPHERTEXT_MAX(pt_len) + LEAK_EXTRA(pt_len), len = 0;
-		int type = 0;
-		m->ct[i] = parley__malloc(cap);
-		if (m->ct[i] == NULL) {
-			rc = PARLEY_E_NOMEM;
-			break;
-		}
-		m->n = i + 1;
-		rc = parley_signal_encrypt(c->sig, &a, pt, pt_len, m->ct[i], cap, &len, &type);
-		if (rc != PARLEY_OK) {
-			if (rc == PARLEY_E_UNTRUSTED_IDENTITY)
-				client__set_err(c, "the identity key of %s (device %u) has changed: compare the safety "
-						   "number, then accept it with: parley trust %s",
-						job->target, (unsigned)ids[i], job->target);
-			break;
-		}
-#ifdef PARLEY_TEST_PLAINTEXT_LEAK
-		len = leak_in_clear(m->ct[i], len, pt, pt_len);
-#endif
-		o->type = type == PARLEY_SIGNAL_MSG_PREKEY ? PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PREKEY_MESSAGE
-							   : PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
-		o->content.data = m->ct[i];
-		o->content.len = len;
-	}
+	rc = client__outgoing_encrypt(c, job->target, ids, regids, n, pt, pt_len, job->only_device, job->filler,
+				      job->filler_len, &m->out);
 	if (rc != PARLEY_OK) {
 		send_op_free(m);
 		return rc;
 	}
 	m->req.n_messages = n;
-	m->req.messages = m->msgp;
+	m->req.messages = m->out.msgp;
 	client__conn_submit(c, &m->op);
 	return PARLEY_OK;
 }
@@ -296,7 +314,8 @@ static void complete_send(parley_client *c, client_op *op, int status, const Par
 	send_op_free(m);
 	if (status == PARLEY_OK) {
 		/* the recipient's phase is what makes a message sent: it joins this device's history */
-		if (job->phase == 0 && job->receipt_kind == 0 && job->only_device == 0 && r != NULL)
+		/* (only a message has a copy: a key transfer or a forward chunk is no history) */
+		if (job->phase == 0 && job->copy != NULL && r != NULL)
 			client__history_sent(c, job->recipient, job->content, job->content_len,
 					     r->send_message->server_timestamp);
 		next_phase(c, job);

@@ -49,6 +49,11 @@ int client__thread_key_sent(parley_client *c, uint64_t thread_id, uint64_t epoch
 			    const uint32_t *devices, size_t n, int *sent);
 int client__thread_key_record(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
 			      const uint32_t *devices, size_t n);
+/* Our SKDM at the start of epoch (*found = 0 if none kept), and keeping it. */
+int client__thread_epoch_key(parley_client *c, uint64_t thread_id, uint64_t epoch, uint8_t *skdm, size_t cap,
+			     size_t *len, int *found);
+int client__thread_epoch_key_save(parley_client *c, uint64_t thread_id, uint64_t epoch, const uint8_t *skdm,
+				  size_t len);
 /* A kind-6 request to (handle, device) for thread_id may go now (persisted bound): *allowed. */
 int client__thread_request_allowed(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device,
 				   int *allowed);

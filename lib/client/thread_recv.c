@@ -18,6 +18,7 @@
 #include <parley/signal_group.h>
 
 #include "client/thread_core.h"
+#include "client/thread_forward.h"
 #include "common/alloc.h"
 #include "signal/sender_key.h"
 
@@ -35,15 +36,15 @@ static void seen(parley_client *c, const Parley__Wire__Envelope *e)
 	(void)client__e2e_seen(c, e->server_id, 1, &s);
 }
 
-/* A refresh of thread_id (ThreadGet, verify, apply) unless one ran very recently; *started. */
+/* A refresh of thread_id (entity, ThreadGet, verify, apply) unless one ran very recently: *started = 1
+ * when one starts now, 2 when one ran (or runs) within REFRESH_GUARD_MS, 0 when none could start. */
 static void refresh(parley_client *c, uint64_t thread_id, const char *entity, const char *retry_handle, int *started)
 {
 	uint64_t now = client__now_ms();
 	thread_op *o;
 	int rc;
 
-	/* fetched a moment ago (or under way): what it brings retries the quarantine, so this waits too */
-	*started = 1;
+	*started = 2;
 	for (size_t i = 0; i < sizeof(c->thread_refresh) / sizeof(c->thread_refresh[0]); i++)
 		if (c->thread_refresh[i].thread_id == thread_id && c->thread_refresh[i].at_ms + REFRESH_GUARD_MS > now)
 			return;
@@ -90,8 +91,9 @@ static int check_sender(parley_client *c, const client_thread *t, const parley_e
 	if (rc != PARLEY_OK)
 		return rc;
 	if (!found) {
+		/* fetched a moment ago (or under way): what it brings retries the quarantine, so this waits */
 		refresh(c, t->thread_id, t->entity, e->sender_handle, &started);
-		*pending = started;
+		*pending = started != 0;
 		return PARLEY_E_NOT_THREAD_MEMBER;
 	}
 	/* staff who left the staff list left the thread */
@@ -182,7 +184,7 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	rc = client__thread_load(c, e->thread_id, &t);
 	if (rc == PARLEY_E_NO_SUCH_THREAD) {
 		refresh(c, e->thread_id, NULL, e->sender_handle, &started);
-		*pending = started;
+		*pending = started != 0;
 		return rc;
 	}
 	if (rc == PARLEY_OK)
@@ -190,6 +192,14 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 	if (rc == PARLEY_OK)
 		rc = check_sender(c, &t, ent, e, &m, pending);
 	if (rc == PARLEY_OK && e->type == PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PAYMENT_REQUEST && !payment_allowed(ent, &m)) {
+		/* the rules may have changed since this device verified the list: the entity is fetched once
+		 * and the request waits for it; then the signed rules decide */
+		refresh(c, t.thread_id, t.entity, e->sender_handle, &started);
+		if (started == 1) {
+			*pending = 1;
+			rc = PARLEY_E_PAYMENT_NOT_ALLOWED;
+			goto out;
+		}
 		/* the server should have refused it; the signed rules say no: dropped */
 		client__set_err(c, "a payment request from %s, who may not send one", e->sender_handle);
 		report(c, PARLEY_E_PAYMENT_NOT_ALLOWED, e);
@@ -315,7 +325,8 @@ void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, 
 		client__set_err(c, "a thread message outside a group message");
 		report(c, PARLEY_E_INVALID_MESSAGE, e);
 		break;
-	default: /* 7, 8: forward bundles (thread_forward.c) */
+	default: /* 7, 8: forward bundles and their history (thread_forward_recv.c) */
+		client__forward_receive(c, e, ct);
 		break;
 	}
 }

@@ -6,10 +6,13 @@
  * (that list is checked as the member's own list first, so the send path's bundles must match it), the
  * customer's as its own signed device list names them. thread_sent_keys remembers who got which epoch.
  *
- * Rotation. After a verified REMOVE, or a staff member's leaving the staff list (thread_state.c sets
- * `rotate`), the next send replaces our own sender key for the thread with a new one (new chain id and
+ * Rotation. After a verified REMOVE or ADD (or a hand-back to a newcomer), or a staff member's leaving
+ * the staff list (thread_state.c sets `rotate`), the next send replaces our own sender key for the thread with a new one (new chain id and
  * signing key, sender_key__rotate_own) and moves to a new epoch, which nobody has: it goes to the
- * current members only. Removed devices keep the old chains, which never carry anything again.
+ * current members only. Removed devices keep the old chains, which never carry anything again. An
+ * epoch begins at every membership change, so the SKDM of its start (kept, thread_epoch_keys), which a
+ * member device that missed it gets on request (kind 6), never opens what was said before the asker
+ * joined: it decrypts the message it missed instead of losing it to the chain's forward secrecy.
  */
 #include <string.h>
 
@@ -27,15 +30,27 @@ static void own_address(parley_client *c, parley_signal_address *a)
 	a->device_id = c->account.device_id;
 }
 
-/* Our current SKDM for the thread (made on first use). */
+/* Our SKDM for the thread as the current epoch began (made on first use, before any message of the
+ * epoch: then the current position is the start). Every member device gets this one, so a device that
+ * missed it and asks (kind 6) reads the epoch from its start. */
 static int own_skdm(parley_client *c, uint64_t thread_id, uint8_t *out, size_t cap, size_t *len)
 {
 	parley_signal_address self;
 	uint8_t dist[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN];
+	uint64_t epoch = 0;
+	int rotate = 0, found = 0;
+	int rc = client__thread_epoch(c, thread_id, &epoch, &rotate);
 
+	if (rc == PARLEY_OK)
+		rc = client__thread_epoch_key(c, thread_id, epoch, out, cap, len, &found);
+	if (rc != PARLEY_OK || found)
+		return rc;
 	own_address(c, &self);
 	client__thread_distribution_id(thread_id, dist);
-	return parley_group_create_distribution(&c->sigstore, &self, dist, out, cap, len);
+	rc = parley_group_create_distribution(&c->sigstore, &self, dist, out, cap, len);
+	if (rc == PARLEY_OK)
+		rc = client__thread_epoch_key_save(c, thread_id, epoch, out, *len);
+	return rc;
 }
 
 /* The devices of m that must get our key: the verified ones, without this device. */
@@ -78,6 +93,8 @@ static int make_targets(parley_client *c, thread_op *o)
 	thread_member m[THREAD_MEMBERS_MAX];
 	uint32_t ids[WIRE_DEVLIST_MAX];
 	size_t n = 0, nd = 0;
+	uint8_t skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
+	size_t len = 0;
 	int rotate = 0, sent = 0;
 	int rc = client__thread_epoch(c, o->thread_id, &o->epoch, &rotate);
 
@@ -92,6 +109,10 @@ static int make_targets(parley_client *c, thread_op *o)
 		if (rc == PARLEY_OK)
 			rc = client__thread_epoch(c, o->thread_id, &o->epoch, &rotate);
 	}
+	/* the epoch's start is captured before its first message */
+	if (rc == PARLEY_OK)
+		rc = own_skdm(c, o->thread_id, skdm, sizeof(skdm), &len);
+	sodium_memzero(skdm, sizeof(skdm));
 	if (rc == PARLEY_OK)
 		rc = client__thread_members(c, o->thread_id, m, THREAD_MEMBERS_MAX, &n);
 	if (rc != PARLEY_OK)
@@ -198,7 +219,15 @@ int client__thread_send_key(parley_client *c, uint64_t thread_id, const char *ha
 	uint8_t skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
 	size_t len = 0;
 	client_content ct;
-	int rc = own_skdm(c, thread_id, skdm, sizeof(skdm), &len);
+	uint64_t epoch = 0;
+	int rotate = 0;
+	int rc = client__thread_epoch(c, thread_id, &epoch, &rotate);
+
+	/* the membership changed since our epoch began: the asker may be new, and the old epoch's start
+	 * would open what was said before it joined; our next message starts a new epoch it gets anyway */
+	if (rc != PARLEY_OK || rotate)
+		return rc;
+	rc = own_skdm(c, thread_id, skdm, sizeof(skdm), &len);
 
 	/* to every verified device of the member (all of them are entitled to it): a kind 5 without its
 	 * payload, as a one-device send's filler would be, is not a valid Content */
@@ -230,6 +259,14 @@ int client__thread_send_build(parley_client *c, thread_op *o)
 
 	if (rc != PARLEY_OK)
 		return rc;
+	if (o->flags & PARLEY_THREAD_SEND_PAYMENT) {
+		/* only staff whose effective rules in the verified list allow it (the server checks too) */
+		const wire_staff_member *me = wire__stafflist_find(&o->ent->sl, c->account.account_id);
+		if (me == NULL || !(wire__stafflist_effective_rules(&o->ent->sl, me) & WIRE_RULE_MAY_PAY)) {
+			client__set_err(c, "you may not send payment requests for %s (rule may_pay)", o->entity);
+			return PARLEY_E_PAYMENT_NOT_ALLOWED;
+		}
+	}
 	if (o->timestamp == 0)
 		o->timestamp = client__e2e_timestamp(c);
 	memset(&ct, 0, sizeof(ct));

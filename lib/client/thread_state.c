@@ -8,6 +8,7 @@
  *   thread_events       the signed events, by version: a later replay must carry the same bytes
  *   thread_sent_keys    which devices of which member got our sender key of which epoch
  *   thread_key_requests when we last asked a sender device for its key (a bounded kind-6 request)
+ *   thread_epoch_keys   our SKDM at the start of the current epoch (answers to kind-6 requests)
  *
  * Membership is never taken from the server's word: it is the replay of the signed events against the
  * verified staff list (client__thread_apply), whose roles follow docs/protocol.md §13.3.
@@ -32,7 +33,12 @@ static const char *const thread_steps[] = {
 	"CREATE TABLE thread_sent_keys (thread_id INTEGER NOT NULL, epoch INTEGER NOT NULL, handle TEXT NOT NULL,"
 	"  device INTEGER NOT NULL, PRIMARY KEY (thread_id, epoch, handle, device));"
 	"CREATE TABLE thread_key_requests (thread_id INTEGER NOT NULL, handle TEXT NOT NULL,"
-	"  device INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (thread_id, handle, device));",
+	"  device INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (thread_id, handle, device));"
+	/* our SKDM as the epoch began (iteration 0): what a member device that missed it gets on request,
+	 * so it reads the epoch from its start; epochs start at every membership change, so that is never
+	 * more than the member could read anyway */
+	"CREATE TABLE thread_epoch_keys (thread_id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,"
+	"  skdm BLOB NOT NULL);",
 };
 
 static const migrate_schema thread_schema = {
@@ -150,7 +156,7 @@ typedef struct replay {
 	int known; /* a row existed */
 	thread_member m[THREAD_MEMBERS_MAX];
 	size_t n;
-	int removed_any; /* a REMOVE applied: our sender key rotates */
+	int removed_any; /* a REMOVE or an ADD applied: our sender key rotates (a new epoch) */
 } replay;
 
 static thread_member *find_member(replay *r, uint64_t account)
@@ -302,6 +308,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 			return bad(c, ev, "only an admin adds");
 		if (subj == NULL || find_member(r, ev->subject) != NULL)
 			return bad(c, ev, "the subject is no staff member or already in the thread");
+		/* a new epoch: the newcomer can never be handed the start of one it was not in (kind 6) */
+		r->removed_any = 1;
 		return add_member(r, subj->account_id, subj->handle, subj->role);
 	case WIRE_THREADEV_REMOVE:
 		if (!admin && !(ev->actor == ev->subject && in_thread))
@@ -341,6 +349,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		if (ev->subject != 0 && subj == NULL)
 			return bad(c, ev, "the new handling agent is no staff member");
 		r->t.handling_agent = ev->subject;
+		if (ev->subject != 0 && find_member(r, ev->subject) == NULL)
+			r->removed_any = 1; /* joins: a new epoch, as an ADD */
 		return ev->subject != 0 ? add_member(r, subj->account_id, subj->handle, subj->role) : PARLEY_OK;
 	default:
 		return bad(c, ev, "unknown kind");
@@ -762,4 +772,36 @@ int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size
 		ids[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return PARLEY_OK;
+}
+
+int client__thread_epoch_key(parley_client *c, uint64_t thread_id, uint64_t epoch, uint8_t *skdm, size_t cap,
+			     size_t *len, int *found)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prep_id(c, "SELECT skdm FROM thread_epoch_keys WHERE thread_id = ? AND epoch = ?", thread_id, &st);
+
+	*found = 0;
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		memcpy(skdm, sqlite3_column_blob(st, 0), *len);
+		*found = 1;
+	}
+	sqlite3_finalize(st);
+	return PARLEY_OK;
+}
+
+int client__thread_epoch_key_save(parley_client *c, uint64_t thread_id, uint64_t epoch, const uint8_t *skdm,
+				  size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prep_id(c, "INSERT OR REPLACE INTO thread_epoch_keys (thread_id, epoch, skdm) VALUES (?, ?, ?)",
+			 thread_id, &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+	sqlite3_bind_blob(st, 3, skdm, (int)len, SQLITE_STATIC);
+	return client__sql_done(c, st);
 }

@@ -109,15 +109,34 @@ int sender_key__rotate_own(const parley_signal_store *store, const parley_signal
 	return rc;
 }
 
+/* The SKDM of state s at its CURRENT position (chain key and iteration as kept): whoever processes it
+ * derives the keys of the iterations from there on, never of earlier ones (a late joiner, or a forward's
+ * agent, reads only what follows). */
+static int state_distribution(const sk_state *s, const uint8_t distribution_id[SK_UUID_LEN], uint8_t *out,
+	size_t out_cap, size_t *out_len)
+{
+	sk_distribution d;
+	int rc;
+
+	memset(&d, 0, sizeof d);
+	d.version = s->version ? s->version : SK_VERSION;
+	memcpy(d.distribution_id, distribution_id, SK_UUID_LEN);
+	d.chain_id = s->chain_id;
+	d.iteration = s->iteration;
+	memcpy(d.chain_key, s->chain_key, SK_CHAIN_KEY_LEN);
+	memcpy(d.signing_key, s->signing_pub, PARLEY_SIGNAL_PUBKEY_LEN);
+	rc = sender_key__distribution_encode(out, out_cap, out_len, &d);
+	crypto__wipe(&d, sizeof d);
+	return rc;
+}
+
 int parley_group_create_distribution(const parley_signal_store *store, const parley_signal_address *self,
 	const uint8_t distribution_id[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], uint8_t *out, size_t out_cap,
 	size_t *out_len)
 {
 	sk_record rec;
-	sk_distribution d;
 	int found, rc;
 
-	memset(&d, 0, sizeof d);
 	rc = check_addr(store, self);
 	if (rc != PARLEY_OK || distribution_id == NULL || out == NULL || out_len == NULL)
 		return PARLEY_E_INVAL;
@@ -134,17 +153,28 @@ int parley_group_create_distribution(const parley_signal_store *store, const par
 		if (rc != PARLEY_OK)
 			goto out;
 	}
-	/* The SKDM carries the chain's CURRENT position, so a late joiner reads only what follows. */
-	const sk_state *s = &rec.states[0];
-	d.version = s->version ? s->version : SK_VERSION;
-	memcpy(d.distribution_id, distribution_id, SK_UUID_LEN);
-	d.chain_id = s->chain_id;
-	d.iteration = s->iteration;
-	memcpy(d.chain_key, s->chain_key, SK_CHAIN_KEY_LEN);
-	memcpy(d.signing_key, s->signing_pub, PARLEY_SIGNAL_PUBKEY_LEN);
-	rc = sender_key__distribution_encode(out, out_cap, out_len, &d);
+	rc = state_distribution(&rec.states[0], distribution_id, out, out_cap, out_len);
 out:
-	crypto__wipe(&d, sizeof d);
+	sender_key__record_clear(&rec);
+	return rc;
+}
+
+int sender_key__export_distribution(const parley_signal_store *store, const parley_signal_address *sender,
+	const uint8_t distribution_id[SK_UUID_LEN], uint8_t *out, size_t out_cap, size_t *out_len)
+{
+	sk_record rec;
+	int found, rc;
+
+	sender_key__record_init(&rec);
+	rc = check_addr(store, sender);
+	if (rc != PARLEY_OK || distribution_id == NULL || out == NULL || out_len == NULL)
+		return PARLEY_E_INVAL;
+	rc = load_record(store, sender, distribution_id, &rec, &found);
+	if (rc == PARLEY_OK && (!found || rec.nstates == 0))
+		rc = PARLEY_E_NO_SENDER_KEY;
+	/* the newest state: the one the sender encrypts with (ours) or sent us last (a member's) */
+	if (rc == PARLEY_OK)
+		rc = state_distribution(&rec.states[0], distribution_id, out, out_cap, out_len);
 	sender_key__record_clear(&rec);
 	return rc;
 }

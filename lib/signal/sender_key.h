@@ -66,6 +66,17 @@ int sender_key__distribution_encode(uint8_t *out, size_t out_cap, size_t *out_le
 int sender_key__rotate_own(const parley_signal_store *store, const parley_signal_address *self,
 	const uint8_t distribution_id[SK_UUID_LEN]);
 
+/* ---------------------------------------------------------------- export */
+
+/* The sender key this store holds for (sender, distribution_id) -- its newest state, whether this
+ * device created it (sender = self) or processed it -- as an SKDM at the CURRENT position: chain id,
+ * iteration and chain key as kept, the signing PUBLIC key (never the private one). A store that
+ * processes it decrypts the sender's next messages, not earlier ones (the skipped keys are not
+ * exported either). For a forward bundle (lib/client/thread_forward.c). out_cap >=
+ * PARLEY_GROUP_DISTRIBUTION_MAX. PARLEY_E_NO_SENDER_KEY when the store holds nothing for it. */
+int sender_key__export_distribution(const parley_signal_store *store, const parley_signal_address *sender,
+	const uint8_t distribution_id[SK_UUID_LEN], uint8_t *out, size_t out_cap, size_t *out_len);
+
 /* ---------------------------------------------------------------- record */
 
 typedef struct sk_msg_key {

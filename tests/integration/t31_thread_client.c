@@ -25,7 +25,9 @@
 #include <sqlite3.h>
 
 #include "client/thread_core.h"
+#include "wire/threadev.h"
 #include "harness.h"
+#include "scan.h"
 
 static srv s;
 static char url[128];
@@ -154,10 +156,24 @@ static void customer_admin(void)
 	IT_EQ(pump(admin, &in_admin, 2), 2);
 }
 
+static int exec_db(const char *sql);
+static uint64_t account_id(const char *handle);
+
 static void add_member(void)
 {
+	char sql[256];
+
 	IT_EQ(parley_thread_add(admin, tid, "dave"), PARLEY_OK);
 	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-after-add", 13, 0), PARLEY_OK);
+	/* carol's sender key never reaches dave (the server drops the pairwise envelopes): the message
+	 * waits in dave's quarantine, dave asks carol (kind 6), carol answers, the message decrypts */
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM messages WHERE account_id = %llu AND id NOT IN (SELECT message_id FROM thread_envelopes)",
+		 (unsigned long long)account_id("dave"));
+	IT_CHECK(exec_db(sql) >= 1);
+	parley_client_disconnect(agent2);
+	IT_EQ(pump(agent2, &in_agent2, 1), 0);
+	pump(cust, &in_cust, 99); /* carol gets the request and sends her key again */
 	IT_EQ(pump(agent2, &in_agent2, 1), 1);
 	IT_CHECK(strcmp(in_agent2.last, "t31-after-add") == 0);
 	/* the admin writes too: dave now holds the sender keys of both (what a replay would give back) */
@@ -230,6 +246,151 @@ static void remove_rekey(void)
 	IT_CHECK(strcmp(in_agent.last, "t31-admin-after-remove") == 0);
 }
 
+static uint64_t account_id(const char *handle)
+{
+	sqlite3 *db = it_server_db(&s);
+	sqlite3_stmt *st = NULL;
+	uint64_t id = 0;
+
+	if (db != NULL && sqlite3_prepare_v2(db, "SELECT id FROM accounts WHERE handle = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return id;
+}
+
+static int exec_db(const char *sql)
+{
+	sqlite3 *db = it_server_db(&s);
+	int n = -1;
+
+	if (db != NULL && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		n = sqlite3_changes(db);
+	else if (db != NULL)
+		fprintf(stderr, "# %s: %s\n", sql, sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return n;
+}
+
+/* A payment request from bob, who has no MAY_PAY: the server would refuse to send it, so the test turns
+ * bob's queued group message for carol into one (type 5). Dropped by carol's client; with MAY_PAY in the
+ * signed rules, a real one is shown as a payment. */
+static void payment(void)
+{
+	parley_rules_change ch;
+	int before = in_cust.n;
+	char sql[256];
+
+	pump(cust, &in_cust, 99); /* carol's queue drained */
+	before = in_cust.n;
+	in_cust.errors = 0;
+	IT_EQ(parley_thread_send(agent, tid, (const uint8_t *)"t31-pay-100", 11, PARLEY_THREAD_SEND_PAYMENT),
+	      PARLEY_E_PAYMENT_NOT_ALLOWED); /* refused before anything is sent */
+	IT_EQ(parley_thread_send(agent, tid, (const uint8_t *)"t31-pay-101", 11, 0), PARLEY_OK);
+	snprintf(sql, sizeof sql,
+		 "UPDATE messages SET type = 5 WHERE account_id = %llu AND id IN (SELECT message_id FROM thread_envelopes)",
+		 (unsigned long long)account_id("carol"));
+	IT_EQ(exec_db(sql), 1);
+	parley_client_disconnect(cust);
+	IT_EQ(pump(cust, &in_cust, before + 1), before);
+	IT_EQ(in_cust.last_error, PARLEY_E_PAYMENT_NOT_ALLOWED);
+
+	parley_rules_change_init(&ch);
+	ch.may_pay = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", "bob", &ch), PARLEY_OK);
+	IT_EQ(parley_thread_send(agent, tid, (const uint8_t *)"t31-pay-102", 11, PARLEY_THREAD_SEND_PAYMENT), PARLEY_OK);
+	sleep(6); /* past the client's refresh guard: the payment fetches the entity's new rules itself */
+	IT_EQ(pump(cust, &in_cust, before + 1), before + 1);
+	IT_EQ(in_cust.payments, 1);
+	IT_CHECK(strcmp(in_cust.last, "t31-pay-102") == 0);
+}
+
+/* First responder: with lock_mode 1 the first staff answer takes the lock (signed LOCK); another agent
+ * is then refused. */
+static void first_responder(void)
+{
+	parley_rules_change ch;
+	parley_thread_info info;
+	uint64_t t2 = 0;
+
+	parley_rules_change_init(&ch);
+	ch.lock_mode = PARLEY_LOCK_FIRST_RESPONDER;
+	ch.default_agent = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", NULL, &ch), PARLEY_OK);
+	IT_EQ(parley_thread_close(cust, tid), PARLEY_OK);
+	IT_EQ(parley_thread_send_entity(cust, "acme", (const uint8_t *)"t31-new-thread", 14, &t2), PARLEY_OK);
+	IT_CHECK(t2 != 0 && t2 != tid);
+	IT_EQ(parley_thread_send(agent, t2, (const uint8_t *)"t31-bob-first", 13, 0), PARLEY_OK);
+	IT_EQ(parley_thread_get(agent, t2, &info), PARLEY_OK);
+	IT_EQ(info.status, PARLEY_THREAD_LOCKED);
+	IT_CHECK(strcmp(info.lock_holder, "bob") == 0);
+	IT_EQ(parley_thread_send(agent2, t2, (const uint8_t *)"t31-dave-second", 15, 0), PARLEY_E_THREAD_LOCKED);
+	tid = t2;
+}
+
+/* An event the server holds but no admin signed (bob, an agent, "removes" dave): the client refuses the
+ * thread's chain; the same event signed by the admin passes. */
+static void forged_event(void)
+{
+	parley_thread_info info, after;
+	wire_threadev ev;
+	uint8_t blob[WIRE_THREADEV_MAX_BYTES];
+	size_t len = 0;
+	parley_entity *e = NULL;
+	char sql[1024], hex[2 * WIRE_THREADEV_MAX_BYTES + 1];
+
+	IT_EQ(parley_thread_get(cust, tid, &info), PARLEY_OK);
+	IT_EQ(parley_entity_get(cust, "acme", &e), PARLEY_OK);
+	memset(&ev, 0, sizeof ev);
+	ev.thread_id = tid;
+	snprintf(ev.entity, sizeof ev.entity, "acme");
+	ev.version = info.membership_version + 1;
+	ev.kind = WIRE_THREADEV_REMOVE;
+	ev.subject = account_id("dave");
+	ev.actor = account_id("bob");
+	ev.actor_device = 1;
+	ev.staff_version = e != NULL ? parley_entity_staff_version(e) : 1;
+	ev.timestamp_ms = it_now_ms();
+	parley_entity_free(e);
+	for (int round = 0; round < 2; round++) {
+		parley_client *signer = round == 0 ? agent : admin;
+		if (round == 1)
+			ev.actor = account_id("alice");
+		IT_EQ(wire__threadev_sign(&ev, signer->key.sk, blob, sizeof blob, &len), PARLEY_OK);
+		for (size_t i = 0; i < len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", blob[i]);
+		snprintf(sql, sizeof sql,
+			 "DELETE FROM thread_events WHERE thread_id = %llu AND version = %llu;"
+			 "INSERT INTO thread_events (thread_id, version, event) VALUES (%llu, %llu, x'%s');"
+			 "UPDATE threads SET version = %llu WHERE id = %llu",
+			 (unsigned long long)tid, (unsigned long long)ev.version, (unsigned long long)tid,
+			 (unsigned long long)ev.version, hex, (unsigned long long)ev.version, (unsigned long long)tid);
+		IT_EQ(exec_db(sql), 1);
+		if (round == 0) {
+			IT_EQ(parley_thread_get(cust, tid, &after), PARLEY_E_THREAD_EVENT_INVALID);
+			IT_CHECK(strstr(parley_client_errmsg(cust), "admin") != NULL);
+			IT_EQ(parley_thread_get(cust, tid, &after), PARLEY_E_THREAD_EVENT_INVALID); /* nothing kept */
+		} else {
+			IT_EQ(parley_thread_get(cust, tid, &after), PARLEY_OK); /* the control: an admin's event */
+			IT_EQ(after.member_count, info.member_count - 1);
+		}
+	}
+}
+
+/* The server's files hold no message text: a message queued for every member is not in them, while
+ * the same scan finds the customer's handle (the control: the scan reads those files). */
+static void no_plaintext(void)
+{
+	const char *marker = "t31-marker-plaintext-7f3a";
+
+	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)marker, strlen(marker), 0), PARLEY_OK);
+	IT_EQ(srv_scan(&s, marker, strlen(marker), 1), SCAN_CLEAN);
+	IT_CHECK(srv_scan(&s, "carol", 5, 1) & SCAN_FOUND);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -238,6 +399,10 @@ int main(void)
 	IT_RUN(customer_admin);
 	IT_RUN(add_member);
 	IT_RUN(remove_rekey);
+	IT_RUN(payment);
+	IT_RUN(first_responder);
+	IT_RUN(forged_event);
+	IT_RUN(no_plaintext);
 	parley_client_free(admin);
 	parley_client_free(agent);
 	parley_client_free(agent2);

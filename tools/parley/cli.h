@@ -72,6 +72,11 @@ void cli_print_digits(const char *digits);
 /* parley_trust(handle) with its report on stdout; lists the choice when it is ambiguous (cmd_trust.c). */
 int cli_trust(cli_ctx *ctx, parley_client *c, const char *handle);
 
+/* `parley thread forward` (cmd_forward.c; argv[0] = "forward"), and the line listen prints for a forward
+ * received (on_thread_forwarded). */
+int cli_thread_forward(cli_ctx *ctx, int argc, char **argv);
+void cli_on_forwarded(parley_client *c, const parley_thread_forwarded *f, void *user);
+
 /* QR codes (qr.c): CLI_QR_QUIET modules of quiet zone around the symbol, CLI_QR_SCALE pixels per
  * module in a PNG. Errors: PARLEY_E_TOO_LARGE (empty payload or one that no QR version holds),
  * PARLEY_E_NOMEM, PARLEY_E_IO (output; err names the file). */
@@ -101,6 +106,12 @@ int cmd_quarantine(cli_ctx *ctx, int argc, char **argv);
 int cmd_history(cli_ctx *ctx, int argc, char **argv);
 int cmd_entity(cli_ctx *ctx, int argc, char **argv);
 int cmd_agent(cli_ctx *ctx, int argc, char **argv);
+/* business threads (cmd_thread.c) */
+int cmd_threads(cli_ctx *ctx, int argc, char **argv);
+int cmd_thread(cli_ctx *ctx, int argc, char **argv);
+/* `parley listen` prints thread messages and changes too; counted(c, user) runs after each message. */
+typedef void (*cli_thread_counted_fn)(parley_client *c, void *user);
+void cli_listen_threads(parley_client *c, cli_thread_counted_fn counted, void *user);
 int cmd_bot(cli_ctx *ctx, int argc, char **argv);
 /* listen's lines for the entity pushes (cmd_entity.c) */
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);

@@ -120,6 +120,23 @@ int cmd_send(cli_ctx *ctx, int argc, char **argv)
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;
+	/* an entity's handle: the message goes to this account's thread with it (opened if none) */
+	parley_entity *ent = NULL;
+	rc = parley_entity_get(c, handle, &ent);
+	parley_entity_free(ent);
+	if (rc == PARLEY_OK) {
+		rc = parley_thread_send_entity(c, handle, (const uint8_t *)text, len, &id);
+		if (rc != PARLEY_OK)
+			return cli_fail(ctx, rc);
+		if (!quiet) {
+			fputs("sent to ", stdout);
+			cli_print_safe(handle);
+			printf(" (thread #%llu)\n", (unsigned long long)id);
+		}
+		return CLI_EXIT_OK;
+	}
+	if (rc != PARLEY_E_NO_SUCH_ENTITY)
+		return cli_fail(ctx, rc);
 	rc = parley_send_bytes(c, handle, (const uint8_t *)text, len, &id);
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
@@ -180,6 +197,19 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* One more message shown (a pairwise one or a thread's): --count may end the listen. */
+static void shown_one(parley_client *c, void *user)
+{
+	listen_state *ls = user;
+
+	ls->shown++;
+	if (ls->count > 0 && ls->shown >= ls->count) {
+		/* Stop taking messages now: the rest stay on the server for the next listen. */
+		parley_client_set_events(c, NULL);
+		parley_client_stop(c);
+	}
+}
+
 static void ev_message(parley_client *c, const parley_message *m, void *user)
 {
 	listen_state *ls = user;
@@ -205,12 +235,7 @@ static void ev_message(parley_client *c, const parley_message *m, void *user)
 	/* Shown on the terminal = read. */
 	if (m->destination == NULL)
 		parley_mark_read(c, m->sender, &m->timestamp_ms, 1);
-	ls->shown++;
-	if (ls->count > 0 && ls->shown >= ls->count) {
-		/* Stop taking messages now: the rest stay on the server for the next listen. */
-		parley_client_set_events(c, NULL);
-		parley_client_stop(c);
-	}
+	shown_one(c, ls);
 }
 
 static void ev_receipt(parley_client *c, const char *handle, uint32_t device, parley_receipt_kind kind,
@@ -360,6 +385,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	ev.on_keys_moved = cli_ev_keys_moved;
 	ev.user = &ls;
 	parley_client_set_events(c, &ev);
+	cli_listen_threads(c, shown_one, &ls);
 	rc = parley_connect(c);
 	if (rc != PARLEY_OK) {
 		parley_client_set_events(c, NULL);

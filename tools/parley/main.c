@@ -153,6 +153,25 @@ static const cli_command commands[] = {
 	 "signed device list. An admin approves or denies it (`parley listen` shows the staff change).\n"
 	 "Errors: ENROL_CODE_UNKNOWN, ENROL_CODE_EXPIRED, ENROL_CODE_USED, ENROL_CODE_DENIED,\n"
 	 "ENROL_RATE_LIMITED (too many wrong codes: wait), ALREADY_MEMBER, REQUEST_PENDING."},
+	{"threads", cmd_threads, "[ENTITY]", "list business threads: yours as a customer, or ENTITY's (staff)",
+	 "Lists threads, newest first, one a line: #ID, the entity's name, the customer, the status (open,\n"
+	 "locked, closed), the handling agent (staff only; '-' for none) and the unread count. Without ENTITY:\n"
+	 "your threads as a customer; with ENTITY: that entity's threads (you must be its staff)."},
+	{"thread", cmd_thread, "show|send|open|add|remove|lock|unlock|close|handback|forward ...",
+	 "read, answer and manage one business thread",
+	 "parley thread show ID [--limit N]   this device's history of thread ID (oldest first), marks it read\n"
+	 "parley thread send ID TEXT... [--payment]  a message to every member (encrypted once with your\n"
+	 "                             sender key; --payment: a payment request, staff with may_pay only)\n"
+	 "parley thread open ENTITY CUSTOMER  staff with may_initiate: a new thread toward CUSTOMER\n"
+	 "parley thread add|remove ID HANDLE  admin: add or remove a staff member (signed event); after a\n"
+	 "                             removal every member starts a new sender key\n"
+	 "parley thread lock|unlock ID  take the lock (staff member) / release it (admin or holder)\n"
+	 "parley thread close ID       close for good (admin, handling agent or the customer)\n"
+	 "parley thread handback ID [HANDLE]  handling agent: back to HANDLE or the admins' queue\n"
+	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin: hand the thread to AGENT with its\n"
+	 "                             keys, the note and your last N messages of it (default 100)\n"
+	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
+	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
 	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",
 	 "run this account as a bot driven by a program or a webhook",
 	 "Runs this account (a bot or agent of an entity: `parley agent join`) until stopped, passing its\n"

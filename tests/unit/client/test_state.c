@@ -362,7 +362,11 @@ static void test_migrate_old_db(void)
 		/* the file is at the current version of schema "client", with every table */
 		TEST_EQ_INT(client__state_open(dir, &s, err, sizeof(err)), PARLEY_OK);
 		TEST_EQ_INT(parley__migrate_version(client__state_db(s), "client", &v), PARLEY_OK);
-		TEST_EQ_INT(v, 4);
+		TEST_EQ_INT(v, 5);
+		/* step 5 (threads): a quarantined group message keeps its thread */
+		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM pragma_table_info('quarantine') WHERE "
+							    "name = 'thread_id'"),
+			    1);
 		/* step 4 (signed device lists): device 2 did not register the account */
 		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM account WHERE registered = 0"), 1);
 		TEST_EQ_INT(count_rows(client__state_db(s), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "

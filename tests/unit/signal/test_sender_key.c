@@ -342,6 +342,56 @@ static void test_store_failure_atomic(void)
 	tstore_free(&tb);
 }
 
+/* Export (forward bundles): Bob exports the key he holds for Alice at his CURRENT position; Carol
+ * processes it and decrypts Alice's next messages, not the ones before the export; Alice's own export
+ * (her store) works the same; nothing held: NO_SENDER_KEY. */
+static void test_export(void)
+{
+	static const parley_signal_address CAROL = {"carol", 3};
+	tstore ta, tb, tc;
+	parley_signal_store sa, sb, sc;
+	uint8_t skdm[PARLEY_GROUP_DISTRIBUTION_MAX], dist[16];
+	size_t n = 0;
+	msg m[6];
+
+	setup(&ta, &sa, &tb, &sb);
+	tstore_init(&tc, &sc);
+	for (int i = 0; i < 3; i++)
+		enc(&sa, i, &m[i]);
+	TEST_EQ_INT(dec(&sb, &m[0], 0), PARLEY_OK);
+	TEST_EQ_INT(dec(&sb, &m[1], 1), PARLEY_OK);
+	/* Bob is at iteration 2 now (m[2] not yet received) */
+	TEST_EQ_INT(sender_key__export_distribution(&sb, &ALICE, DIST, skdm, sizeof skdm, &n), PARLEY_OK);
+	TEST_EQ_INT(parley_group_process_distribution(&sc, &ALICE, skdm, n, dist), PARLEY_OK);
+	TEST_EQ_MEM(dist, DIST, 16);
+	enc(&sa, 3, &m[3]);
+	TEST_EQ_INT(dec(&sc, &m[3], 3), PARLEY_OK);  /* the next message */
+	TEST_EQ_INT(dec(&sc, &m[2], 2), PARLEY_OK);  /* not yet received by Bob: at his position */
+	TEST_EQ_INT(dec(&sc, &m[1], -1), PARLEY_E_DUPLICATE_MESSAGE); /* before it: no key */
+	TEST_EQ_INT(dec(&sc, &m[0], -1), PARLEY_E_DUPLICATE_MESSAGE);
+	/* the sender's own export from her store: the next message only */
+	tstore_free(&tc);
+	tstore_init(&tc, &sc);
+	TEST_EQ_INT(sender_key__export_distribution(&sa, &ALICE, DIST, skdm, sizeof skdm, &n), PARLEY_OK);
+	TEST_EQ_INT(parley_group_process_distribution(&sc, &ALICE, skdm, n, NULL), PARLEY_OK);
+	enc(&sa, 4, &m[4]);
+	TEST_EQ_INT(dec(&sc, &m[4], 4), PARLEY_OK);
+	TEST_EQ_INT(dec(&sc, &m[3], -1), PARLEY_E_DUPLICATE_MESSAGE);
+	/* the export never carries the signing private key: Carol cannot encrypt as Alice */
+	TEST_EQ_INT(parley_group_encrypt(&sc, &ALICE, DIST, (const uint8_t *)"x", 1, m[5].b, sizeof m[5].b,
+			    &m[5].len),
+		PARLEY_E_STATE);
+	/* nothing held for Carol's key, nor for another distribution id */
+	TEST_EQ_INT(sender_key__export_distribution(&sb, &CAROL, DIST, skdm, sizeof skdm, &n), PARLEY_E_NO_SENDER_KEY);
+	TEST_EQ_INT(sender_key__export_distribution(&sb, &ALICE, (const uint8_t *)"0123456789abcdef", skdm, sizeof skdm,
+			    &n),
+		PARLEY_E_NO_SENDER_KEY);
+	TEST_EQ_INT(sender_key__export_distribution(&sb, &ALICE, DIST, skdm, 10, &n), PARLEY_E_INVAL);
+	tstore_free(&ta);
+	tstore_free(&tb);
+	tstore_free(&tc);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -353,5 +403,6 @@ int main(void)
 	TEST_RUN(test_redistribution);
 	TEST_RUN(test_record_states);
 	TEST_RUN(test_store_failure_atomic);
+	TEST_RUN(test_export);
 	TEST_EXIT();
 }

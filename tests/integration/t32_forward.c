@@ -1,0 +1,445 @@
+/* t32: forwarding a thread to an agent through libparley against a real parleyd (issue 10 item 3,
+ * docs/protocol.md §13.5). acme: alice primary admin, bob and dave agents; carol the customer; eve a
+ * stranger to acme.
+ *
+ *   forged_bundles     before any forward: a well-formed bundle sent pairwise by eve (no staff) and by
+ *                      dave (a plain agent) is refused by bob's client with FORWARD_INVALID, and no
+ *                      sender key of it is imported.
+ *   refusals           forward by a non-admin (dave), to a non-member (eve), over a thread of another
+ *                      entity (alice's globex thread to bob): nothing stored, nothing received.
+ *   forward            carol writes 3 messages; alice forwards with a note and history 10: bob gets the
+ *                      note, then the 3 messages (complete) in his thread history; carol's next message is
+ *                      read by bob although carol's own sender key to him was deleted from his queue
+ *                      (the bundle's key suffices); the server's files hold neither note nor history.
+ *   chunk_other_device a history chunk of that forward sent by eve: refused, nothing added.
+ *   kill9              parleyd SIGKILLed right after a forward went out: after the restart the forward is
+ *                      wholly there or wholly absent (handling agent, bundle envelope), and a retry
+ *                      completes it.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <parley/client.h>
+#include <parley/entity.h>
+#include <parley/error.h>
+#include <parley/signal_group.h>
+#include <parley/thread.h>
+#include <sqlite3.h>
+
+#include "client/client_internal.h"
+#include "client/thread_internal.h"
+#include "harness.h"
+#include "signal/sender_key.h"
+#include "wire/forward.h"
+
+static srv s;
+static char url[128];
+static parley_client *alice, *bob, *carol, *dave, *eve;
+static uint64_t thread_id;
+
+/* ---- events ---- */
+
+typedef struct seen {
+	int forward_invalid;
+	int forwarded;     /* bundles (history 0) */
+	size_t history;    /* the last count reported */
+	int complete;
+	char note[PARLEY_THREAD_NOTE_MAX + 1];
+	int messages;
+	char last[256];
+} seen;
+static seen bob_seen, alice_seen;
+
+static void on_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
+{
+	seen *w = user;
+	if (err == PARLEY_E_FORWARD_INVALID)
+		w->forward_invalid++;
+	fprintf(stderr, "# %s from %s/%u: %s\n", parley_strerror(err), handle, (unsigned)device, parley_client_errmsg(c));
+}
+
+static void on_message(parley_client *c, const parley_message *m, void *user)
+{
+}
+
+static void on_thread_message(parley_client *c, const parley_thread_message *m, void *user)
+{
+	seen *w = user;
+	w->messages++;
+	snprintf(w->last, sizeof w->last, "%.*s", (int)m->body_len, (const char *)m->body);
+}
+
+static void on_forwarded(parley_client *c, const parley_thread_forwarded *f, void *user)
+{
+	seen *w = user;
+	if (f->history == 0 && f->note[0] != '\0') {
+		w->forwarded++;
+		snprintf(w->note, sizeof w->note, "%s", f->note);
+	} else if (f->history == 0) {
+		w->forwarded++;
+	}
+	w->history = f->history;
+	w->complete = f->history_complete;
+}
+
+static void listen_as(parley_client *c, seen *w)
+{
+	parley_events ev;
+	parley_thread_events tev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.on_error = on_error;
+	ev.on_message = on_message;
+	ev.user = w;
+	parley_client_set_events(c, &ev);
+	memset(&tev, 0, sizeof tev);
+	tev.on_thread_message = on_thread_message;
+	tev.on_thread_forwarded = on_forwarded;
+	tev.user = w;
+	parley_thread_set_events(c, &tev);
+}
+
+static void run(parley_client *c, int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		(void)parley_client_run(c, 100);
+}
+
+/* ---- helpers ---- */
+
+static uint64_t account_id(const char *handle)
+{
+	sqlite3 *db = it_server_db(&s);
+	sqlite3_stmt *st = NULL;
+	uint64_t id = 0;
+
+	IT_EQ(sqlite3_prepare_v2(db, "SELECT id FROM accounts WHERE handle = ?", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return id;
+}
+
+static int64_t db_int(const char *sql)
+{
+	sqlite3 *db = it_server_db(&s);
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* the thread's handling agent on the server */
+static uint64_t handling_agent(void)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "SELECT handling_agent FROM threads WHERE id = %llu", (unsigned long long)thread_id);
+	return (uint64_t)db_int(sql);
+}
+
+/* 1 if c holds a sender key of (handle, device) for the thread */
+static int holds_key(parley_client *c, const char *handle, uint32_t device)
+{
+	uint8_t did[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], out[PARLEY_GROUP_DISTRIBUTION_MAX];
+	parley_signal_address a = {handle, device};
+	size_t n = 0;
+
+	client__thread_distribution_id(thread_id, did);
+	return sender_key__export_distribution(&c->sigstore, &a, did, out, sizeof out, &n) == PARLEY_OK;
+}
+
+static size_t thread_history(parley_client *c)
+{
+	parley_history_entry e[16];
+	size_t n = 0;
+	IT_EQ(parley_thread_history(c, thread_id, 0, 16, e, &n), PARLEY_OK);
+	parley_history_entries_free(e, n);
+	return n;
+}
+
+static int sent_status;
+static int sent_done;
+static void on_sent(parley_client *c, parley_err status, void *user)
+{
+	sent_status = status;
+	sent_done = 1;
+}
+
+/* A Content of kind `kind` with payload sent pairwise from `from` to every device of bob. */
+static int send_raw(parley_client *from, int kind, const uint8_t *payload, size_t len)
+{
+	client_content ct;
+
+	memset(&ct, 0, sizeof ct);
+	ct.kind = kind;
+	ct.payload = payload;
+	ct.payload_len = len;
+	sent_done = 0;
+	IT_EQ(client__send_content(from, "bob", 0, &ct, on_sent, NULL), PARLEY_OK);
+	for (int i = 0; i < 100 && !sent_done; i++)
+		(void)parley_client_run(from, 50);
+	return sent_done ? sent_status : -1;
+}
+
+/* ---- setup ---- */
+
+static void join(const char *entity, parley_client *who, parley_entity_role role)
+{
+	char code[PARLEY_ENROL_CODE_MAX + 1];
+	uint64_t req = 0;
+
+	IT_EQ(parley_entity_code(alice, entity, 0, role, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(who, entity, code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(alice, entity, req, 1), PARLEY_OK);
+}
+
+static void setup(void)
+{
+	uint64_t id = 0;
+
+	alice = it_user(&s, url, "alice");
+	bob = it_user(&s, url, "bob");
+	carol = it_user(&s, url, "carol");
+	dave = it_user(&s, url, "dave");
+	eve = it_user(&s, url, "eve");
+	IT_MUST(&s, alice != NULL && bob != NULL && carol != NULL && dave != NULL && eve != NULL);
+	IT_EQ(parley_entity_create(alice, "acme", "Acme Support", &id), PARLEY_OK);
+	join("acme", bob, PARLEY_ROLE_AGENT);
+	join("acme", dave, PARLEY_ROLE_AGENT);
+	listen_as(bob, &bob_seen);
+	IT_EQ(parley_thread_send_entity(carol, "acme", (const uint8_t *)"hello acme 1", 12, &thread_id), PARLEY_OK);
+	IT_MUST(&s, thread_id != 0);
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"hello acme 2", 12, 0), PARLEY_OK);
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"hello acme 3", 12, 0), PARLEY_OK);
+	/* alice learns of the thread first (its events verified), then reads what carol wrote */
+	parley_thread_info info;
+	IT_EQ(parley_thread_get(alice, thread_id, &info), PARLEY_OK);
+	listen_as(alice, &alice_seen);
+	parley_client_disconnect(alice); /* the next connection (this get's) receives the backlog */
+	IT_EQ(parley_thread_get(alice, thread_id, &info), PARLEY_OK);
+	for (int i = 0; i < 50 && thread_history(alice) < 3; i++)
+		run(alice, 1);
+	IT_EQ(thread_history(alice), 3);
+}
+
+/* ---- tests ---- */
+
+/* A bundle as eve or dave could build it: the thread's id and entity, one made-up event, a sender key
+ * for carol's device 1 of the thread's distribution id. */
+static uint8_t *forged_bundle(size_t *len)
+{
+	static uint8_t ev[150];
+	uint8_t did[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
+	parley_signal_address carol1 = {"carol", 1};
+	size_t skdm_len = 0;
+	ProtobufCBinaryData evs[1] = {{sizeof ev, ev}};
+	Parley__Wire__ForwardSenderKey k = PARLEY__WIRE__FORWARD_SENDER_KEY__INIT, *kp[1] = {&k};
+	Parley__Wire__ForwardBundle b = PARLEY__WIRE__FORWARD_BUNDLE__INIT;
+	uint8_t *out;
+
+	/* a key "of carol" made in eve's own store: whoever imports it believes a forgery */
+	client__thread_distribution_id(thread_id, did);
+	IT_EQ(parley_group_create_distribution(&eve->sigstore, &carol1, did, skdm, sizeof skdm, &skdm_len), PARLEY_OK);
+	memset(ev, 0x42, sizeof ev);
+	b.forward_id = 77;
+	b.thread_id = thread_id;
+	b.entity = (char *)"acme";
+	b.staff_version = 3;
+	b.events = evs;
+	b.n_events = 1;
+	k.handle = (char *)"carol";
+	k.device = 1;
+	k.distribution.data = skdm;
+	k.distribution.len = skdm_len;
+	b.sender_keys = kp;
+	b.n_sender_keys = 1;
+	b.note = (char *)"forged";
+	*len = parley__wire__forward_bundle__get_packed_size(&b);
+	out = malloc(*len);
+	parley__wire__forward_bundle__pack(&b, out);
+	IT_EQ(wire__forward_bundle_check(&b, NULL, 0), PARLEY_OK); /* well-formed: only WHO sent it is wrong */
+	return out;
+}
+
+static void forged_bundles(void)
+{
+	size_t len = 0;
+	uint8_t *bundle = forged_bundle(&len);
+
+	IT_CHECK(!holds_key(bob, "carol", 1));
+	IT_EQ(send_raw(eve, CONTENT_KIND_FORWARD, bundle, len), PARLEY_OK);
+	for (int i = 0; i < 50 && bob_seen.forward_invalid < 1; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forward_invalid, 1);
+	IT_CHECK(strstr(parley_client_errmsg(bob), "no admin device") != NULL);
+	IT_EQ(send_raw(dave, CONTENT_KIND_FORWARD, bundle, len), PARLEY_OK);
+	for (int i = 0; i < 50 && bob_seen.forward_invalid < 2; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forward_invalid, 2);
+	IT_EQ(bob_seen.forwarded, 0);
+	IT_CHECK(!holds_key(bob, "carol", 1)); /* nothing imported */
+	free(bundle);
+}
+
+static void refusals(void)
+{
+	uint64_t globex = 0, other = 0;
+
+	/* a plain agent may not forward (the server's rule; bob's client would refuse it too): dave is not
+	 * even in the thread, then a member of it */
+	IT_EQ(parley_thread_forward(dave, thread_id, "bob", NULL, 0), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(parley_thread_add(alice, thread_id, "dave"), PARLEY_OK);
+	IT_EQ(parley_thread_forward(dave, thread_id, "bob", NULL, 0), PARLEY_E_NOT_ENTITY_ADMIN);
+	/* to someone who is not staff of acme */
+	IT_EQ(parley_thread_forward(alice, thread_id, "eve", NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	/* a thread of another entity: alice's globex thread, to acme's agent who is no globex staff */
+	IT_EQ(parley_entity_create(alice, "globex", "Globex", &globex), PARLEY_OK);
+	IT_EQ(parley_thread_send_entity(carol, "globex", (const uint8_t *)"hi globex", 9, &other), PARLEY_OK);
+	IT_EQ(parley_thread_forward(alice, other, "bob", NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(handling_agent(), 0);
+	run(bob, 5);
+	IT_EQ(bob_seen.forwarded, 0);
+}
+
+static void forward(void)
+{
+	static const char note[] = "note-for-bob-7f3a: VIP customer, refund approved";
+	sqlite3 *db;
+	char sql[256];
+	int64_t deleted;
+
+	/* alice answers once: her own sender key exists and goes into the bundle too */
+	IT_EQ(parley_thread_send(alice, thread_id, (const uint8_t *)"we are on it", 12, 0), PARLEY_OK);
+	IT_EQ(thread_history(alice), 4);
+	IT_EQ(parley_thread_forward(alice, thread_id, "bob", note, 10), PARLEY_OK);
+	IT_EQ(handling_agent(), account_id("bob"));
+	for (int i = 0; i < 80 && !bob_seen.complete; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forwarded, 1);
+	IT_CHECK(strcmp(bob_seen.note, note) == 0);
+	IT_EQ(bob_seen.history, 4);
+	IT_EQ(bob_seen.complete, 1);
+	IT_EQ(thread_history(bob), 4);
+	IT_CHECK(holds_key(bob, "carol", 1));
+	IT_CHECK(holds_key(bob, "alice", 1));
+
+	/* carol writes again; her own sender key to bob (pairwise) is deleted from bob's queue before he
+	 * reads it: the forwarded key must do */
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"after the forward", 17, 0), PARLEY_OK);
+	db = it_server_db(&s);
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM messages WHERE account_id = %llu AND sender_handle = 'carol' AND type IN (1, 2)",
+		 (unsigned long long)account_id("bob"));
+	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	deleted = sqlite3_changes(db);
+	sqlite3_close(db);
+	fprintf(stderr, "# carol's pairwise envelopes deleted from bob's queue: %lld\n", (long long)deleted);
+	for (int i = 0; i < 50 && strcmp(bob_seen.last, "after the forward") != 0; i++)
+		run(bob, 1);
+	IT_CHECK(strcmp(bob_seen.last, "after the forward") == 0);
+
+	/* the server's files: neither the note nor a history body in clear */
+	IT_EQ(srv_scan(&s, note, strlen(note), 1), SCAN_CLEAN);
+	IT_EQ(srv_scan(&s, "hello acme 2", 12, 1), SCAN_CLEAN);
+}
+
+static void chunk_other_device(void)
+{
+	Parley__Wire__ForwardHistory h = PARLEY__WIRE__FORWARD_HISTORY__INIT;
+	Parley__Wire__ForwardHistoryEntry e = PARLEY__WIRE__FORWARD_HISTORY_ENTRY__INIT, *ep[1] = {&e};
+	sqlite3_stmt *st = NULL;
+	uint8_t buf[256];
+	size_t before = thread_history(bob);
+	int invalid = bob_seen.forward_invalid;
+	uint64_t fid = 0;
+
+	/* the real forward's id, from bob's client.db */
+	IT_EQ(sqlite3_prepare_v2(client__state_db(bob->state), "SELECT forward_id FROM forwards", -1, &st, NULL),
+	      SQLITE_OK);
+	if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+		fid = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	IT_CHECK(fid != 0);
+	e.sender = (char *)"carol";
+	e.sender_device = 1;
+	e.timestamp = 1;
+	e.body.data = (uint8_t *)"injected history";
+	e.body.len = 16;
+	h.forward_id = fid;
+	h.thread_id = thread_id;
+	h.seq = 0;
+	h.entries = ep;
+	h.n_entries = 1;
+	IT_EQ(send_raw(eve, CONTENT_KIND_FORWARD_HISTORY, buf, parley__wire__forward_history__pack(&h, buf)),
+	      PARLEY_OK);
+	for (int i = 0; i < 50 && bob_seen.forward_invalid == invalid; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forward_invalid, invalid + 1);
+	IT_EQ(thread_history(bob), before);
+}
+
+static void kill9(void)
+{
+	uint64_t agent;
+	int64_t before, bundles;
+	char sql[256];
+	int done;
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE account_id = %llu AND sender_handle = 'alice'",
+		 (unsigned long long)account_id("dave"));
+	before = db_int(sql);
+	/* forward to dave; parleyd dies as soon as the request went out */
+	sent_done = 0;
+	IT_EQ(parley_thread_forward_start(alice, thread_id, "dave", "crash test", 0, on_sent, NULL), PARLEY_OK);
+	for (int i = 0; i < 200 && !sent_done && alice->sent == NULL; i++)
+		(void)parley_client_run_once(alice, NULL);
+	srv_kill9(&s);
+	for (int i = 0; i < 100 && !sent_done; i++)
+		(void)parley_client_run(alice, 50);
+	done = sent_done;
+	srv_restart(&s); /* on a new port: alice's client moves with it */
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/websocket", s.port);
+	parley_client_free(alice);
+	alice = it_client_at(s.dir, "alice", url, 5000);
+	IT_MUST(&s, alice != NULL);
+	agent = handling_agent();
+	bundles = db_int(sql) - before;
+	fprintf(stderr, "# after SIGKILL: callback %d (%d), handling agent %llu, bundles queued for dave %lld\n", done,
+		sent_status, (unsigned long long)agent, (long long)bundles);
+	/* all or nothing: dave handles it exactly when his bundle is queued */
+	IT_CHECK((agent == account_id("dave")) == (bundles == 1));
+	if (agent != account_id("dave"))
+		IT_EQ(parley_thread_forward(alice, thread_id, "dave", "crash test", 0), PARLEY_OK);
+	IT_EQ(handling_agent(), account_id("dave"));
+	IT_EQ(db_int(sql) - before, 1);
+}
+
+int main(void)
+{
+	srv_start(&s, NULL);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/websocket", s.port);
+	setup();
+	IT_RUN(forged_bundles);
+	IT_RUN(refusals);
+	IT_RUN(forward);
+	IT_RUN(chunk_other_device);
+	IT_RUN(kill9);
+	parley_client_free(alice);
+	parley_client_free(bob);
+	parley_client_free(carol);
+	parley_client_free(dave);
+	parley_client_free(eve);
+	srv_stop(&s);
+	srv_cleanup(&s);
+	return it_failures > 100 ? 100 : it_failures;
+}

@@ -1,0 +1,249 @@
+/* The client's thread core without a server (lib/client/thread_state.c, thread.c): the verified replay
+ * of signed thread events against a staff list signed here, the rules of docs/protocol.md §13.3 as the
+ * client applies them, the rotation flag, the distribution id and the kind-6 bound. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "../test.h"
+#include "client/thread_core.h"
+#include "crypto/crypto.h"
+
+/* An account with one device: account key (XEdDSA, signs its device list) and device key (Ed25519). */
+typedef struct tacct {
+	const char *handle;
+	uint64_t id;
+	crypto_keypair ak;
+	uint8_t dpk[32], dsk[64];
+	uint8_t *list;
+	size_t list_len;
+} tacct;
+
+static void make_acct(tacct *a, const char *handle, uint64_t id)
+{
+	wire_devlist l;
+	crypto_keypair ik;
+	dynbuf b;
+
+	memset(a, 0, sizeof(*a));
+	a->handle = handle;
+	a->id = id;
+	TEST_EQ_INT(crypto__keypair_generate(&a->ak), PARLEY_OK);
+	TEST_EQ_INT(crypto__keypair_generate(&ik), PARLEY_OK);
+	crypto_sign_keypair(a->dpk, a->dsk);
+	memset(&l, 0, sizeof(l));
+	l.account_id = id;
+	snprintf(l.handle, sizeof(l.handle), "%s", handle);
+	crypto__pubkey_serialize(l.account_key, a->ak.pub);
+	l.version = 1;
+	l.timestamp_ms = 1000;
+	l.n = 1;
+	l.dev[0].device_id = 1;
+	crypto__pubkey_serialize(l.dev[0].identity_key, ik.pub);
+	memcpy(l.dev[0].device_key, a->dpk, 32);
+	dynbuf__init(&b, 4096);
+	TEST_EQ_INT(wire__devlist_sign(&l, a->ak.priv, &b), PARLEY_OK);
+	a->list = dynbuf__take(&b, &a->list_len);
+}
+
+static tacct adam, agnes, carol; /* admin, agent, customer */
+
+static parley_client *client_for(char *dir)
+{
+	parley_client_options o;
+	parley_client *c = NULL;
+	client_account a;
+
+	TEST_CHECK(mkdtemp(dir) != NULL);
+	parley_client_options_init(&o);
+	o.state_dir = dir;
+	TEST_EQ_INT(parley_client_new(&o, &c), PARLEY_OK);
+	TEST_EQ_INT(client__ensure_key(c, 1), PARLEY_OK);
+	memset(&a, 0, sizeof a);
+	snprintf(a.handle, sizeof a.handle, "viewer");
+	a.account_id = 99;
+	a.device_id = 1;
+	snprintf(a.server_url, sizeof a.server_url, "ws://127.0.0.1:1/v1/websocket");
+	TEST_EQ_INT(client__state_save_account(c->state, &a, c->errmsg, sizeof c->errmsg), PARLEY_OK);
+	return c;
+}
+
+/* The staff list of acme (adam admin, agnes agent and default agent), verified and kept by c. */
+static void keep_staff_list(parley_client *c)
+{
+	crypto_keypair ek;
+	wire_stafflist l;
+	wire_staff_member m[2];
+	Parley__Wire__Entity w = PARLEY__WIRE__ENTITY__INIT;
+	parley_entity *e = NULL;
+	dynbuf b;
+
+	TEST_EQ_INT(crypto__keypair_generate(&ek), PARLEY_OK);
+	memset(&l, 0, sizeof(l));
+	memset(m, 0, sizeof(m));
+	l.entity_id = 7;
+	snprintf(l.handle, sizeof(l.handle), "acme");
+	snprintf(l.display_name, sizeof(l.display_name), "Acme");
+	crypto__pubkey_serialize(l.entity_key, ek.pub);
+	l.version = 2;
+	l.timestamp_ms = 2000;
+	l.n = 2;
+	l.members = m;
+	const tacct *who[2] = {&adam, &agnes};
+	for (int i = 0; i < 2; i++) {
+		m[i].account_id = who[i]->id;
+		snprintf(m[i].handle, sizeof(m[i].handle), "%s", who[i]->handle);
+		m[i].role = i == 0 ? WIRE_ROLE_ADMIN : WIRE_ROLE_AGENT;
+		m[i].flags = i == 0 ? WIRE_STAFF_PRIMARY : 0;
+		m[i].rules_mask = i == 1 ? WIRE_RULE_DEFAULT_AGENT : 0;
+		m[i].rules_values = i == 1 ? WIRE_RULE_DEFAULT_AGENT : 0;
+		crypto__pubkey_serialize(m[i].account_key, who[i]->ak.pub);
+		m[i].devlist = who[i]->list;
+		m[i].devlist_len = who[i]->list_len;
+	}
+	dynbuf__init(&b, 65536);
+	TEST_EQ_INT(wire__stafflist_sign(&l, ek.priv, &b), PARLEY_OK);
+	w.entity_id = 7;
+	w.signed_staff_list.data = dynbuf__take(&b, &w.signed_staff_list.len);
+	TEST_EQ_INT(client__entity_verify(c, "acme", &w, &e), PARLEY_OK);
+	parley_entity_free(e);
+	free(w.signed_staff_list.data);
+}
+
+static size_t sign(const tacct *actor, uint64_t thread_id, uint64_t version, int kind, uint64_t subject, uint8_t *out)
+{
+	wire_threadev ev;
+	size_t len = 0;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.thread_id = thread_id;
+	snprintf(ev.entity, sizeof(ev.entity), "acme");
+	ev.version = version;
+	ev.kind = (uint8_t)kind;
+	ev.subject = subject;
+	ev.actor = actor->id;
+	ev.actor_device = 1;
+	ev.staff_version = 2;
+	ev.timestamp_ms = 3000 + version;
+	TEST_EQ_INT(wire__threadev_sign(&ev, actor->dsk, out, WIRE_THREADEV_MAX_BYTES, &len), PARLEY_OK);
+	return len;
+}
+
+static int apply1(parley_client *c, const uint8_t *ev, size_t len)
+{
+	return client__thread_apply_events(c, "acme", 5, &ev, &len, 1);
+}
+
+static size_t members(parley_client *c)
+{
+	thread_member m[THREAD_MEMBERS_MAX];
+	size_t n = 0;
+	TEST_EQ_INT(client__thread_members(c, 5, m, THREAD_MEMBERS_MAX, &n), PARLEY_OK);
+	return n;
+}
+
+static void test_replay(void)
+{
+	char dir[] = "/tmp/parley-thr-XXXXXX";
+	parley_client *c = client_for(dir);
+	uint8_t open[WIRE_THREADEV_MAX_BYTES], ev[WIRE_THREADEV_MAX_BYTES], ev2[WIRE_THREADEV_MAX_BYTES];
+	size_t ol, l, l2;
+	wire_devlist dl;
+	client_thread t;
+	uint64_t epoch = 0;
+	int rotate = -1;
+
+	make_acct(&adam, "adam", 10);
+	make_acct(&agnes, "agnes", 11);
+	make_acct(&carol, "carol", 12);
+	keep_staff_list(c);
+	/* the customer's signed list, kept as peers.c keeps a fetched one */
+	TEST_EQ_INT(client__peer_check_list(c, "carol", carol.list, carol.list_len, &dl), PARLEY_OK);
+
+	/* the OPEN by the customer: members = carol + the admin + the default agent */
+	ol = sign(&carol, 0, 1, WIRE_THREADEV_OPEN, carol.id, open);
+	TEST_EQ_INT(apply1(c, open, ol), PARLEY_OK);
+	TEST_EQ_INT(client__thread_load(c, 5, &t), PARLEY_OK);
+	TEST_EQ_INT(t.membership_version, 1);
+	TEST_EQ_INT(t.customer_account, carol.id);
+	TEST_EQ_STR(t.customer, "carol");
+	TEST_EQ_INT(members(c), 3);
+	TEST_EQ_INT(client__thread_epoch(c, 5, &epoch, &rotate), PARLEY_OK);
+	TEST_EQ_INT(rotate, 0);
+
+	/* an agent removing the admin: not its right */
+	l = sign(&agnes, 5, 2, WIRE_THREADEV_REMOVE, adam.id, ev);
+	TEST_EQ_INT(apply1(c, ev, l), PARLEY_E_THREAD_EVENT_INVALID);
+	TEST_CHECK(strstr(parley_client_errmsg(c), "admin") != NULL);
+	/* a signature by another device than the actor's */
+	l = sign(&adam, 5, 2, WIRE_THREADEV_REMOVE, agnes.id, ev);
+	ev[l - 1] ^= 1;
+	TEST_EQ_INT(apply1(c, ev, l), PARLEY_E_THREAD_EVENT_INVALID);
+	/* a gap in the chain */
+	l = sign(&adam, 5, 3, WIRE_THREADEV_REMOVE, agnes.id, ev);
+	TEST_EQ_INT(apply1(c, ev, l), PARLEY_E_THREAD_EVENT_INVALID);
+	TEST_EQ_INT(members(c), 3); /* nothing of the refused ones kept */
+
+	/* the admin removes the agent: applied, and our sender key must rotate */
+	l = sign(&adam, 5, 2, WIRE_THREADEV_REMOVE, agnes.id, ev);
+	TEST_EQ_INT(apply1(c, ev, l), PARLEY_OK);
+	TEST_EQ_INT(members(c), 2);
+	TEST_EQ_INT(client__thread_epoch(c, 5, &epoch, &rotate), PARLEY_OK);
+	TEST_EQ_INT(rotate, 1);
+	/* the same event again is fine; another event for a kept version is not */
+	TEST_EQ_INT(apply1(c, ev, l), PARLEY_OK);
+	l2 = sign(&adam, 5, 2, WIRE_THREADEV_CLOSE, 0, ev2);
+	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_E_THREAD_EVENT_INVALID);
+	/* the customer closes; nothing follows a close */
+	l2 = sign(&carol, 5, 3, WIRE_THREADEV_CLOSE, 0, ev2);
+	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_OK);
+	TEST_EQ_INT(client__thread_load(c, 5, &t), PARLEY_OK);
+	TEST_EQ_INT(t.status, PARLEY_THREAD_CLOSED);
+	l2 = sign(&adam, 5, 4, WIRE_THREADEV_ADD, agnes.id, ev2);
+	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_E_THREAD_EVENT_INVALID);
+
+	/* the kept chain, as a forward bundle carries it */
+	uint8_t **evs = NULL;
+	size_t *lens = NULL, n = 0;
+	TEST_EQ_INT(client__thread_events(c, 5, &evs, &lens, &n), PARLEY_OK);
+	TEST_EQ_INT(n, 3);
+	TEST_CHECK(n == 3 && lens[0] == ol && memcmp(evs[0], open, ol) == 0);
+	client__thread_events_free(evs, lens, n);
+	parley_client_free(c);
+	test_remove_tree(dir);
+}
+
+static void test_helpers(void)
+{
+	char dir[] = "/tmp/parley-thr-XXXXXX";
+	parley_client *c = client_for(dir);
+	uint8_t id[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], h[32];
+	uint8_t in[13 + 8] = "parley-thread";
+	char conv[HISTORY_CONV_MAX + 1];
+	int allowed = 0;
+
+	in[13 + 7] = 42;
+	crypto_hash_sha256(h, in, sizeof(in));
+	client__thread_distribution_id(42, id);
+	TEST_EQ_MEM(id, h, sizeof(id));
+	client__thread_conversation(42, conv);
+	TEST_EQ_STR(conv, "#42");
+	/* one kind-6 request per sender device and thread per 10 minutes */
+	TEST_EQ_INT(client__thread_request_allowed(c, 5, "carol", 1, &allowed), PARLEY_OK);
+	TEST_EQ_INT(allowed, 1);
+	TEST_EQ_INT(client__thread_request_allowed(c, 5, "carol", 1, &allowed), PARLEY_OK);
+	TEST_EQ_INT(allowed, 0);
+	TEST_EQ_INT(client__thread_request_allowed(c, 5, "carol", 2, &allowed), PARLEY_OK);
+	TEST_EQ_INT(allowed, 1);
+	parley_client_free(c);
+	test_remove_tree(dir);
+}
+
+int main(void)
+{
+	TEST_RUN(test_helpers);
+	TEST_RUN(test_replay);
+	TEST_EXIT();
+}
