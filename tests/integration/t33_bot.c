@@ -12,8 +12,9 @@
  *                   (the forward's HANDLING, robo's HANDBACK) and no handling agent; no error this time.
  *   stop_cleanly    SIGTERM: the bot exits 0, in seconds (the program's input closed).
  *   exit_status     the program's exit status is the bot's.
- *   backpressure    a program that never reads: the bot stops receiving (the server keeps the rest),
- *                   and a later bot gets what the first did not take.
+ *   backpressure    a program that never reads: the bot stops receiving (the server keeps the rest);
+ *                   a program that reads late: the bot pauses, drains, receives again, and every
+ *                   message comes through once and in order.
  *   webhook         a wrong secret: the endpoint answers 401 and the bot reports it; the right one: the
  *                   endpoint's reply reaches carol.
  */
@@ -329,40 +330,74 @@ static void exit_status(void)
 	IT_EQ(bot_wait(bot_start(args), 20), 7);
 }
 
-/* 100 messages of 8000 bytes: a pipe holds a few, the bot's queue 64; a program that never reads
- * leaves the rest on the server, and the next bot gets them. */
-static void backpressure(void)
+/* Messages "mNNN " + filler, 8000 bytes each, numbered from..to-1: a pipe holds about eight, the bot's
+ * queue 64. */
+static void send_numbered(int from, int to)
 {
 	static uint8_t body[8000];
-	char out[600], cmd[700];
-	const char *sleeper[] = {"--exec", "/bin/sh", "-c", "exec sleep 60", NULL};
-	const char *reader[] = {"--timeout", "15", "--exec", "/bin/sh", "-c", cmd, NULL};
-	pid_t p;
-	int i, lines = 0, ch;
-	FILE *f;
+	int i;
 
-	p = bot_start(sleeper);
-	for (i = 0; i < 100; i++) {
-		memset(body, 'a' + i % 26, sizeof body);
+	memset(body, 'x', sizeof body);
+	for (i = from; i < to; i++) {
+		char num[8];
+		snprintf(num, sizeof num, "m%03d ", i);
+		memcpy(body, num, 5);
 		IT_EQ(parley_thread_send(carol, thread_id, body, sizeof body, 0), PARLEY_OK);
 	}
+}
+
+/* The numbers of the message events in a file of event lines, in order; how many. */
+static int read_numbers(const char *path, int *out, int max)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, *p;
+	size_t cap = 0;
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (getline(&line, &cap, f) > 0 && n < max) {
+		p = strstr(line, "\"body\":\"m");
+		if (p != NULL)
+			out[n++] = (int)strtol(p + 9, NULL, 10);
+	}
+	free(line);
+	fclose(f);
+	return n;
+}
+
+/* A program that never reads: the bot stops receiving (the server keeps the rest). A program that
+ * starts reading late: the bot pauses, drains, receives again on a new connection and hands over
+ * everything, in order, each once. */
+static void backpressure(void)
+{
+	static int got[400];
+	char out[600], cmd[700];
+	const char *sleeper[] = {"--exec", "/bin/sh", "-c", "exec sleep 60", NULL};
+	const char *late[] = {"--timeout", "20", "--exec", "/bin/sh", "-c", cmd, NULL};
+	pid_t p;
+	int i, n, ordered = 1;
+
+	p = bot_start(sleeper);
+	send_numbered(0, 100);
 	for (i = 0; i < 50; i++)
 		parley_client_run(carol, 100);
 	kill(p, SIGTERM);
 	IT_EQ(bot_wait(p, 30), 0);
+	/* what it did not take waits on the server; 100 more join it */
+	send_numbered(100, 200);
 	snprintf(out, sizeof out, "%s/taken", s.dir);
-	snprintf(cmd, sizeof cmd, "exec cat >'%s'", out);
-	IT_EQ(bot_wait(bot_start(reader), 40), 0);
-	f = fopen(out, "r");
-	IT_CHECK(f != NULL);
-	if (f != NULL) {
-		while ((ch = fgetc(f)) != EOF)
-			lines += ch == '\n';
-		fclose(f);
-	}
-	fprintf(stderr, "# the second bot got %d of 100 events\n", lines);
-	/* at most 64 queued + what the pipe held were taken by the first */
-	IT_CHECK(lines >= 20 && lines <= 100);
+	snprintf(cmd, sizeof cmd, "sleep 3; exec cat >'%s'", out);
+	IT_EQ(bot_wait(bot_start(late), 60), 0);
+	n = read_numbers(out, got, 400);
+	for (i = 1; i < n; i++)
+		ordered &= got[i] == got[i - 1] + 1;
+	fprintf(stderr, "# the first bot took %d of 100 messages; the second got %d (m%03d..m%03d)\n",
+		n > 0 ? got[0] : -1, n, n > 0 ? got[0] : -1, n > 0 ? got[n - 1] : -1);
+	/* the first took at most its queue and what the pipe held */
+	IT_CHECK(n > 0 && got[0] >= 20 && got[0] <= 80);
+	/* the second paused (more than 64 + a pipe were waiting) and still got every one, once, in order */
+	IT_CHECK(n > 64 + 20 && ordered && got[n - 1] == 199);
 }
 
 static void webhook(void)
