@@ -17,6 +17,7 @@
  *                   message comes through once and in order.
  *   webhook         a wrong secret: the endpoint answers 401 and the bot reports it; the right one: the
  *                   endpoint's reply reaches carol.
+ *   closed          forwarded again with the note "close it": the program closes the thread.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ static const char bot_sh[] =
 	"       if [ $first = 1 ]; then first=0; printf "
 	"'{\"type\":\"reply\",\"thread\":999999999,\"body\":\"lost\"}\\n'; fi ;;\n"
 	"    esac ;;\n"
+	"  '{\"type\":\"forwarded\"'*'\"note\":\"close it\"'*)\n"
+	"    printf '{\"type\":\"close\",\"thread\":%s}\\n' \"$t\" ;;\n"
 	"  '{\"type\":\"forwarded\"'*)\n"
 	"    printf '{\"type\":\"reply\",\"thread\":%s,\"body\":\"robo: taking over\"}\\n' \"$t\"\n"
 	"    printf '{\"type\":\"handback\",\"thread\":%s,\"to\":\"admin\"}\\n' \"$t\" ;;\n"
@@ -451,6 +454,29 @@ static void webhook(void)
 	waitpid(server, NULL, 0);
 }
 
+/* Forwarded again with the note "close it", the program closes the thread: closed for everyone. */
+static void closed(void)
+{
+	char path[600];
+	const char *args[] = {"--exec", "/bin/sh", path, NULL};
+	parley_thread_info info;
+	pid_t bot;
+	int t;
+
+	snprintf(path, sizeof path, "%s/bot.sh", s.dir);
+	bot = bot_start(args);
+	IT_EQ(parley_thread_forward(ada, thread_id, "robo", "close it", 0), PARLEY_OK);
+	memset(&info, 0, sizeof info);
+	for (t = 0; t < 200 && info.status != PARLEY_THREAD_CLOSED; t++) {
+		IT_EQ(parley_thread_get(ada, thread_id, &info), PARLEY_OK);
+		parley_client_run(carol, 100);
+	}
+	IT_EQ(info.status, PARLEY_THREAD_CLOSED);
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"hello?", 6, 0), PARLEY_E_THREAD_CLOSED);
+	kill(bot, SIGTERM);
+	IT_EQ(bot_wait(bot, 20), 0);
+}
+
 int main(void)
 {
 	parley_bin = getenv("PARLEY");
@@ -470,6 +496,7 @@ int main(void)
 	IT_RUN(exit_status);
 	IT_RUN(backpressure);
 	IT_RUN(webhook);
+	IT_RUN(closed);
 	parley_client_free(ada);
 	parley_client_free(carol);
 	IT_EQ(srv_stop(&s), 0);
