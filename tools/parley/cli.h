@@ -58,6 +58,9 @@ void cli_format_b64(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* Writes len bytes of text to f so that text chosen by someone else cannot drive the terminal: control
  * characters (C0, DEL, C1, bidi overrides) become '?', ill-formed UTF-8 becomes U+FFFD (text.c). */
 void cli_write_safe(FILE *f, const void *text, size_t len);
+/* The well-formed UTF-8 sequence at s (len >= 1 bytes; Unicode Table 3-7): its length (1..4) and code
+ * point, or 0 and in *bad the length of the ill-formed prefix to replace (at least 1). */
+size_t cli_utf8_next(const uint8_t *s, size_t len, uint32_t *cp, size_t *bad);
 /* cli_write_safe of a NUL-terminated string to stdout. */
 void cli_print_safe(const char *s);
 /* A handle the server sent, for a format string: characters outside the handle alphabet become '?' and
@@ -109,6 +112,7 @@ int cmd_thread(cli_ctx *ctx, int argc, char **argv);
 /* `parley listen` prints thread messages and changes too; counted(c, user) runs after each message. */
 typedef void (*cli_thread_counted_fn)(parley_client *c, void *user);
 void cli_listen_threads(parley_client *c, cli_thread_counted_fn counted, void *user);
+int cmd_bot(cli_ctx *ctx, int argc, char **argv);
 /* listen's lines for the entity pushes (cmd_entity.c) */
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);
 void cli_ev_staff_changed(parley_client *c, const char *entity, uint64_t version, int removed, void *user);

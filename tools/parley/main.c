@@ -172,6 +172,27 @@ static const cli_command commands[] = {
 	 "                             keys, the note and your last N messages of it (default 100)\n"
 	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
 	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
+	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",
+	 "run this account as a bot driven by a program or a webhook",
+	 "Runs this account (a bot or agent of an entity: `parley agent join`) until stopped, passing its\n"
+	 "threads' events on and carrying out the answers. docs/bots.md has the schema and examples.\n"
+	 "--exec PROGRAM [ARGS...]  starts PROGRAM (no shell) and writes one JSON event per line to its\n"
+	 "                   standard input: {\"type\":\"message\"|\"forwarded\"|\"changed\"|\"error\",...};\n"
+	 "                   reads actions from its standard output, one per line:\n"
+	 "                   {\"type\":\"reply\",\"thread\":ID,\"body\":TEXT}\n"
+	 "                   {\"type\":\"handback\",\"thread\":ID,\"to\":\"admin\"|HANDLE}\n"
+	 "                   {\"type\":\"close\",\"thread\":ID}\n"
+	 "                   A failed action comes back as {\"type\":\"error\",\"thread\":ID,\"code\":N,\n"
+	 "                   \"error\":NAME,\"message\":TEXT}. The bot ends when PROGRAM exits, with its status.\n"
+	 "--webhook URL      POSTs each event (application/json) to URL, signed: X-Parley-Timestamp (Unix\n"
+	 "                   seconds) and X-Parley-Signature: sha256=HEX, the HMAC-SHA256 under the secret\n"
+	 "                   of \"TIMESTAMP.BODY\"; the response body holds action lines. Options:\n"
+	 "  --secret-file FILE        the shared secret (the file's bytes, final newline dropped)\n"
+	 "  --webhook-ca-file FILE    CA certificates (PEM) to verify an https:// URL\n"
+	 "  --webhook-timeout S       one attempt (default 10 s); --attempts N per event (default 5):\n"
+	 "                            network errors, 5xx and 429 are retried with backoff\n"
+	 "--timeout S        stop after S seconds. SIGTERM or Ctrl-C stop cleanly (acknowledgements sent;\n"
+	 "                   the program's input is closed and its last answers carried out)."},
 	{"help", NULL, "[COMMAND]", "show help for parley or one command", "Shows the help of COMMAND."},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

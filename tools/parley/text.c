@@ -19,9 +19,7 @@
 
 #define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
 
-/* The well-formed sequence at s (Unicode Table 3-7): its length (1..4) and code point, or 0 and in
- * *bad the length of the ill-formed prefix to replace (at least 1). */
-static size_t utf8_next(const uint8_t *s, size_t len, uint32_t *cp, size_t *bad)
+size_t cli_utf8_next(const uint8_t *s, size_t len, uint32_t *cp, size_t *bad)
 {
 	uint8_t b = s[0], lo = 0x80, hi = 0xBF;
 	size_t n, i;
@@ -70,7 +68,7 @@ void cli_write_safe(FILE *f, const void *text, size_t len)
 
 	while (i < len) {
 		uint32_t cp = 0;
-		size_t bad = 0, n = utf8_next(s + i, len - i, &cp, &bad);
+		size_t bad = 0, n = cli_utf8_next(s + i, len - i, &cp, &bad);
 		if (n == 0) {
 			fputs(REPLACEMENT, f);
 			i += bad;
