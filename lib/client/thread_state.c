@@ -273,12 +273,15 @@ static int bad(parley_client *c, const wire_threadev *ev, const char *why)
 
 /* The roles of docs/protocol.md §13.3 against the verified list; applies ev to r. */
 static int apply_one(parley_client *c, const parley_entity *ent, replay *r, const wire_threadev *ev,
-		     const char *customer_hint)
+		     const char *customer_hint, int departed)
 {
 	const wire_staff_member *actor = wire__stafflist_find(&ent->sl, ev->actor);
 	const wire_staff_member *subj = wire__stafflist_find(&ent->sl, ev->subject);
-	int admin = actor != NULL && actor->role == WIRE_ROLE_ADMIN;
-	int in_thread = find_member(r, ev->actor) != NULL;
+	/* a departed actor's past event (check_event): its role then is not checkable here; its effect is
+	 * applied, and a member it adds must still be staff in the current list (subj) */
+	int staff = actor != NULL || departed;
+	int admin = departed || (actor != NULL && actor->role == WIRE_ROLE_ADMIN);
+	int in_thread = departed || find_member(r, ev->actor) != NULL;
 	int rc = PARLEY_OK;
 
 	switch (ev->kind) {
@@ -327,24 +330,24 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		r->t.handling_agent = ev->subject;
 		return PARLEY_OK;
 	case WIRE_THREADEV_LOCK:
-		if (actor == NULL || !in_thread || ev->subject != ev->actor || r->t.status != PARLEY_THREAD_OPEN)
+		if (!staff || !in_thread || ev->subject != ev->actor || r->t.status != PARLEY_THREAD_OPEN)
 			return bad(c, ev, "only a staff member of an open thread locks it, for itself");
 		r->t.status = PARLEY_THREAD_LOCKED;
 		r->t.lock_holder = ev->actor;
 		return PARLEY_OK;
 	case WIRE_THREADEV_UNLOCK:
-		if (r->t.status != PARLEY_THREAD_LOCKED || (!admin && ev->actor != r->t.lock_holder) || actor == NULL)
+		if (r->t.status != PARLEY_THREAD_LOCKED || (!admin && ev->actor != r->t.lock_holder) || !staff)
 			return bad(c, ev, "only an admin or the lock holder unlocks a locked thread");
 		r->t.status = PARLEY_THREAD_OPEN;
 		r->t.lock_holder = 0;
 		return PARLEY_OK;
 	case WIRE_THREADEV_CLOSE:
-		if (!admin && !(actor != NULL && ev->actor == r->t.handling_agent) && ev->actor != r->t.customer_account)
+		if (!admin && !(staff && ev->actor == r->t.handling_agent) && ev->actor != r->t.customer_account)
 			return bad(c, ev, "only an admin, the handling agent or the customer closes");
 		r->t.status = PARLEY_THREAD_CLOSED;
 		return PARLEY_OK;
 	case WIRE_THREADEV_HANDBACK:
-		if (actor == NULL || ev->actor != r->t.handling_agent)
+		if (!staff || ev->actor != r->t.handling_agent)
 			return bad(c, ev, "only the handling agent hands back");
 		if (ev->subject != 0 && subj == NULL)
 			return bad(c, ev, "the new handling agent is no staff member");
@@ -358,8 +361,11 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 }
 
 /* The actor device's Ed25519 key and the signature; the frame checks of the chain. */
+/* *departed = 1: the actor is in no verified role now, but signed against an older staff list (it left
+ * the staff since) with a device its own kept signed list names: an authentic past event, whose role the
+ * server checked then and this device cannot (it keeps only the current list). */
 static int check_event(parley_client *c, const parley_entity *ent, replay *r, uint64_t thread_id,
-		       const uint8_t *blob, size_t len, const char *customer_hint, wire_threadev *ev)
+		       const uint8_t *blob, size_t len, const char *customer_hint, wire_threadev *ev, int *departed)
 {
 	uint8_t key[32];
 	char handle[PARLEY_HANDLE_MAX + 1] = "";
@@ -375,13 +381,19 @@ static int check_event(parley_client *c, const parley_entity *ent, replay *r, ui
 		return bad(c, ev, "the thread was closed");
 	if (ev->staff_version > ent->sl.version)
 		return bad(c, ev, "signed against a newer staff list than this device verified (refresh the entity)");
+	*departed = 0;
 	if (wire__stafflist_find(&ent->sl, ev->actor) == NULL) {
 		uint64_t cust = ev->kind == WIRE_THREADEV_OPEN ? ev->subject : r->t.customer_account;
-		if (ev->actor != cust)
-			return bad(c, ev, "the actor is neither in the verified staff list nor the customer");
-		rc = customer_handle(c, cust, customer_hint, handle);
-		if (rc != PARLEY_OK)
-			return rc;
+		if (ev->actor != cust) {
+			*departed = ev->staff_version < ent->sl.version && ev->kind != WIRE_THREADEV_OPEN &&
+				    customer_handle(c, ev->actor, NULL, handle) == PARLEY_OK;
+			if (!*departed)
+				return bad(c, ev, "the actor is neither in the verified staff list nor the customer");
+		} else {
+			rc = customer_handle(c, cust, customer_hint, handle);
+			if (rc != PARLEY_OK)
+				return rc;
+		}
 	}
 	rc = client__thread_device_key(c, ent, ev->actor, handle, ev->actor_device, key);
 	if (rc != PARLEY_OK)
@@ -463,9 +475,10 @@ static int replay_events(parley_client *c, const parley_entity *ent, replay *r, 
 				rc = bad(c, &ev, "differs from the event this device verified for that version");
 			continue;
 		}
-		rc = check_event(c, ent, r, thread_id, events[i], lens[i], customer, &ev);
+		int departed = 0;
+		rc = check_event(c, ent, r, thread_id, events[i], lens[i], customer, &ev, &departed);
 		if (rc == PARLEY_OK)
-			rc = apply_one(c, ent, r, &ev, customer);
+			rc = apply_one(c, ent, r, &ev, customer, departed);
 		if (rc == PARLEY_OK)
 			rc = save_event(c, thread_id, ev.version, events[i], lens[i]);
 		if (rc == PARLEY_OK) {
@@ -513,6 +526,20 @@ int client__thread_apply(parley_client *c, const char *entity, uint64_t thread_i
 		rc = replay_events(c, ent, r, thread_id, customer, events, lens, n, applied, &napplied);
 	if (rc == PARLEY_OK && r->t.membership_version == 0)
 		rc = PARLEY_E_NO_SUCH_THREAD; /* nothing verified: no thread to keep */
+	/* whoever left the staff list left the thread with it (the server's rule, no event): members, the
+	 * handling agent and the lock holder (client__thread_prune drops kept members at the next call) */
+	for (size_t i = r->n; rc == PARLEY_OK && i-- > 0;)
+		if (r->m[i].role != PARLEY_ROLE_NONE && wire__stafflist_find(&ent->sl, r->m[i].account) == NULL) {
+			drop_member(r, r->m[i].account);
+			r->removed_any = 1; /* a member left: our sender key rotates, as after a REMOVE */
+		}
+	if (r->t.handling_agent != 0 && wire__stafflist_find(&ent->sl, r->t.handling_agent) == NULL)
+		r->t.handling_agent = 0;
+	if (r->t.lock_holder != 0 && wire__stafflist_find(&ent->sl, r->t.lock_holder) == NULL) {
+		r->t.lock_holder = 0;
+		if (r->t.status == PARLEY_THREAD_LOCKED)
+			r->t.status = PARLEY_THREAD_OPEN;
+	}
 	if (rc == PARLEY_OK && napplied > 0)
 		rc = save_replay(c, r);
 	if (sqlite3_exec(db, rc == PARLEY_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK && rc == PARLEY_OK)

@@ -15,6 +15,8 @@
  *   payment          a payment request from a member without MAY_PAY (written into the server
  *                    database): dropped by the receiver with PAYMENT_NOT_ALLOWED.
  *   no_plaintext     the server's files hold none of the message texts.
+ *   staff_removed    a staff member removed from the entity: the next sender rotates, the removed
+ *                    device decrypts none of the copies the test gives it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@ typedef struct inbox {
 	char last[256];
 	char last_sender[64];
 	int errors, last_error, payments;
+	char all[8192]; /* every body, one a line */
 } inbox;
 static inbox in_admin, in_agent, in_agent2, in_cust;
 
@@ -67,6 +70,8 @@ static void on_tmsg(parley_client *c, const parley_thread_message *m, void *user
 	b->n++;
 	b->payments += m->payment;
 	snprintf(b->last, sizeof b->last, "%s", (const char *)m->body);
+	size_t used = strlen(b->all);
+	snprintf(b->all + used, sizeof b->all - used, "%s\n", (const char *)m->body);
 	snprintf(b->last_sender, sizeof b->last_sender, "%s", m->sender);
 }
 
@@ -191,7 +196,7 @@ static void add_member(void)
 
 /* Every group envelope queued for the account `to`, copied to the queue of (victim account, device 1):
  * what a server that kept the removed device in the fan-out would deliver. */
-static int copy_queue(const char *to, const char *victim)
+static int copy_queue_since(const char *to, const char *victim, uint64_t since_ms)
 {
 	sqlite3 *db = it_server_db(&s);
 	sqlite3_stmt *sel = NULL, *ins = NULL, *tin = NULL;
@@ -203,8 +208,8 @@ static int copy_queue(const char *to, const char *victim)
 	snprintf(sql, sizeof sql,
 		 "SELECT m.sender_account, m.sender_device, m.sender_handle, m.type, m.client_ts, m.server_ts,"
 		 " m.expires_ms, m.content, t.thread_id FROM messages m JOIN thread_envelopes t ON t.message_id = m.id"
-		 " WHERE m.account_id = (SELECT id FROM accounts WHERE handle = '%s')",
-		 to);
+		 " WHERE m.account_id = (SELECT id FROM accounts WHERE handle = '%s') AND m.server_ts >= %llu",
+		 to, (unsigned long long)since_ms);
 	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &sel, NULL), SQLITE_OK);
 	snprintf(sql, sizeof sql,
 		 "INSERT INTO messages (account_id, device_id, sender_account, sender_device, sender_handle, type,"
@@ -230,6 +235,11 @@ static int copy_queue(const char *to, const char *victim)
 	sqlite3_finalize(tin);
 	sqlite3_close(db);
 	return n;
+}
+
+static int copy_queue(const char *to, const char *victim)
+{
+	return copy_queue_since(to, victim, 0);
 }
 
 static void remove_rekey(void)
@@ -398,6 +408,27 @@ static void no_plaintext(void)
 	IT_CHECK(srv_scan(&s, "carol", 5, 1) & SCAN_FOUND);
 }
 
+/* A staff member removed from the entity (no thread event: the signed staff list changes) leaves the
+ * thread in every client's view, and the next sender rotates: bob, removed, gets copies of what the
+ * customer sends next and decrypts none. */
+static void staff_removed(void)
+{
+	inbox before;
+	uint64_t since;
+
+	pump(agent, &in_agent, 99);
+	before = in_agent;
+	IT_EQ(parley_entity_remove(admin, "acme", "bob", PARLEY_ROLE_AGENT), PARLEY_OK);
+	since = it_now_ms();
+	IT_EQ(parley_thread_send(cust, tid, (const uint8_t *)"t31-after-bob-left", 18, 0), PARLEY_OK);
+	IT_CHECK(copy_queue_since("alice", "bob", since) >= 1);
+	parley_client_disconnect(agent);
+	IT_EQ(pump(agent, &in_agent, before.n + 1), before.n);
+	IT_EQ(pump(admin, &in_admin, 99) > 0, 1);
+	IT_CHECK(strstr(in_admin.all, "t31-after-bob-left\n") != NULL); /* the admin reads it */
+	IT_CHECK(strstr(in_agent.all, "t31-after-bob-left\n") == NULL);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -410,6 +441,7 @@ int main(void)
 	IT_RUN(first_responder);
 	IT_RUN(forged_event);
 	IT_RUN(no_plaintext);
+	IT_RUN(staff_removed);
 	parley_client_free(admin);
 	parley_client_free(agent);
 	parley_client_free(agent2);
