@@ -10,6 +10,8 @@
  */
 #ifndef PARLEY_CLIENT_THREAD_CORE_H
 #define PARLEY_CLIENT_THREAD_CORE_H
+#include <parley/signal_group.h>
+
 #include "client/entity_internal.h"
 #include "client/thread_internal.h"
 #include "wire/threadev.h"
@@ -49,13 +51,13 @@ int client__thread_rotated(parley_client *c, uint64_t thread_id);
 /* Whether handle's devices got this epoch's key (every device the kept verified list names for it). */
 int client__thread_key_sent(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
 			    const uint32_t *devices, size_t n, int *sent);
+/* handle's devices got skdm (our key of epoch at the position it was given). */
 int client__thread_key_record(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
-			      const uint32_t *devices, size_t n);
-/* Our SKDM at the start of epoch (*found = 0 if none kept), and keeping it. */
-int client__thread_epoch_key(parley_client *c, uint64_t thread_id, uint64_t epoch, uint8_t *skdm, size_t cap,
-			     size_t *len, int *found);
-int client__thread_epoch_key_save(parley_client *c, uint64_t thread_id, uint64_t epoch, const uint8_t *skdm,
-				  size_t len);
+			      const uint32_t *devices, size_t n, const uint8_t *skdm, size_t len);
+/* The SKDM of epoch that handle's devices were given (device's own row first; *found = 0: none was):
+ * what a kind-6 request of theirs gets again, never an earlier position. */
+int client__thread_key_given(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
+			     uint32_t device, uint8_t *skdm, size_t cap, size_t *len, int *found);
 /* A kind-6 request to (handle, device) for thread_id may go now (persisted bound): *allowed. */
 int client__thread_request_allowed(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device,
 				   int *allowed);
@@ -124,6 +126,8 @@ typedef struct thread_op {
 	char (*targets)[PARLEY_HANDLE_MAX + 1]; /* TS_DIST: handles left */
 	size_t ntargets, next_target;
 	uint64_t epoch;
+	uint8_t dist_skdm[PARLEY_GROUP_DISTRIBUTION_MAX]; /* TS_DIST: the SKDM in flight to targets[next_target] */
+	size_t dist_skdm_len;
 	uint8_t **gev; /* TS_GET: the events ThreadGet returned, applied after the checks they need */
 	size_t *gev_len, ngev;
 	uint64_t created_ms, updated_ms;

@@ -230,8 +230,11 @@ static void accept_bundle(parley_client *c, fwd_import *j)
 	j->next = NULL;
 	for (size_t i = 0; i < j->nheld; i++)
 		import_chunk(c, j->from, j->device, j->held[i], j->held_len[i]);
+	/* group messages quarantined for want of these keys: marked for a retry (a retry only takes marked
+	 * ones), then retried */
+	for (size_t i = 0; i < b->n_sender_keys; i++)
+		(void)client__quarantine_mark(c, b->sender_keys[i]->handle);
 	import_free(c, j);
-	/* group messages quarantined for want of these keys */
 	client__recv_retry_quarantine(c);
 }
 

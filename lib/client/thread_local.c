@@ -1,6 +1,6 @@
 /* Threads on the client, local bookkeeping beside the verified state (thread_state.c; client.db schema
  * "client.threads"): the own sender key's epoch and rotation flag, which member devices got which
- * epoch's key, the epoch's starting SKDM, the bounded kind-6 requests, unread counts and the thread ids
+ * epoch's key and at which position, the bounded kind-6 requests, unread counts and the thread ids
  * this device knows.
  */
 #include <string.h>
@@ -69,22 +69,45 @@ int client__thread_key_sent(parley_client *c, uint64_t thread_id, uint64_t epoch
 }
 
 int client__thread_key_record(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
-			      const uint32_t *devices, size_t n)
+			      const uint32_t *devices, size_t n, const uint8_t *skdm, size_t len)
 {
 	int rc = PARLEY_OK;
 
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++) {
 		sqlite3_stmt *st = NULL;
-		rc = client__thread_prep(c, "INSERT OR IGNORE INTO thread_sent_keys (thread_id, epoch, handle, device) VALUES (?, ?, ?, ?)",
-			     thread_id, &st);
+		rc = client__thread_prep(c, "INSERT OR IGNORE INTO thread_sent_keys (thread_id, epoch, handle, device, skdm)"
+					    " VALUES (?, ?, ?, ?, ?)", thread_id, &st);
 		if (rc != PARLEY_OK)
 			break;
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
 		sqlite3_bind_text(st, 3, handle, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, devices[i]);
+		sqlite3_bind_blob(st, 5, skdm, (int)len, SQLITE_STATIC);
 		rc = client__sql_done(c, st);
 	}
 	return rc;
+}
+
+int client__thread_key_given(parley_client *c, uint64_t thread_id, uint64_t epoch, const char *handle,
+			     uint32_t device, uint8_t *skdm, size_t cap, size_t *len, int *found)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__thread_prep(c, "SELECT skdm FROM thread_sent_keys WHERE thread_id = ? AND epoch = ? AND handle = ?"
+					" ORDER BY device = ? DESC, device LIMIT 1", thread_id, &st);
+
+	*found = 0;
+	if (rc != PARLEY_OK)
+		return rc;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+	sqlite3_bind_text(st, 3, handle, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, device);
+	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		memcpy(skdm, sqlite3_column_blob(st, 0), *len);
+		*found = 1;
+	}
+	sqlite3_finalize(st);
+	return PARLEY_OK;
 }
 
 int client__thread_request_allowed(parley_client *c, uint64_t thread_id, const char *handle, uint32_t device,
@@ -169,34 +192,3 @@ int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size
 	return PARLEY_OK;
 }
 
-int client__thread_epoch_key(parley_client *c, uint64_t thread_id, uint64_t epoch, uint8_t *skdm, size_t cap,
-			     size_t *len, int *found)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = client__thread_prep(c, "SELECT skdm FROM thread_epoch_keys WHERE thread_id = ? AND epoch = ?", thread_id, &st);
-
-	*found = 0;
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
-		*len = (size_t)sqlite3_column_bytes(st, 0);
-		memcpy(skdm, sqlite3_column_blob(st, 0), *len);
-		*found = 1;
-	}
-	sqlite3_finalize(st);
-	return PARLEY_OK;
-}
-
-int client__thread_epoch_key_save(parley_client *c, uint64_t thread_id, uint64_t epoch, const uint8_t *skdm,
-				  size_t len)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = client__thread_prep(c, "INSERT OR REPLACE INTO thread_epoch_keys (thread_id, epoch, skdm) VALUES (?, ?, ?)",
-			 thread_id, &st);
-	if (rc != PARLEY_OK)
-		return rc;
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-	sqlite3_bind_blob(st, 3, skdm, (int)len, SQLITE_STATIC);
-	return client__sql_done(c, st);
-}

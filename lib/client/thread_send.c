@@ -4,15 +4,19 @@
  * epoch's key gets our SKDM as a pairwise Content of kind 5 (thread + payload) — only to devices that
  * signatures vouch for: a staff member's devices as the verified staff list's device lists name them
  * (that list is checked as the member's own list first, so the send path's bundles must match it), the
- * customer's as its own signed device list names them. thread_sent_keys remembers who got which epoch.
+ * customer's as its own signed device list names them. The SKDM carries our chain at its CURRENT
+ * position, so a member added later reads from its arrival on, never what was said before.
+ * thread_sent_keys remembers who got which epoch's key and the very SKDM they got: a member device
+ * that missed it asks (kind 6) and gets that same SKDM again, so it decrypts the message it missed
+ * (instead of losing it to the chain's forward secrecy) and still nothing from before it was given.
  *
- * Rotation. After a verified REMOVE or ADD (or a hand-back to a newcomer), or a staff member's leaving
- * the staff list (thread_state.c sets `rotate`), the next send replaces our own sender key for the thread with a new one (new chain id and
+ * Rotation. After a verified REMOVE, or a staff member's leaving the staff list (thread_state.c sets
+ * `rotate`), the next send replaces our own sender key for the thread with a new one (new chain id and
  * signing key, sender_key__rotate_own) and moves to a new epoch, which nobody has: it goes to the
- * current members only. Removed devices keep the old chains, which never carry anything again. An
- * epoch begins at every membership change, so the SKDM of its start (kept, thread_epoch_keys), which a
- * member device that missed it gets on request (kind 6), never opens what was said before the asker
- * joined: it decrypts the message it missed instead of losing it to the chain's forward secrecy.
+ * current members only. Removed devices keep the old chains, which never carry anything again. An ADD
+ * needs no rotation (the newcomer gets the current position), so a forward's bundle, which carries the
+ * members' keys as the forwarding admin holds them, lets the agent read the members' next messages
+ * before their own SKDMs reach it, and nobody re-keys for a newcomer.
  */
 #include <string.h>
 
@@ -30,27 +34,15 @@ static void own_address(parley_client *c, parley_signal_address *a)
 	a->device_id = c->account.device_id;
 }
 
-/* Our SKDM for the thread as the current epoch began (made on first use, before any message of the
- * epoch: then the current position is the start). Every member device gets this one, so a device that
- * missed it and asks (kind 6) reads the epoch from its start. */
+/* Our SKDM for the thread at the chain's current position (made on first use). */
 static int own_skdm(parley_client *c, uint64_t thread_id, uint8_t *out, size_t cap, size_t *len)
 {
 	parley_signal_address self;
 	uint8_t dist[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN];
-	uint64_t epoch = 0;
-	int rotate = 0, found = 0;
-	int rc = client__thread_epoch(c, thread_id, &epoch, &rotate);
 
-	if (rc == PARLEY_OK)
-		rc = client__thread_epoch_key(c, thread_id, epoch, out, cap, len, &found);
-	if (rc != PARLEY_OK || found)
-		return rc;
 	own_address(c, &self);
 	client__thread_distribution_id(thread_id, dist);
-	rc = parley_group_create_distribution(&c->sigstore, &self, dist, out, cap, len);
-	if (rc == PARLEY_OK)
-		rc = client__thread_epoch_key_save(c, thread_id, epoch, out, *len);
-	return rc;
+	return parley_group_create_distribution(&c->sigstore, &self, dist, out, cap, len);
 }
 
 /* The devices of m that must get our key: the verified ones, without this device. */
@@ -93,8 +85,6 @@ static int make_targets(parley_client *c, thread_op *o)
 	thread_member m[THREAD_MEMBERS_MAX];
 	uint32_t ids[WIRE_DEVLIST_MAX];
 	size_t n = 0, nd = 0;
-	uint8_t skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
-	size_t len = 0;
 	int rotate = 0, sent = 0;
 	int rc = client__thread_epoch(c, o->thread_id, &o->epoch, &rotate);
 
@@ -109,10 +99,6 @@ static int make_targets(parley_client *c, thread_op *o)
 		if (rc == PARLEY_OK)
 			rc = client__thread_epoch(c, o->thread_id, &o->epoch, &rotate);
 	}
-	/* the epoch's start is captured before its first message */
-	if (rc == PARLEY_OK)
-		rc = own_skdm(c, o->thread_id, skdm, sizeof(skdm), &len);
-	sodium_memzero(skdm, sizeof(skdm));
 	if (rc == PARLEY_OK)
 		rc = client__thread_members(c, o->thread_id, m, THREAD_MEMBERS_MAX, &n);
 	if (rc != PARLEY_OK)
@@ -156,24 +142,25 @@ static void on_key_sent(parley_client *c, parley_err status, void *user)
 
 	if (status == PARLEY_OK && client__thread_member(c, o->thread_id, handle, &m, &found) == PARLEY_OK && found &&
 	    target_devices(c, o->ent, &m, ids, &nd) == PARLEY_OK)
-		(void)client__thread_key_record(c, o->thread_id, o->epoch, handle, ids, nd);
+		(void)client__thread_key_record(c, o->thread_id, o->epoch, handle, ids, nd, o->dist_skdm,
+						o->dist_skdm_len);
 	/* this account with no other device is not an error; another member's failure is reported and the
 	 * others still get the key (it may ask later, kind 6) */
 	else if (status != PARLEY_OK && !(status == PARLEY_E_NO_KEYS && strcmp(handle, c->account.handle) == 0))
 		report(c, status, handle);
+	sodium_memzero(o->dist_skdm, sizeof(o->dist_skdm));
 	o->next_target++;
 	dist_next(c, o);
 }
 
 static void dist_next(parley_client *c, thread_op *o)
 {
-	uint8_t skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
-	size_t len = 0;
 	client_content ct;
 	int rc;
 
 	while (o->next_target < o->ntargets) {
-		rc = own_skdm(c, o->thread_id, skdm, sizeof(skdm), &len);
+		/* kept in the op until the send completes: what is recorded is what went */
+		rc = own_skdm(c, o->thread_id, o->dist_skdm, sizeof(o->dist_skdm), &o->dist_skdm_len);
 		if (rc != PARLEY_OK) {
 			client__thread_finish(c, o, rc);
 			return;
@@ -181,10 +168,9 @@ static void dist_next(parley_client *c, thread_op *o)
 		memset(&ct, 0, sizeof(ct));
 		ct.kind = CONTENT_KIND_SENDER_KEY;
 		ct.thread_id = o->thread_id;
-		ct.payload = skdm;
-		ct.payload_len = len;
+		ct.payload = o->dist_skdm;
+		ct.payload_len = o->dist_skdm_len;
 		rc = client__send_content(c, o->targets[o->next_target], 0, &ct, on_key_sent, o);
-		sodium_memzero(skdm, sizeof(skdm));
 		if (rc == PARLEY_OK)
 			return; /* on_key_sent goes on */
 		report(c, rc, o->targets[o->next_target]);
@@ -220,18 +206,20 @@ int client__thread_send_key(parley_client *c, uint64_t thread_id, const char *ha
 	size_t len = 0;
 	client_content ct;
 	uint64_t epoch = 0;
-	int rotate = 0;
+	int rotate = 0, found = 0;
 	int rc = client__thread_epoch(c, thread_id, &epoch, &rotate);
 
-	/* the membership changed since our epoch began: the asker may be new, and the old epoch's start
-	 * would open what was said before it joined; our next message starts a new epoch it gets anyway */
+	/* a rotation is due: our next message starts a new epoch, which the asker gets anyway */
 	if (rc != PARLEY_OK || rotate)
 		return rc;
-	rc = own_skdm(c, thread_id, skdm, sizeof(skdm), &len);
+	/* exactly what this member was given (never an earlier position: nothing from before it got our
+	 * key opens); nothing given yet: our next message's distribution brings it */
+	rc = client__thread_key_given(c, thread_id, epoch, handle, device, skdm, sizeof(skdm), &len, &found);
+	if (rc != PARLEY_OK || !found)
+		return rc;
 
 	/* to every verified device of the member (all of them are entitled to it): a kind 5 without its
 	 * payload, as a one-device send's filler would be, is not a valid Content */
-	(void)device;
 	memset(&ct, 0, sizeof(ct));
 	ct.kind = CONTENT_KIND_SENDER_KEY;
 	ct.thread_id = thread_id;

@@ -6,9 +6,9 @@
  *                       sender-key epoch and whether a rotation is due before the next message
  *   thread_members      the member accounts the verified events make (customer role 0, staff roles)
  *   thread_events       the signed events, by version: a later replay must carry the same bytes
- *   thread_sent_keys    which devices of which member got our sender key of which epoch
+ *   thread_sent_keys    which devices of which member got our sender key of which epoch, and the
+ *                       SKDM they got (its position: what a kind-6 request of theirs gets again)
  *   thread_key_requests when we last asked a sender device for its key (a bounded kind-6 request)
- *   thread_epoch_keys   our SKDM at the start of the current epoch (answers to kind-6 requests)
  * (the last four, and unread, are kept by thread_local.c)
  *
  * Membership is never taken from the server's word: it is the replay of the signed events against the
@@ -32,14 +32,9 @@ static const char *const thread_steps[] = {
 	"CREATE TABLE thread_events (thread_id INTEGER NOT NULL, version INTEGER NOT NULL, blob BLOB NOT NULL,"
 	"  PRIMARY KEY (thread_id, version));"
 	"CREATE TABLE thread_sent_keys (thread_id INTEGER NOT NULL, epoch INTEGER NOT NULL, handle TEXT NOT NULL,"
-	"  device INTEGER NOT NULL, PRIMARY KEY (thread_id, epoch, handle, device));"
+	"  device INTEGER NOT NULL, skdm BLOB NOT NULL, PRIMARY KEY (thread_id, epoch, handle, device));"
 	"CREATE TABLE thread_key_requests (thread_id INTEGER NOT NULL, handle TEXT NOT NULL,"
 	"  device INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (thread_id, handle, device));"
-	/* our SKDM as the epoch began (iteration 0): what a member device that missed it gets on request,
-	 * so it reads the epoch from its start; epochs start at every membership change, so that is never
-	 * more than the member could read anyway */
-	"CREATE TABLE thread_epoch_keys (thread_id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,"
-	"  skdm BLOB NOT NULL);",
 };
 
 static const migrate_schema thread_schema = {
@@ -156,7 +151,7 @@ typedef struct replay {
 	int known; /* a row existed */
 	thread_member m[THREAD_MEMBERS_MAX];
 	size_t n;
-	int removed_any; /* a REMOVE or an ADD applied: our sender key rotates (a new epoch) */
+	int removed_any; /* a member left (REMOVE, or the staff list): our sender key rotates (a new epoch) */
 } replay;
 
 static thread_member *find_member(replay *r, uint64_t account)
@@ -311,8 +306,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 			return bad(c, ev, "only an admin adds");
 		if (subj == NULL || find_member(r, ev->subject) != NULL)
 			return bad(c, ev, "the subject is no staff member or already in the thread");
-		/* a new epoch: the newcomer can never be handed the start of one it was not in (kind 6) */
-		r->removed_any = 1;
+		/* no new epoch: the newcomer's devices get our key at its position when they get it (kind 5,
+		 * recorded per device), which opens nothing said before; a forward's bundle keys stay valid */
 		return add_member(r, subj->account_id, subj->handle, subj->role);
 	case WIRE_THREADEV_REMOVE:
 		if (!admin && !(ev->actor == ev->subject && in_thread))
@@ -352,8 +347,6 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		if (ev->subject != 0 && subj == NULL)
 			return bad(c, ev, "the new handling agent is no staff member");
 		r->t.handling_agent = ev->subject;
-		if (ev->subject != 0 && find_member(r, ev->subject) == NULL)
-			r->removed_any = 1; /* joins: a new epoch, as an ADD */
 		return ev->subject != 0 ? add_member(r, subj->account_id, subj->handle, subj->role) : PARLEY_OK;
 	default:
 		return bad(c, ev, "unknown kind");

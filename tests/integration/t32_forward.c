@@ -55,7 +55,7 @@ typedef struct seen {
 	int messages;
 	char last[256];
 } seen;
-static seen bob_seen, alice_seen;
+static seen bob_seen, alice_seen, dave_seen;
 
 static void on_error(parley_client *c, parley_err err, const char *handle, uint32_t device, void *user)
 {
@@ -316,7 +316,8 @@ static void refusals(void)
 }
 
 /* Deletes carol's pairwise envelopes (her sender key) from bob's queue; how many. */
-static int64_t drop_carols_keys_to_bob(void)
+/* Deletes carol's pairwise envelopes (her sender keys among them) from who's queue on the server. */
+static int64_t drop_carols_keys_to(const char *who)
 {
 	sqlite3 *db = it_server_db(&s);
 	char sql[256];
@@ -324,7 +325,7 @@ static int64_t drop_carols_keys_to_bob(void)
 
 	snprintf(sql, sizeof sql,
 		 "DELETE FROM messages WHERE account_id = %llu AND sender_handle = 'carol' AND type IN (1, 2)",
-		 (unsigned long long)account_id("bob"));
+		 (unsigned long long)account_id(who));
 	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	n = sqlite3_changes(db);
 	sqlite3_close(db);
@@ -337,9 +338,9 @@ static void bob_connects(void)
 	IT_EQ(parley_thread_get(bob, thread_id, &info), PARLEY_OK);
 }
 
-/* bob is a member already (ADD: every member starts a new epoch of its key), carol's key for that epoch
- * never reaches him (deleted from his queue); then the forward (HANDLING alone: no new epoch) carries
- * it, at alice's position: carol's NEXT message is read with it, with nothing from carol. */
+/* bob is a member already (ADDed), carol's key never reaches him (deleted from his queue); then the
+ * forward (HANDLING alone) carries it, at alice's position: carol's NEXT message is read with it, with
+ * nothing from carol. */
 static void forward(void)
 {
 	static const char note[] = "note-for-bob-7f3a: VIP customer, refund approved";
@@ -349,7 +350,7 @@ static void forward(void)
 	IT_EQ(parley_thread_add(alice, thread_id, "bob"), PARLEY_OK);
 	parley_client_disconnect(bob); /* nothing pushed to him until he connects again */
 	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"before the forward", 18, 0), PARLEY_OK);
-	IT_EQ(drop_carols_keys_to_bob(), 1);
+	IT_EQ(drop_carols_keys_to("bob"), 1);
 	for (int i = 0; i < 50 && thread_history(alice) < 5; i++)
 		run(alice, 1);
 	IT_EQ(thread_history(alice), 5);
@@ -372,7 +373,7 @@ static void forward(void)
 	parley_client_disconnect(bob);
 	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"after the forward", 17, 0), PARLEY_OK);
 	fprintf(stderr, "# carol's pairwise envelopes deleted after the forward: %lld\n",
-		(long long)drop_carols_keys_to_bob());
+		(long long)drop_carols_keys_to("bob"));
 	bob_connects();
 	for (int i = 0; i < 50 && strcmp(bob_seen.last, "after the forward") != 0; i++)
 		run(bob, 1);
@@ -522,6 +523,44 @@ static void kill9(void)
 	IT_EQ(db_int(sql) - before, 1);
 }
 
+/* The story's forward, to an agent who is not in the thread (ADD + HANDLING). An ADD starts no new
+ * epoch, so the keys the bundle carries are the members' current ones: carol's next message reaches
+ * dave and he reads it although every pairwise envelope of hers (her own handing of her key to him) is
+ * deleted from his queue — the customer does not re-key for the agent. dave leaves first (a REMOVE:
+ * everyone rotates) and carol writes once, so alice holds carol's new key when she forwards. */
+static void forward_newcomer(void)
+{
+	size_t had;
+
+	/* parleyd moved to a new port in kill9 */
+	parley_client_free(carol);
+	parley_client_free(dave);
+	carol = it_client_at(s.dir, "carol", url, 5000);
+	dave = it_client_at(s.dir, "dave", url, 5000);
+	IT_MUST(&s, carol != NULL && dave != NULL);
+	listen_as(alice, &alice_seen); /* her client was made anew in kill9 */
+	IT_EQ(parley_thread_remove(alice, thread_id, "dave"), PARLEY_OK);
+	had = thread_history(alice);
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"after dave left", 15, 0), PARLEY_OK);
+	for (int i = 0; i < 50 && thread_history(alice) == had; i++)
+		run(alice, 1);
+	IT_EQ(thread_history(alice), had + 1);
+
+	IT_EQ(parley_thread_forward(alice, thread_id, "dave", "newcomer", 0), PARLEY_OK);
+	IT_EQ(handling_agent(), account_id("dave"));
+	IT_EQ(parley_thread_send(carol, thread_id, (const uint8_t *)"to the newcomer", 15, 0), PARLEY_OK);
+	IT_CHECK(drop_carols_keys_to("dave") >= 1);
+	listen_as(dave, &dave_seen);
+	{
+		parley_thread_info info;
+		IT_EQ(parley_thread_get(dave, thread_id, &info), PARLEY_OK);
+	}
+	for (int i = 0; i < 80 && strcmp(dave_seen.last, "to the newcomer") != 0; i++)
+		run(dave, 1);
+	IT_CHECK(dave_seen.forwarded >= 1);
+	IT_CHECK(strcmp(dave_seen.last, "to the newcomer") == 0);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -533,6 +572,7 @@ int main(void)
 	IT_RUN(chunk_other_device);
 	IT_RUN(admin_bad_keys);
 	IT_RUN(kill9);
+	IT_RUN(forward_newcomer);
 	parley_client_free(alice);
 	parley_client_free(bob);
 	parley_client_free(carol);

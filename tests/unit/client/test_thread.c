@@ -198,20 +198,29 @@ static void test_replay(void)
 	TEST_EQ_INT(apply1(c, ev, l), PARLEY_OK);
 	l2 = sign(&adam, 5, 2, WIRE_THREADEV_CLOSE, 0, ev2);
 	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_E_THREAD_EVENT_INVALID);
+	/* the rotation done, the admin adds the agent back: no new epoch for a newcomer (it gets our key at
+	 * its current position; a forward's keys stay valid) */
+	TEST_EQ_INT(client__thread_rotated(c, 5), PARLEY_OK);
+	l2 = sign(&adam, 5, 3, WIRE_THREADEV_ADD, agnes.id, ev2);
+	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_OK);
+	TEST_EQ_INT(members(c), 3);
+	TEST_EQ_INT(client__thread_epoch(c, 5, &epoch, &rotate), PARLEY_OK);
+	TEST_EQ_INT(rotate, 0);
+	TEST_EQ_INT(epoch, 2);
 	/* the customer closes; nothing follows a close */
-	l2 = sign(&carol, 5, 3, WIRE_THREADEV_CLOSE, 0, ev2);
+	l2 = sign(&carol, 5, 4, WIRE_THREADEV_CLOSE, 0, ev2);
 	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_OK);
 	TEST_EQ_INT(client__thread_load(c, 5, &t), PARLEY_OK);
 	TEST_EQ_INT(t.status, PARLEY_THREAD_CLOSED);
-	l2 = sign(&adam, 5, 4, WIRE_THREADEV_ADD, agnes.id, ev2);
+	l2 = sign(&adam, 5, 5, WIRE_THREADEV_REMOVE, agnes.id, ev2);
 	TEST_EQ_INT(apply1(c, ev2, l2), PARLEY_E_THREAD_EVENT_INVALID);
 
 	/* the kept chain, as a forward bundle carries it */
 	uint8_t **evs = NULL;
 	size_t *lens = NULL, n = 0;
 	TEST_EQ_INT(client__thread_events(c, 5, &evs, &lens, &n), PARLEY_OK);
-	TEST_EQ_INT(n, 3);
-	TEST_CHECK(n == 3 && lens[0] == ol && memcmp(evs[0], open, ol) == 0);
+	TEST_EQ_INT(n, 4);
+	TEST_CHECK(n == 4 && lens[0] == ol && memcmp(evs[0], open, ol) == 0);
 	client__thread_events_free(evs, lens, n);
 
 	/* the sender keys held for the thread: none, then carol's device 1 (named by her kept list) */
