@@ -202,6 +202,7 @@ static void complete_auth(parley_client *c, client_op *op, int status, const Par
 		client__keys_after_auth(c);
 		client__legacy_account_key(c, r->auth->account_key.len);
 		client__entity_after_auth(c);
+		client__thread_after_auth(c);
 	} else {
 		if (r != NULL)
 			client__set_err(c, "authentication as %s device %u refused: %s", a->handle,

@@ -559,6 +559,10 @@ int client__thread_receive(parley_client *c, const Parley__Wire__Envelope *e, in
 void client__thread_pairwise(parley_client *c, const Parley__Wire__Envelope *e, const client_content *ct);
 /* thread_recv.c: a ThreadChanged push. */
 void client__thread_push(parley_client *c, const Parley__Wire__ThreadChanged *tc);
+/* account.c, after the saved account authenticated a connection of a receiving client: lists the
+ * threads this device keeps (as a customer, and per entity it is staff of) so that what changed while
+ * it was offline (ThreadChanged reaches online devices only) is fetched, verified and reported. */
+void client__thread_after_auth(parley_client *c);
 /* client.c: option copies, and the release of the key and passphrase. */
 int client__history_options(parley_client *c, const parley_client_options *o);
 void client__history_free(parley_client *c);

@@ -178,6 +178,28 @@ thread_op *client__thread_op_new(parley_client *c, int kind, uint64_t thread_id,
 	return o;
 }
 
+/* How many entities' thread lists a connection checks (the most recently active first). */
+#define SYNC_ENTITIES_MAX 16
+
+void client__thread_after_auth(parley_client *c)
+{
+	char ents[SYNC_ENTITIES_MAX][PARLEY_HANDLE_MAX + 1];
+	size_t n = 0;
+	int customer = 0, rc;
+	thread_op *o;
+
+	if (!c->receiving || client__thread_entities(c, ents, SYNC_ENTITIES_MAX, &n, &customer) != PARLEY_OK)
+		return;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n && !customer)
+			break;
+		o = client__thread_op_new(c, TK_LIST, 0, i < n ? ents[i] : NULL, NULL, &rc);
+		if (o == NULL)
+			return;
+		client__thread_run(c, o, TS_LIST); /* no callback: got_list syncs what changed */
+	}
+}
+
 static void free_get(thread_op *o)
 {
 	client__thread_events_free(o->gev, o->gev_len, o->ngev);
@@ -522,6 +544,9 @@ static int got_list(parley_client *c, thread_op *o, const Parley__Wire__ThreadLi
 	for (size_t i = 0; i < l->n_threads; i++) {
 		const Parley__Wire__ThreadInfo *ti = l->threads[i];
 		parley_thread_info *p = &o->infos[o->ninfos];
+		/* kept at an older version: what changed is fetched and verified in the background (the
+		 * listing shows what this device verified so far) */
+		client__thread_sync(c, ti);
 		/* what this device verified, else the server's word on the basics (not yet fetched) */
 		if (client__thread_info(c, ti->thread_id, p) != PARLEY_OK) {
 			memset(p, 0, sizeof(*p));

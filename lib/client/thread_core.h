@@ -66,6 +66,13 @@ int client__thread_unread(parley_client *c, uint64_t thread_id, unsigned *n);
 int client__thread_times(parley_client *c, uint64_t thread_id, uint64_t created_ms, uint64_t updated_ms);
 /* Known thread ids (as customer or staff), newest first, at most max. */
 int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size_t max, size_t *n);
+/* The entities this device keeps threads of as staff (up to max), and whether it keeps any as the
+ * customer. */
+int client__thread_entities(parley_client *c, char (*out)[PARLEY_HANDLE_MAX + 1], size_t max, size_t *n,
+			    int *customer);
+/* A listed thread (ThreadList) that this device keeps at an older membership version: fetched, verified
+ * and applied in the background (each new event reported to on_thread_changed). */
+void client__thread_sync(parley_client *c, const Parley__Wire__ThreadInfo *ti);
 
 /* ---- thread.c ---- */
 /* The device key of (handle's) account's device as vouched for by ent's staff list (staff) or the kept

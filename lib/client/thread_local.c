@@ -192,3 +192,27 @@ int client__thread_ids(parley_client *c, const char *entity, uint64_t *ids, size
 	return PARLEY_OK;
 }
 
+
+int client__thread_entities(parley_client *c, char (*out)[PARLEY_HANDLE_MAX + 1], size_t max, size_t *n,
+			    int *customer)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = client__thread_ready(c);
+
+	*n = 0;
+	*customer = 0;
+	if (rc == PARLEY_OK)
+		rc = client__sql_prep(c, "SELECT entity, staff FROM threads GROUP BY entity, staff"
+					 " ORDER BY MAX(updated_ms) DESC", &st);
+	if (rc != PARLEY_OK)
+		return rc;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(st, 0);
+		if (sqlite3_column_int(st, 1) == 0)
+			*customer = 1;
+		else if (*n < max && e != NULL)
+			snprintf(out[(*n)++], PARLEY_HANDLE_MAX + 1, "%s", e);
+	}
+	sqlite3_finalize(st);
+	return PARLEY_OK;
+}

@@ -61,6 +61,15 @@ static void refresh(parley_client *c, uint64_t thread_id, const char *entity, co
 	client__thread_run(c, o, entity != NULL ? TS_ENTITY : TS_GET);
 }
 
+void client__thread_sync(parley_client *c, const Parley__Wire__ThreadInfo *ti)
+{
+	client_thread t;
+	int started = 0;
+
+	if (client__thread_load(c, ti->thread_id, &t) == PARLEY_OK && ti->membership_version > t.membership_version)
+		refresh(c, ti->thread_id, t.entity, NULL, &started);
+}
+
 void client__thread_refreshed(parley_client *c, thread_op *o, int status)
 {
 	if (status != PARLEY_OK) {

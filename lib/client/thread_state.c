@@ -347,6 +347,11 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		if (ev->subject != 0 && subj == NULL)
 			return bad(c, ev, "the new handling agent is no staff member");
 		r->t.handling_agent = ev->subject;
+		/* the one handing back lets go of its lock too (as the server does) */
+		if (r->t.lock_holder == ev->actor) {
+			r->t.lock_holder = 0;
+			r->t.status = PARLEY_THREAD_OPEN;
+		}
 		return ev->subject != 0 ? add_member(r, subj->account_id, subj->handle, subj->role) : PARLEY_OK;
 	default:
 		return bad(c, ev, "unknown kind");

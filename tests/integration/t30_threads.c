@@ -484,10 +484,20 @@ static void test_events(void)
 	IT_EQ(th_event(P.fd, T, &e), PARLEY_OK);
 	e = ev_by(&G, &acme, T, WIRE_THREADEV_HANDBACK, 0, v + 1, NULL);
 	IT_EQ(th_event(G.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* not the handling agent */
+	/* the handling agent holds the lock, then hands back: the lock goes with it */
+	IT_EQ(th_get(H.fd, T, &t, NULL), PARLEY_OK);
+	if (t.status == PARLEY__WIRE__THREAD_STATUS__THREAD_OPEN) {
+		e = ev_by(&H, &acme, T, WIRE_THREADEV_LOCK, H.id, ++v, NULL);
+		IT_EQ(th_event(H.fd, T, &e), PARLEY_OK);
+		IT_EQ(th_get(H.fd, T, &t, NULL), PARLEY_OK);
+	}
+	IT_EQ(t.lock_holder, H.id);
 	e = ev_by(&H, &acme, T, WIRE_THREADEV_HANDBACK, 0, ++v, NULL);
 	IT_EQ(th_event(H.fd, T, &e), PARLEY_OK);
 	IT_EQ(th_get(H.fd, T, &t, NULL), PARLEY_OK);
 	IT_EQ(t.handling, 0);
+	IT_EQ(t.lock_holder, 0);
+	IT_EQ(t.status, PARLEY__WIRE__THREAD_STATUS__THREAD_OPEN);
 	e = ev_by(&H, &acme, T, WIRE_THREADEV_REMOVE, G.id, v + 1, NULL);
 	IT_EQ(th_event(H.fd, T, &e), PARLEY_E_THREAD_EVENT_INVALID); /* an agent removes only itself */
 	e = ev_by(&C, &acme, T, WIRE_THREADEV_REMOVE, C.id, v + 1, NULL);

@@ -248,6 +248,11 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 		if (who != 0 && subject == NULL)
 			return sqlite__thr_refuse(j, BAD, "a thread is handed back to the admins or a staff member");
 		t->handling_agent = who;
+		/* the one handing back lets go of its lock too: whoever takes over must be able to answer */
+		if (t->lock_holder == me) {
+			t->lock_holder = 0;
+			t->status = THR_OPEN;
+		}
 		return who != 0 ? sqlite__thr_add_member(b, t, who, subject->role, j->now_ms) : PARLEY_OK;
 	case WIRE_THREADEV_LOCK:
 		/* `thread lock`: a staff member of the thread takes a lock nobody holds, for itself (the
