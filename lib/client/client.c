@@ -400,3 +400,22 @@ parley_err client__sync_wait(parley_client *c, client_sync *s, int start_rc)
 		client__conn_fail_all(c, PARLEY_E_INTERNAL);
 	return s->status;
 }
+
+int client__schema_ready(parley_client *c, int *ready, int (*first)(parley_client *c), const migrate_schema *schema)
+{
+	migrate_result res;
+	int rc;
+
+	if (*ready)
+		return PARLEY_OK;
+	rc = first != NULL ? first(c) : PARLEY_OK;
+	if (rc != PARLEY_OK)
+		return rc;
+	rc = parley__migrate(client__state_db(c->state), schema, &res);
+	if (rc != PARLEY_OK) {
+		client__set_err(c, "client.db: %s", res.err);
+		return rc;
+	}
+	*ready = 1;
+	return PARLEY_OK;
+}

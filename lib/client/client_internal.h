@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "client/state.h"
+#include "common/migrate.h"
 #include "proto/parley.pb-c.h"
 #include "transport/transport.h"
 #include "wire/devlist.h"
@@ -221,6 +222,10 @@ const char *client__server_url(const parley_client *c);
 int client__check_handle(parley_client *c, const char *handle);
 /* A device name: NULL (the default) or at most PARLEY_DEVICE_NAME_MAX bytes. PARLEY_E_INVAL. */
 int client__check_name(parley_client *c, const char *name);
+/* A feature's client.db schema, migrated once per client handle: unless *ready, runs first (may be NULL:
+ * what the schema needs open, e.g. client__e2e_open), migrates schema (errmsg "client.db: ..." on
+ * failure) and sets *ready. */
+int client__schema_ready(parley_client *c, int *ready, int (*first)(parley_client *c), const migrate_schema *schema);
 /* Runs the loop until *done is set. PARLEY_E_STATE when called from inside the loop. */
 int client__wait(parley_client *c, const int *done);
 

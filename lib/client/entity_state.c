@@ -37,25 +37,15 @@ static const migrate_schema entity_schema = {
 	.legacy_user_version = 0,
 };
 
+static int account_and_e2e(parley_client *c)
+{
+	int rc = client__load_account(c);
+	return rc == PARLEY_OK ? client__e2e_open(c) : rc;
+}
+
 int client__entity_ready(parley_client *c)
 {
-	migrate_result res;
-	int rc;
-
-	if (c->entities_ready)
-		return PARLEY_OK;
-	rc = client__load_account(c);
-	if (rc == PARLEY_OK)
-		rc = client__e2e_open(c);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = parley__migrate(client__state_db(c->state), &entity_schema, &res);
-	if (rc != PARLEY_OK) {
-		client__set_err(c, "client.db: %s", res.err);
-		return rc;
-	}
-	c->entities_ready = 1;
-	return PARLEY_OK;
+	return client__schema_ready(c, &c->entities_ready, account_and_e2e, &entity_schema);
 }
 
 int client__entity_key_load(parley_client *c, const char *handle, uint8_t pub[PARLEY_ENTITY_KEY_BYTES],

@@ -43,21 +43,7 @@ static const migrate_schema keymove_schema = {
 
 static int ready(parley_client *c)
 {
-	migrate_result res;
-	int rc;
-
-	if (c->keymove_ready)
-		return PARLEY_OK;
-	rc = client__e2e_open(c);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = parley__migrate(client__state_db(c->state), &keymove_schema, &res);
-	if (rc != PARLEY_OK) {
-		client__set_err(c, "client.db: %s", res.err);
-		return rc;
-	}
-	c->keymove_ready = 1;
-	return PARLEY_OK;
+	return client__schema_ready(c, &c->keymove_ready, client__e2e_open, &keymove_schema);
 }
 
 uint64_t client__keymove_new_id(void)

@@ -40,20 +40,16 @@ static const migrate_schema requests_schema = {
 /* The tables exist (migrated once per client handle) and old sent ids are gone. */
 static int ready(parley_client *c)
 {
-	migrate_result res;
 	sqlite3_stmt *st = NULL;
+	int migrated = 0;
 	int rc;
 
 	if (c->requests_ready)
 		return PARLEY_OK;
-	rc = client__e2e_open(c);
+	/* migrated here, ready only once the old sent ids are gone too */
+	rc = client__schema_ready(c, &migrated, client__e2e_open, &requests_schema);
 	if (rc != PARLEY_OK)
 		return rc;
-	rc = parley__migrate(client__state_db(c->state), &requests_schema, &res);
-	if (rc != PARLEY_OK) {
-		client__set_err(c, "client.db: %s", res.err);
-		return rc;
-	}
 	rc = client__sql_prep(c, "DELETE FROM sent_ids WHERE at_ms < ?", &st);
 	if (rc != PARLEY_OK)
 		return rc;

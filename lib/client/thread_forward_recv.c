@@ -47,21 +47,7 @@ static const migrate_schema forward_schema = {
 
 int client__forward_ready(parley_client *c)
 {
-	migrate_result res;
-	int rc;
-
-	if (c->forward_ready)
-		return PARLEY_OK;
-	rc = client__e2e_open(c);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = parley__migrate(client__state_db(c->state), &forward_schema, &res);
-	if (rc != PARLEY_OK) {
-		client__set_err(c, "client.db: %s", res.err);
-		return rc;
-	}
-	c->forward_ready = 1;
-	return PARLEY_OK;
+	return client__schema_ready(c, &c->forward_ready, client__e2e_open, &forward_schema);
 }
 
 static void refuse(parley_client *c, const char *handle, uint32_t device, const char *fmt, ...)

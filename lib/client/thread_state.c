@@ -45,21 +45,7 @@ static const migrate_schema thread_schema = {
 
 int client__thread_ready(parley_client *c)
 {
-	migrate_result res;
-	int rc;
-
-	if (c->threads_ready)
-		return PARLEY_OK;
-	rc = client__entity_ready(c);
-	if (rc != PARLEY_OK)
-		return rc;
-	rc = parley__migrate(client__state_db(c->state), &thread_schema, &res);
-	if (rc != PARLEY_OK) {
-		client__set_err(c, "client.db: %s", res.err);
-		return rc;
-	}
-	c->threads_ready = 1;
-	return PARLEY_OK;
+	return client__schema_ready(c, &c->threads_ready, client__entity_ready, &thread_schema);
 }
 
 int client__thread_prep(parley_client *c, const char *sql, uint64_t thread_id, sqlite3_stmt **st)
