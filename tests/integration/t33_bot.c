@@ -342,7 +342,7 @@ static void send_numbered(int from, int to)
 
 	memset(body, 'x', sizeof body);
 	for (i = from; i < to; i++) {
-		char num[8];
+		char num[16];
 		snprintf(num, sizeof num, "m%03d ", i);
 		memcpy(body, num, 5);
 		IT_EQ(parley_thread_send(carol, thread_id, body, sizeof body, 0), PARLEY_OK);
