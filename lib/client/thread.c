@@ -244,6 +244,7 @@ void client__thread_finish(parley_client *c, thread_op *o, int status)
 	parley_entity_free(o->ent);
 	if (o->body != NULL)
 		sodium_memzero(o->body, o->body_len);
+	sodium_memzero(o->dist_skdm, sizeof(o->dist_skdm)); /* a chain key, if a distribution failed midway */
 	parley__free(o->body);
 	parley__free(o->ct);
 	parley__free(o->targets);
