@@ -17,7 +17,7 @@
 #define INVALID PARLEY_E_FORWARD_INVALID
 #define NKEYS 3
 
-static uint8_t ev_bytes[2][WIRE_THREADEV_MAX_BYTES];
+static uint8_t ev_bytes[2][WIRE_THREADEV_MAX_BYTES + 1]; /* + 1: the one-too-long event reads inside it */
 static uint8_t dist[PARLEY_GROUP_DISTRIBUTION_MAX + 1];
 static ProtobufCBinaryData events[WIRE_FORWARD_MAX_EVENTS + 1];
 static Parley__Wire__ForwardSenderKey keys[WIRE_FORWARD_MAX_KEYS + 1];
