@@ -169,8 +169,9 @@ static const cli_command commands[] = {
 	 "parley thread lock|unlock ID  take the lock (staff member) / release it (admin or holder)\n"
 	 "parley thread close ID       close for good (admin, handling agent or the customer)\n"
 	 "parley thread handback ID [HANDLE]  handling agent: back to HANDLE or the admins' queue\n"
-	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin: hand the thread to AGENT with its\n"
-	 "                             keys, the note and your last N messages of it (default 100)\n"
+	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin (or the handling agent with\n"
+	 "                             may-transfer): hand the thread to AGENT with its keys, the note and\n"
+	 "                             your last N messages of it (default 100)\n"
 	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
 	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
 	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",
