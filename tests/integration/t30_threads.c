@@ -788,20 +788,9 @@ static void test_routing(void)
 /* A rules change: who's rules set (mask = values = rules), the list signed at the next version. */
 static void ent_rules(const tacct *p, model *md, const tacct *who, int role, uint8_t rules)
 {
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
-	dynbuf l;
-
 	sm_model_set(md, who, role, 0, rules);
-	sm_sign(md, md->version + 1, NULL, &l);
-	m.entity = md->handle;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
-	r.entity_staff = &m;
-	IT_EQ(sm_call(p->fd, &r, NULL), PARLEY_OK);
+	IT_EQ(sm_staff(p->fd, md, md->version + 1), PARLEY_OK);
 	md->version++;
-	dynbuf__free(&l);
 }
 
 /* The handling agent (G, since the forward) hands T3 on (issue 10: "or the handling agent, if rules allow

@@ -207,7 +207,7 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 	switch (ev->kind) {
 	case WIRE_THREADEV_ADD:
 		if (!hands_on)
-			return sqlite__thr_refuse(j, BAD, "only an admin (or a transferring handling agent) adds a member");
+			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) adds");
 		if (subject == NULL)
 			return sqlite__thr_refuse(j, BAD, "only a staff member of the entity is added");
 		if (sqlite__thr_is_member(t, who))
@@ -228,7 +228,7 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 		return sqlite__thr_del_member(b, t, who);
 	case WIRE_THREADEV_HANDLING:
 		if (!hands_on)
-			return sqlite__thr_refuse(j, BAD, "only an admin (or a transferring handling agent) sets the handling agent");
+			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) sets it");
 		if (subject == NULL || !sqlite__thr_is_member(t, who))
 			return sqlite__thr_refuse(j, BAD, "the handling agent is a staff member of the thread: add it first");
 		t->handling_agent = who;

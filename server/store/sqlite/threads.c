@@ -202,7 +202,8 @@ int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
 
 int sqlite__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account)
 {
-	const wire_staff_member *m = account != 0 && account == t->handling_agent ? wire__stafflist_find(&st->l, account) : NULL;
+	const wire_staff_member *m = account != 0 && account == t->handling_agent ? wire__stafflist_find(&st->l, account)
+										   : NULL;
 	return m != NULL && (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_MAY_TRANSFER) != 0;
 }
 
