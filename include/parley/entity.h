@@ -63,7 +63,9 @@ typedef enum parley_entity_role {
 #define PARLEY_RULE_DEFAULT_AGENT 1u /* added to every new thread */
 #define PARLEY_RULE_MAY_INITIATE 2u  /* may start threads with customers */
 #define PARLEY_RULE_MAY_PAY 4u       /* may send payment requests */
-#define PARLEY_RULE_ALL 7u
+#define PARLEY_RULE_MAY_TRANSFER 8u  /* as a thread's handling agent, may forward it to another agent */
+#define PARLEY_RULE_SHOW_NAME 16u    /* customers see this member's own handle, not only the entity's */
+#define PARLEY_RULE_ALL 31u
 #define PARLEY_LOCK_NONE 0            /* any member may answer a thread */
 #define PARLEY_LOCK_FIRST_RESPONDER 1 /* the first member to answer locks the thread */
 
@@ -194,6 +196,7 @@ typedef struct parley_rules_change {
 	int default_agent, may_initiate, may_pay; /* -1 keep, 0 off, 1 on, PARLEY_RULE_INHERIT (member) */
 	int lock_mode;                            /* entity only: -1 keep, PARLEY_LOCK_* */
 	int admins_exempt;                        /* entity only: -1 keep, 0, 1 */
+	int may_transfer, show_name;              /* as default_agent */
 } parley_rules_change;
 PARLEY_EXPORT void parley_rules_change_init(parley_rules_change *r); /* every field -1 */
 PARLEY_EXPORT parley_err parley_entity_rules_start(parley_client *c, const char *entity, const char *member,

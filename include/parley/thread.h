@@ -22,7 +22,8 @@
  * PARLEY_E_FORWARD_INVALID otherwise, and nothing is imported.
  *
  * What a customer sees: the entity's display name and handle (sender of every staff message: the
- * entity handle), never the staff's personal handles.
+ * entity handle), never the staff's personal handles unless the entity allows it: a staff member whose
+ * effective PARLEY_RULE_SHOW_NAME is set in the verified staff list is shown by its own handle.
  *
  * Calls follow the contract of <parley/client.h>: *_start queues and calls its callback exactly once
  * (or returns an error and never calls it); the blocking variants run the loop. Server statuses
@@ -70,8 +71,8 @@ typedef struct parley_thread_info {
 	char customer[PARLEY_HANDLE_MAX + 1];         /* the customer's handle (a customer: its own) */
 	uint32_t channel;                             /* 0 native */
 	parley_thread_status status;
-	char handling_agent[PARLEY_HANDLE_MAX + 1];   /* staff view only; "" none (or customer view) */
-	char lock_holder[PARLEY_HANDLE_MAX + 1];      /* staff view only */
+	char handling_agent[PARLEY_HANDLE_MAX + 1];   /* "" none (customer view: unless its SHOW_NAME) */
+	char lock_holder[PARLEY_HANDLE_MAX + 1];      /* as handling_agent */
 	uint64_t membership_version;
 	uint64_t created_ms, updated_ms;
 	size_t member_count;                          /* accounts, the customer included */
@@ -83,7 +84,8 @@ typedef struct parley_thread_info {
 typedef struct parley_thread_message {
 	uint64_t thread_id;
 	const char *entity;
-	/* the sending account's handle; for a customer, every staff message shows the entity's handle */
+	/* the sending account's handle; for a customer, a staff message shows the entity's handle unless the
+	 * sender's SHOW_NAME rule (verified staff list) lets it show its own */
 	const char *sender;
 	uint32_t sender_device;
 	parley_entity_role sender_role; /* PARLEY_ROLE_NONE: the customer */
@@ -96,7 +98,7 @@ typedef struct parley_thread_message {
 
 /* A membership / status change this client verified (the signed event). kind: 1 OPEN, 2 ADD,
  * 3 REMOVE, 4 HANDLING, 5 LOCK, 6 UNLOCK, 7 CLOSE, 8 HANDBACK. actor / subject: handles ("" for
- * none; for a customer, staff are shown as the entity's handle). */
+ * none; for a customer, staff are shown as the entity's handle unless their SHOW_NAME allows). */
 typedef struct parley_thread_change {
 	uint64_t thread_id;
 	const char *entity;

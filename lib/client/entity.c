@@ -124,6 +124,8 @@ static void apply_rules(wire_stafflist *l, wire_staff_member *m, const parley_ru
 	apply_bit(mask, values, PARLEY_RULE_DEFAULT_AGENT, r->default_agent, m != NULL);
 	apply_bit(mask, values, PARLEY_RULE_MAY_INITIATE, r->may_initiate, m != NULL);
 	apply_bit(mask, values, PARLEY_RULE_MAY_PAY, r->may_pay, m != NULL);
+	apply_bit(mask, values, PARLEY_RULE_MAY_TRANSFER, r->may_transfer, m != NULL);
+	apply_bit(mask, values, PARLEY_RULE_SHOW_NAME, r->show_name, m != NULL);
 	if (m == NULL && r->lock_mode >= 0)
 		l->lock_mode = (uint8_t)r->lock_mode;
 	if (m == NULL && r->admins_exempt >= 0)

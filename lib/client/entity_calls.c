@@ -214,7 +214,8 @@ parley_err parley_entity_transfer_primary_start(parley_client *c, const char *en
 void parley_rules_change_init(parley_rules_change *r)
 {
 	if (r != NULL)
-		r->default_agent = r->may_initiate = r->may_pay = r->lock_mode = r->admins_exempt = -1;
+		r->default_agent = r->may_initiate = r->may_pay = r->may_transfer = r->show_name = r->lock_mode =
+			r->admins_exempt = -1;
 }
 
 parley_err parley_entity_rules_start(parley_client *c, const char *entity, const char *member,
@@ -225,7 +226,8 @@ parley_err parley_entity_rules_start(parley_client *c, const char *entity, const
 	int inherit_max = member != NULL ? PARLEY_RULE_INHERIT : 1;
 
 	if (change == NULL || change->default_agent > inherit_max || change->may_initiate > inherit_max ||
-	    change->may_pay > inherit_max || change->lock_mode > PARLEY_LOCK_FIRST_RESPONDER ||
+	    change->may_pay > inherit_max || change->may_transfer > inherit_max || change->show_name > inherit_max ||
+	    change->lock_mode > PARLEY_LOCK_FIRST_RESPONDER ||
 	    change->admins_exempt > 1 || (member != NULL && (change->lock_mode >= 0 || change->admins_exempt >= 0)))
 		return PARLEY_E_INVAL;
 	rc = done_call(c, K_RULES, entity, member, ST_GET, cb, user, &o);

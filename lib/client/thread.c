@@ -98,10 +98,22 @@ int client__thread_member_devices(parley_client *c, const parley_entity *ent, co
 	return rc;
 }
 
-static void staff_handle(const parley_entity *ent, uint64_t account, char *out, size_t cap)
+const char *client__thread_staff_name(const client_thread *t, const parley_entity *ent, const wire_staff_member *s)
+{
+	/* the rule is read from the list this device verified, so a server cannot unmask a member */
+	if (s != NULL && (t->staff || (wire__stafflist_effective_rules(&ent->sl, s) & WIRE_RULE_SHOW_NAME) != 0))
+		return s->handle;
+	return t->entity;
+}
+
+/* A staff member's name as this device may show it; "" for none (or one the list no longer names). */
+static void staff_handle(const client_thread *t, const parley_entity *ent, uint64_t account, char *out, size_t cap)
 {
 	const wire_staff_member *m = account != 0 && ent != NULL ? wire__stafflist_find(&ent->sl, account) : NULL;
-	snprintf(out, cap, "%s", m != NULL ? m->handle : "");
+	const char *name = m != NULL ? client__thread_staff_name(t, ent, m) : NULL;
+
+	/* "the entity handles it" says nothing: a customer is told only a name it may see */
+	snprintf(out, cap, "%s", name != NULL && name == m->handle ? name : "");
 }
 
 int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info *out)
@@ -124,11 +136,9 @@ int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info
 		snprintf(out->entity_name, sizeof(out->entity_name), "%s", ent->sl.display_name);
 	snprintf(out->customer, sizeof(out->customer), "%s", t.customer);
 	out->status = (parley_thread_status)t.status;
-	/* the customer never sees staff handles */
-	if (t.staff) {
-		staff_handle(ent, t.handling_agent, out->handling_agent, sizeof(out->handling_agent));
-		staff_handle(ent, t.lock_holder, out->lock_holder, sizeof(out->lock_holder));
-	}
+	/* a customer sees a staff handle only where that member's SHOW_NAME allows it, else none */
+	staff_handle(&t, ent, t.handling_agent, out->handling_agent, sizeof(out->handling_agent));
+	staff_handle(&t, ent, t.lock_holder, out->lock_holder, sizeof(out->lock_holder));
 	out->membership_version = t.membership_version;
 	out->member_count = n;
 	out->staff = t.staff;

@@ -33,6 +33,11 @@ int client__thread_members(parley_client *c, uint64_t thread_id, thread_member *
 /* The member named handle: *found = 0 when handle is no member. */
 int client__thread_member(parley_client *c, uint64_t thread_id, const char *handle, thread_member *out, int *found);
 
+/* The name this device shows for staff member s (account `account`, NULL when the verified list does
+ * not name it) of thread t: staff see each other's own handles; a customer sees the entity's handle,
+ * or the member's own when its effective SHOW_NAME in the verified staff list allows it. */
+const char *client__thread_staff_name(const client_thread *t, const parley_entity *ent, const wire_staff_member *s);
+
 /* Called for each newly applied event after the apply committed. */
 typedef void (*thread_applied_fn)(parley_client *c, const wire_threadev *ev, void *user);
 /* client__thread_apply_events with the customer's handle when this device may not know it yet (the

@@ -107,7 +107,8 @@ static int sign_event(parley_client *c, fwd_send *s, const client_thread *t, con
 	return rc;
 }
 
-/* The sender keys of the thread's members as this device holds them, at their current position. */
+/* The sender keys of the thread's members as this device holds them, at their current position; not the
+ * agent's own (its devices made them, and its client refuses a bundle that would overwrite one). */
 static int add_sender_keys(parley_client *c, fwd_send *s, Parley__Wire__ForwardBundle *b,
 			   Parley__Wire__ForwardSenderKey *keys, Parley__Wire__ForwardSenderKey **keyp,
 			   uint8_t (*dist)[PARLEY_GROUP_DISTRIBUTION_MAX], client_thread_sender *senders)
@@ -122,6 +123,8 @@ static int add_sender_keys(parley_client *c, fwd_send *s, Parley__Wire__ForwardB
 		Parley__Wire__ForwardSenderKey *k = &keys[b->n_sender_keys];
 		size_t len = 0;
 
+		if (strcmp(senders[i].handle, s->agent) == 0)
+			continue;
 		rc = sender_key__export_distribution(&c->sigstore, &a, did, dist[b->n_sender_keys],
 						     PARLEY_GROUP_DISTRIBUTION_MAX, &len);
 		if (rc == PARLEY_E_NO_SENDER_KEY) {
@@ -207,6 +210,22 @@ static int pack_history(parley_client *c, fwd_send *s, uint64_t forward_id, uint
 	return rc;
 }
 
+/* Who may forward (docs/protocol.md §13.3), checked here too so that nothing is signed for a forward the
+ * server would refuse: an admin, or the thread's handling agent whose effective MAY_TRANSFER the verified
+ * staff list sets. */
+static int may_forward(parley_client *c, const client_thread *t, const parley_entity *ent)
+{
+	const wire_staff_member *me = wire__stafflist_find(&ent->sl, c->account.account_id);
+
+	if (me != NULL && (me->role == WIRE_ROLE_ADMIN ||
+			   (t->handling_agent == me->account_id &&
+			    (wire__stafflist_effective_rules(&ent->sl, me) & WIRE_RULE_MAY_TRANSFER) != 0)))
+		return PARLEY_OK;
+	client__set_err(c, "only an admin of %s, or the thread's handling agent with may-transfer, forwards it",
+			t->entity);
+	return PARLEY_E_NOT_ENTITY_ADMIN;
+}
+
 /* Everything the forward carries, built once: events, bundle (as a Content), history chunks, the agent's
  * devices. */
 static int prepare(parley_client *c, fwd_send *s)
@@ -229,6 +248,8 @@ static int prepare(parley_client *c, fwd_send *s)
 	rc = client__thread_load(c, s->thread_id, &t);
 	if (rc == PARLEY_OK)
 		rc = client__entity_kept(c, t.entity, &ent);
+	if (rc == PARLEY_OK)
+		rc = may_forward(c, &t, ent);
 	for (size_t i = 0; rc == PARLEY_OK && i < ent->sl.n; i++)
 		if (strcmp(ent->sl.members[i].handle, s->agent) == 0)
 			agent = &ent->sl.members[i];

@@ -72,6 +72,8 @@ struct fwd_import {
 	struct fwd_import *next;
 	char from[PARLEY_HANDLE_MAX + 1];
 	uint32_t device;
+	uint64_t from_account; /* the sender's account as the verified staff list names it */
+	int by_agent;          /* sent by a non-admin with MAY_TRANSFER: a transfer (checked in on_thread) */
 	uint8_t *payload; /* the packed bundle (decoded again at each step: nothing borrowed across calls) */
 	size_t payload_len;
 	Parley__Wire__ForwardBundle *b;
@@ -99,26 +101,53 @@ static void import_free(parley_client *c, fwd_import *j)
 
 static void import_chunk(parley_client *c, const char *from, uint32_t device, const uint8_t *buf, size_t len);
 
-/* The sending device belongs to an admin of the verified staff list (its devices as that list's signed
- * device list names them). */
-static int sender_is_admin(const parley_entity *ent, const char *handle, uint32_t device)
+/* The sending device may send a bundle: it belongs (by that list's signed device list of its member) to
+ * an admin of the verified staff list, or to a member whose effective MAY_TRANSFER the list sets (then
+ * j->by_agent: on_thread checks that it is the thread's handling agent who hands it to this account). */
+static int sender_may_forward(const parley_entity *ent, fwd_import *j)
 {
 	wire_devlist dl;
 
 	for (size_t i = 0; i < ent->sl.n; i++) {
 		const wire_staff_member *m = &ent->sl.members[i];
-		if (strcmp(m->handle, handle) != 0)
+		if (strcmp(m->handle, j->from) != 0)
 			continue;
-		if (m->role != WIRE_ROLE_ADMIN ||
+		j->by_agent = m->role != WIRE_ROLE_ADMIN;
+		j->from_account = m->account_id;
+		if ((j->by_agent && !(wire__stafflist_effective_rules(&ent->sl, m) & WIRE_RULE_MAY_TRANSFER)) ||
 		    client__entity_member_devlist(m->devlist, m->devlist_len, m->account_id, m->account_key, &dl) !=
 			    PARLEY_OK)
 			return 0;
 		for (size_t k = 0; k < dl.n; k++)
-			if (dl.dev[k].device_id == device)
+			if (dl.dev[k].device_id == j->device)
 				return 1;
 		return 0;
 	}
 	return 0;
+}
+
+/* A transfer by a handling agent (j->by_agent): in the verified chain now kept, the latest HANDLING was
+ * signed by the sending device and names this account. The replay accepted that event only from the
+ * handling agent of that moment with MAY_TRANSFER, so the bundle comes from the agent who handed the
+ * thread on, to us, and from no other agent (nor from it for a thread it no longer hands on). */
+static int transfer_check(parley_client *c, const fwd_import *j, char *why, size_t cap)
+{
+	uint8_t **evs = NULL;
+	size_t *lens = NULL, n = 0;
+	wire_threadev ev;
+	int rc = client__thread_events(c, j->b->thread_id, &evs, &lens, &n), found = 0;
+
+	for (size_t i = n; rc == PARLEY_OK && i > 0 && !found; i--)
+		if (wire__threadev_parse(evs[i - 1], lens[i - 1], &ev) == PARLEY_OK && ev.kind == WIRE_THREADEV_HANDLING)
+			found = 1;
+	client__thread_events_free(evs, lens, n);
+	if (rc == PARLEY_OK && (!found || ev.actor != j->from_account || ev.actor_device != j->device ||
+				ev.subject != c->account.account_id)) {
+		snprintf(why, cap, "%s is not the handling agent who handed thread %llu to this account", j->from,
+			 (unsigned long long)j->b->thread_id);
+		rc = PARLEY_E_FORWARD_INVALID;
+	}
+	return rc;
 }
 
 /* The sender keys: each of a member of the thread, not this device, for the thread's distribution id;
@@ -255,6 +284,8 @@ static void on_thread(parley_client *c, parley_err status, const parley_thread_i
 		parley__free(evs);
 		parley__free(lens);
 	}
+	if (rc == PARLEY_OK && j->by_agent)
+		rc = transfer_check(c, j, why, sizeof(why));
 	if (rc == PARLEY_OK)
 		rc = keys_check(c, j, why, sizeof(why));
 	if (rc != PARLEY_OK) {
@@ -268,7 +299,7 @@ static void on_thread(parley_client *c, parley_err status, const parley_thread_i
 static void on_entity(parley_client *c, parley_err status, parley_entity *e, void *user)
 {
 	fwd_import *j = user;
-	int admin = status == PARLEY_OK && sender_is_admin(e, j->from, j->device);
+	int allowed = status == PARLEY_OK && sender_may_forward(e, j);
 	int rc;
 
 	parley_entity_free(e);
@@ -278,8 +309,10 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 		import_free(c, j);
 		return;
 	}
-	if (!admin) {
-		refuse(c, j->from, j->device, "that device is no admin device in the verified staff list of %s",
+	if (!allowed) {
+		refuse(c, j->from, j->device,
+		       "that device is no device of an admin (or of an agent with may-transfer) in the verified staff"
+		       " list of %s",
 		       j->b->entity);
 		import_free(c, j);
 		return;

@@ -152,8 +152,8 @@ static void deliver(parley_client *c, const client_thread *t, const parley_entit
 	memset(&msg, 0, sizeof(msg));
 	msg.thread_id = t->thread_id;
 	msg.entity = t->entity;
-	/* the customer sees the entity, never a staff member's own handle */
-	msg.sender = !t->staff && m->role != PARLEY_ROLE_NONE ? t->entity : m->handle;
+	/* the customer sees the entity, a staff member's own handle only where its SHOW_NAME allows */
+	msg.sender = m->role == PARLEY_ROLE_NONE ? m->handle : client__thread_staff_name(t, ent, s);
 	msg.sender_device = e->sender_device;
 	msg.sender_role = s != NULL ? (parley_entity_role)s->role : PARLEY_ROLE_NONE;
 	msg.timestamp_ms = ct->timestamp;
@@ -348,7 +348,7 @@ static void handle_of(parley_client *c, const parley_entity *ent, const client_t
 	const wire_staff_member *s = account != 0 && ent != NULL ? wire__stafflist_find(&ent->sl, account) : NULL;
 
 	if (s != NULL)
-		snprintf(out, cap, "%s", t->staff ? s->handle : t->entity);
+		snprintf(out, cap, "%s", client__thread_staff_name(t, ent, s));
 	else if (account != 0 && account == t->customer_account)
 		snprintf(out, cap, "%s", t->customer);
 	else

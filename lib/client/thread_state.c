@@ -263,6 +263,10 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 	int staff = actor != NULL || departed;
 	int admin = departed || (actor != NULL && actor->role == WIRE_ROLE_ADMIN);
 	int in_thread = departed || find_member(r, ev->actor) != NULL;
+	/* the handling agent whose MAY_TRANSFER the verified list sets forwards the thread as an admin would:
+	 * it signs the new agent's ADD and HANDLING (the server accepts them only in a ThreadForward) */
+	int hands_on = admin || (actor != NULL && ev->actor == r->t.handling_agent &&
+				 (wire__stafflist_effective_rules(&ent->sl, actor) & WIRE_RULE_MAY_TRANSFER) != 0);
 	int rc = PARLEY_OK;
 
 	switch (ev->kind) {
@@ -288,8 +292,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		r->t.status = PARLEY_THREAD_OPEN;
 		return rc;
 	case WIRE_THREADEV_ADD:
-		if (!admin)
-			return bad(c, ev, "only an admin adds");
+		if (!hands_on)
+			return bad(c, ev, "only an admin (or a transferring handling agent) adds");
 		if (subj == NULL || find_member(r, ev->subject) != NULL)
 			return bad(c, ev, "the subject is no staff member or already in the thread");
 		/* no new epoch: the newcomer's devices get our key at its position when they get it (kind 5,
@@ -304,8 +308,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		r->removed_any = 1;
 		return PARLEY_OK;
 	case WIRE_THREADEV_HANDLING:
-		if (!admin)
-			return bad(c, ev, "only an admin sets the handling agent");
+		if (!hands_on)
+			return bad(c, ev, "only an admin (or a transferring handling agent) sets the handling agent");
 		if (subj == NULL || find_member(r, ev->subject) == NULL)
 			return bad(c, ev, "the handling agent must be a staff member in the thread");
 		r->t.handling_agent = ev->subject;

@@ -36,7 +36,9 @@
 #define WIRE_RULE_DEFAULT_AGENT 1u
 #define WIRE_RULE_MAY_INITIATE 2u
 #define WIRE_RULE_MAY_PAY 4u
-#define WIRE_RULE_ALL 7u
+#define WIRE_RULE_MAY_TRANSFER 8u
+#define WIRE_RULE_SHOW_NAME 16u
+#define WIRE_RULE_ALL 31u
 
 typedef struct wire_staff_member {
 	uint64_t account_id;

@@ -252,3 +252,19 @@ int sm_decide(int fd, const char *entity, uint64_t req_id, int approve, const dy
 		wire__frame_free(&f);
 	return st;
 }
+
+int sm_staff(int fd, const model *md, uint64_t version)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
+	dynbuf l;
+	sm_sign(md, version, NULL, &l);
+	m.entity = (char *)md->handle;
+	m.signed_staff_list.data = l.data;
+	m.signed_staff_list.len = l.len;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
+	r.entity_staff = &m;
+	int st = sm_call(fd, &r, NULL);
+	dynbuf__free(&l);
+	return st;
+}

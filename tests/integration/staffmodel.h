@@ -65,6 +65,9 @@ void sm_entity(model *md, const tacct *primary, const char *handle, uint8_t lock
  * list at `version` signed by key (NULL: the entity key). The model is not changed. */
 int sm_member(int fd, const model *md, const tacct *who, int remove, int transfer, uint64_t version,
 	      const crypto_keypair *key);
+/* EntityStaff (rules or members' device lists) with the model's list at `version`, signed by the entity
+ * key. The model is not changed. */
+int sm_staff(int fd, const model *md, uint64_t version);
 /* EntityCode (ttl_s 0: the server's default): the code into code[cap] (optional). */
 int sm_code(int fd, const char *entity, uint32_t ttl_s, char *code, size_t cap);
 /* The account key every candidate of these tests joins with. */

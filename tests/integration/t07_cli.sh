@@ -101,6 +101,10 @@ check "entity rules: a bad value is a usage error naming it" \
 	'[ "$(ent entity rules acme lock=sometimes)" = 2 ] && grep -q "lock=sometimes" "$dir/ent"'
 check "entity rules: =inherit is for an agent only" \
 	'[ "$(ent entity rules acme may-pay=inherit)" = 2 ] && grep -q -- "--agent" "$dir/ent"'
+check "entity rules: show-name= takes on|off only" \
+	'[ "$(ent entity rules acme show-name=maybe)" = 2 ] && grep -q "show-name=maybe" "$dir/ent"'
+check "entity rules: may-transfer=inherit is for an agent only" \
+	'[ "$(ent entity rules acme may-transfer=inherit)" = 2 ] && grep -q -- "--agent" "$dir/ent"'
 check "entity rules: lock= is not an agent rule" '[ "$(ent entity rules acme --agent bob lock=none)" = 2 ]'
 check "entity approve needs a numeric id" '[ "$(ent entity approve acme seven)" = 2 ]'
 check "agent join: a QR payload for another entity is refused" \

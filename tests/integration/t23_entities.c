@@ -171,22 +171,6 @@ static int ent_approve(int fd, model *md, uint64_t req_id, const tacct *who)
 	return st;
 }
 
-static int ent_staff(int fd, model *md, uint64_t version)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__EntityStaffRequest m = PARLEY__WIRE__ENTITY_STAFF_REQUEST__INIT;
-	dynbuf l;
-	sm_sign(md, version, NULL, &l);
-	m.entity = md->handle;
-	m.signed_staff_list.data = l.data;
-	m.signed_staff_list.len = l.len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF;
-	r.entity_staff = &m;
-	int st = sm_call(fd, &r, NULL);
-	dynbuf__free(&l);
-	return st;
-}
-
 /* Waits for a push of `body_case` on fd and keeps it in *keep (the caller frees it). 1 if seen. */
 static int wait_push_keep(int fd, int body_case, wire_frame *keep)
 {
@@ -265,7 +249,7 @@ static void lifecycle(void)
 	/* rules only: same members, next version */
 	md.m[0].rules_mask = WIRE_RULE_MAY_PAY;
 	md.m[0].rules_values = WIRE_RULE_MAY_PAY;
-	IT_EQ(ent_staff(alice.fd, &md, 5), PARLEY_OK);
+	IT_EQ(sm_staff(alice.fd, &md, 5), PARLEY_OK);
 	md.version = 5;
 	removed = -1;
 	IT_CHECK(wait_push(dave.fd, PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED, &removed));
@@ -622,7 +606,7 @@ static void forgeries(void)
 		dynbuf__free(&l);
 	}
 	/* a rules-only change that slips in a member */
-	IT_EQ(ent_staff(p.fd, &next, 3), PARLEY_E_STAFF_LIST_INVALID);
+	IT_EQ(sm_staff(p.fd, &next, 3), PARLEY_E_STAFF_LIST_INVALID);
 	IT_EQ(ent_version(x.fd, "forge"), 2);
 	/* the honest list passes */
 	IT_EQ(ent_member_v(p.fd, &next, &x, 0, 3, NULL), PARLEY_OK);
@@ -726,7 +710,7 @@ static int run_cell(int c, int fd, const tacct *caller, model *md, const tacct *
 				   approval_for(md->handle, pending_req, pend, NULL, caller, NULL, edit_devlist, rec),
 				   NULL);
 	case C_DENY: return ent_decide_v(fd, md, 999999, 0, 0);
-	default: return ent_staff(fd, md, ahead);
+	default: return sm_staff(fd, md, ahead);
 	}
 }
 

@@ -21,6 +21,10 @@
  *                 the customer, an outsider, another entity's admin, a second lock: refused.
  *   routing       with a handling agent, the customer's message reaches that agent, the admins and the
  *                 customer's other device, not another member agent; a staff message reaches all.
+ *   transfer      the handling agent forwards the thread on only with MAY_TRANSFER and only in a
+ *                 ThreadForward (NOT_ENTITY_ADMIN without the rule, or for a member agent that does not
+ *                 handle it; its HANDLING as a plain ThreadEvent: THREAD_EVENT_INVALID); with it, to a
+ *                 member (HANDLING alone) and to a non-member (its ADD + HANDLING).
  *   rate_limit    ThreadSend takes from SendMessage's per-account bucket: SEND_RATE_LIMITED for both.
  */
 #include <stdio.h>
@@ -781,6 +785,68 @@ static void test_routing(void)
 	IT_EQ(queued(&H, 1, NULL, T3, NULL), 0); /* not to the sending device */
 }
 
+/* A rules change: who's rules set (mask = values = rules), the list signed at the next version. */
+static void ent_rules(const tacct *p, model *md, const tacct *who, int role, uint8_t rules)
+{
+	sm_model_set(md, who, role, 0, rules);
+	IT_EQ(sm_staff(p->fd, md, md->version + 1), PARLEY_OK);
+	md->version++;
+}
+
+/* The handling agent (G, since the forward) hands T3 on (issue 10: "or the handling agent, if rules allow
+ * transfer"): only with MAY_TRANSFER, only as the handling agent, only inside a ThreadForward. */
+static void test_transfer(void)
+{
+	tinfo t;
+	tev ev[2];
+	uint32_t dev1 = 1;
+
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	uint64_t v = t.version;
+	IT_EQ(t.handling, G.id);
+	IT_CHECK(has_member(&t, H.id));
+	(void)queued(&H, 1, NULL, 0, NULL);
+	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 1, NULL);
+	IT_EQ(th_forward(&G, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN); /* no rule */
+
+	ent_rules(&P, &acme, &G, WIRE_ROLE_AGENT,
+		  WIRE_RULE_DEFAULT_AGENT | WIRE_RULE_MAY_PAY | WIRE_RULE_MAY_INITIATE | WIRE_RULE_MAY_TRANSFER);
+	ent_rules(&P, &acme, &H, WIRE_ROLE_AGENT, WIRE_RULE_MAY_TRANSFER);
+	/* H has the rule but does not handle T3 */
+	ev[0] = ev_by(&H, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 1, NULL);
+	IT_EQ(th_forward(&H, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN);
+	/* G's HANDLING outside a forward: a transfer always carries the bundle */
+	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 1, NULL);
+	IT_EQ(th_event(G.fd, T3, &ev[0]), PARLEY_E_THREAD_EVENT_INVALID);
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v);
+	IT_EQ(t.handling, G.id);
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 0);
+
+	/* to a member: the HANDLING alone */
+	IT_EQ(th_forward(&G, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_OK);
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v + 1);
+	IT_EQ(t.handling, H.id);
+	IT_EQ(queued(&H, 1, NULL, 0, NULL), 1); /* the bundle, from G */
+	/* G no longer handles it */
+	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 2, NULL);
+	IT_EQ(th_forward(&G, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN);
+	/* to a non-member: G leaves (an admin's REMOVE), H hands it back to G with ADD + HANDLING */
+	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_REMOVE, G.id, v + 2, NULL);
+	IT_EQ(th_event(P.fd, T3, &ev[0]), PARLEY_OK);
+	(void)queued(&G, 1, NULL, 0, NULL);
+	ev[0] = ev_by(&H, &acme, T3, WIRE_THREADEV_ADD, G.id, v + 3, NULL);
+	ev[1] = ev_by(&H, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 4, NULL);
+	IT_EQ(th_event(H.fd, T3, &ev[0]), PARLEY_E_THREAD_EVENT_INVALID); /* its ADD alone: no */
+	IT_EQ(th_forward(&H, T3, &G, ev, 2, &dev1, &G.regid, 1), PARLEY_OK);
+	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
+	IT_EQ(t.version, v + 4);
+	IT_EQ(t.handling, G.id);
+	IT_CHECK(has_member(&t, G.id));
+	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
+}
+
 /* ThreadSend draws on the relay's per-account send bucket: O, customer of TO, empties it (RATE_BURST,
  * refilled at 1/s) with group sends, then both kinds of send are SEND_RATE_LIMITED. */
 static void test_rate_limit(void)
@@ -825,6 +891,7 @@ int main(void)
 	IT_RUN(test_forward);
 	IT_RUN(test_lock_event);
 	IT_RUN(test_routing);
+	IT_RUN(test_transfer);
 	IT_RUN(test_rate_limit);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);

@@ -14,6 +14,8 @@
  *                    the membership unchanged.
  *   payment          a payment request from a member without MAY_PAY (written into the server
  *                    database): dropped by the receiver with PAYMENT_NOT_ALLOWED.
+ *   show_name        the customer sees bob's own handle only once bob's SHOW_NAME is set in the signed
+ *                    staff list (before: the entity's handle); alice, without it, stays "acme".
  *   no_plaintext     the server's files hold none of the message texts.
  *   staff_removed    a staff member removed from the entity: the next sender rotates, the removed
  *                    device decrypts none of the copies the test gives it.
@@ -325,6 +327,36 @@ static void payment(void)
 	IT_CHECK(strcmp(in_cust.last, "t31-pay-102") == 0);
 }
 
+/* SHOW_NAME (issue 10 item 2): the customer's client names a staff sender by its own handle only when the
+ * sender's effective rule in the staff list it verified says so; per member, not for the whole entity. */
+static void show_name(void)
+{
+	parley_rules_change ch;
+	parley_entity *e = NULL;
+	int before;
+
+	pump(cust, &in_cust, 999); /* carol's queue drained */
+	before = in_cust.n;
+	IT_EQ(parley_thread_send(agent, tid, (const uint8_t *)"t31-name-hidden", 15, 0), PARLEY_OK);
+	IT_EQ(pump(cust, &in_cust, before + 1), before + 1);
+	IT_CHECK(strcmp(in_cust.last, "t31-name-hidden") == 0);
+	IT_CHECK(strcmp(in_cust.last_sender, "acme") == 0); /* no rule: the entity */
+
+	parley_rules_change_init(&ch);
+	ch.show_name = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", "bob", &ch), PARLEY_OK);
+	IT_EQ(parley_entity_get(cust, "acme", &e), PARLEY_OK); /* carol verifies the new list */
+	parley_entity_free(e);
+	IT_EQ(parley_thread_send(agent, tid, (const uint8_t *)"t31-name-shown", 14, 0), PARLEY_OK);
+	IT_EQ(pump(cust, &in_cust, before + 2), before + 2);
+	IT_CHECK(strcmp(in_cust.last, "t31-name-shown") == 0);
+	IT_CHECK(strcmp(in_cust.last_sender, "bob") == 0);
+	IT_EQ(parley_thread_send(admin, tid, (const uint8_t *)"t31-name-admin", 14, 0), PARLEY_OK);
+	IT_EQ(pump(cust, &in_cust, before + 3), before + 3);
+	IT_CHECK(strcmp(in_cust.last, "t31-name-admin") == 0);
+	IT_CHECK(strcmp(in_cust.last_sender, "acme") == 0); /* alice has no SHOW_NAME */
+}
+
 /* First responder: with lock_mode 1 the first staff answer takes the lock (signed LOCK); another agent
  * is then refused. */
 static void first_responder(void)
@@ -438,6 +470,7 @@ int main(void)
 	IT_RUN(add_member);
 	IT_RUN(remove_rekey);
 	IT_RUN(payment);
+	IT_RUN(show_name);
 	IT_RUN(first_responder);
 	IT_RUN(forged_event);
 	IT_RUN(no_plaintext);

@@ -19,6 +19,13 @@
  *   kill9              parleyd SIGKILLed right after a forward went out: after the restart the forward is
  *                      wholly there or wholly absent (handling agent, bundle envelope), and a retry
  *                      completes it.
+ *   forward_newcomer   the story's forward to an agent not in the thread (ADD + HANDLING).
+ *   transfer           the handling agent (dave) forwards on to bob (issue 10 item 3, "if rules allow
+ *                      transfer"): without MAY_TRANSFER his client refuses (NOT_ENTITY_ADMIN) and a bundle
+ *                      he sends pairwise with the thread's real events is refused by bob's client
+ *                      (FORWARD_INVALID: no may-transfer); with it, the same bundle is still refused (he
+ *                      did not hand the thread to bob), and parley_thread_forward goes through: the server
+ *                      records bob, bob's client imports the bundle (the note).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -285,7 +292,7 @@ static void forged_bundles(void)
 	for (int i = 0; i < 50 && bob_seen.forward_invalid < 1; i++)
 		run(bob, 1);
 	IT_EQ(bob_seen.forward_invalid, 1);
-	IT_CHECK(strstr(parley_client_errmsg(bob), "no admin device") != NULL);
+	IT_CHECK(strstr(parley_client_errmsg(bob), "no device of an admin") != NULL);
 	IT_EQ(send_raw(dave, CONTENT_KIND_FORWARD, bundle, len), PARLEY_OK);
 	for (int i = 0; i < 50 && bob_seen.forward_invalid < 2; i++)
 		run(bob, 1);
@@ -561,6 +568,100 @@ static void forward_newcomer(void)
 	IT_CHECK(strcmp(dave_seen.last, "to the newcomer") == 0);
 }
 
+/* A well-formed bundle from `from`'s own view of the thread: its kept (real, signed) events and the
+ * sender key of carol's device 1 that it holds; packed into *len bytes (free). */
+static uint8_t *chain_bundle(parley_client *from, uint64_t forward_id, size_t *len)
+{
+	uint8_t **evs = NULL, did[PARLEY_SIGNAL_DISTRIBUTION_ID_LEN], skdm[PARLEY_GROUP_DISTRIBUTION_MAX];
+	size_t *lens = NULL, nev = 0, skdm_len = 0;
+	parley_signal_address carol1 = {"carol", 1};
+	Parley__Wire__ForwardSenderKey key = PARLEY__WIRE__FORWARD_SENDER_KEY__INIT, *kp[1] = {&key};
+	Parley__Wire__ForwardBundle b = PARLEY__WIRE__FORWARD_BUNDLE__INIT;
+	ProtobufCBinaryData *pe;
+	uint8_t *buf;
+
+	IT_EQ(client__thread_events(from, thread_id, &evs, &lens, &nev), PARLEY_OK);
+	client__thread_distribution_id(thread_id, did);
+	IT_EQ(sender_key__export_distribution(&from->sigstore, &carol1, did, skdm, sizeof skdm, &skdm_len), PARLEY_OK);
+	pe = calloc(nev > 0 ? nev : 1, sizeof(*pe));
+	for (size_t i = 0; i < nev; i++) {
+		pe[i].data = evs[i];
+		pe[i].len = lens[i];
+	}
+	b.forward_id = forward_id;
+	b.thread_id = thread_id;
+	b.entity = (char *)"acme";
+	b.staff_version = 3;
+	b.events = pe;
+	b.n_events = nev;
+	key.handle = (char *)"carol";
+	key.device = 1;
+	key.distribution.data = skdm;
+	key.distribution.len = skdm_len;
+	b.sender_keys = kp;
+	b.n_sender_keys = 1;
+	b.note = (char *)"from the handling agent";
+	*len = parley__wire__forward_bundle__get_packed_size(&b);
+	buf = malloc(*len);
+	parley__wire__forward_bundle__pack(&b, buf);
+	free(pe);
+	client__thread_events_free(evs, lens, nev);
+	return buf;
+}
+
+/* Sends dave's chain bundle to bob; 1 if bob's client refused it (FORWARD_INVALID) naming `why`. */
+static int dave_bundle_refused(uint64_t forward_id, const char *why)
+{
+	size_t len = 0;
+	uint8_t *buf = chain_bundle(dave, forward_id, &len);
+	int invalid = bob_seen.forward_invalid, forwarded = bob_seen.forwarded;
+
+	IT_EQ(send_raw(dave, CONTENT_KIND_FORWARD, buf, len), PARLEY_OK);
+	for (int i = 0; i < 50 && bob_seen.forward_invalid == invalid; i++)
+		run(bob, 1);
+	free(buf);
+	return bob_seen.forward_invalid == invalid + 1 && bob_seen.forwarded == forwarded &&
+	       strstr(parley_client_errmsg(bob), why) != NULL;
+}
+
+static void transfer(void)
+{
+	parley_rules_change ch;
+	parley_entity *e = NULL;
+	int forwarded;
+
+	/* parleyd moved to a new port in kill9: bob's client follows */
+	parley_client_free(bob);
+	bob = it_client_at(s.dir, "bob", url, 5000);
+	IT_MUST(&s, bob != NULL);
+	listen_as(bob, &bob_seen);
+	bob_connects();
+	IT_EQ(handling_agent(), account_id("dave"));
+
+	/* without the rule: dave handles the thread, yet may not hand it on */
+	IT_EQ(parley_thread_forward(dave, thread_id, "bob", "over to you", 0), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(handling_agent(), account_id("dave"));
+	IT_CHECK(dave_bundle_refused(1001, "may-transfer"));
+
+	/* with it */
+	parley_rules_change_init(&ch);
+	ch.may_transfer = 1;
+	IT_EQ(parley_entity_set_rules(alice, "acme", "dave", &ch), PARLEY_OK);
+	IT_EQ(parley_entity_get(dave, "acme", &e), PARLEY_OK);
+	parley_entity_free(e);
+	/* a bundle outside a forward: the chain's last HANDLING is alice's to dave, not dave's to bob */
+	IT_CHECK(dave_bundle_refused(1002, "not the handling agent who handed"));
+	forwarded = bob_seen.forwarded;
+	IT_EQ(parley_thread_forward(dave, thread_id, "bob", "over to you", 0), PARLEY_OK);
+	IT_EQ(handling_agent(), account_id("bob"));
+	for (int i = 0; i < 80 && bob_seen.forwarded == forwarded; i++)
+		run(bob, 1);
+	IT_EQ(bob_seen.forwarded, forwarded + 1);
+	IT_CHECK(strcmp(bob_seen.note, "over to you") == 0);
+	/* and the server now holds bob as the one who may (not) hand it on: dave no longer handles it */
+	IT_EQ(parley_thread_forward(dave, thread_id, "alice", NULL, 0), PARLEY_E_NOT_ENTITY_ADMIN);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -573,6 +674,7 @@ int main(void)
 	IT_RUN(admin_bad_keys);
 	IT_RUN(kill9);
 	IT_RUN(forward_newcomer);
+	IT_RUN(transfer);
 	parley_client_free(alice);
 	parley_client_free(bob);
 	parley_client_free(carol);

@@ -27,8 +27,10 @@ static const char *onoff(unsigned rules, unsigned bit)
 
 static void print_rules(unsigned rules)
 {
-	printf("default-agent=%s may-initiate=%s may-pay=%s", onoff(rules, PARLEY_RULE_DEFAULT_AGENT),
-	       onoff(rules, PARLEY_RULE_MAY_INITIATE), onoff(rules, PARLEY_RULE_MAY_PAY));
+	printf("default-agent=%s may-initiate=%s may-pay=%s may-transfer=%s show-name=%s",
+	       onoff(rules, PARLEY_RULE_DEFAULT_AGENT), onoff(rules, PARLEY_RULE_MAY_INITIATE),
+	       onoff(rules, PARLEY_RULE_MAY_PAY), onoff(rules, PARLEY_RULE_MAY_TRANSFER),
+	       onoff(rules, PARLEY_RULE_SHOW_NAME));
 }
 
 /* Members of one kind (admins: role admin; agents: agents and bots), one line each. */
@@ -234,6 +236,8 @@ static int rules(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 		} else if (!rule_arg(a, "default-agent", 1, &ch.default_agent, &bad) &&
 			   !rule_arg(a, "may-initiate", 1, &ch.may_initiate, &bad) &&
 			   !rule_arg(a, "may-pay", 1, &ch.may_pay, &bad) &&
+			   !rule_arg(a, "may-transfer", 1, &ch.may_transfer, &bad) &&
+			   !rule_arg(a, "show-name", 1, &ch.show_name, &bad) &&
 			   !rule_arg(a, "admins-exempt", 0, &ch.admins_exempt, &bad)) {
 			if (a[0] == '-' || entity != NULL)
 				return cli_usage(ctx, "unexpected argument '%s'", a);
@@ -249,7 +253,8 @@ static int rules(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 	if (agent != NULL && (ch.lock_mode >= 0 || ch.admins_exempt >= 0))
 		return cli_usage(ctx, "lock= and admins-exempt= are the entity's rules, not an agent's");
 	if (agent == NULL && (ch.default_agent == PARLEY_RULE_INHERIT || ch.may_initiate == PARLEY_RULE_INHERIT ||
-			      ch.may_pay == PARLEY_RULE_INHERIT))
+			      ch.may_pay == PARLEY_RULE_INHERIT || ch.may_transfer == PARLEY_RULE_INHERIT ||
+			      ch.show_name == PARLEY_RULE_INHERIT))
 		return cli_usage(ctx, "=inherit is for an agent's rules (--agent HANDLE)");
 	if (changes > 0) {
 		rc = parley_entity_set_rules(c, entity, agent, &ch);

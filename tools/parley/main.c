@@ -136,7 +136,8 @@ static const cli_command commands[] = {
 	 "                                           key holder checks and completes when next connected\n"
 	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent or bot at once\n"
 	 "parley entity rules ENTITY [--agent HANDLE] [default-agent=on|off] [may-initiate=on|off]\n"
-	 "                   [may-pay=on|off] [lock=none|first-responder] [admins-exempt=on|off]\n"
+	 "                   [may-pay=on|off] [may-transfer=on|off] [show-name=on|off]\n"
+	 "                   [lock=none|first-responder] [admins-exempt=on|off]\n"
 	 "                                           show, or change and show, the entity's rules or one\n"
 	 "                                           agent's (=inherit drops an agent's override)\n"
 	 "parley entity devices ENTITY               the devices a customer's client would encrypt to: those\n"
@@ -168,8 +169,9 @@ static const cli_command commands[] = {
 	 "parley thread lock|unlock ID  take the lock (staff member) / release it (admin or holder)\n"
 	 "parley thread close ID       close for good (admin, handling agent or the customer)\n"
 	 "parley thread handback ID [HANDLE]  handling agent: back to HANDLE or the admins' queue\n"
-	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin: hand the thread to AGENT with its\n"
-	 "                             keys, the note and your last N messages of it (default 100)\n"
+	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin (or the handling agent with\n"
+	 "                             may-transfer): hand the thread to AGENT with its keys, the note and\n"
+	 "                             your last N messages of it (default 100)\n"
 	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
 	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
 	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",

@@ -192,18 +192,22 @@ int sqlite__thread_send(store_be *b, store_job *j)
 
 /* --- membership events --- */
 
-/* The rules of each kind (docs/protocol.md §13.3) and its effect on t. */
-static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st, const wire_threadev *ev)
+/* The rules of each kind (docs/protocol.md §13.3) and its effect on t. forwarding: the events of a
+ * ThreadForward, where the handling agent with MAY_TRANSFER may sign the ADD and HANDLING an admin would
+ * (only there: on its own such an agent adds nobody, so a transfer always moves the handling too). */
+static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st, const wire_threadev *ev,
+		 int forwarding)
 {
-	int admin, sadmin;
+	int admin, sadmin, hands_on;
 	uint64_t me = j->caller_account, who = ev->subject;
 	const wire_staff_member *subject = sqlite__thr_staff_of(st, who, &sadmin);
 
 	(void)sqlite__thr_staff_of(st, me, &admin);
+	hands_on = admin || (forwarding && sqlite__thr_may_transfer(st, t, me));
 	switch (ev->kind) {
 	case WIRE_THREADEV_ADD:
-		if (!admin)
-			return sqlite__thr_refuse(j, BAD, "only an admin adds a member");
+		if (!hands_on)
+			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) adds");
 		if (subject == NULL)
 			return sqlite__thr_refuse(j, BAD, "only a staff member of the entity is added");
 		if (sqlite__thr_is_member(t, who))
@@ -223,8 +227,8 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 		j->thr.removed = who;
 		return sqlite__thr_del_member(b, t, who);
 	case WIRE_THREADEV_HANDLING:
-		if (!admin)
-			return sqlite__thr_refuse(j, BAD, "only an admin sets the handling agent");
+		if (!hands_on)
+			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) sets it");
 		if (subject == NULL || !sqlite__thr_is_member(t, who))
 			return sqlite__thr_refuse(j, BAD, "the handling agent is a staff member of the thread: add it first");
 		t->handling_agent = who;
@@ -283,7 +287,7 @@ int sqlite__thread_event(store_be *b, store_job *j)
 		return rc;
 	rc = sqlite__thr_check_event(b, j, &t, &st, j->thr.event, j->thr.event_len, 0, &ev);
 	if (rc == PARLEY_OK)
-		rc = apply(b, j, &t, &st, &ev);
+		rc = apply(b, j, &t, &st, &ev, 0);
 	if (rc == PARLEY_OK) {
 		t.version = ev.version;
 		rc = sqlite__thr_commit(b, &t, j->thr.event, j->thr.event_len, j->now_ms);
@@ -306,7 +310,7 @@ static int forward_event(store_be *b, store_job *j, store_thread_info *t, const 
 	if (rc == PARLEY_OK && ev.subject != agent)
 		rc = sqlite__thr_refuse(j, BAD, "a forward's events name the agent it forwards to");
 	if (rc == PARLEY_OK)
-		rc = apply(b, j, t, st, &ev);
+		rc = apply(b, j, t, st, &ev, 1);
 	if (rc != PARLEY_OK)
 		return rc;
 	t->version = ev.version;
@@ -365,7 +369,7 @@ static int forward_checked(store_be *b, store_job *j, store_thread_info *t, cons
 	int rc;
 
 	(void)sqlite__thr_staff_of(st, j->caller_account, &admin);
-	if (!admin)
+	if (!admin && !sqlite__thr_may_transfer(st, t, j->caller_account))
 		return PARLEY_E_NOT_ENTITY_ADMIN;
 	rc = sqlite__account_by_handle(b, j->handle, &agent);
 	if (rc != PARLEY_OK)

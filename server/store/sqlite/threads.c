@@ -200,6 +200,13 @@ int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
 	return load_members(b, t);
 }
 
+int sqlite__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account)
+{
+	const wire_staff_member *m = account != 0 && account == t->handling_agent ? wire__stafflist_find(&st->l, account)
+										   : NULL;
+	return m != NULL && (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_MAY_TRANSFER) != 0;
+}
+
 int sqlite__thr_is_member(const store_thread_info *t, uint64_t account)
 {
 	for (size_t i = 0; i < t->n_members; i++)

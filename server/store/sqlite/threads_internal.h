@@ -28,6 +28,9 @@ int sqlite__thr_staff(store_be *b, uint64_t entity, thr_staff *st);
 void sqlite__thr_staff_free(thr_staff *st);
 /* The caller's staff entry (NULL: not staff), and whether it is an admin. */
 const wire_staff_member *sqlite__thr_staff_of(const thr_staff *st, uint64_t account, int *admin);
+/* 1: account is t's handling agent and its effective MAY_TRANSFER is set in the current list (it may
+ * forward the thread: docs/protocol.md §13.3). */
+int sqlite__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account);
 /* The thread with its members (customer first) into *t: PARLEY_E_NO_SUCH_THREAD. */
 int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t);
 int sqlite__thr_is_member(const store_thread_info *t, uint64_t account);

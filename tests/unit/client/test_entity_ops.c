@@ -495,9 +495,12 @@ static void test_remove_and_rules(void)
 	TEST_EQ_INT(l.n, 2);
 	wire__stafflist_free(&l);
 	answer_ok(&alice, op, PARLEY__WIRE__RESPONSE__BODY_ENTITY_STAFF);
-	/* bob's override: may_initiate on for him only */
+	/* bob's override: may_initiate and show_name on for him only (=inherit is for a member only) */
 	parley_rules_change_init(&ch);
+	ch.show_name = PARLEY_RULE_INHERIT;
+	TEST_EQ_INT(parley_entity_rules_start(alice.c, "acme", NULL, &ch, on_done, NULL), PARLEY_E_INVAL);
 	ch.may_initiate = 1;
+	ch.show_name = 1;
 	TEST_EQ_INT(parley_entity_rules_start(alice.c, "acme", "bob", &ch, on_done, NULL), PARLEY_OK);
 	answer_get(&alice, list_v[3], list_len[3]);
 	op = take(alice.c, &req);
@@ -508,7 +511,8 @@ static void test_remove_and_rules(void)
 					   req.entity_staff->signed_staff_list.len, &l),
 		    PARLEY_OK);
 	TEST_EQ_INT(l.version, 4);
-	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[1]), WIRE_RULE_MAY_PAY | WIRE_RULE_MAY_INITIATE);
+	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[1]),
+		    WIRE_RULE_MAY_PAY | WIRE_RULE_MAY_INITIATE | WIRE_RULE_SHOW_NAME);
 	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[0]), WIRE_RULE_MAY_PAY);
 	wire__stafflist_free(&l);
 	answer_ok(&alice, op, PARLEY__WIRE__RESPONSE__BODY_ENTITY_STAFF);

@@ -126,11 +126,39 @@ static void test_rules(void)
 	dynbuf__free(&b);
 }
 
+/* The two rule bits of issue 10 (MAY_TRANSFER 8, SHOW_NAME 16) travel like the first three, as entity
+ * defaults and as member overrides; a bit above PARLEY_RULE_ALL (32) is still refused in either place. */
+static void test_transfer_show_name(void)
+{
+	dynbuf b;
+	wire_stafflist l;
+
+	dynbuf__init(&b, WIRE_STAFFLIST_MAX_BYTES);
+	make();
+	base.default_flags = WIRE_RULE_MAY_TRANSFER;
+	mem[1].rules_mask = WIRE_RULE_MAY_TRANSFER | WIRE_RULE_SHOW_NAME; /* bob: transfer off, name on */
+	mem[1].rules_values = WIRE_RULE_SHOW_NAME;
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_OK);
+	TEST_EQ_INT(wire__stafflist_verify(b.data, b.len, &l), PARLEY_OK);
+	TEST_EQ_INT(l.default_flags, WIRE_RULE_MAY_TRANSFER);
+	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[1]), WIRE_RULE_SHOW_NAME);
+	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[0]), WIRE_RULE_MAY_TRANSFER);
+	wire__stafflist_free(&l);
+	make();
+	base.default_flags = 32;
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
+	make();
+	mem[1].rules_mask = mem[1].rules_values = 32;
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
+	dynbuf__free(&b);
+}
+
 int main(void)
 {
 	crypto__init();
 	crypto__keypair_generate(&ek);
 	TEST_RUN(test_round_trip);
 	TEST_RUN(test_rules);
+	TEST_RUN(test_transfer_show_name);
 	TEST_EXIT();
 }
