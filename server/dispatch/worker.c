@@ -8,11 +8,11 @@
  */
 #include <string.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 
 #include <parley/error.h>
 
+#include "base/heap.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "common/alloc.h"
@@ -292,10 +292,8 @@ static void on_trim(uv_timer_t *t)
 	if (!w->trim_due || w->inflight > 0)
 		return;
 	w->trim_due = 0;
-#ifdef __GLIBC__
-	malloc_trim(0);
-	metrics__inc(METRIC_MEMORY_TRIMS);
-#endif
+	if (heap__trim())
+		metrics__inc(METRIC_MEMORY_TRIMS);
 }
 
 static void trim_start(worker *w)

@@ -4,7 +4,6 @@
  * uv_async (the only thread-safe libuv call). */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <parley/error.h>
 
 #include "base/config.h"
+#include "base/heap.h"
 #include "common/alloc.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -219,9 +219,7 @@ static void on_trim(uv_timer_t *t)
 {
 	net_worker *w = t->data;
 	w->closed_since_trim = 0;
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	heap__trim();
 }
 
 void net__worker_conn_gone(net_worker *w, net_conn *c)

@@ -172,6 +172,17 @@ int srv_signal(srv *s, int sig)
 	return kill(s->pid, sig);
 }
 
+/* A server that stopped badly (a sanitizer report, a crash) says why only in its log: show the end. */
+static void log_tail(srv *s, int rc)
+{
+	char *log = srv_log(s);
+	size_t n = log ? strlen(log) : 0;
+	const size_t keep = 6000;
+	fprintf(stderr, "# parleyd stopped with status %d; the end of its log:\n%s\n", rc,
+		log == NULL ? "(none)" : log + (n > keep ? n - keep : 0));
+	free(log);
+}
+
 int srv_stop(srv *s)
 {
 	if (s->pid <= 0)
@@ -182,9 +193,10 @@ int srv_stop(srv *s)
 		int st;
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 			s->pid = 0;
-			if (WIFEXITED(st))
-				return WEXITSTATUS(st);
-			return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			if (rc != 0)
+				log_tail(s, rc);
+			return rc;
 		}
 		usleep(10000);
 	}

@@ -246,12 +246,14 @@ static void one_connection_pipelining(void)
 	long rss = rss_after_idle(base + 16 * MiB);
 	printf("# one connection: RSS %ld MiB after the answers and an idle period\n", rss / MiB);
 	RSS_CHECK(rss <= base + 16 * MiB);
-	/* RSS may come down by itself (the top of the heap): the idle trim must still have run */
+	/* RSS may come down by itself (the top of the heap): the idle trim must still have run (a
+	 * sanitized server has no glibc heap to trim, and skips it) */
 	uint64_t trims = 0;
-	for (long until = now_ms() + 8000; (trims = metric_value(s.port, "parley_memory_trims_total")) == 0 &&
+	for (long until = now_ms() + 8000; RSS_CHECKED &&
+					   (trims = metric_value(s.port, "parley_memory_trims_total")) == 0 &&
 					   now_ms() < until;)
 		usleep(200 * 1000);
-	IT_CHECK(trims > 0);
+	RSS_CHECK(trims > 0);
 	close(fd);
 }
 
