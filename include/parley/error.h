@@ -146,7 +146,31 @@ extern "C" {
 	X(NOT_ALLOWED_TO_INITIATE, 607, "this member may not open threads with customers") \
 	X(PAYMENT_NOT_ALLOWED, 608, "this member may not send payment requests") \
 	X(THREAD_WRONG_ENTITY, 609, "the thread belongs to another entity") \
-	X(TOO_MANY_THREADS, 610, "too many open threads")
+	X(TOO_MANY_THREADS, 610, "too many open threads") \
+	/* channels and gateways (docs/channels.md) */ \
+	X(NOT_ENTITY_GATEWAY, 650, "not a gateway of this entity: only its gateways open channel threads") \
+	X(CHANNEL_INVALID, 651, "unknown channel or malformed channel identity") \
+	X(CHANNEL_SIGNATURE, 652, "the provider's webhook signature is missing or wrong") \
+	X(CHANNEL_PROVIDER, 653, "the channel provider refused or failed: delivery is retried") \
+	/* customer authentication (docs/auth.md) */ \
+	X(NO_SUCH_COMPONENT, 700, "no such authorization request component") \
+	X(COMPONENT_INVALID, 701, "authorization request component malformed") \
+	X(COMPONENT_NOT_ACTIVE, 702, "the authorization request component is not active") \
+	X(NO_SUCH_AUTH_REQUEST, 703, "no such authentication request") \
+	X(AUTH_STATE_MISMATCH, 704, "the sign-in answer's state matches no open request") \
+	X(AUTH_EXPIRED, 705, "the authentication request expired") \
+	X(AUTH_ALREADY_ANSWERED, 706, "the authentication request was already answered (replayed code)") \
+	X(AUTH_TOKEN_EXCHANGE, 707, "the identity provider refused the code exchange") \
+	X(ID_TOKEN_INVALID, 708, "the ID token is malformed") \
+	X(ID_TOKEN_SIGNATURE, 709, "the ID token's signature does not verify under the provider's keys") \
+	X(ID_TOKEN_CLAIMS, 710, "the ID token's issuer, audience, authorized party or times are wrong") \
+	X(ID_TOKEN_NONCE, 711, "the ID token's nonce is not the request's") \
+	X(IDENTITY_MISMATCH, 712, "the signed-in identity is not the thread's customer") \
+	X(OTP_WRONG, 713, "wrong one-time code") \
+	X(OTP_ATTEMPTS, 714, "too many wrong one-time codes: the request is closed") \
+	X(JWT_REPLAYED, 715, "this signed assertion was already used (jti)") \
+	X(JWKS_UNAVAILABLE, 716, "the provider's keys (JWKS) could not be fetched or parsed") \
+	X(TOO_MANY_AUTH_REQUESTS, 717, "too many open authentication requests for this thread")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,
