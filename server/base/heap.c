@@ -1,5 +1,6 @@
 #include "heap.h"
 
+#include <stdlib.h> /* defines __GLIBC__ on glibc, which the test below needs */
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
