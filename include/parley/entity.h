@@ -56,6 +56,9 @@ typedef enum parley_entity_role {
 	PARLEY_ROLE_ADMIN = 1,
 	PARLEY_ROLE_AGENT = 2,
 	PARLEY_ROLE_BOT = 3,
+	/* parley-gateway's account: never staff; the customer side of the channel threads it opens
+	 * (<parley/thread.h> parley_thread_send_channel, docs/channels.md) */
+	PARLEY_ROLE_GATEWAY = 4,
 } parley_entity_role;
 
 /* Rule bits (entity defaults and per-member values). Enforced with threads (next issue); stored, signed
@@ -69,7 +72,7 @@ typedef enum parley_entity_role {
 #define PARLEY_LOCK_NONE 0            /* any member may answer a thread */
 #define PARLEY_LOCK_FIRST_RESPONDER 1 /* the first member to answer locks the thread */
 
-/* "admin", "agent", "bot" or "none". */
+/* "admin", "agent", "bot", "gateway" or "none". */
 PARLEY_EXPORT const char *parley_entity_role_name(int role);
 
 /* One member as the verified staff list says. */

@@ -7,6 +7,7 @@
 #include <parley/client.h>
 #include <parley/entity.h>
 #include <parley/thread.h>
+#include <parley/auth.h>
 #include <parley/signal.h>
 #include <parley/signal_group.h>
 #include <parley/signal_sqlite.h>

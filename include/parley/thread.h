@@ -60,6 +60,31 @@ typedef enum parley_thread_status {
 	PARLEY_THREAD_CLOSED = 3,
 } parley_thread_status;
 
+/* Where the customer writes from (docs/channels.md). A non-native thread is opened by a gateway of the
+ * entity (PARLEY_ROLE_GATEWAY in the verified staff list) for one channel customer: end-to-end
+ * encryption ends at that gateway, and staff clients say so. */
+typedef enum parley_channel {
+	PARLEY_CHANNEL_NATIVE = 0,
+	PARLEY_CHANNEL_WEBCHAT = 1,
+	PARLEY_CHANNEL_SMS = 2,  /* channel_user: an E.164 number */
+	PARLEY_CHANNEL_WABA = 3, /* WhatsApp-style business API; channel_user: an E.164 number */
+	PARLEY_CHANNEL_BYOC = 4, /* a bring-your-own-channel webhook */
+} parley_channel;
+#define PARLEY_CHANNEL_USER_MAX 64 /* printable ASCII */
+
+/* How sure the staff can be of who the customer is (docs/auth.md): a credential's expiry drops
+ * AUTHENTICATED back to the channel's baseline (CHANNEL for sms and waba, UNVERIFIED otherwise). */
+typedef enum parley_verification {
+	PARLEY_VERIFICATION_UNVERIFIED = 0,
+	PARLEY_VERIFICATION_CHANNEL = 1,
+	PARLEY_VERIFICATION_AUTHENTICATED = 2,
+} parley_verification;
+
+/* "native", "webchat", "sms", "waba", "byoc" ("unknown" otherwise). */
+PARLEY_EXPORT const char *parley_channel_name(int channel);
+/* "unverified", "channel-verified", "authenticated" ("unknown" otherwise). */
+PARLEY_EXPORT const char *parley_verification_name(int level);
+
 /* Flags of parley_thread_send. */
 #define PARLEY_THREAD_SEND_PAYMENT 1u /* a payment request (staff with PARLEY_RULE_MAY_PAY only) */
 
@@ -69,7 +94,15 @@ typedef struct parley_thread_info {
 	char entity[PARLEY_HANDLE_MAX + 1];
 	char entity_name[PARLEY_ENTITY_NAME_MAX + 1]; /* display name from the verified staff list's entity */
 	char customer[PARLEY_HANDLE_MAX + 1];         /* the customer's handle (a customer: its own) */
-	uint32_t channel;                             /* 0 native */
+	uint32_t channel;                             /* parley_channel */
+	/* a channel thread: the customer on that channel (shown to staff only when the thread's customer
+	 * account is a GATEWAY of the verified staff list; else "" and gateway_verified = 0) */
+	char channel_user[PARLEY_CHANNEL_USER_MAX + 1];
+	char gateway[PARLEY_HANDLE_MAX + 1];          /* the gateway's handle (E2E ends there) */
+	int gateway_verified;
+	parley_verification verification;
+	uint64_t verified_until_ms;                   /* AUTHENTICATED until then */
+	char verified_by[PARLEY_HANDLE_MAX + 1];      /* the authorization request component's name */
 	parley_thread_status status;
 	char handling_agent[PARLEY_HANDLE_MAX + 1];   /* "" none (customer view: unless its SHOW_NAME) */
 	char lock_holder[PARLEY_HANDLE_MAX + 1];      /* as handling_agent */
@@ -145,6 +178,13 @@ typedef void (*parley_thread_list_cb)(parley_client *c, parley_err status, const
  * (signed OPEN event), then sends. thread_id: the thread. The entity is fetched and verified first. */
 PARLEY_EXPORT parley_err parley_thread_send_entity_start(parley_client *c, const char *entity, const uint8_t *body,
 							 size_t len, parley_thread_id_cb cb, void *user);
+/* A GATEWAY of entity: sends body to entity from the channel customer (channel, channel_user):
+ * continues that customer's open thread or opens one, then sends. PARLEY_E_NOT_ENTITY_GATEWAY,
+ * PARLEY_E_CHANNEL_INVALID (native, an unknown channel, a malformed channel_user). */
+PARLEY_EXPORT parley_err parley_thread_send_channel_start(parley_client *c, const char *entity,
+							  parley_channel channel, const char *channel_user,
+							  const uint8_t *body, size_t len, parley_thread_id_cb cb,
+							  void *user);
 /* Staff with PARLEY_RULE_MAY_INITIATE: opens a new thread of entity toward customer. */
 PARLEY_EXPORT parley_err parley_thread_open_start(parley_client *c, const char *entity, const char *customer,
 						  parley_thread_id_cb cb, void *user);
@@ -181,6 +221,9 @@ PARLEY_EXPORT parley_err parley_thread_list_start(parley_client *c, const char *
 /* ---- blocking variants (refused inside callbacks: PARLEY_E_STATE) ---- */
 PARLEY_EXPORT parley_err parley_thread_send_entity(parley_client *c, const char *entity, const uint8_t *body,
 						   size_t len, uint64_t *thread_id);
+PARLEY_EXPORT parley_err parley_thread_send_channel(parley_client *c, const char *entity, parley_channel channel,
+						    const char *channel_user, const uint8_t *body, size_t len,
+						    uint64_t *thread_id);
 PARLEY_EXPORT parley_err parley_thread_open(parley_client *c, const char *entity, const char *customer,
 					    uint64_t *thread_id);
 PARLEY_EXPORT parley_err parley_thread_send(parley_client *c, uint64_t thread_id, const uint8_t *body, size_t len,

@@ -414,6 +414,8 @@ const char *parley_entity_role_name(int role)
 		return "agent";
 	case PARLEY_ROLE_BOT:
 		return "bot";
+	case PARLEY_ROLE_GATEWAY:
+		return "gateway";
 	default:
 		return "none";
 	}

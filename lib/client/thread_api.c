@@ -339,3 +339,15 @@ parley_err parley_thread_mark_read(parley_client *c, uint64_t thread_id)
 		rc = client__thread_unread_add(c, thread_id, 0);
 	return (parley_err)rc;
 }
+
+const char *parley_channel_name(int channel)
+{
+	static const char *const names[] = {"native", "webchat", "sms", "waba", "byoc"};
+	return channel >= 0 && channel < (int)(sizeof names / sizeof names[0]) ? names[channel] : "unknown";
+}
+
+const char *parley_verification_name(int level)
+{
+	static const char *const names[] = {"unverified", "channel-verified", "authenticated"};
+	return level >= 0 && level < (int)(sizeof names / sizeof names[0]) ? names[level] : "unknown";
+}
