@@ -80,7 +80,8 @@ sign_in() {
 	challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary | b64url)
 	state=$(rand) nonce=$(rand)
 	[ "${NO_PKCE:-}" ] || pkce="&code_challenge=$challenge&code_challenge_method=S256"
-	local url="$ISS/auth?response_type=code&client_id=$1&redirect_uri=$(printf %s "$REDIRECT" | uri_encode)&scope=openid%20email%20phone%20profile&state=$state&nonce=$nonce$pkce"
+	local url
+	url="$ISS/auth?response_type=code&client_id=$1&redirect_uri=$(printf %s "$REDIRECT" | uri_encode)&scope=openid%20email%20phone%20profile&state=$state&nonce=$nonce$pkce"
 	rc=0
 	callback=$("$NODE" "$here/login.mjs" --ca "$tmp/ca/ca.pem" "$url" "$2" "$3" 2>"$tmp/login.err") || rc=$?
 	code=$(node_param "$callback" code)
