@@ -12,7 +12,11 @@
 // then waits until DIR/port exists (written once the server listens, atomically: write + rename),
 // reads the port and uses issuer https://127.0.0.1:PORT (discovery at
 // ISSUER/.well-known/openid-configuration). The client side trusts DIR/ca.pem. SIGTERM stops it
-// cleanly (exit 0). One line per request goes to stderr: `idp: METHOD /path STATUS MSms`.
+// cleanly (exit 0). One line per request goes to stderr: `idp: METHOD /path STATUS MSms` (plus, at
+// start, the library's own warning that its store is in memory: intended, a test IdP keeps nothing).
+// From meson (tests/idp/meson.build): idp_node_path, idp_script, idp_login_script, idp_make_ca.
+// A browser (Chromium) that cannot import ca.pem can pin the server key instead:
+// --ignore-certificate-errors-spki-list=$(cat DIR/server.spki).
 //
 // CONFIG.json:
 //   { "clients": [ { "client_id": "parley-rs", "client_secret": "s3cret-rs",
