@@ -16,17 +16,27 @@
 #define JWT_TIME_MAX INT64_C(253402300799)
 #define JWT_SKEW_MAX 86400
 
-/* Decodes a base64url part and parses it as a JSON object; NULL if either fails. */
-static json_t *jwt_json_part(const char *p, size_t n)
+/* Decodes a base64url part into a new buffer (*out, *len); PARLEY_E_ID_TOKEN_INVALID if it is not
+ * base64url. */
+static int jwt_decode_part(const char *p, size_t n, uint8_t **out, size_t *len)
 {
-	size_t cap = n / 4 * 3 + 3, len;
-	uint8_t *buf = parley__malloc(cap);
-	if (!buf)
-		return NULL;
-	json_t *v = NULL;
-	if (jose__b64url_decode(buf, cap, &len, p, n) == PARLEY_OK)
-		v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
-	parley__free(buf);
+	size_t cap = n / 4 * 3 + 3;
+	*out = parley__malloc(cap);
+	if (!*out)
+		return PARLEY_E_NOMEM;
+	if (jose__b64url_decode(*out, cap, len, p, n) != PARLEY_OK) {
+		parley__free(*out);
+		*out = NULL;
+		return PARLEY_E_ID_TOKEN_INVALID;
+	}
+	return PARLEY_OK;
+}
+
+/* Parses decoded bytes as a JSON object (duplicate members refused: two parsers must not disagree on
+ * which "alg" or "iss" counts); NULL otherwise. */
+static json_t *jwt_json_object(const uint8_t *buf, size_t len)
+{
+	json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
 	if (v && !json_is_object(v)) {
 		json_decref(v);
 		v = NULL;
@@ -194,19 +204,22 @@ int jose__jwt_verify(const char *token, size_t len, const jose_jwks *jwks, jose_
 	if (hdr_len == 0 || pay_len == 0)
 		return PARLEY_E_ID_TOKEN_INVALID;
 
-	json_t *hdr = jwt_json_part(token, hdr_len);
+	uint8_t *hdr_raw = NULL, *pay_raw = NULL;
+	size_t hdr_raw_len, pay_raw_len;
+	int rc = jwt_decode_part(token, hdr_len, &hdr_raw, &hdr_raw_len);
+	if (rc != PARLEY_OK)
+		return rc;
+	json_t *hdr = jwt_json_object(hdr_raw, hdr_raw_len);
+	parley__free(hdr_raw);
 	if (!hdr)
 		return PARLEY_E_ID_TOKEN_INVALID;
 	jose_alg alg;
 	const json_t *kid;
-	int rc = jwt_header(hdr, &alg, &kid);
-	if (rc != PARLEY_OK) {
-		json_decref(hdr);
-		return rc;
-	}
+	rc = jwt_header(hdr, &alg, &kid);
 	EVP_PKEY *pkey = NULL;
-	rc = jose__jwks_select(jwks, kid ? json_string_value(kid) : NULL, kid ? json_string_length(kid) : 0, alg,
-			       &pkey, flags);
+	if (rc == PARLEY_OK)
+		rc = jose__jwks_select(jwks, kid ? json_string_value(kid) : NULL, kid ? json_string_length(kid) : 0,
+				       alg, &pkey, flags);
 	json_decref(hdr);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -218,11 +231,15 @@ int jose__jwt_verify(const char *token, size_t len, const jose_jwks *jwks, jose_
 		return PARLEY_E_ID_TOKEN_SIGNATURE; /* longer than any key we accept can produce */
 	if (rc != PARLEY_OK)
 		return PARLEY_E_ID_TOKEN_INVALID;
-	rc = jwt_signature_ok(pkey, alg, sig, sig_len, token, (size_t)(dot2 - token));
+	/* the payload's encoding is checked before the signature (a malformed token is reported as such),
+	 * its JSON only after */
+	rc = jwt_decode_part(pay, pay_len, &pay_raw, &pay_raw_len);
+	if (rc == PARLEY_OK)
+		rc = jwt_signature_ok(pkey, alg, sig, sig_len, token, (size_t)(dot2 - token));
+	json_t *root = rc == PARLEY_OK ? jwt_json_object(pay_raw, pay_raw_len) : NULL;
+	parley__free(pay_raw);
 	if (rc != PARLEY_OK)
 		return rc;
-
-	json_t *root = jwt_json_part(pay, pay_len);
 	if (!root || jwt_claims(root, out) != 0) {
 		json_decref(root);
 		memset(out, 0, sizeof(*out));
