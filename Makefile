@@ -97,6 +97,7 @@ bench: deps-bench build
 	tests/bench/run-relay.sh $(BUILD)
 	tests/bench/run-fanout.sh $(BUILD)
 	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
+	tests/bench/run-auth.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)
