@@ -50,7 +50,7 @@ static const cli_command commands[] = {
 	 "device's key with `parley devices add`) and saves the account."},
 	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
 	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
-	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE -",
+	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE - | ENTITY TEXT... --channel NAME --as USER",
 	 "send an end-to-end encrypted message (at most " MESSAGE_MAX " bytes)",
 	 "Encrypts TEXT (several arguments are joined with spaces) for every device of HANDLE and for this\n"
 	 "account's other devices, and hands it to the server, which stores it until each device fetches\n"
@@ -61,6 +61,10 @@ static const cli_command commands[] = {
 	 "On success prints one line, \"sent to HANDLE at HH:MM:SS (id N)\": the time and id that the\n"
 	 "receipts in `parley listen` refer to; -q, --quiet prints nothing. Options go before TEXT; --\n"
 	 "ends them.\n"
+	 "To an entity, TEXT goes to your thread with it (opened if none). A gateway of the entity (see\n"
+	 "`parley entity code ENTITY --gateway`) writes for one channel customer with --channel NAME\n"
+	 "(webchat, sms, waba, byoc) --as USER (sms, waba: +E.164): parley send acme hi --channel sms --as\n"
+	 "+15551234567 (docs/channels.md).\n"
 	 "Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new identity key (see\n"
 	 "`parley safety-number` and `parley trust`)."},
 	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]",
@@ -159,7 +163,9 @@ static const cli_command commands[] = {
 	 "ENROL_RATE_LIMITED (too many wrong codes: wait), ALREADY_MEMBER, REQUEST_PENDING."},
 	{"threads", cmd_threads, "[ENTITY]", "list business threads: yours as a customer, or ENTITY's (staff)",
 	 "Lists threads, newest first, one a line: #ID, the entity's name, the customer, the status (open,\n"
-	 "locked, closed), the handling agent (staff only; '-' for none) and the unread count. Without ENTITY:\n"
+	 "locked, closed), the handling agent (staff only; '-' for none) and the unread count; a channel\n"
+	 "thread adds \"sms +15551234567 via GATEWAY, E2E ends at the gateway, LEVEL\" (an unverified channel\n"
+	 "when its gateway is not in the verified staff list). Without ENTITY:\n"
 	 "your threads as a customer; with ENTITY: that entity's threads (you must be its staff)."},
 	{"thread", cmd_thread, "show|send|open|add|remove|lock|unlock|close|handback|forward ...",
 	 "read, answer and manage one business thread",
