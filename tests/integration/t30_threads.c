@@ -398,39 +398,6 @@ static void test_auth_table(void)
 
 /* ThreadForward of thread tid to `agent` by `by`: events (n of them) and one payload per listed device
  * (registration ids as given) */
-static int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const tev *evs, size_t n,
-		      const uint32_t *devs, const uint32_t *regids, size_t n_devs)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadForwardRequest m = PARLEY__WIRE__THREAD_FORWARD_REQUEST__INIT;
-	Parley__Wire__OutgoingMessage out[4], *pout[4];
-	ProtobufCBinaryData b[2];
-	static const uint8_t bundle[] = "forward-bundle";
-	for (size_t i = 0; i < n; i++) {
-		b[i].data = (uint8_t *)evs[i].b;
-		b[i].len = evs[i].len;
-	}
-	for (size_t i = 0; i < n_devs; i++) {
-		parley__wire__outgoing_message__init(&out[i]);
-		out[i].device_id = devs[i];
-		out[i].registration_id = regids[i];
-		out[i].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
-		out[i].content.data = (uint8_t *)bundle;
-		out[i].content.len = sizeof(bundle);
-		pout[i] = &out[i];
-	}
-	m.thread_id = tid;
-	m.agent = (char *)agent->handle;
-	m.events = b;
-	m.n_events = n;
-	m.payloads = pout;
-	m.n_payloads = n_devs;
-	m.timestamp = it_now_ms();
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD;
-	r.thread_forward = &m;
-	return sm_call(by->fd, &r, NULL);
-}
-
 /* an admin forwards T3 to H (not a member): ADD + HANDLING + one payload per H device, one transaction */
 static void test_forward(void)
 {

@@ -42,6 +42,9 @@ int th_open_channel(int fd, const char *entity, const char *customer, uint32_t c
 int th_send_full(int fd, uint64_t tid, uint64_t version, int payment, const tev *lock, uint64_t *out);
 int th_send(int fd, uint64_t tid, uint64_t version);
 int th_event(int fd, uint64_t tid, const tev *ev);
+/* ThreadForward by `by` of tid to agent: the n events, one CIPHERTEXT payload per device (devs, regids). */
+int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const tev *evs, size_t n, const uint32_t *devs,
+	       const uint32_t *regids, size_t n_devs);
 int th_get(int fd, uint64_t tid, tinfo *out, size_t *n_events);
 int th_list(int fd, const char *entity, size_t *n);
 /* Envelopes of thread tid queued for (a, device) on the server at port: a fresh connection reads its
