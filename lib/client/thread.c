@@ -418,8 +418,11 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 			return;
 		}
 		if (wire__stafflist_find(&e->sl, c->account.account_id) != NULL) {
-			client__set_err(c, "you are staff of %s: answer its threads with parley thread send", o->entity);
-			client__thread_finish(c, o, PARLEY_E_THREAD_EVENT_INVALID);
+			int gw = wire__stafflist_staff(&e->sl, c->account.account_id) == NULL;
+			client__set_err(c, gw ? "you are a gateway of %s: write for a channel customer (parley_thread_send_channel)"
+					      : "you are staff of %s: answer its threads with parley thread send",
+					o->entity);
+			client__thread_finish(c, o, gw ? PARLEY_E_CHANNEL_INVALID : PARLEY_E_THREAD_EVENT_INVALID);
 			return;
 		}
 		client__thread_run(c, o, TS_LIST);
