@@ -430,6 +430,9 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 	case TK_OPEN:
 		client__thread_run(c, o, TS_CUSTOMER);
 		return;
+	case TK_LIST:
+		client__thread_run(c, o, TS_LIST);
+		return;
 	default: {
 		client_thread t;
 		/* a ThreadGet came first (the entity was not known): its events now */

@@ -218,7 +218,9 @@ parley_err parley_thread_list_start(parley_client *c, const char *entity, parley
 	if (o == NULL)
 		return (parley_err)rc;
 	o->cb.list = cb;
-	client__thread_run(c, o, TS_LIST);
+	/* an entity's threads are shown against its current verified staff list (who is staff, which
+	 * channel threads come through a gateway it still names): fetched first */
+	client__thread_run(c, o, o->entity[0] != '\0' ? TS_ENTITY : TS_LIST);
 	return PARLEY_OK;
 }
 

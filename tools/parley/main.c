@@ -141,7 +141,7 @@ static const cli_command commands[] = {
 	 "                                           holding the entity key signs a new staff list; on\n"
 	 "                                           another admin device it signs an approval that the\n"
 	 "                                           key holder checks and completes when next connected\n"
-	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent or bot at once\n"
+	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent, bot or gateway at once\n"
 	 "parley entity rules ENTITY [--agent HANDLE] [default-agent=on|off] [may-initiate=on|off]\n"
 	 "                   [may-pay=on|off] [may-transfer=on|off] [show-name=on|off]\n"
 	 "                   [lock=none|first-responder] [admins-exempt=on|off]\n"
