@@ -64,8 +64,11 @@ static void refresh(parley_client *c, uint64_t thread_id, const char *entity, co
 void client__thread_sync(parley_client *c, const Parley__Wire__ThreadInfo *ti)
 {
 	client_thread t;
+	thread_chan ch;
 	int started = 0;
 
+	client__thread_chan_from(&ch, ti);
+	(void)client__thread_chan_keep(c, ti->thread_id, &ch); /* a kept thread's level may have moved */
 	if (client__thread_load(c, ti->thread_id, &t) == PARLEY_OK && ti->membership_version > t.membership_version)
 		refresh(c, ti->thread_id, t.entity, NULL, &started);
 }
@@ -147,7 +150,8 @@ static void deliver(parley_client *c, const client_thread *t, const parley_entit
 		    const Parley__Wire__Envelope *e, const client_content *ct)
 {
 	parley_thread_message msg;
-	const wire_staff_member *s = wire__stafflist_find(&ent->sl, m->account);
+	/* the thread's customer (a gateway included) is no staff member, whatever the list says of it */
+	const wire_staff_member *s = m->role == PARLEY_ROLE_NONE ? NULL : wire__stafflist_find(&ent->sl, m->account);
 
 	memset(&msg, 0, sizeof(msg));
 	msg.thread_id = t->thread_id;
