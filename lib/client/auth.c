@@ -204,20 +204,21 @@ static parley_err submit(parley_client *c, auth_op *o)
 parley_err parley_auth_component_put_start(parley_client *c, const parley_auth_component *comp,
 					   parley_auth_component_cb cb, void *user)
 {
+	Parley__Wire__AuthComponent check;
 	auth_op *o;
 	int rc;
 
-	if (comp == NULL || memchr(comp->entity, '\0', sizeof(comp->entity)) == NULL)
+	if (c == NULL || cb == NULL || comp == NULL)
 		return PARLEY_E_INVAL;
-	o = op_new(c, AK_PUT, cb != NULL, comp->entity, user, &rc);
+	/* the component first: a malformed one is refused whatever the account */
+	rc = client__auth_component_to_wire(comp, &check, c->errmsg, sizeof(c->errmsg));
+	if (rc != PARLEY_OK)
+		return (parley_err)rc;
+	o = op_new(c, AK_PUT, 1, comp->entity, user, &rc);
 	if (o == NULL)
 		return (parley_err)rc;
 	o->comp = *comp;
-	rc = client__auth_component_to_wire(&o->comp, &o->wcomp, c->errmsg, sizeof(c->errmsg));
-	if (rc != PARLEY_OK) {
-		op_free(o);
-		return (parley_err)rc;
-	}
+	(void)client__auth_component_to_wire(&o->comp, &o->wcomp, c->errmsg, sizeof(c->errmsg));
 	o->cb.comp = cb;
 	parley__wire__auth_component_put_request__init(&o->body.put);
 	o->body.put.component = &o->wcomp;
