@@ -216,6 +216,7 @@ static void answer(void *arg, int status, const void *result)
 	auth_call *c = arg;
 	const store_job *j = result;
 	request *rq = c->rq;
+	worker *w = rq->w; /* the reply frees rq: the pushes after it go through w */
 	const auth_config *cfg = rq->svc;
 	const store_auth_args *a = j != NULL ? &j->auth : NULL;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
@@ -237,14 +238,14 @@ static void answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_START;
 		r.auth_start = &start;
 		request__reply(rq, &r);
-		push_prompt(rq->w, cfg, a);
+		push_prompt(w, cfg, a);
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER:
 		/* a wrong code leaves the request open: nothing to tell the members yet */
 		if (a->outcome != PARLEY_OK) {
 			request__fail(rq, a->outcome);
 			if (a->outcome != PARLEY_E_OTP_WRONG)
-				auth__push_result(rq->w, cfg, a->thread, &a->req);
+				auth__push_result(w, cfg, a->thread, &a->req);
 			return;
 		}
 		ans.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
@@ -252,7 +253,7 @@ static void answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER;
 		r.auth_answer = &ans;
 		request__reply(rq, &r);
-		auth__push_result(rq->w, cfg, a->thread, &a->req);
+		auth__push_result(w, cfg, a->thread, &a->req);
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS:
 		reply_status(rq, cfg, j);
