@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/exchange.h"
 #include "auth/jose.h"
 #include "base/log.h"
 #include "common/alloc.h"
@@ -39,8 +40,13 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 static int init(const parleyd_config *cfg, void **state)
 {
 	auth_config *c = parley__calloc(1, sizeof(*c));
+	int rc;
 	if (c == NULL)
 		return PARLEY_E_NOMEM;
+	if ((rc = auth__http_init()) != PARLEY_OK) {
+		parley__free(c);
+		return rc;
+	}
 	auth__config_from(c, cfg);
 	randombytes_buf(c->otp_key, sizeof(c->otp_key));
 	*state = c;
@@ -49,8 +55,10 @@ static int init(const parleyd_config *cfg, void **state)
 
 static void fini(void *state)
 {
-	if (state != NULL)
+	if (state != NULL) {
 		sodium_memzero(state, sizeof(auth_config));
+		auth__http_fini();
+	}
 	parley__free(state);
 }
 
@@ -489,4 +497,5 @@ const service auth__service = {
 	.fini = fini,
 	.worker_start = worker_start,
 	.worker_stop = worker_stop,
+	.http_get = auth__http_get,
 };
