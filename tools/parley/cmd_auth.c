@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli.h"
 
 #define COMPONENTS_MAX 64
@@ -117,7 +119,7 @@ static int read_jwt(cli_ctx *ctx, char *buf, size_t size)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	buf[n] = '\0';
-	if (more || n == 0)
+	if (more || n == 0 || n > PARLEY_AUTH_JWT_MAX)
 		return cli_usage(ctx, "the JWT on standard input has 1 to %d bytes", PARLEY_AUTH_JWT_MAX);
 	return CLI_EXIT_OK;
 }
@@ -143,6 +145,7 @@ static int cmd_answer(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 		tok = argv[2];
 	}
 	parley_err rc = parley_auth_answer(c, id, otp, tok);
+	sodium_memzero(jwt, sizeof(jwt)); /* a bearer credential: not left in memory */
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
 	printf("request %llu: accepted\n", (unsigned long long)id);
