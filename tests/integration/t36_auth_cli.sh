@@ -105,6 +105,24 @@ check "deactivate" 'grep -qE "^component $sso acme-sso \(oidc, inactive\)$" "$di
 run bob thread auth "$thread" "$sso"
 check "an inactive component is not sent (COMPONENT_NOT_ACTIVE)" '[ "$rc" = 1 ] && grep -q COMPONENT_NOT_ACTIVE "$dir/out"'
 
+# ---- a request nobody answers: the agent's listen says it expired ----
+kill -TERM "$pid" && wait "$pid"
+"$PARLEYD" --port=0 --port_file="$dir/port2" --data_dir="$dir/data" --auth_request_ttl_s=2 2>>"$dir/log" &
+pid=$!
+for _ in $(seq 300); do [ -s "$dir/port2" ] && break; sleep 0.05; done
+export PARLEY_SERVER="ws://127.0.0.1:$(cat "$dir/port2")/v1/websocket"
+p alice auth component activate acme-support "$sso" >/dev/null
+p bob listen --timeout 7 >"$dir/listen" 2>&1 &
+lpid=$!
+sleep 1.5
+run bob thread auth "$thread" acme-sso
+late=$(sed -n 's/^auth request \([0-9]*\) .*/\1/p' "$dir/out")
+wait "$lpid"
+cp "$dir/listen" "$dir/out"
+check "the agent's listen: the request expired" '[ -n "$late" ] && grep -qx "#$thread: authentication request $late expired" "$dir/out"'
+run bob auth status "$thread"
+check "and its status says so" 'grep -qP "^request $late\tacme-sso\texpired$" "$dir/out"'
+
 kill -TERM "$pid" && wait "$pid"
 pid=
 exit $fail
