@@ -17,6 +17,10 @@
  *   attempts    auth_otp_attempts wrong codes: OTP_ATTEMPTS, the request FAILED (AuthResult to staff),
  *               and the right code after it is refused.
  *   closed      an answer after the thread closed: THREAD_CLOSED; AuthStart on a closed thread too.
+ *   oidc        a sign-in at tests/idp's provider through the start link and the callback: success, a
+ *               replayed code, an unknown state, another person (sub), a code with another request's
+ *               state, the phone binding, unknown links.
+ *   jwt         a business-signed assertion (jwtbiz.mjs): tampered, another audience, accepted, replayed.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
  *               AUTH_EXPIRED and the sweep tells the staff.
@@ -24,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -48,10 +54,122 @@ static model acme;
 static uint64_t T;          /* C's native thread */
 static uint64_t OIDC, OTP;  /* active components */
 
+/* --- the identity provider (tests/idp: oidc-provider over HTTPS with a test CA) --- */
+
+static char idp_tmp[64];    /* its CA, config, secret file, port file */
+static char ISS[64];        /* https://127.0.0.1:PORT */
+static pid_t idp_pid, biz_pid;
+static int biz_port;  /* jwtbiz.mjs: the business's JWKS over HTTPS */
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	IT_CHECK(f != NULL);
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* runs cmd, its first stdout line into out; its exit status */
+static int run_line(const char *cmd, char *out, size_t cap)
+{
+	FILE *f = popen(cmd, "r");
+	int st;
+	out[0] = '\0';
+	if (f == NULL)
+		return -1;
+	if (fgets(out, (int)cap, f) != NULL)
+		out[strcspn(out, "\r\n")] = '\0';
+	while (fgetc(f) != EOF)
+		;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void idp_start(void)
+{
+	char cmd[1024], path[160], line[64];
+	const char *dir = getenv("IDP_DIR"), *node = getenv("NODE");
+
+	IT_CHECK(dir != NULL && node != NULL);
+	snprintf(idp_tmp, sizeof(idp_tmp), "/tmp/parley-t34-XXXXXX");
+	IT_CHECK(mkdtemp(idp_tmp) != NULL);
+	snprintf(cmd, sizeof(cmd), "%s/make-ca.sh %s/ca >/dev/null 2>&1", dir, idp_tmp);
+	IT_EQ(run_line(cmd, line, sizeof(line)), 0);
+	snprintf(path, sizeof(path), "%s/secret", idp_tmp);
+	write_file(path, "secret-rs\n");
+	snprintf(path, sizeof(path), "%s/config.json", idp_tmp);
+	write_file(path,
+		   "{ \"clients\": [ { \"client_id\": \"parley-rs\", \"client_secret\": \"secret-rs\","
+		   " \"redirect_uris\": [\"https://chat.example.com/v1/auth/callback\"],"
+		   " \"id_token_signed_response_alg\": \"RS256\", \"token_endpoint_auth_method\": \"client_secret_basic\" } ],"
+		   " \"users\": ["
+		   " { \"id\": \"alice\", \"password\": \"alice-pw\", \"claims\": { \"email\": \"alice@example.test\","
+		   " \"email_verified\": true, \"phone_number\": \"" NUM1 "\", \"phone_number_verified\": true } },"
+		   " { \"id\": \"bob\", \"password\": \"bob-pw\", \"claims\": { \"phone_number\": \"" NUM2 "\","
+		   " \"phone_number_verified\": true } } ],"
+		   " \"id_token_ttl_s\": 300, \"access_token_ttl_s\": 300 }");
+	idp_pid = fork();
+	if (idp_pid == 0) {
+		char script[256], port[160], cert[160], key[160], conf[160];
+		snprintf(script, sizeof(script), "%s/idp.mjs", dir);
+		snprintf(port, sizeof(port), "%s/port", idp_tmp);
+		snprintf(cert, sizeof(cert), "%s/ca/server.pem", idp_tmp);
+		snprintf(key, sizeof(key), "%s/ca/server.key", idp_tmp);
+		snprintf(conf, sizeof(conf), "%s/config.json", idp_tmp);
+		if (freopen("/dev/null", "w", stderr) == NULL)
+			_exit(126);
+		execl(node, node, script, "--port", "0", "--port-file", port, "--cert", cert, "--key", key, "--config",
+		      conf, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/port", idp_tmp);
+	for (int i = 0; i < 200 && access(path, R_OK) != 0; i++)
+		usleep(50000);
+	FILE *f = fopen(path, "r");
+	int port = 0;
+	IT_CHECK(f != NULL && fscanf(f, "%d", &port) == 1);
+	if (f != NULL)
+		fclose(f);
+	snprintf(ISS, sizeof(ISS), "https://127.0.0.1:%d", port);
+	biz_pid = fork();
+	if (biz_pid == 0) {
+		char script[256];
+		snprintf(script, sizeof(script), "%s/jwtbiz.mjs", getenv("T34_DIR"));
+		execl(node, node, script, "serve", idp_tmp, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/bizport", idp_tmp);
+	for (int i = 0; i < 200 && access(path, R_OK) != 0; i++)
+		usleep(50000);
+	f = fopen(path, "r");
+	IT_CHECK(f != NULL && fscanf(f, "%d", &biz_port) == 1);
+	if (f != NULL)
+		fclose(f);
+}
+
+static void idp_stop(void)
+{
+	char cmd[128];
+	pid_t pids[] = {idp_pid, biz_pid};
+	for (size_t i = 0; i < 2; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", idp_tmp);
+	IT_EQ(system(cmd), 0);
+}
+
 static void setup(void)
 {
+	char ca[128];
 	const char *extra[] = {"--auth_max_open_per_thread=2", "--auth_otp_attempts=3", "--auth_components_max=4",
-			       "--auth_public_url=https://chat.example.com/", NULL};
+			       "--auth_public_url=https://chat.example.com/", ca, NULL};
+
+	idp_start();
+	snprintf(ca, sizeof(ca), "--auth_ca_file=%s/ca/ca.pem", idp_tmp);
 	char code[32];
 	uint64_t req = 0;
 	dynbuf l;
@@ -574,6 +692,208 @@ static void test_request_expiry(void)
 	IT_EQ(a_start(G.fd, ts, OTP, NULL, NULL, 0), PARLEY_OK);
 }
 
+/* --- sign-in at the provider --- */
+
+/* The customer's way: the start link (on this server: the public URL is the reverse proxy's) answers
+ * 302 to the provider, login.mjs signs in there and prints the callback URL without requesting it.
+ * query: the callback's query ("code=..&state=..&iss=.."). Returns login.mjs's exit status. */
+static int sign_in(const char *url, const char *login, const char *password, char *query, size_t cap)
+{
+	char path[160], resp[8192], cmd[4096], line[3072];
+	const char *loc, *end, *q;
+	size_t n;
+	int st;
+
+	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
+	IT_EQ(http_get(S.port, path, resp, sizeof(resp)), 302);
+	IT_CHECK(strstr(resp, "Cache-Control: no-store") != NULL);
+	loc = strstr(resp, "Location: ");
+	IT_CHECK(loc != NULL);
+	if (loc == NULL)
+		return -1;
+	loc += 10;
+	end = strstr(loc, "\r\n");
+	n = end != NULL ? (size_t)(end - loc) : strlen(loc);
+	IT_CHECK(strncmp(loc, ISS, strlen(ISS)) == 0);
+	/* everything the provider needs: the code flow with PKCE S256, state and nonce */
+	IT_CHECK(memmem(loc, n, "code_challenge_method=S256", 26) != NULL && memmem(loc, n, "&nonce=", 7) != NULL);
+	st = snprintf(cmd, sizeof(cmd), "%s %s/login.mjs --ca %s/ca/ca.pem '%.*s' %s %s 2>/dev/null", getenv("NODE"),
+		      getenv("IDP_DIR"), idp_tmp, (int)n, loc, login, password);
+	IT_CHECK(st > 0 && (size_t)st < sizeof(cmd));
+	st = run_line(cmd, line, sizeof(line));
+	q = strchr(line, '?');
+	snprintf(query, cap, "%s", q != NULL ? q + 1 : "");
+	return st;
+}
+
+/* GET /v1/auth/callback?query: the HTTP status; page: the body's refusal name or "Signed in" */
+static int callback(const char *query, char *page, size_t cap)
+{
+	char path[4096], resp[8192];
+	int st;
+	snprintf(path, sizeof(path), "/v1/auth/callback?%s", query);
+	st = http_get(S.port, path, resp, sizeof(resp));
+	snprintf(page, cap, "%s", strstr(resp, "\r\n\r\n") != NULL ? strstr(resp, "\r\n\r\n") + 4 : "");
+	return st;
+}
+
+static uint64_t OIDC_SUB, OIDC_PHONE;
+
+/* component `id` (not active) edited into an oidc component of the idp, activated */
+static void oidc_component(uint64_t id, const char *name, int binding)
+{
+	char disco[128], secret[160];
+	comp c = {id, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, ISS, disco, "", "", "", "parley-rs", secret, binding, 600};
+	snprintf(disco, sizeof(disco), "%s/.well-known/openid-configuration", ISS);
+	snprintf(secret, sizeof(secret), "file:%s/secret", idp_tmp);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, c.id, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+}
+
+/* the start link of a new request on thread ts (its prompt to the gateway W) */
+static uint64_t start_link(uint64_t ts, uint64_t cid, char *url, size_t cap)
+{
+	char purl[600], otp[16];
+	uint64_t rid = 0, prid = 0;
+	IT_EQ(a_start(G.fd, ts, cid, &rid, url, cap), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, purl, sizeof(purl)));
+	IT_CHECK(strcmp(purl, url) == 0);
+	return rid;
+}
+
+static void test_oidc(void)
+{
+	uint64_t ts = channel_thread(SMS, "+15552223333"), rid;
+	char url[600], url2[600], query[3072], query2[3072], forged[3200], page[1024], *amp;
+	result res;
+	status st;
+
+	/* the entity has auth_components_max (4) already: the first (deactivated) and the loopback draft
+	 * become components of the test provider */
+	OIDC_SUB = OIDC;
+	OIDC_PHONE = OIDC + 1;
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	oidc_component(OIDC_SUB, "Acme ID", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB);
+	oidc_component(OIDC_PHONE, "Acme ID phone", PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE);
+	/* alice signs in: AUTHENTICATED, told to the staff, the page says so */
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 200);
+	IT_CHECK(strstr(page, "Signed in") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.level, 2);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_CHECK(strcmp(st.by, "Acme ID") == 0);
+	IT_EQ(st.n_claims, 1); /* the bound sub */
+	/* the same callback again (a replayed code): refused before any exchange */
+	IT_EQ(callback(query, page, sizeof(page)), 409);
+	IT_CHECK(strstr(page, "AUTH_ALREADY_ANSWERED") != NULL);
+	/* a state that names no request */
+	IT_EQ(callback("code=abc&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", page, sizeof(page)), 400);
+	IT_CHECK(strstr(page, "AUTH_STATE_MISMATCH") != NULL);
+	IT_EQ(callback("code=abc", page, sizeof(page)), 400);
+	/* another person (bob) on the same customer: the linked sub is alice's */
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "bob", "bob-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.error, PARLEY_E_IDENTITY_MISMATCH);
+	/* a code obtained for one request, presented with another request's state: the code is bound to
+	 * the first request's PKCE challenge (and nonce), so the provider refuses the exchange */
+	start_link(ts, OIDC_SUB, url, sizeof(url));
+	rid = start_link(ts, OIDC_SUB, url2, sizeof(url2));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(sign_in(url2, "alice", "alice-pw", query2, sizeof(query2)), 0);
+	amp = strstr(query, "state=");
+	IT_CHECK(amp != NULL);
+	snprintf(forged, sizeof(forged), "code=%.*s&%s", (int)strcspn(strstr(query, "code=") + 5, "&"),
+		 strstr(query, "code=") + 5, strstr(query2, "state="));
+	IT_EQ(callback(forged, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "AUTH_TOKEN_EXCHANGE") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	/* phone binding: alice's verified number is NUM1's thread, not this one */
+	rid = start_link(ts, OIDC_PHONE, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	/* unknown start links: 404 */
+	IT_EQ(http_get(S.port, "/v1/auth/start/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", page, sizeof(page)), 404);
+	IT_EQ(http_get(S.port, "/v1/auth/start/x", page, sizeof(page)), 404);
+}
+
+/* a JWT of the business (jwtbiz.mjs) for aud, with jti; tamper: a claim changed after signing */
+static void biz_jwt(char *out, size_t cap, const char *aud, const char *jti, int tamper)
+{
+	char cmd[1024];
+	long now = (long)(it_now_ms() / 1000);
+	snprintf(cmd, sizeof(cmd),
+		 "%s %s/jwtbiz.mjs sign %s '{\"iss\":\"https://biz.example\",\"aud\":\"%s\",\"sub\":\"cust-1\","
+		 "\"iat\":%ld,\"exp\":%ld,\"jti\":\"%s\"}' %s",
+		 getenv("NODE"), getenv("T34_DIR"), idp_tmp, aud, now, now + 300, jti, tamper ? "tamper" : "");
+	IT_EQ(run_line(cmd, out, cap), 0);
+}
+
+static int jwt_answer(int fd, uint64_t rid, const char *jwt, unsigned *level)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthAnswerRequest m = PARLEY__WIRE__AUTH_ANSWER_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.request_id = rid;
+	m.jwt = (char *)jwt;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
+	r.auth_answer = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK && level != NULL)
+		*level = f.frame->response->auth_answer->verification;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static void test_jwt(void)
+{
+	uint64_t ts = channel_thread(1, "sess-jwt"), cid = OTP + 1, rid = 0, prid = 0;
+	char jwks[96], tok[4096], otp[16], url[600];
+	comp c = {cid, "Acme app", PARLEY__WIRE__AUTH_TYPE__AUTH_JWT, "https://biz.example", "", "", "", jwks,
+		  "parley-acme", "", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB, 600};
+	unsigned level = 0;
+	result res;
+
+	/* the short-lived otp component (used up by the expiry test) becomes the business's jwt one */
+	snprintf(jwks, sizeof(jwks), "https://127.0.0.1:%d/jwks", biz_port);
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	/* a tampered assertion: the signature no longer covers the payload; the request fails */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, url, sizeof(url)), PARLEY_OK);
+	IT_CHECK(url[0] == '\0'); /* nothing to open: the business's app gives the token */
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "j0", 1);
+	IT_EQ(jwt_answer(G.fd, rid, tok, NULL), PARLEY_E_NOT_THREAD_MEMBER); /* staff do not answer */
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_ID_TOKEN_SIGNATURE);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.error, PARLEY_E_ID_TOKEN_SIGNATURE);
+	/* another audience */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	biz_jwt(tok, sizeof(tok), "someone-else", "j1", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_ID_TOKEN_CLAIMS);
+	/* the right one: AUTHENTICATED */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	biz_jwt(tok, sizeof(tok), "parley-acme", "j2", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_AUTH_ALREADY_ANSWERED);
+	/* the same assertion for a new request: replayed */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_JWT_REPLAYED);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -585,8 +905,11 @@ int main(void)
 	IT_RUN(test_attempts);
 	IT_RUN(test_closed);
 	IT_RUN(test_credential_expiry);
+	IT_RUN(test_oidc);
+	IT_RUN(test_jwt);
 	IT_RUN(test_request_expiry);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
+	idp_stop();
 	return it_failures ? 1 : 0;
 }
