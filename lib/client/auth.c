@@ -108,7 +108,8 @@ static int got_list(auth_op *o, const Parley__Wire__AuthComponentListResponse *l
 	return PARLEY_OK;
 }
 
-/* The response's body for o's kind, or NULL (status is then PARLEY_E_PROTO_MALFORMED). */
+/* Exactly once per op (conn.c's contract): the answer checked and converted, the callback, the op freed
+ * (its secrets wiped). An answer about another component or thread than the call named is malformed. */
 static void complete(parley_client *c, client_op *op, int status, const Parley__Wire__Response *r)
 {
 	auth_op *o = CLIENT_OP_OWNER(op, auth_op, op);

@@ -8,9 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli.h"
 
 #define COMPONENTS_MAX 64
+#define TTL_DEFAULT_S 3600 /* a create without --ttl: an hour, capped by the token's own expiry */
 
 extern char **environ;
 
@@ -50,6 +53,7 @@ static int component_put(cli_ctx *ctx, parley_client *c, int create, int argc, c
 		if (strlen(argv[1]) >= sizeof(comp.name) || argv[1][0] == '\0')
 			return cli_usage(ctx, "a component's name has 1 to %d bytes", PARLEY_AUTH_NAME_MAX);
 		snprintf(comp.name, sizeof(comp.name), "%s", argv[1]);
+		comp.credential_ttl_s = TTL_DEFAULT_S;
 	} else {
 		if ((r = parse_id(ctx, argv[1], "component id", &id)) != CLI_EXIT_OK)
 			return r;
@@ -117,7 +121,7 @@ static int read_jwt(cli_ctx *ctx, char *buf, size_t size)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	buf[n] = '\0';
-	if (more || n == 0)
+	if (more || n == 0 || n > PARLEY_AUTH_JWT_MAX)
 		return cli_usage(ctx, "the JWT on standard input has 1 to %d bytes", PARLEY_AUTH_JWT_MAX);
 	return CLI_EXIT_OK;
 }
@@ -143,6 +147,7 @@ static int cmd_answer(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 		tok = argv[2];
 	}
 	parley_err rc = parley_auth_answer(c, id, otp, tok);
+	sodium_memzero(jwt, sizeof(jwt)); /* a bearer credential: not left in memory */
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);
 	printf("request %llu: accepted\n", (unsigned long long)id);
