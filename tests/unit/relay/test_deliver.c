@@ -396,6 +396,11 @@ static void test_redeliveries(void)
 	relay__dev_acked(&d, &first, 1); /* not in flight here: does not make it a reading connection */
 	rc_.redelivery_grace_ms = 0;     /* ... but a long one counts all the same */
 	relay__dev_stop(&d);
+	/* the requeue is a store job: on a loaded machine it can outlast drain_loop's fixed wait */
+	for (int waited = 0; waited < 5000 && metrics__get(METRIC_RELAY_REQUEUED) < 2; waited++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
 	drain_loop();
 	TEST_EQ_INT(metrics__get(METRIC_RELAY_REQUEUED), 2);
 	dev_init(&d, &c, acc, 1);
