@@ -31,6 +31,9 @@ int gwbuf__printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Appends s percent-encoded for application/x-www-form-urlencoded (space as '+'). */
 int gwbuf__urlencode(gw_buf *b, const char *s);
 
+/* One line on stderr: time, "parley-gateway:", the text. Never a secret nor a message body. */
+void log__line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- application/x-www-form-urlencoded (bodies and query strings) ---- */
 #define GW_FORM_MAX_FIELDS 128
 typedef struct gw_field {

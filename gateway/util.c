@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -279,4 +280,19 @@ void out__free(gw_out *o)
 	free(o->otp);
 	free(o->entity);
 	memset(o, 0, sizeof(*o));
+}
+
+void log__line(const char *fmt, ...)
+{
+	char line[1024];
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s parley-gateway: %s\n", ts, line);
 }
