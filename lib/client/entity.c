@@ -518,7 +518,7 @@ static int sweep_pick(parley_client *c, entity_op *o, const Parley__Wire__Entity
 			o->request_id = j->request_id;
 			o->approve = 1;
 			rc = add_member(c, o, j->account_id, j->handle,
-					j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT,
+					client__entity_join_role((int)j->role),
 					j->account_key.data);
 			if (rc == PARLEY_OK)
 				return PARLEY_OK;
@@ -660,9 +660,7 @@ static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__Entit
 			}
 			if (keep_blob(o, &j->signed_device_list) != PARLEY_OK)
 				return client__entity_check_devlist(c, j->handle, NULL, 0, 0, j->account_key.data);
-			return add_member(c, o, j->account_id, j->handle, j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT
-									     ? PARLEY_ROLE_BOT
-									     : PARLEY_ROLE_AGENT,
+			return add_member(c, o, j->account_id, j->handle, client__entity_join_role((int)j->role),
 					  j->account_key.data);
 		}
 		client__set_err(c, "no pending request %llu in %s", (unsigned long long)o->request_id, o->entity);
@@ -682,7 +680,7 @@ static int on_requests(parley_client *c, entity_op *o, const Parley__Wire__Entit
 		q->request_id = j->request_id;
 		snprintf(q->handle, sizeof(q->handle), "%s", j->handle != NULL ? j->handle : "");
 		q->account_id = j->account_id;
-		q->role = j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT;
+		q->role = (parley_entity_role)client__entity_join_role((int)j->role);
 		q->created_ms = j->created_ms;
 		wire_approval a;
 		if (j->approval.len > 0 && wire__approval_parse(j->approval.data, j->approval.len, &a) == PARLEY_OK)

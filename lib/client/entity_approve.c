@@ -34,7 +34,7 @@ int client__entity_approval_make(parley_client *c, entity_op *o, const Parley__W
 	a.request_id = j->request_id;
 	a.candidate_id = j->account_id;
 	memcpy(a.candidate_key, j->account_key.data, sizeof(a.candidate_key));
-	a.role = j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? WIRE_ROLE_BOT : WIRE_ROLE_AGENT;
+	a.role = (uint8_t)client__entity_join_role((int)j->role);
 	wire__approval_devlist_hash(j->signed_device_list.data, j->signed_device_list.len, a.devlist_hash);
 	a.approver_id = c->account.account_id;
 	a.approver_device = c->account.device_id;
@@ -79,7 +79,7 @@ int client__entity_approval_check(parley_client *c, const parley_entity *e, cons
 	if (strcmp(a.entity, e->handle) != 0 || a.request_id != j->request_id || a.candidate_id != j->account_id ||
 	    j->account_key.len != sizeof(a.candidate_key) ||
 	    memcmp(a.candidate_key, j->account_key.data, sizeof(a.candidate_key)) != 0 ||
-	    a.role != (j->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? WIRE_ROLE_BOT : WIRE_ROLE_AGENT) ||
+	    a.role != client__entity_join_role((int)j->role) ||
 	    memcmp(a.devlist_hash, hash, sizeof(hash)) != 0)
 		return refuse(c, j->handle, "it names another request, candidate, key, role or device list");
 	return PARLEY_OK;

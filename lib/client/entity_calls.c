@@ -96,7 +96,7 @@ parley_err parley_entity_code_start(parley_client *c, const char *entity, unsign
 	entity_op *o;
 	int rc;
 
-	if (cb == NULL || (role != PARLEY_ROLE_AGENT && role != PARLEY_ROLE_BOT))
+	if (cb == NULL || (role != PARLEY_ROLE_AGENT && role != PARLEY_ROLE_BOT && role != PARLEY_ROLE_GATEWAY))
 		return PARLEY_E_INVAL;
 	o = op_new(c, K_CODE, entity, NULL, user, &rc);
 	if (o == NULL)
@@ -196,7 +196,8 @@ parley_err parley_entity_remove_start(parley_client *c, const char *entity, cons
 	entity_op *o;
 	parley_err rc;
 
-	if (role != PARLEY_ROLE_ADMIN && role != PARLEY_ROLE_AGENT && role != PARLEY_ROLE_BOT)
+	if (role != PARLEY_ROLE_ADMIN && role != PARLEY_ROLE_AGENT && role != PARLEY_ROLE_BOT &&
+	    role != PARLEY_ROLE_GATEWAY)
 		return PARLEY_E_INVAL;
 	rc = done_call(c, K_REMOVE, entity, member, ST_GET, cb, user, &o);
 	if (rc != PARLEY_OK)
@@ -265,7 +266,7 @@ void client__entity_push(parley_client *c, const Parley__Wire__Push *p)
 		q.request_id = j->request->request_id;
 		snprintf(q.handle, sizeof(q.handle), "%s", j->request->handle != NULL ? j->request->handle : "");
 		q.account_id = j->request->account_id;
-		q.role = j->request->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT ? PARLEY_ROLE_BOT : PARLEY_ROLE_AGENT;
+		q.role = (parley_entity_role)client__entity_join_role((int)j->request->role);
 		q.created_ms = j->request->created_ms;
 		wire_approval a;
 		if (j->request->approval.len > 0 &&

@@ -79,6 +79,8 @@ int client__entity_own_key(parley_client *c, uint8_t pub[PARLEY_ENTITY_KEY_BYTES
 
 /* client.db tables of entities (own schema "client.entities", migrated on first use). */
 int client__entity_ready(parley_client *c);
+/* PARLEY_ROLE_* (= WIRE_ROLE_*) of a join request's EntityRole: bot, gateway, else agent. */
+int client__entity_join_role(int wire_role);
 /* The entity key pair this device holds for handle: PARLEY_OK, PARLEY_E_ENTITY_KEY_REQUIRED (none).
  * priv is secret: the caller wipes it. */
 int client__entity_key_load(parley_client *c, const char *handle, uint8_t pub[PARLEY_ENTITY_KEY_BYTES],

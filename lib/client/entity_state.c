@@ -405,6 +405,15 @@ int client__entity_member_devlist(const uint8_t *devlist, size_t len, uint64_t a
 
 /* ---- the public view ---- */
 
+int client__entity_join_role(int wire_role)
+{
+	/* the code's role as the server relays it; anything unknown joins as the least trusted staff
+	 * role the old clients assumed (the approval and the list name the role, so both sides agree) */
+	return wire_role == PARLEY__WIRE__ENTITY_ROLE__ROLE_BOT       ? PARLEY_ROLE_BOT
+	       : wire_role == PARLEY__WIRE__ENTITY_ROLE__ROLE_GATEWAY ? PARLEY_ROLE_GATEWAY
+								     : PARLEY_ROLE_AGENT;
+}
+
 const char *parley_entity_role_name(int role)
 {
 	switch (role) {

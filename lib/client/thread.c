@@ -142,6 +142,7 @@ int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info
 	out->membership_version = t.membership_version;
 	out->member_count = n;
 	out->staff = t.staff;
+	client__thread_chan_info(c, &t, ent, out);
 	(void)client__thread_unread(c, thread_id, &out->unread);
 	sqlite3_stmt *st = NULL;
 	if (client__sql_prep(c, "SELECT created_ms, updated_ms FROM threads WHERE thread_id = ?", &st) == PARLEY_OK) {
@@ -299,6 +300,8 @@ static int build(parley_client *c, client_op *op, Parley__Wire__Request *req)
 		o->req.open.customer = o->kind == TK_OPEN ? o->customer : "";
 		o->req.open.event.data = o->event;
 		o->req.open.event.len = o->event_len;
+		o->req.open.channel = o->kind == TK_SEND_ENTITY ? o->chan.channel : 0;
+		o->req.open.channel_user = o->kind == TK_SEND_ENTITY ? o->chan.user : "";
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN;
 		req->thread_open = &o->req.open;
 		return PARLEY_OK;
@@ -390,6 +393,8 @@ static void apply_get(parley_client *c, thread_op *o)
 	free_get(o);
 	if (rc == PARLEY_OK)
 		rc = client__thread_times(c, o->thread_id, o->created_ms, o->updated_ms);
+	if (rc == PARLEY_OK)
+		rc = client__thread_chan_keep(c, o->thread_id, &o->chan);
 	if (rc != PARLEY_OK)
 		client__thread_finish(c, o, rc);
 	else
@@ -408,15 +413,25 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 	o->ent = e;
 	switch (o->kind) {
 	case TK_SEND_ENTITY:
+		if (o->chan.channel != PARLEY_CHANNEL_NATIVE) {
+			client__thread_chan_open(c, o);
+			return;
+		}
 		if (wire__stafflist_find(&e->sl, c->account.account_id) != NULL) {
-			client__set_err(c, "you are staff of %s: answer its threads with parley thread send", o->entity);
-			client__thread_finish(c, o, PARLEY_E_THREAD_EVENT_INVALID);
+			int gw = wire__stafflist_staff(&e->sl, c->account.account_id) == NULL;
+			client__set_err(c, gw ? "you are a gateway of %s: write for a channel customer (parley_thread_send_channel)"
+					      : "you are staff of %s: answer its threads with parley thread send",
+					o->entity);
+			client__thread_finish(c, o, gw ? PARLEY_E_CHANNEL_INVALID : PARLEY_E_THREAD_EVENT_INVALID);
 			return;
 		}
 		client__thread_run(c, o, TS_LIST);
 		return;
 	case TK_OPEN:
 		client__thread_run(c, o, TS_CUSTOMER);
+		return;
+	case TK_LIST:
+		client__thread_run(c, o, TS_LIST);
 		return;
 	default: {
 		client_thread t;
@@ -514,6 +529,11 @@ static int got_thread(parley_client *c, thread_op *o, const Parley__Wire__Thread
 	snprintf(o->customer, sizeof(o->customer), "%s", ti->customer[0] != '\0' ? ti->customer : c->account.handle);
 	o->created_ms = ti->created_ms;
 	o->updated_ms = ti->updated_ms;
+	/* a gateway writes for one channel customer: the thread given back must be that customer's */
+	if (o->kind == TK_SEND_ENTITY && o->chan.channel != PARLEY_CHANNEL_NATIVE &&
+	    (ti->channel != o->chan.channel || ti->channel_user == NULL || strcmp(ti->channel_user, o->chan.user) != 0))
+		return PARLEY_E_PROTO_MALFORMED;
+	client__thread_chan_from(&o->chan, ti);
 	free_get(o);
 	o->gev = parley__calloc(g->n_events + 1, sizeof(*o->gev));
 	o->gev_len = parley__calloc(g->n_events + 1, sizeof(*o->gev_len));

@@ -5,6 +5,7 @@
 
 #include "client/thread_core.h"
 #include "common/alloc.h"
+#include "wire/wire_threads.h"
 
 static int check_body(parley_client *c, const uint8_t *body, size_t len)
 {
@@ -52,8 +53,9 @@ static thread_op *op_new(parley_client *c, int kind, uint64_t thread_id, const c
 	return client__thread_op_new(c, kind, thread_id, entity, user, rc);
 }
 
-parley_err parley_thread_send_entity_start(parley_client *c, const char *entity, const uint8_t *body, size_t len,
-					   parley_thread_id_cb cb, void *user)
+/* A customer's send to an entity (channel native), or a gateway's for one channel customer. */
+static parley_err send_entity(parley_client *c, const char *entity, parley_channel channel, const char *channel_user,
+			      const uint8_t *body, size_t len, parley_thread_id_cb cb, void *user)
 {
 	thread_op *o;
 	int rc;
@@ -61,7 +63,18 @@ parley_err parley_thread_send_entity_start(parley_client *c, const char *entity,
 	if (c == NULL || cb == NULL)
 		return PARLEY_E_INVAL;
 	o = op_new(c, TK_SEND_ENTITY, 0, entity, user, &rc);
-	if (o != NULL && (rc = check_body(c, body, len)) == PARLEY_OK)
+	if (o != NULL && channel != PARLEY_CHANNEL_NATIVE) {
+		/* checked here as the server will: nothing is fetched or signed for a malformed identity */
+		if (!wire__channel_valid((uint32_t)channel, channel_user)) {
+			client__set_err(c, "channel %d with 1 to %d printable ASCII bytes (sms, waba: +E.164, 6 to 15 digits)",
+					(int)channel, PARLEY_CHANNEL_USER_MAX);
+			rc = PARLEY_E_CHANNEL_INVALID;
+		} else {
+			o->chan.channel = (uint32_t)channel;
+			snprintf(o->chan.user, sizeof(o->chan.user), "%s", channel_user);
+		}
+	}
+	if (o != NULL && rc == PARLEY_OK && (rc = check_body(c, body, len)) == PARLEY_OK)
 		rc = copy_body(o, body, len);
 	if (rc != PARLEY_OK) {
 		if (o != NULL)
@@ -71,6 +84,24 @@ parley_err parley_thread_send_entity_start(parley_client *c, const char *entity,
 	o->cb.id = cb;
 	client__thread_run(c, o, TS_ENTITY);
 	return PARLEY_OK;
+}
+
+parley_err parley_thread_send_entity_start(parley_client *c, const char *entity, const uint8_t *body, size_t len,
+					   parley_thread_id_cb cb, void *user)
+{
+	return send_entity(c, entity, PARLEY_CHANNEL_NATIVE, NULL, body, len, cb, user);
+}
+
+parley_err parley_thread_send_channel_start(parley_client *c, const char *entity, parley_channel channel,
+					    const char *channel_user, const uint8_t *body, size_t len,
+					    parley_thread_id_cb cb, void *user)
+{
+	if (channel == PARLEY_CHANNEL_NATIVE) {
+		if (c != NULL)
+			client__set_err(c, "a channel send names a channel: parley_thread_send_entity is the native one");
+		return c == NULL ? PARLEY_E_INVAL : PARLEY_E_CHANNEL_INVALID;
+	}
+	return send_entity(c, entity, channel, channel_user, body, len, cb, user);
 }
 
 parley_err parley_thread_open_start(parley_client *c, const char *entity, const char *customer,
@@ -187,7 +218,9 @@ parley_err parley_thread_list_start(parley_client *c, const char *entity, parley
 	if (o == NULL)
 		return (parley_err)rc;
 	o->cb.list = cb;
-	client__thread_run(c, o, TS_LIST);
+	/* an entity's threads are shown against its current verified staff list (who is staff, which
+	 * channel threads come through a gateway it still names): fetched first */
+	client__thread_run(c, o, o->entity[0] != '\0' ? TS_ENTITY : TS_LIST);
 	return PARLEY_OK;
 }
 
@@ -239,6 +272,17 @@ parley_err parley_thread_send_entity(parley_client *c, const char *entity, const
 	if (client__sync_refused(c))
 		return PARLEY_E_STATE;
 	return wait_id(c, &s, parley_thread_send_entity_start(c, entity, body, len, sync_id, &s), thread_id);
+}
+
+parley_err parley_thread_send_channel(parley_client *c, const char *entity, parley_channel channel,
+				      const char *channel_user, const uint8_t *body, size_t len, uint64_t *thread_id)
+{
+	thread_sync s = {0};
+	if (client__sync_refused(c))
+		return PARLEY_E_STATE;
+	return wait_id(c, &s,
+		       parley_thread_send_channel_start(c, entity, channel, channel_user, body, len, sync_id, &s),
+		       thread_id);
 }
 
 parley_err parley_thread_open(parley_client *c, const char *entity, const char *customer, uint64_t *thread_id)

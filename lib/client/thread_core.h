@@ -7,6 +7,7 @@
  *   thread_send.c   sender-key distribution (Content kind 5), rotation, the group send
  *   thread_recv.c   group envelopes, kinds 5/6 over pairwise sessions, ThreadChanged pushes
  *   thread_api.c    the public entry points and their blocking variants
+ *   thread_channel.c channel threads (a gateway's): the channel kept per thread, what the info shows
  */
 #ifndef PARLEY_CLIENT_THREAD_CORE_H
 #define PARLEY_CLIENT_THREAD_CORE_H
@@ -90,6 +91,31 @@ int client__thread_member_devices(parley_client *c, const parley_entity *ent, co
 /* Fills a public info from the kept thread (names from the kept staff list). */
 int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info *out);
 
+/* ---- thread_channel.c ---- */
+/* A thread's channel and verification as the server's ThreadInfo says them (checked: a malformed
+ * channel identity is kept as none). */
+typedef struct thread_chan {
+	int known; /* filled from a ThreadInfo */
+	uint32_t channel;
+	char user[PARLEY_CHANNEL_USER_MAX + 1];
+	unsigned verification;
+	uint64_t verified_until_ms;
+	char verified_by[PARLEY_HANDLE_MAX + 1]; /* parley_thread_info's bound */
+} thread_chan;
+void client__thread_chan_from(thread_chan *ch, const Parley__Wire__ThreadInfo *ti);
+/* Keeps ch on the kept row of thread_id (none: nothing): the channel and its customer once (the first
+ * ThreadInfo this device kept; a later different claim is ignored), the verification every time. */
+int client__thread_chan_keep(parley_client *c, uint64_t thread_id, const thread_chan *ch);
+/* The channel part of a public info (t: the kept thread, ent: the verified staff list, may be NULL):
+ * channel_user and gateway only when t's customer account is a GATEWAY of ent (gateway_verified). */
+void client__thread_chan_info(parley_client *c, const client_thread *t, const parley_entity *ent,
+			      parley_thread_info *out);
+/* TK_SEND_ENTITY of a channel once the entity is verified: this account must be a gateway of it
+ * (PARLEY_E_NOT_ENTITY_GATEWAY), then the OPEN (the server gives back the open thread of that channel
+ * customer, or opens one). Takes o (finishes it on error). */
+struct thread_op;
+void client__thread_chan_open(parley_client *c, struct thread_op *o);
+
 /* The staged op behind every thread call. */
 enum {
 	TK_SEND,        /* parley_thread_send */
@@ -145,6 +171,7 @@ typedef struct thread_op {
 	uint64_t created_ms, updated_ms;
 	parley_thread_info *infos; /* TK_LIST */
 	size_t ninfos;
+	thread_chan chan; /* TK_SEND_ENTITY: the channel customer asked for; TS_GET: the server's info */
 	union {
 		Parley__Wire__ThreadOpenRequest open;
 		Parley__Wire__ThreadSendRequest send;

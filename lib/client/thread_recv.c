@@ -64,8 +64,11 @@ static void refresh(parley_client *c, uint64_t thread_id, const char *entity, co
 void client__thread_sync(parley_client *c, const Parley__Wire__ThreadInfo *ti)
 {
 	client_thread t;
+	thread_chan ch;
 	int started = 0;
 
+	client__thread_chan_from(&ch, ti);
+	(void)client__thread_chan_keep(c, ti->thread_id, &ch); /* a kept thread's level may have moved */
 	if (client__thread_load(c, ti->thread_id, &t) == PARLEY_OK && ti->membership_version > t.membership_version)
 		refresh(c, ti->thread_id, t.entity, NULL, &started);
 }

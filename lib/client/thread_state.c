@@ -9,6 +9,7 @@
  *   thread_sent_keys    which devices of which member got our sender key of which epoch, and the
  *                       SKDM they got (its position: what a kind-6 request of theirs gets again)
  *   thread_key_requests when we last asked a sender device for its key (a bounded kind-6 request)
+ *   (threads also keeps a gateway thread's channel and the verification level: thread_channel.c)
  * (the last four, and unread, are kept by thread_local.c)
  *
  * Membership is never taken from the server's word: it is the replay of the signed events against the
@@ -34,7 +35,16 @@ static const char *const thread_steps[] = {
 	"CREATE TABLE thread_sent_keys (thread_id INTEGER NOT NULL, epoch INTEGER NOT NULL, handle TEXT NOT NULL,"
 	"  device INTEGER NOT NULL, skdm BLOB NOT NULL, PRIMARY KEY (thread_id, epoch, handle, device));"
 	"CREATE TABLE thread_key_requests (thread_id INTEGER NOT NULL, handle TEXT NOT NULL,"
-	"  device INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (thread_id, handle, device));"
+	"  device INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (thread_id, handle, device));",
+	/* 2 (issue 11): the channel of a gateway's thread as the server's ThreadInfo gave it (set once:
+	 * chan_set), and the verification level it reports (thread_channel.c) */
+	"ALTER TABLE threads ADD COLUMN channel INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE threads ADD COLUMN channel_user TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE threads ADD COLUMN chan_set INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE threads ADD COLUMN verification INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE threads ADD COLUMN verified_until_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE threads ADD COLUMN verified_by TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX threads_channel ON threads(entity, channel, channel_user, status);",
 };
 
 static const migrate_schema thread_schema = {
@@ -256,8 +266,10 @@ static int bad(parley_client *c, const wire_threadev *ev, const char *why)
 static int apply_one(parley_client *c, const parley_entity *ent, replay *r, const wire_threadev *ev,
 		     const char *customer_hint, int departed)
 {
-	const wire_staff_member *actor = wire__stafflist_find(&ent->sl, ev->actor);
-	const wire_staff_member *subj = wire__stafflist_find(&ent->sl, ev->subject);
+	/* a gateway is no staff (docs/protocol.md §13.6): the customer side of its threads, never an actor
+	 * of a staff event nor a member added, handed or handed back to */
+	const wire_staff_member *actor = wire__stafflist_staff(&ent->sl, ev->actor);
+	const wire_staff_member *subj = wire__stafflist_staff(&ent->sl, ev->subject);
 	/* a departed actor's past event (check_event): its role then is not checkable here; its effect is
 	 * applied, and a member it adds must still be staff in the current list (subj) */
 	int staff = actor != NULL || departed;
@@ -284,6 +296,8 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 		/* the initial staff: what every client derives from the signed list, no signature needed */
 		for (size_t i = 0; rc == PARLEY_OK && i < ent->sl.n; i++) {
 			const wire_staff_member *m = &ent->sl.members[i];
+			if (m->role == WIRE_ROLE_GATEWAY)
+				continue;
 			if (m->role == WIRE_ROLE_ADMIN ||
 			    (wire__stafflist_effective_rules(&ent->sl, m) & WIRE_RULE_DEFAULT_AGENT) ||
 			    m->account_id == ev->actor)
@@ -509,7 +523,7 @@ int client__thread_apply(parley_client *c, const char *entity, uint64_t thread_i
 	if (rc == PARLEY_OK && r->known && strcmp(r->t.entity, entity) != 0)
 		rc = PARLEY_E_THREAD_WRONG_ENTITY;
 	snprintf(r->t.entity, sizeof(r->t.entity), "%s", entity);
-	r->t.staff = wire__stafflist_find(&ent->sl, c->account.account_id) != NULL;
+	r->t.staff = wire__stafflist_staff(&ent->sl, c->account.account_id) != NULL;
 	if (rc == PARLEY_OK)
 		rc = replay_events(c, ent, r, thread_id, customer, events, lens, n, applied, &napplied);
 	if (rc == PARLEY_OK && r->t.membership_version == 0)

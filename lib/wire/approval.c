@@ -22,7 +22,7 @@ static int check(const wire_approval *a)
 		return INVALID;
 	if (a->candidate_key[0] != CRYPTO_SIGNAL_KEY_TYPE)
 		return INVALID;
-	if (a->role != WIRE_ROLE_AGENT && a->role != WIRE_ROLE_BOT)
+	if (a->role != WIRE_ROLE_AGENT && a->role != WIRE_ROLE_BOT && a->role != WIRE_ROLE_GATEWAY)
 		return INVALID;
 	return PARLEY_OK;
 }

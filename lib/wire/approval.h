@@ -10,7 +10,7 @@
  *   request_id                 u64be, >= 1
  *   candidate_id               u64be, the candidate's account id
  *   candidate_key              33, the candidate's account key (0x05 || X25519)
- *   role                       u8, WIRE_ROLE_AGENT or WIRE_ROLE_BOT
+ *   role                       u8, WIRE_ROLE_AGENT, WIRE_ROLE_BOT or WIRE_ROLE_GATEWAY
  *   devlist_hash               32, SHA-256 of the candidate's signed device list as the request carries it
  *   approver_id                u64be, the approving admin's account id
  *   approver_device            u32be, >= 1, the approving device

@@ -87,7 +87,7 @@ static int check(const wire_stafflist *l, size_t *bytes)
 			return INVALID;
 		if (memchr(m->handle, '\0', sizeof(m->handle)) == NULL || !wire__handle_valid(m->handle))
 			return INVALID;
-		if (m->role < WIRE_ROLE_ADMIN || m->role > WIRE_ROLE_BOT || (m->flags & ~WIRE_STAFF_PRIMARY) != 0)
+		if (m->role < WIRE_ROLE_ADMIN || m->role > WIRE_ROLE_GATEWAY || (m->flags & ~WIRE_STAFF_PRIMARY) != 0)
 			return INVALID;
 		if ((m->flags & WIRE_STAFF_PRIMARY) && (m->role != WIRE_ROLE_ADMIN || primaries++ > 0))
 			return INVALID;
@@ -259,7 +259,17 @@ const wire_staff_member *wire__stafflist_find(const wire_stafflist *l, uint64_t 
 	return NULL;
 }
 
+const wire_staff_member *wire__stafflist_staff(const wire_stafflist *l, uint64_t account_id)
+{
+	const wire_staff_member *m = wire__stafflist_find(l, account_id);
+	return m != NULL && m->role != WIRE_ROLE_GATEWAY ? m : NULL;
+}
+
 unsigned wire__stafflist_effective_rules(const wire_stafflist *l, const wire_staff_member *m)
 {
+	/* a gateway is the customer side of its threads: no staff rule applies to it, whatever the entity
+	 * defaults or its own mask say (never a default agent, never initiates, pays or transfers) */
+	if (m->role == WIRE_ROLE_GATEWAY)
+		return 0;
 	return ((unsigned)m->rules_values & m->rules_mask) | ((unsigned)l->default_flags & ~(unsigned)m->rules_mask);
 }

@@ -12,7 +12,7 @@
  *   lock_mode u8 (0/1), admins_exempt u8 (0/1), default_flags u8 (WIRE_RULE_* bits)
  *   n                        u16be, 1..WIRE_STAFF_MAX
  *   n x { account_id u64be (strictly ascending); handle_len u8, handle; role u8 (1 admin, 2 agent,
- *         3 bot); flags u8 (bit0: primary admin, exactly one member, an admin); rules_mask u8,
+ *         3 bot, 4 gateway); flags u8 (bit0: primary admin, exactly one member, an admin); rules_mask u8,
  *         rules_values u8 (WIRE_RULE_* bits); account_key 33; devlist_len u16be
  *         (0..WIRE_DEVLIST_MAX_BYTES), devlist (opaque here: the member's signed device list) }
  *   signature                64, XEdDSA by entity_key over every byte before it
@@ -32,6 +32,9 @@
 #define WIRE_ROLE_ADMIN 1
 #define WIRE_ROLE_AGENT 2
 #define WIRE_ROLE_BOT 3
+/* issue 11: parley-gateway's account, the customer side of the channel threads it opens; never staff
+ * (no rule of the list applies to it, it is never added to a thread, nor its primary or an admin) */
+#define WIRE_ROLE_GATEWAY 4
 #define WIRE_STAFF_PRIMARY 1u
 #define WIRE_RULE_DEFAULT_AGENT 1u
 #define WIRE_RULE_MAY_INITIATE 2u
@@ -72,7 +75,10 @@ int wire__stafflist_verify(const uint8_t *buf, size_t len, wire_stafflist *out);
 void wire__stafflist_free(wire_stafflist *l);
 /* The member with account_id, or NULL (binary search: ids ascend). */
 const wire_staff_member *wire__stafflist_find(const wire_stafflist *l, uint64_t account_id);
-/* The member's WIRE_RULE_* bits: its masked overrides, else the entity's defaults. */
+/* The member with account_id if it is STAFF (admin, agent or bot), or NULL: a gateway is a member of
+ * the list but never staff (docs/protocol.md §13.6). */
+const wire_staff_member *wire__stafflist_staff(const wire_stafflist *l, uint64_t account_id);
+/* The member's WIRE_RULE_* bits: its masked overrides, else the entity's defaults; 0 for a gateway. */
 unsigned wire__stafflist_effective_rules(const wire_stafflist *l, const wire_staff_member *m);
 
 #endif

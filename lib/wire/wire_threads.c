@@ -1,6 +1,8 @@
 /* Thread messages' checks (wire_threads.h). */
 #include "wire/wire_threads.h"
 
+#include <string.h>
+
 #include <parley/error.h>
 
 #include "wire/threadev.h"
@@ -26,6 +28,9 @@ static int check_info(const Parley__Wire__ThreadInfo *t, const wire_limits *l)
 		return PARLEY_E_PROTO_MISSING_FIELD;
 	CHECK(wire__check_str(t->entity, l->max_handle, 1));
 	CHECK(wire__check_str(t->customer, l->max_handle, 0));
+	CHECK(wire__check_str(t->channel_user, WIRE_CHANNEL_USER_MAX, 0));
+	CHECK(wire__check_str(t->gateway, l->max_handle, 0));
+	CHECK(wire__check_str(t->verified_by, WIRE_CHANNEL_USER_MAX, 0));
 	return t->n_members > WIRE_THREAD_MAX_MEMBERS ? PARLEY_E_PROTO_FIELD_TOO_LARGE : PARLEY_OK;
 }
 
@@ -52,12 +57,37 @@ static int check_forward(const Parley__Wire__ThreadForwardRequest *f, const wire
 	return wire__check_outgoing(f->payloads, f->n_payloads);
 }
 
+int wire__channel_valid(uint32_t channel, const char *user)
+{
+	size_t n = user != NULL ? strnlen(user, WIRE_CHANNEL_USER_MAX + 1) : 0;
+	int phone = channel == 2 || channel == 3; /* sms, waba */
+
+	if (channel == 0 || channel > WIRE_CHANNEL_MAX || n == 0 || n > WIRE_CHANNEL_USER_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)user[i];
+		if (ch < 0x20 || ch > 0x7e) /* printable ASCII */
+			return 0;
+		if (phone && (i == 0 ? ch != '+' : ch < '0' || ch > '9'))
+			return 0;
+	}
+	/* E.164: at most 15 digits; 6 keeps short codes and typos out */
+	return !phone || (n - 1 >= 6 && n - 1 <= 15);
+}
+
+unsigned wire__channel_baseline(uint32_t channel)
+{
+	return channel == 2 || channel == 3 ? 1u : 0u;
+}
+
 int wire__check_thread_request(const Parley__Wire__Request *r, const wire_limits *l)
 {
 	switch (r->body_case) {
 	case PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN:
 		CHECK(wire__check_str(r->thread_open->entity, l->max_handle, 1));
 		CHECK(wire__check_str(r->thread_open->customer, l->max_handle, 0));
+		/* a generous frame bound: the service answers CHANNEL_INVALID for anything past 64 */
+		CHECK(wire__check_str(r->thread_open->channel_user, 4 * WIRE_CHANNEL_USER_MAX, 0));
 		return check_event(&r->thread_open->event);
 	case PARLEY__WIRE__REQUEST__BODY_THREAD_SEND:
 		return check_send(r->thread_send);

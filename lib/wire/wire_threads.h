@@ -21,6 +21,16 @@ int wire__check_str(const char *s, size_t max, int required);
 int wire__check_max(const ProtobufCBinaryData *b, size_t max);
 int wire__check_outgoing(Parley__Wire__OutgoingMessage *const *msgs, size_t n);
 
+/* Channel threads (docs/protocol.md §13.6): channel 1..4 (PARLEY_CHANNEL_*) and its channel_user,
+ * 1..WIRE_CHANNEL_USER_MAX printable ASCII bytes, an E.164 number ('+' and 6..15 digits) for sms and
+ * waba. 1 valid, 0 not (the native channel 0 included). */
+#define WIRE_CHANNEL_MAX 4
+#define WIRE_CHANNEL_USER_MAX 64
+int wire__channel_valid(uint32_t channel, const char *user);
+/* The verification level of a channel before any authentication: 1 CHANNEL for sms and waba (the
+ * carrier vouches for the number), 0 UNVERIFIED otherwise. */
+unsigned wire__channel_baseline(uint32_t channel);
+
 /* Request bodies 50-55; PARLEY_E_PROTO_UNKNOWN for any other body (wire.c's last case). */
 int wire__check_thread_request(const Parley__Wire__Request *r, const wire_limits *l);
 /* Response bodies 50-55; PARLEY_OK for any other (a body left to the caller, as wire.c does). */

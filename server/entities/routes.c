@@ -295,7 +295,9 @@ static void route_code(request *rq, const Parley__Wire__Request *req)
 	if (j == NULL)
 		return;
 	int role = m->role == PARLEY__WIRE__ENTITY_ROLE__ROLE_NONE ? WIRE_ROLE_AGENT : (int)m->role;
-	int rc = role == WIRE_ROLE_AGENT || role == WIRE_ROLE_BOT ? PARLEY_OK : PARLEY_E_INVAL;
+	/* admins are added by the primary admin, never through a code */
+	int rc = role == WIRE_ROLE_AGENT || role == WIRE_ROLE_BOT || role == WIRE_ROLE_GATEWAY ? PARLEY_OK
+											       : PARLEY_E_INVAL;
 	unsigned ttl = m->ttl_s != 0 && m->ttl_s < cfg->code_ttl_s ? m->ttl_s : cfg->code_ttl_s;
 	j->ent.role = role;
 	j->ent.expires_ms = j->now_ms + (uint64_t)ttl * 1000u;

@@ -372,12 +372,19 @@ typedef struct store_ent_args {
 #define STORE_THREAD_MAX_MEMBERS 100 /* accounts per thread (WIRE_THREAD_MAX_MEMBERS) */
 #define STORE_THREAD_MAX_EVENTS 100  /* events per THREAD_GET (the latest) */
 #define STORE_THREAD_MAX_LIST 100    /* threads per THREAD_LIST */
+#define STORE_CHANNEL_USER_MAX 64    /* WIRE_CHANNEL_USER_MAX */
 
 typedef struct store_thread_info {
 	uint64_t thread_id, entity_id, customer, handling_agent, lock_holder, version, created_ms, updated_ms;
 	char entity[STORE_MAX_HANDLE + 1];
 	char customer_handle[STORE_MAX_HANDLE + 1];
-	uint32_t channel;
+	uint32_t channel;                          /* ThreadChannel: 0 native */
+	char channel_user[STORE_CHANNEL_USER_MAX + 1]; /* channel != 0: the customer on it (docs/protocol.md §13.6) */
+	/* VerificationLevel: the channel's baseline (sqlite__thr_load); customer authentication overlays
+	 * AUTHENTICATED with its expiry and the component's name in the same place */
+	unsigned verification;
+	uint64_t verified_until_ms;
+	char verified_by[STORE_CHANNEL_USER_MAX + 1];
 	int status;                                /* PARLEY__WIRE__THREAD_STATUS__* values: 1 open, 2 locked, 3 closed */
 	uint64_t members[STORE_THREAD_MAX_MEMBERS]; /* customer first */
 	size_t n_members;
@@ -400,7 +407,11 @@ typedef struct store_thread_args {
 	/* OPEN, EVENT: the signed event; SEND: the LOCK event of a first response (none: NULL) */
 	uint8_t *event;                    /* owned by the job */
 	size_t event_len;
-	unsigned max_open;                 /* OPEN: open threads per (customer, entity) -> TOO_MANY_THREADS */
+	unsigned max_open;                 /* OPEN: open threads per (customer, entity, channel, channel_user) */
+	uint32_t channel;                  /* OPEN: != 0 only from a gateway of the entity */
+	/* OPEN: as the request carried it (the frame's bound, 4 x 64): checked in the op, after the
+	 * caller's role, so that a non-gateway hears NOT_ENTITY_GATEWAY whatever it sent */
+	char channel_user[4 * STORE_CHANNEL_USER_MAX + 1];
 	/* SEND (job->handle: none; sender_handle: the caller's) */
 	char sender_handle[STORE_MAX_HANDLE + 1];
 	uint8_t *content;                  /* owned by the job */

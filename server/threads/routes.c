@@ -34,7 +34,8 @@ typedef struct thr_call {
 	int kind; /* PARLEY__WIRE__REQUEST__BODY_THREAD_* */
 } thr_call;
 
-/* ThreadInfo of a stored thread; `members` is the caller's array of the info's member ids */
+/* ThreadInfo of a stored thread; `members` is the caller's array of the info's member ids. The one
+ * builder of every ThreadInfo the server sends (answers and pushes): a new field goes here. */
 static void info_of(Parley__Wire__ThreadInfo *in, const store_thread_info *t)
 {
 	parley__wire__thread_info__init(in);
@@ -44,6 +45,12 @@ static void info_of(Parley__Wire__ThreadInfo *in, const store_thread_info *t)
 	in->customer = (char *)t->customer_handle;
 	in->customer_account = t->customer;
 	in->channel = t->channel;
+	in->channel_user = (char *)t->channel_user;
+	/* a channel thread's customer account is the gateway it came through: E2E ends there */
+	in->gateway = t->channel != 0 ? (char *)t->customer_handle : (char *)"";
+	in->verification = (Parley__Wire__VerificationLevel)t->verification;
+	in->verified_until_ms = t->verified_until_ms;
+	in->verified_by = (char *)t->verified_by;
 	in->status = (Parley__Wire__ThreadStatus)t->status;
 	in->handling_agent = t->handling_agent;
 	in->lock_holder = t->lock_holder;
@@ -258,6 +265,9 @@ static void route_open(request *rq, const Parley__Wire__Request *req)
 	if (m->customer[0] != '\0')
 		rc = store__job_set_handle(j, m->customer);
 	j->thr.max_open = cfg->max_open;
+	/* checked in the op, after the caller's role (the frame bound fits the field) */
+	j->thr.channel = m->channel;
+	snprintf(j->thr.channel_user, sizeof(j->thr.channel_user), "%s", m->channel_user);
 	submit(rq, j, req->body_case, rc == PARLEY_OK ? job_event(j, &m->event) : rc);
 }
 

@@ -176,11 +176,17 @@ int sm_member(int fd, const model *md, const tacct *who, int remove, int transfe
 
 int sm_code(int fd, const char *entity, uint32_t ttl_s, char *code, size_t cap)
 {
+	return sm_code_role(fd, entity, ttl_s, 0, code, cap);
+}
+
+int sm_code_role(int fd, const char *entity, uint32_t ttl_s, int role, char *code, size_t cap)
+{
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__EntityCodeRequest m = PARLEY__WIRE__ENTITY_CODE_REQUEST__INIT;
 	wire_frame f;
 	m.entity = (char *)entity;
 	m.ttl_s = ttl_s;
+	m.role = (Parley__Wire__EntityRole)role;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_ENTITY_CODE;
 	r.entity_code = &m;
 	int st = sm_call(fd, &r, &f);

@@ -70,6 +70,8 @@ int sm_member(int fd, const model *md, const tacct *who, int remove, int transfe
 int sm_staff(int fd, const model *md, uint64_t version);
 /* EntityCode (ttl_s 0: the server's default): the code into code[cap] (optional). */
 int sm_code(int fd, const char *entity, uint32_t ttl_s, char *code, size_t cap);
+/* The same for role (WIRE_ROLE_*; 0: the server's default, agent). */
+int sm_code_role(int fd, const char *entity, uint32_t ttl_s, int role, char *code, size_t cap);
 /* The account key every candidate of these tests joins with. */
 void sm_cand_key(uint8_t key[33]);
 /* EntityJoin with code, carrying devlist (NULL: none) as the candidate's device list; the request id

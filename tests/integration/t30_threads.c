@@ -39,6 +39,7 @@
 #include "crypto/crypto.h"
 #include "harness.h"
 #include "staffmodel.h"
+#include "threadwire.h"
 #include "wire/stafflist.h"
 #include "wire/threadev.h"
 
@@ -46,264 +47,9 @@
 #define STR(x) #x
 #define XSTR(x) STR(x)
 
-/* ---- accounts and the staff model (staffmodel.h, shared with t23) ---- */
+/* ---- accounts and the staff model (staffmodel.h, shared with t23; threadwire.h, with t35) ---- */
 
 static srv S;
-
-static void ent_create(const tacct *p, model *md, const char *handle, uint8_t lock_mode)
-{
-	sm_entity(md, p, handle, lock_mode, lock_mode);
-}
-
-/* An admin (by the primary p) or, role agent, a code + join + approval; with the member's rules */
-static void ent_add(const tacct *p, model *md, const tacct *who, int role, uint8_t rules)
-{
-	dynbuf l;
-	sm_model_set(md, who, role, 0, rules);
-	sm_sign(md, md->version + 1, NULL, &l);
-	if (role == WIRE_ROLE_ADMIN) {
-		IT_EQ(sm_member(p->fd, md, who, 0, 0, md->version + 1, NULL), PARLEY_OK);
-	} else {
-		char code[32];
-		uint64_t req_id = 0;
-		IT_EQ(sm_code(p->fd, md->handle, 0, code, sizeof(code)), PARLEY_OK);
-		IT_EQ(sm_join(who->fd, md->handle, code, NULL, &req_id, NULL), PARLEY_OK);
-		IT_EQ(sm_decide(p->fd, md->handle, req_id, 1, &l, NULL, 0, NULL), PARLEY_OK);
-	}
-	md->version++;
-	dynbuf__free(&l);
-}
-
-static void ent_remove(const tacct *p, model *md, const tacct *who)
-{
-	sm_model_set(md, who, 0, 0, 0);
-	IT_EQ(sm_member(p->fd, md, who, 1, 0, md->version + 1, NULL), PARLEY_OK);
-	md->version++;
-}
-
-/* a signed event by a's device 1 (sk: another key to sign with, NULL: a's) */
-typedef struct tev {
-	uint8_t b[WIRE_THREADEV_MAX_BYTES];
-	size_t len;
-} tev;
-
-static tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject, uint64_t version,
-		 const uint8_t *sk)
-{
-	wire_threadev e;
-	tev out;
-	memset(&e, 0, sizeof(e));
-	snprintf(e.entity, sizeof(e.entity), "%s", md->handle);
-	e.thread_id = tid;
-	e.version = version;
-	e.kind = (uint8_t)kind;
-	e.subject = subject;
-	e.actor = a->id;
-	e.actor_device = 1;
-	e.staff_version = md->version;
-	e.timestamp_ms = it_now_ms();
-	IT_EQ(wire__threadev_sign(&e, sk != NULL ? sk : a->sk, out.b, sizeof(out.b), &out.len), PARLEY_OK);
-	return out;
-}
-
-typedef struct tinfo {
-	uint64_t id, version, lock_holder, handling;
-	int status;
-	size_t n_members;
-	uint64_t members[16];
-} tinfo;
-
-static void info_from(tinfo *o, const Parley__Wire__ThreadInfo *t)
-{
-	memset(o, 0, sizeof(*o));
-	o->id = t->thread_id;
-	o->version = t->membership_version;
-	o->lock_holder = t->lock_holder;
-	o->handling = t->handling_agent;
-	o->status = (int)t->status;
-	o->n_members = t->n_members < 16 ? t->n_members : 16;
-	memcpy(o->members, t->members, o->n_members * sizeof(uint64_t));
-}
-
-static int th_open(int fd, const char *entity, const char *customer, const tev *ev, tinfo *out)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadOpenRequest m = PARLEY__WIRE__THREAD_OPEN_REQUEST__INIT;
-	wire_frame f;
-	m.entity = (char *)entity;
-	m.customer = (char *)(customer != NULL ? customer : "");
-	m.event.data = (uint8_t *)ev->b;
-	m.event.len = ev->len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN;
-	r.thread_open = &m;
-	int st = sm_call(fd, &r, &f);
-	if (st == PARLEY_OK && out != NULL)
-		info_from(out, f.frame->response->thread_open->thread);
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-/* *version (optional): the answer's membership version (also with STALE_MEMBERSHIP) */
-static int th_send_full(int fd, uint64_t tid, uint64_t version, int payment, const tev *lock, uint64_t *out)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadSendRequest m = PARLEY__WIRE__THREAD_SEND_REQUEST__INIT;
-	static const uint8_t ct[] = "sender-key-message";
-	wire_frame f;
-	m.thread_id = tid;
-	m.timestamp = it_now_ms();
-	m.ciphertext.data = (uint8_t *)ct;
-	m.ciphertext.len = sizeof(ct);
-	m.membership_version = version;
-	m.payment_request = payment;
-	if (lock != NULL) {
-		m.lock_event.data = (uint8_t *)lock->b;
-		m.lock_event.len = lock->len;
-	}
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_SEND;
-	r.thread_send = &m;
-	int st = sm_call(fd, &r, &f);
-	if (st >= 0 && out != NULL)
-		*out = f.frame->response->body_case == PARLEY__WIRE__RESPONSE__BODY_THREAD_SEND
-			       ? f.frame->response->thread_send->membership_version
-			       : 0;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-static int th_send(int fd, uint64_t tid, uint64_t version)
-{
-	return th_send_full(fd, tid, version, 0, NULL, NULL);
-}
-
-static int th_event(int fd, uint64_t tid, const tev *ev)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadEventRequest m = PARLEY__WIRE__THREAD_EVENT_REQUEST__INIT;
-	m.thread_id = tid;
-	m.event.data = (uint8_t *)ev->b;
-	m.event.len = ev->len;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_EVENT;
-	r.thread_event = &m;
-	return sm_call(fd, &r, NULL);
-}
-
-static int th_get(int fd, uint64_t tid, tinfo *out, size_t *n_events)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadGetRequest m = PARLEY__WIRE__THREAD_GET_REQUEST__INIT;
-	wire_frame f;
-	m.thread_id = tid;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_GET;
-	r.thread_get = &m;
-	int st = sm_call(fd, &r, &f);
-	if (st == PARLEY_OK && out != NULL)
-		info_from(out, f.frame->response->thread_get->thread);
-	if (st == PARLEY_OK && n_events != NULL)
-		*n_events = f.frame->response->thread_get->n_events;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-static int th_list(int fd, const char *entity, size_t *n)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadListRequest m = PARLEY__WIRE__THREAD_LIST_REQUEST__INIT;
-	wire_frame f;
-	m.entity = (char *)(entity != NULL ? entity : "");
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_LIST;
-	r.thread_list = &m;
-	int st = sm_call(fd, &r, &f);
-	if (st == PARLEY_OK && n != NULL)
-		*n = f.frame->response->thread_list->n_threads;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
-}
-
-/* Envelopes of thread tid queued for (a, device): a fresh connection reads its stored queue up to
- * QueueEmpty and acknowledges what it read, so the next count starts from an empty queue. *type: the
- * last one's type. */
-static int queued(const tacct *a, uint32_t device, const uint8_t *sk, uint64_t tid, uint32_t *type)
-{
-	int fd = it_connect_as(S.port, a->handle, device, sk != NULL ? sk : a->sk);
-	uint64_t ids[100];
-	size_t n_ids = 0;
-	int n = 0;
-	IT_CHECK(fd >= 0);
-	if (fd < 0)
-		return -1;
-	for (;;) {
-		wire_frame f;
-		if (pw_recv(fd, &f, 5000) != 0) {
-			n = -1;
-			break;
-		}
-		const Parley__Wire__Frame *fr = f.frame;
-		int done = 0;
-		if (fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH) {
-			if (fr->push->body_case == PARLEY__WIRE__PUSH__BODY_QUEUE_EMPTY)
-				done = 1;
-			if (fr->push->body_case == PARLEY__WIRE__PUSH__BODY_ENVELOPE) {
-				const Parley__Wire__Envelope *e = fr->push->envelope;
-				if (n_ids < 100)
-					ids[n_ids++] = e->server_id;
-				if (e->thread_id == tid) {
-					n++;
-					if (type != NULL)
-						*type = (uint32_t)e->type;
-				}
-			}
-		}
-		wire__frame_free(&f);
-		if (done)
-			break;
-	}
-	if (n_ids > 0) {
-		Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-		Parley__Wire__AckRequest m = PARLEY__WIRE__ACK_REQUEST__INIT;
-		m.server_ids = ids;
-		m.n_server_ids = n_ids;
-		r.body_case = PARLEY__WIRE__REQUEST__BODY_ACK;
-		r.ack = &m;
-		IT_EQ(sm_call(fd, &r, NULL), PARLEY_OK);
-	}
-	close(fd);
-	return n;
-}
-
-/* waits for a push of `body` on fd (other frames dropped; an envelope must be of thread tid): 1 if
- * one came */
-static int got_push(int fd, int body, uint64_t tid)
-{
-	for (;;) {
-		wire_frame f;
-		if (pw_recv(fd, &f, 3000) != 0)
-			return 0;
-		const Parley__Wire__Frame *fr = f.frame;
-		int hit = fr->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)fr->push->body_case == body &&
-			  (body != PARLEY__WIRE__PUSH__BODY_ENVELOPE || fr->push->envelope->thread_id == tid);
-		wire__frame_free(&f);
-		if (hit)
-			return 1;
-	}
-}
-
-static int got_changed(int fd)
-{
-	return got_push(fd, PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED, 0);
-}
-
-static int has_member(const tinfo *t, uint64_t id)
-{
-	for (size_t i = 0; i < t->n_members; i++)
-		if (t->members[i] == id)
-			return 1;
-	return 0;
-}
 
 /* ---- the cast ---- */
 
@@ -423,22 +169,22 @@ static void test_fanout(void)
 	/* acked means durable: kill -9 now, every envelope is there after the restart */
 	srv_kill9(&S);
 	srv_restart(&S);
-	IT_EQ(queued(&C, 1, NULL, T, NULL), 0); /* the sending device keeps its own */
-	IT_EQ(queued(&C, c2_dev, c2_sk, T, &type), 1);
+	IT_EQ(queued(S.port, &C, 1, NULL, T, NULL), 0); /* the sending device keeps its own */
+	IT_EQ(queued(S.port, &C, c2_dev, c2_sk, T, &type), 1);
 	IT_EQ(type, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_GROUP_MESSAGE);
-	IT_EQ(queued(&P, 1, NULL, T, NULL), 1);
-	IT_EQ(queued(&A2, 1, NULL, T, NULL), 1);
-	IT_EQ(queued(&G, 1, NULL, T, NULL), 1);
-	IT_EQ(queued(&R, 1, NULL, T, NULL), 1);
-	IT_EQ(queued(&H, 1, NULL, T, NULL), 0); /* not a member */
-	IT_EQ(queued(&O, 1, NULL, T, NULL), 0);
+	IT_EQ(queued(S.port, &P, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(S.port, &A2, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(S.port, &G, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(S.port, &R, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(S.port, &H, 1, NULL, T, NULL), 0); /* not a member */
+	IT_EQ(queued(S.port, &O, 1, NULL, T, NULL), 0);
 	tacct *all[] = {&P, &A2, &G, &H, &C, &O, &R, &Q};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		reconnect(all[i]);
 	/* live: a connected member device is pushed the envelope at once */
 	IT_EQ(th_send(G.fd, T, 1), PARLEY_OK);
 	IT_CHECK(got_push(P.fd, PARLEY__WIRE__PUSH__BODY_ENVELOPE, T));
-	IT_EQ(queued(&C, 1, NULL, T, NULL), 1);
+	IT_EQ(queued(S.port, &C, 1, NULL, T, NULL), 1);
 	/* a non-member sends nothing */
 	IT_EQ(th_send(H.fd, T, 1), PARLEY_E_NOT_THREAD_MEMBER);
 	IT_EQ(th_send(C.fd, 424242, 1), PARLEY_E_NO_SUCH_THREAD);
@@ -450,7 +196,7 @@ static void test_payments(void)
 	IT_EQ(th_send_full(C.fd, T, 1, 1, NULL, NULL), PARLEY_E_PAYMENT_NOT_ALLOWED);
 	IT_EQ(th_send_full(R.fd, T, 1, 1, NULL, NULL), PARLEY_E_PAYMENT_NOT_ALLOWED); /* no MAY_PAY */
 	IT_EQ(th_send_full(G.fd, T, 1, 1, NULL, NULL), PARLEY_OK);
-	IT_EQ(queued(&C, 1, NULL, T, &type), 1);
+	IT_EQ(queued(S.port, &C, 1, NULL, T, &type), 1);
 	IT_EQ(type, PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_PAYMENT_REQUEST);
 }
 
@@ -574,11 +320,11 @@ static void test_removal(void)
 	T3 = t.id;
 	IT_CHECK(T3 != T && has_member(&t, R.id));
 	IT_EQ(th_send(C.fd, T3, 1), PARLEY_OK);
-	IT_EQ(queued(&R, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &R, 1, NULL, T3, NULL), 1);
 	ent_remove(&P, &acme, &R);
 	IT_EQ(th_send(C.fd, T3, 1), PARLEY_OK);
-	IT_EQ(queued(&R, 1, NULL, T3, NULL), 0); /* nothing after the removal */
-	IT_EQ(queued(&P, 1, NULL, T3, NULL), 2);
+	IT_EQ(queued(S.port, &R, 1, NULL, T3, NULL), 0); /* nothing after the removal */
+	IT_EQ(queued(S.port, &P, 1, NULL, T3, NULL), 2);
 	IT_EQ(th_get(R.fd, T3, NULL, NULL), PARLEY_E_NOT_THREAD_MEMBER);
 	IT_EQ(th_send(R.fd, T3, 1), PARLEY_E_NOT_THREAD_MEMBER);
 	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
@@ -652,39 +398,6 @@ static void test_auth_table(void)
 
 /* ThreadForward of thread tid to `agent` by `by`: events (n of them) and one payload per listed device
  * (registration ids as given) */
-static int th_forward(const tacct *by, uint64_t tid, const tacct *agent, const tev *evs, size_t n,
-		      const uint32_t *devs, const uint32_t *regids, size_t n_devs)
-{
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__ThreadForwardRequest m = PARLEY__WIRE__THREAD_FORWARD_REQUEST__INIT;
-	Parley__Wire__OutgoingMessage out[4], *pout[4];
-	ProtobufCBinaryData b[2];
-	static const uint8_t bundle[] = "forward-bundle";
-	for (size_t i = 0; i < n; i++) {
-		b[i].data = (uint8_t *)evs[i].b;
-		b[i].len = evs[i].len;
-	}
-	for (size_t i = 0; i < n_devs; i++) {
-		parley__wire__outgoing_message__init(&out[i]);
-		out[i].device_id = devs[i];
-		out[i].registration_id = regids[i];
-		out[i].type = PARLEY__WIRE__ENVELOPE_TYPE__ENVELOPE_CIPHERTEXT;
-		out[i].content.data = (uint8_t *)bundle;
-		out[i].content.len = sizeof(bundle);
-		pout[i] = &out[i];
-	}
-	m.thread_id = tid;
-	m.agent = (char *)agent->handle;
-	m.events = b;
-	m.n_events = n;
-	m.payloads = pout;
-	m.n_payloads = n_devs;
-	m.timestamp = it_now_ms();
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_FORWARD;
-	r.thread_forward = &m;
-	return sm_call(by->fd, &r, NULL);
-}
-
 /* an admin forwards T3 to H (not a member): ADD + HANDLING + one payload per H device, one transaction */
 static void test_forward(void)
 {
@@ -708,16 +421,16 @@ static void test_forward(void)
 	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
 	IT_EQ(t.version, v);
 	IT_CHECK(!has_member(&t, H.id));
-	IT_EQ(queued(&H, 1, NULL, 0, NULL), 0);
+	IT_EQ(queued(S.port, &H, 1, NULL, 0, NULL), 0);
 	IT_EQ(th_forward(&P, T3, &H, ev, 2, &dev1, &H.regid, 1), PARLEY_OK);
 	IT_EQ(th_get(H.fd, T3, &t, NULL), PARLEY_OK);
 	IT_EQ(t.version, v + 2);
 	IT_EQ(t.handling, H.id);
-	IT_EQ(queued(&H, 1, NULL, 0, NULL), 1); /* the bundle, a pairwise envelope from P */
+	IT_EQ(queued(S.port, &H, 1, NULL, 0, NULL), 1); /* the bundle, a pairwise envelope from P */
 	/* to a member: the HANDLING alone */
 	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 3, NULL);
 	IT_EQ(th_forward(&P, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_OK);
-	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
+	IT_EQ(queued(S.port, &G, 1, NULL, 0, NULL), 1);
 }
 
 
@@ -768,21 +481,21 @@ static void test_routing(void)
 	IT_CHECK(has_member(&t, H.id) && has_member(&t, A2.id));
 	/* empty queues first */
 	for (size_t i = 0; i < 4; i++)
-		(void)queued(staff[i], 1, NULL, T3, NULL);
-	(void)queued(&C, 1, NULL, T3, NULL);
-	(void)queued(&C, c2_dev, c2_sk, T3, NULL);
+		(void)queued(S.port, staff[i], 1, NULL, T3, NULL);
+	(void)queued(S.port, &C, 1, NULL, T3, NULL);
+	(void)queued(S.port, &C, c2_dev, c2_sk, T3, NULL);
 	IT_EQ(th_send(C.fd, T3, t.version), PARLEY_OK);
-	IT_EQ(queued(&G, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&P, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&A2, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&C, c2_dev, c2_sk, T3, NULL), 1);
-	IT_EQ(queued(&H, 1, NULL, T3, NULL), 0);
+	IT_EQ(queued(S.port, &G, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &P, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &A2, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &C, c2_dev, c2_sk, T3, NULL), 1);
+	IT_EQ(queued(S.port, &H, 1, NULL, T3, NULL), 0);
 	IT_EQ(th_send(H.fd, T3, t.version), PARLEY_OK); /* staff: to everyone */
-	IT_EQ(queued(&G, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&P, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&C, 1, NULL, T3, NULL), 1);
-	IT_EQ(queued(&C, c2_dev, c2_sk, T3, NULL), 1);
-	IT_EQ(queued(&H, 1, NULL, T3, NULL), 0); /* not to the sending device */
+	IT_EQ(queued(S.port, &G, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &P, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &C, 1, NULL, T3, NULL), 1);
+	IT_EQ(queued(S.port, &C, c2_dev, c2_sk, T3, NULL), 1);
+	IT_EQ(queued(S.port, &H, 1, NULL, T3, NULL), 0); /* not to the sending device */
 }
 
 /* A rules change: who's rules set (mask = values = rules), the list signed at the next version. */
@@ -805,7 +518,7 @@ static void test_transfer(void)
 	uint64_t v = t.version;
 	IT_EQ(t.handling, G.id);
 	IT_CHECK(has_member(&t, H.id));
-	(void)queued(&H, 1, NULL, 0, NULL);
+	(void)queued(S.port, &H, 1, NULL, 0, NULL);
 	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, H.id, v + 1, NULL);
 	IT_EQ(th_forward(&G, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN); /* no rule */
 
@@ -821,21 +534,21 @@ static void test_transfer(void)
 	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
 	IT_EQ(t.version, v);
 	IT_EQ(t.handling, G.id);
-	IT_EQ(queued(&H, 1, NULL, 0, NULL), 0);
+	IT_EQ(queued(S.port, &H, 1, NULL, 0, NULL), 0);
 
 	/* to a member: the HANDLING alone */
 	IT_EQ(th_forward(&G, T3, &H, ev, 1, &dev1, &H.regid, 1), PARLEY_OK);
 	IT_EQ(th_get(C.fd, T3, &t, NULL), PARLEY_OK);
 	IT_EQ(t.version, v + 1);
 	IT_EQ(t.handling, H.id);
-	IT_EQ(queued(&H, 1, NULL, 0, NULL), 1); /* the bundle, from G */
+	IT_EQ(queued(S.port, &H, 1, NULL, 0, NULL), 1); /* the bundle, from G */
 	/* G no longer handles it */
 	ev[0] = ev_by(&G, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 2, NULL);
 	IT_EQ(th_forward(&G, T3, &G, ev, 1, &dev1, &G.regid, 1), PARLEY_E_NOT_ENTITY_ADMIN);
 	/* to a non-member: G leaves (an admin's REMOVE), H hands it back to G with ADD + HANDLING */
 	ev[0] = ev_by(&P, &acme, T3, WIRE_THREADEV_REMOVE, G.id, v + 2, NULL);
 	IT_EQ(th_event(P.fd, T3, &ev[0]), PARLEY_OK);
-	(void)queued(&G, 1, NULL, 0, NULL);
+	(void)queued(S.port, &G, 1, NULL, 0, NULL);
 	ev[0] = ev_by(&H, &acme, T3, WIRE_THREADEV_ADD, G.id, v + 3, NULL);
 	ev[1] = ev_by(&H, &acme, T3, WIRE_THREADEV_HANDLING, G.id, v + 4, NULL);
 	IT_EQ(th_event(H.fd, T3, &ev[0]), PARLEY_E_THREAD_EVENT_INVALID); /* its ADD alone: no */
@@ -844,7 +557,7 @@ static void test_transfer(void)
 	IT_EQ(t.version, v + 4);
 	IT_EQ(t.handling, G.id);
 	IT_CHECK(has_member(&t, G.id));
-	IT_EQ(queued(&G, 1, NULL, 0, NULL), 1);
+	IT_EQ(queued(S.port, &G, 1, NULL, 0, NULL), 1);
 }
 
 /* ThreadSend draws on the relay's per-account send bucket: O, customer of TO, empties it (RATE_BURST,

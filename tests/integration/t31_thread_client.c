@@ -19,6 +19,13 @@
  *   no_plaintext     the server's files hold none of the message texts.
  *   staff_removed    a staff member removed from the entity: the next sender rotates, the removed
  *                    device decrypts none of the copies the test gives it.
+ *   channel          (issue 11) a gateway enrolled with a gateway code writes for an sms customer: the
+ *                    default agent reads it and sees the number, the gateway and gateway_verified; it
+ *                    answers and the gateway reads the entity's answer as a customer does; the same
+ *                    number continues the thread, another opens another; a customer's channel send,
+ *                    a malformed number and the gateway's native send are refused.
+ *   channel_removed  the gateway removed from the staff list: the agent's client shows the thread as an
+ *                    unverified channel (no number, no gateway, level unverified).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +45,7 @@
 
 static srv s;
 static char url[128];
-static parley_client *admin, *agent, *agent2, *cust;
+static parley_client *admin, *agent, *agent2, *cust, *gw;
 static uint64_t tid;
 
 typedef struct inbox {
@@ -48,7 +55,7 @@ typedef struct inbox {
 	int errors, last_error, payments;
 	char all[8192]; /* every body, one a line */
 } inbox;
-static inbox in_admin, in_agent, in_agent2, in_cust;
+static inbox in_admin, in_agent, in_agent2, in_cust, in_gw;
 
 static void on_msg(parley_client *c, const parley_message *m, void *user)
 {
@@ -461,6 +468,84 @@ static void staff_removed(void)
 	IT_CHECK(strstr(in_agent.all, "t31-after-bob-left\n") == NULL);
 }
 
+#define NUM1 "+15551234567"
+static uint64_t ctid; /* the gateway's sms thread for NUM1 */
+
+static parley_err gw_send(parley_client *c, parley_channel ch, const char *user, const char *text, uint64_t *id)
+{
+	return parley_thread_send_channel(c, "acme", ch, user, (const uint8_t *)text, strlen(text), id);
+}
+
+static void channel(void)
+{
+	char code[PARLEY_ENROL_CODE_MAX + 1];
+	uint64_t req = 0, id = 0, other = 0;
+	parley_rules_change ch;
+	parley_thread_info info;
+	const char *text = "t31-sms-from-the-customer", *answer = "t31-agent-answers-sms";
+
+	gw = it_user(&s, url, "gwen");
+	IT_MUST(&s, gw != NULL);
+	listen_on(gw, &in_gw);
+	IT_EQ(parley_entity_code(admin, "acme", 0, PARLEY_ROLE_GATEWAY, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(gw, "acme", code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(admin, "acme", req, 1), PARLEY_OK);
+	parley_rules_change_init(&ch);
+	ch.default_agent = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", "dave", &ch), PARLEY_OK);
+	/* refused before anything is signed: a customer is no gateway; a malformed number; a gateway's
+	 * native send */
+	IT_EQ(gw_send(cust, PARLEY_CHANNEL_SMS, NUM1, text, &id), PARLEY_E_NOT_ENTITY_GATEWAY);
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, "5551234567", text, &id), PARLEY_E_CHANNEL_INVALID);
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_NATIVE, "x", text, &id), PARLEY_E_CHANNEL_INVALID);
+	IT_EQ(parley_thread_send_entity(gw, "acme", (const uint8_t *)text, strlen(text), &id), PARLEY_E_CHANNEL_INVALID);
+
+	int before = in_agent2.n;
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, NUM1, text, &ctid), PARLEY_OK);
+	IT_EQ(pump(agent2, &in_agent2, before + 1), before + 1);
+	IT_CHECK(strcmp(in_agent2.last, text) == 0);
+	IT_CHECK(strcmp(in_agent2.last_sender, "gwen") == 0);
+	IT_EQ(parley_thread_get(agent2, ctid, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
+	IT_EQ(info.gateway_verified, 1);
+	IT_CHECK(strcmp(info.channel_user, NUM1) == 0);
+	IT_CHECK(strcmp(info.gateway, "gwen") == 0);
+	IT_CHECK(strcmp(info.customer, "gwen") == 0);
+	IT_EQ(info.verification, PARLEY_VERIFICATION_CHANNEL);
+	IT_EQ(info.staff, 1);
+	/* the agent answers: the gateway reads it as a customer, from the entity */
+	IT_EQ(parley_thread_send(agent2, ctid, (const uint8_t *)answer, strlen(answer), 0), PARLEY_OK);
+	IT_EQ(pump(gw, &in_gw, 1), 1);
+	IT_CHECK(strcmp(in_gw.last, answer) == 0);
+	IT_CHECK(strcmp(in_gw.last_sender, "acme") == 0);
+	IT_EQ(parley_thread_get(gw, ctid, &info), PARLEY_OK);
+	IT_EQ(info.staff, 0);
+	IT_CHECK(strcmp(info.channel_user, NUM1) == 0);
+	/* the same number continues the thread; another opens another */
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, NUM1, "t31-sms-second", &id), PARLEY_OK);
+	IT_EQ(id, ctid);
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, "+15557654321", "t31-sms-other", &other), PARLEY_OK);
+	IT_CHECK(other != 0 && other != ctid);
+	IT_EQ(pump(agent2, &in_agent2, before + 3), before + 3);
+	IT_CHECK(strstr(in_agent2.all, "t31-sms-second\n") != NULL && strstr(in_agent2.all, "t31-sms-other\n") != NULL);
+	IT_EQ(parley_thread_get(agent2, other, &info), PARLEY_OK);
+	IT_CHECK(strcmp(info.channel_user, "+15557654321") == 0);
+}
+
+/* The gateway removed from the entity: nothing the agent's client verified vouches for the channel any
+ * more, so it shows an unverified channel, whatever the server still says. */
+static void channel_removed(void)
+{
+	parley_thread_info info;
+
+	IT_EQ(parley_entity_remove(admin, "acme", "gwen", PARLEY_ROLE_GATEWAY), PARLEY_OK);
+	IT_EQ(parley_thread_get(agent2, ctid, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
+	IT_EQ(info.gateway_verified, 0);
+	IT_CHECK(info.channel_user[0] == '\0' && info.gateway[0] == '\0');
+	IT_EQ(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -475,6 +560,9 @@ int main(void)
 	IT_RUN(forged_event);
 	IT_RUN(no_plaintext);
 	IT_RUN(staff_removed);
+	IT_RUN(channel);
+	IT_RUN(channel_removed);
+	parley_client_free(gw);
 	parley_client_free(admin);
 	parley_client_free(agent);
 	parley_client_free(agent2);

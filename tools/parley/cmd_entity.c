@@ -33,7 +33,8 @@ static void print_rules(unsigned rules)
 	       onoff(rules, PARLEY_RULE_SHOW_NAME));
 }
 
-/* Members of one kind (admins: role admin; agents: agents and bots), one line each. */
+/* Members of one kind (admins: role admin; agents: agents, bots and gateways), one line each. A gateway
+ * is listed with the agents for its removal, but it is never staff: no rule applies to it. */
 static void print_members(const parley_entity *e, int admins)
 {
 	size_t i, shown = 0;
@@ -46,7 +47,10 @@ static void print_members(const parley_entity *e, int admins)
 			continue;
 		printf("%s %s%s devices %zu ", cli_safe_handle(m.handle, h), parley_entity_role_name(m.role),
 		       m.primary ? " (primary)" : "", m.n_devices);
-		print_rules(m.rules);
+		if (m.role == PARLEY_ROLE_GATEWAY)
+			printf("(never staff: the customer side of its channel threads)");
+		else
+			print_rules(m.rules);
 		putchar('\n');
 		shown++;
 	}
@@ -113,6 +117,8 @@ static int code(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 				return cli_usage(ctx, "--ttl: seconds, 1 to 86400 (the server caps it)");
 		} else if (strcmp(argv[i], "--bot") == 0) {
 			role = PARLEY_ROLE_BOT;
+		} else if (strcmp(argv[i], "--gateway") == 0) {
+			role = PARLEY_ROLE_GATEWAY; /* parley-gateway's account: docs/channels.md */
 		} else if (strcmp(argv[i], "--png") == 0 && i + 1 < argc) {
 			png = argv[++i];
 		} else if (argv[i][0] != '-' && entity == NULL) {

@@ -79,21 +79,55 @@ static int join_words(cli_ctx *ctx, char **words, int n, char *buf, size_t *len)
 	return CLI_EXIT_OK;
 }
 
+/* --channel NAME: "webchat", "sms", "waba" or "byoc" (docs/channels.md) */
+static int parse_channel(cli_ctx *ctx, const char *name, parley_channel *out)
+{
+	for (int ch = PARLEY_CHANNEL_WEBCHAT; ch <= PARLEY_CHANNEL_BYOC; ch++)
+		if (strcmp(name, parley_channel_name(ch)) == 0) {
+			*out = (parley_channel)ch;
+			return CLI_EXIT_OK;
+		}
+	return cli_usage(ctx, "--channel: webchat, sms, waba or byoc, not '%s'", name);
+}
+
+/* A gateway's option pair (--channel NAME, --as USER) at argv[i], if it is one: *used = 2. */
+static int channel_option(cli_ctx *ctx, int argc, char **argv, int i, parley_channel *channel, const char **as,
+			  int *used)
+{
+	*used = 0;
+	if (i + 1 >= argc || (strcmp(argv[i], "--channel") != 0 && strcmp(argv[i], "--as") != 0))
+		return CLI_EXIT_OK;
+	*used = 2;
+	if (strcmp(argv[i], "--as") == 0) {
+		*as = argv[i + 1];
+		return CLI_EXIT_OK;
+	}
+	return parse_channel(ctx, argv[i + 1], channel);
+}
+
 int cmd_send(cli_ctx *ctx, int argc, char **argv)
 {
 	char text[PARLEY_MESSAGE_MAX + 2];
-	const char *handle = NULL;
+	const char *handle = NULL, *as = NULL;
+	parley_channel channel = PARLEY_CHANNEL_NATIVE;
 	uint64_t id = 0;
 	size_t len = 0;
 	parley_client *c;
 	parley_err rc;
-	int i, quiet = 0;
+	int i, quiet = 0, used = 0, r, dashes = 0;
 
-	/* Options come before the first TEXT word ("--" ends them), so a message may start with '-'. */
+	/* Options come before the first TEXT word ("--" ends them), so a message may start with '-'. A
+	 * gateway's --channel NAME --as USER may also close the line (`parley send ENTITY TEXT --channel
+	 * sms --as +15551234567`), unless "--" came first. */
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
+		if ((r = channel_option(ctx, argc, argv, i, &channel, &as, &used)) != CLI_EXIT_OK)
+			return r;
+		if (used > 0) {
+			i += used - 1;
+		} else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
 			quiet = 1;
 		} else if (strcmp(argv[i], "--") == 0) {
+			dashes = 1;
 			i++;
 			if (handle == NULL && i < argc)
 				handle = argv[i++];
@@ -106,9 +140,18 @@ int cmd_send(cli_ctx *ctx, int argc, char **argv)
 			break;
 		}
 	}
+	while (!dashes && argc - i >= 3) { /* the trailing pairs */
+		if ((r = channel_option(ctx, argc, argv, argc - 2, &channel, &as, &used)) != CLI_EXIT_OK)
+			return r;
+		if (used == 0)
+			break;
+		argc -= 2;
+	}
 	if (handle == NULL || i >= argc)
 		return cli_usage(ctx, handle == NULL ? "missing HANDLE and TEXT"
 						     : "missing TEXT (or - to read it from standard input)");
+	if ((channel != PARLEY_CHANNEL_NATIVE) != (as != NULL))
+		return cli_usage(ctx, "--channel NAME and --as USER go together (a gateway's send)");
 	if (argc - i == 1 && strcmp(argv[i], "-") == 0)
 		rc = (parley_err)read_stdin(ctx, text, &len);
 	else
@@ -125,7 +168,8 @@ int cmd_send(cli_ctx *ctx, int argc, char **argv)
 	rc = parley_entity_get(c, handle, &ent);
 	parley_entity_free(ent);
 	if (rc == PARLEY_OK) {
-		rc = parley_thread_send_entity(c, handle, (const uint8_t *)text, len, &id);
+		rc = as != NULL ? parley_thread_send_channel(c, handle, channel, as, (const uint8_t *)text, len, &id)
+				: parley_thread_send_entity(c, handle, (const uint8_t *)text, len, &id);
 		if (rc != PARLEY_OK)
 			return cli_fail(ctx, rc);
 		if (!quiet) {
@@ -137,6 +181,8 @@ int cmd_send(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (rc != PARLEY_E_NO_SUCH_ENTITY)
 		return cli_fail(ctx, rc);
+	if (as != NULL)
+		return cli_usage(ctx, "--channel goes to an entity; %s is none", handle);
 	rc = parley_send_bytes(c, handle, (const uint8_t *)text, len, &id);
 	if (rc != PARLEY_OK)
 		return cli_fail(ctx, rc);

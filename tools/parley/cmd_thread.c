@@ -86,6 +86,41 @@ void cli_listen_threads(parley_client *c, cli_thread_counted_fn counted, void *u
 	parley_thread_set_events(c, &tev);
 }
 
+/* ---- channel threads (docs/channels.md) ---- */
+
+/* "sms +15551234567 via acme-gw, E2E ends at the gateway, channel-verified" (a verified gateway), or
+ * an unverified channel: the library leaves the number and the gateway out unless this device's
+ * verified staff list names the thread's customer account as a gateway of the entity. Native: "". */
+static void print_channel(const parley_thread_info *t, const char *sep)
+{
+	char h[PARLEY_HANDLE_MAX + 1];
+
+	if (t->channel == PARLEY_CHANNEL_NATIVE && t->verification == PARLEY_VERIFICATION_UNVERIFIED)
+		return;
+	fputs(sep, stdout);
+	if (t->channel != PARLEY_CHANNEL_NATIVE && t->gateway_verified) {
+		printf("%s ", parley_channel_name((int)t->channel));
+		cli_print_safe(t->channel_user);
+		printf(" via %s, E2E ends at the gateway, ", cli_safe_handle(t->gateway, h));
+	} else if (t->channel != PARLEY_CHANNEL_NATIVE) {
+		printf("%s, unverified channel (its gateway is not in the verified staff list), E2E ends at a gateway, ",
+		       parley_channel_name((int)t->channel));
+	}
+	fputs(parley_verification_name((int)t->verification), stdout);
+	if (t->verification == PARLEY_VERIFICATION_AUTHENTICATED) {
+		time_t until = (time_t)(t->verified_until_ms / 1000);
+		struct tm tm;
+		char when[32];
+		if (localtime_r(&until, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			snprintf(when, sizeof when, "?");
+		printf(" until %s", when);
+		if (t->verified_by[0] != '\0') {
+			fputs(" by ", stdout);
+			cli_print_safe(t->verified_by);
+		}
+	}
+}
+
 /* ---- parley threads ---- */
 
 int cmd_threads(cli_ctx *ctx, int argc, char **argv)
@@ -110,8 +145,10 @@ int cmd_threads(cli_ctx *ctx, int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		printf("#%llu\t", (unsigned long long)t[i].thread_id);
 		cli_print_safe(t[i].entity_name[0] ? t[i].entity_name : t[i].entity);
-		printf("\t%s\t%s\t%s\tunread %u\n", cli_safe_handle(t[i].customer, h1), status_name(t[i].status),
+		printf("\t%s\t%s\t%s\tunread %u", cli_safe_handle(t[i].customer, h1), status_name(t[i].status),
 		       t[i].handling_agent[0] ? cli_safe_handle(t[i].handling_agent, h2) : "-", t[i].unread);
+		print_channel(&t[i], "\t");
+		putchar('\n');
 	}
 	return CLI_EXIT_OK;
 }
@@ -144,6 +181,14 @@ static int thread_show(cli_ctx *ctx, parley_client *c, uint64_t id, int argc, ch
 		} else {
 			return cli_usage(ctx, "unexpected argument '%s'", argv[i]);
 		}
+	}
+	/* a channel thread (or a verified customer) says so first; a native one prints its history only */
+	parley_thread_info info;
+	if (parley_thread_get(c, id, &info) == PARLEY_OK &&
+	    (info.channel != PARLEY_CHANNEL_NATIVE || info.verification != PARLEY_VERIFICATION_UNVERIFIED)) {
+		printf("#%llu", (unsigned long long)id);
+		print_channel(&info, " ");
+		putchar('\n');
 	}
 	rc = parley_thread_history(c, id, 0, (size_t)limit, e, &n);
 	if (rc != PARLEY_OK)

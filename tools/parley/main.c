@@ -50,7 +50,7 @@ static const cli_command commands[] = {
 	 "device's key with `parley devices add`) and saves the account."},
 	{"whoami", cmd_whoami, "", "print this device's handle, account id and device id",
 	 "Prints \"HANDLE ACCOUNT_ID DEVICE_ID\" from the local state (no network)."},
-	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE -",
+	{"send", cmd_send, "[-q] HANDLE TEXT... | [-q] HANDLE - | ENTITY TEXT... --channel NAME --as USER",
 	 "send an end-to-end encrypted message (at most " MESSAGE_MAX " bytes)",
 	 "Encrypts TEXT (several arguments are joined with spaces) for every device of HANDLE and for this\n"
 	 "account's other devices, and hands it to the server, which stores it until each device fetches\n"
@@ -61,6 +61,10 @@ static const cli_command commands[] = {
 	 "On success prints one line, \"sent to HANDLE at HH:MM:SS (id N)\": the time and id that the\n"
 	 "receipts in `parley listen` refer to; -q, --quiet prints nothing. Options go before TEXT; --\n"
 	 "ends them.\n"
+	 "To an entity, TEXT goes to your thread with it (opened if none). A gateway of the entity (see\n"
+	 "`parley entity code ENTITY --gateway`) writes for one channel customer with --channel NAME\n"
+	 "(webchat, sms, waba, byoc) --as USER (sms, waba: +E.164): parley send acme hi --channel sms --as\n"
+	 "+15551234567 (docs/channels.md).\n"
 	 "Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new identity key (see\n"
 	 "`parley safety-number` and `parley trust`)."},
 	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]",
@@ -120,21 +124,24 @@ static const cli_command commands[] = {
 	 "parley entity create ENTITY NAME...        create ENTITY; you are its primary admin\n"
 	 "parley entity show ENTITY                  display name, staff version, rules, admins and agents\n"
 	 "parley entity admins|agents ENTITY         one line per member: handle, role, devices, rules\n"
+	 "                                           (agents lists bots and gateways too, by role)\n"
 	 "parley entity add-admin ENTITY HANDLE      (primary admin) make account HANDLE an admin\n"
 	 "parley entity remove-admin ENTITY HANDLE   (primary admin) remove an admin (never the primary)\n"
 	 "parley entity transfer-primary ENTITY HANDLE\n"
 	 "                                           (primary admin, on the device holding the entity key)\n"
 	 "                                           make admin HANDLE the primary admin; the entity key\n"
 	 "                                           follows end to end to HANDLE's devices\n"
-	 "parley entity code ENTITY [--ttl S] [--bot] [--png FILE]\n"
+	 "parley entity code ENTITY [--ttl S] [--bot|--gateway] [--png FILE]\n"
 	 "                                           (admins) a one-time enrolment code, as text and as a QR\n"
-	 "                                           code (and a PNG with --png); valid 15 minutes or --ttl S\n"
+	 "                                           code (and a PNG with --png); valid 15 minutes or --ttl S;\n"
+	 "                                           --gateway: for parley-gateway's account (never staff:\n"
+	 "                                           docs/channels.md)\n"
 	 "parley entity requests ENTITY              (admins) pending join requests: ID HANDLE ROLE ...\n"
 	 "parley entity approve|deny ENTITY ID       (admins) decide a request; approving on the device\n"
 	 "                                           holding the entity key signs a new staff list; on\n"
 	 "                                           another admin device it signs an approval that the\n"
 	 "                                           key holder checks and completes when next connected\n"
-	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent or bot at once\n"
+	 "parley entity remove-agent ENTITY HANDLE   (admins) remove an agent, bot or gateway at once\n"
 	 "parley entity rules ENTITY [--agent HANDLE] [default-agent=on|off] [may-initiate=on|off]\n"
 	 "                   [may-pay=on|off] [may-transfer=on|off] [show-name=on|off]\n"
 	 "                   [lock=none|first-responder] [admins-exempt=on|off]\n"
@@ -156,7 +163,9 @@ static const cli_command commands[] = {
 	 "ENROL_RATE_LIMITED (too many wrong codes: wait), ALREADY_MEMBER, REQUEST_PENDING."},
 	{"threads", cmd_threads, "[ENTITY]", "list business threads: yours as a customer, or ENTITY's (staff)",
 	 "Lists threads, newest first, one a line: #ID, the entity's name, the customer, the status (open,\n"
-	 "locked, closed), the handling agent (staff only; '-' for none) and the unread count. Without ENTITY:\n"
+	 "locked, closed), the handling agent (staff only; '-' for none) and the unread count; a channel\n"
+	 "thread adds \"sms +15551234567 via GATEWAY, E2E ends at the gateway, LEVEL\" (an unverified channel\n"
+	 "when its gateway is not in the verified staff list). Without ENTITY:\n"
 	 "your threads as a customer; with ENTITY: that entity's threads (you must be its staff)."},
 	{"thread", cmd_thread, "show|send|open|add|remove|lock|unlock|close|handback|forward ...",
 	 "read, answer and manage one business thread",

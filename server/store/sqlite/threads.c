@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "store/sqlite/threads_internal.h"
+#include "wire/wire_threads.h"
 
 static const char *const thread_steps[] = {
 	/* 1: threads, their members and events, and the thread of each queued group envelope (the relay's
@@ -52,6 +53,11 @@ static const char *const thread_steps[] = {
 	"  message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
 	"  thread_id INTEGER NOT NULL"
 	");",
+	/* 2 (issue 11): the customer on a channel thread (a gateway's thread: its account is the customer);
+	 * one open thread per (entity, customer account, channel, channel_user) */
+	"ALTER TABLE threads ADD COLUMN channel_user TEXT NOT NULL DEFAULT '';"
+	"DROP INDEX IF EXISTS threads_customer;"
+	"CREATE INDEX threads_customer ON threads(customer, entity_id, channel, channel_user, status);",
 };
 
 const migrate_schema sqlite__threads_schema = {
@@ -63,7 +69,8 @@ const migrate_schema sqlite__threads_schema = {
 static const char SQL_STAFF[] = "SELECT staff_list FROM entities WHERE id = ?1";
 static const char SQL_ENTITY_ID[] = "SELECT id FROM entities WHERE handle = ?1";
 static const char SQL_THREAD[] = "SELECT t.entity_id, e.handle, t.customer, a.handle, t.channel, t.status,"
-				 " t.handling_agent, t.lock_holder, t.version, t.created_ms, t.updated_ms FROM threads t"
+				 " t.handling_agent, t.lock_holder, t.version, t.created_ms, t.updated_ms,"
+				 " t.channel_user FROM threads t"
 				 " JOIN entities e ON e.id = t.entity_id JOIN accounts a ON a.id = t.customer"
 				 " WHERE t.id = ?1";
 static const char SQL_MEMBERS[] = "SELECT account_id FROM thread_members WHERE thread_id = ?1"
@@ -75,22 +82,28 @@ static const char SQL_SET_THREAD[] = "UPDATE threads SET status = ?2, handling_a
 static const char SQL_ADD_MEMBER[] = "INSERT INTO thread_members(thread_id, account_id, role_at_add, added_ms)"
 				     " VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_DEL_MEMBER[] = "DELETE FROM thread_members WHERE thread_id = ?1 AND account_id = ?2";
-static const char SQL_OPEN_OF[] = "SELECT id FROM threads WHERE customer = ?1 AND entity_id = ?2 AND status != 3"
-				  " ORDER BY id LIMIT 1";
+/* a customer's threads with an entity are counted, and its open one found, per (channel, channel_user):
+ * a gateway is one account for every channel customer it serves */
+static const char SQL_OPEN_OF[] = "SELECT id FROM threads WHERE customer = ?1 AND entity_id = ?2 AND channel = ?3"
+				  " AND channel_user = ?4 AND status != 3 ORDER BY id LIMIT 1";
 static const char SQL_COUNT_OPEN[] = "SELECT count(*) FROM threads WHERE customer = ?1 AND entity_id = ?2"
-				     " AND status != 3";
+				     " AND channel = ?3 AND channel_user = ?4 AND status != 3";
 static const char SQL_NEW_THREAD[] = "INSERT INTO threads(entity_id, customer, status, version, created_ms,"
-				     " updated_ms) VALUES (?1, ?2, 1, 1, ?3, ?3)";
+				     " updated_ms, channel, channel_user) VALUES (?1, ?2, 1, 1, ?3, ?3, ?4, ?5)";
 static const char SQL_EVENTS[] = "SELECT event FROM (SELECT version, event FROM thread_events WHERE thread_id = ?1"
 				 " ORDER BY version DESC LIMIT ?2) ORDER BY version";
-static const char SQL_IS_STAFF[] = "SELECT count(*) FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
+/* a gateway (role 4) is a member but not staff: it lists its own threads, as a customer does */
+static const char SQL_IS_STAFF[] = "SELECT count(*) FROM entity_members WHERE entity_id = ?1 AND account_id = ?2"
+				   " AND role != 4";
 static const char SQL_LIST_ENTITY[] = "SELECT id FROM threads WHERE entity_id = ?1 AND id < ?2 ORDER BY id DESC"
 				      " LIMIT ?3";
 static const char SQL_LIST_CUSTOMER[] = "SELECT id FROM threads WHERE customer = ?1 AND id < ?2 ORDER BY id DESC"
 					" LIMIT ?3";
-/* the removal hook: out of every thread of the entity, and no longer its handling agent or lock holder */
+/* the removal hook: out of every thread of the entity, and no longer its handling agent or lock holder;
+ * a removed gateway stays the customer of its channel threads (staff clients then show them as
+ * unverified channels: the signed list no longer names it) */
 static const char SQL_DROP_MEMBER[] = "DELETE FROM thread_members WHERE account_id = ?2 AND thread_id IN"
-				      " (SELECT id FROM threads WHERE entity_id = ?1)";
+				      " (SELECT id FROM threads WHERE entity_id = ?1 AND customer != ?2)";
 static const char SQL_DROP_AGENT[] = "UPDATE threads SET handling_agent = 0, updated_ms = ?3 WHERE entity_id = ?1"
 				     " AND handling_agent = ?2";
 static const char SQL_DROP_LOCK[] = "UPDATE threads SET lock_holder = 0, status = 1, updated_ms = ?3"
@@ -143,7 +156,8 @@ void sqlite__thr_staff_free(thr_staff *st)
 
 const wire_staff_member *sqlite__thr_staff_of(const thr_staff *st, uint64_t account, int *admin)
 {
-	const wire_staff_member *m = wire__stafflist_find(&st->l, account);
+	/* a gateway is no staff: never added, handed, forwarded to, nor the actor of a staff event */
+	const wire_staff_member *m = wire__stafflist_staff(&st->l, account);
 	*admin = m != NULL && m->role == WIRE_ROLE_ADMIN;
 	return m;
 }
@@ -191,6 +205,8 @@ int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
 		t->version = (uint64_t)sqlite3_column_int64(s, 8);
 		t->created_ms = (uint64_t)sqlite3_column_int64(s, 9);
 		t->updated_ms = (uint64_t)sqlite3_column_int64(s, 10);
+		col_text(s, 11, t->channel_user, sizeof(t->channel_user));
+		t->verification = wire__channel_baseline(t->channel);
 	}
 	sqlite3_reset(s);
 	if (sr == SQLITE_DONE)
@@ -338,12 +354,45 @@ int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, 
 
 /* --- open --- */
 
-static int one_id(store_be *b, const char *sql, int64_t p1, int64_t p2, uint64_t *out)
+/* One integer of sql over the customer's threads with the entity on one channel (0 when none). */
+static int one_of_customer(store_be *b, const char *sql, const store_job *j, const store_thread_info *t,
+			   uint64_t *out)
 {
-	int64_t v = 0;
-	int sr = sqlite__query_int(b, sql, p1, p2, &v);
-	*out = sr == SQLITE_ROW ? (uint64_t)v : 0;
+	sqlite3_stmt *s = sqlite__stmt(b, sql);
+	int sr;
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->customer);
+	sqlite3_bind_int64(s, 2, (int64_t)t->entity_id);
+	sqlite3_bind_int64(s, 3, j->thr.channel);
+	sqlite3_bind_text(s, 4, j->thr.channel_user, -1, SQLITE_STATIC);
+	sr = sqlite3_step(s);
+	*out = sr == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
 	return sr == SQLITE_ROW || sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread query");
+}
+
+/* Who may open on which channel (docs/protocol.md §13.6): a channel only from a GATEWAY of the entity
+ * in its current signed list, for a well-formed channel customer; the native channel never carries a
+ * channel customer, and a gateway never opens a native thread (it is nobody's customer itself). */
+static int channel_checked(store_job *j, const thr_staff *st)
+{
+	const wire_staff_member *m = wire__stafflist_find(&st->l, j->caller_account);
+	int gateway = m != NULL && m->role == WIRE_ROLE_GATEWAY;
+
+	if (j->thr.channel == 0 && j->thr.channel_user[0] != '\0')
+		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a native thread has no channel customer");
+	if (j->thr.channel == 0)
+		return gateway ? sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a gateway opens channel threads only")
+			       : PARLEY_OK;
+	if (!gateway)
+		return PARLEY_E_NOT_ENTITY_GATEWAY;
+	if (j->handle[0] != '\0')
+		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a channel thread's customer is the gateway");
+	if (!wire__channel_valid(j->thr.channel, j->thr.channel_user))
+		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
+					  "channel 1..4 with 1..64 printable ASCII (E.164 for sms and waba)");
+	return PARLEY_OK;
 }
 
 static int entity_id(store_be *b, const char *handle, uint64_t *id)
@@ -366,11 +415,26 @@ static int initial_members(store_be *b, store_job *j, store_thread_info *t, cons
 	int rc = sqlite__thr_add_member(b, t, t->customer, 0, j->now_ms);
 	for (size_t i = 0; rc == PARLEY_OK && i < st->l.n; i++) {
 		const wire_staff_member *m = &st->l.members[i];
+		if (m->role == WIRE_ROLE_GATEWAY) /* never staff, whatever the rules say */
+			continue;
 		if (m->role == WIRE_ROLE_ADMIN || (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_DEFAULT_AGENT) ||
 		    m->account_id == j->caller_account)
 			rc = sqlite__thr_add_member(b, t, m->account_id, m->role, j->now_ms);
 	}
 	return rc;
+}
+
+static int new_thread(store_be *b, const store_job *j, const store_thread_info *t)
+{
+	sqlite3_stmt *s = sqlite__stmt(b, SQL_NEW_THREAD);
+	if (s == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)t->entity_id);
+	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
+	sqlite3_bind_int64(s, 3, (int64_t)j->now_ms);
+	sqlite3_bind_int64(s, 4, j->thr.channel);
+	sqlite3_bind_text(s, 5, j->thr.channel_user, -1, SQLITE_STATIC);
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "new thread");
 }
 
 static int open_checked(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
@@ -380,6 +444,9 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	const wire_staff_member *me = sqlite__thr_staff_of(st, j->caller_account, &admin);
 	uint64_t existing = 0, n = 0;
 
+	rc = channel_checked(j, st);
+	if (rc != PARLEY_OK)
+		return rc;
 	if (j->handle[0] != '\0') { /* staff-initiated */
 		if (me == NULL)
 			return PARLEY_E_NOT_ENTITY_MEMBER;
@@ -391,8 +458,9 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	} else {
 		t->customer = j->caller_account;
 	}
-	/* a staff member is the entity, not its customer: its own thread would put it on both sides */
-	if (wire__stafflist_find(&st->l, t->customer) != NULL)
+	/* a staff member is the entity, not its customer: its own thread would put it on both sides (a
+	 * gateway is a member that is the customer side of its channel threads only) */
+	if (wire__stafflist_find(&st->l, t->customer) != NULL && j->thr.channel == 0)
 		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "a staff member cannot be the customer");
 	rc = sqlite__thr_check_event(b, j, NULL, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_OPEN, &ev);
 	if (rc != PARLEY_OK)
@@ -400,20 +468,19 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	if (ev.subject != t->customer)
 		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "an OPEN names the customer as subject");
 	/* a customer's open is idempotent: its open thread comes back (staff may open several) */
-	rc = one_id(b, SQL_OPEN_OF, (int64_t)t->customer, (int64_t)t->entity_id, &existing);
+	rc = one_of_customer(b, SQL_OPEN_OF, j, t, &existing);
 	if (rc == PARLEY_OK && existing != 0 && j->handle[0] == '\0') {
 		j->thr.existing = 1;
 		rc = sqlite__thr_load(b, existing, t);
 		return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
 	}
 	if (rc == PARLEY_OK)
-		rc = one_id(b, SQL_COUNT_OPEN, (int64_t)t->customer, (int64_t)t->entity_id, &n);
+		rc = one_of_customer(b, SQL_COUNT_OPEN, j, t, &n);
 	if (rc == PARLEY_OK && n >= j->thr.max_open)
 		rc = PARLEY_E_TOO_MANY_THREADS;
 	if (rc != PARLEY_OK)
 		return rc;
-	rc = exec_ids(b, SQL_NEW_THREAD, (int64_t)t->entity_id, (int64_t)t->customer, (int64_t)j->now_ms, 3,
-		      "new thread");
+	rc = new_thread(b, j, t);
 	if (rc != PARLEY_OK)
 		return rc;
 	t->thread_id = (uint64_t)sqlite3_last_insert_rowid(b->db);

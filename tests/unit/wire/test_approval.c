@@ -71,6 +71,12 @@ static void test_rules(void)
 	base.role = 1; /* admins are added by the primary, not by an approval */
 	TEST_EQ_INT(wire__approval_sign(&base, sk, buf, sizeof buf, &len), PARLEY_E_APPROVAL_INVALID);
 	make();
+	base.role = WIRE_ROLE_GATEWAY + 1;
+	TEST_EQ_INT(wire__approval_sign(&base, sk, buf, sizeof buf, &len), PARLEY_E_APPROVAL_INVALID);
+	make();
+	base.role = WIRE_ROLE_GATEWAY; /* a gateway is approved like an agent (issue 11) */
+	TEST_EQ_INT(wire__approval_sign(&base, sk, buf, sizeof buf, &len), PARLEY_OK);
+	make();
 	base.request_id = 0;
 	TEST_EQ_INT(wire__approval_sign(&base, sk, buf, sizeof buf, &len), PARLEY_E_APPROVAL_INVALID);
 	make();

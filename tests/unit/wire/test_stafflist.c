@@ -102,7 +102,16 @@ static void test_rules(void)
 	mem[0].role = WIRE_ROLE_AGENT; /* a primary agent */
 	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
 	make();
-	mem[2].role = 4;
+	mem[2].role = WIRE_ROLE_GATEWAY + 1;
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
+	make();
+	mem[2].role = WIRE_ROLE_GATEWAY; /* a gateway member (issue 11) is a valid role... */
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_OK);
+	b.len = 0;
+	make();
+	mem[2].role = WIRE_ROLE_GATEWAY; /* ...but never the primary */
+	mem[2].flags = WIRE_STAFF_PRIMARY;
+	mem[0].flags = 0;
 	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_E_STAFF_LIST_INVALID);
 	make();
 	base.version = 0;
@@ -153,6 +162,30 @@ static void test_transfer_show_name(void)
 	dynbuf__free(&b);
 }
 
+/* A gateway (issue 11) is a member of the list but never staff: no rule applies to it, whatever the
+ * entity defaults or its own overrides say, and the staff lookup does not find it. */
+static void test_gateway(void)
+{
+	dynbuf b;
+	wire_stafflist l;
+
+	dynbuf__init(&b, WIRE_STAFFLIST_MAX_BYTES);
+	make();
+	base.default_flags = WIRE_RULE_ALL;
+	mem[2].role = WIRE_ROLE_GATEWAY;
+	mem[2].rules_mask = mem[2].rules_values = WIRE_RULE_DEFAULT_AGENT | WIRE_RULE_MAY_PAY;
+	TEST_EQ_INT(wire__stafflist_sign(&base, ek.priv, &b), PARLEY_OK);
+	TEST_EQ_INT(wire__stafflist_verify(b.data, b.len, &l), PARLEY_OK);
+	TEST_EQ_INT(l.members[2].role, WIRE_ROLE_GATEWAY);
+	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[2]), 0);
+	TEST_EQ_INT(wire__stafflist_effective_rules(&l, &l.members[1]), WIRE_RULE_ALL);
+	TEST_CHECK(wire__stafflist_find(&l, 30) == &l.members[2]);
+	TEST_CHECK(wire__stafflist_staff(&l, 30) == NULL);
+	TEST_CHECK(wire__stafflist_staff(&l, 20) == &l.members[1]);
+	wire__stafflist_free(&l);
+	dynbuf__free(&b);
+}
+
 int main(void)
 {
 	crypto__init();
@@ -160,5 +193,6 @@ int main(void)
 	TEST_RUN(test_round_trip);
 	TEST_RUN(test_rules);
 	TEST_RUN(test_transfer_show_name);
+	TEST_RUN(test_gateway);
 	TEST_EXIT();
 }

@@ -100,9 +100,45 @@ static void test_open_event_get_list(void)
 	TEST_EQ_INT(codec_round(&req), PARLEY_E_PROTO_FIELD_TOO_LARGE);
 }
 
+/* Channel identities (docs/protocol.md §13.6): E.164 for sms and waba, 1..64 printable ASCII for the
+ * others, never for the native channel; and the frame bounds of the new fields. */
+static void test_channels(void)
+{
+	char s65[66];
+
+	TEST_EQ_INT(wire__channel_valid(2, "+15551234567"), 1);
+	TEST_EQ_INT(wire__channel_valid(3, "+441234567890"), 1);
+	TEST_EQ_INT(wire__channel_valid(2, "+123456"), 1);           /* 6 digits */
+	TEST_EQ_INT(wire__channel_valid(2, "+12345"), 0);            /* 5 */
+	TEST_EQ_INT(wire__channel_valid(2, "+1234567890123456"), 0); /* 16 */
+	TEST_EQ_INT(wire__channel_valid(2, "15551234567"), 0);       /* no + */
+	TEST_EQ_INT(wire__channel_valid(2, "+1555123456a"), 0);
+	TEST_EQ_INT(wire__channel_valid(3, "+1555 1234567"), 0);
+	TEST_EQ_INT(wire__channel_valid(1, "session 42/abc"), 1);
+	TEST_EQ_INT(wire__channel_valid(4, "x"), 1);
+	TEST_EQ_INT(wire__channel_valid(1, ""), 0);
+	TEST_EQ_INT(wire__channel_valid(1, "tab\there"), 0);
+	TEST_EQ_INT(wire__channel_valid(4, "caf\xc3\xa9"), 0);          /* not ASCII */
+	TEST_EQ_INT(wire__channel_valid(0, "x"), 0);                  /* native has none */
+	TEST_EQ_INT(wire__channel_valid(5, "x"), 0);
+	TEST_EQ_INT(wire__channel_valid(1, NULL), 0);
+	memset(s65, 'a', sizeof s65);
+	s65[64] = '\0';
+	TEST_EQ_INT(wire__channel_valid(1, s65), 1);
+	s65[64] = 'a';
+	s65[65] = '\0';
+	TEST_EQ_INT(wire__channel_valid(1, s65), 0);
+	TEST_EQ_INT(wire__channel_baseline(0), 0);
+	TEST_EQ_INT(wire__channel_baseline(1), 0);
+	TEST_EQ_INT(wire__channel_baseline(2), 1);
+	TEST_EQ_INT(wire__channel_baseline(3), 1);
+	TEST_EQ_INT(wire__channel_baseline(4), 0);
+}
+
 int main(void)
 {
 	TEST_RUN(test_send);
 	TEST_RUN(test_open_event_get_list);
+	TEST_RUN(test_channels);
 	TEST_EXIT();
 }
