@@ -7,7 +7,9 @@
  *   outage   the fake answers 503 for a while: the answer arrives once, after retries
  *   restart  the gateway is stopped with an answer still undelivered: the next gateway delivers it
  *   waba     handshake, a signed webhook, the answer as a WABA messages call
- *   byoc     a signed webhook, a bad one, the answer signed with X-Parley-Signature */
+ *   byoc     a signed webhook, a bad one, the answer signed with X-Parley-Signature; limits (413, 404)
+ *   webchat  the WebSocket: a session id, a message acknowledged and not resent on a repeat, the answer
+ *            kept while the page is closed and delivered when the same session comes back */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +380,84 @@ static void byoc(void)
 	IT_CHECK(strstr(resp, "new WebSocket") != NULL);
 }
 
+/* A WebSocket to /webchat/ws (the upgrade checked against RFC 6455's sample key). */
+static int webchat_open(void)
+{
+	int fd = tcp_connect(gw_port);
+	const char *req = "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n";
+	char hdr[2048];
+	size_t n = 0;
+	if (fd < 0 || send_all(fd, req, strlen(req)) != 0)
+		return -1;
+	while (n + 1 < sizeof hdr && recv_exact(fd, hdr + n, 1, 5000) == 1) {
+		hdr[++n] = '\0';
+		if (n >= 4 && memcmp(hdr + n - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	if (strncmp(hdr, "HTTP/1.1 101", 12) != 0 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The next text frame holding needle (others skipped), copied into out; 0 if none within ~10 s. */
+static int webchat_expect(int fd, const char *needle, char *out, size_t cap)
+{
+	for (int i = 0; i < 20; i++) {
+		int op = 0;
+		ssize_t n = ws_recv_frame(fd, &op, (uint8_t *)out, cap - 1, 10000);
+		if (n < 0)
+			return 0;
+		out[n] = '\0';
+		if (op == 1 && strstr(out, needle))
+			return 1;
+	}
+	return 0;
+}
+
+static void webchat(void)
+{
+	char buf[4096], session[40] = "";
+	int fd = webchat_open();
+	IT_MUST(&s, fd >= 0);
+	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, hello, strlen(hello)), 0);
+	IT_CHECK(webchat_expect(fd, "\"session\"", buf, sizeof buf));
+	const char *p = strstr(buf, "\"session\":\"");
+	if (p)
+		snprintf(session, sizeof session, "%.32s", p + 11);
+	IT_EQ(strlen(session), 32);
+	const char *msg = "{\"type\":\"message\",\"id\":\"c1\",\"text\":\"it-gw hello by webchat\"}";
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, msg, strlen(msg)), 0);
+	IT_CHECK(webchat_expect(fd, "\"ack\"", buf, sizeof buf));
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, msg, strlen(msg)), 0); /* the same id again: acknowledged, not resent */
+	IT_CHECK(webchat_expect(fd, "\"ack\"", buf, sizeof buf));
+	IT_CHECK(agent_sees("it-gw hello by webchat"));
+	uint64_t t = in_agent.last_thread;
+	parley_thread_info info;
+	IT_EQ(parley_thread_get(agent, t, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_WEBCHAT);
+	IT_CHECK(strcmp(info.channel_user, session) == 0);
+	/* the answer while the page is closed waits; the reopened page (same session) gets it */
+	close(fd);
+	const char *ans = "it-gw webchat answer";
+	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	(void)parley_client_run(agent, 300);
+	fd = webchat_open();
+	IT_MUST(&s, fd >= 0);
+	char again[128];
+	snprintf(again, sizeof again, "{\"type\":\"hello\",\"session\":\"%s\"}", session);
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, again, strlen(again)), 0);
+	IT_CHECK(webchat_expect(fd, "it-gw webchat answer", buf, sizeof buf));
+	IT_CHECK(strstr(buf, "\"type\":\"message\"") != NULL);
+	(void)parley_client_run(agent, 300);
+	IT_EQ(occurrences(in_agent.all, "it-gw hello by webchat"), 1);
+	close(fd);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -388,6 +468,7 @@ int main(void)
 	IT_RUN(restart);
 	IT_RUN(waba);
 	IT_RUN(byoc);
+	IT_RUN(webchat);
 	IT_EQ(gw_stop(), 0);
 	parley_client_free(agent);
 	parley_client_free(admin);
