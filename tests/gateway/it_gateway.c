@@ -189,7 +189,7 @@ static int gw_stop(void)
 /* POST path with body and one extra header line (may be ""); returns the status, resp filled. */
 static int post(const char *path, const char *ctype, const char *hdr, const char *body, char *resp, size_t cap)
 {
-	char req[8192];
+	static char req[100000];
 	snprintf(req, sizeof req,
 		 "POST %s HTTP/1.1\r\nHost: gw.example\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
 		 "Connection: close\r\n\r\n%s",
@@ -376,6 +376,20 @@ static void byoc(void)
 	big[sizeof big - 1] = '\0';
 	IT_EQ(post("/byoc", "application/json", hdr, big, resp, sizeof resp), 413);
 	IT_EQ(http_get(gw_port, "/nowhere", resp, sizeof resp), 404);
+	IT_EQ(http_get(gw_port, "/byoc", resp, sizeof resp), 405);
+	IT_EQ(post("/sms/twilio", "application/json", "", "{}", resp, sizeof resp), 415);
+	IT_EQ(http_request(gw_port, "BREW /pot HTTP/9\r\n\r\n", resp, sizeof resp), 400);
+	/* a header section over the bound: 431, and the server goes on */
+	char hugeh[20000];
+	memset(hugeh, 'x', sizeof hugeh);
+	memcpy(hugeh, "X-Junk: ", 8);
+	memcpy(hugeh + sizeof hugeh - 3, "\r\n", 3);
+	IT_EQ(post("/byoc", "application/json", hugeh, "{}", resp, sizeof resp), 431);
+	/* a repeated signature header is ambiguous: 400 */
+	char two[400];
+	snprintf(two, sizeof two, "%s%s", hdr, hdr);
+	IT_EQ(post("/byoc", "application/json", two, body, resp, sizeof resp), 400);
+	IT_EQ(http_get(gw_port, "/healthz", resp, sizeof resp), 200);
 	IT_EQ(http_get(gw_port, "/webchat/", resp, sizeof resp), 200);
 	IT_CHECK(strstr(resp, "new WebSocket") != NULL);
 }
