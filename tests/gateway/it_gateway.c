@@ -333,6 +333,11 @@ static void waba(void)
 			   "\"it-gw hello by waba\"}}]},\"field\":\"messages\"}]}]}";
 	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	/* signed with another secret: 403 */
+	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
+	snprintf(bad, sizeof bad, "X-Hub-Signature-256: %s\r\n", badsig);
+	IT_EQ(post("/waba", "application/json", bad, body, resp, sizeof resp), 403);
 	IT_EQ(post("/waba", "application/json", "X-Hub-Signature-256: sha256=00\r\n", body, resp, sizeof resp), 403);
 	IT_EQ(post("/waba", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by waba"));
@@ -355,6 +360,10 @@ static void byoc(void)
 	const char *body = "{\"id\":\"b-1\",\"user\":\"crm-user-7\",\"text\":\"it-gw hello by byoc\"}";
 	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Parley-Signature: %s\r\n", sig);
+	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
+	snprintf(bad, sizeof bad, "X-Parley-Signature: %s\r\n", badsig);
+	IT_EQ(post("/byoc", "application/json", bad, body, resp, sizeof resp), 403);
 	IT_EQ(post("/byoc", "application/json", "X-Parley-Signature: sha256=0\r\n", body, resp, sizeof resp), 403);
 	IT_EQ(post("/byoc", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by byoc"));
