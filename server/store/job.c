@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <parley/error.h>
 
 #include "common/alloc.h"
@@ -83,6 +85,21 @@ static void free_thr(store_job *j)
 	parley__free(t->msg_buf);
 }
 
+static void free_auth(store_job *j)
+{
+	store_auth_args *a = &j->auth;
+	parley__free(a->comps);
+	parley__free(a->thread);
+	parley__free(a->dropped);
+	parley__free(a->ended);
+	parley__free(a->ended_threads);
+	parley__free(a->reqs);
+	parley__free(a->claims);
+	if (a->x != NULL) /* the request's secrets do not outlive the job in freed memory */
+		sodium_memzero(a->x, sizeof(*a->x));
+	parley__free(a->x);
+}
+
 struct op_info {
 	const char *name;
 	enum store_kind kind;
@@ -134,6 +151,11 @@ store_job *store__job_new(enum store_op op)
 	store_job *j = parley__calloc(1, sizeof(*j));
 	if (j != NULL)
 		j->op = op;
+	/* an auth job's secrets and identity live beside the job, so every job stays small */
+	if (j != NULL && in_domain(j, free_auth) && (j->auth.x = parley__calloc(1, sizeof(*j->auth.x))) == NULL) {
+		parley__free(j);
+		j = NULL;
+	}
 	return j;
 }
 
