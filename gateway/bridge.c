@@ -9,7 +9,11 @@
  * Staff messages (on_thread_message from a staff role) and auth prompts (on_auth_prompt) become outbox
  * entries committed before the callback returns: libparley acknowledges a message to the server only
  * after its callback, so a crash in between makes the server deliver it again and the outbox's dedupe
- * key (thread, sender, device, timestamp) keeps it single. */
+ * key (thread, sender, device, timestamp) keeps it single.
+ *
+ * One-time codes: an otp prompt for a channel customer is sent out (the code to the number) and
+ * remembered; that customer's next message made only of digits, while the request is open, is handed
+ * to the server as the answer (parley_auth_answer) rather than relayed to the staff. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,10 +32,6 @@
 #define RETRY_MS 2000
 #define RECONNECT_MS 2000
 
-/* libparley's auth events come with issue 11's auth branch; until it is merged the gateway still links
- * (a weak reference resolves to NULL when the library lacks it) and renders no prompts. */
-#pragma weak parley_auth_set_events
-
 struct gw_bridge {
 	gw_app *app;
 	const gw_config *cfg;
@@ -44,6 +44,7 @@ struct gw_bridge {
 	uint64_t reconnect_at, retry_at;
 	int inflight;
 	gw_pending cur;
+	uint64_t otp_request; /* cur is the answer to this code request */
 	char self[PARLEY_HANDLE_MAX + 1];
 	parley_events ev;
 	parley_thread_events tev;
@@ -148,6 +149,9 @@ static void on_auth_prompt(parley_client *c, const parley_auth_prompt *p, void *
 		    .entity = (char *)(p->entity_name && *p->entity_name ? p->entity_name : p->entity)};
 	snprintf(o.user, sizeof(o.user), "%s", p->channel_user);
 	snprintf(dedupe, sizeof(dedupe), "a:%llu", (unsigned long long)p->request->request_id);
+	if (p->otp && *p->otp &&
+	    store__otp_put(b->store, o.channel, o.user, p->request->request_id, p->request->expires_ms) != PARLEY_OK)
+		log__line("auth request %llu: cannot remember it", (unsigned long long)p->request->request_id);
 	queue_out(b, dedupe, &o);
 }
 
@@ -223,12 +227,52 @@ static void on_sent(parley_client *c, parley_err status, uint64_t thread_id, voi
 	memset(&b->cur, 0, sizeof(b->cur));
 }
 
+/* A reply that is only 4..PARLEY_AUTH_OTP_MAX digits, while a code request is open for its sender. */
+static int otp_reply(gw_bridge *b, uint64_t *request_id)
+{
+	size_t n = b->cur.text_len;
+	if (n < 4 || n > PARLEY_AUTH_OTP_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (b->cur.text[i] < '0' || b->cur.text[i] > '9')
+			return 0;
+	return store__otp_get(b->store, b->cur.channel, b->cur.user, store__now_ms(), request_id) == PARLEY_OK;
+}
+
+static void on_answered(parley_client *c, parley_err status, void *user)
+{
+	gw_bridge *b = user;
+	(void)c;
+	b->inflight = 0;
+	log__line("inbound %lld (%s): a one-time code answered: %s", (long long)b->cur.rowid,
+		  parley_channel_name(b->cur.channel), parley_errname(status));
+	if (status == PARLEY_OK || status == PARLEY_E_OTP_ATTEMPTS || status == PARLEY_E_AUTH_EXPIRED ||
+	    status == PARLEY_E_AUTH_ALREADY_ANSWERED || status == PARLEY_E_NO_SUCH_AUTH_REQUEST)
+		store__otp_drop(b->store, b->otp_request);
+	if (status == PARLEY_E_TIMEOUT || status == PARLEY_E_CLOSED) {
+		b->retry_at = mono_ms() + RETRY_MS; /* kept pending: answered again */
+	} else {
+		/* the code is not relayed to the staff (a wrong one is just refused: the customer may retry) */
+		store__inbound_done(b->store, b->cur.rowid, status == PARLEY_OK, 0, (int)status);
+	}
+	free(b->cur.text);
+	memset(&b->cur, 0, sizeof(b->cur));
+}
+
 static void next_inbound(gw_bridge *b)
 {
 	if (b->inflight || mono_ms() < b->retry_at)
 		return;
 	if (store__inbound_next(b->store, &b->cur) != PARLEY_OK)
 		return;
+	if (otp_reply(b, &b->otp_request)) {
+		/* the customer typed the code back: the server judges it (the gateway does not compare: it
+		 * knows the code, and answering by itself would prove nothing) */
+		if (parley_auth_answer_start(b->c, b->otp_request, b->cur.text, NULL, on_answered, b) == PARLEY_OK) {
+			b->inflight = 1;
+			return;
+		}
+	}
 	parley_err rc = parley_thread_send_channel_start(b->c, b->cfg->entity, (parley_channel)b->cur.channel,
 							 b->cur.user, (const uint8_t *)b->cur.text, b->cur.text_len,
 							 on_sent, b);
@@ -283,8 +327,6 @@ int bridge__start(gw_app *app, gw_bridge **out)
 		bridge__stop(b);
 		return rc;
 	}
-	if (!parley_auth_set_events)
-		log__line("this libparley has no auth events yet: auth prompts are not rendered");
 	b->ev.on_message = on_message;
 	b->ev.on_disconnect = on_disconnect;
 	b->ev.user = b;
@@ -293,8 +335,7 @@ int bridge__start(gw_app *app, gw_bridge **out)
 	b->aev.on_auth_prompt = on_auth_prompt;
 	b->aev.user = b;
 	parley_thread_set_events(b->c, &b->tev);
-	if (parley_auth_set_events)
-		parley_auth_set_events(b->c, &b->aev);
+	parley_auth_set_events(b->c, &b->aev);
 	parley_client_set_events(b->c, &b->ev);
 	b->disconnected = 1;
 	if (pthread_create(&b->thread, NULL, run, b) != 0) {

@@ -24,6 +24,8 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS inbound_state ON inbound(state, rowid);"
 	"CREATE TABLE IF NOT EXISTS threads(thread_id INTEGER PRIMARY KEY, channel INTEGER NOT NULL,"
 	" user TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS otp(request_id INTEGER PRIMARY KEY, channel INTEGER NOT NULL, user TEXT NOT NULL,"
+	" expires_ms INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE,"
 	" channel INTEGER NOT NULL, user TEXT NOT NULL, kind INTEGER NOT NULL, text TEXT, url TEXT, otp TEXT,"
 	" entity TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL, state INTEGER NOT NULL,"
@@ -212,6 +214,46 @@ int store__thread_get(gw_store *s, uint64_t thread_id, int *channel, char user[P
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int store__otp_put(gw_store *s, int channel, const char *user, uint64_t request_id, uint64_t expires_ms)
+{
+	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO otp(request_id, channel, user, expires_ms) VALUES(?,?,?,?)");
+	if (!st)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)request_id);
+	sqlite3_bind_int(st, 2, channel);
+	sqlite3_bind_text(st, 3, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires_ms);
+	return run(st);
+}
+
+int store__otp_get(gw_store *s, int channel, const char *user, uint64_t now_ms, uint64_t *request_id)
+{
+	sqlite3_stmt *st = prep(s, "SELECT request_id FROM otp WHERE channel = ? AND user = ? AND expires_ms > ?"
+				   " ORDER BY request_id DESC LIMIT 1");
+	if (!st)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int(st, 1, channel);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+	int rc = PARLEY_E_NOT_FOUND;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*request_id = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = PARLEY_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store__otp_drop(gw_store *s, uint64_t request_id)
+{
+	sqlite3_stmt *st = prep(s, "DELETE FROM otp WHERE request_id = ? OR expires_ms < ?");
+	if (!st)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)request_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)store__now_ms());
+	return run(st);
 }
 
 int store__outbox_add(gw_store *s, const char *dedupe, const gw_out *o)

@@ -3,6 +3,7 @@
  *              webhook finds its row and is not sent twice; a row stays 'pending' until libparley
  *              confirmed the thread message, so nothing acknowledged to a provider is lost by a restart.
  *   threads  — thread id -> (channel, channel_user), learned when a channel thread is opened.
+ *   otp      — open one-time-code requests per channel customer (their answer comes back as a message).
  *   outbox   — what goes out to the customers: retried with backoff, dead-lettered on a 4xx or after
  *              retry_max attempts; keyed on a dedupe string so a redelivered staff message (the server
  *              resends what was not acknowledged) is queued once. */
@@ -38,6 +39,13 @@ unsigned store__inbound_pending(gw_store *s);
 int store__thread_put(gw_store *s, uint64_t thread_id, int channel, const char *user);
 /* PARLEY_E_NOT_FOUND when unknown. */
 int store__thread_get(gw_store *s, uint64_t thread_id, int *channel, char user[PARLEY_CHANNEL_USER_MAX + 1]);
+
+/* One-time-code requests sent to a channel customer: the customer's next message that is only digits
+ * is taken as the answer (parley_auth_answer) instead of being relayed to the staff. */
+int store__otp_put(gw_store *s, int channel, const char *user, uint64_t request_id, uint64_t expires_ms);
+/* The open request of (channel, user) not expired at now_ms; PARLEY_E_NOT_FOUND. */
+int store__otp_get(gw_store *s, int channel, const char *user, uint64_t now_ms, uint64_t *request_id);
+int store__otp_drop(gw_store *s, uint64_t request_id);
 
 /* Outbox. PARLEY_E_EXISTS when dedupe is known. */
 int store__outbox_add(gw_store *s, const char *dedupe, const gw_out *o);

@@ -6,7 +6,8 @@
  *            webhook is answered 200 and not delivered twice
  *   outage   the fake answers 503 for a while: the answer arrives once, after retries
  *   restart  the gateway is stopped with an answer still undelivered: the next gateway delivers it
- *   auth     an otp request on the sms thread: the code goes to the number through Twilio
+ *   auth     an otp request on the sms thread: the code goes to the number through Twilio; the
+ *            customer's texted answers (a wrong one, the right one) go to the server, not the staff
  *   waba     handshake, a signed webhook, the answer as a WABA messages call
  *   byoc     a signed webhook, a bad one, the answer signed with X-Parley-Signature; limits (413, 404)
  *   webchat  the WebSocket: a session id, a message acknowledged and not resent on a repeat, the answer
@@ -323,6 +324,11 @@ static void restart(void)
 
 /* The agent asks the sms customer for a one-time code: the gateway gets the prompt (with the code, as
  * the gateway of a channel thread) and sends the code to the number through Twilio. */
+static int atoi_safe(const char *text)
+{
+	return (int)strtol(text, NULL, 10);
+}
+
 static void auth_prompt(void)
 {
 	parley_auth_component comp, out;
@@ -336,13 +342,29 @@ static void auth_prompt(void)
 	IT_EQ(parley_auth_component_set_state(admin, "acme", out.component_id, PARLEY_COMPONENT_ACTIVE, &out), PARLEY_OK);
 	IT_EQ(parley_auth_start(agent, sms_thread, out.component_id, &req), PARLEY_OK);
 	IT_EQ(fake_got(201, "verification+code+for+Acme+Support+is+", 1), 1);
+	char code[8] = "";
 	for (int i = 0; i < fake.n; i++)
 		if (strstr(fake.reqs[i].body, "verification+code")) {
 			IT_CHECK(strstr(fake.reqs[i].body, "To=%2B15551234567&") != NULL);
-			const char *code = strstr(fake.reqs[i].body, "+is+") + 4;
-			for (int k = 0; k < 6; k++)
-				IT_CHECK(code[k] >= '0' && code[k] <= '9');
+			snprintf(code, sizeof code, "%.6s", strstr(fake.reqs[i].body, "+is+") + 4);
 		}
+	IT_EQ(strspn(code, "0123456789"), 6);
+	/* the customer texts a wrong code, then the right one: the server judges; neither reaches the staff */
+	char wrong[8], resp[1024];
+	snprintf(wrong, sizeof wrong, "%06d", (atoi_safe(code) + 1) % 1000000);
+	IT_EQ(twilio_post("SM0101", wrong, 1, resp, sizeof resp), 200);
+	IT_EQ(twilio_post("SM0102", code, 1, resp, sizeof resp), 200);
+	parley_auth_status st;
+	memset(&st, 0, sizeof st);
+	for (int i = 0; i < 100 && st.verification != PARLEY_VERIFICATION_AUTHENTICATED; i++) {
+		usleep(100000);
+		IT_EQ(parley_auth_status_get(agent, sms_thread, &st), PARLEY_OK);
+	}
+	IT_EQ(st.verification, PARLEY_VERIFICATION_AUTHENTICATED);
+	IT_EQ(twilio_post("SM0103", "it-gw after the code", 1, resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw after the code"));
+	IT_CHECK(strstr(in_agent.all, code) == NULL);
+	IT_CHECK(strstr(in_agent.all, wrong) == NULL);
 }
 
 static void waba(void)
