@@ -54,6 +54,7 @@ deps-test: deps
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@if [ -x tests/interop/setup.sh ]; then tests/interop/setup.sh; fi
+	@if [ -x tests/idp/setup.sh ]; then tests/idp/setup.sh; fi
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --prefix=$(PREFIX)
@@ -96,6 +97,7 @@ bench: deps-bench build
 	tests/bench/run-relay.sh $(BUILD)
 	tests/bench/run-fanout.sh $(BUILD)
 	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
+	tests/bench/run-auth.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)
@@ -104,4 +106,4 @@ clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 distclean: clean
-	rm -rf $(DATA_DIR) tests/interop/node_modules tests/bench/node_modules
+	rm -rf $(DATA_DIR) tests/interop/node_modules tests/bench/node_modules tests/idp/node_modules

@@ -4,6 +4,7 @@
 #include "services.h"
 
 #include "accounts/accounts.h"
+#include "auth/auth.h"
 #include "dispatch/service.h"
 #include "entities/entities.h"
 #include "keys/keys.h"
@@ -16,6 +17,7 @@ static const service *const services[] = {
 	&relay__service,
 	&entities__service,
 	&threads__service,
+	&auth__service,
 };
 
 const service *const *parleyd__services(size_t *n)

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <parley/auth.h>
 #include <parley/client.h>
 #include <parley/signal.h>
 #include <parley/signal_sqlite.h>
@@ -188,6 +189,8 @@ struct parley_client {
 	 * schema flag of client.forward */
 	struct fwd_import *fwd_imports;
 	int forward_ready;
+	/* customer authentication (auth*.c): the application's events for AuthPrompt and AuthResult */
+	parley_auth_events aev;
 
 	/* receiving (recv.c): only while the application listens */
 	parley_events ev;

@@ -26,6 +26,7 @@
 
 #include <sodium.h>
 
+#include "client/auth_internal.h"
 #include "client/client_internal.h"
 #include "common/alloc.h"
 #include "signal/message.h"
@@ -413,6 +414,10 @@ void client__recv_push(parley_client *c, const Parley__Wire__Push *p)
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_STAFF_CHANGED:
 	case PARLEY__WIRE__PUSH__BODY_ENTITY_JOIN_DECIDED:
 		client__entity_push(c, p);
+		break;
+	case PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT:
+	case PARLEY__WIRE__PUSH__BODY_AUTH_RESULT:
+		client__auth_push(c, p);
 		break;
 	default: /* push kinds of later versions */
 		break;

@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "wire/scan.h"
+#include "wire/wire_auth.h"
 #include "wire/wire_threads.h"
 
 /* protobuf-c allocates one struct per message, a copy of each string/bytes field, records for unknown
@@ -383,6 +384,9 @@ static int check_push(const Parley__Wire__Push *p, const wire_limits *l)
 		return wire__check_str(p->entity_join_decided->entity, l->max_handle, 1);
 	case PARLEY__WIRE__PUSH__BODY_THREAD_CHANGED:
 		return wire__check_thread_changed(p->thread_changed, l);
+	case PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT:
+	case PARLEY__WIRE__PUSH__BODY_AUTH_RESULT:
+		return wire__check_auth_push(p, l);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}

@@ -1,4 +1,5 @@
 /* Thread messages' checks (wire_threads.h). */
+#include "wire/wire_auth.h"
 #include "wire/wire_threads.h"
 
 #include <string.h>
@@ -103,7 +104,8 @@ int wire__check_thread_request(const Parley__Wire__Request *r, const wire_limits
 		CHECK(wire__check_str(r->thread_list->entity, l->max_handle, 0));
 		return r->thread_list->limit > WIRE_THREAD_LIST_MAX ? PARLEY_E_PROTO_FIELD_TOO_LARGE : PARLEY_OK;
 	default:
-		return PARLEY_E_PROTO_UNKNOWN;
+		/* customer authentication (§14), or PROTO_UNKNOWN */
+		return wire__check_auth_request(r, l);
 	}
 }
 

@@ -179,6 +179,28 @@ static const struct opt opts[] = {
 	 "open (unused, unexpired) enrolment codes of one entity (TOO_MANY_CODES beyond)"},
 	{"thread_max_open_per_customer", OPT_INT, OFF(thread_max_open_per_customer), 1, 1000, "20", 0,
 	 "open threads of one customer with one entity (TOO_MANY_THREADS beyond; a customer's own open is idempotent)"},
+	/* customer authentication (server/auth, docs/protocol.md §14.2) */
+	{"auth_public_url", OPT_STR, OFF(auth_public_url), 0, 0, "", 0,
+	 "base URL of this server as customers' browsers reach it, for /v1/auth/start and /v1/auth/callback "
+	 "(empty = http://<bind>:<port>)"},
+	{"auth_request_ttl_s", OPT_INT, OFF(auth_request_ttl_s), 1, 86400, "600", 0,
+	 "lifetime of an authentication request (AUTH_EXPIRED after)"},
+	{"auth_max_open_per_thread", OPT_INT, OFF(auth_max_open_per_thread), 1, 100, "3", 0,
+	 "open authentication requests of one thread (TOO_MANY_AUTH_REQUESTS beyond)"},
+	{"auth_clock_skew_s", OPT_INT, OFF(auth_clock_skew_s), 0, 3600, "60", 0,
+	 "clock difference tolerated on a token's exp, iat and nbf"},
+	{"auth_otp_attempts", OPT_INT, OFF(auth_otp_attempts), 1, 100, "5", 0,
+	 "wrong one-time codes before the request fails (OTP_ATTEMPTS)"},
+	{"auth_http_timeout_ms", OPT_INT, OFF(auth_http_timeout_ms), 100, 120000, "5000", 0,
+	 "timeout of one call to an identity provider (discovery, token exchange, JWKS, userinfo)"},
+	{"auth_ca_file", OPT_STR, OFF(auth_ca_file), 0, 0, "", 0,
+	 "extra CA bundle (PEM) trusted for identity providers, besides the system's (tests: the test CA)"},
+	{"auth_jwks_cache_s", OPT_INT, OFF(auth_jwks_cache_s), 0, 86400, "3600", 0,
+	 "how long a provider's JWKS and discovery document are kept (an unknown kid refetches once)"},
+	{"auth_jti_cache", OPT_INT, OFF(auth_jti_cache), 1, 1048576, "4096", 0,
+	 "signed assertions (jti) remembered until their exp; a full cache refuses new ones (SERVER_BUSY)"},
+	{"auth_components_max", OPT_INT, OFF(auth_components_max), 1, 1000, "32", 0,
+	 "authorization request components of one entity (COMPONENT_INVALID beyond)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -94,6 +94,17 @@ typedef struct parleyd_config {
 	int entity_max_pending;
 	int entity_max_codes;
 	int thread_max_open_per_customer;
+	/* customer authentication (server/auth) */
+	char auth_public_url[CONFIG_STR_MAX];
+	int auth_request_ttl_s;
+	int auth_max_open_per_thread;
+	int auth_clock_skew_s;
+	int auth_otp_attempts;
+	int auth_http_timeout_ms;
+	char auth_ca_file[CONFIG_STR_MAX];
+	int auth_jwks_cache_s;
+	int auth_jti_cache;
+	int auth_components_max;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <parley/error.h>
 
 #include "common/alloc.h"
@@ -81,6 +83,25 @@ static void free_thr(store_job *j)
 	parley__free(t->event2);
 	parley__free(t->msgs);
 	parley__free(t->msg_buf);
+}
+
+static void free_auth(store_job *j)
+{
+	store_auth_args *a = &j->auth;
+	parley__free(a->comps);
+	parley__free(a->thread);
+	parley__free(a->dropped);
+	parley__free(a->ended);
+	parley__free(a->ended_threads);
+	parley__free(a->reqs);
+	parley__free(a->claims);
+	/* the request's secrets do not outlive the job in freed memory */
+	sodium_memzero(a->state_tok, sizeof(a->state_tok));
+	sodium_memzero(a->nonce, sizeof(a->nonce));
+	sodium_memzero(a->verifier, sizeof(a->verifier));
+	sodium_memzero(a->otp, sizeof(a->otp));
+	sodium_memzero(a->otp_key, sizeof(a->otp_key));
+	sodium_memzero(a->verifier_out, sizeof(a->verifier_out));
 }
 
 struct op_info {

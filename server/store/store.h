@@ -150,7 +150,17 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(THREAD_EVENT, thread_event, STORE_WRITE, thr)       /* a signed membership event and its effect */    \
 	X(THREAD_FORWARD, thread_forward, STORE_WRITE, thr)   /* admin: ADD + HANDLING of an agent + payloads */ \
 	X(THREAD_GET, thread_get, STORE_READ, thr)            /* members: the thread and its latest events */   \
-	X(THREAD_LIST, thread_list, STORE_READ, thr)          /* a customer's own, or an entity's (staff) */
+	X(THREAD_LIST, thread_list, STORE_READ, thr)          /* a customer's own, or an entity's (staff) */ \
+	/* customer authentication (sqlite/auth.c, auth_requests.c; docs/protocol.md §14.2) */                  \
+	X(AUTH_COMPONENT_PUT, auth_component_put, STORE_WRITE, auth)     /* admins: create / edit a draft */   \
+	X(AUTH_COMPONENT_STATE, auth_component_state, STORE_WRITE, auth) /* admins: activate / deactivate */  \
+	X(AUTH_COMPONENT_LIST, auth_component_list, STORE_READ, auth)    /* admins all, staff active */       \
+	X(AUTH_COMPONENT_GET, auth_component_get, STORE_READ, auth)      /* the server's own: by id */         \
+	X(AUTH_START, auth_start, STORE_WRITE, auth)          /* staff member of the thread: a new request */  \
+	X(AUTH_ANSWER, auth_answer, STORE_WRITE, auth)        /* the customer's otp (or a checked outcome) */  \
+	X(AUTH_BY_TOKEN, auth_by_token, STORE_READ, auth)     /* the request of a start link or a state */     \
+	X(AUTH_STATUS, auth_status, STORE_READ, auth)         /* members: level + latest requests */          \
+	X(AUTH_EXPIRE, auth_expire, STORE_WRITE, auth)        /* timer: expired requests and credentials */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -440,6 +450,92 @@ typedef struct store_thread_args {
 	size_t n_rcpts;
 } store_thread_args;
 
+/* --- customer authentication (job->auth, docs/protocol.md §14.2) --- */
+#define STORE_AUTH_STR 2048      /* WIRE_AUTH_FIELD_CAP: URLs, issuer, client id, secret reference, scopes */
+#define STORE_AUTH_NAME 64       /* a component's name */
+#define STORE_AUTH_TOKEN 43      /* base64url of 32 random bytes (JOSE_RANDOM_TOKEN_LEN) */
+#define STORE_AUTH_MAX_REQUESTS 20 /* AUTH_STATUS: the latest requests */
+#define STORE_AUTH_MAX_COMPONENTS 1000 /* auth_components_max's bound */
+#define STORE_AUTH_MAX_CLAIMS 4
+#define STORE_AUTH_MAX_EXPIRED 64 /* AUTH_EXPIRE: threads (and requests) handled per run */
+
+enum { STORE_AUTH_OIDC = 1, STORE_AUTH_OAUTH2 = 2, STORE_AUTH_OTP = 3, STORE_AUTH_JWT = 4 };      /* AuthType */
+enum { STORE_COMP_DRAFT = 1, STORE_COMP_ACTIVE = 2, STORE_COMP_INACTIVE = 3 };                  /* AuthComponentState */
+enum { STORE_BIND_NONE = 0, STORE_BIND_SUB = 1, STORE_BIND_PHONE = 2, STORE_BIND_EMAIL = 3 };   /* AuthBinding */
+enum { STORE_AREQ_OPEN = 1, STORE_AREQ_DONE = 2, STORE_AREQ_FAILED = 3, STORE_AREQ_EXPIRED = 4 }; /* AuthRequestStatus */
+
+typedef struct store_auth_component {
+	uint64_t id, entity_id, created_ms, updated_ms;
+	char entity[STORE_MAX_HANDLE + 1];
+	char name[STORE_AUTH_NAME + 1];
+	int type, state, binding;
+	uint32_t credential_ttl_s;
+	char issuer[STORE_AUTH_STR + 1], discovery_url[STORE_AUTH_STR + 1], authorization_endpoint[STORE_AUTH_STR + 1],
+		token_endpoint[STORE_AUTH_STR + 1], jwks_uri[STORE_AUTH_STR + 1], userinfo_endpoint[STORE_AUTH_STR + 1],
+		client_id[STORE_AUTH_STR + 1], secret_ref[STORE_AUTH_STR + 1], scopes[STORE_AUTH_STR + 1];
+} store_auth_component;
+
+typedef struct store_auth_request {
+	uint64_t id, thread_id, component_id, expires_ms;
+	char component[STORE_AUTH_NAME + 1];
+	int type, status;
+	uint32_t error;                       /* FAILED: the parley code */
+	char token[STORE_AUTH_TOKEN + 1];     /* the start link's path token (oidc / oauth2) */
+} store_auth_request;
+
+typedef struct store_auth_claim {
+	char name[32];
+	char value[STORE_AUTH_NAME * 4 + 1];
+} store_auth_claim;
+
+/* A verified sign-in or assertion, for AUTH_ANSWER with outcome_in set: the service checked the token
+ * off the store thread; the store binds and records it in one transaction. */
+typedef struct store_auth_identity {
+	uint8_t token_hash[32];               /* SHA-256 of the ID token / assertion / userinfo document */
+	uint64_t token_exp_ms;                /* 0: none (the credential ttl alone) */
+	char sub[256 + 1], email[256 + 1], phone[STORE_CHANNEL_USER_MAX + 1];
+	int email_verified, phone_verified;   /* 1 true, else not */
+} store_auth_identity;
+
+typedef struct store_auth_args {
+	char entity[STORE_MAX_HANDLE + 1];    /* PUT (in comp), STATE, LIST */
+	uint64_t component_id, thread_id, request_id; /* STATE; START (thread, component); ANSWER; STATUS */
+	int state;                            /* STATE: the new state */
+	unsigned limit;                       /* PUT: auth_components_max; START: auth_max_open_per_thread;
+	                                       * ANSWER: auth_otp_attempts */
+	uint64_t ttl_ms;                      /* START: auth_request_ttl_s */
+	/* START: drawn by the service (randombytes), kept server-side only */
+	char token[STORE_AUTH_TOKEN + 1], state_tok[STORE_AUTH_TOKEN + 1], nonce[STORE_AUTH_TOKEN + 1],
+		verifier[STORE_AUTH_TOKEN + 1];
+	uint8_t otp_mac[32];                  /* START: otp type; ANSWER: the process key (otp_key) */
+	char otp[8];                          /* START: the code (never stored); ANSWER: the customer's answer */
+	uint8_t otp_key[32];                  /* START + ANSWER: the process's OTP key */
+	int by_state;                         /* BY_TOKEN: token is the callback's state, not the link's */
+	/* ANSWER of a verified sign-in (callback / jwt): outcome_in PARLEY_OK with ident, or the refusal */
+	int external;                         /* 1: outcome_in/ident below, 0: an otp in `otp` */
+	int outcome_in;
+	store_auth_identity ident;
+	/* results */
+	int outcome;                          /* ANSWER: the answer's code (the job succeeds so that a wrong
+	                                       * code's attempt count is committed) */
+	int admin;                            /* LIST: the caller is an admin */
+	store_auth_component *comps;          /* owned by the job: PUT/STATE/GET one, LIST n */
+	size_t n_comps;
+	store_auth_request req;               /* START, ANSWER, BY_TOKEN */
+	char state_out[STORE_AUTH_TOKEN + 1], nonce_out[STORE_AUTH_TOKEN + 1], verifier_out[STORE_AUTH_TOKEN + 1];
+	store_thread_info *thread;            /* owned by the job: START, ANSWER, STATUS (level filled) */
+	store_auth_request *reqs;             /* owned by the job: STATUS, newest first (<= STORE_AUTH_MAX_REQUESTS) */
+	size_t n_reqs;
+	store_auth_claim *claims;             /* owned by the job: STATUS (staff only, <= STORE_AUTH_MAX_CLAIMS) */
+	size_t n_claims;
+	int caller_staff;                     /* STATUS: the caller is staff of the thread */
+	store_thread_info *dropped;           /* owned by the job: EXPIRE, threads whose level fell back */
+	size_t n_dropped;
+	store_auth_request *ended;            /* owned by the job: EXPIRE, requests that expired */
+	store_thread_info *ended_threads;     /* owned by the job: EXPIRE, the thread of each ended[i] */
+	size_t n_ended;
+} store_auth_args;
+
 /* Hands a verified staff list (parsed: a wire_stafflist *, its members pointing into list) to the job,
  * which frees both; PARLEY_E_INVAL for a job of another domain. */
 int store__job_ent_set_list(store_job *job, uint8_t *list, size_t len, void *parsed);
@@ -477,6 +573,7 @@ struct store_job {
 		store_relay_args relay;
 		store_ent_args ent;
 		store_thread_args thr;
+		store_auth_args auth;
 	};
 
 	/* Private to the store. */

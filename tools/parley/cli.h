@@ -113,6 +113,26 @@ int cmd_thread(cli_ctx *ctx, int argc, char **argv);
 typedef void (*cli_thread_counted_fn)(parley_client *c, void *user);
 void cli_listen_threads(parley_client *c, cli_thread_counted_fn counted, void *user);
 int cmd_bot(cli_ctx *ctx, int argc, char **argv);
+/* customer authentication (cmd_auth.c; the lines: auth_lines.c) */
+int cmd_auth(cli_ctx *ctx, int argc, char **argv);
+/* `parley thread auth THREAD COMPONENT` (argv[0] = "auth") */
+int cli_thread_auth(cli_ctx *ctx, int argc, char **argv);
+/* listen's auth lines (prompts to a customer, results to staff); open: prompts' URLs go to xdg-open */
+void cli_listen_auth(parley_client *c, int open);
+/* The options of `auth component create|edit` (--type, --issuer, ..., --ttl) into comp; -1 with err. */
+int cli_auth_parse_options(int argc, char **argv, parley_auth_component *comp, int *have_type, char *err,
+			   size_t errlen);
+/* "component N NAME (TYPE, STATE)" */
+void cli_auth_print_component(FILE *f, const parley_auth_component *c);
+/* "ID\tNAME\tTYPE\tSTATE\tISSUER|-\tBINDING\tTTLs|-" */
+void cli_auth_print_component_row(FILE *f, const parley_auth_component *c);
+/* "auth request N sent to the customer (expires HH:MM:SS)" */
+void cli_auth_print_sent(FILE *f, const parley_auth_request *r);
+/* "thread N: LEVEL", the claims, then "request N\tCOMPONENT\tSTATUS[\tERROR]" newest first */
+void cli_auth_print_status(FILE *f, uint64_t thread_id, const parley_auth_status *s);
+/* listen: a prompt (customer, gateway) and a result (staff, customer) */
+void cli_auth_print_prompt(FILE *f, const parley_auth_prompt *p);
+void cli_auth_print_result(FILE *f, const parley_auth_result *r);
 /* listen's lines for the entity pushes (cmd_entity.c) */
 void cli_ev_join_requested(parley_client *c, const char *entity, const parley_join_request *req, void *user);
 void cli_ev_staff_changed(parley_client *c, const char *entity, uint64_t version, int removed, void *user);

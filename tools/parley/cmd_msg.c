@@ -384,6 +384,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	parley_err rc;
 	long timeout_s = 0;
 	unsigned long long n;
+	int open_urls = 0;
 	uint64_t deadline = 0, retry_at = 0;
 	int i;
 
@@ -397,6 +398,8 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 			if (cli_parse_number(argv[++i], 1000000000u, &n) != 0)
 				return cli_usage(ctx, "--count: expected a positive number, got '%s'", argv[i]);
 			ls.count = (long)n;
+		} else if (strcmp(opt, "--open") == 0) {
+			open_urls = 1;
 		} else if (strcmp(opt, "--timeout") == 0) {
 			if (cli_parse_number(argv[++i], 31536000u, &n) != 0)
 				return cli_usage(ctx, "--timeout: expected seconds (1 or more), got '%s'", argv[i]);
@@ -432,6 +435,7 @@ int cmd_listen(cli_ctx *ctx, int argc, char **argv)
 	ev.user = &ls;
 	parley_client_set_events(c, &ev);
 	cli_listen_threads(c, shown_one, &ls);
+	cli_listen_auth(c, open_urls);
 	rc = parley_connect(c);
 	if (rc != PARLEY_OK) {
 		parley_client_set_events(c, NULL);

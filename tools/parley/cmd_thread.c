@@ -242,9 +242,11 @@ int cmd_thread(cli_ctx *ctx, int argc, char **argv)
 	int r;
 
 	if (sub == NULL || argc < 3)
-		return cli_usage(ctx, "expected: thread show|send|open|add|remove|lock|unlock|close|handback|forward ...");
+		return cli_usage(ctx, "expected: thread show|send|open|add|remove|lock|unlock|close|handback|forward|auth ...");
 	if (strcmp(sub, "forward") == 0)
 		return cli_thread_forward(ctx, argc - 1, argv + 1);
+	if (strcmp(sub, "auth") == 0)
+		return cli_thread_auth(ctx, argc - 1, argv + 1);
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;

@@ -67,7 +67,7 @@ static const cli_command commands[] = {
 	 "+15551234567 (docs/channels.md).\n"
 	 "Fails with UNTRUSTED_IDENTITY if a device of HANDLE has a new identity key (see\n"
 	 "`parley safety-number` and `parley trust`)."},
-	{"listen", cmd_listen, "[--count N] [--timeout SECONDS]",
+	{"listen", cmd_listen, "[--count N] [--timeout SECONDS] [--open]",
 	 "print incoming messages until Ctrl-C (or --count/--timeout)",
 	 "Connects and prints each message as it arrives (first the ones waiting on the server):\n"
 	 "  HH:MM:SS alice: hi                  a message to you\n"
@@ -78,6 +78,13 @@ static const cli_command commands[] = {
 	 "  ENTITY: join request N from HANDLE (agent)   to an entity's admins (parley entity requests)\n"
 	 "  ENTITY: staff list changed (version N)        to its members; or: you were removed ...\n"
 	 "  ENTITY: your join request N was denied        to the candidate\n"
+	 "  ENTITY asks you to sign in with NAME: URL (request N, expires HH:MM:SS)\n"
+	 "                                      to a thread's customer (docs/auth.md); --open opens URL\n"
+	 "                                      with xdg-open; a one-time code or JWT request names the\n"
+	 "                                      `parley auth answer` to run\n"
+	 "  #THREAD: customer authenticated by NAME until YYYY-MM-DD HH:MM:SS UTC   to the thread's\n"
+	 "                                      members; or: authentication request N failed: ERROR,\n"
+	 "                                      authentication expired, now LEVEL\n"
 	 "Displayed messages are marked read (an accepted sender gets a read receipt). It does not exit on its\n"
 	 "own: it runs (and reconnects after a lost connection) until you press Ctrl-C (SIGINT) or it gets\n"
 	 "SIGTERM, unless --count N (exit after N messages) or --timeout SECONDS (exit after that long)\n"
@@ -167,7 +174,7 @@ static const cli_command commands[] = {
 	 "thread adds \"sms +15551234567 via GATEWAY, E2E ends at the gateway, LEVEL\" (an unverified channel\n"
 	 "when its gateway is not in the verified staff list). Without ENTITY:\n"
 	 "your threads as a customer; with ENTITY: that entity's threads (you must be its staff)."},
-	{"thread", cmd_thread, "show|send|open|add|remove|lock|unlock|close|handback|forward ...",
+	{"thread", cmd_thread, "show|send|open|add|remove|lock|unlock|close|handback|forward|auth ...",
 	 "read, answer and manage one business thread",
 	 "parley thread show ID [--limit N]   this device's history of thread ID (oldest first), marks it read\n"
 	 "parley thread send ID TEXT... [--payment]  a message to every member (encrypted once with your\n"
@@ -178,11 +185,35 @@ static const cli_command commands[] = {
 	 "parley thread lock|unlock ID  take the lock (staff member) / release it (admin or holder)\n"
 	 "parley thread close ID       close for good (admin, handling agent or the customer)\n"
 	 "parley thread handback ID [HANDLE]  handling agent: back to HANDLE or the admins' queue\n"
+	 "parley thread auth ID COMPONENT  staff member: send the customer an authorization request\n"
+	 "                             component (its id or name; `parley auth component list`); the\n"
+	 "                             customer signs in or answers; `parley auth status ID` shows it\n"
 	 "parley thread forward ID AGENT [--note TEXT] [--history N]  admin (or the handling agent with\n"
 	 "                             may-transfer): hand the thread to AGENT with its keys, the note and\n"
 	 "                             your last N messages of it (default 100)\n"
 	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
 	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
+	{"auth", cmd_auth, "component create|edit|activate|deactivate|list ... | status THREAD | answer REQUEST ...",
+	 "customer authentication: the entity's components, a thread's status, answers",
+	 "parley auth component create ENTITY NAME --type oidc|oauth2|otp|jwt [OPTIONS]\n"
+	 "                             (admins) a new component, a draft: \"component N NAME (TYPE, draft)\"\n"
+	 "parley auth component edit ENTITY ID [--name NAME] [OPTIONS]\n"
+	 "                             (admins) change what the options name (not while active)\n"
+	 "  OPTIONS: --issuer URL --discovery URL --authorize URL --token URL --jwks URL --userinfo URL\n"
+	 "           --client-id ID --secret-ref env:NAME|file:/PATH --scopes \"openid email\"\n"
+	 "           --binding none|sub|phone|email --ttl SECONDS\n"
+	 "           the secret reference is resolved by parleyd when used; the secret never travels\n"
+	 "parley auth component activate|deactivate ENTITY ID   (admins) only active ones can be sent\n"
+	 "parley auth component list ENTITY   one a line: ID NAME TYPE STATE ISSUER BINDING TTL\n"
+	 "                             (admins: all; other staff: the active ones)\n"
+	 "parley auth status THREAD    the thread's level (\"authenticated by NAME until ... UTC\",\n"
+	 "                             channel-verified, unverified), the bound claims (staff), then its\n"
+	 "                             requests newest first: request N COMPONENT STATUS [ERROR]\n"
+	 "parley auth answer REQUEST --otp CODE | --jwt TOKEN|-\n"
+	 "                             the customer (or a channel's gateway) answers a one-time code or\n"
+	 "                             JWT request; --jwt - reads the token from standard input\n"
+	 "Staff send a component with `parley thread auth THREAD COMPONENT`; `parley listen` shows the\n"
+	 "prompts and results. docs/auth.md walks through configuring an identity provider."},
 	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",
 	 "run this account as a bot driven by a program or a webhook",
 	 "Runs this account (a bot or agent of an entity: `parley agent join`) until stopped, passing its\n"

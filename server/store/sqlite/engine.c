@@ -388,7 +388,7 @@ static int migrate_one(store_be *b, const char *path, const migrate_schema *sche
 	return PARLEY_OK;
 }
 
-/* The server schema, then the schemas that domain files version on their own (contacts.c, entities.c, threads.c). */
+/* The server schema, then the schemas that domain files version on their own (contacts.c, entities.c, threads.c, auth.c). */
 static int migrate(store_be *b, const char *path)
 {
 	int rc = migrate_one(b, path, &server_schema);
@@ -396,7 +396,9 @@ static int migrate(store_be *b, const char *path)
 		rc = migrate_one(b, path, &sqlite__contacts_schema);
 	if (rc == PARLEY_OK)
 		rc = migrate_one(b, path, &sqlite__entities_schema);
-	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__threads_schema) : rc;
+	if (rc == PARLEY_OK)
+		rc = migrate_one(b, path, &sqlite__threads_schema);
+	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__auth_schema) : rc;
 }
 
 static int exec_pragmas(store_be *b, const char *sql)

@@ -130,6 +130,10 @@ extern const migrate_schema sqlite__contacts_schema;
 extern const migrate_schema sqlite__entities_schema;
 /* threads.c: the thread tables ("server.threads", with thread_envelopes for relay.c) */
 extern const migrate_schema sqlite__threads_schema;
+/* auth.c: customer authentication ("server.auth", migrated after "server.threads") */
+extern const migrate_schema sqlite__auth_schema;
+/* auth.c, for threads.c: an authenticated thread's level, expiry and component over the baseline */
+int sqlite__auth_overlay(store_be *b, store_thread_info *t);
 /* threads.c, for entities.c: a removed staff member leaves every thread of the entity at once */
 int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, uint64_t now_ms);
 /* entities.c, for accounts.c: 1 if an entity holds the handle (registration refuses it), else 0. */

@@ -213,7 +213,8 @@ int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
 		return PARLEY_E_NO_SUCH_THREAD;
 	if (sr != SQLITE_ROW)
 		return sqlite__error(b, "load thread");
-	return load_members(b, t);
+	sr = load_members(b, t);
+	return sr == PARLEY_OK ? sqlite__auth_overlay(b, t) : sr;
 }
 
 int sqlite__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account)

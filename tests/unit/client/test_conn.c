@@ -6,12 +6,15 @@
  * concurrent async operations and re-entrancy; and the op mechanism itself with an op kind defined only
  * here (its own build + complete, no change to the core): it completes exactly once on a response, a
  * timeout (a late answer is ignored), a disconnect, a dropped connection, a failed build, a wrong
- * response kind and parley_client_free. */
+ * response kind and parley_client_free. And customer authentication's calls (<parley/auth.h>): what
+ * they send, answers about another component, entity or thread refused, the AuthPrompt push, callbacks
+ * exactly once. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <parley/auth.h>
 #include <parley/client.h>
 #include <parley/signal.h>
 #include <sodium.h>
@@ -297,6 +300,178 @@ static void do_count(net_conn *c, uint64_t id)
 	send_resp(c, &resp);
 }
 
+/* ---- customer authentication (lib/client/auth.c): a scripted service whose answers are chosen by
+ * the request (a name, a component id, a code), echoing what it got so the test sees the encoding ---- */
+
+static char auth_seen_otp[32], auth_seen_jwt[64], auth_seen_put_name[80], auth_seen_secret[80];
+static uint32_t auth_seen_ttl, auth_seen_binding;
+
+static void auth_resp(net_conn *c, uint64_t id, int body_case, void *body)
+{
+	Parley__Wire__Response resp = PARLEY__WIRE__RESPONSE__INIT;
+	resp.id = id;
+	resp.body_case = body_case;
+	/* every Auth* response body is the one member of the oneof: set through any of them */
+	resp.auth_component_put = body;
+	send_resp(c, &resp);
+}
+
+static void do_auth_put(net_conn *c, uint64_t id, const Parley__Wire__AuthComponentPutRequest *r)
+{
+	static char longname[PARLEY_AUTH_NAME_MAX + 2];
+	Parley__Wire__AuthComponentPutResponse body = PARLEY__WIRE__AUTH_COMPONENT_PUT_RESPONSE__INIT;
+	Parley__Wire__AuthComponent comp;
+
+	if (r->component == NULL) {
+		send_status(c, id, PARLEY_E_COMPONENT_INVALID);
+		return;
+	}
+	snprintf(auth_seen_put_name, sizeof(auth_seen_put_name), "%s", r->component->name);
+	snprintf(auth_seen_secret, sizeof(auth_seen_secret), "%s", r->component->secret_ref);
+	auth_seen_ttl = r->component->credential_ttl_s;
+	auth_seen_binding = (uint32_t)r->component->binding;
+	if (strcmp(r->component->name, "refused") == 0) {
+		send_status(c, id, PARLEY_E_COMPONENT_INVALID);
+		return;
+	}
+	comp = *r->component;
+	comp.component_id = comp.component_id != 0 ? comp.component_id : 5;
+	comp.state = PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_DRAFT;
+	comp.secret_ref = (char *)"";
+	if (strcmp(r->component->name, "long-answer") == 0) { /* a name one byte longer than the field */
+		memset(longname, 'n', PARLEY_AUTH_NAME_MAX + 1);
+		comp.name = longname;
+	} else if (strcmp(r->component->name, "other-entity") == 0) {
+		comp.entity = (char *)"other";
+	}
+	body.component = &comp;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_COMPONENT_PUT, &body);
+}
+
+static void fill_comp(Parley__Wire__AuthComponent *w, uint64_t id, const char *entity, const char *name, int state)
+{
+	parley__wire__auth_component__init(w);
+	w->component_id = id;
+	w->entity = (char *)entity;
+	w->name = (char *)name;
+	w->type = PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC;
+	w->state = (Parley__Wire__AuthComponentState)state;
+	w->issuer = (char *)"https://id.acme.example";
+}
+
+static void do_auth_state(net_conn *c, uint64_t id, const Parley__Wire__AuthComponentStateRequest *r)
+{
+	Parley__Wire__AuthComponentStateResponse body = PARLEY__WIRE__AUTH_COMPONENT_STATE_RESPONSE__INIT;
+	Parley__Wire__AuthComponent comp;
+
+	/* component 66: the answer is about another component */
+	fill_comp(&comp, r->component_id == 66 ? 67 : r->component_id, r->entity, "acme-sso", (int)r->state);
+	body.component = &comp;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_COMPONENT_STATE, &body);
+}
+
+static void do_auth_list(net_conn *c, uint64_t id, const Parley__Wire__AuthComponentListRequest *r)
+{
+	Parley__Wire__AuthComponentListResponse body = PARLEY__WIRE__AUTH_COMPONENT_LIST_RESPONSE__INIT;
+	Parley__Wire__AuthComponent comp[3], *pc[3];
+
+	fill_comp(&comp[0], 1, r->entity, "acme-sso", PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE);
+	fill_comp(&comp[1], 2, r->entity, "acme-code", PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_DRAFT);
+	/* entity "mixed": one component of another entity slipped in */
+	fill_comp(&comp[2], 3, strcmp(r->entity, "mixed") == 0 ? "other" : r->entity, "acme-jwt",
+		  PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE);
+	for (int i = 0; i < 3; i++)
+		pc[i] = &comp[i];
+	body.components = pc;
+	body.n_components = 3;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_COMPONENT_LIST, &body);
+}
+
+static void fill_request(Parley__Wire__AuthRequestInfo *w, uint64_t request_id, uint64_t thread_id, uint64_t comp_id)
+{
+	parley__wire__auth_request_info__init(w);
+	w->request_id = request_id;
+	w->thread_id = thread_id;
+	w->component_id = comp_id;
+	w->component = (char *)"acme-sso";
+	w->type = PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC;
+	w->url = (char *)"https://auth.example/v1/auth/start/tok";
+	w->expires_ms = 1700000600000ull;
+	w->status = PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_OPEN;
+}
+
+static void do_auth_start(net_conn *c, uint64_t id, const Parley__Wire__AuthStartRequest *r)
+{
+	Parley__Wire__AuthStartResponse body = PARLEY__WIRE__AUTH_START_RESPONSE__INIT;
+	Parley__Wire__Push push = PARLEY__WIRE__PUSH__INIT;
+	Parley__Wire__AuthPrompt prompt = PARLEY__WIRE__AUTH_PROMPT__INIT;
+	Parley__Wire__AuthRequestInfo req;
+	dynbuf out;
+
+	if (r->component_id == 77) {
+		send_status(c, id, PARLEY_E_TOO_MANY_AUTH_REQUESTS);
+		return;
+	}
+	/* component 66: the answer is about another thread */
+	fill_request(&req, 9, r->component_id == 66 ? r->thread_id + 1 : r->thread_id, r->component_id);
+	body.request = &req;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_START, &body);
+	/* and the prompt, as the customer's devices get it (here the same account) */
+	prompt.entity = (char *)"shop";
+	prompt.entity_name = (char *)"Shop";
+	prompt.request = &req;
+	prompt.channel_user = (char *)"";
+	prompt.otp = (char *)"";
+	push.body_case = PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT;
+	push.auth_prompt = &prompt;
+	dynbuf__init(&out, WIRE_DEFAULT_MAX_FRAME);
+	if (wire__encode_push(&push, &out) == PARLEY_OK)
+		net__conn_send(c, out.data, out.len);
+	dynbuf__free(&out);
+}
+
+static void do_auth_answer(net_conn *c, uint64_t id, const Parley__Wire__AuthAnswerRequest *r)
+{
+	Parley__Wire__AuthAnswerResponse body = PARLEY__WIRE__AUTH_ANSWER_RESPONSE__INIT;
+
+	snprintf(auth_seen_otp, sizeof(auth_seen_otp), "%s", r->otp);
+	snprintf(auth_seen_jwt, sizeof(auth_seen_jwt), "%s", r->jwt);
+	if (strcmp(r->otp, "000000") == 0) {
+		send_status(c, id, PARLEY_E_OTP_WRONG);
+		return;
+	}
+	body.verification = PARLEY__WIRE__VERIFICATION_LEVEL__VERIFICATION_AUTHENTICATED;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER, &body);
+}
+
+static void do_auth_status(net_conn *c, uint64_t id, const Parley__Wire__AuthStatusRequest *r)
+{
+	Parley__Wire__AuthStatusResponse body = PARLEY__WIRE__AUTH_STATUS_RESPONSE__INIT;
+	Parley__Wire__AuthRequestInfo req[2], *pr[2];
+	Parley__Wire__AuthClaim claim = PARLEY__WIRE__AUTH_CLAIM__INIT, *pcl = &claim;
+
+	fill_request(&req[0], 12, r->thread_id, 1);
+	req[0].status = PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_DONE;
+	fill_request(&req[1], 11, r->thread_id, 2);
+	req[1].status = PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED;
+	req[1].error = PARLEY_E_OTP_ATTEMPTS;
+	/* thread 13: a URL that is no http(s) link */
+	if (r->thread_id == 13)
+		req[1].url = (char *)"javascript:alert(1)";
+	pr[0] = &req[0];
+	pr[1] = &req[1];
+	claim.name = (char *)"email";
+	claim.value = (char *)"carol@example.com";
+	body.verification = PARLEY__WIRE__VERIFICATION_LEVEL__VERIFICATION_AUTHENTICATED;
+	body.verified_until_ms = 1700003600000ull;
+	body.verified_by = (char *)"acme-sso";
+	body.requests = pr;
+	body.n_requests = 2;
+	body.claims = &pcl;
+	body.n_claims = 1;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_STATUS, &body);
+}
+
 static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 {
 	fake_conn *fc = net__conn_data(c);
@@ -343,6 +518,18 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		do_upload_devlist(c, req->id, req->upload_device_list);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_GET_PREKEY_COUNT) {
 		do_count(c, req->id);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT) {
+		do_auth_put(c, req->id, req->auth_component_put);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_STATE) {
+		do_auth_state(c, req->id, req->auth_component_state);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_LIST) {
+		do_auth_list(c, req->id, req->auth_component_list);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_START) {
+		do_auth_start(c, req->id, req->auth_start);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER) {
+		do_auth_answer(c, req->id, req->auth_answer);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS) {
+		do_auth_status(c, req->id, req->auth_status);
 	} else {
 		send_status(c, req->id, PARLEY_E_PROTO_UNKNOWN);
 	}
@@ -713,6 +900,140 @@ static void test_op_completes_once_on_disconnect(void)
 	TEST_EQ_INT(t.completions, 1);
 }
 
+/* ---- customer authentication's calls (lib/client/auth.c) against the scripted service ---- */
+
+static int auth_cbs, auth_prompts;
+static parley_err auth_cb_status;
+static uint64_t auth_cb_request;
+static char auth_prompt_url[PARLEY_AUTH_FIELD_MAX + 1], auth_prompt_name[PARLEY_ENTITY_NAME_MAX + 1];
+
+static void on_auth_request(parley_client *c, parley_err st, const parley_auth_request *r, void *user)
+{
+	auth_cbs++;
+	auth_cb_status = st;
+	auth_cb_request = r != NULL ? r->request_id : 0;
+	TEST_CHECK((st == PARLEY_OK) == (r != NULL));
+}
+
+static void on_auth_prompt(parley_client *c, const parley_auth_prompt *p, void *user)
+{
+	auth_prompts++;
+	snprintf(auth_prompt_url, sizeof(auth_prompt_url), "%s", p->request->url);
+	snprintf(auth_prompt_name, sizeof(auth_prompt_name), "%s", p->entity_name);
+}
+
+static void test_auth_calls(void)
+{
+	static parley_auth_status st;
+	parley_client *a = client_in("a", 400);
+	parley_auth_component comp, out, list[3];
+	parley_auth_request req;
+	parley_auth_events ev;
+	size_t n = 0;
+
+	/* put: what the library sends is what the caller gave; the answer is checked */
+	memset(&comp, 0, sizeof(comp));
+	snprintf(comp.entity, sizeof(comp.entity), "shop");
+	snprintf(comp.name, sizeof(comp.name), "acme-sso");
+	snprintf(comp.secret_ref, sizeof(comp.secret_ref), "env:ACME_SECRET");
+	comp.type = PARLEY_AUTH_OIDC;
+	comp.binding = PARLEY_BINDING_EMAIL;
+	comp.credential_ttl_s = 600;
+	TEST_EQ_INT(parley_auth_component_put(a, &comp, &out), PARLEY_OK);
+	TEST_EQ_STR(auth_seen_put_name, "acme-sso");
+	TEST_EQ_STR(auth_seen_secret, "env:ACME_SECRET");
+	TEST_EQ_INT(auth_seen_ttl, 600);
+	TEST_EQ_INT(auth_seen_binding, PARLEY_BINDING_EMAIL);
+	TEST_EQ_INT(out.component_id, 5);
+	TEST_EQ_INT(out.state, PARLEY_COMPONENT_DRAFT);
+	TEST_EQ_STR(out.name, "acme-sso");
+	TEST_EQ_STR(out.entity, "shop");
+	snprintf(comp.name, sizeof(comp.name), "refused");
+	TEST_EQ_INT(parley_auth_component_put(a, &comp, &out), PARLEY_E_COMPONENT_INVALID);
+	snprintf(comp.name, sizeof(comp.name), "long-answer");
+	TEST_EQ_INT(parley_auth_component_put(a, &comp, &out), PARLEY_E_PROTO_MALFORMED);
+	snprintf(comp.name, sizeof(comp.name), "other-entity");
+	TEST_EQ_INT(parley_auth_component_put(a, &comp, &out), PARLEY_E_PROTO_MALFORMED);
+
+	/* state and list: answers about another component or entity are refused */
+	TEST_EQ_INT(parley_auth_component_set_state(a, "shop", 4, PARLEY_COMPONENT_ACTIVE, &out), PARLEY_OK);
+	TEST_EQ_INT(out.component_id, 4);
+	TEST_EQ_INT(out.state, PARLEY_COMPONENT_ACTIVE);
+	TEST_EQ_INT(parley_auth_component_set_state(a, "shop", 4, PARLEY_COMPONENT_INACTIVE, &out), PARLEY_OK);
+	TEST_EQ_INT(out.state, PARLEY_COMPONENT_INACTIVE);
+	TEST_EQ_INT(parley_auth_component_set_state(a, "shop", 66, PARLEY_COMPONENT_ACTIVE, &out), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(parley_auth_component_list(a, "shop", list, 2, &n), PARLEY_OK);
+	TEST_EQ_INT(n, 2); /* max */
+	TEST_EQ_STR(list[1].name, "acme-code");
+	TEST_EQ_INT(list[1].state, PARLEY_COMPONENT_DRAFT);
+	TEST_EQ_INT(parley_auth_component_list(a, "mixed", list, 3, &n), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(n, 0);
+
+	/* start, and the prompt pushed to this account's devices */
+	memset(&ev, 0, sizeof(ev));
+	ev.on_auth_prompt = on_auth_prompt;
+	parley_auth_set_events(a, &ev);
+	auth_prompts = 0;
+	TEST_EQ_INT(parley_auth_start(a, 4, 1, &req), PARLEY_OK);
+	TEST_EQ_INT(req.request_id, 9);
+	TEST_EQ_INT(req.thread_id, 4);
+	TEST_EQ_STR(req.url, "https://auth.example/v1/auth/start/tok");
+	TEST_EQ_INT(parley_client_run(a, 200), PARLEY_OK);
+	TEST_EQ_INT(auth_prompts, 1);
+	TEST_EQ_STR(auth_prompt_url, "https://auth.example/v1/auth/start/tok");
+	TEST_EQ_STR(auth_prompt_name, "Shop");
+	TEST_EQ_INT(parley_auth_start(a, 4, 66, &req), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(parley_auth_start(a, 4, 77, &req), PARLEY_E_TOO_MANY_AUTH_REQUESTS);
+
+	/* answers carry exactly what was given */
+	TEST_EQ_INT(parley_auth_answer(a, 9, "123456", NULL), PARLEY_OK);
+	TEST_EQ_STR(auth_seen_otp, "123456");
+	TEST_EQ_STR(auth_seen_jwt, "");
+	TEST_EQ_INT(parley_auth_answer(a, 9, NULL, "h.p.s"), PARLEY_OK);
+	TEST_EQ_STR(auth_seen_otp, "");
+	TEST_EQ_STR(auth_seen_jwt, "h.p.s");
+	TEST_EQ_INT(parley_auth_answer(a, 9, "000000", NULL), PARLEY_E_OTP_WRONG);
+
+	TEST_EQ_INT(parley_auth_status_get(a, 4, &st), PARLEY_OK);
+	TEST_EQ_INT(st.verification, PARLEY_VERIFICATION_AUTHENTICATED);
+	TEST_EQ_STR(st.verified_by, "acme-sso");
+	TEST_EQ_INT(st.n_requests, 2);
+	TEST_EQ_INT(st.requests[1].request_id, 11);
+	TEST_EQ_INT(st.requests[1].error, PARLEY_E_OTP_ATTEMPTS);
+	TEST_EQ_INT(st.n_claims, 1);
+	TEST_EQ_STR(st.claims[0].value, "carol@example.com");
+	TEST_EQ_INT(parley_auth_status_get(a, 13, &st), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(st.n_requests, 0);
+
+	/* the callback runs once: on the answer, on a disconnect, on a timeout */
+	auth_cbs = 0;
+	TEST_EQ_INT(parley_auth_start_start(a, 4, 1, on_auth_request, NULL), PARLEY_OK);
+	TEST_EQ_INT(auth_cbs, 0); /* never from inside the call */
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(auth_cbs, 1);
+	TEST_EQ_INT(auth_cb_status, PARLEY_OK);
+	TEST_EQ_INT(auth_cb_request, 9);
+	atomic_store(&mode, MODE_SILENT_AFTER_AUTH);
+	TEST_EQ_INT(parley_auth_start_start(a, 4, 1, on_auth_request, NULL), PARLEY_OK);
+	TEST_EQ_INT(parley_client_run(a, 100), PARLEY_OK);
+	TEST_EQ_INT(auth_cbs, 1);
+	parley_client_disconnect(a);
+	TEST_EQ_INT(auth_cbs, 2);
+	TEST_EQ_INT(auth_cb_status, PARLEY_E_CLOSED);
+	TEST_EQ_INT(parley_auth_start_start(a, 4, 1, on_auth_request, NULL), PARLEY_OK);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(auth_cbs, 3);
+	TEST_EQ_INT(auth_cb_status, PARLEY_E_TIMEOUT);
+	atomic_store(&mode, MODE_NORMAL);
+	TEST_EQ_INT(parley_client_run(a, 200), PARLEY_OK);
+	TEST_EQ_INT(auth_cbs, 3);
+	/* queued when the client is freed */
+	TEST_EQ_INT(parley_auth_start_start(a, 4, 1, on_auth_request, NULL), PARLEY_OK);
+	parley_client_free(a);
+	TEST_EQ_INT(auth_cbs, 4);
+	TEST_EQ_INT(auth_cb_status, PARLEY_E_CLOSED);
+}
+
 int main(void)
 {
 	net_handler h;
@@ -749,6 +1070,7 @@ int main(void)
 	TEST_RUN(test_op_completes_once_on_timeout);
 	TEST_RUN(test_op_completes_once_on_disconnect);
 	TEST_RUN(test_auth_timeout_reconnects);
+	TEST_RUN(test_auth_calls);
 
 	net__server_drain(srv, 1000);
 	net__server_free(srv);

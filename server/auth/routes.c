@@ -1,0 +1,491 @@
+/* Customer authentication on the wire: one route per Auth* request, each a single store op; the
+ * AuthPrompt push to the customer after AuthStart, the AuthResult push to the members after every end
+ * of a request (answered, refused, expired) and every credential expiry, and loop 0's sweep timer. */
+#include <stdio.h>
+#include <string.h>
+
+#include <parley/error.h>
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "auth/jose.h"
+#include "base/log.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "wire/wire.h"
+
+#define MODULE "auth"
+
+void auth__config_from(auth_config *c, const parleyd_config *cfg)
+{
+	if (cfg->auth_public_url[0] != '\0')
+		snprintf(c->public_url, sizeof(c->public_url), "%s", cfg->auth_public_url);
+	else
+		snprintf(c->public_url, sizeof(c->public_url), "http://%s:%d", cfg->bind, cfg->port);
+	/* a trailing '/' would double the one of the paths appended */
+	for (size_t n = strlen(c->public_url); n > 0 && c->public_url[n - 1] == '/'; n--)
+		c->public_url[n - 1] = '\0';
+	c->request_ttl_ms = (uint64_t)cfg->auth_request_ttl_s * 1000u;
+	c->max_open = (unsigned)cfg->auth_max_open_per_thread;
+	c->skew_s = cfg->auth_clock_skew_s;
+	c->otp_attempts = (unsigned)cfg->auth_otp_attempts;
+	c->http_timeout_ms = cfg->auth_http_timeout_ms;
+	snprintf(c->ca_file, sizeof(c->ca_file), "%s", cfg->auth_ca_file);
+	c->jwks_cache_ms = (uint64_t)cfg->auth_jwks_cache_s * 1000u;
+	c->jti_cache = (unsigned)cfg->auth_jti_cache;
+	c->components_max = (unsigned)cfg->auth_components_max;
+}
+
+static int init(const parleyd_config *cfg, void **state)
+{
+	auth_config *c = parley__calloc(1, sizeof(*c));
+	if (c == NULL)
+		return PARLEY_E_NOMEM;
+	auth__config_from(c, cfg);
+	randombytes_buf(c->otp_key, sizeof(c->otp_key));
+	*state = c;
+	return PARLEY_OK;
+}
+
+static void fini(void *state)
+{
+	if (state != NULL)
+		sodium_memzero(state, sizeof(auth_config));
+	parley__free(state);
+}
+
+/* --- pushes --- */
+
+static void post_push(worker *w, uint64_t account, Parley__Wire__Push *p)
+{
+	dynbuf *out = worker__scratch(w);
+	/* must arrive: a prompt is what the customer acts on, a result what the staff decide on (committed
+	 * writes make them, so their rate is the store's) */
+	if (wire__encode_push(p, out) == PARLEY_OK)
+		(void)worker__post(w, &auth__service, MBOX_MUST, account, 0, 0, out->data, out->len,
+				   worker__send_frame);
+}
+
+/* AuthRequestInfo of a stored request; url is the caller's buffer (AUTH_URL_MAX + path). */
+static void info_of(Parley__Wire__AuthRequestInfo *in, const store_auth_request *r, const auth_config *cfg,
+		    char *url, size_t cap)
+{
+	parley__wire__auth_request_info__init(in);
+	in->request_id = r->id;
+	in->thread_id = r->thread_id;
+	in->component_id = r->component_id;
+	in->component = (char *)r->component;
+	in->type = (Parley__Wire__AuthType)r->type;
+	in->expires_ms = r->expires_ms;
+	in->status = (Parley__Wire__AuthRequestStatus)r->status;
+	in->error = r->error;
+	url[0] = '\0';
+	if ((r->type == STORE_AUTH_OIDC || r->type == STORE_AUTH_OAUTH2) && r->status == STORE_AREQ_OPEN &&
+	    r->token[0] != '\0')
+		snprintf(url, cap, "%s/v1/auth/start/%s", cfg->public_url, r->token);
+	in->url = url;
+}
+
+/* AuthResult to every member of t (req NULL: only the level changed). */
+void auth__push_result(worker *w, const auth_config *cfg, const store_thread_info *t, const store_auth_request *req)
+{
+	Parley__Wire__AuthResult res = PARLEY__WIRE__AUTH_RESULT__INIT;
+	Parley__Wire__AuthRequestInfo in;
+	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
+	char url[AUTH_URL_MAX + 64];
+
+	res.thread_id = t->thread_id;
+	if (req != NULL) {
+		info_of(&in, req, cfg, url, sizeof(url));
+		res.request = &in;
+	}
+	res.verification = (Parley__Wire__VerificationLevel)t->verification;
+	res.verified_until_ms = t->verified_until_ms;
+	res.verified_by = (char *)t->verified_by;
+	p.body_case = PARLEY__WIRE__PUSH__BODY_AUTH_RESULT;
+	p.auth_result = &res;
+	for (size_t i = 0; i < t->n_members; i++)
+		post_push(w, t->members[i], &p);
+}
+
+/* AuthPrompt to the customer's devices (a channel thread: the gateway's, which renders it; an otp on a
+ * channel thread carries the code, which the gateway sends out on the channel). */
+static void push_prompt(worker *w, const auth_config *cfg, const store_auth_args *a)
+{
+	Parley__Wire__AuthPrompt pr = PARLEY__WIRE__AUTH_PROMPT__INIT;
+	Parley__Wire__AuthRequestInfo in;
+	Parley__Wire__Push p = PARLEY__WIRE__PUSH__INIT;
+	const store_thread_info *t = a->thread;
+	char url[AUTH_URL_MAX + 64];
+
+	info_of(&in, &a->req, cfg, url, sizeof(url));
+	pr.entity = (char *)t->entity;
+	pr.entity_name = (char *)t->entity;
+	pr.request = &in;
+	pr.channel = t->channel;
+	pr.channel_user = (char *)t->channel_user;
+	pr.otp = (char *)(a->req.type == STORE_AUTH_OTP && t->channel != 0 ? a->otp : "");
+	p.body_case = PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT;
+	p.auth_prompt = &pr;
+	post_push(w, t->customer, &p);
+}
+
+/* --- calls --- */
+
+typedef struct auth_call {
+	request *rq;
+	int kind; /* PARLEY__WIRE__REQUEST__BODY_AUTH_* */
+} auth_call;
+
+static void reply_components(request *rq, int kind, const store_job *j)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthComponentPutResponse put = PARLEY__WIRE__AUTH_COMPONENT_PUT_RESPONSE__INIT;
+	Parley__Wire__AuthComponentStateResponse st = PARLEY__WIRE__AUTH_COMPONENT_STATE_RESPONSE__INIT;
+	Parley__Wire__AuthComponentListResponse list = PARLEY__WIRE__AUTH_COMPONENT_LIST_RESPONSE__INIT;
+	const store_auth_args *a = &j->auth;
+	const char *entity = kind == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT && a->n_comps == 1
+				     ? a->comps[0].entity
+				     : a->entity;
+	Parley__Wire__AuthComponent *cs = parley__calloc(a->n_comps + 1, sizeof(*cs));
+	Parley__Wire__AuthComponent **pcs = parley__calloc(a->n_comps + 1, sizeof(*pcs));
+
+	if (cs == NULL || pcs == NULL) {
+		parley__free(cs);
+		parley__free(pcs);
+		request__fail(rq, PARLEY_E_NOMEM);
+		return;
+	}
+	for (size_t i = 0; i < a->n_comps; i++) {
+		auth__component_to_wire(&cs[i], &a->comps[i], entity);
+		pcs[i] = &cs[i];
+	}
+	r.body_case = (Parley__Wire__Response__BodyCase)kind;
+	if (kind == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT) {
+		put.component = &cs[0];
+		r.auth_component_put = &put;
+	} else if (kind == PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_STATE) {
+		st.component = &cs[0];
+		r.auth_component_state = &st;
+	} else {
+		list.components = pcs;
+		list.n_components = a->n_comps;
+		r.auth_component_list = &list;
+	}
+	request__reply(rq, &r);
+	parley__free(cs);
+	parley__free(pcs);
+}
+
+static void reply_status(request *rq, const auth_config *cfg, const store_job *j)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthStatusResponse st = PARLEY__WIRE__AUTH_STATUS_RESPONSE__INIT;
+	Parley__Wire__AuthRequestInfo infos[STORE_AUTH_MAX_REQUESTS], *pinfos[STORE_AUTH_MAX_REQUESTS];
+	Parley__Wire__AuthClaim claims[STORE_AUTH_MAX_CLAIMS], *pclaims[STORE_AUTH_MAX_CLAIMS];
+	char urls[STORE_AUTH_MAX_REQUESTS][AUTH_URL_MAX + 64];
+	const store_auth_args *a = &j->auth;
+
+	st.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
+	st.verified_until_ms = a->thread->verified_until_ms;
+	st.verified_by = (char *)a->thread->verified_by;
+	for (size_t i = 0; i < a->n_reqs; i++) {
+		info_of(&infos[i], &a->reqs[i], cfg, urls[i], sizeof(urls[i]));
+		/* the link is the customer's to open: staff see that a request is open, not where it leads */
+		if (a->caller_staff)
+			infos[i].url = (char *)"";
+		pinfos[i] = &infos[i];
+	}
+	st.requests = pinfos;
+	st.n_requests = a->n_reqs;
+	for (size_t i = 0; i < a->n_claims; i++) {
+		parley__wire__auth_claim__init(&claims[i]);
+		claims[i].name = (char *)a->claims[i].name;
+		claims[i].value = (char *)a->claims[i].value;
+		pclaims[i] = &claims[i];
+	}
+	st.claims = pclaims;
+	st.n_claims = a->n_claims;
+	r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_STATUS;
+	r.auth_status = &st;
+	request__reply(rq, &r);
+}
+
+static void answer(void *arg, int status, const void *result)
+{
+	auth_call *c = arg;
+	const store_job *j = result;
+	request *rq = c->rq;
+	const auth_config *cfg = rq->svc;
+	const store_auth_args *a = j != NULL ? &j->auth : NULL;
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthStartResponse start = PARLEY__WIRE__AUTH_START_RESPONSE__INIT;
+	Parley__Wire__AuthAnswerResponse ans = PARLEY__WIRE__AUTH_ANSWER_RESPONSE__INIT;
+	Parley__Wire__AuthRequestInfo in;
+	char url[AUTH_URL_MAX + 64];
+	int kind = c->kind;
+
+	parley__free(c);
+	if (status != PARLEY_OK || a == NULL) {
+		request__fail(rq, status != PARLEY_OK ? status : PARLEY_E_STORE);
+		return;
+	}
+	switch (kind) {
+	case PARLEY__WIRE__REQUEST__BODY_AUTH_START:
+		info_of(&in, &a->req, cfg, url, sizeof(url));
+		start.request = &in;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_START;
+		r.auth_start = &start;
+		request__reply(rq, &r);
+		push_prompt(rq->w, cfg, a);
+		return;
+	case PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER:
+		/* a wrong code leaves the request open: nothing to tell the members yet */
+		if (a->outcome != PARLEY_OK) {
+			request__fail(rq, a->outcome);
+			if (a->outcome != PARLEY_E_OTP_WRONG)
+				auth__push_result(rq->w, cfg, a->thread, &a->req);
+			return;
+		}
+		ans.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
+		ans.verified_until_ms = a->thread->verified_until_ms;
+		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER;
+		r.auth_answer = &ans;
+		request__reply(rq, &r);
+		auth__push_result(rq->w, cfg, a->thread, &a->req);
+		return;
+	case PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS:
+		reply_status(rq, cfg, j);
+		return;
+	default:
+		reply_components(rq, kind, j);
+		return;
+	}
+}
+
+static store_job *job_for(request *rq, enum store_op op)
+{
+	store_job *j = store__job_new(op);
+	if (j == NULL) {
+		request__fail(rq, PARLEY_E_NOMEM);
+		return NULL;
+	}
+	j->caller_account = rq->account;
+	j->caller_device = rq->device;
+	j->now_ms = parley__wall_ms();
+	return j;
+}
+
+static void submit(request *rq, store_job *j, int kind, int rc)
+{
+	auth_call *c = rc == PARLEY_OK ? parley__calloc(1, sizeof(*c)) : NULL;
+	if (rc == PARLEY_OK && c == NULL)
+		rc = PARLEY_E_NOMEM;
+	if (rc == PARLEY_OK) {
+		c->rq = rq;
+		c->kind = kind;
+		rc = store__submit(worker__store(rq->w), j, answer, c);
+	}
+	if (rc != PARLEY_OK) {
+		parley__free(c);
+		store__job_free(j);
+		request__fail(rq, rc);
+	}
+}
+
+static void route_put(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__AuthComponent *w = req->auth_component_put->component;
+	const auth_config *cfg = rq->svc;
+	store_job *j;
+	int rc = wire__handle_valid(w->entity) ? auth__component_check(w) : PARLEY_E_NO_SUCH_ENTITY;
+
+	if (rc != PARLEY_OK) {
+		request__fail(rq, rc);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_AUTH_COMPONENT_PUT)) == NULL)
+		return;
+	j->auth.comps = parley__calloc(1, sizeof(*j->auth.comps));
+	rc = j->auth.comps != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
+	if (rc == PARLEY_OK) {
+		j->auth.n_comps = 1;
+		auth__component_from_wire(j->auth.comps, w);
+		snprintf(j->auth.entity, sizeof(j->auth.entity), "%s", w->entity);
+		j->auth.limit = cfg->components_max;
+	}
+	submit(rq, j, req->body_case, rc);
+}
+
+static void route_state(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__AuthComponentStateRequest *m = req->auth_component_state;
+	store_job *j;
+
+	if (!wire__handle_valid(m->entity)) {
+		request__fail(rq, PARLEY_E_NO_SUCH_ENTITY);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_AUTH_COMPONENT_STATE)) == NULL)
+		return;
+	snprintf(j->auth.entity, sizeof(j->auth.entity), "%s", m->entity);
+	j->auth.component_id = m->component_id;
+	j->auth.state = (int)m->state;
+	submit(rq, j, req->body_case, PARLEY_OK);
+}
+
+static void route_list(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__AuthComponentListRequest *m = req->auth_component_list;
+	store_job *j;
+
+	if (!wire__handle_valid(m->entity)) {
+		request__fail(rq, PARLEY_E_NO_SUCH_ENTITY);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_AUTH_COMPONENT_LIST)) == NULL)
+		return;
+	snprintf(j->auth.entity, sizeof(j->auth.entity), "%s", m->entity);
+	submit(rq, j, req->body_case, PARLEY_OK);
+}
+
+static void route_start(request *rq, const Parley__Wire__Request *req)
+{
+	const auth_config *cfg = rq->svc;
+	store_job *j = job_for(rq, STORE_OP_AUTH_START);
+	store_auth_args *a;
+
+	if (j == NULL)
+		return;
+	a = &j->auth;
+	a->thread_id = req->auth_start->thread_id;
+	a->component_id = req->auth_start->component_id;
+	a->limit = cfg->max_open;
+	a->ttl_ms = cfg->request_ttl_ms;
+	/* every secret of the request is drawn here, off the store thread; the store keeps all but the
+	 * code, of which it keeps only the MAC */
+	jose__random_token(a->token);
+	jose__random_token(a->state_tok);
+	jose__random_token(a->nonce);
+	jose__random_token(a->verifier);
+	jose__otp_generate(a->otp);
+	memcpy(a->otp_key, cfg->otp_key, sizeof(a->otp_key));
+	submit(rq, j, req->body_case, PARLEY_OK);
+}
+
+static void route_answer(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__AuthAnswerRequest *m = req->auth_answer;
+	const auth_config *cfg = rq->svc;
+	store_job *j;
+
+	/* a business-signed JWT needs its JWKS fetched: not served yet (docs/protocol.md §14.2) */
+	if (m->otp[0] == '\0' || m->jwt[0] != '\0') {
+		request__fail(rq, m->jwt[0] != '\0' ? PARLEY_E_JWKS_UNAVAILABLE : PARLEY_E_OTP_WRONG);
+		return;
+	}
+	if ((j = job_for(rq, STORE_OP_AUTH_ANSWER)) == NULL)
+		return;
+	j->auth.request_id = m->request_id;
+	j->auth.limit = cfg->otp_attempts;
+	snprintf(j->auth.otp, sizeof(j->auth.otp), "%s", m->otp);
+	memcpy(j->auth.otp_key, cfg->otp_key, sizeof(j->auth.otp_key));
+	submit(rq, j, req->body_case, PARLEY_OK);
+}
+
+static void route_status(request *rq, const Parley__Wire__Request *req)
+{
+	store_job *j = job_for(rq, STORE_OP_AUTH_STATUS);
+	if (j == NULL)
+		return;
+	j->auth.thread_id = req->auth_status->thread_id;
+	submit(rq, j, req->body_case, PARLEY_OK);
+}
+
+/* --- the sweep: loop 0 expires requests and credentials --- */
+
+typedef struct sweep {
+	uv_timer_t timer;
+	worker *w;
+	const auth_config *cfg;
+	int running;
+} sweep;
+
+static void sweep_done(void *arg, int status, const void *result)
+{
+	sweep *s = arg;
+	const store_job *j = result;
+	s->running = 0;
+	if (status != PARLEY_OK || j == NULL)
+		return;
+	for (size_t i = 0; i < j->auth.n_ended; i++)
+		auth__push_result(s->w, s->cfg, &j->auth.ended_threads[i], &j->auth.ended[i]);
+	for (size_t i = 0; i < j->auth.n_dropped; i++)
+		auth__push_result(s->w, s->cfg, &j->auth.dropped[i], NULL);
+	if (j->auth.n_dropped > 0)
+		log_info(MODULE, "%zu credentials expired", j->auth.n_dropped);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	sweep *s = t->data;
+	store_job *j;
+	if (s->running || (j = store__job_new(STORE_OP_AUTH_EXPIRE)) == NULL)
+		return;
+	j->now_ms = parley__wall_ms();
+	s->running = 1;
+	if (store__submit(worker__store(s->w), j, sweep_done, s) != PARLEY_OK) {
+		store__job_free(j);
+		s->running = 0;
+	}
+}
+
+static int worker_start(worker *w, void *state, void **wstate)
+{
+	sweep *s;
+	*wstate = NULL;
+	if (worker__index(w) != 0)
+		return PARLEY_OK;
+	if ((s = parley__calloc(1, sizeof(*s))) == NULL)
+		return PARLEY_E_NOMEM;
+	s->w = w;
+	s->cfg = state;
+	uv_timer_init(worker__loop(w), &s->timer);
+	s->timer.data = s;
+	uv_timer_start(&s->timer, on_sweep, AUTH_SWEEP_MS, AUTH_SWEEP_MS);
+	uv_unref((uv_handle_t *)&s->timer);
+	*wstate = s;
+	return PARLEY_OK;
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+	parley__free(h->data);
+}
+
+static void worker_stop(worker *w, void *state, void *wstate)
+{
+	sweep *s = wstate;
+	(void)w;
+	(void)state;
+	if (s != NULL)
+		uv_close((uv_handle_t *)&s->timer, on_sweep_closed);
+}
+
+static const route routes[] = {
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT, "auth_component_put", 1, route_put},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_STATE, "auth_component_state", 1, route_state},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_LIST, "auth_component_list", 1, route_list},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_START, "auth_start", 1, route_start},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, "auth_answer", 1, route_answer},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS, "auth_status", 1, route_status},
+};
+
+const service auth__service = {
+	.name = "auth",
+	SERVICE_ROUTES(routes),
+	.init = init,
+	.fini = fini,
+	.worker_start = worker_start,
+	.worker_stop = worker_stop,
+};

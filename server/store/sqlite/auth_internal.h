@@ -1,0 +1,19 @@
+/* What the two files of the auth store share (store thread only):
+ *   auth.c           the schema "server.auth", the components, the level overlay on a loaded thread
+ *   auth_requests.c  the requests, their answers, the credentials and their expiry */
+#ifndef PARLEYD_STORE_SQLITE_AUTH_INTERNAL_H
+#define PARLEYD_STORE_SQLITE_AUTH_INTERNAL_H
+#include <stdint.h>
+
+#include "store/sqlite/threads_internal.h"
+
+#define STORE_LEVEL_AUTHENTICATED 2 /* VerificationLevel */
+
+void sqlite__auth_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
+/* A component by id: PARLEY_E_NO_SUCH_COMPONENT. */
+int sqlite__auth_comp_load(store_be *b, uint64_t id, store_auth_component *c);
+/* PARLEY_OK if account is staff (admin, agent, bot; never a gateway) of the list, *admin set;
+ * PARLEY_E_NOT_ENTITY_MEMBER otherwise. */
+int sqlite__auth_staff_role(const thr_staff *st, uint64_t account, int *admin);
+
+#endif

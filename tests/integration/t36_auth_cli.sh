@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# 36: `parley auth` and `parley thread auth` (issue 11, docs/auth.md) against a real parleyd, as a
+# business and its customer run them: alice (admin) configures components (create, edit, activate,
+# list, deactivate) and is the only one who may; bob (agent) sees the active ones only and sends one to
+# dave's thread by name and by id; dave's `parley listen` shows the sign-in prompt with the URL the
+# agent was given; `parley auth status` on both sides; the refusals a user meets (an inactive component,
+# a bad answer, a thread that is not theirs) with their error names. The exact line formats are
+# client-cli-auth's; this checks that real answers produce them.
+set -uo pipefail
+: "${PARLEYD:?}" "${PARLEY:?}"
+dir=$(mktemp -d /tmp/parley-auth-cli-XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+fail=0
+check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; sed 's/^/#   /' "$dir/out" 2>/dev/null; fail=1; fi; }
+
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" 2>"$dir/log" &
+pid=$!
+for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
+port=$(cat "$dir/port")
+export PARLEY_SERVER="ws://127.0.0.1:$port/v1/websocket"
+
+p() { local home=$1; shift; PARLEY_HOME="$dir/$home" "$PARLEY" "$@"; }
+# run HOME ARGS...: output (stdout and stderr) in $dir/out, status in $rc
+run() { p "$@" >"$dir/out" 2>&1; rc=$?; }
+
+# the business: alice admin, bob agent; dave's thread
+p alice register alice >/dev/null && p alice entity create acme-support Acme Support >/dev/null &&
+	p alice entity code acme-support >"$dir/code" && p bob register bob >/dev/null &&
+	p bob agent join acme-support "$(awk '/^code:/ {print $2}' "$dir/code")" >/dev/null &&
+	p alice entity approve acme-support 1 >/dev/null && p dave register dave >/dev/null &&
+	p eve register eve >/dev/null &&
+	p dave send acme-support "my order never came" >/dev/null || { echo "Bail out! setup failed"; exit 1; }
+p alice listen --timeout 2 >/dev/null 2>&1
+thread=$(p alice threads acme-support | sed -n 's/^#\([0-9]*\).*/\1/p' | head -1)
+check "dave's thread exists" '[ -n "$thread" ]'
+
+# ---- components: admins only ----
+run alice auth component create acme-support acme-sso --type oidc --issuer https://id.acme.example \
+	--authorize https://id.acme.example/authorize --token https://id.acme.example/token \
+	--jwks https://id.acme.example/jwks --client-id parley-chat --secret-ref env:ACME_OIDC_SECRET \
+	--scopes "openid email" --binding sub --ttl 3600
+check "create prints the new draft" 'grep -qE "^component [0-9]+ acme-sso \(oidc, draft\)$" "$dir/out"'
+sso=$(sed -n 's/^component \([0-9]*\) .*/\1/p' "$dir/out")
+run alice auth component create acme-support acme-code --type otp --binding none --ttl 900
+check "an otp component" 'grep -qE "^component [0-9]+ acme-code \(otp, draft\)$" "$dir/out"'
+code_id=$(sed -n 's/^component \([0-9]*\) .*/\1/p' "$dir/out")
+run bob auth component create acme-support bobs --type otp
+check "an agent may not create one (NOT_ENTITY_ADMIN, exit 1)" '[ "$rc" = 1 ] && grep -q NOT_ENTITY_ADMIN "$dir/out"'
+run alice auth component edit acme-support "$sso" --scopes "openid email profile"
+check "edit keeps what the options do not name" 'grep -qE "^component $sso acme-sso \(oidc, draft\)$" "$dir/out"'
+run alice auth component activate acme-support "$sso"
+check "activate" 'grep -qE "^component $sso acme-sso \(oidc, active\)$" "$dir/out"'
+run alice auth component edit acme-support "$sso" --ttl 60
+check "an active component cannot be edited" '[ "$rc" = 1 ]'
+run alice auth component list acme-support
+check "the admin lists every component, one tab-separated line each" \
+	'[ "$(wc -l <"$dir/out")" = 2 ] &&
+	 grep -qP "^$sso\tacme-sso\toidc\tactive\thttps://id.acme.example\tsub\t3600s$" "$dir/out" &&
+	 grep -qP "^$code_id\tacme-code\totp\tdraft\t-\tnone\t900s$" "$dir/out"'
+run bob auth component list acme-support
+check "an agent sees the active ones only" '[ "$(wc -l <"$dir/out")" = 1 ] && grep -q acme-sso "$dir/out"'
+run dave auth component list acme-support
+check "a customer sees none of them" '[ "$rc" = 1 ]'
+
+# ---- the agent's Authenticate ----
+run bob thread auth "$thread" acme-code
+check "a draft component is not sent (COMPONENT_NOT_ACTIVE or not listed)" '[ "$rc" = 1 ]'
+run bob thread auth "$thread" acme-sso
+check "thread auth by name" 'grep -qE "^auth request [0-9]+ sent to the customer \(expires [0-9]{2}:[0-9]{2}:[0-9]{2}\)$" "$dir/out"'
+req=$(sed -n 's/^auth request \([0-9]*\) .*/\1/p' "$dir/out")
+run bob thread auth "$thread" "$sso"
+check "thread auth by id" 'grep -qE "^auth request [0-9]+ sent to the customer" "$dir/out"'
+run dave thread auth "$thread" "$sso"
+check "the customer cannot send one" '[ "$rc" = 1 ]'
+run eve auth status "$thread"
+check "a stranger gets no status" '[ "$rc" = 1 ]'
+
+# ---- the customer's side ----
+run dave listen --timeout 3
+check "dave's listen shows the prompt with a sign-in URL" \
+	'grep -qE "^Acme Support asks you to sign in with acme-sso: https?://[^ ]+/v1/auth/start/[^ ]+ \(request $req, expires [0-9:]{8}\)$" "$dir/out"'
+run dave auth status "$thread"
+check "the customer's status: unverified, the requests open" \
+	'grep -qx "thread $thread: unverified" "$dir/out" && grep -qP "^request $req\tacme-sso\topen$" "$dir/out"'
+run bob auth status "$thread"
+check "the agent's status lists both requests, newest first" \
+	'grep -qx "thread $thread: unverified" "$dir/out" && [ "$(grep -c "^request " "$dir/out")" = 2 ] &&
+	 [ "$(sed -n 2p "$dir/out" | cut -f1)" != "request $req" ]'
+run dave auth answer "$req" --otp 123456
+check "an otp answer to an oidc request is refused (exit 1)" '[ "$rc" = 1 ]'
+run dave auth answer "$req" --otp 123456 --jwt x
+check "two answers at once: usage (exit 2)" '[ "$rc" = 2 ]'
+
+run alice auth component deactivate acme-support "$sso"
+check "deactivate" 'grep -qE "^component $sso acme-sso \(oidc, inactive\)$" "$dir/out"'
+run bob thread auth "$thread" "$sso"
+check "an inactive component is not sent (COMPONENT_NOT_ACTIVE)" '[ "$rc" = 1 ] && grep -q COMPONENT_NOT_ACTIVE "$dir/out"'
+
+kill -TERM "$pid" && wait "$pid"
+pid=
+exit $fail
