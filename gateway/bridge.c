@@ -153,6 +153,15 @@ static void on_auth_prompt(parley_client *c, const parley_auth_prompt *p, void *
 	queue_out(b, dedupe, &o);
 }
 
+/* A gateway has no pairwise conversations; but libparley receives nothing at all, thread messages
+ * included, while parley_events.on_message is NULL (recv.c: c->receiving), so one must be set. */
+static void on_pairwise(parley_client *c, const parley_message *msg, void *user)
+{
+	(void)c;
+	(void)msg;
+	(void)user;
+}
+
 static void on_disconnect(parley_client *c, parley_err err, void *user)
 {
 	gw_bridge *b = user;
@@ -276,6 +285,7 @@ int bridge__start(gw_app *app, gw_bridge **out)
 	}
 	if (!parley_thread_send_channel_start)
 		log__line("this libparley cannot open channel threads yet: inbound messages are kept until it can");
+	b->ev.on_message = on_pairwise;
 	b->ev.on_disconnect = on_disconnect;
 	b->ev.user = b;
 	b->tev.on_thread_message = on_thread_message;
