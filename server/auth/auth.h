@@ -44,6 +44,9 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg);
  * On a loop thread. */
 void auth__push_result(worker *w, const auth_config *cfg, const store_thread_info *t, const store_auth_request *req);
 
+/* pages.c: the service's http_get hook, GET /v1/auth/start/<token> and /v1/auth/callback (§14.3). */
+int auth__http_get(worker *w, void *state, const char *url, http_reply *reply);
+
 /* --- components.c --- */
 
 /* A component as an admin sent it: PARLEY_E_COMPONENT_INVALID unless the name is 1..64 printable

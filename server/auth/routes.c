@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/exchange.h"
 #include "auth/jose.h"
 #include "base/log.h"
 #include "common/alloc.h"
@@ -39,8 +40,13 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 static int init(const parleyd_config *cfg, void **state)
 {
 	auth_config *c = parley__calloc(1, sizeof(*c));
+	int rc;
 	if (c == NULL)
 		return PARLEY_E_NOMEM;
+	if ((rc = auth__http_init()) != PARLEY_OK) {
+		parley__free(c);
+		return rc;
+	}
 	auth__config_from(c, cfg);
 	randombytes_buf(c->otp_key, sizeof(c->otp_key));
 	*state = c;
@@ -49,8 +55,10 @@ static int init(const parleyd_config *cfg, void **state)
 
 static void fini(void *state)
 {
-	if (state != NULL)
+	if (state != NULL) {
 		sodium_memzero(state, sizeof(auth_config));
+		auth__http_fini();
+	}
 	parley__free(state);
 }
 
@@ -216,6 +224,7 @@ static void answer(void *arg, int status, const void *result)
 	auth_call *c = arg;
 	const store_job *j = result;
 	request *rq = c->rq;
+	worker *w = rq->w; /* the reply frees rq: the pushes after it go through w */
 	const auth_config *cfg = rq->svc;
 	const store_auth_args *a = j != NULL ? &j->auth : NULL;
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
@@ -237,14 +246,14 @@ static void answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_START;
 		r.auth_start = &start;
 		request__reply(rq, &r);
-		push_prompt(rq->w, cfg, a);
+		push_prompt(w, cfg, a);
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER:
 		/* a wrong code leaves the request open: nothing to tell the members yet */
 		if (a->outcome != PARLEY_OK) {
 			request__fail(rq, a->outcome);
 			if (a->outcome != PARLEY_E_OTP_WRONG)
-				auth__push_result(rq->w, cfg, a->thread, &a->req);
+				auth__push_result(w, cfg, a->thread, &a->req);
 			return;
 		}
 		ans.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
@@ -252,7 +261,7 @@ static void answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER;
 		r.auth_answer = &ans;
 		request__reply(rq, &r);
-		auth__push_result(rq->w, cfg, a->thread, &a->req);
+		auth__push_result(w, cfg, a->thread, &a->req);
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS:
 		reply_status(rq, cfg, j);
@@ -488,4 +497,5 @@ const service auth__service = {
 	.fini = fini,
 	.worker_start = worker_start,
 	.worker_stop = worker_stop,
+	.http_get = auth__http_get,
 };

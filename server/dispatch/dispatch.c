@@ -505,6 +505,23 @@ void dispatch__free(dispatch *d)
 	parley__free(d);
 }
 
+/* http_reply is the connection itself, seen through an opaque type */
+void http_reply__send(http_reply *r, int status, const char *location, const char *html)
+{
+	net__http_answer((net_conn *)(void *)r, status, location, html);
+}
+
+static int on_http(void *ctx, net_conn *c, const char *url)
+{
+	dispatch *d = ctx;
+	worker *w = &d->workers[net__conn_worker(c)];
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->services[i]->http_get != NULL &&
+		    d->services[i]->http_get(w, d->state[i], url, (http_reply *)(void *)c))
+			return 1;
+	return 0;
+}
+
 static int on_health(void *ctx, char *reason, size_t cap)
 {
 	dispatch *d = ctx;
@@ -521,6 +538,7 @@ net_handler dispatch__handler(dispatch *d)
 		.on_message = on_message,
 		.on_close = on_close,
 		.health = on_health,
+		.on_http = on_http,
 	};
 	return h;
 }

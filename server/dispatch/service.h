@@ -155,6 +155,14 @@ int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_
 void worker__send_frame(worker *w, const mbox_item *it);
 
 
+/* --- plain HTTP pages answered later (the customer-authentication pages, net's NET_ASYNC_PREFIX) --- */
+
+/* One GET a service took; answered exactly once with http_reply__send, on the same loop. Services see
+ * no socket: this is the connection as an opaque answer slot. */
+typedef struct http_reply http_reply;
+/* status, Location (a 302) or NULL, an HTML body (copied). */
+void http_reply__send(http_reply *r, int status, const char *location, const char *html);
+
 /* --- the service descriptor --- */
 
 struct service {
@@ -176,6 +184,9 @@ struct service {
 	void (*link_free)(struct link *l, void *state);
 	/* This loop's mailbox overflowed and MBOX_RESYNC items were not queued: catch up from the store. */
 	void (*resync)(worker *w, void *state);
+	/* A GET under /v1/auth/ on the public listener: return 1 when taken (then answer `reply`), 0 when
+	 * not this service's. url: path and query, valid during the call only. */
+	int (*http_get)(worker *w, void *state, const char *url, http_reply *reply);
 };
 
 /* Fills a descriptor's route rows from one static array. */

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <http_parser.h>
+
 #include <parley/error.h>
 
 #include "common/alloc.h"
@@ -513,6 +515,63 @@ static void feed_ws(net_conn *c, uint8_t *buf, size_t len)
 	net__conn_unref(c);
 }
 
+/* net_handler.on_http: a GET the handler answers later (net__http_answer). 1 if it took it. */
+static int hand_over(net_conn *c, const http_request *r)
+{
+	const net_handler *h = &c->w->srv->h;
+	if (c->admin || h->on_http == NULL || r->method != HTTP_GET ||
+	    strncmp(r->path, NET_ASYNC_PREFIX, sizeof(NET_ASYNC_PREFIX) - 1) != 0)
+		return 0;
+	net__conn_ref(c);
+	c->http_pending = 1;
+	if (h->on_http(h->ctx, c, r->url))
+		return 1;
+	c->http_pending = 0;
+	net__conn_unref(c);
+	return 0;
+}
+
+static int header_value_ok(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v > 0x7e)
+			return 0;
+	return 1;
+}
+
+void net__http_answer(net_conn *c, int status, const char *location, const char *html)
+{
+	size_t len = strlen(html);
+	dynbuf resp;
+	int rc;
+
+	if (!c->http_pending)
+		return;
+	c->http_pending = 0;
+	if (c->state == CONN_HTTP) {
+		dynbuf__init(&resp, 64u << 10);
+		if (location != NULL && !header_value_ok(location))
+			status = 500, location = NULL; /* a header injection never leaves the server */
+		rc = dynbuf__printf(&resp, "HTTP/1.1 %d %s\r\n", status, http__status_reason(status));
+		if (rc == PARLEY_OK && location != NULL)
+			rc = dynbuf__printf(&resp, "Location: %s\r\n", location);
+		if (rc == PARLEY_OK)
+			rc = dynbuf__printf(&resp,
+					    "Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
+					    "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"
+					    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+					    len);
+		if (rc == PARLEY_OK)
+			rc = dynbuf__append(&resp, html, len);
+		if (rc == PARLEY_OK)
+			answer_and_close(c, &resp);
+		else
+			conn_close(c, 1);
+		dynbuf__free(&resp);
+	}
+	net__conn_unref(c);
+}
+
 static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 {
 	size_t used = 0;
@@ -542,6 +601,8 @@ static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 			net__conn_flush(c);
 		return;
 	}
+	if (hand_over(c, r))
+		return;
 	dynbuf resp;
 	dynbuf__init(&resp, 2u << 20);
 	if (net__route_plain(c->w->srv, r, c->admin, &resp) == PARLEY_OK)
@@ -553,6 +614,8 @@ static void feed_http(net_conn *c, uint8_t *buf, size_t len)
 
 static void process_plain(net_conn *c, uint8_t *buf, size_t len)
 {
+	if (c->http_pending)
+		return; /* one request per connection: the rest waits for nothing */
 	if (c->state == CONN_HTTP)
 		feed_http(c, buf, len);
 	else if ((c->state == CONN_WS || c->state == CONN_CLOSING) && c->ws != NULL)

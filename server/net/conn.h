@@ -39,7 +39,19 @@ typedef struct net_handler {
 	/* GET /healthz, on any loop thread: 0 = healthy, 1 = degraded (503). A reason (degraded, or a
 	 * warning when healthy) goes into reason as plain text without quotes, "" if none. NULL = healthy. */
 	int (*health)(void *ctx, char *reason, size_t cap);
+	/* A GET on the public listener under NET_ASYNC_PREFIX (the customer-authentication pages), on the
+	 * connection's loop thread: return 1 to answer it later with net__http_answer (exactly once, on
+	 * the same loop), 0 to let net answer 404. url: the request target (path and query), valid during
+	 * the call only. NULL = every such GET is 404. */
+	int (*on_http)(void *ctx, net_conn *c, const char *url);
 } net_handler;
+
+#define NET_ASYNC_PREFIX "/v1/auth/"
+
+/* The answer to a GET taken by on_http: status, an optional Location (a 302; refused unless printable
+ * ASCII without spaces), an HTML body; no-store and no-referrer (the pages carry one-time links). The
+ * connection then closes. If the client went away meanwhile, only the reference is released. */
+void net__http_answer(net_conn *c, int status, const char *location, const char *html);
 
 /* Queue one binary WebSocket message. Copies buf. Returns PARLEY_OK, PARLEY_E_CLOSED if the
  * connection is closing, or PARLEY_E_SLOW_CONSUMER if the peer's unsent output exceeds the configured

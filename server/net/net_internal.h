@@ -90,6 +90,7 @@ struct net_conn {
 	uint8_t in_dispatch;     /* inside ws__feed: sends only queue, the caller flushes */
 	uint8_t authed;          /* the service authenticated it (net__conn_authenticated) */
 	uint8_t admin;           /* accepted on the admin listener: /metrics, /healthz, no WebSocket */
+	uint8_t http_pending;    /* a GET handed to net_handler.on_http, not answered yet (holds a ref) */
 	uint8_t addr_counted;    /* holds one slot of addr_key in the per-address table */
 	uint8_t addr_key[16];    /* IPv4 (v4-mapped) or the IPv6 /64: the per-address cap's unit */
 	char peer[56];           /* "ip:port" for logs: INET6_ADDRSTRLEN + ':' + 5 digits fits */

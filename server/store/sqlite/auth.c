@@ -218,7 +218,7 @@ static int write_comp(store_be *b, const store_auth_component *c, uint64_t entit
 	sqlite3_bind_int(s, 13, c->binding);
 	sqlite3_bind_int64(s, 14, c->credential_ttl_s);
 	sqlite3_bind_int64(s, 15, (int64_t)now_ms);
-	return sqlite__step_done(s) == PARLEY_OK ? PARLEY_OK : sqlite__error(b, "auth component write");
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "auth component write");
 }
 
 int sqlite__auth_component_put(store_be *b, store_job *j)
@@ -285,7 +285,7 @@ int sqlite__auth_component_state(store_be *b, store_job *j)
 	sqlite3_bind_int64(s, 1, (int64_t)c->id);
 	sqlite3_bind_int(s, 2, to);
 	sqlite3_bind_int64(s, 3, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != PARLEY_OK)
+	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth component state");
 	c->state = to;
 	c->updated_ms = j->now_ms;

@@ -105,7 +105,7 @@ static int load_req(store_be *b, const char *sql, uint64_t id, const char *text,
 
 static int one_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
 {
-	return sqlite__query_int(b, sql, p1, p2, v);
+	return sqlite__query_int(b, sql, p1, p2, v) == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "auth count");
 }
 
 /* The job's thread (allocated on first use), loaded with its level. */
@@ -162,7 +162,7 @@ int sqlite__auth_start(store_be *b, store_job *j)
 	sqlite3_bind_text(s, 6, a->verifier, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
 	sqlite3_bind_int64(s, 8, (int64_t)(j->now_ms + a->ttl_ms));
-	if (sqlite__step_done(s) != PARLEY_OK)
+	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth request insert");
 	memset(&a->req, 0, sizeof(a->req));
 	a->req.id = (uint64_t)sqlite3_last_insert_rowid(b->db);
@@ -182,7 +182,7 @@ int sqlite__auth_start(store_be *b, store_job *j)
 			return PARLEY_E_STORE;
 		sqlite3_bind_int64(s, 1, (int64_t)a->req.id);
 		sqlite3_bind_blob(s, 2, mac, sizeof(mac), SQLITE_TRANSIENT);
-		if (sqlite__step_done(s) != PARLEY_OK)
+		if (sqlite__step_done(s) != SQLITE_DONE)
 			return sqlite__error(b, "auth otp");
 	}
 	return PARLEY_OK;
@@ -197,7 +197,7 @@ static int set_status(store_be *b, store_auth_args *a, const req_row *q, int sta
 	sqlite3_bind_int(s, 2, status);
 	sqlite3_bind_int(s, 3, error);
 	sqlite3_bind_int64(s, 4, attempts);
-	if (sqlite__step_done(s) != PARLEY_OK)
+	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth request status");
 	a->req = q->r;
 	a->req.status = status;
@@ -234,7 +234,7 @@ static int bind_sub(store_be *b, const store_job *j, const store_thread_info *t,
 	sqlite3_bind_text(s, 4, t->channel_user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 5, j->auth.ident.sub, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, (int64_t)j->now_ms);
-	return sqlite__step_done(s) == PARLEY_OK ? PARLEY_OK : sqlite__error(b, "auth link insert");
+	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "auth link insert");
 }
 
 static int bind_email(store_be *b, const store_job *j, const store_thread_info *t)
@@ -294,7 +294,7 @@ static int credential(store_be *b, store_job *j, store_thread_info *t, const sto
 	sqlite3_bind_text(s, 7, c->binding == STORE_BIND_PHONE ? id->phone : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 8, (int64_t)j->now_ms);
 	sqlite3_bind_int64(s, 9, (int64_t)until);
-	if (sqlite__step_done(s) != PARLEY_OK)
+	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth credential");
 	cred = sqlite3_last_insert_rowid(b->db);
 	if ((s = sqlite__stmt(b, SQL_SET_LEVEL)) == NULL)
@@ -303,7 +303,7 @@ static int credential(store_be *b, store_job *j, store_thread_info *t, const sto
 	sqlite3_bind_int64(s, 2, cred);
 	sqlite3_bind_int64(s, 3, (int64_t)until);
 	sqlite3_bind_text(s, 4, c->name, -1, SQLITE_STATIC);
-	if (sqlite__step_done(s) != PARLEY_OK)
+	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth level set");
 	t->verification = STORE_LEVEL_AUTHENTICATED;
 	t->verified_until_ms = until;
@@ -358,6 +358,8 @@ int sqlite__auth_answer(store_be *b, store_job *j)
 	/* the customer answers (a channel thread: its gateway); caller 0 is the server's own callback */
 	if (j->caller_account != 0 && j->caller_account != t->customer)
 		return PARLEY_E_NOT_THREAD_MEMBER;
+	if (q.r.status == STORE_AREQ_EXPIRED) /* the sweep got there first */
+		return PARLEY_E_AUTH_EXPIRED;
 	if (q.r.status != STORE_AREQ_OPEN)
 		return PARLEY_E_AUTH_ALREADY_ANSWERED;
 	if (q.r.expires_ms <= j->now_ms)
@@ -491,7 +493,7 @@ int sqlite__auth_expire(store_be *b, store_job *j)
 		if ((s = sqlite__stmt(b, SQL_DROP_LEVEL)) == NULL)
 			return PARLEY_E_STORE;
 		sqlite3_bind_int64(s, 1, (int64_t)threads[i]);
-		if (sqlite__step_done(s) != PARLEY_OK)
+		if (sqlite__step_done(s) != SQLITE_DONE)
 			return sqlite__error(b, "auth level drop");
 		/* back to the channel's baseline: the thread as loaded now */
 		if ((rc = sqlite__thr_load(b, threads[i], &a->dropped[a->n_dropped])) == PARLEY_OK)

@@ -1,0 +1,381 @@
+/* Calls to identity providers with libcurl: discovery, the code exchange, the JWKS, userinfo; and the
+ * verification of what comes back into a store_auth_identity (jose.h does the checking).
+ *
+ * Everything here blocks, so it runs only on libuv's thread pool (uv_queue_work from pages.c), never
+ * on a loop thread. TLS verification is never turned off; auth_ca_file adds a CA (tests: the test CA)
+ * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <parley/error.h>
+#include <sodium.h>
+
+#include "auth/exchange.h"
+#include "auth/jose.h"
+#include "common/alloc.h"
+
+#define BODY_MAX (64u * 1024u) /* any provider document: JWKS, discovery, token answer, userinfo */
+#define CACHE_SLOTS 16
+#define SECRET_MAX 1024
+
+/* --- the HTTP client --- */
+
+typedef struct body {
+	char *data;
+	size_t len;
+	int too_large;
+} body;
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	body *b = arg;
+	size_t add = size * n;
+	char *grown;
+	if (b->len + add > BODY_MAX) {
+		b->too_large = 1;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	if ((grown = parley__realloc(b->data, b->len + add + 1)) == NULL)
+		return 0;
+	b->data = grown;
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+/* GET (form NULL) or POST form; user/pass: HTTP Basic (client_secret_basic); bearer: Authorization.
+ * PARLEY_OK with a 2xx and the body in *out (free it), else code. */
+static int http_call(const auth_config *cfg, const char *url, const char *form, const char *user, const char *pass,
+		     const char *bearer, body *out, int code)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	char auth[4096];
+	long status = 0;
+	CURLcode cc;
+
+	memset(out, 0, sizeof(*out));
+	if (h == NULL)
+		return PARLEY_E_NOMEM;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->http_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->http_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (cfg->ca_file[0] != '\0') {
+		/* the extra CA beside the system's directory (OpenSSL loads both) */
+		curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
+		curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
+	}
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)BODY_MAX);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	hdr = curl_slist_append(hdr, "Accept: application/json");
+	if (bearer != NULL && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer) < (int)sizeof(auth))
+		hdr = curl_slist_append(hdr, auth);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	if (form != NULL)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
+	if (user != NULL && pass != NULL) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, pass);
+	}
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	sodium_memzero(auth, sizeof(auth));
+	if (cc != CURLE_OK || status < 200 || status > 299 || out->data == NULL) {
+		parley__free(out->data);
+		memset(out, 0, sizeof(*out));
+		return code;
+	}
+	return PARLEY_OK;
+}
+
+int auth__http_init(void)
+{
+	/* once, before any loop or pool thread: curl's global init is not thread-safe */
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK : PARLEY_E_INTERNAL;
+}
+
+/* --- the document cache (discovery and JWKS), shared by the pool's threads --- */
+
+typedef struct cache_slot {
+	char url[STORE_AUTH_STR + 1];
+	char *doc;
+	uint64_t fetched_ms;
+} cache_slot;
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static cache_slot cache[CACHE_SLOTS];
+
+/* A copy of the document at url (free it), from the cache unless `fresh` or older than the ttl. */
+static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64_t now_ms, char **out, int code)
+{
+	cache_slot *slot = NULL, *oldest = &cache[0];
+	body b;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&cache_mu);
+	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+		if (strcmp(cache[i].url, url) == 0)
+			slot = &cache[i];
+		if (cache[i].fetched_ms < oldest->fetched_ms)
+			oldest = &cache[i];
+	}
+	if (!fresh && slot != NULL && slot->doc != NULL && now_ms < slot->fetched_ms + cfg->jwks_cache_ms)
+		*out = parley__strdup(slot->doc);
+	pthread_mutex_unlock(&cache_mu);
+	if (*out != NULL)
+		return PARLEY_OK;
+	if ((rc = http_call(cfg, url, NULL, NULL, NULL, NULL, &b, code)) != PARLEY_OK)
+		return rc;
+	*out = b.data;
+	pthread_mutex_lock(&cache_mu);
+	slot = slot != NULL && strcmp(slot->url, url) == 0 ? slot : oldest;
+	parley__free(slot->doc);
+	snprintf(slot->url, sizeof(slot->url), "%s", url);
+	slot->doc = parley__strdup(b.data);
+	slot->fetched_ms = now_ms;
+	pthread_mutex_unlock(&cache_mu);
+	return PARLEY_OK;
+}
+
+void auth__http_fini(void)
+{
+	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+		parley__free(cache[i].doc);
+		memset(&cache[i], 0, sizeof(cache[i]));
+	}
+	curl_global_cleanup();
+}
+
+/* --- the component's endpoints --- */
+
+static void fill_from(char *dst, size_t cap, json_t *doc, const char *name)
+{
+	const char *v = json_string_value(json_object_get(doc, name));
+	if (dst[0] == '\0' && v != NULL && auth__url_ok(v))
+		snprintf(dst, cap, "%s", v);
+}
+
+int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t now_ms)
+{
+	char *doc;
+	json_t *j;
+	int rc;
+
+	if (c->discovery_url[0] == '\0' ||
+	    (c->authorization_endpoint[0] != '\0' && c->token_endpoint[0] != '\0' &&
+	     (c->jwks_uri[0] != '\0' || c->type != STORE_AUTH_OIDC) &&
+	     (c->userinfo_endpoint[0] != '\0' || c->type != STORE_AUTH_OAUTH2)))
+		return PARLEY_OK;
+	if ((rc = cached_get(cfg, c->discovery_url, 0, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+		return rc;
+	j = json_loads(doc, JSON_REJECT_DUPLICATES, NULL);
+	parley__free(doc);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return PARLEY_E_JWKS_UNAVAILABLE;
+	}
+	fill_from(c->authorization_endpoint, sizeof(c->authorization_endpoint), j, "authorization_endpoint");
+	fill_from(c->token_endpoint, sizeof(c->token_endpoint), j, "token_endpoint");
+	fill_from(c->jwks_uri, sizeof(c->jwks_uri), j, "jwks_uri");
+	fill_from(c->userinfo_endpoint, sizeof(c->userinfo_endpoint), j, "userinfo_endpoint");
+	json_decref(j);
+	return c->authorization_endpoint[0] != '\0' && c->token_endpoint[0] != '\0' ? PARLEY_OK
+										  : PARLEY_E_JWKS_UNAVAILABLE;
+}
+
+/* --- the client secret: resolved when used, never stored or logged --- */
+
+static int secret_of(const char *ref, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (ref[0] == '\0')
+		return PARLEY_OK; /* a public client */
+	if (strncmp(ref, "env:", 4) == 0) {
+		const char *v = getenv(ref + 4);
+		if (v == NULL || strlen(v) >= cap)
+			return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+		snprintf(out, cap, "%s", v);
+		return PARLEY_OK;
+	}
+	if (strncmp(ref, "file:", 5) == 0) {
+		FILE *f = fopen(ref + 5, "re");
+		size_t n;
+		if (f == NULL)
+			return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+		n = fread(out, 1, cap - 1, f);
+		fclose(f);
+		out[n] = '\0';
+		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+			out[--n] = '\0';
+		return PARLEY_OK;
+	}
+	return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+}
+
+/* --- the answer --- */
+
+static void url_encode(char *out, size_t cap, const char *in)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *in != '\0' && o + 4 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		    ch == '.' || ch == '_' || ch == '~') {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+void auth__url_encode(char *out, size_t cap, const char *in)
+{
+	url_encode(out, cap, in);
+}
+
+static void copy_claim(char *dst, size_t cap, const char *v)
+{
+	snprintf(dst, cap, "%s", v != NULL ? v : "");
+}
+
+static int verified_flag(json_t *v)
+{
+	if (json_is_true(v))
+		return 1;
+	return json_is_string(v) && strcmp(json_string_value(v), "true") == 0;
+}
+
+/* An ID token: signature under the JWKS (fetched once more on an unknown kid), then the claims. */
+static int check_id_token(const auth_config *cfg, const auth_exchange *x, const char *tok, uint64_t now_ms,
+			  store_auth_identity *id)
+{
+	jose_claims cl;
+	jose_jwks *set = NULL;
+	unsigned flags = 0;
+	char *doc = NULL;
+	int rc = PARLEY_OK;
+
+	for (int fresh = 0; fresh < 2; fresh++) {
+		if ((rc = cached_get(cfg, x->comp.jwks_uri, fresh, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+			return rc;
+		rc = jose__jwks_parse(doc, strlen(doc), &set);
+		parley__free(doc);
+		if (rc != PARLEY_OK)
+			return rc;
+		flags = 0;
+		rc = jose__jwt_verify(tok, strlen(tok), set, &cl, &flags);
+		jose__jwks_free(set);
+		if (rc == PARLEY_OK || !(flags & JOSE_VERIFY_KEY_UNKNOWN))
+			break;
+	}
+	if (rc != PARLEY_OK)
+		return rc;
+	jose_expect e = {.issuer = x->comp.issuer,
+			 .client_id = x->comp.client_id,
+			 .nonce = x->nonce,
+			 .now = (int64_t)(now_ms / 1000u),
+			 .skew_s = cfg->skew_s,
+			 .max_age_s = 0};
+	rc = jose__idtoken_check(&cl, &e);
+	if (rc == PARLEY_OK) {
+		copy_claim(id->sub, sizeof(id->sub), cl.sub);
+		copy_claim(id->email, sizeof(id->email), cl.email);
+		copy_claim(id->phone, sizeof(id->phone), cl.phone_number);
+		id->email_verified = cl.email_verified == 1;
+		id->phone_verified = cl.phone_number_verified == 1;
+		id->token_exp_ms = cl.has_exp ? (uint64_t)cl.exp * 1000u : 0;
+		SHA256((const unsigned char *)tok, strlen(tok), id->token_hash);
+	}
+	jose__claims_free(&cl);
+	return rc;
+}
+
+/* oauth2: who the access token belongs to, from the userinfo endpoint. */
+static int userinfo(const auth_config *cfg, const auth_exchange *x, const char *access, store_auth_identity *id)
+{
+	body b;
+	json_t *j;
+	int rc = http_call(cfg, x->comp.userinfo_endpoint, NULL, NULL, NULL, access, &b, PARLEY_E_AUTH_TOKEN_EXCHANGE);
+	if (rc != PARLEY_OK)
+		return rc;
+	j = json_loads(b.data, JSON_REJECT_DUPLICATES, NULL);
+	SHA256((const unsigned char *)access, strlen(access), id->token_hash);
+	parley__free(b.data);
+	if (!json_is_object(j) || !json_is_string(json_object_get(j, "sub"))) {
+		json_decref(j);
+		return PARLEY_E_ID_TOKEN_CLAIMS;
+	}
+	copy_claim(id->sub, sizeof(id->sub), json_string_value(json_object_get(j, "sub")));
+	copy_claim(id->email, sizeof(id->email), json_string_value(json_object_get(j, "email")));
+	copy_claim(id->phone, sizeof(id->phone), json_string_value(json_object_get(j, "phone_number")));
+	id->email_verified = verified_flag(json_object_get(j, "email_verified"));
+	id->phone_verified = verified_flag(json_object_get(j, "phone_number_verified"));
+	json_decref(j);
+	return PARLEY_OK;
+}
+
+int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms)
+{
+	char secret[SECRET_MAX], ecode[1536], eredir[AUTH_URL_MAX * 3 + 64], eclient[STORE_AUTH_STR * 3 + 1];
+	char *form;
+	size_t cap = sizeof(ecode) + sizeof(eredir) + sizeof(eclient) + 256;
+	body b;
+	json_t *j = NULL;
+	const char *tok;
+	int rc;
+
+	memset(&x->ident, 0, sizeof(x->ident));
+	if ((rc = auth__endpoints(cfg, &x->comp, now_ms)) != PARLEY_OK)
+		return rc;
+	if ((rc = secret_of(x->comp.secret_ref, secret, sizeof(secret))) != PARLEY_OK)
+		return rc;
+	url_encode(ecode, sizeof(ecode), x->code);
+	url_encode(eredir, sizeof(eredir), x->redirect_uri);
+	url_encode(eclient, sizeof(eclient), x->comp.client_id);
+	if ((form = parley__malloc(cap)) == NULL)
+		return PARLEY_E_NOMEM;
+	snprintf(form, cap, "grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s&client_id=%s", ecode,
+		 eredir, x->verifier, eclient);
+	rc = http_call(cfg, x->comp.token_endpoint, form, secret[0] != '\0' ? x->comp.client_id : NULL,
+		       secret[0] != '\0' ? secret : NULL, NULL, &b, PARLEY_E_AUTH_TOKEN_EXCHANGE);
+	sodium_memzero(secret, sizeof(secret));
+	parley__free(form);
+	if (rc != PARLEY_OK)
+		return rc;
+	j = json_loads(b.data, JSON_REJECT_DUPLICATES, NULL);
+	parley__free(b.data);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	}
+	if (x->comp.type == STORE_AUTH_OIDC) {
+		tok = json_string_value(json_object_get(j, "id_token"));
+		rc = tok != NULL ? check_id_token(cfg, x, tok, now_ms, &x->ident) : PARLEY_E_ID_TOKEN_INVALID;
+	} else {
+		tok = json_string_value(json_object_get(j, "access_token"));
+		rc = tok != NULL ? userinfo(cfg, x, tok, &x->ident) : PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	}
+	json_decref(j);
+	return rc;
+}

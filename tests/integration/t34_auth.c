@@ -1,0 +1,824 @@
+/* t34: customer authentication on the wire (docs/protocol.md §14.2), against a real parleyd driven with
+ * raw sockets (staff lists and thread events signed here, as t30/t35 do).
+ *
+ *   components  admins only (an agent: NOT_ENTITY_ADMIN; a customer: NOT_ENTITY_MEMBER); every
+ *               validation refusal (COMPONENT_INVALID): name, plain http to a remote host, a secret that
+ *               is not a reference, oidc without a client, otp with a binding, ttl 0, a duplicate name,
+ *               auth_components_max; draft -> active -> inactive, no edit while active, never back to
+ *               draft; the list: admins all with secret_ref, agents the active ones without it.
+ *   start       only a staff member of the thread (the customer: NOT_ENTITY_MEMBER; staff outside the
+ *               thread: NOT_THREAD_MEMBER); an inactive component (COMPONENT_NOT_ACTIVE), an unknown one
+ *               (NO_SUCH_COMPONENT); the AuthPrompt to the customer with the start link (no code on a
+ *               native thread); auth_max_open_per_thread (TOO_MANY_AUTH_REQUESTS).
+ *   otp         on an sms thread the gateway's prompt carries the code; a wrong code (OTP_WRONG), an
+ *               answer by staff (NOT_THREAD_MEMBER), the right code: AUTHENTICATED in the answer, in the
+ *               staff's AuthResult, in ThreadGet and AuthStatus; the same answer again
+ *               (AUTH_ALREADY_ANSWERED).
+ *   attempts    auth_otp_attempts wrong codes: OTP_ATTEMPTS, the request FAILED (AuthResult to staff),
+ *               and the right code after it is refused.
+ *   closed      an answer after the thread closed: THREAD_CLOSED; AuthStart on a closed thread too.
+ *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
+ *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
+ *               AUTH_EXPIRED and the sweep tells the staff.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include <parley/error.h>
+
+#include "harness.h"
+#include "staffmodel.h"
+#include "threadwire.h"
+#include "wire/stafflist.h"
+#include "wire/threadev.h"
+
+#define SMS 2
+#define WABA 3
+#define NUM1 "+15551234567"
+#define NUM2 "+15557654321"
+#define NUM3 "+15550001111"
+
+static srv S;
+static tacct P, G, H, W, C; /* primary admin, default agent, plain agent, gateway, customer */
+static model acme;
+static uint64_t T;          /* C's native thread */
+static uint64_t OIDC, OTP;  /* active components */
+
+/* --- the identity provider (tests/idp: oidc-provider over HTTPS with a test CA) --- */
+
+static char idp_tmp[64];    /* its CA, config, secret file, port file */
+static char ISS[64];        /* https://127.0.0.1:PORT */
+static pid_t idp_pid;
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	IT_CHECK(f != NULL);
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* runs cmd, its first stdout line into out; its exit status */
+static int run_line(const char *cmd, char *out, size_t cap)
+{
+	FILE *f = popen(cmd, "r");
+	int st;
+	out[0] = '\0';
+	if (f == NULL)
+		return -1;
+	if (fgets(out, (int)cap, f) != NULL)
+		out[strcspn(out, "\r\n")] = '\0';
+	while (fgetc(f) != EOF)
+		;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void idp_start(void)
+{
+	char cmd[1024], path[160], line[64];
+	const char *dir = getenv("IDP_DIR"), *node = getenv("NODE");
+
+	IT_CHECK(dir != NULL && node != NULL);
+	snprintf(idp_tmp, sizeof(idp_tmp), "/tmp/parley-t34-XXXXXX");
+	IT_CHECK(mkdtemp(idp_tmp) != NULL);
+	snprintf(cmd, sizeof(cmd), "%s/make-ca.sh %s/ca >/dev/null 2>&1", dir, idp_tmp);
+	IT_EQ(run_line(cmd, line, sizeof(line)), 0);
+	snprintf(path, sizeof(path), "%s/secret", idp_tmp);
+	write_file(path, "secret-rs\n");
+	snprintf(path, sizeof(path), "%s/config.json", idp_tmp);
+	write_file(path,
+		   "{ \"clients\": [ { \"client_id\": \"parley-rs\", \"client_secret\": \"secret-rs\","
+		   " \"redirect_uris\": [\"https://chat.example.com/v1/auth/callback\"],"
+		   " \"id_token_signed_response_alg\": \"RS256\", \"token_endpoint_auth_method\": \"client_secret_basic\" } ],"
+		   " \"users\": ["
+		   " { \"id\": \"alice\", \"password\": \"alice-pw\", \"claims\": { \"email\": \"alice@example.test\","
+		   " \"email_verified\": true, \"phone_number\": \"" NUM1 "\", \"phone_number_verified\": true } },"
+		   " { \"id\": \"bob\", \"password\": \"bob-pw\", \"claims\": { \"phone_number\": \"" NUM2 "\","
+		   " \"phone_number_verified\": true } } ],"
+		   " \"id_token_ttl_s\": 300, \"access_token_ttl_s\": 300 }");
+	idp_pid = fork();
+	if (idp_pid == 0) {
+		char script[256], port[160], cert[160], key[160], conf[160];
+		snprintf(script, sizeof(script), "%s/idp.mjs", dir);
+		snprintf(port, sizeof(port), "%s/port", idp_tmp);
+		snprintf(cert, sizeof(cert), "%s/ca/server.pem", idp_tmp);
+		snprintf(key, sizeof(key), "%s/ca/server.key", idp_tmp);
+		snprintf(conf, sizeof(conf), "%s/config.json", idp_tmp);
+		if (freopen("/dev/null", "w", stderr) == NULL)
+			_exit(126);
+		execl(node, node, script, "--port", "0", "--port-file", port, "--cert", cert, "--key", key, "--config",
+		      conf, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/port", idp_tmp);
+	for (int i = 0; i < 200 && access(path, R_OK) != 0; i++)
+		usleep(50000);
+	FILE *f = fopen(path, "r");
+	int port = 0;
+	IT_CHECK(f != NULL && fscanf(f, "%d", &port) == 1);
+	if (f != NULL)
+		fclose(f);
+	snprintf(ISS, sizeof(ISS), "https://127.0.0.1:%d", port);
+}
+
+static void idp_stop(void)
+{
+	char cmd[128];
+	if (idp_pid > 0) {
+		kill(idp_pid, SIGTERM);
+		waitpid(idp_pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", idp_tmp);
+	IT_EQ(system(cmd), 0);
+}
+
+static void setup(void)
+{
+	char ca[128];
+	const char *extra[] = {"--auth_max_open_per_thread=2", "--auth_otp_attempts=3", "--auth_components_max=4",
+			       "--auth_public_url=https://chat.example.com/", ca, NULL};
+
+	idp_start();
+	snprintf(ca, sizeof(ca), "--auth_ca_file=%s/ca/ca.pem", idp_tmp);
+	char code[32];
+	uint64_t req = 0;
+	dynbuf l;
+	tev ev;
+	tinfo t;
+
+	srv_start(&S, extra);
+	sm_next_id = 0;
+	sm_mk_many(S.port, 1, "pat gus hal wendy cleo", (tacct *[]){&P, &G, &H, &W, &C});
+	ent_create(&P, &acme, "acme", 0);
+	ent_add(&P, &acme, &G, WIRE_ROLE_AGENT, WIRE_RULE_DEFAULT_AGENT);
+	ent_add(&P, &acme, &H, WIRE_ROLE_AGENT, 0);
+	/* the gateway, as t35 enrols it */
+	IT_EQ(sm_code_role(P.fd, "acme", 0, WIRE_ROLE_GATEWAY, code, sizeof(code)), PARLEY_OK);
+	IT_EQ(sm_join(W.fd, "acme", code, NULL, &req, NULL), PARLEY_OK);
+	sm_model_set(&acme, &W, WIRE_ROLE_GATEWAY, 0, 0);
+	sm_sign(&acme, acme.version + 1, NULL, &l);
+	IT_EQ(sm_decide(P.fd, "acme", req, 1, &l, NULL, 0, NULL), PARLEY_OK);
+	acme.version++;
+	dynbuf__free(&l);
+	ev = ev_by(&C, &acme, 0, WIRE_THREADEV_OPEN, C.id, 1, NULL);
+	IT_EQ(th_open(C.fd, "acme", NULL, &ev, &t), PARLEY_OK);
+	T = t.id;
+}
+
+/* --- the calls --- */
+
+typedef struct comp {
+	uint64_t id;
+	const char *name;
+	int type;
+	const char *issuer, *disco, *authz, *token, *jwks, *client, *secret;
+	int binding;
+	uint32_t ttl;
+} comp;
+
+static comp oidc_comp(const char *name)
+{
+	comp c = {0, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, "https://idp.example.com", "",
+		  "https://idp.example.com/auth", "https://idp.example.com/token", "https://idp.example.com/jwks",
+		  "parley-acme", "env:ACME_SECRET", 0, 600};
+	return c;
+}
+
+static comp otp_comp(const char *name, uint32_t ttl)
+{
+	comp c = {0, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OTP, "", "", "", "", "", "", "", 0, ttl};
+	return c;
+}
+
+static int c_put(int fd, comp *c, int *state)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthComponentPutRequest m = PARLEY__WIRE__AUTH_COMPONENT_PUT_REQUEST__INIT;
+	Parley__Wire__AuthComponent w = PARLEY__WIRE__AUTH_COMPONENT__INIT;
+	wire_frame f;
+	int st;
+
+	w.component_id = c->id;
+	w.entity = (char *)"acme";
+	w.name = (char *)c->name;
+	w.type = (Parley__Wire__AuthType)c->type;
+	w.issuer = (char *)c->issuer;
+	w.discovery_url = (char *)c->disco;
+	w.authorization_endpoint = (char *)c->authz;
+	w.token_endpoint = (char *)c->token;
+	w.jwks_uri = (char *)c->jwks;
+	w.client_id = (char *)c->client;
+	w.secret_ref = (char *)c->secret;
+	w.binding = (Parley__Wire__AuthBinding)c->binding;
+	w.credential_ttl_s = c->ttl;
+	m.component = &w;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT;
+	r.auth_component_put = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK) {
+		const Parley__Wire__AuthComponent *o = f.frame->response->auth_component_put->component;
+		c->id = o->component_id;
+		if (state != NULL)
+			*state = (int)o->state;
+		IT_CHECK(strcmp(o->name, c->name) == 0 && strcmp(o->entity, "acme") == 0);
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int c_state(int fd, uint64_t id, int state)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthComponentStateRequest m = PARLEY__WIRE__AUTH_COMPONENT_STATE_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.entity = (char *)"acme";
+	m.component_id = id;
+	m.state = (Parley__Wire__AuthComponentState)state;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_STATE;
+	r.auth_component_state = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK)
+		IT_EQ((int)f.frame->response->auth_component_state->component->state, state);
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* *n components, *secrets of them with a secret_ref, *inactive of them not active */
+static int c_list(int fd, size_t *n, size_t *secrets, size_t *inactive)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthComponentListRequest m = PARLEY__WIRE__AUTH_COMPONENT_LIST_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.entity = (char *)"acme";
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_LIST;
+	r.auth_component_list = &m;
+	st = sm_call(fd, &r, &f);
+	*n = *secrets = *inactive = 0;
+	if (st == PARLEY_OK) {
+		const Parley__Wire__AuthComponentListResponse *l = f.frame->response->auth_component_list;
+		*n = l->n_components;
+		for (size_t i = 0; i < l->n_components; i++) {
+			*secrets += l->components[i]->secret_ref[0] != '\0';
+			*inactive += l->components[i]->state != PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE;
+		}
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int a_start(int fd, uint64_t tid, uint64_t cid, uint64_t *rid, char *url, size_t cap)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthStartRequest m = PARLEY__WIRE__AUTH_START_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.thread_id = tid;
+	m.component_id = cid;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_START;
+	r.auth_start = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK) {
+		const Parley__Wire__AuthRequestInfo *in = f.frame->response->auth_start->request;
+		if (rid != NULL)
+			*rid = in->request_id;
+		if (url != NULL)
+			snprintf(url, cap, "%s", in->url);
+		IT_EQ(in->thread_id, tid);
+		IT_EQ((int)in->status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_OPEN);
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthAnswerRequest m = PARLEY__WIRE__AUTH_ANSWER_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.request_id = rid;
+	m.otp = (char *)otp;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
+	r.auth_answer = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK && level != NULL)
+		*level = f.frame->response->auth_answer->verification;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+typedef struct status {
+	unsigned level;
+	char by[65];
+	size_t n_reqs, n_claims;
+	int first_status;
+	uint32_t first_error;
+} status;
+
+static int a_status(int fd, uint64_t tid, status *o)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthStatusRequest m = PARLEY__WIRE__AUTH_STATUS_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	memset(o, 0, sizeof(*o));
+	m.thread_id = tid;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS;
+	r.auth_status = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK) {
+		const Parley__Wire__AuthStatusResponse *s = f.frame->response->auth_status;
+		o->level = s->verification;
+		snprintf(o->by, sizeof(o->by), "%s", s->verified_by);
+		o->n_reqs = s->n_requests;
+		o->n_claims = s->n_claims;
+		if (s->n_requests > 0) {
+			o->first_status = (int)s->requests[0]->status;
+			o->first_error = s->requests[0]->error;
+		}
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* The next push of `body` on fd within timeout_ms (others dropped): 1 and *keep, or 0. */
+static int next_push(int fd, int body, wire_frame *keep, int timeout_ms)
+{
+	for (;;) {
+		wire_frame f;
+		if (pw_recv(fd, &f, timeout_ms) != 0)
+			return 0;
+		if (f.frame->kind_case == PARLEY__WIRE__FRAME__KIND_PUSH && (int)f.frame->push->body_case == body) {
+			*keep = f;
+			return 1;
+		}
+		wire__frame_free(&f);
+	}
+}
+
+/* the prompt's request id, code and url */
+static int prompt(int fd, uint64_t *rid, char otp[16], char *url, size_t cap)
+{
+	wire_frame f;
+	if (!next_push(fd, PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT, &f, 3000))
+		return 0;
+	const Parley__Wire__AuthPrompt *p = f.frame->push->auth_prompt;
+	*rid = p->request->request_id;
+	snprintf(otp, 16, "%s", p->otp);
+	if (url != NULL)
+		snprintf(url, cap, "%s", p->request->url);
+	IT_CHECK(strcmp(p->entity, "acme") == 0);
+	wire__frame_free(&f);
+	return 1;
+}
+
+typedef struct result {
+	uint64_t thread_id, request_id;
+	unsigned level;
+	int status;
+	uint32_t error;
+} result;
+
+static int auth_result(int fd, result *o, int timeout_ms)
+{
+	wire_frame f;
+	memset(o, 0, sizeof(*o));
+	if (!next_push(fd, PARLEY__WIRE__PUSH__BODY_AUTH_RESULT, &f, timeout_ms))
+		return 0;
+	const Parley__Wire__AuthResult *a = f.frame->push->auth_result;
+	o->thread_id = a->thread_id;
+	o->level = a->verification;
+	if (a->request != NULL) {
+		o->request_id = a->request->request_id;
+		o->status = (int)a->request->status;
+		o->error = a->request->error;
+	}
+	wire__frame_free(&f);
+	return 1;
+}
+
+/* A channel thread of the gateway for (channel, number): its id. */
+static uint64_t channel_thread(uint32_t channel, const char *number)
+{
+	tev ev = ev_by(&W, &acme, 0, WIRE_THREADEV_OPEN, W.id, 1, NULL);
+	tinfo t;
+	IT_EQ(th_open_channel(W.fd, "acme", NULL, channel, number, &ev, &t), PARLEY_OK);
+	return t.id;
+}
+
+/* a code that differs from `code` in its last digit */
+static void other_code(char out[16], const char *code)
+{
+	snprintf(out, 16, "%s", code);
+	out[5] = out[5] == '9' ? '0' : (char)(out[5] + 1);
+}
+
+/* --- the tests --- */
+
+static void test_components(void)
+{
+	comp c = oidc_comp("Acme sign-in"), bad;
+	size_t n, secrets, inactive;
+	int state = 0;
+
+	IT_EQ(c_put(G.fd, &c, NULL), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(c_put(C.fd, &c, NULL), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(c_put(W.fd, &c, NULL), PARLEY_E_NOT_ENTITY_MEMBER); /* a gateway is never staff */
+	IT_EQ(c_put(P.fd, &c, &state), PARLEY_OK);
+	IT_EQ(state, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_DRAFT);
+	IT_CHECK(c.id != 0);
+	OIDC = c.id;
+	/* each malformed field on its own */
+	bad = oidc_comp("");
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("plain http");
+	bad.token = "http://idp.example.com/token";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("userinfo host");
+	bad.authz = "https://idp.example.com@evil.example/auth";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("inline secret");
+	bad.secret = "s3cr3t";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("relative file");
+	bad.secret = "file:secret.txt";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("no client");
+	bad.client = "";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("no ttl");
+	bad.ttl = 0;
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = otp_comp("otp bound", 60);
+	bad.binding = PARLEY__WIRE__AUTH_BINDING__BINDING_SUB;
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	bad = oidc_comp("Acme sign-in"); /* a second component of the same name */
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	/* plain http to this machine is fine (a provider on the same host) */
+	bad = oidc_comp("loopback");
+	bad.token = "http://127.0.0.1:9000/token";
+	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_OK);
+	/* states: draft -> active; no edit while active; inactive; edit; never back to draft */
+	IT_EQ(c_state(G.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_E_NOT_ENTITY_ADMIN);
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_E_COMPONENT_INVALID);
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_COMPONENT_INVALID);
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	c.client = "parley-acme-2";
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_DRAFT), PARLEY_E_COMPONENT_INVALID);
+	IT_EQ(c_state(P.fd, 9999, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_E_NO_SUCH_COMPONENT);
+	/* the otp component, active; then auth_components_max (4): the fourth fits, the fifth not */
+	c = otp_comp("Code by SMS", 600);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	OTP = c.id;
+	IT_EQ(c_state(P.fd, OTP, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	c = otp_comp("Short code", 2);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, c.id, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	c = otp_comp("One too many", 60);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_COMPONENT_INVALID);
+	/* lists: the admin all 4 with their secret references; an agent the 2 active, no secret */
+	IT_EQ(c_list(P.fd, &n, &secrets, &inactive), PARLEY_OK);
+	IT_EQ(n, 4);
+	IT_EQ(secrets, 2);
+	IT_EQ(inactive, 2);
+	IT_EQ(c_list(G.fd, &n, &secrets, &inactive), PARLEY_OK);
+	IT_EQ(n, 2);
+	IT_EQ(secrets, 0);
+	IT_EQ(inactive, 0);
+	IT_EQ(c_list(C.fd, &n, &secrets, &inactive), PARLEY_E_NOT_ENTITY_MEMBER);
+}
+
+static void test_start(void)
+{
+	char url[600], purl[600], otp[16];
+	uint64_t rid = 0, prid = 0;
+
+	IT_EQ(a_start(C.fd, T, OTP, NULL, NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER); /* the customer */
+	IT_EQ(a_start(H.fd, T, OTP, NULL, NULL, 0), PARLEY_E_NOT_THREAD_MEMBER); /* staff, not in it */
+	IT_EQ(a_start(G.fd, T, OIDC, NULL, NULL, 0), PARLEY_E_COMPONENT_NOT_ACTIVE);
+	IT_EQ(a_start(G.fd, T, 9999, NULL, NULL, 0), PARLEY_E_NO_SUCH_COMPONENT);
+	IT_EQ(a_start(G.fd, 424242, OTP, NULL, NULL, 0), PARLEY_E_NO_SUCH_THREAD);
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	IT_EQ(a_start(G.fd, T, OIDC, &rid, url, sizeof(url)), PARLEY_OK);
+	/* the link: auth_public_url (its trailing '/' dropped) + /v1/auth/start/ + 43 characters */
+	IT_CHECK(strncmp(url, "https://chat.example.com/v1/auth/start/", 39) == 0);
+	IT_EQ(strlen(url), 39 + 43);
+	IT_CHECK(prompt(C.fd, &prid, otp, purl, sizeof(purl)));
+	IT_EQ(prid, rid);
+	IT_CHECK(strcmp(purl, url) == 0);
+	IT_CHECK(otp[0] == '\0'); /* a sign-in carries no code */
+	/* auth_max_open_per_thread (2) */
+	IT_EQ(a_start(P.fd, T, OTP, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(C.fd, &prid, otp, NULL, 0));
+	IT_CHECK(otp[0] == '\0'); /* a native thread: the code goes out of band, never in the push */
+	IT_EQ(a_start(G.fd, T, OTP, NULL, NULL, 0), PARLEY_E_TOO_MANY_AUTH_REQUESTS);
+	/* a sign-in is answered at the callback, not with a code */
+	IT_EQ(a_answer(C.fd, rid - 1, "123456", NULL), PARLEY_E_INVAL);
+}
+
+static void test_otp(void)
+{
+	uint64_t ts = channel_thread(SMS, NUM1), rid = 0, prid = 0;
+	char otp[16], wrong[16];
+	unsigned level = 0;
+	status st;
+	result res;
+	tinfo t;
+
+	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	IT_EQ(prid, rid);
+	IT_EQ(strlen(otp), 6); /* the gateway sends it to the number */
+	other_code(wrong, otp);
+	IT_EQ(a_answer(W.fd, rid, wrong, NULL), PARLEY_E_OTP_WRONG);
+	IT_EQ(a_answer(G.fd, rid, otp, NULL), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(a_answer(W.fd, rid, otp, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.thread_id, ts);
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.level, 2);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_DONE);
+	IT_EQ(th_get(G.fd, ts, &t, NULL), PARLEY_OK);
+	IT_EQ(t.verification, 2);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.level, 2);
+	IT_CHECK(strcmp(st.by, "Code by SMS") == 0);
+	IT_EQ(st.n_reqs, 1);
+	IT_EQ(st.first_status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_DONE);
+	IT_EQ(a_status(H.fd, ts, &st), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(a_answer(W.fd, rid, otp, NULL), PARLEY_E_AUTH_ALREADY_ANSWERED);
+}
+
+static void test_attempts(void)
+{
+	uint64_t ts = channel_thread(SMS, NUM2), rid = 0, prid = 0;
+	char otp[16], wrong[16];
+	result res;
+
+	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	other_code(wrong, otp);
+	/* auth_otp_attempts (3): two wrong codes leave it open, the third closes it */
+	IT_EQ(a_answer(W.fd, rid, wrong, NULL), PARLEY_E_OTP_WRONG);
+	IT_EQ(a_answer(W.fd, rid, "12345", NULL), PARLEY_E_OTP_WRONG); /* not 6 digits: wrong, counted */
+	IT_EQ(a_answer(W.fd, rid, wrong, NULL), PARLEY_E_OTP_ATTEMPTS);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED);
+	IT_EQ(res.error, PARLEY_E_OTP_ATTEMPTS);
+	IT_EQ(res.level, 1); /* sms: still the carrier's baseline */
+	IT_EQ(a_answer(W.fd, rid, otp, NULL), PARLEY_E_AUTH_ALREADY_ANSWERED);
+}
+
+static void test_closed(void)
+{
+	uint64_t ts = channel_thread(WABA, NUM1), rid = 0, prid = 0;
+	char otp[16];
+	tev ev;
+	result res;
+
+	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	/* the customer (the gateway) closes its thread, then answers */
+	ev = ev_by(&W, &acme, ts, WIRE_THREADEV_CLOSE, 0, 2, NULL);
+	IT_EQ(th_event(W.fd, ts, &ev), PARLEY_OK);
+	IT_EQ(a_answer(W.fd, rid, otp, NULL), PARLEY_E_THREAD_CLOSED);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.error, PARLEY_E_THREAD_CLOSED);
+	IT_EQ(a_start(G.fd, ts, OTP, NULL, NULL, 0), PARLEY_E_THREAD_CLOSED);
+}
+
+static void test_credential_expiry(void)
+{
+	uint64_t ts = channel_thread(SMS, NUM3), rid = 0, prid = 0, short_id = OTP + 1;
+	char otp[16];
+	unsigned level = 0;
+	result res;
+	status st;
+
+	IT_EQ(a_start(G.fd, ts, short_id, &rid, NULL, 0), PARLEY_OK); /* "Short code": credential_ttl_s 2 */
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	IT_EQ(a_answer(W.fd, rid, otp, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.level, 2);
+	/* within ~2 s + the 1 s sweep: back to the sms baseline, told to the staff without a request */
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.thread_id, ts);
+	IT_EQ(res.level, 1);
+	IT_EQ(res.request_id, 0);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.level, 1);
+}
+
+/* A restart with auth_request_ttl_s 2: an answer after that is AUTH_EXPIRED; an unanswered request is
+ * expired by the sweep and the staff are told. */
+static void test_request_expiry(void)
+{
+	uint64_t ts, rid = 0, rid2 = 0, prid = 0;
+	char otp[16];
+	result res;
+	status st;
+	tacct *all[] = {&P, &G, &H, &W, &C};
+
+	IT_EQ(srv_stop(&S), 0);
+	snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "--auth_request_ttl_s=2");
+	srv_restart(&S);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		close(all[i]->fd);
+		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
+		IT_CHECK(all[i]->fd >= 0);
+	}
+	ts = channel_thread(SMS, "+15559990000");
+	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	IT_EQ(a_start(G.fd, ts, OTP, &rid2, NULL, 0), PARLEY_OK);
+	sleep(3);
+	IT_EQ(a_answer(W.fd, rid, otp, NULL), PARLEY_E_AUTH_EXPIRED);
+	/* the other one: the sweep ended it (or ends it now) */
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED);
+	IT_EQ(res.error, PARLEY_E_AUTH_EXPIRED);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.n_reqs, 2);
+	IT_EQ(st.first_status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED);
+	/* expired requests no longer count toward auth_max_open_per_thread */
+	IT_EQ(a_start(G.fd, ts, OTP, NULL, NULL, 0), PARLEY_OK);
+}
+
+/* --- sign-in at the provider --- */
+
+/* The customer's way: the start link (on this server: the public URL is the reverse proxy's) answers
+ * 302 to the provider, login.mjs signs in there and prints the callback URL without requesting it.
+ * query: the callback's query ("code=..&state=..&iss=.."). Returns login.mjs's exit status. */
+static int sign_in(const char *url, const char *login, const char *password, char *query, size_t cap)
+{
+	char path[160], resp[8192], cmd[4096], line[3072];
+	const char *loc, *end, *q;
+	size_t n;
+	int st;
+
+	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
+	IT_EQ(http_get(S.port, path, resp, sizeof(resp)), 302);
+	IT_CHECK(strstr(resp, "Cache-Control: no-store") != NULL);
+	loc = strstr(resp, "Location: ");
+	IT_CHECK(loc != NULL);
+	if (loc == NULL)
+		return -1;
+	loc += 10;
+	end = strstr(loc, "\r\n");
+	n = end != NULL ? (size_t)(end - loc) : strlen(loc);
+	IT_CHECK(strncmp(loc, ISS, strlen(ISS)) == 0);
+	/* everything the provider needs: the code flow with PKCE S256, state and nonce */
+	IT_CHECK(memmem(loc, n, "code_challenge_method=S256", 26) != NULL && memmem(loc, n, "&nonce=", 7) != NULL);
+	st = snprintf(cmd, sizeof(cmd), "%s %s/login.mjs --ca %s/ca/ca.pem '%.*s' %s %s 2>/dev/null", getenv("NODE"),
+		      getenv("IDP_DIR"), idp_tmp, (int)n, loc, login, password);
+	IT_CHECK(st > 0 && (size_t)st < sizeof(cmd));
+	st = run_line(cmd, line, sizeof(line));
+	q = strchr(line, '?');
+	snprintf(query, cap, "%s", q != NULL ? q + 1 : "");
+	return st;
+}
+
+/* GET /v1/auth/callback?query: the HTTP status; page: the body's refusal name or "Signed in" */
+static int callback(const char *query, char *page, size_t cap)
+{
+	char path[4096], resp[8192];
+	int st;
+	snprintf(path, sizeof(path), "/v1/auth/callback?%s", query);
+	st = http_get(S.port, path, resp, sizeof(resp));
+	snprintf(page, cap, "%s", strstr(resp, "\r\n\r\n") != NULL ? strstr(resp, "\r\n\r\n") + 4 : "");
+	return st;
+}
+
+static uint64_t OIDC_SUB, OIDC_PHONE;
+
+/* component `id` (not active) edited into an oidc component of the idp, activated */
+static void oidc_component(uint64_t id, const char *name, int binding)
+{
+	char disco[128], secret[160];
+	comp c = {id, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, ISS, disco, "", "", "", "parley-rs", secret, binding, 600};
+	snprintf(disco, sizeof(disco), "%s/.well-known/openid-configuration", ISS);
+	snprintf(secret, sizeof(secret), "file:%s/secret", idp_tmp);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, c.id, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+}
+
+/* the start link of a new request on thread ts (its prompt to the gateway W) */
+static uint64_t start_link(uint64_t ts, uint64_t cid, char *url, size_t cap)
+{
+	char purl[600], otp[16];
+	uint64_t rid = 0, prid = 0;
+	IT_EQ(a_start(G.fd, ts, cid, &rid, url, cap), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, purl, sizeof(purl)));
+	IT_CHECK(strcmp(purl, url) == 0);
+	return rid;
+}
+
+static void test_oidc(void)
+{
+	uint64_t ts = channel_thread(SMS, "+15552223333"), rid;
+	char url[600], url2[600], query[3072], query2[3072], forged[3200], page[1024], *amp;
+	result res;
+	status st;
+
+	/* the entity has auth_components_max (4) already: the first (deactivated) and the loopback draft
+	 * become components of the test provider */
+	OIDC_SUB = OIDC;
+	OIDC_PHONE = OIDC + 1;
+	IT_EQ(c_state(P.fd, OIDC, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	oidc_component(OIDC_SUB, "Acme ID", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB);
+	oidc_component(OIDC_PHONE, "Acme ID phone", PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE);
+	/* alice signs in: AUTHENTICATED, told to the staff, the page says so */
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 200);
+	IT_CHECK(strstr(page, "Signed in") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.level, 2);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_CHECK(strcmp(st.by, "Acme ID") == 0);
+	IT_EQ(st.n_claims, 1); /* the bound sub */
+	/* the same callback again (a replayed code): refused before any exchange */
+	IT_EQ(callback(query, page, sizeof(page)), 409);
+	IT_CHECK(strstr(page, "AUTH_ALREADY_ANSWERED") != NULL);
+	/* a state that names no request */
+	IT_EQ(callback("code=abc&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", page, sizeof(page)), 400);
+	IT_CHECK(strstr(page, "AUTH_STATE_MISMATCH") != NULL);
+	IT_EQ(callback("code=abc", page, sizeof(page)), 400);
+	/* another person (bob) on the same customer: the linked sub is alice's */
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "bob", "bob-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.error, PARLEY_E_IDENTITY_MISMATCH);
+	/* a code obtained for one request, presented with another request's state: the code is bound to
+	 * the first request's PKCE challenge (and nonce), so the provider refuses the exchange */
+	start_link(ts, OIDC_SUB, url, sizeof(url));
+	rid = start_link(ts, OIDC_SUB, url2, sizeof(url2));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(sign_in(url2, "alice", "alice-pw", query2, sizeof(query2)), 0);
+	amp = strstr(query, "state=");
+	IT_CHECK(amp != NULL);
+	snprintf(forged, sizeof(forged), "code=%.*s&%s", (int)strcspn(strstr(query, "code=") + 5, "&"),
+		 strstr(query, "code=") + 5, strstr(query2, "state="));
+	IT_EQ(callback(forged, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "AUTH_TOKEN_EXCHANGE") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	/* phone binding: alice's verified number is NUM1's thread, not this one */
+	rid = start_link(ts, OIDC_PHONE, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	/* unknown start links: 404 */
+	IT_EQ(http_get(S.port, "/v1/auth/start/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", page, sizeof(page)), 404);
+	IT_EQ(http_get(S.port, "/v1/auth/start/x", page, sizeof(page)), 404);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	setup();
+	IT_RUN(test_components);
+	IT_RUN(test_start);
+	IT_RUN(test_otp);
+	IT_RUN(test_attempts);
+	IT_RUN(test_closed);
+	IT_RUN(test_credential_expiry);
+	IT_RUN(test_oidc);
+	IT_RUN(test_request_expiry);
+	IT_EQ(srv_stop(&S), 0);
+	srv_cleanup(&S);
+	idp_stop();
+	return it_failures ? 1 : 0;
+}
