@@ -35,6 +35,7 @@ p alice register alice >/dev/null && p alice entity create acme-support Acme Sup
 p alice listen --timeout 2 >/dev/null 2>&1
 thread=$(p alice threads acme-support | sed -n 's/^#\([0-9]*\).*/\1/p' | head -1)
 check "dave's thread exists" '[ -n "$thread" ]'
+p alice thread add "$thread" bob >/dev/null || { echo "Bail out! bob not added to the thread"; exit 1; }
 
 # ---- components: admins only ----
 run alice auth component create acme-support acme-sso --type oidc --issuer https://id.acme.example \
@@ -46,7 +47,7 @@ sso=$(sed -n 's/^component \([0-9]*\) .*/\1/p' "$dir/out")
 run alice auth component create acme-support acme-code --type otp --binding none --ttl 900
 check "an otp component" 'grep -qE "^component [0-9]+ acme-code \(otp, draft\)$" "$dir/out"'
 code_id=$(sed -n 's/^component \([0-9]*\) .*/\1/p' "$dir/out")
-run bob auth component create acme-support bobs --type otp
+run bob auth component create acme-support bobs --type otp --binding none
 check "an agent may not create one (NOT_ENTITY_ADMIN, exit 1)" '[ "$rc" = 1 ] && grep -q NOT_ENTITY_ADMIN "$dir/out"'
 run alice auth component edit acme-support "$sso" --scopes "openid email profile"
 check "edit keeps what the options do not name" 'grep -qE "^component $sso acme-sso \(oidc, draft\)$" "$dir/out"'
@@ -65,6 +66,10 @@ run dave auth component list acme-support
 check "a customer sees none of them" '[ "$rc" = 1 ]'
 
 # ---- the agent's Authenticate ----
+# a prompt reaches the customer's devices that are online: dave listens while bob sends
+p dave listen --timeout 8 >"$dir/listen" 2>&1 &
+lpid=$!
+for _ in $(seq 100); do grep -q "member added" "$dir/listen" && break; sleep 0.1; done
 run bob thread auth "$thread" acme-code
 check "a draft component is not sent (COMPONENT_NOT_ACTIVE or not listed)" '[ "$rc" = 1 ]'
 run bob thread auth "$thread" acme-sso
@@ -78,16 +83,18 @@ run eve auth status "$thread"
 check "a stranger gets no status" '[ "$rc" = 1 ]'
 
 # ---- the customer's side ----
-run dave listen --timeout 3
+wait "$lpid"
+cp "$dir/listen" "$dir/out"
 check "dave's listen shows the prompt with a sign-in URL" \
 	'grep -qE "^Acme Support asks you to sign in with acme-sso: https?://[^ ]+/v1/auth/start/[^ ]+ \(request $req, expires [0-9:]{8}\)$" "$dir/out"'
+url=$(sed -n "s/^Acme Support asks you to sign in with acme-sso: \([^ ]*\) (request $req,.*/\1/p" "$dir/listen")
 run dave auth status "$thread"
-check "the customer's status: unverified, the requests open" \
-	'grep -qx "thread $thread: unverified" "$dir/out" && grep -qP "^request $req\tacme-sso\topen$" "$dir/out"'
+check "the customer's status: unverified, the requests open with the link the prompt gave" \
+	'grep -qx "thread $thread: unverified" "$dir/out" && grep -qP "^request $req\tacme-sso\topen\t\Q$url\E$" "$dir/out"'
 run bob auth status "$thread"
-check "the agent's status lists both requests, newest first" \
+check "the agent's status lists both requests, newest first, without the customer's link" \
 	'grep -qx "thread $thread: unverified" "$dir/out" && [ "$(grep -c "^request " "$dir/out")" = 2 ] &&
-	 [ "$(sed -n 2p "$dir/out" | cut -f1)" != "request $req" ]'
+	 [ "$(sed -n 2p "$dir/out" | cut -f1)" != "request $req" ] && ! grep -q "auth/start" "$dir/out"'
 run dave auth answer "$req" --otp 123456
 check "an otp answer to an oidc request is refused (exit 1)" '[ "$rc" = 1 ]'
 run dave auth answer "$req" --otp 123456 --jwt x
@@ -97,6 +104,24 @@ run alice auth component deactivate acme-support "$sso"
 check "deactivate" 'grep -qE "^component $sso acme-sso \(oidc, inactive\)$" "$dir/out"'
 run bob thread auth "$thread" "$sso"
 check "an inactive component is not sent (COMPONENT_NOT_ACTIVE)" '[ "$rc" = 1 ] && grep -q COMPONENT_NOT_ACTIVE "$dir/out"'
+
+# ---- a request nobody answers: the agent's listen says it expired ----
+kill -TERM "$pid" && wait "$pid"
+"$PARLEYD" --port=0 --port_file="$dir/port2" --data_dir="$dir/data" --auth_request_ttl_s=2 2>>"$dir/log" &
+pid=$!
+for _ in $(seq 300); do [ -s "$dir/port2" ] && break; sleep 0.05; done
+export PARLEY_SERVER="ws://127.0.0.1:$(cat "$dir/port2")/v1/websocket"
+p alice auth component activate acme-support "$sso" >/dev/null
+p bob listen --timeout 7 >"$dir/listen" 2>&1 &
+lpid=$!
+sleep 1.5
+run bob thread auth "$thread" acme-sso
+late=$(sed -n 's/^auth request \([0-9]*\) .*/\1/p' "$dir/out")
+wait "$lpid"
+cp "$dir/listen" "$dir/out"
+check "the agent's listen: the request expired" '[ -n "$late" ] && grep -qx "#$thread: authentication request $late expired" "$dir/out"'
+run bob auth status "$thread"
+check "and its status says so" 'grep -qP "^request $late\tacme-sso\texpired$" "$dir/out"'
 
 kill -TERM "$pid" && wait "$pid"
 pid=

@@ -185,6 +185,11 @@ void cli_auth_print_status(FILE *f, uint64_t thread_id, const parley_auth_status
 		fprintf(f, "\t%s", request_status_name(r->status));
 		if (r->status == PARLEY_AUTH_REQUEST_FAILED)
 			fprintf(f, "\t%s", parley_errname(r->error));
+		/* the customer's link of an open request: a prompt reaches online devices only */
+		if (r->status == PARLEY_AUTH_REQUEST_OPEN && r->url[0] != '\0') {
+			fputc('\t', f);
+			put_safe(f, r->url);
+		}
 		fputc('\n', f);
 	}
 }

@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #define COMPONENTS_MAX 64
+#define TTL_DEFAULT_S 3600 /* a create without --ttl: an hour, capped by the token's own expiry */
 
 extern char **environ;
 
@@ -52,6 +53,7 @@ static int component_put(cli_ctx *ctx, parley_client *c, int create, int argc, c
 		if (strlen(argv[1]) >= sizeof(comp.name) || argv[1][0] == '\0')
 			return cli_usage(ctx, "a component's name has 1 to %d bytes", PARLEY_AUTH_NAME_MAX);
 		snprintf(comp.name, sizeof(comp.name), "%s", argv[1]);
+		comp.credential_ttl_s = TTL_DEFAULT_S;
 	} else {
 		if ((r = parse_id(ctx, argv[1], "component id", &id)) != CLI_EXIT_OK)
 			return r;

@@ -109,7 +109,7 @@ static void test_sent_and_status(void)
 	s.n_claims = 1;
 	snprintf(s.claims[0].name, sizeof(s.claims[0].name), "email");
 	snprintf(s.claims[0].value, sizeof(s.claims[0].value), "carol@example.com");
-	s.n_requests = 3;
+	s.n_requests = 4;
 	s.requests[0].request_id = 12;
 	snprintf(s.requests[0].component, sizeof(s.requests[0].component), "acme-sso");
 	s.requests[0].status = PARLEY_AUTH_REQUEST_DONE;
@@ -120,13 +120,19 @@ static void test_sent_and_status(void)
 	s.requests[2].request_id = 10;
 	snprintf(s.requests[2].component, sizeof(s.requests[2].component), "acme-sso");
 	s.requests[2].status = PARLEY_AUTH_REQUEST_EXPIRED;
+	snprintf(s.requests[2].url, sizeof(s.requests[2].url), "https://a.example/old"); /* not open: not shown */
+	s.requests[3].request_id = 8;
+	snprintf(s.requests[3].component, sizeof(s.requests[3].component), "acme-sso");
+	s.requests[3].status = PARLEY_AUTH_REQUEST_OPEN;
+	snprintf(s.requests[3].url, sizeof(s.requests[3].url), "https://a.example/v1/auth/start/t");
 	f = out_open();
 	cli_auth_print_status(f, 4, &s);
 	TEST_EQ_STR(out_close(f), "thread 4: authenticated by acme-sso until 2023-11-14 23:13:20 UTC\n"
 				  "claim email: carol@example.com\n"
 				  "request 12\tacme-sso\tdone\n"
 				  "request 11\tacme-otp\tfailed\tOTP_ATTEMPTS\n"
-				  "request 10\tacme-sso\texpired\n");
+				  "request 10\tacme-sso\texpired\n"
+				  "request 8\tacme-sso\topen\thttps://a.example/v1/auth/start/t\n");
 }
 
 static void test_prompt_lines(void)
