@@ -16,8 +16,10 @@
 #
 # Environment (tests/e2e/meson.build sets it): PARLEYD PARLEY PARLEY_GATEWAY NODE E2E_ARTIFACTS,
 # CHROMIUM (default /usr/bin/chromium), E2E_AUTH (0|1), IDP_SCRIPT IDP_MAKE_CA (for E2E_AUTH=1).
-# It FAILS (never skips) when chromium or tests/e2e/node_modules is missing: `make deps-test` installs
-# both (apt package chromium; tests/e2e/setup.sh runs npm ci).
+# E2E_AUTH=0 runs part 1 alone (a stack without customer authentication). It FAILS (never skips) when
+# chromium, tests/e2e/node_modules or (E2E_AUTH=1) tests/idp/node_modules is missing: `make deps-test`
+# installs them (apt package chromium; tests/e2e/setup.sh and tests/idp/setup.sh run npm ci).
+# E2E_KEEP=1 keeps the temporary directory (databases, CLI homes) for a post-mortem.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}" "${PARLEY_GATEWAY:?}" "${NODE:?}" "${E2E_ARTIFACTS:?}"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -67,19 +69,39 @@ bob_saw() {
 	grep -qF "$1" "$dir/bob.listen"
 }
 
-# ---- the provider (authentication part only) ----
+# ---- parleyd (and, for the authentication part, the provider first: parleyd trusts its CA) ----
+# parleyd's port is chosen before it starts: its sign-in pages' address (auth_public_url) and the
+# redirect URI registered at the provider both name it
+port=$(free_port)
+pd_args=(--bind=127.0.0.1 --port="$port" --port_file="$dir/port" --data_dir="$dir/data")
 idp_args=()
 if [ "$E2E_AUTH" = 1 ]; then
 	: "${IDP_SCRIPT:?}" "${IDP_MAKE_CA:?}"
+	[ -f "$(dirname "$IDP_SCRIPT")/node_modules/oidc-provider/package.json" ] ||
+		bail "tests/idp/node_modules missing: run tests/idp/setup.sh (make deps-test)"
 	"$IDP_MAKE_CA" "$dir/ca" >/dev/null || bail "make-ca.sh failed"
+	(umask 077 && echo "e2e-client-secret" >"$dir/client-secret")
+	cat >"$dir/idp.json" <<-EOF
+	{ "clients": [ { "client_id": "parley-e2e", "client_secret": "e2e-client-secret",
+	                 "redirect_uris": ["http://127.0.0.1:$port/v1/auth/callback"],
+	                 "id_token_signed_response_alg": "ES256",
+	                 "token_endpoint_auth_method": "client_secret_basic" } ],
+	  "users": [ { "id": "carol", "password": "carol-pw",
+	               "claims": { "email": "carol@example.test", "email_verified": true, "name": "Carol" } } ],
+	  "id_token_ttl_s": 300, "access_token_ttl_s": 300 }
+	EOF
+	"$NODE" "$IDP_SCRIPT" --port 0 --port-file "$dir/idp-port" --cert "$dir/ca/server.pem" \
+		--key "$dir/ca/server.key" --config "$dir/idp.json" 2>"$dir/idp.log" &
+	pids+=($!)
+	wait_for test -s "$dir/idp-port" || bail "the test provider did not start (see $art/idp.log)"
+	issuer="https://127.0.0.1:$(cat "$dir/idp-port")"
+	pd_args+=(--auth_public_url="http://127.0.0.1:$port" --auth_ca_file="$dir/ca/ca.pem")
+	# Chromium trusts exactly the provider's key (webchat.mjs's header says why not ignoreHTTPSErrors)
+	idp_args=(--login carol --password carol-pw --spki "$(cat "$dir/ca/server.spki")")
 fi
-
-# ---- parleyd ----
-pd_args=(--port=0 --port_file="$dir/port" --data_dir="$dir/data")
 "$PARLEYD" "${pd_args[@]}" 2>"$dir/parleyd.log" &
 pids+=($!)
-wait_for test -s "$dir/port" || bail "parleyd did not start"
-port=$(cat "$dir/port")
+wait_for test -s "$dir/port" || bail "parleyd did not start (see $art/parleyd.log)"
 export PARLEY_SERVER="ws://127.0.0.1:$port/v1/websocket"
 
 # ---- the business, with the CLI ----
@@ -120,11 +142,42 @@ p bob thread send "$thread" "hello from the agent" >>"$dir/agent.log" 2>&1
 wait_for bob_online_until answered
 check "the browser shows the agent's answer" 'marked answered'
 
+# ---- step 2: the agent asks the customer to sign in; the thread continues, authenticated ----
+if [ "$E2E_AUTH" = 1 ]; then
+	{ p alice auth component create acme e2e-sso --type oidc --issuer "$issuer" \
+		--discovery "$issuer/.well-known/openid-configuration" --client-id parley-e2e \
+		--secret-ref "file:$dir/client-secret" --scopes "openid email" --binding sub --ttl 3600 &&
+	  p alice auth component activate acme "$(p alice auth component list acme | awk -F'\t' '$2 == "e2e-sso" {print $1}')"; } \
+		>>"$dir/agent.log" 2>&1
+	check "an active oidc component pointing at the test provider" \
+		'p alice auth component list acme | grep -qP "^[0-9]+\te2e-sso\toidc\tactive\t"'
+	p bob thread auth "$thread" e2e-sso >"$dir/auth.out" 2>&1
+	cat "$dir/auth.out" >>"$dir/agent.log"
+	check "bob sends the sign-in request to the webchat thread" \
+		'grep -qE "^auth request [0-9]+ sent to the customer" "$dir/auth.out"'
+	wait_for bob_online_until signed-in
+	check "the browser signed in at the provider and saw parleyd's success page" 'marked signed-in'
+	authed() { browser_alive; p bob auth status "$thread" >"$dir/status.out" 2>&1 &&
+		grep -qE "^thread $thread: authenticated by e2e-sso until " "$dir/status.out"; }
+	wait_for authed
+	cat "$dir/status.out" >>"$dir/agent.log"
+	check "bob's auth status: authenticated" 'grep -qE "^thread $thread: authenticated by e2e-sso until " "$dir/status.out"'
+	p bob threads acme >"$dir/threads.log" 2>&1
+	check "bob's thread list: the webchat thread is authenticated" \
+		'grep -qP "^#$thread\t.*\twebchat [0-9a-f]{32} via acme-gw, E2E ends at the gateway, authenticated" "$dir/threads.log"'
+	touch "$dir/marks/authenticated"
+	wait_for bob_saw "signed in, thanks"
+	check "bob receives the customer's message after the sign-in" 'grep -qF "acme-gw: signed in, thanks" "$dir/bob.listen"'
+	p bob thread send "$thread" "you are verified, how can I help" >>"$dir/agent.log" 2>&1
+	wait_for bob_online_until continued
+	check "the browser shows the agent's answer after the sign-in" 'marked continued'
+fi
+
 # ---- the end: the browser script's verdict ----
 wait "$browser"
 brc=$?
 check "the browser script passed every step (exit $brc)" '[ "$brc" = 0 ]'
 [ "$brc" = 0 ] || sed 's/^/#   /' "$dir/browser.log"
 shots=$(ls "$art"/*.png 2>/dev/null | wc -l)
-check "screenshots kept in $art ($shots)" '[ "$shots" -ge 3 ]'
+check "screenshots kept in $art ($shots)" '[ "$shots" -ge $([ "$E2E_AUTH" = 1 ] && echo 7 || echo 3) ]'
 exit $fail

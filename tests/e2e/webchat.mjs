@@ -132,18 +132,21 @@ try {
 		if (!popup.url().startsWith('https://')) throw new Error(`the login form is not on HTTPS: ${popup.url()}`);
 		await screenshot(popup, 'provider-login');
 
-		step = "sign in at the provider";
+		step = 'sign in at the provider';
 		await popup.locator('input[name="login"]').fill(opt.login);
 		await popup.locator('input[name="password"]').fill(opt.password);
-		await Promise.all([
-			popup.waitForURL(/\/v1\/auth\/callback\?/, { timeout: opt.timeoutMs }),
-			popup.locator('form [type="submit"], form button').first().click(),
-		]);
+		// the provider's form posts, then redirects (through its own auth endpoint) to parleyd's callback
+		const callback = popup.waitForResponse((r) => /\/v1\/auth\/callback\?/.test(r.url()),
+			{ timeout: opt.timeoutMs });
+		await popup.locator('#login button[type="submit"]').click();
+		const cb = await callback;
 		await popup.waitForLoadState('load');
-		const body = await popup.locator('body').innerText();
-		if (!/signed in|success|verified/i.test(body))
-			throw new Error(`the callback page does not say the sign-in succeeded: ${body.slice(0, 300)}`);
-		await screenshot(popup, 'callback-success');
+		const title = await popup.title();
+		const body = (await popup.locator('body').innerText()).trim();
+		// exactly parleyd's success page: "Not signed in" (a refusal, with its code) must fail here
+		if (cb.status() !== 200 || title !== 'Signed in' || !body.startsWith('Signed in'))
+			throw new Error(`the callback answered ${cb.status()} "${title}": ${body.slice(0, 300)}`);
+		await screenshot(popup, 'callback-signed-in');
 		mark('signed-in');
 		await popup.close();
 
