@@ -76,6 +76,19 @@ async function lines(page, cls) {
 async function waitLine(page, cls, text) {
 	await page.locator(`#log .${cls}`, { hasText: text }).first().waitFor({ timeout: opt.timeoutMs });
 }
+async function waitLoginForm(popup) {
+	const end = Date.now() + opt.timeoutMs;
+	for (;;) {
+		if (popup.url().startsWith('chrome-error://')) {
+			const text = await popup.locator('body').innerText().catch(() => '');
+			const why = (text.match(/NET::ERR_[A-Z_]+|ERR_[A-Z_]+/) || ['an error page'])[0];
+			throw new Error(`the browser refused the sign-in page: ${why}`);
+		}
+		if (await popup.locator('input[name="login"]').count() > 0) return;
+		if (Date.now() > end) throw new Error(`no login form at ${popup.url()}`);
+		await new Promise((r) => setTimeout(r, 200));
+	}
+}
 async function write(page, text) {
 	await page.locator('#t').fill(text);
 	await page.locator('#f button').click();
@@ -127,8 +140,10 @@ try {
 		const popupPromise = context.waitForEvent('page');
 		await button.click();
 		const popup = await popupPromise;
-		// parleyd's /v1/auth/start answers 302 to the provider: the window lands on its login form
-		await popup.locator('input[name="login"]').waitFor();
+		// parleyd's /v1/auth/start answers 302 to the provider: the window lands on its login form. A
+		// page the browser refuses (an untrusted certificate) is chromium's interstitial at
+		// chrome-error://: said at once, with its NET::ERR_ name, rather than as a timeout.
+		await waitLoginForm(popup);
 		if (!popup.url().startsWith('https://')) throw new Error(`the login form is not on HTTPS: ${popup.url()}`);
 		await screenshot(popup, 'provider-login');
 
