@@ -20,6 +20,7 @@
 # chromium, tests/e2e/node_modules or (E2E_AUTH=1) tests/idp/node_modules is missing: `make deps-test`
 # installs them (apt package chromium; tests/e2e/setup.sh and tests/idp/setup.sh run npm ci).
 # E2E_KEEP=1 keeps the temporary directory (databases, CLI homes) for a post-mortem.
+# shellcheck disable=SC2016,SC2317  # check's conditions are eval'ed later; helpers run through wait_for
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}" "${PARLEY_GATEWAY:?}" "${NODE:?}" "${E2E_ARTIFACTS:?}"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -34,7 +35,8 @@ bail() { echo "Bail out! $*"; exit 1; }
 
 dir=$(mktemp -d /tmp/parley-e2e-XXXXXX)
 art=$E2E_ARTIFACTS
-rm -rf "$art" && mkdir -p "$art" "$dir/marks" || bail "cannot create $art"
+rm -rf "$art"
+mkdir -p "$art" "$dir/marks" || bail "cannot create $art"
 pids=()
 cleanup() {
 	local p
@@ -58,7 +60,10 @@ wait_for() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p() { local home=$1; shift; PARLEY_HOME="$dir/$home" "$PARLEY" "$@"; }
 # a browser that died stops every wait at once instead of each one timing out
-browser_alive() { kill -0 "$browser" 2>/dev/null || bail "the browser script exited early (see $art/browser.log)"; }
+browser_alive() {
+	kill -0 "$browser" 2>/dev/null ||
+		bail "the browser script exited early: $(grep -m1 FAILED "$dir/browser.log") (see $art/)"
+}
 marked() { [ -e "$dir/marks/$1" ] && return 0; browser_alive; return 1; }
 # bob_online_until MARK: bob's client stays online (as an agent's app does) until the browser set MARK
 bob_online_until() { marked "$1" && return 0; p bob listen --timeout 1 >>"$dir/bob.listen" 2>&1; marked "$1"; }
@@ -178,6 +183,6 @@ wait "$browser"
 brc=$?
 check "the browser script passed every step (exit $brc)" '[ "$brc" = 0 ]'
 [ "$brc" = 0 ] || sed 's/^/#   /' "$dir/browser.log"
-shots=$(ls "$art"/*.png 2>/dev/null | wc -l)
+shots=$(find "$art" -maxdepth 1 -name '*.png' | wc -l)
 check "screenshots kept in $art ($shots)" '[ "$shots" -ge $([ "$E2E_AUTH" = 1 ] && echo 7 || echo 3) ]'
 exit $fail
