@@ -28,10 +28,8 @@
 #define RETRY_MS 2000
 #define RECONNECT_MS 2000
 
-/* libparley's channel and auth calls come with issue 11's branches (wip-chan, the auth branch); until
- * they are merged the gateway still links, and says at start that it cannot open channel threads. Weak
- * references resolve to NULL when the library lacks them. */
-#pragma weak parley_thread_send_channel_start
+/* libparley's auth events come with issue 11's auth branch; until it is merged the gateway still links
+ * (a weak reference resolves to NULL when the library lacks it) and renders no prompts. */
 #pragma weak parley_auth_set_events
 
 struct gw_bridge {
@@ -153,13 +151,13 @@ static void on_auth_prompt(parley_client *c, const parley_auth_prompt *p, void *
 	queue_out(b, dedupe, &o);
 }
 
-/* A gateway has no pairwise conversations; but libparley receives nothing at all, thread messages
- * included, while parley_events.on_message is NULL (recv.c: c->receiving), so one must be set. */
-static void on_pairwise(parley_client *c, const parley_message *msg, void *user)
+/* A direct (pairwise) message to the gateway account: nobody should write to it; it is not a channel
+ * customer's. Set all the same: libparley receives (sender keys included) only with on_message set. */
+static void on_message(parley_client *c, const parley_message *m, void *user)
 {
 	(void)c;
-	(void)msg;
 	(void)user;
+	log__line("a direct message from %s ignored (the gateway serves channel threads only)", m->sender);
 }
 
 static void on_disconnect(parley_client *c, parley_err err, void *user)
@@ -207,6 +205,8 @@ static void on_sent(parley_client *c, parley_err status, uint64_t thread_id, voi
 	(void)c;
 	b->inflight = 0;
 	if (status == PARLEY_OK) {
+		log__line("inbound %lld (%s) -> thread %llu", (long long)b->cur.rowid, parley_channel_name(b->cur.channel),
+			  (unsigned long long)thread_id);
 		store__thread_put(b->store, thread_id, b->cur.channel, b->cur.user);
 		store__inbound_done(b->store, b->cur.rowid, 1, thread_id, 0);
 	} else if (permanent(status)) {
@@ -225,7 +225,7 @@ static void on_sent(parley_client *c, parley_err status, uint64_t thread_id, voi
 
 static void next_inbound(gw_bridge *b)
 {
-	if (b->inflight || mono_ms() < b->retry_at || !parley_thread_send_channel_start)
+	if (b->inflight || mono_ms() < b->retry_at)
 		return;
 	if (store__inbound_next(b->store, &b->cur) != PARLEY_OK)
 		return;
@@ -283,9 +283,9 @@ int bridge__start(gw_app *app, gw_bridge **out)
 		bridge__stop(b);
 		return rc;
 	}
-	if (!parley_thread_send_channel_start)
-		log__line("this libparley cannot open channel threads yet: inbound messages are kept until it can");
-	b->ev.on_message = on_pairwise;
+	if (!parley_auth_set_events)
+		log__line("this libparley has no auth events yet: auth prompts are not rendered");
+	b->ev.on_message = on_message;
 	b->ev.on_disconnect = on_disconnect;
 	b->ev.user = b;
 	b->tev.on_thread_message = on_thread_message;

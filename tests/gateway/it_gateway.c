@@ -1,0 +1,494 @@
+/* parley-gateway end to end: a real parleyd, an entity (admin alice, default agent bob), a gateway
+ * account enrolled with a gateway code, the parley-gateway process ($PARLEY_GATEWAY) for it, and a fake
+ * provider (fake_provider.c) standing in for Twilio's API, the WABA API and a BYOC endpoint.
+ *   sms      a signed Twilio webhook reaches bob as an sms thread with the number; his answer reaches
+ *            the fake as Twilio's Messages call; a bad signature is 403 and nothing arrives; a replayed
+ *            webhook is answered 200 and not delivered twice
+ *   outage   the fake answers 503 for a while: the answer arrives once, after retries
+ *   restart  the gateway is stopped with an answer still undelivered: the next gateway delivers it
+ *   waba     handshake, a signed webhook, the answer as a WABA messages call
+ *   byoc     a signed webhook, a bad one, the answer signed with X-Parley-Signature; limits (413, 404)
+ *   webchat  the WebSocket: a session id, a message acknowledged and not resent on a repeat, the answer
+ *            kept while the page is closed and delivered when the same session comes back */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <parley/client.h>
+#include <parley/entity.h>
+#include <parley/thread.h>
+
+#include "../integration/harness.h"
+#include "fake_provider.h"
+#include "gw.h"
+
+#define NUM "+15551234567"
+#define TOKEN "tw-test-token"
+#define APP_SECRET "waba-app-secret"
+#define BYOC_SECRET "byoc-secret"
+
+static srv s;
+static char url[128];
+static parley_client *admin, *agent;
+static fake_provider fake;
+static pid_t gw_pid;
+static int gw_port;
+
+typedef struct inbox {
+	int n;
+	char all[16384];
+	uint64_t last_thread;
+} inbox;
+static inbox in_agent;
+
+static void on_tmsg(parley_client *c, const parley_thread_message *m, void *user)
+{
+	inbox *b = user;
+	(void)c;
+	b->n++;
+	b->last_thread = m->thread_id;
+	size_t used = strlen(b->all);
+	snprintf(b->all + used, sizeof b->all - used, "%s\n", (const char *)m->body);
+}
+
+static void on_err(parley_client *c, parley_err e, const char *h, uint32_t d, void *user)
+{
+	(void)user;
+	fprintf(stderr, "# agent on_error %s from %s/%u: %s\n", parley_errname(e), h, (unsigned)d, parley_client_errmsg(c));
+}
+
+static void on_msg(parley_client *c, const parley_message *m, void *user)
+{
+	(void)c;
+	(void)m;
+	(void)user;
+}
+
+static int occurrences(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Runs the agent until its inbox holds `text` (or ~10 s). */
+static int agent_sees(const char *text)
+{
+	(void)parley_connect(agent);
+	for (int i = 0; i < 100 && !strstr(in_agent.all, text); i++)
+		(void)parley_client_run(agent, 100);
+	return strstr(in_agent.all, text) != NULL;
+}
+
+static int pick(fake_provider *f, const fake_req *r)
+{
+	(void)r;
+	if (f->fail_left > 0) {
+		f->fail_left--;
+		return 503;
+	}
+	return f->fail_left < 0 ? 503 : 201; /* fail_left < 0: down until told */
+}
+
+static void set_fail(int n)
+{
+	pthread_mutex_lock(&fake.mu);
+	fake.fail_left = n;
+	pthread_mutex_unlock(&fake.mu);
+}
+
+/* Waits until the fake answered `status` to a request whose body has needle (or ~15 s). */
+static int fake_got(int status, const char *needle, int n)
+{
+	for (int i = 0; i < 150 && fake_count(&fake, status, needle) < n; i++)
+		usleep(100000);
+	return fake_count(&fake, status, needle);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+		return -1;
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void gw_start(void)
+{
+	char a[20][300];
+	char *argv[22];
+	int n = 0;
+	const char *bin = getenv("PARLEY_GATEWAY");
+	IT_MUST(&s, bin != NULL);
+	snprintf(a[n++], 300, "%s", bin);
+	snprintf(a[n++], 300, "--entity=acme");
+	snprintf(a[n++], 300, "--home=%s/gwen", s.dir);
+	snprintf(a[n++], 300, "--server=%s", url);
+	snprintf(a[n++], 300, "--port=%d", gw_port);
+	snprintf(a[n++], 300, "--public_url=http://gw.example:%d", gw_port);
+	snprintf(a[n++], 300, "--twilio.account_sid=AC123");
+	snprintf(a[n++], 300, "--twilio.auth_token=env:GW_TWILIO_TOKEN");
+	snprintf(a[n++], 300, "--twilio.from=+15550001111");
+	snprintf(a[n++], 300, "--twilio.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], 300, "--waba.app_secret=env:GW_WABA_SECRET");
+	snprintf(a[n++], 300, "--waba.verify_token=env:GW_WABA_VERIFY");
+	snprintf(a[n++], 300, "--waba.token=env:GW_WABA_TOKEN");
+	snprintf(a[n++], 300, "--waba.phone_number_id=1055");
+	snprintf(a[n++], 300, "--waba.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], 300, "--byoc.secret=env:GW_BYOC_SECRET");
+	snprintf(a[n++], 300, "--byoc.url=http://127.0.0.1:%u/byoc-hook", fake.port);
+	snprintf(a[n++], 300, "--retry_base_ms=100");
+	snprintf(a[n++], 300, "--retry_cap_ms=400");
+	snprintf(a[n++], 300, "--webchat=1");
+	for (int i = 0; i < n; i++)
+		argv[i] = a[i];
+	argv[n] = NULL;
+	setenv("GW_TWILIO_TOKEN", TOKEN, 1);
+	setenv("GW_WABA_SECRET", APP_SECRET, 1);
+	setenv("GW_WABA_VERIFY", "vt-1", 1);
+	setenv("GW_WABA_TOKEN", "waba-bearer", 1);
+	setenv("GW_BYOC_SECRET", BYOC_SECRET, 1);
+	gw_pid = fork();
+	if (gw_pid == 0) {
+		execv(bin, argv);
+		_exit(127);
+	}
+	char resp[512];
+	int up = 0;
+	for (int i = 0; i < 100 && !up; i++) {
+		up = http_get(gw_port, "/healthz", resp, sizeof resp) == 200;
+		if (!up)
+			usleep(50000);
+	}
+	IT_MUST(&s, up);
+}
+
+static int gw_stop(void)
+{
+	int st = -1;
+	kill(gw_pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(gw_pid, &st, WNOHANG) == gw_pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		usleep(100000);
+	}
+	kill(gw_pid, SIGKILL);
+	waitpid(gw_pid, &st, 0);
+	return -1;
+}
+
+/* POST path with body and one extra header line (may be ""); returns the status, resp filled. */
+static int post(const char *path, const char *ctype, const char *hdr, const char *body, char *resp, size_t cap)
+{
+	static char req[100000];
+	snprintf(req, sizeof req,
+		 "POST %s HTTP/1.1\r\nHost: gw.example\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n%s",
+		 path, ctype, hdr, strlen(body), body);
+	return http_request(gw_port, req, resp, cap);
+}
+
+static int twilio_post(const char *sid, const char *text, int good_sig, char *resp, size_t cap)
+{
+	gw_buf b;
+	gw_form f;
+	char sig[TWILIO_SIGNATURE_LEN + 1], full[256], hdr[128];
+	gwbuf__init(&b, 4096);
+	gwbuf__printf(&b, "ToCountry=US&SmsMessageSid=%s&NumMedia=0&MessageSid=%s&AccountSid=AC123&From=", sid, sid);
+	gwbuf__urlencode(&b, NUM);
+	gwbuf__puts(&b, "&To=%2B15550001111&Body=");
+	gwbuf__urlencode(&b, text);
+	gwbuf__puts(&b, "&ApiVersion=2010-04-01");
+	form__parse(b.data, b.len, &f);
+	snprintf(full, sizeof full, "http://gw.example:%d/sms/twilio", gw_port);
+	twilio__signature(good_sig ? TOKEN : "not-the-token", full, &f, sig);
+	form__free(&f);
+	snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s\r\n", sig);
+	int st = post("/sms/twilio", "application/x-www-form-urlencoded", hdr, b.data, resp, cap);
+	gwbuf__free(&b);
+	return st;
+}
+
+static void setup(void)
+{
+	char code[PARLEY_ENROL_CODE_MAX + 1];
+	uint64_t id = 0, req = 0;
+	parley_rules_change ch;
+	parley_events ev;
+	parley_thread_events tev;
+
+	admin = it_user(&s, url, "alice");
+	agent = it_user(&s, url, "bob");
+	parley_client *gw = it_user(&s, url, "gwen");
+	IT_MUST(&s, admin && agent && gw);
+	IT_EQ(parley_entity_create(admin, "acme", "Acme Support", &id), PARLEY_OK);
+	IT_EQ(parley_entity_code(admin, "acme", 0, PARLEY_ROLE_AGENT, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(agent, "acme", code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(admin, "acme", req, 1), PARLEY_OK);
+	parley_rules_change_init(&ch);
+	ch.default_agent = 1;
+	IT_EQ(parley_entity_set_rules(admin, "acme", "bob", &ch), PARLEY_OK);
+	IT_EQ(parley_entity_code(admin, "acme", 0, PARLEY_ROLE_GATEWAY, code, sizeof code, NULL), PARLEY_OK);
+	IT_EQ(parley_entity_join(gw, "acme", code, &req), PARLEY_OK);
+	IT_EQ(parley_entity_decide(admin, "acme", req, 1), PARLEY_OK);
+	parley_client_free(gw); /* its state directory is the gateway process's from now on */
+	memset(&ev, 0, sizeof ev);
+	ev.on_error = on_err;
+	ev.on_message = on_msg; /* receiving needs it: libparley receives pairwise messages only with one */
+	parley_client_set_events(agent, &ev);
+	memset(&tev, 0, sizeof tev);
+	tev.on_thread_message = on_tmsg;
+	tev.user = &in_agent;
+	parley_thread_set_events(agent, &tev);
+	parley_client_disconnect(agent); /* what was pushed while not receiving comes on the next connection */
+	IT_MUST(&s, fake_start(&fake, pick) == 0);
+	gw_port = free_port();
+	gw_start();
+}
+
+static uint64_t sms_thread;
+
+static void sms(void)
+{
+	char resp[4096];
+	parley_thread_info info;
+	IT_EQ(twilio_post("SM0001", "it-gw hello by sms", 1, resp, sizeof resp), 200);
+	IT_CHECK(strstr(resp, "<Response/>") != NULL);
+	IT_CHECK(agent_sees("it-gw hello by sms"));
+	sms_thread = in_agent.last_thread;
+	IT_EQ(parley_thread_get(agent, sms_thread, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
+	IT_CHECK(strcmp(info.channel_user, NUM) == 0);
+	IT_EQ(info.gateway_verified, 1);
+	/* bad signature: refused, nothing reaches the staff */
+	IT_EQ(twilio_post("SM0002", "it-gw forged sms", 0, resp, sizeof resp), 403);
+	/* no signature at all */
+	IT_EQ(post("/sms/twilio", "application/x-www-form-urlencoded", "", "MessageSid=SM3&From=%2B15551234567&Body=x",
+		   resp, sizeof resp),
+	      403);
+	/* the replay: answered 200, not delivered again */
+	IT_EQ(twilio_post("SM0001", "it-gw hello by sms", 1, resp, sizeof resp), 200);
+	IT_EQ(twilio_post("SM0004", "it-gw second sms", 1, resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw second sms"));
+	(void)parley_client_run(agent, 500);
+	IT_EQ(occurrences(in_agent.all, "it-gw hello by sms"), 1);
+	IT_EQ(occurrences(in_agent.all, "it-gw forged sms"), 0);
+	IT_EQ(in_agent.last_thread, sms_thread); /* the same number continues its thread */
+	/* the agent answers: Twilio's Messages call reaches the fake */
+	const char *ans = "it-gw answer one";
+	IT_EQ(parley_thread_send(agent, sms_thread, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	IT_EQ(fake_got(201, "Body=it-gw+answer+one", 1), 1);
+	IT_CHECK(strstr(fake.reqs[fake.n - 1].head, "POST /2010-04-01/Accounts/AC123/Messages.json") != NULL);
+	IT_CHECK(strstr(fake.reqs[fake.n - 1].body, "To=%2B15551234567&From=%2B15550001111") != NULL);
+}
+
+static void outage(void)
+{
+	const char *ans = "it-gw answer during outage";
+	set_fail(3);
+	IT_EQ(parley_thread_send(agent, sms_thread, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	IT_EQ(fake_got(201, "it-gw+answer+during+outage", 1), 1);
+	IT_EQ(fake_count(&fake, 503, "it-gw+answer+during+outage"), 3);
+	usleep(500000);
+	IT_EQ(fake_count(&fake, 201, "it-gw+answer+during+outage"), 1);
+}
+
+static void restart(void)
+{
+	const char *ans = "it-gw answer across restart";
+	set_fail(-1);
+	IT_EQ(parley_thread_send(agent, sms_thread, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	IT_CHECK(fake_got(503, "it-gw+answer+across+restart", 1) >= 1);
+	IT_EQ(gw_stop(), 0);
+	set_fail(0);
+	gw_start();
+	IT_EQ(fake_got(201, "it-gw+answer+across+restart", 1), 1);
+	/* and inbound still works after the restart, on the same thread */
+	char resp[1024];
+	IT_EQ(twilio_post("SM0005", "it-gw after restart", 1, resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw after restart"));
+	IT_EQ(in_agent.last_thread, sms_thread);
+}
+
+static void waba(void)
+{
+	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	IT_EQ(http_get(gw_port, "/waba?hub.mode=subscribe&hub.verify_token=vt-1&hub.challenge=8472", resp, sizeof resp),
+	      200);
+	IT_CHECK(strstr(resp, "\r\n\r\n8472") != NULL);
+	IT_EQ(http_get(gw_port, "/waba?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=8472", resp, sizeof resp),
+	      403);
+	const char *body = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"
+			   "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			   "\"wamid.IT1\",\"timestamp\":\"1700000000\",\"type\":\"text\",\"text\":{\"body\":"
+			   "\"it-gw hello by waba\"}}]},\"field\":\"messages\"}]}]}";
+	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
+	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	IT_EQ(post("/waba", "application/json", "X-Hub-Signature-256: sha256=00\r\n", body, resp, sizeof resp), 403);
+	IT_EQ(post("/waba", "application/json", hdr, body, resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw hello by waba"));
+	uint64_t t = in_agent.last_thread;
+	IT_CHECK(t != sms_thread);
+	const char *ans = "it-gw waba answer";
+	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	IT_EQ(fake_got(201, "it-gw waba answer", 1), 1);
+	for (int i = 0; i < fake.n; i++)
+		if (strstr(fake.reqs[i].body, "it-gw waba answer")) {
+			IT_CHECK(strstr(fake.reqs[i].head, "POST /v17.0/1055/messages") != NULL);
+			IT_CHECK(strstr(fake.reqs[i].head, "Authorization: Bearer waba-bearer") != NULL);
+			IT_CHECK(strstr(fake.reqs[i].body, "\"to\":\"16505551234\"") != NULL);
+		}
+}
+
+static void byoc(void)
+{
+	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	const char *body = "{\"id\":\"b-1\",\"user\":\"crm-user-7\",\"text\":\"it-gw hello by byoc\"}";
+	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
+	snprintf(hdr, sizeof hdr, "X-Parley-Signature: %s\r\n", sig);
+	IT_EQ(post("/byoc", "application/json", "X-Parley-Signature: sha256=0\r\n", body, resp, sizeof resp), 403);
+	IT_EQ(post("/byoc", "application/json", hdr, body, resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw hello by byoc"));
+	uint64_t t = in_agent.last_thread;
+	const char *ans = "it-gw byoc answer";
+	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	IT_EQ(fake_got(201, "it-gw byoc answer", 1), 1);
+	for (int i = 0; i < fake.n; i++)
+		if (strstr(fake.reqs[i].body, "it-gw byoc answer")) {
+			sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), fake.reqs[i].body,
+					   strlen(fake.reqs[i].body), sig);
+			IT_CHECK(strstr(fake.reqs[i].head, "POST /byoc-hook") != NULL);
+			IT_CHECK(strstr(fake.reqs[i].head, sig) != NULL);
+			IT_CHECK(strstr(fake.reqs[i].body, "\"user\":\"crm-user-7\"") != NULL);
+		}
+	/* limits: a body over max_body is 413 */
+	char big[70000];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	IT_EQ(post("/byoc", "application/json", hdr, big, resp, sizeof resp), 413);
+	IT_EQ(http_get(gw_port, "/nowhere", resp, sizeof resp), 404);
+	IT_EQ(http_get(gw_port, "/byoc", resp, sizeof resp), 405);
+	IT_EQ(post("/sms/twilio", "application/json", "", "{}", resp, sizeof resp), 415);
+	IT_EQ(http_request(gw_port, "BREW /pot HTTP/9\r\n\r\n", resp, sizeof resp), 400);
+	/* a header section over the bound: 431, and the server goes on */
+	char hugeh[20000];
+	memset(hugeh, 'x', sizeof hugeh);
+	memcpy(hugeh, "X-Junk: ", 8);
+	memcpy(hugeh + sizeof hugeh - 3, "\r\n", 3);
+	IT_EQ(post("/byoc", "application/json", hugeh, "{}", resp, sizeof resp), 431);
+	/* a repeated signature header is ambiguous: 400 */
+	char two[400];
+	snprintf(two, sizeof two, "%s%s", hdr, hdr);
+	IT_EQ(post("/byoc", "application/json", two, body, resp, sizeof resp), 400);
+	IT_EQ(http_get(gw_port, "/healthz", resp, sizeof resp), 200);
+	IT_EQ(http_get(gw_port, "/webchat/", resp, sizeof resp), 200);
+	IT_CHECK(strstr(resp, "new WebSocket") != NULL);
+}
+
+/* A WebSocket to /webchat/ws (the upgrade checked against RFC 6455's sample key). */
+static int webchat_open(void)
+{
+	int fd = tcp_connect(gw_port);
+	const char *req = "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n";
+	char hdr[2048];
+	size_t n = 0;
+	if (fd < 0 || send_all(fd, req, strlen(req)) != 0)
+		return -1;
+	while (n + 1 < sizeof hdr && recv_exact(fd, hdr + n, 1, 5000) == 1) {
+		hdr[++n] = '\0';
+		if (n >= 4 && memcmp(hdr + n - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	if (strncmp(hdr, "HTTP/1.1 101", 12) != 0 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The next text frame holding needle (others skipped), copied into out; 0 if none within ~10 s. */
+static int webchat_expect(int fd, const char *needle, char *out, size_t cap)
+{
+	for (int i = 0; i < 20; i++) {
+		int op = 0;
+		ssize_t n = ws_recv_frame(fd, &op, (uint8_t *)out, cap - 1, 10000);
+		if (n < 0)
+			return 0;
+		out[n] = '\0';
+		if (op == 1 && strstr(out, needle))
+			return 1;
+	}
+	return 0;
+}
+
+static void webchat(void)
+{
+	char buf[4096], session[40] = "";
+	int fd = webchat_open();
+	IT_MUST(&s, fd >= 0);
+	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, hello, strlen(hello)), 0);
+	IT_CHECK(webchat_expect(fd, "\"session\"", buf, sizeof buf));
+	const char *p = strstr(buf, "\"session\":\"");
+	if (p)
+		snprintf(session, sizeof session, "%.32s", p + 11);
+	IT_EQ(strlen(session), 32);
+	const char *msg = "{\"type\":\"message\",\"id\":\"c1\",\"text\":\"it-gw hello by webchat\"}";
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, msg, strlen(msg)), 0);
+	IT_CHECK(webchat_expect(fd, "\"ack\"", buf, sizeof buf));
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, msg, strlen(msg)), 0); /* the same id again: acknowledged, not resent */
+	IT_CHECK(webchat_expect(fd, "\"ack\"", buf, sizeof buf));
+	IT_CHECK(agent_sees("it-gw hello by webchat"));
+	uint64_t t = in_agent.last_thread;
+	parley_thread_info info;
+	IT_EQ(parley_thread_get(agent, t, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_WEBCHAT);
+	IT_CHECK(strcmp(info.channel_user, session) == 0);
+	/* the answer while the page is closed waits; the reopened page (same session) gets it */
+	close(fd);
+	const char *ans = "it-gw webchat answer";
+	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
+	(void)parley_client_run(agent, 300);
+	fd = webchat_open();
+	IT_MUST(&s, fd >= 0);
+	char again[128];
+	snprintf(again, sizeof again, "{\"type\":\"hello\",\"session\":\"%s\"}", session);
+	IT_EQ(ws_send_frame(fd, 1, 1, 1, again, strlen(again)), 0);
+	IT_CHECK(webchat_expect(fd, "it-gw webchat answer", buf, sizeof buf));
+	IT_CHECK(strstr(buf, "\"type\":\"message\"") != NULL);
+	(void)parley_client_run(agent, 300);
+	IT_EQ(occurrences(in_agent.all, "it-gw hello by webchat"), 1);
+	close(fd);
+}
+
+int main(void)
+{
+	srv_start(&s, NULL);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/websocket", s.port);
+	setup();
+	IT_RUN(sms);
+	IT_RUN(outage);
+	IT_RUN(restart);
+	IT_RUN(waba);
+	IT_RUN(byoc);
+	IT_RUN(webchat);
+	IT_EQ(gw_stop(), 0);
+	parley_client_free(agent);
+	parley_client_free(admin);
+	fake_stop(&fake);
+	IT_EQ(srv_stop(&s), 0);
+	srv_cleanup(&s);
+	printf("# %d failures\n", it_failures);
+	return it_failures ? 1 : 0;
+}
