@@ -150,7 +150,8 @@ static void deliver(parley_client *c, const client_thread *t, const parley_entit
 		    const Parley__Wire__Envelope *e, const client_content *ct)
 {
 	parley_thread_message msg;
-	const wire_staff_member *s = wire__stafflist_find(&ent->sl, m->account);
+	/* the thread's customer (a gateway included) is no staff member, whatever the list says of it */
+	const wire_staff_member *s = m->role == PARLEY_ROLE_NONE ? NULL : wire__stafflist_find(&ent->sl, m->account);
 
 	memset(&msg, 0, sizeof(msg));
 	msg.thread_id = t->thread_id;

@@ -419,9 +419,10 @@ typedef struct store_thread_args {
 	size_t event_len;
 	unsigned max_open;                 /* OPEN: open threads per (customer, entity, channel, channel_user) */
 	uint32_t channel;                  /* OPEN: != 0 only from a gateway of the entity */
-	/* OPEN: as the request carried it (the frame's bound, 4 x 64): checked in the op, after the
-	 * caller's role, so that a non-gateway hears NOT_ENTITY_GATEWAY whatever it sent */
-	char channel_user[4 * STORE_CHANNEL_USER_MAX + 1];
+	/* OPEN: as the request carried it, checked in the op after the caller's role (a non-gateway hears
+	 * NOT_ENTITY_GATEWAY whatever it sent); channel_user_long: it had more than 64 bytes (invalid) */
+	char channel_user[STORE_CHANNEL_USER_MAX + 1];
+	int channel_user_long;
 	/* SEND (job->handle: none; sender_handle: the caller's) */
 	char sender_handle[STORE_MAX_HANDLE + 1];
 	uint8_t *content;                  /* owned by the job */

@@ -265,9 +265,11 @@ static void route_open(request *rq, const Parley__Wire__Request *req)
 	if (m->customer[0] != '\0')
 		rc = store__job_set_handle(j, m->customer);
 	j->thr.max_open = cfg->max_open;
-	/* checked in the op, after the caller's role (the frame bound fits the field) */
+	/* checked in the op, after the caller's role; never cut short into a valid one */
 	j->thr.channel = m->channel;
-	snprintf(j->thr.channel_user, sizeof(j->thr.channel_user), "%s", m->channel_user);
+	j->thr.channel_user_long = strlen(m->channel_user) >= sizeof(j->thr.channel_user);
+	if (!j->thr.channel_user_long)
+		snprintf(j->thr.channel_user, sizeof(j->thr.channel_user), "%s", m->channel_user);
 	submit(rq, j, req->body_case, rc == PARLEY_OK ? job_event(j, &m->event) : rc);
 }
 

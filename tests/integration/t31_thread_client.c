@@ -23,7 +23,8 @@
  *                    default agent reads it and sees the number, the gateway and gateway_verified; it
  *                    answers and the gateway reads the entity's answer as a customer does; the same
  *                    number continues the thread, another opens another; a customer's channel send,
- *                    a malformed number and the gateway's native send are refused.
+ *                    a malformed number and the gateway's native send are refused; a number the
+ *                    server changes afterwards is ignored (the first one kept).
  *   channel_removed  the gateway removed from the staff list: the agent's client shows the thread as an
  *                    unverified channel (no number, no gateway, level unverified).
  */
@@ -530,6 +531,14 @@ static void channel(void)
 	IT_CHECK(strstr(in_agent2.all, "t31-sms-second\n") != NULL && strstr(in_agent2.all, "t31-sms-other\n") != NULL);
 	IT_EQ(parley_thread_get(agent2, other, &info), PARLEY_OK);
 	IT_CHECK(strcmp(info.channel_user, "+15557654321") == 0);
+	/* the server changes its story (the signed OPEN does not cover the number): the client keeps the
+	 * number it was first told */
+	char sql[160];
+	snprintf(sql, sizeof sql, "UPDATE threads SET channel_user = '+19998887777' WHERE id = %llu",
+		 (unsigned long long)ctid);
+	IT_EQ(exec_db(sql), 1);
+	IT_EQ(parley_thread_get(agent2, ctid, &info), PARLEY_OK);
+	IT_CHECK(strcmp(info.channel_user, NUM1) == 0);
 }
 
 /* The gateway removed from the entity: nothing the agent's client verified vouches for the channel any

@@ -130,6 +130,9 @@ static void test_open(void)
 	IT_EQ(t2.channel, 0);
 	IT_CHECK(t2.channel_user[0] == '\0' && t2.gateway[0] == '\0');
 	IT_EQ(t2.verification, 0);
+	/* ... and never has the gateway as a member, whatever its own "default agent" rule says */
+	IT_CHECK(!has_member(&t2, W.id));
+	IT_CHECK(has_member(&t2, G.id));
 }
 
 static void test_refusals(void)

@@ -381,7 +381,7 @@ static int channel_checked(store_job *j, const thr_staff *st)
 	const wire_staff_member *m = wire__stafflist_find(&st->l, j->caller_account);
 	int gateway = m != NULL && m->role == WIRE_ROLE_GATEWAY;
 
-	if (j->thr.channel == 0 && j->thr.channel_user[0] != '\0')
+	if (j->thr.channel == 0 && (j->thr.channel_user[0] != '\0' || j->thr.channel_user_long))
 		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a native thread has no channel customer");
 	if (j->thr.channel == 0)
 		return gateway ? sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a gateway opens channel threads only")
@@ -390,7 +390,7 @@ static int channel_checked(store_job *j, const thr_staff *st)
 		return PARLEY_E_NOT_ENTITY_GATEWAY;
 	if (j->handle[0] != '\0')
 		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a channel thread's customer is the gateway");
-	if (!wire__channel_valid(j->thr.channel, j->thr.channel_user))
+	if (j->thr.channel_user_long || !wire__channel_valid(j->thr.channel, j->thr.channel_user))
 		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
 					  "channel 1..4 with 1..64 printable ASCII (E.164 for sms and waba)");
 	return PARLEY_OK;
