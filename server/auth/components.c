@@ -89,7 +89,7 @@ static int type_complete(const Parley__Wire__AuthComponent *w)
 		       (disco || (w->authorization_endpoint[0] != '\0' && w->token_endpoint[0] != '\0' &&
 				  w->userinfo_endpoint[0] != '\0'));
 	case PARLEY__WIRE__AUTH_TYPE__AUTH_JWT:
-		return w->issuer[0] != '\0' && w->jwks_uri[0] != '\0';
+		return w->issuer[0] != '\0' && w->jwks_uri[0] != '\0' && w->client_id[0] != '\0'; /* aud */
 	case PARLEY__WIRE__AUTH_TYPE__AUTH_OTP:
 		/* a code proves the channel, not a provider's identity: nothing to bind */
 		return w->binding == PARLEY__WIRE__AUTH_BINDING__BINDING_NONE;

@@ -110,6 +110,10 @@ int auth__http_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK : PARLEY_E_INTERNAL;
 }
 
+/* the jti cache of business-signed assertions: one per process, made at the first assertion */
+static pthread_mutex_t jti_mu = PTHREAD_MUTEX_INITIALIZER;
+static jose_jti_cache *jti;
+
 /* --- the document cache (discovery and JWKS), shared by the pool's threads --- */
 
 typedef struct cache_slot {
@@ -160,6 +164,8 @@ void auth__http_fini(void)
 		parley__free(cache[i].doc);
 		memset(&cache[i], 0, sizeof(cache[i]));
 	}
+	jose__jti_free(jti);
+	jti = NULL;
 	curl_global_cleanup();
 }
 
@@ -266,29 +272,47 @@ static int verified_flag(json_t *v)
 	return json_is_string(v) && strcmp(json_string_value(v), "true") == 0;
 }
 
-/* An ID token: signature under the JWKS (fetched once more on an unknown kid), then the claims. */
-static int check_id_token(const auth_config *cfg, const auth_exchange *x, const char *tok, uint64_t now_ms,
-			  store_auth_identity *id)
+/* A compact JWS under the JWKS at jwks_uri (cached; fetched once more when no key matches its kid). */
+static int verify_jws(const auth_config *cfg, const char *jwks_uri, const char *tok, uint64_t now_ms, jose_claims *cl)
 {
-	jose_claims cl;
 	jose_jwks *set = NULL;
 	unsigned flags = 0;
 	char *doc = NULL;
 	int rc = PARLEY_OK;
 
 	for (int fresh = 0; fresh < 2; fresh++) {
-		if ((rc = cached_get(cfg, x->comp.jwks_uri, fresh, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+		if ((rc = cached_get(cfg, jwks_uri, fresh, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
 			return rc;
 		rc = jose__jwks_parse(doc, strlen(doc), &set);
 		parley__free(doc);
 		if (rc != PARLEY_OK)
 			return rc;
 		flags = 0;
-		rc = jose__jwt_verify(tok, strlen(tok), set, &cl, &flags);
+		rc = jose__jwt_verify(tok, strlen(tok), set, cl, &flags);
 		jose__jwks_free(set);
 		if (rc == PARLEY_OK || !(flags & JOSE_VERIFY_KEY_UNKNOWN))
 			break;
 	}
+	return rc;
+}
+
+static void identity_of(const jose_claims *cl, const char *tok, store_auth_identity *id)
+{
+	copy_claim(id->sub, sizeof(id->sub), cl->sub);
+	copy_claim(id->email, sizeof(id->email), cl->email);
+	copy_claim(id->phone, sizeof(id->phone), cl->phone_number);
+	id->email_verified = cl->email_verified == 1;
+	id->phone_verified = cl->phone_number_verified == 1;
+	id->token_exp_ms = cl->has_exp ? (uint64_t)cl->exp * 1000u : 0;
+	SHA256((const unsigned char *)tok, strlen(tok), id->token_hash);
+}
+
+/* An ID token: signature, then the claims with the request's nonce. */
+static int check_id_token(const auth_config *cfg, const auth_exchange *x, const char *tok, uint64_t now_ms,
+			  store_auth_identity *id)
+{
+	jose_claims cl;
+	int rc = verify_jws(cfg, x->comp.jwks_uri, tok, now_ms, &cl);
 	if (rc != PARLEY_OK)
 		return rc;
 	jose_expect e = {.issuer = x->comp.issuer,
@@ -298,15 +322,39 @@ static int check_id_token(const auth_config *cfg, const auth_exchange *x, const 
 			 .skew_s = cfg->skew_s,
 			 .max_age_s = 0};
 	rc = jose__idtoken_check(&cl, &e);
+	if (rc == PARLEY_OK)
+		identity_of(&cl, tok, id);
+	jose__claims_free(&cl);
+	return rc;
+}
+
+
+int auth__assertion(const auth_config *cfg, const store_auth_component *c, const char *tok, uint64_t now_ms,
+		    store_auth_identity *id)
+{
+	jose_claims cl;
+	char scope[24];
+	int rc = verify_jws(cfg, c->jwks_uri, tok, now_ms, &cl);
+	if (rc != PARLEY_OK)
+		return rc;
+	jose_expect e = {.issuer = c->issuer,
+			 .client_id = c->client_id,
+			 .now = (int64_t)(now_ms / 1000u),
+			 .skew_s = cfg->skew_s,
+			 .max_age_s = 0};
+	memset(id, 0, sizeof(*id));
+	rc = jose__assertion_check(&cl, &e);
 	if (rc == PARLEY_OK) {
-		copy_claim(id->sub, sizeof(id->sub), cl.sub);
-		copy_claim(id->email, sizeof(id->email), cl.email);
-		copy_claim(id->phone, sizeof(id->phone), cl.phone_number);
-		id->email_verified = cl.email_verified == 1;
-		id->phone_verified = cl.phone_number_verified == 1;
-		id->token_exp_ms = cl.has_exp ? (uint64_t)cl.exp * 1000u : 0;
-		SHA256((const unsigned char *)tok, strlen(tok), id->token_hash);
+		int n = snprintf(scope, sizeof(scope), "%llu", (unsigned long long)c->id);
+		pthread_mutex_lock(&jti_mu);
+		if (jti == NULL)
+			rc = jose__jti_new(cfg->jti_cache, &jti);
+		if (rc == PARLEY_OK)
+			rc = jose__jti_insert(jti, scope, (size_t)n, cl.jti, strlen(cl.jti), cl.exp, e.now);
+		pthread_mutex_unlock(&jti_mu);
 	}
+	if (rc == PARLEY_OK)
+		identity_of(&cl, tok, id);
 	jose__claims_free(&cl);
 	return rc;
 }

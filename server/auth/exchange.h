@@ -27,6 +27,12 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
  * access token. PARLEY_OK with x->ident, or AUTH_TOKEN_EXCHANGE, JWKS_UNAVAILABLE, ID_TOKEN_*. Blocking. */
 int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms);
 
+/* A business-signed assertion (jwt components): the signature under the component's JWKS (as for ID
+ * tokens), iss, aud = client_id, exp/nbf/iat with the skew, a jti, recorded until its exp in the
+ * process's jti cache (auth_jti_cache entries; JWT_REPLAYED, SERVER_BUSY when full). Blocking. */
+int auth__assertion(const auth_config *cfg, const store_auth_component *c, const char *tok, uint64_t now_ms,
+		    store_auth_identity *id);
+
 /* RFC 3986 unreserved characters kept, everything else %XX; truncated to cap. */
 void auth__url_encode(char *out, size_t cap, const char *in);
 

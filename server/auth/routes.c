@@ -382,15 +382,110 @@ static void route_start(request *rq, const Parley__Wire__Request *req)
 	submit(rq, j, req->body_case, PARLEY_OK);
 }
 
+/* --- a business-signed JWT: the request, then the check on the thread pool, then the answer --- */
+
+typedef struct jwt_call {
+	uv_work_t wk;
+	request *rq;
+	char *jwt;
+	store_auth_component comp;
+	uint64_t request_id, now_ms;
+	int rc;
+	store_auth_identity ident;
+} jwt_call;
+
+static void jwt_free(jwt_call *c)
+{
+	parley__free(c->jwt);
+	sodium_memzero(c, sizeof(*c));
+	parley__free(c);
+}
+
+static void jwt_work(uv_work_t *wk)
+{
+	jwt_call *c = wk->data;
+	c->rc = auth__assertion(c->rq->svc, &c->comp, c->jwt, c->now_ms, &c->ident);
+}
+
+static void jwt_checked(uv_work_t *wk, int status)
+{
+	jwt_call *c = wk->data;
+	request *rq = c->rq;
+	store_job *j = job_for(rq, STORE_OP_AUTH_ANSWER);
+	if (j != NULL) {
+		/* refused or not, the request's answer: the store records it (and checks the caller again) */
+		j->auth.request_id = c->request_id;
+		j->auth.external = 1;
+		j->auth.outcome_in = status != 0 ? PARLEY_E_INTERNAL : c->rc;
+		j->auth.ident = c->ident;
+		submit(rq, j, PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, PARLEY_OK);
+	}
+	jwt_free(c);
+}
+
+static void jwt_found(void *arg, int status, const void *result)
+{
+	jwt_call *c = arg;
+	const store_job *j = result;
+	const store_auth_args *a = j != NULL ? &j->auth : NULL;
+	request *rq = c->rq;
+	int rc = status != PARLEY_OK || a == NULL ? (status != PARLEY_OK ? status : PARLEY_E_STORE) : PARLEY_OK;
+
+	/* nothing is fetched for someone else's request, nor for one that has its answer */
+	if (rc == PARLEY_OK && (a->thread == NULL || a->thread->customer != rq->account))
+		rc = PARLEY_E_NOT_THREAD_MEMBER;
+	if (rc == PARLEY_OK && a->req.type != STORE_AUTH_JWT)
+		rc = PARLEY_E_INVAL;
+	if (rc == PARLEY_OK && a->req.status == STORE_AREQ_EXPIRED)
+		rc = PARLEY_E_AUTH_EXPIRED;
+	else if (rc == PARLEY_OK && a->req.status != STORE_AREQ_OPEN)
+		rc = PARLEY_E_AUTH_ALREADY_ANSWERED;
+	if (rc == PARLEY_OK) {
+		c->comp = a->comps[0];
+		c->now_ms = parley__wall_ms();
+		c->wk.data = c;
+		if (uv_queue_work(worker__loop(rq->w), &c->wk, jwt_work, jwt_checked) == 0)
+			return;
+		rc = PARLEY_E_SERVER_BUSY;
+	}
+	request__fail(rq, rc);
+	jwt_free(c);
+}
+
+static void answer_jwt(request *rq, const Parley__Wire__AuthAnswerRequest *m)
+{
+	jwt_call *c = parley__calloc(1, sizeof(*c));
+	store_job *j = c != NULL ? job_for(rq, STORE_OP_AUTH_BY_TOKEN) : NULL;
+	int rc;
+
+	if (c == NULL || j == NULL) {
+		if (c == NULL)
+			request__fail(rq, PARLEY_E_NOMEM);
+		parley__free(c);
+		return;
+	}
+	c->rq = rq;
+	c->request_id = m->request_id;
+	j->auth.request_id = m->request_id;
+	if ((c->jwt = parley__strdup(m->jwt)) == NULL)
+		rc = PARLEY_E_NOMEM;
+	else
+		rc = store__submit(worker__store(rq->w), j, jwt_found, c);
+	if (rc != PARLEY_OK) {
+		store__job_free(j);
+		jwt_free(c);
+		request__fail(rq, rc);
+	}
+}
+
 static void route_answer(request *rq, const Parley__Wire__Request *req)
 {
 	const Parley__Wire__AuthAnswerRequest *m = req->auth_answer;
 	const auth_config *cfg = rq->svc;
 	store_job *j;
 
-	/* a business-signed JWT needs its JWKS fetched: not served yet (docs/protocol.md §14.2) */
-	if (m->otp[0] == '\0' || m->jwt[0] != '\0') {
-		request__fail(rq, m->jwt[0] != '\0' ? PARLEY_E_JWKS_UNAVAILABLE : PARLEY_E_OTP_WRONG);
+	if (m->jwt[0] != '\0') {
+		answer_jwt(rq, m);
 		return;
 	}
 	if ((j = job_for(rq, STORE_OP_AUTH_ANSWER)) == NULL)

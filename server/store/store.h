@@ -158,7 +158,7 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(AUTH_COMPONENT_GET, auth_component_get, STORE_READ, auth)      /* the server's own: by id */         \
 	X(AUTH_START, auth_start, STORE_WRITE, auth)          /* staff member of the thread: a new request */  \
 	X(AUTH_ANSWER, auth_answer, STORE_WRITE, auth)        /* the customer's otp (or a checked outcome) */  \
-	X(AUTH_BY_TOKEN, auth_by_token, STORE_READ, auth)     /* the request of a start link or a state */     \
+	X(AUTH_BY_TOKEN, auth_by_token, STORE_READ, auth)     /* a request by id, link token or state */       \
 	X(AUTH_STATUS, auth_status, STORE_READ, auth)         /* members: level + latest requests */          \
 	X(AUTH_EXPIRE, auth_expire, STORE_WRITE, auth)        /* timer: expired requests and credentials */
 

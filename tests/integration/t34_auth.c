@@ -17,6 +17,10 @@
  *   attempts    auth_otp_attempts wrong codes: OTP_ATTEMPTS, the request FAILED (AuthResult to staff),
  *               and the right code after it is refused.
  *   closed      an answer after the thread closed: THREAD_CLOSED; AuthStart on a closed thread too.
+ *   oidc        a sign-in at tests/idp's provider through the start link and the callback: success, a
+ *               replayed code, an unknown state, another person (sub), a code with another request's
+ *               state, the phone binding, unknown links.
+ *   jwt         a business-signed assertion (jwtbiz.mjs): tampered, another audience, accepted, replayed.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
  *               AUTH_EXPIRED and the sweep tells the staff.
@@ -54,7 +58,8 @@ static uint64_t OIDC, OTP;  /* active components */
 
 static char idp_tmp[64];    /* its CA, config, secret file, port file */
 static char ISS[64];        /* https://127.0.0.1:PORT */
-static pid_t idp_pid;
+static pid_t idp_pid, biz_pid;
+static int biz_port;  /* jwtbiz.mjs: the business's JWKS over HTTPS */
 
 static void write_file(const char *path, const char *text)
 {
@@ -128,15 +133,31 @@ static void idp_start(void)
 	if (f != NULL)
 		fclose(f);
 	snprintf(ISS, sizeof(ISS), "https://127.0.0.1:%d", port);
+	biz_pid = fork();
+	if (biz_pid == 0) {
+		char script[256];
+		snprintf(script, sizeof(script), "%s/jwtbiz.mjs", getenv("T34_DIR"));
+		execl(node, node, script, "serve", idp_tmp, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/bizport", idp_tmp);
+	for (int i = 0; i < 200 && access(path, R_OK) != 0; i++)
+		usleep(50000);
+	f = fopen(path, "r");
+	IT_CHECK(f != NULL && fscanf(f, "%d", &biz_port) == 1);
+	if (f != NULL)
+		fclose(f);
 }
 
 static void idp_stop(void)
 {
 	char cmd[128];
-	if (idp_pid > 0) {
-		kill(idp_pid, SIGTERM);
-		waitpid(idp_pid, NULL, 0);
-	}
+	pid_t pids[] = {idp_pid, biz_pid};
+	for (size_t i = 0; i < 2; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", idp_tmp);
 	IT_EQ(system(cmd), 0);
 }
@@ -804,6 +825,75 @@ static void test_oidc(void)
 	IT_EQ(http_get(S.port, "/v1/auth/start/x", page, sizeof(page)), 404);
 }
 
+/* a JWT of the business (jwtbiz.mjs) for aud, with jti; tamper: a claim changed after signing */
+static void biz_jwt(char *out, size_t cap, const char *aud, const char *jti, int tamper)
+{
+	char cmd[1024];
+	long now = (long)(it_now_ms() / 1000);
+	snprintf(cmd, sizeof(cmd),
+		 "%s %s/jwtbiz.mjs sign %s '{\"iss\":\"https://biz.example\",\"aud\":\"%s\",\"sub\":\"cust-1\","
+		 "\"iat\":%ld,\"exp\":%ld,\"jti\":\"%s\"}' %s",
+		 getenv("NODE"), getenv("T34_DIR"), idp_tmp, aud, now, now + 300, jti, tamper ? "tamper" : "");
+	IT_EQ(run_line(cmd, out, cap), 0);
+}
+
+static int jwt_answer(int fd, uint64_t rid, const char *jwt, unsigned *level)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthAnswerRequest m = PARLEY__WIRE__AUTH_ANSWER_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.request_id = rid;
+	m.jwt = (char *)jwt;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
+	r.auth_answer = &m;
+	st = sm_call(fd, &r, &f);
+	if (st == PARLEY_OK && level != NULL)
+		*level = f.frame->response->auth_answer->verification;
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+static void test_jwt(void)
+{
+	uint64_t ts = channel_thread(1, "sess-jwt"), cid = OTP + 1, rid = 0, prid = 0;
+	char jwks[96], tok[4096], otp[16], url[600];
+	comp c = {cid, "Acme app", PARLEY__WIRE__AUTH_TYPE__AUTH_JWT, "https://biz.example", "", "", "", jwks,
+		  "parley-acme", "", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB, 600};
+	unsigned level = 0;
+	result res;
+
+	/* the short-lived otp component (used up by the expiry test) becomes the business's jwt one */
+	snprintf(jwks, sizeof(jwks), "https://127.0.0.1:%d/jwks", biz_port);
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	/* a tampered assertion: the signature no longer covers the payload; the request fails */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, url, sizeof(url)), PARLEY_OK);
+	IT_CHECK(url[0] == '\0'); /* nothing to open: the business's app gives the token */
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "j0", 1);
+	IT_EQ(jwt_answer(G.fd, rid, tok, NULL), PARLEY_E_NOT_THREAD_MEMBER); /* staff do not answer */
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_ID_TOKEN_SIGNATURE);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.error, PARLEY_E_ID_TOKEN_SIGNATURE);
+	/* another audience */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	biz_jwt(tok, sizeof(tok), "someone-else", "j1", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_ID_TOKEN_CLAIMS);
+	/* the right one: AUTHENTICATED */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	biz_jwt(tok, sizeof(tok), "parley-acme", "j2", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_AUTH_ALREADY_ANSWERED);
+	/* the same assertion for a new request: replayed */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_JWT_REPLAYED);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -816,6 +906,7 @@ int main(void)
 	IT_RUN(test_closed);
 	IT_RUN(test_credential_expiry);
 	IT_RUN(test_oidc);
+	IT_RUN(test_jwt);
 	IT_RUN(test_request_expiry);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);

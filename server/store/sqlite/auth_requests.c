@@ -374,7 +374,8 @@ int sqlite__auth_by_token(store_be *b, store_job *j)
 	store_auth_args *a = &j->auth;
 	store_thread_info *t;
 	req_row q;
-	int rc = load_req(b, a->by_state ? SQL_REQ_BY_STATE : SQL_REQ_BY_TOKEN, 0, a->token, &q);
+	int rc = a->request_id != 0 ? load_req(b, SQL_REQ_BY_ID, a->request_id, NULL, &q)
+				    : load_req(b, a->by_state ? SQL_REQ_BY_STATE : SQL_REQ_BY_TOKEN, 0, a->token, &q);
 
 	if (rc == PARLEY_E_NO_SUCH_AUTH_REQUEST && a->by_state)
 		rc = PARLEY_E_AUTH_STATE_MISMATCH;
