@@ -193,13 +193,34 @@ static void prompt(parley_client *c, const Parley__Wire__AuthPrompt *w)
 	sodium_memzero(otp, sizeof(otp));
 }
 
+/* The kept thread's level follows the result, so the thread's info (parley_thread_get, list) shows it
+ * before the next fetch: it is the same server's word as ThreadInfo.verification. A thread this device
+ * does not keep is left alone. */
+static void keep_level(parley_client *c, const parley_auth_result *r)
+{
+	sqlite3_stmt *st = NULL;
+	int authenticated = r->verification == PARLEY_VERIFICATION_AUTHENTICATED;
+
+	if (client__thread_ready(c) != PARLEY_OK ||
+	    client__thread_prep(c,
+				"UPDATE threads SET verification = ?2, verified_until_ms = ?3, verified_by = ?4"
+				" WHERE thread_id = ?1",
+				r->thread_id, &st) != PARLEY_OK)
+		return;
+	sqlite3_bind_int(st, 2, (int)r->verification);
+	sqlite3_bind_int64(st, 3, authenticated ? (sqlite3_int64)r->verified_until_ms : 0);
+	sqlite3_bind_text(st, 4, authenticated ? r->verified_by : "", -1, SQLITE_STATIC);
+	(void)client__sql_done(c, st);
+}
+
 static void result(parley_client *c, const Parley__Wire__AuthResult *w)
 {
 	parley_auth_request req;
 	char by[PARLEY_AUTH_NAME_MAX + 1];
 	parley_auth_result r;
 
-	if (c->aev.on_auth_result == NULL || w->thread_id == 0 || COPY(by, w->verified_by))
+	if (w->thread_id == 0 || COPY(by, w->verified_by) ||
+	    (unsigned)w->verification > (unsigned)PARLEY_VERIFICATION_AUTHENTICATED)
 		return;
 	memset(&r, 0, sizeof(r));
 	if (w->request != NULL) {
@@ -211,7 +232,9 @@ static void result(parley_client *c, const Parley__Wire__AuthResult *w)
 	r.verification = (parley_verification)w->verification;
 	r.verified_until_ms = w->verified_until_ms;
 	r.verified_by = by;
-	c->aev.on_auth_result(c, &r, c->aev.user);
+	keep_level(c, &r);
+	if (c->aev.on_auth_result != NULL)
+		c->aev.on_auth_result(c, &r, c->aev.user);
 }
 
 void client__auth_push(parley_client *c, const Parley__Wire__Push *p)

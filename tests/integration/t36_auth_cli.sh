@@ -105,6 +105,45 @@ check "deactivate" 'grep -qE "^component $sso acme-sso \(oidc, inactive\)$" "$di
 run bob thread auth "$thread" "$sso"
 check "an inactive component is not sent (COMPONENT_NOT_ACTIVE)" '[ "$rc" = 1 ] && grep -q COMPONENT_NOT_ACTIVE "$dir/out"'
 
+# ---- a one-time code on an SMS thread: the gateway sends it out, the customer's answer comes back ----
+p alice entity code acme-support --gateway >"$dir/gcode" && p gw register acmegw >/dev/null &&
+	p gw agent join acme-support "$(awk '/^code:/ {print $2}' "$dir/gcode")" >/dev/null &&
+	p alice entity approve acme-support 2 >/dev/null &&
+	p gw send acme-support "where is my parcel" --channel sms --as +15551234567 >/dev/null ||
+	{ echo "Bail out! gateway setup failed"; exit 1; }
+p alice listen --timeout 2 >/dev/null 2>&1
+sms=$(p alice threads acme-support | sed -n 's/^#\([0-9]*\).*+15551234567.*/\1/p' | head -1)
+check "the sms thread" '[ -n "$sms" ]'
+p alice thread add "$sms" bob >/dev/null
+p alice auth component activate acme-support "$code_id" >/dev/null
+p gw listen --timeout 6 >"$dir/gwlisten" 2>&1 &
+gpid=$!
+p bob listen --timeout 9 >"$dir/boblisten" 2>&1 &
+bpid=$!
+sleep 2
+run bob thread auth "$sms" acme-code
+otpreq=$(sed -n 's/^auth request \([0-9]*\) .*/\1/p' "$dir/out")
+wait "$gpid"
+cp "$dir/gwlisten" "$dir/out"
+check "the gateway's listen: the channel customer and the code to send" \
+	'grep -qE "^\[sms:\+15551234567\] Acme Support asks you for the one-time code of acme-code \(request $otpreq, expires [0-9:]{8}\): send the customer the code [0-9]{6}$" "$dir/out"'
+otp=$(sed -n 's/.*send the customer the code \([0-9]*\)$/\1/p' "$dir/gwlisten")
+wrong=$([ "$otp" = 000000 ] && echo 111111 || echo 000000)
+run gw auth answer "$otpreq" --otp "$wrong"
+check "a wrong code: OTP_WRONG" '[ "$rc" = 1 ] && grep -q OTP_WRONG "$dir/out"'
+run gw auth answer "$otpreq" --otp "$otp"
+check "the right code: accepted" 'grep -qx "request $otpreq: accepted" "$dir/out"'
+wait "$bpid"
+cp "$dir/boblisten" "$dir/out"
+check "the agent's listen: the customer is authenticated" \
+	'grep -qE "^#$sms: customer authenticated by acme-code until [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC$" "$dir/out"'
+run bob auth status "$sms"
+check "the agent's status: authenticated, the request done" \
+	'grep -qE "^thread $sms: authenticated by acme-code until [0-9-]{10} [0-9:]{8} UTC$" "$dir/out" &&
+	 grep -qP "^request $otpreq\tacme-code\tdone$" "$dir/out"'
+run bob threads acme-support
+check "the thread list shows the level" 'grep -E "^#$sms\s" "$dir/out" | grep -q "authenticated"'
+
 # ---- a request nobody answers: the agent's listen says it expired ----
 kill -TERM "$pid" && wait "$pid"
 "$PARLEYD" --port=0 --port_file="$dir/port2" --data_dir="$dir/data" --auth_request_ttl_s=2 2>>"$dir/log" &

@@ -365,6 +365,10 @@ static void test_pushes(void)
 	ar.verified_by = (char *)"";
 	ar.thread_id = 0;
 	client__auth_push(c, &p);
+	ar.thread_id = 4;
+	ar.verification = 3; /* no such level */
+	client__auth_push(c, &p);
+	ar.verification = PARLEY__WIRE__VERIFICATION_LEVEL__VERIFICATION_AUTHENTICATED;
 	TEST_EQ_INT(n_results, 1);
 	ar.thread_id = 4;
 	ar.request = NULL;
