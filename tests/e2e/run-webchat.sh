@@ -105,7 +105,8 @@ if [ "$E2E_AUTH" = 1 ]; then
 	idp_args=(--login carol --password carol-pw --spki "$(cat "$dir/ca/server.spki")")
 fi
 "$PARLEYD" "${pd_args[@]}" 2>"$dir/parleyd.log" &
-pids+=($!)
+parleyd_pid=$!
+pids+=("$parleyd_pid")
 wait_for test -s "$dir/port" || bail "parleyd did not start (see $art/parleyd.log)"
 export PARLEY_SERVER="ws://127.0.0.1:$port/v1/websocket"
 
@@ -123,7 +124,8 @@ check "the gateway account is enrolled as a gateway" 'p alice entity agents acme
 gwport=$(free_port)
 "$PARLEY_GATEWAY" --entity=acme --home="$dir/gw" --server="$PARLEY_SERVER" --db="$dir/gateway.db" \
 	--bind=127.0.0.1 --port="$gwport" --webchat=1 2>"$dir/gateway.log" &
-pids+=($!)
+gateway_pid=$!
+pids+=("$gateway_pid")
 widget="http://127.0.0.1:$gwport/webchat/"
 wait_for curl -fs -o /dev/null "$widget" || bail "parley-gateway did not serve $widget"
 
@@ -185,4 +187,13 @@ check "the browser script passed every step (exit $brc)" '[ "$brc" = 0 ]'
 [ "$brc" = 0 ] || sed 's/^/#   /' "$dir/browser.log"
 shots=$(find "$art" -maxdepth 1 -name '*.png' | wc -l)
 check "screenshots kept in $art ($shots)" '[ "$shots" -ge $([ "$E2E_AUTH" = 1 ] && echo 7 || echo 3) ]'
+
+# ---- everything stops cleanly on SIGTERM (the gateway first: it is parleyd's client) ----
+stop() { kill -TERM "$1" 2>/dev/null; wait "$1"; }
+stop "$gateway_pid"
+grc=$?
+check "parley-gateway stops cleanly on SIGTERM (exit $grc)" '[ "$grc" = 0 ]'
+stop "$parleyd_pid"
+prc=$?
+check "parleyd stops cleanly on SIGTERM (exit $prc)" '[ "$prc" = 0 ]'
 exit $fail
