@@ -91,7 +91,10 @@ typedef struct jose_claims {
  * match the token's alg. Registered claims of the wrong JSON type make the token malformed.
  *   PARLEY_E_ID_TOKEN_INVALID   malformed (parts, base64url, JSON, sizes, header fields, claim types)
  *   PARLEY_E_ID_TOKEN_SIGNATURE refused algorithm, no or ambiguous key, alg/kty mismatch, bad signature
- *                               (ES256: a signature that is not exactly 64 bytes r||s) */
+ *                               (ES256: a signature that is not exactly 64 bytes r||s)
+ *   PARLEY_E_NOMEM              allocation failure
+ * Header members that carry or point at keys (jwk, jku, x5u, x5c) are ignored: keys come only from the
+ * set the caller fetched from the component's configured jwks_uri. */
 int jose__jwt_verify(const char *token, size_t len, const jose_jwks *jwks, jose_claims *out, unsigned *flags);
 void jose__claims_free(jose_claims *c);
 

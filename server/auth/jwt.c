@@ -175,7 +175,10 @@ static int jwt_claims(json_t *root, jose_claims *c)
 		const json_t *a;
 		if (!json_is_array(c->aud))
 			return -1;
-		json_array_foreach(c->aud, i, a) if (!json_is_string(a)) return -1;
+		json_array_foreach(c->aud, i, a) {
+			if (!json_is_string(a))
+				return -1;
+		}
 	}
 	if (jwt_claim_str(root, "iss", &c->iss) || jwt_claim_str(root, "sub", &c->sub) ||
 	    jwt_claim_str(root, "azp", &c->azp) || jwt_claim_str(root, "nonce", &c->nonce) ||
@@ -271,7 +274,10 @@ int jose__claims_aud_contains(const jose_claims *c, const char *client_id)
 		return strcmp(json_string_value(c->aud), client_id) == 0;
 	size_t i;
 	const json_t *a;
-	json_array_foreach(c->aud, i, a) if (strcmp(json_string_value(a), client_id) == 0) return 1;
+	json_array_foreach(c->aud, i, a) {
+		if (strcmp(json_string_value(a), client_id) == 0)
+			return 1;
+	}
 	return 0;
 }
 

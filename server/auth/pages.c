@@ -121,7 +121,7 @@ static void answered(void *arg, int status, const void *result)
 	const store_job *j = result;
 	int rc = status == PARLEY_OK && j != NULL ? j->auth.outcome : status;
 	if (status == PARLEY_OK && j != NULL && j->auth.thread != NULL)
-		auth__push_result(p->w, p->cfg, j->auth.thread, &j->auth.req);
+		auth__push_result(p->w, p->cfg, j->auth.thread, &j->auth.x->req);
 	if (rc != PARLEY_OK)
 		log_info(MODULE, "sign-in for request %llu refused: %s", (unsigned long long)p->req.id, parley_errname(rc));
 	finish(p, rc);
@@ -140,7 +140,7 @@ static void submit_answer(page *p, int outcome)
 	j->auth.request_id = p->req.id;
 	j->auth.external = 1;
 	j->auth.outcome_in = outcome;
-	j->auth.ident = p->x.ident;
+	j->auth.x->ident = p->x.ident;
 	if ((rc = store__submit(worker__store(p->w), j, answered, p)) != PARLEY_OK) {
 		store__job_free(j);
 		finish(p, rc);
@@ -227,12 +227,12 @@ static void found(void *arg, int status, const void *result)
 		finish(p, status != PARLEY_OK ? status : PARLEY_E_STORE);
 		return;
 	}
-	p->req = a->req;
+	p->req = a->x->req;
 	p->x.comp = a->comps[0];
-	memcpy(p->x.nonce, a->nonce_out, sizeof(p->x.nonce));
-	memcpy(p->x.verifier, a->verifier_out, sizeof(p->x.verifier));
+	memcpy(p->x.nonce, a->x->nonce_out, sizeof(p->x.nonce));
+	memcpy(p->x.verifier, a->x->verifier_out, sizeof(p->x.verifier));
 	if (!p->callback)
-		memcpy(p->token, a->state_out, sizeof(p->token)); /* the link's token is not the state */
+		memcpy(p->token, a->x->state_out, sizeof(p->token)); /* the link's token is not the state */
 	snprintf(p->x.redirect_uri, sizeof(p->x.redirect_uri), "%s" CALLBACK_PATH, p->cfg->public_url);
 	if (p->req.type != STORE_AUTH_OIDC && p->req.type != STORE_AUTH_OAUTH2) {
 		finish(p, PARLEY_E_NO_SUCH_AUTH_REQUEST);
@@ -303,7 +303,7 @@ int auth__http_get(worker *w, void *state, const char *url, http_reply *reply)
 	}
 	j->now_ms = parley__wall_ms();
 	j->auth.by_state = p->callback;
-	memcpy(j->auth.token, p->token, sizeof(j->auth.token));
+	memcpy(j->auth.x->token, p->token, sizeof(j->auth.x->token));
 	if ((rc = store__submit(worker__store(w), j, found, p)) != PARLEY_OK) {
 		store__job_free(j);
 		finish(p, rc);

@@ -126,13 +126,13 @@ static void push_prompt(worker *w, const auth_config *cfg, const store_auth_args
 	const store_thread_info *t = a->thread;
 	char url[AUTH_URL_MAX + 64];
 
-	info_of(&in, &a->req, cfg, url, sizeof(url));
+	info_of(&in, &a->x->req, cfg, url, sizeof(url));
 	pr.entity = (char *)t->entity;
 	pr.entity_name = (char *)t->entity;
 	pr.request = &in;
 	pr.channel = t->channel;
 	pr.channel_user = (char *)t->channel_user;
-	pr.otp = (char *)(a->req.type == STORE_AUTH_OTP && t->channel != 0 ? a->otp : "");
+	pr.otp = (char *)(a->x->req.type == STORE_AUTH_OTP && t->channel != 0 ? a->x->otp : "");
 	p.body_case = PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT;
 	p.auth_prompt = &pr;
 	post_push(w, t->customer, &p);
@@ -241,7 +241,7 @@ static void answer(void *arg, int status, const void *result)
 	}
 	switch (kind) {
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_START:
-		info_of(&in, &a->req, cfg, url, sizeof(url));
+		info_of(&in, &a->x->req, cfg, url, sizeof(url));
 		start.request = &in;
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_START;
 		r.auth_start = &start;
@@ -253,7 +253,7 @@ static void answer(void *arg, int status, const void *result)
 		if (a->outcome != PARLEY_OK) {
 			request__fail(rq, a->outcome);
 			if (a->outcome != PARLEY_E_OTP_WRONG)
-				auth__push_result(w, cfg, a->thread, &a->req);
+				auth__push_result(w, cfg, a->thread, &a->x->req);
 			return;
 		}
 		ans.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
@@ -261,7 +261,7 @@ static void answer(void *arg, int status, const void *result)
 		r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER;
 		r.auth_answer = &ans;
 		request__reply(rq, &r);
-		auth__push_result(w, cfg, a->thread, &a->req);
+		auth__push_result(w, cfg, a->thread, &a->x->req);
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS:
 		reply_status(rq, cfg, j);
@@ -373,12 +373,12 @@ static void route_start(request *rq, const Parley__Wire__Request *req)
 	a->ttl_ms = cfg->request_ttl_ms;
 	/* every secret of the request is drawn here, off the store thread; the store keeps all but the
 	 * code, of which it keeps only the MAC */
-	jose__random_token(a->token);
-	jose__random_token(a->state_tok);
-	jose__random_token(a->nonce);
-	jose__random_token(a->verifier);
-	jose__otp_generate(a->otp);
-	memcpy(a->otp_key, cfg->otp_key, sizeof(a->otp_key));
+	jose__random_token(a->x->token);
+	jose__random_token(a->x->state_tok);
+	jose__random_token(a->x->nonce);
+	jose__random_token(a->x->verifier);
+	jose__otp_generate(a->x->otp);
+	memcpy(a->x->otp_key, cfg->otp_key, sizeof(a->x->otp_key));
 	submit(rq, j, req->body_case, PARLEY_OK);
 }
 
@@ -417,7 +417,7 @@ static void jwt_checked(uv_work_t *wk, int status)
 		j->auth.request_id = c->request_id;
 		j->auth.external = 1;
 		j->auth.outcome_in = status != 0 ? PARLEY_E_INTERNAL : c->rc;
-		j->auth.ident = c->ident;
+		j->auth.x->ident = c->ident;
 		submit(rq, j, PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, PARLEY_OK);
 	}
 	jwt_free(c);
@@ -434,11 +434,11 @@ static void jwt_found(void *arg, int status, const void *result)
 	/* nothing is fetched for someone else's request, nor for one that has its answer */
 	if (rc == PARLEY_OK && (a->thread == NULL || a->thread->customer != rq->account))
 		rc = PARLEY_E_NOT_THREAD_MEMBER;
-	if (rc == PARLEY_OK && a->req.type != STORE_AUTH_JWT)
+	if (rc == PARLEY_OK && a->x->req.type != STORE_AUTH_JWT)
 		rc = PARLEY_E_INVAL;
-	if (rc == PARLEY_OK && a->req.status == STORE_AREQ_EXPIRED)
+	if (rc == PARLEY_OK && a->x->req.status == STORE_AREQ_EXPIRED)
 		rc = PARLEY_E_AUTH_EXPIRED;
-	else if (rc == PARLEY_OK && a->req.status != STORE_AREQ_OPEN)
+	else if (rc == PARLEY_OK && a->x->req.status != STORE_AREQ_OPEN)
 		rc = PARLEY_E_AUTH_ALREADY_ANSWERED;
 	if (rc == PARLEY_OK) {
 		c->comp = a->comps[0];
@@ -492,8 +492,8 @@ static void route_answer(request *rq, const Parley__Wire__Request *req)
 		return;
 	j->auth.request_id = m->request_id;
 	j->auth.limit = cfg->otp_attempts;
-	snprintf(j->auth.otp, sizeof(j->auth.otp), "%s", m->otp);
-	memcpy(j->auth.otp_key, cfg->otp_key, sizeof(j->auth.otp_key));
+	snprintf(j->auth.x->otp, sizeof(j->auth.x->otp), "%s", m->otp);
+	memcpy(j->auth.x->otp_key, cfg->otp_key, sizeof(j->auth.x->otp_key));
 	submit(rq, j, req->body_case, PARLEY_OK);
 }
 

@@ -95,13 +95,9 @@ static void free_auth(store_job *j)
 	parley__free(a->ended_threads);
 	parley__free(a->reqs);
 	parley__free(a->claims);
-	/* the request's secrets do not outlive the job in freed memory */
-	sodium_memzero(a->state_tok, sizeof(a->state_tok));
-	sodium_memzero(a->nonce, sizeof(a->nonce));
-	sodium_memzero(a->verifier, sizeof(a->verifier));
-	sodium_memzero(a->otp, sizeof(a->otp));
-	sodium_memzero(a->otp_key, sizeof(a->otp_key));
-	sodium_memzero(a->verifier_out, sizeof(a->verifier_out));
+	if (a->x != NULL) /* the request's secrets do not outlive the job in freed memory */
+		sodium_memzero(a->x, sizeof(*a->x));
+	parley__free(a->x);
 }
 
 struct op_info {
@@ -155,6 +151,11 @@ store_job *store__job_new(enum store_op op)
 	store_job *j = parley__calloc(1, sizeof(*j));
 	if (j != NULL)
 		j->op = op;
+	/* an auth job's secrets and identity live beside the job, so every job stays small */
+	if (j != NULL && in_domain(j, free_auth) && (j->auth.x = parley__calloc(1, sizeof(*j->auth.x))) == NULL) {
+		parley__free(j);
+		j = NULL;
+	}
 	return j;
 }
 

@@ -498,38 +498,45 @@ typedef struct store_auth_identity {
 	int email_verified, phone_verified;   /* 1 true, else not */
 } store_auth_identity;
 
+/* The big part of an auth job, on the heap (a store_job stays small: test_job_layout), allocated by
+ * store__job_new for every auth op and owned by the job. */
+typedef struct store_auth_ext {
+	/* START: drawn by the service (randombytes), kept server-side only */
+	char token[STORE_AUTH_TOKEN + 1], state_tok[STORE_AUTH_TOKEN + 1], nonce[STORE_AUTH_TOKEN + 1],
+		verifier[STORE_AUTH_TOKEN + 1];
+	char otp[8];                          /* START: the code (never stored); ANSWER: the customer's answer */
+	uint8_t otp_key[32];                  /* START + ANSWER: the process's OTP key */
+	store_auth_identity ident;            /* ANSWER (external, outcome_in PARLEY_OK): the verified identity */
+	/* results */
+	store_auth_request req;               /* START, ANSWER, BY_TOKEN */
+	char state_out[STORE_AUTH_TOKEN + 1], nonce_out[STORE_AUTH_TOKEN + 1], verifier_out[STORE_AUTH_TOKEN + 1];
+} store_auth_ext;
+
 typedef struct store_auth_args {
-	char entity[STORE_MAX_HANDLE + 1];    /* PUT (in comp), STATE, LIST */
-	uint64_t component_id, thread_id, request_id; /* STATE; START (thread, component); ANSWER; STATUS */
+	char entity[STORE_MAX_HANDLE + 1];    /* STATE, LIST (PUT: in comps[0]) */
+	uint64_t component_id, thread_id, request_id; /* STATE; START (thread, component); ANSWER; STATUS; BY_TOKEN
+	                                       * (request_id != 0: by id, else by x->token) */
 	int state;                            /* STATE: the new state */
 	unsigned limit;                       /* PUT: auth_components_max; START: auth_max_open_per_thread;
 	                                       * ANSWER: auth_otp_attempts */
 	uint64_t ttl_ms;                      /* START: auth_request_ttl_s */
-	/* START: drawn by the service (randombytes), kept server-side only */
-	char token[STORE_AUTH_TOKEN + 1], state_tok[STORE_AUTH_TOKEN + 1], nonce[STORE_AUTH_TOKEN + 1],
-		verifier[STORE_AUTH_TOKEN + 1];
-	uint8_t otp_mac[32];                  /* START: otp type; ANSWER: the process key (otp_key) */
-	char otp[8];                          /* START: the code (never stored); ANSWER: the customer's answer */
-	uint8_t otp_key[32];                  /* START + ANSWER: the process's OTP key */
-	int by_state;                         /* BY_TOKEN: token is the callback's state, not the link's */
-	/* ANSWER of a verified sign-in (callback / jwt): outcome_in PARLEY_OK with ident, or the refusal */
-	int external;                         /* 1: outcome_in/ident below, 0: an otp in `otp` */
+	int by_state;                         /* BY_TOKEN: x->token is the callback's state, not the link's */
+	int external;                         /* ANSWER: 1 a checked sign-in / assertion (outcome_in, x->ident),
+	                                       * 0 an otp in x->otp */
 	int outcome_in;
-	store_auth_identity ident;
+	store_auth_ext *x;                    /* owned by the job (store__job_new allocates it) */
 	/* results */
 	int outcome;                          /* ANSWER: the answer's code (the job succeeds so that a wrong
 	                                       * code's attempt count is committed) */
 	int admin;                            /* LIST: the caller is an admin */
-	store_auth_component *comps;          /* owned by the job: PUT/STATE/GET one, LIST n */
+	int caller_staff;                     /* STATUS: the caller is staff of the thread */
+	store_auth_component *comps;          /* owned by the job: PUT/STATE/GET/BY_TOKEN one, LIST n */
 	size_t n_comps;
-	store_auth_request req;               /* START, ANSWER, BY_TOKEN */
-	char state_out[STORE_AUTH_TOKEN + 1], nonce_out[STORE_AUTH_TOKEN + 1], verifier_out[STORE_AUTH_TOKEN + 1];
-	store_thread_info *thread;            /* owned by the job: START, ANSWER, STATUS (level filled) */
+	store_thread_info *thread;            /* owned by the job: START, ANSWER, STATUS, BY_TOKEN */
 	store_auth_request *reqs;             /* owned by the job: STATUS, newest first (<= STORE_AUTH_MAX_REQUESTS) */
 	size_t n_reqs;
 	store_auth_claim *claims;             /* owned by the job: STATUS (staff only, <= STORE_AUTH_MAX_CLAIMS) */
 	size_t n_claims;
-	int caller_staff;                     /* STATUS: the caller is staff of the thread */
 	store_thread_info *dropped;           /* owned by the job: EXPIRE, threads whose level fell back */
 	size_t n_dropped;
 	store_auth_request *ended;            /* owned by the job: EXPIRE, requests that expired */

@@ -6,6 +6,7 @@
  *            webhook is answered 200 and not delivered twice
  *   outage   the fake answers 503 for a while: the answer arrives once, after retries
  *   restart  the gateway is stopped with an answer still undelivered: the next gateway delivers it
+ *   auth     an otp request on the sms thread: the code goes to the number through Twilio
  *   waba     handshake, a signed webhook, the answer as a WABA messages call
  *   byoc     a signed webhook, a bad one, the answer signed with X-Parley-Signature; limits (413, 404)
  *   webchat  the WebSocket: a session id, a message acknowledged and not resent on a repeat, the answer
@@ -19,6 +20,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <parley/auth.h>
 #include <parley/client.h>
 #include <parley/entity.h>
 #include <parley/thread.h>
@@ -319,6 +321,30 @@ static void restart(void)
 	IT_EQ(in_agent.last_thread, sms_thread);
 }
 
+/* The agent asks the sms customer for a one-time code: the gateway gets the prompt (with the code, as
+ * the gateway of a channel thread) and sends the code to the number through Twilio. */
+static void auth_prompt(void)
+{
+	parley_auth_component comp, out;
+	parley_auth_request req;
+	memset(&comp, 0, sizeof comp);
+	snprintf(comp.entity, sizeof comp.entity, "acme");
+	snprintf(comp.name, sizeof comp.name, "sms-code");
+	comp.type = PARLEY_AUTH_OTP;
+	comp.credential_ttl_s = 3600;
+	IT_EQ(parley_auth_component_put(admin, &comp, &out), PARLEY_OK);
+	IT_EQ(parley_auth_component_set_state(admin, "acme", out.component_id, PARLEY_COMPONENT_ACTIVE, &out), PARLEY_OK);
+	IT_EQ(parley_auth_start(agent, sms_thread, out.component_id, &req), PARLEY_OK);
+	IT_EQ(fake_got(201, "verification+code+for+Acme+Support+is+", 1), 1);
+	for (int i = 0; i < fake.n; i++)
+		if (strstr(fake.reqs[i].body, "verification+code")) {
+			IT_CHECK(strstr(fake.reqs[i].body, "To=%2B15551234567&") != NULL);
+			const char *code = strstr(fake.reqs[i].body, "+is+") + 4;
+			for (int k = 0; k < 6; k++)
+				IT_CHECK(code[k] >= '0' && code[k] <= '9');
+		}
+}
+
 static void waba(void)
 {
 	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
@@ -333,6 +359,11 @@ static void waba(void)
 			   "\"it-gw hello by waba\"}}]},\"field\":\"messages\"}]}]}";
 	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	/* signed with another secret: 403 */
+	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
+	snprintf(bad, sizeof bad, "X-Hub-Signature-256: %s\r\n", badsig);
+	IT_EQ(post("/waba", "application/json", bad, body, resp, sizeof resp), 403);
 	IT_EQ(post("/waba", "application/json", "X-Hub-Signature-256: sha256=00\r\n", body, resp, sizeof resp), 403);
 	IT_EQ(post("/waba", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by waba"));
@@ -355,6 +386,10 @@ static void byoc(void)
 	const char *body = "{\"id\":\"b-1\",\"user\":\"crm-user-7\",\"text\":\"it-gw hello by byoc\"}";
 	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Parley-Signature: %s\r\n", sig);
+	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
+	snprintf(bad, sizeof bad, "X-Parley-Signature: %s\r\n", badsig);
+	IT_EQ(post("/byoc", "application/json", bad, body, resp, sizeof resp), 403);
 	IT_EQ(post("/byoc", "application/json", "X-Parley-Signature: sha256=0\r\n", body, resp, sizeof resp), 403);
 	IT_EQ(post("/byoc", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by byoc"));
@@ -480,6 +515,7 @@ int main(void)
 	IT_RUN(sms);
 	IT_RUN(outage);
 	IT_RUN(restart);
+	IT_RUN(auth_prompt);
 	IT_RUN(waba);
 	IT_RUN(byoc);
 	IT_RUN(webchat);

@@ -156,31 +156,31 @@ int sqlite__auth_start(store_be *b, store_job *j)
 		return PARLEY_E_STORE;
 	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
 	sqlite3_bind_int64(s, 2, (int64_t)c.id);
-	sqlite3_bind_text(s, 3, a->token, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, a->state_tok, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, a->nonce, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, a->verifier, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, a->x->token, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, a->x->state_tok, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, a->x->nonce, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, a->x->verifier, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
 	sqlite3_bind_int64(s, 8, (int64_t)(j->now_ms + a->ttl_ms));
 	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth request insert");
-	memset(&a->req, 0, sizeof(a->req));
-	a->req.id = (uint64_t)sqlite3_last_insert_rowid(b->db);
-	a->req.thread_id = t->thread_id;
-	a->req.component_id = c.id;
-	memcpy(a->req.component, c.name, sizeof(a->req.component));
-	a->req.type = c.type;
-	a->req.status = STORE_AREQ_OPEN;
-	a->req.expires_ms = j->now_ms + a->ttl_ms;
-	memcpy(a->req.token, a->token, sizeof(a->req.token));
+	memset(&a->x->req, 0, sizeof(a->x->req));
+	a->x->req.id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	a->x->req.thread_id = t->thread_id;
+	a->x->req.component_id = c.id;
+	memcpy(a->x->req.component, c.name, sizeof(a->x->req.component));
+	a->x->req.type = c.type;
+	a->x->req.status = STORE_AREQ_OPEN;
+	a->x->req.expires_ms = j->now_ms + a->ttl_ms;
+	memcpy(a->x->req.token, a->x->token, sizeof(a->x->req.token));
 	if (c.type == STORE_AUTH_OTP) {
 		char idtext[24];
 		uint8_t mac[JOSE_OTP_MAC_LEN];
-		int n = snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long)a->req.id);
-		jose__otp_mac(mac, a->otp_key, sizeof(a->otp_key), idtext, (size_t)n, a->otp, strlen(a->otp));
+		int n = snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long)a->x->req.id);
+		jose__otp_mac(mac, a->x->otp_key, sizeof(a->x->otp_key), idtext, (size_t)n, a->x->otp, strlen(a->x->otp));
 		if ((s = sqlite__stmt(b, SQL_SET_MAC)) == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)a->req.id);
+		sqlite3_bind_int64(s, 1, (int64_t)a->x->req.id);
 		sqlite3_bind_blob(s, 2, mac, sizeof(mac), SQLITE_TRANSIENT);
 		if (sqlite__step_done(s) != SQLITE_DONE)
 			return sqlite__error(b, "auth otp");
@@ -199,9 +199,9 @@ static int set_status(store_be *b, store_auth_args *a, const req_row *q, int sta
 	sqlite3_bind_int64(s, 4, attempts);
 	if (sqlite__step_done(s) != SQLITE_DONE)
 		return sqlite__error(b, "auth request status");
-	a->req = q->r;
-	a->req.status = status;
-	a->req.error = (uint32_t)error;
+	a->x->req = q->r;
+	a->x->req.status = status;
+	a->x->req.error = (uint32_t)error;
 	a->outcome = error;
 	return PARLEY_OK;
 }
@@ -214,7 +214,7 @@ static int bind_sub(store_be *b, const store_job *j, const store_thread_info *t,
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	if (j->auth.ident.sub[0] == '\0')
+	if (j->auth.x->ident.sub[0] == '\0')
 		return PARLEY_E_IDENTITY_MISMATCH;
 	sqlite3_bind_int64(s, 1, (int64_t)component);
 	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
@@ -225,14 +225,14 @@ static int bind_sub(store_be *b, const store_job *j, const store_thread_info *t,
 		sqlite__auth_col_text(s, 0, linked, sizeof(linked));
 	sqlite3_reset(s);
 	if (sr == SQLITE_ROW)
-		return strcmp(linked, j->auth.ident.sub) == 0 ? PARLEY_OK : PARLEY_E_IDENTITY_MISMATCH;
+		return strcmp(linked, j->auth.x->ident.sub) == 0 ? PARLEY_OK : PARLEY_E_IDENTITY_MISMATCH;
 	if (sr != SQLITE_DONE || (s = sqlite__stmt(b, SQL_NEW_LINK)) == NULL)
 		return sqlite__error(b, "auth link");
 	sqlite3_bind_int64(s, 1, (int64_t)component);
 	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
 	sqlite3_bind_int64(s, 3, t->channel);
 	sqlite3_bind_text(s, 4, t->channel_user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, j->auth.ident.sub, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, j->auth.x->ident.sub, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, (int64_t)j->now_ms);
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "auth link insert");
 }
@@ -243,10 +243,10 @@ static int bind_email(store_be *b, const store_job *j, const store_thread_info *
 	int sr, known;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	if (j->auth.ident.email[0] == '\0' || j->auth.ident.email_verified != 1)
+	if (j->auth.x->ident.email[0] == '\0' || j->auth.x->ident.email_verified != 1)
 		return PARLEY_E_IDENTITY_MISMATCH;
 	sqlite3_bind_int64(s, 1, (int64_t)t->customer);
-	sqlite3_bind_text(s, 2, j->auth.ident.email, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, j->auth.x->ident.email, -1, SQLITE_STATIC);
 	sr = sqlite3_step(s);
 	known = sr == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
 	sqlite3_reset(s);
@@ -258,7 +258,7 @@ static int bind_email(store_be *b, const store_job *j, const store_thread_info *
 
 static int bind(store_be *b, const store_job *j, const store_thread_info *t, const store_auth_component *c)
 {
-	const store_auth_identity *id = &j->auth.ident;
+	const store_auth_identity *id = &j->auth.x->ident;
 	switch (c->binding) {
 	case STORE_BIND_SUB:
 		return bind_sub(b, j, t, c->id);
@@ -277,7 +277,7 @@ static int bind(store_be *b, const store_job *j, const store_thread_info *t, con
 /* The credential and the thread's level: expires at the component's ttl, or the token's exp if sooner. */
 static int credential(store_be *b, store_job *j, store_thread_info *t, const store_auth_component *c, const req_row *q)
 {
-	const store_auth_identity *id = &j->auth.ident;
+	const store_auth_identity *id = &j->auth.x->ident;
 	uint64_t until = j->now_ms + (uint64_t)c->credential_ttl_s * 1000u;
 	sqlite3_stmt *s = sqlite__stmt(b, SQL_NEW_CRED);
 	int64_t cred;
@@ -323,13 +323,13 @@ static int answer_open(store_be *b, store_job *j, store_thread_info *t, const re
 		int n = snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long)q->r.id);
 		if (q->r.type != STORE_AUTH_OTP || !q->has_mac)
 			return PARLEY_E_INVAL; /* a sign-in is answered at the callback, not with a code */
-		if (jose__otp_check(q->otp_mac, a->otp_key, sizeof(a->otp_key), idtext, (size_t)n, a->otp,
-				    strlen(a->otp)) != PARLEY_OK) {
+		if (jose__otp_check(q->otp_mac, a->x->otp_key, sizeof(a->x->otp_key), idtext, (size_t)n, a->x->otp,
+				    strlen(a->x->otp)) != PARLEY_OK) {
 			unsigned tries = q->attempts + 1;
 			if (tries >= a->limit)
 				return set_status(b, a, q, STORE_AREQ_FAILED, PARLEY_E_OTP_ATTEMPTS, tries);
 			rc = set_status(b, a, q, STORE_AREQ_OPEN, PARLEY_E_OTP_WRONG, tries);
-			a->req.error = 0; /* still open: the error is this answer's, not the request's */
+			a->x->req.error = 0; /* still open: the error is this answer's, not the request's */
 			return rc;
 		}
 	} else if (a->outcome_in != PARLEY_OK) {
@@ -375,16 +375,16 @@ int sqlite__auth_by_token(store_be *b, store_job *j)
 	store_thread_info *t;
 	req_row q;
 	int rc = a->request_id != 0 ? load_req(b, SQL_REQ_BY_ID, a->request_id, NULL, &q)
-				    : load_req(b, a->by_state ? SQL_REQ_BY_STATE : SQL_REQ_BY_TOKEN, 0, a->token, &q);
+				    : load_req(b, a->by_state ? SQL_REQ_BY_STATE : SQL_REQ_BY_TOKEN, 0, a->x->token, &q);
 
 	if (rc == PARLEY_E_NO_SUCH_AUTH_REQUEST && a->by_state)
 		rc = PARLEY_E_AUTH_STATE_MISMATCH;
 	if (rc != PARLEY_OK)
 		return rc;
-	a->req = q.r;
-	memcpy(a->state_out, q.state, sizeof(a->state_out));
-	memcpy(a->nonce_out, q.nonce, sizeof(a->nonce_out));
-	memcpy(a->verifier_out, q.verifier, sizeof(a->verifier_out));
+	a->x->req = q.r;
+	memcpy(a->x->state_out, q.state, sizeof(a->x->state_out));
+	memcpy(a->x->nonce_out, q.nonce, sizeof(a->x->nonce_out));
+	memcpy(a->x->verifier_out, q.verifier, sizeof(a->x->verifier_out));
 	a->component_id = q.r.component_id;
 	if (a->comps == NULL && (a->comps = parley__calloc(1, sizeof(*a->comps))) == NULL)
 		return PARLEY_E_NOMEM;
@@ -477,7 +477,7 @@ int sqlite__auth_expire(store_be *b, store_job *j)
 		req_row q = {.r = a->ended[i]};
 		if ((rc = set_status(b, a, &q, STORE_AREQ_EXPIRED, PARLEY_E_AUTH_EXPIRED, 0)) != PARLEY_OK)
 			return rc;
-		a->ended[i] = a->req;
+		a->ended[i] = a->x->req;
 		if ((rc = sqlite__thr_load(b, a->ended[i].thread_id, &a->ended_threads[i])) != PARLEY_OK)
 			return rc;
 	}
