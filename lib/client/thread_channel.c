@@ -39,7 +39,9 @@ int client__thread_chan_keep(parley_client *c, uint64_t thread_id, const thread_
 	rc = client__thread_prep(c,
 				 "UPDATE threads SET channel = CASE WHEN chan_set THEN channel ELSE ?2 END,"
 				 " channel_user = CASE WHEN chan_set THEN channel_user ELSE ?3 END, chan_set = 1,"
-				 " verification = ?4, verified_until_ms = ?5, verified_by = ?6 WHERE thread_id = ?1",
+				 " verification = ?4, verified_until_ms = ?5, verified_by = ?6 WHERE thread_id = ?1"
+				 /* a listing passes every thread by: write (and sync) only what changed */
+				 " AND (chan_set = 0 OR verification != ?4 OR verified_until_ms != ?5 OR verified_by != ?6)",
 				 thread_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
