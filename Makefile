@@ -23,7 +23,7 @@ DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libpng-dev \
             libjansson-dev libcurl4-openssl-dev
-DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev
+DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium
 DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -55,6 +55,7 @@ deps-test: deps
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@if [ -x tests/interop/setup.sh ]; then tests/interop/setup.sh; fi
 	@if [ -x tests/idp/setup.sh ]; then tests/idp/setup.sh; fi
+	@if [ -x tests/e2e/setup.sh ]; then tests/e2e/setup.sh; fi
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --prefix=$(PREFIX)
