@@ -102,7 +102,7 @@ typedef struct parley_thread_info {
 	int gateway_verified;
 	parley_verification verification;
 	uint64_t verified_until_ms;                   /* AUTHENTICATED until then */
-	char verified_by[PARLEY_HANDLE_MAX + 1];      /* the authorization request component's name */
+	char verified_by[PARLEY_CHANNEL_USER_MAX + 1]; /* the authorization request component's name (64 bytes, as auth.h's names) */
 	parley_thread_status status;
 	char handling_agent[PARLEY_HANDLE_MAX + 1];   /* "" none (customer view: unless its SHOW_NAME) */
 	char lock_holder[PARLEY_HANDLE_MAX + 1];      /* as handling_agent */

@@ -100,7 +100,7 @@ typedef struct thread_chan {
 	char user[PARLEY_CHANNEL_USER_MAX + 1];
 	unsigned verification;
 	uint64_t verified_until_ms;
-	char verified_by[PARLEY_HANDLE_MAX + 1]; /* parley_thread_info's bound */
+	char verified_by[PARLEY_CHANNEL_USER_MAX + 1]; /* parley_thread_info's bound */
 } thread_chan;
 void client__thread_chan_from(thread_chan *ch, const Parley__Wire__ThreadInfo *ti);
 /* Keeps ch on the kept row of thread_id (none: nothing): the channel and its customer once (the first
