@@ -73,7 +73,7 @@ typedef struct parley_auth_component {
 	char jwks_uri[PARLEY_AUTH_FIELD_MAX + 1];
 	char userinfo_endpoint[PARLEY_AUTH_FIELD_MAX + 1];
 	char client_id[PARLEY_AUTH_FIELD_MAX + 1];
-	char secret_ref[PARLEY_AUTH_FIELD_MAX + 1]; /* env:NAME or file:/abs/path; "" for non-admins */
+	char secret_ref[PARLEY_AUTH_FIELD_MAX + 1]; /* file:NAME (parleyd: <auth_secrets_dir>/<entity>/NAME); "" for non-admins */
 	char scopes[PARLEY_AUTH_FIELD_MAX + 1];     /* space-separated; "" = "openid" */
 	parley_auth_binding binding;
 	uint32_t credential_ttl_s;

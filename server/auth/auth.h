@@ -28,6 +28,7 @@ typedef struct auth_config {
 	unsigned otp_attempts;          /* auth_otp_attempts */
 	long http_timeout_ms;           /* auth_http_timeout_ms */
 	char ca_file[CONFIG_STR_MAX];   /* auth_ca_file ("" = the system's CAs only) */
+	char secrets_dir[CONFIG_STR_MAX]; /* auth_secrets_dir ("" = no client secrets) */
 	uint64_t jwks_cache_ms;         /* auth_jwks_cache_s */
 	unsigned jti_cache;             /* auth_jti_cache */
 	unsigned components_max;        /* auth_components_max */

@@ -7,6 +7,7 @@
 #include <parley/error.h>
 
 #include "auth/auth.h"
+#include "auth/exchange.h"
 
 #define TTL_MAX_S 31536000u /* a year */
 
@@ -64,15 +65,12 @@ static int secret_ref_ok(const char *r)
 {
 	if (r[0] == '\0')
 		return 1;
-	if (strncmp(r, "env:", 4) == 0) {
-		if (r[4] == '\0')
-			return 0;
-		for (const char *p = r + 4; *p != '\0'; p++)
-			if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
-				return 0;
-		return strlen(r) <= 4 + 128;
-	}
-	return strncmp(r, "file:/", 6) == 0 && printable(r, 7, 4096) && strstr(r, "/../") == NULL;
+	/* Entity admins are customers of the platform, not its operator: a reference must never name
+	 * an arbitrary file or environment variable of parleyd (the secret is sent to the token endpoint
+	 * the admin chose, so that would read any of parleyd's files or another entity's secret out). A
+	 * reference is a plain name resolved inside the operator's auth_secrets_dir, in the entity's own
+	 * folder (exchange.c). */
+	return strncmp(r, "file:", 5) == 0 && auth__secret_name_ok(r + 5);
 }
 
 /* What a type needs to be usable: its endpoints (or discovery), client and issuer. */

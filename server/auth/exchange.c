@@ -4,7 +4,10 @@
  * Everything here blocks, so it runs only on libuv's thread pool (uv_queue_work from pages.c), never
  * on a loop thread. TLS verification is never turned off; auth_ca_file adds a CA (tests: the test CA)
  * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "auth/exchange.h"
 #include "auth/jose.h"
 #include "common/alloc.h"
+#include "wire/wire.h"
 
 #define BODY_MAX (64u * 1024u) /* any provider document: JWKS, discovery, token answer, userinfo */
 #define CACHE_SLOTS 16
@@ -208,31 +212,51 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 
 /* --- the client secret: resolved when used, never stored or logged --- */
 
-static int secret_of(const char *ref, char *out, size_t cap)
+int auth__secret_name_ok(const char *name)
 {
+	size_t n = 0;
+	for (; name[n] != '\0'; n++) {
+		char ch = name[n];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      (n > 0 && (ch == '_' || ch == '-'))))
+			return 0;
+	}
+	return n >= 1 && n <= AUTH_SECRET_NAME_MAX;
+}
+
+/* file:NAME -> <secrets_dir>/<entity>/NAME, the entity's own folder: one entity's admins cannot name
+ * another's secret, nor any other file (NAME and the handle have no '/' and no leading '.', and the
+ * file itself may not be a symbolic link). */
+static int secret_of(const auth_config *cfg, const store_auth_component *comp, char *out, size_t cap)
+{
+	const char *ref = comp->secret_ref;
+	char path[CONFIG_STR_MAX + STORE_MAX_HANDLE + AUTH_SECRET_NAME_MAX + 8];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
 	out[0] = '\0';
 	if (ref[0] == '\0')
 		return PARLEY_OK; /* a public client */
-	if (strncmp(ref, "env:", 4) == 0) {
-		const char *v = getenv(ref + 4);
-		if (v == NULL || strlen(v) >= cap)
-			return PARLEY_E_AUTH_TOKEN_EXCHANGE;
-		snprintf(out, cap, "%s", v);
-		return PARLEY_OK;
+	if (strncmp(ref, "file:", 5) != 0 || !auth__secret_name_ok(ref + 5) || !wire__handle_valid(comp->entity) ||
+	    cfg->secrets_dir[0] == '\0')
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", cfg->secrets_dir, comp->entity, ref + 5) >= sizeof(path))
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 1 || (size_t)st.st_size >= cap) {
+		close(fd);
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
 	}
-	if (strncmp(ref, "file:", 5) == 0) {
-		FILE *f = fopen(ref + 5, "re");
-		size_t n;
-		if (f == NULL)
-			return PARLEY_E_AUTH_TOKEN_EXCHANGE;
-		n = fread(out, 1, cap - 1, f);
-		fclose(f);
-		out[n] = '\0';
-		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-			out[--n] = '\0';
-		return PARLEY_OK;
-	}
-	return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	n = read(fd, out, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return PARLEY_E_AUTH_TOKEN_EXCHANGE;
+	out[n] = '\0';
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
+	return n > 0 ? PARLEY_OK : PARLEY_E_AUTH_TOKEN_EXCHANGE;
 }
 
 /* --- the answer --- */
@@ -396,7 +420,7 @@ int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms)
 	memset(&x->ident, 0, sizeof(x->ident));
 	if ((rc = auth__endpoints(cfg, &x->comp, now_ms)) != PARLEY_OK)
 		return rc;
-	if ((rc = secret_of(x->comp.secret_ref, secret, sizeof(secret))) != PARLEY_OK)
+	if ((rc = secret_of(cfg, &x->comp, secret, sizeof(secret))) != PARLEY_OK)
 		return rc;
 	url_encode(ecode, sizeof(ecode), x->code);
 	url_encode(eredir, sizeof(eredir), x->redirect_uri);

@@ -35,5 +35,9 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 
 /* RFC 3986 unreserved characters kept, everything else %XX; truncated to cap. */
 void auth__url_encode(char *out, size_t cap, const char *in);
+/* A client secret's name (secret_ref "file:NAME"): 1..AUTH_SECRET_NAME_MAX of [A-Za-z0-9_-], starting
+ * with a letter or digit. 1 when valid. */
+#define AUTH_SECRET_NAME_MAX 64
+int auth__secret_name_ok(const char *name);
 
 #endif

@@ -32,6 +32,7 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 	c->otp_attempts = (unsigned)cfg->auth_otp_attempts;
 	c->http_timeout_ms = cfg->auth_http_timeout_ms;
 	snprintf(c->ca_file, sizeof(c->ca_file), "%s", cfg->auth_ca_file);
+	snprintf(c->secrets_dir, sizeof(c->secrets_dir), "%s", cfg->auth_secrets_dir);
 	c->jwks_cache_ms = (uint64_t)cfg->auth_jwks_cache_s * 1000u;
 	c->jti_cache = (unsigned)cfg->auth_jti_cache;
 	c->components_max = (unsigned)cfg->auth_components_max;

@@ -195,6 +195,9 @@ static const struct opt opts[] = {
 	 "timeout of one call to an identity provider (discovery, token exchange, JWKS, userinfo)"},
 	{"auth_ca_file", OPT_STR, OFF(auth_ca_file), 0, 0, "", 0,
 	 "extra CA bundle (PEM) trusted for identity providers, besides the system's (tests: the test CA)"},
+	{"auth_secrets_dir", OPT_STR, OFF(auth_secrets_dir), 0, 0, "", 0,
+	 "directory of the components' client secrets, one folder per entity: file:NAME is "
+	 "<dir>/<entity>/NAME (empty = no secrets: confidential clients cannot exchange codes)"},
 	{"auth_jwks_cache_s", OPT_INT, OFF(auth_jwks_cache_s), 0, 86400, "3600", 0,
 	 "how long a provider's JWKS and discovery document are kept (an unknown kid refetches once)"},
 	{"auth_jti_cache", OPT_INT, OFF(auth_jti_cache), 1, 1048576, "4096", 0,

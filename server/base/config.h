@@ -102,6 +102,7 @@ typedef struct parleyd_config {
 	int auth_otp_attempts;
 	int auth_http_timeout_ms;
 	char auth_ca_file[CONFIG_STR_MAX];
+	char auth_secrets_dir[CONFIG_STR_MAX];
 	int auth_jwks_cache_s;
 	int auth_jti_cache;
 	int auth_components_max;

@@ -85,7 +85,8 @@ if [ "$E2E_AUTH" = 1 ]; then
 	[ -f "$(dirname "$IDP_SCRIPT")/node_modules/oidc-provider/package.json" ] ||
 		bail "tests/idp/node_modules missing: run tests/idp/setup.sh (make deps-test)"
 	"$IDP_MAKE_CA" "$dir/ca" >/dev/null || bail "make-ca.sh failed"
-	(umask 077 && echo "e2e-client-secret" >"$dir/client-secret")
+	# the operator's secrets directory: the entity's own folder holds its client secret
+	(umask 077 && mkdir -p "$dir/secrets/acme" && echo "e2e-client-secret" >"$dir/secrets/acme/client-secret")
 	cat >"$dir/idp.json" <<-EOF
 	{ "clients": [ { "client_id": "parley-e2e", "client_secret": "e2e-client-secret",
 	                 "redirect_uris": ["http://127.0.0.1:$port/v1/auth/callback"],
@@ -100,7 +101,8 @@ if [ "$E2E_AUTH" = 1 ]; then
 	pids+=($!)
 	wait_for test -s "$dir/idp-port" || bail "the test provider did not start (see $art/idp.log)"
 	issuer="https://127.0.0.1:$(cat "$dir/idp-port")"
-	pd_args+=(--auth_public_url="http://127.0.0.1:$port" --auth_ca_file="$dir/ca/ca.pem")
+	pd_args+=(--auth_public_url="http://127.0.0.1:$port" --auth_ca_file="$dir/ca/ca.pem" \
+		--auth_secrets_dir="$dir/secrets")
 	# Chromium trusts exactly the provider's key (webchat.mjs's header says why not ignoreHTTPSErrors)
 	idp_args=(--login carol --password carol-pw --spki "$(cat "$dir/ca/server.spki")")
 fi
@@ -153,7 +155,7 @@ check "the browser shows the agent's answer" 'marked answered'
 if [ "$E2E_AUTH" = 1 ]; then
 	{ p alice auth component create acme e2e-sso --type oidc --issuer "$issuer" \
 		--discovery "$issuer/.well-known/openid-configuration" --client-id parley-e2e \
-		--secret-ref "file:$dir/client-secret" --scopes "openid email" --binding sub --ttl 3600 &&
+		--secret-ref file:client-secret --scopes "openid email" --binding sub --ttl 3600 &&
 	  p alice auth component activate acme "$(p alice auth component list acme | awk -F'\t' '$2 == "e2e-sso" {print $1}')"; } \
 		>>"$dir/agent.log" 2>&1
 	check "an active oidc component pointing at the test provider" \

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,7 +98,12 @@ static void idp_start(void)
 	IT_CHECK(mkdtemp(idp_tmp) != NULL);
 	snprintf(cmd, sizeof(cmd), "%s/make-ca.sh %s/ca >/dev/null 2>&1", dir, idp_tmp);
 	IT_EQ(run_line(cmd, line, sizeof(line)), 0);
-	snprintf(path, sizeof(path), "%s/secret", idp_tmp);
+	/* the operator's secrets directory: one folder per entity (auth_secrets_dir) */
+	snprintf(path, sizeof(path), "%s/secrets", idp_tmp);
+	IT_CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/secrets/acme", idp_tmp);
+	IT_CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/secrets/acme/rs-secret", idp_tmp);
 	write_file(path, "secret-rs\n");
 	snprintf(path, sizeof(path), "%s/config.json", idp_tmp);
 	write_file(path,
@@ -164,12 +170,13 @@ static void idp_stop(void)
 
 static void setup(void)
 {
-	char ca[128];
+	char ca[128], secrets[128];
 	const char *extra[] = {"--auth_max_open_per_thread=2", "--auth_otp_attempts=3", "--auth_components_max=4",
-			       "--auth_public_url=https://chat.example.com/", ca, NULL};
+			       "--auth_public_url=https://chat.example.com/", ca, secrets, NULL};
 
 	idp_start();
 	snprintf(ca, sizeof(ca), "--auth_ca_file=%s/ca/ca.pem", idp_tmp);
+	snprintf(secrets, sizeof(secrets), "--auth_secrets_dir=%s/secrets", idp_tmp);
 	char code[32];
 	uint64_t req = 0;
 	dynbuf l;
@@ -210,7 +217,7 @@ static comp oidc_comp(const char *name)
 {
 	comp c = {0, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, "https://idp.example.com", "",
 		  "https://idp.example.com/auth", "https://idp.example.com/token", "https://idp.example.com/jwks",
-		  "parley-acme", "env:ACME_SECRET", 0, 600};
+		  "parley-acme", "file:acme-secret", 0, 600};
 	return c;
 }
 
@@ -483,9 +490,15 @@ static void test_components(void)
 	bad = oidc_comp("inline secret");
 	bad.secret = "s3cr3t";
 	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
-	bad = oidc_comp("relative file");
-	bad.secret = "file:secret.txt";
-	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	/* a reference names a secret of the entity's own folder in auth_secrets_dir, nothing else of the
+	 * server's: no path, no parent, no dot file, no environment variable */
+	static const char *const refs[] = {"file:secret.txt", "file:/etc/passwd", "file:../other/secret",
+					   "file:-x", "file:", "env:HOME", "env:ACME_SECRET"};
+	for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+		bad = oidc_comp("bad secret ref");
+		bad.secret = refs[i];
+		IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
+	}
 	bad = oidc_comp("no client");
 	bad.client = "";
 	IT_EQ(c_put(P.fd, &bad, NULL), PARLEY_E_COMPONENT_INVALID);
@@ -745,7 +758,7 @@ static void oidc_component(uint64_t id, const char *name, int binding)
 	char disco[128], secret[160];
 	comp c = {id, name, PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, ISS, disco, "", "", "", "parley-rs", secret, binding, 600};
 	snprintf(disco, sizeof(disco), "%s/.well-known/openid-configuration", ISS);
-	snprintf(secret, sizeof(secret), "file:%s/secret", idp_tmp);
+	snprintf(secret, sizeof(secret), "file:rs-secret");
 	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
 	IT_EQ(c_state(P.fd, c.id, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
 }

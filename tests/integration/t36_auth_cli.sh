@@ -40,7 +40,7 @@ p alice thread add "$thread" bob >/dev/null || { echo "Bail out! bob not added t
 # ---- components: admins only ----
 run alice auth component create acme-support acme-sso --type oidc --issuer https://id.acme.example \
 	--authorize https://id.acme.example/authorize --token https://id.acme.example/token \
-	--jwks https://id.acme.example/jwks --client-id parley-chat --secret-ref env:ACME_OIDC_SECRET \
+	--jwks https://id.acme.example/jwks --client-id parley-chat --secret-ref file:acme-oidc \
 	--scopes "openid email" --binding sub --ttl 3600
 check "create prints the new draft" 'grep -qE "^component [0-9]+ acme-sso \(oidc, draft\)$" "$dir/out"'
 sso=$(sed -n 's/^component \([0-9]*\) .*/\1/p' "$dir/out")

@@ -200,7 +200,7 @@ static const cli_command commands[] = {
 	 "parley auth component edit ENTITY ID [--name NAME] [OPTIONS]\n"
 	 "                             (admins) change what the options name (not while active)\n"
 	 "  OPTIONS: --issuer URL --discovery URL --authorize URL --token URL --jwks URL --userinfo URL\n"
-	 "           --client-id ID --secret-ref env:NAME|file:/PATH --scopes \"openid email\"\n"
+	 "           --client-id ID --secret-ref file:NAME --scopes \"openid email\"\n"
 	 "           --binding none|sub|phone|email --ttl SECONDS (default 3600)\n"
 	 "           the secret reference is resolved by parleyd when used; the secret never travels\n"
 	 "parley auth component activate|deactivate ENTITY ID   (admins) only active ones can be sent\n"

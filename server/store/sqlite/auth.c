@@ -80,7 +80,7 @@ const migrate_schema sqlite__auth_schema = {
 #define COMP_COLS                                                                                            \
 	"id, entity_id, name, type, state, issuer, discovery_url, authorization_endpoint, token_endpoint,"  \
 	" jwks_uri, userinfo_endpoint, client_id, secret_ref, scopes, binding, credential_ttl_s, created_ms," \
-	" updated_ms"
+	" updated_ms, (SELECT handle FROM entities WHERE entities.id = auth_components.entity_id)"
 static const char SQL_COMP[] = "SELECT " COMP_COLS " FROM auth_components WHERE id = ?1";
 static const char SQL_COMPS[] = "SELECT " COMP_COLS " FROM auth_components WHERE entity_id = ?1 AND (?2 OR state = 2)"
 				" ORDER BY id";
@@ -121,6 +121,8 @@ static void comp_row(sqlite3_stmt *s, store_auth_component *c)
 	c->credential_ttl_s = (uint32_t)sqlite3_column_int64(s, 15);
 	c->created_ms = (uint64_t)sqlite3_column_int64(s, 16);
 	c->updated_ms = (uint64_t)sqlite3_column_int64(s, 17);
+	/* the entity's handle names its folder of client secrets (exchange.c) */
+	sqlite__auth_col_text(s, 18, c->entity, sizeof(c->entity));
 }
 
 int sqlite__auth_comp_load(store_be *b, uint64_t id, store_auth_component *c)

@@ -235,7 +235,7 @@ static void test_options(void)
 					 "--discovery", "https://id.example/.well-known/openid-configuration",
 					 "--authorize", "https://id.example/a", "--token",      "https://id.example/t",
 					 "--jwks",      "https://id.example/k", "--userinfo",   "https://id.example/u",
-					 "--client-id", "parley",        "--secret-ref", "env:ACME_SECRET",
+					 "--client-id", "parley",        "--secret-ref", "file:acme-sso",
 					 "--scopes",    "openid email",  "--binding",    "phone",
 					 "--ttl",       "900"};
 	static const struct {
@@ -267,7 +267,7 @@ static void test_options(void)
 	TEST_EQ_STR(c.jwks_uri, "https://id.example/k");
 	TEST_EQ_STR(c.userinfo_endpoint, "https://id.example/u");
 	TEST_EQ_STR(c.client_id, "parley");
-	TEST_EQ_STR(c.secret_ref, "env:ACME_SECRET");
+	TEST_EQ_STR(c.secret_ref, "file:acme-sso");
 	TEST_EQ_STR(c.scopes, "openid email");
 	TEST_EQ_INT(c.binding, PARLEY_BINDING_PHONE);
 	TEST_EQ_INT(c.credential_ttl_s, 900);
