@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	if (a.request_id == 0 || a.approver_device == 0 || (a.role != WIRE_ROLE_AGENT && a.role != WIRE_ROLE_BOT) ||
+	if (a.request_id == 0 || a.approver_device == 0 || (a.role != WIRE_ROLE_AGENT && a.role != WIRE_ROLE_BOT && a.role != WIRE_ROLE_GATEWAY) ||
 	    size > WIRE_APPROVAL_MAX_BYTES || strlen(a.entity) > WIRE_MAX_HANDLE)
 		abort();
 	(void)wire__approval_verify(data, size, key, &a);
