@@ -336,7 +336,8 @@ static int a_start(int fd, uint64_t tid, uint64_t cid, uint64_t *rid, char *url,
 	return st;
 }
 
-static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
+/* AuthAnswer with a one-time code (otp) or a business-signed JWT (jwt); the other NULL */
+static int answer_call(int fd, uint64_t rid, const char *otp, const char *jwt, unsigned *level)
 {
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__AuthAnswerRequest m = PARLEY__WIRE__AUTH_ANSWER_REQUEST__INIT;
@@ -344,7 +345,10 @@ static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
 	int st;
 
 	m.request_id = rid;
-	m.otp = (char *)otp;
+	if (otp != NULL)
+		m.otp = (char *)otp;
+	if (jwt != NULL)
+		m.jwt = (char *)jwt;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
 	r.auth_answer = &m;
 	st = sm_call(fd, &r, &f);
@@ -353,6 +357,11 @@ static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
 	if (st >= 0)
 		wire__frame_free(&f);
 	return st;
+}
+
+static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
+{
+	return answer_call(fd, rid, otp, NULL, level);
 }
 
 typedef struct status {
@@ -852,21 +861,7 @@ static void biz_jwt(char *out, size_t cap, const char *aud, const char *jti, int
 
 static int jwt_answer(int fd, uint64_t rid, const char *jwt, unsigned *level)
 {
-	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
-	Parley__Wire__AuthAnswerRequest m = PARLEY__WIRE__AUTH_ANSWER_REQUEST__INIT;
-	wire_frame f;
-	int st;
-
-	m.request_id = rid;
-	m.jwt = (char *)jwt;
-	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
-	r.auth_answer = &m;
-	st = sm_call(fd, &r, &f);
-	if (st == PARLEY_OK && level != NULL)
-		*level = f.frame->response->auth_answer->verification;
-	if (st >= 0)
-		wire__frame_free(&f);
-	return st;
+	return answer_call(fd, rid, NULL, jwt, level);
 }
 
 static void test_jwt(void)
