@@ -170,7 +170,8 @@ extern "C" {
 	X(OTP_ATTEMPTS, 714, "too many wrong one-time codes: the request is closed") \
 	X(JWT_REPLAYED, 715, "this signed assertion was already used (jti)") \
 	X(JWKS_UNAVAILABLE, 716, "the provider's keys (JWKS) could not be fetched or parsed") \
-	X(TOO_MANY_AUTH_REQUESTS, 717, "too many open authentication requests for this thread")
+	X(TOO_MANY_AUTH_REQUESTS, 717, "too many open authentication requests for this thread") \
+	X(AUTH_HOST_FORBIDDEN, 718, "the identity provider's address is not allowed (private, loopback or link-local)")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,
