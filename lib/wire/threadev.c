@@ -1,5 +1,5 @@
-/* Thread event codec (threadev.h). Fixed layout but for the handle: one bounded walk, the field rules,
- * the signature last. */
+/* Thread event codec (threadev.h). Fixed layout but for the handle (and a channel OPEN's channel
+ * customer): one bounded walk, the field rules, the signature last. */
 #include "wire/threadev.h"
 
 #include <string.h>
@@ -16,6 +16,13 @@ static int check(const wire_threadev *ev)
 	if (memchr(ev->entity, '\0', sizeof(ev->entity)) == NULL || !wire__handle_valid(ev->entity))
 		return INVALID;
 	if (ev->actor == 0 || ev->actor_device == 0 || ev->staff_version == 0)
+		return INVALID;
+	/* the channel customer: only an OPEN names one, and then a well-formed one (a string that ends in
+	 * its buffer); a native event has none */
+	if (memchr(ev->channel_user, '\0', sizeof(ev->channel_user)) == NULL)
+		return INVALID;
+	if (ev->channel != 0 ? ev->kind != WIRE_THREADEV_OPEN || !wire__channel_valid(ev->channel, ev->channel_user)
+			     : ev->channel_user[0] != '\0')
 		return INVALID;
 	/* OPEN names no thread yet (the server assigns it) and starts the membership at 1; every other
 	 * event names its thread and follows at least the OPEN */
@@ -56,7 +63,7 @@ int wire__threadev_sign(const wire_threadev *ev, const uint8_t sk[64], uint8_t *
 		return PARLEY_E_INVAL;
 	if (check(ev) != PARLEY_OK)
 		return INVALID;
-	memcpy(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN);
+	memcpy(p, ev->channel != 0 ? WIRE_THREADEV_MAGIC_CHANNEL : WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN);
 	p += WIRE_THREADEV_MAGIC_LEN;
 	p = wire__put_be(p, ev->thread_id, 8);
 	p = wire__put_handle(p, ev->entity);
@@ -67,7 +74,27 @@ int wire__threadev_sign(const wire_threadev *ev, const uint8_t sk[64], uint8_t *
 	p = wire__put_be(p, ev->actor_device, 4);
 	p = wire__put_be(p, ev->staff_version, 8);
 	p = wire__put_be(p, ev->timestamp_ms, 8);
+	if (ev->channel != 0) {
+		*p++ = (uint8_t)ev->channel;
+		p = wire__put_handle(p, ev->channel_user); /* u8 length and the bytes, as a handle */
+	}
 	*len = wire__sigrec_sign(out, p, sk);
+	return PARLEY_OK;
+}
+
+/* A v2 record's channel customer at p (end: where the signature starts): exactly channel u8, length
+ * u8 and that many bytes, no NUL (the rules are check()'s). */
+static int parse_channel(const uint8_t *p, const uint8_t *end, wire_threadev *out)
+{
+	size_t ul;
+
+	if (end - p < 2)
+		return INVALID;
+	out->channel = *p++;
+	ul = *p++;
+	if (ul == 0 || ul > WIRE_CHANNEL_USER_MAX || (size_t)(end - p) != ul || memchr(p, '\0', ul) != NULL)
+		return INVALID;
+	memcpy(out->channel_user, p, ul);
 	return PARLEY_OK;
 }
 
@@ -75,18 +102,23 @@ int wire__threadev_parse(const uint8_t *buf, size_t len, wire_threadev *out)
 {
 	const uint8_t *p = buf;
 	size_t hl;
+	int v2;
 
 	if (out == NULL)
 		return PARLEY_E_INVAL;
 	memset(out, 0, sizeof(*out));
-	if (buf == NULL || len < WIRE_THREADEV_FIXED || len > WIRE_THREADEV_MAX_BYTES ||
-	    memcmp(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN) != 0)
+	if (buf == NULL || len < WIRE_THREADEV_FIXED || len > WIRE_THREADEV_MAX_BYTES)
+		return INVALID;
+	v2 = memcmp(p, WIRE_THREADEV_MAGIC_CHANNEL, WIRE_THREADEV_MAGIC_LEN) == 0;
+	if (!v2 && memcmp(p, WIRE_THREADEV_MAGIC, WIRE_THREADEV_MAGIC_LEN) != 0)
 		return INVALID;
 	p += WIRE_THREADEV_MAGIC_LEN;
 	out->thread_id = wire__get_be(&p, 8);
 	hl = *p++;
-	/* the whole length follows from the handle's: nothing short, nothing trailing */
-	if (hl > WIRE_MAX_HANDLE || len != WIRE_THREADEV_FIXED + hl) {
+	/* the whole length follows from the handle's (v1) or is at least that plus a channel customer
+	 * (v2, which says its own length): nothing short, nothing trailing */
+	if (hl > WIRE_MAX_HANDLE || (v2 ? len < WIRE_THREADEV_FIXED + hl + WIRE_THREADEV_CHANNEL_EXTRA(1)
+					: len != WIRE_THREADEV_FIXED + hl)) {
 		memset(out, 0, sizeof(*out));
 		return INVALID;
 	}
@@ -99,7 +131,10 @@ int wire__threadev_parse(const uint8_t *buf, size_t len, wire_threadev *out)
 	out->actor_device = (uint32_t)wire__get_be(&p, 4);
 	out->staff_version = wire__get_be(&p, 8);
 	out->timestamp_ms = wire__get_be(&p, 8);
-	if (memchr(out->entity, '\0', hl) != NULL || check(out) != PARLEY_OK) {
+	/* a v2 record names a channel customer (1..64 bytes), and check() refuses one without a channel:
+	 * native is v1 only */
+	if ((v2 && parse_channel(p, buf + len - WIRE_SIGREC_SIG_LEN, out) != PARLEY_OK) ||
+	    memchr(out->entity, '\0', hl) != NULL || check(out) != PARLEY_OK) {
 		memset(out, 0, sizeof(*out));
 		return INVALID;
 	}
