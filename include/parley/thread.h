@@ -95,11 +95,16 @@ typedef struct parley_thread_info {
 	char entity_name[PARLEY_ENTITY_NAME_MAX + 1]; /* display name from the verified staff list's entity */
 	char customer[PARLEY_HANDLE_MAX + 1];         /* the customer's handle (a customer: its own) */
 	uint32_t channel;                             /* parley_channel */
-	/* a channel thread: the customer on that channel (shown to staff only when the thread's customer
-	 * account is a GATEWAY of the verified staff list; else "" and gateway_verified = 0) */
+	/* a channel thread: the customer on that channel, as the gateway signed it (shown only when the
+	 * thread's customer account is a GATEWAY of the verified staff list; else "" and gateway_verified 0) */
 	char channel_user[PARLEY_CHANNEL_USER_MAX + 1];
 	char gateway[PARLEY_HANDLE_MAX + 1];          /* the gateway's handle (E2E ends there) */
 	int gateway_verified;
+	/* channel and channel_user are the ones the gateway signed in the thread's OPEN event, never the
+	 * server's word; 1 here: the server's ThreadInfo named another channel or channel user (a server
+	 * fault or lie, kept for good): what is shown is still the signed one, and the server's
+	 * verification level is not believed (UNVERIFIED) */
+	int channel_disputed;
 	parley_verification verification;
 	uint64_t verified_until_ms;                   /* AUTHENTICATED until then */
 	char verified_by[PARLEY_CHANNEL_USER_MAX + 1]; /* the authorization request component's name (64 bytes, as auth.h's names) */

@@ -279,6 +279,10 @@ int client__thread_sign(parley_client *c, thread_op *o, uint64_t thread_id, uint
 	ev.actor_device = c->account.device_id;
 	ev.staff_version = o->ent != NULL ? o->ent->sl.version : 1;
 	ev.timestamp_ms = client__now_ms();
+	if (kind == WIRE_THREADEV_OPEN) { /* a gateway's: the channel customer it opens for (else native) */
+		ev.channel = o->want.channel;
+		snprintf(ev.channel_user, sizeof(ev.channel_user), "%s", o->want.user);
+	}
 	return wire__threadev_sign(&ev, c->key.sk, o->event, sizeof(o->event), &o->event_len);
 }
 
@@ -300,8 +304,8 @@ static int build(parley_client *c, client_op *op, Parley__Wire__Request *req)
 		o->req.open.customer = o->kind == TK_OPEN ? o->customer : "";
 		o->req.open.event.data = o->event;
 		o->req.open.event.len = o->event_len;
-		o->req.open.channel = o->kind == TK_SEND_ENTITY ? o->chan.channel : 0;
-		o->req.open.channel_user = o->kind == TK_SEND_ENTITY ? o->chan.user : "";
+		o->req.open.channel = o->want.channel; /* as the OPEN signs it (0, "": native) */
+		o->req.open.channel_user = o->want.user;
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_THREAD_OPEN;
 		req->thread_open = &o->req.open;
 		return PARLEY_OK;
@@ -395,6 +399,8 @@ static void apply_get(parley_client *c, thread_op *o)
 		rc = client__thread_times(c, o->thread_id, o->created_ms, o->updated_ms);
 	if (rc == PARLEY_OK)
 		rc = client__thread_chan_keep(c, o->thread_id, &o->chan);
+	if (rc == PARLEY_OK) /* a gateway writes for one channel customer: the thread must be that one's */
+		rc = client__thread_chan_given(c, o);
 	if (rc != PARLEY_OK)
 		client__thread_finish(c, o, rc);
 	else
@@ -413,7 +419,7 @@ static void on_entity(parley_client *c, parley_err status, parley_entity *e, voi
 	o->ent = e;
 	switch (o->kind) {
 	case TK_SEND_ENTITY:
-		if (o->chan.channel != PARLEY_CHANNEL_NATIVE) {
+		if (o->want.channel != PARLEY_CHANNEL_NATIVE) {
 			client__thread_chan_open(c, o);
 			return;
 		}
@@ -529,10 +535,6 @@ static int got_thread(parley_client *c, thread_op *o, const Parley__Wire__Thread
 	snprintf(o->customer, sizeof(o->customer), "%s", ti->customer[0] != '\0' ? ti->customer : c->account.handle);
 	o->created_ms = ti->created_ms;
 	o->updated_ms = ti->updated_ms;
-	/* a gateway writes for one channel customer: the thread given back must be that customer's */
-	if (o->kind == TK_SEND_ENTITY && o->chan.channel != PARLEY_CHANNEL_NATIVE &&
-	    (ti->channel != o->chan.channel || ti->channel_user == NULL || strcmp(ti->channel_user, o->chan.user) != 0))
-		return PARLEY_E_PROTO_MALFORMED;
 	client__thread_chan_from(&o->chan, ti);
 	free_get(o);
 	o->gev = parley__calloc(g->n_events + 1, sizeof(*o->gev));

@@ -70,8 +70,8 @@ static parley_err send_entity(parley_client *c, const char *entity, parley_chann
 					(int)channel, PARLEY_CHANNEL_USER_MAX);
 			rc = PARLEY_E_CHANNEL_INVALID;
 		} else {
-			o->chan.channel = (uint32_t)channel;
-			snprintf(o->chan.user, sizeof(o->chan.user), "%s", channel_user);
+			o->want.channel = (uint32_t)channel;
+			snprintf(o->want.user, sizeof(o->want.user), "%s", channel_user);
 		}
 	}
 	if (o != NULL && rc == PARLEY_OK && (rc = check_body(c, body, len)) == PARLEY_OK)

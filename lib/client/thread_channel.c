@@ -2,11 +2,12 @@
  * (PARLEY_ROLE_GATEWAY in its signed staff list) opens one thread per channel customer (channel,
  * channel_user) and is that thread's customer account; end-to-end encryption ends at the gateway.
  *
- * The channel and its customer are the server's word (the signed OPEN does not carry them): this
- * device keeps the first ones it is told for a thread and never lets them change, and shows them only
- * while the thread's customer account is a GATEWAY of the staff list it verified itself: a server
- * cannot dress an ordinary customer up as "sms +1555... via a gateway", and a gateway the entity
- * removed is shown as an unverified channel.
+ * The channel customer is the gateway's word, not the server's: the gateway signs it in the thread's
+ * OPEN, the replay (thread_state.c) keeps it from the verified OPEN, and it is shown only while the
+ * thread's customer account (the OPEN's signer) is a GATEWAY of the staff list this device verified.
+ * The server's ThreadInfo says the channel too; it is only compared: a ThreadInfo naming another
+ * channel or channel user marks the thread disputed for good (shown, with the signed values, and no
+ * level believed), so a server can neither reroute the staff's view of a number nor quietly claim one.
  */
 #include <string.h>
 
@@ -17,10 +18,10 @@ void client__thread_chan_from(thread_chan *ch, const Parley__Wire__ThreadInfo *t
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->known = 1;
-	if (ti->channel != 0 && ti->channel_user != NULL && wire__channel_valid(ti->channel, ti->channel_user)) {
-		ch->channel = ti->channel;
+	/* as claimed, to be compared with the signed OPEN (the frame check bounds it at 64 bytes) */
+	ch->channel = ti->channel;
+	if (ti->channel_user != NULL)
 		snprintf(ch->user, sizeof(ch->user), "%s", ti->channel_user);
-	}
 	ch->verification = (unsigned)ti->verification <= (unsigned)PARLEY_VERIFICATION_AUTHENTICATED
 				   ? (unsigned)ti->verification
 				   : 0;
@@ -36,12 +37,13 @@ int client__thread_chan_keep(parley_client *c, uint64_t thread_id, const thread_
 
 	if (!ch->known)
 		return PARLEY_OK;
+	/* the row exists only once its OPEN was verified, so channel and channel_user are the signed ones */
 	rc = client__thread_prep(c,
-				 "UPDATE threads SET channel = CASE WHEN chan_set THEN channel ELSE ?2 END,"
-				 " channel_user = CASE WHEN chan_set THEN channel_user ELSE ?3 END, chan_set = 1,"
+				 "UPDATE threads SET chan_disputed = chan_disputed OR channel != ?2 OR channel_user != ?3,"
 				 " verification = ?4, verified_until_ms = ?5, verified_by = ?6 WHERE thread_id = ?1"
 				 /* a listing passes every thread by: write (and sync) only what changed */
-				 " AND (chan_set = 0 OR verification != ?4 OR verified_until_ms != ?5 OR verified_by != ?6)",
+				 " AND ((chan_disputed = 0 AND (channel != ?2 OR channel_user != ?3)) OR verification != ?4"
+				 " OR verified_until_ms != ?5 OR verified_by != ?6)",
 				 thread_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -57,41 +59,41 @@ void client__thread_chan_info(parley_client *c, const client_thread *t, const pa
 			      parley_thread_info *out)
 {
 	sqlite3_stmt *st = NULL;
-	thread_chan ch;
 	const wire_staff_member *gw;
+	int believed;
 
-	memset(&ch, 0, sizeof(ch));
 	if (client__thread_prep(c,
-				"SELECT channel, channel_user, verification, verified_until_ms, verified_by FROM threads"
+				"SELECT verification, verified_until_ms, verified_by, chan_disputed FROM threads"
 				" WHERE thread_id = ?",
 				t->thread_id, &st) != PARLEY_OK)
 		return;
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		const unsigned char *u = sqlite3_column_text(st, 1), *by = sqlite3_column_text(st, 4);
-		ch.channel = (uint32_t)sqlite3_column_int64(st, 0);
-		snprintf(ch.user, sizeof(ch.user), "%s", u != NULL ? (const char *)u : "");
-		ch.verification = (unsigned)sqlite3_column_int(st, 2);
-		ch.verified_until_ms = (uint64_t)sqlite3_column_int64(st, 3);
-		snprintf(ch.verified_by, sizeof(ch.verified_by), "%s", by != NULL ? (const char *)by : "");
+		const unsigned char *by = sqlite3_column_text(st, 2);
+		out->verification = (parley_verification)sqlite3_column_int(st, 0);
+		out->verified_until_ms = (uint64_t)sqlite3_column_int64(st, 1);
+		snprintf(out->verified_by, sizeof(out->verified_by), "%s", by != NULL ? (const char *)by : "");
+		out->channel_disputed = sqlite3_column_int(st, 3) != 0;
 	}
 	sqlite3_finalize(st);
-	out->channel = ch.channel;
-	out->verification = (parley_verification)ch.verification;
-	out->verified_until_ms = ch.verified_until_ms;
-	snprintf(out->verified_by, sizeof(out->verified_by), "%s", ch.verified_by);
-	if (ch.channel == PARLEY_CHANNEL_NATIVE)
-		return;
-	gw = ent != NULL ? wire__stafflist_find(&ent->sl, t->customer_account) : NULL;
-	out->gateway_verified = gw != NULL && gw->role == WIRE_ROLE_GATEWAY;
-	if (!out->gateway_verified) {
-		/* nobody the entity vouches for stands behind the channel: no name, no number, no level */
+	out->channel = t->channel;
+	if (t->channel != PARLEY_CHANNEL_NATIVE) {
+		/* the OPEN's signer is the customer account: still a gateway of the list verified here? */
+		gw = ent != NULL ? wire__stafflist_find(&ent->sl, t->customer_account) : NULL;
+		out->gateway_verified = gw != NULL && gw->role == WIRE_ROLE_GATEWAY;
+		if (out->gateway_verified) {
+			snprintf(out->channel_user, sizeof(out->channel_user), "%s", t->channel_user);
+			snprintf(out->gateway, sizeof(out->gateway), "%s", t->customer);
+		}
+	}
+	/* the level is the server's word: believed only of a thread whose channel customer it told as
+	 * signed and that a verified gateway (or a native customer) stands behind, and CHANNEL only where
+	 * the signed channel's carrier vouches for the number (sms, waba) */
+	believed = !out->channel_disputed && (t->channel == PARLEY_CHANNEL_NATIVE || out->gateway_verified);
+	if (!believed || (out->verification == PARLEY_VERIFICATION_CHANNEL && wire__channel_baseline(t->channel) == 0)) {
 		out->verification = PARLEY_VERIFICATION_UNVERIFIED;
 		out->verified_until_ms = 0;
 		out->verified_by[0] = '\0';
-		return;
 	}
-	snprintf(out->channel_user, sizeof(out->channel_user), "%s", ch.user);
-	snprintf(out->gateway, sizeof(out->gateway), "%s", t->customer);
 }
 
 void client__thread_chan_open(parley_client *c, struct thread_op *o)
@@ -105,10 +107,30 @@ void client__thread_chan_open(parley_client *c, struct thread_op *o)
 		client__thread_finish(c, o, PARLEY_E_NOT_ENTITY_GATEWAY);
 		return;
 	}
+	/* client__thread_sign puts o->want, the channel customer, into the OPEN */
 	rc = client__thread_sign(c, o, 0, 1, WIRE_THREADEV_OPEN, c->account.account_id);
 	if (rc != PARLEY_OK) {
 		client__thread_finish(c, o, rc);
 		return;
 	}
 	client__thread_run(c, o, TS_OPEN);
+}
+
+int client__thread_chan_given(parley_client *c, const struct thread_op *o)
+{
+	client_thread t;
+	int rc;
+
+	if (o->kind != TK_SEND_ENTITY || o->want.channel == PARLEY_CHANNEL_NATIVE)
+		return PARLEY_OK;
+	rc = client__thread_load(c, o->thread_id, &t);
+	if (rc == PARLEY_OK && (t.channel != o->want.channel || strcmp(t.channel_user, o->want.user) != 0)) {
+		/* the server gave back another channel customer's thread: writing there would hand this
+		 * customer's message to another one */
+		client__set_err(c, "thread %llu the server gave back was opened for %s %s, not for %s %s",
+				(unsigned long long)o->thread_id, parley_channel_name((int)t.channel), t.channel_user,
+				parley_channel_name((int)o->want.channel), o->want.user);
+		rc = PARLEY_E_PROTO_MALFORMED;
+	}
+	return rc;
 }

@@ -92,8 +92,8 @@ int client__thread_member_devices(parley_client *c, const parley_entity *ent, co
 int client__thread_info(parley_client *c, uint64_t thread_id, parley_thread_info *out);
 
 /* ---- thread_channel.c ---- */
-/* A thread's channel and verification as the server's ThreadInfo says them (checked: a malformed
- * channel identity is kept as none). */
+/* A thread's channel and verification as the server's ThreadInfo says them (the channel customer only
+ * to compare with the verified OPEN's); also a gateway's wanted channel customer (thread_op.want). */
 typedef struct thread_chan {
 	int known; /* filled from a ThreadInfo */
 	uint32_t channel;
@@ -103,11 +103,12 @@ typedef struct thread_chan {
 	char verified_by[PARLEY_CHANNEL_USER_MAX + 1]; /* parley_thread_info's bound */
 } thread_chan;
 void client__thread_chan_from(thread_chan *ch, const Parley__Wire__ThreadInfo *ti);
-/* Keeps ch on the kept row of thread_id (none: nothing): the channel and its customer once (the first
- * ThreadInfo this device kept; a later different claim is ignored), the verification every time. */
+/* Keeps ch on the kept row of thread_id (none: nothing): the verification, and the thread disputed for
+ * good when ch names another channel customer than the verified OPEN. */
 int client__thread_chan_keep(parley_client *c, uint64_t thread_id, const thread_chan *ch);
 /* The channel part of a public info (t: the kept thread, ent: the verified staff list, may be NULL):
- * channel_user and gateway only when t's customer account is a GATEWAY of ent (gateway_verified). */
+ * the verified OPEN's channel; channel_user and gateway only when t's customer account is a GATEWAY of
+ * ent (gateway_verified); channel_disputed; the server's level only where it is believed. */
 void client__thread_chan_info(parley_client *c, const client_thread *t, const parley_entity *ent,
 			      parley_thread_info *out);
 /* TK_SEND_ENTITY of a channel once the entity is verified: this account must be a gateway of it
@@ -115,6 +116,9 @@ void client__thread_chan_info(parley_client *c, const client_thread *t, const pa
  * customer, or opens one). Takes o (finishes it on error). */
 struct thread_op;
 void client__thread_chan_open(parley_client *c, struct thread_op *o);
+/* After a gateway's TK_SEND_ENTITY verified the thread the server gave back: its signed OPEN must name
+ * the channel customer asked for (o->want), else PARLEY_E_PROTO_MALFORMED (nothing is sent). */
+int client__thread_chan_given(parley_client *c, const struct thread_op *o);
 
 /* The staged op behind every thread call. */
 enum {
@@ -171,7 +175,8 @@ typedef struct thread_op {
 	uint64_t created_ms, updated_ms;
 	parley_thread_info *infos; /* TK_LIST */
 	size_t ninfos;
-	thread_chan chan; /* TK_SEND_ENTITY: the channel customer asked for; TS_GET: the server's info */
+	thread_chan chan; /* TS_GET: the server's info */
+	thread_chan want; /* TK_SEND_ENTITY: the channel customer asked for (signed in the OPEN) */
 	union {
 		Parley__Wire__ThreadOpenRequest open;
 		Parley__Wire__ThreadSendRequest send;

@@ -31,6 +31,10 @@ typedef struct client_thread {
 	uint64_t lock_holder;
 	uint64_t membership_version;
 	int staff;                   /* this account is staff of the entity */
+	/* the channel customer the verified OPEN names (signed by the gateway that opened the thread;
+	 * docs/protocol.md §13.6): 0 and "" for a native thread */
+	uint32_t channel;
+	char channel_user[PARLEY_CHANNEL_USER_MAX + 1];
 } client_thread;
 
 /* The kept thread: PARLEY_OK, or PARLEY_E_NO_SUCH_THREAD when this device does not know it. */

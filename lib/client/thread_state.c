@@ -9,7 +9,8 @@
  *   thread_sent_keys    which devices of which member got our sender key of which epoch, and the
  *                       SKDM they got (its position: what a kind-6 request of theirs gets again)
  *   thread_key_requests when we last asked a sender device for its key (a bounded kind-6 request)
- *   (threads also keeps a gateway thread's channel and the verification level: thread_channel.c)
+ *   (threads also keeps the channel customer of the verified OPEN, whether the server's ThreadInfo
+ *   disputed it, and the verification level: thread_channel.c)
  * (the last four, and unread, are kept by thread_local.c)
  *
  * Membership is never taken from the server's word: it is the replay of the signed events against the
@@ -45,6 +46,12 @@ static const char *const thread_steps[] = {
 	"ALTER TABLE threads ADD COLUMN verified_until_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE threads ADD COLUMN verified_by TEXT NOT NULL DEFAULT '';"
 	"CREATE INDEX threads_channel ON threads(entity, channel, channel_user, status);",
+	/* 3: channel and channel_user are the verified OPEN's (signed by the gateway), written by the replay;
+	 * the server's ThreadInfo is only compared with them (chan_disputed: it once named another channel
+	 * customer; chan_set is no longer used). Every OPEN kept before this step is a native one (the
+	 * OPEN carried no channel then), so the signed channel of every kept thread is native. */
+	"UPDATE threads SET channel = 0, channel_user = '';"
+	"ALTER TABLE threads ADD COLUMN chan_disputed INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const migrate_schema thread_schema = {
@@ -79,7 +86,7 @@ int client__thread_load(parley_client *c, uint64_t thread_id, client_thread *out
 	sqlite3_stmt *st = NULL;
 	int rc = client__thread_prep(c,
 			 "SELECT entity, customer, customer_account, status, handling_agent, lock_holder,"
-			 " membership_version, staff FROM threads WHERE thread_id = ?",
+			 " membership_version, staff, channel, channel_user FROM threads WHERE thread_id = ?",
 			 thread_id, &st);
 
 	memset(out, 0, sizeof(*out));
@@ -96,6 +103,8 @@ int client__thread_load(parley_client *c, uint64_t thread_id, client_thread *out
 		out->lock_holder = (uint64_t)sqlite3_column_int64(st, 5);
 		out->membership_version = (uint64_t)sqlite3_column_int64(st, 6);
 		out->staff = sqlite3_column_int(st, 7);
+		out->channel = (uint32_t)sqlite3_column_int64(st, 8);
+		col_text(st, 9, out->channel_user, sizeof(out->channel_user));
 		rc = PARLEY_OK;
 	} else {
 		rc = rc == SQLITE_DONE ? PARLEY_E_NO_SUCH_THREAD : client__sql_err(c);
@@ -289,7 +298,13 @@ static int apply_one(parley_client *c, const parley_entity *ent, replay *r, cons
 			return bad(c, ev, "signed by neither the customer nor staff");
 		if (actor != NULL && !(wire__stafflist_effective_rules(&ent->sl, actor) & WIRE_RULE_MAY_INITIATE))
 			return bad(c, ev, "the staff member may not initiate");
+		/* a channel thread's customer is the gateway that opened it (whether the list still names it a
+		 * gateway is the info's concern: thread_channel.c) */
+		if (ev->channel != 0 && ev->actor != ev->subject)
+			return bad(c, ev, "a channel thread is opened by its gateway itself");
 		r->t.customer_account = ev->subject;
+		r->t.channel = ev->channel;
+		snprintf(r->t.channel_user, sizeof(r->t.channel_user), "%s", ev->channel_user);
 		rc = customer_handle(c, ev->subject, customer_hint, r->t.customer);
 		if (rc == PARLEY_OK)
 			rc = add_member(r, ev->subject, r->t.customer, PARLEY_ROLE_NONE);
@@ -411,8 +426,9 @@ static int save_replay(parley_client *c, const replay *r)
 	uint64_t now = client__now_ms();
 	int rc = client__sql_prep(c,
 				  "INSERT INTO threads (thread_id, entity, customer, customer_account, status,"
-				  " handling_agent, lock_holder, membership_version, staff, created_ms, updated_ms)"
-				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT(thread_id) DO UPDATE SET"
+				  " handling_agent, lock_holder, membership_version, staff, created_ms, updated_ms,"
+				  " channel, channel_user)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?12, ?13) ON CONFLICT(thread_id) DO UPDATE SET"
 				  " customer = ?3, customer_account = ?4, status = ?5, handling_agent = ?6, lock_holder = ?7,"
 				  " membership_version = ?8, staff = ?9, updated_ms = ?10, rotate = rotate OR ?11",
 				  &st);
@@ -429,6 +445,9 @@ static int save_replay(parley_client *c, const replay *r)
 	sqlite3_bind_int(st, 9, r->t.staff);
 	sqlite3_bind_int64(st, 10, (sqlite3_int64)now);
 	sqlite3_bind_int(st, 11, r->removed_any);
+	/* set with the OPEN, which only a new row applies: never changed after */
+	sqlite3_bind_int64(st, 12, r->t.channel);
+	sqlite3_bind_text(st, 13, r->t.channel_user, -1, SQLITE_STATIC);
 	rc = client__sql_done(c, st);
 	if (rc == PARLEY_OK)
 		rc = client__thread_prep(c, "DELETE FROM thread_members WHERE thread_id = ?", r->t.thread_id, &st);

@@ -23,8 +23,11 @@
  *                    default agent reads it and sees the number, the gateway and gateway_verified; it
  *                    answers and the gateway reads the entity's answer as a customer does; the same
  *                    number continues the thread, another opens another; a customer's channel send,
- *                    a malformed number and the gateway's native send are refused; a number the
- *                    server changes afterwards is ignored (the first one kept).
+ *                    a malformed number and the gateway's native send are refused.
+ *   channel_lies     the server's ThreadInfo names another number or channel, or dresses a native thread
+ *                    up as an sms one: staff (first view or kept) and the gateway show what the OPEN
+ *                    signs, with channel_disputed and no level; a gateway given back a thread signed for
+ *                    another number sends nothing (PROTO_MALFORMED).
  *   channel_removed  the gateway removed from the staff list: the agent's client shows the thread as an
  *                    unverified channel (no number, no gateway, level unverified).
  */
@@ -531,14 +534,74 @@ static void channel(void)
 	IT_CHECK(strstr(in_agent2.all, "t31-sms-second\n") != NULL && strstr(in_agent2.all, "t31-sms-other\n") != NULL);
 	IT_EQ(parley_thread_get(agent2, other, &info), PARLEY_OK);
 	IT_CHECK(strcmp(info.channel_user, "+15557654321") == 0);
-	/* the server changes its story (the signed OPEN does not cover the number): the client keeps the
-	 * number it was first told */
-	char sql[160];
-	snprintf(sql, sizeof sql, "UPDATE threads SET channel_user = '+19998887777' WHERE id = %llu",
-		 (unsigned long long)ctid);
-	IT_EQ(exec_db(sql), 1);
+	IT_EQ(info.channel_disputed, 0);
 	IT_EQ(parley_thread_get(agent2, ctid, &info), PARLEY_OK);
-	IT_CHECK(strcmp(info.channel_user, NUM1) == 0);
+	IT_EQ(info.channel_disputed, 0); /* the control of channel_lies: the server told it as signed */
+}
+
+static int db_set(const char *set, uint64_t thread)
+{
+	char sql[200];
+	snprintf(sql, sizeof sql, "UPDATE threads SET %s WHERE id = %llu", set, (unsigned long long)thread);
+	return exec_db(sql);
+}
+
+/* The server lies in ThreadInfo (its own database changed under it): staff clients show the channel
+ * customer the gateway signed in the OPEN, flag the thread, and believe no level of it; a gateway asking
+ * for the number the server now files that thread under is not given it to write into. */
+static void channel_lies(void)
+{
+	parley_thread_info info;
+	uint64_t id = 0, other = 0;
+	const char *lie = "+19998887777";
+	int before;
+
+	/* another number's thread, which the admin's client has not fetched yet */
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, "+15550002222", "t31-sms-lied-about", &other), PARLEY_OK);
+	IT_EQ(db_set("channel_user = '+19998887777'", other), 1);
+	/* a device seeing the thread for the first time, and one that kept it (the gateway) */
+	parley_client *views[] = {admin, gw};
+	for (size_t i = 0; i < 2; i++) {
+		IT_EQ(parley_thread_get(views[i], other, &info), PARLEY_OK);
+		IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
+		IT_CHECK(strcmp(info.channel_user, "+15550002222") == 0);
+		IT_EQ(info.gateway_verified, 1);
+		IT_EQ(info.channel_disputed, 1);
+		IT_EQ(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+	}
+	/* told right again later: still flagged (the server was caught once) */
+	IT_EQ(db_set("channel_user = '+15550002222'", other), 1);
+	IT_EQ(parley_thread_get(admin, other, &info), PARLEY_OK);
+	IT_EQ(info.channel_disputed, 1);
+	/* another channel for a number, on a device that kept the thread without dispute */
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, "+15550003333", "t31-sms-third", &id), PARLEY_OK);
+	IT_EQ(parley_thread_get(agent2, id, &info), PARLEY_OK);
+	IT_EQ(info.channel_disputed, 0);
+	IT_EQ(info.verification, PARLEY_VERIFICATION_CHANNEL);
+	IT_EQ(db_set("channel = 3", id), 1);
+	IT_EQ(parley_thread_get(agent2, id, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
+	IT_CHECK(strcmp(info.channel_user, "+15550003333") == 0);
+	IT_EQ(info.channel_disputed, 1);
+	IT_EQ(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+	/* a native customer's thread dressed up as an sms one: shown native, flagged */
+	IT_EQ(db_set("channel = 2, channel_user = '+15551234567'", tid), 1);
+	IT_EQ(parley_thread_get(agent2, tid, &info), PARLEY_OK);
+	IT_EQ(info.channel, PARLEY_CHANNEL_NATIVE);
+	IT_CHECK(info.channel_user[0] == '\0' && info.gateway[0] == '\0');
+	IT_EQ(info.channel_disputed, 1);
+	IT_EQ(db_set("channel = 0, channel_user = ''", tid), 1);
+	/* the server files a thread under another number: the gateway writing for that number is given
+	 * that thread back (its ThreadInfo even says that number) but its signed OPEN is another number's:
+	 * nothing is sent */
+	IT_EQ(db_set("channel_user = '+19998887777'", other), 1);
+	before = in_agent2.n;
+	IT_EQ(gw_send(gw, PARLEY_CHANNEL_SMS, lie, "t31-sms-for-the-other-number", &id), PARLEY_E_PROTO_MALFORMED);
+	IT_CHECK(strstr(parley_client_errmsg(gw), "+15550002222") != NULL);
+	IT_EQ(pump(agent2, &in_agent2, before + 1), before);
+	IT_EQ(pump(admin, &in_admin, 99) >= 0, 1);
+	IT_CHECK(strstr(in_admin.all, "t31-sms-for-the-other-number") == NULL);
+	IT_EQ(db_set("channel_user = '+15550002222'", other), 1);
 }
 
 /* The gateway removed from the entity: nothing the agent's client verified vouches for the channel any
@@ -551,6 +614,7 @@ static void channel_removed(void)
 	IT_EQ(parley_thread_get(agent2, ctid, &info), PARLEY_OK);
 	IT_EQ(info.channel, PARLEY_CHANNEL_SMS);
 	IT_EQ(info.gateway_verified, 0);
+	IT_EQ(info.channel_disputed, 0); /* the removal alone */
 	IT_CHECK(info.channel_user[0] == '\0' && info.gateway[0] == '\0');
 	IT_EQ(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
 }
@@ -570,6 +634,7 @@ int main(void)
 	IT_RUN(no_plaintext);
 	IT_RUN(staff_removed);
 	IT_RUN(channel);
+	IT_RUN(channel_lies);
 	IT_RUN(channel_removed);
 	parley_client_free(gw);
 	parley_client_free(admin);

@@ -459,7 +459,7 @@ static int auth_result(int fd, result *o, int timeout_ms)
 /* A channel thread of the gateway for (channel, number): its id. */
 static uint64_t channel_thread(uint32_t channel, const char *number)
 {
-	tev ev = ev_by(&W, &acme, 0, WIRE_THREADEV_OPEN, W.id, 1, NULL);
+	tev ev = ev_open_channel(&W, &acme, channel, number);
 	tinfo t;
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, channel, number, &ev, &t), PARLEY_OK);
 	return t.id;

@@ -11,6 +11,10 @@
  *   refusals    a customer, an agent and an admin opening a channel thread: NOT_ENTITY_GATEWAY; bad
  *               channels and channel users: CHANNEL_INVALID; a native customer with a channel user and a
  *               gateway opening a native thread: CHANNEL_INVALID.
+ *   signed      the channel customer is the one the gateway's OPEN signs: a request naming another
+ *               number, another channel, a channel beside a native OPEN or none beside a channel OPEN is
+ *               CHANNEL_INVALID, and neither opens a thread nor gives back the open thread of the
+ *               number it names (the one-open-thread rule keys on the signed values).
  *   never_staff the gateway cannot be added, handed, forwarded to, lock, add, pay, list the entity's
  *               threads, become an admin or the primary admin; it closes its own thread (the customer).
  *   routing     the gateway's message reaches the admins and default agents (as a customer's), the
@@ -60,6 +64,12 @@ static tev open_ev(const tacct *a)
 	return ev_by(a, &acme, 0, WIRE_THREADEV_OPEN, a->id, 1, NULL);
 }
 
+/* the gateway's OPEN for a channel customer */
+static tev chan_ev(uint32_t channel, const char *user)
+{
+	return ev_open_channel(&W, &acme, channel, user);
+}
+
 static void test_enrol(void)
 {
 	char code[32];
@@ -86,7 +96,7 @@ static void test_enrol(void)
 
 static void test_open(void)
 {
-	tev ev = open_ev(&W);
+	tev ev = chan_ev(SMS, NUM1);
 	tinfo t, t2;
 
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM1, &ev, &t), PARLEY_OK);
@@ -101,20 +111,20 @@ static void test_open(void)
 	IT_CHECK(has_member(&t, P.id) && has_member(&t, A2.id) && has_member(&t, G.id));
 	IT_CHECK(!has_member(&t, H.id));
 	/* the same channel customer again: its open thread continues */
-	ev = open_ev(&W);
+	ev = chan_ev(SMS, NUM1);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM1, &ev, &t2), PARLEY_OK);
 	IT_EQ(t2.id, T1);
 	/* another number: another thread; the same number on waba: another thread too */
-	ev = open_ev(&W);
+	ev = chan_ev(SMS, NUM2);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM2, &ev, &t2), PARLEY_OK);
 	IT_CHECK(t2.id != T1);
 	IT_CHECK(strcmp(t2.channel_user, NUM2) == 0);
-	ev = open_ev(&W);
+	ev = chan_ev(WABA, NUM1);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, WABA, NUM1, &ev, &t2), PARLEY_OK);
 	IT_CHECK(t2.id != T1);
 	IT_EQ(t2.channel, WABA);
 	/* webchat: an opaque session id, unverified */
-	ev = open_ev(&W);
+	ev = chan_ev(WEBCHAT, "sess-42 / tab 1");
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, WEBCHAT, "sess-42 / tab 1", &ev, &t2), PARLEY_OK);
 	IT_EQ(t2.verification, 0);
 	IT_EQ(t2.channel, WEBCHAT);
@@ -164,6 +174,7 @@ static void test_refusals(void)
 	ev = open_ev(&W);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, WEBCHAT, long_user, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
 	long_user[64] = '\0';
+	ev = chan_ev(WEBCHAT, long_user);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, WEBCHAT, long_user, &ev, NULL), PARLEY_OK);
 	/* a native customer naming a channel user; a gateway opening a native thread */
 	ev = open_ev(&O);
@@ -176,6 +187,36 @@ static void test_refusals(void)
 	acme.version++;
 	ev = ev_by(&G, &acme, 0, WIRE_THREADEV_OPEN, W.id, 1, NULL);
 	IT_EQ(th_open(G.fd, "acme", "wendy", &ev, NULL), PARLEY_E_THREAD_EVENT_INVALID);
+}
+
+/* A compromised server front or a buggy gateway pairing a signed OPEN with another channel customer:
+ * the server takes the channel customer from the signature only. */
+static void test_signed(void)
+{
+	const char *third = "+15550001111";
+	size_t n0 = 0, n1 = 0;
+	tev ev;
+
+	IT_EQ(th_list(W.fd, NULL, &n0), PARLEY_OK);
+	/* signed for NUM1 (whose thread T1 is open), sent as another number: no new thread for it, and
+	 * not T1 given back either */
+	ev = chan_ev(SMS, NUM1);
+	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, third, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
+	/* signed for a new number, sent as NUM1: T1 is not given back for it */
+	ev = chan_ev(SMS, third);
+	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM1, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
+	/* the same number on another channel */
+	ev = chan_ev(WABA, NUM1);
+	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM1, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
+	/* a native OPEN (the layout before channels were signed) beside a channel */
+	ev = open_ev(&W);
+	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, third, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
+	/* a native customer's request with a channel OPEN (the server would keep a "native" thread whose
+	 * OPEN says sms) */
+	ev = ev_open_channel(&C, &acme, SMS, third);
+	IT_EQ(th_open_channel(C.fd, "acme", NULL, 0, NULL, &ev, NULL), PARLEY_E_CHANNEL_INVALID);
+	IT_EQ(th_list(W.fd, NULL, &n1), PARLEY_OK);
+	IT_EQ(n1, n0);
 }
 
 static void test_never_staff(void)
@@ -221,7 +262,7 @@ static void test_never_staff(void)
 	IT_EQ(th_get(W.fd, T1, &t, NULL), PARLEY_OK);
 	ev = ev_by(&W, &acme, T1, WIRE_THREADEV_CLOSE, 0, t.version + 1, NULL);
 	IT_EQ(th_event(W.fd, T1, &ev), PARLEY_OK);
-	ev = open_ev(&W);
+	ev = chan_ev(SMS, NUM1);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM1, &ev, &t), PARLEY_OK);
 	IT_CHECK(t.id != T1);
 	T1 = t.id;
@@ -259,7 +300,7 @@ static void test_removal(void)
 	IT_EQ(th_send(P.fd, T1, t.version), PARLEY_OK);
 	IT_EQ(queued(S.port, &W, 1, NULL, T1, NULL), 1);
 	/* but opens no channel thread any more */
-	ev = open_ev(&W);
+	ev = chan_ev(SMS, NUM2);
 	IT_EQ(th_open_channel(W.fd, "acme", NULL, SMS, NUM2, &ev, NULL), PARLEY_E_NOT_ENTITY_GATEWAY);
 }
 
@@ -271,6 +312,7 @@ int main(void)
 	IT_RUN(test_enrol);
 	IT_RUN(test_open);
 	IT_RUN(test_refusals);
+	IT_RUN(test_signed);
 	IT_RUN(test_never_staff);
 	IT_RUN(test_routing);
 	IT_RUN(test_removal);

@@ -40,8 +40,9 @@ void ent_remove(const tacct *p, model *md, const tacct *who)
 }
 
 
-tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject, uint64_t version,
-		 const uint8_t *sk)
+/* a's event, channel customer included (0, NULL: native) */
+static tev ev_signed(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject,
+		     uint64_t version, const uint8_t *sk, uint32_t channel, const char *channel_user)
 {
 	wire_threadev e;
 	tev out;
@@ -55,10 +56,22 @@ tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t
 	e.actor_device = 1;
 	e.staff_version = md->version;
 	e.timestamp_ms = it_now_ms();
+	e.channel = channel;
+	snprintf(e.channel_user, sizeof(e.channel_user), "%s", channel_user != NULL ? channel_user : "");
 	IT_EQ(wire__threadev_sign(&e, sk != NULL ? sk : a->sk, out.b, sizeof(out.b), &out.len), PARLEY_OK);
 	return out;
 }
 
+tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject, uint64_t version,
+	  const uint8_t *sk)
+{
+	return ev_signed(a, md, tid, kind, subject, version, sk, 0, NULL);
+}
+
+tev ev_open_channel(const tacct *a, const model *md, uint32_t channel, const char *channel_user)
+{
+	return ev_signed(a, md, 0, WIRE_THREADEV_OPEN, a->id, 1, NULL, channel, channel_user);
+}
 
 void info_from(tinfo *o, const Parley__Wire__ThreadInfo *t)
 {

@@ -22,6 +22,9 @@ typedef struct tev {
 } tev;
 tev ev_by(const tacct *a, const model *md, uint64_t tid, unsigned kind, uint64_t subject, uint64_t version,
 	  const uint8_t *sk);
+/* a's OPEN of a channel thread for (channel, channel_user), a the customer: what a gateway signs
+ * (docs/protocol.md §13.6); ThreadOpen must name the same channel customer */
+tev ev_open_channel(const tacct *a, const model *md, uint32_t channel, const char *channel_user);
 
 typedef struct tinfo {
 	uint64_t id, version, lock_holder, handling;

@@ -468,6 +468,11 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 		return rc;
 	if (ev.subject != t->customer)
 		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "an OPEN names the customer as subject");
+	/* the channel customer is the one the gateway signed, not a request field beside it: staff are shown
+	 * (and the phone binding and one-open-thread rule below key on) what the OPEN says */
+	if (ev.channel != j->thr.channel || strcmp(ev.channel_user, j->thr.channel_user) != 0)
+		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
+					  "the channel and channel user must be the ones the signed OPEN names");
 	/* a customer's open is idempotent: its open thread comes back (staff may open several) */
 	rc = one_of_customer(b, SQL_OPEN_OF, j, t, &existing);
 	if (rc == PARLEY_OK && existing != 0 && j->handle[0] == '\0') {
