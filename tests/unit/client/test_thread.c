@@ -1,6 +1,7 @@
 /* The client's thread core without a server (lib/client/thread_state.c, thread.c): the verified replay
  * of signed thread events against a staff list signed here, the rules of docs/protocol.md §13.3 as the
- * client applies them, the rotation flag, the distribution id and the kind-6 bound. */
+ * client applies them, the rotation flag, the distribution id and the kind-6 bound; a channel thread's
+ * customer taken from the gateway's signed OPEN, never from the server's ThreadInfo (thread_channel.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static void make_acct(tacct *a, const char *handle, uint64_t id)
 	a->list = dynbuf__take(&b, &a->list_len);
 }
 
-static tacct adam, agnes, carol; /* admin, agent, customer */
+static tacct adam, agnes, carol, gwen; /* admin, agent, customer, gateway (test_channel) */
 
 static parley_client *client_for(char *dir)
 {
@@ -72,12 +73,13 @@ static parley_client *client_for(char *dir)
 	return c;
 }
 
-/* The staff list of acme (adam admin, agnes agent and default agent), verified and kept by c. */
-static void keep_staff_list(parley_client *c)
+/* The staff list of acme (adam admin, agnes agent and default agent, gwen gateway when `gateway`),
+ * verified and kept by c. */
+static void keep_list(parley_client *c, int gateway)
 {
 	crypto_keypair ek;
 	wire_stafflist l;
-	wire_staff_member m[2];
+	wire_staff_member m[3];
 	Parley__Wire__Entity w = PARLEY__WIRE__ENTITY__INIT;
 	parley_entity *e = NULL;
 	dynbuf b;
@@ -91,16 +93,17 @@ static void keep_staff_list(parley_client *c)
 	crypto__pubkey_serialize(l.entity_key, ek.pub);
 	l.version = 2;
 	l.timestamp_ms = 2000;
-	l.n = 2;
+	l.n = gateway ? 3 : 2;
 	l.members = m;
-	const tacct *who[2] = {&adam, &agnes};
-	for (int i = 0; i < 2; i++) {
+	const tacct *who[3] = {&adam, &agnes, &gwen};
+	for (size_t i = 0; i < l.n; i++) {
 		m[i].account_id = who[i]->id;
 		snprintf(m[i].handle, sizeof(m[i].handle), "%s", who[i]->handle);
-		m[i].role = i == 0 ? WIRE_ROLE_ADMIN : WIRE_ROLE_AGENT;
+		m[i].role = i == 0 ? WIRE_ROLE_ADMIN : i == 1 ? WIRE_ROLE_AGENT : WIRE_ROLE_GATEWAY;
 		m[i].flags = i == 0 ? WIRE_STAFF_PRIMARY : 0;
-		m[i].rules_mask = i == 1 ? WIRE_RULE_DEFAULT_AGENT : 0;
-		m[i].rules_values = i == 1 ? WIRE_RULE_DEFAULT_AGENT : 0;
+		/* with a gateway, agnes may initiate too (a staff OPEN that only the channel rule refuses) */
+		m[i].rules_mask = i == 1 ? WIRE_RULE_DEFAULT_AGENT | (gateway ? WIRE_RULE_MAY_INITIATE : 0) : 0;
+		m[i].rules_values = m[i].rules_mask;
 		crypto__pubkey_serialize(m[i].account_key, who[i]->ak.pub);
 		m[i].devlist = who[i]->list;
 		m[i].devlist_len = who[i]->list_len;
@@ -112,6 +115,32 @@ static void keep_staff_list(parley_client *c)
 	TEST_EQ_INT(client__entity_verify(c, "acme", &w, &e), PARLEY_OK);
 	parley_entity_free(e);
 	free(w.signed_staff_list.data);
+}
+
+static void keep_staff_list(parley_client *c)
+{
+	keep_list(c, 0);
+}
+
+/* an OPEN by actor for subject naming a channel customer */
+static size_t sign_open(const tacct *actor, uint64_t subject, uint32_t channel, const char *user, uint8_t *out)
+{
+	wire_threadev ev;
+	size_t len = 0;
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.entity, sizeof(ev.entity), "acme");
+	ev.version = 1;
+	ev.kind = WIRE_THREADEV_OPEN;
+	ev.subject = subject;
+	ev.actor = actor->id;
+	ev.actor_device = 1;
+	ev.staff_version = 2;
+	ev.timestamp_ms = 3001;
+	ev.channel = channel;
+	snprintf(ev.channel_user, sizeof(ev.channel_user), "%s", user);
+	TEST_EQ_INT(wire__threadev_sign(&ev, actor->dsk, out, WIRE_THREADEV_MAX_BYTES, &len), PARLEY_OK);
+	return len;
 }
 
 static size_t sign(const tacct *actor, uint64_t thread_id, uint64_t version, int kind, uint64_t subject, uint8_t *out)
@@ -240,6 +269,105 @@ static void test_replay(void)
 	test_remove_tree(dir);
 }
 
+/* What the server's ThreadInfo claims of thread id: kept (compared) as a fetch or a listing keeps it. */
+static void claim(parley_client *c, uint64_t id, uint32_t channel, const char *user, unsigned level)
+{
+	Parley__Wire__ThreadInfo ti = PARLEY__WIRE__THREAD_INFO__INIT;
+	thread_chan ch;
+	ti.thread_id = id;
+	ti.channel = channel;
+	ti.channel_user = (char *)user;
+	ti.verification = (Parley__Wire__VerificationLevel)level;
+	client__thread_chan_from(&ch, &ti);
+	TEST_EQ_INT(client__thread_chan_keep(c, id, &ch), PARLEY_OK);
+}
+
+static void test_channel(void)
+{
+	char dir[] = "/tmp/parley-thr-XXXXXX";
+	parley_client *c = client_for(dir);
+	uint8_t ev[WIRE_THREADEV_MAX_BYTES];
+	const uint8_t *p = ev;
+	size_t l;
+	wire_devlist dl;
+	parley_thread_info info;
+
+	make_acct(&adam, "adam", 10);
+	make_acct(&agnes, "agnes", 11);
+	make_acct(&carol, "carol", 12);
+	make_acct(&gwen, "gwen", 13);
+	keep_list(c, 1);
+	/* the customers' signed lists, kept as a staff client keeps them before replaying (TS_CUSTOMER) */
+	TEST_EQ_INT(client__peer_check_list(c, "carol", carol.list, carol.list_len, &dl), PARLEY_OK);
+	TEST_EQ_INT(client__peer_check_list(c, "gwen", gwen.list, gwen.list_len, &dl), PARLEY_OK);
+
+	/* the gateway's sms OPEN: the number is the signed one */
+	l = sign_open(&gwen, gwen.id, PARLEY_CHANNEL_SMS, "+15551234567", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 20, &p, &l, 1), PARLEY_OK);
+	claim(c, 20, PARLEY_CHANNEL_SMS, "+15551234567", PARLEY_VERIFICATION_CHANNEL);
+	TEST_EQ_INT(client__thread_info(c, 20, &info), PARLEY_OK);
+	TEST_EQ_INT(info.channel, PARLEY_CHANNEL_SMS);
+	TEST_EQ_STR(info.channel_user, "+15551234567");
+	TEST_EQ_STR(info.gateway, "gwen");
+	TEST_EQ_INT(info.gateway_verified, 1);
+	TEST_EQ_INT(info.channel_disputed, 0);
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_CHANNEL);
+	/* the server names another number: not shown, the thread flagged, its level not believed; told
+	 * right again, still flagged */
+	claim(c, 20, PARLEY_CHANNEL_SMS, "+15550000000", PARLEY_VERIFICATION_AUTHENTICATED);
+	TEST_EQ_INT(client__thread_info(c, 20, &info), PARLEY_OK);
+	TEST_EQ_STR(info.channel_user, "+15551234567");
+	TEST_EQ_INT(info.channel_disputed, 1);
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+	claim(c, 20, PARLEY_CHANNEL_SMS, "+15551234567", PARLEY_VERIFICATION_CHANNEL);
+	TEST_EQ_INT(client__thread_info(c, 20, &info), PARLEY_OK);
+	TEST_EQ_INT(info.channel_disputed, 1);
+
+	/* a webchat thread: CHANNEL is no level of an opaque session id, whatever the server says */
+	l = sign_open(&gwen, gwen.id, PARLEY_CHANNEL_WEBCHAT, "sess-1", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 21, &p, &l, 1), PARLEY_OK);
+	claim(c, 21, PARLEY_CHANNEL_WEBCHAT, "sess-1", PARLEY_VERIFICATION_CHANNEL);
+	TEST_EQ_INT(client__thread_info(c, 21, &info), PARLEY_OK);
+	TEST_EQ_INT(info.channel_disputed, 0);
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+	claim(c, 21, PARLEY_CHANNEL_WEBCHAT, "sess-1", PARLEY_VERIFICATION_AUTHENTICATED);
+	TEST_EQ_INT(client__thread_info(c, 21, &info), PARLEY_OK);
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_AUTHENTICATED); /* the control */
+
+	/* a native customer's thread the server calls an sms one: native, flagged */
+	l = sign(&carol, 0, 1, WIRE_THREADEV_OPEN, carol.id, ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 22, &p, &l, 1), PARLEY_OK);
+	claim(c, 22, PARLEY_CHANNEL_SMS, "+15551234567", PARLEY_VERIFICATION_CHANNEL);
+	TEST_EQ_INT(client__thread_info(c, 22, &info), PARLEY_OK);
+	TEST_EQ_INT(info.channel, PARLEY_CHANNEL_NATIVE);
+	TEST_EQ_STR(info.channel_user, "");
+	TEST_EQ_INT(info.channel_disputed, 1);
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+
+	/* a customer who is no gateway signing a channel OPEN: kept, but nothing vouches for it */
+	l = sign_open(&carol, carol.id, PARLEY_CHANNEL_SMS, "+15551234567", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 23, &p, &l, 1), PARLEY_OK);
+	claim(c, 23, PARLEY_CHANNEL_SMS, "+15551234567", PARLEY_VERIFICATION_CHANNEL);
+	TEST_EQ_INT(client__thread_info(c, 23, &info), PARLEY_OK);
+	TEST_EQ_INT(info.gateway_verified, 0);
+	TEST_EQ_STR(info.channel_user, "");
+	TEST_EQ_INT(info.verification, PARLEY_VERIFICATION_UNVERIFIED);
+
+	/* staff who may initiate opening a channel thread (for the gateway, or a customer): refused,
+	 * nothing kept; the same OPEN without the channel is the control */
+	l = sign_open(&agnes, carol.id, 0, "", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 25, &p, &l, 1), PARLEY_OK);
+	l = sign_open(&agnes, gwen.id, PARLEY_CHANNEL_SMS, "+15551234567", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 24, &p, &l, 1), PARLEY_E_THREAD_EVENT_INVALID);
+	TEST_CHECK(strstr(parley_client_errmsg(c), "gateway itself") != NULL);
+	l = sign_open(&agnes, carol.id, PARLEY_CHANNEL_SMS, "+15551234567", ev);
+	TEST_EQ_INT(client__thread_apply_events(c, "acme", 24, &p, &l, 1), PARLEY_E_THREAD_EVENT_INVALID);
+	TEST_CHECK(strstr(parley_client_errmsg(c), "gateway itself") != NULL);
+	TEST_EQ_INT(client__thread_info(c, 24, &info), PARLEY_E_NO_SUCH_THREAD);
+	parley_client_free(c);
+	test_remove_tree(dir);
+}
+
 static void test_helpers(void)
 {
 	char dir[] = "/tmp/parley-thr-XXXXXX";
@@ -270,5 +398,6 @@ int main(void)
 {
 	TEST_RUN(test_helpers);
 	TEST_RUN(test_replay);
+	TEST_RUN(test_channel);
 	TEST_EXIT();
 }
