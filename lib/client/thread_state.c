@@ -50,7 +50,8 @@ static const char *const thread_steps[] = {
 	 * the server's ThreadInfo is only compared with them (chan_disputed: it once named another channel
 	 * customer; chan_set is no longer used). Every OPEN kept before this step is a native one (the
 	 * OPEN carried no channel then), so the signed channel of every kept thread is native. */
-	"UPDATE threads SET channel = 0, channel_user = '';"
+	"UPDATE threads SET channel = 0,"
+	"  channel_user = '';"
 	"ALTER TABLE threads ADD COLUMN chan_disputed INTEGER NOT NULL DEFAULT 0;",
 };
 

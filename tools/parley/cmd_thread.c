@@ -90,14 +90,19 @@ void cli_listen_threads(parley_client *c, cli_thread_counted_fn counted, void *u
 
 /* "sms +15551234567 via acme-gw, E2E ends at the gateway, channel-verified" (a verified gateway), or
  * an unverified channel: the library leaves the number and the gateway out unless this device's
- * verified staff list names the thread's customer account as a gateway of the entity. Native: "". */
+ * verified staff list names the thread's customer account as a gateway of the entity. Native: "".
+ * The number is the one the gateway signed; "DISPUTED" first when the server said another. */
 static void print_channel(const parley_thread_info *t, const char *sep)
 {
 	char h[PARLEY_HANDLE_MAX + 1];
 
-	if (t->channel == PARLEY_CHANNEL_NATIVE && t->verification == PARLEY_VERIFICATION_UNVERIFIED)
+	if (t->channel == PARLEY_CHANNEL_NATIVE && t->verification == PARLEY_VERIFICATION_UNVERIFIED &&
+	    !t->channel_disputed)
 		return;
 	fputs(sep, stdout);
+	/* the server described the thread otherwise than its signed OPEN: what follows is the signed one */
+	if (t->channel_disputed)
+		fputs("DISPUTED (the server named another channel customer than the signed one), ", stdout);
 	if (t->channel != PARLEY_CHANNEL_NATIVE && t->gateway_verified) {
 		printf("%s ", parley_channel_name((int)t->channel));
 		cli_print_safe(t->channel_user);
