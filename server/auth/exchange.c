@@ -6,6 +6,7 @@
  * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -53,8 +54,28 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/* The address check of every connection curl opens (netguard.c): done on the address it is about to
+ * connect to, after its own resolution, so a name that resolves to a public address when a component
+ * is saved and to 169.254.169.254 at the call (DNS rebinding) is refused all the same. */
+typedef struct guard {
+	int check;     /* 0: the operator allows non-public addresses for this URL, or a proxy is used */
+	int forbidden; /* set when a connection was refused */
+} guard;
+
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	guard *g = arg;
+	(void)purpose;
+	if (g->check && !auth__sockaddr_public(&a->addr, a->addrlen)) {
+		g->forbidden = 1;
+		return CURL_SOCKET_BAD; /* curl: CURLE_COULDNT_CONNECT, or tries the name's next address */
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* GET (form NULL) or POST form; user/pass: HTTP Basic (client_secret_basic); bearer: Authorization.
- * PARLEY_OK with a 2xx and the body in *out (free it), else code. */
+ * PARLEY_OK with a 2xx and the body in *out (free it), AUTH_HOST_FORBIDDEN when the provider's address
+ * is not public (and not allowed), else code. */
 static int http_call(const auth_config *cfg, const char *url, const char *form, const char *user, const char *pass,
 		     const char *bearer, body *out, int code)
 {
@@ -63,11 +84,17 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	char auth[4096];
 	long status = 0;
 	CURLcode cc;
+	/* through a proxy curl connects to the proxy, the operator's: the proxy polices where it goes */
+	guard g = {.check = cfg->http_proxy[0] == '\0' && !auth__private_ok(cfg, url), .forbidden = 0};
 
 	memset(out, 0, sizeof(*out));
 	if (h == NULL)
 		return PARLEY_E_NOMEM;
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &g);
+	/* "" = no proxy at all: curl would otherwise take http(s)_proxy from parleyd's environment */
+	curl_easy_setopt(h, CURLOPT_PROXY, cfg->http_proxy);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -103,7 +130,7 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	if (cc != CURLE_OK || status < 200 || status > 299 || out->data == NULL) {
 		parley__free(out->data);
 		memset(out, 0, sizeof(*out));
-		return code;
+		return g.forbidden && cc != CURLE_OK ? PARLEY_E_AUTH_HOST_FORBIDDEN : code;
 	}
 	return PARLEY_OK;
 }

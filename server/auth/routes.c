@@ -36,6 +36,9 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 	c->jwks_cache_ms = (uint64_t)cfg->auth_jwks_cache_s * 1000u;
 	c->jti_cache = (unsigned)cfg->auth_jti_cache;
 	c->components_max = (unsigned)cfg->auth_components_max;
+	c->allow_private = cfg->auth_allow_private_hosts;
+	snprintf(c->allowed_hosts, sizeof(c->allowed_hosts), "%s", cfg->auth_allowed_hosts);
+	snprintf(c->http_proxy, sizeof(c->http_proxy), "%s", cfg->auth_http_proxy);
 }
 
 static int init(const parleyd_config *cfg, void **state)
@@ -309,6 +312,9 @@ static void route_put(request *rq, const Parley__Wire__Request *req)
 	const auth_config *cfg = rq->svc;
 	store_job *j;
 	int rc = wire__handle_valid(w->entity) ? auth__component_check(w) : PARLEY_E_NO_SUCH_ENTITY;
+
+	if (rc == PARLEY_OK)
+		rc = auth__component_hosts_check(cfg, w);
 
 	if (rc != PARLEY_OK) {
 		request__fail(rq, rc);

@@ -204,6 +204,15 @@ static const struct opt opts[] = {
 	 "signed assertions (jti) remembered until their exp; a full cache refuses new ones (SERVER_BUSY)"},
 	{"auth_components_max", OPT_INT, OFF(auth_components_max), 1, 1000, "32", 0,
 	 "authorization request components of one entity (COMPONENT_INVALID beyond)"},
+	{"auth_allow_private_hosts", OPT_BOOL, OFF(auth_allow_private_hosts), 0, 1, "false", 0,
+	 "let parleyd call identity providers at loopback, private, link-local and other non-public addresses "
+	 "(otherwise AUTH_HOST_FORBIDDEN; tests and single-host setups only)"},
+	{"auth_allowed_hosts", OPT_STR, OFF(auth_allowed_hosts), 0, 0, "", 0,
+	 "comma-separated host names (exactly as in a component's URLs) whose providers may be at non-public "
+	 "addresses, e.g. an IdP inside the operator's network"},
+	{"auth_http_proxy", OPT_STR, OFF(auth_http_proxy), 0, 0, "", 0,
+	 "proxy for every call to identity providers (empty = direct; the environment's proxy variables are "
+	 "never used). The proxy must enforce its own egress policy: parleyd cannot see where it connects"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
