@@ -19,6 +19,7 @@
 
 #define AUTH_URL_MAX (CONFIG_STR_MAX + 32) /* auth_public_url, or http://<bind>:<port> */
 #define AUTH_SWEEP_MS 1000 /* how often loop 0 expires requests and credentials */
+#define AUTH_OTP_KEY_LEN 32
 
 typedef struct auth_config {
 	char public_url[AUTH_URL_MAX];  /* auth_public_url, or http://<bind>:<port> */
@@ -35,14 +36,19 @@ typedef struct auth_config {
 	int allow_private;              /* auth_allow_private_hosts */
 	char allowed_hosts[CONFIG_STR_MAX]; /* auth_allowed_hosts */
 	char http_proxy[CONFIG_STR_MAX];    /* auth_http_proxy ("" = direct, never the environment's) */
-	/* the key of the one-time codes' MACs: random per process, never written anywhere, so a copy of
-	 * the database does not give a code away (a restart voids the codes in flight: OTP_WRONG) */
-	uint8_t otp_key[32];
+	/* the key of the one-time codes' MACs: <data_dir>/auth_otp.key (otpkey.c), never in the database,
+	 * so a copy of the database does not give a code away, and codes survive a restart */
+	uint8_t otp_key[AUTH_OTP_KEY_LEN];
 } auth_config;
 
 extern const service auth__service;
 
 void auth__config_from(auth_config *c, const parleyd_config *cfg);
+
+/* otpkey.c: the OTP key from <dir>/auth_otp.key, created (O_EXCL, 0600, random) when absent.
+ * PARLEY_E_CONFIG when it is a symbolic link, not AUTH_OTP_KEY_LEN bytes, or readable by group or
+ * others; PARLEY_E_IO when it cannot be written. */
+int auth__otp_key_load(const char *dir, uint8_t key[AUTH_OTP_KEY_LEN]);
 
 /* routes.c: AuthResult to every member of t (req NULL: only the level changed, a credential expired).
  * On a loop thread. */

@@ -141,10 +141,6 @@ int auth__http_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK : PARLEY_E_INTERNAL;
 }
 
-/* the jti cache of business-signed assertions: one per process, made at the first assertion */
-static pthread_mutex_t jti_mu = PTHREAD_MUTEX_INITIALIZER;
-static jose_jti_cache *jti;
-
 /* --- the document cache (discovery and JWKS), shared by the pool's threads --- */
 
 typedef struct cache_slot {
@@ -195,8 +191,6 @@ void auth__http_fini(void)
 		parley__free(cache[i].doc);
 		memset(&cache[i], 0, sizeof(cache[i]));
 	}
-	jose__jti_free(jti);
-	jti = NULL;
 	curl_global_cleanup();
 }
 
@@ -384,7 +378,6 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 		    store_auth_identity *id)
 {
 	jose_claims cl;
-	char scope[24];
 	int rc = verify_jws(cfg, c->jwks_uri, tok, now_ms, &cl);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -396,16 +389,12 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 	memset(id, 0, sizeof(*id));
 	rc = jose__assertion_check(&cl, &e);
 	if (rc == PARLEY_OK) {
-		int n = snprintf(scope, sizeof(scope), "%llu", (unsigned long long)c->id);
-		pthread_mutex_lock(&jti_mu);
-		if (jti == NULL)
-			rc = jose__jti_new(cfg->jti_cache, &jti);
-		if (rc == PARLEY_OK)
-			rc = jose__jti_insert(jti, scope, (size_t)n, cl.jti, strlen(cl.jti), cl.exp, e.now);
-		pthread_mutex_unlock(&jti_mu);
-	}
-	if (rc == PARLEY_OK)
+		/* the replay check is the store's (its insert of the jti, with the credential): it survives
+		 * restarts and sees every answer, where a cache in this process would do neither */
 		identity_of(&cl, tok, id);
+		SHA256((const unsigned char *)cl.jti, strlen(cl.jti), id->jti_hash);
+		id->jti_exp_ms = (uint64_t)cl.exp * 1000u;
+	}
 	jose__claims_free(&cl);
 	return rc;
 }

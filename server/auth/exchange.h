@@ -28,8 +28,9 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms);
 
 /* A business-signed assertion (jwt components): the signature under the component's JWKS (as for ID
- * tokens), iss, aud = client_id, exp/nbf/iat with the skew, a jti, recorded until its exp in the
- * process's jti cache (auth_jti_cache entries; JWT_REPLAYED, SERVER_BUSY when full). Blocking. */
+ * tokens), iss, aud = client_id, exp/nbf/iat with the skew, a jti (its hash and exp into id: the store
+ * records it with the credential, JWT_REPLAYED on a live one, SERVER_BUSY beyond auth_jti_cache live
+ * ones per entity). Blocking. */
 int auth__assertion(const auth_config *cfg, const store_auth_component *c, const char *tok, uint64_t now_ms,
 		    store_auth_identity *id);
 

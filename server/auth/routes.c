@@ -52,7 +52,13 @@ static int init(const parleyd_config *cfg, void **state)
 		return rc;
 	}
 	auth__config_from(c, cfg);
-	randombytes_buf(c->otp_key, sizeof(c->otp_key));
+	if ((rc = auth__otp_key_load(cfg->data_dir, c->otp_key)) != PARLEY_OK) {
+		log_error(MODULE, "%s/auth_otp.key: unusable (%s): it must be a regular file of 32 bytes, mode 0600",
+			  cfg->data_dir, parley_errname(rc));
+		auth__http_fini();
+		parley__free(c);
+		return rc;
+	}
 	*state = c;
 	return PARLEY_OK;
 }
@@ -423,6 +429,7 @@ static void jwt_checked(uv_work_t *wk, int status)
 		/* refused or not, the request's answer: the store records it (and checks the caller again) */
 		j->auth.request_id = c->request_id;
 		j->auth.external = 1;
+		j->auth.limit = ((const auth_config *)rq->svc)->jti_cache;
 		j->auth.outcome_in = status != 0 ? PARLEY_E_INTERNAL : c->rc;
 		j->auth.x->ident = c->ident;
 		submit(rq, j, PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, PARLEY_OK);

@@ -201,7 +201,8 @@ static const struct opt opts[] = {
 	{"auth_jwks_cache_s", OPT_INT, OFF(auth_jwks_cache_s), 0, 86400, "3600", 0,
 	 "how long a provider's JWKS and discovery document are kept (an unknown kid refetches once)"},
 	{"auth_jti_cache", OPT_INT, OFF(auth_jti_cache), 1, 1048576, "4096", 0,
-	 "signed assertions (jti) remembered until their exp; a full cache refuses new ones (SERVER_BUSY)"},
+	 "signed assertions (jti) of one entity remembered until their exp, in the database (so across "
+	 "restarts); beyond, new ones are refused (SERVER_BUSY) until some expire"},
 	{"auth_components_max", OPT_INT, OFF(auth_components_max), 1, 1000, "32", 0,
 	 "authorization request components of one entity (COMPONENT_INVALID beyond)"},
 	{"auth_allow_private_hosts", OPT_BOOL, OFF(auth_allow_private_hosts), 0, 1, "false", 0,

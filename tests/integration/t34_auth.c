@@ -172,7 +172,8 @@ static void setup(void)
 {
 	char ca[128], secrets[128];
 	const char *extra[] = {"--auth_max_open_per_thread=2", "--auth_otp_attempts=3", "--auth_components_max=4",
-			       "--auth_public_url=https://chat.example.com/", ca, secrets, NULL};
+			       "--auth_public_url=https://chat.example.com/", ca, secrets,
+			       "--auth_allow_private_hosts=1", NULL}; /* the test provider is on 127.0.0.1 */
 
 	idp_start();
 	snprintf(ca, sizeof(ca), "--auth_ca_file=%s/ca/ca.pem", idp_tmp);
