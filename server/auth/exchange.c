@@ -6,6 +6,7 @@
  * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +55,25 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/* Set at SIGTERM/SIGINT (routes.c): every call in flight ends at curl's next progress callback (at most
+ * about a second, however long auth_http_timeout_ms), and no new one starts. */
+static atomic_int stopping;
+
+void auth__http_stop(void)
+{
+	atomic_store(&stopping, 1);
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&stopping) != 0; /* non-zero: CURLE_ABORTED_BY_CALLBACK */
+}
+
 /* The address check of every connection curl opens (netguard.c): done on the address it is about to
  * connect to, after its own resolution, so a name that resolves to a public address when a component
  * is saved and to 169.254.169.254 at the call (DNS rebinding) is refused all the same. */
@@ -88,8 +108,12 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	guard g = {.check = cfg->http_proxy[0] == '\0' && !auth__private_ok(cfg, url), .forbidden = 0};
 
 	memset(out, 0, sizeof(*out));
-	if (h == NULL)
-		return PARLEY_E_NOMEM;
+	if (h == NULL || atomic_load(&stopping)) {
+		curl_easy_cleanup(h);
+		return h == NULL ? PARLEY_E_NOMEM : PARLEY_E_SHUTTING_DOWN;
+	}
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &g);
@@ -130,6 +154,8 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	if (cc != CURLE_OK || status < 200 || status > 299 || out->data == NULL) {
 		parley__free(out->data);
 		memset(out, 0, sizeof(*out));
+		if (cc == CURLE_ABORTED_BY_CALLBACK)
+			return PARLEY_E_SHUTTING_DOWN;
 		return g.forbidden && cc != CURLE_OK ? PARLEY_E_AUTH_HOST_FORBIDDEN : code;
 	}
 	return PARLEY_OK;
@@ -137,6 +163,7 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 
 int auth__http_init(void)
 {
+	atomic_store(&stopping, 0);
 	/* once, before any loop or pool thread: curl's global init is not thread-safe */
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK : PARLEY_E_INTERNAL;
 }

@@ -16,6 +16,9 @@ typedef struct auth_exchange {
 /* curl's global state and the document cache: at service init / fini (no pool job running). */
 int auth__http_init(void);
 void auth__http_fini(void);
+/* The daemon stops: calls in flight end within about a second with PARLEY_E_SHUTTING_DOWN, and so do
+ * new ones. Any thread (an atomic flag). */
+void auth__http_stop(void);
 
 /* Fills the component's empty endpoints from its discovery document (cached auth_jwks_cache_s).
  * PARLEY_E_JWKS_UNAVAILABLE when the document cannot be had. Blocking. */
