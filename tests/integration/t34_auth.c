@@ -1016,6 +1016,32 @@ static void test_replay_restart(void)
 	}
 }
 
+/* auth_jti_cache bounds the live jti rows of an entity: acme has two (j2 of test_jwt, jr of
+ * test_replay_restart, both exp now + 300 s). At 2 a new assertion is SERVER_BUSY and its request stays
+ * open (nothing recorded); a replay is still told as one; at 3 the same answer is accepted. */
+static void test_jti_bound(void)
+{
+	uint64_t tj = channel_thread(1, "sess-bound"), cid = OTP + 1, rid = 0, prid = 0;
+	char tok[4096], old[4096], otp[16];
+	unsigned level = 0;
+	status st;
+
+	restart_with("--auth_jti_cache=2");
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "jb", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_SERVER_BUSY);
+	IT_EQ(a_status(G.fd, tj, &st), PARLEY_OK);
+	IT_EQ(st.first_status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_OPEN);
+	IT_EQ(st.level, 0);
+	biz_jwt(old, sizeof(old), "parley-acme", "jr", 0); /* jr again (a new token, the same jti) */
+	IT_EQ(jwt_answer(W.fd, rid, old, NULL), PARLEY_E_JWT_REPLAYED);
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	restart_with("--auth_jti_cache=3");
+	IT_EQ(jwt_answer(W.fd, rid, tok, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+}
+
 /* SIGTERM while a sign-in's provider call hangs (a TCP server that accepts and never answers, with
  * auth_http_timeout_ms a minute): parleyd exits within a few seconds with status 0, the customer's
  * browser gets a 503 page naming SHUTTING_DOWN, and the request is still open after the restart. */
@@ -1094,6 +1120,7 @@ int main(void)
 	IT_RUN(test_request_expiry);
 	IT_RUN(test_host_forbidden);
 	IT_RUN(test_replay_restart);
+	IT_RUN(test_jti_bound);
 	IT_RUN(test_shutdown_inflight);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
