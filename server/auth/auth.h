@@ -19,6 +19,7 @@
 
 #define AUTH_URL_MAX (CONFIG_STR_MAX + 32) /* auth_public_url, or http://<bind>:<port> */
 #define AUTH_SWEEP_MS 1000 /* how often loop 0 expires requests and credentials */
+#define AUTH_OTP_KEY_LEN 32
 
 typedef struct auth_config {
 	char public_url[AUTH_URL_MAX];  /* auth_public_url, or http://<bind>:<port> */
@@ -32,14 +33,22 @@ typedef struct auth_config {
 	uint64_t jwks_cache_ms;         /* auth_jwks_cache_s */
 	unsigned jti_cache;             /* auth_jti_cache */
 	unsigned components_max;        /* auth_components_max */
-	/* the key of the one-time codes' MACs: random per process, never written anywhere, so a copy of
-	 * the database does not give a code away (a restart voids the codes in flight: OTP_WRONG) */
-	uint8_t otp_key[32];
+	int allow_private;              /* auth_allow_private_hosts */
+	char allowed_hosts[CONFIG_STR_MAX]; /* auth_allowed_hosts */
+	char http_proxy[CONFIG_STR_MAX];    /* auth_http_proxy ("" = direct, never the environment's) */
+	/* the key of the one-time codes' MACs: <data_dir>/auth_otp.key (otpkey.c), never in the database,
+	 * so a copy of the database does not give a code away, and codes survive a restart */
+	uint8_t otp_key[AUTH_OTP_KEY_LEN];
 } auth_config;
 
 extern const service auth__service;
 
 void auth__config_from(auth_config *c, const parleyd_config *cfg);
+
+/* otpkey.c: the OTP key from <dir>/auth_otp.key, created (O_EXCL, 0600, random) when absent.
+ * PARLEY_E_CONFIG when it is a symbolic link, not AUTH_OTP_KEY_LEN bytes, or readable by group or
+ * others; PARLEY_E_IO when it cannot be written. */
+int auth__otp_key_load(const char *dir, uint8_t key[AUTH_OTP_KEY_LEN]);
 
 /* routes.c: AuthResult to every member of t (req NULL: only the level changed, a credential expired).
  * On a loop thread. */
@@ -64,5 +73,26 @@ void auth__component_from_wire(store_auth_component *c, const Parley__Wire__Auth
 void auth__component_to_wire(Parley__Wire__AuthComponent *w, const store_auth_component *c, const char *entity);
 /* 1 if url is https://..., or http:// to a loopback host. */
 int auth__url_ok(const char *url);
+/* The host of an http(s) URL (an IPv6 literal keeps its brackets): its length, 0 if none. */
+size_t auth__url_host(const char *url, const char **host);
+/* PARLEY_E_AUTH_HOST_FORBIDDEN when one of the component's URLs names a non-public address literally
+ * (or localhost) and the operator allows neither private hosts nor that host; else PARLEY_OK. */
+int auth__component_hosts_check(const auth_config *cfg, const Parley__Wire__AuthComponent *w);
+
+/* --- netguard.c: the addresses providers may be called at (pure) --- */
+
+/* 1 if a global unicast address (see netguard.c for every block refused), a in network order. */
+int auth__ip4_public(const uint8_t a[4]);
+int auth__ip6_public(const uint8_t a[16]);
+/* The same for a socket address (AF_INET / AF_INET6; anything else: 0). */
+struct sockaddr;
+int auth__sockaddr_public(const struct sockaddr *sa, size_t len);
+/* 1 if the host (n bytes) is one of the comma-separated list's names (case-insensitive, exact). */
+int auth__host_listed(const char *list, const char *host, size_t n);
+/* 0 if the host (n bytes, as in a URL) is a literal non-public address or "localhost"; names: 1. */
+int auth__host_literal_public(const char *host, size_t n);
+/* 1 if parleyd may connect to non-public addresses for the URL (auth_allow_private_hosts, or its
+ * host is in auth_allowed_hosts). */
+int auth__private_ok(const auth_config *cfg, const char *url);
 
 #endif

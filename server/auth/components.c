@@ -37,6 +37,16 @@ static size_t host_of(const char *rest, const char **host)
 	return n;
 }
 
+size_t auth__url_host(const char *url, const char **host)
+{
+	*host = url;
+	if (strncasecmp(url, "https://", 8) == 0)
+		return host_of(url + 8, host);
+	if (strncasecmp(url, "http://", 7) == 0)
+		return host_of(url + 7, host);
+	return 0;
+}
+
 int auth__url_ok(const char *url)
 {
 	static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
@@ -45,15 +55,37 @@ int auth__url_ok(const char *url)
 
 	if (!printable(url, 1, STORE_AUTH_STR) || strchr(url, ' ') != NULL || strchr(url, '@') != NULL)
 		return 0; /* userinfo in a URL is a classic way to make it read as another host */
-	if (strncasecmp(url, "https://", 8) == 0)
-		return host_of(url + 8, &host) > 0;
-	if (strncasecmp(url, "http://", 7) != 0 || (n = host_of(url + 7, &host)) == 0)
+	if ((n = auth__url_host(url, &host)) == 0)
 		return 0;
+	if (strncasecmp(url, "https://", 8) == 0)
+		return 1;
 	/* plain http only where nobody else can listen in: the same machine */
 	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
 		if (strlen(loopback[i]) == n && strncasecmp(host, loopback[i], n) == 0)
 			return 1;
 	return 0;
+}
+
+int auth__private_ok(const auth_config *cfg, const char *url)
+{
+	const char *host;
+	size_t n = auth__url_host(url, &host);
+	return cfg->allow_private || auth__host_listed(cfg->allowed_hosts, host, n);
+}
+
+int auth__component_hosts_check(const auth_config *cfg, const Parley__Wire__AuthComponent *w)
+{
+	const char *const urls[] = {w->discovery_url, w->authorization_endpoint, w->token_endpoint, w->jwks_uri,
+				    w->userinfo_endpoint};
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const char *host;
+		size_t n = auth__url_host(urls[i], &host);
+		/* authorization_endpoint is the customer's browser's to open, but a private one is a
+		 * misconfiguration all the same */
+		if (n > 0 && !auth__private_ok(cfg, urls[i]) && !auth__host_literal_public(host, n))
+			return PARLEY_E_AUTH_HOST_FORBIDDEN;
+	}
+	return PARLEY_OK;
 }
 
 static int opt_url(const char *u)

@@ -6,6 +6,8 @@
  * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -53,8 +55,47 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/* Set at SIGTERM/SIGINT (routes.c): every call in flight ends at curl's next progress callback (at most
+ * about a second, however long auth_http_timeout_ms), and no new one starts. */
+static atomic_int stopping;
+
+void auth__http_stop(void)
+{
+	atomic_store(&stopping, 1);
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&stopping) != 0; /* non-zero: CURLE_ABORTED_BY_CALLBACK */
+}
+
+/* The address check of every connection curl opens (netguard.c): done on the address it is about to
+ * connect to, after its own resolution, so a name that resolves to a public address when a component
+ * is saved and to 169.254.169.254 at the call (DNS rebinding) is refused all the same. */
+typedef struct guard {
+	int check;     /* 0: the operator allows non-public addresses for this URL, or a proxy is used */
+	int forbidden; /* set when a connection was refused */
+} guard;
+
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	guard *g = arg;
+	(void)purpose;
+	if (g->check && !auth__sockaddr_public(&a->addr, a->addrlen)) {
+		g->forbidden = 1;
+		return CURL_SOCKET_BAD; /* curl: CURLE_COULDNT_CONNECT, or tries the name's next address */
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* GET (form NULL) or POST form; user/pass: HTTP Basic (client_secret_basic); bearer: Authorization.
- * PARLEY_OK with a 2xx and the body in *out (free it), else code. */
+ * PARLEY_OK with a 2xx and the body in *out (free it), AUTH_HOST_FORBIDDEN when the provider's address
+ * is not public (and not allowed), else code. */
 static int http_call(const auth_config *cfg, const char *url, const char *form, const char *user, const char *pass,
 		     const char *bearer, body *out, int code)
 {
@@ -63,11 +104,21 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	char auth[4096];
 	long status = 0;
 	CURLcode cc;
+	/* through a proxy curl connects to the proxy, the operator's: the proxy polices where it goes */
+	guard g = {.check = cfg->http_proxy[0] == '\0' && !auth__private_ok(cfg, url), .forbidden = 0};
 
 	memset(out, 0, sizeof(*out));
-	if (h == NULL)
-		return PARLEY_E_NOMEM;
+	if (h == NULL || atomic_load(&stopping)) {
+		curl_easy_cleanup(h);
+		return h == NULL ? PARLEY_E_NOMEM : PARLEY_E_SHUTTING_DOWN;
+	}
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &g);
+	/* "" = no proxy at all: curl would otherwise take http(s)_proxy from parleyd's environment */
+	curl_easy_setopt(h, CURLOPT_PROXY, cfg->http_proxy);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -103,20 +154,19 @@ static int http_call(const auth_config *cfg, const char *url, const char *form, 
 	if (cc != CURLE_OK || status < 200 || status > 299 || out->data == NULL) {
 		parley__free(out->data);
 		memset(out, 0, sizeof(*out));
-		return code;
+		if (cc == CURLE_ABORTED_BY_CALLBACK)
+			return PARLEY_E_SHUTTING_DOWN;
+		return g.forbidden && cc != CURLE_OK ? PARLEY_E_AUTH_HOST_FORBIDDEN : code;
 	}
 	return PARLEY_OK;
 }
 
 int auth__http_init(void)
 {
+	atomic_store(&stopping, 0);
 	/* once, before any loop or pool thread: curl's global init is not thread-safe */
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK : PARLEY_E_INTERNAL;
 }
-
-/* the jti cache of business-signed assertions: one per process, made at the first assertion */
-static pthread_mutex_t jti_mu = PTHREAD_MUTEX_INITIALIZER;
-static jose_jti_cache *jti;
 
 /* --- the document cache (discovery and JWKS), shared by the pool's threads --- */
 
@@ -168,8 +218,6 @@ void auth__http_fini(void)
 		parley__free(cache[i].doc);
 		memset(&cache[i], 0, sizeof(cache[i]));
 	}
-	jose__jti_free(jti);
-	jti = NULL;
 	curl_global_cleanup();
 }
 
@@ -357,7 +405,6 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 		    store_auth_identity *id)
 {
 	jose_claims cl;
-	char scope[24];
 	int rc = verify_jws(cfg, c->jwks_uri, tok, now_ms, &cl);
 	if (rc != PARLEY_OK)
 		return rc;
@@ -369,16 +416,12 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 	memset(id, 0, sizeof(*id));
 	rc = jose__assertion_check(&cl, &e);
 	if (rc == PARLEY_OK) {
-		int n = snprintf(scope, sizeof(scope), "%llu", (unsigned long long)c->id);
-		pthread_mutex_lock(&jti_mu);
-		if (jti == NULL)
-			rc = jose__jti_new(cfg->jti_cache, &jti);
-		if (rc == PARLEY_OK)
-			rc = jose__jti_insert(jti, scope, (size_t)n, cl.jti, strlen(cl.jti), cl.exp, e.now);
-		pthread_mutex_unlock(&jti_mu);
-	}
-	if (rc == PARLEY_OK)
+		/* the replay check is the store's (its insert of the jti, with the credential): it survives
+		 * restarts and sees every answer, where a cache in this process would do neither */
 		identity_of(&cl, tok, id);
+		SHA256((const unsigned char *)cl.jti, strlen(cl.jti), id->jti_hash);
+		id->jti_exp_ms = (uint64_t)cl.exp * 1000u;
+	}
 	jose__claims_free(&cl);
 	return rc;
 }

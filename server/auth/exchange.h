@@ -16,6 +16,9 @@ typedef struct auth_exchange {
 /* curl's global state and the document cache: at service init / fini (no pool job running). */
 int auth__http_init(void);
 void auth__http_fini(void);
+/* The daemon stops: calls in flight end within about a second with PARLEY_E_SHUTTING_DOWN, and so do
+ * new ones. Any thread (an atomic flag). */
+void auth__http_stop(void);
 
 /* Fills the component's empty endpoints from its discovery document (cached auth_jwks_cache_s).
  * PARLEY_E_JWKS_UNAVAILABLE when the document cannot be had. Blocking. */
@@ -28,8 +31,9 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms);
 
 /* A business-signed assertion (jwt components): the signature under the component's JWKS (as for ID
- * tokens), iss, aud = client_id, exp/nbf/iat with the skew, a jti, recorded until its exp in the
- * process's jti cache (auth_jti_cache entries; JWT_REPLAYED, SERVER_BUSY when full). Blocking. */
+ * tokens), iss, aud = client_id, exp/nbf/iat with the skew, a jti (its hash and exp into id: the store
+ * records it with the credential, JWT_REPLAYED on a live one, SERVER_BUSY beyond auth_jti_cache live
+ * ones per entity). Blocking. */
 int auth__assertion(const auth_config *cfg, const store_auth_component *c, const char *tok, uint64_t now_ms,
 		    store_auth_identity *id);
 

@@ -47,6 +47,7 @@ static int http_status_of(int rc)
 	case PARLEY_E_AUTH_EXPIRED: return 410;
 	case PARLEY_E_AUTH_ALREADY_ANSWERED: return 409;
 	case PARLEY_E_AUTH_STATE_MISMATCH: return 400;
+	case PARLEY_E_SHUTTING_DOWN: return 503;
 	default: return 403;
 	}
 }
@@ -58,6 +59,12 @@ static void finish(page *p, int rc)
 	if (rc == PARLEY_OK)
 		snprintf(html, sizeof(html), "<!doctype html><meta charset=utf-8><title>Signed in</title>"
 					     "<p>Signed in: you can go back to the chat.</p>\n");
+	else if (rc == PARLEY_E_SHUTTING_DOWN)
+		snprintf(html, sizeof(html),
+			 "<!doctype html><meta charset=utf-8><title>Try again in a minute</title>"
+			 "<p>The server is restarting (<code>%s</code>). Your sign-in request is still open: "
+			 "open the link from the chat again in a minute.</p>\n",
+			 parley_errname(rc));
 	else
 		snprintf(html, sizeof(html),
 			 "<!doctype html><meta charset=utf-8><title>Not signed in</title>"
@@ -197,6 +204,12 @@ static void work_done(uv_work_t *wk, int status)
 {
 	page *p = wk->data;
 	int rc = status != 0 ? PARLEY_E_INTERNAL : p->rc;
+	if (rc == PARLEY_E_SHUTTING_DOWN) {
+		/* the call was cut, not refused: nothing is recorded, so the request stays open and its start
+		 * link works again once the server is back (a new code; the old one may be spent) */
+		finish(p, rc);
+		return;
+	}
 	if (!p->callback) {
 		if (rc != PARLEY_OK)
 			finish(p, rc);

@@ -1,6 +1,7 @@
 /* Customer authentication on the wire: one route per Auth* request, each a single store op; the
  * AuthPrompt push to the customer after AuthStart, the AuthResult push to the members after every end
  * of a request (answered, refused, expired) and every credential expiry, and loop 0's sweep timer. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,9 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 	c->jwks_cache_ms = (uint64_t)cfg->auth_jwks_cache_s * 1000u;
 	c->jti_cache = (unsigned)cfg->auth_jti_cache;
 	c->components_max = (unsigned)cfg->auth_components_max;
+	c->allow_private = cfg->auth_allow_private_hosts;
+	snprintf(c->allowed_hosts, sizeof(c->allowed_hosts), "%s", cfg->auth_allowed_hosts);
+	snprintf(c->http_proxy, sizeof(c->http_proxy), "%s", cfg->auth_http_proxy);
 }
 
 static int init(const parleyd_config *cfg, void **state)
@@ -49,7 +53,13 @@ static int init(const parleyd_config *cfg, void **state)
 		return rc;
 	}
 	auth__config_from(c, cfg);
-	randombytes_buf(c->otp_key, sizeof(c->otp_key));
+	if ((rc = auth__otp_key_load(cfg->data_dir, c->otp_key)) != PARLEY_OK) {
+		log_error(MODULE, "%s/auth_otp.key: unusable (%s): it must be a regular file of 32 bytes, mode 0600",
+			  cfg->data_dir, parley_errname(rc));
+		auth__http_fini();
+		parley__free(c);
+		return rc;
+	}
 	*state = c;
 	return PARLEY_OK;
 }
@@ -310,6 +320,9 @@ static void route_put(request *rq, const Parley__Wire__Request *req)
 	store_job *j;
 	int rc = wire__handle_valid(w->entity) ? auth__component_check(w) : PARLEY_E_NO_SUCH_ENTITY;
 
+	if (rc == PARLEY_OK)
+		rc = auth__component_hosts_check(cfg, w);
+
 	if (rc != PARLEY_OK) {
 		request__fail(rq, rc);
 		return;
@@ -412,11 +425,19 @@ static void jwt_checked(uv_work_t *wk, int status)
 {
 	jwt_call *c = wk->data;
 	request *rq = c->rq;
-	store_job *j = job_for(rq, STORE_OP_AUTH_ANSWER);
+	store_job *j;
+
+	if (status == 0 && c->rc == PARLEY_E_SHUTTING_DOWN) {
+		request__fail(rq, c->rc); /* cut, not refused: the request stays open for the answer again */
+		jwt_free(c);
+		return;
+	}
+	j = job_for(rq, STORE_OP_AUTH_ANSWER);
 	if (j != NULL) {
 		/* refused or not, the request's answer: the store records it (and checks the caller again) */
 		j->auth.request_id = c->request_id;
 		j->auth.external = 1;
+		j->auth.limit = ((const auth_config *)rq->svc)->jti_cache;
 		j->auth.outcome_in = status != 0 ? PARLEY_E_INTERNAL : c->rc;
 		j->auth.x->ident = c->ident;
 		submit(rq, j, PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, PARLEY_OK);
@@ -509,11 +530,13 @@ static void route_status(request *rq, const Parley__Wire__Request *req)
 
 /* --- the sweep: loop 0 expires requests and credentials --- */
 
+/* Per loop: the stop signals (every loop), the sweep timer (loop 0 only). */
 typedef struct sweep {
 	uv_timer_t timer;
+	uv_signal_t sig[2]; /* SIGTERM, SIGINT */
 	worker *w;
 	const auth_config *cfg;
-	int running;
+	int running, has_timer, open;
 } sweep;
 
 static void sweep_done(void *arg, int status, const void *result)
@@ -545,27 +568,49 @@ static void on_sweep(uv_timer_t *t)
 	}
 }
 
+/* The daemon stops on these signals (parleyd.c drains then): the provider calls in flight end now,
+ * so a sign-in page gets its 503 before the drain deadline and the loop's thread-pool jobs do not
+ * hold the exit for auth_http_timeout_ms. libuv tells every loop's watcher of a signal. */
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	auth__http_stop();
+}
+
 static int worker_start(worker *w, void *state, void **wstate)
 {
+	static const int sigs[2] = {SIGTERM, SIGINT};
 	sweep *s;
 	*wstate = NULL;
-	if (worker__index(w) != 0)
-		return PARLEY_OK;
 	if ((s = parley__calloc(1, sizeof(*s))) == NULL)
 		return PARLEY_E_NOMEM;
 	s->w = w;
 	s->cfg = state;
-	uv_timer_init(worker__loop(w), &s->timer);
-	s->timer.data = s;
-	uv_timer_start(&s->timer, on_sweep, AUTH_SWEEP_MS, AUTH_SWEEP_MS);
-	uv_unref((uv_handle_t *)&s->timer);
+	for (int i = 0; i < 2; i++) {
+		uv_signal_init(worker__loop(w), &s->sig[i]);
+		s->sig[i].data = s;
+		s->open++;
+		uv_signal_start(&s->sig[i], on_stop_signal, sigs[i]);
+		uv_unref((uv_handle_t *)&s->sig[i]);
+	}
+	if (worker__index(w) == 0) {
+		uv_timer_init(worker__loop(w), &s->timer);
+		s->timer.data = s;
+		s->has_timer = 1;
+		s->open++;
+		uv_timer_start(&s->timer, on_sweep, AUTH_SWEEP_MS, AUTH_SWEEP_MS);
+		uv_unref((uv_handle_t *)&s->timer);
+	}
 	*wstate = s;
 	return PARLEY_OK;
 }
 
-static void on_sweep_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-	parley__free(h->data);
+	sweep *s = h->data;
+	if (--s->open == 0)
+		parley__free(s);
 }
 
 static void worker_stop(worker *w, void *state, void *wstate)
@@ -573,8 +618,12 @@ static void worker_stop(worker *w, void *state, void *wstate)
 	sweep *s = wstate;
 	(void)w;
 	(void)state;
-	if (s != NULL)
-		uv_close((uv_handle_t *)&s->timer, on_sweep_closed);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < 2; i++)
+		uv_close((uv_handle_t *)&s->sig[i], on_handle_closed);
+	if (s->has_timer)
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
 static const route routes[] = {

@@ -201,9 +201,19 @@ static const struct opt opts[] = {
 	{"auth_jwks_cache_s", OPT_INT, OFF(auth_jwks_cache_s), 0, 86400, "3600", 0,
 	 "how long a provider's JWKS and discovery document are kept (an unknown kid refetches once)"},
 	{"auth_jti_cache", OPT_INT, OFF(auth_jti_cache), 1, 1048576, "4096", 0,
-	 "signed assertions (jti) remembered until their exp; a full cache refuses new ones (SERVER_BUSY)"},
+	 "signed assertions (jti) of one entity remembered until their exp, in the database (so across "
+	 "restarts); beyond, new ones are refused (SERVER_BUSY) until some expire"},
 	{"auth_components_max", OPT_INT, OFF(auth_components_max), 1, 1000, "32", 0,
 	 "authorization request components of one entity (COMPONENT_INVALID beyond)"},
+	{"auth_allow_private_hosts", OPT_BOOL, OFF(auth_allow_private_hosts), 0, 1, "false", 0,
+	 "let parleyd call identity providers at loopback, private, link-local and other non-public addresses "
+	 "(otherwise AUTH_HOST_FORBIDDEN; tests and single-host setups only)"},
+	{"auth_allowed_hosts", OPT_STR, OFF(auth_allowed_hosts), 0, 0, "", 0,
+	 "comma-separated host names (exactly as in a component's URLs) whose providers may be at non-public "
+	 "addresses, e.g. an IdP inside the operator's network"},
+	{"auth_http_proxy", OPT_STR, OFF(auth_http_proxy), 0, 0, "", 0,
+	 "proxy for every call to identity providers (empty = direct; the environment's proxy variables are "
+	 "never used). The proxy must enforce its own egress policy: parleyd cannot see where it connects"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -696,6 +696,10 @@ void net__conn_shutdown(net_conn *c, int hard)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	/* a GET a service still owes its answer (a sign-in page): the service answers it (while stopping:
+	 * a 503 page) and the answer closes it; the drain deadline (hard) cuts it otherwise */
+	if (!hard && c->http_pending)
+		return;
 	if (hard || c->state != CONN_WS) {
 		conn_close(c, 1);
 		return;

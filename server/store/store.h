@@ -496,6 +496,10 @@ typedef struct store_auth_identity {
 	uint64_t token_exp_ms;                /* 0: none (the credential ttl alone) */
 	char sub[256 + 1], email[256 + 1], phone[STORE_CHANNEL_USER_MAX + 1];
 	int email_verified, phone_verified;   /* 1 true, else not */
+	/* an assertion (jwt): SHA-256 of its jti and its exp, recorded with the credential in the same
+	 * transaction until exp (the replay check is that insert's conflict) */
+	uint8_t jti_hash[32];
+	uint64_t jti_exp_ms;
 } store_auth_identity;
 
 /* The big part of an auth job, on the heap (a store_job stays small: test_job_layout), allocated by
@@ -518,7 +522,8 @@ typedef struct store_auth_args {
 	                                       * (request_id != 0: by id, else by x->token) */
 	int state;                            /* STATE: the new state */
 	unsigned limit;                       /* PUT: auth_components_max; START: auth_max_open_per_thread;
-	                                       * ANSWER: auth_otp_attempts */
+	                                       * ANSWER: auth_otp_attempts (a code), auth_jti_cache (an
+	                                       * assertion: live jti rows of its entity) */
 	uint64_t ttl_ms;                      /* START: auth_request_ttl_s */
 	int by_state;                         /* BY_TOKEN: x->token is the callback's state, not the link's */
 	int external;                         /* ANSWER: 1 a checked sign-in / assertion (outcome_in, x->ident),

@@ -102,7 +102,7 @@ if [ "$E2E_AUTH" = 1 ]; then
 	wait_for test -s "$dir/idp-port" || bail "the test provider did not start (see $art/idp.log)"
 	issuer="https://127.0.0.1:$(cat "$dir/idp-port")"
 	pd_args+=(--auth_public_url="http://127.0.0.1:$port" --auth_ca_file="$dir/ca/ca.pem" \
-		--auth_secrets_dir="$dir/secrets")
+		--auth_secrets_dir="$dir/secrets" --auth_allow_private_hosts=1) # the test provider is on 127.0.0.1
 	# Chromium trusts exactly the provider's key (webchat.mjs's header says why not ignoreHTTPSErrors)
 	idp_args=(--login carol --password carol-pw --spki "$(cat "$dir/ca/server.spki")")
 fi

@@ -29,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,7 +175,8 @@ static void setup(void)
 {
 	char ca[128], secrets[128];
 	const char *extra[] = {"--auth_max_open_per_thread=2", "--auth_otp_attempts=3", "--auth_components_max=4",
-			       "--auth_public_url=https://chat.example.com/", ca, secrets, NULL};
+			       "--auth_public_url=https://chat.example.com/", ca, secrets,
+			       "--auth_allow_private_hosts=1", NULL}; /* the test provider is on 127.0.0.1 */
 
 	idp_start();
 	snprintf(ca, sizeof(ca), "--auth_ca_file=%s/ca/ca.pem", idp_tmp);
@@ -902,6 +906,204 @@ static void test_jwt(void)
 	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_JWT_REPLAYED);
 }
 
+/* --- hardening (P6): provider addresses, replay state across restarts, stopping mid sign-in --- */
+
+/* parleyd stopped and started again on its data with `flag` added (NULL: none); everyone reconnected */
+static void restart_with(const char *flag)
+{
+	tacct *all[] = {&P, &G, &H, &W, &C};
+	IT_EQ(srv_stop(&S), 0);
+	if (flag != NULL && S.nextra < 16)
+		snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "%s", flag);
+	srv_restart(&S);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		close(all[i]->fd);
+		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
+		IT_CHECK(all[i]->fd >= 0);
+	}
+}
+
+/* Without auth_allow_private_hosts: a component naming a loopback or link-local address is refused
+ * when saved, and components saved while it was allowed (the test provider's, the business's JWKS on
+ * 127.0.0.1) are refused at the connect: AUTH_HOST_FORBIDDEN, in the answer and on the sign-in page. */
+static void test_host_forbidden(void)
+{
+	char jwks[96], tok[4096], otp[16], url[600], page[1024], path[700];
+	uint64_t ts = channel_thread(1, "sess-host"), cid = OTP + 1, rid = 0, prid = 0;
+	comp c = {0, "Metadata", PARLEY__WIRE__AUTH_TYPE__AUTH_JWT, "https://biz.example", "", "", "", jwks,
+		  "parley-acme", "", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB, 600};
+	result res;
+
+	restart_with("--auth_allow_private_hosts=0");
+	restart_with("--auth_request_ttl_s=600"); /* test_request_expiry's 2 s would race the restarts */
+	snprintf(jwks, sizeof(jwks), "https://169.254.169.254/latest/meta-data");
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_AUTH_HOST_FORBIDDEN);
+	snprintf(jwks, sizeof(jwks), "https://127.0.0.1:%d/jwks", biz_port);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_AUTH_HOST_FORBIDDEN);
+	snprintf(jwks, sizeof(jwks), "https://[::ffff:127.0.0.1]:%d/jwks", biz_port);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_AUTH_HOST_FORBIDDEN);
+	snprintf(jwks, sizeof(jwks), "https://0x7f000001:%d/jwks", biz_port);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_AUTH_HOST_FORBIDDEN);
+	/* a name passes this check (only the connect can tell): here auth_components_max refuses it */
+	snprintf(jwks, sizeof(jwks), "https://keys.biz.example/jwks");
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_E_COMPONENT_INVALID);
+	/* the business's assertion: its JWKS is on 127.0.0.1, so the check fails at the connect */
+	IT_EQ(a_start(G.fd, ts, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "jh", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_AUTH_HOST_FORBIDDEN);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.error, PARLEY_E_AUTH_HOST_FORBIDDEN);
+	/* the test provider's discovery document: the start link's page says why */
+	start_link(ts, OIDC_SUB, url, sizeof(url));
+	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
+	IT_EQ(http_get(S.port, path, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "AUTH_HOST_FORBIDDEN") != NULL);
+}
+
+/* the 32 bytes of key anywhere in the file at path: 1 */
+static int file_has(const char *path, const uint8_t *key, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	static uint8_t buf[8u << 20];
+	size_t len;
+	if (f == NULL)
+		return 0;
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return len >= n && memmem(buf, len, key, n) != NULL;
+}
+
+/* Replay state survives a restart: an assertion's jti (the store's row), and the one-time codes (the
+ * key file of the data directory, 0600, whose bytes are in no database file). The operator's
+ * auth_allowed_hosts lets the business's JWKS on 127.0.0.1 be called again. */
+static void test_replay_restart(void)
+{
+	uint64_t tj = channel_thread(1, "sess-replay"), ts = channel_thread(SMS, "+15554443333"), cid = OTP + 1;
+	uint64_t rid = 0, orid = 0, prid = 0;
+	char tok[4096], otp[16], path[400];
+	const char *dbs[] = {"parley.db", "parley.db-wal"};
+	uint8_t key[32];
+	unsigned level = 0;
+	struct stat st;
+	FILE *f;
+
+	restart_with("--auth_allowed_hosts=127.0.0.1");
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "jr", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	/* a code sent before the restart */
+	IT_EQ(a_start(G.fd, ts, OTP, &orid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	IT_EQ(prid, orid);
+	restart_with(NULL);
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_JWT_REPLAYED);
+	IT_EQ(a_answer(W.fd, orid, otp, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+	/* the key: a file of the operator's, never in the database */
+	snprintf(path, sizeof(path), "%s/data/auth_otp.key", S.dir);
+	IT_CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600 && st.st_size == 32);
+	f = fopen(path, "rb");
+	IT_CHECK(f != NULL && fread(key, 1, sizeof(key), f) == sizeof(key));
+	if (f != NULL)
+		fclose(f);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/data/%s", S.dir, dbs[i]);
+		IT_CHECK(!file_has(path, key, sizeof(key)));
+	}
+}
+
+/* auth_jti_cache bounds the live jti rows of an entity: acme has two (j2 of test_jwt, jr of
+ * test_replay_restart, both exp now + 300 s). At 2 a new assertion is SERVER_BUSY and its request stays
+ * open (nothing recorded); a replay is still told as one; at 3 the same answer is accepted. */
+static void test_jti_bound(void)
+{
+	uint64_t tj = channel_thread(1, "sess-bound"), cid = OTP + 1, rid = 0, prid = 0;
+	char tok[4096], old[4096], otp[16];
+	unsigned level = 0;
+	status st;
+
+	restart_with("--auth_jti_cache=2");
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
+	biz_jwt(tok, sizeof(tok), "parley-acme", "jb", 0);
+	IT_EQ(jwt_answer(W.fd, rid, tok, NULL), PARLEY_E_SERVER_BUSY);
+	IT_EQ(a_status(G.fd, tj, &st), PARLEY_OK);
+	IT_EQ(st.first_status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_OPEN);
+	IT_EQ(st.level, 0);
+	biz_jwt(old, sizeof(old), "parley-acme", "jr", 0); /* jr again (a new token, the same jti) */
+	IT_EQ(jwt_answer(W.fd, rid, old, NULL), PARLEY_E_JWT_REPLAYED);
+	IT_EQ(a_start(G.fd, tj, cid, &rid, NULL, 0), PARLEY_OK);
+	restart_with("--auth_jti_cache=3");
+	IT_EQ(jwt_answer(W.fd, rid, tok, &level), PARLEY_OK);
+	IT_EQ(level, 2);
+}
+
+/* SIGTERM while a sign-in's provider call hangs (a TCP server that accepts and never answers, with
+ * auth_http_timeout_ms a minute): parleyd exits within a few seconds with status 0, the customer's
+ * browser gets a 503 page naming SHUTTING_DOWN, and the request is still open after the restart. */
+static void test_shutdown_inflight(void)
+{
+	uint64_t ts = channel_thread(SMS, "+15556667777"), rid;
+	char disco[128], secret[32] = "file:rs-secret", url[600], req[900], resp[4096];
+	comp c = {OIDC_PHONE, "Hanging", PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, ISS, disco, "", "", "", "parley-rs", secret,
+		  PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE, 600};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int hang = socket(AF_INET, SOCK_STREAM, 0), fd, st = -1, exited = 0;
+	uint64_t t0;
+	pid_t pid;
+	status sta;
+	tacct *all[] = {&P, &G, &H, &W, &C};
+
+	/* the kernel completes the handshake from the backlog; nobody ever reads */
+	IT_CHECK(hang >= 0 && bind(hang, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(hang, 8) == 0);
+	IT_CHECK(getsockname(hang, (struct sockaddr *)&a, &alen) == 0);
+	restart_with("--auth_http_timeout_ms=60000");
+	snprintf(disco, sizeof(disco), "https://127.0.0.1:%d/.well-known/openid-configuration", ntohs(a.sin_port));
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	IT_EQ(c_put(P.fd, &c, NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	rid = start_link(ts, OIDC_PHONE, url, sizeof(url));
+	fd = tcp_connect(S.port);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: chat.example.com\r\n\r\n",
+		 url + strlen("https://chat.example.com"));
+	IT_CHECK(fd >= 0 && send_all(fd, req, strlen(req)) == 0);
+	/* the members' WebSockets go first: the drain would wait drain_timeout_ms for their close
+	 * handshakes, which these raw clients never answer */
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		close(all[i]->fd);
+		all[i]->fd = -1;
+	}
+	usleep(500000); /* the discovery call is under way (and hangs) */
+	t0 = it_now_ms();
+	pid = S.pid;
+	IT_EQ(srv_signal(&S, SIGTERM), 0);
+	memset(resp, 0, sizeof(resp));
+	IT_CHECK(recv_exact(fd, resp, sizeof(resp) - 1, 5000) > 0);
+	IT_CHECK(strncmp(resp, "HTTP/1.1 503", 12) == 0);
+	IT_CHECK(strstr(resp, "SHUTTING_DOWN") != NULL);
+	close(fd);
+	while (it_now_ms() < t0 + 10000 && (exited = waitpid(pid, &st, WNOHANG) == pid) == 0)
+		usleep(10000);
+	printf("# stopped %llu ms after SIGTERM\n", (unsigned long long)(it_now_ms() - t0));
+	IT_CHECK(exited && it_now_ms() - t0 < 4000); /* not the minute of auth_http_timeout_ms */
+	IT_CHECK(exited && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (exited)
+		S.pid = 0;
+	else
+		srv_kill9(&S); /* the data directory's lock goes with it: the restart below can run */
+	close(hang);
+	restart_with(NULL);
+	IT_EQ(a_status(G.fd, ts, &sta), PARLEY_OK);
+	IT_EQ(sta.first_status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_OPEN);
+	IT_EQ(sta.n_reqs, 1);
+	(void)rid;
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -916,6 +1118,10 @@ int main(void)
 	IT_RUN(test_oidc);
 	IT_RUN(test_jwt);
 	IT_RUN(test_request_expiry);
+	IT_RUN(test_host_forbidden);
+	IT_RUN(test_replay_restart);
+	IT_RUN(test_jti_bound);
+	IT_RUN(test_shutdown_inflight);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
 	idp_stop();

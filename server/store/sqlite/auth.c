@@ -77,6 +77,27 @@ const migrate_schema sqlite__auth_schema = {
 	.legacy_user_version = 0,
 };
 
+/* The jti of every accepted business-signed assertion, until its exp: a replay is the insert's
+ * conflict, in the transaction that records the credential, so it holds across restarts and between
+ * concurrent answers. Its own schema (not a step of server.auth): it can be added, or dropped and
+ * rebuilt, without touching the requests' history. */
+static const char *const auth_jti_steps[] = {
+	/* 1 */
+	"CREATE TABLE IF NOT EXISTS auth_jti ("
+	"  component_id INTEGER NOT NULL REFERENCES auth_components(id) ON DELETE CASCADE,"
+	"  jti_hash BLOB NOT NULL,"
+	"  exp_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (component_id, jti_hash)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS auth_jti_exp ON auth_jti(exp_ms);",
+};
+
+const migrate_schema sqlite__auth_jti_schema = {
+	.name = "server.auth_jti",
+	MIGRATE_STEPS(auth_jti_steps),
+	.legacy_user_version = 0,
+};
+
 #define COMP_COLS                                                                                            \
 	"id, entity_id, name, type, state, issuer, discovery_url, authorization_endpoint, token_endpoint,"  \
 	" jwks_uri, userinfo_endpoint, client_id, secret_ref, scopes, binding, credential_ttl_s, created_ms," \

@@ -52,6 +52,18 @@ static const char SQL_DROP_LEVEL[] = "DELETE FROM auth_thread_level WHERE thread
 static const char SQL_CLAIMS[] = "SELECT c.sub, c.email, c.phone FROM auth_thread_level l JOIN auth_credentials c"
 				 " ON c.id = l.credential_id WHERE l.thread_id = ?1";
 
+/* live jti rows of the component's entity (the auth_jti_cache bound) */
+static const char SQL_JTI_COUNT[] = "SELECT count(*) FROM auth_jti WHERE exp_ms > ?2 AND component_id IN"
+				    " (SELECT id FROM auth_components WHERE entity_id ="
+				    " (SELECT entity_id FROM auth_components WHERE id = ?1))";
+/* an expired row of the same jti is taken over (its token can no longer pass); a live one stays, and
+ * no change is the replay */
+static const char SQL_JTI_PUT[] = "INSERT INTO auth_jti(component_id, jti_hash, exp_ms) VALUES (?1, ?2, ?3)"
+				  " ON CONFLICT(component_id, jti_hash) DO UPDATE SET exp_ms = excluded.exp_ms"
+				  " WHERE auth_jti.exp_ms <= ?4";
+static const char SQL_JTI_SWEEP[] = "DELETE FROM auth_jti WHERE (component_id, jti_hash) IN"
+				    " (SELECT component_id, jti_hash FROM auth_jti WHERE exp_ms <= ?1 LIMIT ?2)";
+
 /* a request row with what only the store sees */
 typedef struct req_row {
 	store_auth_request r;
@@ -311,6 +323,34 @@ static int credential(store_be *b, store_job *j, store_thread_info *t, const sto
 	return PARLEY_OK;
 }
 
+/* An assertion's jti recorded until its exp: PARLEY_E_JWT_REPLAYED when a live row has it already,
+ * PARLEY_E_SERVER_BUSY when the entity has auth_jti_cache live rows (the job fails and is rolled back:
+ * the request stays open for a later answer). */
+static int jti_record(store_be *b, const store_job *j, const store_auth_component *c)
+{
+	const store_auth_identity *id = &j->auth.x->ident;
+	int64_t live = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (id->jti_exp_ms <= j->now_ms)
+		return PARLEY_E_ID_TOKEN_CLAIMS; /* the service checked exp: not reached */
+	if ((rc = one_int(b, SQL_JTI_COUNT, (int64_t)c->id, (int64_t)j->now_ms, &live)) != PARLEY_OK)
+		return rc;
+	if ((s = sqlite__stmt(b, SQL_JTI_PUT)) == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)c->id);
+	sqlite3_bind_blob(s, 2, id->jti_hash, sizeof(id->jti_hash), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)id->jti_exp_ms);
+	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "auth jti");
+	if (sqlite3_changes(b->db) == 0)
+		return PARLEY_E_JWT_REPLAYED;
+	/* counted before the insert: a replay is told as such even when the cache is full */
+	return live >= (int64_t)j->auth.limit ? PARLEY_E_SERVER_BUSY : PARLEY_OK;
+}
+
 /* The answer to an open, unexpired request of an open thread. */
 static int answer_open(store_be *b, store_job *j, store_thread_info *t, const req_row *q)
 {
@@ -337,6 +377,8 @@ static int answer_open(store_be *b, store_job *j, store_thread_info *t, const re
 	}
 	if ((rc = sqlite__auth_comp_load(b, q->r.component_id, &c)) != PARLEY_OK)
 		return rc;
+	if (a->external && c.type == STORE_AUTH_JWT && (rc = jti_record(b, j, &c)) != PARLEY_OK)
+		return rc == PARLEY_E_JWT_REPLAYED ? set_status(b, a, q, STORE_AREQ_FAILED, rc, q->attempts) : rc;
 	if ((rc = bind(b, j, t, &c)) == PARLEY_E_IDENTITY_MISMATCH)
 		return set_status(b, a, q, STORE_AREQ_FAILED, rc, q->attempts);
 	if (rc == PARLEY_OK)
@@ -481,6 +523,13 @@ int sqlite__auth_expire(store_be *b, store_job *j)
 		if ((rc = sqlite__thr_load(b, a->ended[i].thread_id, &a->ended_threads[i])) != PARLEY_OK)
 			return rc;
 	}
+	/* spent jti: a bounded batch per sweep, so one sweep never holds the store long */
+	if ((s = sqlite__stmt(b, SQL_JTI_SWEEP)) == NULL)
+		return PARLEY_E_STORE;
+	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
+	sqlite3_bind_int64(s, 2, 1000);
+	if (sqlite__step_done(s) != SQLITE_DONE)
+		return sqlite__error(b, "auth jti sweep");
 	if ((s = sqlite__stmt(b, SQL_LEVELS_EXPIRED)) == NULL)
 		return PARLEY_E_STORE;
 	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);

@@ -398,7 +398,9 @@ static int migrate(store_be *b, const char *path)
 		rc = migrate_one(b, path, &sqlite__entities_schema);
 	if (rc == PARLEY_OK)
 		rc = migrate_one(b, path, &sqlite__threads_schema);
-	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__auth_schema) : rc;
+	if (rc == PARLEY_OK)
+		rc = migrate_one(b, path, &sqlite__auth_schema);
+	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__auth_jti_schema) : rc;
 }
 
 static int exec_pragmas(store_be *b, const char *sql)

@@ -132,6 +132,7 @@ extern const migrate_schema sqlite__entities_schema;
 extern const migrate_schema sqlite__threads_schema;
 /* auth.c: customer authentication ("server.auth", migrated after "server.threads") */
 extern const migrate_schema sqlite__auth_schema;
+extern const migrate_schema sqlite__auth_jti_schema;
 /* auth.c, for threads.c: an authenticated thread's level, expiry and component over the baseline */
 int sqlite__auth_overlay(store_be *b, store_thread_info *t);
 /* threads.c, for entities.c: a removed staff member leaves every thread of the entity at once */
