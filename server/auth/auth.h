@@ -32,6 +32,7 @@ typedef struct auth_config {
 	uint64_t jwks_cache_ms;         /* auth_jwks_cache_s */
 	unsigned jti_cache;             /* auth_jti_cache */
 	unsigned components_max;        /* auth_components_max */
+	unsigned known_emails_max;      /* auth_known_emails_max */
 	/* the key of the one-time codes' MACs: random per process, never written anywhere, so a copy of
 	 * the database does not give a code away (a restart voids the codes in flight: OTP_WRONG) */
 	uint8_t otp_key[32];

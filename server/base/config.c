@@ -204,6 +204,8 @@ static const struct opt opts[] = {
 	 "signed assertions (jti) remembered until their exp; a full cache refuses new ones (SERVER_BUSY)"},
 	{"auth_components_max", OPT_INT, OFF(auth_components_max), 1, 1000, "32", 0,
 	 "authorization request components of one entity (COMPONENT_INVALID beyond)"},
+	{"auth_known_emails_max", OPT_INT, OFF(auth_known_emails_max), 1, 32, "8", 0,
+	 "known emails a business keeps for one customer (TOO_MANY_KNOWN_EMAILS beyond)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -106,6 +106,7 @@ typedef struct parleyd_config {
 	int auth_jwks_cache_s;
 	int auth_jti_cache;
 	int auth_components_max;
+	int auth_known_emails_max;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
