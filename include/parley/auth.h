@@ -16,7 +16,8 @@
  * PARLEY_E_NOT_THREAD_MEMBER, PARLEY_E_NO_SUCH_COMPONENT, PARLEY_E_COMPONENT_INVALID,
  * PARLEY_E_COMPONENT_NOT_ACTIVE, PARLEY_E_NO_SUCH_AUTH_REQUEST, PARLEY_E_AUTH_EXPIRED,
  * PARLEY_E_AUTH_ALREADY_ANSWERED, PARLEY_E_OTP_WRONG, PARLEY_E_OTP_ATTEMPTS, PARLEY_E_JWT_REPLAYED,
- * PARLEY_E_ID_TOKEN_*, PARLEY_E_IDENTITY_MISMATCH, PARLEY_E_TOO_MANY_AUTH_REQUESTS, PARLEY_E_THREAD_CLOSED.
+ * PARLEY_E_ID_TOKEN_*, PARLEY_E_IDENTITY_MISMATCH, PARLEY_E_TOO_MANY_AUTH_REQUESTS, PARLEY_E_THREAD_CLOSED,
+ * PARLEY_E_EMAIL_INVALID, PARLEY_E_TOO_MANY_KNOWN_EMAILS.
  */
 #ifndef PARLEY_AUTH_H
 #define PARLEY_AUTH_H
@@ -38,6 +39,8 @@ extern "C" {
 #define PARLEY_AUTH_JWT_MAX 8192
 #define PARLEY_AUTH_REQUESTS_MAX 20 /* requests parley_auth_status returns */
 #define PARLEY_AUTH_CLAIMS_MAX 8
+#define PARLEY_AUTH_EMAIL_MAX 254   /* an email address */
+#define PARLEY_AUTH_EMAILS_MAX 32   /* known emails of one customer (parleyd's auth_known_emails_max <= this) */
 
 typedef enum parley_auth_type {
 	PARLEY_AUTH_OIDC = 1,
@@ -110,7 +113,16 @@ typedef struct parley_auth_status {
 	parley_auth_request requests[PARLEY_AUTH_REQUESTS_MAX];
 	size_t n_claims;   /* staff only: the bound claims of the valid credential */
 	parley_auth_claim claims[PARLEY_AUTH_CLAIMS_MAX];
+	size_t n_known_emails; /* staff only: the customer's known emails (parley_auth_known_email) */
+	char known_emails[PARLEY_AUTH_EMAILS_MAX][PARLEY_AUTH_EMAIL_MAX + 1];
 } parley_auth_status;
+
+/* The emails the thread's entity knows for the thread's customer: the email binding accepts a sign-in
+ * whose verified email is one of them. Lower-cased, sorted. */
+typedef struct parley_auth_emails {
+	size_t n;
+	char emails[PARLEY_AUTH_EMAILS_MAX][PARLEY_AUTH_EMAIL_MAX + 1];
+} parley_auth_emails;
 
 /* To the customer (a channel thread: its gateway): show the prompt, open the URL, or, for a gateway,
  * send the OTP code out over the channel. Pointers valid during the callback only. */
@@ -149,6 +161,8 @@ typedef void (*parley_auth_component_cb)(parley_client *c, parley_err status, co
 					 void *user);
 typedef void (*parley_auth_request_cb)(parley_client *c, parley_err status, const parley_auth_request *req,
 				       void *user);
+typedef void (*parley_auth_emails_cb)(parley_client *c, parley_err status, const parley_auth_emails *emails,
+				      void *user);
 
 /* ---- asynchronous calls ---- */
 /* Admins: create (component_id 0: a draft) or edit a component that is not active. */
@@ -166,6 +180,14 @@ PARLEY_EXPORT parley_err parley_auth_start_start(parley_client *c, uint64_t thre
 PARLEY_EXPORT parley_err parley_auth_answer_start(parley_client *c, uint64_t request_id, const char *otp,
 						  const char *jwt, parley_done_cb cb, void *user);
 
+/* A staff member of the thread (or an admin of its entity) records (email set), removes (remove != 0)
+ * or only lists (email NULL or "") the thread's customer's known emails, kept per entity and customer
+ * (a channel thread: per channel user). The address: 3..254 printable ASCII bytes, no space, exactly one
+ * '@' (PARLEY_E_EMAIL_INVALID, checked before sending); case does not matter. The answer lists them all.
+ * PARLEY_E_TOO_MANY_KNOWN_EMAILS at the server's limit. */
+PARLEY_EXPORT parley_err parley_auth_known_email_start(parley_client *c, uint64_t thread_id, const char *email,
+						       int remove, parley_auth_emails_cb cb, void *user);
+
 /* ---- blocking variants ---- */
 PARLEY_EXPORT parley_err parley_auth_component_put(parley_client *c, const parley_auth_component *comp,
 						   parley_auth_component *out);
@@ -181,6 +203,8 @@ PARLEY_EXPORT parley_err parley_auth_answer(parley_client *c, uint64_t request_i
 					    const char *jwt);
 /* A member of the thread: its level and latest requests. */
 PARLEY_EXPORT parley_err parley_auth_status_get(parley_client *c, uint64_t thread_id, parley_auth_status *out);
+PARLEY_EXPORT parley_err parley_auth_known_email(parley_client *c, uint64_t thread_id, const char *email, int remove,
+						 parley_auth_emails *out);
 
 #ifdef __cplusplus
 }

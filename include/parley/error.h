@@ -171,7 +171,9 @@ extern "C" {
 	X(JWT_REPLAYED, 715, "this signed assertion was already used (jti)") \
 	X(JWKS_UNAVAILABLE, 716, "the provider's keys (JWKS) could not be fetched or parsed") \
 	X(TOO_MANY_AUTH_REQUESTS, 717, "too many open authentication requests for this thread") \
-	X(AUTH_HOST_FORBIDDEN, 718, "the identity provider's address is not allowed (private, loopback or link-local)")
+	X(AUTH_HOST_FORBIDDEN, 718, "the identity provider's address is not allowed (private, loopback or link-local)") \
+	X(TOO_MANY_KNOWN_EMAILS, 719, "the customer already has as many known emails as allowed") \
+	X(EMAIL_INVALID, 720, "not an email address (3 to 254 printable bytes, one '@', no spaces)")
 
 typedef enum parley_err {
 #define PARLEY__ERR_ENUM(name, value, msg) PARLEY_E_##name = value,

@@ -8,8 +8,9 @@
 
 #include "client/auth_internal.h"
 #include "common/alloc.h"
+#include "wire/wire_auth.h"
 
-enum { AK_PUT, AK_STATE, AK_LIST, AK_START, AK_ANSWER, AK_STATUS };
+enum { AK_PUT, AK_STATE, AK_LIST, AK_START, AK_ANSWER, AK_STATUS, AK_EMAIL };
 
 typedef struct auth_op {
 	client_op op;
@@ -21,17 +22,20 @@ typedef struct auth_op {
 		Parley__Wire__AuthStartRequest start;
 		Parley__Wire__AuthAnswerRequest answer;
 		Parley__Wire__AuthStatusRequest status;
+		Parley__Wire__AuthKnownEmailRequest email;
 	} body;
 	Parley__Wire__AuthComponent wcomp; /* put: points into comp */
 	parley_auth_component comp;        /* put: the caller's component, copied */
 	char entity[PARLEY_HANDLE_MAX + 1];
 	uint64_t thread_id, component_id;  /* start: what the answer must be about */
 	char otp[PARLEY_AUTH_OTP_MAX + 1]; /* answer: secrets, wiped with the op */
+	char email[PARLEY_AUTH_EMAIL_MAX + 1]; /* known email: the address, lower-cased */
 	char *jwt;
 	union {
 		parley_auth_component_cb comp;
 		parley_auth_request_cb req;
 		parley_done_cb done;
+		parley_auth_emails_cb emails;
 	} cb;
 	/* the blocking-only calls (list, status) write straight into the caller's memory: client__sync_wait
 	 * completes every op before the caller's frame goes */
@@ -75,6 +79,10 @@ static int build(parley_client *c, client_op *op, Parley__Wire__Request *req)
 	case AK_ANSWER:
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER;
 		req->auth_answer = &o->body.answer;
+		break;
+	case AK_EMAIL:
+		req->body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL;
+		req->auth_known_email = &o->body.email;
 		break;
 	default:
 		req->body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS;
@@ -149,6 +157,17 @@ static void complete(parley_client *c, client_op *op, int status, const Parley__
 	case AK_ANSWER:
 		o->cb.done(c, (parley_err)status, o->user);
 		break;
+	case AK_EMAIL: {
+		parley_auth_emails *list = parley__calloc(1, sizeof(*list));
+		if (ok && list == NULL)
+			status = PARLEY_E_NOMEM;
+		else if (ok)
+			status = client__auth_emails_from_wire(r->auth_known_email->emails, r->auth_known_email->n_emails,
+							       list->emails, &list->n);
+		o->cb.emails(c, (parley_err)status, status == PARLEY_OK ? list : NULL, o->user);
+		parley__free(list);
+		break;
+	}
 	default:
 		if (ok)
 			status = client__auth_status_from_wire(r->auth_status, o->status_out);
@@ -165,6 +184,7 @@ static const client_op_vtable vt[] = {
 	[AK_START] = {build, complete, PARLEY__WIRE__RESPONSE__BODY_AUTH_START, 0},
 	[AK_ANSWER] = {build, complete, PARLEY__WIRE__RESPONSE__BODY_AUTH_ANSWER, 0},
 	[AK_STATUS] = {build, complete, PARLEY__WIRE__RESPONSE__BODY_AUTH_STATUS, 0},
+	[AK_EMAIL] = {build, complete, PARLEY__WIRE__RESPONSE__BODY_AUTH_KNOWN_EMAIL, 0},
 };
 
 /* The checks of every call (a callback, a saved account, a valid entity when one is named) and a new
@@ -303,12 +323,42 @@ parley_err parley_auth_answer_start(parley_client *c, uint64_t request_id, const
 	return submit(c, o);
 }
 
+parley_err parley_auth_known_email_start(parley_client *c, uint64_t thread_id, const char *email, int remove,
+					 parley_auth_emails_cb cb, void *user)
+{
+	char norm[PARLEY_AUTH_EMAIL_MAX + 1] = "";
+	int has = email != NULL && email[0] != '\0';
+	auth_op *o;
+	int rc;
+
+	if (thread_id == 0)
+		return PARLEY_E_INVAL;
+	/* the server's rule, checked here so that a typo is named before anything is sent */
+	if ((has || remove) && wire__auth_email_norm(email != NULL ? email : "", norm, sizeof(norm)) != PARLEY_OK) {
+		if (c != NULL)
+			client__set_err(c, "an email address has 3 to %d printable ASCII bytes, one '@' and no space",
+					PARLEY_AUTH_EMAIL_MAX);
+		return PARLEY_E_EMAIL_INVALID;
+	}
+	o = op_new(c, AK_EMAIL, cb != NULL, NULL, user, &rc);
+	if (o == NULL)
+		return (parley_err)rc;
+	o->cb.emails = cb;
+	memcpy(o->email, norm, sizeof(o->email));
+	parley__wire__auth_known_email_request__init(&o->body.email);
+	o->body.email.thread_id = thread_id;
+	o->body.email.email = o->email;
+	o->body.email.remove = remove != 0;
+	return submit(c, o);
+}
+
 /* ---- blocking variants ---- */
 
 typedef struct auth_sync {
 	client_sync s;
 	parley_auth_component *comp;
 	parley_auth_request *req;
+	parley_auth_emails *emails;
 } auth_sync;
 
 static void sync_comp(parley_client *c, parley_err st, const parley_auth_component *comp, void *user)
@@ -324,6 +374,14 @@ static void sync_req(parley_client *c, parley_err st, const parley_auth_request 
 	auth_sync *s = user;
 	if (st == PARLEY_OK && s->req != NULL)
 		*s->req = *req;
+	client__sync_done(c, st, &s->s);
+}
+
+static void sync_emails(parley_client *c, parley_err st, const parley_auth_emails *emails, void *user)
+{
+	auth_sync *s = user;
+	if (st == PARLEY_OK && s->emails != NULL)
+		*s->emails = *emails;
 	client__sync_done(c, st, &s->s);
 }
 
@@ -404,4 +462,15 @@ parley_err parley_auth_status_get(parley_client *c, uint64_t thread_id, parley_a
 	parley__wire__auth_status_request__init(&o->body.status);
 	o->body.status.thread_id = thread_id;
 	return client__sync_wait(c, &s, submit(c, o));
+}
+
+parley_err parley_auth_known_email(parley_client *c, uint64_t thread_id, const char *email, int remove,
+				   parley_auth_emails *out)
+{
+	auth_sync s = {.emails = out};
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (client__sync_refused(c))
+		return PARLEY_E_STATE;
+	return client__sync_wait(c, &s.s, parley_auth_known_email_start(c, thread_id, email, remove, sync_emails, &s));
 }

@@ -1,7 +1,7 @@
 /* Customer authentication inside lib/client (public API <parley/auth.h>, docs/auth.md, protocol §14).
  *
  *   auth.c       the calls: argument checks, one auth_op per request, the blocking variants
- *   auth_wire.c  the wire <-> public struct conversions (every server string copied bounded: one that
+ *   auth_wire.c  the wire <-> public struct conversions (and the known emails) (every server string copied bounded: one that
  *                does not fit its field is PARLEY_E_PROTO_MALFORMED, never cut), the pushes AuthPrompt
  *                and AuthResult to the application's parley_auth_events, the name functions
  */
@@ -25,6 +25,11 @@ int client__auth_component_to_wire(const parley_auth_component *in, Parley__Wire
 /* A status response: PARLEY_E_PROTO_MALFORMED as above and for more requests or claims than the
  * struct holds (the server's documented bounds). */
 int client__auth_status_from_wire(const Parley__Wire__AuthStatusResponse *w, parley_auth_status *out);
+/* A list of known emails (emails, n) from the server into out (n_out, size PARLEY_AUTH_EMAILS_MAX):
+ * PARLEY_E_PROTO_MALFORMED (out emptied) for more than fit, or one that is no valid lower-cased
+ * address (wire__auth_email_norm's rule: the server never stores another form). */
+int client__auth_emails_from_wire(char *const *emails, size_t n, char out[][PARLEY_AUTH_EMAIL_MAX + 1],
+				  size_t *n_out);
 /* recv.c: the AuthPrompt and AuthResult pushes, to c->aev (malformed ones are dropped). */
 void client__auth_push(parley_client *c, const Parley__Wire__Push *p);
 

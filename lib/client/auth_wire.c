@@ -10,6 +10,7 @@
 #include "client/auth_internal.h"
 #include "client/thread_core.h"
 #include "client/thread_internal.h"
+#include "wire/wire_auth.h"
 
 /* Copies src ("" for NULL) into dst of size bytes; -1 when it does not fit whole. */
 static int copy_str(char *dst, size_t size, const char *src)
@@ -126,6 +127,28 @@ int client__auth_component_to_wire(const parley_auth_component *in, Parley__Wire
 	return PARLEY_OK;
 }
 
+int client__auth_emails_from_wire(char *const *emails, size_t n, char out[][PARLEY_AUTH_EMAIL_MAX + 1],
+				  size_t *n_out)
+{
+	char norm[PARLEY_AUTH_EMAIL_MAX + 1];
+
+	*n_out = 0;
+	if (n > PARLEY_AUTH_EMAILS_MAX)
+		return PARLEY_E_PROTO_MALFORMED;
+	for (size_t i = 0; i < n; i++) {
+		/* an address the server could not have stored (over-long, control bytes, upper case) is its
+		 * fault, not something to show an agent as known */
+		if (emails[i] == NULL || wire__auth_email_norm(emails[i], norm, sizeof(norm)) != PARLEY_OK ||
+		    strcmp(norm, emails[i]) != 0) {
+			memset(out, 0, n * sizeof(out[0]));
+			return PARLEY_E_PROTO_MALFORMED;
+		}
+		memcpy(out[i], norm, sizeof(norm));
+	}
+	*n_out = n;
+	return PARLEY_OK;
+}
+
 int client__auth_status_from_wire(const Parley__Wire__AuthStatusResponse *w, parley_auth_status *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -143,6 +166,9 @@ int client__auth_status_from_wire(const Parley__Wire__AuthStatusResponse *w, par
 		    COPY(o->claims[i].value, w->claims[i]->value))
 			goto malformed;
 	o->n_claims = w->n_claims;
+	if (client__auth_emails_from_wire(w->known_emails, w->n_known_emails, o->known_emails, &o->n_known_emails) !=
+	    PARLEY_OK)
+		goto malformed;
 	return PARLEY_OK;
 malformed:
 	memset(o, 0, sizeof(*o));

@@ -48,6 +48,9 @@ int wire__check_auth_request(const Parley__Wire__Request *r, const wire_limits *
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER:
 		CHECK(wire__check_str(r->auth_answer->otp, WIRE_AUTH_OTP_CAP, 0));
 		return wire__check_str(r->auth_answer->jwt, WIRE_AUTH_JWT_CAP, 0);
+	case PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL:
+		/* the frame's bound only: the address rule is the service's (EMAIL_INVALID) */
+		return wire__check_str(r->auth_known_email->email, WIRE_AUTH_FIELD_CAP, 0);
 	default:
 		return PARLEY_E_PROTO_UNKNOWN;
 	}
@@ -69,4 +72,28 @@ int wire__check_auth_push(const Parley__Wire__Push *p, const wire_limits *l)
 		return a->request != NULL ? check_request_info(a->request) : PARLEY_OK;
 	}
 	return PARLEY_E_PROTO_UNKNOWN;
+}
+
+int wire__auth_email_norm(const char *in, char *out, size_t cap)
+{
+	size_t n = 0, at = 0;
+
+	if (in == NULL || cap < WIRE_AUTH_EMAIL_MAX + 1)
+		return PARLEY_E_INVAL;
+	out[0] = '\0';
+	for (; in[n] != '\0'; n++) {
+		unsigned char ch = (unsigned char)in[n];
+		/* printable ASCII without the space: what an ID token's email claim is compared with byte for
+		 * byte, so nothing a display could show two ways */
+		if (n >= WIRE_AUTH_EMAIL_MAX || ch <= 0x20 || ch >= 0x7f)
+			return PARLEY_E_EMAIL_INVALID;
+		at += ch == '@';
+	}
+	if (n < 3 || at != 1 || in[0] == '@' || in[n - 1] == '@')
+		return PARLEY_E_EMAIL_INVALID;
+	/* one address however the business or the provider cased it (the rule of most providers, though
+	 * RFC 5321 leaves the local part's case to the mail host) */
+	for (size_t i = 0; i <= n; i++)
+		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] - 'A' + 'a' : in[i]);
+	return PARLEY_OK;
 }

@@ -38,6 +38,7 @@ typedef struct auth_config {
 	char http_proxy[CONFIG_STR_MAX];    /* auth_http_proxy ("" = direct, never the environment's) */
 	/* the key of the one-time codes' MACs: <data_dir>/auth_otp.key (otpkey.c), never in the database,
 	 * so a copy of the database does not give a code away, and codes survive a restart */
+	unsigned known_emails_max;      /* auth_known_emails_max */
 	uint8_t otp_key[AUTH_OTP_KEY_LEN];
 } auth_config;
 

@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "wire/wire.h"
+#include "wire/wire_auth.h"
 
 #define MODULE "auth"
 
@@ -40,6 +41,7 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 	c->allow_private = cfg->auth_allow_private_hosts;
 	snprintf(c->allowed_hosts, sizeof(c->allowed_hosts), "%s", cfg->auth_allowed_hosts);
 	snprintf(c->http_proxy, sizeof(c->http_proxy), "%s", cfg->auth_http_proxy);
+	c->known_emails_max = (unsigned)cfg->auth_known_emails_max;
 }
 
 static int init(const parleyd_config *cfg, void **state)
@@ -196,6 +198,15 @@ static void reply_components(request *rq, int kind, const store_job *j)
 	parley__free(pcs);
 }
 
+/* The job's known emails as the repeated string of a response (pointers into the job, which outlives
+ * the reply). */
+static void emails_of(const store_auth_args *a, char *out[STORE_AUTH_MAX_EMAILS], size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < a->n_emails && i < STORE_AUTH_MAX_EMAILS; i++)
+		out[(*n)++] = (char *)a->emails[i].addr;
+}
+
 static void reply_status(request *rq, const auth_config *cfg, const store_job *j)
 {
 	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
@@ -203,6 +214,7 @@ static void reply_status(request *rq, const auth_config *cfg, const store_job *j
 	Parley__Wire__AuthRequestInfo infos[STORE_AUTH_MAX_REQUESTS], *pinfos[STORE_AUTH_MAX_REQUESTS];
 	Parley__Wire__AuthClaim claims[STORE_AUTH_MAX_CLAIMS], *pclaims[STORE_AUTH_MAX_CLAIMS];
 	char urls[STORE_AUTH_MAX_REQUESTS][AUTH_URL_MAX + 64];
+	char *emails[STORE_AUTH_MAX_EMAILS];
 	const store_auth_args *a = &j->auth;
 
 	st.verification = (Parley__Wire__VerificationLevel)a->thread->verification;
@@ -225,8 +237,23 @@ static void reply_status(request *rq, const auth_config *cfg, const store_job *j
 	}
 	st.claims = pclaims;
 	st.n_claims = a->n_claims;
+	emails_of(a, emails, &st.n_known_emails);
+	st.known_emails = emails;
 	r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_STATUS;
 	r.auth_status = &st;
+	request__reply(rq, &r);
+}
+
+static void reply_emails(request *rq, const store_auth_args *a)
+{
+	Parley__Wire__Response r = PARLEY__WIRE__RESPONSE__INIT;
+	Parley__Wire__AuthKnownEmailResponse ke = PARLEY__WIRE__AUTH_KNOWN_EMAIL_RESPONSE__INIT;
+	char *emails[STORE_AUTH_MAX_EMAILS];
+
+	emails_of(a, emails, &ke.n_emails);
+	ke.emails = emails;
+	r.body_case = PARLEY__WIRE__RESPONSE__BODY_AUTH_KNOWN_EMAIL;
+	r.auth_known_email = &ke;
 	request__reply(rq, &r);
 }
 
@@ -276,6 +303,9 @@ static void answer(void *arg, int status, const void *result)
 		return;
 	case PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS:
 		reply_status(rq, cfg, j);
+		return;
+	case PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL:
+		reply_emails(rq, a);
 		return;
 	default:
 		reply_components(rq, kind, j);
@@ -528,6 +558,24 @@ static void route_status(request *rq, const Parley__Wire__Request *req)
 	submit(rq, j, req->body_case, PARLEY_OK);
 }
 
+static void route_known_email(request *rq, const Parley__Wire__Request *req)
+{
+	const Parley__Wire__AuthKnownEmailRequest *m = req->auth_known_email;
+	const auth_config *cfg = rq->svc;
+	store_job *j;
+	int rc = PARLEY_OK;
+
+	if ((j = job_for(rq, STORE_OP_AUTH_KNOWN_EMAIL)) == NULL)
+		return;
+	j->auth.thread_id = m->thread_id;
+	j->auth.remove = m->remove;
+	j->auth.limit = cfg->known_emails_max;
+	/* a malformed address is refused whoever asks; an empty one only lists (but removes nothing) */
+	if (m->email[0] != '\0' || m->remove)
+		rc = wire__auth_email_norm(m->email, j->auth.x->email.addr, sizeof(j->auth.x->email.addr));
+	submit(rq, j, req->body_case, rc);
+}
+
 /* --- the sweep: loop 0 expires requests and credentials --- */
 
 /* Per loop: the stop signals (every loop), the sweep timer (loop 0 only). */
@@ -633,6 +681,7 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_AUTH_START, "auth_start", 1, route_start},
 	{PARLEY__WIRE__REQUEST__BODY_AUTH_ANSWER, "auth_answer", 1, route_answer},
 	{PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS, "auth_status", 1, route_status},
+	{PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL, "auth_known_email", 1, route_known_email},
 };
 
 const service auth__service = {

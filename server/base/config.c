@@ -214,6 +214,8 @@ static const struct opt opts[] = {
 	{"auth_http_proxy", OPT_STR, OFF(auth_http_proxy), 0, 0, "", 0,
 	 "proxy for every call to identity providers (empty = direct; the environment's proxy variables are "
 	 "never used). The proxy must enforce its own egress policy: parleyd cannot see where it connects"},
+	{"auth_known_emails_max", OPT_INT, OFF(auth_known_emails_max), 1, 32, "8", 0,
+	 "known emails a business keeps for one customer (TOO_MANY_KNOWN_EMAILS beyond)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

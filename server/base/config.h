@@ -109,6 +109,7 @@ typedef struct parleyd_config {
 	int auth_allow_private_hosts;
 	char auth_allowed_hosts[CONFIG_STR_MAX];
 	char auth_http_proxy[CONFIG_STR_MAX];
+	int auth_known_emails_max;
 } parleyd_config;
 
 enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };

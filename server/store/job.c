@@ -95,6 +95,7 @@ static void free_auth(store_job *j)
 	parley__free(a->ended_threads);
 	parley__free(a->reqs);
 	parley__free(a->claims);
+	parley__free(a->emails);
 	if (a->x != NULL) /* the request's secrets do not outlive the job in freed memory */
 		sodium_memzero(a->x, sizeof(*a->x));
 	parley__free(a->x);

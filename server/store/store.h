@@ -160,7 +160,8 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(AUTH_ANSWER, auth_answer, STORE_WRITE, auth)        /* the customer's otp (or a checked outcome) */  \
 	X(AUTH_BY_TOKEN, auth_by_token, STORE_READ, auth)     /* a request by id, link token or state */       \
 	X(AUTH_STATUS, auth_status, STORE_READ, auth)         /* members: level + latest requests */          \
-	X(AUTH_EXPIRE, auth_expire, STORE_WRITE, auth)        /* timer: expired requests and credentials */
+	X(AUTH_EXPIRE, auth_expire, STORE_WRITE, auth)        /* timer: expired requests and credentials */   \
+	X(AUTH_KNOWN_EMAIL, auth_known_email, STORE_WRITE, auth) /* staff: a customer's known emails */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -459,6 +460,8 @@ typedef struct store_thread_args {
 #define STORE_AUTH_MAX_COMPONENTS 1000 /* auth_components_max's bound */
 #define STORE_AUTH_MAX_CLAIMS 4
 #define STORE_AUTH_MAX_EXPIRED 64 /* AUTH_EXPIRE: threads (and requests) handled per run */
+#define STORE_AUTH_EMAIL 254     /* WIRE_AUTH_EMAIL_MAX */
+#define STORE_AUTH_MAX_EMAILS 32 /* auth_known_emails_max's bound */
 
 enum { STORE_AUTH_OIDC = 1, STORE_AUTH_OAUTH2 = 2, STORE_AUTH_OTP = 3, STORE_AUTH_JWT = 4 };      /* AuthType */
 enum { STORE_COMP_DRAFT = 1, STORE_COMP_ACTIVE = 2, STORE_COMP_INACTIVE = 3 };                  /* AuthComponentState */
@@ -483,6 +486,10 @@ typedef struct store_auth_request {
 	uint32_t error;                       /* FAILED: the parley code */
 	char token[STORE_AUTH_TOKEN + 1];     /* the start link's path token (oidc / oauth2) */
 } store_auth_request;
+
+typedef struct store_auth_email {
+	char addr[STORE_AUTH_EMAIL + 1];      /* lower-cased (wire__auth_email_norm) */
+} store_auth_email;
 
 typedef struct store_auth_claim {
 	char name[32];
@@ -511,6 +518,7 @@ typedef struct store_auth_ext {
 	char otp[8];                          /* START: the code (never stored); ANSWER: the customer's answer */
 	uint8_t otp_key[32];                  /* START + ANSWER: the process's OTP key */
 	store_auth_identity ident;            /* ANSWER (external, outcome_in PARLEY_OK): the verified identity */
+	store_auth_email email;               /* KNOWN_EMAIL: the address to add or remove ("": list only) */
 	/* results */
 	store_auth_request req;               /* START, ANSWER, BY_TOKEN */
 	char state_out[STORE_AUTH_TOKEN + 1], nonce_out[STORE_AUTH_TOKEN + 1], verifier_out[STORE_AUTH_TOKEN + 1];
@@ -518,14 +526,16 @@ typedef struct store_auth_ext {
 
 typedef struct store_auth_args {
 	char entity[STORE_MAX_HANDLE + 1];    /* STATE, LIST (PUT: in comps[0]) */
-	uint64_t component_id, thread_id, request_id; /* STATE; START (thread, component); ANSWER; STATUS; BY_TOKEN
+	uint64_t component_id, thread_id, request_id; /* STATE; START (thread, component); ANSWER; STATUS, KNOWN_EMAIL; BY_TOKEN
 	                                       * (request_id != 0: by id, else by x->token) */
 	int state;                            /* STATE: the new state */
 	unsigned limit;                       /* PUT: auth_components_max; START: auth_max_open_per_thread;
 	                                       * ANSWER: auth_otp_attempts (a code), auth_jti_cache (an
-	                                       * assertion: live jti rows of its entity) */
+	                                       * assertion: live jti rows of its entity);
+	                                       * KNOWN_EMAIL: auth_known_emails_max */
 	uint64_t ttl_ms;                      /* START: auth_request_ttl_s */
 	int by_state;                         /* BY_TOKEN: x->token is the callback's state, not the link's */
+	int remove;                           /* KNOWN_EMAIL: remove x->email rather than add it */
 	int external;                         /* ANSWER: 1 a checked sign-in / assertion (outcome_in, x->ident),
 	                                       * 0 an otp in x->otp */
 	int outcome_in;
@@ -537,11 +547,14 @@ typedef struct store_auth_args {
 	int caller_staff;                     /* STATUS: the caller is staff of the thread */
 	store_auth_component *comps;          /* owned by the job: PUT/STATE/GET/BY_TOKEN one, LIST n */
 	size_t n_comps;
-	store_thread_info *thread;            /* owned by the job: START, ANSWER, STATUS, BY_TOKEN */
+	store_thread_info *thread;            /* owned by the job: START, ANSWER, STATUS, BY_TOKEN, KNOWN_EMAIL */
 	store_auth_request *reqs;             /* owned by the job: STATUS, newest first (<= STORE_AUTH_MAX_REQUESTS) */
 	size_t n_reqs;
 	store_auth_claim *claims;             /* owned by the job: STATUS (staff only, <= STORE_AUTH_MAX_CLAIMS) */
 	size_t n_claims;
+	store_auth_email *emails;             /* owned by the job: KNOWN_EMAIL, STATUS (staff only): the customer's
+	                                       * known emails for the thread's entity, sorted (<= STORE_AUTH_MAX_EMAILS) */
+	size_t n_emails;
 	store_thread_info *dropped;           /* owned by the job: EXPIRE, threads whose level fell back */
 	size_t n_dropped;
 	store_auth_request *ended;            /* owned by the job: EXPIRE, requests that expired */

@@ -20,6 +20,10 @@
  *   oidc        a sign-in at tests/idp's provider through the start link and the callback: success, a
  *               replayed code, an unknown state, another person (sub), a code with another request's
  *               state, the phone binding, unknown links.
+ *   email       the email binding against the known emails (AuthKnownEmail): none recorded, recorded
+ *               by staff (any case), another person, another channel user, another entity's record;
+ *               who may record (the customer, the gateway, staff outside the thread: refused); the
+ *               address's rule (EMAIL_INVALID); auth_known_emails_max (TOO_MANY_KNOWN_EMAILS); removal.
  *   jwt         a business-signed assertion (jwtbiz.mjs): tampered, another audience, accepted, replayed.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
@@ -252,6 +256,9 @@ static int c_put(int fd, comp *c, int *state)
 	w.secret_ref = (char *)c->secret;
 	w.binding = (Parley__Wire__AuthBinding)c->binding;
 	w.credential_ttl_s = c->ttl;
+	/* an oidc component asks for the claims the bindings compare (tests/idp puts them in the ID token) */
+	if (c->type == PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC)
+		w.scopes = (char *)"openid email phone";
 	m.component = &w;
 	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_COMPONENT_PUT;
 	r.auth_component_put = &m;
@@ -371,9 +378,10 @@ static int a_answer(int fd, uint64_t rid, const char *otp, unsigned *level)
 typedef struct status {
 	unsigned level;
 	char by[65];
-	size_t n_reqs, n_claims;
+	size_t n_reqs, n_claims, n_known;
 	int first_status;
 	uint32_t first_error;
+	char claim[300]; /* the first claim's value */
 } status;
 
 static int a_status(int fd, uint64_t tid, status *o)
@@ -394,6 +402,9 @@ static int a_status(int fd, uint64_t tid, status *o)
 		snprintf(o->by, sizeof(o->by), "%s", s->verified_by);
 		o->n_reqs = s->n_requests;
 		o->n_claims = s->n_claims;
+		o->n_known = s->n_known_emails;
+		if (s->n_claims > 0)
+			snprintf(o->claim, sizeof(o->claim), "%s", s->claims[0]->value);
 		if (s->n_requests > 0) {
 			o->first_status = (int)s->requests[0]->status;
 			o->first_error = s->requests[0]->error;
@@ -851,6 +862,135 @@ static void test_oidc(void)
 	IT_EQ(http_get(S.port, "/v1/auth/start/x", page, sizeof(page)), 404);
 }
 
+/* AuthKnownEmail: the status; list gets the answer's emails, comma-separated */
+static int known_email(int fd, uint64_t tid, const char *email, int remove, char *list, size_t cap)
+{
+	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
+	Parley__Wire__AuthKnownEmailRequest m = PARLEY__WIRE__AUTH_KNOWN_EMAIL_REQUEST__INIT;
+	wire_frame f;
+	int st;
+
+	m.thread_id = tid;
+	m.email = (char *)email;
+	m.remove = remove;
+	r.body_case = PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL;
+	r.auth_known_email = &m;
+	st = sm_call(fd, &r, &f);
+	if (list != NULL)
+		list[0] = '\0';
+	if (st == PARLEY_OK && list != NULL) {
+		const Parley__Wire__AuthKnownEmailResponse *k = f.frame->response->auth_known_email;
+		for (size_t i = 0, len = 0; i < k->n_emails && len < cap; i++, len = strlen(list))
+			snprintf(list + len, cap - len, "%s%s", i > 0 ? "," : "", k->emails[i]);
+	}
+	if (st >= 0)
+		wire__frame_free(&f);
+	return st;
+}
+
+/* who signs in (at tests/idp) to a new request of component cid on thread tid sent by G: the
+ * callback's HTTP status, its page's refusal in page; the staff's AuthResult about it consumed */
+static int sign_in_on(uint64_t tid, uint64_t cid, const char *who, char *page, size_t cap)
+{
+	char url[600], query[3072], pw[32];
+	uint64_t rid = 0;
+	result res;
+	int st;
+
+	snprintf(pw, sizeof(pw), "%s-pw", who);
+	IT_EQ(a_start(G.fd, tid, cid, &rid, url, sizeof(url)), PARLEY_OK);
+	IT_EQ(sign_in(url, who, pw, query, sizeof(query)), 0);
+	st = callback(query, page, cap);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	return st;
+}
+
+/* The email binding: a verified email equal to one the thread's entity recorded for the customer
+ * (AuthKnownEmail), the customer being the account of a native thread and (gateway, channel, channel
+ * user) for a channel thread. */
+static void test_email(void)
+{
+	uint64_t ts = channel_thread(SMS, NUM3), ts2 = channel_thread(SMS, "+15556667777"), cid = OIDC_PHONE;
+	char page[1024], list[1024], addr[64];
+	static tacct D;
+	static model beta;
+	uint64_t td, tb;
+	status st;
+	tev ev;
+	tinfo t;
+
+	/* the phone component becomes an email one (restored at the end) */
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	oidc_component(cid, "Acme ID email", PARLEY__WIRE__AUTH_BINDING__BINDING_EMAIL);
+	/* no known email: alice's verified email proves nothing */
+	IT_EQ(known_email(G.fd, ts, "", 0, list, sizeof(list)), PARLEY_OK);
+	IT_CHECK(strcmp(list, "") == 0);
+	IT_EQ(sign_in_on(ts, cid, "alice", page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	/* the customer, its gateway, staff outside the thread, strangers: AuthStart's refusals */
+	IT_EQ(known_email(W.fd, ts, "alice@example.test", 0, NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(known_email(C.fd, T, "alice@example.test", 0, NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(known_email(C.fd, ts, "", 0, NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(known_email(H.fd, ts, "alice@example.test", 0, NULL, 0), PARLEY_E_NOT_THREAD_MEMBER);
+	IT_EQ(known_email(G.fd, 424242, "", 0, NULL, 0), PARLEY_E_NO_SUCH_THREAD);
+	/* the address's rule */
+	IT_EQ(known_email(G.fd, ts, "alice example.test", 0, NULL, 0), PARLEY_E_EMAIL_INVALID);
+	IT_EQ(known_email(G.fd, ts, "alice@@example.test", 0, NULL, 0), PARLEY_E_EMAIL_INVALID);
+	IT_EQ(known_email(G.fd, ts, "", 1, NULL, 0), PARLEY_E_EMAIL_INVALID);
+	/* the staff member records it (in any case): alice is AUTHENTICATED, with her email as the claim */
+	IT_EQ(known_email(G.fd, ts, "Alice@Example.TEST", 0, list, sizeof(list)), PARLEY_OK);
+	IT_CHECK(strcmp(list, "alice@example.test") == 0);
+	IT_EQ(sign_in_on(ts, cid, "alice", page, sizeof(page)), 200);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.level, 2);
+	IT_CHECK(strcmp(st.claim, "alice@example.test") == 0);
+	IT_EQ(st.n_known, 1);
+	IT_EQ(a_status(W.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.n_known, 0); /* the staff's record, not shown to the customer */
+	/* another person (bob: no email) on the same customer */
+	IT_EQ(sign_in_on(ts, cid, "bob", page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "IDENTITY_MISMATCH") != NULL);
+	/* another channel user of the same gateway is another customer */
+	IT_EQ(sign_in_on(ts2, cid, "alice", page, sizeof(page)), 403);
+	/* another entity's record does not count: dora's thread with beta has alice's email (its admin,
+	 * outside the thread, records it), her thread with acme has none */
+	sm_mk(S.port, &D, "dora", 1);
+	ent_create(&P, &beta, "beta", 0);
+	ev = ev_by(&D, &beta, 0, WIRE_THREADEV_OPEN, D.id, 1, NULL);
+	IT_EQ(th_open(D.fd, "beta", NULL, &ev, &t), PARLEY_OK);
+	tb = t.id;
+	ev = ev_by(&D, &acme, 0, WIRE_THREADEV_OPEN, D.id, 1, NULL);
+	IT_EQ(th_open(D.fd, "acme", NULL, &ev, &t), PARLEY_OK);
+	td = t.id;
+	IT_EQ(known_email(P.fd, tb, "alice@example.test", 0, list, sizeof(list)), PARLEY_OK);
+	IT_EQ(known_email(D.fd, tb, "alice@example.test", 0, NULL, 0), PARLEY_E_NOT_ENTITY_MEMBER);
+	IT_EQ(known_email(G.fd, td, "", 0, list, sizeof(list)), PARLEY_OK);
+	IT_CHECK(strcmp(list, "") == 0);
+	IT_EQ(sign_in_on(td, cid, "alice", page, sizeof(page)), 403);
+	IT_EQ(known_email(G.fd, td, "alice@example.test", 0, NULL, 0), PARLEY_OK);
+	IT_EQ(sign_in_on(td, cid, "alice", page, sizeof(page)), 200);
+	/* auth_known_emails_max (8) per customer: adding a known one again changes nothing, a removal
+	 * makes room */
+	for (int i = 1; i < 8; i++) {
+		snprintf(addr, sizeof(addr), "e%d@example.test", i);
+		IT_EQ(known_email(G.fd, ts, addr, 0, NULL, 0), PARLEY_OK);
+	}
+	IT_EQ(known_email(G.fd, ts, "e8@example.test", 0, NULL, 0), PARLEY_E_TOO_MANY_KNOWN_EMAILS);
+	IT_EQ(known_email(P.fd, ts, "E1@example.test", 0, list, sizeof(list)), PARLEY_OK);
+	IT_CHECK(strncmp(list, "alice@example.test,e1@example.test,", 35) == 0);
+	IT_EQ(known_email(G.fd, ts, "e1@example.test", 1, NULL, 0), PARLEY_OK);
+	IT_EQ(known_email(G.fd, ts, "e8@example.test", 0, NULL, 0), PARLEY_OK);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.n_known, 8);
+	/* a removed email no longer binds */
+	IT_EQ(known_email(G.fd, ts, "alice@example.test", 1, list, sizeof(list)), PARLEY_OK);
+	IT_CHECK(strstr(list, "alice") == NULL);
+	IT_EQ(sign_in_on(ts, cid, "alice", page, sizeof(page)), 403);
+	IT_EQ(c_state(P.fd, cid, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	oidc_component(cid, "Acme ID phone", PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE);
+}
+
 /* a JWT of the business (jwtbiz.mjs) for aud, with jti; tamper: a claim changed after signing */
 static void biz_jwt(char *out, size_t cap, const char *aud, const char *jti, int tamper)
 {
@@ -1116,6 +1256,7 @@ int main(void)
 	IT_RUN(test_closed);
 	IT_RUN(test_credential_expiry);
 	IT_RUN(test_oidc);
+	IT_RUN(test_email);
 	IT_RUN(test_jwt);
 	IT_RUN(test_request_expiry);
 	IT_RUN(test_host_forbidden);

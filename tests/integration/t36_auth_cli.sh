@@ -4,7 +4,8 @@
 # list, deactivate) and is the only one who may; bob (agent) sees the active ones only and sends one to
 # dave's thread by name and by id; dave's `parley listen` shows the sign-in prompt with the URL the
 # agent was given; `parley auth status` on both sides; the refusals a user meets (an inactive component,
-# a bad answer, a thread that is not theirs) with their error names. The exact line formats are
+# a bad answer, a thread that is not theirs) with their error names; `parley auth email` (the agent
+# records, lists and removes a customer's known emails; the customer and strangers may not). The exact line formats are
 # client-cli-auth's; this checks that real answers produce them.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}"
@@ -143,6 +144,33 @@ check "the agent's status: authenticated, the request done" \
 	 grep -qP "^request $otpreq\tacme-code\tdone$" "$dir/out"'
 run bob threads acme-support
 check "the thread list shows the level" 'grep -E "^#$sms\s" "$dir/out" | grep -q "authenticated"'
+
+# ---- the customer's known emails (the email binding compares the sign-in's verified email) ----
+run bob auth email "$sms"
+check "no known email: an empty list" '[ "$rc" = 0 ] && [ ! -s "$dir/out" ]'
+run bob auth email "$thread" Dave@Example.COM
+check "the agent records one: the list, lower-cased" '[ "$rc" = 0 ] && [ "$(cat "$dir/out")" = "dave@example.com" ]'
+run bob auth email "$thread" d2@example.com
+check "one a line, sorted" '[ "$(cat "$dir/out")" = "$(printf "d2@example.com\ndave@example.com")" ]'
+run alice auth email "$thread"
+check "an admin lists them" '[ "$rc" = 0 ] && [ "$(wc -l <"$dir/out")" = 2 ]'
+run bob auth email "$thread" DAVE@example.com --remove
+check "--remove" '[ "$rc" = 0 ] && [ "$(cat "$dir/out")" = "d2@example.com" ]'
+run bob auth status "$thread"
+check "the agent's status lists the known emails" 'grep -qx "known email: d2@example.com" "$dir/out"'
+run dave auth status "$thread"
+check "the customer's does not" '! grep -q "known email" "$dir/out"'
+run dave auth email "$thread" dave@example.com
+check "the customer cannot record one (NOT_ENTITY_MEMBER, exit 1)" '[ "$rc" = 1 ] && grep -q NOT_ENTITY_MEMBER "$dir/out"'
+run eve auth email "$thread"
+check "nor can a stranger list them" '[ "$rc" = 1 ] && grep -q NOT_ENTITY_MEMBER "$dir/out"'
+run bob auth email "$thread" "dave at example.com"
+check "not an address: EMAIL_INVALID, exit 1" '[ "$rc" = 1 ] && grep -q EMAIL_INVALID "$dir/out"'
+for args in "" "x" "$thread --remove" "$thread a@b.example c@d.example" "$thread a@b.example --bogus"; do
+	# shellcheck disable=SC2086
+	run bob auth email $args
+	check "usage: auth email $args (exit 2)" '[ "$rc" = 2 ]'
+done
 
 # ---- a request nobody answers: the agent's listen says it expired ----
 kill -TERM "$pid" && wait "$pid"

@@ -178,6 +178,11 @@ void cli_auth_print_status(FILE *f, uint64_t thread_id, const parley_auth_status
 		put_safe(f, s->claims[i].value);
 		fputc('\n', f);
 	}
+	for (size_t i = 0; i < s->n_known_emails; i++) {
+		fputs("known email: ", f);
+		put_safe(f, s->known_emails[i]);
+		fputc('\n', f);
+	}
 	for (size_t i = 0; i < s->n_requests; i++) {
 		const parley_auth_request *r = &s->requests[i];
 		fprintf(f, "request %llu\t", (unsigned long long)r->request_id);
@@ -190,6 +195,14 @@ void cli_auth_print_status(FILE *f, uint64_t thread_id, const parley_auth_status
 			fputc('\t', f);
 			put_safe(f, r->url);
 		}
+		fputc('\n', f);
+	}
+}
+
+void cli_auth_print_emails(FILE *f, const parley_auth_emails *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		put_safe(f, e->emails[i]);
 		fputc('\n', f);
 	}
 }

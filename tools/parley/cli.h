@@ -130,6 +130,8 @@ void cli_auth_print_component_row(FILE *f, const parley_auth_component *c);
 void cli_auth_print_sent(FILE *f, const parley_auth_request *r);
 /* "thread N: LEVEL", the claims, then "request N\tCOMPONENT\tSTATUS[\tERROR]" newest first */
 void cli_auth_print_status(FILE *f, uint64_t thread_id, const parley_auth_status *s);
+/* `auth email`: the known emails, one a line */
+void cli_auth_print_emails(FILE *f, const parley_auth_emails *e);
 /* listen: a prompt (customer, gateway) and a result (staff, customer) */
 void cli_auth_print_prompt(FILE *f, const parley_auth_prompt *p);
 void cli_auth_print_result(FILE *f, const parley_auth_result *r);

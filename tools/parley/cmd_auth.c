@@ -154,6 +154,36 @@ static int cmd_answer(cli_ctx *ctx, parley_client *c, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* email THREAD [ADDRESS] [--remove]: the arguments are checked before connecting (usage: exit 2) */
+static int cmd_email(cli_ctx *ctx, int argc, char **argv)
+{
+	static parley_auth_emails list;
+	const char *addr = NULL;
+	parley_client *c;
+	uint64_t id = 0;
+	int remove = 0, r;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--remove") == 0 && !remove)
+			remove = 1;
+		else if (addr == NULL && argv[i][0] != '-')
+			addr = argv[i];
+		else
+			argc = 0; /* an unknown option or a second address */
+	}
+	if (argc < 1 || (remove && addr == NULL))
+		return cli_usage(ctx, "expected: auth email THREAD [ADDRESS] [--remove]");
+	if ((r = parse_id(ctx, argv[0], "thread id", &id)) != CLI_EXIT_OK)
+		return r;
+	if ((c = cli_client(ctx)) == NULL)
+		return CLI_EXIT_ERROR;
+	parley_err rc = parley_auth_known_email(c, id, addr, remove, &list);
+	if (rc != PARLEY_OK)
+		return cli_fail(ctx, rc);
+	cli_auth_print_emails(stdout, &list);
+	return CLI_EXIT_OK;
+}
+
 int cmd_auth(cli_ctx *ctx, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
@@ -161,8 +191,10 @@ int cmd_auth(cli_ctx *ctx, int argc, char **argv)
 	uint64_t id = 0;
 	int r;
 
+	if (strcmp(sub, "email") == 0)
+		return cmd_email(ctx, argc - 2, argv + 2);
 	if (strcmp(sub, "component") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "answer") != 0)
-		return cli_usage(ctx, "expected: auth component|status|answer ...");
+		return cli_usage(ctx, "expected: auth component|status|answer|email ...");
 	c = cli_client(ctx);
 	if (c == NULL)
 		return CLI_EXIT_ERROR;

@@ -193,8 +193,9 @@ static const cli_command commands[] = {
 	 "                             your last N messages of it (default 100)\n"
 	 "A customer writes with `parley send ENTITY TEXT` (it opens or continues the thread); incoming\n"
 	 "thread messages and changes show in `parley listen` as \"HH:MM:SS #ID SENDER: TEXT\"."},
-	{"auth", cmd_auth, "component create|edit|activate|deactivate|list ... | status THREAD | answer REQUEST ...",
-	 "customer authentication: the entity's components, a thread's status, answers",
+	{"auth", cmd_auth,
+	 "component create|edit|activate|deactivate|list ... | status THREAD | answer REQUEST ... | email THREAD ...",
+	 "customer authentication: the entity's components, a thread's status, answers, known emails",
 	 "parley auth component create ENTITY NAME --type oidc|oauth2|otp|jwt [OPTIONS]\n"
 	 "                             (admins) a new component, a draft: \"component N NAME (TYPE, draft)\"\n"
 	 "parley auth component edit ENTITY ID [--name NAME] [OPTIONS]\n"
@@ -207,13 +208,18 @@ static const cli_command commands[] = {
 	 "parley auth component list ENTITY   one a line: ID NAME TYPE STATE ISSUER BINDING TTL\n"
 	 "                             (admins: all; other staff: the active ones)\n"
 	 "parley auth status THREAD    the thread's level (\"authenticated by NAME until ... UTC\",\n"
-	 "                             channel-verified, unverified), the bound claims (staff), then its\n"
+	 "                             channel-verified, unverified), the bound claims and known emails\n"
+	 "                             (staff), then its\n"
 	 "                             requests newest first: request N COMPONENT STATUS [ERROR]; to the\n"
 	 "                             customer, an open request's sign-in URL too (a prompt reaches the\n"
 	 "                             devices online when it is sent; this finds it later)\n"
 	 "parley auth answer REQUEST --otp CODE | --jwt TOKEN|-\n"
 	 "                             the customer (or a channel's gateway) answers a one-time code or\n"
 	 "                             JWT request; --jwt - reads the token from standard input\n"
+	 "parley auth email THREAD [ADDRESS] [--remove]\n"
+	 "                             (staff of the thread, admins) record or remove an email the entity\n"
+	 "                             knows for the thread's customer (the email binding compares the\n"
+	 "                             sign-in's verified email with them); prints them all, one a line\n"
 	 "Staff send a component with `parley thread auth THREAD COMPONENT`; `parley listen` shows the\n"
 	 "prompts and results. docs/auth.md walks through configuring an identity provider."},
 	{"bot", cmd_bot, "[--timeout S] --exec PROGRAM [ARGS...] | --webhook URL --secret-file FILE [OPTIONS]",

@@ -7,7 +7,8 @@
  * baseline wherever a thread is loaded. Callers are checked here, in the op's own transaction, against
  * the entity's CURRENT signed staff list, like the thread store does.
  *
- * This file: the schema, the components, the overlay. auth_requests.c: the requests and credentials. */
+ * This file: the schema, the components, the overlay. auth_requests.c: the requests and credentials.
+ * auth_emails.c: the customers' known emails (the email binding). */
 #include <stdio.h>
 #include <string.h>
 
@@ -51,7 +52,7 @@ static const char *const auth_steps[] = {
 	"  sub TEXT NOT NULL, linked_ms INTEGER NOT NULL,"
 	"  PRIMARY KEY (component_id, account_id, channel, channel_user)"
 	") WITHOUT ROWID;"
-	/* the emails a business knows for a customer (the email binding); filled by the business */
+	/* step 1's known emails (keyed by account alone: replaced by step 2) */
 	"CREATE TABLE IF NOT EXISTS auth_known_emails ("
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  email TEXT NOT NULL,"
@@ -69,6 +70,18 @@ static const char *const auth_steps[] = {
 	"  credential_id INTEGER NOT NULL, until_ms INTEGER NOT NULL, verified_by TEXT NOT NULL"
 	");"
 	"CREATE INDEX IF NOT EXISTS auth_thread_level_until ON auth_thread_level(until_ms);",
+	/* 2: known emails belong to (entity, customer identity), the identity auth_links uses: a business's
+	 * record never serves another business, and a channel thread's customer is (gateway account,
+	 * channel, channel user), not the gateway's account shared by all its channel users. The table of
+	 * step 1 was keyed by account alone and no call ever filled it: it is replaced, not migrated. */
+	"DROP TABLE IF EXISTS auth_known_emails;"
+	"CREATE TABLE auth_known_emails ("
+	"  entity_id INTEGER NOT NULL REFERENCES entities(id) ON DELETE CASCADE,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  channel INTEGER NOT NULL, channel_user TEXT NOT NULL,"
+	"  email TEXT NOT NULL, added_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (entity_id, account_id, channel, channel_user, email)"
+	") WITHOUT ROWID;",
 };
 
 const migrate_schema sqlite__auth_schema = {

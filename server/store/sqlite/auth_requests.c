@@ -16,6 +16,7 @@
 #include "auth/jose.h"
 #include "common/alloc.h"
 #include "store/sqlite/auth_internal.h"
+#include "wire/wire_auth.h"
 
 #define REQ_COLS                                                                                     \
 	"r.id, r.thread_id, r.component_id, c.name, c.type, r.expires_ms, r.status, r.error, r.token," \
@@ -41,7 +42,6 @@ static const char SQL_LINK[] = "SELECT sub FROM auth_links WHERE component_id = 
 			       " AND channel = ?3 AND channel_user = ?4";
 static const char SQL_NEW_LINK[] = "INSERT INTO auth_links(component_id, account_id, channel, channel_user, sub,"
 				   " linked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-static const char SQL_KNOWN_EMAIL[] = "SELECT count(*) FROM auth_known_emails WHERE account_id = ?1 AND email = ?2";
 static const char SQL_NEW_CRED[] = "INSERT INTO auth_credentials(thread_id, request_id, component_id, token_hash,"
 				   " sub, email, phone, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char SQL_SET_LEVEL[] = "INSERT OR REPLACE INTO auth_thread_level(thread_id, credential_id, until_ms,"
@@ -249,22 +249,18 @@ static int bind_sub(store_be *b, const store_job *j, const store_thread_info *t,
 	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "auth link insert");
 }
 
+/* The email binding: a verified email the business recorded for this customer (no known email is no
+ * proof: refused rather than trusted). The claim is compared in the stored form, lower-cased. */
 static int bind_email(store_be *b, const store_job *j, const store_thread_info *t)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_KNOWN_EMAIL);
-	int sr, known;
-	if (s == NULL)
-		return PARLEY_E_STORE;
-	if (j->auth.x->ident.email[0] == '\0' || j->auth.x->ident.email_verified != 1)
+	const store_auth_identity *id = &j->auth.x->ident;
+	char email[STORE_AUTH_EMAIL + 1];
+	int known = 0, rc;
+
+	if (id->email_verified != 1 || wire__auth_email_norm(id->email, email, sizeof(email)) != PARLEY_OK)
 		return PARLEY_E_IDENTITY_MISMATCH;
-	sqlite3_bind_int64(s, 1, (int64_t)t->customer);
-	sqlite3_bind_text(s, 2, j->auth.x->ident.email, -1, SQLITE_STATIC);
-	sr = sqlite3_step(s);
-	known = sr == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW)
-		return sqlite__error(b, "auth known email");
-	/* no known email is no proof: refused rather than trusted */
+	if ((rc = sqlite__auth_email_known(b, t, email, &known)) != PARLEY_OK)
+		return rc;
 	return known ? PARLEY_OK : PARLEY_E_IDENTITY_MISMATCH;
 }
 
@@ -487,7 +483,8 @@ int sqlite__auth_status(store_be *b, store_job *j)
 		return sqlite__error(b, "auth requests");
 	if (a->caller_staff && t->verification == STORE_LEVEL_AUTHENTICATED)
 		load_claims(b, a, t->thread_id);
-	return PARLEY_OK;
+	/* what the email binding will compare with: the staff's to see, never the customer's */
+	return a->caller_staff ? sqlite__auth_emails_load(b, t, a) : PARLEY_OK;
 }
 
 int sqlite__auth_expire(store_be *b, store_job *j)

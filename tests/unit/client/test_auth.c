@@ -12,6 +12,7 @@
 
 #include "../test.h"
 #include "client/auth_internal.h"
+#include "wire/wire_auth.h"
 #include "client_test.h"
 
 static char root[256];
@@ -391,6 +392,7 @@ static void test_entry_checks(void)
 	parley_auth_component comp, out;
 	parley_auth_request req;
 	static parley_auth_status st;
+	static parley_auth_emails emails;
 	size_t n = 7;
 
 	if (c == NULL)
@@ -412,6 +414,11 @@ static void test_entry_checks(void)
 	TEST_EQ_INT(parley_auth_start_start(c, 1, 1, NULL, NULL), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_auth_status_get(c, 0, &st), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_auth_status_get(c, 1, NULL), PARLEY_E_INVAL);
+	TEST_EQ_INT(parley_auth_known_email(c, 0, "a@b.example", 0, &emails), PARLEY_E_INVAL);
+	TEST_EQ_INT(parley_auth_known_email_start(c, 1, "a@b.example", 0, NULL, NULL), PARLEY_E_INVAL);
+	TEST_EQ_INT(parley_auth_known_email(c, 1, "a@b@c", 0, &emails), PARLEY_E_EMAIL_INVALID);
+	TEST_CHECK(strstr(parley_client_errmsg(c), "one '@'") != NULL);
+	TEST_EQ_INT(parley_auth_known_email(c, 1, "", 1, &emails), PARLEY_E_EMAIL_INVALID); /* remove what? */
 	TEST_EQ_INT(parley_auth_component_list(c, "shop", NULL, 1, &n), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_auth_component_list(c, "shop", &out, 1, NULL), PARLEY_E_INVAL);
 	TEST_EQ_INT(parley_auth_component_put(c, NULL, &out), PARLEY_E_INVAL);
@@ -426,8 +433,49 @@ static void test_entry_checks(void)
 	TEST_EQ_INT(parley_auth_start(c, 1, 1, &req), PARLEY_E_NO_IDENTITY);
 	TEST_EQ_INT(parley_auth_answer(c, 1, "123456", NULL), PARLEY_E_NO_IDENTITY);
 	TEST_EQ_INT(parley_auth_status_get(c, 1, &st), PARLEY_E_NO_IDENTITY);
+	TEST_EQ_INT(parley_auth_known_email(c, 1, "a@b.example", 0, &emails), PARLEY_E_NO_IDENTITY);
 	TEST_EQ_INT(parley_auth_start(NULL, 1, 1, &req), PARLEY_E_INVAL);
 	parley_client_free(c);
+}
+
+/* The known-email rule (wire__auth_email_norm, the server's too) and a list from the server. */
+static void test_known_emails(void)
+{
+	static const char *const bad[] = {"", "a@", "@b", "ab", "a@b@c", "nobody", "a b@c.example", "a@c.example ",
+					  "a\t@c.example", "\x7f@c.example", "caf\xc3\xa9@c.example", "a@@c"};
+	char out[WIRE_AUTH_EMAIL_MAX + 1], big[WIRE_AUTH_EMAIL_MAX + 2];
+	char *list[PARLEY_AUTH_EMAILS_MAX + 1];
+	static parley_auth_emails e;
+
+	TEST_EQ_INT(wire__auth_email_norm("Carol.O'Neil+x@Example.COM", out, sizeof(out)), PARLEY_OK);
+	TEST_EQ_STR(out, "carol.o'neil+x@example.com");
+	TEST_EQ_INT(wire__auth_email_norm("a@b", out, sizeof(out)), PARLEY_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TEST_EQ_INT(wire__auth_email_norm(bad[i], out, sizeof(out)), PARLEY_E_EMAIL_INVALID);
+		TEST_EQ_STR(out, "");
+	}
+	/* 254 bytes fit, 255 do not */
+	snprintf(big, sizeof(big), "a@%s", str_of(WIRE_AUTH_EMAIL_MAX - 2, 'd'));
+	TEST_EQ_INT(wire__auth_email_norm(big, out, sizeof(out)), PARLEY_OK);
+	TEST_EQ_INT(strlen(out), WIRE_AUTH_EMAIL_MAX);
+	snprintf(big, sizeof(big), "a@%s", str_of(WIRE_AUTH_EMAIL_MAX - 1, 'd'));
+	TEST_EQ_INT(wire__auth_email_norm(big, out, sizeof(out)), PARLEY_E_EMAIL_INVALID);
+	TEST_EQ_INT(wire__auth_email_norm("a@b", out, WIRE_AUTH_EMAIL_MAX), PARLEY_E_INVAL); /* too small */
+
+	for (size_t i = 0; i <= PARLEY_AUTH_EMAILS_MAX; i++)
+		list[i] = (char *)"bob@example.com";
+	TEST_EQ_INT(client__auth_emails_from_wire(list, PARLEY_AUTH_EMAILS_MAX, e.emails, &e.n), PARLEY_OK);
+	TEST_EQ_INT(e.n, PARLEY_AUTH_EMAILS_MAX);
+	TEST_EQ_INT(client__auth_emails_from_wire(list, PARLEY_AUTH_EMAILS_MAX + 1, e.emails, &e.n),
+		    PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(e.n, 0);
+	list[1] = (char *)"Bob@example.com"; /* never stored so: the server's fault */
+	TEST_EQ_INT(client__auth_emails_from_wire(list, 2, e.emails, &e.n), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_STR(e.emails[0], "");
+	list[1] = (char *)"bob@exam ple.com";
+	TEST_EQ_INT(client__auth_emails_from_wire(list, 2, e.emails, &e.n), PARLEY_E_PROTO_MALFORMED);
+	list[1] = NULL;
+	TEST_EQ_INT(client__auth_emails_from_wire(list, 2, e.emails, &e.n), PARLEY_E_PROTO_MALFORMED);
 }
 
 static void test_names(void)
@@ -465,6 +513,7 @@ int main(void)
 	TEST_RUN(test_component_to_wire);
 	TEST_RUN(test_pushes);
 	TEST_RUN(test_entry_checks);
+	TEST_RUN(test_known_emails);
 	TEST_RUN(test_names);
 	test_remove_tree(root);
 	TEST_EXIT();

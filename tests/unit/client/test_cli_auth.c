@@ -133,6 +133,36 @@ static void test_sent_and_status(void)
 				  "request 11\tacme-otp\tfailed\tOTP_ATTEMPTS\n"
 				  "request 10\tacme-sso\texpired\n"
 				  "request 8\tacme-sso\topen\thttps://a.example/v1/auth/start/t\n");
+
+	/* staff see the customer's known emails after the claims */
+	s.n_requests = 0;
+	s.n_known_emails = 2;
+	snprintf(s.known_emails[0], sizeof(s.known_emails[0]), "carol@example.com");
+	snprintf(s.known_emails[1], sizeof(s.known_emails[1]), "c.w@example.org");
+	f = out_open();
+	cli_auth_print_status(f, 4, &s);
+	TEST_EQ_STR(out_close(f), "thread 4: authenticated by acme-sso until 2023-11-14 23:13:20 UTC\n"
+				  "claim email: carol@example.com\n"
+				  "known email: carol@example.com\n"
+				  "known email: c.w@example.org\n");
+}
+
+/* `auth email`: the known emails, one a line, nothing for none */
+static void test_email_lines(void)
+{
+	static parley_auth_emails e;
+	FILE *f;
+
+	memset(&e, 0, sizeof(e));
+	f = out_open();
+	cli_auth_print_emails(f, &e);
+	TEST_EQ_STR(out_close(f), "");
+	e.n = 2;
+	snprintf(e.emails[0], sizeof(e.emails[0]), "alice@example.com");
+	snprintf(e.emails[1], sizeof(e.emails[1]), "b\x1b[2J@example.com"); /* never from a valid server */
+	f = out_open();
+	cli_auth_print_emails(f, &e);
+	TEST_EQ_STR(out_close(f), "alice@example.com\nb?[2J@example.com\n");
 }
 
 static void test_prompt_lines(void)
@@ -313,6 +343,7 @@ int main(void)
 	tzset();
 	TEST_RUN(test_component_lines);
 	TEST_RUN(test_sent_and_status);
+	TEST_RUN(test_email_lines);
 	TEST_RUN(test_prompt_lines);
 	TEST_RUN(test_result_lines);
 	TEST_RUN(test_options);

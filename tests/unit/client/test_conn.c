@@ -449,6 +449,7 @@ static void do_auth_status(net_conn *c, uint64_t id, const Parley__Wire__AuthSta
 	Parley__Wire__AuthStatusResponse body = PARLEY__WIRE__AUTH_STATUS_RESPONSE__INIT;
 	Parley__Wire__AuthRequestInfo req[2], *pr[2];
 	Parley__Wire__AuthClaim claim = PARLEY__WIRE__AUTH_CLAIM__INIT, *pcl = &claim;
+	char *email = (char *)"carol@example.com";
 
 	fill_request(&req[0], 12, r->thread_id, 1);
 	req[0].status = PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_DONE;
@@ -469,7 +470,39 @@ static void do_auth_status(net_conn *c, uint64_t id, const Parley__Wire__AuthSta
 	body.n_requests = 2;
 	body.claims = &pcl;
 	body.n_claims = 1;
+	/* thread 14: a known email with a control byte */
+	body.known_emails = &email;
+	body.n_known_emails = 1;
+	if (r->thread_id == 14)
+		email = (char *)"carol@exa\x1bmple.com";
 	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_STATUS, &body);
+}
+
+static char auth_seen_email[300];
+static int auth_seen_remove;
+
+/* thread 20: the known list (and the address sent, if added); 21: an address the server cannot have
+ * stored (upper case); 22: one more than a client holds; 23: the server's refusal */
+static void do_auth_known_email(net_conn *c, uint64_t id, const Parley__Wire__AuthKnownEmailRequest *r)
+{
+	Parley__Wire__AuthKnownEmailResponse body = PARLEY__WIRE__AUTH_KNOWN_EMAIL_RESPONSE__INIT;
+	char *list[PARLEY_AUTH_EMAILS_MAX + 1];
+	size_t n = 0;
+
+	snprintf(auth_seen_email, sizeof(auth_seen_email), "%s", r->email);
+	auth_seen_remove = r->remove;
+	if (r->thread_id == 23) {
+		send_status(c, id, PARLEY_E_TOO_MANY_KNOWN_EMAILS);
+		return;
+	}
+	list[n++] = (char *)(r->thread_id == 21 ? "Alice@example.com" : "alice@example.com");
+	if (r->email[0] != '\0' && !r->remove)
+		list[n++] = r->email;
+	while (r->thread_id == 22 && n < PARLEY_AUTH_EMAILS_MAX + 1)
+		list[n++] = (char *)"bob@example.com";
+	body.emails = list;
+	body.n_emails = n;
+	auth_resp(c, id, PARLEY__WIRE__RESPONSE__BODY_AUTH_KNOWN_EMAIL, &body);
 }
 
 static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
@@ -530,6 +563,8 @@ static void fake_message(void *ctx, net_conn *c, const uint8_t *buf, size_t len)
 		do_auth_answer(c, req->id, req->auth_answer);
 	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_STATUS) {
 		do_auth_status(c, req->id, req->auth_status);
+	} else if (req->body_case == PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL) {
+		do_auth_known_email(c, req->id, req->auth_known_email);
 	} else {
 		send_status(c, req->id, PARLEY_E_PROTO_UNKNOWN);
 	}
@@ -922,6 +957,63 @@ static void on_auth_prompt(parley_client *c, const parley_auth_prompt *p, void *
 	snprintf(auth_prompt_name, sizeof(auth_prompt_name), "%s", p->entity_name);
 }
 
+static int email_cbs;
+static parley_err email_cb_status;
+static size_t email_cb_n;
+
+static void on_emails(parley_client *c, parley_err st, const parley_auth_emails *e, void *user)
+{
+	(void)c;
+	(void)user;
+	email_cbs++;
+	email_cb_status = st;
+	email_cb_n = e != NULL ? e->n : 99;
+}
+
+/* parley_auth_known_email: the address goes out lower-cased, the list comes back checked (no more than
+ * fit, each an address the server could have stored), the callback runs once */
+static void test_auth_known_email(void)
+{
+	static parley_auth_emails e;
+	parley_client *a = client_in("a", 400);
+
+	TEST_EQ_INT(parley_auth_known_email(a, 20, "Carol@Example.COM", 0, &e), PARLEY_OK);
+	TEST_EQ_STR(auth_seen_email, "carol@example.com");
+	TEST_EQ_INT(auth_seen_remove, 0);
+	TEST_EQ_INT(e.n, 2);
+	TEST_EQ_STR(e.emails[0], "alice@example.com");
+	TEST_EQ_STR(e.emails[1], "carol@example.com");
+	TEST_EQ_INT(parley_auth_known_email(a, 20, NULL, 0, &e), PARLEY_OK); /* list only */
+	TEST_EQ_STR(auth_seen_email, "");
+	TEST_EQ_INT(e.n, 1);
+	TEST_EQ_INT(parley_auth_known_email(a, 20, "carol@example.com", 1, &e), PARLEY_OK);
+	TEST_EQ_INT(auth_seen_remove, 1);
+	TEST_EQ_INT(e.n, 1);
+	TEST_EQ_INT(parley_auth_known_email(a, 21, NULL, 0, &e), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(e.n, 0);
+	TEST_EQ_INT(parley_auth_known_email(a, 22, NULL, 0, &e), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(e.n, 0);
+	TEST_EQ_INT(parley_auth_known_email(a, 23, "dave@example.com", 0, &e), PARLEY_E_TOO_MANY_KNOWN_EMAILS);
+	/* refused before sending: nothing reaches the server */
+	auth_seen_email[0] = '\0';
+	TEST_EQ_INT(parley_auth_known_email(a, 20, "no-at-sign", 0, &e), PARLEY_E_EMAIL_INVALID);
+	TEST_EQ_INT(parley_auth_known_email(a, 20, NULL, 1, &e), PARLEY_E_EMAIL_INVALID);
+	TEST_EQ_STR(auth_seen_email, "");
+	email_cbs = 0;
+	TEST_EQ_INT(parley_auth_known_email_start(a, 20, "x@y.example", 0, on_emails, NULL), PARLEY_OK);
+	TEST_EQ_INT(email_cbs, 0);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(email_cbs, 1);
+	TEST_EQ_INT(email_cb_status, PARLEY_OK);
+	TEST_EQ_INT(email_cb_n, 2);
+	TEST_EQ_INT(parley_auth_known_email_start(a, 21, NULL, 0, on_emails, NULL), PARLEY_OK);
+	TEST_EQ_INT(parley_client_run(a, 0), PARLEY_OK);
+	TEST_EQ_INT(email_cbs, 2);
+	TEST_EQ_INT(email_cb_status, PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(email_cb_n, 99); /* no list on failure */
+	parley_client_free(a);
+}
+
 static void test_auth_calls(void)
 {
 	static parley_auth_status st;
@@ -1002,8 +1094,12 @@ static void test_auth_calls(void)
 	TEST_EQ_INT(st.requests[1].error, PARLEY_E_OTP_ATTEMPTS);
 	TEST_EQ_INT(st.n_claims, 1);
 	TEST_EQ_STR(st.claims[0].value, "carol@example.com");
+	TEST_EQ_INT(st.n_known_emails, 1);
+	TEST_EQ_STR(st.known_emails[0], "carol@example.com");
 	TEST_EQ_INT(parley_auth_status_get(a, 13, &st), PARLEY_E_PROTO_MALFORMED);
 	TEST_EQ_INT(st.n_requests, 0);
+	TEST_EQ_INT(parley_auth_status_get(a, 14, &st), PARLEY_E_PROTO_MALFORMED);
+	TEST_EQ_INT(st.n_known_emails, 0);
 
 	/* the callback runs once: on the answer, on a disconnect, on a timeout */
 	auth_cbs = 0;
@@ -1071,6 +1167,7 @@ int main(void)
 	TEST_RUN(test_op_completes_once_on_disconnect);
 	TEST_RUN(test_auth_timeout_reconnects);
 	TEST_RUN(test_auth_calls);
+	TEST_RUN(test_auth_known_email);
 
 	net__server_drain(srv, 1000);
 	net__server_free(srv);
