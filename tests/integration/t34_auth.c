@@ -977,7 +977,8 @@ static void sign_in_expect(uint64_t ts, uint64_t cid, const char *login, const c
  * that is wrong in exactly one way, validly signed by the provider's own key unless the signature is
  * the point: each is refused with its own error, where the customer sees it (the callback page) and
  * where the staff do (AuthResult, AuthStatus); the request ends FAILED, the thread's level is
- * unchanged, and the spent code cannot be presented again. */
+ * unchanged, and the spent code cannot be presented again. Then a sign-in answered after its thread
+ * closed: THREAD_CLOSED. */
 static void test_oidc_attacks(void)
 {
 	static const struct {
@@ -988,9 +989,11 @@ static void test_oidc_attacks(void)
 		{"iss", PARLEY_E_ID_TOKEN_CLAIMS},   {"exp", PARLEY_E_ID_TOKEN_CLAIMS},
 		{"sig", PARLEY_E_ID_TOKEN_SIGNATURE},
 	};
-	uint64_t ts = channel_thread(SMS, "+15552224444");
-	char query[3072], page[1024];
+	uint64_t ts = channel_thread(SMS, "+15552224444"), rid;
+	char query[3072], page[1024], url[600];
 	long fetched = jwks_fetches();
+	result res;
+	tev ev;
 
 	for (size_t i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
 		fprintf(stderr, "# tamper %s\n", attacks[i].what);
@@ -1005,6 +1008,19 @@ static void test_oidc_attacks(void)
 	IT_EQ(jwks_fetches(), fetched);
 	/* the same sign-in untampered: accepted (so each refusal above was the tampering's) */
 	sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	/* an answer after the thread closed: signed in at the provider, then the customer closes */
+	ts = channel_thread(SMS, "+15552227777");
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	ev = ev_by(&W, &acme, ts, WIRE_THREADEV_CLOSE, 0, 2, NULL);
+	IT_EQ(th_event(W.fd, ts, &ev), PARLEY_OK);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "THREAD_CLOSED") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED);
+	IT_EQ(res.error, PARLEY_E_THREAD_CLOSED);
+	IT_EQ(res.level, 1);
 }
 
 /* Keys cached by kid and refreshed on rotation: the provider's new key is fetched once, at its first
