@@ -21,6 +21,16 @@
  *               replayed code, an unknown state, another person (sub), a code with another request's
  *               state, the phone binding, unknown links.
  *   jwt         a business-signed assertion (jwtbiz.mjs): tampered, another audience, accepted, replayed.
+ *   attacks     the provider's token answer made wrong in one way (idp.mjs /__test/tamper, re-signed with
+ *               its own key): another nonce (ID_TOKEN_NONCE), aud, azp, iss, a past exp (ID_TOKEN_CLAIMS),
+ *               a flipped signature byte (ID_TOKEN_SIGNATURE): on the page, in AuthResult and AuthStatus,
+ *               the request FAILED, the level unchanged, the spent code refused; no JWKS refetch; a
+ *               callback after the thread closed (THREAD_CLOSED).
+ *   rotation    the provider rotates: its JWKS fetched exactly once more, then the new kid from the
+ *               cache; two tokens of a kid in no JWKS: ID_TOKEN_SIGNATURE, no fetch (auth_jwks_refetch_s).
+ *   oauth2      userinfo instead of an ID token: sub linked, another person (IDENTITY_MISMATCH), an
+ *               access token the provider refuses (AUTH_TOKEN_EXCHANGE), the phone binding on an sms
+ *               thread of the verified number.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
  *               AUTH_EXPIRED and the sweep tells the staff.
