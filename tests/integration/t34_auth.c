@@ -31,6 +31,8 @@
  *   oauth2      userinfo instead of an ID token: sub linked, another person (IDENTITY_MISMATCH), an
  *               access token the provider refuses (AUTH_TOKEN_EXCHANGE), the phone binding on an sms
  *               thread of the verified number.
+ *   oidc expiry a sign-in whose request expired meanwhile (restart, auth_request_ttl_s 2): 410
+ *               AUTH_EXPIRED at the callback and the start link, the request EXPIRED.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
  *               AUTH_EXPIRED and the sweep tells the staff.
@@ -697,6 +699,21 @@ static void test_credential_expiry(void)
 	IT_EQ(st.level, 1);
 }
 
+/* parleyd restarted with one more flag (the last of a name wins); every account connected again */
+static void restart_with(const char *flag)
+{
+	tacct *all[] = {&P, &G, &H, &W, &C};
+
+	IT_EQ(srv_stop(&S), 0);
+	snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "%s", flag);
+	srv_restart(&S);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		close(all[i]->fd);
+		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
+		IT_CHECK(all[i]->fd >= 0);
+	}
+}
+
 /* A restart with auth_request_ttl_s 2: an answer after that is AUTH_EXPIRED; an unanswered request is
  * expired by the sweep and the staff are told. */
 static void test_request_expiry(void)
@@ -705,16 +722,8 @@ static void test_request_expiry(void)
 	char otp[16];
 	result res;
 	status st;
-	tacct *all[] = {&P, &G, &H, &W, &C};
 
-	IT_EQ(srv_stop(&S), 0);
-	snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "--auth_request_ttl_s=2");
-	srv_restart(&S);
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		close(all[i]->fd);
-		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
-		IT_CHECK(all[i]->fd >= 0);
-	}
+	restart_with("--auth_request_ttl_s=2");
 	ts = channel_thread(SMS, "+15559990000");
 	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
 	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
@@ -1101,6 +1110,31 @@ static void test_oauth2(void)
 	sign_in_expect(tn, OIDC_PHONE, "bob", "bob-pw", 403, PARLEY_E_IDENTITY_MISMATCH, 2, query, sizeof(query));
 }
 
+/* A sign-in completed at the provider after its request expired (a restart with auth_request_ttl_s 2):
+ * the callback is 410 AUTH_EXPIRED, the request EXPIRED (by the callback or the sweep, whichever came
+ * first: one AuthResult either way), the level unchanged; the start link too is 410. */
+static void test_oidc_expired(void)
+{
+	uint64_t ts, rid;
+	char url[600], path[600], query[3072], page[1024];
+	result res;
+
+	restart_with("--auth_request_ttl_s=2");
+	ts = channel_thread(SMS, "+15552228888");
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	sleep(3);
+	IT_EQ(callback(query, page, sizeof(page)), 410);
+	IT_CHECK(strstr(page, "AUTH_EXPIRED") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED);
+	IT_EQ(res.error, PARLEY_E_AUTH_EXPIRED);
+	IT_EQ(res.level, 1);
+	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
+	IT_EQ(http_get(S.port, path, page, sizeof(page)), 410);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1117,6 +1151,7 @@ int main(void)
 	IT_RUN(test_oidc_attacks);
 	IT_RUN(test_jwks_rotation);
 	IT_RUN(test_oauth2);
+	IT_RUN(test_oidc_expired);
 	IT_RUN(test_request_expiry);
 	IT_EQ(srv_stop(&S), 0);
 	srv_cleanup(&S);
