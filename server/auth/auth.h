@@ -31,6 +31,7 @@ typedef struct auth_config {
 	char ca_file[CONFIG_STR_MAX];   /* auth_ca_file ("" = the system's CAs only) */
 	char secrets_dir[CONFIG_STR_MAX]; /* auth_secrets_dir ("" = no client secrets) */
 	uint64_t jwks_cache_ms;         /* auth_jwks_cache_s */
+	uint64_t jwks_refetch_ms;       /* auth_jwks_refetch_s */
 	unsigned jti_cache;             /* auth_jti_cache */
 	unsigned components_max;        /* auth_components_max */
 	int allow_private;              /* auth_allow_private_hosts */

@@ -174,13 +174,16 @@ typedef struct cache_slot {
 	char url[STORE_AUTH_STR + 1];
 	char *doc;
 	uint64_t fetched_ms;
+	uint64_t forced_ms; /* the last refetch for an unknown kid (0: none), see refetch_reserve */
 } cache_slot;
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cache_slot cache[CACHE_SLOTS];
 
-/* A copy of the document at url (free it), from the cache unless `fresh` or older than the ttl. */
-static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64_t now_ms, char **out, int code)
+/* A copy of the document at url (free it), from the cache unless `fresh` or older than the ttl; *hit
+ * (if not NULL): 1 when it came from the cache, 0 when it was just fetched. */
+static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64_t now_ms, char **out, int *hit,
+		      int code)
 {
 	cache_slot *slot = NULL, *oldest = &cache[0];
 	body b;
@@ -197,6 +200,8 @@ static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64
 	if (!fresh && slot != NULL && slot->doc != NULL && now_ms < slot->fetched_ms + cfg->jwks_cache_ms)
 		*out = parley__strdup(slot->doc);
 	pthread_mutex_unlock(&cache_mu);
+	if (hit != NULL)
+		*hit = *out != NULL;
 	if (*out != NULL)
 		return PARLEY_OK;
 	if ((rc = http_call(cfg, url, NULL, NULL, NULL, NULL, &b, code)) != PARLEY_OK)
@@ -204,12 +209,34 @@ static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64
 	*out = b.data;
 	pthread_mutex_lock(&cache_mu);
 	slot = slot != NULL && strcmp(slot->url, url) == 0 ? slot : oldest;
+	if (strcmp(slot->url, url) != 0)
+		slot->forced_ms = 0; /* the slot now holds another URL */
 	parley__free(slot->doc);
 	snprintf(slot->url, sizeof(slot->url), "%s", url);
 	slot->doc = parley__strdup(b.data);
 	slot->fetched_ms = now_ms;
 	pthread_mutex_unlock(&cache_mu);
 	return PARLEY_OK;
+}
+
+/* 1 if the document at url may be fetched again now because a token names a kid it lacks, and then that
+ * refetch is taken: at most one per auth_jwks_refetch_s and URL. Without the limit every token with a
+ * made-up kid (anyone can send a business-signed JWT, a provider can misbehave) would make one more
+ * fetch from the provider; a real rotation still gets its refetch, as the limit counts only these
+ * refetches and not the regular ones. A URL no longer in the cache was just fetched: nothing to gain. */
+static int refetch_reserve(const auth_config *cfg, const char *url, uint64_t now_ms)
+{
+	int ok = 0;
+	pthread_mutex_lock(&cache_mu);
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].doc != NULL && strcmp(cache[i].url, url) == 0) {
+			ok = cache[i].forced_ms == 0 || now_ms >= cache[i].forced_ms + cfg->jwks_refetch_ms;
+			if (ok)
+				cache[i].forced_ms = now_ms;
+			break;
+		}
+	pthread_mutex_unlock(&cache_mu);
+	return ok;
 }
 
 void auth__http_fini(void)
@@ -241,7 +268,7 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 	     (c->jwks_uri[0] != '\0' || c->type != STORE_AUTH_OIDC) &&
 	     (c->userinfo_endpoint[0] != '\0' || c->type != STORE_AUTH_OAUTH2)))
 		return PARLEY_OK;
-	if ((rc = cached_get(cfg, c->discovery_url, 0, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+	if ((rc = cached_get(cfg, c->discovery_url, 0, now_ms, &doc, NULL, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
 		return rc;
 	j = json_loads(doc, JSON_REJECT_DUPLICATES, NULL);
 	parley__free(doc);
@@ -344,16 +371,19 @@ static int verified_flag(json_t *v)
 	return json_is_string(v) && strcmp(json_string_value(v), "true") == 0;
 }
 
-/* A compact JWS under the JWKS at jwks_uri (cached; fetched once more when no key matches its kid). */
+/* A compact JWS under the JWKS at jwks_uri (cached; fetched once more when no key matches its kid, if
+ * the cached set was not just fetched and refetch_reserve allows it). */
 static int verify_jws(const auth_config *cfg, const char *jwks_uri, const char *tok, uint64_t now_ms, jose_claims *cl)
 {
 	jose_jwks *set = NULL;
 	unsigned flags = 0;
 	char *doc = NULL;
-	int rc = PARLEY_OK;
+	int rc = PARLEY_OK, hit = 0;
 
 	for (int fresh = 0; fresh < 2; fresh++) {
-		if ((rc = cached_get(cfg, jwks_uri, fresh, now_ms, &doc, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+		if (fresh && (!hit || !refetch_reserve(cfg, jwks_uri, now_ms)))
+			break; /* rc: the unknown kid's ID_TOKEN_SIGNATURE */
+		if ((rc = cached_get(cfg, jwks_uri, fresh, now_ms, &doc, &hit, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
 			return rc;
 		rc = jose__jwks_parse(doc, strlen(doc), &set);
 		parley__free(doc);

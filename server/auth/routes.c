@@ -36,6 +36,7 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg)
 	snprintf(c->ca_file, sizeof(c->ca_file), "%s", cfg->auth_ca_file);
 	snprintf(c->secrets_dir, sizeof(c->secrets_dir), "%s", cfg->auth_secrets_dir);
 	c->jwks_cache_ms = (uint64_t)cfg->auth_jwks_cache_s * 1000u;
+	c->jwks_refetch_ms = (uint64_t)cfg->auth_jwks_refetch_s * 1000u;
 	c->jti_cache = (unsigned)cfg->auth_jti_cache;
 	c->components_max = (unsigned)cfg->auth_components_max;
 	c->allow_private = cfg->auth_allow_private_hosts;

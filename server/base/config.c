@@ -200,6 +200,9 @@ static const struct opt opts[] = {
 	 "<dir>/<entity>/NAME (empty = no secrets: confidential clients cannot exchange codes)"},
 	{"auth_jwks_cache_s", OPT_INT, OFF(auth_jwks_cache_s), 0, 86400, "3600", 0,
 	 "how long a provider's JWKS and discovery document are kept (an unknown kid refetches once)"},
+	{"auth_jwks_refetch_s", OPT_INT, OFF(auth_jwks_refetch_s), 1, 3600, "30", 0,
+	 "an unknown kid refetches a JWKS at most once per this many seconds (tokens naming made-up kids "
+	 "cannot make parleyd hammer a provider)"},
 	{"auth_jti_cache", OPT_INT, OFF(auth_jti_cache), 1, 1048576, "4096", 0,
 	 "signed assertions (jti) of one entity remembered until their exp, in the database (so across "
 	 "restarts); beyond, new ones are refused (SERVER_BUSY) until some expire"},

@@ -104,6 +104,7 @@ typedef struct parleyd_config {
 	char auth_ca_file[CONFIG_STR_MAX];
 	char auth_secrets_dir[CONFIG_STR_MAX];
 	int auth_jwks_cache_s;
+	int auth_jwks_refetch_s;
 	int auth_jti_cache;
 	int auth_components_max;
 	int auth_allow_private_hosts;

@@ -55,10 +55,31 @@
 //   {"kids":{"RS256":"..","ES256":".."}} with the kids now used. It lets the C side's "refetch the
 //   JWKS once on an unknown kid" be tested. GET /__test/kids answers the same without rotating.
 //
+// - with --test-control only: POST /__test/tamper?what=MODE makes the NEXT successful answer of the
+//   token endpoint wrong in exactly one way, then disarms (one token answer, whatever client asked):
+//   it models a provider that misbehaves or a token swapped in transit. A koa middleware on the
+//   provider app (provider.use, so it survives a rotation's rebuild: buildProvider installs it again)
+//   rewrites the JSON answer after the library made it. The ID token is decoded, the one claim changed
+//   and re-signed with the provider's own current private key under its own kid (the JWKS still
+//   verifies it), so exactly that property is wrong and nothing else:
+//     nonce  another random nonce              aud  another client id ("other-" + the client's)
+//     azp    azp set to another client id      iss  another issuer (https://other-issuer.example)
+//     exp    exp an hour in the past (iat kept)
+//     sig    the token unchanged but one byte of its signature flipped (the last: an RSA signature
+//            stays below the modulus, so it is the signature check that fails, not its encoding)
+//     kid    signed with a fresh key of the same alg whose kid is in no JWKS
+//     access_token  the access token replaced by a random one the provider never issued (userinfo
+//            answers 401: the oauth2 flow's failure)
+//   It answers {"armed":"MODE"}; a second POST re-arms with the new mode. An error answer of the token
+//   endpoint (a replayed code...) does not disarm it. Logged as `idp: tamper MODE armed|applied`.
+//   GET /__test/count?path=/jwks answers {"path":"/jwks","count":N}: how many GET requests that path
+//   has had since start (the C side counts its JWKS fetches with it: cached, refetched on rotation,
+//   no refetch storm on unknown kids).
+//
 // Rotation rebuilds the Provider with the new key list (oidc-provider has no public API to change its
 // keystore at run time). State survives: the memory adapter's storage is module-wide (shared by every
 // Provider in this process), and the cookie signing keys are fixed at start.
-import { generateKeyPairSync, randomBytes, createHash, timingSafeEqual } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, createHash, createPrivateKey, sign, timingSafeEqual } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import https from 'node:https';
 import process from 'node:process';
@@ -256,10 +277,72 @@ function providerConfig() {
 	};
 }
 
+// --- /__test/tamper: one token answer made wrong in one way (see the header) ---
+
+const TAMPER_MODES = ['nonce', 'aud', 'azp', 'iss', 'exp', 'sig', 'kid', 'access_token'];
+let tamperNext = null; // the armed mode, or null
+
+const b64json = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+
+// A compact JWS over header.payload with a private JWK (ours: RS256 or ES256 only).
+function signJws(header, payload, jwk) {
+	const input = `${b64json(header)}.${b64json(payload)}`;
+	const { kid, alg, use, ...material } = jwk; // node:crypto wants the key material only
+	const key = createPrivateKey({ key: material, format: 'jwk' });
+	// ES256 signatures are r||s (RFC 7518 §3.4), not DER
+	const sig = sign('sha256', Buffer.from(input), jwk.kty === 'EC' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+	return `${input}.${sig.toString('base64url')}`;
+}
+
+function tamperIdToken(token, what) {
+	const [h, p, s] = token.split('.');
+	const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+	const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+	if (what === 'sig') {
+		const sig = Buffer.from(s, 'base64url');
+		sig[sig.length - 1] ^= 0x01;
+		return `${h}.${p}.${sig.toString('base64url')}`;
+	}
+	if (what === 'kid') {
+		const stranger = makeSigningKey(header.alg);
+		return signJws({ ...header, kid: stranger.kid }, payload, stranger);
+	}
+	const other = (v) => `other-${Array.isArray(v) ? v[0] : v}`;
+	const changes = {
+		nonce: () => ({ nonce: randomBytes(32).toString('base64url') }),
+		aud: () => ({ aud: other(payload.aud) }),
+		azp: () => ({ azp: other(payload.aud) }),
+		iss: () => ({ iss: 'https://other-issuer.example' }),
+		exp: () => ({ exp: Math.floor(Date.now() / 1000) - 3600 }),
+	};
+	const own = keys.find((k) => k.kid === header.kid);
+	if (!own) throw new Error(`tamper: the token's kid ${header.kid} is not one of ours`);
+	return signJws(header, { ...payload, ...changes[what]() }, own);
+}
+
+function tamperMiddleware() {
+	return async (ctx, next) => {
+		await next();
+		if (tamperNext === null || ctx.method !== 'POST' || ctx.path !== '/token' || ctx.status !== 200) return;
+		const body = ctx.body;
+		if (typeof body !== 'object' || body === null || typeof body.access_token !== 'string') return;
+		const what = tamperNext;
+		if (what === 'access_token') {
+			ctx.body = { ...body, access_token: randomBytes(32).toString('base64url') };
+		} else {
+			if (typeof body.id_token !== 'string') return; // stays armed: this answer has no ID token
+			ctx.body = { ...body, id_token: tamperIdToken(body.id_token, what) };
+		}
+		tamperNext = null;
+		process.stderr.write(`idp: tamper ${what} applied\n`);
+	};
+}
+
 let provider;
 let providerHandler;
 function buildProvider(issuer) {
 	provider = new Provider(issuer, providerConfig());
+	if (opts.testControl) provider.use(tamperMiddleware());
 	providerHandler = provider.callback();
 }
 
@@ -304,6 +387,18 @@ async function interaction(req, res, url) {
 function testControl(req, res, url) {
 	const json = (status, obj) => send(res, status, 'application/json', `${JSON.stringify(obj)}\n`);
 	if (url.pathname === '/__test/kids' && req.method === 'GET') return json(200, { kids: currentKids() });
+	if (url.pathname === '/__test/count' && req.method === 'GET') {
+		const path = url.searchParams.get('path') ?? '';
+		return json(200, { path, count: getCounts.get(path) ?? 0 });
+	}
+	if (url.pathname === '/__test/tamper') {
+		if (req.method !== 'POST') return json(405, { error: 'method_not_allowed' });
+		const what = url.searchParams.get('what');
+		if (!TAMPER_MODES.includes(what)) return json(400, { error: `what must be one of ${TAMPER_MODES.join('|')}` });
+		tamperNext = what;
+		process.stderr.write(`idp: tamper ${what} armed\n`);
+		return json(200, { armed: what });
+	}
 	if (url.pathname !== '/__test/rotate') return json(404, { error: 'not_found' });
 	if (req.method !== 'POST') return json(405, { error: 'method_not_allowed' });
 	const only = url.searchParams.get('alg');
@@ -315,9 +410,12 @@ function testControl(req, res, url) {
 	return json(200, { kids: currentKids() });
 }
 
+const getCounts = new Map(); // GET requests per path, for /__test/count
+
 async function handle(req, res) {
 	const started = process.hrtime.bigint();
 	const url = new URL(req.url, 'https://127.0.0.1');
+	if (req.method === 'GET') getCounts.set(url.pathname, (getCounts.get(url.pathname) ?? 0) + 1);
 	res.on('finish', () => {
 		const ms = Number(process.hrtime.bigint() - started) / 1e6;
 		process.stderr.write(`idp: ${req.method} ${url.pathname} ${res.statusCode} ${ms.toFixed(1)}ms\n`);

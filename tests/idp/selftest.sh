@@ -5,7 +5,9 @@
 # the ID token: alg RS256 for one client and ES256 for another, signature against the published JWKS,
 # iss, aud, nonce, email, phone_number. Then what must be refused is refused: a replayed code, a wrong
 # PKCE verifier, no PKCE at all, a wrong password. Finally /__test/rotate really changes the signing kid
-# and SIGTERM stops the provider with status 0.
+# Every /__test/tamper mode makes the next ID token wrong in exactly its one property (and only the
+# next); a tampered access token is refused by userinfo; /__test/count counts the JWKS fetches.
+# SIGTERM stops the provider with status 0.
 # Needs node (CI has it: the interop tests need it too) and tests/idp/node_modules (tests/idp/setup.sh,
 # run by `make deps-test`): their absence is a failure, not a skip.
 set -euo pipefail
@@ -163,6 +165,66 @@ check_id_token parley-rs RS256
 [ "$kid" = "$rotated" ] || fail "after rotation the ID token is signed with kid $kid, not the new $rotated"
 grep -q "\"$rs_kid\"" "$tmp/jwks.json" || fail "after rotation the old kid $rs_kid left the JWKS"
 ok "/__test/rotate: the new kid $rotated signs (old kid still published, a code in flight survives)"
+
+# /__test/tamper: the next token answer is wrong in exactly the one way asked for, and only the next.
+# wrong_props CLIENT TOKEN: the properties of the ID token that are wrong for this sign-in (nonce) and
+# client, against the JWKS in $tmp/jwks.json, space-separated (sig is judged only under a published kid)
+wrong_props() {
+	"$NODE" -e '
+const { createPublicKey, verify } = require("node:crypto");
+const fs = require("node:fs");
+const [jwksFile, tok, iss, client, nonce] = process.argv.slice(1);
+const parts = tok.split(".");
+const [h, p] = parts.slice(0, 2).map((x) => JSON.parse(Buffer.from(x, "base64url").toString("utf8")));
+const jwk = JSON.parse(fs.readFileSync(jwksFile, "utf8")).keys.find((k) => k.kid === h.kid);
+const opt = h.alg === "ES256" ? { dsaEncoding: "ieee-p1363" } : {};
+const sigOk = !jwk || verify("sha256", Buffer.from(`${parts[0]}.${parts[1]}`),
+	{ key: createPublicKey({ key: jwk, format: "jwk" }), ...opt }, Buffer.from(parts[2], "base64url"));
+const ok = { iss: p.iss === iss, aud: p.aud === client, azp: p.azp === undefined || p.azp === client,
+	nonce: p.nonce === nonce, exp: p.exp > Date.now() / 1000, kid: !!jwk, sig: sigOk, sub: p.sub === "alice" };
+process.stdout.write(Object.keys(ok).filter((k) => !ok[k]).join(" "));' "$tmp/jwks.json" "$2" "$ISS" "$1" "$nonce"
+}
+# tampered CLIENT SECRET MODE: armed, signed in, redeemed (200 expected); the ID token in tok, what is
+# wrong with it in wrong
+tampered() {
+	[ "$(curlx -X POST "$ISS/__test/tamper?what=$3" | jget armed)" = "$3" ] || fail "/__test/tamper?what=$3 not armed"
+	sign_in "$1" alice alice-pw
+	[ "$rc" = 0 ] || fail "sign-in for tamper $3: $(cat "$tmp/login.err")"
+	redeem "$1" "$2" "$code" "$verifier"
+	[ "$status" = 200 ] || fail "tamper $3: token exchange HTTP $status $(cat "$tmp/token.json")"
+	tok=$(jget id_token <"$tmp/token.json")
+	curlx "$ISS/jwks" >"$tmp/jwks.json" || fail "jwks"
+	wrong=$(wrong_props "$1" "$tok")
+}
+for mode in nonce aud azp iss exp sig kid; do
+	tampered parley-rs secret-rs "$mode"
+	[ "$wrong" = "$mode" ] || fail "tamper $mode: wrong properties '$wrong', not exactly '$mode'"
+done
+ok "/__test/tamper nonce|aud|azp|iss|exp|sig|kid (RS256): each ID token wrong in exactly that property"
+for mode in nonce sig kid; do
+	tampered parley-es secret-es "$mode"
+	[ "$wrong" = "$mode" ] || fail "ES256 tamper $mode: wrong properties '$wrong', not exactly '$mode'"
+done
+ok "/__test/tamper nonce|sig|kid (ES256) likewise"
+# one answer only: the next one is right again
+sign_in parley-rs alice alice-pw
+redeem parley-rs secret-rs "$code" "$verifier"
+[ "$status" = 200 ] && [ -z "$(wrong_props parley-rs "$(jget id_token <"$tmp/token.json")")" ] ||
+	fail "the answer after a tampered one is not right: $(cat "$tmp/token.json")"
+# userinfo: the real access token is accepted; the tampered one (the ID token itself untouched) not
+userinfo() { curlx -o "$tmp/userinfo.json" -w '%{http_code}' -H "Authorization: Bearer $1" "$ISS/me"; }
+[ "$(userinfo "$(jget access_token <"$tmp/token.json")")" = 200 ] && [ "$(jget sub <"$tmp/userinfo.json")" = alice ] ||
+	fail "userinfo with a real access token: $(cat "$tmp/userinfo.json")"
+tampered parley-rs secret-rs access_token
+[ -z "$wrong" ] || fail "tamper access_token changed the ID token too: '$wrong'"
+[ "$(userinfo "$(jget access_token <"$tmp/token.json")")" = 401 ] || fail "userinfo accepted a tampered access token"
+ok "/__test/tamper is one-shot; access_token: userinfo answers 401, the ID token untouched"
+[ "$(curlx -o /dev/null -w '%{http_code}' -X POST "$ISS/__test/tamper?what=payload")" = 400 ] ||
+	fail "an unknown tamper mode was not refused"
+before=$(curlx "$ISS/__test/count?path=/jwks" | jget count)
+curlx "$ISS/jwks" >/dev/null
+[ "$(curlx "$ISS/__test/count?path=/jwks" | jget count)" = $((before + 1)) ] || fail "/__test/count does not count GET /jwks"
+ok "/__test/count?path=/jwks counts the JWKS fetches ($((before + 1)))"
 
 kill -TERM "$idp_pid"
 st=0

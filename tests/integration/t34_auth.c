@@ -25,6 +25,18 @@
  *               who may record (the customer, the gateway, staff outside the thread: refused); the
  *               address's rule (EMAIL_INVALID); auth_known_emails_max (TOO_MANY_KNOWN_EMAILS); removal.
  *   jwt         a business-signed assertion (jwtbiz.mjs): tampered, another audience, accepted, replayed.
+ *   attacks     the provider's token answer made wrong in one way (idp.mjs /__test/tamper, re-signed with
+ *               its own key): another nonce (ID_TOKEN_NONCE), aud, azp, iss, a past exp (ID_TOKEN_CLAIMS),
+ *               a flipped signature byte (ID_TOKEN_SIGNATURE): on the page, in AuthResult and AuthStatus,
+ *               the request FAILED, the level unchanged, the spent code refused; no JWKS refetch; a
+ *               callback after the thread closed (THREAD_CLOSED).
+ *   rotation    the provider rotates: its JWKS fetched exactly once more, then the new kid from the
+ *               cache; two tokens of a kid in no JWKS: ID_TOKEN_SIGNATURE, no fetch (auth_jwks_refetch_s).
+ *   oauth2      userinfo instead of an ID token: sub linked, another person (IDENTITY_MISMATCH), an
+ *               access token the provider refuses (AUTH_TOKEN_EXCHANGE), the phone binding on an sms
+ *               thread of the verified number.
+ *   oidc expiry a sign-in whose request expired meanwhile (restart, auth_request_ttl_s 2): 410
+ *               AUTH_EXPIRED at the callback and the start link, the request EXPIRED.
  *   expiry      a credential of credential_ttl_s 2 falls back to the sms baseline (AuthResult without a
  *               request); after a restart with auth_request_ttl_s 2 an answer to an old request is
  *               AUTH_EXPIRED and the sweep tells the staff.
@@ -134,7 +146,7 @@ static void idp_start(void)
 		if (freopen("/dev/null", "w", stderr) == NULL)
 			_exit(126);
 		execl(node, node, script, "--port", "0", "--port-file", port, "--cert", cert, "--key", key, "--config",
-		      conf, (char *)NULL);
+		      conf, "--test-control", (char *)NULL);
 		_exit(127);
 	}
 	snprintf(path, sizeof(path), "%s/port", idp_tmp);
@@ -235,7 +247,8 @@ static comp otp_comp(const char *name, uint32_t ttl)
 	return c;
 }
 
-static int c_put(int fd, comp *c, int *state)
+/* c_put with an oauth2 component's userinfo endpoint and the scopes ("": the default) */
+static int c_put_ex(int fd, comp *c, const char *userinfo, const char *scopes, int *state)
 {
 	Parley__Wire__Request r = PARLEY__WIRE__REQUEST__INIT;
 	Parley__Wire__AuthComponentPutRequest m = PARLEY__WIRE__AUTH_COMPONENT_PUT_REQUEST__INIT;
@@ -252,6 +265,8 @@ static int c_put(int fd, comp *c, int *state)
 	w.authorization_endpoint = (char *)c->authz;
 	w.token_endpoint = (char *)c->token;
 	w.jwks_uri = (char *)c->jwks;
+	w.userinfo_endpoint = (char *)userinfo;
+	w.scopes = (char *)scopes;
 	w.client_id = (char *)c->client;
 	w.secret_ref = (char *)c->secret;
 	w.binding = (Parley__Wire__AuthBinding)c->binding;
@@ -273,6 +288,11 @@ static int c_put(int fd, comp *c, int *state)
 	if (st >= 0)
 		wire__frame_free(&f);
 	return st;
+}
+
+static int c_put(int fd, comp *c, int *state)
+{
+	return c_put_ex(fd, c, "", "", state);
 }
 
 static int c_state(int fd, uint64_t id, int state)
@@ -694,6 +714,21 @@ static void test_credential_expiry(void)
 	IT_EQ(st.level, 1);
 }
 
+/* parleyd stopped and started again on its data with `flag` added (NULL: none); everyone reconnected */
+static void restart_with(const char *flag)
+{
+	tacct *all[] = {&P, &G, &H, &W, &C};
+	IT_EQ(srv_stop(&S), 0);
+	if (flag != NULL && S.nextra < 16)
+		snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "%s", flag);
+	srv_restart(&S);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		close(all[i]->fd);
+		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
+		IT_CHECK(all[i]->fd >= 0);
+	}
+}
+
 /* A restart with auth_request_ttl_s 2: an answer after that is AUTH_EXPIRED; an unanswered request is
  * expired by the sweep and the staff are told. */
 static void test_request_expiry(void)
@@ -702,16 +737,8 @@ static void test_request_expiry(void)
 	char otp[16];
 	result res;
 	status st;
-	tacct *all[] = {&P, &G, &H, &W, &C};
 
-	IT_EQ(srv_stop(&S), 0);
-	snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "--auth_request_ttl_s=2");
-	srv_restart(&S);
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		close(all[i]->fd);
-		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
-		IT_CHECK(all[i]->fd >= 0);
-	}
+	restart_with("--auth_request_ttl_s=2");
 	ts = channel_thread(SMS, "+15559990000");
 	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
 	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
@@ -1048,21 +1075,6 @@ static void test_jwt(void)
 
 /* --- hardening (P6): provider addresses, replay state across restarts, stopping mid sign-in --- */
 
-/* parleyd stopped and started again on its data with `flag` added (NULL: none); everyone reconnected */
-static void restart_with(const char *flag)
-{
-	tacct *all[] = {&P, &G, &H, &W, &C};
-	IT_EQ(srv_stop(&S), 0);
-	if (flag != NULL && S.nextra < 16)
-		snprintf(S.extra[S.nextra++], sizeof(S.extra[0]), "%s", flag);
-	srv_restart(&S);
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		close(all[i]->fd);
-		all[i]->fd = it_connect_as(S.port, all[i]->handle, 1, all[i]->sk);
-		IT_CHECK(all[i]->fd >= 0);
-	}
-}
-
 /* Without auth_allow_private_hosts: a component naming a loopback or link-local address is refused
  * when saved, and components saved while it was allowed (the test provider's, the business's JWKS on
  * 127.0.0.1) are refused at the connect: AUTH_HOST_FORBIDDEN, in the answer and on the sign-in page. */
@@ -1244,6 +1256,212 @@ static void test_shutdown_inflight(void)
 	(void)rid;
 }
 
+/* --- attacks through the real provider (tests/idp's /__test/tamper), JWKS rotation, oauth2 --- */
+
+/* curl on the provider's test control (METHOD, path with its query): the answer's first line */
+static void idp_control(const char *method, const char *path, char *out, size_t cap)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "curl -sS --max-time 10 --cacert %s/ca/ca.pem -X %s '%s%s'", idp_tmp, method, ISS,
+		 path);
+	IT_EQ(run_line(cmd, out, cap), 0);
+}
+
+/* the provider's next token answer is wrong in the one way `what` (idp.mjs's header) */
+static void tamper(const char *what)
+{
+	char path[64], out[256];
+	snprintf(path, sizeof(path), "/__test/tamper?what=%s", what);
+	idp_control("POST", path, out, sizeof(out));
+	IT_CHECK(strstr(out, "\"armed\"") != NULL && strstr(out, what) != NULL);
+}
+
+/* how many times the provider's JWKS was fetched since it started (by anyone: parleyd only, here) */
+static long jwks_fetches(void)
+{
+	char out[256];
+	const char *n;
+	idp_control("GET", "/__test/count?path=/jwks", out, sizeof(out));
+	n = strstr(out, "\"count\":");
+	IT_CHECK(n != NULL);
+	return n != NULL ? strtol(n + 8, NULL, 10) : -1;
+}
+
+/* A sign-in of login/password through a new request of component cid on thread ts; the callback's
+ * HTTP status must be `http` and its page name `expect` (an error name, or "Signed in"); the staff's
+ * AuthResult must be for that request, with `error` (0: DONE, else FAILED) and the thread's `level`;
+ * AuthStatus must say the same. The callback's query into query (for a replay). */
+static void sign_in_expect(uint64_t ts, uint64_t cid, const char *login, const char *password, int http,
+			   int error, unsigned level, char *query, size_t cap)
+{
+	char url[600], page[1024];
+	uint64_t rid = start_link(ts, cid, url, sizeof(url));
+	const char *expect = error == 0 ? "Signed in" : parley_errname(error);
+	int want = error == 0 ? PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_DONE
+			      : PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED;
+	result res;
+	status st;
+
+	IT_EQ(sign_in(url, login, password, query, cap), 0);
+	IT_EQ(callback(query, page, sizeof(page)), http);
+	IT_CHECK(strstr(page, expect) != NULL);
+	if (strstr(page, expect) == NULL)
+		fprintf(stderr, "# expected %s, the page says: %s\n", expect, page);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.thread_id, ts);
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, want);
+	IT_EQ(res.error, (uint32_t)error);
+	IT_EQ(res.level, level);
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_EQ(st.level, level);
+	IT_EQ(st.first_status, want); /* the newest request first: this one */
+	IT_EQ(st.first_error, (uint32_t)error);
+}
+
+/* The provider (or whoever swapped the token in transit) answers the code exchange with an ID token
+ * that is wrong in exactly one way, validly signed by the provider's own key unless the signature is
+ * the point: each is refused with its own error, where the customer sees it (the callback page) and
+ * where the staff do (AuthResult, AuthStatus); the request ends FAILED, the thread's level is
+ * unchanged, and the spent code cannot be presented again. Then a sign-in answered after its thread
+ * closed: THREAD_CLOSED. */
+static void test_oidc_attacks(void)
+{
+	static const struct {
+		const char *what;
+		int error;
+	} attacks[] = {
+		{"nonce", PARLEY_E_ID_TOKEN_NONCE},  {"aud", PARLEY_E_ID_TOKEN_CLAIMS}, {"azp", PARLEY_E_ID_TOKEN_CLAIMS},
+		{"iss", PARLEY_E_ID_TOKEN_CLAIMS},   {"exp", PARLEY_E_ID_TOKEN_CLAIMS},
+		{"sig", PARLEY_E_ID_TOKEN_SIGNATURE},
+	};
+	uint64_t ts = channel_thread(SMS, "+15552224444"), rid;
+	char query[3072], page[1024], url[600];
+	long fetched = jwks_fetches();
+	result res;
+	tev ev;
+
+	for (size_t i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
+		fprintf(stderr, "# tamper %s\n", attacks[i].what);
+		tamper(attacks[i].what);
+		sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 403, attacks[i].error, 1, query, sizeof(query));
+		/* the code was spent at the provider and the request is FAILED: a replay is refused before
+		 * any exchange */
+		IT_EQ(callback(query, page, sizeof(page)), 409);
+		IT_CHECK(strstr(page, "AUTH_ALREADY_ANSWERED") != NULL);
+	}
+	/* every one of them named a kid the cached JWKS has: none fetched it again */
+	IT_EQ(jwks_fetches(), fetched);
+	/* the same sign-in untampered: accepted (so each refusal above was the tampering's) */
+	sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	/* an answer after the thread closed: signed in at the provider, then the customer closes */
+	ts = channel_thread(SMS, "+15552227777");
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	ev = ev_by(&W, &acme, ts, WIRE_THREADEV_CLOSE, 0, 2, NULL);
+	IT_EQ(th_event(W.fd, ts, &ev), PARLEY_OK);
+	IT_EQ(callback(query, page, sizeof(page)), 403);
+	IT_CHECK(strstr(page, "THREAD_CLOSED") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 5000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED);
+	IT_EQ(res.error, PARLEY_E_THREAD_CLOSED);
+	IT_EQ(res.level, 1);
+}
+
+/* Keys cached by kid and refreshed on rotation: the provider's new key is fetched once, at its first
+ * token, then used from the cache; a kid in no JWKS (the `kid` tamper) is ID_TOKEN_SIGNATURE and,
+ * within auth_jwks_refetch_s (default 30 s) of the last refetch, fetches nothing: tokens naming
+ * made-up kids cannot make parleyd hammer the provider. (test_oidc_attacks forces no refetch, so the
+ * rotation's is the first.) */
+static void test_jwks_rotation(void)
+{
+	uint64_t ts = channel_thread(SMS, "+15552225555");
+	char out[256], query[3072];
+	long fetched = jwks_fetches();
+
+	idp_control("POST", "/__test/rotate", out, sizeof(out));
+	IT_CHECK(strstr(out, "\"kids\"") != NULL);
+	sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	IT_EQ(jwks_fetches(), fetched + 1);
+	sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	IT_EQ(jwks_fetches(), fetched + 1); /* the new kid from the cache */
+	for (int i = 0; i < 2; i++) {
+		tamper("kid");
+		sign_in_expect(ts, OIDC_SUB, "alice", "alice-pw", 403, PARLEY_E_ID_TOKEN_SIGNATURE, 2, query,
+			       sizeof(query));
+		IT_EQ(jwks_fetches(), fetched + 1);
+	}
+}
+
+/* An oauth2 component (no ID token: who signed in is what the provider's userinfo endpoint says for
+ * the access token) on the provider's own endpoints, no discovery: the sub binding, another person,
+ * a userinfo refusal, then the phone binding on an sms thread of alice's number. */
+static void test_oauth2(void)
+{
+	uint64_t ts = channel_thread(SMS, "+15552226666"), tn;
+	char authz[96], token[96], info[96], query[3072];
+	comp c = {OIDC_PHONE, "Acme OAuth", PARLEY__WIRE__AUTH_TYPE__AUTH_OAUTH2, "", "", authz, token, "",
+		  "parley-rs", "file:rs-secret", PARLEY__WIRE__AUTH_BINDING__BINDING_SUB, 600};
+	status st;
+
+	snprintf(authz, sizeof(authz), "%s/auth", ISS);
+	snprintf(token, sizeof(token), "%s/token", ISS);
+	snprintf(info, sizeof(info), "%s/me", ISS);
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	IT_EQ(c_put_ex(P.fd, &c, info, "openid phone", NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	sign_in_expect(ts, OIDC_PHONE, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	IT_EQ(a_status(G.fd, ts, &st), PARLEY_OK);
+	IT_CHECK(strcmp(st.by, "Acme OAuth") == 0);
+	IT_EQ(st.n_claims, 1); /* the sub userinfo gave */
+	/* bob: userinfo's sub is not the one linked */
+	sign_in_expect(ts, OIDC_PHONE, "bob", "bob-pw", 403, PARLEY_E_IDENTITY_MISMATCH, 2, query, sizeof(query));
+	/* an access token the provider never issued: its userinfo endpoint refuses it (401) */
+	tamper("access_token");
+	sign_in_expect(ts, OIDC_PHONE, "alice", "alice-pw", 403, PARLEY_E_AUTH_TOKEN_EXCHANGE, 2, query,
+		       sizeof(query));
+	/* phone_number: alice's verified number is the sender of NUM1's sms thread (test_otp's, open and
+	 * authenticated by its code): now authenticated by this component */
+	c.binding = PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE;
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_INACTIVE), PARLEY_OK);
+	IT_EQ(c_put_ex(P.fd, &c, info, "openid phone", NULL), PARLEY_OK);
+	IT_EQ(c_state(P.fd, OIDC_PHONE, PARLEY__WIRE__AUTH_COMPONENT_STATE__COMPONENT_ACTIVE), PARLEY_OK);
+	tn = channel_thread(SMS, NUM1);
+	IT_EQ(a_status(G.fd, tn, &st), PARLEY_OK);
+	IT_CHECK(strcmp(st.by, "Code by SMS") == 0);
+	sign_in_expect(tn, OIDC_PHONE, "alice", "alice-pw", 200, 0, 2, query, sizeof(query));
+	IT_EQ(a_status(G.fd, tn, &st), PARLEY_OK);
+	IT_CHECK(strcmp(st.by, "Acme OAuth") == 0);
+	/* bob's verified number is another one */
+	sign_in_expect(tn, OIDC_PHONE, "bob", "bob-pw", 403, PARLEY_E_IDENTITY_MISMATCH, 2, query, sizeof(query));
+}
+
+/* A sign-in completed at the provider after its request expired (a restart with auth_request_ttl_s 2):
+ * the callback is 410 AUTH_EXPIRED, the request EXPIRED (by the callback or the sweep, whichever came
+ * first: one AuthResult either way), the level unchanged; the start link too is 410. */
+static void test_oidc_expired(void)
+{
+	uint64_t ts, rid;
+	char url[600], path[600], query[3072], page[1024];
+	result res;
+
+	restart_with("--auth_request_ttl_s=2");
+	ts = channel_thread(SMS, "+15552228888");
+	rid = start_link(ts, OIDC_SUB, url, sizeof(url));
+	IT_EQ(sign_in(url, "alice", "alice-pw", query, sizeof(query)), 0);
+	sleep(3);
+	IT_EQ(callback(query, page, sizeof(page)), 410);
+	IT_CHECK(strstr(page, "AUTH_EXPIRED") != NULL);
+	IT_CHECK(auth_result(G.fd, &res, 3000));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED);
+	IT_EQ(res.error, PARLEY_E_AUTH_EXPIRED);
+	IT_EQ(res.level, 1);
+	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
+	IT_EQ(http_get(S.port, path, page, sizeof(page)), 410);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1258,6 +1476,10 @@ int main(void)
 	IT_RUN(test_oidc);
 	IT_RUN(test_email);
 	IT_RUN(test_jwt);
+	IT_RUN(test_oidc_attacks);
+	IT_RUN(test_jwks_rotation);
+	IT_RUN(test_oauth2);
+	IT_RUN(test_oidc_expired);
 	IT_RUN(test_request_expiry);
 	IT_RUN(test_host_forbidden);
 	IT_RUN(test_replay_restart);
