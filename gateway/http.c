@@ -1,4 +1,5 @@
 /* parley-gateway's HTTP/1.1 server (http.h). */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ struct gw_conn {
 
 static const char *const hdr_names[GW_H__COUNT] = {
 	"content-type", "x-twilio-signature", "x-hub-signature-256", "x-parley-signature",
-	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "x-parley-timestamp", "origin",
+	"host",
 };
 
 static void conn_free_if_done(gw_conn *c)
@@ -157,8 +159,10 @@ static const char *reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 401: return "Unauthorized";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 503: return "Service Unavailable";
 	default: return "Error";
@@ -412,6 +416,17 @@ int http__start(uv_loop_t *loop, const gw_config *cfg, gw_http_handler h, void *
 	}
 	*out = s;
 	return PARLEY_OK;
+}
+
+unsigned http__port(const gw_http *s)
+{
+	struct sockaddr_storage a;
+	int len = (int)sizeof(a);
+	if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&a, &len) != 0)
+		return 0;
+	if (a.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&a)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
 }
 
 void http__stop(gw_http *s)

@@ -25,6 +25,9 @@ enum gw_hdr {
 	GW_H_CONNECTION,
 	GW_H_WS_KEY,
 	GW_H_WS_VERSION,
+	GW_H_PARLEY_TS,
+	GW_H_ORIGIN,
+	GW_H_HOST,
 	GW_H__COUNT
 };
 
@@ -42,6 +45,8 @@ typedef struct gw_http_req {
 typedef void (*gw_http_handler)(void *ctx, gw_conn *c, const gw_http_req *r);
 
 int http__start(uv_loop_t *loop, const gw_config *cfg, gw_http_handler h, void *ctx, gw_http **out);
+/* The port it listens on (the one the system chose when the configured port is 0). */
+unsigned http__port(const gw_http *s);
 /* Stops listening and closes every connection (their handles close on the next loop turns). */
 void http__stop(gw_http *s);
 

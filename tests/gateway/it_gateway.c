@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -114,44 +115,53 @@ static int fake_got(int status, const char *needle, int n)
 	return fake_count(&fake, status, needle);
 }
 
-static int free_port(void)
+/* The port the gateway wrote to its --port-file (0 while there is none). */
+static int read_port_file(const char *path)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &al) != 0)
-		return -1;
-	close(fd);
-	return ntohs(a.sin_port);
+	char buf[16] = "";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (int)strtol(buf, NULL, 10);
 }
 
-static void gw_start(void)
+/* Starts the gateway on a port of the system's choice (port 0 + --port-file: no race for a port) with
+ * the common flags and `extra` (NULL-terminated, may be NULL), and waits until /healthz answers. */
+static void gw_start_with(const char *const *extra)
 {
-	char a[20][300];
-	char *argv[22];
+	char a[40][340], pf[300];
+	char *argv[42];
 	int n = 0;
 	const char *bin = getenv("PARLEY_GATEWAY");
 	IT_MUST(&s, bin != NULL);
-	snprintf(a[n++], 300, "%s", bin);
-	snprintf(a[n++], 300, "--entity=acme");
-	snprintf(a[n++], 300, "--home=%s/gwen", s.dir);
-	snprintf(a[n++], 300, "--server=%s", url);
-	snprintf(a[n++], 300, "--port=%d", gw_port);
-	snprintf(a[n++], 300, "--public_url=http://gw.example:%d", gw_port);
-	snprintf(a[n++], 300, "--twilio.account_sid=AC123");
-	snprintf(a[n++], 300, "--twilio.auth_token=env:GW_TWILIO_TOKEN");
-	snprintf(a[n++], 300, "--twilio.from=+15550001111");
-	snprintf(a[n++], 300, "--twilio.api_base=http://127.0.0.1:%u", fake.port);
-	snprintf(a[n++], 300, "--waba.app_secret=env:GW_WABA_SECRET");
-	snprintf(a[n++], 300, "--waba.verify_token=env:GW_WABA_VERIFY");
-	snprintf(a[n++], 300, "--waba.token=env:GW_WABA_TOKEN");
-	snprintf(a[n++], 300, "--waba.phone_number_id=1055");
-	snprintf(a[n++], 300, "--waba.api_base=http://127.0.0.1:%u", fake.port);
-	snprintf(a[n++], 300, "--byoc.secret=env:GW_BYOC_SECRET");
-	snprintf(a[n++], 300, "--byoc.url=http://127.0.0.1:%u/byoc-hook", fake.port);
-	snprintf(a[n++], 300, "--retry_base_ms=100");
-	snprintf(a[n++], 300, "--retry_cap_ms=400");
-	snprintf(a[n++], 300, "--webchat=1");
+	snprintf(a[n++], sizeof a[0], "%s", bin);
+	snprintf(a[n++], sizeof a[0], "--entity=acme");
+	snprintf(a[n++], sizeof a[0], "--home=%s/gwen", s.dir);
+	snprintf(a[n++], sizeof a[0], "--server=%s", url);
+	snprintf(pf, sizeof pf, "%s/gw.port", s.dir);
+	unlink(pf); /* the previous run's file (removed at a clean stop anyway) */
+	snprintf(a[n++], sizeof a[0], "--port=0");
+	snprintf(a[n++], sizeof a[0], "--port-file=%s", pf);
+	snprintf(a[n++], sizeof a[0], "--public_url=http://gw.example");
+	snprintf(a[n++], sizeof a[0], "--twilio.account_sid=AC123");
+	snprintf(a[n++], sizeof a[0], "--twilio.auth_token=env:GW_TWILIO_TOKEN");
+	snprintf(a[n++], sizeof a[0], "--twilio.from=+15550001111");
+	snprintf(a[n++], sizeof a[0], "--twilio.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], sizeof a[0], "--waba.app_secret=env:GW_WABA_SECRET");
+	snprintf(a[n++], sizeof a[0], "--waba.verify_token=env:GW_WABA_VERIFY");
+	snprintf(a[n++], sizeof a[0], "--waba.token=env:GW_WABA_TOKEN");
+	snprintf(a[n++], sizeof a[0], "--waba.phone_number_id=1055");
+	snprintf(a[n++], sizeof a[0], "--waba.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], sizeof a[0], "--byoc.secret=env:GW_BYOC_SECRET");
+	snprintf(a[n++], sizeof a[0], "--byoc.url=http://127.0.0.1:%u/byoc-hook", fake.port);
+	snprintf(a[n++], sizeof a[0], "--retry_base_ms=100");
+	snprintf(a[n++], sizeof a[0], "--retry_cap_ms=400");
+	snprintf(a[n++], sizeof a[0], "--webchat=1");
+	for (int i = 0; extra && extra[i] && n < 40; i++)
+		snprintf(a[n++], sizeof a[0], "%s", extra[i]);
 	for (int i = 0; i < n; i++)
 		argv[i] = a[i];
 	argv[n] = NULL;
@@ -167,12 +177,24 @@ static void gw_start(void)
 	}
 	char resp[512];
 	int up = 0;
+	gw_port = 0;
+	for (int i = 0; i < 200 && !gw_port; i++) {
+		gw_port = read_port_file(pf);
+		if (!gw_port)
+			usleep(50000);
+	}
+	IT_MUST(&s, gw_port > 0);
 	for (int i = 0; i < 100 && !up; i++) {
 		up = http_get(gw_port, "/healthz", resp, sizeof resp) == 200;
 		if (!up)
 			usleep(50000);
 	}
 	IT_MUST(&s, up);
+}
+
+static void gw_start(void)
+{
+	gw_start_with(NULL);
 }
 
 static int gw_stop(void)
@@ -212,7 +234,7 @@ static int twilio_post(const char *sid, const char *text, int good_sig, char *re
 	gwbuf__urlencode(&b, text);
 	gwbuf__puts(&b, "&ApiVersion=2010-04-01");
 	form__parse(b.data, b.len, &f);
-	snprintf(full, sizeof full, "http://gw.example:%d/sms/twilio", gw_port);
+	snprintf(full, sizeof full, "http://gw.example/sms/twilio");
 	twilio__signature(good_sig ? TOKEN : "not-the-token", full, &f, sig);
 	form__free(&f);
 	snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s\r\n", sig);
@@ -254,7 +276,6 @@ static void setup(void)
 	parley_thread_set_events(agent, &tev);
 	parley_client_disconnect(agent); /* what was pushed while not receiving comes on the next connection */
 	IT_MUST(&s, fake_start(&fake, pick) == 0);
-	gw_port = free_port();
 	gw_start();
 }
 
@@ -312,6 +333,9 @@ static void restart(void)
 	IT_EQ(parley_thread_send(agent, sms_thread, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
 	IT_CHECK(fake_got(503, "it-gw+answer+across+restart", 1) >= 1);
 	IT_EQ(gw_stop(), 0);
+	char pf[300];
+	snprintf(pf, sizeof pf, "%s/gw.port", s.dir);
+	IT_CHECK(access(pf, F_OK) != 0); /* a stopped gateway's port is not advertised */
 	set_fail(0);
 	gw_start();
 	IT_EQ(fake_got(201, "it-gw+answer+across+restart", 1), 1);
@@ -367,6 +391,27 @@ static void auth_prompt(void)
 	IT_CHECK(strstr(in_agent.all, wrong) == NULL);
 }
 
+/* A WhatsApp-style webhook body with one text message of timestamp ts. */
+static void waba_body(char *out, size_t cap, const char *id, long long ts, const char *text)
+{
+	snprintf(out, cap,
+		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"
+		 "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"from\":\"16505551234\",\"id\":\"%s\","
+		 "\"timestamp\":\"%lld\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]},\"field\":"
+		 "\"messages\"}]}]}",
+		 id, ts, text);
+}
+
+/* POSTs a signed WhatsApp webhook of one message; the status. */
+static int waba_post(const char *id, long long ts, const char *text, char *resp, size_t cap)
+{
+	char body[1024], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	waba_body(body, sizeof body, id, ts, text);
+	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
+	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	return post("/waba", "application/json", hdr, body, resp, cap);
+}
+
 static void waba(void)
 {
 	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
@@ -375,10 +420,8 @@ static void waba(void)
 	IT_CHECK(strstr(resp, "\r\n\r\n8472") != NULL);
 	IT_EQ(http_get(gw_port, "/waba?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=8472", resp, sizeof resp),
 	      403);
-	const char *body = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"
-			   "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"from\":\"16505551234\",\"id\":"
-			   "\"wamid.IT1\",\"timestamp\":\"1700000000\",\"type\":\"text\",\"text\":{\"body\":"
-			   "\"it-gw hello by waba\"}}]},\"field\":\"messages\"}]}]}";
+	char body[1024];
+	waba_body(body, sizeof body, "wamid.IT1", (long long)time(NULL), "it-gw hello by waba");
 	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
 	/* signed with another secret: 403 */
@@ -400,29 +443,86 @@ static void waba(void)
 			IT_CHECK(strstr(fake.reqs[i].head, "Authorization: Bearer waba-bearer") != NULL);
 			IT_CHECK(strstr(fake.reqs[i].body, "\"to\":\"16505551234\"") != NULL);
 		}
+	/* freshness: a genuine message older than webhook_max_age_s (a replay the dedupe has forgotten) or
+	 * from beyond the clock skew is answered 200 (Meta must not retry it) and dropped; a fresh one next
+	 * to them arrives. The default webhook_max_age_s is 7 days - 12 h. */
+	long long now = (long long)time(NULL);
+	IT_EQ(waba_post("wamid.OLD", now - 7 * 86400 + 43200 - 60, "it-gw stale waba", resp, sizeof resp), 200);
+	IT_EQ(waba_post("wamid.FUT", now + 3600, "it-gw future waba", resp, sizeof resp), 200);
+	IT_EQ(waba_post("wamid.EDGE", now - 6 * 86400, "it-gw six days old waba", resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw six days old waba"));
+	(void)parley_client_run(agent, 300);
+	IT_EQ(occurrences(in_agent.all, "it-gw stale waba"), 0);
+	IT_EQ(occurrences(in_agent.all, "it-gw future waba"), 0);
+	/* a message without its timestamp cannot be checked: malformed */
+	const char *nots = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			   "\"wamid.NOTS\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), nots, strlen(nots), sig);
+	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	IT_EQ(post("/waba", "application/json", hdr, nots, resp, sizeof resp), 400);
+}
+
+/* The BYOC headers for body at time ts, signed with secret: X-Parley-Timestamp and X-Parley-Signature. */
+static void byoc_headers(char *out, size_t cap, const char *secret, long long ts, const char *body)
+{
+	char t[24], sig[GW_SHA256_HEADER_LEN + 1];
+	snprintf(t, sizeof t, "%lld", ts);
+	sig__sha256_ts_header((const uint8_t *)secret, strlen(secret), t, body, strlen(body), sig);
+	snprintf(out, cap, "X-Parley-Timestamp: %s\r\nX-Parley-Signature: %s\r\n", t, sig);
 }
 
 static void byoc(void)
 {
-	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	char resp[4096], hdr[200], sig[GW_SHA256_HEADER_LEN + 1];
+	long long now = (long long)time(NULL);
 	const char *body = "{\"id\":\"b-1\",\"user\":\"crm-user-7\",\"text\":\"it-gw hello by byoc\"}";
-	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
-	snprintf(hdr, sizeof hdr, "X-Parley-Signature: %s\r\n", sig);
-	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
-	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
-	snprintf(bad, sizeof bad, "X-Parley-Signature: %s\r\n", badsig);
+	byoc_headers(hdr, sizeof hdr, BYOC_SECRET, now, body);
+	char bad[200];
+	byoc_headers(bad, sizeof bad, "not-the-secret", now, body);
 	IT_EQ(post("/byoc", "application/json", bad, body, resp, sizeof resp), 403);
-	IT_EQ(post("/byoc", "application/json", "X-Parley-Signature: sha256=0\r\n", body, resp, sizeof resp), 403);
+	char t_only[64];
+	snprintf(t_only, sizeof t_only, "X-Parley-Timestamp: %lld\r\nX-Parley-Signature: sha256=0\r\n", now);
+	IT_EQ(post("/byoc", "application/json", t_only, body, resp, sizeof resp), 403);
+	/* the signature of the body alone (the format before the timestamp): refused */
+	char old_fmt[200];
+	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
+	snprintf(old_fmt, sizeof old_fmt, "X-Parley-Timestamp: %lld\r\nX-Parley-Signature: %s\r\n", now, sig);
+	IT_EQ(post("/byoc", "application/json", old_fmt, body, resp, sizeof resp), 403);
+	/* no timestamp at all: 401, saying so */
+	char no_ts[160];
+	snprintf(no_ts, sizeof no_ts, "X-Parley-Signature: %s\r\n", sig);
+	IT_EQ(post("/byoc", "application/json", no_ts, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "X-Parley-Timestamp missing") != NULL);
+	/* genuinely signed, but outside the 300 s window (a replay once the window passed, or a wrong
+	 * clock): 401, saying why; just inside it: accepted */
+	char stale[200], ahead[200], inside[200];
+	byoc_headers(stale, sizeof stale, BYOC_SECRET, now - 400, body);
+	IT_EQ(post("/byoc", "application/json", stale, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "timestamp too old") != NULL);
+	byoc_headers(ahead, sizeof ahead, BYOC_SECRET, now + 400, body);
+	IT_EQ(post("/byoc", "application/json", ahead, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "timestamp in the future") != NULL);
+	const char *b2 = "{\"id\":\"b-2\",\"user\":\"crm-user-7\",\"text\":\"it-gw byoc inside the window\"}";
+	byoc_headers(inside, sizeof inside, BYOC_SECRET, now - 200, b2);
+	IT_EQ(post("/byoc", "application/json", inside, b2, resp, sizeof resp), 200);
 	IT_EQ(post("/byoc", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by byoc"));
+	IT_CHECK(agent_sees("it-gw byoc inside the window"));
 	uint64_t t = in_agent.last_thread;
 	const char *ans = "it-gw byoc answer";
 	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
 	IT_EQ(fake_got(201, "it-gw byoc answer", 1), 1);
 	for (int i = 0; i < fake.n; i++)
 		if (strstr(fake.reqs[i].body, "it-gw byoc answer")) {
-			sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), fake.reqs[i].body,
-					   strlen(fake.reqs[i].body), sig);
+			/* our events carry the same freshness: X-Parley-Timestamp, signed with the body */
+			const char *th = strstr(fake.reqs[i].head, "X-Parley-Timestamp: ");
+			char ts[24] = "";
+			IT_CHECK(th != NULL);
+			if (th)
+				snprintf(ts, sizeof ts, "%.*s", (int)strcspn(th + 20, "\r\n"), th + 20);
+			IT_CHECK(llabs(strtoll(ts, NULL, 10) - (long long)time(NULL)) < 60);
+			sig__sha256_ts_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), ts, fake.reqs[i].body,
+					      strlen(fake.reqs[i].body), sig);
 			IT_CHECK(strstr(fake.reqs[i].head, "POST /byoc-hook") != NULL);
 			IT_CHECK(strstr(fake.reqs[i].head, sig) != NULL);
 			IT_CHECK(strstr(fake.reqs[i].body, "\"user\":\"crm-user-7\"") != NULL);

@@ -2,6 +2,7 @@
  * the provider parsers and request builders, the outbox backoff schedule and classification. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../unit/test.h"
 #include "gw.h"
@@ -255,9 +256,60 @@ static void test_sha256_and_byoc(void)
 	request__init(&r, 65536);
 	TEST_EQ_INT(byoc__request(&c, &o, &r), PARLEY_OK);
 	TEST_EQ_STR(r.body.data, "{\"text\":\"answer\",\"type\":\"message\",\"user\":\"sess-42\"}");
+	/* our events are signed like the calls we accept: over our timestamp "." the body */
+	TEST_CHECK(strncmp(r.ts_header, "X-Parley-Timestamp: ", 20) == 0);
+	TEST_CHECK(llabs(inbound__parse_ts(r.ts_header + 20) - (long long)time(NULL)) < 5);
+	TEST_EQ_INT(byoc__check("s3cret", r.ts_header + 20, r.sig_header + 20, r.body.data, r.body.len, time(NULL), 300),
+		    PARLEY_OK);
 	sig__sha256_header((const uint8_t *)"s3cret", 6, r.body.data, r.body.len, h);
-	TEST_CHECK(strstr(r.sig_header, h) != NULL);
+	TEST_CHECK(strstr(r.sig_header, h) == NULL); /* not the body alone */
 	request__free(&r);
+}
+
+/* Freshness: timestamps, the WABA age check, the BYOC signed-timestamp window. */
+static void test_freshness(void)
+{
+	TEST_EQ_INT(inbound__parse_ts("1700000000"), 1700000000);
+	TEST_EQ_INT(inbound__parse_ts("0"), 0);
+	TEST_EQ_INT(inbound__parse_ts(""), -1);
+	TEST_EQ_INT(inbound__parse_ts(NULL), -1);
+	TEST_EQ_INT(inbound__parse_ts("-5"), -1);
+	TEST_EQ_INT(inbound__parse_ts("17e8"), -1);
+	TEST_EQ_INT(inbound__parse_ts("1234567890123"), -1); /* 13 digits */
+	TEST_EQ_INT(inbound__fresh(1000, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(940, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(939, 1000, 60), PARLEY_E_TIMEOUT);
+	TEST_EQ_INT(inbound__fresh(1000 + GW_FUTURE_SKEW_S, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(1001 + GW_FUTURE_SKEW_S, 1000, 60), PARLEY_E_TOO_FAR_AHEAD);
+
+	/* a WABA message keeps its timestamp; one without is malformed */
+	const char *ok = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			 "\"w1\",\"timestamp\":\"1700000123\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	const char *nots = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			   "\"w1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	gw_inbound_list l;
+	TEST_EQ_INT(waba__parse(ok, strlen(ok), 10, &l), PARLEY_OK);
+	TEST_EQ_INT(l.n, 1);
+	TEST_EQ_INT(l.v[0].ts, 1700000123);
+	inbound__list_free(&l);
+	TEST_EQ_INT(waba__parse(nots, strlen(nots), 10, &l), PARLEY_E_CHANNEL_INVALID);
+
+	/* BYOC: the signature covers the timestamp */
+	const char *body = "{\"id\":\"m1\",\"user\":\"u\",\"text\":\"hi\"}";
+	char h[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_ts_header((const uint8_t *)"k", 1, "1000", body, strlen(body), h);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1000, 300), PARLEY_OK);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1300, 300), PARLEY_OK);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1301, 300), PARLEY_E_TIMEOUT);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 699, 300), PARLEY_E_TOO_FAR_AHEAD);
+	/* a fresher timestamp on the captured signature: the MAC no longer matches */
+	TEST_EQ_INT(byoc__check("k", "1200", h, body, strlen(body), 1301, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	TEST_EQ_INT(byoc__check("j", "1000", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	TEST_EQ_INT(byoc__check("k", NULL, h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(byoc__check("k", "10x0", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(byoc__check("k", "1000", NULL, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	sig__sha256_header((const uint8_t *)"k", 1, body, strlen(body), h); /* the body alone */
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
 }
 
 static void test_backoff(void)
@@ -316,6 +368,7 @@ int main(void)
 	TEST_RUN(test_twilio_request);
 	TEST_RUN(test_waba);
 	TEST_RUN(test_sha256_and_byoc);
+	TEST_RUN(test_freshness);
 	TEST_RUN(test_backoff);
 	TEST_RUN(test_e164);
 	TEST_EXIT();
