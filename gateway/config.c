@@ -26,6 +26,11 @@ void config__defaults(gw_config *c)
 	c->dedupe_days = 7;
 	c->max_conns = 256;
 	c->byoc_window_s = 300;
+	c->webchat_sessions_per_min = 30;
+	c->webchat_sessions_per_ip = 20;
+	c->webchat_msgs_per_s = 2;
+	c->webchat_msg_burst = 10;
+	c->webchat_max_msg = 16384;
 	snprintf(c->twilio_api_base, sizeof(c->twilio_api_base), "https://api.twilio.com");
 	snprintf(c->waba_api_base, sizeof(c->waba_api_base), "https://graph.facebook.com");
 	snprintf(c->waba_template_lang, sizeof(c->waba_template_lang), "en_US");
@@ -138,6 +143,12 @@ static const struct key {
 	STR("byoc.url", byoc_url),
 	UINT("byoc.window_s", byoc_window_s, 10, 3600),
 	UINT("webchat", webchat, 0, 1),
+	STR("webchat_origins", webchat_origins),
+	UINT("webchat_sessions_per_min", webchat_sessions_per_min, 1, 100000),
+	UINT("webchat_sessions_per_ip", webchat_sessions_per_ip, 1, 100000),
+	UINT("webchat_msgs_per_s", webchat_msgs_per_s, 1, 1000),
+	UINT("webchat_msg_burst", webchat_msg_burst, 1, 10000),
+	UINT("webchat_max_msg", webchat_max_msg, 256, 1024 * 1024),
 };
 
 int config__set(gw_config *c, const char *key, const char *value, char *err, size_t errlen)

@@ -53,6 +53,12 @@ typedef struct gw_config {
 	unsigned byoc_window_s;      /* X-Parley-Timestamp at most this far from our clock */
 	/* webchat */
 	unsigned webchat;            /* 1: serve /webchat/ */
+	char webchat_origins[GW_CFG_STR]; /* origins allowed to open the WebSocket; "": our own */
+	unsigned webchat_sessions_per_min; /* new WebSocket sessions per client address per minute */
+	unsigned webchat_sessions_per_ip;  /* WebSocket sessions open at once per client address */
+	unsigned webchat_msgs_per_s;       /* messages per second per session (the bucket's refill) */
+	unsigned webchat_msg_burst;        /* ... and its size */
+	unsigned webchat_max_msg;          /* bytes of one WebSocket message */
 } gw_config;
 
 void config__defaults(gw_config *c);

@@ -162,6 +162,34 @@ int byoc__request(const gw_config *cfg, const gw_out *o, gw_request *r);
 /* The JSON a webchat client gets for an outbox entry (webchat/webchat.c uses it too). */
 int byoc__event_json(const gw_out *o, gw_buf *out);
 
+/* ---- web chat guards (guard.c) ---- */
+/* A token bucket: `burst` tokens at first, refilled at rate_per_s, one taken per event. */
+typedef struct gw_bucket {
+	double tokens;
+	uint64_t last_ms;
+	int started;
+} gw_bucket;
+/* 1 when a token was taken (the event may go on), 0 when the bucket is empty. */
+int bucket__take(gw_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
+
+/* WebSocket sessions per client address: at most max_open at once and per_min new ones a minute (a
+ * bucket of per_min tokens refilled over a minute). The table holds at most cap addresses (those with
+ * open sessions or a recent one). */
+#define GW_IP_MAX 45 /* INET6_ADDRSTRLEN - 1 */
+#define GW_IPLIMITS_CAP 4096
+typedef struct gw_iplimits gw_iplimits;
+int iplimits__new(size_t cap, gw_iplimits **out);
+void iplimits__free(gw_iplimits *t);
+/* PARLEY_OK (the session is counted: iplimits__close it); PARLEY_E_TOO_MANY_CONNECTIONS (max_open open);
+ * PARLEY_E_RATE_LIMITED (per_min reached); PARLEY_E_BUSY (the table is full of recent clients). */
+int iplimits__open(gw_iplimits *t, const char *ip, unsigned per_min, unsigned max_open, uint64_t now_ms);
+void iplimits__close(gw_iplimits *t, const char *ip);
+
+/* 1 if a WebSocket upgrade with this Origin header (NULL: none) may proceed. allowed: the configured
+ * webchat_origins (origins separated by spaces or commas; "" for the default); the default is the
+ * origin of public_url when set, else the page's own: http:// or https:// and the Host header. */
+int origin__allowed(const char *origin, const char *allowed, const char *public_url, const char *host);
+
 /* ---- outbox policy (outbox.c) ---- */
 /* Delay before attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)), then "equal
  * jitter": half of it fixed, the other half scaled by rnd (0..UINT32_MAX), so retries of many messages

@@ -418,6 +418,24 @@ int http__start(uv_loop_t *loop, const gw_config *cfg, gw_http_handler h, void *
 	return PARLEY_OK;
 }
 
+int http__conn_peer(gw_conn *c, char *out, size_t cap)
+{
+	struct sockaddr_storage a;
+	int len = (int)sizeof(a);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &len) != 0)
+		return PARLEY_E_IO;
+	if (a.ss_family == AF_INET)
+		return uv_ip4_name((struct sockaddr_in *)&a, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+	if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		struct sockaddr_in a4 = {.sin_family = AF_INET};
+		memcpy(&a4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+		return uv_ip4_name(&a4, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+	}
+	memset(a6->sin6_addr.s6_addr + 8, 0, 8);
+	return uv_ip6_name(a6, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+}
+
 unsigned http__port(const gw_http *s)
 {
 	struct sockaddr_storage a;

@@ -551,27 +551,71 @@ static void byoc(void)
 	IT_CHECK(strstr(resp, "new WebSocket") != NULL);
 }
 
-/* A WebSocket to /webchat/ws (the upgrade checked against RFC 6455's sample key). */
-static int webchat_open(void)
+/* A WebSocket upgrade to /webchat/ws from source address src (NULL: any) with an Origin header (NULL:
+ * none): the connected socket when the answer is 101 with RFC 6455's sample key's accept value, else -1;
+ * *status gets the answer's status (0 when none) and body (may be NULL) its text. */
+static int ws_upgrade(const char *src, const char *origin, int *status, char *body, size_t cap)
 {
-	int fd = tcp_connect(gw_port);
-	const char *req = "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\n"
-			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			  "Sec-WebSocket-Version: 13\r\n\r\n";
-	char hdr[2048];
+	int fd = src ? tcp_connect_from(gw_port, src) : tcp_connect(gw_port);
+	char req[512], hdr[2048], org[200] = "";
 	size_t n = 0;
-	if (fd < 0 || send_all(fd, req, strlen(req)) != 0)
+	*status = 0;
+	if (origin)
+		snprintf(org, sizeof org, "Origin: %s\r\n", origin);
+	snprintf(req, sizeof req,
+		 "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\n%sUpgrade: websocket\r\n"
+		 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n\r\n",
+		 org);
+	if (fd < 0 || send_all(fd, req, strlen(req)) != 0) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
+	hdr[0] = '\0';
 	while (n + 1 < sizeof hdr && recv_exact(fd, hdr + n, 1, 5000) == 1) {
 		hdr[++n] = '\0';
 		if (n >= 4 && memcmp(hdr + n - 4, "\r\n\r\n", 4) == 0)
 			break;
 	}
-	if (strncmp(hdr, "HTTP/1.1 101", 12) != 0 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+	if (strncmp(hdr, "HTTP/1.1 ", 9) == 0)
+		*status = (int)strtol(hdr + 9, NULL, 10);
+	if (*status != 101 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+		if (body && cap) { /* the refusal's text (Content-Length bytes; the server closes after it) */
+			const char *cl = strstr(hdr, "Content-Length: ");
+			size_t len = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
+			if (len >= cap)
+				len = cap - 1;
+			body[0] = '\0';
+			if (len && recv_exact(fd, body, len, 5000) == (int)len)
+				body[len] = '\0';
+		}
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+/* A WebSocket to /webchat/ws from the gateway's own origin (the default webchat_origins). */
+static int webchat_open(void)
+{
+	int st;
+	return ws_upgrade(NULL, "http://gw.example", &st, NULL, 0);
+}
+
+/* Reads frames until a close frame: its status code (-1 when the connection ends without one). */
+static int ws_close_code(int fd)
+{
+	uint8_t buf[4096];
+	for (int i = 0; i < 100; i++) {
+		int op = 0;
+		ssize_t n = ws_recv_frame(fd, &op, buf, sizeof buf, 5000);
+		if (n < 0)
+			return -1;
+		if (op == 8)
+			return n >= 2 ? (buf[0] << 8 | buf[1]) : 0;
+	}
+	return -1;
 }
 
 /* The next text frame holding needle (others skipped), copied into out; 0 if none within ~10 s. */
@@ -592,6 +636,17 @@ static int webchat_expect(int fd, const char *needle, char *out, size_t cap)
 static void webchat(void)
 {
 	char buf[4096], session[40] = "";
+	int st;
+	/* the Origin: by default only the gateway's own (public_url); none at all is not a browser */
+	IT_EQ(ws_upgrade(NULL, "http://evil.example", &st, buf, sizeof buf), -1);
+	IT_EQ(st, 403);
+	IT_CHECK(strstr(buf, "origin not allowed") != NULL);
+	IT_EQ(ws_upgrade(NULL, "https://gw.example.evil.example", &st, NULL, 0), -1);
+	IT_EQ(st, 403);
+	int nfd = ws_upgrade(NULL, NULL, &st, NULL, 0);
+	IT_EQ(st, 101);
+	if (nfd >= 0)
+		close(nfd);
 	int fd = webchat_open();
 	IT_MUST(&s, fd >= 0);
 	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
@@ -629,6 +684,60 @@ static void webchat(void)
 	close(fd);
 }
 
+/* One client address's web chat limits, each reached: the gateway restarted with small ones. */
+static void webchat_limits(void)
+{
+	const char *const extra[] = {"--webchat_origins=https://shop.example https://www.shop.example",
+				     "--webchat_sessions_per_min=4", "--webchat_sessions_per_ip=3",
+				     "--webchat_msgs_per_s=1", "--webchat_msg_burst=3", "--webchat_max_msg=1024", NULL};
+	char body[512];
+	int st, fd[5];
+	IT_EQ(gw_stop(), 0);
+	gw_start_with(extra);
+	/* origins: the configured ones only (the gateway's own is no longer among them) */
+	IT_EQ(ws_upgrade("127.0.0.2", "http://gw.example", &st, NULL, 0), -1);
+	IT_EQ(st, 403);
+	fd[0] = ws_upgrade("127.0.0.2", "https://www.shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* at most 3 open at once from one address: the 4th is 429; another address is not affected */
+	fd[1] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	fd[2] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	IT_EQ(ws_upgrade("127.0.0.2", "https://shop.example", &st, body, sizeof body), -1);
+	IT_EQ(st, 429);
+	IT_CHECK(strstr(body, "webchat_sessions_per_ip") != NULL);
+	fd[3] = ws_upgrade("127.0.0.3", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* one closed: a place again (the 4th new session of the minute: the refused one cost nothing) */
+	close(fd[0]);
+	usleep(300000);
+	fd[0] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* and no 5th new session within the minute, even with room to keep it open */
+	close(fd[0]);
+	usleep(300000);
+	IT_EQ(ws_upgrade("127.0.0.2", "https://shop.example", &st, body, sizeof body), -1);
+	IT_EQ(st, 429);
+	IT_CHECK(strstr(body, "webchat_sessions_per_min") != NULL);
+	/* messages: a burst of 3 then 1 a second; the 4th at once closes the session with 1008 */
+	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
+	for (int i = 0; i < 4; i++)
+		IT_EQ(ws_send_frame(fd[1], 1, 1, 1, hello, strlen(hello)), 0);
+	IT_EQ(ws_close_code(fd[1]), 1008);
+	/* ... while a session within the rate is fine */
+	char buf[1024];
+	IT_EQ(ws_send_frame(fd[2], 1, 1, 1, hello, strlen(hello)), 0);
+	IT_CHECK(webchat_expect(fd[2], "\"session\"", buf, sizeof buf));
+	/* a message over webchat_max_msg: closed with 1009 */
+	char big[2000];
+	memset(big, 'x', sizeof big);
+	IT_EQ(ws_send_frame(fd[3], 1, 1, 1, big, sizeof big), 0);
+	IT_EQ(ws_close_code(fd[3]), 1009);
+	close(fd[1]);
+	close(fd[2]);
+	close(fd[3]);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -641,6 +750,7 @@ int main(void)
 	IT_RUN(waba);
 	IT_RUN(byoc);
 	IT_RUN(webchat);
+	IT_RUN(webchat_limits);
 	IT_EQ(gw_stop(), 0);
 	parley_client_free(agent);
 	parley_client_free(admin);

@@ -312,6 +312,61 @@ static void test_freshness(void)
 	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
 }
 
+/* The web chat's guards: the token bucket, sessions per address, the Origin check. */
+static void test_guard(void)
+{
+	gw_bucket b = {0};
+	for (int i = 0; i < 3; i++)
+		TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 1); /* the burst */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 0);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1400), 0);     /* 0.8 token */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1500), 1);     /* 1 token after 500 ms at 2/s */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 0);     /* the clock went back: nothing refilled */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);   /* refilled, but never beyond the burst */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 0);
+
+	gw_iplimits *t;
+	TEST_EQ_INT(iplimits__new(3, &t), PARLEY_OK);
+	/* 2 open at once, 4 new a minute */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_E_TOO_MANY_CONNECTIONS);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.2", 4, 2, 1000), PARLEY_OK); /* another address: its own */
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK); /* the 4th new one */
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_E_RATE_LIMITED);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 16000), PARLEY_OK); /* 15 s: one more */
+	/* the table: 3 addresses; a 4th waits until one is forgettable (nothing open, bucket refilled) */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.3", 4, 2, 16000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 16000), PARLEY_E_BUSY);
+	iplimits__close(t, "10.0.0.3");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 30000), PARLEY_E_BUSY);  /* .3's bucket: not full yet */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 100000), PARLEY_OK);     /* .3 forgotten */
+	iplimits__free(t);
+
+	/* Origin: missing (not a browser) passes; the list; public_url's origin; the Host fallback */
+	TEST_EQ_INT(origin__allowed(NULL, "", "", "gw.example"), 1);
+	TEST_EQ_INT(origin__allowed("https://shop.example", "https://a.example, https://shop.example", "", NULL), 1);
+	TEST_EQ_INT(origin__allowed("https://SHOP.example", "https://shop.example/", "", NULL), 1);
+	TEST_EQ_INT(origin__allowed("https://shop.example.evil", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://shop.exampl", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("http://shop.example", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://gw.example", "https://shop.example", "https://gw.example", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://gw.example", "", "https://gw.example", "evil.example"), 1);
+	TEST_EQ_INT(origin__allowed("https://gw.example:8443", "", "https://gw.example", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://evil.example", "", "https://gw.example", "evil.example"), 0);
+	TEST_EQ_INT(origin__allowed("http://127.0.0.1:8780", "", "", "127.0.0.1:8780"), 1);
+	TEST_EQ_INT(origin__allowed("https://127.0.0.1:8780", "", "", "127.0.0.1:8780"), 1);
+	TEST_EQ_INT(origin__allowed("http://evil.example", "", "", "127.0.0.1:8780"), 0);
+	TEST_EQ_INT(origin__allowed("http://127.0.0.1:8780", "", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("null", "", "", "null"), 0); /* a sandboxed page's origin */
+}
+
 static void test_backoff(void)
 {
 	/* the delay doubles from base, is capped, and jitter keeps it within [d/2, d] */
@@ -369,6 +424,7 @@ int main(void)
 	TEST_RUN(test_waba);
 	TEST_RUN(test_sha256_and_byoc);
 	TEST_RUN(test_freshness);
+	TEST_RUN(test_guard);
 	TEST_RUN(test_backoff);
 	TEST_RUN(test_e164);
 	TEST_EXIT();
