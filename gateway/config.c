@@ -144,6 +144,7 @@ static const struct key {
 	UINT("byoc.window_s", byoc_window_s, 10, 3600),
 	UINT("webchat", webchat, 0, 1),
 	STR("webchat_origins", webchat_origins),
+	STR("webchat_trusted_proxies", webchat_trusted_proxies),
 	UINT("webchat_sessions_per_min", webchat_sessions_per_min, 1, 100000),
 	UINT("webchat_sessions_per_ip", webchat_sessions_per_ip, 1, 100000),
 	UINT("webchat_msgs_per_s", webchat_msgs_per_s, 1, 1000),

@@ -54,6 +54,7 @@ typedef struct gw_config {
 	/* webchat */
 	unsigned webchat;            /* 1: serve /webchat/ */
 	char webchat_origins[GW_CFG_STR]; /* origins allowed to open the WebSocket; "": our own */
+	char webchat_trusted_proxies[GW_CFG_STR]; /* peers whose X-Forwarded-For names the client */
 	unsigned webchat_sessions_per_min; /* new WebSocket sessions per client address per minute */
 	unsigned webchat_sessions_per_ip;  /* WebSocket sessions open at once per client address */
 	unsigned webchat_msgs_per_s;       /* messages per second per session (the bucket's refill) */

@@ -2,6 +2,7 @@
  * another origin (cross-site WebSocket hijacking), and too many sessions or messages from one client.
  * Pure functions over their arguments and a bounded table, driven by webchat/webchat.c and the unit
  * tests. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,65 @@ void iplimits__close(gw_iplimits *t, const char *ip)
 				t->v[i].active--;
 			return;
 		}
+}
+
+/* ---- the client's address ---- */
+
+int ip__key(const char *text, char out[GW_IP_MAX + 1])
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, text, &a4) == 1)
+		return inet_ntop(AF_INET, &a4, out, GW_IP_MAX + 1) ? PARLEY_OK : PARLEY_E_CHANNEL_INVALID;
+	if (inet_pton(AF_INET6, text, &a6) != 1)
+		return PARLEY_E_CHANNEL_INVALID;
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) { /* an IPv4 client of a dual-stack socket is that IPv4 address */
+		memcpy(&a4, a6.s6_addr + 12, 4);
+		return inet_ntop(AF_INET, &a4, out, GW_IP_MAX + 1) ? PARLEY_OK : PARLEY_E_CHANNEL_INVALID;
+	}
+	memset(a6.s6_addr + 8, 0, 8);
+	return inet_ntop(AF_INET6, &a6, out, GW_IP_MAX + 1) ? PARLEY_OK : PARLEY_E_CHANNEL_INVALID;
+}
+
+/* 1 if the address text is one of the list's (separated by spaces or commas), compared as keys. */
+static int in_list(const char *key, const char *list)
+{
+	for (const char *p = list; p && *p;) {
+		char item[GW_IP_MAX + 1], k[GW_IP_MAX + 1];
+		p += strspn(p, " ,");
+		size_t n = strcspn(p, " ,");
+		if (n && n <= GW_IP_MAX) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (ip__key(item, k) == PARLEY_OK && strcmp(k, key) == 0)
+				return 1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+int client__key(const char *peer, const char *forwarded_for, const char *trusted, char out[GW_IP_MAX + 1])
+{
+	char pk[GW_IP_MAX + 1];
+	int rc = ip__key(peer, pk);
+	if (rc != PARLEY_OK)
+		return rc;
+	if (!forwarded_for || !in_list(pk, trusted)) {
+		memcpy(out, pk, sizeof(pk));
+		return PARLEY_OK;
+	}
+	/* the entry our proxy appended is the last one; those before it are whatever the client wrote */
+	const char *last = strrchr(forwarded_for, ',');
+	last = last ? last + 1 : forwarded_for;
+	last += strspn(last, " \t");
+	size_t n = strcspn(last, " \t");
+	char item[GW_IP_MAX + 1];
+	if (n == 0 || n > GW_IP_MAX)
+		return PARLEY_E_CHANNEL_INVALID;
+	memcpy(item, last, n);
+	item[n] = '\0';
+	return ip__key(item, out);
 }
 
 /* ---- Origin ---- */

@@ -185,6 +185,16 @@ void iplimits__free(gw_iplimits *t);
 int iplimits__open(gw_iplimits *t, const char *ip, unsigned per_min, unsigned max_open, uint64_t now_ms);
 void iplimits__close(gw_iplimits *t, const char *ip);
 
+/* The key of an address for per-client limits: an IPv4 address as text, an IPv6 one reduced to its /64
+ * (one subscriber commonly holds a whole /64: limits on single IPv6 addresses would be no limit).
+ * PARLEY_E_CHANNEL_INVALID for what is not an address. */
+int ip__key(const char *text, char out[GW_IP_MAX + 1]);
+/* The client of a connection from peer: when peer is one of `trusted` (webchat_trusted_proxies,
+ * addresses separated by spaces or commas) and forwarded_for (X-Forwarded-For) is present, its last
+ * entry (the one that proxy appended: earlier ones are the client's own words); else peer. As ip__key;
+ * PARLEY_E_CHANNEL_INVALID when that entry is not an address. */
+int client__key(const char *peer, const char *forwarded_for, const char *trusted, char out[GW_IP_MAX + 1]);
+
 /* 1 if a WebSocket upgrade with this Origin header (NULL: none) may proceed. allowed: the configured
  * webchat_origins (origins separated by spaces or commas; "" for the default); the default is the
  * origin of public_url when set, else the page's own: http:// or https:// and the Host header. */

@@ -53,7 +53,7 @@ struct gw_conn {
 static const char *const hdr_names[GW_H__COUNT] = {
 	"content-type", "x-twilio-signature", "x-hub-signature-256", "x-parley-signature",
 	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "x-parley-timestamp", "origin",
-	"host",
+	"host", "x-forwarded-for",
 };
 
 static void conn_free_if_done(gw_conn *c)
@@ -426,14 +426,7 @@ int http__conn_peer(gw_conn *c, char *out, size_t cap)
 		return PARLEY_E_IO;
 	if (a.ss_family == AF_INET)
 		return uv_ip4_name((struct sockaddr_in *)&a, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
-	if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
-		struct sockaddr_in a4 = {.sin_family = AF_INET};
-		memcpy(&a4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
-		return uv_ip4_name(&a4, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
-	}
-	memset(a6->sin6_addr.s6_addr + 8, 0, 8);
-	return uv_ip6_name(a6, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+	return uv_ip6_name((struct sockaddr_in6 *)&a, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
 }
 
 unsigned http__port(const gw_http *s)

@@ -28,6 +28,7 @@ enum gw_hdr {
 	GW_H_PARLEY_TS,
 	GW_H_ORIGIN,
 	GW_H_HOST,
+	GW_H_FORWARDED_FOR,
 	GW_H__COUNT
 };
 
@@ -63,9 +64,7 @@ typedef struct gw_conn_owner {
 void http__conn_upgrade(gw_conn *c, const gw_conn_owner *owner);
 int http__conn_write(gw_conn *c, const void *buf, size_t len); /* PARLEY_E_SLOW_CONSUMER past 1 MiB queued */
 void http__conn_close(gw_conn *c);
-/* The client's address as the key of per-client limits: an IPv4 address as text, an IPv6 one reduced to
- * its /64 (one subscriber commonly holds a whole /64, so per-address limits on single IPv6 addresses
- * would be no limit at all). out holds GW_IP_MAX + 1 bytes. PARLEY_E_IO when unknown. */
+/* The peer's address as text (out: GW_IP_MAX + 1 bytes). PARLEY_E_IO when unknown. */
 int http__conn_peer(gw_conn *c, char *out, size_t cap);
 /* Keeps an upgraded connection alive (its idle deadline restarts). */
 void http__conn_touch(gw_conn *c);

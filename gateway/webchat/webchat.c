@@ -267,8 +267,11 @@ static int refused(gw_webchat *w, gw_conn *c, const gw_http_req *r, char ip[GW_I
 	const gw_config *cfg = w->app->cfg;
 	const char *why = NULL;
 	int status = 0;
-	if (http__conn_peer(c, ip, GW_IP_MAX + 1) != PARLEY_OK) {
-		http__respond(c, 400, NULL, NULL, 0); /* the peer is already gone */
+	char peer[GW_IP_MAX + 1];
+	if (http__conn_peer(c, peer, sizeof(peer)) != PARLEY_OK ||
+	    client__key(peer, r->h[GW_H_FORWARDED_FOR], cfg->webchat_trusted_proxies, ip) != PARLEY_OK) {
+		static const char bad[] = "no client address (X-Forwarded-For of a trusted proxy malformed)";
+		http__respond(c, 400, "text/plain", bad, sizeof(bad) - 1);
 		return 1;
 	}
 	/* a page of another site must not open a chat in its visitor's browser (cross-site WebSocket

@@ -552,16 +552,18 @@ static void byoc(void)
 }
 
 /* A WebSocket upgrade to /webchat/ws from source address src (NULL: any) with an Origin header (NULL:
- * none): the connected socket when the answer is 101 with RFC 6455's sample key's accept value, else -1;
+ * none) and an X-Forwarded-For header (NULL: none): the connected socket when the answer is 101 with RFC 6455's sample key's accept value, else -1;
  * *status gets the answer's status (0 when none) and body (may be NULL) its text. */
-static int ws_upgrade(const char *src, const char *origin, int *status, char *body, size_t cap)
+static int ws_upgrade_via(const char *src, const char *origin, const char *xff, int *status, char *body, size_t cap)
 {
 	int fd = src ? tcp_connect_from(gw_port, src) : tcp_connect(gw_port);
-	char req[512], hdr[2048], org[200] = "";
+	char req[640], hdr[2048], org[300] = "";
 	size_t n = 0;
 	*status = 0;
 	if (origin)
 		snprintf(org, sizeof org, "Origin: %s\r\n", origin);
+	if (xff)
+		snprintf(org + strlen(org), sizeof org - strlen(org), "X-Forwarded-For: %s\r\n", xff);
 	snprintf(req, sizeof req,
 		 "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\n%sUpgrade: websocket\r\n"
 		 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -594,6 +596,11 @@ static int ws_upgrade(const char *src, const char *origin, int *status, char *bo
 		return -1;
 	}
 	return fd;
+}
+
+static int ws_upgrade(const char *src, const char *origin, int *status, char *body, size_t cap)
+{
+	return ws_upgrade_via(src, origin, NULL, status, body, cap);
 }
 
 /* A WebSocket to /webchat/ws from the gateway's own origin (the default webchat_origins). */
@@ -689,9 +696,10 @@ static void webchat_limits(void)
 {
 	const char *const extra[] = {"--webchat_origins=https://shop.example https://www.shop.example",
 				     "--webchat_sessions_per_min=4", "--webchat_sessions_per_ip=3",
-				     "--webchat_msgs_per_s=1", "--webchat_msg_burst=3", "--webchat_max_msg=1024", NULL};
+				     "--webchat_msgs_per_s=1", "--webchat_msg_burst=3", "--webchat_max_msg=1024",
+				     "--webchat_trusted_proxies=127.0.0.4", NULL};
 	char body[512];
-	int st, fd[5];
+	int st, fd[5], px[4];
 	IT_EQ(gw_stop(), 0);
 	gw_start_with(extra);
 	/* origins: the configured ones only (the gateway's own is no longer among them) */
@@ -736,6 +744,26 @@ static void webchat_limits(void)
 	close(fd[1]);
 	close(fd[2]);
 	close(fd[3]);
+	/* behind a trusted proxy (127.0.0.4) the client is X-Forwarded-For's last entry: each client its
+	 * own limits; from another peer the header is ignored */
+	const char *a = "192.0.2.1, 198.51.100.7";
+	for (int i = 0; i < 3; i++) {
+		px[i] = ws_upgrade_via("127.0.0.4", "https://shop.example", a, &st, NULL, 0);
+		IT_EQ(st, 101);
+	}
+	IT_EQ(ws_upgrade_via("127.0.0.4", "https://shop.example", a, &st, NULL, 0), -1);
+	IT_EQ(st, 429);
+	px[3] = ws_upgrade_via("127.0.0.4", "https://shop.example", "198.51.100.8", &st, NULL, 0);
+	IT_EQ(st, 101);
+	IT_EQ(ws_upgrade_via("127.0.0.4", "https://shop.example", "junk", &st, NULL, 0), -1);
+	IT_EQ(st, 400);
+	int other = ws_upgrade_via("127.0.0.5", "https://shop.example", "198.51.100.7", &st, NULL, 0);
+	IT_EQ(st, 101); /* 198.51.100.7 is full, but 127.0.0.5 is no proxy of ours: its own address counts */
+	if (other >= 0)
+		close(other);
+	for (int i = 0; i < 4; i++)
+		if (px[i] >= 0)
+			close(px[i]);
 }
 
 int main(void)

@@ -349,6 +349,27 @@ static void test_guard(void)
 	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 100000), PARLEY_OK);     /* .3 forgotten */
 	iplimits__free(t);
 
+	/* client addresses: IPv6 by /64, IPv4-mapped as IPv4; X-Forwarded-For only from a trusted proxy */
+	char k[GW_IP_MAX + 1];
+	TEST_EQ_INT(ip__key("192.0.2.7", k), PARLEY_OK);
+	TEST_EQ_STR(k, "192.0.2.7");
+	TEST_EQ_INT(ip__key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k), PARLEY_OK);
+	TEST_EQ_STR(k, "2001:db8:1:2::");
+	TEST_EQ_INT(ip__key("::ffff:192.0.2.7", k), PARLEY_OK);
+	TEST_EQ_STR(k, "192.0.2.7");
+	TEST_EQ_INT(ip__key("not-an-ip", k), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(client__key("127.0.0.1", "198.51.100.1, 203.0.113.9", "", k), PARLEY_OK);
+	TEST_EQ_STR(k, "127.0.0.1"); /* no trusted proxy: the header is the client's own words */
+	TEST_EQ_INT(client__key("127.0.0.1", "198.51.100.1, 203.0.113.9", "10.0.0.1 127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "203.0.113.9"); /* the entry the proxy appended, not the first */
+	TEST_EQ_INT(client__key("10.0.0.2", "203.0.113.9", "10.0.0.1,127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "10.0.0.2");
+	TEST_EQ_INT(client__key("127.0.0.1", NULL, "127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "127.0.0.1");
+	TEST_EQ_INT(client__key("127.0.0.1", "1.2.3.4, junk", "127.0.0.1", k), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(client__key("127.0.0.1", "2001:db8::1", "127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "2001:db8::");
+
 	/* Origin: missing (not a browser) passes; the list; public_url's origin; the Host fallback */
 	TEST_EQ_INT(origin__allowed(NULL, "", "", "gw.example"), 1);
 	TEST_EQ_INT(origin__allowed("https://shop.example", "https://a.example, https://shop.example", "", NULL), 1);
