@@ -25,10 +25,12 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: parley-gateway [--config FILE] [--KEY=VALUE ...]\n"
 		   "  keys: entity home server ca_file db bind port port_file public_url max_body queue_max outbox_max\n"
-		   "        retry_max retry_base_ms retry_cap_ms http_timeout_s dedupe_days max_conns webchat\n"
+		   "        retry_max retry_base_ms retry_cap_ms http_timeout_s dedupe_days webhook_max_age_s\n"
+		   "        max_conns webchat webchat_origins webchat_trusted_proxies webchat_sessions_per_min\n"
+		   "        webchat_sessions_per_ip webchat_msgs_per_s webchat_msg_burst webchat_max_msg\n"
 		   "        twilio.account_sid twilio.auth_token twilio.from twilio.api_base\n"
 		   "        waba.verify_token waba.app_secret waba.token waba.phone_number_id waba.api_base\n"
-		   "        waba.otp_template waba.template_lang byoc.secret byoc.url\n"
+		   "        waba.otp_template waba.template_lang byoc.secret byoc.url byoc.window_s\n"
 		   "  --port-file FILE is port_file: the port written there once listening (with port=0: any)\n"
 		   "  secrets (*.auth_token, *.secret, *.token, *.verify_token): env:NAME or file:/abs/path\n"
 		   "  see docs/channels.md, \"Running parley-gateway\"\n");
