@@ -171,12 +171,20 @@ static const char *reason(int status)
 
 void http__respond(gw_conn *c, int status, const char *content_type, const void *body, size_t len)
 {
+	http__respond_hdr(c, status, NULL, content_type, body, len);
+}
+
+void http__respond_hdr(gw_conn *c, int status, const char *header, const char *content_type, const void *body,
+		       size_t len)
+{
 	gw_buf b;
 	if (c->answered)
 		return;
 	c->answered = 1;
-	gwbuf__init(&b, len + 1024);
+	gwbuf__init(&b, len + 2048);
 	int rc = gwbuf__printf(&b, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	if (rc == PARLEY_OK && header)
+		rc = gwbuf__printf(&b, "%s\r\n", header);
 	if (rc == PARLEY_OK && content_type)
 		rc = gwbuf__printf(&b, "Content-Type: %s\r\n", content_type);
 	if (rc == PARLEY_OK)

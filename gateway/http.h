@@ -53,6 +53,9 @@ void http__stop(gw_http *s);
 
 /* Answer the request and close. body may be NULL with len 0. */
 void http__respond(gw_conn *c, int status, const char *content_type, const void *body, size_t len);
+/* The same with one more header line (without its CRLF), e.g. the WWW-Authenticate a 401 must carry. */
+void http__respond_hdr(gw_conn *c, int status, const char *header, const char *content_type, const void *body,
+		       size_t len);
 
 /* WebSocket take-over: on_data gets every later byte (the rest of the first read included), on_close
  * once when the connection is gone (then the owner must not touch c again). */

@@ -22,6 +22,10 @@
 
 #include "app.h"
 
+/* A 401 must name how to authenticate (RFC 9110 §15.5.2): our own scheme, the signed timestamp. Only
+ * BYOC answers 401 (a stale or missing X-Parley-Timestamp). */
+#define BYOC_CHALLENGE "WWW-Authenticate: Parley-HMAC-SHA256 headers=\"X-Parley-Timestamp X-Parley-Signature\""
+
 /* The refusal's status and a one-line text/plain body saying why (for the operator reading the
  * provider's delivery log: never a secret, never the message). */
 static void answer_error(gw_conn *c, const char *route, int err)
@@ -39,7 +43,7 @@ static void answer_error(gw_conn *c, const char *route, int err)
 		log__line("%s: refused: %s", route, why);
 	else if (status >= 500)
 		log__line("%s: %s", route, why);
-	http__respond(c, status, "text/plain", why, strlen(why));
+	http__respond_hdr(c, status, status == 401 ? BYOC_CHALLENGE : NULL, "text/plain", why, strlen(why));
 }
 
 /* Stores one message: OK for a new one and for a known one (idempotency). */
@@ -138,7 +142,7 @@ static void byoc_route(gw_app *app, gw_conn *c, const gw_http_req *r)
 	if (rc == PARLEY_E_CHANNEL_INVALID) { /* no timestamp: not a malformed message, an unauthenticated call */
 		static const char why[] = "X-Parley-Timestamp missing or malformed (unix seconds, signed)";
 		log__line("byoc: refused: %s", why);
-		http__respond(c, 401, "text/plain", why, sizeof(why) - 1);
+		http__respond_hdr(c, 401, BYOC_CHALLENGE, "text/plain", why, sizeof(why) - 1);
 		return;
 	}
 	if (rc == PARLEY_OK)

@@ -493,12 +493,14 @@ static void byoc(void)
 	snprintf(no_ts, sizeof no_ts, "X-Parley-Signature: %s\r\n", sig);
 	IT_EQ(post("/byoc", "application/json", no_ts, body, resp, sizeof resp), 401);
 	IT_CHECK(strstr(resp, "X-Parley-Timestamp missing") != NULL);
+	IT_CHECK(strstr(resp, "\r\nWWW-Authenticate: Parley-HMAC-SHA256 ") != NULL); /* a 401 names its scheme */
 	/* genuinely signed, but outside the 300 s window (a replay once the window passed, or a wrong
 	 * clock): 401, saying why; just inside it: accepted */
 	char stale[200], ahead[200], inside[200];
 	byoc_headers(stale, sizeof stale, BYOC_SECRET, now - 400, body);
 	IT_EQ(post("/byoc", "application/json", stale, body, resp, sizeof resp), 401);
 	IT_CHECK(strstr(resp, "timestamp too old") != NULL);
+	IT_CHECK(strstr(resp, "\r\nWWW-Authenticate: Parley-HMAC-SHA256 ") != NULL);
 	byoc_headers(ahead, sizeof ahead, BYOC_SECRET, now + 400, body);
 	IT_EQ(post("/byoc", "application/json", ahead, body, resp, sizeof resp), 401);
 	IT_CHECK(strstr(resp, "timestamp in the future") != NULL);
