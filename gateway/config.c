@@ -25,6 +25,12 @@ void config__defaults(gw_config *c)
 	c->http_timeout_s = 15;
 	c->dedupe_days = 7;
 	c->max_conns = 256;
+	c->byoc_window_s = 300;
+	c->webchat_sessions_per_min = 30;
+	c->webchat_sessions_per_ip = 20;
+	c->webchat_msgs_per_s = 2;
+	c->webchat_msg_burst = 10;
+	c->webchat_max_msg = 16384;
 	snprintf(c->twilio_api_base, sizeof(c->twilio_api_base), "https://api.twilio.com");
 	snprintf(c->waba_api_base, sizeof(c->waba_api_base), "https://graph.facebook.com");
 	snprintf(c->waba_template_lang, sizeof(c->waba_template_lang), "en_US");
@@ -110,6 +116,7 @@ static const struct key {
 	STR("db", db),
 	STR("bind", bind),
 	UINT("port", port, 0, 65535),
+	STR("port_file", port_file),
 	STR("public_url", public_url),
 	{"max_body", 3, offsetof(gw_config, max_body), 0, 1024, 1024 * 1024},
 	UINT("queue_max", queue_max, 1, 1000000),
@@ -119,6 +126,7 @@ static const struct key {
 	UINT("retry_cap_ms", retry_cap_ms, 10, 86400000),
 	UINT("http_timeout_s", http_timeout_s, 1, 600),
 	UINT("dedupe_days", dedupe_days, 1, 365),
+	UINT("webhook_max_age_s", webhook_max_age_s, 60, 365u * 86400u),
 	UINT("max_conns", max_conns, 1, 100000),
 	STR("twilio.account_sid", twilio_account_sid),
 	SECRET("twilio.auth_token", twilio_auth_token),
@@ -133,7 +141,15 @@ static const struct key {
 	STR("waba.template_lang", waba_template_lang),
 	SECRET("byoc.secret", byoc_secret),
 	STR("byoc.url", byoc_url),
+	UINT("byoc.window_s", byoc_window_s, 10, 3600),
 	UINT("webchat", webchat, 0, 1),
+	STR("webchat_origins", webchat_origins),
+	STR("webchat_trusted_proxies", webchat_trusted_proxies),
+	UINT("webchat_sessions_per_min", webchat_sessions_per_min, 1, 100000),
+	UINT("webchat_sessions_per_ip", webchat_sessions_per_ip, 1, 100000),
+	UINT("webchat_msgs_per_s", webchat_msgs_per_s, 1, 1000),
+	UINT("webchat_msg_burst", webchat_msg_burst, 1, 10000),
+	UINT("webchat_max_msg", webchat_max_msg, 256, 1024 * 1024),
 };
 
 int config__set(gw_config *c, const char *key, const char *value, char *err, size_t errlen)
@@ -234,6 +250,17 @@ int config__finish(gw_config *c, char *err, size_t errlen)
 		return fail(err, errlen, "waba", "app_secret, token and phone_number_id go together");
 	if ((c->byoc_secret[0] != 0) != (c->byoc_url[0] != 0))
 		return fail(err, errlen, "byoc", "secret and url go together");
+	/* A replayed webhook is refused by one of two checks: its message id while the id is remembered
+	 * (dedupe_days), its age after. They must overlap, or a replay in the gap between them would be
+	 * taken as new: the oldest message accepted, counting a provider clock up to GW_FUTURE_SKEW_S ahead,
+	 * must be younger than the retention. The derived default leaves 12 h of margin. (byoc.window_s, at
+	 * most 3600, is always far inside the shortest retention, one day.) */
+	uint64_t retention = (uint64_t)c->dedupe_days * 86400u;
+	if (!c->webhook_max_age_s)
+		c->webhook_max_age_s = (unsigned)(retention - 43200u);
+	if ((uint64_t)c->webhook_max_age_s + GW_FUTURE_SKEW_S >= retention)
+		return fail(err, errlen, "webhook_max_age_s",
+			    "must be below dedupe_days x 86400 - 300 (a replay the dedupe forgot must be refused by age)");
 	if (c->retry_cap_ms < c->retry_base_ms)
 		return fail(err, errlen, "retry_cap_ms", "below retry_base_ms");
 	if (!c->db[0] && snprintf(c->db, sizeof(c->db), "%s/gateway.db", c->home) >= (int)sizeof(c->db))

@@ -8,6 +8,8 @@
 
 #define GW_CFG_STR 512
 #define GW_SECRET_MAX 512
+/* How far ahead of our clock a provider's message timestamp may be (clock skew), in seconds. */
+#define GW_FUTURE_SKEW_S 300
 
 typedef struct gw_config {
 	/* the parley side */
@@ -18,7 +20,8 @@ typedef struct gw_config {
 	char db[GW_CFG_STR];         /* the gateway's own SQLite file; "" = <home>/gateway.db */
 	/* the HTTP side */
 	char bind[64];
-	unsigned port;
+	unsigned port;               /* 0: any free port (see port_file) */
+	char port_file[GW_CFG_STR];  /* written (atomically) with the port once listening */
 	char public_url[GW_CFG_STR]; /* scheme://host[:port] the providers call (Twilio signs it) */
 	/* limits */
 	size_t max_body;             /* webhook body bytes (413 beyond) */
@@ -28,6 +31,8 @@ typedef struct gw_config {
 	unsigned retry_base_ms, retry_cap_ms;
 	unsigned http_timeout_s;     /* one outbound request */
 	unsigned dedupe_days;        /* inbound ids remembered this long */
+	unsigned webhook_max_age_s;  /* a WABA message older than this is dropped (0 until config__finish
+	                              * derives it: 12 h less than the dedupe retention) */
 	unsigned max_conns;          /* HTTP connections at once */
 	/* sms: Twilio */
 	char twilio_account_sid[128];
@@ -45,8 +50,16 @@ typedef struct gw_config {
 	/* byoc */
 	char byoc_secret[GW_SECRET_MAX];
 	char byoc_url[GW_CFG_STR];
+	unsigned byoc_window_s;      /* X-Parley-Timestamp at most this far from our clock */
 	/* webchat */
 	unsigned webchat;            /* 1: serve /webchat/ */
+	char webchat_origins[GW_CFG_STR]; /* origins allowed to open the WebSocket; "": our own */
+	char webchat_trusted_proxies[GW_CFG_STR]; /* peers whose X-Forwarded-For names the client */
+	unsigned webchat_sessions_per_min; /* new WebSocket sessions per client address per minute */
+	unsigned webchat_sessions_per_ip;  /* WebSocket sessions open at once per client address */
+	unsigned webchat_msgs_per_s;       /* messages per second per session (the bucket's refill) */
+	unsigned webchat_msg_burst;        /* ... and its size */
+	unsigned webchat_max_msg;          /* bytes of one WebSocket message */
 } gw_config;
 
 void config__defaults(gw_config *c);

@@ -58,6 +58,12 @@ void sig__sha256_header(const uint8_t *key, size_t key_len, const void *body, si
 /* PARLEY_OK when header is exactly that value (compared in constant time), else
  * PARLEY_E_CHANNEL_SIGNATURE (missing, malformed or wrong). */
 int sig__sha256_check(const uint8_t *key, size_t key_len, const void *body, size_t len, const char *header);
+/* The same over ts "." body: a signature that covers a timestamp (X-Parley-Timestamp of BYOC), so a
+ * captured call cannot be replayed with a fresher timestamp. */
+void sig__sha256_ts_header(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+			   char out[GW_SHA256_HEADER_LEN + 1]);
+int sig__sha256_ts_check(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+			 const char *header);
 /* Constant-time equality of two NUL-terminated strings (lengths are not secret). */
 int sig__streq(const char *a, const char *b);
 
@@ -65,6 +71,7 @@ int sig__streq(const char *a, const char *b);
 #define GW_MSGID_MAX 128
 typedef struct gw_inbound {
 	char id[GW_MSGID_MAX + 1];                /* the provider's message id: the idempotency key */
+	int64_t ts;                               /* the provider's time of the message (unix s); 0: none */
 	char user[PARLEY_CHANNEL_USER_MAX + 1];   /* channel_user: E.164 for sms / waba */
 	char *text;                               /* heap, NUL-terminated */
 	size_t text_len;
@@ -79,6 +86,13 @@ int inbound__is_e164(const char *s);
 /* 1 if s is a channel_user of spec11: 1..64 bytes of printable ASCII. */
 int inbound__user_valid(const char *s);
 
+/* ---- freshness: a replay older than the dedupe window (docs/channels.md "Replays") ---- */
+/* A decimal unix time of 1..12 digits, or -1. */
+int64_t inbound__parse_ts(const char *s);
+/* PARLEY_OK when ts is at most max_age_s old and at most GW_FUTURE_SKEW_S ahead of now;
+ * PARLEY_E_TIMEOUT older; PARLEY_E_TOO_FAR_AHEAD later. */
+int inbound__fresh(int64_t ts, int64_t now, unsigned max_age_s);
+
 /* ---- an outbound HTTP request to a provider (built by the providers, sent by sender.c) ---- */
 typedef struct gw_request {
 	char url[2048 + 1];
@@ -88,6 +102,7 @@ typedef struct gw_request {
 	const char *basic_pass;    /* borrowed from the config */
 	const char *bearer;        /* Authorization: Bearer (WABA), borrowed */
 	char sig_header[128];      /* e.g. "X-Parley-Signature: sha256=..." (BYOC), "" none */
+	char ts_header[64];        /* e.g. "X-Parley-Timestamp: 1700000000" (BYOC), "" none */
 } gw_request;
 void request__init(gw_request *r, size_t max_body);
 void request__free(gw_request *r);
@@ -129,15 +144,61 @@ int twilio__request(const gw_config *cfg, const gw_out *o, gw_request *r);
  * PARLEY_E_CHANNEL_INVALID otherwise. */
 int waba__verify(const char *query, const char *verify_token, char *out, size_t out_len);
 /* The text messages of a webhook body (statuses and other types are skipped; a non-text message is kept
- * as "[<type>]" so staff know something came). At most max messages (PARLEY_E_TOO_LARGE beyond). */
+ * as "[<type>]" so staff know something came). At most max messages (PARLEY_E_TOO_LARGE beyond). Each
+ * message must carry its "timestamp" (unix seconds, as a string: the freshness check needs it):
+ * PARLEY_E_CHANNEL_INVALID without. */
 int waba__parse(const char *body, size_t len, size_t max, gw_inbound_list *out);
 int waba__request(const gw_config *cfg, const gw_out *o, gw_request *r);
 
 /* BYOC (byoc/byoc.c): {"id":..., "user":..., "text":...} */
+/* The headers of an inbound BYOC call against the secret, the body and now (unix s):
+ *   PARLEY_E_CHANNEL_INVALID   X-Parley-Timestamp missing or not a decimal unix time;
+ *   PARLEY_E_CHANNEL_SIGNATURE X-Parley-Signature missing or not HMAC(secret, ts "." body);
+ *   PARLEY_E_TIMEOUT / PARLEY_E_TOO_FAR_AHEAD  signed, but ts more than window_s from now. */
+int byoc__check(const char *secret, const char *ts, const char *sig, const void *body, size_t len, int64_t now,
+		unsigned window_s);
 int byoc__parse(const char *body, size_t len, gw_inbound *out);
 int byoc__request(const gw_config *cfg, const gw_out *o, gw_request *r);
 /* The JSON a webchat client gets for an outbox entry (webchat/webchat.c uses it too). */
 int byoc__event_json(const gw_out *o, gw_buf *out);
+
+/* ---- web chat guards (guard.c) ---- */
+/* A token bucket: `burst` tokens at first, refilled at rate_per_s, one taken per event. */
+typedef struct gw_bucket {
+	double tokens;
+	uint64_t last_ms;
+	int started;
+} gw_bucket;
+/* 1 when a token was taken (the event may go on), 0 when the bucket is empty. */
+int bucket__take(gw_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
+
+/* WebSocket sessions per client address: at most max_open at once and per_min new ones a minute (a
+ * bucket of per_min tokens refilled over a minute). The table holds at most cap addresses (those with
+ * open sessions or a recent one). */
+#define GW_IP_MAX 45 /* INET6_ADDRSTRLEN - 1 */
+#define GW_IPLIMITS_CAP 4096
+typedef struct gw_iplimits gw_iplimits;
+int iplimits__new(size_t cap, gw_iplimits **out);
+void iplimits__free(gw_iplimits *t);
+/* PARLEY_OK (the session is counted: iplimits__close it); PARLEY_E_TOO_MANY_CONNECTIONS (max_open open);
+ * PARLEY_E_RATE_LIMITED (per_min reached); PARLEY_E_BUSY (the table is full of recent clients). */
+int iplimits__open(gw_iplimits *t, const char *ip, unsigned per_min, unsigned max_open, uint64_t now_ms);
+void iplimits__close(gw_iplimits *t, const char *ip);
+
+/* The key of an address for per-client limits: an IPv4 address as text, an IPv6 one reduced to its /64
+ * (one subscriber commonly holds a whole /64: limits on single IPv6 addresses would be no limit).
+ * PARLEY_E_CHANNEL_INVALID for what is not an address. */
+int ip__key(const char *text, char out[GW_IP_MAX + 1]);
+/* The client of a connection from peer: when peer is one of `trusted` (webchat_trusted_proxies,
+ * addresses separated by spaces or commas) and forwarded_for (X-Forwarded-For) is present, its last
+ * entry (the one that proxy appended: earlier ones are the client's own words); else peer. As ip__key;
+ * PARLEY_E_CHANNEL_INVALID when that entry is not an address. */
+int client__key(const char *peer, const char *forwarded_for, const char *trusted, char out[GW_IP_MAX + 1]);
+
+/* 1 if a WebSocket upgrade with this Origin header (NULL: none) may proceed. allowed: the configured
+ * webchat_origins (origins separated by spaces or commas; "" for the default); the default is the
+ * origin of public_url when set, else the page's own: http:// or https:// and the Host header. */
+int origin__allowed(const char *origin, const char *allowed, const char *public_url, const char *host);
 
 /* ---- outbox policy (outbox.c) ---- */
 /* Delay before attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)), then "equal

@@ -1,4 +1,5 @@
 /* parley-gateway's HTTP/1.1 server (http.h). */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ struct gw_conn {
 
 static const char *const hdr_names[GW_H__COUNT] = {
 	"content-type", "x-twilio-signature", "x-hub-signature-256", "x-parley-signature",
-	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "x-parley-timestamp", "origin",
+	"host", "x-forwarded-for",
 };
 
 static void conn_free_if_done(gw_conn *c)
@@ -157,8 +159,10 @@ static const char *reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 401: return "Unauthorized";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 503: return "Service Unavailable";
 	default: return "Error";
@@ -167,12 +171,20 @@ static const char *reason(int status)
 
 void http__respond(gw_conn *c, int status, const char *content_type, const void *body, size_t len)
 {
+	http__respond_hdr(c, status, NULL, content_type, body, len);
+}
+
+void http__respond_hdr(gw_conn *c, int status, const char *header, const char *content_type, const void *body,
+		       size_t len)
+{
 	gw_buf b;
 	if (c->answered)
 		return;
 	c->answered = 1;
-	gwbuf__init(&b, len + 1024);
+	gwbuf__init(&b, len + 2048);
 	int rc = gwbuf__printf(&b, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	if (rc == PARLEY_OK && header)
+		rc = gwbuf__printf(&b, "%s\r\n", header);
 	if (rc == PARLEY_OK && content_type)
 		rc = gwbuf__printf(&b, "Content-Type: %s\r\n", content_type);
 	if (rc == PARLEY_OK)
@@ -412,6 +424,28 @@ int http__start(uv_loop_t *loop, const gw_config *cfg, gw_http_handler h, void *
 	}
 	*out = s;
 	return PARLEY_OK;
+}
+
+int http__conn_peer(gw_conn *c, char *out, size_t cap)
+{
+	struct sockaddr_storage a;
+	int len = (int)sizeof(a);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &len) != 0)
+		return PARLEY_E_IO;
+	if (a.ss_family == AF_INET)
+		return uv_ip4_name((struct sockaddr_in *)&a, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+	return uv_ip6_name((struct sockaddr_in6 *)&a, out, cap) == 0 ? PARLEY_OK : PARLEY_E_IO;
+}
+
+unsigned http__port(const gw_http *s)
+{
+	struct sockaddr_storage a;
+	int len = (int)sizeof(a);
+	if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&a, &len) != 0)
+		return 0;
+	if (a.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&a)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
 }
 
 void http__stop(gw_http *s)

@@ -2,33 +2,48 @@
  *   POST /sms/twilio   Twilio Messaging webhook (form, X-Twilio-Signature)   -> 200 empty TwiML
  *   GET  /waba         the WhatsApp-style verification handshake            -> 200 the challenge
  *   POST /waba         WhatsApp-style webhook (JSON, X-Hub-Signature-256)     -> 200
- *   POST /byoc         bring-your-own-channel webhook (X-Parley-Signature)    -> 200 {"ok":true}
+ *   POST /byoc         bring-your-own-channel webhook (X-Parley-Timestamp,
+ *                      X-Parley-Signature over timestamp "." body)            -> 200 {"ok":true}
  *   GET  /webchat/, /webchat/ws                                               (webchat/webchat.c)
  *   GET  /healthz                                                             -> 200 ok
  * A refused signature is 403 (PARLEY_E_CHANNEL_SIGNATURE, logged); a malformed body 400; a message is
  * answered 200 only once it is committed in SQLite (or known already: a retried webhook is not sent
- * twice); 503 when queue_max messages wait for parley (the provider retries later). */
+ * twice); 503 when queue_max messages wait for parley (the provider retries later).
+ * Replays older than the dedupe window: a WABA message older than webhook_max_age_s is dropped (logged,
+ * answered 200), a BYOC call whose signed timestamp is outside byoc.window_s is 401. Twilio signs no
+ * timestamp: its MessageSid dedupe (dedupe_days) is the protection (docs/channels.md "Replays"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <http_parser.h>
 
 #include "app.h"
 
+/* A 401 must name how to authenticate (RFC 9110 §15.5.2): our own scheme, the signed timestamp. Only
+ * BYOC answers 401 (a stale or missing X-Parley-Timestamp). */
+#define BYOC_CHALLENGE "WWW-Authenticate: Parley-HMAC-SHA256 headers=\"X-Parley-Timestamp X-Parley-Signature\""
+
+/* The refusal's status and a one-line text/plain body saying why (for the operator reading the
+ * provider's delivery log: never a secret, never the message). */
 static void answer_error(gw_conn *c, const char *route, int err)
 {
-	int status = err == PARLEY_E_CHANNEL_SIGNATURE ? 403
-		     : err == PARLEY_E_BUSY	       ? 503
-		     : err == PARLEY_E_TOO_LARGE	       ? 413
-		     : err == PARLEY_E_CHANNEL_INVALID ? 400
-						       : 500;
-	if (err == PARLEY_E_CHANNEL_SIGNATURE)
-		log__line("%s: refused: %s", route, parley_strerror(err));
+	int status = err == PARLEY_E_CHANNEL_SIGNATURE			 ? 403
+		     : err == PARLEY_E_TIMEOUT || err == PARLEY_E_TOO_FAR_AHEAD ? 401
+		     : err == PARLEY_E_BUSY					 ? 503
+		     : err == PARLEY_E_TOO_LARGE					 ? 413
+		     : err == PARLEY_E_CHANNEL_INVALID				 ? 400
+											 : 500;
+	const char *why = err == PARLEY_E_TIMEOUT	   ? "timestamp too old: outside the freshness window"
+			  : err == PARLEY_E_TOO_FAR_AHEAD ? "timestamp in the future: outside the freshness window"
+							   : parley_strerror(err);
+	if (status == 403 || status == 401)
+		log__line("%s: refused: %s", route, why);
 	else if (status >= 500)
-		log__line("%s: %s", route, parley_strerror(err));
-	http__respond(c, status, NULL, NULL, 0);
+		log__line("%s: %s", route, why);
+	http__respond_hdr(c, status, status == 401 ? BYOC_CHALLENGE : NULL, "text/plain", why, strlen(why));
 }
 
 /* Stores one message: OK for a new one and for a known one (idempotency). */
@@ -95,8 +110,21 @@ static void waba_route(gw_app *app, gw_conn *c, const gw_http_req *r)
 				   r->body_len, r->h[GW_H_HUB_SIG]);
 	if (rc == PARLEY_OK)
 		rc = waba__parse(r->body, r->body_len, 100, &l);
-	for (size_t i = 0; rc == PARLEY_OK && i < l.n; i++)
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; rc == PARLEY_OK && i < l.n; i++) {
+		/* A genuine but stale message (a replay past the dedupe window, or a delivery Meta kept retrying
+		 * for longer than webhook_max_age_s) is dropped, and the webhook still answered 200: an error
+		 * would only make Meta retry the same message, staler each time, for days, and a webhook that
+		 * keeps failing gets flagged and eventually disabled by Meta, losing the fresh messages too. */
+		int fresh = inbound__fresh(l.v[i].ts, now, cfg->webhook_max_age_s);
+		if (fresh != PARLEY_OK) {
+			log__line("waba: message %s dropped: %s (timestamp %lld, now %lld, webhook_max_age_s %u)",
+				  l.v[i].id, fresh == PARLEY_E_TIMEOUT ? "too old" : "from the future",
+				  (long long)l.v[i].ts, (long long)now, cfg->webhook_max_age_s);
+			continue;
+		}
 		rc = accept_one(app, PARLEY_CHANNEL_WABA, &l.v[i]);
+	}
 	inbound__list_free(&l);
 	if (rc != PARLEY_OK) {
 		answer_error(c, "waba", rc);
@@ -109,8 +137,14 @@ static void byoc_route(gw_app *app, gw_conn *c, const gw_http_req *r)
 {
 	const gw_config *cfg = app->cfg;
 	gw_inbound in;
-	int rc = sig__sha256_check((const uint8_t *)cfg->byoc_secret, strlen(cfg->byoc_secret), r->body, r->body_len,
-				   r->h[GW_H_PARLEY_SIG]);
+	int rc = byoc__check(cfg->byoc_secret, r->h[GW_H_PARLEY_TS], r->h[GW_H_PARLEY_SIG], r->body, r->body_len,
+			     (int64_t)time(NULL), cfg->byoc_window_s);
+	if (rc == PARLEY_E_CHANNEL_INVALID) { /* no timestamp: not a malformed message, an unauthenticated call */
+		static const char why[] = "X-Parley-Timestamp missing or malformed (unix seconds, signed)";
+		log__line("byoc: refused: %s", why);
+		http__respond_hdr(c, 401, BYOC_CHALLENGE, "text/plain", why, sizeof(why) - 1);
+		return;
+	}
 	if (rc == PARLEY_OK)
 		rc = byoc__parse(r->body, r->body_len, &in);
 	if (rc == PARLEY_OK) {

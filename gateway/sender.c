@@ -66,6 +66,8 @@ int sender__attempt(const gw_config *cfg, void *curl, const gw_out *o, long *sta
 	}
 	if (r.sig_header[0])
 		h = curl_slist_append(h, r.sig_header);
+	if (r.ts_header[0])
+		h = curl_slist_append(h, r.ts_header);
 	h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
 	curl_easy_setopt(c, CURLOPT_URL, r.url);
 	/* only http(s), no redirects: a redirect would carry the message somewhere the operator did not name */

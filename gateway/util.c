@@ -196,17 +196,34 @@ const char *form__get(const gw_form *f, const char *name)
 
 /* ---- signatures ---- */
 
-void sig__sha256_header(const uint8_t *key, size_t key_len, const void *body, size_t len,
-			char out[GW_SHA256_HEADER_LEN + 1])
+/* "sha256=" + hex HMAC-SHA256(key, [ts "."] body). */
+static void mac_header(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+		       char out[GW_SHA256_HEADER_LEN + 1])
 {
 	crypto_auth_hmacsha256_state st;
 	uint8_t mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_init(&st, key, key_len);
+	if (ts) {
+		crypto_auth_hmacsha256_update(&st, (const uint8_t *)ts, strlen(ts));
+		crypto_auth_hmacsha256_update(&st, (const uint8_t *)".", 1);
+	}
 	crypto_auth_hmacsha256_update(&st, body, len);
 	crypto_auth_hmacsha256_final(&st, mac);
 	memcpy(out, "sha256=", 7);
 	sodium_bin2hex(out + 7, GW_SHA256_HEADER_LEN + 1 - 7, mac, sizeof(mac));
 	sodium_memzero(&st, sizeof(st));
+}
+
+void sig__sha256_header(const uint8_t *key, size_t key_len, const void *body, size_t len,
+			char out[GW_SHA256_HEADER_LEN + 1])
+{
+	mac_header(key, key_len, NULL, body, len, out);
+}
+
+void sig__sha256_ts_header(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+			   char out[GW_SHA256_HEADER_LEN + 1])
+{
+	mac_header(key, key_len, ts, body, len, out);
 }
 
 int sig__streq(const char *a, const char *b)
@@ -217,7 +234,8 @@ int sig__streq(const char *a, const char *b)
 	return sodium_memcmp(a, b, la) == 0;
 }
 
-int sig__sha256_check(const uint8_t *key, size_t key_len, const void *body, size_t len, const char *header)
+static int mac_check(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+		     const char *header)
 {
 	char want[GW_SHA256_HEADER_LEN + 1], got[GW_SHA256_HEADER_LEN + 1];
 	if (!header || strlen(header) != GW_SHA256_HEADER_LEN)
@@ -225,8 +243,44 @@ int sig__sha256_check(const uint8_t *key, size_t key_len, const void *body, size
 	/* providers send lowercase hex; accept uppercase too (the MAC, not its spelling, is the secret) */
 	for (size_t i = 0; i <= GW_SHA256_HEADER_LEN; i++)
 		got[i] = (char)((header[i] >= 'A' && header[i] <= 'F') ? header[i] - 'A' + 'a' : header[i]);
-	sig__sha256_header(key, key_len, body, len, want);
+	mac_header(key, key_len, ts, body, len, want);
 	return sig__streq(want, got) ? PARLEY_OK : PARLEY_E_CHANNEL_SIGNATURE;
+}
+
+int sig__sha256_check(const uint8_t *key, size_t key_len, const void *body, size_t len, const char *header)
+{
+	return mac_check(key, key_len, NULL, body, len, header);
+}
+
+int sig__sha256_ts_check(const uint8_t *key, size_t key_len, const char *ts, const void *body, size_t len,
+			 const char *header)
+{
+	return mac_check(key, key_len, ts, body, len, header);
+}
+
+/* ---- freshness ---- */
+
+int64_t inbound__parse_ts(const char *s)
+{
+	int64_t v = 0;
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > 12) /* 12 digits: beyond the year 33000, and no overflow */
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int inbound__fresh(int64_t ts, int64_t now, unsigned max_age_s)
+{
+	if (ts > now + GW_FUTURE_SKEW_S)
+		return PARLEY_E_TOO_FAR_AHEAD;
+	if (ts < now - (int64_t)max_age_s)
+		return PARLEY_E_TIMEOUT;
+	return PARLEY_OK;
 }
 
 /* ---- records ---- */

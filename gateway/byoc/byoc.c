@@ -1,11 +1,15 @@
-/* Bring your own channel: a JSON webhook {"id", "user", "text"} signed with X-Parley-Signature
- * ("sha256=" + hex HMAC-SHA256(secret, raw body), checked by the caller), and outbound events POSTed to
- * the configured URL signed the same way:
+/* Bring your own channel: a JSON webhook {"id", "user", "text"} with X-Parley-Timestamp (unix seconds)
+ * and X-Parley-Signature ("sha256=" + hex HMAC-SHA256(secret, timestamp "." raw body)), checked by
+ * byoc__check: the signature covers the timestamp, so a captured call is refused once it is older than
+ * the window (byoc.window_s), and within the window the message id's dedupe refuses it. Outbound events
+ * are POSTed to the configured URL signed the same way, with our timestamp:
  *   {"type":"message","user":U,"text":T}
  *   {"type":"auth","user":U,"component":NAME,"url":URL,"otp":CODE}   (url or otp empty when unused)
  * The same events go to a web chat client (webchat/webchat.c), without "user". */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -40,6 +44,24 @@ int byoc__parse(const char *body, size_t len, gw_inbound *out)
 done:
 	json_decref(root);
 	return rc;
+}
+
+int byoc__check(const char *secret, const char *ts, const char *sig, const void *body, size_t len, int64_t now,
+		unsigned window_s)
+{
+	int64_t t = inbound__parse_ts(ts);
+	if (t < 0)
+		return PARLEY_E_CHANNEL_INVALID;
+	int rc = sig__sha256_ts_check((const uint8_t *)secret, strlen(secret), ts, body, len, sig);
+	if (rc != PARLEY_OK)
+		return rc;
+	/* checked after the signature: a refusal for time then means a genuine call that is old (a replay,
+	 * or a sender's clock that is wrong), which is what the operator needs to tell apart from a forgery */
+	if (t > now + (int64_t)window_s)
+		return PARLEY_E_TOO_FAR_AHEAD;
+	if (t < now - (int64_t)window_s)
+		return PARLEY_E_TIMEOUT;
+	return PARLEY_OK;
 }
 
 static int event_json(const gw_out *o, int with_user, gw_buf *out)
@@ -79,9 +101,12 @@ int byoc__request(const gw_config *cfg, const gw_out *o, gw_request *r)
 	int rc = event_json(o, 1, &r->body);
 	if (rc != PARLEY_OK)
 		return rc;
-	sig__sha256_header((const uint8_t *)cfg->byoc_secret, strlen(cfg->byoc_secret), r->body.data, r->body.len,
-			   sig);
+	char ts[24];
+	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL)); /* at each attempt: a retry is fresh */
+	sig__sha256_ts_header((const uint8_t *)cfg->byoc_secret, strlen(cfg->byoc_secret), ts, r->body.data,
+			      r->body.len, sig);
 	snprintf(r->sig_header, sizeof(r->sig_header), "X-Parley-Signature: %s", sig);
+	snprintf(r->ts_header, sizeof(r->ts_header), "X-Parley-Timestamp: %s", ts);
 	r->content_type = "application/json";
 	return PARLEY_OK;
 }

@@ -1,10 +1,14 @@
 /* WhatsApp Cloud API style: the GET verification handshake, the signed JSON webhook
  * (X-Hub-Signature-256 over the raw body, checked by the caller with sig__sha256_check before this
- * parser sees it) and the outbound messages call (text, or an authentication template carrying the
- * one-time code in its body and its copy-code URL button, as the provider requires for OTP templates).
+ * parser sees it) and the outbound messages call: text; a sign-in link (an oidc / oauth2 prompt) as an
+ * interactive call-to-action URL button message ("cta_url": the customer taps "Sign in" rather than a
+ * long opaque URL in the text, which WhatsApp users are rightly wary of); a one-time code as an
+ * authentication template carrying the code in its body and its copy-code URL button, as the provider
+ * requires for OTP templates.
  *
  * WhatsApp numbers come without '+' ("16505551234"); channel_user is E.164, so '+' is added inbound and
  * dropped outbound. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,12 +62,13 @@ static int add_message(json_t *m, size_t max, gw_inbound_list *out)
 	const char *id = json_string_value(json_object_get(m, "id"));
 	const char *from = json_string_value(json_object_get(m, "from"));
 	const char *type = json_string_value(json_object_get(m, "type"));
+	int64_t ts = inbound__parse_ts(json_string_value(json_object_get(m, "timestamp")));
 	const char *text = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
 	char placeholder[80];
 	gw_inbound in;
 
 	memset(&in, 0, sizeof(in));
-	if (!id || !*id || strlen(id) > GW_MSGID_MAX || !from || !type)
+	if (!id || !*id || strlen(id) > GW_MSGID_MAX || !from || !type || ts <= 0)
 		return PARLEY_E_CHANNEL_INVALID;
 	if (user_from_wa(from, in.user) != PARLEY_OK)
 		return PARLEY_E_CHANNEL_INVALID;
@@ -80,6 +85,7 @@ static int add_message(json_t *m, size_t max, gw_inbound_list *out)
 	if (out->n == max)
 		return PARLEY_E_TOO_LARGE;
 	memcpy(in.id, id, strlen(id) + 1);
+	in.ts = ts;
 	in.text = malloc(n + 1);
 	if (!in.text)
 		return PARLEY_E_NOMEM;
@@ -130,6 +136,25 @@ done:
 	return rc;
 }
 
+/* The provider's bounds of a cta_url message: body.text 1024 characters, the button's label 20. */
+#define WABA_CTA_BODY_MAX 1024
+#define WABA_CTA_LABEL "Sign in"
+
+/* The interactive CTA URL message of a sign-in prompt. The body names the business and the component
+ * (bounded well under the provider's 1024: the entity's display name and the component's name are at
+ * most a few hundred bytes, and %.*s caps them anyway); the URL goes only in the button. */
+static json_t *cta_message(const char *to, const gw_out *o)
+{
+	char body[WABA_CTA_BODY_MAX];
+	const char *who = o->entity && *o->entity ? o->entity : "We";
+	snprintf(body, sizeof(body), "%.400s asks you to sign in (%.200s). Tap the button to continue.", who,
+		 o->text ? o->text : "");
+	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s}, s:{s:s, s:{s:s, s:s}}}}", "messaging_product",
+			 "whatsapp", "recipient_type", "individual", "to", to, "type", "interactive", "interactive",
+			 "type", "cta_url", "body", "text", body, "action", "name", "cta_url", "parameters",
+			 "display_text", WABA_CTA_LABEL, "url", o->url);
+}
+
 static json_t *param_text(const char *s)
 {
 	return json_pack("{s:s, s:s}", "type", "text", "text", s);
@@ -149,6 +174,8 @@ int waba__request(const gw_config *cfg, const gw_out *o, gw_request *r)
 				cfg->waba_otp_template, "language", "code", cfg->waba_template_lang, "components",
 				"type", "body", "parameters", param_text(o->otp), "type", "button", "sub_type", "url",
 				"index", "0", "parameters", param_text(o->otp));
+	} else if (o->kind == GW_OUT_AUTH && o->url && *o->url) {
+		msg = cta_message(to, o);
 	} else {
 		gw_buf text;
 		gwbuf__init(&text, PARLEY_MESSAGE_MAX + 1024);
@@ -160,7 +187,7 @@ int waba__request(const gw_config *cfg, const gw_out *o, gw_request *r)
 		}
 		msg = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s}}", "messaging_product", "whatsapp",
 				"recipient_type", "individual", "to", to, "type", "text", "text", "preview_url",
-				o->kind == GW_OUT_AUTH, "body", text.data ? text.data : "");
+				0 /* a code, or a staff message: no link card */, "body", text.data ? text.data : "");
 		gwbuf__free(&text);
 	}
 	if (!msg)

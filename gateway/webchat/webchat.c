@@ -9,7 +9,12 @@
  *                      {"type":"auth",...}               an auth prompt (byoc__event_json)
  *                      {"type":"error","error":E}
  * A session id is 16 random bytes in hex: it is the customer's only credential, so the gateway makes it
- * and accepts back only that shape. Staff answers for a session wait in the outbox until it is
+ * and accepts back only that shape.
+ * Limits (guard.c, config webchat_*): the upgrade is refused 403 for an Origin not allowed, 429 for a
+ * client address with webchat_sessions_per_ip sessions open or webchat_sessions_per_min new ones in the
+ * last minute (503 when the table of recent clients is full); a session is closed 1008 (policy
+ * violation) past webchat_msgs_per_s messages a second (bucket of webchat_msg_burst), 1009 (wslay) for
+ * a message over webchat_max_msg bytes. Staff answers for a session wait in the outbox until it is
  * connected, and are then delivered in order. */
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +30,12 @@
 #include "page.h"
 
 #define SESSION_HEX 32
-#define WS_MSG_MAX 16384
 #define FLUSH_MS 250
 
 typedef struct wc_sess wc_sess;
 struct gw_webchat {
 	gw_app *app;
+	gw_iplimits *ips;
 	wc_sess *list;
 	uv_timer_t timer;
 };
@@ -44,6 +49,8 @@ struct wc_sess {
 	const uint8_t *in;
 	size_t in_len;
 	int dead;
+	char ip[GW_IP_MAX + 1]; /* counted in w->ips until the session closes */
+	gw_bucket msgs;
 	int want_deliver; /* set inside wslay's callbacks, acted on after them (wslay is not re-entrant) */
 };
 
@@ -136,7 +143,18 @@ static void on_text(wc_sess *s, json_t *m)
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
 	wc_sess *s = user;
-	(void)ctx;
+	const gw_config *cfg = s->w->app->cfg;
+	if (arg->opcode == WSLAY_CONNECTION_CLOSE)
+		return;
+	/* every message counts, pings and binary too: each costs a wake-up and a parse */
+	if (!bucket__take(&s->msgs, cfg->webchat_msgs_per_s, cfg->webchat_msg_burst, store__now_ms())) {
+		static const char why[] = "rate limited";
+		if (!wslay_event_get_close_sent(ctx)) {
+			log__line("webchat: %s: session closed (1008): over webchat_msgs_per_s", s->ip);
+			wslay_event_queue_close(ctx, WSLAY_CODE_POLICY_VIOLATION, (const uint8_t *)why, sizeof(why) - 1);
+		}
+		return;
+	}
 	if (arg->opcode != WSLAY_TEXT_FRAME)
 		return; /* pings are answered by wslay; binary is not part of the protocol */
 	json_error_t e;
@@ -189,6 +207,8 @@ static void on_close(void *ctx)
 		w->list = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (w->ips)
+		iplimits__close(w->ips, s->ip);
 	wslay_event_context_free(s->ctx);
 	free(s);
 }
@@ -240,8 +260,45 @@ static void on_timer(uv_timer_t *t)
 	webchat__flush(t->data);
 }
 
+/* The upgrade's refusals (answered and logged here: 1 when refused). On 0, the session is counted in
+ * w->ips under ip: on_close uncounts it. */
+static int refused(gw_webchat *w, gw_conn *c, const gw_http_req *r, char ip[GW_IP_MAX + 1])
+{
+	const gw_config *cfg = w->app->cfg;
+	const char *why = NULL;
+	int status = 0;
+	char peer[GW_IP_MAX + 1];
+	if (http__conn_peer(c, peer, sizeof(peer)) != PARLEY_OK ||
+	    client__key(peer, r->h[GW_H_FORWARDED_FOR], cfg->webchat_trusted_proxies, ip) != PARLEY_OK) {
+		static const char bad[] = "no client address (X-Forwarded-For of a trusted proxy malformed)";
+		http__respond(c, 400, "text/plain", bad, sizeof(bad) - 1);
+		return 1;
+	}
+	/* a page of another site must not open a chat in its visitor's browser (cross-site WebSocket
+	 * hijacking: the browser would send that page's visitor's cookies and address, and read the answers) */
+	if (!origin__allowed(r->h[GW_H_ORIGIN], cfg->webchat_origins, cfg->public_url, r->h[GW_H_HOST])) {
+		status = 403;
+		why = "origin not allowed (webchat_origins)";
+	} else {
+		int rc = iplimits__open(w->ips, ip, cfg->webchat_sessions_per_min, cfg->webchat_sessions_per_ip,
+					store__now_ms());
+		status = rc == PARLEY_OK ? 0 : rc == PARLEY_E_BUSY ? 503 : 429;
+		why = rc == PARLEY_E_TOO_MANY_CONNECTIONS ? "too many open chat sessions from this address "
+							     "(webchat_sessions_per_ip)"
+		      : rc == PARLEY_E_RATE_LIMITED ? "too many new chat sessions from this address: wait a minute "
+						      "(webchat_sessions_per_min)"
+						    : "too many recent chat clients: try again later";
+	}
+	if (!status)
+		return 0;
+	log__line("webchat: %s: refused %d: %s", ip, status, why);
+	http__respond(c, status, "text/plain", why, strlen(why));
+	return 1;
+}
+
 static void upgrade(gw_webchat *w, gw_conn *c, const gw_http_req *r)
 {
+	char ip[GW_IP_MAX + 1];
 	const char *key = r->h[GW_H_WS_KEY], *ver = r->h[GW_H_WS_VERSION], *up = r->h[GW_H_UPGRADE];
 	unsigned char sha[SHA_DIGEST_LENGTH], b64[64];
 	char resp[256];
@@ -249,6 +306,8 @@ static void upgrade(gw_webchat *w, gw_conn *c, const gw_http_req *r)
 		http__respond(c, 400, NULL, NULL, 0);
 		return;
 	}
+	if (refused(w, c, r, ip))
+		return;
 	/* Sec-WebSocket-Accept (RFC 6455 §4.2.2) */
 	char cat[24 + 36 + 1];
 	snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
@@ -257,10 +316,13 @@ static void upgrade(gw_webchat *w, gw_conn *c, const gw_http_req *r)
 	wc_sess *s = calloc(1, sizeof(*s));
 	if (!s || wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) {
 		free(s);
+		iplimits__close(w->ips, ip);
 		http__respond(c, 503, NULL, NULL, 0);
 		return;
 	}
-	wslay_event_config_set_max_recv_msg_length(s->ctx, WS_MSG_MAX);
+	/* wslay closes the session with 1009 (message too big) beyond this */
+	wslay_event_config_set_max_recv_msg_length(s->ctx, w->app->cfg->webchat_max_msg);
+	memcpy(s->ip, ip, sizeof(s->ip));
 	s->w = w;
 	s->conn = c;
 	s->next = w->list;
@@ -293,6 +355,10 @@ int webchat__start(gw_app *app, gw_webchat **out)
 	if (!w)
 		return PARLEY_E_NOMEM;
 	w->app = app;
+	if (iplimits__new(GW_IPLIMITS_CAP, &w->ips) != PARLEY_OK) {
+		free(w);
+		return PARLEY_E_NOMEM;
+	}
 	uv_timer_init(app->loop, &w->timer);
 	w->timer.data = w;
 	/* a slow poll as well as the bridge's wake-up: entries retried after a failure become due by time */
@@ -311,5 +377,7 @@ void webchat__stop(gw_webchat *w)
 	if (!w)
 		return;
 	uv_timer_stop(&w->timer);
+	iplimits__free(w->ips); /* http__stop closed every session before */
+	w->ips = NULL;
 	uv_close((uv_handle_t *)&w->timer, on_timer_closed);
 }

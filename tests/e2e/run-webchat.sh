@@ -123,11 +123,13 @@ export PARLEY_SERVER="ws://127.0.0.1:$port/v1/websocket"
 check "the gateway account is enrolled as a gateway" 'p alice entity agents acme | grep -q "^acme-gw gateway"'
 
 # ---- the gateway ----
-gwport=$(free_port)
+# port 0: the system picks a free one, which the gateway writes to --port-file once it listens
 "$PARLEY_GATEWAY" --entity=acme --home="$dir/gw" --server="$PARLEY_SERVER" --db="$dir/gateway.db" \
-	--bind=127.0.0.1 --port="$gwport" --webchat=1 2>"$dir/gateway.log" &
+	--bind=127.0.0.1 --port=0 --port-file="$dir/gw-port" --webchat=1 2>"$dir/gateway.log" &
 gateway_pid=$!
 pids+=("$gateway_pid")
+wait_for test -s "$dir/gw-port" || bail "parley-gateway did not start (see $art/gateway.log)"
+gwport=$(cat "$dir/gw-port")
 widget="http://127.0.0.1:$gwport/webchat/"
 wait_for curl -fs -o /dev/null "$widget" || bail "parley-gateway did not serve $widget"
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -114,44 +115,53 @@ static int fake_got(int status, const char *needle, int n)
 	return fake_count(&fake, status, needle);
 }
 
-static int free_port(void)
+/* The port the gateway wrote to its --port-file (0 while there is none). */
+static int read_port_file(const char *path)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &al) != 0)
-		return -1;
-	close(fd);
-	return ntohs(a.sin_port);
+	char buf[16] = "";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (int)strtol(buf, NULL, 10);
 }
 
-static void gw_start(void)
+/* Starts the gateway on a port of the system's choice (port 0 + --port-file: no race for a port) with
+ * the common flags and `extra` (NULL-terminated, may be NULL), and waits until /healthz answers. */
+static void gw_start_with(const char *const *extra)
 {
-	char a[20][300];
-	char *argv[22];
+	char a[40][340], pf[300];
+	char *argv[42];
 	int n = 0;
 	const char *bin = getenv("PARLEY_GATEWAY");
 	IT_MUST(&s, bin != NULL);
-	snprintf(a[n++], 300, "%s", bin);
-	snprintf(a[n++], 300, "--entity=acme");
-	snprintf(a[n++], 300, "--home=%s/gwen", s.dir);
-	snprintf(a[n++], 300, "--server=%s", url);
-	snprintf(a[n++], 300, "--port=%d", gw_port);
-	snprintf(a[n++], 300, "--public_url=http://gw.example:%d", gw_port);
-	snprintf(a[n++], 300, "--twilio.account_sid=AC123");
-	snprintf(a[n++], 300, "--twilio.auth_token=env:GW_TWILIO_TOKEN");
-	snprintf(a[n++], 300, "--twilio.from=+15550001111");
-	snprintf(a[n++], 300, "--twilio.api_base=http://127.0.0.1:%u", fake.port);
-	snprintf(a[n++], 300, "--waba.app_secret=env:GW_WABA_SECRET");
-	snprintf(a[n++], 300, "--waba.verify_token=env:GW_WABA_VERIFY");
-	snprintf(a[n++], 300, "--waba.token=env:GW_WABA_TOKEN");
-	snprintf(a[n++], 300, "--waba.phone_number_id=1055");
-	snprintf(a[n++], 300, "--waba.api_base=http://127.0.0.1:%u", fake.port);
-	snprintf(a[n++], 300, "--byoc.secret=env:GW_BYOC_SECRET");
-	snprintf(a[n++], 300, "--byoc.url=http://127.0.0.1:%u/byoc-hook", fake.port);
-	snprintf(a[n++], 300, "--retry_base_ms=100");
-	snprintf(a[n++], 300, "--retry_cap_ms=400");
-	snprintf(a[n++], 300, "--webchat=1");
+	snprintf(a[n++], sizeof a[0], "%s", bin);
+	snprintf(a[n++], sizeof a[0], "--entity=acme");
+	snprintf(a[n++], sizeof a[0], "--home=%s/gwen", s.dir);
+	snprintf(a[n++], sizeof a[0], "--server=%s", url);
+	snprintf(pf, sizeof pf, "%s/gw.port", s.dir);
+	unlink(pf); /* the previous run's file (removed at a clean stop anyway) */
+	snprintf(a[n++], sizeof a[0], "--port=0");
+	snprintf(a[n++], sizeof a[0], "--port-file=%s", pf);
+	snprintf(a[n++], sizeof a[0], "--public_url=http://gw.example");
+	snprintf(a[n++], sizeof a[0], "--twilio.account_sid=AC123");
+	snprintf(a[n++], sizeof a[0], "--twilio.auth_token=env:GW_TWILIO_TOKEN");
+	snprintf(a[n++], sizeof a[0], "--twilio.from=+15550001111");
+	snprintf(a[n++], sizeof a[0], "--twilio.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], sizeof a[0], "--waba.app_secret=env:GW_WABA_SECRET");
+	snprintf(a[n++], sizeof a[0], "--waba.verify_token=env:GW_WABA_VERIFY");
+	snprintf(a[n++], sizeof a[0], "--waba.token=env:GW_WABA_TOKEN");
+	snprintf(a[n++], sizeof a[0], "--waba.phone_number_id=1055");
+	snprintf(a[n++], sizeof a[0], "--waba.api_base=http://127.0.0.1:%u", fake.port);
+	snprintf(a[n++], sizeof a[0], "--byoc.secret=env:GW_BYOC_SECRET");
+	snprintf(a[n++], sizeof a[0], "--byoc.url=http://127.0.0.1:%u/byoc-hook", fake.port);
+	snprintf(a[n++], sizeof a[0], "--retry_base_ms=100");
+	snprintf(a[n++], sizeof a[0], "--retry_cap_ms=400");
+	snprintf(a[n++], sizeof a[0], "--webchat=1");
+	for (int i = 0; extra && extra[i] && n < 40; i++)
+		snprintf(a[n++], sizeof a[0], "%s", extra[i]);
 	for (int i = 0; i < n; i++)
 		argv[i] = a[i];
 	argv[n] = NULL;
@@ -167,12 +177,24 @@ static void gw_start(void)
 	}
 	char resp[512];
 	int up = 0;
+	gw_port = 0;
+	for (int i = 0; i < 200 && !gw_port; i++) {
+		gw_port = read_port_file(pf);
+		if (!gw_port)
+			usleep(50000);
+	}
+	IT_MUST(&s, gw_port > 0);
 	for (int i = 0; i < 100 && !up; i++) {
 		up = http_get(gw_port, "/healthz", resp, sizeof resp) == 200;
 		if (!up)
 			usleep(50000);
 	}
 	IT_MUST(&s, up);
+}
+
+static void gw_start(void)
+{
+	gw_start_with(NULL);
 }
 
 static int gw_stop(void)
@@ -212,7 +234,7 @@ static int twilio_post(const char *sid, const char *text, int good_sig, char *re
 	gwbuf__urlencode(&b, text);
 	gwbuf__puts(&b, "&ApiVersion=2010-04-01");
 	form__parse(b.data, b.len, &f);
-	snprintf(full, sizeof full, "http://gw.example:%d/sms/twilio", gw_port);
+	snprintf(full, sizeof full, "http://gw.example/sms/twilio");
 	twilio__signature(good_sig ? TOKEN : "not-the-token", full, &f, sig);
 	form__free(&f);
 	snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s\r\n", sig);
@@ -254,7 +276,6 @@ static void setup(void)
 	parley_thread_set_events(agent, &tev);
 	parley_client_disconnect(agent); /* what was pushed while not receiving comes on the next connection */
 	IT_MUST(&s, fake_start(&fake, pick) == 0);
-	gw_port = free_port();
 	gw_start();
 }
 
@@ -312,6 +333,9 @@ static void restart(void)
 	IT_EQ(parley_thread_send(agent, sms_thread, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
 	IT_CHECK(fake_got(503, "it-gw+answer+across+restart", 1) >= 1);
 	IT_EQ(gw_stop(), 0);
+	char pf[300];
+	snprintf(pf, sizeof pf, "%s/gw.port", s.dir);
+	IT_CHECK(access(pf, F_OK) != 0); /* a stopped gateway's port is not advertised */
 	set_fail(0);
 	gw_start();
 	IT_EQ(fake_got(201, "it-gw+answer+across+restart", 1), 1);
@@ -367,6 +391,27 @@ static void auth_prompt(void)
 	IT_CHECK(strstr(in_agent.all, wrong) == NULL);
 }
 
+/* A WhatsApp-style webhook body with one text message of timestamp ts. */
+static void waba_body(char *out, size_t cap, const char *id, long long ts, const char *text)
+{
+	snprintf(out, cap,
+		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"
+		 "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"from\":\"16505551234\",\"id\":\"%s\","
+		 "\"timestamp\":\"%lld\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]},\"field\":"
+		 "\"messages\"}]}]}",
+		 id, ts, text);
+}
+
+/* POSTs a signed WhatsApp webhook of one message; the status. */
+static int waba_post(const char *id, long long ts, const char *text, char *resp, size_t cap)
+{
+	char body[1024], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	waba_body(body, sizeof body, id, ts, text);
+	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
+	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	return post("/waba", "application/json", hdr, body, resp, cap);
+}
+
 static void waba(void)
 {
 	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
@@ -375,10 +420,8 @@ static void waba(void)
 	IT_CHECK(strstr(resp, "\r\n\r\n8472") != NULL);
 	IT_EQ(http_get(gw_port, "/waba?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=8472", resp, sizeof resp),
 	      403);
-	const char *body = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"
-			   "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"from\":\"16505551234\",\"id\":"
-			   "\"wamid.IT1\",\"timestamp\":\"1700000000\",\"type\":\"text\",\"text\":{\"body\":"
-			   "\"it-gw hello by waba\"}}]},\"field\":\"messages\"}]}]}";
+	char body[1024];
+	waba_body(body, sizeof body, "wamid.IT1", (long long)time(NULL), "it-gw hello by waba");
 	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), body, strlen(body), sig);
 	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
 	/* signed with another secret: 403 */
@@ -400,29 +443,88 @@ static void waba(void)
 			IT_CHECK(strstr(fake.reqs[i].head, "Authorization: Bearer waba-bearer") != NULL);
 			IT_CHECK(strstr(fake.reqs[i].body, "\"to\":\"16505551234\"") != NULL);
 		}
+	/* freshness: a genuine message older than webhook_max_age_s (a replay the dedupe has forgotten) or
+	 * from beyond the clock skew is answered 200 (Meta must not retry it) and dropped; a fresh one next
+	 * to them arrives. The default webhook_max_age_s is 7 days - 12 h. */
+	long long now = (long long)time(NULL);
+	IT_EQ(waba_post("wamid.OLD", now - 7 * 86400 + 43200 - 60, "it-gw stale waba", resp, sizeof resp), 200);
+	IT_EQ(waba_post("wamid.FUT", now + 3600, "it-gw future waba", resp, sizeof resp), 200);
+	IT_EQ(waba_post("wamid.EDGE", now - 6 * 86400, "it-gw six days old waba", resp, sizeof resp), 200);
+	IT_CHECK(agent_sees("it-gw six days old waba"));
+	(void)parley_client_run(agent, 300);
+	IT_EQ(occurrences(in_agent.all, "it-gw stale waba"), 0);
+	IT_EQ(occurrences(in_agent.all, "it-gw future waba"), 0);
+	/* a message without its timestamp cannot be checked: malformed */
+	const char *nots = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			   "\"wamid.NOTS\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	sig__sha256_header((const uint8_t *)APP_SECRET, strlen(APP_SECRET), nots, strlen(nots), sig);
+	snprintf(hdr, sizeof hdr, "X-Hub-Signature-256: %s\r\n", sig);
+	IT_EQ(post("/waba", "application/json", hdr, nots, resp, sizeof resp), 400);
+}
+
+/* The BYOC headers for body at time ts, signed with secret: X-Parley-Timestamp and X-Parley-Signature. */
+static void byoc_headers(char *out, size_t cap, const char *secret, long long ts, const char *body)
+{
+	char t[24], sig[GW_SHA256_HEADER_LEN + 1];
+	snprintf(t, sizeof t, "%lld", ts);
+	sig__sha256_ts_header((const uint8_t *)secret, strlen(secret), t, body, strlen(body), sig);
+	snprintf(out, cap, "X-Parley-Timestamp: %s\r\nX-Parley-Signature: %s\r\n", t, sig);
 }
 
 static void byoc(void)
 {
-	char resp[4096], hdr[160], sig[GW_SHA256_HEADER_LEN + 1];
+	char resp[4096], hdr[200], sig[GW_SHA256_HEADER_LEN + 1];
+	long long now = (long long)time(NULL);
 	const char *body = "{\"id\":\"b-1\",\"user\":\"crm-user-7\",\"text\":\"it-gw hello by byoc\"}";
-	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
-	snprintf(hdr, sizeof hdr, "X-Parley-Signature: %s\r\n", sig);
-	char bad[160], badsig[GW_SHA256_HEADER_LEN + 1];
-	sig__sha256_header((const uint8_t *)"not-the-secret", 14, body, strlen(body), badsig);
-	snprintf(bad, sizeof bad, "X-Parley-Signature: %s\r\n", badsig);
+	byoc_headers(hdr, sizeof hdr, BYOC_SECRET, now, body);
+	char bad[200];
+	byoc_headers(bad, sizeof bad, "not-the-secret", now, body);
 	IT_EQ(post("/byoc", "application/json", bad, body, resp, sizeof resp), 403);
-	IT_EQ(post("/byoc", "application/json", "X-Parley-Signature: sha256=0\r\n", body, resp, sizeof resp), 403);
+	char t_only[64];
+	snprintf(t_only, sizeof t_only, "X-Parley-Timestamp: %lld\r\nX-Parley-Signature: sha256=0\r\n", now);
+	IT_EQ(post("/byoc", "application/json", t_only, body, resp, sizeof resp), 403);
+	/* the signature of the body alone (the format before the timestamp): refused */
+	char old_fmt[200];
+	sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), body, strlen(body), sig);
+	snprintf(old_fmt, sizeof old_fmt, "X-Parley-Timestamp: %lld\r\nX-Parley-Signature: %s\r\n", now, sig);
+	IT_EQ(post("/byoc", "application/json", old_fmt, body, resp, sizeof resp), 403);
+	/* no timestamp at all: 401, saying so */
+	char no_ts[160];
+	snprintf(no_ts, sizeof no_ts, "X-Parley-Signature: %s\r\n", sig);
+	IT_EQ(post("/byoc", "application/json", no_ts, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "X-Parley-Timestamp missing") != NULL);
+	IT_CHECK(strstr(resp, "\r\nWWW-Authenticate: Parley-HMAC-SHA256 ") != NULL); /* a 401 names its scheme */
+	/* genuinely signed, but outside the 300 s window (a replay once the window passed, or a wrong
+	 * clock): 401, saying why; just inside it: accepted */
+	char stale[200], ahead[200], inside[200];
+	byoc_headers(stale, sizeof stale, BYOC_SECRET, now - 400, body);
+	IT_EQ(post("/byoc", "application/json", stale, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "timestamp too old") != NULL);
+	IT_CHECK(strstr(resp, "\r\nWWW-Authenticate: Parley-HMAC-SHA256 ") != NULL);
+	byoc_headers(ahead, sizeof ahead, BYOC_SECRET, now + 400, body);
+	IT_EQ(post("/byoc", "application/json", ahead, body, resp, sizeof resp), 401);
+	IT_CHECK(strstr(resp, "timestamp in the future") != NULL);
+	const char *b2 = "{\"id\":\"b-2\",\"user\":\"crm-user-7\",\"text\":\"it-gw byoc inside the window\"}";
+	byoc_headers(inside, sizeof inside, BYOC_SECRET, now - 200, b2);
+	IT_EQ(post("/byoc", "application/json", inside, b2, resp, sizeof resp), 200);
 	IT_EQ(post("/byoc", "application/json", hdr, body, resp, sizeof resp), 200);
 	IT_CHECK(agent_sees("it-gw hello by byoc"));
+	IT_CHECK(agent_sees("it-gw byoc inside the window"));
 	uint64_t t = in_agent.last_thread;
 	const char *ans = "it-gw byoc answer";
 	IT_EQ(parley_thread_send(agent, t, (const uint8_t *)ans, strlen(ans), 0), PARLEY_OK);
 	IT_EQ(fake_got(201, "it-gw byoc answer", 1), 1);
 	for (int i = 0; i < fake.n; i++)
 		if (strstr(fake.reqs[i].body, "it-gw byoc answer")) {
-			sig__sha256_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), fake.reqs[i].body,
-					   strlen(fake.reqs[i].body), sig);
+			/* our events carry the same freshness: X-Parley-Timestamp, signed with the body */
+			const char *th = strstr(fake.reqs[i].head, "X-Parley-Timestamp: ");
+			char ts[24] = "";
+			IT_CHECK(th != NULL);
+			if (th)
+				snprintf(ts, sizeof ts, "%.*s", (int)strcspn(th + 20, "\r\n"), th + 20);
+			IT_CHECK(llabs(strtoll(ts, NULL, 10) - (long long)time(NULL)) < 60);
+			sig__sha256_ts_header((const uint8_t *)BYOC_SECRET, strlen(BYOC_SECRET), ts, fake.reqs[i].body,
+					      strlen(fake.reqs[i].body), sig);
 			IT_CHECK(strstr(fake.reqs[i].head, "POST /byoc-hook") != NULL);
 			IT_CHECK(strstr(fake.reqs[i].head, sig) != NULL);
 			IT_CHECK(strstr(fake.reqs[i].body, "\"user\":\"crm-user-7\"") != NULL);
@@ -451,27 +553,78 @@ static void byoc(void)
 	IT_CHECK(strstr(resp, "new WebSocket") != NULL);
 }
 
-/* A WebSocket to /webchat/ws (the upgrade checked against RFC 6455's sample key). */
-static int webchat_open(void)
+/* A WebSocket upgrade to /webchat/ws from source address src (NULL: any) with an Origin header (NULL:
+ * none) and an X-Forwarded-For header (NULL: none): the connected socket when the answer is 101 with RFC 6455's sample key's accept value, else -1;
+ * *status gets the answer's status (0 when none) and body (may be NULL) its text. */
+static int ws_upgrade_via(const char *src, const char *origin, const char *xff, int *status, char *body, size_t cap)
 {
-	int fd = tcp_connect(gw_port);
-	const char *req = "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\n"
-			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			  "Sec-WebSocket-Version: 13\r\n\r\n";
-	char hdr[2048];
+	int fd = src ? tcp_connect_from(gw_port, src) : tcp_connect(gw_port);
+	char req[640], hdr[2048], org[300] = "";
 	size_t n = 0;
-	if (fd < 0 || send_all(fd, req, strlen(req)) != 0)
+	*status = 0;
+	if (origin)
+		snprintf(org, sizeof org, "Origin: %s\r\n", origin);
+	if (xff)
+		snprintf(org + strlen(org), sizeof org - strlen(org), "X-Forwarded-For: %s\r\n", xff);
+	snprintf(req, sizeof req,
+		 "GET /webchat/ws HTTP/1.1\r\nHost: gw.example\r\n%sUpgrade: websocket\r\n"
+		 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n\r\n",
+		 org);
+	if (fd < 0 || send_all(fd, req, strlen(req)) != 0) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
+	hdr[0] = '\0';
 	while (n + 1 < sizeof hdr && recv_exact(fd, hdr + n, 1, 5000) == 1) {
 		hdr[++n] = '\0';
 		if (n >= 4 && memcmp(hdr + n - 4, "\r\n\r\n", 4) == 0)
 			break;
 	}
-	if (strncmp(hdr, "HTTP/1.1 101", 12) != 0 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+	if (strncmp(hdr, "HTTP/1.1 ", 9) == 0)
+		*status = (int)strtol(hdr + 9, NULL, 10);
+	if (*status != 101 || !strstr(hdr, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) {
+		if (body && cap) { /* the refusal's text (Content-Length bytes; the server closes after it) */
+			const char *cl = strstr(hdr, "Content-Length: ");
+			size_t len = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
+			if (len >= cap)
+				len = cap - 1;
+			body[0] = '\0';
+			if (len && recv_exact(fd, body, len, 5000) == (int)len)
+				body[len] = '\0';
+		}
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+static int ws_upgrade(const char *src, const char *origin, int *status, char *body, size_t cap)
+{
+	return ws_upgrade_via(src, origin, NULL, status, body, cap);
+}
+
+/* A WebSocket to /webchat/ws from the gateway's own origin (the default webchat_origins). */
+static int webchat_open(void)
+{
+	int st;
+	return ws_upgrade(NULL, "http://gw.example", &st, NULL, 0);
+}
+
+/* Reads frames until a close frame: its status code (-1 when the connection ends without one). */
+static int ws_close_code(int fd)
+{
+	uint8_t buf[4096];
+	for (int i = 0; i < 100; i++) {
+		int op = 0;
+		ssize_t n = ws_recv_frame(fd, &op, buf, sizeof buf, 5000);
+		if (n < 0)
+			return -1;
+		if (op == 8)
+			return n >= 2 ? (buf[0] << 8 | buf[1]) : 0;
+	}
+	return -1;
 }
 
 /* The next text frame holding needle (others skipped), copied into out; 0 if none within ~10 s. */
@@ -492,6 +645,17 @@ static int webchat_expect(int fd, const char *needle, char *out, size_t cap)
 static void webchat(void)
 {
 	char buf[4096], session[40] = "";
+	int st;
+	/* the Origin: by default only the gateway's own (public_url); none at all is not a browser */
+	IT_EQ(ws_upgrade(NULL, "http://evil.example", &st, buf, sizeof buf), -1);
+	IT_EQ(st, 403);
+	IT_CHECK(strstr(buf, "origin not allowed") != NULL);
+	IT_EQ(ws_upgrade(NULL, "https://gw.example.evil.example", &st, NULL, 0), -1);
+	IT_EQ(st, 403);
+	int nfd = ws_upgrade(NULL, NULL, &st, NULL, 0);
+	IT_EQ(st, 101);
+	if (nfd >= 0)
+		close(nfd);
 	int fd = webchat_open();
 	IT_MUST(&s, fd >= 0);
 	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
@@ -529,6 +693,81 @@ static void webchat(void)
 	close(fd);
 }
 
+/* One client address's web chat limits, each reached: the gateway restarted with small ones. */
+static void webchat_limits(void)
+{
+	const char *const extra[] = {"--webchat_origins=https://shop.example https://www.shop.example",
+				     "--webchat_sessions_per_min=4", "--webchat_sessions_per_ip=3",
+				     "--webchat_msgs_per_s=1", "--webchat_msg_burst=3", "--webchat_max_msg=1024",
+				     "--webchat_trusted_proxies=127.0.0.4", NULL};
+	char body[512];
+	int st, fd[5], px[4];
+	IT_EQ(gw_stop(), 0);
+	gw_start_with(extra);
+	/* origins: the configured ones only (the gateway's own is no longer among them) */
+	IT_EQ(ws_upgrade("127.0.0.2", "http://gw.example", &st, NULL, 0), -1);
+	IT_EQ(st, 403);
+	fd[0] = ws_upgrade("127.0.0.2", "https://www.shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* at most 3 open at once from one address: the 4th is 429; another address is not affected */
+	fd[1] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	fd[2] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	IT_EQ(ws_upgrade("127.0.0.2", "https://shop.example", &st, body, sizeof body), -1);
+	IT_EQ(st, 429);
+	IT_CHECK(strstr(body, "webchat_sessions_per_ip") != NULL);
+	fd[3] = ws_upgrade("127.0.0.3", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* one closed: a place again (the 4th new session of the minute: the refused one cost nothing) */
+	close(fd[0]);
+	usleep(300000);
+	fd[0] = ws_upgrade("127.0.0.2", "https://shop.example", &st, NULL, 0);
+	IT_EQ(st, 101);
+	/* and no 5th new session within the minute, even with room to keep it open */
+	close(fd[0]);
+	usleep(300000);
+	IT_EQ(ws_upgrade("127.0.0.2", "https://shop.example", &st, body, sizeof body), -1);
+	IT_EQ(st, 429);
+	IT_CHECK(strstr(body, "webchat_sessions_per_min") != NULL);
+	/* messages: a burst of 3 then 1 a second; the 4th at once closes the session with 1008 */
+	const char *hello = "{\"type\":\"hello\",\"session\":\"\"}";
+	for (int i = 0; i < 4; i++)
+		IT_EQ(ws_send_frame(fd[1], 1, 1, 1, hello, strlen(hello)), 0);
+	IT_EQ(ws_close_code(fd[1]), 1008);
+	/* ... while a session within the rate is fine */
+	char buf[1024];
+	IT_EQ(ws_send_frame(fd[2], 1, 1, 1, hello, strlen(hello)), 0);
+	IT_CHECK(webchat_expect(fd[2], "\"session\"", buf, sizeof buf));
+	/* a message over webchat_max_msg: closed with 1009 */
+	char big[2000];
+	memset(big, 'x', sizeof big);
+	IT_EQ(ws_send_frame(fd[3], 1, 1, 1, big, sizeof big), 0);
+	IT_EQ(ws_close_code(fd[3]), 1009);
+	close(fd[1]);
+	close(fd[2]);
+	close(fd[3]);
+	/* behind a trusted proxy (127.0.0.4) the client is X-Forwarded-For's last entry: each client its
+	 * own limits; from another peer the header is ignored */
+	const char *a = "192.0.2.1, 198.51.100.7";
+	for (int i = 0; i < 3; i++) {
+		px[i] = ws_upgrade_via("127.0.0.4", "https://shop.example", a, &st, NULL, 0);
+		IT_EQ(st, 101);
+	}
+	IT_EQ(ws_upgrade_via("127.0.0.4", "https://shop.example", a, &st, NULL, 0), -1);
+	IT_EQ(st, 429);
+	px[3] = ws_upgrade_via("127.0.0.4", "https://shop.example", "198.51.100.8", &st, NULL, 0);
+	IT_EQ(st, 101);
+	IT_EQ(ws_upgrade_via("127.0.0.4", "https://shop.example", "junk", &st, NULL, 0), -1);
+	IT_EQ(st, 400);
+	int other = ws_upgrade_via("127.0.0.5", "https://shop.example", "198.51.100.7", &st, NULL, 0);
+	IT_EQ(st, 101); /* 198.51.100.7 is full, but 127.0.0.5 is no proxy of ours: its own address counts */
+	if (other >= 0)
+		close(other);
+	for (int i = 0; i < 4; i++)
+		if (px[i] >= 0)
+			close(px[i]);
+}
+
 int main(void)
 {
 	srv_start(&s, NULL);
@@ -541,6 +780,7 @@ int main(void)
 	IT_RUN(waba);
 	IT_RUN(byoc);
 	IT_RUN(webchat);
+	IT_RUN(webchat_limits);
 	IT_EQ(gw_stop(), 0);
 	parley_client_free(agent);
 	parley_client_free(admin);

@@ -85,6 +85,21 @@ static void test_finish(const char *dir)
 	TEST_EQ_INT(config__set(&c, "retry_base_ms", "5000", err, sizeof err), PARLEY_OK);
 	TEST_EQ_INT(config__set(&c, "retry_cap_ms", "1000", err, sizeof err), PARLEY_OK);
 	TEST_EQ_INT(config__finish(&c, err, sizeof err), PARLEY_E_CONFIG);
+	TEST_EQ_INT(config__set(&c, "retry_cap_ms", "5000", err, sizeof err), PARLEY_OK);
+	/* freshness: derived from the dedupe retention (12 h less), and never at or past it */
+	TEST_EQ_INT(c.webhook_max_age_s, 7 * 86400 - 43200);
+	TEST_EQ_INT(c.byoc_window_s, 300);
+	TEST_EQ_INT(config__set(&c, "dedupe_days", "2", err, sizeof err), PARLEY_OK);
+	TEST_EQ_INT(config__set(&c, "webhook_max_age_s", "172800", err, sizeof err), PARLEY_OK);
+	TEST_EQ_INT(config__finish(&c, err, sizeof err), PARLEY_E_CONFIG);
+	TEST_CHECK(strstr(err, "webhook_max_age_s") != NULL);
+	TEST_EQ_INT(config__set(&c, "webhook_max_age_s", "172500", err, sizeof err), PARLEY_OK); /* + skew = 2 d */
+	TEST_EQ_INT(config__finish(&c, err, sizeof err), PARLEY_E_CONFIG);
+	TEST_EQ_INT(config__set(&c, "webhook_max_age_s", "172499", err, sizeof err), PARLEY_OK);
+	TEST_EQ_INT(config__finish(&c, err, sizeof err), PARLEY_OK);
+	TEST_EQ_INT(config__set(&c, "webhook_max_age_s", "59", err, sizeof err), PARLEY_E_CONFIG);
+	TEST_EQ_INT(config__set(&c, "byoc.window_s", "3601", err, sizeof err), PARLEY_E_CONFIG);
+	TEST_EQ_INT(config__set(&c, "byoc.window_s", "60", err, sizeof err), PARLEY_OK);
 	f = fopen(path, "w");
 	fprintf(f, "entity acme\n");
 	fclose(f);

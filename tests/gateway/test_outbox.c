@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "../unit/test.h"
 #include "fake_provider.h"
@@ -185,6 +186,62 @@ static void test_cap_and_restart(const char *dir)
 	fake_stop(&f);
 }
 
+/* A string member of o, "" when absent (so a missing member fails a comparison rather than crashing). */
+static const char *js(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : "";
+}
+
+/* A sign-in prompt on WhatsApp goes out as an interactive CTA URL button message (the Cloud API's
+ * shape): checked on what the fake provider received, parsed as JSON. */
+static void test_waba_cta(const char *dir)
+{
+	fake_provider f;
+	gw_config c;
+	gw_store *st;
+	gw_sender *s;
+	char sub[512];
+	json_error_t e;
+	snprintf(sub, sizeof(sub), "%s/w", dir);
+	TEST_EQ_INT(mkdir(sub, 0700), 0);
+	TEST_EQ_INT(fake_start(&f, pick_outage), 0);
+	setup(&c, sub, f.port);
+	snprintf(c.waba_app_secret, sizeof(c.waba_app_secret), "app");
+	snprintf(c.waba_token, sizeof(c.waba_token), "bearer-w");
+	snprintf(c.waba_phone_number_id, sizeof(c.waba_phone_number_id), "1055");
+	snprintf(c.waba_api_base, sizeof(c.waba_api_base), "http://127.0.0.1:%u", f.port);
+	TEST_EQ_INT(store__open(c.db, &st), PARLEY_OK);
+	gw_out o = {.channel = PARLEY_CHANNEL_WABA, .kind = GW_OUT_AUTH, .text = "acme-sso",
+		    .url = "https://parley.example/v1/auth/start?r=abc", .otp = "", .entity = "Acme Support"};
+	snprintf(o.user, sizeof(o.user), "+16505551234");
+	TEST_EQ_INT(store__outbox_add(st, "cta1", &o), PARLEY_OK);
+	TEST_EQ_INT(sender__start(&c, &s), PARLEY_OK);
+	drain(st);
+	sender__stop(s);
+	TEST_EQ_INT(fake_count(&f, 201, "cta_url"), 1);
+	TEST_CHECK(strstr(f.reqs[0].head, "POST /v17.0/1055/messages ") != NULL);
+	json_t *m = json_loads(f.reqs[0].body, 0, &e);
+	json_t *in = json_object_get(m, "interactive");
+	json_t *act = json_object_get(in, "action");
+	json_t *par = json_object_get(act, "parameters");
+	const char *body = js(json_object_get(in, "body"), "text");
+	TEST_CHECK(m != NULL);
+	TEST_EQ_STR(js(m, "messaging_product"), "whatsapp");
+	TEST_EQ_STR(js(m, "to"), "16505551234");
+	TEST_EQ_STR(js(m, "type"), "interactive");
+	TEST_EQ_STR(js(in, "type"), "cta_url");
+	TEST_EQ_STR(js(act, "name"), "cta_url");
+	TEST_EQ_STR(js(par, "display_text"), "Sign in");
+	TEST_EQ_STR(js(par, "url"), "https://parley.example/v1/auth/start?r=abc");
+	TEST_CHECK(strstr(body, "Acme Support") && strstr(body, "acme-sso"));
+	TEST_CHECK(strlen(body) <= 1024 && !strstr(body, "https://")); /* the link is the button's only */
+	TEST_CHECK(strlen(js(par, "display_text")) <= 20);
+	json_decref(m);
+	store__close(st);
+	fake_stop(&f);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/parley-gw-outbox-XXXXXX";
@@ -197,6 +254,8 @@ int main(void)
 	printf("ok - outage\n");
 	test_cap_and_restart(dir);
 	printf("ok - cap and restart\n");
+	test_waba_cta(dir);
+	printf("ok - waba cta\n");
 	curl_global_cleanup();
 	test_remove_tree(dir);
 	TEST_EXIT();

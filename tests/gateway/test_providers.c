@@ -2,6 +2,7 @@
  * the provider parsers and request builders, the outbox backoff schedule and classification. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../unit/test.h"
 #include "gw.h"
@@ -255,9 +256,136 @@ static void test_sha256_and_byoc(void)
 	request__init(&r, 65536);
 	TEST_EQ_INT(byoc__request(&c, &o, &r), PARLEY_OK);
 	TEST_EQ_STR(r.body.data, "{\"text\":\"answer\",\"type\":\"message\",\"user\":\"sess-42\"}");
+	/* our events are signed like the calls we accept: over our timestamp "." the body */
+	TEST_CHECK(strncmp(r.ts_header, "X-Parley-Timestamp: ", 20) == 0);
+	TEST_CHECK(llabs(inbound__parse_ts(r.ts_header + 20) - (long long)time(NULL)) < 5);
+	TEST_EQ_INT(byoc__check("s3cret", r.ts_header + 20, r.sig_header + 20, r.body.data, r.body.len, time(NULL), 300),
+		    PARLEY_OK);
 	sig__sha256_header((const uint8_t *)"s3cret", 6, r.body.data, r.body.len, h);
-	TEST_CHECK(strstr(r.sig_header, h) != NULL);
+	TEST_CHECK(strstr(r.sig_header, h) == NULL); /* not the body alone */
 	request__free(&r);
+}
+
+/* Freshness: timestamps, the WABA age check, the BYOC signed-timestamp window. */
+static void test_freshness(void)
+{
+	TEST_EQ_INT(inbound__parse_ts("1700000000"), 1700000000);
+	TEST_EQ_INT(inbound__parse_ts("0"), 0);
+	TEST_EQ_INT(inbound__parse_ts(""), -1);
+	TEST_EQ_INT(inbound__parse_ts(NULL), -1);
+	TEST_EQ_INT(inbound__parse_ts("-5"), -1);
+	TEST_EQ_INT(inbound__parse_ts("17e8"), -1);
+	TEST_EQ_INT(inbound__parse_ts("1234567890123"), -1); /* 13 digits */
+	TEST_EQ_INT(inbound__fresh(1000, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(940, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(939, 1000, 60), PARLEY_E_TIMEOUT);
+	TEST_EQ_INT(inbound__fresh(1000 + GW_FUTURE_SKEW_S, 1000, 60), PARLEY_OK);
+	TEST_EQ_INT(inbound__fresh(1001 + GW_FUTURE_SKEW_S, 1000, 60), PARLEY_E_TOO_FAR_AHEAD);
+
+	/* a WABA message keeps its timestamp; one without is malformed */
+	const char *ok = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			 "\"w1\",\"timestamp\":\"1700000123\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	const char *nots = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"16505551234\",\"id\":"
+			   "\"w1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}";
+	gw_inbound_list l;
+	TEST_EQ_INT(waba__parse(ok, strlen(ok), 10, &l), PARLEY_OK);
+	TEST_EQ_INT(l.n, 1);
+	TEST_EQ_INT(l.v[0].ts, 1700000123);
+	inbound__list_free(&l);
+	TEST_EQ_INT(waba__parse(nots, strlen(nots), 10, &l), PARLEY_E_CHANNEL_INVALID);
+
+	/* BYOC: the signature covers the timestamp */
+	const char *body = "{\"id\":\"m1\",\"user\":\"u\",\"text\":\"hi\"}";
+	char h[GW_SHA256_HEADER_LEN + 1];
+	sig__sha256_ts_header((const uint8_t *)"k", 1, "1000", body, strlen(body), h);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1000, 300), PARLEY_OK);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1300, 300), PARLEY_OK);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1301, 300), PARLEY_E_TIMEOUT);
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 699, 300), PARLEY_E_TOO_FAR_AHEAD);
+	/* a fresher timestamp on the captured signature: the MAC no longer matches */
+	TEST_EQ_INT(byoc__check("k", "1200", h, body, strlen(body), 1301, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	TEST_EQ_INT(byoc__check("j", "1000", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	TEST_EQ_INT(byoc__check("k", NULL, h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(byoc__check("k", "10x0", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(byoc__check("k", "1000", NULL, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
+	sig__sha256_header((const uint8_t *)"k", 1, body, strlen(body), h); /* the body alone */
+	TEST_EQ_INT(byoc__check("k", "1000", h, body, strlen(body), 1000, 300), PARLEY_E_CHANNEL_SIGNATURE);
+}
+
+/* The web chat's guards: the token bucket, sessions per address, the Origin check. */
+static void test_guard(void)
+{
+	gw_bucket b = {0};
+	for (int i = 0; i < 3; i++)
+		TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 1); /* the burst */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 0);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1400), 0);     /* 0.8 token */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1500), 1);     /* 1 token after 500 ms at 2/s */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 1000), 0);     /* the clock went back: nothing refilled */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);   /* refilled, but never beyond the burst */
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 1);
+	TEST_EQ_INT(bucket__take(&b, 2, 3, 100000), 0);
+
+	gw_iplimits *t;
+	TEST_EQ_INT(iplimits__new(3, &t), PARLEY_OK);
+	/* 2 open at once, 4 new a minute */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_E_TOO_MANY_CONNECTIONS);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.2", 4, 2, 1000), PARLEY_OK); /* another address: its own */
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK);
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_OK); /* the 4th new one */
+	iplimits__close(t, "10.0.0.1");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 1000), PARLEY_E_RATE_LIMITED);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.1", 4, 2, 16000), PARLEY_OK); /* 15 s: one more */
+	/* the table: 3 addresses; a 4th waits until one is forgettable (nothing open, bucket refilled) */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.3", 4, 2, 16000), PARLEY_OK);
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 16000), PARLEY_E_BUSY);
+	iplimits__close(t, "10.0.0.3");
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 30000), PARLEY_E_BUSY);  /* .3's bucket: not full yet */
+	TEST_EQ_INT(iplimits__open(t, "10.0.0.4", 4, 2, 100000), PARLEY_OK);     /* .3 forgotten */
+	iplimits__free(t);
+
+	/* client addresses: IPv6 by /64, IPv4-mapped as IPv4; X-Forwarded-For only from a trusted proxy */
+	char k[GW_IP_MAX + 1];
+	TEST_EQ_INT(ip__key("192.0.2.7", k), PARLEY_OK);
+	TEST_EQ_STR(k, "192.0.2.7");
+	TEST_EQ_INT(ip__key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k), PARLEY_OK);
+	TEST_EQ_STR(k, "2001:db8:1:2::");
+	TEST_EQ_INT(ip__key("::ffff:192.0.2.7", k), PARLEY_OK);
+	TEST_EQ_STR(k, "192.0.2.7");
+	TEST_EQ_INT(ip__key("not-an-ip", k), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(client__key("127.0.0.1", "198.51.100.1, 203.0.113.9", "", k), PARLEY_OK);
+	TEST_EQ_STR(k, "127.0.0.1"); /* no trusted proxy: the header is the client's own words */
+	TEST_EQ_INT(client__key("127.0.0.1", "198.51.100.1, 203.0.113.9", "10.0.0.1 127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "203.0.113.9"); /* the entry the proxy appended, not the first */
+	TEST_EQ_INT(client__key("10.0.0.2", "203.0.113.9", "10.0.0.1,127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "10.0.0.2");
+	TEST_EQ_INT(client__key("127.0.0.1", NULL, "127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "127.0.0.1");
+	TEST_EQ_INT(client__key("127.0.0.1", "1.2.3.4, junk", "127.0.0.1", k), PARLEY_E_CHANNEL_INVALID);
+	TEST_EQ_INT(client__key("127.0.0.1", "2001:db8::1", "127.0.0.1", k), PARLEY_OK);
+	TEST_EQ_STR(k, "2001:db8::");
+
+	/* Origin: missing (not a browser) passes; the list; public_url's origin; the Host fallback */
+	TEST_EQ_INT(origin__allowed(NULL, "", "", "gw.example"), 1);
+	TEST_EQ_INT(origin__allowed("https://shop.example", "https://a.example, https://shop.example", "", NULL), 1);
+	TEST_EQ_INT(origin__allowed("https://SHOP.example", "https://shop.example/", "", NULL), 1);
+	TEST_EQ_INT(origin__allowed("https://shop.example.evil", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://shop.exampl", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("http://shop.example", "https://shop.example", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://gw.example", "https://shop.example", "https://gw.example", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://gw.example", "", "https://gw.example", "evil.example"), 1);
+	TEST_EQ_INT(origin__allowed("https://gw.example:8443", "", "https://gw.example", NULL), 0);
+	TEST_EQ_INT(origin__allowed("https://evil.example", "", "https://gw.example", "evil.example"), 0);
+	TEST_EQ_INT(origin__allowed("http://127.0.0.1:8780", "", "", "127.0.0.1:8780"), 1);
+	TEST_EQ_INT(origin__allowed("https://127.0.0.1:8780", "", "", "127.0.0.1:8780"), 1);
+	TEST_EQ_INT(origin__allowed("http://evil.example", "", "", "127.0.0.1:8780"), 0);
+	TEST_EQ_INT(origin__allowed("http://127.0.0.1:8780", "", "", NULL), 0);
+	TEST_EQ_INT(origin__allowed("null", "", "", "null"), 0); /* a sandboxed page's origin */
 }
 
 static void test_backoff(void)
@@ -316,6 +444,8 @@ int main(void)
 	TEST_RUN(test_twilio_request);
 	TEST_RUN(test_waba);
 	TEST_RUN(test_sha256_and_byoc);
+	TEST_RUN(test_freshness);
+	TEST_RUN(test_guard);
 	TEST_RUN(test_backoff);
 	TEST_RUN(test_e164);
 	TEST_EXIT();
