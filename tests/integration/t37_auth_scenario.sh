@@ -93,6 +93,9 @@ export PARLEY_SERVER="ws://127.0.0.1:$pport/v1/websocket"
 
 p() { local home=$1; shift; PARLEY_HOME="$dir/$home" "$PARLEY" "$@"; }
 run() { p "$@" >"$dir/out" 2>&1; rc=$?; }
+# listen_bg HOME SECONDS FILE: `parley listen` in the background. A simple command, not the function p:
+# bash execs it in the forked child, so the pid in pids is parley's own and cleanup's kill reaches it
+listen_bg() { PARLEY_HOME="$dir/$1" "$PARLEY" listen --timeout "$2" >"$3" 2>&1 & pids+=($!); }
 # expiry_ok FILE: the first "until YYYY-MM-DD HH:MM:SS" (UTC) of FILE is TTL seconds after $t0 (2 s of slack:
 # the sign-in's own round trips)
 expiry_ok() {
@@ -143,8 +146,7 @@ for _ in $(seq 100); do curl -sf "$GW/healthz" >/dev/null && break; sleep 0.1; d
 curl -sf "$GW/healthz" >/dev/null || bail "parley-gateway did not start"
 
 # bob's agent client listens through the whole scenario
-p bob listen --timeout 150 >"$dir/bob.listen" 2>&1 &
-pids+=($!)
+listen_bg bob 150 "$dir/bob.listen"
 sleep 1
 
 # thread_line N: thread N's line of bob's `parley threads acme` (tab-separated) into $dir/line
@@ -162,9 +164,7 @@ authenticate() {
 }
 
 # ======== native: dave ========
-p dave listen --timeout 40 >"$dir/dave.listen" 2>&1 &
-dave_pid=$!
-pids+=($dave_pid)
+listen_bg dave 40 "$dir/dave.listen"
 p dave send acme "I want to change my delivery address" >/dev/null || bail "dave's first message"
 wait_for "$dir/bob.listen" '#[0-9]+ dave: I want to change my delivery address' 15
 native=$(sed -n 's/.*#\([0-9]*\) dave: I want to change my delivery address.*/\1/p' "$dir/bob.listen" | head -1)
