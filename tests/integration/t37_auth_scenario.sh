@@ -203,8 +203,8 @@ thread_line "$native"
 check "native: and the thread list no longer says authenticated" '[ -s "$dir/line" ] && ! grep -q authenticated "$dir/line"'
 
 # ======== sms: carol, +15551234567 ========
-# twilio_post SID TEXT: Twilio's inbound webhook, signed as Twilio signs: base64 HMAC-SHA1 under the
-# auth token over the URL the provider calls + every parameter sorted by name, name and value joined
+# twilio_post SID TEXT [KEY]: Twilio's inbound webhook, signed as Twilio signs: base64 HMAC-SHA1 under
+# the auth token (or KEY) over the URL the provider calls + every parameter sorted by name, name and value joined
 twilio_post() {
 	local -a params=("AccountSid=AC0123" "ApiVersion=2010-04-01" "Body=$2" "From=$NUM" "MessageSid=$1"
 		"NumMedia=0" "SmsMessageSid=$1" "To=+15550001111")
@@ -212,7 +212,7 @@ twilio_post() {
 	local -a form=()
 	while IFS= read -r kv; do data+="${kv%%=*}${kv#*=}"; form+=(--data-urlencode "$kv"); done \
 		< <(printf '%s\n' "${params[@]}" | LC_ALL=C sort -t= -k1,1)
-	sig=$(printf %s "$data" | openssl dgst -sha1 -hmac "$TWILIO_TOKEN" -binary | openssl base64 -A)
+	sig=$(printf %s "$data" | openssl dgst -sha1 -hmac "${3:-$TWILIO_TOKEN}" -binary | openssl base64 -A)
 	curl -s -o "$dir/out" -w '%{http_code}' -H "X-Twilio-Signature: $sig" "${form[@]}" "$GW/sms/twilio"
 }
 # provider_link PATH_SUFFIX: the newest call of the gateway to the fake whose request target ends in
@@ -241,12 +241,14 @@ wait_link() {
 	return 1
 }
 
+st=$(twilio_post SM0000000000000000000000000000aa00 "a forged text" not-the-token)
+check "sms: a webhook signed with another key is refused (403)" '[ "$st" = 403 ]'
 st=$(twilio_post SM0000000000000000000000000000aa01 "I never got my refund")
 check "sms: the signed Twilio webhook is accepted (200, TwiML)" '[ "$st" = 200 ] && grep -q "<Response" "$dir/out"'
 wait_for "$dir/bob.listen" '#[0-9]+ acme-gw: I never got my refund' 15
 sms=$(sed -n 's/.*#\([0-9]*\) acme-gw: I never got my refund.*/\1/p' "$dir/bob.listen" | head -1)
 cp "$dir/bob.listen" "$dir/out"
-check "sms: bob gets the sms thread" '[ -n "$sms" ]'
+check "sms: bob gets the sms thread (and not the forged text)" '[ -n "$sms" ] && ! grep -q "a forged text" "$dir/out"'
 [ -n "$sms" ] || bail "no sms thread"
 thread_line "$sms"
 check "sms: the thread is sms $NUM via the gateway, channel-verified" \
