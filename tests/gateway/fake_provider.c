@@ -39,14 +39,15 @@ static void serve(fake_provider *f, int c)
 	snprintf(r.body, sizeof(r.body), "%s", eoh + 4);
 	pthread_mutex_lock(&f->mu);
 	r.status = f->pick(f, &r);
+	char resp[1024];
+	const char *body = f->answer != NULL ? f->answer(f, &r) : "{}";
+	int m = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+					     "Connection: close\r\n\r\n%s",
+			 r.status, strlen(body), body);
 	if (f->n < FAKE_MAX_REQS)
 		f->reqs[f->n++] = r;
 	pthread_mutex_unlock(&f->mu);
-	char resp[256];
-	int m = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-					     "Connection: close\r\n\r\n{}",
-			 r.status);
-	if (write(c, resp, (size_t)m) < 0)
+	if (m < 0 || (size_t)m >= sizeof(resp) || write(c, resp, (size_t)m) < 0)
 		return;
 }
 

@@ -21,6 +21,8 @@ typedef struct fake_provider {
 	fake_req reqs[FAKE_MAX_REQS];
 	int n;
 	int (*pick)(struct fake_provider *f, const fake_req *r); /* the status to answer */
+	/* the JSON body answered with that status; NULL (the default) answers "{}". Called under mu. */
+	const char *(*answer)(struct fake_provider *f, const fake_req *r);
 	int fail_left; /* for pickers: answers still to fail */
 } fake_provider;
 
