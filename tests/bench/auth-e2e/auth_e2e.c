@@ -349,10 +349,12 @@ static uint64_t put_component(int type, const char *name, const char *jwks)
 static void setup(int max_conc)
 {
 	char port_arg[32], url_arg[64], ca[128], secrets[128], jwks[96], code[32], ans[64];
-	const char *extra[10] = {port_arg, url_arg, ca, secrets,
+	const char *extra[12] = {port_arg, url_arg, ca, secrets,
 				 /* many assertions within their lifetime: the replay cache must hold them all */
-				 "--auth_jti_cache=1048576", NULL};
-	int port = free_port(), n = 5;
+				 "--auth_jti_cache=1048576",
+				 /* the admin listener defaults to port + 1, which a chosen port does not make free */
+				 "--admin_port=0", NULL};
+	int port = free_port(), n = 6;
 	uint64_t req = 0;
 	dynbuf l;
 
