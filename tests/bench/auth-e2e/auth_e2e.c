@@ -18,11 +18,12 @@
  *         each with its own jti: parleyd refuses a replay) -> AuthResult.
  * Each concurrency slot owns its own thread (one open request per thread: auth_max_open_per_thread is
  * never reached) and runs one authentication after the other. A point: WARMUP seconds, then SECONDS of
- * steady state counted (completions in that window, their latencies), then the slots drain.
+ * steady state counted (completions in that window, their latencies), then the slots drain. Per
+ * concurrency the kinds run one after the other, all of it REPS times (run-auth-e2e.sh keeps the best).
  *
  *   PARLEYD=.. NODE=.. IDP_DIR=tests/idp SIGNER=tests/bench/auth-e2e/signer.mjs \
  *   JWTBIZ=tests/integration/jwtbiz.mjs auth_e2e [--kinds oidc,peer,otp,jwt] [--conc 1,8,32]
- *                                                [--seconds S] [--warmup S]
+ *                                                [--seconds S] [--warmup S] [--reps N]
  * Prints one line per point: kind conc completed window_s auth/s p50_ms p99_ms and the CPU time per
  * completed authentication (ms) of parleyd, the provider (idp), signer.mjs and this driver over the window. Exit 1 when anything
  * failed (a refused request, a signer error, a slot that never finished): the figures are then void.
@@ -725,6 +726,16 @@ static int run_point(int kind, int conc, double warmup, double seconds, double e
 	return pt.errors == 0;
 }
 
+/* is `name` one of the comma-separated `list`? */
+static int wanted(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* "1,8,32" -> out[], their count */
 static int parse_list(const char *s, int *out, int max)
 {
@@ -744,7 +755,7 @@ int main(int argc, char **argv)
 {
 	const char *kinds = "oidc,peer,otp,jwt", *conc_s = "1,8,32";
 	double seconds = 3, warmup = 1, otp_rate[MAX_SLOTS + 1] = {0};
-	int conc[8], n_conc, ok = 1, max_conc = 1;
+	int conc[8], n_conc, ok = 1, max_conc = 1, reps = 1;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--kinds") == 0)
@@ -755,32 +766,31 @@ int main(int argc, char **argv)
 			seconds = strtod(argv[i + 1], NULL);
 		else if (strcmp(argv[i], "--warmup") == 0)
 			warmup = strtod(argv[i + 1], NULL);
+		else if (strcmp(argv[i], "--reps") == 0)
+			reps = (int)strtol(argv[i + 1], NULL, 10);
 		else
-			fail("usage: auth_e2e [--kinds oidc,peer,otp,jwt] [--conc 1,8,32] [--seconds S] [--warmup S]");
+			fail("usage: auth_e2e [--kinds oidc,peer,otp,jwt] [--conc 1,8,32] [--seconds S] [--warmup S] [--reps N]");
 	}
-	if (sodium_init() < 0 || !(seconds > 0) || !(warmup >= 0))
-		fail("bad --seconds / --warmup");
+	if (sodium_init() < 0 || !(seconds > 0) || !(warmup >= 0) || reps < 1 || reps > 20)
+		fail("bad --seconds / --warmup / --reps");
 	n_conc = parse_list(conc_s, conc, 8);
 	for (int i = 0; i < n_conc; i++)
 		max_conc = conc[i] > max_conc ? conc[i] : max_conc;
 	signal(SIGPIPE, SIG_IGN);
 	setup(max_conc);
 	printf("# kind  conc completed window_s    auth/s   p50_ms   p99_ms  cpu ms per authentication: parleyd      idp   signer   driver\n");
-	/* otp before jwt: its rate sizes the jwt point's supply of assertions */
-	static const int order[K_COUNT] = {K_OIDC, K_PEER, K_OTP, K_JWT};
-	for (int o = 0; o < K_COUNT; o++) {
-		int k = order[o];
-		char want[16];
-		snprintf(want, sizeof(want), "%s", kind_name[k]);
-		const char *p = strstr(kinds, want);
-		if (p == NULL || (p != kinds && p[-1] != ',') || (p[strlen(want)] != ',' && p[strlen(want)] != '\0'))
-			continue;
-		for (int i = 0; i < n_conc; i++) {
-			ok &= run_point(k, conc[i], warmup, seconds, otp_rate[conc[i]] > 0 ? otp_rate[conc[i]] : 3000);
-			if (k == K_OTP)
-				otp_rate[conc[i]] = last_rate;
-		}
-	}
+	/* Per concurrency, the kinds one after the other (oidc right beside its peer: on a shared machine
+	 * both see the same moments), REPS times over; otp before jwt: its rate sizes the jwt point's supply
+	 * of assertions. */
+	for (int rep = 0; rep < reps; rep++)
+		for (int i = 0; i < n_conc; i++)
+			for (int k = 0; k < K_COUNT; k++) {
+				if (!wanted(kinds, kind_name[k]))
+					continue;
+				ok &= run_point(k, conc[i], warmup, seconds, otp_rate[conc[i]] > 0 ? otp_rate[conc[i]] : 3000);
+				if (k == K_OTP)
+					otp_rate[conc[i]] = last_rate;
+			}
 	stop_all();
 	return ok && late_errors == 0 ? 0 : 1;
 }
