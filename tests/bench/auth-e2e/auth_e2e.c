@@ -110,10 +110,9 @@ static pid_t spawn(char *const argv[], int in_fd, int out_fd)
 		posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
 	else
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	/* the provider logs a line per request: kept out of the way, but not silenced (a crash shows) */
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (getenv("AUTH_E2E_VERBOSE") != NULL)
-		posix_spawn_file_actions_adddup2(&fa, 2, 2);
+	/* the provider logs a line per request: out of the way unless asked for */
+	if (getenv("AUTH_E2E_VERBOSE") == NULL)
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
 		fail(argv[0]);
 	posix_spawn_file_actions_destroy(&fa);
@@ -228,9 +227,13 @@ static void start_peers(int port)
 	signer_out = from[0];
 }
 
+/* at exit, also after fail() or the harness's bail-out: nothing we started outlives us */
 static void stop_all(void)
 {
+	static int done;
 	char cmd[128];
+	if (done++)
+		return;
 	pid_t pids[] = {signer_pid, biz_pid, idp_pid};
 	if (signer_in >= 0)
 		close(signer_in);
@@ -777,6 +780,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_conc; i++)
 		max_conc = conc[i] > max_conc ? conc[i] : max_conc;
 	signal(SIGPIPE, SIG_IGN);
+	atexit(stop_all);
 	setup(max_conc);
 	printf("# kind  conc completed window_s    auth/s   p50_ms   p99_ms  cpu ms per authentication: parleyd      idp   signer   driver\n");
 	/* Per concurrency, the kinds one after the other (oidc right beside its peer: on a shared machine
@@ -791,6 +795,5 @@ int main(int argc, char **argv)
 				if (k == K_OTP)
 					otp_rate[conc[i]] = last_rate;
 			}
-	stop_all();
-	return ok && late_errors == 0 ? 0 : 1;
+	return ok && late_errors == 0 ? 0 : 1; /* stop_all at exit */
 }
