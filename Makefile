@@ -99,6 +99,7 @@ bench: deps-bench build
 	tests/bench/run-fanout.sh $(BUILD)
 	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
 	tests/bench/run-auth.sh $(BUILD)
+	tests/bench/run-auth-e2e.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)
