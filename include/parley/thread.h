@@ -184,8 +184,10 @@ typedef void (*parley_thread_list_cb)(parley_client *c, parley_err status, const
 PARLEY_EXPORT parley_err parley_thread_send_entity_start(parley_client *c, const char *entity, const uint8_t *body,
 							 size_t len, parley_thread_id_cb cb, void *user);
 /* A GATEWAY of entity: sends body to entity from the channel customer (channel, channel_user):
- * continues that customer's open thread or opens one, then sends. PARLEY_E_NOT_ENTITY_GATEWAY,
- * PARLEY_E_CHANNEL_INVALID (native, an unknown channel, a malformed channel_user). */
+ * continues that customer's open thread or opens one (its OPEN event signs the channel customer),
+ * then sends. PARLEY_E_NOT_ENTITY_GATEWAY, PARLEY_E_CHANNEL_INVALID (native, an unknown channel, a
+ * malformed channel_user); PARLEY_E_PROTO_MALFORMED when the thread the server gives back was opened
+ * for another channel customer (nothing sent). */
 PARLEY_EXPORT parley_err parley_thread_send_channel_start(parley_client *c, const char *entity,
 							  parley_channel channel, const char *channel_user,
 							  const uint8_t *body, size_t len, parley_thread_id_cb cb,
