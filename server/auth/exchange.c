@@ -3,7 +3,8 @@
  *
  * Everything here blocks, so it runs only on libuv's thread pool (uv_queue_work from pages.c), never
  * on a loop thread. TLS verification is never turned off; auth_ca_file adds a CA (tests: the test CA)
- * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded. */
+ * to the system's. No redirect is followed, only http(s) is spoken, and every body is bounded; every
+ * connection goes only to a public address unless the operator allows more (netguard.c). */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -450,7 +451,8 @@ int auth__assertion(const auth_config *cfg, const store_auth_component *c, const
 		 * restarts and sees every answer, where a cache in this process would do neither */
 		identity_of(&cl, tok, id);
 		SHA256((const unsigned char *)cl.jti, strlen(cl.jti), id->jti_hash);
-		id->jti_exp_ms = (uint64_t)cl.exp * 1000u;
+		/* kept as long as the token passes the checks: its exp plus the skew tolerated on it */
+		id->jti_exp_ms = ((uint64_t)cl.exp + (uint64_t)cfg->skew_s) * 1000u;
 	}
 	jose__claims_free(&cl);
 	return rc;

@@ -315,6 +315,8 @@ int main(void)
 	static parleyd_config pc;
 	config__defaults(&pc);
 	pc.workers = 2;
+	/* the auth service keeps its one-time-code key file in the data directory */
+	snprintf(pc.data_dir, sizeof(pc.data_dir), "%s", dir);
 	size_t n_services;
 	const struct service *const *services = parleyd__services(&n_services);
 	if (dispatch__new(st, &pc, services, n_services, &d) != PARLEY_OK)
