@@ -273,7 +273,7 @@ static void test_op_table(void)
 		STORE_OP_ENTITY_CODE,    STORE_OP_ENTITY_JOIN,   STORE_OP_ENTITY_DECIDE, STORE_OP_ENTITY_STAFF,
 		STORE_OP_THREAD_OPEN,    STORE_OP_THREAD_SEND,   STORE_OP_THREAD_EVENT,  STORE_OP_THREAD_FORWARD,
 		STORE_OP_AUTH_COMPONENT_PUT, STORE_OP_AUTH_COMPONENT_STATE, STORE_OP_AUTH_START, STORE_OP_AUTH_ANSWER,
-		STORE_OP_AUTH_EXPIRE,
+		STORE_OP_AUTH_EXPIRE,    STORE_OP_AUTH_KNOWN_EMAIL,
 	};
 	for (int op = 1; op < STORE_OP__COUNT; op++) {
 		int w = 0;
@@ -284,8 +284,8 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 48); /* 23 + set_devlist, get_devlist + 8 entity ops (issue 9) + 6 thread ops
-					   * + 9 auth ops (issue 11) */
+	TEST_EQ_INT(STORE_OP__COUNT, 49); /* 23 + set_devlist, get_devlist + 8 entity ops (issue 9) + 6 thread ops
+					   * + 10 auth ops (issue 11) */
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
