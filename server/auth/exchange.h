@@ -26,7 +26,8 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 
 /* The code exchange (client_secret_basic when the component has a secret, PKCE's verifier, the
  * redirect URI), then oidc: the ID token verified (jose.h: the JWKS fetched, cached, refetched once on
- * an unknown kid; iss, aud, azp, times with auth_clock_skew_s, the nonce) or oauth2: userinfo with the
+ * an unknown kid unless just fetched, at most once per auth_jwks_refetch_s and URL; iss, aud, azp, times
+ * with auth_clock_skew_s, the nonce) or oauth2: userinfo with the
  * access token. PARLEY_OK with x->ident, or AUTH_TOKEN_EXCHANGE, JWKS_UNAVAILABLE, ID_TOKEN_*. Blocking. */
 int auth__exchange(const auth_config *cfg, auth_exchange *x, uint64_t now_ms);
 
