@@ -187,7 +187,7 @@ sign_in() {
 	rc=0
 	"$NODE" "$IDP_DIR/login.mjs" --ca "$dir/ca/ca.pem" --follow-final "$1" "$2" "$3" >"$dir/out" 2>&1 || rc=$?
 }
-# sent_to_customer THREAD COMPONENT: bob's Authenticate; the request id in req
+# authenticate THREAD COMPONENT: bob's Authenticate (`parley thread auth`); the request id in req
 authenticate() {
 	run bob thread auth "$1" "$2"
 	req=$(sed -n 's/^auth request \([0-9]*\) sent to the customer .*/\1/p' "$dir/out")
