@@ -201,6 +201,13 @@ native=$(sed -n 's/.*#\([0-9]*\) dave: I want to change my delivery address.*/\1
 cp "$dir/bob.listen" "$dir/out"
 check "native: bob gets dave's thread" '[ -n "$native" ]'
 [ -n "$native" ] || bail "no native thread"
+# the prompt reaches the customer's devices online when it is sent: bob first answers, and once dave's
+# listen printed that answer it is connected
+p bob thread send "$native" "To change it I need to know it is you: a sign-in link follows" >/dev/null
+wait_for "$dir/dave.listen" "#$native acme: To change it I need to know it is you" 15
+cp "$dir/dave.listen" "$dir/out"
+check "native: dave's listen gets bob's answer from the entity's handle" \
+	'grep -qE "^[0-9:]{8} #$native acme: To change it I need to know it is you: a sign-in link follows$" "$dir/dave.listen"'
 run bob auth status "$native"
 check "native: the thread starts unverified" 'grep -qx "thread $native: unverified" "$dir/out"'
 authenticate "$native" acme-sso
