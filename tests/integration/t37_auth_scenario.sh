@@ -44,7 +44,7 @@ check() {
 	if eval "$2"; then echo "ok - $1"; passed=$((passed + 1))
 	else echo "not ok - $1"; sed 's/^/#   /' "$dir/out" 2>/dev/null; failed=$((failed + 1)); fi
 }
-bail() { echo "Bail out! $*"; bailed=1; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+bail() { echo "Bail out! $*"; sed "s/^/#   /" "$dir/out" 2>/dev/null; bailed=1; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 # wait_for FILE ERE SECONDS: until a line of FILE matches
 wait_for() {
 	local i
