@@ -44,7 +44,7 @@ check() {
 	if eval "$2"; then echo "ok - $1"; passed=$((passed + 1))
 	else echo "not ok - $1"; sed 's/^/#   /' "$dir/out" 2>/dev/null; failed=$((failed + 1)); fi
 }
-bail() { echo "Bail out! $*"; bailed=1; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+bail() { echo "Bail out! $*"; sed "s/^/#   /" "$dir/out" 2>/dev/null; bailed=1; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 # wait_for FILE ERE SECONDS: until a line of FILE matches
 wait_for() {
 	local i
@@ -187,7 +187,7 @@ sign_in() {
 	rc=0
 	"$NODE" "$IDP_DIR/login.mjs" --ca "$dir/ca/ca.pem" --follow-final "$1" "$2" "$3" >"$dir/out" 2>&1 || rc=$?
 }
-# sent_to_customer THREAD COMPONENT: bob's Authenticate; the request id in req
+# authenticate THREAD COMPONENT: bob's Authenticate (`parley thread auth`); the request id in req
 authenticate() {
 	run bob thread auth "$1" "$2"
 	req=$(sed -n 's/^auth request \([0-9]*\) sent to the customer .*/\1/p' "$dir/out")
@@ -201,6 +201,13 @@ native=$(sed -n 's/.*#\([0-9]*\) dave: I want to change my delivery address.*/\1
 cp "$dir/bob.listen" "$dir/out"
 check "native: bob gets dave's thread" '[ -n "$native" ]'
 [ -n "$native" ] || bail "no native thread"
+# the prompt reaches the customer's devices online when it is sent: bob first answers, and once dave's
+# listen printed that answer it is connected
+p bob thread send "$native" "To change it I need to know it is you: a sign-in link follows" >/dev/null
+wait_for "$dir/dave.listen" "#$native acme: To change it I need to know it is you" 15
+cp "$dir/dave.listen" "$dir/out"
+check "native: dave's listen gets bob's answer from the entity's handle" \
+	'grep -qE "^[0-9:]{8} #$native acme: To change it I need to know it is you: a sign-in link follows$" "$dir/dave.listen"'
 run bob auth status "$native"
 check "native: the thread starts unverified" 'grep -qx "thread $native: unverified" "$dir/out"'
 authenticate "$native" acme-sso
