@@ -1199,7 +1199,7 @@ static void test_jti_bound(void)
  * browser gets a 503 page naming SHUTTING_DOWN, and the request is still open after the restart. */
 static void test_shutdown_inflight(void)
 {
-	uint64_t ts = channel_thread(SMS, "+15556667777"), rid;
+	uint64_t ts = channel_thread(SMS, "+15556668888"), rid;
 	char disco[128], secret[32] = "file:rs-secret", url[600], req[900], resp[4096];
 	comp c = {OIDC_PHONE, "Hanging", PARLEY__WIRE__AUTH_TYPE__AUTH_OIDC, ISS, disco, "", "", "", "parley-rs", secret,
 		  PARLEY__WIRE__AUTH_BINDING__BINDING_PHONE, 600};

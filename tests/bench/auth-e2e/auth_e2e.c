@@ -396,9 +396,10 @@ static void setup(int max_conc)
 			continue;
 		for (int i = 0; i < max_conc; i++) {
 			char number[24];
-			tev ev = ev_by(&W, &acme, 0, WIRE_THREADEV_OPEN, W.id, 1, NULL);
+			tev ev;
 			tinfo t;
 			snprintf(number, sizeof(number), "+1555%d%06d", k, i);
+			ev = ev_open_channel(&W, &acme, SMS, number); /* the gateway signs the channel customer */
 			if (th_open_channel(W.fd, "acme", NULL, SMS, number, &ev, &t) != PARLEY_OK)
 				fail("channel thread");
 			thread_of[k][i] = t.id;
