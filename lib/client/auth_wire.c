@@ -189,7 +189,10 @@ void parley_auth_set_events(parley_client *c, const parley_auth_events *events)
 
 /* The prompt names a thread and an entity: when this device keeps that thread, the entity must be the
  * thread's (a server cannot dress a prompt up as another business's), and its name is the one the
- * verified staff list gives, not the server's word. */
+ * verified staff list gives, not the server's word. Its channel customer is where a gateway sends the
+ * code or the link: it must be the one the thread's signed OPEN names (docs/protocol.md §13.6), or a
+ * server could have a customer's one-time code texted to a number of its choosing; a channel prompt
+ * for a thread this device does not keep cannot be checked and is dropped. */
 static void prompt(parley_client *c, const Parley__Wire__AuthPrompt *w)
 {
 	parley_auth_request req;
@@ -197,11 +200,18 @@ static void prompt(parley_client *c, const Parley__Wire__AuthPrompt *w)
 	char otp[PARLEY_AUTH_OTP_MAX + 1];
 	parley_thread_info info;
 	parley_auth_prompt p;
+	client_thread kept;
 
 	if (c->aev.on_auth_prompt == NULL || w->entity == NULL || !wire__handle_valid(w->entity) ||
 	    client__auth_request_from_wire(w->request, &req) != PARLEY_OK || req.thread_id == 0 ||
 	    COPY(entity_name, w->entity_name) || COPY(channel_user, w->channel_user) || COPY(otp, w->otp))
 		return;
+	if (client__thread_ready(c) != PARLEY_OK || client__thread_load(c, req.thread_id, &kept) != PARLEY_OK) {
+		if (w->channel != PARLEY_CHANNEL_NATIVE)
+			return;
+	} else if (kept.channel != w->channel || strcmp(kept.channel_user, channel_user) != 0) {
+		return;
+	}
 	if (client__thread_ready(c) == PARLEY_OK && client__thread_info(c, req.thread_id, &info) == PARLEY_OK) {
 		if (strcmp(info.entity, w->entity) != 0)
 			return;

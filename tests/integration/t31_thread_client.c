@@ -39,6 +39,7 @@
 #include <parley/client.h>
 #include <parley/entity.h>
 #include <parley/error.h>
+#include <parley/auth.h>
 #include <parley/thread.h>
 #include <sqlite3.h>
 
@@ -539,6 +540,30 @@ static void channel(void)
 	IT_EQ(info.channel_disputed, 0); /* the control of channel_lies: the server told it as signed */
 }
 
+/* the gateway's auth prompts (channel_lies): how many, and the last one's channel customer */
+static int n_gw_prompts;
+static char gw_prompt_user[PARLEY_CHANNEL_USER_MAX + 1];
+
+static void on_gw_prompt(parley_client *c, const parley_auth_prompt *p, void *user)
+{
+	(void)c;
+	(void)user;
+	n_gw_prompts++;
+	snprintf(gw_prompt_user, sizeof gw_prompt_user, "%s", p->channel_user);
+}
+
+/* agent2 sends the one-time code component on thread; the gateway's prompts after it */
+static int gw_prompts_after_start(uint64_t component, uint64_t thread)
+{
+	parley_auth_request req;
+	int before = n_gw_prompts;
+	IT_EQ(parley_auth_start(agent2, thread, component, &req), PARLEY_OK);
+	(void)parley_connect(gw);
+	for (int i = 0; i < 20 && n_gw_prompts == before; i++)
+		(void)parley_client_run(gw, 100);
+	return n_gw_prompts - before;
+}
+
 static int db_set(const char *set, uint64_t thread)
 {
 	char sql[200];
@@ -602,6 +627,31 @@ static void channel_lies(void)
 	IT_EQ(pump(admin, &in_admin, 99) >= 0, 1);
 	IT_CHECK(strstr(in_admin.all, "t31-sms-for-the-other-number") == NULL);
 	IT_EQ(db_set("channel_user = '+15550002222'", other), 1);
+
+	/* an auth prompt is the server's word too: the gateway sends the code to the number the prompt
+	 * names, so a prompt naming another number than the thread's signed OPEN is dropped (else a server
+	 * could have a customer's one-time code texted to a number of its choosing) */
+	parley_auth_component comp, got;
+	parley_auth_events aev;
+	memset(&comp, 0, sizeof comp);
+	snprintf(comp.entity, sizeof comp.entity, "acme");
+	snprintf(comp.name, sizeof comp.name, "t31 code");
+	comp.type = PARLEY_AUTH_OTP;
+	comp.binding = PARLEY_BINDING_NONE;
+	comp.credential_ttl_s = 600;
+	IT_EQ(parley_auth_component_put(admin, &comp, &got), PARLEY_OK);
+	IT_EQ(parley_auth_component_set_state(admin, "acme", got.component_id, PARLEY_COMPONENT_ACTIVE, NULL), PARLEY_OK);
+	memset(&aev, 0, sizeof aev);
+	aev.on_auth_prompt = on_gw_prompt;
+	parley_auth_set_events(gw, &aev);
+	IT_EQ(gw_prompts_after_start(got.component_id, ctid), 1); /* the control: told as signed */
+	IT_CHECK(strcmp(gw_prompt_user, "+15551234567") == 0);
+	IT_EQ(db_set("channel_user = '+19998887777'", ctid), 1);
+	IT_EQ(gw_prompts_after_start(got.component_id, ctid), 0);
+	IT_EQ(db_set("channel = 3, channel_user = '+15551234567'", ctid), 1);
+	IT_EQ(gw_prompts_after_start(got.component_id, ctid), 0);
+	IT_EQ(db_set("channel = 2", ctid), 1);
+	parley_auth_set_events(gw, NULL);
 }
 
 /* The gateway removed from the entity: nothing the agent's client verified vouches for the channel any

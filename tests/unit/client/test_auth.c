@@ -294,8 +294,8 @@ static void test_pushes(void)
 	ap.entity = (char *)"shop";
 	ap.entity_name = (char *)"Shop Inc.";
 	ap.request = &ri;
-	ap.channel = PARLEY_CHANNEL_SMS;
-	ap.channel_user = (char *)"+15551234567";
+	ap.channel = PARLEY_CHANNEL_NATIVE;
+	ap.channel_user = (char *)"";
 	ap.otp = (char *)"123456";
 	p.body_case = PARLEY__WIRE__PUSH__BODY_AUTH_PROMPT;
 	p.auth_prompt = &ap;
@@ -313,8 +313,17 @@ static void test_pushes(void)
 	TEST_EQ_STR(last_entity_name, "Shop Inc.");
 	TEST_EQ_INT(last_prompt_req.request_id, 9);
 	TEST_EQ_STR(last_prompt_req.url, "https://auth.shop.example/v1/auth/start/abc");
-	TEST_EQ_INT(last_prompt.channel, PARLEY_CHANNEL_SMS);
+	TEST_EQ_INT(last_prompt.channel, PARLEY_CHANNEL_NATIVE);
 	TEST_EQ_STR(last_otp, "123456");
+	/* a channel prompt for a thread this device does not keep: its channel customer (where a gateway
+	 * sends the code) cannot be checked against a signed OPEN, so it is dropped (t31 channel_lies: a
+	 * kept thread's) */
+	ap.channel = PARLEY_CHANNEL_SMS;
+	ap.channel_user = (char *)"+15551234567";
+	client__auth_push(c, &p);
+	TEST_EQ_INT(n_prompts, 1);
+	ap.channel = PARLEY_CHANNEL_NATIVE;
+	ap.channel_user = (char *)"";
 
 	/* malformed prompts never reach the application */
 	ri.url = (char *)"javascript:alert(1)";
