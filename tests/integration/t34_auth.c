@@ -491,6 +491,18 @@ static int auth_result(int fd, result *o, int timeout_ms)
 	return 1;
 }
 
+/* The staff's next AuthResult (within timeout_ms) ends request rid with status want and error, the thread
+ * at level. */
+static void result_is(uint64_t rid, int want, int error, unsigned level, int timeout_ms)
+{
+	result res;
+	IT_CHECK(auth_result(G.fd, &res, timeout_ms));
+	IT_EQ(res.request_id, rid);
+	IT_EQ(res.status, want);
+	IT_EQ(res.error, (uint32_t)error);
+	IT_EQ(res.level, level);
+}
+
 /* A channel thread of the gateway for (channel, number): its id. */
 static uint64_t channel_thread(uint32_t channel, const char *number)
 {
@@ -656,7 +668,6 @@ static void test_attempts(void)
 {
 	uint64_t ts = channel_thread(SMS, NUM2), rid = 0, prid = 0;
 	char otp[16], wrong[16];
-	result res;
 
 	IT_EQ(a_start(G.fd, ts, OTP, &rid, NULL, 0), PARLEY_OK);
 	IT_CHECK(prompt(W.fd, &prid, otp, NULL, 0));
@@ -665,11 +676,8 @@ static void test_attempts(void)
 	IT_EQ(a_answer(W.fd, rid, wrong, NULL), PARLEY_E_OTP_WRONG);
 	IT_EQ(a_answer(W.fd, rid, "12345", NULL), PARLEY_E_OTP_WRONG); /* not 6 digits: wrong, counted */
 	IT_EQ(a_answer(W.fd, rid, wrong, NULL), PARLEY_E_OTP_ATTEMPTS);
-	IT_CHECK(auth_result(G.fd, &res, 3000));
-	IT_EQ(res.request_id, rid);
-	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED);
-	IT_EQ(res.error, PARLEY_E_OTP_ATTEMPTS);
-	IT_EQ(res.level, 1); /* sms: still the carrier's baseline */
+	/* sms: still the carrier's baseline */
+	result_is(rid, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED, PARLEY_E_OTP_ATTEMPTS, 1, 3000);
 	IT_EQ(a_answer(W.fd, rid, otp, NULL), PARLEY_E_AUTH_ALREADY_ANSWERED);
 }
 
@@ -1338,7 +1346,6 @@ static void test_oidc_attacks(void)
 	uint64_t ts = channel_thread(SMS, "+15552224444"), rid;
 	char query[3072], page[1024], url[600];
 	long fetched = jwks_fetches();
-	result res;
 	tev ev;
 
 	for (size_t i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
@@ -1362,11 +1369,7 @@ static void test_oidc_attacks(void)
 	IT_EQ(th_event(W.fd, ts, &ev), PARLEY_OK);
 	IT_EQ(callback(query, page, sizeof(page)), 403);
 	IT_CHECK(strstr(page, "THREAD_CLOSED") != NULL);
-	IT_CHECK(auth_result(G.fd, &res, 5000));
-	IT_EQ(res.request_id, rid);
-	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED);
-	IT_EQ(res.error, PARLEY_E_THREAD_CLOSED);
-	IT_EQ(res.level, 1);
+	result_is(rid, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_FAILED, PARLEY_E_THREAD_CLOSED, 1, 5000);
 }
 
 /* Keys cached by kid and refreshed on rotation: the provider's new key is fetched once, at its first
@@ -1444,7 +1447,6 @@ static void test_oidc_expired(void)
 {
 	uint64_t ts, rid;
 	char url[600], path[600], query[3072], page[1024];
-	result res;
 
 	restart_with("--auth_request_ttl_s=2");
 	ts = channel_thread(SMS, "+15552228888");
@@ -1453,11 +1455,7 @@ static void test_oidc_expired(void)
 	sleep(3);
 	IT_EQ(callback(query, page, sizeof(page)), 410);
 	IT_CHECK(strstr(page, "AUTH_EXPIRED") != NULL);
-	IT_CHECK(auth_result(G.fd, &res, 3000));
-	IT_EQ(res.request_id, rid);
-	IT_EQ(res.status, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED);
-	IT_EQ(res.error, PARLEY_E_AUTH_EXPIRED);
-	IT_EQ(res.level, 1);
+	result_is(rid, PARLEY__WIRE__AUTH_REQUEST_STATUS__AUTH_REQUEST_EXPIRED, PARLEY_E_AUTH_EXPIRED, 1, 3000);
 	snprintf(path, sizeof(path), "%s", url + strlen("https://chat.example.com"));
 	IT_EQ(http_get(S.port, path, page, sizeof(page)), 410);
 }

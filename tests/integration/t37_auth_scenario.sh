@@ -180,6 +180,18 @@ listen_bg bob 150 "$dir/bob.listen"
 sleep 1
 
 # thread_line N: thread N's line of bob's `parley threads acme` (tab-separated) into $dir/line
+# gateway_thread TEXT: the thread in which bob's listen shows the gateway writing TEXT (fixed string;
+# waits up to 15 s); bob's listen copied into $dir/out
+gateway_thread() {
+	local i id=
+	for ((i = 0; i < 150; i++)); do
+		id=$(grep -F "acme-gw: $1" "$dir/bob.listen" | sed -n 's/.*#\([0-9]*\) acme-gw: .*/\1/p' | head -1)
+		[ -n "$id" ] && break
+		sleep 0.1
+	done
+	cp "$dir/bob.listen" "$dir/out"
+	echo "$id"
+}
 thread_line() { p bob threads acme >"$dir/out" 2>&1; grep -P "^#$1\t" "$dir/out" >"$dir/line"; }
 # sign_in URL LOGIN PASSWORD: login.mjs as the customer's browser, through parleyd's start link to the
 # provider and back to parleyd's callback (--follow-final: the callback must answer 2xx); status in rc
@@ -284,9 +296,7 @@ st=$(twilio_post SM0000000000000000000000000000aa00 "a forged text" not-the-toke
 check "sms: a webhook signed with another key is refused (403)" '[ "$st" = 403 ]'
 st=$(twilio_post SM0000000000000000000000000000aa01 "I never got my refund")
 check "sms: the signed Twilio webhook is accepted (200, TwiML)" '[ "$st" = 200 ] && grep -q "<Response" "$dir/out"'
-wait_for "$dir/bob.listen" '#[0-9]+ acme-gw: I never got my refund' 15
-sms=$(sed -n 's/.*#\([0-9]*\) acme-gw: I never got my refund.*/\1/p' "$dir/bob.listen" | head -1)
-cp "$dir/bob.listen" "$dir/out"
+sms=$(gateway_thread "I never got my refund")
 check "sms: bob gets the sms thread (and not the forged text)" '[ -n "$sms" ] && ! grep -q "a forged text" "$dir/out"'
 [ -n "$sms" ] || bail "no sms thread"
 thread_line "$sms"
@@ -344,9 +354,7 @@ sig=$(printf %s "$waba_body" | openssl dgst -sha256 -hmac "$WABA_SECRET" | sed '
 st=$(curl -s -o "$dir/out" -w '%{http_code}' -H "Content-Type: application/json" -H "X-Hub-Signature-256: sha256=$sig" \
 	--data-binary "$waba_body" "$GW/waba")
 check "waba: the signed webhook is accepted (200)" '[ "$st" = 200 ]'
-wait_for "$dir/bob.listen" '#[0-9]+ acme-gw: Can I change my plan\?' 15
-waba=$(sed -n 's/.*#\([0-9]*\) acme-gw: Can I change my plan?.*/\1/p' "$dir/bob.listen" | head -1)
-cp "$dir/bob.listen" "$dir/out"
+waba=$(gateway_thread "Can I change my plan?")
 check "waba: bob gets the waba thread" '[ -n "$waba" ] && [ "$waba" != "$sms" ]'
 [ -n "$waba" ] || bail "no waba thread"
 thread_line "$waba"
