@@ -174,9 +174,10 @@ int auth__http_init(void)
 /* A JWKS parsed and checked once per fetch, shared by the verifications that run at the same time on
  * the pool's threads: importing a key and its EVP_PKEY_public_check cost milliseconds (an RSA modulus
  * is tested for primality), a signature check some microseconds. The set is never written after
- * jose__jwks_parse, and OpenSSL 3 allows one EVP_PKEY to be used read-only by several threads at once
- * (EVP_DigestVerify* take a const key and make their own context per call), so a reference is all a
- * verification needs. refs is counted under cache_mu: the slot holds one while the set is its current
+ * jose__jwks_parse, and in OpenSSL 3 one EVP_PKEY may verify in several threads at once, each with its
+ * own EVP_MD_CTX (jwt.c makes one per call): openssl-threads(7), objects are thread-safe while nobody
+ * modifies them, and what EVP_DigestVerifyInit changes on the key (its reference count, the provider's
+ * cached export) is done under the key's own lock. So a reference is all a verification needs. refs is counted under cache_mu: the slot holds one while the set is its current
  * one, each verification in flight one more; the last one to let go frees it, so a refetch can replace
  * the set under a verification that still uses the old one. */
 typedef struct shared_keys {
