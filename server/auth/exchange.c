@@ -171,26 +171,110 @@ int auth__http_init(void)
 
 /* --- the document cache (discovery and JWKS), shared by the pool's threads --- */
 
+/* A JWKS parsed and checked once per fetch, shared by the verifications that run at the same time on
+ * the pool's threads: importing a key and its EVP_PKEY_public_check cost milliseconds (an RSA modulus
+ * is tested for primality), a signature check some microseconds. The set is never written after
+ * jose__jwks_parse, and in OpenSSL 3 one EVP_PKEY may verify in several threads at once, each with its
+ * own EVP_MD_CTX (jwt.c makes one per call): openssl-threads(7), objects are thread-safe while nobody
+ * modifies them, and what EVP_DigestVerifyInit changes on the key (its reference count, the provider's
+ * cached export) is done under the key's own lock. So a reference is all a verification needs. refs is counted under cache_mu: the slot holds one while the set is its current
+ * one, each verification in flight one more; the last one to let go frees it, so a refetch can replace
+ * the set under a verification that still uses the old one. */
+typedef struct shared_keys {
+	jose_jwks *set;
+	unsigned refs;
+} shared_keys;
+
 typedef struct cache_slot {
 	char url[STORE_AUTH_STR + 1];
 	char *doc;
 	uint64_t fetched_ms;
 	uint64_t forced_ms; /* the last refetch for an unknown kid (0: none), see refetch_reserve */
+	uint64_t gen;       /* changes with every document stored: a parse of an older one is not kept */
+	int parsed;         /* doc was parsed as a JWKS: keys, or keys_rc why not (the same every time) */
+	int keys_rc;
+	shared_keys *keys;
 } cache_slot;
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cache_slot cache[CACHE_SLOTS];
+static uint64_t cache_gen;
 
-/* A copy of the document at url (free it), from the cache unless `fresh` or older than the ttl; *hit
- * (if not NULL): 1 when it came from the cache, 0 when it was just fetched. */
-static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64_t now_ms, char **out, int *hit,
-		      int code)
+/* Drops one reference (cache_mu held); the set to free after unlocking when it was the last, else NULL:
+ * EVP_PKEY_free need not run under the lock every pool thread waits on. */
+static shared_keys *keys_unref_locked(shared_keys *k)
+{
+	return k != NULL && --k->refs == 0 ? k : NULL;
+}
+
+static void keys_destroy(shared_keys *k)
+{
+	if (k != NULL) {
+		jose__jwks_free(k->set);
+		parley__free(k);
+	}
+}
+
+/* The caller's reference, from any verification (takes cache_mu). */
+static void keys_release(shared_keys *k)
+{
+	pthread_mutex_lock(&cache_mu);
+	k = keys_unref_locked(k);
+	pthread_mutex_unlock(&cache_mu);
+	keys_destroy(k);
+}
+
+/* Parses doc as a JWKS (no lock held: this is the slow part) into a shared set with one reference, the
+ * caller's. PARLEY_OK, or the parse's error. */
+static int keys_parse(const char *doc, shared_keys **out)
+{
+	jose_jwks *set = NULL;
+	int rc = jose__jwks_parse(doc, strlen(doc), &set);
+	*out = NULL;
+	if (rc != PARLEY_OK)
+		return rc;
+	if ((*out = parley__malloc(sizeof(**out))) == NULL) {
+		jose__jwks_free(set);
+		return PARLEY_E_NOMEM;
+	}
+	(*out)->set = set;
+	(*out)->refs = 1;
+	return PARLEY_OK;
+}
+
+/* Makes k (or, when NULL, rc) the slot document's parse (parsed 0: not parsed yet), cache_mu held:
+ * the slot takes its own reference and lets go of the old set's, returned to be destroyed after
+ * unlocking. */
+static shared_keys *slot_set_keys_locked(cache_slot *slot, int parsed, int rc, shared_keys *k)
+{
+	shared_keys *old = keys_unref_locked(slot->keys);
+	slot->keys = k;
+	if (k != NULL)
+		k->refs++;
+	slot->keys_rc = rc;
+	slot->parsed = parsed;
+	return old;
+}
+
+/* The document at url, from the cache unless `fresh` or older than the ttl: as text (doc != NULL: a
+ * copy to free) or as a parsed JWKS (keys != NULL: a reference to give back with keys_release; a
+ * document that is no JWKS gives its parse error at each use until it is fetched again, as it did when
+ * the text was parsed each time). *hit (if not NULL): 1 when it came from the cache, 0 when it was just
+ * fetched. */
+static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64_t now_ms, char **doc,
+		      shared_keys **keys, int *hit, int code)
 {
 	cache_slot *slot = NULL, *oldest = &cache[0];
+	shared_keys *k = NULL, *old = NULL;
+	char *text = NULL;
+	uint64_t gen = 0;
 	body b;
-	int rc;
+	int rc = PARLEY_OK, found = 0, done = 0;
 
-	*out = NULL;
+	if (doc != NULL)
+		*doc = NULL;
+	if (keys != NULL)
+		*keys = NULL;
 	pthread_mutex_lock(&cache_mu);
 	for (size_t i = 0; i < CACHE_SLOTS; i++) {
 		if (strcmp(cache[i].url, url) == 0)
@@ -198,26 +282,59 @@ static int cached_get(const auth_config *cfg, const char *url, int fresh, uint64
 		if (cache[i].fetched_ms < oldest->fetched_ms)
 			oldest = &cache[i];
 	}
-	if (!fresh && slot != NULL && slot->doc != NULL && now_ms < slot->fetched_ms + cfg->jwks_cache_ms)
-		*out = parley__strdup(slot->doc);
+	if (!fresh && slot != NULL && slot->doc != NULL && now_ms < slot->fetched_ms + cfg->jwks_cache_ms) {
+		found = 1;
+		if (keys != NULL && slot->parsed) {
+			/* the common case: the set parsed at the fetch */
+			if ((*keys = slot->keys) != NULL)
+				slot->keys->refs++;
+			rc = slot->keys_rc;
+			done = 1;
+		} else {
+			/* text wanted, or a document not parsed yet (fetched as a discovery document, or its
+			 * parse ran out of memory): parsed below, outside the lock */
+			gen = slot->gen;
+			text = parley__strdup(slot->doc);
+			done = text == NULL;
+			rc = text == NULL ? PARLEY_E_NOMEM : PARLEY_OK;
+		}
+	}
 	pthread_mutex_unlock(&cache_mu);
 	if (hit != NULL)
-		*hit = *out != NULL;
-	if (*out != NULL)
-		return PARLEY_OK;
-	if ((rc = http_call(cfg, url, NULL, NULL, NULL, NULL, &b, code)) != PARLEY_OK)
+		*hit = found;
+	if (done)
 		return rc;
-	*out = b.data;
+	if (!found) {
+		if ((rc = http_call(cfg, url, NULL, NULL, NULL, NULL, &b, code)) != PARLEY_OK)
+			return rc;
+		text = b.data;
+	}
+	if (keys != NULL)
+		rc = keys_parse(text, &k);
 	pthread_mutex_lock(&cache_mu);
-	slot = slot != NULL && strcmp(slot->url, url) == 0 ? slot : oldest;
-	if (strcmp(slot->url, url) != 0)
-		slot->forced_ms = 0; /* the slot now holds another URL */
-	parley__free(slot->doc);
-	snprintf(slot->url, sizeof(slot->url), "%s", url);
-	slot->doc = parley__strdup(b.data);
-	slot->fetched_ms = now_ms;
+	if (!found) {
+		slot = slot != NULL && strcmp(slot->url, url) == 0 ? slot : oldest;
+		if (strcmp(slot->url, url) != 0)
+			slot->forced_ms = 0; /* the slot now holds another URL */
+		parley__free(slot->doc);
+		snprintf(slot->url, sizeof(slot->url), "%s", url);
+		slot->doc = parley__strdup(text);
+		slot->fetched_ms = now_ms;
+		slot->gen = ++cache_gen;
+		/* out of memory says nothing about the document: it is parsed again at its next use */
+		old = slot_set_keys_locked(slot, keys != NULL && rc != PARLEY_E_NOMEM, rc, k);
+	} else if (keys != NULL && rc != PARLEY_E_NOMEM && slot->gen == gen && !slot->parsed) {
+		old = slot_set_keys_locked(slot, 1, rc, k); /* unless another fetch or parse came first */
+	}
 	pthread_mutex_unlock(&cache_mu);
-	return PARLEY_OK;
+	keys_destroy(old);
+	if (keys == NULL) {
+		*doc = text;
+		return PARLEY_OK;
+	}
+	parley__free(text);
+	*keys = k; /* NULL when rc is an error */
+	return rc;
 }
 
 /* 1 if the document at url may be fetched again now because a token names a kid it lacks, and then that
@@ -242,8 +359,10 @@ static int refetch_reserve(const auth_config *cfg, const char *url, uint64_t now
 
 void auth__http_fini(void)
 {
+	/* no pool job runs any more: the slots hold the only references */
 	for (size_t i = 0; i < CACHE_SLOTS; i++) {
 		parley__free(cache[i].doc);
+		keys_destroy(keys_unref_locked(cache[i].keys));
 		memset(&cache[i], 0, sizeof(cache[i]));
 	}
 	curl_global_cleanup();
@@ -269,7 +388,7 @@ int auth__endpoints(const auth_config *cfg, store_auth_component *c, uint64_t no
 	     (c->jwks_uri[0] != '\0' || c->type != STORE_AUTH_OIDC) &&
 	     (c->userinfo_endpoint[0] != '\0' || c->type != STORE_AUTH_OAUTH2)))
 		return PARLEY_OK;
-	if ((rc = cached_get(cfg, c->discovery_url, 0, now_ms, &doc, NULL, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
+	if ((rc = cached_get(cfg, c->discovery_url, 0, now_ms, &doc, NULL, NULL, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
 		return rc;
 	j = json_loads(doc, JSON_REJECT_DUPLICATES, NULL);
 	parley__free(doc);
@@ -372,27 +491,23 @@ static int verified_flag(json_t *v)
 	return json_is_string(v) && strcmp(json_string_value(v), "true") == 0;
 }
 
-/* A compact JWS under the JWKS at jwks_uri (cached; fetched once more when no key matches its kid, if
- * the cached set was not just fetched and refetch_reserve allows it). */
+/* A compact JWS under the JWKS at jwks_uri (its parsed set cached; fetched once more when no key matches
+ * its kid, if the cached set was not just fetched and refetch_reserve allows it). */
 static int verify_jws(const auth_config *cfg, const char *jwks_uri, const char *tok, uint64_t now_ms, jose_claims *cl)
 {
-	jose_jwks *set = NULL;
+	shared_keys *keys = NULL;
 	unsigned flags = 0;
-	char *doc = NULL;
 	int rc = PARLEY_OK, hit = 0;
 
 	for (int fresh = 0; fresh < 2; fresh++) {
 		if (fresh && (!hit || !refetch_reserve(cfg, jwks_uri, now_ms)))
 			break; /* rc: the unknown kid's ID_TOKEN_SIGNATURE */
-		if ((rc = cached_get(cfg, jwks_uri, fresh, now_ms, &doc, &hit, PARLEY_E_JWKS_UNAVAILABLE)) != PARLEY_OK)
-			return rc;
-		rc = jose__jwks_parse(doc, strlen(doc), &set);
-		parley__free(doc);
-		if (rc != PARLEY_OK)
+		if ((rc = cached_get(cfg, jwks_uri, fresh, now_ms, NULL, &keys, &hit, PARLEY_E_JWKS_UNAVAILABLE)) !=
+		    PARLEY_OK)
 			return rc;
 		flags = 0;
-		rc = jose__jwt_verify(tok, strlen(tok), set, cl, &flags);
-		jose__jwks_free(set);
+		rc = jose__jwt_verify(tok, strlen(tok), keys->set, cl, &flags); /* outside cache_mu: the slow part */
+		keys_release(keys);
 		if (rc == PARLEY_OK || !(flags & JOSE_VERIFY_KEY_UNKNOWN))
 			break;
 	}
