@@ -177,9 +177,10 @@ int auth__http_init(void)
  * jose__jwks_parse, and in OpenSSL 3 one EVP_PKEY may verify in several threads at once, each with its
  * own EVP_MD_CTX (jwt.c makes one per call): openssl-threads(7), objects are thread-safe while nobody
  * modifies them, and what EVP_DigestVerifyInit changes on the key (its reference count, the provider's
- * cached export) is done under the key's own lock. So a reference is all a verification needs. refs is counted under cache_mu: the slot holds one while the set is its current
- * one, each verification in flight one more; the last one to let go frees it, so a refetch can replace
- * the set under a verification that still uses the old one. */
+ * cached export) is done under the key's own lock. So a reference is all a verification needs. refs is
+ * counted under cache_mu: the slot holds one while the set is its current one, each verification in
+ * flight one more; the last one to let go frees it, so a refetch can replace the set under a
+ * verification that still uses the old one. */
 typedef struct shared_keys {
 	jose_jwks *set;
 	unsigned refs;

@@ -153,26 +153,8 @@ void jose__otp_mac(uint8_t out[JOSE_OTP_MAC_LEN], const uint8_t *key, size_t key
 int jose__otp_check(const uint8_t stored[JOSE_OTP_MAC_LEN], const uint8_t *key, size_t key_len,
 		    const char *request_id, size_t request_id_len, const char *code, size_t code_len);
 
-/* --- jti replay cache --- */
-
-typedef struct jose_jti_cache jose_jti_cache;
-
+/* The longest jti a business-signed assertion may carry (its replay record is the store's: a hash of
+ * it in auth_jti, docs/protocol.md §14.4). */
 #define JOSE_JTI_MAX_LEN 256
-
-/* A fixed-size table of at most `capacity` (1..1<<20) live entries, allocated once: memory does not grow
- * with traffic. Entries are keyed by a keyed BLAKE2b of (scope, jti) with a per-cache random key, so an
- * attacker cannot aim jtis at one probe chain. */
-int jose__jti_new(size_t capacity, jose_jti_cache **out);
-void jose__jti_free(jose_jti_cache *c);
-
-/* Records (scope, jti) until exp. scope separates issuers (e.g. the component id). PARLEY_E_JWT_REPLAYED
- * if it is present and unexpired; PARLEY_E_ID_TOKEN_CLAIMS if exp <= now; PARLEY_E_BUSY if the table is
- * full of unexpired entries even after dropping the expired ones: a full table refuses new assertions
- * rather than evict a live entry, since eviction would let that assertion be replayed. */
-int jose__jti_insert(jose_jti_cache *c, const char *scope, size_t scope_len, const char *jti, size_t jti_len,
-		     int64_t exp, int64_t now);
-
-/* Drops the entries whose exp <= now; returns how many remain. */
-size_t jose__jti_purge(jose_jti_cache *c, int64_t now);
 
 #endif

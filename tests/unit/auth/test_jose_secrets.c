@@ -1,4 +1,4 @@
-/* server/auth/jose: PKCE (RFC 7636 Appendix B), state/nonce tokens, one-time codes, jti replay cache. */
+/* server/auth/jose: PKCE (RFC 7636 Appendix B), state/nonce tokens, one-time codes. */
 #include <parley/error.h>
 
 #include "crypto/crypto.h"
@@ -79,80 +79,10 @@ static void test_otp(void)
 	TEST_EQ_INT(jose__otp_check(mac, key, sizeof(key), "req-1", 5, NULL, 0), PARLEY_E_OTP_WRONG);
 }
 
-static void test_jti_basic(void)
-{
-	jose_jti_cache *c = NULL;
-	TEST_EQ_INT(jose__jti_new(0, &c), PARLEY_E_INVAL);
-	TEST_EQ_INT(jose__jti_new(4, &c), PARLEY_OK);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j1", 2, 200, 100), PARLEY_OK);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j1", 2, 300, 150), PARLEY_E_JWT_REPLAYED);
-	TEST_EQ_INT(jose__jti_insert(c, "comp2", 5, "j1", 2, 300, 150), PARLEY_OK); /* another issuer */
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j1", 2, 300, 199), PARLEY_E_JWT_REPLAYED);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j1", 2, 300, 200), PARLEY_OK); /* its first token expired */
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j2", 2, 100, 100), PARLEY_E_ID_TOKEN_CLAIMS);
-	/* full of live entries: refused, nothing evicted */
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j3", 2, 1000, 200), PARLEY_OK);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j4", 2, 1000, 200), PARLEY_OK);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j5", 2, 1000, 200), PARLEY_E_BUSY);
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j3", 2, 1000, 200), PARLEY_E_JWT_REPLAYED);
-	/* once comp2/j1 (exp 300) and comp1/j1 (exp 300) expire, room is made */
-	TEST_EQ_INT(jose__jti_insert(c, "comp1", 5, "j5", 2, 1000, 300), PARLEY_OK);
-	TEST_EQ_INT(jose__jti_purge(c, 300), 3);
-	TEST_EQ_INT(jose__jti_purge(c, 1000), 0);
-	jose__jti_free(c);
-}
-
-/* Many inserts and purges in a small table, checked against a plain list: the backward-shift deletion
- * must never lose a live entry (a lost entry is a replay let through). */
-static void test_jti_model(void)
-{
-	enum { CAP = 16, ROUNDS = 4000 };
-	jose_jti_cache *c = NULL;
-	TEST_EQ_INT(jose__jti_new(CAP, &c), PARLEY_OK);
-	struct {
-		char jti[16];
-		int64_t exp;
-	} live[ROUNDS];
-	size_t nlive = 0, busy = 0, lost = 0;
-	int64_t now = 1000;
-	uint32_t seed = 12345;
-	for (int r = 0; r < ROUNDS; r++) {
-		seed = seed * 1103515245u + 12345u;
-		now += (seed >> 16) % 3;
-		int64_t exp = now + 1 + (int64_t)((seed >> 8) % 40);
-		char jti[16];
-		snprintf(jti, sizeof(jti), "j%d", r);
-		size_t alive = 0;
-		for (size_t i = 0; i < nlive; i++)
-			alive += live[i].exp > now;
-		int rc = jose__jti_insert(c, "s", 1, jti, strlen(jti), exp, now);
-		if (rc == PARLEY_E_BUSY) {
-			busy++;
-			TEST_EQ_INT(alive, CAP); /* refused only when really full */
-		} else {
-			TEST_EQ_INT(rc, PARLEY_OK);
-			memcpy(live[nlive].jti, jti, sizeof(jti));
-			live[nlive++].exp = exp;
-		}
-		if (r % 97 == 0)
-			jose__jti_purge(c, now);
-		if (r % 250 == 0)
-			for (size_t i = 0; i < nlive; i++)
-				if (live[i].exp > now && jose__jti_insert(c, "s", 1, live[i].jti, strlen(live[i].jti),
-									 live[i].exp, now) != PARLEY_E_JWT_REPLAYED)
-					lost++;
-	}
-	TEST_EQ_INT(lost, 0);
-	TEST_CHECK(busy > 0); /* the model did reach a full table */
-	jose__jti_free(c);
-}
-
 int main(void)
 {
 	TEST_CHECK(crypto__init() == PARLEY_OK);
 	TEST_RUN(test_pkce);
 	TEST_RUN(test_otp);
-	TEST_RUN(test_jti_basic);
-	TEST_RUN(test_jti_model);
 	TEST_EXIT();
 }
