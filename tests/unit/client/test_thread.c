@@ -12,6 +12,7 @@
 
 #include "../test.h"
 #include "client/thread_core.h"
+#include "common/alloc.h"
 #include "crypto/crypto.h"
 
 /* An account with one device: account key (XEdDSA, signs its device list) and device key (Ed25519). */
@@ -30,6 +31,7 @@ static void make_acct(tacct *a, const char *handle, uint64_t id)
 	crypto_keypair ik;
 	dynbuf b;
 
+	parley__free(a->list); /* test_channel makes the accounts of test_replay again */
 	memset(a, 0, sizeof(*a));
 	a->handle = handle;
 	a->id = id;
