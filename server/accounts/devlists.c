@@ -2,7 +2,7 @@
  * of an account registered before account keys existed) and lookup. The server cannot make a list: it
  * verifies the record's signature here, on the loop thread (the expensive part, kept off the store
  * thread), and the store checks the rest against its rows in the transaction that stores it (the
- * account's key, id and handle, a higher version, every device listed with its keys: sqlite/accounts.c
+ * account's key, id and handle, a higher version, every device listed with its keys: sql/accounts.c
  * set_devlist). */
 #include <string.h>
 

@@ -4,7 +4,7 @@
  * thread sends one to the thread's customer (AuthStart), who is told with an AuthPrompt push and answers
  * at the identity provider (the HTTP start link and callback), with a one-time code, or with a
  * business-signed JWT (AuthAnswer). The store op checks the caller, the request and the binding in its
- * own transaction (store/sqlite/auth.c, auth_requests.c); the verification core is jose.h (sans-I/O).
+ * own transaction (store/sql/auth.c, auth_requests.c); the verification core is jose.h (sans-I/O).
  * Each answer ends with an AuthResult push to every member of the thread, and a timer on loop 0 expires
  * requests and credentials (the level falls back to the channel's baseline, AuthResult again). */
 #ifndef PARLEYD_AUTH_H

@@ -137,7 +137,7 @@ static const struct opt opts[] = {
 	{"storage_reserve_bytes", OPT_INT, OFF(storage_reserve_bytes), 0, 2147483647, "33554432", 0,
 	 "disk space held in <data_dir>/parley.reserve and released when the disk fills, so acks can still "
 	 "delete (0 = no reserve)"},
-	/* message requests (relay/presence.c, store/sqlite/contacts.c) */
+	/* message requests (relay/presence.c, store/sql/contacts.c) */
 	{"contact_ttl_s", OPT_INT, OFF(contact_ttl_s), 1, 315360000, "2592000", 0,
 	 "an acceptance (a send to, or an accept of, a peer) unused this long is pruned: presence and "
 	 "typing between the two stop until both write again (2592000 s = 30 days)"},
@@ -159,7 +159,7 @@ static const struct opt opts[] = {
 	{"redelivery_grace_ms", OPT_INT, OFF(redelivery_grace_ms), 0, 3600000, "10000", 0,
 	 "a connection that acknowledged nothing counts toward max_redeliveries only if it stayed this long "
 	 "(a short-lived sender that does not read its queue is not refusing anything)"},
-	/* entity registry (server/entities, store/sqlite/entities.c) */
+	/* entity registry (server/entities, store/sql/entities.c) */
 	{"entity_code_ttl_s", OPT_INT, OFF(entity_code_ttl_s), 1, 86400, "900", 0,
 	 "lifetime of an enrolment code (a request's ttl_s may only shorten it; ENROL_CODE_EXPIRED after)"},
 	{"enrol_guess_burst", OPT_INT, OFF(enrol_guess_burst), 1, 1000, "10", 0,

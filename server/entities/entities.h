@@ -2,7 +2,7 @@
  *
  * The service checks what needs no database (sizes were checked by lib/wire; here the staff list's
  * signature, the handle rule, the code's form) and hands every call to one store op that checks the
- * caller's role and the call's effect in one transaction (store/sqlite/entities.c). No right is cached
+ * caller's role and the call's effect in one transaction (store/sql/entities.c). No right is cached
  * in a connection: a member removed on one loop is refused on its very next call on every loop. */
 #ifndef PARLEYD_ENTITIES_H
 #define PARLEYD_ENTITIES_H

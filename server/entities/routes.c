@@ -1,5 +1,5 @@
 /* The entity registry on the wire: one route per Entity* request, each a single store op (the role
- * checks and effects live in store/sqlite/entities.c), and the pushes that follow a committed change:
+ * checks and effects live in store/sql/entities.c), and the pushes that follow a committed change:
  * EntityJoinRequested to the admins' online devices (a new request, or one an admin approved without the
  * entity key), EntityStaffChanged to the members' and to a removed member's (removed = true),
  * EntityJoinDecided to a denied candidate's, on whatever loop they are connected. */

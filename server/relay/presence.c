@@ -1,5 +1,5 @@
 /* Message requests: typing and presence are ephemeral pushes between accounts that accepted each other
- * (store/sqlite/contacts.c): an account accepts a peer by sending it anything or with
+ * (store/sql/contacts.c): an account accepts a peer by sending it anything or with
  * ContactRequest{accept}, so a stranger's one message gets it neither the victim's presence nor a way
  * to push typing, until the victim replies or accepts. An account may also stop sharing its presence
  * altogether (PresenceSettingRequest). Neither push is stored: the store only answers who the peers

@@ -50,7 +50,7 @@ void relay__send(const relay_config *c, store_client *sc, uint64_t account, uint
 		 const Parley__Wire__SendMessageRequest *req, uint64_t now_ms, svc_cb cb, void *arg);
 void relay__ack(store_client *sc, uint64_t account, uint32_t device, const Parley__Wire__AckRequest *req,
 		svc_cb cb, void *arg);
-/* Message requests (store/sqlite/contacts.c). find_peer: handle -> account id and whether it and
+/* Message requests (store/sql/contacts.c). find_peer: handle -> account id and whether it and
  * `account` accepted each other (relay.recipient_account, .shared). thread_peers: the accounts that
  * should see `account`'s presence (mutual contacts; none if it does not share, unless `force`). contact_set: `account`
  * accepts (or, accept = 0, declines) handle. presence_set: the account's presence opt-in/out.

@@ -46,7 +46,7 @@ static void prune_done(void *arg, int status, const void *result)
 		log_info(MODULE, "pruned %llu unused contacts", (unsigned long long)j->relay.n_deleted);
 }
 
-/* Envelopes first, then contacts unused for contact_ttl_s (store/sqlite/contacts.c). */
+/* Envelopes first, then contacts unused for contact_ttl_s (store/sql/contacts.c). */
 static void purge_done(void *arg, int status, const void *result)
 {
 	const store_job *j = result;

@@ -128,14 +128,14 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(FETCH_QUEUE, fetch_queue, STORE_READ, relay)        /* envelopes with id > after_id, in order */      \
 	X(ACK, ack, STORE_WRITE, relay)                       /* delete envelopes of (account, device) by id */ \
 	X(PURGE_EXPIRED, purge_expired, STORE_WRITE, relay)   /* delete expired envelopes (bounded) */          \
-	/* message requests (sqlite/contacts.c): contacts(owner, peer) = owner accepted peer */              \
+	/* message requests (sql/contacts.c): contacts(owner, peer) = owner accepted peer */              \
 	X(THREAD_PEERS, thread_peers, STORE_READ, relay)      /* mutual contacts, if account_id shares presence */ \
 	X(FIND_PEER, find_peer, STORE_READ, relay)            /* handle -> account_id, mutually accepted? */    \
 	X(CONTACT_SET, contact_set, STORE_WRITE, relay)       /* account_id accepts (shared=1) / declines handle */ \
 	X(PRESENCE_SET, presence_set, STORE_WRITE, relay)     /* account_id shares presence (shared) or not */  \
 	X(PRUNE_CONTACTS, prune_contacts, STORE_WRITE, relay) /* contacts unused since now_ms (bounded) */  \
 	X(REDELIVERED, redelivered, STORE_WRITE, relay)       /* pushed, not acked: count; requeue at limit */ \
-	/* entity registry (sqlite/entities.c, enrol.c): each checks the caller's role in its own transaction */ \
+	/* entity registry (sql/entities.c, enrol.c): each checks the caller's role in its own transaction */ \
 	X(ENTITY_CREATE, entity_create, STORE_WRITE, ent)     /* handle free in accounts and entities */      \
 	X(ENTITY_GET, entity_get, STORE_READ, ent)            /* by handle: record + signed staff list */     \
 	X(ENTITY_MEMBER, entity_member, STORE_WRITE, ent)     /* add admin / remove / transfer + new list */  \
@@ -144,14 +144,14 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(ENTITY_REQUESTS, entity_requests, STORE_READ, ent)  /* admins: pending requests */                  \
 	X(ENTITY_DECIDE, entity_decide, STORE_WRITE, ent)     /* admins: approve (+ list or approval) / deny */ \
 	X(ENTITY_STAFF, entity_staff, STORE_WRITE, ent)       /* admins: same members, new rules or devlists */ \
-	/* threads (sqlite/threads.c): each checks the caller, the signed event and the rules in its own transaction */ \
+	/* threads (sql/threads.c): each checks the caller, the signed event and the rules in its own transaction */ \
 	X(THREAD_OPEN, thread_open, STORE_WRITE, thr)         /* customer (or MAY_INITIATE staff) opens or gets */ \
 	X(THREAD_SEND, thread_send, STORE_WRITE, thr)         /* one envelope per member device (+ LOCK) */     \
 	X(THREAD_EVENT, thread_event, STORE_WRITE, thr)       /* a signed membership event and its effect */    \
 	X(THREAD_FORWARD, thread_forward, STORE_WRITE, thr)   /* admin: ADD + HANDLING of an agent + payloads */ \
 	X(THREAD_GET, thread_get, STORE_READ, thr)            /* members: the thread and its latest events */   \
 	X(THREAD_LIST, thread_list, STORE_READ, thr)          /* a customer's own, or an entity's (staff) */ \
-	/* customer authentication (sqlite/auth.c, auth_requests.c; docs/protocol.md §14.2) */                  \
+	/* customer authentication (sql/auth.c, auth_requests.c; docs/protocol.md §14.2) */                  \
 	X(AUTH_COMPONENT_PUT, auth_component_put, STORE_WRITE, auth)     /* admins: create / edit a draft */   \
 	X(AUTH_COMPONENT_STATE, auth_component_state, STORE_WRITE, auth) /* admins: activate / deactivate */  \
 	X(AUTH_COMPONENT_LIST, auth_component_list, STORE_READ, auth)    /* admins all, staff active */       \

@@ -8,7 +8,7 @@
  * Like the entity registry, the service checks what needs no database (handles, sizes were checked by
  * lib/wire) and hands each call to one store op that checks the caller, the signed event and the rules
  * against the entity's current signed staff list in the op's own transaction
- * (store/sqlite/threads.c, thread_ops.c). After every committed change, a ThreadChanged push goes to
+ * (store/sql/threads.c, thread_ops.c). After every committed change, a ThreadChanged push goes to
  * the online devices of every member (and of a removed one). */
 #ifndef PARLEYD_THREADS_H
 #define PARLEYD_THREADS_H

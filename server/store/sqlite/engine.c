@@ -1,6 +1,6 @@
-/* SQLite backend, engine: open, pragmas (WAL, synchronous=FULL, read back), migrations, the statement
- * cache, transactions and savepoints, WAL maintenance, and the run table that sends each op to its
- * domain file (accounts.c, keys.c, relay.c). The domain files see the engine through sqlite_internal.h. */
+/* SQLite driver, engine: open, pragmas (WAL, synchronous=FULL, read back), migrations, the statement
+ * cache and sql.h's statement functions, transactions and savepoints, WAL maintenance, and the run
+ * table that sends each op to its domain file (server/store/sql/). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,7 +112,7 @@ static const char *const migrations[] = {
 	 * share; its upkeep cost every relay insert and delete 12%, so the share is tallied in memory
 	 * (share.c) and the index goes from databases that have it. */
 	"DROP INDEX IF EXISTS messages_sender;",
-	/* 6: signed device lists (issue 9, devlist.c in sqlite/accounts.c). accounts.account_key: the
+	/* 6: signed device lists (issue 9, devlist.c in sql/accounts.c). accounts.account_key: the
 	 * account key (33 bytes) that signs the account's device lists; NULL for accounts registered
 	 * before it existed, until their primary device sets one (SetAccountKey). device_lists: the
 	 * latest signed list per account, as uploaded (the server checks it, it cannot make one). */
@@ -164,8 +164,9 @@ static const migrate_schema server_schema = {
 #define DURABILITY_ENFORCED 1
 #endif
 
-int sqlite__error(store_be *b, const char *what)
+int sqlite__error(store_be *base, const char *what)
 {
+	sqlite_be *b = sqlite__be(base);
 	/* every failing statement of every domain reports here, so this is where a full disk is seen
 	 * (in WAL mode usually at COMMIT, when the frames are written) */
 	if (sqlite3_errcode(b->db) == SQLITE_FULL) {
@@ -177,103 +178,194 @@ int sqlite__error(store_be *b, const char *what)
 	return PARLEY_E_STORE;
 }
 
-/* --- statement cache --- */
+/* --- statement cache and sql.h's statement functions --- */
 
 #define STMT_CACHE_MIN 64
 
-static size_t stmt_slot(const char *sql, size_t cap)
+static const sql_ops sqlite_sql_ops;
+
+static size_t stmt_slot(const char *key, size_t cap)
 {
 	/* Fibonacci hashing of the address: the constants sit a few bytes apart, the high bits spread them */
-	uint64_t h = (uint64_t)(uintptr_t)sql * UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t h = (uint64_t)(uintptr_t)key * UINT64_C(0x9E3779B97F4A7C15);
 	return (size_t)(h >> 32) & (cap - 1);
 }
 
-static struct sqlite_cached_stmt *stmt_find(struct sqlite_cached_stmt *t, size_t cap, const char *sql)
+static struct sqlite_cached_stmt *stmt_find(struct sqlite_cached_stmt *t, size_t cap, const char *key)
 {
-	size_t i = stmt_slot(sql, cap);
-	while (t[i].sql != NULL && t[i].sql != sql)
+	size_t i = stmt_slot(key, cap);
+	while (t[i].key != NULL && t[i].key != key)
 		i = (i + 1) & (cap - 1);
 	return &t[i];
 }
 
 /* Keeps the table at most half full, so a probe ends quickly. */
-static int stmt_grow(store_be *b)
+static int stmt_grow(sqlite_be *b)
 {
 	size_t cap = b->cap_stmts ? b->cap_stmts * 2 : STMT_CACHE_MIN;
 	struct sqlite_cached_stmt *t = parley__calloc(cap, sizeof(*t));
 	if (t == NULL)
 		return PARLEY_E_NOMEM;
 	for (size_t i = 0; i < b->cap_stmts; i++)
-		if (b->stmts[i].sql != NULL)
-			*stmt_find(t, cap, b->stmts[i].sql) = b->stmts[i];
+		if (b->stmts[i].key != NULL)
+			*stmt_find(t, cap, b->stmts[i].key) = b->stmts[i];
 	parley__free(b->stmts);
 	b->stmts = t;
 	b->cap_stmts = cap;
 	return PARLEY_OK;
 }
 
-sqlite3_stmt *sqlite__stmt(store_be *b, const char *sql)
+static sqlite3_stmt *raw(sql_stmt *s)
 {
+	return ((sqlite_stmt_w *)s)->st;
+}
+
+static sql_stmt *drv_stmt(store_be *base, const char *key, const char *sql)
+{
+	sqlite_be *b = sqlite__be(base);
 	if ((b->n_stmts + 1) * 2 > b->cap_stmts && stmt_grow(b) != PARLEY_OK) {
 		log_error(MODULE, "statement cache: out of memory");
 		return NULL;
 	}
-	struct sqlite_cached_stmt *c = stmt_find(b->stmts, b->cap_stmts, sql);
-	if (c->sql == NULL) {
-		sqlite3_stmt *st = NULL;
-		if (sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-			(void)sqlite__error(b, "prepare");
+	struct sqlite_cached_stmt *c = stmt_find(b->stmts, b->cap_stmts, key);
+	if (c->key == NULL) {
+		sqlite_stmt_w *w = parley__calloc(1, sizeof(*w));
+		if (w == NULL)
+			return NULL;
+		if (sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->st, NULL) != SQLITE_OK) {
+			parley__free(w);
+			(void)sqlite__error(base, "prepare");
 			return NULL;
 		}
-		c->sql = sql;
-		c->st = st;
+		w->base.ops = &sqlite_sql_ops;
+		w->base.b = base;
+		c->key = key;
+		c->w = w;
 		b->n_stmts++;
 	}
-	sqlite3_reset(c->st);
-	sqlite3_clear_bindings(c->st);
-	return c->st;
+	sqlite3_reset(c->w->st);
+	sqlite3_clear_bindings(c->w->st);
+	return &c->w->base;
 }
 
-static void stmt_cache_free(store_be *b)
+static void stmt_cache_free(sqlite_be *b)
 {
-	for (size_t i = 0; i < b->cap_stmts; i++)
-		sqlite3_finalize(b->stmts[i].st);
+	for (size_t i = 0; i < b->cap_stmts; i++) {
+		if (b->stmts[i].w != NULL) {
+			sqlite3_finalize(b->stmts[i].w->st);
+			parley__free(b->stmts[i].w);
+		}
+	}
 	parley__free(b->stmts);
 	b->stmts = NULL;
 	b->n_stmts = b->cap_stmts = 0;
 }
 
-int sqlite__step_done(sqlite3_stmt *st)
+static void drv_bind_i64(sql_stmt *s, int i, int64_t v)
 {
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	sqlite3_bind_int64(raw(s), i, v);
 }
 
-int sqlite__query_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
+static void drv_bind_double(sql_stmt *s, int i, double v)
 {
-	sqlite3_stmt *st = sqlite__stmt(b, sql);
-	if (st == NULL)
-		return SQLITE_ERROR;
-	sqlite3_bind_int64(st, 1, p1);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, p2);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc;
+	sqlite3_bind_double(raw(s), i, v);
 }
 
-void sqlite__col_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t n)
+/* SQLITE_STATIC: every caller keeps its arguments alive until the statement is reset */
+static void drv_bind_text(sql_stmt *s, int i, const char *v, int len)
 {
-	const void *p = sqlite3_column_blob(st, col);
-	if (p != NULL && (size_t)sqlite3_column_bytes(st, col) == n)
-		memcpy(dst, p, n);
-	else
-		memset(dst, 0, n);
+	sqlite3_bind_text(raw(s), i, v, len, SQLITE_STATIC);
 }
+
+static void drv_bind_blob(sql_stmt *s, int i, const void *v, size_t len)
+{
+	sqlite3_bind_blob(raw(s), i, v, (int)len, SQLITE_STATIC);
+}
+
+static void drv_bind_null(sql_stmt *s, int i)
+{
+	sqlite3_bind_null(raw(s), i);
+}
+
+static int drv_param_count(sql_stmt *s)
+{
+	return sqlite3_bind_parameter_count(raw(s));
+}
+
+static int drv_step(sql_stmt *s)
+{
+	int rc = sqlite3_step(raw(s));
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT)
+		return rc;
+	return SQL_ERROR;
+}
+
+static int64_t drv_col_i64(sql_stmt *s, int c)
+{
+	return sqlite3_column_int64(raw(s), c);
+}
+
+static double drv_col_double(sql_stmt *s, int c)
+{
+	return sqlite3_column_double(raw(s), c);
+}
+
+static const char *drv_col_text(sql_stmt *s, int c)
+{
+	return (const char *)sqlite3_column_text(raw(s), c);
+}
+
+static const void *drv_col_blob(sql_stmt *s, int c)
+{
+	return sqlite3_column_blob(raw(s), c);
+}
+
+static int drv_col_bytes(sql_stmt *s, int c)
+{
+	return sqlite3_column_bytes(raw(s), c);
+}
+
+static int drv_col_type(sql_stmt *s, int c)
+{
+	return sqlite3_column_type(raw(s), c); /* SQLite's numbers are sql.h's */
+}
+
+static void drv_reset(sql_stmt *s)
+{
+	sqlite3_reset(raw(s));
+}
+
+static int64_t drv_changes(store_be *b)
+{
+	return sqlite3_changes(sqlite__be(b)->db);
+}
+
+static int64_t drv_last_id(store_be *b)
+{
+	return sqlite3_last_insert_rowid(sqlite__be(b)->db);
+}
+
+static const sql_ops sqlite_sql_ops = {
+	.name = "sqlite",
+	.stmt = drv_stmt,
+	.bind_i64 = drv_bind_i64,
+	.bind_double = drv_bind_double,
+	.bind_text = drv_bind_text,
+	.bind_blob = drv_bind_blob,
+	.bind_null = drv_bind_null,
+	.param_count = drv_param_count,
+	.step = drv_step,
+	.col_i64 = drv_col_i64,
+	.col_double = drv_col_double,
+	.col_text = drv_col_text,
+	.col_blob = drv_col_blob,
+	.col_bytes = drv_col_bytes,
+	.col_type = drv_col_type,
+	.reset = drv_reset,
+	.changes = drv_changes,
+	.last_id = drv_last_id,
+	.error = sqlite__error,
+};
 
 /* --- transactions: one per batch of writes, one savepoint per write job --- */
 
@@ -286,9 +378,10 @@ static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO job";
 
 static int exec_simple(store_be *b, const char *sql)
 {
-	sqlite3_stmt *st = sqlite__stmt(b, sql);
-	if (st == NULL)
+	sql_stmt *s = drv_stmt(b, sql, sql);
+	if (s == NULL)
 		return PARLEY_E_STORE;
+	sqlite3_stmt *st = raw(s);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		/* read the error before the reset: the reset of a statement whose transaction SQLite
@@ -313,8 +406,8 @@ static int be_commit(store_be *b)
 
 static int be_rollback(store_be *b)
 {
-	sqlite__share_clear(b); /* tallies may count rows the rollback removes */
-	if (sqlite3_get_autocommit(b->db))
+	sql__share_clear(b); /* tallies may count rows the rollback removes */
+	if (sqlite3_get_autocommit(sqlite__be(b)->db))
 		return PARLEY_OK; /* nothing open (SQLite may already have rolled back) */
 	return exec_simple(b, SQL_ROLLBACK);
 }
@@ -332,7 +425,7 @@ static int be_release(store_be *b)
 static int be_rollback_savepoint(store_be *b)
 {
 	/* ROLLBACK TO keeps the savepoint open: release it so the next job starts clean */
-	sqlite__share_clear(b);
+	sql__share_clear(b);
 	int rc = exec_simple(b, SQL_ROLLBACK_TO);
 	if (rc == PARLEY_OK)
 		rc = exec_simple(b, SQL_RELEASE);
@@ -343,15 +436,16 @@ static int be_rollback_savepoint(store_be *b)
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	store_be *b = arg;
+	sqlite_be *b = arg;
 	(void)db;
 	(void)name;
 	b->wal_pages = pages;
 	return SQLITE_OK;
 }
 
-static void be_maintain(store_be *b, int idle)
+static void be_maintain(store_be *base, int idle)
 {
+	sqlite_be *b = sqlite__be(base);
 	int log_frames = 0, done = 0;
 	if (b->full || (!b->reserve_present && b->reserve_bytes > 0))
 		sqlite__space_maintain(b, idle);
@@ -361,7 +455,7 @@ static void be_maintain(store_be *b, int idle)
 		return;
 	int rc = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
 	if (rc != SQLITE_OK) {
-		(void)sqlite__error(b, "checkpoint");
+		(void)sqlite__error(base, "checkpoint");
 		return;
 	}
 	if (done == log_frames)
@@ -370,7 +464,7 @@ static void be_maintain(store_be *b, int idle)
 
 /* --- open, close --- */
 
-static int migrate_one(store_be *b, const char *path, const migrate_schema *schema)
+static int migrate_one(sqlite_be *b, const char *path, const migrate_schema *schema)
 {
 	migrate_result res;
 	int rc = parley__migrate(b->db, schema, &res);
@@ -389,7 +483,7 @@ static int migrate_one(store_be *b, const char *path, const migrate_schema *sche
 }
 
 /* The server schema, then the schemas that domain files version on their own (contacts.c, entities.c, threads.c, auth.c). */
-static int migrate(store_be *b, const char *path)
+static int migrate(sqlite_be *b, const char *path)
 {
 	int rc = migrate_one(b, path, &server_schema);
 	if (rc == PARLEY_OK)
@@ -403,10 +497,10 @@ static int migrate(store_be *b, const char *path)
 	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__auth_jti_schema) : rc;
 }
 
-static int exec_pragmas(store_be *b, const char *sql)
+static int exec_pragmas(sqlite_be *b, const char *sql)
 {
 	if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return sqlite__error(b, "pragmas");
+		return sqlite__error(&b->base, "pragmas");
 	return PARLEY_OK;
 }
 
@@ -436,9 +530,9 @@ int sqlite__check_durability(sqlite3 *db, const char *path)
 	return PARLEY_E_STORE;
 }
 
-static void be_free(store_be *b)
+static void be_free(sqlite_be *b)
 {
-	sqlite__share_free(b);
+	sql__share_free(&b->base);
 	sqlite__space_close(b);
 	stmt_cache_free(b);
 	sqlite3_close(b->db);
@@ -447,7 +541,7 @@ static void be_free(store_be *b)
 
 static int be_open(const store_config *cfg, store_be **out)
 {
-	store_be *b = NULL;
+	sqlite_be *b = NULL;
 	char pragmas[160];
 	int rc = PARLEY_E_STORE;
 	int fd;
@@ -455,7 +549,8 @@ static int be_open(const store_config *cfg, store_be **out)
 	b = parley__calloc(1, sizeof(*b));
 	if (b == NULL)
 		return PARLEY_E_NOMEM;
-	b->max_devices = cfg->max_devices;
+	b->base.ops = &sqlite_sql_ops;
+	b->base.max_devices = cfg->max_devices;
 	b->ckpt_pages = cfg->wal_checkpoint_pages > 0 ? (int)cfg->wal_checkpoint_pages : CKPT_IDLE_PAGES;
 	/* create the file ourselves so it is 0600 whatever the umask; SQLite gives its -wal and -shm
 	 * files the database file's permissions */
@@ -497,7 +592,7 @@ static int be_open(const store_config *cfg, store_be **out)
 	 * over, so no ack could commit. The WAL therefore never holds more than half the reserve between
 	 * checkpoints (the hard threshold is CKPT_HARD_FACTOR x ckpt_pages). */
 	int64_t page = 0;
-	if (cfg->reserve_bytes > 0 && sqlite__query_int(b, "PRAGMA page_size", 0, 0, &page) == SQLITE_ROW && page > 0) {
+	if (cfg->reserve_bytes > 0 && sql__query_int(&b->base, "PRAGMA page_size", 0, 0, &page) == SQL_ROW && page > 0) {
 		uint64_t cap = cfg->reserve_bytes / 2 / (uint64_t)page / CKPT_HARD_FACTOR;
 		if (cap < 16)
 			cap = 16;
@@ -510,7 +605,7 @@ static int be_open(const store_config *cfg, store_be **out)
 	rc = exec_pragmas(b, pragmas);
 	if (rc != PARLEY_OK)
 		goto out;
-	*out = b;
+	*out = &b->base;
 	b = NULL;
 out:
 	if (b != NULL)
@@ -518,23 +613,24 @@ out:
 	return rc;
 }
 
-static void be_close(store_be *b)
+static void be_close(store_be *base)
 {
-	sqlite__share_free(b);
+	sqlite_be *b = sqlite__be(base);
+	sql__share_free(base);
 	sqlite__space_close(b);
 	stmt_cache_free(b);
 	/* fold the WAL back into the main file so a stopped server leaves one self-contained file */
 	if (sqlite3_exec(b->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
-		(void)sqlite__error(b, "checkpoint");
+		(void)sqlite__error(base, "checkpoint");
 	if (sqlite3_close(b->db) != SQLITE_OK)
-		(void)sqlite__error(b, "close");
+		(void)sqlite__error(base, "close");
 	parley__free(b);
 }
 
 /* --- the backend --- */
 
 static const store_run_fn run_table[STORE_OP__COUNT] = {
-#define SQLITE_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sqlite__##name,
+#define SQLITE_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sql__##name,
 	STORE_OPS(SQLITE_RUN_)
 #undef SQLITE_RUN_
 };

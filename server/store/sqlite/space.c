@@ -36,7 +36,7 @@
 #define MIN_ROOM (1u << 20)
 
 /* Allocates the reserve file. 0 if it is there afterwards. */
-static int reserve_create(store_be *b)
+static int reserve_create(sqlite_be *b)
 {
 	if (b->reserve_bytes == 0 || b->reserve_path == NULL)
 		return -1;
@@ -57,7 +57,7 @@ static int reserve_create(store_be *b)
 	return 0;
 }
 
-static void reserve_release(store_be *b)
+static void reserve_release(sqlite_be *b)
 {
 	if (!b->reserve_present)
 		return;
@@ -66,7 +66,7 @@ static void reserve_release(store_be *b)
 	b->reserve_present = 0;
 }
 
-int sqlite__space_open(store_be *b, const char *db_path, uint64_t reserve_bytes, unsigned max_page_count)
+int sqlite__space_open(sqlite_be *b, const char *db_path, uint64_t reserve_bytes, unsigned max_page_count)
 {
 	char pragma[64];
 	size_t n = strlen(db_path) + sizeof(".reserve");
@@ -74,7 +74,7 @@ int sqlite__space_open(store_be *b, const char *db_path, uint64_t reserve_bytes,
 	if (max_page_count > 0) {
 		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count = %u;", max_page_count);
 		if (sqlite3_exec(b->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
-			return sqlite__error(b, "max_page_count");
+			return sqlite__error(&b->base, "max_page_count");
 	}
 	b->db_path = parley__strdup(db_path);
 	b->reserve_path = parley__malloc(n);
@@ -91,14 +91,14 @@ int sqlite__space_open(store_be *b, const char *db_path, uint64_t reserve_bytes,
 	return PARLEY_OK;
 }
 
-void sqlite__space_close(store_be *b)
+void sqlite__space_close(sqlite_be *b)
 {
 	/* the reserve stays on disk: the next start finds it in place */
 	parley__free(b->reserve_path);
 	parley__free(b->db_path);
 }
 
-void sqlite__space_full(store_be *b)
+void sqlite__space_full(sqlite_be *b)
 {
 	if (b->full)
 		return;
@@ -108,7 +108,7 @@ void sqlite__space_full(store_be *b)
 	reserve_release(b);
 }
 
-static int64_t pragma_int(store_be *b, const char *sql)
+static int64_t pragma_int(sqlite_be *b, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
@@ -120,7 +120,7 @@ static int64_t pragma_int(store_be *b, const char *sql)
 
 /* Bytes new data can take: free database pages plus what the filesystem (after the reserve) and
  * max_page_count still allow the file to grow by. *page gets the page size. */
-static uint64_t room(store_be *b, uint64_t *page_size)
+static uint64_t room(sqlite_be *b, uint64_t *page_size)
 {
 	struct statvfs v;
 	int64_t page = pragma_int(b, "PRAGMA page_size"), free_pages = pragma_int(b, "PRAGMA freelist_count");
@@ -137,7 +137,7 @@ static uint64_t room(store_be *b, uint64_t *page_size)
 	return (uint64_t)free_pages * (uint64_t)page + (fs < grow ? fs : grow);
 }
 
-void sqlite__space_maintain(store_be *b, int idle)
+void sqlite__space_maintain(sqlite_be *b, int idle)
 {
 	if (b->full) {
 		/* deletes ran: the checkpoint lets the next transaction reuse the WAL from its start; when
@@ -169,8 +169,9 @@ void sqlite__space_maintain(store_be *b, int idle)
 			 (unsigned long long)b->reserve_bytes);
 }
 
-int sqlite__space_state(store_be *b)
+int sqlite__space_state(store_be *base)
 {
+	sqlite_be *b = sqlite__be(base);
 	if (b->full)
 		return STORE_SPACE_FULL;
 	return b->reserve_present || b->reserve_bytes == 0 ? STORE_SPACE_OK : STORE_SPACE_NO_RESERVE;

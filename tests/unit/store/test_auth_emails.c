@@ -1,4 +1,4 @@
-/* server/store/sqlite/auth.c's schema step 2 at the store level: the known emails of step 1 were keyed
+/* server/store/sql/auth.c's schema step 2 at the store level: the known emails of step 1 were keyed
  * by account alone (and no call filled them); step 2 replaces the table by one keyed by (entity,
  * customer identity, email). A file at "server.auth" version 1, with a row in the old table, opens at
  * the current version with the new table, empty; a fresh file has it too. */

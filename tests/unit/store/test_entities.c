@@ -1,4 +1,4 @@
-/* server/store/sqlite/entities.c + enrol.c at the store level (store__run_sync, no server): what the
+/* server/store/sql/entities.c + enrol.c at the store level (store__run_sync, no server): what the
  * wire tests (t23) cannot see from outside, read back from the file through a connection of its own.
  *
  *   approvals   a refused approval (another device key, another request's fields) writes no row; the

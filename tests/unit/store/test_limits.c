@@ -10,7 +10,7 @@
  * Cancellation: the queued jobs of an owner (a closed connection) never run and complete with CLOSED.
  *
  * The per-sender share (queue_sender_share, security item 7) is counted in memory for long queues
- * (server/store/sqlite/share.c): random sends from several senders, acks and expiry purges, each answer
+ * (server/store/sql/share.c): random sends from several senders, acks and expiry purges, each answer
  * compared with a model that counts every queue exactly; and more long queues than the tally holds. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* SQLite backend, message requests: who accepted whom, and who shares presence.
+/* Store, message requests: who accepted whom, and who shares presence.
  *
  * contacts(owner, peer, last_ms): `owner` accepted `peer`, by sending it anything (a SEND records it) or
  * with an explicit ContactRequest{accept}. The relation is directed on purpose: a stranger who writes
@@ -21,34 +21,11 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/sqlite_internal.h"
+#include "store/sql/sql.h"
 
 #define MAX_PEERS_DEFAULT 1024u
 #define PRUNE_LIMIT_DEFAULT 10000u
 #define CONTACT_TOUCH_MS 3600000 /* a send refreshes last_ms at most hourly (pruning is in days) */
-
-static const char *const contact_steps[] = {
-	/* 1: directed acceptance and the presence opt-out replace the undirected threads table */
-	"CREATE TABLE IF NOT EXISTS contacts ("
-	"  owner INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  peer INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  last_ms INTEGER NOT NULL,"
-	"  PRIMARY KEY (owner, peer)"
-	") WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS contacts_peer ON contacts(peer);"
-	"CREATE INDEX IF NOT EXISTS contacts_last ON contacts(last_ms);"
-	"CREATE TABLE IF NOT EXISTS presence_settings ("
-	"  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  share INTEGER NOT NULL"
-	");"
-	"DROP TABLE IF EXISTS threads;",
-};
-
-const migrate_schema sqlite__contacts_schema = {
-	.name = "server.contacts",
-	MIGRATE_STEPS(contact_steps),
-	.legacy_user_version = 0,
-};
 
 /* ?4 = the least age of last_ms worth a write (0: always) */
 static const char SQL_UPSERT[] = "INSERT INTO contacts(owner, peer, last_ms) VALUES (?1, ?2, ?3)"
@@ -68,25 +45,25 @@ static const char SQL_PRUNE[] = "DELETE FROM contacts WHERE (owner, peer) IN"
 
 static int upsert(store_be *b, uint64_t owner, uint64_t peer, uint64_t now_ms, int64_t min_age)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_UPSERT);
+	sql_stmt *s = sql__stmt(b, SQL_UPSERT);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)owner);
-	sqlite3_bind_int64(s, 2, (int64_t)peer);
-	sqlite3_bind_int64(s, 3, (int64_t)now_ms);
-	sqlite3_bind_int64(s, 4, min_age);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "contact");
+	sql__bind_i64(s, 1, (int64_t)owner);
+	sql__bind_i64(s, 2, (int64_t)peer);
+	sql__bind_i64(s, 3, (int64_t)now_ms);
+	sql__bind_i64(s, 4, min_age);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "contact");
 }
 
-int sqlite__contact_touch(store_be *b, uint64_t sender, uint64_t recipient, uint64_t now_ms)
+int sql__contact_touch(store_be *b, uint64_t sender, uint64_t recipient, uint64_t now_ms)
 {
 	return upsert(b, sender, recipient, now_ms, CONTACT_TOUCH_MS);
 }
 
-int sqlite__contact_set(store_be *b, store_job *j)
+int sql__contact_set(store_be *b, store_job *j)
 {
 	uint64_t peer = 0;
-	int rc = sqlite__account_by_handle(b, j->handle, &peer);
+	int rc = sql__account_by_handle(b, j->handle, &peer);
 	if (rc != PARLEY_OK)
 		return rc;
 	j->relay.recipient_account = peer;
@@ -94,73 +71,73 @@ int sqlite__contact_set(store_be *b, store_job *j)
 		return PARLEY_OK; /* one's own account: nothing to accept */
 	if (j->relay.shared)
 		return upsert(b, j->account_id, peer, j->now_ms, 0);
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_DELETE);
+	sql_stmt *s = sql__stmt(b, SQL_DELETE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, (int64_t)peer);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "decline");
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, (int64_t)peer);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "decline");
 }
 
-int sqlite__presence_set(store_be *b, store_job *j)
+int sql__presence_set(store_be *b, store_job *j)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PRESENCE);
+	sql_stmt *s = sql__stmt(b, SQL_PRESENCE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->relay.shared != 0);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "presence setting");
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->relay.shared != 0);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "presence setting");
 }
 
-int sqlite__thread_peers(store_be *b, store_job *j)
+int sql__thread_peers(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
 	unsigned limit = m->limit ? m->limit : MAX_PEERS_DEFAULT;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PEERS);
+	sql_stmt *s = sql__stmt(b, SQL_PEERS);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	m->peers = parley__calloc(limit, sizeof(*m->peers));
 	if (m->peers == NULL)
 		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, limit);
-	sqlite3_bind_int64(s, 3, (m->shared & STORE_PEERS_DEFAULT_SHARE) != 0);
-	sqlite3_bind_int64(s, 4, (m->shared & STORE_PEERS_FORCE) != 0);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, limit);
+	sql__bind_i64(s, 3, (m->shared & STORE_PEERS_DEFAULT_SHARE) != 0);
+	sql__bind_i64(s, 4, (m->shared & STORE_PEERS_FORCE) != 0);
 	for (;;) {
-		sr = sqlite3_step(s);
-		if (sr != SQLITE_ROW || m->n_peers >= limit)
+		sr = sql__step(s);
+		if (sr != SQL_ROW || m->n_peers >= limit)
 			break;
-		m->peers[m->n_peers++] = (uint64_t)sqlite3_column_int64(s, 0);
+		m->peers[m->n_peers++] = (uint64_t)sql__col_i64(s, 0);
 	}
-	sqlite3_reset(s);
-	return (sr == SQLITE_DONE || sr == SQLITE_ROW) ? PARLEY_OK : sqlite__error(b, "contact peers");
+	sql__reset(s);
+	return (sr == SQL_DONE || sr == SQL_ROW) ? PARLEY_OK : sql__error(b, "contact peers");
 }
 
-int sqlite__find_peer(store_be *b, store_job *j)
+int sql__find_peer(store_be *b, store_job *j)
 {
 	uint64_t peer = 0;
 	int64_t n = 0;
-	int rc = sqlite__account_by_handle(b, j->handle, &peer);
+	int rc = sql__account_by_handle(b, j->handle, &peer);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (sqlite__query_int(b, SQL_MUTUAL, (int64_t)j->account_id, (int64_t)peer, &n) != SQLITE_ROW)
-		return sqlite__error(b, "mutual contact");
+	if (sql__query_int(b, SQL_MUTUAL, (int64_t)j->account_id, (int64_t)peer, &n) != SQL_ROW)
+		return sql__error(b, "mutual contact");
 	j->relay.shared = n == 2 && peer != j->account_id;
 	j->relay.recipient_account = peer;
 	return PARLEY_OK;
 }
 
-int sqlite__prune_contacts(store_be *b, store_job *j)
+int sql__prune_contacts(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PRUNE);
+	sql_stmt *s = sql__stmt(b, SQL_PRUNE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 2, m->limit ? m->limit : PRUNE_LIMIT_DEFAULT);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "prune contacts");
-	m->n_deleted = (uint64_t)sqlite3_changes(b->db);
+	sql__bind_i64(s, 1, (int64_t)j->now_ms);
+	sql__bind_i64(s, 2, m->limit ? m->limit : PRUNE_LIMIT_DEFAULT);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "prune contacts");
+	m->n_deleted = (uint64_t)sql__changes(b);
 	return PARLEY_OK;
 }

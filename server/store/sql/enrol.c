@@ -1,4 +1,4 @@
-/* SQLite backend, entity enrolment (docs/protocol.md §12.3, §12.5): one-time codes (hashed), the guess
+/* Store, entity enrolment (docs/protocol.md §12.3, §12.5): one-time codes (hashed), the guess
  * buckets, join requests, an approval by an admin without the entity key, and the decision. The tables
  * are in the schema "server.entities" (entities.c); the helpers shared with the registry's ops are in
  * entities_internal.h. As there, every op checks its caller's role in its own transaction.
@@ -9,7 +9,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/entities_internal.h"
+#include "store/sql/entities_internal.h"
 #include "wire/approval.h"
 #include "wire/stafflist.h"
 
@@ -40,131 +40,131 @@ static const char SQL_BUCKET[] = "SELECT level, at_ms FROM entity_guesses WHERE 
 static const char SQL_BUCKET_SET[] = "INSERT INTO entity_guesses(kind, id, level, at_ms) VALUES (?1, ?2, ?3, ?4)"
 				     " ON CONFLICT(kind, id) DO UPDATE SET level = excluded.level, at_ms = excluded.at_ms";
 
-int sqlite__entity_code(store_be *b, store_job *j)
+int sql__entity_code(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	int caller = 0, rc = sqlite__ent_load_admin(b, j, &e, &caller);
+	int caller = 0, rc = sql__ent_load_admin(b, j, &e, &caller);
 	int64_t n = 0;
 	if (rc != PARLEY_OK)
 		return rc;
-	if (sqlite__query_int(b, SQL_COUNT_CODES, (int64_t)e.id, (int64_t)j->now_ms, &n) != SQLITE_ROW)
-		return sqlite__error(b, "count codes");
+	if (sql__query_int(b, SQL_COUNT_CODES, (int64_t)e.id, (int64_t)j->now_ms, &n) != SQL_ROW)
+		return sql__error(b, "count codes");
 	if (n >= (int64_t)j->ent.max_codes)
 		return PARLEY_E_TOO_MANY_CODES;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_CODE);
+	sql_stmt *s = sql__stmt(b, SQL_INSERT_CODE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)e.id);
-	sqlite3_bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash), SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, j->ent.role);
-	sqlite3_bind_int64(s, 4, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 5, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 6, (int64_t)j->ent.expires_ms);
-	int sr = sqlite__step_done(s);
-	if (sr == SQLITE_CONSTRAINT)
+	sql__bind_i64(s, 1, (int64_t)e.id);
+	sql__bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash));
+	sql__bind_i64(s, 3, j->ent.role);
+	sql__bind_i64(s, 4, (int64_t)j->caller_account);
+	sql__bind_i64(s, 5, (int64_t)j->now_ms);
+	sql__bind_i64(s, 6, (int64_t)j->ent.expires_ms);
+	int sr = sql__step_done(s);
+	if (sr == SQL_CONSTRAINT)
 		return PARLEY_E_EXISTS; /* 2^-60: the service draws again */
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "insert code");
+	return sr == SQL_DONE ? PARLEY_OK : sql__error(b, "insert code");
 }
 
 /* A leaky bucket row: its level drained to now; the wait until one more failure fits (0: it fits). */
 static int bucket(store_be *b, int kind, uint64_t id, double cap, double per_ms, uint64_t now_ms, double *level,
 		  uint64_t *wait)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUCKET);
+	sql_stmt *s = sql__stmt(b, SQL_BUCKET);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int(s, 1, kind);
-	sqlite3_bind_int64(s, 2, (int64_t)id);
+	sql__bind_i64(s, 1, kind);
+	sql__bind_i64(s, 2, (int64_t)id);
 	*level = 0;
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW) {
-		uint64_t at = (uint64_t)sqlite3_column_int64(s, 1);
-		*level = sqlite3_column_double(s, 0) - (now_ms > at ? (double)(now_ms - at) * per_ms : 0);
+	int sr = sql__step(s);
+	if (sr == SQL_ROW) {
+		uint64_t at = (uint64_t)sql__col_i64(s, 1);
+		*level = sql__col_double(s, 0) - (now_ms > at ? (double)(now_ms - at) * per_ms : 0);
 		if (*level < 0)
 			*level = 0;
 	}
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
-		return sqlite__error(b, "guess bucket");
+	sql__reset(s);
+	if (sr != SQL_ROW && sr != SQL_DONE)
+		return sql__error(b, "guess bucket");
 	*wait = *level + 1 > cap ? (uint64_t)((*level + 1 - cap) / per_ms) + 1 : 0;
 	return PARLEY_OK;
 }
 
 static int bucket_set(store_be *b, int kind, uint64_t id, double level, uint64_t now_ms)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUCKET_SET);
+	sql_stmt *s = sql__stmt(b, SQL_BUCKET_SET);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int(s, 1, kind);
-	sqlite3_bind_int64(s, 2, (int64_t)id);
-	sqlite3_bind_double(s, 3, level);
-	sqlite3_bind_int64(s, 4, (int64_t)now_ms);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "guess bucket");
+	sql__bind_i64(s, 1, kind);
+	sql__bind_i64(s, 2, (int64_t)id);
+	sql__bind_double(s, 3, level);
+	sql__bind_i64(s, 4, (int64_t)now_ms);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "guess bucket");
 }
 
 /* Looks the code up: its id and role, or the refusal it earns. */
 static int find_code(store_be *b, store_job *j, uint64_t entity, int64_t *code_id, int *role)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_FIND_CODE);
+	sql_stmt *s = sql__stmt(b, SQL_FIND_CODE);
 	int rc;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash), SQLITE_STATIC);
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW) {
-		int state = sqlite3_column_int(s, 3);
-		*code_id = sqlite3_column_int64(s, 0);
-		*role = sqlite3_column_int(s, 1);
+	sql__bind_i64(s, 1, (int64_t)entity);
+	sql__bind_blob(s, 2, j->ent.code_hash, sizeof(j->ent.code_hash));
+	int sr = sql__step(s);
+	if (sr == SQL_ROW) {
+		int state = sql__col_int(s, 3);
+		*code_id = sql__col_i64(s, 0);
+		*role = sql__col_int(s, 1);
 		rc = state == CODE_DENIED  ? PARLEY_E_ENROL_CODE_DENIED
 		     : state == CODE_USED ? PARLEY_E_ENROL_CODE_USED
-		     : (uint64_t)sqlite3_column_int64(s, 2) <= j->now_ms ? PARLEY_E_ENROL_CODE_EXPIRED
+		     : (uint64_t)sql__col_i64(s, 2) <= j->now_ms ? PARLEY_E_ENROL_CODE_EXPIRED
 									   : PARLEY_OK;
 	} else {
-		rc = sr == SQLITE_DONE ? PARLEY_E_ENROL_CODE_UNKNOWN : sqlite__error(b, "code");
+		rc = sr == SQL_DONE ? PARLEY_E_ENROL_CODE_UNKNOWN : sql__error(b, "code");
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	return rc;
 }
 
 static int insert_request(store_be *b, store_job *j, uint64_t entity, int64_t code_id, int role)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_REQ);
+	sql_stmt *s = sql__stmt(b, SQL_INSERT_REQ);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_int64(s, 2, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 3, code_id);
-	sqlite3_bind_int(s, 4, role);
-	sqlite3_bind_blob(s, 5, j->ent.entity_key, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 6, j->ent.devlist != NULL ? (const void *)j->ent.devlist : (const void *)"",
-			  (int)j->ent.devlist_len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "insert request");
-	j->ent.request_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
-	return sqlite__ent_exec3(b, SQL_USE_CODE, code_id, CODE_USED, (int64_t)j->ent.request_id, "use code");
+	sql__bind_i64(s, 1, (int64_t)entity);
+	sql__bind_i64(s, 2, (int64_t)j->caller_account);
+	sql__bind_i64(s, 3, code_id);
+	sql__bind_i64(s, 4, role);
+	sql__bind_blob(s, 5, j->ent.entity_key, STORE_SIGNAL_KEY_LEN);
+	sql__bind_blob(s, 6, j->ent.devlist != NULL ? (const void *)j->ent.devlist : (const void *)"",
+		       j->ent.devlist_len);
+	sql__bind_i64(s, 7, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "insert request");
+	j->ent.request_id = (uint64_t)sql__last_id(b);
+	return sql__ent_exec3(b, SQL_USE_CODE, code_id, CODE_USED, (int64_t)j->ent.request_id, "use code");
 }
 
 static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t only);
 
 /* A refused code is not a failed job: the guess it costs must commit (a rolled-back count would let
  * an attacker guess forever), so the refusal travels in j->ent.refusal with status OK. */
-int sqlite__entity_join(store_be *b, store_job *j)
+int sql__entity_join(store_be *b, store_job *j)
 {
 	store_ent_args *a = &j->ent;
 	ent_row e = {0};
-	int role = 0, rc = sqlite__ent_load(b, j, &e, 0);
+	int role = 0, rc = sql__ent_load(b, j, &e, 0);
 	int64_t n = 0, code_id = 0;
 	double le = 0, la = 0;
 	uint64_t we = 0, wa = 0;
 	if (rc == PARLEY_OK)
-		rc = sqlite__ent_role(b, e.id, j->caller_account, &role);
+		rc = sql__ent_role(b, e.id, j->caller_account, &role);
 	if (rc == PARLEY_OK && role != 0)
 		rc = PARLEY_E_ALREADY_MEMBER;
-	if (rc == PARLEY_OK && sqlite__query_int(b, SQL_PENDING_OF, (int64_t)e.id, (int64_t)j->caller_account, &n) !=
-				       SQLITE_ROW)
-		rc = sqlite__error(b, "pending");
+	if (rc == PARLEY_OK && sql__query_int(b, SQL_PENDING_OF, (int64_t)e.id, (int64_t)j->caller_account, &n) !=
+				       SQL_ROW)
+		rc = sql__error(b, "pending");
 	if (rc == PARLEY_OK && n > 0)
 		rc = PARLEY_E_REQUEST_PENDING;
 	if (rc == PARLEY_OK)
@@ -188,29 +188,29 @@ int sqlite__entity_join(store_be *b, store_job *j)
 	}
 	if (rc != PARLEY_OK)
 		return rc;
-	if (sqlite__query_int(b, SQL_PENDING, (int64_t)e.id, 0, &n) != SQLITE_ROW)
-		return sqlite__error(b, "pending");
+	if (sql__query_int(b, SQL_PENDING, (int64_t)e.id, 0, &n) != SQL_ROW)
+		return sql__error(b, "pending");
 	if (n >= (int64_t)a->max_pending)
 		return PARLEY_E_TOO_MANY_PENDING;
 	rc = insert_request(b, j, e.id, code_id, role);
 	if (rc == PARLEY_OK)
 		rc = read_requests(b, j, e.id, a->request_id);
 	if (rc == PARLEY_OK)
-		rc = sqlite__ent_members(b, j, e.id, 1, NULL);
+		rc = sql__ent_members(b, j, e.id, 1, NULL);
 	return rc;
 }
 
 /* A blob column copied into the job's heap (*out NULL for NULL or empty). */
-static int col_copy(sqlite3_stmt *s, int col, uint8_t **out, size_t *len)
+static int col_copy(sql_stmt *s, int col, uint8_t **out, size_t *len)
 {
-	size_t n = (size_t)sqlite3_column_bytes(s, col);
+	size_t n = (size_t)sql__col_bytes(s, col);
 	*out = NULL;
 	*len = 0;
 	if (n == 0)
 		return PARLEY_OK;
 	if ((*out = parley__malloc(n)) == NULL)
 		return PARLEY_E_NOMEM;
-	memcpy(*out, sqlite3_column_blob(s, col), n);
+	memcpy(*out, sql__col_blob(s, col), n);
 	*len = n;
 	return PARLEY_OK;
 }
@@ -218,57 +218,57 @@ static int col_copy(sqlite3_stmt *s, int col, uint8_t **out, size_t *len)
 static int read_requests(store_be *b, store_job *j, uint64_t entity, uint64_t only)
 {
 	store_ent_args *a = &j->ent;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_REQS);
-	int sr = SQLITE_DONE, rc = PARLEY_OK;
+	sql_stmt *s = sql__stmt(b, SQL_REQS);
+	int sr = SQL_DONE, rc = PARLEY_OK;
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	a->reqs = parley__calloc(STORE_ENT_MAX_REQUESTS, sizeof(*a->reqs));
 	if (a->reqs == NULL)
 		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	sqlite3_bind_int64(s, 2, (int64_t)only);
-	sqlite3_bind_int64(s, 3, STORE_ENT_MAX_REQUESTS);
+	sql__bind_i64(s, 1, (int64_t)entity);
+	sql__bind_i64(s, 2, (int64_t)only);
+	sql__bind_i64(s, 3, STORE_ENT_MAX_REQUESTS);
 	/* a copy that failed is an error, not an empty list: an approval's hash covers the bytes */
-	while (rc == PARLEY_OK && (sr = sqlite3_step(s)) == SQLITE_ROW && a->n_reqs < STORE_ENT_MAX_REQUESTS) {
+	while (rc == PARLEY_OK && (sr = sql__step(s)) == SQL_ROW && a->n_reqs < STORE_ENT_MAX_REQUESTS) {
 		store_ent_request *r = &a->reqs[a->n_reqs++];
-		const unsigned char *h = sqlite3_column_text(s, 3);
-		r->id = (uint64_t)sqlite3_column_int64(s, 0);
-		r->account_id = (uint64_t)sqlite3_column_int64(s, 1);
-		r->created_ms = (uint64_t)sqlite3_column_int64(s, 2);
+		const unsigned char *h = sql__col_text(s, 3);
+		r->id = (uint64_t)sql__col_i64(s, 0);
+		r->account_id = (uint64_t)sql__col_i64(s, 1);
+		r->created_ms = (uint64_t)sql__col_i64(s, 2);
 		snprintf(r->handle, sizeof(r->handle), "%s", h ? (const char *)h : "");
-		r->role = sqlite3_column_int(s, 4);
-		sqlite__col_blob(s, 5, r->account_key, STORE_SIGNAL_KEY_LEN);
+		r->role = sql__col_int(s, 4);
+		sql__col_blob_n(s, 5, r->account_key, STORE_SIGNAL_KEY_LEN);
 		rc = col_copy(s, 6, &r->devlist, &r->devlist_len);
 		if (rc == PARLEY_OK)
 			rc = col_copy(s, 7, &r->approval, &r->approval_len);
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	if (rc != PARLEY_OK)
 		return rc;
-	return sr == SQLITE_DONE || sr == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "requests");
+	return sr == SQL_DONE || sr == SQL_ROW ? PARLEY_OK : sql__error(b, "requests");
 }
 
-int sqlite__entity_requests(store_be *b, store_job *j)
+int sql__entity_requests(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	int caller = 0, rc = sqlite__ent_load_admin(b, j, &e, &caller);
+	int caller = 0, rc = sql__ent_load_admin(b, j, &e, &caller);
 	return rc == PARLEY_OK ? read_requests(b, j, e.id, 0) : rc;
 }
 
 /* The Ed25519 key of the caller's device: the one it authenticated with. */
 static int device_key(store_be *b, const store_job *j, uint8_t key[32])
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_DEVICE_KEY);
+	sql_stmt *s = sql__stmt(b, SQL_DEVICE_KEY);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 2, (int64_t)j->caller_device);
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW)
-		sqlite__col_blob(s, 0, key, 32);
-	sqlite3_reset(s);
+	sql__bind_i64(s, 1, (int64_t)j->caller_account);
+	sql__bind_i64(s, 2, (int64_t)j->caller_device);
+	int sr = sql__step(s);
+	if (sr == SQL_ROW)
+		sql__col_blob_n(s, 0, key, 32);
+	sql__reset(s);
 	/* the store checked the caller's device exists before the op: no row here is a store fault */
-	return sr == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "device key");
+	return sr == SQL_ROW ? PARLEY_OK : sql__error(b, "device key");
 }
 
 /* An admin without the entity key approves: the record must be signed by the caller's own device and
@@ -297,28 +297,28 @@ static int record_approval(store_be *b, store_job *j, store_ent_request *r, uint
 	    memcmp(a.devlist_hash, hash, sizeof(hash)) != 0 || a.approver_id != j->caller_account ||
 	    a.approver_device != j->caller_device)
 		return PARLEY_E_APPROVAL_INVALID;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_APPROVAL);
+	sql_stmt *s = sql__stmt(b, SQL_APPROVAL);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)r->id);
-	sqlite3_bind_blob(s, 2, j->ent.approval, (int)j->ent.approval_len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "approval");
+	sql__bind_i64(s, 1, (int64_t)r->id);
+	sql__bind_blob(s, 2, j->ent.approval, (int)j->ent.approval_len);
+	sql__bind_i64(s, 3, (int64_t)j->caller_account);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "approval");
 	/* the push (EntityJoinRequested) carries the request as it is now */
 	r->approval = parley__malloc(j->ent.approval_len);
 	if (r->approval == NULL)
 		return PARLEY_E_NOMEM;
 	memcpy(r->approval, j->ent.approval, j->ent.approval_len);
 	r->approval_len = j->ent.approval_len;
-	return sqlite__ent_members(b, j, entity, 1, NULL);
+	return sql__ent_members(b, j, entity, 1, NULL);
 }
 
-int sqlite__entity_decide(store_be *b, store_job *j)
+int sql__entity_decide(store_be *b, store_job *j)
 {
 	ent_row e = {0};
-	int caller = 0, rc = sqlite__ent_load_admin(b, j, &e, &caller);
+	int caller = 0, rc = sql__ent_load_admin(b, j, &e, &caller);
 	if (rc == PARLEY_OK)
 		rc = read_requests(b, j, e.id, j->ent.request_id);
 	if (rc != PARLEY_OK)
@@ -329,19 +329,19 @@ int sqlite__entity_decide(store_be *b, store_job *j)
 	j->ent.target_account = r->account_id;
 	if (j->ent.approval != NULL)
 		return record_approval(b, j, r, e.id);
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_DECIDE);
+	sql_stmt *s = sql__stmt(b, SQL_DECIDE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)r->id);
-	sqlite3_bind_int(s, 2, j->ent.approve ? REQ_APPROVED : REQ_DENIED);
-	sqlite3_bind_int64(s, 3, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "decide");
+	sql__bind_i64(s, 1, (int64_t)r->id);
+	sql__bind_i64(s, 2, j->ent.approve ? REQ_APPROVED : REQ_DENIED);
+	sql__bind_i64(s, 3, (int64_t)j->caller_account);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "decide");
 	if (!j->ent.approve)
-		return sqlite__ent_exec3(b, SQL_DENY_CODE, (int64_t)r->id, 0, 0, "deny code");
-	rc = sqlite__ent_room(b, j, e.id);
+		return sql__ent_exec3(b, SQL_DENY_CODE, (int64_t)r->id, 0, 0, "deny code");
+	rc = sql__ent_room(b, j, e.id);
 	if (rc == PARLEY_OK)
-		rc = sqlite__ent_add_member(b, e.id, r->account_id, r->role, j->now_ms);
-	return rc == PARLEY_OK ? sqlite__ent_check_list(b, j, &e) : rc;
+		rc = sql__ent_add_member(b, e.id, r->account_id, r->role, j->now_ms);
+	return rc == PARLEY_OK ? sql__ent_check_list(b, j, &e) : rc;
 }

@@ -1,4 +1,4 @@
-/* SQLite backend, relay: the relay ops of STORE_OPS (job->relay). Schema: migration 2 in engine.c
+/* Store, relay: the relay ops of STORE_OPS (job->relay). Schema: migration 2 in engine.c
  * (messages, and device_keys.queue_len, the relay's counter on the key server's row). Who accepted
  * whom (presence, typing) is contacts.c. */
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/sqlite_internal.h"
+#include "store/sql/sql.h"
 
 #define PURGE_LIMIT_DEFAULT 10000u
 /* recipient devices considered by one SEND (far above any configured max_devices) */
@@ -58,8 +58,8 @@ static int list_add(uint32_t **list, size_t *n, size_t cap, uint32_t device_id)
 	return PARLEY_OK;
 }
 
-int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite_expected *e, size_t ne,
-			  sqlite_mismatch *mm)
+int sql__check_devices(const store_out_msg *msgs, size_t n_msgs, const sql_expected *e, size_t ne,
+			  sql_mismatch *mm)
 {
 	int rc = PARLEY_OK;
 	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++) {
@@ -70,7 +70,7 @@ int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite
 			rc = list_add(&mm->missing, &mm->n_missing, ne, e[i].device_id);
 	}
 	for (size_t k = 0; k < n_msgs && rc == PARLEY_OK; k++) {
-		const sqlite_expected *hit = NULL;
+		const sql_expected *hit = NULL;
 		for (size_t i = 0; i < ne && hit == NULL; i++)
 			if (e[i].device_id == msgs[k].device_id)
 				hit = &e[i];
@@ -86,80 +86,80 @@ int sqlite__check_devices(const store_out_msg *msgs, size_t n_msgs, const sqlite
 	return mm->n_stale ? PARLEY_E_STALE_DEVICES : PARLEY_OK;
 }
 
-int sqlite__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
-			  sqlite_expected *e, size_t cap, size_t *n)
+int sql__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t sender_device,
+			  sql_expected *e, size_t cap, size_t *n)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_RECIPIENTS);
+	sql_stmt *s = sql__stmt(b, SQL_RECIPIENTS);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
+	sql__bind_i64(s, 1, (int64_t)account);
 	*n = 0;
 	for (;;) {
-		sr = sqlite3_step(s);
-		if (sr != SQLITE_ROW)
+		sr = sql__step(s);
+		if (sr != SQL_ROW)
 			break;
-		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
+		uint32_t dev = (uint32_t)sql__col_i64(s, 0);
 		/* sending to one's own account: the sending device is not a recipient */
 		if (account == sender && dev == sender_device)
 			continue;
 		if (*n < cap) {
 			e[*n].device_id = dev;
-			e[*n].registration_id = (uint32_t)sqlite3_column_int64(s, 1);
-			e[*n].queue_len = (uint32_t)sqlite3_column_int64(s, 2);
+			e[*n].registration_id = (uint32_t)sql__col_i64(s, 1);
+			e[*n].queue_len = (uint32_t)sql__col_i64(s, 2);
 			(*n)++;
 		}
 	}
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "list recipients");
+	sql__reset(s);
+	return sr == SQL_DONE ? PARLEY_OK : sql__error(b, "list recipients");
 }
 
 /* queue_len of (account, device) += delta, never below 0 */
 static int bump_queue(store_be *b, uint64_t account, uint32_t device, int64_t delta)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_BUMP_QUEUE);
+	sql_stmt *s = sql__stmt(b, SQL_BUMP_QUEUE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, device);
-	sqlite3_bind_int64(s, 3, delta);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "queue length");
+	sql__bind_i64(s, 1, (int64_t)account);
+	sql__bind_i64(s, 2, device);
+	sql__bind_i64(s, 3, delta);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "queue length");
 }
 
-int sqlite__enqueue(store_be *b, const sqlite_env *e, uint64_t *server_id)
+int sql__enqueue(store_be *b, const sql_env *e, uint64_t *server_id)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_INSERT_MSG);
+	sql_stmt *s = sql__stmt(b, SQL_INSERT_MSG);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)e->account);
-	sqlite3_bind_int64(s, 2, e->device);
-	sqlite3_bind_int64(s, 3, (int64_t)e->sender_account);
-	sqlite3_bind_int64(s, 4, e->sender_device);
-	sqlite3_bind_text(s, 5, e->sender_handle, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, e->type);
-	sqlite3_bind_int64(s, 7, (int64_t)e->client_ts);
-	sqlite3_bind_int64(s, 8, (int64_t)e->server_ts);
-	sqlite3_bind_int64(s, 9, (int64_t)e->expires_ms);
-	sqlite3_bind_blob(s, 10, e->content, (int)e->content_len, SQLITE_STATIC);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "insert message");
-	*server_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	sql__bind_i64(s, 1, (int64_t)e->account);
+	sql__bind_i64(s, 2, e->device);
+	sql__bind_i64(s, 3, (int64_t)e->sender_account);
+	sql__bind_i64(s, 4, e->sender_device);
+	sql__bind_text(s, 5, e->sender_handle, -1);
+	sql__bind_i64(s, 6, e->type);
+	sql__bind_i64(s, 7, (int64_t)e->client_ts);
+	sql__bind_i64(s, 8, (int64_t)e->server_ts);
+	sql__bind_i64(s, 9, (int64_t)e->expires_ms);
+	sql__bind_blob(s, 10, e->content, (int)e->content_len);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "insert message");
+	*server_id = (uint64_t)sql__last_id(b);
 	if (e->thread_id != 0) {
-		if ((s = sqlite__stmt(b, SQL_INSERT_THREAD)) == NULL)
+		if ((s = sql__stmt(b, SQL_INSERT_THREAD)) == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)*server_id);
-		sqlite3_bind_int64(s, 2, (int64_t)e->thread_id);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "insert thread envelope");
+		sql__bind_i64(s, 1, (int64_t)*server_id);
+		sql__bind_i64(s, 2, (int64_t)e->thread_id);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "insert thread envelope");
 	}
-	sqlite__share_moved(b, e->account, e->device, e->sender_account, 1);
+	sql__share_moved(b, e->account, e->device, e->sender_account, 1);
 	return bump_queue(b, e->account, e->device, 1);
 }
 
 static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 {
 	const store_relay_args *m = &j->relay;
-	sqlite_env e = {
+	sql_env e = {
 		.account = m->recipient_account,
 		.device = o->device_id,
 		.sender_account = j->account_id,
@@ -172,10 +172,10 @@ static int insert_msg(store_be *b, store_job *j, store_out_msg *o)
 		.content = o->content,
 		.content_len = o->content_len,
 	};
-	return sqlite__enqueue(b, &e, &o->server_id);
+	return sql__enqueue(b, &e, &o->server_id);
 }
 
-int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
+int sql__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
 			unsigned limit)
 {
 	uint64_t n = 0;
@@ -183,23 +183,23 @@ int sqlite__sender_room(store_be *b, uint64_t account, uint32_t device, uint64_t
 	 * only once the whole queue reaches the share: free for every queue below it. */
 	if (limit == 0 || account == sender || queue_len < limit)
 		return PARLEY_OK;
-	int rc = sqlite__share_count(b, account, device, queue_len, sender, &n);
+	int rc = sql__share_count(b, account, device, queue_len, sender, &n);
 	if (rc != PARLEY_OK)
 		return rc;
 	return n >= limit ? PARLEY_E_SENDER_QUEUE_FULL : PARLEY_OK;
 }
 
-int sqlite__send(store_be *b, store_job *j)
+int sql__send(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	sqlite_expected e[MAX_EXPECTED];
-	sqlite_mismatch mm = {0};
+	sql_expected e[MAX_EXPECTED];
+	sql_mismatch mm = {0};
 	size_t ne = 0;
-	int rc = sqlite__account_by_handle(b, j->handle, &m->recipient_account);
+	int rc = sql__account_by_handle(b, j->handle, &m->recipient_account);
 	if (rc == PARLEY_OK)
-		rc = sqlite__load_expected(b, m->recipient_account, j->account_id, j->device_id, e, MAX_EXPECTED, &ne);
+		rc = sql__load_expected(b, m->recipient_account, j->account_id, j->device_id, e, MAX_EXPECTED, &ne);
 	if (rc == PARLEY_OK) {
-		rc = sqlite__check_devices(m->msgs, m->n_msgs, e, ne, &mm);
+		rc = sql__check_devices(m->msgs, m->n_msgs, e, ne, &mm);
 		m->missing = mm.missing;
 		m->n_missing = mm.n_missing;
 		m->extra = mm.extra;
@@ -214,23 +214,23 @@ int sqlite__send(store_be *b, store_job *j)
 			if (e[i].device_id == m->msgs[k].device_id && e[i].queue_len >= m->queue_limit)
 				return PARLEY_E_QUEUE_FULL; /* all or nothing: no device gets a partial send */
 	for (size_t i = 0; i < ne && rc == PARLEY_OK; i++)
-		rc = sqlite__sender_room(b, m->recipient_account, e[i].device_id, e[i].queue_len, j->account_id,
+		rc = sql__sender_room(b, m->recipient_account, e[i].device_id, e[i].queue_len, j->account_id,
 					 m->sender_queue_limit);
 	if (rc != PARLEY_OK)
 		return rc;
 	for (size_t k = 0; k < m->n_msgs && rc == PARLEY_OK; k++)
 		rc = insert_msg(b, j, &m->msgs[k]);
 	if (rc == PARLEY_OK && m->recipient_account != j->account_id)
-		rc = sqlite__contact_touch(b, j->account_id, m->recipient_account, j->now_ms);
+		rc = sql__contact_touch(b, j->account_id, m->recipient_account, j->now_ms);
 	return rc;
 }
 
 /* --- queue reads and deletes --- */
 
-int sqlite__fetch_queue(store_be *b, store_job *j)
+int sql__fetch_queue(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_FETCH);
+	sql_stmt *s = sql__stmt(b, SQL_FETCH);
 	int sr, rc = PARLEY_OK;
 	if (s == NULL)
 		return PARLEY_E_STORE;
@@ -239,40 +239,40 @@ int sqlite__fetch_queue(store_be *b, store_job *j)
 	m->envs = parley__calloc(m->limit, sizeof(*m->envs));
 	if (m->envs == NULL)
 		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)m->after_id);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 5, m->limit);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	sql__bind_i64(s, 3, (int64_t)m->after_id);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	sql__bind_i64(s, 5, m->limit);
 	for (;;) {
-		sr = sqlite3_step(s);
-		if (sr != SQLITE_ROW || m->n_envs >= m->limit)
+		sr = sql__step(s);
+		if (sr != SQL_ROW || m->n_envs >= m->limit)
 			break;
 		store_envelope *e = &m->envs[m->n_envs];
-		const unsigned char *h = sqlite3_column_text(s, 3);
-		int n = sqlite3_column_bytes(s, 7);
-		e->server_id = (uint64_t)sqlite3_column_int64(s, 0);
-		e->sender_account = (uint64_t)sqlite3_column_int64(s, 1);
-		e->sender_device = (uint32_t)sqlite3_column_int64(s, 2);
+		const unsigned char *h = sql__col_text(s, 3);
+		int n = sql__col_bytes(s, 7);
+		e->server_id = (uint64_t)sql__col_i64(s, 0);
+		e->sender_account = (uint64_t)sql__col_i64(s, 1);
+		e->sender_device = (uint32_t)sql__col_i64(s, 2);
 		if (h != NULL)
 			snprintf(e->sender_handle, sizeof(e->sender_handle), "%s", (const char *)h);
-		e->type = (uint32_t)sqlite3_column_int64(s, 4);
-		e->client_ts = (uint64_t)sqlite3_column_int64(s, 5);
-		e->server_ts = (uint64_t)sqlite3_column_int64(s, 6);
+		e->type = (uint32_t)sql__col_i64(s, 4);
+		e->client_ts = (uint64_t)sql__col_i64(s, 5);
+		e->server_ts = (uint64_t)sql__col_i64(s, 6);
 		e->content = parley__malloc(n > 0 ? (size_t)n : 1);
 		if (e->content == NULL) {
 			rc = PARLEY_E_NOMEM;
 			break;
 		}
 		if (n > 0)
-			memcpy(e->content, sqlite3_column_blob(s, 7), (size_t)n);
+			memcpy(e->content, sql__col_blob(s, 7), (size_t)n);
 		e->content_len = (size_t)n;
-		e->thread_id = (uint64_t)sqlite3_column_int64(s, 8);
+		e->thread_id = (uint64_t)sql__col_i64(s, 8);
 		m->n_envs++;
 	}
-	if (rc == PARLEY_OK && sr != SQLITE_DONE && sr != SQLITE_ROW)
-		rc = sqlite__error(b, "fetch queue");
-	sqlite3_reset(s);
+	if (rc == PARLEY_OK && sr != SQL_DONE && sr != SQL_ROW)
+		rc = sql__error(b, "fetch queue");
+	sql__reset(s);
 	return rc;
 }
 
@@ -280,36 +280,36 @@ int sqlite__fetch_queue(store_be *b, store_job *j)
  * the queue's senders are tallied, so the tally loses the right sender. */
 static int delete_acked(store_be *b, const store_job *j, uint64_t id, int tracked, uint64_t *deleted)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, tracked ? SQL_DELETE_MSG_SENDER : SQL_DELETE_MSG);
+	sql_stmt *s = sql__stmt(b, tracked ? SQL_DELETE_MSG_SENDER : SQL_DELETE_MSG);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)id);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	sql__bind_i64(s, 3, (int64_t)id);
 	if (!tracked) {
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "delete message");
-		*deleted = (uint64_t)sqlite3_changes(b->db);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "delete message");
+		*deleted = (uint64_t)sql__changes(b);
 		return PARLEY_OK;
 	}
-	int sr = sqlite3_step(s);
+	int sr = sql__step(s);
 	*deleted = 0;
-	if (sr == SQLITE_ROW) {
-		sqlite__share_moved(b, j->account_id, j->device_id, (uint64_t)sqlite3_column_int64(s, 0), -1);
+	if (sr == SQL_ROW) {
+		sql__share_moved(b, j->account_id, j->device_id, (uint64_t)sql__col_i64(s, 0), -1);
 		*deleted = 1;
-		sr = sqlite3_step(s); /* RETURNING: run the statement to its end */
+		sr = sql__step(s); /* RETURNING: run the statement to its end */
 	}
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "delete message");
+	sql__reset(s);
+	return sr == SQL_DONE ? PARLEY_OK : sql__error(b, "delete message");
 }
 
-int sqlite__ack(store_be *b, store_job *j)
+int sql__ack(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
 	m->n_deleted = 0;
 	for (size_t i = 0; i < m->n_ids; i++) {
 		uint64_t deleted = 0;
-		int rc = delete_acked(b, j, m->ids[i], sqlite__share_tracked(b, j->account_id, j->device_id), &deleted);
+		int rc = delete_acked(b, j, m->ids[i], sql__share_tracked(b, j->account_id, j->device_id), &deleted);
 		if (rc != PARLEY_OK)
 			return rc;
 		m->n_deleted += deleted;
@@ -319,71 +319,71 @@ int sqlite__ack(store_be *b, store_job *j)
 	return bump_queue(b, j->account_id, j->device_id, -(int64_t)m->n_deleted);
 }
 
-int sqlite__purge_expired(store_be *b, store_job *j)
+int sql__purge_expired(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PURGE);
+	sql_stmt *s = sql__stmt(b, SQL_PURGE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 2, m->limit ? m->limit : PURGE_LIMIT_DEFAULT);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "purge");
-	m->n_deleted = (uint64_t)sqlite3_changes(b->db);
+	sql__bind_i64(s, 1, (int64_t)j->now_ms);
+	sql__bind_i64(s, 2, m->limit ? m->limit : PURGE_LIMIT_DEFAULT);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "purge");
+	m->n_deleted = (uint64_t)sql__changes(b);
 	if (m->n_deleted == 0)
 		return PARLEY_OK;
-	sqlite__share_clear(b); /* rows of any queue went: rescan tallied queues when next needed */
-	s = sqlite__stmt(b, SQL_RECOUNT);
+	sql__share_clear(b); /* rows of any queue went: rescan tallied queues when next needed */
+	s = sql__stmt(b, SQL_RECOUNT);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "recount queues");
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "recount queues");
 }
 
 /* One more connection closed with envelope `id` pushed and not acknowledged. *count = its total. 0 when
  * the envelope is gone (acked meanwhile, or another device's id). */
 static int count_redelivery(store_be *b, const store_job *j, uint64_t id, int64_t *count)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_REDELIVERED);
+	sql_stmt *s = sql__stmt(b, SQL_REDELIVERED);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)id);
-	int sr = sqlite3_step(s);
-	*count = sr == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	if (sr == SQLITE_ROW)
-		sr = sqlite3_step(s); /* RETURNING: run the statement to its end */
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "count redelivery");
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	sql__bind_i64(s, 3, (int64_t)id);
+	int sr = sql__step(s);
+	*count = sr == SQL_ROW ? sql__col_i64(s, 0) : 0;
+	if (sr == SQL_ROW)
+		sr = sql__step(s); /* RETURNING: run the statement to its end */
+	sql__reset(s);
+	return sr == SQL_DONE ? PARLEY_OK : sql__error(b, "count redelivery");
 }
 
 /* Moves envelope id to the back of its queue: a copy under a new id (deliveries 0), then the delete.
  * The queue length does not change. */
 static int requeue(store_be *b, const store_job *j, uint64_t id)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_REQUEUE);
+	sql_stmt *s = sql__stmt(b, SQL_REQUEUE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)id);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "requeue");
+	sql__bind_i64(s, 1, (int64_t)id);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "requeue");
 	/* a group envelope keeps its thread under the new id */
-	if ((s = sqlite__stmt(b, SQL_REQUEUE_THREAD)) == NULL)
+	if ((s = sql__stmt(b, SQL_REQUEUE_THREAD)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)id);
-	sqlite3_bind_int64(s, 2, sqlite3_last_insert_rowid(b->db));
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "requeue thread");
-	s = sqlite__stmt(b, SQL_DELETE_MSG);
+	sql__bind_i64(s, 1, (int64_t)id);
+	sql__bind_i64(s, 2, sql__last_id(b));
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "requeue thread");
+	s = sql__stmt(b, SQL_DELETE_MSG);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)id);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "requeue delete");
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	sql__bind_i64(s, 3, (int64_t)id);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "requeue delete");
 }
 
-int sqlite__redelivered(store_be *b, store_job *j)
+int sql__redelivered(store_be *b, store_job *j)
 {
 	store_relay_args *m = &j->relay;
 	int rc = PARLEY_OK;

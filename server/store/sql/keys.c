@@ -1,11 +1,11 @@
-/* SQLite backend, key server: the keys ops of STORE_OPS (job->keys). Schema: migration 2 in engine.c
+/* Store, key server: the keys ops of STORE_OPS (job->keys). Schema: migration 2 in engine.c
  * (device_keys, prekeys). */
 #include <string.h>
 
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/sqlite_internal.h"
+#include "store/sql/sql.h"
 
 static const char SQL_GET_KEYS[] = "SELECT registration_id, identity_key, spk_id FROM device_keys"
 				   " WHERE account_id = ?1 AND device_id = ?2";
@@ -37,8 +37,8 @@ static const char SQL_LIST_KEYS[] = "SELECT device_id, registration_id, identity
 static int count_prekeys(store_be *b, uint64_t account, uint32_t device, uint32_t *n)
 {
 	int64_t v = 0;
-	if (sqlite__query_int(b, SQL_COUNT_PREKEYS, (int64_t)account, device, &v) != SQLITE_ROW)
-		return sqlite__error(b, "count prekeys");
+	if (sql__query_int(b, SQL_COUNT_PREKEYS, (int64_t)account, device, &v) != SQL_ROW)
+		return sql__error(b, "count prekeys");
 	*n = (uint32_t)v;
 	return PARLEY_OK;
 }
@@ -48,51 +48,51 @@ static int count_prekeys(store_be *b, uint64_t account, uint32_t device, uint32_
 static int get_keys(store_be *b, store_job *j, int check_identity, int *exists)
 {
 	store_keys_args *k = &j->keys;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_GET_KEYS);
+	sql_stmt *s = sql__stmt(b, SQL_GET_KEYS);
 	int ret = PARLEY_OK;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	int rc = sqlite3_step(s);
-	*exists = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW) {
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	int rc = sql__step(s);
+	*exists = rc == SQL_ROW;
+	if (rc == SQL_ROW) {
 		uint8_t id[STORE_SIGNAL_KEY_LEN];
-		sqlite__col_blob(s, 1, id, sizeof(id));
+		sql__col_blob_n(s, 1, id, sizeof(id));
 		/* identity and registration id are fixed for the life of a device: a change would silently
 		 * redirect everyone's sessions; a new identity means a new device */
-		if (check_identity && ((uint32_t)sqlite3_column_int64(s, 0) != k->registration_id ||
+		if (check_identity && ((uint32_t)sql__col_i64(s, 0) != k->registration_id ||
 				       memcmp(id, k->identity, sizeof(id)) != 0))
 			ret = PARLEY_E_IDENTITY_KEY_SET;
-		k->spk_id_out = (uint32_t)sqlite3_column_int64(s, 2);
-	} else if (rc != SQLITE_DONE) {
-		ret = sqlite__error(b, "get keys");
+		k->spk_id_out = (uint32_t)sql__col_i64(s, 2);
+	} else if (rc != SQL_DONE) {
+		ret = sql__error(b, "get keys");
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	return ret;
 }
 
 static int put_signed_prekey(store_be *b, store_job *j, int exists)
 {
 	store_keys_args *k = &j->keys;
-	sqlite3_stmt *s = sqlite__stmt(b, exists ? SQL_UPDATE_SPK : SQL_INSERT_KEYS);
+	sql_stmt *s = sql__stmt(b, exists ? SQL_UPDATE_SPK : SQL_INSERT_KEYS);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
 	int o = exists ? 3 : 5; /* first spk parameter */
 	if (!exists) {
-		sqlite3_bind_int64(s, 3, k->registration_id);
-		sqlite3_bind_blob(s, 4, k->identity, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
+		sql__bind_i64(s, 3, k->registration_id);
+		sql__bind_blob(s, 4, k->identity, STORE_SIGNAL_KEY_LEN);
 	}
-	sqlite3_bind_int64(s, o, k->spk_id);
-	sqlite3_bind_blob(s, o + 1, k->spk_pub, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, o + 2, k->spk_sig, STORE_SIG_LEN, SQLITE_STATIC);
-	int rc = sqlite__step_done(s);
-	if (rc == SQLITE_CONSTRAINT)
+	sql__bind_i64(s, o, k->spk_id);
+	sql__bind_blob(s, o + 1, k->spk_pub, STORE_SIGNAL_KEY_LEN);
+	sql__bind_blob(s, o + 2, k->spk_sig, STORE_SIG_LEN);
+	int rc = sql__step_done(s);
+	if (rc == SQL_CONSTRAINT)
 		return PARLEY_E_NO_SUCH_DEVICE; /* the device was removed meanwhile */
-	if (rc != SQLITE_DONE)
-		return sqlite__error(b, "put signed prekey");
+	if (rc != SQL_DONE)
+		return sql__error(b, "put signed prekey");
 	k->spk_id_out = k->spk_id;
 	return PARLEY_OK;
 }
@@ -103,16 +103,16 @@ static int prune_handed(store_be *b, uint64_t account, uint32_t device, uint64_t
 {
 	if (prune_before_ms == 0)
 		return PARLEY_OK;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_PRUNE_HANDED);
+	sql_stmt *s = sql__stmt(b, SQL_PRUNE_HANDED);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, device);
-	sqlite3_bind_int64(s, 3, (int64_t)prune_before_ms);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "prune handed prekeys");
+	sql__bind_i64(s, 1, (int64_t)account);
+	sql__bind_i64(s, 2, device);
+	sql__bind_i64(s, 3, (int64_t)prune_before_ms);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "prune handed prekeys");
 }
 
-int sqlite__upload_keys(store_be *b, store_job *j)
+int sql__upload_keys(store_be *b, store_job *j)
 {
 	store_keys_args *k = &j->keys;
 	int exists = 0;
@@ -127,15 +127,15 @@ int sqlite__upload_keys(store_be *b, store_job *j)
 			return rc;
 	}
 	for (size_t i = 0; i < k->n_otks; i++) {
-		sqlite3_stmt *s = sqlite__stmt(b, SQL_PUT_PREKEY);
+		sql_stmt *s = sql__stmt(b, SQL_PUT_PREKEY);
 		if (s == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-		sqlite3_bind_int64(s, 2, j->device_id);
-		sqlite3_bind_int64(s, 3, k->otks[i].id);
-		sqlite3_bind_blob(s, 4, k->otks[i].pub, STORE_SIGNAL_KEY_LEN, SQLITE_STATIC);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "put prekey");
+		sql__bind_i64(s, 1, (int64_t)j->account_id);
+		sql__bind_i64(s, 2, j->device_id);
+		sql__bind_i64(s, 3, k->otks[i].id);
+		sql__bind_blob(s, 4, k->otks[i].pub, STORE_SIGNAL_KEY_LEN);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "put prekey");
 	}
 	rc = count_prekeys(b, j->account_id, j->device_id, &k->remaining);
 	if (rc == PARLEY_OK)
@@ -154,26 +154,26 @@ static int list_forget(store_be *b, store_job *j)
 	store_keys_args *k = &j->keys;
 	if (k->forget_before_ms == 0)
 		return PARLEY_OK;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_LIST_HANDED);
+	sql_stmt *s = sql__stmt(b, SQL_LIST_HANDED);
 	int rc = PARLEY_OK, sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	k->forget_ids = parley__calloc(STORE_MAX_FORGET, sizeof(*k->forget_ids));
 	if (k->forget_ids == NULL)
 		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, j->device_id);
-	sqlite3_bind_int64(s, 3, (int64_t)k->forget_before_ms);
-	sqlite3_bind_int64(s, 4, STORE_MAX_FORGET);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && k->n_forget < STORE_MAX_FORGET)
-		k->forget_ids[k->n_forget++] = (uint32_t)sqlite3_column_int64(s, 0);
-	if (sr != SQLITE_ROW && sr != SQLITE_DONE)
-		rc = sqlite__error(b, "list handed prekeys");
-	sqlite3_reset(s);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, j->device_id);
+	sql__bind_i64(s, 3, (int64_t)k->forget_before_ms);
+	sql__bind_i64(s, 4, STORE_MAX_FORGET);
+	while ((sr = sql__step(s)) == SQL_ROW && k->n_forget < STORE_MAX_FORGET)
+		k->forget_ids[k->n_forget++] = (uint32_t)sql__col_i64(s, 0);
+	if (sr != SQL_ROW && sr != SQL_DONE)
+		rc = sql__error(b, "list handed prekeys");
+	sql__reset(s);
 	return rc;
 }
 
-int sqlite__prekey_count(store_be *b, store_job *j)
+int sql__prekey_count(store_be *b, store_job *j)
 {
 	int exists = 0;
 	int rc = get_keys(b, j, 0, &exists);
@@ -188,46 +188,46 @@ int sqlite__prekey_count(store_be *b, store_job *j)
 static int budget_level(store_be *b, const store_job *j, uint32_t device, double *level)
 {
 	const store_keys_args *k = &j->keys;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_GET_BUDGET);
+	sql_stmt *s = sql__stmt(b, SQL_GET_BUDGET);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, device);
-	int rc = sqlite3_step(s);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, device);
+	int rc = sql__step(s);
 	*level = 0;
-	if (rc == SQLITE_ROW) {
-		uint64_t last = (uint64_t)sqlite3_column_int64(s, 1);
+	if (rc == SQL_ROW) {
+		uint64_t last = (uint64_t)sql__col_i64(s, 1);
 		double dt = j->now_ms > last ? (double)(j->now_ms - last) : 0.0;
-		*level = sqlite3_column_double(s, 0) - dt * k->budget_per_ms;
+		*level = sql__col_double(s, 0) - dt * k->budget_per_ms;
 		if (*level < 0)
 			*level = 0;
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "get prekey budget");
+	sql__reset(s);
+	return rc == SQL_ROW || rc == SQL_DONE ? PARLEY_OK : sql__error(b, "get prekey budget");
 }
 
 /* A one-time prekey was handed out: one token of the budget, and a record so the device learns of it
  * (PREKEY_COUNT) and can delete the private half once no message can use it any more. */
 static int record_handout(store_be *b, const store_job *j, const store_bundle *bu, double level)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_SET_BUDGET);
+	sql_stmt *s = sql__stmt(b, SQL_SET_BUDGET);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, bu->device_id);
-	sqlite3_bind_double(s, 3, level + 1.0);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "set prekey budget");
-	s = sqlite__stmt(b, SQL_HANDED);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, bu->device_id);
+	sql__bind_double(s, 3, level + 1.0);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "set prekey budget");
+	s = sql__stmt(b, SQL_HANDED);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-	sqlite3_bind_int64(s, 2, bu->device_id);
-	sqlite3_bind_int64(s, 3, bu->otk.id);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "record handed prekey");
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 2, bu->device_id);
+	sql__bind_i64(s, 3, bu->otk.id);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "record handed prekey");
 	return prune_handed(b, j->account_id, bu->device_id, j->keys.prune_before_ms);
 }
 
@@ -246,21 +246,21 @@ static int pop_prekey(store_be *b, const store_job *j, store_bundle *bu)
 			return rc;
 	}
 	if (k->budget_capacity <= 0 || level + 1.0 <= k->budget_capacity) {
-		sqlite3_stmt *s = sqlite__stmt(b, SQL_POP_PREKEY);
+		sql_stmt *s = sql__stmt(b, SQL_POP_PREKEY);
 		if (s == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
-		sqlite3_bind_int64(s, 2, bu->device_id);
-		int sr = sqlite3_step(s);
-		if (sr == SQLITE_ROW) {
+		sql__bind_i64(s, 1, (int64_t)j->account_id);
+		sql__bind_i64(s, 2, bu->device_id);
+		int sr = sql__step(s);
+		if (sr == SQL_ROW) {
 			bu->has_otk = 1;
-			bu->otk.id = (uint32_t)sqlite3_column_int64(s, 0);
-			sqlite__col_blob(s, 1, bu->otk.pub, STORE_SIGNAL_KEY_LEN);
-			sr = sqlite3_step(s); /* finish the DELETE */
+			bu->otk.id = (uint32_t)sql__col_i64(s, 0);
+			sql__col_blob_n(s, 1, bu->otk.pub, STORE_SIGNAL_KEY_LEN);
+			sr = sql__step(s); /* finish the DELETE */
 		}
-		sqlite3_reset(s);
-		if (sr != SQLITE_DONE)
-			return sqlite__error(b, "pop prekey");
+		sql__reset(s);
+		if (sr != SQL_DONE)
+			return sql__error(b, "pop prekey");
 		if (bu->has_otk)
 			rc = record_handout(b, j, bu, level);
 	}
@@ -273,17 +273,17 @@ static int pop_prekey(store_be *b, const store_job *j, store_bundle *bu)
 static int list_bundles(store_be *b, store_job *j)
 {
 	store_keys_args *k = &j->keys;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_LIST_KEYS);
+	sql_stmt *s = sql__stmt(b, SQL_LIST_KEYS);
 	size_t cap = 0;
 	int rc = PARLEY_OK, sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->account_id);
+	sql__bind_i64(s, 1, (int64_t)j->account_id);
 	for (;;) {
-		sr = sqlite3_step(s);
-		if (sr != SQLITE_ROW)
+		sr = sql__step(s);
+		if (sr != SQL_ROW)
 			break;
-		uint32_t dev = (uint32_t)sqlite3_column_int64(s, 0);
+		uint32_t dev = (uint32_t)sql__col_i64(s, 0);
 		if (j->device_id != 0 && dev != j->device_id)
 			continue;
 		if (k->n_bundles == cap) {
@@ -299,22 +299,22 @@ static int list_bundles(store_be *b, store_job *j)
 		store_bundle *bu = &k->bundles[k->n_bundles++];
 		memset(bu, 0, sizeof(*bu));
 		bu->device_id = dev;
-		bu->registration_id = (uint32_t)sqlite3_column_int64(s, 1);
-		sqlite__col_blob(s, 2, bu->identity, STORE_SIGNAL_KEY_LEN);
-		bu->spk_id = (uint32_t)sqlite3_column_int64(s, 3);
-		sqlite__col_blob(s, 4, bu->spk_pub, STORE_SIGNAL_KEY_LEN);
-		sqlite__col_blob(s, 5, bu->spk_sig, STORE_SIG_LEN);
+		bu->registration_id = (uint32_t)sql__col_i64(s, 1);
+		sql__col_blob_n(s, 2, bu->identity, STORE_SIGNAL_KEY_LEN);
+		bu->spk_id = (uint32_t)sql__col_i64(s, 3);
+		sql__col_blob_n(s, 4, bu->spk_pub, STORE_SIGNAL_KEY_LEN);
+		sql__col_blob_n(s, 5, bu->spk_sig, STORE_SIG_LEN);
 	}
-	if (rc == PARLEY_OK && sr != SQLITE_DONE)
-		rc = sqlite__error(b, "list keys");
-	sqlite3_reset(s);
+	if (rc == PARLEY_OK && sr != SQL_DONE)
+		rc = sql__error(b, "list keys");
+	sql__reset(s);
 	return rc;
 }
 
-int sqlite__get_bundles(store_be *b, store_job *j)
+int sql__get_bundles(store_be *b, store_job *j)
 {
 	store_keys_args *k = &j->keys;
-	int rc = sqlite__account_by_handle(b, j->handle, &j->account_id);
+	int rc = sql__account_by_handle(b, j->handle, &j->account_id);
 	if (rc == PARLEY_OK)
 		rc = list_bundles(b, j);
 	if (rc != PARLEY_OK)
@@ -326,6 +326,6 @@ int sqlite__get_bundles(store_be *b, store_job *j)
 	/* with the list the sender checks every bundle against (docs/protocol.md §11), read in the same
 	 * transaction so the two agree */
 	if (rc == PARLEY_OK)
-		rc = sqlite__read_devlist(b, j->account_id, &k->devlist, &k->devlist_len);
+		rc = sql__read_devlist(b, j->account_id, &k->devlist, &k->devlist_len);
 	return rc;
 }

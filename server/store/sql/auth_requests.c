@@ -1,4 +1,4 @@
-/* SQLite backend, customer authentication requests (docs/protocol.md §14.2): a staff member's request
+/* Store, customer authentication requests (docs/protocol.md §14.2): a staff member's request
  * to the thread's customer, its answer (a one-time code checked here; a sign-in or an assertion that
  * the service verified off the store thread), the binding of the identity to the thread's customer, the
  * credential and the thread's level, and the timer's expiry of both.
@@ -15,7 +15,7 @@
 
 #include "auth/jose.h"
 #include "common/alloc.h"
-#include "store/sqlite/auth_internal.h"
+#include "store/sql/auth_internal.h"
 #include "wire/wire_auth.h"
 
 #define REQ_COLS                                                                                     \
@@ -73,51 +73,51 @@ typedef struct req_row {
 	unsigned attempts;
 } req_row;
 
-static void read_req(sqlite3_stmt *s, req_row *q)
+static void read_req(sql_stmt *s, req_row *q)
 {
 	memset(q, 0, sizeof(*q));
-	q->r.id = (uint64_t)sqlite3_column_int64(s, 0);
-	q->r.thread_id = (uint64_t)sqlite3_column_int64(s, 1);
-	q->r.component_id = (uint64_t)sqlite3_column_int64(s, 2);
-	sqlite__auth_col_text(s, 3, q->r.component, sizeof(q->r.component));
-	q->r.type = sqlite3_column_int(s, 4);
-	q->r.expires_ms = (uint64_t)sqlite3_column_int64(s, 5);
-	q->r.status = sqlite3_column_int(s, 6);
-	q->r.error = (uint32_t)sqlite3_column_int64(s, 7);
-	sqlite__auth_col_text(s, 8, q->r.token, sizeof(q->r.token));
-	sqlite__auth_col_text(s, 9, q->state, sizeof(q->state));
-	sqlite__auth_col_text(s, 10, q->nonce, sizeof(q->nonce));
-	sqlite__auth_col_text(s, 11, q->verifier, sizeof(q->verifier));
-	if (sqlite3_column_bytes(s, 12) == JOSE_OTP_MAC_LEN) {
-		sqlite__col_blob(s, 12, q->otp_mac, JOSE_OTP_MAC_LEN);
+	q->r.id = (uint64_t)sql__col_i64(s, 0);
+	q->r.thread_id = (uint64_t)sql__col_i64(s, 1);
+	q->r.component_id = (uint64_t)sql__col_i64(s, 2);
+	sql__auth_col_text(s, 3, q->r.component, sizeof(q->r.component));
+	q->r.type = sql__col_int(s, 4);
+	q->r.expires_ms = (uint64_t)sql__col_i64(s, 5);
+	q->r.status = sql__col_int(s, 6);
+	q->r.error = (uint32_t)sql__col_i64(s, 7);
+	sql__auth_col_text(s, 8, q->r.token, sizeof(q->r.token));
+	sql__auth_col_text(s, 9, q->state, sizeof(q->state));
+	sql__auth_col_text(s, 10, q->nonce, sizeof(q->nonce));
+	sql__auth_col_text(s, 11, q->verifier, sizeof(q->verifier));
+	if (sql__col_bytes(s, 12) == JOSE_OTP_MAC_LEN) {
+		sql__col_blob_n(s, 12, q->otp_mac, JOSE_OTP_MAC_LEN);
 		q->has_mac = 1;
 	}
-	q->attempts = (unsigned)sqlite3_column_int64(s, 13);
+	q->attempts = (unsigned)sql__col_i64(s, 13);
 }
 
 /* One request by id (text NULL) or by token / state (text): PARLEY_E_NO_SUCH_AUTH_REQUEST. */
 static int load_req(store_be *b, const char *sql, uint64_t id, const char *text, req_row *q)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, sql);
+	sql_stmt *s = sql__stmt(b, sql);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	if (text != NULL)
-		sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+		sql__bind_text(s, 1, text, -1);
 	else
-		sqlite3_bind_int64(s, 1, (int64_t)id);
-	sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW)
+		sql__bind_i64(s, 1, (int64_t)id);
+	sr = sql__step(s);
+	if (sr == SQL_ROW)
 		read_req(s, q);
-	sqlite3_reset(s);
-	if (sr == SQLITE_DONE)
+	sql__reset(s);
+	if (sr == SQL_DONE)
 		return PARLEY_E_NO_SUCH_AUTH_REQUEST;
-	return sr == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "auth request");
+	return sr == SQL_ROW ? PARLEY_OK : sql__error(b, "auth request");
 }
 
 static int one_int(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t *v)
 {
-	return sqlite__query_int(b, sql, p1, p2, v) == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "auth count");
+	return sql__query_int(b, sql, p1, p2, v) == SQL_ROW ? PARLEY_OK : sql__error(b, "auth count");
 }
 
 /* The job's thread (allocated on first use), loaded with its level. */
@@ -126,10 +126,10 @@ static int job_thread(store_be *b, store_job *j, uint64_t thread_id, store_threa
 	if (j->auth.thread == NULL && (j->auth.thread = parley__calloc(1, sizeof(*j->auth.thread))) == NULL)
 		return PARLEY_E_NOMEM;
 	*out = j->auth.thread;
-	return sqlite__thr_load(b, thread_id, *out);
+	return sql__thr_load(b, thread_id, *out);
 }
 
-int sqlite__auth_start(store_be *b, store_job *j)
+int sql__auth_start(store_be *b, store_job *j)
 {
 	store_auth_args *a = &j->auth;
 	store_thread_info *t;
@@ -137,16 +137,16 @@ int sqlite__auth_start(store_be *b, store_job *j)
 	thr_staff st;
 	int admin, rc;
 	int64_t open;
-	sqlite3_stmt *s;
+	sql_stmt *s;
 
 	if ((rc = job_thread(b, j, a->thread_id, &t)) != PARLEY_OK)
 		return rc;
-	if ((rc = sqlite__thr_staff(b, t->entity_id, &st)) != PARLEY_OK)
+	if ((rc = sql__thr_staff(b, t->entity_id, &st)) != PARLEY_OK)
 		return rc;
 	/* a staff member of the thread: the customer (or its gateway) never sends itself a request */
-	rc = sqlite__auth_staff_role(&st, j->caller_account, &admin);
-	sqlite__thr_staff_free(&st);
-	if (rc == PARLEY_OK && !sqlite__thr_is_member(t, j->caller_account))
+	rc = sql__auth_staff_role(&st, j->caller_account, &admin);
+	sql__thr_staff_free(&st);
+	if (rc == PARLEY_OK && !sql__thr_is_member(t, j->caller_account))
 		rc = PARLEY_E_NOT_THREAD_MEMBER;
 	if (rc == PARLEY_OK && t->customer == j->caller_account)
 		rc = PARLEY_E_NOT_ENTITY_MEMBER;
@@ -154,7 +154,7 @@ int sqlite__auth_start(store_be *b, store_job *j)
 		return rc;
 	if (t->status == THR_CLOSED)
 		return PARLEY_E_THREAD_CLOSED;
-	if ((rc = sqlite__auth_comp_load(b, a->component_id, &c)) != PARLEY_OK)
+	if ((rc = sql__auth_comp_load(b, a->component_id, &c)) != PARLEY_OK)
 		return rc;
 	if (c.entity_id != t->entity_id)
 		return PARLEY_E_NO_SUCH_COMPONENT;
@@ -164,20 +164,20 @@ int sqlite__auth_start(store_be *b, store_job *j)
 		return rc;
 	if (open >= (int64_t)a->limit)
 		return PARLEY_E_TOO_MANY_AUTH_REQUESTS;
-	if ((s = sqlite__stmt(b, SQL_NEW_REQ)) == NULL)
+	if ((s = sql__stmt(b, SQL_NEW_REQ)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, (int64_t)c.id);
-	sqlite3_bind_text(s, 3, a->x->token, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, a->x->state_tok, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, a->x->nonce, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, a->x->verifier, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 8, (int64_t)(j->now_ms + a->ttl_ms));
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth request insert");
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, (int64_t)c.id);
+	sql__bind_text(s, 3, a->x->token, -1);
+	sql__bind_text(s, 4, a->x->state_tok, -1);
+	sql__bind_text(s, 5, a->x->nonce, -1);
+	sql__bind_text(s, 6, a->x->verifier, -1);
+	sql__bind_i64(s, 7, (int64_t)j->now_ms);
+	sql__bind_i64(s, 8, (int64_t)(j->now_ms + a->ttl_ms));
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth request insert");
 	memset(&a->x->req, 0, sizeof(a->x->req));
-	a->x->req.id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	a->x->req.id = (uint64_t)sql__last_id(b);
 	a->x->req.thread_id = t->thread_id;
 	a->x->req.component_id = c.id;
 	memcpy(a->x->req.component, c.name, sizeof(a->x->req.component));
@@ -190,27 +190,27 @@ int sqlite__auth_start(store_be *b, store_job *j)
 		uint8_t mac[JOSE_OTP_MAC_LEN];
 		int n = snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long)a->x->req.id);
 		jose__otp_mac(mac, a->x->otp_key, sizeof(a->x->otp_key), idtext, (size_t)n, a->x->otp, strlen(a->x->otp));
-		if ((s = sqlite__stmt(b, SQL_SET_MAC)) == NULL)
+		if ((s = sql__stmt(b, SQL_SET_MAC)) == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)a->x->req.id);
-		sqlite3_bind_blob(s, 2, mac, sizeof(mac), SQLITE_TRANSIENT);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "auth otp");
+		sql__bind_i64(s, 1, (int64_t)a->x->req.id);
+		sql__bind_blob(s, 2, mac, sizeof(mac));
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "auth otp");
 	}
 	return PARLEY_OK;
 }
 
 static int set_status(store_be *b, store_auth_args *a, const req_row *q, int status, int error, unsigned attempts)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_SET_STATUS);
+	sql_stmt *s = sql__stmt(b, SQL_SET_STATUS);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)q->r.id);
-	sqlite3_bind_int(s, 2, status);
-	sqlite3_bind_int(s, 3, error);
-	sqlite3_bind_int64(s, 4, attempts);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth request status");
+	sql__bind_i64(s, 1, (int64_t)q->r.id);
+	sql__bind_i64(s, 2, status);
+	sql__bind_i64(s, 3, error);
+	sql__bind_i64(s, 4, attempts);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth request status");
 	a->x->req = q->r;
 	a->x->req.status = status;
 	a->x->req.error = (uint32_t)error;
@@ -221,32 +221,32 @@ static int set_status(store_be *b, store_auth_args *a, const req_row *q, int sta
 /* The sub binding: the customer's linked subject, linked at its first success. */
 static int bind_sub(store_be *b, const store_job *j, const store_thread_info *t, uint64_t component)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_LINK);
+	sql_stmt *s = sql__stmt(b, SQL_LINK);
 	char linked[257] = "";
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	if (j->auth.x->ident.sub[0] == '\0')
 		return PARLEY_E_IDENTITY_MISMATCH;
-	sqlite3_bind_int64(s, 1, (int64_t)component);
-	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
-	sqlite3_bind_int64(s, 3, t->channel);
-	sqlite3_bind_text(s, 4, t->channel_user, -1, SQLITE_STATIC);
-	sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW)
-		sqlite__auth_col_text(s, 0, linked, sizeof(linked));
-	sqlite3_reset(s);
-	if (sr == SQLITE_ROW)
+	sql__bind_i64(s, 1, (int64_t)component);
+	sql__bind_i64(s, 2, (int64_t)t->customer);
+	sql__bind_i64(s, 3, t->channel);
+	sql__bind_text(s, 4, t->channel_user, -1);
+	sr = sql__step(s);
+	if (sr == SQL_ROW)
+		sql__auth_col_text(s, 0, linked, sizeof(linked));
+	sql__reset(s);
+	if (sr == SQL_ROW)
 		return strcmp(linked, j->auth.x->ident.sub) == 0 ? PARLEY_OK : PARLEY_E_IDENTITY_MISMATCH;
-	if (sr != SQLITE_DONE || (s = sqlite__stmt(b, SQL_NEW_LINK)) == NULL)
-		return sqlite__error(b, "auth link");
-	sqlite3_bind_int64(s, 1, (int64_t)component);
-	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
-	sqlite3_bind_int64(s, 3, t->channel);
-	sqlite3_bind_text(s, 4, t->channel_user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, j->auth.x->ident.sub, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, (int64_t)j->now_ms);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "auth link insert");
+	if (sr != SQL_DONE || (s = sql__stmt(b, SQL_NEW_LINK)) == NULL)
+		return sql__error(b, "auth link");
+	sql__bind_i64(s, 1, (int64_t)component);
+	sql__bind_i64(s, 2, (int64_t)t->customer);
+	sql__bind_i64(s, 3, t->channel);
+	sql__bind_text(s, 4, t->channel_user, -1);
+	sql__bind_text(s, 5, j->auth.x->ident.sub, -1);
+	sql__bind_i64(s, 6, (int64_t)j->now_ms);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "auth link insert");
 }
 
 /* The email binding: a verified email the business recorded for this customer (no known email is no
@@ -259,7 +259,7 @@ static int bind_email(store_be *b, const store_job *j, const store_thread_info *
 
 	if (id->email_verified != 1 || wire__auth_email_norm(id->email, email, sizeof(email)) != PARLEY_OK)
 		return PARLEY_E_IDENTITY_MISMATCH;
-	if ((rc = sqlite__auth_email_known(b, t, email, &known)) != PARLEY_OK)
+	if ((rc = sql__auth_email_known(b, t, email, &known)) != PARLEY_OK)
 		return rc;
 	return known ? PARLEY_OK : PARLEY_E_IDENTITY_MISMATCH;
 }
@@ -287,32 +287,32 @@ static int credential(store_be *b, store_job *j, store_thread_info *t, const sto
 {
 	const store_auth_identity *id = &j->auth.x->ident;
 	uint64_t until = j->now_ms + (uint64_t)c->credential_ttl_s * 1000u;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_NEW_CRED);
+	sql_stmt *s = sql__stmt(b, SQL_NEW_CRED);
 	int64_t cred;
 	if (id->token_exp_ms != 0 && id->token_exp_ms < until)
 		until = id->token_exp_ms;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, (int64_t)q->r.id);
-	sqlite3_bind_int64(s, 3, (int64_t)c->id);
-	sqlite3_bind_blob(s, 4, id->token_hash, sizeof(id->token_hash), SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, c->binding == STORE_BIND_SUB ? id->sub : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, c->binding == STORE_BIND_EMAIL ? id->email : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 7, c->binding == STORE_BIND_PHONE ? id->phone : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 8, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 9, (int64_t)until);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth credential");
-	cred = sqlite3_last_insert_rowid(b->db);
-	if ((s = sqlite__stmt(b, SQL_SET_LEVEL)) == NULL)
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, (int64_t)q->r.id);
+	sql__bind_i64(s, 3, (int64_t)c->id);
+	sql__bind_blob(s, 4, id->token_hash, sizeof(id->token_hash));
+	sql__bind_text(s, 5, c->binding == STORE_BIND_SUB ? id->sub : "", -1);
+	sql__bind_text(s, 6, c->binding == STORE_BIND_EMAIL ? id->email : "", -1);
+	sql__bind_text(s, 7, c->binding == STORE_BIND_PHONE ? id->phone : "", -1);
+	sql__bind_i64(s, 8, (int64_t)j->now_ms);
+	sql__bind_i64(s, 9, (int64_t)until);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth credential");
+	cred = sql__last_id(b);
+	if ((s = sql__stmt(b, SQL_SET_LEVEL)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, cred);
-	sqlite3_bind_int64(s, 3, (int64_t)until);
-	sqlite3_bind_text(s, 4, c->name, -1, SQLITE_STATIC);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth level set");
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, cred);
+	sql__bind_i64(s, 3, (int64_t)until);
+	sql__bind_text(s, 4, c->name, -1);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth level set");
 	t->verification = STORE_LEVEL_AUTHENTICATED;
 	t->verified_until_ms = until;
 	snprintf(t->verified_by, sizeof(t->verified_by), "%s", c->name);
@@ -326,22 +326,22 @@ static int jti_record(store_be *b, const store_job *j, const store_auth_componen
 {
 	const store_auth_identity *id = &j->auth.x->ident;
 	int64_t live = 0;
-	sqlite3_stmt *s;
+	sql_stmt *s;
 	int rc;
 
 	if (id->jti_exp_ms <= j->now_ms)
 		return PARLEY_E_ID_TOKEN_CLAIMS; /* the service checked exp: not reached */
 	if ((rc = one_int(b, SQL_JTI_COUNT, (int64_t)c->id, (int64_t)j->now_ms, &live)) != PARLEY_OK)
 		return rc;
-	if ((s = sqlite__stmt(b, SQL_JTI_PUT)) == NULL)
+	if ((s = sql__stmt(b, SQL_JTI_PUT)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)c->id);
-	sqlite3_bind_blob(s, 2, id->jti_hash, sizeof(id->jti_hash), SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, (int64_t)id->jti_exp_ms);
-	sqlite3_bind_int64(s, 4, (int64_t)j->now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth jti");
-	if (sqlite3_changes(b->db) == 0)
+	sql__bind_i64(s, 1, (int64_t)c->id);
+	sql__bind_blob(s, 2, id->jti_hash, sizeof(id->jti_hash));
+	sql__bind_i64(s, 3, (int64_t)id->jti_exp_ms);
+	sql__bind_i64(s, 4, (int64_t)j->now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth jti");
+	if (sql__changes(b) == 0)
 		return PARLEY_E_JWT_REPLAYED;
 	/* counted before the insert: a replay is told as such even when the cache is full */
 	return live >= (int64_t)j->auth.limit ? PARLEY_E_SERVER_BUSY : PARLEY_OK;
@@ -371,7 +371,7 @@ static int answer_open(store_be *b, store_job *j, store_thread_info *t, const re
 	} else if (a->outcome_in != PARLEY_OK) {
 		return set_status(b, a, q, STORE_AREQ_FAILED, a->outcome_in, q->attempts);
 	}
-	if ((rc = sqlite__auth_comp_load(b, q->r.component_id, &c)) != PARLEY_OK)
+	if ((rc = sql__auth_comp_load(b, q->r.component_id, &c)) != PARLEY_OK)
 		return rc;
 	if (a->external && c.type == STORE_AUTH_JWT && (rc = jti_record(b, j, &c)) != PARLEY_OK)
 		return rc == PARLEY_E_JWT_REPLAYED ? set_status(b, a, q, STORE_AREQ_FAILED, rc, q->attempts) : rc;
@@ -382,7 +382,7 @@ static int answer_open(store_be *b, store_job *j, store_thread_info *t, const re
 	return rc == PARLEY_OK ? set_status(b, a, q, STORE_AREQ_DONE, PARLEY_OK, q->attempts) : rc;
 }
 
-int sqlite__auth_answer(store_be *b, store_job *j)
+int sql__auth_answer(store_be *b, store_job *j)
 {
 	store_auth_args *a = &j->auth;
 	store_thread_info *t;
@@ -407,7 +407,7 @@ int sqlite__auth_answer(store_be *b, store_job *j)
 	return answer_open(b, j, t, &q);
 }
 
-int sqlite__auth_by_token(store_be *b, store_job *j)
+int sql__auth_by_token(store_be *b, store_job *j)
 {
 	store_auth_args *a = &j->auth;
 	store_thread_info *t;
@@ -427,7 +427,7 @@ int sqlite__auth_by_token(store_be *b, store_job *j)
 	if (a->comps == NULL && (a->comps = parley__calloc(1, sizeof(*a->comps))) == NULL)
 		return PARLEY_E_NOMEM;
 	a->n_comps = 1;
-	if ((rc = sqlite__auth_comp_load(b, q.r.component_id, a->comps)) != PARLEY_OK)
+	if ((rc = sql__auth_comp_load(b, q.r.component_id, a->comps)) != PARLEY_OK)
 		return rc;
 	return job_thread(b, j, q.r.thread_id, &t);
 }
@@ -435,41 +435,41 @@ int sqlite__auth_by_token(store_be *b, store_job *j)
 static void load_claims(store_be *b, store_auth_args *a, uint64_t thread_id)
 {
 	static const char *const names[] = {"sub", "email", "phone_number"};
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_CLAIMS);
+	sql_stmt *s = sql__stmt(b, SQL_CLAIMS);
 	if (s == NULL || (a->claims = parley__calloc(STORE_AUTH_MAX_CLAIMS, sizeof(*a->claims))) == NULL)
 		return;
-	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	sql__bind_i64(s, 1, (int64_t)thread_id);
+	if (sql__step(s) == SQL_ROW)
 		for (int i = 0; i < 3; i++) {
 			store_auth_claim *c = &a->claims[a->n_claims];
-			sqlite__auth_col_text(s, i, c->value, sizeof(c->value));
+			sql__auth_col_text(s, i, c->value, sizeof(c->value));
 			if (c->value[0] != '\0') {
 				snprintf(c->name, sizeof(c->name), "%s", names[i]);
 				a->n_claims++;
 			}
 		}
-	sqlite3_reset(s);
+	sql__reset(s);
 }
 
-int sqlite__auth_status(store_be *b, store_job *j)
+int sql__auth_status(store_be *b, store_job *j)
 {
 	store_auth_args *a = &j->auth;
 	store_thread_info *t;
-	sqlite3_stmt *s;
+	sql_stmt *s;
 	int rc, sr;
 
 	if ((rc = job_thread(b, j, a->thread_id, &t)) != PARLEY_OK)
 		return rc;
-	if (!sqlite__thr_is_member(t, j->caller_account))
+	if (!sql__thr_is_member(t, j->caller_account))
 		return PARLEY_E_NOT_THREAD_MEMBER;
 	a->caller_staff = j->caller_account != t->customer;
 	if ((a->reqs = parley__calloc(STORE_AUTH_MAX_REQUESTS, sizeof(*a->reqs))) == NULL)
 		return PARLEY_E_NOMEM;
-	if ((s = sqlite__stmt(b, SQL_REQS_OF)) == NULL)
+	if ((s = sql__stmt(b, SQL_REQS_OF)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, STORE_AUTH_MAX_REQUESTS);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, STORE_AUTH_MAX_REQUESTS);
+	while ((sr = sql__step(s)) == SQL_ROW) {
 		req_row q;
 		read_req(s, &q);
 		/* the timer may not have passed yet: an open request past its expiry is expired */
@@ -478,19 +478,19 @@ int sqlite__auth_status(store_be *b, store_job *j)
 		a->reqs[a->n_reqs++] = q.r;
 		sodium_memzero(&q, sizeof(q));
 	}
-	sqlite3_reset(s);
-	if (sr != SQLITE_DONE)
-		return sqlite__error(b, "auth requests");
+	sql__reset(s);
+	if (sr != SQL_DONE)
+		return sql__error(b, "auth requests");
 	if (a->caller_staff && t->verification == STORE_LEVEL_AUTHENTICATED)
 		load_claims(b, a, t->thread_id);
 	/* what the email binding will compare with: the staff's to see, never the customer's */
-	return a->caller_staff ? sqlite__auth_emails_load(b, t, a) : PARLEY_OK;
+	return a->caller_staff ? sql__auth_emails_load(b, t, a) : PARLEY_OK;
 }
 
-int sqlite__auth_expire(store_be *b, store_job *j)
+int sql__auth_expire(store_be *b, store_job *j)
 {
 	store_auth_args *a = &j->auth;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_REQS_EXPIRED);
+	sql_stmt *s = sql__stmt(b, SQL_REQS_EXPIRED);
 	uint64_t threads[STORE_AUTH_MAX_EXPIRED];
 	size_t n = 0;
 	int sr, rc;
@@ -502,48 +502,48 @@ int sqlite__auth_expire(store_be *b, store_job *j)
 		return PARLEY_E_NOMEM;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 2, STORE_AUTH_MAX_EXPIRED);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+	sql__bind_i64(s, 1, (int64_t)j->now_ms);
+	sql__bind_i64(s, 2, STORE_AUTH_MAX_EXPIRED);
+	while ((sr = sql__step(s)) == SQL_ROW) {
 		req_row q;
 		read_req(s, &q);
 		a->ended[a->n_ended++] = q.r;
 	}
-	sqlite3_reset(s);
-	if (sr != SQLITE_DONE)
-		return sqlite__error(b, "auth expired requests");
+	sql__reset(s);
+	if (sr != SQL_DONE)
+		return sql__error(b, "auth expired requests");
 	for (size_t i = 0; i < a->n_ended; i++) {
 		req_row q = {.r = a->ended[i]};
 		if ((rc = set_status(b, a, &q, STORE_AREQ_EXPIRED, PARLEY_E_AUTH_EXPIRED, 0)) != PARLEY_OK)
 			return rc;
 		a->ended[i] = a->x->req;
-		if ((rc = sqlite__thr_load(b, a->ended[i].thread_id, &a->ended_threads[i])) != PARLEY_OK)
+		if ((rc = sql__thr_load(b, a->ended[i].thread_id, &a->ended_threads[i])) != PARLEY_OK)
 			return rc;
 	}
 	/* spent jti: a bounded batch per sweep, so one sweep never holds the store long */
-	if ((s = sqlite__stmt(b, SQL_JTI_SWEEP)) == NULL)
+	if ((s = sql__stmt(b, SQL_JTI_SWEEP)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 2, 1000);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "auth jti sweep");
-	if ((s = sqlite__stmt(b, SQL_LEVELS_EXPIRED)) == NULL)
+	sql__bind_i64(s, 1, (int64_t)j->now_ms);
+	sql__bind_i64(s, 2, 1000);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "auth jti sweep");
+	if ((s = sql__stmt(b, SQL_LEVELS_EXPIRED)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 2, STORE_AUTH_MAX_EXPIRED);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && n < STORE_AUTH_MAX_EXPIRED)
-		threads[n++] = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (sr != SQLITE_DONE && sr != SQLITE_ROW)
-		return sqlite__error(b, "auth expired levels");
+	sql__bind_i64(s, 1, (int64_t)j->now_ms);
+	sql__bind_i64(s, 2, STORE_AUTH_MAX_EXPIRED);
+	while ((sr = sql__step(s)) == SQL_ROW && n < STORE_AUTH_MAX_EXPIRED)
+		threads[n++] = (uint64_t)sql__col_i64(s, 0);
+	sql__reset(s);
+	if (sr != SQL_DONE && sr != SQL_ROW)
+		return sql__error(b, "auth expired levels");
 	for (size_t i = 0; i < n; i++) {
-		if ((s = sqlite__stmt(b, SQL_DROP_LEVEL)) == NULL)
+		if ((s = sql__stmt(b, SQL_DROP_LEVEL)) == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)threads[i]);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "auth level drop");
+		sql__bind_i64(s, 1, (int64_t)threads[i]);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "auth level drop");
 		/* back to the channel's baseline: the thread as loaded now */
-		if ((rc = sqlite__thr_load(b, threads[i], &a->dropped[a->n_dropped])) == PARLEY_OK)
+		if ((rc = sql__thr_load(b, threads[i], &a->dropped[a->n_dropped])) == PARLEY_OK)
 			a->n_dropped++;
 		else if (rc != PARLEY_E_NO_SUCH_THREAD)
 			return rc;

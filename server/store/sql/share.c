@@ -8,7 +8,7 @@
  * memory, and only for those queues: the first send to a queue past the share scans the queue once
  * (GROUP BY sender over the messages_queue range); afterwards the relay keeps the tally exact on insert
  * and acknowledgement. Everything else that removes messages (expiry purge, a device or account removed
- * and its rows cascaded, a rolled-back job) either clears the whole tally (sqlite__share_clear) or is
+ * and its rows cascaded, a rolled-back job) either clears the whole tally (sql__share_clear) or is
  * caught by the check that a queue's tally sums to its queue_len, which forces a new scan.
  *
  * Bounded: at most SHARE_MAX_QUEUES queues and SHARE_MAX_SENDERS sender entries in all; beyond that a
@@ -20,7 +20,7 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/sqlite_internal.h"
+#include "store/sql/sql.h"
 
 #define SHARE_MAX_QUEUES 64
 #define SHARE_MAX_SENDERS 65536
@@ -38,7 +38,7 @@ struct share_queue {
 	size_t n, cap;
 };
 
-struct sqlite_share {
+struct sql_share {
 	struct share_queue q[SHARE_MAX_QUEUES];
 	size_t n_senders; /* over all queues */
 };
@@ -49,16 +49,16 @@ static const char SQL_COUNT_ONE[] = "SELECT count(*) FROM messages WHERE account
 				    " AND sender_account = ?3";
 static const char SQL_FIX_LEN[] = "UPDATE device_keys SET queue_len = ?3 WHERE account_id = ?1 AND device_id = ?2";
 
-static void queue_drop(struct sqlite_share *t, struct share_queue *q)
+static void queue_drop(struct sql_share *t, struct share_queue *q)
 {
 	t->n_senders -= q->n;
 	parley__free(q->s);
 	memset(q, 0, sizeof(*q));
 }
 
-void sqlite__share_clear(store_be *b)
+void sql__share_clear(store_be *b)
 {
-	struct sqlite_share *t = b->share;
+	struct sql_share *t = b->share;
 	if (t == NULL)
 		return;
 	for (size_t i = 0; i < SHARE_MAX_QUEUES; i++)
@@ -66,14 +66,14 @@ void sqlite__share_clear(store_be *b)
 			queue_drop(t, &t->q[i]);
 }
 
-void sqlite__share_free(store_be *b)
+void sql__share_free(store_be *b)
 {
-	sqlite__share_clear(b);
+	sql__share_clear(b);
 	parley__free(b->share);
 	b->share = NULL;
 }
 
-static struct share_queue *queue_find(struct sqlite_share *t, uint64_t account, uint32_t device)
+static struct share_queue *queue_find(struct sql_share *t, uint64_t account, uint32_t device)
 {
 	if (t == NULL)
 		return NULL;
@@ -99,7 +99,7 @@ static size_t sender_pos(const struct share_queue *q, uint64_t sender, int *foun
 }
 
 /* Adds `delta` to sender's count. A queue that cannot grow (either bound) is dropped from the tally. */
-static void sender_add(struct sqlite_share *t, struct share_queue *q, uint64_t sender, int64_t delta)
+static void sender_add(struct sql_share *t, struct share_queue *q, uint64_t sender, int64_t delta)
 {
 	int found;
 	size_t i = sender_pos(q, sender, &found);
@@ -143,7 +143,7 @@ static void sender_add(struct sqlite_share *t, struct share_queue *q, uint64_t s
  * The queue_len the caller read is repaired if the scan finds another count. */
 static int queue_scan(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, struct share_queue **out)
 {
-	struct sqlite_share *t = b->share;
+	struct sql_share *t = b->share;
 	struct share_queue *q = queue_find(t, account, device);
 	*out = NULL;
 	if (t == NULL) {
@@ -157,45 +157,45 @@ static int queue_scan(store_be *b, uint64_t account, uint32_t device, uint64_t q
 		q = queue_find(t, 0, 0);
 	if (q == NULL) {
 		/* every slot taken: start over rather than keep stale queues forever */
-		sqlite__share_clear(b);
+		sql__share_clear(b);
 		q = &t->q[0];
 	}
 	q->account = account;
 	q->device = device;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_SCAN);
+	sql_stmt *s = sql__stmt(b, SQL_SCAN);
 	if (s == NULL) {
 		queue_drop(t, q);
 		return PARLEY_E_STORE;
 	}
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, device);
+	sql__bind_i64(s, 1, (int64_t)account);
+	sql__bind_i64(s, 2, device);
 	int sr;
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && q->account != 0)
-		sender_add(t, q, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
-	sqlite3_reset(s);
-	if (sr != SQLITE_DONE && sr != SQLITE_ROW) {
+	while ((sr = sql__step(s)) == SQL_ROW && q->account != 0)
+		sender_add(t, q, (uint64_t)sql__col_i64(s, 0), sql__col_i64(s, 1));
+	sql__reset(s);
+	if (sr != SQL_DONE && sr != SQL_ROW) {
 		if (q->account != 0)
 			queue_drop(t, q);
-		return sqlite__error(b, "sender share scan");
+		return sql__error(b, "sender share scan");
 	}
 	if (q->account == 0)
 		return PARLEY_OK; /* dropped while filling: over the bounds */
 	if (q->total != queue_len) {
 		/* queue_len drifted from the rows (it is a counter): the scan is the truth */
-		s = sqlite__stmt(b, SQL_FIX_LEN);
+		s = sql__stmt(b, SQL_FIX_LEN);
 		if (s == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)account);
-		sqlite3_bind_int64(s, 2, device);
-		sqlite3_bind_int64(s, 3, (int64_t)q->total);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "repair queue length");
+		sql__bind_i64(s, 1, (int64_t)account);
+		sql__bind_i64(s, 2, device);
+		sql__bind_i64(s, 3, (int64_t)q->total);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "repair queue length");
 	}
 	*out = q;
 	return PARLEY_OK;
 }
 
-int sqlite__share_count(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
+int sql__share_count(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
 			uint64_t *count)
 {
 	struct share_queue *q = queue_find(b->share, account, device);
@@ -211,28 +211,28 @@ int sqlite__share_count(store_be *b, uint64_t account, uint32_t device, uint64_t
 		return PARLEY_OK;
 	}
 	int64_t n = 0;
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_COUNT_ONE);
+	sql_stmt *s = sql__stmt(b, SQL_COUNT_ONE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)account);
-	sqlite3_bind_int64(s, 2, device);
-	sqlite3_bind_int64(s, 3, (int64_t)sender);
-	int sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (sr != SQLITE_ROW)
-		return sqlite__error(b, "sender share");
+	sql__bind_i64(s, 1, (int64_t)account);
+	sql__bind_i64(s, 2, device);
+	sql__bind_i64(s, 3, (int64_t)sender);
+	int sr = sql__step(s);
+	if (sr == SQL_ROW)
+		n = sql__col_i64(s, 0);
+	sql__reset(s);
+	if (sr != SQL_ROW)
+		return sql__error(b, "sender share");
 	*count = (uint64_t)n;
 	return PARLEY_OK;
 }
 
-int sqlite__share_tracked(store_be *b, uint64_t account, uint32_t device)
+int sql__share_tracked(store_be *b, uint64_t account, uint32_t device)
 {
 	return queue_find(b->share, account, device) != NULL;
 }
 
-void sqlite__share_moved(store_be *b, uint64_t account, uint32_t device, uint64_t sender, int delta)
+void sql__share_moved(store_be *b, uint64_t account, uint32_t device, uint64_t sender, int delta)
 {
 	struct share_queue *q = queue_find(b->share, account, device);
 	if (q == NULL)

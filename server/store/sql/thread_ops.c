@@ -1,11 +1,11 @@
-/* SQLite backend, threads: the group send and the membership events (threads_internal.h). */
+/* Store, threads: the group send and the membership events (threads_internal.h). */
 #include <string.h>
 
 #include <parley/error.h>
 
 #include "common/alloc.h"
 #include "proto/parley.pb-c.h"
-#include "store/sqlite/threads_internal.h"
+#include "store/sql/threads_internal.h"
 #include "wire/wire.h"
 
 #define BAD PARLEY_E_THREAD_EVENT_INVALID
@@ -36,7 +36,7 @@ static int routed(const store_job *j, const store_thread_info *t, const thr_staf
 	if (t->handling_agent == 0 || j->caller_account != t->customer || account == t->customer ||
 	    account == t->handling_agent)
 		return 1;
-	(void)sqlite__thr_staff_of(st, account, &admin);
+	(void)sql__thr_staff_of(st, account, &admin);
 	return admin;
 }
 
@@ -46,33 +46,33 @@ static int load_rcpts(store_be *b, const store_job *j, const store_thread_info *
 {
 	uint64_t thread_id = t->thread_id;
 	int64_t count = 0;
-	int sr = sqlite__query_int(b, SQL_COUNT_RCPTS, (int64_t)thread_id, 0, &count);
-	sqlite3_stmt *s;
+	int sr = sql__query_int(b, SQL_COUNT_RCPTS, (int64_t)thread_id, 0, &count);
+	sql_stmt *s;
 
 	*r = NULL;
 	*n = 0;
-	if (sr != SQLITE_ROW)
-		return sqlite__error(b, "count recipients");
+	if (sr != SQL_ROW)
+		return sql__error(b, "count recipients");
 	if (count == 0)
 		return PARLEY_OK;
 	if ((*r = parley__calloc((size_t)count, sizeof(**r))) == NULL)
 		return PARLEY_E_NOMEM;
-	if ((s = sqlite__stmt(b, SQL_RCPTS)) == NULL)
+	if ((s = sql__stmt(b, SQL_RCPTS)) == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && *n < (size_t)count) {
+	sql__bind_i64(s, 1, (int64_t)thread_id);
+	while ((sr = sql__step(s)) == SQL_ROW && *n < (size_t)count) {
 		struct rcpt *x = &(*r)[*n];
-		x->account = (uint64_t)sqlite3_column_int64(s, 0);
-		x->device = (uint32_t)sqlite3_column_int64(s, 1);
-		x->queue_len = (uint32_t)sqlite3_column_int64(s, 2);
+		x->account = (uint64_t)sql__col_i64(s, 0);
+		x->device = (uint32_t)sql__col_i64(s, 1);
+		x->queue_len = (uint32_t)sql__col_i64(s, 2);
 		if (x->account == j->caller_account && x->device == j->caller_device)
 			continue; /* the sender keeps its own copy */
 		if (!routed(j, t, st, x->account))
 			continue;
 		(*n)++;
 	}
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE || sr == SQLITE_ROW ? PARLEY_OK : sqlite__error(b, "recipients");
+	sql__reset(s);
+	return sr == SQL_DONE || sr == SQL_ROW ? PARLEY_OK : sql__error(b, "recipients");
 }
 
 /* One envelope per recipient, all or nothing: the relay's queue limits first, for every queue. */
@@ -87,12 +87,12 @@ static int fan_out(store_be *b, store_job *j, const store_thread_info *t, const 
 		if (r[i].queue_len >= a->queue_limit)
 			rc = PARLEY_E_QUEUE_FULL;
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++)
-		rc = sqlite__sender_room(b, r[i].account, r[i].device, r[i].queue_len, j->caller_account,
+		rc = sql__sender_room(b, r[i].account, r[i].device, r[i].queue_len, j->caller_account,
 					 a->sender_queue_limit);
 	if (rc == PARLEY_OK && n > 0 && (a->rcpts = parley__calloc(n, sizeof(*a->rcpts))) == NULL)
 		rc = PARLEY_E_NOMEM;
 	for (size_t i = 0; rc == PARLEY_OK && i < n; i++) {
-		sqlite_env e = {
+		sql_env e = {
 			.account = r[i].account,
 			.device = r[i].device,
 			.sender_account = j->caller_account,
@@ -110,7 +110,7 @@ static int fan_out(store_be *b, store_job *j, const store_thread_info *t, const 
 		store_thread_rcpt *o = &a->rcpts[i];
 		o->account = r[i].account;
 		o->device = r[i].device;
-		rc = sqlite__enqueue(b, &e, &o->server_id);
+		rc = sql__enqueue(b, &e, &o->server_id);
 		a->n_rcpts += rc == PARLEY_OK;
 	}
 	parley__free(r);
@@ -128,25 +128,25 @@ static int first_response(store_be *b, store_job *j, store_thread_info *t, const
 
 	if (!need)
 		return j->thr.event == NULL ? PARLEY_OK
-					    : sqlite__thr_refuse(j, BAD, "a LOCK event only goes with a first response");
+					    : sql__thr_refuse(j, BAD, "a LOCK event only goes with a first response");
 	if (j->thr.event == NULL)
-		return sqlite__thr_refuse(j, BAD, "a first response on a locking entity carries its LOCK event");
-	rc = sqlite__thr_check_event(b, j, t, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_LOCK, &ev);
+		return sql__thr_refuse(j, BAD, "a first response on a locking entity carries its LOCK event");
+	rc = sql__thr_check_event(b, j, t, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_LOCK, &ev);
 	if (rc != PARLEY_OK)
 		return rc;
 	t->status = THR_LOCKED;
 	t->lock_holder = j->caller_account;
 	t->version = ev.version;
-	return sqlite__thr_commit(b, t, j->thr.event, j->thr.event_len, j->now_ms);
+	return sql__thr_commit(b, t, j->thr.event, j->thr.event_len, j->now_ms);
 }
 
 static int send_checked(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
 {
 	int admin;
-	const wire_staff_member *me = sqlite__thr_staff_of(st, j->caller_account, &admin);
+	const wire_staff_member *me = sql__thr_staff_of(st, j->caller_account, &admin);
 	int rc;
 
-	if (!sqlite__thr_is_member(t, j->caller_account))
+	if (!sql__thr_is_member(t, j->caller_account))
 		return PARLEY_E_NOT_THREAD_MEMBER;
 	if (t->status == THR_CLOSED)
 		return PARLEY_E_THREAD_CLOSED;
@@ -155,7 +155,7 @@ static int send_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	    !(admin && st->l.admins_exempt))
 		return PARLEY_E_THREAD_LOCKED;
 	if (j->thr.membership_version != t->version) {
-		rc = sqlite__thr_result(j, t); /* the answer carries the current version */
+		rc = sql__thr_result(j, t); /* the answer carries the current version */
 		return rc == PARLEY_OK ? PARLEY_E_STALE_MEMBERSHIP : rc;
 	}
 	if (j->thr.payment && (me == NULL || !(wire__stafflist_effective_rules(&st->l, me) & WIRE_RULE_MAY_PAY)))
@@ -164,29 +164,29 @@ static int send_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	if (rc == PARLEY_OK)
 		rc = fan_out(b, j, t, st);
 	if (rc == PARLEY_OK && j->thr.event == NULL) {
-		sqlite3_stmt *s = sqlite__stmt(b, SQL_TOUCH);
+		sql_stmt *s = sql__stmt(b, SQL_TOUCH);
 		if (s == NULL)
 			return PARLEY_E_STORE;
-		sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-		sqlite3_bind_int64(s, 2, (int64_t)j->now_ms);
-		if (sqlite__step_done(s) != SQLITE_DONE)
-			return sqlite__error(b, "touch thread");
+		sql__bind_i64(s, 1, (int64_t)t->thread_id);
+		sql__bind_i64(s, 2, (int64_t)j->now_ms);
+		if (sql__step_done(s) != SQL_DONE)
+			return sql__error(b, "touch thread");
 		t->updated_ms = j->now_ms;
 	}
-	return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+	return rc == PARLEY_OK ? sql__thr_result(j, t) : rc;
 }
 
-int sqlite__thread_send(store_be *b, store_job *j)
+int sql__thread_send(store_be *b, store_job *j)
 {
 	store_thread_info t;
 	thr_staff st;
-	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	int rc = sql__thr_load(b, j->thr.thread_id, &t);
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_staff(b, t.entity_id, &st);
+		rc = sql__thr_staff(b, t.entity_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
 	rc = send_checked(b, j, &t, &st);
-	sqlite__thr_staff_free(&st);
+	sql__thr_staff_free(&st);
 	return rc;
 }
 
@@ -200,24 +200,24 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 {
 	int admin, sadmin, hands_on;
 	uint64_t me = j->caller_account, who = ev->subject;
-	const wire_staff_member *subject = sqlite__thr_staff_of(st, who, &sadmin);
+	const wire_staff_member *subject = sql__thr_staff_of(st, who, &sadmin);
 
-	(void)sqlite__thr_staff_of(st, me, &admin);
-	hands_on = admin || (forwarding && sqlite__thr_may_transfer(st, t, me));
+	(void)sql__thr_staff_of(st, me, &admin);
+	hands_on = admin || (forwarding && sql__thr_may_transfer(st, t, me));
 	switch (ev->kind) {
 	case WIRE_THREADEV_ADD:
 		if (!hands_on)
-			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) adds");
+			return sql__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) adds");
 		if (subject == NULL)
-			return sqlite__thr_refuse(j, BAD, "only a staff member of the entity is added");
-		if (sqlite__thr_is_member(t, who))
+			return sql__thr_refuse(j, BAD, "only a staff member of the entity is added");
+		if (sql__thr_is_member(t, who))
 			return PARLEY_E_ALREADY_MEMBER;
-		return sqlite__thr_add_member(b, t, who, subject->role, j->now_ms);
+		return sql__thr_add_member(b, t, who, subject->role, j->now_ms);
 	case WIRE_THREADEV_REMOVE:
-		if (!sqlite__thr_is_member(t, who) || who == t->customer)
-			return sqlite__thr_refuse(j, BAD, "only a staff member of the thread is removed");
-		if (!admin && !(who == me && sqlite__thr_is_member(t, me)))
-			return sqlite__thr_refuse(j, BAD, "only an admin removes another member");
+		if (!sql__thr_is_member(t, who) || who == t->customer)
+			return sql__thr_refuse(j, BAD, "only a staff member of the thread is removed");
+		if (!admin && !(who == me && sql__thr_is_member(t, me)))
+			return sql__thr_refuse(j, BAD, "only an admin removes another member");
 		if (t->handling_agent == who)
 			t->handling_agent = 0;
 		if (t->lock_holder == who) {
@@ -225,76 +225,76 @@ static int apply(store_be *b, store_job *j, store_thread_info *t, const thr_staf
 			t->status = THR_OPEN;
 		}
 		j->thr.removed = who;
-		return sqlite__thr_del_member(b, t, who);
+		return sql__thr_del_member(b, t, who);
 	case WIRE_THREADEV_HANDLING:
 		if (!hands_on)
-			return sqlite__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) sets it");
-		if (subject == NULL || !sqlite__thr_is_member(t, who))
-			return sqlite__thr_refuse(j, BAD, "the handling agent is a staff member of the thread: add it first");
+			return sql__thr_refuse(j, BAD, "only an admin (or the handling agent, transferring) sets it");
+		if (subject == NULL || !sql__thr_is_member(t, who))
+			return sql__thr_refuse(j, BAD, "the handling agent is a staff member of the thread: add it first");
 		t->handling_agent = who;
 		return PARLEY_OK;
 	case WIRE_THREADEV_UNLOCK:
 		if (t->status != THR_LOCKED)
-			return sqlite__thr_refuse(j, BAD, "the thread is not locked");
+			return sql__thr_refuse(j, BAD, "the thread is not locked");
 		if (!admin && t->lock_holder != me)
-			return sqlite__thr_refuse(j, BAD, "only an admin or the lock holder unlocks");
+			return sql__thr_refuse(j, BAD, "only an admin or the lock holder unlocks");
 		t->status = THR_OPEN;
 		t->lock_holder = 0;
 		return PARLEY_OK;
 	case WIRE_THREADEV_CLOSE:
 		if (!admin && me != t->handling_agent && me != t->customer)
-			return sqlite__thr_refuse(j, BAD, "only an admin, the handling agent or the customer closes");
+			return sql__thr_refuse(j, BAD, "only an admin, the handling agent or the customer closes");
 		t->status = THR_CLOSED;
 		return PARLEY_OK;
 	case WIRE_THREADEV_HANDBACK:
 		if (t->handling_agent == 0 || me != t->handling_agent)
-			return sqlite__thr_refuse(j, BAD, "only the handling agent hands back");
+			return sql__thr_refuse(j, BAD, "only the handling agent hands back");
 		if (who != 0 && subject == NULL)
-			return sqlite__thr_refuse(j, BAD, "a thread is handed back to the admins or a staff member");
+			return sql__thr_refuse(j, BAD, "a thread is handed back to the admins or a staff member");
 		t->handling_agent = who;
 		/* the one handing back lets go of its lock too: whoever takes over must be able to answer */
 		if (t->lock_holder == me) {
 			t->lock_holder = 0;
 			t->status = THR_OPEN;
 		}
-		return who != 0 ? sqlite__thr_add_member(b, t, who, subject->role, j->now_ms) : PARLEY_OK;
+		return who != 0 ? sql__thr_add_member(b, t, who, subject->role, j->now_ms) : PARLEY_OK;
 	case WIRE_THREADEV_LOCK:
 		/* `thread lock`: a staff member of the thread takes a lock nobody holds, for itself (the
 		 * codec holds subject = actor); a first responder's lock comes with its send instead */
-		if (sqlite__thr_staff_of(st, me, &admin) == NULL || !sqlite__thr_is_member(t, me))
-			return sqlite__thr_refuse(j, BAD, "only a staff member of the thread locks it");
+		if (sql__thr_staff_of(st, me, &admin) == NULL || !sql__thr_is_member(t, me))
+			return sql__thr_refuse(j, BAD, "only a staff member of the thread locks it");
 		if (t->status != THR_OPEN)
-			return sqlite__thr_refuse(j, BAD, "the thread is already locked");
+			return sql__thr_refuse(j, BAD, "the thread is already locked");
 		t->status = THR_LOCKED;
 		t->lock_holder = me;
 		return PARLEY_OK;
 	default:
-		return sqlite__thr_refuse(j, BAD, "a thread is opened by ThreadOpen");
+		return sql__thr_refuse(j, BAD, "a thread is opened by ThreadOpen");
 	}
 }
 
-int sqlite__thread_event(store_be *b, store_job *j)
+int sql__thread_event(store_be *b, store_job *j)
 {
 	store_thread_info t;
 	thr_staff st;
 	wire_threadev ev;
-	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	int rc = sql__thr_load(b, j->thr.thread_id, &t);
 	if (rc == PARLEY_OK && t.status == THR_CLOSED)
 		rc = PARLEY_E_THREAD_CLOSED;
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_staff(b, t.entity_id, &st);
+		rc = sql__thr_staff(b, t.entity_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
-	rc = sqlite__thr_check_event(b, j, &t, &st, j->thr.event, j->thr.event_len, 0, &ev);
+	rc = sql__thr_check_event(b, j, &t, &st, j->thr.event, j->thr.event_len, 0, &ev);
 	if (rc == PARLEY_OK)
 		rc = apply(b, j, &t, &st, &ev, 0);
 	if (rc == PARLEY_OK) {
 		t.version = ev.version;
-		rc = sqlite__thr_commit(b, &t, j->thr.event, j->thr.event_len, j->now_ms);
+		rc = sql__thr_commit(b, &t, j->thr.event, j->thr.event_len, j->now_ms);
 	}
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_result(j, &t);
-	sqlite__thr_staff_free(&st);
+		rc = sql__thr_result(j, &t);
+	sql__thr_staff_free(&st);
 	return rc;
 }
 
@@ -306,15 +306,15 @@ static int forward_event(store_be *b, store_job *j, store_thread_info *t, const 
 			 size_t len, unsigned kind, uint64_t agent)
 {
 	wire_threadev ev;
-	int rc = sqlite__thr_check_event(b, j, t, st, buf, len, kind, &ev);
+	int rc = sql__thr_check_event(b, j, t, st, buf, len, kind, &ev);
 	if (rc == PARLEY_OK && ev.subject != agent)
-		rc = sqlite__thr_refuse(j, BAD, "a forward's events name the agent it forwards to");
+		rc = sql__thr_refuse(j, BAD, "a forward's events name the agent it forwards to");
 	if (rc == PARLEY_OK)
 		rc = apply(b, j, t, st, &ev, 1);
 	if (rc != PARLEY_OK)
 		return rc;
 	t->version = ev.version;
-	return sqlite__thr_commit(b, t, buf, len, j->now_ms);
+	return sql__thr_commit(b, t, buf, len, j->now_ms);
 }
 
 /* The payloads: exactly the agent's devices with keys (as SendMessage), within the queue limits, queued
@@ -322,24 +322,24 @@ static int forward_event(store_be *b, store_job *j, store_thread_info *t, const 
 static int forward_payloads(store_be *b, store_job *j, uint64_t agent)
 {
 	store_thread_args *a = &j->thr;
-	sqlite_expected e[WIRE_MAX_OUTGOING];
-	sqlite_mismatch mm = {0};
+	sql_expected e[WIRE_MAX_OUTGOING];
+	sql_mismatch mm = {0};
 	size_t ne = 0;
-	int rc = sqlite__load_expected(b, agent, j->caller_account, j->caller_device, e, WIRE_MAX_OUTGOING, &ne);
+	int rc = sql__load_expected(b, agent, j->caller_account, j->caller_device, e, WIRE_MAX_OUTGOING, &ne);
 	if (rc == PARLEY_OK)
-		rc = sqlite__check_devices(a->msgs, a->n_msgs, e, ne, &mm);
+		rc = sql__check_devices(a->msgs, a->n_msgs, e, ne, &mm);
 	parley__free(mm.missing);
 	parley__free(mm.extra);
 	parley__free(mm.stale);
 	for (size_t i = 0; rc == PARLEY_OK && i < ne; i++)
 		rc = e[i].queue_len >= a->queue_limit ? PARLEY_E_QUEUE_FULL
-						      : sqlite__sender_room(b, agent, e[i].device_id, e[i].queue_len,
+						      : sql__sender_room(b, agent, e[i].device_id, e[i].queue_len,
 									    j->caller_account, a->sender_queue_limit);
 	if (rc == PARLEY_OK && a->n_msgs > 0 && (a->rcpts = parley__calloc(a->n_msgs, sizeof(*a->rcpts))) == NULL)
 		rc = PARLEY_E_NOMEM;
 	for (size_t i = 0; rc == PARLEY_OK && i < a->n_msgs; i++) {
 		store_out_msg *o = &a->msgs[i];
-		sqlite_env env = {
+		sql_env env = {
 			.account = agent,
 			.device = o->device_id,
 			.sender_account = j->caller_account,
@@ -354,7 +354,7 @@ static int forward_payloads(store_be *b, store_job *j, uint64_t agent)
 		};
 		a->rcpts[i].account = agent;
 		a->rcpts[i].device = o->device_id;
-		rc = sqlite__enqueue(b, &env, &o->server_id);
+		rc = sql__enqueue(b, &env, &o->server_id);
 		a->rcpts[i].server_id = o->server_id;
 		a->n_rcpts += rc == PARLEY_OK;
 	}
@@ -368,43 +368,43 @@ static int forward_checked(store_be *b, store_job *j, store_thread_info *t, cons
 	int admin, sadmin;
 	int rc;
 
-	(void)sqlite__thr_staff_of(st, j->caller_account, &admin);
-	if (!admin && !sqlite__thr_may_transfer(st, t, j->caller_account))
+	(void)sql__thr_staff_of(st, j->caller_account, &admin);
+	if (!admin && !sql__thr_may_transfer(st, t, j->caller_account))
 		return PARLEY_E_NOT_ENTITY_ADMIN;
-	rc = sqlite__account_by_handle(b, j->handle, &agent);
+	rc = sql__account_by_handle(b, j->handle, &agent);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (sqlite__thr_staff_of(st, agent, &sadmin) == NULL)
+	if (sql__thr_staff_of(st, agent, &sadmin) == NULL)
 		return PARLEY_E_NOT_ENTITY_MEMBER;
 	/* ADD then HANDLING; an agent already in the thread: the HANDLING alone */
-	if (!sqlite__thr_is_member(t, agent)) {
+	if (!sql__thr_is_member(t, agent)) {
 		if (a->event2 == NULL)
-			return sqlite__thr_refuse(j, BAD, "a forward to a new member carries ADD then HANDLING");
+			return sql__thr_refuse(j, BAD, "a forward to a new member carries ADD then HANDLING");
 		rc = forward_event(b, j, t, st, a->event, a->event_len, WIRE_THREADEV_ADD, agent);
 		if (rc == PARLEY_OK)
 			rc = forward_event(b, j, t, st, a->event2, a->event2_len, WIRE_THREADEV_HANDLING, agent);
 	} else if (a->event2 != NULL) {
-		return sqlite__thr_refuse(j, BAD, "a forward to a member carries the HANDLING event only");
+		return sql__thr_refuse(j, BAD, "a forward to a member carries the HANDLING event only");
 	} else {
 		rc = forward_event(b, j, t, st, a->event, a->event_len, WIRE_THREADEV_HANDLING, agent);
 	}
 	if (rc == PARLEY_OK)
 		rc = forward_payloads(b, j, agent);
-	return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+	return rc == PARLEY_OK ? sql__thr_result(j, t) : rc;
 }
 
-int sqlite__thread_forward(store_be *b, store_job *j)
+int sql__thread_forward(store_be *b, store_job *j)
 {
 	store_thread_info t;
 	thr_staff st;
-	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	int rc = sql__thr_load(b, j->thr.thread_id, &t);
 	if (rc == PARLEY_OK && t.status == THR_CLOSED)
 		rc = PARLEY_E_THREAD_CLOSED;
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_staff(b, t.entity_id, &st);
+		rc = sql__thr_staff(b, t.entity_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
 	rc = forward_checked(b, j, &t, &st);
-	sqlite__thr_staff_free(&st);
+	sql__thr_staff_free(&st);
 	return rc;
 }

@@ -1,11 +1,11 @@
-/* SQLite backend, threads (docs/protocol.md §13): a customer's conversation with an entity, its member
+/* Store, threads (docs/protocol.md §13): a customer's conversation with an entity, its member
  * accounts and its signed membership events, versioned as their own schema "server.threads".
  *
  * Like the entity registry, every op checks its caller here, in the op's own transaction, against the
  * entity's CURRENT signed staff list (who is an admin, the rules, the lock mode) and the caller
  * device's stored key (the signed event): nothing is cached, so a staff member removed on one loop is
  * refused on its very next call on any loop, and removal also drops it from the entity's threads in
- * the removal's own transaction (sqlite__threads_drop_member), so the fan-out stops at once.
+ * the removal's own transaction (sql__threads_drop_member), so the fan-out stops at once.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,58 +13,8 @@
 #include <parley/error.h>
 
 #include "common/alloc.h"
-#include "store/sqlite/threads_internal.h"
+#include "store/sql/threads_internal.h"
 #include "wire/wire_threads.h"
-
-static const char *const thread_steps[] = {
-	/* 1: threads, their members and events, and the thread of each queued group envelope (the relay's
-	 * queue is shared: a group message is queued exactly as a pairwise one) */
-	"CREATE TABLE IF NOT EXISTS threads ("
-	"  id INTEGER PRIMARY KEY,"
-	"  entity_id INTEGER NOT NULL REFERENCES entities(id) ON DELETE CASCADE,"
-	"  customer INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  channel INTEGER NOT NULL DEFAULT 0,"
-	"  status INTEGER NOT NULL,"
-	"  handling_agent INTEGER NOT NULL DEFAULT 0,"
-	"  lock_holder INTEGER NOT NULL DEFAULT 0,"
-	"  version INTEGER NOT NULL,"
-	"  created_ms INTEGER NOT NULL,"
-	"  updated_ms INTEGER NOT NULL"
-	");"
-	"CREATE INDEX IF NOT EXISTS threads_customer ON threads(customer, entity_id, status);"
-	"CREATE INDEX IF NOT EXISTS threads_entity ON threads(entity_id, id);"
-	"CREATE TABLE IF NOT EXISTS thread_members ("
-	"  thread_id INTEGER NOT NULL REFERENCES threads(id) ON DELETE CASCADE,"
-	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  role_at_add INTEGER NOT NULL," /* 0 the customer, else WIRE_ROLE_* */
-	"  added_ms INTEGER NOT NULL,"
-	"  PRIMARY KEY (thread_id, account_id)"
-	") WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS thread_members_account ON thread_members(account_id);"
-	"CREATE TABLE IF NOT EXISTS thread_events ("
-	"  thread_id INTEGER NOT NULL REFERENCES threads(id) ON DELETE CASCADE,"
-	"  version INTEGER NOT NULL,"
-	"  event BLOB NOT NULL,"
-	"  PRIMARY KEY (thread_id, version)"
-	") WITHOUT ROWID;"
-	/* the thread of a queued group envelope (relay.c). A table rather than a column of messages: a
-	 * file from before schema_version re-runs every step, and ADD COLUMN cannot say IF NOT EXISTS */
-	"CREATE TABLE IF NOT EXISTS thread_envelopes ("
-	"  message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
-	"  thread_id INTEGER NOT NULL"
-	");",
-	/* 2 (issue 11): the customer on a channel thread (a gateway's thread: its account is the customer);
-	 * one open thread per (entity, customer account, channel, channel_user) */
-	"ALTER TABLE threads ADD COLUMN channel_user TEXT NOT NULL DEFAULT '';"
-	"DROP INDEX IF EXISTS threads_customer;"
-	"CREATE INDEX threads_customer ON threads(customer, entity_id, channel, channel_user, status);",
-};
-
-const migrate_schema sqlite__threads_schema = {
-	.name = "server.threads",
-	MIGRATE_STEPS(thread_steps),
-	.legacy_user_version = 0,
-};
 
 static const char SQL_STAFF[] = "SELECT staff_list FROM entities WHERE id = ?1";
 static const char SQL_ENTITY_ID[] = "SELECT id FROM entities WHERE handle = ?1";
@@ -109,7 +59,7 @@ static const char SQL_DROP_AGENT[] = "UPDATE threads SET handling_agent = 0, upd
 static const char SQL_DROP_LOCK[] = "UPDATE threads SET lock_holder = 0, status = 1, updated_ms = ?3"
 				    " WHERE entity_id = ?1 AND lock_holder = ?2 AND status = 2";
 
-int sqlite__thr_refuse(store_job *j, int code, const char *why)
+int sql__thr_refuse(store_job *j, int code, const char *why)
 {
 	j->thr.why = why;
 	return code;
@@ -117,24 +67,24 @@ int sqlite__thr_refuse(store_job *j, int code, const char *why)
 
 /* --- the staff list, the thread, the event --- */
 
-int sqlite__thr_staff(store_be *b, uint64_t entity, thr_staff *st)
+int sql__thr_staff(store_be *b, uint64_t entity, thr_staff *st)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_STAFF);
+	sql_stmt *s = sql__stmt(b, SQL_STAFF);
 	int rc = PARLEY_E_NO_SUCH_ENTITY;
 	memset(st, 0, sizeof(*st));
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)entity);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 0);
+	sql__bind_i64(s, 1, (int64_t)entity);
+	if (sql__step(s) == SQL_ROW) {
+		int n = sql__col_bytes(s, 0);
 		st->buf = n > 0 ? parley__malloc((size_t)n) : NULL;
 		rc = st->buf != NULL ? PARLEY_OK : PARLEY_E_NOMEM;
 		if (rc == PARLEY_OK) {
-			memcpy(st->buf, sqlite3_column_blob(s, 0), (size_t)n);
+			memcpy(st->buf, sql__col_blob(s, 0), (size_t)n);
 			st->len = (size_t)n;
 		}
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	if (rc != PARLEY_OK)
 		return rc;
 	/* the stored list was checked when it was stored; parsed again here because the rules, roles and
@@ -142,11 +92,11 @@ int sqlite__thr_staff(store_be *b, uint64_t entity, thr_staff *st)
 	rc = wire__stafflist_verify(st->buf, st->len, &st->l);
 	st->parsed = rc == PARLEY_OK;
 	if (rc != PARLEY_OK)
-		sqlite__thr_staff_free(st);
+		sql__thr_staff_free(st);
 	return rc == PARLEY_OK ? PARLEY_OK : PARLEY_E_STORE;
 }
 
-void sqlite__thr_staff_free(thr_staff *st)
+void sql__thr_staff_free(thr_staff *st)
 {
 	if (st->parsed)
 		wire__stafflist_free(&st->l);
@@ -154,7 +104,7 @@ void sqlite__thr_staff_free(thr_staff *st)
 	memset(st, 0, sizeof(*st));
 }
 
-const wire_staff_member *sqlite__thr_staff_of(const thr_staff *st, uint64_t account, int *admin)
+const wire_staff_member *sql__thr_staff_of(const thr_staff *st, uint64_t account, int *admin)
 {
 	/* a gateway is no staff: never added, handed, forwarded to, nor the actor of a staff event */
 	const wire_staff_member *m = wire__stafflist_staff(&st->l, account);
@@ -162,69 +112,69 @@ const wire_staff_member *sqlite__thr_staff_of(const thr_staff *st, uint64_t acco
 	return m;
 }
 
-static void col_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
+static void col_text(sql_stmt *s, int col, char *dst, size_t cap)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = sql__col_text(s, col);
 	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
 }
 
 static int load_members(store_be *b, store_thread_info *t)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_MEMBERS);
+	sql_stmt *s = sql__stmt(b, SQL_MEMBERS);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
 	t->n_members = 0;
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+	while ((sr = sql__step(s)) == SQL_ROW)
 		if (t->n_members < STORE_THREAD_MAX_MEMBERS)
-			t->members[t->n_members++] = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread members");
+			t->members[t->n_members++] = (uint64_t)sql__col_i64(s, 0);
+	sql__reset(s);
+	return sr == SQL_DONE ? PARLEY_OK : sql__error(b, "thread members");
 }
 
-int sqlite__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
+int sql__thr_load(store_be *b, uint64_t thread_id, store_thread_info *t)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_THREAD);
+	sql_stmt *s = sql__stmt(b, SQL_THREAD);
 	int sr;
 	memset(t, 0, sizeof(*t));
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
-	sr = sqlite3_step(s);
-	if (sr == SQLITE_ROW) {
+	sql__bind_i64(s, 1, (int64_t)thread_id);
+	sr = sql__step(s);
+	if (sr == SQL_ROW) {
 		t->thread_id = thread_id;
-		t->entity_id = (uint64_t)sqlite3_column_int64(s, 0);
+		t->entity_id = (uint64_t)sql__col_i64(s, 0);
 		col_text(s, 1, t->entity, sizeof(t->entity));
-		t->customer = (uint64_t)sqlite3_column_int64(s, 2);
+		t->customer = (uint64_t)sql__col_i64(s, 2);
 		col_text(s, 3, t->customer_handle, sizeof(t->customer_handle));
-		t->channel = (uint32_t)sqlite3_column_int64(s, 4);
-		t->status = (int)sqlite3_column_int64(s, 5);
-		t->handling_agent = (uint64_t)sqlite3_column_int64(s, 6);
-		t->lock_holder = (uint64_t)sqlite3_column_int64(s, 7);
-		t->version = (uint64_t)sqlite3_column_int64(s, 8);
-		t->created_ms = (uint64_t)sqlite3_column_int64(s, 9);
-		t->updated_ms = (uint64_t)sqlite3_column_int64(s, 10);
+		t->channel = (uint32_t)sql__col_i64(s, 4);
+		t->status = (int)sql__col_i64(s, 5);
+		t->handling_agent = (uint64_t)sql__col_i64(s, 6);
+		t->lock_holder = (uint64_t)sql__col_i64(s, 7);
+		t->version = (uint64_t)sql__col_i64(s, 8);
+		t->created_ms = (uint64_t)sql__col_i64(s, 9);
+		t->updated_ms = (uint64_t)sql__col_i64(s, 10);
 		col_text(s, 11, t->channel_user, sizeof(t->channel_user));
 		t->verification = wire__channel_baseline(t->channel);
 	}
-	sqlite3_reset(s);
-	if (sr == SQLITE_DONE)
+	sql__reset(s);
+	if (sr == SQL_DONE)
 		return PARLEY_E_NO_SUCH_THREAD;
-	if (sr != SQLITE_ROW)
-		return sqlite__error(b, "load thread");
+	if (sr != SQL_ROW)
+		return sql__error(b, "load thread");
 	sr = load_members(b, t);
-	return sr == PARLEY_OK ? sqlite__auth_overlay(b, t) : sr;
+	return sr == PARLEY_OK ? sql__auth_overlay(b, t) : sr;
 }
 
-int sqlite__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account)
+int sql__thr_may_transfer(const thr_staff *st, const store_thread_info *t, uint64_t account)
 {
 	const wire_staff_member *m = account != 0 && account == t->handling_agent ? wire__stafflist_find(&st->l, account)
 										   : NULL;
 	return m != NULL && (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_MAY_TRANSFER) != 0;
 }
 
-int sqlite__thr_is_member(const store_thread_info *t, uint64_t account)
+int sql__thr_is_member(const store_thread_info *t, uint64_t account)
 {
 	for (size_t i = 0; i < t->n_members; i++)
 		if (t->members[i] == account)
@@ -232,97 +182,97 @@ int sqlite__thr_is_member(const store_thread_info *t, uint64_t account)
 	return 0;
 }
 
-int sqlite__thr_check_event(store_be *b, store_job *j, const store_thread_info *t, const thr_staff *st,
+int sql__thr_check_event(store_be *b, store_job *j, const store_thread_info *t, const thr_staff *st,
 			    const uint8_t *buf, size_t len, unsigned kind, wire_threadev *ev)
 {
 	const int bad = PARLEY_E_THREAD_EVENT_INVALID;
 	uint8_t key[32];
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_DEVICE_KEY);
+	sql_stmt *s = sql__stmt(b, SQL_DEVICE_KEY);
 	int found = 0;
 
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)j->caller_account);
-	sqlite3_bind_int64(s, 2, j->caller_device);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == (int)sizeof(key)) {
-		memcpy(key, sqlite3_column_blob(s, 0), sizeof(key));
+	sql__bind_i64(s, 1, (int64_t)j->caller_account);
+	sql__bind_i64(s, 2, j->caller_device);
+	if (sql__step(s) == SQL_ROW && sql__col_bytes(s, 0) == (int)sizeof(key)) {
+		memcpy(key, sql__col_blob(s, 0), sizeof(key));
 		found = 1;
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	if (!found)
 		return PARLEY_E_DEVICE_REMOVED;
 	if (buf == NULL || wire__threadev_verify(buf, len, key, ev) != PARLEY_OK)
-		return sqlite__thr_refuse(j, bad, "thread event malformed or not signed by this device");
+		return sql__thr_refuse(j, bad, "thread event malformed or not signed by this device");
 	if (ev->actor != j->caller_account || ev->actor_device != j->caller_device)
-		return sqlite__thr_refuse(j, bad, "thread event: the actor must be the calling device");
+		return sql__thr_refuse(j, bad, "thread event: the actor must be the calling device");
 	if (kind != 0 && ev->kind != kind)
-		return sqlite__thr_refuse(j, bad, "thread event of the wrong kind for this call");
+		return sql__thr_refuse(j, bad, "thread event of the wrong kind for this call");
 	if (strcmp(ev->entity, t != NULL ? t->entity : j->thr.entity) != 0)
-		return sqlite__thr_refuse(j, bad, "thread event names another entity");
+		return sql__thr_refuse(j, bad, "thread event names another entity");
 	if (ev->thread_id != (t != NULL ? t->thread_id : 0))
-		return sqlite__thr_refuse(j, bad, "thread event names another thread");
+		return sql__thr_refuse(j, bad, "thread event names another thread");
 	if (ev->version != (t != NULL ? t->version + 1 : 1))
-		return sqlite__thr_refuse(j, bad, "thread event version is not the thread's next");
+		return sql__thr_refuse(j, bad, "thread event version is not the thread's next");
 	if (ev->staff_version != st->l.version)
-		return sqlite__thr_refuse(j, bad, "thread event checked another staff list version: refresh");
+		return sql__thr_refuse(j, bad, "thread event checked another staff list version: refresh");
 	return PARLEY_OK;
 }
 
 static int exec_ids(store_be *b, const char *sql, int64_t p1, int64_t p2, int64_t p3, int n, const char *what)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, sql);
+	sql_stmt *s = sql__stmt(b, sql);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, p1);
-	sqlite3_bind_int64(s, 2, p2);
+	sql__bind_i64(s, 1, p1);
+	sql__bind_i64(s, 2, p2);
 	if (n > 2)
-		sqlite3_bind_int64(s, 3, p3);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, what);
+		sql__bind_i64(s, 3, p3);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, what);
 }
 
-int sqlite__thr_commit(store_be *b, const store_thread_info *t, const uint8_t *ev, size_t len, uint64_t now_ms)
+int sql__thr_commit(store_be *b, const store_thread_info *t, const uint8_t *ev, size_t len, uint64_t now_ms)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_ADD_EVENT);
+	sql_stmt *s = sql__stmt(b, SQL_ADD_EVENT);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, (int64_t)t->version);
-	sqlite3_bind_blob(s, 3, ev, (int)len, SQLITE_STATIC);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "thread event");
-	s = sqlite__stmt(b, SQL_SET_THREAD);
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, (int64_t)t->version);
+	sql__bind_blob(s, 3, ev, (int)len);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "thread event");
+	s = sql__stmt(b, SQL_SET_THREAD);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, t->status);
-	sqlite3_bind_int64(s, 3, (int64_t)t->handling_agent);
-	sqlite3_bind_int64(s, 4, (int64_t)t->lock_holder);
-	sqlite3_bind_int64(s, 5, (int64_t)t->version);
-	sqlite3_bind_int64(s, 6, (int64_t)now_ms);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "update thread");
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, t->status);
+	sql__bind_i64(s, 3, (int64_t)t->handling_agent);
+	sql__bind_i64(s, 4, (int64_t)t->lock_holder);
+	sql__bind_i64(s, 5, (int64_t)t->version);
+	sql__bind_i64(s, 6, (int64_t)now_ms);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "update thread");
 }
 
-int sqlite__thr_add_member(store_be *b, store_thread_info *t, uint64_t account, int role, uint64_t now_ms)
+int sql__thr_add_member(store_be *b, store_thread_info *t, uint64_t account, int role, uint64_t now_ms)
 {
-	sqlite3_stmt *s;
-	if (sqlite__thr_is_member(t, account))
+	sql_stmt *s;
+	if (sql__thr_is_member(t, account))
 		return PARLEY_OK;
 	if (t->n_members >= STORE_THREAD_MAX_MEMBERS)
 		return PARLEY_E_TOO_MANY_MEMBERS;
-	s = sqlite__stmt(b, SQL_ADD_MEMBER);
+	s = sql__stmt(b, SQL_ADD_MEMBER);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->thread_id);
-	sqlite3_bind_int64(s, 2, (int64_t)account);
-	sqlite3_bind_int64(s, 3, role);
-	sqlite3_bind_int64(s, 4, (int64_t)now_ms);
-	if (sqlite__step_done(s) != SQLITE_DONE)
-		return sqlite__error(b, "add thread member");
+	sql__bind_i64(s, 1, (int64_t)t->thread_id);
+	sql__bind_i64(s, 2, (int64_t)account);
+	sql__bind_i64(s, 3, role);
+	sql__bind_i64(s, 4, (int64_t)now_ms);
+	if (sql__step_done(s) != SQL_DONE)
+		return sql__error(b, "add thread member");
 	t->members[t->n_members++] = account;
 	return PARLEY_OK;
 }
 
-int sqlite__thr_del_member(store_be *b, store_thread_info *t, uint64_t account)
+int sql__thr_del_member(store_be *b, store_thread_info *t, uint64_t account)
 {
 	int rc = exec_ids(b, SQL_DEL_MEMBER, (int64_t)t->thread_id, (int64_t)account, 0, 2, "remove thread member");
 	for (size_t i = 0; rc == PARLEY_OK && i < t->n_members; i++)
@@ -334,7 +284,7 @@ int sqlite__thr_del_member(store_be *b, store_thread_info *t, uint64_t account)
 	return rc;
 }
 
-int sqlite__thr_result(store_job *j, const store_thread_info *t)
+int sql__thr_result(store_job *j, const store_thread_info *t)
 {
 	if (j->thr.infos == NULL && (j->thr.infos = parley__calloc(1, sizeof(*j->thr.infos))) == NULL)
 		return PARLEY_E_NOMEM;
@@ -343,7 +293,7 @@ int sqlite__thr_result(store_job *j, const store_thread_info *t)
 	return PARLEY_OK;
 }
 
-int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, uint64_t now_ms)
+int sql__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, uint64_t now_ms)
 {
 	int rc = exec_ids(b, SQL_DROP_MEMBER, (int64_t)entity, (int64_t)account, 0, 2, "drop thread member");
 	if (rc == PARLEY_OK)
@@ -359,18 +309,18 @@ int sqlite__threads_drop_member(store_be *b, uint64_t entity, uint64_t account, 
 static int one_of_customer(store_be *b, const char *sql, const store_job *j, const store_thread_info *t,
 			   uint64_t *out)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, sql);
+	sql_stmt *s = sql__stmt(b, sql);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->customer);
-	sqlite3_bind_int64(s, 2, (int64_t)t->entity_id);
-	sqlite3_bind_int64(s, 3, j->thr.channel);
-	sqlite3_bind_text(s, 4, j->thr.channel_user, -1, SQLITE_STATIC);
-	sr = sqlite3_step(s);
-	*out = sr == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
-	sqlite3_reset(s);
-	return sr == SQLITE_ROW || sr == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "thread query");
+	sql__bind_i64(s, 1, (int64_t)t->customer);
+	sql__bind_i64(s, 2, (int64_t)t->entity_id);
+	sql__bind_i64(s, 3, j->thr.channel);
+	sql__bind_text(s, 4, j->thr.channel_user, -1);
+	sr = sql__step(s);
+	*out = sr == SQL_ROW ? (uint64_t)sql__col_i64(s, 0) : 0;
+	sql__reset(s);
+	return sr == SQL_ROW || sr == SQL_DONE ? PARLEY_OK : sql__error(b, "thread query");
 }
 
 /* Who may open on which channel (docs/protocol.md §13.6): a channel only from a GATEWAY of the entity
@@ -382,67 +332,67 @@ static int channel_checked(store_job *j, const thr_staff *st)
 	int gateway = m != NULL && m->role == WIRE_ROLE_GATEWAY;
 
 	if (j->thr.channel == 0 && (j->thr.channel_user[0] != '\0' || j->thr.channel_user_long))
-		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a native thread has no channel customer");
+		return sql__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a native thread has no channel customer");
 	if (j->thr.channel == 0)
-		return gateway ? sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a gateway opens channel threads only")
+		return gateway ? sql__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a gateway opens channel threads only")
 			       : PARLEY_OK;
 	if (!gateway)
 		return PARLEY_E_NOT_ENTITY_GATEWAY;
 	if (j->handle[0] != '\0')
-		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a channel thread's customer is the gateway");
+		return sql__thr_refuse(j, PARLEY_E_CHANNEL_INVALID, "a channel thread's customer is the gateway");
 	if (j->thr.channel_user_long || !wire__channel_valid(j->thr.channel, j->thr.channel_user))
-		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
+		return sql__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
 					  "channel 1..4 with 1..64 printable ASCII (E.164 for sms and waba)");
 	return PARLEY_OK;
 }
 
 static int entity_id(store_be *b, const char *handle, uint64_t *id)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_ENTITY_ID);
+	sql_stmt *s = sql__stmt(b, SQL_ENTITY_ID);
 	int sr;
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
-	sr = sqlite3_step(s);
-	*id = sr == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
-	sqlite3_reset(s);
-	return sr == SQLITE_ROW ? PARLEY_OK : sr == SQLITE_DONE ? PARLEY_E_NO_SUCH_ENTITY : sqlite__error(b, "entity");
+	sql__bind_text(s, 1, handle, -1);
+	sr = sql__step(s);
+	*id = sr == SQL_ROW ? (uint64_t)sql__col_i64(s, 0) : 0;
+	sql__reset(s);
+	return sr == SQL_ROW ? PARLEY_OK : sr == SQL_DONE ? PARLEY_E_NO_SUCH_ENTITY : sql__error(b, "entity");
 }
 
 /* Members of a new thread: the customer, the admins and the default agents (the rule DEFAULT_AGENT),
  * and a staff member who opened it: what every client derives from the signed list the OPEN names. */
 static int initial_members(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
 {
-	int rc = sqlite__thr_add_member(b, t, t->customer, 0, j->now_ms);
+	int rc = sql__thr_add_member(b, t, t->customer, 0, j->now_ms);
 	for (size_t i = 0; rc == PARLEY_OK && i < st->l.n; i++) {
 		const wire_staff_member *m = &st->l.members[i];
 		if (m->role == WIRE_ROLE_GATEWAY) /* never staff, whatever the rules say */
 			continue;
 		if (m->role == WIRE_ROLE_ADMIN || (wire__stafflist_effective_rules(&st->l, m) & WIRE_RULE_DEFAULT_AGENT) ||
 		    m->account_id == j->caller_account)
-			rc = sqlite__thr_add_member(b, t, m->account_id, m->role, j->now_ms);
+			rc = sql__thr_add_member(b, t, m->account_id, m->role, j->now_ms);
 	}
 	return rc;
 }
 
 static int new_thread(store_be *b, const store_job *j, const store_thread_info *t)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_NEW_THREAD);
+	sql_stmt *s = sql__stmt(b, SQL_NEW_THREAD);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)t->entity_id);
-	sqlite3_bind_int64(s, 2, (int64_t)t->customer);
-	sqlite3_bind_int64(s, 3, (int64_t)j->now_ms);
-	sqlite3_bind_int64(s, 4, j->thr.channel);
-	sqlite3_bind_text(s, 5, j->thr.channel_user, -1, SQLITE_STATIC);
-	return sqlite__step_done(s) == SQLITE_DONE ? PARLEY_OK : sqlite__error(b, "new thread");
+	sql__bind_i64(s, 1, (int64_t)t->entity_id);
+	sql__bind_i64(s, 2, (int64_t)t->customer);
+	sql__bind_i64(s, 3, (int64_t)j->now_ms);
+	sql__bind_i64(s, 4, j->thr.channel);
+	sql__bind_text(s, 5, j->thr.channel_user, -1);
+	return sql__step_done(s) == SQL_DONE ? PARLEY_OK : sql__error(b, "new thread");
 }
 
 static int open_checked(store_be *b, store_job *j, store_thread_info *t, const thr_staff *st)
 {
 	wire_threadev ev;
 	int admin, rc;
-	const wire_staff_member *me = sqlite__thr_staff_of(st, j->caller_account, &admin);
+	const wire_staff_member *me = sql__thr_staff_of(st, j->caller_account, &admin);
 	uint64_t existing = 0, n = 0;
 
 	rc = channel_checked(j, st);
@@ -453,7 +403,7 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 			return PARLEY_E_NOT_ENTITY_MEMBER;
 		if (!(wire__stafflist_effective_rules(&st->l, me) & WIRE_RULE_MAY_INITIATE))
 			return PARLEY_E_NOT_ALLOWED_TO_INITIATE;
-		rc = sqlite__account_by_handle(b, j->handle, &t->customer);
+		rc = sql__account_by_handle(b, j->handle, &t->customer);
 		if (rc != PARLEY_OK)
 			return rc;
 	} else {
@@ -462,23 +412,23 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	/* a staff member is the entity, not its customer: its own thread would put it on both sides (a
 	 * gateway is a member that is the customer side of its channel threads only) */
 	if (wire__stafflist_find(&st->l, t->customer) != NULL && j->thr.channel == 0)
-		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "a staff member cannot be the customer");
-	rc = sqlite__thr_check_event(b, j, NULL, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_OPEN, &ev);
+		return sql__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "a staff member cannot be the customer");
+	rc = sql__thr_check_event(b, j, NULL, st, j->thr.event, j->thr.event_len, WIRE_THREADEV_OPEN, &ev);
 	if (rc != PARLEY_OK)
 		return rc;
 	if (ev.subject != t->customer)
-		return sqlite__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "an OPEN names the customer as subject");
+		return sql__thr_refuse(j, PARLEY_E_THREAD_EVENT_INVALID, "an OPEN names the customer as subject");
 	/* the channel customer is the one the gateway signed, not a request field beside it: staff are shown
 	 * (and the phone binding and one-open-thread rule below key on) what the OPEN says */
 	if (ev.channel != j->thr.channel || strcmp(ev.channel_user, j->thr.channel_user) != 0)
-		return sqlite__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
+		return sql__thr_refuse(j, PARLEY_E_CHANNEL_INVALID,
 					  "the channel and channel user must be the ones the signed OPEN names");
 	/* a customer's open is idempotent: its open thread comes back (staff may open several) */
 	rc = one_of_customer(b, SQL_OPEN_OF, j, t, &existing);
 	if (rc == PARLEY_OK && existing != 0 && j->handle[0] == '\0') {
 		j->thr.existing = 1;
-		rc = sqlite__thr_load(b, existing, t);
-		return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+		rc = sql__thr_load(b, existing, t);
+		return rc == PARLEY_OK ? sql__thr_result(j, t) : rc;
 	}
 	if (rc == PARLEY_OK)
 		rc = one_of_customer(b, SQL_COUNT_OPEN, j, t, &n);
@@ -489,22 +439,22 @@ static int open_checked(store_be *b, store_job *j, store_thread_info *t, const t
 	rc = new_thread(b, j, t);
 	if (rc != PARLEY_OK)
 		return rc;
-	t->thread_id = (uint64_t)sqlite3_last_insert_rowid(b->db);
+	t->thread_id = (uint64_t)sql__last_id(b);
 	t->status = THR_OPEN;
 	t->version = 1;
 	t->created_ms = t->updated_ms = j->now_ms;
 	snprintf(t->entity, sizeof(t->entity), "%s", j->thr.entity);
 	rc = initial_members(b, j, t, st);
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_commit(b, t, j->thr.event, j->thr.event_len, j->now_ms);
+		rc = sql__thr_commit(b, t, j->thr.event, j->thr.event_len, j->now_ms);
 	if (rc != PARLEY_OK)
 		return rc;
 	/* the customer's handle, as the info carries it */
-	rc = sqlite__thr_load(b, t->thread_id, t);
-	return rc == PARLEY_OK ? sqlite__thr_result(j, t) : rc;
+	rc = sql__thr_load(b, t->thread_id, t);
+	return rc == PARLEY_OK ? sql__thr_result(j, t) : rc;
 }
 
-int sqlite__thread_open(store_be *b, store_job *j)
+int sql__thread_open(store_be *b, store_job *j)
 {
 	store_thread_info t;
 	thr_staff st;
@@ -513,11 +463,11 @@ int sqlite__thread_open(store_be *b, store_job *j)
 	memset(&t, 0, sizeof(t));
 	rc = entity_id(b, j->thr.entity, &t.entity_id);
 	if (rc == PARLEY_OK)
-		rc = sqlite__thr_staff(b, t.entity_id, &st);
+		rc = sql__thr_staff(b, t.entity_id, &st);
 	if (rc != PARLEY_OK)
 		return rc;
 	rc = open_checked(b, j, &t, &st);
-	sqlite__thr_staff_free(&st);
+	sql__thr_staff_free(&st);
 	return rc;
 }
 
@@ -525,7 +475,7 @@ int sqlite__thread_open(store_be *b, store_job *j)
 
 static int load_events(store_be *b, store_job *j, uint64_t thread_id)
 {
-	sqlite3_stmt *s = sqlite__stmt(b, SQL_EVENTS);
+	sql_stmt *s = sql__stmt(b, SQL_EVENTS);
 	store_thread_args *a = &j->thr;
 	int sr, rc = PARLEY_OK;
 	if (s == NULL)
@@ -533,10 +483,10 @@ static int load_events(store_be *b, store_job *j, uint64_t thread_id)
 	a->events = parley__calloc(STORE_THREAD_MAX_EVENTS, sizeof(*a->events));
 	if (a->events == NULL)
 		return PARLEY_E_NOMEM;
-	sqlite3_bind_int64(s, 1, (int64_t)thread_id);
-	sqlite3_bind_int64(s, 2, STORE_THREAD_MAX_EVENTS);
-	while (rc == PARLEY_OK && (sr = sqlite3_step(s)) == SQLITE_ROW && a->n_events < STORE_THREAD_MAX_EVENTS) {
-		int n = sqlite3_column_bytes(s, 0);
+	sql__bind_i64(s, 1, (int64_t)thread_id);
+	sql__bind_i64(s, 2, STORE_THREAD_MAX_EVENTS);
+	while (rc == PARLEY_OK && (sr = sql__step(s)) == SQL_ROW && a->n_events < STORE_THREAD_MAX_EVENTS) {
+		int n = sql__col_bytes(s, 0);
 		store_thread_blob *e = &a->events[a->n_events];
 		e->data = parley__malloc(n > 0 ? (size_t)n : 1);
 		if (e->data == NULL) {
@@ -544,27 +494,27 @@ static int load_events(store_be *b, store_job *j, uint64_t thread_id)
 			break;
 		}
 		if (n > 0)
-			memcpy(e->data, sqlite3_column_blob(s, 0), (size_t)n);
+			memcpy(e->data, sql__col_blob(s, 0), (size_t)n);
 		e->len = (size_t)n;
 		a->n_events++;
 	}
-	sqlite3_reset(s);
+	sql__reset(s);
 	return rc;
 }
 
-int sqlite__thread_get(store_be *b, store_job *j)
+int sql__thread_get(store_be *b, store_job *j)
 {
 	store_thread_info t;
-	int rc = sqlite__thr_load(b, j->thr.thread_id, &t);
+	int rc = sql__thr_load(b, j->thr.thread_id, &t);
 	if (rc != PARLEY_OK)
 		return rc;
-	if (!sqlite__thr_is_member(&t, j->caller_account))
+	if (!sql__thr_is_member(&t, j->caller_account))
 		return PARLEY_E_NOT_THREAD_MEMBER;
-	rc = sqlite__thr_result(j, &t);
+	rc = sql__thr_result(j, &t);
 	return rc == PARLEY_OK ? load_events(b, j, t.thread_id) : rc;
 }
 
-int sqlite__thread_list(store_be *b, store_job *j)
+int sql__thread_list(store_be *b, store_job *j)
 {
 	store_thread_args *a = &j->thr;
 	uint64_t ent = 0, ids[STORE_THREAD_MAX_LIST];
@@ -578,30 +528,30 @@ int sqlite__thread_list(store_be *b, store_job *j)
 		if (rc != PARLEY_OK)
 			return rc;
 		/* the registry's membership, as the entity ops read it: staff see the entity's threads */
-		sr = sqlite__query_int(b, SQL_IS_STAFF, (int64_t)ent, (int64_t)j->caller_account, &staff);
-		if (sr != SQLITE_ROW)
-			return sqlite__error(b, "staff");
+		sr = sql__query_int(b, SQL_IS_STAFF, (int64_t)ent, (int64_t)j->caller_account, &staff);
+		if (sr != SQL_ROW)
+			return sql__error(b, "staff");
 		if (staff == 0)
 			return PARLEY_E_NOT_ENTITY_MEMBER;
 	}
-	sqlite3_stmt *s = sqlite__stmt(b, ent != 0 ? SQL_LIST_ENTITY : SQL_LIST_CUSTOMER);
+	sql_stmt *s = sql__stmt(b, ent != 0 ? SQL_LIST_ENTITY : SQL_LIST_CUSTOMER);
 	if (s == NULL)
 		return PARLEY_E_STORE;
-	sqlite3_bind_int64(s, 1, (int64_t)(ent != 0 ? ent : j->caller_account));
-	sqlite3_bind_int64(s, 2, a->thread_id != 0 ? (int64_t)a->thread_id : INT64_MAX);
-	sqlite3_bind_int64(s, 3, limit);
-	while ((sr = sqlite3_step(s)) == SQLITE_ROW && n < limit)
-		ids[n++] = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (sr != SQLITE_DONE && sr != SQLITE_ROW)
-		return sqlite__error(b, "list threads");
+	sql__bind_i64(s, 1, (int64_t)(ent != 0 ? ent : j->caller_account));
+	sql__bind_i64(s, 2, a->thread_id != 0 ? (int64_t)a->thread_id : INT64_MAX);
+	sql__bind_i64(s, 3, limit);
+	while ((sr = sql__step(s)) == SQL_ROW && n < limit)
+		ids[n++] = (uint64_t)sql__col_i64(s, 0);
+	sql__reset(s);
+	if (sr != SQL_DONE && sr != SQL_ROW)
+		return sql__error(b, "list threads");
 	if (n == 0)
 		return PARLEY_OK;
 	a->infos = parley__calloc(n, sizeof(*a->infos));
 	if (a->infos == NULL)
 		return PARLEY_E_NOMEM;
 	for (size_t i = 0; i < n && rc == PARLEY_OK; i++) {
-		rc = sqlite__thr_load(b, ids[i], &a->infos[i]);
+		rc = sql__thr_load(b, ids[i], &a->infos[i]);
 		a->n_infos += rc == PARLEY_OK;
 	}
 	return rc;
