@@ -34,6 +34,12 @@ static const struct opt opts[] = {
 	{"data_dir", OPT_STR, OFF(data_dir), 0, 0, "./data", 0, "directory for the database and runtime files"},
 	{"database", OPT_STR, OFF(database), 0, 0, "", 0,
 	 "SQLite database file; empty means <data_dir>/parley.db"},
+	{"store", OPT_STR, OFF(store), 0, 0, "", 0,
+	 "where the data lives: empty = the embedded SQLite database (see database); a PostgreSQL URL "
+	 "(postgres://user@host:port/dbname, libpq's syntax) makes this node one of several sharing it"},
+	{"bus", OPT_STR, OFF(bus), 0, 0, "", 0,
+	 "cluster bus: empty = a single node; nats://host:port[,nats://...] links the nodes sharing a "
+	 "PostgreSQL store (wake-ups, pushes and presence between them)"},
 	{"port_file", OPT_STR, OFF(port_file), 0, 0, "", 0,
 	 "if set, the bound port is written here once listening (for scripts and tests)"},
 	{"ws_path", OPT_STR, OFF(ws_path), 0, 0, "/v1/websocket", 0, "HTTP path of the WebSocket endpoint"},

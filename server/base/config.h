@@ -23,6 +23,8 @@ typedef struct parleyd_config {
 	int workers;
 	char data_dir[CONFIG_STR_MAX];
 	char database[CONFIG_STR_MAX];
+	char store[CONFIG_STR_MAX];  /* "" = SQLite (database / data_dir); postgres://... = PostgreSQL */
+	char bus[CONFIG_STR_MAX];    /* "" = one node; nats://... = the cluster bus (server/cluster) */
 	char port_file[CONFIG_STR_MAX];
 	char ws_path[CONFIG_STR_MAX];
 	char tls_cert[CONFIG_STR_MAX];
