@@ -409,6 +409,12 @@ int store__space(store *s)
 	return atomic_load(&s->space);
 }
 
+int store__ready(store *s)
+{
+	(void)s; /* the SQLite driver is always ready; the PostgreSQL driver's connection state replaces this */
+	return 1;
+}
+
 int store__health(store *s, char *reason, size_t cap)
 {
 	switch (store__space(s)) {

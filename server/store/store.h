@@ -649,6 +649,9 @@ int store__space(store *s);
 /* For /healthz: 0 healthy, 1 degraded (storage full). A reason (full, or healthy but without a disk
  * reserve) goes into reason, "" if none; plain text without quotes. Any thread. */
 int store__health(store *s, char *reason, size_t cap);
+/* For /healthz readiness: 1 when the store can run jobs now (SQLite: always; PostgreSQL: connected),
+ * 0 while its database is unreachable. Any thread. */
+int store__ready(store *s);
 
 /* Counters for tests and /metrics (also mirrored into METRIC_STORE_*). */
 typedef struct store_stats {
