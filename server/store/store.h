@@ -30,6 +30,8 @@ typedef struct store_job store_job;
 
 typedef struct store_config {
 	const char *backend;        /* "sqlite" (default when NULL) */
+	const char *url;            /* NULL or "": SQLite at `path`; postgres://... or postgresql://...:
+	                             * the PostgreSQL driver (path unused) */
 	const char *path;           /* sqlite: database file; created 0600 if missing */
 	int busy_timeout_ms;        /* default 5000 when 0 */
 	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
