@@ -372,6 +372,14 @@ void store__config_from(store_config *sc, const parleyd_config *cfg, const char 
 	sc->reserve_bytes = (uint64_t)cfg->storage_reserve_bytes;
 }
 
+void store__describe(const store_config *cfg, char *out, size_t cap)
+{
+	if (cfg->url != NULL && cfg->url[0] != '\0')
+		store__pg_describe(cfg->url, out, cap);
+	else
+		snprintf(out, cap, "%s", cfg->path != NULL ? cfg->path : "");
+}
+
 static int has_prefix(const char *s, const char *p)
 {
 	return strncmp(s, p, strlen(p)) == 0;

@@ -52,6 +52,10 @@ typedef struct store_config {
  * database file. */
 void store__config_from(store_config *sc, const parleyd_config *cfg, const char *path);
 
+/* Where the store is, for logs: the SQLite file, or "postgres://user@host:port/db" (never the
+ * password of the URL). */
+void store__describe(const store_config *cfg, char *out, size_t cap);
+
 /* Opens the backend, applies pending migrations in one transaction and starts the store thread.
  * Returns PARLEY_OK, PARLEY_E_CONFIG (unknown backend / missing path), PARLEY_E_STORE (cannot open,
  * migration failed, or the database was written by a newer parleyd), PARLEY_E_NOMEM. On error *out is
