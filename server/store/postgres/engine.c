@@ -24,7 +24,8 @@
 #define LOCK_MIGRATE "31632475700296962" /* 0x7061726c657902 */
 
 /* At most one connection attempt per RECONNECT_MS while the database is unreachable: a job arriving
- * meanwhile fails at once (PARLEY_E_STORE) instead of holding the store thread in connect(). */
+ * meanwhile fails at once (PARLEY_E_STORE) instead of holding the store thread in connect(). The first
+ * attempt after a session was lost is immediate (a restarted server is usually back already). */
 #define RECONNECT_MS 500
 
 static int64_t mono_ms(void)
@@ -175,6 +176,26 @@ void store__pg_describe(const char *url, char *out, size_t cap)
 	PQconninfoFree(opts);
 }
 
+/* What the server says outside a statement's result. A FATAL while idle (57P01 at a fast shutdown or
+ * a restart, a terminated backend) means the session is ending: mark it down now, so the next batch
+ * reconnects instead of failing on a dead socket. Other notices ("already exists, skipping") are
+ * noise for an operator: debug level. */
+static void on_notice(void *arg, const PGresult *res)
+{
+	pg_be *b = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) {
+		set_message(b, msg);
+		if (!b->down)
+			log_error(MODULE, "postgres %s: the server ends the session (%s): reconnecting", b->where,
+				  b->errmsg);
+		b->down = 1;
+		return;
+	}
+	log_debug(MODULE, "postgres %s: %s: %s", b->where, sev != NULL ? sev : "notice", msg != NULL ? msg : "");
+}
+
 /* Connects and checks durability. Our defaults come first and the URL last, so what the URL says
  * (e.g. its own keepalive tuning) wins: libpq keeps the last value of a repeated keyword. */
 static int connect_db(pg_be *b)
@@ -183,9 +204,9 @@ static int connect_db(pg_be *b)
 					   "keepalives_interval", "keepalives_count", "application_name",
 					   "dbname", NULL};
 	const char *vals[] = {"5", "1", "30", "10", "3", "parleyd", b->url, NULL};
-	b->last_attempt_ms = mono_ms();
 	b->conn = PQconnectdbParams(keys, vals, 1);
 	if (b->conn == NULL || PQstatus(b->conn) != CONNECTION_OK) {
+		b->last_fail_ms = mono_ms();
 		set_message(b, b->conn != NULL ? PQerrorMessage(b->conn) : "out of memory");
 		if (!b->logged_down)
 			log_error(MODULE, "postgres %s: cannot connect: %s", b->where, b->errmsg);
@@ -195,8 +216,10 @@ static int connect_db(pg_be *b)
 		return PARLEY_E_STORE;
 	}
 	b->down = 0;
+	PQsetNoticeReceiver(b->conn, on_notice, b);
 	int rc = check_durability(b);
 	if (rc != PARLEY_OK) {
+		b->last_fail_ms = mono_ms();
 		PQfinish(b->conn);
 		b->conn = NULL;
 		b->down = 1;
@@ -220,10 +243,27 @@ static void disconnect(pg_be *b)
 	b->pending_release = 0;
 }
 
+/* Connected? Also reads what the server may have sent meanwhile (one non-blocking read): a server
+ * that shut down or restarted closed the session, and noticing it here, before a batch, lets the
+ * batch run on a new connection instead of failing on the dead one. */
 static int be_ready(store_be *base)
 {
 	pg_be *b = pg__be(base);
-	return b->conn != NULL && !b->down;
+	if (b->conn == NULL || b->down)
+		return 0;
+	/* PQisBusy parses what arrived: a FATAL sent while idle reaches on_notice, which marks us down */
+	int ok = PQconsumeInput(b->conn);
+	if (ok)
+		(void)PQisBusy(b->conn);
+	if (b->down)
+		return 0;
+	if (!ok || PQstatus(b->conn) != CONNECTION_OK) {
+		set_message(b, PQerrorMessage(b->conn));
+		log_error(MODULE, "postgres %s: connection lost (%s): reconnecting", b->where, b->errmsg);
+		b->down = 1;
+		return 0;
+	}
+	return 1;
 }
 
 /* Between batches: a lost connection is dropped and, at most every RECONNECT_MS, made again. */
@@ -235,8 +275,8 @@ static void be_maintain(store_be *base, int idle)
 		return;
 	if (b->conn != NULL)
 		disconnect(b);
-	if (mono_ms() - b->last_attempt_ms < RECONNECT_MS)
-		return;
+	if (b->last_fail_ms != 0 && mono_ms() - b->last_fail_ms < RECONNECT_MS)
+		return; /* backoff after a failed attempt; a session just lost is retried at once */
 	(void)connect_db(b);
 }
 

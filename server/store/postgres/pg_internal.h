@@ -79,7 +79,7 @@ typedef struct pg_be {
 	char errmsg[256];    /* of the last failure, for sql__error's log line */
 	int down;            /* the session was lost: jobs fail fast until maintain() reconnects */
 	int pending_release; /* a RELEASE owed to the last job, sent with the next SAVEPOINT (engine.c) */
-	int64_t last_attempt_ms; /* monotonic time of the last connection attempt (backoff) */
+	int64_t last_fail_ms; /* monotonic time of the last failed connection attempt (backoff) */
 	int logged_down;     /* the outage was logged once */
 	uint32_t warned_types[8]; /* column types already reported as undecodable (stmt.c) */
 } pg_be;
