@@ -745,6 +745,13 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 					    "data/parley.db-shm"};
 	int result = SCAN_CLEAN;
 
+	if (it_pg()) {
+		char dump[320];
+		snprintf(dump, sizeof dump, "%s/pgdump.sql", s->dir);
+		unlink(dump); /* a failed dump leaves it missing: the scan says so and fails */
+		(void)it_pg_dump(s, dump);
+		return scan_path(s->dir, "pgdump.sql", marker, len, 1) | scan_path(s->dir, "parleyd.log", marker, len, 1);
+	}
 	/* after a clean stop the WAL is checkpointed and both side files are deleted */
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);

@@ -106,7 +106,8 @@ uint64_t metric_value_at(const char *file, int line, int port, const char *name)
 
 /* Scans the server's files for marker (raw and encoded, see scan.h): data/parley.db, the log, and
  * parley.db-wal and -shm, which must exist when live (the server runs; after a clean stop they are
- * gone). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
+ * gone). In PostgreSQL mode, the log and a dump of its database taken now (it_pg_dump; the cluster's
+ * files hold the same rows, and deleted ones until a vacuum, which no dump shows). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
  * reported on stderr. */
 int srv_scan(srv *s, const void *marker, size_t len, int live);
 
@@ -166,6 +167,9 @@ int it_pg(void);
 void it_pg_skip(const char *what, const char *why);
 void it_pg_create(srv *s);
 void it_pg_drop(srv *s);
+/* a data-only pg_dump of the server's database into path (bytea as hex, which the scanner looks for):
+ * the at-rest scans read it where they read the SQLite files; 0 or -1 */
+int it_pg_dump(const srv *s, const char *path);
 
 /* A connection to the running server's store: data/parley.db (foreign keys on, 5 s busy timeout) or its
  * PostgreSQL database. SQL is one statement in the dialect both accept; placeholders ?N or ? (rewritten

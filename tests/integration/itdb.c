@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* PostgreSQL type oids the results need to tell apart (pg_type.h is server-side only) */
@@ -102,6 +103,23 @@ void it_pg_drop(srv *s)
 		fprintf(stderr, "# %s: %s\n", sql, err); /* the cluster is thrown away after the run anyway */
 	s->dbname[0] = '\0';
 	s->store[0] = '\0';
+}
+
+int it_pg_dump(const srv *s, const char *path)
+{
+	int st;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execlp("pg_dump", "pg_dump", "--data-only", "--no-owner", "-f", path, s->store, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "# pg_dump of %s failed\n", s->dbname);
+		return -1;
+	}
+	return 0;
 }
 
 /* --- the server's database --- */
