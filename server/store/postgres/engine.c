@@ -28,6 +28,13 @@
  * attempt after a session was lost is immediate (a restarted server is usually back already). */
 #define RECONNECT_MS 500
 
+/* A node that stops mid-batch (SIGSTOP, a VM paused, a wedged store thread) while its session stays
+ * up would hold the cluster-wide write lock (LOCK_WRITE) and stall every node: the server ends such a
+ * session after 10 s idle inside a transaction, which releases the lock and rolls its batch
+ * back (nothing of it was acknowledged). A live store thread is never idle in a transaction for more
+ * than the microseconds between two statements of a batch. A URL's own `options` replace these. */
+#define SESSION_OPTIONS "-c idle_in_transaction_session_timeout=10s"
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -202,8 +209,8 @@ static int connect_db(pg_be *b)
 {
 	static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
 					   "keepalives_interval", "keepalives_count", "application_name",
-					   "dbname", NULL};
-	const char *vals[] = {"5", "1", "30", "10", "3", "parleyd", b->url, NULL};
+					   "options", "dbname", NULL};
+	const char *vals[] = {"5", "1", "30", "10", "3", "parleyd", SESSION_OPTIONS, b->url, NULL};
 	b->conn = PQconnectdbParams(keys, vals, 1);
 	if (b->conn == NULL || PQstatus(b->conn) != CONNECTION_OK) {
 		b->last_fail_ms = mono_ms();

@@ -23,8 +23,11 @@ static const char SQL_INSERT_MSG[] = "INSERT INTO messages(account_id, device_id
 static const char SQL_INSERT_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) VALUES (?1, ?2)";
 static const char SQL_REQUEUE_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) SELECT ?2, thread_id"
 					 " FROM thread_envelopes WHERE message_id = ?1";
-static const char SQL_BUMP_QUEUE[] = "UPDATE device_keys SET queue_len = max(queue_len + ?3, 0)"
-				     " WHERE account_id = ?1 AND device_id = ?2";
+/* SQLite's scalar max() is PostgreSQL's greatest() */
+static const sql_text SQL_BUMP_QUEUE = {
+	"UPDATE device_keys SET queue_len = max(queue_len + ?3, 0) WHERE account_id = ?1 AND device_id = ?2",
+	"UPDATE device_keys SET queue_len = greatest(queue_len + ?3, 0) WHERE account_id = ?1 AND device_id = ?2",
+};
 static const char SQL_FETCH[] = "SELECT m.id, m.sender_account, m.sender_device, m.sender_handle, m.type,"
 				" m.client_ts, m.server_ts, m.content, coalesce(t.thread_id, 0) FROM messages m"
 				" LEFT JOIN thread_envelopes t ON t.message_id = m.id WHERE m.account_id = ?1"
@@ -117,7 +120,7 @@ int sql__load_expected(store_be *b, uint64_t account, uint64_t sender, uint32_t 
 /* queue_len of (account, device) += delta, never below 0 */
 static int bump_queue(store_be *b, uint64_t account, uint32_t device, int64_t delta)
 {
-	sql_stmt *s = sql__stmt(b, SQL_BUMP_QUEUE);
+	sql_stmt *s = sql__stmt_d(b, &SQL_BUMP_QUEUE);
 	if (s == NULL)
 		return PARLEY_E_STORE;
 	sql__bind_i64(s, 1, (int64_t)account);
