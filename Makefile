@@ -22,8 +22,8 @@ CRYPTO_REPS  ?= 5
 DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libpng-dev \
-            libjansson-dev libcurl4-openssl-dev
-DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium
+            libjansson-dev libcurl4-openssl-dev libnats-dev
+DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium nats-server
 DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
