@@ -480,7 +480,7 @@ int dispatch__new(store *s, const parleyd_config *cfg, const service *const *ser
 		if ((rc = add_routes(d, sv, d->state[i])) != PARLEY_OK)
 			goto fail;
 	}
-	if ((rc = add_routes(d, &core_service, NULL)) != PARLEY_OK)
+	if ((rc = add_routes(d, &core_service, NULL)) != PARLEY_OK || (rc = dispatch__check_mailboxes(d)) != PARLEY_OK)
 		goto fail;
 	d->kind_unknown = metrics__register_kind("unknown");
 	*out = d;

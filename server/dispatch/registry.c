@@ -23,6 +23,8 @@ struct registry {
 	unsigned n_workers;
 	struct entry **buckets; /* chained; doubled when the entries outnumber them (load <= 1) */
 	size_t nbuckets, n;
+	int (*edge)(void *ctx, uint64_t account, int online);
+	void *edge_ctx;
 };
 
 int registry__new(unsigned n_workers, registry **out)
@@ -141,6 +143,8 @@ int registry__add(registry *r, uint64_t account, uint32_t device, int worker)
 	int first = 0;
 	if (bump(r, account, device, worker, +1) >= 0)
 		first = bump(r, account, 0, worker, +1) == 0;
+	if (first && r->edge != NULL)
+		first = r->edge(r->edge_ctx, account, 1);
 	pthread_mutex_unlock(&r->mu);
 	return first;
 }
@@ -153,8 +157,18 @@ int registry__remove(registry *r, uint64_t account, uint32_t device, int worker)
 	bump(r, account, device, worker, -1);
 	int before = bump(r, account, 0, worker, -1);
 	int last = before == 1 && *find(r, account, 0) == NULL;
+	if (last && r->edge != NULL)
+		last = r->edge(r->edge_ctx, account, 0);
 	pthread_mutex_unlock(&r->mu);
 	return last;
+}
+
+void registry__set_edge_hook(registry *r, int (*fn)(void *ctx, uint64_t account, int online), void *ctx)
+{
+	pthread_mutex_lock(&r->mu);
+	r->edge = fn;
+	r->edge_ctx = ctx;
+	pthread_mutex_unlock(&r->mu);
 }
 
 uint64_t registry__workers(registry *r, uint64_t account, uint32_t device)

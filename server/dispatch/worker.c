@@ -243,7 +243,14 @@ static int enqueue(worker *w, mbox_item *it, enum mbox_policy policy)
 int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_t account, uint32_t device,
 		 uint64_t u64, const uint8_t *data, size_t len, void (*fn)(worker *w, const mbox_item *it))
 {
-	dispatch *d = w->d;
+	int rc = worker__deliver(w->d, w, svc, policy, account, device, u64, data, len, fn);
+	dispatch__publish(w->d, svc, policy, account, device, u64, data, len, fn);
+	return rc;
+}
+
+int worker__deliver(dispatch *d, worker *w, const service *svc, enum mbox_policy policy, uint64_t account,
+		    uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn)
+{
 	uint64_t mask = registry__workers(d->reg, account, device);
 	int rc = PARLEY_OK;
 	for (unsigned t = 0; t < d->n_workers && mask != 0; t++) {

@@ -308,9 +308,13 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING, "presence_setting", 1, relay__route_presence_setting},
 };
 
+static const mbox_fn mailbox[] = {on_envelope, worker__send_frame};
+
 const service relay__service = {
 	.name = "relay",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
+	.resync_link = resync_link,
 	.init = init,
 	.fini = service__free_state,
 	.worker_start = worker_start,
