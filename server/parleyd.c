@@ -370,6 +370,7 @@ static int open_bus(struct parleyd *d)
 static int start(struct parleyd *d)
 {
 	char dbpath[CONFIG_STR_MAX * 2 + 16];
+	char where[CONFIG_STR_MAX * 2 + 16];
 	parleyd_config *c = &d->cfg;
 	int rc;
 
@@ -397,9 +398,10 @@ static int start(struct parleyd *d)
 
 	store_config sc;
 	store__config_from(&sc, c, dbpath);
+	store__describe(&sc, where, sizeof where); /* the logs never show a URL's password */
 	rc = store__open(&sc, &d->store);
 	if (rc != PARLEY_OK) {
-		log_error(MODULE, "store %s: %s", dbpath, parley_strerror(rc));
+		log_error(MODULE, "store %s: %s", where, parley_strerror(rc));
 		return rc;
 	}
 	size_t n_services;
@@ -442,7 +444,7 @@ static int start(struct parleyd *d)
 	}
 	log_info(MODULE, "parleyd %s listening on %s%s%s:%u (%s, %d worker%s), database %s", PARLEY_VERSION_STRING,
 		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
-		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", dbpath);
+		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", where);
 	return PARLEY_OK;
 }
 

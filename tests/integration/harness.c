@@ -102,6 +102,11 @@ static void launch(srv *s)
 	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", a_admin,
 				"--register_rate_burst=0", "--prekey_budget_burst=0"};
 	int n = 8;
+	char a_store[sizeof s->store + 16];
+	if (s->store[0] != '\0') {
+		snprintf(a_store, sizeof a_store, "--store=%s", s->store);
+		argv[n++] = a_store;
+	}
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
@@ -159,6 +164,8 @@ void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard)
 		die("mkdtemp");
 	for (int i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
 		snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", extra[i]);
+	if (it_pg())
+		it_pg_create(s);
 	launch(s);
 }
 
@@ -235,6 +242,7 @@ void srv_cleanup(srv *s)
 		srv_kill9(s);
 	if (getenv("PARLEY_IT_KEEP") != NULL)
 		return;
+	it_pg_drop(s);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
 	if (system(cmd) != 0)
@@ -737,6 +745,13 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 					    "data/parley.db-shm"};
 	int result = SCAN_CLEAN;
 
+	if (it_pg()) {
+		char dump[320];
+		snprintf(dump, sizeof dump, "%s/pgdump.sql", s->dir);
+		unlink(dump); /* a failed dump leaves it missing: the scan says so and fails */
+		(void)it_pg_dump(s, dump);
+		return scan_path(s->dir, "pgdump.sql", marker, len, 1) | scan_path(s->dir, "parleyd.log", marker, len, 1);
+	}
 	/* after a clean stop the WAL is checkpointed and both side files are deleted */
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);

@@ -18,7 +18,7 @@ static const char SQL_RECIPIENTS[] = "SELECT device_id, registration_id, queue_l
 				     " WHERE account_id = ?1 ORDER BY device_id";
 static const char SQL_INSERT_MSG[] = "INSERT INTO messages(account_id, device_id, sender_account, sender_device,"
 				     " sender_handle, type, client_ts, server_ts, expires_ms, content)"
-				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id";
 /* a group envelope's thread (threads.c's table; deleted with the envelope by its foreign key) */
 static const char SQL_INSERT_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) VALUES (?1, ?2)";
 static const char SQL_REQUEUE_THREAD[] = "INSERT INTO thread_envelopes(message_id, thread_id) SELECT ?2, thread_id"
@@ -141,9 +141,14 @@ int sql__enqueue(store_be *b, const sql_env *e, uint64_t *server_id)
 	sql__bind_i64(s, 8, (int64_t)e->server_ts);
 	sql__bind_i64(s, 9, (int64_t)e->expires_ms);
 	sql__bind_blob(s, 10, e->content, (int)e->content_len);
-	if (sql__step_done(s) != SQL_DONE)
+	/* RETURNING id rather than sql__last_id: the hot path, and PostgreSQL's lastval() would cost a
+	 * second round trip per envelope */
+	int sr = sql__step(s);
+	if (sr == SQL_ROW)
+		*server_id = (uint64_t)sql__col_i64(s, 0);
+	sql__reset(s);
+	if (sr != SQL_ROW)
 		return sql__error(b, "insert message");
-	*server_id = (uint64_t)sql__last_id(b);
 	if (e->thread_id != 0) {
 		if ((s = sql__stmt(b, SQL_INSERT_THREAD)) == NULL)
 			return PARLEY_E_STORE;
