@@ -117,7 +117,8 @@ int cluster__send(cluster *c, const char *subject, const char *reply, const uint
 	if (nc == NULL || atomic_load(&c->stopping))
 		return PARLEY_E_CLOSED;
 	/* with an event loop, publishing only appends to the connection's buffer: never blocks */
-	natsStatus s = natsConnection_PublishRequest(nc, subject, reply, buf, (int)len);
+	natsStatus s = reply != NULL ? natsConnection_PublishRequest(nc, subject, reply, buf, (int)len)
+				     : natsConnection_Publish(nc, subject, buf, (int)len);
 	if (s != NATS_OK) {
 		cluster__count(&c->dropped, METRIC_BUS_DROPPED);
 		return PARLEY_E_CLOSED;
@@ -180,8 +181,8 @@ int cluster__publish(cluster *c, const cluster_item *it)
 	cluster_item notice;
 	if (it->len > c->cfg.max_item_bytes) {
 		cluster__count(&c->dropped, METRIC_BUS_DROPPED);
-		/* 2 = MBOX_RESYNC (dispatch/service.h): durable, so the other node may re-read it instead */
-		if (it->policy != 2)
+		/* durable: the other node may read it from the store instead */
+		if (it->policy != CLUSTER_POLICY_RESYNC)
 			return PARLEY_E_TOO_LARGE;
 		notice = *it;
 		notice.handler = CLUSTER_HANDLER_RESYNC;

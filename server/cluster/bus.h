@@ -30,6 +30,8 @@
  * becomes when it is too large to publish but is backed by durable state (MBOX_RESYNC). */
 #define CLUSTER_HANDLER_RESYNC 0xffu
 #define CLUSTER_ITEM_HEADER 36u
+/* enum mbox_policy's MBOX_RESYNC (dispatch/service.h; remote.c asserts they agree) */
+#define CLUSTER_POLICY_RESYNC 1u
 
 typedef struct cluster cluster;
 
@@ -96,6 +98,8 @@ int cluster__publish(cluster *c, const cluster_item *it);
 int cluster__local_edge(cluster *c, uint64_t account, int online);
 /* 1 if the account has a connection on this node or any live node reports it online. */
 int cluster__online(cluster *c, uint64_t account);
+/* How many live other nodes report the account online. */
+unsigned cluster__remote_nodes(cluster *c, uint64_t account);
 
 typedef struct cluster_stats {
 	uint64_t published, received, dropped, reconnects, resyncs;

@@ -159,6 +159,15 @@ int cluster__online(cluster *c, uint64_t account)
 	return on;
 }
 
+unsigned cluster__remote_nodes(cluster *c, uint64_t account)
+{
+	pthread_mutex_lock(&c->pmu);
+	const struct pres_entry *e = u64map__get(&c->pres, account);
+	unsigned n = e != NULL ? (unsigned)__builtin_popcountll(e->remote) : 0;
+	pthread_mutex_unlock(&c->pmu);
+	return n;
+}
+
 /* --- what the others say --- */
 
 struct forget {

@@ -14,6 +14,8 @@
 
 #define MODULE "dispatch"
 
+_Static_assert(MBOX_RESYNC == CLUSTER_POLICY_RESYNC, "the bus turns oversized MBOX_RESYNC items into notices");
+
 static int handler_index(const service *s, mbox_fn fn)
 {
 	for (size_t i = 0; i < s->n_mailbox; i++)
