@@ -276,8 +276,12 @@ static int execute(pg_stmt *s)
 		stmt_reset(s);
 		return rc;
 	}
-	const char *n = PQcmdTuples(s->res);
-	b->changes = n[0] != '\0' ? strtoll(n, NULL, 10) : 0;
+	/* like sqlite3_changes: rows of the last INSERT, UPDATE or DELETE; a SELECT leaves it alone */
+	const char *tag = PQcmdStatus(s->res);
+	if (tag[0] == 'I' || tag[0] == 'U' || tag[0] == 'D' || tag[0] == 'M') {
+		const char *n = PQcmdTuples(s->res);
+		b->changes = n[0] != '\0' ? strtoll(n, NULL, 10) : 0;
+	}
 	return SQL_OK;
 }
 

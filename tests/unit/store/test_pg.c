@@ -1,5 +1,6 @@
-/* server/store/postgres: the PostgreSQL driver against a live server of its own (pg_server.sh: initdb
- * + pg_ctl on 127.0.0.1, a free port, a temporary directory). Skipped (77) without PostgreSQL.
+/* server/store/postgres: the PostgreSQL driver against a live server of its own (tests/tools/pg.sh:
+ * initdb + pg_ctl on 127.0.0.1, a free port, a temporary directory, a password in the URL). Skipped
+ * (77) without PostgreSQL.
  * Covers: open + migrations twice, a schema newer than the code refused, a server without fsync
  * refused, an op round trip, a batch with one constraint failure among commits (and the write lock
  * that serialises batches across nodes), and an outage (server stopped, restarted) under a running
@@ -21,27 +22,29 @@
 #include "store/store.h"
 #include "test.h"
 
-#ifndef PG_SERVER_SH
-#error "PG_SERVER_SH: the path of pg_server.sh (meson passes it)"
+#ifndef PG_SH
+#error "PG_SH: the path of tests/tools/pg.sh (meson passes it)"
 #endif
 
-static char url[128];
-static char pg_dir[96]; /* the server's directory (pg_server.sh) */
+static char url[256];
+static char pg_dir[96]; /* the server's directory (pg.sh) */
 
-/* Runs pg_server.sh; its exit status (77: no PostgreSQL). start: *port gets the port. */
-static int pg_server(const char *cmd, const char *dir, const char *opts, int *port)
+/* Runs pg.sh `cmd` on pg_dir; its exit status (77: no PostgreSQL). start: the URL into url. */
+static int pg_tool(const char *cmd)
 {
 	char line[512];
-	snprintf(line, sizeof(line), "sh '%s' %s '%s' %s", PG_SERVER_SH, cmd, dir, opts ? opts : "");
+	snprintf(line, sizeof(line), "'%s' %s '%s'", PG_SH, cmd, pg_dir);
 	FILE *p = popen(line, "r");
 	if (p == NULL)
 		return 1;
-	char out[32] = "";
+	char out[256] = "";
 	if (fgets(out, sizeof(out), p) == NULL)
 		out[0] = '\0';
 	int st = pclose(p);
-	if (port != NULL)
-		*port = (int)strtol(out, NULL, 10);
+	if (strcmp(cmd, "start") == 0) {
+		out[strcspn(out, "\n")] = '\0';
+		snprintf(url, sizeof(url), "%s", out);
+	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
@@ -285,25 +288,24 @@ static int wait_ready(store *s, int want, int ms)
 
 static void test_outage(void)
 {
-	const char *dir = pg_dir;
 	store *s = NULL;
 	uint64_t id = 0, got = 0;
 	TEST_EQ_INT(open_store(&s), PARLEY_OK);
 	TEST_EQ_INT(sync_get(s, "alice", &id), PARLEY_OK);
-	/* down: jobs fail at once with STORE, readiness drops */
-	TEST_EQ_INT(pg_server("halt", dir, NULL, NULL), 0);
+	/* down (the server killed, as by a power cut): jobs fail at once with STORE, readiness drops */
+	TEST_EQ_INT(pg_tool("kill"), 0);
 	TEST_EQ_INT(sync_get(s, "alice", NULL), PARLEY_E_STORE);
 	TEST_EQ_INT(sync_create(s, "during", 21, NULL), PARLEY_E_STORE);
 	TEST_CHECK(wait_ready(s, 0, 1000));
 	/* back: readiness returns without traffic (maintain), and the statements are prepared again */
-	TEST_EQ_INT(pg_server("resume", dir, NULL, NULL), 0);
+	TEST_EQ_INT(pg_tool("restart"), 0); /* crash recovery */
 	TEST_CHECK(wait_ready(s, 1, 5000));
 	TEST_EQ_INT(sync_get(s, "alice", &got), PARLEY_OK);
 	TEST_EQ_INT(got, id);
 	TEST_EQ_INT(sync_create(s, "after", 22, NULL), PARLEY_OK);
 	/* pg_ctl restart -m fast under the running store: the session's end is noticed before the next
 	 * batch, which runs on a new connection */
-	TEST_EQ_INT(pg_server("restart", dir, NULL, NULL), 0);
+	TEST_EQ_INT(pg_tool("restart"), 0);
 	TEST_EQ_INT(sync_get(s, "after", NULL), PARLEY_OK);
 	TEST_EQ_INT(sync_create(s, "after2", 23, NULL), PARLEY_OK);
 	TEST_EQ_INT(store__ready(s), 1);
@@ -315,38 +317,37 @@ static void test_outage(void)
 	store__close(s);
 }
 
-/* a server that does not fsync cannot keep the acknowledgement promise: refused */
+/* A server that does not fsync cannot keep the acknowledgement promise: refused. fsync is reloadable
+ * (sighup), so the same server serves: off, refused; back on, accepted. */
 static void test_fsync_off_refused(void)
 {
-	const char *base = pg_dir;
-	char dir[128];
-	int port = 0;
-	snprintf(dir, sizeof(dir), "%s-nofsync", base);
-	TEST_EQ_INT(pg_server("start", dir, "fsync=off", &port), 0);
-	char u[128];
-	snprintf(u, sizeof(u), "postgres://parley@127.0.0.1:%d/postgres", port);
-	store_config cfg = {.url = u};
+	PGconn *a = admin();
 	store *s = NULL;
-	TEST_EQ_INT(store__open(&cfg, &s), PARLEY_E_STORE);
+	admin_exec(a, "ALTER SYSTEM SET fsync = off");
+	admin_exec(a, "SELECT pg_reload_conf()");
+	sleep_ms(300); /* the postmaster signals the reload to the backends */
+	TEST_EQ_INT(open_store(&s), PARLEY_E_STORE);
 	TEST_CHECK(s == NULL);
-	pg_server("stop", dir, NULL, NULL);
+	admin_exec(a, "ALTER SYSTEM RESET fsync");
+	admin_exec(a, "SELECT pg_reload_conf()");
+	sleep_ms(300);
+	TEST_EQ_INT(open_store(&s), PARLEY_OK);
+	store__close(s);
+	PQfinish(a);
 }
 
 int main(void)
 {
-	char *dir = pg_dir;
-	int port = 0;
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/parley-pgtest-%ld", (long)getpid());
-	int rc = pg_server("start", dir, NULL, &port);
+	int rc = pg_tool("start");
 	if (rc == 77) {
 		printf("# no PostgreSQL: skipped\n");
 		return 77;
 	}
-	if (rc != 0 || port <= 0) {
+	if (rc != 0 || url[0] == '\0') {
 		fprintf(stderr, "# cannot start PostgreSQL (%d)\n", rc);
 		return 99;
 	}
-	snprintf(url, sizeof(url), "postgres://parley@127.0.0.1:%d/postgres", port);
 	TEST_RUN(test_describe);
 	TEST_RUN(test_open_twice);
 	TEST_RUN(test_newer_refused);
@@ -354,6 +355,6 @@ int main(void)
 	TEST_RUN(test_batch_constraint);
 	TEST_RUN(test_outage);
 	TEST_RUN(test_fsync_off_refused);
-	pg_server("stop", dir, NULL, NULL);
+	pg_tool("stop");
 	TEST_EXIT();
 }
