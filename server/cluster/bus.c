@@ -322,41 +322,42 @@ static void unsubscribe_account(cluster *c, uint64_t account)
 	}
 }
 
-/* Runs the queued subscription changes, oldest first (only once connected: until then they wait). */
+/* Brings one account's subscription to the wanted state. A SUB then UNSUB then SUB that arrive
+ * together leave the subscription as it was: it never stopped at the server, so nothing was missed. */
+static int apply_want(void *entry, void *arg)
+{
+	const struct bus_want *w = entry;
+	cluster *c = arg;
+	natsConnection *nc = atomic_load(&c->nc);
+	if (w->subscribe)
+		subscribe_account(c, nc, w->hdr.key);
+	else
+		unsubscribe_account(c, w->hdr.key);
+	return 1;
+}
+
+/* Runs the queued subscription changes (only once connected: until then they wait). */
 static void run_cmds(cluster *c)
 {
-	natsConnection *nc = atomic_load(&c->nc);
-	if (nc == NULL)
+	if (atomic_load(&c->nc) == NULL)
 		return;
 	pthread_mutex_lock(&c->mu);
-	struct bus_cmd *cmd = c->head;
-	c->head = c->tail = NULL;
+	u64map batch = c->want;
+	memset(&c->want, 0, sizeof(c->want));
 	pthread_mutex_unlock(&c->mu);
-	while (cmd != NULL) {
-		struct bus_cmd *next = cmd->next;
-		if (cmd->subscribe)
-			subscribe_account(c, nc, cmd->account);
-		else
-			unsubscribe_account(c, cmd->account);
-		parley__free(cmd);
-		cmd = next;
-	}
+	u64map__each(&batch, apply_want, c);
+	u64map__free(&batch);
 }
 
 int cluster__queue_interest(cluster *c, uint64_t account, int subscribe)
 {
-	struct bus_cmd *cmd = parley__calloc(1, sizeof(*cmd));
-	if (cmd == NULL)
-		return PARLEY_E_NOMEM;
-	cmd->account = account;
-	cmd->subscribe = subscribe;
 	pthread_mutex_lock(&c->mu);
-	if (c->tail != NULL)
-		c->tail->next = cmd;
-	else
-		c->head = cmd;
-	c->tail = cmd;
+	struct bus_want *w = u64map__put(&c->want, account, sizeof(*w));
+	if (w != NULL)
+		w->subscribe = subscribe;
 	pthread_mutex_unlock(&c->mu);
+	if (w == NULL)
+		return PARLEY_E_NOMEM;
 	uv_async_send(&c->wake);
 	return PARLEY_OK;
 }
@@ -620,12 +621,7 @@ void cluster__close(cluster *c)
 		for (u64map_entry *e = c->subs.buckets[i]; e != NULL; e = e->next)
 			natsSubscription_Destroy(((struct bus_sub *)e)->sub);
 	u64map__free(&c->subs);
-	struct bus_cmd *cmd = c->head;
-	while (cmd != NULL) {
-		struct bus_cmd *next = cmd->next;
-		parley__free(cmd);
-		cmd = next;
-	}
+	u64map__free(&c->want);
 	pthread_mutex_unlock(&c->mu);
 	natsConnection_Destroy(nc);
 	natsOptions_Destroy(c->opts);

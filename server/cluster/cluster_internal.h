@@ -16,10 +16,11 @@
 #define CLUSTER_MAX_SERVERS 16
 #define CLUSTER_SUBJECT_MAX 64
 
-/* a subscription change queued for the bus thread */
-struct bus_cmd {
-	struct bus_cmd *next;
-	uint64_t account;
+/* the state an account's subscription should reach, queued for the bus thread: one entry per account
+ * however many edges it had meanwhile (while NATS is down at start-up nothing runs, and churn must not
+ * grow the queue) */
+struct bus_want {
+	u64map_entry hdr; /* key: the account */
 	int subscribe;
 };
 
@@ -62,9 +63,9 @@ struct cluster {
 	atomic_int connected;
 	atomic_int stopping;
 
-	/* subscription changes (mu), the subscriptions themselves (bus thread only) */
+	/* subscription changes (mu), the subscriptions (changed by the bus thread only, under mu) */
 	pthread_mutex_t mu;
-	struct bus_cmd *head, *tail;
+	u64map want;
 	u64map subs;
 	natsSubscription *core[4];
 

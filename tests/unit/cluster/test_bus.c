@@ -7,7 +7,8 @@
  * as a resync notice; unsubscribing stops delivery; the resync after subscribe is posted; a
  * subscription over bus_max_pending drops, counts and asks for a resync; presence edges are
  * cluster-wide only, a joining node learns the others' online sets, and a silent node's accounts go
- * offline after bus_node_timeout_ms. */
+ * offline after bus_node_timeout_ms; readiness follows the connection, a reconnect is reported, and a node
+ * started while NATS is down catches up once it is back. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #define ACC_Y 1002u
 #define ACC_Z 1003u
 #define ACC_P 1004u
+#define ACC_Q 1005u
 
 struct rec {
 	pthread_mutex_t mu;
@@ -359,6 +361,61 @@ static void test_presence(void)
 	cluster__close(C);
 }
 
+static int nats(const char *cmd);
+
+static uint64_t reconnects(cluster *c)
+{
+	cluster_stats s;
+	cluster__stats(c, &s);
+	return s.reconnects;
+}
+
+/* NATS goes away: not ready; comes back: ready again, and the owner is told to catch up. A node started
+ * while NATS is down starts, keeps trying, and its subscription changes of the meantime (one per
+ * account, whatever the churn) run once it connects. */
+static void test_reconnect(void)
+{
+	struct rec re;
+	memset(&re, 0, sizeof(re));
+	TEST_EQ_INT(nats("kill"), 0);
+	TEST_CHECK(WAIT_FOR(!cluster__ready(A), 3000));
+
+	cluster_config cc;
+	memset(&cc, 0, sizeof(cc));
+	snprintf(cc.url, sizeof(cc.url), "%s", url);
+	cc.heartbeat_ms = 100;
+	cc.node_timeout_ms = 600;
+	cc.max_pending = 16;
+	cc.max_item_bytes = MAX_ITEM;
+	cc.connect_timeout_ms = 1000;
+	cluster_hooks h = {&re, valid, on_item, on_resync, on_reconnected};
+	pthread_mutex_init(&re.mu, NULL);
+	cluster *E = NULL;
+	TEST_EQ_INT(cluster__open(&cc, &h, &E), PARLEY_OK);
+	if (E == NULL)
+		return;
+	TEST_EQ_INT(cluster__ready(E), 0);
+	for (int i = 0; i < 50; i++) {
+		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 1), 1);
+		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 0), 1);
+	}
+	TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 1), 1);
+
+	TEST_EQ_INT(nats("restart"), 0);
+	TEST_CHECK(WAIT_FOR(cluster__ready(A), 5000));
+	TEST_CHECK(WAIT_FOR(reconnects(A) == 1, 3000));
+	pthread_mutex_lock(&ra.mu);
+	TEST_EQ_INT(ra.reconnected, 1);
+	pthread_mutex_unlock(&ra.mu);
+	TEST_CHECK(WAIT_FOR(cluster__ready(E), 5000));
+	TEST_CHECK(WAIT_FOR(resynced(&re, ACC_Q) == 1, 3000));
+	TEST_EQ_INT(subscriptions(E), 1);
+	usleep(200000);
+	TEST_EQ_INT(resynced(&re, ACC_Q), 1);
+	cluster__close(E);
+	pthread_mutex_destroy(&re.mu);
+}
+
 static int nats(const char *cmd)
 {
 	char line[768];
@@ -402,6 +459,7 @@ int main(void)
 		TEST_RUN(test_unsubscribe);
 		TEST_RUN(test_max_pending);
 		TEST_RUN(test_presence);
+		TEST_RUN(test_reconnect);
 	}
 	cluster__close(A);
 	cluster__close(B);
