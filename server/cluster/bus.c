@@ -132,6 +132,14 @@ int cluster__ready(const cluster *c)
 	return c != NULL && atomic_load(&((cluster *)c)->connected);
 }
 
+int cluster__ready_check(void *arg, char *reason, size_t cap)
+{
+	if (cluster__ready(arg))
+		return 1;
+	snprintf(reason, cap, "not connected to NATS");
+	return 0;
+}
+
 uint64_t cluster__node_id(const cluster *c)
 {
 	return c->self;

@@ -84,6 +84,9 @@ void cluster__close(cluster *c);
 
 /* 1 while connected to a NATS server (for /healthz readiness). */
 int cluster__ready(const cluster *c);
+/* The same as a readiness check of the network layer (net_ready_fn: arg is the cluster): 0 with the
+ * reason "not connected to NATS" while the connection is down. Any thread, never blocks. */
+int cluster__ready_check(void *arg, char *reason, size_t cap);
 uint64_t cluster__node_id(const cluster *c);
 
 /* Publishes an item (its origin is set here) on parley.a.<account>. PARLEY_E_TOO_LARGE beyond
