@@ -30,6 +30,8 @@
  * becomes when it is too large to publish but is backed by durable state (MBOX_RESYNC). */
 #define CLUSTER_HANDLER_RESYNC 0xffu
 #define CLUSTER_ITEM_HEADER 36u
+/* the longest handle presence carries (STORE_MAX_HANDLE; remote.c asserts they agree) */
+#define CLUSTER_MAX_HANDLE 32u
 /* enum mbox_policy's MBOX_RESYNC (dispatch/service.h; remote.c asserts they agree) */
 #define CLUSTER_POLICY_RESYNC 1u
 
@@ -61,6 +63,10 @@ typedef struct cluster_hooks {
 	void (*on_resync)(void *ctx, uint64_t account);
 	/* the connection to NATS came back: anything may have been missed while it was down */
 	void (*on_reconnected)(void *ctx);
+	/* a node was forgotten (silent for node_timeout_ms: it died) and `account` it held is now online
+	 * nowhere: tell its contacts. Called on one node only, the live one with the smallest id, from the
+	 * bus thread. */
+	void (*on_offline)(void *ctx, uint64_t account, const char *handle);
 } cluster_hooks;
 
 typedef struct cluster_config {
@@ -95,10 +101,11 @@ uint64_t cluster__node_id(const cluster *c);
 int cluster__publish(cluster *c, const cluster_item *it);
 
 /* This process's account edges (its first connection came / its last one left). Queues the
- * subscription change to the bus thread, publishes the edge for the other nodes, and returns 1 when the
+ * subscription change to the bus thread, publishes the edge (with the account's handle, NULL: none) for
+ * the other nodes, and returns 1 when the
  * edge is cluster-wide (no live node reports the account online), 0 otherwise. Calls for one account
  * must be serialised by the caller (the registry's lock does it). */
-int cluster__local_edge(cluster *c, uint64_t account, int online);
+int cluster__local_edge(cluster *c, uint64_t account, const char *handle, int online);
 /* 1 if the account has a connection on this node or any live node reports it online. */
 int cluster__online(cluster *c, uint64_t account);
 /* How many live other nodes report the account online. */

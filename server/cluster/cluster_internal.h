@@ -35,6 +35,7 @@ struct pres_entry {
 	u64map_entry hdr;
 	uint64_t remote;
 	uint8_t local;
+	char handle[CLUSTER_MAX_HANDLE + 1]; /* the last one an edge or snapshot named ("" if none) */
 };
 
 struct bus_node {

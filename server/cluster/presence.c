@@ -7,14 +7,19 @@
  * to every other node in that order: a snapshot can never overtake the edges around it.
  *
  * Liveness: a heartbeat on parley.hb every heartbeat_ms; a node silent for node_timeout_ms is
- * forgotten, and its accounts count as offline. A node heard from for the first time (it joined, or
- * came back after being forgotten) is asked for its snapshot.
+ * forgotten, and its accounts count as offline; those now online nowhere are reported (on_offline) by
+ * one node, the live one with the smallest id, so their contacts hear it once. Edges and snapshots
+ * carry each account's handle for that. A node heard from for the first time (it joined, or came back
+ * after being forgotten) is asked for its snapshot.
  *
  * The view answers one question for the relay: is this local edge also a cluster-wide one? (came
  * online while no other node held the account / left while no other node holds it). Two nodes whose
  * last connections of one account close within one bus round trip may each still see the other and
  * both stay silent: that "offline" is then not pushed (presence is ephemeral: the next change corrects
  * it). The node that published an edge is the one that pushes it, so an edge is pushed once.
+ *
+ * Wire: a 12-byte header (version, kind, count u16, origin u64), then for edges and snapshots `count`
+ * entries (account u64, handle length u8, handle), for a sync request the target node id.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -27,7 +32,8 @@
 
 #define MODULE "cluster"
 #define PRES_HEADER 12u
-#define PRES_CHUNK 1024u /* accounts per snapshot message: 8 KiB */
+#define PRES_CHUNK 1024u /* accounts per snapshot message: at most 42 KiB */
+#define PRES_ENTRY_MAX (9u + CLUSTER_MAX_HANDLE)
 
 enum pres_kind {
 	PRES_ONLINE = 1,
@@ -45,6 +51,42 @@ static void put_header(uint8_t *h, enum pres_kind kind, unsigned n, uint64_t ori
 	h[2] = (uint8_t)(n & 0xff);
 	h[3] = (uint8_t)(n >> 8);
 	cluster__put_u64(h + 4, origin);
+}
+
+/* One entry at p (room for PRES_ENTRY_MAX); returns its size. */
+static size_t put_entry(uint8_t *p, uint64_t account, const char *handle)
+{
+	size_t n = handle != NULL ? strnlen(handle, CLUSTER_MAX_HANDLE) : 0;
+	cluster__put_u64(p, account);
+	p[8] = (uint8_t)n;
+	memcpy(p + 9, handle, n);
+	return 9 + n;
+}
+
+/* Parses the entry at *p (before end); 0 if it is malformed. */
+static int get_entry(const uint8_t **p, const uint8_t *end, uint64_t *account, char handle[CLUSTER_MAX_HANDLE + 1])
+{
+	if (end - *p < 9)
+		return 0;
+	size_t n = (*p)[8];
+	if (n > CLUSTER_MAX_HANDLE || (size_t)(end - *p) < 9 + n)
+		return 0;
+	*account = cluster__get_u64(*p);
+	memcpy(handle, *p + 9, n);
+	handle[n] = '\0';
+	*p += 9 + n;
+	return 1;
+}
+
+/* 1 if the body holds exactly n well-formed entries */
+static int entries_valid(const uint8_t *p, const uint8_t *end, unsigned n)
+{
+	uint64_t account;
+	char handle[CLUSTER_MAX_HANDLE + 1];
+	for (unsigned i = 0; i < n; i++)
+		if (!get_entry(&p, end, &account, handle))
+			return 0;
+	return p == end;
 }
 
 /* The slot of node `id` (pmu held), created when `create`; -1 when unknown or no slot is free. */
@@ -84,15 +126,17 @@ struct chunk {
 	cluster *c;
 	int first;
 	unsigned n;
-	uint8_t m[PRES_HEADER + PRES_CHUNK * 8];
+	size_t len;
+	uint8_t m[PRES_HEADER + PRES_CHUNK * PRES_ENTRY_MAX];
 };
 
 static void chunk_flush(struct chunk *k)
 {
 	put_header(k->m, k->first ? PRES_SNAPSHOT_FIRST : PRES_SNAPSHOT_MORE, k->n, k->c->self);
-	(void)cluster__send(k->c, "parley.p", NULL, k->m, PRES_HEADER + (size_t)k->n * 8);
+	(void)cluster__send(k->c, "parley.p", NULL, k->m, k->len);
 	k->first = 0;
 	k->n = 0;
+	k->len = PRES_HEADER;
 }
 
 static int chunk_add(void *entry, void *arg)
@@ -101,7 +145,7 @@ static int chunk_add(void *entry, void *arg)
 	struct chunk *k = arg;
 	if (!e->local)
 		return 0;
-	cluster__put_u64(k->m + PRES_HEADER + (size_t)k->n * 8, e->hdr.key);
+	k->len += put_entry(k->m + k->len, e->hdr.key, e->handle);
 	if (++k->n == PRES_CHUNK)
 		chunk_flush(k);
 	return 0;
@@ -116,6 +160,7 @@ static void send_snapshot(cluster *c)
 	k->c = c;
 	k->first = 1;
 	k->n = 0;
+	k->len = PRES_HEADER;
 	u64map__each(&c->pres, chunk_add, k);
 	if (k->first || k->n > 0)
 		chunk_flush(k);
@@ -130,21 +175,23 @@ void presence__connected(cluster *c)
 	send_sync(c, 0);
 }
 
-int cluster__local_edge(cluster *c, uint64_t account, int online)
+int cluster__local_edge(cluster *c, uint64_t account, const char *handle, int online)
 {
-	uint8_t m[PRES_HEADER + 8];
+	uint8_t m[PRES_HEADER + PRES_ENTRY_MAX];
 	int wide = 1;
 	pthread_mutex_lock(&c->pmu);
 	struct pres_entry *e = online ? u64map__put(&c->pres, account, sizeof(*e)) : u64map__get(&c->pres, account);
 	if (e != NULL) {
 		e->local = (uint8_t)(online != 0);
+		if (handle != NULL && handle[0] != '\0')
+			snprintf(e->handle, sizeof(e->handle), "%s", handle);
 		wide = e->remote == 0;
 		if (!online && e->remote == 0)
 			u64map__del(&c->pres, account);
 	}
 	put_header(m, online ? PRES_ONLINE : PRES_OFFLINE, 1, c->self);
-	cluster__put_u64(m + PRES_HEADER, account);
-	(void)cluster__send(c, "parley.p", NULL, m, sizeof(m));
+	size_t len = PRES_HEADER + put_entry(m + PRES_HEADER, account, handle);
+	(void)cluster__send(c, "parley.p", NULL, m, len);
 	pthread_mutex_unlock(&c->pmu);
 	(void)cluster__queue_interest(c, account, online);
 	return wide;
@@ -170,26 +217,54 @@ unsigned cluster__remote_nodes(cluster *c, uint64_t account)
 
 /* --- what the others say --- */
 
-struct forget {
-	uint64_t bit;
+/* accounts a dead node took offline everywhere, to report once pmu is released */
+struct lost {
+	uint64_t account;
+	char handle[CLUSTER_MAX_HANDLE + 1];
 };
 
-static int forget_bit(void *entry, void *arg)
+struct forget {
+	uint64_t bits;
+	int collect; /* gather what goes offline everywhere into lost */
+	struct lost *lost;
+	size_t n, cap;
+};
+
+static int forget_bits(void *entry, void *arg)
 {
 	struct pres_entry *e = entry;
-	const struct forget *f = arg;
-	e->remote &= ~f->bit;
-	return e->remote == 0 && !e->local;
+	struct forget *f = arg;
+	if (!(e->remote & f->bits))
+		return 0;
+	e->remote &= ~f->bits;
+	if (e->remote != 0 || e->local)
+		return 0;
+	if (f->collect) {
+		if (f->n == f->cap) {
+			size_t cap = f->cap ? f->cap * 2 : 64;
+			struct lost *l = parley__realloc(f->lost, cap * sizeof(*l));
+			if (l == NULL)
+				return 1; /* not reported: presence is ephemeral */
+			f->lost = l;
+			f->cap = cap;
+		}
+		f->lost[f->n].account = e->hdr.key;
+		memcpy(f->lost[f->n].handle, e->handle, sizeof(e->handle));
+		f->n++;
+	}
+	return 1;
 }
 
 /* pmu held */
-static void set_remote(cluster *c, uint64_t account, uint64_t bit, int online)
+static void set_remote(cluster *c, uint64_t account, const char *handle, uint64_t bit, int online)
 {
 	struct pres_entry *e = online ? u64map__put(&c->pres, account, sizeof(*e)) : u64map__get(&c->pres, account);
 	if (e == NULL)
 		return;
 	if (online) {
 		e->remote |= bit;
+		if (handle[0] != '\0')
+			memcpy(e->handle, handle, sizeof(e->handle));
 	} else {
 		e->remote &= ~bit;
 		if (e->remote == 0 && !e->local)
@@ -197,16 +272,17 @@ static void set_remote(cluster *c, uint64_t account, uint64_t bit, int online)
 	}
 }
 
-/* One parley.p message of node `slot` (pmu held). */
-static void apply(cluster *c, int slot, enum pres_kind kind, const uint8_t *accounts, unsigned n)
+/* One parley.p message of node `slot` (pmu held; its entries checked already). */
+static void apply(cluster *c, int slot, enum pres_kind kind, const uint8_t *p, const uint8_t *end, unsigned n)
 {
-	uint64_t bit = 1ull << slot;
+	uint64_t bit = 1ull << slot, account;
+	char handle[CLUSTER_MAX_HANDLE + 1];
 	if (kind == PRES_SNAPSHOT_FIRST) {
-		struct forget f = {bit};
-		u64map__each(&c->pres, forget_bit, &f);
+		struct forget f = {.bits = bit};
+		u64map__each(&c->pres, forget_bits, &f);
 	}
-	for (unsigned i = 0; i < n; i++)
-		set_remote(c, cluster__get_u64(accounts + (size_t)i * 8), bit, kind != PRES_OFFLINE);
+	for (unsigned i = 0; i < n && get_entry(&p, end, &account, handle); i++)
+		set_remote(c, account, handle, bit, kind != PRES_OFFLINE);
 }
 
 void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -224,7 +300,7 @@ void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 	uint64_t origin = len >= PRES_HEADER ? cluster__get_u64(p + 4) : 0;
 	int valid = len >= PRES_HEADER && p[0] == CLUSTER_WIRE_VERSION && origin != 0 &&
 		    ((kind >= PRES_ONLINE && kind <= PRES_SNAPSHOT_MORE && n <= PRES_CHUNK &&
-		      len == PRES_HEADER + (size_t)n * 8) ||
+		      entries_valid(p + PRES_HEADER, p + len, n)) ||
 		     (kind == PRES_SYNC && len == PRES_HEADER + 8) || (kind == PRES_HEARTBEAT && len == PRES_HEADER));
 	if (!valid) {
 		cluster__count(&c->dropped, METRIC_BUS_DROPPED);
@@ -238,7 +314,7 @@ void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 			/* a node first heard through an edge or a heartbeat: its earlier edges were missed */
 			ask = created && kind != PRES_SNAPSHOT_FIRST && kind != PRES_SYNC;
 			if (kind <= PRES_SNAPSHOT_MORE)
-				apply(c, slot, (enum pres_kind)kind, p + PRES_HEADER, n);
+				apply(c, slot, (enum pres_kind)kind, p + PRES_HEADER, p + len, n);
 		}
 		if (kind == PRES_SYNC) {
 			uint64_t target = cluster__get_u64(p + PRES_HEADER);
@@ -260,6 +336,7 @@ void presence__tick(cluster *c)
 	put_header(m, PRES_HEARTBEAT, 0, c->self);
 	(void)cluster__send(c, "parley.hb", NULL, m, sizeof(m));
 	uint64_t now = cluster__now_ms();
+	struct forget f = {0};
 	pthread_mutex_lock(&c->pmu);
 	for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
 		struct bus_node *nd = &c->nodes[i];
@@ -267,11 +344,24 @@ void presence__tick(cluster *c)
 			continue;
 		log_warn(MODULE, "node %016" PRIx64 " silent for %u ms: its accounts count as offline", nd->id,
 			 c->cfg.node_timeout_ms);
-		struct forget f = {1ull << i};
-		u64map__each(&c->pres, forget_bit, &f);
+		f.bits |= 1ull << i;
 		nd->id = 0;
 	}
+	if (f.bits != 0) {
+		/* the survivor with the smallest id reports, so contacts hear each "offline" once */
+		f.collect = c->hooks.on_offline != NULL;
+		for (int i = 0; i < CLUSTER_MAX_NODES; i++)
+			if (c->nodes[i].id != 0 && c->nodes[i].id < c->self)
+				f.collect = 0;
+		u64map__each(&c->pres, forget_bits, &f);
+	}
 	pthread_mutex_unlock(&c->pmu);
+	if (f.n > 0 && cluster__enter(c)) {
+		for (size_t i = 0; i < f.n; i++)
+			c->hooks.on_offline(c->hooks.ctx, f.lost[i].account, f.lost[i].handle);
+		cluster__leave(c);
+	}
+	parley__free(f.lost);
 }
 
 void presence__free(cluster *c)

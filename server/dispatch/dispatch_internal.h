@@ -102,6 +102,9 @@ int worker__service_index(const dispatch *d, const service *s);
  * from a thread that is no loop (the bus: every loop gets the item through its mailbox). */
 int worker__deliver(dispatch *d, worker *w, const service *svc, enum mbox_policy policy, uint64_t account,
 		    uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn);
+/* The same for one given loop (through its mailbox), whoever is connected there. From any thread. */
+int worker__deliver_to(dispatch *d, unsigned index, const service *svc, enum mbox_policy policy, uint64_t account,
+		       uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn);
 
 /* remote.c: publishes an item for the other nodes (a no-op without a bus). */
 void dispatch__publish(dispatch *d, const service *svc, enum mbox_policy policy, uint64_t account,

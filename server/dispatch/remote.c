@@ -6,6 +6,8 @@
  * on every loop holding the account (never runs them inline), and a full mailbox behaves as for an
  * item from another loop (MBOX_DROP dropped, MBOX_RESYNC flags the loop, MBOX_MUST queued anyway).
  */
+#include <string.h>
+
 #include <parley/error.h>
 
 #include "base/log.h"
@@ -15,6 +17,7 @@
 #define MODULE "dispatch"
 
 _Static_assert(MBOX_RESYNC == CLUSTER_POLICY_RESYNC, "the bus turns oversized MBOX_RESYNC items into notices");
+_Static_assert(STORE_MAX_HANDLE == CLUSTER_MAX_HANDLE, "presence carries whole handles between nodes");
 
 static int handler_index(const service *s, mbox_fn fn)
 {
@@ -125,6 +128,27 @@ static void bus_reconnected(void *ctx)
 	}
 }
 
+static void presence_lost_one(worker *w, const mbox_item *it)
+{
+	dispatch *d = w->d;
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->services[i]->presence_lost != NULL)
+			d->services[i]->presence_lost(w, d->state[i], it->account, (const char *)it->data);
+}
+
+/* Another node died holding the account's last connections: loop 0 runs the services' presence_lost
+ * (the relay pushes "offline" to the contacts, as a last link_close would have). */
+static void bus_offline(void *ctx, uint64_t account, const char *handle)
+{
+	dispatch *d = ctx;
+	size_t len = strnlen(handle, STORE_MAX_HANDLE);
+	char h[STORE_MAX_HANDLE + 1];
+	memcpy(h, handle, len);
+	h[len] = '\0';
+	(void)worker__deliver_to(d, 0, NULL, MBOX_DROP, account, 0, 0, (const uint8_t *)h, len + 1,
+				 presence_lost_one);
+}
+
 void dispatch__bus_hooks(dispatch *d, cluster_hooks *out)
 {
 	*out = (cluster_hooks){
@@ -133,14 +157,15 @@ void dispatch__bus_hooks(dispatch *d, cluster_hooks *out)
 		.on_item = bus_item,
 		.on_resync = bus_resync,
 		.on_reconnected = bus_reconnected,
+		.on_offline = bus_offline,
 	};
 }
 
-static int bus_edge(void *ctx, uint64_t account, int online)
+static int bus_edge(void *ctx, uint64_t account, const char *handle, int online)
 {
 	dispatch *d = ctx;
 	cluster *bus = atomic_load(&d->bus);
-	return bus == NULL ? 1 : cluster__local_edge(bus, account, online);
+	return bus == NULL ? 1 : cluster__local_edge(bus, account, handle, online);
 }
 
 void dispatch__set_bus(dispatch *d, cluster *c)

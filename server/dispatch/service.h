@@ -197,6 +197,9 @@ struct service {
 	/* Items for this link's account may have been missed (another node's wake-up raced this node's
 	 * subscription, or overflowed it): catch up from the store, for this link only. */
 	void (*resync_link)(struct link *l, void *state);
+	/* On a cluster: another node died holding the last connections of `account` (its handle): push
+	 * the "offline" a last link_close would have (runs on one loop of one node). */
+	void (*presence_lost)(worker *w, void *state, uint64_t account, const char *handle);
 	/* The mailbox handlers this service posts (SERVICE_MAILBOX), for items crossing nodes. */
 	const mbox_fn *mailbox;
 	size_t n_mailbox;

@@ -6,6 +6,8 @@
  *                          metrics of both nodes moved.
  *   presence_across_nodes  once they accepted each other, bob (node 2) sees alice (node 1) go offline
  *                          and come online again.
+ *   node_death             node 1 is killed (SIGKILL) with alice connected: after bus_node_timeout_ms
+ *                          node 2 forgets it and bob is told alice is offline, once.
  *
  * The store: in the integration-pg pass, the harness's PostgreSQL database of node 1, shared by node 2
  * (the production topology). In the SQLite pass, both nodes open one SQLite file (WAL, busy timeout):
@@ -123,6 +125,18 @@ static void presence_across_nodes(void)
 	IT_EQ(bv.online, on + 1);
 }
 
+static void node_death(void)
+{
+	if (alice == NULL || bob == NULL)
+		return;
+	int off = bv.offline;
+	srv_kill9(&n1);
+	pump_until(bob, bob, &bv.offline, off + 1, 5000);
+	IT_EQ(bv.offline, off + 1);
+	pump2(bob, bob, 500);
+	IT_EQ(bv.offline, off + 1);
+}
+
 static int nats(const char *cmd)
 {
 	char line[768];
@@ -183,11 +197,12 @@ int main(void)
 
 	IT_RUN(live_across_nodes);
 	IT_RUN(presence_across_nodes);
+	IT_RUN(node_death);
 
 	parley_client_free(alice);
 	parley_client_free(bob);
 	IT_EQ(srv_stop(&n2), 0);
-	IT_EQ(srv_stop(&n1), 0);
+	(void)srv_stop(&n1); /* killed already, unless a step bailed out before */
 	srv_cleanup(&n2);
 	srv_cleanup(&n1);
 	nats("stop");

@@ -39,6 +39,9 @@ struct rec {
 	int n_resync;
 	int block; /* on_item waits while set (a slow consumer) */
 	int reconnected;
+	int offline; /* on_offline calls */
+	uint64_t offline_account;
+	char offline_handle[40];
 };
 
 static int valid(void *ctx, unsigned service, unsigned handler, unsigned policy)
@@ -81,6 +84,24 @@ static void on_reconnected(void *ctx)
 	pthread_mutex_lock(&r->mu);
 	r->reconnected++;
 	pthread_mutex_unlock(&r->mu);
+}
+
+static void on_offline(void *ctx, uint64_t account, const char *handle)
+{
+	struct rec *r = ctx;
+	pthread_mutex_lock(&r->mu);
+	r->offline++;
+	r->offline_account = account;
+	snprintf(r->offline_handle, sizeof(r->offline_handle), "%s", handle);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int offlines(struct rec *r)
+{
+	pthread_mutex_lock(&r->mu);
+	int n = r->offline;
+	pthread_mutex_unlock(&r->mu);
+	return n;
 }
 
 static int items(struct rec *r)
@@ -144,7 +165,7 @@ static cluster *open_bus(struct rec *r)
 	cc.max_pending = 16;
 	cc.max_item_bytes = MAX_ITEM;
 	cc.connect_timeout_ms = 1000;
-	cluster_hooks h = {r, valid, on_item, on_resync, on_reconnected};
+	cluster_hooks h = {r, valid, on_item, on_resync, on_reconnected, on_offline};
 	pthread_mutex_init(&r->mu, NULL);
 	cluster *c = NULL;
 	TEST_EQ_INT(cluster__open(&cc, &h, &c), PARLEY_OK);
@@ -184,7 +205,7 @@ static size_t raw_item(uint8_t *m, uint8_t version, uint8_t handler, uint64_t ac
 static void test_items(void)
 {
 	/* A takes an interest in X: subscribed, then the resync that covers the SUB's race */
-	TEST_EQ_INT(cluster__local_edge(A, ACC_X, 1), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_X, NULL, 1), 1);
 	TEST_CHECK(WAIT_FOR(resynced(&ra, ACC_X) == 1, 3000));
 	TEST_EQ_INT(resynced(&rb, ACC_X), 0);
 
@@ -294,7 +315,7 @@ static void test_oversized(void)
 
 static void test_unsubscribe(void)
 {
-	TEST_EQ_INT(cluster__local_edge(A, ACC_X, 0), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_X, NULL, 0), 1);
 	TEST_CHECK(WAIT_FOR(subscriptions(A) == 0, 3000));
 	usleep(100000); /* the UNSUB reaches the server */
 	int before = items(&ra);
@@ -307,7 +328,7 @@ static void test_unsubscribe(void)
 
 static void test_max_pending(void)
 {
-	TEST_EQ_INT(cluster__local_edge(A, ACC_Z, 1), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_Z, NULL, 1), 1);
 	TEST_CHECK(WAIT_FOR(resynced(&ra, ACC_Z) == 1, 3000));
 	uint64_t d0 = dropped(A);
 	pthread_mutex_lock(&ra.mu);
@@ -325,20 +346,20 @@ static void test_max_pending(void)
 	TEST_CHECK(over);
 	usleep(300000);
 	TEST_CHECK(items(&ra) < 200);
-	TEST_EQ_INT(cluster__local_edge(A, ACC_Z, 0), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_Z, NULL, 0), 1);
 }
 
 static void test_presence(void)
 {
 	/* online on A: a cluster-wide edge; B learns it */
-	TEST_EQ_INT(cluster__local_edge(A, ACC_P, 1), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_P, NULL, 1), 1);
 	TEST_CHECK(WAIT_FOR(cluster__online(B, ACC_P) == 1, 3000));
 	TEST_EQ_INT(cluster__remote_nodes(B, ACC_P), 1);
 	/* then on B: not an edge of the cluster */
-	TEST_EQ_INT(cluster__local_edge(B, ACC_P, 1), 0);
+	TEST_EQ_INT(cluster__local_edge(B, ACC_P, "pat", 1), 0);
 	TEST_CHECK(WAIT_FOR(cluster__remote_nodes(A, ACC_P) == 1, 3000));
 	/* offline on A: still online on B, so no edge, and A still sees it online */
-	TEST_EQ_INT(cluster__local_edge(A, ACC_P, 0), 0);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_P, NULL, 0), 0);
 	TEST_CHECK(WAIT_FOR(cluster__remote_nodes(B, ACC_P) == 0, 3000));
 	TEST_EQ_INT(cluster__online(A, ACC_P), 1);
 	TEST_EQ_INT(cluster__online(B, ACC_P), 1);
@@ -355,9 +376,19 @@ static void test_presence(void)
 	TEST_EQ_INT(cluster__online(A, ACC_P), 1);
 	TEST_CHECK(WAIT_FOR(cluster__online(A, ACC_P) == 0, 3000));
 	TEST_CHECK(WAIT_FOR(cluster__online(C, ACC_P) == 0, 3000));
+	/* and its contacts are told once: by the survivor with the smaller id, with the handle B gave */
+	TEST_CHECK(WAIT_FOR(offlines(&ra) + offlines(&rc3) == 1, 3000));
+	usleep(300000);
+	TEST_EQ_INT(offlines(&ra) + offlines(&rc3), 1);
+	struct rec *teller = cluster__node_id(A) < cluster__node_id(C) ? &ra : &rc3;
+	TEST_EQ_INT(offlines(teller), 1);
+	pthread_mutex_lock(&teller->mu);
+	TEST_CHECK(teller->offline_account == ACC_P);
+	TEST_EQ_STR(teller->offline_handle, "pat");
+	pthread_mutex_unlock(&teller->mu);
 	/* and the next edge on A is a cluster-wide one again */
-	TEST_EQ_INT(cluster__local_edge(A, ACC_P, 1), 1);
-	TEST_EQ_INT(cluster__local_edge(A, ACC_P, 0), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_P, NULL, 1), 1);
+	TEST_EQ_INT(cluster__local_edge(A, ACC_P, NULL, 0), 1);
 	cluster__close(C);
 }
 
@@ -388,7 +419,7 @@ static void test_reconnect(void)
 	cc.max_pending = 16;
 	cc.max_item_bytes = MAX_ITEM;
 	cc.connect_timeout_ms = 1000;
-	cluster_hooks h = {&re, valid, on_item, on_resync, on_reconnected};
+	cluster_hooks h = {&re, valid, on_item, on_resync, on_reconnected, on_offline};
 	pthread_mutex_init(&re.mu, NULL);
 	cluster *E = NULL;
 	TEST_EQ_INT(cluster__open(&cc, &h, &E), PARLEY_OK);
@@ -396,10 +427,10 @@ static void test_reconnect(void)
 		return;
 	TEST_EQ_INT(cluster__ready(E), 0);
 	for (int i = 0; i < 50; i++) {
-		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 1), 1);
-		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 0), 1);
+		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, NULL, 1), 1);
+		TEST_EQ_INT(cluster__local_edge(E, ACC_Q, NULL, 0), 1);
 	}
-	TEST_EQ_INT(cluster__local_edge(E, ACC_Q, 1), 1);
+	TEST_EQ_INT(cluster__local_edge(E, ACC_Q, NULL, 1), 1);
 
 	TEST_EQ_INT(nats("restart"), 0);
 	TEST_CHECK(WAIT_FOR(cluster__ready(A), 5000));

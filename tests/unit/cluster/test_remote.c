@@ -89,7 +89,7 @@ static void test_valid(void)
 
 static void test_item(void)
 {
-	registry__add(d->reg, 7, 1, 1); /* account 7 device 1 on loop 1 */
+	registry__add(d->reg, 7, 1, 1, NULL); /* account 7 device 1 on loop 1 */
 	const cluster_item it = {.origin = 5, .account = 7, .device = 1, .service = 0, .handler = 1,
 				 .policy = MBOX_RESYNC, .u64 = 99, .len = 3, .data = (const uint8_t *)"xyz"};
 	hooks.on_item(hooks.ctx, &it);
@@ -108,7 +108,7 @@ static void test_item(void)
 	other.device = 2;
 	hooks.on_item(hooks.ctx, &other);
 	TEST_EQ_INT(d->workers[1].n, 0);
-	registry__remove(d->reg, 7, 1, 1);
+	registry__remove(d->reg, 7, 1, 1, NULL);
 }
 
 static void test_resync(void)
@@ -121,7 +121,7 @@ static void test_resync(void)
 		ls[i].account = 70 + (uint64_t)i;
 		ls[i].device = 1;
 		TEST_EQ_INT(worker__index_add(w, &ls[i]), PARLEY_OK);
-		registry__add(d->reg, ls[i].account, 1, 1);
+		registry__add(d->reg, ls[i].account, 1, 1, NULL);
 	}
 	hooks.on_resync(hooks.ctx, 71);
 	turn(1);
@@ -135,7 +135,7 @@ static void test_resync(void)
 	TEST_EQ_INT(resyncs, 2); /* every loop catches up */
 	for (int i = 0; i < 2; i++) {
 		worker__index_remove(w, &ls[i]);
-		registry__remove(d->reg, ls[i].account, 1, 1);
+		registry__remove(d->reg, ls[i].account, 1, 1, NULL);
 	}
 	free(ls);
 }
@@ -144,10 +144,13 @@ static int edge_calls, edge_answer;
 static uint64_t edge_account;
 static int edge_online;
 
-static int edge(void *ctx, uint64_t account, int online)
+static char edge_handle[40];
+
+static int edge(void *ctx, uint64_t account, const char *handle, int online)
 {
 	(void)ctx;
 	edge_calls++;
+	snprintf(edge_handle, sizeof(edge_handle), "%s", handle != NULL ? handle : "");
 	edge_account = account;
 	edge_online = online;
 	return edge_answer;
@@ -157,20 +160,21 @@ static void test_edge_hook(void)
 {
 	registry__set_edge_hook(d->reg, edge, NULL);
 	edge_answer = 0; /* "another node holds it": not a cluster-wide edge */
-	TEST_EQ_INT(registry__add(d->reg, 900, 1, 0), 0);
+	TEST_EQ_INT(registry__add(d->reg, 900, 1, 0, "h900"), 0);
 	TEST_EQ_INT(edge_calls, 1);
 	TEST_CHECK(edge_account == 900 && edge_online == 1);
-	TEST_EQ_INT(registry__add(d->reg, 900, 2, 1), 0); /* no edge: no call */
+	TEST_EQ_STR(edge_handle, "h900");
+	TEST_EQ_INT(registry__add(d->reg, 900, 2, 1, NULL), 0); /* no edge: no call */
 	TEST_EQ_INT(edge_calls, 1);
-	TEST_EQ_INT(registry__remove(d->reg, 900, 2, 1), 0);
+	TEST_EQ_INT(registry__remove(d->reg, 900, 2, 1, NULL), 0);
 	TEST_EQ_INT(edge_calls, 1);
 	edge_answer = 1;
-	TEST_EQ_INT(registry__remove(d->reg, 900, 1, 0), 1);
+	TEST_EQ_INT(registry__remove(d->reg, 900, 1, 0, NULL), 1);
 	TEST_EQ_INT(edge_calls, 2);
 	TEST_CHECK(edge_account == 900 && edge_online == 0);
 	registry__set_edge_hook(d->reg, NULL, NULL);
-	TEST_EQ_INT(registry__add(d->reg, 901, 1, 0), 1);
-	TEST_EQ_INT(registry__remove(d->reg, 901, 1, 0), 1);
+	TEST_EQ_INT(registry__add(d->reg, 901, 1, 0, NULL), 1);
+	TEST_EQ_INT(registry__remove(d->reg, 901, 1, 0, NULL), 1);
 	TEST_EQ_INT(edge_calls, 2);
 }
 
