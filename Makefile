@@ -1,7 +1,9 @@
 # parley — top-level convenience wrapper around Meson. See README.md.
 #
 #   make run     install missing Debian packages, build, start parleyd on 127.0.0.1:$(PORT)
-#   make test    install, build, run every test; then again under ASan+UBSan; then a short fuzz run
+#   make test    install, build, run every test; the integration tests on PostgreSQL; then everything
+#                under ASan+UBSan; then a short fuzz run
+#   make test-pg the integration tests on PostgreSQL only (a throw-away cluster on loopback)
 #   make fuzz    run every libFuzzer harness for $(FUZZ_SECONDS) seconds each
 #   make bench   baseline benchmarks (docs/benchmarks.md)
 #   make install meson install (PREFIX=/usr/local)
@@ -22,13 +24,14 @@ CRYPTO_REPS  ?= 5
 DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libpng-dev \
-            libjansson-dev libcurl4-openssl-dev
-DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium
-DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox
+            libjansson-dev libcurl4-openssl-dev libpq-dev postgresql-15 postgresql-contrib libnats-dev
+# the tests start their own PostgreSQL clusters and nats-servers on loopback (tests/tools/)
+DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium nats-server
+DEB_BENCH = mosquitto libmosquitto-dev libnats-dev gnuplot-nox
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-test deps-bench build run test test-unit test-asan fuzz fuzz-smoke bench install clean distclean
+.PHONY: all deps deps-test deps-bench build run test test-pg test-unit test-asan fuzz fuzz-smoke bench install clean distclean
 
 all: build
 
@@ -70,6 +73,9 @@ run: build
 
 test: deps-test build
 	@tests/run-all.sh "$(BUILD)" "$(ASAN_BUILD)" "$(FUZZ_BUILD)" "$(FUZZ_SMOKE_SECONDS)" "$(JOBS)"
+
+test-pg: deps-test build
+	tests/run-pg.sh "$(BUILD)" "$(JOBS)"
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)

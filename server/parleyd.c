@@ -24,6 +24,7 @@
 
 #include "common/dynbuf.h"
 #include "base/config.h"
+#include "cluster/bus.h"
 #include "dispatch/dispatch.h"
 #include "base/log.h"
 #include "net/server.h"
@@ -43,6 +44,7 @@ struct parleyd {
 	char **argv;
 	store *store;
 	dispatch *dispatch;
+	cluster *bus; /* NULL: a single node */
 	net_server *net;
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -333,9 +335,42 @@ static int fit_fd_limit(const parleyd_config *c, unsigned *max_connections)
 	return PARLEY_OK;
 }
 
+/* A node of a cluster: the bus to the other nodes, before the loops start (they publish from the first
+ * connection on). It connects in the background: a node whose NATS is down starts, not ready. */
+static int open_bus(struct parleyd *d)
+{
+	const parleyd_config *c = &d->cfg;
+	if (c->bus[0] == '\0')
+		return PARLEY_OK;
+	if (c->bus_node_timeout_ms <= c->bus_heartbeat_ms) {
+		log_error(MODULE, "bus_node_timeout_ms (%d) must exceed bus_heartbeat_ms (%d)", c->bus_node_timeout_ms,
+			  c->bus_heartbeat_ms);
+		return PARLEY_E_CONFIG;
+	}
+	if (c->store[0] == '\0')
+		log_warn(MODULE, "bus set with the embedded SQLite store: nodes linked by a bus must share a "
+				 "PostgreSQL store (store = postgres://...)");
+	if (c->bus_max_item_bytes < c->max_message_bytes)
+		log_warn(MODULE, "bus_max_item_bytes (%d) below max_message_bytes (%d): larger pushes reach other "
+				 "nodes as store wake-ups only (ephemeral ones not at all)",
+			 c->bus_max_item_bytes, c->max_message_bytes);
+	cluster_config cc;
+	cluster_hooks hooks;
+	cluster__config_from(&cc, c);
+	dispatch__bus_hooks(d->dispatch, &hooks);
+	int rc = cluster__open(&cc, &hooks, &d->bus);
+	if (rc != PARLEY_OK) {
+		log_error(MODULE, "bus %s: %s", c->bus, parley_strerror(rc));
+		return rc;
+	}
+	dispatch__set_bus(d->dispatch, d->bus);
+	return PARLEY_OK;
+}
+
 static int start(struct parleyd *d)
 {
 	char dbpath[CONFIG_STR_MAX * 2 + 16];
+	char where[CONFIG_STR_MAX * 2 + 16];
 	parleyd_config *c = &d->cfg;
 	int rc;
 
@@ -363,9 +398,10 @@ static int start(struct parleyd *d)
 
 	store_config sc;
 	store__config_from(&sc, c, dbpath);
+	store__describe(&sc, where, sizeof where); /* the logs never show a URL's password */
 	rc = store__open(&sc, &d->store);
 	if (rc != PARLEY_OK) {
-		log_error(MODULE, "store %s: %s", dbpath, parley_strerror(rc));
+		log_error(MODULE, "store %s: %s", where, parley_strerror(rc));
 		return rc;
 	}
 	size_t n_services;
@@ -375,6 +411,10 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "dispatcher: %s", parley_strerror(rc));
 		return rc;
 	}
+
+	rc = open_bus(d);
+	if (rc != PARLEY_OK)
+		return rc;
 
 	net_config nc;
 	net__config_from(&nc, c);
@@ -404,7 +444,7 @@ static int start(struct parleyd *d)
 	}
 	log_info(MODULE, "parleyd %s listening on %s%s%s:%u (%s, %d worker%s), database %s", PARLEY_VERSION_STRING,
 		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
-		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", dbpath);
+		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", where);
 	return PARLEY_OK;
 }
 
@@ -469,6 +509,10 @@ int main(int argc, char **argv)
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 	}
 	net__server_free(d.net);
+	/* after the loops (they publish), before the dispatcher (the bus delivers into it) */
+	if (d.dispatch != NULL)
+		dispatch__set_bus(d.dispatch, NULL);
+	cluster__close(d.bus);
 	dispatch__free(d.dispatch);
 	store__close(d.store);
 	/* released only after the store is closed: the next parleyd may then open the database at once */

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `make test`: every test in the normal build, then again under ASan+UBSan, then a short fuzz run.
-# Ends with one closing line: "N passed, N failed" summed over all three stages.
+# `make test`: every test in the normal build, the integration suite again on PostgreSQL (normal build
+# only: tests/run-pg.sh), then everything under ASan+UBSan, then a short fuzz run.
+# Ends with one closing line: "N passed, N failed" summed over all four stages.
 set -uo pipefail
 BUILD=${1:-build} ASAN=${2:-build-asan} FUZZ=${3:-build-fuzz} FUZZ_SECONDS=${4:-15} JOBS=${5:-2}
 cd "$(dirname "$0")/.."
 
 passed=0 failed=0
-count() { # count results in a meson testlog.json
-	local log=$1/meson-logs/testlog.json p f
+count() { # count results in a meson testlog (BUILD [LOGBASE])
+	local log=$1/meson-logs/${2:-testlog}.json p f
 	[ -f "$log" ] || { failed=$((failed + 1)); return; }
 	p=$(grep -c '"result": "OK"' "$log" || true)
 	f=$(grep -vc '"result": "\(OK\|SKIP\|EXPECTEDFAIL\)"' "$log" || true)
@@ -22,15 +23,21 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_erro
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 stage "tests (build: $BUILD)"
-meson test -C "$BUILD" --print-errorlogs --num-processes "$JOBS"
+meson test -C "$BUILD" --no-suite integration-pg --print-errorlogs --num-processes "$JOBS"
 count "$BUILD"
+
+stage "integration tests on PostgreSQL (build: $BUILD)"
+rm -f "$BUILD/meson-logs/testlog-pg.json"
+tests/run-pg.sh "$BUILD" "$JOBS"
+# 77: no PostgreSQL here. A failure, not a skip: CI installs it (make deps), so its absence is a bug.
+if [ $? = 77 ]; then echo "PostgreSQL 15 is not installed"; failed=$((failed + 1)); else count "$BUILD" testlog-pg; fi
 
 stage "tests under ASan+UBSan (build: $ASAN)"
 if [ ! -f "$ASAN/build.ninja" ]; then
 	meson setup "$ASAN" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug >/dev/null || failed=$((failed + 1))
 fi
 if ninja -C "$ASAN" -j"$JOBS" >/dev/null; then
-	meson test -C "$ASAN" --print-errorlogs --num-processes "$JOBS" --timeout-multiplier 3
+	meson test -C "$ASAN" --no-suite integration-pg --print-errorlogs --num-processes "$JOBS" --timeout-multiplier 3
 	count "$ASAN"
 else
 	echo "ASan build failed"; failed=$((failed + 1))

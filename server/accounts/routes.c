@@ -385,9 +385,12 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_SET_ACCOUNT_KEY, "set_account_key", 1, route_set_account_key},
 };
 
+static const mbox_fn mailbox[] = {on_kick};
+
 const service accounts__service = {
 	.name = "accounts",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
 	.init = init,
 	.fini = fini,
 	.link_open = link_open,

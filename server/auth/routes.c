@@ -685,9 +685,12 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_AUTH_KNOWN_EMAIL, "auth_known_email", 1, route_known_email},
 };
 
+static const mbox_fn mailbox[] = {worker__send_frame};
+
 const service auth__service = {
 	.name = "auth",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
 	.init = init,
 	.fini = fini,
 	.worker_start = worker_start,

@@ -40,6 +40,17 @@ static const struct opt opts[] = {
 	{"bus", OPT_STR, OFF(bus), 0, 0, "", 0,
 	 "cluster bus: empty = a single node; nats://host:port[,nats://...] links the nodes sharing a "
 	 "PostgreSQL store (wake-ups, pushes and presence between them)"},
+	{"bus_heartbeat_ms", OPT_INT, OFF(bus_heartbeat_ms), 50, 60000, "1000", 0,
+	 "cluster bus: period of this node's heartbeat to the others"},
+	{"bus_node_timeout_ms", OPT_INT, OFF(bus_node_timeout_ms), 100, 600000, "5000", 0,
+	 "cluster bus: a node silent this long is forgotten and its accounts count as offline (must "
+	 "exceed bus_heartbeat_ms)"},
+	{"bus_max_pending", OPT_INT, OFF(bus_max_pending), 16, 10000000, "65536", 0,
+	 "cluster bus: messages waiting per subscription before NATS drops (the account's connections "
+	 "then read the store again)"},
+	{"bus_max_item_bytes", OPT_INT, OFF(bus_max_item_bytes), 1024, 16777216, "524288", 0,
+	 "cluster bus: largest push sent to another node (a delivery beyond travels as a wake-up, the "
+	 "rest is dropped); keep it under the NATS server's max_payload"},
 	{"port_file", OPT_STR, OFF(port_file), 0, 0, "", 0,
 	 "if set, the bound port is written here once listening (for scripts and tests)"},
 	{"ws_path", OPT_STR, OFF(ws_path), 0, 0, "/v1/websocket", 0, "HTTP path of the WebSocket endpoint"},

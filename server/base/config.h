@@ -25,6 +25,10 @@ typedef struct parleyd_config {
 	char database[CONFIG_STR_MAX];
 	char store[CONFIG_STR_MAX];  /* "" = SQLite (database / data_dir); postgres://... = PostgreSQL */
 	char bus[CONFIG_STR_MAX];    /* "" = one node; nats://... = the cluster bus (server/cluster) */
+	int bus_heartbeat_ms;
+	int bus_node_timeout_ms;
+	int bus_max_pending;
+	int bus_max_item_bytes;
 	char port_file[CONFIG_STR_MAX];
 	char ws_path[CONFIG_STR_MAX];
 	char tls_cert[CONFIG_STR_MAX];

@@ -57,7 +57,13 @@
 	X(RELAY_REQUEUED, "parley_relay_requeued_total", "counter",                                        \
 	  "envelopes moved to the back of their queue after max_redeliveries unacknowledged pushes")       \
 	X(RELAY_SENDER_REFUSED, "parley_relay_sender_refused_total", "counter",                            \
-	  "sends refused by the per-sender queue share or send rate limit")
+	  "sends refused by the per-sender queue share or send rate limit")                                \
+	X(BUS_PUBLISHED, "parley_bus_published_total", "counter", "messages published on the cluster bus")  \
+	X(BUS_RECEIVED, "parley_bus_received_total", "counter",                                            \
+	  "cluster bus messages received from other nodes and accepted")                                   \
+	X(BUS_DROPPED, "parley_bus_dropped_total", "counter",                                              \
+	  "cluster bus messages dropped: malformed, unknown handler, over bus_max_item_bytes or bus_max_pending") \
+	X(BUS_RECONNECTS, "parley_bus_reconnects_total", "counter", "reconnections to NATS")
 
 enum metric_id {
 #define METRICS__ENUM(id, name, type, help) METRIC_##id,

@@ -121,7 +121,7 @@ void link__authenticate(struct link *l, uint64_t account, uint32_t device, const
 		return;
 	}
 	net__conn_authenticated(l->conn); /* the full message size from now on, no auth deadline */
-	l->presence_edge = registry__add(d->reg, account, device, w->index) ? 1 : 0;
+	l->presence_edge = registry__add(d->reg, account, device, w->index, l->handle) ? 1 : 0;
 	for (size_t i = 0; i < d->n_services; i++)
 		if (d->services[i]->link_auth != NULL)
 			d->services[i]->link_auth(l, d->state[i]);
@@ -330,7 +330,7 @@ static void on_close(void *ctx, net_conn *c)
 	if (l->authenticated) {
 		worker__index_remove(l->w, l);
 		metrics__add(METRIC_WS_CONNS_AUTHENTICATED, -1);
-		l->presence_edge = registry__remove(d->reg, l->account, l->device, l->w->index) ? -1 : 0;
+		l->presence_edge = registry__remove(d->reg, l->account, l->device, l->w->index, l->handle) ? -1 : 0;
 	}
 	for (size_t i = 0; i < d->n_services; i++)
 		if (d->services[i]->link_close != NULL)
@@ -480,7 +480,7 @@ int dispatch__new(store *s, const parleyd_config *cfg, const service *const *ser
 		if ((rc = add_routes(d, sv, d->state[i])) != PARLEY_OK)
 			goto fail;
 	}
-	if ((rc = add_routes(d, &core_service, NULL)) != PARLEY_OK)
+	if ((rc = add_routes(d, &core_service, NULL)) != PARLEY_OK || (rc = dispatch__check_mailboxes(d)) != PARLEY_OK)
 		goto fail;
 	d->kind_unknown = metrics__register_kind("unknown");
 	*out = d;

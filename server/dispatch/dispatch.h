@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "base/config.h"
+#include "cluster/bus.h"
 #include "net/conn.h"
 #include "store/store.h"
 
@@ -27,6 +28,14 @@ int dispatch__new(store *s, const parleyd_config *cfg, const struct service *con
 		  dispatch **out);
 /* After the net server stopped (every on_worker_stop has run). NULL is a no-op. */
 void dispatch__free(dispatch *d);
+
+/* Multi-node (server/cluster): the hooks through which the bus hands this dispatcher what other nodes
+ * posted, then, once the bus is open, dispatch__set_bus: from then on worker__post also publishes, and
+ * the registry's account edges become the bus's interest and presence (a link's presence edge is then
+ * a cluster-wide one). Set it before the loops start; dispatch__set_bus(d, NULL) before closing the
+ * bus. */
+void dispatch__bus_hooks(dispatch *d, cluster_hooks *out);
+void dispatch__set_bus(dispatch *d, cluster *c);
 
 /* The net_handler to pass to the network layer; ctx is the dispatch. */
 net_handler dispatch__handler(dispatch *d);

@@ -87,6 +87,9 @@ struct dispatch {
 	unsigned conn_max_requests, loop_max_requests;
 	size_t loop_max_bytes;
 	worker *workers;
+	/* the cluster bus (NULL: one node), and per service whether an unlisted handler was logged */
+	struct cluster *_Atomic bus;
+	atomic_int unlisted_logged[DISPATCH_MAX_SERVICES];
 };
 
 /* worker.c */
@@ -95,5 +98,18 @@ void worker__stop(worker *w);
 int worker__index_add(worker *w, struct link *l);
 void worker__index_remove(worker *w, struct link *l);
 int worker__service_index(const dispatch *d, const service *s);
+/* worker__post's delivery on this node's loops. w: the calling loop (its items run at once), or NULL
+ * from a thread that is no loop (the bus: every loop gets the item through its mailbox). */
+int worker__deliver(dispatch *d, worker *w, const service *svc, enum mbox_policy policy, uint64_t account,
+		    uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn);
+/* The same for one given loop (through its mailbox), whoever is connected there. From any thread. */
+int worker__deliver_to(dispatch *d, unsigned index, const service *svc, enum mbox_policy policy, uint64_t account,
+		       uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn);
+
+/* remote.c: publishes an item for the other nodes (a no-op without a bus). */
+void dispatch__publish(dispatch *d, const service *svc, enum mbox_policy policy, uint64_t account,
+		       uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn);
+/* remote.c: dispatch__new's check of the services' mailbox lists */
+int dispatch__check_mailboxes(const dispatch *d);
 
 #endif

@@ -23,6 +23,8 @@ struct registry {
 	unsigned n_workers;
 	struct entry **buckets; /* chained; doubled when the entries outnumber them (load <= 1) */
 	size_t nbuckets, n;
+	registry_edge_fn edge;
+	void *edge_ctx;
 };
 
 int registry__new(unsigned n_workers, registry **out)
@@ -133,7 +135,7 @@ static int bump(registry *r, uint64_t account, uint32_t device, int worker, int 
 	return before;
 }
 
-int registry__add(registry *r, uint64_t account, uint32_t device, int worker)
+int registry__add(registry *r, uint64_t account, uint32_t device, int worker, const char *handle)
 {
 	if (worker < 0 || (unsigned)worker >= r->n_workers || device == 0)
 		return 0;
@@ -141,11 +143,13 @@ int registry__add(registry *r, uint64_t account, uint32_t device, int worker)
 	int first = 0;
 	if (bump(r, account, device, worker, +1) >= 0)
 		first = bump(r, account, 0, worker, +1) == 0;
+	if (first && r->edge != NULL)
+		first = r->edge(r->edge_ctx, account, handle, 1);
 	pthread_mutex_unlock(&r->mu);
 	return first;
 }
 
-int registry__remove(registry *r, uint64_t account, uint32_t device, int worker)
+int registry__remove(registry *r, uint64_t account, uint32_t device, int worker, const char *handle)
 {
 	if (worker < 0 || (unsigned)worker >= r->n_workers || device == 0)
 		return 0;
@@ -153,8 +157,18 @@ int registry__remove(registry *r, uint64_t account, uint32_t device, int worker)
 	bump(r, account, device, worker, -1);
 	int before = bump(r, account, 0, worker, -1);
 	int last = before == 1 && *find(r, account, 0) == NULL;
+	if (last && r->edge != NULL)
+		last = r->edge(r->edge_ctx, account, handle, 0);
 	pthread_mutex_unlock(&r->mu);
 	return last;
+}
+
+void registry__set_edge_hook(registry *r, registry_edge_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&r->mu);
+	r->edge = fn;
+	r->edge_ctx = ctx;
+	pthread_mutex_unlock(&r->mu);
 }
 
 uint64_t registry__workers(registry *r, uint64_t account, uint32_t device)

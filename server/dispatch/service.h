@@ -145,7 +145,14 @@ enum mbox_policy {
 	MBOX_MUST,
 };
 
-/* Returns PARLEY_OK, or PARLEY_E_NOMEM if some loop could not be given the item (a MBOX_RESYNC item
+/* A mailbox handler. Between nodes (server/cluster) an item names its handler by its index in its
+ * service's `mailbox` list (function pointers do not cross processes): every handler a service posts
+ * must be listed there, or its items stay on this node (logged once). */
+typedef void (*mbox_fn)(worker *w, const mbox_item *it);
+
+/* Delivers on this node's loops as described above and, on a cluster (bus set), publishes the item for
+ * the other nodes' loops (cluster/bus.h); there it arrives with the same policy.
+ * Returns PARLEY_OK, or PARLEY_E_NOMEM if some loop could not be given the item (a MBOX_RESYNC item
  * then flags that loop, so even this is recovered). */
 int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_t account, uint32_t device,
 		 uint64_t u64, const uint8_t *data, size_t len, void (*fn)(worker *w, const mbox_item *it));
@@ -187,10 +194,21 @@ struct service {
 	/* A GET under /v1/auth/ on the public listener: return 1 when taken (then answer `reply`), 0 when
 	 * not this service's. url: path and query, valid during the call only. */
 	int (*http_get)(worker *w, void *state, const char *url, http_reply *reply);
+	/* Items for this link's account may have been missed (another node's wake-up raced this node's
+	 * subscription, or overflowed it): catch up from the store, for this link only. */
+	void (*resync_link)(struct link *l, void *state);
+	/* On a cluster: another node died holding the last connections of `account` (its handle): push
+	 * the "offline" a last link_close would have (runs on one loop of one node). */
+	void (*presence_lost)(worker *w, void *state, uint64_t account, const char *handle);
+	/* The mailbox handlers this service posts (SERVICE_MAILBOX), for items crossing nodes. */
+	const mbox_fn *mailbox;
+	size_t n_mailbox;
 };
 
 /* Fills a descriptor's route rows from one static array. */
 #define SERVICE_ROUTES(rows) .routes = (rows), .n_routes = sizeof(rows) / sizeof((rows)[0])
+/* Lists a descriptor's mailbox handlers from one static array. */
+#define SERVICE_MAILBOX(fns) .mailbox = (fns), .n_mailbox = sizeof(fns) / sizeof((fns)[0])
 /* A fini for services whose state is one parley__malloc'd block. */
 void service__free_state(void *state);
 

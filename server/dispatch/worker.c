@@ -243,36 +243,58 @@ static int enqueue(worker *w, mbox_item *it, enum mbox_policy policy)
 int worker__post(worker *w, const service *svc, enum mbox_policy policy, uint64_t account, uint32_t device,
 		 uint64_t u64, const uint8_t *data, size_t len, void (*fn)(worker *w, const mbox_item *it))
 {
-	dispatch *d = w->d;
+	int rc = worker__deliver(w->d, w, svc, policy, account, device, u64, data, len, fn);
+	dispatch__publish(w->d, svc, policy, account, device, u64, data, len, fn);
+	return rc;
+}
+
+/* Hands one item to `target`: run at once when it is the calling loop w, else through its mailbox. */
+static int give(worker *w, worker *target, const service *svc, enum mbox_policy policy, uint64_t account,
+		uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn)
+{
+	mbox_item *it = parley__malloc(sizeof(*it) + len);
+	if (it == NULL) {
+		if (policy == MBOX_RESYNC && target != w) {
+			atomic_store(&target->resync, 1);
+			uv_async_send(&target->async);
+		}
+		return PARLEY_E_NOMEM;
+	}
+	*it = (mbox_item){.fn = fn, .svc = svc, .account = account, .device = device, .u64 = u64, .len = len};
+	if (len > 0)
+		memcpy(it->data, data, len);
+	if (target == w) {
+		/* same loop: at once, no wake-up. No reordering is possible: this loop drains its
+		 * mailbox before it runs anything posted after the items in it. */
+		run_item(w, it);
+		parley__free(it);
+	} else if (!enqueue(target, it, policy)) {
+		parley__free(it);
+	}
+	return PARLEY_OK;
+}
+
+int worker__deliver(dispatch *d, worker *w, const service *svc, enum mbox_policy policy, uint64_t account,
+		    uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn)
+{
 	uint64_t mask = registry__workers(d->reg, account, device);
 	int rc = PARLEY_OK;
 	for (unsigned t = 0; t < d->n_workers && mask != 0; t++) {
 		if (!(mask & (1ull << t)))
 			continue;
 		mask &= ~(1ull << t);
-		worker *target = &d->workers[t];
-		mbox_item *it = parley__malloc(sizeof(*it) + len);
-		if (it == NULL) {
+		if (give(w, &d->workers[t], svc, policy, account, device, u64, data, len, fn) != PARLEY_OK)
 			rc = PARLEY_E_NOMEM;
-			if (policy == MBOX_RESYNC && target != w) {
-				atomic_store(&target->resync, 1);
-				uv_async_send(&target->async);
-			}
-			continue;
-		}
-		*it = (mbox_item){.fn = fn, .svc = svc, .account = account, .device = device, .u64 = u64, .len = len};
-		if (len > 0)
-			memcpy(it->data, data, len);
-		if (target == w) {
-			/* same loop: at once, no wake-up. No reordering is possible: this loop drains its
-			 * mailbox before it runs anything posted after the items in it. */
-			run_item(w, it);
-			parley__free(it);
-		} else if (!enqueue(target, it, policy)) {
-			parley__free(it);
-		}
 	}
 	return rc;
+}
+
+int worker__deliver_to(dispatch *d, unsigned index, const service *svc, enum mbox_policy policy, uint64_t account,
+		       uint32_t device, uint64_t u64, const uint8_t *data, size_t len, mbox_fn fn)
+{
+	if (index >= d->n_workers)
+		return PARLEY_E_INVAL;
+	return give(NULL, &d->workers[index], svc, policy, account, device, u64, data, len, fn);
 }
 
 /* --- idle trim ---

@@ -377,9 +377,12 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_ENTITY_STAFF, "entity_staff", 1, route_staff},
 };
 
+static const mbox_fn mailbox[] = {worker__send_frame};
+
 const service entities__service = {
 	.name = "entities",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
 	.init = init,
 	.fini = service__free_state,
 };

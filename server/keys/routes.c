@@ -183,9 +183,12 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_GET_BUNDLES, "get_bundles", 1, route_get_bundles},
 };
 
+static const mbox_fn mailbox[] = {worker__send_frame};
+
 const service keys__service = {
 	.name = "keys",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
 	.init = init,
 	.fini = service__free_state,
 	.worker_start = worker_start,

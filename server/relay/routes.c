@@ -308,9 +308,20 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_PRESENCE_SETTING, "presence_setting", 1, relay__route_presence_setting},
 };
 
+/* A node of the cluster died holding the account's last connections (cluster/bus.h, on_offline). */
+static void presence_lost(worker *w, void *state, uint64_t account, const char *handle)
+{
+	relay__presence_changed(w, state, account, handle, 0);
+}
+
+static const mbox_fn mailbox[] = {on_envelope, worker__send_frame};
+
 const service relay__service = {
 	.name = "relay",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
+	.resync_link = resync_link,
+	.presence_lost = presence_lost,
 	.init = init,
 	.fini = service__free_state,
 	.worker_start = worker_start,

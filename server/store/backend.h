@@ -43,8 +43,17 @@ typedef struct store_backend_ops {
 	 * but the reserve that lets a full disk drain itself could not be re-created). While not OK,
 	 * maintain(be, 1) is also called every second, so space coming back is noticed without traffic. */
 	int (*space)(store_be *be);
+	/* Optional: 1 when jobs can run now (connected), 0 while the database is unreachable. NULL: always
+	 * ready (SQLite). While not ready, store.c calls maintain(be, 0) before each batch (the backend
+	 * reconnects there, with its own backoff) and fails the batch at once if still not ready, and
+	 * maintain(be, 1) every second while idle, so readiness comes back without traffic. */
+	int (*ready)(store_be *be);
 } store_backend_ops;
 
 extern const store_backend_ops store__sqlite_ops;
+/* server/store/postgres/engine.c: selected by store_config.url (postgres:// or postgresql://) */
+extern const store_backend_ops store__pg_ops;
+/* "postgres://user@host:port/db" of a connection URL, without its password, for logs. */
+void store__pg_describe(const char *url, char *out, size_t cap);
 
 #endif

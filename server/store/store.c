@@ -34,6 +34,7 @@ struct store {
 
 	atomic_uint_fast64_t commits, jobs, errors, batches;
 	atomic_int space;       /* enum store_space, as of the last batch or maintenance */
+	atomic_int ready;       /* the backend's ready(), as of the last batch or maintenance */
 };
 
 struct store_client {
@@ -200,11 +201,41 @@ static void run_all_writes(store *s, store_job **w, size_t n)
 	run_writes_full(s, w, again);
 }
 
+static int ready_of(store *s)
+{
+	return s->ops->ready == NULL || s->ops->ready(s->be);
+}
+
+static void publish_ready(store *s)
+{
+	atomic_store(&s->ready, ready_of(s));
+}
+
+/* The database is unreachable (PostgreSQL): one reconnection attempt (the backend's maintain, with its
+ * own backoff); if that does not bring it back, every job of the batch fails at once with
+ * PARLEY_E_STORE (clients retry) rather than waiting on the store thread. 1 if the batch was failed. */
+static int fail_if_down(store *s, store_job *list)
+{
+	if (s->ops->ready == NULL || s->ops->ready(s->be))
+		return 0;
+	if (s->ops->maintain != NULL)
+		s->ops->maintain(s->be, 0);
+	publish_ready(s);
+	if (atomic_load(&s->ready))
+		return 0;
+	for (store_job *j = list; j != NULL; j = j->next_)
+		j->status = PARLEY_E_STORE;
+	return 1;
+}
+
 static void run_batch(store *s, store_job *list)
 {
 	store_job *writes_buf[64];
 	store_job **writes = writes_buf;
 	size_t nw = 0, total = 0;
+
+	if (fail_if_down(s, list))
+		goto deliver;
 
 	for (store_job *j = list; j != NULL; j = j->next_)
 		total++;
@@ -231,6 +262,7 @@ reads:
 			j->status = run_job(s, j);
 	if (writes != writes_buf)
 		parley__free(writes);
+deliver:
 	atomic_fetch_add(&s->batches, 1);
 	store_job *j = list;
 	while (j != NULL) {
@@ -240,12 +272,13 @@ reads:
 	}
 }
 
-/* Waits for work; while the disk space is not OK, wakes every second to run the maintenance that
- * notices space coming back (nobody may write meanwhile). Called and returns with s->mu held. */
+/* Waits for work; while the disk space is not OK or the database unreachable, wakes every second to
+ * run the maintenance that notices space (or the connection) coming back without traffic. Called and
+ * returns with s->mu held. */
 static void wait_work(store *s)
 {
 	while (s->head == NULL && !s->stopping) {
-		if (atomic_load(&s->space) == STORE_SPACE_OK || s->ops->maintain == NULL) {
+		if ((atomic_load(&s->space) == STORE_SPACE_OK && atomic_load(&s->ready)) || s->ops->maintain == NULL) {
 			pthread_cond_wait(&s->cv, &s->mu);
 			continue;
 		}
@@ -256,6 +289,7 @@ static void wait_work(store *s)
 			pthread_mutex_unlock(&s->mu);
 			s->ops->maintain(s->be, 1);
 			publish_space(s);
+			publish_ready(s);
 			pthread_mutex_lock(&s->mu);
 		}
 	}
@@ -294,6 +328,7 @@ static void *store_thread(void *arg)
 			s->ops->maintain(s->be, idle);
 		}
 		publish_space(s);
+		publish_ready(s);
 	}
 	return NULL;
 }
@@ -330,11 +365,43 @@ void store__config_from(store_config *sc, const parleyd_config *cfg, const char 
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->backend = "sqlite";
+	sc->url = cfg->store;
 	sc->path = path;
 	sc->max_batch = (unsigned)cfg->store_batch_max;
 	sc->max_devices = (unsigned)cfg->max_devices;
 	sc->queue_max = (unsigned)cfg->store_queue_max;
 	sc->reserve_bytes = (uint64_t)cfg->storage_reserve_bytes;
+}
+
+void store__describe(const store_config *cfg, char *out, size_t cap)
+{
+	if (cfg->url != NULL && cfg->url[0] != '\0')
+		store__pg_describe(cfg->url, out, cap);
+	else
+		snprintf(out, cap, "%s", cfg->path != NULL ? cfg->path : "");
+}
+
+static int has_prefix(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* url "" or NULL: SQLite at path; postgres:// or postgresql://: PostgreSQL; anything else is a
+ * configuration error (a typo must not silently fall back to a local SQLite file). */
+static int select_backend(const store_config *cfg, const store_backend_ops **ops)
+{
+	if (cfg->url != NULL && cfg->url[0] != '\0') {
+		if (!has_prefix(cfg->url, "postgres://") && !has_prefix(cfg->url, "postgresql://"))
+			return PARLEY_E_CONFIG;
+		*ops = &store__pg_ops;
+		return PARLEY_OK;
+	}
+	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
+		return PARLEY_E_CONFIG;
+	if (cfg->path == NULL || cfg->path[0] == '\0')
+		return PARLEY_E_CONFIG;
+	*ops = &store__sqlite_ops;
+	return PARLEY_OK;
 }
 
 int store__open(const store_config *in, store **out)
@@ -355,14 +422,14 @@ int store__open(const store_config *in, store **out)
 		c.max_devices = c.max_devices ? c.max_devices : (unsigned)d.max_devices;
 		c.queue_max = c.queue_max ? c.queue_max : (unsigned)d.store_queue_max;
 	}
-	if (cfg->backend != NULL && strcmp(cfg->backend, "sqlite") != 0)
-		return PARLEY_E_CONFIG;
-	if (cfg->path == NULL || cfg->path[0] == '\0')
-		return PARLEY_E_CONFIG;
+	const store_backend_ops *ops = NULL;
+	rc = select_backend(cfg, &ops);
+	if (rc != PARLEY_OK)
+		return rc;
 	s = parley__calloc(1, sizeof(*s));
 	if (s == NULL)
 		return PARLEY_E_NOMEM;
-	s->ops = &store__sqlite_ops;
+	s->ops = ops;
 	s->max_batch = cfg->max_batch;
 	s->queue_max = cfg->queue_max;
 	rc = s->ops->open(cfg, &s->be);
@@ -371,6 +438,7 @@ int store__open(const store_config *in, store **out)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->sync_cv, NULL);
+	atomic_store(&s->ready, 1); /* open succeeded: connected (before the thread may publish otherwise) */
 	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
 		pthread_cond_destroy(&s->sync_cv);
 		pthread_cond_destroy(&s->cv);
@@ -379,8 +447,9 @@ int store__open(const store_config *in, store **out)
 		rc = PARLEY_E_INTERNAL;
 		goto out;
 	}
-	log_info(MODULE, "%s store open: %s (group commit up to %u jobs)", s->ops->name, cfg->path,
-		 s->max_batch);
+	if (s->ops == &store__sqlite_ops) /* the PostgreSQL driver names its (password-free) URL itself */
+		log_info(MODULE, "%s store open: %s (group commit up to %u jobs)", s->ops->name, cfg->path,
+			 s->max_batch);
 	*out = s;
 	s = NULL;
 out:
@@ -411,8 +480,7 @@ int store__space(store *s)
 
 int store__ready(store *s)
 {
-	(void)s; /* the SQLite driver is always ready; the PostgreSQL driver's connection state replaces this */
-	return 1;
+	return atomic_load(&s->ready);
 }
 
 int store__health(store *s, char *reason, size_t cap)

@@ -30,6 +30,8 @@ typedef struct store_job store_job;
 
 typedef struct store_config {
 	const char *backend;        /* "sqlite" (default when NULL) */
+	const char *url;            /* NULL or "": SQLite at `path`; postgres://... or postgresql://...:
+	                             * the PostgreSQL driver (path unused) */
 	const char *path;           /* sqlite: database file; created 0600 if missing */
 	int busy_timeout_ms;        /* default 5000 when 0 */
 	unsigned max_batch;         /* max jobs per group-commit transaction (store_batch_max) */
@@ -49,6 +51,10 @@ typedef struct store_config {
 /* The store's fields of the configuration table (the only place their defaults live); path: the
  * database file. */
 void store__config_from(store_config *sc, const parleyd_config *cfg, const char *path);
+
+/* Where the store is, for logs: the SQLite file, or "postgres://user@host:port/db" (never the
+ * password of the URL). */
+void store__describe(const store_config *cfg, char *out, size_t cap);
 
 /* Opens the backend, applies pending migrations in one transaction and starts the store thread.
  * Returns PARLEY_OK, PARLEY_E_CONFIG (unknown backend / missing path), PARLEY_E_STORE (cannot open,

@@ -428,9 +428,12 @@ static const route routes[] = {
 	{PARLEY__WIRE__REQUEST__BODY_THREAD_LIST, "thread_list", 1, route_list},
 };
 
+static const mbox_fn mailbox[] = {worker__send_frame};
+
 const service threads__service = {
 	.name = "threads",
 	SERVICE_ROUTES(routes),
+	SERVICE_MAILBOX(mailbox),
 	.init = init,
 	.fini = service__free_state,
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -102,13 +103,22 @@ static void launch(srv *s)
 	const char *argv[40] = {bin, "--port=0", a_port, a_data, "--log_level=info", a_admin,
 				"--register_rate_burst=0", "--prekey_budget_burst=0"};
 	int n = 8;
+	char a_store[sizeof s->store + 16];
+	if (s->store[0] != '\0') {
+		snprintf(a_store, sizeof a_store, "--store=%s", s->store);
+		argv[n++] = a_store;
+	}
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		/* a test that dies (a crash, a bail-out without srv_cleanup) takes its server with it: an
+		 * orphan would keep its port, and in PostgreSQL mode its database's connections */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
 		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
@@ -159,6 +169,8 @@ void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard)
 		die("mkdtemp");
 	for (int i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
 		snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", extra[i]);
+	if (it_pg())
+		it_pg_create(s);
 	launch(s);
 }
 
@@ -235,6 +247,7 @@ void srv_cleanup(srv *s)
 		srv_kill9(s);
 	if (getenv("PARLEY_IT_KEEP") != NULL)
 		return;
+	it_pg_drop(s);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
 	if (system(cmd) != 0)
@@ -737,6 +750,13 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 					    "data/parley.db-shm"};
 	int result = SCAN_CLEAN;
 
+	if (it_pg()) {
+		char dump[320];
+		snprintf(dump, sizeof dump, "%s/pgdump.sql", s->dir);
+		unlink(dump); /* a failed dump leaves it missing: the scan says so and fails */
+		(void)it_pg_dump(s, dump);
+		return scan_path(s->dir, "pgdump.sql", marker, len, 1) | scan_path(s->dir, "parleyd.log", marker, len, 1);
+	}
 	/* after a clean stop the WAL is checkpointed and both side files are deleted */
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		result |= scan_path(s->dir, files[i], marker, len, live || i < 2);

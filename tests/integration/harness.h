@@ -21,6 +21,8 @@ typedef struct srv {
 	int nextra;
 	int admin_port;  /* the admin listener (/metrics); 0 = none */
 	long nofile[2];  /* RLIMIT_NOFILE soft, hard set in the child before exec; 0 = inherited */
+	char dbname[64]; /* PostgreSQL mode: this server's database (kept across restarts), else "" */
+	char store[512]; /* PostgreSQL mode: its URL, passed as --store */
 } srv;
 
 /* srv_start with RLIMIT_NOFILE set to soft:hard in parleyd (as `prlimit --nofile=soft:hard` would). */
@@ -34,7 +36,7 @@ void srv_kill9(srv *s);
 int srv_signal(srv *s, int sig);
 /* Whole log so far (stderr of parleyd); caller frees. */
 char *srv_log(srv *s);
-void srv_cleanup(srv *s); /* rm -rf the data dir */
+void srv_cleanup(srv *s); /* rm -rf the data dir; in PostgreSQL mode, drop its database */
 
 int tcp_connect(int port);
 /* From a given loopback source address (e.g. "127.0.0.2": the whole 127/8 is local on Linux), so a test
@@ -104,7 +106,8 @@ uint64_t metric_value_at(const char *file, int line, int port, const char *name)
 
 /* Scans the server's files for marker (raw and encoded, see scan.h): data/parley.db, the log, and
  * parley.db-wal and -shm, which must exist when live (the server runs; after a clean stop they are
- * gone). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
+ * gone). In PostgreSQL mode, the log and a dump of its database taken now (it_pg_dump; the cluster's
+ * files hold the same rows, and deleted ones until a vacuum, which no dump shows). Returns SCAN_CLEAN, or SCAN_FOUND and/or SCAN_MISSING (bits); each hit or missing file is
  * reported on stderr. */
 int srv_scan(srv *s, const void *marker, size_t len, int live);
 
@@ -151,8 +154,50 @@ parley_client *it_client_must(srv *s, const char *url, const char *name);
 /* it_client_at(s->dir, handle, url, 5000) registered as handle (a failure counts, NULL if no client). */
 parley_client *it_user(const srv *s, const char *url, const char *handle);
 /* The running server's database (data/parley.db; WAL mode lets a test read and write it while parleyd
- * runs, as an operator could), with a 5 s busy timeout; a failure counts and returns NULL. */
+ * runs, as an operator could), with a 5 s busy timeout; a failure counts and returns NULL. SQLite only:
+ * new code uses it_db_open, which works on both backends. */
 struct sqlite3 *it_server_db(const srv *s);
+
+/* --- the server's store on either backend (itdb.c) --- */
+/* PostgreSQL mode: PARLEY_TEST_PG=1 (the integration-pg suite); the cluster's superuser URL is in
+ * PARLEY_TEST_PG_URL (tests/tools/pg.sh). Each server gets a database of its own (srv_start), passed as
+ * --store, kept across srv_restart, dropped by srv_cleanup. */
+int it_pg(void);
+/* "# skipped on postgres: what: why" on stdout, for a check that has no cheap PostgreSQL equivalent */
+void it_pg_skip(const char *what, const char *why);
+void it_pg_create(srv *s);
+void it_pg_drop(srv *s);
+/* a data-only pg_dump of the server's database into path (bytea in escape format: text in a blob
+ * stays text): the at-rest scans read it where they read the SQLite files; 0 or -1 */
+int it_pg_dump(const srv *s, const char *path);
+
+/* A connection to the running server's store: data/parley.db (foreign keys on, 5 s busy timeout) or its
+ * PostgreSQL database. SQL is one statement in the dialect both accept; placeholders ?N or ? (rewritten
+ * to $N for PostgreSQL); parameters follow `types`: 'i' long long, 't' const char *, 'b' const void *
+ * then size_t. A failure (open, prepare, step) prints "not ok - sql: error" and counts. */
+typedef struct it_db it_db;
+typedef struct it_rows it_rows;
+it_db *it_db_open(const srv *s);
+void it_db_close(it_db *db);
+/* rows written, -1 on error */
+long long it_db_exec(it_db *db, const char *sql, const char *types, ...);
+/* the first column of the first row (bool: 0/1), -1 when there is no row, it is NULL, or on error;
+ * also for INSERT ... RETURNING id */
+long long it_db_int(it_db *db, const char *sql, const char *types, ...);
+/* the first column of the first row copied into out: its length, -1 when no row, too long, or error */
+long long it_db_blob(it_db *db, void *out, size_t cap, const char *sql, const char *types, ...);
+/* several rows / columns: it_rows_next until 0; values valid until the next call; NULL on error */
+it_rows *it_db_query(it_db *db, const char *sql, const char *types, ...);
+int it_rows_next(it_rows *r);
+int it_rows_null(it_rows *r, int col);
+long long it_rows_int(it_rows *r, int col);
+const char *it_rows_text(it_rows *r, int col);
+const void *it_rows_blob(it_rows *r, int col, size_t *len);
+long long it_rows_changes(it_rows *r);
+void it_rows_free(it_rows *r);
+/* open, one statement without parameters, close */
+long long it_srv_int(const srv *s, const char *sql);
+long long it_srv_exec(const srv *s, const char *sql);
 
 
 /* --- helpers shared by the security tests (s04, s05, s10) --- */

@@ -4,9 +4,12 @@
 # swapping the certificate for new connections.
 set -uo pipefail
 : "${PARLEYD:?PARLEYD must point at the parleyd binary}"
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-tls-XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; "$tools/parleyd-store.sh" drop "$store"; }
 trap cleanup EXIT
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
@@ -20,7 +23,7 @@ mkcert one parley-test-one
 mkcert two parley-test-two
 cp "$dir/one.crt" "$dir/server.crt"; cp "$dir/one.key" "$dir/server.key"
 
-"$PARLEYD" --port=0 --port_file="$dir/port" --admin_port_file="$dir/admin" --data_dir="$dir/data" \
+"$PARLEYD" --port=0 --port_file="$dir/port" --admin_port_file="$dir/admin" --data_dir="$dir/data" ${store:+"$store"} \
 	--tls_cert="$dir/server.crt" --tls_key="$dir/server.key" 2>"$dir/log" &
 pid=$!
 for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done

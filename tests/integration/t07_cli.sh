@@ -3,14 +3,17 @@
 # state directory permissions, linking a second device, and what the help says in the first hour.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}"
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-cli-XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; "$tools/parleyd-store.sh" drop "$store"; }
 trap cleanup EXIT
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
 
-"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" 2>"$dir/log" &
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" ${store:+"$store"} 2>"$dir/log" &
 pid=$!
 for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
 port=$(cat "$dir/port")

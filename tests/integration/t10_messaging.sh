@@ -8,14 +8,17 @@
 # text that is not UTF-8 or carries terminal escapes.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}" "${IT_SCAN:?}"
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-msg-XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; "$tools/parleyd-store.sh" drop "$store"; }
 trap cleanup EXIT
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
 
-"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" --log_level=debug 2>"$dir/log" &
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" ${store:+"$store"} --log_level=debug 2>"$dir/log" &
 pid=$!
 for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
 export PARLEY_SERVER="ws://127.0.0.1:$(cat "$dir/port")/v1/websocket"
@@ -86,14 +89,25 @@ homes() {
 		echo "$dir/$h/client.db" "$dir/$h/signal.db" "?$dir/$h/client.db-wal" "?$dir/$h/signal.db-wal"
 	done
 }
-live="$dir/data/parley.db $dir/data/parley.db-wal $dir/data/parley.db-shm"
+# the server's store as files: SQLite's (the WAL and shm exist while it runs), or on PostgreSQL a dump
+# of its database taken now (the cluster's own files are not the test's to read)
+live() {
+	if [ -z "$store" ]; then
+		echo "$dir/data/parley.db $dir/data/parley.db-wal $dir/data/parley.db-shm"
+	elif "$tools/parleyd-store.sh" dump "$store" "$dir/pgdump.sql"; then
+		echo "$dir/pgdump.sql"
+	else
+		echo "$dir/pgdump-failed" # missing: the scan fails
+	fi
+}
+stored() { if [ -z "$store" ]; then echo "$dir/data/parley.db"; else live; fi; }
 check "alice sends a distinctive message" 'p alice send bob "$secret" >/dev/null'
 check "alice sends it again inside a sentence" 'p alice send bob "the word is $secret, keep it" >/dev/null'
 # shellcheck disable=SC2046,SC2086
-scan "in the live server files and the CLI homes while bob has not fetched it" $live $(homes alice bob)
+scan "in the live server files and the CLI homes while bob has not fetched it" $(live) $(homes alice bob)
 check "bob reads both" '[ "$(p bob listen --count 2 --timeout 10 | grep -c "$secret")" = 2 ]'
 # shellcheck disable=SC2046,SC2086
-scan "in the live server files and the CLI homes after delivery" $live $(homes alice bob)
+scan "in the live server files and the CLI homes after delivery" $(live) $(homes alice bob)
 # the local history (docs/history.md) has both, oldest first, and keeps nothing of them in clear
 p bob history alice --last 2 >"$dir/hist" 2>&1
 check "bob's history lists both as HH:MM:SS alice: TEXT, oldest first" \
@@ -131,8 +145,8 @@ check "no hint for alice, whom bob accepted" '! grep -q "message request" "$dir/
 kill -TERM "$pid"; wait "$pid"; pid=
 # after the stop too (the WAL is checkpointed and gone, so only the main file is scanned there)
 # shellcheck disable=SC2046
-scan "after a clean stop" "$dir/data/parley.db" $(homes alice bob bob2)
-check "database holds no plaintext" '! grep -rqa -- "$secret" "$dir/data"'
-check "database holds no 'to both devices'" '! grep -rqa -- "to both devices" "$dir/data"'
+scan "after a clean stop" $(stored) $(homes alice bob bob2)
+check "database holds no plaintext" '! grep -rqa -- "$secret" "$dir/data" $(stored)'
+check "database holds no 'to both devices'" '! grep -rqa -- "to both devices" "$dir/data" $(stored)'
 check "log holds no plaintext" '! grep -qa -- "$secret" "$dir/log"'
 exit $fail

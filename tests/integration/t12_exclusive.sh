@@ -5,19 +5,23 @@
 # parleyd on a data directory already in use must exit 1 ("data directory locked"), whatever its port.
 set -uo pipefail
 : "${PARLEYD:?}"
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-excl-XXXXXX)
 pid= pid2=
 cleanup() {
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	[ -n "$pid2" ] && kill -9 "$pid2" 2>/dev/null
 	rm -rf "$dir"
+	"$tools/parleyd-store.sh" drop "$store"
 }
 trap cleanup EXIT
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
 
 # start_bg NAME ARGS...: a parleyd in the background, its log in $dir/NAME.log, its pid in $pid2
-start_bg() { local name=$1; shift; "$PARLEYD" "$@" 2>"$dir/$name.log" & pid2=$!; }
+start_bg() { local name=$1; shift; "$PARLEYD" "$@" ${store:+"$store"} 2>"$dir/$name.log" & pid2=$!; }
 # wait_exit: wait up to 5 s for $pid2 to exit; sets rc to its status, or "running" if it is still up
 wait_exit() {
 	rc=running
@@ -29,7 +33,7 @@ wait_port() { for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.05; done;
 requests() { curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | awk '/^parley_http_requests_total /{print $2}'; }
 
 "$PARLEYD" --port=0 --workers=2 --port_file="$dir/port" --admin_port_file="$dir/admin" --data_dir="$dir/a" \
-	2>"$dir/first.log" &
+	${store:+"$store"} 2>"$dir/first.log" &
 pid=$!
 wait_port "$dir/port" || { echo "Bail out! first parleyd did not start"; cat "$dir/first.log"; exit 1; }
 port=$(cat "$dir/port")

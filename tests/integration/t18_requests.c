@@ -26,7 +26,6 @@
 
 #include <parley/client.h>
 #include <parley/error.h>
-#include <sqlite3.h>
 
 #include "client/client_internal.h"
 #include "harness.h"
@@ -263,22 +262,14 @@ static void forged_encrypted_receipt(void)
 
 static void db_exec(const char *sql)
 {
-	sqlite3 *db = it_server_db(&s);
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	IT_CHECK(it_srv_exec(&s, sql) >= 0);
 }
 
 static int db_count(const char *sql)
 {
-	sqlite3 *db = it_server_db(&s);
-	sqlite3_stmt *st = NULL;
-	int n = -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
+	long long n = it_srv_int(&s, sql);
 	IT_CHECK(n >= 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	return (int)n;
 }
 
 static void refused_receipt_keeps_session(void)

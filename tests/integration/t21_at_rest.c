@@ -229,10 +229,12 @@ static void test_acked_ciphertext_gone(void)
 	parley_client_disconnect(bob);
 	IT_EQ(parley_send(alice, "bob", "queued for bob"), PARLEY_OK);
 	/* the envelope as parleyd stores it: its last bytes (ciphertext and MAC) are random, a marker */
-	n = db_query("data/parley.db",
-		     "SELECT content FROM messages WHERE account_id = (SELECT id FROM accounts WHERE handle = 'bob')"
-		     " ORDER BY id DESC LIMIT 1",
-		     0, content, sizeof content);
+	it_db *db = it_db_open(&s);
+	n = it_db_blob(db, content, sizeof content,
+		       "SELECT content FROM messages WHERE account_id = (SELECT id FROM accounts WHERE handle = 'bob')"
+		       " ORDER BY id DESC LIMIT 1",
+		       NULL);
+	it_db_close(db);
 	IT_CHECK(n >= (long long)sizeof marker);
 	if (n < (long long)sizeof marker)
 		return;
@@ -240,15 +242,21 @@ static void test_acked_ciphertext_gone(void)
 	IT_EQ(srv_scan(&s, marker, sizeof marker, 1), SCAN_FOUND); /* positive control: queued */
 
 	IT_EQ(receive(bob, 1), 1);
-	IT_EQ(db_query("data/parley.db", "SELECT count(*) FROM messages WHERE account_id ="
-					 " (SELECT id FROM accounts WHERE handle = 'bob')",
-		       0, NULL, 0),
+	IT_EQ(it_srv_int(&s, "SELECT count(*) FROM messages WHERE account_id ="
+			     " (SELECT id FROM accounts WHERE handle = 'bob')"),
 	      0); /* acknowledged and deleted */
 	parley_client_free(alice);
 	parley_client_free(bob);
 	alice = bob = NULL;
 	IT_EQ(srv_stop(&s), 0);
-	IT_EQ(srv_scan(&s, marker, sizeof marker, 0), SCAN_CLEAN);
+	/* SQLite zeroes a deleted row's bytes (secure_delete). PostgreSQL leaves a dead tuple in the heap
+	 * and the row in the WAL until VACUUM and segment recycling; a dump shows live rows only, so the
+	 * scan would prove nothing there. */
+	if (it_pg())
+		it_pg_skip("acknowledged ciphertext gone from the files at rest",
+			   "deleted rows stay in the cluster's heap and WAL files until VACUUM, beyond a dump's view");
+	else
+		IT_EQ(srv_scan(&s, marker, sizeof marker, 0), SCAN_CLEAN);
 }
 
 int main(void)

@@ -26,7 +26,6 @@
 #include <parley/client.h>
 #include <parley/error.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "client/client_internal.h"
 #include "crypto/crypto.h"
@@ -66,31 +65,31 @@ static void on_error(parley_client *c, parley_err err, const char *handle, uint3
 		errors_not_listed++;
 }
 
-static sqlite3 *server_db(void)
+static it_db *server_db(void)
 {
-	char path[512];
-	sqlite3 *db = NULL;
-	snprintf(path, sizeof path, "%s/data/parley.db", s.dir);
-	MUST(sqlite3_open(path, &db) == SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
+	it_db *db = it_db_open(&s);
+	MUST(db != NULL);
 	return db;
 }
 
 /* bob's list as the server holds it (bytes, version) */
 static size_t saved_list(uint8_t *out, size_t cap, int64_t *version)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-	size_t n = 0;
-	MUST(sqlite3_prepare_v2(db, "SELECT l.list, l.version FROM device_lists l JOIN accounts a ON a.id = l.account_id"
-				    " WHERE a.handle = 'bob'", -1, &st, NULL) == SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
-		n = (size_t)sqlite3_column_bytes(st, 0);
-		memcpy(out, sqlite3_column_blob(st, 0), n);
-		*version = sqlite3_column_int64(st, 1);
+	it_db *db = server_db();
+	size_t n = 0, len;
+	it_rows *r = it_db_query(db, "SELECT l.list, l.version FROM device_lists l JOIN accounts a ON a.id = l.account_id"
+				     " WHERE a.handle = 'bob'", NULL);
+	MUST(r != NULL);
+	if (it_rows_next(r)) {
+		const void *b = it_rows_blob(r, 0, &len);
+		if (len <= cap) {
+			n = len;
+			memcpy(out, b, n);
+			*version = it_rows_int(r, 1);
+		}
 	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	it_rows_free(r);
+	it_db_close(db);
 	return n;
 }
 
@@ -165,19 +164,18 @@ static void link_with_signature(void)
 static void server_injection(void)
 {
 	uint8_t pk[32];
-	sqlite3 *db;
-	char sql[512], hex[65];
+	it_db *db;
 
 	/* the injected device: a libparley client whose device key the "server" writes in */
 	evil = client("evil");
 	MUST(parley_device_public_key(evil, pk) == PARLEY_OK);
-	sodium_bin2hex(hex, sizeof hex, pk, sizeof pk);
 	db = server_db();
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms, last_seen_ms)"
-		 " SELECT id, 9, 'injected', x'%s', 0, 0 FROM accounts WHERE handle = 'bob'", hex);
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	IT_EQ(it_db_exec(db,
+			 "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms, last_seen_ms)"
+			 " SELECT id, 9, 'injected', ?1, 0, 0 FROM accounts WHERE handle = 'bob'",
+			 "b", pk, sizeof pk),
+	      1);
+	it_db_close(db);
 	/* it authenticates with the key the server holds and uploads its own Signal keys */
 	IT_EQ(parley_link(evil, "bob", 9), PARLEY_OK);
 
@@ -209,14 +207,11 @@ static void server_injection(void)
 
 static void rollback(void)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-	MUST(sqlite3_prepare_v2(db, "UPDATE device_lists SET version = 1, list = ?1 WHERE account_id ="
-				    " (SELECT id FROM accounts WHERE handle = 'bob')", -1, &st, NULL) == SQLITE_OK);
-	sqlite3_bind_blob(st, 1, list_v1, (int)list_v1_len, SQLITE_STATIC);
-	IT_EQ(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	it_db *db = server_db();
+	IT_EQ(it_db_exec(db, "UPDATE device_lists SET version = 1, list = ?1 WHERE account_id ="
+			     " (SELECT id FROM accounts WHERE handle = 'bob')", "b", list_v1, list_v1_len),
+	      1);
+	it_db_close(db);
 	/* device 9 is still there, so alice fetches bundles again and meets the older list */
 	IT_EQ(parley_send(alice, "bob", "secret"), PARLEY_E_DEVICE_LIST_ROLLBACK);
 }
@@ -239,14 +234,11 @@ static void account_key_changed(void)
 	l.version = 5;
 	dynbuf__init(&rec, WIRE_DEVLIST_MAX_BYTES);
 	MUST(wire__devlist_sign(&l, nk.priv, &rec) == PARLEY_OK);
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-	MUST(sqlite3_prepare_v2(db, "UPDATE device_lists SET version = 5, list = ?1 WHERE account_id ="
-				    " (SELECT id FROM accounts WHERE handle = 'bob')", -1, &st, NULL) == SQLITE_OK);
-	sqlite3_bind_blob(st, 1, rec.data, (int)rec.len, SQLITE_STATIC);
-	IT_EQ(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	it_db *db = server_db();
+	IT_EQ(it_db_exec(db, "UPDATE device_lists SET version = 5, list = ?1 WHERE account_id ="
+			     " (SELECT id FROM accounts WHERE handle = 'bob')", "b", rec.data, rec.len),
+	      1);
+	it_db_close(db);
 	IT_EQ(parley_send(alice, "bob", "secret"), PARLEY_E_UNTRUSTED_IDENTITY);
 	IT_EQ(parley_safety_number(alice, "bob", 0, NULL, &changed, sn), PARLEY_OK);
 	IT_EQ(changed, 1);
@@ -264,15 +256,7 @@ static void account_key_changed(void)
  * that key and a list naming the device. */
 static int64_t server_int(const char *sql)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-	MUST(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return it_srv_int(&s, sql);
 }
 
 static void legacy_migration(void)
@@ -282,11 +266,12 @@ static void legacy_migration(void)
 	MUST(parley_register(carol, "carol", NULL) == PARLEY_OK);
 	MUST(client__account_key(carol, before, NULL) == PARLEY_OK);
 	parley_client_disconnect(carol);
-	sqlite3 *db = server_db();
-	IT_EQ(sqlite3_exec(db, "UPDATE accounts SET account_key = NULL WHERE handle = 'carol';"
-			       " DELETE FROM device_lists WHERE account_id = (SELECT id FROM accounts WHERE handle = 'carol')",
-			   NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	it_db *db = server_db();
+	IT_EQ(it_db_exec(db, "UPDATE accounts SET account_key = NULL WHERE handle = 'carol'", NULL), 1);
+	IT_EQ(it_db_exec(db, "DELETE FROM device_lists WHERE account_id = (SELECT id FROM accounts WHERE handle = 'carol')",
+			 NULL),
+	      1);
+	it_db_close(db);
 	IT_EQ(server_int("SELECT count(*) FROM accounts WHERE handle = 'carol' AND account_key IS NULL"), 1);
 	IT_EQ(parley_connect(carol), PARLEY_OK);
 	for (int i = 0; i < 30 && server_int("SELECT count(*) FROM device_lists l JOIN accounts a ON a.id = l.account_id"

@@ -22,7 +22,6 @@
 #include <parley/client.h>
 #include <parley/entity.h>
 #include <parley/error.h>
-#include <sqlite3.h>
 
 #include "client/client_internal.h"
 #include "crypto/crypto.h"
@@ -38,48 +37,35 @@ static parley_client *user(const char *handle)
 	return it_user(&s, url, handle);
 }
 
-static sqlite3 *server_db(void)
-{
-	return it_server_db(&s);
-}
-
 /* The stored staff list of acme (version, bytes); *len 0 if none. */
 static uint8_t *stored_list(uint64_t *version, size_t *len)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
+	it_db *db = it_db_open(&s);
+	it_rows *r = it_db_query(db, "SELECT staff_version, staff_list FROM entities WHERE handle = 'acme'", NULL);
 	uint8_t *out = NULL;
 
 	*len = 0;
-	IT_EQ(sqlite3_prepare_v2(db, "SELECT staff_version, staff_list FROM entities WHERE handle = 'acme'", -1, &st,
-				 NULL),
-	      SQLITE_OK);
-	if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
-		*version = (uint64_t)sqlite3_column_int64(st, 0);
-		*len = (size_t)sqlite3_column_bytes(st, 1);
-		out = malloc(*len);
-		memcpy(out, sqlite3_column_blob(st, 1), *len);
+	IT_CHECK(r != NULL);
+	if (it_rows_next(r)) {
+		const void *b = it_rows_blob(r, 1, len);
+		*version = (uint64_t)it_rows_int(r, 0);
+		out = malloc(*len + 1);
+		if (out != NULL && *len > 0)
+			memcpy(out, b, *len);
 	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	it_rows_free(r);
+	it_db_close(db);
 	return out;
 }
 
 /* The server now serves `list` for acme (as an operator with the database could make it). */
 static void serve_list(const uint8_t *list, size_t len, uint64_t version)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-
-	IT_EQ(sqlite3_prepare_v2(db, "UPDATE entities SET staff_list = ?, staff_version = ? WHERE handle = 'acme'", -1,
-				 &st, NULL),
-	      SQLITE_OK);
-	sqlite3_bind_blob(st, 1, list, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
-	IT_EQ(sqlite3_step(st), SQLITE_DONE);
-	IT_EQ(sqlite3_changes(db), 1);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	it_db *db = it_db_open(&s);
+	IT_EQ(it_db_exec(db, "UPDATE entities SET staff_list = ?, staff_version = ? WHERE handle = 'acme'", "bi", list,
+			 len, (long long)version),
+	      1);
+	it_db_close(db);
 }
 
 static void setup(void)
@@ -195,8 +181,7 @@ static void injected_device(void)
 	parley_events ev;
 	size_t n = 0, left = 9, i, listed = 0;
 	uint8_t pk[32], ik[33], sig[64];
-	sqlite3 *db;
-	sqlite3_stmt *st = NULL;
+	it_db *db;
 
 	memset(&ev, 0, sizeof ev);
 	ev.on_error = on_error;
@@ -209,23 +194,18 @@ static void injected_device(void)
 	crypto__random(ik, sizeof ik);
 	ik[0] = 0x05;
 	crypto__random(sig, sizeof sig);
-	db = server_db();
-	IT_EQ(sqlite3_exec(db,
-			   "INSERT INTO devices (account_id, device_id, name, pubkey, created_ms)"
-			   " SELECT id, 7, 'injected', randomblob(32), 0 FROM accounts WHERE handle = 'bob'",
-			   NULL, NULL, NULL),
-	      SQLITE_OK);
-	IT_EQ(sqlite3_prepare_v2(db,
-				 "INSERT INTO device_keys (account_id, device_id, registration_id, identity_key, spk_id,"
-				 " spk_pub, spk_sig) SELECT id, 7, 77, ?, 1, ?, ? FROM accounts WHERE handle = 'bob'",
-				 -1, &st, NULL),
-	      SQLITE_OK);
-	sqlite3_bind_blob(st, 1, ik, sizeof ik, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, ik, sizeof ik, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, sig, sizeof sig, SQLITE_STATIC);
-	IT_EQ(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db = it_db_open(&s);
+	IT_EQ(it_db_exec(db,
+			 "INSERT INTO devices (account_id, device_id, name, pubkey, created_ms)"
+			 " SELECT id, 7, 'injected', ?, 0 FROM accounts WHERE handle = 'bob'",
+			 "b", pk, sizeof pk),
+	      1);
+	IT_EQ(it_db_exec(db,
+			 "INSERT INTO device_keys (account_id, device_id, registration_id, identity_key, spk_id,"
+			 " spk_pub, spk_sig) SELECT id, 7, 77, ?, 1, ?, ? FROM accounts WHERE handle = 'bob'",
+			 "bbb", ik, sizeof ik, ik, sizeof ik, sig, sizeof sig),
+	      1);
+	it_db_close(db);
 
 	IT_EQ(parley_entity_devices(carol, "acme", devs, 16, &n, &left), PARLEY_OK);
 	IT_EQ(n, 3);

@@ -105,47 +105,35 @@ static void run_until(parley_client *c, const int *what, int before)
 		(void)parley_client_run(c, 100);
 }
 
-static sqlite3 *server_db(void)
-{
-	char path[512];
-	sqlite3 *db = NULL;
-	snprintf(path, sizeof path, "%s/data/parley.db", s.dir);
-	MUST(sqlite3_open(path, &db) == SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
 /* A device row for handle written straight into the server's database (an operator adding a device to
  * someone's account), then a client linked as it: it authenticates and uploads its own keys. */
 static parley_client *inject_device(const char *handle, uint32_t id, const char *name)
 {
 	parley_client *x = client(name);
 	uint8_t pk[32];
-	char sql[512], hex[65];
-	sqlite3 *db = server_db();
+	it_db *db = it_db_open(&s);
 
 	MUST(parley_device_public_key(x, pk) == PARLEY_OK);
-	sodium_bin2hex(hex, sizeof hex, pk, sizeof pk);
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms, last_seen_ms)"
-		 " SELECT id, %u, 'injected', x'%s', 0, 0 FROM accounts WHERE handle = '%s'",
-		 (unsigned)id, hex, handle);
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	IT_EQ(it_db_exec(db,
+			 "INSERT INTO devices(account_id, device_id, name, pubkey, created_ms, last_seen_ms)"
+			 " SELECT id, ?1, 'injected', ?2, 0, 0 FROM accounts WHERE handle = ?3",
+			 "ibt", (long long)id, pk, sizeof pk, handle),
+	      1);
+	it_db_close(db);
 	IT_EQ(parley_link(x, handle, id), PARLEY_OK);
 	return x;
 }
 
 static void drop_device(const char *handle, uint32_t id)
 {
-	char sql[256];
-	sqlite3 *db = server_db();
-	snprintf(sql, sizeof sql,
-		 "PRAGMA foreign_keys = ON; DELETE FROM devices WHERE device_id = %u AND account_id ="
-		 " (SELECT id FROM accounts WHERE handle = '%s')",
-		 (unsigned)id, handle);
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	/* it_db_open turns SQLite's foreign keys on: the delete cascades as on PostgreSQL */
+	it_db *db = it_db_open(&s);
+	IT_EQ(it_db_exec(db,
+			 "DELETE FROM devices WHERE device_id = ?1 AND account_id ="
+			 " (SELECT id FROM accounts WHERE handle = ?2)",
+			 "it", (long long)id, handle),
+	      1);
+	it_db_close(db);
 }
 
 /* A new device of handle added by `by` (which holds the account key) and linked. */
@@ -421,11 +409,9 @@ static void confirm_rules(void)
  * keys and lists) while parleyd runs (it reads accounts from the database per request). */
 static void delete_account(const char *handle)
 {
-	char sql[256];
-	sqlite3 *db = server_db();
-	snprintf(sql, sizeof sql, "PRAGMA foreign_keys = ON; DELETE FROM accounts WHERE handle = '%s'", handle);
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	it_db *db = it_db_open(&s);
+	IT_EQ(it_db_exec(db, "DELETE FROM accounts WHERE handle = ?1", "t", handle), 1);
+	it_db_close(db);
 }
 
 static void reregister(void)

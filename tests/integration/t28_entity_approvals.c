@@ -24,7 +24,6 @@
 #include <parley/entity.h>
 #include <parley/error.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "client/client_internal.h"
 #include "harness.h"
@@ -39,10 +38,6 @@ static parley_client *user(const char *handle)
 	return it_user(&s, url, handle);
 }
 
-static sqlite3 *server_db(void)
-{
-	return it_server_db(&s);
-}
 
 /* The member `handle` as carol's client verifies the staff list now (0 if not a member). */
 static int member(const char *handle, parley_entity_member *out)
@@ -160,37 +155,26 @@ static void approval_at_connect(void)
 /* Writes approval bytes onto request `req` in the server's database (what an operator could do). */
 static void write_approval(uint64_t req, const uint8_t *a, size_t len)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
+	it_db *db = it_db_open(&s);
 
-	IT_EQ(sqlite3_prepare_v2(db,
-				 "INSERT OR REPLACE INTO entity_approvals (request_id, approval, approver, created_ms)"
-				 " SELECT ?2, ?1, id, 0 FROM accounts WHERE handle = 'dave'",
-				 -1, &st, NULL),
-	      SQLITE_OK);
-	sqlite3_bind_blob(st, 1, a, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)req);
-	IT_EQ(sqlite3_step(st), SQLITE_DONE);
-	IT_EQ(sqlite3_changes(db), 1);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	/* an upsert both dialects read the same way (request_id is the key) */
+	IT_EQ(it_db_exec(db,
+			 "INSERT INTO entity_approvals (request_id, approval, approver, created_ms)"
+			 " SELECT ?2, ?1, id, 0 FROM accounts WHERE handle = 'dave'"
+			 " ON CONFLICT (request_id) DO UPDATE SET approval = excluded.approval,"
+			 " approver = excluded.approver, created_ms = excluded.created_ms",
+			 "bi", a, len, (long long)req),
+	      1);
+	it_db_close(db);
 }
 
 static size_t read_approval(uint64_t req, uint8_t *out, size_t cap)
 {
-	sqlite3 *db = server_db();
-	sqlite3_stmt *st = NULL;
-	size_t len = 0;
-
-	IT_EQ(sqlite3_prepare_v2(db, "SELECT approval FROM entity_approvals WHERE request_id = ?", -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)req);
-	if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
-		len = (size_t)sqlite3_column_bytes(st, 0);
-		memcpy(out, sqlite3_column_blob(st, 0), len);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return len;
+	it_db *db = it_db_open(&s);
+	long long len = it_db_blob(db, out, cap, "SELECT approval FROM entity_approvals WHERE request_id = ?", "i",
+				   (long long)req);
+	it_db_close(db);
+	return len > 0 ? (size_t)len : 0;
 }
 
 static void approval_forged(void)
@@ -214,16 +198,16 @@ static void approval_forged(void)
 	crypto_sign_keypair(pk, sk);
 	/* its list hash is the real one: the test reads it back from the server below */
 	{
-		sqlite3 *db = server_db();
-		sqlite3_stmt *st = NULL;
-		IT_EQ(sqlite3_prepare_v2(db, "SELECT devlist FROM entity_requests WHERE id = ?", -1, &st, NULL),
-		      SQLITE_OK);
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)ri);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			wire__approval_devlist_hash(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-						    w.devlist_hash);
-		sqlite3_finalize(st);
-		sqlite3_close(db);
+		it_db *db = it_db_open(&s);
+		it_rows *r = it_db_query(db, "SELECT devlist FROM entity_requests WHERE id = ?", "i", (long long)ri);
+		IT_CHECK(r != NULL);
+		if (it_rows_next(r)) {
+			size_t n;
+			const void *b = it_rows_blob(r, 0, &n);
+			wire__approval_devlist_hash(b, n, w.devlist_hash);
+		}
+		it_rows_free(r);
+		it_db_close(db);
 	}
 	IT_EQ(wire__approval_sign(&w, sk, a, sizeof a, &len), PARLEY_OK);
 	write_approval(ri, a, len);

@@ -41,7 +41,6 @@
 #include <parley/error.h>
 #include <parley/auth.h>
 #include <parley/thread.h>
-#include <sqlite3.h>
 
 #include "client/thread_core.h"
 #include "wire/threadev.h"
@@ -212,43 +211,39 @@ static void add_member(void)
  * what a server that kept the removed device in the fan-out would deliver. */
 static int copy_queue_since(const char *to, const char *victim, uint64_t since_ms)
 {
-	sqlite3 *db = it_server_db(&s);
-	sqlite3_stmt *sel = NULL, *ins = NULL, *tin = NULL;
-	char sql[512];
-	int n = 0;
+	it_db *db = it_db_open(&s);
+	long long ids[256];
+	int n = 0, copied = 0;
 
 	if (db == NULL)
 		return 0;
-	snprintf(sql, sizeof sql,
-		 "SELECT m.sender_account, m.sender_device, m.sender_handle, m.type, m.client_ts, m.server_ts,"
-		 " m.expires_ms, m.content, t.thread_id FROM messages m JOIN thread_envelopes t ON t.message_id = m.id"
-		 " WHERE m.account_id = (SELECT id FROM accounts WHERE handle = '%s') AND m.server_ts >= %llu",
-		 to, (unsigned long long)since_ms);
-	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &sel, NULL), SQLITE_OK);
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO messages (account_id, device_id, sender_account, sender_device, sender_handle, type,"
-		 " client_ts, server_ts, expires_ms, content) VALUES ((SELECT id FROM accounts WHERE handle = '%s'),"
-		 " 1, ?, ?, ?, ?, ?, ?, ?, ?)",
-		 victim);
-	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &ins, NULL), SQLITE_OK);
-	IT_EQ(sqlite3_prepare_v2(db, "INSERT INTO thread_envelopes (message_id, thread_id) VALUES (?, ?)", -1, &tin, NULL),
-	      SQLITE_OK);
-	while (sel != NULL && ins != NULL && tin != NULL && sqlite3_step(sel) == SQLITE_ROW) {
-		for (int i = 0; i < 8; i++)
-			sqlite3_bind_value(ins, i + 1, sqlite3_column_value(sel, i));
-		IT_EQ(sqlite3_step(ins), SQLITE_DONE);
-		sqlite3_reset(ins);
-		sqlite3_bind_int64(tin, 1, sqlite3_last_insert_rowid(db));
-		sqlite3_bind_value(tin, 2, sqlite3_column_value(sel, 8));
-		IT_EQ(sqlite3_step(tin), SQLITE_DONE);
-		sqlite3_reset(tin);
-		n++;
+	/* the ids first, then a copy of each made by the database itself (every column as stored, NULLs
+	 * included), the new id read back by RETURNING for its thread_envelopes row */
+	it_rows *r = it_db_query(db,
+				 "SELECT m.id FROM messages m JOIN thread_envelopes t ON t.message_id = m.id"
+				 " WHERE m.account_id = (SELECT id FROM accounts WHERE handle = ?1) AND m.server_ts >= ?2"
+				 " ORDER BY m.id",
+				 "ti", to, (long long)since_ms);
+	while (it_rows_next(r) && n < (int)(sizeof ids / sizeof ids[0]))
+		ids[n++] = it_rows_int(r, 0);
+	it_rows_free(r);
+	for (int i = 0; i < n; i++) {
+		long long id = it_db_int(db,
+					 "INSERT INTO messages (account_id, device_id, sender_account, sender_device,"
+					 " sender_handle, type, client_ts, server_ts, expires_ms, content)"
+					 " SELECT (SELECT id FROM accounts WHERE handle = ?1), 1, sender_account, sender_device,"
+					 " sender_handle, type, client_ts, server_ts, expires_ms, content FROM messages"
+					 " WHERE id = ?2 RETURNING id",
+					 "ti", victim, ids[i]);
+		IT_CHECK(id > 0);
+		if (id > 0 && it_db_exec(db,
+					 "INSERT INTO thread_envelopes (message_id, thread_id)"
+					 " SELECT ?1, thread_id FROM thread_envelopes WHERE message_id = ?2",
+					 "ii", id, ids[i]) == 1)
+			copied++;
 	}
-	sqlite3_finalize(sel);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(tin);
-	sqlite3_close(db);
-	return n;
+	it_db_close(db);
+	return copied;
 }
 
 static int copy_queue(const char *to, const char *victim)
@@ -279,31 +274,15 @@ static void remove_rekey(void)
 
 static uint64_t account_id(const char *handle)
 {
-	sqlite3 *db = it_server_db(&s);
-	sqlite3_stmt *st = NULL;
-	uint64_t id = 0;
-
-	if (db != NULL && sqlite3_prepare_v2(db, "SELECT id FROM accounts WHERE handle = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			id = (uint64_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return id;
+	it_db *db = it_db_open(&s);
+	long long id = it_db_int(db, "SELECT id FROM accounts WHERE handle = ?", "t", handle);
+	it_db_close(db);
+	return id > 0 ? (uint64_t)id : 0;
 }
 
 static int exec_db(const char *sql)
 {
-	sqlite3 *db = it_server_db(&s);
-	int n = -1;
-
-	if (db != NULL && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
-		n = sqlite3_changes(db);
-	else if (db != NULL)
-		fprintf(stderr, "# %s: %s\n", sql, sqlite3_errmsg(db));
-	sqlite3_close(db);
-	return n;
+	return (int)it_srv_exec(&s, sql);
 }
 
 /* A payment request from bob, who has no MAY_PAY: the server would refuse to send it, so the test turns
@@ -401,7 +380,7 @@ static void forged_event(void)
 	uint8_t blob[WIRE_THREADEV_MAX_BYTES];
 	size_t len = 0;
 	parley_entity *e = NULL;
-	char sql[1024], hex[2 * WIRE_THREADEV_MAX_BYTES + 1];
+	it_db *db;
 
 	IT_EQ(parley_thread_get(cust, tid, &info), PARLEY_OK);
 	IT_EQ(parley_entity_get(cust, "acme", &e), PARLEY_OK);
@@ -421,15 +400,16 @@ static void forged_event(void)
 		if (round == 1)
 			ev.actor = account_id("alice");
 		IT_EQ(wire__threadev_sign(&ev, signer->key.sk, blob, sizeof blob, &len), PARLEY_OK);
-		for (size_t i = 0; i < len; i++)
-			snprintf(hex + 2 * i, 3, "%02x", blob[i]);
-		snprintf(sql, sizeof sql,
-			 "DELETE FROM thread_events WHERE thread_id = %llu AND version = %llu;"
-			 "INSERT INTO thread_events (thread_id, version, event) VALUES (%llu, %llu, x'%s');"
-			 "UPDATE threads SET version = %llu WHERE id = %llu",
-			 (unsigned long long)tid, (unsigned long long)ev.version, (unsigned long long)tid,
-			 (unsigned long long)ev.version, hex, (unsigned long long)ev.version, (unsigned long long)tid);
-		IT_EQ(exec_db(sql), 1);
+		db = it_db_open(&s);
+		IT_CHECK(it_db_exec(db, "DELETE FROM thread_events WHERE thread_id = ?1 AND version = ?2", "ii",
+				    (long long)tid, (long long)ev.version) >= 0);
+		IT_EQ(it_db_exec(db, "INSERT INTO thread_events (thread_id, version, event) VALUES (?1, ?2, ?3)", "iib",
+				 (long long)tid, (long long)ev.version, blob, len),
+		      1);
+		IT_EQ(it_db_exec(db, "UPDATE threads SET version = ?1 WHERE id = ?2", "ii", (long long)ev.version,
+				 (long long)tid),
+		      1);
+		it_db_close(db);
 		if (round == 0) {
 			IT_EQ(parley_thread_get(cust, tid, &after), PARLEY_E_THREAD_EVENT_INVALID);
 			IT_CHECK(strstr(parley_client_errmsg(cust), "admin") != NULL);

@@ -123,31 +123,15 @@ static void run(parley_client *c, int rounds)
 
 static uint64_t account_id(const char *handle)
 {
-	sqlite3 *db = it_server_db(&s);
-	sqlite3_stmt *st = NULL;
-	uint64_t id = 0;
-
-	IT_EQ(sqlite3_prepare_v2(db, "SELECT id FROM accounts WHERE handle = ?", -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return id;
+	it_db *db = it_db_open(&s);
+	long long id = it_db_int(db, "SELECT id FROM accounts WHERE handle = ?", "t", handle);
+	it_db_close(db);
+	return id > 0 ? (uint64_t)id : 0;
 }
 
 static int64_t db_int(const char *sql)
 {
-	sqlite3 *db = it_server_db(&s);
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-
-	IT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return it_srv_int(&s, sql);
 }
 
 /* the thread's handling agent on the server */
@@ -326,16 +310,14 @@ static void refusals(void)
 /* Deletes carol's pairwise envelopes (her sender keys among them) from who's queue on the server. */
 static int64_t drop_carols_keys_to(const char *who)
 {
-	sqlite3 *db = it_server_db(&s);
 	char sql[256];
 	int64_t n;
 
 	snprintf(sql, sizeof sql,
 		 "DELETE FROM messages WHERE account_id = %llu AND sender_handle = 'carol' AND type IN (1, 2)",
 		 (unsigned long long)account_id(who));
-	IT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	n = sqlite3_changes(db);
-	sqlite3_close(db);
+	n = it_srv_exec(&s, sql);
+	IT_CHECK(n >= 0);
 	return n;
 }
 

@@ -9,14 +9,17 @@
 # client-cli-auth's; this checks that real answers produce them.
 set -uo pipefail
 : "${PARLEYD:?}" "${PARLEY:?}"
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-auth-cli-XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; "$tools/parleyd-store.sh" drop "$store"; }
 trap cleanup EXIT
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; sed 's/^/#   /' "$dir/out" 2>/dev/null; fail=1; fi; }
 
-"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" 2>"$dir/log" &
+"$PARLEYD" --port=0 --port_file="$dir/port" --data_dir="$dir/data" ${store:+"$store"} 2>"$dir/log" &
 pid=$!
 for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
 port=$(cat "$dir/port")
@@ -174,7 +177,7 @@ done
 
 # ---- a request nobody answers: the agent's listen says it expired ----
 kill -TERM "$pid" && wait "$pid"
-"$PARLEYD" --port=0 --port_file="$dir/port2" --data_dir="$dir/data" --auth_request_ttl_s=2 2>>"$dir/log" &
+"$PARLEYD" --port=0 --port_file="$dir/port2" --data_dir="$dir/data" ${store:+"$store"} --auth_request_ttl_s=2 2>>"$dir/log" &
 pid=$!
 for _ in $(seq 300); do [ -s "$dir/port2" ] && break; sleep 0.05; done
 export PARLEY_SERVER="ws://127.0.0.1:$(cat "$dir/port2")/v1/websocket"

@@ -24,6 +24,9 @@ WA=15557654321            # the waba customer (wa_id; +15557654321 in parley), e
 TWILIO_TOKEN=tw-scenario-token
 WABA_SECRET=waba-scenario-secret
 
+# the store: SQLite in --data_dir, or a fresh PostgreSQL database in the integration-pg suite
+tools=$(dirname "$0")/../tools
+store=$("$tools/parleyd-store.sh" new) || exit 99
 dir=$(mktemp -d /tmp/parley-t37-XXXXXX)
 pids=()
 passed=0 failed=0
@@ -37,6 +40,7 @@ cleanup() {
 		done
 	fi
 	rm -rf "$dir"
+	"$tools/parleyd-store.sh" drop "$store"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -77,7 +81,7 @@ mkdir -m 700 -p "$dir/secrets/acme"
 extra=(--auth_allow_private_hosts=1)
 for _ in 1 2 3; do
 	pport=$(free_port) || bail "no free port"
-	"$PARLEYD" --port="$pport" --admin_port=0 --port_file="$dir/parleyd.port" --data_dir="$dir/data" \
+	"$PARLEYD" --port="$pport" --admin_port=0 --port_file="$dir/parleyd.port" --data_dir="$dir/data" ${store:+"$store"} \
 		--auth_public_url="http://127.0.0.1:$pport" --auth_ca_file="$dir/ca/ca.pem" \
 		--auth_secrets_dir="$dir/secrets" "${extra[@]}" 2>>"$dir/parleyd.log" &
 	pid=$!

@@ -198,9 +198,11 @@ static int queue_scan(store_be *b, uint64_t account, uint32_t device, uint64_t q
 int sql__share_count(store_be *b, uint64_t account, uint32_t device, uint64_t queue_len, uint64_t sender,
 			uint64_t *count)
 {
-	struct share_queue *q = queue_find(b->share, account, device);
+	struct share_queue *q = NULL;
 	int rc = PARLEY_OK;
-	if (q == NULL || q->total != queue_len)
+	/* share_exact (PostgreSQL): other nodes' commits change the queue behind this process's back, so
+	 * an in-memory tally would drift: count with the query every time (messages_sender serves it) */
+	if (!b->share_exact && ((q = queue_find(b->share, account, device)) == NULL || q->total != queue_len))
 		rc = queue_scan(b, account, device, queue_len, &q);
 	if (rc != PARLEY_OK)
 		return rc;

@@ -53,7 +53,7 @@ static void turn(int i)
 static void test_policies(void)
 {
 	worker *w0 = &d->workers[0], *w1 = &d->workers[1];
-	registry__add(d->reg, 7, 1, 1); /* account 7, device 1 is connected on loop 1 */
+	registry__add(d->reg, 7, 1, 1, NULL); /* account 7, device 1 is connected on loop 1 */
 	int64_t dropped = metrics__get(METRIC_MAILBOX_DROPPED);
 	for (uint64_t k = 1; k <= 10; k++)
 		post(w0, MBOX_DROP, 7, 1, k);
@@ -79,23 +79,23 @@ static void test_policies(void)
 	turn(1);
 	TEST_EQ_INT(calls[1], 7);
 	TEST_EQ_INT(resyncs, 1);
-	registry__remove(d->reg, 7, 1, 1);
+	registry__remove(d->reg, 7, 1, 1, NULL);
 }
 
 static void test_self_and_targets(void)
 {
 	worker *w0 = &d->workers[0], *w1 = &d->workers[1];
 	calls[0] = calls[1] = 0;
-	registry__add(d->reg, 8, 1, 0);
+	registry__add(d->reg, 8, 1, 0, NULL);
 	post(w0, MBOX_DROP, 8, 1, 1);
 	TEST_EQ_INT(calls[0], 1); /* same loop: at once, no queueing */
 	TEST_EQ_INT(w0->n, 0);
 	post(w0, MBOX_DROP, 9, 1, 1); /* nobody connected: nothing anywhere */
 	TEST_EQ_INT(w0->n + w1->n, 0);
 	/* device 0 reaches every loop holding any device of the account, once per loop */
-	registry__add(d->reg, 10, 1, 1);
-	registry__add(d->reg, 10, 2, 1);
-	registry__add(d->reg, 10, 3, 0);
+	registry__add(d->reg, 10, 1, 1, NULL);
+	registry__add(d->reg, 10, 2, 1, NULL);
+	registry__add(d->reg, 10, 3, 0, NULL);
 	post(w0, MBOX_DROP, 10, 0, 1);
 	TEST_EQ_INT(calls[0], 2);
 	TEST_EQ_INT(w1->n, 1);
@@ -104,10 +104,10 @@ static void test_self_and_targets(void)
 	TEST_EQ_INT(w1->n, 2);
 	turn(1);
 	TEST_EQ_INT(calls[1], 2);
-	registry__remove(d->reg, 8, 1, 0);
-	registry__remove(d->reg, 10, 1, 1);
-	registry__remove(d->reg, 10, 2, 1);
-	registry__remove(d->reg, 10, 3, 0);
+	registry__remove(d->reg, 8, 1, 0, NULL);
+	registry__remove(d->reg, 10, 1, 1, NULL);
+	registry__remove(d->reg, 10, 2, 1, NULL);
+	registry__remove(d->reg, 10, 3, 0, NULL);
 }
 
 static void count_link(struct link *l, void *arg)
@@ -164,8 +164,8 @@ static void test_registry(void)
 {
 	enum { N = 5000 };
 	for (uint64_t a = 1; a <= N; a++) {
-		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 1, (int)(a % 2)), 1); /* came online */
-		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 2, 1), 0);
+		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 1, (int)(a % 2), NULL), 1); /* came online */
+		TEST_EQ_INT(registry__add(d->reg, 100000 + a, 2, 1, NULL), 0);
 	}
 	int wrong = 0;
 	for (uint64_t a = 1; a <= N; a++) {
@@ -175,8 +175,8 @@ static void test_registry(void)
 	}
 	TEST_EQ_INT(wrong, 0);
 	for (uint64_t a = 1; a <= N; a++) {
-		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 2, 1), 0);
-		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 1, (int)(a % 2)), 1); /* went offline */
+		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 2, 1, NULL), 0);
+		TEST_EQ_INT(registry__remove(d->reg, 100000 + a, 1, (int)(a % 2), NULL), 1); /* went offline */
 	}
 	TEST_EQ_INT(registry__workers(d->reg, 100001, 0), 0);
 }
