@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "dispatch/dispatch.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "net/server.h"
 #include "services.h"
 #include "store/store.h"
@@ -204,6 +205,14 @@ static int write_port_file(const char *path, unsigned port)
 	return PARLEY_OK;
 }
 
+/* The service manager's view (Type=notify). A failure is logged, never fatal: the server itself is fine. */
+static void notify(const char *state)
+{
+	int rc = sdnotify__send(state);
+	if (rc != PARLEY_OK)
+		log_warn(MODULE, "NOTIFY_SOCKET: cannot tell the service manager \"%s\": %s", state, parley_strerror(rc));
+}
+
 static void close_main_handles(struct parleyd *d)
 {
 	uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -247,6 +256,7 @@ static void shutdown_server(struct parleyd *d, int signum)
 	}
 	d->stopping = 1;
 	net__server_set_unready(d->net);
+	notify("STOPPING=1\nSTATUS=draining: /readyz 503, finishing connections");
 	if (signum == SIGTERM && d->cfg.drain_delay_ms > 0) {
 		log_info(MODULE, "SIGTERM: /readyz now 503; still accepting for drain_delay_ms %d, then draining",
 			 d->cfg.drain_delay_ms);
@@ -264,6 +274,13 @@ static void reload(struct parleyd *d)
 		log_error(MODULE, "SIGHUP: configuration not reloaded: %s", err);
 		return;
 	}
+	char state[96];
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* MONOTONIC_USEC: newer managers (Type=notify-reload) match the READY=1 that ends the reload by it */
+	snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000);
+	notify(state);
 	dynbuf restart;
 	dynbuf__init(&restart, 4096);
 	int tls_changed = strcmp(fresh.tls_cert, d->cfg.tls_cert) != 0 || strcmp(fresh.tls_key, d->cfg.tls_key) != 0;
@@ -285,6 +302,7 @@ static void reload(struct parleyd *d)
 		log_warn(MODULE, "SIGHUP: turning TLS on or off needs a restart");
 	}
 	log_info(MODULE, "SIGHUP: configuration reloaded (log_level=%s)", log__level_name(d->cfg.log_level));
+	notify("READY=1\nSTATUS=serving (configuration reloaded)");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -456,6 +474,11 @@ static int start(struct parleyd *d)
 	log_info(MODULE, "parleyd %s listening on %s%s%s:%u (%s, %d worker%s), database %s", PARLEY_VERSION_STRING,
 		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
 		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", dbpath);
+	/* last: the listeners accept, the port files exist, so whatever systemd starts next finds us */
+	char state[CONFIG_STR_MAX + 96];
+	snprintf(state, sizeof state, "READY=1\nSTATUS=serving on %s port %u (admin %u), %d worker%s", c->bind, port,
+		 admin_port, c->workers, c->workers == 1 ? "" : "s");
+	notify(state);
 	return PARLEY_OK;
 }
 

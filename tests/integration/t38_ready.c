@@ -2,10 +2,15 @@
  * /readyz turns 503 "draining" at once while the node still accepts for drain_delay_ms (the load
  * balancer's time to notice), then the public listener closes and the admin one keeps answering 503
  * while a held connection makes the drain last; /healthz keeps its old meaning throughout. SIGINT and
- * a second SIGTERM skip the delay. */
+ * a second SIGTERM skip the delay. Under a Type=notify manager ($NOTIFY_SOCKET) parleyd says READY=1
+ * once it serves, RELOADING=1 then READY=1 around SIGHUP, and STOPPING=1 at SIGTERM. */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -99,9 +104,49 @@ static void skip_delay(void)
 	}
 }
 
+/* the next datagram on fd (empty string on timeout) */
+static void next_notice(int fd, char *buf, size_t cap)
+{
+	ssize_t n = recv(fd, buf, cap - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	printf("# notify: %s\n", buf);
+}
+
+static void systemd_notify(void)
+{
+	char dir[] = "/tmp/parley-notify-XXXXXX", want[128], buf[512];
+	IT_CHECK(mkdtemp(dir) != NULL);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify", dir);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	IT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	srv s;
+	srv_start(&s, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	next_notice(fd, buf, sizeof buf);
+	snprintf(want, sizeof want, "READY=1\nSTATUS=serving on 127.0.0.1 port %d ", s.port);
+	IT_CHECK(strncmp(buf, want, strlen(want)) == 0);
+	IT_EQ(srv_signal(&s, SIGHUP), 0);
+	next_notice(fd, buf, sizeof buf);
+	IT_CHECK(strncmp(buf, "RELOADING=1\nMONOTONIC_USEC=", 27) == 0);
+	next_notice(fd, buf, sizeof buf);
+	IT_CHECK(strncmp(buf, "READY=1\n", 8) == 0);
+	IT_EQ(srv_stop(&s), 0);
+	next_notice(fd, buf, sizeof buf);
+	IT_CHECK(strncmp(buf, "STOPPING=1\n", 11) == 0);
+	close(fd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+	srv_cleanup(&s);
+}
+
 int main(void)
 {
 	IT_RUN(ready_then_draining);
 	IT_RUN(skip_delay);
+	IT_RUN(systemd_notify);
 	return it_failures ? 1 : 0;
 }
