@@ -113,4 +113,12 @@ check "the sample is refreshed" 'cmp -s "$root$confdir/parleyd.conf.sample" "$sr
 plan=$(make -s -n -C "$src" install BUILD="$BUILD_ROOT" PREFIX=/opt/parley SYSCONFDIR=/etc DESTDIR=/tmp/stage 2>/dev/null)
 check "make install: prefix and sysconfdir configured" 'grep -qF -- "-Dprefix=/opt/parley -Dsysconfdir=/etc" <<<"$plan"'
 check "make install: DESTDIR honoured" 'grep -qF -- "meson install -C $BUILD_ROOT --no-rebuild --destdir /tmp/stage" <<<"$plan"'
+# make run: one node on SQLite unless STORE/BUS are given, which reach parleyd as --store/--bus
+run_plain=$(make -s -n -C "$src" run BUILD="$BUILD_ROOT" 2>/dev/null | grep -F "$BUILD_ROOT/server/parleyd" -A1)
+run_clus=$(make -s -n -C "$src" run BUILD="$BUILD_ROOT" STORE=postgres://u@127.0.0.1:5432/parley \
+	BUS=nats://127.0.0.1:4222,nats://127.0.0.1:4223 2>/dev/null | grep -F "$BUILD_ROOT/server/parleyd" -A1)
+check "make run: plain is one node on SQLite" '[ -n "$run_plain" ] && ! grep -qE -- "--(store|bus)" <<<"$run_plain"'
+check "make run STORE= BUS=: --store and --bus passed" \
+	'grep -qF -- "'"'"'--store=postgres://u@127.0.0.1:5432/parley'"'"'" <<<"$run_clus" &&
+	grep -qF -- "'"'"'--bus=nats://127.0.0.1:4222,nats://127.0.0.1:4223'"'"'" <<<"$run_clus"'
 exit $fail
