@@ -474,12 +474,16 @@ static int start(struct parleyd *d)
 	log_info(MODULE, "parleyd %s listening on %s%s%s:%u (%s, %d worker%s), database %s", PARLEY_VERSION_STRING,
 		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
 		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", dbpath);
-	/* last: the listeners accept, the port files exist, so whatever systemd starts next finds us */
-	char state[CONFIG_STR_MAX + 96];
-	snprintf(state, sizeof state, "READY=1\nSTATUS=serving on %s port %u (admin %u), %d worker%s", c->bind, port,
-		 admin_port, c->workers, c->workers == 1 ? "" : "s");
-	notify(state);
 	return PARLEY_OK;
+}
+
+/* After start: the listeners accept and the port files exist, so whatever systemd starts next finds us. */
+static void notify_ready(const struct parleyd *d)
+{
+	char state[CONFIG_STR_MAX + 96];
+	snprintf(state, sizeof state, "READY=1\nSTATUS=serving on %s port %u (admin %u), %d worker%s", d->cfg.bind,
+		 net__server_port(d->net), net__server_admin_port(d->net), d->cfg.workers, d->cfg.workers == 1 ? "" : "s");
+	notify(state);
 }
 
 int main(int argc, char **argv)
@@ -537,6 +541,7 @@ int main(int argc, char **argv)
 
 	rc = start(&d);
 	if (rc == PARLEY_OK) {
+		notify_ready(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 	} else {
 		close_main_handles(&d);
