@@ -295,8 +295,9 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 	net_server *s = w->srv;
 	uint8_t key[16];
 	metrics__inc(METRIC_CONNECTIONS_ACCEPTED);
-	/* the admin listener still answers probes while draining (it closes when the worker is done) */
-	if (w->draining && !l->admin) {
+	/* the admin listener still answers probes while draining (it closes when the worker is done), but
+	 * not past the drain deadline: a probe that never sends its request must not hold the exit */
+	if (w->draining && (!l->admin || w->drain_cut)) {
 		refuse_fd(w, fd, REFUSE_DRAINING, ss);
 		return;
 	}
