@@ -139,7 +139,7 @@ static void fill_then_drain(void)
 	IT_CHECK(sent > 50);
 	IT_EQ(healthz(resp, sizeof resp), 503);
 	IT_CHECK(strstr(resp, "\"status\":\"degraded\"") != NULL && strstr(resp, "storage full") != NULL);
-	/* readiness too: a load balancer takes a full node out (t38 covers live/ready otherwise) */
+	/* readiness too: a load balancer takes a full node out (t39 covers live/ready otherwise) */
 	IT_EQ(http_get(s.port, "/readyz", resp, sizeof resp), 503);
 	IT_CHECK(strstr(resp, "\"status\":\"unready\",\"reason\":\"storage full") != NULL);
 	IT_EQ(http_get(s.port, "/livez", resp, sizeof resp), 200);

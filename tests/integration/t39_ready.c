@@ -1,4 +1,4 @@
-/* 38: live vs ready on a running parleyd. /livez and /readyz answer 200 on both listeners; on SIGTERM
+/* 39: live vs ready on a running parleyd. /livez and /readyz answer 200 on both listeners; on SIGTERM
  * /readyz turns 503 "draining" at once while the node still accepts for drain_delay_ms (the load
  * balancer's time to notice), then the public listener closes and the admin one keeps answering 503
  * while a held connection makes the drain last; /healthz keeps its old meaning throughout. SIGINT and
