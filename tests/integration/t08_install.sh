@@ -66,6 +66,14 @@ check "parleyd.conf created 0640 from the sample" '[ "$(mode "$root$confdir/parl
 check "unit 0644 in $unitdir" '[ "$(mode "$unit")" = 644 ]'
 check "sysusers.d/parley.conf 0644 declares the user" '[ "$(mode "$root$sysusers/parley.conf")" = 644 ] &&
 	grep -qE "^u parley " "$root$sysusers/parley.conf"'
+if command -v systemd-sysusers >/dev/null; then
+	# applied to an empty root: the user and group the unit runs as, with the state directory as home
+	mkdir -p "$dir/sysroot/etc"
+	check "systemd-sysusers creates parley:parley, home /var/lib/parley, no login" \
+		'systemd-sysusers --root="$dir/sysroot" "$root$sysusers/parley.conf" >/dev/null 2>&1 &&
+		grep -qE "^parley:x:[0-9]+:[0-9]+:[^:]*:/var/lib/parley:/usr/sbin/nologin$" "$dir/sysroot/etc/passwd" &&
+		grep -q "^parley:" "$dir/sysroot/etc/group"'
+fi
 execstart=$(sed -n 's/^ExecStart=//p' "$unit")
 check "the unit runs the installed parleyd with the installed config" \
 	'[ "$execstart" = "$sbindir/parleyd --config=$confdir/parleyd.conf --data_dir=/var/lib/parley" ] || { echo "# ExecStart=$execstart"; false; }'
