@@ -6,11 +6,18 @@
 #   make test-pg the integration tests on PostgreSQL only (a throw-away cluster on loopback)
 #   make fuzz    run every libFuzzer harness for $(FUZZ_SECONDS) seconds each
 #   make bench   baseline benchmarks (docs/benchmarks.md)
-#   make install meson install (PREFIX=/usr/local)
+#   make install binaries, man pages, the systemd unit, the sample config (PREFIX=/usr/local,
+#                SYSCONFDIR=/etc, DESTDIR= for a staging root); see docs/deploy.md
+#   make run STORE=postgres://... BUS=nats://...   one node of a cluster instead of embedded SQLite
 
 PORT         ?= 7600
 DATA_DIR     ?= $(CURDIR)/data
 PREFIX       ?= /usr/local
+# the unit reads $(SYSCONFDIR)/parley/parleyd.conf; systemd's ConfigurationDirectory= is under /etc only
+SYSCONFDIR   ?= /etc
+# make run: empty = embedded SQLite in $(DATA_DIR), one node; postgres://... and nats://... = a cluster node
+STORE        ?=
+BUS          ?=
 BUILD        ?= build
 ASAN_BUILD   ?= build-asan
 FUZZ_BUILD   ?= build-fuzz
@@ -69,7 +76,8 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@mkdir -p $(DATA_DIR)
 	@echo "parleyd: http://127.0.0.1:$(PORT)/healthz  ws://127.0.0.1:$(PORT)/v1/websocket  (Ctrl-C stops)"
-	exec $(BUILD)/server/parleyd --bind=127.0.0.1 --port=$(PORT) --data_dir=$(DATA_DIR)
+	exec $(BUILD)/server/parleyd --bind=127.0.0.1 --port=$(PORT) --data_dir=$(DATA_DIR) \
+	  $(if $(STORE),'--store=$(STORE)') $(if $(BUS),'--bus=$(BUS)')
 
 test: deps-test build
 	@tests/run-all.sh "$(BUILD)" "$(ASAN_BUILD)" "$(FUZZ_BUILD)" "$(FUZZ_SMOKE_SECONDS)" "$(JOBS)"
@@ -107,8 +115,12 @@ bench: deps-bench build
 	tests/bench/run-auth.sh $(BUILD)
 	tests/bench/run-auth-e2e.sh $(BUILD)
 
+# The prefix and sysconfdir are set on the build directory each time (an earlier setup may have used
+# others); the system user is created only when installing for real (no DESTDIR), as root.
 install: build
-	meson install -C $(BUILD)
+	meson configure $(BUILD) -Dprefix=$(PREFIX) -Dsysconfdir=$(SYSCONFDIR)
+	ninja -C $(BUILD) -j$(JOBS)
+	$(if $(DESTDIR),,$(SUDO)) meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -27,6 +27,7 @@
 #include "cluster/bus.h"
 #include "dispatch/dispatch.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "net/server.h"
 #include "services.h"
 #include "store/store.h"
@@ -48,7 +49,9 @@ struct parleyd {
 	net_server *net;
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
-	int stopping;
+	uv_timer_t drain_delay; /* SIGTERM -> unready -> (drain_delay_ms) -> stop accepting and drain */
+	int stopping;           /* unready since SIGTERM/SIGINT */
+	int stopped;            /* drained */
 };
 
 static void usage(FILE *out)
@@ -204,19 +207,65 @@ static int write_port_file(const char *path, unsigned port)
 	return PARLEY_OK;
 }
 
-static void shutdown_server(struct parleyd *d)
+/* The service manager's view (Type=notify). A failure is logged, never fatal: the server itself is fine. */
+static void notify(const char *state)
 {
-	if (d->stopping)
+	int rc = sdnotify__send(state);
+	if (rc != PARLEY_OK)
+		log_warn(MODULE, "NOTIFY_SOCKET: cannot tell the service manager \"%s\": %s", state, parley_strerror(rc));
+}
+
+static void close_main_handles(struct parleyd *d)
+{
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	uv_close((uv_handle_t *)&d->drain_delay, NULL);
+}
+
+static void drain_now(struct parleyd *d)
+{
+	if (d->stopped)
 		return;
-	d->stopping = 1;
+	d->stopped = 1;
+	uv_timer_stop(&d->drain_delay);
 	log_info(MODULE, "shutting down: draining connections (up to %d ms)", d->cfg.drain_timeout_ms);
 	net__server_stop_accepting(d->net);
 	int rc = net__server_drain(d->net, (unsigned)d->cfg.drain_timeout_ms);
 	if (rc == PARLEY_E_TIMEOUT)
 		log_warn(MODULE, "drain deadline reached: remaining connections were cut");
-	uv_close((uv_handle_t *)&d->sig_term, NULL);
-	uv_close((uv_handle_t *)&d->sig_int, NULL);
-	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	close_main_handles(d);
+	/* closing the uv handles restored the default action: a supervisor's repeated SIGTERM would now
+	 * kill the process while the store finishes its queued jobs; the drain is done, so it only waits.
+	 * (SIGKILL remains for a store that hangs: systemd's TimeoutStopSec.) */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+}
+
+static void on_drain_delay(uv_timer_t *t)
+{
+	drain_now(t->data);
+}
+
+/* The node turns unready at once, so load balancers polling /readyz stop sending it clients; only
+ * after drain_delay_ms (their detection time) does it stop accepting, so no client is refused by a node
+ * the balancer still believes in. SIGINT (a person at a terminal) and a second SIGTERM do not wait. */
+static void shutdown_server(struct parleyd *d, int signum)
+{
+	if (d->stopping) {
+		drain_now(d);
+		return;
+	}
+	d->stopping = 1;
+	net__server_set_unready(d->net);
+	notify("STOPPING=1\nSTATUS=draining: /readyz 503, finishing connections");
+	if (signum == SIGTERM && d->cfg.drain_delay_ms > 0) {
+		log_info(MODULE, "SIGTERM: /readyz now 503; still accepting for drain_delay_ms %d, then draining",
+			 d->cfg.drain_delay_ms);
+		uv_timer_start(&d->drain_delay, on_drain_delay, (uint64_t)d->cfg.drain_delay_ms, 0);
+		return;
+	}
+	drain_now(d);
 }
 
 static void reload(struct parleyd *d)
@@ -227,6 +276,13 @@ static void reload(struct parleyd *d)
 		log_error(MODULE, "SIGHUP: configuration not reloaded: %s", err);
 		return;
 	}
+	char state[96];
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* MONOTONIC_USEC: newer managers (Type=notify-reload) match the READY=1 that ends the reload by it */
+	snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000);
+	notify(state);
 	dynbuf restart;
 	dynbuf__init(&restart, 4096);
 	int tls_changed = strcmp(fresh.tls_cert, d->cfg.tls_cert) != 0 || strcmp(fresh.tls_key, d->cfg.tls_key) != 0;
@@ -248,6 +304,7 @@ static void reload(struct parleyd *d)
 		log_warn(MODULE, "SIGHUP: turning TLS on or off needs a restart");
 	}
 	log_info(MODULE, "SIGHUP: configuration reloaded (log_level=%s)", log__level_name(d->cfg.log_level));
+	notify("READY=1\nSTATUS=serving (configuration reloaded)");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -256,7 +313,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (signum == SIGHUP)
 		reload(d);
 	else
-		shutdown_server(d);
+		shutdown_server(d, signum);
 }
 
 /* Two parleyds on one data directory would each cache keys and live sessions the other never sees, so
@@ -367,6 +424,15 @@ static int open_bus(struct parleyd *d)
 	return PARLEY_OK;
 }
 
+/* /readyz: the store can run jobs (with PostgreSQL: its connection is up) */
+static int store_ready(void *arg, char *reason, size_t cap)
+{
+	if (store__ready(arg))
+		return 1;
+	snprintf(reason, cap, "database unreachable");
+	return 0;
+}
+
 static int start(struct parleyd *d)
 {
 	char dbpath[CONFIG_STR_MAX * 2 + 16];
@@ -427,6 +493,9 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "network: %s", parley_strerror(rc));
 		return rc;
 	}
+	rc = net__add_ready_check(d->net, "store", store_ready, d->store);
+	if (rc != PARLEY_OK)
+		return rc;
 	rc = net__server_start(d->net);
 	if (rc != PARLEY_OK) {
 		log_error(MODULE, "listen on %s:%d: %s", c->bind, c->port, parley_strerror(rc));
@@ -446,6 +515,15 @@ static int start(struct parleyd *d)
 		 strchr(c->bind, ':') ? "[" : "", c->bind, strchr(c->bind, ':') ? "]" : "", port,
 		 nc.tls_cert_file ? "TLS" : "plain", c->workers, c->workers == 1 ? "" : "s", where);
 	return PARLEY_OK;
+}
+
+/* After start: the listeners accept and the port files exist, so whatever systemd starts next finds us. */
+static void notify_ready(const struct parleyd *d)
+{
+	char state[CONFIG_STR_MAX + 96];
+	snprintf(state, sizeof state, "READY=1\nSTATUS=serving on %s port %u (admin %u), %d worker%s", d->cfg.bind,
+		 net__server_port(d->net), net__server_admin_port(d->net), d->cfg.workers, d->cfg.workers == 1 ? "" : "s");
+	notify(state);
 }
 
 int main(int argc, char **argv)
@@ -498,14 +576,15 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sig_term, on_signal, SIGTERM);
 	uv_signal_start(&d.sig_int, on_signal, SIGINT);
 	uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+	uv_timer_init(&d.loop, &d.drain_delay);
+	d.drain_delay.data = &d;
 
 	rc = start(&d);
 	if (rc == PARLEY_OK) {
+		notify_ready(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 	} else {
-		uv_close((uv_handle_t *)&d.sig_term, NULL);
-		uv_close((uv_handle_t *)&d.sig_int, NULL);
-		uv_close((uv_handle_t *)&d.sig_hup, NULL);
+		close_main_handles(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 	}
 	net__server_free(d.net);

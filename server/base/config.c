@@ -93,6 +93,10 @@ static const struct opt opts[] = {
 	 "admin listener port; -1 = port + 1 (a free port when port is 0), 0 = no admin listener"},
 	{"admin_port_file", OPT_STR, OFF(admin_port_file), 0, 0, "", 0,
 	 "if set, the bound admin port is written here once listening (for scripts and tests)"},
+	{"drain_delay_ms", OPT_INT, OFF(drain_delay_ms), 0, 600000, "0", 1,
+	 "on SIGTERM, time /readyz answers 503 (draining) while the node still accepts, before it stops "
+	 "accepting and drains: a load balancer's health-check interval times its failure threshold, so it "
+	 "stops sending clients first; SIGINT or a second SIGTERM skip it"},
 	{"drain_timeout_ms", OPT_INT, OFF(drain_timeout_ms), 0, 600000, "5000", 0,
 	 "on SIGTERM/SIGINT, time given to connections to close before exit"},
 	{"mailbox_items", OPT_INT, OFF(mailbox_items), 1024, 10000000, "65536", 0,

@@ -41,6 +41,7 @@ typedef struct parleyd_config {
 	int max_output_bytes;
 	int handshake_timeout_ms;
 	int idle_timeout_ms;
+	int drain_delay_ms;
 	int drain_timeout_ms;
 	int mailbox_items;
 	int max_auth_failures;

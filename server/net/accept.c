@@ -8,7 +8,7 @@
  * counted in parley_connections_rejected_total and logged at most once a second per reason.
  *
  * Checked at accept, before anything is allocated for the connection:
- *   draining                          -> 503
+ *   draining (public listener)        -> 503
  *   max_connections (public side)     -> 503   (parleyd clamps it below RLIMIT_NOFILE - fd_reserve)
  *   max_conns_per_address             -> 429   (IPv4 address, or IPv6 /64: one host owns a whole /64)
  *   EMFILE/ENFILE                     -> 503 through the worker's reserve descriptor: close it, accept,
@@ -295,7 +295,9 @@ static void take(net_listener *l, int fd, struct sockaddr_storage *ss)
 	net_server *s = w->srv;
 	uint8_t key[16];
 	metrics__inc(METRIC_CONNECTIONS_ACCEPTED);
-	if (w->draining) {
+	/* the admin listener still answers probes while draining (it closes when the worker is done), but
+	 * not past the drain deadline: a probe that never sends its request must not hold the exit */
+	if (w->draining && (!l->admin || w->drain_cut)) {
 		refuse_fd(w, fd, REFUSE_DRAINING, ss);
 		return;
 	}

@@ -22,19 +22,54 @@ int net__origin_allowed(const net_server *s, const char *origin)
 	return 0;
 }
 
+/* reason as a JSON string body: a check's text may come from a library (a NATS or libpq message), so
+ * quotes, backslashes and control bytes are escaped rather than trusted. Truncates to fit cap. */
+static void json_text(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+	for (; *in != '\0' && o + 7 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	if (cap > 0)
+		out[o < cap ? o : cap - 1] = '\0';
+}
+
 /* 200 {"status":"ok"}, with a "warning" if the handler gave one; 503 {"status":"degraded","reason":..}
  * (the handler's reason: storage full) so a load balancer takes the node out. */
 static int healthz(net_server *s, dynbuf *out)
 {
-	char reason[160] = "", body[256];
+	char reason[160] = "", text[sizeof reason * 6], body[sizeof text + 64];
 	int bad = s->h.health != NULL ? s->h.health(s->h.ctx, reason, sizeof(reason)) : 0;
-	int n = bad ? snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"reason\":\"%s\"}", reason)
-		: reason[0] ? snprintf(body, sizeof(body), "{\"status\":\"ok\",\"warning\":\"%s\"}", reason)
+	json_text(text, sizeof text, reason);
+	int n = bad ? snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"reason\":\"%s\"}", text)
+		: reason[0] ? snprintf(body, sizeof(body), "{\"status\":\"ok\",\"warning\":\"%s\"}", text)
 			    : snprintf(body, sizeof(body), "{\"status\":\"ok\"}");
 	return http__build_response(out, bad ? 503 : 200, "application/json", body, (size_t)n, 1);
 }
 
-/* admin: the admin listener's connection. /metrics is served there only: it tells anyone who can read
+/* Readiness for load balancers: 503 with the first failing reason (server.h lists them). Unlike
+ * /healthz it turns 503 the moment SIGTERM arrives, so the balancer stops sending clients before the
+ * listener closes. */
+static int readyz(net_server *s, dynbuf *out)
+{
+	char reason[200] = "", text[sizeof reason * 6], body[sizeof text + 64];
+	int ok = net__server_ready(s, reason, sizeof reason);
+	json_text(text, sizeof text, reason);
+	int n = ok ? snprintf(body, sizeof body, "{\"status\":\"ready\"}")
+		   : snprintf(body, sizeof body, "{\"status\":\"unready\",\"reason\":\"%s\"}", text);
+	return http__build_response(out, ok ? 200 : 503, "application/json", body, (size_t)n, 1);
+}
+
+/* admin: the admin listener's connection. /healthz, /livez and /readyz on both (they reveal nothing a
+ * load balancer may not know); /metrics is served there only: it tells anyone who can read
  * it how many users are connected, the request mix and error rates, which the public need not know. */
 int net__route_plain(net_server *s, const http_request *r, int admin, dynbuf *out)
 {
@@ -46,6 +81,13 @@ int net__route_plain(net_server *s, const http_request *r, int admin, dynbuf *ou
 	}
 	if (strcmp(r->path, "/healthz") == 0)
 		return healthz(s, out);
+	if (strcmp(r->path, "/readyz") == 0)
+		return readyz(s, out);
+	if (strcmp(r->path, "/livez") == 0) {
+		/* answering at all is the proof: the loop runs and serves HTTP */
+		static const char body[] = "{\"status\":\"live\"}";
+		return http__build_response(out, 200, "application/json", body, sizeof(body) - 1, 1);
+	}
 	if (admin && strcmp(r->path, "/metrics") == 0) {
 		dynbuf m;
 		dynbuf__init(&m, METRICS_MAX_BYTES);

@@ -149,6 +149,15 @@ struct net_server {
 	SSL_CTX *tls_ctx; /* NULL without TLS; replaced by reload under tls_mu */
 	int started;
 	unsigned drain_timeout_ms;
+	/* readiness (/readyz): entries [0, nready) are complete; written by the controlling thread only,
+	 * nready published with release so a loop thread that sees the count sees the entry */
+	struct net_ready_check {
+		char name[32];
+		net_ready_fn fn;
+		void *arg;
+	} ready[NET_MAX_READY_CHECKS];
+	_Atomic int nready;
+	_Atomic int unready; /* draining: /readyz 503 from SIGTERM on */
 };
 
 /* tls.c */

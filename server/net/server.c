@@ -4,6 +4,7 @@
  * uv_async (the only thread-safe libuv call). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -288,8 +289,9 @@ static void on_drain_deadline(uv_timer_t *t)
 static void on_async(uv_async_t *a)
 {
 	net_worker *w = a->data;
+	/* the admin listener stays open until maybe_finish: probes read /readyz 503 during the drain */
 	if (atomic_load(&w->cmd_stop_accepting))
-		close_listener(w);
+		net__listener_close(&w->pub);
 	if (atomic_load(&w->cmd_drain) && !w->draining) {
 		w->draining = 1;
 		net_conn *c = w->conns;
@@ -423,7 +425,7 @@ int net__server_start(net_server *s)
 	log_info("net", "listening on %s:%u (%d workers%s)", s->bind_address, s->port, started,
 		 s->tls_ctx != NULL ? ", TLS" : "");
 	if (admin_port != 0)
-		log_info("net", "admin listener (/metrics, /healthz) on %s:%u", s->admin_bind, admin_port);
+		log_info("net", "admin listener (/metrics, /healthz, /livez, /readyz) on %s:%u", s->admin_bind, admin_port);
 	return PARLEY_OK;
 }
 
@@ -442,8 +444,50 @@ unsigned net__server_connections(const net_server *s)
 	return atomic_load(&((net_server *)s)->nconns);
 }
 
+int net__add_ready_check(net_server *s, const char *name, net_ready_fn fn, void *arg)
+{
+	int n = atomic_load(&s->nready);
+	if (fn == NULL || name == NULL || name[0] == '\0')
+		return PARLEY_E_INVAL;
+	if (n >= NET_MAX_READY_CHECKS)
+		return PARLEY_E_TOO_LARGE;
+	struct net_ready_check *c = &s->ready[n];
+	snprintf(c->name, sizeof c->name, "%s", name);
+	c->fn = fn;
+	c->arg = arg;
+	atomic_store_explicit(&s->nready, n + 1, memory_order_release);
+	return PARLEY_OK;
+}
+
+void net__server_set_unready(net_server *s)
+{
+	atomic_store(&s->unready, 1);
+}
+
+int net__server_ready(net_server *s, char *reason, size_t cap)
+{
+	if (atomic_load(&s->unready)) {
+		snprintf(reason, cap, "draining");
+		return 0;
+	}
+	if (s->h.health != NULL && s->h.health(s->h.ctx, reason, cap) != 0)
+		return 0;
+	int n = atomic_load_explicit(&s->nready, memory_order_acquire);
+	for (int i = 0; i < n; i++) {
+		char why[160] = "";
+		if (s->ready[i].fn(s->ready[i].arg, why, sizeof why))
+			continue;
+		snprintf(reason, cap, "%s: %s", s->ready[i].name, why[0] ? why : "not ready");
+		return 0;
+	}
+	if (cap > 0)
+		reason[0] = '\0';
+	return 1;
+}
+
 void net__server_stop_accepting(net_server *s)
 {
+	net__server_set_unready(s);
 	for (int i = 0; i < s->started; i++) {
 		atomic_store(&s->workers[i].cmd_stop_accepting, 1);
 		uv_async_send(&s->workers[i].async);
@@ -454,6 +498,7 @@ int net__server_drain(net_server *s, unsigned timeout_ms)
 {
 	int cut = 0;
 	s->drain_timeout_ms = timeout_ms;
+	net__server_set_unready(s);
 	for (int i = 0; i < s->started; i++) {
 		net_worker *w = &s->workers[i];
 		atomic_store(&w->cmd_stop_accepting, 1);

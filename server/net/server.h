@@ -6,13 +6,19 @@
  * A connection lives on the thread that accepted it (see net/conn.h for the service contract).
  *
  * Per connection: [TLS] -> HTTP/1.1 header (bounded, timed) -> either a plain answer
- *   GET /healthz -> 200 {"status":"ok"}; other -> 404 (/metrics too: it is on the admin listener);
+ *   GET /healthz -> 200 {"status":"ok"} (503 when the handler's health says degraded: storage full);
+ *   GET /livez   -> 200 {"status":"live"} while the process serves HTTP (a restart probe);
+ *   GET /readyz  -> 200 {"status":"ready"}, or 503 {"status":"unready","reason":"..."} while the node
+ *                   should get no new traffic: draining, storage full, or a failing ready check;
+ *   other -> 404 (/metrics too: it is on the admin listener);
  *   header too large -> 431; malformed -> 400 (then close)
  * or the WebSocket upgrade on ws_path (Origin checked against allowed_origins, 403) -> binary messages
  * to net_handler.on_message: at most max_preauth_message_bytes each until the service calls
  * net__conn_authenticated, which must happen within auth_timeout_ms (else close 4408); a message must
  * arrive whole within message_timeout_ms of its first byte (else close 1008).
- * The admin listener (admin_bind:admin_port, worker 0, plain HTTP) answers /metrics and /healthz only.
+ * The admin listener (admin_bind:admin_port, worker 0, plain HTTP) answers /metrics, /healthz, /livez and
+ * /readyz only. It stays open while the server drains (the public listener is closed first), so a probe
+ * can still read /readyz 503 "draining" there until worker 0 has no connection left.
  * At accept: over max_connections -> 503, over max_conns_per_address -> 429, out of file descriptors
  * -> 503 through a reserve descriptor; each counted and logged (rate-limited). With TLS the refusal is
  * a close without an answer (an HTTP answer would need the handshake the refusal is meant to save).
@@ -77,8 +83,34 @@ uint16_t net__server_port(const net_server *s);
 /* The bound admin port, 0 without an admin listener. */
 uint16_t net__server_admin_port(const net_server *s);
 
-/* Close the listening sockets; open connections continue. Returns when every worker has done it. */
+/* Close the public listening socket (the admin one stays until the drain ends); open connections
+ * continue. Implies net__server_set_unready. Returns once every worker has been told. */
 void net__server_stop_accepting(net_server *s);
+
+/* ---- readiness (GET /readyz) ----
+ * Liveness (/livez) says the process is not wedged: it answers while any loop serves HTTP. Readiness
+ * says a load balancer should send this node new clients. It is the AND of, in this order:
+ *   not draining (net__server_set_unready, SIGTERM)  -> reason "draining"
+ *   the handler's health (net_handler.health)         -> its reason ("storage full: ...")
+ *   every registered ready check, in registration order -> "<name>: <its reason>"
+ * The first failing one gives the 503's reason. Checks run on a loop thread for every probe: they must
+ * be cheap, never block and be safe from any thread (read an atomic the owner keeps up to date).
+ *
+ * A check: return 1 when ready; 0 when not, with a short plain-text reason written into reason (cap
+ * bytes, NUL-terminated; "" gives "<name>: not ready"). arg is the registrant's.
+ *
+ * Registered users: parleyd.c "store" (store__ready: the database is reachable); the cluster bus
+ * registers "bus" (connected to NATS) when one is configured. */
+typedef int (*net_ready_fn)(void *arg, char *reason, size_t cap);
+#define NET_MAX_READY_CHECKS 8
+/* From the controlling thread, before or after net__server_start (a check added later is seen by the
+ * next probe). name is copied (up to 31 bytes). PARLEY_OK, PARLEY_E_TOO_LARGE beyond NET_MAX_READY_CHECKS,
+ * PARLEY_E_INVAL for a NULL fn or an empty name. */
+int net__add_ready_check(net_server *s, const char *name, net_ready_fn fn, void *arg);
+/* From now on /readyz answers 503 "draining" (the listeners stay as they are). Any thread; for ever. */
+void net__server_set_unready(net_server *s);
+/* 1 if /readyz would answer 200 now; the failing reason in reason otherwise (tests, logs). Any thread. */
+int net__server_ready(net_server *s, char *reason, size_t cap);
 
 /* Close every connection: WebSocket sessions get 1001 going-away, plain HTTP ones are cut. Waits up to
  * timeout_ms for peers to answer and output to flush, then closes what is left, runs on_close for every

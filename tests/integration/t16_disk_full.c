@@ -139,6 +139,10 @@ static void fill_then_drain(void)
 	IT_CHECK(sent > 50);
 	IT_EQ(healthz(resp, sizeof resp), 503);
 	IT_CHECK(strstr(resp, "\"status\":\"degraded\"") != NULL && strstr(resp, "storage full") != NULL);
+	/* readiness too: a load balancer takes a full node out (t39 covers live/ready otherwise) */
+	IT_EQ(http_get(s.port, "/readyz", resp, sizeof resp), 503);
+	IT_CHECK(strstr(resp, "\"status\":\"unready\",\"reason\":\"storage full") != NULL);
+	IT_EQ(http_get(s.port, "/livez", resp, sizeof resp), 200);
 	IT_EQ(send_one(alice, 99999), PARLEY_E_STORAGE_FULL); /* still refused, quickly */
 
 	/* the recipient drains the full disk */
@@ -155,6 +159,7 @@ static void fill_then_drain(void)
 	char *body = strstr(resp, "\r\n\r\n");
 	printf("# /healthz after the drain: %d %s; reserve %s\n", h, body != NULL ? body + 4 : "?",
 	       access(reserve, F_OK) == 0 ? "re-created" : "missing");
+	IT_EQ(http_get(s.port, "/readyz", resp, sizeof resp), 200);
 	IT_EQ(send_one(alice, 100000), PARLEY_OK);
 	close(alice);
 	IT_CHECK(server_alive(s.port));
