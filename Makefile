@@ -24,7 +24,8 @@ DEB_BUILD = gcc make pkg-config meson ninja-build \
             libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libpng-dev \
             libjansson-dev libcurl4-openssl-dev
 DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium
-DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox
+DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox \
+            postgresql-15 postgresql-contrib postgresql-client-15 iproute2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -100,6 +101,7 @@ bench: deps-bench build
 	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
 	tests/bench/run-auth.sh $(BUILD)
 	tests/bench/run-auth-e2e.sh $(BUILD)
+	tests/bench/run-scale.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)
