@@ -29,6 +29,7 @@
 #   SCALE_CONNS=40  SCALE_SENDERS=(CONNS/2)  SCALE_SIZE=256 (bytes)  SCALE_DURATION=5 (s per run)
 #   SCALE_WINDOW=16  SCALE_THREADS=1 (client loop threads)  SCALE_WORKERS=1 (parleyd --workers)
 #   SCALE_NODES="1 2 3"  SCALE_RATE=(half of the 1-node maximum)  SCALE_PARTS="relay nodes idle"
+#   SCALE_PG_SETTLE=11 (s between the set-up and the statistics reset, see pg-reset.sh below)
 #   SCALE_IDLE=max (idle connections over the idle nodes: max = what their open-file limits allow, or a
 #   number)  SCALE_IDLE_NODES=3  SCALE_FD_SLACK=200 (descriptors left free per process)
 #   SCALE_OUT=BUILD_DIR/bench-results/scale-<UTC time>  MQ_AUTOSAVE=1800
@@ -50,6 +51,7 @@ PARTS=${SCALE_PARTS:-"relay nodes idle"}
 IDLE=${SCALE_IDLE:-max}
 IDLE_NODES=${SCALE_IDLE_NODES:-3}
 FD_SLACK=${SCALE_FD_SLACK:-200}
+PG_SETTLE=${SCALE_PG_SETTLE:-11}
 OUT=${SCALE_OUT:-$BUILD/bench-results/scale-$(date -u +%Y%m%dT%H%M%SZ)}
 PROG=run-scale
 PGSH=$ROOT/tests/tools/pg.sh
@@ -105,10 +107,14 @@ sql -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null ||
 [ "$(sql -c "SHOW pg_stat_statements.track_utility")" = on ] ||
 	die "pg_stat_statements.track_utility is off: BEGIN/SAVEPOINT/RELEASE/COMMIT would not be counted"
 # The statistics reset, run by parley-bench once every connection is set up (--before-send): the
-# statements and WAL counters, and the WAL position as a cross-check of the WAL bytes.
+# statements and WAL counters, and the WAL position as a cross-check of the WAL bytes. A backend reports
+# its WAL counters when a transaction ends at least 1 s after its last report, or after 10 s idle: what
+# the set-up wrote (the schema, the registrations) would be reported after the reset and counted per
+# message. So the reset waits PG_SETTLE s first, by which time every backend has reported.
 cat >"$WORK/pg-reset.sh" <<EOF
 #!/bin/sh
 set -e
+sleep $PG_SETTLE
 psql -X -q -v ON_ERROR_STOP=1 -At '$PG_URL' -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -At '$PG_URL' -c "SELECT pg_current_wal_insert_lsn()" >'$WORK/lsn0'
 EOF
