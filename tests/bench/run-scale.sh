@@ -259,7 +259,7 @@ if has_part idle; then
 		left=$((left - n))
 		# a multiple of the nodes per process keeps the shares equal; the last one takes the rest
 		"$BENCH" relay --hold --url "$(join "${NODE_URLS[@]}")" --connections "$n" --duration 3600 \
-			--connect-timeout 600 --ready-file "$WORK/idle-ready-$c" --json >"$OUT/idle-client$c.json" \
+			--connect-timeout 600 --connect-batch 256 --ready-file "$WORK/idle-ready-$c" --json >"$OUT/idle-client$c.json" \
 			2>"$WORK/idle-client$c.err" &
 		CLIENT_PIDS+=($!)
 		PIDS+=($!)

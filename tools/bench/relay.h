@@ -89,6 +89,7 @@ typedef struct relay_cfg {
 	double max_time_s;     /* cap of a --messages run */
 	double drain_s;        /* after sending stops: wait this long at most for acks and deliveries */
 	double connect_timeout_s;
+	unsigned connect_batch; /* set-ups in flight per loop thread (0: every connection at once) */
 	unsigned ack_batch;    /* parley: server ids per AckRequest */
 	unsigned idle;         /* parley: idle WebSocket connections held open on the server during the run */
 	char run_tag[20];      /* unique per run: handles, client ids, topics never collide */

@@ -66,6 +66,7 @@ static void relay_usage(FILE *f)
 	      "                     (e.g. reset a database's statistics); the run fails if it fails\n"
 	      "  --ready-file F     write \"ready N\" to F once every connection is ready\n"
 	      "  --connect-timeout S  connect and set-up phase limit (default 60)\n"
+	      "  --connect-batch N  connections being set up at once per loop thread (default 0: all)\n"
 	      "  --json             one JSON object on stdout instead of text\n"
 	      "Restart check (parley peer; see docs/benchmarks.md):\n"
 	      "  --phase send       register, take the receivers offline, send; write --state\n"
@@ -453,6 +454,7 @@ int bench__cmd_relay(int argc, char **argv)
 		{"before-send", BOPT_STR, &cfg.before_send, 0, 0, NULL, NULL},
 		{"ready-file", BOPT_STR, &cfg.ready_file, 0, 0, NULL, NULL},
 		{"connect-timeout", BOPT_SECONDS, &cfg.connect_timeout_s, 1, 3600, NULL, NULL},
+		{"connect-batch", BOPT_UINT, &cfg.connect_batch, 0, 20000, NULL, NULL},
 		{"connections", BOPT_UINT, &cfg.conns, 2, 20000, NULL, &workload_given},
 		{"senders", BOPT_UINT, &cfg.senders, 1, 20000, NULL, &senders_given},
 		{"size", BOPT_SIZE, &cfg.size, RELAY_MIN_SIZE, RELAY_MAX_SIZE, NULL, &workload_given},
