@@ -249,15 +249,17 @@ if has_part idle; then
 	client_cap=$(($(ulimit -Hn) - FD_SLACK))
 	if [ "$IDLE" = max ]; then IDLE_TOTAL=$(((node_cap - FD_SLACK) * IDLE_NODES)); else IDLE_TOTAL=$IDLE; fi
 	[ "$IDLE_TOTAL" -ge "$IDLE_NODES" ] || die "SCALE_IDLE=$IDLE_TOTAL: fewer connections than nodes"
-	# each client process is capped too: as many processes as needed, each spreading round-robin
-	IDLE_CLIENTS=$(((IDLE_TOTAL + client_cap - 1) / client_cap))
+	# each client process is capped too: as many processes as needed, each spreading round-robin; all but
+	# the last hold a multiple of the nodes, so the nodes' shares stay equal
+	per_client=$((client_cap - client_cap % IDLE_NODES))
+	[ "$per_client" -gt 0 ] || die "SCALE_FD_SLACK=$FD_SLACK leaves a client no connection"
+	IDLE_CLIENTS=$(((IDLE_TOTAL + per_client - 1) / per_client))
 	echo "$PROG: $IDLE_TOTAL idle connections over $IDLE_NODES nodes from $IDLE_CLIENTS client process(es)" >&2
 	CLIENT_PIDS=()
 	left=$IDLE_TOTAL
 	for c in $(seq "$IDLE_CLIENTS"); do
-		n=$(((left + IDLE_CLIENTS - c) / (IDLE_CLIENTS - c + 1)))
+		n=$((left < per_client ? left : per_client))
 		left=$((left - n))
-		# a multiple of the nodes per process keeps the shares equal; the last one takes the rest
 		"$BENCH" relay --hold --url "$(join "${NODE_URLS[@]}")" --connections "$n" --duration 3600 \
 			--connect-timeout 600 --connect-batch 256 --ready-file "$WORK/idle-ready-$c" --json >"$OUT/idle-client$c.json" \
 			2>"$WORK/idle-client$c.err" &
