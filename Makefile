@@ -34,7 +34,8 @@ DEB_BUILD = gcc make pkg-config meson ninja-build \
             libjansson-dev libcurl4-openssl-dev libpq-dev postgresql-15 postgresql-contrib libnats-dev
 # the tests start their own PostgreSQL clusters and nats-servers on loopback (tests/tools/)
 DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium nats-server
-DEB_BENCH = mosquitto libmosquitto-dev libnats-dev gnuplot-nox
+DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox \
+            postgresql-15 postgresql-contrib postgresql-client-15 iproute2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -114,6 +115,7 @@ bench: deps-bench build
 	PARLEYD=$(BUILD)/server/parleyd $(BUILD)/tests/bench/forward/forward_bench 1000 100
 	tests/bench/run-auth.sh $(BUILD)
 	tests/bench/run-auth-e2e.sh $(BUILD)
+	tests/bench/run-scale.sh $(BUILD)
 
 # The prefix and sysconfdir are set on the build directory each time (an earlier setup may have used
 # others); the system user is created only when installing for real (no DESTDIR), as root.

@@ -5,7 +5,8 @@
 die() { echo "$PROG: $*" >&2; exit 1; }
 
 BENCH=$BUILD/tools/bench/parley-bench
-PARLEYD=$BUILD/server/parleyd
+# BENCH_PARLEYD: another parleyd (a test's wrapper that breaks it on purpose)
+PARLEYD=${BENCH_PARLEYD:-$BUILD/server/parleyd}
 # Every benchmark client connects from 127.0.0.1, and the runs open up to 10,000 connections: lift the
 # per-address cap (default 256). An environment variable, so older parleyds (run-compare's "before")
 # that do not know the option simply ignore it.
@@ -113,4 +114,43 @@ bench_stop_mosquitto() {
 		die "mosquitto logged an error (persistence not working?): $(grep -i error "$MQ_LOG" | head -3)"
 	fi
 	[ -s "$MQ_DIR/mosquitto.db" ] || die "mosquitto wrote no database at exit ($MQ_DIR/mosquitto.db)"
+}
+
+# bench_start_parleyd NAME [ARGS...]: parleyd --port 0 (--workers BENCH_WORKERS, default 1) on the data
+# directory WORK/NAME, log WORK/NAME.log; sets PD_PID and PD_URL (its WebSocket URL) and appends the pid
+# to PIDS. ARGS go last (--store, --bus...). bench_stop_pid PID: SIGTERM, wait, forget it.
+bench_start_parleyd() {
+	local name=$1 port
+	shift
+	rm -f "$WORK/$name.port"
+	"$PARLEYD" --port 0 --workers "${BENCH_WORKERS:-1}" --data-dir "$WORK/$name" --port-file "$WORK/$name.port" \
+		--log-level warn "$@" >"$WORK/$name.log" 2>&1 &
+	PD_PID=$!
+	PIDS+=("$PD_PID")
+	port=$(wait_port "$WORK/$name.port") || die "parleyd $name did not start: $(tail -5 "$WORK/$name.log")"
+	PD_URL="ws://127.0.0.1:$port/v1/websocket"
+}
+bench_stop_pid() {
+	local p keep=()
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+# bench_tcp_peers PID PORT: how many established TCP connections process PID has to 127.0.0.1:PORT (ss
+# names the owning process). Tells whether a parleyd really uses the PostgreSQL store / NATS bus it was
+# given, rather than trusting that an option was understood.
+bench_tcp_peers() {
+	ss -Htnp state established "( dport = :$2 )" 2>/dev/null | grep -c "pid=$1," || true
+}
+
+# bench_proc_mem PID: "RSS_KB FDS FD_LIMIT" of a running process (VmRSS, open descriptors, soft
+# RLIMIT_NOFILE).
+bench_proc_mem() {
+	local rss fds lim
+	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+	fds=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	lim=$(awk '/^Max open files/ {print $4}' "/proc/$1/limits" 2>/dev/null || echo 0)
+	echo "${rss:-0} $fds ${lim:-0}"
 }

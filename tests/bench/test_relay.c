@@ -2,9 +2,13 @@
  * catch duplicates and losses, senders pair with receivers as documented, the open-loop schedule
  * spreads the global rate over the senders, the phases' MAC catches corrupted and misrouted bodies,
  * the state file survives a round trip (and a cut-short one is refused), and a send phase whose
- * senders all lost their connections ends at once and reports its real length. */
+ * senders all lost their connections ends at once and reports its real length. Several nodes: the
+ * placement is round-robin, --cross-node puts every receiver on another node than its sender while
+ * keeping the nodes balanced, the --url list parser splits and refuses as documented, and the
+ * --before-send / --ready-file hooks run before the first send (a failing command sends nothing). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -13,6 +17,7 @@
 
 #include <parley/error.h>
 
+#include "bench.h"
 #include "relay.h"
 #include "tests/unit/test.h"
 
@@ -245,8 +250,112 @@ static void test_drive_stops_when_senders_are_gone(void)
 	free(res);
 }
 
+/* Every sender's receiver is on another node, for many shapes; the nodes get nearly equal shares. */
+static void test_cross_node_placement(void)
+{
+	relay_cfg cfg = {.conns = 40, .senders = 20, .nnodes = 3};
+	unsigned k, c, i, per[RELAY_MAX_NODES], n, m;
+
+	for (c = 0; c < 9; c++) /* without --cross-node: round-robin */
+		TEST_EQ_INT(relay__node_of(&cfg, c), c % 3);
+	TEST_CHECK(relay__placement_ok(&cfg));
+	cfg.cross_node = 1;
+	for (n = 4; n <= 41; n++)
+		for (m = 1; m <= n; m++)
+			for (k = 2; k <= 5; k++) {
+				cfg.conns = n;
+				cfg.senders = m;
+				cfg.nnodes = k;
+				if (m == n && n % k != 0)
+					continue; /* a ring whose length the nodes do not divide: refused, below */
+				if (!relay__placement_ok(&cfg)) {
+					fprintf(stderr, "placement not cross-node: %u connections, %u senders, %u nodes\n", n, m, k);
+					TEST_CHECK(0);
+					return;
+				}
+			}
+	cfg.conns = 40, cfg.senders = 20, cfg.nnodes = 3;
+	memset(per, 0, sizeof(per));
+	for (c = 0; c < cfg.conns; c++)
+		per[relay__node_of(&cfg, c)]++;
+	for (i = 0; i < 3; i++)
+		TEST_CHECK(per[i] >= 13 && per[i] <= 14); /* 40 over 3 nodes */
+	cfg.conns = 10, cfg.senders = 10; /* a ring of 10 over 3 nodes: 9 -> 0 stays on node 0 */
+	TEST_CHECK(!relay__placement_ok(&cfg));
+	cfg.nnodes = 1, cfg.conns = 10, cfg.senders = 5; /* one node cannot cross */
+	TEST_CHECK(!relay__placement_ok(&cfg));
+}
+
+static void test_url_list(void)
+{
+	static bench_list l;
+
+	TEST_EQ_INT(bench__list_add(&l, "ws://127.0.0.1:1/v1/websocket,ws://127.0.0.1:2/x"), PARLEY_OK);
+	TEST_EQ_INT(bench__list_add(&l, "ws://127.0.0.1:3/"), PARLEY_OK);
+	TEST_EQ_INT(l.n, 3);
+	TEST_CHECK(strcmp(l.v[0], "ws://127.0.0.1:1/v1/websocket") == 0);
+	TEST_CHECK(strcmp(l.v[1], "ws://127.0.0.1:2/x") == 0);
+	TEST_CHECK(strcmp(l.v[2], "ws://127.0.0.1:3/") == 0);
+	TEST_EQ_INT(bench__list_add(&l, "a,,b"), PARLEY_E_INVAL);
+	TEST_EQ_INT(bench__list_add(&l, ""), PARLEY_E_INVAL);
+	TEST_EQ_INT(bench__list_add(&l, "a,"), PARLEY_E_INVAL);
+	memset(&l, 0, sizeof(l));
+	TEST_EQ_INT(bench__list_add(&l, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"), PARLEY_OK);
+	TEST_EQ_INT(bench__list_add(&l, "17"), PARLEY_E_INVAL); /* BENCH_LIST_MAX */
+}
+
+static void count_kick(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+/* The hooks run once, before the send phase; a failing --before-send ends the run before any send. */
+static void test_before_send_hooks(void)
+{
+	char dir[] = "/tmp/test-relay-hooks.XXXXXX", ready[128], mark[128], cmd[300], line[64];
+	relay_cfg cfg = {.conns = 2, .senders = 1, .duration_s = 0.1, .drain_s = 0.1};
+	relay_run run;
+	int kicked = 0;
+	relay_driver d = {.kick = count_kick, .ctx = &kicked};
+	relay_result *res = calloc(1, sizeof(*res));
+	FILE *f;
+
+	TEST_CHECK(mkdtemp(dir) != NULL);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(mark, sizeof(mark), "%s/ran", dir);
+	snprintf(cmd, sizeof(cmd), "test ! -e %s && echo x > %s", ready, mark); /* before the ready file */
+	cfg.before_send = cmd;
+	cfg.ready_file = ready;
+	TEST_EQ_INT(relay__run_init(&run, &cfg), PARLEY_OK);
+	relay__drive(&run, &d, res);
+	TEST_EQ_INT(kicked, 1);
+	TEST_CHECK(res->stop_reason == NULL);
+	TEST_CHECK(access(mark, F_OK) == 0);
+	f = fopen(ready, "r");
+	TEST_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL && strcmp(line, "ready 2\n") == 0);
+	if (f)
+		fclose(f);
+	relay__run_free(&run);
+	unlink(ready);
+	memset(res, 0, sizeof(*res));
+	kicked = 0;
+	cfg.before_send = "exit 3";
+	TEST_EQ_INT(relay__run_init(&run, &cfg), PARLEY_OK);
+	relay__drive(&run, &d, res);
+	TEST_EQ_INT(kicked, 0); /* nothing sent */
+	TEST_CHECK(res->stop_reason != NULL && res->send_s == 0);
+	TEST_CHECK(access(ready, F_OK) != 0);
+	relay__run_free(&run);
+	unlink(mark);
+	rmdir(dir);
+	free(res);
+}
+
 int main(void)
 {
+	TEST_RUN(test_cross_node_placement);
+	TEST_RUN(test_url_list);
+	TEST_RUN(test_before_send_hooks);
 	TEST_RUN(test_header);
 	TEST_RUN(test_bits);
 	TEST_RUN(test_pairs);

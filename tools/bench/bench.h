@@ -19,7 +19,21 @@ enum bench_opt_kind {
 	BOPT_LONG,    /* *(long *)dst */
 	BOPT_SECONDS, /* *(double *)dst, a decimal number within [min, max] */
 	BOPT_CHOICE,  /* *(int *)dst = index of the argument in choices (NULL-terminated) */
+	BOPT_LIST,    /* (bench_list *)dst: the option may be repeated, each value comma-separated */
 };
+
+/* The values of a BOPT_LIST option, in order: "--url A,B --url C" gives A, B, C. The values are copied
+ * (split at the commas) into buf, so v[] stays valid whatever happens to argv. */
+#define BENCH_LIST_MAX 16
+typedef struct bench_list {
+	const char *v[BENCH_LIST_MAX];
+	unsigned n;
+	size_t used;
+	char buf[2048];
+} bench_list;
+/* Appends the comma-separated values of s: PARLEY_OK, or PARLEY_E_INVAL for an empty value, more than
+ * BENCH_LIST_MAX values or more text than buf holds. */
+int bench__list_add(bench_list *l, const char *s);
 
 typedef struct bench_opt {
 	const char *name; /* without the leading "--" */

@@ -41,6 +41,27 @@ int bench__parse_seconds(const char *s, double min, double max, double *out)
 	return PARLEY_OK;
 }
 
+int bench__list_add(bench_list *l, const char *s)
+{
+	size_t len = s ? strlen(s) : 0, i, start;
+
+	if (len == 0 || len + 1 > sizeof(l->buf) - l->used)
+		return PARLEY_E_INVAL;
+	memcpy(l->buf + l->used, s, len + 1);
+	for (start = 0, i = 0; i <= len; i++) {
+		char *p = l->buf + l->used;
+		if (p[i] != ',' && p[i] != '\0')
+			continue;
+		if (i == start || l->n >= BENCH_LIST_MAX)
+			return PARLEY_E_INVAL; /* an empty value, or too many */
+		p[i] = '\0';
+		l->v[l->n++] = p + start;
+		start = i + 1;
+	}
+	l->used += len + 1;
+	return PARLEY_OK;
+}
+
 static int set_value(const bench_opt *o, const char *arg)
 {
 	uint64_t v;
@@ -49,6 +70,7 @@ static int set_value(const bench_opt *o, const char *arg)
 	switch (o->kind) {
 	case BOPT_FLAG: *(int *)o->dst = 1; break;
 	case BOPT_STR: *(const char **)o->dst = arg; break;
+	case BOPT_LIST: rc = bench__list_add((bench_list *)o->dst, arg); break;
 	case BOPT_SECONDS: rc = bench__parse_seconds(arg, o->min, o->max, (double *)o->dst); break;
 	case BOPT_CHOICE:
 		rc = PARLEY_E_INVAL;

@@ -3,10 +3,12 @@
 #include "relay.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -24,6 +26,32 @@ unsigned relay__receiver_of(const relay_cfg *cfg, unsigned sender)
 	if (cfg->senders >= cfg->conns)
 		return (sender + 1) % cfg->conns;
 	return cfg->senders + sender % (cfg->conns - cfg->senders);
+}
+
+unsigned relay__node_of(const relay_cfg *cfg, unsigned c)
+{
+	unsigned k = cfg->nnodes ? cfg->nnodes : 1, r;
+
+	if (!cfg->cross_node || cfg->senders >= cfg->conns || cfg->senders == 0)
+		return c % k;
+	r = cfg->conns - cfg->senders;
+	if (c < cfg->senders)
+		return (c % r) % k;
+	return (c - cfg->senders + 1) % k;
+}
+
+int relay__placement_ok(const relay_cfg *cfg)
+{
+	unsigned i;
+
+	if (!cfg->cross_node)
+		return 1;
+	if (cfg->nnodes < 2 || cfg->senders == 0)
+		return 0;
+	for (i = 0; i < cfg->senders; i++)
+		if (relay__node_of(cfg, i) == relay__node_of(cfg, relay__receiver_of(cfg, i)))
+			return 0;
+	return 1;
 }
 
 int relay__is_sender(const relay_cfg *cfg, unsigned c)
@@ -338,6 +366,49 @@ static void maybe_crash(const relay_cfg *cfg, uint64_t acked, int *done)
 			(unsigned long long)acked);
 }
 
+extern char **environ;
+
+/* --before-send: /bin/sh -c CMD, waited for; 0 when it exited 0. */
+static int run_command(const char *cmd)
+{
+	char *argv[] = {"sh", "-c", (char *)(uintptr_t)cmd, NULL};
+	pid_t pid;
+	int st;
+
+	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ) != 0)
+		return -1;
+	while (waitpid(pid, &st, 0) < 0)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* --ready-file: "ready N" under a temporary name, then renamed, so a script polling for it never reads
+ * half a file. */
+static int write_ready(const char *path, unsigned n)
+{
+	char tmp[4096];
+	FILE *f;
+	int ok;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp) || (f = fopen(tmp, "w")) == NULL)
+		return -1;
+	ok = fprintf(f, "ready %u\n", n) > 0;
+	ok = fclose(f) == 0 && ok;
+	return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+/* Every connection is ready and nothing was sent yet: the moment a script resets a server's statistics
+ * (--before-send), so that set-up work (registrations, key uploads) is not counted per message, and
+ * learns that the connections are up (--ready-file). NULL, or why the run must not send. */
+static const char *before_sending(const relay_cfg *cfg)
+{
+	if (cfg->before_send && run_command(cfg->before_send) != 0)
+		return "the --before-send command failed";
+	if (cfg->ready_file && write_ready(cfg->ready_file, cfg->conns) != 0)
+		return "cannot write the --ready-file";
+	return NULL;
+}
+
 void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 {
 	const relay_cfg *cfg = run->cfg;
@@ -347,6 +418,11 @@ void relay__drive(relay_run *run, const relay_driver *d, relay_result *res)
 	sums t;
 
 	res->planned_s = cap;
+	res->stop_reason = before_sending(cfg);
+	if (res->stop_reason != NULL) {
+		relay__error(run, res->stop_reason, cfg->before_send);
+		return; /* nothing sent: send_s 0 */
+	}
 	run->t0 = uv_hrtime();
 	last_p = run->t0;
 	atomic_store(&run->sending, 1);
@@ -484,8 +560,9 @@ int relay__run_init(relay_run *run, const relay_cfg *cfg)
 	run->active_conns = cfg->conns;
 	run->expect_delivery = cfg->phase != RELAY_PHASE_SEND;
 	pthread_mutex_init(&run->err_mu, NULL);
-	run->senders = parley__calloc(cfg->senders, sizeof(*run->senders));
-	run->delivered = parley__calloc(cfg->senders, sizeof(*run->delivered));
+	/* at least one: --hold runs without senders and calloc(0) may return NULL */
+	run->senders = parley__calloc(cfg->senders ? cfg->senders : 1, sizeof(*run->senders));
+	run->delivered = parley__calloc(cfg->senders ? cfg->senders : 1, sizeof(*run->delivered));
 	if (!run->senders || !run->delivered) {
 		parley__free(run->senders);
 		parley__free(run->delivered);

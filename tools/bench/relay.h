@@ -63,11 +63,22 @@ enum relay_phase { RELAY_PHASE_RUN = 0, RELAY_PHASE_SEND, RELAY_PHASE_VERIFY };
 #define RELAY_MAC 16u     /* keyed BLAKE2b at the end of every body */
 #define RELAY_MIN_SIZE (RELAY_HDR + RELAY_MAC)
 #define RELAY_KEY 32u
+#define RELAY_MAX_NODES 16u /* parley: parleyd nodes one run spreads its connections over */
 
 typedef struct relay_cfg {
 	enum relay_peer peer;
-	const char *url;
-	bench_target target;
+	const char *url;       /* the first (or only) node's */
+	bench_target target;   /* = node[0] */
+	/* parley: several nodes of one cluster (--url repeated or comma-separated). Connection c talks to
+	 * node relay__node_of(c); with cross_node every sender's receiver is on another node than the
+	 * sender, so every delivery crosses the cluster bus. */
+	unsigned nnodes;
+	int cross_node;
+	const char *node_url[RELAY_MAX_NODES];
+	bench_target node[RELAY_MAX_NODES];
+	int hold;              /* parley: no senders; every connection logs in and stays idle until the end */
+	const char *before_send; /* shell command run once every connection is ready, before sending */
+	const char *ready_file;  /* written ("ready N") once every connection is ready, before sending */
 	unsigned conns, senders, threads;
 	unsigned window;       /* closed loop: messages awaiting ack per sender */
 	unsigned open_backlog; /* open loop: awaiting ack per sender before a send is skipped */
@@ -78,6 +89,7 @@ typedef struct relay_cfg {
 	double max_time_s;     /* cap of a --messages run */
 	double drain_s;        /* after sending stops: wait this long at most for acks and deliveries */
 	double connect_timeout_s;
+	unsigned connect_batch; /* set-ups in flight per loop thread (0: every connection at once) */
 	unsigned ack_batch;    /* parley: server ids per AckRequest */
 	unsigned idle;         /* parley: idle WebSocket connections held open on the server during the run */
 	char run_tag[20];      /* unique per run: handles, client ids, topics never collide */
@@ -145,6 +157,15 @@ typedef struct relay_run {
 	pthread_mutex_t err_mu;
 	char first_error[200];
 } relay_run;
+
+/* The node (index into cfg->node) connection c talks to. One node: 0. Several: round-robin (c mod
+ * nodes), unless cross_node: then sender i is on node (i mod R) mod K and receiver j (connection M + j,
+ * R receivers, K nodes) on node (j + 1) mod K, so every sender's receiver, M + (i mod R), is on another
+ * node than the sender while both kinds stay spread evenly; when every connection sends (M = N),
+ * round-robin already puts neighbours on different nodes if K divides N (relay__placement_ok). */
+unsigned relay__node_of(const relay_cfg *cfg, unsigned c);
+/* 1 when the placement keeps its promise: with cross_node, no sender shares its receiver's node. */
+int relay__placement_ok(const relay_cfg *cfg);
 
 /* Receiver connection index of sender i. */
 unsigned relay__receiver_of(const relay_cfg *cfg, unsigned sender);

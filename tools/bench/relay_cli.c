@@ -37,6 +37,10 @@ static void relay_usage(FILE *f)
 	      "                     protocols spoken by parley-bench); mosquitto-lib, nats-lib, nats-js-lib:\n"
 	      "                     the same through libmosquitto / nats.c, as a cross-check\n"
 	      "  --url URL          parley: ws://HOST:PORT/PATH; brokers: HOST:PORT (loopback only)\n"
+	      "                     parley: repeated or comma-separated, the nodes of one cluster; the\n"
+	      "                     connections are placed round-robin over them\n"
+	      "  --cross-node       parley, 2+ URLs: every sender's receiver is on another node (the\n"
+	      "                     end-to-end latency is then the cross-node delivery latency)\n"
 	      "  --connections N    connections (default 20)\n"
 	      "  --senders M        the first M connections send (default N/2), each to one receiver\n"
 	      "  --size BYTES       message content size (default 256, at least 40: header and MAC)\n"
@@ -53,7 +57,16 @@ static void relay_usage(FILE *f)
 	      "                     (shows whether delivery cost depends on the connections a loop holds)\n"
 	      "  --ack-batch B      parley, nats-js: a receiver acks once per read and at least every B\n"
 	      "                     deliveries (default 32, at most 100; MQTT acks each message)\n"
-	      "  --server-pid PID   also report that process's CPU use during the run\n"
+	      "  --server-pid PID   also report that process's CPU use during the run (several nodes:\n"
+	      "                     repeated or comma-separated, one per URL, in the same order)\n"
+	      "  --hold             parley: no messages; every connection registers, uploads keys and\n"
+	      "                     stays idle for --duration or until SIGINT/SIGTERM (idle-connection\n"
+	      "                     cost of the servers; exit 0 when none was lost)\n"
+	      "  --before-send CMD  run /bin/sh -c CMD once every connection is ready, before sending\n"
+	      "                     (e.g. reset a database's statistics); the run fails if it fails\n"
+	      "  --ready-file F     write \"ready N\" to F once every connection is ready\n"
+	      "  --connect-timeout S  connect and set-up phase limit (default 60)\n"
+	      "  --connect-batch N  connections being set up at once per loop thread (default 0: all)\n"
 	      "  --json             one JSON object on stdout instead of text\n"
 	      "Restart check (parley peer; see docs/benchmarks.md):\n"
 	      "  --phase send       register, take the receivers offline, send; write --state\n"
@@ -106,7 +119,55 @@ static void json_common(const relay_cfg *cfg, const relay_result *r)
 	}
 }
 
-static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, double scpu, int json)
+/* Several nodes: where the connections went (relay__node_of) and, with one --server-pid per node, each
+ * node's CPU. Only printed then: a single-URL run's output is what it always was. */
+static void nodes_json(const relay_cfg *cfg, const double *node_cpu)
+{
+	unsigned k, c, n, snd, rcv;
+
+	if (cfg->hold)
+		printf(",\"hold\":true");
+	if (cfg->nnodes < 2)
+		return;
+	printf(",\"cross_node\":%s,\"nodes\":[", cfg->cross_node ? "true" : "false");
+	for (k = 0; k < cfg->nnodes; k++) {
+		for (n = snd = rcv = 0, c = 0; c < cfg->conns; c++) {
+			if (relay__node_of(cfg, c) != k)
+				continue;
+			n++;
+			snd += (unsigned)relay__is_sender(cfg, c);
+			rcv += (unsigned)relay__is_receiver(cfg, c);
+		}
+		printf("%s{\"url\":", k ? "," : "");
+		bench__json_str(stdout, cfg->node_url[k]);
+		printf(",\"connections\":%u,\"senders\":%u,\"receivers\":%u", n, snd, rcv);
+		if (node_cpu != NULL)
+			printf(",\"server_cpu_pct\":%.0f", node_cpu[k]);
+		printf("}");
+	}
+	for (n = 0, c = 0; c < cfg->senders; c++)
+		n += relay__node_of(cfg, c) != relay__node_of(cfg, relay__receiver_of(cfg, c));
+	printf("],\"cross_node_pairs\":%u", n);
+}
+
+static void nodes_text(const relay_cfg *cfg, const double *node_cpu)
+{
+	unsigned k, c, n;
+
+	for (k = 0; k < cfg->nnodes && cfg->nnodes > 1; k++) {
+		for (n = 0, c = 0; c < cfg->conns; c++)
+			n += relay__node_of(cfg, c) == k;
+		printf("node %-7u %s: %u connections", k, cfg->node_url[k], n);
+		if (node_cpu != NULL)
+			printf(", server cpu %.0f %%", node_cpu[k]);
+		printf("\n");
+	}
+	if (cfg->cross_node)
+		printf("placement    cross-node: every sender's receiver is on another node\n");
+}
+
+static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, double scpu, const double *node_cpu,
+		   int json)
 {
 	/* over the send phase as it really went (it ends early when every sender lost its connection) */
 	double ack_rate = r->send_s > 0 ? (double)r->acked_at_stop / r->send_s : 0;
@@ -124,6 +185,7 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		       (unsigned long long)r->skipped, ccpu, scpu, client_bound(ccpu, scpu) ? "true" : "false",
 		       cfg->threads, cfg->ack_batch, r->state_saved ? "true" : "false");
 		bench__json_str(stdout, r->stop_reason ? r->stop_reason : "");
+		nodes_json(cfg, node_cpu);
 		print_lat_json("ack_us", &r->ack_lat);
 		print_lat_json("e2e_us", &r->e2e);
 		printf(",\"first_error\":");
@@ -131,10 +193,13 @@ static void report(const relay_cfg *cfg, const relay_result *r, double ccpu, dou
 		printf("}\n");
 		return;
 	}
-	printf("peer         %s at %s\n", peer_name(cfg->peer), cfg->url);
+	printf("peer         %s at %s%s\n", peer_name(cfg->peer), cfg->url, cfg->nnodes > 1 ? " and more" : "");
+	nodes_text(cfg, node_cpu);
 	printf("workload     %u connections, %u senders, %zu bytes, %s", cfg->conns, cfg->senders, cfg->size,
-	       cfg->rate > 0 ? "open loop at " : "closed loop, window ");
-	if (cfg->rate > 0)
+	       cfg->hold ? "held idle" : cfg->rate > 0 ? "open loop at " : "closed loop, window ");
+	if (cfg->hold)
+		printf("\n");
+	else if (cfg->rate > 0)
 		printf("%.0f msg/s\n", cfg->rate);
 	else
 		printf("%u per sender\n", cfg->window);
@@ -269,6 +334,10 @@ static int exit_status(const relay_cfg *cfg, const relay_result *r)
 {
 	if (cfg->phase == RELAY_PHASE_VERIFY)
 		return verify_ok(r, cfg->conns - cfg->senders) ? 0 : 2;
+	if (cfg->hold) /* the end is the duration or a signal; what counts is that every connection stayed */
+		return r->connected == cfg->conns && r->errors == 0 && r->conns_lost == 0 && r->first_error[0] == '\0'
+			       ? 0
+			       : 2;
 	if (cfg->phase == RELAY_PHASE_SEND) /* lost connections are the point of a crash */
 		return r->state_saved && r->connected == cfg->conns && r->errors == 0 && r->acked > 0 ? 0 : 2;
 	return r->connected == cfg->conns && r->errors == 0 && r->lost == 0 && r->dups == 0 && r->unsettled == 0 &&
@@ -295,6 +364,76 @@ static int open_idle(const relay_cfg *rc, bench_run **out)
 	return rc2;
 }
 
+/* The CPU seconds of every --server-pid summed (-1 if one is unreadable), each into each[]. */
+static double servers_cpu(const long *pid, unsigned n, double *each)
+{
+	double sum = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		each[i] = bench__cpu_of(pid[i]);
+		if (each[i] < 0)
+			sum = -1;
+		else if (sum >= 0)
+			sum += each[i];
+	}
+	return n ? sum : bench__cpu_of(0);
+}
+
+/* The nodes (--url, --server-pid lists) and the modes that depend on them; 0, or 1 after saying why. */
+static int setup_nodes(relay_cfg *cfg, const bench_list *urls, const bench_list *pids, long *pid, int senders_given)
+{
+	const char *why;
+	uint64_t v;
+	unsigned i;
+
+	cfg->nnodes = urls->n ? urls->n : 1;
+	if (urls->n)
+		cfg->url = urls->v[0];
+	else
+		cfg->url = cfg->peer == RELAY_PEER_PARLEY ? "ws://127.0.0.1:8080/v1/websocket"
+			   : cfg->peer == RELAY_PEER_MOSQUITTO || cfg->peer == RELAY_PEER_MOSQUITTO_LIB ? "127.0.0.1:1883"
+												      : "127.0.0.1:4222";
+	if (cfg->nnodes > 1 && cfg->peer != RELAY_PEER_PARLEY) {
+		fprintf(stderr, "parley-bench: several --url are for the parley peer (nodes of one cluster)\n");
+		return 1;
+	}
+	for (i = 0; i < cfg->nnodes; i++) {
+		cfg->node_url[i] = urls->n ? urls->v[i] : cfg->url;
+		if (bench__target_parse(cfg->node_url[i], &cfg->node[i], &why) != PARLEY_OK) {
+			fprintf(stderr, "parley-bench: %s: %s\n", cfg->node_url[i], why);
+			return 1;
+		}
+	}
+	cfg->target = cfg->node[0];
+	if (pids->n > 1 && pids->n != cfg->nnodes) {
+		fprintf(stderr, "parley-bench: give one --server-pid per --url (%u URLs, %u pids)\n", cfg->nnodes, pids->n);
+		return 1;
+	}
+	for (i = 0; i < pids->n; i++) {
+		if (bench__parse_u64(pids->v[i], 1, 1u << 22, &v) != PARLEY_OK) {
+			fprintf(stderr, "parley-bench: bad value '%s' for --server-pid\n", pids->v[i]);
+			return 1;
+		}
+		pid[i] = (long)v;
+	}
+	cfg->server_pid = pids->n ? pid[0] : 0;
+	if (cfg->hold && (cfg->peer != RELAY_PEER_PARLEY || cfg->phase != RELAY_PHASE_RUN || senders_given)) {
+		fprintf(stderr, "parley-bench: --hold is for the parley peer, without --phase or --senders\n");
+		return 1;
+	}
+	if (cfg->hold) {
+		cfg->senders = 0;
+		cfg->rate = 0;
+	}
+	if (cfg->cross_node && !relay__placement_ok(cfg)) {
+		fprintf(stderr, "parley-bench: --cross-node needs 2+ URLs and senders whose receivers can be placed on "
+				"other nodes (every connection sending: connections a multiple of the URLs)\n");
+		return 1;
+	}
+	return 0;
+}
+
 int bench__cmd_relay(int argc, char **argv)
 {
 	relay_cfg cfg;
@@ -304,9 +443,18 @@ int bench__cmd_relay(int argc, char **argv)
 	int json = 0, rc, help, closed_loop = 0, peer = RELAY_PEER_PARLEY, phase = RELAY_PHASE_RUN;
 	int senders_given = 0, workload_given = 0;
 	double c0, s0, c1, s1, ccpu = -1, scpu = -1, t_start;
+	double n0[RELAY_MAX_NODES], n1[RELAY_MAX_NODES], node_cpu[RELAY_MAX_NODES];
+	long pid[RELAY_MAX_NODES];
+	static bench_list urls, pids; /* static: 2 kB each, and parsed once per process */
 	struct timespec ts;
 	const bench_opt opts[] = {
-		{"url", BOPT_STR, &cfg.url, 0, 0, NULL, NULL},
+		{"url", BOPT_LIST, &urls, 0, 0, NULL, NULL},
+		{"cross-node", BOPT_FLAG, &cfg.cross_node, 0, 0, NULL, NULL},
+		{"hold", BOPT_FLAG, &cfg.hold, 0, 0, NULL, NULL},
+		{"before-send", BOPT_STR, &cfg.before_send, 0, 0, NULL, NULL},
+		{"ready-file", BOPT_STR, &cfg.ready_file, 0, 0, NULL, NULL},
+		{"connect-timeout", BOPT_SECONDS, &cfg.connect_timeout_s, 1, 3600, NULL, NULL},
+		{"connect-batch", BOPT_UINT, &cfg.connect_batch, 0, 20000, NULL, NULL},
 		{"connections", BOPT_UINT, &cfg.conns, 2, 20000, NULL, &workload_given},
 		{"senders", BOPT_UINT, &cfg.senders, 1, 20000, NULL, &senders_given},
 		{"size", BOPT_SIZE, &cfg.size, RELAY_MIN_SIZE, RELAY_MAX_SIZE, NULL, &workload_given},
@@ -321,7 +469,7 @@ int bench__cmd_relay(int argc, char **argv)
 		{"ack-batch", BOPT_UINT, &cfg.ack_batch, 1, 100, NULL, NULL}, /* parleyd takes 1..100 ids */
 		{"idle", BOPT_UINT, &cfg.idle, 0, 15000, NULL, NULL},
 		{"peer", BOPT_CHOICE, &peer, 0, 0, peer_names, NULL},
-		{"server-pid", BOPT_LONG, &cfg.server_pid, 1, 1u << 22, NULL, NULL},
+		{"server-pid", BOPT_LIST, &pids, 0, 0, NULL, NULL},
 		{"phase", BOPT_CHOICE, &phase, 0, 0, phase_names, NULL},
 		{"state", BOPT_STR, &cfg.state_path, 0, 0, NULL, NULL},
 		{"crash-after", BOPT_U64, &cfg.crash_after, 1, (double)(UINT64_C(1) << 32), NULL, NULL},
@@ -361,18 +509,19 @@ int bench__cmd_relay(int argc, char **argv)
 	}
 	/* every body carries a MAC under a fresh key (verify: the send phase's, from its state file) */
 	randombytes_buf(cfg.key, sizeof(cfg.key));
-	if (setup_phase(&cfg, &st, workload_given || senders_given) != 0)
+	if (setup_nodes(&cfg, &urls, &pids, pid, senders_given) != 0 ||
+	    setup_phase(&cfg, &st, workload_given || senders_given) != 0) {
+		relay__state_free(&st);
 		return 1;
-	if (!cfg.url)
-		cfg.url = cfg.peer == RELAY_PEER_PARLEY ? "ws://127.0.0.1:8080/v1/websocket"
-			  : cfg.peer == RELAY_PEER_MOSQUITTO || cfg.peer == RELAY_PEER_MOSQUITTO_LIB ? "127.0.0.1:1883"
-												     : "127.0.0.1:4222";
-	rc = bench__target_parse(cfg.url, &cfg.target, &why);
+	}
 	if (cfg.idle && cfg.peer != RELAY_PEER_PARLEY) {
 		fprintf(stderr, "parley-bench: --idle is for the parley peer\n");
 		return 1;
 	}
-	if (rc == PARLEY_OK && bench__raise_nofile((uint64_t)cfg.conns * 4 + cfg.idle + 64) != PARLEY_OK) {
+	/* parley: one socket per connection; the other engines' libraries may use more */
+	rc = PARLEY_OK;
+	if (bench__raise_nofile((uint64_t)cfg.conns * (cfg.peer == RELAY_PEER_PARLEY ? 1 : 4) + cfg.idle + 64) !=
+	    PARLEY_OK) {
 		why = "cannot raise the open-file limit";
 		rc = PARLEY_E_PERM;
 	}
@@ -397,7 +546,7 @@ int bench__cmd_relay(int argc, char **argv)
 		return 1;
 	}
 	c0 = bench__cpu_self();
-	s0 = bench__cpu_of(cfg.server_pid);
+	s0 = servers_cpu(pid, pids.n, n0);
 	switch (cfg.peer) {
 	case RELAY_PEER_PARLEY: rc = relay__engine_parley(&cfg, res); break;
 	case RELAY_PEER_MOSQUITTO: rc = relay__engine_mqtt(&cfg, res); break;
@@ -407,7 +556,7 @@ int bench__cmd_relay(int argc, char **argv)
 	default: rc = relay__engine_nats_lib(&cfg, res); break;
 	}
 	c1 = bench__cpu_self();
-	s1 = bench__cpu_of(cfg.server_pid);
+	s1 = servers_cpu(pid, pids.n, n1);
 	if (idle != NULL)
 		bench_ws__close(idle, NULL);
 	relay__state_free(&st);
@@ -431,8 +580,10 @@ int bench__cmd_relay(int argc, char **argv)
 				ccpu = 100.0 * (c1 - c0) / span;
 			if (s0 >= 0 && s1 >= 0)
 				scpu = 100.0 * (s1 - s0) / span;
+			for (unsigned k = 0; k < pids.n; k++)
+				node_cpu[k] = n0[k] >= 0 && n1[k] >= 0 ? 100.0 * (n1[k] - n0[k]) / span : -1;
 		}
-		report(&cfg, res, ccpu, scpu, json);
+		report(&cfg, res, ccpu, scpu, pids.n > 1 && res->send_s > 0 ? node_cpu : NULL, json);
 	}
 	rc = exit_status(&cfg, res);
 	free(res);

@@ -23,6 +23,25 @@ rl_conn *relay__loop_conn(const rl_engine *e, unsigned i)
 
 /* ---- what protocols call on their loop thread ---- */
 
+/* Opens the worker's next connections while fewer than cfg->connect_batch are being set up (all of them
+ * at once without a batch): thousands of simultaneous registrations would only queue up in the server
+ * and its store, and time out there. */
+static void connect_more(rl_worker *w)
+{
+	unsigned batch = w->e->run.cfg->connect_batch, done;
+
+	if (w->connecting)
+		return; /* a connection failed inside proto->connect: the loop below goes on */
+	w->connecting = 1;
+	while (w->next_conn < w->n) {
+		done = atomic_load(&w->n_conns.ready) + atomic_load(&w->n_conns.failed);
+		if (batch && w->next_conn - done >= batch)
+			break;
+		w->e->proto->connect(w->conns[w->next_conn++]);
+	}
+	w->connecting = 0;
+}
+
 int relay__loop_stopping(const rl_conn *c)
 {
 	return atomic_load(&c->w->e->phase) == RL_STOP;
@@ -33,6 +52,7 @@ void relay__loop_ready(rl_conn *c)
 	if (!c->counted) {
 		c->counted = 1;
 		atomic_fetch_add(&c->w->n_conns.ready, 1);
+		connect_more(c->w);
 	}
 }
 
@@ -42,8 +62,10 @@ void relay__loop_failed(rl_conn *c, const char *why, const char *detail)
 		return;
 	c->counted = 1;
 	atomic_fetch_add(&c->w->n_conns.failed, 1);
-	if (!relay__loop_stopping(c))
+	if (!relay__loop_stopping(c)) {
 		relay__error(&c->w->e->run, why, detail);
+		connect_more(c->w);
+	}
 }
 
 void relay__loop_drained(rl_conn *c)
@@ -152,10 +174,8 @@ static void on_wake(uv_async_t *a)
 static void worker_main(void *arg)
 {
 	rl_worker *w = arg;
-	unsigned i;
 
-	for (i = 0; i < w->n; i++)
-		w->e->proto->connect(w->conns[i]);
+	connect_more(w);
 	uv_run(&w->lp.loop, UV_RUN_DEFAULT);
 }
 

@@ -49,6 +49,8 @@ typedef struct rl_worker {
 	relay_stats st;   /* deliveries to this thread's receivers */
 	rl_counts n_conns;
 	void *proto;      /* the protocol's per-thread data */
+	unsigned next_conn; /* conns[next_conn..] are not opened yet (cfg->connect_batch ramps them) */
+	int connecting;     /* inside connect_more: a synchronous failure does not recurse */
 	uint8_t rbuf[64 * 1024]; /* every connection's socket reads (consumed before the read returns) */
 } rl_worker;
 

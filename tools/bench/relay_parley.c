@@ -63,7 +63,7 @@ typedef struct pworker {
 /* Per run. */
 typedef struct prun {
 	uint8_t (*device_sk)[64]; /* phases: per connection */
-	char url[400];
+	char url[RELAY_MAX_NODES][400]; /* per node (relay__node_of) */
 	uint64_t ts_base;         /* wall clock (ms) at the start: client timestamps are ts_base + seq */
 } prun;
 
@@ -389,7 +389,12 @@ static void parley_connect(rl_conn *b)
 				  .on_message = on_message,
 				  .on_read_done = on_read_done,
 				  .on_close = on_close};
-	int rc = transport__connect(&b->w->lp.loop, pr_of(c)->url, &w->topt, &cb, &c->t);
+	unsigned node = relay__node_of(cfg_of(c), b->idx);
+	int rc;
+
+	/* transport__connect copies the address: one options struct serves every node */
+	w->topt.addr = (const struct sockaddr *)&cfg_of(c)->node[node].addr;
+	rc = transport__connect(&b->w->lp.loop, pr_of(c)->url[node], &w->topt, &cb, &c->t);
 
 	if (rc != PARLEY_OK) {
 		c->t = NULL;
@@ -417,7 +422,6 @@ static int parley_worker_init(rl_worker *w)
 	w->proto = p;
 	dynbuf__init(&p->enc, cfg->size + 1024);
 	wire__limits_default(&p->limits);
-	p->topt.addr = (const struct sockaddr *)&cfg->target.addr;
 	p->topt.read_buf = w->rbuf;
 	p->topt.read_buf_len = sizeof(w->rbuf);
 	p->topt.connect_timeout_ms = (unsigned)(cfg->connect_timeout_s * 1000.0);
@@ -489,7 +493,8 @@ static int parley_init(rl_engine *e)
 	e->data = r;
 	clock_gettime(CLOCK_REALTIME, &now);
 	r->ts_base = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-	snprintf(r->url, sizeof(r->url), "ws://%s%s", cfg->target.host, cfg->target.path);
+	for (i = 0; i < cfg->nnodes; i++)
+		snprintf(r->url[i], sizeof(r->url[i]), "ws://%s%s", cfg->node[i].host, cfg->node[i].path);
 	if (cfg->phase == RELAY_PHASE_RUN)
 		return PARLEY_OK;
 	r->device_sk = parley__calloc(cfg->conns, sizeof(*r->device_sk));
