@@ -218,7 +218,8 @@ static int fail_if_down(store *s, store_job *list)
 {
 	if (s->ops->ready == NULL || s->ops->ready(s->be))
 		return 0;
-	s->ops->maintain(s->be, 0);
+	if (s->ops->maintain != NULL)
+		s->ops->maintain(s->be, 0);
 	publish_ready(s);
 	if (atomic_load(&s->ready))
 		return 0;
@@ -422,9 +423,9 @@ int store__open(const store_config *in, store **out)
 		c.queue_max = c.queue_max ? c.queue_max : (unsigned)d.store_queue_max;
 	}
 	const store_backend_ops *ops = NULL;
-	int rc_sel = select_backend(cfg, &ops);
-	if (rc_sel != PARLEY_OK)
-		return rc_sel;
+	rc = select_backend(cfg, &ops);
+	if (rc != PARLEY_OK)
+		return rc;
 	s = parley__calloc(1, sizeof(*s));
 	if (s == NULL)
 		return PARLEY_E_NOMEM;
@@ -437,6 +438,7 @@ int store__open(const store_config *in, store **out)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->sync_cv, NULL);
+	atomic_store(&s->ready, 1); /* open succeeded: connected (before the thread may publish otherwise) */
 	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
 		pthread_cond_destroy(&s->sync_cv);
 		pthread_cond_destroy(&s->cv);
@@ -445,7 +447,6 @@ int store__open(const store_config *in, store **out)
 		rc = PARLEY_E_INTERNAL;
 		goto out;
 	}
-	atomic_store(&s->ready, 1); /* open succeeded: connected */
 	if (s->ops == &store__sqlite_ops) /* the PostgreSQL driver names its (password-free) URL itself */
 		log_info(MODULE, "%s store open: %s (group commit up to %u jobs)", s->ops->name, cfg->path,
 			 s->max_batch);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,10 +111,14 @@ static void launch(srv *s)
 	for (int i = 0; i < s->nextra && n < 38; i++)
 		argv[n++] = s->extra[i];
 	argv[n] = NULL;
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		/* a test that dies (a crash, a bail-out without srv_cleanup) takes its server with it: an
+		 * orphan would keep its port, and in PostgreSQL mode its database's connections */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
 		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);

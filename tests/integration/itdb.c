@@ -112,6 +112,10 @@ int it_pg_dump(const srv *s, const char *path)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* bytea in escape format: text in a blob stays text in the dump, so every encoding the
+		 * scanner looks for in SQLite's files (raw, base64, hex...) reads the same here; the
+		 * default hex format would hide all but the raw form behind a second encoding */
+		setenv("PGOPTIONS", "-c bytea_output=escape", 1);
 		execlp("pg_dump", "pg_dump", "--data-only", "--no-owner", "-f", path, s->store, (char *)NULL);
 		_exit(127);
 	}

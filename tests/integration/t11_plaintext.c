@@ -20,7 +20,7 @@
  * when the plaintext checks themselves fail.
  *
  * On PostgreSQL (suite integration-pg) the server's files are a data-only dump of its database taken at
- * each scan (bytea in hex, which the scanner looks for): the same rows, the same positive controls.
+ * each scan (bytea in escape format: text in a blob stays text): the same rows, the same positive controls.
  *
  * By hand, with the whole libparley leaking (the CLI too):
  *   meson setup build-leak -Dtest_plaintext_leak=true && ninja -C build-leak

@@ -7,9 +7,9 @@
 #                               prints nothing (the parleyd keeps its SQLite file in --data_dir)
 #   parleyd-store.sh drop ARG   drops the database of ARG (what `new` printed); nothing for ""
 #   parleyd-store.sh dump ARG FILE
-#                               a data-only pg_dump of ARG's database into FILE (bytea in hex, which
-#                               the at-rest scanner looks for): what the scans of the SQLite file read
-#                               on PostgreSQL, whose files belong to the cluster
+#                               a data-only pg_dump of ARG's database into FILE (bytea in escape
+#                               format: text in a blob stays text, as in SQLite's file): what the
+#                               at-rest scans read on PostgreSQL, whose files belong to the cluster
 #
 #   store=$("$tools/parleyd-store.sh" new) || exit 99
 #   trap '"$tools/parleyd-store.sh" drop "$store"' EXIT
@@ -39,7 +39,7 @@ new)
 	;;
 dump)
 	[ $# = 3 ] && [ -n "$2" ] || { echo "usage: parleyd-store.sh dump ARG FILE" >&2; exit 2; }
-	pg_dump --data-only --no-owner -f "$3" "${2#--store=}"
+	PGOPTIONS="-c bytea_output=escape" pg_dump --data-only --no-owner -f "$3" "${2#--store=}"
 	;;
 drop)
 	arg=${2:-}

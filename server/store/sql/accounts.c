@@ -256,8 +256,9 @@ static const char SQL_ACCOUNT_KEY[] = "SELECT account_key FROM accounts WHERE id
 static const char SQL_SET_ACCOUNT_KEY[] = "UPDATE accounts SET account_key = ?2 WHERE id = ?1 AND account_key IS NULL";
 static const char SQL_ACCOUNT_HANDLE[] = "SELECT handle FROM accounts WHERE id = ?1";
 static const char SQL_GET_DEVLIST[] = "SELECT version, list FROM device_lists WHERE account_id = ?1";
-static const char SQL_PUT_DEVLIST[] = "INSERT OR REPLACE INTO device_lists(account_id, version, list, updated_ms)"
-				      " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_PUT_DEVLIST[] = "INSERT INTO device_lists(account_id, version, list, updated_ms)"
+				      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(account_id) DO UPDATE SET"
+				      " version = excluded.version, list = excluded.list, updated_ms = excluded.updated_ms";
 static const char SQL_DEVICE_KEYS[] = "SELECT d.pubkey, k.identity_key FROM devices d LEFT JOIN device_keys k"
 				      " ON k.account_id = d.account_id AND k.device_id = d.device_id"
 				      " WHERE d.account_id = ?1 AND d.device_id = ?2";

@@ -22,7 +22,7 @@
 	" jwks_uri, userinfo_endpoint, client_id, secret_ref, scopes, binding, credential_ttl_s, created_ms," \
 	" updated_ms, (SELECT handle FROM entities WHERE entities.id = auth_components.entity_id)"
 static const char SQL_COMP[] = "SELECT " COMP_COLS " FROM auth_components WHERE id = ?1";
-static const char SQL_COMPS[] = "SELECT " COMP_COLS " FROM auth_components WHERE entity_id = ?1 AND (?2 OR state = 2)"
+static const char SQL_COMPS[] = "SELECT " COMP_COLS " FROM auth_components WHERE entity_id = ?1 AND (CAST(?2 AS BIGINT) <> 0 OR state = 2)"
 				" ORDER BY id";
 static const char SQL_COUNT_COMPS[] = "SELECT count(*) FROM auth_components WHERE entity_id = ?1";
 static const char SQL_NAME_TAKEN[] = "SELECT count(*) FROM auth_components WHERE entity_id = ?1 AND name = ?2"

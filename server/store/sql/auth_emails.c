@@ -15,8 +15,9 @@
 #define WHO "entity_id = ?1 AND account_id = ?2 AND channel = ?3 AND channel_user = ?4"
 static const char SQL_HAS[] = "SELECT count(*) FROM auth_known_emails WHERE " WHO " AND email = ?5";
 static const char SQL_COUNT[] = "SELECT count(*) FROM auth_known_emails WHERE " WHO;
-static const char SQL_ADD[] = "INSERT OR IGNORE INTO auth_known_emails(entity_id, account_id, channel, channel_user,"
-			      " email, added_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_ADD[] = "INSERT INTO auth_known_emails(entity_id, account_id, channel, channel_user,"
+			      " email, added_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+			      " ON CONFLICT(entity_id, account_id, channel, channel_user, email) DO NOTHING";
 static const char SQL_DEL[] = "DELETE FROM auth_known_emails WHERE " WHO " AND email = ?5";
 static const char SQL_LIST[] = "SELECT email FROM auth_known_emails WHERE " WHO " ORDER BY email LIMIT ?5";
 

@@ -44,8 +44,10 @@ static const char SQL_NEW_LINK[] = "INSERT INTO auth_links(component_id, account
 				   " linked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char SQL_NEW_CRED[] = "INSERT INTO auth_credentials(thread_id, request_id, component_id, token_hash,"
 				   " sub, email, phone, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-static const char SQL_SET_LEVEL[] = "INSERT OR REPLACE INTO auth_thread_level(thread_id, credential_id, until_ms,"
-				    " verified_by) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_SET_LEVEL[] = "INSERT INTO auth_thread_level(thread_id, credential_id, until_ms, verified_by)"
+				    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(thread_id) DO UPDATE SET"
+				    " credential_id = excluded.credential_id, until_ms = excluded.until_ms,"
+				    " verified_by = excluded.verified_by";
 static const char SQL_LEVELS_EXPIRED[] = "SELECT thread_id FROM auth_thread_level WHERE until_ms <= ?1"
 					 " ORDER BY until_ms LIMIT ?2";
 static const char SQL_DROP_LEVEL[] = "DELETE FROM auth_thread_level WHERE thread_id = ?1";

@@ -32,10 +32,11 @@ static const char SQL_UPSERT[] = "INSERT INTO contacts(owner, peer, last_ms) VAL
 				 " ON CONFLICT(owner, peer) DO UPDATE SET last_ms = excluded.last_ms"
 				 " WHERE excluded.last_ms - contacts.last_ms >= ?4";
 static const char SQL_DELETE[] = "DELETE FROM contacts WHERE owner = ?1 AND peer = ?2";
-/* mutual contacts of ?1, none when ?1 does not share its presence (?3: the default), unless ?4 */
+/* mutual contacts of ?1, none when ?1 does not share its presence (?3: the default), unless ?4. The
+ * 0/1 flags are compared, not used as truth values: PostgreSQL's OR takes booleans only */
 static const char SQL_PEERS[] = "SELECT c.peer FROM contacts c JOIN contacts r ON r.owner = c.peer AND r.peer = c.owner"
-				" WHERE c.owner = ?1 AND (?4 OR coalesce((SELECT share FROM presence_settings"
-				" WHERE account_id = ?1), ?3)) LIMIT ?2";
+				" WHERE c.owner = ?1 AND (CAST(?4 AS BIGINT) <> 0 OR coalesce((SELECT share FROM"
+				" presence_settings WHERE account_id = ?1), ?3) <> 0) LIMIT ?2";
 static const char SQL_MUTUAL[] = "SELECT count(*) FROM contacts WHERE (owner = ?1 AND peer = ?2)"
 				 " OR (owner = ?2 AND peer = ?1)";
 static const char SQL_PRESENCE[] = "INSERT INTO presence_settings(account_id, share) VALUES (?1, ?2)"

@@ -29,7 +29,7 @@ static const char SQL_INSERT_REQ[] = "INSERT INTO entity_requests(entity_id, acc
 				     " account_key, devlist, state, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)";
 static const char SQL_REQS[] = "SELECT r.id, r.account_id, r.created_ms, a.handle, r.role, r.account_key, r.devlist,"
 			       " p.approval FROM entity_requests r JOIN accounts a ON a.id = r.account_id"
-			       " LEFT JOIN entity_approvals p ON p.request_id = r.id WHERE r.entity_id = ?1 AND r.state = 0 AND (?2 = 0 OR r.id = ?2) ORDER BY r.id LIMIT ?3";
+			       " LEFT JOIN entity_approvals p ON p.request_id = r.id WHERE r.entity_id = ?1 AND r.state = 0 AND (CAST(?2 AS BIGINT) = 0 OR r.id = ?2) ORDER BY r.id LIMIT ?3";
 static const char SQL_DECIDE[] = "UPDATE entity_requests SET state = ?2, decided_by = ?3, decided_ms = ?4"
 				 " WHERE id = ?1";
 static const char SQL_DENY_CODE[] = "UPDATE entity_codes SET state = 2 WHERE request_id = ?1";

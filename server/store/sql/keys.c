@@ -13,8 +13,8 @@ static const char SQL_INSERT_KEYS[] = "INSERT INTO device_keys(account_id, devic
 				      " spk_id, spk_pub, spk_sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_UPDATE_SPK[] = "UPDATE device_keys SET spk_id = ?3, spk_pub = ?4, spk_sig = ?5"
 				     " WHERE account_id = ?1 AND device_id = ?2";
-static const char SQL_PUT_PREKEY[] = "INSERT OR REPLACE INTO prekeys(account_id, device_id, key_id, pub)"
-				     " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_PUT_PREKEY[] = "INSERT INTO prekeys(account_id, device_id, key_id, pub) VALUES (?1, ?2, ?3, ?4)"
+				     " ON CONFLICT(account_id, device_id, key_id) DO UPDATE SET pub = excluded.pub";
 static const char SQL_COUNT_PREKEYS[] = "SELECT count(*) FROM prekeys WHERE account_id = ?1 AND device_id = ?2";
 /* select and delete in one statement: inside the store thread's single writer, a prekey can be returned
  * to exactly one fetch */
@@ -25,8 +25,9 @@ static const char SQL_GET_BUDGET[] = "SELECT otk_budget, otk_budget_ms FROM devi
 				     " WHERE account_id = ?1 AND device_id = ?2";
 static const char SQL_SET_BUDGET[] = "UPDATE device_keys SET otk_budget = ?3, otk_budget_ms = ?4"
 				     " WHERE account_id = ?1 AND device_id = ?2";
-static const char SQL_HANDED[] = "INSERT OR REPLACE INTO prekeys_handed(account_id, device_id, key_id, handed_ms)"
-				 " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_HANDED[] = "INSERT INTO prekeys_handed(account_id, device_id, key_id, handed_ms)"
+				 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(account_id, device_id, key_id)"
+				 " DO UPDATE SET handed_ms = excluded.handed_ms";
 static const char SQL_PRUNE_HANDED[] = "DELETE FROM prekeys_handed WHERE account_id = ?1 AND device_id = ?2"
 				       " AND handed_ms < ?3";
 static const char SQL_LIST_HANDED[] = "SELECT key_id FROM prekeys_handed WHERE account_id = ?1 AND device_id = ?2"

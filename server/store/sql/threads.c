@@ -41,7 +41,7 @@ static const char SQL_COUNT_OPEN[] = "SELECT count(*) FROM threads WHERE custome
 static const char SQL_NEW_THREAD[] = "INSERT INTO threads(entity_id, customer, status, version, created_ms,"
 				     " updated_ms, channel, channel_user) VALUES (?1, ?2, 1, 1, ?3, ?3, ?4, ?5)";
 static const char SQL_EVENTS[] = "SELECT event FROM (SELECT version, event FROM thread_events WHERE thread_id = ?1"
-				 " ORDER BY version DESC LIMIT ?2) ORDER BY version";
+				 " ORDER BY version DESC LIMIT ?2) AS latest ORDER BY version";
 /* a gateway (role 4) is a member but not staff: it lists its own threads, as a customer does */
 static const char SQL_IS_STAFF[] = "SELECT count(*) FROM entity_members WHERE entity_id = ?1 AND account_id = ?2"
 				   " AND role != 4";
