@@ -40,6 +40,7 @@
 #define RETRY_MIN_MS 100u
 #define RETRY_MAX_MS 2000u
 #define SUBJECT_ITEMS "parley.a."
+#define CLOSE_WAIT_S 5
 
 void cluster__config_from(cluster_config *cc, const parleyd_config *cfg)
 {
@@ -285,6 +286,25 @@ static void on_self_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 
 /* --- subscriptions (bus thread) --- */
 
+/* libnats may run a subscription's handler once more after it is closed: count it until it says it
+ * is done (cluster__close waits) */
+static void on_sub_complete(void *closure)
+{
+	cluster *c = closure;
+	pthread_mutex_lock(&c->mu);
+	c->live_subs--;
+	pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void track(cluster *c, natsSubscription *sub)
+{
+	pthread_mutex_lock(&c->mu);
+	if (natsSubscription_SetOnCompleteCB(sub, on_sub_complete, c) == NATS_OK)
+		c->live_subs++;
+	pthread_mutex_unlock(&c->mu);
+}
+
 static int set_limits(cluster *c, natsSubscription *sub)
 {
 	long long bytes = (long long)c->cfg.max_pending * (long long)(c->cfg.max_item_bytes + CLUSTER_ITEM_HEADER);
@@ -304,6 +324,8 @@ static void subscribe_account(cluster *c, natsConnection *nc, uint64_t account)
 		return;
 	item_subject(subject, sizeof(subject), account);
 	natsStatus st = natsConnection_Subscribe(&s->sub, nc, subject, on_item_msg, c);
+	if (st == NATS_OK)
+		track(c, s->sub);
 	if (st != NATS_OK || !set_limits(c, s->sub)) {
 		log_warn(MODULE, "subscribe %s: %s", subject, natsStatus_GetText(st));
 		if (s->sub != NULL)
@@ -391,6 +413,17 @@ static void on_disconnected(natsConnection *nc, void *closure)
 		log_warn(MODULE, "disconnected from NATS; reconnecting");
 }
 
+/* the connection's last callback (after natsConnection_Close) */
+static void on_closed(natsConnection *nc, void *closure)
+{
+	cluster *c = closure;
+	(void)nc;
+	pthread_mutex_lock(&c->mu);
+	c->closed = 1;
+	pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
 	cluster *c = closure;
@@ -432,12 +465,15 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 static int subscribe_core(cluster *c, natsConnection *nc)
 {
 	static const char *const subjects[] = {"parley.p", "parley.p.sync", "parley.hb"};
-	for (size_t i = 0; i < 3; i++)
-		if (natsConnection_Subscribe(&c->core[i], nc, subjects[i], presence__on_msg, c) != NATS_OK ||
-		    !set_limits(c, c->core[i]))
+	for (size_t i = 0; i < 4; i++) {
+		natsStatus st = i < 3 ? natsConnection_Subscribe(&c->core[i], nc, subjects[i], presence__on_msg, c)
+				      : natsConnection_Subscribe(&c->core[3], nc, c->self_subject, on_self_msg, c);
+		if (st != NATS_OK)
 			return PARLEY_E_INTERNAL;
-	if (natsConnection_Subscribe(&c->core[3], nc, c->self_subject, on_self_msg, c) != NATS_OK)
-		return PARLEY_E_INTERNAL;
+		track(c, c->core[i]);
+		if (!set_limits(c, c->core[i]))
+			return PARLEY_E_INTERNAL;
+	}
 	return PARLEY_OK;
 }
 
@@ -556,6 +592,7 @@ static int make_options(cluster *c)
 		 natsOptions_SetMaxPendingMsgs(o, (int)c->cfg.max_pending) == NATS_OK &&
 		 natsOptions_SetDisconnectedCB(o, on_disconnected, c) == NATS_OK &&
 		 natsOptions_SetReconnectedCB(o, on_reconnected, c) == NATS_OK &&
+		 natsOptions_SetClosedCB(o, on_closed, c) == NATS_OK &&
 		 natsOptions_SetErrorHandler(o, on_error, c) == NATS_OK;
 	return ok ? PARLEY_OK : PARLEY_E_INTERNAL;
 }
@@ -622,6 +659,20 @@ void cluster__close(cluster *c)
 		uv_run(&c->loop, UV_RUN_DEFAULT);
 	}
 	natsConnection *nc = atomic_load(&c->nc);
+	/* libnats' threads may still hold c for a last handler or callback: wait for them (bounded; past
+	 * the bound c is leaked rather than freed under them) */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CLOSE_WAIT_S;
+	int waited = 0;
+	pthread_mutex_lock(&c->mu);
+	while ((c->live_subs > 0 || (nc != NULL && !c->closed)) && waited == 0)
+		waited = pthread_cond_timedwait(&c->idle, &c->mu, &until);
+	pthread_mutex_unlock(&c->mu);
+	if (waited != 0) {
+		log_error(MODULE, "libnats did not release the bus within %d s: leaving it allocated", CLOSE_WAIT_S);
+		return;
+	}
 	for (size_t i = 0; i < 4; i++)
 		natsSubscription_Destroy(c->core[i]);
 	pthread_mutex_lock(&c->mu);

@@ -70,9 +70,12 @@ struct cluster {
 	u64map subs;
 	natsSubscription *core[4];
 
-	/* hooks in flight on libnats' threads: cluster__close waits for them (mu) */
+	/* hooks in flight on libnats' threads, subscriptions whose handler may still run, and whether the
+	 * connection's last callback ran: cluster__close waits for all three before freeing (mu) */
 	pthread_cond_t idle;
 	unsigned in_hooks;
+	unsigned live_subs;
+	int closed;
 
 	/* presence (pmu): presence messages are published under it, so a snapshot and the edges around it
 	 * leave in the order the view changed */

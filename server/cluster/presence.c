@@ -59,7 +59,8 @@ static size_t put_entry(uint8_t *p, uint64_t account, const char *handle)
 	size_t n = handle != NULL ? strnlen(handle, CLUSTER_MAX_HANDLE) : 0;
 	cluster__put_u64(p, account);
 	p[8] = (uint8_t)n;
-	memcpy(p + 9, handle, n);
+	if (n > 0)
+		memcpy(p + 9, handle, n);
 	return 9 + n;
 }
 

@@ -8,6 +8,8 @@
  *                          and come online again.
  *   node_death             node 1 is killed (SIGKILL) with alice connected: after bus_node_timeout_ms
  *                          node 2 forgets it and bob is told alice is offline, once.
+ *   config_refused         a bus that is not nats://, or a node timeout not above the heartbeat, stops
+ *                          parleyd at start-up with the reason.
  *
  * The store: in the integration-pg pass, the harness's PostgreSQL database of node 1, shared by node 2
  * (the production topology). In the SQLite pass, both nodes open one SQLite file (WAL, busy timeout):
@@ -137,6 +139,37 @@ static void node_death(void)
 	IT_EQ(bv.offline, off + 1);
 }
 
+/* parleyd with these flags exits non-zero at start-up, saying `why` */
+static void refused(const char *flags, const char *why)
+{
+	char dir[] = "/tmp/parley-t38-cfg-XXXXXX", cmd[1024], log[300];
+	if (mkdtemp(dir) == NULL)
+		return;
+	snprintf(log, sizeof log, "%s/log", dir);
+	snprintf(cmd, sizeof cmd, "'%s' --port=0 --admin_port=0 --data_dir='%s/d' %s >'%s' 2>&1", getenv("PARLEYD"),
+		 dir, flags, log);
+	int rc = system(cmd);
+	IT_CHECK(!WIFEXITED(rc) || WEXITSTATUS(rc) != 0);
+	char buf[8192] = "";
+	FILE *f = fopen(log, "r");
+	if (f != NULL) {
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+	}
+	IT_CHECK(strstr(buf, why) != NULL);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", dir);
+}
+
+static void config_refused(void)
+{
+	refused("--bus=http://127.0.0.1:4222", "is not a nats:// URL");
+	refused("--bus=nats://127.0.0.1:1 --bus_heartbeat_ms=1000 --bus_node_timeout_ms=1000",
+		"bus_node_timeout_ms (1000) must exceed bus_heartbeat_ms (1000)");
+}
+
 static int nats(const char *cmd)
 {
 	char line[768];
@@ -198,6 +231,7 @@ int main(void)
 	IT_RUN(live_across_nodes);
 	IT_RUN(presence_across_nodes);
 	IT_RUN(node_death);
+	IT_RUN(config_refused);
 
 	parley_client_free(alice);
 	parley_client_free(bob);
