@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ static char url[NODES][128];
 static char pg_dir[256], pg_url[512], nats_dir[256], nats_url[256];
 static const char *pg_sh, *nats_sh, *bench;
 static char work[200]; /* the clients' state and parley-bench's files */
+static pid_t bench_pid;  /* parley-bench's send phase while it runs */
 
 /* ---- what was sent (acknowledged or not) and who must get it ---- */
 
@@ -225,6 +227,11 @@ static int read_line(const char *dir, const char *name, char *out, size_t cap)
 
 static void teardown(void)
 {
+	if (bench_pid > 0) {
+		kill(bench_pid, SIGKILL);
+		waitpid(bench_pid, NULL, 0);
+		bench_pid = 0;
+	}
 	for (int i = 0; i < PEOPLE; i++) {
 		parley_client_free(P[i].c);
 		P[i].c = NULL;
@@ -257,6 +264,15 @@ static int bus_connected(srv *s, int nth)
 		usleep(10000);
 	}
 	return 0;
+}
+
+/* meson's timeout (SIGTERM) or Ctrl-C: the cluster, nats-server and nodes must not outlive the test
+ * (the nodes would die with it, PR_SET_PDEATHSIG, but PostgreSQL and nats-server are daemons). Not
+ * async-signal-safe: acceptable in a test process that ends here anyway. */
+static void on_signal(int sig)
+{
+	teardown();
+	_exit(128 + sig);
 }
 
 static void start_node(int i)
@@ -424,6 +440,7 @@ static pid_t bench_run(const char *phase, const char *name, int background)
 	snprintf(urls, sizeof urls, "%s,%s,%s", url[0], url[1], url[2]);
 	pid_t pid = fork();
 	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
 		FILE *f = freopen(out, "w", stdout);
 		(void)f;
 		if (strcmp(phase, "send") == 0)
@@ -435,8 +452,10 @@ static pid_t bench_run(const char *phase, const char *name, int background)
 			      "--json", (char *)NULL);
 		_exit(127);
 	}
-	if (background || pid < 0)
+	if (background || pid < 0) {
+		bench_pid = pid;
 		return pid;
+	}
 	int st = 0;
 	waitpid(pid, &st, 0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
@@ -480,8 +499,9 @@ static void pg_restart(void)
 	parley_err rc = say(CAROL, "c7 during the outage");
 	uint64_t took = now_ms() - t0;
 	fprintf(stderr, "# send during the outage: %s after %llu ms\n", parley_strerror(rc), (unsigned long long)took);
-	IT_CHECK(rc != PARLEY_OK);
-	IT_CHECK(took < 8000);
+	/* the server's answer, not the client's own timeout: the node refuses at once */
+	IT_CHECK(rc == PARLEY_E_STORE || rc == PARLEY_E_SERVER_BUSY || rc == PARLEY_E_BUSY);
+	IT_CHECK(took < 4000);
 	IT_CHECK(all_ready_is(503, 5000));
 	for (int i = 0; i < NODES; i++)
 		IT_CHECK(server_alive(node[i].port));
@@ -503,6 +523,7 @@ static void pg_restart(void)
 	/* the load: every message parley-bench got acknowledged arrives once, intact */
 	int st = 0;
 	waitpid(send, &st, 0);
+	bench_pid = 0;
 	int send_rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 	long long acked = json_int("send", "acked"), errors = json_int("send", "errors");
 	fprintf(stderr, "# parley-bench send: exit %d, acked %lld, errors %lld\n", send_rc, acked, errors);
@@ -571,6 +592,9 @@ int main(void)
 	if (mkdtemp(work) == NULL)
 		return 99;
 	atexit(teardown);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
 	snprintf(pg_dir, sizeof pg_dir, "%s-pg", work);
 	snprintf(nats_dir, sizeof nats_dir, "%s-nats", work);
 	char out[300];
