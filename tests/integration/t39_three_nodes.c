@@ -218,6 +218,7 @@ static int read_line(const char *dir, const char *name, char *out, size_t cap)
 	char path[320];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "r");
+	out[0] = '\0';
 	int ok = f != NULL && fgets(out, (int)cap, f) != NULL;
 	if (f)
 		fclose(f);
@@ -434,8 +435,9 @@ static void node_kill(void)
  * background) or its exit status (verify). */
 static pid_t bench_run(const char *phase, const char *name, int background)
 {
-	char state[300], out[300], urls[600];
+	char state[300], out[300], urls[600], ready[300];
 	snprintf(state, sizeof state, "%s/bench.state", work);
+	snprintf(ready, sizeof ready, "%s/bench.ready", work);
 	snprintf(out, sizeof out, "%s/%s.json", work, name);
 	snprintf(urls, sizeof urls, "%s,%s,%s", url[0], url[1], url[2]);
 	pid_t pid = fork();
@@ -446,7 +448,7 @@ static pid_t bench_run(const char *phase, const char *name, int background)
 		if (strcmp(phase, "send") == 0)
 			execl(bench, bench, "relay", "--phase", "send", "--state", state, "--url", urls, "--cross-node",
 			      "--connections", "12", "--senders", "6", "--rate", "300", "--duration", "10", "--drain", "15",
-			      "--json", (char *)NULL);
+			      "--ready-file", ready, "--json", (char *)NULL);
 		else
 			execl(bench, bench, "relay", "--phase", "verify", "--state", state, "--url", urls, "--drain", "30",
 			      "--json", (char *)NULL);
@@ -485,7 +487,12 @@ static void pg_restart(void)
 	snprintf(out, sizeof out, "%s/pg.out", work);
 	pid_t send = bench_run("send", "send", 1);
 	IT_MUST(&node[0], send > 0);
-	sleep(4); /* its connections set up (12 registrations) and sending */
+	/* its connections set up (12 registrations, keys): then it sends for 10 s */
+	char line[64];
+	for (int i = 0; i < 600 && !read_line(work, "bench.ready", line, sizeof line); i++)
+		usleep(100000);
+	IT_MUST(&node[0], read_line(work, "bench.ready", line, sizeof line));
+	sleep(1);
 
 	/* 1. a fast restart under load */
 	IT_EQ(run_script(pg_sh, "restart", pg_dir, out), 0);
