@@ -11,10 +11,11 @@
  *   node_kill     node 3 (bob's) is SIGKILLed mid-conversation: carol and dave go on writing (each
  *                 send acknowledged, i.e. stored); alice, bob's contact, sees him go offline; bob's
  *                 client is pointed at node 2 (a load balancer would do that), receives everything
- *                 acknowledged meanwhile, and alice sees him online again. Node 3 restarts and rejoins.
+ *                 acknowledged meanwhile, and alice sees him online again. Node 3 restarts and rejoins
+ *                 (dave moves to it).
  *   pg_restart    parley-bench sends across the three nodes (receivers offline) while PostgreSQL gets
- *                 a fast restart (pg.sh restart), then a crash (pg.sh kill) held down for a while and a
- *                 restart: during the held outage carol's send fails with an error within the client's
+ *                 a fast restart (pg.sh restart: the nodes are ready again and a send goes through),
+ *                 then a crash (pg.sh kill) held down for a while and a restart: during the held outage carol's send fails with an error within the client's
  *                 timeout (no hang) and /readyz of every node says 503; afterwards /readyz is 200,
  *                 every node still runs (none restarted), carol's next send succeeds and reaches every
  *                 member, and parley-bench --phase verify finds every acknowledged message delivered
@@ -22,7 +23,8 @@
  *   exactly_once  every member's client received every acknowledged thread message meant for it, in
  *                 the order sent, exactly once (the unacknowledged one at most once).
  *
- * Everything this test starts is stopped at exit (atexit), on a failed check or a bail-out too.
+ * Everything this test starts is stopped at exit (atexit), on a failed check or a bail-out too, and on
+ * SIGTERM/SIGINT/SIGHUP (meson's timeout); parley-bench and the nodes also die with it (PDEATHSIG).
  * Exit 77 when PostgreSQL 15, nats-server or parley-bench are missing.
  */
 #include <signal.h>
