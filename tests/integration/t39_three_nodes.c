@@ -15,8 +15,9 @@
  *                 (dave moves to it).
  *   pg_restart    parley-bench sends across the three nodes (receivers offline) while PostgreSQL gets
  *                 a fast restart (pg.sh restart: the nodes are ready again and a send goes through),
- *                 then a crash (pg.sh kill) held down for a while and a restart: during the held outage carol's send fails with an error within the client's
- *                 timeout (no hang) and /readyz of every node says 503; afterwards /readyz is 200,
+ *                 then a crash (pg.sh kill) held down for a while and a restart: during the held
+ *                 outage carol's send fails at once with the server's error (STORE, no hang) and
+ *                 /readyz of every node says 503; afterwards /readyz is 200,
  *                 every node still runs (none restarted), carol's next send succeeds and reaches every
  *                 member, and parley-bench --phase verify finds every acknowledged message delivered
  *                 once and intact.
