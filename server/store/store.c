@@ -423,9 +423,9 @@ int store__open(const store_config *in, store **out)
 		c.queue_max = c.queue_max ? c.queue_max : (unsigned)d.store_queue_max;
 	}
 	const store_backend_ops *ops = NULL;
-	int rc_sel = select_backend(cfg, &ops);
-	if (rc_sel != PARLEY_OK)
-		return rc_sel;
+	rc = select_backend(cfg, &ops);
+	if (rc != PARLEY_OK)
+		return rc;
 	s = parley__calloc(1, sizeof(*s));
 	if (s == NULL)
 		return PARLEY_E_NOMEM;

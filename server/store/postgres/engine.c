@@ -247,7 +247,7 @@ static void disconnect(pg_be *b)
 	PQfinish(b->conn);
 	b->conn = NULL;
 	b->down = 1;
-	b->pending_release = 0;
+	b->owe_release = b->owe_savepoint = 0;
 }
 
 /* Connected? Also reads what the server may have sent meanwhile (one non-blocking read): a server
@@ -385,14 +385,14 @@ static const char SQL_BEGIN[] = "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_WRIT
 static int be_begin(store_be *base)
 {
 	pg_be *b = pg__be(base);
-	b->pending_release = 0;
+	b->owe_release = b->owe_savepoint = 0;
 	return exec_simple(b, SQL_BEGIN);
 }
 
 static int be_commit(store_be *base)
 {
 	pg_be *b = pg__be(base);
-	b->pending_release = 0; /* COMMIT releases every savepoint */
+	b->owe_release = b->owe_savepoint = 0; /* COMMIT releases every savepoint */
 	if (b->conn == NULL || b->down)
 		return PARLEY_E_STORE;
 	PGresult *r = PQexec(b->conn, "COMMIT");
@@ -415,37 +415,55 @@ static int be_commit(store_be *base)
 static int be_rollback(store_be *base)
 {
 	pg_be *b = pg__be(base);
-	b->pending_release = 0;
+	b->owe_release = b->owe_savepoint = 0;
 	sql__share_clear(base); /* tallies may count rows the rollback removes */
 	if (b->conn == NULL || b->down || PQtransactionStatus(b->conn) == PQTRANS_IDLE)
 		return PARLEY_OK;
 	return exec_simple(b, "ROLLBACK");
 }
 
-/* The RELEASE of a job that succeeded travels with the next job's SAVEPOINT (or is implied by the
- * COMMIT): one round trip per job saved. A failing RELEASE still fails the batch: it aborts the
- * transaction, so the next SAVEPOINT or the COMMIT reports it. */
+/* Savepoints cost no round trip of their own: SAVEPOINT (and the RELEASE of the job before) are owed
+ * and travel in one pipeline with the job's first statement (stmt.c), or alone before a PQprepare
+ * (pg__flush_owed). A job that ran no statement has nothing on the server to release or roll back.
+ * A failing RELEASE or SAVEPOINT fails that statement, hence the job, and leaves the transaction
+ * aborted without the savepoint to return to: ROLLBACK TO then fails and store.c fails the batch. */
 static int be_savepoint(store_be *base)
 {
-	pg_be *b = pg__be(base);
-	int pending = b->pending_release;
-	b->pending_release = 0;
-	return exec_simple(b, pending ? "RELEASE SAVEPOINT job; SAVEPOINT job" : "SAVEPOINT job");
+	pg__be(base)->owe_savepoint = 1;
+	return PARLEY_OK;
+}
+
+int pg__flush_owed(pg_be *b)
+{
+	const char *sql = b->owe_release ? (b->owe_savepoint ? "RELEASE SAVEPOINT job; SAVEPOINT job"
+							       : "RELEASE SAVEPOINT job")
+					 : (b->owe_savepoint ? "SAVEPOINT job" : NULL);
+	b->owe_release = b->owe_savepoint = 0;
+	return sql != NULL ? exec_simple(b, sql) : PARLEY_OK;
 }
 
 static int be_release(store_be *base)
 {
-	pg__be(base)->pending_release = 1;
+	pg_be *b = pg__be(base);
+	if (b->owe_savepoint)
+		b->owe_savepoint = 0; /* never sent: the job ran no statement */
+	else
+		b->owe_release = 1;
 	return PARLEY_OK;
 }
 
 static int be_rollback_savepoint(store_be *base)
 {
+	pg_be *b = pg__be(base);
+	sql__share_clear(base);
+	if (b->owe_savepoint) {
+		b->owe_savepoint = 0; /* never sent: nothing of the job reached the server */
+		return PARLEY_OK;
+	}
 	/* ROLLBACK TO also clears the aborted state a failed statement left (PostgreSQL refuses every
 	 * statement of an aborted transaction until then); the savepoint is then released so the next
 	 * job starts clean */
-	sql__share_clear(base);
-	return exec_simple(pg__be(base), "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
+	return exec_simple(b, "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
 }
 
 static int be_space(store_be *base)

@@ -78,7 +78,11 @@ typedef struct pg_be {
 	char sqlstate[6];    /* of the last failure, "" if none */
 	char errmsg[256];    /* of the last failure, for sql__error's log line */
 	int down;            /* the session was lost: jobs fail fast until maintain() reconnects */
-	int pending_release; /* a RELEASE owed to the last job, sent with the next SAVEPOINT (engine.c) */
+	/* Savepoint commands owed to the server (engine.c): sent, pipelined, with the job's first
+	 * statement (stmt.c), so they cost no round trip of their own; a job that runs no statement
+	 * never sends its SAVEPOINT at all. */
+	int owe_release;     /* the previous job's savepoint is still open: RELEASE it */
+	int owe_savepoint;   /* the current job's SAVEPOINT is not on the server yet */
 	int64_t last_fail_ms; /* monotonic time of the last failed connection attempt (backoff) */
 	int logged_down;     /* the outage was logged once */
 	uint32_t warned_types[8]; /* column types already reported as undecodable (stmt.c) */
@@ -99,6 +103,9 @@ int pg__failed(pg_be *b, const PGresult *res);
 /* engine.c: the backend's open over a given schema list (be_open passes pg__schemas; the unit test a
  * list of its own, e.g. one newer than the database). */
 int pg__open_schemas(const store_config *cfg, const pg_schema *schemas, size_t n, store_be **out);
+/* engine.c: sends the owed savepoint commands on their own (before a PQprepare, which would abort
+ * the transaction outside the job's savepoint if it failed). PARLEY_OK or the failure, recorded. */
+int pg__flush_owed(pg_be *b);
 /* engine.c: sql.h's error hook: logs, PARLEY_E_STORAGE_FULL for 53100, else PARLEY_E_STORE. */
 int pg__error(store_be *b, const char *what);
 

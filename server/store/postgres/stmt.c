@@ -133,6 +133,9 @@ static pg_stmt *stmt_prepare(pg_be *b, const char *sql)
 		snprintf(b->sqlstate, sizeof(b->sqlstate), "08003");
 		goto fail;
 	}
+	/* a failing prepare aborts the transaction: the job's savepoint must exist before it */
+	if (pg__flush_owed(b) != PARLEY_OK)
+		goto fail;
 	/* parameter types left to the server's inference (NULL paramTypes) */
 	PGresult *r = PQprepare(b->conn, s->name, text, n, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -255,6 +258,75 @@ static int drv_param_count(sql_stmt *st)
 
 /* --- execution --- */
 
+/* The result of one pipelined command: its result, then the NULL that ends it. NULL if the
+ * connection failed (no result at all). */
+static PGresult *pipeline_result(PGconn *c)
+{
+	PGresult *r = PQgetResult(c);
+	if (r != NULL) {
+		PGresult *end;
+		while ((end = PQgetResult(c)) != NULL) /* only the end marker is expected here */
+			PQclear(end);
+	}
+	return r;
+}
+
+/* The owed RELEASE / SAVEPOINT and the statement in one round trip (libpq's pipeline mode; each is
+ * an extended-protocol command). The statement's result is returned; if an owed command failed, its
+ * failure is returned instead (the statement was skipped: PGRES_PIPELINE_ABORTED). */
+static PGresult *exec_pipelined(pg_be *b, pg_stmt *s)
+{
+	PGconn *c = b->conn;
+	const char *owed[2];
+	int n = 0, ok;
+	if (b->owe_release)
+		owed[n++] = "RELEASE SAVEPOINT job";
+	if (b->owe_savepoint)
+		owed[n++] = "SAVEPOINT job";
+	b->owe_release = b->owe_savepoint = 0;
+	if (!PQenterPipelineMode(c))
+		return NULL;
+	ok = 1;
+	for (int i = 0; i < n && ok; i++)
+		ok = PQsendQueryParams(c, owed[i], 0, NULL, NULL, NULL, NULL, 0);
+	ok = ok && PQsendQueryPrepared(c, s->name, s->n_params, s->values, s->lengths, s->formats, 1);
+	ok = ok && PQpipelineSync(c);
+	PGresult *failed = NULL, *res = NULL;
+	for (int i = 0; i < n && ok; i++) {
+		PGresult *r = pipeline_result(c);
+		if (r == NULL)
+			ok = 0;
+		else if (PQresultStatus(r) != PGRES_COMMAND_OK && failed == NULL)
+			failed = r;
+		else
+			PQclear(r);
+	}
+	if (ok && (res = pipeline_result(c)) == NULL)
+		ok = 0;
+	/* the sync's own result closes the pipeline; a broken connection never sends it */
+	for (int nulls = 0; ok && PQstatus(c) == CONNECTION_OK && nulls < 4;) {
+		PGresult *r = PQgetResult(c);
+		if (r == NULL) {
+			nulls++;
+			continue;
+		}
+		int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		if (sync)
+			break;
+	}
+	if (!PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
+		/* results left over: the session's protocol state is unknown, so it is treated as lost */
+		b->down = 1;
+		log_error(MODULE, "postgres: pipeline not drained: %s", PQerrorMessage(c));
+	}
+	if (failed != NULL) {
+		PQclear(res);
+		return failed;
+	}
+	return res;
+}
+
 static int execute(pg_stmt *s)
 {
 	pg_be *b = pg__be(s->base.b);
@@ -269,7 +341,10 @@ static int execute(pg_stmt *s)
 		s->formats[i] = s->params[i].fmt;
 	}
 	/* resultFormat 1: binary, so integers and blobs arrive without text conversions */
-	s->res = PQexecPrepared(b->conn, s->name, s->n_params, s->values, s->lengths, s->formats, 1);
+	if (b->owe_release || b->owe_savepoint)
+		s->res = exec_pipelined(b, s);
+	else
+		s->res = PQexecPrepared(b->conn, s->name, s->n_params, s->values, s->lengths, s->formats, 1);
 	ExecStatusType st = PQresultStatus(s->res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		int rc = pg__failed(b, s->res);

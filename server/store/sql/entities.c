@@ -29,7 +29,9 @@ static const char SQL_SET_PRIMARY[] = "UPDATE entities SET primary_admin = ?2 WH
 static const char SQL_ROLE[] = "SELECT role FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
 static const char SQL_MEMBERS[] = "SELECT account_id, role FROM entity_members WHERE entity_id = ?1"
 				  " ORDER BY account_id";
-static const char SQL_ADMINS[] = "SELECT account_id FROM entity_members WHERE entity_id = ?1 AND role = 1";
+/* ORDER BY although SQLite walks the primary key in that order anyway: a PostgreSQL heap has no order */
+static const char SQL_ADMINS[] = "SELECT account_id FROM entity_members WHERE entity_id = ?1 AND role = 1"
+				 " ORDER BY account_id";
 static const char SQL_ADD_MEMBER[] = "INSERT INTO entity_members(entity_id, account_id, role, added_ms)"
 				     " VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_DEL_MEMBER[] = "DELETE FROM entity_members WHERE entity_id = ?1 AND account_id = ?2";
