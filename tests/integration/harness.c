@@ -752,10 +752,9 @@ int srv_scan(srv *s, const void *marker, size_t len, int live)
 
 	if (it_pg()) {
 		char dump[320];
-		snprintf(dump, sizeof dump, "%s/pgdump.sql", s->dir);
-		unlink(dump); /* a failed dump leaves it missing: the scan says so and fails */
-		(void)it_pg_dump(s, dump);
-		return scan_path(s->dir, "pgdump.sql", marker, len, 1) | scan_path(s->dir, "parleyd.log", marker, len, 1);
+		snprintf(dump, sizeof dump, "%s/pgdump.bin", s->dir);
+		(void)it_pg_dump(s, dump); /* a failed dump leaves none: the scan says so and fails */
+		return scan_path(s->dir, "pgdump.bin", marker, len, 1) | scan_path(s->dir, "parleyd.log", marker, len, 1);
 	}
 	/* after a clean stop the WAL is checkpointed and both side files are deleted */
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

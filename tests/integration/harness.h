@@ -167,8 +167,8 @@ int it_pg(void);
 void it_pg_skip(const char *what, const char *why);
 void it_pg_create(srv *s);
 void it_pg_drop(srv *s);
-/* a data-only pg_dump of the server's database into path (bytea in escape format: text in a blob
- * stays text): the at-rest scans read it where they read the SQLite files; 0 or -1 */
+/* every table of the server's database into path as COPY ... (FORMAT binary), values as their bytes
+ * like SQLite's file: the at-rest scans read it where they read the SQLite files; 0 or -1 (no file) */
 int it_pg_dump(const srv *s, const char *path);
 
 /* A connection to the running server's store: data/parley.db (foreign keys on, 5 s busy timeout) or its

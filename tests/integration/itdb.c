@@ -14,7 +14,6 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* PostgreSQL type oids the results need to tell apart (pg_type.h is server-side only) */
@@ -105,25 +104,58 @@ void it_pg_drop(srv *s)
 	s->store[0] = '\0';
 }
 
+/* one table, COPY ... (FORMAT binary), appended to f; 0 or -1 */
+static int copy_table(PGconn *c, const char *table, FILE *f)
+{
+	char sql[200];
+	char *buf;
+	int n, rc = 0;
+
+	snprintf(sql, sizeof sql, "COPY \"%s\" TO STDOUT (FORMAT binary)", table);
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COPY_OUT;
+	PQclear(r);
+	if (!ok)
+		return -1;
+	while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+		if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
+			rc = -1;
+		PQfreemem(buf);
+	}
+	r = PQgetResult(c);
+	if (n != -1 || PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = -1;
+	PQclear(r);
+	while ((r = PQgetResult(c)) != NULL)
+		PQclear(r);
+	return rc;
+}
+
 int it_pg_dump(const srv *s, const char *path)
 {
-	int st;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		/* bytea in escape format: text in a blob stays text in the dump, so every encoding the
-		 * scanner looks for in SQLite's files (raw, base64, hex...) reads the same here; the
-		 * default hex format would hide all but the raw form behind a second encoding */
-		setenv("PGOPTIONS", "-c bytea_output=escape", 1);
-		execlp("pg_dump", "pg_dump", "--data-only", "--no-owner", "-f", path, s->store, (char *)NULL);
-		_exit(127);
+	/* COPY's binary format carries every value as its bytes (a bytea's raw, text as UTF-8), as
+	 * SQLite's file does: the scanner's encodings read the same on both. A text dump would not:
+	 * pg_dump writes bytea as hex (text in a blob then double-encoded) or escaped (binary keys
+	 * turned into octal). */
+	PGconn *c = PQconnectdb(s->store);
+	FILE *f = fopen(path, "wb");
+	int rc = PQstatus(c) == CONNECTION_OK && f != NULL ? 0 : -1;
+	PGresult *r = NULL;
+	if (rc == 0) {
+		r = PQexec(c, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename");
+		rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? 0 : -1;
 	}
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "# pg_dump of %s failed\n", s->dbname);
-		return -1;
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+		rc = copy_table(c, PQgetvalue(r, i, 0), f);
+	PQclear(r);
+	if (f != NULL && fclose(f) != 0)
+		rc = -1;
+	if (rc != 0) {
+		fprintf(stderr, "# dump of %s failed: %s\n", s->dbname, PQerrorMessage(c));
+		unlink(path); /* missing: the scan says so and fails */
 	}
-	return 0;
+	PQfinish(c);
+	return rc;
 }
 
 /* --- the server's database --- */

@@ -90,12 +90,12 @@ homes() {
 	done
 }
 # the server's store as files: SQLite's (the WAL and shm exist while it runs), or on PostgreSQL a dump
-# of its database taken now (the cluster's own files are not the test's to read)
+# of its tables taken now, values as raw bytes (the cluster's own files are not the test's to read)
 live() {
 	if [ -z "$store" ]; then
 		echo "$dir/data/parley.db $dir/data/parley.db-wal $dir/data/parley.db-shm"
-	elif "$tools/parleyd-store.sh" dump "$store" "$dir/pgdump.sql"; then
-		echo "$dir/pgdump.sql"
+	elif "$tools/parleyd-store.sh" dump "$store" "$dir/pgdump.bin"; then
+		echo "$dir/pgdump.bin"
 	else
 		echo "$dir/pgdump-failed" # missing: the scan fails
 	fi

@@ -19,8 +19,8 @@
  * the ciphertext: send.c, PARLEY_TEST_PLAINTEXT_LEAK) is registered with should_fail and passes only
  * when the plaintext checks themselves fail.
  *
- * On PostgreSQL (suite integration-pg) the server's files are a data-only dump of its database taken at
- * each scan (bytea in escape format: text in a blob stays text): the same rows, the same positive controls.
+ * On PostgreSQL (suite integration-pg) the server's files are a dump of its tables taken at each scan in
+ * COPY's binary format (values as their bytes, as in SQLite's file): the same rows, the same positive controls.
  *
  * By hand, with the whole libparley leaking (the CLI too):
  *   meson setup build-leak -Dtest_plaintext_leak=true && ninja -C build-leak

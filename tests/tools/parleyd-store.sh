@@ -7,9 +7,10 @@
 #                               prints nothing (the parleyd keeps its SQLite file in --data_dir)
 #   parleyd-store.sh drop ARG   drops the database of ARG (what `new` printed); nothing for ""
 #   parleyd-store.sh dump ARG FILE
-#                               a data-only pg_dump of ARG's database into FILE (bytea in escape
-#                               format: text in a blob stays text, as in SQLite's file): what the
-#                               at-rest scans read on PostgreSQL, whose files belong to the cluster
+#                               every table of ARG's database into FILE as COPY (FORMAT binary):
+#                               values as their bytes, as in SQLite's file (a text dump would
+#                               hex-encode or escape a bytea); what the at-rest scans read on
+#                               PostgreSQL, whose own files belong to the cluster
 #
 #   store=$("$tools/parleyd-store.sh" new) || exit 99
 #   trap '"$tools/parleyd-store.sh" drop "$store"' EXIT
@@ -39,7 +40,13 @@ new)
 	;;
 dump)
 	[ $# = 3 ] && [ -n "$2" ] || { echo "usage: parleyd-store.sh dump ARG FILE" >&2; exit 2; }
-	PGOPTIONS="-c bytea_output=escape" pg_dump --data-only --no-owner -f "$3" "${2#--store=}"
+	url=${2#--store=}
+	tables=$(psql -X -At -v ON_ERROR_STOP=1 "$url" -c "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+	[ -n "$tables" ] || { echo "parleyd-store.sh: no tables in $url" >&2; rm -f "$3"; exit 1; }
+	: >"$3"
+	for t in $tables; do
+		psql -X -q -v ON_ERROR_STOP=1 "$url" -c "COPY \"$t\" TO STDOUT (FORMAT binary)" >>"$3" || { rm -f "$3"; exit 1; }
+	done
 	;;
 drop)
 	arg=${2:-}
