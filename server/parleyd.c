@@ -494,6 +494,10 @@ static int start(struct parleyd *d)
 		return rc;
 	}
 	rc = net__add_ready_check(d->net, "store", store_ready, d->store);
+	/* a node cut off from the bus would take connections whose pushes from other nodes never reach
+	 * it (envelopes only at the next resync): a load balancer must move them elsewhere */
+	if (rc == PARLEY_OK && d->bus != NULL)
+		rc = net__add_ready_check(d->net, "bus", cluster__ready_check, d->bus);
 	if (rc != PARLEY_OK)
 		return rc;
 	rc = net__server_start(d->net);
