@@ -523,11 +523,6 @@ static void be_close(store_be *base)
 
 /* --- the backend --- */
 
-static const store_run_fn run_table[STORE_OP__COUNT] = {
-#define PG_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sql__##name,
-	STORE_OPS(PG_RUN_)
-#undef PG_RUN_
-};
 
 const store_backend_ops store__pg_ops = {
 	.name = "postgres",
@@ -539,7 +534,7 @@ const store_backend_ops store__pg_ops = {
 	.savepoint = be_savepoint,
 	.release = be_release,
 	.rollback_savepoint = be_rollback_savepoint,
-	.run = run_table,
+	.run = sql__run_table,
 	.maintain = be_maintain,
 	.space = be_space,
 	.ready = be_ready,

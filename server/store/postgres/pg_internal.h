@@ -61,18 +61,12 @@ typedef struct pg_stmt {
 	char text[32];     /* col_text of a numeric column (valid until the next col_text) */
 } pg_stmt;
 
-struct pg_cached_stmt {
-	const char *key; /* the address of a domain file's SQL constant (or sql_text) */
-	pg_stmt *st;
-};
-
 typedef struct pg_be {
 	store_be base;       /* first: the domain files get &base */
 	PGconn *conn;        /* NULL while down */
 	char *url;           /* as configured (may hold a password: never logged) */
 	char where[160];     /* postgres://user@host:port/db, for the logs */
-	struct pg_cached_stmt *stmts; /* open addressing, power-of-two capacity */
-	size_t n_stmts, cap_stmts;
+	sql_cache stmts;     /* key -> pg_stmt * (prepared in this session) */
 	unsigned next_name;  /* suffix of the next prepared statement's name */
 	int64_t changes;     /* rows of the last domain statement (PQcmdTuples) */
 	char sqlstate[6];    /* of the last failure, "" if none */

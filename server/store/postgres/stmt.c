@@ -23,43 +23,10 @@ enum {
 	OID_BPCHAR = 1042, OID_VARCHAR = 1043,
 };
 
-#define STMT_CACHE_MIN 64
 
 static pg_stmt *ps(sql_stmt *s)
 {
 	return (pg_stmt *)s;
-}
-
-/* --- the cache (keyed by the SQL constant's address, like the SQLite driver's) --- */
-
-static size_t stmt_slot(const char *key, size_t cap)
-{
-	/* Fibonacci hashing of the address: the constants sit a few bytes apart, the high bits spread them */
-	uint64_t h = (uint64_t)(uintptr_t)key * UINT64_C(0x9E3779B97F4A7C15);
-	return (size_t)(h >> 32) & (cap - 1);
-}
-
-static struct pg_cached_stmt *stmt_find(struct pg_cached_stmt *t, size_t cap, const char *key)
-{
-	size_t i = stmt_slot(key, cap);
-	while (t[i].key != NULL && t[i].key != key)
-		i = (i + 1) & (cap - 1);
-	return &t[i];
-}
-
-static int stmt_grow(pg_be *b)
-{
-	size_t cap = b->cap_stmts ? b->cap_stmts * 2 : STMT_CACHE_MIN;
-	struct pg_cached_stmt *t = parley__calloc(cap, sizeof(*t));
-	if (t == NULL)
-		return PARLEY_E_NOMEM;
-	for (size_t i = 0; i < b->cap_stmts; i++)
-		if (b->stmts[i].key != NULL)
-			*stmt_find(t, cap, b->stmts[i].key) = b->stmts[i];
-	parley__free(b->stmts);
-	b->stmts = t;
-	b->cap_stmts = cap;
-	return PARLEY_OK;
 }
 
 static void clear_bindings(pg_stmt *s)
@@ -93,13 +60,14 @@ static void stmt_free(pg_stmt *s)
 	parley__free(s);
 }
 
+static void stmt_free_val(void *val)
+{
+	stmt_free(val);
+}
+
 void pg__stmt_cache_free(pg_be *b)
 {
-	for (size_t i = 0; i < b->cap_stmts; i++)
-		stmt_free(b->stmts[i].st);
-	parley__free(b->stmts);
-	b->stmts = NULL;
-	b->n_stmts = b->cap_stmts = 0;
+	sql__cache_free(&b->stmts, stmt_free_val);
 }
 
 /* Prepares `sql` on the server; NULL (logged) if it cannot. */
@@ -156,22 +124,23 @@ fail:
 static sql_stmt *drv_stmt(store_be *base, const char *key, const char *sql)
 {
 	pg_be *b = pg__be(base);
-	if ((b->n_stmts + 1) * 2 > b->cap_stmts && stmt_grow(b) != PARLEY_OK) {
+	sql_cache_entry *c = sql__cache_find(&b->stmts, key);
+	if (c == NULL) {
 		log_error(MODULE, "statement cache: out of memory");
 		return NULL;
 	}
-	struct pg_cached_stmt *c = stmt_find(b->stmts, b->cap_stmts, key);
 	if (c->key == NULL) {
 		pg_stmt *s = stmt_prepare(b, sql);
 		if (s == NULL)
 			return NULL;
 		c->key = key;
-		c->st = s;
-		b->n_stmts++;
+		c->val = s;
+		sql__cache_added(&b->stmts);
 	}
-	stmt_reset(c->st);
-	clear_bindings(c->st);
-	return &c->st->base;
+	pg_stmt *s = c->val;
+	stmt_reset(s);
+	clear_bindings(s);
+	return &s->base;
 }
 
 /* --- binding (indexes from 1, like SQLite; out of range is ignored, as SQLite answers RANGE) --- */

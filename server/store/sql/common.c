@@ -33,3 +33,9 @@ void sql__col_blob_n(sql_stmt *st, int col, uint8_t *dst, size_t n)
 	else
 		memset(dst, 0, n);
 }
+
+const store_run_fn sql__run_table[STORE_OP__COUNT] = {
+#define SQL_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sql__##name,
+	STORE_OPS(SQL_RUN_)
+#undef SQL_RUN_
+};

@@ -160,6 +160,24 @@ static inline int sql__error(store_be *b, const char *what)
 	return b->ops->error(b, what);
 }
 
+/* cache.c: the drivers' statement cache, keyed by the address of the SQL constant (sql__stmt's key).
+ * find: the entry of key, or the free entry where the caller then stores key and val and calls
+ * sql__cache_added; NULL when out of memory. free: calls free_val for every value, empties the table. */
+typedef struct sql_cache_entry {
+	const void *key;
+	void *val;
+} sql_cache_entry;
+typedef struct sql_cache {
+	sql_cache_entry *t; /* open addressing, power-of-two capacity, at most half full */
+	size_t n, cap;
+} sql_cache;
+sql_cache_entry *sql__cache_find(sql_cache *c, const void *key);
+void sql__cache_added(sql_cache *c);
+void sql__cache_free(sql_cache *c, void (*free_val)(void *val));
+
+/* common.c: every driver's run table (backend.h), one entry per STORE_OPS line: sql__<name>. */
+extern const store_run_fn sql__run_table[STORE_OP__COUNT];
+
 /* Steps a statement without result rows, then resets it. Returns sql__step's answer. */
 int sql__step_done(sql_stmt *st);
 /* Single-integer query with one or two integer parameters (p2 ignored when the SQL has one): on

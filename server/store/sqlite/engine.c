@@ -180,40 +180,7 @@ int sqlite__error(store_be *base, const char *what)
 
 /* --- statement cache and sql.h's statement functions --- */
 
-#define STMT_CACHE_MIN 64
-
 static const sql_ops sqlite_sql_ops;
-
-static size_t stmt_slot(const char *key, size_t cap)
-{
-	/* Fibonacci hashing of the address: the constants sit a few bytes apart, the high bits spread them */
-	uint64_t h = (uint64_t)(uintptr_t)key * UINT64_C(0x9E3779B97F4A7C15);
-	return (size_t)(h >> 32) & (cap - 1);
-}
-
-static struct sqlite_cached_stmt *stmt_find(struct sqlite_cached_stmt *t, size_t cap, const char *key)
-{
-	size_t i = stmt_slot(key, cap);
-	while (t[i].key != NULL && t[i].key != key)
-		i = (i + 1) & (cap - 1);
-	return &t[i];
-}
-
-/* Keeps the table at most half full, so a probe ends quickly. */
-static int stmt_grow(sqlite_be *b)
-{
-	size_t cap = b->cap_stmts ? b->cap_stmts * 2 : STMT_CACHE_MIN;
-	struct sqlite_cached_stmt *t = parley__calloc(cap, sizeof(*t));
-	if (t == NULL)
-		return PARLEY_E_NOMEM;
-	for (size_t i = 0; i < b->cap_stmts; i++)
-		if (b->stmts[i].key != NULL)
-			*stmt_find(t, cap, b->stmts[i].key) = b->stmts[i];
-	parley__free(b->stmts);
-	b->stmts = t;
-	b->cap_stmts = cap;
-	return PARLEY_OK;
-}
 
 static sqlite3_stmt *raw(sql_stmt *s)
 {
@@ -223,11 +190,11 @@ static sqlite3_stmt *raw(sql_stmt *s)
 static sql_stmt *drv_stmt(store_be *base, const char *key, const char *sql)
 {
 	sqlite_be *b = sqlite__be(base);
-	if ((b->n_stmts + 1) * 2 > b->cap_stmts && stmt_grow(b) != PARLEY_OK) {
+	sql_cache_entry *c = sql__cache_find(&b->stmts, key);
+	if (c == NULL) {
 		log_error(MODULE, "statement cache: out of memory");
 		return NULL;
 	}
-	struct sqlite_cached_stmt *c = stmt_find(b->stmts, b->cap_stmts, key);
 	if (c->key == NULL) {
 		sqlite_stmt_w *w = parley__calloc(1, sizeof(*w));
 		if (w == NULL)
@@ -240,25 +207,25 @@ static sql_stmt *drv_stmt(store_be *base, const char *key, const char *sql)
 		w->base.ops = &sqlite_sql_ops;
 		w->base.b = base;
 		c->key = key;
-		c->w = w;
-		b->n_stmts++;
+		c->val = w;
+		sql__cache_added(&b->stmts);
 	}
-	sqlite3_reset(c->w->st);
-	sqlite3_clear_bindings(c->w->st);
-	return &c->w->base;
+	sqlite_stmt_w *w = c->val;
+	sqlite3_reset(w->st);
+	sqlite3_clear_bindings(w->st);
+	return &w->base;
+}
+
+static void stmt_free(void *val)
+{
+	sqlite_stmt_w *w = val;
+	sqlite3_finalize(w->st);
+	parley__free(w);
 }
 
 static void stmt_cache_free(sqlite_be *b)
 {
-	for (size_t i = 0; i < b->cap_stmts; i++) {
-		if (b->stmts[i].w != NULL) {
-			sqlite3_finalize(b->stmts[i].w->st);
-			parley__free(b->stmts[i].w);
-		}
-	}
-	parley__free(b->stmts);
-	b->stmts = NULL;
-	b->n_stmts = b->cap_stmts = 0;
+	sql__cache_free(&b->stmts, stmt_free);
 }
 
 static void drv_bind_i64(sql_stmt *s, int i, int64_t v)
@@ -629,11 +596,6 @@ static void be_close(store_be *base)
 
 /* --- the backend --- */
 
-static const store_run_fn run_table[STORE_OP__COUNT] = {
-#define SQLITE_RUN_(OP, name, kind, domain) [STORE_OP_##OP] = sql__##name,
-	STORE_OPS(SQLITE_RUN_)
-#undef SQLITE_RUN_
-};
 
 const store_backend_ops store__sqlite_ops = {
 	.name = "sqlite",
@@ -645,7 +607,7 @@ const store_backend_ops store__sqlite_ops = {
 	.savepoint = be_savepoint,
 	.release = be_release,
 	.rollback_savepoint = be_rollback_savepoint,
-	.run = run_table,
+	.run = sql__run_table,
 	.maintain = be_maintain,
 	.space = sqlite__space_state,
 };

@@ -20,18 +20,12 @@ typedef struct sqlite_stmt_w {
 	sqlite3_stmt *st;
 } sqlite_stmt_w;
 
-struct sqlite_cached_stmt {
-	const char *key; /* the address of a domain file's SQL constant (or sql_text) */
-	sqlite_stmt_w *w;
-};
-
 typedef struct sqlite_be {
 	store_be base;         /* first: the domain files get &base */
 	sqlite3 *db;
 	int wal_pages;         /* frames in the WAL after the last commit (wal_hook) */
 	int ckpt_pages;        /* idle checkpoint threshold (store_config.wal_checkpoint_pages) */
-	struct sqlite_cached_stmt *stmts; /* open addressing, power-of-two capacity */
-	size_t n_stmts, cap_stmts;
+	sql_cache stmts;       /* key -> sqlite_stmt_w * */
 	/* disk space (space.c) */
 	char *db_path, *reserve_path;
 	uint64_t reserve_bytes;
