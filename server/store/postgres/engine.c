@@ -523,7 +523,6 @@ static void be_close(store_be *base)
 
 /* --- the backend --- */
 
-
 const store_backend_ops store__pg_ops = {
 	.name = "postgres",
 	.open = be_open,
