@@ -60,34 +60,6 @@ uint64_t cluster__now_ms(void)
 	return uv_hrtime() / 1000000u;
 }
 
-void cluster__put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void cluster__put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint32_t cluster__get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-uint64_t cluster__get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 void cluster__count(atomic_uint_fast64_t *ctr, enum metric_id id)
 {
 	atomic_fetch_add(ctr, 1);
@@ -170,20 +142,6 @@ static void item_subject(char *buf, size_t cap, uint64_t account)
 
 /* --- items --- */
 
-/* header: version, service, handler, policy, device u32, origin u64, account u64, u64, length u32 */
-static void encode_header(uint8_t *h, const cluster_item *it, uint64_t origin, uint32_t len)
-{
-	h[0] = CLUSTER_WIRE_VERSION;
-	h[1] = it->service;
-	h[2] = it->handler;
-	h[3] = it->policy;
-	cluster__put_u32(h + 4, it->device);
-	cluster__put_u64(h + 8, origin);
-	cluster__put_u64(h + 16, it->account);
-	cluster__put_u64(h + 24, it->u64);
-	cluster__put_u32(h + 32, len);
-}
-
 int cluster__publish(cluster *c, const cluster_item *it)
 {
 	char subject[CLUSTER_SUBJECT_MAX];
@@ -201,7 +159,7 @@ int cluster__publish(cluster *c, const cluster_item *it)
 	uint8_t *buf = parley__malloc(CLUSTER_ITEM_HEADER + it->len);
 	if (buf == NULL)
 		return PARLEY_E_NOMEM;
-	encode_header(buf, it, c->self, (uint32_t)it->len);
+	cluster__item_header(buf, it, c->self, (uint32_t)it->len);
 	if (it->len > 0)
 		memcpy(buf + CLUSTER_ITEM_HEADER, it->data, it->len);
 	item_subject(subject, sizeof(subject), it->account);
@@ -216,27 +174,14 @@ int cluster__publish(cluster *c, const cluster_item *it)
 static int decode_item(cluster *c, const char *subject, const uint8_t *p, size_t n, cluster_item *it)
 {
 	char want[CLUSTER_SUBJECT_MAX];
-	if (n < CLUSTER_ITEM_HEADER || p[0] != CLUSTER_WIRE_VERSION)
-		return 0;
-	*it = (cluster_item){
-		.service = p[1],
-		.handler = p[2],
-		.policy = p[3],
-		.device = cluster__get_u32(p + 4),
-		.origin = cluster__get_u64(p + 8),
-		.account = cluster__get_u64(p + 16),
-		.u64 = cluster__get_u64(p + 24),
-		.len = cluster__get_u32(p + 32),
-		.data = p + CLUSTER_ITEM_HEADER,
-	};
-	if (it->len != n - CLUSTER_ITEM_HEADER || it->len > c->cfg.max_item_bytes)
+	if (!cluster__item_parse(p, n, c->cfg.max_item_bytes, it))
 		return 0;
 	/* the subject is what routed it here: an item naming another account is forged or broken */
 	item_subject(want, sizeof(want), it->account);
 	if (strcmp(want, subject) != 0)
 		return 0;
 	if (it->handler == CLUSTER_HANDLER_RESYNC)
-		return it->len == 0;
+		return 1;
 	return c->hooks.valid(c->hooks.ctx, it->service, it->handler, it->policy);
 }
 

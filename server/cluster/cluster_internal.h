@@ -11,8 +11,8 @@
 #include "base/metrics.h"
 #include "cluster/bus.h"
 #include "cluster/map.h"
+#include "cluster/wire.h"
 
-#define CLUSTER_WIRE_VERSION 1u
 #define CLUSTER_MAX_SERVERS 16
 #define CLUSTER_SUBJECT_MAX 64
 
@@ -96,10 +96,6 @@ void cluster__leave(cluster *c);
 int cluster__send(cluster *c, const char *subject, const char *reply, const uint8_t *buf, size_t len);
 /* Queues a subscription change (parley.a.<account>) for the bus thread. */
 int cluster__queue_interest(cluster *c, uint64_t account, int subscribe);
-void cluster__put_u32(uint8_t *p, uint32_t v);
-void cluster__put_u64(uint8_t *p, uint64_t v);
-uint32_t cluster__get_u32(const uint8_t *p);
-uint64_t cluster__get_u64(const uint8_t *p);
 
 /* presence.c, on the bus thread: after a connect or reconnect (announce ourselves, ask for the others'
  * online sets), and the periodic tick (heartbeat, expiry of silent nodes). */

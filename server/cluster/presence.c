@@ -18,8 +18,7 @@
  * both stay silent: that "offline" is then not pushed (presence is ephemeral: the next change corrects
  * it). The node that published an edge is the one that pushes it, so an edge is pushed once.
  *
- * Wire: a 12-byte header (version, kind, count u16, origin u64), then for edges and snapshots `count`
- * entries (account u64, handle length u8, handle), for a sync request the target node id.
+ * Wire: cluster/wire.h.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -31,65 +30,6 @@
 #include "common/alloc.h"
 
 #define MODULE "cluster"
-#define PRES_HEADER 12u
-#define PRES_CHUNK 1024u /* accounts per snapshot message: at most 42 KiB */
-#define PRES_ENTRY_MAX (9u + CLUSTER_MAX_HANDLE)
-
-enum pres_kind {
-	PRES_ONLINE = 1,
-	PRES_OFFLINE = 2,
-	PRES_SNAPSHOT_FIRST = 3, /* forget what you hold for this node, then these are online */
-	PRES_SNAPSHOT_MORE = 4,
-	PRES_SYNC = 5,           /* target node id (0: everyone): publish your snapshot */
-	PRES_HEARTBEAT = 6,
-};
-
-static void put_header(uint8_t *h, enum pres_kind kind, unsigned n, uint64_t origin)
-{
-	h[0] = CLUSTER_WIRE_VERSION;
-	h[1] = (uint8_t)kind;
-	h[2] = (uint8_t)(n & 0xff);
-	h[3] = (uint8_t)(n >> 8);
-	cluster__put_u64(h + 4, origin);
-}
-
-/* One entry at p (room for PRES_ENTRY_MAX); returns its size. */
-static size_t put_entry(uint8_t *p, uint64_t account, const char *handle)
-{
-	size_t n = handle != NULL ? strnlen(handle, CLUSTER_MAX_HANDLE) : 0;
-	cluster__put_u64(p, account);
-	p[8] = (uint8_t)n;
-	if (n > 0)
-		memcpy(p + 9, handle, n);
-	return 9 + n;
-}
-
-/* Parses the entry at *p (before end); 0 if it is malformed. */
-static int get_entry(const uint8_t **p, const uint8_t *end, uint64_t *account, char handle[CLUSTER_MAX_HANDLE + 1])
-{
-	if (end - *p < 9)
-		return 0;
-	size_t n = (*p)[8];
-	if (n > CLUSTER_MAX_HANDLE || (size_t)(end - *p) < 9 + n)
-		return 0;
-	*account = cluster__get_u64(*p);
-	memcpy(handle, *p + 9, n);
-	handle[n] = '\0';
-	*p += 9 + n;
-	return 1;
-}
-
-/* 1 if the body holds exactly n well-formed entries */
-static int entries_valid(const uint8_t *p, const uint8_t *end, unsigned n)
-{
-	uint64_t account;
-	char handle[CLUSTER_MAX_HANDLE + 1];
-	for (unsigned i = 0; i < n; i++)
-		if (!get_entry(&p, end, &account, handle))
-			return 0;
-	return p == end;
-}
-
 /* The slot of node `id` (pmu held), created when `create`; -1 when unknown or no slot is free. */
 static int node_slot(cluster *c, uint64_t id, int create, int *created)
 {
@@ -117,9 +57,9 @@ static int node_slot(cluster *c, uint64_t id, int create, int *created)
 
 static void send_sync(cluster *c, uint64_t target)
 {
-	uint8_t m[PRES_HEADER + 8];
-	put_header(m, PRES_SYNC, 0, c->self);
-	cluster__put_u64(m + PRES_HEADER, target);
+	uint8_t m[CLUSTER_PRES_HEADER + 8];
+	cluster__pres_header(m, CLUSTER_PRES_SYNC, 0, c->self);
+	cluster__put_u64(m + CLUSTER_PRES_HEADER, target);
 	(void)cluster__send(c, "parley.p.sync", NULL, m, sizeof(m));
 }
 
@@ -128,16 +68,16 @@ struct chunk {
 	int first;
 	unsigned n;
 	size_t len;
-	uint8_t m[PRES_HEADER + PRES_CHUNK * PRES_ENTRY_MAX];
+	uint8_t m[CLUSTER_PRES_HEADER + CLUSTER_PRES_CHUNK * CLUSTER_PRES_ENTRY_MAX];
 };
 
 static void chunk_flush(struct chunk *k)
 {
-	put_header(k->m, k->first ? PRES_SNAPSHOT_FIRST : PRES_SNAPSHOT_MORE, k->n, k->c->self);
+	cluster__pres_header(k->m, k->first ? CLUSTER_PRES_SNAPSHOT_FIRST : CLUSTER_PRES_SNAPSHOT_MORE, k->n, k->c->self);
 	(void)cluster__send(k->c, "parley.p", NULL, k->m, k->len);
 	k->first = 0;
 	k->n = 0;
-	k->len = PRES_HEADER;
+	k->len = CLUSTER_PRES_HEADER;
 }
 
 static int chunk_add(void *entry, void *arg)
@@ -146,8 +86,8 @@ static int chunk_add(void *entry, void *arg)
 	struct chunk *k = arg;
 	if (!e->local)
 		return 0;
-	k->len += put_entry(k->m + k->len, e->hdr.key, e->handle);
-	if (++k->n == PRES_CHUNK)
+	k->len += cluster__pres_put_entry(k->m + k->len, e->hdr.key, e->handle);
+	if (++k->n == CLUSTER_PRES_CHUNK)
 		chunk_flush(k);
 	return 0;
 }
@@ -161,7 +101,7 @@ static void send_snapshot(cluster *c)
 	k->c = c;
 	k->first = 1;
 	k->n = 0;
-	k->len = PRES_HEADER;
+	k->len = CLUSTER_PRES_HEADER;
 	u64map__each(&c->pres, chunk_add, k);
 	if (k->first || k->n > 0)
 		chunk_flush(k);
@@ -178,7 +118,7 @@ void presence__connected(cluster *c)
 
 int cluster__local_edge(cluster *c, uint64_t account, const char *handle, int online)
 {
-	uint8_t m[PRES_HEADER + PRES_ENTRY_MAX];
+	uint8_t m[CLUSTER_PRES_HEADER + CLUSTER_PRES_ENTRY_MAX];
 	int wide = 1;
 	pthread_mutex_lock(&c->pmu);
 	struct pres_entry *e = online ? u64map__put(&c->pres, account, sizeof(*e)) : u64map__get(&c->pres, account);
@@ -190,8 +130,8 @@ int cluster__local_edge(cluster *c, uint64_t account, const char *handle, int on
 		if (!online && e->remote == 0)
 			u64map__del(&c->pres, account);
 	}
-	put_header(m, online ? PRES_ONLINE : PRES_OFFLINE, 1, c->self);
-	size_t len = PRES_HEADER + put_entry(m + PRES_HEADER, account, handle);
+	cluster__pres_header(m, online ? CLUSTER_PRES_ONLINE : CLUSTER_PRES_OFFLINE, 1, c->self);
+	size_t len = CLUSTER_PRES_HEADER + cluster__pres_put_entry(m + CLUSTER_PRES_HEADER, account, handle);
 	(void)cluster__send(c, "parley.p", NULL, m, len);
 	pthread_mutex_unlock(&c->pmu);
 	(void)cluster__queue_interest(c, account, online);
@@ -274,16 +214,16 @@ static void set_remote(cluster *c, uint64_t account, const char *handle, uint64_
 }
 
 /* One parley.p message of node `slot` (pmu held; its entries checked already). */
-static void apply(cluster *c, int slot, enum pres_kind kind, const uint8_t *p, const uint8_t *end, unsigned n)
+static void apply(cluster *c, int slot, enum cluster_pres_kind kind, const uint8_t *p, const uint8_t *end, unsigned n)
 {
 	uint64_t bit = 1ull << slot, account;
 	char handle[CLUSTER_MAX_HANDLE + 1];
-	if (kind == PRES_SNAPSHOT_FIRST) {
+	if (kind == CLUSTER_PRES_SNAPSHOT_FIRST) {
 		struct forget f = {.bits = bit};
 		u64map__each(&c->pres, forget_bits, &f);
 	}
-	for (unsigned i = 0; i < n && get_entry(&p, end, &account, handle); i++)
-		set_remote(c, account, handle, bit, kind != PRES_OFFLINE);
+	for (unsigned i = 0; i < n && cluster__pres_get_entry(&p, end, &account, handle); i++)
+		set_remote(c, account, handle, bit, kind != CLUSTER_PRES_OFFLINE);
 }
 
 void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -297,35 +237,26 @@ void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 		natsMsg_Destroy(msg);
 		return;
 	}
-	unsigned kind = len >= PRES_HEADER ? p[1] : 0, n = len >= PRES_HEADER ? (unsigned)(p[2] | p[3] << 8) : 0;
-	uint64_t origin = len >= PRES_HEADER ? cluster__get_u64(p + 4) : 0;
-	int valid = len >= PRES_HEADER && p[0] == CLUSTER_WIRE_VERSION && origin != 0 &&
-		    ((kind >= PRES_ONLINE && kind <= PRES_SNAPSHOT_MORE && n <= PRES_CHUNK &&
-		      entries_valid(p + PRES_HEADER, p + len, n)) ||
-		     (kind == PRES_SYNC && len == PRES_HEADER + 8) || (kind == PRES_HEARTBEAT && len == PRES_HEADER));
-	if (!valid) {
+	cluster_pres m;
+	if (!cluster__pres_parse(p, len, &m)) {
 		cluster__count(&c->dropped, METRIC_BUS_DROPPED);
-	} else if (origin != c->self) {
+	} else if (m.origin != c->self) {
 		cluster__count(&c->received, METRIC_BUS_RECEIVED);
-		int created = 0, ask = 0, answer = 0;
+		int created = 0, ask = 0;
 		pthread_mutex_lock(&c->pmu);
-		int slot = node_slot(c, origin, 1, &created);
+		int slot = node_slot(c, m.origin, 1, &created);
 		if (slot >= 0) {
 			c->nodes[slot].last_seen_ms = cluster__now_ms();
 			/* a node first heard through an edge or a heartbeat: its earlier edges were missed */
-			ask = created && kind != PRES_SNAPSHOT_FIRST && kind != PRES_SYNC;
-			if (kind <= PRES_SNAPSHOT_MORE)
-				apply(c, slot, (enum pres_kind)kind, p + PRES_HEADER, p + len, n);
+			ask = created && m.kind != CLUSTER_PRES_SNAPSHOT_FIRST && m.kind != CLUSTER_PRES_SYNC;
+			if (m.kind <= CLUSTER_PRES_SNAPSHOT_MORE)
+				apply(c, slot, (enum cluster_pres_kind)m.kind, m.body, m.end, m.count);
 		}
-		if (kind == PRES_SYNC) {
-			uint64_t target = cluster__get_u64(p + PRES_HEADER);
-			answer = target == 0 || target == c->self;
-			if (answer)
-				send_snapshot(c);
-		}
+		if (m.kind == CLUSTER_PRES_SYNC && (m.target == 0 || m.target == c->self))
+			send_snapshot(c);
 		pthread_mutex_unlock(&c->pmu);
 		if (ask)
-			send_sync(c, origin);
+			send_sync(c, m.origin);
 	}
 	cluster__leave(c);
 	natsMsg_Destroy(msg);
@@ -333,8 +264,8 @@ void presence__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 
 void presence__tick(cluster *c)
 {
-	uint8_t m[PRES_HEADER];
-	put_header(m, PRES_HEARTBEAT, 0, c->self);
+	uint8_t m[CLUSTER_PRES_HEADER];
+	cluster__pres_header(m, CLUSTER_PRES_HEARTBEAT, 0, c->self);
 	(void)cluster__send(c, "parley.hb", NULL, m, sizeof(m));
 	uint64_t now = cluster__now_ms();
 	struct forget f = {0};
