@@ -31,9 +31,11 @@ CRYPTO_REPS  ?= 5
 DEB_BUILD = gcc make pkg-config meson ninja-build \
             libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler \
             libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libpng-dev \
-            libjansson-dev libcurl4-openssl-dev libpq-dev postgresql-15 postgresql-contrib libnats-dev
-# the tests start their own PostgreSQL clusters and nats-servers on loopback (tests/tools/)
-DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium nats-server
+            libjansson-dev libcurl4-openssl-dev libpq-dev libnats-dev
+# the tests start their own PostgreSQL clusters and nats-servers on loopback (tests/tools/); the
+# servers are test dependencies only: `make run` (one node on SQLite) needs neither
+DEB_TEST  = clang libclang-rt-14-dev openssl curl python3 libolm-dev chromium nats-server \
+            postgresql-15 postgresql-contrib
 DEB_BENCH = mosquitto nats-server libmosquitto-dev libnats-dev gnuplot-nox \
             postgresql-15 postgresql-contrib postgresql-client-15 iproute2
 
