@@ -80,7 +80,9 @@ static void second_node_refused(const srv *a, const char *why)
 	if (mkdtemp(dir) == NULL)
 		return;
 	snprintf(log, sizeof log, "%s/log", dir);
-	snprintf(cmd, sizeof cmd, "'%s' --port=0 --admin_port=0 --data_dir='%s/d' '--store=%s' >'%s' 2>&1",
+	/* timeout: a parleyd that wrongly starts would serve until stopped (exit 124 then, a failure) */
+	snprintf(cmd, sizeof cmd,
+		 "timeout 15 '%s' --port=0 --admin_port=0 --data_dir='%s/d' '--store=%s' >'%s' 2>&1",
 		 getenv("PARLEYD"), dir, a->store, log);
 	int rc = system(cmd);
 	IT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
