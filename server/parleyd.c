@@ -27,6 +27,7 @@
 #include "cluster/bus.h"
 #include "dispatch/dispatch.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "base/sdnotify.h"
 #include "net/server.h"
 #include "services.h"
@@ -470,6 +471,10 @@ static int start(struct parleyd *d)
 		log_error(MODULE, "store %s: %s", where, parley_strerror(rc));
 		return rc;
 	}
+	/* before any service: a node whose OTP key differs from its peers' must not serve */
+	rc = auth__otp_key_check(d->store, c);
+	if (rc != PARLEY_OK)
+		return rc;
 	size_t n_services;
 	const struct service *const *services = parleyd__services(&n_services);
 	rc = dispatch__new(d->store, &d->cfg, services, n_services, &d->dispatch);

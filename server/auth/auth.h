@@ -51,6 +51,12 @@ void auth__config_from(auth_config *c, const parleyd_config *cfg);
  * PARLEY_E_CONFIG when it is a symbolic link, not AUTH_OTP_KEY_LEN bytes, or readable by group or
  * others; PARLEY_E_IO when it cannot be written. */
 int auth__otp_key_load(const char *dir, uint8_t key[AUTH_OTP_KEY_LEN]);
+/* otpcheck.c: at start-up, after the store opened and before the services start (any thread but a
+ * loop's or the store's): the key's fingerprint against the database's (stored when the database has
+ * none). A different one: PARLEY_E_CONFIG (logged) with PostgreSQL (cfg->store set: other nodes use
+ * the stored key); with SQLite a warning and the stored fingerprint replaced, PARLEY_OK. An unusable
+ * key file is left to the auth service's init (PARLEY_OK here). */
+int auth__otp_key_check(store *s, const parleyd_config *cfg);
 
 /* routes.c: AuthResult to every member of t (req NULL: only the level changed, a credential expired).
  * On a loop thread. */

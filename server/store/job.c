@@ -101,6 +101,11 @@ static void free_auth(store_job *j)
 	parley__free(a->x);
 }
 
+static void free_set(store_job *j)
+{
+	(void)j; /* a settings job has no heap part */
+}
+
 struct op_info {
 	const char *name;
 	enum store_kind kind;

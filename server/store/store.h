@@ -167,7 +167,9 @@ enum store_kind { STORE_READ = 0, STORE_WRITE = 1 };
 	X(AUTH_BY_TOKEN, auth_by_token, STORE_READ, auth)     /* a request by id, link token or state */       \
 	X(AUTH_STATUS, auth_status, STORE_READ, auth)         /* members: level + latest requests */          \
 	X(AUTH_EXPIRE, auth_expire, STORE_WRITE, auth)        /* timer: expired requests and credentials */   \
-	X(AUTH_KNOWN_EMAIL, auth_known_email, STORE_WRITE, auth) /* staff: a customer's known emails */
+	X(AUTH_KNOWN_EMAIL, auth_known_email, STORE_WRITE, auth) /* staff: a customer's known emails */   \
+	/* settings of the whole database */                                                                     \
+	X(SETTING_CHECK, setting_check, STORE_WRITE, set)     /* store a value if none, else compare (+ replace) */
 
 enum store_op {
 	STORE_OP_NONE = 0, /* a zeroed job is no op */
@@ -578,6 +580,28 @@ int store__job_ent_set_list(store_job *job, uint8_t *list, size_t len, void *par
  * a job's result passes its own caller's (cb, arg) straight through. */
 typedef svc_cb store_cb;
 
+/* --- settings of the whole database (job->set) --- */
+#define STORE_SETTING_NAME_MAX 63
+#define STORE_SETTING_VALUE_MAX 64
+
+/* SETTING_CHECK's answer */
+enum store_setting_result {
+	STORE_SETTING_SAME = 0,   /* the stored value is the job's */
+	STORE_SETTING_STORED = 1, /* none was stored: the job's is now */
+	STORE_SETTING_DIFFERS = 2 /* another is stored (replaced by the job's if `replace`) */
+};
+
+/* SETTING_CHECK: one transaction reads `name`, inserts value[0..value_len) when absent, else compares
+ * (and with `replace` overwrites a different value). For facts every node of one database must agree
+ * on (the OTP key's fingerprint: auth/otpcheck.c), so a node that disagrees can tell at start-up. */
+typedef struct store_set_args {
+	char name[STORE_SETTING_NAME_MAX + 1];
+	uint8_t value[STORE_SETTING_VALUE_MAX];
+	size_t value_len;                     /* 1..STORE_SETTING_VALUE_MAX, else PARLEY_E_INVAL */
+	int replace;
+	int result;                           /* enum store_setting_result */
+} store_set_args;
+
 struct store_job {
 	enum store_op op;
 	int status; /* result: PARLEY_OK or a parley_err */
@@ -606,6 +630,7 @@ struct store_job {
 		store_ent_args ent;
 		store_thread_args thr;
 		store_auth_args auth;
+		store_set_args set;
 	};
 
 	/* Private to the store. */

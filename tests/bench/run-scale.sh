@@ -134,6 +134,11 @@ start_nodes() {
 	for i in $(seq "$k"); do
 		args=(--store "$STORE_URL")
 		[ -z "$bus" ] || args+=(--bus "$NATS_URL")
+		# node 1's OTP key: the nodes of one database share one, or they refuse to start
+		if [ "$i" -gt 1 ]; then
+			mkdir -p -m 0700 "$WORK/$name-node$i"
+			cp -p "$WORK/$name-node1/auth_otp.key" "$WORK/$name-node$i/auth_otp.key"
+		fi
 		bench_start_parleyd "$name-node$i" "${args[@]}"
 		NODE_PIDS+=("$PD_PID") NODE_URLS+=("$PD_URL")
 	done

@@ -159,18 +159,51 @@ void srv_start(srv *s, const char *const *extra)
 	srv_start_nofile(s, extra, 0, 0);
 }
 
-void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard)
+/* a cleared s with a new directory and the extra flags */
+static void prepare(srv *s, const char *const *extra)
 {
 	memset(s, 0, sizeof *s);
-	s->nofile[0] = soft;
-	s->nofile[1] = hard;
 	snprintf(s->dir, sizeof s->dir, "/tmp/parley-it-XXXXXX");
 	if (mkdtemp(s->dir) == NULL)
 		die("mkdtemp");
 	for (int i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
 		snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", extra[i]);
+}
+
+void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard)
+{
+	prepare(s, extra);
+	s->nofile[0] = soft;
+	s->nofile[1] = hard;
 	if (it_pg())
 		it_pg_create(s);
+	launch(s);
+}
+
+/* peer's <data>/auth_otp.key into s's new data dir (mode 0600, as parleyd requires) */
+static void copy_otp_key(const srv *s, const srv *peer)
+{
+	char from[320], to[320], dir[300];
+	unsigned char key[64];
+	snprintf(from, sizeof from, "%s/data/auth_otp.key", peer->dir);
+	snprintf(dir, sizeof dir, "%s/data", s->dir);
+	snprintf(to, sizeof to, "%s/auth_otp.key", dir);
+	FILE *f = fopen(from, "rb");
+	size_t n = f != NULL ? fread(key, 1, sizeof key, f) : 0;
+	if (f != NULL)
+		fclose(f);
+	if (n == 0)
+		die("the peer's auth_otp.key is unreadable");
+	int fd = (mkdir(dir, 0700) == 0 || errno == EEXIST) ? open(to, O_WRONLY | O_CREAT | O_EXCL, 0600) : -1;
+	if (fd < 0 || write(fd, key, n) != (ssize_t)n)
+		die("cannot copy auth_otp.key");
+	close(fd);
+}
+
+void srv_start_peer(srv *s, const srv *peer, const char *const *extra)
+{
+	prepare(s, extra);
+	copy_otp_key(s, peer);
 	launch(s);
 }
 

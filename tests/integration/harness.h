@@ -30,6 +30,10 @@ void srv_start_nofile(srv *s, const char *const *extra, long soft, long hard);
 /* Start parleyd ($PARLEYD) with a fresh data dir (or the same one on restart) and the given extra flags
  * (NULL-terminated). Fails the test process on error. */
 void srv_start(srv *s, const char *const *extra);
+/* A node of peer's cluster: like srv_start, but with peer's auth_otp.key copied into the new data dir
+ * first (every node of one database must use one OTP key: a node with another refuses to start on
+ * PostgreSQL), and no database of its own: pass peer's store in extra (--store=, --database=). */
+void srv_start_peer(srv *s, const srv *peer, const char *const *extra);
 void srv_restart(srv *s);
 int srv_stop(srv *s);      /* SIGTERM; returns the exit status (0 = clean), -1 on timeout */
 void srv_kill9(srv *s);

@@ -222,7 +222,7 @@ int main(void)
 	else
 		snprintf(a_shared, sizeof a_shared, "--database=%s/data/parley.db", n1.dir);
 	const char *extra2[] = {a_bus, "--bus_heartbeat_ms=100", "--bus_node_timeout_ms=1000", a_shared, NULL};
-	srv_start(&n2, extra2);
+	srv_start_peer(&n2, &n1, extra2); /* node 1's OTP key: one key per database */
 	snprintf(url1, sizeof url1, "ws://127.0.0.1:%d/v1/websocket", n1.port);
 	snprintf(url2, sizeof url2, "ws://127.0.0.1:%d/v1/websocket", n2.port);
 	IT_CHECK(bus_connected(&n1));

@@ -290,7 +290,10 @@ static void start_node(int i)
 	snprintf(a_bus, sizeof a_bus, "--bus=%s", nats_url);
 	snprintf(a_store, sizeof a_store, "--store=%s", pg_url);
 	const char *extra[] = {a_bus, a_store, "--bus_heartbeat_ms=100", "--bus_node_timeout_ms=1000", NULL};
-	srv_start(&node[i], extra);
+	if (i == 0)
+		srv_start(&node[i], extra);
+	else /* node 1's OTP key: every node of one database must use one key, or it refuses to start */
+		srv_start_peer(&node[i], &node[0], extra);
 	snprintf(url[i], sizeof url[i], "ws://127.0.0.1:%d/v1/websocket", node[i].port);
 }
 

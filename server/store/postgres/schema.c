@@ -294,6 +294,15 @@ static const char *const auth_jti_steps[] = {
 	"CREATE INDEX auth_jti_exp ON auth_jti(exp_ms);",
 };
 
+/* --- "server.settings" (sqlite/schema.c) --- */
+static const char *const settings_steps[] = {
+	/* 1 */
+	"CREATE TABLE server_settings ("
+	"  name " PG_TEXT " PRIMARY KEY,"
+	"  value BYTEA NOT NULL"
+	");",
+};
+
 #define PG_SCHEMA_(nm, arr) {.name = (nm), .steps = (arr), .n_steps = sizeof(arr) / sizeof((arr)[0])}
 
 /* in dependency order: each schema's foreign keys name tables of the ones before it */
@@ -304,6 +313,7 @@ const pg_schema pg__schemas[] = {
 	PG_SCHEMA_("server.threads", thread_steps),
 	PG_SCHEMA_("server.auth", auth_steps),
 	PG_SCHEMA_("server.auth_jti", auth_jti_steps),
+	PG_SCHEMA_("server.settings", settings_steps),
 };
 
 const size_t pg__n_schemas = sizeof(pg__schemas) / sizeof(pg__schemas[0]);

@@ -449,7 +449,8 @@ static int migrate_one(sqlite_be *b, const char *path, const migrate_schema *sch
 	return PARLEY_OK;
 }
 
-/* The server schema, then the schemas that domain files version on their own (contacts.c, entities.c, threads.c, auth.c). */
+/* The server schema, then the schemas that domain files version on their own (contacts.c, entities.c, threads.c, auth.c,
+ * settings.c). */
 static int migrate(sqlite_be *b, const char *path)
 {
 	int rc = migrate_one(b, path, &server_schema);
@@ -461,7 +462,9 @@ static int migrate(sqlite_be *b, const char *path)
 		rc = migrate_one(b, path, &sqlite__threads_schema);
 	if (rc == PARLEY_OK)
 		rc = migrate_one(b, path, &sqlite__auth_schema);
-	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__auth_jti_schema) : rc;
+	if (rc == PARLEY_OK)
+		rc = migrate_one(b, path, &sqlite__auth_jti_schema);
+	return rc == PARLEY_OK ? migrate_one(b, path, &sqlite__settings_schema) : rc;
 }
 
 static int exec_pragmas(sqlite_be *b, const char *sql)

@@ -248,3 +248,20 @@ const migrate_schema sqlite__auth_jti_schema = {
 	MIGRATE_STEPS(auth_jti_steps),
 	.legacy_user_version = 0,
 };
+
+/* --- from sql/settings.c --- */
+/* Small facts about the whole database that every node must agree on (name -> value), e.g. the
+ * fingerprint of the OTP key (auth/otpcheck.c). Its own schema: the domain schemas never depend on it. */
+static const char *const settings_steps[] = {
+	/* 1 */
+	"CREATE TABLE IF NOT EXISTS server_settings ("
+	"  name TEXT PRIMARY KEY,"
+	"  value BLOB NOT NULL"
+	") WITHOUT ROWID;",
+};
+
+const migrate_schema sqlite__settings_schema = {
+	.name = "server.settings",
+	MIGRATE_STEPS(settings_steps),
+	.legacy_user_version = 0,
+};

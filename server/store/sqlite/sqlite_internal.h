@@ -54,11 +54,13 @@ void sqlite__space_full(sqlite_be *b);
 void sqlite__space_maintain(sqlite_be *b, int idle);
 int sqlite__space_state(store_be *b);
 
-/* schema.c: the domain schemas, migrated after the "server" schema (contacts, entities, threads, auth). */
+/* schema.c: the domain schemas, migrated after the "server" schema (contacts, entities, threads, auth,
+ * settings). */
 extern const migrate_schema sqlite__contacts_schema;
 extern const migrate_schema sqlite__entities_schema;
 extern const migrate_schema sqlite__threads_schema;
 extern const migrate_schema sqlite__auth_schema;
 extern const migrate_schema sqlite__auth_jti_schema;
+extern const migrate_schema sqlite__settings_schema;
 
 #endif

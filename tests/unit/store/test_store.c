@@ -273,7 +273,7 @@ static void test_op_table(void)
 		STORE_OP_ENTITY_CODE,    STORE_OP_ENTITY_JOIN,   STORE_OP_ENTITY_DECIDE, STORE_OP_ENTITY_STAFF,
 		STORE_OP_THREAD_OPEN,    STORE_OP_THREAD_SEND,   STORE_OP_THREAD_EVENT,  STORE_OP_THREAD_FORWARD,
 		STORE_OP_AUTH_COMPONENT_PUT, STORE_OP_AUTH_COMPONENT_STATE, STORE_OP_AUTH_START, STORE_OP_AUTH_ANSWER,
-		STORE_OP_AUTH_EXPIRE,    STORE_OP_AUTH_KNOWN_EMAIL,
+		STORE_OP_AUTH_EXPIRE,    STORE_OP_AUTH_KNOWN_EMAIL, STORE_OP_SETTING_CHECK,
 	};
 	for (int op = 1; op < STORE_OP__COUNT; op++) {
 		int w = 0;
@@ -284,8 +284,8 @@ static void test_op_table(void)
 		for (int other = 1; other < op; other++)
 			TEST_CHECK(strcmp(store__op_name((enum store_op)op), store__op_name((enum store_op)other)) != 0);
 	}
-	TEST_EQ_INT(STORE_OP__COUNT, 49); /* 23 + set_devlist, get_devlist + 8 entity ops (issue 9) + 6 thread ops
-					   * + 10 auth ops (issue 11) */
+	TEST_EQ_INT(STORE_OP__COUNT, 50); /* 23 + set_devlist, get_devlist + 8 entity ops (issue 9) + 6 thread ops
+					   * + 10 auth ops (issue 11) + setting_check (issue 12) */
 	TEST_EQ_STR(store__op_name(STORE_OP_CREATE_ACCOUNT), "create_account");
 	TEST_EQ_STR(store__op_name(STORE_OP_PURGE_EXPIRED), "purge_expired");
 	TEST_EQ_STR(store__op_name(STORE_OP_NONE), "unknown");
@@ -545,6 +545,51 @@ static void test_client_close_drains(void)
 	store__close(lc.s);
 }
 
+/* SETTING_CHECK: stored when none, same, differs (kept; replaced with `replace`), in the file */
+static int sync_setting(store *s, const char *name, uint8_t fill, int replace, int *result)
+{
+	store_job *j = store__job_new(STORE_OP_SETTING_CHECK);
+	snprintf(j->set.name, sizeof(j->set.name), "%s", name);
+	memset(j->set.value, fill, 32);
+	j->set.value_len = 32;
+	j->set.replace = replace;
+	j->set.result = -1;
+	int rc = store__run_sync(s, j);
+	*result = j->set.result;
+	store__job_free(j);
+	return rc;
+}
+
+static void test_setting_check(void)
+{
+	int r;
+	fresh_path("settings");
+	store *s = open_store(0);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xa1, 0, &r), PARLEY_OK);
+	TEST_EQ_INT(r, STORE_SETTING_STORED);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xa1, 0, &r), PARLEY_OK);
+	TEST_EQ_INT(r, STORE_SETTING_SAME);
+	TEST_EQ_INT(sync_setting(s, "other", 0xb2, 0, &r), PARLEY_OK); /* names are independent */
+	TEST_EQ_INT(r, STORE_SETTING_STORED);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xb2, 0, &r), PARLEY_OK);
+	TEST_EQ_INT(r, STORE_SETTING_DIFFERS);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xa1, 0, &r), PARLEY_OK); /* without replace: the first value kept */
+	TEST_EQ_INT(r, STORE_SETTING_SAME);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xb2, 1, &r), PARLEY_OK); /* replace: differs, then it is the value */
+	TEST_EQ_INT(r, STORE_SETTING_DIFFERS);
+	store__close(s);
+	/* committed: a new process (a reopened store) sees the replaced value */
+	s = open_store(0);
+	TEST_EQ_INT(sync_setting(s, "fp", 0xb2, 0, &r), PARLEY_OK);
+	TEST_EQ_INT(r, STORE_SETTING_SAME);
+	store_job *j = store__job_new(STORE_OP_SETTING_CHECK); /* no name, no value */
+	TEST_EQ_INT(store__run_sync(s, j), PARLEY_E_INVAL);
+	store__job_free(j);
+	store__close(s);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT count(*) FROM server_settings"), 2);
+	TEST_EQ_INT(test_sqlite_int(path, "SELECT version FROM schema_version WHERE name = 'server.settings'"), 1);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/parley-store-XXXXXX");
@@ -560,6 +605,7 @@ int main(void)
 	TEST_RUN(test_operations);
 	TEST_RUN(test_group_commit_two_loops);
 	TEST_RUN(test_client_close_drains);
+	TEST_RUN(test_setting_check);
 	test_remove_tree(dir);
 	TEST_EXIT();
 }
