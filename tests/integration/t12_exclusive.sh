@@ -39,7 +39,9 @@ wait_port "$dir/port" || { echo "Bail out! first parleyd did not start"; cat "$d
 port=$(cat "$dir/port")
 admin=$(cat "$dir/admin")  # /metrics is on the admin listener
 
-# (a) same port, another data directory
+# (a) same port, another data directory (with the first one's OTP key: on a shared PostgreSQL store a
+# node with another key refuses to start before it binds, t41, which is not what this case checks)
+mkdir -m 0700 "$dir/b" && cp -p "$dir/a/auth_otp.key" "$dir/b/"
 start_bg second --port="$port" --data_dir="$dir/b"
 wait_exit
 # while a wrongly started second process would still be up: every request must reach the first one
