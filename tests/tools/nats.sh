@@ -18,6 +18,8 @@ PORT_TRIES=20
 MARK=.parley-nats           # marks a directory this script made: stop removes only those
 
 die() { echo "nats.sh: $*" >&2; exit 1; }
+# shellcheck source=tests/tools/common.sh
+. "$(dirname "$0")/common.sh"
 usage() { echo "usage: nats.sh start DIR [--cluster [ROUTE_URL...]] | stop|restart|kill|url DIR" >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
@@ -26,23 +28,8 @@ shift 2
 case $DIR in /*) ;; *) DIR=$PWD/$DIR ;; esac
 [ -x "$NATS" ] || { echo "nats.sh: nats-server not installed" >&2; exit 77; }
 
-pid_of() {
-	local pid
-	[ -f "$DIR/pid" ] || return 0
-	pid=$(cat "$DIR/pid" 2>/dev/null) || return 0
-	case $pid in '' | *[!0-9]*) return 0 ;; esac
-	kill -0 "$pid" 2>/dev/null && echo "$pid"
-	return 0
-}
+pid_of() { pid_in "$DIR/pid"; }
 
-pick_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		[ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
-	done
-	die "no free port found"
-}
 
 # the port accepts TCP connections
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -25,6 +25,8 @@ PORT_TRIES=20
 MARK=.parley-pg             # marks a directory this script made: stop removes only those
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
+# shellcheck source=tests/tools/common.sh
+. "$(dirname "$0")/common.sh"
 usage() { echo "usage: pg.sh start|stop|restart|kill|url DIR" >&2; exit 2; }
 
 [ $# -eq 2 ] || usage
@@ -51,24 +53,8 @@ ensure_owner() {
 }
 
 # the postmaster's pid when it runs, else nothing
-pm_pid() {
-	local pid
-	[ -f "$DATA/postmaster.pid" ] || return 0
-	pid=$(head -n1 "$DATA/postmaster.pid" 2>/dev/null) || return 0
-	case $pid in '' | *[!0-9]*) return 0 ;; esac
-	kill -0 "$pid" 2>/dev/null && echo "$pid"
-	return 0
-}
+pm_pid() { pid_in "$DATA/postmaster.pid"; }
 
-# a port nobody listens on now (the bind itself decides: start retries on a collision)
-pick_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		[ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
-	done
-	die "no free port found"
-}
 
 server_log() { echo "--- $DIR/log ---" >&2; tail -n 60 "$DIR/log" >&2 2>/dev/null || true; }
 
